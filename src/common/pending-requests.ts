@@ -1,0 +1,52 @@
+// Requests sent and not yet answered, each with a deadline. A reply settles its
+// request by id; a deadline rejects it with TIMEOUT naming what was asked, so a
+// caller never waits forever.
+import { ErrorCode } from '../gen/proto.js';
+import { FerryError } from './ferry-error.js';
+
+interface Pending<R> {
+  resolve: (reply: R) => void;
+  reject: (err: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+export class PendingRequests<R> {
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending<R>>();
+
+  /** Allocates an id and returns it with the promise of its reply. */
+  open(what: string, timeoutMs: number): { id: number; reply: Promise<R> } {
+    const id = this.nextId++;
+    const reply = new Promise<R>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new FerryError(ErrorCode.TIMEOUT, `${what}: no answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(id, { resolve, reject, timer });
+    });
+    return { id, reply };
+  }
+
+  /** Settles a request; false when no such request is open (late or unknown reply). */
+  settle(id: number, reply: R): boolean {
+    const p = this.pending.get(id);
+    if (!p) return false;
+    this.pending.delete(id);
+    clearTimeout(p.timer);
+    p.resolve(reply);
+    return true;
+  }
+
+  /** Rejects every open request (the connection is gone). */
+  failAll(err: Error): void {
+    for (const [id, p] of this.pending) {
+      this.pending.delete(id);
+      clearTimeout(p.timer);
+      p.reject(err);
+    }
+  }
+
+  get size(): number {
+    return this.pending.size;
+  }
+}
