@@ -1,0 +1,175 @@
+// Versioned schema of the coordinator's catalog. The database's schema version
+// is kept in `PRAGMA user_version` (0: empty database). Migration N takes a
+// database from version N-1 to N inside one transaction, so a crash part way
+// leaves the previous version intact. Append new migrations at the end; never
+// edit or reorder one that has shipped (databases in the field ran it).
+import type Database from 'better-sqlite3';
+import { FerryError } from '../common/ferry-error.js';
+import { ErrorCode } from '../gen/proto.js';
+import { tracer } from '../common/trace.js';
+
+const trace = tracer('catalog');
+
+export interface CatalogMigration {
+  /** The schema version this migration produces; migrations are numbered 1, 2, 3 ... */
+  readonly version: number;
+  readonly description: string;
+  readonly up: (db: Database.Database) => void;
+}
+
+export const CATALOG_MIGRATIONS: readonly CatalogMigration[] = [
+  {
+    version: 1,
+    description: 'hosts, jobs, ranks, event log',
+    up: (db) => {
+      db.exec(`
+        CREATE TABLE hosts (
+          name               TEXT PRIMARY KEY,
+          address            TEXT NOT NULL,
+          cpus               INTEGER NOT NULL,
+          criu_version       TEXT NOT NULL,
+          criu_check_ok      INTEGER NOT NULL,
+          criu_check_detail  TEXT NOT NULL,
+          agent_instance     TEXT NOT NULL,
+          registered_ms      INTEGER NOT NULL,
+          first_seen_ms      INTEGER NOT NULL,
+          state              TEXT NOT NULL CHECK (state IN ('up', 'down', 'unknown')),
+          state_changed_ms   INTEGER NOT NULL
+        ) STRICT;
+
+        CREATE TABLE jobs (
+          id                   TEXT PRIMARY KEY,
+          state                TEXT NOT NULL
+                               CHECK (state IN ('pending', 'running', 'succeeded', 'failed', 'cancelled')),
+          world_size           INTEGER NOT NULL CHECK (world_size > 0),
+          argv_json            TEXT NOT NULL,
+          cwd                  TEXT NOT NULL,
+          env_json             TEXT NOT NULL,
+          created_ms           INTEGER NOT NULL,
+          checkpoint_every_ms  INTEGER,
+          started_ms           INTEGER,
+          ended_ms             INTEGER,
+          exit_code            INTEGER,
+          detail               TEXT
+        ) STRICT;
+        CREATE INDEX jobs_by_state ON jobs (state);
+
+        CREATE TABLE ranks (
+          job_id      TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+          rank        INTEGER NOT NULL CHECK (rank >= 0),
+          host        TEXT NOT NULL REFERENCES hosts (name),
+          pid         INTEGER NOT NULL,
+          endpoint    TEXT NOT NULL,
+          state       TEXT NOT NULL CHECK (state IN ('starting', 'running', 'exited')),
+          exit_code   INTEGER,
+          signal      TEXT,
+          updated_ms  INTEGER NOT NULL,
+          PRIMARY KEY (job_id, rank)
+        ) STRICT;
+        CREATE INDEX ranks_by_host ON ranks (host);
+
+        -- AUTOINCREMENT: sequence numbers are never reused, also after pruning.
+        CREATE TABLE events (
+          seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+          time_ms  INTEGER NOT NULL,
+          kind     TEXT NOT NULL,
+          host     TEXT,
+          job_id   TEXT,
+          message  TEXT NOT NULL
+        ) STRICT;
+        CREATE INDEX events_by_job ON events (job_id, seq);
+      `);
+    },
+  },
+  {
+    version: 2,
+    description: 'checkpoint epochs, their phases and per-rank images',
+    up: (db) => {
+      db.exec(`
+        -- The per-job epoch counter lives on the job, not in MAX(epoch), so
+        -- ids keep growing when old epochs are deleted.
+        ALTER TABLE jobs ADD COLUMN last_epoch INTEGER NOT NULL DEFAULT 0;
+
+        CREATE TABLE epochs (
+          job_id        TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+          epoch         INTEGER NOT NULL CHECK (epoch > 0),
+          state         TEXT NOT NULL,
+          started_ms    INTEGER NOT NULL,
+          updated_ms    INTEGER NOT NULL,
+          committed_ms  INTEGER,
+          detail        TEXT,
+          PRIMARY KEY (job_id, epoch)
+        ) STRICT;
+        CREATE INDEX epochs_by_state ON epochs (state);
+
+        CREATE TABLE epoch_phases (
+          seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+          job_id  TEXT NOT NULL,
+          epoch   INTEGER NOT NULL,
+          state   TEXT NOT NULL,
+          at_ms   INTEGER NOT NULL,
+          detail  TEXT,
+          FOREIGN KEY (job_id, epoch) REFERENCES epochs (job_id, epoch) ON DELETE CASCADE
+        ) STRICT;
+        CREATE INDEX epoch_phases_by_epoch ON epoch_phases (job_id, epoch, seq);
+
+        CREATE TABLE epoch_images (
+          job_id         TEXT NOT NULL,
+          epoch          INTEGER NOT NULL,
+          rank           INTEGER NOT NULL CHECK (rank >= 0),
+          host           TEXT NOT NULL,
+          location       TEXT NOT NULL,
+          size_bytes     INTEGER NOT NULL CHECK (size_bytes >= 0),
+          sha256         TEXT NOT NULL,
+          manifest_json  TEXT,
+          PRIMARY KEY (job_id, epoch, rank),
+          FOREIGN KEY (job_id, epoch) REFERENCES epochs (job_id, epoch) ON DELETE CASCADE
+        ) STRICT;
+      `);
+    },
+  },
+];
+
+/** The schema version this build of Ferry writes. */
+export const CATALOG_SCHEMA_VERSION = CATALOG_MIGRATIONS[CATALOG_MIGRATIONS.length - 1]!.version;
+
+export function readSchemaVersion(db: Database.Database): number {
+  return db.pragma('user_version', { simple: true }) as number;
+}
+
+/**
+ * Brings `db` (the file `file`, named in errors) up to the last version of
+ * `migrations`, one transaction per migration, and returns that version.
+ * A database from a newer schema is refused, never downgraded.
+ */
+export function migrateCatalog(
+  db: Database.Database,
+  file: string,
+  migrations: readonly CatalogMigration[] = CATALOG_MIGRATIONS,
+): number {
+  migrations.forEach((m, i) => {
+    if (m.version !== i + 1) {
+      throw new FerryError(ErrorCode.INTERNAL, `catalog migration list is out of order: entry ${i} has version ${m.version}`);
+    }
+  });
+  const target = migrations.length;
+  const found = readSchemaVersion(db);
+  if (found > target) throw newerSchemaError(file, found, target);
+  for (const m of migrations.slice(found)) {
+    trace(`${file}: migrating to schema version ${m.version} (${m.description})`);
+    db.transaction(() => {
+      m.up(db);
+      // user_version lives in the database header and is part of this transaction.
+      db.pragma(`user_version = ${m.version}`);
+    }).immediate();
+  }
+  return target;
+}
+
+export function newerSchemaError(file: string, found: number, supported: number): FerryError {
+  return new FerryError(
+    ErrorCode.VERSION_MISMATCH,
+    `catalog ${file} has schema version ${found}, newer than version ${supported} that this Ferry supports; ` +
+      'use a newer Ferry (the file was left unchanged)',
+  );
+}

@@ -1,0 +1,165 @@
+// Row and input shapes of the coordinator's catalog (src/coordinator/catalog.ts).
+// Times are epoch milliseconds. A column that may be empty is `T | null` in a
+// row; inputs take such fields as optional.
+
+export type HostCatalogState = 'up' | 'down' | 'unknown';
+export type JobCatalogState = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+export type RankCatalogState = 'starting' | 'running' | 'exited';
+
+/** Job states after which a job counts as ended (left out of listJobs() by default). */
+export const JOB_ENDED_STATES: readonly JobCatalogState[] = ['succeeded', 'failed', 'cancelled'];
+
+/** An epoch's first state; beginEpoch() creates it in this state. */
+export const EPOCH_PREPARING = 'preparing';
+/** Only commitEpoch() sets it: the epoch's images are the truth from then on. */
+export const EPOCH_COMMITTED = 'committed';
+/** A failed or abandoned epoch; it changes nothing (PROTOCOL-NOTES invariant 3). */
+export const EPOCH_ABORTED = 'aborted';
+/** States an epoch never leaves; any other state is "in flight". */
+export const EPOCH_TERMINAL_STATES: readonly string[] = [EPOCH_COMMITTED, EPOCH_ABORTED];
+
+export interface HostRegistration {
+  name: string;
+  address: string;
+  cpus: number;
+  criuVersion: string;
+  criuCheckOk: boolean;
+  criuCheckDetail: string;
+  agentInstance: string;
+  registeredMs: number;
+}
+
+export interface HostRow extends HostRegistration {
+  state: HostCatalogState;
+  stateChangedMs: number;
+  /** When the catalog first heard of this host (its first registration). */
+  firstSeenMs: number;
+}
+
+export interface JobSpec {
+  id: string;
+  worldSize: number;
+  argv: string[];
+  cwd: string;
+  env: Record<string, string>;
+  createdMs: number;
+  checkpointEveryMs?: number;
+}
+
+export interface JobStateExtra {
+  startedMs?: number;
+  endedMs?: number;
+  exitCode?: number;
+  detail?: string;
+}
+
+export interface JobRow {
+  id: string;
+  state: JobCatalogState;
+  worldSize: number;
+  argv: string[];
+  cwd: string;
+  env: Record<string, string>;
+  createdMs: number;
+  checkpointEveryMs: number | null;
+  startedMs: number | null;
+  endedMs: number | null;
+  exitCode: number | null;
+  detail: string | null;
+  /** The last epoch id handed out for this job (0: none yet); never decreases. */
+  lastEpoch: number;
+}
+
+export interface RankUpdate {
+  jobId: string;
+  rank: number;
+  host: string;
+  pid: number;
+  endpoint: string;
+  state: RankCatalogState;
+  exitCode?: number;
+  signal?: string;
+  updatedMs: number;
+}
+
+export interface RankRow {
+  jobId: string;
+  rank: number;
+  host: string;
+  pid: number;
+  endpoint: string;
+  state: RankCatalogState;
+  exitCode: number | null;
+  signal: string | null;
+  updatedMs: number;
+}
+
+/** One state an epoch entered, in the order entered. */
+export interface EpochPhase {
+  state: string;
+  atMs: number;
+  detail: string | null;
+}
+
+export interface EpochRow {
+  jobId: string;
+  epoch: number;
+  state: string;
+  startedMs: number;
+  updatedMs: number;
+  committedMs: number | null;
+  detail: string | null;
+  phases: EpochPhase[];
+}
+
+/** One file of a rank's image, for an optional per-file manifest. */
+export interface EpochImageFile {
+  path: string;
+  sizeBytes: number;
+  sha256: string;
+}
+
+export interface EpochImageInput {
+  jobId: string;
+  epoch: number;
+  rank: number;
+  host: string;
+  location: string;
+  sizeBytes: number;
+  sha256: string;
+  manifest?: EpochImageFile[];
+}
+
+export interface EpochImageRow {
+  jobId: string;
+  epoch: number;
+  rank: number;
+  host: string;
+  location: string;
+  sizeBytes: number;
+  sha256: string;
+  manifest: EpochImageFile[] | null;
+}
+
+export interface EventInput {
+  timeMs: number;
+  kind: string;
+  host?: string;
+  jobId?: string;
+  message: string;
+}
+
+export interface EventRow {
+  seq: number;
+  timeMs: number;
+  kind: string;
+  host: string | null;
+  jobId: string | null;
+  message: string;
+}
+
+export interface EventQuery {
+  afterSeq?: number;
+  limit?: number;
+  jobId?: string;
+}

@@ -1,0 +1,694 @@
+// The coordinator's durable catalog: hosts, jobs, ranks, checkpoint epochs with
+// their per-rank images, and an event log, in one SQLite file
+// (STATE_DIR/catalog.db) so that a restarted coordinator loses nothing.
+//
+// Synchronous by design (better-sqlite3): every call is one short local
+// transaction, and the coordinator's event loop stays simple. Writes use
+// synchronous=NORMAL (WAL: safe against a coordinator crash, may lose the last
+// commits on power loss); the epoch writes that must survive power loss
+// (beginEpoch: ids never reused; commitEpoch) switch to synchronous=FULL,
+// whose fsync of the WAL also covers every earlier write.
+import Database from 'better-sqlite3';
+import { closeSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { FerryError, errorMessage } from '../common/ferry-error.js';
+import { ErrorCode } from '../gen/proto.js';
+import { tracer } from '../common/trace.js';
+import { CATALOG_SCHEMA_VERSION, migrateCatalog, newerSchemaError, readSchemaVersion } from './catalog-migrations.js';
+import {
+  EPOCH_COMMITTED,
+  EPOCH_PREPARING,
+  EPOCH_TERMINAL_STATES,
+  JOB_ENDED_STATES,
+  type EpochImageFile,
+  type EpochImageInput,
+  type EpochImageRow,
+  type EpochPhase,
+  type EpochRow,
+  type EventInput,
+  type EventQuery,
+  type EventRow,
+  type HostCatalogState,
+  type HostRegistration,
+  type HostRow,
+  type JobCatalogState,
+  type JobRow,
+  type JobSpec,
+  type JobStateExtra,
+  type RankCatalogState,
+  type RankRow,
+  type RankUpdate,
+} from './catalog-types.js';
+
+const trace = tracer('catalog');
+
+export const CATALOG_FILE_NAME = 'catalog.db';
+export const EVENTS_DEFAULT_LIMIT = 100;
+export const EVENTS_MAX_LIMIT = 10_000;
+/** How long a write waits for a lock held by another connection before failing. */
+const CATALOG_BUSY_TIMEOUT_MS = 5_000;
+/** The first 16 bytes of every SQLite 3 database file. */
+const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
+
+const HOST_STATES: readonly HostCatalogState[] = ['up', 'down', 'unknown'];
+const JOB_STATES: readonly JobCatalogState[] = ['pending', 'running', 'succeeded', 'failed', 'cancelled'];
+const RANK_STATES: readonly RankCatalogState[] = ['starting', 'running', 'exited'];
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+type Row = Record<string, unknown>;
+type Stmt = Database.Statement;
+
+export class Catalog {
+  readonly schemaVersion: number;
+  readonly file: string;
+  private readonly db: Database.Database;
+  private readonly st: ReturnType<typeof prepareStatements>;
+
+  private constructor(db: Database.Database, file: string, schemaVersion: number) {
+    this.db = db;
+    this.file = file;
+    this.schemaVersion = schemaVersion;
+    this.st = prepareStatements(db);
+  }
+
+  /**
+   * Opens (creating it and `stateDir` when missing) STATE_DIR/catalog.db and
+   * migrates it to the current schema. Refuses, without writing to it, a file
+   * that is not a SQLite database, a corrupt one, or one from a newer schema.
+   */
+  static open(stateDir: string): Catalog {
+    mkdirSync(stateDir, { recursive: true });
+    const file = join(stateDir, CATALOG_FILE_NAME);
+    checkLooksLikeSqlite(file);
+    let db: Database.Database;
+    try {
+      db = new Database(file, { timeout: CATALOG_BUSY_TIMEOUT_MS });
+    } catch (err) {
+      throw new FerryError(ErrorCode.INTERNAL, `cannot open catalog ${file}: ${errorMessage(err)}`);
+    }
+    try {
+      // Read-only checks first, so a refused file is left exactly as found.
+      const check = db.pragma('quick_check', { simple: true }) as string;
+      if (check !== 'ok') {
+        throw new FerryError(ErrorCode.INTERNAL, `catalog ${file} is corrupt (quick_check: ${check}); refusing to use it`);
+      }
+      const found = readSchemaVersion(db);
+      if (found > CATALOG_SCHEMA_VERSION) throw newerSchemaError(file, found, CATALOG_SCHEMA_VERSION);
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      db.pragma('foreign_keys = ON');
+      const version = migrateCatalog(db, file);
+      trace(`opened ${file} at schema version ${version} (found ${found})`);
+      return new Catalog(db, file, version);
+    } catch (err) {
+      db.close();
+      if (err instanceof FerryError) throw err;
+      const code = (err as { code?: unknown }).code;
+      if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
+        throw new FerryError(ErrorCode.INTERNAL, `catalog ${file} is not a usable SQLite database (${errorMessage(err)}); refusing to use it`);
+      }
+      throw new FerryError(ErrorCode.INTERNAL, `cannot open catalog ${file}: ${errorMessage(err)}`);
+    }
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  // ---- hosts -------------------------------------------------------------
+
+  /** Records a registration; a registered host is 'up'. Heartbeats are not stored. */
+  upsertHost(h: HostRegistration): void {
+    requireName(h.name, 'host name');
+    requireUint(h.cpus, 'cpus');
+    requireMs(h.registeredMs, 'registeredMs');
+    this.st.upsertHost.run({
+      name: h.name,
+      address: h.address,
+      cpus: h.cpus,
+      criuVersion: h.criuVersion,
+      criuCheckOk: h.criuCheckOk ? 1 : 0,
+      criuCheckDetail: h.criuCheckDetail,
+      agentInstance: h.agentInstance,
+      registeredMs: h.registeredMs,
+    });
+  }
+
+  setHostState(name: string, state: HostCatalogState, atMs: number): void {
+    requireOneOf(state, HOST_STATES, 'host state');
+    requireMs(atMs, 'atMs');
+    if (this.st.setHostState.run({ name, state, atMs }).changes === 0) {
+      throw new FerryError(ErrorCode.UNKNOWN_HOST, `unknown host '${name}'`);
+    }
+  }
+
+  getHost(name: string): HostRow | undefined {
+    const r = this.st.getHost.get(name) as Row | undefined;
+    return r && hostRow(r);
+  }
+
+  listHosts(): HostRow[] {
+    return (this.st.listHosts.all() as Row[]).map(hostRow);
+  }
+
+  // ---- jobs --------------------------------------------------------------
+
+  createJob(j: JobSpec): void {
+    requireName(j.id, 'job id');
+    if (!Number.isSafeInteger(j.worldSize) || j.worldSize < 1) {
+      throw new FerryError(ErrorCode.BAD_REQUEST, `job '${j.id}': world size must be a positive integer, got ${j.worldSize}`);
+    }
+    requireMs(j.createdMs, 'createdMs');
+    if (j.checkpointEveryMs !== undefined) requireUint(j.checkpointEveryMs, 'checkpointEveryMs');
+    try {
+      this.st.createJob.run({
+        id: j.id,
+        worldSize: j.worldSize,
+        argvJson: JSON.stringify(j.argv),
+        cwd: j.cwd,
+        envJson: JSON.stringify(j.env),
+        createdMs: j.createdMs,
+        checkpointEveryMs: j.checkpointEveryMs ?? null,
+      });
+    } catch (err) {
+      if ((err as { code?: unknown }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+        throw new FerryError(ErrorCode.BAD_REQUEST, `job '${j.id}' already exists`);
+      }
+      throw err;
+    }
+  }
+
+  /** Sets a job's state; fields of `extra` that are given replace the stored ones. */
+  setJobState(id: string, state: JobCatalogState, extra: JobStateExtra = {}): void {
+    requireOneOf(state, JOB_STATES, 'job state');
+    if (extra.startedMs !== undefined) requireMs(extra.startedMs, 'startedMs');
+    if (extra.endedMs !== undefined) requireMs(extra.endedMs, 'endedMs');
+    if (extra.exitCode !== undefined) requireInt(extra.exitCode, 'exitCode');
+    const changed = this.st.setJobState.run({
+      id,
+      state,
+      startedMs: extra.startedMs ?? null,
+      endedMs: extra.endedMs ?? null,
+      exitCode: extra.exitCode ?? null,
+      detail: extra.detail ?? null,
+    }).changes;
+    if (changed === 0) throw unknownJob(id);
+  }
+
+  getJob(id: string): JobRow | undefined {
+    const r = this.st.getJob.get(id) as Row | undefined;
+    return r && jobRow(r);
+  }
+
+  /** Jobs by creation time; only those not ended unless `all`. */
+  listJobs(opts: { all?: boolean } = {}): JobRow[] {
+    const rows = (opts.all ? this.st.listAllJobs.all() : this.st.listLiveJobs.all()) as Row[];
+    return rows.map(jobRow);
+  }
+
+  // ---- ranks -------------------------------------------------------------
+
+  upsertRank(r: RankUpdate): void {
+    const job = this.requireJob(r.jobId);
+    requireRank(job, r.rank);
+    if (this.st.getHost.get(r.host) === undefined) {
+      throw new FerryError(ErrorCode.UNKNOWN_HOST, `rank ${r.rank} of job '${r.jobId}': unknown host '${r.host}'`);
+    }
+    requireOneOf(r.state, RANK_STATES, 'rank state');
+    requireInt(r.pid, 'pid');
+    requireMs(r.updatedMs, 'updatedMs');
+    if (r.exitCode !== undefined) requireInt(r.exitCode, 'exitCode');
+    this.st.upsertRank.run({
+      jobId: r.jobId,
+      rank: r.rank,
+      host: r.host,
+      pid: r.pid,
+      endpoint: r.endpoint,
+      state: r.state,
+      exitCode: r.exitCode ?? null,
+      signal: r.signal ?? null,
+      updatedMs: r.updatedMs,
+    });
+  }
+
+  listRanks(jobId: string): RankRow[] {
+    this.requireJob(jobId);
+    return (this.st.listRanks.all(jobId) as Row[]).map(rankRow);
+  }
+
+  ranksOnHost(host: string): RankRow[] {
+    if (this.st.getHost.get(host) === undefined) throw new FerryError(ErrorCode.UNKNOWN_HOST, `unknown host '${host}'`);
+    return (this.st.ranksOnHost.all(host) as Row[]).map(rankRow);
+  }
+
+  // ---- checkpoint epochs -------------------------------------------------
+
+  /**
+   * Starts a new epoch of `jobId` in state 'preparing' and returns its id: one
+   * more than any id this job ever had, also after deletes and restarts.
+   * Refused with BUSY while another epoch of the job is in flight.
+   */
+  beginEpoch(jobId: string, startedMs: number): number {
+    requireMs(startedMs, 'startedMs');
+    return this.durably(() => {
+      this.requireJob(jobId);
+      const open = this.st.inFlightEpochOfJob.get(jobId) as Row | undefined;
+      if (open) {
+        throw new FerryError(
+          ErrorCode.BUSY,
+          `job '${jobId}' already has epoch ${open.epoch} in flight (state '${open.state}'); abort or commit it first`,
+        );
+      }
+      const epoch = (this.st.bumpEpochCounter.get(jobId) as Row).last_epoch as number;
+      this.st.insertEpoch.run({ jobId, epoch, state: EPOCH_PREPARING, atMs: startedMs });
+      this.st.insertPhase.run({ jobId, epoch, state: EPOCH_PREPARING, atMs: startedMs, detail: null });
+      trace(`job ${jobId}: epoch ${epoch} begun`);
+      return epoch;
+    });
+  }
+
+  /**
+   * Moves an in-flight epoch to `state` (any name but 'committed', which only
+   * commitEpoch() sets). 'aborted' and 'committed' are final.
+   */
+  setEpochState(jobId: string, epoch: number, state: string, atMs: number, detail?: string): void {
+    requireName(state, 'epoch state');
+    requireMs(atMs, 'atMs');
+    if (state === EPOCH_COMMITTED) {
+      throw new FerryError(ErrorCode.BAD_REQUEST, `epoch ${epoch} of job '${jobId}': use commitEpoch() to commit`);
+    }
+    this.db.transaction(() => {
+      const cur = this.requireInFlightEpoch(jobId, epoch);
+      this.st.setEpochState.run({ jobId, epoch, state, atMs, detail: detail ?? null });
+      this.st.insertPhase.run({ jobId, epoch, state, atMs, detail: detail ?? null });
+      trace(`job ${jobId} epoch ${epoch}: ${cur.state} -> ${state}`);
+    }).immediate();
+  }
+
+  /** Records (or replaces) the image of one rank in an in-flight epoch. */
+  recordEpochImage(i: EpochImageInput): void {
+    requireName(i.host, 'host');
+    requireName(i.location, 'image location');
+    requireUint(i.sizeBytes, 'sizeBytes');
+    requireSha256(i.sha256, 'sha256');
+    for (const f of i.manifest ?? []) {
+      requireName(f.path, 'manifest path');
+      requireUint(f.sizeBytes, `size of ${f.path}`);
+      requireSha256(f.sha256, `sha256 of ${f.path}`);
+    }
+    this.db.transaction(() => {
+      requireRank(this.requireJob(i.jobId), i.rank);
+      this.requireInFlightEpoch(i.jobId, i.epoch);
+      this.st.upsertImage.run({
+        jobId: i.jobId,
+        epoch: i.epoch,
+        rank: i.rank,
+        host: i.host,
+        location: i.location,
+        sizeBytes: i.sizeBytes,
+        sha256: i.sha256,
+        manifestJson: i.manifest === undefined ? null : JSON.stringify(i.manifest),
+      });
+    }).immediate();
+  }
+
+  /**
+   * Marks an epoch committed, durably (fsync before returning). Refused unless
+   * the epoch is in flight and holds an image of every rank of the job.
+   */
+  commitEpoch(jobId: string, epoch: number, atMs: number): void {
+    requireMs(atMs, 'atMs');
+    this.durably(() => {
+      const job = this.requireJob(jobId);
+      this.requireInFlightEpoch(jobId, epoch);
+      const have = new Set((this.st.imageRanks.all(jobId, epoch) as Row[]).map((r) => r.rank as number));
+      if (have.size !== job.world_size) {
+        const missing: number[] = [];
+        for (let r = 0; r < (job.world_size as number) && missing.length < 10; r++) if (!have.has(r)) missing.push(r);
+        throw new FerryError(
+          ErrorCode.BAD_REQUEST,
+          `epoch ${epoch} of job '${jobId}' has images of ${have.size} of ${job.world_size} ranks ` +
+            `(missing ${missing.join(', ')}${have.size + missing.length < (job.world_size as number) ? ', ...' : ''}); not committed`,
+        );
+      }
+      this.st.commitEpoch.run({ jobId, epoch, state: EPOCH_COMMITTED, atMs });
+      this.st.insertPhase.run({ jobId, epoch, state: EPOCH_COMMITTED, atMs, detail: null });
+      trace(`job ${jobId}: epoch ${epoch} committed`);
+    });
+  }
+
+  /** Forgets an epoch and its images (e.g. after its image files were removed). Ids are not reused. */
+  deleteEpoch(jobId: string, epoch: number): void {
+    this.requireJob(jobId);
+    if (this.st.deleteEpoch.run(jobId, epoch).changes === 0) throw unknownEpoch(jobId, epoch);
+  }
+
+  getEpoch(jobId: string, epoch: number): EpochRow | undefined {
+    const r = this.st.getEpoch.get(jobId, epoch) as Row | undefined;
+    return r && epochRow(r, (this.st.phasesOfEpoch.all(jobId, epoch) as Row[]).map(phaseRow));
+  }
+
+  listEpochs(jobId: string): EpochRow[] {
+    this.requireJob(jobId);
+    return this.withPhases(this.st.listEpochs.all(jobId) as Row[]);
+  }
+
+  lastCommittedEpoch(jobId: string): EpochRow | undefined {
+    this.requireJob(jobId);
+    const r = this.st.lastCommittedEpoch.get(jobId, EPOCH_COMMITTED) as Row | undefined;
+    return r && this.getEpoch(jobId, r.epoch as number);
+  }
+
+  /** Epochs of every job neither committed nor aborted: a restarted coordinator aborts these. */
+  inFlightEpochs(): EpochRow[] {
+    return (this.st.inFlightEpochs.all() as Row[]).map((r) =>
+      epochRow(r, (this.st.phasesOfEpoch.all(r.job_id, r.epoch) as Row[]).map(phaseRow)),
+    );
+  }
+
+  epochImages(jobId: string, epoch: number): EpochImageRow[] {
+    if (this.st.getEpoch.get(jobId, epoch) === undefined) {
+      this.requireJob(jobId);
+      throw unknownEpoch(jobId, epoch);
+    }
+    return (this.st.epochImages.all(jobId, epoch) as Row[]).map(imageRow);
+  }
+
+  // ---- events ------------------------------------------------------------
+
+  /** Appends an event and returns its sequence number (increasing, never reused). */
+  appendEvent(e: EventInput): number {
+    requireMs(e.timeMs, 'timeMs');
+    requireName(e.kind, 'event kind');
+    const info = this.st.appendEvent.run({
+      timeMs: e.timeMs,
+      kind: e.kind,
+      host: e.host ?? null,
+      jobId: e.jobId ?? null,
+      message: e.message,
+    });
+    return Number(info.lastInsertRowid);
+  }
+
+  /** Events with seq > afterSeq, ascending; limit 0 or absent: 100, at most 10,000. */
+  listEvents(q: EventQuery = {}): EventRow[] {
+    const afterSeq = q.afterSeq ?? 0;
+    requireUint(afterSeq, 'afterSeq');
+    let limit = q.limit ?? 0;
+    requireUint(limit, 'limit');
+    if (limit === 0) limit = EVENTS_DEFAULT_LIMIT;
+    limit = Math.min(limit, EVENTS_MAX_LIMIT);
+    const rows = (
+      q.jobId ? this.st.listEventsOfJob.all(afterSeq, q.jobId, limit) : this.st.listEvents.all(afterSeq, limit)
+    ) as Row[];
+    return rows.map(eventRow);
+  }
+
+  /** Deletes all but the newest `keepLast` events. */
+  pruneEvents(keepLast: number): void {
+    requireUint(keepLast, 'keepLast');
+    this.st.pruneEvents.run(keepLast);
+  }
+
+  // ---- internals ---------------------------------------------------------
+
+  /** Runs `fn` in one immediate transaction whose commit is fsynced (synchronous=FULL). */
+  private durably<T>(fn: () => T): T {
+    // Not a prepared statement: SQLite applies `PRAGMA synchronous = X` when the
+    // statement is compiled, so re-running a prepared one does nothing.
+    this.db.pragma('synchronous = FULL');
+    try {
+      return this.db.transaction(fn).immediate();
+    } finally {
+      this.db.pragma('synchronous = NORMAL');
+    }
+  }
+
+  private requireJob(id: string): Row {
+    const r = this.st.getJob.get(id) as Row | undefined;
+    if (!r) throw unknownJob(id);
+    return r;
+  }
+
+  private requireInFlightEpoch(jobId: string, epoch: number): Row {
+    const r = this.st.getEpoch.get(jobId, epoch) as Row | undefined;
+    if (!r) {
+      this.requireJob(jobId);
+      throw unknownEpoch(jobId, epoch);
+    }
+    if (EPOCH_TERMINAL_STATES.includes(r.state as string)) {
+      throw new FerryError(ErrorCode.BAD_REQUEST, `epoch ${epoch} of job '${jobId}' is already ${r.state}`);
+    }
+    return r;
+  }
+
+  private withPhases(rows: Row[]): EpochRow[] {
+    if (rows.length === 0) return [];
+    const byEpoch = new Map<number, EpochPhase[]>();
+    for (const p of this.st.phasesOfJob.all(rows[0]!.job_id) as Row[]) {
+      const list = byEpoch.get(p.epoch as number) ?? [];
+      list.push(phaseRow(p));
+      byEpoch.set(p.epoch as number, list);
+    }
+    return rows.map((r) => epochRow(r, byEpoch.get(r.epoch as number) ?? []));
+  }
+}
+
+// Every statement is prepared once per Catalog, here.
+function prepareStatements(db: Database.Database) {
+  const p = (sql: string): Stmt => db.prepare(sql);
+  const epochCols = 'job_id, epoch, state, started_ms, updated_ms, committed_ms, detail';
+  const terminal = EPOCH_TERMINAL_STATES.map((s) => `'${s}'`).join(', ');
+  const ended = JOB_ENDED_STATES.map((s) => `'${s}'`).join(', ');
+  return {
+    upsertHost: p(`
+      INSERT INTO hosts (name, address, cpus, criu_version, criu_check_ok, criu_check_detail, agent_instance,
+                         registered_ms, first_seen_ms, state, state_changed_ms)
+      VALUES (@name, @address, @cpus, @criuVersion, @criuCheckOk, @criuCheckDetail, @agentInstance,
+              @registeredMs, @registeredMs, 'up', @registeredMs)
+      ON CONFLICT (name) DO UPDATE SET
+        address = excluded.address, cpus = excluded.cpus, criu_version = excluded.criu_version,
+        criu_check_ok = excluded.criu_check_ok, criu_check_detail = excluded.criu_check_detail,
+        agent_instance = excluded.agent_instance, registered_ms = excluded.registered_ms,
+        state_changed_ms = CASE WHEN hosts.state = 'up' THEN hosts.state_changed_ms ELSE excluded.registered_ms END,
+        state = 'up'`),
+    setHostState: p(`
+      UPDATE hosts SET state_changed_ms = CASE WHEN state = @state THEN state_changed_ms ELSE @atMs END, state = @state
+      WHERE name = @name`),
+    getHost: p('SELECT * FROM hosts WHERE name = ?'),
+    listHosts: p('SELECT * FROM hosts ORDER BY name'),
+
+    createJob: p(`
+      INSERT INTO jobs (id, state, world_size, argv_json, cwd, env_json, created_ms, checkpoint_every_ms)
+      VALUES (@id, 'pending', @worldSize, @argvJson, @cwd, @envJson, @createdMs, @checkpointEveryMs)`),
+    setJobState: p(`
+      UPDATE jobs SET state = @state,
+        started_ms = COALESCE(@startedMs, started_ms), ended_ms = COALESCE(@endedMs, ended_ms),
+        exit_code = COALESCE(@exitCode, exit_code), detail = COALESCE(@detail, detail)
+      WHERE id = @id`),
+    getJob: p('SELECT * FROM jobs WHERE id = ?'),
+    listAllJobs: p('SELECT * FROM jobs ORDER BY created_ms, id'),
+    listLiveJobs: p(`SELECT * FROM jobs WHERE state NOT IN (${ended}) ORDER BY created_ms, id`),
+
+    upsertRank: p(`
+      INSERT INTO ranks (job_id, rank, host, pid, endpoint, state, exit_code, signal, updated_ms)
+      VALUES (@jobId, @rank, @host, @pid, @endpoint, @state, @exitCode, @signal, @updatedMs)
+      ON CONFLICT (job_id, rank) DO UPDATE SET
+        host = excluded.host, pid = excluded.pid, endpoint = excluded.endpoint, state = excluded.state,
+        exit_code = excluded.exit_code, signal = excluded.signal, updated_ms = excluded.updated_ms`),
+    listRanks: p('SELECT * FROM ranks WHERE job_id = ? ORDER BY rank'),
+    ranksOnHost: p('SELECT * FROM ranks WHERE host = ? ORDER BY job_id, rank'),
+
+    bumpEpochCounter: p('UPDATE jobs SET last_epoch = last_epoch + 1 WHERE id = ? RETURNING last_epoch'),
+    insertEpoch: p(`
+      INSERT INTO epochs (job_id, epoch, state, started_ms, updated_ms)
+      VALUES (@jobId, @epoch, @state, @atMs, @atMs)`),
+    insertPhase: p(`
+      INSERT INTO epoch_phases (job_id, epoch, state, at_ms, detail)
+      VALUES (@jobId, @epoch, @state, @atMs, @detail)`),
+    setEpochState: p(`
+      UPDATE epochs SET state = @state, updated_ms = @atMs, detail = COALESCE(@detail, detail)
+      WHERE job_id = @jobId AND epoch = @epoch`),
+    commitEpoch: p(`
+      UPDATE epochs SET state = @state, updated_ms = @atMs, committed_ms = @atMs
+      WHERE job_id = @jobId AND epoch = @epoch`),
+    deleteEpoch: p('DELETE FROM epochs WHERE job_id = ? AND epoch = ?'),
+    getEpoch: p(`SELECT ${epochCols} FROM epochs WHERE job_id = ? AND epoch = ?`),
+    listEpochs: p(`SELECT ${epochCols} FROM epochs WHERE job_id = ? ORDER BY epoch`),
+    lastCommittedEpoch: p('SELECT epoch FROM epochs WHERE job_id = ? AND state = ? ORDER BY epoch DESC LIMIT 1'),
+    inFlightEpochOfJob: p(`SELECT epoch, state FROM epochs WHERE job_id = ? AND state NOT IN (${terminal}) LIMIT 1`),
+    inFlightEpochs: p(`SELECT ${epochCols} FROM epochs WHERE state NOT IN (${terminal}) ORDER BY job_id, epoch`),
+    phasesOfEpoch: p('SELECT epoch, state, at_ms, detail FROM epoch_phases WHERE job_id = ? AND epoch = ? ORDER BY seq'),
+    phasesOfJob: p('SELECT epoch, state, at_ms, detail FROM epoch_phases WHERE job_id = ? ORDER BY seq'),
+    upsertImage: p(`
+      INSERT INTO epoch_images (job_id, epoch, rank, host, location, size_bytes, sha256, manifest_json)
+      VALUES (@jobId, @epoch, @rank, @host, @location, @sizeBytes, @sha256, @manifestJson)
+      ON CONFLICT (job_id, epoch, rank) DO UPDATE SET
+        host = excluded.host, location = excluded.location, size_bytes = excluded.size_bytes,
+        sha256 = excluded.sha256, manifest_json = excluded.manifest_json`),
+    imageRanks: p('SELECT rank FROM epoch_images WHERE job_id = ? AND epoch = ?'),
+    epochImages: p('SELECT * FROM epoch_images WHERE job_id = ? AND epoch = ? ORDER BY rank'),
+
+    appendEvent: p(`
+      INSERT INTO events (time_ms, kind, host, job_id, message) VALUES (@timeMs, @kind, @host, @jobId, @message)`),
+    listEvents: p('SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?'),
+    listEventsOfJob: p('SELECT * FROM events WHERE seq > ? AND job_id = ? ORDER BY seq LIMIT ?'),
+    // The (keepLast+1)-th newest event and everything older go; no row there: nothing to prune.
+    pruneEvents: p('DELETE FROM events WHERE seq <= (SELECT seq FROM events ORDER BY seq DESC LIMIT 1 OFFSET ?)'),
+  };
+}
+
+/** Refuses, without opening it, an existing file that does not start with SQLite's header. */
+function checkLooksLikeSqlite(file: string): void {
+  let size: number;
+  try {
+    const st = statSync(file);
+    if (!st.isFile()) throw new FerryError(ErrorCode.INTERNAL, `catalog ${file} exists but is not a regular file`);
+    size = st.size;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  if (size === 0) return; // SQLite treats an empty file as an empty database
+  const head = Buffer.alloc(SQLITE_HEADER.length);
+  const fd = openSync(file, 'r');
+  let n: number;
+  try {
+    n = readSync(fd, head, 0, head.length, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (n < head.length || !head.equals(SQLITE_HEADER)) {
+    throw new FerryError(
+      ErrorCode.INTERNAL,
+      `catalog ${file} is not a SQLite database (${size} bytes, no SQLite header); refusing to use or overwrite it`,
+    );
+  }
+}
+
+function hostRow(r: Row): HostRow {
+  return {
+    name: r.name as string,
+    address: r.address as string,
+    cpus: r.cpus as number,
+    criuVersion: r.criu_version as string,
+    criuCheckOk: r.criu_check_ok === 1,
+    criuCheckDetail: r.criu_check_detail as string,
+    agentInstance: r.agent_instance as string,
+    registeredMs: r.registered_ms as number,
+    firstSeenMs: r.first_seen_ms as number,
+    state: r.state as HostCatalogState,
+    stateChangedMs: r.state_changed_ms as number,
+  };
+}
+
+function jobRow(r: Row): JobRow {
+  return {
+    id: r.id as string,
+    state: r.state as JobCatalogState,
+    worldSize: r.world_size as number,
+    argv: JSON.parse(r.argv_json as string) as string[],
+    cwd: r.cwd as string,
+    env: JSON.parse(r.env_json as string) as Record<string, string>,
+    createdMs: r.created_ms as number,
+    checkpointEveryMs: r.checkpoint_every_ms as number | null,
+    startedMs: r.started_ms as number | null,
+    endedMs: r.ended_ms as number | null,
+    exitCode: r.exit_code as number | null,
+    detail: r.detail as string | null,
+    lastEpoch: r.last_epoch as number,
+  };
+}
+
+function rankRow(r: Row): RankRow {
+  return {
+    jobId: r.job_id as string,
+    rank: r.rank as number,
+    host: r.host as string,
+    pid: r.pid as number,
+    endpoint: r.endpoint as string,
+    state: r.state as RankCatalogState,
+    exitCode: r.exit_code as number | null,
+    signal: r.signal as string | null,
+    updatedMs: r.updated_ms as number,
+  };
+}
+
+function phaseRow(r: Row): EpochPhase {
+  return { state: r.state as string, atMs: r.at_ms as number, detail: r.detail as string | null };
+}
+
+function epochRow(r: Row, phases: EpochPhase[]): EpochRow {
+  return {
+    jobId: r.job_id as string,
+    epoch: r.epoch as number,
+    state: r.state as string,
+    startedMs: r.started_ms as number,
+    updatedMs: r.updated_ms as number,
+    committedMs: r.committed_ms as number | null,
+    detail: r.detail as string | null,
+    phases,
+  };
+}
+
+function imageRow(r: Row): EpochImageRow {
+  return {
+    jobId: r.job_id as string,
+    epoch: r.epoch as number,
+    rank: r.rank as number,
+    host: r.host as string,
+    location: r.location as string,
+    sizeBytes: r.size_bytes as number,
+    sha256: r.sha256 as string,
+    manifest: r.manifest_json === null ? null : (JSON.parse(r.manifest_json as string) as EpochImageFile[]),
+  };
+}
+
+function eventRow(r: Row): EventRow {
+  return {
+    seq: r.seq as number,
+    timeMs: r.time_ms as number,
+    kind: r.kind as string,
+    host: r.host as string | null,
+    jobId: r.job_id as string | null,
+    message: r.message as string,
+  };
+}
+
+function unknownJob(id: string): FerryError {
+  return new FerryError(ErrorCode.UNKNOWN_JOB, `unknown job '${id}'`);
+}
+
+function unknownEpoch(jobId: string, epoch: number): FerryError {
+  return new FerryError(ErrorCode.BAD_REQUEST, `job '${jobId}' has no epoch ${epoch}`);
+}
+
+function requireRank(job: Row, rank: number): void {
+  if (!Number.isSafeInteger(rank) || rank < 0 || rank >= (job.world_size as number)) {
+    throw new FerryError(ErrorCode.UNKNOWN_RANK, `job '${job.id}' has ranks 0..${(job.world_size as number) - 1}, not ${rank}`);
+  }
+}
+
+function requireName(v: unknown, what: string): void {
+  if (typeof v !== 'string' || v.length === 0) throw new FerryError(ErrorCode.BAD_REQUEST, `${what} must be a non-empty string`);
+}
+
+function requireInt(v: number, what: string): void {
+  if (!Number.isSafeInteger(v)) throw new FerryError(ErrorCode.BAD_REQUEST, `${what} must be an integer, got ${v}`);
+}
+
+function requireUint(v: number, what: string): void {
+  if (!Number.isSafeInteger(v) || v < 0) throw new FerryError(ErrorCode.BAD_REQUEST, `${what} must be a non-negative integer, got ${v}`);
+}
+
+function requireMs(v: number, what: string): void {
+  requireUint(v, `${what} (epoch milliseconds)`);
+}
+
+function requireSha256(v: string, what: string): void {
+  if (!SHA256_HEX.test(v)) throw new FerryError(ErrorCode.BAD_REQUEST, `${what} must be 64 lowercase hex digits`);
+}
+
+function requireOneOf<T extends string>(v: T, allowed: readonly T[], what: string): void {
+  if (!allowed.includes(v)) throw new FerryError(ErrorCode.BAD_REQUEST, `${what} must be one of ${allowed.join(', ')}, got '${v}'`);
+}

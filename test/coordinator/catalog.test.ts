@@ -1,0 +1,453 @@
+// The coordinator's SQLite catalog, on real files in temporary state dirs.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { Catalog, CATALOG_FILE_NAME } from '../../src/coordinator/catalog.js';
+import { CATALOG_MIGRATIONS, CATALOG_SCHEMA_VERSION, migrateCatalog } from '../../src/coordinator/catalog-migrations.js';
+import type { HostRegistration, JobSpec } from '../../src/coordinator/catalog-types.js';
+import { FerryError } from '../../src/common/ferry-error.js';
+import { ErrorCode } from '../../src/gen/proto.js';
+
+const SHA_A = 'a'.repeat(64);
+const SHA_B = '0123456789abcdef'.repeat(4);
+
+let dir: string;
+let open: Catalog[];
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'ferry-catalog-'));
+  open = [];
+});
+
+afterEach(() => {
+  for (const c of open) c.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function openCatalog(stateDir = dir): Catalog {
+  const c = Catalog.open(stateDir);
+  open.push(c);
+  return c;
+}
+
+function host(name: string, over: Partial<HostRegistration> = {}): HostRegistration {
+  return {
+    name,
+    address: `198.18.0.${name.length}`,
+    cpus: 2,
+    criuVersion: '4.1.1',
+    criuCheckOk: true,
+    criuCheckDetail: 'Looks good.',
+    agentInstance: `inst-${name}`,
+    registeredMs: 1_000,
+    ...over,
+  };
+}
+
+function job(id: string, over: Partial<JobSpec> = {}): JobSpec {
+  return {
+    id,
+    worldSize: 2,
+    argv: ['/bin/ring', '--size', '1 MiB'],
+    cwd: '/work',
+    env: { OMP_NUM_THREADS: '1', 'WITH=EQUALS': 'a=b' },
+    createdMs: 2_000,
+    ...over,
+  };
+}
+
+function codeOf(fn: () => unknown): ErrorCode | string {
+  try {
+    fn();
+  } catch (err) {
+    return err instanceof FerryError ? err.code : `not a FerryError: ${String(err)}`;
+  }
+  return 'no error';
+}
+
+/** Fills one job with everything the catalog keeps: hosts, ranks, a committed and an aborted epoch, events. */
+function populate(c: Catalog): void {
+  c.upsertHost(host('h1'));
+  c.upsertHost(host('h2', { criuCheckOk: false, criuVersion: '', criuCheckDetail: 'no criu' }));
+  c.setHostState('h2', 'down', 1_500);
+  c.createJob(job('j1', { checkpointEveryMs: 60_000 }));
+  c.setJobState('j1', 'running', { startedMs: 2_100 });
+  c.upsertRank({ jobId: 'j1', rank: 0, host: 'h1', pid: 101, endpoint: '198.18.0.2:4000', state: 'running', updatedMs: 2_200 });
+  c.upsertRank({ jobId: 'j1', rank: 1, host: 'h2', pid: 102, endpoint: '198.18.0.2:4001', state: 'exited', exitCode: -1, signal: 'SIGKILL', updatedMs: 2_300 });
+  const e1 = c.beginEpoch('j1', 3_000);
+  c.setEpochState('j1', e1, 'flushed', 3_100, 'channels empty');
+  c.recordEpochImage({ jobId: 'j1', epoch: e1, rank: 0, host: 'h1', location: '/img/j1/1/0', sizeBytes: 5_000_000_000, sha256: SHA_A,
+    manifest: [{ path: 'pages-1.img', sizeBytes: 4_999_999_000, sha256: SHA_B }, { path: 'core-1.img', sizeBytes: 1_000, sha256: SHA_A }] });
+  c.recordEpochImage({ jobId: 'j1', epoch: e1, rank: 1, host: 'h2', location: '/img/j1/1/1', sizeBytes: 42, sha256: SHA_B });
+  c.commitEpoch('j1', e1, 3_200);
+  const e2 = c.beginEpoch('j1', 4_000);
+  c.setEpochState('j1', e2, 'aborted', 4_100, 'rank 1 died');
+  c.appendEvent({ timeMs: 1_000, kind: 'host-up', host: 'h1', message: 'registered' });
+  c.appendEvent({ timeMs: 2_000, kind: 'job-created', jobId: 'j1', message: 'world size 2' });
+}
+
+function snapshot(c: Catalog) {
+  return {
+    hosts: c.listHosts(),
+    jobs: c.listJobs({ all: true }),
+    ranks: c.listRanks('j1'),
+    epochs: c.listEpochs('j1'),
+    images: c.listEpochs('j1').map((e) => c.epochImages('j1', e.epoch)),
+    events: c.listEvents({}),
+  };
+}
+
+describe('catalog round trips', () => {
+  it('keeps hosts with registration data and state changes', () => {
+    const c = openCatalog();
+    c.upsertHost(host('h1'));
+    expect(c.getHost('h1')).toEqual({ ...host('h1'), state: 'up', stateChangedMs: 1_000, firstSeenMs: 1_000 });
+    c.setHostState('h1', 'down', 5_000);
+    c.setHostState('h1', 'down', 6_000); // no change: the time of the change stays
+    expect(c.getHost('h1')).toMatchObject({ state: 'down', stateChangedMs: 5_000 });
+    c.upsertHost(host('h1', { registeredMs: 7_000, agentInstance: 'new', cpus: 8 }));
+    expect(c.getHost('h1')).toMatchObject({ state: 'up', stateChangedMs: 7_000, firstSeenMs: 1_000, cpus: 8, agentInstance: 'new' });
+    c.upsertHost(host('a0'));
+    expect(c.listHosts().map((h) => h.name)).toEqual(['a0', 'h1']);
+    expect(c.getHost('nope')).toBeUndefined();
+  });
+
+  it('keeps jobs and lists only live ones by default', () => {
+    const c = openCatalog();
+    c.createJob(job('j1'));
+    c.createJob(job('j2', { createdMs: 2_500, worldSize: 4 }));
+    expect(c.getJob('j1')).toEqual({
+      ...job('j1'), state: 'pending', checkpointEveryMs: null, startedMs: null, endedMs: null, exitCode: null, detail: null, lastEpoch: 0,
+    });
+    c.setJobState('j1', 'running', { startedMs: 2_100 });
+    c.setJobState('j1', 'failed', { endedMs: 9_000, exitCode: 3, detail: 'rank 1 exited with 3' });
+    expect(c.getJob('j1')).toMatchObject({ state: 'failed', startedMs: 2_100, endedMs: 9_000, exitCode: 3, detail: 'rank 1 exited with 3' });
+    expect(c.listJobs().map((j) => j.id)).toEqual(['j2']);
+    expect(c.listJobs({ all: true }).map((j) => j.id)).toEqual(['j1', 'j2']);
+  });
+
+  it('keeps ranks, updated in place, by job and by host', () => {
+    const c = openCatalog();
+    c.upsertHost(host('h1'));
+    c.upsertHost(host('h2'));
+    c.createJob(job('j1'));
+    c.upsertRank({ jobId: 'j1', rank: 0, host: 'h1', pid: 10, endpoint: '', state: 'starting', updatedMs: 1 });
+    c.upsertRank({ jobId: 'j1', rank: 0, host: 'h1', pid: 10, endpoint: 'x:1', state: 'running', updatedMs: 2 });
+    c.upsertRank({ jobId: 'j1', rank: 1, host: 'h2', pid: 11, endpoint: 'y:1', state: 'exited', exitCode: 0, updatedMs: 3 });
+    expect(c.listRanks('j1')).toEqual([
+      { jobId: 'j1', rank: 0, host: 'h1', pid: 10, endpoint: 'x:1', state: 'running', exitCode: null, signal: null, updatedMs: 2 },
+      { jobId: 'j1', rank: 1, host: 'h2', pid: 11, endpoint: 'y:1', state: 'exited', exitCode: 0, signal: null, updatedMs: 3 },
+    ]);
+    // a rank that moved (restored on another host)
+    c.upsertRank({ jobId: 'j1', rank: 0, host: 'h2', pid: 1, endpoint: 'y:2', state: 'running', updatedMs: 4 });
+    expect(c.ranksOnHost('h1')).toEqual([]);
+    expect(c.ranksOnHost('h2').map((r) => r.rank)).toEqual([0, 1]);
+  });
+
+  it('keeps epochs with their phases and per-rank images', () => {
+    const c = openCatalog();
+    populate(c);
+    const [e1, e2] = c.listEpochs('j1');
+    expect(e1).toEqual({
+      jobId: 'j1', epoch: 1, state: 'committed', startedMs: 3_000, updatedMs: 3_200, committedMs: 3_200, detail: 'channels empty',
+      phases: [
+        { state: 'preparing', atMs: 3_000, detail: null },
+        { state: 'flushed', atMs: 3_100, detail: 'channels empty' },
+        { state: 'committed', atMs: 3_200, detail: null },
+      ],
+    });
+    expect(e2).toMatchObject({ epoch: 2, state: 'aborted', committedMs: null, detail: 'rank 1 died' });
+    expect(c.getEpoch('j1', 1)).toEqual(e1);
+    expect(c.getEpoch('j1', 99)).toBeUndefined();
+    expect(c.lastCommittedEpoch('j1')).toEqual(e1);
+    const images = c.epochImages('j1', 1);
+    expect(images).toHaveLength(2);
+    expect(images[0]).toEqual({
+      jobId: 'j1', epoch: 1, rank: 0, host: 'h1', location: '/img/j1/1/0', sizeBytes: 5_000_000_000, sha256: SHA_A,
+      manifest: [{ path: 'pages-1.img', sizeBytes: 4_999_999_000, sha256: SHA_B }, { path: 'core-1.img', sizeBytes: 1_000, sha256: SHA_A }],
+    });
+    expect(images[1]).toMatchObject({ rank: 1, sizeBytes: 42, sha256: SHA_B, manifest: null });
+    expect(c.epochImages('j1', 2)).toEqual([]);
+    expect(c.inFlightEpochs()).toEqual([]);
+    expect(c.getJob('j1')!.lastEpoch).toBe(2);
+  });
+
+  it('guards epochs: one in flight per job, complete before commit, final once committed or aborted', () => {
+    const c = openCatalog();
+    c.createJob(job('j1'));
+    const e = c.beginEpoch('j1', 1);
+    expect(codeOf(() => c.beginEpoch('j1', 2))).toBe(ErrorCode.BUSY);
+    expect(c.inFlightEpochs().map((x) => [x.jobId, x.epoch, x.state])).toEqual([['j1', e, 'preparing']]);
+    c.recordEpochImage({ jobId: 'j1', epoch: e, rank: 0, host: 'h1', location: '/i/0', sizeBytes: 1, sha256: SHA_A });
+    expect(codeOf(() => c.commitEpoch('j1', e, 3))).toBe(ErrorCode.BAD_REQUEST); // rank 1 has no image
+    expect(c.getEpoch('j1', e)!.state).toBe('preparing');
+    expect(codeOf(() => c.setEpochState('j1', e, 'committed', 3))).toBe(ErrorCode.BAD_REQUEST);
+    expect(codeOf(() => c.recordEpochImage({ jobId: 'j1', epoch: e, rank: 2, host: 'h1', location: '/i/2', sizeBytes: 1, sha256: SHA_A })))
+      .toBe(ErrorCode.UNKNOWN_RANK);
+    expect(codeOf(() => c.recordEpochImage({ jobId: 'j1', epoch: e, rank: 1, host: 'h1', location: '/i/1', sizeBytes: 1, sha256: 'xyz' })))
+      .toBe(ErrorCode.BAD_REQUEST);
+    c.recordEpochImage({ jobId: 'j1', epoch: e, rank: 1, host: 'h1', location: '/i/1', sizeBytes: 1, sha256: SHA_B });
+    c.commitEpoch('j1', e, 4);
+    expect(codeOf(() => c.commitEpoch('j1', e, 5))).toBe(ErrorCode.BAD_REQUEST);
+    expect(codeOf(() => c.setEpochState('j1', e, 'aborted', 5))).toBe(ErrorCode.BAD_REQUEST);
+    expect(codeOf(() => c.recordEpochImage({ jobId: 'j1', epoch: e, rank: 1, host: 'h9', location: '/x', sizeBytes: 1, sha256: SHA_A })))
+      .toBe(ErrorCode.BAD_REQUEST);
+    expect(c.epochImages('j1', e).map((i) => i.location)).toEqual(['/i/0', '/i/1']);
+    const e2 = c.beginEpoch('j1', 6);
+    c.setEpochState('j1', e2, 'aborted', 7);
+    expect(codeOf(() => c.setEpochState('j1', e2, 'dumping', 8))).toBe(ErrorCode.BAD_REQUEST);
+    expect(c.lastCommittedEpoch('j1')!.epoch).toBe(e);
+  });
+
+  it('pages the event log in sequence order, per job, and prunes old events', () => {
+    const c = openCatalog();
+    const seqs: number[] = [];
+    for (let i = 0; i < 250; i++) {
+      seqs.push(c.appendEvent({ timeMs: 10_000 + i, kind: 'tick', jobId: i % 2 === 0 ? 'even' : undefined, message: `event ${i}` }));
+    }
+    for (let i = 1; i < seqs.length; i++) expect(seqs[i]).toBeGreaterThan(seqs[i - 1]!);
+    const first = c.listEvents({});
+    expect(first).toHaveLength(100);
+    expect(first[0]).toEqual({ seq: seqs[0], timeMs: 10_000, kind: 'tick', host: null, jobId: 'even', message: 'event 0' });
+    // walk every page
+    const seen: string[] = [];
+    let after = 0;
+    for (;;) {
+      const page = c.listEvents({ afterSeq: after, limit: 30 });
+      if (page.length === 0) break;
+      seen.push(...page.map((e) => e.message));
+      after = page[page.length - 1]!.seq;
+    }
+    expect(seen).toEqual(Array.from({ length: 250 }, (_, i) => `event ${i}`));
+    expect(c.listEvents({ afterSeq: seqs[199], jobId: 'even' }).map((e) => e.message)).toEqual(
+      Array.from({ length: 25 }, (_, i) => `event ${200 + 2 * i}`),
+    );
+    expect(c.listEvents({ limit: 1_000_000 })).toHaveLength(250); // capped at 10,000, more than there are
+    expect(codeOf(() => c.listEvents({ limit: -1 }))).toBe(ErrorCode.BAD_REQUEST);
+
+    c.pruneEvents(10);
+    const left = c.listEvents({});
+    expect(left.map((e) => e.message)).toEqual(Array.from({ length: 10 }, (_, i) => `event ${240 + i}`));
+    // sequence numbers are not reused after pruning
+    c.pruneEvents(0);
+    expect(c.listEvents({})).toEqual([]);
+    expect(c.appendEvent({ timeMs: 1, kind: 'k', message: 'm' })).toBeGreaterThan(seqs[249]!);
+  });
+});
+
+describe('catalog identity errors', () => {
+  it('gives the right ErrorCode for unknown and duplicate ids', () => {
+    const c = openCatalog();
+    c.upsertHost(host('h1'));
+    c.createJob(job('j1'));
+    expect(codeOf(() => c.setHostState('ghost', 'down', 1))).toBe(ErrorCode.UNKNOWN_HOST);
+    expect(codeOf(() => c.ranksOnHost('ghost'))).toBe(ErrorCode.UNKNOWN_HOST);
+    expect(codeOf(() => c.createJob(job('j1')))).toBe(ErrorCode.BAD_REQUEST);
+    expect(codeOf(() => c.setJobState('ghost', 'running'))).toBe(ErrorCode.UNKNOWN_JOB);
+    expect(codeOf(() => c.listRanks('ghost'))).toBe(ErrorCode.UNKNOWN_JOB);
+    const rank = { jobId: 'j1', rank: 0, host: 'h1', pid: 1, endpoint: '', state: 'running' as const, updatedMs: 1 };
+    expect(codeOf(() => c.upsertRank({ ...rank, jobId: 'ghost' }))).toBe(ErrorCode.UNKNOWN_JOB);
+    expect(codeOf(() => c.upsertRank({ ...rank, host: 'ghost' }))).toBe(ErrorCode.UNKNOWN_HOST);
+    expect(codeOf(() => c.upsertRank({ ...rank, rank: 2 }))).toBe(ErrorCode.UNKNOWN_RANK);
+    expect(codeOf(() => c.beginEpoch('ghost', 1))).toBe(ErrorCode.UNKNOWN_JOB);
+    expect(codeOf(() => c.setEpochState('ghost', 1, 'x', 1))).toBe(ErrorCode.UNKNOWN_JOB);
+    expect(codeOf(() => c.commitEpoch('ghost', 1, 1))).toBe(ErrorCode.UNKNOWN_JOB);
+    expect(codeOf(() => c.listEpochs('ghost'))).toBe(ErrorCode.UNKNOWN_JOB);
+    expect(codeOf(() => c.lastCommittedEpoch('ghost'))).toBe(ErrorCode.UNKNOWN_JOB);
+    expect(codeOf(() => c.epochImages('ghost', 1))).toBe(ErrorCode.UNKNOWN_JOB);
+    expect(codeOf(() => c.recordEpochImage({ jobId: 'ghost', epoch: 1, rank: 0, host: 'h1', location: '/x', sizeBytes: 1, sha256: SHA_A })))
+      .toBe(ErrorCode.UNKNOWN_JOB);
+    // a known job without that epoch
+    expect(codeOf(() => c.setEpochState('j1', 7, 'x', 1))).toBe(ErrorCode.BAD_REQUEST);
+    expect(codeOf(() => c.epochImages('j1', 7))).toBe(ErrorCode.BAD_REQUEST);
+    expect(codeOf(() => c.deleteEpoch('j1', 7))).toBe(ErrorCode.BAD_REQUEST);
+    expect(c.lastCommittedEpoch('j1')).toBeUndefined();
+    // nothing above left a trace
+    expect(c.listRanks('j1')).toEqual([]);
+    expect(c.listEpochs('j1')).toEqual([]);
+    expect(c.getJob('j1')!.lastEpoch).toBe(0);
+  });
+
+  it('hands out epoch ids that only grow, across deletes and restarts', () => {
+    let c = openCatalog();
+    c.createJob(job('j1', { worldSize: 1 }));
+    c.createJob(job('j2', { worldSize: 1 }));
+    const ids: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const e = c.beginEpoch('j1', 10 + i);
+      c.setEpochState('j1', e, 'aborted', 20 + i);
+      ids.push(e);
+    }
+    expect(ids).toEqual([1, 2, 3]);
+    expect(c.beginEpoch('j2', 1)).toBe(1); // per job
+    c.deleteEpoch('j1', 3);
+    c.deleteEpoch('j1', 2);
+    expect(c.listEpochs('j1').map((e) => e.epoch)).toEqual([1]);
+    const e4 = c.beginEpoch('j1', 30);
+    expect(e4).toBe(4);
+    c.recordEpochImage({ jobId: 'j1', epoch: e4, rank: 0, host: 'h1', location: '/i', sizeBytes: 0, sha256: SHA_A });
+    c.deleteEpoch('j1', e4); // its images go with it
+    c.close();
+    c = openCatalog();
+    expect(c.listEpochs('j1').map((e) => e.epoch)).toEqual([1]);
+    expect(c.beginEpoch('j1', 40)).toBe(5);
+  });
+});
+
+describe('catalog file', () => {
+  it('creates the state dir and keeps everything across a restart', () => {
+    const stateDir = join(dir, 'nested', 'state');
+    const c = openCatalog(stateDir);
+    expect(c.schemaVersion).toBe(CATALOG_SCHEMA_VERSION);
+    populate(c);
+    const before = snapshot(c);
+    c.close();
+    // a coordinator killed without close() must not lose committed writes: simulate by not
+    // closing this second connection before reading through a third
+    const c2 = openCatalog(stateDir);
+    expect(snapshot(c2)).toEqual(before);
+    c2.appendEvent({ timeMs: 9, kind: 'restart', message: 'coordinator restarted' });
+    const c3 = openCatalog(stateDir);
+    expect(c3.listEvents({}).map((e) => e.kind)).toEqual(['host-up', 'job-created', 'restart']);
+    const raw = new Database(join(stateDir, CATALOG_FILE_NAME), { readonly: true });
+    try {
+      expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
+      expect(raw.pragma('user_version', { simple: true })).toBe(CATALOG_SCHEMA_VERSION);
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('migrates an empty database and one at version N-1, keeping its rows', () => {
+    expect(CATALOG_MIGRATIONS.map((m) => m.version)).toEqual(
+      Array.from({ length: CATALOG_MIGRATIONS.length }, (_, i) => i + 1),
+    );
+    expect(CATALOG_MIGRATIONS.length).toBeGreaterThanOrEqual(2);
+    const file = join(dir, CATALOG_FILE_NAME);
+    const raw = new Database(file);
+    raw.pragma('foreign_keys = ON');
+    expect(migrateCatalog(raw, file, CATALOG_MIGRATIONS.slice(0, -1))).toBe(CATALOG_SCHEMA_VERSION - 1);
+    expect(raw.pragma('user_version', { simple: true })).toBe(CATALOG_SCHEMA_VERSION - 1);
+    // rows written by the older schema, through plain SQL as an older Ferry would have
+    raw.prepare(`INSERT INTO hosts VALUES ('h1', '198.18.0.1', 2, '4.1.1', 1, 'ok', 'i1', 100, 100, 'up', 100)`).run();
+    raw.prepare(`INSERT INTO jobs (id, state, world_size, argv_json, cwd, env_json, created_ms)
+                 VALUES ('old', 'running', 1, '["/bin/true"]', '/', '{}', 200)`).run();
+    raw.prepare(`INSERT INTO ranks VALUES ('old', 0, 'h1', 7, 'e:1', 'running', NULL, NULL, 300)`).run();
+    raw.prepare(`INSERT INTO events (time_ms, kind, message) VALUES (400, 'old-event', 'from version N-1')`).run();
+    raw.close();
+
+    const c = openCatalog();
+    expect(c.schemaVersion).toBe(CATALOG_SCHEMA_VERSION);
+    expect(c.getHost('h1')).toMatchObject({ address: '198.18.0.1', criuCheckOk: true, state: 'up' });
+    expect(c.getJob('old')).toMatchObject({ state: 'running', argv: ['/bin/true'], lastEpoch: 0 });
+    expect(c.listRanks('old')).toEqual([
+      { jobId: 'old', rank: 0, host: 'h1', pid: 7, endpoint: 'e:1', state: 'running', exitCode: null, signal: null, updatedMs: 300 },
+    ]);
+    expect(c.listEvents({}).map((e) => e.kind)).toEqual(['old-event']);
+    // the new version's tables work on the migrated file
+    const e = c.beginEpoch('old', 500);
+    c.recordEpochImage({ jobId: 'old', epoch: e, rank: 0, host: 'h1', location: '/i', sizeBytes: 3, sha256: SHA_A });
+    c.commitEpoch('old', e, 600);
+    expect(c.lastCommittedEpoch('old')!.epoch).toBe(1);
+
+    // from empty: every migration runs, and running them again is a no-op
+    const emptyDir = join(dir, 'empty');
+    const fresh = openCatalog(emptyDir);
+    expect(fresh.schemaVersion).toBe(CATALOG_SCHEMA_VERSION);
+    fresh.close();
+    const again = new Database(join(emptyDir, CATALOG_FILE_NAME));
+    try {
+      expect(migrateCatalog(again, 'again')).toBe(CATALOG_SCHEMA_VERSION);
+    } finally {
+      again.close();
+    }
+  });
+
+  it('rolls back a migration that fails, leaving the previous version', () => {
+    const file = join(dir, CATALOG_FILE_NAME);
+    const raw = new Database(file);
+    try {
+      const broken = [
+        ...CATALOG_MIGRATIONS.slice(0, 1),
+        { version: 2, description: 'fails half way', up: (db: Database.Database) => {
+          db.exec('CREATE TABLE half_done (x INTEGER)');
+          db.exec('THIS IS NOT SQL');
+        } },
+      ];
+      expect(() => migrateCatalog(raw, file, broken)).toThrow();
+      expect(raw.pragma('user_version', { simple: true })).toBe(1);
+      expect(raw.prepare(`SELECT count(*) AS n FROM sqlite_master WHERE name = 'half_done'`).get()).toEqual({ n: 0 });
+      expect(codeOf(() => migrateCatalog(raw, file, [CATALOG_MIGRATIONS[1]!]))).toBe(ErrorCode.INTERNAL); // out of order
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('refuses a database from a newer schema version, naming both versions, and leaves it unchanged', () => {
+    const file = join(dir, CATALOG_FILE_NAME);
+    const raw = new Database(file);
+    raw.exec('CREATE TABLE future (x INTEGER)');
+    raw.pragma(`user_version = ${CATALOG_SCHEMA_VERSION + 5}`);
+    raw.close();
+    const bytes = readFileSync(file);
+    let err: unknown;
+    try {
+      Catalog.open(dir);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(FerryError);
+    expect((err as FerryError).code).toBe(ErrorCode.VERSION_MISMATCH);
+    expect((err as FerryError).message).toContain(file);
+    expect((err as FerryError).message).toContain(`version ${CATALOG_SCHEMA_VERSION + 5}`);
+    expect((err as FerryError).message).toContain(`version ${CATALOG_SCHEMA_VERSION} `);
+    expect(readFileSync(file).equals(bytes)).toBe(true);
+    expect(existsSync(`${file}-wal`)).toBe(false);
+  });
+
+  it('refuses a file that is not a SQLite database and leaves it untouched', () => {
+    const file = join(dir, CATALOG_FILE_NAME);
+    const garbage = Buffer.from('this is a coordinator log, not a database\n'.repeat(200));
+    writeFileSync(file, garbage);
+    const mtime = statSync(file).mtimeMs;
+    let err: unknown;
+    try {
+      Catalog.open(dir);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(FerryError);
+    expect((err as FerryError).message).toContain(file);
+    expect((err as FerryError).message).toMatch(/not a SQLite database/);
+    expect(readFileSync(file).equals(garbage)).toBe(true);
+    expect(statSync(file).mtimeMs).toBe(mtime);
+    expect(existsSync(`${file}-wal`)).toBe(false);
+  });
+
+  it('refuses a SQLite file whose pages are corrupt, and leaves it untouched', () => {
+    const c = openCatalog();
+    populate(c);
+    c.close();
+    const file = join(dir, CATALOG_FILE_NAME);
+    // fold the WAL into the main file so the damage below is what SQLite reads
+    const raw = new Database(file);
+    raw.pragma('journal_mode = DELETE');
+    raw.close();
+    const bytes = readFileSync(file);
+    const pageSize = bytes.readUInt16BE(16);
+    expect(bytes.length).toBeGreaterThan(3 * pageSize);
+    bytes.fill(0xa5, pageSize + 8, 3 * pageSize); // the header stays valid, b-tree pages do not
+    writeFileSync(file, bytes);
+    let err: unknown;
+    try {
+      Catalog.open(dir);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(FerryError);
+    expect((err as FerryError).message).toContain(file);
+    expect(readFileSync(file).equals(bytes)).toBe(true);
+  });
+});
