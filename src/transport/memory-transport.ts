@@ -10,6 +10,8 @@ export class MemoryHub {
   private nextPeer = 1;
   /** Frames delivered to the server, for tests that count traffic. */
   delivered = 0;
+  /** While true every message is lost both ways, as on a cut network. */
+  severed = false;
 
   listen(): MemoryServer {
     this.server = new MemoryServer(this);
@@ -25,7 +27,7 @@ export class MemoryHub {
 
   /** @internal */ toServer(peer: PeerId, frame: Uint8Array): void {
     const server = this.server;
-    if (!server || server.closed) return;
+    if (!server || server.closed || this.severed) return;
     const copy = Uint8Array.from(frame);
     queueMicrotask(() => {
       if (server.closed || this.server !== server) return;
@@ -36,7 +38,7 @@ export class MemoryHub {
 
   /** @internal */ toClient(peer: PeerId, frame: Uint8Array): void {
     const client = this.clients.get(peer);
-    if (!client) return;
+    if (!client || this.severed) return;
     const copy = Uint8Array.from(frame);
     queueMicrotask(() => {
       if (!client.closed) client.deliver([copy]);

@@ -1,0 +1,328 @@
+// The agent daemon's core: its session with the coordinator and the ranks of
+// its node. It reaches the coordinator through an injected connector, so the
+// same code runs over ZeroMQ and over the in-memory hub in tests.
+//
+// Session states (one place: `transition`):
+//   connecting   a fresh connection; registering, with backoff between tries
+//   registered   heartbeats flowing; requests from the coordinator served
+//   stopped      shut down
+// Losing the coordinator (no reply within the heartbeat timeout) drops the
+// connection and goes back to connecting; a heartbeat answered NOT_REGISTERED,
+// or from a coordinator with a new instance id, re-registers on the same one.
+import { randomBytes } from 'node:crypto';
+import {
+  ErrorCode,
+  type AgentMessage,
+  type AgentMessageInit,
+  type RankExitedInit,
+  type RegisterReply,
+  type RoundRequest,
+} from '../gen/proto.js';
+import { Backoff, sleep } from '../common/backoff.js';
+import { FerryError, errorMessage } from '../common/ferry-error.js';
+import { PendingRequests } from '../common/pending-requests.js';
+import { tracer } from '../common/trace.js';
+import { agentMessageCodec, coordinatorInboundCodec, errorStatus, OK_STATUS, statusError } from '../protocol/messages.js';
+import { checkPeerVersion, PROTOCOL_VERSION } from '../protocol/version.js';
+import type { ClientConnector, ClientTransport } from '../transport/transport.js';
+import type { RankSupervisor } from './rank-supervisor.js';
+
+const trace = tracer('agent');
+
+export const REGISTER_TIMEOUT_MS = 3_000;
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 1_000;
+export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 5_000;
+export const EVENT_RETRY_MS = 1_000;
+
+export type AgentSessionState = 'connecting' | 'registered' | 'stopped';
+
+const TRANSITIONS: Record<AgentSessionState, AgentSessionState[]> = {
+  connecting: ['registered', 'stopped'],
+  registered: ['connecting', 'stopped'],
+  stopped: [],
+};
+
+export interface AgentIdentity {
+  host: string;
+  address: string;
+  cpus: number;
+  criuVersion: string;
+  criuCheckOk: boolean;
+  criuCheckDetail: string;
+  version: string;
+}
+
+export interface AgentHooks {
+  /** Called at each (re-)registration, e.g. to print it. */
+  registered?(reply: RegisterReply): void;
+  /** A fatal condition (version mismatch): the daemon should exit. */
+  fatal?(err: FerryError): void;
+}
+
+export class Agent {
+  readonly instance = randomBytes(8).toString('hex');
+  private stateValue = 'connecting' as AgentSessionState;
+  private transport: ClientTransport | undefined;
+  private readonly requests = new PendingRequests<AgentMessage>();
+  private readonly backoff = new Backoff();
+  private coordinatorInstance = '';
+  private heartbeatIntervalMs = DEFAULT_HEARTBEAT_INTERVAL_MS;
+  private heartbeatTimeoutMs = DEFAULT_HEARTBEAT_TIMEOUT_MS;
+  private wake: (() => void) | undefined;
+  /** Rank exits the coordinator has not acknowledged yet; resent at registration. */
+  private readonly unackedExits = new Map<string, RankExitedInit>();
+  private loop: Promise<void> | undefined;
+
+  constructor(
+    private readonly identity: AgentIdentity,
+    private readonly connect: ClientConnector,
+    readonly ranks: RankSupervisor,
+    private readonly hooks: AgentHooks = {},
+  ) {
+    ranks.on('exit', (e) => this.onRankExit(e));
+  }
+
+  get state(): AgentSessionState {
+    return this.stateValue;
+  }
+
+  /** Not narrowed by TypeScript: the state changes across awaits. */
+  private stopped(): boolean {
+    return this.stateValue === 'stopped';
+  }
+
+  private transition(from: AgentSessionState[], to: AgentSessionState, why: string): void {
+    if (!from.includes(this.stateValue) || !TRANSITIONS[this.stateValue].includes(to)) {
+      throw new Error(`agent session: illegal transition ${this.stateValue} -> ${to} (${why})`);
+    }
+    trace(`${this.stateValue} -> ${to}: ${why}`);
+    this.stateValue = to;
+  }
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  async stop(): Promise<void> {
+    if (this.stateValue === 'stopped') return;
+    this.transition(['connecting', 'registered'], 'stopped', 'stop requested');
+    this.wake?.();
+    this.requests.failAll(new FerryError(ErrorCode.UNAVAILABLE, 'the agent is stopping'));
+    await this.transport?.close();
+    await this.loop;
+  }
+
+  // ---- the session loop ------------------------------------------------------
+
+  private async run(): Promise<void> {
+    while (!this.stopped()) {
+      const transport = this.connect();
+      this.transport = transport;
+      transport.onMessage((frames) => this.onFrames(transport, frames));
+      try {
+        await this.register();
+        this.backoff.reset();
+        this.transition(['connecting'], 'registered', `registered with coordinator ${this.coordinatorInstance}`);
+        await this.heartbeatUntilLost();
+      } catch (err) {
+        if (this.stopped()) break;
+        if (err instanceof FerryError && err.code === ErrorCode.VERSION_MISMATCH) {
+          this.hooks.fatal?.(err);
+        }
+        trace(`session: ${errorMessage(err)}`);
+        if (this.stateValue === 'registered') this.transition(['registered'], 'connecting', errorMessage(err));
+      }
+      this.requests.failAll(new FerryError(ErrorCode.UNAVAILABLE, 'connection to the coordinator was reset'));
+      await transport.close();
+      if (this.stopped()) break;
+      await this.pause(this.backoff.next());
+    }
+  }
+
+  private async register(): Promise<void> {
+    const reply = await this.request(
+      {
+        register: {
+          host: this.identity.host,
+          address: this.identity.address,
+          cpus: this.identity.cpus,
+          criu_version: this.identity.criuVersion,
+          criu_check_ok: this.identity.criuCheckOk,
+          criu_check_detail: this.identity.criuCheckDetail,
+          agent_instance: this.instance,
+          agent_version: this.identity.version,
+          ranks: this.ranks.running(),
+          exited: [...this.unackedExits.values()],
+        },
+      },
+      REGISTER_TIMEOUT_MS,
+    );
+    const rr = reply.register_reply;
+    if (!rr) throw new FerryError(ErrorCode.MALFORMED, 'register answered without a register reply');
+    this.coordinatorInstance = rr.coordinator_instance;
+    this.heartbeatIntervalMs = rr.heartbeat_interval_ms || DEFAULT_HEARTBEAT_INTERVAL_MS;
+    this.heartbeatTimeoutMs = rr.heartbeat_timeout_ms || DEFAULT_HEARTBEAT_TIMEOUT_MS;
+    // The coordinator took the exits from the registration.
+    this.unackedExits.clear();
+    this.hooks.registered?.(rr);
+  }
+
+  /** Heartbeats until the coordinator stops answering (returns by throwing). */
+  private async heartbeatUntilLost(): Promise<void> {
+    for (;;) {
+      if (this.stateValue !== 'registered') throw new FerryError(ErrorCode.UNAVAILABLE, 'stopped');
+      let reply: AgentMessage;
+      try {
+        reply = await this.request(
+          { heartbeat: { sent_ms: Date.now(), running_ranks: this.ranks.running().length } },
+          this.heartbeatTimeoutMs,
+          false,
+        );
+      } catch (err) {
+        if (err instanceof FerryError && err.code === ErrorCode.TIMEOUT) {
+          throw new FerryError(ErrorCode.UNAVAILABLE, `coordinator lost: ${err.message}`);
+        }
+        throw err;
+      }
+      if (!reply.status?.ok && reply.status?.code === ErrorCode.NOT_REGISTERED) {
+        trace('coordinator does not know this agent: re-registering');
+        await this.register();
+      } else if (!reply.status?.ok) {
+        throw statusError(reply.status);
+      } else if (reply.heartbeat_ack && reply.heartbeat_ack.coordinator_instance !== this.coordinatorInstance) {
+        trace(`coordinator restarted (${this.coordinatorInstance} -> ${reply.heartbeat_ack.coordinator_instance}): re-registering`);
+        await this.register();
+      }
+      await this.pause(this.heartbeatIntervalMs);
+    }
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const self = this;
+      function done(): void {
+        clearTimeout(timer);
+        if (self.wake === done) self.wake = undefined;
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+
+  // ---- messages ----------------------------------------------------------------
+
+  private send(message: AgentMessageInit): void {
+    this.transport?.send(coordinatorInboundCodec.encode({ agent: { version: PROTOCOL_VERSION, ...message } }));
+  }
+
+  /** A request to the coordinator; with `checkStatus` a failed status rejects. */
+  private async request(body: AgentMessageInit, timeoutMs: number, checkStatus = true): Promise<AgentMessage> {
+    const what = Object.keys(body)[0] ?? 'request';
+    const { id, reply } = this.requests.open(`${what} to the coordinator`, timeoutMs);
+    this.send({ ...body, request_id: id });
+    const answer = await reply;
+    if (checkStatus && !answer.status?.ok) throw statusError(answer.status);
+    return answer;
+  }
+
+  private onFrames(transport: ClientTransport, frames: Uint8Array[]): void {
+    if (transport !== this.transport) return; // a late message on an old connection
+    if (frames.length !== 1) {
+      trace(`dropping a message of ${frames.length} frames from the coordinator`);
+      return;
+    }
+    let msg: AgentMessage;
+    try {
+      msg = agentMessageCodec.decode(frames[0]);
+      checkPeerVersion(msg.version, 'the coordinator');
+    } catch (err) {
+      trace(`bad frame from the coordinator: ${errorMessage(err)}`);
+      if (err instanceof FerryError && err.code === ErrorCode.VERSION_MISMATCH) this.hooks.fatal?.(err);
+      return;
+    }
+    if (msg.reply_to) {
+      if (!msg.status?.ok && msg.status?.code === ErrorCode.VERSION_MISMATCH) this.hooks.fatal?.(statusError(msg.status));
+      this.requests.settle(msg.reply_to, msg);
+      return;
+    }
+    void this.serve(msg);
+  }
+
+  private async serve(msg: AgentMessage): Promise<void> {
+    const reply = (body: AgentMessageInit, err?: unknown) =>
+      this.send({ reply_to: msg.request_id, status: err ? errorStatus(err) : OK_STATUS, ...(err ? {} : body) });
+    try {
+      switch (msg.body) {
+        case 'start_ranks': {
+          const req = msg.start_ranks!;
+          const started = [];
+          for (const spec of req.ranks) {
+            started.push(
+              this.ranks.start({
+                jobId: req.job_id,
+                rank: spec.rank,
+                worldSize: req.world_size,
+                argv: req.argv,
+                cwd: req.cwd,
+                env: req.env,
+              }),
+            );
+          }
+          reply({ start_ranks_reply: { started } });
+          return;
+        }
+        case 'signal_job': {
+          const req = msg.signal_job!;
+          const signal = (req.signal || 'SIGTERM') as NodeJS.Signals;
+          this.ranks.signalJob(req.job_id, signal);
+          reply({ ack: {} });
+          return;
+        }
+        case 'round':
+          reply({ round_reply: this.round(msg.round!) });
+          return;
+        default:
+          throw new FerryError(ErrorCode.UNSUPPORTED, msg.body ? `the agent does not serve ${msg.body} requests` : 'message has no body');
+      }
+    } catch (err) {
+      reply({}, err);
+    }
+  }
+
+  /** One step of a coordinated round for the ranks of this node. */
+  private round(req: RoundRequest) {
+    return {
+      job_id: req.job_id,
+      epoch: req.epoch,
+      step: req.step,
+      results: req.ranks.map((rank) =>
+        this.ranks.has(req.job_id, rank)
+          ? { rank, status: OK_STATUS }
+          : { rank, status: errorStatus(new FerryError(ErrorCode.UNKNOWN_RANK, `rank ${rank} of ${req.job_id} does not run on ${this.identity.host}`)) },
+      ),
+    };
+  }
+
+  private onRankExit(e: RankExitedInit): void {
+    const key = `${e.job_id}/${e.rank}`;
+    this.unackedExits.set(key, e);
+    void this.reportExit(key, e);
+  }
+
+  /** Reports an exit until acknowledged; a registration carries it too. */
+  private async reportExit(key: string, e: RankExitedInit): Promise<void> {
+    while (this.unackedExits.get(key) === e && this.stateValue !== 'stopped') {
+      if (this.stateValue === 'registered') {
+        try {
+          await this.request({ rank_exited: e }, this.heartbeatTimeoutMs);
+          if (this.unackedExits.get(key) === e) this.unackedExits.delete(key);
+          return;
+        } catch (err) {
+          trace(`reporting exit of ${key}: ${errorMessage(err)}`);
+        }
+      }
+      await sleep(EVENT_RETRY_MS);
+    }
+  }
+}

@@ -1,0 +1,194 @@
+// Starts the ranks of this node and watches them. Each rank runs as
+//   unshare --pid --fork --kill-child setsid ferry-init PROGRAM ARGS...
+// so that it is PID 1's child in a PID namespace of its own: CRIU can then
+// restore it on any host without PID clashes (FACTS.md), and ferry-init
+// forwards signals and reaps orphans (PROTOCOL-NOTES.md). Output goes to
+// per-job log files opened for append, which survive a dump and restore,
+// where a pipe would not.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, closeSync, constants as fsConstants, mkdirSync, openSync, readFileSync, readdirSync } from 'node:fs';
+import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import { EventEmitter } from 'node:events';
+import { ErrorCode, type RankExitedInit, type RankProcessInit } from '../gen/proto.js';
+import { FerryError, errorMessage } from '../common/ferry-error.js';
+import { tracer } from '../common/trace.js';
+
+const trace = tracer('ranks');
+
+export interface RankStartSpec {
+  jobId: string;
+  rank: number;
+  worldSize: number;
+  argv: string[];
+  cwd: string;
+  env: Record<string, string>;
+}
+
+export interface RankSupervisorOptions {
+  host: string;
+  logsDir: string;
+  /** Path of the ferry-init binary. */
+  initPath: string;
+  /** Abstract socket name of this node's agent, handed to ranks as FERRY_AGENT_SOCKET. */
+  agentSocketName: string;
+}
+
+interface RankEntry {
+  spec: RankStartSpec;
+  child: ChildProcess;
+  process: RankProcessInit;
+}
+
+export interface RankSupervisorEvents {
+  exit: [RankExitedInit];
+}
+
+export class RankSupervisor extends EventEmitter<RankSupervisorEvents> {
+  private readonly ranks = new Map<string, RankEntry>();
+
+  constructor(private readonly options: RankSupervisorOptions) {
+    super();
+  }
+
+  static key(jobId: string, rank: number): string {
+    return `${jobId}/${rank}`;
+  }
+
+  logPaths(jobId: string, rank: number): { out: string; err: string } {
+    const dir = join(this.options.logsDir, jobId);
+    return { out: join(dir, `rank-${rank}.out`), err: join(dir, `rank-${rank}.err`) };
+  }
+
+  /** Starts one rank; throws SPAWN_FAILED naming the program and the host when it cannot. */
+  start(spec: RankStartSpec): RankProcessInit {
+    const key = RankSupervisor.key(spec.jobId, spec.rank);
+    if (this.ranks.has(key)) throw new FerryError(ErrorCode.BAD_REQUEST, `rank ${key} already runs on ${this.options.host}`);
+    const cwd = spec.cwd || '/';
+    const program = resolveProgram(spec.argv[0], cwd, spec.env.PATH ?? process.env.PATH ?? '');
+    if (!program) {
+      throw new FerryError(ErrorCode.SPAWN_FAILED, `program "${spec.argv[0]}" not found or not executable on host ${this.options.host}`);
+    }
+    const logs = this.logPaths(spec.jobId, spec.rank);
+    mkdirSync(join(this.options.logsDir, spec.jobId), { recursive: true });
+    const out = openSync(logs.out, 'a');
+    const err = openSync(logs.err, 'a');
+    let child: ChildProcess;
+    try {
+      child = spawn(
+        'unshare',
+        ['--pid', '--fork', '--kill-child=SIGKILL', 'setsid', this.options.initPath, program, ...spec.argv.slice(1)],
+        {
+          cwd,
+          env: {
+            ...spec.env,
+            FERRY_JOB_ID: spec.jobId,
+            FERRY_RANK: String(spec.rank),
+            FERRY_SIZE: String(spec.worldSize),
+            FERRY_AGENT_SOCKET: this.options.agentSocketName,
+          },
+          stdio: ['ignore', out, err],
+          detached: true,
+        },
+      );
+    } catch (e) {
+      throw new FerryError(ErrorCode.SPAWN_FAILED, `cannot start rank ${spec.rank} of ${spec.jobId} on ${this.options.host}: ${errorMessage(e)}`);
+    } finally {
+      closeSync(out);
+      closeSync(err);
+    }
+    const pid = child.pid ?? 0;
+    const info: RankProcessInit = { job_id: spec.jobId, rank: spec.rank, pid, endpoint: '', started_ms: Date.now() };
+    this.ranks.set(key, { spec, child, process: info });
+    trace(`started ${key} pid ${pid}: ${program}`);
+    child.on('error', (e) => trace(`rank ${key}: ${e.message}`));
+    child.on('exit', (code, signal) => {
+      this.ranks.delete(key);
+      const exited: RankExitedInit = {
+        job_id: spec.jobId,
+        rank: spec.rank,
+        pid,
+        exit_code: code ?? -1,
+        signal: signal ?? '',
+        exited_ms: Date.now(),
+        reason: code === 127 ? `exit 127: the program could not be executed (see ${logs.err})` : '',
+      };
+      trace(`exit ${key} code=${code} signal=${signal}`);
+      this.emit('exit', exited);
+    });
+    return info;
+  }
+
+  running(): RankProcessInit[] {
+    return [...this.ranks.values()].map((e) => e.process);
+  }
+
+  has(jobId: string, rank: number): boolean {
+    return this.ranks.has(RankSupervisor.key(jobId, rank));
+  }
+
+  ranksOf(jobId: string): number[] {
+    return [...this.ranks.values()].filter((e) => e.spec.jobId === jobId).map((e) => e.spec.rank);
+  }
+
+  /**
+   * Signals every rank of a job through its ferry-init (PID 1 of the rank's
+   * namespace), which forwards the signal to the program.
+   */
+  signalJob(jobId: string, signal: NodeJS.Signals): number {
+    let n = 0;
+    for (const e of this.ranks.values()) {
+      if (e.spec.jobId !== jobId) continue;
+      const target = initPidOf(e.process.pid ?? 0) ?? e.process.pid ?? 0;
+      try {
+        if (target > 0) process.kill(target, signal);
+        n++;
+      } catch (err) {
+        trace(`kill ${signal} ${target}: ${errorMessage(err)}`);
+      }
+    }
+    return n;
+  }
+
+  /** Kills every rank (agent shutdown with --kill-ranks, tests). */
+  killAll(): void {
+    for (const e of this.ranks.values()) {
+      try {
+        process.kill(e.process.pid ?? 0, 'SIGKILL'); // unshare --kill-child takes the namespace with it
+      } catch {
+        /* already gone */
+      }
+    }
+  }
+}
+
+/** The pid (in our namespace) of the child unshare forked: the rank's ferry-init. */
+export function initPidOf(unsharePid: number): number | undefined {
+  try {
+    for (const tid of readdirSync(`/proc/${unsharePid}/task`)) {
+      const children = readFileSync(`/proc/${unsharePid}/task/${tid}/children`, 'utf8').trim();
+      if (children) return Number(children.split(/\s+/)[0]);
+    }
+  } catch {
+    /* the process is gone */
+  }
+  return undefined;
+}
+
+function resolveProgram(program: string, cwd: string, path: string): string | undefined {
+  const executable = (p: string) => {
+    try {
+      accessSync(p, fsConstants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (program.includes('/')) {
+    const p = isAbsolute(program) ? program : resolve(cwd, program);
+    return executable(p) ? p : undefined;
+  }
+  for (const dir of path.split(delimiter)) {
+    if (dir && executable(join(dir, program))) return join(dir, program);
+  }
+  return undefined;
+}

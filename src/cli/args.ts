@@ -1,0 +1,78 @@
+// A small strict argument parser: every option is declared, unknown ones and
+// missing values are errors with one clear line.
+import { ErrorCode } from '../gen/proto.js';
+import { FerryError } from '../common/ferry-error.js';
+
+export interface OptionSpec {
+  /** Takes a value (`--name VALUE` or `--name=VALUE`); otherwise a flag. */
+  value?: boolean;
+  /** May be given several times (values collected in order). */
+  repeat?: boolean;
+}
+
+export interface ParsedArgs {
+  options: Map<string, string[]>;
+  positional: string[];
+}
+
+/** Parses argv; options stop at the first positional when `stopAtPositional` (for `ferry run ./app --its-flags`). */
+export function parseArgs(command: string, argv: string[], spec: Record<string, OptionSpec>, stopAtPositional = false): ParsedArgs {
+  const options = new Map<string, string[]>();
+  const positional: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--') {
+      positional.push(...argv.slice(i + 1));
+      break;
+    }
+    if (a.startsWith('-') && a !== '-' && !(stopAtPositional && positional.length > 0)) {
+      const eq = a.indexOf('=');
+      const name = (eq > 0 ? a.slice(0, eq) : a).replace(/^--?/, '');
+      const s = spec[name];
+      if (!s) throw new FerryError(ErrorCode.BAD_REQUEST, `${command}: unknown option ${a.slice(0, eq > 0 ? eq : undefined)}`);
+      let value = 'true';
+      if (s.value) {
+        if (eq > 0) value = a.slice(eq + 1);
+        else if (i + 1 < argv.length) value = argv[++i];
+        else throw new FerryError(ErrorCode.BAD_REQUEST, `${command}: option --${name} needs a value`);
+      } else if (eq > 0) {
+        throw new FerryError(ErrorCode.BAD_REQUEST, `${command}: option --${name} takes no value`);
+      }
+      const list = options.get(name) ?? [];
+      if (list.length > 0 && !s.repeat) throw new FerryError(ErrorCode.BAD_REQUEST, `${command}: option --${name} given twice`);
+      list.push(value);
+      options.set(name, list);
+    } else {
+      positional.push(a);
+    }
+  }
+  return { options, positional };
+}
+
+export function opt(p: ParsedArgs, name: string): string | undefined {
+  return p.options.get(name)?.[0];
+}
+
+export function requireOpt(command: string, p: ParsedArgs, name: string): string {
+  const v = opt(p, name);
+  if (v === undefined || v === '') throw new FerryError(ErrorCode.BAD_REQUEST, `${command}: missing option --${name}`);
+  return v;
+}
+
+export function intOpt(command: string, p: ParsedArgs, name: string, fallback: number, min = 1): number {
+  const v = opt(p, name);
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new FerryError(ErrorCode.BAD_REQUEST, `${command}: --${name} must be an integer >= ${min}, got "${v}"`);
+  return n;
+}
+
+/** Checks a ZeroMQ TCP address "tcp://HOST:PORT" (HOST may be * when binding). */
+export function checkTcpAddress(what: string, address: string, allowWildcard = false): string {
+  const m = /^tcp:\/\/(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+|\*):(\d{1,5})$/.exec(address);
+  const port = m ? Number(m[2]) : -1;
+  if (!m || port < 1 || port > 65535 || (m[1] === '*' && !allowWildcard)) {
+    throw new FerryError(ErrorCode.BAD_REQUEST, `${what}: malformed address "${address}": expected tcp://HOST:PORT with a port from 1 to 65535`);
+  }
+  return address;
+}

@@ -1,0 +1,141 @@
+// `ferry coordinator` and `ferry agent`: the two daemons.
+import { existsSync, mkdirSync } from 'node:fs';
+import { cpus, networkInterfaces } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { ErrorCode } from '../gen/proto.js';
+import { Agent } from '../agent/agent.js';
+import { RankSupervisor } from '../agent/rank-supervisor.js';
+import { FerryError, errorMessage } from '../common/ferry-error.js';
+import { Catalog } from '../coordinator/catalog.js';
+import { Coordinator } from '../coordinator/coordinator.js';
+import { StateDirLock } from '../coordinator/state-dir-lock.js';
+import {
+  defaultCoordinatorConfig,
+  HEARTBEAT_INTERVAL_MS,
+  HEARTBEAT_TIMEOUT_MS,
+  MAX_FRAME_BYTES,
+} from '../coordinator/coordinator-config.js';
+import { FERRY_VERSION } from '../coordinator/operator-service.js';
+import { criuCheck, findCriu } from '../criu/criu-install.js';
+import { packageRoot } from '../protocol/proto-root.js';
+import { ZmqClientTransport, ZmqServerTransport } from '../transport/zmq-transport.js';
+import { checkTcpAddress, intOpt, opt, parseArgs, requireOpt } from './args.js';
+
+/** The abstract Unix socket name ranks use to reach their node's agent. */
+export const DEFAULT_RANK_SOCKET = 'ferry-agent';
+
+export async function coordinatorCommand(argv: string[]): Promise<number> {
+  const cmd = 'ferry coordinator';
+  const p = parseArgs(cmd, argv, {
+    listen: { value: true },
+    state: { value: true },
+    'heartbeat-interval-ms': { value: true },
+    'heartbeat-timeout-ms': { value: true },
+    'max-frame-bytes': { value: true },
+  });
+  const listen = checkTcpAddress(cmd, requireOpt(cmd, p, 'listen'), true);
+  const stateDir = resolve(requireOpt(cmd, p, 'state'));
+  const heartbeatIntervalMs = intOpt(cmd, p, 'heartbeat-interval-ms', HEARTBEAT_INTERVAL_MS, 10);
+  const heartbeatTimeoutMs = intOpt(cmd, p, 'heartbeat-timeout-ms', Math.max(HEARTBEAT_TIMEOUT_MS, heartbeatIntervalMs * 3), 20);
+  if (heartbeatTimeoutMs <= heartbeatIntervalMs) {
+    throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: --heartbeat-timeout-ms (${heartbeatTimeoutMs}) must exceed --heartbeat-interval-ms (${heartbeatIntervalMs})`);
+  }
+  const maxFrameBytes = intOpt(cmd, p, 'max-frame-bytes', MAX_FRAME_BYTES, 1024);
+  mkdirSync(stateDir, { recursive: true });
+  const lock = StateDirLock.acquire(stateDir);
+  const catalog = Catalog.open(stateDir);
+  let transport: ZmqServerTransport;
+  try {
+    // libzmq drops connections sending more than 4x the limit; between the
+    // limit and that, the sender gets a FRAME_TOO_LARGE reply.
+    transport = await ZmqServerTransport.bind(listen, { maxMessageBytes: maxFrameBytes * 4 });
+  } catch (err) {
+    catalog.close();
+    lock.release();
+    throw new FerryError(ErrorCode.UNAVAILABLE, `${cmd}: ${errorMessage(err)}`);
+  }
+  const coordinator = new Coordinator(
+    transport,
+    catalog,
+    defaultCoordinatorConfig({ heartbeatIntervalMs, heartbeatTimeoutMs, maxFrameBytes, listen: transport.address }),
+  );
+  coordinator.start();
+  process.stdout.write(`ferry coordinator listening on ${transport.address} (state ${stateDir}, instance ${coordinator.instance})\n`);
+  await untilSignal();
+  await coordinator.stop();
+  catalog.close();
+  lock.release();
+  return 0;
+}
+
+export async function agentCommand(argv: string[]): Promise<number> {
+  const cmd = 'ferry agent';
+  const p = parseArgs(cmd, argv, {
+    coordinator: { value: true },
+    name: { value: true },
+    images: { value: true },
+    address: { value: true },
+    logs: { value: true },
+    cpus: { value: true },
+    'rank-socket': { value: true },
+  });
+  const coordinatorAddress = checkTcpAddress(cmd, requireOpt(cmd, p, 'coordinator'));
+  const name = requireOpt(cmd, p, 'name');
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(name)) {
+    throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: host name "${name}" is not valid (letters, digits, . _ -)`);
+  }
+  const images = resolve(requireOpt(cmd, p, 'images'));
+  const logs = resolve(opt(p, 'logs') ?? join(dirname(images), 'logs'));
+  mkdirSync(images, { recursive: true });
+  mkdirSync(logs, { recursive: true });
+  const address = opt(p, 'address') ?? defaultAddress();
+  const initPath = join(packageRoot(), 'build', 'bin', 'ferry-init');
+  if (!existsSync(initPath)) throw new FerryError(ErrorCode.UNAVAILABLE, `${cmd}: ${initPath} is missing: run "npm run build"`);
+  const criu = await findCriu().catch(() => null);
+  const check = criu ? await criuCheck(criu).catch((e) => ({ ok: false, detail: errorMessage(e) })) : { ok: false, detail: 'no working CRIU found' };
+  const ranks = new RankSupervisor({ host: name, logsDir: logs, initPath, agentSocketName: opt(p, 'rank-socket') ?? DEFAULT_RANK_SOCKET });
+  const agent = new Agent(
+    {
+      host: name,
+      address,
+      cpus: intOpt(cmd, p, 'cpus', cpus().length),
+      criuVersion: criu?.version ?? '',
+      criuCheckOk: check.ok,
+      criuCheckDetail: check.detail,
+      version: FERRY_VERSION,
+    },
+    () => new ZmqClientTransport(coordinatorAddress),
+    ranks,
+    {
+      registered: () => process.stdout.write(`ferry agent ${name} registered\n`),
+      fatal: (err) => {
+        process.stderr.write(`ferry agent: ${err.message}\n`);
+        process.exit(2);
+      },
+    },
+  );
+  agent.start();
+  process.stdout.write(`ferry agent ${name} (${address}) connecting to ${coordinatorAddress}\n`);
+  await untilSignal();
+  await agent.stop();
+  return 0;
+}
+
+function defaultAddress(): string {
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
+}
+
+function untilSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      process.off('SIGINT', done);
+      process.off('SIGTERM', done);
+      resolve();
+    };
+    process.on('SIGINT', done);
+    process.on('SIGTERM', done);
+  });
+}

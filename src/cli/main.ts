@@ -1,0 +1,62 @@
+// `ferry`: the one command-line entry point for daemons and operators.
+import { ErrorCode } from '../gen/proto.js';
+import { FerryError, errorMessage } from '../common/ferry-error.js';
+import { agentCommand, coordinatorCommand } from './daemon-commands.js';
+import { doctorCommand } from './doctor-command.js';
+import { operatorCommand } from './operator-commands.js';
+import { runCommand } from './run-command.js';
+
+const USAGE = `usage: ferry COMMAND [options]
+
+daemons
+  coordinator --listen tcp://ADDR:PORT --state DIR [--heartbeat-interval-ms N] [--heartbeat-timeout-ms N] [--max-frame-bytes N]
+  agent --coordinator tcp://ADDR:PORT --name HOST --images DIR [--address ADDR] [--logs DIR] [--cpus N] [--rank-socket NAME]
+
+operators (--coordinator tcp://ADDR:PORT, or FERRY_COORDINATOR; --json for machine-readable output)
+  status                 the coordinator, its hosts and running jobs
+  hosts                  every host with its state and CRIU
+  jobs [--all]           running jobs (--all: ended ones too)
+  job JOB                one job with its ranks
+  events [--job JOB] [--after SEQ] [--limit N]
+  run -n N [--hosts a,b | --hostfile F] PROGRAM ARGS...   run a job and follow it to its end
+
+this node
+  doctor [--json]        what works here for checkpoint/restart, and what does not
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    case 'coordinator':
+      return coordinatorCommand(rest);
+    case 'agent':
+      return agentCommand(rest);
+    case 'status':
+    case 'hosts':
+    case 'jobs':
+    case 'job':
+    case 'events':
+      return operatorCommand(command, rest);
+    case 'run':
+      return runCommand(rest);
+    case 'doctor':
+      return doctorCommand(rest);
+    default:
+      throw new FerryError(ErrorCode.BAD_REQUEST, `unknown command "${command}" (ferry help lists them)`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err) => {
+    const code = err instanceof FerryError ? ErrorCode[err.code] : undefined;
+    process.stderr.write(`ferry: ${errorMessage(err)}${code && code !== 'BAD_REQUEST' ? ` [${code}]` : ''}\n`);
+    process.exit(err instanceof FerryError && err.code === ErrorCode.BAD_REQUEST ? 2 : 1);
+  },
+);

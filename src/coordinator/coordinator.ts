@@ -1,0 +1,261 @@
+// The coordinator daemon's core: one inbound socket shared by agents and
+// operators, the host registry, the catalog, and the services that answer.
+// Everything reaches it through an injected ServerTransport, so the same code
+// runs over ZeroMQ and over the in-memory hub in tests.
+import { randomBytes } from 'node:crypto';
+import {
+  ErrorCode,
+  type AgentMessage,
+  type AgentMessageInit,
+  type OperatorReplyInit,
+  type OperatorRequest,
+  type RegisterRequest,
+} from '../gen/proto.js';
+import { FerryError, errorMessage } from '../common/ferry-error.js';
+import { PendingRequests } from '../common/pending-requests.js';
+import { tracer } from '../common/trace.js';
+import {
+  agentMessageCodec,
+  coordinatorInboundCodec,
+  errorStatus,
+  OK_STATUS,
+  operatorReplyCodec,
+  statusError,
+} from '../protocol/messages.js';
+import { checkPeerVersion, PROTOCOL_VERSION } from '../protocol/version.js';
+import type { PeerId, ServerTransport } from '../transport/transport.js';
+import type { Catalog } from './catalog.js';
+import type { CoordinatorConfig } from './coordinator-config.js';
+import { EVENTS_KEEP } from './coordinator-config.js';
+import { HostRegistry, type HostSession } from './host-registry.js';
+import { JobService } from './job-service.js';
+import { OperatorService } from './operator-service.js';
+
+const trace = tracer('coordinator');
+
+export class Coordinator {
+  readonly instance = randomBytes(8).toString('hex');
+  readonly startedMs: number;
+  readonly hosts: HostRegistry;
+  readonly jobs: JobService;
+  private readonly operators: OperatorService;
+  private readonly agentRequests = new PendingRequests<AgentMessage>();
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  /** Counters for tests and benchmarks. */
+  readonly stats = { frames: 0, malformed: 0, tooLarge: 0, heartbeats: 0 };
+
+  constructor(
+    private readonly transport: ServerTransport,
+    readonly catalog: Catalog,
+    readonly config: CoordinatorConfig,
+    readonly now: () => number = Date.now,
+  ) {
+    this.startedMs = now();
+    this.hosts = new HostRegistry(config.heartbeatTimeoutMs, now, {
+      stateChanged: (host, from, reason) => this.onHostStateChanged(host, from, reason),
+    });
+    for (const h of catalog.listHosts()) {
+      this.hosts.restore({
+        name: h.name,
+        address: h.address,
+        cpus: h.cpus,
+        criuVersion: h.criuVersion,
+        criuCheckOk: h.criuCheckOk,
+        criuCheckDetail: h.criuCheckDetail,
+        agentInstance: h.agentInstance,
+        registeredMs: h.registeredMs,
+      });
+      if (h.state !== 'unknown') catalog.setHostState(h.name, 'unknown', this.startedMs);
+    }
+    this.jobs = new JobService(this);
+    this.operators = new OperatorService(this);
+    transport.onMessage((peer, frames) => this.onFrames(peer, frames));
+    this.event('coordinator.start', `coordinator ${this.instance} started; ${catalog.listHosts().length} hosts in the catalog`);
+  }
+
+  start(): void {
+    const period = Math.max(10, Math.floor(this.config.heartbeatIntervalMs / 2));
+    this.sweepTimer = setInterval(() => this.hosts.sweep(), period);
+    this.sweepTimer.unref?.();
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.agentRequests.failAll(new FerryError(ErrorCode.UNAVAILABLE, 'the coordinator is shutting down'));
+    await this.transport.close();
+  }
+
+  // ---- events -------------------------------------------------------------
+
+  event(kind: string, message: string, ids: { host?: string; jobId?: string } = {}): void {
+    const seq = this.catalog.appendEvent({ timeMs: this.now(), kind, message, ...ids });
+    if (seq % 10_000 === 0) this.catalog.pruneEvents(EVENTS_KEEP);
+    trace(`event ${kind}: ${message}`);
+  }
+
+  private onHostStateChanged(host: HostSession, from: string, reason: string): void {
+    if (host.state === 'up' && (reason.startsWith('registered') || reason.startsWith('re-registered'))) {
+      this.catalog.upsertHost({
+        name: host.name,
+        address: host.address,
+        cpus: host.cpus,
+        criuVersion: host.criuVersion,
+        criuCheckOk: host.criuCheckOk,
+        criuCheckDetail: host.criuCheckDetail,
+        agentInstance: host.agentInstance,
+        registeredMs: host.registeredMs,
+      });
+    }
+    this.catalog.setHostState(host.name, host.state, this.now());
+    this.event(`host.${host.state}`, `host ${host.name}: ${from} -> ${host.state}: ${reason}`, { host: host.name });
+    if (host.state === 'down') this.jobs.onHostDown(host.name);
+  }
+
+  // ---- inbound ------------------------------------------------------------
+
+  private onFrames(peer: PeerId, frames: Uint8Array[]): void {
+    this.stats.frames++;
+    if (frames.length !== 1) {
+      this.stats.malformed++;
+      this.replyOperatorError(peer, 0, new FerryError(ErrorCode.MALFORMED, `expected one frame per message, got ${frames.length}`));
+      return;
+    }
+    const frame = frames[0];
+    if (frame.length > this.config.maxFrameBytes) {
+      this.stats.tooLarge++;
+      this.replyOperatorError(
+        peer,
+        0,
+        new FerryError(ErrorCode.FRAME_TOO_LARGE, `frame of ${frame.length} bytes exceeds the limit of ${this.config.maxFrameBytes} bytes`),
+      );
+      return;
+    }
+    let inbound;
+    try {
+      inbound = coordinatorInboundCodec.decode(frame);
+    } catch (err) {
+      this.stats.malformed++;
+      this.replyOperatorError(peer, 0, err);
+      return;
+    }
+    if (inbound.channel === 'agent' && inbound.agent) this.onAgentMessage(peer, inbound.agent);
+    else if (inbound.channel === 'operator' && inbound.operator) void this.onOperatorRequest(peer, inbound.operator);
+    else {
+      this.stats.malformed++;
+      this.replyOperatorError(peer, 0, new FerryError(ErrorCode.MALFORMED, 'message names no channel (agent or operator)'));
+    }
+  }
+
+  // ---- operator channel ---------------------------------------------------
+
+  sendOperator(peer: PeerId, reply: OperatorReplyInit): void {
+    this.transport.send(peer, operatorReplyCodec.encode({ version: PROTOCOL_VERSION, ...reply }));
+  }
+
+  private replyOperatorError(peer: PeerId, requestId: number, err: unknown): void {
+    trace(`operator error to ${peer}: ${errorMessage(err)}`);
+    this.sendOperator(peer, { reply_to: requestId, status: errorStatus(err), final: true });
+  }
+
+  private async onOperatorRequest(peer: PeerId, req: OperatorRequest): Promise<void> {
+    try {
+      checkPeerVersion(req.version, 'the operator client');
+      if (!req.request_id) throw new FerryError(ErrorCode.BAD_REQUEST, 'request_id must be non-zero');
+      const reply = await this.operators.handle(peer, req);
+      if (reply) this.sendOperator(peer, { reply_to: req.request_id, status: OK_STATUS, final: true, ...reply });
+    } catch (err) {
+      this.replyOperatorError(peer, req.request_id, err);
+    }
+  }
+
+  // ---- agent channel ------------------------------------------------------
+
+  private sendAgentTo(peer: PeerId, message: AgentMessageInit): void {
+    this.transport.send(peer, agentMessageCodec.encode({ version: PROTOCOL_VERSION, ...message }));
+  }
+
+  private replyAgent(peer: PeerId, to: AgentMessage, body: AgentMessageInit, err?: unknown): void {
+    this.sendAgentTo(peer, { reply_to: to.request_id, status: err ? errorStatus(err) : OK_STATUS, ...(err ? {} : body) });
+  }
+
+  /** Sends a request to the agent of `host` and waits for its reply (TIMEOUT, HOST_DOWN otherwise). */
+  async requestAgent(host: string, body: AgentMessageInit, timeoutMs = this.config.agentRequestTimeoutMs): Promise<AgentMessage> {
+    const peer = this.hosts.peerOf(host);
+    if (!peer) throw new FerryError(ErrorCode.HOST_DOWN, `host ${host} is not up`);
+    const what = Object.keys(body).find((k) => k !== 'request_id') ?? 'request';
+    const { id, reply } = this.agentRequests.open(`${what} to host ${host}`, timeoutMs);
+    this.sendAgentTo(peer, { ...body, request_id: id });
+    const answer = await reply;
+    if (!answer.status?.ok) throw statusError(answer.status);
+    return answer;
+  }
+
+  private onAgentMessage(peer: PeerId, msg: AgentMessage): void {
+    try {
+      checkPeerVersion(msg.version, 'the agent');
+    } catch (err) {
+      this.replyAgent(peer, msg, {}, err);
+      return;
+    }
+    if (msg.reply_to) {
+      this.hosts.touch(peer);
+      if (!this.agentRequests.settle(msg.reply_to, msg)) trace(`late or unknown reply ${msg.reply_to} from ${peer}`);
+      return;
+    }
+    try {
+      switch (msg.body) {
+        case 'register':
+          this.onRegister(peer, msg, msg.register as RegisterRequest);
+          return;
+        case 'heartbeat': {
+          this.stats.heartbeats++;
+          const session = this.hosts.heartbeat(peer, msg.heartbeat?.running_ranks ?? 0);
+          if (!session) throw new FerryError(ErrorCode.NOT_REGISTERED, 'heartbeat from an agent that is not registered with this coordinator');
+          this.replyAgent(peer, msg, { heartbeat_ack: { coordinator_instance: this.instance } });
+          return;
+        }
+        case 'rank_started':
+        case 'rank_exited':
+        case 'rank_output': {
+          const session = this.hosts.touch(peer);
+          if (!session) throw new FerryError(ErrorCode.NOT_REGISTERED, `${msg.body} from an agent that is not registered`);
+          if (msg.body === 'rank_started' && msg.rank_started?.process) this.jobs.onRankStarted(session.name, msg.rank_started.process);
+          if (msg.body === 'rank_exited' && msg.rank_exited) this.jobs.onRankExited(session.name, msg.rank_exited);
+          if (msg.body === 'rank_output' && msg.rank_output) this.jobs.onRankOutput(msg.rank_output);
+          this.replyAgent(peer, msg, { ack: {} });
+          return;
+        }
+        default:
+          throw new FerryError(
+            msg.body ? ErrorCode.UNSUPPORTED : ErrorCode.BAD_REQUEST,
+            msg.body ? `the coordinator does not serve ${msg.body} requests` : 'agent message has no body',
+          );
+      }
+    } catch (err) {
+      this.replyAgent(peer, msg, {}, err);
+    }
+  }
+
+  private onRegister(peer: PeerId, msg: AgentMessage, req: RegisterRequest): void {
+    let session: HostSession;
+    try {
+      session = this.hosts.register(peer, req);
+    } catch (err) {
+      if (err instanceof FerryError && err.code === ErrorCode.DUPLICATE_HOST) {
+        this.event('host.duplicate', `refused a second agent for host ${req.host}: ${err.message}`, { host: req.host });
+      }
+      throw err;
+    }
+    this.jobs.reconcileHost(session.name, req.ranks, req.exited);
+    this.replyAgent(peer, msg, {
+      register_reply: {
+        coordinator_instance: this.instance,
+        heartbeat_interval_ms: this.config.heartbeatIntervalMs,
+        heartbeat_timeout_ms: this.config.heartbeatTimeoutMs,
+      },
+    });
+  }
+}

@@ -1,0 +1,170 @@
+// Which agents are alive, by host name. Registration, heartbeats and the
+// liveness sweep all go through here; the catalog only sees state changes.
+//
+// Host liveness states:
+//   unknown  in the catalog, not heard from since this coordinator started
+//   up       registered, heartbeats arriving
+//   down     no heartbeat for heartbeatTimeoutMs (or never re-registered)
+import { ErrorCode, type RegisterRequest } from '../gen/proto.js';
+import { FerryError } from '../common/ferry-error.js';
+import { tracer } from '../common/trace.js';
+import type { PeerId } from '../transport/transport.js';
+
+const trace = tracer('hosts');
+
+export type HostLiveness = 'unknown' | 'up' | 'down';
+
+export interface HostSession {
+  name: string;
+  address: string;
+  cpus: number;
+  criuVersion: string;
+  criuCheckOk: boolean;
+  criuCheckDetail: string;
+  agentInstance: string;
+  peer: PeerId | undefined;
+  state: HostLiveness;
+  registeredMs: number;
+  lastHeardMs: number;
+  runningRanks: number;
+}
+
+export interface HostRegistryEvents {
+  /** A host changed state; `reason` says why, for the event log. */
+  stateChanged(host: HostSession, from: HostLiveness, reason: string): void;
+}
+
+export class HostRegistry {
+  private readonly hosts = new Map<string, HostSession>();
+  private readonly byPeer = new Map<PeerId, HostSession>();
+
+  constructor(
+    private readonly heartbeatTimeoutMs: number,
+    private readonly now: () => number,
+    private readonly events: HostRegistryEvents,
+  ) {}
+
+  /** Hosts known from the catalog, waiting to re-register after a coordinator restart. */
+  restore(host: Omit<HostSession, 'peer' | 'state' | 'lastHeardMs' | 'runningRanks'>): void {
+    this.hosts.set(host.name, { ...host, peer: undefined, state: 'unknown', lastHeardMs: this.now(), runningRanks: 0 });
+  }
+
+  /**
+   * Binds a host name to the peer that sent `req`. A second live agent under the
+   * same name is refused; the same agent reconnecting, or a new agent after the
+   * old one went down, takes the name over.
+   */
+  register(peer: PeerId, req: RegisterRequest): HostSession {
+    if (!req.host) throw new FerryError(ErrorCode.BAD_REQUEST, 'register: the host name is empty');
+    if (!req.agent_instance) throw new FerryError(ErrorCode.BAD_REQUEST, 'register: agent_instance is empty');
+    const now = this.now();
+    const existing = this.hosts.get(req.host);
+    if (
+      existing &&
+      existing.state === 'up' &&
+      existing.agentInstance !== req.agent_instance &&
+      now - existing.lastHeardMs < this.heartbeatTimeoutMs
+    ) {
+      throw new FerryError(
+        ErrorCode.DUPLICATE_HOST,
+        `host name "${req.host}" is held by a live agent (instance ${existing.agentInstance}, heard from ` +
+          `${now - existing.lastHeardMs} ms ago); another agent may take it only after that one misses heartbeats ` +
+          `for ${this.heartbeatTimeoutMs} ms`,
+      );
+    }
+    if (existing?.peer !== undefined && this.byPeer.get(existing.peer) === existing) this.byPeer.delete(existing.peer);
+    const previous = this.byPeer.get(peer);
+    if (previous && previous !== existing) {
+      // One connection cannot hold two host names.
+      this.byPeer.delete(peer);
+      previous.peer = undefined;
+    }
+    const from: HostLiveness = existing?.state ?? 'unknown';
+    const session: HostSession = {
+      name: req.host,
+      address: req.address,
+      cpus: req.cpus,
+      criuVersion: req.criu_version,
+      criuCheckOk: req.criu_check_ok,
+      criuCheckDetail: req.criu_check_detail,
+      agentInstance: req.agent_instance,
+      peer,
+      state: 'up',
+      registeredMs: now,
+      lastHeardMs: now,
+      runningRanks: req.ranks.length,
+    };
+    this.hosts.set(req.host, session);
+    this.byPeer.set(peer, session);
+    trace(`register ${req.host} peer=${peer} instance=${req.agent_instance} (was ${from})`);
+    const reason = !existing
+      ? 'registered'
+      : existing.agentInstance === req.agent_instance
+        ? 're-registered (same agent)'
+        : 'registered (new agent instance)';
+    this.events.stateChanged(session, existing ? from : 'unknown', reason);
+    return session;
+  }
+
+  /** Records a heartbeat; undefined when the peer is not registered here. */
+  heartbeat(peer: PeerId, runningRanks: number): HostSession | undefined {
+    const session = this.byPeer.get(peer);
+    if (!session) return undefined;
+    session.lastHeardMs = this.now();
+    session.runningRanks = runningRanks;
+    if (session.state !== 'up') {
+      const from = session.state;
+      session.state = 'up';
+      this.events.stateChanged(session, from, 'heartbeats resumed');
+    }
+    return session;
+  }
+
+  /** Any message from a registered peer counts as a sign of life. */
+  touch(peer: PeerId): HostSession | undefined {
+    const session = this.byPeer.get(peer);
+    if (session) session.lastHeardMs = this.now();
+    return session;
+  }
+
+  /** Marks down every host not heard from within the timeout. */
+  sweep(): void {
+    const now = this.now();
+    for (const session of this.hosts.values()) {
+      if (session.state === 'down') continue;
+      const silentMs = now - session.lastHeardMs;
+      if (silentMs >= this.heartbeatTimeoutMs) {
+        const from = session.state;
+        session.state = 'down';
+        this.events.stateChanged(
+          session,
+          from,
+          from === 'unknown'
+            ? `did not re-register within ${this.heartbeatTimeoutMs} ms of the coordinator start`
+            : `no heartbeat for ${silentMs} ms (timeout ${this.heartbeatTimeoutMs} ms)`,
+        );
+      }
+    }
+  }
+
+  get(name: string): HostSession | undefined {
+    return this.hosts.get(name);
+  }
+
+  peerOf(name: string): PeerId | undefined {
+    const s = this.hosts.get(name);
+    return s && s.state === 'up' ? s.peer : undefined;
+  }
+
+  sessionOfPeer(peer: PeerId): HostSession | undefined {
+    return this.byPeer.get(peer);
+  }
+
+  all(): HostSession[] {
+    return [...this.hosts.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  up(): HostSession[] {
+    return this.all().filter((h) => h.state === 'up');
+  }
+}

@@ -1,0 +1,331 @@
+// Jobs and their ranks: placement, starting ranks through the agents, following
+// their exits, and the job's end. The catalog holds the truth; this service
+// keeps only what need not survive a restart (who follows which job).
+//
+// Job states: pending (ranks being started) -> running -> succeeded | failed | cancelled.
+// The job's exit code is the first non-zero rank status; after the first
+// failure every other rank is sent SIGTERM, so a dead rank never leaves the
+// job hanging.
+import { constants as osConstants } from 'node:os';
+import {
+  ErrorCode,
+  JobState,
+  type JobInfoInit,
+  type RankExited,
+  type RankExitedInit,
+  type RankOutput,
+  type RankProcess,
+  type RoundReply,
+  type SubmitJobRequest,
+} from '../gen/proto.js';
+import { FerryError, errorMessage } from '../common/ferry-error.js';
+import { tracer } from '../common/trace.js';
+import type { PeerId } from '../transport/transport.js';
+import type { JobRow, RankRow } from './catalog-types.js';
+import type { Coordinator } from './coordinator.js';
+import { placeRanks } from './placement.js';
+
+const trace = tracer('jobs');
+
+const JOB_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const ENDED_STATES = new Set(['succeeded', 'failed', 'cancelled']);
+
+interface Follower {
+  peer: PeerId;
+  requestId: number;
+}
+
+export interface RoundResult {
+  ok: boolean;
+  /** Per rank: null when acknowledged, else the reason. */
+  failures: Map<number, string>;
+  replies: RoundReply[];
+}
+
+export class JobService {
+  private readonly followers = new Map<string, Follower[]>();
+  /** First failure of a running job, kept until the job ends. */
+  private readonly failing = new Map<string, { exitCode: number; detail: string }>();
+  private nextJobNumber = 1;
+
+  constructor(private readonly c: Coordinator) {}
+
+  // ---- queries --------------------------------------------------------------
+
+  jobInfo(jobId: string): JobInfoInit {
+    const job = this.c.catalog.getJob(jobId);
+    if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
+    return this.toInfo(job);
+  }
+
+  toInfo(job: JobRow): JobInfoInit {
+    return {
+      id: job.id,
+      state: jobStateEnum(job.state),
+      world_size: job.worldSize,
+      argv: job.argv,
+      created_ms: job.createdMs,
+      ended_ms: job.endedMs ?? 0,
+      exit_code: job.exitCode ?? 0,
+      detail: job.detail ?? '',
+      ranks: this.c.catalog.listRanks(job.id).map((r) => ({
+        rank: r.rank,
+        host: r.host,
+        pid: r.pid,
+        endpoint: r.endpoint,
+        state: r.state,
+        exit_code: r.exitCode ?? 0,
+        signal: r.signal ?? '',
+      })),
+    };
+  }
+
+  // ---- submit ----------------------------------------------------------------
+
+  async submit(peer: PeerId, requestId: number, req: SubmitJobRequest): Promise<JobInfoInit> {
+    if (req.argv.length === 0 || !req.argv[0]) throw new FerryError(ErrorCode.BAD_REQUEST, 'submit: no program given');
+    const jobId = req.job_id || this.newJobId();
+    if (!JOB_ID_PATTERN.test(jobId)) throw new FerryError(ErrorCode.BAD_REQUEST, `job id "${jobId}" is not valid (letters, digits, . _ -)`);
+    if (this.c.catalog.getJob(jobId)) throw new FerryError(ErrorCode.BAD_REQUEST, `job "${jobId}" already exists`);
+    const explicit = new Map<number, string>(Object.entries(req.rank_hosts).map(([k, v]) => [Number(k), v]));
+    const named = explicit.size > 0 ? [...new Set(explicit.values())] : req.hosts;
+    for (const name of named) {
+      const h = this.c.hosts.get(name);
+      if (!h) throw new FerryError(ErrorCode.UNKNOWN_HOST, `host "${name}" is not known to the coordinator`);
+      if (h.state !== 'up') throw new FerryError(ErrorCode.HOST_DOWN, `host "${name}" is ${h.state}`);
+    }
+    const candidates = (req.hosts.length > 0 ? req.hosts.map((n) => this.c.hosts.get(n)!) : this.c.hosts.up()).map((h) => ({
+      name: h.name,
+      freeSlots: h.cpus - this.c.catalog.ranksOnHost(h.name).filter((r) => r.state !== 'exited').length,
+    }));
+    const placement = placeRanks(req.world_size, candidates, explicit);
+    const now = this.c.now();
+    this.c.catalog.createJob({ id: jobId, worldSize: req.world_size, argv: req.argv, cwd: req.cwd, env: req.env, createdMs: now });
+    for (let r = 0; r < placement.length; r++) {
+      this.c.catalog.upsertRank({ jobId, rank: r, host: placement[r], pid: 0, endpoint: '', state: 'starting', updatedMs: now });
+    }
+    if (req.follow) this.follow(jobId, peer, requestId);
+    this.c.event('job.submit', `job ${jobId}: ${req.world_size} ranks of ${req.argv[0]} on ${[...new Set(placement)].join(',')}`, { jobId });
+
+    const byHost = new Map<string, number[]>();
+    placement.forEach((h, r) => byHost.set(h, [...(byHost.get(h) ?? []), r]));
+    const results = await Promise.allSettled(
+      [...byHost].map(async ([host, ranks]) => {
+        const reply = await this.c.requestAgent(host, {
+          start_ranks: {
+            job_id: jobId,
+            world_size: req.world_size,
+            argv: req.argv,
+            cwd: req.cwd,
+            env: req.env,
+            ranks: ranks.map((rank) => ({ rank })),
+          },
+        });
+        for (const p of reply.start_ranks_reply?.started ?? []) this.onRankStarted(host, p);
+        return host;
+      }),
+    );
+    const failed = results
+      .map((r, i) => ({ r, host: [...byHost.keys()][i] }))
+      .filter((x) => x.r.status === 'rejected') as { r: PromiseRejectedResult; host: string }[];
+    const job = this.c.catalog.getJob(jobId)!;
+    if (failed.length > 0) {
+      const detail = failed.map((f) => `host ${f.host}: ${errorMessage(f.r.reason)}`).join('; ');
+      this.failJob(jobId, 127, `could not start every rank: ${detail}`);
+      throw new FerryError(ErrorCode.SPAWN_FAILED, `job ${jobId} could not start: ${detail}`);
+    }
+    if (job.state === 'pending') this.c.catalog.setJobState(jobId, 'running');
+    return this.jobInfo(jobId);
+  }
+
+  private newJobId(): string {
+    for (;;) {
+      const id = `job-${this.c.now().toString(36)}-${(this.nextJobNumber++).toString(36)}`;
+      if (!this.c.catalog.getJob(id)) return id;
+    }
+  }
+
+  follow(jobId: string, peer: PeerId, requestId: number): void {
+    const list = this.followers.get(jobId) ?? [];
+    list.push({ peer, requestId });
+    this.followers.set(jobId, list);
+  }
+
+  // ---- rank events -------------------------------------------------------------
+
+  onRankStarted(host: string, p: RankProcess): void {
+    const row = this.rankRow(p.job_id, p.rank);
+    if (!row) {
+      trace(`start of unknown rank ${p.job_id}/${p.rank} on ${host}`);
+      return;
+    }
+    if (row.state === 'exited') return;
+    this.c.catalog.upsertRank({ jobId: row.jobId, rank: row.rank, host, pid: p.pid, endpoint: p.endpoint || row.endpoint, state: 'running', updatedMs: this.c.now() });
+  }
+
+  onRankExited(host: string, e: RankExited | RankExitedInit): void {
+    const jobId = e.job_id ?? '';
+    const rank = e.rank ?? 0;
+    const row = this.rankRow(jobId, rank);
+    if (!row || row.state === 'exited') return; // a repeat after re-registration
+    const exitCode = e.exit_code ?? 0;
+    const signal = e.signal ?? '';
+    this.c.catalog.upsertRank({ jobId, rank, host, pid: row.pid, endpoint: row.endpoint, state: 'exited', exitCode, signal, updatedMs: this.c.now() });
+    const how = signal ? `killed by ${signal}` : `exited with status ${exitCode}`;
+    this.c.event('rank.exit', `job ${jobId} rank ${rank} on ${host} ${how}${e.reason ? ` (${e.reason})` : ''}`, { jobId, host });
+    if ((exitCode !== 0 || signal) && !this.failing.has(jobId)) {
+      const code = exitCode > 0 ? exitCode : signalStatus(signal);
+      this.failJob(jobId, code, `rank ${rank} on ${host} ${how}${e.reason ? ` (${e.reason})` : ''}`);
+    }
+    this.maybeEnd(jobId);
+  }
+
+  onRankOutput(out: RankOutput): void {
+    for (const f of this.followers.get(out.job_id) ?? []) {
+      this.c.sendOperator(f.peer, {
+        reply_to: f.requestId,
+        status: { ok: true },
+        final: false,
+        job_output: { job_id: out.job_id, rank: out.rank, stream: out.stream, data: out.data },
+      });
+    }
+  }
+
+  onHostDown(host: string): void {
+    for (const r of this.c.catalog.ranksOnHost(host)) {
+      if (r.state === 'exited') continue;
+      const job = this.c.catalog.getJob(r.jobId);
+      if (!job || ENDED_STATES.has(job.state)) continue;
+      this.onRankExited(host, { job_id: r.jobId, rank: r.rank, pid: r.pid, exit_code: -1, signal: 'HOST_DOWN', reason: `host ${host} is down` });
+    }
+  }
+
+  /** After an agent (re-)registers: adopt the ranks it runs, apply the exits it kept, and lose what vanished. */
+  reconcileHost(host: string, alive: RankProcess[], exited: RankExited[]): void {
+    for (const e of exited) this.onRankExited(host, e);
+    const aliveKeys = new Set(alive.map((p) => `${p.job_id}/${p.rank}`));
+    for (const p of alive) this.onRankStarted(host, p);
+    for (const r of this.c.catalog.ranksOnHost(host)) {
+      if (r.state !== 'running' || aliveKeys.has(`${r.jobId}/${r.rank}`)) continue;
+      this.onRankExited(host, { job_id: r.jobId, rank: r.rank, pid: r.pid, exit_code: -1, signal: 'LOST', reason: 'the agent no longer knows this rank' });
+    }
+  }
+
+  // ---- job control ------------------------------------------------------------
+
+  async signal(jobId: string, signal: string): Promise<void> {
+    const job = this.c.catalog.getJob(jobId);
+    if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
+    if (ENDED_STATES.has(job.state)) return;
+    if (!this.failing.has(jobId) && (signal === 'SIGTERM' || signal === 'SIGINT' || signal === 'SIGKILL')) {
+      this.failing.set(jobId, { exitCode: signalStatus(signal), detail: `cancelled by the operator (${signal})`, });
+      this.c.event('job.cancel', `job ${jobId}: ${signal} requested by the operator`, { jobId });
+    }
+    await this.signalRanks(jobId, signal);
+  }
+
+  private failJob(jobId: string, exitCode: number, detail: string): void {
+    if (this.failing.has(jobId)) return;
+    this.failing.set(jobId, { exitCode, detail });
+    this.c.event('job.failing', `job ${jobId}: ${detail}; stopping the other ranks`, { jobId });
+    void this.signalRanks(jobId, 'SIGTERM');
+    this.maybeEnd(jobId);
+  }
+
+  private async signalRanks(jobId: string, signal: string): Promise<void> {
+    const hosts = new Set(this.c.catalog.listRanks(jobId).filter((r) => r.state !== 'exited').map((r) => r.host));
+    await Promise.allSettled(
+      [...hosts].map((host) =>
+        this.c.requestAgent(host, { signal_job: { job_id: jobId, signal } }).catch((err) => {
+          trace(`signal ${signal} to ${jobId} on ${host} failed: ${errorMessage(err)}`);
+          throw err;
+        }),
+      ),
+    );
+  }
+
+  private maybeEnd(jobId: string): void {
+    const job = this.c.catalog.getJob(jobId);
+    if (!job || ENDED_STATES.has(job.state)) return;
+    const ranks = this.c.catalog.listRanks(jobId);
+    if (ranks.some((r) => r.state !== 'exited')) return;
+    const failure = this.failing.get(jobId);
+    const cancelled = failure?.detail.startsWith('cancelled');
+    const state = failure ? (cancelled ? 'cancelled' : 'failed') : 'succeeded';
+    this.c.catalog.setJobState(jobId, state, { endedMs: this.c.now(), exitCode: failure?.exitCode ?? 0, detail: failure?.detail ?? '' });
+    this.failing.delete(jobId);
+    this.c.event('job.end', `job ${jobId} ${state}${failure ? `: ${failure.detail}` : ''}`, { jobId });
+    const info = this.jobInfo(jobId);
+    for (const f of this.followers.get(jobId) ?? []) {
+      this.c.sendOperator(f.peer, { reply_to: f.requestId, status: { ok: true }, final: true, job_ended: { job: info } });
+    }
+    this.followers.delete(jobId);
+  }
+
+  // ---- rounds ------------------------------------------------------------------
+
+  /**
+   * One coordinated round: every agent holding ranks of the job gets one
+   * RoundRequest for all of its ranks and answers once. The cost grows with the
+   * number of agents, not of ranks.
+   */
+  async round(jobId: string, step: string, epoch: number, timeoutMs: number): Promise<RoundResult> {
+    const byHost = new Map<string, number[]>();
+    for (const r of this.c.catalog.listRanks(jobId)) {
+      if (r.state === 'exited') continue;
+      byHost.set(r.host, [...(byHost.get(r.host) ?? []), r.rank]);
+    }
+    return this.roundOver(jobId, step, epoch, byHost, timeoutMs);
+  }
+
+  async roundOver(jobId: string, step: string, epoch: number, byHost: Map<string, number[]>, timeoutMs: number): Promise<RoundResult> {
+    const failures = new Map<number, string>();
+    const replies: RoundReply[] = [];
+    await Promise.all(
+      [...byHost].map(async ([host, ranks]) => {
+        try {
+          const reply = await this.c.requestAgent(host, { round: { job_id: jobId, epoch, step, ranks } }, timeoutMs);
+          const rr = reply.round_reply;
+          if (!rr) throw new FerryError(ErrorCode.MALFORMED, `host ${host} answered ${step} without a round reply`);
+          replies.push(rr);
+          const answered = new Set<number>();
+          for (const res of rr.results) {
+            answered.add(res.rank);
+            if (!res.status?.ok) failures.set(res.rank, `host ${host}: ${res.status?.message ?? 'failed'}`);
+          }
+          for (const r of ranks) if (!answered.has(r)) failures.set(r, `host ${host} did not answer for rank ${r}`);
+        } catch (err) {
+          for (const r of ranks) failures.set(r, `host ${host}: ${errorMessage(err)}`);
+        }
+      }),
+    );
+    return { ok: failures.size === 0, failures, replies };
+  }
+
+  private rankRow(jobId: string, rank: number): RankRow | undefined {
+    return this.c.catalog.listRanks(jobId).find((r) => r.rank === rank);
+  }
+}
+
+function jobStateEnum(state: string): JobState {
+  switch (state) {
+    case 'pending':
+      return JobState.JOB_PENDING;
+    case 'running':
+      return JobState.JOB_RUNNING;
+    case 'succeeded':
+      return JobState.JOB_SUCCEEDED;
+    case 'failed':
+      return JobState.JOB_FAILED;
+    case 'cancelled':
+      return JobState.JOB_CANCELLED;
+    default:
+      return JobState.JOB_STATE_UNKNOWN;
+  }
+}
+
+/** The shell convention for a death by signal: 128 + the signal number. */
+export function signalStatus(signal: string): number {
+  const n = (osConstants.signals as Record<string, number>)[signal];
+  return n ? 128 + n : 1;
+}

@@ -1,0 +1,93 @@
+// Answers operator requests (ferry status / hosts / jobs / events / run).
+import {
+  ErrorCode,
+  HostState,
+  type HostInfoInit,
+  type OperatorReplyInit,
+  type OperatorRequest,
+} from '../gen/proto.js';
+import { FerryError } from '../common/ferry-error.js';
+import type { PeerId } from '../transport/transport.js';
+import type { Coordinator } from './coordinator.js';
+import type { HostSession } from './host-registry.js';
+
+export const EVENTS_DEFAULT_LIMIT = 100;
+export const EVENTS_MAX_LIMIT = 10_000;
+export const FERRY_VERSION = '0.1.0';
+
+export class OperatorService {
+  constructor(private readonly c: Coordinator) {}
+
+  /** The reply body for a request, or undefined when the reply comes later (a followed job). */
+  async handle(peer: PeerId, req: OperatorRequest): Promise<OperatorReplyInit | undefined> {
+    switch (req.body) {
+      case 'cluster_status': {
+        const hosts = this.c.hosts.all();
+        const jobs = this.c.catalog.listJobs({ all: false });
+        return {
+          cluster_status: {
+            coordinator_instance: this.c.instance,
+            started_ms: this.c.startedMs,
+            hosts_up: hosts.filter((h) => h.state === 'up').length,
+            hosts_down: hosts.filter((h) => h.state === 'down').length,
+            hosts_unknown: hosts.filter((h) => h.state === 'unknown').length,
+            jobs_running: jobs.filter((j) => j.state === 'running' || j.state === 'pending').length,
+            ranks_running: hosts.reduce((n, h) => n + (h.state === 'up' ? h.runningRanks : 0), 0),
+            listen: this.c.config.listen,
+            version: FERRY_VERSION,
+          },
+        };
+      }
+      case 'hosts':
+        return { hosts: { hosts: this.c.hosts.all().map(hostInfo) } };
+      case 'jobs':
+        return { jobs: { jobs: this.c.catalog.listJobs({ all: req.jobs?.all ?? false }).map((j) => this.c.jobs.toInfo(j)) } };
+      case 'job':
+        return { job: { job: this.c.jobs.jobInfo(req.job?.job_id ?? '') } };
+      case 'events': {
+        const q = req.events!;
+        if (q.job_id && !this.c.catalog.getJob(q.job_id)) {
+          throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${q.job_id}" in the catalog`);
+        }
+        const limit = Math.min(q.limit || EVENTS_DEFAULT_LIMIT, EVENTS_MAX_LIMIT);
+        const rows = this.c.catalog.listEvents({ afterSeq: q.after_seq, limit, ...(q.job_id ? { jobId: q.job_id } : {}) });
+        return {
+          events: {
+            events: rows.map((e) => ({ seq: e.seq, time_ms: e.timeMs, kind: e.kind, host: e.host ?? '', job_id: e.jobId ?? '', message: e.message })),
+          },
+        };
+      }
+      case 'submit_job': {
+        const job = await this.c.jobs.submit(peer, req.request_id, req.submit_job!);
+        if (req.submit_job!.follow) {
+          // The final reply comes when the job ends; this one says it started.
+          this.c.sendOperator(peer, { reply_to: req.request_id, status: { ok: true }, final: false, submit_job: { job } });
+          return undefined;
+        }
+        return { submit_job: { job } };
+      }
+      case 'signal_job': {
+        const s = req.signal_job!;
+        await this.c.jobs.signal(s.job_id, s.signal || 'SIGTERM');
+        return { job: { job: this.c.jobs.jobInfo(s.job_id) } };
+      }
+      default:
+        throw new FerryError(ErrorCode.BAD_REQUEST, req.body ? `unsupported operator request ${req.body}` : 'operator request has no body');
+    }
+  }
+}
+
+function hostInfo(h: HostSession): HostInfoInit {
+  return {
+    name: h.name,
+    address: h.address,
+    state: h.state === 'up' ? HostState.HOST_UP : h.state === 'down' ? HostState.HOST_DOWN : HostState.HOST_STATE_UNKNOWN,
+    cpus: h.cpus,
+    criu_version: h.criuVersion,
+    criu_check_ok: h.criuCheckOk,
+    criu_check_detail: h.criuCheckDetail,
+    registered_ms: h.registeredMs,
+    last_heartbeat_ms: h.lastHeardMs,
+    running_ranks: h.runningRanks,
+  };
+}

@@ -1,0 +1,59 @@
+// A coordinator and agents wired over the in-memory hub, with a real catalog in
+// a temp dir, for protocol tests under fake timers.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Agent, type AgentIdentity } from '../../src/agent/agent.js';
+import { RankSupervisor } from '../../src/agent/rank-supervisor.js';
+import { Catalog } from '../../src/coordinator/catalog.js';
+import { Coordinator } from '../../src/coordinator/coordinator.js';
+import { defaultCoordinatorConfig, type CoordinatorConfig } from '../../src/coordinator/coordinator-config.js';
+import { MemoryHub } from '../../src/transport/memory-transport.js';
+
+export class ControlPlaneHarness {
+  readonly hub = new MemoryHub();
+  readonly stateDir = mkdtempSync(join(tmpdir(), 'ferry-proto-'));
+  coordinator: Coordinator | undefined;
+  catalog: Catalog | undefined;
+  readonly agents = new Map<string, Agent>();
+  readonly fatal: string[] = [];
+
+  constructor(readonly config: Partial<CoordinatorConfig> = { heartbeatIntervalMs: 100, heartbeatTimeoutMs: 500 }) {}
+
+  startCoordinator(): Coordinator {
+    this.catalog = Catalog.open(this.stateDir);
+    this.coordinator = new Coordinator(this.hub.listen(), this.catalog, defaultCoordinatorConfig(this.config));
+    this.coordinator.start();
+    return this.coordinator;
+  }
+
+  async stopCoordinator(): Promise<void> {
+    await this.coordinator?.stop();
+    this.catalog?.close();
+    this.coordinator = undefined;
+    this.catalog = undefined;
+  }
+
+  startAgent(host: string, identity: Partial<AgentIdentity> = {}): Agent {
+    const ranks = new RankSupervisor({ host, logsDir: join(this.stateDir, 'logs', host), initPath: '/bin/false', agentSocketName: `ferry-test-${host}` });
+    const agent = new Agent(
+      { host, address: `198.18.0.${this.agents.size + 2}`, cpus: 4, criuVersion: '4.1.1', criuCheckOk: true, criuCheckDetail: '', version: 'test', ...identity },
+      () => this.hub.connect(),
+      ranks,
+      { fatal: (err) => this.fatal.push(err.message) },
+    );
+    agent.start();
+    this.agents.set(`${host}#${agent.instance}`, agent);
+    return agent;
+  }
+
+  hostState(name: string): string | undefined {
+    return this.coordinator?.hosts.get(name)?.state;
+  }
+
+  async close(): Promise<void> {
+    for (const a of this.agents.values()) await a.stop();
+    await this.stopCoordinator();
+    rmSync(this.stateDir, { recursive: true, force: true });
+  }
+}
