@@ -25,6 +25,7 @@ import { tracer } from '../common/trace.js';
 import { agentMessageCodec, coordinatorInboundCodec, errorStatus, OK_STATUS, statusError } from '../protocol/messages.js';
 import { checkPeerVersion, PROTOCOL_VERSION } from '../protocol/version.js';
 import type { ClientConnector, ClientTransport } from '../transport/transport.js';
+import { OutputTailer, type OutputChunk } from './output-tailer.js';
 import type { RankSupervisor } from './rank-supervisor.js';
 
 const trace = tracer('agent');
@@ -72,6 +73,7 @@ export class Agent {
   /** Rank exits the coordinator has not acknowledged yet; resent at registration. */
   private readonly unackedExits = new Map<string, RankExitedInit>();
   private loop: Promise<void> | undefined;
+  private readonly output: OutputTailer;
 
   constructor(
     private readonly identity: AgentIdentity,
@@ -80,6 +82,7 @@ export class Agent {
     private readonly hooks: AgentHooks = {},
   ) {
     ranks.on('exit', (e) => this.onRankExit(e));
+    this.output = new OutputTailer((chunk) => this.onOutput(chunk));
   }
 
   get state(): AgentSessionState {
@@ -108,6 +111,7 @@ export class Agent {
     this.transition(['connecting', 'registered'], 'stopped', 'stop requested');
     this.wake?.();
     this.requests.failAll(new FerryError(ErrorCode.UNAVAILABLE, 'the agent is stopping'));
+    this.output.stop();
     await this.transport?.close();
     await this.loop;
   }
@@ -126,9 +130,6 @@ export class Agent {
         await this.heartbeatUntilLost();
       } catch (err) {
         if (this.stopped()) break;
-        if (err instanceof FerryError && err.code === ErrorCode.VERSION_MISMATCH) {
-          this.hooks.fatal?.(err);
-        }
         trace(`session: ${errorMessage(err)}`);
         if (this.stateValue === 'registered') this.transition(['registered'], 'connecting', errorMessage(err));
       }
@@ -139,7 +140,17 @@ export class Agent {
     }
   }
 
+  /** Registers; a coordinator of another major version is fatal (the hook decides what to do). */
   private async register(): Promise<void> {
+    try {
+      await this.registerOnce();
+    } catch (err) {
+      if (err instanceof FerryError && err.code === ErrorCode.VERSION_MISMATCH) this.hooks.fatal?.(err);
+      throw err;
+    }
+  }
+
+  private async registerOnce(): Promise<void> {
     const reply = await this.request(
       {
         register: {
@@ -235,15 +246,25 @@ export class Agent {
     let msg: AgentMessage;
     try {
       msg = agentMessageCodec.decode(frames[0]);
-      checkPeerVersion(msg.version, 'the coordinator');
     } catch (err) {
       trace(`bad frame from the coordinator: ${errorMessage(err)}`);
-      if (err instanceof FerryError && err.code === ErrorCode.VERSION_MISMATCH) this.hooks.fatal?.(err);
       return;
     }
+    let versionError: unknown;
+    try {
+      checkPeerVersion(msg.version, 'the coordinator');
+    } catch (err) {
+      versionError = err;
+    }
     if (msg.reply_to) {
-      if (!msg.status?.ok && msg.status?.code === ErrorCode.VERSION_MISMATCH) this.hooks.fatal?.(statusError(msg.status));
-      this.requests.settle(msg.reply_to, msg);
+      // A reply in another version fails its request with VERSION_MISMATCH;
+      // only a refused registration makes that fatal (see register()).
+      this.requests.settle(msg.reply_to, versionError ? ({ reply_to: msg.reply_to, status: errorStatus(versionError) } as AgentMessage) : msg);
+      return;
+    }
+    if (versionError) {
+      trace(`refusing a request: ${errorMessage(versionError)}`);
+      if (msg.request_id) this.send({ reply_to: msg.request_id, status: errorStatus(versionError) });
       return;
     }
     void this.serve(msg);
@@ -268,6 +289,7 @@ export class Agent {
                 env: req.env,
               }),
             );
+            this.output.add(req.job_id, spec.rank, this.ranks.logPaths(req.job_id, spec.rank));
           }
           reply({ start_ranks_reply: { started } });
           return;
@@ -304,8 +326,15 @@ export class Agent {
     };
   }
 
+  /** Output goes one way (no reply): the exit report that follows it on the same connection keeps the order. */
+  private onOutput(chunk: OutputChunk): void {
+    if (this.stateValue !== 'registered') return;
+    this.send({ rank_output: { job_id: chunk.jobId, rank: chunk.rank, stream: chunk.stream, data: chunk.data } });
+  }
+
   private onRankExit(e: RankExitedInit): void {
     const key = `${e.job_id}/${e.rank}`;
+    this.output.finish(e.job_id ?? '', e.rank ?? 0);
     this.unackedExits.set(key, e);
     void this.reportExit(key, e);
   }

@@ -1,13 +1,15 @@
 // `ferry run`: submit a job, follow it to its end, exit with its status.
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import { ErrorCode, RankOutput_Stream } from '../gen/proto.js';
+import { ErrorCode, RankOutput_Stream, type JobInfo, type OperatorReply } from '../gen/proto.js';
 import { FerryError } from '../common/ferry-error.js';
 import { intOpt, opt, parseArgs } from './args.js';
 import { COMMON_OPERATOR_OPTIONS, coordinatorAddress, jobJson, jobStateName, withClient } from './operator-commands.js';
 
 /** How long `ferry run` waits for the coordinator to accept the job. */
 export const SUBMIT_TIMEOUT_MS = 30_000;
+/** How often a running `ferry run` renews its follow of the job. */
+export const FOLLOW_RENEW_MS = 2_000;
 
 export async function runCommand(argv: string[]): Promise<number> {
   const cmd = 'ferry run';
@@ -31,35 +33,55 @@ export async function runCommand(argv: string[]): Promise<number> {
     let jobId = '';
     const onSignal = (signal: NodeJS.Signals) => {
       if (jobId) c.post({ signal_job: { job_id: jobId, signal } });
+      else process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    const onNotice = (r: OperatorReply) => {
+      if (r.job_output) {
+        const stream = r.job_output.stream === RankOutput_Stream.STDERR ? process.stderr : process.stdout;
+        stream.write(Buffer.from(r.job_output.data));
+      }
+    };
+    let renewTimer: NodeJS.Timeout | undefined;
     try {
-      const final = await c.request(
-        {
-          submit_job: { argv: [path, ...args], cwd: process.cwd(), env, world_size: n, hosts, follow: true, job_id: opt(p, 'job-id') ?? '' },
-        },
-        {
-          timeoutMs: SUBMIT_TIMEOUT_MS,
-          follow: true,
-          onNotice: (r) => {
-            if (r.submit_job?.job) {
-              jobId = r.submit_job.job.id;
-              if (!json) process.stderr.write(`ferry run: job ${jobId} started, ${n} ranks\n`);
-            }
-            if (r.job_output) {
-              const stream = r.job_output.stream === RankOutput_Stream.STDERR ? process.stderr : process.stdout;
-              stream.write(Buffer.from(r.job_output.data));
-            }
+      const job = await new Promise<JobInfo>((resolve, reject) => {
+        const done = (r: OperatorReply) => {
+          const info = r.job_ended?.job ?? r.submit_job?.job;
+          if (info) resolve(info);
+          else reject(new FerryError(ErrorCode.MALFORMED, 'the coordinator ended the run without the job'));
+        };
+        let warned = false;
+        // Renewing the follow lets a restarted coordinator learn about us.
+        const renew = () => {
+          c.request({ follow_job: { job_id: jobId } }, { follow: true, onNotice }).then(done, (err: unknown) => {
+            if (err instanceof FerryError && err.code === ErrorCode.UNAVAILABLE) {
+              if (!warned && !json) process.stderr.write(`ferry run: ${err.message}; the job may still run, waiting for the coordinator\n`);
+              warned = true;
+            } else reject(err);
+          });
+        };
+        c.request(
+          { submit_job: { argv: [path, ...args], cwd: process.cwd(), env, world_size: n, hosts, follow: true, job_id: opt(p, 'job-id') ?? '' } },
+          {
+            timeoutMs: SUBMIT_TIMEOUT_MS,
+            follow: true,
+            onNotice: (r) => {
+              if (r.submit_job?.job && !jobId) {
+                jobId = r.submit_job.job.id;
+                if (!json) process.stderr.write(`ferry run: job ${jobId} started, ${n} ranks\n`);
+                renewTimer = setInterval(renew, FOLLOW_RENEW_MS);
+              }
+              onNotice(r);
+            },
           },
-        },
-      );
-      const job = final.job_ended?.job ?? final.submit_job?.job;
-      if (!job) throw new FerryError(ErrorCode.MALFORMED, 'the coordinator ended the run without the job');
+        ).then(done, reject);
+      });
       if (json) process.stdout.write(JSON.stringify(jobJson(job), null, 2) + '\n');
       else if (job.exit_code !== 0) process.stderr.write(`ferry run: job ${job.id} ${jobStateName(job.state)}: ${job.detail}\n`);
       return job.exit_code & 0xff || (job.exit_code !== 0 ? 1 : 0);
     } finally {
+      if (renewTimer) clearInterval(renewTimer);
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
     }

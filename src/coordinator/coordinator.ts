@@ -225,7 +225,7 @@ export class Coordinator {
           if (msg.body === 'rank_started' && msg.rank_started?.process) this.jobs.onRankStarted(session.name, msg.rank_started.process);
           if (msg.body === 'rank_exited' && msg.rank_exited) this.jobs.onRankExited(session.name, msg.rank_exited);
           if (msg.body === 'rank_output' && msg.rank_output) this.jobs.onRankOutput(msg.rank_output);
-          this.replyAgent(peer, msg, { ack: {} });
+          if (msg.request_id) this.replyAgent(peer, msg, { ack: {} }); // output comes one way, without an id
           return;
         }
         default:

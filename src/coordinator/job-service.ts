@@ -145,8 +145,15 @@ export class JobService {
     }
   }
 
+  /** Adds (or renews) a follower; a job that already ended is answered at once. */
   follow(jobId: string, peer: PeerId, requestId: number): void {
-    const list = this.followers.get(jobId) ?? [];
+    const job = this.c.catalog.getJob(jobId);
+    if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
+    if (ENDED_STATES.has(job.state)) {
+      this.c.sendOperator(peer, { reply_to: requestId, status: { ok: true }, final: true, job_ended: { job: this.toInfo(job) } });
+      return;
+    }
+    const list = (this.followers.get(jobId) ?? []).filter((f) => f.peer !== peer);
     list.push({ peer, requestId });
     this.followers.set(jobId, list);
   }

@@ -66,6 +66,14 @@ export class OperatorService {
         }
         return { submit_job: { job } };
       }
+      case 'follow_job': {
+        const jobId = req.follow_job?.job_id ?? '';
+        // First a notice with the job as it stands (tells the follower it is heard) ...
+        this.c.sendOperator(peer, { reply_to: req.request_id, status: { ok: true }, final: false, job: { job: this.c.jobs.jobInfo(jobId) } });
+        // ... then its output, and a final reply when it ends.
+        this.c.jobs.follow(jobId, peer, req.request_id);
+        return undefined;
+      }
       case 'signal_job': {
         const s = req.signal_job!;
         await this.c.jobs.signal(s.job_id, s.signal || 'SIGTERM');

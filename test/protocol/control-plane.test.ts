@@ -125,6 +125,27 @@ describe('control plane over the in-memory transport', () => {
     expect(op.status?.code).toBe(ErrorCode.VERSION_MISMATCH);
   });
 
+  it('an agent refused for its protocol version reports it as fatal, and a garbage frame is not fatal', async () => {
+    // A coordinator of the next major version, played by hand.
+    const server = h.hub.listen();
+    server.onMessage((peer, frames) => {
+      const msg = coordinatorInboundCodec.decode(frames[0]).agent!;
+      server.send(peer, Uint8Array.from([0xff, 0x01])); // garbage first
+      server.send(
+        peer,
+        agentMessageCodec.encode({
+          version: { major: PROTOCOL_VERSION.major + 1, minor: 0 },
+          reply_to: msg.request_id,
+          status: { ok: false, code: ErrorCode.VERSION_MISMATCH, message: 'the agent speaks Ferry protocol 1.0, this side speaks 2.0' },
+        }),
+      );
+    });
+    h.startAgent('a');
+    await advance(50);
+    expect(h.fatal).toHaveLength(1);
+    expect(h.fatal[0]).toMatch(/protocol/);
+  });
+
   it('answers a heartbeat from an unregistered peer with NOT_REGISTERED', async () => {
     h.startCoordinator();
     const client = h.hub.connect();

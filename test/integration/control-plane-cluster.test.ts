@@ -1,0 +1,79 @@
+// The control plane for real: a coordinator and three agents on namespace
+// hosts over real ZeroMQ. Agents register; a killed agent is marked down and
+// comes back when restarted; a killed coordinator restarts with its catalog,
+// the agents re-register by themselves and a running job keeps running.
+import { writeFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+
+let cluster: TestCluster;
+
+beforeAll(async () => {
+  cluster = await startTestCluster({ hosts: 3, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500 });
+});
+
+afterAll(async () => {
+  await cluster?.stop();
+});
+
+async function jobState(id: string): Promise<{ state: string; exitCode: number; detail: string; ranks: { rank: number; host: string; state: string }[] }> {
+  const r = await cluster.ferry(['job', id, '--json']);
+  expect(r.code, r.stderr).toBe(0);
+  return JSON.parse(r.stdout);
+}
+
+describe('control plane on three namespace hosts', () => {
+  it('registers every agent with its address and CRIU', async () => {
+    const rows = await cluster.hostRows();
+    expect(rows.map((r) => [r.name, r.state, r.address])).toEqual(cluster.hosts.map((h) => [h.name, 'up', h.address]));
+    const status = await cluster.ferry(['status']);
+    expect(status.code).toBe(0);
+    expect(status.stdout).toMatch(/hosts: 3 up, 0 down/);
+  });
+
+  it('marks a killed agent down, and up again once restarted', async () => {
+    const victim = cluster.hosts[1].name;
+    await cluster.killAgent(victim, 'SIGKILL');
+    await cluster.waitForHostStates({ [victim]: 'down' });
+    const events = await cluster.ferry(['events', '--json']);
+    expect(JSON.parse(events.stdout).some((e: { kind: string; host: string }) => e.kind === 'host.down' && e.host === victim)).toBe(true);
+    await cluster.startAgent(victim);
+    await cluster.waitForHostStates({ [victim]: 'up' });
+  });
+
+  it('keeps its catalog over a coordinator restart; agents re-register and a running job keeps running', async () => {
+    // A two-rank job that runs until told to stop (a file appears).
+    const stopFile = `${cluster.tempDir}/stop-job`;
+    const script = `while [ ! -e ${stopFile} ]; do sleep 0.1; done; echo done $FERRY_RANK`;
+    const submitted = cluster.ferry(['run', '-n', '2', '--hosts', `${cluster.hosts[0].name},${cluster.hosts[2].name}`, '--job-id', 'keep-1', '/bin/sh', '-c', script]);
+    await cluster.waitFor(async () => {
+      const r = await cluster.ferry(['job', 'keep-1', '--json']);
+      return r.code === 0 && JSON.parse(r.stdout).ranks.every((x: { state: string }) => x.state === 'running');
+    }, 'job keep-1 running');
+    const before = await cluster.ferry(['events', '--json', '--limit', '10000']);
+    const eventsBefore = JSON.parse(before.stdout).length;
+
+    await cluster.killCoordinator('SIGKILL');
+    await cluster.startCoordinator();
+    // Straight after the restart the catalog is back...
+    const rows = await cluster.hostRows();
+    expect(rows.map((r) => r.name).sort()).toEqual(cluster.hosts.map((h) => h.name).sort());
+    expect((await jobState('keep-1')).state).toBe('running');
+    // ...and the agents come back by themselves.
+    await cluster.waitForHostStates(Object.fromEntries(cluster.hosts.map((h) => [h.name, 'up'])));
+    const job = await jobState('keep-1');
+    expect(job.state).toBe('running');
+    expect(job.ranks.map((r) => r.state)).toEqual(['running', 'running']);
+    const after = JSON.parse((await cluster.ferry(['events', '--json', '--limit', '10000'])).stdout);
+    expect(after.length).toBeGreaterThan(eventsBefore);
+    expect(after.filter((e: { kind: string }) => e.kind === 'coordinator.start').length).toBeGreaterThanOrEqual(2);
+
+    // The job ends normally; its exits and output reach the new coordinator,
+    // and the `ferry run` that followed it across the restart ends with it.
+    writeFileSync(stopFile, '');
+    await cluster.waitFor(async () => (await jobState('keep-1')).state === 'succeeded', 'job keep-1 to succeed');
+    const run = await submitted;
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout.split('\n').sort()).toEqual(['', 'done 0', 'done 1']);
+  });
+});

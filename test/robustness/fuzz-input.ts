@@ -1,0 +1,34 @@
+// Deterministic random inputs for the fuzz tests (a seeded PRNG, so a failure
+// can be replayed).
+
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function randomBytesFrom(rand: () => number, n: number): Buffer {
+  const b = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) b[i] = Math.floor(rand() * 256);
+  return b;
+}
+
+/** A valid frame with bytes flipped, cut, duplicated or inserted. */
+export function mutate(rand: () => number, frame: Uint8Array): Buffer {
+  let b = Buffer.from(frame);
+  const edits = 1 + Math.floor(rand() * 4);
+  for (let e = 0; e < edits; e++) {
+    const op = Math.floor(rand() * 4);
+    const at = Math.floor(rand() * Math.max(1, b.length));
+    if (op === 0 && b.length > 0) b[at] ^= 1 << Math.floor(rand() * 8);
+    else if (op === 1) b = b.subarray(0, at);
+    else if (op === 2) b = Buffer.concat([b.subarray(0, at), randomBytesFrom(rand, 1 + Math.floor(rand() * 6)), b.subarray(at)]);
+    else b = Buffer.concat([b, b.subarray(0, at)]);
+  }
+  return b;
+}
