@@ -16,6 +16,7 @@ import {
   type AgentMessageInit,
   type RankExitedInit,
   type RegisterReply,
+  type RoundReplyInit,
   type RoundRequest,
 } from '../gen/proto.js';
 import { Backoff, sleep } from '../common/backoff.js';
@@ -312,18 +313,15 @@ export class Agent {
     }
   }
 
-  /** One step of a coordinated round for the ranks of this node. */
-  private round(req: RoundRequest) {
-    return {
-      job_id: req.job_id,
-      epoch: req.epoch,
-      step: req.step,
-      results: req.ranks.map((rank) =>
-        this.ranks.has(req.job_id, rank)
-          ? { rank, status: OK_STATUS }
-          : { rank, status: errorStatus(new FerryError(ErrorCode.UNKNOWN_RANK, `rank ${rank} of ${req.job_id} does not run on ${this.identity.host}`)) },
-      ),
-    };
+  /** One step of a coordinated round for the ranks of this node, answered once for all of them. */
+  private round(req: RoundRequest): RoundReplyInit {
+    const failed = req.ranks
+      .filter((rank) => !this.ranks.has(req.job_id, rank))
+      .map((rank) => ({
+        rank,
+        status: errorStatus(new FerryError(ErrorCode.UNKNOWN_RANK, `rank ${rank} of ${req.job_id} does not run on ${this.identity.host}`)),
+      }));
+    return { job_id: req.job_id, epoch: req.epoch, step: req.step, failed, acknowledged: req.ranks.length - failed.length };
   }
 
   /** Output goes one way (no reply): the exit report that follows it on the same connection keeps the order. */

@@ -9,11 +9,15 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, closeSync, constants as fsConstants, mkdirSync, openSync, readFileSync, readdirSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { EventEmitter } from 'node:events';
+import { constants as osConstants } from 'node:os';
 import { ErrorCode, type RankExitedInit, type RankProcessInit } from '../gen/proto.js';
 import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { tracer } from '../common/trace.js';
 
 const trace = tracer('ranks');
+
+const SIGNAL_RETRY_MS = 20;
+const SIGNAL_RETRIES = 100;
 
 export interface RankStartSpec {
   jobId: string;
@@ -107,7 +111,8 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> {
         job_id: spec.jobId,
         rank: spec.rank,
         pid,
-        exit_code: code ?? -1,
+        // Killed by a signal: the shell convention 128 + N, like ferry-init reports for the program.
+        exit_code: code ?? 128 + (signal ? (osConstants.signals[signal] ?? 0) : 0),
         signal: signal ?? '',
         exited_ms: Date.now(),
         reason: code === 127 ? `exit 127: the program could not be executed (see ${logs.err})` : '',
@@ -132,21 +137,32 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> {
 
   /**
    * Signals every rank of a job through its ferry-init (PID 1 of the rank's
-   * namespace), which forwards the signal to the program.
+   * namespace), which forwards the signal to the program. `unshare` itself
+   * blocks SIGTERM and SIGINT while it waits, so signalling it would do
+   * nothing; a rank whose ferry-init is not forked yet is retried shortly.
    */
   signalJob(jobId: string, signal: NodeJS.Signals): number {
     let n = 0;
     for (const e of this.ranks.values()) {
       if (e.spec.jobId !== jobId) continue;
-      const target = initPidOf(e.process.pid ?? 0) ?? e.process.pid ?? 0;
-      try {
-        if (target > 0) process.kill(target, signal);
-        n++;
-      } catch (err) {
-        trace(`kill ${signal} ${target}: ${errorMessage(err)}`);
-      }
+      this.signalRank(e, signal, SIGNAL_RETRIES);
+      n++;
     }
     return n;
+  }
+
+  private signalRank(e: RankEntry, signal: NodeJS.Signals, retries: number): void {
+    const unsharePid = e.process.pid ?? 0;
+    if (e.child.exitCode !== null || e.child.signalCode !== null) return;
+    const init = initPidOf(unsharePid);
+    try {
+      if (init) process.kill(init, signal);
+      else if (signal === 'SIGKILL') process.kill(unsharePid, signal); // --kill-child takes the namespace with it
+      else if (retries > 0) setTimeout(() => this.signalRank(e, signal, retries - 1), SIGNAL_RETRY_MS).unref();
+      else trace(`rank ${e.spec.jobId}/${e.spec.rank}: no ferry-init under unshare ${unsharePid}; ${signal} not delivered`);
+    } catch (err) {
+      trace(`kill ${signal} rank ${e.spec.jobId}/${e.spec.rank}: ${errorMessage(err)}`);
+    }
   }
 
   /** Kills every rank (agent shutdown with --kill-ranks, tests). */

@@ -6,5 +6,5 @@ export async function doctorCommand(argv: string[]): Promise<number> {
   const p = parseArgs('ferry doctor', argv, { json: {} });
   const report = await runDoctor();
   process.stdout.write(p.options.has('json') ? JSON.stringify(report, null, 2) + '\n' : formatDoctor(report));
-  return 0;
+  return report.ok ? 0 : 1;
 }

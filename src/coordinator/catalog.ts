@@ -231,6 +231,11 @@ export class Catalog {
     });
   }
 
+  getRank(jobId: string, rank: number): RankRow | undefined {
+    const row = this.st.getRank.get(jobId, rank) as Row | undefined;
+    return row ? rankRow(row) : undefined;
+  }
+
   listRanks(jobId: string): RankRow[] {
     this.requireJob(jobId);
     return (this.st.listRanks.all(jobId) as Row[]).map(rankRow);
@@ -496,6 +501,7 @@ function prepareStatements(db: Database.Database) {
       ON CONFLICT (job_id, rank) DO UPDATE SET
         host = excluded.host, pid = excluded.pid, endpoint = excluded.endpoint, state = excluded.state,
         exit_code = excluded.exit_code, signal = excluded.signal, updated_ms = excluded.updated_ms`),
+    getRank: p('SELECT * FROM ranks WHERE job_id = ? AND rank = ?'),
     listRanks: p('SELECT * FROM ranks WHERE job_id = ? ORDER BY rank'),
     ranksOnHost: p('SELECT * FROM ranks WHERE host = ? ORDER BY job_id, rank'),
 

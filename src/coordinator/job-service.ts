@@ -21,7 +21,7 @@ import {
 import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { tracer } from '../common/trace.js';
 import type { PeerId } from '../transport/transport.js';
-import type { JobRow, RankRow } from './catalog-types.js';
+import type { JobRow, RankRow, RankUpdate } from './catalog-types.js';
 import type { Coordinator } from './coordinator.js';
 import { placeRanks } from './placement.js';
 
@@ -44,6 +44,7 @@ export interface RoundResult {
 
 export class JobService {
   private readonly followers = new Map<string, Follower[]>();
+  private readonly placementCache = new Map<string, Map<string, number[]>>();
   /** First failure of a running job, kept until the job ends. */
   private readonly failing = new Map<string, { exitCode: number; detail: string }>();
   private nextJobNumber = 1;
@@ -102,7 +103,7 @@ export class JobService {
     const now = this.c.now();
     this.c.catalog.createJob({ id: jobId, worldSize: req.world_size, argv: req.argv, cwd: req.cwd, env: req.env, createdMs: now });
     for (let r = 0; r < placement.length; r++) {
-      this.c.catalog.upsertRank({ jobId, rank: r, host: placement[r], pid: 0, endpoint: '', state: 'starting', updatedMs: now });
+      this.updateRank({ jobId, rank: r, host: placement[r], pid: 0, endpoint: '', state: 'starting', updatedMs: now });
     }
     if (req.follow) this.follow(jobId, peer, requestId);
     this.c.event('job.submit', `job ${jobId}: ${req.world_size} ranks of ${req.argv[0]} on ${[...new Set(placement)].join(',')}`, { jobId });
@@ -167,7 +168,7 @@ export class JobService {
       return;
     }
     if (row.state === 'exited') return;
-    this.c.catalog.upsertRank({ jobId: row.jobId, rank: row.rank, host, pid: p.pid, endpoint: p.endpoint || row.endpoint, state: 'running', updatedMs: this.c.now() });
+    this.updateRank({ jobId: row.jobId, rank: row.rank, host, pid: p.pid, endpoint: p.endpoint || row.endpoint, state: 'running', updatedMs: this.c.now() });
   }
 
   onRankExited(host: string, e: RankExited | RankExitedInit): void {
@@ -177,7 +178,7 @@ export class JobService {
     if (!row || row.state === 'exited') return; // a repeat after re-registration
     const exitCode = e.exit_code ?? 0;
     const signal = e.signal ?? '';
-    this.c.catalog.upsertRank({ jobId, rank, host, pid: row.pid, endpoint: row.endpoint, state: 'exited', exitCode, signal, updatedMs: this.c.now() });
+    this.updateRank({ jobId, rank, host, pid: row.pid, endpoint: row.endpoint, state: 'exited', exitCode, signal, updatedMs: this.c.now() });
     const how = signal ? `killed by ${signal}` : `exited with status ${exitCode}`;
     this.c.event('rank.exit', `job ${jobId} rank ${rank} on ${host} ${how}${e.reason ? ` (${e.reason})` : ''}`, { jobId, host });
     if ((exitCode !== 0 || signal) && !this.failing.has(jobId)) {
@@ -277,12 +278,8 @@ export class JobService {
    * number of agents, not of ranks.
    */
   async round(jobId: string, step: string, epoch: number, timeoutMs: number): Promise<RoundResult> {
-    const byHost = new Map<string, number[]>();
-    for (const r of this.c.catalog.listRanks(jobId)) {
-      if (r.state === 'exited') continue;
-      byHost.set(r.host, [...(byHost.get(r.host) ?? []), r.rank]);
-    }
-    return this.roundOver(jobId, step, epoch, byHost, timeoutMs);
+    if (!this.c.catalog.getJob(jobId)) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
+    return this.roundOver(jobId, step, epoch, this.liveRanksByHost(jobId), timeoutMs);
   }
 
   async roundOver(jobId: string, step: string, epoch: number, byHost: Map<string, number[]>, timeoutMs: number): Promise<RoundResult> {
@@ -295,12 +292,11 @@ export class JobService {
           const rr = reply.round_reply;
           if (!rr) throw new FerryError(ErrorCode.MALFORMED, `host ${host} answered ${step} without a round reply`);
           replies.push(rr);
-          const answered = new Set<number>();
-          for (const res of rr.results) {
-            answered.add(res.rank);
-            if (!res.status?.ok) failures.set(res.rank, `host ${host}: ${res.status?.message ?? 'failed'}`);
+          // The agent names only the ranks that failed, and counts the others.
+          for (const res of rr.failed) failures.set(res.rank, `host ${host}: ${res.status?.message ?? 'failed'}`);
+          if (rr.failed.length + rr.acknowledged !== ranks.length) {
+            for (const r of ranks) if (!failures.has(r)) failures.set(r, `host ${host} answered for ${rr.acknowledged + rr.failed.length} of ${ranks.length} ranks`);
           }
-          for (const r of ranks) if (!answered.has(r)) failures.set(r, `host ${host} did not answer for rank ${r}`);
         } catch (err) {
           for (const r of ranks) failures.set(r, `host ${host}: ${errorMessage(err)}`);
         }
@@ -310,7 +306,26 @@ export class JobService {
   }
 
   private rankRow(jobId: string, rank: number): RankRow | undefined {
-    return this.c.catalog.listRanks(jobId).find((r) => r.rank === rank);
+    return this.c.catalog.getJob(jobId) ? this.c.catalog.getRank(jobId, rank) : undefined;
+  }
+
+  /** Live ranks of a job by host, cached until a rank of the job changes. */
+  private liveRanksByHost(jobId: string): Map<string, number[]> {
+    let byHost = this.placementCache.get(jobId);
+    if (!byHost) {
+      byHost = new Map();
+      for (const r of this.c.catalog.listRanks(jobId)) {
+        if (r.state === 'exited') continue;
+        byHost.set(r.host, [...(byHost.get(r.host) ?? []), r.rank]);
+      }
+      this.placementCache.set(jobId, byHost);
+    }
+    return byHost;
+  }
+
+  private updateRank(update: RankUpdate): void {
+    this.c.catalog.upsertRank(update);
+    this.placementCache.delete(update.jobId);
   }
 }
 

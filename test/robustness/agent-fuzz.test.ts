@@ -96,7 +96,8 @@ describe('agent under random and mutated frames', () => {
       const r = replies.get(id)!;
       expect(r.status?.ok).toBe(true);
       // The agent runs no rank of that job: it says so, rank by rank.
-      expect(r.round_reply?.results.map((x) => x.status?.code)).toEqual([ErrorCode.UNKNOWN_RANK, ErrorCode.UNKNOWN_RANK]);
+      expect(r.round_reply?.failed.map((x) => x.status?.code)).toEqual([ErrorCode.UNKNOWN_RANK, ErrorCode.UNKNOWN_RANK]);
+      expect(r.round_reply?.acknowledged).toBe(0);
     }
     expect(fatal).toEqual([]);
     expect(agent.state).toBe('registered');

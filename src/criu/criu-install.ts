@@ -1,0 +1,140 @@
+import { access, constants } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { tracer } from '../common/trace.js';
+import { describeFailure, runCommand } from './run-command.js';
+
+const trace = tracer('criu');
+
+// A CRIU that runs on this node: spawn `command args...` to use it.
+export interface CriuInstall {
+  command: string;
+  version: string;
+  source: 'FERRY_CRIU' | 'PATH' | 'cache';
+}
+
+// One place a CRIU was looked for, and what was found there (for `ferry doctor`).
+export interface CriuCandidate {
+  source: CriuInstall['source'];
+  command: string;
+  found: boolean;
+  version?: string;
+  working: boolean;
+  detail: string;
+}
+
+// The Debian 13 CRIU that Ferry provisions; the cache folder is named after it.
+export const CRIU_CACHE_NAME = 'criu-4.1';
+const CRIU_VERSION_TIMEOUT_MS = 15_000;
+const CRIU_CHECK_TIMEOUT_MS = 60_000;
+
+// Printed by CRIU on every run when it may not raise its own file limit: harmless.
+const HARMLESS_LINE = /rlimit: Can't setup RLIMIT_NOFILE/;
+
+export function ferryCacheDir(): string {
+  return process.env.FERRY_CACHE_DIR || join(homedir(), '.cache', 'ferry');
+}
+
+// Where ensureCriu() puts CRIU 4.1, and the wrapper callers spawn.
+export function criuCacheDir(): string {
+  return join(ferryCacheDir(), CRIU_CACHE_NAME);
+}
+
+export function criuCacheCommand(): string {
+  return join(criuCacheDir(), 'bin', 'criu');
+}
+
+export function cleanCriuOutput(text: string): string {
+  return text
+    .split('\n')
+    .filter((l) => l.trim().length > 0 && !HARMLESS_LINE.test(l))
+    .join('\n')
+    .trim();
+}
+
+async function isExecutable(path: string): Promise<boolean> {
+  try {
+    await access(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function findOnPath(name: string): Promise<string | undefined> {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (!dir) continue;
+    const candidate = join(dir, name);
+    if (await isExecutable(candidate)) return candidate;
+  }
+  return undefined;
+}
+
+// `criu --version` prints "Version: 4.1.1" (and a GitID line on git builds).
+export async function criuVersion(command: string): Promise<{ version?: string; detail: string }> {
+  const r = await runCommand(command, ['--version'], { timeoutMs: CRIU_VERSION_TIMEOUT_MS });
+  const m = /Version:\s*(\S+)/.exec(r.stdout);
+  if (r.code === 0 && m) return { version: m[1], detail: `version ${m[1]}` };
+  return { detail: `criu --version failed: ${describeFailure(r)}` };
+}
+
+// `criu check` (or `criu check --feature FEATURE`): ok when CRIU says it works.
+export async function criuCheck(
+  install: Pick<CriuInstall, 'command'>,
+  feature?: string,
+): Promise<{ ok: boolean; detail: string }> {
+  const args = feature ? ['check', '--feature', feature] : ['check'];
+  const r = await runCommand(install.command, args, { timeoutMs: CRIU_CHECK_TIMEOUT_MS });
+  const output = cleanCriuOutput(`${r.stdout}\n${r.stderr}`);
+  if (r.spawnError) return { ok: false, detail: r.spawnError };
+  if (r.timedOut) return { ok: false, detail: `criu ${args.join(' ')} timed out` };
+  return { ok: r.code === 0, detail: output || (r.code === 0 ? 'ok' : describeFailure(r)) };
+}
+
+// Version + check for one candidate command.
+export async function probeCriu(source: CriuInstall['source'], command: string): Promise<CriuCandidate> {
+  if (!(await isExecutable(command))) {
+    return { source, command, found: false, working: false, detail: 'not found or not executable' };
+  }
+  const v = await criuVersion(command);
+  if (!v.version) return { source, command, found: true, working: false, detail: v.detail };
+  const check = await criuCheck({ command });
+  const detail = check.ok ? `criu check: ${lastLine(check.detail)}` : `criu check failed: ${lastLine(check.detail)}`;
+  return { source, command, found: true, version: v.version, working: check.ok, detail };
+}
+
+function lastLine(text: string): string {
+  const lines = text.split('\n').filter((l) => l.trim().length > 0);
+  return lines[lines.length - 1] ?? '';
+}
+
+// Every place a CRIU is looked for, in order: FERRY_CRIU, PATH, the cache.
+// Stops at the first working one unless `all` is set (the doctor shows all).
+export async function findCriuCandidates(all = false): Promise<CriuCandidate[]> {
+  const out: CriuCandidate[] = [];
+  const places: [CriuInstall['source'], () => Promise<string | undefined>][] = [
+    ['FERRY_CRIU', async () => {
+      const value = process.env.FERRY_CRIU;
+      if (!value) return undefined;
+      return value.includes('/') ? value : ((await findOnPath(value)) ?? value);
+    }],
+    ['PATH', () => findOnPath('criu')],
+    ['cache', async () => criuCacheCommand()],
+  ];
+  for (const [source, locate] of places) {
+    const command = await locate();
+    if (!command) continue;
+    const candidate = await probeCriu(source, command);
+    trace(`${source} ${command}: ${candidate.working ? 'works' : 'does not work'} (${candidate.detail})`);
+    out.push(candidate);
+    if (candidate.working && !all) break;
+  }
+  return out;
+}
+
+// The first working CRIU, or null when none works on this node.
+export async function findCriu(): Promise<CriuInstall | null> {
+  const candidates = await findCriuCandidates();
+  const ok = candidates.find((c) => c.working);
+  return ok && ok.version ? { command: ok.command, version: ok.version, source: ok.source } : null;
+}

@@ -1,0 +1,78 @@
+import { spawn } from 'node:child_process';
+
+// A finished child process: its exit code (null when a signal ended it or it
+// never started), the signal, and everything it wrote.
+export interface CommandResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  // Set when the program could not be started at all (ENOENT, EACCES...).
+  spawnError?: string;
+  timedOut: boolean;
+}
+
+export interface RunCommandOptions {
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  timeoutMs?: number;
+}
+
+const DEFAULT_COMMAND_TIMEOUT_MS = 60_000;
+// After SIGTERM on timeout, how long before SIGKILL.
+const KILL_GRACE_MS = 2_000;
+
+// Runs a program to completion and collects its output; never throws, so
+// callers can turn each failure into a message that names their own step.
+export function runCommand(
+  command: string,
+  args: readonly string[],
+  options: RunCommandOptions = {},
+): Promise<CommandResult> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, {
+      cwd: options.cwd,
+      env: options.env ?? process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    let spawnError: string | undefined;
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timeoutMs = options.timeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+    let killTimer: NodeJS.Timeout | undefined;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGTERM');
+      killTimer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
+    }, timeoutMs);
+    child.on('error', (err) => {
+      spawnError = err.message;
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (killTimer) clearTimeout(killTimer);
+      resolve({ code, signal, stdout, stderr, spawnError, timedOut });
+    });
+  });
+}
+
+// One line describing how a command failed, for error messages.
+export function describeFailure(result: CommandResult): string {
+  if (result.spawnError) return result.spawnError;
+  if (result.timedOut) return 'timed out';
+  const tail = lastLines(`${result.stderr}\n${result.stdout}`, 3);
+  const how = result.signal ? `killed by ${result.signal}` : `exit code ${result.code}`;
+  return tail ? `${how}: ${tail}` : how;
+}
+
+export function lastLines(text: string, count: number): string {
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0)
+    .slice(-count)
+    .join(' | ');
+}

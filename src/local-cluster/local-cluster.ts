@@ -1,0 +1,329 @@
+// A Ferry cluster on one machine, for integration tests, the demo and benchmarks: N namespace hosts on a bridge, a
+// coordinator in the root namespace listening on the bridge address, one agent
+// inside each host. Everything it starts or creates is removed by stop(), and
+// also when the test process exits, is interrupted or is terminated.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createHostNetwork, sweepStaleHostNetworks, type HostNetwork, type NamespaceHost } from '../netns/index.js';
+import { parseRunName } from '../netns/run-tag.js';
+import { processAlive } from '../netns/stale-sweeper.js';
+import { packageRoot } from '../protocol/proto-root.js';
+import { DaemonProcess } from './daemon-process.js';
+import { onProcessExit } from './exit-cleanup.js';
+
+export const CLUSTER_START_TIMEOUT_MS = 60_000;
+export const WAIT_FOR_DEFAULT_TIMEOUT_MS = 30_000;
+export const FERRY_COMMAND_TIMEOUT_MS = 30_000;
+const WAIT_POLL_MS = 100;
+const TEMP_DIR_PREFIX = 'ferry-cluster-';
+
+const COORDINATOR_READY_RE = /ferry coordinator listening on tcp:\/\/\S+/;
+const agentRegisteredRe = (host: string): RegExp => new RegExp(`ferry agent ${host.replace(/[.]/g, '\\.')} registered`);
+
+export type HostState = 'up' | 'down' | 'unknown';
+
+export interface TestClusterOptions {
+  hosts?: number | string[]; // default 3
+  heartbeatIntervalMs?: number;
+  heartbeatTimeoutMs?: number;
+  startTimeoutMs?: number; // default CLUSTER_START_TIMEOUT_MS
+  env?: NodeJS.ProcessEnv; // extra environment for the daemons (e.g. FERRY_TRACE)
+  cliPath?: string; // default FERRY_CLI (dist/src/cli/main.js)
+}
+
+export interface FerryResult {
+  code: number | null; // null when killed (e.g. after FERRY_COMMAND_TIMEOUT_MS)
+  stdout: string;
+  stderr: string;
+}
+
+export interface ClusterHost extends NamespaceHost {
+  imagesDir: string; // the agent's --images
+  logsDir: string; // the agent's --logs (job output)
+}
+
+export interface HostRow {
+  name: string;
+  address: string;
+  state: HostState;
+  [field: string]: unknown;
+}
+
+export interface TestCluster {
+  readonly network: HostNetwork;
+  readonly hosts: readonly ClusterHost[];
+  readonly coordinatorAddress: string; // tcp://BRIDGE_ADDRESS:PORT
+  readonly stateDir: string;
+  readonly tempDir: string;
+  // The CLI in the root namespace, --coordinator added unless ARGS has one.
+  ferry(args: readonly string[]): Promise<FerryResult>;
+  // The CLI inside HOST's network namespace.
+  ferryOn(host: string, args: readonly string[]): Promise<FerryResult>;
+  // `ferry hosts --json`, parsed; throws with the CLI's output if it fails.
+  hostRows(): Promise<HostRow[]>;
+  // Waits until every named host has the given state.
+  waitForHostStates(expected: Record<string, HostState>, timeoutMs?: number): Promise<void>;
+  killAgent(host: string, signal?: NodeJS.Signals): Promise<void>;
+  // Starts HOST's agent again and waits for it to print that it registered.
+  startAgent(host: string): Promise<void>;
+  killCoordinator(signal?: NodeJS.Signals): Promise<void>;
+  // Starts the coordinator again (same address and state dir); waits until it listens.
+  startCoordinator(): Promise<void>;
+  waitFor(predicate: () => boolean | Promise<boolean>, what: string, timeoutMs?: number): Promise<void>;
+  // Log of 'coordinator' or of a host's agent (all incarnations).
+  logs(name: string): string;
+  // Last lines of every daemon's log, for failure messages.
+  logTails(lines?: number): string;
+  stop(): Promise<void>;
+}
+
+export const FERRY_CLI = join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
+
+function assertCliBuilt(cli: string): void {
+  if (!existsSync(cli)) throw new Error(`cluster helper: ${cli} not found; run \`bash scripts/build.sh\` first`);
+}
+
+// A port free on ADDRESS right now (the coordinator binds it moments later).
+async function freePort(address: string): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((res, rej) => {
+    server.once('error', rej);
+    server.listen({ host: address, port: 0, exclusive: true }, () => res());
+  });
+  const addr = server.address();
+  await new Promise<void>((res) => server.close(() => res()));
+  if (addr === null || typeof addr === 'string') throw new Error('cluster helper: no port from a TCP listener');
+  return addr.port;
+}
+
+function runCommand(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<FerryResult> {
+  return new Promise((res) => {
+    const [cmd, ...args] = argv;
+    const child = spawn(cmd!, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => {
+      stderr += `\n[cluster helper: killed after ${FERRY_COMMAND_TIMEOUT_MS} ms]`;
+      child.kill('SIGKILL');
+    }, FERRY_COMMAND_TIMEOUT_MS);
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      res({ code: null, stdout, stderr: stderr + String(err) });
+    });
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      res({ code, stdout, stderr });
+    });
+  });
+}
+
+// Processes whose command line mentions DIR (the daemons of one cluster all
+// get paths inside its temp dir).
+function pidsMentioning(dir: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(dir)) pids.push(Number(entry));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return pids;
+}
+
+// Leftovers of clusters whose creating process died without stop() (e.g. a
+// SIGKILLed test run): the coordinator still running in the root namespace
+// and the temp dir. The dir's name carries the network's run tag and owner.
+// (sweepStaleHostNetworks removes the hosts and what runs inside them.)
+function sweepStaleClusterDirs(): void {
+  for (const entry of readdirSync(tmpdir())) {
+    if (!entry.startsWith(TEMP_DIR_PREFIX)) continue;
+    // mkdtemp names look like ferry-cluster-<run tag>-XXXXXX
+    const parsed = parseRunName(entry.slice(TEMP_DIR_PREFIX.length));
+    if (!parsed || processAlive(parsed.ownerPid)) continue;
+    const dir = join(tmpdir(), entry);
+    for (const pid of pidsMentioning(dir)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// Everything left by test clusters whose process died: hosts (and whatever
+// still runs in them), bridges, coordinators, temp dirs. startTestCluster
+// calls it first; it never touches a cluster whose creating process is alive.
+export async function sweepStaleTestClusters(): Promise<void> {
+  await sweepStaleHostNetworks();
+  sweepStaleClusterDirs();
+}
+
+export async function startTestCluster(options: TestClusterOptions = {}): Promise<TestCluster> {
+  const cli = options.cliPath ?? FERRY_CLI;
+  assertCliBuilt(cli);
+  await sweepStaleTestClusters();
+
+  const network = await createHostNetwork({ hosts: options.hosts ?? 3 });
+  const tempDir = mkdtempSync(join(tmpdir(), `${TEMP_DIR_PREFIX}${network.tag}-`));
+  const daemons: DaemonProcess[] = [];
+  let stopped = false;
+  const cleanupSync = (): void => {
+    for (const d of daemons) d.killSync();
+    network.destroySync();
+    rmSync(tempDir, { recursive: true, force: true });
+  };
+  const unregister = onProcessExit(cleanupSync);
+
+  const env: NodeJS.ProcessEnv = { ...process.env, ...options.env };
+  const stateDir = join(tempDir, 'state');
+  const logDir = join(tempDir, 'logs');
+  mkdirSync(stateDir);
+  mkdirSync(logDir);
+  const hosts: ClusterHost[] = network.hosts.map((h) => {
+    const imagesDir = join(tempDir, 'hosts', h.name, 'images');
+    const logsDir = join(tempDir, 'hosts', h.name, 'logs');
+    mkdirSync(imagesDir, { recursive: true });
+    mkdirSync(logsDir, { recursive: true });
+    return { ...h, imagesDir, logsDir };
+  });
+
+  const stop = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    await Promise.all(daemons.map((d) => d.stop()));
+    await network.destroy();
+    if (process.env.FERRY_KEEP_CLUSTER_DIR === '1') {
+      process.stderr.write(`cluster helper: kept ${tempDir}\n`);
+    } else {
+      rmSync(tempDir, { recursive: true, force: true });
+    }
+    unregister();
+  };
+
+  try {
+    const port = await freePort(network.bridgeAddress);
+    const coordinatorAddress = `tcp://${network.bridgeAddress}:${port}`;
+    const node = process.execPath;
+
+    const coordinatorArgv = [node, cli, 'coordinator', '--listen', coordinatorAddress, '--state', stateDir];
+    if (options.heartbeatIntervalMs !== undefined) coordinatorArgv.push('--heartbeat-interval-ms', String(options.heartbeatIntervalMs));
+    if (options.heartbeatTimeoutMs !== undefined) coordinatorArgv.push('--heartbeat-timeout-ms', String(options.heartbeatTimeoutMs));
+    const coordinator = new DaemonProcess('coordinator', coordinatorArgv, join(logDir, 'coordinator.log'), env);
+    daemons.push(coordinator);
+
+    const agents = new Map<string, DaemonProcess>();
+    for (const h of hosts) {
+      const argv = network.command(h.name, [
+        node, cli, 'agent',
+        '--coordinator', coordinatorAddress,
+        '--name', h.name,
+        '--images', h.imagesDir,
+        '--address', h.address,
+        '--logs', h.logsDir,
+      ]);
+      const agent = new DaemonProcess(`agent ${h.name}`, argv, join(logDir, `agent-${h.name}.log`), env);
+      agents.set(h.name, agent);
+      daemons.push(agent);
+    }
+    const agentOf = (host: string): DaemonProcess => {
+      const a = agents.get(host);
+      if (!a) throw new Error(`cluster helper: no host ${host} (hosts: ${[...agents.keys()].join(', ')})`);
+      return a;
+    };
+
+    const logTails = (lines = 25): string =>
+      daemons.map((d) => `--- ${d.name} (${d.logFile}) ---\n${d.tail(lines)}`).join('\n');
+
+    const waitFor = async (predicate: () => boolean | Promise<boolean>, what: string, timeoutMs = WAIT_FOR_DEFAULT_TIMEOUT_MS): Promise<void> => {
+      const deadline = Date.now() + timeoutMs;
+      let lastError = '';
+      for (;;) {
+        try {
+          if (await predicate()) return;
+          lastError = '';
+        } catch (err) {
+          lastError = err instanceof Error ? err.message : String(err);
+        }
+        if (Date.now() > deadline) {
+          throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${lastError})` : ''}\n${logTails()}`);
+        }
+        await new Promise((r) => setTimeout(r, WAIT_POLL_MS));
+      }
+    };
+
+    // Right after the command name: for `ferry run`, whatever follows the
+    // program belongs to the program.
+    const withCoordinator = (args: readonly string[]): string[] =>
+      args.includes('--coordinator') ? [...args] : [args[0], '--coordinator', coordinatorAddress, ...args.slice(1)];
+    const ferry = (args: readonly string[]): Promise<FerryResult> => runCommand([node, cli, ...withCoordinator(args)], env);
+    const ferryOn = (host: string, args: readonly string[]): Promise<FerryResult> =>
+      runCommand(network.command(host, [node, cli, ...withCoordinator(args)]), env);
+
+    const hostRows = async (): Promise<HostRow[]> => {
+      const r = await ferry(['hosts', '--json']);
+      if (r.code !== 0) throw new Error(`ferry hosts --json exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
+      const rows = JSON.parse(r.stdout) as HostRow[];
+      if (!Array.isArray(rows)) throw new Error(`ferry hosts --json printed no array: ${r.stdout}`);
+      return rows;
+    };
+
+    const waitForHostStates = (expected: Record<string, HostState>, timeoutMs?: number): Promise<void> =>
+      waitFor(
+        async () => {
+          const rows = await hostRows();
+          return Object.entries(expected).every(([name, state]) => rows.find((row) => row.name === name)?.state === state);
+        },
+        `host states ${JSON.stringify(expected)}`,
+        timeoutMs,
+      );
+
+    const startTimeoutMs = options.startTimeoutMs ?? CLUSTER_START_TIMEOUT_MS;
+    const startCoordinator = async (): Promise<void> => {
+      coordinator.start();
+      await coordinator.waitForOutput(COORDINATOR_READY_RE, startTimeoutMs);
+    };
+    const startAgent = async (host: string): Promise<void> => {
+      const agent = agentOf(host);
+      agent.start();
+      await agent.waitForOutput(agentRegisteredRe(host), startTimeoutMs);
+    };
+
+    await startCoordinator();
+    await Promise.all(hosts.map((h) => startAgent(h.name)));
+    await waitForHostStates(Object.fromEntries(hosts.map((h) => [h.name, 'up' as const])), startTimeoutMs);
+
+    return {
+      network,
+      hosts,
+      coordinatorAddress,
+      stateDir,
+      tempDir,
+      ferry,
+      ferryOn,
+      hostRows,
+      waitForHostStates,
+      killAgent: (host, signal = 'SIGKILL') => agentOf(host).kill(signal),
+      startAgent,
+      killCoordinator: (signal = 'SIGKILL') => coordinator.kill(signal),
+      startCoordinator,
+      waitFor,
+      logs: (name) => (name === 'coordinator' ? coordinator : agentOf(name)).log(),
+      logTails,
+      stop,
+    };
+  } catch (err) {
+    const tails = daemons.map((d) => `--- ${d.name} ---\n${d.tail()}`).join('\n');
+    await stop().catch(() => cleanupSync());
+    const message = err instanceof Error ? err.message : String(err);
+    throw new Error(`test cluster did not start: ${message}${message.includes('--- ') ? '' : `\n${tails}`}`);
+  }
+}

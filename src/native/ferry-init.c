@@ -1,0 +1,171 @@
+/*
+ * ferry-init: the PID 1 of each rank's PID namespace.
+ *
+ * Usage: ferry-init PROGRAM [ARGS...]
+ *
+ * The kernel treats PID 1 of a namespace specially: signals it has no handler
+ * for are dropped, and every orphan in the namespace becomes its child. An MPI
+ * program run directly as PID 1 would ignore a plain SIGTERM and leave zombies.
+ * This init runs the program as its only direct child, forwards the usual
+ * termination and user signals to it, reaps every child (orphans too), and
+ * exits with the program's status: its exit code, or 128+N when signal N
+ * killed it.
+ *
+ * It is dumped and restored by CRIU together with the rank, so it holds no
+ * sockets, timers or threads: only a blocked signal set and a sigwaitinfo()
+ * loop, which a restore resumes (an interrupted wait returns EINTR and is
+ * simply retried).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define FI_EXIT_EXEC_FAILED 127
+#define FI_EXIT_USAGE 2
+#define FI_EXIT_INTERNAL 1
+#define FI_SIGNAL_EXIT_BASE 128
+
+/* Signals passed on to the program; everything else keeps its default. */
+static const int fi_forwarded_signals[] = {
+	SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2,
+};
+#define FI_FORWARDED_COUNT \
+	(sizeof(fi_forwarded_signals) / sizeof(fi_forwarded_signals[0]))
+
+/*
+ * Build the set the init waits on (forwarded signals plus SIGCHLD) and block
+ * it. The kernel drops signals that PID 1 of a namespace has no handler for,
+ * but never a blocked one: blocked signals stay pending until sigwaitinfo()
+ * takes them, so no handler is needed.
+ */
+static int fi_setup_signals(sigset_t *waitset, sigset_t *oldmask)
+{
+	size_t i;
+
+	/* An inherited SIG_IGN for SIGCHLD would make the kernel reap children
+	 * itself, and the program's exit status would be lost. */
+	if (signal(SIGCHLD, SIG_DFL) == SIG_ERR)
+		return -1;
+	sigemptyset(waitset);
+	sigaddset(waitset, SIGCHLD);
+	for (i = 0; i < FI_FORWARDED_COUNT; i++)
+		sigaddset(waitset, fi_forwarded_signals[i]);
+	return sigprocmask(SIG_BLOCK, waitset, oldmask);
+}
+
+/*
+ * In the forked child: default dispositions for the forwarded signals (in case
+ * ferry-init was started with some of them ignored), the old mask, exec.
+ */
+static void fi_exec_program(char **argv, const sigset_t *oldmask)
+{
+	struct sigaction sa;
+	size_t i;
+	int err;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	sigemptyset(&sa.sa_mask);
+	for (i = 0; i < FI_FORWARDED_COUNT; i++)
+		(void)sigaction(fi_forwarded_signals[i], &sa, NULL);
+	(void)sigprocmask(SIG_SETMASK, oldmask, NULL);
+
+	execvp(argv[0], argv);
+	err = errno;
+	fprintf(stderr, "ferry-init: cannot execute %s: %s (errno %d)\n",
+		argv[0], strerror(err), err);
+	_exit(FI_EXIT_EXEC_FAILED);
+}
+
+static int fi_status_to_exit_code(int status)
+{
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	if (WIFSIGNALED(status))
+		return FI_SIGNAL_EXIT_BASE + WTERMSIG(status);
+	return FI_EXIT_INTERNAL;
+}
+
+/*
+ * Reap every child that has exited. Returns 1 and fills *status once the
+ * program itself has been reaped, 0 otherwise.
+ */
+static int fi_reap_children(pid_t program, int *status)
+{
+	int found = 0;
+	int st;
+	pid_t pid;
+
+	for (;;) {
+		pid = waitpid(-1, &st, WNOHANG);
+		if (pid > 0) {
+			if (pid == program) {
+				*status = st;
+				found = 1;
+			}
+			continue;
+		}
+		if (pid < 0 && errno == EINTR)
+			continue;
+		break; /* 0: children left but none exited; -1 ECHILD: none left */
+	}
+	return found;
+}
+
+int main(int argc, char **argv)
+{
+	sigset_t waitset, oldmask;
+	siginfo_t info;
+	pid_t program;
+	int status = 0;
+	int sig;
+
+	if (argc < 2) {
+		fprintf(stderr, "usage: ferry-init PROGRAM [ARGS...]\n");
+		return FI_EXIT_USAGE;
+	}
+	if (fi_setup_signals(&waitset, &oldmask) != 0) {
+		fprintf(stderr, "ferry-init: cannot set up signals: %s\n",
+			strerror(errno));
+		return FI_EXIT_INTERNAL;
+	}
+	/* When not PID 1 (tests, debugging), still become the reaper of orphans. */
+	(void)prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+
+	program = fork();
+	if (program < 0) {
+		fprintf(stderr, "ferry-init: cannot fork: %s\n", strerror(errno));
+		return FI_EXIT_INTERNAL;
+	}
+	if (program == 0)
+		fi_exec_program(&argv[1], &oldmask);
+
+	for (;;) {
+		sig = sigwaitinfo(&waitset, &info);
+		if (sig < 0) {
+			if (errno == EINTR)
+				continue;
+			fprintf(stderr, "ferry-init: sigwaitinfo: %s\n",
+				strerror(errno));
+			return FI_EXIT_INTERNAL;
+		}
+		if (sig == SIGCHLD) {
+			if (fi_reap_children(program, &status))
+				break;
+			continue;
+		}
+		/* The program may already be a zombie: ESRCH is harmless then. */
+		(void)kill(program, sig);
+	}
+	/* Reap what else has already exited; the kernel kills the rest of the
+	 * namespace when PID 1 exits. */
+	(void)fi_reap_children(program, &status);
+	return fi_status_to_exit_code(status);
+}

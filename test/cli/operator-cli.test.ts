@@ -1,0 +1,132 @@
+// The operator CLI as a user meets it: one clear line and a non-zero exit for
+// every mistake, never a hang; `ferry run` reports a failed rank by name.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FERRY_CLI } from '../helpers/cluster.js';
+import { DaemonProcess } from '../helpers/daemon-process.js';
+
+const KILL_AFTER_MS = 20_000;
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function ferry(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Result> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [FERRY_CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), KILL_AFTER_MS); // a hang shows as code null
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'ferry-cli-'));
+let address = '';
+let coordinator: DaemonProcess;
+let agent: DaemonProcess;
+
+beforeAll(async () => {
+  address = `tcp://127.0.0.1:${await freePort()}`;
+  coordinator = new DaemonProcess('coordinator', [process.execPath, FERRY_CLI, 'coordinator', '--listen', address, '--state', join(dir, 'state')], join(dir, 'coordinator.log'), process.env);
+  coordinator.start();
+  await coordinator.waitForOutput(/listening on/, 20_000);
+  agent = new DaemonProcess(
+    'agent',
+    [process.execPath, FERRY_CLI, 'agent', '--coordinator', address, '--name', 'solo', '--images', join(dir, 'images'), '--rank-socket', `ferry-cli-test-${process.pid}`],
+    join(dir, 'agent.log'),
+    process.env,
+  );
+  agent.start();
+  await agent.waitForOutput(/registered/, 30_000);
+});
+
+afterAll(async () => {
+  await agent?.stop();
+  await coordinator?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('operator CLI errors', () => {
+  it('fails within seconds with one line against an unreachable coordinator', async () => {
+    const r = await ferry(['status', '--coordinator', `tcp://127.0.0.1:${await freePort()}`]);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/no answer from the coordinator at tcp:\/\/127\.0\.0\.1:\d+ within 3 s/);
+  });
+
+  it.each([
+    [['hosts', '--coordinator', 'localhost:7470'], /malformed address "localhost:7470"/],
+    [['hosts', '--coordinator', 'tcp://127.0.0.1:99999'], /malformed address/],
+    [['coordinator', '--state', '/tmp/x'], /missing option --listen/],
+    [['agent', '--coordinator', 'tcp://127.0.0.1:1', '--name', 'a'], /missing option --images/],
+    [['hosts', '--bogus'], /unknown option --bogus/],
+    [['events', '--limit'], /option --limit needs a value/],
+    [['frobnicate'], /unknown command "frobnicate"/],
+    [['run', '--coordinator', 'tcp://127.0.0.1:1', './x'], /missing option -n/],
+  ])('ferry %j: one clear line, exit 2', async (args, message) => {
+    const r = await ferry(args as string[]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(message as RegExp);
+  });
+
+  it('names an unknown job', async () => {
+    const r = await ferry(['job', 'no-such-job', '--coordinator', address]);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim()).toBe('ferry: no job "no-such-job" in the catalog [UNKNOWN_JOB]');
+    const e = await ferry(['events', '--job', 'no-such-job', '--coordinator', address]);
+    expect(e.stderr).toMatch(/no job "no-such-job"/);
+  });
+
+  it('names a program that does not exist on the host', async () => {
+    const r = await ferry(['run', '-n', '2', '--coordinator', address, '/no/such/program']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/program "\/no\/such\/program" not found or not executable on host solo/);
+  });
+
+  it('refuses an unknown host', async () => {
+    const r = await ferry(['run', '-n', '1', '--hosts', 'nowhere', '--coordinator', address, '/bin/true']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/host "nowhere" is not known/);
+  });
+});
+
+describe('ferry run', () => {
+  it('relays output and ends with status 0', async () => {
+    const r = await ferry(['run', '-n', '3', '--coordinator', address, '/bin/sh', '-c', 'echo "rank $FERRY_RANK of $FERRY_SIZE"']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim().split('\n').sort()).toEqual(['rank 0 of 3', 'rank 1 of 3', 'rank 2 of 3']);
+  });
+
+  it('fails the job when one rank dies, names the rank and its status, and stops the others', async () => {
+    const script = 'if [ "$FERRY_RANK" = 1 ]; then exit 3; fi; sleep 60';
+    const r = await ferry(['run', '-n', '3', '--job-id', 'dies-1', '--coordinator', address, '/bin/sh', '-c', script]);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/job dies-1 failed: rank 1 on solo exited with status 3/);
+    const job = JSON.parse((await ferry(['job', 'dies-1', '--json', '--coordinator', address])).stdout);
+    expect(job.state).toBe('failed');
+    expect(job.ranks.map((x: { state: string }) => x.state)).toEqual(['exited', 'exited', 'exited']);
+    // The sleepers were ended by SIGTERM through ferry-init: 128 + 15.
+    expect(job.ranks.map((x: { exitCode: number }) => x.exitCode)).toEqual([143, 3, 143]);
+  });
+});
