@@ -5,6 +5,7 @@ import { parseArgs } from './args.js';
 export async function doctorCommand(argv: string[]): Promise<number> {
   const p = parseArgs('ferry doctor', argv, { json: {} });
   const report = await runDoctor();
-  process.stdout.write(p.options.has('json') ? JSON.stringify(report, null, 2) + '\n' : formatDoctor(report));
+  const text = p.options.has('json') ? JSON.stringify(report, null, 2) : formatDoctor(report);
+  process.stdout.write(text.endsWith('\n') ? text : text + '\n');
   return report.ok ? 0 : 1;
 }

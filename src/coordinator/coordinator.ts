@@ -56,16 +56,8 @@ export class Coordinator {
       stateChanged: (host, from, reason) => this.onHostStateChanged(host, from, reason),
     });
     for (const h of catalog.listHosts()) {
-      this.hosts.restore({
-        name: h.name,
-        address: h.address,
-        cpus: h.cpus,
-        criuVersion: h.criuVersion,
-        criuCheckOk: h.criuCheckOk,
-        criuCheckDetail: h.criuCheckDetail,
-        agentInstance: h.agentInstance,
-        registeredMs: h.registeredMs,
-      });
+      const { state: _state, stateChangedMs: _changed, firstSeenMs: _first, ...registration } = h;
+      this.hosts.restore(registration);
       if (h.state !== 'unknown') catalog.setHostState(h.name, 'unknown', this.startedMs);
     }
     this.jobs = new JobService(this);
@@ -98,16 +90,8 @@ export class Coordinator {
 
   private onHostStateChanged(host: HostSession, from: string, reason: string): void {
     if (host.state === 'up' && (reason.startsWith('registered') || reason.startsWith('re-registered'))) {
-      this.catalog.upsertHost({
-        name: host.name,
-        address: host.address,
-        cpus: host.cpus,
-        criuVersion: host.criuVersion,
-        criuCheckOk: host.criuCheckOk,
-        criuCheckDetail: host.criuCheckDetail,
-        agentInstance: host.agentInstance,
-        registeredMs: host.registeredMs,
-      });
+      const { peer: _peer, state: _state, lastHeardMs: _heard, runningRanks: _ranks, ...registration } = host;
+      this.catalog.upsertHost(registration);
     }
     this.catalog.setHostState(host.name, host.state, this.now());
     this.event(`host.${host.state}`, `host ${host.name}: ${from} -> ${host.state}: ${reason}`, { host: host.name });

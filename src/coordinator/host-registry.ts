@@ -9,22 +9,16 @@ import { ErrorCode, type RegisterRequest } from '../gen/proto.js';
 import { FerryError } from '../common/ferry-error.js';
 import { tracer } from '../common/trace.js';
 import type { PeerId } from '../transport/transport.js';
+import type { HostCatalogState, HostRegistration } from './catalog-types.js';
 
 const trace = tracer('hosts');
 
-export type HostLiveness = 'unknown' | 'up' | 'down';
+export type HostLiveness = HostCatalogState;
 
-export interface HostSession {
-  name: string;
-  address: string;
-  cpus: number;
-  criuVersion: string;
-  criuCheckOk: boolean;
-  criuCheckDetail: string;
-  agentInstance: string;
+/** What the catalog keeps of a host, plus what only a live session knows. */
+export interface HostSession extends HostRegistration {
   peer: PeerId | undefined;
   state: HostLiveness;
-  registeredMs: number;
   lastHeardMs: number;
   runningRanks: number;
 }
@@ -45,7 +39,7 @@ export class HostRegistry {
   ) {}
 
   /** Hosts known from the catalog, waiting to re-register after a coordinator restart. */
-  restore(host: Omit<HostSession, 'peer' | 'state' | 'lastHeardMs' | 'runningRanks'>): void {
+  restore(host: HostRegistration): void {
     this.hosts.set(host.name, { ...host, peer: undefined, state: 'unknown', lastHeardMs: this.now(), runningRanks: 0 });
   }
 
