@@ -27,6 +27,7 @@ import { agentMessageCodec, coordinatorInboundCodec, errorStatus, OK_STATUS, sta
 import { checkPeerVersion, PROTOCOL_VERSION } from '../protocol/version.js';
 import type { ClientConnector, ClientTransport } from '../transport/transport.js';
 import { OutputTailer, type OutputChunk } from './output-tailer.js';
+import type { RankChannelServer, RankInfo } from './rank-channel.js';
 import type { RankSupervisor } from './rank-supervisor.js';
 
 const trace = tracer('agent');
@@ -73,6 +74,10 @@ export class Agent {
   private wake: (() => void) | undefined;
   /** Rank exits the coordinator has not acknowledged yet; resent at registration. */
   private readonly unackedExits = new Map<string, RankExitedInit>();
+  /** Reports (rank endpoints) delivered until acknowledged, by key. */
+  private readonly undelivered = new Map<string, AgentMessageInit>();
+  /** Ranks that called MPI_Abort: the reason their exit will carry. */
+  private readonly abortReasons = new Map<string, string>();
   private loop: Promise<void> | undefined;
   private readonly output: OutputTailer;
 
@@ -81,8 +86,14 @@ export class Agent {
     private readonly connect: ClientConnector,
     readonly ranks: RankSupervisor,
     private readonly hooks: AgentHooks = {},
+    /** The ranks' channel to this agent; absent in tests that run no MPI ranks. */
+    private readonly rankChannel?: RankChannelServer,
   ) {
     ranks.on('exit', (e) => this.onRankExit(e));
+    rankChannel?.on('hello', (info) => this.onRankHello(info));
+    rankChannel?.on('abort', (jobId, rank, code, message) =>
+      this.abortReasons.set(`${jobId}/${rank}`, `MPI_Abort with error code ${code}${message ? `: ${message}` : ''}`),
+    );
     this.output = new OutputTailer((chunk) => this.onOutput(chunk));
   }
 
@@ -280,17 +291,23 @@ export class Agent {
           const req = msg.start_ranks!;
           const started = [];
           for (const spec of req.ranks) {
-            started.push(
-              this.ranks.start({
-                jobId: req.job_id,
-                rank: spec.rank,
-                worldSize: req.world_size,
-                argv: req.argv,
-                cwd: req.cwd,
-                env: req.env,
-              }),
-            );
+            // Follow the log files from where they end now, before the rank can write.
             this.output.add(req.job_id, spec.rank, this.ranks.logPaths(req.job_id, spec.rank));
+            try {
+              started.push(
+                this.ranks.start({
+                  jobId: req.job_id,
+                  rank: spec.rank,
+                  worldSize: req.world_size,
+                  argv: req.argv,
+                  cwd: req.cwd,
+                  env: req.env,
+                }),
+              );
+            } catch (err) {
+              this.output.finish(req.job_id, spec.rank);
+              throw err;
+            }
           }
           reply({ start_ranks_reply: { started } });
           return;
@@ -299,6 +316,13 @@ export class Agent {
           const req = msg.signal_job!;
           const signal = (req.signal || 'SIGTERM') as NodeJS.Signals;
           this.ranks.signalJob(req.job_id, signal);
+          reply({ ack: {} });
+          return;
+        }
+        case 'endpoint_table': {
+          const req = msg.endpoint_table!;
+          if (!this.rankChannel) throw new FerryError(ErrorCode.UNSUPPORTED, `agent ${this.identity.host} has no rank channel`);
+          this.rankChannel.sendEndpoints(req.job_id, req.endpoints);
           reply({ ack: {} });
           return;
         }
@@ -330,9 +354,56 @@ export class Agent {
     this.send({ rank_output: { job_id: chunk.jobId, rank: chunk.rank, stream: chunk.stream, data: chunk.data } });
   }
 
+  /** A rank said hello: tell the coordinator where it listens (until acknowledged). */
+  private onRankHello(info: RankInfo): void {
+    if (!this.ranks.has(info.jobId, info.rank)) {
+      this.rankChannel?.refuseHello(
+        info.jobId,
+        info.rank,
+        ErrorCode.UNKNOWN_RANK,
+        `rank ${info.rank} of job ${info.jobId} was not started by the agent on ${this.identity.host}`,
+      );
+      return;
+    }
+    void this.deliver(`endpoint ${info.jobId}/${info.rank}`, {
+      rank_endpoint: {
+        job_id: info.jobId,
+        rank: info.rank,
+        size: info.size,
+        address: this.identity.address,
+        port: info.listenPort,
+        resumed_epoch: info.resumedEpoch,
+      },
+    });
+  }
+
+  /** Sends a report until the coordinator acknowledges it, across reconnections. */
+  private async deliver(key: string, body: AgentMessageInit): Promise<void> {
+    this.undelivered.set(key, body);
+    while (this.undelivered.get(key) === body && !this.stopped()) {
+      if (this.stateValue === 'registered') {
+        try {
+          await this.request(body, this.heartbeatTimeoutMs);
+          break;
+        } catch (err) {
+          trace(`delivering ${key}: ${errorMessage(err)}`);
+          if (err instanceof FerryError && err.code !== ErrorCode.TIMEOUT && err.code !== ErrorCode.UNAVAILABLE && err.code !== ErrorCode.NOT_REGISTERED) break;
+        }
+      }
+      await sleep(EVENT_RETRY_MS);
+    }
+    if (this.undelivered.get(key) === body) this.undelivered.delete(key);
+  }
+
   private onRankExit(e: RankExitedInit): void {
     const key = `${e.job_id}/${e.rank}`;
     this.output.finish(e.job_id ?? '', e.rank ?? 0);
+    const abort = this.abortReasons.get(key);
+    if (abort) {
+      this.abortReasons.delete(key);
+      e = { ...e, reason: abort };
+    }
+    this.undelivered.delete(`endpoint ${key}`);
     this.unackedExits.set(key, e);
     void this.reportExit(key, e);
   }

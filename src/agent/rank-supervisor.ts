@@ -18,6 +18,8 @@ const trace = tracer('ranks');
 
 const SIGNAL_RETRY_MS = 20;
 const SIGNAL_RETRIES = 100;
+/** How long ranks get between SIGTERM and SIGKILL. */
+export const RANK_KILL_GRACE_MS = 10_000;
 
 export interface RankStartSpec {
   jobId: string;
@@ -148,6 +150,16 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> {
       this.signalRank(e, signal, SIGNAL_RETRIES);
       n++;
     }
+    // A rank that ignores SIGTERM must not keep its job from ending.
+    if (n > 0 && (signal === 'SIGTERM' || signal === 'SIGINT')) {
+      setTimeout(() => {
+        for (const e of this.ranks.values()) {
+          if (e.spec.jobId !== jobId) continue;
+          trace(`rank ${jobId}/${e.spec.rank} still runs ${RANK_KILL_GRACE_MS} ms after ${signal}: SIGKILL`);
+          this.signalRank(e, 'SIGKILL', 0);
+        }
+      }, RANK_KILL_GRACE_MS).unref();
+    }
     return n;
   }
 
@@ -156,7 +168,9 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> {
     if (e.child.exitCode !== null || e.child.signalCode !== null) return;
     const init = initPidOf(unsharePid);
     try {
-      if (init) process.kill(init, signal);
+      // PID 1 of a namespace drops signals it neither handles nor blocks:
+      // wait until ferry-init runs and has blocked the signals it forwards.
+      if (init && initReady(init)) process.kill(init, signal);
       else if (signal === 'SIGKILL') process.kill(unsharePid, signal); // --kill-child takes the namespace with it
       else if (retries > 0) setTimeout(() => this.signalRank(e, signal, retries - 1), SIGNAL_RETRY_MS).unref();
       else trace(`rank ${e.spec.jobId}/${e.spec.rank}: no ferry-init under unshare ${unsharePid}; ${signal} not delivered`);
@@ -174,6 +188,20 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> {
         /* already gone */
       }
     }
+  }
+}
+
+/**
+ * True once `pid` is ferry-init and has forked the program: it blocks the
+ * signals it forwards before it forks, so from then on none is lost. (Its
+ * SigBlk in /proc cannot tell: sigwaitinfo unblocks the set while it waits.)
+ */
+export function initReady(pid: number): boolean {
+  try {
+    if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'ferry-init') return false;
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().length > 0;
+  } catch {
+    return false;
   }
 }
 

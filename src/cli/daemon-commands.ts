@@ -4,6 +4,7 @@ import { cpus, networkInterfaces } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { ErrorCode } from '../gen/proto.js';
 import { Agent } from '../agent/agent.js';
+import { RankChannelServer } from '../agent/rank-channel.js';
 import { RankSupervisor } from '../agent/rank-supervisor.js';
 import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { Catalog } from '../coordinator/catalog.js';
@@ -93,7 +94,17 @@ export async function agentCommand(argv: string[]): Promise<number> {
   if (!existsSync(initPath)) throw new FerryError(ErrorCode.UNAVAILABLE, `${cmd}: ${initPath} is missing: run "npm run build"`);
   const criu = await findCriu().catch(() => null);
   const check = criu ? await criuCheck(criu).catch((e) => ({ ok: false, detail: errorMessage(e) })) : { ok: false, detail: 'no working CRIU found' };
-  const ranks = new RankSupervisor({ host: name, logsDir: logs, initPath, agentSocketName: opt(p, 'rank-socket') ?? DEFAULT_RANK_SOCKET });
+  const rankSocket = opt(p, 'rank-socket') ?? DEFAULT_RANK_SOCKET;
+  const rankChannel = new RankChannelServer({ socketName: rankSocket });
+  try {
+    await rankChannel.listen();
+  } catch (err) {
+    throw new FerryError(
+      ErrorCode.UNAVAILABLE,
+      `${cmd}: cannot listen for ranks on the abstract socket @${rankSocket} (${errorMessage(err)}): is another agent running in this network namespace?`,
+    );
+  }
+  const ranks = new RankSupervisor({ host: name, logsDir: logs, initPath, agentSocketName: rankSocket });
   const agent = new Agent(
     {
       host: name,
@@ -113,11 +124,13 @@ export async function agentCommand(argv: string[]): Promise<number> {
         process.exit(2);
       },
     },
+    rankChannel,
   );
   agent.start();
   process.stdout.write(`ferry agent ${name} (${address}) connecting to ${coordinatorAddress}\n`);
   await untilSignal();
   await agent.stop();
+  await rankChannel.close();
   return 0;
 }
 

@@ -13,6 +13,8 @@ import {
   type JobInfoInit,
   type RankExited,
   type RankExitedInit,
+  type EndpointInit,
+  type RankEndpointReport,
   type RankOutput,
   type RankProcess,
   type RoundReply,
@@ -45,6 +47,8 @@ export interface RoundResult {
 export class JobService {
   private readonly followers = new Map<string, Follower[]>();
   private readonly placementCache = new Map<string, Map<string, number[]>>();
+  /** Endpoints reported since a job's table was last published, by job then rank. */
+  private readonly pendingEndpoints = new Map<string, Map<number, EndpointInit>>();
   /** First failure of a running job, kept until the job ends. */
   private readonly failing = new Map<string, { exitCode: number; detail: string }>();
   private nextJobNumber = 1;
@@ -186,6 +190,42 @@ export class JobService {
       this.failJob(jobId, code, `rank ${rank} on ${host} ${how}${e.reason ? ` (${e.reason})` : ''}`);
     }
     this.maybeEnd(jobId);
+  }
+
+  /**
+   * A rank said hello (at MPI_Init, or resuming): record its endpoint; once
+   * every live rank of the job has reported, publish the table to their agents.
+   */
+  onRankEndpoint(host: string, e: RankEndpointReport): void {
+    const job = this.c.catalog.getJob(e.job_id);
+    if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `endpoint of rank ${e.rank} of unknown job "${e.job_id}"`);
+    const row = this.c.catalog.getRank(e.job_id, e.rank);
+    if (!row) throw new FerryError(ErrorCode.UNKNOWN_RANK, `job ${e.job_id} has no rank ${e.rank}`);
+    if (e.size !== job.worldSize) {
+      throw new FerryError(ErrorCode.BAD_REQUEST, `rank ${e.rank} of ${e.job_id} believes the job has ${e.size} ranks; it has ${job.worldSize}`);
+    }
+    if (!e.port || !e.address) throw new FerryError(ErrorCode.BAD_REQUEST, `rank ${e.rank} of ${e.job_id} reported no endpoint`);
+    const endpoint = `${e.address}:${e.port}`;
+    this.updateRank({ jobId: row.jobId, rank: row.rank, host, pid: row.pid, endpoint, state: row.state === 'exited' ? 'exited' : 'running', updatedMs: this.c.now() });
+    const pending = this.pendingEndpoints.get(e.job_id) ?? new Map<number, EndpointInit>();
+    pending.set(e.rank, { rank: e.rank, address: e.address, port: e.port });
+    this.pendingEndpoints.set(e.job_id, pending);
+    if (pending.size < job.worldSize) return;
+    this.pendingEndpoints.delete(e.job_id);
+    void this.publishEndpoints(e.job_id, [...pending.values()].sort((a, b) => (a.rank ?? 0) - (b.rank ?? 0)));
+  }
+
+  private async publishEndpoints(jobId: string, endpoints: EndpointInit[]): Promise<void> {
+    const hosts = [...this.liveRanksByHost(jobId).keys()];
+    this.c.event('job.endpoints', `job ${jobId}: endpoint table of ${endpoints.length} ranks published to ${hosts.join(',')}`, { jobId });
+    await Promise.all(
+      hosts.map((host) =>
+        this.c.requestAgent(host, { endpoint_table: { job_id: jobId, endpoints } }).catch((err) => {
+          // A host that cannot take the table fails the job: its ranks would wait forever.
+          this.failJob(jobId, 1, `could not hand the endpoint table to host ${host}: ${errorMessage(err)}`);
+        }),
+      ),
+    );
   }
 
   onRankOutput(out: RankOutput): void {
