@@ -1,0 +1,117 @@
+/*
+ * mpi-pingpong: the ping-pong benchmark through MPI, between ranks 0 and 1
+ * (other ranks only wait), so it runs unchanged under Debian's MPICH and
+ * under Ferry's runtime. Same measurement and output as raw-tcp-pingpong.c:
+ * half round-trip latency of an MPI_Send/MPI_Recv ping-pong, and bandwidth
+ * of a one-way stream of MPI_Isend in windows of PP_WINDOW messages, the
+ * receiver pre-posting MPI_Irecv and acknowledging the stream with one
+ * empty message.
+ *
+ *   mpiexec -n 2 ./mpi-pingpong [MAX_BYTES] [--impl NAME]
+ *   pingpong impl=NAME bytes=N iters=I latency_us=X bw_iters=J bandwidth_MBps=Y
+ */
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PP_DEFAULT_MAX_BYTES (4 << 20)
+#define PP_WINDOW 64
+#define TAG_PING 1
+#define TAG_STREAM 2
+#define TAG_ACK 3
+/* The iteration plan; keep identical to raw-tcp-pingpong.c. */
+#define PP_LATENCY_BYTES_BUDGET (32 << 20)
+#define PP_LATENCY_ITERS_MAX 2000
+#define PP_LATENCY_ITERS_MIN 20
+#define PP_STREAM_BYTES_BUDGET (128 << 20)
+#define PP_STREAM_ITERS_MAX 20000
+#define PP_STREAM_ITERS_MIN 16
+#define PP_WARMUP_ITERS 10
+
+static long pp_clamp(long v, long lo, long hi) { return v < lo ? lo : v > hi ? hi : v; }
+static long pp_latency_iters(long bytes) { return pp_clamp(PP_LATENCY_BYTES_BUDGET / (bytes ? bytes : 1), PP_LATENCY_ITERS_MIN, PP_LATENCY_ITERS_MAX); }
+static long pp_stream_iters(long bytes) { return pp_clamp(PP_STREAM_BYTES_BUDGET / (bytes ? bytes : 1), PP_STREAM_ITERS_MIN, PP_STREAM_ITERS_MAX); }
+static long pp_next_size(long bytes) { return bytes == 0 ? 1 : bytes * 4; }
+
+int main(int argc, char **argv)
+{
+    int rank, size, i;
+    long max_bytes = PP_DEFAULT_MAX_BYTES, bytes, it;
+    const char *impl = "mpi";
+    char *buf;
+    MPI_Request reqs[PP_WINDOW];
+
+    MPI_Init(&argc, &argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--impl") == 0 && i + 1 < argc)
+            impl = argv[++i];
+        else
+            max_bytes = atol(argv[i]);
+    }
+    if (size < 2 || max_bytes < 0) {
+        if (rank == 0)
+            fprintf(stderr, "usage: mpiexec -n 2 mpi-pingpong [MAX_BYTES] [--impl NAME]\n");
+        MPI_Abort(MPI_COMM_WORLD, 2);
+    }
+    /* One buffer per window slot for the stream: a receiver must not post
+     * two receives into the same memory. */
+    buf = malloc((size_t)(max_bytes > 0 ? max_bytes : 1) * PP_WINDOW);
+    if (!buf)
+        MPI_Abort(MPI_COMM_WORLD, 3);
+    memset(buf, 0x5a, (size_t)(max_bytes > 0 ? max_bytes : 1) * PP_WINDOW);
+    if (rank == 0) {
+        printf("# MPI Send/Recv ping-pong (latency = half round trip), Isend stream in windows of %d\n", PP_WINDOW);
+        fflush(stdout);
+    }
+
+    for (bytes = 0; bytes <= max_bytes; bytes = pp_next_size(bytes)) {
+        long iters = pp_latency_iters(bytes), stream = pp_stream_iters(bytes);
+        double t0 = 0, lat_us, bw_us;
+        int n = (int)bytes;
+        MPI_Barrier(MPI_COMM_WORLD);
+        if (rank <= 1) {
+            int peer = 1 - rank;
+            for (it = 0; it < PP_WARMUP_ITERS + iters; it++) {
+                if (it == PP_WARMUP_ITERS)
+                    t0 = MPI_Wtime();
+                if (rank == 0) {
+                    MPI_Send(buf, n, MPI_BYTE, peer, TAG_PING, MPI_COMM_WORLD);
+                    MPI_Recv(buf, n, MPI_BYTE, peer, TAG_PING, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+                } else {
+                    MPI_Recv(buf, n, MPI_BYTE, peer, TAG_PING, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+                    MPI_Send(buf, n, MPI_BYTE, peer, TAG_PING, MPI_COMM_WORLD);
+                }
+            }
+            lat_us = (MPI_Wtime() - t0) * 1e6 / (2.0 * (double)iters);
+
+            t0 = MPI_Wtime();
+            for (it = 0; it < stream; it += PP_WINDOW) {
+                int w, win = (int)(stream - it < PP_WINDOW ? stream - it : PP_WINDOW);
+                for (w = 0; w < win; w++) {
+                    char *slot = buf + (size_t)w * (size_t)(max_bytes > 0 ? max_bytes : 1);
+                    if (rank == 0)
+                        MPI_Isend(slot, n, MPI_BYTE, peer, TAG_STREAM, MPI_COMM_WORLD, &reqs[w]);
+                    else
+                        MPI_Irecv(slot, n, MPI_BYTE, peer, TAG_STREAM, MPI_COMM_WORLD, &reqs[w]);
+                }
+                MPI_Waitall(win, reqs, MPI_STATUSES_IGNORE);
+            }
+            if (rank == 0)
+                MPI_Recv(NULL, 0, MPI_BYTE, peer, TAG_ACK, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            else
+                MPI_Send(NULL, 0, MPI_BYTE, peer, TAG_ACK, MPI_COMM_WORLD);
+            bw_us = (MPI_Wtime() - t0) * 1e6;
+            if (rank == 0) {
+                printf("pingpong impl=%s bytes=%ld iters=%ld latency_us=%.3f bw_iters=%ld bandwidth_MBps=%.1f\n", impl,
+                       bytes, iters, lat_us, stream, (double)bytes * (double)stream / bw_us);
+                fflush(stdout);
+            }
+        }
+    }
+    free(buf);
+    MPI_Finalize();
+    return 0;
+}

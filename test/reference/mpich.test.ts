@@ -1,0 +1,131 @@
+// Reference runs: the example and semantics programs built with Debian's
+// MPICH (mpicc.mpich) and run with its Hydra launcher. This proves the
+// programs themselves are correct standard MPI, so the same programs can
+// judge Ferry's runtime, and it pins the example checksums that any correct
+// MPI must print.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  EXAMPLES_DIR,
+  EXAMPLE_QUICK_RUNS,
+  MPICH_MPICC,
+  MPI_PROGRAMS_DIR,
+  REPO_ROOT,
+  buildPrograms,
+  checksumLine,
+  expectationProblem,
+  mpichLauncher,
+  rankCountsFor,
+  readProgramManifest,
+  runProgram,
+} from './run-programs.js';
+
+// Rank counts to try (each program keeps those in its `ranks:` range).
+// FERRY_REF_RANKS=1,2 makes a quick pass. More ranks than the 2 cores make
+// MPICH's busy-polling ranks slow, hence the generous per-test timeout.
+const RANK_COUNTS = (process.env.FERRY_REF_RANKS ?? '1,2,3,4,8').split(',').map(Number);
+const TEST_TIMEOUT_MS = 900_000;
+
+// Checksums of EXAMPLE_QUICK_RUNS: a property of the programs, not of MPICH;
+// any MPI on any number of ranks must print exactly these lines.
+const EXAMPLE_GOLDEN: Record<string, string> = {
+  ring: 'ring: rounds=200 words=64 checksum=0x2e45007a2cbb1eca',
+  jacobi: 'jacobi: n=48 iters=60 checksum=0x63cdc5894fe0473e',
+  sort: 'sort: keys=20000 rounds=2 checksum=0x07c210adf43b9f12',
+};
+
+function installReferenceMpi(): { ok: true } | { ok: false; reason: string } {
+  const r = spawnSync('bash', [join(REPO_ROOT, 'scripts', 'install-reference-mpi.sh')], { encoding: 'utf8' });
+  if (r.status === 0) return { ok: true };
+  if (r.status === 2) return { ok: false, reason: r.stderr.trim() };
+  // Any other failure is a real error: fail loudly, never skip.
+  throw new Error(`scripts/install-reference-mpi.sh failed (status ${r.status}):\n${r.stdout}${r.stderr}`);
+}
+
+const mpich = installReferenceMpi();
+if (!mpich.ok) {
+  console.warn(`SKIPPING reference MPI tests: ${mpich.reason}`);
+}
+
+describe.skipIf(!mpich.ok)('programs under Debian MPICH', () => {
+  let buildDir = '';
+  const launcher = mpichLauncher();
+
+  beforeAll(() => {
+    buildDir = mkdtempSync(join(tmpdir(), 'ferry-ref-mpich-'));
+    buildPrograms(EXAMPLES_DIR, MPICH_MPICC, buildDir);
+    buildPrograms(MPI_PROGRAMS_DIR, MPICH_MPICC, buildDir);
+  });
+  afterAll(() => {
+    if (buildDir) rmSync(buildDir, { recursive: true, force: true });
+  });
+
+  describe('examples: the same checksum on 1, 2 and 4 ranks', () => {
+    for (const run of EXAMPLE_QUICK_RUNS) {
+      it(`${run.name} ${run.args.join(' ')}`, { timeout: TEST_TIMEOUT_MS }, async () => {
+        const lines: string[] = [];
+        for (const ranks of [1, 2, 4]) {
+          const r = await runProgram({ launcher, ranks, argv: [join(buildDir, run.name), ...run.args] });
+          expect(r.timedOut, `${run.name} on ${ranks} ranks hung`).toBe(false);
+          expect(r.exitCode, r.stderr).toBe(0);
+          const line = checksumLine(r.stdout, run.name);
+          expect(line, `no checksum line in:\n${r.stdout}`).not.toBeNull();
+          lines.push(line!);
+        }
+        expect(lines).toEqual([EXAMPLE_GOLDEN[run.name], EXAMPLE_GOLDEN[run.name], EXAMPLE_GOLDEN[run.name]]);
+      });
+    }
+
+    it('the UCX TCP path (shared memory off) prints the same checksum', { timeout: TEST_TIMEOUT_MS }, async () => {
+      const r = await runProgram({
+        launcher: mpichLauncher({ tcpOnly: true }),
+        ranks: 2,
+        argv: [join(buildDir, 'jacobi'), '48', '60'],
+      });
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(checksumLine(r.stdout, 'jacobi')).toBe(EXAMPLE_GOLDEN.jacobi);
+    });
+
+    it('a bad argument ends the job with status 2 and a usage line', { timeout: TEST_TIMEOUT_MS }, async () => {
+      const r = await runProgram({ launcher, ranks: 2, argv: [join(buildDir, 'sort'), 'many'] });
+      expect(r.exitCode).toBe(2);
+      expect(r.stderr).toMatch(/usage: sort KEYS/);
+    });
+  });
+
+  describe('semantics suite', () => {
+    const programs = readProgramManifest();
+
+    it('has the programs issue 3 asks for', () => {
+      expect(programs.map((p) => p.name)).toEqual(
+        expect.arrayContaining([
+          'abort', 'collectives', 'datatypes', 'errors', 'groups', 'nonblocking', 'ordering',
+          'probe', 'proc-null', 'rank-dies', 'sync-send', 'user-op', 'wildcards',
+        ]),
+      );
+    });
+
+    for (const spec of programs) {
+      for (const ranks of rankCountsFor(spec, RANK_COUNTS)) {
+        it(`${spec.name} on ${ranks} rank(s)`, { timeout: TEST_TIMEOUT_MS }, async () => {
+          const r = await runProgram({ launcher, ranks, argv: [join(buildDir, spec.name)] });
+          expect(expectationProblem(spec, r)).toBeNull();
+          if (spec.expect.kind === 'ok') {
+            // Rank 0's output is the same run after run: compare with a second run
+            // on one rank count, which catches scheduling-dependent lines.
+            if (ranks === Math.max(spec.minRanks, 2)) {
+              const again = await runProgram({ launcher, ranks, argv: [join(buildDir, spec.name)] });
+              expect(again.stdout).toBe(r.stdout);
+            }
+          } else {
+            // The job really started before it ended badly.
+            expect(r.stdout).toMatch(new RegExp(`^${spec.name}: started on ${ranks} ranks$`, 'm'));
+          }
+        });
+      }
+    }
+  });
+});
