@@ -3,6 +3,7 @@ import { ErrorCode } from '../gen/proto.js';
 import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { agentCommand, coordinatorCommand } from './daemon-commands.js';
 import { doctorCommand } from './doctor-command.js';
+import { mpiccCommand } from './mpicc-command.js';
 import { operatorCommand } from './operator-commands.js';
 import { runCommand } from './run-command.js';
 
@@ -18,7 +19,11 @@ operators (--coordinator tcp://ADDR:PORT, or FERRY_COORDINATOR; --json for machi
   jobs [--all]           running jobs (--all: ended ones too)
   job JOB                one job with its ranks
   events [--job JOB] [--after SEQ] [--limit N]
-  run -n N [--hosts a,b | --hostfile F] PROGRAM ARGS...   run a job and follow it to its end
+  run -n N [--hosts a,b | --hostfile F] [--raw] PROGRAM ARGS...
+                         run a job and follow it to its end; output lines tagged [RANK] (--raw: untagged)
+
+building MPI programs
+  mpicc [CC ARGS...]     compile and link a C MPI program against Ferry's MPI library (-show prints the command)
 
 this node
   doctor [--json]        what works here for checkpoint/restart, and what does not
@@ -47,6 +52,8 @@ async function main(argv: string[]): Promise<number> {
       return runCommand(rest);
     case 'doctor':
       return doctorCommand(rest);
+    case 'mpicc':
+      return mpiccCommand(rest);
     default:
       throw new FerryError(ErrorCode.BAD_REQUEST, `unknown command "${command}" (ferry help lists them)`);
   }

@@ -1,9 +1,10 @@
 // `ferry run`: submit a job, follow it to its end, exit with its status.
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import { ErrorCode, RankOutput_Stream, type JobInfo, type OperatorReply } from '../gen/proto.js';
+import { ErrorCode, type JobInfo, type OperatorReply } from '../gen/proto.js';
 import { FerryError } from '../common/ferry-error.js';
 import { intOpt, opt, parseArgs } from './args.js';
+import { RankOutputWriter } from './rank-output-writer.js';
 import { COMMON_OPERATOR_OPTIONS, coordinatorAddress, jobJson, jobStateName, withClient } from './operator-commands.js';
 
 /** How long `ferry run` waits for the coordinator to accept the job. */
@@ -16,7 +17,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   const p = parseArgs(
     cmd,
     argv,
-    { ...COMMON_OPERATOR_OPTIONS, n: { value: true }, np: { value: true }, hosts: { value: true }, hostfile: { value: true }, 'job-id': { value: true } },
+    { ...COMMON_OPERATOR_OPTIONS, raw: {}, n: { value: true }, np: { value: true }, hosts: { value: true }, hostfile: { value: true }, 'job-id': { value: true } },
     true,
   );
   const [program, ...args] = p.positional;
@@ -37,11 +38,9 @@ export async function runCommand(argv: string[]): Promise<number> {
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    const output = new RankOutputWriter(!p.options.has('raw'));
     const onNotice = (r: OperatorReply) => {
-      if (r.job_output) {
-        const stream = r.job_output.stream === RankOutput_Stream.STDERR ? process.stderr : process.stdout;
-        stream.write(Buffer.from(r.job_output.data));
-      }
+      if (r.job_output) output.write(r.job_output.rank, r.job_output.stream, r.job_output.data);
     };
     let renewTimer: NodeJS.Timeout | undefined;
     try {
@@ -77,6 +76,7 @@ export async function runCommand(argv: string[]): Promise<number> {
           },
         ).then(done, reject);
       });
+      output.flush();
       if (json) process.stdout.write(JSON.stringify(jobJson(job), null, 2) + '\n');
       else if (job.exit_code !== 0) process.stderr.write(`ferry run: job ${job.id} ${jobStateName(job.state)}: ${job.detail}\n`);
       return job.exit_code & 0xff || (job.exit_code !== 0 ? 1 : 0);

@@ -115,7 +115,9 @@ describe('ferry run', () => {
   it('relays output and ends with status 0', async () => {
     const r = await ferry(['run', '-n', '3', '--coordinator', address, '/bin/sh', '-c', 'echo "rank $FERRY_RANK of $FERRY_SIZE"']);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout.trim().split('\n').sort()).toEqual(['rank 0 of 3', 'rank 1 of 3', 'rank 2 of 3']);
+    expect(r.stdout.trim().split('\n').sort()).toEqual(['[0] rank 0 of 3', '[1] rank 1 of 3', '[2] rank 2 of 3']);
+    const raw = await ferry(['run', '-n', '2', '--raw', '--coordinator', address, '/bin/sh', '-c', 'printf "x$FERRY_RANK"']);
+    expect(raw.stdout.split('').sort().join('')).toBe('01xx');
   });
 
   it('fails the job when one rank dies, names the rank and its status, and stops the others', async () => {

@@ -74,6 +74,6 @@ describe('control plane on three namespace hosts', () => {
     await cluster.waitFor(async () => (await jobState('keep-1')).state === 'succeeded', 'job keep-1 to succeed');
     const run = await submitted;
     expect(run.code, run.stderr).toBe(0);
-    expect(run.stdout.split('\n').sort()).toEqual(['', 'done 0', 'done 1']);
+    expect(run.stdout.split('\n').sort()).toEqual(['', '[0] done 0', '[1] done 1']);
   });
 });
