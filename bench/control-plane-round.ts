@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { Catalog } from '../src/coordinator/catalog.js';
 import { Coordinator } from '../src/coordinator/coordinator.js';
 import { defaultCoordinatorConfig } from '../src/coordinator/coordinator-config.js';
+import { RoundStep } from '../src/gen/proto.js';
 import { ZmqServerTransport } from '../src/transport/zmq-transport.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 200);
@@ -69,11 +70,11 @@ async function measure(agents: number, ranksPerAgent: number): Promise<Result> {
     });
     if (job.ranks?.length !== agents * ranksPerAgent) throw new Error('benchmark: the job did not get every rank');
     // Warm up, then time rounds one after the other.
-    for (let i = 0; i < 20; i++) await coordinator.jobs.round('bench', 'PREPARE', i, 10_000);
+    for (let i = 0; i < 20; i++) await coordinator.jobs.round('bench', RoundStep.PREPARE, i + 1, 10_000);
     const times: number[] = [];
     for (let i = 0; i < ROUNDS; i++) {
       const t0 = process.hrtime.bigint();
-      const r = await coordinator.jobs.round('bench', 'PREPARE', 100 + i, 10_000);
+      const r = await coordinator.jobs.round('bench', RoundStep.PREPARE, 100 + i, 10_000);
       times.push(Number(process.hrtime.bigint() - t0) / 1e6);
       if (!r.ok) throw new Error(`benchmark: round failed: ${[...r.failures.values()][0]}`);
     }

@@ -49,7 +49,7 @@ class SimulatedAgent {
       reply({ start_ranks_reply: { started } });
     } else if (m.body === 'round') {
       const req = m.round!;
-      reply({ round_reply: { job_id: req.job_id, epoch: req.epoch, step: req.step, failed: [], acknowledged: req.ranks.length } });
+      reply({ round_reply: { job_id: req.job_id, epoch: req.epoch, step_done: req.step, failed: [], acknowledged: req.ranks.length } });
     } else if (m.body === 'signal_job') {
       reply({ ack: {} });
     }

@@ -28,7 +28,8 @@ import { checkPeerVersion, PROTOCOL_VERSION } from '../protocol/version.js';
 import type { ClientConnector, ClientTransport } from '../transport/transport.js';
 import { OutputTailer, type OutputChunk } from './output-tailer.js';
 import type { RankChannelServer, RankInfo } from './rank-channel.js';
-import type { RankSupervisor } from './rank-supervisor.js';
+import type { RankRunner } from './rank-supervisor.js';
+import type { RankSteps, StepOutcome } from './rank-steps.js';
 
 const trace = tracer('agent');
 
@@ -84,8 +85,10 @@ export class Agent {
   constructor(
     private readonly identity: AgentIdentity,
     private readonly connect: ClientConnector,
-    readonly ranks: RankSupervisor,
+    readonly ranks: RankRunner,
     private readonly hooks: AgentHooks = {},
+    /** What the checkpoint protocol's steps do to the ranks of this node. */
+    private readonly steps: RankSteps,
     /** The ranks' channel to this agent; absent in tests that run no MPI ranks. */
     private readonly rankChannel?: RankChannelServer,
   ) {
@@ -327,7 +330,7 @@ export class Agent {
           return;
         }
         case 'round':
-          reply({ round_reply: this.round(msg.round!) });
+          reply({ round_reply: await this.round(msg.round!) });
           return;
         default:
           throw new FerryError(ErrorCode.UNSUPPORTED, msg.body ? `the agent does not serve ${msg.body} requests` : 'message has no body');
@@ -337,15 +340,36 @@ export class Agent {
     }
   }
 
-  /** One step of a coordinated round for the ranks of this node, answered once for all of them. */
-  private round(req: RoundRequest): RoundReplyInit {
-    const failed = req.ranks
-      .filter((rank) => !this.ranks.has(req.job_id, rank))
-      .map((rank) => ({
-        rank,
-        status: errorStatus(new FerryError(ErrorCode.UNKNOWN_RANK, `rank ${rank} of ${req.job_id} does not run on ${this.identity.host}`)),
-      }));
-    return { job_id: req.job_id, epoch: req.epoch, step: req.step, failed, acknowledged: req.ranks.length - failed.length };
+  /**
+   * One step of the checkpoint protocol for this node's ranks of a job,
+   * answered once for all of them: only failed ranks are named.
+   */
+  private async round(req: RoundRequest): Promise<RoundReplyInit> {
+    const failed = new Map<number, FerryError>();
+    for (const rank of req.ranks) {
+      if (!this.ranks.has(req.job_id, rank)) {
+        failed.set(rank, new FerryError(ErrorCode.UNKNOWN_RANK, `rank ${rank} of ${req.job_id} does not run on ${this.identity.host}`));
+      }
+    }
+    let outcome: StepOutcome = { failed: new Map() };
+    if (failed.size < req.ranks.length) {
+      const known = { ...req, ranks: req.ranks.filter((r) => !failed.has(r)), dump_ranks: req.dump_ranks.filter((r) => !failed.has(r)) } as RoundRequest;
+      try {
+        outcome = await this.steps.run(known);
+      } catch (err) {
+        for (const r of known.ranks) outcome.failed.set(r, err instanceof FerryError ? err : new FerryError(ErrorCode.INTERNAL, errorMessage(err)));
+      }
+    }
+    for (const [rank, err] of outcome.failed) failed.set(rank, err);
+    return {
+      job_id: req.job_id,
+      epoch: req.epoch,
+      step_done: req.step,
+      failed: [...failed].map(([rank, err]) => ({ rank, status: errorStatus(err) })),
+      acknowledged: req.ranks.length - failed.size,
+      images: outcome.images ?? [],
+      ...(outcome.flush ? { flush: outcome.flush } : {}),
+    };
   }
 
   /** Output goes one way (no reply): the exit report that follows it on the same connection keeps the order. */

@@ -49,7 +49,16 @@ export interface RankSupervisorEvents {
   exit: [RankExitedInit];
 }
 
-export class RankSupervisor extends EventEmitter<RankSupervisorEvents> {
+/** What the agent needs of whatever runs its ranks (the protocol tests simulate it). */
+export interface RankRunner extends EventEmitter<RankSupervisorEvents> {
+  start(spec: RankStartSpec): RankProcessInit;
+  running(): RankProcessInit[];
+  has(jobId: string, rank: number): boolean;
+  signalJob(jobId: string, signal: NodeJS.Signals): number;
+  logPaths(jobId: string, rank: number): { out: string; err: string };
+}
+
+export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implements RankRunner {
   private readonly ranks = new Map<string, RankEntry>();
 
   constructor(private readonly options: RankSupervisorOptions) {
@@ -161,6 +170,24 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> {
       }, RANK_KILL_GRACE_MS).unref();
     }
     return n;
+  }
+
+  /** Signals some ranks of a job (through ferry-init); returns how many were found. */
+  signalRanks(jobId: string, ranks: number[], signal: NodeJS.Signals): number {
+    let n = 0;
+    for (const rank of ranks) {
+      const e = this.ranks.get(RankSupervisor.key(jobId, rank));
+      if (!e) continue;
+      this.signalRank(e, signal, SIGNAL_RETRIES);
+      n++;
+    }
+    return n;
+  }
+
+  /** The pid of a rank's ferry-init (the root of its process tree, PID 1 of its namespace). */
+  initPidOfRank(jobId: string, rank: number): number | undefined {
+    const e = this.ranks.get(RankSupervisor.key(jobId, rank));
+    return e ? initPidOf(e.process.pid ?? 0) : undefined;
   }
 
   private signalRank(e: RankEntry, signal: NodeJS.Signals, retries: number): void {

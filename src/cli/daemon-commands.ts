@@ -4,6 +4,7 @@ import { cpus, networkInterfaces } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { ErrorCode } from '../gen/proto.js';
 import { Agent } from '../agent/agent.js';
+import { LocalRankSteps } from '../agent/local-rank-steps.js';
 import { RankChannelServer } from '../agent/rank-channel.js';
 import { RankSupervisor } from '../agent/rank-supervisor.js';
 import { FerryError, errorMessage } from '../common/ferry-error.js';
@@ -124,6 +125,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
         process.exit(2);
       },
     },
+    new LocalRankSteps({ host: name, imagesDir: images, ranks, rankChannel }),
     rankChannel,
   );
   agent.start();

@@ -2,6 +2,7 @@
 import { ErrorCode } from '../gen/proto.js';
 import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { agentCommand, coordinatorCommand } from './daemon-commands.js';
+import { checkpointCommand, epochsCommand } from './checkpoint-commands.js';
 import { doctorCommand } from './doctor-command.js';
 import { mpiccCommand } from './mpicc-command.js';
 import { operatorCommand } from './operator-commands.js';
@@ -19,6 +20,8 @@ operators (--coordinator tcp://ADDR:PORT, or FERRY_COORDINATOR; --json for machi
   jobs [--all]           running jobs (--all: ended ones too)
   job JOB                one job with its ranks
   events [--job JOB] [--after SEQ] [--limit N]
+  checkpoint JOB [--stop] checkpoint a running job (and end it, with --stop)
+  epochs JOB             the job's checkpoint epochs with their state, size and phase durations
   run -n N [--hosts a,b | --hostfile F] [--raw] PROGRAM ARGS...
                          run a job and follow it to its end; output lines tagged [RANK] (--raw: untagged)
 
@@ -50,6 +53,10 @@ async function main(argv: string[]): Promise<number> {
       return operatorCommand(command, rest);
     case 'run':
       return runCommand(rest);
+    case 'checkpoint':
+      return checkpointCommand(rest);
+    case 'epochs':
+      return epochsCommand(rest);
     case 'doctor':
       return doctorCommand(rest);
     case 'mpicc':

@@ -40,7 +40,7 @@ export const CATALOG_MIGRATIONS: readonly CatalogMigration[] = [
         CREATE TABLE jobs (
           id                   TEXT PRIMARY KEY,
           state                TEXT NOT NULL
-                               CHECK (state IN ('pending', 'running', 'succeeded', 'failed', 'cancelled')),
+                               CHECK (state IN ('pending', 'running', 'stopped', 'succeeded', 'failed', 'cancelled')),
           world_size           INTEGER NOT NULL CHECK (world_size > 0),
           argv_json            TEXT NOT NULL,
           cwd                  TEXT NOT NULL,

@@ -3,7 +3,7 @@
 // row; inputs take such fields as optional.
 
 export type HostCatalogState = 'up' | 'down' | 'unknown';
-export type JobCatalogState = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+export type JobCatalogState = 'pending' | 'running' | 'stopped' | 'succeeded' | 'failed' | 'cancelled';
 export type RankCatalogState = 'starting' | 'running' | 'exited';
 
 /** Job states after which a job counts as ended (left out of listJobs() by default). */

@@ -51,7 +51,7 @@ const CATALOG_BUSY_TIMEOUT_MS = 5_000;
 const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
 
 const HOST_STATES: readonly HostCatalogState[] = ['up', 'down', 'unknown'];
-const JOB_STATES: readonly JobCatalogState[] = ['pending', 'running', 'succeeded', 'failed', 'cancelled'];
+const JOB_STATES: readonly JobCatalogState[] = ['pending', 'running', 'stopped', 'succeeded', 'failed', 'cancelled'];
 const RANK_STATES: readonly RankCatalogState[] = ['starting', 'running', 'exited'];
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 

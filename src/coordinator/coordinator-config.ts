@@ -4,6 +4,10 @@ export const HEARTBEAT_TIMEOUT_MS = 5_000;
 export const MAX_FRAME_BYTES = 4 * 1024 * 1024;
 export const AGENT_REQUEST_TIMEOUT_MS = 10_000;
 export const EVENTS_KEEP = 100_000;
+/** Checkpoint steps: how long every agent gets to answer one step for all of its ranks. */
+export const FLUSH_TIMEOUT_MS = 30_000;
+export const DUMP_TIMEOUT_MS = 600_000;
+export const RESUME_TIMEOUT_MS = 30_000;
 
 export interface CoordinatorConfig {
   heartbeatIntervalMs: number;
@@ -11,6 +15,9 @@ export interface CoordinatorConfig {
   /** Frames above this get FRAME_TOO_LARGE without being decoded. */
   maxFrameBytes: number;
   agentRequestTimeoutMs: number;
+  flushTimeoutMs: number;
+  dumpTimeoutMs: number;
+  resumeTimeoutMs: number;
   /** What `ferry status` shows as the listening address. */
   listen: string;
 }
@@ -21,6 +28,9 @@ export function defaultCoordinatorConfig(overrides: Partial<CoordinatorConfig> =
     heartbeatTimeoutMs: HEARTBEAT_TIMEOUT_MS,
     maxFrameBytes: MAX_FRAME_BYTES,
     agentRequestTimeoutMs: AGENT_REQUEST_TIMEOUT_MS,
+    flushTimeoutMs: FLUSH_TIMEOUT_MS,
+    dumpTimeoutMs: DUMP_TIMEOUT_MS,
+    resumeTimeoutMs: RESUME_TIMEOUT_MS,
     listen: '',
     ...overrides,
   };

@@ -28,6 +28,7 @@ import type { Catalog } from './catalog.js';
 import type { CoordinatorConfig } from './coordinator-config.js';
 import { EVENTS_KEEP } from './coordinator-config.js';
 import { HostRegistry, type HostSession } from './host-registry.js';
+import { CheckpointService } from './checkpoint/checkpoint-service.js';
 import { JobService } from './job-service.js';
 import { OperatorService } from './operator-service.js';
 
@@ -38,6 +39,7 @@ export class Coordinator {
   readonly startedMs: number;
   readonly hosts: HostRegistry;
   readonly jobs: JobService;
+  readonly checkpoints: CheckpointService;
   private readonly operators: OperatorService;
   private readonly agentRequests = new PendingRequests<AgentMessage>();
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -61,6 +63,7 @@ export class Coordinator {
       if (h.state !== 'unknown') catalog.setHostState(h.name, 'unknown', this.startedMs);
     }
     this.jobs = new JobService(this);
+    this.checkpoints = new CheckpointService(this);
     this.operators = new OperatorService(this);
     transport.onMessage((peer, frames) => this.onFrames(peer, frames));
     this.event('coordinator.start', `coordinator ${this.instance} started; ${catalog.listHosts().length} hosts in the catalog`);

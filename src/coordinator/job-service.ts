@@ -17,7 +17,7 @@ import {
   type RankEndpointReport,
   type RankOutput,
   type RankProcess,
-  type RoundReply,
+  RoundStep,
   type SubmitJobRequest,
 } from '../gen/proto.js';
 import { FerryError, errorMessage } from '../common/ferry-error.js';
@@ -26,22 +26,16 @@ import type { PeerId } from '../transport/transport.js';
 import type { JobRow, RankRow, RankUpdate } from './catalog-types.js';
 import type { Coordinator } from './coordinator.js';
 import { placeRanks } from './placement.js';
+import { runRound, type RoundResult } from './round-runner.js';
 
 const trace = tracer('jobs');
 
 const JOB_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-const ENDED_STATES = new Set(['succeeded', 'failed', 'cancelled']);
+const ENDED_STATES = new Set(['stopped', 'succeeded', 'failed', 'cancelled']);
 
 interface Follower {
   peer: PeerId;
   requestId: number;
-}
-
-export interface RoundResult {
-  ok: boolean;
-  /** Per rank: null when acknowledged, else the reason. */
-  failures: Map<number, string>;
-  replies: RoundReply[];
 }
 
 export class JobService {
@@ -49,6 +43,8 @@ export class JobService {
   private readonly placementCache = new Map<string, Map<string, number[]>>();
   /** Endpoints reported since a job's table was last published, by job then rank. */
   private readonly pendingEndpoints = new Map<string, Map<number, EndpointInit>>();
+  /** Jobs being stopped after a committed checkpoint (ferry checkpoint --stop): their exits are expected. */
+  private readonly stopping = new Map<string, number>();
   /** First failure of a running job, kept until the job ends. */
   private readonly failing = new Map<string, { exitCode: number; detail: string }>();
   private nextJobNumber = 1;
@@ -185,7 +181,7 @@ export class JobService {
     this.updateRank({ jobId, rank, host, pid: row.pid, endpoint: row.endpoint, state: 'exited', exitCode, signal, updatedMs: this.c.now() });
     const how = signal ? `killed by ${signal}` : `exited with status ${exitCode}`;
     this.c.event('rank.exit', `job ${jobId} rank ${rank} on ${host} ${how}${e.reason ? ` (${e.reason})` : ''}`, { jobId, host });
-    if ((exitCode !== 0 || signal) && !this.failing.has(jobId)) {
+    if ((exitCode !== 0 || signal) && !this.failing.has(jobId) && !this.stopping.has(jobId)) {
       const code = exitCode > 0 ? exitCode : signalStatus(signal);
       this.failJob(jobId, code, `rank ${rank} on ${host} ${how}${e.reason ? ` (${e.reason})` : ''}`);
     }
@@ -272,6 +268,16 @@ export class JobService {
     await this.signalRanks(jobId, signal);
   }
 
+  /** The ranks of the job are about to be ended after epoch `epoch` was committed. */
+  markStopping(jobId: string, epoch: number): void {
+    this.stopping.set(jobId, epoch);
+  }
+
+  /** Fails a job for a reason outside its ranks (e.g. it could not resume after a checkpoint). */
+  failRunningJob(jobId: string, detail: string): void {
+    this.failJob(jobId, 1, detail);
+  }
+
   private failJob(jobId: string, exitCode: number, detail: string): void {
     if (this.failing.has(jobId)) return;
     this.failing.set(jobId, { exitCode, detail });
@@ -298,11 +304,14 @@ export class JobService {
     const ranks = this.c.catalog.listRanks(jobId);
     if (ranks.some((r) => r.state !== 'exited')) return;
     const failure = this.failing.get(jobId);
+    const stoppedAt = this.stopping.get(jobId);
     const cancelled = failure?.detail.startsWith('cancelled');
-    const state = failure ? (cancelled ? 'cancelled' : 'failed') : 'succeeded';
-    this.c.catalog.setJobState(jobId, state, { endedMs: this.c.now(), exitCode: failure?.exitCode ?? 0, detail: failure?.detail ?? '' });
+    const state = failure ? (cancelled ? 'cancelled' : 'failed') : stoppedAt !== undefined ? 'stopped' : 'succeeded';
+    const detail = failure?.detail ?? (stoppedAt !== undefined ? `stopped after checkpoint epoch ${stoppedAt}; ferry restart ${jobId} continues it` : '');
+    this.c.catalog.setJobState(jobId, state, { endedMs: this.c.now(), exitCode: failure?.exitCode ?? 0, detail });
     this.failing.delete(jobId);
-    this.c.event('job.end', `job ${jobId} ${state}${failure ? `: ${failure.detail}` : ''}`, { jobId });
+    this.stopping.delete(jobId);
+    this.c.event('job.end', `job ${jobId} ${state}${detail ? `: ${detail}` : ''}`, { jobId });
     const info = this.jobInfo(jobId);
     for (const f of this.followers.get(jobId) ?? []) {
       this.c.sendOperator(f.peer, { reply_to: f.requestId, status: { ok: true }, final: true, job_ended: { job: info } });
@@ -312,37 +321,10 @@ export class JobService {
 
   // ---- rounds ------------------------------------------------------------------
 
-  /**
-   * One coordinated round: every agent holding ranks of the job gets one
-   * RoundRequest for all of its ranks and answers once. The cost grows with the
-   * number of agents, not of ranks.
-   */
-  async round(jobId: string, step: string, epoch: number, timeoutMs: number): Promise<RoundResult> {
+  /** One round over every live rank of a job (see round-runner.ts). */
+  async round(jobId: string, step: RoundStep, epoch: number, timeoutMs: number): Promise<RoundResult> {
     if (!this.c.catalog.getJob(jobId)) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
-    return this.roundOver(jobId, step, epoch, this.liveRanksByHost(jobId), timeoutMs);
-  }
-
-  async roundOver(jobId: string, step: string, epoch: number, byHost: Map<string, number[]>, timeoutMs: number): Promise<RoundResult> {
-    const failures = new Map<number, string>();
-    const replies: RoundReply[] = [];
-    await Promise.all(
-      [...byHost].map(async ([host, ranks]) => {
-        try {
-          const reply = await this.c.requestAgent(host, { round: { job_id: jobId, epoch, step, ranks } }, timeoutMs);
-          const rr = reply.round_reply;
-          if (!rr) throw new FerryError(ErrorCode.MALFORMED, `host ${host} answered ${step} without a round reply`);
-          replies.push(rr);
-          // The agent names only the ranks that failed, and counts the others.
-          for (const res of rr.failed) failures.set(res.rank, `host ${host}: ${res.status?.message ?? 'failed'}`);
-          if (rr.failed.length + rr.acknowledged !== ranks.length) {
-            for (const r of ranks) if (!failures.has(r)) failures.set(r, `host ${host} answered for ${rr.acknowledged + rr.failed.length} of ${ranks.length} ranks`);
-          }
-        } catch (err) {
-          for (const r of ranks) failures.set(r, `host ${host}: ${errorMessage(err)}`);
-        }
-      }),
-    );
-    return { ok: failures.size === 0, failures, replies };
+    return runRound(this.c, { job_id: jobId, epoch, step }, this.liveRanksByHost(jobId), timeoutMs);
   }
 
   private rankRow(jobId: string, rank: number): RankRow | undefined {
@@ -350,7 +332,7 @@ export class JobService {
   }
 
   /** Live ranks of a job by host, cached until a rank of the job changes. */
-  private liveRanksByHost(jobId: string): Map<string, number[]> {
+  liveRanksByHost(jobId: string): Map<string, number[]> {
     let byHost = this.placementCache.get(jobId);
     if (!byHost) {
       byHost = new Map();
@@ -375,6 +357,8 @@ function jobStateEnum(state: string): JobState {
       return JobState.JOB_PENDING;
     case 'running':
       return JobState.JOB_RUNNING;
+    case 'stopped':
+      return JobState.JOB_STOPPED;
     case 'succeeded':
       return JobState.JOB_SUCCEEDED;
     case 'failed':

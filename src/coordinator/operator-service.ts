@@ -74,6 +74,25 @@ export class OperatorService {
         this.c.jobs.follow(jobId, peer, req.request_id);
         return undefined;
       }
+      case 'checkpoint': {
+        const req_ = req.checkpoint!;
+        const reply = await this.c.checkpoints.checkpoint(req_.job_id, {
+          stop: req_.stop,
+          progress: (epoch, phase, elapsedMs) =>
+            this.c.sendOperator(peer, {
+              reply_to: req.request_id,
+              status: { ok: true },
+              final: false,
+              checkpoint_progress: { job_id: req_.job_id, epoch, phase, elapsed_ms: elapsedMs },
+            }),
+        });
+        return { checkpoint: reply };
+      }
+      case 'epochs': {
+        const jobId = req.epochs?.job_id ?? '';
+        if (!this.c.catalog.getJob(jobId)) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
+        return { epochs: { epochs: this.c.catalog.listEpochs(jobId).map((e) => this.c.checkpoints.epochInfo(jobId, e.epoch)) } };
+      }
       case 'signal_job': {
         const s = req.signal_job!;
         await this.c.jobs.signal(s.job_id, s.signal || 'SIGTERM');

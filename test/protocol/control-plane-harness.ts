@@ -4,11 +4,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, type AgentIdentity } from '../../src/agent/agent.js';
-import { RankSupervisor } from '../../src/agent/rank-supervisor.js';
 import { Catalog } from '../../src/coordinator/catalog.js';
 import { Coordinator } from '../../src/coordinator/coordinator.js';
 import { defaultCoordinatorConfig, type CoordinatorConfig } from '../../src/coordinator/coordinator-config.js';
 import { MemoryHub } from '../../src/transport/memory-transport.js';
+import { ScriptedSteps, SimulatedRanks } from './simulated-node.js';
 
 export class ControlPlaneHarness {
   readonly hub = new MemoryHub();
@@ -34,16 +34,22 @@ export class ControlPlaneHarness {
     this.catalog = undefined;
   }
 
+  /** Simulated ranks and scripted checkpoint steps of each host's latest agent. */
+  readonly nodes = new Map<string, { ranks: SimulatedRanks; steps: ScriptedSteps }>();
+
   startAgent(host: string, identity: Partial<AgentIdentity> = {}): Agent {
-    const ranks = new RankSupervisor({ host, logsDir: join(this.stateDir, 'logs', host), initPath: '/bin/false', agentSocketName: `ferry-test-${host}` });
+    const ranks = new SimulatedRanks();
+    const steps = new ScriptedSteps(host, ranks);
     const agent = new Agent(
       { host, address: `198.18.0.${this.agents.size + 2}`, cpus: 4, criuVersion: '4.1.1', criuCheckOk: true, criuCheckDetail: '', version: 'test', ...identity },
       () => this.hub.connect(),
       ranks,
       { fatal: (err) => this.fatal.push(err.message) },
+      steps,
     );
     agent.start();
     this.agents.set(`${host}#${agent.instance}`, agent);
+    this.nodes.set(host, { ranks, steps });
     return agent;
   }
 

@@ -7,8 +7,9 @@ import { join } from 'node:path';
 import * as zmq from 'zeromq';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../src/agent/agent.js';
+import { LocalRankSteps } from '../../src/agent/local-rank-steps.js';
 import { RankSupervisor } from '../../src/agent/rank-supervisor.js';
-import { ErrorCode, type AgentMessage } from '../../src/gen/proto.js';
+import { ErrorCode, RoundStep, type AgentMessage } from '../../src/gen/proto.js';
 import { agentMessageCodec, coordinatorInboundCodec, OK_STATUS } from '../../src/protocol/messages.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
 import { ZmqClientTransport } from '../../src/transport/zmq-transport.js';
@@ -35,6 +36,7 @@ describe('agent under random and mutated frames', () => {
       () => new ZmqClientTransport(router.lastEndpoint!),
       ranks,
       { fatal: (e) => fatal.push(e.message) },
+      new LocalRankSteps({ host: 'f1', imagesDir: join(dir, 'images'), ranks }),
     );
     agent.start();
     cleanups.push(() => agent.stop());
@@ -75,7 +77,7 @@ describe('agent under random and mutated frames', () => {
     }
     const rand = mulberry32(0xa9e7);
     const request = (id: number) =>
-      agentMessageCodec.encode({ version: PROTOCOL_VERSION, request_id: id, round: { job_id: 'nojob', epoch: 1, step: 'PREPARE', ranks: [0, 1] } });
+      agentMessageCodec.encode({ version: PROTOCOL_VERSION, request_id: id, round: { job_id: 'nojob', epoch: 1, step: RoundStep.PREPARE, ranks: [0, 1] } });
     const sample = request(1);
     const wanted: number[] = [];
     for (let i = 0; i < FRAMES; i++) {

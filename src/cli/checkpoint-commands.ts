@@ -1,0 +1,104 @@
+// `ferry checkpoint JOB [--stop]` and `ferry epochs JOB`.
+import { ErrorCode, type EpochInfo } from '../gen/proto.js';
+import { FerryError } from '../common/ferry-error.js';
+import { parseArgs } from './args.js';
+import { COMMON_OPERATOR_OPTIONS, coordinatorAddress, withClient } from './operator-commands.js';
+import { formatTable, formatTime } from './table.js';
+
+/** A checkpoint waits for its whole protocol; the coordinator bounds each step itself. */
+export const CHECKPOINT_CLIENT_TIMEOUT_MS = 15 * 60_000;
+
+function epochJson(e: EpochInfo) {
+  return {
+    jobId: e.job_id,
+    epoch: e.epoch,
+    state: e.state,
+    startedMs: e.started_ms,
+    committedMs: e.committed_ms,
+    sizeBytes: e.size_bytes,
+    images: e.images,
+    phases: e.phases.map((p) => ({ state: p.state, atMs: p.at_ms, detail: p.detail })),
+    detail: e.detail,
+  };
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
+  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+  return `${(n / 1024 ** 3).toFixed(2)} GiB`;
+}
+
+/** Milliseconds spent in each phase, from the catalog's phase timestamps. */
+function phaseDurations(e: EpochInfo): string {
+  const points = [{ state: 'start', at: e.started_ms }, ...e.phases.map((p) => ({ state: p.state, at: p.at_ms }))];
+  const parts: string[] = [];
+  for (let i = 1; i < points.length; i++) parts.push(`${points[i - 1].state}->${points[i].state} ${points[i].at - points[i - 1].at} ms`);
+  return parts.join(', ');
+}
+
+export async function checkpointCommand(argv: string[]): Promise<number> {
+  const cmd = 'ferry checkpoint';
+  const p = parseArgs(cmd, argv, { ...COMMON_OPERATOR_OPTIONS, stop: {} });
+  const jobId = p.positional[0];
+  if (!jobId) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: missing job id (ferry checkpoint JOB [--stop])`);
+  const json = p.options.has('json');
+  const tty = process.stderr.isTTY && !json;
+  const r = await withClient(coordinatorAddress(cmd, p), (c) =>
+    c.request(
+      { checkpoint: { job_id: jobId, stop: p.options.has('stop') } },
+      {
+        timeoutMs: CHECKPOINT_CLIENT_TIMEOUT_MS,
+        onNotice: (n) => {
+          const pr = n.checkpoint_progress;
+          if (pr && tty) process.stderr.write(`\r\x1b[Kcheckpoint ${jobId} epoch ${pr.epoch}: ${pr.phase} (${(pr.elapsed_ms / 1000).toFixed(1)} s)`);
+        },
+      },
+    ),
+  );
+  if (tty) process.stderr.write('\r\x1b[K');
+  const cp = r.checkpoint!;
+  const e = cp.epoch!;
+  if (json) {
+    process.stdout.write(
+      JSON.stringify(
+        {
+          ...epochJson(e),
+          flushMs: cp.flush_ms,
+          dumpMs: cp.dump_ms,
+          storeMs: cp.store_ms,
+          commitMs: cp.commit_ms,
+          resumeMs: cp.resume_ms,
+          drainedMessages: cp.drained_messages,
+          drainedBytes: cp.drained_bytes,
+        },
+        null,
+        2,
+      ) + '\n',
+    );
+  } else {
+    process.stdout.write(
+      `job ${jobId}: epoch ${e.epoch} committed, ${e.images} images, ${formatBytes(e.size_bytes)}\n` +
+        `  flush ${cp.flush_ms} ms (${cp.drained_messages} messages, ${formatBytes(cp.drained_bytes)} drained), dump ${cp.dump_ms} ms, ` +
+        `commit ${cp.commit_ms} ms, ${p.options.has('stop') ? 'stop' : 'resume'} ${cp.resume_ms} ms\n`,
+    );
+  }
+  return 0;
+}
+
+export async function epochsCommand(argv: string[]): Promise<number> {
+  const cmd = 'ferry epochs';
+  const p = parseArgs(cmd, argv, COMMON_OPERATOR_OPTIONS);
+  const jobId = p.positional[0];
+  if (!jobId) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: missing job id (ferry epochs JOB)`);
+  const epochs = await withClient(coordinatorAddress(cmd, p), async (c) => (await c.request({ epochs: { job_id: jobId } })).epochs!.epochs);
+  if (p.options.has('json')) process.stdout.write(JSON.stringify(epochs.map(epochJson), null, 2) + '\n');
+  else
+    process.stdout.write(
+      formatTable(
+        ['EPOCH', 'STATE', 'STARTED', 'SIZE', 'IMAGES', 'PHASES', 'DETAIL'],
+        epochs.map((e) => [String(e.epoch), e.state, formatTime(e.started_ms), formatBytes(e.size_bytes), String(e.images), phaseDurations(e), e.detail]),
+      ),
+    );
+  return 0;
+}

@@ -1,0 +1,216 @@
+// Runs the checkpoint protocol for a job, one epoch at a time:
+// PREPARE (flush) -> DUMP -> STORED -> COMMITTED -> RESUME (or STOP).
+// Any failure or timeout before COMMITTED aborts the epoch: the surviving
+// ranks resume, partial images are discarded, and the previous committed
+// epoch stays the one to restart from. States: epoch-machine.ts.
+import { ErrorCode, RoundStep, type EpochInfoInit, type CheckpointReplyInit } from '../../gen/proto.js';
+import { FerryError, errorMessage } from '../../common/ferry-error.js';
+import { tracer } from '../../common/trace.js';
+import type { Coordinator } from '../coordinator.js';
+import { runRound, type RoundResult } from '../round-runner.js';
+import { EpochMachine, type EpochState } from './epoch-machine.js';
+
+const trace = tracer('checkpoint');
+
+/** States recorded as phases of the epoch in the catalog as they are entered. */
+const CATALOG_PHASES = new Set<EpochState>(['flushed', 'dumping', 'stored']);
+
+export interface CheckpointOptions {
+  stop: boolean;
+  /** Called at each state change, for the operator's progress display. */
+  progress?: (epoch: number, state: EpochState, elapsedMs: number) => void;
+}
+
+/** Which step failed and why, per rank. */
+function describeFailure(step: string, r: RoundResult): string {
+  const byReason = new Map<string, number[]>();
+  for (const [rank, reason] of r.failures) byReason.set(reason, [...(byReason.get(reason) ?? []), rank]);
+  return `${step} failed: ` + [...byReason].map(([reason, ranks]) => `rank${ranks.length > 1 ? 's' : ''} ${ranks.sort((a, b) => a - b).join(',')}: ${reason}`).join('; ');
+}
+
+export class CheckpointService {
+  /** The epoch in flight per job (one at a time; a second request is refused). */
+  private readonly inFlight = new Map<string, EpochMachine>();
+
+  constructor(private readonly c: Coordinator) {}
+
+  inFlightEpoch(jobId: string): EpochMachine | undefined {
+    return this.inFlight.get(jobId);
+  }
+
+  async checkpoint(jobId: string, options: CheckpointOptions): Promise<CheckpointReplyInit> {
+    const job = this.c.catalog.getJob(jobId);
+    if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
+    const running = this.inFlight.get(jobId);
+    if (running) {
+      throw new FerryError(ErrorCode.BUSY, `job ${jobId} is already being checkpointed (epoch ${running.epoch}, ${running.state}); try again when it is done`);
+    }
+    if (job.state !== 'running') throw new FerryError(ErrorCode.BAD_REQUEST, `job ${jobId} is ${job.state}, not running: nothing to checkpoint`);
+    const byHost = this.c.jobs.liveRanksByHost(jobId);
+    const live = [...byHost.values()].reduce((n, r) => n + r.length, 0);
+    if (live !== job.worldSize) {
+      throw new FerryError(ErrorCode.BAD_REQUEST, `job ${jobId} has ${live} of ${job.worldSize} ranks running: cannot take a consistent checkpoint`);
+    }
+    const epoch = this.c.catalog.beginEpoch(jobId, this.c.now());
+    const t0 = this.c.now();
+    const m = new EpochMachine(jobId, epoch, this.c.now, (_from, to) => {
+      // The catalog keeps the epoch's durable states; 'committed' is written by
+      // commitEpoch and 'aborted' by abort() with its reason.
+      if (CATALOG_PHASES.has(to)) this.c.catalog.setEpochState(jobId, epoch, to, this.c.now());
+      options.progress?.(epoch, to, this.c.now() - t0);
+    });
+    this.inFlight.set(jobId, m);
+    this.c.event('checkpoint.begin', `job ${jobId}: checkpoint epoch ${epoch} begins${options.stop ? ' (then stop)' : ''}`, { jobId });
+    options.progress?.(epoch, 'preparing', 0);
+    try {
+      return await this.run(m, byHost, options);
+    } finally {
+      this.inFlight.delete(jobId);
+    }
+  }
+
+  private async run(m: EpochMachine, byHost: Map<string, number[]>, options: CheckpointOptions): Promise<CheckpointReplyInit> {
+    const { jobId, epoch } = m;
+    const cfg = this.c.config;
+    const dumpedHosts = new Map<string, number[]>();
+
+    // PREPARE: every rank flushes; the agents aggregate their ranks.
+    const flush = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.PREPARE }, byHost, cfg.flushTimeoutMs);
+    if (!flush.ok) return this.abort(m, byHost, dumpedHosts, 'PREPARE', flush);
+    m.transition(['preparing'], 'flushed');
+
+    // DUMP: each agent dumps its flushed ranks (left running), writes manifests.
+    m.transition(['flushed'], 'dumping');
+    for (const [host, ranks] of byHost) dumpedHosts.set(host, ranks);
+    const dump = await runRound(
+      this.c,
+      { job_id: jobId, epoch, step: RoundStep.DUMP },
+      byHost,
+      cfg.dumpTimeoutMs,
+      (ranks) => ({ dump_ranks: ranks }),
+    );
+    if (!dump.ok) return this.abort(m, byHost, dumpedHosts, 'DUMP', dump);
+
+    // STORED: every rank's image, as its agent reports it, into the catalog.
+    let sizeBytes = 0;
+    let dumpMs = 0;
+    let storeMs = 0;
+    try {
+      const seen = new Set<number>();
+      for (const [host, reply] of dump.replies) {
+        for (const img of reply.images) {
+          this.c.catalog.recordEpochImage({
+            jobId,
+            epoch,
+            rank: img.rank,
+            host,
+            location: img.location,
+            sizeBytes: img.size_bytes,
+            sha256: img.manifest_sha256,
+          });
+          seen.add(img.rank);
+          sizeBytes += img.size_bytes;
+          dumpMs = Math.max(dumpMs, img.dump_ms);
+          storeMs = Math.max(storeMs, img.store_ms);
+        }
+      }
+      const missing = [...byHost.values()].flat().filter((r) => !seen.has(r));
+      if (missing.length > 0) throw new FerryError(ErrorCode.INTERNAL, `no image reported for ranks ${missing.join(',')}`);
+      m.transition(['dumping'], 'stored');
+      // COMMITTED: one durable transaction; from here on this epoch is the truth.
+      this.c.catalog.commitEpoch(jobId, epoch, this.c.now());
+      m.transition(['stored'], 'committed');
+    } catch (err) {
+      return this.abort(m, byHost, dumpedHosts, 'STORE', undefined, errorMessage(err));
+    }
+    this.c.event('checkpoint.commit', `job ${jobId}: epoch ${epoch} committed (${sizeBytes} bytes of images)`, { jobId });
+
+    // RESUME, or STOP with --stop.
+    m.transition(['committed'], 'resuming');
+    let resumeProblem = '';
+    if (options.stop) {
+      this.c.jobs.markStopping(jobId, epoch);
+      const stop = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.STOP }, byHost, cfg.resumeTimeoutMs, (ranks) => ({ dump_ranks: ranks }));
+      if (!stop.ok) resumeProblem = describeFailure('STOP', stop);
+    } else {
+      const resume = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.RESUME }, byHost, cfg.resumeTimeoutMs);
+      if (!resume.ok) resumeProblem = describeFailure('RESUME', resume);
+    }
+    m.transition(['resuming'], 'done');
+    if (resumeProblem) {
+      // The epoch is committed and stays valid; the job itself is in trouble.
+      this.c.event('checkpoint.resume-failed', `job ${jobId}: epoch ${epoch} committed, but ${resumeProblem}`, { jobId });
+      this.c.jobs.failRunningJob(jobId, `after committing epoch ${epoch}: ${resumeProblem}`);
+    }
+    let drainedMessages = 0;
+    let drainedBytes = 0;
+    let flushMs = 0;
+    for (const r of flush.replies.values()) {
+      drainedMessages += r.flush?.drained_messages ?? 0;
+      drainedBytes += r.flush?.drained_bytes ?? 0;
+      flushMs = Math.max(flushMs, r.flush?.flush_ms ?? 0);
+    }
+    return {
+      epoch: this.epochInfo(jobId, epoch),
+      flush_ms: m.between('preparing', 'flushed'),
+      dump_ms: m.between('dumping', 'stored'),
+      store_ms: storeMs,
+      commit_ms: m.between('stored', 'committed'),
+      resume_ms: m.between('resuming', 'done'),
+      drained_messages: drainedMessages,
+      drained_bytes: drainedBytes,
+    };
+  }
+
+  /**
+   * Aborts an epoch before COMMITTED: wake every rank that can be reached,
+   * remove partial images, record why. The previous committed epoch is untouched.
+   */
+  private async abort(
+    m: EpochMachine,
+    byHost: Map<string, number[]>,
+    dumpedHosts: Map<string, number[]>,
+    step: string,
+    result?: RoundResult,
+    reason?: string,
+  ): Promise<never> {
+    const { jobId, epoch } = m;
+    const why = reason ? `${step} failed: ${reason}` : describeFailure(step, result!);
+    trace(`abort job ${jobId} epoch ${epoch}: ${why}`);
+    m.transition(['preparing', 'flushed', 'dumping', 'stored'], 'aborting');
+    const reachable = new Map([...byHost].filter(([host]) => !result?.silentHosts.includes(host)));
+    const resume = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.RESUME }, reachable, this.c.config.resumeTimeoutMs);
+    const discardOn = new Map([...dumpedHosts].filter(([host]) => !result?.silentHosts.includes(host)));
+    const discard = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.DISCARD }, discardOn, this.c.config.resumeTimeoutMs);
+    let detail = why;
+    if (!resume.ok) detail += `; resuming the ranks also failed: ${describeFailure('RESUME', resume)}`;
+    if (!discard.ok) detail += `; some partial images could not be removed: ${describeFailure('DISCARD', discard)}`;
+    this.c.catalog.setEpochState(jobId, epoch, 'aborted', this.c.now(), detail);
+    m.transition(['aborting'], 'aborted');
+    const previous = this.c.catalog.lastCommittedEpoch(jobId);
+    this.c.event('checkpoint.abort', `job ${jobId}: epoch ${epoch} aborted: ${detail}`, { jobId });
+    throw new FerryError(
+      ErrorCode.UNAVAILABLE,
+      `checkpoint of job ${jobId} (epoch ${epoch}) aborted: ${detail}. ` +
+        (resume.ok ? 'The job keeps running' : 'The job may not have resumed everywhere') +
+        (previous ? `; epoch ${previous.epoch} remains the last committed checkpoint.` : '; there is no committed checkpoint yet.'),
+    );
+  }
+
+  epochInfo(jobId: string, epoch: number): EpochInfoInit {
+    const e = this.c.catalog.getEpoch(jobId, epoch);
+    if (!e) throw new FerryError(ErrorCode.BAD_REQUEST, `job ${jobId} has no epoch ${epoch}`);
+    const images = this.c.catalog.epochImages(jobId, epoch);
+    return {
+      job_id: jobId,
+      epoch,
+      state: e.state,
+      started_ms: e.startedMs,
+      committed_ms: e.committedMs ?? 0,
+      size_bytes: images.reduce((n, i) => n + i.sizeBytes, 0),
+      images: images.length,
+      phases: e.phases.map((p) => ({ state: p.state, at_ms: p.atMs, detail: p.detail ?? '' })),
+      detail: e.detail ?? '',
+    };
+  }
+}

@@ -1,0 +1,49 @@
+// One coordinated round over a job: every agent holding ranks of the job gets
+// one RoundRequest for all of its ranks and answers once, naming only the ranks
+// that failed. The cost grows with the number of agents, not of ranks.
+import { ErrorCode, RoundStep, type RoundReply, type RoundRequestInit } from '../gen/proto.js';
+import { FerryError, errorMessage } from '../common/ferry-error.js';
+import type { Coordinator } from './coordinator.js';
+
+export interface RoundResult {
+  ok: boolean;
+  /** Per failed rank: the reason, naming the host. */
+  failures: Map<number, string>;
+  /** Hosts that did not answer at all (timeout, down). */
+  silentHosts: string[];
+  replies: Map<string, RoundReply>;
+}
+
+export async function runRound(
+  c: Coordinator,
+  request: Omit<RoundRequestInit, 'ranks'>,
+  byHost: Map<string, number[]>,
+  timeoutMs: number,
+  /** Per-host additions to the request (e.g. which of its ranks to dump). */
+  perHost: (ranks: number[], host: string) => Partial<RoundRequestInit> = () => ({}),
+): Promise<RoundResult> {
+  const failures = new Map<number, string>();
+  const replies = new Map<string, RoundReply>();
+  const silentHosts: string[] = [];
+  const stepName = RoundStep[request.step ?? 0] ?? String(request.step);
+  await Promise.all(
+    [...byHost].map(async ([host, ranks]) => {
+      try {
+        const reply = await c.requestAgent(host, { round: { ...request, ranks, ...perHost(ranks, host) } }, timeoutMs);
+        const rr = reply.round_reply;
+        if (!rr) throw new FerryError(ErrorCode.MALFORMED, `host ${host} answered ${stepName} without a round reply`);
+        replies.set(host, rr);
+        for (const res of rr.failed) failures.set(res.rank, `host ${host}: ${res.status?.message || 'failed'}`);
+        if (rr.failed.length + rr.acknowledged !== ranks.length) {
+          for (const r of ranks) {
+            if (!failures.has(r)) failures.set(r, `host ${host} answered for ${rr.acknowledged + rr.failed.length} of ${ranks.length} ranks`);
+          }
+        }
+      } catch (err) {
+        silentHosts.push(host);
+        for (const r of ranks) failures.set(r, `host ${host}: ${errorMessage(err)}`);
+      }
+    }),
+  );
+  return { ok: failures.size === 0, failures, silentHosts, replies };
+}

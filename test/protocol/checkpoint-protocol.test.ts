@@ -1,0 +1,154 @@
+// The checkpoint protocol's logic over the in-memory transport, with agents
+// whose steps are scripted: the happy path, a refused flush, an agent lost
+// during DUMP, a second request while one runs, --stop, a rank dying mid-way.
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { ErrorCode, RoundStep, type CheckpointReplyInit } from '../../src/gen/proto.js';
+import { FerryError } from '../../src/common/ferry-error.js';
+import { ControlPlaneHarness } from './control-plane-harness.js';
+import { failRanks } from './simulated-node.js';
+
+let h: ControlPlaneHarness;
+const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
+
+beforeEach(async () => {
+  vi.useFakeTimers();
+  h = new ControlPlaneHarness({ heartbeatIntervalMs: 100, heartbeatTimeoutMs: 500, flushTimeoutMs: 2_000, dumpTimeoutMs: 3_000, resumeTimeoutMs: 2_000 });
+  h.startCoordinator();
+  h.startAgent('a');
+  h.startAgent('b');
+  await advance(50);
+  await h.coordinator!.jobs.submit('op', 1, {
+    argv: ['/app'], cwd: '/', env: {}, world_size: 4, hosts: ['a', 'b'], rank_hosts: {}, follow: false, job_id: 'j',
+  });
+  await advance(10);
+});
+
+afterEach(async () => {
+  await h.close();
+  vi.useRealTimers();
+});
+
+/** Runs a checkpoint while advancing the fake clock; returns its result or error. */
+async function checkpoint(stop = false, stepMs = 100, maxMs = 20_000) {
+  let result: CheckpointReplyInit | undefined;
+  let error: unknown;
+  let done = false;
+  const progress: string[] = [];
+  h.coordinator!.checkpoints.checkpoint('j', { stop, progress: (_e, phase) => progress.push(phase) }).then(
+    (r) => ((result = r), (done = true)),
+    (e) => ((error = e), (done = true)),
+  );
+  for (let t = 0; !done && t < maxMs; t += stepMs) await advance(stepMs);
+  if (!done) throw new Error('checkpoint did not finish');
+  return { result, error: error as FerryError | undefined, progress };
+}
+
+const steps = (host: string) => h.nodes.get(host)!.steps.stepsSeen();
+
+describe('checkpoint protocol', () => {
+  it('goes PREPARE, DUMP, STORED, COMMITTED, RESUME and records every rank image', async () => {
+    const { result, error, progress } = await checkpoint();
+    expect(error).toBeUndefined();
+    expect(progress).toEqual(['preparing', 'flushed', 'dumping', 'stored', 'committed', 'resuming', 'done']);
+    expect(result!.epoch!.epoch).toBe(1);
+    expect(result!.epoch!.state).toBe('committed');
+    expect(result!.drained_messages).toBe(8);
+    for (const host of ['a', 'b']) expect(steps(host)).toEqual([RoundStep.PREPARE, RoundStep.DUMP, RoundStep.RESUME]);
+    // Each agent dumps exactly its own ranks.
+    const dumpA = h.nodes.get('a')!.steps.seen.find((s) => s.step === RoundStep.DUMP)!;
+    expect(dumpA.dumpRanks).toEqual([0, 1]);
+    const images = h.catalog!.epochImages('j', 1);
+    expect(images.map((i) => [i.rank, i.host])).toEqual([
+      [0, 'a'],
+      [1, 'a'],
+      [2, 'b'],
+      [3, 'b'],
+    ]);
+    expect(h.catalog!.lastCommittedEpoch('j')?.epoch).toBe(1);
+    // Epoch ids only grow.
+    const second = await checkpoint();
+    expect(second.result!.epoch!.epoch).toBe(2);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+  });
+
+  it('aborts on a refused flush: every rank resumes, the previous epoch stays committed', async () => {
+    await checkpoint();
+    h.nodes.get('b')!.steps.scripts.set(RoundStep.PREPARE, () => failRanks([3], 'rank 3 refused the flush: in MPI_Finalize'));
+    const { error, progress } = await checkpoint();
+    expect(error).toBeInstanceOf(FerryError);
+    expect(error!.code).toBe(ErrorCode.UNAVAILABLE);
+    expect(error!.message).toMatch(/epoch 2\) aborted: PREPARE failed: rank 3: host b: rank 3 refused the flush/);
+    expect(error!.message).toMatch(/The job keeps running; epoch 1 remains the last committed checkpoint/);
+    expect(progress).toEqual(['preparing', 'aborting', 'aborted']);
+    for (const host of ['a', 'b']) expect(steps(host).slice(3)).toEqual([RoundStep.PREPARE, RoundStep.RESUME]);
+    expect(h.catalog!.getEpoch('j', 2)!.state).toBe('aborted');
+    expect(h.catalog!.lastCommittedEpoch('j')!.epoch).toBe(1);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+  });
+
+  it('aborts when an agent is lost during DUMP: the others resume and discard their partial images', async () => {
+    await checkpoint();
+    h.nodes.get('b')!.steps.scripts.set(RoundStep.DUMP, () => 'hang');
+    const { error } = await checkpoint();
+    expect(error!.message).toMatch(/DUMP failed: ranks 2,3: host b: round to host b: no answer within 3000 ms/);
+    // b never answered: it is not asked to resume or discard; a is asked both.
+    expect(steps('a').slice(3)).toEqual([RoundStep.PREPARE, RoundStep.DUMP, RoundStep.RESUME, RoundStep.DISCARD]);
+    expect(steps('b').slice(3)).toEqual([RoundStep.PREPARE, RoundStep.DUMP]);
+    expect(h.catalog!.getEpoch('j', 2)!.state).toBe('aborted');
+    expect(h.catalog!.epochImages('j', 2)).toEqual([]);
+    expect(h.catalog!.lastCommittedEpoch('j')!.epoch).toBe(1);
+  });
+
+  it('refuses a second checkpoint while one runs', async () => {
+    h.nodes.get('a')!.steps.scripts.set(RoundStep.DUMP, () => new Promise((r) => setTimeout(() => r({ failed: new Map(), images: [] }), 1_000)));
+    const first = h.coordinator!.checkpoints.checkpoint('j', { stop: false }).catch((e) => e);
+    await advance(200);
+    await expect(h.coordinator!.checkpoints.checkpoint('j', { stop: false })).rejects.toThrow(/already being checkpointed \(epoch 1, dumping\)/);
+    await advance(5_000);
+    await first;
+  });
+
+  it('names an unknown job, and refuses a job that is not running', async () => {
+    await expect(h.coordinator!.checkpoints.checkpoint('nope', { stop: false })).rejects.toThrow(/no job "nope"/);
+    h.nodes.get('a')!.ranks.exit('j', 0, 0);
+    h.nodes.get('a')!.ranks.exit('j', 1, 0);
+    h.nodes.get('b')!.ranks.exit('j', 2, 0);
+    h.nodes.get('b')!.ranks.exit('j', 3, 0);
+    await advance(2_000);
+    expect(h.catalog!.getJob('j')!.state).toBe('succeeded');
+    await expect(h.coordinator!.checkpoints.checkpoint('j', { stop: false })).rejects.toThrow(/is succeeded, not running/);
+  });
+
+  it('with --stop ends the ranks after the commit and leaves the job stopped, not failed', async () => {
+    const { result, error } = await checkpoint(true);
+    expect(error).toBeUndefined();
+    expect(result!.epoch!.state).toBe('committed');
+    expect(steps('a')).toEqual([RoundStep.PREPARE, RoundStep.DUMP, RoundStep.STOP]);
+    await advance(2_000);
+    const job = h.catalog!.getJob('j')!;
+    expect(job.state).toBe('stopped');
+    expect(job.detail).toMatch(/stopped after checkpoint epoch 1/);
+  });
+
+  it('aborts when a rank dies between PREPARE and FLUSHED, and the job fails naming it', async () => {
+    h.nodes.get('a')!.steps.scripts.set(RoundStep.PREPARE, (req) => {
+      h.nodes.get('a')!.ranks.exit(req.job_id, 1, 9);
+      return failRanks([1], 'rank 1 disconnected (lost) before completing the flush', ErrorCode.UNAVAILABLE);
+    });
+    const { error } = await checkpoint();
+    expect(error!.message).toMatch(/PREPARE failed: rank 1: host a: rank 1 disconnected/);
+    expect(error!.message).toMatch(/there is no committed checkpoint yet/);
+    await advance(2_000);
+    const job = h.catalog!.getJob('j')!;
+    expect(job.state).toBe('failed');
+    expect(job.detail).toMatch(/rank 1 on a exited with status 9/);
+  });
+
+  it('keeps a committed epoch over a coordinator restart', async () => {
+    await checkpoint();
+    await h.stopCoordinator();
+    h.startCoordinator();
+    expect(h.catalog!.lastCommittedEpoch('j')!.epoch).toBe(1);
+    expect(h.catalog!.epochImages('j', 1)).toHaveLength(4);
+  });
+});

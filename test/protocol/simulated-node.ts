@@ -1,0 +1,100 @@
+// In-memory stand-ins for what an agent does to real processes, so the
+// coordinator's protocol can be driven through many cases in milliseconds:
+// SimulatedRanks "runs" ranks without processes; ScriptedSteps answers each
+// checkpoint step as a test says (succeed, fail a rank, hang, ...).
+import { EventEmitter } from 'node:events';
+import { ErrorCode, RoundStep, type RankProcessInit, type RoundRequest } from '../../src/gen/proto.js';
+import { FerryError } from '../../src/common/ferry-error.js';
+import type { RankRunner, RankStartSpec, RankSupervisorEvents } from '../../src/agent/rank-supervisor.js';
+import type { RankSteps, StepOutcome } from '../../src/agent/rank-steps.js';
+
+export class SimulatedRanks extends EventEmitter<RankSupervisorEvents> implements RankRunner {
+  readonly live = new Map<string, RankProcessInit>();
+  private nextPid = 1000;
+
+  start(spec: RankStartSpec): RankProcessInit {
+    const p = { job_id: spec.jobId, rank: spec.rank, pid: this.nextPid++, endpoint: '', started_ms: Date.now() };
+    this.live.set(`${spec.jobId}/${spec.rank}`, p);
+    return p;
+  }
+
+  running(): RankProcessInit[] {
+    return [...this.live.values()];
+  }
+
+  has(jobId: string, rank: number): boolean {
+    return this.live.has(`${jobId}/${rank}`);
+  }
+
+  signalJob(jobId: string, signal: NodeJS.Signals): number {
+    let n = 0;
+    for (const p of [...this.live.values()]) {
+      if (p.job_id !== jobId) continue;
+      n++;
+      if (signal === 'SIGTERM' || signal === 'SIGKILL') this.exit(jobId, p.rank ?? 0, signal === 'SIGTERM' ? 143 : 137);
+    }
+    return n;
+  }
+
+  logPaths(jobId: string, rank: number): { out: string; err: string } {
+    return { out: `/nonexistent/${jobId}/${rank}.out`, err: `/nonexistent/${jobId}/${rank}.err` };
+  }
+
+  /** The rank ends with `code`, as a process would. */
+  exit(jobId: string, rank: number, code: number): void {
+    const p = this.live.get(`${jobId}/${rank}`);
+    if (!p) return;
+    this.live.delete(`${jobId}/${rank}`);
+    queueMicrotask(() => this.emit('exit', { job_id: jobId, rank, pid: p.pid, exit_code: code, signal: '', exited_ms: Date.now(), reason: '' }));
+  }
+}
+
+export type StepScript = (req: RoundRequest) => StepOutcome | Promise<StepOutcome> | 'hang';
+
+/** Answers each step: by default every rank succeeds; a test replaces the script of a step. */
+export class ScriptedSteps implements RankSteps {
+  readonly seen: { step: RoundStep; ranks: number[]; dumpRanks: number[]; epoch: number }[] = [];
+  scripts = new Map<RoundStep, StepScript>();
+
+  constructor(
+    readonly host: string,
+    private readonly ranks: SimulatedRanks,
+  ) {}
+
+  async run(req: RoundRequest): Promise<StepOutcome> {
+    this.seen.push({ step: req.step, ranks: [...req.ranks], dumpRanks: [...req.dump_ranks], epoch: req.epoch });
+    const script = this.scripts.get(req.step);
+    if (script) {
+      const out = await script(req);
+      if (out === 'hang') return new Promise<StepOutcome>(() => {});
+      return out;
+    }
+    if (req.step === RoundStep.DUMP) {
+      return {
+        failed: new Map(),
+        images: req.dump_ranks.map((rank) => ({
+          rank,
+          location: `/images/${this.host}/${req.job_id}/${req.epoch}/rank-${rank}`,
+          size_bytes: 1000 + rank,
+          manifest_sha256: 'a'.repeat(64),
+          files: 3,
+          dump_ms: 5,
+          store_ms: 1,
+        })),
+      };
+    }
+    if (req.step === RoundStep.STOP) {
+      for (const r of req.dump_ranks) this.ranks.exit(req.job_id, r, 137);
+    }
+    if (req.step === RoundStep.PREPARE) return { failed: new Map(), flush: { drained_messages: 2 * req.ranks.length, drained_bytes: 64, flush_ms: 1 } };
+    return { failed: new Map() };
+  }
+
+  stepsSeen(): RoundStep[] {
+    return this.seen.map((s) => s.step);
+  }
+}
+
+export function failRanks(ranks: number[], message: string, code = ErrorCode.INTERNAL): StepOutcome {
+  return { failed: new Map(ranks.map((r) => [r, new FerryError(code, message)])) };
+}
