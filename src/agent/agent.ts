@@ -16,6 +16,7 @@ import {
   type AgentMessageInit,
   type RankExitedInit,
   type RegisterReply,
+  RoundStep,
   type RoundReplyInit,
   type RoundRequest,
 } from '../gen/proto.js';
@@ -54,6 +55,8 @@ export interface AgentIdentity {
   criuCheckOk: boolean;
   criuCheckDetail: string;
   version: string;
+  /** This host's image server, where other agents fetch its images. */
+  imageServer?: string;
 }
 
 export interface AgentHooks {
@@ -177,6 +180,7 @@ export class Agent {
           criu_check_detail: this.identity.criuCheckDetail,
           agent_instance: this.instance,
           agent_version: this.identity.version,
+          image_server: this.identity.imageServer ?? '',
           ranks: this.ranks.running(),
           exited: [...this.unackedExits.values()],
         },
@@ -346,7 +350,9 @@ export class Agent {
    */
   private async round(req: RoundRequest): Promise<RoundReplyInit> {
     const failed = new Map<number, FerryError>();
-    for (const rank of req.ranks) {
+    // FETCH and RESTORE bring ranks that do not run here yet; DISCARD is about images, not processes.
+    const needsRunningRanks = req.step !== RoundStep.FETCH && req.step !== RoundStep.RESTORE && req.step !== RoundStep.DISCARD;
+    for (const rank of needsRunningRanks ? req.ranks : []) {
       if (!this.ranks.has(req.job_id, rank)) {
         failed.set(rank, new FerryError(ErrorCode.UNKNOWN_RANK, `rank ${rank} of ${req.job_id} does not run on ${this.identity.host}`));
       }
@@ -368,6 +374,8 @@ export class Agent {
       failed: [...failed].map(([rank, err]) => ({ rank, status: errorStatus(err) })),
       acknowledged: req.ranks.length - failed.size,
       images: outcome.images ?? [],
+      started: outcome.started ?? [],
+      bytes_fetched: outcome.bytesFetched ?? 0,
       ...(outcome.flush ? { flush: outcome.flush } : {}),
     };
   }

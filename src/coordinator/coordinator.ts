@@ -29,6 +29,8 @@ import type { CoordinatorConfig } from './coordinator-config.js';
 import { EVENTS_KEEP } from './coordinator-config.js';
 import { HostRegistry, type HostSession } from './host-registry.js';
 import { CheckpointService } from './checkpoint/checkpoint-service.js';
+import { JobOperations } from './checkpoint/job-operations.js';
+import { MoveService } from './checkpoint/move-service.js';
 import { JobService } from './job-service.js';
 import { OperatorService } from './operator-service.js';
 
@@ -40,6 +42,9 @@ export class Coordinator {
   readonly hosts: HostRegistry;
   readonly jobs: JobService;
   readonly checkpoints: CheckpointService;
+  readonly moves: MoveService;
+  /** One checkpoint, restart or migration at a time per job. */
+  readonly operations = new JobOperations();
   private readonly operators: OperatorService;
   private readonly agentRequests = new PendingRequests<AgentMessage>();
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -64,6 +69,7 @@ export class Coordinator {
     }
     this.jobs = new JobService(this);
     this.checkpoints = new CheckpointService(this);
+    this.moves = new MoveService(this);
     this.operators = new OperatorService(this);
     transport.onMessage((peer, frames) => this.onFrames(peer, frames));
     this.event('coordinator.start', `coordinator ${this.instance} started; ${catalog.listHosts().length} hosts in the catalog`);
@@ -93,7 +99,7 @@ export class Coordinator {
 
   private onHostStateChanged(host: HostSession, from: string, reason: string): void {
     if (host.state === 'up' && (reason.startsWith('registered') || reason.startsWith('re-registered'))) {
-      const { peer: _peer, state: _state, lastHeardMs: _heard, runningRanks: _ranks, ...registration } = host;
+      const { peer: _peer, state: _state, lastHeardMs: _heard, runningRanks: _ranks, imageServer: _images, ...registration } = host;
       this.catalog.upsertHost(registration);
     }
     this.catalog.setHostState(host.name, host.state, this.now());

@@ -17,6 +17,8 @@ export type HostLiveness = HostCatalogState;
 
 /** What the catalog keeps of a host, plus what only a live session knows. */
 export interface HostSession extends HostRegistration {
+  /** Where other agents fetch this host's images (known while registered). */
+  imageServer: string;
   peer: PeerId | undefined;
   state: HostLiveness;
   lastHeardMs: number;
@@ -40,7 +42,7 @@ export class HostRegistry {
 
   /** Hosts known from the catalog, waiting to re-register after a coordinator restart. */
   restore(host: HostRegistration): void {
-    this.hosts.set(host.name, { ...host, peer: undefined, state: 'unknown', lastHeardMs: this.now(), runningRanks: 0 });
+    this.hosts.set(host.name, { ...host, imageServer: '', peer: undefined, state: 'unknown', lastHeardMs: this.now(), runningRanks: 0 });
   }
 
   /**
@@ -82,6 +84,7 @@ export class HostRegistry {
       criuCheckOk: req.criu_check_ok,
       criuCheckDetail: req.criu_check_detail,
       agentInstance: req.agent_instance,
+      imageServer: req.image_server,
       peer,
       state: 'up',
       registeredMs: now,

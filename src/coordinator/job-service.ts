@@ -176,6 +176,11 @@ export class JobService {
     const rank = e.rank ?? 0;
     const row = this.rankRow(jobId, rank);
     if (!row || row.state === 'exited') return; // a repeat after re-registration
+    if (row.host !== host) {
+      // The old copy of a rank that moved (migration): not the rank's end.
+      this.c.event('rank.old-copy-exit', `job ${jobId} rank ${rank}: its old copy on ${host} ended (the rank now runs on ${row.host})`, { jobId, host });
+      return;
+    }
     const exitCode = e.exit_code ?? 0;
     const signal = e.signal ?? '';
     this.updateRank({ jobId, rank, host, pid: row.pid, endpoint: row.endpoint, state: 'exited', exitCode, signal, updatedMs: this.c.now() });
@@ -266,6 +271,36 @@ export class JobService {
       this.c.event('job.cancel', `job ${jobId}: ${signal} requested by the operator`, { jobId });
     }
     await this.signalRanks(jobId, signal);
+  }
+
+  // ---- restart and migration --------------------------------------------------------
+
+  /** A stopped or failed job is about to be restored: it is pending again, its ranks on their new hosts. */
+  beginRestart(jobId: string, placement: Map<number, string>, epoch: number): void {
+    const now = this.c.now();
+    this.failing.delete(jobId);
+    this.stopping.delete(jobId);
+    this.c.catalog.setJobState(jobId, 'pending', { endedMs: 0, exitCode: 0, detail: `restarting from epoch ${epoch}` });
+    for (const [rank, host] of placement) this.updateRank({ jobId, rank, host, pid: 0, endpoint: '', state: 'starting', updatedMs: now });
+  }
+
+  /** The restart did not happen: the job is stopped again, nothing of it runs. */
+  restartFailed(jobId: string, detail: string, imageHosts: Map<number, string>): void {
+    const now = this.c.now();
+    for (const [rank, host] of imageHosts) this.updateRank({ jobId, rank, host, pid: 0, endpoint: '', state: 'exited', updatedMs: now });
+    this.c.catalog.setJobState(jobId, 'stopped', { endedMs: now, detail });
+  }
+
+  /** Every rank of a restarted job runs. */
+  restartDone(jobId: string, epoch: number): void {
+    this.c.catalog.setJobState(jobId, 'running', { detail: `restarted from epoch ${epoch}` });
+  }
+
+  /** A rank now lives on `host` (restored there); exits from its previous host are of an old copy. */
+  rankMoved(jobId: string, rank: number, host: string, pid = 0): void {
+    const row = this.rankRow(jobId, rank);
+    if (!row) return;
+    this.updateRank({ jobId, rank, host, pid, endpoint: '', state: pid ? 'running' : 'starting', updatedMs: this.c.now() });
   }
 
   /** The ranks of the job are about to be ended after epoch `epoch` was committed. */

@@ -93,6 +93,17 @@ export class OperatorService {
         if (!this.c.catalog.getJob(jobId)) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
         return { epochs: { epochs: this.c.catalog.listEpochs(jobId).map((e) => this.c.checkpoints.epochInfo(jobId, e.epoch)) } };
       }
+      case 'restart': {
+        const r = req.restart!;
+        const rankHosts = new Map(Object.entries(r.rank_hosts).map(([k, v]) => [Number(k), v]));
+        return { move: await this.c.moves.restart(r.job_id, { epoch: r.epoch || undefined, hosts: r.hosts, rankHosts }) };
+      }
+      case 'migrate': {
+        const r = req.migrate!;
+        return { move: await this.c.moves.migrate(r.job_id, new Map([[r.rank, r.to_host]])) };
+      }
+      case 'drain':
+        return { move: await this.c.moves.drain(req.drain?.host ?? '') };
       case 'signal_job': {
         const s = req.signal_job!;
         await this.c.jobs.signal(s.job_id, s.signal || 'SIGTERM');

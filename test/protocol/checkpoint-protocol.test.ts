@@ -103,7 +103,7 @@ describe('checkpoint protocol', () => {
     h.nodes.get('a')!.steps.scripts.set(RoundStep.DUMP, () => new Promise((r) => setTimeout(() => r({ failed: new Map(), images: [] }), 1_000)));
     const first = h.coordinator!.checkpoints.checkpoint('j', { stop: false }).catch((e) => e);
     await advance(200);
-    await expect(h.coordinator!.checkpoints.checkpoint('j', { stop: false })).rejects.toThrow(/already being checkpointed \(epoch 1, dumping\)/);
+    await expect(h.coordinator!.checkpoints.checkpoint('j', { stop: false })).rejects.toThrow(/job j is busy: checkpoint epoch 1 is dumping/);
     await advance(5_000);
     await first;
   });

@@ -41,7 +41,7 @@ export class ControlPlaneHarness {
     const ranks = new SimulatedRanks();
     const steps = new ScriptedSteps(host, ranks);
     const agent = new Agent(
-      { host, address: `198.18.0.${this.agents.size + 2}`, cpus: 4, criuVersion: '4.1.1', criuCheckOk: true, criuCheckDetail: '', version: 'test', ...identity },
+      { host, address: `198.18.0.${this.agents.size + 2}`, cpus: 4, criuVersion: '4.1.1', criuCheckOk: true, criuCheckDetail: '', version: 'test', imageServer: `tcp://images.${host}:1`, ...identity },
       () => this.hub.connect(),
       ranks,
       { fatal: (err) => this.fatal.push(err.message) },

@@ -29,28 +29,28 @@ function describeFailure(step: string, r: RoundResult): string {
 }
 
 export class CheckpointService {
-  /** The epoch in flight per job (one at a time; a second request is refused). */
-  private readonly inFlight = new Map<string, EpochMachine>();
-
   constructor(private readonly c: Coordinator) {}
-
-  inFlightEpoch(jobId: string): EpochMachine | undefined {
-    return this.inFlight.get(jobId);
-  }
 
   async checkpoint(jobId: string, options: CheckpointOptions): Promise<CheckpointReplyInit> {
     const job = this.c.catalog.getJob(jobId);
     if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
-    const running = this.inFlight.get(jobId);
-    if (running) {
-      throw new FerryError(ErrorCode.BUSY, `job ${jobId} is already being checkpointed (epoch ${running.epoch}, ${running.state}); try again when it is done`);
-    }
     if (job.state !== 'running') throw new FerryError(ErrorCode.BAD_REQUEST, `job ${jobId} is ${job.state}, not running: nothing to checkpoint`);
     const byHost = this.c.jobs.liveRanksByHost(jobId);
     const live = [...byHost.values()].reduce((n, r) => n + r.length, 0);
     if (live !== job.worldSize) {
       throw new FerryError(ErrorCode.BAD_REQUEST, `job ${jobId} has ${live} of ${job.worldSize} ranks running: cannot take a consistent checkpoint`);
     }
+    let m: EpochMachine | undefined;
+    const release = this.c.operations.begin(jobId, () => (m ? `checkpoint epoch ${m.epoch} is ${m.state}` : 'a checkpoint is starting'));
+    try {
+      m = this.begin(jobId, options);
+      return await this.run(m, byHost, options);
+    } finally {
+      release();
+    }
+  }
+
+  private begin(jobId: string, options: CheckpointOptions): EpochMachine {
     const epoch = this.c.catalog.beginEpoch(jobId, this.c.now());
     const t0 = this.c.now();
     const m = new EpochMachine(jobId, epoch, this.c.now, (_from, to) => {
@@ -59,23 +59,19 @@ export class CheckpointService {
       if (CATALOG_PHASES.has(to)) this.c.catalog.setEpochState(jobId, epoch, to, this.c.now());
       options.progress?.(epoch, to, this.c.now() - t0);
     });
-    this.inFlight.set(jobId, m);
     this.c.event('checkpoint.begin', `job ${jobId}: checkpoint epoch ${epoch} begins${options.stop ? ' (then stop)' : ''}`, { jobId });
     options.progress?.(epoch, 'preparing', 0);
-    try {
-      return await this.run(m, byHost, options);
-    } finally {
-      this.inFlight.delete(jobId);
-    }
+    return m;
   }
 
   private async run(m: EpochMachine, byHost: Map<string, number[]>, options: CheckpointOptions): Promise<CheckpointReplyInit> {
     const { jobId, epoch } = m;
     const cfg = this.c.config;
     const dumpedHosts = new Map<string, number[]>();
+    const imageSet = String(epoch);
 
     // PREPARE: every rank flushes; the agents aggregate their ranks.
-    const flush = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.PREPARE }, byHost, cfg.flushTimeoutMs);
+    const flush = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.PREPARE, image_set: imageSet }, byHost, cfg.flushTimeoutMs);
     if (!flush.ok) return this.abort(m, byHost, dumpedHosts, 'PREPARE', flush);
     m.transition(['preparing'], 'flushed');
 
@@ -84,7 +80,7 @@ export class CheckpointService {
     for (const [host, ranks] of byHost) dumpedHosts.set(host, ranks);
     const dump = await runRound(
       this.c,
-      { job_id: jobId, epoch, step: RoundStep.DUMP },
+      { job_id: jobId, epoch, step: RoundStep.DUMP, image_set: imageSet },
       byHost,
       cfg.dumpTimeoutMs,
       (ranks) => ({ dump_ranks: ranks }),
@@ -181,7 +177,7 @@ export class CheckpointService {
     const reachable = new Map([...byHost].filter(([host]) => !result?.silentHosts.includes(host)));
     const resume = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.RESUME }, reachable, this.c.config.resumeTimeoutMs);
     const discardOn = new Map([...dumpedHosts].filter(([host]) => !result?.silentHosts.includes(host)));
-    const discard = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.DISCARD }, discardOn, this.c.config.resumeTimeoutMs);
+    const discard = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.DISCARD, image_set: String(epoch) }, discardOn, this.c.config.resumeTimeoutMs);
     let detail = why;
     if (!resume.ok) detail += `; resuming the ranks also failed: ${describeFailure('RESUME', resume)}`;
     if (!discard.ok) detail += `; some partial images could not be removed: ${describeFailure('DISCARD', discard)}`;

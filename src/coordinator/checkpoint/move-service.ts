@@ -1,0 +1,281 @@
+// Restart and migration: ranks restored from CRIU images on other hosts.
+//
+// restart JOB:  FETCH (each target brings its ranks' images and verifies them)
+//               -> RESTORE (CRIU restores them, flushed, waiting) -> RESUME
+//               (they reconnect to their new agents and rewire). Any failure
+//               before RESUME stops what was restored and leaves the job
+//               stopped and its epoch untouched: nothing half-started.
+// migrate:      PREPARE (every rank flushes) -> DUMP (the moving ranks, left
+//               running) -> FETCH (targets) -> STOP (the old copies) ->
+//               RESTORE (targets) -> RESUME (every rank rewires). Until STOP
+//               a failure resumes everyone where they were: nothing lost. A
+//               failed RESTORE after STOP restores the rank where it was.
+import { ErrorCode, RoundStep, type ImageSourceInit, type MoveReplyInit } from '../../gen/proto.js';
+import { FerryError } from '../../common/ferry-error.js';
+import { tracer } from '../../common/trace.js';
+import type { Coordinator } from '../coordinator.js';
+import { placeRanks } from '../placement.js';
+import { runRound, type RoundResult } from '../round-runner.js';
+
+const trace = tracer('moves');
+
+function describe(step: string, r: RoundResult): string {
+  const byReason = new Map<string, number[]>();
+  for (const [rank, reason] of r.failures) byReason.set(reason, [...(byReason.get(reason) ?? []), rank]);
+  return `${step} failed: ` + [...byReason].map(([reason, ranks]) => `rank${ranks.length > 1 ? 's' : ''} ${ranks.sort((a, b) => a - b).join(',')}: ${reason}`).join('; ');
+}
+
+/** Groups rank -> host into host -> ranks. */
+function byHostOf(placement: Map<number, string>): Map<string, number[]> {
+  const m = new Map<string, number[]>();
+  for (const [rank, host] of [...placement].sort((a, b) => a[0] - b[0])) m.set(host, [...(m.get(host) ?? []), rank]);
+  return m;
+}
+
+export interface RestartOptions {
+  epoch?: number;
+  hosts?: string[];
+  rankHosts?: Map<number, string>;
+}
+
+export class MoveService {
+  private migrationNumber = 0;
+
+  constructor(private readonly c: Coordinator) {}
+
+  // ---- restart ---------------------------------------------------------------------
+
+  async restart(jobId: string, o: RestartOptions): Promise<MoveReplyInit> {
+    const job = this.c.catalog.getJob(jobId);
+    if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
+    if (job.state === 'running' || job.state === 'pending') {
+      throw new FerryError(ErrorCode.BAD_REQUEST, `job ${jobId} is ${job.state}: stop it with "ferry checkpoint ${jobId} --stop" first, or migrate its ranks`);
+    }
+    const epochRow = o.epoch ? this.c.catalog.getEpoch(jobId, o.epoch) : this.c.catalog.lastCommittedEpoch(jobId);
+    if (!epochRow) {
+      throw new FerryError(ErrorCode.BAD_REQUEST, o.epoch ? `job ${jobId} has no epoch ${o.epoch}` : `job ${jobId} has no committed checkpoint to restart from`);
+    }
+    if (epochRow.state !== 'committed') throw new FerryError(ErrorCode.BAD_REQUEST, `epoch ${epochRow.epoch} of job ${jobId} is ${epochRow.state}, not committed`);
+    const epoch = epochRow.epoch;
+    const images = this.c.catalog.epochImages(jobId, epoch);
+    const sources = new Map<number, ImageSourceInit>();
+    for (const img of images) {
+      const holder = this.c.hosts.get(img.host);
+      if (!holder || holder.state !== 'up' || !holder.imageServer) {
+        throw new FerryError(
+          ErrorCode.HOST_DOWN,
+          `epoch ${epoch} of job ${jobId}: the image of rank ${img.rank} is on host ${img.host}, which is ${holder?.state ?? 'unknown'}, ` +
+            'and there is no other copy; nothing was started',
+        );
+      }
+      sources.set(img.rank, { rank: img.rank, host: img.host, server: holder.imageServer, location: img.location, manifest_sha256: img.sha256, epoch });
+    }
+    const placement = this.place(jobId, job.worldSize, o);
+    const release = this.c.operations.begin(jobId, () => `restart from epoch ${epoch} is running`);
+    const imageHosts = new Map(images.map((i) => [i.rank, i.host]));
+    try {
+      this.c.event('restart.begin', `job ${jobId}: restart from epoch ${epoch} on ${[...new Set(placement.values())].join(',')}`, { jobId });
+      this.c.jobs.beginRestart(jobId, placement, epoch);
+      const targets = byHostOf(placement);
+      const t0 = this.c.now();
+      const request = { job_id: jobId, epoch, image_set: String(epoch), world_size: job.worldSize };
+      const perHost = (ranks: number[]) => ({ sources: ranks.map((r) => sources.get(r)!) });
+      const fetch = await runRound(this.c, { ...request, step: RoundStep.FETCH }, targets, this.c.config.dumpTimeoutMs, perHost);
+      if (!fetch.ok) throw this.restartFailure(jobId, epoch, describe('FETCH', fetch), imageHosts);
+      const t1 = this.c.now();
+      const restore = await runRound(this.c, { ...request, step: RoundStep.RESTORE }, targets, this.c.config.dumpTimeoutMs, perHost);
+      this.recordRestored(jobId, restore);
+      if (!restore.ok) {
+        // Stop whatever did come back; the epoch stays as it was.
+        const answered = new Map([...targets].filter(([h]) => !restore.silentHosts.includes(h)));
+        await runRound(this.c, { ...request, step: RoundStep.STOP }, answered, this.c.config.resumeTimeoutMs, (ranks) => ({ dump_ranks: ranks }));
+        throw this.restartFailure(jobId, epoch, describe('RESTORE', restore), imageHosts);
+      }
+      const t2 = this.c.now();
+      const resume = await runRound(this.c, { ...request, step: RoundStep.RESUME }, targets, this.c.config.resumeTimeoutMs);
+      if (!resume.ok) {
+        this.c.jobs.failRunningJob(jobId, `after restoring from epoch ${epoch}: ${describe('RESUME', resume)}`);
+        throw new FerryError(ErrorCode.UNAVAILABLE, `job ${jobId} was restored from epoch ${epoch} but did not resume: ${describe('RESUME', resume)}`);
+      }
+      this.c.jobs.restartDone(jobId, epoch);
+      const t3 = this.c.now();
+      this.c.event('restart.done', `job ${jobId}: running again from epoch ${epoch} (${t3 - t0} ms)`, { jobId });
+      return {
+        epoch,
+        moves: [...placement].map(([rank, to]) => ({ job_id: jobId, rank, from_host: imageHosts.get(rank) ?? '', to_host: to })),
+        fetch_ms: t1 - t0,
+        restore_ms: t2 - t1,
+        resume_ms: t3 - t2,
+        downtime_ms: t3 - t0,
+        bytes_shipped: [...fetch.replies.values()].reduce((n, r) => n + r.bytes_fetched, 0),
+      };
+    } finally {
+      release();
+    }
+  }
+
+  private restartFailure(jobId: string, epoch: number, why: string, imageHosts: Map<number, string>): FerryError {
+    trace(`restart of ${jobId} failed: ${why}`);
+    this.c.jobs.restartFailed(jobId, `restart from epoch ${epoch} failed: ${why}`, imageHosts);
+    this.c.event('restart.failed', `job ${jobId}: restart from epoch ${epoch} failed: ${why}`, { jobId });
+    return new FerryError(ErrorCode.UNAVAILABLE, `restart of job ${jobId} from epoch ${epoch} failed: ${why}; nothing of it runs, epoch ${epoch} is unchanged`);
+  }
+
+  /** rank -> target host: the explicit map, else the listed hosts (or every live one) by free capacity. */
+  private place(jobId: string, worldSize: number, o: RestartOptions): Map<number, string> {
+    const explicit = o.rankHosts ?? new Map<number, string>();
+    const named = explicit.size > 0 ? [...new Set(explicit.values())] : (o.hosts ?? []);
+    for (const name of named) {
+      const h = this.c.hosts.get(name);
+      if (!h) throw new FerryError(ErrorCode.UNKNOWN_HOST, `host "${name}" is not known to the coordinator`);
+      if (h.state !== 'up') throw new FerryError(ErrorCode.HOST_DOWN, `host "${name}" is ${h.state}`);
+    }
+    const candidates = ((o.hosts?.length ?? 0) > 0 ? o.hosts!.map((n) => this.c.hosts.get(n)!) : this.c.hosts.up()).map((h) => ({
+      name: h.name,
+      freeSlots: h.cpus - this.c.catalog.ranksOnHost(h.name).filter((r) => r.state !== 'exited' && r.jobId !== jobId).length,
+    }));
+    const list = placeRanks(worldSize, candidates, explicit);
+    return new Map(list.map((host, rank) => [rank, host]));
+  }
+
+  private recordRestored(jobId: string, restore: RoundResult): void {
+    for (const [host, reply] of restore.replies) {
+      for (const p of reply.started) this.c.jobs.rankMoved(jobId, p.rank, host, p.pid);
+    }
+  }
+
+  // ---- migration -----------------------------------------------------------------------
+
+  /** Moves ranks of a running job to other hosts; the other ranks keep their processes. */
+  async migrate(jobId: string, moves: Map<number, string>): Promise<MoveReplyInit> {
+    const job = this.c.catalog.getJob(jobId);
+    if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
+    if (job.state !== 'running') throw new FerryError(ErrorCode.BAD_REQUEST, `job ${jobId} is ${job.state}, not running: nothing to migrate`);
+    const ranks = this.c.catalog.listRanks(jobId);
+    const from = new Map<number, string>();
+    for (const [rank, to] of moves) {
+      const row = ranks.find((r) => r.rank === rank);
+      if (!row) throw new FerryError(ErrorCode.UNKNOWN_RANK, `job ${jobId} has no rank ${rank} (it has ${job.worldSize})`);
+      if (row.state !== 'running') throw new FerryError(ErrorCode.BAD_REQUEST, `rank ${rank} of job ${jobId} is ${row.state}`);
+      const target = this.c.hosts.get(to);
+      if (!target) throw new FerryError(ErrorCode.UNKNOWN_HOST, `host "${to}" is not known to the coordinator`);
+      if (target.state !== 'up') throw new FerryError(ErrorCode.HOST_DOWN, `host "${to}" is ${target.state}`);
+      if (row.host === to) throw new FerryError(ErrorCode.BAD_REQUEST, `rank ${rank} of job ${jobId} already runs on ${to}`);
+      from.set(rank, row.host);
+    }
+    const all = this.c.jobs.liveRanksByHost(jobId);
+    const live = [...all.values()].reduce((n, r) => n + r.length, 0);
+    if (live !== job.worldSize) throw new FerryError(ErrorCode.BAD_REQUEST, `job ${jobId} has ${live} of ${job.worldSize} ranks running`);
+    const id = `migration-${this.c.now()}-${++this.migrationNumber}`;
+    const release = this.c.operations.begin(jobId, () => `${id} is running`);
+    try {
+      return await this.runMigration(jobId, id, job.worldSize, moves, from, new Map(all));
+    } finally {
+      release();
+    }
+  }
+
+  private async runMigration(
+    jobId: string,
+    id: string,
+    worldSize: number,
+    moves: Map<number, string>,
+    from: Map<number, string>,
+    all: Map<string, number[]>,
+  ): Promise<MoveReplyInit> {
+    const cfg = this.c.config;
+    const request = { job_id: jobId, epoch: 0, image_set: id, world_size: worldSize };
+    const sourceHosts = byHostOf(from);
+    const targets = byHostOf(moves);
+    const everyone = (): Map<string, number[]> => this.c.jobs.liveRanksByHost(jobId);
+    const resumeAll = (hosts: Map<string, number[]>) => runRound(this.c, { ...request, step: RoundStep.RESUME }, hosts, cfg.resumeTimeoutMs);
+    const discard = (hosts: Map<string, number[]>) => runRound(this.c, { ...request, step: RoundStep.DISCARD }, hosts, cfg.resumeTimeoutMs);
+    const fail = async (why: string, r?: RoundResult): Promise<never> => {
+      const reachable = new Map([...all].filter(([h]) => !r?.silentHosts.includes(h)));
+      await resumeAll(reachable);
+      await discard(new Map([...sourceHosts, ...targets].filter(([h]) => !r?.silentHosts.includes(h))));
+      this.c.event('migration.abort', `job ${jobId}: ${id} aborted: ${why}; every rank resumed where it was`, { jobId });
+      throw new FerryError(ErrorCode.UNAVAILABLE, `migration of job ${jobId} aborted: ${why}; every rank resumed where it was`);
+    };
+    this.c.event('migration.begin', `job ${jobId}: ${id}: ${[...moves].map(([r, to]) => `rank ${r} ${from.get(r)} -> ${to}`).join(', ')}`, { jobId });
+    const t0 = this.c.now();
+    const flush = await runRound(this.c, { ...request, step: RoundStep.PREPARE }, all, cfg.flushTimeoutMs);
+    if (!flush.ok) return fail(describe('PREPARE', flush), flush);
+    const t1 = this.c.now();
+    const dump = await runRound(this.c, { ...request, step: RoundStep.DUMP }, sourceHosts, cfg.dumpTimeoutMs, (ranks) => ({ dump_ranks: ranks }));
+    if (!dump.ok) return fail(describe('DUMP', dump), dump);
+    const sources = new Map<number, ImageSourceInit>();
+    for (const [host, reply] of dump.replies) {
+      for (const img of reply.images) {
+        sources.set(img.rank, { rank: img.rank, host, server: this.c.hosts.get(host)?.imageServer ?? '', location: img.location, manifest_sha256: img.manifest_sha256 });
+      }
+    }
+    const t2 = this.c.now();
+    const perTarget = (ranks: number[]) => ({ sources: ranks.map((r) => sources.get(r)!) });
+    const fetch = await runRound(this.c, { ...request, step: RoundStep.FETCH }, targets, cfg.dumpTimeoutMs, perTarget);
+    if (!fetch.ok) return fail(describe('FETCH', fetch), fetch);
+    const t3 = this.c.now();
+    // Past this point the old copies end: a failure restores them where they were.
+    for (const [rank, to] of moves) this.c.jobs.rankMoved(jobId, rank, to);
+    await runRound(this.c, { ...request, step: RoundStep.STOP }, sourceHosts, cfg.resumeTimeoutMs, (ranks) => ({ dump_ranks: ranks }));
+    const restore = await runRound(this.c, { ...request, step: RoundStep.RESTORE }, targets, cfg.dumpTimeoutMs, perTarget);
+    this.recordRestored(jobId, restore);
+    if (!restore.ok) {
+      const failed = new Map([...restore.failures.keys()].map((r) => [r, from.get(r)!]));
+      for (const [rank, host] of failed) this.c.jobs.rankMoved(jobId, rank, host);
+      const back = await runRound(this.c, { ...request, step: RoundStep.RESTORE }, byHostOf(failed), cfg.dumpTimeoutMs, (ranks) => ({
+        sources: ranks.map((r) => ({ ...sources.get(r)!, server: '' })),
+      }));
+      this.recordRestored(jobId, back);
+      if (!back.ok) {
+        this.c.jobs.failRunningJob(jobId, `${id}: ${describe('RESTORE', restore)}, and restoring where they were failed too: ${describe('RESTORE', back)}`);
+        throw new FerryError(ErrorCode.UNAVAILABLE, `migration of job ${jobId} failed and the ranks could not be restored where they were: ${describe('RESTORE', back)}`);
+      }
+      await resumeAll(everyone());
+      throw new FerryError(ErrorCode.UNAVAILABLE, `migration of job ${jobId} failed (${describe('RESTORE', restore)}); the ranks were restored where they were and the job goes on`);
+    }
+    const t4 = this.c.now();
+    const resume = await resumeAll(everyone());
+    if (!resume.ok) this.c.jobs.failRunningJob(jobId, `after ${id}: ${describe('RESUME', resume)}`);
+    const t5 = this.c.now();
+    await discard(new Map([...sourceHosts, ...targets]));
+    this.c.event('migration.done', `job ${jobId}: ${id} done in ${t5 - t0} ms`, { jobId });
+    return {
+      moves: [...moves].map(([rank, to]) => ({ job_id: jobId, rank, from_host: from.get(rank)!, to_host: to })),
+      flush_ms: t1 - t0,
+      dump_ms: t2 - t1,
+      fetch_ms: t3 - t2,
+      restore_ms: t4 - t3,
+      resume_ms: t5 - t4,
+      downtime_ms: t5 - t0,
+      bytes_shipped: [...fetch.replies.values()].reduce((n, r) => n + r.bytes_fetched, 0),
+    };
+  }
+
+  /** Moves every rank off a host: job by job, each rank to the live host with the most free capacity. */
+  async drain(host: string): Promise<MoveReplyInit> {
+    if (!this.c.hosts.get(host)) throw new FerryError(ErrorCode.UNKNOWN_HOST, `host "${host}" is not known to the coordinator`);
+    const byJob = new Map<string, number[]>();
+    for (const r of this.c.catalog.ranksOnHost(host)) {
+      if (r.state === 'exited') continue;
+      byJob.set(r.jobId, [...(byJob.get(r.jobId) ?? []), r.rank]);
+    }
+    const moves: MoveReplyInit['moves'] = [];
+    let downtime = 0;
+    for (const [jobId, ranks] of byJob) {
+      const others = this.c.hosts.up().filter((h) => h.name !== host);
+      if (others.length === 0) throw new FerryError(ErrorCode.NO_CAPACITY, `no other live host to move the ranks of ${host} to`);
+      const load = new Map(others.map((h) => [h.name, this.c.catalog.ranksOnHost(h.name).filter((r) => r.state !== 'exited').length - h.cpus]));
+      const plan = new Map<number, string>();
+      for (const rank of ranks) {
+        const target = [...load].sort((a, b) => a[1] - b[1] || a[0].localeCompare(b[0]))[0][0];
+        plan.set(rank, target);
+        load.set(target, load.get(target)! + 1);
+      }
+      const reply = await this.migrate(jobId, plan);
+      moves.push(...(reply.moves ?? []));
+      downtime += reply.downtime_ms ?? 0;
+    }
+    return { moves, downtime_ms: downtime };
+  }
+}

@@ -1,0 +1,151 @@
+// Restart and migration over the in-memory transport with scripted agents:
+// the steps each host sees, what happens on each failure, and that a failed
+// move loses nothing.
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { ErrorCode, RoundStep, type MoveReplyInit } from '../../src/gen/proto.js';
+import type { FerryError } from '../../src/common/ferry-error.js';
+import { ControlPlaneHarness } from './control-plane-harness.js';
+import { failRanks } from './simulated-node.js';
+
+let h: ControlPlaneHarness;
+const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
+
+beforeEach(async () => {
+  vi.useFakeTimers();
+  h = new ControlPlaneHarness({ heartbeatIntervalMs: 100, heartbeatTimeoutMs: 500, flushTimeoutMs: 2_000, dumpTimeoutMs: 3_000, resumeTimeoutMs: 2_000 });
+  h.startCoordinator();
+  for (const host of ['a', 'b', 'c', 'd']) h.startAgent(host);
+  await advance(50);
+  await h.coordinator!.jobs.submit('op', 1, { argv: ['/app'], cwd: '/', env: {}, world_size: 4, hosts: ['a', 'b'], rank_hosts: {}, follow: false, job_id: 'j' });
+  await advance(10);
+});
+
+afterEach(async () => {
+  await h.close();
+  vi.useRealTimers();
+});
+
+async function settle<T>(p: Promise<T>, maxMs = 20_000): Promise<{ value?: T; error?: FerryError }> {
+  let out: { value?: T; error?: FerryError } | undefined;
+  p.then((value) => (out = { value }), (error) => (out = { error }));
+  for (let t = 0; !out && t < maxMs; t += 100) await advance(100);
+  if (!out) throw new Error('operation did not finish');
+  return out;
+}
+
+const steps = (host: string) => h.nodes.get(host)!.steps.stepsSeen();
+const rankHosts = () => h.catalog!.listRanks('j').map((r) => r.host);
+const clearSeen = () => ['a', 'b', 'c', 'd'].forEach((x) => (h.nodes.get(x)!.steps.seen.length = 0));
+
+describe('restart', () => {
+  it('restarts a stopped job from its last committed epoch on other hosts', async () => {
+    await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: true }));
+    await advance(1_000);
+    expect(h.catalog!.getJob('j')!.state).toBe('stopped');
+    clearSeen();
+    const { value, error } = await settle<MoveReplyInit>(h.coordinator!.moves.restart('j', { hosts: ['c', 'd'] }));
+    expect(error).toBeUndefined();
+    expect(value!.epoch).toBe(1);
+    expect(steps('c')).toEqual([RoundStep.FETCH, RoundStep.RESTORE, RoundStep.RESUME]);
+    expect(steps('a')).toEqual([]);
+    // c fetches ranks 0,1 from a's image server.
+    const fetchC = h.nodes.get('c')!.steps.seen[0];
+    expect(fetchC.ranks).toEqual([0, 1]);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+    expect(rankHosts()).toEqual(['c', 'c', 'd', 'd']);
+    expect(h.catalog!.listRanks('j').every((r) => r.state === 'running')).toBe(true);
+  });
+
+  it('refuses, with nothing started, when an image is on a host that is down', async () => {
+    await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: true }));
+    await advance(1_000);
+    await h.agents.get([...h.agents.keys()].find((k) => k.startsWith('b#'))!)!.stop();
+    await advance(1_000);
+    expect(h.hostState('b')).toBe('down');
+    clearSeen();
+    const { error } = await settle(h.coordinator!.moves.restart('j', { hosts: ['c', 'd'] }));
+    expect(error!.code).toBe(ErrorCode.HOST_DOWN);
+    expect(error!.message).toMatch(/epoch 1 of job j: the image of rank 2 is on host b, which is down, and there is no other copy; nothing was started/);
+    expect(steps('c')).toEqual([]);
+    expect(h.catalog!.getJob('j')!.state).toBe('stopped');
+  });
+
+  it('leaves the job stopped and the epoch as it was when a target cannot restore', async () => {
+    await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: true }));
+    await advance(1_000);
+    h.nodes.get('d')!.steps.scripts.set(RoundStep.RESTORE, () => failRanks([3], 'criu restore failed: no such file /usr/lib/libfoo.so on host d'));
+    clearSeen();
+    const { error } = await settle(h.coordinator!.moves.restart('j', { hosts: ['c', 'd'] }));
+    expect(error!.message).toMatch(/RESTORE failed: rank 3: host d: criu restore failed: no such file \/usr\/lib\/libfoo.so on host d; nothing of it runs, epoch 1 is unchanged/);
+    expect(steps('c')).toEqual([RoundStep.FETCH, RoundStep.RESTORE, RoundStep.STOP]);
+    expect(h.catalog!.getJob('j')!.state).toBe('stopped');
+    expect(h.catalog!.getEpoch('j', 1)!.state).toBe('committed');
+  });
+
+  it('refuses a running job and a job without a committed epoch', async () => {
+    const running = await settle(h.coordinator!.moves.restart('j', {}));
+    expect(running.error!.message).toMatch(/job j is running: stop it with "ferry checkpoint j --stop" first/);
+  });
+});
+
+describe('migration', () => {
+  it('moves one rank: every rank flushes, only it is dumped, shipped, stopped, restored, then all resume', async () => {
+    const { value, error } = await settle<MoveReplyInit>(h.coordinator!.moves.migrate('j', new Map([[1, 'c']])));
+    expect(error).toBeUndefined();
+    expect(value!.moves).toEqual([{ job_id: 'j', rank: 1, from_host: 'a', to_host: 'c' }]);
+    expect(steps('a')).toEqual([RoundStep.PREPARE, RoundStep.DUMP, RoundStep.STOP, RoundStep.RESUME, RoundStep.DISCARD]);
+    expect(steps('b')).toEqual([RoundStep.PREPARE, RoundStep.RESUME]);
+    expect(steps('c')).toEqual([RoundStep.FETCH, RoundStep.RESTORE, RoundStep.RESUME, RoundStep.DISCARD]);
+    expect(h.nodes.get('a')!.steps.seen[1].dumpRanks).toEqual([1]);
+    expect(rankHosts()).toEqual(['a', 'c', 'b', 'b']);
+    await advance(1_000);
+    // The old copy's end is not the job's.
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+    // And back.
+    const back = await settle<MoveReplyInit>(h.coordinator!.moves.migrate('j', new Map([[1, 'a']])));
+    expect(back.error).toBeUndefined();
+    expect(rankHosts()).toEqual(['a', 'a', 'b', 'b']);
+  });
+
+  it('loses nothing when the transfer fails: every rank resumes where it was', async () => {
+    h.nodes.get('c')!.steps.scripts.set(RoundStep.FETCH, () => failRanks([1], 'image server of a: pages-1.img: sha256 mismatch'));
+    const { error } = await settle(h.coordinator!.moves.migrate('j', new Map([[1, 'c']])));
+    expect(error!.message).toMatch(/migration of job j aborted: FETCH failed: rank 1: host c: image server of a: pages-1.img: sha256 mismatch; every rank resumed where it was/);
+    expect(steps('a')).toEqual([RoundStep.PREPARE, RoundStep.DUMP, RoundStep.RESUME, RoundStep.DISCARD]);
+    expect(rankHosts()).toEqual(['a', 'a', 'b', 'b']);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+  });
+
+  it('restores the rank where it was when the target cannot', async () => {
+    h.nodes.get('c')!.steps.scripts.set(RoundStep.RESTORE, () => failRanks([1], 'criu restore failed'));
+    const { error } = await settle(h.coordinator!.moves.migrate('j', new Map([[1, 'c']])));
+    expect(error!.message).toMatch(/the ranks were restored where they were and the job goes on/);
+    expect(steps('a')).toEqual([RoundStep.PREPARE, RoundStep.DUMP, RoundStep.STOP, RoundStep.RESTORE, RoundStep.RESUME]);
+    expect(rankHosts()).toEqual(['a', 'a', 'b', 'b']);
+    await advance(1_000);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+  });
+
+  it('drains a host: its ranks go to the least loaded others', async () => {
+    const { value, error } = await settle<MoveReplyInit>(h.coordinator!.moves.drain('a'));
+    expect(error).toBeUndefined();
+    expect(value!.moves!.map((m) => [m.rank, m.from_host])).toEqual([
+      [0, 'a'],
+      [1, 'a'],
+    ]);
+    expect(rankHosts().slice(0, 2).every((x) => x === 'c' || x === 'd')).toBe(true);
+    expect(new Set(rankHosts().slice(0, 2)).size).toBe(2);
+  });
+
+  it('is refused while a checkpoint runs, and names bad arguments', async () => {
+    h.nodes.get('a')!.steps.scripts.set(RoundStep.DUMP, () => new Promise((r) => setTimeout(() => r({ failed: new Map(), images: [] }), 1_000)));
+    const cp = h.coordinator!.checkpoints.checkpoint('j', { stop: false }).catch((e) => e);
+    await advance(200);
+    await expect(h.coordinator!.moves.migrate('j', new Map([[1, 'c']]))).rejects.toThrow(/job j is busy: checkpoint epoch 1 is dumping/);
+    await advance(5_000);
+    await cp;
+    await expect(h.coordinator!.moves.migrate('j', new Map([[9, 'c']]))).rejects.toThrow(/job j has no rank 9/);
+    await expect(h.coordinator!.moves.migrate('j', new Map([[1, 'zz']]))).rejects.toThrow(/host "zz" is not known/);
+    await expect(h.coordinator!.moves.migrate('j', new Map([[1, 'a']]))).rejects.toThrow(/already runs on a/);
+  });
+});
