@@ -5,6 +5,7 @@ import { agentCommand, coordinatorCommand } from './daemon-commands.js';
 import { checkpointCommand, epochsCommand } from './checkpoint-commands.js';
 import { doctorCommand } from './doctor-command.js';
 import { mpiccCommand } from './mpicc-command.js';
+import { drainCommand, migrateCommand, restartCommand } from './move-commands.js';
 import { operatorCommand } from './operator-commands.js';
 import { runCommand } from './run-command.js';
 
@@ -22,6 +23,9 @@ operators (--coordinator tcp://ADDR:PORT, or FERRY_COORDINATOR; --json for machi
   events [--job JOB] [--after SEQ] [--limit N]
   checkpoint JOB [--stop] checkpoint a running job (and end it, with --stop)
   epochs JOB             the job's checkpoint epochs with their state, size and phase durations
+  restart JOB [--epoch E] [--hosts a,b | --map 0=a,1=b]   restart a stopped job from a committed epoch
+  migrate JOB --rank R --to HOST                          move one rank of a running job
+  drain HOST             move every rank off a host
   run -n N [--hosts a,b | --hostfile F] [--raw] PROGRAM ARGS...
                          run a job and follow it to its end; output lines tagged [RANK] (--raw: untagged)
 
@@ -57,6 +61,12 @@ async function main(argv: string[]): Promise<number> {
       return checkpointCommand(rest);
     case 'epochs':
       return epochsCommand(rest);
+    case 'restart':
+      return restartCommand(rest);
+    case 'migrate':
+      return migrateCommand(rest);
+    case 'drain':
+      return drainCommand(rest);
     case 'doctor':
       return doctorCommand(rest);
     case 'mpicc':
