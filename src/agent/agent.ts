@@ -25,6 +25,7 @@ import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { PendingRequests } from '../common/pending-requests.js';
 import { tracer } from '../common/trace.js';
 import { agentMessageCodec, coordinatorInboundCodec, errorStatus, OK_STATUS, statusError } from '../protocol/messages.js';
+import { acceptsReply, requestBody } from '../protocol/reply-shape.js';
 import { checkPeerVersion, PROTOCOL_VERSION } from '../protocol/version.js';
 import type { ClientConnector, ClientTransport } from '../transport/transport.js';
 import { OutputTailer, type OutputChunk } from './output-tailer.js';
@@ -218,7 +219,8 @@ export class Agent {
         trace('coordinator does not know this agent: re-registering');
         await this.register();
       } else if (!reply.status?.ok) {
-        throw statusError(reply.status);
+        // The coordinator answers, so it is there; say what it said and go on.
+        trace(`heartbeat answered with ${statusError(reply.status)}`);
       } else if (reply.heartbeat_ack && reply.heartbeat_ack.coordinator_instance !== this.coordinatorInstance) {
         trace(`coordinator restarted (${this.coordinatorInstance} -> ${reply.heartbeat_ack.coordinator_instance}): re-registering`);
         await this.register();
@@ -248,8 +250,8 @@ export class Agent {
 
   /** A request to the coordinator; with `checkStatus` a failed status rejects. */
   private async request(body: AgentMessageInit, timeoutMs: number, checkStatus = true): Promise<AgentMessage> {
-    const what = Object.keys(body)[0] ?? 'request';
-    const { id, reply } = this.requests.open(`${what} to the coordinator`, timeoutMs);
+    const what = requestBody(body);
+    const { id, reply } = this.requests.open(`${what} to the coordinator`, timeoutMs, acceptsReply(what));
     this.send({ ...body, request_id: id });
     const answer = await reply;
     if (checkStatus && !answer.status?.ok) throw statusError(answer.status);

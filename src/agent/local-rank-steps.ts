@@ -4,6 +4,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorCode, RoundStep, type RoundRequest } from '../gen/proto.js';
 import { FerryError, errorMessage } from '../common/ferry-error.js';
+import { checkSafeName } from '../common/names.js';
 import { tracer } from '../common/trace.js';
 import type { RankChannelServer } from './rank-channel.js';
 import type { RankSteps, StepOutcome } from './rank-steps.js';
@@ -45,7 +46,7 @@ export class LocalRankSteps implements RankSteps {
       case RoundStep.RESUME:
         return this.resume(req);
       case RoundStep.DISCARD:
-        await rm(this.epochDir(req.job_id, req.epoch), { recursive: true, force: true });
+        await rm(this.imageSetDir(req), { recursive: true, force: true });
         return { failed: new Map() };
       case RoundStep.STOP:
         for (const r of req.dump_ranks) {
@@ -61,8 +62,9 @@ export class LocalRankSteps implements RankSteps {
     }
   }
 
-  private epochDir(jobId: string, epoch: number): string {
-    return join(this.o.imagesDir, jobId, String(epoch));
+  /** IMAGES/JOB/SET: the names come from the wire, so they are checked before they touch a path. */
+  private imageSetDir(req: RoundRequest): string {
+    return join(this.o.imagesDir, checkSafeName('job id', req.job_id), checkSafeName('image set', req.image_set || String(req.epoch)));
   }
 
   private async prepare(req: RoundRequest): Promise<StepOutcome> {

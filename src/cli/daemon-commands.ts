@@ -8,6 +8,7 @@ import { LocalRankSteps } from '../agent/local-rank-steps.js';
 import { RankChannelServer } from '../agent/rank-channel.js';
 import { RankSupervisor } from '../agent/rank-supervisor.js';
 import { FerryError, errorMessage } from '../common/ferry-error.js';
+import { checkSafeName } from '../common/names.js';
 import { Catalog } from '../coordinator/catalog.js';
 import { Coordinator } from '../coordinator/coordinator.js';
 import { StateDirLock } from '../coordinator/state-dir-lock.js';
@@ -83,9 +84,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
   });
   const coordinatorAddress = checkTcpAddress(cmd, requireOpt(cmd, p, 'coordinator'));
   const name = requireOpt(cmd, p, 'name');
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(name)) {
-    throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: host name "${name}" is not valid (letters, digits, . _ -)`);
-  }
+  checkSafeName(`${cmd}: host name`, name);
   const images = resolve(requireOpt(cmd, p, 'images'));
   const logs = resolve(opt(p, 'logs') ?? join(dirname(images), 'logs'));
   mkdirSync(images, { recursive: true });

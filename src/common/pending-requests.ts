@@ -1,6 +1,7 @@
 // Requests sent and not yet answered, each with a deadline. A reply settles its
-// request by id; a deadline rejects it with TIMEOUT naming what was asked, so a
-// caller never waits forever.
+// request by id, if the request accepts it (the right kind of reply, from the
+// peer it was sent to); anything else is ignored as a stray. A deadline rejects
+// the request with TIMEOUT naming what was asked, so a caller never waits forever.
 import { ErrorCode } from '../gen/proto.js';
 import { FerryError } from './ferry-error.js';
 
@@ -8,6 +9,7 @@ interface Pending<R> {
   resolve: (reply: R) => void;
   reject: (err: Error) => void;
   timer: NodeJS.Timeout;
+  accept: (reply: R) => boolean;
 }
 
 export class PendingRequests<R> {
@@ -15,22 +17,22 @@ export class PendingRequests<R> {
   private readonly pending = new Map<number, Pending<R>>();
 
   /** Allocates an id and returns it with the promise of its reply. */
-  open(what: string, timeoutMs: number): { id: number; reply: Promise<R> } {
+  open(what: string, timeoutMs: number, accept: (reply: R) => boolean = () => true): { id: number; reply: Promise<R> } {
     const id = this.nextId++;
     const reply = new Promise<R>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
         reject(new FerryError(ErrorCode.TIMEOUT, `${what}: no answer within ${timeoutMs} ms`));
       }, timeoutMs);
-      this.pending.set(id, { resolve, reject, timer });
+      this.pending.set(id, { resolve, reject, timer, accept });
     });
     return { id, reply };
   }
 
-  /** Settles a request; false when no such request is open (late or unknown reply). */
+  /** Settles a request; false when no such request is open or it does not accept this reply. */
   settle(id: number, reply: R): boolean {
     const p = this.pending.get(id);
-    if (!p) return false;
+    if (!p || !p.accept(reply)) return false;
     this.pending.delete(id);
     clearTimeout(p.timer);
     p.resolve(reply);

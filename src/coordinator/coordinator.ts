@@ -22,6 +22,7 @@ import {
   operatorReplyCodec,
   statusError,
 } from '../protocol/messages.js';
+import { acceptsReply, requestBody } from '../protocol/reply-shape.js';
 import { checkPeerVersion, PROTOCOL_VERSION } from '../protocol/version.js';
 import type { PeerId, ServerTransport } from '../transport/transport.js';
 import type { Catalog } from './catalog.js';
@@ -36,6 +37,9 @@ import { OperatorService } from './operator-service.js';
 
 const trace = tracer('coordinator');
 
+/** Replies to unreadable frames, per peer and second (see replyUnreadable). */
+export const MALFORMED_REPLIES_PER_SECOND = 20;
+
 export class Coordinator {
   readonly instance = randomBytes(8).toString('hex');
   readonly startedMs: number;
@@ -47,10 +51,14 @@ export class Coordinator {
   readonly operations = new JobOperations();
   private readonly operators: OperatorService;
   private readonly agentRequests = new PendingRequests<AgentMessage>();
+  /** The peer whose reply is being settled (replies are accepted only from the peer asked). */
+  private replyPeer: PeerId | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   /** Counters for tests and benchmarks. */
-  readonly stats = { frames: 0, malformed: 0, tooLarge: 0, heartbeats: 0 };
+  readonly stats = { frames: 0, malformed: 0, tooLarge: 0, heartbeats: 0, unanswered: 0 };
+  private unreadableWindowMs = 0;
+  private readonly unreadableReplies = new Map<PeerId, number>();
 
   constructor(
     private readonly transport: ServerTransport,
@@ -113,15 +121,14 @@ export class Coordinator {
     this.stats.frames++;
     if (frames.length !== 1) {
       this.stats.malformed++;
-      this.replyOperatorError(peer, 0, new FerryError(ErrorCode.MALFORMED, `expected one frame per message, got ${frames.length}`));
+      this.replyUnreadable(peer, new FerryError(ErrorCode.MALFORMED, `expected one frame per message, got ${frames.length}`));
       return;
     }
     const frame = frames[0];
     if (frame.length > this.config.maxFrameBytes) {
       this.stats.tooLarge++;
-      this.replyOperatorError(
+      this.replyUnreadable(
         peer,
-        0,
         new FerryError(ErrorCode.FRAME_TOO_LARGE, `frame of ${frame.length} bytes exceeds the limit of ${this.config.maxFrameBytes} bytes`),
       );
       return;
@@ -131,14 +138,14 @@ export class Coordinator {
       inbound = coordinatorInboundCodec.decode(frame);
     } catch (err) {
       this.stats.malformed++;
-      this.replyOperatorError(peer, 0, err);
+      this.replyUnreadable(peer, err);
       return;
     }
     if (inbound.channel === 'agent' && inbound.agent) this.onAgentMessage(peer, inbound.agent);
     else if (inbound.channel === 'operator' && inbound.operator) void this.onOperatorRequest(peer, inbound.operator);
     else {
       this.stats.malformed++;
-      this.replyOperatorError(peer, 0, new FerryError(ErrorCode.MALFORMED, 'message names no channel (agent or operator)'));
+      this.replyUnreadable(peer, new FerryError(ErrorCode.MALFORMED, 'message names no channel (agent or operator)'));
     }
   }
 
@@ -151,6 +158,26 @@ export class Coordinator {
   private replyOperatorError(peer: PeerId, requestId: number, err: unknown): void {
     trace(`operator error to ${peer}: ${errorMessage(err)}`);
     this.sendOperator(peer, { reply_to: requestId, status: errorStatus(err), final: true });
+  }
+
+  /**
+   * Answers a frame that could not be read, at most MALFORMED_REPLIES_PER_SECOND
+   * times a second per peer: a peer sending garbage gets told, but cannot make
+   * the coordinator flood it (and crowd out the replies it does owe it).
+   */
+  private replyUnreadable(peer: PeerId, err: unknown): void {
+    const now = this.now();
+    if (now - this.unreadableWindowMs >= 1_000) {
+      this.unreadableWindowMs = now;
+      this.unreadableReplies.clear();
+    }
+    const n = this.unreadableReplies.get(peer) ?? 0;
+    if (n >= MALFORMED_REPLIES_PER_SECOND) {
+      this.stats.unanswered++;
+      return;
+    }
+    this.unreadableReplies.set(peer, n + 1);
+    this.replyOperatorError(peer, 0, err);
   }
 
   private async onOperatorRequest(peer: PeerId, req: OperatorRequest): Promise<void> {
@@ -178,8 +205,10 @@ export class Coordinator {
   async requestAgent(host: string, body: AgentMessageInit, timeoutMs = this.config.agentRequestTimeoutMs): Promise<AgentMessage> {
     const peer = this.hosts.peerOf(host);
     if (!peer) throw new FerryError(ErrorCode.HOST_DOWN, `host ${host} is not up`);
-    const what = Object.keys(body).find((k) => k !== 'request_id') ?? 'request';
-    const { id, reply } = this.agentRequests.open(`${what} to host ${host}`, timeoutMs);
+    const what = requestBody(body);
+    const accepts = acceptsReply(what);
+    // Only the agent the request went to may answer it.
+    const { id, reply } = this.agentRequests.open(`${what} to host ${host}`, timeoutMs, (r) => this.replyPeer === peer && accepts(r));
     this.sendAgentTo(peer, { ...body, request_id: id });
     const answer = await reply;
     if (!answer.status?.ok) throw statusError(answer.status);
@@ -195,7 +224,9 @@ export class Coordinator {
     }
     if (msg.reply_to) {
       this.hosts.touch(peer);
-      if (!this.agentRequests.settle(msg.reply_to, msg)) trace(`late or unknown reply ${msg.reply_to} from ${peer}`);
+      this.replyPeer = peer;
+      if (!this.agentRequests.settle(msg.reply_to, msg)) trace(`late, unknown or stray reply ${msg.reply_to} from ${peer}`);
+      this.replyPeer = undefined;
       return;
     }
     try {

@@ -21,6 +21,7 @@ import {
   type SubmitJobRequest,
 } from '../gen/proto.js';
 import { FerryError, errorMessage } from '../common/ferry-error.js';
+import { checkSafeName } from '../common/names.js';
 import { tracer } from '../common/trace.js';
 import type { PeerId } from '../transport/transport.js';
 import type { JobRow, RankRow, RankUpdate } from './catalog-types.js';
@@ -30,7 +31,6 @@ import { runRound, type RoundResult } from './round-runner.js';
 
 const trace = tracer('jobs');
 
-const JOB_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const ENDED_STATES = new Set(['stopped', 'succeeded', 'failed', 'cancelled']);
 
 interface Follower {
@@ -86,7 +86,7 @@ export class JobService {
   async submit(peer: PeerId, requestId: number, req: SubmitJobRequest): Promise<JobInfoInit> {
     if (req.argv.length === 0 || !req.argv[0]) throw new FerryError(ErrorCode.BAD_REQUEST, 'submit: no program given');
     const jobId = req.job_id || this.newJobId();
-    if (!JOB_ID_PATTERN.test(jobId)) throw new FerryError(ErrorCode.BAD_REQUEST, `job id "${jobId}" is not valid (letters, digits, . _ -)`);
+    checkSafeName('job id', jobId);
     if (this.c.catalog.getJob(jobId)) throw new FerryError(ErrorCode.BAD_REQUEST, `job "${jobId}" already exists`);
     const explicit = new Map<number, string>(Object.entries(req.rank_hosts).map(([k, v]) => [Number(k), v]));
     const named = explicit.size > 0 ? [...new Set(explicit.values())] : req.hosts;
