@@ -1,0 +1,341 @@
+// Decodes the CRIU image files of one dumped rank (`ferry inspect`, the
+// pre-restore check, the output remap) with the schemas in
+// proto/criu/criu-images.proto.
+//
+// Image file layout (CRIU's "v1.1" images): a 4-byte little-endian magic
+// IMG_COMMON (IMG_SERVICE for stats files; none for inventory.img), then the
+// image's own 4-byte magic, then entries, each a 4-byte little-endian length
+// followed by one protobuf message. pages-N.img is raw memory, no header.
+import protobuf from 'protobufjs';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ErrorCode } from '../gen/proto.js';
+import { FerryError, errorMessage } from '../common/ferry-error.js';
+import { packageRoot } from '../protocol/proto-root.js';
+
+export const CRIU_IMAGES_PROTO = join('proto', 'criu', 'criu-images.proto');
+export const PAGE_SIZE_BYTES = 4096;
+
+const IMG_COMMON_MAGIC = 0x54564319;
+const IMG_SERVICE_MAGIC = 0x55105940;
+/** CRIU's per-image magics (criu/include/magic.h) for the images Ferry reads. */
+export const IMAGE_MAGIC = {
+  inventory: 0x58313116,
+  pstree: 0x50273030,
+  fdinfo: 0x56213732,
+  pagemap: 0x56084025,
+  core: 0x55053847,
+  ids: 0x54432030,
+  regFiles: 0x50363636,
+  mm: 0x57492820,
+  fs: 0x51403912,
+  files: 0x56303138,
+  stats: 0x57093306,
+} as const;
+
+// Pagemap entry flags (CRIU's pagemap.h): pages in a parent image, or in pages-N.img.
+const PE_PARENT = 1 << 0;
+const PE_PRESENT = 1 << 2;
+// VMA status bits for file mappings (CRIU's image.h): their shmid is a file id.
+const VMA_FILE_PRIVATE = 1 << 6;
+const VMA_FILE_SHARED = 1 << 7;
+const FD_TYPE_REG = 1;
+const O_ACCMODE = 3;
+
+export interface ImageProcess {
+  /** PID inside the dumped tree's PID namespace (the rank's ferry-init is 1). */
+  pid: number;
+  ppid: number;
+  pgid: number;
+  sid: number;
+  threads: number[];
+  comm: string;
+  /** Pages of memory the image holds for this process (pages-N.img). */
+  memoryPages: number;
+}
+
+export type ImageFileUse = 'fd' | 'exe' | 'mapped' | 'cwd' | 'root';
+
+export interface ImageFile {
+  id: number;
+  path: string;
+  /** The size CRIU recorded and checks at restore; absent when it does not
+   * check (files open write-only with O_APPEND, such as logs). */
+  sizeBytes?: number;
+  mode?: number;
+  flags: number;
+  /** The file offset at the dump (for a log: the bytes written by then). */
+  pos: number;
+  uses: ImageFileUse[];
+  /** Open descriptors on this file: process (tree PID) and fd number. */
+  fds: { pid: number; fd: number }[];
+}
+
+export interface DumpStats {
+  freezingTimeUs: number;
+  frozenTimeUs: number;
+  memdumpTimeUs: number;
+  memwriteTimeUs: number;
+  pagesScanned: number;
+  pagesWritten: number;
+}
+
+export interface ImageSummary {
+  dir: string;
+  imgVersion: number;
+  /** Processes, parents before children; processes[0] is the root. */
+  processes: ImageProcess[];
+  memoryPages: number;
+  memoryBytes: number;
+  /** Bytes of the pages-*.img files (what the memory costs on disk). */
+  pagesFileBytes: number;
+  files: ImageFile[];
+  stats?: DumpStats;
+}
+
+let root: protobuf.Root | undefined;
+
+function criuRoot(): protobuf.Root {
+  if (!root) {
+    root = new protobuf.Root().loadSync(join(packageRoot(), CRIU_IMAGES_PROTO), { keepCase: true });
+    root.resolveAll();
+  }
+  return root;
+}
+
+function type(name: string): protobuf.Type {
+  return criuRoot().lookupType(`ferry.criu.${name}`);
+}
+
+/** Set when the field was on the wire (proto2 optional), not a default. */
+function has(message: object, field: string): boolean {
+  return Object.prototype.hasOwnProperty.call(message, field);
+}
+
+/** Splits one image file into its entries' bytes; checks its magic first. */
+export function splitImage(bytes: Uint8Array, name: string, magic: number): Uint8Array[] {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const bad = (what: string) => new FerryError(ErrorCode.MALFORMED, `CRIU image ${name}: ${what}`);
+  let off = 0;
+  if (magic !== IMAGE_MAGIC.inventory) {
+    if (bytes.length < 8) throw bad('too short for its magic');
+    const first = view.getUint32(0, true);
+    const expected = magic === IMAGE_MAGIC.stats ? IMG_SERVICE_MAGIC : IMG_COMMON_MAGIC;
+    if (first !== expected) throw bad(`magic 0x${first.toString(16)} != 0x${expected.toString(16)}`);
+    off = 4;
+  }
+  if (bytes.length < off + 4) throw bad('too short for its magic');
+  const own = view.getUint32(off, true);
+  if (own !== magic) throw bad(`image magic 0x${own.toString(16)} != 0x${magic.toString(16)}`);
+  off += 4;
+  const out: Uint8Array[] = [];
+  while (off < bytes.length) {
+    if (off + 4 > bytes.length) throw bad(`truncated entry size at byte ${off}`);
+    const size = view.getUint32(off, true);
+    off += 4;
+    if (off + size > bytes.length) throw bad(`entry of ${size} bytes at byte ${off} runs past the end`);
+    out.push(bytes.subarray(off, off + size));
+    off += size;
+  }
+  return out;
+}
+
+/** Decodes entries with one of the messages of proto/criu/criu-images.proto. */
+export function decodeEntries<T>(entries: Uint8Array[], name: string, typeName: string): T[] {
+  const t = type(typeName);
+  return entries.map((e, i) => {
+    try {
+      return t.decode(e) as unknown as T;
+    } catch (err) {
+      throw new FerryError(ErrorCode.MALFORMED, `CRIU image ${name}: entry ${i}: ${errorMessage(err)}`);
+    }
+  });
+}
+
+/** Decodes every entry of one image file as `typeName`. */
+export function decodeImage<T>(bytes: Uint8Array, name: string, magic: number, typeName: string): T[] {
+  return decodeEntries<T>(splitImage(bytes, name, magic), name, typeName);
+}
+
+async function readEntries(dir: string, name: string, magic: number): Promise<Uint8Array[] | undefined> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(join(dir, name));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new FerryError(ErrorCode.MALFORMED, `CRIU image ${join(dir, name)}: ${errorMessage(e)}`);
+  }
+  return splitImage(bytes, name, magic);
+}
+
+async function readImage<T>(dir: string, name: string, magic: number, typeName: string): Promise<T[]> {
+  const entries = await readEntries(dir, name, magic);
+  if (!entries) throw new FerryError(ErrorCode.MALFORMED, `CRIU image ${join(dir, name)} is missing`);
+  return decodeEntries<T>(entries, name, typeName);
+}
+
+async function readOptionalImage<T>(dir: string, name: string, magic: number, typeName: string): Promise<T[] | undefined> {
+  const entries = await readEntries(dir, name, magic);
+  return entries && decodeEntries<T>(entries, name, typeName);
+}
+
+interface Pstree { pid: number; ppid: number; pgid: number; sid: number; threads: number[] }
+interface KobjIds { files_id?: number; vm_id?: number }
+interface Core { tc?: { comm?: string }; ids?: KobjIds }
+interface Fdinfo { id: number; flags: number; type: number; fd: number }
+interface RegFile { id: number; flags: number; pos: number; name: string; size?: number; mode?: number }
+interface FileEntryMsg { type: number; id: number; reg?: RegFile }
+interface Mm { exe_file_id?: number; vmas: { shmid?: number; status?: number }[] }
+interface Fs { cwd_id: number; root_id: number }
+interface PagemapHead { pages_id: number }
+interface PagemapEntry { nr_pages: number; in_parent?: boolean; flags?: number }
+interface Stats { dump?: { freezing_time: number; frozen_time: number; memdump_time: number; memwrite_time: number; pages_scanned: number; pages_written: number } }
+
+/** Dump statistics from stats-dump in `dir`, if CRIU wrote it. */
+export async function readDumpStats(dir: string): Promise<DumpStats | undefined> {
+  const entries = await readOptionalImage<Stats>(dir, 'stats-dump', IMAGE_MAGIC.stats, 'StatsEntry');
+  const d = entries?.[0]?.dump;
+  if (!d) return undefined;
+  return {
+    freezingTimeUs: d.freezing_time,
+    frozenTimeUs: d.frozen_time,
+    memdumpTimeUs: d.memdump_time,
+    memwriteTimeUs: d.memwrite_time,
+    pagesScanned: Number(d.pages_scanned),
+    pagesWritten: Number(d.pages_written),
+  };
+}
+
+/** Decodes the images of one dumped process tree in `dir`. */
+export async function readImages(dir: string): Promise<ImageSummary> {
+  const [inventory] = await readImage<{ img_version: number }>(dir, 'inventory.img', IMAGE_MAGIC.inventory, 'InventoryEntry');
+  const tree = await readImage<Pstree>(dir, 'pstree.img', IMAGE_MAGIC.pstree, 'PstreeEntry');
+  if (tree.length === 0) throw new FerryError(ErrorCode.MALFORMED, `CRIU image ${dir}/pstree.img: no process`);
+
+  // Every regular file the tree uses: files.img (CRIU 3.15+), else reg-files.img.
+  const regs = new Map<number, RegFile>();
+  const files = await readOptionalImage<FileEntryMsg>(dir, 'files.img', IMAGE_MAGIC.files, 'FileEntry');
+  for (const f of files ?? []) if (f.type === FD_TYPE_REG && f.reg) regs.set(f.reg.id, f.reg);
+  const legacy = await readOptionalImage<RegFile>(dir, 'reg-files.img', IMAGE_MAGIC.regFiles, 'RegFileEntry');
+  for (const r of legacy ?? []) regs.set(r.id, r);
+
+  const uses = new Map<number, Set<ImageFileUse>>();
+  const fdsOf = new Map<number, { pid: number; fd: number }[]>();
+  const use = (id: number, u: ImageFileUse) => {
+    if (!uses.has(id)) uses.set(id, new Set());
+    uses.get(id)!.add(u);
+  };
+
+  const processes: ImageProcess[] = [];
+  const seenVm = new Set<number>();
+  let pagesFileBytes = 0;
+  for (const p of tree) {
+    const [core] = await readImage<Core>(dir, `core-${p.pid}.img`, IMAGE_MAGIC.core, 'CoreEntry');
+    let ids = core?.ids;
+    if (!ids) [ids] = (await readOptionalImage<KobjIds>(dir, `ids-${p.pid}.img`, IMAGE_MAGIC.ids, 'TaskKobjIdsEntry')) ?? [];
+
+    // Open descriptors: fdinfo-FILES_ID.img (shared file tables are dumped once).
+    const filesId = ids?.files_id;
+    const fdinfo =
+      filesId !== undefined
+        ? await readOptionalImage<Fdinfo>(dir, `fdinfo-${filesId}.img`, IMAGE_MAGIC.fdinfo, 'FdinfoEntry')
+        : await readOptionalImage<Fdinfo>(dir, `fdinfo-${p.pid}.img`, IMAGE_MAGIC.fdinfo, 'FdinfoEntry');
+    for (const fd of fdinfo ?? []) {
+      if (fd.type !== FD_TYPE_REG) continue;
+      use(fd.id, 'fd');
+      if (!fdsOf.has(fd.id)) fdsOf.set(fd.id, []);
+      fdsOf.get(fd.id)!.push({ pid: p.pid, fd: fd.fd });
+    }
+
+    // The working and root directories must exist at restore, too.
+    const [fs] = (await readOptionalImage<Fs>(dir, `fs-${p.pid}.img`, IMAGE_MAGIC.fs, 'FsEntry')) ?? [];
+    if (fs && has(fs, 'cwd_id')) use(fs.cwd_id, 'cwd');
+    if (fs && has(fs, 'root_id')) use(fs.root_id, 'root');
+
+    // Memory: the executable, file mappings, and the pages the image holds.
+    const [mm] = (await readOptionalImage<Mm>(dir, `mm-${p.pid}.img`, IMAGE_MAGIC.mm, 'MmEntry')) ?? [];
+    if (mm?.exe_file_id !== undefined && has(mm, 'exe_file_id')) use(mm.exe_file_id, 'exe');
+    for (const v of mm?.vmas ?? []) {
+      if (((v.status ?? 0) & (VMA_FILE_PRIVATE | VMA_FILE_SHARED)) !== 0 && v.shmid !== undefined) use(Number(v.shmid), 'mapped');
+    }
+    let memoryPages = 0;
+    const pagemapName = `pagemap-${p.pid}.img`;
+    const pagemap = await readEntries(dir, pagemapName, IMAGE_MAGIC.pagemap);
+    if (pagemap && pagemap.length > 0) {
+      // A head (which pages-N.img), then one entry per run of pages.
+      const [head] = decodeEntries<PagemapHead>(pagemap.slice(0, 1), pagemapName, 'PagemapHead');
+      for (const e of decodeEntries<PagemapEntry>(pagemap.slice(1), pagemapName, 'PagemapEntry')) {
+        const flags = e.flags ?? 0;
+        const present = has(e, 'flags') ? (flags & PE_PRESENT) !== 0 && (flags & PE_PARENT) === 0 : !e.in_parent;
+        if (present) memoryPages += e.nr_pages;
+      }
+      const pagesId = head!.pages_id;
+      const vmId = ids?.vm_id ?? p.pid;
+      if (!seenVm.has(vmId)) {
+        seenVm.add(vmId);
+        try {
+          pagesFileBytes += (await stat(join(dir, `pages-${pagesId}.img`))).size;
+        } catch {
+          throw new FerryError(ErrorCode.MALFORMED, `CRIU image ${dir}: pages-${pagesId}.img named by pagemap-${p.pid}.img is missing`);
+        }
+      }
+    }
+    processes.push({
+      pid: p.pid,
+      ppid: p.ppid,
+      pgid: p.pgid,
+      sid: p.sid,
+      threads: [...(p.threads ?? [])],
+      comm: core?.tc?.comm ?? '',
+      memoryPages,
+    });
+  }
+
+  const fileList: ImageFile[] = [];
+  for (const [id, r] of [...regs].sort((a, b) => a[0] - b[0])) {
+    fileList.push({
+      id,
+      path: r.name,
+      sizeBytes: has(r, 'size') ? Number(r.size) : undefined,
+      mode: has(r, 'mode') ? r.mode : undefined,
+      flags: r.flags,
+      pos: Number(r.pos ?? 0),
+      uses: [...(uses.get(id) ?? [])].sort(),
+      fds: fdsOf.get(id) ?? [],
+    });
+  }
+  const memoryPages = processes.reduce((n, p) => n + p.memoryPages, 0);
+  return {
+    dir,
+    imgVersion: inventory?.img_version ?? 0,
+    processes,
+    memoryPages,
+    memoryBytes: memoryPages * PAGE_SIZE_BYTES,
+    pagesFileBytes,
+    files: fileList,
+    stats: await readDumpStats(dir),
+  };
+}
+
+/**
+ * The regular files that hold the rank's stdout and stderr (fds 1 and 2 of
+ * any process of the tree): the restore hands the rank new ones in their
+ * place. A file open on both is reported as stdout.
+ */
+export function outputFiles(summary: ImageSummary): { out: string[]; err: string[] } {
+  const out = new Set<string>();
+  const err = new Set<string>();
+  for (const f of summary.files) {
+    for (const d of f.fds) {
+      if (d.fd === 1) out.add(f.path);
+      if (d.fd === 2) err.add(f.path);
+    }
+  }
+  for (const p of out) err.delete(p);
+  return { out: [...out], err: [...err] };
+}
+
+/** True when CRIU reopens the file for writing (its content may legitimately change). */
+export function openedForWrite(file: ImageFile): boolean {
+  return (file.flags & O_ACCMODE) !== 0;
+}
