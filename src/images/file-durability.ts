@@ -1,0 +1,130 @@
+// Hashing and fsync helpers for image files. Hashing reads with two buffers so
+// that the next read (libuv thread pool) runs while the current buffer is
+// hashed (main thread); fsync of a file runs in the pool alongside its hashing.
+import { createHash } from 'node:crypto';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+
+/** Read size for hashing: large enough that per-call overhead vanishes. */
+export const HASH_READ_BYTES = 4 * 1024 * 1024;
+
+export interface FileDigest {
+  sha256: Buffer;
+  size: number;
+}
+
+/**
+ * Streams a file into a new sha256 and returns its digest and length; with
+ * `fsync` the file is also flushed to disk while it is hashed.
+ */
+export async function hashFile(path: string, options: { fsync?: boolean } = {}): Promise<FileDigest> {
+  const fh = await open(path, 'r');
+  try {
+    const hash = createHash('sha256');
+    const synced = options.fsync ? fh.sync() : Promise.resolve();
+    const size = await feedHash(fh, hash, 0, Number.MAX_SAFE_INTEGER);
+    await synced;
+    return { sha256: hash.digest(), size };
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Feeds bytes [from, from+limit) of an open file into `hash`; returns how many it read. */
+export async function feedHash(
+  fh: FileHandle,
+  hash: { update(data: Uint8Array): unknown },
+  from: number,
+  limit: number,
+): Promise<number> {
+  const bufs = [Buffer.allocUnsafe(HASH_READ_BYTES), Buffer.allocUnsafe(HASH_READ_BYTES)];
+  let which = 0;
+  let pos = from;
+  const end = from + limit;
+  const readAt = (buf: Buffer, at: number) => fh.read(buf, 0, Math.min(HASH_READ_BYTES, end - at), at);
+  if (end <= pos) return 0;
+  let pending = readAt(bufs[which]!, pos);
+  for (;;) {
+    const { bytesRead } = await pending;
+    if (bytesRead === 0) break;
+    const current = bufs[which]!;
+    pos += bytesRead;
+    which ^= 1;
+    if (pos < end) pending = readAt(bufs[which]!, pos);
+    else pending = Promise.resolve({ bytesRead: 0, buffer: bufs[which]! });
+    hash.update(current.subarray(0, bytesRead));
+  }
+  return pos - from;
+}
+
+/** fsync of a directory: makes the names created or renamed in it durable. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Writes `data` to DIR/NAME atomically: temp name, fsync, rename, fsync of the directory. */
+export async function writeFileDurably(dir: string, name: string, data: Uint8Array): Promise<void> {
+  const tmp = join(dir, `.${name}.tmp-${process.pid}`);
+  try {
+    const fh = await open(tmp, 'w', 0o644);
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, join(dir, name));
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+  await fsyncDir(dir);
+}
+
+/**
+ * Copies src to dst (created or truncated), hashing the bytes as they pass:
+ * one read of the source, no second pass. dst is fsynced before returning.
+ */
+export async function copyAndHash(src: string, dst: string): Promise<FileDigest> {
+  const input = await open(src, 'r');
+  try {
+    const output = await open(dst, 'w', 0o644);
+    try {
+      const hash = createHash('sha256');
+      const bufs = [Buffer.allocUnsafe(HASH_READ_BYTES), Buffer.allocUnsafe(HASH_READ_BYTES)];
+      let which = 0;
+      let pos = 0;
+      let pending = input.read(bufs[which]!, 0, HASH_READ_BYTES, pos);
+      for (;;) {
+        const { bytesRead } = await pending;
+        if (bytesRead === 0) break;
+        const current = bufs[which]!.subarray(0, bytesRead);
+        which ^= 1;
+        pending = input.read(bufs[which]!, 0, HASH_READ_BYTES, pos + bytesRead);
+        const written = writeAll(output, current, pos);
+        hash.update(current);
+        await written;
+        pos += bytesRead;
+      }
+      await output.sync();
+      return { sha256: hash.digest(), size: pos };
+    } finally {
+      await output.close();
+    }
+  } finally {
+    await input.close();
+  }
+}
+
+async function writeAll(fh: FileHandle, data: Buffer, at: number): Promise<void> {
+  let done = 0;
+  while (done < data.length) {
+    const { bytesWritten } = await fh.write(data, done, data.length - done, at + done);
+    done += bytesWritten;
+  }
+}

@@ -1,0 +1,187 @@
+// Serves the image directories under an agent's images root to other agents,
+// on a ZeroMQ ROUTER: the manifest of a rank's image, then its files in chunks,
+// each with a CRC-32 that the fetcher checks. Only directories with a manifest
+// (complete images) are served, only files the manifest lists, and only under
+// the root: a name with '/', '..' or an absolute path is refused.
+import { open, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+import * as zmq from 'zeromq';
+import { FerryError, errorMessage } from '../common/ferry-error.js';
+import { tracer } from '../common/trace.js';
+import type { ImageDirRef, ImageTransferMessage, ImageTransferMessageInit } from '../gen/proto.js';
+import { OK_STATUS, errorStatus } from '../protocol/messages.js';
+import { PROTOCOL_VERSION, checkPeerVersion } from '../protocol/version.js';
+import { Outbox } from '../transport/outbox.js';
+import { IMAGE_BAD_REQUEST, IMAGE_CORRUPT, IMAGE_IO, IMAGE_MISSING } from './image-errors.js';
+import { IMAGE_MAX_CHUNK_BYTES, IMAGE_REQUEST_MAX_BYTES, imageTransferCodec } from './image-messages.js';
+import { MANIFEST_FILE_NAME, imageLabel, rankImageDir, requirePlainName } from './image-paths.js';
+import { decodeManifestFile, type Manifest } from './manifest.js';
+
+const trace = tracer('images');
+
+/** Manifests kept in memory to check chunk requests without rereading them. */
+const MANIFEST_CACHE_ENTRIES = 256;
+
+export interface ImageServerOptions {
+  /**
+   * Test-only fault injection: called with each chunk after its CRC was
+   * computed and before it is sent; may change the bytes in place.
+   */
+  tamperChunk?: (name: string, offset: number, data: Buffer) => void;
+}
+
+export class ImageServer {
+  private readonly outbox: Outbox<Buffer[]>;
+  private readonly manifests = new Map<string, Manifest>();
+  private closed = false;
+  private bytesServedTotal = 0;
+  /** The bound address, with the real port when bound to port 0 (kept: it outlives close()). */
+  readonly address: string;
+
+  private constructor(
+    private readonly router: zmq.Router,
+    readonly root: string,
+    private readonly options: ImageServerOptions,
+  ) {
+    this.outbox = new Outbox((frames) => this.router.send(frames));
+    this.address = router.lastEndpoint ?? '';
+  }
+
+  /** Binds a ROUTER (e.g. tcp://HOST_ADDR:0) serving the image dirs under `root`. */
+  static async bind(address: string, root: string, options: ImageServerOptions = {}): Promise<ImageServer> {
+    const router = new zmq.Router({ linger: 0, maxMessageSize: IMAGE_REQUEST_MAX_BYTES });
+    try {
+      await router.bind(address);
+    } catch (err) {
+      router.close();
+      throw new FerryError(IMAGE_IO, `image server cannot listen on ${address}: ${errorMessage(err)}`);
+    }
+    const server = new ImageServer(router, root, options);
+    void server.receiveLoop();
+    trace(`image server on ${server.address} serving ${root}`);
+    return server;
+  }
+
+  /** Chunk bytes sent since bind (for tests and statistics). */
+  get bytesServed(): number {
+    return this.bytesServedTotal;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.outbox.close();
+    this.router.close();
+  }
+
+  private async receiveLoop(): Promise<void> {
+    try {
+      for await (const [peer, frame] of this.router) {
+        if (!peer || !frame) continue;
+        void this.handle(peer, frame);
+      }
+    } catch (err) {
+      if (!this.closed) trace(`image server receive loop ended: ${errorMessage(err)}`);
+    }
+  }
+
+  private async handle(peer: Buffer, frame: Buffer): Promise<void> {
+    let request: ImageTransferMessage;
+    try {
+      request = imageTransferCodec.decode(frame);
+    } catch (err) {
+      trace(`undecodable request: ${errorMessage(err)}`);
+      return; // no request id to answer
+    }
+    const reply = (message: ImageTransferMessageInit, data?: Buffer) => {
+      if (this.closed) return;
+      const envelope = Buffer.from(
+        imageTransferCodec.encode({ version: PROTOCOL_VERSION, reply_to: request.request_id, ...message }),
+      );
+      this.outbox.push(data ? [peer, envelope, data] : [peer, envelope]);
+    };
+    try {
+      checkPeerVersion(request.version, 'image fetcher');
+      if (request.manifest_request) {
+        const bytes = await this.readManifestBytes(request.manifest_request.dir);
+        reply({ status: OK_STATUS, manifest_reply: { manifest_file: bytes } });
+      } else if (request.chunk_request) {
+        const c = request.chunk_request;
+        const { manifest, dir } = await this.manifestOf(c.dir);
+        requirePlainName(c.name, 'file name');
+        const file = manifest.files.find((f) => f.name === c.name);
+        if (!file) throw new FerryError(IMAGE_BAD_REQUEST, `${imageLabel(manifest)}: ${c.name}: not in the manifest`);
+        const offset = Number(c.offset);
+        if (offset > file.size) {
+          throw new FerryError(IMAGE_BAD_REQUEST, `${imageLabel(manifest)}: ${c.name}: offset ${offset} past the end (${file.size} bytes)`);
+        }
+        const length = Math.min(c.length, IMAGE_MAX_CHUNK_BYTES, file.size - offset);
+        const data = await readChunk(join(dir, c.name), offset, length);
+        if (data.length !== length) {
+          throw new FerryError(IMAGE_CORRUPT, `${imageLabel(manifest)}: ${c.name}: shorter on the server than its manifest says`);
+        }
+        const crc = crc32(data);
+        this.options.tamperChunk?.(c.name, offset, data);
+        this.bytesServedTotal += length;
+        reply({ status: OK_STATUS, chunk_reply: { name: c.name, offset, length, crc32: crc } }, data);
+      } else {
+        throw new FerryError(IMAGE_BAD_REQUEST, 'request has no body this server knows');
+      }
+    } catch (err) {
+      trace(`request ${request.request_id} refused: ${errorMessage(err)}`);
+      reply({ status: errorStatus(err) });
+    }
+  }
+
+  private async readManifestBytes(ref: ImageDirRef | null | undefined): Promise<Buffer> {
+    const dir = this.dirOf(ref);
+    const path = join(dir, MANIFEST_FILE_NAME);
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new FerryError(IMAGE_MISSING, `${imageLabel({ epoch: Number(ref!.epoch), rank: ref!.rank })} of job ${ref!.job_id}: no complete image here (${path} does not exist)`);
+      }
+      throw new FerryError(IMAGE_IO, `${path}: ${errorMessage(err)}`);
+    }
+    this.remember(dir, decodeManifestFile(bytes, path));
+    return bytes;
+  }
+
+  private async manifestOf(ref: ImageDirRef | null | undefined): Promise<{ manifest: Manifest; dir: string }> {
+    const dir = this.dirOf(ref);
+    const cached = this.manifests.get(dir);
+    if (cached) return { manifest: cached, dir };
+    await this.readManifestBytes(ref);
+    return { manifest: this.manifests.get(dir)!, dir };
+  }
+
+  private dirOf(ref: ImageDirRef | null | undefined): string {
+    if (!ref) throw new FerryError(IMAGE_BAD_REQUEST, 'request names no image directory');
+    return rankImageDir(this.root, ref.job_id, Number(ref.epoch), ref.rank);
+  }
+
+  private remember(dir: string, manifest: Manifest): void {
+    this.manifests.delete(dir);
+    this.manifests.set(dir, manifest);
+    if (this.manifests.size > MANIFEST_CACHE_ENTRIES) this.manifests.delete(this.manifests.keys().next().value!);
+  }
+}
+
+async function readChunk(path: string, offset: number, length: number): Promise<Buffer> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(length);
+    let got = 0;
+    while (got < length) {
+      const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    return buf.subarray(0, got);
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,226 @@
+// Agent-to-agent image transfer over real ZeroMQ on 127.0.0.1.
+import { execFile } from 'node:child_process';
+import { open, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FerryError } from '../../src/common/ferry-error.js';
+import { ErrorCode } from '../../src/gen/proto.js';
+import { hashFile } from '../../src/images/file-durability.js';
+import { ImageClient, dirRef } from '../../src/images/image-client.js';
+import { fetchImageDir } from '../../src/images/image-fetcher.js';
+import { MANIFEST_FILE_NAME, PART_SUFFIX, rankImageDir } from '../../src/images/image-paths.js';
+import { ImageServer, type ImageServerOptions } from '../../src/images/image-server.js';
+import { readManifest, verifyImageDir, writeManifest, type Manifest } from '../../src/images/manifest.js';
+import { BIG_FILE_BYTES, BIG_FILE_NAME, FIXTURE_META, makeRankImage, tempDirs } from './image-dir-fixture.js';
+
+const execFileP = promisify(execFile);
+const temps = tempDirs();
+const servers: ImageServer[] = [];
+const LOOPBACK = 'tcp://127.0.0.1:0';
+/** Short, so a dead peer fails the test quickly; not an assertion on timing. */
+const TEST_REQUEST_TIMEOUT_MS = 1_500;
+
+afterEach(async () => {
+  for (const s of servers.splice(0)) await s.close();
+  await temps.removeAll();
+});
+
+async function serve(root: string, options: ImageServerOptions = {}): Promise<ImageServer> {
+  const s = await ImageServer.bind(LOOPBACK, root, options);
+  servers.push(s);
+  return s;
+}
+
+async function storedImage(bigBytes = BIG_FILE_BYTES): Promise<{ root: string; dir: string; manifest: Manifest }> {
+  const root = await temps.make('src');
+  const dir = await makeRankImage(root, bigBytes);
+  const manifest = await writeManifest(dir, FIXTURE_META);
+  return { root, dir, manifest };
+}
+
+async function expectSameFiles(a: string, b: string, manifest: Manifest): Promise<void> {
+  for (const f of manifest.files) {
+    const same = (await readFile(join(a, f.name))).equals(await readFile(join(b, f.name)));
+    expect(same, f.name).toBe(true);
+  }
+}
+
+async function caught(p: Promise<unknown>): Promise<FerryError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(FerryError);
+    return err as FerryError;
+  }
+  throw new Error('expected a rejection');
+}
+
+const mbps = (bytes: number, ms: number) => bytes / 1e6 / (ms / 1000);
+
+describe('image transfer between agents', () => {
+  it('round trip: every file arrives identical and verified, manifest last; throughput against cp', async () => {
+    const { root, dir, manifest } = await storedImage();
+    const server = await serve(root);
+    expect(server.address).toMatch(/^tcp:\/\/127\.0\.0\.1:\d+$/);
+    const into = join(await temps.make('dst'), 'rank-1');
+    const wrong = await caught(
+      fetchImageDir({ from: server.address, ...FIXTURE_META, into, manifestSha256: 'ab'.repeat(32) }),
+    );
+    expect(wrong.message).toContain(`epoch 3 rank 1: image server ${server.address} holds manifest`);
+    expect(server.bytesServed).toBe(0);
+    const progress: Array<[number, number]> = [];
+    const t0 = performance.now();
+    const result = await fetchImageDir({
+      from: server.address, ...FIXTURE_META, into, concurrency: 3, manifestSha256: manifest.manifestSha256,
+      onProgress: (done, total) => progress.push([done, total]),
+    });
+    const fetchMs = performance.now() - t0;
+    expect(result.alreadyComplete).toBe(false);
+    expect(result.bytesReceived).toBe(manifest.totalBytes);
+    expect(result.bytesResumed).toBe(0);
+    expect(result.manifest).toEqual(manifest);
+    expect(progress.at(-1)).toEqual([manifest.totalBytes, manifest.totalBytes]);
+    for (let i = 1; i < progress.length; i++) expect(progress[i]![0]).toBeGreaterThanOrEqual(progress[i - 1]![0]);
+    expect(await readFile(join(into, MANIFEST_FILE_NAME))).toEqual(await readFile(join(dir, MANIFEST_FILE_NAME)));
+    expect((await readdir(into)).filter((n) => n.endsWith(PART_SUFFIX) || n.startsWith('.'))).toEqual([]);
+    await verifyImageDir(into, await readManifest(into));
+    await expectSameFiles(dir, into, manifest);
+    expect((await stat(join(into, 'empty.img'))).size).toBe(0);
+
+    // A second fetch into the complete directory transfers nothing.
+    const again = await fetchImageDir({ from: server.address, ...FIXTURE_META, into });
+    expect(again.alreadyComplete).toBe(true);
+    expect(again.bytesReceived).toBe(0);
+
+    // Throughput, measured in this run against a plain cp of the same big file (printed, not asserted).
+    const big = join(dir, BIG_FILE_NAME);
+    const cpTo = join(await temps.make('cp'), BIG_FILE_NAME);
+    let t = performance.now();
+    await execFileP('cp', [big, cpTo]);
+    const cpMs = performance.now() - t;
+    t = performance.now();
+    await hashFile(big);
+    const hashMs = performance.now() - t;
+    const cp = mbps(BIG_FILE_BYTES, cpMs);
+    const hash = mbps(BIG_FILE_BYTES, hashMs);
+    const fetch = mbps(manifest.totalBytes, fetchMs);
+    console.log(
+      `images throughput (64 MiB file): cp ${cp.toFixed(0)} MB/s; sha256 ${hash.toFixed(0)} MB/s (${(hash / cp).toFixed(2)}x cp); ` +
+        `fetch over ZeroMQ loopback with per-chunk CRC, sha256, fsync ${fetch.toFixed(0)} MB/s (${(fetch / cp).toFixed(2)}x cp)`,
+    );
+  });
+
+  it('a server closed mid-transfer: the fetch fails clearly, and a new fetch resumes from the .part files', async () => {
+    const { root, dir, manifest } = await storedImage();
+    const server = await serve(root);
+    const into = join(await temps.make('dst'), 'rank-1');
+    const stopAt = 20 * 1024 * 1024;
+    let closing: Promise<void> | undefined;
+    const err = await caught(
+      fetchImageDir({
+        from: server.address, ...FIXTURE_META, into, requestTimeoutMs: TEST_REQUEST_TIMEOUT_MS,
+        onProgress: (done) => {
+          if (done >= stopAt && !closing) closing = server.close();
+        },
+      }),
+    );
+    expect(closing).toBeDefined();
+    expect(err.code).toBe(ErrorCode.TIMEOUT);
+    expect(err.message).toContain(server.address);
+    expect(err.message).toMatch(/pages-1\.img|mm-1\.img|core-1\.img/);
+    await expect(readFile(join(into, MANIFEST_FILE_NAME))).rejects.toThrow(/ENOENT/);
+    const part = await stat(join(into, BIG_FILE_NAME + PART_SUFFIX));
+    expect(part.size).toBeGreaterThan(0);
+    expect(part.size).toBeLessThan(BIG_FILE_BYTES);
+
+    const restarted = await serve(root); // the same images, a new port
+    const result = await fetchImageDir({ from: restarted.address, ...FIXTURE_META, into });
+    expect(result.bytesResumed).toBeGreaterThanOrEqual(part.size);
+    expect(result.bytesReceived).toBeLessThan(manifest.totalBytes);
+    expect(result.bytesReceived + result.bytesResumed).toBe(manifest.totalBytes);
+    expect(restarted.bytesServed).toBe(result.bytesReceived);
+    await verifyImageDir(into, await readManifest(into));
+    await expectSameFiles(dir, into, manifest);
+  });
+
+  it('a chunk damaged on the way is detected by its CRC and asked for again', async () => {
+    const { root, dir, manifest } = await storedImage(8 * 1024 * 1024);
+    let tampered = 0;
+    const server = await serve(root, {
+      tamperChunk: (name, offset, data) => {
+        if (name === BIG_FILE_NAME && offset === 2 * 1024 * 1024 && tampered === 0) {
+          data[100] = data[100]! ^ 0x40;
+          tampered++;
+        }
+      },
+    });
+    const into = join(await temps.make('dst'), 'rank-1');
+    const result = await fetchImageDir({ from: server.address, ...FIXTURE_META, into });
+    expect(tampered).toBe(1);
+    expect(result.chunksRetried).toBe(1);
+    expect(result.bytesReceived).toBe(manifest.totalBytes + 1024 * 1024);
+    await verifyImageDir(into, await readManifest(into));
+    await expectSameFiles(dir, into, manifest);
+  });
+
+  it('a stored file damaged on the holding host fails the fetch, naming epoch, rank, file and peer', async () => {
+    const { root, dir } = await storedImage(4 * 1024 * 1024);
+    const fh = await open(join(dir, BIG_FILE_NAME), 'r+');
+    await fh.write(Buffer.from([0x5a]), 0, 1, 3_000_000);
+    await fh.close();
+    const server = await serve(root);
+    const into = join(await temps.make('dst'), 'rank-1');
+    const err = await caught(fetchImageDir({ from: server.address, ...FIXTURE_META, into }));
+    expect(err.code).toBe(ErrorCode.MALFORMED);
+    expect(err.message).toContain('epoch 3 rank 1: pages-1.img: sha256 mismatch');
+    expect(err.message).toContain(server.address);
+    await expect(readFile(join(into, MANIFEST_FILE_NAME))).rejects.toThrow(/ENOENT/);
+    await expect(stat(join(into, BIG_FILE_NAME))).rejects.toThrow(/ENOENT/);
+  });
+
+  it('never serves a path outside the root, nor a file the manifest does not list', async () => {
+    const { root, dir } = await storedImage(1024);
+    await writeFile(join(root, 'secret.txt'), 'outside the image');
+    await writeFile(join(dir, 'extra.txt'), 'in the dir but not in the manifest');
+    const server = await serve(root);
+    const client = new ImageClient(server.address, TEST_REQUEST_TIMEOUT_MS, 1024 * 1024);
+    try {
+      const ref = dirRef(FIXTURE_META.jobId, FIXTURE_META.epoch, FIXTURE_META.rank);
+      const chunk = (name: string, r = ref) => client.request(`chunk of ${name}`, { chunk_request: { dir: r, name, offset: 0, length: 100 } });
+      for (const name of ['../../../secret.txt', '/etc/passwd', '..', 'sub/core-1.img', '']) {
+        const err = await caught(chunk(name));
+        expect(err.code, name).toBe(ErrorCode.BAD_REQUEST);
+        expect(err.message).toContain('not a plain name');
+      }
+      let err = await caught(chunk('extra.txt'));
+      expect(err.message).toContain('extra.txt: not in the manifest');
+      for (const jobId of ['..', '../job-7', '/tmp']) {
+        err = await caught(client.request('manifest', { manifest_request: { dir: dirRef(jobId, 3, 1) } }));
+        expect(err.code, jobId).toBe(ErrorCode.BAD_REQUEST);
+      }
+      // an image without a manifest (a dump that did not finish) is not served
+      err = await caught(client.request('manifest', { manifest_request: { dir: dirRef(FIXTURE_META.jobId, 4, 1) } }));
+      expect(err.code).toBe(ErrorCode.UNAVAILABLE);
+      expect(err.message).toContain('no complete image');
+      // and the real file still comes through the same client
+      const ok = await chunk('core-1.img');
+      expect(ok.data?.length).toBe(100);
+    } finally {
+      await client.close();
+    }
+    const err = await caught(fetchImageDir({ from: server.address, jobId: '..', epoch: 3, rank: 1, into: join(await temps.make('dst'), 'x') }));
+    expect(err.code).toBe(ErrorCode.BAD_REQUEST);
+    expect(rankImageDir(root, 'job-7', 3, 1)).toBe(dir);
+  });
+
+  it('an unreachable peer is a clear TIMEOUT naming it, not a hang', async () => {
+    const probe = await ImageServer.bind(LOOPBACK, await temps.make('none'));
+    const address = probe.address;
+    await probe.close(); // nothing listens there any more
+    const into = join(await temps.make('dst'), 'rank-1');
+    const err = await caught(fetchImageDir({ from: address, ...FIXTURE_META, into, requestTimeoutMs: TEST_REQUEST_TIMEOUT_MS }));
+    expect(err.code).toBe(ErrorCode.TIMEOUT);
+    expect(err.message).toContain(`image server ${address}: manifest of epoch 3 rank 1 of job job-7: no answer within`);
+  });
+});
