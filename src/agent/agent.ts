@@ -369,6 +369,8 @@ export class Agent {
       }
     }
     for (const [rank, err] of outcome.failed) failed.set(rank, err);
+    // Restored ranks write on into this host's log files: follow them from here.
+    for (const p of outcome.started ?? []) this.output.add(req.job_id, p.rank ?? 0, this.ranks.logPaths(req.job_id, p.rank ?? 0));
     return {
       job_id: req.job_id,
       epoch: req.epoch,

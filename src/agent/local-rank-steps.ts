@@ -1,11 +1,20 @@
 // The checkpoint protocol's steps on this node, for real: flushes through the
 // rank channel, CRIU dumps, SIGUSR2 to resume, image removal.
-import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import PQueue from 'p-queue';
 import { ErrorCode, RoundStep, type RoundRequest } from '../gen/proto.js';
 import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { checkSafeName } from '../common/names.js';
 import { tracer } from '../common/trace.js';
+import { dumpRank } from '../criu/criu-dump.js';
+import { readImages } from '../criu/criu-images.js';
+import type { CriuInstall } from '../criu/criu-install.js';
+import { restoreRank } from '../criu/criu-restore.js';
+import { assertRestorable } from '../criu/restore-precheck.js';
+import { fetchImageDir } from '../images/image-fetcher.js';
+import { rankImageDir } from '../images/image-paths.js';
+import { readManifest, verifyImageDir, writeManifest } from '../images/manifest.js';
 import type { RankChannelServer } from './rank-channel.js';
 import type { RankSteps, StepOutcome } from './rank-steps.js';
 import type { RankSupervisor } from './rank-supervisor.js';
@@ -15,11 +24,23 @@ const trace = tracer('steps');
 /** How long one flush may take on this node before the agent gives up on it (the coordinator's own timeout is longer). */
 export const AGENT_FLUSH_TIMEOUT_MS = 25_000;
 
+/** CRIU dumps, transfers and restores at once on one node. */
+export const DUMP_CONCURRENCY = 2;
+
 export interface LocalRankStepsOptions {
   host: string;
   imagesDir: string;
   ranks: RankSupervisor;
   rankChannel?: RankChannelServer;
+  /** The CRIU this node uses; null when it has none (dumps and restores then fail clearly). */
+  criu?: CriuInstall | null;
+}
+
+/** The number of a step's image set (an epoch, or a migration's reserved number). */
+function imageSetNumber(req: RoundRequest): number {
+  const n = Number(req.image_set || req.epoch);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new FerryError(ErrorCode.BAD_REQUEST, `image set "${req.image_set}" is not a positive number`);
+  return n;
 }
 
 export class LocalRankSteps implements RankSteps {
@@ -29,6 +50,8 @@ export class LocalRankSteps implements RankSteps {
   private readonly flushing = new Set<string>();
   /** Ranks told to resume while their flush was still under way: woken as soon as it completes. */
   private readonly resumeWhenFlushed = new Set<string>();
+
+  private readonly queue = new PQueue({ concurrency: DUMP_CONCURRENCY });
 
   constructor(private readonly o: LocalRankStepsOptions) {
     o.rankChannel?.on('flushed', (report) => {
@@ -56,7 +79,11 @@ export class LocalRankSteps implements RankSteps {
         this.o.ranks.signalRanks(req.job_id, req.dump_ranks, 'SIGKILL');
         return { failed: new Map() };
       case RoundStep.DUMP:
-        throw new FerryError(ErrorCode.UNSUPPORTED, `host ${this.o.host}: CRIU dumps are not wired into the agent yet`);
+        return this.dump(req);
+      case RoundStep.FETCH:
+        return this.fetch(req);
+      case RoundStep.RESTORE:
+        return this.restore(req);
       default:
         throw new FerryError(ErrorCode.BAD_REQUEST, `unknown round step ${req.step}`);
     }
@@ -64,7 +91,102 @@ export class LocalRankSteps implements RankSteps {
 
   /** IMAGES/JOB/SET: the names come from the wire, so they are checked before they touch a path. */
   private imageSetDir(req: RoundRequest): string {
-    return join(this.o.imagesDir, checkSafeName('job id', req.job_id), checkSafeName('image set', req.image_set || String(req.epoch)));
+    return join(this.o.imagesDir, checkSafeName('job id', req.job_id), String(imageSetNumber(req)));
+  }
+
+  private criu(): CriuInstall {
+    if (!this.o.criu) throw new FerryError(ErrorCode.UNAVAILABLE, `no working CRIU on host ${this.o.host} (see ferry doctor there)`);
+    return this.o.criu;
+  }
+
+  /** Runs `work` for each rank, at most DUMP_CONCURRENCY at once; a rank's failure is its own. */
+  private async perRank<T>(ranks: number[], work: (rank: number) => Promise<T>): Promise<{ done: T[]; failed: Map<number, FerryError> }> {
+    const done: T[] = [];
+    const failed = new Map<number, FerryError>();
+    await Promise.all(
+      ranks.map((rank) =>
+        this.queue.add(async () => {
+          try {
+            done.push(await work(rank));
+          } catch (err) {
+            failed.set(rank, err instanceof FerryError ? err : new FerryError(ErrorCode.INTERNAL, errorMessage(err)));
+          }
+        }),
+      ),
+    );
+    return { done, failed };
+  }
+
+  /** DUMP: each flushed rank's tree, left running, then its manifest (sha256 of every file, fsynced). */
+  private async dump(req: RoundRequest): Promise<StepOutcome> {
+    const criu = this.criu();
+    const epoch = imageSetNumber(req);
+    const { done, failed } = await this.perRank(req.dump_ranks, async (rank) => {
+      const initPid = this.o.ranks.initPidOfRank(req.job_id, rank);
+      if (!initPid) throw new FerryError(ErrorCode.UNKNOWN_RANK, `rank ${rank} of ${req.job_id} has no process on ${this.o.host}`);
+      const dir = rankImageDir(this.o.imagesDir, req.job_id, epoch, rank);
+      await rm(dir, { recursive: true, force: true });
+      await mkdir(dir, { recursive: true });
+      const dumped = await dumpRank({ criu, initPid, imagesDir: dir, leaveRunning: true });
+      const t0 = Date.now();
+      const manifest = await writeManifest(dir, { jobId: req.job_id, epoch, rank, host: this.o.host, criuVersion: criu.version });
+      return {
+        rank,
+        location: dir,
+        size_bytes: manifest.totalBytes,
+        manifest_sha256: manifest.manifestSha256,
+        files: manifest.files.length,
+        dump_ms: dumped.durationMs,
+        store_ms: Date.now() - t0,
+      };
+    });
+    return { failed, images: done };
+  }
+
+  /** FETCH: each rank's image from the agent that holds it (or this host's own copy), every file verified. */
+  private async fetch(req: RoundRequest): Promise<StepOutcome> {
+    let bytes = 0;
+    const { failed } = await this.perRank(
+      req.sources.map((s) => s.rank),
+      async (rank) => {
+        const src = req.sources.find((s) => s.rank === rank)!;
+        const into = rankImageDir(this.o.imagesDir, req.job_id, src.epoch, rank);
+        if (src.host === this.o.host || !src.server) {
+          await verifyImageDir(into, await readManifest(into)); // already here
+          return;
+        }
+        const r = await fetchImageDir({ from: src.server, jobId: req.job_id, epoch: src.epoch, rank, into, manifestSha256: src.manifest_sha256 });
+        if (r.manifest.manifestSha256 !== src.manifest_sha256) {
+          throw new FerryError(ErrorCode.MALFORMED, `epoch ${src.epoch} rank ${rank}: the manifest fetched from ${src.host} is not the one the coordinator recorded`);
+        }
+        bytes += r.bytesReceived;
+      },
+    );
+    return { failed, bytesFetched: bytes };
+  }
+
+  /** RESTORE: each fetched rank into a new PID namespace here; it waits, flushed, for RESUME. */
+  private async restore(req: RoundRequest): Promise<StepOutcome> {
+    const criu = this.criu();
+    const { done, failed } = await this.perRank(
+      req.sources.map((s) => s.rank),
+      async (rank) => {
+        const src = req.sources.find((s) => s.rank === rank)!;
+        const dir = rankImageDir(this.o.imagesDir, req.job_id, src.epoch, rank);
+        const summary = await readImages(dir);
+        assertRestorable(summary, this.o.host);
+        const logs = this.o.ranks.logPaths(req.job_id, rank);
+        await mkdir(dirname(logs.out), { recursive: true });
+        const workDir = join(this.o.imagesDir, '.restore', `${req.job_id}-${src.epoch}-${rank}`);
+        await rm(workDir, { recursive: true, force: true });
+        await mkdir(workDir, { recursive: true });
+        const restored = await restoreRank({ criu, imagesDir: dir, logOut: logs.out, logErr: logs.err, summary, workDir });
+        const p = this.o.ranks.adopt({ jobId: req.job_id, rank, worldSize: req.world_size, argv: [], cwd: '/', env: {} }, restored.child);
+        this.flushed.add(`${req.job_id}/${rank}`); // restored in its flushed wait: RESUME wakes it
+        return p;
+      },
+    );
+    return { failed, started: done };
   }
 
   private async prepare(req: RoundRequest): Promise<StepOutcome> {

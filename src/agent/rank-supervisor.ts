@@ -111,13 +111,30 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
       closeSync(out);
       closeSync(err);
     }
+    trace(`started ${spec.jobId}/${spec.rank} pid ${child.pid}: ${program}`);
+    return this.track(spec, child, logs);
+  }
+
+  /**
+   * Takes over a rank restored by CRIU under ferry-restore (`child`): from now
+   * on it is supervised like a rank started here, and ferry-restore's exit is
+   * the rank's exit.
+   */
+  adopt(spec: RankStartSpec, child: ChildProcess): RankProcessInit {
+    const key = RankSupervisor.key(spec.jobId, spec.rank);
+    if (this.ranks.has(key)) throw new FerryError(ErrorCode.BAD_REQUEST, `rank ${key} already runs on ${this.options.host}`);
+    trace(`adopted restored ${key} (ferry-restore pid ${child.pid})`);
+    return this.track(spec, child, this.logPaths(spec.jobId, spec.rank));
+  }
+
+  private track(spec: RankStartSpec, child: ChildProcess, logs: { out: string; err: string }): RankProcessInit {
+    const key = RankSupervisor.key(spec.jobId, spec.rank);
     const pid = child.pid ?? 0;
     const info: RankProcessInit = { job_id: spec.jobId, rank: spec.rank, pid, endpoint: '', started_ms: Date.now() };
     this.ranks.set(key, { spec, child, process: info });
-    trace(`started ${key} pid ${pid}: ${program}`);
     child.on('error', (e) => trace(`rank ${key}: ${e.message}`));
     child.on('exit', (code, signal) => {
-      this.ranks.delete(key);
+      if (this.ranks.get(key)?.child === child) this.ranks.delete(key);
       const exited: RankExitedInit = {
         job_id: spec.jobId,
         rank: spec.rank,

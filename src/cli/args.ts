@@ -67,12 +67,15 @@ export function intOpt(command: string, p: ParsedArgs, name: string, fallback: n
   return n;
 }
 
-/** Checks a ZeroMQ TCP address "tcp://HOST:PORT" (HOST may be * when binding). */
-export function checkTcpAddress(what: string, address: string, allowWildcard = false): string {
+/** Checks a ZeroMQ TCP address "tcp://HOST:PORT"; when binding, HOST may be * and PORT 0 (any free port). */
+export function checkTcpAddress(what: string, address: string, binding = false): string {
   const m = /^tcp:\/\/(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+|\*):(\d{1,5})$/.exec(address);
   const port = m ? Number(m[2]) : -1;
-  if (!m || port < 1 || port > 65535 || (m[1] === '*' && !allowWildcard)) {
-    throw new FerryError(ErrorCode.BAD_REQUEST, `${what}: malformed address "${address}": expected tcp://HOST:PORT with a port from 1 to 65535`);
+  if (!m || port < (binding ? 0 : 1) || port > 65535 || (m[1] === '*' && !binding)) {
+    throw new FerryError(
+      ErrorCode.BAD_REQUEST,
+      `${what}: malformed address "${address}": expected tcp://HOST:PORT with a port from ${binding ? 0 : 1} to 65535`,
+    );
   }
   return address;
 }

@@ -6,6 +6,7 @@ import { ErrorCode } from '../gen/proto.js';
 import { Agent } from '../agent/agent.js';
 import { LocalRankSteps } from '../agent/local-rank-steps.js';
 import { RankChannelServer } from '../agent/rank-channel.js';
+import { ImageServer } from '../images/image-server.js';
 import { RankSupervisor } from '../agent/rank-supervisor.js';
 import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { checkSafeName } from '../common/names.js';
@@ -81,6 +82,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
     logs: { value: true },
     cpus: { value: true },
     'rank-socket': { value: true },
+    'image-listen': { value: true },
   });
   const coordinatorAddress = checkTcpAddress(cmd, requireOpt(cmd, p, 'coordinator'));
   const name = requireOpt(cmd, p, 'name');
@@ -105,6 +107,8 @@ export async function agentCommand(argv: string[]): Promise<number> {
     );
   }
   const ranks = new RankSupervisor({ host: name, logsDir: logs, initPath, agentSocketName: rankSocket });
+  // Other agents fetch this host's checkpoint images from here.
+  const imageServer = await ImageServer.bind(checkTcpAddress(cmd, opt(p, 'image-listen') ?? `tcp://${address}:0`, true), images);
   const agent = new Agent(
     {
       host: name,
@@ -114,6 +118,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
       criuCheckOk: check.ok,
       criuCheckDetail: check.detail,
       version: FERRY_VERSION,
+      imageServer: imageServer.address,
     },
     () => new ZmqClientTransport(coordinatorAddress),
     ranks,
@@ -124,7 +129,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
         process.exit(2);
       },
     },
-    new LocalRankSteps({ host: name, imagesDir: images, ranks, rankChannel }),
+    new LocalRankSteps({ host: name, imagesDir: images, ranks, rankChannel, criu }),
     rankChannel,
   );
   agent.start();
@@ -132,6 +137,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
   await untilSignal();
   await agent.stop();
   await rankChannel.close();
+  await imageServer.close();
   return 0;
 }
 

@@ -13,7 +13,7 @@ const USAGE = `usage: ferry COMMAND [options]
 
 daemons
   coordinator --listen tcp://ADDR:PORT --state DIR [--heartbeat-interval-ms N] [--heartbeat-timeout-ms N] [--max-frame-bytes N]
-  agent --coordinator tcp://ADDR:PORT --name HOST --images DIR [--address ADDR] [--logs DIR] [--cpus N] [--rank-socket NAME]
+  agent --coordinator tcp://ADDR:PORT --name HOST --images DIR [--address ADDR] [--logs DIR] [--cpus N] [--rank-socket NAME] [--image-listen tcp://ADDR:PORT]
 
 operators (--coordinator tcp://ADDR:PORT, or FERRY_COORDINATOR; --json for machine-readable output)
   status                 the coordinator, its hosts and running jobs

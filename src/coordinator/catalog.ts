@@ -249,6 +249,18 @@ export class Catalog {
   // ---- checkpoint epochs -------------------------------------------------
 
   /**
+   * Reserves an image-set number of `jobId` without an epoch (a migration's
+   * images): it comes from the same counter as epoch ids, so image folders of
+   * epochs and migrations never collide, and epoch ids still only grow.
+   */
+  reserveImageSet(jobId: string): number {
+    return this.durably(() => {
+      this.requireJob(jobId);
+      return (this.st.bumpEpochCounter.get(jobId) as Row).last_epoch as number;
+    });
+  }
+
+  /**
    * Starts a new epoch of `jobId` in state 'preparing' and returns its id: one
    * more than any id this job ever had, also after deletes and restarts.
    * Refused with BUSY while another epoch of the job is in flight.

@@ -59,9 +59,9 @@ export interface TestCluster {
   readonly stateDir: string;
   readonly tempDir: string;
   // The CLI in the root namespace, --coordinator added unless ARGS has one.
-  ferry(args: readonly string[]): Promise<FerryResult>;
+  ferry(args: readonly string[], options?: { timeoutMs?: number }): Promise<FerryResult>;
   // The CLI inside HOST's network namespace.
-  ferryOn(host: string, args: readonly string[]): Promise<FerryResult>;
+  ferryOn(host: string, args: readonly string[], options?: { timeoutMs?: number }): Promise<FerryResult>;
   // `ferry hosts --json`, parsed; throws with the CLI's output if it fails.
   hostRows(): Promise<HostRow[]>;
   // Waits until every named host has the given state.
@@ -99,7 +99,7 @@ async function freePort(address: string): Promise<number> {
   return addr.port;
 }
 
-function runCommand(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<FerryResult> {
+function runCommand(argv: readonly string[], env: NodeJS.ProcessEnv, timeoutMs = FERRY_COMMAND_TIMEOUT_MS): Promise<FerryResult> {
   return new Promise((res) => {
     const [cmd, ...args] = argv;
     const child = spawn(cmd!, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
@@ -108,9 +108,9 @@ function runCommand(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<Fe
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     const timer = setTimeout(() => {
-      stderr += `\n[cluster helper: killed after ${FERRY_COMMAND_TIMEOUT_MS} ms]`;
+      stderr += `\n[cluster helper: killed after ${timeoutMs} ms]`;
       child.kill('SIGKILL');
-    }, FERRY_COMMAND_TIMEOUT_MS);
+    }, timeoutMs);
     child.once('error', (err) => {
       clearTimeout(timer);
       res({ code: null, stdout, stderr: stderr + String(err) });
@@ -264,9 +264,10 @@ export async function startTestCluster(options: TestClusterOptions = {}): Promis
     // program belongs to the program.
     const withCoordinator = (args: readonly string[]): string[] =>
       args.includes('--coordinator') ? [...args] : [args[0], '--coordinator', coordinatorAddress, ...args.slice(1)];
-    const ferry = (args: readonly string[]): Promise<FerryResult> => runCommand([node, cli, ...withCoordinator(args)], env);
-    const ferryOn = (host: string, args: readonly string[]): Promise<FerryResult> =>
-      runCommand(network.command(host, [node, cli, ...withCoordinator(args)]), env);
+    const ferry = (args: readonly string[], o: { timeoutMs?: number } = {}): Promise<FerryResult> =>
+      runCommand([node, cli, ...withCoordinator(args)], env, o.timeoutMs);
+    const ferryOn = (host: string, args: readonly string[], o: { timeoutMs?: number } = {}): Promise<FerryResult> =>
+      runCommand(network.command(host, [node, cli, ...withCoordinator(args)]), env, o.timeoutMs);
 
     const hostRows = async (): Promise<HostRow[]> => {
       const r = await ferry(['hosts', '--json']);

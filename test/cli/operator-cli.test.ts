@@ -52,7 +52,7 @@ beforeAll(async () => {
   await coordinator.waitForOutput(/listening on/, 20_000);
   agent = new DaemonProcess(
     'agent',
-    [process.execPath, FERRY_CLI, 'agent', '--coordinator', address, '--name', 'solo', '--images', join(dir, 'images'), '--rank-socket', `ferry-cli-test-${process.pid}`],
+    [process.execPath, FERRY_CLI, 'agent', '--coordinator', address, '--name', 'solo', '--images', join(dir, 'images'), '--rank-socket', `ferry-cli-test-${process.pid}`, '--address', '127.0.0.1'],
     join(dir, 'agent.log'),
     process.env,
   );

@@ -39,8 +39,6 @@ export interface RestartOptions {
 }
 
 export class MoveService {
-  private migrationNumber = 0;
-
   constructor(private readonly c: Coordinator) {}
 
   // ---- restart ---------------------------------------------------------------------
@@ -166,10 +164,10 @@ export class MoveService {
     const all = this.c.jobs.liveRanksByHost(jobId);
     const live = [...all.values()].reduce((n, r) => n + r.length, 0);
     if (live !== job.worldSize) throw new FerryError(ErrorCode.BAD_REQUEST, `job ${jobId} has ${live} of ${job.worldSize} ranks running`);
-    const id = `migration-${this.c.now()}-${++this.migrationNumber}`;
-    const release = this.c.operations.begin(jobId, () => `${id} is running`);
+    const release = this.c.operations.begin(jobId, () => `a migration is running`);
     try {
-      return await this.runMigration(jobId, id, job.worldSize, moves, from, new Map(all));
+      const imageSet = this.c.catalog.reserveImageSet(jobId);
+      return await this.runMigration(jobId, imageSet, job.worldSize, moves, from, new Map(all));
     } finally {
       release();
     }
@@ -177,14 +175,16 @@ export class MoveService {
 
   private async runMigration(
     jobId: string,
-    id: string,
+    imageSet: number,
     worldSize: number,
     moves: Map<number, string>,
     from: Map<number, string>,
     all: Map<string, number[]>,
   ): Promise<MoveReplyInit> {
     const cfg = this.c.config;
-    const request = { job_id: jobId, epoch: 0, image_set: id, world_size: worldSize };
+    // A migration's images live in an image set of their own, numbered like epochs.
+    const id = `migration ${imageSet}`;
+    const request = { job_id: jobId, epoch: imageSet, image_set: String(imageSet), world_size: worldSize };
     const sourceHosts = byHostOf(from);
     const targets = byHostOf(moves);
     const everyone = (): Map<string, number[]> => this.c.jobs.liveRanksByHost(jobId);
@@ -207,7 +207,7 @@ export class MoveService {
     const sources = new Map<number, ImageSourceInit>();
     for (const [host, reply] of dump.replies) {
       for (const img of reply.images) {
-        sources.set(img.rank, { rank: img.rank, host, server: this.c.hosts.get(host)?.imageServer ?? '', location: img.location, manifest_sha256: img.manifest_sha256 });
+        sources.set(img.rank, { rank: img.rank, host, server: this.c.hosts.get(host)?.imageServer ?? '', location: img.location, manifest_sha256: img.manifest_sha256, epoch: imageSet });
       }
     }
     const t2 = this.c.now();
