@@ -1,6 +1,7 @@
 // The checkpoint protocol's steps on this node, for real: flushes through the
 // rank channel, CRIU dumps, SIGUSR2 to resume, image removal.
 import { mkdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import PQueue from 'p-queue';
 import { ErrorCode, RoundStep, type RoundRequest } from '../gen/proto.js';
@@ -10,6 +11,7 @@ import { tracer } from '../common/trace.js';
 import { dumpRank } from '../criu/criu-dump.js';
 import { readImages } from '../criu/criu-images.js';
 import type { CriuInstall } from '../criu/criu-install.js';
+import { acquireFileLock } from '../criu/file-lock.js';
 import { restoreRank } from '../criu/criu-restore.js';
 import { assertRestorable } from '../criu/restore-precheck.js';
 import { fetchImageDir } from '../images/image-fetcher.js';
@@ -24,8 +26,25 @@ const trace = tracer('steps');
 /** How long one flush may take on this node before the agent gives up on it (the coordinator's own timeout is longer). */
 export const AGENT_FLUSH_TIMEOUT_MS = 25_000;
 
-/** CRIU dumps, transfers and restores at once on one node. */
-export const DUMP_CONCURRENCY = 2;
+/**
+ * Fault injection for tests (FERRY_FAULT_DUMP_DELAY_MS): holds every DUMP step
+ * this long before it starts, so a test can kill an agent in the middle of one.
+ */
+const DUMP_DELAY_MS = Number(process.env.FERRY_FAULT_DUMP_DELAY_MS ?? 0);
+
+/**
+ * CRIU dumps at once on one node: one. CRIU's parasite makes a fixed-name
+ * directory in the dumped task's working directory to mount its own /proc;
+ * two dumps of ranks that share a mount namespace and a working directory
+ * (every rank of a job) collide on it ("Can't create a directory (-17)").
+ * Dumps run in parallel across nodes.
+ */
+export const DUMP_CONCURRENCY = 1;
+/** Held around each `criu dump`: machine-wide, as the directory collision is. */
+const DUMP_LOCK_FILE = join(tmpdir(), 'ferry-criu-dump.lock');
+const DUMP_LOCK_TIMEOUT_MS = 600_000;
+/** Image fetches and restores at once on one node. */
+export const TRANSFER_CONCURRENCY = 2;
 
 export interface LocalRankStepsOptions {
   host: string;
@@ -51,7 +70,8 @@ export class LocalRankSteps implements RankSteps {
   /** Ranks told to resume while their flush was still under way: woken as soon as it completes. */
   private readonly resumeWhenFlushed = new Set<string>();
 
-  private readonly queue = new PQueue({ concurrency: DUMP_CONCURRENCY });
+  private readonly dumpQueue = new PQueue({ concurrency: DUMP_CONCURRENCY });
+  private readonly transferQueue = new PQueue({ concurrency: TRANSFER_CONCURRENCY });
 
   constructor(private readonly o: LocalRankStepsOptions) {
     o.rankChannel?.on('flushed', (report) => {
@@ -99,13 +119,13 @@ export class LocalRankSteps implements RankSteps {
     return this.o.criu;
   }
 
-  /** Runs `work` for each rank, at most DUMP_CONCURRENCY at once; a rank's failure is its own. */
-  private async perRank<T>(ranks: number[], work: (rank: number) => Promise<T>): Promise<{ done: T[]; failed: Map<number, FerryError> }> {
+  /** Runs `work` for each rank through `queue`; a rank's failure is its own. */
+  private async perRank<T>(queue: PQueue, ranks: number[], work: (rank: number) => Promise<T>): Promise<{ done: T[]; failed: Map<number, FerryError> }> {
     const done: T[] = [];
     const failed = new Map<number, FerryError>();
     await Promise.all(
       ranks.map((rank) =>
-        this.queue.add(async () => {
+        queue.add(async () => {
           try {
             done.push(await work(rank));
           } catch (err) {
@@ -120,14 +140,23 @@ export class LocalRankSteps implements RankSteps {
   /** DUMP: each flushed rank's tree, left running, then its manifest (sha256 of every file, fsynced). */
   private async dump(req: RoundRequest): Promise<StepOutcome> {
     const criu = this.criu();
+    if (DUMP_DELAY_MS > 0) await new Promise((r) => setTimeout(r, DUMP_DELAY_MS));
     const epoch = imageSetNumber(req);
-    const { done, failed } = await this.perRank(req.dump_ranks, async (rank) => {
+    const { done, failed } = await this.perRank(this.dumpQueue, req.dump_ranks, async (rank) => {
       const initPid = this.o.ranks.initPidOfRank(req.job_id, rank);
       if (!initPid) throw new FerryError(ErrorCode.UNKNOWN_RANK, `rank ${rank} of ${req.job_id} has no process on ${this.o.host}`);
       const dir = rankImageDir(this.o.imagesDir, req.job_id, epoch, rank);
       await rm(dir, { recursive: true, force: true });
       await mkdir(dir, { recursive: true });
-      const dumped = await dumpRank({ criu, initPid, imagesDir: dir, leaveRunning: true });
+      // One CRIU dump at a time on this machine (see DUMP_CONCURRENCY): on a
+      // machine that holds several namespace hosts they share that limit.
+      const lock = await acquireFileLock(DUMP_LOCK_FILE, DUMP_LOCK_TIMEOUT_MS);
+      let dumped;
+      try {
+        dumped = await dumpRank({ criu, initPid, imagesDir: dir, leaveRunning: true });
+      } finally {
+        await lock.release();
+      }
       const t0 = Date.now();
       const manifest = await writeManifest(dir, { jobId: req.job_id, epoch, rank, host: this.o.host, criuVersion: criu.version });
       return {
@@ -147,6 +176,7 @@ export class LocalRankSteps implements RankSteps {
   private async fetch(req: RoundRequest): Promise<StepOutcome> {
     let bytes = 0;
     const { failed } = await this.perRank(
+      this.transferQueue,
       req.sources.map((s) => s.rank),
       async (rank) => {
         const src = req.sources.find((s) => s.rank === rank)!;
@@ -169,6 +199,7 @@ export class LocalRankSteps implements RankSteps {
   private async restore(req: RoundRequest): Promise<StepOutcome> {
     const criu = this.criu();
     const { done, failed } = await this.perRank(
+      this.transferQueue,
       req.sources.map((s) => s.rank),
       async (rank) => {
         const src = req.sources.find((s) => s.rank === rank)!;

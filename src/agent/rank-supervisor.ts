@@ -170,23 +170,21 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
    * nothing; a rank whose ferry-init is not forked yet is retried shortly.
    */
   signalJob(jobId: string, signal: NodeJS.Signals): number {
-    let n = 0;
-    for (const e of this.ranks.values()) {
-      if (e.spec.jobId !== jobId) continue;
-      this.signalRank(e, signal, SIGNAL_RETRIES);
-      n++;
-    }
-    // A rank that ignores SIGTERM must not keep its job from ending.
-    if (n > 0 && (signal === 'SIGTERM' || signal === 'SIGINT')) {
+    const targets = [...this.ranks.values()].filter((e) => e.spec.jobId === jobId);
+    for (const e of targets) this.signalRank(e, signal, SIGNAL_RETRIES);
+    // A rank that ignores SIGTERM must not keep its job from ending. Only the
+    // processes signalled now: a later copy of the rank (restored under the
+    // same job id) is not theirs to kill.
+    if (targets.length > 0 && (signal === 'SIGTERM' || signal === 'SIGINT')) {
       setTimeout(() => {
-        for (const e of this.ranks.values()) {
-          if (e.spec.jobId !== jobId) continue;
+        for (const e of targets) {
+          if (this.ranks.get(RankSupervisor.key(e.spec.jobId, e.spec.rank)) !== e) continue;
           trace(`rank ${jobId}/${e.spec.rank} still runs ${RANK_KILL_GRACE_MS} ms after ${signal}: SIGKILL`);
           this.signalRank(e, 'SIGKILL', 0);
         }
       }, RANK_KILL_GRACE_MS).unref();
     }
-    return n;
+    return targets.length;
   }
 
   /** Signals some ranks of a job (through ferry-init); returns how many were found. */
@@ -210,12 +208,17 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
   private signalRank(e: RankEntry, signal: NodeJS.Signals, retries: number): void {
     const unsharePid = e.process.pid ?? 0;
     if (e.child.exitCode !== null || e.child.signalCode !== null) return;
-    const init = initPidOf(unsharePid);
     try {
+      // SIGKILL goes to our own child (unshare or ferry-restore): its death
+      // takes the rank's namespace with it (--kill-child, --restore-sibling).
+      if (signal === 'SIGKILL') {
+        process.kill(unsharePid, signal);
+        return;
+      }
       // PID 1 of a namespace drops signals it neither handles nor blocks:
       // wait until ferry-init runs and has blocked the signals it forwards.
+      const init = initPidOf(unsharePid);
       if (init && initReady(init)) process.kill(init, signal);
-      else if (signal === 'SIGKILL') process.kill(unsharePid, signal); // --kill-child takes the namespace with it
       else if (retries > 0) setTimeout(() => this.signalRank(e, signal, retries - 1), SIGNAL_RETRY_MS).unref();
       else trace(`rank ${e.spec.jobId}/${e.spec.rank}: no ferry-init under unshare ${unsharePid}; ${signal} not delivered`);
     } catch (err) {

@@ -10,6 +10,8 @@ interface Pending<R> {
   reject: (err: Error) => void;
   timer: NodeJS.Timeout;
   accept: (reply: R) => boolean;
+  /** Who the request went to, so all of a lost peer's requests can fail at once. */
+  to?: string;
 }
 
 export class PendingRequests<R> {
@@ -17,14 +19,14 @@ export class PendingRequests<R> {
   private readonly pending = new Map<number, Pending<R>>();
 
   /** Allocates an id and returns it with the promise of its reply. */
-  open(what: string, timeoutMs: number, accept: (reply: R) => boolean = () => true): { id: number; reply: Promise<R> } {
+  open(what: string, timeoutMs: number, accept: (reply: R) => boolean = () => true, to?: string): { id: number; reply: Promise<R> } {
     const id = this.nextId++;
     const reply = new Promise<R>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
         reject(new FerryError(ErrorCode.TIMEOUT, `${what}: no answer within ${timeoutMs} ms`));
       }, timeoutMs);
-      this.pending.set(id, { resolve, reject, timer, accept });
+      this.pending.set(id, { resolve, reject, timer, accept, to });
     });
     return { id, reply };
   }
@@ -42,6 +44,16 @@ export class PendingRequests<R> {
   /** Rejects every open request (the connection is gone). */
   failAll(err: Error): void {
     for (const [id, p] of this.pending) {
+      this.pending.delete(id);
+      clearTimeout(p.timer);
+      p.reject(err);
+    }
+  }
+
+  /** Rejects the open requests sent to `to` (that peer is gone). */
+  failTo(to: string, err: Error): void {
+    for (const [id, p] of this.pending) {
+      if (p.to !== to) continue;
       this.pending.delete(id);
       clearTimeout(p.timer);
       p.reject(err);

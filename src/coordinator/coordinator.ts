@@ -112,7 +112,11 @@ export class Coordinator {
     }
     this.catalog.setHostState(host.name, host.state, this.now());
     this.event(`host.${host.state}`, `host ${host.name}: ${from} -> ${host.state}: ${reason}`, { host: host.name });
-    if (host.state === 'down') this.jobs.onHostDown(host.name);
+    if (host.state === 'down') {
+      // Whatever was asked of that host will not be answered: fail it now, not at its timeout.
+      this.agentRequests.failTo(host.name, new FerryError(ErrorCode.HOST_DOWN, `host ${host.name} went down (${reason})`));
+      this.jobs.onHostDown(host.name);
+    }
   }
 
   // ---- inbound ------------------------------------------------------------
@@ -208,7 +212,7 @@ export class Coordinator {
     const what = requestBody(body);
     const accepts = acceptsReply(what);
     // Only the agent the request went to may answer it.
-    const { id, reply } = this.agentRequests.open(`${what} to host ${host}`, timeoutMs, (r) => this.replyPeer === peer && accepts(r));
+    const { id, reply } = this.agentRequests.open(`${what} to host ${host}`, timeoutMs, (r) => this.replyPeer === peer && accepts(r), host);
     this.sendAgentTo(peer, { ...body, request_id: id });
     const answer = await reply;
     if (!answer.status?.ok) throw statusError(answer.status);
