@@ -1,0 +1,701 @@
+/* Peer channels: direct rank-to-rank TCP, the progress engine, and the
+ * flush / close / rewire cycle of a checkpoint.
+ *
+ * Each rank sends on the connection it opened to a peer ("out") and receives
+ * on the one the peer opened to it ("in"): no simultaneous-connect races. A
+ * connection carries data only after the acceptor answered the initiator's
+ * HELLO with ACCEPT; a flushing acceptor answers REJECT (or just closes), and
+ * the initiator keeps its queued frames and tries again later. So every
+ * accepted connection will deliver an end-of-channel marker at a flush, and
+ * no frame is ever written into a connection that is then thrown away. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fmpi.h"
+#include "gen/ferry-error-code.h"
+#include "gen/rank-proto.h"
+
+#define LISTEN_BACKLOG 128
+#define RESUME_RETRY_SEC 0.05
+
+static void check_flush_done(void);
+
+int fmpi_listen(void)
+{
+  struct sockaddr_in sin;
+  socklen_t len = sizeof sin;
+  int one = 1;
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -errno;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  memset(&sin, 0, sizeof sin);
+  sin.sin_family = AF_INET;
+  sin.sin_addr.s_addr = htonl(INADDR_ANY);
+  if (bind(fd, (struct sockaddr *)&sin, sizeof sin) != 0 || listen(fd, LISTEN_BACKLOG) != 0 ||
+      getsockname(fd, (struct sockaddr *)&sin, &len) != 0) {
+    int err = errno;
+    close(fd);
+    return -err;
+  }
+  fmpi_st.listen_fd = fd;
+  fmpi_st.listen_port = ntohs(sin.sin_port);
+  return 0;
+}
+
+void fmpi_wake(void)
+{
+  uint64_t one = 1;
+  if (fmpi_st.pt_polling && fmpi_st.wake_fd >= 0)
+    (void)!write(fmpi_st.wake_fd, &one, sizeof one);
+}
+
+static void close_fd(int *fd)
+{
+  if (*fd >= 0)
+    close(*fd);
+  *fd = -1;
+}
+
+static void schedule_retry(fmpi_peer *p)
+{
+  close_fd(&p->out_fd);
+  p->out_state = OUT_RETRY;
+  p->retry_at = fmpi_now() + p->retry_msec / 1000.0;
+  p->retry_msec = p->retry_msec * 2 > FMPI_RETRY_MAX_MSEC ? FMPI_RETRY_MAX_MSEC : p->retry_msec * 2;
+  check_flush_done(); /* a refused connection is not an open channel */
+}
+
+static void start_connect(fmpi_peer *p)
+{
+  struct sockaddr_in sin;
+  int one = 1;
+  memset(&sin, 0, sizeof sin);
+  sin.sin_family = AF_INET;
+  sin.sin_port = htons((uint16_t)p->port);
+  if (inet_pton(AF_INET, p->addr, &sin.sin_addr) != 1)
+    fmpi_fatal("endpoint of rank %d has an invalid address '%s'", p->rank, p->addr);
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    fmpi_fatal("socket: %s", strerror(errno));
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  p->out_fd = fd;
+  if (connect(fd, (struct sockaddr *)&sin, sizeof sin) != 0 && errno != EINPROGRESS) {
+    schedule_retry(p);
+    return;
+  }
+  p->out_state = OUT_CONNECTING;
+  fmpi_wake();
+}
+
+/* Writes a control frame (HELLO, ACCEPT, REJECT) into a fresh socket. */
+static int send_ctl(int fd, uint32_t kind, uint64_t extra)
+{
+  fmpi_hdr h;
+  memset(&h, 0, sizeof h);
+  h.kind = kind;
+  h.src = fmpi_st.rank;
+  h.offset = extra;
+  return send(fd, &h, sizeof h, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)sizeof h ? 0 : -1;
+}
+
+/* Places the end-of-channel marker after the frame being written, never inside it. */
+static void queue_marker(fmpi_peer *p)
+{
+  fmpi_item *m = calloc(1, sizeof *m);
+  if (m == NULL)
+    fmpi_fatal("out of memory");
+  m->hdr.kind = FMPI_F_MARKER;
+  m->hdr.src = fmpi_st.rank;
+  if (p->head && p->head->done > 0) {
+    m->next = p->head->next;
+    p->head->next = m;
+    if (p->tail == p->head)
+      p->tail = m;
+  } else {
+    m->next = p->head;
+    p->head = m;
+    if (p->tail == NULL)
+      p->tail = m;
+  }
+}
+
+static void peer_lost(fmpi_peer *p, const char *what)
+{
+  fmpi_fatal("lost the connection to rank %d (%s): it exited without MPI_Finalize or was killed", p->rank, what);
+}
+
+/* Writes queued frames while the socket takes them. */
+static void write_queue(fmpi_peer *p)
+{
+  while (p->out_state == OUT_OPEN && p->head) {
+    fmpi_item *it = p->head;
+    if (it->hdr.seq == 0)
+      it->hdr.seq = ++p->out_seq; /* once, even if the first write attempt would block */
+    size_t plen = it->hdr.kind == FMPI_F_EAGER || it->hdr.kind == FMPI_F_DATA ? it->hdr.len : 0;
+    struct iovec iov[2];
+    int n = 0;
+    if (it->done < sizeof it->hdr) {
+      iov[n].iov_base = (uint8_t *)&it->hdr + it->done;
+      iov[n++].iov_len = sizeof it->hdr - it->done;
+      if (plen) {
+        iov[n].iov_base = (void *)it->payload;
+        iov[n++].iov_len = plen;
+      }
+    } else {
+      size_t off = it->done - sizeof it->hdr;
+      iov[n].iov_base = (void *)(it->payload + off);
+      iov[n++].iov_len = plen - off;
+    }
+    struct msghdr mh;
+    memset(&mh, 0, sizeof mh);
+    mh.msg_iov = iov;
+    mh.msg_iovlen = (size_t)n;
+    ssize_t w = sendmsg(p->out_fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w < 0) {
+      if (errno == EAGAIN || errno == EINTR)
+        return;
+      peer_lost(p, strerror(errno));
+    }
+    it->done += (size_t)w;
+    if (it->done < sizeof it->hdr + plen)
+      return;
+    p->head = it->next;
+    if (p->head == NULL)
+      p->tail = NULL;
+    if (it->hdr.kind == FMPI_F_MARKER) {
+      p->out_state = OUT_MARKED;
+      free(it);
+      check_flush_done();
+      return;
+    }
+    if (it->completes_req && it->req)
+      fmpi_req_complete(it->req);
+    free(it);
+  }
+}
+
+void fmpi_enqueue(fmpi_peer *p, fmpi_item *it)
+{
+  it->next = NULL;
+  if (p->tail)
+    p->tail->next = it;
+  else
+    p->head = it;
+  p->tail = it;
+  if (p->out_state == OUT_NONE && fmpi_st.state == ST_RUNNING)
+    start_connect(p);
+  else if (p->out_state == OUT_OPEN && p->head == it)
+    write_queue(p);
+  if (p->head)
+    fmpi_wake();
+}
+
+static void out_event(fmpi_peer *p, short revents)
+{
+  if (p->out_state == OUT_CONNECTING) {
+    if (!(revents & (POLLOUT | POLLERR | POLLHUP)))
+      return;
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(p->out_fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err != 0 || send_ctl(p->out_fd, FMPI_F_HELLO, fmpi_st.job_hash) != 0) {
+      schedule_retry(p);
+      return;
+    }
+    p->out_state = OUT_AWAIT_ACCEPT;
+    return;
+  }
+  if (revents & (POLLIN | POLLERR | POLLHUP)) {
+    fmpi_hdr h;
+    ssize_t r = recv(p->out_fd, &h, sizeof h, MSG_PEEK | MSG_DONTWAIT);
+    if (r < 0 && (errno == EAGAIN || errno == EINTR))
+      return;
+    if (r == (ssize_t)sizeof h && p->out_state == OUT_AWAIT_ACCEPT) {
+      (void)!recv(p->out_fd, &h, sizeof h, MSG_DONTWAIT);
+      if (h.kind == FMPI_F_ACCEPT) {
+        p->out_state = OUT_OPEN;
+        p->retry_msec = FMPI_RETRY_MIN_MSEC;
+        if (fmpi_st.state == ST_FLUSHING)
+          queue_marker(p);
+      } else {
+        schedule_retry(p); /* REJECT: the peer is flushing */
+        return;
+      }
+    } else if (r > 0 && r < (ssize_t)sizeof h) {
+      return;
+    } else if (r == (ssize_t)sizeof h) {
+      fmpi_fatal("rank %d sent data on the connection this rank opened", p->rank);
+    } else {
+      /* EOF or error */
+      if (p->out_state == OUT_AWAIT_ACCEPT)
+        schedule_retry(p);
+      else if (p->out_state == OUT_MARKED || fmpi_st.state == ST_FINALIZED)
+        close_fd(&p->out_fd);
+      else
+        peer_lost(p, r == 0 ? "connection closed" : strerror(errno));
+      return;
+    }
+  }
+  if (p->out_state == OUT_OPEN)
+    write_queue(p);
+}
+
+/* A complete frame header arrived: check its sequence number and act on it.
+ * Returns false when the channel stops here (marker or BYE). */
+static bool header_done(fmpi_peer *p)
+{
+  p->in_hdr_got = 0;
+  if (p->in_hdr.seq != p->in_seq + 1)
+    fmpi_fatal("channel from rank %d: frame %llu arrived, expected %llu (lost or duplicated frame)", p->rank,
+               (unsigned long long)p->in_hdr.seq, (unsigned long long)(p->in_seq + 1));
+  p->in_seq++;
+  if (p->in_hdr.kind == FMPI_F_MARKER || p->in_hdr.kind == FMPI_F_BYE) {
+    if (p->stage_off != p->stage_len)
+      fmpi_fatal("rank %d sent data after its end-of-channel frame", p->rank);
+    if (p->in_hdr.kind == FMPI_F_MARKER) {
+      p->in_state = IN_MARKED;
+    } else {
+      p->in_state = IN_CLOSED;
+      close_fd(&p->in_fd);
+    }
+    check_flush_done();
+    return false;
+  }
+  fmpi_on_header(p);
+  return true;
+}
+
+/* Reads frames from the peer's connection until it is drained. Small frames
+ * come through a staging buffer (header and payload in one recv); a large
+ * payload is read straight into its destination. */
+static void in_readable(fmpi_peer *p)
+{
+  if (p->stage == NULL && (p->stage = malloc(FMPI_STAGE_BYTES)) == NULL)
+    fmpi_fatal("out of memory");
+  bool drained = false;
+  while (p->in_state == IN_OPEN) {
+    if (p->in_payload && p->in_want == 0 && p->in_discard == 0) {
+      p->in_payload = false;
+      fmpi_on_payload_done(p);
+      continue;
+    }
+    size_t avail = p->stage_len - p->stage_off;
+    if (avail == 0) {
+      if (drained)
+        return; /* the last recv came back short: nothing more for now */
+      ssize_t r;
+      size_t ask;
+      if (p->in_payload && p->in_want >= FMPI_STAGE_BYTES) {
+        ask = p->in_want;
+        r = recv(p->in_fd, p->in_dst, ask, MSG_DONTWAIT);
+        if (r > 0) {
+          p->in_dst += r;
+          p->in_want -= (size_t)r;
+        }
+      } else {
+        ask = FMPI_STAGE_BYTES;
+        r = recv(p->in_fd, p->stage, ask, MSG_DONTWAIT);
+        if (r > 0) {
+          p->stage_off = 0;
+          p->stage_len = (size_t)r;
+        }
+      }
+      if (r < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+      if (r <= 0)
+        peer_lost(p, r == 0 ? "connection closed" : strerror(errno));
+      drained = (size_t)r < ask;
+      continue;
+    }
+    const uint8_t *src = p->stage + p->stage_off;
+    size_t n;
+    if (!p->in_payload) {
+      n = sizeof p->in_hdr - p->in_hdr_got;
+      n = n < avail ? n : avail;
+      memcpy((uint8_t *)&p->in_hdr + p->in_hdr_got, src, n);
+      p->in_hdr_got += n;
+      p->stage_off += n;
+      if (p->in_hdr_got == sizeof p->in_hdr && !header_done(p))
+        return;
+    } else if (p->in_want > 0) {
+      n = p->in_want < avail ? p->in_want : avail;
+      memcpy(p->in_dst, src, n);
+      p->in_dst += n;
+      p->in_want -= n;
+      p->stage_off += n;
+    } else {
+      n = p->in_discard < avail ? p->in_discard : avail;
+      p->in_discard -= n;
+      p->stage_off += n;
+    }
+  }
+}
+
+static void remove_pending(int i)
+{
+  fmpi_st.pending_fds[i] = fmpi_st.pending_fds[--fmpi_st.npending];
+}
+
+/* A connection we accepted has sent (part of) its HELLO. */
+static void pending_readable(int i)
+{
+  int fd = fmpi_st.pending_fds[i];
+  fmpi_hdr h;
+  ssize_t r = recv(fd, &h, sizeof h, MSG_PEEK | MSG_DONTWAIT);
+  if (r < 0 && (errno == EAGAIN || errno == EINTR))
+    return;
+  if (r > 0 && r < (ssize_t)sizeof h)
+    return;
+  remove_pending(i);
+  if (r != (ssize_t)sizeof h) {
+    close(fd);
+    return;
+  }
+  (void)!recv(fd, &h, sizeof h, MSG_DONTWAIT);
+  if (h.kind != FMPI_F_HELLO || h.offset != fmpi_st.job_hash || h.src < 0 || h.src >= fmpi_st.size ||
+      h.src == fmpi_st.rank) {
+    fprintf(stderr, "ferrympi: rank %d: refused a connection that is not from a rank of this job\n", fmpi_st.rank);
+    close(fd);
+    return;
+  }
+  fmpi_peer *p = &fmpi_st.peers[h.src];
+  if (fmpi_st.state != ST_RUNNING || p->in_fd >= 0) {
+    /* flushing: the initiator keeps its frames and comes back after the resume */
+    send_ctl(fd, FMPI_F_REJECT, 0);
+    close(fd);
+    return;
+  }
+  if (send_ctl(fd, FMPI_F_ACCEPT, 0) != 0) {
+    close(fd);
+    return;
+  }
+  p->in_fd = fd;
+  p->in_state = IN_OPEN;
+  p->stage_off = p->stage_len = 0;
+  p->in_hdr_got = 0;
+  p->in_payload = false;
+  in_readable(p);
+}
+
+static void accept_all(void)
+{
+  for (;;) {
+    int one = 1;
+    int fd = accept4(fmpi_st.listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0)
+      return;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    int *p = realloc(fmpi_st.pending_fds, (size_t)(fmpi_st.npending + 1) * sizeof(int));
+    if (p == NULL)
+      fmpi_fatal("out of memory");
+    fmpi_st.pending_fds = p;
+    fmpi_st.pending_fds[fmpi_st.npending++] = fd;
+  }
+}
+
+enum { W_WAKE, W_LISTEN, W_AGENT, W_PENDING, W_OUT, W_IN };
+
+/* One round of the engine (lock held). timeout_ms 0: a busy-poll pass by the
+ * app thread; otherwise the progress thread waits in poll without the lock. */
+void fmpi_progress(int timeout_ms)
+{
+  /* one poll set for the progress thread (it polls without the lock) and one
+   * for busy-polling app passes, so neither rebuilds the other's set */
+  static struct poll_set {
+    struct pollfd *fds;
+    int *what, *who;
+    int cap;
+  } sets[2];
+  struct poll_set *set = &sets[timeout_ms != 0];
+  int need = 3 + fmpi_st.npending + 2 * fmpi_st.size;
+  if (need > set->cap) {
+    set->fds = realloc(set->fds, (size_t)need * sizeof *set->fds);
+    set->what = realloc(set->what, (size_t)need * sizeof *set->what);
+    set->who = realloc(set->who, (size_t)need * sizeof *set->who);
+    if (!set->fds || !set->what || !set->who)
+      fmpi_fatal("out of memory");
+    set->cap = need;
+  }
+  struct pollfd *fds = set->fds;
+  int *what = set->what, *who = set->who;
+  if (fmpi_st.agent_rx_len > 0)
+    fmpi_agent_dispatch(); /* frames that arrived with the endpoint table */
+  int n = 0;
+#define ADD(FD, EV, WHAT, WHO) do { fds[n].fd = (FD); fds[n].events = (EV); fds[n].revents = 0; what[n] = (WHAT); who[n] = (WHO); n++; } while (0)
+  if (timeout_ms != 0 && fmpi_st.wake_fd >= 0)
+    ADD(fmpi_st.wake_fd, POLLIN, W_WAKE, 0);
+  if (fmpi_st.listen_fd >= 0)
+    ADD(fmpi_st.listen_fd, POLLIN, W_LISTEN, 0);
+  if (fmpi_st.agent_fd >= 0)
+    ADD(fmpi_st.agent_fd, POLLIN, W_AGENT, 0);
+  for (int i = 0; i < fmpi_st.npending; i++)
+    ADD(fmpi_st.pending_fds[i], POLLIN, W_PENDING, fmpi_st.pending_fds[i]);
+  double next_retry = 0;
+  for (int r = 0; r < fmpi_st.size; r++) {
+    fmpi_peer *p = &fmpi_st.peers[r];
+    if (p->out_fd >= 0) {
+      short ev = POLLIN;
+      if (p->out_state == OUT_CONNECTING || (p->out_state == OUT_OPEN && p->head))
+        ev |= POLLOUT;
+      ADD(p->out_fd, ev, W_OUT, r);
+    } else if (p->out_state == OUT_RETRY && fmpi_st.state == ST_RUNNING) {
+      if (next_retry == 0 || p->retry_at < next_retry)
+        next_retry = p->retry_at;
+    }
+    if (p->in_fd >= 0 && p->in_state == IN_OPEN)
+      ADD(p->in_fd, POLLIN, W_IN, r);
+  }
+#undef ADD
+  if (timeout_ms != 0 && next_retry != 0) {
+    double ms = (next_retry - fmpi_now()) * 1000 + 1;
+    timeout_ms = ms < 0 ? 0 : ms > 1000 ? 1000 : (int)ms;
+  }
+  int ready;
+  if (timeout_ms != 0) {
+    fmpi_st.pt_polling = true;
+    fmpi_unlock();
+    ready = poll(fds, (nfds_t)n, timeout_ms);
+    fmpi_lock();
+    fmpi_st.pt_polling = false;
+  } else {
+    ready = poll(fds, (nfds_t)n, 0);
+    fmpi_st.app_polled_at = fmpi_now();
+  }
+  for (int i = 0; i < n && ready > 0; i++) {
+    if (!fds[i].revents)
+      continue;
+    switch (what[i]) {
+    case W_WAKE: {
+      uint64_t v;
+      (void)!read(fmpi_st.wake_fd, &v, sizeof v);
+      break;
+    }
+    case W_LISTEN:
+      if (fmpi_st.listen_fd == fds[i].fd)
+        accept_all();
+      break;
+    case W_AGENT:
+      if (fmpi_st.agent_fd == fds[i].fd)
+        fmpi_agent_readable();
+      break;
+    case W_PENDING:
+      for (int k = 0; k < fmpi_st.npending; k++)
+        if (fmpi_st.pending_fds[k] == who[i]) {
+          pending_readable(k);
+          break;
+        }
+      break;
+    case W_OUT:
+      if (fmpi_st.peers[who[i]].out_fd == fds[i].fd)
+        out_event(&fmpi_st.peers[who[i]], fds[i].revents);
+      break;
+    case W_IN:
+      if (fmpi_st.peers[who[i]].in_fd == fds[i].fd)
+        in_readable(&fmpi_st.peers[who[i]]);
+      break;
+    }
+  }
+  if (next_retry != 0 && fmpi_st.state == ST_RUNNING) {
+    double now = fmpi_now();
+    for (int r = 0; r < fmpi_st.size; r++) {
+      fmpi_peer *p = &fmpi_st.peers[r];
+      if (p->out_state == OUT_RETRY && p->retry_at <= now)
+        start_connect(p);
+    }
+  }
+}
+
+/* ---- flush, close, rewire ---- */
+
+void fmpi_flush_begin(uint64_t epoch, uint64_t request_id)
+{
+  /* a SIGUSR2 from before this flush is stale: it must not end the coming wait */
+  sigset_t usr2;
+  struct timespec zero = { 0, 0 };
+  sigemptyset(&usr2);
+  sigaddset(&usr2, SIGUSR2);
+  while (sigtimedwait(&usr2, NULL, &zero) == SIGUSR2)
+    ;
+  fmpi_st.state = ST_FLUSHING;
+  fmpi_st.flush_epoch = epoch;
+  fmpi_st.flush_request_id = request_id;
+  fmpi_st.drained_messages = fmpi_st.drained_bytes = 0;
+  for (int r = 0; r < fmpi_st.size; r++) {
+    fmpi_peer *p = &fmpi_st.peers[r];
+    if (p->out_state == OUT_RETRY)
+      p->out_state = OUT_NONE; /* reconnect after the resume */
+    if (p->out_state == OUT_OPEN) {
+      queue_marker(p);
+      write_queue(p);
+    }
+  }
+  check_flush_done();
+  fmpi_wake();
+}
+
+/* Every open channel carried its marker both ways: close everything, report, wait. */
+static void check_flush_done(void)
+{
+  if (fmpi_st.state != ST_FLUSHING)
+    return;
+  for (int r = 0; r < fmpi_st.size; r++) {
+    fmpi_peer *p = &fmpi_st.peers[r];
+    if (p->out_state == OUT_CONNECTING || p->out_state == OUT_AWAIT_ACCEPT || p->out_state == OUT_OPEN)
+      return;
+    if (p->in_state == IN_OPEN)
+      return;
+  }
+  uint32_t closed = 0;
+  for (int r = 0; r < fmpi_st.size; r++) {
+    fmpi_peer *p = &fmpi_st.peers[r];
+    closed += (p->out_fd >= 0) + (p->in_fd >= 0);
+    close_fd(&p->out_fd);
+    close_fd(&p->in_fd);
+    p->out_state = OUT_NONE;
+    if (p->in_state != IN_CLOSED)
+      p->in_state = IN_NONE;
+  }
+  for (int i = 0; i < fmpi_st.npending; i++)
+    close(fmpi_st.pending_fds[i]);
+  fmpi_st.npending = 0;
+  close_fd(&fmpi_st.listen_fd);
+  fmpi_FlushReply rep = {
+    .epoch = fmpi_st.flush_epoch, .drained_messages = fmpi_st.drained_messages,
+    .drained_bytes = fmpi_st.drained_bytes, .channels_closed = closed,
+    .unexpected_messages = fmpi_unexpected_count(),
+  };
+  if (fmpi_st.agent_fd >= 0)
+    fmpi_agent_send_notice(FMPI_RANKMESSAGE_FLUSH_REPLY, &rep, fmpi_st.flush_request_id, 0, NULL);
+  fmpi_agent_close();
+  fmpi_st.state = ST_FLUSHED;
+  pthread_cond_broadcast(&fmpi_st.park_cond);
+  pthread_cond_broadcast(&fmpi_st.done_cond);
+}
+
+/* After SIGUSR2 (lock held): new listener, the agent that now holds the socket
+ * name, a new endpoint table; then queued frames go out on new connections. */
+void fmpi_resume(void)
+{
+  int rv;
+  while ((rv = fmpi_listen()) != 0) {
+    fprintf(stderr, "ferrympi: rank %d: cannot open a listener after resume: %s\n", fmpi_st.rank, strerror(-rv));
+    usleep((useconds_t)(RESUME_RETRY_SEC * 1e6));
+  }
+  while ((rv = fmpi_agent_connect()) != 0) {
+    fprintf(stderr, "ferrympi: rank %d: no agent at @%s after resume (%s), retrying\n", fmpi_st.rank,
+            fmpi_st.agent_name, strerror(-rv));
+    usleep((useconds_t)(RESUME_RETRY_SEC * 1e6));
+  }
+  fmpi_agent_hello(fmpi_st.flush_epoch);
+  fmpi_st.state = ST_RUNNING;
+  fmpi_st.app_polled_at = 0; /* the monotonic clock of another host may be far behind */
+  for (int r = 0; r < fmpi_st.size; r++) {
+    fmpi_peer *p = &fmpi_st.peers[r];
+    p->retry_msec = FMPI_RETRY_MIN_MSEC;
+    p->retry_at = 0;
+    p->out_state = OUT_NONE;
+    if (p->in_state == IN_MARKED)
+      p->in_state = IN_NONE;
+    if (p->head && r != fmpi_st.rank)
+      start_connect(p);
+  }
+  pthread_cond_broadcast(&fmpi_st.done_cond);
+}
+
+/* MPI_Finalize (lock held): send what is queued, say BYE both ways, close. */
+static bool shutdown_sent(void *arg)
+{
+  (void)arg;
+  for (int r = 0; r < fmpi_st.size; r++)
+    if (fmpi_st.peers[r].head)
+      return false;
+  return true;
+}
+
+static bool shutdown_done(void *arg)
+{
+  (void)arg;
+  for (int r = 0; r < fmpi_st.size; r++)
+    if (fmpi_st.peers[r].head || fmpi_st.peers[r].in_state == IN_OPEN)
+      return false;
+  return true;
+}
+
+void fmpi_channels_shutdown(void)
+{
+  fmpi_wait_cond(shutdown_sent, NULL);
+  fmpi_st.state = ST_FINALIZED; /* from here a peer closing its side is expected */
+  for (int r = 0; r < fmpi_st.size; r++) {
+    fmpi_peer *p = &fmpi_st.peers[r];
+    if (p->out_state == OUT_OPEN) {
+      fmpi_item *it = calloc(1, sizeof *it);
+      if (it == NULL)
+        fmpi_fatal("out of memory");
+      it->hdr.kind = FMPI_F_BYE;
+      it->hdr.src = fmpi_st.rank;
+      fmpi_enqueue(p, it);
+    }
+  }
+  fmpi_wait_cond(shutdown_done, NULL);
+  for (int r = 0; r < fmpi_st.size; r++) {
+    close_fd(&fmpi_st.peers[r].out_fd);
+    close_fd(&fmpi_st.peers[r].in_fd);
+  }
+  for (int i = 0; i < fmpi_st.npending; i++)
+    close(fmpi_st.pending_fds[i]);
+  fmpi_st.npending = 0;
+  close_fd(&fmpi_st.listen_fd);
+}
+
+void *fmpi_progress_main(void *arg)
+{
+  (void)arg;
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGUSR2);
+  fmpi_lock();
+  while (!fmpi_st.stop) {
+    if (fmpi_st.state == ST_FLUSHED) {
+      int sig;
+      fmpi_unlock();
+      sigwait(&set, &sig);
+      fmpi_lock();
+      if (!fmpi_st.stop)
+        fmpi_resume();
+      continue;
+    }
+    double since_poll = fmpi_now() - fmpi_st.app_polled_at;
+    if (!fmpi_st.app_blocked &&
+        (fmpi_st.app_spinning || (since_poll >= 0 && since_poll < FMPI_PROGRESS_PARK_USEC * 1e-6))) {
+      /* the app thread busy-polls inside MPI (or did a moment ago, between
+       * calls): stay off the lock and off the CPU */
+      struct timespec ts;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      ts.tv_nsec += FMPI_PROGRESS_PARK_USEC * 1000;
+      if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+      }
+      pthread_cond_timedwait(&fmpi_st.park_cond, &fmpi_st.lock, &ts);
+      continue;
+    }
+    fmpi_progress(-1);
+    if (fmpi_st.app_blocked)
+      pthread_cond_broadcast(&fmpi_st.done_cond);
+  }
+  fmpi_unlock();
+  return NULL;
+}

@@ -1,0 +1,482 @@
+/* Collectives, built on point-to-point in each communicator's collective
+ * context (ctx + 1), so they never match the application's messages. Simple,
+ * correct algorithms: dissemination barrier, binomial broadcast, reductions in
+ * rank order (right for non-commutative user ops), direct exchanges. Every
+ * member calls collectives in the same order and channels never reorder, so a
+ * fixed tag per collective is enough. */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+
+#include "fmpi.h"
+
+#pragma weak MPI_Barrier = PMPI_Barrier
+#pragma weak MPI_Bcast = PMPI_Bcast
+#pragma weak MPI_Reduce = PMPI_Reduce
+#pragma weak MPI_Allreduce = PMPI_Allreduce
+#pragma weak MPI_Gather = PMPI_Gather
+#pragma weak MPI_Gatherv = PMPI_Gatherv
+#pragma weak MPI_Scatter = PMPI_Scatter
+#pragma weak MPI_Scatterv = PMPI_Scatterv
+#pragma weak MPI_Allgather = PMPI_Allgather
+#pragma weak MPI_Allgatherv = PMPI_Allgatherv
+#pragma weak MPI_Alltoall = PMPI_Alltoall
+#pragma weak MPI_Alltoallv = PMPI_Alltoallv
+#pragma weak MPI_Reduce_scatter_block = PMPI_Reduce_scatter_block
+#pragma weak MPI_Scan = PMPI_Scan
+#pragma weak MPI_Exscan = PMPI_Exscan
+
+enum { TAG_BARRIER = 1, TAG_BCAST, TAG_REDUCE, TAG_GATHER, TAG_SCATTER, TAG_EXCHANGE, TAG_SCAN };
+
+/* A temporary buffer for count elements of t, addressed like a user buffer. */
+typedef struct tmp_buf {
+  uint8_t *raw;
+  uint8_t *buf;
+} tmp_buf;
+
+static tmp_buf tmp_alloc(int count, fmpi_type *t)
+{
+  tmp_buf b;
+  MPI_Aint span = (count > 0 ? (MPI_Aint)(count - 1) * t->extent : 0) + (t->true_ub - t->true_lb);
+  b.raw = malloc((size_t)(span > 0 ? span : 1));
+  if (b.raw == NULL)
+    fmpi_fatal("out of memory");
+  b.buf = b.raw - t->true_lb;
+  return b;
+}
+
+static void *at(const void *buf, MPI_Aint displ_elems, fmpi_type *t)
+{
+  return (uint8_t *)buf + displ_elems * t->extent;
+}
+
+/* Copies scount elements of st into rcount elements of rt (type signatures match). */
+static void local_copy(const void *sbuf, int scount, fmpi_type *st, void *rbuf, int rcount, fmpi_type *rt)
+{
+  size_t n = (size_t)scount * st->size, cap = (size_t)rcount * rt->size;
+  uint8_t *tmp = malloc(n ? n : 1);
+  if (tmp == NULL)
+    fmpi_fatal("out of memory");
+  fmpi_pack(st, sbuf, scount, tmp);
+  fmpi_unpack(rt, tmp, n < cap ? n : cap, rbuf);
+  free(tmp);
+}
+
+/* Nonblocking internal operations collected, then waited for together. */
+typedef struct reqset {
+  fmpi_request **r;
+  int n;
+} reqset;
+
+static void rs_init(reqset *s, int max)
+{
+  s->r = calloc((size_t)(max ? max : 1), sizeof *s->r);
+  s->n = 0;
+  if (s->r == NULL)
+    fmpi_fatal("out of memory");
+}
+
+static void rs_send(reqset *s, const void *buf, int count, MPI_Datatype t, int dest, int tag, fmpi_comm *c)
+{
+  fmpi_lock();
+  fmpi_isend(buf, count, t, dest, tag, c, c->ctx + 1, false, &s->r[s->n++]);
+  fmpi_unlock();
+}
+
+static void rs_recv(reqset *s, void *buf, int count, MPI_Datatype t, int src, int tag, fmpi_comm *c)
+{
+  fmpi_lock();
+  fmpi_irecv(buf, count, t, src, tag, c, c->ctx + 1, &s->r[s->n++]);
+  fmpi_unlock();
+}
+
+static int rs_wait(reqset *s)
+{
+  int err = MPI_SUCCESS;
+  fmpi_lock();
+  fmpi_wait_reqs_keep(s->r, s->n);
+  for (int i = 0; i < s->n; i++) {
+    if (!s->r[i]->is_send && s->r[i]->status.MPI_ERROR != MPI_SUCCESS)
+      err = s->r[i]->status.MPI_ERROR;
+    fmpi_req_release(s->r[i]);
+  }
+  fmpi_unlock();
+  free(s->r);
+  s->r = NULL;
+  s->n = 0;
+  return err;
+}
+
+#define GET_COMM(h, name)                          \
+  FMPI_CHECK_INIT(name);                           \
+  fmpi_comm *c = fmpi_comm_get(h);                 \
+  if (c == NULL)                                   \
+    return fmpi_error(NULL, MPI_ERR_COMM, name)
+
+static int check_buf(int count, MPI_Datatype t)
+{
+  if (count < 0)
+    return MPI_ERR_COUNT;
+  if (fmpi_type_get(t) == NULL)
+    return MPI_ERR_TYPE;
+  return MPI_SUCCESS;
+}
+
+int PMPI_Barrier(MPI_Comm comm)
+{
+  GET_COMM(comm, "MPI_Barrier");
+  for (int k = 1; k < c->size; k <<= 1) {
+    int rv = fmpi_sendrecv_internal(NULL, 0, MPI_BYTE, (c->rank + k) % c->size, NULL, 0, MPI_BYTE,
+                                    (c->rank - k + c->size) % c->size, TAG_BARRIER, c);
+    if (rv != MPI_SUCCESS)
+      return fmpi_error(c, rv, "MPI_Barrier");
+  }
+  return MPI_SUCCESS;
+}
+
+static int bcast(void *buf, int count, MPI_Datatype t, int root, fmpi_comm *c)
+{
+  int n = c->size, vr = (c->rank - root + n) % n, mask = 1, rv = MPI_SUCCESS;
+  while (mask < n) {
+    if (vr & mask) {
+      rv = fmpi_recv_internal(buf, count, t, (vr - mask + root) % n, TAG_BCAST, c);
+      break;
+    }
+    mask <<= 1;
+  }
+  for (mask >>= 1; mask > 0; mask >>= 1)
+    if (vr + mask < n)
+      fmpi_send_internal(buf, count, t, (vr + mask + root) % n, TAG_BCAST, c);
+  return rv;
+}
+
+int PMPI_Bcast(void *buffer, int count, MPI_Datatype datatype, int root, MPI_Comm comm)
+{
+  GET_COMM(comm, "MPI_Bcast");
+  int rv;
+  if ((rv = check_buf(count, datatype)) != MPI_SUCCESS)
+    return fmpi_error(c, rv, "MPI_Bcast");
+  if (root < 0 || root >= c->size)
+    return fmpi_error(c, MPI_ERR_ROOT, "MPI_Bcast");
+  if ((rv = bcast(buffer, count, datatype, root, c)) != MPI_SUCCESS)
+    return fmpi_error(c, rv, "MPI_Bcast");
+  return MPI_SUCCESS;
+}
+
+/* Reduction to root in rank order: x0 op (x1 op (... op x(n-1))). mine holds
+ * this rank's contribution (never MPI_IN_PLACE here). */
+static int reduce(const void *mine, void *rbuf, int count, MPI_Datatype dt, MPI_Op op, int root, fmpi_comm *c)
+{
+  fmpi_type *t = fmpi_type_get(dt);
+  if (c->rank != root) {
+    fmpi_send_internal(mine, count, dt, root, TAG_REDUCE, c);
+    return MPI_SUCCESS;
+  }
+  tmp_buf acc = tmp_alloc(count, t), in = tmp_alloc(count, t);
+  int rv = MPI_SUCCESS;
+  for (int i = c->size - 1; i >= 0; i--) {
+    const void *x = mine;
+    if (i != root) {
+      int e = fmpi_recv_internal(i == c->size - 1 ? acc.buf : in.buf, count, dt, i, TAG_REDUCE, c);
+      if (e != MPI_SUCCESS)
+        rv = e;
+      x = in.buf;
+    }
+    if (i == c->size - 1) {
+      if (i == root)
+        local_copy(mine, count, t, acc.buf, count, t);
+      continue;
+    }
+    int e = fmpi_op_apply(op, x, acc.buf, count, dt);
+    if (e != MPI_SUCCESS)
+      rv = e;
+  }
+  local_copy(acc.buf, count, t, rbuf, count, t);
+  free(acc.raw);
+  free(in.raw);
+  return rv;
+}
+
+static int check_reduce(fmpi_comm *c, int count, MPI_Datatype dt, MPI_Op op)
+{
+  int rv;
+  if ((rv = check_buf(count, dt)) != MPI_SUCCESS)
+    return rv;
+  if (!fmpi_op_valid(op))
+    return MPI_ERR_OP;
+  (void)c;
+  return MPI_SUCCESS;
+}
+
+int PMPI_Reduce(const void *sendbuf, void *recvbuf, int count, MPI_Datatype datatype, MPI_Op op, int root,
+                MPI_Comm comm)
+{
+  GET_COMM(comm, "MPI_Reduce");
+  int rv;
+  if ((rv = check_reduce(c, count, datatype, op)) != MPI_SUCCESS)
+    return fmpi_error(c, rv, "MPI_Reduce");
+  if (root < 0 || root >= c->size)
+    return fmpi_error(c, MPI_ERR_ROOT, "MPI_Reduce");
+  const void *mine = sendbuf == MPI_IN_PLACE ? recvbuf : sendbuf;
+  if ((rv = reduce(mine, recvbuf, count, datatype, op, root, c)) != MPI_SUCCESS)
+    return fmpi_error(c, rv, "MPI_Reduce");
+  return MPI_SUCCESS;
+}
+
+int PMPI_Allreduce(const void *sendbuf, void *recvbuf, int count, MPI_Datatype datatype, MPI_Op op, MPI_Comm comm)
+{
+  GET_COMM(comm, "MPI_Allreduce");
+  int rv;
+  if ((rv = check_reduce(c, count, datatype, op)) != MPI_SUCCESS)
+    return fmpi_error(c, rv, "MPI_Allreduce");
+  const void *mine = sendbuf == MPI_IN_PLACE ? recvbuf : sendbuf;
+  rv = reduce(mine, recvbuf, count, datatype, op, 0, c);
+  /* every rank learns about an error found at the root */
+  int e = bcast(recvbuf, count, datatype, 0, c);
+  if (rv == MPI_SUCCESS)
+    rv = e;
+  return rv == MPI_SUCCESS ? rv : fmpi_error(c, rv, "MPI_Allreduce");
+}
+
+static int gatherv(const void *sendbuf, int sendcount, MPI_Datatype sendtype, void *recvbuf, const int *recvcounts,
+                   const int *displs, int fixed_count, MPI_Datatype recvtype, int root, fmpi_comm *c)
+{
+  if (c->rank != root) {
+    fmpi_send_internal(sendbuf, sendcount, sendtype, root, TAG_GATHER, c);
+    return MPI_SUCCESS;
+  }
+  fmpi_type *rt = fmpi_type_get(recvtype);
+  reqset s;
+  rs_init(&s, c->size);
+  for (int i = 0; i < c->size; i++) {
+    int cnt = recvcounts ? recvcounts[i] : fixed_count;
+    void *dst = at(recvbuf, displs ? displs[i] : (MPI_Aint)i * fixed_count, rt);
+    if (i == root) {
+      if (sendbuf != MPI_IN_PLACE)
+        local_copy(sendbuf, sendcount, fmpi_type_get(sendtype), dst, cnt, rt);
+    } else {
+      rs_recv(&s, dst, cnt, recvtype, i, TAG_GATHER, c);
+    }
+  }
+  return rs_wait(&s);
+}
+
+int PMPI_Gather(const void *sendbuf, int sendcount, MPI_Datatype sendtype, void *recvbuf, int recvcount,
+                MPI_Datatype recvtype, int root, MPI_Comm comm)
+{
+  GET_COMM(comm, "MPI_Gather");
+  if (root < 0 || root >= c->size)
+    return fmpi_error(c, MPI_ERR_ROOT, "MPI_Gather");
+  int rv = gatherv(sendbuf, sendcount, sendtype, recvbuf, NULL, NULL, recvcount, recvtype, root, c);
+  return rv == MPI_SUCCESS ? rv : fmpi_error(c, rv, "MPI_Gather");
+}
+
+int PMPI_Gatherv(const void *sendbuf, int sendcount, MPI_Datatype sendtype, void *recvbuf, const int recvcounts[],
+                 const int displs[], MPI_Datatype recvtype, int root, MPI_Comm comm)
+{
+  GET_COMM(comm, "MPI_Gatherv");
+  if (root < 0 || root >= c->size)
+    return fmpi_error(c, MPI_ERR_ROOT, "MPI_Gatherv");
+  int rv = gatherv(sendbuf, sendcount, sendtype, recvbuf, recvcounts, displs, 0, recvtype, root, c);
+  return rv == MPI_SUCCESS ? rv : fmpi_error(c, rv, "MPI_Gatherv");
+}
+
+static int scatterv(const void *sendbuf, const int *sendcounts, const int *displs, int fixed_count,
+                    MPI_Datatype sendtype, void *recvbuf, int recvcount, MPI_Datatype recvtype, int root, fmpi_comm *c)
+{
+  if (c->rank != root)
+    return fmpi_recv_internal(recvbuf, recvcount, recvtype, root, TAG_SCATTER, c);
+  fmpi_type *st = fmpi_type_get(sendtype);
+  reqset s;
+  rs_init(&s, c->size);
+  for (int i = 0; i < c->size; i++) {
+    int cnt = sendcounts ? sendcounts[i] : fixed_count;
+    const void *src = at(sendbuf, displs ? displs[i] : (MPI_Aint)i * fixed_count, st);
+    if (i == root) {
+      if (recvbuf != MPI_IN_PLACE)
+        local_copy(src, cnt, st, recvbuf, recvcount, fmpi_type_get(recvtype));
+    } else {
+      rs_send(&s, src, cnt, sendtype, i, TAG_SCATTER, c);
+    }
+  }
+  return rs_wait(&s);
+}
+
+int PMPI_Scatter(const void *sendbuf, int sendcount, MPI_Datatype sendtype, void *recvbuf, int recvcount,
+                 MPI_Datatype recvtype, int root, MPI_Comm comm)
+{
+  GET_COMM(comm, "MPI_Scatter");
+  if (root < 0 || root >= c->size)
+    return fmpi_error(c, MPI_ERR_ROOT, "MPI_Scatter");
+  int rv = scatterv(sendbuf, NULL, NULL, sendcount, sendtype, recvbuf, recvcount, recvtype, root, c);
+  return rv == MPI_SUCCESS ? rv : fmpi_error(c, rv, "MPI_Scatter");
+}
+
+int PMPI_Scatterv(const void *sendbuf, const int sendcounts[], const int displs[], MPI_Datatype sendtype,
+                  void *recvbuf, int recvcount, MPI_Datatype recvtype, int root, MPI_Comm comm)
+{
+  GET_COMM(comm, "MPI_Scatterv");
+  if (root < 0 || root >= c->size)
+    return fmpi_error(c, MPI_ERR_ROOT, "MPI_Scatterv");
+  int rv = scatterv(sendbuf, sendcounts, displs, 0, sendtype, recvbuf, recvcount, recvtype, root, c);
+  return rv == MPI_SUCCESS ? rv : fmpi_error(c, rv, "MPI_Scatterv");
+}
+
+/* Every rank sends block i of its send data to rank i and receives block j from rank j.
+ * Blocks are given by counts/displs (NULL: fixed count, displacement i * count). */
+static int exchange(const void *sendbuf, const int *scounts, const int *sdispls, int scount, MPI_Datatype sendtype,
+                    bool same_send_block, void *recvbuf, const int *rcounts, const int *rdispls, int rcount,
+                    MPI_Datatype recvtype, fmpi_comm *c)
+{
+  fmpi_type *st = fmpi_type_get(sendtype), *rt = fmpi_type_get(recvtype);
+  reqset s;
+  rs_init(&s, 2 * c->size);
+  for (int k = 1; k < c->size; k++) {
+    int i = (c->rank + k) % c->size;          /* to */
+    int j = (c->rank - k + c->size) % c->size; /* from */
+    rs_recv(&s, at(recvbuf, rdispls ? rdispls[j] : (MPI_Aint)j * rcount, rt), rcounts ? rcounts[j] : rcount, recvtype,
+            j, TAG_EXCHANGE, c);
+    const void *src = same_send_block ? sendbuf : at(sendbuf, sdispls ? sdispls[i] : (MPI_Aint)i * scount, st);
+    rs_send(&s, src, scounts ? scounts[i] : scount, sendtype, i, TAG_EXCHANGE, c);
+  }
+  int me = c->rank;
+  const void *src = same_send_block ? sendbuf : at(sendbuf, sdispls ? sdispls[me] : (MPI_Aint)me * scount, st);
+  local_copy(src, scounts ? scounts[me] : scount, st, at(recvbuf, rdispls ? rdispls[me] : (MPI_Aint)me * rcount, rt),
+             rcounts ? rcounts[me] : rcount, rt);
+  return rs_wait(&s);
+}
+
+int PMPI_Allgather(const void *sendbuf, int sendcount, MPI_Datatype sendtype, void *recvbuf, int recvcount,
+                   MPI_Datatype recvtype, MPI_Comm comm)
+{
+  GET_COMM(comm, "MPI_Allgather");
+  if (sendbuf == MPI_IN_PLACE) {
+    sendbuf = at(recvbuf, (MPI_Aint)c->rank * recvcount, fmpi_type_get(recvtype));
+    sendcount = recvcount;
+    sendtype = recvtype;
+  }
+  int rv = exchange(sendbuf, NULL, NULL, sendcount, sendtype, true, recvbuf, NULL, NULL, recvcount, recvtype, c);
+  return rv == MPI_SUCCESS ? rv : fmpi_error(c, rv, "MPI_Allgather");
+}
+
+int PMPI_Allgatherv(const void *sendbuf, int sendcount, MPI_Datatype sendtype, void *recvbuf, const int recvcounts[],
+                    const int displs[], MPI_Datatype recvtype, MPI_Comm comm)
+{
+  GET_COMM(comm, "MPI_Allgatherv");
+  if (sendbuf == MPI_IN_PLACE) {
+    sendbuf = at(recvbuf, displs[c->rank], fmpi_type_get(recvtype));
+    sendcount = recvcounts[c->rank];
+    sendtype = recvtype;
+  }
+  int rv = exchange(sendbuf, NULL, NULL, sendcount, sendtype, true, recvbuf, recvcounts, displs, 0, recvtype, c);
+  return rv == MPI_SUCCESS ? rv : fmpi_error(c, rv, "MPI_Allgatherv");
+}
+
+/* MPI_IN_PLACE for all-to-all: the send data is a copy of the receive buffer. */
+static tmp_buf in_place_copy(const void *recvbuf, MPI_Aint elems, MPI_Datatype recvtype)
+{
+  fmpi_type *rt = fmpi_type_get(recvtype);
+  tmp_buf b = tmp_alloc((int)elems, rt);
+  local_copy(recvbuf, (int)elems, rt, b.buf, (int)elems, rt);
+  return b;
+}
+
+int PMPI_Alltoall(const void *sendbuf, int sendcount, MPI_Datatype sendtype, void *recvbuf, int recvcount,
+                  MPI_Datatype recvtype, MPI_Comm comm)
+{
+  GET_COMM(comm, "MPI_Alltoall");
+  tmp_buf copy = { NULL, NULL };
+  if (sendbuf == MPI_IN_PLACE) {
+    copy = in_place_copy(recvbuf, (MPI_Aint)c->size * recvcount, recvtype);
+    sendbuf = copy.buf;
+    sendcount = recvcount;
+    sendtype = recvtype;
+  }
+  int rv = exchange(sendbuf, NULL, NULL, sendcount, sendtype, false, recvbuf, NULL, NULL, recvcount, recvtype, c);
+  free(copy.raw);
+  return rv == MPI_SUCCESS ? rv : fmpi_error(c, rv, "MPI_Alltoall");
+}
+
+int PMPI_Alltoallv(const void *sendbuf, const int sendcounts[], const int sdispls[], MPI_Datatype sendtype,
+                   void *recvbuf, const int recvcounts[], const int rdispls[], MPI_Datatype recvtype, MPI_Comm comm)
+{
+  GET_COMM(comm, "MPI_Alltoallv");
+  tmp_buf copy = { NULL, NULL };
+  if (sendbuf == MPI_IN_PLACE) {
+    MPI_Aint span = 0;
+    for (int i = 0; i < c->size; i++)
+      if (rdispls[i] + recvcounts[i] > span)
+        span = rdispls[i] + recvcounts[i];
+    copy = in_place_copy(recvbuf, span, recvtype);
+    sendbuf = copy.buf;
+    sendcounts = recvcounts;
+    sdispls = rdispls;
+    sendtype = recvtype;
+  }
+  int rv = exchange(sendbuf, sendcounts, sdispls, 0, sendtype, false, recvbuf, recvcounts, rdispls, 0, recvtype, c);
+  free(copy.raw);
+  return rv == MPI_SUCCESS ? rv : fmpi_error(c, rv, "MPI_Alltoallv");
+}
+
+int PMPI_Reduce_scatter_block(const void *sendbuf, void *recvbuf, int recvcount, MPI_Datatype datatype, MPI_Op op,
+                              MPI_Comm comm)
+{
+  GET_COMM(comm, "MPI_Reduce_scatter_block");
+  int rv, total = recvcount * c->size;
+  if ((rv = check_reduce(c, recvcount, datatype, op)) != MPI_SUCCESS)
+    return fmpi_error(c, rv, "MPI_Reduce_scatter_block");
+  fmpi_type *t = fmpi_type_get(datatype);
+  tmp_buf all = tmp_alloc(total, t);
+  const void *mine = sendbuf == MPI_IN_PLACE ? recvbuf : sendbuf;
+  rv = reduce(mine, all.buf, total, datatype, op, 0, c);
+  int e = scatterv(all.buf, NULL, NULL, recvcount, datatype, recvbuf, recvcount, datatype, 0, c);
+  free(all.raw);
+  if (rv == MPI_SUCCESS)
+    rv = e;
+  return rv == MPI_SUCCESS ? rv : fmpi_error(c, rv, "MPI_Reduce_scatter_block");
+}
+
+/* Inclusive (exclusive = false) or exclusive prefix reduction along the ranks. */
+static int scan(const void *sendbuf, void *recvbuf, int count, MPI_Datatype dt, MPI_Op op, fmpi_comm *c,
+                bool exclusive)
+{
+  fmpi_type *t = fmpi_type_get(dt);
+  tmp_buf mine = tmp_alloc(count, t), prefix = tmp_alloc(count, t);
+  int rv = MPI_SUCCESS;
+  local_copy(sendbuf == MPI_IN_PLACE ? recvbuf : sendbuf, count, t, mine.buf, count, t);
+  if (c->rank > 0) {
+    rv = fmpi_recv_internal(prefix.buf, count, dt, c->rank - 1, TAG_SCAN, c);
+    if (exclusive)
+      local_copy(prefix.buf, count, t, recvbuf, count, t);
+    int e = fmpi_op_apply(op, prefix.buf, mine.buf, count, dt); /* mine = prefix op mine */
+    if (rv == MPI_SUCCESS)
+      rv = e;
+  }
+  if (!exclusive)
+    local_copy(mine.buf, count, t, recvbuf, count, t);
+  if (c->rank + 1 < c->size)
+    fmpi_send_internal(mine.buf, count, dt, c->rank + 1, TAG_SCAN, c);
+  free(mine.raw);
+  free(prefix.raw);
+  return rv;
+}
+
+int PMPI_Scan(const void *sendbuf, void *recvbuf, int count, MPI_Datatype datatype, MPI_Op op, MPI_Comm comm)
+{
+  GET_COMM(comm, "MPI_Scan");
+  int rv;
+  if ((rv = check_reduce(c, count, datatype, op)) != MPI_SUCCESS ||
+      (rv = scan(sendbuf, recvbuf, count, datatype, op, c, false)) != MPI_SUCCESS)
+    return fmpi_error(c, rv, "MPI_Scan");
+  return MPI_SUCCESS;
+}
+
+int PMPI_Exscan(const void *sendbuf, void *recvbuf, int count, MPI_Datatype datatype, MPI_Op op, MPI_Comm comm)
+{
+  GET_COMM(comm, "MPI_Exscan");
+  int rv;
+  if ((rv = check_reduce(c, count, datatype, op)) != MPI_SUCCESS ||
+      (rv = scan(sendbuf, recvbuf, count, datatype, op, c, true)) != MPI_SUCCESS)
+    return fmpi_error(c, rv, "MPI_Exscan");
+  return MPI_SUCCESS;
+}

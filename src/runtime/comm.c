@@ -1,0 +1,338 @@
+/* Communicators and groups. A communicator is a context id (agreed by an
+ * allreduce-max over the parent, so no two communicators that share a rank
+ * share a context) and the world ranks of its members. */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+
+#include "fmpi.h"
+
+#pragma weak MPI_Comm_rank = PMPI_Comm_rank
+#pragma weak MPI_Comm_size = PMPI_Comm_size
+#pragma weak MPI_Comm_get_attr = PMPI_Comm_get_attr
+#pragma weak MPI_Comm_dup = PMPI_Comm_dup
+#pragma weak MPI_Comm_split = PMPI_Comm_split
+#pragma weak MPI_Comm_create = PMPI_Comm_create
+#pragma weak MPI_Comm_free = PMPI_Comm_free
+#pragma weak MPI_Comm_compare = PMPI_Comm_compare
+#pragma weak MPI_Comm_group = PMPI_Comm_group
+#pragma weak MPI_Group_incl = PMPI_Group_incl
+#pragma weak MPI_Group_excl = PMPI_Group_excl
+#pragma weak MPI_Group_size = PMPI_Group_size
+#pragma weak MPI_Group_rank = PMPI_Group_rank
+#pragma weak MPI_Group_translate_ranks = PMPI_Group_translate_ranks
+#pragma weak MPI_Group_compare = PMPI_Group_compare
+#pragma weak MPI_Group_free = PMPI_Group_free
+
+fmpi_table fmpi_comms, fmpi_groups;
+
+fmpi_comm *fmpi_comm_get(MPI_Comm h) { return fmpi_table_get(&fmpi_comms, h); }
+fmpi_group *fmpi_group_get(MPI_Group h) { return fmpi_table_get(&fmpi_groups, h); }
+
+/* A communicator over the given world ranks (copied), or NULL if this rank is not one. */
+static fmpi_comm *make_comm(uint32_t ctx, int n, const int *world, MPI_Errhandler errh)
+{
+  fmpi_comm *c = calloc(1, sizeof *c);
+  if (c == NULL || (c->world = malloc(sizeof(int) * (size_t)(n ? n : 1))) == NULL ||
+      (c->local = malloc(sizeof(int) * (size_t)fmpi_st.size)) == NULL)
+    fmpi_fatal("out of memory");
+  c->ctx = ctx;
+  c->size = n;
+  c->rank = -1;
+  c->errh = errh;
+  for (int r = 0; r < fmpi_st.size; r++)
+    c->local[r] = -1;
+  for (int i = 0; i < n; i++) {
+    c->world[i] = world[i];
+    c->local[world[i]] = i;
+    if (world[i] == fmpi_st.rank)
+      c->rank = i;
+  }
+  c->handle = fmpi_table_add(&fmpi_comms, c);
+  return c;
+}
+
+static void free_comm(fmpi_comm *c)
+{
+  fmpi_table_del(&fmpi_comms, c->handle);
+  free(c->world);
+  free(c->local);
+  free(c);
+}
+
+static fmpi_group *make_group(int n, const int *world)
+{
+  fmpi_group *g = calloc(1, sizeof *g);
+  if (g == NULL || (g->world = malloc(sizeof(int) * (size_t)(n ? n : 1))) == NULL)
+    fmpi_fatal("out of memory");
+  g->size = n;
+  if (n)
+    memcpy(g->world, world, sizeof(int) * (size_t)n);
+  return g;
+}
+
+int fmpi_comm_init_predefined(void)
+{
+  int *all = malloc(sizeof(int) * (size_t)fmpi_st.size);
+  if (all == NULL)
+    return -1;
+  for (int r = 0; r < fmpi_st.size; r++)
+    all[r] = r;
+  fmpi_comm *w = make_comm(0, fmpi_st.size, all, MPI_ERRORS_ARE_FATAL);
+  fmpi_comm *s = make_comm(2, 1, &fmpi_st.rank, MPI_ERRORS_ARE_FATAL);
+  free(all);
+  fmpi_group *empty = make_group(0, NULL);
+  if (w->handle != MPI_COMM_WORLD || s->handle != MPI_COMM_SELF ||
+      fmpi_table_add(&fmpi_groups, empty) != MPI_GROUP_EMPTY)
+    return -1;
+  return 0;
+}
+
+#define GET_COMM(h, name)                          \
+  FMPI_CHECK_INIT(name);                           \
+  fmpi_comm *c = fmpi_comm_get(h);                 \
+  if (c == NULL)                                   \
+  return fmpi_error(NULL, MPI_ERR_COMM, name)
+
+int PMPI_Comm_rank(MPI_Comm comm, int *rank)
+{
+  GET_COMM(comm, "MPI_Comm_rank");
+  *rank = c->rank;
+  return MPI_SUCCESS;
+}
+
+int PMPI_Comm_size(MPI_Comm comm, int *size)
+{
+  GET_COMM(comm, "MPI_Comm_size");
+  *size = c->size;
+  return MPI_SUCCESS;
+}
+
+int PMPI_Comm_get_attr(MPI_Comm comm, int keyval, void *attribute_val, int *flag)
+{
+  static int tag_ub = MPI_TAG_UB_VALUE, host = MPI_PROC_NULL, io = MPI_ANY_SOURCE, wtime_global = 0;
+  GET_COMM(comm, "MPI_Comm_get_attr");
+  int *v = keyval == MPI_TAG_UB ? &tag_ub : keyval == MPI_HOST ? &host : keyval == MPI_IO ? &io
+         : keyval == MPI_WTIME_IS_GLOBAL ? &wtime_global : NULL;
+  *flag = v != NULL;
+  if (v)
+    *(int **)attribute_val = v;
+  return MPI_SUCCESS;
+}
+
+/* Collective over c: a context id (pair) no member uses yet. */
+static uint32_t agree_ctx(fmpi_comm *c)
+{
+  unsigned mine = fmpi_st.next_ctx, agreed = 0;
+  PMPI_Allreduce(&mine, &agreed, 1, MPI_UNSIGNED, MPI_MAX, c->handle);
+  fmpi_st.next_ctx = agreed + 2;
+  return agreed;
+}
+
+int PMPI_Comm_dup(MPI_Comm comm, MPI_Comm *newcomm)
+{
+  GET_COMM(comm, "MPI_Comm_dup");
+  uint32_t ctx = agree_ctx(c);
+  *newcomm = make_comm(ctx, c->size, c->world, c->errh)->handle;
+  return MPI_SUCCESS;
+}
+
+typedef struct split_entry {
+  int color, key, rank;
+} split_entry;
+
+static int by_key(const void *a, const void *b)
+{
+  const split_entry *x = a, *y = b;
+  return x->key != y->key ? (x->key < y->key ? -1 : 1) : x->rank - y->rank;
+}
+
+int PMPI_Comm_split(MPI_Comm comm, int color, int key, MPI_Comm *newcomm)
+{
+  GET_COMM(comm, "MPI_Comm_split");
+  if (color < 0 && color != MPI_UNDEFINED)
+    return fmpi_error(c, MPI_ERR_ARG, "MPI_Comm_split");
+  int mine[2] = { color, key };
+  int *all = malloc(sizeof(int) * 2 * (size_t)c->size);
+  split_entry *e = malloc(sizeof *e * (size_t)c->size);
+  int *world = malloc(sizeof(int) * (size_t)c->size);
+  if (!all || !e || !world)
+    fmpi_fatal("out of memory");
+  PMPI_Allgather(mine, 2, MPI_INT, all, 2, MPI_INT, comm);
+  uint32_t ctx = agree_ctx(c);
+  int n = 0;
+  for (int i = 0; i < c->size; i++)
+    if (color != MPI_UNDEFINED && all[2 * i] == color)
+      e[n++] = (split_entry){ all[2 * i], all[2 * i + 1], i };
+  qsort(e, (size_t)n, sizeof *e, by_key);
+  for (int i = 0; i < n; i++)
+    world[i] = c->world[e[i].rank];
+  *newcomm = color == MPI_UNDEFINED ? MPI_COMM_NULL : make_comm(ctx, n, world, c->errh)->handle;
+  free(all);
+  free(e);
+  free(world);
+  return MPI_SUCCESS;
+}
+
+int PMPI_Comm_create(MPI_Comm comm, MPI_Group group, MPI_Comm *newcomm)
+{
+  GET_COMM(comm, "MPI_Comm_create");
+  fmpi_group *g = fmpi_group_get(group);
+  if (g == NULL)
+    return fmpi_error(c, MPI_ERR_GROUP, "MPI_Comm_create");
+  uint32_t ctx = agree_ctx(c);
+  bool member = false;
+  for (int i = 0; i < g->size; i++)
+    member |= g->world[i] == fmpi_st.rank;
+  *newcomm = member ? make_comm(ctx, g->size, g->world, c->errh)->handle : MPI_COMM_NULL;
+  return MPI_SUCCESS;
+}
+
+int PMPI_Comm_free(MPI_Comm *comm)
+{
+  FMPI_CHECK_INIT("MPI_Comm_free");
+  fmpi_comm *c = fmpi_comm_get(*comm);
+  if (c == NULL || *comm == MPI_COMM_WORLD || *comm == MPI_COMM_SELF)
+    return fmpi_error(c, MPI_ERR_COMM, "MPI_Comm_free");
+  free_comm(c);
+  *comm = MPI_COMM_NULL;
+  return MPI_SUCCESS;
+}
+
+/* MPI_IDENT / CONGRUENT (same order) / SIMILAR (same set) / UNEQUAL over member lists. */
+static int compare_members(int n1, const int *w1, int n2, const int *w2)
+{
+  if (n1 != n2)
+    return MPI_UNEQUAL;
+  bool same_order = true;
+  for (int i = 0; i < n1; i++) {
+    same_order &= w1[i] == w2[i];
+    bool found = false;
+    for (int k = 0; k < n2 && !found; k++)
+      found = w1[i] == w2[k];
+    if (!found)
+      return MPI_UNEQUAL;
+  }
+  return same_order ? MPI_CONGRUENT : MPI_SIMILAR;
+}
+
+int PMPI_Comm_compare(MPI_Comm comm1, MPI_Comm comm2, int *result)
+{
+  FMPI_CHECK_INIT("MPI_Comm_compare");
+  fmpi_comm *a = fmpi_comm_get(comm1), *b = fmpi_comm_get(comm2);
+  if (a == NULL || b == NULL)
+    return fmpi_error(NULL, MPI_ERR_COMM, "MPI_Comm_compare");
+  *result = a == b ? MPI_IDENT : compare_members(a->size, a->world, b->size, b->world);
+  return MPI_SUCCESS;
+}
+
+int PMPI_Comm_group(MPI_Comm comm, MPI_Group *group)
+{
+  GET_COMM(comm, "MPI_Comm_group");
+  *group = fmpi_table_add(&fmpi_groups, make_group(c->size, c->world));
+  return MPI_SUCCESS;
+}
+
+int PMPI_Group_incl(MPI_Group group, int n, const int ranks[], MPI_Group *newgroup)
+{
+  fmpi_group *g = fmpi_group_get(group);
+  if (g == NULL)
+    return fmpi_error(NULL, MPI_ERR_GROUP, "MPI_Group_incl");
+  if (n < 0 || n > g->size)
+    return fmpi_error(NULL, MPI_ERR_ARG, "MPI_Group_incl");
+  int *w = malloc(sizeof(int) * (size_t)(n ? n : 1));
+  for (int i = 0; i < n; i++) {
+    if (ranks[i] < 0 || ranks[i] >= g->size) {
+      free(w);
+      return fmpi_error(NULL, MPI_ERR_RANK, "MPI_Group_incl");
+    }
+    w[i] = g->world[ranks[i]];
+  }
+  *newgroup = fmpi_table_add(&fmpi_groups, make_group(n, w));
+  free(w);
+  return MPI_SUCCESS;
+}
+
+int PMPI_Group_excl(MPI_Group group, int n, const int ranks[], MPI_Group *newgroup)
+{
+  fmpi_group *g = fmpi_group_get(group);
+  if (g == NULL)
+    return fmpi_error(NULL, MPI_ERR_GROUP, "MPI_Group_excl");
+  int *w = malloc(sizeof(int) * (size_t)(g->size ? g->size : 1));
+  int m = 0;
+  for (int i = 0; i < g->size; i++) {
+    bool out = false;
+    for (int k = 0; k < n; k++)
+      out |= ranks[k] == i;
+    if (!out)
+      w[m++] = g->world[i];
+  }
+  *newgroup = fmpi_table_add(&fmpi_groups, make_group(m, w));
+  free(w);
+  return MPI_SUCCESS;
+}
+
+int PMPI_Group_size(MPI_Group group, int *size)
+{
+  fmpi_group *g = fmpi_group_get(group);
+  if (g == NULL)
+    return fmpi_error(NULL, MPI_ERR_GROUP, "MPI_Group_size");
+  *size = g->size;
+  return MPI_SUCCESS;
+}
+
+int PMPI_Group_rank(MPI_Group group, int *rank)
+{
+  fmpi_group *g = fmpi_group_get(group);
+  if (g == NULL)
+    return fmpi_error(NULL, MPI_ERR_GROUP, "MPI_Group_rank");
+  *rank = MPI_UNDEFINED;
+  for (int i = 0; i < g->size; i++)
+    if (g->world[i] == fmpi_st.rank)
+      *rank = i;
+  return MPI_SUCCESS;
+}
+
+int PMPI_Group_translate_ranks(MPI_Group group1, int n, const int ranks1[], MPI_Group group2, int ranks2[])
+{
+  fmpi_group *a = fmpi_group_get(group1), *b = fmpi_group_get(group2);
+  if (a == NULL || b == NULL)
+    return fmpi_error(NULL, MPI_ERR_GROUP, "MPI_Group_translate_ranks");
+  for (int i = 0; i < n; i++) {
+    if (ranks1[i] == MPI_PROC_NULL) {
+      ranks2[i] = MPI_PROC_NULL;
+      continue;
+    }
+    if (ranks1[i] < 0 || ranks1[i] >= a->size)
+      return fmpi_error(NULL, MPI_ERR_RANK, "MPI_Group_translate_ranks");
+    ranks2[i] = MPI_UNDEFINED;
+    for (int k = 0; k < b->size; k++)
+      if (b->world[k] == a->world[ranks1[i]])
+        ranks2[i] = k;
+  }
+  return MPI_SUCCESS;
+}
+
+int PMPI_Group_compare(MPI_Group group1, MPI_Group group2, int *result)
+{
+  fmpi_group *a = fmpi_group_get(group1), *b = fmpi_group_get(group2);
+  if (a == NULL || b == NULL)
+    return fmpi_error(NULL, MPI_ERR_GROUP, "MPI_Group_compare");
+  int r = compare_members(a->size, a->world, b->size, b->world);
+  *result = r == MPI_CONGRUENT ? MPI_IDENT : r;
+  return MPI_SUCCESS;
+}
+
+int PMPI_Group_free(MPI_Group *group)
+{
+  fmpi_group *g = fmpi_group_get(*group);
+  if (g == NULL)
+    return fmpi_error(NULL, MPI_ERR_GROUP, "MPI_Group_free");
+  if (*group != MPI_GROUP_EMPTY) {
+    fmpi_table_del(&fmpi_groups, *group);
+    free(g->world);
+    free(g);
+  }
+  *group = MPI_GROUP_NULL;
+  return MPI_SUCCESS;
+}

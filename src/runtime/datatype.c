@@ -1,0 +1,374 @@
+/* Datatypes: predefined ones, derived ones flattened to a list of byte blocks
+ * (offset, length) per element, and packing to and from contiguous bytes. */
+#define _GNU_SOURCE
+#include <complex.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <wchar.h>
+
+#include "fmpi.h"
+
+#pragma weak MPI_Type_contiguous = PMPI_Type_contiguous
+#pragma weak MPI_Type_vector = PMPI_Type_vector
+#pragma weak MPI_Type_create_hvector = PMPI_Type_create_hvector
+#pragma weak MPI_Type_indexed = PMPI_Type_indexed
+#pragma weak MPI_Type_create_hindexed = PMPI_Type_create_hindexed
+#pragma weak MPI_Type_create_struct = PMPI_Type_create_struct
+#pragma weak MPI_Type_create_resized = PMPI_Type_create_resized
+#pragma weak MPI_Type_commit = PMPI_Type_commit
+#pragma weak MPI_Type_free = PMPI_Type_free
+#pragma weak MPI_Type_size = PMPI_Type_size
+#pragma weak MPI_Type_get_extent = PMPI_Type_get_extent
+#pragma weak MPI_Type_get_true_extent = PMPI_Type_get_true_extent
+#pragma weak MPI_Get_address = PMPI_Get_address
+
+#define FIRST_DERIVED_TYPE 64
+#define NPREDEFINED 39
+
+fmpi_table fmpi_types;
+static fmpi_type predefined[NPREDEFINED];
+static struct fmpi_block predefined_blocks[NPREDEFINED][2];
+
+static void def(MPI_Datatype h, size_t size, int align)
+{
+  fmpi_type *t = &predefined[h];
+  t->size = size;
+  t->extent = (MPI_Aint)size;
+  t->true_ub = (MPI_Aint)size;
+  t->contig = true;
+  t->nblocks = size ? 1 : 0;
+  t->blocks = predefined_blocks[h];
+  t->blocks[0].off = 0;
+  t->blocks[0].len = size;
+  t->basic = h;
+  t->align = align;
+  t->committed = t->predefined = true;
+}
+
+/* value-index pair types of MINLOC/MAXLOC: {T value; int index} with C padding */
+#define DEF_PAIR(h, T)                                                              \
+  do {                                                                              \
+    struct pair { T v; int i; };                                                    \
+    fmpi_type *t = &predefined[h];                                                  \
+    def(h, sizeof(T) + sizeof(int), _Alignof(struct pair));                         \
+    t->extent = t->true_ub = sizeof(struct pair);                                   \
+    t->blocks[0].len = sizeof(T);                                                   \
+    t->blocks[1].off = offsetof(struct pair, i);                                    \
+    t->blocks[1].len = sizeof(int);                                                 \
+    t->nblocks = 2;                                                                 \
+    if (t->blocks[1].off == (MPI_Aint)sizeof(T)) {                                  \
+      t->blocks[0].len += sizeof(int);                                              \
+      t->nblocks = 1;                                                               \
+    }                                                                               \
+    t->contig = t->nblocks == 1 && t->extent == (MPI_Aint)t->size;                  \
+  } while (0)
+
+void fmpi_types_init(void)
+{
+  def(MPI_CHAR, sizeof(char), 1);
+  def(MPI_SIGNED_CHAR, 1, 1);
+  def(MPI_UNSIGNED_CHAR, 1, 1);
+  def(MPI_BYTE, 1, 1);
+  def(MPI_WCHAR, sizeof(wchar_t), _Alignof(wchar_t));
+  def(MPI_SHORT, sizeof(short), _Alignof(short));
+  def(MPI_UNSIGNED_SHORT, sizeof(short), _Alignof(short));
+  def(MPI_INT, sizeof(int), _Alignof(int));
+  def(MPI_UNSIGNED, sizeof(int), _Alignof(int));
+  def(MPI_LONG, sizeof(long), _Alignof(long));
+  def(MPI_UNSIGNED_LONG, sizeof(long), _Alignof(long));
+  def(MPI_LONG_LONG_INT, sizeof(long long), _Alignof(long long));
+  def(MPI_UNSIGNED_LONG_LONG, sizeof(long long), _Alignof(long long));
+  def(MPI_FLOAT, sizeof(float), _Alignof(float));
+  def(MPI_DOUBLE, sizeof(double), _Alignof(double));
+  def(MPI_LONG_DOUBLE, sizeof(long double), _Alignof(long double));
+  def(MPI_INT8_T, 1, 1);
+  def(MPI_INT16_T, 2, 2);
+  def(MPI_INT32_T, 4, 4);
+  def(MPI_INT64_T, 8, 8);
+  def(MPI_UINT8_T, 1, 1);
+  def(MPI_UINT16_T, 2, 2);
+  def(MPI_UINT32_T, 4, 4);
+  def(MPI_UINT64_T, 8, 8);
+  def(MPI_C_BOOL, sizeof(_Bool), 1);
+  def(MPI_C_FLOAT_COMPLEX, sizeof(float _Complex), _Alignof(float _Complex));
+  def(MPI_C_DOUBLE_COMPLEX, sizeof(double _Complex), _Alignof(double _Complex));
+  def(MPI_C_LONG_DOUBLE_COMPLEX, sizeof(long double _Complex), _Alignof(long double _Complex));
+  def(MPI_AINT, sizeof(MPI_Aint), _Alignof(MPI_Aint));
+  def(MPI_OFFSET, sizeof(MPI_Offset), _Alignof(MPI_Offset));
+  def(MPI_COUNT, sizeof(MPI_Count), _Alignof(MPI_Count));
+  def(MPI_PACKED, 1, 1);
+  DEF_PAIR(MPI_FLOAT_INT, float);
+  DEF_PAIR(MPI_DOUBLE_INT, double);
+  DEF_PAIR(MPI_LONG_INT, long);
+  DEF_PAIR(MPI_2INT, int);
+  DEF_PAIR(MPI_SHORT_INT, short);
+  DEF_PAIR(MPI_LONG_DOUBLE_INT, long double);
+}
+
+fmpi_type *fmpi_type_get(MPI_Datatype h)
+{
+  if (h > 0 && h < NPREDEFINED)
+    return &predefined[h];
+  if (h >= FIRST_DERIVED_TYPE)
+    return fmpi_table_get(&fmpi_types, h - FIRST_DERIVED_TYPE + 1);
+  return NULL;
+}
+
+void fmpi_pack(const fmpi_type *t, const void *buf, int count, uint8_t *dst)
+{
+  const uint8_t *src = buf;
+  if (t->contig) {
+    memcpy(dst, src + t->lb, (size_t)count * t->size);
+    return;
+  }
+  for (int i = 0; i < count; i++)
+    for (int b = 0; b < t->nblocks; b++) {
+      memcpy(dst, src + (MPI_Aint)i * t->extent + t->blocks[b].off, t->blocks[b].len);
+      dst += t->blocks[b].len;
+    }
+}
+
+void fmpi_unpack(const fmpi_type *t, const uint8_t *src, size_t bytes, void *buf)
+{
+  uint8_t *out = buf;
+  if (t->contig) {
+    memcpy(out + t->lb, src, bytes);
+    return;
+  }
+  for (MPI_Aint i = 0; bytes > 0; i++)
+    for (int b = 0; b < t->nblocks && bytes > 0; b++) {
+      size_t n = t->blocks[b].len < bytes ? t->blocks[b].len : bytes;
+      memcpy(out + i * t->extent + t->blocks[b].off, src, n);
+      src += n;
+      bytes -= n;
+    }
+}
+
+static void add_block(fmpi_type *t, int *cap, MPI_Aint off, size_t len)
+{
+  if (len == 0)
+    return;
+  if (t->nblocks > 0) {
+    struct fmpi_block *last = &t->blocks[t->nblocks - 1];
+    if (last->off + (MPI_Aint)last->len == off) {
+      last->len += len;
+      return;
+    }
+  }
+  if (t->nblocks == *cap) {
+    *cap = *cap ? *cap * 2 : 8;
+    t->blocks = realloc(t->blocks, (size_t)*cap * sizeof *t->blocks);
+    if (t->blocks == NULL)
+      fmpi_fatal("out of memory");
+  }
+  t->blocks[t->nblocks].off = off;
+  t->blocks[t->nblocks++].len = len;
+}
+
+static void finish_type(fmpi_type *t)
+{
+  t->contig = t->lb == 0 && t->extent == (MPI_Aint)t->size &&
+              (t->nblocks == 0 || (t->nblocks == 1 && t->blocks[0].off == 0));
+  if (t->nblocks) {
+    t->true_lb = t->blocks[0].off;
+    t->true_ub = t->blocks[0].off;
+    for (int b = 0; b < t->nblocks; b++) {
+      if (t->blocks[b].off < t->true_lb)
+        t->true_lb = t->blocks[b].off;
+      if (t->blocks[b].off + (MPI_Aint)t->blocks[b].len > t->true_ub)
+        t->true_ub = t->blocks[b].off + (MPI_Aint)t->blocks[b].len;
+    }
+  }
+}
+
+static int register_type(fmpi_type *t, MPI_Datatype *out)
+{
+  *out = fmpi_table_add(&fmpi_types, t) - 1 + FIRST_DERIVED_TYPE;
+  return MPI_SUCCESS;
+}
+
+/* The general constructor: count blocks of bl[i] elements of types[i] (or
+ * types[0] when one_type) at byte displacement disp[i]. */
+static int build(int count, const int *bl, const MPI_Aint *disp, const MPI_Datatype *types, bool one_type,
+                 bool is_struct, MPI_Datatype *out, const char *name)
+{
+  if (count < 0)
+    return fmpi_error(NULL, MPI_ERR_COUNT, name);
+  fmpi_type *t = calloc(1, sizeof *t);
+  if (t == NULL)
+    fmpi_fatal("out of memory");
+  int cap = 0;
+  bool first = true;
+  MPI_Aint lb = 0, ub = 0;
+  int align = 1;
+  t->basic = -1;
+  for (int i = 0; i < count; i++) {
+    fmpi_type *o = fmpi_type_get(one_type ? types[0] : types[i]);
+    if (o == NULL) {
+      free(t->blocks);
+      free(t);
+      return fmpi_error(NULL, MPI_ERR_TYPE, name);
+    }
+    if (bl[i] < 0) {
+      free(t->blocks);
+      free(t);
+      return fmpi_error(NULL, MPI_ERR_COUNT, name);
+    }
+    if (t->basic == -1)
+      t->basic = o->basic;
+    else if (t->basic != o->basic)
+      t->basic = 0;
+    if (o->align > align)
+      align = o->align;
+    for (int k = 0; k < bl[i]; k++)
+      for (int b = 0; b < o->nblocks; b++)
+        add_block(t, &cap, disp[i] + (MPI_Aint)k * o->extent + o->blocks[b].off, o->blocks[b].len);
+    t->size += (size_t)bl[i] * o->size;
+    MPI_Aint l = disp[i] + o->lb, u = disp[i] + o->lb + (MPI_Aint)bl[i] * o->extent;
+    if (bl[i] > 0 || is_struct) {
+      if (first || l < lb)
+        lb = l;
+      if (first || u > ub)
+        ub = u;
+      first = false;
+    }
+  }
+  if (t->basic == -1)
+    t->basic = 0;
+  t->align = align;
+  t->lb = lb;
+  t->extent = ub - lb;
+  if (is_struct && t->extent % align)
+    t->extent += align - t->extent % align;
+  finish_type(t);
+  return register_type(t, out);
+}
+
+int PMPI_Type_contiguous(int count, MPI_Datatype oldtype, MPI_Datatype *newtype)
+{
+  MPI_Aint zero = 0;
+  return build(count < 0 ? -1 : 1, &count, &zero, &oldtype, true, false, newtype, "MPI_Type_contiguous");
+}
+
+int PMPI_Type_create_hvector(int count, int blocklength, MPI_Aint stride, MPI_Datatype oldtype, MPI_Datatype *newtype)
+{
+  if (count < 0)
+    return fmpi_error(NULL, MPI_ERR_COUNT, "MPI_Type_create_hvector");
+  int *bl = malloc(sizeof(int) * (size_t)(count + 1));
+  MPI_Aint *d = malloc(sizeof(MPI_Aint) * (size_t)(count + 1));
+  for (int i = 0; i < count; i++) {
+    bl[i] = blocklength;
+    d[i] = (MPI_Aint)i * stride;
+  }
+  int rv = build(count, bl, d, &oldtype, true, false, newtype, "MPI_Type_vector");
+  free(bl);
+  free(d);
+  return rv;
+}
+
+int PMPI_Type_vector(int count, int blocklength, int stride, MPI_Datatype oldtype, MPI_Datatype *newtype)
+{
+  fmpi_type *o = fmpi_type_get(oldtype);
+  if (o == NULL)
+    return fmpi_error(NULL, MPI_ERR_TYPE, "MPI_Type_vector");
+  return PMPI_Type_create_hvector(count, blocklength, (MPI_Aint)stride * o->extent, oldtype, newtype);
+}
+
+int PMPI_Type_create_hindexed(int count, const int blocklengths[], const MPI_Aint displacements[],
+                              MPI_Datatype oldtype, MPI_Datatype *newtype)
+{
+  return build(count, blocklengths, displacements, &oldtype, true, false, newtype, "MPI_Type_create_hindexed");
+}
+
+int PMPI_Type_indexed(int count, const int blocklengths[], const int displacements[], MPI_Datatype oldtype,
+                      MPI_Datatype *newtype)
+{
+  fmpi_type *o = fmpi_type_get(oldtype);
+  if (o == NULL)
+    return fmpi_error(NULL, MPI_ERR_TYPE, "MPI_Type_indexed");
+  if (count < 0)
+    return fmpi_error(NULL, MPI_ERR_COUNT, "MPI_Type_indexed");
+  MPI_Aint *d = malloc(sizeof(MPI_Aint) * (size_t)(count + 1));
+  for (int i = 0; i < count; i++)
+    d[i] = (MPI_Aint)displacements[i] * o->extent;
+  int rv = build(count, blocklengths, d, &oldtype, true, false, newtype, "MPI_Type_indexed");
+  free(d);
+  return rv;
+}
+
+int PMPI_Type_create_struct(int count, const int blocklengths[], const MPI_Aint displacements[],
+                            const MPI_Datatype types[], MPI_Datatype *newtype)
+{
+  return build(count, blocklengths, displacements, types, false, true, newtype, "MPI_Type_create_struct");
+}
+
+int PMPI_Type_create_resized(MPI_Datatype oldtype, MPI_Aint lb, MPI_Aint extent, MPI_Datatype *newtype)
+{
+  int one = 1;
+  MPI_Aint zero = 0;
+  int rv = build(1, &one, &zero, &oldtype, true, false, newtype, "MPI_Type_create_resized");
+  if (rv == MPI_SUCCESS) {
+    fmpi_type *t = fmpi_type_get(*newtype);
+    t->lb = lb;
+    t->extent = extent;
+    finish_type(t);
+  }
+  return rv;
+}
+
+int PMPI_Type_commit(MPI_Datatype *datatype)
+{
+  fmpi_type *t = fmpi_type_get(*datatype);
+  if (t == NULL)
+    return fmpi_error(NULL, MPI_ERR_TYPE, "MPI_Type_commit");
+  t->committed = true;
+  return MPI_SUCCESS;
+}
+
+int PMPI_Type_free(MPI_Datatype *datatype)
+{
+  fmpi_type *t = fmpi_type_get(*datatype);
+  if (t == NULL || t->predefined)
+    return fmpi_error(NULL, MPI_ERR_TYPE, "MPI_Type_free");
+  fmpi_table_del(&fmpi_types, *datatype - FIRST_DERIVED_TYPE + 1);
+  free(t->blocks);
+  free(t);
+  *datatype = MPI_DATATYPE_NULL;
+  return MPI_SUCCESS;
+}
+
+int PMPI_Type_size(MPI_Datatype datatype, int *size)
+{
+  fmpi_type *t = fmpi_type_get(datatype);
+  if (t == NULL)
+    return fmpi_error(NULL, MPI_ERR_TYPE, "MPI_Type_size");
+  *size = (int)t->size;
+  return MPI_SUCCESS;
+}
+
+int PMPI_Type_get_extent(MPI_Datatype datatype, MPI_Aint *lb, MPI_Aint *extent)
+{
+  fmpi_type *t = fmpi_type_get(datatype);
+  if (t == NULL)
+    return fmpi_error(NULL, MPI_ERR_TYPE, "MPI_Type_get_extent");
+  *lb = t->lb;
+  *extent = t->extent;
+  return MPI_SUCCESS;
+}
+
+int PMPI_Type_get_true_extent(MPI_Datatype datatype, MPI_Aint *true_lb, MPI_Aint *true_extent)
+{
+  fmpi_type *t = fmpi_type_get(datatype);
+  if (t == NULL)
+    return fmpi_error(NULL, MPI_ERR_TYPE, "MPI_Type_get_true_extent");
+  *true_lb = t->true_lb;
+  *true_extent = t->true_ub - t->true_lb;
+  return MPI_SUCCESS;
+}
+
+int PMPI_Get_address(const void *location, MPI_Aint *address)
+{
+  *address = (MPI_Aint)location;
+  return MPI_SUCCESS;
+}

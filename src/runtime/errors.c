@@ -1,0 +1,130 @@
+/* Error handlers (MPI_ERRORS_ARE_FATAL, MPI_ERRORS_RETURN, user ones) and error strings. */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fmpi.h"
+
+#pragma weak MPI_Comm_set_errhandler = PMPI_Comm_set_errhandler
+#pragma weak MPI_Comm_get_errhandler = PMPI_Comm_get_errhandler
+#pragma weak MPI_Comm_create_errhandler = PMPI_Comm_create_errhandler
+#pragma weak MPI_Errhandler_free = PMPI_Errhandler_free
+#pragma weak MPI_Error_string = PMPI_Error_string
+#pragma weak MPI_Error_class = PMPI_Error_class
+
+#define FIRST_USER_ERRH 8
+
+fmpi_table fmpi_errhs;
+
+static const char *const error_strings[] = {
+  [MPI_SUCCESS] = "No MPI error",
+  [MPI_ERR_BUFFER] = "Invalid buffer pointer",
+  [MPI_ERR_COUNT] = "Invalid count argument",
+  [MPI_ERR_TYPE] = "Invalid datatype argument",
+  [MPI_ERR_TAG] = "Invalid tag argument",
+  [MPI_ERR_COMM] = "Invalid communicator",
+  [MPI_ERR_RANK] = "Invalid rank",
+  [MPI_ERR_ROOT] = "Invalid root",
+  [MPI_ERR_GROUP] = "Invalid group",
+  [MPI_ERR_OP] = "Invalid MPI_Op",
+  [MPI_ERR_TOPOLOGY] = "Invalid topology",
+  [MPI_ERR_DIMS] = "Invalid dimension argument",
+  [MPI_ERR_ARG] = "Invalid argument",
+  [MPI_ERR_UNKNOWN] = "Unknown error",
+  [MPI_ERR_TRUNCATE] = "Message truncated",
+  [MPI_ERR_OTHER] = "Other MPI error",
+  [MPI_ERR_INTERN] = "Internal MPI error",
+  [MPI_ERR_IN_STATUS] = "See the MPI_ERROR field in MPI_Status for the error code",
+  [MPI_ERR_PENDING] = "Pending request",
+  [MPI_ERR_REQUEST] = "Invalid MPI_Request",
+  [MPI_ERR_NO_MEM] = "Out of memory",
+};
+
+int fmpi_errh_call(MPI_Comm comm, MPI_Errhandler errh, int code, const char *fname)
+{
+  if (errh == MPI_ERRORS_RETURN)
+    return code;
+  MPI_Comm_errhandler_function **fn = errh >= FIRST_USER_ERRH ? fmpi_table_get(&fmpi_errhs, errh - FIRST_USER_ERRH + 1) : NULL;
+  if (fn) {
+    MPI_Comm c = comm;
+    int e = code;
+    (*fn)(&c, &e, fname);
+    return code;
+  }
+  char s[MPI_MAX_ERROR_STRING];
+  int len;
+  PMPI_Error_string(code, s, &len);
+  fmpi_fatal("error in %s: %s (MPI_ERRORS_ARE_FATAL)", fname, s);
+}
+
+/* Reports error code of call fname on communicator c (NULL: MPI_COMM_WORLD). */
+int fmpi_error(fmpi_comm *c, int code, const char *fname)
+{
+  if (c == NULL)
+    c = fmpi_comm_get(MPI_COMM_WORLD);
+  return fmpi_errh_call(c ? c->handle : MPI_COMM_WORLD, c ? c->errh : MPI_ERRORS_ARE_FATAL, code, fname);
+}
+
+int PMPI_Comm_set_errhandler(MPI_Comm comm, MPI_Errhandler errhandler)
+{
+  fmpi_comm *c = fmpi_comm_get(comm);
+  if (c == NULL)
+    return fmpi_error(NULL, MPI_ERR_COMM, "MPI_Comm_set_errhandler");
+  if (errhandler != MPI_ERRORS_ARE_FATAL && errhandler != MPI_ERRORS_RETURN &&
+      (errhandler < FIRST_USER_ERRH || fmpi_table_get(&fmpi_errhs, errhandler - FIRST_USER_ERRH + 1) == NULL))
+    return fmpi_error(c, MPI_ERR_ARG, "MPI_Comm_set_errhandler");
+  c->errh = errhandler;
+  return MPI_SUCCESS;
+}
+
+int PMPI_Comm_get_errhandler(MPI_Comm comm, MPI_Errhandler *errhandler)
+{
+  fmpi_comm *c = fmpi_comm_get(comm);
+  if (c == NULL)
+    return fmpi_error(NULL, MPI_ERR_COMM, "MPI_Comm_get_errhandler");
+  *errhandler = c->errh;
+  return MPI_SUCCESS;
+}
+
+int PMPI_Comm_create_errhandler(MPI_Comm_errhandler_function *function, MPI_Errhandler *errhandler)
+{
+  MPI_Comm_errhandler_function **fn = malloc(sizeof *fn);
+  if (fn == NULL)
+    fmpi_fatal("out of memory");
+  *fn = function;
+  *errhandler = fmpi_table_add(&fmpi_errhs, fn) - 1 + FIRST_USER_ERRH;
+  return MPI_SUCCESS;
+}
+
+int PMPI_Errhandler_free(MPI_Errhandler *errhandler)
+{
+  if (*errhandler >= FIRST_USER_ERRH) {
+    free(fmpi_table_get(&fmpi_errhs, *errhandler - FIRST_USER_ERRH + 1));
+    fmpi_table_del(&fmpi_errhs, *errhandler - FIRST_USER_ERRH + 1);
+  }
+  *errhandler = MPI_ERRHANDLER_NULL;
+  return MPI_SUCCESS;
+}
+
+int PMPI_Error_string(int errorcode, char *string, int *resultlen)
+{
+  const char *s = errorcode >= 0 && errorcode < (int)(sizeof error_strings / sizeof *error_strings) &&
+                          error_strings[errorcode]
+                      ? error_strings[errorcode]
+                      : NULL;
+  if (s)
+    snprintf(string, MPI_MAX_ERROR_STRING, "%s", s);
+  else
+    snprintf(string, MPI_MAX_ERROR_STRING, "Unknown error code %d", errorcode);
+  *resultlen = (int)strlen(string);
+  return s ? MPI_SUCCESS : MPI_ERR_ARG;
+}
+
+int PMPI_Error_class(int errorcode, int *errorclass)
+{
+  if (errorcode < 0 || errorcode > MPI_ERR_LASTCODE)
+    return fmpi_error(NULL, MPI_ERR_ARG, "MPI_Error_class");
+  *errorclass = errorcode;
+  return MPI_SUCCESS;
+}

@@ -1,0 +1,285 @@
+/* Internal header of the Ferry MPI runtime: shared state and the functions
+ * the files of src/runtime/ call in each other. See docs/runtime.md. */
+#ifndef FMPI_H
+#define FMPI_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mpi.h"
+
+#define FMPI_RUNTIME_VERSION "ferrympi 0.1.0"
+#define FMPI_EAGER_LIMIT_BYTES (64 * 1024)       /* larger messages use rendezvous */
+#define FMPI_DATA_CHUNK_BYTES (1024 * 1024)      /* rendezvous data frame size: a marker can fall between */
+#define FMPI_STAGE_BYTES (16 * 1024)            /* read-ahead buffer per incoming channel */
+#define FMPI_SPIN_USEC 2000                      /* busy-poll this long inside MPI before blocking */
+#define FMPI_PROGRESS_PARK_USEC 10000            /* progress thread stays off while the app polled this recently */
+#define FMPI_RETRY_MIN_MSEC 1                    /* backoff of refused peer connections */
+#define FMPI_RETRY_MAX_MSEC 100
+#define FMPI_AGENT_FRAME_MAX_BYTES (16 * 1024 * 1024)
+#define FMPI_FIRST_USER_CTX 16                   /* contexts below are WORLD (0,1) and SELF (2,3) */
+
+/* Wire frame header of a peer channel (host byte order: all ranks of a job run on
+ * one architecture). Every frame carries the channel's next sequence number. */
+typedef struct fmpi_hdr {
+  uint32_t kind;
+  uint32_t ctx;
+  int32_t src;      /* world rank of the sender */
+  int32_t tag;
+  uint64_t seq;     /* per direction of a peer pair, starting at 1; survives reconnects */
+  uint64_t len;     /* payload bytes (EAGER, DATA) or whole message size (RTS) */
+  uint64_t sreq;    /* sender's request (RTS, CTS) */
+  uint64_t rreq;    /* receiver's request (CTS, DATA) */
+  uint64_t offset;  /* DATA: where the payload goes in the message; HELLO: job hash */
+} fmpi_hdr;
+
+enum fmpi_kind {
+  FMPI_F_HELLO = 1,  /* first frame of a connection: who connects (src), for which job */
+  FMPI_F_ACCEPT,     /* acceptor -> initiator: data may flow */
+  FMPI_F_REJECT,     /* acceptor is flushing: try again after the resume */
+  FMPI_F_EAGER,
+  FMPI_F_RTS,
+  FMPI_F_CTS,
+  FMPI_F_DATA,
+  FMPI_F_MARKER,     /* end of channel for this flush */
+  FMPI_F_BYE         /* sender finalized */
+};
+
+typedef struct fmpi_request fmpi_request;
+typedef struct fmpi_comm fmpi_comm;
+
+/* One frame waiting in a peer's send queue; payload points into the request's data. */
+typedef struct fmpi_item {
+  struct fmpi_item *next;
+  fmpi_hdr hdr;
+  const uint8_t *payload;
+  size_t done;             /* bytes of header + payload written */
+  fmpi_request *req;       /* send request this frame belongs to, or NULL */
+  bool completes_req;      /* the request completes once this frame is written */
+} fmpi_item;
+
+/* A received message nobody asked for yet (arrival order), or an RTS waiting for a receive. */
+typedef struct fmpi_unexp {
+  struct fmpi_unexp *next;
+  int src;                 /* world rank */
+  uint32_t ctx;
+  int tag;
+  uint32_t kind;           /* FMPI_F_EAGER or FMPI_F_RTS */
+  size_t len;
+  uint8_t *data;           /* eager payload */
+  size_t got;              /* payload bytes read so far */
+  uint64_t sreq;
+  fmpi_request *claimed;   /* a receive matched it while the payload was still arriving */
+} fmpi_unexp;
+
+enum fmpi_out_state { OUT_NONE, OUT_RETRY, OUT_CONNECTING, OUT_AWAIT_ACCEPT, OUT_OPEN, OUT_MARKED };
+enum fmpi_in_state { IN_NONE, IN_OPEN, IN_MARKED, IN_CLOSED };
+
+/* Everything this rank knows about one peer: the outgoing connection it sends
+ * on (with the send queue) and the incoming one the peer sends on. Survives a
+ * flush: only the sockets go; queues, sequence numbers and half-done messages stay. */
+typedef struct fmpi_peer {
+  int rank;
+  char addr[64];
+  int port;
+  int out_fd;
+  int out_state;
+  double retry_at;
+  int retry_msec;
+  fmpi_item *head, *tail;
+  uint64_t out_seq;
+  int in_fd;
+  int in_state;
+  uint64_t in_seq;
+  fmpi_hdr in_hdr;         /* frame header being read */
+  size_t in_hdr_got;
+  uint8_t *in_dst;         /* where the payload goes */
+  size_t in_want;          /* payload bytes still to read into in_dst */
+  size_t in_discard;       /* then bytes to drop (truncated receive) */
+  bool in_payload;
+  uint8_t *stage;          /* received bytes not yet parsed: stage[stage_off, stage_len) */
+  size_t stage_off, stage_len;
+  fmpi_request *in_req;    /* receive being filled, or NULL */
+  fmpi_unexp *in_ux;       /* unexpected message being filled, or NULL */
+} fmpi_peer;
+
+/* A send or receive, from post to completion (MPI_Request points here). */
+struct fmpi_request {
+  uint32_t magic;
+  int handle;
+  bool is_send;
+  bool complete;
+  bool user_freed;         /* MPI_Request_free on an active request: release on completion */
+  fmpi_comm *comm;
+  uint32_t ctx;
+  int peer;                /* world rank, or MPI_ANY_SOURCE */
+  int tag;
+  void *buf;
+  int count;
+  MPI_Datatype type;
+  uint8_t *data;           /* contiguous bytes (user buffer or packbuf) */
+  size_t bytes;            /* send size, or receive capacity */
+  uint8_t *packbuf;
+  MPI_Status status;
+  bool sync;
+  uint64_t rndv_total;     /* receive: size announced by the RTS */
+  uint64_t rndv_got;
+  struct fmpi_request *next;  /* posted-receive queue */
+};
+#define FMPI_REQ_MAGIC 0x46524551u
+
+struct fmpi_comm {
+  int handle;
+  uint32_t ctx;            /* point to point; ctx + 1 is for collectives */
+  int rank, size;
+  int *world;              /* comm rank -> world rank */
+  int *local;              /* world rank -> comm rank, or -1 */
+  MPI_Errhandler errh;
+};
+
+typedef struct fmpi_group {
+  int size;
+  int *world;
+} fmpi_group;
+
+enum fmpi_state_kind { ST_INIT, ST_RUNNING, ST_FLUSHING, ST_FLUSHED, ST_FINALIZED };
+
+/* The whole runtime, one per process; `lock` guards all of it (the app thread
+ * and the progress thread take turns). */
+typedef struct fmpi_state {
+  pthread_mutex_t lock;
+  pthread_cond_t done_cond;    /* broadcast by the progress thread after each round */
+  pthread_cond_t park_cond;    /* progress thread parks here while the app spins */
+  pthread_t thread;
+  bool thread_started;
+  bool stop;
+  int state;
+  bool initialized, finalized;
+  int thread_level;
+  char job[128];
+  int rank, size;
+  int listen_fd;
+  int listen_port;
+  int agent_fd;
+  char agent_name[108];
+  uint8_t *agent_rx;
+  size_t agent_rx_len, agent_rx_cap;
+  uint64_t agent_next_id;
+  int wake_fd;                 /* eventfd: wakes the progress thread out of poll */
+  bool pt_polling;
+  bool app_spinning;
+  double app_polled_at;        /* last busy-poll pass of the app thread (fmpi_now) */
+  int app_blocked;
+  fmpi_peer *peers;
+  int *pending_fds;            /* accepted, HELLO not read yet */
+  int npending;
+  fmpi_request *posted_head, *posted_tail;
+  fmpi_unexp *ux_head, *ux_tail;
+  uint64_t job_hash;
+  uint32_t next_ctx;
+  /* flush */
+  uint64_t flush_epoch;
+  uint64_t flush_request_id;
+  uint64_t drained_messages, drained_bytes;
+  uint64_t sent_messages, received_messages;
+} fmpi_state;
+
+extern fmpi_state fmpi_st;
+
+/* init.c */
+void fmpi_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+double fmpi_now(void);
+void fmpi_lock(void);
+void fmpi_unlock(void);
+
+/* agent.c */
+int fmpi_agent_connect(void);
+int fmpi_agent_hello(uint64_t resumed_epoch);
+int fmpi_agent_send_notice(int body_case, void *body, uint64_t reply_to, int err_code, const char *err_msg);
+void fmpi_agent_readable(void);
+void fmpi_agent_dispatch(void);
+void fmpi_agent_close(void);
+
+/* channel.c */
+int fmpi_listen(void);
+void fmpi_progress(int timeout_ms);
+void fmpi_wake(void);
+void fmpi_enqueue(fmpi_peer *p, fmpi_item *it);
+void fmpi_flush_begin(uint64_t epoch, uint64_t request_id);
+void fmpi_resume(void);
+void fmpi_channels_shutdown(void);
+void *fmpi_progress_main(void *arg);
+
+/* p2p.c */
+fmpi_request *fmpi_req_new(bool is_send, fmpi_comm *c, uint32_t ctx, int peer, int tag, const void *buf, int count,
+                           MPI_Datatype type);
+int fmpi_isend(const void *buf, int count, MPI_Datatype type, int dest, int tag, fmpi_comm *c, uint32_t ctx,
+               bool sync, fmpi_request **out);
+int fmpi_irecv(void *buf, int count, MPI_Datatype type, int src, int tag, fmpi_comm *c, uint32_t ctx,
+               fmpi_request **out);
+void fmpi_wait_reqs(fmpi_request **reqs, int n);
+void fmpi_wait_reqs_keep(fmpi_request **reqs, int n);
+void fmpi_req_release(fmpi_request *r);
+void fmpi_req_complete(fmpi_request *r);
+void fmpi_wait_cond(bool (*done)(void *), void *arg);
+void fmpi_on_header(fmpi_peer *p);
+void fmpi_on_payload_done(fmpi_peer *p);
+void fmpi_deliver_local(fmpi_request *s);
+void fmpi_status_out(fmpi_request *r, MPI_Status *st);
+size_t fmpi_unexpected_count(void);
+int fmpi_send_internal(const void *buf, int count, MPI_Datatype t, int dest, int tag, fmpi_comm *c);
+int fmpi_recv_internal(void *buf, int count, MPI_Datatype t, int src, int tag, fmpi_comm *c);
+int fmpi_sendrecv_internal(const void *sbuf, int scount, MPI_Datatype st, int dest, void *rbuf, int rcount,
+                           MPI_Datatype rt, int src, int tag, fmpi_comm *c);
+
+/* comm.c */
+fmpi_comm *fmpi_comm_get(MPI_Comm h);
+fmpi_group *fmpi_group_get(MPI_Group h);
+int fmpi_comm_init_predefined(void);
+
+/* datatype.c */
+typedef struct fmpi_type {
+  size_t size;
+  MPI_Aint lb, extent, true_lb, true_ub;
+  bool contig;
+  int nblocks;
+  struct fmpi_block { MPI_Aint off; size_t len; } *blocks;
+  MPI_Datatype basic;   /* predefined type all elements are made of, or 0 */
+  int align;
+  bool committed, predefined;
+} fmpi_type;
+fmpi_type *fmpi_type_get(MPI_Datatype h);
+void fmpi_types_init(void);
+void fmpi_pack(const fmpi_type *t, const void *buf, int count, uint8_t *dst);
+void fmpi_unpack(const fmpi_type *t, const uint8_t *src, size_t bytes, void *buf);
+
+/* op.c */
+int fmpi_op_apply(MPI_Op op, const void *in, void *inout, int count, MPI_Datatype type);
+bool fmpi_op_commutative(MPI_Op op);
+bool fmpi_op_valid(MPI_Op op);
+
+/* errors.c */
+int fmpi_error(fmpi_comm *c, int code, const char *fname);
+int fmpi_errh_call(MPI_Comm comm, MPI_Errhandler errh, int code, const char *fname);
+
+/* Handle tables: small-integer handles for user-created objects. */
+typedef struct fmpi_table {
+  void **slots;
+  int n, cap, first;
+} fmpi_table;
+int fmpi_table_add(fmpi_table *t, void *p);
+void *fmpi_table_get(fmpi_table *t, int h);
+void fmpi_table_del(fmpi_table *t, int h);
+extern fmpi_table fmpi_requests, fmpi_comms, fmpi_groups, fmpi_types, fmpi_ops, fmpi_errhs;
+
+/* Entry checks shared by every MPI_ function. */
+#define FMPI_CHECK_INIT(fname)                                                    \
+  do {                                                                            \
+    if (!fmpi_st.initialized || fmpi_st.finalized)                                \
+      fmpi_fatal("%s called %s", fname,                                           \
+                 fmpi_st.finalized ? "after MPI_Finalize" : "before MPI_Init");   \
+  } while (0)
+
+#endif

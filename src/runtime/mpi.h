@@ -1,0 +1,298 @@
+/* Ferry's MPI library (libferrympi): the MPI 3.1 subset of issue 3, with
+ * channels that Ferry can flush, close and rewire for a checkpoint.
+ * Handles are small integers (as in MPICH); every MPI_ function has a PMPI_
+ * twin so profiling tools can interpose. */
+#ifndef FERRY_MPI_H
+#define FERRY_MPI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MPI_VERSION 3
+#define MPI_SUBVERSION 1
+#define FERRY_MPI 1
+
+typedef int MPI_Datatype;
+typedef int MPI_Comm;
+typedef int MPI_Group;
+typedef int MPI_Op;
+typedef int MPI_Request;
+typedef int MPI_Errhandler;
+typedef intptr_t MPI_Aint;
+typedef long long MPI_Offset;
+typedef long long MPI_Count;
+
+typedef struct MPI_Status {
+  int MPI_SOURCE;
+  int MPI_TAG;
+  int MPI_ERROR;
+  int ferry_cancelled;
+  long long ferry_bytes; /* bytes received */
+} MPI_Status;
+
+typedef void MPI_User_function(void *invec, void *inoutvec, int *len, MPI_Datatype *datatype);
+typedef void MPI_Comm_errhandler_function(MPI_Comm *comm, int *error_code, ...);
+
+/* error classes */
+#define MPI_SUCCESS 0
+#define MPI_ERR_BUFFER 1
+#define MPI_ERR_COUNT 2
+#define MPI_ERR_TYPE 3
+#define MPI_ERR_TAG 4
+#define MPI_ERR_COMM 5
+#define MPI_ERR_RANK 6
+#define MPI_ERR_ROOT 7
+#define MPI_ERR_GROUP 8
+#define MPI_ERR_OP 9
+#define MPI_ERR_TOPOLOGY 10
+#define MPI_ERR_DIMS 11
+#define MPI_ERR_ARG 12
+#define MPI_ERR_UNKNOWN 13
+#define MPI_ERR_TRUNCATE 14
+#define MPI_ERR_OTHER 15
+#define MPI_ERR_INTERN 16
+#define MPI_ERR_IN_STATUS 17
+#define MPI_ERR_PENDING 18
+#define MPI_ERR_REQUEST 19
+#define MPI_ERR_NO_MEM 20
+#define MPI_ERR_LASTCODE 64
+
+/* special values */
+#define MPI_ANY_SOURCE (-2)
+#define MPI_PROC_NULL (-1)
+#define MPI_ROOT (-3)
+#define MPI_ANY_TAG (-1)
+#define MPI_UNDEFINED (-32766)
+#define MPI_TAG_UB_VALUE 0x7fffffff
+#define MPI_MAX_PROCESSOR_NAME 256
+#define MPI_MAX_ERROR_STRING 512
+#define MPI_MAX_LIBRARY_VERSION_STRING 256
+#define MPI_BOTTOM ((void *)0)
+#define MPI_IN_PLACE ((void *)-1)
+#define MPI_STATUS_IGNORE ((MPI_Status *)1)
+#define MPI_STATUSES_IGNORE ((MPI_Status *)1)
+#define MPI_UNWEIGHTED ((int *)1)
+
+/* comparison results */
+#define MPI_IDENT 0
+#define MPI_CONGRUENT 1
+#define MPI_SIMILAR 2
+#define MPI_UNEQUAL 3
+
+/* thread levels */
+#define MPI_THREAD_SINGLE 0
+#define MPI_THREAD_FUNNELED 1
+#define MPI_THREAD_SERIALIZED 2
+#define MPI_THREAD_MULTIPLE 3
+
+/* attribute keys (MPI_Comm_get_attr) */
+#define MPI_TAG_UB 1
+#define MPI_HOST 2
+#define MPI_IO 3
+#define MPI_WTIME_IS_GLOBAL 4
+
+/* null and predefined handles */
+#define MPI_COMM_NULL ((MPI_Comm)0)
+#define MPI_COMM_WORLD ((MPI_Comm)1)
+#define MPI_COMM_SELF ((MPI_Comm)2)
+#define MPI_GROUP_NULL ((MPI_Group)0)
+#define MPI_GROUP_EMPTY ((MPI_Group)1)
+#define MPI_REQUEST_NULL ((MPI_Request)0)
+#define MPI_ERRHANDLER_NULL ((MPI_Errhandler)0)
+#define MPI_ERRORS_ARE_FATAL ((MPI_Errhandler)1)
+#define MPI_ERRORS_RETURN ((MPI_Errhandler)2)
+
+#define MPI_DATATYPE_NULL ((MPI_Datatype)0)
+#define MPI_CHAR ((MPI_Datatype)1)
+#define MPI_SIGNED_CHAR ((MPI_Datatype)2)
+#define MPI_UNSIGNED_CHAR ((MPI_Datatype)3)
+#define MPI_BYTE ((MPI_Datatype)4)
+#define MPI_WCHAR ((MPI_Datatype)5)
+#define MPI_SHORT ((MPI_Datatype)6)
+#define MPI_UNSIGNED_SHORT ((MPI_Datatype)7)
+#define MPI_INT ((MPI_Datatype)8)
+#define MPI_UNSIGNED ((MPI_Datatype)9)
+#define MPI_LONG ((MPI_Datatype)10)
+#define MPI_UNSIGNED_LONG ((MPI_Datatype)11)
+#define MPI_LONG_LONG_INT ((MPI_Datatype)12)
+#define MPI_LONG_LONG MPI_LONG_LONG_INT
+#define MPI_UNSIGNED_LONG_LONG ((MPI_Datatype)13)
+#define MPI_FLOAT ((MPI_Datatype)14)
+#define MPI_DOUBLE ((MPI_Datatype)15)
+#define MPI_LONG_DOUBLE ((MPI_Datatype)16)
+#define MPI_INT8_T ((MPI_Datatype)17)
+#define MPI_INT16_T ((MPI_Datatype)18)
+#define MPI_INT32_T ((MPI_Datatype)19)
+#define MPI_INT64_T ((MPI_Datatype)20)
+#define MPI_UINT8_T ((MPI_Datatype)21)
+#define MPI_UINT16_T ((MPI_Datatype)22)
+#define MPI_UINT32_T ((MPI_Datatype)23)
+#define MPI_UINT64_T ((MPI_Datatype)24)
+#define MPI_C_BOOL ((MPI_Datatype)25)
+#define MPI_C_FLOAT_COMPLEX ((MPI_Datatype)26)
+#define MPI_C_COMPLEX MPI_C_FLOAT_COMPLEX
+#define MPI_C_DOUBLE_COMPLEX ((MPI_Datatype)27)
+#define MPI_C_LONG_DOUBLE_COMPLEX ((MPI_Datatype)28)
+#define MPI_AINT ((MPI_Datatype)29)
+#define MPI_OFFSET ((MPI_Datatype)30)
+#define MPI_COUNT ((MPI_Datatype)31)
+#define MPI_PACKED ((MPI_Datatype)32)
+#define MPI_FLOAT_INT ((MPI_Datatype)33)
+#define MPI_DOUBLE_INT ((MPI_Datatype)34)
+#define MPI_LONG_INT ((MPI_Datatype)35)
+#define MPI_2INT ((MPI_Datatype)36)
+#define MPI_SHORT_INT ((MPI_Datatype)37)
+#define MPI_LONG_DOUBLE_INT ((MPI_Datatype)38)
+
+#define MPI_OP_NULL ((MPI_Op)0)
+#define MPI_MAX ((MPI_Op)1)
+#define MPI_MIN ((MPI_Op)2)
+#define MPI_SUM ((MPI_Op)3)
+#define MPI_PROD ((MPI_Op)4)
+#define MPI_LAND ((MPI_Op)5)
+#define MPI_BAND ((MPI_Op)6)
+#define MPI_LOR ((MPI_Op)7)
+#define MPI_BOR ((MPI_Op)8)
+#define MPI_LXOR ((MPI_Op)9)
+#define MPI_BXOR ((MPI_Op)10)
+#define MPI_MINLOC ((MPI_Op)11)
+#define MPI_MAXLOC ((MPI_Op)12)
+#define MPI_REPLACE ((MPI_Op)13)
+#define MPI_NO_OP ((MPI_Op)14)
+
+/* Declares MPI_name and its PMPI_name twin. */
+#define FERRY_MPI_API(ret, name, args) ret MPI_##name args; ret PMPI_##name args;
+
+/* setup */
+FERRY_MPI_API(int, Init, (int *argc, char ***argv))
+FERRY_MPI_API(int, Init_thread, (int *argc, char ***argv, int required, int *provided))
+FERRY_MPI_API(int, Query_thread, (int *provided))
+FERRY_MPI_API(int, Finalize, (void))
+FERRY_MPI_API(int, Initialized, (int *flag))
+FERRY_MPI_API(int, Finalized, (int *flag))
+FERRY_MPI_API(int, Abort, (MPI_Comm comm, int errorcode))
+FERRY_MPI_API(int, Comm_rank, (MPI_Comm comm, int *rank))
+FERRY_MPI_API(int, Comm_size, (MPI_Comm comm, int *size))
+FERRY_MPI_API(int, Get_processor_name, (char *name, int *resultlen))
+FERRY_MPI_API(double, Wtime, (void))
+FERRY_MPI_API(double, Wtick, (void))
+FERRY_MPI_API(int, Get_version, (int *version, int *subversion))
+FERRY_MPI_API(int, Get_library_version, (char *version, int *resultlen))
+FERRY_MPI_API(int, Comm_get_attr, (MPI_Comm comm, int keyval, void *attribute_val, int *flag))
+
+/* point to point */
+FERRY_MPI_API(int, Send, (const void *buf, int count, MPI_Datatype datatype, int dest, int tag, MPI_Comm comm))
+FERRY_MPI_API(int, Ssend, (const void *buf, int count, MPI_Datatype datatype, int dest, int tag, MPI_Comm comm))
+FERRY_MPI_API(int, Recv, (void *buf, int count, MPI_Datatype datatype, int source, int tag, MPI_Comm comm, MPI_Status *status))
+FERRY_MPI_API(int, Isend, (const void *buf, int count, MPI_Datatype datatype, int dest, int tag, MPI_Comm comm, MPI_Request *request))
+FERRY_MPI_API(int, Issend, (const void *buf, int count, MPI_Datatype datatype, int dest, int tag, MPI_Comm comm, MPI_Request *request))
+FERRY_MPI_API(int, Irecv, (void *buf, int count, MPI_Datatype datatype, int source, int tag, MPI_Comm comm, MPI_Request *request))
+FERRY_MPI_API(int, Sendrecv, (const void *sendbuf, int sendcount, MPI_Datatype sendtype, int dest, int sendtag,
+                              void *recvbuf, int recvcount, MPI_Datatype recvtype, int source, int recvtag,
+                              MPI_Comm comm, MPI_Status *status))
+FERRY_MPI_API(int, Sendrecv_replace, (void *buf, int count, MPI_Datatype datatype, int dest, int sendtag, int source,
+                                      int recvtag, MPI_Comm comm, MPI_Status *status))
+FERRY_MPI_API(int, Probe, (int source, int tag, MPI_Comm comm, MPI_Status *status))
+FERRY_MPI_API(int, Iprobe, (int source, int tag, MPI_Comm comm, int *flag, MPI_Status *status))
+FERRY_MPI_API(int, Get_count, (const MPI_Status *status, MPI_Datatype datatype, int *count))
+FERRY_MPI_API(int, Get_elements, (const MPI_Status *status, MPI_Datatype datatype, int *count))
+FERRY_MPI_API(int, Wait, (MPI_Request *request, MPI_Status *status))
+FERRY_MPI_API(int, Waitall, (int count, MPI_Request requests[], MPI_Status *statuses))
+FERRY_MPI_API(int, Waitany, (int count, MPI_Request requests[], int *index, MPI_Status *status))
+FERRY_MPI_API(int, Waitsome, (int incount, MPI_Request requests[], int *outcount, int indices[], MPI_Status *statuses))
+FERRY_MPI_API(int, Test, (MPI_Request *request, int *flag, MPI_Status *status))
+FERRY_MPI_API(int, Testall, (int count, MPI_Request requests[], int *flag, MPI_Status *statuses))
+FERRY_MPI_API(int, Testany, (int count, MPI_Request requests[], int *index, int *flag, MPI_Status *status))
+FERRY_MPI_API(int, Testsome, (int incount, MPI_Request requests[], int *outcount, int indices[], MPI_Status *statuses))
+FERRY_MPI_API(int, Request_free, (MPI_Request *request))
+FERRY_MPI_API(int, Cancel, (MPI_Request *request))
+FERRY_MPI_API(int, Test_cancelled, (const MPI_Status *status, int *flag))
+
+/* communicators and groups */
+FERRY_MPI_API(int, Comm_dup, (MPI_Comm comm, MPI_Comm *newcomm))
+FERRY_MPI_API(int, Comm_split, (MPI_Comm comm, int color, int key, MPI_Comm *newcomm))
+FERRY_MPI_API(int, Comm_create, (MPI_Comm comm, MPI_Group group, MPI_Comm *newcomm))
+FERRY_MPI_API(int, Comm_free, (MPI_Comm *comm))
+FERRY_MPI_API(int, Comm_compare, (MPI_Comm comm1, MPI_Comm comm2, int *result))
+FERRY_MPI_API(int, Comm_group, (MPI_Comm comm, MPI_Group *group))
+FERRY_MPI_API(int, Group_incl, (MPI_Group group, int n, const int ranks[], MPI_Group *newgroup))
+FERRY_MPI_API(int, Group_excl, (MPI_Group group, int n, const int ranks[], MPI_Group *newgroup))
+FERRY_MPI_API(int, Group_size, (MPI_Group group, int *size))
+FERRY_MPI_API(int, Group_rank, (MPI_Group group, int *rank))
+FERRY_MPI_API(int, Group_translate_ranks, (MPI_Group group1, int n, const int ranks1[], MPI_Group group2, int ranks2[]))
+FERRY_MPI_API(int, Group_compare, (MPI_Group group1, MPI_Group group2, int *result))
+FERRY_MPI_API(int, Group_free, (MPI_Group *group))
+
+/* collectives */
+FERRY_MPI_API(int, Barrier, (MPI_Comm comm))
+FERRY_MPI_API(int, Bcast, (void *buffer, int count, MPI_Datatype datatype, int root, MPI_Comm comm))
+FERRY_MPI_API(int, Reduce, (const void *sendbuf, void *recvbuf, int count, MPI_Datatype datatype, MPI_Op op, int root,
+                            MPI_Comm comm))
+FERRY_MPI_API(int, Allreduce, (const void *sendbuf, void *recvbuf, int count, MPI_Datatype datatype, MPI_Op op,
+                               MPI_Comm comm))
+FERRY_MPI_API(int, Gather, (const void *sendbuf, int sendcount, MPI_Datatype sendtype, void *recvbuf, int recvcount,
+                            MPI_Datatype recvtype, int root, MPI_Comm comm))
+FERRY_MPI_API(int, Gatherv, (const void *sendbuf, int sendcount, MPI_Datatype sendtype, void *recvbuf,
+                             const int recvcounts[], const int displs[], MPI_Datatype recvtype, int root, MPI_Comm comm))
+FERRY_MPI_API(int, Scatter, (const void *sendbuf, int sendcount, MPI_Datatype sendtype, void *recvbuf, int recvcount,
+                             MPI_Datatype recvtype, int root, MPI_Comm comm))
+FERRY_MPI_API(int, Scatterv, (const void *sendbuf, const int sendcounts[], const int displs[], MPI_Datatype sendtype,
+                              void *recvbuf, int recvcount, MPI_Datatype recvtype, int root, MPI_Comm comm))
+FERRY_MPI_API(int, Allgather, (const void *sendbuf, int sendcount, MPI_Datatype sendtype, void *recvbuf, int recvcount,
+                               MPI_Datatype recvtype, MPI_Comm comm))
+FERRY_MPI_API(int, Allgatherv, (const void *sendbuf, int sendcount, MPI_Datatype sendtype, void *recvbuf,
+                                const int recvcounts[], const int displs[], MPI_Datatype recvtype, MPI_Comm comm))
+FERRY_MPI_API(int, Alltoall, (const void *sendbuf, int sendcount, MPI_Datatype sendtype, void *recvbuf, int recvcount,
+                              MPI_Datatype recvtype, MPI_Comm comm))
+FERRY_MPI_API(int, Alltoallv, (const void *sendbuf, const int sendcounts[], const int sdispls[], MPI_Datatype sendtype,
+                               void *recvbuf, const int recvcounts[], const int rdispls[], MPI_Datatype recvtype,
+                               MPI_Comm comm))
+FERRY_MPI_API(int, Reduce_scatter_block, (const void *sendbuf, void *recvbuf, int recvcount, MPI_Datatype datatype,
+                                          MPI_Op op, MPI_Comm comm))
+FERRY_MPI_API(int, Scan, (const void *sendbuf, void *recvbuf, int count, MPI_Datatype datatype, MPI_Op op,
+                          MPI_Comm comm))
+FERRY_MPI_API(int, Exscan, (const void *sendbuf, void *recvbuf, int count, MPI_Datatype datatype, MPI_Op op,
+                            MPI_Comm comm))
+
+/* datatypes */
+FERRY_MPI_API(int, Type_contiguous, (int count, MPI_Datatype oldtype, MPI_Datatype *newtype))
+FERRY_MPI_API(int, Type_vector, (int count, int blocklength, int stride, MPI_Datatype oldtype, MPI_Datatype *newtype))
+FERRY_MPI_API(int, Type_create_hvector, (int count, int blocklength, MPI_Aint stride, MPI_Datatype oldtype,
+                                         MPI_Datatype *newtype))
+FERRY_MPI_API(int, Type_indexed, (int count, const int blocklengths[], const int displacements[], MPI_Datatype oldtype,
+                                  MPI_Datatype *newtype))
+FERRY_MPI_API(int, Type_create_hindexed, (int count, const int blocklengths[], const MPI_Aint displacements[],
+                                          MPI_Datatype oldtype, MPI_Datatype *newtype))
+FERRY_MPI_API(int, Type_create_struct, (int count, const int blocklengths[], const MPI_Aint displacements[],
+                                        const MPI_Datatype types[], MPI_Datatype *newtype))
+FERRY_MPI_API(int, Type_create_resized, (MPI_Datatype oldtype, MPI_Aint lb, MPI_Aint extent, MPI_Datatype *newtype))
+FERRY_MPI_API(int, Type_commit, (MPI_Datatype *datatype))
+FERRY_MPI_API(int, Type_free, (MPI_Datatype *datatype))
+FERRY_MPI_API(int, Type_size, (MPI_Datatype datatype, int *size))
+FERRY_MPI_API(int, Type_get_extent, (MPI_Datatype datatype, MPI_Aint *lb, MPI_Aint *extent))
+FERRY_MPI_API(int, Type_get_true_extent, (MPI_Datatype datatype, MPI_Aint *true_lb, MPI_Aint *true_extent))
+FERRY_MPI_API(int, Get_address, (const void *location, MPI_Aint *address))
+
+/* ops */
+FERRY_MPI_API(int, Op_create, (MPI_User_function *user_fn, int commute, MPI_Op *op))
+FERRY_MPI_API(int, Op_free, (MPI_Op *op))
+
+/* errors */
+FERRY_MPI_API(int, Comm_set_errhandler, (MPI_Comm comm, MPI_Errhandler errhandler))
+FERRY_MPI_API(int, Comm_get_errhandler, (MPI_Comm comm, MPI_Errhandler *errhandler))
+FERRY_MPI_API(int, Comm_create_errhandler, (MPI_Comm_errhandler_function *function, MPI_Errhandler *errhandler))
+FERRY_MPI_API(int, Errhandler_free, (MPI_Errhandler *errhandler))
+FERRY_MPI_API(int, Error_string, (int errorcode, char *string, int *resultlen))
+FERRY_MPI_API(int, Error_class, (int errorcode, int *errorclass))
+
+#undef FERRY_MPI_API
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

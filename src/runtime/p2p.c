@@ -1,0 +1,1067 @@
+/* Point-to-point: requests, matching (posted and unexpected queues, both in
+ * order), eager and rendezvous protocols, and the MPI_ entry points. */
+#define _GNU_SOURCE
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fmpi.h"
+
+#pragma weak MPI_Send = PMPI_Send
+#pragma weak MPI_Ssend = PMPI_Ssend
+#pragma weak MPI_Recv = PMPI_Recv
+#pragma weak MPI_Isend = PMPI_Isend
+#pragma weak MPI_Issend = PMPI_Issend
+#pragma weak MPI_Irecv = PMPI_Irecv
+#pragma weak MPI_Sendrecv = PMPI_Sendrecv
+#pragma weak MPI_Sendrecv_replace = PMPI_Sendrecv_replace
+#pragma weak MPI_Probe = PMPI_Probe
+#pragma weak MPI_Iprobe = PMPI_Iprobe
+#pragma weak MPI_Get_count = PMPI_Get_count
+#pragma weak MPI_Get_elements = PMPI_Get_elements
+#pragma weak MPI_Wait = PMPI_Wait
+#pragma weak MPI_Waitall = PMPI_Waitall
+#pragma weak MPI_Waitany = PMPI_Waitany
+#pragma weak MPI_Waitsome = PMPI_Waitsome
+#pragma weak MPI_Test = PMPI_Test
+#pragma weak MPI_Testall = PMPI_Testall
+#pragma weak MPI_Testany = PMPI_Testany
+#pragma weak MPI_Testsome = PMPI_Testsome
+#pragma weak MPI_Request_free = PMPI_Request_free
+#pragma weak MPI_Cancel = PMPI_Cancel
+#pragma weak MPI_Test_cancelled = PMPI_Test_cancelled
+
+fmpi_table fmpi_requests;
+
+/* ---- requests ---- */
+
+fmpi_request *fmpi_req_new(bool is_send, fmpi_comm *c, uint32_t ctx, int peer, int tag, const void *buf, int count,
+                           MPI_Datatype type)
+{
+  fmpi_type *t = fmpi_type_get(type);
+  fmpi_request *r = calloc(1, sizeof *r);
+  if (r == NULL)
+    fmpi_fatal("out of memory");
+  r->magic = FMPI_REQ_MAGIC;
+  r->is_send = is_send;
+  r->comm = c;
+  r->ctx = ctx;
+  r->peer = peer;
+  r->tag = tag;
+  r->buf = (void *)buf;
+  r->count = count;
+  r->type = type;
+  r->bytes = (size_t)count * t->size;
+  r->status.MPI_ERROR = MPI_SUCCESS;
+  if (t->contig || r->bytes == 0) {
+    r->data = (uint8_t *)buf + t->lb;
+  } else {
+    r->packbuf = malloc(r->bytes);
+    if (r->packbuf == NULL)
+      fmpi_fatal("out of memory");
+    if (is_send)
+      fmpi_pack(t, buf, count, r->packbuf);
+    r->data = r->packbuf;
+  }
+  return r;
+}
+
+void fmpi_req_release(fmpi_request *r)
+{
+  if (r->handle)
+    fmpi_table_del(&fmpi_requests, r->handle);
+  free(r->packbuf);
+  r->magic = 0;
+  free(r);
+}
+
+void fmpi_req_complete(fmpi_request *r)
+{
+  if (!r->is_send && r->packbuf && !r->status.ferry_cancelled)
+    fmpi_unpack(fmpi_type_get(r->type), r->packbuf, (size_t)r->status.ferry_bytes, r->buf);
+  r->complete = true;
+  if (r->user_freed)
+    fmpi_req_release(r);
+}
+
+static fmpi_request *req_check(uint64_t p)
+{
+  fmpi_request *r = (fmpi_request *)(uintptr_t)p;
+  if (r == NULL || r->magic != FMPI_REQ_MAGIC)
+    fmpi_fatal("a peer named request %#llx, which is not a live request here", (unsigned long long)p);
+  return r;
+}
+
+static void set_source(fmpi_request *r, int src_world, int tag)
+{
+  r->status.MPI_SOURCE = r->comm ? r->comm->local[src_world] : src_world;
+  r->status.MPI_TAG = tag;
+}
+
+static bool matches(const fmpi_request *r, uint32_t ctx, int src, int tag)
+{
+  return r->ctx == ctx && (r->peer == MPI_ANY_SOURCE || r->peer == src) && (r->tag == MPI_ANY_TAG || r->tag == tag);
+}
+
+static fmpi_request *take_posted(uint32_t ctx, int src, int tag)
+{
+  fmpi_request *prev = NULL;
+  for (fmpi_request *r = fmpi_st.posted_head; r; prev = r, r = r->next) {
+    if (!matches(r, ctx, src, tag))
+      continue;
+    if (prev)
+      prev->next = r->next;
+    else
+      fmpi_st.posted_head = r->next;
+    if (fmpi_st.posted_tail == r)
+      fmpi_st.posted_tail = prev;
+    r->next = NULL;
+    return r;
+  }
+  return NULL;
+}
+
+static fmpi_unexp *new_unexp(uint32_t kind, int src, uint32_t ctx, int tag, size_t len)
+{
+  fmpi_unexp *u = calloc(1, sizeof *u);
+  if (u == NULL || (kind == FMPI_F_EAGER && (u->data = malloc(len ? len : 1)) == NULL))
+    fmpi_fatal("out of memory");
+  u->kind = kind;
+  u->src = src;
+  u->ctx = ctx;
+  u->tag = tag;
+  u->len = len;
+  if (fmpi_st.ux_tail)
+    fmpi_st.ux_tail->next = u;
+  else
+    fmpi_st.ux_head = u;
+  fmpi_st.ux_tail = u;
+  return u;
+}
+
+size_t fmpi_unexpected_count(void)
+{
+  size_t n = 0;
+  for (fmpi_unexp *u = fmpi_st.ux_head; u; u = u->next)
+    n++;
+  return n;
+}
+
+/* Copies a whole eager message into a receive (truncating, with an error, if it does not fit). */
+static void copy_into(fmpi_request *r, const uint8_t *data, size_t len)
+{
+  size_t n = len < r->bytes ? len : r->bytes;
+  if (n)
+    memcpy(r->data, data, n);
+  r->status.ferry_bytes = (long long)n;
+  if (len > r->bytes)
+    r->status.MPI_ERROR = MPI_ERR_TRUNCATE;
+}
+
+static void send_cts(fmpi_request *r, int src_world, uint64_t sreq)
+{
+  fmpi_item *it = calloc(1, sizeof *it);
+  if (it == NULL)
+    fmpi_fatal("out of memory");
+  it->hdr.kind = FMPI_F_CTS;
+  it->hdr.ctx = r->ctx;
+  it->hdr.src = fmpi_st.rank;
+  it->hdr.sreq = sreq;
+  it->hdr.rreq = (uint64_t)(uintptr_t)r;
+  fmpi_enqueue(&fmpi_st.peers[src_world], it);
+}
+
+/* A receive takes an unexpected message (removed from the queue already). */
+static void claim(fmpi_request *r, fmpi_unexp *u)
+{
+  set_source(r, u->src, u->tag);
+  if (u->kind == FMPI_F_RTS) {
+    r->rndv_total = u->len;
+    send_cts(r, u->src, u->sreq);
+    free(u);
+  } else if (u->got == u->len) {
+    copy_into(r, u->data, u->len);
+    free(u->data);
+    free(u);
+    fmpi_req_complete(r);
+  } else {
+    u->claimed = r; /* payload still arriving: the channel completes r */
+  }
+}
+
+static fmpi_unexp *find_unexp(uint32_t ctx, int src, int tag, bool remove)
+{
+  fmpi_unexp *prev = NULL;
+  for (fmpi_unexp *u = fmpi_st.ux_head; u; prev = u, u = u->next) {
+    if (u->ctx != ctx || (src != MPI_ANY_SOURCE && src != u->src) || (tag != MPI_ANY_TAG && tag != u->tag))
+      continue;
+    if (remove) {
+      if (prev)
+        prev->next = u->next;
+      else
+        fmpi_st.ux_head = u->next;
+      if (fmpi_st.ux_tail == u)
+        fmpi_st.ux_tail = prev;
+      u->next = NULL;
+    }
+    return u;
+  }
+  return NULL;
+}
+
+/* ---- channel callbacks ---- */
+
+void fmpi_on_header(fmpi_peer *p)
+{
+  fmpi_hdr *h = &p->in_hdr;
+  if (fmpi_st.state == ST_FLUSHING && (h->kind == FMPI_F_EAGER || h->kind == FMPI_F_RTS || h->kind == FMPI_F_DATA)) {
+    fmpi_st.drained_messages++;
+    if (h->kind != FMPI_F_RTS)
+      fmpi_st.drained_bytes += h->len;
+  }
+  switch (h->kind) {
+  case FMPI_F_EAGER: {
+    fmpi_st.received_messages++;
+    fmpi_request *r = take_posted(h->ctx, h->src, h->tag);
+    p->in_payload = true;
+    if (r) {
+      set_source(r, h->src, h->tag);
+      size_t n = h->len < r->bytes ? h->len : r->bytes;
+      p->in_req = r;
+      p->in_dst = r->data;
+      p->in_want = n;
+      p->in_discard = h->len - n;
+    } else {
+      fmpi_unexp *u = new_unexp(FMPI_F_EAGER, h->src, h->ctx, h->tag, h->len);
+      p->in_ux = u;
+      p->in_dst = u->data;
+      p->in_want = h->len;
+      p->in_discard = 0;
+    }
+    break;
+  }
+  case FMPI_F_RTS: {
+    fmpi_st.received_messages++;
+    fmpi_request *r = take_posted(h->ctx, h->src, h->tag);
+    if (r) {
+      set_source(r, h->src, h->tag);
+      r->rndv_total = h->len;
+      send_cts(r, h->src, h->sreq);
+    } else {
+      fmpi_unexp *u = new_unexp(FMPI_F_RTS, h->src, h->ctx, h->tag, h->len);
+      u->sreq = h->sreq;
+    }
+    break;
+  }
+  case FMPI_F_CTS: {
+    fmpi_request *s = req_check(h->sreq);
+    size_t off = 0;
+    do {
+      size_t n = s->bytes - off > FMPI_DATA_CHUNK_BYTES ? FMPI_DATA_CHUNK_BYTES : s->bytes - off;
+      fmpi_item *it = calloc(1, sizeof *it);
+      if (it == NULL)
+        fmpi_fatal("out of memory");
+      it->hdr.kind = FMPI_F_DATA;
+      it->hdr.ctx = s->ctx;
+      it->hdr.src = fmpi_st.rank;
+      it->hdr.tag = s->tag;
+      it->hdr.len = n;
+      it->hdr.rreq = h->rreq;
+      it->hdr.offset = off;
+      it->payload = s->data + off;
+      it->req = s;
+      off += n;
+      it->completes_req = off >= s->bytes;
+      fmpi_enqueue(p, it);
+    } while (off < s->bytes);
+    break;
+  }
+  case FMPI_F_DATA: {
+    fmpi_request *r = req_check(h->rreq);
+    size_t want = 0;
+    if (h->offset < r->bytes)
+      want = h->len < r->bytes - h->offset ? h->len : r->bytes - h->offset;
+    p->in_req = r;
+    p->in_dst = r->data + h->offset;
+    p->in_want = want;
+    p->in_discard = h->len - want;
+    p->in_payload = true;
+    break;
+  }
+  default:
+    fmpi_fatal("rank %d sent a frame of unknown kind %u", p->rank, h->kind);
+  }
+}
+
+void fmpi_on_payload_done(fmpi_peer *p)
+{
+  fmpi_hdr *h = &p->in_hdr;
+  fmpi_request *r = p->in_req;
+  fmpi_unexp *u = p->in_ux;
+  p->in_req = NULL;
+  p->in_ux = NULL;
+  if (h->kind == FMPI_F_EAGER) {
+    if (r) {
+      r->status.ferry_bytes = (long long)(h->len < r->bytes ? h->len : r->bytes);
+      if (h->len > r->bytes)
+        r->status.MPI_ERROR = MPI_ERR_TRUNCATE;
+      fmpi_req_complete(r);
+    } else {
+      u->got = u->len;
+      if (u->claimed) {
+        fmpi_request *c = u->claimed;
+        copy_into(c, u->data, u->len);
+        free(u->data);
+        free(u);
+        fmpi_req_complete(c);
+      }
+    }
+  } else if (h->kind == FMPI_F_DATA) {
+    r->rndv_got += h->len;
+    if (r->rndv_got >= r->rndv_total) {
+      r->status.ferry_bytes = (long long)(r->rndv_total < r->bytes ? r->rndv_total : r->bytes);
+      if (r->rndv_total > r->bytes)
+        r->status.MPI_ERROR = MPI_ERR_TRUNCATE;
+      fmpi_req_complete(r);
+    }
+  }
+}
+
+/* A message to this rank itself: matched or queued right away (copied). */
+void fmpi_deliver_local(fmpi_request *s)
+{
+  fmpi_request *r = take_posted(s->ctx, fmpi_st.rank, s->tag);
+  if (r) {
+    set_source(r, fmpi_st.rank, s->tag);
+    copy_into(r, s->data, s->bytes);
+    fmpi_req_complete(r);
+    return;
+  }
+  fmpi_unexp *u = new_unexp(FMPI_F_EAGER, fmpi_st.rank, s->ctx, s->tag, s->bytes);
+  if (s->bytes)
+    memcpy(u->data, s->data, s->bytes);
+  u->got = u->len;
+}
+
+/* ---- posting and waiting ---- */
+
+int fmpi_isend(const void *buf, int count, MPI_Datatype type, int dest, int tag, fmpi_comm *c, uint32_t ctx,
+               bool sync, fmpi_request **out)
+{
+  if (dest == MPI_PROC_NULL) {
+    fmpi_request *r = fmpi_req_new(true, c, ctx, dest, tag, buf, 0, MPI_BYTE);
+    r->complete = true;
+    *out = r;
+    return MPI_SUCCESS;
+  }
+  int world = c->world[dest];
+  fmpi_request *r = fmpi_req_new(true, c, ctx, world, tag, buf, count, type);
+  r->sync = sync;
+  *out = r;
+  fmpi_st.sent_messages++;
+  if (world == fmpi_st.rank) {
+    fmpi_deliver_local(r);
+    r->complete = true;
+    return MPI_SUCCESS;
+  }
+  fmpi_item *it = calloc(1, sizeof *it);
+  if (it == NULL)
+    fmpi_fatal("out of memory");
+  it->hdr.ctx = ctx;
+  it->hdr.src = fmpi_st.rank;
+  it->hdr.tag = tag;
+  it->hdr.len = r->bytes;
+  it->req = r;
+  if (!sync && r->bytes <= FMPI_EAGER_LIMIT_BYTES) {
+    it->hdr.kind = FMPI_F_EAGER;
+    it->payload = r->data;
+    it->completes_req = true;
+  } else {
+    it->hdr.kind = FMPI_F_RTS;
+    it->hdr.sreq = (uint64_t)(uintptr_t)r;
+  }
+  fmpi_enqueue(&fmpi_st.peers[world], it);
+  return MPI_SUCCESS;
+}
+
+int fmpi_irecv(void *buf, int count, MPI_Datatype type, int src, int tag, fmpi_comm *c, uint32_t ctx,
+               fmpi_request **out)
+{
+  if (src == MPI_PROC_NULL) {
+    fmpi_request *r = fmpi_req_new(false, c, ctx, src, tag, buf, 0, MPI_BYTE);
+    r->status.MPI_SOURCE = MPI_PROC_NULL;
+    r->status.MPI_TAG = MPI_ANY_TAG;
+    r->complete = true;
+    *out = r;
+    return MPI_SUCCESS;
+  }
+  int world = src == MPI_ANY_SOURCE ? MPI_ANY_SOURCE : c->world[src];
+  fmpi_request *r = fmpi_req_new(false, c, ctx, world, tag, buf, count, type);
+  *out = r;
+  fmpi_unexp *u = find_unexp(ctx, world, tag, true);
+  if (u) {
+    claim(r, u);
+    return MPI_SUCCESS;
+  }
+  if (fmpi_st.posted_tail)
+    fmpi_st.posted_tail->next = r;
+  else
+    fmpi_st.posted_head = r;
+  fmpi_st.posted_tail = r;
+  return MPI_SUCCESS;
+}
+
+/* Waits (lock held) until done(arg): busy-polls for FMPI_SPIN_USEC, then
+ * sleeps while the progress thread works. */
+void fmpi_wait_cond(bool (*done)(void *), void *arg)
+{
+  double start = 0;
+  unsigned spins = 0;
+  bool blocking = false;
+  while (!done(arg)) {
+    if (!fmpi_st.thread_started) {
+      fmpi_progress(0);
+      continue;
+    }
+    if (!blocking && fmpi_st.state != ST_FLUSHED) {
+      if (start == 0)
+        start = fmpi_now();
+      else if ((++spins & 63) == 0) {
+        if (fmpi_now() - start > FMPI_SPIN_USEC * 1e-6)
+          blocking = true;
+        sched_yield(); /* lets an oversubscribed core run the peer we wait for */
+      }
+      fmpi_st.app_spinning = true;
+      fmpi_progress(0);
+      continue;
+    }
+    fmpi_st.app_spinning = false;
+    fmpi_st.app_blocked++;
+    fmpi_st.app_polled_at = 0; /* the progress thread takes over now */
+    pthread_cond_broadcast(&fmpi_st.park_cond);
+    fmpi_wake();
+    pthread_cond_wait(&fmpi_st.done_cond, &fmpi_st.lock);
+    fmpi_st.app_blocked--;
+  }
+  fmpi_st.app_spinning = false;
+}
+
+typedef struct reqs_arg {
+  fmpi_request **reqs;
+  int n;
+} reqs_arg;
+
+static bool all_done(void *arg)
+{
+  reqs_arg *a = arg;
+  for (int i = 0; i < a->n; i++)
+    if (a->reqs[i] && !a->reqs[i]->complete)
+      return false;
+  return true;
+}
+
+/* Waits for internal requests (lock held), keeping them. */
+void fmpi_wait_reqs_keep(fmpi_request **reqs, int n)
+{
+  reqs_arg a = { reqs, n };
+  fmpi_wait_cond(all_done, &a);
+}
+
+/* Waits for internal requests and releases them. */
+void fmpi_wait_reqs(fmpi_request **reqs, int n)
+{
+  fmpi_wait_reqs_keep(reqs, n);
+  for (int i = 0; i < n; i++)
+    if (reqs[i]) {
+      fmpi_req_release(reqs[i]);
+      reqs[i] = NULL;
+    }
+}
+
+void fmpi_status_out(fmpi_request *r, MPI_Status *st)
+{
+  if (st != MPI_STATUS_IGNORE && st != NULL)
+    *st = r->status;
+}
+
+static int check_pt2pt(fmpi_comm *c, int count, MPI_Datatype type, int peer, int tag, bool recv, bool any_tag_ok)
+{
+  if (count < 0)
+    return MPI_ERR_COUNT;
+  fmpi_type *t = fmpi_type_get(type);
+  if (t == NULL || !t->committed)
+    return MPI_ERR_TYPE;
+  if (peer != MPI_PROC_NULL && !(recv && peer == MPI_ANY_SOURCE) && (peer < 0 || peer >= c->size))
+    return MPI_ERR_RANK;
+  if (tag < 0 && !(any_tag_ok && tag == MPI_ANY_TAG))
+    return MPI_ERR_TAG;
+  return MPI_SUCCESS;
+}
+
+#define GET_COMM(h, name)                                \
+  FMPI_CHECK_INIT(name);                                 \
+  fmpi_comm *c = fmpi_comm_get(h);                       \
+  if (c == NULL)                                         \
+    return fmpi_error(NULL, MPI_ERR_COMM, name)
+
+static int new_handle(fmpi_request *r, MPI_Request *h)
+{
+  r->handle = fmpi_table_add(&fmpi_requests, r);
+  *h = r->handle;
+  return MPI_SUCCESS;
+}
+
+static int isend_common(const void *buf, int count, MPI_Datatype type, int dest, int tag, MPI_Comm comm,
+                        MPI_Request *request, bool sync, const char *name)
+{
+  GET_COMM(comm, name);
+  int rv;
+  fmpi_request *r;
+  if ((rv = check_pt2pt(c, count, type, dest, tag, false, false)) != MPI_SUCCESS)
+    return fmpi_error(c, rv, name);
+  fmpi_lock();
+  fmpi_isend(buf, count, type, dest, tag, c, c->ctx, sync, &r);
+  new_handle(r, request);
+  fmpi_unlock();
+  return MPI_SUCCESS;
+}
+
+int PMPI_Isend(const void *buf, int count, MPI_Datatype type, int dest, int tag, MPI_Comm comm, MPI_Request *request)
+{
+  return isend_common(buf, count, type, dest, tag, comm, request, false, "MPI_Isend");
+}
+
+int PMPI_Issend(const void *buf, int count, MPI_Datatype type, int dest, int tag, MPI_Comm comm, MPI_Request *request)
+{
+  return isend_common(buf, count, type, dest, tag, comm, request, true, "MPI_Issend");
+}
+
+int PMPI_Irecv(void *buf, int count, MPI_Datatype type, int src, int tag, MPI_Comm comm, MPI_Request *request)
+{
+  GET_COMM(comm, "MPI_Irecv");
+  int rv;
+  fmpi_request *r;
+  if ((rv = check_pt2pt(c, count, type, src, tag, true, true)) != MPI_SUCCESS)
+    return fmpi_error(c, rv, "MPI_Irecv");
+  fmpi_lock();
+  fmpi_irecv(buf, count, type, src, tag, c, c->ctx, &r);
+  new_handle(r, request);
+  fmpi_unlock();
+  return MPI_SUCCESS;
+}
+
+static int send_common(const void *buf, int count, MPI_Datatype type, int dest, int tag, MPI_Comm comm, bool sync,
+                       const char *name)
+{
+  GET_COMM(comm, name);
+  int rv;
+  fmpi_request *r;
+  if ((rv = check_pt2pt(c, count, type, dest, tag, false, false)) != MPI_SUCCESS)
+    return fmpi_error(c, rv, name);
+  fmpi_lock();
+  fmpi_isend(buf, count, type, dest, tag, c, c->ctx, sync, &r);
+  fmpi_wait_reqs(&r, 1);
+  fmpi_unlock();
+  return MPI_SUCCESS;
+}
+
+int PMPI_Send(const void *buf, int count, MPI_Datatype type, int dest, int tag, MPI_Comm comm)
+{
+  return send_common(buf, count, type, dest, tag, comm, false, "MPI_Send");
+}
+
+int PMPI_Ssend(const void *buf, int count, MPI_Datatype type, int dest, int tag, MPI_Comm comm)
+{
+  return send_common(buf, count, type, dest, tag, comm, true, "MPI_Ssend");
+}
+
+int PMPI_Recv(void *buf, int count, MPI_Datatype type, int src, int tag, MPI_Comm comm, MPI_Status *status)
+{
+  GET_COMM(comm, "MPI_Recv");
+  int rv;
+  fmpi_request *r;
+  if ((rv = check_pt2pt(c, count, type, src, tag, true, true)) != MPI_SUCCESS)
+    return fmpi_error(c, rv, "MPI_Recv");
+  fmpi_lock();
+  fmpi_irecv(buf, count, type, src, tag, c, c->ctx, &r);
+  reqs_arg a = { &r, 1 };
+  fmpi_wait_cond(all_done, &a);
+  fmpi_status_out(r, status);
+  rv = r->status.MPI_ERROR;
+  fmpi_req_release(r);
+  fmpi_unlock();
+  return rv == MPI_SUCCESS ? rv : fmpi_error(c, rv, "MPI_Recv");
+}
+
+int PMPI_Sendrecv(const void *sendbuf, int sendcount, MPI_Datatype sendtype, int dest, int sendtag, void *recvbuf,
+                  int recvcount, MPI_Datatype recvtype, int source, int recvtag, MPI_Comm comm, MPI_Status *status)
+{
+  GET_COMM(comm, "MPI_Sendrecv");
+  int rv;
+  fmpi_request *r[2];
+  if ((rv = check_pt2pt(c, sendcount, sendtype, dest, sendtag, false, false)) != MPI_SUCCESS ||
+      (rv = check_pt2pt(c, recvcount, recvtype, source, recvtag, true, true)) != MPI_SUCCESS)
+    return fmpi_error(c, rv, "MPI_Sendrecv");
+  fmpi_lock();
+  fmpi_irecv(recvbuf, recvcount, recvtype, source, recvtag, c, c->ctx, &r[0]);
+  fmpi_isend(sendbuf, sendcount, sendtype, dest, sendtag, c, c->ctx, false, &r[1]);
+  reqs_arg a = { r, 2 };
+  fmpi_wait_cond(all_done, &a);
+  fmpi_status_out(r[0], status);
+  rv = r[0]->status.MPI_ERROR;
+  fmpi_req_release(r[0]);
+  fmpi_req_release(r[1]);
+  fmpi_unlock();
+  return rv == MPI_SUCCESS ? rv : fmpi_error(c, rv, "MPI_Sendrecv");
+}
+
+int PMPI_Sendrecv_replace(void *buf, int count, MPI_Datatype type, int dest, int sendtag, int source, int recvtag,
+                          MPI_Comm comm, MPI_Status *status)
+{
+  FMPI_CHECK_INIT("MPI_Sendrecv_replace");
+  fmpi_type *t = fmpi_type_get(type);
+  if (t == NULL || count < 0)
+    return fmpi_error(fmpi_comm_get(comm), t ? MPI_ERR_COUNT : MPI_ERR_TYPE, "MPI_Sendrecv_replace");
+  size_t n = (size_t)count * t->size;
+  uint8_t *tmp = malloc(n ? n : 1);
+  if (tmp == NULL)
+    fmpi_fatal("out of memory");
+  fmpi_pack(t, buf, count, tmp);
+  int rv = PMPI_Sendrecv(tmp, (int)n, MPI_BYTE, dest, sendtag, buf, count, type, source, recvtag, comm, status);
+  free(tmp);
+  return rv;
+}
+
+typedef struct probe_arg {
+  uint32_t ctx;
+  int src, tag;
+  fmpi_unexp *found;
+} probe_arg;
+
+static bool probe_done(void *arg)
+{
+  probe_arg *a = arg;
+  a->found = find_unexp(a->ctx, a->src, a->tag, false);
+  return a->found != NULL;
+}
+
+static void probe_status(fmpi_comm *c, fmpi_unexp *u, MPI_Status *status)
+{
+  if (status == MPI_STATUS_IGNORE || status == NULL)
+    return;
+  status->MPI_SOURCE = c->local[u->src];
+  status->MPI_TAG = u->tag;
+  status->MPI_ERROR = MPI_SUCCESS;
+  status->ferry_cancelled = 0;
+  status->ferry_bytes = (long long)u->len;
+}
+
+static void null_status(MPI_Status *status)
+{
+  if (status == MPI_STATUS_IGNORE || status == NULL)
+    return;
+  status->MPI_SOURCE = MPI_PROC_NULL;
+  status->MPI_TAG = MPI_ANY_TAG;
+  status->MPI_ERROR = MPI_SUCCESS;
+  status->ferry_cancelled = 0;
+  status->ferry_bytes = 0;
+}
+
+int PMPI_Probe(int source, int tag, MPI_Comm comm, MPI_Status *status)
+{
+  GET_COMM(comm, "MPI_Probe");
+  int rv;
+  if ((rv = check_pt2pt(c, 0, MPI_BYTE, source, tag, true, true)) != MPI_SUCCESS)
+    return fmpi_error(c, rv, "MPI_Probe");
+  if (source == MPI_PROC_NULL) {
+    null_status(status);
+    return MPI_SUCCESS;
+  }
+  probe_arg a = { c->ctx, source == MPI_ANY_SOURCE ? source : c->world[source], tag, NULL };
+  fmpi_lock();
+  fmpi_wait_cond(probe_done, &a);
+  probe_status(c, a.found, status);
+  fmpi_unlock();
+  return MPI_SUCCESS;
+}
+
+int PMPI_Iprobe(int source, int tag, MPI_Comm comm, int *flag, MPI_Status *status)
+{
+  GET_COMM(comm, "MPI_Iprobe");
+  int rv;
+  if ((rv = check_pt2pt(c, 0, MPI_BYTE, source, tag, true, true)) != MPI_SUCCESS)
+    return fmpi_error(c, rv, "MPI_Iprobe");
+  if (source == MPI_PROC_NULL) {
+    *flag = 1;
+    null_status(status);
+    return MPI_SUCCESS;
+  }
+  probe_arg a = { c->ctx, source == MPI_ANY_SOURCE ? source : c->world[source], tag, NULL };
+  fmpi_lock();
+  if (!probe_done(&a) && fmpi_st.state != ST_FLUSHED) {
+    fmpi_progress(0);
+    probe_done(&a);
+  }
+  *flag = a.found != NULL;
+  if (a.found)
+    probe_status(c, a.found, status);
+  fmpi_unlock();
+  return MPI_SUCCESS;
+}
+
+int PMPI_Get_count(const MPI_Status *status, MPI_Datatype type, int *count)
+{
+  fmpi_type *t = fmpi_type_get(type);
+  if (t == NULL)
+    return fmpi_error(NULL, MPI_ERR_TYPE, "MPI_Get_count");
+  if (t->size == 0)
+    *count = status->ferry_bytes == 0 ? 0 : MPI_UNDEFINED;
+  else if (status->ferry_bytes % (long long)t->size)
+    *count = MPI_UNDEFINED;
+  else
+    *count = (int)(status->ferry_bytes / (long long)t->size);
+  return MPI_SUCCESS;
+}
+
+int PMPI_Get_elements(const MPI_Status *status, MPI_Datatype type, int *count)
+{
+  fmpi_type *t = fmpi_type_get(type);
+  if (t == NULL)
+    return fmpi_error(NULL, MPI_ERR_TYPE, "MPI_Get_elements");
+  fmpi_type *b = t->basic ? fmpi_type_get(t->basic) : NULL;
+  size_t es = b && b->size ? b->size : t->size;
+  *count = es && status->ferry_bytes % (long long)es == 0 ? (int)(status->ferry_bytes / (long long)es) : MPI_UNDEFINED;
+  return MPI_SUCCESS;
+}
+
+/* ---- completion ---- */
+
+static fmpi_request *lookup(MPI_Request h)
+{
+  fmpi_request *r = fmpi_table_get(&fmpi_requests, h);
+  if (r == NULL)
+    fmpi_fatal("invalid MPI_Request %d", h);
+  return r;
+}
+
+static void empty_status(MPI_Status *status)
+{
+  if (status == MPI_STATUS_IGNORE || status == NULL)
+    return;
+  status->MPI_SOURCE = MPI_ANY_SOURCE;
+  status->MPI_TAG = MPI_ANY_TAG;
+  status->MPI_ERROR = MPI_SUCCESS;
+  status->ferry_cancelled = 0;
+  status->ferry_bytes = 0;
+}
+
+/* Hands a completed request's status to the user and frees it. Returns its error. */
+static int finish(MPI_Request *h, MPI_Status *status)
+{
+  fmpi_request *r = lookup(*h);
+  int err = r->is_send ? MPI_SUCCESS : r->status.MPI_ERROR;
+  if (!r->is_send)
+    fmpi_status_out(r, status);
+  else if (status != MPI_STATUS_IGNORE && status != NULL) {
+    empty_status(status);
+    status->ferry_cancelled = r->status.ferry_cancelled;
+  }
+  fmpi_req_release(r);
+  *h = MPI_REQUEST_NULL;
+  return err;
+}
+
+typedef struct handles_arg {
+  MPI_Request *h;
+  int n;
+  bool any;
+} handles_arg;
+
+static bool handles_done(void *arg)
+{
+  handles_arg *a = arg;
+  bool active = false;
+  for (int i = 0; i < a->n; i++) {
+    if (a->h[i] == MPI_REQUEST_NULL)
+      continue;
+    active = true;
+    bool c = lookup(a->h[i])->complete;
+    if (a->any && c)
+      return true;
+    if (!a->any && !c)
+      return false;
+  }
+  return a->any ? !active : true;
+}
+
+static fmpi_comm *req_comm(MPI_Request h)
+{
+  fmpi_request *r = fmpi_table_get(&fmpi_requests, h);
+  return r ? r->comm : NULL;
+}
+
+int PMPI_Wait(MPI_Request *request, MPI_Status *status)
+{
+  FMPI_CHECK_INIT("MPI_Wait");
+  if (*request == MPI_REQUEST_NULL) {
+    empty_status(status);
+    return MPI_SUCCESS;
+  }
+  fmpi_comm *c = req_comm(*request);
+  handles_arg a = { request, 1, false };
+  fmpi_lock();
+  fmpi_wait_cond(handles_done, &a);
+  int err = finish(request, status);
+  fmpi_unlock();
+  return err == MPI_SUCCESS ? err : fmpi_error(c, err, "MPI_Wait");
+}
+
+static int complete_all(int count, MPI_Request requests[], MPI_Status *statuses)
+{
+  int err = MPI_SUCCESS;
+  fmpi_comm *c = NULL;
+  for (int i = 0; i < count; i++) {
+    MPI_Status *st = statuses == MPI_STATUSES_IGNORE ? MPI_STATUS_IGNORE : &statuses[i];
+    if (requests[i] == MPI_REQUEST_NULL) {
+      empty_status(st);
+      continue;
+    }
+    c = req_comm(requests[i]);
+    int e = finish(&requests[i], st);
+    if (e != MPI_SUCCESS)
+      err = MPI_ERR_IN_STATUS;
+  }
+  return err == MPI_SUCCESS ? err : fmpi_error(c, err, "MPI_Waitall");
+}
+
+int PMPI_Waitall(int count, MPI_Request requests[], MPI_Status *statuses)
+{
+  FMPI_CHECK_INIT("MPI_Waitall");
+  handles_arg a = { requests, count, false };
+  fmpi_lock();
+  fmpi_wait_cond(handles_done, &a);
+  int rv = complete_all(count, requests, statuses);
+  fmpi_unlock();
+  return rv;
+}
+
+int PMPI_Testall(int count, MPI_Request requests[], int *flag, MPI_Status *statuses)
+{
+  FMPI_CHECK_INIT("MPI_Testall");
+  handles_arg a = { requests, count, false };
+  int rv = MPI_SUCCESS;
+  fmpi_lock();
+  if (!handles_done(&a) && fmpi_st.state != ST_FLUSHED)
+    fmpi_progress(0);
+  *flag = handles_done(&a);
+  if (*flag)
+    rv = complete_all(count, requests, statuses);
+  fmpi_unlock();
+  return rv;
+}
+
+/* The first completed request of the array, or -1. */
+static int first_done(int count, MPI_Request requests[])
+{
+  for (int i = 0; i < count; i++)
+    if (requests[i] != MPI_REQUEST_NULL && lookup(requests[i])->complete)
+      return i;
+  return -1;
+}
+
+static int any_common(int count, MPI_Request requests[], int *index, int *flag, MPI_Status *status, bool wait)
+{
+  handles_arg a = { requests, count, true };
+  int rv = MPI_SUCCESS;
+  fmpi_lock();
+  if (wait)
+    fmpi_wait_cond(handles_done, &a);
+  else if (!handles_done(&a) && fmpi_st.state != ST_FLUSHED)
+    fmpi_progress(0);
+  int i = first_done(count, requests);
+  *flag = handles_done(&a);
+  *index = MPI_UNDEFINED;
+  if (i >= 0) {
+    fmpi_comm *c = req_comm(requests[i]);
+    *index = i;
+    rv = finish(&requests[i], status);
+    if (rv != MPI_SUCCESS)
+      rv = fmpi_error(c, rv, wait ? "MPI_Waitany" : "MPI_Testany");
+  } else if (*flag) {
+    empty_status(status);
+  }
+  fmpi_unlock();
+  return rv;
+}
+
+int PMPI_Waitany(int count, MPI_Request requests[], int *index, MPI_Status *status)
+{
+  FMPI_CHECK_INIT("MPI_Waitany");
+  int flag;
+  return any_common(count, requests, index, &flag, status, true);
+}
+
+int PMPI_Testany(int count, MPI_Request requests[], int *index, int *flag, MPI_Status *status)
+{
+  FMPI_CHECK_INIT("MPI_Testany");
+  return any_common(count, requests, index, flag, status, false);
+}
+
+static int some_common(int incount, MPI_Request requests[], int *outcount, int indices[], MPI_Status *statuses,
+                       bool wait)
+{
+  handles_arg a = { requests, incount, true };
+  int err = MPI_SUCCESS;
+  fmpi_comm *c = NULL;
+  fmpi_lock();
+  if (wait)
+    fmpi_wait_cond(handles_done, &a);
+  else if (!handles_done(&a) && fmpi_st.state != ST_FLUSHED)
+    fmpi_progress(0);
+  bool active = false;
+  *outcount = 0;
+  for (int i = 0; i < incount; i++) {
+    if (requests[i] == MPI_REQUEST_NULL)
+      continue;
+    active = true;
+    if (!lookup(requests[i])->complete)
+      continue;
+    MPI_Status *st = statuses == MPI_STATUSES_IGNORE ? MPI_STATUS_IGNORE : &statuses[*outcount];
+    c = req_comm(requests[i]);
+    if (finish(&requests[i], st) != MPI_SUCCESS)
+      err = MPI_ERR_IN_STATUS;
+    indices[(*outcount)++] = i;
+  }
+  if (!active)
+    *outcount = MPI_UNDEFINED;
+  fmpi_unlock();
+  return err == MPI_SUCCESS ? err : fmpi_error(c, err, wait ? "MPI_Waitsome" : "MPI_Testsome");
+}
+
+int PMPI_Waitsome(int incount, MPI_Request requests[], int *outcount, int indices[], MPI_Status *statuses)
+{
+  FMPI_CHECK_INIT("MPI_Waitsome");
+  return some_common(incount, requests, outcount, indices, statuses, true);
+}
+
+int PMPI_Testsome(int incount, MPI_Request requests[], int *outcount, int indices[], MPI_Status *statuses)
+{
+  FMPI_CHECK_INIT("MPI_Testsome");
+  return some_common(incount, requests, outcount, indices, statuses, false);
+}
+
+int PMPI_Test(MPI_Request *request, int *flag, MPI_Status *status)
+{
+  FMPI_CHECK_INIT("MPI_Test");
+  if (*request == MPI_REQUEST_NULL) {
+    *flag = 1;
+    empty_status(status);
+    return MPI_SUCCESS;
+  }
+  fmpi_comm *c = req_comm(*request);
+  int err = MPI_SUCCESS;
+  fmpi_lock();
+  fmpi_request *r = lookup(*request);
+  if (!r->complete && fmpi_st.state != ST_FLUSHED)
+    fmpi_progress(0);
+  *flag = r->complete;
+  if (*flag)
+    err = finish(request, status);
+  fmpi_unlock();
+  return err == MPI_SUCCESS ? err : fmpi_error(c, err, "MPI_Test");
+}
+
+int PMPI_Request_free(MPI_Request *request)
+{
+  FMPI_CHECK_INIT("MPI_Request_free");
+  if (*request == MPI_REQUEST_NULL)
+    return fmpi_error(NULL, MPI_ERR_REQUEST, "MPI_Request_free");
+  fmpi_lock();
+  fmpi_request *r = lookup(*request);
+  if (r->complete) {
+    fmpi_req_release(r);
+  } else {
+    fmpi_table_del(&fmpi_requests, r->handle);
+    r->handle = 0;
+    r->user_freed = true;
+  }
+  *request = MPI_REQUEST_NULL;
+  fmpi_unlock();
+  return MPI_SUCCESS;
+}
+
+int PMPI_Cancel(MPI_Request *request)
+{
+  FMPI_CHECK_INIT("MPI_Cancel");
+  if (*request == MPI_REQUEST_NULL)
+    return fmpi_error(NULL, MPI_ERR_REQUEST, "MPI_Cancel");
+  fmpi_lock();
+  fmpi_request *r = lookup(*request);
+  if (!r->is_send && !r->complete) {
+    fmpi_request *prev = NULL;
+    for (fmpi_request *q = fmpi_st.posted_head; q; prev = q, q = q->next) {
+      if (q != r)
+        continue;
+      if (prev)
+        prev->next = q->next;
+      else
+        fmpi_st.posted_head = q->next;
+      if (fmpi_st.posted_tail == q)
+        fmpi_st.posted_tail = prev;
+      r->status.ferry_cancelled = 1;
+      r->status.MPI_SOURCE = MPI_ANY_SOURCE;
+      r->status.MPI_TAG = MPI_ANY_TAG;
+      fmpi_req_complete(r);
+      break;
+    }
+  }
+  fmpi_unlock();
+  return MPI_SUCCESS;
+}
+
+int PMPI_Test_cancelled(const MPI_Status *status, int *flag)
+{
+  *flag = status->ferry_cancelled;
+  return MPI_SUCCESS;
+}
+
+/* ---- blocking helpers for collectives (collective context, lock not held) ---- */
+
+int fmpi_send_internal(const void *buf, int count, MPI_Datatype t, int dest, int tag, fmpi_comm *c)
+{
+  fmpi_request *r;
+  fmpi_lock();
+  fmpi_isend(buf, count, t, dest, tag, c, c->ctx + 1, false, &r);
+  fmpi_wait_reqs(&r, 1);
+  fmpi_unlock();
+  return MPI_SUCCESS;
+}
+
+int fmpi_recv_internal(void *buf, int count, MPI_Datatype t, int src, int tag, fmpi_comm *c)
+{
+  fmpi_request *r;
+  fmpi_lock();
+  fmpi_irecv(buf, count, t, src, tag, c, c->ctx + 1, &r);
+  reqs_arg a = { &r, 1 };
+  fmpi_wait_cond(all_done, &a);
+  int rv = r->status.MPI_ERROR;
+  fmpi_req_release(r);
+  fmpi_unlock();
+  return rv;
+}
+
+int fmpi_sendrecv_internal(const void *sbuf, int scount, MPI_Datatype st, int dest, void *rbuf, int rcount,
+                           MPI_Datatype rt, int src, int tag, fmpi_comm *c)
+{
+  fmpi_request *r[2];
+  fmpi_lock();
+  fmpi_irecv(rbuf, rcount, rt, src, tag, c, c->ctx + 1, &r[0]);
+  fmpi_isend(sbuf, scount, st, dest, tag, c, c->ctx + 1, false, &r[1]);
+  reqs_arg a = { r, 2 };
+  fmpi_wait_cond(all_done, &a);
+  int rv = r[0]->status.MPI_ERROR;
+  fmpi_req_release(r[0]);
+  fmpi_req_release(r[1]);
+  fmpi_unlock();
+  return rv;
+}

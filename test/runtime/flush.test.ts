@@ -1,0 +1,160 @@
+// Checkpoint side of the runtime without CRIU: flush every rank through the
+// agent channel (drain, close every socket, report), check the processes hold
+// no sockets, wake them with SIGUSR2, rewire with new endpoints, and let the
+// same processes go on. Message contents and per-channel sequence numbers
+// (checked by the runtime itself) prove nothing was lost, duplicated or reordered.
+import { readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { RankChannelServer } from '../../src/agent/rank-channel.js';
+import { RankJob, compileProgram, makeTempDir, uniqueSocketName, until } from './rank-harness.js';
+
+/** The sockets a process holds (from /proc/PID/fd), apart from stdio: Node's
+ * spawn connects a child's stdio through socket pairs, where an agent uses files. */
+function sockets(pid: number): string[] {
+  const found: string[] = [];
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    if (Number(fd) <= 2) continue;
+    try {
+      const target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      if (target.startsWith('socket:')) found.push(`fd ${fd}: ${target}`);
+    } catch {
+      // fd closed meanwhile
+    }
+  }
+  return found;
+}
+
+const SIGUSR2_BIT = 1n << 11n; // signal 12
+/** The process-wide pending signal mask (ShdPnd in /proc/PID/status). */
+function sharedPending(pid: number): bigint {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('ShdPnd:'))!;
+  return BigInt('0x' + line.split(/\s+/)[1]);
+}
+
+describe('rank runtime: flush, close, rewire', () => {
+  const tmp = makeTempDir();
+  let server: RankChannelServer;
+  let socketName: string;
+  const jobs: RankJob[] = [];
+  let pending: string;
+  let stream: string;
+  let finalizeExit: string;
+
+  beforeAll(async () => {
+    pending = compileProgram('flush-pending', tmp.dir);
+    stream = compileProgram('flush-stream', tmp.dir);
+    finalizeExit = compileProgram('finalize-exit', tmp.dir);
+    socketName = uniqueSocketName();
+    server = new RankChannelServer({ socketName });
+    await server.listen();
+  });
+  afterEach(() => {
+    for (const j of jobs.splice(0)) j.kill();
+  });
+  afterAll(async () => {
+    tmp.remove();
+    await server?.close(); // undefined when beforeAll failed
+  });
+
+  it('keeps drained messages and a half-done rendezvous across a flush; the same processes continue', async () => {
+    const go = join(tmp.dir, 'go-pending');
+    const job = new RankJob(server, socketName, 'flush-pending', 3);
+    jobs.push(job);
+    job.start(pending, [go]);
+    await job.waitForOutput(0, 'sent\n');
+    await job.waitForOutput(1, 'ready\n');
+    await job.waitForOutput(2, 'posted\n');
+    // a stray SIGUSR2 before the flush must not end the coming wait: flush discards it
+    job.resumeAll();
+    for (const p of job.procs) await until(() => (sharedPending(p.pid!) & SIGUSR2_BIT) !== 0n);
+
+    const reports = await server.flush(job.jobId, 1);
+    for (const p of job.procs) expect(sharedPending(p.pid!) & SIGUSR2_BIT).toBe(0n);
+    expect(reports.map((r) => r.rank)).toEqual([0, 1, 2]);
+    expect(reports.every((r) => r.epoch === 1)).toBe(true);
+    // rank 1 holds 19 eager messages and the request-to-send of the large one
+    // (the first eager message matched its wildcard receive posted before the flush)
+    expect(reports[1].unexpectedMessages).toBe(20);
+    expect(reports[0].channelsClosed).toBeGreaterThan(0);
+    for (const p of job.procs) {
+      expect(p.exitCode).toBeNull();
+      expect(sockets(p.pid!)).toEqual([]); // dump-safe: not even the agent connection
+    }
+    expect(server.ranks(job.jobId)).toEqual([]);
+
+    job.resumeAll();
+    await until(() => job.hellos.length === 2);
+    expect(job.hellos[1].map((h) => h.resumedEpoch)).toEqual([1, 1, 1]);
+    writeFileSync(go, '');
+    const results = await job.wait();
+    expect(results.map((r) => r.code), job.stderr.join('\n')).toEqual([0, 0, 0]);
+    expect(job.stdout[0]).toBe('sent\nrank 0 done reply 21\n');
+    expect(job.stdout[1]).toBe('ready\nrank 1 received 21 messages in order\n');
+    expect(job.stdout[2]).toBe('posted\nrank 2 late 4242\n');
+  });
+
+  it('survives three flush and resume cycles under continuous traffic on 4 ranks', async () => {
+    const stop = join(tmp.dir, 'stop-stream');
+    const job = new RankJob(server, socketName, 'flush-stream', 4);
+    jobs.push(job);
+    job.start(stream, [stop]);
+    await job.waitForOutput(0, 'started\n');
+    await until(() => job.hellos.length === 1);
+    let drained = 0;
+    for (let epoch = 1; epoch <= 3; epoch++) {
+      const reports = await server.flush(job.jobId, epoch);
+      expect(reports).toHaveLength(4);
+      drained += reports.reduce((n, r) => n + r.drainedMessages, 0);
+      for (const p of job.procs) expect(sockets(p.pid!)).toEqual([]);
+      job.resumeAll();
+      await until(() => job.hellos.length === epoch + 1);
+      expect(job.hellos[epoch].every((h) => h.resumedEpoch === epoch)).toBe(true);
+    }
+    writeFileSync(stop, '');
+    const results = await job.wait();
+    expect(results.map((r) => r.code), job.stderr.join('\n')).toEqual([0, 0, 0, 0]);
+    expect(job.stdout[0]).toMatch(/^started\nstream ok rounds \d+ messages \d+\n$/);
+    expect(drained).toBeGreaterThanOrEqual(0);
+  });
+
+  it('refuses a second flush while one runs and reports a rank that dies during a flush', async () => {
+    const go = join(tmp.dir, 'go-refuse');
+    const job = new RankJob(server, socketName, 'flush-dies', 2);
+    jobs.push(job);
+    job.start(pending, [go]);
+    await job.waitForOutput(0, 'sent\n');
+    await job.waitForOutput(1, 'ready\n');
+    // rank 1 waits for the marker of rank 0, which is not asked to flush
+    const first = server.flush(job.jobId, 1, [1]);
+    await expect(server.flush(job.jobId, 2, [1])).rejects.toThrow(/already flushing/);
+    job.procs[0].kill('SIGKILL');
+    await expect(first).rejects.toThrow(/rank 1 of job flush-dies disconnected \(aborted\)/);
+    const results = await job.wait();
+    expect(results[1].code).toBe(1);
+    expect(job.stderr[1]).toMatch(/lost the connection to rank 0/);
+  });
+
+  it('a flush racing MPI_Finalize completes either way, and exit codes reach the agent', async () => {
+    const go = join(tmp.dir, 'go-finalize');
+    const job = new RankJob(server, socketName, 'flush-finalize', 3);
+    jobs.push(job);
+    const exits = new Map<number, number>();
+    const onExit = (jobId: string, rank: number, code: number) => jobId === job.jobId && exits.set(rank, code);
+    server.on('exit', onExit);
+    job.start(finalizeExit, [go]);
+    for (let r = 0; r < 3; r++) await job.waitForOutput(r, 'finalizing\n');
+    // each rank is before, inside or past MPI_Finalize: a flushed one waits for SIGUSR2,
+    // a finalized one is reported without being asked
+    const reports = await server.flush(job.jobId, 1);
+    expect(reports.map((r) => r.rank)).toEqual([0, 1, 2]);
+    for (const r of reports) if (!r.finalized) RankChannelServer.resume(job.procs[r.rank].pid!);
+    for (let r = 0; r < 3; r++) await job.waitForOutput(r, 'finalized\n');
+    writeFileSync(go, '');
+    const results = await job.wait();
+    await until(() => exits.size === 3);
+    server.off('exit', onExit);
+    expect(results.map((r) => r.code), job.stderr.join('\n')).toEqual([3, 4, 5]);
+    expect([...exits.entries()].sort()).toEqual([[0, 3], [1, 4], [2, 5]]);
+  });
+});

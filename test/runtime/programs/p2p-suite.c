@@ -1,0 +1,139 @@
+/* Point-to-point semantics: ordering, wildcards, probe, nonblocking completion,
+ * rendezvous sizes, Ssend, self messages, PROC_NULL, cancel, truncation with
+ * MPI_ERRORS_RETURN. Prints "p2p ok" on rank 0 when every check passed. */
+#include <string.h>
+#include "check.h"
+
+#define BIG (3 * 1024 * 1024 + 17)
+
+int main(int argc, char **argv)
+{
+  int rank, size;
+  MPI_Init(&argc, &argv);
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  int right = (rank + 1) % size, left = (rank - 1 + size) % size;
+
+  /* ordering: 100 messages of mixed sizes to the right neighbour, same tag */
+  static int small[100][64];
+  MPI_Request req[200];
+  for (int i = 0; i < 100; i++) {
+    for (int k = 0; k < 64; k++)
+      small[i][k] = rank * 100000 + i * 100 + k;
+    MPI_Isend(small[i], 1 + i % 64, MPI_INT, right, 5, MPI_COMM_WORLD, &req[i]);
+  }
+  for (int i = 0; i < 100; i++) {
+    int buf[64];
+    MPI_Status st;
+    int n;
+    MPI_Recv(buf, 64, MPI_INT, left, 5, MPI_COMM_WORLD, &st);
+    MPI_Get_count(&st, MPI_INT, &n);
+    CHECK(n == 1 + i % 64 && st.MPI_SOURCE == left && st.MPI_TAG == 5, "n=%d i=%d", n, i);
+    for (int k = 0; k < n; k++)
+      CHECK(buf[k] == left * 100000 + i * 100 + k, "order: message %d word %d = %d", i, k, buf[k]);
+  }
+  MPI_Waitall(100, req, MPI_STATUSES_IGNORE);
+
+  /* large messages (rendezvous) both ways at once, and Ssend */
+  char *big_out = malloc(BIG), *big_in = malloc(BIG);
+  for (int i = 0; i < BIG; i++)
+    big_out[i] = (char)(i * 7 + rank);
+  MPI_Sendrecv(big_out, BIG, MPI_CHAR, right, 9, big_in, BIG, MPI_CHAR, left, 9, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+  for (int i = 0; i < BIG; i++)
+    CHECK(big_in[i] == (char)(i * 7 + left), "big byte %d", i);
+  if (size > 1) {
+    if (rank == 0) {
+      int v = 42;
+      MPI_Ssend(&v, 1, MPI_INT, 1, 3, MPI_COMM_WORLD);
+    } else if (rank == 1) {
+      int v;
+      MPI_Recv(&v, 1, MPI_INT, 0, 3, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+      CHECK(v == 42, "ssend value %d", v);
+    }
+  }
+
+  /* wildcards: everyone sends its rank to 0, which receives with ANY_SOURCE/ANY_TAG */
+  if (rank != 0) {
+    MPI_Send(&rank, 1, MPI_INT, 0, 100 + rank, MPI_COMM_WORLD);
+  } else {
+    int seen = 0;
+    for (int i = 1; i < size; i++) {
+      int v;
+      MPI_Status st;
+      MPI_Probe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &st);
+      CHECK(st.MPI_TAG == 100 + st.MPI_SOURCE, "probe tag %d source %d", st.MPI_TAG, st.MPI_SOURCE);
+      MPI_Recv(&v, 1, MPI_INT, MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &st);
+      CHECK(v == st.MPI_SOURCE && st.MPI_TAG == 100 + v, "wildcard v=%d", v);
+      seen |= 1 << v;
+    }
+    CHECK(seen == ((1 << size) - 2), "seen %x", seen);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+
+  /* self message, PROC_NULL, Iprobe, Waitany/Testall */
+  int me = rank * 3, got = -1, flag = 0;
+  MPI_Request r2[2];
+  MPI_Irecv(&got, 1, MPI_INT, rank, 1, MPI_COMM_WORLD, &r2[0]);
+  MPI_Isend(&me, 1, MPI_INT, rank, 1, MPI_COMM_WORLD, &r2[1]);
+  int idx;
+  MPI_Waitany(2, r2, &idx, MPI_STATUS_IGNORE);
+  MPI_Waitany(2, r2, &idx, MPI_STATUS_IGNORE);
+  MPI_Waitany(2, r2, &idx, MPI_STATUS_IGNORE);
+  CHECK(idx == MPI_UNDEFINED && got == me, "self got %d idx %d", got, idx);
+  MPI_Status st;
+  MPI_Recv(&got, 1, MPI_INT, MPI_PROC_NULL, 0, MPI_COMM_WORLD, &st);
+  CHECK(st.MPI_SOURCE == MPI_PROC_NULL, "proc null source %d", st.MPI_SOURCE);
+  MPI_Send(&me, 1, MPI_INT, MPI_PROC_NULL, 0, MPI_COMM_WORLD);
+  MPI_Iprobe(MPI_ANY_SOURCE, 77, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);
+  CHECK(!flag, "nothing with tag 77");
+
+  /* cancel a receive that can never match */
+  MPI_Request rc;
+  MPI_Irecv(&got, 1, MPI_INT, MPI_ANY_SOURCE, 999, MPI_COMM_WORLD, &rc);
+  MPI_Cancel(&rc);
+  MPI_Wait(&rc, &st);
+  MPI_Test_cancelled(&st, &flag);
+  CHECK(flag, "cancelled");
+
+  /* truncation reported with MPI_ERRORS_RETURN */
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  int three[3] = { 1, 2, 3 }, one;
+  MPI_Sendrecv(three, 3, MPI_INT, right, 11, NULL, 0, MPI_INT, MPI_PROC_NULL, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+  int rv = MPI_Recv(&one, 1, MPI_INT, left, 11, MPI_COMM_WORLD, &st);
+  int cls;
+  MPI_Error_class(rv, &cls);
+  CHECK(cls == MPI_ERR_TRUNCATE, "truncate rv %d", rv);
+  rv = MPI_Send(&one, 1, MPI_INT, size + 5, 0, MPI_COMM_WORLD);
+  CHECK(rv == MPI_ERR_RANK, "bad rank rv %d", rv);
+  char msg[MPI_MAX_ERROR_STRING];
+  int len;
+  MPI_Error_string(MPI_ERR_RANK, msg, &len);
+  CHECK(len > 0 && strlen(msg) == (size_t)len, "error string");
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_ARE_FATAL);
+
+  /* Testsome / Request_free on a pending send */
+  MPI_Request rs[2];
+  int a = rank, b = -1;
+  MPI_Irecv(&b, 1, MPI_INT, left, 12, MPI_COMM_WORLD, &rs[0]);
+  MPI_Isend(&a, 1, MPI_INT, right, 12, MPI_COMM_WORLD, &rs[1]);
+  int done = 0, outc, ind[2];
+  while (done < 2) {
+    MPI_Testsome(2, rs, &outc, ind, MPI_STATUSES_IGNORE);
+    if (outc != MPI_UNDEFINED)
+      done += outc;
+  }
+  CHECK(b == left, "testsome b=%d", b);
+  MPI_Request rf;
+  MPI_Isend(&a, 1, MPI_INT, right, 13, MPI_COMM_WORLD, &rf);
+  MPI_Request_free(&rf);
+  MPI_Recv(&b, 1, MPI_INT, left, 13, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+  CHECK(b == left && rf == MPI_REQUEST_NULL, "request_free");
+
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (rank == 0)
+    printf("p2p ok size %d\n", size);
+  free(big_out);
+  free(big_in);
+  MPI_Finalize();
+  return 0;
+}

@@ -1,0 +1,73 @@
+// RankChannelServer against raw clients: frame validation and refusals.
+import net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RankChannelServer } from '../../src/agent/rank-channel.js';
+import { ErrorCode, RankMessage_TYPE, type RankMessage, type RankMessageInit } from '../../src/gen/proto.js';
+import { Codec } from '../../src/protocol/codec.js';
+import type { FerryError } from '../../src/common/ferry-error.js';
+import { uniqueSocketName, until } from './rank-harness.js';
+
+const codec = new Codec<RankMessage, RankMessageInit>(RankMessage_TYPE);
+
+function frame(m: RankMessageInit): Buffer {
+  const body = codec.encode(m);
+  const h = Buffer.alloc(4);
+  h.writeUInt32LE(body.length);
+  return Buffer.concat([h, body]);
+}
+
+/** A raw client: sends bytes, collects decoded replies until the server closes. */
+async function exchange(name: string, data: Buffer): Promise<RankMessage[]> {
+  const s = net.connect({ path: '\0' + name });
+  let rx = Buffer.alloc(0);
+  s.on('data', (d) => (rx = Buffer.concat([rx, d])));
+  s.write(data);
+  await new Promise((r) => s.on('close', r));
+  const out: RankMessage[] = [];
+  while (rx.length >= 4) {
+    const len = rx.readUInt32LE(0);
+    out.push(codec.decode(rx.subarray(4, 4 + len)));
+    rx = rx.subarray(4 + len);
+  }
+  return out;
+}
+
+describe('RankChannelServer: protocol checks', () => {
+  const name = uniqueSocketName();
+  const server = new RankChannelServer({ socketName: name, maxFrameBytes: 4096 });
+  const errors: FerryError[] = [];
+  server.on('protocolError', (e) => errors.push(e));
+  beforeAll(() => server.listen());
+  afterAll(() => server.close());
+
+  const hello = { job_id: 'j', rank: 0, size: 2, pid: 5, listen_port: 1234, runtime_version: 't' };
+
+  it('refuses another major version with VERSION_MISMATCH and closes', async () => {
+    const replies = await exchange(name, frame({ version: { major: 2, minor: 0 }, request_id: 1, hello }));
+    expect(replies).toHaveLength(1);
+    expect(replies[0].reply_to).toBe(1);
+    expect(replies[0].status?.code).toBe(ErrorCode.VERSION_MISMATCH);
+    expect(replies[0].status?.message).toMatch(/speaks Ferry protocol 2\.0/);
+    expect(errors.at(-1)?.code).toBe(ErrorCode.VERSION_MISMATCH);
+  });
+
+  it('closes on a frame above the size limit and on a malformed frame', async () => {
+    const big = Buffer.alloc(4);
+    big.writeUInt32LE(5000);
+    expect(await exchange(name, big)).toEqual([]);
+    expect(errors.at(-1)?.code).toBe(ErrorCode.FRAME_TOO_LARGE);
+    expect(await exchange(name, Buffer.from([2, 0, 0, 0, 0x0a, 0x05]))).toEqual([]);
+    expect(errors.at(-1)?.code).toBe(ErrorCode.MALFORMED);
+  });
+
+  it('refuses a second connection for a rank that is connected', async () => {
+    const first = net.connect({ path: '\0' + name });
+    first.write(frame({ version: { major: 1, minor: 0 }, request_id: 1, hello }));
+    await until(() => server.ranks('j').length === 1);
+    const replies = await exchange(name, frame({ version: { major: 1, minor: 0 }, request_id: 1, hello }));
+    expect(replies[0].status?.ok).toBe(false);
+    expect(replies[0].status?.message).toMatch(/already connected/);
+    first.destroy();
+    await until(() => server.ranks('j').length === 0);
+  });
+});

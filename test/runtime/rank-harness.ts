@@ -1,0 +1,151 @@
+// Test harness for the rank runtime: builds libferrympi and small C programs,
+// runs a RankChannelServer in the test process on a unique abstract name, and
+// starts N rank processes on loopback with the env an agent would give them.
+// The endpoint table of a job is sent once every rank has said hello (again
+// after each resume), with address 127.0.0.1 and the ports from the hellos.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { RankChannelServer, type RankInfo } from '../../src/agent/rank-channel.js';
+import { packageRoot } from '../../src/protocol/proto-root.js';
+
+export const ROOT = packageRoot();
+export const BUILD_DIR = join(ROOT, 'build');
+
+let built = false;
+/** Builds the library (make is incremental). */
+export function buildRuntime(): void {
+  if (built) return;
+  execFileSync('make', ['-s', '-C', join(ROOT, 'src', 'runtime'), `BUILD_DIR=${BUILD_DIR}`], { stdio: 'inherit' });
+  built = true;
+}
+
+/** Compiles test/runtime/programs/NAME.c against the library into dir; returns the binary path. */
+export function compileProgram(name: string, dir: string): string {
+  buildRuntime();
+  const out = join(dir, name);
+  execFileSync('gcc', [
+    '-O2', '-g', '-Wall', '-Werror', join(ROOT, 'test', 'runtime', 'programs', `${name}.c`),
+    '-I', join(BUILD_DIR, 'include'), join(BUILD_DIR, 'lib', 'libferrympi.a'), '-lpthread', '-o', out,
+  ], { stdio: 'inherit' });
+  return out;
+}
+
+export interface RankResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** The ranks of one job, their output and their exits. */
+export class RankJob {
+  readonly procs: ChildProcess[] = [];
+  readonly stdout: string[] = [];
+  readonly stderr: string[] = [];
+  readonly exits: Promise<RankResult>[] = [];
+  readonly hellos: RankInfo[][] = [];
+  private waiting = new Map<number, RankInfo>();
+  /** ranks past MPI_Finalize: they never say hello again, their last endpoint stays in the table */
+  private readonly finalized = new Set<number>();
+  private readonly lastPort = new Map<number, number>();
+  private readonly onHello = (info: RankInfo) => this.hello(info);
+  private readonly onFinalized = (jobId: string, rank: number) => {
+    if (jobId !== this.jobId) return;
+    this.finalized.add(rank);
+    this.sendTableIfComplete();
+  };
+
+  constructor(
+    readonly server: RankChannelServer,
+    readonly socketName: string,
+    readonly jobId: string,
+    readonly size: number,
+  ) {
+    server.on('hello', this.onHello);
+    server.on('finalized', this.onFinalized);
+  }
+
+  start(program: string, args: string[] = [], extraEnv: Record<string, string> = {}): void {
+    for (let rank = 0; rank < this.size; rank++) {
+      this.stdout.push('');
+      this.stderr.push('');
+      const p = spawn(program, args, {
+        env: {
+          ...process.env,
+          ...extraEnv,
+          FERRY_JOB_ID: this.jobId,
+          FERRY_RANK: String(rank),
+          FERRY_SIZE: String(this.size),
+          FERRY_AGENT_SOCKET: this.socketName,
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      p.stdout!.on('data', (d: Buffer) => (this.stdout[rank] += d.toString()));
+      p.stderr!.on('data', (d: Buffer) => (this.stderr[rank] += d.toString()));
+      // 'close', not 'exit': output still in the pipes has been read by then
+      this.exits.push(new Promise((resolve) => p.on('close', (code, signal) => resolve({ code, signal }))));
+      this.procs.push(p);
+    }
+  }
+
+  private hello(info: RankInfo): void {
+    if (info.jobId !== this.jobId) return;
+    this.waiting.set(info.rank, info);
+    this.sendTableIfComplete();
+  }
+
+  /** Sends the table once every rank that will say hello has done so. */
+  private sendTableIfComplete(): void {
+    if (this.waiting.size === 0) return;
+    for (let r = 0; r < this.size; r++) if (!this.waiting.has(r) && !this.finalized.has(r)) return;
+    const round = [...this.waiting.values()].sort((a, b) => a.rank - b.rank);
+    this.waiting = new Map();
+    this.hellos.push(round);
+    for (const h of round) this.lastPort.set(h.rank, h.listenPort);
+    const endpoints = [...Array(this.size).keys()].map((rank) => ({ rank, address: '127.0.0.1', port: this.lastPort.get(rank)! }));
+    this.server.sendEndpoints(this.jobId, endpoints);
+  }
+
+  /** Resolves when every rank has exited. */
+  async wait(): Promise<RankResult[]> {
+    return Promise.all(this.exits);
+  }
+
+  /** Resolves once rank's stdout contains text. */
+  async waitForOutput(rank: number, text: string): Promise<void> {
+    while (!this.stdout[rank].includes(text)) {
+      const p = this.procs[rank];
+      if (p.exitCode !== null || p.signalCode !== null) {
+        throw new Error(`rank ${rank} exited before printing '${text}': ${this.stderr[rank]}`);
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  /** Wakes every flushed rank (SIGUSR2). */
+  resumeAll(): void {
+    for (const p of this.procs) RankChannelServer.resume(p.pid!);
+  }
+
+  kill(): void {
+    this.server.off('hello', this.onHello);
+    this.server.off('finalized', this.onFinalized);
+    for (const p of this.procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+  }
+}
+
+/** Resolves once cond() holds (checked every few milliseconds; the test's own timeout bounds it). */
+export async function until(cond: () => boolean): Promise<void> {
+  while (!cond()) await new Promise((r) => setTimeout(r, 5));
+}
+
+let counter = 0;
+/** A unique abstract socket name for this test process. */
+export function uniqueSocketName(): string {
+  return `ferry-test-rank-${process.pid}-${Date.now()}-${counter++}`;
+}
+
+export function makeTempDir(): { dir: string; remove: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-runtime-'));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
