@@ -1,0 +1,200 @@
+// End to end, with real CRIU, real agents and namespace hosts: the Jacobi and
+// sort examples on 4 ranks over 2 hosts, checkpointed, stopped, restarted
+// elsewhere, migrated and drained, each compared bit for bit with an
+// uninterrupted run of the same size; and what happens when things fail.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FERRY_CLI, startTestCluster, type FerryResult, type TestCluster } from '../helpers/cluster.js';
+
+// Sized to run for seconds on 4 ranks here, so that every step lands mid-run.
+const JACOBI = ['jacobi', '512', '12000'];
+const SORT = ['sort', '1000000', '40'];
+const RUN_TIMEOUT_MS = 300_000;
+const DUMP_DELAY_MS = 1_500; // FERRY_FAULT_DUMP_DELAY_MS: room to kill an agent in the middle of a DUMP
+
+let c: TestCluster;
+let bin: string;
+const reference = new Map<string, string>();
+
+/** The checksum line of a run's output (tags and progress lines aside). */
+function checksumLine(out: string): string {
+  const line = out.split('\n').find((l) => /checksum=0x[0-9a-f]{16}/.test(l));
+  if (!line) throw new Error(`no checksum line in:\n${out}`);
+  return line.replace(/^\[\d+\] /, '');
+}
+
+function start(jobId: string, example: string[], hosts = 'host1,host2'): Promise<FerryResult> {
+  return c.ferry(['run', '-n', '4', '--hosts', hosts, '--job-id', jobId, join(bin, example[0]), ...example.slice(1)], { timeoutMs: RUN_TIMEOUT_MS });
+}
+
+async function job(jobId: string): Promise<{ state: string; detail: string; ranks: { rank: number; host: string; state: string }[] }> {
+  const r = await c.ferry(['job', jobId, '--json']);
+  expect(r.code, r.stderr).toBe(0);
+  return JSON.parse(r.stdout);
+}
+
+async function waitRunning(jobId: string): Promise<void> {
+  await c.waitFor(async () => {
+    const r = await c.ferry(['job', jobId, '--json']);
+    return r.code === 0 && JSON.parse(r.stdout).state === 'running';
+  }, `job ${jobId} running`);
+}
+
+async function ferryOk(args: string[]): Promise<string> {
+  const r = await c.ferry(args, { timeoutMs: RUN_TIMEOUT_MS });
+  expect(r.code, `ferry ${args.join(' ')}: ${r.stderr}\n${c.logTails(20)}`).toBe(0);
+  return r.stdout;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The rank-0 log of a job on whichever host it ended on. */
+function rank0Output(jobId: string): string {
+  return c.hosts.map((h) => join(h.logsDir, jobId, 'rank-0.out')).filter(existsSync).map((f) => readFileSync(f, 'utf8')).join('');
+}
+
+beforeAll(async () => {
+  c = await startTestCluster({ hosts: 3, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500, env: { FERRY_FAULT_DUMP_DELAY_MS: String(DUMP_DELAY_MS) } });
+  bin = join(c.tempDir, 'bin');
+  mkdirSync(bin, { recursive: true });
+  for (const name of ['jacobi', 'sort']) {
+    execFileSync(process.execPath, [FERRY_CLI, 'mpicc', '-O2', '-ffp-contract=off', '-o', join(bin, name), `examples/${name}.c`], { stdio: 'inherit' });
+  }
+  // Uninterrupted runs of the same sizes, in this cluster.
+  for (const [id, example] of [['ref-jacobi', JACOBI], ['ref-sort', SORT]] as const) {
+    const r = await start(id, [...example]);
+    expect(r.code, r.stderr).toBe(0);
+    reference.set(example[0], checksumLine(r.stdout));
+  }
+}, 600_000);
+
+afterAll(async () => {
+  await c?.stop();
+});
+
+describe('checkpoint, restart and migration end to end', () => {
+  it('1. checkpoints and continues at three random moments; the result is bit for bit the uninterrupted one', async () => {
+    const run = start('cont', JACOBI);
+    await waitRunning('cont');
+    for (const delay of [300, 1_200, 700].map((ms) => ms + Math.floor(Math.random() * 400))) {
+      await sleep(delay);
+      const out = await ferryOk(['checkpoint', 'cont', '--json']);
+      expect(JSON.parse(out).state).toBe('committed');
+    }
+    const r = await run;
+    expect(r.code, r.stderr).toBe(0);
+    expect(checksumLine(r.stdout)).toBe(reference.get('jacobi'));
+    const epochs = JSON.parse(await ferryOk(['epochs', 'cont', '--json']));
+    expect(epochs.map((e: { epoch: number; state: string }) => [e.epoch, e.state])).toEqual([
+      [1, 'committed'],
+      [2, 'committed'],
+      [3, 'committed'],
+    ]);
+  });
+
+  it('2. checkpoints with --stop, then restarts on two other hosts to the same result', async () => {
+    const run = start('stopgo', SORT);
+    await waitRunning('stopgo');
+    await sleep(1_000);
+    await ferryOk(['checkpoint', 'stopgo', '--stop']);
+    const first = await run;
+    expect(first.stdout).not.toMatch(/checksum/);
+    expect((await job('stopgo')).state).toBe('stopped');
+    const restart = await ferryOk(['restart', 'stopgo', '--hosts', 'host2,host3', '--json']);
+    expect(JSON.parse(restart).moves.map((m: { to: string }) => m.to).sort()).toEqual(['host2', 'host2', 'host3', 'host3']);
+    await c.waitFor(async () => (await job('stopgo')).state !== 'running', 'restarted job stopgo to end', RUN_TIMEOUT_MS);
+    const end = await job('stopgo');
+    expect(end.state, end.detail).toBe('succeeded');
+    expect(end.ranks.map((r) => r.host)).toEqual(['host2', 'host2', 'host3', 'host3']);
+    expect(checksumLine(rank0Output('stopgo'))).toBe(reference.get('sort'));
+  });
+
+  it('3. migrates rank 1 to a third host mid-run and back; ferry run follows it to the same result', async () => {
+    const run = start('mig', JACOBI);
+    await waitRunning('mig');
+    await sleep(800);
+    await ferryOk(['migrate', 'mig', '--rank', '1', '--to', 'host3']);
+    expect((await job('mig')).ranks.map((r) => r.host)).toEqual(['host1', 'host3', 'host2', 'host2']);
+    await sleep(800);
+    await ferryOk(['migrate', 'mig', '--rank', '1', '--to', 'host1']);
+    expect((await job('mig')).ranks.map((r) => r.host)).toEqual(['host1', 'host1', 'host2', 'host2']);
+    const r = await run;
+    expect(r.code, r.stderr).toBe(0);
+    expect(checksumLine(r.stdout)).toBe(reference.get('jacobi'));
+  });
+
+  it('4. drains a host while the job runs', async () => {
+    const run = start('drain', SORT);
+    await waitRunning('drain');
+    await sleep(800);
+    const out = JSON.parse(await ferryOk(['drain', 'host1', '--json']));
+    expect(out.moves.map((m: { rank: number; from: string }) => [m.rank, m.from])).toEqual([
+      [0, 'host1'],
+      [1, 'host1'],
+    ]);
+    expect((await job('drain')).ranks.some((r) => r.host === 'host1')).toBe(false);
+    const r = await run;
+    expect(r.code, r.stderr).toBe(0);
+    expect(checksumLine(r.stdout)).toBe(reference.get('sort'));
+  });
+
+  it('5. an agent killed during DUMP aborts the epoch; the previous epoch still restores to the right result', async () => {
+    const run = start('kill', JACOBI);
+    await waitRunning('kill');
+    await ferryOk(['checkpoint', 'kill']); // epoch 1, the one to fall back on
+    const second = c.ferry(['checkpoint', 'kill'], { timeoutMs: RUN_TIMEOUT_MS });
+    await c.waitFor(async () => JSON.parse((await c.ferry(['epochs', 'kill', '--json'])).stdout).some((e: { state: string }) => e.state === 'dumping'), 'epoch 2 dumping');
+    await c.killAgent('host2', 'SIGKILL');
+    const failed = await second;
+    expect(failed.code).not.toBe(0);
+    expect(failed.stderr).toMatch(/checkpoint of job kill \(epoch 2\) aborted: DUMP failed: .*host host2/);
+    expect(failed.stderr).toMatch(/epoch 1 remains the last committed checkpoint/);
+    const epochs = JSON.parse(await ferryOk(['epochs', 'kill', '--json']));
+    expect(epochs.map((e: { state: string }) => e.state)).toEqual(['committed', 'aborted']);
+    // host2's ranks had no agent any more: the job fails, naming them.
+    await c.startAgent('host2');
+    await c.waitFor(async () => (await job('kill')).state === 'failed', 'job kill to fail');
+    await run;
+    // ... and epoch 1 restores it to the uninterrupted result.
+    await ferryOk(['restart', 'kill', '--epoch', '1', '--hosts', 'host1,host3']);
+    await c.waitFor(async () => (await job('kill')).state !== 'running', 'restarted job kill to end', RUN_TIMEOUT_MS);
+    const end = await job('kill');
+    expect(end.state, `${end.detail}\n${c.logTails(30)}`).toBe('succeeded');
+    expect(checksumLine(rank0Output('kill'))).toBe(reference.get('jacobi'));
+  });
+
+  it('6. refuses to restart from an image with one byte flipped, naming the epoch, the rank and the file', async () => {
+    const run = start('flip', SORT);
+    await waitRunning('flip');
+    await ferryOk(['checkpoint', 'flip', '--stop']);
+    await run;
+    const host = c.hosts.find((h) => h.name === 'host1')!;
+    const dir = join(host.imagesDir, 'flip', '1', 'rank-1');
+    const pages = readdirSync(dir).find((f) => f.startsWith('pages-'))!;
+    const bytes = readFileSync(join(dir, pages));
+    bytes[Math.floor(bytes.length / 2)] ^= 0x40;
+    writeFileSync(join(dir, pages), bytes);
+    const r = await c.ferry(['restart', 'flip', '--hosts', 'host2,host3'], { timeoutMs: RUN_TIMEOUT_MS });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(new RegExp(`epoch 1 rank 1: ${pages}: sha256 mismatch`));
+    const after = await job('flip');
+    expect(after.state).toBe('stopped');
+    expect(after.ranks.every((x) => x.state === 'exited')).toBe(true);
+  });
+
+  it('7. refuses a restart while the only copy of the images is on a host that is down, with nothing started', async () => {
+    const run = start('down', SORT, 'host2,host3');
+    await waitRunning('down');
+    await ferryOk(['checkpoint', 'down', '--stop']);
+    await run;
+    await c.killAgent('host3', 'SIGKILL');
+    await c.waitForHostStates({ host3: 'down' });
+    const r = await c.ferry(['restart', 'down', '--hosts', 'host1,host2']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/epoch 1 of job down: the image of rank 2 is on host host3, which is down, and there is no other copy; nothing was started/);
+    expect((await job('down')).state).toBe('stopped');
+    await c.startAgent('host3');
+  });
+});
