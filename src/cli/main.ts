@@ -4,6 +4,7 @@ import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { agentCommand, coordinatorCommand } from './daemon-commands.js';
 import { checkpointCommand, epochsCommand } from './checkpoint-commands.js';
 import { doctorCommand } from './doctor-command.js';
+import { inspectCommand } from './inspect-command.js';
 import { mpiccCommand } from './mpicc-command.js';
 import { drainCommand, migrateCommand, restartCommand } from './move-commands.js';
 import { operatorCommand } from './operator-commands.js';
@@ -26,6 +27,7 @@ operators (--coordinator tcp://ADDR:PORT, or FERRY_COORDINATOR; --json for machi
   restart JOB [--epoch E] [--hosts a,b | --map 0=a,1=b]   restart a stopped job from a committed epoch
   migrate JOB --rank R --to HOST                          move one rank of a running job
   drain HOST             move every rank off a host
+  inspect DIR [--json]   decode one rank's image: process tree, memory, the files it needs
   run -n N [--hosts a,b | --hostfile F] [--raw] PROGRAM ARGS...
                          run a job and follow it to its end; output lines tagged [RANK] (--raw: untagged)
 
@@ -67,6 +69,8 @@ async function main(argv: string[]): Promise<number> {
       return migrateCommand(rest);
     case 'drain':
       return drainCommand(rest);
+    case 'inspect':
+      return inspectCommand(rest);
     case 'doctor':
       return doctorCommand(rest);
     case 'mpicc':

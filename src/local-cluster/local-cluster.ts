@@ -17,6 +17,8 @@ import { onProcessExit } from './exit-cleanup.js';
 export const CLUSTER_START_TIMEOUT_MS = 60_000;
 export const WAIT_FOR_DEFAULT_TIMEOUT_MS = 30_000;
 export const FERRY_COMMAND_TIMEOUT_MS = 30_000;
+/** Commands that work on this node only and take no --coordinator. */
+const LOCAL_COMMANDS = new Set(['inspect', 'doctor', 'mpicc']);
 const WAIT_POLL_MS = 100;
 const TEMP_DIR_PREFIX = 'ferry-cluster-';
 
@@ -263,7 +265,9 @@ export async function startTestCluster(options: TestClusterOptions = {}): Promis
     // Right after the command name: for `ferry run`, whatever follows the
     // program belongs to the program.
     const withCoordinator = (args: readonly string[]): string[] =>
-      args.includes('--coordinator') ? [...args] : [args[0], '--coordinator', coordinatorAddress, ...args.slice(1)];
+      args.includes('--coordinator') || LOCAL_COMMANDS.has(args[0])
+        ? [...args]
+        : [args[0], '--coordinator', coordinatorAddress, ...args.slice(1)];
     const ferry = (args: readonly string[], o: { timeoutMs?: number } = {}): Promise<FerryResult> =>
       runCommand([node, cli, ...withCoordinator(args)], env, o.timeoutMs);
     const ferryOn = (host: string, args: readonly string[], o: { timeoutMs?: number } = {}): Promise<FerryResult> =>

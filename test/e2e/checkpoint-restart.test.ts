@@ -102,6 +102,12 @@ describe('checkpoint, restart and migration end to end', () => {
     const first = await run;
     expect(first.stdout).not.toMatch(/checksum/);
     expect((await job('stopgo')).state).toBe('stopped');
+    // ferry inspect decodes one rank's image.
+    const image = join(c.hosts[0].imagesDir, 'stopgo', '1', 'rank-0');
+    const inspect = await ferryOk(['inspect', image]);
+    expect(inspect).toMatch(/^job stopgo epoch 1 rank 0, dumped on host1/);
+    expect(inspect).toMatch(/\n1 +0 +\d+ +[\d.]+ \S+ +ferry-init\n2 +1 +\d+ +[\d.]+ \S+ +sort\n/);
+    expect(inspect).toContain(join(bin, 'sort'));
     const restart = await ferryOk(['restart', 'stopgo', '--hosts', 'host2,host3', '--json']);
     expect(JSON.parse(restart).moves.map((m: { to: string }) => m.to).sort()).toEqual(['host2', 'host2', 'host3', 'host3']);
     await c.waitFor(async () => (await job('stopgo')).state !== 'running', 'restarted job stopgo to end', RUN_TIMEOUT_MS);

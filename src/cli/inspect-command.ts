@@ -1,0 +1,48 @@
+// `ferry inspect DIR`: what one rank's checkpoint image holds, decoded from
+// CRIU's image files (schemas in proto/criu/) and Ferry's manifest.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { ErrorCode } from '../gen/proto.js';
+import { FerryError } from '../common/ferry-error.js';
+import { readImages } from '../criu/criu-images.js';
+import { MANIFEST_FILE_NAME } from '../images/image-paths.js';
+import { readManifest, type Manifest } from '../images/manifest.js';
+import { formatBytes } from './checkpoint-commands.js';
+import { parseArgs } from './args.js';
+import { formatTable, formatTime } from './table.js';
+
+export async function inspectCommand(argv: string[]): Promise<number> {
+  const cmd = 'ferry inspect';
+  const p = parseArgs(cmd, argv, { json: {} });
+  const dir = p.positional[0];
+  if (!dir) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: missing image directory (ferry inspect IMAGES/JOB/EPOCH/rank-R)`);
+  if (!existsSync(dir)) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: ${dir} does not exist`);
+  const summary = await readImages(dir);
+  const manifest: Manifest | undefined = existsSync(join(dir, MANIFEST_FILE_NAME)) ? await readManifest(dir) : undefined;
+  if (p.options.has('json')) {
+    process.stdout.write(JSON.stringify({ ...summary, manifest }, null, 2) + '\n');
+    return 0;
+  }
+  const out: string[] = [];
+  if (manifest) {
+    out.push(
+      `job ${manifest.jobId} epoch ${manifest.epoch} rank ${manifest.rank}, dumped on ${manifest.host} at ${formatTime(manifest.createdMs)} ` +
+        `with CRIU ${manifest.criuVersion}: ${manifest.files.length} files, ${formatBytes(manifest.totalBytes)} (manifest sha256 ${manifest.manifestSha256.slice(0, 16)}...)`,
+    );
+  } else {
+    out.push(`${dir}: no ${MANIFEST_FILE_NAME} (not written by a Ferry agent, or incomplete)`);
+  }
+  out.push(`memory: ${formatBytes(summary.memoryBytes)} in ${summary.memoryPages} pages (${formatBytes(summary.pagesFileBytes)} of page files)`);
+  if (summary.stats) out.push(`CRIU: frozen ${(summary.stats.frozenTimeUs / 1000).toFixed(1)} ms, memory written in ${(summary.stats.memwriteTimeUs / 1000).toFixed(1)} ms`);
+  out.push('', 'process tree (PIDs inside the rank\'s PID namespace):');
+  out.push(formatTable(['PID', 'PPID', 'THREADS', 'MEMORY', 'COMMAND'], summary.processes.map((pr) => [String(pr.pid), String(pr.ppid), String(pr.threads.length), formatBytes(pr.memoryPages * 4096), pr.comm])).trimEnd());
+  out.push('', 'files the image needs on the target host:');
+  out.push(
+    formatTable(
+      ['PATH', 'SIZE CHECKED', 'USE'],
+      summary.files.map((f) => [f.path, f.sizeBytes === undefined ? '-' : String(f.sizeBytes), [...new Set(f.uses)].join(',') + (f.fds.length ? ` fd ${f.fds.map((x) => x.fd).join(',')}` : '')]),
+    ).trimEnd(),
+  );
+  process.stdout.write(out.join('\n') + '\n');
+  return 0;
+}
