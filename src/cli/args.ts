@@ -79,3 +79,12 @@ export function checkTcpAddress(what: string, address: string, binding = false):
   }
   return address;
 }
+
+/** "500ms", "30s", "10m", "2h" (or "off"/"0") -> milliseconds. */
+export function parseDuration(what: string, text: string): number {
+  if (text === 'off' || text === '0') return 0;
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text);
+  if (!m) throw new FerryError(ErrorCode.BAD_REQUEST, `${what}: "${text}" is not a duration (e.g. 30s, 10m, 2h, or off)`);
+  const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+  return Math.round(Number(m[1]) * unit);
+}

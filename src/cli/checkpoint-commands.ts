@@ -1,7 +1,7 @@
 // `ferry checkpoint JOB [--stop]` and `ferry epochs JOB`.
 import { ErrorCode, type EpochInfo } from '../gen/proto.js';
 import { FerryError } from '../common/ferry-error.js';
-import { parseArgs } from './args.js';
+import { opt, parseArgs, parseDuration } from './args.js';
 import { COMMON_OPERATOR_OPTIONS, coordinatorAddress, withClient } from './operator-commands.js';
 import { formatTable, formatTime } from './table.js';
 
@@ -39,9 +39,16 @@ function phaseDurations(e: EpochInfo): string {
 
 export async function checkpointCommand(argv: string[]): Promise<number> {
   const cmd = 'ferry checkpoint';
-  const p = parseArgs(cmd, argv, { ...COMMON_OPERATOR_OPTIONS, stop: {} });
+  const p = parseArgs(cmd, argv, { ...COMMON_OPERATOR_OPTIONS, stop: {}, every: { value: true } });
   const jobId = p.positional[0];
-  if (!jobId) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: missing job id (ferry checkpoint JOB [--stop])`);
+  if (!jobId) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: missing job id (ferry checkpoint JOB [--stop | --every 10m])`);
+  if (opt(p, 'every') !== undefined) {
+    if (p.options.has('stop')) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: give --stop or --every, not both`);
+    const everyMs = parseDuration(`${cmd}: --every`, opt(p, 'every')!);
+    await withClient(coordinatorAddress(cmd, p), (c) => c.request({ checkpoint: { job_id: jobId, set_every: true, every_ms: everyMs } }));
+    process.stdout.write(everyMs ? `job ${jobId}: a checkpoint every ${opt(p, 'every')}\n` : `job ${jobId}: periodic checkpoints off\n`);
+    return 0;
+  }
   const json = p.options.has('json');
   const tty = process.stderr.isTTY && !json;
   const r = await withClient(coordinatorAddress(cmd, p), (c) =>

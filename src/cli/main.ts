@@ -23,12 +23,13 @@ operators (--coordinator tcp://ADDR:PORT, or FERRY_COORDINATOR; --json for machi
   job JOB                one job with its ranks
   events [--job JOB] [--after SEQ] [--limit N]
   checkpoint JOB [--stop] checkpoint a running job (and end it, with --stop)
+  checkpoint JOB --every 10m|off                          checkpoint it periodically (ferry run --checkpoint-every 10m too)
   epochs JOB             the job's checkpoint epochs with their state, size and phase durations
   restart JOB [--epoch E] [--hosts a,b | --map 0=a,1=b]   restart a stopped job from a committed epoch
   migrate JOB --rank R --to HOST                          move one rank of a running job
   drain HOST             move every rank off a host
   inspect DIR [--json]   decode one rank's image: process tree, memory, the files it needs
-  run -n N [--hosts a,b | --hostfile F] [--raw] PROGRAM ARGS...
+  run -n N [--hosts a,b | --hostfile F] [--raw] [--checkpoint-every 10m] PROGRAM ARGS...
                          run a job and follow it to its end; output lines tagged [RANK] (--raw: untagged)
 
 building MPI programs

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { ErrorCode, type JobInfo, type OperatorReply } from '../gen/proto.js';
 import { FerryError } from '../common/ferry-error.js';
-import { intOpt, opt, parseArgs } from './args.js';
+import { intOpt, opt, parseArgs, parseDuration } from './args.js';
 import { RankOutputWriter } from './rank-output-writer.js';
 import { COMMON_OPERATOR_OPTIONS, coordinatorAddress, jobJson, jobStateName, withClient } from './operator-commands.js';
 
@@ -17,7 +17,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   const p = parseArgs(
     cmd,
     argv,
-    { ...COMMON_OPERATOR_OPTIONS, raw: {}, n: { value: true }, np: { value: true }, hosts: { value: true }, hostfile: { value: true }, 'job-id': { value: true } },
+    { ...COMMON_OPERATOR_OPTIONS, raw: {}, 'checkpoint-every': { value: true }, n: { value: true }, np: { value: true }, hosts: { value: true }, hostfile: { value: true }, 'job-id': { value: true } },
     true,
   );
   const [program, ...args] = p.positional;
@@ -61,7 +61,18 @@ export async function runCommand(argv: string[]): Promise<number> {
           });
         };
         c.request(
-          { submit_job: { argv: [path, ...args], cwd: process.cwd(), env, world_size: n, hosts, follow: true, job_id: opt(p, 'job-id') ?? '' } },
+          {
+            submit_job: {
+              argv: [path, ...args],
+              cwd: process.cwd(),
+              env,
+              world_size: n,
+              hosts,
+              follow: true,
+              job_id: opt(p, 'job-id') ?? '',
+              checkpoint_every_ms: opt(p, 'checkpoint-every') ? parseDuration(`${cmd}: --checkpoint-every`, opt(p, 'checkpoint-every')!) : 0,
+            },
+          },
           {
             timeoutMs: SUBMIT_TIMEOUT_MS,
             follow: true,

@@ -195,6 +195,13 @@ export class Catalog {
     if (changed === 0) throw unknownJob(id);
   }
 
+  /** Sets (or, with null, clears) the job's periodic checkpoint interval. */
+  setCheckpointEvery(id: string, everyMs: number | null): void {
+    if (everyMs !== null) requireUint(everyMs, 'checkpointEveryMs');
+    this.requireJob(id);
+    this.st.setCheckpointEvery.run(everyMs, id);
+  }
+
   getJob(id: string): JobRow | undefined {
     const r = this.st.getJob.get(id) as Row | undefined;
     return r && jobRow(r);
@@ -514,6 +521,7 @@ function prepareStatements(db: Database.Database) {
         host = excluded.host, pid = excluded.pid, endpoint = excluded.endpoint, state = excluded.state,
         exit_code = excluded.exit_code, signal = excluded.signal, updated_ms = excluded.updated_ms`),
     getRank: p('SELECT * FROM ranks WHERE job_id = ? AND rank = ?'),
+    setCheckpointEvery: p('UPDATE jobs SET checkpoint_every_ms = ? WHERE id = ?'),
     listRanks: p('SELECT * FROM ranks WHERE job_id = ? ORDER BY rank'),
     ranksOnHost: p('SELECT * FROM ranks WHERE host = ? ORDER BY job_id, rank'),
 

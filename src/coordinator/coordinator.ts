@@ -32,6 +32,7 @@ import { HostRegistry, type HostSession } from './host-registry.js';
 import { CheckpointService } from './checkpoint/checkpoint-service.js';
 import { JobOperations } from './checkpoint/job-operations.js';
 import { MoveService } from './checkpoint/move-service.js';
+import { PeriodicCheckpoints } from './checkpoint/periodic-checkpoints.js';
 import { JobService } from './job-service.js';
 import { OperatorService } from './operator-service.js';
 
@@ -47,6 +48,7 @@ export class Coordinator {
   readonly jobs: JobService;
   readonly checkpoints: CheckpointService;
   readonly moves: MoveService;
+  readonly periodic: PeriodicCheckpoints;
   /** One checkpoint, restart or migration at a time per job. */
   readonly operations = new JobOperations();
   private readonly operators: OperatorService;
@@ -78,6 +80,7 @@ export class Coordinator {
     this.jobs = new JobService(this);
     this.checkpoints = new CheckpointService(this);
     this.moves = new MoveService(this);
+    this.periodic = new PeriodicCheckpoints(this);
     this.operators = new OperatorService(this);
     transport.onMessage((peer, frames) => this.onFrames(peer, frames));
     this.event('coordinator.start', `coordinator ${this.instance} started; ${catalog.listHosts().length} hosts in the catalog`);
@@ -87,12 +90,14 @@ export class Coordinator {
     const period = Math.max(10, Math.floor(this.config.heartbeatIntervalMs / 2));
     this.sweepTimer = setInterval(() => this.hosts.sweep(), period);
     this.sweepTimer.unref?.();
+    this.periodic.resumeAll();
   }
 
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.periodic.stop();
     this.agentRequests.failAll(new FerryError(ErrorCode.UNAVAILABLE, 'the coordinator is shutting down'));
     await this.transport.close();
   }

@@ -136,6 +136,7 @@ export class JobService {
       throw new FerryError(ErrorCode.SPAWN_FAILED, `job ${jobId} could not start: ${detail}`);
     }
     if (job.state === 'pending') this.c.catalog.setJobState(jobId, 'running');
+    if (req.checkpoint_every_ms) this.c.periodic.set(jobId, req.checkpoint_every_ms);
     return this.jobInfo(jobId);
   }
 

@@ -76,6 +76,10 @@ export class OperatorService {
       }
       case 'checkpoint': {
         const req_ = req.checkpoint!;
+        if (req_.set_every) {
+          this.c.periodic.set(req_.job_id, req_.every_ms);
+          return { job: { job: this.c.jobs.jobInfo(req_.job_id) } };
+        }
         const reply = await this.c.checkpoints.checkpoint(req_.job_id, {
           stop: req_.stop,
           progress: (epoch, phase, elapsedMs) =>

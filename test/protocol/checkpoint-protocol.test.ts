@@ -18,7 +18,7 @@ beforeEach(async () => {
   h.startAgent('b');
   await advance(50);
   await h.coordinator!.jobs.submit('op', 1, {
-    argv: ['/app'], cwd: '/', env: {}, world_size: 4, hosts: ['a', 'b'], rank_hosts: {}, follow: false, job_id: 'j',
+    argv: ['/app'], cwd: '/', env: {}, world_size: 4, hosts: ['a', 'b'], rank_hosts: {}, follow: false, job_id: 'j', checkpoint_every_ms: 0,
   });
   await advance(10);
 });
@@ -150,5 +150,23 @@ describe('checkpoint protocol', () => {
     h.startCoordinator();
     expect(h.catalog!.lastCommittedEpoch('j')!.epoch).toBe(1);
     expect(h.catalog!.epochImages('j', 1)).toHaveLength(4);
+  });
+});
+
+describe('periodic checkpoints', () => {
+  it('checkpoints every interval, survives a coordinator restart, and stops when turned off', async () => {
+    h.coordinator!.periodic.set('j', 5_000);
+    await advance(16_000);
+    expect(h.catalog!.listEpochs('j').map((e) => e.state)).toEqual(['committed', 'committed', 'committed']);
+    // The interval is in the catalog: a restarted coordinator keeps checkpointing.
+    await h.stopCoordinator();
+    h.startCoordinator();
+    await advance(11_000);
+    expect(h.catalog!.listEpochs('j').length).toBeGreaterThanOrEqual(4);
+    h.coordinator!.periodic.set('j', 0);
+    const n = h.catalog!.listEpochs('j').length;
+    await advance(20_000);
+    expect(h.catalog!.listEpochs('j')).toHaveLength(n);
+    expect(() => h.coordinator!.periodic.set('j', 10)).toThrow(/at least 1000 ms/);
   });
 });

@@ -1,0 +1,73 @@
+// Periodic checkpoints: each running job with an interval gets a checkpoint
+// every interval, measured from the end of the previous attempt. A tick that
+// finds the job busy (another checkpoint or a migration) waits for the next.
+// The interval is in the catalog, so a restarted coordinator resumes it.
+import { ErrorCode } from '../../gen/proto.js';
+import { FerryError, errorMessage } from '../../common/ferry-error.js';
+import { tracer } from '../../common/trace.js';
+import type { Coordinator } from '../coordinator.js';
+
+const trace = tracer('checkpoint');
+
+/** The shortest interval accepted: a checkpoint stops the job for a moment each time. */
+export const MIN_CHECKPOINT_INTERVAL_MS = 1_000;
+
+export class PeriodicCheckpoints {
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+
+  constructor(private readonly c: Coordinator) {}
+
+  /** Schedules every running job that has an interval (at coordinator start). */
+  resumeAll(): void {
+    for (const job of this.c.catalog.listJobs({ all: false })) {
+      if (job.checkpointEveryMs && (job.state === 'running' || job.state === 'pending')) this.schedule(job.id, job.checkpointEveryMs);
+    }
+  }
+
+  /** Sets a job's interval (0: off) and (re)schedules it. */
+  set(jobId: string, everyMs: number): void {
+    const job = this.c.catalog.getJob(jobId);
+    if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
+    if (everyMs !== 0 && everyMs < MIN_CHECKPOINT_INTERVAL_MS) {
+      throw new FerryError(ErrorCode.BAD_REQUEST, `a checkpoint interval must be at least ${MIN_CHECKPOINT_INTERVAL_MS} ms, got ${everyMs} ms`);
+    }
+    this.c.catalog.setCheckpointEvery(jobId, everyMs || null);
+    this.cancel(jobId);
+    if (everyMs) this.schedule(jobId, everyMs);
+    this.c.event('checkpoint.interval', `job ${jobId}: ${everyMs ? `checkpoint every ${everyMs} ms` : 'periodic checkpoints off'}`, { jobId });
+  }
+
+  cancel(jobId: string): void {
+    const t = this.timers.get(jobId);
+    if (t) clearTimeout(t);
+    this.timers.delete(jobId);
+  }
+
+  stop(): void {
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+  }
+
+  private schedule(jobId: string, everyMs: number): void {
+    const timer = setTimeout(() => void this.tick(jobId), everyMs);
+    timer.unref?.();
+    this.timers.set(jobId, timer);
+  }
+
+  private async tick(jobId: string): Promise<void> {
+    this.timers.delete(jobId);
+    const job = this.c.catalog.getJob(jobId);
+    if (!job || !job.checkpointEveryMs) return;
+    if (job.state !== 'running' && job.state !== 'pending') return; // ended or stopped: no more ticks
+    if (job.state === 'running' && !this.c.operations.busy(jobId)) {
+      try {
+        const r = await this.c.checkpoints.checkpoint(jobId, { stop: false });
+        trace(`periodic checkpoint of ${jobId}: epoch ${r.epoch?.epoch} committed`);
+      } catch (err) {
+        this.c.event('checkpoint.periodic-failed', `job ${jobId}: periodic checkpoint failed: ${errorMessage(err)}`, { jobId });
+      }
+    }
+    const now = this.c.catalog.getJob(jobId);
+    if (now?.checkpointEveryMs && (now.state === 'running' || now.state === 'pending')) this.schedule(jobId, now.checkpointEveryMs);
+  }
+}
