@@ -8,7 +8,7 @@ import { inspectCommand } from './inspect-command.js';
 import { mpiccCommand } from './mpicc-command.js';
 import { drainCommand, migrateCommand, restartCommand } from './move-commands.js';
 import { operatorCommand } from './operator-commands.js';
-import { runCommand } from './run-command.js';
+import { attachCommand, runCommand } from './run-command.js';
 
 const USAGE = `usage: ferry COMMAND [options]
 
@@ -22,6 +22,7 @@ operators (--coordinator tcp://ADDR:PORT, or FERRY_COORDINATOR; --json for machi
   jobs [--all]           running jobs (--all: ended ones too)
   job JOB                one job with its ranks
   events [--job JOB] [--after SEQ] [--limit N]
+  attach JOB [--raw]     follow a running job's output to its end (after a restart, say)
   checkpoint JOB [--stop] checkpoint a running job (and end it, with --stop)
   checkpoint JOB --every 10m|off                          checkpoint it periodically (ferry run --checkpoint-every 10m too)
   epochs JOB             the job's checkpoint epochs with their state, size and phase durations
@@ -60,6 +61,8 @@ async function main(argv: string[]): Promise<number> {
       return operatorCommand(command, rest);
     case 'run':
       return runCommand(rest);
+    case 'attach':
+      return attachCommand(rest);
     case 'checkpoint':
       return checkpointCommand(rest);
     case 'epochs':

@@ -1,16 +1,15 @@
 // `ferry run`: submit a job, follow it to its end, exit with its status.
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import { ErrorCode, type JobInfo, type OperatorReply } from '../gen/proto.js';
+import { ErrorCode } from '../gen/proto.js';
 import { FerryError } from '../common/ferry-error.js';
 import { intOpt, opt, parseArgs, parseDuration } from './args.js';
+import { JobFollower, jobExitStatus } from './job-follower.js';
 import { RankOutputWriter } from './rank-output-writer.js';
 import { COMMON_OPERATOR_OPTIONS, coordinatorAddress, jobJson, jobStateName, withClient } from './operator-commands.js';
 
 /** How long `ferry run` waits for the coordinator to accept the job. */
 export const SUBMIT_TIMEOUT_MS = 30_000;
-/** How often a running `ferry run` renews its follow of the job. */
-export const FOLLOW_RENEW_MS = 2_000;
 
 export async function runCommand(argv: string[]): Promise<number> {
   const cmd = 'ferry run';
@@ -38,64 +37,59 @@ export async function runCommand(argv: string[]): Promise<number> {
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
-    const output = new RankOutputWriter(!p.options.has('raw'));
-    const onNotice = (r: OperatorReply) => {
-      if (r.job_output) output.write(r.job_output.rank, r.job_output.stream, r.job_output.data);
-    };
-    let renewTimer: NodeJS.Timeout | undefined;
+    const follower = new JobFollower(c, new RankOutputWriter(!p.options.has('raw')), json, cmd);
     try {
-      const job = await new Promise<JobInfo>((resolve, reject) => {
-        const done = (r: OperatorReply) => {
-          const info = r.job_ended?.job ?? r.submit_job?.job;
-          if (info) resolve(info);
-          else reject(new FerryError(ErrorCode.MALFORMED, 'the coordinator ended the run without the job'));
-        };
-        let warned = false;
-        // Renewing the follow lets a restarted coordinator learn about us.
-        const renew = () => {
-          c.request({ follow_job: { job_id: jobId } }, { follow: true, onNotice }).then(done, (err: unknown) => {
-            if (err instanceof FerryError && err.code === ErrorCode.UNAVAILABLE) {
-              if (!warned && !json) process.stderr.write(`ferry run: ${err.message}; the job may still run, waiting for the coordinator\n`);
-              warned = true;
-            } else reject(err);
-          });
-        };
-        c.request(
-          {
-            submit_job: {
-              argv: [path, ...args],
-              cwd: process.cwd(),
-              env,
-              world_size: n,
-              hosts,
-              follow: true,
-              job_id: opt(p, 'job-id') ?? '',
-              checkpoint_every_ms: opt(p, 'checkpoint-every') ? parseDuration(`${cmd}: --checkpoint-every`, opt(p, 'checkpoint-every')!) : 0,
-            },
-          },
-          {
-            timeoutMs: SUBMIT_TIMEOUT_MS,
+      c.request(
+        {
+          submit_job: {
+            argv: [path, ...args],
+            cwd: process.cwd(),
+            env,
+            world_size: n,
+            hosts,
             follow: true,
-            onNotice: (r) => {
-              if (r.submit_job?.job && !jobId) {
-                jobId = r.submit_job.job.id;
-                if (!json) process.stderr.write(`ferry run: job ${jobId} started, ${n} ranks\n`);
-                renewTimer = setInterval(renew, FOLLOW_RENEW_MS);
-              }
-              onNotice(r);
-            },
+            job_id: opt(p, 'job-id') ?? '',
+            checkpoint_every_ms: opt(p, 'checkpoint-every') ? parseDuration(`${cmd}: --checkpoint-every`, opt(p, 'checkpoint-every')!) : 0,
           },
-        ).then(done, reject);
-      });
-      output.flush();
+        },
+        {
+          timeoutMs: SUBMIT_TIMEOUT_MS,
+          follow: true,
+          onNotice: (r) => {
+            if (r.submit_job?.job && !jobId) {
+              jobId = r.submit_job.job.id;
+              if (!json) process.stderr.write(`ferry run: job ${jobId} started, ${n} ranks\n`);
+              follower.follow(jobId, false);
+            }
+            follower.onNotice(r);
+          },
+        },
+      ).then(follower.onFinal, (err: Error) => follower.fail(err));
+      const job = await follower.ended;
       if (json) process.stdout.write(JSON.stringify(jobJson(job), null, 2) + '\n');
       else if (job.exit_code !== 0) process.stderr.write(`ferry run: job ${job.id} ${jobStateName(job.state)}: ${job.detail}\n`);
-      return job.exit_code & 0xff || (job.exit_code !== 0 ? 1 : 0);
+      return jobExitStatus(job);
     } finally {
-      if (renewTimer) clearInterval(renewTimer);
+      follower.stop();
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
     }
+  });
+}
+
+/** `ferry attach JOB`: follow a job's output to its end (Ctrl-C detaches; the job goes on). */
+export async function attachCommand(argv: string[]): Promise<number> {
+  const cmd = 'ferry attach';
+  const p = parseArgs(cmd, argv, { ...COMMON_OPERATOR_OPTIONS, raw: {} });
+  const jobId = p.positional[0];
+  if (!jobId) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: missing job id (ferry attach JOB)`);
+  return withClient(coordinatorAddress(cmd, p), async (c) => {
+    const follower = new JobFollower(c, new RankOutputWriter(!p.options.has('raw')), p.options.has('json'), cmd);
+    follower.follow(jobId);
+    const job = await follower.ended;
+    if (p.options.has('json')) process.stdout.write(JSON.stringify(jobJson(job), null, 2) + '\n');
+    else process.stderr.write(`${cmd}: job ${job.id} ${jobStateName(job.state)}${job.detail ? `: ${job.detail}` : ''}\n`);
+    return jobExitStatus(job);
   });
 }
 

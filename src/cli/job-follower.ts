@@ -1,0 +1,74 @@
+// Follows a job to its end: its output as it comes, then the final state. The
+// follow is renewed every FOLLOW_RENEW_MS, so a coordinator that restarted
+// learns about the follower again; while the coordinator is unreachable the
+// follower waits (the job may well be running) and says so once.
+import { ErrorCode, type JobInfo, type OperatorReply } from '../gen/proto.js';
+import { FerryError } from '../common/ferry-error.js';
+import type { OperatorClient } from './operator-client.js';
+import type { RankOutputWriter } from './rank-output-writer.js';
+
+/** How often a follower renews its follow of the job. */
+export const FOLLOW_RENEW_MS = 2_000;
+
+export class JobFollower {
+  private timer: NodeJS.Timeout | undefined;
+  private warned = false;
+  private settle: { resolve: (job: JobInfo) => void; reject: (err: Error) => void } | undefined;
+  readonly ended: Promise<JobInfo>;
+
+  constructor(
+    private readonly c: OperatorClient,
+    private readonly output: RankOutputWriter,
+    private readonly quiet: boolean,
+    private readonly who: string,
+  ) {
+    this.ended = new Promise<JobInfo>((resolve, reject) => (this.settle = { resolve, reject }));
+  }
+
+  /** Output notices of any request about the job go through here. */
+  readonly onNotice = (r: OperatorReply): void => {
+    if (r.job_output) this.output.write(r.job_output.rank, r.job_output.stream, r.job_output.data);
+  };
+
+  /** A final reply that carries the ended job settles the follower. */
+  readonly onFinal = (r: OperatorReply): void => {
+    const info = r.job_ended?.job ?? r.submit_job?.job;
+    if (info) this.finish(info);
+    else this.fail(new FerryError(ErrorCode.MALFORMED, 'the coordinator ended the follow without the job'));
+  };
+
+  /** Starts (and keeps renewing) the follow of `jobId`. */
+  follow(jobId: string, now = true): void {
+    const renew = () => {
+      this.c.request({ follow_job: { job_id: jobId } }, { follow: true, onNotice: this.onNotice }).then(this.onFinal, (err: unknown) => {
+        if (err instanceof FerryError && err.code === ErrorCode.UNAVAILABLE) {
+          if (!this.warned && !this.quiet) process.stderr.write(`${this.who}: ${err.message}; the job may still run, waiting for the coordinator\n`);
+          this.warned = true;
+        } else this.fail(err as Error);
+      });
+    };
+    if (now) renew();
+    this.timer = setInterval(renew, FOLLOW_RENEW_MS);
+  }
+
+  fail(err: Error): void {
+    this.stop();
+    this.settle?.reject(err);
+  }
+
+  private finish(job: JobInfo): void {
+    this.stop();
+    this.output.flush();
+    this.settle?.resolve(job);
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}
+
+/** The exit status a launcher gives for a job: its first non-zero rank status. */
+export function jobExitStatus(job: JobInfo): number {
+  return job.exit_code & 0xff || (job.exit_code !== 0 ? 1 : 0);
+}
