@@ -47,3 +47,13 @@ export async function runRound(
   );
   return { ok: failures.size === 0, failures, silentHosts, replies };
 }
+
+/** "STEP failed: ranks 1,2: reason; rank 3: other reason": the failures of a round, grouped by reason. */
+export function describeRoundFailure(step: string, r: RoundResult): string {
+  const byReason = new Map<string, number[]>();
+  for (const [rank, reason] of r.failures) byReason.set(reason, [...(byReason.get(reason) ?? []), rank]);
+  return (
+    `${step} failed: ` +
+    [...byReason].map(([reason, ranks]) => `rank${ranks.length > 1 ? 's' : ''} ${ranks.sort((a, b) => a - b).join(',')}: ${reason}`).join('; ')
+  );
+}

@@ -7,7 +7,7 @@ import { ErrorCode, RoundStep, type EpochInfoInit, type CheckpointReplyInit } fr
 import { FerryError, errorMessage } from '../../common/ferry-error.js';
 import { tracer } from '../../common/trace.js';
 import type { Coordinator } from '../coordinator.js';
-import { runRound, type RoundResult } from '../round-runner.js';
+import { describeRoundFailure, runRound, type RoundResult } from '../round-runner.js';
 import { EpochMachine, type EpochState } from './epoch-machine.js';
 
 const trace = tracer('checkpoint');
@@ -19,13 +19,6 @@ export interface CheckpointOptions {
   stop: boolean;
   /** Called at each state change, for the operator's progress display. */
   progress?: (epoch: number, state: EpochState, elapsedMs: number) => void;
-}
-
-/** Which step failed and why, per rank. */
-function describeFailure(step: string, r: RoundResult): string {
-  const byReason = new Map<string, number[]>();
-  for (const [rank, reason] of r.failures) byReason.set(reason, [...(byReason.get(reason) ?? []), rank]);
-  return `${step} failed: ` + [...byReason].map(([reason, ranks]) => `rank${ranks.length > 1 ? 's' : ''} ${ranks.sort((a, b) => a - b).join(',')}: ${reason}`).join('; ');
 }
 
 export class CheckpointService {
@@ -127,10 +120,10 @@ export class CheckpointService {
     if (options.stop) {
       this.c.jobs.markStopping(jobId, epoch);
       const stop = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.STOP }, byHost, cfg.resumeTimeoutMs, (ranks) => ({ dump_ranks: ranks }));
-      if (!stop.ok) resumeProblem = describeFailure('STOP', stop);
+      if (!stop.ok) resumeProblem = describeRoundFailure('STOP', stop);
     } else {
       const resume = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.RESUME }, byHost, cfg.resumeTimeoutMs);
-      if (!resume.ok) resumeProblem = describeFailure('RESUME', resume);
+      if (!resume.ok) resumeProblem = describeRoundFailure('RESUME', resume);
     }
     m.transition(['resuming'], 'done');
     if (resumeProblem) {
@@ -171,7 +164,7 @@ export class CheckpointService {
     reason?: string,
   ): Promise<never> {
     const { jobId, epoch } = m;
-    const why = reason ? `${step} failed: ${reason}` : describeFailure(step, result!);
+    const why = reason ? `${step} failed: ${reason}` : describeRoundFailure(step, result!);
     trace(`abort job ${jobId} epoch ${epoch}: ${why}`);
     m.transition(['preparing', 'flushed', 'dumping', 'stored'], 'aborting');
     const reachable = new Map([...byHost].filter(([host]) => !result?.silentHosts.includes(host)));
@@ -179,8 +172,8 @@ export class CheckpointService {
     const discardOn = new Map([...dumpedHosts].filter(([host]) => !result?.silentHosts.includes(host)));
     const discard = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.DISCARD, image_set: String(epoch) }, discardOn, this.c.config.resumeTimeoutMs);
     let detail = why;
-    if (!resume.ok) detail += `; resuming the ranks also failed: ${describeFailure('RESUME', resume)}`;
-    if (!discard.ok) detail += `; some partial images could not be removed: ${describeFailure('DISCARD', discard)}`;
+    if (!resume.ok) detail += `; resuming the ranks also failed: ${describeRoundFailure('RESUME', resume)}`;
+    if (!discard.ok) detail += `; some partial images could not be removed: ${describeRoundFailure('DISCARD', discard)}`;
     this.c.catalog.setEpochState(jobId, epoch, 'aborted', this.c.now(), detail);
     m.transition(['aborting'], 'aborted');
     const previous = this.c.catalog.lastCommittedEpoch(jobId);

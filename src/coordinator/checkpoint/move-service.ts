@@ -15,15 +15,9 @@ import { FerryError } from '../../common/ferry-error.js';
 import { tracer } from '../../common/trace.js';
 import type { Coordinator } from '../coordinator.js';
 import { placeRanks } from '../placement.js';
-import { runRound, type RoundResult } from '../round-runner.js';
+import { describeRoundFailure, runRound, type RoundResult } from '../round-runner.js';
 
 const trace = tracer('moves');
-
-function describe(step: string, r: RoundResult): string {
-  const byReason = new Map<string, number[]>();
-  for (const [rank, reason] of r.failures) byReason.set(reason, [...(byReason.get(reason) ?? []), rank]);
-  return `${step} failed: ` + [...byReason].map(([reason, ranks]) => `rank${ranks.length > 1 ? 's' : ''} ${ranks.sort((a, b) => a - b).join(',')}: ${reason}`).join('; ');
-}
 
 /** Groups rank -> host into host -> ranks. */
 function byHostOf(placement: Map<number, string>): Map<string, number[]> {
@@ -79,7 +73,7 @@ export class MoveService {
       const request = { job_id: jobId, epoch, image_set: String(epoch), world_size: job.worldSize };
       const perHost = (ranks: number[]) => ({ sources: ranks.map((r) => sources.get(r)!) });
       const fetch = await runRound(this.c, { ...request, step: RoundStep.FETCH }, targets, this.c.config.dumpTimeoutMs, perHost);
-      if (!fetch.ok) throw this.restartFailure(jobId, epoch, describe('FETCH', fetch), imageHosts);
+      if (!fetch.ok) throw this.restartFailure(jobId, epoch, describeRoundFailure('FETCH', fetch), imageHosts);
       const t1 = this.c.now();
       const restore = await runRound(this.c, { ...request, step: RoundStep.RESTORE }, targets, this.c.config.dumpTimeoutMs, perHost);
       this.recordRestored(jobId, restore);
@@ -87,13 +81,13 @@ export class MoveService {
         // Stop whatever did come back; the epoch stays as it was.
         const answered = new Map([...targets].filter(([h]) => !restore.silentHosts.includes(h)));
         await runRound(this.c, { ...request, step: RoundStep.STOP }, answered, this.c.config.resumeTimeoutMs, (ranks) => ({ dump_ranks: ranks }));
-        throw this.restartFailure(jobId, epoch, describe('RESTORE', restore), imageHosts);
+        throw this.restartFailure(jobId, epoch, describeRoundFailure('RESTORE', restore), imageHosts);
       }
       const t2 = this.c.now();
       const resume = await runRound(this.c, { ...request, step: RoundStep.RESUME }, targets, this.c.config.resumeTimeoutMs);
       if (!resume.ok) {
-        this.c.jobs.failRunningJob(jobId, `after restoring from epoch ${epoch}: ${describe('RESUME', resume)}`);
-        throw new FerryError(ErrorCode.UNAVAILABLE, `job ${jobId} was restored from epoch ${epoch} but did not resume: ${describe('RESUME', resume)}`);
+        this.c.jobs.failRunningJob(jobId, `after restoring from epoch ${epoch}: ${describeRoundFailure('RESUME', resume)}`);
+        throw new FerryError(ErrorCode.UNAVAILABLE, `job ${jobId} was restored from epoch ${epoch} but did not resume: ${describeRoundFailure('RESUME', resume)}`);
       }
       this.c.jobs.restartDone(jobId, epoch);
       const t3 = this.c.now();
@@ -200,10 +194,10 @@ export class MoveService {
     this.c.event('migration.begin', `job ${jobId}: ${id}: ${[...moves].map(([r, to]) => `rank ${r} ${from.get(r)} -> ${to}`).join(', ')}`, { jobId });
     const t0 = this.c.now();
     const flush = await runRound(this.c, { ...request, step: RoundStep.PREPARE }, all, cfg.flushTimeoutMs);
-    if (!flush.ok) return fail(describe('PREPARE', flush), flush);
+    if (!flush.ok) return fail(describeRoundFailure('PREPARE', flush), flush);
     const t1 = this.c.now();
     const dump = await runRound(this.c, { ...request, step: RoundStep.DUMP }, sourceHosts, cfg.dumpTimeoutMs, (ranks) => ({ dump_ranks: ranks }));
-    if (!dump.ok) return fail(describe('DUMP', dump), dump);
+    if (!dump.ok) return fail(describeRoundFailure('DUMP', dump), dump);
     const sources = new Map<number, ImageSourceInit>();
     for (const [host, reply] of dump.replies) {
       for (const img of reply.images) {
@@ -213,7 +207,7 @@ export class MoveService {
     const t2 = this.c.now();
     const perTarget = (ranks: number[]) => ({ sources: ranks.map((r) => sources.get(r)!) });
     const fetch = await runRound(this.c, { ...request, step: RoundStep.FETCH }, targets, cfg.dumpTimeoutMs, perTarget);
-    if (!fetch.ok) return fail(describe('FETCH', fetch), fetch);
+    if (!fetch.ok) return fail(describeRoundFailure('FETCH', fetch), fetch);
     const t3 = this.c.now();
     // Past this point the old copies end: a failure restores them where they were.
     for (const [rank, to] of moves) this.c.jobs.rankMoved(jobId, rank, to);
@@ -228,15 +222,15 @@ export class MoveService {
       }));
       this.recordRestored(jobId, back);
       if (!back.ok) {
-        this.c.jobs.failRunningJob(jobId, `${id}: ${describe('RESTORE', restore)}, and restoring where they were failed too: ${describe('RESTORE', back)}`);
-        throw new FerryError(ErrorCode.UNAVAILABLE, `migration of job ${jobId} failed and the ranks could not be restored where they were: ${describe('RESTORE', back)}`);
+        this.c.jobs.failRunningJob(jobId, `${id}: ${describeRoundFailure('RESTORE', restore)}, and restoring where they were failed too: ${describeRoundFailure('RESTORE', back)}`);
+        throw new FerryError(ErrorCode.UNAVAILABLE, `migration of job ${jobId} failed and the ranks could not be restored where they were: ${describeRoundFailure('RESTORE', back)}`);
       }
       await resumeAll(everyone());
-      throw new FerryError(ErrorCode.UNAVAILABLE, `migration of job ${jobId} failed (${describe('RESTORE', restore)}); the ranks were restored where they were and the job goes on`);
+      throw new FerryError(ErrorCode.UNAVAILABLE, `migration of job ${jobId} failed (${describeRoundFailure('RESTORE', restore)}); the ranks were restored where they were and the job goes on`);
     }
     const t4 = this.c.now();
     const resume = await resumeAll(everyone());
-    if (!resume.ok) this.c.jobs.failRunningJob(jobId, `after ${id}: ${describe('RESUME', resume)}`);
+    if (!resume.ok) this.c.jobs.failRunningJob(jobId, `after ${id}: ${describeRoundFailure('RESUME', resume)}`);
     const t5 = this.c.now();
     await discard(new Map([...sourceHosts, ...targets]));
     this.c.event('migration.done', `job ${jobId}: ${id} done in ${t5 - t0} ms`, { jobId });
