@@ -81,8 +81,8 @@ export class Agent {
   private readonly unackedExits = new Map<string, RankExitedInit>();
   /** Reports (rank endpoints) delivered until acknowledged, by key. */
   private readonly undelivered = new Map<string, AgentMessageInit>();
-  /** Ranks that called MPI_Abort: the reason their exit will carry. */
-  private readonly abortReasons = new Map<string, string>();
+  /** Ranks that called MPI_Abort: the code and reason their exit will carry. */
+  private readonly aborts = new Map<string, { code: number; reason: string }>();
   private loop: Promise<void> | undefined;
   private readonly output: OutputTailer;
 
@@ -99,7 +99,7 @@ export class Agent {
     ranks.on('exit', (e) => this.onRankExit(e));
     rankChannel?.on('hello', (info) => this.onRankHello(info));
     rankChannel?.on('abort', (jobId, rank, code, message) =>
-      this.abortReasons.set(`${jobId}/${rank}`, `MPI_Abort with error code ${code}${message ? `: ${message}` : ''}`),
+      this.aborts.set(`${jobId}/${rank}`, { code, reason: `MPI_Abort with error code ${code}${message ? `: ${message}` : ''}` }),
     );
     this.output = new OutputTailer((chunk) => this.onOutput(chunk));
   }
@@ -434,10 +434,12 @@ export class Agent {
   private onRankExit(e: RankExitedInit): void {
     const key = `${e.job_id}/${e.rank}`;
     this.output.finish(e.job_id ?? '', e.rank ?? 0);
-    const abort = this.abortReasons.get(key);
+    const abort = this.aborts.get(key);
     if (abort) {
-      this.abortReasons.delete(key);
-      e = { ...e, reason: abort };
+      // MPI_Abort's code is the rank's status, even if a SIGTERM from the
+      // job's failure reached it on its way out.
+      this.aborts.delete(key);
+      e = { ...e, exit_code: abort.code || e.exit_code, signal: '', reason: abort.reason };
     }
     this.undelivered.delete(`endpoint ${key}`);
     this.unackedExits.set(key, e);

@@ -46,7 +46,7 @@ export class JobService {
   /** Jobs being stopped after a committed checkpoint (ferry checkpoint --stop): their exits are expected. */
   private readonly stopping = new Map<string, number>();
   /** First failure of a running job, kept until the job ends. */
-  private readonly failing = new Map<string, { exitCode: number; detail: string }>();
+  private readonly failing = new Map<string, { exitCode: number; detail: string; secondary: boolean }>();
   private nextJobNumber = 1;
 
   constructor(private readonly c: Coordinator) {}
@@ -187,9 +187,18 @@ export class JobService {
     this.updateRank({ jobId, rank, host, pid: row.pid, endpoint: row.endpoint, state: 'exited', exitCode, signal, updatedMs: this.c.now() });
     const how = signal ? `killed by ${signal}` : `exited with status ${exitCode}`;
     this.c.event('rank.exit', `job ${jobId} rank ${rank} on ${host} ${how}${e.reason ? ` (${e.reason})` : ''}`, { jobId, host });
-    if ((exitCode !== 0 || signal) && !this.failing.has(jobId) && !this.stopping.has(jobId)) {
+    if ((exitCode !== 0 || signal) && !this.stopping.has(jobId)) {
       const code = exitCode > 0 ? exitCode : signalStatus(signal);
-      this.failJob(jobId, code, `rank ${rank} on ${host} ${how}${e.reason ? ` (${e.reason})` : ''}`);
+      const detail = `rank ${rank} on ${host} ${how}${e.reason ? ` (${e.reason})` : ''}`;
+      const secondary = isSecondaryFailure(e.reason ?? '');
+      const current = this.failing.get(jobId);
+      if (!current) this.failJob(jobId, code, detail, secondary);
+      else if (current.secondary && !secondary) {
+        // The rank that really failed reported after a peer that only lost it:
+        // the job's status and message are the real failure's.
+        this.failing.set(jobId, { exitCode: code, detail, secondary: false });
+        this.c.event('job.failing', `job ${jobId}: the failure was ${detail}`, { jobId });
+      }
     }
     this.maybeEnd(jobId);
   }
@@ -268,7 +277,7 @@ export class JobService {
     if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
     if (ENDED_STATES.has(job.state)) return;
     if (!this.failing.has(jobId) && (signal === 'SIGTERM' || signal === 'SIGINT' || signal === 'SIGKILL')) {
-      this.failing.set(jobId, { exitCode: signalStatus(signal), detail: `cancelled by the operator (${signal})`, });
+      this.failing.set(jobId, { exitCode: signalStatus(signal), detail: `cancelled by the operator (${signal})`, secondary: false });
       this.c.event('job.cancel', `job ${jobId}: ${signal} requested by the operator`, { jobId });
     }
     await this.signalRanks(jobId, signal);
@@ -314,9 +323,9 @@ export class JobService {
     this.failJob(jobId, 1, detail);
   }
 
-  private failJob(jobId: string, exitCode: number, detail: string): void {
+  private failJob(jobId: string, exitCode: number, detail: string, secondary = false): void {
     if (this.failing.has(jobId)) return;
-    this.failing.set(jobId, { exitCode, detail });
+    this.failing.set(jobId, { exitCode, detail, secondary });
     this.c.event('job.failing', `job ${jobId}: ${detail}; stopping the other ranks`, { jobId });
     void this.signalRanks(jobId, 'SIGTERM');
     this.maybeEnd(jobId);
@@ -404,6 +413,15 @@ function jobStateEnum(state: string): JobState {
     default:
       return JobState.JOB_STATE_UNKNOWN;
   }
+}
+
+/**
+ * A rank that ended only because it lost the connection to a peer that failed
+ * (the runtime's own MPI_Abort after a lost channel) is not the job's cause:
+ * the peer's own exit, arriving a moment later, is.
+ */
+export function isSecondaryFailure(reason: string): boolean {
+  return /lost the connection to rank \d+/.test(reason);
 }
 
 /** The shell convention for a death by signal: 128 + the signal number. */

@@ -8,6 +8,9 @@ import { FerryError } from '../../src/common/ferry-error.js';
 import type { RankRunner, RankStartSpec, RankSupervisorEvents } from '../../src/agent/rank-supervisor.js';
 import type { RankSteps, StepOutcome } from '../../src/agent/rank-steps.js';
 
+/** How long a simulated rank takes to die of SIGTERM. */
+const SIGTERM_DEATH_MS = 100;
+
 export class SimulatedRanks extends EventEmitter<RankSupervisorEvents> implements RankRunner {
   readonly live = new Map<string, RankProcessInit>();
   private nextPid = 1000;
@@ -31,7 +34,9 @@ export class SimulatedRanks extends EventEmitter<RankSupervisorEvents> implement
     for (const p of [...this.live.values()]) {
       if (p.job_id !== jobId) continue;
       n++;
-      if (signal === 'SIGTERM' || signal === 'SIGKILL') this.exit(jobId, p.rank ?? 0, signal === 'SIGTERM' ? 143 : 137);
+      // A process takes a moment to die of SIGTERM; SIGKILL is immediate.
+      if (signal === 'SIGKILL') this.exit(jobId, p.rank ?? 0, 137);
+      if (signal === 'SIGTERM') setTimeout(() => this.exit(jobId, p.rank ?? 0, 143), SIGTERM_DEATH_MS);
     }
     return n;
   }
@@ -41,11 +46,11 @@ export class SimulatedRanks extends EventEmitter<RankSupervisorEvents> implement
   }
 
   /** The rank ends with `code`, as a process would. */
-  exit(jobId: string, rank: number, code: number): void {
+  exit(jobId: string, rank: number, code: number, reason = ''): void {
     const p = this.live.get(`${jobId}/${rank}`);
     if (!p) return;
     this.live.delete(`${jobId}/${rank}`);
-    queueMicrotask(() => this.emit('exit', { job_id: jobId, rank, pid: p.pid, exit_code: code, signal: '', exited_ms: Date.now(), reason: '' }));
+    queueMicrotask(() => this.emit('exit', { job_id: jobId, rank, pid: p.pid, exit_code: code, signal: '', exited_ms: Date.now(), reason }));
   }
 }
 

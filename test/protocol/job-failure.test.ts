@@ -1,0 +1,46 @@
+// How a job's failure is told when one rank's failure makes others fail too.
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { ControlPlaneHarness } from './control-plane-harness.js';
+
+let h: ControlPlaneHarness;
+const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
+
+beforeEach(async () => {
+  vi.useFakeTimers();
+  h = new ControlPlaneHarness();
+  h.startCoordinator();
+  h.startAgent('a');
+  h.startAgent('b');
+  await advance(50);
+  await h.coordinator!.jobs.submit('op', 1, { argv: ['/app'], cwd: '/', env: {}, world_size: 3, hosts: ['a', 'b'], rank_hosts: {}, follow: false, job_id: 'j', checkpoint_every_ms: 0 });
+  await advance(10);
+});
+
+afterEach(async () => {
+  await h.close();
+  vi.useRealTimers();
+});
+
+describe('job failure', () => {
+  it('names the rank that really failed, not a peer that only lost its connection to it', async () => {
+    const lost = 'MPI_Abort with error code 1: lost the connection to rank 2 (connection closed): it exited without MPI_Finalize or was killed';
+    h.nodes.get('a')!.ranks.exit('j', 0, 1, lost); // arrives first
+    await advance(20);
+    h.nodes.get('b')!.ranks.exit('j', 2, 7, 'MPI_Abort with error code 7: bad input');
+    await advance(2_000);
+    const job = h.catalog!.getJob('j')!;
+    expect(job.state).toBe('failed');
+    expect(job.exitCode).toBe(7);
+    expect(job.detail).toMatch(/^rank 2 on b exited with status 7 \(MPI_Abort with error code 7: bad input\)/);
+  });
+
+  it('keeps the first real failure when several ranks fail for real', async () => {
+    h.nodes.get('a')!.ranks.exit('j', 1, 3);
+    await advance(20);
+    h.nodes.get('b')!.ranks.exit('j', 2, 5);
+    await advance(2_000);
+    const job = h.catalog!.getJob('j')!;
+    expect(job.exitCode).toBe(3);
+    expect(job.detail).toMatch(/^rank 1 on a exited with status 3/);
+  });
+});
