@@ -159,10 +159,6 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
     return this.ranks.has(RankSupervisor.key(jobId, rank));
   }
 
-  ranksOf(jobId: string): number[] {
-    return [...this.ranks.values()].filter((e) => e.spec.jobId === jobId).map((e) => e.spec.rank);
-  }
-
   /**
    * Signals every rank of a job through its ferry-init (PID 1 of the rank's
    * namespace), which forwards the signal to the program. `unshare` itself
@@ -226,16 +222,6 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
     }
   }
 
-  /** Kills every rank (agent shutdown with --kill-ranks, tests). */
-  killAll(): void {
-    for (const e of this.ranks.values()) {
-      try {
-        process.kill(e.process.pid ?? 0, 'SIGKILL'); // unshare --kill-child takes the namespace with it
-      } catch {
-        /* already gone */
-      }
-    }
-  }
 }
 
 /**
