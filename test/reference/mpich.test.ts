@@ -94,7 +94,12 @@ describe.skipIf(!mpich.ok)('programs under Debian MPICH', () => {
     it('a bad argument ends the job with status 2 and a usage line', { timeout: TEST_TIMEOUT_MS }, async () => {
       const r = await runProgram({ launcher, ranks: 2, argv: [join(buildDir, 'sort'), 'many'] });
       expect(r.exitCode).toBe(2);
-      expect(r.stderr).toMatch(/usage: sort KEYS/);
+      // Under mpiexec the usage line is sometimes lost: Hydra tears the job down
+      // before it forwards the rank's stderr. Run as a singleton, the program's
+      // own output is deterministic.
+      const single = spawnSync(join(buildDir, 'sort'), ['many'], { encoding: 'utf8', timeout: 60_000 });
+      expect(single.status).toBe(2);
+      expect(single.stderr).toMatch(/usage: sort KEYS/);
     });
   });
 
