@@ -9,6 +9,8 @@ export interface RoundResult {
   ok: boolean;
   /** Per failed rank: the reason, naming the host. */
   failures: Map<number, string>;
+  /** Per failed rank: the error code its agent gave (TIMEOUT/HOST_DOWN-like codes for silent hosts). */
+  codes: Map<number, ErrorCode>;
   /** Hosts that did not answer at all (timeout, down). */
   silentHosts: string[];
   replies: Map<string, RoundReply>;
@@ -23,6 +25,7 @@ export async function runRound(
   perHost: (ranks: number[], host: string) => Partial<RoundRequestInit> = () => ({}),
 ): Promise<RoundResult> {
   const failures = new Map<number, string>();
+  const codes = new Map<number, ErrorCode>();
   const replies = new Map<string, RoundReply>();
   const silentHosts: string[] = [];
   const stepName = RoundStep[request.step ?? 0] ?? String(request.step);
@@ -33,19 +36,38 @@ export async function runRound(
         const rr = reply.round_reply;
         if (!rr) throw new FerryError(ErrorCode.MALFORMED, `host ${host} answered ${stepName} without a round reply`);
         replies.set(host, rr);
-        for (const res of rr.failed) failures.set(res.rank, `host ${host}: ${res.status?.message || 'failed'}`);
+        for (const res of rr.failed) {
+          failures.set(res.rank, `host ${host}: ${res.status?.message || 'failed'}`);
+          codes.set(res.rank, res.status?.code || ErrorCode.INTERNAL);
+        }
         if (rr.failed.length + rr.acknowledged !== ranks.length) {
           for (const r of ranks) {
-            if (!failures.has(r)) failures.set(r, `host ${host} answered for ${rr.acknowledged + rr.failed.length} of ${ranks.length} ranks`);
+            if (failures.has(r)) continue;
+            failures.set(r, `host ${host} answered for ${rr.acknowledged + rr.failed.length} of ${ranks.length} ranks`);
+            codes.set(r, ErrorCode.MALFORMED);
           }
         }
       } catch (err) {
         silentHosts.push(host);
-        for (const r of ranks) failures.set(r, `host ${host}: ${errorMessage(err)}`);
+        for (const r of ranks) {
+          failures.set(r, `host ${host}: ${errorMessage(err)}`);
+          codes.set(r, err instanceof FerryError ? err.code : ErrorCode.UNAVAILABLE);
+        }
       }
     }),
   );
-  return { ok: failures.size === 0, failures, silentHosts, replies };
+  return { ok: failures.size === 0, failures, codes, silentHosts, replies };
+}
+
+/**
+ * The code an operator gets for a failed round: the agents' own code when every
+ * failed rank has the same specific one (IMAGE_CORRUPT for a flipped byte), else
+ * `fallback` (INTERNAL says nothing more than the fallback does).
+ */
+export function roundFailureCode(r: RoundResult, fallback: ErrorCode = ErrorCode.UNAVAILABLE): ErrorCode {
+  const distinct = new Set(r.codes.values());
+  const only = distinct.size === 1 ? [...distinct][0] : undefined;
+  return only === undefined || only === ErrorCode.INTERNAL ? fallback : only;
 }
 
 /** "STEP failed: ranks 1,2: reason; rank 3: other reason": the failures of a round, grouped by reason. */

@@ -54,7 +54,7 @@ export async function assertRestorable(summary: ImageSummary, host: string, opti
   const problems = await checkRestorable(summary, host, options);
   if (problems.length > 0) {
     throw new FerryError(
-      ErrorCode.UNAVAILABLE,
+      ErrorCode.RESTORE_PRECHECK_FAILED,
       `cannot restore ${summary.dir} on ${host}: ${problems.map((p) => p.message).join('; ')}`,
     );
   }

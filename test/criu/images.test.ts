@@ -97,7 +97,7 @@ describe('CRIU images of a dumped rank', () => {
       const problems = await checkRestorable(summary, HOST);
       expect(problems.map((p) => p.message).sort()).toEqual([`${HOST}: ${counter}: missing`, `${HOST}: ${data}: missing`].sort());
       expect(problems.every((p) => p.kind === 'missing' && p.host === HOST)).toBe(true);
-      await expect(assertRestorable(summary, HOST)).rejects.toMatchObject({ code: ErrorCode.UNAVAILABLE });
+      await expect(assertRestorable(summary, HOST)).rejects.toMatchObject({ code: ErrorCode.RESTORE_PRECHECK_FAILED });
     } finally {
       renameSync(data + '.away', data);
       renameSync(`${counter}.away`, counter);

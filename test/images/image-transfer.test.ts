@@ -201,7 +201,7 @@ describe('image transfer between agents', () => {
       }
       // an image without a manifest (a dump that did not finish) is not served
       err = await caught(client.request('manifest', { manifest_request: { dir: dirRef(FIXTURE_META.jobId, 4, 1) } }));
-      expect(err.code).toBe(ErrorCode.UNAVAILABLE);
+      expect(err.code).toBe(ErrorCode.IMAGE_MISSING);
       expect(err.message).toContain('no complete image');
       // and the real file still comes through the same client
       const ok = await chunk('core-1.img');

@@ -96,7 +96,7 @@ describe('image manifest', () => {
 
     await unlink(path);
     err = await caught(readManifest(dir));
-    expect(err.code).toBe(ErrorCode.UNAVAILABLE);
+    expect(err.code).toBe(ErrorCode.IMAGE_MISSING);
     expect(err.message).toContain(`${path}: no manifest`);
   });
 

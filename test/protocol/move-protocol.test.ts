@@ -82,6 +82,27 @@ describe('restart', () => {
     expect(h.catalog!.getEpoch('j', 1)!.state).toBe('committed');
   });
 
+  it("gives the operator the agents' own error code: IMAGE_CORRUPT for a checksum mismatch, UNAVAILABLE when the causes differ", async () => {
+    await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: true }));
+    await advance(1_000);
+    const corrupt = () => failRanks([1], 'epoch 1 rank 1: pages-1.img: sha256 mismatch', ErrorCode.IMAGE_CORRUPT);
+    h.nodes.get('c')!.steps.scripts.set(RoundStep.FETCH, corrupt);
+    let r = await settle(h.coordinator!.moves.restart('j', { hosts: ['c', 'd'] }));
+    expect(r.error!.code).toBe(ErrorCode.IMAGE_CORRUPT);
+    expect(r.error!.message).toMatch(/FETCH failed: rank 1: host c: epoch 1 rank 1: pages-1.img: sha256 mismatch; nothing of it runs, epoch 1 is unchanged/);
+    expect(h.catalog!.getJob('j')!.state).toBe('stopped');
+    h.nodes.get('d')!.steps.scripts.set(RoundStep.FETCH, () => failRanks([3], 'epoch 1 rank 3: no manifest', ErrorCode.IMAGE_MISSING));
+    r = await settle(h.coordinator!.moves.restart('j', { hosts: ['c', 'd'] }));
+    expect(r.error!.code).toBe(ErrorCode.UNAVAILABLE);
+    expect(r.error!.message).toMatch(/rank 1: host c: .*sha256 mismatch; rank 3: host d: epoch 1 rank 3: no manifest/);
+    h.nodes.get('c')!.steps.scripts.delete(RoundStep.FETCH);
+    h.nodes.get('d')!.steps.scripts.delete(RoundStep.FETCH);
+    h.nodes.get('d')!.steps.scripts.set(RoundStep.RESTORE, () => failRanks([2], 'host d lacks /opt/app/lib.so', ErrorCode.RESTORE_PRECHECK_FAILED));
+    r = await settle(h.coordinator!.moves.restart('j', { hosts: ['c', 'd'] }));
+    expect(r.error!.code).toBe(ErrorCode.RESTORE_PRECHECK_FAILED);
+    expect(h.catalog!.getEpoch('j', 1)!.state).toBe('committed');
+  });
+
   it('refuses a running job and a job without a committed epoch', async () => {
     const running = await settle(h.coordinator!.moves.restart('j', {}));
     expect(running.error!.message).toMatch(/job j is running: stop it with "ferry checkpoint j --stop" first/);

@@ -7,7 +7,7 @@ import { ErrorCode, RoundStep, type EpochInfoInit, type CheckpointReplyInit } fr
 import { FerryError, errorMessage } from '../../common/ferry-error.js';
 import { tracer } from '../../common/trace.js';
 import type { Coordinator } from '../coordinator.js';
-import { describeRoundFailure, runRound, type RoundResult } from '../round-runner.js';
+import { describeRoundFailure, roundFailureCode, runRound, type RoundResult } from '../round-runner.js';
 import { EpochMachine, type EpochState } from './epoch-machine.js';
 
 const trace = tracer('checkpoint');
@@ -179,7 +179,7 @@ export class CheckpointService {
     const previous = this.c.catalog.lastCommittedEpoch(jobId);
     this.c.event('checkpoint.abort', `job ${jobId}: epoch ${epoch} aborted: ${detail}`, { jobId });
     throw new FerryError(
-      ErrorCode.UNAVAILABLE,
+      result ? roundFailureCode(result) : ErrorCode.UNAVAILABLE,
       `checkpoint of job ${jobId} (epoch ${epoch}) aborted: ${detail}. ` +
         (resume.ok ? 'The job keeps running' : 'The job may not have resumed everywhere') +
         (previous ? `; epoch ${previous.epoch} remains the last committed checkpoint.` : '; there is no committed checkpoint yet.'),

@@ -15,7 +15,7 @@ import { FerryError } from '../../common/ferry-error.js';
 import { tracer } from '../../common/trace.js';
 import type { Coordinator } from '../coordinator.js';
 import { placeRanks } from '../placement.js';
-import { describeRoundFailure, runRound, type RoundResult } from '../round-runner.js';
+import { describeRoundFailure, roundFailureCode, runRound, type RoundResult } from '../round-runner.js';
 
 const trace = tracer('moves');
 
@@ -73,7 +73,7 @@ export class MoveService {
       const request = { job_id: jobId, epoch, image_set: String(epoch), world_size: job.worldSize };
       const perHost = (ranks: number[]) => ({ sources: ranks.map((r) => sources.get(r)!) });
       const fetch = await runRound(this.c, { ...request, step: RoundStep.FETCH }, targets, this.c.config.dumpTimeoutMs, perHost);
-      if (!fetch.ok) throw this.restartFailure(jobId, epoch, describeRoundFailure('FETCH', fetch), imageHosts);
+      if (!fetch.ok) throw this.restartFailure(jobId, epoch, describeRoundFailure('FETCH', fetch), imageHosts, roundFailureCode(fetch));
       const t1 = this.c.now();
       const restore = await runRound(this.c, { ...request, step: RoundStep.RESTORE }, targets, this.c.config.dumpTimeoutMs, perHost);
       this.recordRestored(jobId, restore);
@@ -81,7 +81,7 @@ export class MoveService {
         // Stop whatever did come back; the epoch stays as it was.
         const answered = new Map([...targets].filter(([h]) => !restore.silentHosts.includes(h)));
         await runRound(this.c, { ...request, step: RoundStep.STOP }, answered, this.c.config.resumeTimeoutMs, (ranks) => ({ dump_ranks: ranks }));
-        throw this.restartFailure(jobId, epoch, describeRoundFailure('RESTORE', restore), imageHosts);
+        throw this.restartFailure(jobId, epoch, describeRoundFailure('RESTORE', restore), imageHosts, roundFailureCode(restore));
       }
       const t2 = this.c.now();
       const resume = await runRound(this.c, { ...request, step: RoundStep.RESUME }, targets, this.c.config.resumeTimeoutMs);
@@ -106,11 +106,11 @@ export class MoveService {
     }
   }
 
-  private restartFailure(jobId: string, epoch: number, why: string, imageHosts: Map<number, string>): FerryError {
+  private restartFailure(jobId: string, epoch: number, why: string, imageHosts: Map<number, string>, code: ErrorCode): FerryError {
     trace(`restart of ${jobId} failed: ${why}`);
     this.c.jobs.restartFailed(jobId, `restart from epoch ${epoch} failed: ${why}`, imageHosts);
     this.c.event('restart.failed', `job ${jobId}: restart from epoch ${epoch} failed: ${why}`, { jobId });
-    return new FerryError(ErrorCode.UNAVAILABLE, `restart of job ${jobId} from epoch ${epoch} failed: ${why}; nothing of it runs, epoch ${epoch} is unchanged`);
+    return new FerryError(code, `restart of job ${jobId} from epoch ${epoch} failed: ${why}; nothing of it runs, epoch ${epoch} is unchanged`);
   }
 
   /** rank -> target host: the explicit map, else the listed hosts (or every live one) by free capacity. */
@@ -189,7 +189,7 @@ export class MoveService {
       await resumeAll(reachable);
       await discard(new Map([...sourceHosts, ...targets].filter(([h]) => !r?.silentHosts.includes(h))));
       this.c.event('migration.abort', `job ${jobId}: ${id} aborted: ${why}; every rank resumed where it was`, { jobId });
-      throw new FerryError(ErrorCode.UNAVAILABLE, `migration of job ${jobId} aborted: ${why}; every rank resumed where it was`);
+      throw new FerryError(r ? roundFailureCode(r) : ErrorCode.UNAVAILABLE, `migration of job ${jobId} aborted: ${why}; every rank resumed where it was`);
     };
     this.c.event('migration.begin', `job ${jobId}: ${id}: ${[...moves].map(([r, to]) => `rank ${r} ${from.get(r)} -> ${to}`).join(', ')}`, { jobId });
     const t0 = this.c.now();
@@ -226,7 +226,7 @@ export class MoveService {
         throw new FerryError(ErrorCode.UNAVAILABLE, `migration of job ${jobId} failed and the ranks could not be restored where they were: ${describeRoundFailure('RESTORE', back)}`);
       }
       await resumeAll(everyone());
-      throw new FerryError(ErrorCode.UNAVAILABLE, `migration of job ${jobId} failed (${describeRoundFailure('RESTORE', restore)}); the ranks were restored where they were and the job goes on`);
+      throw new FerryError(roundFailureCode(restore), `migration of job ${jobId} failed (${describeRoundFailure('RESTORE', restore)}); the ranks were restored where they were and the job goes on`);
     }
     const t4 = this.c.now();
     const resume = await resumeAll(everyone());
