@@ -3,6 +3,8 @@ import { ErrorCode, type EpochInfo } from '../gen/proto.js';
 import { FerryError } from '../common/ferry-error.js';
 import { opt, parseArgs, parseDuration } from './args.js';
 import { COMMON_OPERATOR_OPTIONS, coordinatorAddress, withClient } from './operator-commands.js';
+import { formatBytes } from './format-bytes.js';
+import { ProgressDisplay } from './progress-display.js';
 import { formatTable, formatTime } from './table.js';
 
 /** A checkpoint waits for its whole protocol; the coordinator bounds each step itself. */
@@ -20,13 +22,6 @@ function epochJson(e: EpochInfo) {
     phases: e.phases.map((p) => ({ state: p.state, atMs: p.at_ms, detail: p.detail })),
     detail: e.detail,
   };
-}
-
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
-  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
-  return `${(n / 1024 ** 3).toFixed(2)} GiB`;
 }
 
 /** Milliseconds spent in each phase, from the catalog's phase timestamps. */
@@ -50,20 +45,10 @@ export async function checkpointCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const json = p.options.has('json');
-  const tty = process.stderr.isTTY && !json;
+  const progress = new ProgressDisplay(`checkpoint ${jobId}`, json);
   const r = await withClient(coordinatorAddress(cmd, p), (c) =>
-    c.request(
-      { checkpoint: { job_id: jobId, stop: p.options.has('stop') } },
-      {
-        timeoutMs: CHECKPOINT_CLIENT_TIMEOUT_MS,
-        onNotice: (n) => {
-          const pr = n.checkpoint_progress;
-          if (pr && tty) process.stderr.write(`\r\x1b[Kcheckpoint ${jobId} epoch ${pr.epoch}: ${pr.phase} (${(pr.elapsed_ms / 1000).toFixed(1)} s)`);
-        },
-      },
-    ),
-  );
-  if (tty) process.stderr.write('\r\x1b[K');
+    c.request({ checkpoint: { job_id: jobId, stop: p.options.has('stop') } }, { timeoutMs: CHECKPOINT_CLIENT_TIMEOUT_MS, onNotice: progress.onNotice }),
+  ).finally(() => progress.done());
   const cp = r.checkpoint!;
   const e = cp.epoch!;
   if (json) {

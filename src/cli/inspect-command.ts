@@ -7,7 +7,7 @@ import { FerryError } from '../common/ferry-error.js';
 import { readImages } from '../criu/criu-images.js';
 import { MANIFEST_FILE_NAME } from '../images/image-paths.js';
 import { readManifest, type Manifest } from '../images/manifest.js';
-import { formatBytes } from './checkpoint-commands.js';
+import { formatBytes } from './format-bytes.js';
 import { parseArgs } from './args.js';
 import { formatTable, formatTime } from './table.js';
 

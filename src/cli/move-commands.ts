@@ -1,7 +1,9 @@
 // `ferry restart`, `ferry migrate`, `ferry drain`: ranks restored on other hosts.
 import { ErrorCode, type MoveReply } from '../gen/proto.js';
 import { FerryError } from '../common/ferry-error.js';
-import { formatBytes, CHECKPOINT_CLIENT_TIMEOUT_MS } from './checkpoint-commands.js';
+import { CHECKPOINT_CLIENT_TIMEOUT_MS } from './checkpoint-commands.js';
+import { formatBytes } from './format-bytes.js';
+import { ProgressDisplay } from './progress-display.js';
 import { intOpt, opt, parseArgs, requireOpt } from './args.js';
 import { COMMON_OPERATOR_OPTIONS, coordinatorAddress, withClient } from './operator-commands.js';
 
@@ -57,6 +59,7 @@ export async function restartCommand(argv: string[]): Promise<number> {
   const jobId = p.positional[0];
   if (!jobId) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: missing job id (ferry restart JOB [--epoch E] [--hosts a,b | --map 0=a,1=b])`);
   if (opt(p, 'hosts') && opt(p, 'map')) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: give --hosts or --map, not both`);
+  const progress = new ProgressDisplay(`restart ${jobId}`, p.options.has('json'));
   const r = await withClient(coordinatorAddress(cmd, p), (c) =>
     c.request(
       {
@@ -67,9 +70,9 @@ export async function restartCommand(argv: string[]): Promise<number> {
           rank_hosts: opt(p, 'map') ? parseRankMap(cmd, opt(p, 'map')!) : {},
         },
       },
-      { timeoutMs: CHECKPOINT_CLIENT_TIMEOUT_MS },
+      { timeoutMs: CHECKPOINT_CLIENT_TIMEOUT_MS, onNotice: progress.onNotice },
     ),
-  );
+  ).finally(() => progress.done());
   print(p.options.has('json'), `job ${jobId}: restarted from epoch ${r.move!.epoch}`, r.move!);
   return 0;
 }
@@ -82,9 +85,10 @@ export async function migrateCommand(argv: string[]): Promise<number> {
   const rank = intOpt(cmd, p, 'rank', -1, 0);
   if (rank < 0) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: missing option --rank`);
   const to = requireOpt(cmd, p, 'to');
+  const progress = new ProgressDisplay(`migrate ${jobId} rank ${rank}`, p.options.has('json'));
   const r = await withClient(coordinatorAddress(cmd, p), (c) =>
-    c.request({ migrate: { job_id: jobId, rank, to_host: to } }, { timeoutMs: CHECKPOINT_CLIENT_TIMEOUT_MS }),
-  );
+    c.request({ migrate: { job_id: jobId, rank, to_host: to } }, { timeoutMs: CHECKPOINT_CLIENT_TIMEOUT_MS, onNotice: progress.onNotice }),
+  ).finally(() => progress.done());
   print(p.options.has('json'), `job ${jobId}: rank ${rank} migrated`, r.move!);
   return 0;
 }
@@ -94,7 +98,10 @@ export async function drainCommand(argv: string[]): Promise<number> {
   const p = parseArgs(cmd, argv, COMMON_OPERATOR_OPTIONS);
   const host = p.positional[0];
   if (!host) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: missing host (ferry drain HOST)`);
-  const r = await withClient(coordinatorAddress(cmd, p), (c) => c.request({ drain: { host } }, { timeoutMs: CHECKPOINT_CLIENT_TIMEOUT_MS }));
+  const progress = new ProgressDisplay(`drain ${host}`, p.options.has('json'));
+  const r = await withClient(coordinatorAddress(cmd, p), (c) =>
+    c.request({ drain: { host } }, { timeoutMs: CHECKPOINT_CLIENT_TIMEOUT_MS, onNotice: progress.onNotice }),
+  ).finally(() => progress.done());
   print(p.options.has('json'), `host ${host} drained: ${r.move!.moves.length} ranks moved`, r.move!);
   return 0;
 }

@@ -10,6 +10,7 @@ import { FerryError } from '../common/ferry-error.js';
 import type { PeerId } from '../transport/transport.js';
 import type { Coordinator } from './coordinator.js';
 import type { HostSession } from './host-registry.js';
+import type { MoveProgressFn } from './checkpoint/move-service.js';
 
 export const EVENTS_DEFAULT_LIMIT = 100;
 export const EVENTS_MAX_LIMIT = 10_000;
@@ -87,7 +88,7 @@ export class OperatorService {
               reply_to: req.request_id,
               status: { ok: true },
               final: false,
-              checkpoint_progress: { job_id: req_.job_id, epoch, phase, elapsed_ms: elapsedMs },
+              checkpoint_progress: { job_id: req_.job_id, epoch, phase, elapsed_ms: elapsedMs, operation: 'checkpoint' },
             }),
         });
         return { checkpoint: reply };
@@ -100,14 +101,15 @@ export class OperatorService {
       case 'restart': {
         const r = req.restart!;
         const rankHosts = new Map(Object.entries(r.rank_hosts).map(([k, v]) => [Number(k), v]));
-        return { move: await this.c.moves.restart(r.job_id, { epoch: r.epoch || undefined, hosts: r.hosts, rankHosts }) };
+        const progress = this.moveProgress(peer, req.request_id, 'restart');
+        return { move: await this.c.moves.restart(r.job_id, { epoch: r.epoch || undefined, hosts: r.hosts, rankHosts, progress }) };
       }
       case 'migrate': {
         const r = req.migrate!;
-        return { move: await this.c.moves.migrate(r.job_id, new Map([[r.rank, r.to_host]])) };
+        return { move: await this.c.moves.migrate(r.job_id, new Map([[r.rank, r.to_host]]), this.moveProgress(peer, req.request_id, 'migrate')) };
       }
       case 'drain':
-        return { move: await this.c.moves.drain(req.drain?.host ?? '') };
+        return { move: await this.c.moves.drain(req.drain?.host ?? '', this.moveProgress(peer, req.request_id, 'drain')) };
       case 'signal_job': {
         const s = req.signal_job!;
         await this.c.jobs.signal(s.job_id, s.signal || 'SIGTERM');
@@ -116,6 +118,17 @@ export class OperatorService {
       default:
         throw new FerryError(ErrorCode.BAD_REQUEST, req.body ? `unsupported operator request ${req.body}` : 'operator request has no body');
     }
+  }
+
+  /** Progress notifications of a restart, migration or drain, to the operator who asked. */
+  private moveProgress(peer: PeerId, requestId: number, operation: string): MoveProgressFn {
+    return (p) =>
+      this.c.sendOperator(peer, {
+        reply_to: requestId,
+        status: { ok: true },
+        final: false,
+        checkpoint_progress: { job_id: p.jobId, phase: p.phase, elapsed_ms: p.elapsedMs, operation, bytes_total: p.bytesTotal, bytes_done: p.bytesDone },
+      });
   }
 }
 

@@ -6,6 +6,7 @@ import { ErrorCode, RoundStep, type MoveReplyInit } from '../../src/gen/proto.js
 import type { FerryError } from '../../src/common/ferry-error.js';
 import { ControlPlaneHarness } from './control-plane-harness.js';
 import { failRanks } from './simulated-node.js';
+import type { MoveProgress } from '../../src/coordinator/checkpoint/move-service.js';
 
 let h: ControlPlaneHarness;
 const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
@@ -54,6 +55,20 @@ describe('restart', () => {
     expect(h.catalog!.getJob('j')!.state).toBe('running');
     expect(rankHosts()).toEqual(['c', 'c', 'd', 'd']);
     expect(h.catalog!.listRanks('j').every((r) => r.state === 'running')).toBe(true);
+  });
+
+  it('reports its phases with the image bytes to ship and shipped', async () => {
+    await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: true }));
+    await advance(1_000);
+    const seen: MoveProgress[] = [];
+    const { error } = await settle(h.coordinator!.moves.restart('j', { hosts: ['c', 'd'], progress: (p) => seen.push(p) }));
+    expect(error).toBeUndefined();
+    expect(seen.map((p) => p.phase)).toEqual(['fetching', 'fetched', 'restoring', 'resuming']);
+    const total = h.catalog!.epochImages('j', 1).reduce((n, i) => n + i.sizeBytes, 0);
+    expect(total).toBeGreaterThan(0);
+    expect(seen.every((p) => p.jobId === 'j' && p.bytesTotal === total)).toBe(true);
+    // the simulated agents ship 1000 bytes per image
+    expect(seen.map((p) => p.bytesDone)).toEqual([0, 4000, 4000, 4000]);
   });
 
   it('refuses, with nothing started, when an image is on a host that is down', async () => {
@@ -126,6 +141,16 @@ describe('migration', () => {
     const back = await settle<MoveReplyInit>(h.coordinator!.moves.migrate('j', new Map([[1, 'a']])));
     expect(back.error).toBeUndefined();
     expect(rankHosts()).toEqual(['a', 'a', 'b', 'b']);
+  });
+
+  it('reports its phases, and the bytes shipped once the images are known', async () => {
+    const seen: MoveProgress[] = [];
+    const { error } = await settle(h.coordinator!.moves.migrate('j', new Map([[1, 'c']]), (p) => seen.push(p)));
+    expect(error).toBeUndefined();
+    expect(seen.map((p) => p.phase)).toEqual(['flushing', 'dumping', 'fetching', 'fetched', 'restoring', 'resuming']);
+    expect(seen[0].bytesTotal).toBe(0);
+    expect(seen[2].bytesTotal).toBeGreaterThan(0);
+    expect(seen.at(-1)!.bytesDone).toBe(1000);
   });
 
   it('loses nothing when the transfer fails: every rank resumes where it was', async () => {

@@ -30,7 +30,22 @@ export interface RestartOptions {
   epoch?: number;
   hosts?: string[];
   rankHosts?: Map<number, string>;
+  progress?: MoveProgressFn;
 }
+
+/** One step of a restart or migration, for the operator's progress display. */
+export interface MoveProgress {
+  jobId: string;
+  /** flushing, dumping, fetching, fetched, restoring, resuming */
+  phase: string;
+  elapsedMs: number;
+  /** Image bytes to ship in this operation (known once the images are), and shipped so far. */
+  bytesTotal: number;
+  bytesDone: number;
+}
+export type MoveProgressFn = (p: MoveProgress) => void;
+
+const sum = (xs: Iterable<number>) => [...xs].reduce((n, x) => n + x, 0);
 
 export class MoveService {
   constructor(private readonly c: Coordinator) {}
@@ -70,11 +85,17 @@ export class MoveService {
       this.c.jobs.beginRestart(jobId, placement, epoch);
       const targets = byHostOf(placement);
       const t0 = this.c.now();
+      const bytesTotal = sum(images.map((i) => i.sizeBytes));
+      const say = (phase: string, bytesDone = 0) => o.progress?.({ jobId, phase, elapsedMs: this.c.now() - t0, bytesTotal, bytesDone });
       const request = { job_id: jobId, epoch, image_set: String(epoch), world_size: job.worldSize };
       const perHost = (ranks: number[]) => ({ sources: ranks.map((r) => sources.get(r)!) });
+      say('fetching');
       const fetch = await runRound(this.c, { ...request, step: RoundStep.FETCH }, targets, this.c.config.dumpTimeoutMs, perHost);
       if (!fetch.ok) throw this.restartFailure(jobId, epoch, describeRoundFailure('FETCH', fetch), imageHosts, roundFailureCode(fetch));
+      const shipped = sum([...fetch.replies.values()].map((r) => r.bytes_fetched));
+      say('fetched', shipped);
       const t1 = this.c.now();
+      say('restoring', shipped);
       const restore = await runRound(this.c, { ...request, step: RoundStep.RESTORE }, targets, this.c.config.dumpTimeoutMs, perHost);
       this.recordRestored(jobId, restore);
       if (!restore.ok) {
@@ -84,6 +105,7 @@ export class MoveService {
         throw this.restartFailure(jobId, epoch, describeRoundFailure('RESTORE', restore), imageHosts, roundFailureCode(restore));
       }
       const t2 = this.c.now();
+      say('resuming', shipped);
       const resume = await runRound(this.c, { ...request, step: RoundStep.RESUME }, targets, this.c.config.resumeTimeoutMs);
       if (!resume.ok) {
         this.c.jobs.failRunningJob(jobId, `after restoring from epoch ${epoch}: ${describeRoundFailure('RESUME', resume)}`);
@@ -99,7 +121,7 @@ export class MoveService {
         restore_ms: t2 - t1,
         resume_ms: t3 - t2,
         downtime_ms: t3 - t0,
-        bytes_shipped: [...fetch.replies.values()].reduce((n, r) => n + r.bytes_fetched, 0),
+        bytes_shipped: shipped,
       };
     } finally {
       release();
@@ -139,7 +161,7 @@ export class MoveService {
   // ---- migration -----------------------------------------------------------------------
 
   /** Moves ranks of a running job to other hosts; the other ranks keep their processes. */
-  async migrate(jobId: string, moves: Map<number, string>): Promise<MoveReplyInit> {
+  async migrate(jobId: string, moves: Map<number, string>, progress?: MoveProgressFn): Promise<MoveReplyInit> {
     const job = this.c.catalog.getJob(jobId);
     if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
     if (job.state !== 'running') throw new FerryError(ErrorCode.BAD_REQUEST, `job ${jobId} is ${job.state}, not running: nothing to migrate`);
@@ -161,7 +183,7 @@ export class MoveService {
     const release = this.c.operations.begin(jobId, () => `a migration is running`);
     try {
       const imageSet = this.c.catalog.reserveImageSet(jobId);
-      return await this.runMigration(jobId, imageSet, job.worldSize, moves, from, new Map(all));
+      return await this.runMigration(jobId, imageSet, job.worldSize, moves, from, new Map(all), progress);
     } finally {
       release();
     }
@@ -174,6 +196,7 @@ export class MoveService {
     moves: Map<number, string>,
     from: Map<number, string>,
     all: Map<string, number[]>,
+    progress?: MoveProgressFn,
   ): Promise<MoveReplyInit> {
     const cfg = this.c.config;
     // A migration's images live in an image set of their own, numbered like epochs.
@@ -193,9 +216,13 @@ export class MoveService {
     };
     this.c.event('migration.begin', `job ${jobId}: ${id}: ${[...moves].map(([r, to]) => `rank ${r} ${from.get(r)} -> ${to}`).join(', ')}`, { jobId });
     const t0 = this.c.now();
+    let bytesTotal = 0;
+    const say = (phase: string, bytesDone = 0) => progress?.({ jobId, phase, elapsedMs: this.c.now() - t0, bytesTotal, bytesDone });
+    say('flushing');
     const flush = await runRound(this.c, { ...request, step: RoundStep.PREPARE }, all, cfg.flushTimeoutMs);
     if (!flush.ok) return fail(describeRoundFailure('PREPARE', flush), flush);
     const t1 = this.c.now();
+    say('dumping');
     const dump = await runRound(this.c, { ...request, step: RoundStep.DUMP }, sourceHosts, cfg.dumpTimeoutMs, (ranks) => ({ dump_ranks: ranks }));
     if (!dump.ok) return fail(describeRoundFailure('DUMP', dump), dump);
     const sources = new Map<number, ImageSourceInit>();
@@ -205,10 +232,15 @@ export class MoveService {
       }
     }
     const t2 = this.c.now();
+    bytesTotal = sum([...dump.replies.values()].flatMap((r) => r.images.map((i) => i.size_bytes)));
+    say('fetching');
     const perTarget = (ranks: number[]) => ({ sources: ranks.map((r) => sources.get(r)!) });
     const fetch = await runRound(this.c, { ...request, step: RoundStep.FETCH }, targets, cfg.dumpTimeoutMs, perTarget);
     if (!fetch.ok) return fail(describeRoundFailure('FETCH', fetch), fetch);
+    const shipped = sum([...fetch.replies.values()].map((r) => r.bytes_fetched));
+    say('fetched', shipped);
     const t3 = this.c.now();
+    say('restoring', shipped);
     // Past this point the old copies end: a failure restores them where they were.
     for (const [rank, to] of moves) this.c.jobs.rankMoved(jobId, rank, to);
     await runRound(this.c, { ...request, step: RoundStep.STOP }, sourceHosts, cfg.resumeTimeoutMs, (ranks) => ({ dump_ranks: ranks }));
@@ -229,6 +261,7 @@ export class MoveService {
       throw new FerryError(roundFailureCode(restore), `migration of job ${jobId} failed (${describeRoundFailure('RESTORE', restore)}); the ranks were restored where they were and the job goes on`);
     }
     const t4 = this.c.now();
+    say('resuming', shipped);
     const resume = await resumeAll(everyone());
     if (!resume.ok) this.c.jobs.failRunningJob(jobId, `after ${id}: ${describeRoundFailure('RESUME', resume)}`);
     const t5 = this.c.now();
@@ -242,12 +275,12 @@ export class MoveService {
       restore_ms: t4 - t3,
       resume_ms: t5 - t4,
       downtime_ms: t5 - t0,
-      bytes_shipped: [...fetch.replies.values()].reduce((n, r) => n + r.bytes_fetched, 0),
+      bytes_shipped: shipped,
     };
   }
 
   /** Moves every rank off a host: job by job, each rank to the live host with the most free capacity. */
-  async drain(host: string): Promise<MoveReplyInit> {
+  async drain(host: string, progress?: MoveProgressFn): Promise<MoveReplyInit> {
     if (!this.c.hosts.get(host)) throw new FerryError(ErrorCode.UNKNOWN_HOST, `host "${host}" is not known to the coordinator`);
     const byJob = new Map<string, number[]>();
     for (const r of this.c.catalog.ranksOnHost(host)) {
@@ -256,6 +289,7 @@ export class MoveService {
     }
     const moves: MoveReplyInit['moves'] = [];
     let downtime = 0;
+    let shipped = 0;
     for (const [jobId, ranks] of byJob) {
       const others = this.c.hosts.up().filter((h) => h.name !== host);
       if (others.length === 0) throw new FerryError(ErrorCode.NO_CAPACITY, `no other live host to move the ranks of ${host} to`);
@@ -266,10 +300,11 @@ export class MoveService {
         plan.set(rank, target);
         load.set(target, load.get(target)! + 1);
       }
-      const reply = await this.migrate(jobId, plan);
+      const reply = await this.migrate(jobId, plan, progress);
       moves.push(...(reply.moves ?? []));
       downtime += reply.downtime_ms ?? 0;
+      shipped += reply.bytes_shipped ?? 0;
     }
-    return { moves, downtime_ms: downtime };
+    return { moves, downtime_ms: downtime, bytes_shipped: shipped };
   }
 }
