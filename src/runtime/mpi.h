@@ -102,6 +102,8 @@ typedef void MPI_Comm_errhandler_function(MPI_Comm *comm, int *error_code, ...);
 #define MPI_GROUP_NULL ((MPI_Group)0)
 #define MPI_GROUP_EMPTY ((MPI_Group)1)
 #define MPI_REQUEST_NULL ((MPI_Request)0)
+/* Space MPI_Bsend charges per message on top of its bytes (see MPI_Buffer_attach). */
+#define MPI_BSEND_OVERHEAD 96
 #define MPI_ERRHANDLER_NULL ((MPI_Errhandler)0)
 #define MPI_ERRORS_ARE_FATAL ((MPI_Errhandler)1)
 #define MPI_ERRORS_RETURN ((MPI_Errhandler)2)
@@ -209,6 +211,15 @@ FERRY_MPI_API(int, Testall, (int count, MPI_Request requests[], int *flag, MPI_S
 FERRY_MPI_API(int, Testany, (int count, MPI_Request requests[], int *index, int *flag, MPI_Status *status))
 FERRY_MPI_API(int, Testsome, (int incount, MPI_Request requests[], int *outcount, int indices[], MPI_Status *statuses))
 FERRY_MPI_API(int, Request_free, (MPI_Request *request))
+FERRY_MPI_API(int, Bsend, (const void *buf, int count, MPI_Datatype datatype, int dest, int tag, MPI_Comm comm))
+FERRY_MPI_API(int, Ibsend, (const void *buf, int count, MPI_Datatype datatype, int dest, int tag, MPI_Comm comm, MPI_Request *request))
+FERRY_MPI_API(int, Rsend, (const void *buf, int count, MPI_Datatype datatype, int dest, int tag, MPI_Comm comm))
+FERRY_MPI_API(int, Irsend, (const void *buf, int count, MPI_Datatype datatype, int dest, int tag, MPI_Comm comm, MPI_Request *request))
+FERRY_MPI_API(int, Buffer_attach, (void *buffer, int size))
+FERRY_MPI_API(int, Buffer_detach, (void *buffer_addr, int *size))
+FERRY_MPI_API(int, Pack, (const void *inbuf, int incount, MPI_Datatype datatype, void *outbuf, int outsize, int *position, MPI_Comm comm))
+FERRY_MPI_API(int, Unpack, (const void *inbuf, int insize, int *position, void *outbuf, int outcount, MPI_Datatype datatype, MPI_Comm comm))
+FERRY_MPI_API(int, Pack_size, (int incount, MPI_Datatype datatype, MPI_Comm comm, int *size))
 FERRY_MPI_API(int, Cancel, (MPI_Request *request))
 FERRY_MPI_API(int, Test_cancelled, (const MPI_Status *status, int *flag))
 
