@@ -9,9 +9,14 @@
 // Paths: loopback inside one namespace host (all three), and two namespace
 // hosts over veth + bridge (Ferry and raw TCP; Hydra cannot start a rank in
 // another network namespace without ssh). Each contender runs ROUNDS times,
-// interleaved; per size the best round counts (least latency, most
-// bandwidth), which filters out other work on this noisy machine.
-// Run: node dist/bench/run.js runtime-pingpong   (BENCH_PINGPONG_ROUNDS, BENCH_PINGPONG_MAX_BYTES)
+// interleaved, in an order that rotates every round (no contender always
+// runs first or last); per size the best round counts (least latency, most
+// bandwidth), which filters out other work on this noisy machine. The load
+// average before and after is printed with the tables, with a warning when
+// other work ran: a contender that busy-polls without ever yielding (raw TCP)
+// loses most from a shared core, so ratios measured under load flatter Ferry.
+// Run: node dist/bench/run.js runtime-pingpong   (env: BENCH_PINGPONG_ROUNDS,
+// BENCH_PINGPONG_MAX_BYTES, BENCH_PINGPONG_PATHS=loopback|veth|both)
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -21,9 +26,15 @@ import { FERRY_CLI, startTestCluster, type TestCluster } from '../src/local-clus
 import { onProcessExit } from '../src/local-cluster/exit-cleanup.js';
 import { packageRoot } from '../src/protocol/proto-root.js';
 
-const ROUNDS = Number(process.env.BENCH_PINGPONG_ROUNDS ?? 2);
+const ROUNDS = Number(process.env.BENCH_PINGPONG_ROUNDS ?? 3);
+const PATHS = process.env.BENCH_PINGPONG_PATHS ?? 'both';
+/** One-minute load average above this share of the cores: the figures are not trustworthy. */
+const LOAD_WARN_PER_CORE = 0.5;
+/** The load the benchmark adds itself: two busy-polling ranks. */
+const OWN_LOAD = 2;
 const MAX_BYTES = Number(process.env.BENCH_PINGPONG_MAX_BYTES ?? 4 << 20);
-const CONTENDER_TIMEOUT_MS = 300_000;
+/** One contender run takes seconds; a hung one (UCX over TCP was seen stuck in a ping-pong) is killed and its printed sizes kept. */
+const CONTENDER_TIMEOUT_MS = 60_000;
 /** Targets from issue 3. */
 const LATENCY_VS_RAW_MAX = 1.2;
 const LATENCY_VS_MPICH_MAX = 1.0;
@@ -131,6 +142,7 @@ function fmtSize(b: number): string {
 }
 
 function report(title: string, contenders: Map<Impl, Contender>): void {
+  if (contenders.get('ferry')!.series.size === 0) return; // path not measured
   const raw = contenders.get('raw')!.series;
   const ferry = contenders.get('ferry')!.series;
   const mpich = contenders.get('mpich')?.series;
@@ -205,24 +217,43 @@ export async function runRuntimePingpongBenchmark(): Promise<void> {
         if (n === 0) console.error(`${impl} ${what} failed:\n${out.stderr.slice(-2000)}`);
       } else if (n < sizes) into.notes.add(`${what}: only ${n} of ${sizes} sizes printed`);
     };
-    for (let round = 1; round <= ROUNDS; round++) {
-      process.stderr.write(`runtime-pingpong: round ${round}/${ROUNDS}\n`);
-      record('raw', loop.get('raw')!, 'raw TCP on loopback', await runRaw(c, rawBin, 'host1', 'host1'));
-      if (haveMpich) {
-        const out = await run(c.network.command('host1', [MPICH_EXEC, '-launcher', 'fork', '-n', '2', mpichBin, String(MAX_BYTES), '--impl', 'mpich']), {
-          ...process.env,
-          UCX_TLS: 'tcp,self',
-        });
-        record('mpich', loop.get('mpich')!, 'mpiexec.mpich (UCX_TLS=tcp,self)', out);
-      }
-      const jobLoop = `pp-loop-${round}-${jobs++}`;
-      record('ferry', loop.get('ferry')!, 'ferry run on one host', await c.ferry(['run', '-n', '2', '--hosts', 'host1', '--job-id', jobLoop, ferryBin, String(MAX_BYTES), '--impl', 'ferry'], { timeoutMs: CONTENDER_TIMEOUT_MS }));
-      record('raw', veth.get('raw')!, 'raw TCP over veth', await runRaw(c, rawBin, 'host2', 'host1'));
-      const jobVeth = `pp-veth-${round}-${jobs++}`;
-      record('ferry', veth.get('ferry')!, 'ferry run on two hosts', await c.ferry(['run', '-n', '2', '--hosts', 'host1,host2', '--job-id', jobVeth, ferryBin, String(MAX_BYTES), '--impl', 'ferry'], { timeoutMs: CONTENDER_TIMEOUT_MS }));
+    const loopRuns: [Impl, () => Promise<void>][] = [
+      ['raw', async () => record('raw', loop.get('raw')!, 'raw TCP on loopback', await runRaw(c, rawBin, 'host1', 'host1'))],
+      ...(haveMpich
+        ? [['mpich', async () => {
+            const argv = [MPICH_EXEC, '-launcher', 'fork', '-n', '2', mpichBin, String(MAX_BYTES), '--impl', 'mpich'];
+            const out = await run(c.network.command('host1', argv), { ...process.env, UCX_TLS: 'tcp,self' });
+            record('mpich', loop.get('mpich')!, 'mpiexec.mpich (UCX_TLS=tcp,self)', out);
+          }] as [Impl, () => Promise<void>]]
+        : []),
+      ['ferry', async () => {
+        const argv = ['run', '-n', '2', '--hosts', 'host1', '--job-id', `pp-loop-${jobs++}`, ferryBin, String(MAX_BYTES), '--impl', 'ferry'];
+        record('ferry', loop.get('ferry')!, 'ferry run on one host', await c.ferry(argv, { timeoutMs: CONTENDER_TIMEOUT_MS }));
+      }],
+    ];
+    const vethRuns: [Impl, () => Promise<void>][] = [
+      ['raw', async () => record('raw', veth.get('raw')!, 'raw TCP over veth', await runRaw(c, rawBin, 'host2', 'host1'))],
+      ['ferry', async () => {
+        const argv = ['run', '-n', '2', '--hosts', 'host1,host2', '--job-id', `pp-veth-${jobs++}`, ferryBin, String(MAX_BYTES), '--impl', 'ferry'];
+        record('ferry', veth.get('ferry')!, 'ferry run on two hosts', await c.ferry(argv, { timeoutMs: CONTENDER_TIMEOUT_MS }));
+      }],
+    ];
+    const [loadBefore] = loadavg();
+    for (let round = 0; round < ROUNDS; round++) {
+      process.stderr.write(`runtime-pingpong: round ${round + 1}/${ROUNDS}\n`);
+      for (const runs of [PATHS !== 'veth' ? loopRuns : [], PATHS !== 'loopback' ? vethRuns : []])
+        for (let i = 0; i < runs.length; i++) await runs[(i + round) % runs.length][1]();
     }
-    const [load1] = loadavg();
-    console.log(`\nrank runtime: ping-pong half round trip (us) and streaming bandwidth (MB/s), best of ${ROUNDS} interleaved rounds; ratios < 1 mean Ferry is faster (latency) / slower (bandwidth); load average ${load1.toFixed(1)} on ${cpus().length} cores (busy-polling contenders suffer most from other work)`);
+    const [loadAfter] = loadavg();
+    const cores = cpus().length;
+    console.log(
+      `\nrank runtime: ping-pong half round trip (us) and streaming bandwidth (MB/s), best of ${ROUNDS} interleaved rounds; ` +
+        `ratios < 1 mean Ferry is faster (latency) / slower (bandwidth); load average ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after, on ${cores} cores`,
+    );
+    if (Math.max(loadBefore, loadAfter - OWN_LOAD) > LOAD_WARN_PER_CORE * cores)
+      console.log(
+        `WARNING: other work ran during the benchmark (beyond the load of about 2 that the two ranks add themselves); the busy-polling raw TCP contender suffers most from it, so these ratios flatter Ferry: run again on a quiet machine`,
+      );
     report('loopback, both ranks in one namespace host (raw TCP and MPICH connect to the host address as Ferry does):', loop);
     report('two namespace hosts over veth + bridge (MPICH not measured: Hydra cannot place a rank in another network namespace without ssh):', veth);
   } finally {

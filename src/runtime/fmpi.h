@@ -11,10 +11,12 @@
 #include "mpi.h"
 
 #define FMPI_RUNTIME_VERSION "ferrympi 0.1.0"
-#define FMPI_EAGER_LIMIT_BYTES (64 * 1024)       /* larger messages use rendezvous */
+#define FMPI_EAGER_LIMIT_BYTES (256 * 1024)      /* larger messages use rendezvous */
 #define FMPI_DATA_CHUNK_BYTES (1024 * 1024)      /* rendezvous data frame size: a marker can fall between */
 #define FMPI_STAGE_BYTES (16 * 1024)            /* read-ahead buffer per incoming channel */
 #define FMPI_SPIN_USEC 2000                      /* busy-poll this long inside MPI before blocking */
+#define FMPI_SPIN_POLL_EVERY_PASSES 32           /* busy-poll: recv on open channels, poll() all fds every N passes */
+#define FMPI_SPIN_POLL_USEC 200                  /*   ... or when this long has passed (agent, listener, connects) */
 #define FMPI_PROGRESS_PARK_USEC 10000            /* progress thread stays off while the app polled this recently */
 #define FMPI_RETRY_MIN_MSEC 1                    /* backoff of refused peer connections */
 #define FMPI_RETRY_MAX_MSEC 100
@@ -77,9 +79,11 @@ typedef struct fmpi_unexp {
 enum fmpi_out_state { OUT_NONE, OUT_RETRY, OUT_CONNECTING, OUT_AWAIT_ACCEPT, OUT_OPEN, OUT_MARKED };
 enum fmpi_in_state { IN_NONE, IN_OPEN, IN_MARKED, IN_CLOSED };
 
-/* Everything this rank knows about one peer: the outgoing connection it sends
- * on (with the send queue) and the incoming one the peer sends on. Survives a
- * flush: only the sockets go; queues, sequence numbers and half-done messages stay. */
+/* Everything this rank knows about one peer: the one connection that carries
+ * both directions (out_fd; out_state is the connection and this rank's sending
+ * side, with the send queue; in_state is the peer's sending side, with the frame
+ * parser; in_fd is unused, -1). Survives a flush: only the socket goes; queues,
+ * sequence numbers and half-done messages stay. */
 typedef struct fmpi_peer {
   int rank;
   char addr[64];
@@ -99,6 +103,7 @@ typedef struct fmpi_peer {
   size_t in_want;          /* payload bytes still to read into in_dst */
   size_t in_discard;       /* then bytes to drop (truncated receive) */
   bool in_payload;
+  bool in_big;             /* the last payload was large: read ahead only a header */
   uint8_t *stage;          /* received bytes not yet parsed: stage[stage_off, stage_len) */
   size_t stage_off, stage_len;
   fmpi_request *in_req;    /* receive being filled, or NULL */
@@ -201,6 +206,7 @@ int fmpi_agent_send_notice(int body_case, void *body, uint64_t reply_to, int err
 void fmpi_agent_readable(void);
 void fmpi_agent_dispatch(void);
 void fmpi_agent_close(void);
+void fmpi_agent_rejoin_finalized(void);
 
 /* channel.c */
 int fmpi_listen(void);
