@@ -9,6 +9,12 @@
 // Losing the coordinator (no reply within the heartbeat timeout) drops the
 // connection and goes back to connecting; a heartbeat answered NOT_REGISTERED,
 // or from a coordinator with a new instance id, re-registers on the same one.
+//
+// An agent restarted after a crash re-adopts the ranks of its host that still
+// run (RankRunner.readopt, from the rank table on disk): it registers with
+// them, follows their output from where its predecessor got to, takes their
+// connections back when the runtime reconnects (attach), wakes those the crash
+// left flushed, and reports how the others ended.
 import { randomBytes } from 'node:crypto';
 import {
   ErrorCode,
@@ -30,7 +36,7 @@ import { checkPeerVersion, PROTOCOL_VERSION } from '../protocol/version.js';
 import type { ClientConnector, ClientTransport } from '../transport/transport.js';
 import { OutputTailer, type OutputChunk } from './output-tailer.js';
 import type { RankChannelServer, RankInfo } from './rank-channel.js';
-import type { RankRunner } from './rank-supervisor.js';
+import type { RankRunner, ReadoptResult } from './rank-supervisor.js';
 import type { RankSteps, StepOutcome } from './rank-steps.js';
 
 const trace = tracer('agent');
@@ -85,6 +91,8 @@ export class Agent {
   private readonly aborts = new Map<string, { code: number; reason: string }>();
   private loop: Promise<void> | undefined;
   private readonly output: OutputTailer;
+  /** What readopt() found at start, settled after the first registration (see settleReadopted). */
+  private readopted: ReadoptResult | undefined;
 
   constructor(
     private readonly identity: AgentIdentity,
@@ -98,6 +106,8 @@ export class Agent {
   ) {
     ranks.on('exit', (e) => this.onRankExit(e));
     rankChannel?.on('hello', (info) => this.onRankHello(info));
+    rankChannel?.on('attach', (info) => this.onRankAttach(info));
+    rankChannel?.on('flushing', (jobId, rank, epoch) => this.ranks.recordFlush?.(jobId, rank, epoch));
     rankChannel?.on('abort', (jobId, rank, code, message) =>
       this.aborts.set(`${jobId}/${rank}`, { code, reason: `MPI_Abort with error code ${code}${message ? `: ${message}` : ''}` }),
     );
@@ -122,7 +132,50 @@ export class Agent {
   }
 
   start(): void {
-    this.loop ??= this.run();
+    if (this.loop) return;
+    this.readopt();
+    // Ranks that connected before this agent listened for them.
+    const early = this.rankChannel?.unanswered();
+    for (const info of early?.attaches ?? []) this.onRankAttach(info);
+    for (const info of early?.hellos ?? []) this.onRankHello(info);
+    this.loop = this.run();
+  }
+
+  /**
+   * Takes back the ranks a crashed predecessor left running. Those it left
+   * flushed (or flushing) wait for a SIGUSR2 it never sent: the epoch they were
+   * flushed for cannot complete without that agent, so the coordinator aborts
+   * it, and they are woken now (a rank that is running ignores the signal).
+   */
+  private readopt(): void {
+    if (!this.ranks.readopt) return;
+    try {
+      this.readopted = this.ranks.readopt();
+    } catch (err) {
+      // An unreadable table: start empty rather than not at all; the coordinator
+      // learns at registration that the ranks it expected here are gone.
+      trace(`re-adoption failed: ${errorMessage(err)}`);
+      return;
+    }
+    const flushed = this.readopted.alive.filter((a) => a.flushEpoch !== 0);
+    for (const a of flushed) {
+      trace(`waking re-adopted ${a.process.job_id}/${a.process.rank}, left flushed at epoch ${a.flushEpoch}`);
+      this.ranks.signalRanks?.(a.process.job_id ?? '', [a.process.rank ?? 0], 'SIGUSR2');
+    }
+  }
+
+  /**
+   * After the first registration: follow the re-adopted ranks' output from the
+   * offsets reached before the crash, then report the ranks that ended while
+   * no agent ran (their remaining output first, so it precedes the exit).
+   */
+  private settleReadopted(): void {
+    const r = this.readopted;
+    if (!r) return;
+    this.readopted = undefined;
+    for (const a of r.alive) this.output.add(a.process.job_id ?? '', a.process.rank ?? 0, a.logs, a.offsets);
+    for (const d of r.ended) this.output.add(d.exit.job_id ?? '', d.exit.rank ?? 0, d.logs, d.offsets);
+    for (const d of r.ended) this.onRankExit(d.exit);
   }
 
   async stop(): Promise<void> {
@@ -131,6 +184,7 @@ export class Agent {
     this.wake?.();
     this.requests.failAll(new FerryError(ErrorCode.UNAVAILABLE, 'the agent is stopping'));
     this.output.stop();
+    this.ranks.close?.();
     await this.transport?.close();
     await this.loop;
   }
@@ -146,6 +200,7 @@ export class Agent {
         await this.register();
         this.backoff.reset();
         this.transition(['connecting'], 'registered', `registered with coordinator ${this.coordinatorInstance}`);
+        this.settleReadopted();
         await this.heartbeatUntilLost();
       } catch (err) {
         if (this.stopped()) break;
@@ -182,7 +237,8 @@ export class Agent {
           agent_instance: this.instance,
           agent_version: this.identity.version,
           image_server: this.identity.imageServer ?? '',
-          ranks: this.ranks.running(),
+          // Ranks that ended while no agent ran count as alive until settleReadopted reports them.
+          ranks: [...this.ranks.running(), ...(this.readopted?.ended.map((d) => ({ job_id: d.exit.job_id, rank: d.exit.rank, pid: d.exit.pid })) ?? [])],
           exited: [...this.unackedExits.values()],
         },
       },
@@ -388,10 +444,30 @@ export class Agent {
   private onOutput(chunk: OutputChunk): void {
     if (this.stateValue !== 'registered') return;
     this.send({ rank_output: { job_id: chunk.jobId, rank: chunk.rank, stream: chunk.stream, data: chunk.data } });
+    const offsets = this.output.offsets(chunk.jobId, chunk.rank);
+    if (offsets) this.ranks.recordOutputOffsets?.(chunk.jobId, chunk.rank, offsets);
+  }
+
+  /**
+   * A rank whose agent connection broke (its agent crashed; this is the new
+   * one) connected again: take it back if it is one of ours. Nothing goes to
+   * the coordinator: its endpoint has not changed.
+   */
+  private onRankAttach(info: RankInfo): void {
+    if (!this.ranks.has(info.jobId, info.rank)) {
+      this.rankChannel?.answerAttach(
+        info.jobId,
+        info.rank,
+        new FerryError(ErrorCode.UNKNOWN_RANK, `rank ${info.rank} of job ${info.jobId} is not known to the agent on ${this.identity.host}`),
+      );
+      return;
+    }
+    this.rankChannel?.answerAttach(info.jobId, info.rank);
   }
 
   /** A rank said hello: tell the coordinator where it listens (until acknowledged). */
   private onRankHello(info: RankInfo): void {
+    if (info.resumedEpoch) this.ranks.recordFlush?.(info.jobId, info.rank, 0);
     if (!this.ranks.has(info.jobId, info.rank)) {
       this.rankChannel?.refuseHello(
         info.jobId,
@@ -409,6 +485,7 @@ export class Agent {
         address: this.identity.address,
         port: info.listenPort,
         resumed_epoch: info.resumedEpoch,
+        repeated: info.repeated ?? false,
       },
     });
   }

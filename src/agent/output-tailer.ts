@@ -32,13 +32,16 @@ export class OutputTailer {
 
   constructor(private readonly sink: (chunk: OutputChunk) => void) {}
 
-  /** Starts following a rank's files from their current end (earlier runs' output is not repeated). */
-  add(jobId: string, rank: number, paths: { out: string; err: string }, fromStart = false): void {
+  /**
+   * Starts following a rank's files from their current end (earlier runs' output
+   * is not repeated), or from `from` (a restarted agent goes on where the one
+   * before it stopped).
+   */
+  add(jobId: string, rank: number, paths: { out: string; err: string }, from?: { out: number; err: number }): void {
     const entry: TailedFile[] = [
-      { jobId, rank, stream: RankOutput_Stream.STDOUT, path: paths.out, offset: 0 },
-      { jobId, rank, stream: RankOutput_Stream.STDERR, path: paths.err, offset: 0 },
+      { jobId, rank, stream: RankOutput_Stream.STDOUT, path: paths.out, offset: from ? from.out : sizeOf(paths.out) },
+      { jobId, rank, stream: RankOutput_Stream.STDERR, path: paths.err, offset: from ? from.err : sizeOf(paths.err) },
     ];
-    if (!fromStart) for (const f of entry) f.offset = sizeOf(f.path);
     this.files.set(`${jobId}/${rank}`, entry);
     if (!this.timer) {
       this.timer = setInterval(() => this.poll(), OUTPUT_POLL_MS);
@@ -57,6 +60,17 @@ export class OutputTailer {
       clearInterval(this.timer);
       this.timer = undefined;
     }
+  }
+
+  /** How far a rank's files have been handed to the sink. */
+  offsets(jobId: string, rank: number): { out: number; err: number } | undefined {
+    const entry = this.files.get(`${jobId}/${rank}`);
+    return entry ? { out: entry[0].offset, err: entry[1].offset } : undefined;
+  }
+
+  /** Reads what is new in every followed file now. */
+  pollNow(): void {
+    this.poll();
   }
 
   stop(): void {

@@ -44,6 +44,8 @@ export interface RankInfo {
   runtimeVersion: string;
   /** 0 at start; the flush epoch when the rank resumes after a flush. */
   resumedEpoch: number;
+  /** the same hello again, to a new agent (the one asked first died before answering) */
+  repeated?: boolean;
 }
 
 export interface RankFlushReport {
@@ -63,6 +65,10 @@ export type RankDisconnect = 'flushed' | 'exited' | 'aborted' | 'lost';
 
 export interface RankChannelEvents {
   hello: [info: RankInfo];
+  /** a rank connected again without a new endpoint (its agent connection broke); answer with answerAttach */
+  attach: [info: RankInfo];
+  /** a flush request was sent to a rank */
+  flushing: [jobId: string, rank: number, epoch: number];
   finalized: [jobId: string, rank: number, counts: { sentMessages: number; receivedMessages: number }];
   exit: [jobId: string, rank: number, exitCode: number];
   abort: [jobId: string, rank: number, errorCode: number, message: string];
@@ -76,6 +82,7 @@ export interface RankChannelEvents {
 class RankConnection {
   info: RankInfo | null = null;
   helloRequestId = 0;        // non-zero while the hello waits for its endpoint table
+  attachRequestId = 0;       // non-zero while an attach waits for the agent's answer
   finalized = false;
   exitCode: number | null = null;
   aborted = false;
@@ -195,6 +202,29 @@ export class RankChannelServer extends EventEmitter<RankChannelEvents> {
   }
 
   /**
+   * Ranks whose hello or attach is still unanswered: a daemon that starts its
+   * agent after it began listening (a restarted agent's ranks connect at once)
+   * hands these to the agent, as no one heard their events.
+   */
+  unanswered(): { hellos: RankInfo[]; attaches: RankInfo[] } {
+    const conns = [...this.conns].filter((c) => c.info);
+    return {
+      hellos: conns.filter((c) => c.helloRequestId !== 0).map((c) => c.info!),
+      attaches: conns.filter((c) => c.attachRequestId !== 0).map((c) => c.info!),
+    };
+  }
+
+  /** Answers a rank's attach: accepted, or refused with `error` (the rank then exits with its message). */
+  answerAttach(jobId: string, rank: number, error?: FerryError): boolean {
+    const c = this.byRank.get(rankKey(jobId, rank));
+    if (!c || c.attachRequestId === 0) return false;
+    if (error) this.replyError(c, c.attachRequestId, error);
+    else this.send(c, { reply_to: c.attachRequestId, status: { ok: true, code: ErrorCode.OK, message: '' } });
+    c.attachRequestId = 0;
+    return true;
+  }
+
+  /**
    * Flushes the given ranks of a job (all connected ones by default): resolves
    * with one report per rank once each has replied and closed its connection;
    * rejects with a FerryError when a rank refuses or its connection ends first.
@@ -221,6 +251,7 @@ export class RankChannelServer extends EventEmitter<RankChannelEvents> {
         }
         c.flushRequestId = this.nextRequestId++;
         this.send(c, { request_id: c.flushRequestId, flush: { epoch } });
+        this.emit('flushing', jobId, c.info!.rank, epoch);
       }
       trace(`flush epoch ${epoch} of ${jobId} sent to ranks [${targets.join(',')}]`);
       this.settleFlush(waiter);
@@ -271,6 +302,8 @@ export class RankChannelServer extends EventEmitter<RankChannelEvents> {
     switch (m.body) {
       case 'hello':
         return this.onHello(c, m);
+      case 'attach':
+        return this.onAttach(c, m);
       case 'finalized': {
         c.finalized = true;
         const w = this.waiterFor(c);
@@ -324,11 +357,40 @@ export class RankChannelServer extends EventEmitter<RankChannelEvents> {
       listenPort: h.listen_port,
       runtimeVersion: h.runtime_version,
       resumedEpoch: h.resumed_epoch,
+      repeated: h.repeated,
     };
     c.helloRequestId = m.request_id;
     this.byRank.set(key, c);
     trace(`hello from ${key} port ${h.listen_port} resumed_epoch ${h.resumed_epoch}`);
     this.emit('hello', c.info);
+  }
+
+  private onAttach(c: RankConnection, m: RankMessage): void {
+    const a = m.attach!;
+    if (c.info) throw new FerryError(ErrorCode.BAD_REQUEST, 'attach on a connection that already said who it is');
+    if (!a.job_id || a.size === 0 || a.rank >= a.size || m.request_id === 0) {
+      this.replyError(c, m.request_id, new FerryError(ErrorCode.BAD_REQUEST, 'attach needs job_id, rank < size and a request id'));
+      throw new FerryError(ErrorCode.BAD_REQUEST, `invalid attach from rank ${a.rank} of job '${a.job_id}'`);
+    }
+    const key = rankKey(a.job_id, a.rank);
+    if (this.byRank.has(key)) {
+      this.replyError(c, m.request_id, new FerryError(ErrorCode.BAD_REQUEST, `rank ${a.rank} of job ${a.job_id} is already connected`));
+      throw new FerryError(ErrorCode.BAD_REQUEST, `duplicate attach for ${key}`);
+    }
+    c.info = {
+      jobId: a.job_id,
+      rank: a.rank,
+      size: a.size,
+      pid: a.pid,
+      listenPort: a.listen_port,
+      runtimeVersion: a.runtime_version,
+      resumedEpoch: 0,
+    };
+    c.finalized = a.finalized;
+    c.attachRequestId = m.request_id;
+    this.byRank.set(key, c);
+    trace(`attach from ${key}${a.finalized ? ' (finalized)' : ''}`);
+    this.emit('attach', c.info);
   }
 
   private onFlushReply(c: RankConnection, m: RankMessage): void {

@@ -5,9 +5,18 @@
 // forwards signals and reaps orphans (PROTOCOL-NOTES.md). Output goes to
 // per-job log files opened for append, which survive a dump and restore,
 // where a pipe would not.
+//
+// The ranks outlive the agent: if it crashes they keep running, orphaned. The
+// supervisor keeps its rank table on disk (rank-table.ts); a restarted agent
+// calls readopt() to take back the ranks whose processes still run (same pid
+// and start time) and to learn how the others ended. It is not their parent
+// any more, so it watches them (RANK_WATCH_INTERVAL_MS) and reads the status
+// ferry-init writes to FERRY_EXIT_STATUS_FILE when the rank ends.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, closeSync, constants as fsConstants, mkdirSync, openSync, readFileSync, readdirSync } from 'node:fs';
-import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import { processAlive, processEnv, processStartTicks, readExitStatus, removeExitStatus } from './rank-process.js';
+import { loadRankTable, RANK_TABLE_FILE, saveRankTable, type RankTableEntry } from './rank-table.js';
+import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
 import { EventEmitter } from 'node:events';
 import { constants as osConstants } from 'node:os';
 import { ErrorCode, type RankExitedInit, type RankProcessInit } from '../gen/proto.js';
@@ -20,6 +29,12 @@ const SIGNAL_RETRY_MS = 20;
 const SIGNAL_RETRIES = 100;
 /** How long ranks get between SIGTERM and SIGKILL. */
 export const RANK_KILL_GRACE_MS = 10_000;
+/** How often re-adopted ranks (not this agent's children) are checked for their end. */
+export const RANK_WATCH_INTERVAL_MS = 200;
+/** Output offsets are written to the rank table at most this often. */
+export const RANK_TABLE_SAVE_INTERVAL_MS = 2_000;
+/** The environment variable that tells ferry-init where to write the rank's exit status. */
+export const EXIT_STATUS_ENV = 'FERRY_EXIT_STATUS_FILE';
 
 export interface RankStartSpec {
   jobId: string;
@@ -37,12 +52,28 @@ export interface RankSupervisorOptions {
   initPath: string;
   /** Abstract socket name of this node's agent, handed to ranks as FERRY_AGENT_SOCKET. */
   agentSocketName: string;
+  /** Where the rank table and the exit status files live; default LOGS/.agent-state. */
+  stateDir?: string;
 }
 
 interface RankEntry {
   spec: RankStartSpec;
-  child: ChildProcess;
+  /** The spawned process, while this agent is its parent; absent for a re-adopted rank. */
+  child?: ChildProcess;
   process: RankProcessInit;
+  table: RankTableEntry;
+  /** Set once the end has been reported. */
+  ended: boolean;
+  /** The signal this agent sent last (tells how a re-adopted rank without a status file ended). */
+  lastSignal?: NodeJS.Signals;
+}
+
+/** What readopt() found. */
+export interface ReadoptResult {
+  /** Ranks still running: supervised again, their output to be followed from `offsets`. */
+  alive: { process: RankProcessInit; logs: { out: string; err: string }; offsets: { out: number; err: number }; flushEpoch: number }[];
+  /** Ranks that ended while the agent was down: how, as far as known. */
+  ended: { exit: RankExitedInit; logs: { out: string; err: string }; offsets: { out: number; err: number } }[];
 }
 
 export interface RankSupervisorEvents {
@@ -56,13 +87,31 @@ export interface RankRunner extends EventEmitter<RankSupervisorEvents> {
   has(jobId: string, rank: number): boolean;
   signalJob(jobId: string, signal: NodeJS.Signals): number;
   logPaths(jobId: string, rank: number): { out: string; err: string };
+  /** After an agent restart: the ranks of the rank table still running, and how the others ended. */
+  readopt?(): ReadoptResult;
+  signalRanks?(jobId: string, ranks: number[], signal: NodeJS.Signals): number;
+  recordOutputOffsets?(jobId: string, rank: number, offsets: { out: number; err: number }): void;
+  recordFlush?(jobId: string, rank: number, epoch: number): void;
+  close?(): void;
 }
 
 export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implements RankRunner {
   private readonly ranks = new Map<string, RankEntry>();
+  private readonly stateDir: string;
+  private readonly tablePath: string;
+  private watchTimer: NodeJS.Timeout | undefined;
+  private saveTimer: NodeJS.Timeout | undefined;
+  private saveQueued = false;
 
   constructor(private readonly options: RankSupervisorOptions) {
     super();
+    this.stateDir = options.stateDir ?? join(options.logsDir, '.agent-state');
+    this.tablePath = join(this.stateDir, RANK_TABLE_FILE);
+  }
+
+  /** The rank table's path (for messages and tests). */
+  get rankTablePath(): string {
+    return this.tablePath;
   }
 
   static key(jobId: string, rank: number): string {
@@ -85,6 +134,9 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
     }
     const logs = this.logPaths(spec.jobId, spec.rank);
     mkdirSync(join(this.options.logsDir, spec.jobId), { recursive: true });
+    const statusFile = join(this.stateDir, 'status', `${spec.jobId}.${spec.rank}.${Date.now().toString(36)}`);
+    mkdirSync(dirname(statusFile), { recursive: true });
+    removeExitStatus(statusFile);
     const out = openSync(logs.out, 'a');
     const err = openSync(logs.err, 'a');
     let child: ChildProcess;
@@ -100,6 +152,7 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
             FERRY_RANK: String(spec.rank),
             FERRY_SIZE: String(spec.worldSize),
             FERRY_AGENT_SOCKET: this.options.agentSocketName,
+            [EXIT_STATUS_ENV]: statusFile,
           },
           stdio: ['ignore', out, err],
           detached: true,
@@ -112,7 +165,7 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
       closeSync(err);
     }
     trace(`started ${spec.jobId}/${spec.rank} pid ${child.pid}: ${program}`);
-    return this.track(spec, child, logs);
+    return this.track(spec, child, logs, 'started', statusFile);
   }
 
   /**
@@ -124,17 +177,47 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
     const key = RankSupervisor.key(spec.jobId, spec.rank);
     if (this.ranks.has(key)) throw new FerryError(ErrorCode.BAD_REQUEST, `rank ${key} already runs on ${this.options.host}`);
     trace(`adopted restored ${key} (ferry-restore pid ${child.pid})`);
-    return this.track(spec, child, this.logPaths(spec.jobId, spec.rank));
+    // The restored ferry-init writes its status where its environment (restored
+    // with it) says: usable if that path exists on this machine.
+    const init = initPidOf(child.pid ?? 0);
+    const statusFile = (init && processEnv(init, EXIT_STATUS_ENV)) || '';
+    if (statusFile) removeExitStatus(statusFile); // a status left by an earlier copy of the rank
+    return this.track(spec, child, this.logPaths(spec.jobId, spec.rank), 'restored', statusFile);
   }
 
-  private track(spec: RankStartSpec, child: ChildProcess, logs: { out: string; err: string }): RankProcessInit {
+  private track(
+    spec: RankStartSpec,
+    child: ChildProcess,
+    logs: { out: string; err: string },
+    origin: RankTableEntry['origin'],
+    statusFile: string,
+  ): RankProcessInit {
     const key = RankSupervisor.key(spec.jobId, spec.rank);
     const pid = child.pid ?? 0;
     const info: RankProcessInit = { job_id: spec.jobId, rank: spec.rank, pid, endpoint: '', started_ms: Date.now() };
-    this.ranks.set(key, { spec, child, process: info });
+    const table: RankTableEntry = {
+      jobId: spec.jobId,
+      rank: spec.rank,
+      worldSize: spec.worldSize,
+      pid,
+      pidStartTicks: processStartTicks(pid) ?? 0,
+      origin,
+      logs,
+      offsets: { out: 0, err: 0 },
+      statusFile,
+      startedMs: info.started_ms ?? Date.now(),
+      flushEpoch: 0,
+    };
+    const entry: RankEntry = { spec, child, process: info, table, ended: false };
+    this.ranks.set(key, entry);
+    this.saveTable();
     child.on('error', (e) => trace(`rank ${key}: ${e.message}`));
     child.on('exit', (code, signal) => {
-      if (this.ranks.get(key)?.child === child) this.ranks.delete(key);
+      if (this.ranks.get(key) === entry) this.ranks.delete(key);
+      removeExitStatus(statusFile);
+      if (entry.ended) return;
+      entry.ended = true;
+      this.saveTable();
       const exited: RankExitedInit = {
         job_id: spec.jobId,
         rank: spec.rank,
@@ -153,6 +236,128 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
 
   running(): RankProcessInit[] {
     return [...this.ranks.values()].map((e) => e.process);
+  }
+
+  // ---- the rank table and re-adoption ---------------------------------------------
+
+  /**
+   * After an agent restart: takes back the ranks of the table whose processes
+   * still run, and says how the others ended (their status file, else unknown).
+   * The table is rewritten with the living ones only.
+   */
+  readopt(): ReadoptResult {
+    const result: ReadoptResult = { alive: [], ended: [] };
+    for (const t of loadRankTable(this.tablePath)) {
+      const key = RankSupervisor.key(t.jobId, t.rank);
+      if (this.ranks.has(key)) continue;
+      if (processAlive(t.pid, t.pidStartTicks)) {
+        const info: RankProcessInit = { job_id: t.jobId, rank: t.rank, pid: t.pid, endpoint: '', started_ms: t.startedMs };
+        const spec: RankStartSpec = { jobId: t.jobId, rank: t.rank, worldSize: t.worldSize, argv: [], cwd: '/', env: {} };
+        this.ranks.set(key, { spec, process: info, table: { ...t, flushEpoch: t.flushEpoch ?? 0 }, ended: false });
+        result.alive.push({ process: info, logs: t.logs, offsets: t.offsets, flushEpoch: t.flushEpoch ?? 0 });
+        trace(`re-adopted ${key} (pid ${t.pid}, ${t.origin})`);
+      } else {
+        const exit = this.endedExit(t, true);
+        removeExitStatus(t.statusFile);
+        result.ended.push({ exit, logs: t.logs, offsets: t.offsets });
+        trace(`${key} ended while the agent was down: exit ${exit.exit_code} ${exit.reason}`);
+      }
+    }
+    this.saveTable();
+    if (result.alive.length > 0) this.watchAdopted();
+    return result;
+  }
+
+  /** The exit of a rank that is not this agent's child, from its status file. */
+  private endedExit(t: RankTableEntry, whileDown: boolean, lastSignal?: NodeJS.Signals): RankExitedInit {
+    const status = readExitStatus(t.statusFile);
+    const base = { job_id: t.jobId, rank: t.rank, pid: t.pid, exited_ms: Date.now() };
+    if (status) return { ...base, exit_code: status.exitCode, signal: '', reason: '' };
+    if (lastSignal === 'SIGKILL') return { ...base, exit_code: 128 + osConstants.signals.SIGKILL, signal: 'SIGKILL', reason: '' };
+    return {
+      ...base,
+      exit_code: -1,
+      signal: 'LOST',
+      reason: whileDown
+        ? 'the rank ended while its agent was down and left no exit status'
+        : 'the rank ended without leaving an exit status (its ferry-init was killed)',
+    };
+  }
+
+  /** Polls the re-adopted ranks (not our children: no exit event) until none is left. */
+  private watchAdopted(): void {
+    if (this.watchTimer) return;
+    this.watchTimer = setInterval(() => {
+      let adopted = 0;
+      for (const [key, e] of this.ranks) {
+        if (e.child) continue;
+        if (processAlive(e.table.pid, e.table.pidStartTicks)) {
+          adopted++;
+          continue;
+        }
+        this.ranks.delete(key);
+        e.ended = true;
+        const exited = this.endedExit(e.table, false, e.lastSignal);
+        removeExitStatus(e.table.statusFile);
+        this.saveTable();
+        trace(`exit of re-adopted ${key}: code=${exited.exit_code} ${exited.reason}`);
+        this.emit('exit', exited);
+      }
+      if (adopted === 0) this.stopWatching();
+    }, RANK_WATCH_INTERVAL_MS);
+    this.watchTimer.unref?.();
+  }
+
+  private stopWatching(): void {
+    if (this.watchTimer) clearInterval(this.watchTimer);
+    this.watchTimer = undefined;
+  }
+
+  /** Stops timers (the agent is shutting down); the table on disk stays for the next agent. */
+  close(): void {
+    this.stopWatching();
+    if (this.saveTimer) {
+      clearTimeout(this.saveTimer);
+      this.saveTimer = undefined;
+      this.saveTable();
+    }
+  }
+
+  /** Where the output of a rank has been handed on: kept in the table (written within RANK_TABLE_SAVE_INTERVAL_MS). */
+  recordOutputOffsets(jobId: string, rank: number, offsets: { out: number; err: number }): void {
+    const e = this.ranks.get(RankSupervisor.key(jobId, rank));
+    if (!e) return;
+    e.table.offsets = { ...offsets };
+    this.saveTimer ??= setTimeout(() => {
+      this.saveTimer = undefined;
+      this.saveTable();
+    }, RANK_TABLE_SAVE_INTERVAL_MS);
+    this.saveTimer.unref?.();
+  }
+
+  /**
+   * Marks ranks asked to flush (epoch) or resumed (0). A rank still marked when
+   * a restarted agent re-adopts it may be waiting, flushed, for a SIGUSR2 that
+   * the crashed agent never sent. Written at the end of the current tick.
+   */
+  recordFlush(jobId: string, rank: number, epoch: number): void {
+    const e = this.ranks.get(RankSupervisor.key(jobId, rank));
+    if (!e || e.table.flushEpoch === epoch) return;
+    e.table.flushEpoch = epoch;
+    if (this.saveQueued) return;
+    this.saveQueued = true;
+    queueMicrotask(() => {
+      this.saveQueued = false;
+      this.saveTable();
+    });
+  }
+
+  private saveTable(): void {
+    try {
+      saveRankTable(this.tablePath, [...this.ranks.values()].filter((e) => !e.ended).map((e) => e.table));
+    } catch (err) {
+      trace(`writing the rank table ${this.tablePath}: ${errorMessage(err)}`);
+    }
   }
 
   has(jobId: string, rank: number): boolean {
@@ -203,7 +408,10 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
 
   private signalRank(e: RankEntry, signal: NodeJS.Signals, retries: number): void {
     const unsharePid = e.process.pid ?? 0;
-    if (e.child.exitCode !== null || e.child.signalCode !== null) return;
+    if (e.ended || (e.child && (e.child.exitCode !== null || e.child.signalCode !== null))) return;
+    // A re-adopted rank's pid may have been reused since it ended.
+    if (!e.child && !processAlive(unsharePid, e.table.pidStartTicks)) return;
+    e.lastSignal = signal;
     try {
       // SIGKILL goes to our own child (unshare or ferry-restore): its death
       // takes the rank's namespace with it (--kill-child, --restore-sibling).

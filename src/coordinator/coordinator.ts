@@ -98,6 +98,7 @@ export class Coordinator {
     this.stopped = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.periodic.stop();
+    this.jobs.stop();
     this.agentRequests.failAll(new FerryError(ErrorCode.UNAVAILABLE, 'the coordinator is shutting down'));
     await this.transport.close();
   }
@@ -117,6 +118,11 @@ export class Coordinator {
     }
     this.catalog.setHostState(host.name, host.state, this.now());
     this.event(`host.${host.state}`, `host ${host.name}: ${from} -> ${host.state}: ${reason}`, { host: host.name });
+    if (host.state === 'up' && reason.startsWith('registered (new agent instance)')) {
+      // A new agent took the name (the old one crashed and was restarted, perhaps
+      // before it was seen down): nothing asked of the old one will be answered.
+      this.agentRequests.failTo(host.name, new FerryError(ErrorCode.HOST_DOWN, `the agent on host ${host.name} was replaced by a new one`));
+    }
     if (host.state === 'down') {
       // Whatever was asked of that host will not be answered: fail it now, not at its timeout.
       this.agentRequests.failTo(host.name, new FerryError(ErrorCode.HOST_DOWN, `host ${host.name} went down (${reason})`));

@@ -5,7 +5,10 @@
 // Job states: pending (ranks being started) -> running -> succeeded | failed | cancelled.
 // The job's exit code is the first non-zero rank status; after the first
 // failure every other rank is sent SIGTERM, so a dead rank never leaves the
-// job hanging.
+// job hanging. A host that goes down with running ranks gets
+// HOST_REJOIN_GRACE_MS to come back (an agent restarted after a crash
+// re-adopts the ranks that kept running): if it re-registers with them alive,
+// their jobs run on; otherwise the jobs fail, naming the host and the ranks.
 import { constants as osConstants } from 'node:os';
 import {
   ErrorCode,
@@ -33,6 +36,9 @@ const trace = tracer('jobs');
 
 const ENDED_STATES = new Set(['stopped', 'succeeded', 'failed', 'cancelled']);
 
+/** How long a host that went down with running ranks may take to come back before their jobs fail. */
+export const HOST_REJOIN_GRACE_MS = 30_000;
+
 interface Follower {
   peer: PeerId;
   requestId: number;
@@ -48,8 +54,14 @@ export class JobService {
   /** First failure of a running job, kept until the job ends. */
   private readonly failing = new Map<string, { exitCode: number; detail: string; secondary: boolean }>();
   private nextJobNumber = 1;
+  /** Hosts that went down with running ranks: the timer that fails their jobs if they do not come back. */
+  private readonly rejoinGrace = new Map<string, NodeJS.Timeout>();
 
-  constructor(private readonly c: Coordinator) {}
+  constructor(
+    private readonly c: Coordinator,
+    /** See HOST_REJOIN_GRACE_MS. */
+    readonly hostRejoinGraceMs = HOST_REJOIN_GRACE_MS,
+  ) {}
 
   // ---- queries --------------------------------------------------------------
 
@@ -217,6 +229,7 @@ export class JobService {
     }
     if (!e.port || !e.address) throw new FerryError(ErrorCode.BAD_REQUEST, `rank ${e.rank} of ${e.job_id} reported no endpoint`);
     const endpoint = `${e.address}:${e.port}`;
+    if (e.repeated && this.republishTo(host, job.id, job.worldSize, e.rank, endpoint)) return;
     this.updateRank({ jobId: row.jobId, rank: row.rank, host, pid: row.pid, endpoint, state: row.state === 'exited' ? 'exited' : 'running', updatedMs: this.c.now() });
     const pending = this.pendingEndpoints.get(e.job_id) ?? new Map<number, EndpointInit>();
     pending.set(e.rank, { rank: e.rank, address: e.address, port: e.port });
@@ -224,6 +237,28 @@ export class JobService {
     if (pending.size < job.worldSize) return;
     this.pendingEndpoints.delete(e.job_id);
     void this.publishEndpoints(e.job_id, [...pending.values()].sort((a, b) => (a.rank ?? 0) - (b.rank ?? 0)));
+  }
+
+  /**
+   * A hello said again to a new agent (the one asked first died before it
+   * handed over the table): when no table is being gathered and this rank's
+   * endpoint is the one already published, that host gets the current table.
+   */
+  private republishTo(host: string, jobId: string, worldSize: number, rank: number, endpoint: string): boolean {
+    if (this.pendingEndpoints.has(jobId)) return false;
+    const rows = this.c.catalog.listRanks(jobId);
+    if (rows.length !== worldSize || rows.find((r) => r.rank === rank)?.endpoint !== endpoint) return false;
+    const endpoints: EndpointInit[] = [];
+    for (const r of rows) {
+      const m = /^(.*):(\d+)$/.exec(r.endpoint);
+      if (!m) return false;
+      endpoints.push({ rank: r.rank, address: m[1], port: Number(m[2]) });
+    }
+    this.c.event('job.endpoints', `job ${jobId}: endpoint table sent again to ${host} (rank ${rank} asked a new agent)`, { jobId, host });
+    void this.c.requestAgent(host, { endpoint_table: { job_id: jobId, endpoints } }).catch((err) => {
+      this.failJob(jobId, 1, `could not hand the endpoint table to host ${host}: ${errorMessage(err)}`);
+    });
+    return true;
   }
 
   private async publishEndpoints(jobId: string, endpoints: EndpointInit[]): Promise<void> {
@@ -250,24 +285,82 @@ export class JobService {
     }
   }
 
+  /**
+   * A host went down: its ranks may still run (only the agent died). They get
+   * hostRejoinGraceMs for an agent on that host to re-register with them.
+   */
   onHostDown(host: string): void {
-    for (const r of this.c.catalog.ranksOnHost(host)) {
-      if (r.state === 'exited') continue;
-      const job = this.c.catalog.getJob(r.jobId);
-      if (!job || ENDED_STATES.has(job.state)) continue;
-      this.onRankExited(host, { job_id: r.jobId, rank: r.rank, pid: r.pid, exit_code: -1, signal: 'HOST_DOWN', reason: `host ${host} is down` });
+    const ranks = this.liveRanksOnHost(host);
+    if (ranks.length === 0 || this.rejoinGrace.has(host)) return;
+    const timer = setTimeout(() => this.rejoinGraceExpired(host), this.hostRejoinGraceMs);
+    timer.unref?.();
+    this.rejoinGrace.set(host, timer);
+    for (const [jobId, list] of groupByJob(ranks)) {
+      this.c.event(
+        'job.host-down',
+        `job ${jobId}: host ${host} is down with ranks ${list.join(',')}; waiting up to ${this.hostRejoinGraceMs} ms for it to come back`,
+        { jobId, host },
+      );
     }
+  }
+
+  /** No agent came back on `host` in time: the jobs of its ranks fail, naming the host and the ranks. */
+  private rejoinGraceExpired(host: string): void {
+    this.rejoinGrace.delete(host);
+    if (this.c.hosts.get(host)?.state === 'up') return; // came back; reconcileHost settled its ranks
+    const ranks = this.liveRanksOnHost(host);
+    for (const [jobId, list] of groupByJob(ranks)) {
+      const why = `host ${host} is down and did not come back within ${this.hostRejoinGraceMs} ms`;
+      this.failJob(jobId, 1, `rank${list.length > 1 ? 's' : ''} ${list.join(',')} lost: ${why}`);
+      for (const r of ranks.filter((x) => x.jobId === jobId)) {
+        this.onRankExited(host, { job_id: jobId, rank: r.rank, pid: r.pid, exit_code: -1, signal: 'HOST_DOWN', reason: why });
+      }
+    }
+  }
+
+  /** Running (or starting) ranks on a host, of jobs that have not ended. */
+  private liveRanksOnHost(host: string): RankRow[] {
+    return this.c.catalog.ranksOnHost(host).filter((r) => {
+      if (r.state === 'exited') return false;
+      const job = this.c.catalog.getJob(r.jobId);
+      return !!job && !ENDED_STATES.has(job.state);
+    });
   }
 
   /** After an agent (re-)registers: adopt the ranks it runs, apply the exits it kept, and lose what vanished. */
   reconcileHost(host: string, alive: RankProcess[], exited: RankExited[]): void {
+    const grace = this.rejoinGrace.get(host);
+    if (grace) {
+      clearTimeout(grace);
+      this.rejoinGrace.delete(host);
+    }
     for (const e of exited) this.onRankExited(host, e);
     const aliveKeys = new Set(alive.map((p) => `${p.job_id}/${p.rank}`));
     for (const p of alive) this.onRankStarted(host, p);
+    const lost = new Map<string, RankRow[]>();
     for (const r of this.c.catalog.ranksOnHost(host)) {
       if (r.state !== 'running' || aliveKeys.has(`${r.jobId}/${r.rank}`)) continue;
-      this.onRankExited(host, { job_id: r.jobId, rank: r.rank, pid: r.pid, exit_code: -1, signal: 'LOST', reason: 'the agent no longer knows this rank' });
+      lost.set(r.jobId, [...(lost.get(r.jobId) ?? []), r]);
     }
+    for (const [jobId, rows] of lost) {
+      const list = rows.map((r) => r.rank).join(',');
+      const why = `the agent on host ${host} came back without them`;
+      if (grace) this.failJob(jobId, 1, `rank${rows.length > 1 ? 's' : ''} ${list} lost: ${why}`);
+      for (const r of rows) {
+        this.onRankExited(host, { job_id: r.jobId, rank: r.rank, pid: r.pid, exit_code: -1, signal: 'LOST', reason: grace ? why : 'the agent no longer knows this rank' });
+      }
+    }
+    if (grace && alive.length > 0) {
+      for (const [jobId, list] of groupByJob(alive.map((p) => ({ jobId: p.job_id, rank: p.rank })))) {
+        this.c.event('job.host-back', `job ${jobId}: host ${host} is back with ranks ${list.join(',')} alive; the job runs on`, { jobId, host });
+      }
+    }
+  }
+
+  /** Stops every grace timer (the coordinator is shutting down). */
+  stop(): void {
+    for (const t of this.rejoinGrace.values()) clearTimeout(t);
+    this.rejoinGrace.clear();
   }
 
   // ---- job control ------------------------------------------------------------
@@ -422,6 +515,12 @@ function jobStateEnum(state: string): JobState {
  */
 export function isSecondaryFailure(reason: string): boolean {
   return /lost the connection to rank \d+/.test(reason);
+}
+
+function groupByJob(ranks: { jobId: string; rank: number }[]): Map<string, number[]> {
+  const byJob = new Map<string, number[]>();
+  for (const r of ranks) byJob.set(r.jobId, [...(byJob.get(r.jobId) ?? []), r.rank].sort((a, b) => a - b));
+  return byJob;
 }
 
 /** The shell convention for a death by signal: 128 + the signal number. */

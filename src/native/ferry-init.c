@@ -15,9 +15,15 @@
  * sockets, timers or threads: only a blocked signal set and a sigwaitinfo()
  * loop, which a restore resumes (an interrupted wait returns EINTR and is
  * simply retried).
+ *
+ * When FERRY_EXIT_STATUS_FILE is set, the status is also written there
+ * (atomically: a temporary file renamed over it) just before exiting: an
+ * agent restarted after a crash is no longer the parent of the rank's tree,
+ * and learns the status from that file instead of from waitpid.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +37,10 @@
 #define FI_EXIT_USAGE 2
 #define FI_EXIT_INTERNAL 1
 #define FI_SIGNAL_EXIT_BASE 128
+
+/* First line of the status file: a magic and a format version (rank-supervisor.ts reads it). */
+#define FI_STATUS_MAGIC "ferry-exit-status 1"
+#define FI_STATUS_ENV "FERRY_EXIT_STATUS_FILE"
 
 /* Signals passed on to the program; everything else keeps its default. */
 static const int fi_forwarded_signals[] = {
@@ -91,6 +101,37 @@ static int fi_status_to_exit_code(int status)
 	if (WIFSIGNALED(status))
 		return FI_SIGNAL_EXIT_BASE + WTERMSIG(status);
 	return FI_EXIT_INTERNAL;
+}
+
+/*
+ * Writes "ferry-exit-status 1\ncode=N signal=S\n" to the status file named
+ * by FERRY_EXIT_STATUS_FILE (S is the signal that killed the program, or 0).
+ * Best effort: a missing directory (a rank restored on a host where it does
+ * not exist) only means the agent learns the status another way or not at all.
+ */
+static void fi_write_status(int status, int code)
+{
+	const char *path = getenv(FI_STATUS_ENV);
+	char tmp[4096], line[128];
+	int fd, n;
+
+	if (path == NULL || *path == 0)
+		return;
+	if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+		return;
+	n = snprintf(line, sizeof line, "%s\ncode=%d signal=%d\n", FI_STATUS_MAGIC,
+		     code, WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return;
+	if (write(fd, line, (size_t)n) != n || fsync(fd) != 0) {
+		close(fd);
+		unlink(tmp);
+		return;
+	}
+	close(fd);
+	if (rename(tmp, path) != 0)
+		unlink(tmp);
 }
 
 /*
@@ -167,5 +208,6 @@ int main(int argc, char **argv)
 	/* Reap what else has already exited; the kernel kills the rest of the
 	 * namespace when PID 1 exits. */
 	(void)fi_reap_children(program, &status);
+	fi_write_status(status, fi_status_to_exit_code(status));
 	return fi_status_to_exit_code(status);
 }

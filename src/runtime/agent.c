@@ -1,11 +1,22 @@
 /* The rank's side of the agent channel (proto/rank.proto): an abstract Unix
- * stream socket, frames of a 4-byte little-endian length + one RankMessage. */
+ * stream socket, frames of a 4-byte little-endian length + one RankMessage.
+ *
+ * The agent may crash and be restarted while the rank runs. Losing the
+ * connection outside a flush is therefore not fatal: the rank keeps computing
+ * and talking to its peers while a helper thread reconnects with backoff and,
+ * once connected, says who it is (attach); after AGENT_REJOIN_LIMIT_SEC
+ * without an agent the rank gives up with a clear message. A rank waiting for
+ * its endpoint table reconnects and says hello again. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -16,6 +27,18 @@
 
 #define AGENT_CONNECT_TRIES 200       /* at start-up: the agent is already listening */
 #define AGENT_CONNECT_RETRY_MSEC 10
+/* After losing the agent: how long a new one may take to appear, and the backoff between tries. */
+#define AGENT_REJOIN_LIMIT_SEC 60
+#define AGENT_REJOIN_MIN_MSEC 50
+#define AGENT_REJOIN_MAX_MSEC 2000
+
+/* While a reconnect thread looks for the next agent, agent_fd holds an eventfd
+ * (placeholder_fd) in the poll set: the thread hands the new connection over
+ * through handoff_fd and makes the eventfd readable, and fmpi_agent_readable
+ * installs it under the lock. The thread never takes the lock itself: an app
+ * thread busy-polling inside MPI could starve it. */
+static int placeholder_fd = -1;
+static int handoff_fd = -1;           /* __atomic */
 
 /* Node binds an abstract name with the whole sockaddr_un (the name padded with
  * NULs to 108 bytes); C servers usually bind the exact length. Try both. */
@@ -29,6 +52,21 @@ static int try_connect(const struct sockaddr_un *sun, socklen_t len)
   int err = errno;
   close(fd);
   return -err;
+}
+
+/* One attempt on both address lengths: a connected fd, or -errno. */
+static int connect_once(void)
+{
+  struct sockaddr_un sun;
+  memset(&sun, 0, sizeof sun);
+  sun.sun_family = AF_UNIX;
+  size_t n = strlen(fmpi_st.agent_name);
+  memcpy(sun.sun_path + 1, fmpi_st.agent_name, n);
+  socklen_t exact = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
+  int rv;
+  if ((rv = try_connect(&sun, sizeof sun)) < 0)
+    rv = try_connect(&sun, exact);
+  return rv;
 }
 
 int fmpi_agent_connect(void)
@@ -57,6 +95,8 @@ void fmpi_agent_close(void)
 {
   if (fmpi_st.agent_fd >= 0)
     close(fmpi_st.agent_fd);
+  if (fmpi_st.agent_fd == placeholder_fd)
+    placeholder_fd = -1;
   fmpi_st.agent_fd = -1;
   fmpi_st.agent_rx_len = 0;
 }
@@ -100,6 +140,7 @@ int fmpi_agent_send_notice(int body_case, void *body, uint64_t reply_to, int err
   case FMPI_RANKMESSAGE_EXIT: m.exit = body; break;
   case FMPI_RANKMESSAGE_ABORT: m.abort = body; break;
   case FMPI_RANKMESSAGE_FLUSH_REPLY: m.flush_reply = body; break;
+  case FMPI_RANKMESSAGE_ATTACH: m.attach = body; break;
   default: break;
   }
   fmpi_pb_buf buf = { 0 };
@@ -195,6 +236,125 @@ static void reply_error(uint64_t request_id, int code, const char *msg)
   fmpi_agent_send_notice(FMPI_RANKMESSAGE_FLUSH_REPLY, &empty, request_id, code, msg);
 }
 
+/* Connects to whatever agent holds the name now, backing off between tries;
+ * fatal after AGENT_REJOIN_LIMIT_SEC. Called without the lock when `unlocked`. */
+static int rejoin_connect(bool unlocked)
+{
+  double deadline = fmpi_now() + AGENT_REJOIN_LIMIT_SEC;
+  int wait_ms = AGENT_REJOIN_MIN_MSEC;
+  int rv;
+  for (;;) {
+    if ((rv = connect_once()) >= 0)
+      return rv;
+    if (fmpi_now() >= deadline) {
+      if (unlocked)
+        fmpi_lock();
+      fmpi_fatal("lost the connection to the Ferry agent at @%s and no agent took it back within %d s (last error: %s)",
+                 fmpi_st.agent_name, AGENT_REJOIN_LIMIT_SEC, strerror(-rv));
+    }
+    usleep((useconds_t)wait_ms * 1000);
+    wait_ms = wait_ms * 2 > AGENT_REJOIN_MAX_MSEC ? AGENT_REJOIN_MAX_MSEC : wait_ms * 2;
+  }
+}
+
+/* For callers that hold the lock and must wait anyway (hello, finalize). */
+static int rejoin_blocking(void)
+{
+  return rejoin_connect(false);
+}
+
+/* Sends an attach on the current connection (lock held). */
+static int send_attach(bool finalized)
+{
+  fmpi_RankAttach a = {
+    .job_id = fmpi_st.job, .rank = (uint32_t)fmpi_st.rank, .size = (uint32_t)fmpi_st.size,
+    .pid = getpid(), .listen_port = finalized ? 0 : (uint32_t)fmpi_st.listen_port,
+    .runtime_version = FMPI_RUNTIME_VERSION, .finalized = finalized,
+  };
+  return fmpi_agent_send_notice(FMPI_RANKMESSAGE_ATTACH, &a, 0, 0, NULL);
+}
+
+static void *reconnect_main(void *arg)
+{
+  int wake = (int)(intptr_t)arg;
+  int fd = rejoin_connect(true);
+  __atomic_store_n(&handoff_fd, fd, __ATOMIC_RELEASE);
+  (void)eventfd_write(wake, 1);
+  return NULL;
+}
+
+/* The connection broke outside a flush (lock held): reconnect in the background. */
+static void start_reconnect(void)
+{
+  pthread_t t;
+  pthread_attr_t attr;
+  sigset_t all, old;
+  int wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake < 0)
+    fmpi_fatal("lost the connection to the agent and cannot make an eventfd to reconnect: %s", strerror(errno));
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  /* the thread must not take SIGUSR2 (the progress thread's) or any other signal */
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int rv = pthread_create(&t, &attr, reconnect_main, (void *)(intptr_t)wake);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  pthread_attr_destroy(&attr);
+  if (rv != 0)
+    fmpi_fatal("lost the connection to the agent and cannot start a thread to reconnect: %s", strerror(rv));
+  placeholder_fd = wake;
+  fmpi_st.agent_fd = wake;
+  fmpi_st.agent_rx_len = 0;
+}
+
+/* The reconnect thread made the placeholder readable (lock held): install its connection. */
+static void take_handoff(void)
+{
+  int fd = __atomic_exchange_n(&handoff_fd, -1, __ATOMIC_ACQUIRE);
+  if (fd < 0)
+    return;
+  close(placeholder_fd);
+  placeholder_fd = -1;
+  fmpi_st.agent_fd = fd;
+  fmpi_st.agent_rx_len = 0;
+  if (send_attach(fmpi_st.state == ST_FINALIZED) < 0) {
+    /* that agent went away at once (a listener closing as we connected): try again */
+    fmpi_agent_close();
+    start_reconnect();
+    return;
+  }
+  fprintf(stderr, "ferrympi: rank %d: reconnected to the agent\n", fmpi_st.rank);
+}
+
+/* MPI_Finalize, after the progress thread ended: a rank whose connection was
+ * closed by a flush taken inside MPI_Finalize, or lost with a crashed agent,
+ * connects again so that its finalized and exit notices reach an agent. */
+void fmpi_agent_rejoin_finalized(void)
+{
+  if (fmpi_st.agent_name[0] == 0)
+    return;
+  fmpi_lock();
+  while (placeholder_fd >= 0 && fmpi_st.agent_fd == placeholder_fd) {
+    /* a reconnect thread is at work (it gives up, fatally, at its limit) */
+    struct pollfd pfd = { .fd = placeholder_fd, .events = POLLIN };
+    fmpi_unlock();
+    while (poll(&pfd, 1, -1) < 0 && errno == EINTR)
+      ;
+    fmpi_lock();
+    take_handoff();
+  }
+  if (fmpi_st.agent_fd < 0) {
+    fmpi_unlock();
+    int fd = rejoin_blocking();
+    fmpi_lock();
+    fmpi_st.agent_fd = fd;
+    fmpi_st.agent_rx_len = 0;
+    if (send_attach(true) < 0)
+      fmpi_agent_close();
+  }
+  fmpi_unlock();
+}
+
 /* Sends the hello and blocks until the agent answers it with the endpoint table. */
 int fmpi_agent_hello(uint64_t resumed_epoch)
 {
@@ -204,13 +364,27 @@ int fmpi_agent_hello(uint64_t resumed_epoch)
     .runtime_version = FMPI_RUNTIME_VERSION, .resumed_epoch = resumed_epoch,
   };
   int id = fmpi_agent_send_notice(FMPI_RANKMESSAGE_HELLO, &h, 0, 0, NULL);
-  if (id < 0)
+  if (id < 0 && id != -EPIPE && id != -ECONNRESET)
     return id;
   for (;;) {
     fmpi_RankMessage m;
-    while (take_frame(&m) == 0)
+    int got = 0;
+    while (id > 0 && (got = take_frame(&m)) == 0)
       if (fill(true) != 0)
-        fmpi_fatal("the agent closed the connection before sending the endpoint table");
+        break;
+    if (got == 0) {
+      /* The agent went away before answering (it crashed): say hello to the
+       * one that takes its place. */
+      fprintf(stderr, "ferrympi: rank %d: lost the agent before the endpoint table came; reconnecting\n",
+              fmpi_st.rank);
+      fmpi_agent_close();
+      int fd = rejoin_blocking();
+      fmpi_st.agent_fd = fd;
+      fmpi_st.agent_rx_len = 0;
+      h.repeated = true;
+      id = fmpi_agent_send_notice(FMPI_RANKMESSAGE_HELLO, &h, 0, 0, NULL);
+      continue;
+    }
     if (m.reply_to == (uint64_t)id) {
       if (m.status && !m.status->ok)
         fmpi_fatal("the agent refused the hello: %s (code %d)", m.status->message ? m.status->message : "",
@@ -241,6 +415,10 @@ void fmpi_agent_dispatch(void)
         reply_error(m.request_id, FERRY_ERR_BUSY, "a flush is already running");
     } else if (m.request_id) {
       fmpi_agent_send_notice(0, NULL, m.request_id, FERRY_ERR_UNSUPPORTED, "rank does not serve this request");
+    } else if (m.reply_to && m.status && !m.status->ok) {
+      /* the agent refused our attach: it does not know this rank */
+      fmpi_fatal("the agent refused this rank: %s (code %d)", m.status->message ? m.status->message : "",
+                 m.status->code);
     }
     fmpi_pb_free(&fmpi_RankMessage_desc, &m);
   }
@@ -249,10 +427,17 @@ void fmpi_agent_dispatch(void)
 /* Progress: the agent socket is readable (lock held). */
 void fmpi_agent_readable(void)
 {
+  if (placeholder_fd >= 0 && fmpi_st.agent_fd == placeholder_fd) {
+    take_handoff();
+    return;
+  }
   if (fill(false) != 0) {
-    if (fmpi_st.state == ST_RUNNING)
-      fprintf(stderr, "ferrympi: rank %d: lost the connection to the agent\n", fmpi_st.rank);
     fmpi_agent_close();
+    if (fmpi_st.state == ST_RUNNING) {
+      fprintf(stderr, "ferrympi: rank %d: lost the connection to the agent; reconnecting (for up to %d s)\n",
+              fmpi_st.rank, AGENT_REJOIN_LIMIT_SEC);
+      start_reconnect();
+    }
     return;
   }
   fmpi_agent_dispatch();

@@ -203,6 +203,9 @@ int PMPI_Finalize(void)
   if (fmpi_st.thread_started)
     pthread_join(fmpi_st.thread, NULL);
   fmpi_st.thread_started = false;
+  /* A flush taken inside MPI_Finalize closed the agent connection (or the agent
+   * crashed): connect again, or the finalized and exit notices are lost. */
+  fmpi_agent_rejoin_finalized();
   if (fmpi_st.agent_fd >= 0) {
     fmpi_RankFinalized fin = { .sent_messages = fmpi_st.sent_messages,
                                .received_messages = fmpi_st.received_messages };

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, type AgentIdentity } from '../../src/agent/agent.js';
+import type { RankChannelServer } from '../../src/agent/rank-channel.js';
 import { Catalog } from '../../src/coordinator/catalog.js';
 import { Coordinator } from '../../src/coordinator/coordinator.js';
 import { defaultCoordinatorConfig, type CoordinatorConfig } from '../../src/coordinator/coordinator-config.js';
@@ -37,8 +38,11 @@ export class ControlPlaneHarness {
   /** Simulated ranks and scripted checkpoint steps of each host's latest agent. */
   readonly nodes = new Map<string, { ranks: SimulatedRanks; steps: ScriptedSteps }>();
 
-  startAgent(host: string, identity: Partial<AgentIdentity> = {}): Agent {
-    const ranks = new SimulatedRanks();
+  /**
+   * Starts an agent for `host`. Passing `ranks` (the previous agent's) stands
+   * for an agent restarted after a crash that re-adopts the ranks still running.
+   */
+  startAgent(host: string, identity: Partial<AgentIdentity> = {}, ranks = new SimulatedRanks(), rankChannel?: RankChannelServer): Agent {
     const steps = new ScriptedSteps(host, ranks);
     const agent = new Agent(
       { host, address: `198.18.0.${this.agents.size + 2}`, cpus: 4, criuVersion: '4.1.1', criuCheckOk: true, criuCheckDetail: '', version: 'test', imageServer: `tcp://images.${host}:1`, ...identity },
@@ -46,6 +50,7 @@ export class ControlPlaneHarness {
       ranks,
       { fatal: (err) => this.fatal.push(err.message) },
       steps,
+      rankChannel,
     );
     agent.start();
     this.agents.set(`${host}#${agent.instance}`, agent);

@@ -1,0 +1,80 @@
+// The agent's rank table on disk: which ranks of which jobs this host runs,
+// enough to find them again after the agent crashed and was restarted (the
+// ranks themselves are not the agent's children and live on). Written
+// atomically (temporary file, fsync, rename) on every start, adoption and
+// exit, and every few seconds with the output offsets reached.
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { ErrorCode } from '../gen/proto.js';
+import { FerryError, errorMessage } from '../common/ferry-error.js';
+
+export const RANK_TABLE_MAGIC = 'ferry-agent-rank-table';
+export const RANK_TABLE_VERSION = 1;
+export const RANK_TABLE_FILE = 'ranks.json';
+
+/** One rank as the table keeps it. */
+export interface RankTableEntry {
+  jobId: string;
+  rank: number;
+  worldSize: number;
+  /**
+   * The process the agent spawned for the rank (unshare, or ferry-restore for
+   * a restored rank): its end is the rank's end.
+   */
+  pid: number;
+  /** Its start time (clock ticks after boot, /proc/PID/stat field 22): tells it from a later process with the same pid. */
+  pidStartTicks: number;
+  /** 'started' by this host's agent, or 'restored' by CRIU under ferry-restore. */
+  origin: 'started' | 'restored';
+  logs: { out: string; err: string };
+  /** Bytes of each log already handed to the coordinator (where tailing resumes). */
+  offsets: { out: number; err: number };
+  /** Where ferry-init writes the rank's exit status (FERRY_EXIT_STATUS_FILE); empty when unknown. */
+  statusFile: string;
+  startedMs: number;
+  /** Non-zero while the rank is asked to flush or flushed at that epoch, and not yet resumed. */
+  flushEpoch: number;
+}
+
+interface RankTableFile {
+  magic: string;
+  version: number;
+  ranks: RankTableEntry[];
+}
+
+/** Reads the table; a missing file is an empty table, anything unreadable is an error naming the file. */
+export function loadRankTable(path: string): RankTableEntry[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw new FerryError(ErrorCode.INTERNAL, `cannot read the rank table ${path}: ${errorMessage(err)}`);
+  }
+  let parsed: RankTableFile;
+  try {
+    parsed = JSON.parse(text) as RankTableFile;
+  } catch (err) {
+    throw new FerryError(ErrorCode.MALFORMED, `the rank table ${path} is not valid JSON: ${errorMessage(err)}`);
+  }
+  if (parsed?.magic !== RANK_TABLE_MAGIC) throw new FerryError(ErrorCode.MALFORMED, `${path} is not a Ferry rank table`);
+  if (parsed.version !== RANK_TABLE_VERSION) {
+    throw new FerryError(ErrorCode.VERSION_MISMATCH, `the rank table ${path} has format version ${parsed.version}; this agent reads ${RANK_TABLE_VERSION}`);
+  }
+  return Array.isArray(parsed.ranks) ? parsed.ranks : [];
+}
+
+/** Replaces the table atomically: a crash leaves the old table or the new one, never half of one. */
+export function saveRankTable(path: string, ranks: RankTableEntry[]): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp`;
+  const body: RankTableFile = { magic: RANK_TABLE_MAGIC, version: RANK_TABLE_VERSION, ranks };
+  const fd = openSync(tmp, 'w', 0o600);
+  try {
+    writeSync(fd, JSON.stringify(body, null, 1));
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+}

@@ -1,0 +1,131 @@
+// A job survives its agent being SIGKILLed and restarted, with real agents,
+// real rank processes and namespace hosts: the restarted agent re-adopts the
+// ranks from its rank table, the MPI runtime reconnects to it, the job
+// finishes with the right output and status, and a rank's exit status
+// reaches the new agent although it is no longer the rank's parent (also when
+// the rank ended while no agent ran).
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { compileProgram } from '../runtime/rank-harness.js';
+
+let c: TestCluster;
+let stream: string;
+
+beforeAll(async () => {
+  c = await startTestCluster({ hosts: 2, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500 });
+  const bin = join(c.tempDir, 'bin');
+  mkdirSync(bin, { recursive: true });
+  stream = compileProgram('flush-stream', bin);
+}, 120_000);
+
+afterAll(async () => {
+  await c?.stop();
+});
+
+interface JobView {
+  state: string;
+  exitCode: number;
+  detail: string;
+  ranks: { rank: number; host: string; state: string }[];
+}
+
+async function job(id: string): Promise<JobView> {
+  const r = await c.ferry(['job', id, '--json']);
+  expect(r.code, r.stderr).toBe(0);
+  return JSON.parse(r.stdout);
+}
+
+async function allRunning(id: string): Promise<JobView> {
+  let view: JobView | undefined;
+  await c.waitFor(async () => {
+    view = await job(id);
+    return view.state === 'running' && view.ranks.every((r) => r.state === 'running');
+  }, `every rank of ${id} running`);
+  return view!;
+}
+
+/** Script ranks: wait for DIR/stop, print, exit 3 if DIR/fail-RANK exists. */
+function shellRanks(dir: string): string[] {
+  return ['/bin/sh', '-c', `while [ ! -e ${dir}/stop ]; do sleep 0.05; done; echo done $FERRY_RANK; [ -e ${dir}/fail-$FERRY_RANK ] && exit 3; exit 0`];
+}
+
+describe('an agent killed and restarted while its ranks run', { timeout: 180_000 }, () => {
+  it('an MPI job runs on across the restart: the ranks reconnect to the new agent and the job succeeds', async () => {
+    const stop = join(c.tempDir, 'stop-mpi');
+    const run = c.ferry(['run', '-n', '4', '--hosts', 'host1,host2', '--job-id', 'mpi', stream, stop], { timeoutMs: 150_000 });
+    const placed = await allRunning('mpi');
+    const victim = placed.ranks[3].host;
+    const theirs = placed.ranks.filter((r) => r.host === victim).map((r) => r.rank);
+
+    await c.killAgent(victim, 'SIGKILL');
+    await c.waitForHostStates({ [victim]: 'down' });
+    expect((await job('mpi')).state).toBe('running');
+    await c.startAgent(victim);
+    await c.waitForHostStates({ [victim]: 'up' });
+    // The ranks reconnected to the new agent (the runtime says so on stderr).
+    const logs = c.hosts.find((h) => h.name === victim)!.logsDir;
+    await c.waitFor(
+      () => theirs.every((r) => readFileSync(join(logs, 'mpi', `rank-${r}.err`), 'utf8').includes('reconnected to the agent')),
+      'ranks reconnected',
+    );
+    const during = await job('mpi');
+    expect(during.state).toBe('running');
+    expect(during.ranks.map((r) => r.state)).toEqual(['running', 'running', 'running', 'running']);
+
+    writeFileSync(stop, '');
+    const r = await run;
+    expect(r.code, `${r.stderr}\n${c.logTails(20)}`).toBe(0);
+    expect(r.stdout).toMatch(/\[0\] stream ok rounds \d+ messages \d+/);
+    const end = await job('mpi');
+    expect(end.state, end.detail).toBe('succeeded');
+    const events = JSON.parse((await c.ferry(['events', '--json', '--limit', '1000'])).stdout) as { kind: string; jobId?: string }[];
+    expect(events.some((e) => e.kind === 'job.host-back')).toBe(true);
+  });
+
+  it("a re-adopted rank's exit status reaches the new agent, which is no longer its parent", async () => {
+    const dir = join(c.tempDir, 'status');
+    mkdirSync(dir);
+    const run = c.ferry(['run', '-n', '2', '--hosts', 'host1,host2', '--job-id', 'status', ...shellRanks(dir)], { timeoutMs: 120_000 });
+    const placed = await allRunning('status');
+    const { rank, host: victim } = placed.ranks[1];
+    // Restarted at once: the coordinator may not even see the host down.
+    await c.killAgent(victim, 'SIGKILL');
+    await c.startAgent(victim);
+    await c.waitForHostStates({ [victim]: 'up' });
+    writeFileSync(join(dir, `fail-${rank}`), '');
+    writeFileSync(join(dir, 'stop'), '');
+    const r = await run;
+    expect(r.code).toBe(3);
+    expect(r.stdout.split('\n').sort()).toEqual(['', '[0] done 0', '[1] done 1']);
+    const end = await job('status');
+    expect(end.state).toBe('failed');
+    expect(end.exitCode).toBe(3);
+    expect(end.detail).toBe(`rank ${rank} on ${victim} exited with status 3`);
+  });
+
+  it('a rank that ended while no agent ran is reported, with its status and its last output, by the next agent', async () => {
+    const dir = join(c.tempDir, 'ended');
+    mkdirSync(dir);
+    const run = c.ferry(['run', '-n', '2', '--hosts', 'host1,host2', '--job-id', 'ended', ...shellRanks(dir)], { timeoutMs: 120_000 });
+    const placed = await allRunning('ended');
+    const { rank, host: victim } = placed.ranks[1];
+    const other = placed.ranks[0];
+    await c.killAgent(victim, 'SIGKILL');
+    writeFileSync(join(dir, `fail-${rank}`), '');
+    writeFileSync(join(dir, 'stop'), '');
+    // Both ranks end; the victim's agent is not there to see it.
+    const logs = c.hosts.find((h) => h.name === victim)!.logsDir;
+    await c.waitFor(() => readFileSync(join(logs, 'ended', `rank-${rank}.out`), 'utf8') === `done ${rank}\n`, 'the orphaned rank to finish');
+    await c.waitFor(async () => (await job('ended')).ranks[other.rank].state === 'exited', 'the other rank to exit');
+    expect((await job('ended')).state).toBe('running'); // the victim's host is within its grace period
+    await c.startAgent(victim);
+    const r = await run;
+    expect(r.code).toBe(3);
+    expect(r.stdout.split('\n').sort()).toEqual(['', '[0] done 0', '[1] done 1']);
+    const end = await job('ended');
+    expect(end.state).toBe('failed');
+    expect(end.detail).toBe(`rank ${rank} on ${victim} exited with status 3`);
+  });
+});

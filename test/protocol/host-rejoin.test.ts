@@ -1,0 +1,169 @@
+// A host that goes down with running ranks (its agent crashed; the ranks may
+// live on) gets a grace period: an agent that comes back with the ranks alive
+// keeps their job running; one that comes back without them, or no agent at
+// all within the grace period, fails the job naming the host and the ranks.
+// An epoch in progress on that host still aborts and the other ranks resume.
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { RoundStep } from '../../src/gen/proto.js';
+import { FerryError } from '../../src/common/ferry-error.js';
+import { HOST_REJOIN_GRACE_MS } from '../../src/coordinator/job-service.js';
+import type { RankChannelServer } from '../../src/agent/rank-channel.js';
+import { ControlPlaneHarness } from './control-plane-harness.js';
+
+let h: ControlPlaneHarness;
+const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
+
+beforeEach(async () => {
+  vi.useFakeTimers();
+  h = new ControlPlaneHarness({ heartbeatIntervalMs: 100, heartbeatTimeoutMs: 500, flushTimeoutMs: 2_000, dumpTimeoutMs: 60_000, resumeTimeoutMs: 2_000 });
+  h.startCoordinator();
+  h.startAgent('a');
+  h.startAgent('b');
+  await advance(50);
+  await h.coordinator!.jobs.submit('op', 1, {
+    argv: ['/app'], cwd: '/', env: {}, world_size: 4, hosts: ['a', 'b'], rank_hosts: {}, follow: false, job_id: 'j', checkpoint_every_ms: 0,
+  });
+  await advance(10);
+});
+
+afterEach(async () => {
+  await h.close();
+  vi.useRealTimers();
+});
+
+/** The agent of `host` dies; its ranks (simulated) keep running. */
+async function crashAgent(host: string): Promise<void> {
+  for (const [key, agent] of h.agents) if (key.startsWith(`${host}#`) && agent.state !== 'stopped') await agent.stop();
+}
+
+const job = () => h.catalog!.getJob('j')!;
+const rankStates = () => h.catalog!.listRanks('j').map((r) => [r.rank, r.host, r.state]);
+
+describe('a host that goes down with running ranks', () => {
+  it('keeps the job running when its agent comes back with the ranks alive; the job then ends normally', async () => {
+    const ranksOfB = h.nodes.get('b')!.ranks;
+    expect([...ranksOfB.live.keys()]).toEqual(['j/2', 'j/3']);
+    await crashAgent('b');
+    await advance(1_000);
+    expect(h.hostState('b')).toBe('down');
+    expect(job().state).toBe('running');
+    expect(rankStates()).toEqual([[0, 'a', 'running'], [1, 'a', 'running'], [2, 'b', 'running'], [3, 'b', 'running']]);
+
+    h.startAgent('b', {}, ranksOfB); // a restarted agent that re-adopted ranks 2 and 3
+    await advance(200);
+    expect(h.hostState('b')).toBe('up');
+    await advance(HOST_REJOIN_GRACE_MS + 1_000); // the grace timer is gone: nothing fails later
+    expect(job().state).toBe('running');
+    const kinds = h.catalog!.listEvents({ limit: 200 }).map((e) => e.kind);
+    expect(kinds).toContain('job.host-down');
+    expect(kinds).toContain('job.host-back');
+
+    for (const [host, rank] of [['a', 0], ['a', 1], ['b', 2], ['b', 3]] as const) h.nodes.get(host)!.ranks.exit('j', rank, 0);
+    await advance(2_000);
+    expect(job().state).toBe('succeeded');
+    expect(job().exitCode).toBe(0);
+  });
+
+  it('fails the job naming the ranks when the agent comes back without them', async () => {
+    await crashAgent('b');
+    await advance(1_000);
+    expect(h.hostState('b')).toBe('down');
+    h.startAgent('b'); // a fresh agent: the ranks died with the host
+    await advance(200);
+    expect(h.hostState('b')).toBe('up');
+    await advance(2_000); // ranks 0 and 1 die of the SIGTERM that follows the failure
+    expect(job().state).toBe('failed');
+    expect(job().detail).toBe('ranks 2,3 lost: the agent on host b came back without them');
+    expect(rankStates().map((r) => r[2])).toEqual(['exited', 'exited', 'exited', 'exited']);
+  });
+
+  it('fails the job naming the host and the ranks when the grace period runs out', async () => {
+    await crashAgent('b');
+    await advance(1_000);
+    await advance(HOST_REJOIN_GRACE_MS - 2_000);
+    expect(job().state).toBe('running');
+    await advance(3_000);
+    expect(job().state).toBe('failed');
+    expect(job().exitCode).toBe(1);
+    expect(job().detail).toBe(`ranks 2,3 lost: host b is down and did not come back within ${HOST_REJOIN_GRACE_MS} ms`);
+    const b = h.catalog!.listRanks('j').filter((r) => r.host === 'b');
+    expect(b.map((r) => [r.state, r.signal])).toEqual([['exited', 'HOST_DOWN'], ['exited', 'HOST_DOWN']]);
+  });
+
+  it('aborts an epoch whose DUMP was on the crashed agent; the other ranks resume and the job runs on when it is back', async () => {
+    const ranksOfB = h.nodes.get('b')!.ranks;
+    h.nodes.get('b')!.steps.scripts.set(RoundStep.DUMP, () => 'hang');
+    let error: unknown;
+    let done = false;
+    h.coordinator!.checkpoints.checkpoint('j', { stop: false }).then(
+      () => (done = true),
+      (e) => ((error = e), (done = true)),
+    );
+    await advance(300);
+    expect(h.nodes.get('b')!.steps.stepsSeen()).toEqual([RoundStep.PREPARE, RoundStep.DUMP]);
+    await crashAgent('b');
+    for (let t = 0; !done && t < 10_000; t += 100) await advance(100);
+    expect(error).toBeInstanceOf(FerryError);
+    expect((error as Error).message).toMatch(/epoch 1\) aborted: DUMP failed: ranks 2,3: host b: host b went down/);
+    expect(h.nodes.get('a')!.steps.stepsSeen()).toEqual([RoundStep.PREPARE, RoundStep.DUMP, RoundStep.RESUME, RoundStep.DISCARD]);
+    expect(h.catalog!.getEpoch('j', 1)!.state).toBe('aborted');
+    expect(job().state).toBe('running');
+
+    h.startAgent('b', {}, ranksOfB);
+    await advance(HOST_REJOIN_GRACE_MS + 1_000);
+    expect(job().state).toBe('running');
+    expect(rankStates().map((r) => r[2])).toEqual(['running', 'running', 'running', 'running']);
+  });
+
+  it('fails what was asked of an agent that is replaced before it is seen down', async () => {
+    const ranksOfB = h.nodes.get('b')!.ranks;
+    h.nodes.get('b')!.steps.scripts.set(RoundStep.DUMP, () => 'hang');
+    let error: unknown;
+    let done = false;
+    h.coordinator!.checkpoints.checkpoint('j', { stop: false }).then(
+      () => (done = true),
+      (e) => ((error = e), (done = true)),
+    );
+    await advance(300);
+    await crashAgent('b');
+    // A new agent registers before the old one misses its heartbeats for long.
+    await advance(520);
+    h.startAgent('b', {}, ranksOfB);
+    for (let t = 0; !done && t < 10_000; t += 100) await advance(100);
+    expect((error as Error).message).toMatch(/epoch 1\) aborted: DUMP failed: ranks 2,3: host b: /);
+    await advance(HOST_REJOIN_GRACE_MS + 1_000);
+    expect(job().state).toBe('running');
+  });
+
+  it('sends the endpoint table again to a new agent whose rank repeats a hello the crashed one never answered', async () => {
+    // Rank channels that only record the tables they are handed.
+    const tables: string[] = [];
+    const channel = (name: string) =>
+      ({ on: () => undefined, unanswered: () => ({ hellos: [], attaches: [] }), sendEndpoints: (jobId: string, eps: { rank: number; port: number }[]) => tables.push(`${name} ${jobId} ${eps.map((e) => e.port).join(',')}`) }) as unknown as RankChannelServer;
+    await h.close();
+    h = new ControlPlaneHarness({ heartbeatIntervalMs: 100, heartbeatTimeoutMs: 500 });
+    h.startCoordinator();
+    h.startAgent('a', {}, undefined, channel('a1'));
+    h.startAgent('b', {}, undefined, channel('b1'));
+    await advance(50);
+    await h.coordinator!.jobs.submit('op', 1, { argv: ['/app'], cwd: '/', env: {}, world_size: 2, hosts: [], rank_hosts: { 0: 'a', 1: 'b' }, follow: false, job_id: 'k', checkpoint_every_ms: 0 });
+    await advance(10);
+    const hello = (host: string, rank: number, port: number, repeated = false) =>
+      h.coordinator!.jobs.onRankEndpoint(host, { job_id: 'k', rank, size: 2, address: `10.0.0.${rank}`, port, resumed_epoch: 0, repeated });
+    hello('a', 0, 1000);
+    hello('b', 1, 1001);
+    await advance(50);
+    expect(tables.sort()).toEqual(['a1 k 1000,1001', 'b1 k 1000,1001']);
+
+    const ranksOfB = h.nodes.get('b')!.ranks;
+    await crashAgent('b'); // ... before rank 1 got the table from it
+    await advance(1_000);
+    h.startAgent('b', {}, ranksOfB, channel('b2'));
+    await advance(200);
+    hello('b', 1, 1001, true);
+    await advance(50);
+    expect(tables.filter((t) => t.startsWith('b2'))).toEqual(['b2 k 1000,1001']);
+    expect(tables.filter((t) => t.startsWith('a1'))).toHaveLength(1);
+    expect(h.catalog!.getJob('k')!.state).toBe('running');
+  });
+});
