@@ -2,13 +2,16 @@
 // (PID 1 of its own PID namespace). The runtime has closed every socket
 // first; what stays open is regular files (the rank's logs, opened for
 // append) and whatever else the program opened.
-import { mkdir, readFile, readdir, stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, open, readFile, readdir, readlink, rmdir, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { isAbsolute, join, relative } from 'node:path';
 import { ErrorCode } from '../gen/proto.js';
 import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { tracer } from '../common/trace.js';
 import { type CriuInstall, cleanCriuOutput } from './criu-install.js';
 import { type DumpStats, readDumpStats } from './criu-images.js';
+import { type FileLock, acquireFileLock } from './file-lock.js';
 import { describeFailure, runCommand } from './run-command.js';
 
 const trace = tracer('criu');
@@ -18,6 +21,20 @@ export const CRIU_DUMP_TIMEOUT_MS = 10 * 60_000;
 /** How many lines of CRIU's log an error message carries. */
 export const CRIU_LOG_TAIL_LINES = 12;
 export const DUMP_LOG_NAME = 'dump.log';
+
+/**
+ * The scratch directory CRIU's parasite makes in the dumped root task's
+ * working directory (criu/pie/parasite.c, get_proc_fd): a task whose /proc
+ * belongs to another PID namespace (every rank: PID 1 of its own namespace,
+ * no mount namespace of its own) gets a fresh proc mounted there, opened,
+ * detached and the directory removed again, within a few milliseconds early
+ * in the dump. Two dumps of roots with the same working directory (the ranks
+ * of a job) collide on the name ("Can't create a directory (-17)"), and one
+ * left behind by a dump killed at that moment breaks every later dump there.
+ */
+export const CRIU_PROC_SCRATCH_NAME = 'proc.crtools';
+/** Dumps whose roots share a working directory take turns through a lock file here, one per directory. */
+export const PROC_SCRATCH_LOCK_DIR = join(tmpdir(), 'ferry-criu-scratch-locks');
 
 export interface DumpRankOptions {
   criu: Pick<CriuInstall, 'command'>;
@@ -30,6 +47,116 @@ export interface DumpRankOptions {
   /** CRIU's log; default imagesDir/dump.log (not counted in `files`). */
   logFile?: string;
   timeoutMs?: number;
+}
+
+/**
+ * CRIU 4.x dumps the root task first (its parasite makes the scratch
+ * directory twice: for its /proc fd and for /proc/self/cgroup) and then each
+ * other task of the tree, announcing each with this line. Once it names a
+ * task other than the root, the root's parasite is done with the directory.
+ */
+const DUMPING_TASK_RE = /Dumping task \(pid: ([0-9]+)/g;
+/** How often the dump log is read for that line while the lock is held. */
+const SCRATCH_LOG_POLL_MS = 5;
+
+/**
+ * Lets concurrent dumps run safely: holds the lock of the root task's
+ * working directory from before CRIU starts until CRIU's log shows that the
+ * root task is done (or until CRIU ends, if that line never comes: safe,
+ * only slower). So dumps of ranks with one working directory start a few
+ * hundred milliseconds apart instead of one after another, on this machine
+ * across agents too (namespace hosts share the mount namespace).
+ */
+class ProcScratchGuard {
+  private lock?: FileLock;
+  private timer?: NodeJS.Timeout;
+  private released = false;
+
+  private constructor(private readonly scratch: string) {}
+
+  static async acquire(initPid: number, timeoutMs: number): Promise<ProcScratchGuard> {
+    let cwd: string;
+    let key: string;
+    try {
+      cwd = await readlink(`/proc/${initPid}/cwd`);
+      const st = await stat(`/proc/${initPid}/cwd`);
+      key = `${st.dev}-${st.ino}`;
+    } catch (e) {
+      // No such process (or no cwd): CRIU fails on it by itself, with its log.
+      trace(`dump pid ${initPid}: no working directory to guard (${errorMessage(e)})`);
+      const none = new ProcScratchGuard('');
+      none.released = true;
+      return none;
+    }
+    const guard = new ProcScratchGuard(join(cwd, CRIU_PROC_SCRATCH_NAME));
+    await mkdir(PROC_SCRATCH_LOCK_DIR, { recursive: true });
+    guard.lock = await acquireFileLock(join(PROC_SCRATCH_LOCK_DIR, `${key}.lock`), timeoutMs);
+    // Under the lock no dump of ours is using it: one left here is stale.
+    if (existsSync(guard.scratch)) {
+      trace(`removing a stale ${guard.scratch} (a dump was killed while it existed)`);
+      try {
+        await rmdir(guard.scratch);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+          await guard.release();
+          throw new FerryError(
+            ErrorCode.INTERNAL,
+            `dump of pid ${initPid}: ${guard.scratch}, left by an interrupted CRIU dump, cannot be removed (${errorMessage(e)}); ` +
+              'unmount it (umount -l) and remove it by hand',
+          );
+        }
+      }
+    }
+    return guard;
+  }
+
+  /** Releases the lock as soon as `logFile` (being written by CRIU) shows that it dumps a task other than `rootPid`. */
+  watchLog(logFile: string, rootPid: number): void {
+    let offset = 0;
+    let carry = '';
+    let reading = false;
+    const buf = Buffer.alloc(64 * 1024);
+    this.timer = setInterval(() => {
+      if (reading || this.released) return;
+      reading = true;
+      void (async () => {
+        let fh;
+        try {
+          fh = await open(logFile, 'r');
+          for (;;) {
+            const { bytesRead } = await fh.read(buf, 0, buf.length, offset);
+            if (bytesRead === 0) break;
+            offset += bytesRead;
+            const text = carry + buf.toString('latin1', 0, bytesRead);
+            const cut = text.lastIndexOf('\n');
+            carry = text.slice(cut + 1);
+            const past = [...text.slice(0, cut + 1).matchAll(DUMPING_TASK_RE)].some((m) => Number(m[1]) !== rootPid);
+            if (past) {
+              await this.release();
+              break;
+            }
+          }
+        } catch {
+          // no log yet
+        } finally {
+          await fh?.close();
+          reading = false;
+        }
+      })();
+    }, SCRATCH_LOG_POLL_MS);
+  }
+
+  /** Idempotent; the lock is released at most once. */
+  async release(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    if (this.released) return;
+    this.released = true;
+    await this.lock?.release();
+  }
+
+  get early(): boolean {
+    return this.released;
+  }
 }
 
 export interface DumpResult {
@@ -81,11 +208,22 @@ export async function dumpRank(opts: DumpRankOptions): Promise<DumpResult> {
     ...(leaveRunning ? ['--leave-running'] : []),
   ];
   trace(`dump pid ${initPid} -> ${imagesDir}${leaveRunning ? ' (leave running)' : ''}`);
+  const timeoutMs = opts.timeoutMs ?? CRIU_DUMP_TIMEOUT_MS;
   const started = performance.now();
-  const r = await runCommand(criu.command, args, { timeoutMs: opts.timeoutMs ?? CRIU_DUMP_TIMEOUT_MS });
+  const guard = await ProcScratchGuard.acquire(initPid, timeoutMs);
+  const waitedMs = performance.now() - started;
+  let r;
+  try {
+    guard.watchLog(logFile, initPid);
+    r = await runCommand(criu.command, args, { timeoutMs });
+  } finally {
+    if (!guard.early) trace(`dump pid ${initPid}: no sign of ${CRIU_PROC_SCRATCH_NAME} being done in ${logFile}; its directory stayed locked until CRIU ended`);
+    await guard.release();
+  }
   const durationMs = performance.now() - started;
+  if (waitedMs > 1) trace(`dump pid ${initPid}: waited ${waitedMs.toFixed(1)} ms for its working directory's turn`);
   if (r.code !== 0) {
-    const why = r.timedOut ? `timed out after ${opts.timeoutMs ?? CRIU_DUMP_TIMEOUT_MS} ms` : describeFailure(r);
+    const why = r.timedOut ? `timed out after ${timeoutMs} ms` : describeFailure(r);
     throw new FerryError(
       ErrorCode.INTERNAL,
       `criu dump of pid ${initPid} into ${imagesDir} failed (${why}); ${logFile}:\n${await criuLogTail(logFile)}`,

@@ -4,3 +4,4 @@ export * from './image-fetcher.js';
 export * from './image-copy.js';
 export * from './image-paths.js';
 export * from './image-errors.js';
+export * from './growing-file-hasher.js';

@@ -49,7 +49,7 @@ export class RankFixture {
   }
 
   /** Starts a rank as the agent does; resolves once its ferry-init runs the program. */
-  async startRank(argv: string[], logOut: string, logErr: string): Promise<{ unshare: ChildProcess; initPid: number }> {
+  async startRank(argv: string[], logOut: string, logErr: string, cwd?: string): Promise<{ unshare: ChildProcess; initPid: number }> {
     mkdirSync(resolve(logOut, '..'), { recursive: true });
     const out = openSync(logOut, 'a');
     const err = openSync(logErr, 'a');
@@ -58,6 +58,7 @@ export class RankFixture {
       unshare = spawn('unshare', ['--pid', '--fork', '--kill-child=SIGKILL', 'setsid', FERRY_INIT, ...argv], {
         stdio: ['ignore', out, err],
         detached: true,
+        cwd,
       });
     } finally {
       closeSync(out);

@@ -172,7 +172,7 @@ describe('image transfer between agents', () => {
     const server = await serve(root);
     const into = join(await temps.make('dst'), 'rank-1');
     const err = await caught(fetchImageDir({ from: server.address, ...FIXTURE_META, into }));
-    expect(err.code).toBe(ErrorCode.MALFORMED);
+    expect(err.code).toBe(ErrorCode.IMAGE_CORRUPT);
     expect(err.message).toContain('epoch 3 rank 1: pages-1.img: sha256 mismatch');
     expect(err.message).toContain(server.address);
     await expect(readFile(join(into, MANIFEST_FILE_NAME))).rejects.toThrow(/ENOENT/);

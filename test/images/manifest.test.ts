@@ -56,7 +56,7 @@ describe('image manifest', () => {
     const manifest = await writeManifest(dir, FIXTURE_META);
     await flipByte(join(dir, BIG_FILE_NAME), 1_000_000);
     let err = await caught(verifyImageDir(dir, manifest));
-    expect(err.code).toBe(ErrorCode.MALFORMED);
+    expect(err.code).toBe(ErrorCode.IMAGE_CORRUPT);
     expect(err.message).toContain('epoch 3 rank 1: pages-1.img: sha256 mismatch');
     expect(err.message).not.toContain('core-1.img');
 
