@@ -8,6 +8,7 @@ import { inspectCommand } from './inspect-command.js';
 import { mpiccCommand } from './mpicc-command.js';
 import { drainCommand, migrateCommand, restartCommand } from './move-commands.js';
 import { operatorCommand } from './operator-commands.js';
+import { rankExecCommand } from './rank-exec-command.js';
 import { attachCommand, runCommand } from './run-command.js';
 
 const USAGE = `usage: ferry COMMAND [options]
@@ -32,6 +33,8 @@ operators (--coordinator tcp://ADDR:PORT, or FERRY_COORDINATOR; --json for machi
   inspect DIR [--json]   decode one rank's image: process tree, memory, the files it needs
   run -n N [--hosts a,b | --hostfile F] [--raw] [--checkpoint-every 10m] PROGRAM ARGS...
                          run a job and follow it to its end; output lines tagged [RANK] (--raw: untagged)
+  rank-exec [--host HOST] [--job-key KEY] [--job-id ID] [--join-timeout 60s] PROGRAM ARGS...
+                         one rank under an existing launcher (mpiexec -n 4 ferry rank-exec ./app; srun ferry rank-exec ./app)
 
 building MPI programs
   mpicc [CC ARGS...]     compile and link a C MPI program against Ferry's MPI library (-show prints the command)
@@ -61,6 +64,8 @@ async function main(argv: string[]): Promise<number> {
       return operatorCommand(command, rest);
     case 'run':
       return runCommand(rest);
+    case 'rank-exec':
+      return rankExecCommand(rest);
     case 'attach':
       return attachCommand(rest);
     case 'checkpoint':

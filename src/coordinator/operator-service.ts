@@ -11,13 +11,19 @@ import type { PeerId } from '../transport/transport.js';
 import type { Coordinator } from './coordinator.js';
 import type { HostSession } from './host-registry.js';
 import type { MoveProgressFn } from './checkpoint/move-service.js';
+import { LaunchedJobs } from './launched-jobs.js';
 
 export const EVENTS_DEFAULT_LIMIT = 100;
 export const EVENTS_MAX_LIMIT = 10_000;
 export const FERRY_VERSION = '0.1.0';
 
 export class OperatorService {
-  constructor(private readonly c: Coordinator) {}
+  /** Jobs whose ranks an existing launcher started (ferry rank-exec). */
+  private readonly launched: LaunchedJobs;
+
+  constructor(private readonly c: Coordinator) {
+    this.launched = new LaunchedJobs(c);
+  }
 
   /** The reply body for a request, or undefined when the reply comes later (a followed job). */
   async handle(peer: PeerId, req: OperatorRequest): Promise<OperatorReplyInit | undefined> {
@@ -114,6 +120,16 @@ export class OperatorService {
         const s = req.signal_job!;
         await this.c.jobs.signal(s.job_id, s.signal || 'SIGTERM');
         return { job: { job: this.c.jobs.jobInfo(s.job_id) } };
+      }
+      case 'join_launched_rank': {
+        const job = await this.launched.join(peer, req.request_id, req.join_launched_rank!);
+        // Like a followed submit: this notice says the job started; its output and end follow.
+        this.c.sendOperator(peer, { reply_to: req.request_id, status: { ok: true }, final: false, join_launched_rank: { job } });
+        return undefined;
+      }
+      case 'signal_launched_job': {
+        const jobId = await this.launched.signal(req.signal_launched_job!);
+        return jobId ? { job: { job: this.c.jobs.jobInfo(jobId) } } : {};
       }
       default:
         throw new FerryError(ErrorCode.BAD_REQUEST, req.body ? `unsupported operator request ${req.body}` : 'operator request has no body');

@@ -1,0 +1,186 @@
+// `ferry rank-exec PROGRAM ARGS...`: the hook for existing MPI launchers
+// (`mpiexec -n 4 ferry rank-exec ./app`, `srun ferry rank-exec ./app`). It
+// reads the rank the launcher gave it, joins the other ranks of the launch at
+// the coordinator, which starts the whole job under Ferry with every rank on
+// the node its rank-exec runs on, and then stays as the launcher's child:
+// it writes that one rank's output, raw, to its own stdout and stderr, and
+// exits with that rank's status, wherever Ferry has moved the rank meanwhile.
+import { hostname, networkInterfaces } from 'node:os';
+import { constants as osConstants } from 'node:os';
+import { isAbsolute, resolve } from 'node:path';
+import { ErrorCode, JobState, type JobInfo, type OperatorReply, type RankOutput_Stream } from '../gen/proto.js';
+import { FerryError } from '../common/ferry-error.js';
+import { opt, parseArgs, parseDuration } from './args.js';
+import { FOLLOW_RENEW_MS, JobFollower, jobExitStatus } from './job-follower.js';
+import { launchKey, launcherRank, rankEnvironment } from './launcher-env.js';
+import type { OperatorClient } from './operator-client.js';
+import { RankOutputWriter } from './rank-output-writer.js';
+import { COMMON_OPERATOR_OPTIONS, coordinatorAddress, jobStateName, withClient } from './operator-commands.js';
+
+/** How long the ranks of one launch may take to all join, unless --join-timeout says otherwise. */
+export const RANK_EXEC_JOIN_TIMEOUT_MS = 60_000;
+/** Added to the join timeout for the client's own deadline: the coordinator's answer comes first. */
+const JOIN_REPLY_MARGIN_MS = 10_000;
+
+const CMD = 'ferry rank-exec';
+
+/** The output of one rank only, raw: the launcher tags it. */
+class OneRankOutput extends RankOutputWriter {
+  constructor(private readonly rank: number) {
+    super(false);
+  }
+
+  override write(rank: number, stream: RankOutput_Stream, data: Uint8Array): void {
+    if (rank === this.rank) super.write(rank, stream, data);
+  }
+}
+
+export async function rankExecCommand(argv: string[]): Promise<number> {
+  const p = parseArgs(
+    CMD,
+    argv,
+    { ...COMMON_OPERATOR_OPTIONS, host: { value: true }, 'job-key': { value: true }, 'job-id': { value: true }, 'join-timeout': { value: true } },
+    true,
+  );
+  if (p.options.has('json')) throw new FerryError(ErrorCode.BAD_REQUEST, `${CMD}: --json is not supported (the output is the rank's own)`);
+  const [program, ...args] = p.positional;
+  if (!program) throw new FerryError(ErrorCode.BAD_REQUEST, `${CMD}: missing program (mpiexec -n N ferry rank-exec PROGRAM ARGS...)`);
+  const lr = launcherRank(process.env);
+  const waitMs = opt(p, 'join-timeout') ? parseDuration(`${CMD}: --join-timeout`, opt(p, 'join-timeout')!) : RANK_EXEC_JOIN_TIMEOUT_MS;
+  if (waitMs <= 0) throw new FerryError(ErrorCode.BAD_REQUEST, `${CMD}: --join-timeout must be positive`);
+  const path = program.includes('/') && !isAbsolute(program) ? resolve(program) : program;
+
+  // Signals are caught from here on: one that comes before the launch started abandons it.
+  let jobId = '';
+  let abandoned: NodeJS.Signals | undefined;
+  let follower: JobFollower | undefined;
+  let client: OperatorClient | undefined;
+  let waitingForRestart = false;
+  const received = new Map<string, number>();
+  const onSignal = (signal: NodeJS.Signals) => {
+    const nth = (received.get(signal) ?? 0) + 1;
+    received.set(signal, nth);
+    if (jobId && waitingForRestart) abandoned ??= signal;
+    else if (jobId) client?.post({ signal_launched_job: { job_id: jobId, signal, rank: lr.rank, nth } });
+    else if (!abandoned) {
+      abandoned = signal;
+      follower?.fail(new FerryError(ErrorCode.UNAVAILABLE, `${signal} before the launch started`));
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const signalStatus = (signal: NodeJS.Signals) => 128 + (osConstants.signals[signal] ?? 15);
+  try {
+    return await withClient(coordinatorAddress(CMD, p), async (c) => {
+      client = c;
+      const host = opt(p, 'host') || process.env.FERRY_HOST || (await localHost(c));
+      if (abandoned) return signalStatus(abandoned);
+      const key = launchKey(process.env, opt(p, 'job-key'), lr, { host, parentPid: process.ppid });
+      const output = new OneRankOutput(lr.rank);
+      follower = new JobFollower(c, output, false, CMD);
+      const first = follower;
+      c.request(
+        {
+          join_launched_rank: {
+            launch_key: key,
+            rank: lr.rank,
+            world_size: lr.size,
+            host,
+            argv: [path, ...args],
+            cwd: process.cwd(),
+            env: rankEnvironment(process.env),
+            launcher: lr.launcher,
+            wait_ms: waitMs,
+            job_id: opt(p, 'job-id') ?? '',
+          },
+        },
+        {
+          timeoutMs: waitMs + JOIN_REPLY_MARGIN_MS,
+          follow: true,
+          onNotice: (r: OperatorReply) => {
+            if (r.join_launched_rank?.job && !jobId && !abandoned) {
+              jobId = r.join_launched_rank.job.id;
+              first.follow(jobId, false);
+            }
+            first.onNotice(r);
+          },
+        },
+      ).then(first.onFinal, (err: Error) => first.fail(err));
+      let job: JobInfo;
+      try {
+        job = await first.ended;
+      } catch (err) {
+        if (!abandoned) throw err;
+        // The other rank-execs most likely got it too: the launch is dropped (or its job signalled) once.
+        await c.request({ signal_launched_job: { launch_key: key, signal: abandoned, rank: lr.rank, nth: 1 } }).catch(() => undefined);
+        return signalStatus(abandoned);
+      }
+      jobId = job.id;
+      // Stopped after a checkpoint: the rank is not done; wait for `ferry restart` and follow it again.
+      while (job.state === JobState.JOB_STOPPED) {
+        process.stderr.write(`${CMD}: rank ${lr.rank}: job ${job.id} stopped after a checkpoint; waiting for "ferry restart ${job.id}"\n`);
+        waitingForRestart = true;
+        await untilRestarted(c, job.id, () => abandoned !== undefined);
+        waitingForRestart = false;
+        if (abandoned) return signalStatus(abandoned);
+        follower.stop();
+        follower = new JobFollower(c, output, false, CMD);
+        follower.follow(job.id);
+        job = await follower.ended;
+      }
+      return rankExit(job, lr.rank, received.size > 0);
+    });
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+/**
+ * This node's Ferry host: the agent named like os.hostname() if there is one,
+ * else the one agent whose address is an address of this node (namespace hosts
+ * share a hostname), else os.hostname() (the coordinator then names it as unknown).
+ */
+async function localHost(c: OperatorClient): Promise<string> {
+  const name = hostname();
+  const hosts = (await c.request({ hosts: {} })).hosts?.hosts ?? [];
+  if (hosts.some((h) => h.name === name)) return name;
+  const mine = new Set(Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((a) => a.address)));
+  const matching = hosts.filter((h) => mine.has(h.address));
+  return matching.length === 1 ? matching[0].name : name;
+}
+
+async function untilRestarted(c: OperatorClient, jobId: string, givenUp: () => boolean): Promise<void> {
+  while (!givenUp()) {
+    await new Promise((r) => setTimeout(r, FOLLOW_RENEW_MS));
+    let job: JobInfo | null | undefined;
+    try {
+      job = (await c.request({ job: { job_id: jobId } })).job?.job;
+    } catch (err) {
+      if (err instanceof FerryError && err.code === ErrorCode.UNAVAILABLE) continue; // the coordinator restarts: wait on
+      throw err;
+    }
+    if (job && job.state !== JobState.JOB_STOPPED) return;
+  }
+}
+
+/** The status a launcher should see for this rank; a one-line reason on stderr when another rank ended the job. */
+export function rankExit(job: JobInfo, rank: number, signalled: boolean): number {
+  const r = job.ranks.find((x) => x.rank === rank);
+  const own = r && r.state === 'exited' ? rankStatus(r.exit_code, r.signal) : 0;
+  if (job.state === JobState.JOB_SUCCEEDED) return own;
+  const causedHere = job.detail.startsWith(`rank ${rank} `);
+  if (!causedHere && !(signalled && job.state === JobState.JOB_CANCELLED)) {
+    process.stderr.write(`${CMD}: rank ${rank}: job ${job.id} ${jobStateName(job.state)}: ${job.detail || 'no reason given'}\n`);
+  }
+  return own || jobExitStatus(job) || 1;
+}
+
+/** A rank's status as a shell shows it: its exit code, or 128 + N for a death by signal N. */
+export function rankStatus(exitCode: number, signal: string): number {
+  if (signal) {
+    const n = (osConstants.signals as Record<string, number>)[signal];
+    return n ? 128 + n : 1;
+  }
+  return exitCode < 0 ? 1 : exitCode & 0xff || (exitCode !== 0 ? 1 : 0);
+}

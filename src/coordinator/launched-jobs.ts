@@ -1,0 +1,279 @@
+// Jobs started by an existing launcher (`mpiexec -n 4 ferry rank-exec ./app`,
+// `srun ... ferry rank-exec ./app`): every rank-exec joins its launch with its
+// rank, the world size and the host it runs on; once all have joined, the job
+// is submitted with each rank placed on the host it joined from, and every
+// joiner follows the job through its own join request.
+//
+// Launch states (one launch per launch key):
+//   gathering  joins are arriving; a deadline runs from the first one
+//   starting   every rank joined; the job is being submitted
+//   started    the job runs (the key is remembered while it does)
+//   dropped    a join disagreed, or the deadline passed: every joiner got the reason
+import { ErrorCode, type JobInfoInit, type JoinLaunchedRankRequest, type SignalLaunchedJobRequest } from '../gen/proto.js';
+import { FerryError, errorMessage } from '../common/ferry-error.js';
+import { checkSafeName } from '../common/names.js';
+import { tracer } from '../common/trace.js';
+import type { PeerId } from '../transport/transport.js';
+import type { Coordinator } from './coordinator.js';
+
+const trace = tracer('launched');
+
+/** How long a launch waits for all its ranks, from the first join, unless the joiner says otherwise. */
+export const LAUNCH_JOIN_TIMEOUT_MS = 60_000;
+/** The longest wait a joiner may ask for. */
+export const LAUNCH_JOIN_MAX_TIMEOUT_MS = 3_600_000;
+/** How long the reason a launch was dropped is kept for its late joiners. */
+export const DROPPED_LAUNCH_MEMORY_MS = 60_000;
+
+type LaunchState = 'gathering' | 'starting' | 'started' | 'dropped';
+
+const LEGAL: Record<LaunchState, LaunchState[]> = {
+  gathering: ['starting', 'dropped'],
+  starting: ['started', 'dropped'],
+  started: [],
+  dropped: [],
+};
+
+interface Joiner {
+  peer: PeerId;
+  requestId: number;
+  req: JoinLaunchedRankRequest;
+  resolve: (job: JobInfoInit) => void;
+  reject: (err: Error) => void;
+}
+
+interface Launch {
+  key: string;
+  state: LaunchState;
+  first: JoinLaunchedRankRequest;
+  joins: Map<number, Joiner>;
+  timer: NodeJS.Timeout | undefined;
+  jobId: string;
+  /** Why it was dropped, for late joiners. */
+  reason: string;
+  droppedMs: number;
+  /** Signals that came (by launch key) while the job was being submitted. */
+  pendingSignals: SignalLaunchedJobRequest[];
+}
+
+export class LaunchedJobs {
+  private readonly launches = new Map<string, Launch>();
+  /** Signals already passed on, per job: "SIGINT#1". */
+  private readonly signalled = new Map<string, Set<string>>();
+  private nextJobNumber = 1;
+
+  constructor(private readonly c: Coordinator) {}
+
+  /**
+   * One rank joins its launch. Resolves with the job once every rank joined and
+   * the job started (the joiner then follows it under `requestId`); rejects
+   * with the reason when the launch is dropped.
+   */
+  join(peer: PeerId, requestId: number, req: JoinLaunchedRankRequest): Promise<JobInfoInit> {
+    this.forgetOld();
+    checkJoin(req);
+    let launch = this.launches.get(req.launch_key);
+    if (launch?.state === 'dropped') {
+      throw new FerryError(ErrorCode.BAD_REQUEST, `launch ${req.launch_key} was dropped: ${launch.reason}`);
+    }
+    if (launch?.state === 'started' || launch?.state === 'starting') {
+      if (this.jobEnded(launch.jobId)) launch = undefined;
+      else
+        throw new FerryError(
+          ErrorCode.BAD_REQUEST,
+          `launch ${req.launch_key} already started as job ${launch.jobId}; rank ${req.rank} joined it again (is the launch key reused? set a new FERRY_JOB_KEY)`,
+        );
+    }
+    if (!launch) {
+      const waitMs = Math.min(req.wait_ms || LAUNCH_JOIN_TIMEOUT_MS, LAUNCH_JOIN_MAX_TIMEOUT_MS);
+      launch = { key: req.launch_key, state: 'gathering', first: req, joins: new Map(), timer: undefined, jobId: '', reason: '', droppedMs: 0, pendingSignals: [] };
+      const l = launch;
+      l.timer = setTimeout(() => this.expire(l, waitMs), waitMs);
+      l.timer.unref?.();
+      this.launches.set(req.launch_key, l);
+      trace(`launch ${req.launch_key}: gathering ${req.world_size} ranks of ${req.argv[0]} for up to ${waitMs} ms`);
+    }
+    const l = launch;
+    return new Promise<JobInfoInit>((resolve, reject) => {
+      const joiner: Joiner = { peer, requestId, req, resolve, reject };
+      const disagreement = this.disagreement(l, req);
+      if (disagreement) {
+        l.joins.set(-1 - l.joins.size, joiner); // rejected with the others, under no rank
+        this.drop(l, disagreement);
+        return;
+      }
+      l.joins.set(req.rank, joiner);
+      trace(`launch ${l.key}: rank ${req.rank} joined from ${req.host} (${l.joins.size}/${l.first.world_size})`);
+      const host = this.c.hosts.get(req.host);
+      if (!host || host.state !== 'up') {
+        this.drop(
+          l,
+          host
+            ? `rank ${req.rank} runs on host ${req.host}, which is ${host.state}`
+            : `rank ${req.rank} runs on host "${req.host}", which is not known to the coordinator (give rank-exec --host, or FERRY_HOST, the name of this node's agent)`,
+        );
+        return;
+      }
+      if (l.joins.size === l.first.world_size) void this.start(l);
+    });
+  }
+
+  /**
+   * A signal a rank-exec got from its launcher: the job gets the nth one once,
+   * whichever rank-exec passes it on first. Before the job started (by launch
+   * key): a gathering launch is dropped, a starting one is signalled once it runs.
+   */
+  async signal(req: SignalLaunchedJobRequest): Promise<string> {
+    const signal = req.signal || 'SIGTERM';
+    if (!req.job_id) {
+      const l = this.launches.get(req.launch_key);
+      if (l?.state === 'gathering') this.drop(l, `rank ${req.rank} got ${signal} from the launcher before every rank joined`);
+      else if (l?.state === 'starting') l.pendingSignals.push({ ...req, signal });
+      else if (l?.state === 'started') return this.signal({ ...req, job_id: l.jobId });
+      return '';
+    }
+    const seen = this.signalled.get(req.job_id) ?? new Set<string>();
+    const key = `${signal}#${req.nth || 1}`;
+    if (seen.has(key)) return req.job_id;
+    if (!this.c.catalog.getJob(req.job_id)) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${req.job_id}" in the catalog`);
+    seen.add(key);
+    this.signalled.set(req.job_id, seen);
+    this.c.event('launch.signal', `job ${req.job_id}: ${signal} from the launcher (passed on by rank ${req.rank})`, { jobId: req.job_id });
+    await this.c.jobs.signal(req.job_id, signal);
+    return req.job_id;
+  }
+
+  /** What makes a join not fit the launch it names, or '' when it fits. */
+  private disagreement(l: Launch, req: JoinLaunchedRankRequest): string {
+    const f = l.first;
+    const firstRank = `rank ${f.rank}`;
+    if (req.world_size !== f.world_size) return `rank ${req.rank} says the launch has ${req.world_size} ranks, ${firstRank} said ${f.world_size}`;
+    if (req.argv.length !== f.argv.length || req.argv.some((a, i) => a !== f.argv[i])) {
+      return `rank ${req.rank} runs "${req.argv.join(' ')}", ${firstRank} runs "${f.argv.join(' ')}" (every rank of a launch must run the same command)`;
+    }
+    if (req.job_id !== f.job_id) return `rank ${req.rank} asks for job id "${req.job_id}", ${firstRank} for "${f.job_id}"`;
+    if (l.joins.has(req.rank)) return `rank ${req.rank} joined twice (${l.joins.get(req.rank)!.req.host} and ${req.host}): is the launch key shared by two launches?`;
+    return '';
+  }
+
+  private async start(l: Launch): Promise<void> {
+    this.transition(l, ['gathering'], 'starting');
+    if (l.timer) clearTimeout(l.timer);
+    const joiners = [...l.joins.values()];
+    const rank0 = l.joins.get(0)!.req;
+    const rankHosts: Record<number, string> = {};
+    for (const j of joiners) rankHosts[j.req.rank] = j.req.host;
+    l.jobId = rank0.job_id || this.newJobId(l.key);
+    const starting = this.c.jobs.submit(joiners[0].peer, joiners[0].requestId, {
+      argv: rank0.argv,
+      cwd: rank0.cwd,
+      env: rank0.env,
+      world_size: rank0.world_size,
+      hosts: [],
+      rank_hosts: rankHosts,
+      follow: false,
+      job_id: l.jobId,
+      checkpoint_every_ms: 0,
+    });
+    // submit() creates the job before it first waits, and the ranks' output
+    // can only come back after this turn: following it now misses none of it.
+    const unfollowed = joiners.filter((j) => !this.tryFollow(l.jobId, j));
+    let info: JobInfoInit;
+    try {
+      info = await starting;
+    } catch (err) {
+      this.drop(l, `job ${l.jobId} could not start: ${errorMessage(err)}`, err);
+      return;
+    }
+    for (const j of unfollowed) this.tryFollow(l.jobId, j);
+    this.transition(l, ['starting'], 'started');
+    this.c.event('launch.start', `launch ${l.key}: ${l.first.world_size} ranks joined (${l.first.launcher || 'launcher'}); job ${l.jobId} started`, { jobId: l.jobId });
+    for (const j of joiners) j.resolve(info);
+    for (const s of l.pendingSignals.splice(0)) {
+      this.signal({ ...s, job_id: l.jobId }).catch((err) => trace(`launch ${l.key}: ${s.signal} to job ${l.jobId} failed: ${errorMessage(err)}`));
+    }
+  }
+
+  private tryFollow(jobId: string, j: Joiner): boolean {
+    try {
+      this.c.jobs.follow(jobId, j.peer, j.requestId);
+      return true;
+    } catch (err) {
+      trace(`launch: follow of ${jobId} for rank ${j.req.rank} not yet possible: ${errorMessage(err)}`);
+      return false;
+    }
+  }
+
+  private expire(l: Launch, waitMs: number): void {
+    if (l.state !== 'gathering') return;
+    const joined = [...l.joins.keys()].filter((r) => r >= 0).sort((a, b) => a - b);
+    const missing = [];
+    for (let r = 0; r < l.first.world_size; r++) if (!l.joins.has(r)) missing.push(r);
+    this.drop(
+      l,
+      `only ${joined.length} of ${l.first.world_size} ranks joined within ${waitMs / 1000} s (joined: ${joined.join(',') || 'none'}; missing: ${abbreviate(missing)})`,
+      new FerryError(ErrorCode.TIMEOUT, ''),
+    );
+  }
+
+  /** Every joiner of the launch gets the reason; late joiners get it for DROPPED_LAUNCH_MEMORY_MS. */
+  private drop(l: Launch, reason: string, cause?: unknown): void {
+    if (l.state === 'dropped') return;
+    this.transition(l, ['gathering', 'starting'], 'dropped');
+    if (l.timer) clearTimeout(l.timer);
+    l.reason = reason;
+    l.droppedMs = this.c.now();
+    this.c.event('launch.drop', `launch ${l.key} dropped: ${reason}`, l.jobId && this.c.catalog.getJob(l.jobId) ? { jobId: l.jobId } : {});
+    const code = cause instanceof FerryError ? cause.code : ErrorCode.BAD_REQUEST;
+    const err = new FerryError(code, `launch ${l.key} dropped: ${reason}`);
+    for (const j of l.joins.values()) j.reject(err);
+  }
+
+  private transition(l: Launch, from: LaunchState[], to: LaunchState): void {
+    if (!from.includes(l.state) || !LEGAL[l.state].includes(to)) {
+      throw new FerryError(ErrorCode.INTERNAL, `launch ${l.key}: cannot go ${l.state} -> ${to}`);
+    }
+    trace(`launch ${l.key}: ${l.state} -> ${to}`);
+    l.state = to;
+  }
+
+  private jobEnded(jobId: string): boolean {
+    const job = this.c.catalog.getJob(jobId);
+    return !job || ['stopped', 'succeeded', 'failed', 'cancelled'].includes(job.state);
+  }
+
+  /** Drops dropped launches past their memory, and started ones whose job ended. */
+  private forgetOld(): void {
+    const now = this.c.now();
+    for (const [key, l] of this.launches) {
+      if ((l.state === 'dropped' && now - l.droppedMs > DROPPED_LAUNCH_MEMORY_MS) || (l.state === 'started' && this.jobEnded(l.jobId))) {
+        this.launches.delete(key);
+        this.signalled.delete(l.jobId);
+      }
+    }
+  }
+
+  /** "hydra-<time>-<n>", "slurm-...": the launcher's kind from the key, then a fresh suffix. */
+  private newJobId(key: string): string {
+    const kind = /^[a-z]+/.exec(key)?.[0] ?? 'launch';
+    for (;;) {
+      const id = checkSafeName('job id', `${kind}-${this.c.now().toString(36)}-${(this.nextJobNumber++).toString(36)}`);
+      if (!this.c.catalog.getJob(id)) return id;
+    }
+  }
+}
+
+function checkJoin(req: JoinLaunchedRankRequest): void {
+  const bad = (m: string) => new FerryError(ErrorCode.BAD_REQUEST, `join_launched_rank: ${m}`);
+  if (!req.launch_key) throw bad('no launch key');
+  if (req.world_size < 1) throw bad(`world size must be at least 1, got ${req.world_size}`);
+  if (req.rank >= req.world_size) throw bad(`rank ${req.rank} is not below the world size ${req.world_size}`);
+  if (!req.host) throw bad(`rank ${req.rank} names no host`);
+  if (req.argv.length === 0 || !req.argv[0]) throw bad(`rank ${req.rank} names no program`);
+  if (req.job_id) checkSafeName('job id', req.job_id);
+}
+
+/** "1,2,3,...,9 (40 in all)" for long lists of ranks. */
+function abbreviate(ranks: number[]): string {
+  return ranks.length <= 16 ? ranks.join(',') : `${ranks.slice(0, 16).join(',')},... (${ranks.length} in all)`;
+}

@@ -1,0 +1,272 @@
+// `ferry rank-exec` under Debian's MPICH launcher (Hydra), inside one namespace
+// host of a 2-host test cluster: the launcher sees normal ranks (their own
+// output, their exit status) while Ferry runs them, even after one of them
+// moved to the other host.
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FERRY_CLI, startTestCluster, type FerryResult, type TestCluster } from '../helpers/cluster.js';
+
+const MPIEXEC = '/usr/bin/mpiexec';
+const RUN_TIMEOUT_MS = 300_000;
+const RING = ['ring', '3000', '--progress', '1000'];
+// About 15 s on 4 ranks of one host here; the migration starts after its first progress line.
+const JACOBI = ['jacobi', '256', '8000', '--progress', '500'];
+
+let c: TestCluster;
+let bin: string;
+
+interface Launched {
+  pid: number;
+  /** What it wrote to stdout so far. */
+  stdout: () => string;
+  stderr: () => string;
+  done: Promise<FerryResult>;
+}
+
+/** `mpiexec -launcher fork -n N ferry rank-exec ARGS...` inside host1, the coordinator's address in the environment. */
+function mpiexec(n: number, args: string[], env: NodeJS.ProcessEnv = {}): Launched {
+  const argv = c.network.command('host1', [MPIEXEC, '-launcher', 'fork', '-n', String(n), process.execPath, FERRY_CLI, 'rank-exec', ...args]);
+  return launch(argv, env);
+}
+
+/** `ferry rank-exec ARGS...` alone inside host1 (the test plays the launcher). */
+function rankExec(args: string[], env: NodeJS.ProcessEnv): Promise<FerryResult> {
+  return launch(c.network.command('host1', [process.execPath, FERRY_CLI, 'rank-exec', ...args]), env).done;
+}
+
+function launch(argv: string[], env: NodeJS.ProcessEnv): Launched {
+  const child = spawn(argv[0], argv.slice(1), {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, FERRY_COORDINATOR: c.coordinatorAddress, ...env },
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const timer = setTimeout(() => child.kill('SIGKILL'), RUN_TIMEOUT_MS); // a hang shows as code null
+  const done = new Promise<FerryResult>((resolve) =>
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    }),
+  );
+  return { pid: child.pid!, stdout: () => stdout, stderr: () => stderr, done };
+}
+
+interface JobJson {
+  id: string;
+  state: string;
+  detail: string;
+  worldSize: number;
+  argv: string[];
+  ranks: { rank: number; host: string; state: string; exitCode: number }[];
+}
+
+async function jobs(): Promise<JobJson[]> {
+  const r = await c.ferry(['jobs', '--all', '--json']);
+  expect(r.code, r.stderr).toBe(0);
+  return JSON.parse(r.stdout);
+}
+
+/** The one job started since `before` (job ids seen then). */
+async function newJob(before: Set<string>): Promise<JobJson> {
+  let found: JobJson[] = [];
+  await c.waitFor(async () => (found = (await jobs()).filter((j) => !before.has(j.id))).length > 0, 'the launched job');
+  expect(found).toHaveLength(1);
+  return found[0];
+}
+
+async function jobIds(): Promise<Set<string>> {
+  return new Set((await jobs()).map((j) => j.id));
+}
+
+async function events(jobId: string): Promise<{ kind: string; message: string }[]> {
+  const r = await c.ferry(['events', '--job', jobId, '--json', '--limit', '1000']);
+  expect(r.code, r.stderr).toBe(0);
+  return JSON.parse(r.stdout);
+}
+
+const untagged = (out: string) => out.split('\n').filter(Boolean).map((l) => l.replace(/^\[\d+\] /, ''));
+
+function checksumLine(out: string): string {
+  const line = untagged(out).find((l) => /checksum=0x[0-9a-f]{16}/.test(l));
+  if (!line) throw new Error(`no checksum line in:\n${out}`);
+  return line;
+}
+
+let jacobiRun: Promise<FerryResult> | undefined;
+
+/** An uninterrupted `ferry run` of JACOBI on host1, once. */
+async function jacobiReference(): Promise<FerryResult> {
+  jacobiRun ??= c.ferry(['run', '-n', '4', '--hosts', 'host1', join(bin, JACOBI[0]), ...JACOBI.slice(1)], { timeoutMs: RUN_TIMEOUT_MS });
+  const reference = await jacobiRun;
+  expect(reference.code, reference.stderr).toBe(0);
+  return reference;
+}
+
+beforeAll(async () => {
+  c = await startTestCluster({ hosts: 2 });
+  bin = join(c.tempDir, 'bin');
+  mkdirSync(bin, { recursive: true });
+  for (const name of ['ring', 'jacobi']) {
+    execFileSync(process.execPath, [FERRY_CLI, 'mpicc', '-O2', '-ffp-contract=off', '-o', join(bin, name), `examples/${name}.c`], { stdio: 'inherit' });
+  }
+}, 300_000);
+
+afterAll(async () => {
+  await c?.stop();
+});
+
+describe('ferry rank-exec under mpiexec', { timeout: RUN_TIMEOUT_MS }, () => {
+  it.runIf(existsSync(MPIEXEC))('runs the ring like ferry run does, every rank on the local host, output raw', async () => {
+    const reference = await c.ferry(['run', '-n', '4', '--hosts', 'host1', join(bin, RING[0]), ...RING.slice(1)], { timeoutMs: RUN_TIMEOUT_MS });
+    expect(reference.code, reference.stderr).toBe(0);
+    const before = await jobIds();
+    const r = await mpiexec(4, [join(bin, RING[0]), ...RING.slice(1)]).done;
+    expect(r.code, `${r.stderr}\n${c.logTails(20)}`).toBe(0);
+    expect(r.stdout).not.toMatch(/^\[\d+\]/m); // the launcher tags, not Ferry
+    expect(r.stdout.split('\n').filter(Boolean).sort()).toEqual(untagged(reference.stdout).sort());
+    expect(checksumLine(r.stdout)).toBe(checksumLine(reference.stdout));
+    const job = await newJob(before);
+    expect(job.state).toBe('succeeded');
+    expect(job.worldSize).toBe(4);
+    expect(job.argv).toEqual([join(bin, RING[0]), ...RING.slice(1)]);
+    expect(job.ranks.map((x) => x.host)).toEqual(['host1', 'host1', 'host1', 'host1']);
+    expect((await events(job.id)).some((e) => e.kind === 'launch.start')).toBe(true);
+  });
+
+  it.runIf(existsSync(MPIEXEC))('passes each rank its own output and exit status; mpiexec reports the failed rank', async () => {
+    const before = await jobIds();
+    const script = 'echo "out $FERRY_RANK"; echo "err $FERRY_RANK" >&2; if [ "$FERRY_RANK" = 1 ]; then exit 3; fi; sleep 60';
+    const r = await mpiexec(3, ['/bin/sh', '-c', script]).done;
+    expect(r.code).not.toBe(0);
+    expect(r.code).not.toBeNull();
+    expect(r.stdout.split('\n').filter(Boolean).sort()).toEqual(['out 0', 'out 1', 'out 2']);
+    const job = await newJob(before);
+    // The two ranks Ferry stopped say which rank failed, once each; rank 1 itself just exits 3.
+    const said = r.stderr.split('\n').filter((l) => l.startsWith('ferry rank-exec:'));
+    expect(said.sort()).toEqual([0, 2].map((n) => `ferry rank-exec: rank ${n}: job ${job.id} failed: rank 1 on host1 exited with status 3`));
+    expect(r.stderr.split('\n').filter((l) => /^err \d$/.test(l)).sort()).toEqual(['err 0', 'err 1', 'err 2']);
+    expect(job.state).toBe('failed');
+    expect(job.ranks.map((x) => x.exitCode)).toEqual([143, 3, 143]);
+  });
+
+  it.runIf(existsSync(MPIEXEC))('passes Ctrl-C on mpiexec to the job once, however many ranks get it', async () => {
+    const before = await jobIds();
+    const run = mpiexec(3, ['/bin/sh', '-c', 'echo up; exec sleep 60']);
+    const job = await newJob(before);
+    await c.waitFor(() => run.stdout().split('\n').filter((l) => l === 'up').length === 3, 'every rank to say it is up');
+    process.kill(run.pid, 'SIGINT');
+    const r = await run.done;
+    // (mpiexec's own status after a Ctrl-C is Hydra's choice: 130 or 0 here; the next test checks rank-exec's.)
+    expect(r.code).not.toBeNull();
+    const ended = (await jobs()).find((j) => j.id === job.id)!;
+    expect(ended.state).toBe('cancelled');
+    expect(ended.ranks.map((x) => x.exitCode)).toEqual([130, 130, 130]);
+    expect((await events(job.id)).filter((e) => e.kind === 'launch.signal')).toHaveLength(1);
+  });
+
+  it('exits 128+N when its job ends by the signal it passed on, and passes the second Ctrl-C on too', async () => {
+    const key = `sigint-${process.pid}`;
+    const before = await jobIds();
+    // The rank ignores the first SIGINT, so a second one is needed.
+    const script = 'trap "echo got INT; trap - INT" INT; echo up; while :; do sleep 0.2; done';
+    const ranks = [0, 1].map((rank) =>
+      launch(c.network.command('host1', [process.execPath, FERRY_CLI, 'rank-exec', '/bin/sh', '-c', script]), { PMI_RANK: String(rank), PMI_SIZE: '2', FERRY_JOB_KEY: key }),
+    );
+    const job = await newJob(before);
+    const upLines = () => ranks.filter((x) => x.stdout().includes('up\n')).length;
+    await c.waitFor(() => upLines() === 2, 'both ranks up');
+    for (const x of ranks) process.kill(x.pid, 'SIGINT');
+    await c.waitFor(() => ranks.every((x) => x.stdout().includes('got INT\n')), 'both ranks to get the first SIGINT');
+    for (const x of ranks) process.kill(x.pid, 'SIGINT');
+    const results = await Promise.all(ranks.map((x) => x.done));
+    expect(results.map((x) => x.code)).toEqual([130, 130]);
+    expect(results.map((x) => x.stdout)).toEqual(['up\ngot INT\n', 'up\ngot INT\n']);
+    expect((await events(job.id)).filter((e) => e.kind === 'launch.signal').map((e) => e.message.replace(/ \(passed on by rank \d\)/, ''))).toEqual([
+      `job ${job.id}: SIGINT from the launcher`,
+      `job ${job.id}: SIGINT from the launcher`,
+    ]);
+  });
+
+  it.runIf(existsSync(MPIEXEC))('follows a rank that Ferry migrated to the other host: mpiexec exits 0 with the same checksum', async () => {
+    const reference = await jacobiReference();
+    const before = await jobIds();
+    const run = mpiexec(4, [join(bin, JACOBI[0]), ...JACOBI.slice(1)]);
+    const job = await newJob(before);
+    await c.waitFor(() => /progress iter=500\n/.test(run.stdout()), `job ${job.id} to report progress`, RUN_TIMEOUT_MS);
+    const m = await c.ferry(['migrate', job.id, '--rank', '1', '--to', 'host2'], { timeoutMs: RUN_TIMEOUT_MS });
+    expect(m.code, `${m.stderr}\n${c.logTails(20)}`).toBe(0);
+    const r = await run.done;
+    expect(r.code, `${r.stderr}\n${c.logTails(20)}`).toBe(0);
+    // Every progress line once, in order, from before and after the move.
+    expect(r.stdout.split('\n').filter(Boolean)).toEqual(untagged(reference.stdout));
+    expect(checksumLine(r.stdout)).toBe(checksumLine(reference.stdout));
+    const ended = (await jobs()).find((j) => j.id === job.id)!;
+    expect(ended.state).toBe('succeeded');
+    expect(ended.ranks.map((x) => x.host)).toEqual(['host1', 'host2', 'host1', 'host1']);
+  });
+
+  it.runIf(existsSync(MPIEXEC))('waits through a checkpoint --stop and follows the restarted job to its end', async () => {
+    const reference = await jacobiReference();
+    const before = await jobIds();
+    const run = mpiexec(4, [join(bin, JACOBI[0]), ...JACOBI.slice(1)]);
+    const job = await newJob(before);
+    await c.waitFor(() => /progress iter=500\n/.test(run.stdout()), `job ${job.id} to report progress`, RUN_TIMEOUT_MS);
+    const stop = await c.ferry(['checkpoint', job.id, '--stop'], { timeoutMs: RUN_TIMEOUT_MS });
+    expect(stop.code, `${stop.stderr}\n${c.logTails(20)}`).toBe(0);
+    const waiting = new RegExp(`ferry rank-exec: rank \\d: job ${job.id} stopped after a checkpoint; waiting for "ferry restart ${job.id}"`, 'g');
+    await c.waitFor(() => (run.stderr().match(waiting) ?? []).length === 4, 'every rank-exec to wait for the restart');
+    const restart = await c.ferry(['restart', job.id, '--hosts', 'host2'], { timeoutMs: RUN_TIMEOUT_MS });
+    expect(restart.code, `${restart.stderr}\n${c.logTails(20)}`).toBe(0);
+    const r = await run.done;
+    expect(r.code, `${r.stderr}\n${c.logTails(20)}`).toBe(0);
+    expect(checksumLine(r.stdout)).toBe(checksumLine(reference.stdout));
+    const ended = (await jobs()).find((j) => j.id === job.id)!;
+    expect(ended.state).toBe('succeeded');
+    expect(ended.ranks.map((x) => x.host)).toEqual(['host2', 'host2', 'host2', 'host2']);
+  });
+});
+
+describe('ferry rank-exec errors', { timeout: 120_000 }, () => {
+  it('names the launcher variables when none is set', async () => {
+    const env = Object.fromEntries(Object.keys(process.env).filter((k) => /^(PMI|SLURM|OMPI)_/.test(k)).map((k) => [k, undefined]));
+    const r = await rankExec(['/bin/true'], env);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/no launcher rank in the environment \(none of PMI_RANK\/PMI_SIZE, SLURM_PROCID\/SLURM_NTASKS, OMPI_COMM_WORLD_RANK\/OMPI_COMM_WORLD_SIZE is set\)/);
+  });
+
+  it('drops a launch whose ranks disagree on its size, telling every rank why', async () => {
+    const key = `disagree-${process.pid}`;
+    const results = await Promise.all([
+      rankExec(['/bin/true'], { PMI_RANK: '0', PMI_SIZE: '2', FERRY_JOB_KEY: key }),
+      rankExec(['/bin/true'], { PMI_RANK: '1', PMI_SIZE: '3', FERRY_JOB_KEY: key }),
+    ]);
+    for (const r of results) {
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`launch key:${key} dropped: rank \\d says the launch has \\d ranks, rank \\d said \\d`));
+    }
+  });
+
+  it('drops a launch whose ranks do not all join in time, naming the missing ones', async () => {
+    const r = await rankExec(['--join-timeout', '1s', '/bin/true'], { PMI_RANK: '2', PMI_SIZE: '3', FERRY_JOB_KEY: `alone-${process.pid}` });
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim()).toMatch(/launch key:alone-\d+ dropped: only 1 of 3 ranks joined within 1 s \(joined: 2; missing: 0,1\) \[TIMEOUT\]$/);
+  });
+
+  it('names a program that does not exist on the host', async () => {
+    const r = await rankExec(['/no/such/program'], { PMI_RANK: '0', PMI_SIZE: '1', FERRY_JOB_KEY: `missing-${process.pid}` });
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/could not start: .*program "\/no\/such\/program" not found or not executable on host host1/);
+  });
+
+  it('names a host the coordinator does not know', async () => {
+    const r = await rankExec(['--host', 'nowhere', '/bin/true'], { PMI_RANK: '0', PMI_SIZE: '1', FERRY_JOB_KEY: `nowhere-${process.pid}` });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/rank 0 runs on host "nowhere", which is not known to the coordinator \(give rank-exec --host, or FERRY_HOST/);
+  });
+});
