@@ -337,18 +337,28 @@ export class RankChannelServer extends EventEmitter<RankChannelEvents> {
     }
   }
 
+  /**
+   * The checks a hello and an attach share: a connection says who it is once,
+   * with a job, a rank below the size and a request id, and no other live
+   * connection is that rank. Returns the rank's key.
+   */
+  private checkIdentity(c: RankConnection, requestId: number, what: string, id: { job_id: string; rank: number; size: number }, valid: boolean): string {
+    if (c.info) throw new FerryError(ErrorCode.BAD_REQUEST, `${what} on a connection that already said who it is`);
+    if (!id.job_id || id.size === 0 || id.rank >= id.size || requestId === 0 || !valid) {
+      this.replyError(c, requestId, new FerryError(ErrorCode.BAD_REQUEST, `${what} needs job_id, rank < size${what === 'hello' ? ', listen_port' : ''} and a request id`));
+      throw new FerryError(ErrorCode.BAD_REQUEST, `invalid ${what} from rank ${id.rank} of job '${id.job_id}'`);
+    }
+    const key = rankKey(id.job_id, id.rank);
+    if (this.byRank.has(key)) {
+      this.replyError(c, requestId, new FerryError(ErrorCode.BAD_REQUEST, `rank ${id.rank} of job ${id.job_id} is already connected`));
+      throw new FerryError(ErrorCode.BAD_REQUEST, `duplicate ${what} for ${key}`);
+    }
+    return key;
+  }
+
   private onHello(c: RankConnection, m: RankMessage): void {
     const h = m.hello!;
-    if (c.info) throw new FerryError(ErrorCode.BAD_REQUEST, 'second hello on one connection');
-    if (!h.job_id || h.size === 0 || h.rank >= h.size || h.listen_port === 0 || m.request_id === 0) {
-      this.replyError(c, m.request_id, new FerryError(ErrorCode.BAD_REQUEST, 'hello needs job_id, rank < size, listen_port and a request id'));
-      throw new FerryError(ErrorCode.BAD_REQUEST, `invalid hello from rank ${h.rank} of job '${h.job_id}'`);
-    }
-    const key = rankKey(h.job_id, h.rank);
-    if (this.byRank.has(key)) {
-      this.replyError(c, m.request_id, new FerryError(ErrorCode.BAD_REQUEST, `rank ${h.rank} of job ${h.job_id} is already connected`));
-      throw new FerryError(ErrorCode.BAD_REQUEST, `duplicate hello for ${key}`);
-    }
+    const key = this.checkIdentity(c, m.request_id, 'hello', h, h.listen_port !== 0);
     c.info = {
       jobId: h.job_id,
       rank: h.rank,
@@ -367,16 +377,7 @@ export class RankChannelServer extends EventEmitter<RankChannelEvents> {
 
   private onAttach(c: RankConnection, m: RankMessage): void {
     const a = m.attach!;
-    if (c.info) throw new FerryError(ErrorCode.BAD_REQUEST, 'attach on a connection that already said who it is');
-    if (!a.job_id || a.size === 0 || a.rank >= a.size || m.request_id === 0) {
-      this.replyError(c, m.request_id, new FerryError(ErrorCode.BAD_REQUEST, 'attach needs job_id, rank < size and a request id'));
-      throw new FerryError(ErrorCode.BAD_REQUEST, `invalid attach from rank ${a.rank} of job '${a.job_id}'`);
-    }
-    const key = rankKey(a.job_id, a.rank);
-    if (this.byRank.has(key)) {
-      this.replyError(c, m.request_id, new FerryError(ErrorCode.BAD_REQUEST, `rank ${a.rank} of job ${a.job_id} is already connected`));
-      throw new FerryError(ErrorCode.BAD_REQUEST, `duplicate attach for ${key}`);
-    }
+    const key = this.checkIdentity(c, m.request_id, 'attach', a, true);
     c.info = {
       jobId: a.job_id,
       rank: a.rank,
