@@ -2,6 +2,8 @@ import { access, constants } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { tracer } from '../common/trace.js';
+import { CRIU_BUILDS, type CriuBuild } from './criu-builds.js';
+import { cachedDumpCheck, runDumpCheck } from './criu-dump-check.js';
 import { describeFailure, runCommand } from './run-command.js';
 
 const trace = tracer('criu');
@@ -23,8 +25,6 @@ export interface CriuCandidate {
   detail: string;
 }
 
-// The Debian 13 CRIU that Ferry provisions; the cache folder is named after it.
-export const CRIU_CACHE_NAME = 'criu-4.1';
 const CRIU_VERSION_TIMEOUT_MS = 15_000;
 const CRIU_CHECK_TIMEOUT_MS = 60_000;
 
@@ -35,13 +35,13 @@ export function ferryCacheDir(): string {
   return process.env.FERRY_CACHE_DIR || join(homedir(), '.cache', 'ferry');
 }
 
-// Where ensureCriu() puts CRIU 4.1, and the wrapper callers spawn.
-export function criuCacheDir(): string {
-  return join(ferryCacheDir(), CRIU_CACHE_NAME);
+// Where ensureCriu() puts a build of CRIU, and the wrapper callers spawn.
+export function criuCacheDir(build: CriuBuild = CRIU_BUILDS[0]!): string {
+  return join(ferryCacheDir(), build.cacheName);
 }
 
-export function criuCacheCommand(): string {
-  return join(criuCacheDir(), 'bin', 'criu');
+export function criuCacheCommand(build: CriuBuild = CRIU_BUILDS[0]!): string {
+  return join(criuCacheDir(build), 'bin', 'criu');
 }
 
 export function cleanCriuOutput(text: string): string {
@@ -91,16 +91,19 @@ export async function criuCheck(
   return { ok: r.code === 0, detail: output || (r.code === 0 ? 'ok' : describeFailure(r)) };
 }
 
-// Version + check for one candidate command.
-export async function probeCriu(source: CriuInstall['source'], command: string): Promise<CriuCandidate> {
+// Version, `criu check` and a test dump for one candidate command. A
+// provisioned build (`cacheDir`) keeps the test dump's answer per kernel.
+export async function probeCriu(source: CriuInstall['source'], command: string, cacheDir?: string): Promise<CriuCandidate> {
   if (!(await isExecutable(command))) {
     return { source, command, found: false, working: false, detail: 'not found or not executable' };
   }
   const v = await criuVersion(command);
   if (!v.version) return { source, command, found: true, working: false, detail: v.detail };
   const check = await criuCheck({ command });
-  const detail = check.ok ? `criu check: ${lastLine(check.detail)}` : `criu check failed: ${lastLine(check.detail)}`;
-  return { source, command, found: true, version: v.version, working: check.ok, detail };
+  if (!check.ok) return { source, command, found: true, version: v.version, working: false, detail: `criu check failed: ${lastLine(check.detail)}` };
+  const dump = cacheDir ? await cachedDumpCheck(cacheDir, command, v.version) : await runDumpCheck(command);
+  const detail = dump.ok ? `criu check: ${lastLine(check.detail)}; ${dump.detail}` : `criu check passes but ${dump.detail}`;
+  return { source, command, found: true, version: v.version, working: dump.ok, detail };
 }
 
 function lastLine(text: string): string {
@@ -112,19 +115,21 @@ function lastLine(text: string): string {
 // Stops at the first working one unless `all` is set (the doctor shows all).
 export async function findCriuCandidates(all = false): Promise<CriuCandidate[]> {
   const out: CriuCandidate[] = [];
-  const places: [CriuInstall['source'], () => Promise<string | undefined>][] = [
+  const places: [CriuInstall['source'], () => Promise<string | undefined>, string?][] = [
     ['FERRY_CRIU', async () => {
       const value = process.env.FERRY_CRIU;
       if (!value) return undefined;
       return value.includes('/') ? value : ((await findOnPath(value)) ?? value);
     }],
     ['PATH', () => findOnPath('criu')],
-    ['cache', async () => criuCacheCommand()],
+    ...CRIU_BUILDS.map((b): [CriuInstall['source'], () => Promise<string | undefined>, string] => ['cache', async () => criuCacheCommand(b), criuCacheDir(b)]),
   ];
-  for (const [source, locate] of places) {
+  for (const [source, locate, cacheDir] of places) {
     const command = await locate();
     if (!command) continue;
-    const candidate = await probeCriu(source, command);
+    // A build not provisioned (yet) is skipped quietly unless every place is asked for.
+    if (source === 'cache' && !all && !(await isExecutable(command))) continue;
+    const candidate = await probeCriu(source, command, cacheDir);
     trace(`${source} ${command}: ${candidate.working ? 'works' : 'does not work'} (${candidate.detail})`);
     out.push(candidate);
     if (candidate.working && !all) break;

@@ -4,31 +4,17 @@ import { FerryError } from '../common/ferry-error.js';
 import { tracer } from '../common/trace.js';
 import { ErrorCode } from '../gen/proto.js';
 import { pickDebianMirror, readSystemAptSources } from './apt-sources.js';
-import {
-  CRIU_CACHE_NAME,
-  type CriuInstall,
-  criuCacheDir,
-  ferryCacheDir,
-  findCriu,
-  probeCriu,
-} from './criu-install.js';
+import { CRIU_BUILDS, type CriuBuild } from './criu-builds.js';
+import { type CriuInstall, criuCacheDir, criuCheck, criuVersion, ferryCacheDir, findCriu, probeCriu } from './criu-install.js';
 import { acquireFileLock } from './file-lock.js';
 import { describeFailure, runCommand } from './run-command.js';
 
 const trace = tracer('criu');
 
-// Debian 12's CRIU 3.17 fails `criu check` on current kernels, and 4.1 needs
-// glibc 2.38+, so CRIU is unpacked with its own libc and loader from Debian 13
-// into a private prefix (see FACTS.md). The list is criu's dependency closure
-// minus what a minimal system of any release already provides compatibly.
-export const CRIU_SUITE = 'trixie';
-export const CRIU_PACKAGES = [
-  'criu', 'libcompel1', 'libc6', 'libgnutls30t64', 'libnftables1', 'libprotobuf-c1',
-  'libnl-3-200', 'libnet1', 'libbsd0', 'libuuid1', 'libp11-kit0', 'libidn2-0', 'libunistring5',
-  'libtasn1-6', 'libnettle8t64', 'libhogweed6t64', 'libgmp10', 'libmnl0', 'libnftnl11',
-  'libjansson4', 'libxtables12', 'libedit2', 'libmd0', 'libffi8', 'libbrotli1', 'libzstd1',
-  'libtinfo6', 'libgcc-s1',
-] as const;
+// What to provision, and in which order: criu-builds.ts.
+/** The first build tried (kept for callers that name one). */
+export const CRIU_SUITE = CRIU_BUILDS[0]!.suite;
+export const CRIU_PACKAGES = CRIU_BUILDS[0]!.packages;
 
 const APT_UPDATE_TIMEOUT_MS = 5 * 60_000;
 const APT_DOWNLOAD_TIMEOUT_MS = 10 * 60_000;
@@ -85,9 +71,9 @@ const ARCHITECTURES: Record<string, { triplet: string; loader: string }> = {
 
 // The wrapper finds the prefix relative to itself, so the folder can be
 // renamed into place after it was checked.
-export function criuWrapperScript(triplet: string, loader: string): string {
+export function criuWrapperScript(triplet: string, loader: string, build: CriuBuild = CRIU_BUILDS[0]!): string {
   return `#!/bin/sh
-# CRIU ${CRIU_CACHE_NAME} from Debian ${CRIU_SUITE}, unpacked by Ferry. It needs a newer glibc than
+# CRIU ${build.cacheName} from Debian ${build.suite}, unpacked by Ferry. It needs a newer glibc than
 # the system's, so it runs through its own prefix's loader and libraries.
 here=$(dirname "$(readlink -f "$0")")
 prefix=$(dirname "$here")/prefix
@@ -96,24 +82,39 @@ exec "$prefix/usr/lib/${triplet}/${loader}" --library-path "$lib" "$prefix/usr/s
 `;
 }
 
-// Returns a working CRIU: one already present, or CRIU 4.1 provisioned into the cache.
+// Returns a working CRIU: one already present, or one provisioned into the cache.
 export async function ensureCriu(): Promise<CriuInstall> {
   const found = await findCriu();
   if (found) return found;
   return provisionCriu();
 }
 
-// Provisions CRIU 4.1 into `${FERRY_CACHE_DIR:-~/.cache/ferry}/criu-4.1` (idempotent:
-// a working cache is reused). Concurrent runs serialise on a lock file.
+// Provisions the builds of criu-builds.ts in order into
+// `${FERRY_CACHE_DIR:-~/.cache/ferry}/NAME` until one works here (idempotent:
+// a working cache is reused). Concurrent runs serialise on a lock file per build.
 export async function provisionCriu(): Promise<CriuInstall> {
-  const { triplet, loader, mirror, signedBy } = await checkPreconditions();
+  const params = await checkPreconditions();
   const cacheRoot = ferryCacheDir();
   try {
     await mkdir(cacheRoot, { recursive: true });
   } catch (err) {
     throw new CriuProvisionError('cache-dir', `cannot create ${cacheRoot}: ${(err as Error).message}`);
   }
-  const lockPath = join(cacheRoot, `${CRIU_CACHE_NAME}.lock`);
+  const failures: string[] = [];
+  for (const build of CRIU_BUILDS) {
+    try {
+      return await provisionBuild(build, cacheRoot, params);
+    } catch (err) {
+      if (!(err instanceof CriuProvisionError) || err.step !== 'check') throw err;
+      trace(`CRIU from ${build.suite} does not work here: ${err.detail}`);
+      failures.push(`${build.cacheName} (Debian ${build.suite}): ${err.detail}`);
+    }
+  }
+  throw new CriuProvisionError('check', `no CRIU that Ferry can provision works on this host: ${failures.join('; ')}`);
+}
+
+async function provisionBuild(build: CriuBuild, cacheRoot: string, params: BuildParams): Promise<CriuInstall> {
+  const lockPath = join(cacheRoot, `${build.cacheName}.lock`);
   let lock;
   try {
     lock = await acquireFileLock(lockPath, PROVISION_LOCK_TIMEOUT_MS);
@@ -121,19 +122,23 @@ export async function provisionCriu(): Promise<CriuInstall> {
     throw new CriuProvisionError('lock', (err as Error).message);
   }
   try {
-    const target = criuCacheDir();
-    const existing = await probeCriu('cache', join(target, 'bin', 'criu'));
+    const target = criuCacheDir(build);
+    const existing = await probeCriu('cache', join(target, 'bin', 'criu'), target);
     if (existing.working && existing.version) {
       trace(`cache already provisioned by another run: ${existing.version}`);
       return { command: existing.command, version: existing.version, source: 'cache' };
     }
+    if (existing.found && existing.version && /^criu check passes but/.test(existing.detail)) {
+      // Installed intact, and it is this host that it does not work on: no point in fetching it again.
+      throw new CriuProvisionError('check', existing.detail);
+    }
     // Leftovers of runs that died half way; safe to remove while holding the lock.
     for (const name of await readdir(cacheRoot)) {
-      if (name.startsWith(`${CRIU_CACHE_NAME}.tmp-`) || name.startsWith(`${CRIU_CACHE_NAME}.old-`)) await rm(join(cacheRoot, name), { recursive: true, force: true });
+      if (name.startsWith(`${build.cacheName}.tmp-`) || name.startsWith(`${build.cacheName}.old-`)) await rm(join(cacheRoot, name), { recursive: true, force: true });
     }
-    const work = await mkdtemp(join(cacheRoot, `${CRIU_CACHE_NAME}.tmp-`));
+    const work = await mkdtemp(join(cacheRoot, `${build.cacheName}.tmp-`));
     try {
-      const version = await buildInto(work, { triplet, loader, mirror, signedBy });
+      const version = await buildInto(work, build, params);
       // A broken or partial install is moved aside first (rename cannot replace a folder).
       const old = `${target}.old-${process.pid}`;
       try {
@@ -148,6 +153,9 @@ export async function provisionCriu(): Promise<CriuInstall> {
       } catch (err) {
         throw new CriuProvisionError('install', `cannot move ${work} to ${target}: ${(err as Error).message}`);
       }
+      // Installed either way (so the next run knows without fetching it again); used only when it dumps here.
+      const installed = await probeCriu('cache', join(target, 'bin', 'criu'), target);
+      if (!installed.working) throw new CriuProvisionError('check', installed.detail);
       trace(`provisioned CRIU ${version} into ${target}`);
       return { command: join(target, 'bin', 'criu'), version, source: 'cache' };
     } finally {
@@ -186,7 +194,7 @@ async function checkPreconditions(): Promise<BuildParams> {
 }
 
 // Downloads, unpacks and checks CRIU in `work`; returns its version.
-async function buildInto(work: string, params: BuildParams): Promise<string> {
+async function buildInto(work: string, build: CriuBuild, params: BuildParams): Promise<string> {
   const aptDir = join(work, 'apt');
   const debDir = join(work, 'debs');
   const prefix = join(work, 'prefix');
@@ -195,7 +203,7 @@ async function buildInto(work: string, params: BuildParams): Promise<string> {
   }
   const sourceList = join(aptDir, 'sources.list');
   const options = params.signedBy ? `[signed-by=${params.signedBy}] ` : '';
-  await writeFile(sourceList, `deb ${options}${params.mirror} ${CRIU_SUITE} main\n`);
+  await writeFile(sourceList, `deb ${options}${params.mirror} ${build.suite} main\n`);
   // Everything apt reads or writes is private: the system's lists, caches and
   // pins stay as they were. The sandbox user could not write under $HOME.
   const aptOptions = [
@@ -213,11 +221,11 @@ async function buildInto(work: string, params: BuildParams): Promise<string> {
   trace('apt-get update (private lists)');
   const update = await runCommand('apt-get', [...aptOptions, '-q', 'update'], { env, timeoutMs: APT_UPDATE_TIMEOUT_MS });
   if (update.code !== 0 || /^(E:|W: Failed to fetch)/m.test(update.stderr)) {
-    throw new CriuProvisionError('apt-update', `apt-get update for ${CRIU_SUITE} failed: ${describeFailure(update)}`);
+    throw new CriuProvisionError('apt-update', `apt-get update for ${build.suite} failed: ${describeFailure(update)}`);
   }
 
-  trace(`apt-get download ${CRIU_PACKAGES.length} packages`);
-  const download = await runCommand('apt-get', [...aptOptions, '-q', 'download', ...CRIU_PACKAGES], {
+  trace(`apt-get download ${build.packages.length} packages from ${build.suite}`);
+  const download = await runCommand('apt-get', [...aptOptions, '-q', 'download', ...build.packages], {
     cwd: debDir,
     env,
     timeoutMs: APT_DOWNLOAD_TIMEOUT_MS,
@@ -225,13 +233,13 @@ async function buildInto(work: string, params: BuildParams): Promise<string> {
   const missing = [...`${download.stderr}\n${download.stdout}`.matchAll(/Unable to locate package (\S+)|Can't select candidate version from package (\S+)|Package '?(\S+?)'? has no installation candidate/g)]
     .map((m) => m[1] ?? m[2] ?? m[3]);
   if (missing.length > 0) {
-    throw new CriuProvisionError('package-missing', `not in ${CRIU_SUITE}: ${missing.join(', ')}`);
+    throw new CriuProvisionError('package-missing', `not in ${build.suite}: ${missing.join(', ')}`);
   }
   if (download.code !== 0) {
     throw new CriuProvisionError('apt-download', `apt-get download failed: ${describeFailure(download)}`);
   }
   const debs = (await readdir(debDir)).filter((n) => n.endsWith('.deb'));
-  const absent = CRIU_PACKAGES.filter((p) => !debs.some((d) => d.startsWith(`${p}_`)));
+  const absent = build.packages.filter((p) => !debs.some((d) => d.startsWith(`${p}_`)));
   if (absent.length > 0) {
     throw new CriuProvisionError('package-missing', `apt-get download left out: ${absent.join(', ')}`);
   }
@@ -245,12 +253,12 @@ async function buildInto(work: string, params: BuildParams): Promise<string> {
   await rm(debDir, { recursive: true, force: true });
 
   const wrapper = join(work, 'bin', 'criu');
-  await writeFile(wrapper, criuWrapperScript(params.triplet, params.loader));
+  await writeFile(wrapper, criuWrapperScript(params.triplet, params.loader, build));
   await chmod(wrapper, 0o755);
 
-  const probe = await probeCriu('cache', wrapper);
-  if (!probe.working || !probe.version) {
-    throw new CriuProvisionError('check', `the unpacked CRIU does not work: ${probe.detail}`);
-  }
-  return probe.version;
+  // Version and `criu check` here; the test dump runs once it is in place.
+  const v = await criuVersion(wrapper);
+  const check = v.version ? await criuCheck({ command: wrapper }) : { ok: false, detail: v.detail };
+  if (!v.version || !check.ok) throw new CriuProvisionError('check', `the unpacked CRIU does not work: ${check.detail}`);
+  return v.version;
 }
