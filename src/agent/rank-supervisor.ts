@@ -14,6 +14,7 @@
 // ferry-init writes to FERRY_EXIT_STATUS_FILE when the rank ends.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, closeSync, constants as fsConstants, mkdirSync, openSync, readFileSync, readdirSync } from 'node:fs';
+import { INIT_DIR_ENV, createRankInitDir, removeRankInitDir } from './rank-init-dir.js';
 import { processAlive, processEnv, processStartTicks, readExitStatus, removeExitStatus } from './rank-process.js';
 import { loadRankTable, RANK_TABLE_FILE, saveRankTable, type RankTableEntry } from './rank-table.js';
 import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
@@ -137,6 +138,7 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
     const statusFile = join(this.stateDir, 'status', `${spec.jobId}.${spec.rank}.${Date.now().toString(36)}`);
     mkdirSync(dirname(statusFile), { recursive: true });
     removeExitStatus(statusFile);
+    const initDir = createRankInitDir(spec.jobId, spec.rank);
     const out = openSync(logs.out, 'a');
     const err = openSync(logs.err, 'a');
     let child: ChildProcess;
@@ -153,19 +155,21 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
             FERRY_SIZE: String(spec.worldSize),
             FERRY_AGENT_SOCKET: this.options.agentSocketName,
             [EXIT_STATUS_ENV]: statusFile,
+            [INIT_DIR_ENV]: initDir,
           },
           stdio: ['ignore', out, err],
           detached: true,
         },
       );
     } catch (e) {
+      removeRankInitDir(initDir);
       throw new FerryError(ErrorCode.SPAWN_FAILED, `cannot start rank ${spec.rank} of ${spec.jobId} on ${this.options.host}: ${errorMessage(e)}`);
     } finally {
       closeSync(out);
       closeSync(err);
     }
     trace(`started ${spec.jobId}/${spec.rank} pid ${child.pid}: ${program}`);
-    return this.track(spec, child, logs, 'started', statusFile);
+    return this.track(spec, child, logs, 'started', statusFile, initDir);
   }
 
   /**
@@ -182,7 +186,8 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
     const init = initPidOf(child.pid ?? 0);
     const statusFile = (init && processEnv(init, EXIT_STATUS_ENV)) || '';
     if (statusFile) removeExitStatus(statusFile); // a status left by an earlier copy of the rank
-    return this.track(spec, child, this.logPaths(spec.jobId, spec.rank), 'restored', statusFile);
+    const initDir = (init && processEnv(init, INIT_DIR_ENV)) || undefined;
+    return this.track(spec, child, this.logPaths(spec.jobId, spec.rank), 'restored', statusFile, initDir);
   }
 
   private track(
@@ -191,6 +196,7 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
     logs: { out: string; err: string },
     origin: RankTableEntry['origin'],
     statusFile: string,
+    initDir: string | undefined,
   ): RankProcessInit {
     const key = RankSupervisor.key(spec.jobId, spec.rank);
     const pid = child.pid ?? 0;
@@ -205,6 +211,7 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
       logs,
       offsets: { out: 0, err: 0 },
       statusFile,
+      ...(initDir ? { initDir } : {}),
       startedMs: info.started_ms ?? Date.now(),
       flushEpoch: 0,
     };
@@ -215,6 +222,7 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
     child.on('exit', (code, signal) => {
       if (this.ranks.get(key) === entry) this.ranks.delete(key);
       removeExitStatus(statusFile);
+      removeRankInitDir(initDir);
       if (entry.ended) return;
       entry.ended = true;
       this.saveTable();
@@ -259,6 +267,7 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
       } else {
         const exit = this.endedExit(t, true);
         removeExitStatus(t.statusFile);
+        removeRankInitDir(t.initDir);
         result.ended.push({ exit, logs: t.logs, offsets: t.offsets });
         trace(`${key} ended while the agent was down: exit ${exit.exit_code} ${exit.reason}`);
       }
@@ -299,6 +308,7 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
         e.ended = true;
         const exited = this.endedExit(e.table, false, e.lastSignal);
         removeExitStatus(e.table.statusFile);
+        removeRankInitDir(e.table.initDir);
         this.saveTable();
         trace(`exit of re-adopted ${key}: code=${exited.exit_code} ${exited.reason}`);
         this.emit('exit', exited);

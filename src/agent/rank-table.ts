@@ -31,6 +31,8 @@ export interface RankTableEntry {
   offsets: { out: number; err: number };
   /** Where ferry-init writes the rank's exit status (FERRY_EXIT_STATUS_FILE); empty when unknown. */
   statusFile: string;
+  /** ferry-init's own working directory (rank-init-dir.ts), removed when the rank ends; absent when unknown. */
+  initDir?: string;
   startedMs: number;
   /** Non-zero while the rank is asked to flush or flushed at that epoch, and not yet resumed. */
   flushEpoch: number;

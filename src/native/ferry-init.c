@@ -16,6 +16,12 @@
  * loop, which a restore resumes (an interrupted wait returns EINTR and is
  * simply retried).
  *
+ * When FERRY_INIT_DIR is set, the init moves into that directory once the
+ * program is forked (the program keeps the working directory it was started
+ * in, and does not see the variable): CRIU's parasite makes a scratch
+ * directory in the dumped root task's working directory, and ranks whose inits
+ * share one cannot be dumped at the same moment (src/agent/rank-init-dir.ts).
+ *
  * When FERRY_EXIT_STATUS_FILE is set, the status is also written there
  * (atomically: a temporary file renamed over it) just before exiting: an
  * agent restarted after a crash is no longer the parent of the rank's tree,
@@ -41,6 +47,7 @@
 /* First line of the status file: a magic and a format version (rank-supervisor.ts reads it). */
 #define FI_STATUS_MAGIC "ferry-exit-status 1"
 #define FI_STATUS_ENV "FERRY_EXIT_STATUS_FILE"
+#define FI_INIT_DIR_ENV "FERRY_INIT_DIR"
 
 /* Signals passed on to the program; everything else keeps its default. */
 static const int fi_forwarded_signals[] = {
@@ -86,12 +93,25 @@ static void fi_exec_program(char **argv, const sigset_t *oldmask)
 	for (i = 0; i < FI_FORWARDED_COUNT; i++)
 		(void)sigaction(fi_forwarded_signals[i], &sa, NULL);
 	(void)sigprocmask(SIG_SETMASK, oldmask, NULL);
+	(void)unsetenv(FI_INIT_DIR_ENV);
 
 	execvp(argv[0], argv);
 	err = errno;
 	fprintf(stderr, "ferry-init: cannot execute %s: %s (errno %d)\n",
 		argv[0], strerror(err), err);
 	_exit(FI_EXIT_EXEC_FAILED);
+}
+
+/* Best effort: in the job's directory the rank still runs, only its dumps take turns. */
+static void fi_enter_init_dir(void)
+{
+	const char *dir = getenv(FI_INIT_DIR_ENV);
+
+	if (dir == NULL || *dir == 0)
+		return;
+	if (chdir(dir) != 0)
+		fprintf(stderr, "ferry-init: cannot enter %s: %s\n", dir,
+			strerror(errno));
 }
 
 static int fi_status_to_exit_code(int status)
@@ -187,6 +207,7 @@ int main(int argc, char **argv)
 	}
 	if (program == 0)
 		fi_exec_program(&argv[1], &oldmask);
+	fi_enter_init_dir();
 
 	for (;;) {
 		sig = sigwaitinfo(&waitset, &info);

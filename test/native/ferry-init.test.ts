@@ -2,7 +2,7 @@
 // orphan reaping, exec failure. Every test runs it the way the agent does:
 // `unshare --pid --fork setsid ferry-init PROGRAM ARGS`.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -65,9 +65,11 @@ interface Launched {
 const launched: Launched[] = [];
 let tmp = '';
 
-function launch(args: string[]): Launched {
+function launch(args: string[], opts: { env?: Record<string, string>; cwd?: string } = {}): Launched {
   const child = spawn('unshare', ['--pid', '--fork', 'setsid', FERRY_INIT, ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, ...opts.env },
+    cwd: opts.cwd,
   });
   let err = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
@@ -180,6 +182,20 @@ describe('ferry-init', () => {
     process.kill(pid, 'SIGTERM');
     expect((await l.exit).code).toBe(128 + 15);
   }, TEST_TIMEOUT_MS);
+
+  it('moves itself into FERRY_INIT_DIR, leaving the program where it started and without the variable', async () => {
+    const own = join(tmp, 'init-dir');
+    const jobDir = join(tmp, 'job-dir');
+    mkdirSync(own);
+    mkdirSync(jobDir);
+    const l = launch(['sleep', '30'], { env: { FERRY_INIT_DIR: own }, cwd: jobDir });
+    const init = await initPid(l);
+    const program = await waitFor('the program to start', () => childrenOf(init)[0]?.pid);
+    await waitFor('ferry-init to enter its directory', () => readlinkSync(`/proc/${init}/cwd`) === own);
+    expect(readlinkSync(`/proc/${program}/cwd`)).toBe(jobDir);
+    await waitFor('the program to exec', () => readFileSync(`/proc/${program}/cmdline`, 'utf8').startsWith('sleep'));
+    expect(readFileSync(`/proc/${program}/environ`, 'utf8')).not.toContain('FERRY_INIT_DIR=');
+  });
 
   it('exits 127 with a message naming the program when exec fails', async () => {
     const l = launch(['/nonexistent/ferry-program', 'arg']);

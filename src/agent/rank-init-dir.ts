@@ -1,0 +1,63 @@
+// The private working directory of each rank's ferry-init.
+//
+// ferry-init is the root task of a rank's CRIU dump, and CRIU's parasite makes
+// a scratch directory (proc.crtools) in the root task's working directory
+// during a dump (see criu-dump.ts, ProcScratchGuard). Ranks whose inits share
+// a working directory (every rank of a job started in the job's directory)
+// collide on it, so their dumps had to take turns. ferry-init therefore
+// leaves the program in the job's directory and moves itself into a directory
+// of its own. The path does not depend on the host, so a host that restores
+// the rank creates it first (CRIU restores working directories by path).
+import { mkdirSync, readdirSync, readlinkSync, rmdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join, sep } from 'node:path';
+
+export const RANK_INIT_DIR_BASE = '/tmp/ferry-rank-init';
+/** The environment variable that hands ferry-init its directory (ferry-init.c removes it from the program's environment). */
+export const INIT_DIR_ENV = 'FERRY_INIT_DIR';
+
+/** Creates a new, empty directory for one start of a rank. */
+export function createRankInitDir(jobId: string, rank: number): string {
+  const dir = join(RANK_INIT_DIR_BASE, `${jobId}.${rank}.${randomBytes(6).toString('hex')}`);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return dir;
+}
+
+/** Whether `path` is one of these directories (and not, say, a job's own directory). */
+export function isRankInitDir(path: string): boolean {
+  if (!path.startsWith(RANK_INIT_DIR_BASE + sep)) return false;
+  const name = path.slice(RANK_INIT_DIR_BASE.length + 1);
+  return name.length > 0 && !name.includes(sep) && name !== '.' && name !== '..';
+}
+
+/** Creates the directory a restored rank's ferry-init works in (it must exist before CRIU restores it). */
+export function ensureRankInitDir(path: string): void {
+  if (isRankInitDir(path)) mkdirSync(path, { recursive: true, mode: 0o700 });
+}
+
+/** Whether a live process works in `dir` (an init restored from the same image, on a host sharing this machine). */
+function inUse(dir: string): boolean {
+  for (const pid of readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(pid)) continue;
+    try {
+      if (readlinkSync(`/proc/${pid}/cwd`) === dir) return true;
+    } catch {
+      // gone, or not ours to look at
+    }
+  }
+  return false;
+}
+
+/**
+ * Removes the directory once its rank has ended; best effort (something left
+ * inside keeps it). Kept while a process still works there: a rank migrated
+ * between namespace hosts of one machine is restored into the same path.
+ */
+export function removeRankInitDir(path: string | undefined): void {
+  if (!path || !isRankInitDir(path) || inUse(path)) return;
+  try {
+    rmdirSync(path);
+  } catch {
+    // already gone, or not empty (a CRIU scratch directory left by a killed dump): harmless
+  }
+}
