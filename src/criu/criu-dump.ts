@@ -225,7 +225,7 @@ export async function dumpRank(opts: DumpRankOptions): Promise<DumpResult> {
   if (r.code !== 0) {
     const why = r.timedOut ? `timed out after ${timeoutMs} ms` : describeFailure(r);
     throw new FerryError(
-      ErrorCode.INTERNAL,
+      ErrorCode.CRIU_FAILED,
       `criu dump of pid ${initPid} into ${imagesDir} failed (${why}); ${logFile}:\n${await criuLogTail(logFile)}`,
     );
   }

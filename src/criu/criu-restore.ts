@@ -140,7 +140,7 @@ export async function restoreRank(opts: RestoreRankOptions): Promise<RestoredRan
       settled = true;
       clearTimeout(timer);
       const helperErr = stderr.trim() ? `\nferry-restore: ${stderr.trim()}` : '';
-      reject(new FerryError(ErrorCode.INTERNAL, `criu restore of ${imagesDir} failed (${why}); ${logFile}:\n${await criuLogTail(logFile)}${helperErr}`));
+      reject(new FerryError(ErrorCode.CRIU_FAILED, `criu restore of ${imagesDir} failed (${why}); ${logFile}:\n${await criuLogTail(logFile)}${helperErr}`));
     };
     const timer = setTimeout(() => {
       child.kill('SIGKILL'); // the restored tree, if any, dies with it (parent-death signal)

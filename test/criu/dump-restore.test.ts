@@ -6,6 +6,7 @@
 import { readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ErrorCode } from '../../src/gen/proto.js';
 import { type CriuInstall } from '../../src/criu/criu-install.js';
 import { ensureCriu } from '../../src/criu/criu-provision.js';
 import { dumpRank } from '../../src/criu/criu-dump.js';
@@ -227,8 +228,8 @@ describe('dump and restore of a rank', () => {
     const images = join(dir, 'images');
     let missing = 4_000_000;
     while (alive(missing)) missing--;
-    await expect(dumpRank({ criu, initPid: missing, imagesDir: images, leaveRunning: true })).rejects.toThrow(
-      new RegExp(`criu dump of pid ${missing} .*failed[\\s\\S]*Error`),
-    );
+    const failed = dumpRank({ criu, initPid: missing, imagesDir: images, leaveRunning: true });
+    await expect(failed).rejects.toThrow(new RegExp(`criu dump of pid ${missing} .*failed[\\s\\S]*Error`));
+    await expect(failed).rejects.toMatchObject({ code: ErrorCode.CRIU_FAILED });
   }, TEST_TIMEOUT_MS);
 });

@@ -86,9 +86,9 @@ describe('CRIU images of a dumped rank', () => {
     appendFileSync(data, '!');
     expect((await checkRestorable(summary, HOST)).map((p) => p.message)).toEqual([`${HOST}: ${data}: size 13 != 12 expected`]);
     // CRIU itself refuses the changed file, and restoreRank says why.
-    await expect(restoreRank({ criu, imagesDir: images, logOut: out, logErr: err, workDir: join(dir, 'r1') })).rejects.toThrow(
-      /has bad size 13 \(expect 12\)/,
-    );
+    const refused = restoreRank({ criu, imagesDir: images, logOut: out, logErr: err, workDir: join(dir, 'r1') });
+    await expect(refused).rejects.toThrow(/has bad size 13 \(expect 12\)/);
+    await expect(refused).rejects.toMatchObject({ code: ErrorCode.CRIU_FAILED });
     truncateSync(data, 12);
 
     renameSync(data, `${data}.away`);
