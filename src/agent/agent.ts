@@ -64,6 +64,8 @@ export interface AgentIdentity {
   version: string;
   /** This host's image server, where other agents fetch its images. */
   imageServer?: string;
+  /** The id of the image store (--images) this host writes to (images/image-store-id.ts). */
+  imageStore?: string;
 }
 
 export interface AgentHooks {
@@ -237,6 +239,7 @@ export class Agent {
           agent_instance: this.instance,
           agent_version: this.identity.version,
           image_server: this.identity.imageServer ?? '',
+          image_store: this.identity.imageStore ?? '',
           // Ranks that ended while no agent ran count as alive until settleReadopted reports them.
           ranks: [...this.ranks.running(), ...(this.readopted?.ended.map((d) => ({ job_id: d.exit.job_id, rank: d.exit.rank, pid: d.exit.pid })) ?? [])],
           exited: [...this.unackedExits.values()],

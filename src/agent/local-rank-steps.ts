@@ -1,6 +1,6 @@
 // The checkpoint protocol's steps on this node, for real: flushes through the
 // rank channel, CRIU dumps, SIGUSR2 to resume, image removal.
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, rm, rmdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import PQueue from 'p-queue';
 import { ErrorCode, RoundStep, type RoundRequest } from '../gen/proto.js';
@@ -14,9 +14,11 @@ import { restoreRank } from '../criu/criu-restore.js';
 import { assertRestorable } from '../criu/restore-precheck.js';
 import { fetchImageDir } from '../images/image-fetcher.js';
 import { GrowingFileHasher } from '../images/growing-file-hasher.js';
-import { rankImageDir } from '../images/image-paths.js';
-import { readManifest, verifyImageDir, writeManifest } from '../images/manifest.js';
+import { imageLabel, rankImageDir } from '../images/image-paths.js';
+import { readImageStoreId } from '../images/image-store-id.js';
+import { verifyImageDir, verifyRecordedImage, writeManifest } from '../images/manifest.js';
 import type { RankChannelServer } from './rank-channel.js';
+import { ensureRankInitDir } from './rank-init-dir.js';
 import type { RankSteps, StepOutcome } from './rank-steps.js';
 import type { RankSupervisor } from './rank-supervisor.js';
 
@@ -35,8 +37,9 @@ const DUMP_DELAY_MS = Number(process.env.FERRY_FAULT_DUMP_DELAY_MS ?? 0);
  * CRIU dumps at once on one node. A dump is mostly the kernel copying pages
  * into the page cache, so a few at once keep both the cores and the disk
  * busy; more only add memory pressure. Dumps of ranks that share a working
- * directory are staggered by CRIU's scratch directory guard (criu-dump.ts),
- * not serialised.
+ * directory would be staggered by CRIU's scratch directory guard
+ * (criu-dump.ts); each rank's ferry-init works in a directory of its own
+ * (rank-init-dir.ts), so they are not.
  */
 export const DUMP_CONCURRENCY = 4;
 /** Image fetches and restores at once on one node. */
@@ -85,8 +88,7 @@ export class LocalRankSteps implements RankSteps {
       case RoundStep.RESUME:
         return this.resume(req);
       case RoundStep.DISCARD:
-        await rm(this.imageSetDir(req), { recursive: true, force: true });
-        return { failed: new Map() };
+        return this.discard(req);
       case RoundStep.STOP:
         for (const r of req.dump_ranks) {
           this.flushed.delete(`${req.job_id}/${r}`);
@@ -183,9 +185,16 @@ export class LocalRankSteps implements RankSteps {
     return { failed, images: done };
   }
 
-  /** FETCH: each rank's image from the agent that holds it (or this host's own copy), every file verified. */
+  /**
+   * FETCH: each rank's image, every file verified. An image with no server is
+   * read in place: this host's own copy, or one another host wrote into the
+   * image store this host's images directory is (a shared directory; checked
+   * against the store's id). Otherwise it comes from the named host's server.
+   */
   private async fetch(req: RoundRequest): Promise<StepOutcome> {
     let bytes = 0;
+    const sharedFromOthers = req.sources.some((s) => !s.server && s.host !== this.o.host && s.image_store);
+    const ownStore = sharedFromOthers ? await readImageStoreId(this.o.imagesDir) : undefined;
     const { failed } = await this.perRank(
       this.transferQueue,
       req.sources.map((s) => s.rank),
@@ -193,17 +202,41 @@ export class LocalRankSteps implements RankSteps {
         const src = req.sources.find((s) => s.rank === rank)!;
         const into = rankImageDir(this.o.imagesDir, req.job_id, src.epoch, rank);
         if (src.host === this.o.host || !src.server) {
-          await verifyImageDir(into, await readManifest(into)); // already here
+          if (src.host !== this.o.host && src.image_store && src.image_store !== ownStore) {
+            throw new FerryError(
+              ErrorCode.IMAGE_MISSING,
+              `${imageLabel({ epoch: src.epoch, rank })}: written by host ${src.host} into image store ${src.image_store}, ` +
+                `but the images directory of host ${this.o.host} (${this.o.imagesDir}) is store ${ownStore ?? '(none)'}`,
+            );
+          }
+          await verifyRecordedImage(into, src.manifest_sha256); // already here
           return;
         }
         const r = await fetchImageDir({ from: src.server, jobId: req.job_id, epoch: src.epoch, rank, into, manifestSha256: src.manifest_sha256 });
         if (r.manifest.manifestSha256 !== src.manifest_sha256) {
-          throw new FerryError(ErrorCode.MALFORMED, `epoch ${src.epoch} rank ${rank}: the manifest fetched from ${src.host} is not the one the coordinator recorded`);
+          throw new FerryError(ErrorCode.IMAGE_CORRUPT, `epoch ${src.epoch} rank ${rank}: the manifest fetched from ${src.host} is not the one the coordinator recorded`);
         }
+        // Found complete here (a directory shared with the server, or an earlier fetch): its files were not read yet.
+        if (r.alreadyComplete) await verifyImageDir(into, r.manifest);
         bytes += r.bytesReceived;
       },
     );
     return { failed, bytesFetched: bytes };
+  }
+
+  /**
+   * DISCARD: the images of this host's ranks of an aborted epoch or a finished
+   * migration, then the set's folder once empty. Only the ranks named: in an
+   * images directory shared with other hosts, the other ranks' folders are
+   * theirs to remove.
+   */
+  private async discard(req: RoundRequest): Promise<StepOutcome> {
+    const set = imageSetNumber(req);
+    for (const rank of req.ranks) await rm(rankImageDir(this.o.imagesDir, req.job_id, set, rank), { recursive: true, force: true });
+    await rmdir(this.imageSetDir(req)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT' && err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
+    });
+    return { failed: new Map() };
   }
 
   /** RESTORE: each fetched rank into a new PID namespace here; it waits, flushed, for RESUME. */
@@ -216,10 +249,13 @@ export class LocalRankSteps implements RankSteps {
         const src = req.sources.find((s) => s.rank === rank)!;
         const dir = rankImageDir(this.o.imagesDir, req.job_id, src.epoch, rank);
         const summary = await readImages(dir);
-        assertRestorable(summary, this.o.host);
+        // ferry-init's private directory is Ferry's to make; anything else missing is the operator's to fix.
+        for (const f of summary.files) if (f.uses.includes('cwd')) ensureRankInitDir(f.path);
+        await assertRestorable(summary, this.o.host);
         const logs = this.o.ranks.logPaths(req.job_id, rank);
         await mkdir(dirname(logs.out), { recursive: true });
-        const workDir = join(this.o.imagesDir, '.restore', `${req.job_id}-${src.epoch}-${rank}`);
+        // Named after the host too: an images directory may be shared by several hosts.
+        const workDir = join(this.o.imagesDir, '.restore', `${this.o.host}-${req.job_id}-${src.epoch}-${rank}`);
         await rm(workDir, { recursive: true, force: true });
         await mkdir(workDir, { recursive: true });
         const restored = await restoreRank({ criu, imagesDir: dir, logOut: logs.out, logErr: logs.err, summary, workDir });

@@ -7,6 +7,7 @@ import { Agent } from '../agent/agent.js';
 import { LocalRankSteps } from '../agent/local-rank-steps.js';
 import { RankChannelServer } from '../agent/rank-channel.js';
 import { ImageServer } from '../images/image-server.js';
+import { ensureImageStoreId } from '../images/image-store-id.js';
 import { RankSupervisor } from '../agent/rank-supervisor.js';
 import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { checkSafeName } from '../common/names.js';
@@ -91,6 +92,8 @@ export async function agentCommand(argv: string[]): Promise<number> {
   const logs = resolve(opt(p, 'logs') ?? join(dirname(images), 'logs'));
   mkdirSync(images, { recursive: true });
   mkdirSync(logs, { recursive: true });
+  // Agents given one shared directory share its id: the coordinator lets them read each other's images in place.
+  const imageStore = await ensureImageStoreId(images);
   const address = opt(p, 'address') ?? defaultAddress();
   const initPath = join(packageRoot(), 'build', 'bin', 'ferry-init');
   if (!existsSync(initPath)) throw new FerryError(ErrorCode.UNAVAILABLE, `${cmd}: ${initPath} is missing: run "npm run build"`);
@@ -119,6 +122,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
       criuCheckDetail: check.detail,
       version: FERRY_VERSION,
       imageServer: imageServer.address,
+      imageStore,
     },
     () => new ZmqClientTransport(coordinatorAddress),
     ranks,

@@ -128,6 +128,18 @@ export const CATALOG_MIGRATIONS: readonly CatalogMigration[] = [
       `);
     },
   },
+  {
+    version: 3,
+    description: 'image stores: the store of each host and of each image',
+    up: (db) => {
+      // '' = not known: hosts and images from before stores were reported are
+      // treated as before (an image is readable only on its own host).
+      db.exec(`
+        ALTER TABLE hosts ADD COLUMN image_store TEXT NOT NULL DEFAULT '';
+        ALTER TABLE epoch_images ADD COLUMN image_store TEXT NOT NULL DEFAULT '';
+      `);
+    },
+  },
 ];
 
 /** The schema version this build of Ferry writes. */

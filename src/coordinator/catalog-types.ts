@@ -27,9 +27,12 @@ export interface HostRegistration {
   criuCheckDetail: string;
   agentInstance: string;
   registeredMs: number;
+  /** The image store its agent writes to (RegisterRequest.image_store); '' or absent: not known. */
+  imageStore?: string;
 }
 
 export interface HostRow extends HostRegistration {
+  imageStore: string;
   state: HostCatalogState;
   stateChangedMs: number;
   /** When the catalog first heard of this host (its first registration). */
@@ -128,6 +131,8 @@ export interface EpochImageInput {
   sizeBytes: number;
   sha256: string;
   manifest?: EpochImageFile[];
+  /** The image store it was written to; absent: the store its host registered with. */
+  imageStore?: string;
 }
 
 export interface EpochImageRow {
@@ -139,6 +144,8 @@ export interface EpochImageRow {
   sizeBytes: number;
   sha256: string;
   manifest: EpochImageFile[] | null;
+  /** The image store it was written to; '' for images recorded before stores were known (only its host has them). */
+  imageStore: string;
 }
 
 export interface EventInput {

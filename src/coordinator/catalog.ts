@@ -131,6 +131,7 @@ export class Catalog {
       criuCheckDetail: h.criuCheckDetail,
       agentInstance: h.agentInstance,
       registeredMs: h.registeredMs,
+      imageStore: h.imageStore ?? '',
     });
   }
 
@@ -309,7 +310,10 @@ export class Catalog {
     }).immediate();
   }
 
-  /** Records (or replaces) the image of one rank in an in-flight epoch. */
+  /**
+   * Records (or replaces) the image of one rank in an in-flight epoch. Its
+   * image store, when not given, is the one its host registered with.
+   */
   recordEpochImage(i: EpochImageInput): void {
     requireName(i.host, 'host');
     requireName(i.location, 'image location');
@@ -332,6 +336,7 @@ export class Catalog {
         sizeBytes: i.sizeBytes,
         sha256: i.sha256,
         manifestJson: i.manifest === undefined ? null : JSON.stringify(i.manifest),
+        imageStore: i.imageStore ?? null,
       });
     }).immediate();
   }
@@ -487,13 +492,14 @@ function prepareStatements(db: Database.Database) {
   return {
     upsertHost: p(`
       INSERT INTO hosts (name, address, cpus, criu_version, criu_check_ok, criu_check_detail, agent_instance,
-                         registered_ms, first_seen_ms, state, state_changed_ms)
+                         registered_ms, first_seen_ms, state, state_changed_ms, image_store)
       VALUES (@name, @address, @cpus, @criuVersion, @criuCheckOk, @criuCheckDetail, @agentInstance,
-              @registeredMs, @registeredMs, 'up', @registeredMs)
+              @registeredMs, @registeredMs, 'up', @registeredMs, @imageStore)
       ON CONFLICT (name) DO UPDATE SET
         address = excluded.address, cpus = excluded.cpus, criu_version = excluded.criu_version,
         criu_check_ok = excluded.criu_check_ok, criu_check_detail = excluded.criu_check_detail,
         agent_instance = excluded.agent_instance, registered_ms = excluded.registered_ms,
+        image_store = excluded.image_store,
         state_changed_ms = CASE WHEN hosts.state = 'up' THEN hosts.state_changed_ms ELSE excluded.registered_ms END,
         state = 'up'`),
     setHostState: p(`
@@ -547,11 +553,12 @@ function prepareStatements(db: Database.Database) {
     phasesOfEpoch: p('SELECT epoch, state, at_ms, detail FROM epoch_phases WHERE job_id = ? AND epoch = ? ORDER BY seq'),
     phasesOfJob: p('SELECT epoch, state, at_ms, detail FROM epoch_phases WHERE job_id = ? ORDER BY seq'),
     upsertImage: p(`
-      INSERT INTO epoch_images (job_id, epoch, rank, host, location, size_bytes, sha256, manifest_json)
-      VALUES (@jobId, @epoch, @rank, @host, @location, @sizeBytes, @sha256, @manifestJson)
+      INSERT INTO epoch_images (job_id, epoch, rank, host, location, size_bytes, sha256, manifest_json, image_store)
+      VALUES (@jobId, @epoch, @rank, @host, @location, @sizeBytes, @sha256, @manifestJson,
+              COALESCE(@imageStore, (SELECT image_store FROM hosts WHERE name = @host), ''))
       ON CONFLICT (job_id, epoch, rank) DO UPDATE SET
         host = excluded.host, location = excluded.location, size_bytes = excluded.size_bytes,
-        sha256 = excluded.sha256, manifest_json = excluded.manifest_json`),
+        sha256 = excluded.sha256, manifest_json = excluded.manifest_json, image_store = excluded.image_store`),
     imageRanks: p('SELECT rank FROM epoch_images WHERE job_id = ? AND epoch = ?'),
     epochImages: p('SELECT * FROM epoch_images WHERE job_id = ? AND epoch = ? ORDER BY rank'),
 
@@ -605,6 +612,7 @@ function hostRow(r: Row): HostRow {
     firstSeenMs: r.first_seen_ms as number,
     state: r.state as HostCatalogState,
     stateChangedMs: r.state_changed_ms as number,
+    imageStore: r.image_store as string,
   };
 }
 
@@ -667,6 +675,7 @@ function imageRow(r: Row): EpochImageRow {
     sizeBytes: r.size_bytes as number,
     sha256: r.sha256 as string,
     manifest: r.manifest_json === null ? null : (JSON.parse(r.manifest_json as string) as EpochImageFile[]),
+    imageStore: r.image_store as string,
   };
 }
 

@@ -19,6 +19,8 @@ export type HostLiveness = HostCatalogState;
 export interface HostSession extends HostRegistration {
   /** Where other agents fetch this host's images (known while registered). */
   imageServer: string;
+  /** The image store its agent registered with ('' when it reported none); hosts with the same one share their images. */
+  imageStore: string;
   peer: PeerId | undefined;
   state: HostLiveness;
   lastHeardMs: number;
@@ -42,7 +44,15 @@ export class HostRegistry {
 
   /** Hosts known from the catalog, waiting to re-register after a coordinator restart. */
   restore(host: HostRegistration): void {
-    this.hosts.set(host.name, { ...host, imageServer: '', peer: undefined, state: 'unknown', lastHeardMs: this.now(), runningRanks: 0 });
+    this.hosts.set(host.name, {
+      ...host,
+      imageServer: '',
+      imageStore: host.imageStore ?? '',
+      peer: undefined,
+      state: 'unknown',
+      lastHeardMs: this.now(),
+      runningRanks: 0,
+    });
   }
 
   /**
@@ -85,6 +95,7 @@ export class HostRegistry {
       criuCheckDetail: req.criu_check_detail,
       agentInstance: req.agent_instance,
       imageServer: req.image_server,
+      imageStore: req.image_store,
       peer,
       state: 'up',
       registeredMs: now,
@@ -93,7 +104,7 @@ export class HostRegistry {
     };
     this.hosts.set(req.host, session);
     this.byPeer.set(peer, session);
-    trace(`register ${req.host} peer=${peer} instance=${req.agent_instance} (was ${from})`);
+    trace(`register ${req.host} peer=${peer} instance=${req.agent_instance} store=${req.image_store || '-'} (was ${from})`);
     const reason = !existing
       ? 'registered'
       : existing.agentInstance === req.agent_instance

@@ -251,3 +251,22 @@ export async function verifyImageDir(dir: string, manifest: Manifest): Promise<v
     throw new FerryError(missingOnly ? IMAGE_MISSING : IMAGE_CORRUPT, `${problems.join('; ')} (in ${dir})`);
   }
 }
+
+/**
+ * Reads DIR's manifest, checks that it is the one the coordinator recorded
+ * (`manifestSha256`, the sha256 of manifest.ferry; empty: not checked), then
+ * every file against it. For an image read where it lies: the dumping host's
+ * own copy, or a shared image directory that another host wrote.
+ */
+export async function verifyRecordedImage(dir: string, manifestSha256: string): Promise<Manifest> {
+  const manifest = await readManifest(dir);
+  if (manifestSha256 && manifest.manifestSha256 !== manifestSha256) {
+    throw new FerryError(
+      IMAGE_CORRUPT,
+      `${imageLabel(manifest)}: ${join(dir, MANIFEST_FILE_NAME)} is manifest ${manifest.manifestSha256.slice(0, 16)}..., ` +
+        `not the committed one (${manifestSha256.slice(0, 16)}...): the directory holds another image under the same name`,
+    );
+  }
+  await verifyImageDir(dir, manifest);
+  return manifest;
+}

@@ -34,6 +34,9 @@ export interface TestClusterOptions {
   startTimeoutMs?: number; // default CLUSTER_START_TIMEOUT_MS
   env?: NodeJS.ProcessEnv; // extra environment for the daemons (e.g. FERRY_TRACE)
   cliPath?: string; // default FERRY_CLI (dist/src/cli/main.js)
+  // Groups of host names whose agents get one images dir between them (as
+  // NFS would give them), e.g. [['host1', 'host2']]; other hosts get their own.
+  sharedImages?: readonly (readonly string[])[];
 }
 
 export interface FerryResult {
@@ -43,7 +46,7 @@ export interface FerryResult {
 }
 
 export interface ClusterHost extends NamespaceHost {
-  imagesDir: string; // the agent's --images
+  imagesDir: string; // the agent's --images (the same for hosts of one sharedImages group)
   logsDir: string; // the agent's --logs (job output)
 }
 
@@ -169,12 +172,35 @@ export async function sweepStaleTestClusters(): Promise<void> {
   sweepStaleClusterDirs();
 }
 
+// The images dir HOST shares with the other hosts of its group, if it is in one.
+function sharedImagesDir(tempDir: string, host: string, groups: readonly (readonly string[])[]): string | undefined {
+  const group = groups.find((g) => g.includes(host));
+  return group && join(tempDir, 'shared-images', group.join('+'));
+}
+
+function checkSharedImages(groups: readonly (readonly string[])[], names: readonly string[]): void {
+  const seen = new Set<string>();
+  for (const group of groups) {
+    for (const name of group) {
+      if (!names.includes(name)) throw new Error(`cluster helper: sharedImages names host ${name}, not one of ${names.join(', ')}`);
+      if (seen.has(name)) throw new Error(`cluster helper: host ${name} is in two sharedImages groups`);
+      seen.add(name);
+    }
+  }
+}
+
 export async function startTestCluster(options: TestClusterOptions = {}): Promise<TestCluster> {
   const cli = options.cliPath ?? FERRY_CLI;
   assertCliBuilt(cli);
   await sweepStaleTestClusters();
 
   const network = await createHostNetwork({ hosts: options.hosts ?? 3 });
+  try {
+    checkSharedImages(options.sharedImages ?? [], network.hosts.map((h) => h.name));
+  } catch (err) {
+    await network.destroy();
+    throw err;
+  }
   const tempDir = mkdtempSync(join(tmpdir(), `${TEMP_DIR_PREFIX}${network.tag}-`));
   const daemons: DaemonProcess[] = [];
   let stopped = false;
@@ -191,7 +217,7 @@ export async function startTestCluster(options: TestClusterOptions = {}): Promis
   mkdirSync(stateDir);
   mkdirSync(logDir);
   const hosts: ClusterHost[] = network.hosts.map((h) => {
-    const imagesDir = join(tempDir, 'hosts', h.name, 'images');
+    const imagesDir = sharedImagesDir(tempDir, h.name, options.sharedImages ?? []) ?? join(tempDir, 'hosts', h.name, 'images');
     const logsDir = join(tempDir, 'hosts', h.name, 'logs');
     mkdirSync(imagesDir, { recursive: true });
     mkdirSync(logsDir, { recursive: true });

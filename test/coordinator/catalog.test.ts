@@ -103,7 +103,7 @@ describe('catalog round trips', () => {
   it('keeps hosts with registration data and state changes', () => {
     const c = openCatalog();
     c.upsertHost(host('h1'));
-    expect(c.getHost('h1')).toEqual({ ...host('h1'), state: 'up', stateChangedMs: 1_000, firstSeenMs: 1_000 });
+    expect(c.getHost('h1')).toEqual({ ...host('h1'), state: 'up', stateChangedMs: 1_000, firstSeenMs: 1_000, imageStore: '' });
     c.setHostState('h1', 'down', 5_000);
     c.setHostState('h1', 'down', 6_000); // no change: the time of the change stays
     expect(c.getHost('h1')).toMatchObject({ state: 'down', stateChangedMs: 5_000 });
@@ -167,6 +167,7 @@ describe('catalog round trips', () => {
     expect(images[0]).toEqual({
       jobId: 'j1', epoch: 1, rank: 0, host: 'h1', location: '/img/j1/1/0', sizeBytes: 5_000_000_000, sha256: SHA_A,
       manifest: [{ path: 'pages-1.img', sizeBytes: 4_999_999_000, sha256: SHA_B }, { path: 'core-1.img', sizeBytes: 1_000, sha256: SHA_A }],
+      imageStore: '',
     });
     expect(images[1]).toMatchObject({ rank: 1, sizeBytes: 42, sha256: SHA_B, manifest: null });
     expect(c.epochImages('j1', 2)).toEqual([]);

@@ -10,14 +10,25 @@
 //               RESTORE (targets) -> RESUME (every rank rewires). Until STOP
 //               a failure resumes everyone where they were: nothing lost. A
 //               failed RESTORE after STOP restores the rank where it was.
+// Each target reads an image in place when its images directory is the store
+// the image was written to (a shared directory), else fetches it from a live
+// host that has it (image-source-choice.ts).
 import { ErrorCode, RoundStep, type ImageSourceInit, type MoveReplyInit } from '../../gen/proto.js';
 import { FerryError } from '../../common/ferry-error.js';
 import { tracer } from '../../common/trace.js';
 import type { Coordinator } from '../coordinator.js';
 import { placeRanks } from '../placement.js';
 import { describeRoundFailure, roundFailureCode, runRound, type RoundResult } from '../round-runner.js';
+import { chooseImageSource, type StoredImage } from './image-source-choice.js';
 
 const trace = tracer('moves');
+
+/** host -> ranks of several maps in one: a host in more than one gets all of their ranks. */
+function mergeByHost(...maps: Map<string, number[]>[]): Map<string, number[]> {
+  const m = new Map<string, number[]>();
+  for (const map of maps) for (const [host, ranks] of map) m.set(host, [...new Set([...(m.get(host) ?? []), ...ranks])].sort((a, b) => a - b));
+  return m;
+}
 
 /** Groups rank -> host into host -> ranks. */
 function byHostOf(placement: Map<number, string>): Map<string, number[]> {
@@ -65,19 +76,21 @@ export class MoveService {
     if (epochRow.state !== 'committed') throw new FerryError(ErrorCode.BAD_REQUEST, `epoch ${epochRow.epoch} of job ${jobId} is ${epochRow.state}, not committed`);
     const epoch = epochRow.epoch;
     const images = this.c.catalog.epochImages(jobId, epoch);
-    const sources = new Map<number, ImageSourceInit>();
-    for (const img of images) {
-      const holder = this.c.hosts.get(img.host);
-      if (!holder || holder.state !== 'up' || !holder.imageServer) {
-        throw new FerryError(
-          ErrorCode.HOST_DOWN,
-          `epoch ${epoch} of job ${jobId}: the image of rank ${img.rank} is on host ${img.host}, which is ${holder?.state ?? 'unknown'}, ` +
-            'and there is no other copy; nothing was started',
-        );
-      }
-      sources.set(img.rank, { rank: img.rank, host: img.host, server: holder.imageServer, location: img.location, manifest_sha256: img.sha256, epoch });
-    }
     const placement = this.place(jobId, job.worldSize, o);
+    // Every image's source is settled before anything starts.
+    const sources = new Map<number, ImageSourceInit>();
+    let bytesTotal = 0;
+    for (const img of images) {
+      const target = this.c.hosts.get(placement.get(img.rank)!)!;
+      const stored: StoredImage = { ...img, manifestSha256: img.sha256 };
+      const choice = chooseImageSource(stored, target, this.c.hosts.all());
+      if (!choice.source) {
+        throw new FerryError(ErrorCode.HOST_DOWN, `epoch ${epoch} of job ${jobId}: ${choice.why}; nothing was started${choice.note ? ` (${choice.note})` : ''}`);
+      }
+      trace(`restart ${jobId}: rank ${img.rank} on ${target.name} ${choice.inPlace ? 'reads its image in place' : `fetches from ${choice.source.host}`}`);
+      sources.set(img.rank, choice.source);
+      if (!choice.inPlace) bytesTotal += img.sizeBytes;
+    }
     const release = this.c.operations.begin(jobId, () => `restart from epoch ${epoch} is running`);
     const imageHosts = new Map(images.map((i) => [i.rank, i.host]));
     try {
@@ -85,7 +98,6 @@ export class MoveService {
       this.c.jobs.beginRestart(jobId, placement, epoch);
       const targets = byHostOf(placement);
       const t0 = this.c.now();
-      const bytesTotal = sum(images.map((i) => i.sizeBytes));
       const say = (phase: string, bytesDone = 0) => o.progress?.({ jobId, phase, elapsedMs: this.c.now() - t0, bytesTotal, bytesDone });
       const request = { job_id: jobId, epoch, image_set: String(epoch), world_size: job.worldSize };
       const perHost = (ranks: number[]) => ({ sources: ranks.map((r) => sources.get(r)!) });
@@ -210,7 +222,7 @@ export class MoveService {
     const fail = async (why: string, r?: RoundResult): Promise<never> => {
       const reachable = new Map([...all].filter(([h]) => !r?.silentHosts.includes(h)));
       await resumeAll(reachable);
-      await discard(new Map([...sourceHosts, ...targets].filter(([h]) => !r?.silentHosts.includes(h))));
+      await discard(new Map([...mergeByHost(sourceHosts, targets)].filter(([h]) => !r?.silentHosts.includes(h))));
       this.c.event('migration.abort', `job ${jobId}: ${id} aborted: ${why}; every rank resumed where it was`, { jobId });
       throw new FerryError(r ? roundFailureCode(r) : ErrorCode.UNAVAILABLE, `migration of job ${jobId} aborted: ${why}; every rank resumed where it was`);
     };
@@ -228,11 +240,22 @@ export class MoveService {
     const sources = new Map<number, ImageSourceInit>();
     for (const [host, reply] of dump.replies) {
       for (const img of reply.images) {
-        sources.set(img.rank, { rank: img.rank, host, server: this.c.hosts.get(host)?.imageServer ?? '', location: img.location, manifest_sha256: img.manifest_sha256, epoch: imageSet });
+        const target = this.c.hosts.get(moves.get(img.rank)!);
+        const stored: StoredImage = {
+          rank: img.rank,
+          epoch: imageSet,
+          host,
+          location: img.location,
+          manifestSha256: img.manifest_sha256,
+          imageStore: this.c.hosts.get(host)?.imageStore ?? '',
+        };
+        const choice = target ? chooseImageSource(stored, target, this.c.hosts.all()) : { source: undefined, why: `host ${moves.get(img.rank)} is unknown`, note: '' };
+        if (!choice.source) return fail(`rank ${img.rank} cannot reach its image: ${choice.why}${choice.note ? ` (${choice.note})` : ''}`);
+        sources.set(img.rank, choice.source);
+        if (!choice.inPlace) bytesTotal += img.size_bytes;
       }
     }
     const t2 = this.c.now();
-    bytesTotal = sum([...dump.replies.values()].flatMap((r) => r.images.map((i) => i.size_bytes)));
     say('fetching');
     const perTarget = (ranks: number[]) => ({ sources: ranks.map((r) => sources.get(r)!) });
     const fetch = await runRound(this.c, { ...request, step: RoundStep.FETCH }, targets, cfg.dumpTimeoutMs, perTarget);
@@ -250,7 +273,7 @@ export class MoveService {
       const failed = new Map([...restore.failures.keys()].map((r) => [r, from.get(r)!]));
       for (const [rank, host] of failed) this.c.jobs.rankMoved(jobId, rank, host);
       const back = await runRound(this.c, { ...request, step: RoundStep.RESTORE }, byHostOf(failed), cfg.dumpTimeoutMs, (ranks) => ({
-        sources: ranks.map((r) => ({ ...sources.get(r)!, server: '' })),
+        sources: ranks.map((r) => ({ ...sources.get(r)!, host: from.get(r)!, server: '' })),
       }));
       this.recordRestored(jobId, back);
       if (!back.ok) {
@@ -265,7 +288,7 @@ export class MoveService {
     const resume = await resumeAll(everyone());
     if (!resume.ok) this.c.jobs.failRunningJob(jobId, `after ${id}: ${describeRoundFailure('RESUME', resume)}`);
     const t5 = this.c.now();
-    await discard(new Map([...sourceHosts, ...targets]));
+    await discard(mergeByHost(sourceHosts, targets));
     this.c.event('migration.done', `job ${jobId}: ${id} done in ${t5 - t0} ms`, { jobId });
     return {
       moves: [...moves].map(([rank, to]) => ({ job_id: jobId, rank, from_host: from.get(rank)!, to_host: to })),

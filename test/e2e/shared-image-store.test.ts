@@ -1,0 +1,96 @@
+// End to end, with real CRIU, real agents and namespace hosts: host1 and host2
+// mount one images directory (as NFS would), host3 has its own. A job on
+// host1 is checkpointed and stopped, host1's agent is killed, and the job is
+// restarted with rank 0 on host2, which reads its image in place, and rank 1
+// on host3, which fetches it from host2's image server (host1, the writer, is
+// down). The result must be bit for bit that of an uninterrupted run.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FERRY_CLI, startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { IMAGE_STORE_ID_FILE } from '../../src/images/image-store-id.js';
+import { MANIFEST_FILE_NAME } from '../../src/images/image-paths.js';
+
+// A few seconds on 2 ranks here: the checkpoint lands mid-run.
+const JACOBI = ['256', '60000'];
+const RUN_TIMEOUT_MS = 120_000;
+
+let c: TestCluster;
+let jacobi: string;
+
+function checksumLine(out: string): string {
+  const line = out.split('\n').find((l) => /checksum=0x[0-9a-f]{16}/.test(l));
+  if (!line) throw new Error(`no checksum line in:\n${out}\n${c.logTails(20)}`);
+  return line.replace(/^\[\d+\] /, '');
+}
+
+async function ferryOk(args: string[]): Promise<string> {
+  const r = await c.ferry(args, { timeoutMs: RUN_TIMEOUT_MS });
+  expect(r.code, `ferry ${args.join(' ')}: ${r.stderr}\n${c.logTails(20)}`).toBe(0);
+  return r.stdout;
+}
+
+async function jobState(jobId: string): Promise<string> {
+  return JSON.parse(await ferryOk(['job', jobId, '--json'])).state;
+}
+
+beforeAll(async () => {
+  c = await startTestCluster({ hosts: 3, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500, sharedImages: [['host1', 'host2']] });
+  const bin = join(c.tempDir, 'bin');
+  mkdirSync(bin, { recursive: true });
+  jacobi = join(bin, 'jacobi');
+  execFileSync(process.execPath, [FERRY_CLI, 'mpicc', '-O2', '-ffp-contract=off', '-o', jacobi, 'examples/jacobi.c'], { stdio: 'inherit' });
+}, 120_000);
+
+afterAll(async () => {
+  await c?.stop();
+});
+
+describe('a shared image directory', { timeout: 300_000 }, () => {
+  it('restores a job whose writing host is down: in place on a host of the same store, fetched from it elsewhere', async () => {
+    const [host1, host2, host3] = c.hosts;
+    expect(host1.imagesDir).toBe(host2.imagesDir);
+    expect(host3.imagesDir).not.toBe(host1.imagesDir);
+    expect(readFileSync(join(host1.imagesDir, IMAGE_STORE_ID_FILE), 'utf8')).toMatch(/^ferry-image-store 1 [0-9a-f]{32}\n$/);
+
+    const reference = await c.ferry(['run', '-n', '2', '--hosts', 'host1', '--job-id', 'ref', jacobi, ...JACOBI], { timeoutMs: RUN_TIMEOUT_MS });
+    expect(reference.code, reference.stderr).toBe(0);
+
+    const run = c.ferry(['run', '-n', '2', '--hosts', 'host1', '--job-id', 'shared', jacobi, ...JACOBI], { timeoutMs: RUN_TIMEOUT_MS });
+    await c.waitFor(async () => (await jobState('shared')) === 'running', 'job shared running');
+    await new Promise((r) => setTimeout(r, 500));
+    await ferryOk(['checkpoint', 'shared', '--stop']);
+    const first = await run;
+    expect(first.stdout).not.toMatch(/checksum/);
+    expect(await jobState('shared')).toBe('stopped');
+
+    // host1 wrote the images; nobody else holds a copy until the restart.
+    const rankDir = (root: string, rank: number) => join(root, 'shared', '1', `rank-${rank}`);
+    for (const rank of [0, 1]) expect(existsSync(join(rankDir(host1.imagesDir, rank), MANIFEST_FILE_NAME))).toBe(true);
+    expect(existsSync(join(host3.imagesDir, 'shared'))).toBe(false);
+    const rank1Bytes = readdirSync(rankDir(host1.imagesDir, 1))
+      .filter((f) => f !== MANIFEST_FILE_NAME)
+      .reduce((n, f) => n + statSync(join(rankDir(host1.imagesDir, 1), f)).size, 0);
+
+    await c.killAgent('host1', 'SIGKILL');
+    await c.waitForHostStates({ host1: 'down', host2: 'up', host3: 'up' });
+
+    const restart = JSON.parse(await ferryOk(['restart', 'shared', '--map', '0=host2,1=host3', '--json']));
+    expect(restart.moves.map((m: { rank: number; from: string; to: string }) => [m.rank, m.from, m.to])).toEqual([
+      [0, 'host1', 'host2'],
+      [1, 'host1', 'host3'],
+    ]);
+    // Rank 0's image was read where it lies; only rank 1's crossed the network.
+    expect(restart.bytesShipped).toBe(rank1Bytes);
+    expect(existsSync(join(rankDir(host3.imagesDir, 1), MANIFEST_FILE_NAME))).toBe(true);
+    expect(existsSync(rankDir(host3.imagesDir, 0))).toBe(false);
+
+    const attached = await c.ferry(['attach', 'shared'], { timeoutMs: RUN_TIMEOUT_MS });
+    expect(attached.code, `${attached.stderr}\n${c.logTails(30)}`).toBe(0);
+    expect(checksumLine(attached.stdout)).toBe(checksumLine(reference.stdout));
+    const end = JSON.parse(await ferryOk(['job', 'shared', '--json']));
+    expect(end.state, end.detail).toBe('succeeded');
+    expect(end.ranks.map((r: { host: string }) => r.host)).toEqual(['host2', 'host3']);
+  });
+});
