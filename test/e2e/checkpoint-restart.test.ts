@@ -3,7 +3,7 @@
 // elsewhere, migrated and drained, each compared bit for bit with an
 // uninterrupted run of the same size; and what happens when things fail.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FERRY_CLI, startTestCluster, type FerryResult, type TestCluster } from '../helpers/cluster.js';
@@ -212,5 +212,28 @@ describe('checkpoint, restart and migration end to end', { timeout: 600_000 }, (
     expect(r.stderr).toMatch(/epoch 1 of job down: the image of rank 2 is on host host3, which is down, and there is no other copy; nothing was started/);
     expect((await job('down')).state).toBe('stopped');
     await c.startAgent('host3');
+  });
+
+  it('8. refuses a restart where the executable is missing, naming the file and the host; it restarts once the file is back', async () => {
+    const movable = join(c.tempDir, 'movable');
+    mkdirSync(movable, { recursive: true });
+    const exe = join(movable, 'sort');
+    copyFileSync(join(bin, 'sort'), exe);
+    const run = c.ferry(['run', '-n', '4', '--hosts', 'host1,host2', '--job-id', 'gone', exe, ...SORT.slice(1)], { timeoutMs: RUN_TIMEOUT_MS });
+    await waitRunning('gone');
+    await ferryOk(['checkpoint', 'gone', '--stop']);
+    await run;
+    renameSync(exe, `${exe}.away`);
+    const r = await c.ferry(['restart', 'gone', '--hosts', 'host2,host3'], { timeoutMs: RUN_TIMEOUT_MS });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(new RegExp(`host[23]: ${exe}: missing`));
+    const after = await job('gone');
+    expect(after.state).toBe('stopped');
+    expect(after.ranks.every((x) => x.state === 'exited')).toBe(true);
+    renameSync(`${exe}.away`, exe);
+    await ferryOk(['restart', 'gone', '--hosts', 'host2,host3']);
+    const attached = await c.ferry(['attach', 'gone'], { timeoutMs: RUN_TIMEOUT_MS });
+    expect(attached.code, attached.stderr).toBe(0);
+    expect(checksumLine(attached.stdout)).toBe(reference.get('sort'));
   });
 });
