@@ -293,8 +293,8 @@ export async function runCheckpointCostBenchmark(): Promise<void> {
     console.log(`\nflush phase, ${FLUSH_RANKS} ranks x ${FLUSH_RANK_MIB} MiB on ${HOSTS.length} hosts, ${FLUSH_REPEATS} checkpoints: ${flushes.map(ms).join(', ')}; median ${ms(flushMedian)} = ${x(flushMedian, FLUSH_MAX_MS)} of the ${FLUSH_MAX_MS} ms target`);
     if (flushMedian >= FLUSH_MAX_MS) misses.push(`flush of ${FLUSH_RANKS} ranks: median ${ms(flushMedian)} >= ${FLUSH_MAX_MS} ms`);
     console.log(
-      `\nnote: Ferry dumps up to ${DUMP_CONCURRENCY} ranks at once per agent; dumps of ranks sharing a working directory start a few hundred ms apart ` +
-        `(CRIU's parasite makes a fixed-name scratch directory there, see src/criu/criu-dump.ts). The plain baseline neither hashes nor fsyncs its images ` +
+      `\nnote: Ferry dumps up to ${DUMP_CONCURRENCY} ranks at once per agent, each rank's ferry-init in a directory of its own ` +
+        `(src/agent/rank-init-dir.ts), and hashes the page images while CRIU writes them. The plain baseline neither hashes nor fsyncs its images ` +
         `(and deletes them before writeback), so "+ sync" is the comparison that includes durability.`,
     );
     console.log(`targets: coordinated checkpoint <= ${CHECKPOINT_VS_PLAIN_MAX}x plain parallel dump, flush < ${FLUSH_MAX_MS} ms for ${FLUSH_RANKS} ranks: ${misses.length === 0 ? 'MET' : `MISSED:\n  ${misses.join('\n  ')}`}`);
