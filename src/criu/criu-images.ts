@@ -188,7 +188,7 @@ interface FileEntryMsg { type: number; id: number; reg?: RegFile }
 interface Mm { exe_file_id?: number; vmas: { shmid?: number; status?: number }[] }
 interface Fs { cwd_id: number; root_id: number }
 interface PagemapHead { pages_id: number }
-interface PagemapEntry { nr_pages: number; in_parent?: boolean; flags?: number }
+interface PagemapEntry { nr_pages: number; in_parent?: boolean; flags?: number; nr_pages_64?: number | { toNumber(): number } }
 interface Stats { dump?: { freezing_time: number; frozen_time: number; memdump_time: number; memwrite_time: number; pages_scanned: number; pages_written: number } }
 
 /** Dump statistics from stats-dump in `dir`, if CRIU wrote it. */
@@ -267,7 +267,8 @@ export async function readImages(dir: string): Promise<ImageSummary> {
       for (const e of decodeEntries<PagemapEntry>(pagemap.slice(1), pagemapName, 'PagemapEntry')) {
         const flags = e.flags ?? 0;
         const present = has(e, 'flags') ? (flags & PE_PRESENT) !== 0 && (flags & PE_PARENT) === 0 : !e.in_parent;
-        if (present) memoryPages += e.nr_pages;
+        const pages = has(e, 'nr_pages_64') ? Number(e.nr_pages_64) : e.nr_pages;
+        if (present) memoryPages += pages;
       }
       const pagesId = head!.pages_id;
       const vmId = ids?.vm_id ?? p.pid;
