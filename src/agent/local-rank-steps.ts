@@ -170,7 +170,7 @@ export class LocalRankSteps implements RankSteps {
     const { done, failed } = await this.perRank(this.dumpQueue, [...byRank.keys()], async (rank) => {
       const { dir, dumped, known } = byRank.get(rank)!;
       const t0 = Date.now();
-      const manifest = await writeManifest(dir, { jobId: req.job_id, epoch, rank, host: this.o.host, criuVersion: criu.version }, { known });
+      const manifest = await writeManifest(dir, { jobId: req.job_id, epoch, rank, host: this.o.host, criuVersion: criu.version }, { known, durable: !req.transient });
       return {
         rank,
         location: dir,

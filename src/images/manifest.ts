@@ -5,7 +5,7 @@
 // means the directory is complete. readManifest refuses a wrong magic, a newer
 // format version, a damaged body; verifyImageDir checks every file against it.
 import { createHash } from 'node:crypto';
-import { lstat, open, readdir, readFile } from 'node:fs/promises';
+import { lstat, open, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError, errorMessage } from '../common/ferry-error.js';
 import type { ImageManifest, ImageManifestInit } from '../gen/proto.js';
@@ -148,6 +148,12 @@ export const MANIFEST_FILE_CONCURRENCY = 8;
 export interface WriteManifestOptions {
   /** Digests already taken while the files were written (GrowingFileHasher); used when the size still matches. */
   known?: ReadonlyMap<string, FileDigest>;
+  /**
+   * false: hash only, no fsync of the files, the directory or the manifest
+   * (images that only travel to another host, which fsyncs its own copy).
+   * Default true.
+   */
+  durable?: boolean;
 }
 
 /** fsync of one file by name. */
@@ -167,6 +173,7 @@ async function fsyncFile(path: string): Promise<void> {
  */
 export async function writeManifest(dir: string, meta: ManifestMeta, options: WriteManifestOptions = {}): Promise<Manifest> {
   const started = performance.now();
+  const durable = options.durable ?? true;
   try {
     const names = await listImageFiles(dir);
     const files: ManifestFile[] = new Array(names.length);
@@ -179,19 +186,23 @@ export async function writeManifest(dir: string, meta: ManifestMeta, options: Wr
         const known = options.known?.get(name);
         let digest: FileDigest;
         if (known && (await lstat(path)).size === known.size) {
-          await fsyncFile(path);
+          if (durable) await fsyncFile(path);
           digest = known;
           reused++;
         } else {
-          digest = await hashFile(path, { fsync: true });
+          digest = await hashFile(path, { fsync: durable });
         }
         files[i] = { name, size: digest.size, sha256: digest.sha256.toString('hex') };
       }
     };
     await Promise.all(Array.from({ length: Math.min(MANIFEST_FILE_CONCURRENCY, names.length) }, worker));
     const bytes = encodeManifestFile({ ...meta, createdMs: meta.createdMs ?? Date.now(), files });
-    await fsyncDir(dir); // the image files' own names
-    await writeFileDurably(dir, MANIFEST_FILE_NAME, bytes);
+    if (durable) {
+      await fsyncDir(dir); // the image files' own names
+      await writeFileDurably(dir, MANIFEST_FILE_NAME, bytes);
+    } else {
+      await writeFile(join(dir, MANIFEST_FILE_NAME), bytes);
+    }
     const manifest = decodeManifestFile(bytes, join(dir, MANIFEST_FILE_NAME));
     trace(
       `manifest of ${imageLabel(meta)}: ${files.length} files (${reused} hashed while written), ${manifest.totalBytes} bytes, ` +

@@ -51,6 +51,16 @@ describe('image manifest', () => {
     await verifyImageDir(dir, read);
   });
 
+  it('writes the same manifest without fsync for images that only travel (durable: false)', async () => {
+    const dir = await makeRankImage(await temps.make('t'), 1024 * 1024);
+    const meta = { ...FIXTURE_META, createdMs: 1_700_000_000_000 };
+    const transient = await writeManifest(dir, meta, { durable: false });
+    expect(await readManifest(dir)).toEqual(transient);
+    await verifyImageDir(dir, transient);
+    await unlink(join(dir, MANIFEST_FILE_NAME));
+    expect((await writeManifest(dir, meta)).manifestSha256).toBe(transient.manifestSha256);
+  });
+
   it('a flipped byte, a truncated file and a missing file are each named with epoch, rank and file', async () => {
     const dir = await makeRankImage(await temps.make('m'), 2 * 1024 * 1024);
     const manifest = await writeManifest(dir, FIXTURE_META);

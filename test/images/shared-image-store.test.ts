@@ -31,7 +31,7 @@ function stepsOn(host: string, imagesDir: string, logsDir: string): LocalRankSte
 }
 
 function request(step: RoundStep, over: Partial<RoundRequest> = {}): RoundRequest {
-  return { job_id: FIXTURE_META.jobId, epoch: FIXTURE_META.epoch, step, ranks: [], dump_ranks: [], sources: [], world_size: 4, image_set: String(FIXTURE_META.epoch), ...over };
+  return { job_id: FIXTURE_META.jobId, epoch: FIXTURE_META.epoch, step, ranks: [], dump_ranks: [], sources: [], world_size: 4, image_set: String(FIXTURE_META.epoch), transient: false, ...over };
 }
 
 function source(over: Partial<ImageSource>): ImageSource {

@@ -57,6 +57,7 @@ describe('checkpoint protocol', () => {
     // Each agent dumps exactly its own ranks.
     const dumpA = h.nodes.get('a')!.steps.seen.find((s) => s.step === RoundStep.DUMP)!;
     expect(dumpA.dumpRanks).toEqual([0, 1]);
+    expect(dumpA.transient).toBeFalsy(); // an epoch's images are fsynced before the commit
     const images = h.catalog!.epochImages('j', 1);
     expect(images.map((i) => [i.rank, i.host])).toEqual([
       [0, 'a'],

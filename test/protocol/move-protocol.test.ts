@@ -133,6 +133,8 @@ describe('migration', () => {
     expect(steps('b')).toEqual([RoundStep.PREPARE, RoundStep.RESUME]);
     expect(steps('c')).toEqual([RoundStep.FETCH, RoundStep.RESTORE, RoundStep.RESUME, RoundStep.DISCARD]);
     expect(h.nodes.get('a')!.steps.seen[1].dumpRanks).toEqual([1]);
+    // The source runs on until the target has its own copy: its images need no fsync.
+    expect(h.nodes.get('a')!.steps.seen[1].transient).toBe(true);
     expect(rankHosts()).toEqual(['a', 'c', 'b', 'b']);
     await advance(1_000);
     // The old copy's end is not the job's.

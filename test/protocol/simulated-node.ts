@@ -58,7 +58,7 @@ export type StepScript = (req: RoundRequest) => StepOutcome | Promise<StepOutcom
 
 /** Answers each step: by default every rank succeeds; a test replaces the script of a step. */
 export class ScriptedSteps implements RankSteps {
-  readonly seen: { step: RoundStep; ranks: number[]; dumpRanks: number[]; epoch: number }[] = [];
+  readonly seen: { step: RoundStep; ranks: number[]; dumpRanks: number[]; epoch: number; transient: boolean }[] = [];
   scripts = new Map<RoundStep, StepScript>();
 
   constructor(
@@ -67,7 +67,7 @@ export class ScriptedSteps implements RankSteps {
   ) {}
 
   async run(req: RoundRequest): Promise<StepOutcome> {
-    this.seen.push({ step: req.step, ranks: [...req.ranks], dumpRanks: [...req.dump_ranks], epoch: req.epoch });
+    this.seen.push({ step: req.step, ranks: [...req.ranks], dumpRanks: [...req.dump_ranks], epoch: req.epoch, transient: req.transient });
     const script = this.scripts.get(req.step);
     if (script) {
       const out = await script(req);

@@ -235,7 +235,8 @@ export class MoveService {
     if (!flush.ok) return fail(describeRoundFailure('PREPARE', flush), flush);
     const t1 = this.c.now();
     say('dumping');
-    const dump = await runRound(this.c, { ...request, step: RoundStep.DUMP }, sourceHosts, cfg.dumpTimeoutMs, (ranks) => ({ dump_ranks: ranks }));
+    // Transient: the sources run on until their targets hold fsynced copies, so theirs need no fsync.
+    const dump = await runRound(this.c, { ...request, step: RoundStep.DUMP, transient: true }, sourceHosts, cfg.dumpTimeoutMs, (ranks) => ({ dump_ranks: ranks }));
     if (!dump.ok) return fail(describeRoundFailure('DUMP', dump), dump);
     const sources = new Map<number, ImageSourceInit>();
     for (const [host, reply] of dump.replies) {
