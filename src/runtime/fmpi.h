@@ -14,7 +14,10 @@
 #define FMPI_EAGER_LIMIT_BYTES (256 * 1024)      /* larger messages use rendezvous */
 #define FMPI_DATA_CHUNK_BYTES (1024 * 1024)      /* rendezvous data frame size: a marker can fall between */
 #define FMPI_STAGE_BYTES (16 * 1024)            /* read-ahead buffer per incoming channel */
-#define FMPI_SPIN_USEC 2000                      /* busy-poll this long inside MPI before blocking */
+#define FMPI_READ_BUDGET_BYTES (1024 * 1024)     /* socket bytes one channel read takes before the engine looks elsewhere */
+#define FMPI_PAD_MIN_BYTES (64 * 1024)           /* payloads from this size are padded to their buffer's page offset */
+#define FMPI_PAD_PAGE_BYTES 4096
+#define FMPI_SPIN_USEC 2000                      /* busy-poll this long without I/O progress before blocking */
 #define FMPI_SPIN_POLL_EVERY_PASSES 32           /* busy-poll: recv on open channels, poll() all fds every N passes */
 #define FMPI_SPIN_POLL_USEC 200                  /*   ... or when this long has passed (agent, listener, connects) */
 #define FMPI_PROGRESS_PARK_USEC 10000            /* progress thread stays off while the app polled this recently */
@@ -35,6 +38,8 @@ typedef struct fmpi_hdr {
   uint64_t sreq;    /* sender's request (RTS, CTS) */
   uint64_t rreq;    /* receiver's request (CTS, DATA) */
   uint64_t offset;  /* DATA: where the payload goes in the message; HELLO: job hash */
+  uint32_t pad;     /* EAGER, DATA: bytes of padding between this header and the payload */
+  uint32_t reserved;
 } fmpi_hdr;
 
 enum fmpi_kind {
@@ -60,6 +65,7 @@ typedef struct fmpi_item {
   size_t done;             /* bytes of header + payload written */
   fmpi_request *req;       /* send request this frame belongs to, or NULL */
   bool completes_req;      /* the request completes once this frame is written */
+  bool follows;            /* queued behind another frame, so written right after it */
 } fmpi_item;
 
 /* A received message nobody asked for yet (arrival order), or an RTS waiting for a receive. */
@@ -82,7 +88,7 @@ enum fmpi_in_state { IN_NONE, IN_OPEN, IN_MARKED, IN_CLOSED };
 /* Everything this rank knows about one peer: the one connection that carries
  * both directions (out_fd; out_state is the connection and this rank's sending
  * side, with the send queue; in_state is the peer's sending side, with the frame
- * parser; in_fd is unused, -1). Survives a flush: only the socket goes; queues,
+ * parser). Survives a flush: only the socket goes; queues,
  * sequence numbers and half-done messages stay. */
 typedef struct fmpi_peer {
   int rank;
@@ -94,13 +100,13 @@ typedef struct fmpi_peer {
   int retry_msec;
   fmpi_item *head, *tail;
   uint64_t out_seq;
-  int in_fd;
   int in_state;
   uint64_t in_seq;
   fmpi_hdr in_hdr;         /* frame header being read */
   size_t in_hdr_got;
   uint8_t *in_dst;         /* where the payload goes */
   size_t in_want;          /* payload bytes still to read into in_dst */
+  size_t in_skip;          /* padding before the payload, still to drop */
   size_t in_discard;       /* then bytes to drop (truncated receive) */
   bool in_payload;
   bool in_big;             /* the last payload was large: read ahead only a header */
@@ -132,7 +138,15 @@ struct fmpi_request {
   uint64_t rndv_total;     /* receive: size announced by the RTS */
   uint64_t rndv_got;
   struct fmpi_request *next;  /* posted-receive queue */
+  /* persistent requests (MPI_Send_init ...): the same object is armed again by
+   * each MPI_Start, so a started one is an ordinary pending request (and
+   * survives a flush like one); Wait/Test leave it inactive instead of freeing it */
+  bool persistent;
+  bool active;             /* started, not yet completed by a Wait or Test */
+  int pkind;               /* enum fmpi_pkind */
+  int user_peer;           /* as given: comm rank, MPI_ANY_SOURCE or MPI_PROC_NULL */
 };
+enum fmpi_pkind { FMPI_P_SEND, FMPI_P_SSEND, FMPI_P_BSEND, FMPI_P_RSEND, FMPI_P_RECV };
 #define FMPI_REQ_MAGIC 0x46524551u
 
 struct fmpi_comm {
@@ -177,6 +191,15 @@ typedef struct fmpi_state {
   bool app_spinning;
   double app_polled_at;        /* last busy-poll pass of the app thread (fmpi_now) */
   int app_blocked;
+  /* Set by the app thread around its own progress passes: a channel read stops
+   * once a request completed and pass_done(pass_arg) holds (any completion when
+   * pass_done is NULL), so the waiter sees it before more frames become
+   * unexpected messages (copies) behind its back. */
+  bool app_pass;
+  bool (*pass_done)(void *);
+  void *pass_arg;
+  uint64_t completions;        /* requests completed so far */
+  uint64_t io_events;          /* socket reads and writes that moved bytes: the spin goes on while this grows */
   fmpi_peer *peers;
   int *pending_fds;            /* accepted, HELLO not read yet */
   int npending;
@@ -225,6 +248,10 @@ int fmpi_isend(const void *buf, int count, MPI_Datatype type, int dest, int tag,
                bool sync, fmpi_request **out);
 int fmpi_irecv(void *buf, int count, MPI_Datatype type, int src, int tag, fmpi_comm *c, uint32_t ctx,
                fmpi_request **out);
+void fmpi_send_post(fmpi_request *r);
+void fmpi_recv_post(fmpi_request *r);
+void fmpi_req_rearm(fmpi_request *r);
+int fmpi_check_pt2pt(fmpi_comm *c, int count, MPI_Datatype type, int peer, int tag, bool recv, bool any_tag_ok);
 void fmpi_wait_reqs(fmpi_request **reqs, int n);
 void fmpi_wait_reqs_keep(fmpi_request **reqs, int n);
 void fmpi_req_release(fmpi_request *r);

@@ -135,7 +135,7 @@ int PMPI_Init_thread(int *argc, char ***argv, int required, int *provided)
   for (int r = 0; r < fmpi_st.size; r++) {
     fmpi_peer *p = &fmpi_st.peers[r];
     p->rank = r;
-    p->out_fd = p->in_fd = -1;
+    p->out_fd = -1;
     p->out_seq = p->in_seq = 0;
     p->retry_msec = FMPI_RETRY_MIN_MSEC;
   }

@@ -80,6 +80,7 @@ void fmpi_req_complete(fmpi_request *r)
   if (!r->is_send && r->packbuf && !r->status.ferry_cancelled)
     fmpi_unpack(fmpi_type_get(r->type), r->packbuf, (size_t)r->status.ferry_bytes, r->buf);
   r->complete = true;
+  fmpi_st.completions++;
   if (r->user_freed)
     fmpi_req_release(r);
 }
@@ -358,21 +359,42 @@ int fmpi_isend(const void *buf, int count, MPI_Datatype type, int dest, int tag,
   fmpi_request *r = fmpi_req_new(true, c, ctx, world, tag, buf, count, type);
   r->sync = sync;
   *out = r;
+  fmpi_send_post(r);
+  return MPI_SUCCESS;
+}
+
+/* Clears what a completed transfer left in r before MPI_Start arms it again;
+ * a send packs the user's buffer anew (it may have changed since). */
+void fmpi_req_rearm(fmpi_request *r)
+{
+  r->complete = false;
+  memset(&r->status, 0, sizeof r->status);
+  r->status.MPI_ERROR = MPI_SUCCESS;
+  r->rndv_total = r->rndv_got = 0;
+  r->next = NULL;
+  if (r->is_send && r->packbuf)
+    fmpi_pack(fmpi_type_get(r->type), r->buf, r->count, r->packbuf);
+}
+
+/* Starts a send request set up by fmpi_req_new (peer: world rank, lock held):
+ * to this rank itself, eagerly, or with a request-to-send. */
+void fmpi_send_post(fmpi_request *r)
+{
   fmpi_st.sent_messages++;
-  if (world == fmpi_st.rank) {
+  if (r->peer == fmpi_st.rank) {
     fmpi_deliver_local(r);
     r->complete = true;
-    return MPI_SUCCESS;
+    return;
   }
   fmpi_item *it = calloc(1, sizeof *it);
   if (it == NULL)
     fmpi_fatal("out of memory");
-  it->hdr.ctx = ctx;
+  it->hdr.ctx = r->ctx;
   it->hdr.src = fmpi_st.rank;
-  it->hdr.tag = tag;
+  it->hdr.tag = r->tag;
   it->hdr.len = r->bytes;
   it->req = r;
-  if (!sync && r->bytes <= FMPI_EAGER_LIMIT_BYTES) {
+  if (!r->sync && r->bytes <= FMPI_EAGER_LIMIT_BYTES) {
     it->hdr.kind = FMPI_F_EAGER;
     it->payload = r->data;
     it->completes_req = true;
@@ -380,8 +402,7 @@ int fmpi_isend(const void *buf, int count, MPI_Datatype type, int dest, int tag,
     it->hdr.kind = FMPI_F_RTS;
     it->hdr.sreq = (uint64_t)(uintptr_t)r;
   }
-  fmpi_enqueue(&fmpi_st.peers[world], it);
-  return MPI_SUCCESS;
+  fmpi_enqueue(&fmpi_st.peers[r->peer], it);
 }
 
 int fmpi_irecv(void *buf, int count, MPI_Datatype type, int src, int tag, fmpi_comm *c, uint32_t ctx,
@@ -398,41 +419,68 @@ int fmpi_irecv(void *buf, int count, MPI_Datatype type, int src, int tag, fmpi_c
   int world = src == MPI_ANY_SOURCE ? MPI_ANY_SOURCE : c->world[src];
   fmpi_request *r = fmpi_req_new(false, c, ctx, world, tag, buf, count, type);
   *out = r;
-  fmpi_unexp *u = find_unexp(ctx, world, tag, true);
+  fmpi_recv_post(r);
+  return MPI_SUCCESS;
+}
+
+/* Starts a receive set up by fmpi_req_new (lock held): it takes the first
+ * matching unexpected message, or joins the posted queue. */
+void fmpi_recv_post(fmpi_request *r)
+{
+  fmpi_unexp *u = find_unexp(r->ctx, r->peer, r->tag, true);
   if (u) {
     claim(r, u);
-    return MPI_SUCCESS;
+    return;
   }
   if (fmpi_st.posted_tail)
     fmpi_st.posted_tail->next = r;
   else
     fmpi_st.posted_head = r;
   fmpi_st.posted_tail = r;
-  return MPI_SUCCESS;
 }
 
-/* Waits (lock held) until done(arg): busy-polls for FMPI_SPIN_USEC, then
- * sleeps while the progress thread works. */
+/* One progress pass of the app thread that stops reading as soon as done(arg)
+ * holds (see fmpi_state.pass_done). */
+static void app_progress(bool (*done)(void *), void *arg)
+{
+  fmpi_st.pass_done = done;
+  fmpi_st.pass_arg = arg;
+  fmpi_progress(0);
+  fmpi_st.pass_done = NULL;
+  fmpi_st.pass_arg = NULL;
+}
+
+/* Waits (lock held) until done(arg): busy-polls while bytes move and for
+ * FMPI_SPIN_USEC after, then sleeps while the progress thread works. */
 void fmpi_wait_cond(bool (*done)(void *), void *arg)
 {
   double start = 0;
   unsigned spins = 0;
+  uint64_t io_seen = fmpi_st.io_events;
   bool blocking = false;
   while (!done(arg)) {
     if (!fmpi_st.thread_started) {
-      fmpi_progress(0);
+      app_progress(done, arg);
       continue;
     }
     if (!blocking && fmpi_st.state != ST_FLUSHED) {
       if (start == 0)
         start = fmpi_now();
       else if ((++spins & 63) == 0) {
-        if (fmpi_now() - start > FMPI_SPIN_USEC * 1e-6)
+        /* the spin ends FMPI_SPIN_USEC after the last byte moved, not after the
+         * start of the wait: a long transfer (a window of large messages) would
+         * otherwise go on at the pace of thread wake-ups */
+        double now = fmpi_now();
+        if (fmpi_st.io_events != io_seen) {
+          io_seen = fmpi_st.io_events;
+          start = now;
+        } else if (now - start > FMPI_SPIN_USEC * 1e-6) {
           blocking = true;
+        }
         sched_yield(); /* lets an oversubscribed core run the peer we wait for */
       }
       fmpi_st.app_spinning = true;
-      fmpi_progress(0);
+      app_progress(done, arg);
       continue;
     }
     fmpi_st.app_spinning = false;
@@ -484,7 +532,7 @@ void fmpi_status_out(fmpi_request *r, MPI_Status *st)
     *st = r->status;
 }
 
-static int check_pt2pt(fmpi_comm *c, int count, MPI_Datatype type, int peer, int tag, bool recv, bool any_tag_ok)
+int fmpi_check_pt2pt(fmpi_comm *c, int count, MPI_Datatype type, int peer, int tag, bool recv, bool any_tag_ok)
 {
   if (count < 0)
     return MPI_ERR_COUNT;
@@ -517,7 +565,7 @@ static int isend_common(const void *buf, int count, MPI_Datatype type, int dest,
   GET_COMM(comm, name);
   int rv;
   fmpi_request *r;
-  if ((rv = check_pt2pt(c, count, type, dest, tag, false, false)) != MPI_SUCCESS)
+  if ((rv = fmpi_check_pt2pt(c, count, type, dest, tag, false, false)) != MPI_SUCCESS)
     return fmpi_error(c, rv, name);
   fmpi_lock();
   fmpi_isend(buf, count, type, dest, tag, c, c->ctx, sync, &r);
@@ -541,7 +589,7 @@ int PMPI_Irecv(void *buf, int count, MPI_Datatype type, int src, int tag, MPI_Co
   GET_COMM(comm, "MPI_Irecv");
   int rv;
   fmpi_request *r;
-  if ((rv = check_pt2pt(c, count, type, src, tag, true, true)) != MPI_SUCCESS)
+  if ((rv = fmpi_check_pt2pt(c, count, type, src, tag, true, true)) != MPI_SUCCESS)
     return fmpi_error(c, rv, "MPI_Irecv");
   fmpi_lock();
   fmpi_irecv(buf, count, type, src, tag, c, c->ctx, &r);
@@ -556,7 +604,7 @@ static int send_common(const void *buf, int count, MPI_Datatype type, int dest, 
   GET_COMM(comm, name);
   int rv;
   fmpi_request *r;
-  if ((rv = check_pt2pt(c, count, type, dest, tag, false, false)) != MPI_SUCCESS)
+  if ((rv = fmpi_check_pt2pt(c, count, type, dest, tag, false, false)) != MPI_SUCCESS)
     return fmpi_error(c, rv, name);
   fmpi_lock();
   fmpi_isend(buf, count, type, dest, tag, c, c->ctx, sync, &r);
@@ -580,7 +628,7 @@ int PMPI_Recv(void *buf, int count, MPI_Datatype type, int src, int tag, MPI_Com
   GET_COMM(comm, "MPI_Recv");
   int rv;
   fmpi_request *r;
-  if ((rv = check_pt2pt(c, count, type, src, tag, true, true)) != MPI_SUCCESS)
+  if ((rv = fmpi_check_pt2pt(c, count, type, src, tag, true, true)) != MPI_SUCCESS)
     return fmpi_error(c, rv, "MPI_Recv");
   fmpi_lock();
   fmpi_irecv(buf, count, type, src, tag, c, c->ctx, &r);
@@ -599,8 +647,8 @@ int PMPI_Sendrecv(const void *sendbuf, int sendcount, MPI_Datatype sendtype, int
   GET_COMM(comm, "MPI_Sendrecv");
   int rv;
   fmpi_request *r[2];
-  if ((rv = check_pt2pt(c, sendcount, sendtype, dest, sendtag, false, false)) != MPI_SUCCESS ||
-      (rv = check_pt2pt(c, recvcount, recvtype, source, recvtag, true, true)) != MPI_SUCCESS)
+  if ((rv = fmpi_check_pt2pt(c, sendcount, sendtype, dest, sendtag, false, false)) != MPI_SUCCESS ||
+      (rv = fmpi_check_pt2pt(c, recvcount, recvtype, source, recvtag, true, true)) != MPI_SUCCESS)
     return fmpi_error(c, rv, "MPI_Sendrecv");
   fmpi_lock();
   fmpi_irecv(recvbuf, recvcount, recvtype, source, recvtag, c, c->ctx, &r[0]);
@@ -671,7 +719,7 @@ int PMPI_Probe(int source, int tag, MPI_Comm comm, MPI_Status *status)
 {
   GET_COMM(comm, "MPI_Probe");
   int rv;
-  if ((rv = check_pt2pt(c, 0, MPI_BYTE, source, tag, true, true)) != MPI_SUCCESS)
+  if ((rv = fmpi_check_pt2pt(c, 0, MPI_BYTE, source, tag, true, true)) != MPI_SUCCESS)
     return fmpi_error(c, rv, "MPI_Probe");
   if (source == MPI_PROC_NULL) {
     null_status(status);
@@ -689,7 +737,7 @@ int PMPI_Iprobe(int source, int tag, MPI_Comm comm, int *flag, MPI_Status *statu
 {
   GET_COMM(comm, "MPI_Iprobe");
   int rv;
-  if ((rv = check_pt2pt(c, 0, MPI_BYTE, source, tag, true, true)) != MPI_SUCCESS)
+  if ((rv = fmpi_check_pt2pt(c, 0, MPI_BYTE, source, tag, true, true)) != MPI_SUCCESS)
     return fmpi_error(c, rv, "MPI_Iprobe");
   if (source == MPI_PROC_NULL) {
     *flag = 1;
@@ -755,16 +803,41 @@ static void empty_status(MPI_Status *status)
   status->ferry_bytes = 0;
 }
 
-/* Hands a completed request's status to the user and frees it. Returns its error. */
+/* Where a handle stands for Wait/Test: MPI_REQUEST_NULL and an inactive
+ * persistent request both count as INACTIVE (Wait returns at once with an
+ * empty status; the *any and *some calls skip them). */
+enum handle_state { H_INACTIVE, H_PENDING, H_DONE };
+
+static int handle_state(MPI_Request h)
+{
+  if (h == MPI_REQUEST_NULL)
+    return H_INACTIVE;
+  fmpi_request *r = lookup(h);
+  if (r->persistent && !r->active)
+    return H_INACTIVE;
+  return r->complete ? H_DONE : H_PENDING;
+}
+
+/* Hands a completed request's status to the user and frees it (a persistent
+ * one becomes inactive and keeps its handle). An inactive persistent request
+ * gives an empty status. Returns the request's error. */
 static int finish(MPI_Request *h, MPI_Status *status)
 {
   fmpi_request *r = lookup(*h);
+  if (r->persistent && !r->active) {
+    empty_status(status);
+    return MPI_SUCCESS;
+  }
   int err = r->is_send ? MPI_SUCCESS : r->status.MPI_ERROR;
   if (!r->is_send)
     fmpi_status_out(r, status);
   else if (status != MPI_STATUS_IGNORE && status != NULL) {
     empty_status(status);
     status->ferry_cancelled = r->status.ferry_cancelled;
+  }
+  if (r->persistent) {
+    r->active = false;
+    return err;
   }
   fmpi_req_release(r);
   *h = MPI_REQUEST_NULL;
@@ -777,21 +850,23 @@ typedef struct handles_arg {
   bool any;
 } handles_arg;
 
+/* all (!any): no request pending; any: one done, or none pending at all */
 static bool handles_done(void *arg)
 {
   handles_arg *a = arg;
-  bool active = false;
   for (int i = 0; i < a->n; i++) {
-    if (a->h[i] == MPI_REQUEST_NULL)
-      continue;
-    active = true;
-    bool c = lookup(a->h[i])->complete;
-    if (a->any && c)
+    int st = handle_state(a->h[i]);
+    if (a->any && st == H_DONE)
       return true;
-    if (!a->any && !c)
+    if (st == H_PENDING && !a->any)
       return false;
   }
-  return a->any ? !active : true;
+  if (!a->any)
+    return true;
+  for (int i = 0; i < a->n; i++)
+    if (handle_state(a->h[i]) == H_PENDING)
+      return false;
+  return true;
 }
 
 static fmpi_comm *req_comm(MPI_Request h)
@@ -803,7 +878,7 @@ static fmpi_comm *req_comm(MPI_Request h)
 int PMPI_Wait(MPI_Request *request, MPI_Status *status)
 {
   FMPI_CHECK_INIT("MPI_Wait");
-  if (*request == MPI_REQUEST_NULL) {
+  if (handle_state(*request) == H_INACTIVE) {
     empty_status(status);
     return MPI_SUCCESS;
   }
@@ -822,7 +897,7 @@ static int complete_all(int count, MPI_Request requests[], MPI_Status *statuses)
   fmpi_comm *c = NULL;
   for (int i = 0; i < count; i++) {
     MPI_Status *st = statuses == MPI_STATUSES_IGNORE ? MPI_STATUS_IGNORE : &statuses[i];
-    if (requests[i] == MPI_REQUEST_NULL) {
+    if (handle_state(requests[i]) == H_INACTIVE) {
       empty_status(st);
       continue;
     }
@@ -864,7 +939,7 @@ int PMPI_Testall(int count, MPI_Request requests[], int *flag, MPI_Status *statu
 static int first_done(int count, MPI_Request requests[])
 {
   for (int i = 0; i < count; i++)
-    if (requests[i] != MPI_REQUEST_NULL && lookup(requests[i])->complete)
+    if (handle_state(requests[i]) == H_DONE)
       return i;
   return -1;
 }
@@ -921,10 +996,11 @@ static int some_common(int incount, MPI_Request requests[], int *outcount, int i
   bool active = false;
   *outcount = 0;
   for (int i = 0; i < incount; i++) {
-    if (requests[i] == MPI_REQUEST_NULL)
+    int hs = handle_state(requests[i]);
+    if (hs == H_INACTIVE)
       continue;
     active = true;
-    if (!lookup(requests[i])->complete)
+    if (hs != H_DONE)
       continue;
     MPI_Status *st = statuses == MPI_STATUSES_IGNORE ? MPI_STATUS_IGNORE : &statuses[*outcount];
     c = req_comm(requests[i]);
@@ -953,7 +1029,7 @@ int PMPI_Testsome(int incount, MPI_Request requests[], int *outcount, int indice
 int PMPI_Test(MPI_Request *request, int *flag, MPI_Status *status)
 {
   FMPI_CHECK_INIT("MPI_Test");
-  if (*request == MPI_REQUEST_NULL) {
+  if (handle_state(*request) == H_INACTIVE) {
     *flag = 1;
     empty_status(status);
     return MPI_SUCCESS;
@@ -978,7 +1054,7 @@ int PMPI_Request_free(MPI_Request *request)
     return fmpi_error(NULL, MPI_ERR_REQUEST, "MPI_Request_free");
   fmpi_lock();
   fmpi_request *r = lookup(*request);
-  if (r->complete) {
+  if (r->persistent ? !r->active || r->complete : r->complete) {
     fmpi_req_release(r);
   } else {
     fmpi_table_del(&fmpi_requests, r->handle);
@@ -997,7 +1073,7 @@ int PMPI_Cancel(MPI_Request *request)
     return fmpi_error(NULL, MPI_ERR_REQUEST, "MPI_Cancel");
   fmpi_lock();
   fmpi_request *r = lookup(*request);
-  if (!r->is_send && !r->complete) {
+  if (!r->is_send && !r->complete && (!r->persistent || r->active)) {
     fmpi_request *prev = NULL;
     for (fmpi_request *q = fmpi_st.posted_head; q; prev = q, q = q->next) {
       if (q != r)

@@ -3,27 +3,11 @@
 // no sockets, wake them with SIGUSR2, rewire with new endpoints, and let the
 // same processes go on. Message contents and per-channel sequence numbers
 // (checked by the runtime itself) prove nothing was lost, duplicated or reordered.
-import { readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RankChannelServer, type RankInfo } from '../../src/agent/rank-channel.js';
-import { RankJob, compileProgram, makeTempDir, uniqueSocketName, until } from './rank-harness.js';
-
-/** The sockets a process holds (from /proc/PID/fd), apart from stdio: Node's
- * spawn connects a child's stdio through socket pairs, where an agent uses files. */
-function sockets(pid: number): string[] {
-  const found: string[] = [];
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    if (Number(fd) <= 2) continue;
-    try {
-      const target = readlinkSync(`/proc/${pid}/fd/${fd}`);
-      if (target.startsWith('socket:')) found.push(`fd ${fd}: ${target}`);
-    } catch {
-      // fd closed meanwhile
-    }
-  }
-  return found;
-}
+import { RankJob, compileProgram, makeTempDir, sockets, uniqueSocketName, until } from './rank-harness.js';
 
 const SIGUSR2_BIT = 1n << 11n; // signal 12
 /** The process-wide pending signal mask (ShdPnd in /proc/PID/status). */

@@ -4,7 +4,7 @@
 // The endpoint table of a job is sent once every rank has said hello (again
 // after each resume), with address 127.0.0.1 and the ports from the hellos.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RankChannelServer, type RankInfo } from '../../src/agent/rank-channel.js';
@@ -148,4 +148,20 @@ export function uniqueSocketName(): string {
 export function makeTempDir(): { dir: string; remove: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-runtime-'));
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** The sockets a process holds (from /proc/PID/fd), apart from stdio: Node's
+ * spawn connects a child's stdio through socket pairs, where an agent uses files. */
+export function sockets(pid: number): string[] {
+  const found: string[] = [];
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    if (Number(fd) <= 2) continue;
+    try {
+      const target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      if (target.startsWith('socket:')) found.push(`fd ${fd}: ${target}`);
+    } catch {
+      // fd closed meanwhile
+    }
+  }
+  return found;
 }
