@@ -8,6 +8,13 @@ import { PROTOCOL_VERSION, checkPeerVersion } from '../protocol/version.js';
 import { ZmqClientTransport } from '../transport/zmq-transport.js';
 
 export const OPERATOR_TIMEOUT_MS = 3_000;
+/**
+ * How long a request waits in all when the coordinator is connected but slow
+ * to answer (a loaded machine; its catalog waiting for the disk): past
+ * OPERATOR_TIMEOUT_MS, an unreachable coordinator fails at once, a connected
+ * one gets this long.
+ */
+export const OPERATOR_CONNECTED_TIMEOUT_MS = 30_000;
 export const DEFAULT_COORDINATOR = 'tcp://127.0.0.1:7470';
 
 export interface RequestOptions {
@@ -31,7 +38,7 @@ export class OperatorClient {
   private readonly open = new Map<number, Open>();
 
   constructor(readonly address: string) {
-    this.transport = new ZmqClientTransport(address);
+    this.transport = new ZmqClientTransport(address, { watchConnection: true });
     this.transport.onMessage((frames) => this.onReply(frames));
   }
 
@@ -65,15 +72,24 @@ export class OperatorClient {
     o.timer = undefined;
     if (o.options.follow && o.heard) return;
     const timeoutMs = o.options.timeoutMs ?? OPERATOR_TIMEOUT_MS;
-    o.timer = setTimeout(() => {
+    const armedAt = Date.now();
+    const expire = () => {
+      const waited = Date.now() - armedAt;
+      if (this.transport.connected && waited < OPERATOR_CONNECTED_TIMEOUT_MS) {
+        o.timer = setTimeout(expire, Math.min(1_000, OPERATOR_CONNECTED_TIMEOUT_MS - waited));
+        return;
+      }
       this.settle(id, o);
       o.reject(
         new FerryError(
           ErrorCode.UNAVAILABLE,
-          `no answer from the coordinator at ${this.address} within ${timeoutMs / 1000} s (is it running? is the address right?)`,
+          this.transport.connected
+            ? `the coordinator at ${this.address} is connected but did not answer within ${Math.round(waited / 1000)} s`
+            : `no answer from the coordinator at ${this.address} within ${Math.round(waited / 1000)} s (is it running? is the address right?)`,
         ),
       );
-    }, timeoutMs);
+    };
+    o.timer = setTimeout(expire, timeoutMs);
   }
 
   private settle(id: number, o: Open): void {

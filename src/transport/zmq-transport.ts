@@ -75,9 +75,13 @@ export class ZmqClientTransport implements ClientTransport {
   private readonly outbox: Outbox<Uint8Array>;
   private handler: ((frames: Uint8Array[]) => void) | undefined;
   private closed = false;
+  private up = false;
 
-  /** Connects a DEALER; libzmq retries the TCP connection by itself with backoff. */
-  constructor(address: string, options: { maxMessageBytes?: number } = {}) {
+  /**
+   * Connects a DEALER; libzmq retries the TCP connection by itself with backoff.
+   * `watchConnection`: keep `connected` up to date (a socket monitor).
+   */
+  constructor(address: string, options: { maxMessageBytes?: number; watchConnection?: boolean } = {}) {
     this.dealer = new zmq.Dealer({
       linger: 0,
       immediate: true,
@@ -85,6 +89,10 @@ export class ZmqClientTransport implements ClientTransport {
       reconnectMaxInterval: RECONNECT_MAX_INTERVAL_MS,
       ...(options.maxMessageBytes ? { maxMessageSize: options.maxMessageBytes } : {}),
     });
+    if (options.watchConnection) {
+      this.dealer.events.on('connect', () => (this.up = true));
+      this.dealer.events.on('disconnect', () => (this.up = false));
+    }
     this.dealer.connect(address);
     this.outbox = new Outbox((m) => this.dealer.send(m));
     void this.receiveLoop();
@@ -92,6 +100,11 @@ export class ZmqClientTransport implements ClientTransport {
 
   onMessage(handler: (frames: Uint8Array[]) => void): void {
     this.handler = handler;
+  }
+
+  /** Whether a TCP connection to the peer is up now (only with `watchConnection`). */
+  get connected(): boolean {
+    return this.up;
   }
 
   send(frame: Uint8Array): void {

@@ -1,0 +1,61 @@
+// The CLI's coordinator client against a real ZeroMQ peer on loopback: an
+// unreachable coordinator fails after OPERATOR_TIMEOUT_MS; one that is
+// connected but slow to answer (a loaded machine) is waited for.
+import { createServer } from 'node:net';
+import * as zmq from 'zeromq';
+import { afterEach, describe, expect, it } from 'vitest';
+import { OPERATOR_TIMEOUT_MS, OperatorClient } from '../../src/cli/operator-client.js';
+import { OK_STATUS, coordinatorInboundCodec, operatorReplyCodec } from '../../src/protocol/messages.js';
+import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+const closers: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of closers.splice(0)) await c();
+});
+
+/** A coordinator stand-in that answers every operator request after `delayMs`. */
+async function slowCoordinator(delayMs: number): Promise<string> {
+  const address = `tcp://127.0.0.1:${await freePort()}`;
+  const router = new zmq.Router({ linger: 0 });
+  await router.bind(address);
+  closers.push(() => router.close());
+  void (async () => {
+    try {
+      for await (const [peer, frame] of router) {
+        const request = coordinatorInboundCodec.decode(frame!).operator!;
+        setTimeout(() => {
+          const reply = operatorReplyCodec.encode({ version: PROTOCOL_VERSION, reply_to: request.request_id, status: OK_STATUS, final: true });
+          void router.send([peer!, reply]).catch(() => undefined);
+        }, delayMs);
+      }
+    } catch {
+      // closed
+    }
+  })();
+  return address;
+}
+
+describe('operator client deadlines', () => {
+  it('waits past the short deadline for a coordinator that is connected but slow', async () => {
+    const client = new OperatorClient(await slowCoordinator(OPERATOR_TIMEOUT_MS + 1_500));
+    closers.push(() => client.close());
+    const t0 = Date.now();
+    const reply = await client.request({ cluster_status: {} });
+    expect(reply.status?.ok).toBe(true);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(OPERATOR_TIMEOUT_MS);
+  }, 20_000);
+
+  it('fails after the short deadline, saying so, when nothing listens', async () => {
+    const client = new OperatorClient(`tcp://127.0.0.1:${await freePort()}`);
+    closers.push(() => client.close());
+    await expect(client.request({ cluster_status: {} })).rejects.toThrow(/no answer from the coordinator at tcp:\/\/127\.0\.0\.1:\d+ within 3 s \(is it running/);
+  }, 20_000);
+});
