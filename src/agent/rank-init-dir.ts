@@ -15,6 +15,9 @@ import { join, sep } from 'node:path';
 export const RANK_INIT_DIR_BASE = '/tmp/ferry-rank-init';
 /** The environment variable that hands ferry-init its directory (ferry-init.c removes it from the program's environment). */
 export const INIT_DIR_ENV = 'FERRY_INIT_DIR';
+/** A directory still in use when its rank ended is looked at again this often, this many times. */
+const REMOVE_RETRY_MS = 250;
+const REMOVE_ATTEMPTS = 20;
 
 /** Creates a new, empty directory for one start of a rank. */
 export function createRankInitDir(jobId: string, rank: number): string {
@@ -53,8 +56,13 @@ function inUse(dir: string): boolean {
  * inside keeps it). Kept while a process still works there: a rank migrated
  * between namespace hosts of one machine is restored into the same path.
  */
-export function removeRankInitDir(path: string | undefined): void {
-  if (!path || !isRankInitDir(path) || inUse(path)) return;
+export function removeRankInitDir(path: string | undefined, attemptsLeft = REMOVE_ATTEMPTS): void {
+  if (!path || !isRankInitDir(path)) return;
+  if (inUse(path)) {
+    // The rank's processes may still be on their way out when its end is reported: look again shortly.
+    if (attemptsLeft > 1) setTimeout(() => removeRankInitDir(path, attemptsLeft - 1), REMOVE_RETRY_MS).unref();
+    return;
+  }
   try {
     rmdirSync(path);
   } catch {
