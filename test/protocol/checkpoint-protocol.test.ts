@@ -46,6 +46,24 @@ async function checkpoint(stop = false, stepMs = 100, maxMs = 20_000) {
 const steps = (host: string) => h.nodes.get(host)!.steps.stepsSeen();
 
 describe('checkpoint protocol', () => {
+  it('reports phases that add up: the DUMP round less its manifests, then the manifests (store)', async () => {
+    for (const host of ['a', 'b']) {
+      h.nodes.get(host)!.steps.scripts.set(RoundStep.DUMP, async (req) => {
+        await new Promise((r) => setTimeout(r, 1_000));
+        return {
+          failed: new Map(),
+          images: req.dump_ranks.map((rank) => ({ rank, location: `/i/${rank}`, size_bytes: 1, manifest_sha256: 'b'.repeat(64), files: 1, dump_ms: 600, store_ms: 400 })),
+        };
+      });
+    }
+    const { result, error } = await checkpoint(false, 50);
+    expect(error).toBeUndefined();
+    expect(result!.store_ms).toBe(400);
+    // The round took 1,000-1,050 ms of the fake clock (one step of it at most on top).
+    expect(Number(result!.dump_ms)).toBeGreaterThanOrEqual(600);
+    expect(Number(result!.dump_ms)).toBeLessThanOrEqual(650);
+  });
+
   it('goes PREPARE, DUMP, STORED, COMMITTED, RESUME and records every rank image', async () => {
     const { result, error, progress } = await checkpoint();
     expect(error).toBeUndefined();

@@ -142,7 +142,8 @@ export class CheckpointService {
     return {
       epoch: this.epochInfo(jobId, epoch),
       flush_ms: m.between('preparing', 'flushed'),
-      dump_ms: m.between('dumping', 'stored'),
+      // The DUMP round ends with each agent's manifests (store_ms): without them, so the phases add up.
+      dump_ms: Math.max(0, m.between('dumping', 'stored') - storeMs),
       store_ms: storeMs,
       commit_ms: m.between('stored', 'committed'),
       resume_ms: m.between('resuming', 'done'),
