@@ -1,46 +1,26 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { RankChannelServer } from '../../src/agent/rank-channel.js';
-import { RankJob, compileProgram, makeTempDir, uniqueSocketName, until } from './rank-harness.js';
+import { describe, expect, it } from 'vitest';
+import { until, useRankRuntime } from './rank-harness.js';
 
 describe('rank runtime: MPI_Abort and fatal errors reach the agent', () => {
-  const tmp = makeTempDir();
-  let server: RankChannelServer;
-  let socketName: string;
-  const jobs: RankJob[] = [];
-  let program: string;
-
-  beforeAll(async () => {
-    program = compileProgram('abort', tmp.dir);
-    socketName = uniqueSocketName();
-    server = new RankChannelServer({ socketName });
-    await server.listen();
-  });
-  afterEach(() => {
-    for (const j of jobs.splice(0)) j.kill();
-  });
-  afterAll(async () => {
-    tmp.remove();
-    await server?.close(); // undefined when beforeAll failed
-  });
+  const rt = useRankRuntime('abort');
 
   for (const [mode, code, text] of [
     ['abort', 7, /MPI_Abort\(comm 1, 7\) called by rank 1/],
     ['fatal', 6, /error in MPI_Send: Invalid rank/],
   ] as const) {
     it(`${mode}: the agent hears the abort with its code, the rank exits with it, its peer does not hang`, async () => {
-      const job = new RankJob(server, socketName, `bad-${mode}`, 2);
-      jobs.push(job);
+      const job = rt.job(`bad-${mode}`, 2);
       const aborts: [number, number, string][] = [];
       const disconnects: string[] = [];
       const onAbort = (jobId: string, rank: number, c: number, msg: string) => jobId === job.jobId && aborts.push([rank, c, msg]);
       const onDisc = (jobId: string, rank: number, how: string) => jobId === job.jobId && disconnects.push(`${rank}:${how}`);
-      server.on('abort', onAbort);
-      server.on('disconnect', onDisc);
-      job.start(program, [mode]);
+      rt.server.on('abort', onAbort);
+      rt.server.on('disconnect', onDisc);
+      job.start(rt.program('abort'), [mode]);
       const results = await job.wait();
       await until(() => disconnects.length === 2);
-      server.off('abort', onAbort);
-      server.off('disconnect', onDisc);
+      rt.server.off('abort', onAbort);
+      rt.server.off('disconnect', onDisc);
       const mine = aborts.find((a) => a[0] === 1);
       expect(mine?.[2]).toMatch(text);
       if (mode === 'abort') expect(mine?.[1]).toBe(code);

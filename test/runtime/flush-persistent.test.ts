@@ -6,40 +6,20 @@
 // was lost, duplicated or reordered.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { RankChannelServer } from '../../src/agent/rank-channel.js';
-import { RankJob, compileProgram, makeTempDir, sockets, uniqueSocketName, until } from './rank-harness.js';
+import { describe, expect, it } from 'vitest';
+import { sockets, until, useRankRuntime } from './rank-harness.js';
 
 describe('rank runtime: persistent requests across a flush', () => {
-  const tmp = makeTempDir();
-  let server: RankChannelServer;
-  let socketName: string;
-  const jobs: RankJob[] = [];
-  let persistent: string;
-
-  beforeAll(async () => {
-    persistent = compileProgram('flush-persistent', tmp.dir);
-    socketName = uniqueSocketName();
-    server = new RankChannelServer({ socketName });
-    await server.listen();
-  });
-  afterEach(() => {
-    for (const j of jobs.splice(0)) j.kill();
-  });
-  afterAll(async () => {
-    tmp.remove();
-    await server?.close(); // undefined when beforeAll failed
-  });
+  const rt = useRankRuntime('flush-persistent');
 
   it('keeps started persistent requests (a synchronous send, a rendezvous and a wildcard receive) across a flush', async () => {
-    const go = join(tmp.dir, 'go-persistent');
-    const job = new RankJob(server, socketName, 'flush-persistent', 2);
-    jobs.push(job);
-    job.start(persistent, [go]);
+    const go = join(rt.dir, 'go-persistent');
+    const job = rt.job('flush-persistent', 2);
+    job.start(rt.program('flush-persistent'), [go]);
     await job.waitForOutput(0, 'started\n');
     await job.waitForOutput(1, 'posted\n');
 
-    const reports = await server.flush(job.jobId, 1);
+    const reports = await rt.server.flush(job.jobId, 1);
     expect(reports.map((r) => r.rank)).toEqual([0, 1]);
     // the request-to-send of rank 0's started synchronous send waits in rank 1's memory
     expect(reports[1].unexpectedMessages).toBe(1);

@@ -5,9 +5,9 @@
 // (checked by the runtime itself) prove nothing was lost, duplicated or reordered.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RankChannelServer, type RankInfo } from '../../src/agent/rank-channel.js';
-import { RankJob, compileProgram, makeTempDir, sockets, uniqueSocketName, until } from './rank-harness.js';
+import { RankJob, sockets, uniqueSocketName, until, useRankRuntime } from './rank-harness.js';
 
 const SIGUSR2_BIT = 1n << 11n; // signal 12
 /** The process-wide pending signal mask (ShdPnd in /proc/PID/status). */
@@ -17,35 +17,12 @@ function sharedPending(pid: number): bigint {
 }
 
 describe('rank runtime: flush, close, rewire', () => {
-  const tmp = makeTempDir();
-  let server: RankChannelServer;
-  let socketName: string;
-  const jobs: RankJob[] = [];
-  let pending: string;
-  let stream: string;
-  let finalizeExit: string;
-
-  beforeAll(async () => {
-    pending = compileProgram('flush-pending', tmp.dir);
-    stream = compileProgram('flush-stream', tmp.dir);
-    finalizeExit = compileProgram('finalize-exit', tmp.dir);
-    socketName = uniqueSocketName();
-    server = new RankChannelServer({ socketName });
-    await server.listen();
-  });
-  afterEach(() => {
-    for (const j of jobs.splice(0)) j.kill();
-  });
-  afterAll(async () => {
-    tmp.remove();
-    await server?.close(); // undefined when beforeAll failed
-  });
+  const rt = useRankRuntime('flush-pending', 'flush-stream', 'finalize-exit');
 
   it('keeps drained messages and a half-done rendezvous across a flush; the same processes continue', async () => {
-    const go = join(tmp.dir, 'go-pending');
-    const job = new RankJob(server, socketName, 'flush-pending', 3);
-    jobs.push(job);
-    job.start(pending, [go]);
+    const go = join(rt.dir, 'go-pending');
+    const job = rt.job('flush-pending', 3);
+    job.start(rt.program('flush-pending'), [go]);
     await job.waitForOutput(0, 'sent\n');
     await job.waitForOutput(1, 'ready\n');
     await job.waitForOutput(2, 'posted\n');
@@ -53,7 +30,7 @@ describe('rank runtime: flush, close, rewire', () => {
     job.resumeAll();
     for (const p of job.procs) await until(() => (sharedPending(p.pid!) & SIGUSR2_BIT) !== 0n);
 
-    const reports = await server.flush(job.jobId, 1);
+    const reports = await rt.server.flush(job.jobId, 1);
     for (const p of job.procs) expect(sharedPending(p.pid!) & SIGUSR2_BIT).toBe(0n);
     expect(reports.map((r) => r.rank)).toEqual([0, 1, 2]);
     expect(reports.every((r) => r.epoch === 1)).toBe(true);
@@ -65,7 +42,7 @@ describe('rank runtime: flush, close, rewire', () => {
       expect(p.exitCode).toBeNull();
       expect(sockets(p.pid!)).toEqual([]); // dump-safe: not even the agent connection
     }
-    expect(server.ranks(job.jobId)).toEqual([]);
+    expect(rt.server.ranks(job.jobId)).toEqual([]);
 
     job.resumeAll();
     await until(() => job.hellos.length === 2);
@@ -79,15 +56,14 @@ describe('rank runtime: flush, close, rewire', () => {
   });
 
   it('survives three flush and resume cycles under continuous traffic on 4 ranks', async () => {
-    const stop = join(tmp.dir, 'stop-stream');
-    const job = new RankJob(server, socketName, 'flush-stream', 4);
-    jobs.push(job);
-    job.start(stream, [stop]);
+    const stop = join(rt.dir, 'stop-stream');
+    const job = rt.job('flush-stream', 4);
+    job.start(rt.program('flush-stream'), [stop]);
     await job.waitForOutput(0, 'started\n');
     await until(() => job.hellos.length === 1);
     let drained = 0;
     for (let epoch = 1; epoch <= 3; epoch++) {
-      const reports = await server.flush(job.jobId, epoch);
+      const reports = await rt.server.flush(job.jobId, epoch);
       expect(reports).toHaveLength(4);
       drained += reports.reduce((n, r) => n + r.drainedMessages, 0);
       for (const p of job.procs) expect(sockets(p.pid!)).toEqual([]);
@@ -103,15 +79,14 @@ describe('rank runtime: flush, close, rewire', () => {
   });
 
   it('refuses a second flush while one runs and reports a rank that dies during a flush', async () => {
-    const go = join(tmp.dir, 'go-refuse');
-    const job = new RankJob(server, socketName, 'flush-dies', 2);
-    jobs.push(job);
-    job.start(pending, [go]);
+    const go = join(rt.dir, 'go-refuse');
+    const job = rt.job('flush-dies', 2);
+    job.start(rt.program('flush-pending'), [go]);
     await job.waitForOutput(0, 'sent\n');
     await job.waitForOutput(1, 'ready\n');
     // rank 1 waits for the marker of rank 0, which is not asked to flush
-    const first = server.flush(job.jobId, 1, [1]);
-    await expect(server.flush(job.jobId, 2, [1])).rejects.toThrow(/already flushing/);
+    const first = rt.server.flush(job.jobId, 1, [1]);
+    await expect(rt.server.flush(job.jobId, 2, [1])).rejects.toThrow(/already flushing/);
     job.procs[0].kill('SIGKILL');
     await expect(first).rejects.toThrow(/rank 1 of job flush-dies disconnected \(aborted\)/);
     const results = await job.wait();
@@ -120,16 +95,16 @@ describe('rank runtime: flush, close, rewire', () => {
   });
 
   it('ranks outlive their agent: they keep communicating, attach to the next agent, flush through it and report their exits to it', async () => {
-    const stop = join(tmp.dir, 'stop-agent-lost');
+    const stop = join(rt.dir, 'stop-agent-lost');
     const name = uniqueSocketName();
     const first = new RankChannelServer({ socketName: name });
     await first.listen();
     const job = new RankJob(first, name, 'agent-lost', 3);
-    jobs.push(job);
+    rt.track(job);
     let second: RankChannelServer | undefined;
     let rewire: RankJob | undefined;
     try {
-      job.start(stream, [stop]);
+      job.start(rt.program('flush-stream'), [stop]);
       await job.waitForOutput(0, 'started\n');
       await until(() => job.hellos.length === 1);
       // The agent crashes: every rank loses its connection while traffic flows.
@@ -174,19 +149,19 @@ describe('rank runtime: flush, close, rewire', () => {
   });
 
   it('a rank whose agent dies before it hands over the endpoint table says hello again to the next agent', async () => {
-    const stop = join(tmp.dir, 'stop-hello-again');
+    const stop = join(rt.dir, 'stop-hello-again');
     const name = uniqueSocketName();
     const first = new RankChannelServer({ socketName: name });
     const asked: RankInfo[] = [];
     first.on('hello', (info) => asked.push(info));
     await first.listen();
     const job = new RankJob(first, name, 'hello-again', 2);
-    jobs.push(job);
+    rt.track(job);
     job.kill(); // this agent never answers: the job's table comes from the next one
     let second: RankChannelServer | undefined;
     let rewire: RankJob | undefined;
     try {
-      job.start(stream, [stop]);
+      job.start(rt.program('flush-stream'), [stop]);
       await until(() => asked.length === 2);
       expect(asked.map((h) => h.repeated)).toEqual([false, false]);
       await first.close();
@@ -211,17 +186,16 @@ describe('rank runtime: flush, close, rewire', () => {
   });
 
   it('a flush racing MPI_Finalize completes either way, and exit codes reach the agent', async () => {
-    const go = join(tmp.dir, 'go-finalize');
-    const job = new RankJob(server, socketName, 'flush-finalize', 3);
-    jobs.push(job);
+    const go = join(rt.dir, 'go-finalize');
+    const job = rt.job('flush-finalize', 3);
     const exits = new Map<number, number>();
     const onExit = (jobId: string, rank: number, code: number) => jobId === job.jobId && exits.set(rank, code);
-    server.on('exit', onExit);
-    job.start(finalizeExit, [go]);
+    rt.server.on('exit', onExit);
+    job.start(rt.program('finalize-exit'), [go]);
     for (let r = 0; r < 3; r++) await job.waitForOutput(r, 'finalizing\n');
     // each rank is before, inside or past MPI_Finalize: a flushed one waits for SIGUSR2,
     // a finalized one is reported without being asked
-    const reports = await server.flush(job.jobId, 1);
+    const reports = await rt.server.flush(job.jobId, 1);
     expect(reports.map((r) => r.rank)).toEqual([0, 1, 2]);
     for (const r of reports) if (!r.finalized) RankChannelServer.resume(job.procs[r.rank].pid!);
     for (let r = 0; r < 3; r++) await job.waitForOutput(r, 'finalized\n');
@@ -230,7 +204,7 @@ describe('rank runtime: flush, close, rewire', () => {
     // Every rank's exit notice reaches the agent, also from a rank flushed
     // inside MPI_Finalize: woken, it connects again (attach) before it exits.
     await until(() => exits.size === 3);
-    server.off('exit', onExit);
+    rt.server.off('exit', onExit);
     expect(results.map((r) => r.code), job.stderr.join('\n')).toEqual([3, 4, 5]);
     for (const [rank, code] of exits) expect(code).toBe(rank + 3);
   });

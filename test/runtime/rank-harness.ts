@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RankChannelServer, type RankInfo } from '../../src/agent/rank-channel.js';
 import { packageRoot } from '../../src/protocol/proto-root.js';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 
 export const ROOT = packageRoot();
 export const BUILD_DIR = join(ROOT, 'build');
@@ -164,4 +165,65 @@ export function sockets(pid: number): string[] {
     }
   }
   return found;
+}
+
+/** What useRankRuntime gives a test file. */
+export interface RankRuntime {
+  /** The temp directory the programs were compiled into (removed after the file). */
+  readonly dir: string;
+  /** The stand-in agent's rank channel (set in beforeAll). */
+  readonly server: RankChannelServer;
+  readonly socketName: string;
+  /** The path of a program named to useRankRuntime. */
+  program(name: string): string;
+  /** A job through the server; killed after the test. */
+  job(jobId: string, size: number): RankJob;
+  /** A job made by the test itself (another server): killed after the test too. */
+  track(job: RankJob): RankJob;
+}
+
+/**
+ * The setup every runtime test file needs, as vitest hooks (call it inside a
+ * describe): a temp directory with `programs` compiled into it, a rank
+ * channel server standing in for the agent, and the jobs started through it
+ * killed after each test, all removed after the file, also on failure.
+ */
+export function useRankRuntime(...programs: string[]): RankRuntime {
+  const tmp = makeTempDir();
+  const built = new Map<string, string>();
+  const jobs: RankJob[] = [];
+  let server: RankChannelServer | undefined;
+  const socketName = uniqueSocketName();
+  beforeAll(async () => {
+    for (const name of programs) built.set(name, compileProgram(name, tmp.dir));
+    server = new RankChannelServer({ socketName });
+    await server.listen();
+  });
+  afterEach(() => {
+    for (const j of jobs.splice(0)) j.kill();
+  });
+  afterAll(async () => {
+    tmp.remove();
+    await server?.close(); // undefined when beforeAll failed
+  });
+  return {
+    dir: tmp.dir,
+    get server() {
+      if (!server) throw new Error('the rank channel server is not up (beforeAll failed?)');
+      return server;
+    },
+    socketName,
+    program(name) {
+      const path = built.get(name);
+      if (!path) throw new Error(`program ${name} was not named to useRankRuntime`);
+      return path;
+    },
+    job(jobId, size) {
+      return this.track(new RankJob(this.server, socketName, jobId, size));
+    },
+    track(job) {
+      jobs.push(job);
+      return job;
+    },
+  };
 }
