@@ -94,6 +94,7 @@ export class LocalRankSteps implements RankSteps {
           this.flushed.delete(`${req.job_id}/${r}`);
           this.flushing.delete(`${req.job_id}/${r}`);
         }
+        this.o.ranks.keepInitDirs(req.job_id, req.dump_ranks);
         this.o.ranks.signalRanks(req.job_id, req.dump_ranks, 'SIGKILL');
         return { failed: new Map() };
       case RoundStep.DUMP:

@@ -67,6 +67,8 @@ interface RankEntry {
   ended: boolean;
   /** The signal this agent sent last (tells how a re-adopted rank without a status file ended). */
   lastSignal?: NodeJS.Signals;
+  /** Stopped for a move or a later restart: its init directory stays for a restore (rank-init-dir.ts). */
+  keepInitDir?: boolean;
 }
 
 /** What readopt() found. */
@@ -222,7 +224,7 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
     child.on('exit', (code, signal) => {
       if (this.ranks.get(key) === entry) this.ranks.delete(key);
       removeExitStatus(statusFile);
-      removeRankInitDir(initDir);
+      if (!entry.keepInitDir) removeRankInitDir(initDir);
       if (entry.ended) return;
       entry.ended = true;
       this.saveTable();
@@ -308,7 +310,7 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
         e.ended = true;
         const exited = this.endedExit(e.table, false, e.lastSignal);
         removeExitStatus(e.table.statusFile);
-        removeRankInitDir(e.table.initDir);
+        if (!e.keepInitDir) removeRankInitDir(e.table.initDir);
         this.saveTable();
         trace(`exit of re-adopted ${key}: code=${exited.exit_code} ${exited.reason}`);
         this.emit('exit', exited);
@@ -408,6 +410,20 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
       n++;
     }
     return n;
+  }
+
+  /**
+   * Ranks about to be stopped after their dump (a migration, checkpoint
+   * --stop): their init directories stay, as a restore of the same image may
+   * be creating the same path right now (namespace hosts of one machine share
+   * /tmp) and a later restart here needs it. Ranks that end otherwise take
+   * theirs with them.
+   */
+  keepInitDirs(jobId: string, ranks: number[]): void {
+    for (const rank of ranks) {
+      const e = this.ranks.get(RankSupervisor.key(jobId, rank));
+      if (e) e.keepInitDir = true;
+    }
   }
 
   /** The pid of a rank's ferry-init (the root of its process tree, PID 1 of its namespace). */
