@@ -7,29 +7,41 @@
 // collide on it, so their dumps had to take turns. ferry-init therefore
 // leaves the program in the job's directory and moves itself into a directory
 // of its own. The path does not depend on the host, so a host that restores
-// the rank creates it first (CRIU restores working directories by path).
-import { mkdirSync, readdirSync, readlinkSync, rmdirSync } from 'node:fs';
+// the rank creates it first (CRIU restores working directories by path): every
+// agent of one deployment must use the same root.
+import { mkdirSync, readdirSync, readlinkSync, rmdirSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join, sep } from 'node:path';
 
 export const RANK_INIT_DIR_BASE = '/tmp/ferry-rank-init';
+/** Overrides the root for every agent started with it (a test cluster keeps its ranks' directories in its own temp dir). */
+export const RANK_INIT_ROOT_ENV = 'FERRY_RANK_INIT_ROOT';
 /** The environment variable that hands ferry-init its directory (ferry-init.c removes it from the program's environment). */
 export const INIT_DIR_ENV = 'FERRY_INIT_DIR';
 /** A directory still in use when its rank ended is looked at again this often, this many times. */
 const REMOVE_RETRY_MS = 250;
 const REMOVE_ATTEMPTS = 20;
+/** Unused directories older than this are swept (at agent start, then every RANK_INIT_SWEEP_INTERVAL_MS). */
+export const RANK_INIT_DIR_STALE_MS = 10 * 60_000;
+export const RANK_INIT_SWEEP_INTERVAL_MS = 10 * 60_000;
+
+/** The directory the rank init directories live in. */
+export function rankInitRoot(): string {
+  return process.env[RANK_INIT_ROOT_ENV] || RANK_INIT_DIR_BASE;
+}
 
 /** Creates a new, empty directory for one start of a rank. */
 export function createRankInitDir(jobId: string, rank: number): string {
-  const dir = join(RANK_INIT_DIR_BASE, `${jobId}.${rank}.${randomBytes(6).toString('hex')}`);
+  const dir = join(rankInitRoot(), `${jobId}.${rank}.${randomBytes(6).toString('hex')}`);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   return dir;
 }
 
 /** Whether `path` is one of these directories (and not, say, a job's own directory). */
 export function isRankInitDir(path: string): boolean {
-  if (!path.startsWith(RANK_INIT_DIR_BASE + sep)) return false;
-  const name = path.slice(RANK_INIT_DIR_BASE.length + 1);
+  const root = rankInitRoot();
+  if (!path.startsWith(root + sep)) return false;
+  const name = path.slice(root.length + 1);
   return name.length > 0 && !name.includes(sep) && name !== '.' && name !== '..';
 }
 
@@ -38,17 +50,23 @@ export function ensureRankInitDir(path: string): void {
   if (isRankInitDir(path)) mkdirSync(path, { recursive: true, mode: 0o700 });
 }
 
-/** Whether a live process works in `dir` (an init restored from the same image, on a host sharing this machine). */
-function inUse(dir: string): boolean {
+/** The working directories of the live processes of this machine. */
+function workingDirs(): Set<string> {
+  const dirs = new Set<string>();
   for (const pid of readdirSync('/proc')) {
     if (!/^[0-9]+$/.test(pid)) continue;
     try {
-      if (readlinkSync(`/proc/${pid}/cwd`) === dir) return true;
+      dirs.add(readlinkSync(`/proc/${pid}/cwd`));
     } catch {
       // gone, or not ours to look at
     }
   }
-  return false;
+  return dirs;
+}
+
+/** Whether a live process works in `dir` (an init restored from the same image, on a host sharing this machine). */
+function inUse(dir: string): boolean {
+  return workingDirs().has(dir);
 }
 
 /**
@@ -68,4 +86,35 @@ export function removeRankInitDir(path: string | undefined, attemptsLeft = REMOV
   } catch {
     // already gone, or not empty (a CRIU scratch directory left by a killed dump): harmless
   }
+}
+
+/**
+ * Removes the directories that no process works in and that are older than
+ * `olderThanMs`: those of ranks whose agent was killed, and those a stopped
+ * rank left on its old host (see RankSupervisor.keepInitDirs). The age keeps
+ * a directory that a restore has just made for CRIU, on this or another host
+ * of the machine. Returns how many went.
+ */
+export function sweepRankInitDirs(olderThanMs: number, now = Date.now()): number {
+  const root = rankInitRoot();
+  let names: string[];
+  try {
+    names = readdirSync(root);
+  } catch {
+    return 0; // no root yet
+  }
+  const used = workingDirs();
+  let removed = 0;
+  for (const name of names) {
+    const dir = join(root, name);
+    if (!isRankInitDir(dir) || used.has(dir)) continue;
+    try {
+      if (now - statSync(dir).mtimeMs < olderThanMs) continue;
+      rmdirSync(dir);
+      removed++;
+    } catch {
+      // gone meanwhile, not a directory, or not empty: not ours to force
+    }
+  }
+  return removed;
 }

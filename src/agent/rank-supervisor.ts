@@ -14,7 +14,14 @@
 // ferry-init writes to FERRY_EXIT_STATUS_FILE when the rank ends.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, closeSync, constants as fsConstants, mkdirSync, openSync, readFileSync, readdirSync } from 'node:fs';
-import { INIT_DIR_ENV, createRankInitDir, removeRankInitDir } from './rank-init-dir.js';
+import {
+  INIT_DIR_ENV,
+  RANK_INIT_DIR_STALE_MS,
+  RANK_INIT_SWEEP_INTERVAL_MS,
+  createRankInitDir,
+  removeRankInitDir,
+  sweepRankInitDirs,
+} from './rank-init-dir.js';
 import { processAlive, processEnv, processStartTicks, readExitStatus, removeExitStatus } from './rank-process.js';
 import { loadRankTable, RANK_TABLE_FILE, saveRankTable, type RankTableEntry } from './rank-table.js';
 import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
@@ -103,6 +110,7 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
   private readonly stateDir: string;
   private readonly tablePath: string;
   private watchTimer: NodeJS.Timeout | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
   private saveTimer: NodeJS.Timeout | undefined;
   private saveQueued = false;
 
@@ -276,7 +284,19 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
     }
     this.saveTable();
     if (result.alive.length > 0) this.watchAdopted();
+    this.sweepInitDirs();
     return result;
+  }
+
+  /** Removes, now and from time to time, the init directories nothing uses any more (rank-init-dir.ts). */
+  private sweepInitDirs(): void {
+    const sweep = (): void => {
+      const n = sweepRankInitDirs(RANK_INIT_DIR_STALE_MS);
+      if (n > 0) trace(`removed ${n} unused rank init director${n === 1 ? 'y' : 'ies'}`);
+    };
+    sweep();
+    this.sweepTimer ??= setInterval(sweep, RANK_INIT_SWEEP_INTERVAL_MS);
+    this.sweepTimer.unref?.();
   }
 
   /** The exit of a rank that is not this agent's child, from its status file. */
@@ -328,6 +348,8 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
   /** Stops timers (the agent is shutting down); the table on disk stays for the next agent. */
   close(): void {
     this.stopWatching();
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
     if (this.saveTimer) {
       clearTimeout(this.saveTimer);
       this.saveTimer = undefined;
@@ -416,8 +438,8 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
    * Ranks about to be stopped after their dump (a migration, checkpoint
    * --stop): their init directories stay, as a restore of the same image may
    * be creating the same path right now (namespace hosts of one machine share
-   * /tmp) and a later restart here needs it. Ranks that end otherwise take
-   * theirs with them.
+   * /tmp). The sweep (sweepInitDirs) removes them once nothing uses them.
+   * Ranks that end otherwise take theirs with them.
    */
   keepInitDirs(jobId: string, ranks: number[]): void {
     for (const rank of ranks) {

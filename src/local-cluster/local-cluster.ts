@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync }
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { RANK_INIT_ROOT_ENV } from '../agent/rank-init-dir.js';
 import { createHostNetwork, sweepStaleHostNetworks, type HostNetwork, type NamespaceHost } from '../netns/index.js';
 import { parseRunName } from '../netns/run-tag.js';
 import { processAlive } from '../netns/stale-sweeper.js';
@@ -211,7 +212,8 @@ export async function startTestCluster(options: TestClusterOptions = {}): Promis
   };
   const unregister = onProcessExit(cleanupSync);
 
-  const env: NodeJS.ProcessEnv = { ...process.env, ...options.env };
+  // The ranks' init directories (rank-init-dir.ts) go with the cluster's temp dir, whatever becomes of its agents.
+  const env: NodeJS.ProcessEnv = { ...process.env, [RANK_INIT_ROOT_ENV]: join(tempDir, 'rank-init'), ...options.env };
   const stateDir = join(tempDir, 'state');
   const logDir = join(tempDir, 'logs');
   mkdirSync(stateDir);

@@ -2,9 +2,20 @@
 // path only under its base, kept while a process still works there, removed
 // once none does.
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RANK_INIT_DIR_BASE, createRankInitDir, ensureRankInitDir, isRankInitDir, removeRankInitDir } from '../../src/agent/rank-init-dir.js';
+import {
+  RANK_INIT_DIR_BASE,
+  RANK_INIT_ROOT_ENV,
+  createRankInitDir,
+  ensureRankInitDir,
+  isRankInitDir,
+  rankInitRoot,
+  removeRankInitDir,
+  sweepRankInitDirs,
+} from '../../src/agent/rank-init-dir.js';
 
 const made: string[] = [];
 afterEach(() => {
@@ -43,5 +54,53 @@ describe('rank init directories', () => {
     // A restore recreates it by path.
     ensureRankInitDir(dir);
     expect(existsSync(dir)).toBe(true);
+  });
+});
+
+describe('sweeping rank init directories', () => {
+  const saved = process.env[RANK_INIT_ROOT_ENV];
+  afterEach(() => {
+    if (saved === undefined) delete process.env[RANK_INIT_ROOT_ENV];
+    else process.env[RANK_INIT_ROOT_ENV] = saved;
+  });
+
+  it('removes the old unused ones only: not a fresh one, not one in use, not a non-empty one, nothing outside the root', async () => {
+    const top = mkdtempSync(join(tmpdir(), 'ferry-init-sweep-'));
+    try {
+      const root = join(top, 'rank-init');
+      process.env[RANK_INIT_ROOT_ENV] = root;
+      expect(rankInitRoot()).toBe(root);
+      expect(sweepRankInitDirs(0)).toBe(0); // no root yet
+      const hourAgo = (Date.now() - 3_600_000) / 1000;
+      const old = (name: string): string => {
+        const d = join(root, name);
+        mkdirSync(d, { recursive: true });
+        utimesSync(d, hourAgo, hourAgo);
+        return d;
+      };
+      const stale = old('a.0.111');
+      const fresh = createRankInitDir('a', 1);
+      const used = old('a.2.222');
+      const full = old('a.3.333');
+      writeFileSync(join(full, 'keep'), '');
+      utimesSync(full, hourAgo, hourAgo);
+      const outsider = join(top, 'b.0.444');
+      mkdirSync(outsider);
+      utimesSync(outsider, hourAgo, hourAgo);
+      const p = spawn('sleep', ['30'], { cwd: used, stdio: 'ignore' });
+      try {
+        await until('sleep to run', () => p.pid !== undefined);
+        expect(sweepRankInitDirs(60_000)).toBe(1);
+        expect(existsSync(stale)).toBe(false);
+        for (const kept of [fresh, used, full, outsider]) expect(existsSync(kept)).toBe(true);
+      } finally {
+        p.kill('SIGKILL');
+      }
+      await until('sleep to end', () => p.exitCode !== null || p.signalCode !== null);
+      // Its user gone, the old one goes on the next sweep.
+      await until('the used directory to be swept', () => sweepRankInitDirs(60_000) === 1 && !existsSync(used));
+    } finally {
+      rmSync(top, { recursive: true, force: true });
+    }
   });
 });
