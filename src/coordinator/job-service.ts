@@ -30,7 +30,7 @@ import type { PeerId } from '../transport/transport.js';
 import type { JobRow, RankRow, RankUpdate } from './catalog-types.js';
 import type { Coordinator } from './coordinator.js';
 import { placeRanks } from './placement.js';
-import { runRound, type RoundResult } from './round-runner.js';
+import { describeRoundFailure, runRound, type RoundResult } from './round-runner.js';
 
 const trace = tracer('jobs');
 
@@ -56,6 +56,8 @@ export class JobService {
   private nextJobNumber = 1;
   /** Hosts that went down with running ranks: the timer that fails their jobs if they do not come back. */
   private readonly rejoinGrace = new Map<string, NodeJS.Timeout>();
+  /** Per host: ranks whose RESUME its lost agent never confirmed, sent again when the host is back (see owesResume). */
+  private readonly owedResumes = new Map<string, { jobId: string; epoch: number; ranks: number[]; what: string }[]>();
 
   constructor(
     private readonly c: Coordinator,
@@ -308,6 +310,7 @@ export class JobService {
   private rejoinGraceExpired(host: string): void {
     this.rejoinGrace.delete(host);
     if (this.c.hosts.get(host)?.state === 'up') return; // came back; reconcileHost settled its ranks
+    this.owedResumes.delete(host);
     const ranks = this.liveRanksOnHost(host);
     for (const [jobId, list] of groupByJob(ranks)) {
       const why = `host ${host} is down and did not come back within ${this.hostRejoinGraceMs} ms`;
@@ -355,12 +358,55 @@ export class JobService {
         this.c.event('job.host-back', `job ${jobId}: host ${host} is back with ranks ${list.join(',')} alive; the job runs on`, { jobId, host });
       }
     }
+    const owed = this.owedResumes.get(host);
+    this.owedResumes.delete(host);
+    for (const o of owed ?? []) void this.resumeAgain(host, o.jobId, o.epoch, o.ranks.filter((r) => aliveKeys.has(`${o.jobId}/${r}`)), o.what);
+  }
+
+  /**
+   * A RESUME round after a point of no return (a committed epoch, a finished
+   * migration) failed. When it failed only because agents were lost
+   * (HOST_DOWN), their ranks are not lost but still flushed: an agent
+   * restarted there wakes them itself (it re-adopts them, see Agent.readopt),
+   * one that comes back after a partition gets the RESUME again
+   * (reconcileHost), and no agent within the rejoin grace fails the job as for
+   * any host that goes down. Returns false for any other failure: the caller
+   * fails the job.
+   */
+  owesResume(jobId: string, epoch: number, what: string, r: RoundResult, byHost: Map<string, number[]>): boolean {
+    if (r.failures.size === 0 || [...r.codes.values()].some((code) => code !== ErrorCode.HOST_DOWN)) return false;
+    for (const host of r.silentHosts) {
+      const ranks = byHost.get(host) ?? [];
+      this.c.event(
+        'job.resume-owed',
+        `job ${jobId}: ${what}: the agent on host ${host} was lost before it confirmed RESUME of rank${ranks.length > 1 ? 's' : ''} ${ranks.join(',')}; ` +
+          `they resume when an agent is back there (within ${this.hostRejoinGraceMs} ms, or the job fails)`,
+        { jobId, host },
+      );
+      if (this.c.hosts.get(host)?.state === 'up') {
+        // Already replaced by a new agent, which re-adopted and woke them: the RESUME again is harmless.
+        void this.resumeAgain(host, jobId, epoch, ranks, what);
+      } else {
+        this.owedResumes.set(host, [...(this.owedResumes.get(host) ?? []), { jobId, epoch, ranks, what }]);
+      }
+    }
+    return true;
+  }
+
+  /** The RESUME a lost agent never confirmed, to the agent now on `host` (a rank already running ignores it). */
+  private async resumeAgain(host: string, jobId: string, epoch: number, ranks: number[], what: string): Promise<void> {
+    const job = this.c.catalog.getJob(jobId);
+    if (ranks.length === 0 || !job || ENDED_STATES.has(job.state)) return;
+    const r = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.RESUME }, new Map([[host, ranks]]), this.c.config.resumeTimeoutMs);
+    if (!r.ok) this.failJob(jobId, 1, `after ${what}: ${describeRoundFailure('RESUME', r)}`);
+    else this.c.event('job.resumed-late', `job ${jobId}: ${what}: ranks ${ranks.join(',')} on host ${host} resumed`, { jobId, host });
   }
 
   /** Stops every grace timer (the coordinator is shutting down). */
   stop(): void {
     for (const t of this.rejoinGrace.values()) clearTimeout(t);
     this.rejoinGrace.clear();
+    this.owedResumes.clear();
   }
 
   // ---- job control ------------------------------------------------------------

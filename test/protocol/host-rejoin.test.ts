@@ -9,6 +9,7 @@ import { FerryError } from '../../src/common/ferry-error.js';
 import { HOST_REJOIN_GRACE_MS } from '../../src/coordinator/job-service.js';
 import type { RankChannelServer } from '../../src/agent/rank-channel.js';
 import { ControlPlaneHarness } from './control-plane-harness.js';
+import { failRanks } from './simulated-node.js';
 
 let h: ControlPlaneHarness;
 const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
@@ -113,6 +114,58 @@ describe('a host that goes down with running ranks', () => {
     await advance(HOST_REJOIN_GRACE_MS + 1_000);
     expect(job().state).toBe('running');
     expect(rankStates().map((r) => r[2])).toEqual(['running', 'running', 'running', 'running']);
+  });
+
+  /** Starts a checkpoint whose RESUME hangs on host b, and crashes b's agent there. */
+  async function checkpointLosingBDuringResume(): Promise<{ done: () => boolean; error: () => unknown }> {
+    h.nodes.get('b')!.steps.scripts.set(RoundStep.RESUME, () => 'hang');
+    let error: unknown;
+    let done = false;
+    h.coordinator!.checkpoints.checkpoint('j', { stop: false }).then(
+      () => (done = true),
+      (e) => ((error = e), (done = true)),
+    );
+    await advance(300);
+    expect(h.nodes.get('b')!.steps.stepsSeen()).toEqual([RoundStep.PREPARE, RoundStep.DUMP, RoundStep.RESUME]);
+    await crashAgent('b');
+    for (let t = 0; !done && t < 10_000; t += 100) await advance(100);
+    expect(done).toBe(true);
+    return { done: () => done, error: () => error };
+  }
+
+  it('keeps the job when an agent is lost during RESUME of a committed epoch: the RESUME goes again to the agent that comes back', async () => {
+    const ranksOfB = h.nodes.get('b')!.ranks;
+    const r = await checkpointLosingBDuringResume();
+    expect(r.error()).toBeUndefined(); // the checkpoint itself succeeded: its epoch is committed
+    expect(h.catalog!.getEpoch('j', 1)!.state).toBe('committed');
+    expect(job().state).toBe('running');
+    const owed = h.catalog!.listEvents({ limit: 200 }).find((e) => e.kind === 'job.resume-owed');
+    expect(owed?.message).toMatch(/epoch 1 committed: the agent on host b was lost before it confirmed RESUME of ranks 2,3/);
+
+    // The agent that comes back (re-adopting ranks 2 and 3) is asked to RESUME them again.
+    h.startAgent('b', {}, ranksOfB);
+    await advance(500);
+    expect(h.nodes.get('b')!.steps.seen.map((s) => [s.step, s.ranks, s.epoch])).toEqual([[RoundStep.RESUME, [2, 3], 1]]);
+    await advance(HOST_REJOIN_GRACE_MS + 1_000);
+    expect(job().state).toBe('running');
+    expect(h.catalog!.listEvents({ limit: 200 }).map((e) => e.kind)).toContain('job.resumed-late');
+  });
+
+  it('fails the job naming the host when no agent comes back after a RESUME it lost; the committed epoch stays', async () => {
+    await checkpointLosingBDuringResume();
+    expect(job().state).toBe('running');
+    await advance(HOST_REJOIN_GRACE_MS + 1_000);
+    expect(job().state).toBe('failed');
+    expect(job().detail).toBe(`ranks 2,3 lost: host b is down and did not come back within ${HOST_REJOIN_GRACE_MS} ms`);
+    expect(h.catalog!.getEpoch('j', 1)!.state).toBe('committed');
+  });
+
+  it('still fails the job when RESUME fails for another reason than a lost agent', async () => {
+    h.nodes.get('b')!.steps.scripts.set(RoundStep.RESUME, () => failRanks([2], 'rank 2 would not wake'));
+    await h.coordinator!.checkpoints.checkpoint('j', { stop: false });
+    await advance(2_000);
+    expect(job().state).toBe('failed');
+    expect(job().detail).toMatch(/after committing epoch 1: RESUME failed: rank 2: host b: rank 2 would not wake/);
   });
 
   it('fails what was asked of an agent that is replaced before it is seen down', async () => {

@@ -123,7 +123,7 @@ export class CheckpointService {
       if (!stop.ok) resumeProblem = describeRoundFailure('STOP', stop);
     } else {
       const resume = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.RESUME }, byHost, cfg.resumeTimeoutMs);
-      if (!resume.ok) resumeProblem = describeRoundFailure('RESUME', resume);
+      if (!resume.ok && !this.c.jobs.owesResume(jobId, epoch, `epoch ${epoch} committed`, resume, byHost)) resumeProblem = describeRoundFailure('RESUME', resume);
     }
     m.transition(['resuming'], 'done');
     if (resumeProblem) {
