@@ -18,7 +18,7 @@ import { imageLabel, rankImageDir } from '../images/image-paths.js';
 import { readImageStoreId } from '../images/image-store-id.js';
 import { verifyImageDir, verifyRecordedImage, writeManifest } from '../images/manifest.js';
 import type { RankChannelServer } from './rank-channel.js';
-import { ensureRankInitDir } from './rank-init-dir.js';
+import { ensureRankInitDir, isRankInitDir } from './rank-init-dir.js';
 import type { RankSteps, StepOutcome } from './rank-steps.js';
 import type { RankSupervisor } from './rank-supervisor.js';
 
@@ -156,15 +156,17 @@ export class LocalRankSteps implements RankSteps {
       const hasher = new GrowingFileHasher(dir).start();
       let dumped;
       try {
-        dumped = await dumpRank({ criu, initPid, imagesDir: dir, leaveRunning: true });
+        dumped = await dumpRank({ criu, initPid, imagesDir: dir, leaveRunning: true, cwdIsPrivate: isRankInitDir });
       } catch (e) {
         await hasher.abort();
         throw e;
       }
+      const t0 = performance.now();
       const known = await hasher.finish().catch((e: unknown) => {
         trace(`rank ${rank}: hashing while CRIU wrote failed (${errorMessage(e)}); the manifest hashes every file`);
         return undefined;
       });
+      trace(`rank ${rank}: hashing caught up ${(performance.now() - t0).toFixed(1)} ms after CRIU ended`);
       return { rank, dir, dumped, known };
     });
     const byRank = new Map(dumps.done.map((d) => [d.rank, d]));

@@ -47,6 +47,13 @@ export interface DumpRankOptions {
   /** CRIU's log; default imagesDir/dump.log (not counted in `files`). */
   logFile?: string;
   timeoutMs?: number;
+  /**
+   * Whether the root task's working directory is its own, so no other dump's
+   * root can work there (a rank's private init directory, see
+   * src/agent/rank-init-dir.ts): then the scratch lock is not taken. It costs
+   * two process spawns and tens of ms per dump on a loaded node.
+   */
+  cwdIsPrivate?: (cwd: string) => boolean;
 }
 
 /**
@@ -74,7 +81,7 @@ class ProcScratchGuard {
 
   private constructor(private readonly scratch: string) {}
 
-  static async acquire(initPid: number, timeoutMs: number): Promise<ProcScratchGuard> {
+  static async acquire(initPid: number, timeoutMs: number, cwdIsPrivate?: (cwd: string) => boolean): Promise<ProcScratchGuard> {
     let cwd: string;
     let key: string;
     try {
@@ -89,9 +96,13 @@ class ProcScratchGuard {
       return none;
     }
     const guard = new ProcScratchGuard(join(cwd, CRIU_PROC_SCRATCH_NAME));
-    await mkdir(PROC_SCRATCH_LOCK_DIR, { recursive: true });
-    guard.lock = await acquireFileLock(join(PROC_SCRATCH_LOCK_DIR, `${key}.lock`), timeoutMs);
-    // Under the lock no dump of ours is using it: one left here is stale.
+    if (cwdIsPrivate?.(cwd)) {
+      guard.released = true; // nothing to take turns for
+    } else {
+      await mkdir(PROC_SCRATCH_LOCK_DIR, { recursive: true });
+      guard.lock = await acquireFileLock(join(PROC_SCRATCH_LOCK_DIR, `${key}.lock`), timeoutMs);
+    }
+    // Under the lock (or in a directory of its own) no dump of ours is using it: one left here is stale.
     if (existsSync(guard.scratch)) {
       trace(`removing a stale ${guard.scratch} (a dump was killed while it existed)`);
       try {
@@ -210,18 +221,19 @@ export async function dumpRank(opts: DumpRankOptions): Promise<DumpResult> {
   trace(`dump pid ${initPid} -> ${imagesDir}${leaveRunning ? ' (leave running)' : ''}`);
   const timeoutMs = opts.timeoutMs ?? CRIU_DUMP_TIMEOUT_MS;
   const started = performance.now();
-  const guard = await ProcScratchGuard.acquire(initPid, timeoutMs);
+  const guard = await ProcScratchGuard.acquire(initPid, timeoutMs, opts.cwdIsPrivate);
   const waitedMs = performance.now() - started;
+  const locked = !guard.early;
   let r;
   try {
-    guard.watchLog(logFile, initPid);
+    if (locked) guard.watchLog(logFile, initPid);
     r = await runCommand(criu.command, args, { timeoutMs });
   } finally {
-    if (!guard.early) trace(`dump pid ${initPid}: no sign of ${CRIU_PROC_SCRATCH_NAME} being done in ${logFile}; its directory stayed locked until CRIU ended`);
+    if (locked && !guard.early) trace(`dump pid ${initPid}: no sign of ${CRIU_PROC_SCRATCH_NAME} being done in ${logFile}; its directory stayed locked until CRIU ended`);
     await guard.release();
   }
   const durationMs = performance.now() - started;
-  if (waitedMs > 1) trace(`dump pid ${initPid}: waited ${waitedMs.toFixed(1)} ms for its working directory's turn`);
+  if (locked && waitedMs > 1) trace(`dump pid ${initPid}: waited ${waitedMs.toFixed(1)} ms for its working directory's turn`);
   if (r.code !== 0) {
     const why = r.timedOut ? `timed out after ${timeoutMs} ms` : describeFailure(r);
     throw new FerryError(

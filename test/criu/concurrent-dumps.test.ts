@@ -2,14 +2,15 @@
 // ranks of one job), with the real CRIU: CRIU's parasite makes a fixed-name
 // scratch directory (proc.crtools) in the dumped root's working directory,
 // so unguarded concurrent dumps fail with "Can't create a directory (-17)";
-// dumpRank staggers them per directory. Also: a scratch directory left by an
-// interrupted dump no longer breaks every later dump there.
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+// dumpRank staggers them per directory (a root in a directory of its own
+// needs no turn). Also: a scratch directory left by an interrupted dump no
+// longer breaks every later dump there.
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CriuInstall } from '../../src/criu/criu-install.js';
 import { ensureCriu } from '../../src/criu/criu-provision.js';
-import { CRIU_PROC_SCRATCH_NAME, dumpRank } from '../../src/criu/criu-dump.js';
+import { CRIU_PROC_SCRATCH_NAME, PROC_SCRATCH_LOCK_DIR, dumpRank } from '../../src/criu/criu-dump.js';
 import { readImages } from '../../src/criu/criu-images.js';
 import { RankFixture, logLines, waitFor } from './criu-rank-fixture.js';
 
@@ -60,7 +61,10 @@ describe('concurrent dumps of ranks in one working directory', () => {
     for (const [i, r] of ranks.entries()) await waitFor(`rank ${i} to go on after the dumps`, () => logLines(r.out).length > before[i]!);
   }, TEST_TIMEOUT_MS);
 
-  it('removes a stale scratch directory left by an interrupted dump, then dumps', async () => {
+  it.each([
+    ['taking turns through the lock', undefined],
+    ['in a working directory of its own, without the lock', () => true],
+  ])('removes a stale scratch directory left by an interrupted dump, then dumps (%s)', async (_how, cwdIsPrivate) => {
     const dir = fx.tmp('ferry-criu-stale-');
     const cwd = join(dir, 'job-cwd');
     mkdirSync(join(cwd, CRIU_PROC_SCRATCH_NAME), { recursive: true });
@@ -69,8 +73,10 @@ describe('concurrent dumps of ranks in one working directory', () => {
     const out = join(dir, 'rank.out');
     const rank = await fx.startRank([counter, data, '5', String(HEAP_MIB)], out, join(dir, 'rank.err'), cwd);
     await waitFor('the counter to write', () => logLines(out).length >= 3);
-    const dumped = await dumpRank({ criu, initPid: rank.initPid, imagesDir: join(dir, 'images'), leaveRunning: true });
+    const dumped = await dumpRank({ criu, initPid: rank.initPid, imagesDir: join(dir, 'images'), leaveRunning: true, cwdIsPrivate });
     expect(dumped.totalBytes).toBeGreaterThan(HEAP_MIB * 1024 * 1024);
     expect(existsSync(join(cwd, CRIU_PROC_SCRATCH_NAME))).toBe(false);
+    const st = statSync(cwd);
+    expect(existsSync(join(PROC_SCRATCH_LOCK_DIR, `${st.dev}-${st.ino}.lock`))).toBe(!cwdIsPrivate);
   }, TEST_TIMEOUT_MS);
 });
