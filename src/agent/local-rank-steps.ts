@@ -32,6 +32,8 @@ export const AGENT_FLUSH_TIMEOUT_MS = 25_000;
  * this long before it starts, so a test can kill an agent in the middle of one.
  */
 const DUMP_DELAY_MS = Number(process.env.FERRY_FAULT_DUMP_DELAY_MS ?? 0);
+/** Likewise FERRY_FAULT_RESUME_DELAY_MS: holds every RESUME step before it wakes any rank. */
+const RESUME_DELAY_MS = Number(process.env.FERRY_FAULT_RESUME_DELAY_MS ?? 0);
 
 /**
  * CRIU dumps at once on one node. A dump is mostly the kernel copying pages
@@ -304,7 +306,8 @@ export class LocalRankSteps implements RankSteps {
   }
 
   /** Wakes flushed ranks; a rank still flushing is woken when it is done. Ranks never flushed are left alone. */
-  private resume(req: RoundRequest): StepOutcome {
+  private async resume(req: RoundRequest): Promise<StepOutcome> {
+    if (RESUME_DELAY_MS > 0) await new Promise((r) => setTimeout(r, RESUME_DELAY_MS));
     const now: number[] = [];
     for (const rank of req.ranks) {
       const key = `${req.job_id}/${rank}`;

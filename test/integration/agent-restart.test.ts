@@ -3,7 +3,9 @@
 // ranks from its rank table, the MPI runtime reconnects to it, the job
 // finishes with the right output and status, and a rank's exit status
 // reaches the new agent although it is no longer the rank's parent (also when
-// the rank ended while no agent ran).
+// the rank ended while no agent ran). An agent killed while it holds the
+// RESUME of a committed epoch: the epoch stays, and the job runs on once a
+// new agent wakes the ranks it left flushed.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,9 +14,11 @@ import { compileProgram } from '../runtime/rank-harness.js';
 
 let c: TestCluster;
 let stream: string;
+const RESUME_DELAY_MS = 2_000;
 
 beforeAll(async () => {
-  c = await startTestCluster({ hosts: 2, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500 });
+  // RESUME held 2 s on every agent: room to kill one in the middle of it (no other test here checkpoints).
+  c = await startTestCluster({ hosts: 2, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500, env: { FERRY_FAULT_RESUME_DELAY_MS: String(RESUME_DELAY_MS) } });
   const bin = join(c.tempDir, 'bin');
   mkdirSync(bin, { recursive: true });
   stream = compileProgram('flush-stream', bin);
@@ -82,6 +86,37 @@ describe('an agent killed and restarted while its ranks run', { timeout: 180_000
     expect(end.state, end.detail).toBe('succeeded');
     const events = JSON.parse((await c.ferry(['events', '--json', '--limit', '1000'])).stdout) as { kind: string; jobId?: string }[];
     expect(events.some((e) => e.kind === 'job.host-back')).toBe(true);
+  });
+
+  it('an agent killed during RESUME: the epoch stays committed, and the ranks it left flushed run on under the next agent', async () => {
+    const stop = join(c.tempDir, 'stop-resume');
+    const run = c.ferry(['run', '-n', '4', '--hosts', 'host1,host2', '--job-id', 'resume', stream, stop], { timeoutMs: 150_000 });
+    const placed = await allRunning('resume');
+    const victim = placed.ranks[3].host;
+    const checkpoint = c.ferry(['checkpoint', 'resume', '--json'], { timeoutMs: 60_000 });
+    // Committed, and the RESUME held on every agent: kill the victim's agent before it wakes its ranks.
+    await c.waitFor(async () => {
+      const epochs = JSON.parse((await c.ferry(['epochs', 'resume', '--json'])).stdout) as { state: string }[];
+      return epochs[0]?.state === 'committed';
+    }, 'epoch 1 committed');
+    await c.killAgent(victim, 'SIGKILL');
+    const done = await checkpoint;
+    expect(done.code, done.stderr).toBe(0);
+    expect(JSON.parse(done.stdout).state).toBe('committed');
+    expect((await job('resume')).state).toBe('running');
+    const events = async () => JSON.parse((await c.ferry(['events', '--json', '--limit', '1000'])).stdout) as { kind: string; message: string }[];
+    expect((await events()).find((e) => e.kind === 'job.resume-owed')?.message).toMatch(new RegExp(`the agent on host ${victim} was lost before it confirmed RESUME`));
+
+    await c.startAgent(victim);
+    await c.waitFor(async () => (await events()).some((e) => e.kind === 'job.resumed-late'), 'the RESUME sent again to the new agent');
+    writeFileSync(stop, '');
+    const r = await run;
+    expect(r.code, `${r.stderr}\n${c.logTails(20)}`).toBe(0);
+    expect(r.stdout).toMatch(/\[0\] stream ok rounds \d+ messages \d+/);
+    const end = await job('resume');
+    expect(end.state, end.detail).toBe('succeeded');
+    const epochs = JSON.parse((await c.ferry(['epochs', 'resume', '--json'])).stdout) as { state: string }[];
+    expect(epochs.map((e) => e.state)).toEqual(['committed']);
   });
 
   it("a re-adopted rank's exit status reaches the new agent, which is no longer its parent", async () => {
