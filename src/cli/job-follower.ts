@@ -37,10 +37,10 @@ export class JobFollower {
     else this.fail(new FerryError(ErrorCode.MALFORMED, 'the coordinator ended the follow without the job'));
   };
 
-  /** Starts (and keeps renewing) the follow of `jobId`. */
-  follow(jobId: string, now = true): void {
+  /** Starts (and keeps renewing) the follow of `jobId`: the output of `ranks` only, if given. */
+  follow(jobId: string, now = true, ranks: number[] = []): void {
     const renew = () => {
-      this.c.request({ follow_job: { job_id: jobId } }, { follow: true, onNotice: this.onNotice }).then(this.onFinal, (err: unknown) => {
+      this.c.request({ follow_job: { job_id: jobId, ranks } }, { follow: true, onNotice: this.onNotice }).then(this.onFinal, (err: unknown) => {
         if (err instanceof FerryError && err.code === ErrorCode.UNAVAILABLE) {
           if (!this.warned && !this.quiet) process.stderr.write(`${this.who}: ${err.message}; the job may still run, waiting for the coordinator\n`);
           this.warned = true;

@@ -24,7 +24,11 @@ const JOIN_REPLY_MARGIN_MS = 10_000;
 
 const CMD = 'ferry rank-exec';
 
-/** The output of one rank only, raw: the launcher tags it. */
+/**
+ * The output of one rank only, raw: the launcher tags it. The coordinator
+ * sends only this rank's (its follows name the rank); the filter stays for a
+ * coordinator of an earlier 1.x, which sends every rank's.
+ */
 class OneRankOutput extends RankOutputWriter {
   constructor(private readonly rank: number) {
     super(false);
@@ -100,7 +104,7 @@ export async function rankExecCommand(argv: string[]): Promise<number> {
           onNotice: (r: OperatorReply) => {
             if (r.join_launched_rank?.job && !jobId && !abandoned) {
               jobId = r.join_launched_rank.job.id;
-              first.follow(jobId, false);
+              first.follow(jobId, false, [lr.rank]);
             }
             first.onNotice(r);
           },
@@ -125,7 +129,7 @@ export async function rankExecCommand(argv: string[]): Promise<number> {
         if (abandoned) return signalStatus(abandoned);
         follower.stop();
         follower = new JobFollower(c, output, false, CMD);
-        follower.follow(job.id);
+        follower.follow(job.id, true, [lr.rank]);
         job = await follower.ended;
       }
       return rankExit(job, lr.rank, received.size > 0);

@@ -42,6 +42,8 @@ export const HOST_REJOIN_GRACE_MS = 30_000;
 interface Follower {
   peer: PeerId;
   requestId: number;
+  /** Only these ranks' output; undefined: every rank's. */
+  ranks?: ReadonlySet<number>;
 }
 
 export class JobService {
@@ -161,8 +163,12 @@ export class JobService {
     }
   }
 
-  /** Adds (or renews) a follower; a job that already ended is answered at once. */
-  follow(jobId: string, peer: PeerId, requestId: number): void {
+  /**
+   * Adds (or renews) a follower, of every rank's output or of `ranks` only (a
+   * rank-exec wants its own rank's: with N of them, all output N times over
+   * would be N² messages); a job that already ended is answered at once.
+   */
+  follow(jobId: string, peer: PeerId, requestId: number, ranks: readonly number[] = []): void {
     const job = this.c.catalog.getJob(jobId);
     if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
     if (ENDED_STATES.has(job.state)) {
@@ -170,7 +176,7 @@ export class JobService {
       return;
     }
     const list = (this.followers.get(jobId) ?? []).filter((f) => f.peer !== peer);
-    list.push({ peer, requestId });
+    list.push({ peer, requestId, ...(ranks.length > 0 ? { ranks: new Set(ranks) } : {}) });
     this.followers.set(jobId, list);
   }
 
@@ -278,6 +284,7 @@ export class JobService {
 
   onRankOutput(out: RankOutput): void {
     for (const f of this.followers.get(out.job_id) ?? []) {
+      if (f.ranks && !f.ranks.has(out.rank)) continue;
       this.c.sendOperator(f.peer, {
         reply_to: f.requestId,
         status: { ok: true },
