@@ -37,6 +37,23 @@ async function crashAgent(host: string): Promise<void> {
   for (const [key, agent] of h.agents) if (key.startsWith(`${host}#`) && agent.state !== 'stopped') await agent.stop();
 }
 
+/** Runs a checkpoint whose `step` hangs on host b, crashes b's agent in it, and waits for the checkpoint to settle. */
+async function checkpointLosingB(step: RoundStep): Promise<{ error: unknown }> {
+  h.nodes.get('b')!.steps.scripts.set(step, () => 'hang');
+  let error: unknown;
+  let done = false;
+  h.coordinator!.checkpoints.checkpoint('j', { stop: false }).then(
+    () => (done = true),
+    (e) => ((error = e), (done = true)),
+  );
+  await advance(300);
+  expect(h.nodes.get('b')!.steps.stepsSeen().at(-1)).toBe(step);
+  await crashAgent('b');
+  for (let t = 0; !done && t < 10_000; t += 100) await advance(100);
+  expect(done).toBe(true);
+  return { error };
+}
+
 const job = () => h.catalog!.getJob('j')!;
 const rankStates = () => h.catalog!.listRanks('j').map((r) => [r.rank, r.host, r.state]);
 
@@ -93,17 +110,7 @@ describe('a host that goes down with running ranks', () => {
 
   it('aborts an epoch whose DUMP was on the crashed agent; the other ranks resume and the job runs on when it is back', async () => {
     const ranksOfB = h.nodes.get('b')!.ranks;
-    h.nodes.get('b')!.steps.scripts.set(RoundStep.DUMP, () => 'hang');
-    let error: unknown;
-    let done = false;
-    h.coordinator!.checkpoints.checkpoint('j', { stop: false }).then(
-      () => (done = true),
-      (e) => ((error = e), (done = true)),
-    );
-    await advance(300);
-    expect(h.nodes.get('b')!.steps.stepsSeen()).toEqual([RoundStep.PREPARE, RoundStep.DUMP]);
-    await crashAgent('b');
-    for (let t = 0; !done && t < 10_000; t += 100) await advance(100);
+    const { error } = await checkpointLosingB(RoundStep.DUMP);
     expect(error).toBeInstanceOf(FerryError);
     expect((error as Error).message).toMatch(/epoch 1\) aborted: DUMP failed: ranks 2,3: host b: host b went down/);
     expect(h.nodes.get('a')!.steps.stepsSeen()).toEqual([RoundStep.PREPARE, RoundStep.DUMP, RoundStep.RESUME, RoundStep.DISCARD]);
@@ -116,27 +123,10 @@ describe('a host that goes down with running ranks', () => {
     expect(rankStates().map((r) => r[2])).toEqual(['running', 'running', 'running', 'running']);
   });
 
-  /** Starts a checkpoint whose RESUME hangs on host b, and crashes b's agent there. */
-  async function checkpointLosingBDuringResume(): Promise<{ done: () => boolean; error: () => unknown }> {
-    h.nodes.get('b')!.steps.scripts.set(RoundStep.RESUME, () => 'hang');
-    let error: unknown;
-    let done = false;
-    h.coordinator!.checkpoints.checkpoint('j', { stop: false }).then(
-      () => (done = true),
-      (e) => ((error = e), (done = true)),
-    );
-    await advance(300);
-    expect(h.nodes.get('b')!.steps.stepsSeen()).toEqual([RoundStep.PREPARE, RoundStep.DUMP, RoundStep.RESUME]);
-    await crashAgent('b');
-    for (let t = 0; !done && t < 10_000; t += 100) await advance(100);
-    expect(done).toBe(true);
-    return { done: () => done, error: () => error };
-  }
-
   it('keeps the job when an agent is lost during RESUME of a committed epoch: the RESUME goes again to the agent that comes back', async () => {
     const ranksOfB = h.nodes.get('b')!.ranks;
-    const r = await checkpointLosingBDuringResume();
-    expect(r.error()).toBeUndefined(); // the checkpoint itself succeeded: its epoch is committed
+    const { error } = await checkpointLosingB(RoundStep.RESUME);
+    expect(error).toBeUndefined(); // the checkpoint itself succeeded: its epoch is committed
     expect(h.catalog!.getEpoch('j', 1)!.state).toBe('committed');
     expect(job().state).toBe('running');
     const owed = h.catalog!.listEvents({ limit: 200 }).find((e) => e.kind === 'job.resume-owed');
@@ -152,7 +142,7 @@ describe('a host that goes down with running ranks', () => {
   });
 
   it('fails the job naming the host when no agent comes back after a RESUME it lost; the committed epoch stays', async () => {
-    await checkpointLosingBDuringResume();
+    await checkpointLosingB(RoundStep.RESUME);
     expect(job().state).toBe('running');
     await advance(HOST_REJOIN_GRACE_MS + 1_000);
     expect(job().state).toBe('failed');
