@@ -265,7 +265,9 @@ export class LocalRankSteps implements RankSteps {
         await mkdir(workDir, { recursive: true });
         const restored = await restoreRank({ criu, imagesDir: dir, logOut: logs.out, logErr: logs.err, summary, workDir });
         const p = this.o.ranks.adopt({ jobId: req.job_id, rank, worldSize: req.world_size, argv: [], cwd: '/', env: {} }, restored.child);
-        this.flushed.add(`${req.job_id}/${rank}`); // restored in its flushed wait: RESUME wakes it
+        // Restored in its flushed wait: RESUME wakes it, or, should this agent die first, the next one (re-adoption).
+        this.flushed.add(`${req.job_id}/${rank}`);
+        this.o.ranks.recordFlush(req.job_id, rank, src.epoch);
         return p;
       },
     );

@@ -119,6 +119,27 @@ describe('an agent killed and restarted while its ranks run', { timeout: 180_000
     expect(epochs.map((e) => e.state)).toEqual(['committed']);
   });
 
+  it('an agent killed during the RESUME of a restart: the ranks it restored run on under the next agent', async () => {
+    const stop = join(c.tempDir, 'stop-restart');
+    const run = c.ferry(['run', '-n', '4', '--hosts', 'host1,host2', '--job-id', 'rr', stream, stop], { timeoutMs: 150_000 });
+    await allRunning('rr');
+    const stopped = await c.ferry(['checkpoint', 'rr', '--stop'], { timeoutMs: 60_000 });
+    expect(stopped.code, stopped.stderr).toBe(0);
+    await run;
+    const restart = c.ferry(['restart', 'rr', '--hosts', 'host2,host1'], { timeoutMs: 60_000 });
+    // Restored (ranks 0 and 1 on host2) and the RESUME held: kill host2's agent before it wakes them.
+    await c.waitFor(async () => (await job('rr')).ranks.filter((r) => r.host === 'host2' && r.state === 'running').length === 2, 'ranks restored on host2');
+    await c.killAgent('host2', 'SIGKILL');
+    const restarted = await restart;
+    expect(restarted.code, restarted.stderr).toBe(0);
+    await c.startAgent('host2'); // re-adopts the restored ranks, which it must wake itself
+    writeFileSync(stop, '');
+    const attached = await c.ferry(['attach', 'rr'], { timeoutMs: 90_000 });
+    expect(attached.code, `${attached.stderr}\n${c.logTails(20)}`).toBe(0);
+    expect(attached.stdout).toMatch(/\[0\] stream ok rounds \d+ messages \d+/);
+    expect((await job('rr')).state).toBe('succeeded');
+  });
+
   it("a re-adopted rank's exit status reaches the new agent, which is no longer its parent", async () => {
     const dir = join(c.tempDir, 'status');
     mkdirSync(dir);

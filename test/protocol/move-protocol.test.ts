@@ -6,6 +6,7 @@ import { ErrorCode, RoundStep, type MoveReplyInit } from '../../src/gen/proto.js
 import type { FerryError } from '../../src/common/ferry-error.js';
 import { ControlPlaneHarness } from './control-plane-harness.js';
 import { failRanks } from './simulated-node.js';
+import { HOST_REJOIN_GRACE_MS } from '../../src/coordinator/job-service.js';
 import type { MoveProgress } from '../../src/coordinator/checkpoint/move-service.js';
 
 let h: ControlPlaneHarness;
@@ -55,6 +56,26 @@ describe('restart', () => {
     expect(h.catalog!.getJob('j')!.state).toBe('running');
     expect(rankHosts()).toEqual(['c', 'c', 'd', 'd']);
     expect(h.catalog!.listRanks('j').every((r) => r.state === 'running')).toBe(true);
+  });
+
+  it('keeps the restarted job when a target agent is lost during RESUME: the RESUME goes again to the agent that comes back', async () => {
+    await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: true }));
+    await advance(1_000);
+    h.nodes.get('c')!.steps.scripts.set(RoundStep.RESUME, () => 'hang');
+    const restart = settle<MoveReplyInit>(h.coordinator!.moves.restart('j', { hosts: ['c', 'd'] }));
+    await advance(300);
+    expect(steps('c').at(-1)).toBe(RoundStep.RESUME);
+    const ranksOfC = h.nodes.get('c')!.ranks;
+    for (const [key, agent] of h.agents) if (key.startsWith('c#') && agent.state !== 'stopped') await agent.stop();
+    const { error } = await restart;
+    expect(error).toBeUndefined();
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+    h.startAgent('c', {}, ranksOfC); // re-adopts the restored ranks 0 and 1
+    await advance(500);
+    expect(h.nodes.get('c')!.steps.seen.map((x) => [x.step, x.ranks])).toEqual([[RoundStep.RESUME, [0, 1]]]);
+    await advance(HOST_REJOIN_GRACE_MS + 1_000);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+    expect(rankHosts()).toEqual(['c', 'c', 'd', 'd']);
   });
 
   it('reports its phases with the image bytes to ship and shipped', async () => {
