@@ -9,7 +9,7 @@
 // of its own. The path does not depend on the host, so a host that restores
 // the rank creates it first (CRIU restores working directories by path): every
 // agent of one deployment must use the same root.
-import { mkdirSync, readdirSync, readlinkSync, rmdirSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, readlinkSync, rmdirSync, statSync, utimesSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join, sep } from 'node:path';
 
@@ -45,9 +45,16 @@ export function isRankInitDir(path: string): boolean {
   return name.length > 0 && !name.includes(sep) && name !== '.' && name !== '..';
 }
 
-/** Creates the directory a restored rank's ferry-init works in (it must exist before CRIU restores it). */
+/**
+ * Creates the directory a restored rank's ferry-init works in (it must exist
+ * before CRIU restores it). One kept from an earlier run of the rank gets a
+ * fresh time, so no sweep takes it while CRIU is still on its way there.
+ */
 export function ensureRankInitDir(path: string): void {
-  if (isRankInitDir(path)) mkdirSync(path, { recursive: true, mode: 0o700 });
+  if (!isRankInitDir(path)) return;
+  mkdirSync(path, { recursive: true, mode: 0o700 });
+  const now = new Date();
+  utimesSync(path, now, now);
 }
 
 /** The working directories of the live processes of this machine. */

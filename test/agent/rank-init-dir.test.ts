@@ -99,6 +99,11 @@ describe('sweeping rank init directories', () => {
       await until('sleep to end', () => p.exitCode !== null || p.signalCode !== null);
       // Its user gone, the old one goes on the next sweep.
       await until('the used directory to be swept', () => sweepRankInitDirs(60_000) === 1 && !existsSync(used));
+      // An old one a restore is about to use again is made fresh, so the sweep leaves it.
+      const reused = old('a.4.444');
+      ensureRankInitDir(reused);
+      expect(sweepRankInitDirs(60_000)).toBe(0);
+      expect(existsSync(reused)).toBe(true);
     } finally {
       rmSync(top, { recursive: true, force: true });
     }
