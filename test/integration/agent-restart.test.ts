@@ -134,10 +134,12 @@ describe('an agent killed and restarted while its ranks run', { timeout: 180_000
     expect(restarted.code, restarted.stderr).toBe(0);
     await c.startAgent('host2'); // re-adopts the restored ranks, which it must wake itself
     writeFileSync(stop, '');
-    const attached = await c.ferry(['attach', 'rr'], { timeoutMs: 90_000 });
-    expect(attached.code, `${attached.stderr}\n${c.logTails(20)}`).toBe(0);
-    expect(attached.stdout).toMatch(/\[0\] stream ok rounds \d+ messages \d+/);
-    expect((await job('rr')).state).toBe('succeeded');
+    // (Not `ferry attach`: the job may end before an attach is heard, and attach does not replay output.)
+    await c.waitFor(async () => (await job('rr')).state !== 'running', 'job rr to end', 60_000);
+    const end = await job('rr');
+    expect(end.state, `${end.detail}\n${c.logTails(20)}`).toBe('succeeded');
+    const rank0 = c.hosts.find((x) => x.name === end.ranks[0].host)!;
+    expect(readFileSync(join(rank0.logsDir, 'rr', 'rank-0.out'), 'utf8')).toMatch(/stream ok rounds \d+ messages \d+/);
   });
 
   it("a re-adopted rank's exit status reaches the new agent, which is no longer its parent", async () => {
