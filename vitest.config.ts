@@ -1,4 +1,11 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { defineConfig } from 'vitest/config';
+
+// Ranks that tests start outside a local cluster (which has its own) keep their
+// init directories here, not in /tmp/ferry-rank-init; test/global-setup.ts
+// removes it after the run.
+process.env.FERRY_RANK_INIT_ROOT ??= join(tmpdir(), `ferry-test-rank-init-${process.pid}`);
 
 export default defineConfig({
   test: {
@@ -9,5 +16,7 @@ export default defineConfig({
     pool: 'forks',
     maxWorkers: 2,
     reporters: ['default'],
+    env: { FERRY_RANK_INIT_ROOT: process.env.FERRY_RANK_INIT_ROOT },
+    globalSetup: ['test/global-setup.ts'],
   },
 });
