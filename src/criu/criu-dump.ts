@@ -33,8 +33,16 @@ export const DUMP_LOG_NAME = 'dump.log';
  * left behind by a dump killed at that moment breaks every later dump there.
  */
 export const CRIU_PROC_SCRATCH_NAME = 'proc.crtools';
-/** Dumps whose roots share a working directory take turns through a lock file here, one per directory. */
-export const PROC_SCRATCH_LOCK_DIR = join(tmpdir(), 'ferry-criu-scratch-locks');
+/** Moves the lock directory below (a test run keeps its locks in a directory of its own). */
+export const PROC_SCRATCH_LOCK_DIR_ENV = 'FERRY_CRIU_LOCK_DIR';
+
+/**
+ * Dumps whose roots share a working directory take turns through a lock file
+ * here, one per directory: the same for every agent of the machine.
+ */
+export function procScratchLockDir(): string {
+  return process.env[PROC_SCRATCH_LOCK_DIR_ENV] || join(tmpdir(), 'ferry-criu-scratch-locks');
+}
 
 export interface DumpRankOptions {
   criu: Pick<CriuInstall, 'command'>;
@@ -99,8 +107,8 @@ class ProcScratchGuard {
     if (cwdIsPrivate?.(cwd)) {
       guard.released = true; // nothing to take turns for
     } else {
-      await mkdir(PROC_SCRATCH_LOCK_DIR, { recursive: true });
-      guard.lock = await acquireFileLock(join(PROC_SCRATCH_LOCK_DIR, `${key}.lock`), timeoutMs);
+      await mkdir(procScratchLockDir(), { recursive: true });
+      guard.lock = await acquireFileLock(join(procScratchLockDir(), `${key}.lock`), timeoutMs);
     }
     // Under the lock (or in a directory of its own) no dump of ours is using it: one left here is stale.
     if (existsSync(guard.scratch)) {

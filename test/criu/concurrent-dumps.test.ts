@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CriuInstall } from '../../src/criu/criu-install.js';
 import { ensureCriu } from '../../src/criu/criu-provision.js';
-import { CRIU_PROC_SCRATCH_NAME, PROC_SCRATCH_LOCK_DIR, dumpRank } from '../../src/criu/criu-dump.js';
+import { CRIU_PROC_SCRATCH_NAME, dumpRank, procScratchLockDir } from '../../src/criu/criu-dump.js';
 import { readImages } from '../../src/criu/criu-images.js';
 import { RankFixture, logLines, waitFor } from './criu-rank-fixture.js';
 
@@ -77,6 +77,6 @@ describe('concurrent dumps of ranks in one working directory', () => {
     expect(dumped.totalBytes).toBeGreaterThan(HEAP_MIB * 1024 * 1024);
     expect(existsSync(join(cwd, CRIU_PROC_SCRATCH_NAME))).toBe(false);
     const st = statSync(cwd);
-    expect(existsSync(join(PROC_SCRATCH_LOCK_DIR, `${st.dev}-${st.ino}.lock`))).toBe(!cwdIsPrivate);
+    expect(existsSync(join(procScratchLockDir(), `${st.dev}-${st.ino}.lock`))).toBe(!cwdIsPrivate);
   }, TEST_TIMEOUT_MS);
 });
