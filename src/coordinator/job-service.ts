@@ -372,13 +372,14 @@ export class JobService {
 
   /**
    * A RESUME round after a point of no return (a committed epoch, a finished
-   * migration) failed. When it failed only because agents were lost
+   * migration, a restart's restore) failed. When it failed only because agents were lost
    * (HOST_DOWN), their ranks are not lost but still flushed: an agent
    * restarted there wakes them itself (it re-adopts them, see Agent.readopt),
    * one that comes back after a partition gets the RESUME again
    * (reconcileHost), and no agent within the rejoin grace fails the job as for
    * any host that goes down. Returns false for any other failure: the caller
-   * fails the job.
+   * fails the job. (What is owed lives in memory: after a coordinator restart
+   * only the restarted-agent path remains.)
    */
   owesResume(jobId: string, epoch: number, what: string, r: RoundResult, byHost: Map<string, number[]>): boolean {
     if (r.failures.size === 0 || [...r.codes.values()].some((code) => code !== ErrorCode.HOST_DOWN)) return false;
