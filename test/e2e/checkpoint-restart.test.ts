@@ -10,7 +10,7 @@ import { FERRY_CLI, startTestCluster, type FerryResult, type TestCluster } from 
 
 // Sized to run for seconds on 4 ranks here, so that every step lands mid-run.
 const JACOBI = ['jacobi', '512', '12000'];
-const SORT = ['sort', '1000000', '40'];
+const SORT = ['sort', '1000000', '80']; // 80 rounds: about 18 s here, so a drain under CI load still lands mid-run
 const RUN_TIMEOUT_MS = 300_000;
 const DUMP_DELAY_MS = 1_500; // FERRY_FAULT_DUMP_DELAY_MS: room to kill an agent in the middle of a DUMP
 
