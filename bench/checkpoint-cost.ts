@@ -47,13 +47,13 @@ const READY_TIMEOUT_MS = 120_000;
 const COMMAND_TIMEOUT_MS = 600_000;
 const POLL_MS = 50;
 
+/** Image bytes of `procs` processes of `sizeMib` MiB, with room to spare. */
+const imageBytes = (sizeMib: number, procs = RANKS): number => Math.ceil(procs * sizeMib * 1.1) * 2 ** 20;
+
 /**
  * Writes and deletes a scratch file of `bytes` next to the images, so the next
  * image writes land in memory the machine has just used (see the header).
  */
-/** Image bytes of `procs` processes of `sizeMib` MiB, with room to spare. */
-const imageBytes = (sizeMib: number, procs = RANKS): number => Math.ceil(procs * sizeMib * 1.1) * 2 ** 20;
-
 function warmPageCache(dir: string, bytes: number): void {
   const file = join(dir, 'warm-page-cache');
   const chunk = Buffer.alloc(4 << 20, 0x5a);
