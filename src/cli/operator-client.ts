@@ -40,6 +40,7 @@ export class OperatorClient {
   constructor(readonly address: string) {
     this.transport = new ZmqClientTransport(address, { watchConnection: true });
     this.transport.onMessage((frames) => this.onReply(frames));
+    this.transport.onDisconnect(() => this.connectionLost());
   }
 
   /**
@@ -90,6 +91,26 @@ export class OperatorClient {
       );
     };
     o.timer = setTimeout(expire, timeoutMs);
+  }
+
+  /**
+   * The connection broke: the coordinator died or restarted, and whatever it
+   * was doing for a request is lost with it (a new one would not answer it).
+   * A long operation (a checkpoint: 15 min deadline) fails now rather than at
+   * its deadline. Follows are left to their follower, which renews them.
+   */
+  private connectionLost(): void {
+    for (const [id, o] of this.open) {
+      if (o.options.follow) continue;
+      this.settle(id, o);
+      o.reject(
+        new FerryError(
+          ErrorCode.UNAVAILABLE,
+          `lost the connection to the coordinator at ${this.address} before it answered (it stopped or restarted); ` +
+            `what the request did is not known here: check with "ferry events"`,
+        ),
+      );
+    }
   }
 
   private settle(id: number, o: Open): void {

@@ -76,6 +76,7 @@ export class ZmqClientTransport implements ClientTransport {
   private handler: ((frames: Uint8Array[]) => void) | undefined;
   private closed = false;
   private up = false;
+  private disconnected: (() => void) | undefined;
 
   /**
    * Connects a DEALER; libzmq retries the TCP connection by itself with backoff.
@@ -91,7 +92,10 @@ export class ZmqClientTransport implements ClientTransport {
     });
     if (options.watchConnection) {
       this.dealer.events.on('connect', () => (this.up = true));
-      this.dealer.events.on('disconnect', () => (this.up = false));
+      this.dealer.events.on('disconnect', () => {
+        this.up = false;
+        this.disconnected?.();
+      });
     }
     this.dealer.connect(address);
     this.outbox = new Outbox((m) => this.dealer.send(m));
@@ -100,6 +104,11 @@ export class ZmqClientTransport implements ClientTransport {
 
   onMessage(handler: (frames: Uint8Array[]) => void): void {
     this.handler = handler;
+  }
+
+  /** Called when the TCP connection to the peer breaks (only with `watchConnection`). */
+  onDisconnect(handler: () => void): void {
+    this.disconnected = handler;
   }
 
   /** Whether a TCP connection to the peer is up now (only with `watchConnection`). */

@@ -1,6 +1,7 @@
 // The CLI's coordinator client against a real ZeroMQ peer on loopback: an
 // unreachable coordinator fails after OPERATOR_TIMEOUT_MS; one that is
-// connected but slow to answer (a loaded machine) is waited for.
+// connected but slow to answer (a loaded machine) is waited for; one that dies
+// while a request is under way fails it at once.
 import { createServer } from 'node:net';
 import * as zmq from 'zeromq';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -57,5 +58,27 @@ describe('operator client deadlines', () => {
     const client = new OperatorClient(`tcp://127.0.0.1:${await freePort()}`);
     closers.push(() => client.close());
     await expect(client.request({ cluster_status: {} })).rejects.toThrow(/no answer from the coordinator at tcp:\/\/127\.0\.0\.1:\d+ within 3 s \(is it running/);
+  }, 20_000);
+
+  it('fails at once, saying so, when the coordinator dies in the middle of a long request', async () => {
+    const address = `tcp://127.0.0.1:${await freePort()}`;
+    const router = new zmq.Router({ linger: 0 });
+    await router.bind(address);
+    closers.push(() => (router.closed ? undefined : router.close()));
+    // It takes the request, says it is under way, and dies.
+    void (async () => {
+      const [peer, frame] = await router.receive();
+      const request = coordinatorInboundCodec.decode(frame!).operator!;
+      await router.send([peer!, operatorReplyCodec.encode({ version: PROTOCOL_VERSION, reply_to: request.request_id, status: OK_STATUS, final: false })]);
+      setTimeout(() => router.close(), 200);
+    })();
+    const client = new OperatorClient(address);
+    closers.push(() => client.close());
+    const notices: unknown[] = [];
+    // (Without noticing, it would wait out the 15 min deadline: far past this test's timeout.)
+    await expect(client.request({ cluster_status: {} }, { timeoutMs: 15 * 60_000, onNotice: (r) => notices.push(r) })).rejects.toThrow(
+      /lost the connection to the coordinator at tcp:\/\/127\.0\.0\.1:\d+ before it answered \(it stopped or restarted\)/,
+    );
+    expect(notices).toHaveLength(1);
   }, 20_000);
 });
