@@ -13,8 +13,8 @@
 // An agent restarted after a crash re-adopts the ranks of its host that still
 // run (RankRunner.readopt, from the rank table on disk): it registers with
 // them, follows their output from where its predecessor got to, takes their
-// connections back when the runtime reconnects (attach), wakes those the crash
-// left flushed, and reports how the others ended.
+// connections back when the runtime reconnects (attach), reports those the
+// crash left flushed for the coordinator to resume, and reports how the others ended.
 import { randomBytes } from 'node:crypto';
 import {
   ErrorCode,
@@ -145,9 +145,10 @@ export class Agent {
 
   /**
    * Takes back the ranks a crashed predecessor left running. Those it left
-   * flushed (or flushing) wait for a SIGUSR2 it never sent: the epoch they were
-   * flushed for cannot complete without that agent, so the coordinator aborts
-   * it, and they are woken now (a rank that is running ignores the signal).
+   * flushed (or flushing) wait for a SIGUSR2 it never sent. They are reported
+   * flushed at registration, and the coordinator decides, by what became of
+   * the epoch they were flushed for, when to RESUME them (JobService.settleFlushed):
+   * it may still need them flushed, e.g. to remove an aborted epoch's images first.
    */
   private readopt(): void {
     if (!this.ranks.readopt) return;
@@ -159,10 +160,9 @@ export class Agent {
       trace(`re-adoption failed: ${errorMessage(err)}`);
       return;
     }
-    const flushed = this.readopted.alive.filter((a) => a.flushEpoch !== 0);
-    for (const a of flushed) {
-      trace(`waking re-adopted ${a.process.job_id}/${a.process.rank}, left flushed at epoch ${a.flushEpoch}`);
-      this.ranks.signalRanks?.(a.process.job_id ?? '', [a.process.rank ?? 0], 'SIGUSR2');
+    for (const a of this.readopted.alive.filter((x) => x.flushEpoch !== 0)) {
+      trace(`re-adopted ${a.process.job_id}/${a.process.rank}, left flushed at epoch ${a.flushEpoch}: it waits for RESUME`);
+      this.steps.adoptFlushed(a.process.job_id ?? '', a.process.rank ?? 0, a.flushEpoch);
     }
   }
 
@@ -227,6 +227,7 @@ export class Agent {
   }
 
   private async registerOnce(): Promise<void> {
+    const awaiting = this.steps.awaitingResume();
     const reply = await this.request(
       {
         register: {
@@ -241,7 +242,7 @@ export class Agent {
           image_server: this.identity.imageServer ?? '',
           image_store: this.identity.imageStore ?? '',
           // Ranks that ended while no agent ran count as alive until settleReadopted reports them.
-          ranks: [...this.ranks.running(), ...(this.readopted?.ended.map((d) => ({ job_id: d.exit.job_id, rank: d.exit.rank, pid: d.exit.pid })) ?? [])],
+          ranks: [...this.ranks.running().map((p) => ({ ...p, flushed_epoch: awaiting.get(`${p.job_id}/${p.rank}`) ?? 0 })), ...(this.readopted?.ended.map((d) => ({ job_id: d.exit.job_id, rank: d.exit.rank, pid: d.exit.pid })) ?? [])],
           exited: [...this.unackedExits.values()],
         },
       },

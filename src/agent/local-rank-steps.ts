@@ -64,10 +64,13 @@ function imageSetNumber(req: RoundRequest): number {
 }
 
 export class LocalRankSteps implements RankSteps {
-  /** Ranks that are flushed and wait for SIGUSR2 (job/rank). */
-  private readonly flushed = new Set<string>();
-  /** Ranks asked to flush that have not finished (job/rank). */
-  private readonly flushing = new Set<string>();
+  /** Ranks that are flushed and wait for SIGUSR2 (job/rank -> the epoch or image set they were flushed for). */
+  private readonly flushed = new Map<string, number>();
+  /** Ranks asked to flush that have not finished (job/rank -> epoch). */
+  private readonly flushing = new Map<string, number>();
+  /** DUMPs under way, by image set folder: a DISCARD of the set waits for them rather than race CRIU's writes
+   * (the coordinator gave up on the DUMP: it timed out, or the coordinator restarted). */
+  private readonly dumping = new Map<string, Promise<void>>();
   /** Ranks told to resume while their flush was still under way: woken as soon as it completes. */
   private readonly resumeWhenFlushed = new Set<string>();
 
@@ -77,8 +80,8 @@ export class LocalRankSteps implements RankSteps {
   constructor(private readonly o: LocalRankStepsOptions) {
     o.rankChannel?.on('flushed', (report) => {
       const key = `${report.jobId}/${report.rank}`;
+      this.flushed.set(key, this.flushing.get(key) ?? report.epoch);
       this.flushing.delete(key);
-      this.flushed.add(key);
       if (this.resumeWhenFlushed.delete(key)) this.wake(report.jobId, [report.rank]);
     });
   }
@@ -99,8 +102,15 @@ export class LocalRankSteps implements RankSteps {
         this.o.ranks.keepInitDirs(req.job_id, req.dump_ranks);
         this.o.ranks.signalRanks(req.job_id, req.dump_ranks, 'SIGKILL');
         return { failed: new Map() };
-      case RoundStep.DUMP:
-        return this.dump(req);
+      case RoundStep.DUMP: {
+        const dir = this.imageSetDir(req);
+        const outcome = this.dump(req);
+        const over = Promise.all([this.dumping.get(dir), outcome.catch(() => {})]).then(() => {
+          if (this.dumping.get(dir) === over) this.dumping.delete(dir);
+        });
+        this.dumping.set(dir, over);
+        return outcome;
+      }
       case RoundStep.FETCH:
         return this.fetch(req);
       case RoundStep.RESTORE:
@@ -237,6 +247,7 @@ export class LocalRankSteps implements RankSteps {
    */
   private async discard(req: RoundRequest): Promise<StepOutcome> {
     const set = imageSetNumber(req);
+    await this.dumping.get(this.imageSetDir(req));
     for (const rank of req.ranks) await rm(rankImageDir(this.o.imagesDir, req.job_id, set, rank), { recursive: true, force: true });
     await rmdir(this.imageSetDir(req)).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT' && err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
@@ -265,8 +276,8 @@ export class LocalRankSteps implements RankSteps {
         await mkdir(workDir, { recursive: true });
         const restored = await restoreRank({ criu, imagesDir: dir, logOut: logs.out, logErr: logs.err, summary, workDir });
         const p = this.o.ranks.adopt({ jobId: req.job_id, rank, worldSize: req.world_size, argv: [], cwd: '/', env: {} }, restored.child);
-        // Restored in its flushed wait: RESUME wakes it, or, should this agent die first, the next one (re-adoption).
-        this.flushed.add(`${req.job_id}/${rank}`);
+        // Restored in its flushed wait: RESUME wakes it (should this agent die first, the next one reports it flushed).
+        this.flushed.set(`${req.job_id}/${rank}`, req.epoch);
         this.o.ranks.recordFlush(req.job_id, rank, src.epoch);
         return p;
       },
@@ -278,7 +289,7 @@ export class LocalRankSteps implements RankSteps {
     const channel = this.o.rankChannel;
     if (!channel) throw new FerryError(ErrorCode.UNSUPPORTED, `host ${this.o.host} has no rank channel`);
     const t0 = Date.now();
-    for (const r of req.ranks) this.flushing.add(`${req.job_id}/${r}`);
+    for (const r of req.ranks) this.flushing.set(`${req.job_id}/${r}`, req.epoch);
     let timer: NodeJS.Timeout | undefined;
     try {
       const reports = await Promise.race([
@@ -305,6 +316,15 @@ export class LocalRankSteps implements RankSteps {
     } finally {
       if (timer) clearTimeout(timer);
     }
+  }
+
+  adoptFlushed(jobId: string, rank: number, epoch: number): void {
+    this.flushed.set(`${jobId}/${rank}`, epoch);
+  }
+
+  /** Ranks flushed or flushing here that no RESUME has reached yet, with the epoch (or image set) they were flushed for. */
+  awaitingResume(): Map<string, number> {
+    return new Map([...this.flushing, ...this.flushed]);
   }
 
   /** Wakes flushed ranks; a rank still flushing is woken when it is done. Ranks never flushed are left alone. */

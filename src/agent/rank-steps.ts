@@ -20,4 +20,13 @@ export interface StepOutcome {
 
 export interface RankSteps {
   run(req: RoundRequest): Promise<StepOutcome>;
+  /**
+   * Ranks flushed (or flushing) that no RESUME has reached, keyed job/rank, with
+   * the epoch or image set they were flushed for. The agent reports them when it
+   * registers, so a coordinator that lost the operation (it restarted, or this
+   * host was cut off) can settle them (JobService.settleFlushed).
+   */
+  awaitingResume(): Map<string, number>;
+  /** A re-adopted rank that the previous agent left flushed for `epoch`: it waits for RESUME like one flushed here. */
+  adoptFlushed(jobId: string, rank: number, epoch: number): void;
 }

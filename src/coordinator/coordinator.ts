@@ -82,6 +82,7 @@ export class Coordinator {
     this.moves = new MoveService(this);
     this.periodic = new PeriodicCheckpoints(this);
     this.operators = new OperatorService(this);
+    this.checkpoints.abortInterrupted();
     transport.onMessage((peer, frames) => this.onFrames(peer, frames));
     this.event('coordinator.start', `coordinator ${this.instance} started; ${catalog.listHosts().length} hosts in the catalog`);
   }

@@ -58,8 +58,6 @@ export class JobService {
   private nextJobNumber = 1;
   /** Hosts that went down with running ranks: the timer that fails their jobs if they do not come back. */
   private readonly rejoinGrace = new Map<string, NodeJS.Timeout>();
-  /** Per host: ranks whose RESUME its lost agent never confirmed, sent again when the host is back (see owesResume). */
-  private readonly owedResumes = new Map<string, { jobId: string; epoch: number; ranks: number[]; what: string }[]>();
 
   constructor(
     private readonly c: Coordinator,
@@ -317,7 +315,6 @@ export class JobService {
   private rejoinGraceExpired(host: string): void {
     this.rejoinGrace.delete(host);
     if (this.c.hosts.get(host)?.state === 'up') return; // came back; reconcileHost settled its ranks
-    this.owedResumes.delete(host);
     const ranks = this.liveRanksOnHost(host);
     for (const [jobId, list] of groupByJob(ranks)) {
       const why = `host ${host} is down and did not come back within ${this.hostRejoinGraceMs} ms`;
@@ -365,23 +362,48 @@ export class JobService {
         this.c.event('job.host-back', `job ${jobId}: host ${host} is back with ranks ${list.join(',')} alive; the job runs on`, { jobId, host });
       }
     }
-    const owed = this.owedResumes.get(host);
-    this.owedResumes.delete(host);
-    for (const o of owed ?? []) void this.resumeAgain(host, o.jobId, o.epoch, o.ranks.filter((r) => aliveKeys.has(`${o.jobId}/${r}`)), o.what);
+    this.settleFlushed(host, alive);
+  }
+
+  /**
+   * Ranks the agent on `host` reports flushed (for epoch or image set E) with no
+   * RESUME since. Either the operation that flushed them still runs and wakes
+   * them itself, or it ended without reaching them: the coordinator restarted
+   * mid-operation (its in-flight epochs were aborted at start,
+   * CheckpointService.abortInterrupted), or this host was cut off when the
+   * RESUME went out (owesResume) or when an abort resumed the others. So they
+   * get a RESUME once no operation runs on the job (to a rank already woken it
+   * is harmless). A checkpoint --stop cut short after its commit thus resumes its
+   * job rather than end it: nothing is lost, and the operator can ask again.
+   */
+  private settleFlushed(host: string, alive: RankProcess[]): void {
+    const groups = new Map<string, { jobId: string; epoch: number; ranks: number[] }>();
+    for (const p of alive) {
+      const epoch = Number(p.flushed_epoch);
+      if (!epoch) continue;
+      const key = `${p.job_id}#${epoch}`;
+      const g = groups.get(key) ?? { jobId: p.job_id, epoch, ranks: [] };
+      g.ranks.push(p.rank);
+      groups.set(key, g);
+    }
+    for (const { jobId, epoch, ranks } of groups.values()) {
+      const job = this.c.catalog.getJob(jobId);
+      if (!job || ENDED_STATES.has(job.state)) continue;
+      this.resumeFlushed(host, jobId, epoch, ranks);
+    }
   }
 
   /**
    * A RESUME round after a point of no return (a committed epoch, a finished
    * migration, a restart's restore) failed. When it failed only because agents were lost
    * (HOST_DOWN), their ranks are not lost but still flushed: an agent
-   * restarted there wakes them itself (it re-adopts them, see Agent.readopt),
-   * one that comes back after a partition gets the RESUME again
-   * (reconcileHost), and no agent within the rejoin grace fails the job as for
-   * any host that goes down. Returns false for any other failure: the caller
-   * fails the job. (What is owed lives in memory: after a coordinator restart
-   * only the restarted-agent path remains.)
+   * restarted there (it re-adopts them, see Agent.readopt) or one that comes
+   * back after a partition reports them flushed and gets the RESUME then
+   * (settleFlushed), and no agent within the rejoin grace fails the job as for
+   * any host that goes down. Returns false for any other failure:
+   * the caller fails the job.
    */
-  owesResume(jobId: string, epoch: number, what: string, r: RoundResult, byHost: Map<string, number[]>): boolean {
+  owesResume(jobId: string, what: string, r: RoundResult, byHost: Map<string, number[]>): boolean {
     if (r.failures.size === 0 || [...r.codes.values()].some((code) => code !== ErrorCode.HOST_DOWN)) return false;
     for (const host of r.silentHosts) {
       const ranks = byHost.get(host) ?? [];
@@ -391,30 +413,49 @@ export class JobService {
           `they resume when an agent is back there (within ${this.hostRejoinGraceMs} ms, or the job fails)`,
         { jobId, host },
       );
-      if (this.c.hosts.get(host)?.state === 'up') {
-        // Already replaced by a new agent, which re-adopted and woke them: the RESUME again is harmless.
-        void this.resumeAgain(host, jobId, epoch, ranks, what);
-      } else {
-        this.owedResumes.set(host, [...(this.owedResumes.get(host) ?? []), { jobId, epoch, ranks, what }]);
-      }
     }
     return true;
   }
 
-  /** The RESUME a lost agent never confirmed, to the agent now on `host` (a rank already running ignores it). */
-  private async resumeAgain(host: string, jobId: string, epoch: number, ranks: number[], what: string): Promise<void> {
+  /**
+   * RESUME, once no operation runs on the job, to ranks on `host` left flushed
+   * for epoch or image set `epoch` (a rank already running ignores it). An
+   * aborted epoch's images there go first (DISCARD). A restarted job whose
+   * ranks all run then is running.
+   */
+  private resumeFlushed(host: string, jobId: string, epoch: number, ranks: number[]): void {
+    this.c.operations.queue(jobId, () => `ranks ${ranks.join(',')} on host ${host}, left flushed, are being resumed`, () =>
+      this.runResumeFlushed(host, jobId, epoch, ranks),
+    );
+  }
+
+  private async runResumeFlushed(host: string, jobId: string, epoch: number, ranks: number[]): Promise<void> {
     const job = this.c.catalog.getJob(jobId);
-    if (ranks.length === 0 || !job || ENDED_STATES.has(job.state)) return;
-    const r = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.RESUME }, new Map([[host, ranks]]), this.c.config.resumeTimeoutMs);
-    if (!r.ok) this.failJob(jobId, 1, `after ${what}: ${describeRoundFailure('RESUME', r)}`);
-    else this.c.event('job.resumed-late', `job ${jobId}: ${what}: ranks ${ranks.join(',')} on host ${host} resumed`, { jobId, host });
+    if (ranks.length === 0 || !job || ENDED_STATES.has(job.state) || this.c.hosts.get(host)?.state !== 'up') return;
+    const e = this.c.catalog.getEpoch(jobId, epoch);
+    const what = e ? `epoch ${epoch} (${e.state})` : `migration ${epoch}`;
+    const timeout = this.c.config.resumeTimeoutMs;
+    if (e?.state === 'aborted') {
+      // (the agent may still be running the DUMP it was asked for: its DISCARD waits for it)
+      const d = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.DISCARD, image_set: String(epoch) }, new Map([[host, ranks]]), this.c.config.dumpTimeoutMs);
+      if (!d.ok) this.c.event('checkpoint.discard-failed', `job ${jobId}: ${what}: ${describeRoundFailure('DISCARD', d)}`, { jobId, host });
+    }
+    const r = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.RESUME }, new Map([[host, ranks]]), timeout);
+    if (!r.ok) {
+      // Lost again: its next registration brings them back here, else the rejoin grace ends the job.
+      if ([...r.codes.values()].every((code) => code === ErrorCode.HOST_DOWN)) return;
+      this.failJob(jobId, 1, `after ${what}: ${describeRoundFailure('RESUME', r)}`);
+      return;
+    }
+    this.c.event('job.resumed-late', `job ${jobId}: ranks ${ranks.join(',')} on host ${host}, flushed for ${what} when its agent registered, were sent RESUME`, { jobId, host });
+    const now = this.c.catalog.getJob(jobId);
+    if (now?.state === 'pending' && this.c.catalog.listRanks(jobId).every((row) => row.state === 'running')) this.restartDone(jobId, epoch);
   }
 
   /** Stops every grace timer (the coordinator is shutting down). */
   stop(): void {
     for (const t of this.rejoinGrace.values()) clearTimeout(t);
     this.rejoinGrace.clear();
-    this.owedResumes.clear();
   }
 
   // ---- job control ------------------------------------------------------------

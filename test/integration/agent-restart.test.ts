@@ -4,8 +4,8 @@
 // finishes with the right output and status, and a rank's exit status
 // reaches the new agent although it is no longer the rank's parent (also when
 // the rank ended while no agent ran). An agent killed while it holds the
-// RESUME of a committed epoch: the epoch stays, and the job runs on once a
-// new agent wakes the ranks it left flushed.
+// RESUME of a committed epoch: the epoch stays, and the job runs on once the
+// coordinator resumes the ranks the new agent reports flushed.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -172,6 +172,86 @@ describe('checkpoint protocol', () => {
   });
 });
 
+describe('a coordinator restart in the middle of a checkpoint', () => {
+  const seenSince = (host: string, n: number) => h.nodes.get(host)!.steps.seen.slice(n).map((s) => [s.step, s.ranks, s.epoch]);
+  const flushedRanks = () => ['a', 'b'].map((host) => [...h.nodes.get(host)!.ranks.flushed.keys()]);
+
+  /** Starts a checkpoint whose `step` hangs on every host, and crashes the coordinator in it. */
+  async function crashDuring(step: RoundStep): Promise<void> {
+    for (const host of ['a', 'b']) h.nodes.get(host)!.steps.scripts.set(step, () => 'hang');
+    h.coordinator!.checkpoints.checkpoint('j', { stop: false }).catch(() => {}); // dies with the coordinator
+    await advance(300);
+    for (const host of ['a', 'b']) expect(steps(host).at(-1)).toBe(step);
+    await h.crashCoordinator();
+    for (const host of ['a', 'b']) h.nodes.get(host)!.steps.scripts.delete(step);
+  }
+
+  it('aborts the epoch it cut short in DUMP; as the agents come back their ranks resume and the partial images go', async () => {
+    await crashDuring(RoundStep.DUMP);
+    expect(flushedRanks()).toEqual([['j/0', 'j/1'], ['j/2', 'j/3']]);
+    h.startCoordinator();
+    const epoch = h.catalog!.getEpoch('j', 1)!;
+    expect(epoch.state).toBe('aborted');
+    expect(epoch.detail).toBe('interrupted: the coordinator restarted while the epoch was dumping');
+    await advance(2_000); // the agents re-register with the new coordinator
+    expect(seenSince('a', 2)).toEqual([[RoundStep.DISCARD, [0, 1], 1], [RoundStep.RESUME, [0, 1], 1]]);
+    expect(seenSince('b', 2)).toEqual([[RoundStep.DISCARD, [2, 3], 1], [RoundStep.RESUME, [2, 3], 1]]);
+    expect(flushedRanks()).toEqual([[], []]);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+    const abort = h.catalog!.listEvents({ limit: 200 }).find((e) => e.kind === 'checkpoint.abort');
+    expect(abort?.message).toBe('job j: epoch 1 aborted: interrupted: the coordinator restarted while the epoch was dumping; there is no committed checkpoint yet');
+    // Nothing is left in flight: the next checkpoint gets the next epoch and commits.
+    const { result, error } = await checkpoint();
+    expect(error).toBeUndefined();
+    expect(result!.epoch!.epoch).toBe(2);
+    expect(h.catalog!.lastCommittedEpoch('j')!.epoch).toBe(2);
+  });
+
+  it('resumes the ranks of an epoch it committed but could not resume, and keeps the epoch', async () => {
+    await crashDuring(RoundStep.RESUME);
+    h.startCoordinator();
+    expect(h.catalog!.getEpoch('j', 1)!.state).toBe('committed');
+    await advance(2_000);
+    expect(seenSince('a', 3)).toEqual([[RoundStep.RESUME, [0, 1], 1]]); // no DISCARD: the images are the checkpoint
+    expect(seenSince('b', 3)).toEqual([[RoundStep.RESUME, [2, 3], 1]]);
+    expect(flushedRanks()).toEqual([[], []]);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+    expect(h.catalog!.epochImages('j', 1)).toHaveLength(4);
+    expect(h.catalog!.listEvents({ limit: 200 }).filter((e) => e.kind === 'job.resumed-late').map((e) => e.host).sort()).toEqual(['a', 'b']);
+  });
+
+  it('wakes the ranks an abort could not reach once their hosts are back (a network cut during DUMP)', async () => {
+    for (const host of ['a', 'b']) h.nodes.get(host)!.steps.scripts.set(RoundStep.DUMP, () => 'hang');
+    let error: unknown;
+    h.coordinator!.checkpoints.checkpoint('j', { stop: false }).catch((e) => (error = e));
+    await advance(300);
+    h.hub.severed = true; // both agents fall silent: DUMP fails, and the abort's RESUME reaches no one
+    await advance(1_000);
+    expect((error as Error).message).toMatch(/epoch 1\) aborted: DUMP failed/);
+    expect(flushedRanks()).toEqual([['j/0', 'j/1'], ['j/2', 'j/3']]);
+    for (const host of ['a', 'b']) h.nodes.get(host)!.steps.scripts.delete(RoundStep.DUMP);
+    h.hub.severed = false;
+    await advance(8_000); // the agents find the coordinator again and re-register
+    expect(seenSince('a', 2)).toEqual([[RoundStep.DISCARD, [0, 1], 1], [RoundStep.RESUME, [0, 1], 1]]);
+    expect(seenSince('b', 2)).toEqual([[RoundStep.DISCARD, [2, 3], 1], [RoundStep.RESUME, [2, 3], 1]]);
+    expect(flushedRanks()).toEqual([[], []]);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+  });
+
+  it('holds the job while it wakes ranks, so a checkpoint asked meanwhile is refused, not run under it', async () => {
+    await crashDuring(RoundStep.DUMP);
+    for (const host of ['a', 'b']) h.nodes.get(host)!.steps.scripts.set(RoundStep.DISCARD, () => new Promise((r) => setTimeout(() => r({ failed: new Map() }), 1_000)));
+    h.startCoordinator();
+    await advance(600); // registered; the first DISCARD is under way
+    const { error } = await checkpoint(false, 100, 100);
+    expect(error?.code).toBe(ErrorCode.BUSY);
+    expect(error?.message).toMatch(/job j is busy: ranks [0-9,]+ on host [ab], left flushed, are being resumed/);
+    await advance(3_000);
+    expect(flushedRanks()).toEqual([[], []]);
+    expect((await checkpoint()).result!.epoch!.epoch).toBe(2);
+  });
+});
+
 describe('periodic checkpoints', () => {
   it('checkpoints every interval, survives a coordinator restart, and stops when turned off', async () => {
     h.coordinator!.periodic.set('j', 5_000);

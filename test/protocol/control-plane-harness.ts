@@ -35,6 +35,19 @@ export class ControlPlaneHarness {
     this.catalog = undefined;
   }
 
+  /**
+   * The coordinator dies mid-operation: nothing more of it reaches an agent or
+   * the catalog (a stopped one would still settle what it had asked).
+   */
+  async crashCoordinator(): Promise<void> {
+    this.hub.severed = true;
+    this.catalog?.close();
+    await this.coordinator?.stop().catch(() => {});
+    this.hub.severed = false;
+    this.coordinator = undefined;
+    this.catalog = undefined;
+  }
+
   /** Simulated ranks and scripted checkpoint steps of each host's latest agent. */
   readonly nodes = new Map<string, { ranks: SimulatedRanks; steps: ScriptedSteps }>();
 

@@ -145,6 +145,44 @@ describe('restart', () => {
   });
 });
 
+describe('a coordinator restart in the middle of a move', () => {
+  it('finishes a restart whose restored ranks were waiting for RESUME: they resume and the job runs', async () => {
+    await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: true }));
+    await advance(1_000);
+    for (const host of ['c', 'd']) h.nodes.get(host)!.steps.scripts.set(RoundStep.RESUME, () => 'hang');
+    h.coordinator!.moves.restart('j', { hosts: ['c', 'd'] }).catch(() => {}); // dies with the coordinator
+    await advance(300);
+    for (const host of ['c', 'd']) expect(steps(host).at(-1)).toBe(RoundStep.RESUME);
+    await h.crashCoordinator();
+    for (const host of ['c', 'd']) h.nodes.get(host)!.steps.scripts.delete(RoundStep.RESUME);
+    h.startCoordinator();
+    expect(h.catalog!.getJob('j')!.state).toBe('pending');
+    await advance(2_000);
+    expect(h.nodes.get('c')!.steps.seen.at(-1)).toMatchObject({ step: RoundStep.RESUME, ranks: [0, 1], epoch: 1 });
+    expect(h.nodes.get('d')!.steps.seen.at(-1)).toMatchObject({ step: RoundStep.RESUME, ranks: [2, 3], epoch: 1 });
+    expect(h.catalog!.getJob('j')!).toMatchObject({ state: 'running', detail: 'restarted from epoch 1' });
+    expect(rankHosts()).toEqual(['c', 'c', 'd', 'd']);
+  });
+
+  it('resumes every rank where it was when a migration was cut short before its rank moved', async () => {
+    h.nodes.get('a')!.steps.scripts.set(RoundStep.DUMP, () => 'hang');
+    h.coordinator!.moves.migrate('j', new Map([[1, 'c']])).catch(() => {});
+    await advance(300);
+    expect(steps('a')).toEqual([RoundStep.PREPARE, RoundStep.DUMP]);
+    await h.crashCoordinator();
+    h.nodes.get('a')!.steps.scripts.delete(RoundStep.DUMP);
+    h.startCoordinator();
+    await advance(2_000);
+    expect(steps('a')).toEqual([RoundStep.PREPARE, RoundStep.DUMP, RoundStep.RESUME]);
+    expect(steps('b')).toEqual([RoundStep.PREPARE, RoundStep.RESUME]);
+    expect(h.nodes.get('a')!.steps.seen.at(-1)!.epoch).toBe(1); // the migration's image set
+    expect(rankHosts()).toEqual(['a', 'a', 'b', 'b']);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+    const late = h.catalog!.listEvents({ limit: 200 }).filter((e) => e.kind === 'job.resumed-late');
+    expect(late.map((e) => e.message)).toContain('job j: ranks 0,1 on host a, flushed for migration 1 when its agent registered, were sent RESUME');
+  });
+});
+
 describe('migration', () => {
   it('moves one rank: every rank flushes, only it is dumped, shipped, stopped, restored, then all resume', async () => {
     const { value, error } = await settle<MoveReplyInit>(h.coordinator!.moves.migrate('j', new Map([[1, 'c']])));

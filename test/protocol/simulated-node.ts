@@ -13,6 +13,9 @@ const SIGTERM_DEATH_MS = 100;
 
 export class SimulatedRanks extends EventEmitter<RankSupervisorEvents> implements RankRunner {
   readonly live = new Map<string, RankProcessInit>();
+  /** Ranks flushed by a PREPARE (or restored) that no RESUME or STOP has reached since: job/rank -> epoch. Kept with
+   * the ranks, so an agent that comes back with them (startAgent with these ranks) knows, as a real one does. */
+  readonly flushed = new Map<string, number>();
   private nextPid = 1000;
 
   start(spec: RankStartSpec): RankProcessInit {
@@ -50,6 +53,7 @@ export class SimulatedRanks extends EventEmitter<RankSupervisorEvents> implement
     const p = this.live.get(`${jobId}/${rank}`);
     if (!p) return;
     this.live.delete(`${jobId}/${rank}`);
+    this.flushed.delete(`${jobId}/${rank}`);
     queueMicrotask(() => this.emit('exit', { job_id: jobId, rank, pid: p.pid, exit_code: code, signal: '', exited_ms: Date.now(), reason }));
   }
 }
@@ -66,14 +70,28 @@ export class ScriptedSteps implements RankSteps {
     private readonly ranks: SimulatedRanks,
   ) {}
 
+  awaitingResume(): Map<string, number> {
+    return new Map(this.ranks.flushed);
+  }
+
+  adoptFlushed(jobId: string, rank: number, epoch: number): void {
+    this.ranks.flushed.set(`${jobId}/${rank}`, epoch);
+  }
+
   async run(req: RoundRequest): Promise<StepOutcome> {
     this.seen.push({ step: req.step, ranks: [...req.ranks], dumpRanks: [...req.dump_ranks], epoch: req.epoch, transient: req.transient });
+    const out = await this.outcome(req);
+    if (out === 'hang') return new Promise<StepOutcome>(() => {}); // the ranks stay as they were
+    if (req.step === RoundStep.RESUME) for (const r of req.ranks) if (!out.failed.has(r)) this.ranks.flushed.delete(`${req.job_id}/${r}`);
+    if (req.step === RoundStep.STOP) for (const r of req.dump_ranks) this.ranks.flushed.delete(`${req.job_id}/${r}`);
+    if (req.step === RoundStep.PREPARE) for (const r of req.ranks) if (!out.failed.has(r)) this.ranks.flushed.set(`${req.job_id}/${r}`, req.epoch);
+    if (req.step === RoundStep.RESTORE) for (const p of out.started ?? []) this.ranks.flushed.set(`${req.job_id}/${p.rank}`, req.epoch);
+    return out;
+  }
+
+  private async outcome(req: RoundRequest): Promise<StepOutcome | 'hang'> {
     const script = this.scripts.get(req.step);
-    if (script) {
-      const out = await script(req);
-      if (out === 'hang') return new Promise<StepOutcome>(() => {});
-      return out;
-    }
+    if (script) return script(req);
     if (req.step === RoundStep.DUMP) {
       return {
         failed: new Map(),

@@ -123,7 +123,7 @@ export class CheckpointService {
       if (!stop.ok) resumeProblem = describeRoundFailure('STOP', stop);
     } else {
       const resume = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.RESUME }, byHost, cfg.resumeTimeoutMs);
-      if (!resume.ok && !this.c.jobs.owesResume(jobId, epoch, `epoch ${epoch} committed`, resume, byHost)) resumeProblem = describeRoundFailure('RESUME', resume);
+      if (!resume.ok && !this.c.jobs.owesResume(jobId, `epoch ${epoch} committed`, resume, byHost)) resumeProblem = describeRoundFailure('RESUME', resume);
     }
     m.transition(['resuming'], 'done');
     if (resumeProblem) {
@@ -185,6 +185,26 @@ export class CheckpointService {
         (resume.ok ? 'The job keeps running' : 'The job may not have resumed everywhere') +
         (previous ? `; epoch ${previous.epoch} remains the last committed checkpoint.` : '; there is no committed checkpoint yet.'),
     );
+  }
+
+  /**
+   * At start: an epoch the catalog has in flight was run by a coordinator that
+   * is gone, and nothing will finish it. It is aborted; its ranks, flushed for
+   * it, are resumed and its partial images removed host by host as their agents
+   * register (JobService.settleFlushed).
+   */
+  abortInterrupted(): void {
+    for (const e of this.c.catalog.inFlightEpochs()) {
+      const detail = `interrupted: the coordinator restarted while the epoch was ${e.state}`;
+      this.c.catalog.setEpochState(e.jobId, e.epoch, 'aborted', this.c.now(), detail);
+      const previous = this.c.catalog.lastCommittedEpoch(e.jobId);
+      this.c.event(
+        'checkpoint.abort',
+        `job ${e.jobId}: epoch ${e.epoch} aborted: ${detail}; ` +
+          (previous ? `epoch ${previous.epoch} remains the last committed checkpoint` : 'there is no committed checkpoint yet'),
+        { jobId: e.jobId },
+      );
+    }
   }
 
   epochInfo(jobId: string, epoch: number): EpochInfoInit {

@@ -119,7 +119,7 @@ export class MoveService {
       const t2 = this.c.now();
       say('resuming', shipped);
       const resume = await runRound(this.c, { ...request, step: RoundStep.RESUME }, targets, this.c.config.resumeTimeoutMs);
-      if (!resume.ok && !this.c.jobs.owesResume(jobId, epoch, `restart from epoch ${epoch}`, resume, targets)) {
+      if (!resume.ok && !this.c.jobs.owesResume(jobId, `restart from epoch ${epoch}`, resume, targets)) {
         this.c.jobs.failRunningJob(jobId, `after restoring from epoch ${epoch}: ${describeRoundFailure('RESUME', resume)}`);
         throw new FerryError(ErrorCode.UNAVAILABLE, `job ${jobId} was restored from epoch ${epoch} but did not resume: ${describeRoundFailure('RESUME', resume)}`);
       }
@@ -288,7 +288,7 @@ export class MoveService {
     say('resuming', shipped);
     const resumed = everyone();
     const resume = await resumeAll(resumed);
-    if (!resume.ok && !this.c.jobs.owesResume(jobId, imageSet, id, resume, resumed)) {
+    if (!resume.ok && !this.c.jobs.owesResume(jobId, id, resume, resumed)) {
       this.c.jobs.failRunningJob(jobId, `after ${id}: ${describeRoundFailure('RESUME', resume)}`);
     }
     const t5 = this.c.now();
