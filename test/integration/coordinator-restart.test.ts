@@ -1,0 +1,79 @@
+// A coordinator SIGKILLed in the middle of a checkpoint, with real agents,
+// real CRIU and an MPI job on two namespace hosts. The restarted coordinator
+// aborts the epoch it cut short; the agents report the ranks it left flushed
+// when they register, and get a DISCARD (which waits for the DUMP they were
+// still running) and a RESUME. The job then runs on with nothing lost, and the
+// next checkpoint commits.
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { compileProgram } from '../runtime/rank-harness.js';
+
+let c: TestCluster;
+let stream: string;
+
+beforeAll(async () => {
+  // Every DUMP held 3 s before CRIU starts: room to kill the coordinator in it.
+  c = await startTestCluster({ hosts: 2, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500, env: { FERRY_FAULT_DUMP_DELAY_MS: '3000' } });
+  const bin = join(c.tempDir, 'bin');
+  mkdirSync(bin, { recursive: true });
+  stream = compileProgram('flush-stream', bin);
+}, 120_000);
+
+afterAll(async () => {
+  await c?.stop();
+});
+
+interface EpochView {
+  epoch: number;
+  state: string;
+  detail: string;
+}
+
+async function ferryJson<T>(args: string[]): Promise<T> {
+  const r = await c.ferry([...args, '--json']);
+  expect(r.code, r.stderr).toBe(0);
+  return JSON.parse(r.stdout) as T;
+}
+
+describe('a coordinator killed during a checkpoint', { timeout: 180_000 }, () => {
+  it('aborts the epoch when it is back; the ranks lose nothing and resume, the partial images go, the next checkpoint commits', async () => {
+    const stop = join(c.tempDir, 'stop');
+    const run = c.ferry(['run', '-n', '4', '--hosts', 'host1,host2', '--job-id', 'cr', stream, stop], { timeoutMs: 150_000 });
+    await c.waitFor(async () => {
+      const r = await c.ferry(['job', 'cr', '--json']);
+      return r.code === 0 && JSON.parse(r.stdout).ranks.every((x: { state: string }) => x.state === 'running');
+    }, 'every rank of cr running');
+
+    const cut = c.ferry(['checkpoint', 'cr', '--json'], { timeoutMs: 60_000 });
+    await c.waitFor(async () => (await ferryJson<EpochView[]>(['epochs', 'cr']))[0]?.state === 'dumping', 'epoch 1 dumping');
+    await c.killCoordinator('SIGKILL');
+    // The operator hears at once that the coordinator went away, not at the checkpoint's 15 min deadline.
+    const lost = await cut;
+    expect(lost.code).toBe(1);
+    expect(lost.stderr).toMatch(/lost the connection to the coordinator at \S+ before it answered/);
+
+    await c.startCoordinator();
+    const [first] = await ferryJson<EpochView[]>(['epochs', 'cr']);
+    expect(first).toMatchObject({ epoch: 1, state: 'aborted', detail: 'interrupted: the coordinator restarted while the epoch was dumping' });
+    const resumedOn = async () =>
+      (await ferryJson<{ kind: string; host: string }[]>(['events', '--limit', '1000'])).filter((e) => e.kind === 'job.resumed-late').map((e) => e.host).sort();
+    await c.waitFor(async () => (await resumedOn()).length === 2, 'both hosts told to resume', 60_000);
+    expect(await resumedOn()).toEqual(['host1', 'host2']);
+    // The DUMPs the agents were running when the coordinator died finished before their DISCARD removed them.
+    for (const h of c.hosts) expect(existsSync(join(h.imagesDir, 'cr', '1')), `${h.name}: images of epoch 1`).toBe(false);
+    expect((await ferryJson<{ state: string }>(['job', 'cr'])).state).toBe('running');
+
+    const next = await c.ferry(['checkpoint', 'cr', '--json'], { timeoutMs: 60_000 });
+    expect(next.code, next.stderr).toBe(0);
+    expect(JSON.parse(next.stdout)).toMatchObject({ epoch: 2, state: 'committed' });
+
+    writeFileSync(stop, '');
+    const r = await run;
+    expect(r.code, `${r.stderr}\n${c.logTails(20)}`).toBe(0);
+    // flush-stream checks every payload and sequence number it receives; rank 0 reports.
+    expect(r.stdout).toMatch(/\[0\] stream ok rounds \d+ messages \d+/);
+    expect((await ferryJson<{ state: string }>(['job', 'cr'])).state).toBe('succeeded');
+  });
+});
