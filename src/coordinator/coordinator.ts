@@ -92,6 +92,7 @@ export class Coordinator {
     this.sweepTimer = setInterval(() => this.hosts.sweep(), period);
     this.sweepTimer.unref?.();
     this.periodic.resumeAll();
+    this.jobs.settleInterruptedStarts();
   }
 
   async stop(): Promise<void> {

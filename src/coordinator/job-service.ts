@@ -58,6 +58,10 @@ export class JobService {
   private nextJobNumber = 1;
   /** Hosts that went down with running ranks: the timer that fails their jobs if they do not come back. */
   private readonly rejoinGrace = new Map<string, NodeJS.Timeout>();
+  /** See settleInterruptedStarts. */
+  private startsTimer: NodeJS.Timeout | undefined;
+  /** Per pending job, per host: flushed ranks held until all the job's ranks run (holdUntilAllRun). */
+  private readonly heldFlushed = new Map<string, Map<string, { epoch: number; ranks: number[] }>>();
 
   constructor(
     private readonly c: Coordinator,
@@ -386,11 +390,26 @@ export class JobService {
       g.ranks.push(p.rank);
       groups.set(key, g);
     }
-    for (const { jobId, epoch, ranks } of groups.values()) {
-      const job = this.c.catalog.getJob(jobId);
+    for (const g of groups.values()) {
+      const job = this.c.catalog.getJob(g.jobId);
       if (!job || ENDED_STATES.has(job.state)) continue;
-      this.resumeFlushed(host, jobId, epoch, ranks);
+      if (job.state === 'pending') this.holdUntilAllRun(host, g);
+      else this.resumeFlushed(host, g.jobId, g.epoch, g.ranks);
     }
+  }
+
+  /**
+   * The restored ranks of a restart not known to be complete (its job is
+   * pending) wait until every rank of the job runs: resumed before, they would
+   * compute without peers that may never come (see settleInterruptedStarts).
+   */
+  private holdUntilAllRun(host: string, g: { jobId: string; epoch: number; ranks: number[] }): void {
+    const held = this.heldFlushed.get(g.jobId) ?? new Map<string, { epoch: number; ranks: number[] }>();
+    held.set(host, g);
+    this.heldFlushed.set(g.jobId, held);
+    if (!this.c.catalog.listRanks(g.jobId).every((r) => r.state === 'running')) return;
+    this.heldFlushed.delete(g.jobId);
+    for (const [h, x] of held) this.resumeFlushed(h, g.jobId, x.epoch, x.ranks);
   }
 
   /**
@@ -452,10 +471,58 @@ export class JobService {
     if (now?.state === 'pending' && this.c.catalog.listRanks(jobId).every((row) => row.state === 'running')) this.restartDone(jobId, epoch);
   }
 
-  /** Stops every grace timer (the coordinator is shutting down). */
+  /**
+   * At start: the jobs the catalog has pending were being launched or
+   * restarted by a coordinator that is gone. Once their agents had the rejoin
+   * grace to register what runs of them (a restart's restored ranks are resumed
+   * meanwhile, settleFlushed, and make their job running), each one still
+   * pending is settled: running if all its ranks run, else ended with its
+   * running ranks stopped: stopped at its last committed epoch (ferry restart
+   * continues it), or failed when it has none.
+   */
+  settleInterruptedStarts(): void {
+    const pending = this.c.catalog.listJobs().filter((j) => j.state === 'pending').map((j) => j.id);
+    if (pending.length === 0) return;
+    this.startsTimer = setTimeout(() => {
+      this.startsTimer = undefined;
+      for (const jobId of pending) {
+        this.c.operations.queue(jobId, () => 'its start, cut short by a coordinator restart, is being settled', async () => this.endInterruptedStart(jobId));
+      }
+    }, this.hostRejoinGraceMs);
+    this.startsTimer.unref?.();
+  }
+
+  private endInterruptedStart(jobId: string): void {
+    const job = this.c.catalog.getJob(jobId);
+    if (job?.state !== 'pending') return; // settled meanwhile
+    this.heldFlushed.delete(jobId);
+    const rows = this.c.catalog.listRanks(jobId);
+    const missing = rows.filter((r) => r.state !== 'running' && r.state !== 'exited');
+    if (missing.length === 0) {
+      this.c.catalog.setJobState(jobId, 'running', { detail: 'every rank running after a coordinator restart' });
+      this.c.event('job.running', `job ${jobId}: every rank runs; its start was cut short by a coordinator restart but had got that far`, { jobId });
+      return;
+    }
+    const now = this.c.now();
+    for (const r of missing) this.updateRank({ jobId, rank: r.rank, host: r.host, pid: 0, endpoint: '', state: 'exited', updatedMs: now });
+    const list = missing.map((r) => r.rank).join(',');
+    const why = `${job.detail || 'its launch'} was cut short by a coordinator restart: rank${missing.length > 1 ? 's' : ''} ${list} never started`;
+    const epoch = this.c.catalog.lastCommittedEpoch(jobId);
+    if (!epoch) {
+      this.failJob(jobId, 1, why);
+      return;
+    }
+    this.c.event('job.stopping', `job ${jobId}: ${why}; stopping it at epoch ${epoch.epoch}`, { jobId });
+    this.markStopping(jobId, epoch.epoch);
+    void this.signalRanks(jobId, 'SIGKILL');
+    this.maybeEnd(jobId);
+  }
+
+  /** Stops every timer (the coordinator is shutting down). */
   stop(): void {
     for (const t of this.rejoinGrace.values()) clearTimeout(t);
     this.rejoinGrace.clear();
+    if (this.startsTimer) clearTimeout(this.startsTimer);
   }
 
   // ---- job control ------------------------------------------------------------
@@ -491,6 +558,7 @@ export class JobService {
 
   /** Every rank of a restarted job runs. */
   restartDone(jobId: string, epoch: number): void {
+    this.heldFlushed.delete(jobId);
     this.c.catalog.setJobState(jobId, 'running', { detail: `restarted from epoch ${epoch}` });
   }
 

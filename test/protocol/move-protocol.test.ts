@@ -145,7 +145,49 @@ describe('restart', () => {
   });
 });
 
-describe('a coordinator restart in the middle of a move', () => {
+describe('a coordinator restart in the middle of a start or a move', () => {
+  it('holds the ranks of a restart cut short before every rank was restored, then stops the job at its epoch', async () => {
+    await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: true }));
+    await advance(1_000);
+    h.nodes.get('d')!.steps.scripts.set(RoundStep.RESTORE, () => 'hang');
+    h.coordinator!.moves.restart('j', { hosts: ['c', 'd'] }).catch(() => {});
+    await advance(300);
+    expect(steps('c').at(-1)).toBe(RoundStep.RESTORE); // c restored ranks 0 and 1; d never restores 2 and 3
+    await h.crashCoordinator();
+    h.nodes.get('d')!.steps.scripts.delete(RoundStep.RESTORE);
+    clearSeen();
+    h.startCoordinator();
+    await advance(5_000);
+    // c's restored ranks are not resumed without their peers.
+    expect(h.catalog!.getJob('j')!.state).toBe('pending');
+    expect(steps('c')).toEqual([]);
+    expect([...h.nodes.get('c')!.ranks.live.keys()]).toEqual(['j/0', 'j/1']);
+    await advance(HOST_REJOIN_GRACE_MS);
+    expect(steps('c')).toEqual([]);
+    expect([...h.nodes.get('c')!.ranks.live.keys()]).toEqual([]);
+    expect(h.catalog!.getJob('j')!).toMatchObject({ state: 'stopped', detail: 'stopped after checkpoint epoch 1; ferry restart j continues it' });
+    const stopping = h.catalog!.listEvents({ limit: 200 }).find((e) => e.kind === 'job.stopping');
+    expect(stopping?.message).toBe('job j: restarting from epoch 1 was cut short by a coordinator restart: ranks 2,3 never started; stopping it at epoch 1');
+    // Nothing is lost: the restart can be asked again.
+    const again = await settle<MoveReplyInit>(h.coordinator!.moves.restart('j', { hosts: ['c', 'd'] }));
+    expect(again.error).toBeUndefined();
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+  });
+
+  it('fails a job whose launch was cut short, naming the ranks that never started', async () => {
+    h.hub.severed = true; // the coordinator creates the job; its start requests are lost, and then it dies
+    h.coordinator!.jobs
+      .submit('op', 2, { argv: ['/app'], cwd: '/', env: {}, world_size: 2, hosts: ['c'], rank_hosts: {}, follow: false, job_id: 'k', checkpoint_every_ms: 0 })
+      .catch(() => {});
+    await advance(50);
+    await h.crashCoordinator();
+    h.startCoordinator();
+    expect(h.catalog!.getJob('k')!.state).toBe('pending');
+    await advance(HOST_REJOIN_GRACE_MS + 10_000);
+    expect(h.catalog!.getJob('k')!).toMatchObject({ state: 'failed', exitCode: 1, detail: 'its launch was cut short by a coordinator restart: ranks 0,1 never started' });
+    expect(h.catalog!.getJob('j')!.state).toBe('running'); // the job that had started is left alone
+  });
+
   it('finishes a restart whose restored ranks were waiting for RESUME: they resume and the job runs', async () => {
     await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: true }));
     await advance(1_000);
