@@ -453,13 +453,12 @@ export class JobService {
     if (ranks.length === 0 || !job || ENDED_STATES.has(job.state) || this.c.hosts.get(host)?.state !== 'up') return;
     const e = this.c.catalog.getEpoch(jobId, epoch);
     const what = e ? `epoch ${epoch} (${e.state})` : `migration ${epoch}`;
-    const timeout = this.c.config.resumeTimeoutMs;
     if (e?.state === 'aborted') {
       // (the agent may still be running the DUMP it was asked for: its DISCARD waits for it)
       const d = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.DISCARD, image_set: String(epoch) }, new Map([[host, ranks]]), this.c.config.dumpTimeoutMs);
       if (!d.ok) this.c.event('checkpoint.discard-failed', `job ${jobId}: ${what}: ${describeRoundFailure('DISCARD', d)}`, { jobId, host });
     }
-    const r = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.RESUME }, new Map([[host, ranks]]), timeout);
+    const r = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.RESUME }, new Map([[host, ranks]]), this.c.config.resumeTimeoutMs);
     if (!r.ok) {
       // Lost again: its next registration brings them back here, else the rejoin grace ends the job.
       if ([...r.codes.values()].every((code) => code === ErrorCode.HOST_DOWN)) return;
@@ -474,8 +473,8 @@ export class JobService {
   /**
    * At start: the jobs the catalog has pending were being launched or
    * restarted by a coordinator that is gone. Once their agents had the rejoin
-   * grace to register what runs of them (a restart's restored ranks are resumed
-   * meanwhile, settleFlushed, and make their job running), each one still
+   * grace to register what runs of them (a restart whose restored ranks all
+   * registered is resumed meanwhile, holdUntilAllRun, and is running), each one still
    * pending is settled: running if all its ranks run, else ended with its
    * running ranks stopped: stopped at its last committed epoch (ferry restart
    * continues it), or failed when it has none.
