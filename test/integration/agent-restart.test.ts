@@ -9,8 +9,8 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
-import { compileProgram } from '../runtime/rank-harness.js';
+import type { TestCluster } from '../helpers/cluster.js';
+import { startFaultCluster } from '../helpers/fault-cluster.js';
 
 let c: TestCluster;
 let stream: string;
@@ -18,10 +18,7 @@ const RESUME_DELAY_MS = 2_000;
 
 beforeAll(async () => {
   // RESUME held 2 s on every agent: room to kill one in the middle of it (no other test here checkpoints).
-  c = await startTestCluster({ hosts: 2, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500, env: { FERRY_FAULT_RESUME_DELAY_MS: String(RESUME_DELAY_MS) } });
-  const bin = join(c.tempDir, 'bin');
-  mkdirSync(bin, { recursive: true });
-  stream = compileProgram('flush-stream', bin);
+  ({ cluster: c, stream } = await startFaultCluster({ FERRY_FAULT_RESUME_DELAY_MS: String(RESUME_DELAY_MS) }));
 }, 120_000);
 
 afterAll(async () => {

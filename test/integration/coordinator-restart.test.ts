@@ -4,21 +4,18 @@
 // when they register, and get a DISCARD (which waits for the DUMP they were
 // still running) and a RESUME. The job then runs on with nothing lost, and the
 // next checkpoint commits.
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
-import { compileProgram } from '../runtime/rank-harness.js';
+import type { TestCluster } from '../helpers/cluster.js';
+import { startFaultCluster } from '../helpers/fault-cluster.js';
 
 let c: TestCluster;
 let stream: string;
 
 beforeAll(async () => {
   // Every DUMP held 3 s before CRIU starts: room to kill the coordinator in it.
-  c = await startTestCluster({ hosts: 2, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500, env: { FERRY_FAULT_DUMP_DELAY_MS: '3000' } });
-  const bin = join(c.tempDir, 'bin');
-  mkdirSync(bin, { recursive: true });
-  stream = compileProgram('flush-stream', bin);
+  ({ cluster: c, stream } = await startFaultCluster({ FERRY_FAULT_DUMP_DELAY_MS: '3000' }));
 }, 120_000);
 
 afterAll(async () => {
