@@ -168,7 +168,9 @@ export class LocalRankSteps implements RankSteps {
       const hasher = new GrowingFileHasher(dir).start();
       let dumped;
       try {
-        dumped = await dumpRank({ criu, initPid, imagesDir: dir, leaveRunning: true, cwdIsPrivate: isRankInitDir });
+        // A failed dump's log is kept with the rank's output logs: an aborted epoch's images go.
+        const keepFailedLogAs = join(dirname(this.o.ranks.logPaths(req.job_id, rank).out), `rank-${rank}.dump-${epoch}.log`);
+        dumped = await dumpRank({ criu, initPid, imagesDir: dir, leaveRunning: true, cwdIsPrivate: isRankInitDir, keepFailedLogAs });
       } catch (e) {
         await hasher.abort();
         throw e;

@@ -3,9 +3,9 @@
 // first; what stays open is regular files (the rank's logs, opened for
 // append) and whatever else the program opened.
 import { existsSync } from 'node:fs';
-import { mkdir, open, readFile, readdir, readlink, rmdir, stat } from 'node:fs/promises';
+import { copyFile, mkdir, open, readFile, readdir, readlink, rmdir, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { isAbsolute, join, relative } from 'node:path';
+import { dirname, isAbsolute, join, relative } from 'node:path';
 import { ErrorCode } from '../gen/proto.js';
 import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { tracer } from '../common/trace.js';
@@ -54,6 +54,11 @@ export interface DumpRankOptions {
   leaveRunning: boolean;
   /** CRIU's log; default imagesDir/dump.log (not counted in `files`). */
   logFile?: string;
+  /**
+   * Where a failed dump's log is copied and named in the error: the images
+   * folder, log included, goes when the epoch is aborted.
+   */
+  keepFailedLogAs?: string;
   timeoutMs?: number;
   /**
    * Whether the root task's working directory is its own, so no other dump's
@@ -190,6 +195,29 @@ export interface DumpResult {
   logFile: string;
 }
 
+/** CRIU's log lines "Error (file.c:N): what": each distinct "what", in order. */
+const CRIU_ERROR_LINE_RE = /\bError \([^)]*\):\s*(.+)$/;
+const CRIU_ERRORS_SHOWN = 3;
+
+/**
+ * A failed CRIU run for the operator: `what` failed, with CRIU's own first
+ * error messages (its log's tail when it logged none), and where the whole
+ * log is. A full disk says so first: it is the operator's to fix.
+ */
+export async function describeCriuFailure(what: string, logFile: string): Promise<string> {
+  let text = '';
+  try {
+    text = await readFile(logFile, 'utf8');
+  } catch {
+    return `${what} (no log at ${logFile})`;
+  }
+  const lines = cleanCriuOutput(text).split('\n');
+  const errors = [...new Set(lines.flatMap((l) => CRIU_ERROR_LINE_RE.exec(l)?.[1]?.trim() ?? []))].slice(0, CRIU_ERRORS_SHOWN);
+  if (errors.length === 0) return `${what}; ${logFile} ends:\n${await criuLogTail(logFile)}`;
+  const full = errors.some((e) => e.includes('No space left on device'));
+  return `${full ? 'no space left on device: ' : ''}${what}: ${errors.join('; ')} (CRIU's log: ${logFile})`;
+}
+
 /** The last lines of a CRIU log, errors first, for error messages. */
 export async function criuLogTail(logFile: string, lines = CRIU_LOG_TAIL_LINES): Promise<string> {
   let text: string;
@@ -244,10 +272,15 @@ export async function dumpRank(opts: DumpRankOptions): Promise<DumpResult> {
   if (locked && waitedMs > 1) trace(`dump pid ${initPid}: waited ${waitedMs.toFixed(1)} ms for its working directory's turn`);
   if (r.code !== 0) {
     const why = r.timedOut ? `timed out after ${timeoutMs} ms` : describeFailure(r);
-    throw new FerryError(
-      ErrorCode.CRIU_FAILED,
-      `criu dump of pid ${initPid} into ${imagesDir} failed (${why}); ${logFile}:\n${await criuLogTail(logFile)}`,
-    );
+    let log = logFile;
+    if (opts.keepFailedLogAs) {
+      await mkdir(dirname(opts.keepFailedLogAs), { recursive: true });
+      log = await copyFile(logFile, opts.keepFailedLogAs).then(
+        () => opts.keepFailedLogAs!,
+        () => logFile,
+      );
+    }
+    throw new FerryError(ErrorCode.CRIU_FAILED, await describeCriuFailure(`criu dump of pid ${initPid} into ${imagesDir} failed (${why})`, log));
   }
   const logName = isAbsolute(logFile) ? relative(imagesDir, logFile) : logFile;
   const files: DumpResult['files'] = [];

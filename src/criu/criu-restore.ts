@@ -24,7 +24,7 @@ import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { tracer } from '../common/trace.js';
 import { packageRoot } from '../protocol/proto-root.js';
 import { type CriuInstall } from './criu-install.js';
-import { criuLogTail } from './criu-dump.js';
+import { describeCriuFailure } from './criu-dump.js';
 import { type ImageSummary, outputFiles, readImages } from './criu-images.js';
 
 const trace = tracer('criu');
@@ -140,7 +140,7 @@ export async function restoreRank(opts: RestoreRankOptions): Promise<RestoredRan
       settled = true;
       clearTimeout(timer);
       const helperErr = stderr.trim() ? `\nferry-restore: ${stderr.trim()}` : '';
-      reject(new FerryError(ErrorCode.CRIU_FAILED, `criu restore of ${imagesDir} failed (${why}); ${logFile}:\n${await criuLogTail(logFile)}${helperErr}`));
+      reject(new FerryError(ErrorCode.CRIU_FAILED, `${await describeCriuFailure(`criu restore of ${imagesDir} failed (${why})`, logFile)}${helperErr}`));
     };
     const timer = setTimeout(() => {
       child.kill('SIGKILL'); // the restored tree, if any, dies with it (parent-death signal)

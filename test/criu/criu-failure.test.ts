@@ -1,0 +1,47 @@
+// What an operator reads when CRIU fails: CRIU's own error messages from its
+// log (each once, the harmless ones left out), a full disk named first, the
+// log's tail when it has no error line, and where the log is.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { describeCriuFailure } from '../../src/criu/criu-dump.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'ferry-criu-failure-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function log(name: string, lines: string[]): string {
+  const path = join(dir, name);
+  writeFileSync(path, lines.join('\n') + '\n');
+  return path;
+}
+
+describe('describeCriuFailure', () => {
+  it("gives CRIU's first distinct errors, without the harmless rlimit one, and names the log", async () => {
+    const path = log('errors.log', [
+      "(00.000100) Error (criu/rlimit.c:12): rlimit: Can't setup RLIMIT_NOFILE for self: Operation not permitted",
+      '(00.100000) Dumping pages (type: 59 pid: 42)',
+      "(00.200000) Error (criu/cr-dump.c:1): Can't open /proc/42/map_files: No such file or directory",
+      "(00.200001) Error (criu/cr-dump.c:1): Can't open /proc/42/map_files: No such file or directory",
+      '(00.300000) Warn  (criu/kerndat.c:1799): Hardware breakpoints do not seem to work',
+      '(00.400000) Error (criu/cr-dump.c:2): Dumping FAILED.',
+      '(00.400001) Error (criu/cr-dump.c:3): a fourth one',
+    ]);
+    expect(await describeCriuFailure('criu dump of pid 42 failed (exit code 1)', path)).toBe(
+      `criu dump of pid 42 failed (exit code 1): Can't open /proc/42/map_files: No such file or directory; Dumping FAILED.; a fourth one (CRIU's log: ${path})`,
+    );
+  });
+
+  it('names a full disk first', async () => {
+    const path = log('full.log', ['(00.171602) Error (criu/bfd.c:131): bfd: Error flushing image: No space left on device']);
+    expect(await describeCriuFailure('criu dump of pid 7 failed (exit code 1)', path)).toMatch(
+      /^no space left on device: criu dump of pid 7 failed \(exit code 1\): bfd: Error flushing image: No space left on device \(CRIU's log: /,
+    );
+  });
+
+  it("gives the log's tail when it has no error line, and says when there is no log", async () => {
+    const path = log('quiet.log', ['(00.1) Dumping pages', '(00.2) Killed while waiting']);
+    expect(await describeCriuFailure('criu dump of pid 9 timed out', path)).toBe(`criu dump of pid 9 timed out; ${path} ends:\n(00.1) Dumping pages\n(00.2) Killed while waiting`);
+    expect(await describeCriuFailure('criu restore failed', join(dir, 'none.log'))).toBe(`criu restore failed (no log at ${join(dir, 'none.log')})`);
+  });
+});

@@ -1,0 +1,87 @@
+// An images disk that fills up during a checkpoint, with real agents, real
+// CRIU and an MPI job on two namespace hosts: host2's images directory is a
+// tmpfs with room for one epoch only. The second checkpoint aborts naming the
+// host, the ranks and the full disk; its partial images are removed (the
+// space is free again); the job runs on to its checked end; and the first
+// epoch, untouched, still restores.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, statfsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TestCluster } from '../helpers/cluster.js';
+import { startFaultCluster } from '../helpers/fault-cluster.js';
+
+let c: TestCluster;
+let stream: string;
+let tmpfs = '';
+
+beforeAll(async () => {
+  ({ cluster: c, stream } = await startFaultCluster({}));
+  // host2's images on a tmpfs (its store id copied in: restores read it).
+  tmpfs = c.hosts.find((h) => h.name === 'host2')!.imagesDir;
+  const storeId = readFileSync(join(tmpfs, '.ferry-store-id'));
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256m', 'ferry-test-images', tmpfs]);
+  writeFileSync(join(tmpfs, '.ferry-store-id'), storeId);
+}, 120_000);
+
+afterAll(async () => {
+  if (tmpfs) execFileSync('umount', ['-l', tmpfs]);
+  await c?.stop();
+});
+
+const usedBytes = () => {
+  const s = statfsSync(tmpfs);
+  return (s.blocks - s.bfree) * s.bsize;
+};
+
+async function ferryJson<T>(args: string[]): Promise<T> {
+  const r = await c.ferry([...args, '--json']);
+  expect(r.code, r.stderr).toBe(0);
+  return JSON.parse(r.stdout) as T;
+}
+
+describe('a disk that fills up during a checkpoint', { timeout: 180_000 }, () => {
+  it('aborts the epoch naming the host and the full disk, frees its space, keeps the job running and the previous epoch restorable', async () => {
+    const stop = join(c.tempDir, 'stop');
+    const run = c.ferry(['run', '-n', '4', '--hosts', 'host1,host2', '--job-id', 'full', stream, stop], { timeoutMs: 150_000 });
+    await c.waitFor(async () => {
+      const r = await c.ferry(['job', 'full', '--json']);
+      return r.code === 0 && JSON.parse(r.stdout).ranks.every((x: { state: string }) => x.state === 'running');
+    }, 'every rank of full running');
+    const first = await c.ferry(['checkpoint', 'full', '--json'], { timeoutMs: 60_000 });
+    expect(first.code, first.stderr).toBe(0);
+
+    // Room left on host2's disk: half a megabyte, far less than an epoch of its two ranks.
+    const used = usedBytes();
+    execFileSync('mount', ['-o', `remount,size=${used + 512 * 1024}`, tmpfs]);
+    const second = await c.ferry(['checkpoint', 'full'], { timeoutMs: 60_000 });
+    expect(second.code).not.toBe(0);
+    // One line that says it: which epoch, which rank on which host, a full disk, and where CRIU's log was kept.
+    const failure = /epoch 2\) aborted: DUMP failed: rank ([23]): host host2: no space left on device: criu dump of pid \d+ into \S+ failed \(exit code 1\): [^\n]*?No space left on device[^\n]*? \(CRIU's log: (\S+)\)/.exec(second.stderr);
+    expect(failure, second.stderr).not.toBeNull();
+    expect(failure![2]).toBe(join(c.hosts.find((h) => h.name === 'host2')!.logsDir, 'full', `rank-${failure![1]}.dump-2.log`));
+    expect(readFileSync(failure![2], 'utf8')).toMatch(/No space left on device/);
+    expect(second.stderr).toMatch(/The job keeps running; epoch 1 remains the last committed checkpoint\. \[CRIU_FAILED\]/);
+    expect(existsSync(join(tmpfs, 'full', '2'))).toBe(false);
+    expect(usedBytes()).toBe(used);
+    expect(readdirSync(join(tmpfs, 'full', '1')).sort()).toEqual(['rank-2', 'rank-3']);
+    const epochs = await ferryJson<{ epoch: number; state: string }[]>(['epochs', 'full']);
+    expect(epochs.map((e) => [e.epoch, e.state])).toEqual([[1, 'committed'], [2, 'aborted']]);
+
+    // The job resumed: it streams on and ends with every message checked.
+    writeFileSync(stop, '');
+    const r = await run;
+    expect(r.code, `${r.stderr}\n${c.logTails(20)}`).toBe(0);
+    expect(r.stdout).toMatch(/\[0\] stream ok rounds \d+ messages \d+/);
+
+    // Epoch 1 was left as it was: it restores, and the restored job ends checked too.
+    execFileSync('mount', ['-o', 'remount,size=256m', tmpfs]);
+    const restart = await c.ferry(['restart', 'full', '--epoch', '1', '--hosts', 'host1,host2'], { timeoutMs: 60_000 });
+    expect(restart.code, restart.stderr).toBe(0);
+    await c.waitFor(async () => (await ferryJson<{ state: string }>(['job', 'full'])).state !== 'running', 'restored job full to end', 60_000);
+    const end = await ferryJson<{ state: string; detail: string; ranks: { host: string }[] }>(['job', 'full']);
+    expect(end.state, end.detail).toBe('succeeded');
+    const rank0 = c.hosts.find((h) => h.name === end.ranks[0].host)!;
+    expect(readFileSync(join(rank0.logsDir, 'full', 'rank-0.out'), 'utf8')).toMatch(/stream ok rounds \d+ messages \d+\n.*stream ok/s);
+  });
+});
