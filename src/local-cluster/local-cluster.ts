@@ -3,7 +3,7 @@
 // inside each host. Everything it starts or creates is removed by stop(), and
 // also when the test process exits, is interrupted or is terminated.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +14,7 @@ import { processAlive } from '../netns/stale-sweeper.js';
 import { packageRoot } from '../protocol/proto-root.js';
 import { DaemonProcess } from './daemon-process.js';
 import { onProcessExit } from './exit-cleanup.js';
+import { removeTree } from './remove-tree.js';
 
 export const CLUSTER_START_TIMEOUT_MS = 60_000;
 export const WAIT_FOR_DEFAULT_TIMEOUT_MS = 30_000;
@@ -161,7 +162,7 @@ function sweepStaleClusterDirs(): void {
         // gone
       }
     }
-    rmSync(dir, { recursive: true, force: true });
+    removeTree(dir);
   }
 }
 
@@ -208,7 +209,7 @@ export async function startTestCluster(options: TestClusterOptions = {}): Promis
   const cleanupSync = (): void => {
     for (const d of daemons) d.killSync();
     network.destroySync();
-    rmSync(tempDir, { recursive: true, force: true });
+    removeTree(tempDir);
   };
   const unregister = onProcessExit(cleanupSync);
 
@@ -234,7 +235,7 @@ export async function startTestCluster(options: TestClusterOptions = {}): Promis
     if (process.env.FERRY_KEEP_CLUSTER_DIR === '1') {
       process.stderr.write(`cluster helper: kept ${tempDir}\n`);
     } else {
-      rmSync(tempDir, { recursive: true, force: true });
+      removeTree(tempDir);
     }
     unregister();
   };
