@@ -272,14 +272,16 @@ export async function dumpRank(opts: DumpRankOptions): Promise<DumpResult> {
   if (locked && waitedMs > 1) trace(`dump pid ${initPid}: waited ${waitedMs.toFixed(1)} ms for its working directory's turn`);
   if (r.code !== 0) {
     const why = r.timedOut ? `timed out after ${timeoutMs} ms` : describeFailure(r);
-    let log = logFile;
-    if (opts.keepFailedLogAs) {
-      await mkdir(dirname(opts.keepFailedLogAs), { recursive: true });
-      log = await copyFile(logFile, opts.keepFailedLogAs).then(
-        () => opts.keepFailedLogAs!,
-        () => logFile,
-      );
-    }
+    const keep = opts.keepFailedLogAs;
+    // (a log that cannot be kept is named where it is: the failure to report is CRIU's)
+    const log = keep
+      ? await mkdir(dirname(keep), { recursive: true })
+          .then(() => copyFile(logFile, keep))
+          .then(
+            () => keep,
+            () => logFile,
+          )
+      : logFile;
     throw new FerryError(ErrorCode.CRIU_FAILED, await describeCriuFailure(`criu dump of pid ${initPid} into ${imagesDir} failed (${why})`, log));
   }
   const logName = isAbsolute(logFile) ? relative(imagesDir, logFile) : logFile;
