@@ -350,7 +350,7 @@ export class JobService {
     for (const p of alive) this.onRankStarted(host, p);
     const lost = new Map<string, RankRow[]>();
     for (const r of this.c.catalog.ranksOnHost(host)) {
-      if (r.state !== 'running' || aliveKeys.has(`${r.jobId}/${r.rank}`)) continue;
+      if (aliveKeys.has(`${r.jobId}/${r.rank}`) || !(r.state === 'running' || this.startedNowhere(r))) continue;
       lost.set(r.jobId, [...(lost.get(r.jobId) ?? []), r]);
     }
     for (const [jobId, rows] of lost) {
@@ -367,6 +367,16 @@ export class JobService {
       }
     }
     this.settleFlushed(host, alive);
+  }
+
+  /**
+   * A rank still 'starting' of a running job that nothing is moving: a
+   * migration that placed it here was cut short (a coordinator restart) after
+   * its old copy was stopped and before it was restored. Its agent registering
+   * without it means it is lost (the job fails, naming it) rather than awaited forever.
+   */
+  private startedNowhere(r: RankRow): boolean {
+    return r.state === 'starting' && this.c.catalog.getJob(r.jobId)?.state === 'running' && !this.c.operations.busy(r.jobId);
   }
 
   /**
@@ -392,7 +402,7 @@ export class JobService {
     }
     for (const g of groups.values()) {
       const job = this.c.catalog.getJob(g.jobId);
-      if (!job || ENDED_STATES.has(job.state)) continue;
+      if (!job || ENDED_STATES.has(job.state) || this.failing.has(g.jobId)) continue;
       if (job.state === 'pending') this.holdUntilAllRun(host, g);
       else this.resumeFlushed(host, g.jobId, g.epoch, g.ranks);
     }

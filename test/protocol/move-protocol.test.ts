@@ -225,6 +225,22 @@ describe('a coordinator restart in the middle of a start or a move', () => {
   });
 });
 
+describe('a coordinator restart between a migration stopping a rank and restoring it', () => {
+  it('fails the job naming the rank, rather than resume the others to wait for it forever', async () => {
+    h.nodes.get('c')!.steps.scripts.set(RoundStep.RESTORE, () => 'hang');
+    h.coordinator!.moves.migrate('j', new Map([[1, 'c']])).catch(() => {});
+    await advance(300);
+    expect(steps('a')).toEqual([RoundStep.PREPARE, RoundStep.DUMP, RoundStep.STOP]); // rank 1's old copy is gone
+    expect(steps('c').at(-1)).toBe(RoundStep.RESTORE);
+    await h.crashCoordinator();
+    h.startCoordinator();
+    await advance(3_000);
+    const job = h.catalog!.getJob('j')!;
+    expect(job.state).toBe('failed');
+    expect(job.detail).toBe('rank 1 on c killed by LOST (the agent no longer knows this rank)');
+  });
+});
+
 describe('migration', () => {
   it('moves one rank: every rank flushes, only it is dumped, shipped, stopped, restored, then all resume', async () => {
     const { value, error } = await settle<MoveReplyInit>(h.coordinator!.moves.migrate('j', new Map([[1, 'c']])));
