@@ -8,6 +8,8 @@ export const EVENTS_KEEP = 100_000;
 export const FLUSH_TIMEOUT_MS = 30_000;
 export const DUMP_TIMEOUT_MS = 600_000;
 export const RESUME_TIMEOUT_MS = 30_000;
+/** A coordinator asked to stop waits this long for the operations under way to end. */
+export const STOP_DRAIN_MS = 30_000;
 
 export interface CoordinatorConfig {
   heartbeatIntervalMs: number;
@@ -18,6 +20,7 @@ export interface CoordinatorConfig {
   flushTimeoutMs: number;
   dumpTimeoutMs: number;
   resumeTimeoutMs: number;
+  stopDrainMs: number;
   /** What `ferry status` shows as the listening address. */
   listen: string;
 }
@@ -31,6 +34,7 @@ export function defaultCoordinatorConfig(overrides: Partial<CoordinatorConfig> =
     flushTimeoutMs: FLUSH_TIMEOUT_MS,
     dumpTimeoutMs: DUMP_TIMEOUT_MS,
     resumeTimeoutMs: RESUME_TIMEOUT_MS,
+    stopDrainMs: STOP_DRAIN_MS,
     listen: '',
     ...overrides,
   };

@@ -95,11 +95,30 @@ export class Coordinator {
     this.jobs.settleInterruptedStarts();
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Shuts down. Operations under way (a checkpoint, a migration) get up to
+   * `drainMs` to end, so their ranks are resumed; those still running then
+   * are cut short, and the next coordinator settles them (an epoch in flight
+   * is aborted, the ranks left flushed are resumed).
+   */
+  async stop(drainMs = this.config.stopDrainMs): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.periodic.stop();
+    const drained = this.operations.close();
+    let timer: NodeJS.Timeout | undefined;
+    const inTime =
+      drainMs > 0 && (await Promise.race([drained.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), drainMs)))]));
+    clearTimeout(timer);
+    const cut = inTime ? [] : this.operations.describeRunning();
+    if (cut.length > 0) {
+      try {
+        this.event('coordinator.stop', `stopping with operations under way, cut short: ${cut.join('; ')}`);
+      } catch (err) {
+        trace(`stop: ${errorMessage(err)}`); // a catalog that cannot take it does not keep the coordinator up
+      }
+    }
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.jobs.stop();
     this.agentRequests.failAll(new FerryError(ErrorCode.UNAVAILABLE, 'the coordinator is shutting down'));
     await this.transport.close();

@@ -12,7 +12,7 @@ const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
 
 beforeEach(async () => {
   vi.useFakeTimers();
-  h = new ControlPlaneHarness({ heartbeatIntervalMs: 100, heartbeatTimeoutMs: 500, flushTimeoutMs: 2_000, dumpTimeoutMs: 3_000, resumeTimeoutMs: 2_000 });
+  h = new ControlPlaneHarness({ heartbeatIntervalMs: 100, heartbeatTimeoutMs: 500, flushTimeoutMs: 2_000, dumpTimeoutMs: 3_000, resumeTimeoutMs: 2_000, stopDrainMs: 5_000 });
   h.startCoordinator();
   h.startAgent('a');
   h.startAgent('b');
@@ -249,6 +249,38 @@ describe('a coordinator restart in the middle of a checkpoint', () => {
     await advance(3_000);
     expect(flushedRanks()).toEqual([[], []]);
     expect((await checkpoint()).result!.epoch!.epoch).toBe(2);
+  });
+});
+
+describe('a coordinator asked to stop during a checkpoint', () => {
+  it('lets it end first (its ranks resume), refusing anything new meanwhile', async () => {
+    for (const host of ['a', 'b']) h.nodes.get(host)!.steps.scripts.set(RoundStep.DUMP, (req) => new Promise((r) => setTimeout(() => r({ failed: new Map(), images: req.dump_ranks.map((rank) => ({ rank, location: `/i/${rank}`, size_bytes: 1, manifest_sha256: 'c'.repeat(64), files: 1, dump_ms: 1, store_ms: 1 })) }), 2_000)));
+    let result: CheckpointReplyInit | undefined;
+    h.coordinator!.checkpoints.checkpoint('j', { stop: false }).then((r) => (result = r));
+    await advance(300);
+    let stopped = false;
+    void h.coordinator!.stop().then(() => (stopped = true)); // the daemon's stop: drains
+    await expect(h.coordinator!.moves.migrate('j', new Map([[1, 'b']]))).rejects.toThrow(/the coordinator is shutting down: nothing new starts on job j/);
+    await advance(1_000);
+    expect(stopped).toBe(false);
+    await advance(2_000);
+    expect(stopped).toBe(true);
+    expect(result!.epoch!.state).toBe('committed');
+    for (const host of ['a', 'b']) expect(steps(host).at(-1)).toBe(RoundStep.RESUME);
+  });
+
+  it('cuts short what has not ended within its drain time, saying so', async () => {
+    for (const host of ['a', 'b']) h.nodes.get(host)!.steps.scripts.set(RoundStep.DUMP, () => 'hang'); // until dumpTimeoutMs (3 s)
+    h.coordinator!.checkpoints.checkpoint('j', { stop: false }).catch(() => {});
+    await advance(300);
+    let stopped = false;
+    void h.coordinator!.stop(1_000).then(() => (stopped = true));
+    await advance(500);
+    expect(stopped).toBe(false);
+    await advance(1_000);
+    expect(stopped).toBe(true);
+    const event = h.catalog!.listEvents({ limit: 200 }).find((e) => e.kind === 'coordinator.stop');
+    expect(event?.message).toBe('stopping with operations under way, cut short: job j: checkpoint epoch 1 is dumping');
   });
 });
 

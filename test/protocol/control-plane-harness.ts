@@ -28,8 +28,9 @@ export class ControlPlaneHarness {
     return this.coordinator;
   }
 
+  /** Stops the coordinator at once (stop(0): operations under way are cut short, not waited for). */
   async stopCoordinator(): Promise<void> {
-    await this.coordinator?.stop();
+    await this.coordinator?.stop(0);
     this.catalog?.close();
     this.coordinator = undefined;
     this.catalog = undefined;
@@ -42,7 +43,7 @@ export class ControlPlaneHarness {
   async crashCoordinator(): Promise<void> {
     this.hub.severed = true;
     this.catalog?.close();
-    await this.coordinator?.stop().catch(() => {});
+    await this.coordinator?.stop(0).catch(() => {});
     this.hub.severed = false;
     this.coordinator = undefined;
     this.catalog = undefined;
