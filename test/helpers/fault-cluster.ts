@@ -1,8 +1,10 @@
 // A two-host cluster for the fault tests of test/integration/ (`env` sets the
 // agents' FERRY_FAULT_* delays), with the flush-stream MPI program built in
 // it: a job that streams messages between all its ranks and checks every one.
+// Also the queries these tests make of the cluster.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { expect } from 'vitest';
 import { compileProgram } from '../runtime/rank-harness.js';
 import { startTestCluster, type TestCluster } from './cluster.js';
 
@@ -11,4 +13,29 @@ export async function startFaultCluster(env: Record<string, string>): Promise<{ 
   const bin = join(cluster.tempDir, 'bin');
   mkdirSync(bin, { recursive: true });
   return { cluster, stream: compileProgram('flush-stream', bin) };
+}
+
+/** `ferry ARGS --json`, parsed; fails the test with the CLI's stderr if it fails. */
+export async function ferryJson<T>(c: TestCluster, args: string[]): Promise<T> {
+  const r = await c.ferry([...args, '--json']);
+  expect(r.code, r.stderr).toBe(0);
+  return JSON.parse(r.stdout) as T;
+}
+
+export interface JobView {
+  state: string;
+  exitCode: number;
+  detail: string;
+  ranks: { rank: number; host: string; state: string }[];
+}
+
+/** Waits until job `id` and every rank of it run; returns the job as `ferry job` shows it then. */
+export async function allRanksRunning(c: TestCluster, id: string): Promise<JobView> {
+  let view: JobView | undefined;
+  await c.waitFor(async () => {
+    const r = await c.ferry(['job', id, '--json']);
+    view = r.code === 0 ? (JSON.parse(r.stdout) as JobView) : undefined;
+    return view?.state === 'running' && view.ranks.every((x) => x.state === 'running');
+  }, `every rank of ${id} running`);
+  return view!;
 }

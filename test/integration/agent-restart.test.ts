@@ -10,7 +10,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestCluster } from '../helpers/cluster.js';
-import { startFaultCluster } from '../helpers/fault-cluster.js';
+import { allRanksRunning, ferryJson, startFaultCluster, type JobView } from '../helpers/fault-cluster.js';
 
 let c: TestCluster;
 let stream: string;
@@ -25,27 +25,8 @@ afterAll(async () => {
   await c?.stop();
 });
 
-interface JobView {
-  state: string;
-  exitCode: number;
-  detail: string;
-  ranks: { rank: number; host: string; state: string }[];
-}
-
-async function job(id: string): Promise<JobView> {
-  const r = await c.ferry(['job', id, '--json']);
-  expect(r.code, r.stderr).toBe(0);
-  return JSON.parse(r.stdout);
-}
-
-async function allRunning(id: string): Promise<JobView> {
-  let view: JobView | undefined;
-  await c.waitFor(async () => {
-    view = await job(id);
-    return view.state === 'running' && view.ranks.every((r) => r.state === 'running');
-  }, `every rank of ${id} running`);
-  return view!;
-}
+const job = (id: string) => ferryJson<JobView>(c, ['job', id]);
+const allRunning = (id: string) => allRanksRunning(c, id);
 
 /** Script ranks: wait for DIR/stop, print, exit 3 if DIR/fail-RANK exists. */
 function shellRanks(dir: string): string[] {

@@ -8,7 +8,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestCluster } from '../helpers/cluster.js';
-import { startFaultCluster } from '../helpers/fault-cluster.js';
+import { allRanksRunning, ferryJson as ferryJsonOf, startFaultCluster } from '../helpers/fault-cluster.js';
 
 let c: TestCluster;
 let stream: string;
@@ -22,26 +22,19 @@ afterAll(async () => {
   await c?.stop();
 });
 
+const ferryJson = <T>(args: string[]) => ferryJsonOf<T>(c, args);
+
 interface EpochView {
   epoch: number;
   state: string;
   detail: string;
 }
 
-async function ferryJson<T>(args: string[]): Promise<T> {
-  const r = await c.ferry([...args, '--json']);
-  expect(r.code, r.stderr).toBe(0);
-  return JSON.parse(r.stdout) as T;
-}
-
 describe('a coordinator killed during a checkpoint', { timeout: 180_000 }, () => {
   it('aborts the epoch when it is back; the ranks lose nothing and resume, the partial images go, the next checkpoint commits', async () => {
     const stop = join(c.tempDir, 'stop');
     const run = c.ferry(['run', '-n', '4', '--hosts', 'host1,host2', '--job-id', 'cr', stream, stop], { timeoutMs: 150_000 });
-    await c.waitFor(async () => {
-      const r = await c.ferry(['job', 'cr', '--json']);
-      return r.code === 0 && JSON.parse(r.stdout).ranks.every((x: { state: string }) => x.state === 'running');
-    }, 'every rank of cr running');
+    await allRanksRunning(c, 'cr');
 
     const cut = c.ferry(['checkpoint', 'cr', '--json'], { timeoutMs: 60_000 });
     await c.waitFor(async () => (await ferryJson<EpochView[]>(['epochs', 'cr']))[0]?.state === 'dumping', 'epoch 1 dumping');

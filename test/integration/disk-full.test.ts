@@ -9,7 +9,7 @@ import { existsSync, readFileSync, readdirSync, statfsSync, writeFileSync } from
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestCluster } from '../helpers/cluster.js';
-import { startFaultCluster } from '../helpers/fault-cluster.js';
+import { allRanksRunning, ferryJson as ferryJsonOf, startFaultCluster } from '../helpers/fault-cluster.js';
 
 let c: TestCluster;
 let stream: string;
@@ -33,20 +33,13 @@ const usedBytes = () => {
   return (s.blocks - s.bfree) * s.bsize;
 };
 
-async function ferryJson<T>(args: string[]): Promise<T> {
-  const r = await c.ferry([...args, '--json']);
-  expect(r.code, r.stderr).toBe(0);
-  return JSON.parse(r.stdout) as T;
-}
+const ferryJson = <T>(args: string[]) => ferryJsonOf<T>(c, args);
 
 describe('a disk that fills up during a checkpoint', { timeout: 180_000 }, () => {
   it('aborts the epoch naming the host and the full disk, frees its space, keeps the job running and the previous epoch restorable', async () => {
     const stop = join(c.tempDir, 'stop');
     const run = c.ferry(['run', '-n', '4', '--hosts', 'host1,host2', '--job-id', 'full', stream, stop], { timeoutMs: 150_000 });
-    await c.waitFor(async () => {
-      const r = await c.ferry(['job', 'full', '--json']);
-      return r.code === 0 && JSON.parse(r.stdout).ranks.every((x: { state: string }) => x.state === 'running');
-    }, 'every rank of full running');
+    await allRanksRunning(c, 'full');
     const first = await c.ferry(['checkpoint', 'full', '--json'], { timeoutMs: 60_000 });
     expect(first.code, first.stderr).toBe(0);
 
