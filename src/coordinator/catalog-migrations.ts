@@ -140,6 +140,14 @@ export const CATALOG_MIGRATIONS: readonly CatalogMigration[] = [
       `);
     },
   },
+  {
+    version: 4,
+    description: "jobs: the epoch a checkpoint --stop committed, while the job's ranks are being stopped",
+    up: (db) => {
+      // 0 = none: the job is not being stopped after a checkpoint.
+      db.exec(`ALTER TABLE jobs ADD COLUMN stop_after_epoch INTEGER NOT NULL DEFAULT 0;`);
+    },
+  },
 ];
 
 /** The schema version this build of Ferry writes. */

@@ -71,6 +71,8 @@ export interface JobRow {
   detail: string | null;
   /** The last epoch id handed out for this job (0: none yet); never decreases. */
   lastEpoch: number;
+  /** The epoch a checkpoint --stop committed while the job's ranks are being stopped (0: none). */
+  stopAfterEpoch: number;
 }
 
 export interface RankUpdate {

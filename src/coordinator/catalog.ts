@@ -196,6 +196,12 @@ export class Catalog {
     if (changed === 0) throw unknownJob(id);
   }
 
+  /** Records (epoch) or clears (0) that the job is being stopped after a checkpoint --stop committed `epoch`. */
+  setStopAfterEpoch(id: string, epoch: number): void {
+    requireUint(epoch, 'epoch');
+    if (this.st.setStopAfterEpoch.run(epoch, id).changes === 0) throw unknownJob(id);
+  }
+
   /** Sets (or, with null, clears) the job's periodic checkpoint interval. */
   setCheckpointEvery(id: string, everyMs: number | null): void {
     if (everyMs !== null) requireUint(everyMs, 'checkpointEveryMs');
@@ -528,6 +534,7 @@ function prepareStatements(db: Database.Database) {
         exit_code = excluded.exit_code, signal = excluded.signal, updated_ms = excluded.updated_ms`),
     getRank: p('SELECT * FROM ranks WHERE job_id = ? AND rank = ?'),
     setCheckpointEvery: p('UPDATE jobs SET checkpoint_every_ms = ? WHERE id = ?'),
+    setStopAfterEpoch: p('UPDATE jobs SET stop_after_epoch = ? WHERE id = ?'),
     listRanks: p('SELECT * FROM ranks WHERE job_id = ? ORDER BY rank'),
     ranksOnHost: p('SELECT * FROM ranks WHERE host = ? ORDER BY job_id, rank'),
 
@@ -631,6 +638,7 @@ function jobRow(r: Row): JobRow {
     exitCode: r.exit_code as number | null,
     detail: r.detail as string | null,
     lastEpoch: r.last_epoch as number,
+    stopAfterEpoch: r.stop_after_epoch as number,
   };
 }
 

@@ -67,7 +67,10 @@ export class JobService {
     private readonly c: Coordinator,
     /** See HOST_REJOIN_GRACE_MS. */
     readonly hostRejoinGraceMs = HOST_REJOIN_GRACE_MS,
-  ) {}
+  ) {
+    // A checkpoint --stop that a previous coordinator committed but did not see through.
+    for (const job of c.catalog.listJobs()) if (job.stopAfterEpoch > 0 && !ENDED_STATES.has(job.state)) this.stopping.set(job.id, job.stopAfterEpoch);
+  }
 
   // ---- queries --------------------------------------------------------------
 
@@ -387,8 +390,8 @@ export class JobService {
    * CheckpointService.abortInterrupted), or this host was cut off when the
    * RESUME went out (owesResume) or when an abort resumed the others. So they
    * get a RESUME once no operation runs on the job (to a rank already woken it
-   * is harmless). A checkpoint --stop cut short after its commit thus resumes its
-   * job rather than end it: nothing is lost, and the operator can ask again.
+   * is harmless), or a STOP when a checkpoint --stop committed its epoch and was
+   * cut short before its ranks ended (the catalog keeps that: stopAfterEpoch).
    */
   private settleFlushed(host: string, alive: RankProcess[]): void {
     const groups = new Map<string, { jobId: string; epoch: number; ranks: number[] }>();
@@ -467,6 +470,14 @@ export class JobService {
       // (the agent may still be running the DUMP it was asked for: its DISCARD waits for it)
       const d = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.DISCARD, image_set: String(epoch) }, new Map([[host, ranks]]), this.c.config.dumpTimeoutMs);
       if (!d.ok) this.c.event('checkpoint.discard-failed', `job ${jobId}: ${what}: ${describeRoundFailure('DISCARD', d)}`, { jobId, host });
+    }
+    const stopAt = this.stopping.get(jobId);
+    if (stopAt !== undefined) {
+      // A checkpoint --stop committed its epoch and was cut short: its ranks end now, as it asked.
+      const s = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.STOP }, new Map([[host, ranks]]), this.c.config.resumeTimeoutMs, () => ({ dump_ranks: ranks }));
+      if (s.ok) this.c.event('job.stopped-late', `job ${jobId}: ranks ${ranks.join(',')} on host ${host}, flushed for ${what}, stopped as checkpoint --stop of epoch ${stopAt} asked`, { jobId, host });
+      else this.c.event('job.stop-failed', `job ${jobId}: ${describeRoundFailure('STOP', s)}`, { jobId, host });
+      return;
     }
     const r = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.RESUME }, new Map([[host, ranks]]), this.c.config.resumeTimeoutMs);
     if (!r.ok) {
@@ -554,6 +565,7 @@ export class JobService {
     const now = this.c.now();
     this.failing.delete(jobId);
     this.stopping.delete(jobId);
+    this.c.catalog.setStopAfterEpoch(jobId, 0);
     this.c.catalog.setJobState(jobId, 'pending', { endedMs: 0, exitCode: 0, detail: `restarting from epoch ${epoch}` });
     for (const [rank, host] of placement) this.updateRank({ jobId, rank, host, pid: 0, endpoint: '', state: 'starting', updatedMs: now });
   }
@@ -581,6 +593,7 @@ export class JobService {
   /** The ranks of the job are about to be ended after epoch `epoch` was committed. */
   markStopping(jobId: string, epoch: number): void {
     this.stopping.set(jobId, epoch);
+    this.c.catalog.setStopAfterEpoch(jobId, epoch); // durable: a coordinator restarted before the ranks end still stops them
   }
 
   /** Fails a job for a reason outside its ranks (e.g. it could not resume after a checkpoint). */

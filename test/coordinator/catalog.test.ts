@@ -119,8 +119,13 @@ describe('catalog round trips', () => {
     c.createJob(job('j1'));
     c.createJob(job('j2', { createdMs: 2_500, worldSize: 4 }));
     expect(c.getJob('j1')).toEqual({
-      ...job('j1'), state: 'pending', checkpointEveryMs: null, startedMs: null, endedMs: null, exitCode: null, detail: null, lastEpoch: 0,
+      ...job('j1'), state: 'pending', checkpointEveryMs: null, startedMs: null, endedMs: null, exitCode: null, detail: null, lastEpoch: 0, stopAfterEpoch: 0,
     });
+    c.setStopAfterEpoch('j1', 4);
+    expect(c.getJob('j1')!.stopAfterEpoch).toBe(4);
+    c.setStopAfterEpoch('j1', 0);
+    expect(c.getJob('j1')!.stopAfterEpoch).toBe(0);
+    expect(() => c.setStopAfterEpoch('nope', 1)).toThrow(/nope/);
     c.setJobState('j1', 'running', { startedMs: 2_100 });
     c.setJobState('j1', 'failed', { endedMs: 9_000, exitCode: 3, detail: 'rank 1 exited with 3' });
     expect(c.getJob('j1')).toMatchObject({ state: 'failed', startedMs: 2_100, endedMs: 9_000, exitCode: 3, detail: 'rank 1 exited with 3' });
@@ -332,7 +337,9 @@ describe('catalog file', () => {
     expect(migrateCatalog(raw, file, CATALOG_MIGRATIONS.slice(0, -1))).toBe(CATALOG_SCHEMA_VERSION - 1);
     expect(raw.pragma('user_version', { simple: true })).toBe(CATALOG_SCHEMA_VERSION - 1);
     // rows written by the older schema, through plain SQL as an older Ferry would have
-    raw.prepare(`INSERT INTO hosts VALUES ('h1', '198.18.0.1', 2, '4.1.1', 1, 'ok', 'i1', 100, 100, 'up', 100)`).run();
+    raw.prepare(`INSERT INTO hosts (name, address, cpus, criu_version, criu_check_ok, criu_check_detail, agent_instance,
+                                    registered_ms, first_seen_ms, state, state_changed_ms)
+                 VALUES ('h1', '198.18.0.1', 2, '4.1.1', 1, 'ok', 'i1', 100, 100, 'up', 100)`).run();
     raw.prepare(`INSERT INTO jobs (id, state, world_size, argv_json, cwd, env_json, created_ms)
                  VALUES ('old', 'running', 1, '["/bin/true"]', '/', '{}', 200)`).run();
     raw.prepare(`INSERT INTO ranks VALUES ('old', 0, 'h1', 7, 'e:1', 'running', NULL, NULL, 300)`).run();
@@ -342,7 +349,7 @@ describe('catalog file', () => {
     const c = openCatalog();
     expect(c.schemaVersion).toBe(CATALOG_SCHEMA_VERSION);
     expect(c.getHost('h1')).toMatchObject({ address: '198.18.0.1', criuCheckOk: true, state: 'up' });
-    expect(c.getJob('old')).toMatchObject({ state: 'running', argv: ['/bin/true'], lastEpoch: 0 });
+    expect(c.getJob('old')).toMatchObject({ state: 'running', argv: ['/bin/true'], lastEpoch: 0, stopAfterEpoch: 0 });
     expect(c.listRanks('old')).toEqual([
       { jobId: 'old', rank: 0, host: 'h1', pid: 7, endpoint: 'e:1', state: 'running', exitCode: null, signal: null, updatedMs: 300 },
     ]);

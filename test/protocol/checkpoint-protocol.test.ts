@@ -177,9 +177,9 @@ describe('a coordinator restart in the middle of a checkpoint', () => {
   const flushedRanks = () => ['a', 'b'].map((host) => [...h.nodes.get(host)!.ranks.flushed.keys()]);
 
   /** Starts a checkpoint whose `step` hangs on every host, and crashes the coordinator in it. */
-  async function crashDuring(step: RoundStep): Promise<void> {
+  async function crashDuring(step: RoundStep, stop = false): Promise<void> {
     for (const host of ['a', 'b']) h.nodes.get(host)!.steps.scripts.set(step, () => 'hang');
-    h.coordinator!.checkpoints.checkpoint('j', { stop: false }).catch(() => {}); // dies with the coordinator
+    h.coordinator!.checkpoints.checkpoint('j', { stop }).catch(() => {}); // dies with the coordinator
     await advance(300);
     for (const host of ['a', 'b']) expect(steps(host).at(-1)).toBe(step);
     await h.crashCoordinator();
@@ -218,6 +218,22 @@ describe('a coordinator restart in the middle of a checkpoint', () => {
     expect(h.catalog!.getJob('j')!.state).toBe('running');
     expect(h.catalog!.epochImages('j', 1)).toHaveLength(4);
     expect(h.catalog!.listEvents({ limit: 200 }).filter((e) => e.kind === 'job.resumed-late').map((e) => e.host).sort()).toEqual(['a', 'b']);
+  });
+
+  it('ends the ranks of a checkpoint --stop it committed but did not see through: the job is stopped at that epoch', async () => {
+    await crashDuring(RoundStep.STOP, true);
+    h.startCoordinator();
+    await advance(2_000);
+    expect(seenSince('a', 3)).toEqual([[RoundStep.STOP, [0, 1], 1]]);
+    expect(seenSince('b', 3)).toEqual([[RoundStep.STOP, [2, 3], 1]]);
+    expect(h.catalog!.getJob('j')!).toMatchObject({ state: 'stopped', detail: 'stopped after checkpoint epoch 1; ferry restart j continues it' });
+    expect(h.catalog!.getEpoch('j', 1)!.state).toBe('committed');
+    // A restart clears the intent: the restarted job runs.
+    let restarted: unknown;
+    h.coordinator!.moves.restart('j', {}).then((r) => (restarted = r), (e) => (restarted = e));
+    for (let t = 0; !restarted && t < 10_000; t += 100) await advance(100);
+    expect(restarted).toHaveProperty('moves');
+    expect(h.catalog!.getJob('j')!).toMatchObject({ state: 'running', stopAfterEpoch: 0 });
   });
 
   it('wakes the ranks an abort could not reach once their hosts are back (a network cut during DUMP)', async () => {
