@@ -82,11 +82,18 @@ describe.skipIf(!mpich.ok)('programs under Debian MPICH', () => {
     }
 
     it('the UCX TCP path (shared memory off) prints the same checksum', { timeout: TEST_TIMEOUT_MS }, async () => {
-      const r = await runProgram({
-        launcher: mpichLauncher({ tcpOnly: true }),
-        ranks: 2,
-        argv: [join(buildDir, 'jacobi'), '48', '60'],
-      });
+      // Debian's MPICH over UCX's TCP transport sometimes hangs on this machine (a CI run sat 600 s in
+      // this 1 s program; the ping-pong benchmark saw it too). The reference is MPICH's output, not its
+      // reliability: a run that hangs is killed after UCX_HANG_MS and tried again, up to UCX_ATTEMPTS
+      // times, each hang reported. Every other outcome counts as it is.
+      const UCX_HANG_MS = 60_000;
+      const UCX_ATTEMPTS = 3;
+      let r = await runProgram({ launcher: mpichLauncher({ tcpOnly: true }), ranks: 2, argv: [join(buildDir, 'jacobi'), '48', '60'], timeoutMs: UCX_HANG_MS });
+      for (let attempt = 2; r.timedOut && attempt <= UCX_ATTEMPTS; attempt++) {
+        console.warn(`MPICH over UCX TCP hung (killed after ${UCX_HANG_MS} ms); attempt ${attempt} of ${UCX_ATTEMPTS}`);
+        r = await runProgram({ launcher: mpichLauncher({ tcpOnly: true }), ranks: 2, argv: [join(buildDir, 'jacobi'), '48', '60'], timeoutMs: UCX_HANG_MS });
+      }
+      expect(r.timedOut, `MPICH over UCX TCP hung ${UCX_ATTEMPTS} times`).toBe(false);
       expect(r.exitCode, r.stderr).toBe(0);
       expect(checksumLine(r.stdout, 'jacobi')).toBe(EXAMPLE_GOLDEN.jacobi);
     });
