@@ -242,10 +242,10 @@ export class LocalRankSteps implements RankSteps {
   }
 
   /**
-   * DISCARD: the images of this host's ranks of an aborted epoch or a finished
-   * migration, then the set's folder once empty. Only the ranks named: in an
-   * images directory shared with other hosts, the other ranks' folders are
-   * theirs to remove.
+   * DISCARD: the images of the named ranks in an image set (an aborted epoch,
+   * a finished migration, or a committed epoch the job's retention deleted),
+   * then the set's folder once empty. Only the ranks named: in an images
+   * directory shared with other hosts, the other ranks' folders may still be in use.
    */
   private async discard(req: RoundRequest): Promise<StepOutcome> {
     const set = imageSetNumber(req);

@@ -1,7 +1,7 @@
-// `ferry checkpoint JOB [--stop]` and `ferry epochs JOB`.
+// `ferry checkpoint JOB [--stop | --every 10m | --keep-epochs N]` and `ferry epochs JOB`.
 import { ErrorCode, type EpochInfo } from '../gen/proto.js';
 import { FerryError } from '../common/ferry-error.js';
-import { opt, parseArgs, parseDuration } from './args.js';
+import { intOpt, opt, parseArgs, parseDuration } from './args.js';
 import { COMMON_OPERATOR_OPTIONS, coordinatorAddress, withClient } from './operator-commands.js';
 import { formatBytes } from './format-bytes.js';
 import { ProgressDisplay } from './progress-display.js';
@@ -34,11 +34,19 @@ function phaseDurations(e: EpochInfo): string {
 
 export async function checkpointCommand(argv: string[]): Promise<number> {
   const cmd = 'ferry checkpoint';
-  const p = parseArgs(cmd, argv, { ...COMMON_OPERATOR_OPTIONS, stop: {}, every: { value: true } });
+  const p = parseArgs(cmd, argv, { ...COMMON_OPERATOR_OPTIONS, stop: {}, every: { value: true }, 'keep-epochs': { value: true } });
   const jobId = p.positional[0];
-  if (!jobId) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: missing job id (ferry checkpoint JOB [--stop | --every 10m])`);
+  if (!jobId) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: missing job id (ferry checkpoint JOB [--stop | --every 10m | --keep-epochs N])`);
+  const settings = ['stop', 'every', 'keep-epochs'].filter((o) => p.options.has(o));
+  if (settings.length > 1) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: give one of --${settings.join(', --')}, not several`);
+  if (opt(p, 'keep-epochs') !== undefined) {
+    const keep = opt(p, 'keep-epochs') === 'default' ? 0 : intOpt(cmd, p, 'keep-epochs', 0, 1);
+    const r = await withClient(coordinatorAddress(cmd, p), (c) => c.request({ checkpoint: { job_id: jobId, set_keep: true, keep_epochs: keep } }));
+    const kept = r.job?.job?.keep_epochs ?? keep;
+    process.stdout.write(`job ${jobId}: keeps the images of its ${kept} newest committed epoch${kept === 1 ? '' : 's'}${keep === 0 ? " (the coordinator's default)" : ''}\n`);
+    return 0;
+  }
   if (opt(p, 'every') !== undefined) {
-    if (p.options.has('stop')) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: give --stop or --every, not both`);
     const everyMs = parseDuration(`${cmd}: --every`, opt(p, 'every')!);
     await withClient(coordinatorAddress(cmd, p), (c) => c.request({ checkpoint: { job_id: jobId, set_every: true, every_ms: everyMs } }));
     process.stdout.write(everyMs ? `job ${jobId}: a checkpoint every ${opt(p, 'every')}\n` : `job ${jobId}: periodic checkpoints off\n`);

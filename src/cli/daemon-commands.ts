@@ -18,6 +18,7 @@ import {
   defaultCoordinatorConfig,
   HEARTBEAT_INTERVAL_MS,
   HEARTBEAT_TIMEOUT_MS,
+  KEEP_EPOCHS,
   MAX_FRAME_BYTES,
 } from '../coordinator/coordinator-config.js';
 import { FERRY_VERSION } from '../coordinator/operator-service.js';
@@ -37,6 +38,7 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
     'heartbeat-interval-ms': { value: true },
     'heartbeat-timeout-ms': { value: true },
     'max-frame-bytes': { value: true },
+    'keep-epochs': { value: true },
   });
   const listen = checkTcpAddress(cmd, requireOpt(cmd, p, 'listen'), true);
   const stateDir = resolve(requireOpt(cmd, p, 'state'));
@@ -46,6 +48,7 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
     throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: --heartbeat-timeout-ms (${heartbeatTimeoutMs}) must exceed --heartbeat-interval-ms (${heartbeatIntervalMs})`);
   }
   const maxFrameBytes = intOpt(cmd, p, 'max-frame-bytes', MAX_FRAME_BYTES, 1024);
+  const keepEpochs = intOpt(cmd, p, 'keep-epochs', KEEP_EPOCHS, 1);
   mkdirSync(stateDir, { recursive: true });
   const lock = StateDirLock.acquire(stateDir);
   const catalog = Catalog.open(stateDir);
@@ -62,7 +65,7 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
   const coordinator = new Coordinator(
     transport,
     catalog,
-    defaultCoordinatorConfig({ heartbeatIntervalMs, heartbeatTimeoutMs, maxFrameBytes, listen: transport.address }),
+    defaultCoordinatorConfig({ heartbeatIntervalMs, heartbeatTimeoutMs, maxFrameBytes, keepEpochs, listen: transport.address }),
   );
   coordinator.start();
   process.stdout.write(`ferry coordinator listening on ${transport.address} (state ${stateDir}, instance ${coordinator.instance})\n`);

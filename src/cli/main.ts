@@ -15,6 +15,7 @@ const USAGE = `usage: ferry COMMAND [options]
 
 daemons
   coordinator --listen tcp://ADDR:PORT --state DIR [--heartbeat-interval-ms N] [--heartbeat-timeout-ms N] [--max-frame-bytes N]
+              [--keep-epochs N]    committed epochs whose images a job keeps unless it says otherwise (default 2)
   agent --coordinator tcp://ADDR:PORT --name HOST --images DIR [--address ADDR] [--logs DIR] [--cpus N] [--rank-socket NAME] [--image-listen tcp://ADDR:PORT]
 
 operators (--coordinator tcp://ADDR:PORT, or FERRY_COORDINATOR; --json for machine-readable output)
@@ -26,12 +27,13 @@ operators (--coordinator tcp://ADDR:PORT, or FERRY_COORDINATOR; --json for machi
   attach JOB [--raw]     follow a running job's output to its end (after a restart, say)
   checkpoint JOB [--stop] checkpoint a running job (and end it, with --stop)
   checkpoint JOB --every 10m|off                          checkpoint it periodically (ferry run --checkpoint-every 10m too)
+  checkpoint JOB --keep-epochs N|default                  keep the images of its N newest committed epochs, delete older ones
   epochs JOB             the job's checkpoint epochs with their state, size and phase durations
   restart JOB [--epoch E] [--hosts a,b | --map 0=a,1=b]   restart a stopped job from a committed epoch
   migrate JOB --rank R --to HOST                          move one rank of a running job
   drain HOST             move every rank off a host
   inspect DIR [--json]   decode one rank's image: process tree, memory, the files it needs
-  run -n N [--hosts a,b | --hostfile F] [--raw] [--checkpoint-every 10m] PROGRAM ARGS...
+  run -n N [--hosts a,b | --hostfile F] [--raw] [--checkpoint-every 10m] [--keep-epochs N] PROGRAM ARGS...
                          run a job and follow it to its end; output lines tagged [RANK] (--raw: untagged)
   rank-exec [--host HOST] [--job-key KEY] [--job-id ID] [--join-timeout 60s] PROGRAM ARGS...
                          one rank under an existing launcher (mpiexec -n 4 ferry rank-exec ./app; srun ferry rank-exec ./app)

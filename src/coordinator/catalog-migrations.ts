@@ -148,6 +148,18 @@ export const CATALOG_MIGRATIONS: readonly CatalogMigration[] = [
       db.exec(`ALTER TABLE jobs ADD COLUMN stop_after_epoch INTEGER NOT NULL DEFAULT 0;`);
     },
   },
+  {
+    version: 5,
+    description: 'epoch retention: how many committed epochs a job keeps, and which images were removed',
+    up: (db) => {
+      // keep_epochs 0 = the coordinator's default. removed_ms NULL = the image's files are still
+      // on disk; set once an agent removed them (its epoch is 'deleted').
+      db.exec(`
+        ALTER TABLE jobs ADD COLUMN keep_epochs INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE epoch_images ADD COLUMN removed_ms INTEGER;
+      `);
+    },
+  },
 ];
 
 /** The schema version this build of Ferry writes. */

@@ -15,8 +15,10 @@ export const EPOCH_PREPARING = 'preparing';
 export const EPOCH_COMMITTED = 'committed';
 /** A failed or abandoned epoch; it changes nothing (PROTOCOL-NOTES invariant 3). */
 export const EPOCH_ABORTED = 'aborted';
-/** States an epoch never leaves; any other state is "in flight". */
-export const EPOCH_TERMINAL_STATES: readonly string[] = [EPOCH_COMMITTED, EPOCH_ABORTED];
+/** A committed epoch the job's retention no longer keeps: never restored again, its images removed host by host. */
+export const EPOCH_DELETED = 'deleted';
+/** States in which an epoch runs no protocol step; any other state is "in flight". */
+export const EPOCH_TERMINAL_STATES: readonly string[] = [EPOCH_COMMITTED, EPOCH_ABORTED, EPOCH_DELETED];
 
 export interface HostRegistration {
   name: string;
@@ -47,6 +49,8 @@ export interface JobSpec {
   env: Record<string, string>;
   createdMs: number;
   checkpointEveryMs?: number;
+  /** Committed epochs whose images are kept; absent or 0: the coordinator's default. */
+  keepEpochs?: number;
 }
 
 export interface JobStateExtra {
@@ -73,6 +77,8 @@ export interface JobRow {
   lastEpoch: number;
   /** The epoch a checkpoint --stop committed while the job's ranks are being stopped (0: none). */
   stopAfterEpoch: number;
+  /** Committed epochs whose images are kept (0: the coordinator's default). */
+  keepEpochs: number;
 }
 
 export interface RankUpdate {
@@ -148,6 +154,8 @@ export interface EpochImageRow {
   manifest: EpochImageFile[] | null;
   /** The image store it was written to; '' for images recorded before stores were known (only its host has them). */
   imageStore: string;
+  /** When an agent removed its files (its epoch was deleted); null: still on disk. */
+  removedMs: number | null;
 }
 
 export interface EventInput {

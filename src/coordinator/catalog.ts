@@ -17,6 +17,7 @@ import { tracer } from '../common/trace.js';
 import { CATALOG_SCHEMA_VERSION, migrateCatalog, newerSchemaError, readSchemaVersion } from './catalog-migrations.js';
 import {
   EPOCH_COMMITTED,
+  EPOCH_DELETED,
   EPOCH_PREPARING,
   EPOCH_TERMINAL_STATES,
   JOB_ENDED_STATES,
@@ -161,6 +162,7 @@ export class Catalog {
     }
     requireMs(j.createdMs, 'createdMs');
     if (j.checkpointEveryMs !== undefined) requireUint(j.checkpointEveryMs, 'checkpointEveryMs');
+    if (j.keepEpochs !== undefined) requireUint(j.keepEpochs, 'keepEpochs');
     try {
       this.st.createJob.run({
         id: j.id,
@@ -170,6 +172,7 @@ export class Catalog {
         envJson: JSON.stringify(j.env),
         createdMs: j.createdMs,
         checkpointEveryMs: j.checkpointEveryMs ?? null,
+        keepEpochs: j.keepEpochs ?? 0,
       });
     } catch (err) {
       if ((err as { code?: unknown }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
@@ -207,6 +210,12 @@ export class Catalog {
     if (everyMs !== null) requireUint(everyMs, 'checkpointEveryMs');
     this.requireJob(id);
     this.st.setCheckpointEvery.run(everyMs, id);
+  }
+
+  /** Sets how many committed epochs of the job keep their images (0: the coordinator's default). */
+  setKeepEpochs(id: string, keep: number): void {
+    requireUint(keep, 'keepEpochs');
+    if (this.st.setKeepEpochs.run(keep, id).changes === 0) throw unknownJob(id);
   }
 
   getJob(id: string): JobRow | undefined {
@@ -300,7 +309,8 @@ export class Catalog {
 
   /**
    * Moves an in-flight epoch to `state` (any name but 'committed', which only
-   * commitEpoch() sets). 'aborted' and 'committed' are final.
+   * commitEpoch() sets). 'aborted' is final; 'committed' leaves only for
+   * 'deleted', by retireEpochs().
    */
   setEpochState(jobId: string, epoch: number, state: string, atMs: number, detail?: string): void {
     requireName(state, 'epoch state');
@@ -376,6 +386,40 @@ export class Catalog {
   deleteEpoch(jobId: string, epoch: number): void {
     this.requireJob(jobId);
     if (this.st.deleteEpoch.run(jobId, epoch).changes === 0) throw unknownEpoch(jobId, epoch);
+  }
+
+  /**
+   * Retention: every committed epoch of the job but the newest `keep` becomes
+   * 'deleted', in one durable transaction, before any of its files go (so no
+   * restart picks an epoch whose images are being removed). Returns them, oldest first.
+   */
+  retireEpochs(jobId: string, keep: number, atMs: number, detail: string): number[] {
+    if (!Number.isSafeInteger(keep) || keep < 1) throw new FerryError(ErrorCode.BAD_REQUEST, `a job keeps at least 1 committed epoch, got ${keep}`);
+    requireMs(atMs, 'atMs');
+    return this.durably(() => {
+      this.requireJob(jobId);
+      const old = (this.st.committedEpochsNewestFirst.all(jobId, EPOCH_COMMITTED) as Row[]).slice(keep).map((r) => r.epoch as number);
+      for (const epoch of old) {
+        this.st.setEpochState.run({ jobId, epoch, state: EPOCH_DELETED, atMs, detail });
+        this.st.insertPhase.run({ jobId, epoch, state: EPOCH_DELETED, atMs, detail });
+      }
+      if (old.length > 0) trace(`job ${jobId}: epochs ${old.join(',')} deleted`);
+      return old.reverse();
+    });
+  }
+
+  /** Images of deleted epochs whose files no agent has removed yet (of one job, or of all). */
+  imagesToRemove(jobId?: string): EpochImageRow[] {
+    const rows = (jobId ? this.st.imagesToRemoveOfJob.all(EPOCH_DELETED, jobId) : this.st.imagesToRemove.all(EPOCH_DELETED)) as Row[];
+    return rows.map(imageRow);
+  }
+
+  /** Records that an agent removed the files of these images of a deleted epoch. */
+  markImagesRemoved(jobId: string, epoch: number, ranks: readonly number[], atMs: number): void {
+    requireMs(atMs, 'atMs');
+    this.db.transaction(() => {
+      for (const rank of ranks) this.st.markImageRemoved.run({ jobId, epoch, rank, atMs });
+    }).immediate();
   }
 
   getEpoch(jobId: string, epoch: number): EpochRow | undefined {
@@ -515,8 +559,8 @@ function prepareStatements(db: Database.Database) {
     listHosts: p('SELECT * FROM hosts ORDER BY name'),
 
     createJob: p(`
-      INSERT INTO jobs (id, state, world_size, argv_json, cwd, env_json, created_ms, checkpoint_every_ms)
-      VALUES (@id, 'pending', @worldSize, @argvJson, @cwd, @envJson, @createdMs, @checkpointEveryMs)`),
+      INSERT INTO jobs (id, state, world_size, argv_json, cwd, env_json, created_ms, checkpoint_every_ms, keep_epochs)
+      VALUES (@id, 'pending', @worldSize, @argvJson, @cwd, @envJson, @createdMs, @checkpointEveryMs, @keepEpochs)`),
     setJobState: p(`
       UPDATE jobs SET state = @state,
         started_ms = COALESCE(@startedMs, started_ms), ended_ms = COALESCE(@endedMs, ended_ms),
@@ -535,6 +579,7 @@ function prepareStatements(db: Database.Database) {
     getRank: p('SELECT * FROM ranks WHERE job_id = ? AND rank = ?'),
     setCheckpointEvery: p('UPDATE jobs SET checkpoint_every_ms = ? WHERE id = ?'),
     setStopAfterEpoch: p('UPDATE jobs SET stop_after_epoch = ? WHERE id = ?'),
+    setKeepEpochs: p('UPDATE jobs SET keep_epochs = ? WHERE id = ?'),
     listRanks: p('SELECT * FROM ranks WHERE job_id = ? ORDER BY rank'),
     ranksOnHost: p('SELECT * FROM ranks WHERE host = ? ORDER BY job_id, rank'),
 
@@ -555,6 +600,14 @@ function prepareStatements(db: Database.Database) {
     getEpoch: p(`SELECT ${epochCols} FROM epochs WHERE job_id = ? AND epoch = ?`),
     listEpochs: p(`SELECT ${epochCols} FROM epochs WHERE job_id = ? ORDER BY epoch`),
     lastCommittedEpoch: p('SELECT epoch FROM epochs WHERE job_id = ? AND state = ? ORDER BY epoch DESC LIMIT 1'),
+    committedEpochsNewestFirst: p('SELECT epoch FROM epochs WHERE job_id = ? AND state = ? ORDER BY epoch DESC'),
+    imagesToRemove: p(`
+      SELECT i.* FROM epoch_images i JOIN epochs e USING (job_id, epoch)
+      WHERE e.state = ? AND i.removed_ms IS NULL ORDER BY i.job_id, i.epoch, i.rank`),
+    imagesToRemoveOfJob: p(`
+      SELECT i.* FROM epoch_images i JOIN epochs e USING (job_id, epoch)
+      WHERE e.state = ? AND i.job_id = ? AND i.removed_ms IS NULL ORDER BY i.epoch, i.rank`),
+    markImageRemoved: p('UPDATE epoch_images SET removed_ms = @atMs WHERE job_id = @jobId AND epoch = @epoch AND rank = @rank'),
     inFlightEpochOfJob: p(`SELECT epoch, state FROM epochs WHERE job_id = ? AND state NOT IN (${terminal}) LIMIT 1`),
     inFlightEpochs: p(`SELECT ${epochCols} FROM epochs WHERE state NOT IN (${terminal}) ORDER BY job_id, epoch`),
     phasesOfEpoch: p('SELECT epoch, state, at_ms, detail FROM epoch_phases WHERE job_id = ? AND epoch = ? ORDER BY seq'),
@@ -639,6 +692,7 @@ function jobRow(r: Row): JobRow {
     detail: r.detail as string | null,
     lastEpoch: r.last_epoch as number,
     stopAfterEpoch: r.stop_after_epoch as number,
+    keepEpochs: r.keep_epochs as number,
   };
 }
 
@@ -684,6 +738,7 @@ function imageRow(r: Row): EpochImageRow {
     sha256: r.sha256 as string,
     manifest: r.manifest_json === null ? null : (JSON.parse(r.manifest_json as string) as EpochImageFile[]),
     imageStore: r.image_store as string,
+    removedMs: (r.removed_ms as number | null) ?? null,
   };
 }
 

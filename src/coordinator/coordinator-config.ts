@@ -10,6 +10,13 @@ export const DUMP_TIMEOUT_MS = 600_000;
 export const RESUME_TIMEOUT_MS = 30_000;
 /** A coordinator asked to stop waits this long for the operations under way to end. */
 export const STOP_DRAIN_MS = 30_000;
+/**
+ * Committed epochs of a job whose images are kept, unless the job says
+ * otherwise: the newest, and one to fall back on should the newest turn out
+ * unreadable. Older ones are deleted after each commit, so a job checkpointed
+ * every few minutes for a week does not fill the disk.
+ */
+export const KEEP_EPOCHS = 2;
 
 export interface CoordinatorConfig {
   heartbeatIntervalMs: number;
@@ -21,6 +28,8 @@ export interface CoordinatorConfig {
   dumpTimeoutMs: number;
   resumeTimeoutMs: number;
   stopDrainMs: number;
+  /** Committed epochs a job keeps when it sets no number itself (>= 1). */
+  keepEpochs: number;
   /** What `ferry status` shows as the listening address. */
   listen: string;
 }
@@ -35,6 +44,7 @@ export function defaultCoordinatorConfig(overrides: Partial<CoordinatorConfig> =
     dumpTimeoutMs: DUMP_TIMEOUT_MS,
     resumeTimeoutMs: RESUME_TIMEOUT_MS,
     stopDrainMs: STOP_DRAIN_MS,
+    keepEpochs: KEEP_EPOCHS,
     listen: '',
     ...overrides,
   };

@@ -32,6 +32,7 @@ import { HostRegistry, type HostSession } from './host-registry.js';
 import { CheckpointService } from './checkpoint/checkpoint-service.js';
 import { JobOperations } from './checkpoint/job-operations.js';
 import { MoveService } from './checkpoint/move-service.js';
+import { EpochRetention } from './checkpoint/epoch-retention.js';
 import { PeriodicCheckpoints } from './checkpoint/periodic-checkpoints.js';
 import { JobService } from './job-service.js';
 import { OperatorService } from './operator-service.js';
@@ -49,6 +50,7 @@ export class Coordinator {
   readonly checkpoints: CheckpointService;
   readonly moves: MoveService;
   readonly periodic: PeriodicCheckpoints;
+  readonly retention: EpochRetention;
   /** One checkpoint, restart or migration at a time per job. */
   readonly operations = new JobOperations();
   private readonly operators: OperatorService;
@@ -81,6 +83,7 @@ export class Coordinator {
     this.checkpoints = new CheckpointService(this);
     this.moves = new MoveService(this);
     this.periodic = new PeriodicCheckpoints(this);
+    this.retention = new EpochRetention(this);
     this.operators = new OperatorService(this);
     this.checkpoints.abortInterrupted();
     transport.onMessage((peer, frames) => this.onFrames(peer, frames));
@@ -319,5 +322,8 @@ export class Coordinator {
         heartbeat_timeout_ms: this.config.heartbeatTimeoutMs,
       },
     });
+    // Images of deleted epochs that waited for this host (or its image store); after the reply, so
+    // the agent hears it is registered before it gets a step.
+    this.retention.removeInBackground();
   }
 }

@@ -119,7 +119,7 @@ describe('catalog round trips', () => {
     c.createJob(job('j1'));
     c.createJob(job('j2', { createdMs: 2_500, worldSize: 4 }));
     expect(c.getJob('j1')).toEqual({
-      ...job('j1'), state: 'pending', checkpointEveryMs: null, startedMs: null, endedMs: null, exitCode: null, detail: null, lastEpoch: 0, stopAfterEpoch: 0,
+      ...job('j1'), state: 'pending', checkpointEveryMs: null, startedMs: null, endedMs: null, exitCode: null, detail: null, lastEpoch: 0, stopAfterEpoch: 0, keepEpochs: 0,
     });
     c.setStopAfterEpoch('j1', 4);
     expect(c.getJob('j1')!.stopAfterEpoch).toBe(4);
@@ -173,6 +173,7 @@ describe('catalog round trips', () => {
       jobId: 'j1', epoch: 1, rank: 0, host: 'h1', location: '/img/j1/1/0', sizeBytes: 5_000_000_000, sha256: SHA_A,
       manifest: [{ path: 'pages-1.img', sizeBytes: 4_999_999_000, sha256: SHA_B }, { path: 'core-1.img', sizeBytes: 1_000, sha256: SHA_A }],
       imageStore: '',
+      removedMs: null,
     });
     expect(images[1]).toMatchObject({ rank: 1, sizeBytes: 42, sha256: SHA_B, manifest: null });
     expect(c.epochImages('j1', 2)).toEqual([]);
@@ -274,6 +275,44 @@ describe('catalog identity errors', () => {
     expect(c.listRanks('j1')).toEqual([]);
     expect(c.listEpochs('j1')).toEqual([]);
     expect(c.getJob('j1')!.lastEpoch).toBe(0);
+  });
+
+  it('retires all but the newest N committed epochs, durably, and tracks which images were removed', () => {
+    let c = openCatalog();
+    c.createJob(job('j1', { worldSize: 2, keepEpochs: 2 }));
+    expect(c.getJob('j1')!.keepEpochs).toBe(2);
+    const commit = (t: number) => {
+      const e = c.beginEpoch('j1', t);
+      for (const rank of [0, 1]) c.recordEpochImage({ jobId: 'j1', epoch: e, rank, host: `h${rank}`, location: `/i/${e}/${rank}`, sizeBytes: 10, sha256: SHA_A });
+      c.commitEpoch('j1', e, t + 1);
+      return e;
+    };
+    commit(10);
+    const aborted = c.beginEpoch('j1', 20);
+    c.setEpochState('j1', aborted, 'aborted', 21);
+    commit(30);
+    commit(40);
+    // epochs 1, 3 and 4 committed, 2 aborted: keeping 2 retires epoch 1 only
+    expect(() => c.retireEpochs('j1', 0, 50, 'x')).toThrow(/at least 1/);
+    expect(c.retireEpochs('j1', 2, 50, 'deleted: keeps 2')).toEqual([1]);
+    expect(c.getEpoch('j1', 1)).toMatchObject({ state: 'deleted', detail: 'deleted: keeps 2' });
+    expect(c.getEpoch('j1', 1)!.phases.at(-1)).toEqual({ state: 'deleted', atMs: 50, detail: 'deleted: keeps 2' });
+    expect(c.getEpoch('j1', 2)!.state).toBe('aborted');
+    expect(c.retireEpochs('j1', 2, 51, 'again')).toEqual([]);
+    // a deleted epoch is neither in flight nor restartable, and blocks no new epoch
+    expect(c.inFlightEpochs()).toEqual([]);
+    expect(c.lastCommittedEpoch('j1')!.epoch).toBe(4);
+    expect(() => c.setEpochState('j1', 1, 'dumping', 52)).toThrow(/already deleted/);
+    expect(c.imagesToRemove().map((i) => [i.epoch, i.rank, i.host])).toEqual([[1, 0, 'h0'], [1, 1, 'h1']]);
+    c.markImagesRemoved('j1', 1, [1], 60);
+    c.close();
+    c = openCatalog();
+    expect(c.imagesToRemove('j1').map((i) => i.rank)).toEqual([0]);
+    expect(c.epochImages('j1', 1).map((i) => i.removedMs)).toEqual([null, 60]);
+    c.setKeepEpochs('j1', 1);
+    expect(c.retireEpochs('j1', 1, 70, 'keeps 1')).toEqual([3]);
+    expect(c.imagesToRemove().map((i) => [i.epoch, i.rank])).toEqual([[1, 0], [3, 0], [3, 1]]);
+    expect(() => c.setKeepEpochs('nope', 1)).toThrow(/nope/);
   });
 
   it('hands out epoch ids that only grow, across deletes and restarts', () => {

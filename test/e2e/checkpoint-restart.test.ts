@@ -86,12 +86,29 @@ describe('checkpoint, restart and migration end to end', { timeout: 600_000 }, (
     const r = await run;
     expect(r.code, r.stderr).toBe(0);
     expect(checksumLine(r.stdout)).toBe(reference.get('jacobi'));
-    const epochs = JSON.parse(await ferryOk(['epochs', 'cont', '--json']));
-    expect(epochs.map((e: { epoch: number; state: string }) => [e.epoch, e.state])).toEqual([
-      [1, 'committed'],
+    // Retention: the coordinator's default keeps the newest 2 committed epochs; epoch 1's images go.
+    const states = async () => JSON.parse(await ferryOk(['epochs', 'cont', '--json'])).map((e: { epoch: number; state: string }) => [e.epoch, e.state]);
+    expect(await states()).toEqual([
+      [1, 'deleted'],
       [2, 'committed'],
       [3, 'committed'],
     ]);
+    const onDisk = (epoch: number) => c.hosts.slice(0, 2).filter((h) => existsSync(join(h.imagesDir, 'cont', String(epoch))));
+    await c.waitFor(async () => onDisk(1).length === 0, "epoch 1's images removed from host1 and host2");
+    expect(onDisk(2).length).toBe(2);
+    expect(readdirSync(join(c.hosts[0].imagesDir, 'cont', '3')).sort()).toEqual(['rank-0', 'rank-1']);
+    const refused = await c.ferry(['restart', 'cont', '--epoch', '1']);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/epoch 1 of job cont was deleted \(deleted: the job keeps its 2 newest committed epochs\); committed epochs with images: 2, 3/);
+    // Keeping fewer deletes at once.
+    expect(await ferryOk(['checkpoint', 'cont', '--keep-epochs', '1'])).toBe('job cont: keeps the images of its 1 newest committed epoch\n');
+    await c.waitFor(async () => onDisk(2).length === 0, "epoch 2's images removed from host1 and host2");
+    expect(await states()).toEqual([
+      [1, 'deleted'],
+      [2, 'deleted'],
+      [3, 'committed'],
+    ]);
+    expect(onDisk(3).length).toBe(2);
   });
 
   it('2. checkpoints with --stop, then restarts on two other hosts to the same result', async () => {

@@ -23,7 +23,7 @@ beforeEach(async () => {
   h.startCoordinator();
   for (const host of HOSTS) startAgent(host);
   await advance(50);
-  await h.coordinator!.jobs.submit('op', 1, { argv: ['/app'], cwd: '/', env: {}, world_size: 4, hosts: ['a', 'b'], rank_hosts: {}, follow: false, job_id: 'j', checkpoint_every_ms: 0 });
+  await h.coordinator!.jobs.submit('op', 1, { argv: ['/app'], cwd: '/', env: {}, world_size: 4, hosts: ['a', 'b'], rank_hosts: {}, follow: false, job_id: 'j', checkpoint_every_ms: 0, keep_epochs: 0 });
   await advance(10);
 });
 

@@ -126,6 +126,12 @@ export class CheckpointService {
       if (!resume.ok && !this.c.jobs.owesResume(jobId, `epoch ${epoch} committed`, resume, byHost)) resumeProblem = describeRoundFailure('RESUME', resume);
     }
     m.transition(['resuming'], 'done');
+    try {
+      this.c.retention.apply(jobId);
+    } catch (err) {
+      // The new epoch is committed whatever happens to the old ones.
+      this.c.event('checkpoint.retire-failed', `job ${jobId}: older epochs not deleted after epoch ${epoch}: ${errorMessage(err)}`, { jobId });
+    }
     if (resumeProblem) {
       // The epoch is committed and stays valid; the job itself is in trouble.
       this.c.event('checkpoint.resume-failed', `job ${jobId}: epoch ${epoch} committed, but ${resumeProblem}`, { jobId });

@@ -16,6 +16,7 @@
 import { ErrorCode, RoundStep, type ImageSourceInit, type MoveReplyInit } from '../../gen/proto.js';
 import { FerryError } from '../../common/ferry-error.js';
 import { tracer } from '../../common/trace.js';
+import { EPOCH_COMMITTED, EPOCH_DELETED } from '../catalog-types.js';
 import type { Coordinator } from '../coordinator.js';
 import { placeRanks } from '../placement.js';
 import { describeRoundFailure, roundFailureCode, runRound, type RoundResult } from '../round-runner.js';
@@ -73,7 +74,15 @@ export class MoveService {
     if (!epochRow) {
       throw new FerryError(ErrorCode.BAD_REQUEST, o.epoch ? `job ${jobId} has no epoch ${o.epoch}` : `job ${jobId} has no committed checkpoint to restart from`);
     }
-    if (epochRow.state !== 'committed') throw new FerryError(ErrorCode.BAD_REQUEST, `epoch ${epochRow.epoch} of job ${jobId} is ${epochRow.state}, not committed`);
+    if (epochRow.state === EPOCH_DELETED) {
+      const kept = this.c.catalog.listEpochs(jobId).filter((e) => e.state === EPOCH_COMMITTED).map((e) => e.epoch);
+      throw new FerryError(
+        ErrorCode.BAD_REQUEST,
+        `epoch ${epochRow.epoch} of job ${jobId} was deleted (${epochRow.detail ?? 'retention'}); ` +
+          (kept.length ? `committed epochs with images: ${kept.join(', ')}` : 'it has no committed epoch left'),
+      );
+    }
+    if (epochRow.state !== EPOCH_COMMITTED) throw new FerryError(ErrorCode.BAD_REQUEST, `epoch ${epochRow.epoch} of job ${jobId} is ${epochRow.state}, not committed`);
     const epoch = epochRow.epoch;
     const images = this.c.catalog.epochImages(jobId, epoch);
     const placement = this.place(jobId, job.worldSize, o);

@@ -1,0 +1,114 @@
+// Epoch retention: a job keeps the images of its newest N committed epochs
+// (its own --keep-epochs, else the coordinator's default). After each commit
+// the older committed epochs become 'deleted' in the catalog first, so no
+// restart can pick them any more, and then their images are removed, host by
+// host, with DISCARD. An image whose host is down stays listed in the catalog
+// (epoch_images.removed_ms empty) and is removed when that host, or another
+// host of its image store, registers. Nothing here ever touches the newest
+// committed epoch, nor an epoch in flight.
+import { ErrorCode, RoundStep } from '../../gen/proto.js';
+import { FerryError, errorMessage } from '../../common/ferry-error.js';
+import { tracer } from '../../common/trace.js';
+import type { EpochImageRow } from '../catalog-types.js';
+import type { Coordinator } from '../coordinator.js';
+import { describeRoundFailure, runRound } from '../round-runner.js';
+import { seesImage } from './image-source-choice.js';
+
+const trace = tracer('checkpoint');
+
+/** The most committed epochs a job can be told to keep: a bound on bad input, not a policy. */
+export const MAX_KEEP_EPOCHS = 1_000_000;
+
+export class EpochRetention {
+  /** `job/epoch/rank` of images a DISCARD is removing right now: a second sweep leaves them alone. */
+  private readonly removing = new Set<string>();
+
+  constructor(private readonly c: Coordinator) {}
+
+  /** How many committed epochs of `jobId` keep their images. */
+  keepOf(jobId: string): number {
+    const job = this.c.catalog.getJob(jobId);
+    if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
+    return job.keepEpochs || this.c.config.keepEpochs;
+  }
+
+  /** Sets a job's number (0: back to the coordinator's default) and deletes what it no longer keeps. */
+  set(jobId: string, keep: number): void {
+    this.keepOf(jobId); // an unknown job is named as such
+    if (!Number.isSafeInteger(keep) || keep < 0 || keep > MAX_KEEP_EPOCHS) {
+      throw new FerryError(ErrorCode.BAD_REQUEST, `a job keeps 1 to ${MAX_KEEP_EPOCHS} committed epochs (0: the coordinator's default, ${this.c.config.keepEpochs}); got ${keep}`);
+    }
+    // Claimed like any operation: a restart fetching an older epoch must not lose its images underneath (BUSY then).
+    const release = this.c.operations.begin(jobId, () => 'its retention is being changed');
+    try {
+      this.c.catalog.setKeepEpochs(jobId, keep);
+      const effective = this.keepOf(jobId);
+      this.c.event('checkpoint.retention', `job ${jobId}: keeps the images of its ${effective} newest committed epoch${effective > 1 ? 's' : ''}`, { jobId });
+      this.apply(jobId);
+    } finally {
+      release();
+    }
+  }
+
+  /** After a commit (or a change of the number): retires what the job no longer keeps and removes its images. */
+  apply(jobId: string): void {
+    const keep = this.keepOf(jobId);
+    const retired = this.c.catalog.retireEpochs(jobId, keep, this.c.now(), `deleted: the job keeps its ${keep} newest committed epoch${keep > 1 ? 's' : ''}`);
+    if (retired.length > 0) {
+      this.c.event('checkpoint.retire', `job ${jobId}: epoch${retired.length > 1 ? 's' : ''} ${retired.join(',')} deleted (keeping the ${keep} newest committed)`, { jobId });
+    }
+    this.removeInBackground(jobId);
+  }
+
+  /** removeImages without waiting; what fails is traced and left for the next sweep (a host registering). */
+  removeInBackground(jobId?: string): void {
+    this.removeImages(jobId).catch((err) => trace(`removing images of deleted epochs: ${errorMessage(err)}`));
+  }
+
+  /**
+   * Sends DISCARD for the images of deleted epochs still on disk (of one job,
+   * or of all) to a live host that sees each: its writer, else a host of its
+   * image store. Called after a retirement, and when a host registers.
+   */
+  async removeImages(jobId?: string): Promise<void> {
+    const hosts = this.c.hosts.up();
+    // job/epoch/host -> the ranks whose images that host removes
+    const work = new Map<string, { jobId: string; epoch: number; host: string; images: EpochImageRow[] }>();
+    for (const img of this.c.catalog.imagesToRemove(jobId)) {
+      const key = `${img.jobId}/${img.epoch}/${img.rank}`;
+      if (this.removing.has(key)) continue;
+      const stored = { ...img, manifestSha256: img.sha256 };
+      const by = hosts.find((h) => h.name === img.host) ?? hosts.find((h) => seesImage(h, stored));
+      if (!by) continue; // no live host sees it: when one registers
+      this.removing.add(key);
+      const w = work.get(`${img.jobId}/${img.epoch}/${by.name}`) ?? { jobId: img.jobId, epoch: img.epoch, host: by.name, images: [] };
+      w.images.push(img);
+      work.set(`${img.jobId}/${img.epoch}/${by.name}`, w);
+    }
+    await Promise.all([...work.values()].map((w) => this.removeOn(w.jobId, w.epoch, w.host, w.images)));
+  }
+
+  private async removeOn(jobId: string, epoch: number, host: string, images: EpochImageRow[]): Promise<void> {
+    const ranks = images.map((i) => i.rank);
+    try {
+      const r = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.DISCARD, image_set: String(epoch) }, new Map([[host, ranks]]), this.c.config.resumeTimeoutMs);
+      const done = ranks.filter((rank) => !r.failures.has(rank));
+      if (done.length > 0) this.c.catalog.markImagesRemoved(jobId, epoch, done, this.c.now());
+      if (!r.ok) {
+        this.c.event('checkpoint.remove-failed', `job ${jobId}: the images of deleted epoch ${epoch} stay on host ${host} for now: ${describeRoundFailure('DISCARD', r)}`, { jobId, host });
+        return;
+      }
+      const bytes = images.reduce((n, i) => n + i.sizeBytes, 0);
+      trace(`job ${jobId}: epoch ${epoch}: images of ranks ${ranks.join(',')} removed by ${host}`);
+      const left = this.c.catalog.imagesToRemove(jobId).filter((i) => i.epoch === epoch).length;
+      this.c.event(
+        'checkpoint.images-removed',
+        `job ${jobId}: deleted epoch ${epoch}: host ${host} removed the images of rank${ranks.length > 1 ? 's' : ''} ${ranks.join(',')} (${bytes} bytes)` +
+          (left > 0 ? `; ${left} more wait for their hosts` : ''),
+        { jobId, host },
+      );
+    } finally {
+      for (const rank of ranks) this.removing.delete(`${jobId}/${epoch}/${rank}`);
+    }
+  }
+}

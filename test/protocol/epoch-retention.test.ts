@@ -1,0 +1,160 @@
+// Epoch retention over the in-memory transport with scripted agents: a job
+// keeps the images of its newest N committed epochs; older ones become
+// 'deleted' and each host holding their images gets DISCARD of exactly its
+// ranks, now or when it is back; a deleted epoch is never restarted.
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { ErrorCode, RoundStep } from '../../src/gen/proto.js';
+import type { FerryError } from '../../src/common/ferry-error.js';
+import { ControlPlaneHarness } from './control-plane-harness.js';
+import { failRanks } from './simulated-node.js';
+
+let h: ControlPlaneHarness;
+const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
+/** a and c mount one images directory; b has its own. */
+const STORES: Record<string, string> = { a: 'store-ac', b: 'store-b', c: 'store-ac' };
+
+beforeEach(async () => {
+  vi.useFakeTimers();
+  h = new ControlPlaneHarness({ heartbeatIntervalMs: 100, heartbeatTimeoutMs: 500, flushTimeoutMs: 2_000, dumpTimeoutMs: 3_000, resumeTimeoutMs: 2_000 });
+  h.startCoordinator();
+  for (const host of Object.keys(STORES)) h.startAgent(host, { imageStore: STORES[host] });
+  await advance(50);
+  await h.coordinator!.jobs.submit('op', 1, {
+    argv: ['/app'], cwd: '/', env: {}, world_size: 4, hosts: ['a', 'b'], rank_hosts: {}, follow: false, job_id: 'j', checkpoint_every_ms: 0, keep_epochs: 0,
+  });
+  await advance(10);
+});
+
+afterEach(async () => {
+  await h.close();
+  vi.useRealTimers();
+});
+
+async function settle<T>(p: Promise<T>, maxMs = 20_000): Promise<{ value?: T; error?: FerryError }> {
+  let out: { value?: T; error?: FerryError } | undefined;
+  p.then((value) => (out = { value }), (error) => (out = { error }));
+  for (let t = 0; !out && t < maxMs; t += 100) await advance(100);
+  if (!out) throw new Error('operation did not finish');
+  return out;
+}
+
+async function checkpoint(stop = false): Promise<number> {
+  const { value, error } = await settle(h.coordinator!.checkpoints.checkpoint('j', { stop }));
+  expect(error).toBeUndefined();
+  await advance(100); // the DISCARDs of what was retired
+  return Number(value!.epoch!.epoch);
+}
+
+/** DISCARDs a host was sent: [epoch, ranks]. */
+const discards = (host: string) => h.nodes.get(host)!.steps.seen.filter((s) => s.step === RoundStep.DISCARD).map((s) => [s.epoch, s.ranks]);
+const states = () => h.catalog!.listEpochs('j').map((e) => [e.epoch, e.state]);
+const events = (kind: string) => h.catalog!.listEvents({ limit: 500 }).filter((e) => e.kind === kind).map((e) => e.message);
+
+async function stopAgent(host: string): Promise<void> {
+  for (const [key, agent] of h.agents) if (key.startsWith(`${host}#`) && agent.state !== 'stopped') await agent.stop();
+  await advance(1_000);
+  expect(h.hostState(host)).toBe('down');
+}
+
+describe('epoch retention', () => {
+  it("keeps the coordinator's default of 2: the third commit deletes epoch 1 and each host removes its own ranks' images", async () => {
+    expect(h.coordinator!.jobs.jobInfo('j').keep_epochs).toBe(2);
+    await checkpoint();
+    await checkpoint();
+    expect(discards('a')).toEqual([]);
+    await checkpoint();
+    expect(states()).toEqual([[1, 'deleted'], [2, 'committed'], [3, 'committed']]);
+    expect(discards('a')).toEqual([[1, [0, 1]]]);
+    expect(discards('b')).toEqual([[1, [2, 3]]]);
+    expect(discards('c')).toEqual([]);
+    // The DISCARD came after the new epoch's RESUME: the ranks were not held for it.
+    expect(h.nodes.get('a')!.steps.stepsSeen().slice(-2)).toEqual([RoundStep.RESUME, RoundStep.DISCARD]);
+    expect(h.catalog!.imagesToRemove('j')).toEqual([]);
+    expect(h.catalog!.epochImages('j', 1).every((i) => i.removedMs !== null)).toBe(true);
+    expect(h.catalog!.epochImages('j', 2).every((i) => i.removedMs === null)).toBe(true);
+    expect(events('checkpoint.retire')).toEqual(['job j: epoch 1 deleted (keeping the 2 newest committed)']);
+    expect(events('checkpoint.images-removed')).toHaveLength(2);
+    expect(h.coordinator!.checkpoints.epochInfo('j', 1)).toMatchObject({ state: 'deleted', detail: 'deleted: the job keeps its 2 newest committed epochs' });
+  });
+
+  it('never restarts a deleted epoch: the error names it and the epochs that can be restarted', async () => {
+    await checkpoint();
+    await checkpoint();
+    await checkpoint(true); // commits epoch 3 and stops the job
+    expect(h.catalog!.getJob('j')!.state).toBe('stopped');
+    const { error } = await settle(h.coordinator!.moves.restart('j', { epoch: 1, hosts: ['a', 'b'] }));
+    expect(error!.code).toBe(ErrorCode.BAD_REQUEST);
+    expect(error!.message).toBe('epoch 1 of job j was deleted (deleted: the job keeps its 2 newest committed epochs); committed epochs with images: 2, 3');
+    // nothing was asked of the agents for it
+    expect(h.nodes.get('a')!.steps.stepsSeen()).not.toContain(RoundStep.FETCH);
+    const ok = await settle(h.coordinator!.moves.restart('j', { epoch: 2, hosts: ['a', 'b'] }));
+    expect(ok.error).toBeUndefined();
+  });
+
+  it('applies a new number at once, refuses a bad one, and refuses while an operation runs on the job', async () => {
+    for (let i = 0; i < 2; i++) await checkpoint();
+    expect(() => h.coordinator!.retention.set('j', -1)).toThrow(/keeps 1 to 1000000 committed epochs/);
+    expect(() => h.coordinator!.retention.set('nope', 1)).toThrow(/no job "nope"/);
+    h.coordinator!.retention.set('j', 1);
+    await advance(100);
+    expect(states()).toEqual([[1, 'deleted'], [2, 'committed']]);
+    expect(discards('b')).toEqual([[1, [2, 3]]]);
+    expect(h.coordinator!.jobs.jobInfo('j').keep_epochs).toBe(1);
+
+    // A checkpoint runs (its DUMP hangs for a while): changing the number now is refused.
+    h.nodes.get('a')!.steps.scripts.set(RoundStep.DUMP, () => 'hang');
+    const running = settle(h.coordinator!.checkpoints.checkpoint('j', { stop: false }));
+    await advance(300);
+    expect(() => h.coordinator!.retention.set('j', 5)).toThrow(/job j is busy: checkpoint epoch 3 is dumping/);
+    await running;
+    // 0: back to the coordinator's default
+    h.coordinator!.retention.set('j', 0);
+    expect(h.coordinator!.jobs.jobInfo('j').keep_epochs).toBe(2);
+  });
+
+  it('removes the images of a host that was down when their epoch was deleted once it is back', async () => {
+    await checkpoint();
+    await checkpoint();
+    const ranksOfB = h.nodes.get('b')!.ranks;
+    await stopAgent('b');
+    // b is down: the job cannot be checkpointed, but the number can shrink
+    h.coordinator!.retention.set('j', 1);
+    await advance(100);
+    expect(states()).toEqual([[1, 'deleted'], [2, 'committed']]);
+    expect(discards('a')).toEqual([[1, [0, 1]]]);
+    expect(h.catalog!.imagesToRemove('j').map((i) => [i.epoch, i.rank])).toEqual([[1, 2], [1, 3]]);
+
+    h.startAgent('b', { imageStore: STORES.b }, ranksOfB);
+    await advance(300);
+    expect(discards('b')).toEqual([[1, [2, 3]]]);
+    expect(h.catalog!.imagesToRemove('j')).toEqual([]);
+  });
+
+  it("has another host of the writer's image store remove its images when the writer is down", async () => {
+    await checkpoint();
+    await checkpoint();
+    await stopAgent('a'); // c mounts a's images directory
+    h.coordinator!.retention.set('j', 1);
+    await advance(100);
+    expect(states()).toEqual([[1, 'deleted'], [2, 'committed']]);
+    expect(discards('c')).toEqual([[1, [0, 1]]]);
+    expect(discards('b')).toEqual([[1, [2, 3]]]);
+    expect(h.catalog!.imagesToRemove('j')).toEqual([]);
+  });
+
+  it('keeps an image listed when its host fails to remove it, says so, and tries again when the host registers', async () => {
+    for (let i = 0; i < 2; i++) await checkpoint();
+    h.nodes.get('b')!.steps.scripts.set(RoundStep.DISCARD, () => failRanks([3], 'EACCES: permission denied'));
+    await checkpoint();
+    expect(h.catalog!.imagesToRemove('j').map((i) => [i.epoch, i.rank])).toEqual([[1, 3]]);
+    expect(events('checkpoint.remove-failed')).toEqual([
+      'job j: the images of deleted epoch 1 stay on host b for now: DISCARD failed: rank 3: host b: EACCES: permission denied',
+    ]);
+    const ranksOfB = h.nodes.get('b')!.ranks;
+    await stopAgent('b');
+    h.startAgent('b', { imageStore: STORES.b }, ranksOfB);
+    await advance(300);
+    expect(discards('b')).toEqual([[1, [3]]]);
+    expect(h.catalog!.imagesToRemove('j')).toEqual([]);
+  });
+});
