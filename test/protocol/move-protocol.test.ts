@@ -48,11 +48,12 @@ describe('restart', () => {
     const { value, error } = await settle<MoveReplyInit>(h.coordinator!.moves.restart('j', { hosts: ['c', 'd'] }));
     expect(error).toBeUndefined();
     expect(value!.epoch).toBe(1);
-    expect(steps('c')).toEqual([RoundStep.FETCH, RoundStep.RESTORE, RoundStep.RESUME]);
+    expect(steps('c')).toEqual([RoundStep.FETCH, RoundStep.RESTORE, RoundStep.RESUME, RoundStep.DISCARD]);
     expect(steps('a')).toEqual([]);
-    // c fetches ranks 0,1 from a's image server.
+    // c fetches ranks 0,1 from a's image server, and removes its copies once they run again.
     const fetchC = h.nodes.get('c')!.steps.seen[0];
     expect(fetchC.ranks).toEqual([0, 1]);
+    expect(h.nodes.get('c')!.steps.seen[3]).toMatchObject({ step: RoundStep.DISCARD, ranks: [0, 1], epoch: 1 });
     expect(h.catalog!.getJob('j')!.state).toBe('running');
     expect(rankHosts()).toEqual(['c', 'c', 'd', 'd']);
     expect(h.catalog!.listRanks('j').every((r) => r.state === 'running')).toBe(true);
@@ -113,7 +114,9 @@ describe('restart', () => {
     clearSeen();
     const { error } = await settle(h.coordinator!.moves.restart('j', { hosts: ['c', 'd'] }));
     expect(error!.message).toMatch(/RESTORE failed: rank 3: host d: criu restore failed: no such file \/usr\/lib\/libfoo.so on host d; nothing of it runs, epoch 1 is unchanged/);
-    expect(steps('c')).toEqual([RoundStep.FETCH, RoundStep.RESTORE, RoundStep.STOP]);
+    // what came back is stopped, the fetched copies removed; the epoch's own images stay on a and b
+    expect(steps('c')).toEqual([RoundStep.FETCH, RoundStep.RESTORE, RoundStep.STOP, RoundStep.DISCARD]);
+    expect(steps('a')).toEqual([]);
     expect(h.catalog!.getJob('j')!.state).toBe('stopped');
     expect(h.catalog!.getEpoch('j', 1)!.state).toBe('committed');
   });

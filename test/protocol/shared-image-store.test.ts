@@ -104,7 +104,10 @@ describe('image stores', () => {
     expect(sourcesOf('c')).toEqual({ 0: ['a', '', 'store-ac'], 3: ['b', 'tcp://images.b:1', 'store-b'] });
     // d does not: rank 1 from c's image server, which serves the shared directory.
     expect(sourcesOf('d')).toEqual({ 1: ['c', 'tcp://images.c:1', 'store-ac'], 2: ['b', 'tcp://images.b:1', 'store-b'] });
-    for (const host of ['c', 'd']) expect(steps(host)).toEqual([RoundStep.FETCH, RoundStep.RESTORE, RoundStep.RESUME]);
+    for (const host of ['c', 'd']) expect(steps(host)).toEqual([RoundStep.FETCH, RoundStep.RESTORE, RoundStep.RESUME, RoundStep.DISCARD]);
+    // Each target removes the copies it fetched, never the image it read in place: that one is the epoch's.
+    expect(h.nodes.get('c')!.steps.seen.at(-1)!.ranks).toEqual([3]);
+    expect(h.nodes.get('d')!.steps.seen.at(-1)!.ranks).toEqual([1, 2]);
     // the bytes to ship leave out the image read in place
     const sizes = new Map(h.catalog!.epochImages('j', 1).map((i) => [i.rank, i.sizeBytes]));
     expect(new Set(progress)).toEqual(new Set([sizes.get(1)! + sizes.get(2)! + sizes.get(3)!]));

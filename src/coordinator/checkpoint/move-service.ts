@@ -88,6 +88,8 @@ export class MoveService {
     const placement = this.place(jobId, job.worldSize, o);
     // Every image's source is settled before anything starts.
     const sources = new Map<number, ImageSourceInit>();
+    // rank -> target, for the images FETCH copies to their target (not read in place there)
+    const copied = new Map<number, string>();
     let bytesTotal = 0;
     for (const img of images) {
       const target = this.c.hosts.get(placement.get(img.rank)!)!;
@@ -98,7 +100,10 @@ export class MoveService {
       }
       trace(`restart ${jobId}: rank ${img.rank} on ${target.name} ${choice.inPlace ? 'reads its image in place' : `fetches from ${choice.source.host}`}`);
       sources.set(img.rank, choice.source);
-      if (!choice.inPlace) bytesTotal += img.sizeBytes;
+      if (!choice.inPlace) {
+        bytesTotal += img.sizeBytes;
+        copied.set(img.rank, target.name);
+      }
     }
     const release = this.c.operations.begin(jobId, () => `restart from epoch ${epoch} is running`);
     const imageHosts = new Map(images.map((i) => [i.rank, i.host]));
@@ -110,9 +115,15 @@ export class MoveService {
       const say = (phase: string, bytesDone = 0) => o.progress?.({ jobId, phase, elapsedMs: this.c.now() - t0, bytesTotal, bytesDone });
       const request = { job_id: jobId, epoch, image_set: String(epoch), world_size: job.worldSize };
       const perHost = (ranks: number[]) => ({ sources: ranks.map((r) => sources.get(r)!) });
+      // The targets' copies serve this restore only: the epoch's own images stay with their writers
+      // (and go with the epoch when retention deletes it).
+      const removeCopies = (silent: string[] = []) => this.removeCopies(jobId, epoch, request, new Map([...byHostOf(copied)].filter(([h]) => !silent.includes(h))));
       say('fetching');
       const fetch = await runRound(this.c, { ...request, step: RoundStep.FETCH }, targets, this.c.config.dumpTimeoutMs, perHost);
-      if (!fetch.ok) throw this.restartFailure(jobId, epoch, describeRoundFailure('FETCH', fetch), imageHosts, roundFailureCode(fetch));
+      if (!fetch.ok) {
+        await removeCopies(fetch.silentHosts);
+        throw this.restartFailure(jobId, epoch, describeRoundFailure('FETCH', fetch), imageHosts, roundFailureCode(fetch));
+      }
       const shipped = sum([...fetch.replies.values()].map((r) => r.bytes_fetched));
       say('fetched', shipped);
       const t1 = this.c.now();
@@ -123,6 +134,7 @@ export class MoveService {
         // Stop whatever did come back; the epoch stays as it was.
         const answered = new Map([...targets].filter(([h]) => !restore.silentHosts.includes(h)));
         await runRound(this.c, { ...request, step: RoundStep.STOP }, answered, this.c.config.resumeTimeoutMs, (ranks) => ({ dump_ranks: ranks }));
+        await removeCopies(restore.silentHosts);
         throw this.restartFailure(jobId, epoch, describeRoundFailure('RESTORE', restore), imageHosts, roundFailureCode(restore));
       }
       const t2 = this.c.now();
@@ -135,6 +147,7 @@ export class MoveService {
       this.c.jobs.restartDone(jobId, epoch);
       const t3 = this.c.now();
       this.c.event('restart.done', `job ${jobId}: running again from epoch ${epoch} (${t3 - t0} ms)`, { jobId });
+      await removeCopies();
       return {
         epoch,
         moves: [...placement].map(([rank, to]) => ({ job_id: jobId, rank, from_host: imageHosts.get(rank) ?? '', to_host: to })),
@@ -147,6 +160,13 @@ export class MoveService {
     } finally {
       release();
     }
+  }
+
+  /** DISCARD of the image copies a restart's FETCH made on its targets; one that fails is reported, not fatal. */
+  private async removeCopies(jobId: string, epoch: number, request: { job_id: string; epoch: number; image_set: string }, copies: Map<string, number[]>): Promise<void> {
+    if (copies.size === 0) return;
+    const r = await runRound(this.c, { ...request, step: RoundStep.DISCARD }, copies, this.c.config.resumeTimeoutMs);
+    if (!r.ok) this.c.event('restart.copies-left', `job ${jobId}: copies of epoch ${epoch}'s images fetched for the restart stay on disk: ${describeRoundFailure('DISCARD', r)}`, { jobId });
   }
 
   private restartFailure(jobId: string, epoch: number, why: string, imageHosts: Map<number, string>, code: ErrorCode): FerryError {
