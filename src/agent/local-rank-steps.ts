@@ -3,7 +3,7 @@
 import { mkdir, rm, rmdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import PQueue from 'p-queue';
-import { ErrorCode, RoundStep, type RoundRequest } from '../gen/proto.js';
+import { ErrorCode, RoundStep, type RankProcessInit, type RoundRequest } from '../gen/proto.js';
 import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { checkSafeName } from '../common/names.js';
 import { tracer } from '../common/trace.js';
@@ -34,6 +34,8 @@ export const AGENT_FLUSH_TIMEOUT_MS = 25_000;
 const DUMP_DELAY_MS = Number(process.env.FERRY_FAULT_DUMP_DELAY_MS ?? 0);
 /** Likewise FERRY_FAULT_RESUME_DELAY_MS: holds every RESUME step before it wakes any rank. */
 const RESUME_DELAY_MS = Number(process.env.FERRY_FAULT_RESUME_DELAY_MS ?? 0);
+/** Likewise FERRY_FAULT_RESTORE_DELAY_MS: holds each rank's restore before CRIU starts. */
+const RESTORE_DELAY_MS = Number(process.env.FERRY_FAULT_RESTORE_DELAY_MS ?? 0);
 
 /**
  * CRIU dumps at once on one node. A dump is mostly the kernel copying pages
@@ -73,6 +75,12 @@ export class LocalRankSteps implements RankSteps {
   private readonly dumping = new Map<string, Promise<void>>();
   /** Ranks told to resume while their flush was still under way: woken as soon as it completes. */
   private readonly resumeWhenFlushed = new Set<string>();
+  /**
+   * The latest RESTORE of each rank here (job/rank), under way or done, with the image set it
+   * restores. A RESTORE of the same rank from the same set again (a coordinator that restarted in
+   * the middle of a migration sends it again) gets that one: two restores would make two copies.
+   */
+  private readonly restores = new Map<string, { set: number; restored: Promise<RankProcessInit> }>();
 
   private readonly dumpQueue = new PQueue({ concurrency: DUMP_CONCURRENCY });
   private readonly transferQueue = new PQueue({ concurrency: TRANSFER_CONCURRENCY });
@@ -260,11 +268,13 @@ export class LocalRankSteps implements RankSteps {
   /** RESTORE: each fetched rank into a new PID namespace here; it waits, flushed, for RESUME. */
   private async restore(req: RoundRequest): Promise<StepOutcome> {
     const criu = this.criu();
-    const { done, failed } = await this.perRank(
-      this.transferQueue,
-      req.sources.map((s) => s.rank),
-      async (rank) => {
-        const src = req.sources.find((s) => s.rank === rank)!;
+    const { done, failed } = await this.perRank(this.transferQueue, req.sources.map((s) => s.rank), (rank) => {
+      const src = req.sources.find((s) => s.rank === rank)!;
+      const key = `${req.job_id}/${rank}`;
+      const earlier = this.restores.get(key);
+      if (earlier && earlier.set === Number(src.epoch)) return earlier.restored;
+      const restored = (async () => {
+        if (RESTORE_DELAY_MS > 0) await new Promise((r) => setTimeout(r, RESTORE_DELAY_MS));
         const dir = rankImageDir(this.o.imagesDir, req.job_id, src.epoch, rank);
         const summary = await readImages(dir);
         // ferry-init's private directory is Ferry's to make; anything else missing is the operator's to fix.
@@ -276,14 +286,20 @@ export class LocalRankSteps implements RankSteps {
         const workDir = join(this.o.imagesDir, '.restore', `${this.o.host}-${req.job_id}-${src.epoch}-${rank}`);
         await rm(workDir, { recursive: true, force: true });
         await mkdir(workDir, { recursive: true });
-        const restored = await restoreRank({ criu, imagesDir: dir, logOut: logs.out, logErr: logs.err, summary, workDir });
-        const p = this.o.ranks.adopt({ jobId: req.job_id, rank, worldSize: req.world_size, argv: [], cwd: '/', env: {} }, restored.child);
+        const out = await restoreRank({ criu, imagesDir: dir, logOut: logs.out, logErr: logs.err, summary, workDir });
+        const p = this.o.ranks.adopt({ jobId: req.job_id, rank, worldSize: req.world_size, argv: [], cwd: '/', env: {} }, out.child);
         // Restored in its flushed wait: RESUME wakes it (should this agent die first, the next one reports it flushed).
         this.flushed.set(`${req.job_id}/${rank}`, req.epoch);
         this.o.ranks.recordFlush(req.job_id, rank, src.epoch);
         return p;
-      },
-    );
+      })();
+      this.restores.set(key, { set: Number(src.epoch), restored });
+      // a failed restore may be asked again
+      restored.catch(() => {
+        if (this.restores.get(key)?.restored === restored) this.restores.delete(key);
+      });
+      return restored;
+    });
     return { failed, started: done };
   }
 

@@ -160,6 +160,25 @@ export const CATALOG_MIGRATIONS: readonly CatalogMigration[] = [
       `);
     },
   },
+  {
+    version: 6,
+    description: "rank moves: a migration's ranks between the stop of their old copy and their restore",
+    up: (db) => {
+      // Written before a migration stops a rank's old copy, removed once its RESTORE answered: a row
+      // left means the coordinator died in between, and says how to finish the move.
+      db.exec(`
+        CREATE TABLE rank_moves (
+          job_id       TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+          rank         INTEGER NOT NULL CHECK (rank >= 0),
+          image_set    INTEGER NOT NULL CHECK (image_set > 0),
+          from_host    TEXT NOT NULL,
+          to_host      TEXT NOT NULL,
+          source_json  TEXT NOT NULL,
+          PRIMARY KEY (job_id, rank)
+        ) STRICT;
+      `);
+    },
+  },
 ];
 
 /** The schema version this build of Ferry writes. */

@@ -158,6 +158,18 @@ export interface EpochImageRow {
   removedMs: number | null;
 }
 
+/** A rank of a migration between the stop of its old copy and the answer to its RESTORE. */
+export interface RankMoveRow {
+  jobId: string;
+  rank: number;
+  /** The migration's image set (its images on both hosts). */
+  imageSet: number;
+  fromHost: string;
+  toHost: string;
+  /** The image source the target fetched from (a proto ImageSource, as JSON). */
+  sourceJson: string;
+}
+
 export interface EventInput {
   timeMs: number;
   kind: string;

@@ -37,6 +37,7 @@ import {
   type JobSpec,
   type JobStateExtra,
   type RankCatalogState,
+  type RankMoveRow,
   type RankRow,
   type RankUpdate,
 } from './catalog-types.js';
@@ -422,6 +423,32 @@ export class Catalog {
     }).immediate();
   }
 
+  /** Records, durably, the ranks a migration is about to stop and restore elsewhere. */
+  recordRankMoves(moves: readonly RankMoveRow[]): void {
+    for (const m of moves) {
+      requireName(m.fromHost, 'from host');
+      requireName(m.toHost, 'to host');
+      requireUint(m.imageSet, 'image set');
+    }
+    this.durably(() => {
+      for (const m of moves) {
+        requireRank(this.requireJob(m.jobId), m.rank);
+        this.st.upsertRankMove.run(m);
+      }
+    });
+  }
+
+  /** The rank moves recorded (of one job, or of all), by job and rank. */
+  rankMoves(jobId?: string): RankMoveRow[] {
+    return ((jobId ? this.st.rankMovesOfJob.all(jobId) : this.st.rankMoves.all()) as Row[]).map(rankMoveRow);
+  }
+
+  clearRankMoves(jobId: string, ranks: readonly number[]): void {
+    this.db.transaction(() => {
+      for (const rank of ranks) this.st.deleteRankMove.run(jobId, rank);
+    }).immediate();
+  }
+
   getEpoch(jobId: string, epoch: number): EpochRow | undefined {
     const r = this.st.getEpoch.get(jobId, epoch) as Row | undefined;
     return r && epochRow(r, (this.st.phasesOfEpoch.all(jobId, epoch) as Row[]).map(phaseRow));
@@ -607,6 +634,14 @@ function prepareStatements(db: Database.Database) {
     imagesToRemoveOfJob: p(`
       SELECT i.* FROM epoch_images i JOIN epochs e USING (job_id, epoch)
       WHERE e.state = ? AND i.job_id = ? AND i.removed_ms IS NULL ORDER BY i.epoch, i.rank`),
+    upsertRankMove: p(`
+      INSERT INTO rank_moves (job_id, rank, image_set, from_host, to_host, source_json)
+      VALUES (@jobId, @rank, @imageSet, @fromHost, @toHost, @sourceJson)
+      ON CONFLICT (job_id, rank) DO UPDATE SET image_set = excluded.image_set, from_host = excluded.from_host,
+        to_host = excluded.to_host, source_json = excluded.source_json`),
+    rankMoves: p('SELECT * FROM rank_moves ORDER BY job_id, rank'),
+    rankMovesOfJob: p('SELECT * FROM rank_moves WHERE job_id = ? ORDER BY rank'),
+    deleteRankMove: p('DELETE FROM rank_moves WHERE job_id = ? AND rank = ?'),
     markImageRemoved: p('UPDATE epoch_images SET removed_ms = @atMs WHERE job_id = @jobId AND epoch = @epoch AND rank = @rank'),
     inFlightEpochOfJob: p(`SELECT epoch, state FROM epochs WHERE job_id = ? AND state NOT IN (${terminal}) LIMIT 1`),
     inFlightEpochs: p(`SELECT ${epochCols} FROM epochs WHERE state NOT IN (${terminal}) ORDER BY job_id, epoch`),
@@ -739,6 +774,17 @@ function imageRow(r: Row): EpochImageRow {
     manifest: r.manifest_json === null ? null : (JSON.parse(r.manifest_json as string) as EpochImageFile[]),
     imageStore: r.image_store as string,
     removedMs: (r.removed_ms as number | null) ?? null,
+  };
+}
+
+function rankMoveRow(r: Row): RankMoveRow {
+  return {
+    jobId: r.job_id as string,
+    rank: r.rank as number,
+    imageSet: r.image_set as number,
+    fromHost: r.from_host as string,
+    toHost: r.to_host as string,
+    sourceJson: r.source_json as string,
   };
 }
 

@@ -355,9 +355,13 @@ export class JobService {
     for (const e of exited) this.onRankExited(host, e);
     const aliveKeys = new Set(alive.map((p) => `${p.job_id}/${p.rank}`));
     for (const p of alive) this.onRankStarted(host, p);
+    // Ranks a migration was moving here when a coordinator died: not lost, their move is finished.
+    const moving = this.c.catalog.rankMoves().filter((m) => m.toHost === host);
+    const movingKeys = new Set(moving.map((m) => `${m.jobId}/${m.rank}`));
     const lost = new Map<string, RankRow[]>();
     for (const r of this.c.catalog.ranksOnHost(host)) {
-      if (aliveKeys.has(`${r.jobId}/${r.rank}`) || !(r.state === 'running' || this.startedNowhere(r))) continue;
+      const key = `${r.jobId}/${r.rank}`;
+      if (aliveKeys.has(key) || movingKeys.has(key) || !(r.state === 'running' || this.startedNowhere(r))) continue;
       lost.set(r.jobId, [...(lost.get(r.jobId) ?? []), r]);
     }
     for (const [jobId, rows] of lost) {
@@ -374,13 +378,15 @@ export class JobService {
       }
     }
     this.settleFlushed(host, alive);
+    for (const jobId of new Set(moving.map((m) => m.jobId))) this.c.moves.finishInterrupted(jobId);
   }
 
   /**
-   * A rank still 'starting' of a running job that nothing is moving: a
-   * migration that placed it here was cut short (a coordinator restart) after
-   * its old copy was stopped and before it was restored. Its agent registering
-   * without it means it is lost (the job fails, naming it) rather than awaited forever.
+   * A rank still 'starting' of a running job that nothing is moving (a
+   * migration cut short by a coordinator restart is finished instead, from
+   * the catalog's rank moves: MoveService.finishInterrupted). Its agent
+   * registering without it means it is lost (the job fails, naming it) rather
+   * than awaited forever.
    */
   private startedNowhere(r: RankRow): boolean {
     return r.state === 'starting' && this.c.catalog.getJob(r.jobId)?.state === 'running' && !this.c.operations.busy(r.jobId);

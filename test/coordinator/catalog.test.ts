@@ -315,6 +315,21 @@ describe('catalog identity errors', () => {
     expect(() => c.setKeepEpochs('nope', 1)).toThrow(/nope/);
   });
 
+  it("keeps a migration's rank moves across a restart until they are cleared", () => {
+    let c = openCatalog();
+    c.createJob(job('j1', { worldSize: 2 }));
+    const move = { jobId: 'j1', rank: 1, imageSet: 3, fromHost: 'h1', toHost: 'h2', sourceJson: '{"host":"h1"}' };
+    c.recordRankMoves([move]);
+    expect(() => c.recordRankMoves([{ ...move, rank: 2 }])).toThrow(/has ranks 0..1, not 2/);
+    expect(() => c.recordRankMoves([{ ...move, jobId: 'nope' }])).toThrow(/nope/);
+    c.close();
+    c = openCatalog();
+    expect(c.rankMoves()).toEqual([move]);
+    expect(c.rankMoves('j1')).toEqual([move]);
+    c.clearRankMoves('j1', [1]);
+    expect(c.rankMoves()).toEqual([]);
+  });
+
   it('hands out epoch ids that only grow, across deletes and restarts', () => {
     let c = openCatalog();
     c.createJob(job('j1', { worldSize: 1 }));

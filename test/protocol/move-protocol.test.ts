@@ -229,18 +229,65 @@ describe('a coordinator restart in the middle of a start or a move', () => {
 });
 
 describe('a coordinator restart between a migration stopping a rank and restoring it', () => {
-  it('fails the job naming the rank, rather than resume the others to wait for it forever', async () => {
-    h.nodes.get('c')!.steps.scripts.set(RoundStep.RESTORE, () => 'hang');
+  /** Migrates rank 1 from a to c, and crashes the coordinator while c restores it (its first RESTORE never answers). */
+  async function crashWhileRestoring(): Promise<void> {
+    let first = true;
+    h.nodes.get('c')!.steps.scripts.set(RoundStep.RESTORE, (req) => {
+      if (first) return (first = false), 'hang';
+      const again = h.nodes.get('c')!.steps.scripts.get(RoundStep.RESTORE + 100);
+      return again ? again(req) : { failed: new Map(), started: req.sources.map((src) => h.nodes.get('c')!.ranks.start({ jobId: req.job_id, rank: src.rank, worldSize: req.world_size, argv: [], cwd: '/', env: {} })) };
+    });
     h.coordinator!.moves.migrate('j', new Map([[1, 'c']])).catch(() => {});
     await advance(300);
     expect(steps('a')).toEqual([RoundStep.PREPARE, RoundStep.DUMP, RoundStep.STOP]); // rank 1's old copy is gone
     expect(steps('c').at(-1)).toBe(RoundStep.RESTORE);
     await h.crashCoordinator();
     h.startCoordinator();
+    // The catalog kept the move: where rank 1 goes, and the image c fetched.
+    expect(h.catalog!.rankMoves('j').map((m) => [m.rank, m.imageSet, m.fromHost, m.toHost, JSON.parse(m.sourceJson).host])).toEqual([[1, 1, 'a', 'c', 'a']]);
+  }
+  const seen = (host: string) => h.nodes.get(host)!.steps.seen.map((x) => [RoundStep[x.step], x.ranks.join(',')]);
+
+  it('restores the rank on its target from the copy it fetched, and resumes every rank', async () => {
+    await crashWhileRestoring();
+    await advance(3_000);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+    expect(rankHosts()).toEqual(['a', 'c', 'b', 'b']);
+    expect(h.catalog!.listRanks('j').every((r) => r.state === 'running')).toBe(true);
+    // c: its RESTORE again (from the same source), the RESUME of rank 1, then the migration's images go
+    expect(seen('c').slice(2)).toEqual([['RESTORE', '1'], ['RESUME', '1'], ['DISCARD', '1']]);
+    expect(h.nodes.get('c')!.steps.seen[2].epoch).toBe(1);
+    // a and b: their flushed ranks resumed; a also drops its dump of rank 1
+    expect(seen('a').slice(3)).toEqual(expect.arrayContaining([['RESUME', '0'], ['DISCARD', '1']]));
+    expect(seen('b').slice(1)).toEqual([['RESUME', '2,3']]);
+    expect(h.catalog!.rankMoves('j')).toEqual([]);
+    const late = h.catalog!.listEvents({ limit: 200 }).filter((e) => e.kind === 'migration.finished-late').map((e) => e.message);
+    expect(late).toEqual(['job j: migration 1 of rank 1 (a -> c), cut short by a coordinator restart: rank 1 restored on c and resumed']);
+  });
+
+  it('restores it back on its source, from its own dump, when the target cannot', async () => {
+    h.nodes.get('c')!.steps.scripts.set(RoundStep.RESTORE + 100, () => failRanks([1], 'criu restore failed: host c lacks /opt/lib.so'));
+    await crashWhileRestoring();
+    await advance(3_000);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+    expect(rankHosts()).toEqual(['a', 'a', 'b', 'b']);
+    const back = h.nodes.get('a')!.steps.seen.find((x) => x.step === RoundStep.RESTORE)!;
+    expect(back.ranks).toEqual([1]);
+    expect(h.catalog!.rankMoves('j')).toEqual([]);
+  });
+
+  it('fails the job naming both reasons when neither host can restore the rank', async () => {
+    h.nodes.get('c')!.steps.scripts.set(RoundStep.RESTORE + 100, () => failRanks([1], 'criu restore failed on c'));
+    h.nodes.get('a')!.steps.scripts.set(RoundStep.RESTORE, () => failRanks([1], 'criu restore failed on a'));
+    await crashWhileRestoring();
     await advance(3_000);
     const job = h.catalog!.getJob('j')!;
     expect(job.state).toBe('failed');
-    expect(job.detail).toBe('rank 1 on c killed by LOST (the agent no longer knows this rank)');
+    expect(job.detail).toBe(
+      'migration 1 of rank 1 (a -> c), cut short by a coordinator restart: RESTORE failed: rank 1: host c: criu restore failed on c, ' +
+        'and restoring it on a failed too: RESTORE failed: rank 1: host a: criu restore failed on a',
+    );
+    expect(h.catalog!.rankMoves('j')).toEqual([]);
   });
 });
 
@@ -292,6 +339,19 @@ describe('migration', () => {
     expect(rankHosts()).toEqual(['a', 'a', 'b', 'b']);
     await advance(1_000);
     expect(h.catalog!.getJob('j')!.state).toBe('running');
+  });
+
+  it('fails the job, and lets it end, when the rank can be restored neither on the target nor where it was', async () => {
+    h.nodes.get('c')!.steps.scripts.set(RoundStep.RESTORE, () => failRanks([1], 'criu restore failed on c'));
+    h.nodes.get('a')!.steps.scripts.set(RoundStep.RESTORE, () => failRanks([1], 'criu restore failed on a'));
+    const { error } = await settle(h.coordinator!.moves.migrate('j', new Map([[1, 'c']])));
+    expect(error!.message).toMatch(/the ranks could not be restored where they were: RESTORE failed: rank 1: host a: criu restore failed on a/);
+    await advance(1_000); // the other ranks end on SIGTERM; rank 1 has no copy left anywhere
+    const job = h.catalog!.getJob('j')!;
+    expect(job.state).toBe('failed');
+    expect(job.detail).toMatch(/^migration 1: RESTORE failed: rank 1: host c: criu restore failed on c, and restoring where they were failed too/);
+    expect(h.catalog!.getRank('j', 1)).toMatchObject({ host: 'a', state: 'exited', signal: 'LOST' });
+    expect(h.catalog!.rankMoves('j')).toEqual([]);
   });
 
   it('drains a host: its ranks go to the least loaded others', async () => {

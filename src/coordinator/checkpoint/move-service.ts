@@ -294,20 +294,28 @@ export class MoveService {
     say('fetched', shipped);
     const t3 = this.c.now();
     say('restoring', shipped);
-    // Past this point the old copies end: a failure restores them where they were.
+    // Past this point the old copies end: a failure restores them where they were. The catalog
+    // keeps each move until its RESTORE answered, so a coordinator that dies in between finishes it
+    // (finishInterrupted).
+    this.c.catalog.recordRankMoves(
+      [...moves].map(([rank, to]) => ({ jobId, rank, imageSet, fromHost: from.get(rank)!, toHost: to, sourceJson: JSON.stringify(sources.get(rank)) })),
+    );
     for (const [rank, to] of moves) this.c.jobs.rankMoved(jobId, rank, to);
     await runRound(this.c, { ...request, step: RoundStep.STOP }, sourceHosts, cfg.resumeTimeoutMs, (ranks) => ({ dump_ranks: ranks }));
     const restore = await runRound(this.c, { ...request, step: RoundStep.RESTORE }, targets, cfg.dumpTimeoutMs, perTarget);
     this.recordRestored(jobId, restore);
-    if (!restore.ok) {
+    if (restore.ok) this.c.catalog.clearRankMoves(jobId, [...moves.keys()]);
+    else {
       const failed = new Map([...restore.failures.keys()].map((r) => [r, from.get(r)!]));
       for (const [rank, host] of failed) this.c.jobs.rankMoved(jobId, rank, host);
       const back = await runRound(this.c, { ...request, step: RoundStep.RESTORE }, byHostOf(failed), cfg.dumpTimeoutMs, (ranks) => ({
         sources: ranks.map((r) => ({ ...sources.get(r)!, host: from.get(r)!, server: '' })),
       }));
       this.recordRestored(jobId, back);
+      this.c.catalog.clearRankMoves(jobId, [...moves.keys()]);
       if (!back.ok) {
         this.c.jobs.failRunningJob(jobId, `${id}: ${describeRoundFailure('RESTORE', restore)}, and restoring where they were failed too: ${describeRoundFailure('RESTORE', back)}`);
+        this.lost(jobId, new Map([...failed].filter(([rank]) => back.failures.has(rank))));
         throw new FerryError(ErrorCode.UNAVAILABLE, `migration of job ${jobId} failed and the ranks could not be restored where they were: ${describeRoundFailure('RESTORE', back)}`);
       }
       await resumeAll(everyone());
@@ -333,6 +341,69 @@ export class MoveService {
       downtime_ms: t5 - t0,
       bytes_shipped: shipped,
     };
+  }
+
+  /**
+   * A migration cut short by a coordinator restart after it stopped a rank's
+   * old copy and before its RESTORE answered (the catalog kept the move): its
+   * target registered without the rank. The target fetched its image before
+   * the stop, the source keeps its own dump: the rank is restored on the
+   * target, else back on the source, then woken; the migration's images go.
+   * Only if neither restore works does the job fail, naming both reasons.
+   * Queued behind whatever runs on the job.
+   */
+  finishInterrupted(jobId: string): void {
+    this.c.operations.queue(jobId, () => 'an interrupted migration is being finished', () => this.runFinishInterrupted(jobId));
+  }
+
+  private async runFinishInterrupted(jobId: string): Promise<void> {
+    const moves = this.c.catalog.rankMoves(jobId);
+    const job = this.c.catalog.getJob(jobId);
+    if (moves.length === 0) return;
+    const cfg = this.c.config;
+    try {
+      if (!job || job.state !== 'running') return;
+      for (const m of moves) {
+        const request = { job_id: jobId, epoch: m.imageSet, image_set: String(m.imageSet), world_size: job.worldSize };
+        const what = `migration ${m.imageSet} of rank ${m.rank} (${m.fromHost} -> ${m.toHost}), cut short by a coordinator restart`;
+        const restored = this.c.catalog.getRank(jobId, m.rank);
+        if (restored?.state === 'starting') {
+          const source = JSON.parse(m.sourceJson) as ImageSourceInit;
+          const there = await runRound(this.c, { ...request, step: RoundStep.RESTORE }, new Map([[m.toHost, [m.rank]]]), cfg.dumpTimeoutMs, () => ({ sources: [source] }));
+          this.recordRestored(jobId, there);
+          let host = m.toHost;
+          if (!there.ok) {
+            this.c.jobs.rankMoved(jobId, m.rank, m.fromHost);
+            const back = await runRound(this.c, { ...request, step: RoundStep.RESTORE }, new Map([[m.fromHost, [m.rank]]]), cfg.dumpTimeoutMs, () => ({
+              sources: [{ ...source, host: m.fromHost, server: '' }],
+            }));
+            this.recordRestored(jobId, back);
+            if (!back.ok) {
+              this.c.jobs.failRunningJob(jobId, `${what}: ${describeRoundFailure('RESTORE', there)}, and restoring it on ${m.fromHost} failed too: ${describeRoundFailure('RESTORE', back)}`);
+              this.lost(jobId, new Map([[m.rank, m.fromHost]]));
+              return;
+            }
+            host = m.fromHost;
+          }
+          const resume = await runRound(this.c, { ...request, step: RoundStep.RESUME }, new Map([[host, [m.rank]]]), cfg.resumeTimeoutMs);
+          if (!resume.ok && !this.c.jobs.owesResume(jobId, what, resume, new Map([[host, [m.rank]]]))) {
+            this.c.jobs.failRunningJob(jobId, `${what}: restored on ${host}, but ${describeRoundFailure('RESUME', resume)}`);
+            return;
+          }
+          this.c.event('migration.finished-late', `job ${jobId}: ${what}: rank ${m.rank} restored on ${host} and resumed`, { jobId, host });
+        }
+        await runRound(this.c, { ...request, step: RoundStep.DISCARD }, mergeByHost(new Map([[m.fromHost, [m.rank]]]), new Map([[m.toHost, [m.rank]]])), cfg.resumeTimeoutMs);
+      }
+    } finally {
+      this.c.catalog.clearRankMoves(jobId, moves.map((m) => m.rank));
+    }
+  }
+
+  /** Ranks no copy of which runs anywhere any more (no restore worked): exited, so their failed job can end. */
+  private lost(jobId: string, ranks: Map<number, string>): void {
+    for (const [rank, host] of ranks) {
+      this.c.jobs.onRankExited(host, { job_id: jobId, rank, pid: 0, exit_code: -1, signal: 'LOST', reason: 'it could not be restored anywhere' });
+    }
   }
 
   /** Moves every rank off a host: job by job, each rank to the live host with the most free capacity. */
