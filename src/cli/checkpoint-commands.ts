@@ -24,9 +24,9 @@ function epochJson(e: EpochInfo) {
   };
 }
 
-/** Milliseconds spent in each phase, from the catalog's phase timestamps. */
+/** Milliseconds spent in each phase, from the catalog's phase timestamps ('deleted', by retention later, is no phase of it). */
 function phaseDurations(e: EpochInfo): string {
-  const points = [{ state: 'start', at: e.started_ms }, ...e.phases.map((p) => ({ state: p.state, at: p.at_ms }))];
+  const points = [{ state: 'start', at: e.started_ms }, ...e.phases.filter((p) => p.state !== 'deleted').map((p) => ({ state: p.state, at: p.at_ms }))];
   const parts: string[] = [];
   for (let i = 1; i < points.length; i++) parts.push(`${points[i - 1].state}->${points[i].state} ${points[i].at - points[i - 1].at} ms`);
   return parts.join(', ');
