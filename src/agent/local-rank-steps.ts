@@ -17,6 +17,7 @@ import { GrowingFileHasher } from '../images/growing-file-hasher.js';
 import { imageLabel, rankImageDir } from '../images/image-paths.js';
 import { readImageStoreId } from '../images/image-store-id.js';
 import { verifyImageDir, verifyRecordedImage, writeManifest } from '../images/manifest.js';
+import { findOrphanDumps, orphanDumpEnded } from './orphan-dumps.js';
 import type { RankChannelServer } from './rank-channel.js';
 import { ensureRankInitDir, isRankInitDir } from './rank-init-dir.js';
 import type { RankSteps, StepOutcome } from './rank-steps.js';
@@ -86,6 +87,11 @@ export class LocalRankSteps implements RankSteps {
   private readonly transferQueue = new PQueue({ concurrency: TRANSFER_CONCURRENCY });
 
   constructor(private readonly o: LocalRankStepsOptions) {
+    // Dumps a killed predecessor left running: a DISCARD of their set waits for them like for ours.
+    for (const d of findOrphanDumps(o.imagesDir)) {
+      trace(`CRIU pid ${d.pid} still dumps into ${d.setDir} (its agent is gone)`);
+      this.trackDump(d.setDir, orphanDumpEnded(d));
+    }
     o.rankChannel?.on('flushed', (report) => {
       const key = `${report.jobId}/${report.rank}`;
       this.flushed.set(key, this.flushing.get(key) ?? report.epoch);
@@ -111,12 +117,8 @@ export class LocalRankSteps implements RankSteps {
         this.o.ranks.signalRanks(req.job_id, req.dump_ranks, 'SIGKILL');
         return { failed: new Map() };
       case RoundStep.DUMP: {
-        const dir = this.imageSetDir(req);
         const outcome = this.dump(req);
-        const over = Promise.all([this.dumping.get(dir), outcome.catch(() => {})]).then(() => {
-          if (this.dumping.get(dir) === over) this.dumping.delete(dir);
-        });
-        this.dumping.set(dir, over);
+        this.trackDump(this.imageSetDir(req), outcome.catch(() => {}));
         return outcome;
       }
       case RoundStep.FETCH:
@@ -126,6 +128,14 @@ export class LocalRankSteps implements RankSteps {
       default:
         throw new FerryError(ErrorCode.BAD_REQUEST, `unknown round step ${req.step}`);
     }
+  }
+
+  /** Records a dump writing into image set folder `dir` until `ended`, after the others there. */
+  private trackDump(dir: string, ended: Promise<unknown>): void {
+    const over = Promise.all([this.dumping.get(dir), ended]).then(() => {
+      if (this.dumping.get(dir) === over) this.dumping.delete(dir);
+    });
+    this.dumping.set(dir, over);
   }
 
   /** IMAGES/JOB/SET: the names come from the wire, so they are checked before they touch a path. */

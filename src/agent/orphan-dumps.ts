@@ -1,0 +1,49 @@
+// CRIU dumps that outlived their agent. An agent killed in the middle of a
+// DUMP leaves its CRIU running (a child does not die with its parent), and
+// that CRIU goes on writing into the image set. The next agent on the host
+// finds such dumps by their command line, a dump into its own images
+// directory, so that a DISCARD of their image set waits for them to end
+// instead of removing files CRIU then writes again.
+import { readdirSync, readFileSync } from 'node:fs';
+import { basename, dirname, isAbsolute, relative, sep } from 'node:path';
+import { processAlive, processStartTicks } from './rank-process.js';
+
+export interface OrphanDump {
+  pid: number;
+  startTicks: number;
+  /** IMAGES/JOB/SET: the image set it writes into. */
+  setDir: string;
+}
+
+/** Running `criu dump` processes whose images folder is IMAGES/JOB/SET/rank-R under `imagesDir`. */
+export function findOrphanDumps(imagesDir: string): OrphanDump[] {
+  const found: OrphanDump[] = [];
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((n) => /^\d+$/.test(n));
+  } catch {
+    return found;
+  }
+  for (const name of pids) {
+    let argv: string[];
+    try {
+      argv = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue; // ended meanwhile
+    }
+    if (basename(argv[0] ?? '') !== 'criu' || !argv.includes('dump')) continue;
+    const dir = argv[argv.indexOf('--images-dir') + 1];
+    if (!argv.includes('--images-dir') || !dir) continue;
+    const rel = relative(imagesDir, dir);
+    if (rel.startsWith('..') || isAbsolute(rel) || rel.split(sep).length !== 3) continue;
+    const pid = Number(name);
+    const startTicks = processStartTicks(pid);
+    if (startTicks !== undefined) found.push({ pid, startTicks, setDir: dirname(dir) });
+  }
+  return found;
+}
+
+/** Resolves once the dump has ended (it is not this process's child: polled). */
+export async function orphanDumpEnded(d: OrphanDump, pollMs = 100): Promise<void> {
+  while (processAlive(d.pid, d.startTicks)) await new Promise((r) => setTimeout(r, pollMs));
+}
