@@ -104,6 +104,17 @@ describe('operator CLI errors', () => {
     expect(r.stderr).toMatch(/program "\/no\/such\/program" not found or not executable on host solo/);
   });
 
+  it('refuses a bad number of epochs to keep, and several settings at once', async () => {
+    const run = await ferry(['run', '-n', '1', '--keep-epochs', '0', '--coordinator', address, '/bin/true']);
+    expect(run.code).toBe(2); // a usage error
+    expect(run.stderr.trim()).toBe('ferry: ferry run: --keep-epochs must be an integer >= 1, got "0"');
+    const both = await ferry(['checkpoint', 'j', '--every', '10m', '--keep-epochs', '2', '--coordinator', address]);
+    expect(both.code).toBe(2);
+    expect(both.stderr.trim()).toBe('ferry: ferry checkpoint: give one of --every, --keep-epochs, not several');
+    const unknown = await ferry(['checkpoint', 'no-such-job', '--keep-epochs', '3', '--coordinator', address]);
+    expect(unknown.stderr.trim()).toBe('ferry: no job "no-such-job" in the catalog [UNKNOWN_JOB]');
+  });
+
   it('refuses an unknown host', async () => {
     const r = await ferry(['run', '-n', '1', '--hosts', 'nowhere', '--coordinator', address, '/bin/true']);
     expect(r.code).toBe(1);
