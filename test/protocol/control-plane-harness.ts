@@ -3,6 +3,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { vi } from 'vitest';
+import type { JobInfoInit, SubmitJobRequest } from '../../src/gen/proto.js';
+import type { FerryError } from '../../src/common/ferry-error.js';
 import { Agent, type AgentIdentity } from '../../src/agent/agent.js';
 import type { RankChannelServer } from '../../src/agent/rank-channel.js';
 import { Catalog } from '../../src/coordinator/catalog.js';
@@ -10,6 +13,18 @@ import { Coordinator } from '../../src/coordinator/coordinator.js';
 import { defaultCoordinatorConfig, type CoordinatorConfig } from '../../src/coordinator/coordinator-config.js';
 import { MemoryHub } from '../../src/transport/memory-transport.js';
 import { ScriptedSteps, SimulatedRanks } from './simulated-node.js';
+
+/** Advances the fake clock until `p` settles (at most `maxMs`); its value or its error. */
+export async function settle<T>(p: Promise<T>, maxMs = 20_000): Promise<{ value?: T; error?: FerryError }> {
+  let out: { value?: T; error?: FerryError } | undefined;
+  p.then(
+    (value) => (out = { value }),
+    (error) => (out = { error }),
+  );
+  for (let t = 0; !out && t < maxMs; t += 100) await vi.advanceTimersByTimeAsync(100);
+  if (!out) throw new Error('operation did not finish');
+  return out;
+}
 
 export class ControlPlaneHarness {
   readonly hub = new MemoryHub();
@@ -70,6 +85,13 @@ export class ControlPlaneHarness {
     this.agents.set(`${host}#${agent.instance}`, agent);
     this.nodes.set(host, { ranks, steps });
     return agent;
+  }
+
+  /** Submits job `job_id` (default 'j') of `world_size` ranks of /app, as an operator would. */
+  submit(job: Partial<SubmitJobRequest> & { world_size: number }): Promise<JobInfoInit> {
+    return this.coordinator!.jobs.submit('op', 1, {
+      argv: ['/app'], cwd: '/', env: {}, hosts: [], rank_hosts: {}, follow: false, job_id: 'j', checkpoint_every_ms: 0, keep_epochs: 0, ...job,
+    });
   }
 
   hostState(name: string): string | undefined {

@@ -4,8 +4,7 @@
 // ranks, now or when it is back; a deleted epoch is never restarted.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCode, RoundStep } from '../../src/gen/proto.js';
-import type { FerryError } from '../../src/common/ferry-error.js';
-import { ControlPlaneHarness } from './control-plane-harness.js';
+import { ControlPlaneHarness, settle } from './control-plane-harness.js';
 import { failRanks } from './simulated-node.js';
 
 let h: ControlPlaneHarness;
@@ -19,9 +18,7 @@ beforeEach(async () => {
   h.startCoordinator();
   for (const host of Object.keys(STORES)) h.startAgent(host, { imageStore: STORES[host] });
   await advance(50);
-  await h.coordinator!.jobs.submit('op', 1, {
-    argv: ['/app'], cwd: '/', env: {}, world_size: 4, hosts: ['a', 'b'], rank_hosts: {}, follow: false, job_id: 'j', checkpoint_every_ms: 0, keep_epochs: 0,
-  });
+  await h.submit({ world_size: 4, hosts: ['a', 'b'] });
   await advance(10);
 });
 
@@ -30,13 +27,6 @@ afterEach(async () => {
   vi.useRealTimers();
 });
 
-async function settle<T>(p: Promise<T>, maxMs = 20_000): Promise<{ value?: T; error?: FerryError }> {
-  let out: { value?: T; error?: FerryError } | undefined;
-  p.then((value) => (out = { value }), (error) => (out = { error }));
-  for (let t = 0; !out && t < maxMs; t += 100) await advance(100);
-  if (!out) throw new Error('operation did not finish');
-  return out;
-}
 
 async function checkpoint(stop = false): Promise<number> {
   const { value, error } = await settle(h.coordinator!.checkpoints.checkpoint('j', { stop }));

@@ -21,9 +21,7 @@ beforeEach(async () => {
   h.startAgent('a');
   h.startAgent('b');
   await advance(50);
-  await h.coordinator!.jobs.submit('op', 1, {
-    argv: ['/app'], cwd: '/', env: {}, world_size: 4, hosts: ['a', 'b'], rank_hosts: {}, follow: false, job_id: 'j', checkpoint_every_ms: 0, keep_epochs: 0,
-  });
+  await h.submit({ world_size: 4, hosts: ['a', 'b'] });
   await advance(10);
 });
 
@@ -189,7 +187,7 @@ describe('a host that goes down with running ranks', () => {
     h.startAgent('a', {}, undefined, channel('a1'));
     h.startAgent('b', {}, undefined, channel('b1'));
     await advance(50);
-    await h.coordinator!.jobs.submit('op', 1, { argv: ['/app'], cwd: '/', env: {}, world_size: 2, hosts: [], rank_hosts: { 0: 'a', 1: 'b' }, follow: false, job_id: 'k', checkpoint_every_ms: 0, keep_epochs: 0 });
+    await h.submit({ world_size: 2, rank_hosts: { 0: 'a', 1: 'b' }, job_id: 'k' });
     await advance(10);
     const hello = (host: string, rank: number, port: number, repeated = false) =>
       h.coordinator!.jobs.onRankEndpoint(host, { job_id: 'k', rank, size: 2, address: `10.0.0.${rank}`, port, resumed_epoch: 0, repeated });

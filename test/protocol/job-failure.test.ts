@@ -12,7 +12,7 @@ beforeEach(async () => {
   h.startAgent('a');
   h.startAgent('b');
   await advance(50);
-  await h.coordinator!.jobs.submit('op', 1, { argv: ['/app'], cwd: '/', env: {}, world_size: 3, hosts: ['a', 'b'], rank_hosts: {}, follow: false, job_id: 'j', checkpoint_every_ms: 0, keep_epochs: 0 });
+  await h.submit({ world_size: 3, hosts: ['a', 'b'] });
   await advance(10);
 });
 

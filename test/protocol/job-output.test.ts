@@ -50,9 +50,7 @@ function outputOfEveryRank(jobId: string, worldSize: number): void {
 
 describe('job output to followers', () => {
   it('sends every rank to a plain follower and only the named ranks to a follow that names them', async () => {
-    await h.coordinator!.jobs.submit('op', 1, {
-      argv: ['/app'], cwd: '/', env: {}, world_size: 4, hosts: ['a', 'b'], rank_hosts: {}, follow: false, job_id: 'j', checkpoint_every_ms: 0, keep_epochs: 0,
-    });
+    await h.submit({ world_size: 4, hosts: ['a', 'b'] });
     // One follower per connection and job: two connections.
     const all = operator();
     const some = operator();

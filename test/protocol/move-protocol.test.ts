@@ -3,8 +3,7 @@
 // move loses nothing.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCode, RoundStep, type MoveReplyInit } from '../../src/gen/proto.js';
-import type { FerryError } from '../../src/common/ferry-error.js';
-import { ControlPlaneHarness } from './control-plane-harness.js';
+import { ControlPlaneHarness, settle } from './control-plane-harness.js';
 import { failRanks } from './simulated-node.js';
 import { HOST_REJOIN_GRACE_MS } from '../../src/coordinator/job-service.js';
 import type { MoveProgress } from '../../src/coordinator/checkpoint/move-service.js';
@@ -18,7 +17,7 @@ beforeEach(async () => {
   h.startCoordinator();
   for (const host of ['a', 'b', 'c', 'd']) h.startAgent(host);
   await advance(50);
-  await h.coordinator!.jobs.submit('op', 1, { argv: ['/app'], cwd: '/', env: {}, world_size: 4, hosts: ['a', 'b'], rank_hosts: {}, follow: false, job_id: 'j', checkpoint_every_ms: 0, keep_epochs: 0 });
+  await h.submit({ world_size: 4, hosts: ['a', 'b'] });
   await advance(10);
 });
 
@@ -27,13 +26,6 @@ afterEach(async () => {
   vi.useRealTimers();
 });
 
-async function settle<T>(p: Promise<T>, maxMs = 20_000): Promise<{ value?: T; error?: FerryError }> {
-  let out: { value?: T; error?: FerryError } | undefined;
-  p.then((value) => (out = { value }), (error) => (out = { error }));
-  for (let t = 0; !out && t < maxMs; t += 100) await advance(100);
-  if (!out) throw new Error('operation did not finish');
-  return out;
-}
 
 const steps = (host: string) => h.nodes.get(host)!.steps.stepsSeen();
 const rankHosts = () => h.catalog!.listRanks('j').map((r) => r.host);

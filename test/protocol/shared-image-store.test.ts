@@ -5,8 +5,7 @@
 // anything starts.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCode, RoundStep, type ImageSource, type MoveReplyInit } from '../../src/gen/proto.js';
-import type { FerryError } from '../../src/common/ferry-error.js';
-import { ControlPlaneHarness } from './control-plane-harness.js';
+import { ControlPlaneHarness, settle } from './control-plane-harness.js';
 
 let h: ControlPlaneHarness;
 const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
@@ -23,7 +22,7 @@ beforeEach(async () => {
   h.startCoordinator();
   for (const host of HOSTS) startAgent(host);
   await advance(50);
-  await h.coordinator!.jobs.submit('op', 1, { argv: ['/app'], cwd: '/', env: {}, world_size: 4, hosts: ['a', 'b'], rank_hosts: {}, follow: false, job_id: 'j', checkpoint_every_ms: 0, keep_epochs: 0 });
+  await h.submit({ world_size: 4, hosts: ['a', 'b'] });
   await advance(10);
 });
 
@@ -41,13 +40,6 @@ function startAgent(host: string): void {
   });
 }
 
-async function settle<T>(p: Promise<T>, maxMs = 20_000): Promise<{ value?: T; error?: FerryError }> {
-  let out: { value?: T; error?: FerryError } | undefined;
-  p.then((value) => (out = { value }), (error) => (out = { error }));
-  for (let t = 0; !out && t < maxMs; t += 100) await advance(100);
-  if (!out) throw new Error('operation did not finish');
-  return out;
-}
 
 async function stopAgent(host: string): Promise<void> {
   await h.agents.get([...h.agents.keys()].find((k) => k.startsWith(`${host}#`))!)!.stop();
