@@ -476,7 +476,10 @@ export class JobService {
     if (ranks.length === 0 || !job || ENDED_STATES.has(job.state) || this.c.hosts.get(host)?.state !== 'up') return;
     const e = this.c.catalog.getEpoch(jobId, epoch);
     const what = e ? `epoch ${epoch} (${e.state})` : `migration ${epoch}`;
-    if (e?.state === 'aborted') {
+    // An aborted epoch's images here go; so does a migration's dump of these ranks when the migration
+    // was cut short before it stopped any of them (a move it recorded is finishInterrupted's).
+    const migrationCut = !e && !this.c.catalog.rankMoves(jobId).some((m) => m.imageSet === epoch);
+    if (e?.state === 'aborted' || migrationCut) {
       // (the agent may still be running the DUMP it was asked for: its DISCARD waits for it)
       const d = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.DISCARD, image_set: String(epoch) }, new Map([[host, ranks]]), this.c.config.dumpTimeoutMs);
       if (!d.ok) this.c.event('checkpoint.discard-failed', `job ${jobId}: ${what}: ${describeRoundFailure('DISCARD', d)}`, { jobId, host });

@@ -210,8 +210,10 @@ describe('a coordinator restart in the middle of a start or a move', () => {
     h.nodes.get('a')!.steps.scripts.delete(RoundStep.DUMP);
     h.startCoordinator();
     await advance(2_000);
-    expect(steps('a')).toEqual([RoundStep.PREPARE, RoundStep.DUMP, RoundStep.RESUME]);
-    expect(steps('b')).toEqual([RoundStep.PREPARE, RoundStep.RESUME]);
+    // Each host drops its ranks' folders of the migration's image set (a's dump of rank 1), then they resume.
+    expect(steps('a')).toEqual([RoundStep.PREPARE, RoundStep.DUMP, RoundStep.DISCARD, RoundStep.RESUME]);
+    expect(h.nodes.get('a')!.steps.seen[2]).toMatchObject({ epoch: 1, ranks: [0, 1] });
+    expect(steps('b')).toEqual([RoundStep.PREPARE, RoundStep.DISCARD, RoundStep.RESUME]);
     expect(h.nodes.get('a')!.steps.seen.at(-1)!.epoch).toBe(1); // the migration's image set
     expect(rankHosts()).toEqual(['a', 'a', 'b', 'b']);
     expect(h.catalog!.getJob('j')!.state).toBe('running');
