@@ -15,8 +15,8 @@ let c: TestCluster;
 let stream: string;
 
 beforeAll(async () => {
-  // Every rank's restore held 4 s before CRIU starts: room to kill the coordinator in it.
-  ({ cluster: c, stream } = await startFaultCluster({ FERRY_FAULT_RESTORE_DELAY_MS: '4000' }));
+  // Every rank's restore held 8 s before CRIU starts: room to kill the coordinator in it, also on a loaded machine.
+  ({ cluster: c, stream } = await startFaultCluster({ FERRY_FAULT_RESTORE_DELAY_MS: '8000' }));
 }, 120_000);
 
 afterAll(async () => {
