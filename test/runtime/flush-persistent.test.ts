@@ -7,7 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { sockets, until, useRankRuntime } from './rank-harness.js';
+import { until, useRankRuntime } from './rank-harness.js';
 
 describe('rank runtime: persistent requests across a flush', () => {
   const rt = useRankRuntime('flush-persistent');
@@ -23,7 +23,7 @@ describe('rank runtime: persistent requests across a flush', () => {
     expect(reports.map((r) => r.rank)).toEqual([0, 1]);
     // the request-to-send of rank 0's started synchronous send waits in rank 1's memory
     expect(reports[1].unexpectedMessages).toBe(1);
-    for (const p of job.procs) expect(sockets(p.pid!)).toEqual([]);
+    for (const r of job.procs.keys()) expect(job.socketsOf(r)).toEqual([]);
 
     job.resumeAll();
     await until(() => job.hellos.length === 2);

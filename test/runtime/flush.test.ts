@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { RankChannelServer, type RankInfo } from '../../src/agent/rank-channel.js';
-import { RankJob, sockets, uniqueSocketName, until, useRankRuntime } from './rank-harness.js';
+import { RankJob, uniqueSocketName, until, useRankRuntime } from './rank-harness.js';
 
 const SIGUSR2_BIT = 1n << 11n; // signal 12
 /** The process-wide pending signal mask (ShdPnd in /proc/PID/status). */
@@ -38,10 +38,7 @@ describe('rank runtime: flush, close, rewire', () => {
     // (the first eager message matched its wildcard receive posted before the flush)
     expect(reports[1].unexpectedMessages).toBe(20);
     expect(reports[0].channelsClosed).toBeGreaterThan(0);
-    for (const p of job.procs) {
-      expect(p.exitCode).toBeNull();
-      expect(sockets(p.pid!)).toEqual([]); // dump-safe: not even the agent connection
-    }
+    for (const r of job.procs.keys()) expect(job.socketsOf(r)).toEqual([]); // alive, and dump-safe: not even the agent connection
     expect(rt.server.ranks(job.jobId)).toEqual([]);
 
     job.resumeAll();
@@ -66,7 +63,7 @@ describe('rank runtime: flush, close, rewire', () => {
       const reports = await rt.server.flush(job.jobId, epoch);
       expect(reports).toHaveLength(4);
       drained += reports.reduce((n, r) => n + r.drainedMessages, 0);
-      for (const p of job.procs) expect(sockets(p.pid!)).toEqual([]);
+      for (const r of job.procs.keys()) expect(job.socketsOf(r)).toEqual([]);
       job.resumeAll();
       await until(() => job.hellos.length === epoch + 1);
       expect(job.hellos[epoch].every((h) => h.resumedEpoch === epoch)).toBe(true);
@@ -130,7 +127,7 @@ describe('rank runtime: flush, close, rewire', () => {
       // The new agent can flush them, wake them and rewire them.
       const reports = await second.flush(job.jobId, 1);
       expect(reports.map((r) => r.rank)).toEqual([0, 1, 2]);
-      for (const p of job.procs) expect(sockets(p.pid!)).toEqual([]);
+      for (const r of job.procs.keys()) expect(job.socketsOf(r)).toEqual([]);
       job.resumeAll();
       await until(() => rewire!.hellos.length === 1);
       expect(rewire.hellos[0].map((h) => h.resumedEpoch)).toEqual([1, 1, 1]);

@@ -4,7 +4,7 @@
 // The endpoint table of a job is sent once every rank has said hello (again
 // after each resume), with address 127.0.0.1 and the ports from the hellos.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RankChannelServer, type RankInfo } from '../../src/agent/rank-channel.js';
@@ -121,6 +121,18 @@ export class RankJob {
       }
       await new Promise((r) => setTimeout(r, 5));
     }
+  }
+
+  /**
+   * The sockets rank `rank` holds (see sockets()). A rank that is gone fails the
+   * test with how it ended and what it printed on stderr, not with a bare ENOENT.
+   */
+  socketsOf(rank: number): string[] {
+    const p = this.procs[rank];
+    if (!existsSync(`/proc/${p.pid}/fd`)) {
+      throw new Error(`rank ${rank} (pid ${p.pid}) is gone (exit ${p.exitCode}, signal ${p.signalCode}); its stderr: ${this.stderr[rank] || '(nothing)'}`);
+    }
+    return sockets(p.pid!);
   }
 
   /** Wakes every flushed rank (SIGUSR2). */
