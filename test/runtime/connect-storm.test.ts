@@ -26,12 +26,13 @@ describe('rank runtime: flush during a connect storm', () => {
       // so it meets connects in progress, crossing connects and data (which one varies by round)
       writeFileSync(join(rt.dir, `go-${round}`), '');
       const reports = await rt.server.flush(job.jobId, round + 1);
-      expect(reports.map((r) => r.rank)).toEqual([...Array(STORM_RANKS).keys()]);
+      expect(reports.map((r) => [r.rank, r.finalized ?? false])).toEqual([...Array(STORM_RANKS).keys()].map((r) => [r, false]));
       for (let r = 0; r < STORM_RANKS; r++) expect(job.socketsOf(r)).toEqual([]);
       job.resumeAll();
       await until(() => job.hellos.length === round + 2);
       for (let r = 0; r < STORM_RANKS; r++) await job.waitForOutput(r, `round ${round} ok\n`);
     }
+    writeFileSync(join(rt.dir, 'end'), '');
     const results = await job.wait();
     expect(results.map((r) => r.code), job.stderr.join('\n')).toEqual(Array(STORM_RANKS).fill(0));
     const expected = 'ready\n' + [...Array(STORM_ROUNDS).keys()].map((k) => `round ${k} ok\n`).join('');

@@ -130,7 +130,7 @@ export class RankJob {
   socketsOf(rank: number): string[] {
     const p = this.procs[rank];
     if (!existsSync(`/proc/${p.pid}/fd`)) {
-      throw new Error(`rank ${rank} (pid ${p.pid}) is gone (exit ${p.exitCode}, signal ${p.signalCode}); its stderr: ${this.stderr[rank] || '(nothing)'}`);
+      throw new Error(`rank ${rank} (pid ${p.pid}) is gone (exit ${p.exitCode}, signal ${p.signalCode}); its stderr: ${this.stderr[rank] || '(nothing)'}; its stdout: ${JSON.stringify(this.stdout[rank])}`);
     }
     return sockets(p.pid!);
   }

@@ -6,7 +6,7 @@
  * through MPI_ANY_SOURCE), so size*(size-1) first messages and as many
  * connection attempts, crossing ones included, race the flush. Every payload
  * names its sender, receiver and round and is checked; each rank prints
- * "round k ok" after each round. */
+ * "round k ok" after each round, and finalizes once DIR/end exists. */
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -72,6 +72,11 @@ int main(int argc, char **argv)
     printf("round %d ok\n", round);
     fflush(stdout);
   }
+  /* Not into MPI_Finalize before the test says so: a rank that finished the last
+   * round before that round's flush reached it would answer it finalized and exit. */
+  char end[4096];
+  snprintf(end, sizeof end, "%s/end", argv[1]);
+  wait_for_file(end);
   free(out);
   free(in);
   free(req);
