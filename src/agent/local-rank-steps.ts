@@ -77,11 +77,13 @@ export class LocalRankSteps implements RankSteps {
   /** Ranks told to resume while their flush was still under way: woken as soon as it completes. */
   private readonly resumeWhenFlushed = new Set<string>();
   /**
-   * The latest RESTORE of each rank here (job/rank), under way or done, with the image set it
-   * restores. A RESTORE of the same rank from the same set again (a coordinator that restarted in
-   * the middle of a migration sends it again) gets that one: two restores would make two copies.
+   * The latest RESTORE of each rank here (job/rank), with the image set it restores. A RESTORE of
+   * the same rank from the same set again (a coordinator that restarted in the middle of a
+   * migration sends it again) gets that one while it is under way or its rank still runs: two
+   * restores would make two copies. Once that rank has ended, the same set restores anew (a
+   * second restart from one epoch).
    */
-  private readonly restores = new Map<string, { set: number; restored: Promise<RankProcessInit> }>();
+  private readonly restores = new Map<string, { set: number; restored: Promise<RankProcessInit>; done: boolean }>();
 
   private readonly dumpQueue = new PQueue({ concurrency: DUMP_CONCURRENCY });
   private readonly transferQueue = new PQueue({ concurrency: TRANSFER_CONCURRENCY });
@@ -282,7 +284,7 @@ export class LocalRankSteps implements RankSteps {
       const src = req.sources.find((s) => s.rank === rank)!;
       const key = `${req.job_id}/${rank}`;
       const earlier = this.restores.get(key);
-      if (earlier && earlier.set === Number(src.epoch)) return earlier.restored;
+      if (earlier && earlier.set === Number(src.epoch) && (!earlier.done || this.o.ranks.has(req.job_id, rank))) return earlier.restored;
       const restored = (async () => {
         if (RESTORE_DELAY_MS > 0) await new Promise((r) => setTimeout(r, RESTORE_DELAY_MS));
         const dir = rankImageDir(this.o.imagesDir, req.job_id, src.epoch, rank);
@@ -303,11 +305,12 @@ export class LocalRankSteps implements RankSteps {
         this.o.ranks.recordFlush(req.job_id, rank, src.epoch);
         return p;
       })();
-      this.restores.set(key, { set: Number(src.epoch), restored });
-      // a failed restore may be asked again
-      restored.catch(() => {
-        if (this.restores.get(key)?.restored === restored) this.restores.delete(key);
-      });
+      const entry = { set: Number(src.epoch), restored, done: false };
+      this.restores.set(key, entry);
+      restored.then(
+        () => (entry.done = true),
+        () => this.restores.get(key) === entry && this.restores.delete(key), // a failed restore may be asked again
+      );
       return restored;
     });
     return { failed, started: done };

@@ -28,7 +28,6 @@ import { checkSafeName } from '../common/names.js';
 import { tracer } from '../common/trace.js';
 import type { PeerId } from '../transport/transport.js';
 import type { JobRow, RankRow, RankUpdate } from './catalog-types.js';
-import { MAX_KEEP_EPOCHS } from './checkpoint/epoch-retention.js';
 import type { Coordinator } from './coordinator.js';
 import { placeRanks } from './placement.js';
 import { describeRoundFailure, runRound, type RoundResult } from './round-runner.js';
@@ -91,7 +90,7 @@ export class JobService {
       ended_ms: job.endedMs ?? 0,
       exit_code: job.exitCode ?? 0,
       detail: job.detail ?? '',
-      keep_epochs: job.keepEpochs || this.c.config.keepEpochs,
+      keep_epochs: this.c.retention.keepOfRow(job),
       ranks: this.c.catalog.listRanks(job.id).map((r) => ({
         rank: r.rank,
         host: r.host,
@@ -123,7 +122,7 @@ export class JobService {
       freeSlots: h.cpus - this.c.catalog.ranksOnHost(h.name).filter((r) => r.state !== 'exited').length,
     }));
     const keepEpochs = req.keep_epochs ?? 0;
-    if (keepEpochs > MAX_KEEP_EPOCHS) throw new FerryError(ErrorCode.BAD_REQUEST, `submit: a job keeps at most ${MAX_KEEP_EPOCHS} committed epochs, got ${keepEpochs}`);
+    this.c.retention.checkKeep(keepEpochs);
     const placement = placeRanks(req.world_size, candidates, explicit);
     const now = this.c.now();
     this.c.catalog.createJob({ id: jobId, worldSize: req.world_size, argv: req.argv, cwd: req.cwd, env: req.env, createdMs: now, keepEpochs });

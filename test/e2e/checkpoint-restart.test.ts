@@ -135,6 +135,11 @@ describe('checkpoint, restart and migration end to end', { timeout: 600_000 }, (
     expect(end.state, end.detail).toBe('succeeded');
     expect(end.ranks.map((r) => r.host)).toEqual(['host2', 'host2', 'host3', 'host3']);
     expect(checksumLine(rank0Output('stopgo'))).toBe(reference.get('sort'));
+    // The same epoch restored again on the same hosts is restored anew (the agents' restores of it have ended).
+    await ferryOk(['restart', 'stopgo', '--hosts', 'host2,host3']);
+    const again = await c.ferry(['attach', 'stopgo'], { timeoutMs: RUN_TIMEOUT_MS });
+    expect(again.code, `${again.stderr}\n${c.logTails(30)}`).toBe(0);
+    expect(checksumLine(again.stdout)).toBe(reference.get('sort'));
   });
 
   it('3. migrates rank 1 to a third host mid-run and back; ferry run follows it to the same result', async () => {

@@ -9,7 +9,7 @@
 import { ErrorCode, RoundStep } from '../../gen/proto.js';
 import { FerryError, errorMessage } from '../../common/ferry-error.js';
 import { tracer } from '../../common/trace.js';
-import type { EpochImageRow } from '../catalog-types.js';
+import type { EpochImageRow, JobRow } from '../catalog-types.js';
 import type { Coordinator } from '../coordinator.js';
 import { describeRoundFailure, runRound } from '../round-runner.js';
 import { seesImage } from './image-source-choice.js';
@@ -17,7 +17,7 @@ import { seesImage } from './image-source-choice.js';
 const trace = tracer('checkpoint');
 
 /** The most committed epochs a job can be told to keep: a bound on bad input, not a policy. */
-export const MAX_KEEP_EPOCHS = 1_000_000;
+const MAX_KEEP_EPOCHS = 1_000_000;
 
 export class EpochRetention {
   /** `job/epoch/rank` of images a DISCARD is removing right now: a second sweep leaves them alone. */
@@ -29,15 +29,25 @@ export class EpochRetention {
   keepOf(jobId: string): number {
     const job = this.c.catalog.getJob(jobId);
     if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
+    return this.keepOfRow(job);
+  }
+
+  /** The job's own number, else the coordinator's default. */
+  keepOfRow(job: JobRow): number {
     return job.keepEpochs || this.c.config.keepEpochs;
+  }
+
+  /** Refuses a number a job cannot be given (0 stands for the coordinator's default). */
+  checkKeep(keep: number): void {
+    if (!Number.isSafeInteger(keep) || keep < 0 || keep > MAX_KEEP_EPOCHS) {
+      throw new FerryError(ErrorCode.BAD_REQUEST, `a job keeps 1 to ${MAX_KEEP_EPOCHS} committed epochs (0: the coordinator's default, ${this.c.config.keepEpochs}); got ${keep}`);
+    }
   }
 
   /** Sets a job's number (0: back to the coordinator's default) and deletes what it no longer keeps. */
   set(jobId: string, keep: number): void {
     this.keepOf(jobId); // an unknown job is named as such
-    if (!Number.isSafeInteger(keep) || keep < 0 || keep > MAX_KEEP_EPOCHS) {
-      throw new FerryError(ErrorCode.BAD_REQUEST, `a job keeps 1 to ${MAX_KEEP_EPOCHS} committed epochs (0: the coordinator's default, ${this.c.config.keepEpochs}); got ${keep}`);
-    }
+    this.checkKeep(keep);
     // Claimed like any operation: a restart fetching an older epoch must not lose its images underneath (BUSY then).
     const release = this.c.operations.begin(jobId, () => 'its retention is being changed');
     try {
