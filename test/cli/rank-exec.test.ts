@@ -139,8 +139,14 @@ describe('ferry rank-exec under mpiexec', { timeout: RUN_TIMEOUT_MS }, () => {
 
   it.runIf(existsSync(MPIEXEC))('passes each rank its own output and exit status; mpiexec reports the failed rank', async () => {
     const before = await jobIds();
-    const script = 'echo "out $FERRY_RANK"; echo "err $FERRY_RANK" >&2; if [ "$FERRY_RANK" = 1 ]; then exit 3; fi; sleep 60';
-    const r = await mpiexec(3, ['/bin/sh', '-c', script]).done;
+    // Rank 1 fails only once every rank has written its lines: a rank Ferry stops before its shell got to
+    // the echo has nothing to pass on, and a loaded machine can start a shell that late.
+    const written = join(c.tempDir, 'written');
+    mkdirSync(written, { recursive: true });
+    const script =
+      'echo "out $FERRY_RANK"; echo "err $FERRY_RANK" >&2; touch "$WRITTEN/$FERRY_RANK"; ' +
+      'if [ "$FERRY_RANK" = 1 ]; then while [ "$(ls "$WRITTEN" | wc -l)" -lt 3 ]; do sleep 0.05; done; exit 3; fi; sleep 60';
+    const r = await mpiexec(3, ['/bin/sh', '-c', script], { WRITTEN: written }).done;
     expect(r.code).not.toBe(0);
     expect(r.code).not.toBeNull();
     expect(r.stdout.split('\n').filter(Boolean).sort()).toEqual(['out 0', 'out 1', 'out 2']);
