@@ -562,6 +562,7 @@ export class JobService {
   async signal(jobId: string, signal: string): Promise<void> {
     const job = this.c.catalog.getJob(jobId);
     if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
+    if (!(signal in osConstants.signals)) throw new FerryError(ErrorCode.BAD_REQUEST, `unknown signal "${signal}" (a name like SIGTERM, SIGINT, SIGKILL, SIGUSR1)`);
     if (ENDED_STATES.has(job.state)) return;
     if (!this.failing.has(jobId) && (signal === 'SIGTERM' || signal === 'SIGINT' || signal === 'SIGKILL')) {
       this.failing.set(jobId, { exitCode: signalStatus(signal), detail: `cancelled by the operator (${signal})`, secondary: false });

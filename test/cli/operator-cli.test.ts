@@ -143,3 +143,61 @@ describe('ferry run', () => {
     expect(job.ranks.map((x: { exitCode: number }) => x.exitCode)).toEqual([143, 3, 143]);
   });
 });
+
+describe('ferry cancel', () => {
+  async function running(jobId: string): Promise<void> {
+    for (let i = 0; i < 100; i++) {
+      const r = await ferry(['job', jobId, '--json', '--coordinator', address]);
+      if (r.code === 0 && JSON.parse(r.stdout).ranks.every((x: { state: string }) => x.state === 'running')) return;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    throw new Error(`job ${jobId} did not come up`);
+  }
+
+  it('ends a running job from another terminal and waits for its end', async () => {
+    const run = ferry(['run', '-n', '2', '--job-id', 'cancel-1', '--coordinator', address, '/bin/sh', '-c', 'echo up; exec sleep 60']);
+    await running('cancel-1');
+    const r = await ferry(['cancel', 'cancel-1', '--coordinator', address]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe('job cancel-1: SIGTERM sent to its ranks\njob cancel-1 cancelled: cancelled by the operator (SIGTERM)\n');
+    const ran = await run;
+    expect(ran.code).toBe(143); // the run that started it ends too, with the status of the signal
+    const job = JSON.parse((await ferry(['job', 'cancel-1', '--json', '--coordinator', address])).stdout);
+    expect(job.state).toBe('cancelled');
+    expect(job.ranks.map((x: { exitCode: number }) => x.exitCode)).toEqual([143, 143]);
+    const again = await ferry(['cancel', 'cancel-1', '--coordinator', address]);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toBe('job cancel-1 already ended: cancelled\n');
+  });
+
+  it('names the ranks that outlive its wait, and --signal SIGKILL ends them', async () => {
+    const script = 'trap "" TERM; echo up; while :; do sleep 0.2; done';
+    const run = ferry(['run', '-n', '2', '--job-id', 'cancel-2', '--coordinator', address, '/bin/sh', '-c', script]);
+    await running('cancel-2');
+    const slow = await ferry(['cancel', 'cancel-2', '--wait', '1s', '--coordinator', address]);
+    expect(slow.code).toBe(1);
+    expect(slow.stderr.trim()).toBe(
+      'ferry: job cancel-2 has not ended 1 s after SIGTERM; still running: ranks 0 on solo, 1 on solo (ferry cancel cancel-2 --signal SIGKILL ends them) [TIMEOUT]',
+    );
+    const kill = await ferry(['cancel', 'cancel-2', '--signal', 'KILL', '--json', '--coordinator', address]);
+    expect(kill.code, kill.stderr).toBe(0);
+    const job = JSON.parse(kill.stdout);
+    expect(job.state).toBe('cancelled');
+    expect(job.ranks.map((x: { exitCode: number }) => x.exitCode)).toEqual([137, 137]);
+    expect((await run).code).not.toBe(0);
+  });
+
+  it('names an unknown job and an unknown signal', async () => {
+    const unknown = await ferry(['cancel', 'no-such-job', '--coordinator', address]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr.trim()).toBe('ferry: no job "no-such-job" in the catalog [UNKNOWN_JOB]');
+    const run = ferry(['run', '-n', '1', '--job-id', 'cancel-3', '--coordinator', address, '/bin/sh', '-c', 'echo up; exec sleep 60']);
+    await running('cancel-3');
+    const bad = await ferry(['cancel', 'cancel-3', '--signal', 'FOO', '--coordinator', address]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim()).toBe('ferry: unknown signal "SIGFOO" (a name like SIGTERM, SIGINT, SIGKILL, SIGUSR1)');
+    expect(JSON.parse((await ferry(['job', 'cancel-3', '--json', '--coordinator', address])).stdout).state).toBe('running');
+    expect((await ferry(['cancel', 'cancel-3', '--coordinator', address])).code).toBe(0);
+    expect((await run).code).toBe(143);
+  });
+});

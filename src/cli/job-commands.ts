@@ -1,0 +1,62 @@
+// `ferry cancel JOB`: end a job from any terminal, not only from the
+// `ferry run` that started it (which may be long gone for a week-long job).
+import { ErrorCode, JobState, type JobInfo } from '../gen/proto.js';
+import { FerryError } from '../common/ferry-error.js';
+import { opt, parseArgs, parseDuration } from './args.js';
+import { COMMON_OPERATOR_OPTIONS, coordinatorAddress, jobJson, jobStateName, withClient } from './operator-commands.js';
+import type { OperatorClient } from './operator-client.js';
+
+/** Long enough for the agents' SIGKILL of ranks that ignore SIGTERM (10 s) and the exits to come in. */
+const CANCEL_WAIT_DEFAULT = '30s';
+const POLL_MS = 250;
+
+const ENDED = new Set([JobState.JOB_SUCCEEDED, JobState.JOB_FAILED, JobState.JOB_CANCELLED, JobState.JOB_STOPPED]);
+
+export async function cancelCommand(argv: string[]): Promise<number> {
+  const cmd = 'ferry cancel';
+  const p = parseArgs(cmd, argv, { ...COMMON_OPERATOR_OPTIONS, signal: { value: true }, wait: { value: true } });
+  const jobId = p.positional[0];
+  if (!jobId) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: missing job id (ferry cancel JOB [--signal SIGTERM] [--wait 30s])`);
+  const signal = (opt(p, 'signal') ?? 'SIGTERM').toUpperCase().replace(/^(?!SIG)/, 'SIG');
+  const waitMs = parseDuration(`${cmd}: --wait`, opt(p, 'wait') ?? CANCEL_WAIT_DEFAULT);
+  const json = p.options.has('json');
+  const say = (line: string) => {
+    if (!json) process.stdout.write(line + '\n');
+  };
+  const ended = await withClient(coordinatorAddress(cmd, p), async (c) => {
+    const before = await jobOf(c, jobId);
+    if (ENDED.has(before.state)) {
+      say(
+        before.state === JobState.JOB_STOPPED
+          ? `job ${jobId} is stopped: none of its ranks runs (ferry restart ${jobId} continues it)`
+          : `job ${jobId} already ended: ${jobStateName(before.state)}`,
+      );
+      return before;
+    }
+    await c.request({ signal_job: { job_id: jobId, signal } });
+    say(`job ${jobId}: ${signal} sent to its ranks`);
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const job = await jobOf(c, jobId);
+      if (ENDED.has(job.state)) {
+        say(`job ${jobId} ${jobStateName(job.state)}${job.detail ? `: ${job.detail}` : ''}`);
+        return job;
+      }
+      if (Date.now() >= deadline) {
+        const left = job.ranks.filter((r) => r.state !== 'exited').map((r) => `${r.rank} on ${r.host}`);
+        throw new FerryError(
+          ErrorCode.TIMEOUT,
+          `job ${jobId} has not ended ${Math.round(waitMs / 1000)} s after ${signal}; still running: rank${left.length === 1 ? '' : 's'} ${left.join(', ')}` +
+            (signal === 'SIGKILL' ? '' : ` (ferry cancel ${jobId} --signal SIGKILL ends them)`),
+        );
+      }
+      await new Promise((r) => setTimeout(r, POLL_MS));
+    }
+  });
+  if (json) process.stdout.write(JSON.stringify(jobJson(ended), null, 2) + '\n');
+  return 0;
+}
+
+async function jobOf(c: OperatorClient, jobId: string): Promise<JobInfo> {
+  return (await c.request({ job: { job_id: jobId } })).job!.job!;
+}
