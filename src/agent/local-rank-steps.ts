@@ -271,9 +271,12 @@ export class LocalRankSteps implements RankSteps {
     const set = imageSetNumber(req);
     await this.dumping.get(this.imageSetDir(req));
     for (const rank of req.ranks) await rm(rankImageDir(this.o.imagesDir, req.job_id, set, rank), { recursive: true, force: true });
-    await rmdir(this.imageSetDir(req)).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT' && err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
-    });
+    // The set's folder, then the job's, once empty (a dump making a new set in it meanwhile keeps it).
+    for (const dir of [this.imageSetDir(req), dirname(this.imageSetDir(req))]) {
+      await rmdir(dir).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT' && err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
+      });
+    }
     return { failed: new Map() };
   }
 

@@ -1,8 +1,11 @@
 // `ferry cancel JOB`: end a job from any terminal, not only from the
 // `ferry run` that started it (which may be long gone for a week-long job).
+// `ferry delete JOB`: free the disk an ended job's checkpoints hold, and
+// forget the job.
 import { ErrorCode, JobState, type JobInfo } from '../gen/proto.js';
 import { FerryError } from '../common/ferry-error.js';
 import { opt, parseArgs, parseDuration } from './args.js';
+import { formatBytes } from './format-bytes.js';
 import { COMMON_OPERATOR_OPTIONS, coordinatorAddress, jobJson, jobStateName, withClient } from './operator-commands.js';
 import type { OperatorClient } from './operator-client.js';
 
@@ -59,4 +62,45 @@ export async function cancelCommand(argv: string[]): Promise<number> {
 
 async function jobOf(c: OperatorClient, jobId: string): Promise<JobInfo> {
   return (await c.request({ job: { job_id: jobId } })).job!.job!;
+}
+
+/** Removing images is an rm per rank directory on each host; the coordinator bounds each host's round. */
+const DELETE_CLIENT_TIMEOUT_MS = 5 * 60_000;
+
+export async function deleteCommand(argv: string[]): Promise<number> {
+  const cmd = 'ferry delete';
+  const p = parseArgs(cmd, argv, { ...COMMON_OPERATOR_OPTIONS, force: {} });
+  const jobId = p.positional[0];
+  if (!jobId) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: missing job id (ferry delete JOB [--force])`);
+  const r = await withClient(coordinatorAddress(cmd, p), (c) =>
+    c.request({ delete_job: { job_id: jobId, force: p.options.has('force') } }, { timeoutMs: DELETE_CLIENT_TIMEOUT_MS }),
+  );
+  const d = r.delete_job!;
+  if (p.options.has('json')) {
+    process.stdout.write(
+      JSON.stringify(
+        {
+          jobId: d.job_id,
+          epochs: d.epochs,
+          imagesRemoved: d.images_removed,
+          bytesRemoved: d.bytes_removed,
+          imagesWaiting: d.images_waiting,
+          waitingHosts: d.waiting_hosts,
+          purged: d.purged,
+        },
+        null,
+        2,
+      ) + '\n',
+    );
+    return 0;
+  }
+  const epochs = d.epochs.length === 0 ? 'no committed epochs' : `epoch${d.epochs.length > 1 ? 's' : ''} ${d.epochs.join(', ')}`;
+  let line = `job ${jobId} deleted with ${epochs}: ${d.images_removed} image${d.images_removed === 1 ? '' : 's'} removed (${formatBytes(d.bytes_removed)})`;
+  if (d.images_waiting > 0) {
+    line +=
+      `; ${d.images_waiting} wait${d.images_waiting === 1 ? 's' : ''} for host${d.waiting_hosts.length > 1 ? 's' : ''} ${d.waiting_hosts.join(', ')}: ` +
+      `removed when it registers again (ferry events --job ${jobId} says why), and the job leaves the catalog then`;
+  }
+  process.stdout.write(line + '\n');
+  return 0;
 }

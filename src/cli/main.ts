@@ -5,7 +5,7 @@ import { agentCommand, coordinatorCommand } from './daemon-commands.js';
 import { checkpointCommand, epochsCommand } from './checkpoint-commands.js';
 import { doctorCommand } from './doctor-command.js';
 import { inspectCommand } from './inspect-command.js';
-import { cancelCommand } from './job-commands.js';
+import { cancelCommand, deleteCommand } from './job-commands.js';
 import { mpiccCommand } from './mpicc-command.js';
 import { drainCommand, migrateCommand, restartCommand } from './move-commands.js';
 import { operatorCommand } from './operator-commands.js';
@@ -27,6 +27,7 @@ operators (--coordinator tcp://ADDR:PORT, or FERRY_COORDINATOR; --json for machi
   events [--job JOB] [--after SEQ] [--limit N]
   attach JOB [--raw]     follow a running job's output to its end (after a restart, say)
   cancel JOB [--signal SIGTERM] [--wait 30s]              end a running job on every host and wait for its end
+  delete JOB [--force]   remove an ended job's checkpoint images on every host, then the job (--force: a stopped or failed one)
   checkpoint JOB [--stop] checkpoint a running job (and end it, with --stop)
   checkpoint JOB --every 10m|off                          checkpoint it periodically (ferry run --checkpoint-every 10m too)
   checkpoint JOB --keep-epochs N|default                  keep the images of its N newest committed epochs, delete older ones
@@ -74,6 +75,8 @@ async function main(argv: string[]): Promise<number> {
       return attachCommand(rest);
     case 'cancel':
       return cancelCommand(rest);
+    case 'delete':
+      return deleteCommand(rest);
     case 'checkpoint':
       return checkpointCommand(rest);
     case 'epochs':

@@ -179,6 +179,15 @@ export const CATALOG_MIGRATIONS: readonly CatalogMigration[] = [
       `);
     },
   },
+  {
+    version: 7,
+    description: 'deleted jobs: hidden at once, gone once the last image of their epochs is removed',
+    up: (db) => {
+      // deleted_ms NULL = a job like any other. Set by ferry delete: from then on the job is unknown to
+      // every request; its row stays only until agents removed its images, then it is purged.
+      db.exec(`ALTER TABLE jobs ADD COLUMN deleted_ms INTEGER;`);
+    },
+  },
 ];
 
 /** The schema version this build of Ferry writes. */

@@ -177,6 +177,9 @@ export class Catalog {
       });
     } catch (err) {
       if ((err as { code?: unknown }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+        if (this.st.getDeletedJob.get(j.id)) {
+          throw new FerryError(ErrorCode.BUSY, `job '${j.id}' was deleted and its images are still being removed; its id is free once they are`);
+        }
         throw new FerryError(ErrorCode.BAD_REQUEST, `job '${j.id}' already exists`);
       }
       throw err;
@@ -409,6 +412,47 @@ export class Catalog {
     });
   }
 
+  /**
+   * Deletes a job (ferry delete): from now on it is unknown to every lookup,
+   * and each of its committed epochs is 'deleted', so its images are removed
+   * like those retention deletes. Returns those epochs, oldest first. Its row
+   * stays until purgeJob(). Deleting a deleted job again returns [].
+   */
+  deleteJob(jobId: string, atMs: number, detail: string): number[] {
+    requireMs(atMs, 'atMs');
+    return this.durably(() => {
+      if (this.st.getDeletedJob.get(jobId)) return [];
+      this.requireJob(jobId);
+      const open = this.st.inFlightEpochOfJob.get(jobId) as Row | undefined;
+      if (open) throw new FerryError(ErrorCode.BUSY, `job '${jobId}' has epoch ${open.epoch} in flight (state '${open.state}')`);
+      const epochs = (this.st.committedEpochsNewestFirst.all(jobId, EPOCH_COMMITTED) as Row[]).map((r) => r.epoch as number).reverse();
+      for (const epoch of epochs) {
+        this.st.setEpochState.run({ jobId, epoch, state: EPOCH_DELETED, atMs, detail });
+        this.st.insertPhase.run({ jobId, epoch, state: EPOCH_DELETED, atMs, detail });
+      }
+      this.st.markJobDeleted.run(atMs, jobId);
+      trace(`job ${jobId} deleted${epochs.length > 0 ? ` with epochs ${epochs.join(',')}` : ''}`);
+      return epochs;
+    });
+  }
+
+  /** Jobs deleted whose rows are still here (some image of theirs not removed yet). */
+  deletedJobs(): string[] {
+    return (this.st.listDeletedJobs.all() as Row[]).map((r) => r.id as string);
+  }
+
+  /**
+   * Removes a deleted job's rows (ranks, epochs, images, moves: cascaded) once
+   * no image of it waits for removal; its events stay. True if it is gone.
+   */
+  purgeJob(jobId: string): boolean {
+    return this.durably(() => {
+      if (!this.st.getDeletedJob.get(jobId)) return false;
+      if (this.st.imagesToRemoveOfJob.all(EPOCH_DELETED, jobId).length > 0) return false;
+      return this.st.purgeJob.run(jobId).changes > 0;
+    });
+  }
+
   /** Images of deleted epochs whose files no agent has removed yet (of one job, or of all). */
   imagesToRemove(jobId?: string): EpochImageRow[] {
     const rows = (jobId ? this.st.imagesToRemoveOfJob.all(EPOCH_DELETED, jobId) : this.st.imagesToRemove.all(EPOCH_DELETED)) as Row[];
@@ -593,9 +637,13 @@ function prepareStatements(db: Database.Database) {
         started_ms = COALESCE(@startedMs, started_ms), ended_ms = COALESCE(@endedMs, ended_ms),
         exit_code = COALESCE(@exitCode, exit_code), detail = COALESCE(@detail, detail)
       WHERE id = @id`),
-    getJob: p('SELECT * FROM jobs WHERE id = ?'),
-    listAllJobs: p('SELECT * FROM jobs ORDER BY created_ms, id'),
-    listLiveJobs: p(`SELECT * FROM jobs WHERE state NOT IN (${ended}) ORDER BY created_ms, id`),
+    getJob: p('SELECT * FROM jobs WHERE id = ? AND deleted_ms IS NULL'),
+    getDeletedJob: p('SELECT * FROM jobs WHERE id = ? AND deleted_ms IS NOT NULL'),
+    listAllJobs: p('SELECT * FROM jobs WHERE deleted_ms IS NULL ORDER BY created_ms, id'),
+    listLiveJobs: p(`SELECT * FROM jobs WHERE deleted_ms IS NULL AND state NOT IN (${ended}) ORDER BY created_ms, id`),
+    listDeletedJobs: p('SELECT id FROM jobs WHERE deleted_ms IS NOT NULL ORDER BY deleted_ms, id'),
+    markJobDeleted: p('UPDATE jobs SET deleted_ms = ? WHERE id = ?'),
+    purgeJob: p('DELETE FROM jobs WHERE id = ? AND deleted_ms IS NOT NULL'),
 
     upsertRank: p(`
       INSERT INTO ranks (job_id, rank, host, pid, endpoint, state, exit_code, signal, updated_ms)

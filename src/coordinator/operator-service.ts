@@ -53,7 +53,8 @@ export class OperatorService {
         return { job: { job: this.c.jobs.jobInfo(req.job?.job_id ?? '') } };
       case 'events': {
         const q = req.events!;
-        if (q.job_id && !this.c.catalog.getJob(q.job_id)) {
+        // A deleted job's events stay: they are what is left of it.
+        if (q.job_id && !this.c.catalog.getJob(q.job_id) && this.c.catalog.listEvents({ jobId: q.job_id, limit: 1 }).length === 0) {
           throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${q.job_id}" in the catalog`);
         }
         const limit = Math.min(q.limit || EVENTS_DEFAULT_LIMIT, EVENTS_MAX_LIMIT);
@@ -120,6 +121,10 @@ export class OperatorService {
       }
       case 'drain':
         return { move: await this.c.moves.drain(req.drain?.host ?? '', this.moveProgress(peer, req.request_id, 'drain')) };
+      case 'delete_job': {
+        const d = req.delete_job!;
+        return { delete_job: await this.c.retention.deleteJob(d.job_id, d.force) };
+      }
       case 'signal_job': {
         const s = req.signal_job!;
         await this.c.jobs.signal(s.job_id, s.signal || 'SIGTERM');

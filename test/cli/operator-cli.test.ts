@@ -197,7 +197,15 @@ describe('ferry cancel', () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr.trim()).toBe('ferry: unknown signal "SIGFOO" (a name like SIGTERM, SIGINT, SIGKILL, SIGUSR1)');
     expect(JSON.parse((await ferry(['job', 'cancel-3', '--json', '--coordinator', address])).stdout).state).toBe('running');
+    const busy = await ferry(['delete', 'cancel-3', '--coordinator', address]);
+    expect(busy.code).toBe(1);
+    expect(busy.stderr.trim()).toBe('ferry: job cancel-3 is running: ferry cancel cancel-3 ends it, then ferry delete cancel-3 deletes it [BUSY]');
     expect((await ferry(['cancel', 'cancel-3', '--coordinator', address])).code).toBe(0);
     expect((await run).code).toBe(143);
+    // Ended: ferry delete forgets it (it never checkpointed: nothing to remove).
+    const deleted = await ferry(['delete', 'cancel-3', '--coordinator', address]);
+    expect(deleted.stdout).toBe('job cancel-3 deleted with no committed epochs: 0 images removed (0 B)\n');
+    expect((await ferry(['job', 'cancel-3', '--coordinator', address])).stderr).toMatch(/no job "cancel-3"/);
+    expect((await ferry(['events', '--job', 'cancel-3', '--coordinator', address])).stdout).toMatch(/job\.delete .* job cancel-3 \(cancelled\) deleted by the operator/);
   });
 });

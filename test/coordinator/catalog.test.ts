@@ -315,6 +315,49 @@ describe('catalog identity errors', () => {
     expect(() => c.setKeepEpochs('nope', 1)).toThrow(/nope/);
   });
 
+  it('deletes a job: unknown at once, its epochs deleted durably, its rows purged once its images are removed', () => {
+    let c = openCatalog();
+    c.createJob(job('j1', { worldSize: 2 }));
+    c.createJob(job('j2', { worldSize: 1 }));
+    c.upsertHost(host('h0'));
+    c.upsertRank({ jobId: 'j1', rank: 0, host: 'h0', pid: 1, endpoint: '', state: 'exited', updatedMs: 1 });
+    for (const t of [10, 20]) {
+      const e = c.beginEpoch('j1', t);
+      for (const rank of [0, 1]) c.recordEpochImage({ jobId: 'j1', epoch: e, rank, host: `h${rank}`, location: `/i/${e}/${rank}`, sizeBytes: 10, sha256: SHA_A });
+      c.commitEpoch('j1', e, t + 1);
+    }
+    c.setEpochState('j1', c.beginEpoch('j1', 30), 'aborted', 31);
+    c.setJobState('j1', 'stopped', { endedMs: 32 });
+    c.appendEvent({ timeMs: 33, kind: 'job.end', jobId: 'j1', message: 'stopped' });
+    const inFlight = c.beginEpoch('j2', 5);
+    expect(codeOf(() => c.deleteJob('j2', 6, 'x'))).toBe(ErrorCode.BUSY); // an epoch in flight
+    c.setEpochState('j2', inFlight, 'aborted', 7);
+
+    expect(c.deleteJob('j1', 40, 'deleted: by the operator')).toEqual([1, 2]);
+    expect(c.deleteJob('j1', 41, 'again')).toEqual([]); // a second delete changes nothing
+    c.close();
+    c = openCatalog();
+    expect(c.getJob('j1')).toBeUndefined();
+    expect(c.listJobs({ all: true }).map((j) => j.id)).toEqual(['j2']);
+    expect(codeOf(() => c.listEpochs('j1'))).toBe(ErrorCode.UNKNOWN_JOB);
+    expect(c.deletedJobs()).toEqual(['j1']);
+    expect(c.imagesToRemove('j1').map((i) => [i.epoch, i.rank])).toEqual([[1, 0], [1, 1], [2, 0], [2, 1]]);
+    // its id stays taken, with the reason, until it is purged
+    expect(() => c.createJob(job('j1', { worldSize: 1 }))).toThrow(/was deleted and its images are still being removed/);
+    c.markImagesRemoved('j1', 1, [0, 1], 50);
+    c.markImagesRemoved('j1', 2, [0], 50);
+    expect(c.purgeJob('j1')).toBe(false); // one image left
+    expect(c.purgeJob('j2')).toBe(false); // not deleted
+    c.markImagesRemoved('j1', 2, [1], 51);
+    expect(c.purgeJob('j1')).toBe(true);
+    expect(c.deletedJobs()).toEqual([]);
+    expect(c.listEvents({ jobId: 'j1' }).map((e) => e.kind)).toEqual(['job.end']); // its history stays
+    c.createJob(job('j1', { worldSize: 1 })); // a new job under the old id starts from nothing
+    expect(c.listEpochs('j1')).toEqual([]);
+    expect(c.listRanks('j1')).toEqual([]);
+    expect(c.beginEpoch('j1', 60)).toBe(1);
+  });
+
   it("keeps a migration's rank moves across a restart until they are cleared", () => {
     let c = openCatalog();
     c.createJob(job('j1', { worldSize: 2 }));

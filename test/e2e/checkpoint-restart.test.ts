@@ -109,6 +109,14 @@ describe('checkpoint, restart and migration end to end', { timeout: 600_000 }, (
       [3, 'committed'],
     ]);
     expect(onDisk(3).length).toBe(2);
+    // ferry delete: the ended job's last epoch leaves both hosts' disks, and the job the catalog.
+    const deleted = await ferryOk(['delete', 'cont']);
+    expect(deleted).toMatch(/^job cont deleted with epoch 3: 4 images removed \([\d.]+ [KMG]iB\)\n$/);
+    expect(onDisk(3)).toEqual([]);
+    expect(c.hosts.slice(0, 2).filter((h) => existsSync(join(h.imagesDir, 'cont')))).toEqual([]);
+    const gone = await c.ferry(['job', 'cont']);
+    expect(gone.stderr.trim()).toBe('ferry: no job "cont" in the catalog [UNKNOWN_JOB]');
+    expect(await ferryOk(['jobs', '--all', '--json'])).not.toContain('"cont"');
   });
 
   it('2. checkpoints with --stop, then restarts on two other hosts to the same result', async () => {

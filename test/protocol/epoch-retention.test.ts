@@ -148,3 +148,91 @@ describe('epoch retention', () => {
     expect(h.catalog!.imagesToRemove('j')).toEqual([]);
   });
 });
+
+describe('ferry delete', () => {
+  /** Every rank of job j exits with `code`: the job ends. */
+  async function endJob(code: number): Promise<void> {
+    for (const [host, ranks] of [['a', [0, 1]], ['b', [2, 3]]] as const) for (const r of ranks) h.nodes.get(host)!.ranks.exit('j', r, code);
+    await advance(100);
+  }
+
+  it('refuses a running job, and a stopped one without force, naming what to do', async () => {
+    await checkpoint();
+    const running = await settle(h.coordinator!.retention.deleteJob('j', false));
+    expect(running.error!.code).toBe(ErrorCode.BUSY);
+    expect(running.error!.message).toBe('job j is running: ferry cancel j ends it, then ferry delete j deletes it');
+    await checkpoint(true); // epoch 2, and the job stops
+    const stopped = await settle(h.coordinator!.retention.deleteJob('j', false));
+    expect(stopped.error!.code).toBe(ErrorCode.BAD_REQUEST);
+    expect(stopped.error!.message).toBe('job j is stopped, and ferry restart j can continue it from epoch 2; ferry delete j --force deletes it with its epochs');
+    expect(states()).toEqual([[1, 'committed'], [2, 'committed']]);
+    expect(discards('a')).toEqual([]);
+    const unknown = await settle(h.coordinator!.retention.deleteJob('nope', true));
+    expect(unknown.error!.code).toBe(ErrorCode.UNKNOWN_JOB);
+  });
+
+  it('refuses a failed job with a committed epoch without force: it may be restarted from it', async () => {
+    await checkpoint();
+    await endJob(3);
+    expect(h.catalog!.getJob('j')!.state).toBe('failed');
+    const failed = await settle(h.coordinator!.retention.deleteJob('j', false));
+    expect(failed.error!.message).toBe('job j failed, and ferry restart j can continue it from epoch 1; ferry delete j --force deletes it with its epochs');
+    const forced = await settle(h.coordinator!.retention.deleteJob('j', true));
+    expect(forced.value).toMatchObject({ epochs: [1], images_removed: 4, purged: true });
+  });
+
+  it('deletes a job that never checkpointed: nothing to remove, gone at once', async () => {
+    await endJob(0);
+    const { value } = await settle(h.coordinator!.retention.deleteJob('j', false));
+    expect(value).toEqual({ job_id: 'j', epochs: [], images_removed: 0, bytes_removed: 0, images_waiting: 0, waiting_hosts: [], purged: true });
+    expect(h.catalog!.getJob('j')).toBeUndefined();
+    const unknown = await settle(h.coordinator!.retention.deleteJob('j', false));
+    expect(unknown.error!.code).toBe(ErrorCode.UNKNOWN_JOB);
+  });
+
+  it('removes every epoch from every host, then forgets the job; its id is free again', async () => {
+    await checkpoint();
+    await checkpoint();
+    await checkpoint(); // epoch 1 deleted by retention already
+    await endJob(0);
+    expect(h.catalog!.getJob('j')!.state).toBe('succeeded');
+    const bytes = [2, 3].flatMap((e) => h.catalog!.epochImages('j', e)).reduce((n, i) => n + i.sizeBytes, 0);
+    expect(bytes).toBeGreaterThan(0);
+    const { value, error } = await settle(h.coordinator!.retention.deleteJob('j', false));
+    expect(error).toBeUndefined();
+    expect(value).toEqual({ job_id: 'j', epochs: [2, 3], images_removed: 8, bytes_removed: bytes, images_waiting: 0, waiting_hosts: [], purged: true });
+    expect(discards('a')).toEqual([[1, [0, 1]], [2, [0, 1]], [3, [0, 1]]]);
+    expect(discards('b')).toEqual([[1, [2, 3]], [2, [2, 3]], [3, [2, 3]]]);
+    expect(h.catalog!.getJob('j')).toBeUndefined();
+    expect(h.catalog!.deletedJobs()).toEqual([]);
+    expect(() => h.coordinator!.jobs.jobInfo('j')).toThrow(/no job "j"/);
+    const restart = await settle(h.coordinator!.moves.restart('j', { hosts: ['a', 'b'] }));
+    expect(restart.error!.code).toBe(ErrorCode.UNKNOWN_JOB);
+    expect(events('job.delete')).toEqual(['job j (succeeded) deleted by the operator with epochs 2,3']);
+    expect(events('job.purged')).toHaveLength(1);
+    // The id can name a new job, which starts from nothing.
+    await h.submit({ world_size: 2, hosts: ['a'] });
+    expect(h.catalog!.listEpochs('j')).toEqual([]);
+  });
+
+  it('deletes a stopped job with force; images on a down host wait for it, and the job is purged once they are gone', async () => {
+    await checkpoint();
+    await checkpoint(true);
+    const ranksOfB = h.nodes.get('b')!.ranks;
+    await stopAgent('b');
+    const { value, error } = await settle(h.coordinator!.retention.deleteJob('j', true));
+    expect(error).toBeUndefined();
+    expect(value).toMatchObject({ epochs: [1, 2], images_removed: 4, images_waiting: 4, waiting_hosts: ['b'], purged: false });
+    // Gone for every request already, though its row waits for b.
+    expect(h.catalog!.getJob('j')).toBeUndefined();
+    expect(h.catalog!.deletedJobs()).toEqual(['j']);
+    const again = await settle(h.submit({ world_size: 1, hosts: ['a'] }));
+    expect(again.error!.message).toMatch(/job 'j' was deleted and its images are still being removed/);
+
+    h.startAgent('b', { imageStore: STORES.b }, ranksOfB);
+    await advance(300);
+    expect(discards('b')).toEqual([[1, [2, 3]], [2, [2, 3]]]);
+    expect(h.catalog!.deletedJobs()).toEqual([]);
+    expect(events('job.purged')).toEqual(['job j: no image of it is left; the job is gone from the catalog']);
+  });
+});

@@ -5,11 +5,13 @@
 // host, with DISCARD. An image whose host is down stays listed in the catalog
 // (epoch_images.removed_ms empty) and is removed when that host, or another
 // host of its image store, registers. Nothing here ever touches the newest
-// committed epoch, nor an epoch in flight.
-import { ErrorCode, RoundStep } from '../../gen/proto.js';
+// committed epoch, nor an epoch in flight, except `ferry delete` of a whole
+// ended job: all its epochs go the same way, and the job leaves the catalog
+// once the last of their images is removed.
+import { ErrorCode, RoundStep, type DeleteJobReplyInit } from '../../gen/proto.js';
 import { FerryError, errorMessage } from '../../common/ferry-error.js';
 import { tracer } from '../../common/trace.js';
-import type { EpochImageRow, JobRow } from '../catalog-types.js';
+import { EPOCH_COMMITTED, type EpochImageRow, type JobRow } from '../catalog-types.js';
 import type { Coordinator } from '../coordinator.js';
 import { describeRoundFailure, runRound } from '../round-runner.js';
 import { seesImage } from './image-source-choice.js';
@@ -70,6 +72,61 @@ export class EpochRetention {
     this.removeInBackground(jobId);
   }
 
+  /**
+   * ferry delete: deletes an ended job's epochs, removes their images from
+   * every live host that sees them, and purges the job once none is left. A
+   * running job is refused; a stopped or failed one with a committed epoch
+   * (restartable) only with `force`.
+   */
+  async deleteJob(jobId: string, force: boolean): Promise<DeleteJobReplyInit> {
+    const job = this.c.catalog.getJob(jobId);
+    if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
+    if (job.state === 'pending' || job.state === 'running') {
+      throw new FerryError(ErrorCode.BUSY, `job ${jobId} is ${job.state}: ferry cancel ${jobId} ends it, then ferry delete ${jobId} deletes it`);
+    }
+    const committed = this.c.catalog.listEpochs(jobId).filter((e) => e.state === EPOCH_COMMITTED).map((e) => e.epoch);
+    // A stopped job waits for its restart, a failed one may be restarted from its last checkpoint: their
+    // checkpoints go only when the operator says so twice. A job that succeeded or was cancelled is over.
+    if ((job.state === 'stopped' || job.state === 'failed') && !force && committed.length > 0) {
+      throw new FerryError(
+        ErrorCode.BAD_REQUEST,
+        `job ${jobId} ${job.state === 'failed' ? 'failed' : 'is stopped'}, and ferry restart ${jobId} can continue it from epoch ${committed[committed.length - 1]}; ` +
+          `ferry delete ${jobId} --force deletes it with its epochs`,
+      );
+    }
+    const release = this.c.operations.begin(jobId, () => 'it is being deleted');
+    try {
+      const epochs = this.c.catalog.deleteJob(jobId, this.c.now(), 'deleted: the job was deleted (ferry delete)');
+      this.c.event('job.delete', `job ${jobId} (${job.state}) deleted by the operator${epochs.length > 0 ? ` with epoch${epochs.length > 1 ? 's' : ''} ${epochs.join(',')}` : ''}`, { jobId });
+      // Its images, and any an earlier retention left waiting for a host.
+      const all = this.c.catalog.imagesToRemove(jobId);
+      await this.removeImages(jobId);
+      const left = this.c.catalog.imagesToRemove(jobId);
+      const isLeft = new Set(left.map((i) => `${i.epoch}/${i.rank}`));
+      const removed = all.filter((i) => !isLeft.has(`${i.epoch}/${i.rank}`));
+      this.purge(jobId); // (removeImages purges it already when it removed the last image)
+      const purged = !this.c.catalog.deletedJobs().includes(jobId);
+      return {
+        job_id: jobId,
+        epochs,
+        images_removed: removed.length,
+        bytes_removed: removed.reduce((n, i) => n + i.sizeBytes, 0),
+        images_waiting: left.length,
+        waiting_hosts: [...new Set(left.map((i) => i.host))].sort(),
+        purged,
+      };
+    } finally {
+      release();
+    }
+  }
+
+  /** Purges a deleted job with nothing left to remove; true if it is gone. */
+  private purge(jobId: string): boolean {
+    if (!this.c.catalog.purgeJob(jobId)) return false;
+    this.c.event('job.purged', `job ${jobId}: no image of it is left; the job is gone from the catalog`, { jobId });
+    return true;
+  }
+
   /** removeImages without waiting; what fails is traced and left for the next sweep (a host registering). */
   removeInBackground(jobId?: string): void {
     this.removeImages(jobId).catch((err) => trace(`removing images of deleted epochs: ${errorMessage(err)}`));
@@ -96,6 +153,7 @@ export class EpochRetention {
       work.set(`${img.jobId}/${img.epoch}/${by.name}`, w);
     }
     await Promise.all([...work.values()].map((w) => this.removeOn(w.jobId, w.epoch, w.host, w.images)));
+    for (const deleted of this.c.catalog.deletedJobs()) if (jobId === undefined || deleted === jobId) this.purge(deleted);
   }
 
   private async removeOn(jobId: string, epoch: number, host: string, images: EpochImageRow[]): Promise<void> {
