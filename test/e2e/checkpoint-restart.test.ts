@@ -135,6 +135,8 @@ describe('checkpoint, restart and migration end to end', { timeout: 600_000 }, (
     expect(inspect).toContain(join(bin, 'sort'));
     const restart = await ferryOk(['restart', 'stopgo', '--hosts', 'host2,host3', '--json']);
     expect(JSON.parse(restart).moves.map((m: { to: string }) => m.to).sort()).toEqual(['host2', 'host2', 'host3', 'host3']);
+    // CRIU's work folders of successful restores are gone.
+    for (const h of c.hosts.slice(1, 3)) expect(readdirSync(join(h.imagesDir, '.restore'))).toEqual([]);
     // The restored ranks' output flows to whoever follows the job.
     const attached = await c.ferry(['attach', 'stopgo'], { timeoutMs: RUN_TIMEOUT_MS });
     expect(attached.code, attached.stderr).toBe(0);
