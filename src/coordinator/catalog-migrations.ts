@@ -188,6 +188,14 @@ export const CATALOG_MIGRATIONS: readonly CatalogMigration[] = [
       db.exec(`ALTER TABLE jobs ADD COLUMN deleted_ms INTEGER;`);
     },
   },
+  {
+    version: 8,
+    description: "rank moves from before the FETCH: whether the rank's old copy was stopped yet",
+    up: (db) => {
+      // Rows of version 6 were written right before the STOP: stopped.
+      db.exec(`ALTER TABLE rank_moves ADD COLUMN stopped INTEGER NOT NULL DEFAULT 1 CHECK (stopped IN (0, 1));`);
+    },
+  },
 ];
 
 /** The schema version this build of Ferry writes. */

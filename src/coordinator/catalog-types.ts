@@ -168,6 +168,12 @@ export interface RankMoveRow {
   toHost: string;
   /** The image source the target fetched from (a proto ImageSource, as JSON). */
   sourceJson: string;
+  /**
+   * Whether the migration got as far as stopping the rank's old copy. Before
+   * that (recorded before FETCH) the rank still lives on its source, and only
+   * the target's fetched copy is left to remove.
+   */
+  stopped: boolean;
 }
 
 export interface EventInput {

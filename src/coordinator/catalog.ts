@@ -467,7 +467,7 @@ export class Catalog {
     }).immediate();
   }
 
-  /** Records, durably, the ranks a migration is about to stop and restore elsewhere. */
+  /** Records, durably, the ranks a migration is about to copy to their targets, stop and restore there. */
   recordRankMoves(moves: readonly RankMoveRow[]): void {
     for (const m of moves) {
       requireName(m.fromHost, 'from host');
@@ -477,8 +477,15 @@ export class Catalog {
     this.durably(() => {
       for (const m of moves) {
         requireRank(this.requireJob(m.jobId), m.rank);
-        this.st.upsertRankMove.run(m);
+        this.st.upsertRankMove.run({ ...m, stopped: m.stopped ? 1 : 0 });
       }
+    });
+  }
+
+  /** Records, durably, that a migration is about to stop these ranks' old copies. */
+  markRankMovesStopped(jobId: string, ranks: readonly number[]): void {
+    this.durably(() => {
+      for (const rank of ranks) this.st.markRankMoveStopped.run(jobId, rank);
     });
   }
 
@@ -683,10 +690,11 @@ function prepareStatements(db: Database.Database) {
       SELECT i.* FROM epoch_images i JOIN epochs e USING (job_id, epoch)
       WHERE e.state = ? AND i.job_id = ? AND i.removed_ms IS NULL ORDER BY i.epoch, i.rank`),
     upsertRankMove: p(`
-      INSERT INTO rank_moves (job_id, rank, image_set, from_host, to_host, source_json)
-      VALUES (@jobId, @rank, @imageSet, @fromHost, @toHost, @sourceJson)
+      INSERT INTO rank_moves (job_id, rank, image_set, from_host, to_host, source_json, stopped)
+      VALUES (@jobId, @rank, @imageSet, @fromHost, @toHost, @sourceJson, @stopped)
       ON CONFLICT (job_id, rank) DO UPDATE SET image_set = excluded.image_set, from_host = excluded.from_host,
-        to_host = excluded.to_host, source_json = excluded.source_json`),
+        to_host = excluded.to_host, source_json = excluded.source_json, stopped = excluded.stopped`),
+    markRankMoveStopped: p('UPDATE rank_moves SET stopped = 1 WHERE job_id = ? AND rank = ?'),
     rankMoves: p('SELECT * FROM rank_moves ORDER BY job_id, rank'),
     rankMovesOfJob: p('SELECT * FROM rank_moves WHERE job_id = ? ORDER BY rank'),
     deleteRankMove: p('DELETE FROM rank_moves WHERE job_id = ? AND rank = ?'),
@@ -833,6 +841,7 @@ function rankMoveRow(r: Row): RankMoveRow {
     fromHost: r.from_host as string,
     toHost: r.to_host as string,
     sourceJson: r.source_json as string,
+    stopped: r.stopped === 1,
   };
 }
 

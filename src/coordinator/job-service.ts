@@ -356,7 +356,7 @@ export class JobService {
     for (const p of alive) this.onRankStarted(host, p);
     // Ranks a migration was moving here when a coordinator died: not lost, their move is finished.
     const moving = this.c.catalog.rankMoves().filter((m) => m.toHost === host);
-    const movingKeys = new Set(moving.map((m) => `${m.jobId}/${m.rank}`));
+    const movingKeys = new Set(moving.filter((m) => m.stopped).map((m) => `${m.jobId}/${m.rank}`));
     const lost = new Map<string, RankRow[]>();
     for (const r of this.c.catalog.ranksOnHost(host)) {
       const key = `${r.jobId}/${r.rank}`;
@@ -476,8 +476,8 @@ export class JobService {
     const e = this.c.catalog.getEpoch(jobId, epoch);
     const what = e ? `epoch ${epoch} (${e.state})` : `migration ${epoch}`;
     // An aborted epoch's images here go; so does a migration's dump of these ranks when the migration
-    // was cut short before it stopped any of them (a move it recorded is finishInterrupted's).
-    const migrationCut = !e && !this.c.catalog.rankMoves(jobId).some((m) => m.imageSet === epoch);
+    // was cut short before it stopped any of them (a move past its STOP is finishInterrupted's).
+    const migrationCut = !e && !this.c.catalog.rankMoves(jobId).some((m) => m.imageSet === epoch && m.stopped);
     if (e?.state === 'aborted' || migrationCut) {
       // (the agent may still be running the DUMP it was asked for: its DISCARD waits for it)
       const d = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.DISCARD, image_set: String(epoch) }, new Map([[host, ranks]]), this.c.config.dumpTimeoutMs);

@@ -361,14 +361,17 @@ describe('catalog identity errors', () => {
   it("keeps a migration's rank moves across a restart until they are cleared", () => {
     let c = openCatalog();
     c.createJob(job('j1', { worldSize: 2 }));
-    const move = { jobId: 'j1', rank: 1, imageSet: 3, fromHost: 'h1', toHost: 'h2', sourceJson: '{"host":"h1"}' };
+    const move = { jobId: 'j1', rank: 1, imageSet: 3, fromHost: 'h1', toHost: 'h2', sourceJson: '{"host":"h1"}', stopped: false };
     c.recordRankMoves([move]);
     expect(() => c.recordRankMoves([{ ...move, rank: 2 }])).toThrow(/has ranks 0..1, not 2/);
     expect(() => c.recordRankMoves([{ ...move, jobId: 'nope' }])).toThrow(/nope/);
     c.close();
     c = openCatalog();
     expect(c.rankMoves()).toEqual([move]);
-    expect(c.rankMoves('j1')).toEqual([move]);
+    c.markRankMovesStopped('j1', [1]);
+    c.close();
+    c = openCatalog();
+    expect(c.rankMoves('j1')).toEqual([{ ...move, stopped: true }]);
     c.clearRankMoves('j1', [1]);
     expect(c.rankMoves()).toEqual([]);
   });

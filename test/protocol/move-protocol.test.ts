@@ -222,6 +222,57 @@ describe('a coordinator restart in the middle of a start or a move', () => {
   });
 });
 
+describe('a coordinator restart between a migration copying a rank and stopping it', () => {
+  /** Migrates rank 1 from a to c, and crashes the coordinator while c fetches its image. */
+  async function crashWhileFetching(): Promise<void> {
+    h.nodes.get('c')!.steps.scripts.set(RoundStep.FETCH, () => 'hang');
+    h.coordinator!.moves.migrate('j', new Map([[1, 'c']])).catch(() => {});
+    await advance(300);
+    expect(steps('a')).toEqual([RoundStep.PREPARE, RoundStep.DUMP]);
+    expect(steps('c')).toEqual([RoundStep.FETCH]);
+    await h.crashCoordinator();
+    h.nodes.get('c')!.steps.scripts.delete(RoundStep.FETCH);
+  }
+  /** The catalog kept the move, not stopped yet. */
+  const keptMove = () => expect(h.catalog!.rankMoves('j').map((m) => [m.rank, m.toHost, m.stopped])).toEqual([[1, 'c', false]]);
+  const discardsOf = (host: string) => h.nodes.get(host)!.steps.seen.filter((x) => x.step === RoundStep.DISCARD).map((x) => [x.epoch, x.ranks]);
+
+  it("keeps the rank on its source, resumes every rank, and removes the target's copy", async () => {
+    await crashWhileFetching();
+    h.startCoordinator();
+    keptMove();
+    await advance(3_000);
+    expect(rankHosts()).toEqual(['a', 'a', 'b', 'b']);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+    expect(steps('a')).toContain(RoundStep.RESUME);
+    expect(steps('b')).toContain(RoundStep.RESUME);
+    expect(steps('a')).not.toContain(RoundStep.STOP);
+    expect(discardsOf('c')).toEqual([[1, [1]]]); // the copy it fetched
+    expect(discardsOf('a')).toContainEqual([1, [1]]); // the dump
+    expect(h.catalog!.rankMoves('j')).toEqual([]);
+    const cleaned = h.catalog!.listEvents({ limit: 200 }).filter((e) => e.kind === 'migration.cleaned-late').map((e) => e.message);
+    expect(cleaned).toEqual([
+      "job j: migration 1 of rank 1 (a -> c), cut short by a coordinator restart before rank 1 was stopped: it stays on a; the migration's images are removed",
+    ]);
+  });
+
+  it('removes the copy once the target, down when the coordinator came back, registers again', async () => {
+    await crashWhileFetching();
+    const ranksOfC = h.nodes.get('c')!.ranks;
+    for (const [key, agent] of h.agents) if (key.startsWith('c#') && agent.state !== 'stopped') await agent.stop();
+    h.startCoordinator();
+    keptMove();
+    await advance(3_000);
+    expect(h.catalog!.getJob('j')!.state).toBe('running'); // the ranks resumed on a and b
+    expect(rankHosts()).toEqual(['a', 'a', 'b', 'b']);
+    expect(h.catalog!.rankMoves('j').map((m) => m.rank)).toEqual([1]); // c's copy is still to remove
+    h.startAgent('c', {}, ranksOfC);
+    await advance(1_000);
+    expect(discardsOf('c')).toEqual([[1, [1]]]);
+    expect(h.catalog!.rankMoves('j')).toEqual([]);
+  });
+});
+
 describe('a coordinator restart between a migration stopping a rank and restoring it', () => {
   /** Migrates rank 1 from a to c, and crashes the coordinator while c restores it (its first RESTORE never answers). */
   async function crashWhileRestoring(): Promise<void> {

@@ -252,6 +252,9 @@ export class MoveService {
       const reachable = new Map([...all].filter(([h]) => !r?.silentHosts.includes(h)));
       await resumeAll(reachable);
       await discard(new Map([...mergeByHost(sourceHosts, targets)].filter(([h]) => !r?.silentHosts.includes(h))));
+      // (a target that did not answer keeps its row: its copy is removed when it registers again)
+      const answered = [...moves].filter(([, to]) => !r?.silentHosts.includes(to)).map(([rank]) => rank);
+      this.c.catalog.clearRankMoves(jobId, answered);
       this.c.event('migration.abort', `job ${jobId}: ${id} aborted: ${why}; every rank resumed where it was`, { jobId });
       throw new FerryError(r ? roundFailureCode(r) : ErrorCode.UNAVAILABLE, `migration of job ${jobId} aborted: ${why}; every rank resumed where it was`);
     };
@@ -287,6 +290,12 @@ export class MoveService {
     }
     const t2 = this.c.now();
     say('fetching');
+    // The catalog keeps each move from here until its RESTORE answered: a coordinator that dies
+    // before the STOP leaves the rank on its source and the target's copy to remove, one that dies
+    // after it a move to finish (finishInterrupted).
+    this.c.catalog.recordRankMoves(
+      [...moves].map(([rank, to]) => ({ jobId, rank, imageSet, fromHost: from.get(rank)!, toHost: to, sourceJson: JSON.stringify(sources.get(rank)), stopped: false })),
+    );
     const perTarget = (ranks: number[]) => ({ sources: ranks.map((r) => sources.get(r)!) });
     const fetch = await runRound(this.c, { ...request, step: RoundStep.FETCH }, targets, cfg.dumpTimeoutMs, perTarget);
     if (!fetch.ok) return fail(describeRoundFailure('FETCH', fetch), fetch);
@@ -294,12 +303,8 @@ export class MoveService {
     say('fetched', shipped);
     const t3 = this.c.now();
     say('restoring', shipped);
-    // Past this point the old copies end: a failure restores them where they were. The catalog
-    // keeps each move until its RESTORE answered, so a coordinator that dies in between finishes it
-    // (finishInterrupted).
-    this.c.catalog.recordRankMoves(
-      [...moves].map(([rank, to]) => ({ jobId, rank, imageSet, fromHost: from.get(rank)!, toHost: to, sourceJson: JSON.stringify(sources.get(rank)) })),
-    );
+    // Past this point the old copies end: a failure restores them where they were.
+    this.c.catalog.markRankMovesStopped(jobId, [...moves.keys()]);
     for (const [rank, to] of moves) this.c.jobs.rankMoved(jobId, rank, to);
     await runRound(this.c, { ...request, step: RoundStep.STOP }, sourceHosts, cfg.resumeTimeoutMs, (ranks) => ({ dump_ranks: ranks }));
     const restore = await runRound(this.c, { ...request, step: RoundStep.RESTORE }, targets, cfg.dumpTimeoutMs, perTarget);
@@ -344,12 +349,16 @@ export class MoveService {
   }
 
   /**
-   * A migration cut short by a coordinator restart after it stopped a rank's
-   * old copy and before its RESTORE answered (the catalog kept the move): its
-   * target registered without the rank. The target fetched its image before
-   * the stop, the source keeps its own dump: the rank is restored on the
-   * target, else back on the source, then woken; the migration's images go.
-   * Only if neither restore works does the job fail, naming both reasons.
+   * A migration cut short by a coordinator restart (the catalog kept its
+   * moves); a host of one of them registered.
+   * - Before the STOP of a rank's old copy, the rank lives on at its source
+   *   (woken there with the other flushed ranks): the copy its target may
+   *   have fetched, and the source's dump, go.
+   * - After the STOP and before its RESTORE answered: the target fetched its
+   *   image before the stop, the source keeps its own dump: the rank is
+   *   restored on the target, else back on the source, then woken; the
+   *   migration's images go. Only if neither restore works does the job fail,
+   *   naming both reasons.
    * Queued behind whatever runs on the job.
    */
   finishInterrupted(jobId: string): void {
@@ -361,11 +370,26 @@ export class MoveService {
     const job = this.c.catalog.getJob(jobId);
     if (moves.length === 0) return;
     const cfg = this.c.config;
+    const cleared: number[] = [];
     try {
-      if (!job || job.state !== 'running') return;
+      if (!job) {
+        cleared.push(...moves.map((m) => m.rank));
+        return;
+      }
       for (const m of moves) {
         const request = { job_id: jobId, epoch: m.imageSet, image_set: String(m.imageSet), world_size: job.worldSize };
         const what = `migration ${m.imageSet} of rank ${m.rank} (${m.fromHost} -> ${m.toHost}), cut short by a coordinator restart`;
+        const both = mergeByHost(new Map([[m.fromHost, [m.rank]]]), new Map([[m.toHost, [m.rank]]]));
+        if (!m.stopped) {
+          // The rank never left its source. Nothing to finish: remove the copies, from the hosts that answer.
+          const d = await runRound(this.c, { ...request, step: RoundStep.DISCARD }, both, cfg.resumeTimeoutMs);
+          if (d.silentHosts.includes(m.toHost)) continue; // its copy waits for it to register again
+          cleared.push(m.rank);
+          this.c.event('migration.cleaned-late', `job ${jobId}: ${what} before rank ${m.rank} was stopped: it stays on ${m.fromHost}; the migration's images are removed`, { jobId });
+          continue;
+        }
+        cleared.push(m.rank);
+        if (job.state !== 'running') continue;
         const restored = this.c.catalog.getRank(jobId, m.rank);
         if (restored?.state === 'starting') {
           const source = JSON.parse(m.sourceJson) as ImageSourceInit;
@@ -392,10 +416,10 @@ export class MoveService {
           }
           this.c.event('migration.finished-late', `job ${jobId}: ${what}: rank ${m.rank} restored on ${host} and resumed`, { jobId, host });
         }
-        await runRound(this.c, { ...request, step: RoundStep.DISCARD }, mergeByHost(new Map([[m.fromHost, [m.rank]]]), new Map([[m.toHost, [m.rank]]])), cfg.resumeTimeoutMs);
+        await runRound(this.c, { ...request, step: RoundStep.DISCARD }, both, cfg.resumeTimeoutMs);
       }
     } finally {
-      this.c.catalog.clearRankMoves(jobId, moves.map((m) => m.rank));
+      this.c.catalog.clearRankMoves(jobId, cleared);
     }
   }
 
