@@ -121,7 +121,7 @@ describe('FETCH from a shared images directory', () => {
 });
 
 describe('DISCARD in a shared images directory', () => {
-  it("removes the discarding host's ranks only, and the set's folder once the last is gone", async () => {
+  it("removes the discarding host's ranks only, and the set's and job's folders once the last is gone", async () => {
     const { root, logs } = await sharedStoreWithImage();
     const other = rankImageDir(root, FIXTURE_META.jobId, FIXTURE_META.epoch, 2);
     await mkdir(other, { recursive: true });
@@ -132,7 +132,7 @@ describe('DISCARD in a shared images directory', () => {
     expect(await readdir(setDir)).toEqual(['rank-2']);
     const b = stepsOn('host-b', root, logs);
     await b.run(request(RoundStep.DISCARD, { ranks: [2] }));
-    expect(await readdir(join(root, FIXTURE_META.jobId))).toEqual([]);
+    expect(await readdir(root)).not.toContain(FIXTURE_META.jobId);
     expect(await readImageStoreId(root)).toBeDefined();
   });
 });
