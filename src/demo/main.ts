@@ -66,6 +66,7 @@ async function main(): Promise<number> {
     const got = checksumLine(rank0Output(cluster, 'demo'));
     say(`uninterrupted: ${expected}\nrestarted:     ${got}`);
     if (got !== expected) throw new Error('the restarted job did not reach the uninterrupted result');
+    say((await step('ferry delete demo (its checkpoints leave every host)', () => ferry(['delete', 'demo']))).stdout);
     say('OK: checkpointed, stopped, restarted on other hosts and migrated, bit for bit the uninterrupted result');
     return 0;
   } catch (err) {
