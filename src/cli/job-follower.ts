@@ -13,6 +13,13 @@ export const FOLLOW_RENEW_MS = 2_000;
 export class JobFollower {
   private timer: NodeJS.Timeout | undefined;
   private warned = false;
+  /**
+   * Ids of the follow requests not settled, oldest first. The coordinator keeps
+   * one follow per client and job, the newest: once a newer one is answered,
+   * the older ones hear nothing more and are forgotten (a week-long job renews
+   * 300,000 times).
+   */
+  private readonly follows: number[] = [];
   private settle: { resolve: (job: JobInfo) => void; reject: (err: Error) => void } | undefined;
   readonly ended: Promise<JobInfo>;
 
@@ -21,12 +28,14 @@ export class JobFollower {
     private readonly output: RankOutputWriter,
     private readonly quiet: boolean,
     private readonly who: string,
+    private readonly renewMs = FOLLOW_RENEW_MS,
   ) {
     this.ended = new Promise<JobInfo>((resolve, reject) => (this.settle = { resolve, reject }));
   }
 
   /** Output notices of any request about the job go through here. */
   readonly onNotice = (r: OperatorReply): void => {
+    if (this.follows.includes(r.reply_to)) while (this.follows[0] !== r.reply_to) this.c.forget(this.follows.shift()!);
     if (r.job_output) this.output.write(r.job_output.rank, r.job_output.stream, r.job_output.data);
   };
 
@@ -40,7 +49,11 @@ export class JobFollower {
   /** Starts (and keeps renewing) the follow of `jobId`: the output of `ranks` only, if given. */
   follow(jobId: string, now = true, ranks: number[] = []): void {
     const renew = () => {
-      this.c.request({ follow_job: { job_id: jobId, ranks } }, { follow: true, onNotice: this.onNotice }).then(this.onFinal, (err: unknown) => {
+      let id = 0;
+      const onId = (n: number) => this.follows.push((id = n));
+      this.c.request({ follow_job: { job_id: jobId, ranks } }, { follow: true, onNotice: this.onNotice, onId }).then(this.onFinal, (err: unknown) => {
+        const i = this.follows.indexOf(id);
+        if (i >= 0) this.follows.splice(i, 1);
         if (err instanceof FerryError && err.code === ErrorCode.UNAVAILABLE) {
           if (!this.warned && !this.quiet) process.stderr.write(`${this.who}: ${err.message}; the job may still run, waiting for the coordinator\n`);
           this.warned = true;
@@ -48,7 +61,7 @@ export class JobFollower {
       });
     };
     if (now) renew();
-    this.timer = setInterval(renew, FOLLOW_RENEW_MS);
+    this.timer = setInterval(renew, this.renewMs);
   }
 
   fail(err: Error): void {
@@ -65,6 +78,7 @@ export class JobFollower {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    for (const id of this.follows.splice(0)) this.c.forget(id);
   }
 }
 

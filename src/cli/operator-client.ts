@@ -22,6 +22,8 @@ export interface RequestOptions {
   /** Once a first answer came, wait without a deadline (a followed job may run for days). */
   follow?: boolean;
   onNotice?: (r: OperatorReply) => void;
+  /** Told the request's id as it is sent (to forget() it later). */
+  onId?: (id: number) => void;
 }
 
 interface Open {
@@ -53,6 +55,7 @@ export class OperatorClient {
     return new Promise<OperatorReply>((resolve, reject) => {
       const o: Open = { resolve, reject, options, timer: undefined, heard: false };
       this.open.set(id, o);
+      options.onId?.(id);
       this.arm(id, o);
       this.transport.send(coordinatorInboundCodec.encode({ operator: { version: PROTOCOL_VERSION, request_id: id, ...body } }));
     });
@@ -61,6 +64,20 @@ export class OperatorClient {
   /** Sends without waiting for an answer (e.g. a signal on Ctrl-C). */
   post(body: OperatorRequestInit): void {
     this.transport.send(coordinatorInboundCodec.encode({ operator: { version: PROTOCOL_VERSION, request_id: this.nextId++, ...body } }));
+  }
+
+  /**
+   * Drops a request without settling it: nothing the coordinator still sends
+   * for it is heard. For a follow the coordinator replaced with a newer one.
+   */
+  forget(id: number): void {
+    const o = this.open.get(id);
+    if (o) this.settle(id, o);
+  }
+
+  /** How many requests wait for their final reply. */
+  get openRequests(): number {
+    return this.open.size;
   }
 
   async close(): Promise<void> {

@@ -5,7 +5,10 @@
 import { createServer } from 'node:net';
 import * as zmq from 'zeromq';
 import { afterEach, describe, expect, it } from 'vitest';
+import { JobFollower } from '../../src/cli/job-follower.js';
 import { OPERATOR_TIMEOUT_MS, OperatorClient } from '../../src/cli/operator-client.js';
+import { RankOutputWriter } from '../../src/cli/rank-output-writer.js';
+import { RankOutput_Stream } from '../../src/gen/proto.js';
 import { OK_STATUS, coordinatorInboundCodec, operatorReplyCodec } from '../../src/protocol/messages.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
 
@@ -80,5 +83,43 @@ describe('operator client deadlines', () => {
       /lost the connection to the coordinator at tcp:\/\/127\.0\.0\.1:\d+ before it answered \(it stopped or restarted\)/,
     );
     expect(notices).toHaveLength(1);
+  }, 20_000);
+});
+
+describe('a job follower', () => {
+  it('forgets the follows its renewals replaced, and hears the output of the newest', async () => {
+    // The coordinator keeps the newest follow per client and job: it answers each renewal with a
+    // notice, then sends output for it (and only for it), never a final reply: the job runs on.
+    const address = `tcp://127.0.0.1:${await freePort()}`;
+    const router = new zmq.Router({ linger: 0 });
+    await router.bind(address);
+    closers.push(() => router.close());
+    let renewals = 0;
+    void (async () => {
+      try {
+        for await (const [peer, frame] of router) {
+          const request = coordinatorInboundCodec.decode(frame!).operator!;
+          renewals++;
+          const notice = (extra: object) => operatorReplyCodec.encode({ version: PROTOCOL_VERSION, reply_to: request.request_id, status: OK_STATUS, final: false, ...extra });
+          await router.send([peer!, notice({ job: { job: { id: 'j' } } })]);
+          await router.send([peer!, notice({ job_output: { job_id: 'j', rank: 0, stream: RankOutput_Stream.STDOUT, data: Buffer.from(`line ${renewals}\n`) } })]);
+        }
+      } catch {
+        // closed
+      }
+    })();
+    const client = new OperatorClient(address);
+    closers.push(() => client.close());
+    const lines: string[] = [];
+    const follower = new JobFollower(client, new RankOutputWriter(false, (_stream, data) => lines.push(data.toString())), true, 'test', 50);
+    closers.push(() => follower.stop());
+    follower.follow('j');
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(renewals).toBeGreaterThan(5);
+    // Only the newest follow, and perhaps one renewal not answered yet, are still open.
+    expect(client.openRequests).toBeLessThanOrEqual(2);
+    expect(lines.join('')).toContain(`line ${renewals - 1}\n`);
+    follower.stop();
+    expect(client.openRequests).toBe(0);
   }, 20_000);
 });
