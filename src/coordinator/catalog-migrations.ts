@@ -196,6 +196,18 @@ export const CATALOG_MIGRATIONS: readonly CatalogMigration[] = [
       db.exec(`ALTER TABLE rank_moves ADD COLUMN stopped INTEGER NOT NULL DEFAULT 1 CHECK (stopped IN (0, 1));`);
     },
   },
+  {
+    version: 9,
+    description: 'the epoch a job was last restarted from, and the newest epoch id at that moment',
+    up: (db) => {
+      // 0 = never restarted. Committed epochs between the two were taken on a branch the restart
+      // abandoned: retention deletes them once the job commits an epoch of its own.
+      db.exec(`
+        ALTER TABLE jobs ADD COLUMN branch_from INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN branch_at INTEGER NOT NULL DEFAULT 0;
+      `);
+    },
+  },
 ];
 
 /** The schema version this build of Ferry writes. */

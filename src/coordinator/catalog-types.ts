@@ -79,6 +79,13 @@ export interface JobRow {
   stopAfterEpoch: number;
   /** Committed epochs whose images are kept (0: the coordinator's default). */
   keepEpochs: number;
+  /**
+   * The epoch the job's current run was restored from (0: never restarted) and
+   * the newest epoch id when it was: committed epochs in between belong to a
+   * branch that restart left behind.
+   */
+  branchFrom: number;
+  branchAt: number;
 }
 
 export interface RankUpdate {

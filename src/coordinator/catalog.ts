@@ -209,6 +209,15 @@ export class Catalog {
     if (this.st.setStopAfterEpoch.run(epoch, id).changes === 0) throw unknownJob(id);
   }
 
+  /** Records, durably, that the job now runs restored from `epoch` (see JobRow.branchFrom). */
+  setBranch(id: string, epoch: number): void {
+    requireUint(epoch, 'epoch');
+    this.durably(() => {
+      const job = this.requireJob(id);
+      this.st.setBranch.run(epoch, job.last_epoch as number, id);
+    });
+  }
+
   /** Sets (or, with null, clears) the job's periodic checkpoint interval. */
   setCheckpointEvery(id: string, everyMs: number | null): void {
     if (everyMs !== null) requireUint(everyMs, 'checkpointEveryMs');
@@ -401,14 +410,23 @@ export class Catalog {
     if (!Number.isSafeInteger(keep) || keep < 1) throw new FerryError(ErrorCode.BAD_REQUEST, `a job keeps at least 1 committed epoch, got ${keep}`);
     requireMs(atMs, 'atMs');
     return this.durably(() => {
-      this.requireJob(jobId);
-      const old = (this.st.committedEpochsNewestFirst.all(jobId, EPOCH_COMMITTED) as Row[]).slice(keep).map((r) => r.epoch as number);
-      for (const epoch of old) {
-        this.st.setEpochState.run({ jobId, epoch, state: EPOCH_DELETED, atMs, detail });
-        this.st.insertPhase.run({ jobId, epoch, state: EPOCH_DELETED, atMs, detail });
-      }
-      if (old.length > 0) trace(`job ${jobId}: epochs ${old.join(',')} deleted`);
-      return old.reverse();
+      const job = this.requireJob(jobId);
+      const from = job.branch_from as number;
+      const at = job.branch_at as number;
+      const committed = (this.st.committedEpochsNewestFirst.all(jobId, EPOCH_COMMITTED) as Row[]).map((r) => r.epoch as number);
+      // Epochs a restart from an older one left behind: once the job has committed one of its own
+      // since, they are no fallback for it (another history), and they go whatever `keep` says.
+      const abandoned = from > 0 && committed.some((e) => e > at) ? committed.filter((e) => e > from && e <= at) : [];
+      const old = committed.filter((e) => !abandoned.includes(e)).slice(keep);
+      const retire = (epoch: number, why: string) => {
+        this.st.setEpochState.run({ jobId, epoch, state: EPOCH_DELETED, atMs, detail: why });
+        this.st.insertPhase.run({ jobId, epoch, state: EPOCH_DELETED, atMs, detail: why });
+      };
+      for (const epoch of abandoned) retire(epoch, `deleted: left behind when the job was restarted from epoch ${from}`);
+      for (const epoch of old) retire(epoch, detail);
+      const all = [...abandoned, ...old].sort((a, b) => a - b);
+      if (all.length > 0) trace(`job ${jobId}: epochs ${all.join(',')} deleted`);
+      return all;
     });
   }
 
@@ -650,6 +668,7 @@ function prepareStatements(db: Database.Database) {
     listLiveJobs: p(`SELECT * FROM jobs WHERE deleted_ms IS NULL AND state NOT IN (${ended}) ORDER BY created_ms, id`),
     listDeletedJobs: p('SELECT id FROM jobs WHERE deleted_ms IS NOT NULL ORDER BY deleted_ms, id'),
     markJobDeleted: p('UPDATE jobs SET deleted_ms = ? WHERE id = ?'),
+    setBranch: p('UPDATE jobs SET branch_from = ?, branch_at = ? WHERE id = ?'),
     purgeJob: p('DELETE FROM jobs WHERE id = ? AND deleted_ms IS NOT NULL'),
 
     upsertRank: p(`
@@ -784,6 +803,8 @@ function jobRow(r: Row): JobRow {
     lastEpoch: r.last_epoch as number,
     stopAfterEpoch: r.stop_after_epoch as number,
     keepEpochs: r.keep_epochs as number,
+    branchFrom: r.branch_from as number,
+    branchAt: r.branch_at as number,
   };
 }
 

@@ -593,6 +593,7 @@ export class JobService {
   /** Every rank of a restarted job runs. */
   restartDone(jobId: string, epoch: number): void {
     this.heldFlushed.delete(jobId);
+    this.c.catalog.setBranch(jobId, epoch);
     this.c.catalog.setJobState(jobId, 'running', { detail: `restarted from epoch ${epoch}` });
   }
 

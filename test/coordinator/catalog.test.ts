@@ -120,6 +120,7 @@ describe('catalog round trips', () => {
     c.createJob(job('j2', { createdMs: 2_500, worldSize: 4 }));
     expect(c.getJob('j1')).toEqual({
       ...job('j1'), state: 'pending', checkpointEveryMs: null, startedMs: null, endedMs: null, exitCode: null, detail: null, lastEpoch: 0, stopAfterEpoch: 0, keepEpochs: 0,
+      branchFrom: 0, branchAt: 0,
     });
     c.setStopAfterEpoch('j1', 4);
     expect(c.getJob('j1')!.stopAfterEpoch).toBe(4);
@@ -356,6 +357,32 @@ describe('catalog identity errors', () => {
     expect(c.listEpochs('j1')).toEqual([]);
     expect(c.listRanks('j1')).toEqual([]);
     expect(c.beginEpoch('j1', 60)).toBe(1);
+  });
+
+  it('retires the epochs a restart from an older one left behind, at the first commit after it', () => {
+    let c = openCatalog();
+    c.createJob(job('j1', { worldSize: 1 }));
+    const commit = (t: number) => {
+      const e = c.beginEpoch('j1', t);
+      c.recordEpochImage({ jobId: 'j1', epoch: e, rank: 0, host: 'h0', location: `/i/${e}`, sizeBytes: 1, sha256: SHA_A });
+      c.commitEpoch('j1', e, t + 1);
+      return e;
+    };
+    for (const t of [10, 20, 30, 40]) commit(t); // epochs 1..4
+    c.setEpochState('j1', c.beginEpoch('j1', 50), 'aborted', 51); // 5, aborted
+    c.setBranch('j1', 3); // the job runs again from epoch 3; 4 was taken after it
+    c.close();
+    c = openCatalog();
+    expect(c.getJob('j1')).toMatchObject({ branchFrom: 3, branchAt: 5 });
+    // Until the restarted run commits, epoch 4 is still there to go back to.
+    expect(c.retireEpochs('j1', 2, 60, 'keeps 2')).toEqual([1, 2]);
+    expect(c.getEpoch('j1', 4)!.state).toBe('committed');
+    expect(commit(70)).toBe(6);
+    // Now it goes, whatever the number kept; the ancestor, epoch 3, counts among the 2 kept.
+    expect(c.retireEpochs('j1', 2, 80, 'keeps 2')).toEqual([4]);
+    expect(c.getEpoch('j1', 4)).toMatchObject({ state: 'deleted', detail: 'deleted: left behind when the job was restarted from epoch 3' });
+    expect(c.listEpochs('j1').filter((e) => e.state === 'committed').map((e) => e.epoch)).toEqual([3, 6]);
+    expect(() => c.setBranch('nope', 1)).toThrow(/nope/);
   });
 
   it("keeps a migration's rank moves across a restart until they are cleared", () => {

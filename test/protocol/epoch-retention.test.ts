@@ -149,6 +149,26 @@ describe('epoch retention', () => {
   });
 });
 
+describe('epoch retention after a restart from an older epoch', () => {
+  it('keeps the epoch restarted from as the fallback, and deletes the ones taken after it at the next commit', async () => {
+    await checkpoint();
+    await checkpoint();
+    await checkpoint(true); // epochs 1 (deleted), 2, 3; the job stops
+    const { error } = await settle(h.coordinator!.moves.restart('j', { epoch: 2, hosts: ['a', 'b'] }));
+    expect(error).toBeUndefined();
+    await advance(100);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+    expect(states()).toEqual([[1, 'deleted'], [2, 'committed'], [3, 'committed']]); // 3 may still be wanted back
+    expect(await checkpoint()).toBe(4);
+    // 4 and its ancestor 2 are kept; 3 was another history.
+    expect(states()).toEqual([[1, 'deleted'], [2, 'committed'], [3, 'deleted'], [4, 'committed']]);
+    expect(discards('a').at(-1)).toEqual([3, [0, 1]]);
+    expect(discards('b').at(-1)).toEqual([3, [2, 3]]);
+    expect(events('checkpoint.retire').at(-1)).toBe('job j: epoch 3 deleted: taken after epoch 2, which the job was restarted from');
+    expect(h.coordinator!.checkpoints.epochInfo('j', 3).detail).toBe('deleted: left behind when the job was restarted from epoch 2');
+  });
+});
+
 describe('ferry delete', () => {
   /** Every rank of job j exits with `code`: the job ends. */
   async function endJob(code: number): Promise<void> {

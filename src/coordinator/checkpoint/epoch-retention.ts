@@ -7,7 +7,9 @@
 // host of its image store, registers. Nothing here ever touches the newest
 // committed epoch, nor an epoch in flight, except `ferry delete` of a whole
 // ended job: all its epochs go the same way, and the job leaves the catalog
-// once the last of their images is removed.
+// once the last of their images is removed. A restart from an older epoch
+// leaves the epochs taken after it behind: they are another history, no
+// fallback for the restarted run, and go at its first commit.
 import { ErrorCode, RoundStep, type DeleteJobReplyInit } from '../../gen/proto.js';
 import { FerryError, errorMessage } from '../../common/ferry-error.js';
 import { tracer } from '../../common/trace.js';
@@ -66,8 +68,13 @@ export class EpochRetention {
   apply(jobId: string): void {
     const keep = this.keepOf(jobId);
     const retired = this.c.catalog.retireEpochs(jobId, keep, this.c.now(), `deleted: the job keeps its ${keep} newest committed epoch${keep > 1 ? 's' : ''}`);
-    if (retired.length > 0) {
-      this.c.event('checkpoint.retire', `job ${jobId}: epoch${retired.length > 1 ? 's' : ''} ${retired.join(',')} deleted (keeping the ${keep} newest committed)`, { jobId });
+    const job = this.c.catalog.getJob(jobId)!;
+    const behind = retired.filter((e) => job.branchFrom > 0 && e > job.branchFrom && e <= job.branchAt);
+    const old = retired.filter((e) => !behind.includes(e));
+    const list = (epochs: number[]) => `epoch${epochs.length > 1 ? 's' : ''} ${epochs.join(',')}`;
+    if (old.length > 0) this.c.event('checkpoint.retire', `job ${jobId}: ${list(old)} deleted (keeping the ${keep} newest committed)`, { jobId });
+    if (behind.length > 0) {
+      this.c.event('checkpoint.retire', `job ${jobId}: ${list(behind)} deleted: taken after epoch ${job.branchFrom}, which the job was restarted from`, { jobId });
     }
     this.removeInBackground(jobId);
   }
