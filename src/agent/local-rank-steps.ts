@@ -71,9 +71,10 @@ export class LocalRankSteps implements RankSteps {
   private readonly flushed = new Map<string, number>();
   /** Ranks asked to flush that have not finished (job/rank -> epoch). */
   private readonly flushing = new Map<string, number>();
-  /** DUMPs and FETCHes under way, by image set folder: a DISCARD of the set waits for them rather than race
-   * their writes (the coordinator gave up on the step: it timed out, or the coordinator restarted). */
-  private readonly writing = new Map<string, Promise<void>>();
+  /** DUMPs, FETCHes and RESTOREs under way, by image set folder: a DISCARD of the set waits for them rather
+   * than race their writes or CRIU's reads (the coordinator gave up on the step: it timed out, or the
+   * coordinator restarted). */
+  private readonly inUse = new Map<string, Promise<void>>();
   /** Ranks told to resume while their flush was still under way: woken as soon as it completes. */
   private readonly resumeWhenFlushed = new Set<string>();
   /**
@@ -92,7 +93,7 @@ export class LocalRankSteps implements RankSteps {
     // Dumps a killed predecessor left running: a DISCARD of their set waits for them like for ours.
     for (const d of findOrphanDumps(o.imagesDir)) {
       trace(`CRIU pid ${d.pid} still dumps into ${d.setDir} (its agent is gone)`);
-      this.trackWriter(d.setDir, orphanDumpEnded(d));
+      this.trackUse(d.setDir, orphanDumpEnded(d));
     }
     o.rankChannel?.on('flushed', (report) => {
       const key = `${report.jobId}/${report.rank}`;
@@ -120,27 +121,30 @@ export class LocalRankSteps implements RankSteps {
         return { failed: new Map() };
       case RoundStep.DUMP: {
         const outcome = this.dump(req);
-        this.trackWriter(this.imageSetDir(req), outcome.catch(() => {}));
+        this.trackUse(this.imageSetDir(req), outcome.catch(() => {}));
         return outcome;
       }
       case RoundStep.FETCH: {
         const outcome = this.fetch(req);
-        this.trackWriter(this.imageSetDir(req), outcome.catch(() => {}));
+        this.trackUse(this.imageSetDir(req), outcome.catch(() => {}));
         return outcome;
       }
-      case RoundStep.RESTORE:
-        return this.restore(req);
+      case RoundStep.RESTORE: {
+        const outcome = this.restore(req);
+        this.trackUse(this.imageSetDir(req), outcome.catch(() => {}));
+        return outcome;
+      }
       default:
         throw new FerryError(ErrorCode.BAD_REQUEST, `unknown round step ${req.step}`);
     }
   }
 
-  /** Records a dump or fetch writing into image set folder `dir` until `ended`, after the others there. */
-  private trackWriter(dir: string, ended: Promise<unknown>): void {
-    const over = Promise.all([this.writing.get(dir), ended]).then(() => {
-      if (this.writing.get(dir) === over) this.writing.delete(dir);
+  /** Records a step using image set folder `dir` until `ended`, after the others there. */
+  private trackUse(dir: string, ended: Promise<unknown>): void {
+    const over = Promise.all([this.inUse.get(dir), ended]).then(() => {
+      if (this.inUse.get(dir) === over) this.inUse.delete(dir);
     });
-    this.writing.set(dir, over);
+    this.inUse.set(dir, over);
   }
 
   /** IMAGES/JOB/SET: the names come from the wire, so they are checked before they touch a path. */
@@ -272,7 +276,7 @@ export class LocalRankSteps implements RankSteps {
    */
   private async discard(req: RoundRequest): Promise<StepOutcome> {
     const set = imageSetNumber(req);
-    await this.writing.get(this.imageSetDir(req));
+    await this.inUse.get(this.imageSetDir(req));
     for (const rank of req.ranks) await rm(rankImageDir(this.o.imagesDir, req.job_id, set, rank), { recursive: true, force: true });
     // The set's folder, then the job's, once empty (a dump making a new set in it meanwhile keeps it).
     for (const dir of [this.imageSetDir(req), dirname(this.imageSetDir(req))]) {

@@ -208,6 +208,24 @@ export const CATALOG_MIGRATIONS: readonly CatalogMigration[] = [
       `);
     },
   },
+  {
+    version: 10,
+    description: "restart copies: images a restart's targets fetched, until they are removed",
+    up: (db) => {
+      // Written before a restart's FETCH, removed once its target discarded the copy: a row left means
+      // a coordinator died in between (or the target was unreachable), and the copy is removed when that
+      // host registers.
+      db.exec(`
+        CREATE TABLE restart_copies (
+          job_id  TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+          epoch   INTEGER NOT NULL CHECK (epoch > 0),
+          host    TEXT NOT NULL,
+          rank    INTEGER NOT NULL CHECK (rank >= 0),
+          PRIMARY KEY (job_id, epoch, host, rank)
+        ) STRICT;
+      `);
+    },
+  },
 ];
 
 /** The schema version this build of Ferry writes. */

@@ -205,3 +205,11 @@ export interface EventQuery {
   limit?: number;
   jobId?: string;
 }
+
+/** An image copy a restart's target fetched (it is not where the epoch keeps its images). */
+export interface RestartCopyRow {
+  jobId: string;
+  epoch: number;
+  host: string;
+  rank: number;
+}

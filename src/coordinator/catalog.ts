@@ -38,6 +38,7 @@ import {
   type JobStateExtra,
   type RankCatalogState,
   type RankMoveRow,
+  type RestartCopyRow,
   type RankRow,
   type RankUpdate,
 } from './catalog-types.js';
@@ -507,6 +508,31 @@ export class Catalog {
     });
   }
 
+  /** Records, durably, the image copies a restart's FETCH is about to make on its targets (rank -> host). */
+  recordRestartCopies(jobId: string, epoch: number, copies: ReadonlyMap<number, string>): void {
+    for (const host of copies.values()) requireName(host, 'host');
+    this.durably(() => {
+      const job = this.requireJob(jobId);
+      for (const [rank, host] of copies) {
+        requireRank(job, rank);
+        this.st.insertRestartCopy.run({ jobId, epoch, host, rank });
+      }
+    });
+  }
+
+  /** Restart copies not known to be removed (on one host, or on all), by job, epoch and rank. */
+  restartCopies(host?: string): RestartCopyRow[] {
+    const rows = (host ? this.st.restartCopiesOnHost.all(host) : this.st.restartCopies.all()) as Row[];
+    return rows.map((r) => ({ jobId: r.job_id as string, epoch: r.epoch as number, host: r.host as string, rank: r.rank as number }));
+  }
+
+  /** Records that a host removed these restart copies. */
+  clearRestartCopies(jobId: string, epoch: number, host: string, ranks: readonly number[]): void {
+    this.db.transaction(() => {
+      for (const rank of ranks) this.st.deleteRestartCopy.run({ jobId, epoch, host, rank });
+    }).immediate();
+  }
+
   /** The rank moves recorded (of one job, or of all), by job and rank. */
   rankMoves(jobId?: string): RankMoveRow[] {
     return ((jobId ? this.st.rankMovesOfJob.all(jobId) : this.st.rankMoves.all()) as Row[]).map(rankMoveRow);
@@ -668,6 +694,10 @@ function prepareStatements(db: Database.Database) {
     listLiveJobs: p(`SELECT * FROM jobs WHERE deleted_ms IS NULL AND state NOT IN (${ended}) ORDER BY created_ms, id`),
     listDeletedJobs: p('SELECT id FROM jobs WHERE deleted_ms IS NOT NULL ORDER BY deleted_ms, id'),
     markJobDeleted: p('UPDATE jobs SET deleted_ms = ? WHERE id = ?'),
+    insertRestartCopy: p('INSERT OR IGNORE INTO restart_copies (job_id, epoch, host, rank) VALUES (@jobId, @epoch, @host, @rank)'),
+    restartCopies: p('SELECT * FROM restart_copies ORDER BY job_id, epoch, host, rank'),
+    restartCopiesOnHost: p('SELECT * FROM restart_copies WHERE host = ? ORDER BY job_id, epoch, rank'),
+    deleteRestartCopy: p('DELETE FROM restart_copies WHERE job_id = @jobId AND epoch = @epoch AND host = @host AND rank = @rank'),
     setBranch: p('UPDATE jobs SET branch_from = ?, branch_at = ? WHERE id = ?'),
     purgeJob: p('DELETE FROM jobs WHERE id = ? AND deleted_ms IS NOT NULL'),
 

@@ -325,5 +325,6 @@ export class Coordinator {
     // Images of deleted epochs that waited for this host (or its image store); after the reply, so
     // the agent hears it is registered before it gets a step.
     this.retention.removeInBackground();
+    this.moves.removeLeftCopies(session.name);
   }
 }

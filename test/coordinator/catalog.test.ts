@@ -385,6 +385,18 @@ describe('catalog identity errors', () => {
     expect(() => c.setBranch('nope', 1)).toThrow(/nope/);
   });
 
+  it("keeps a restart's image copies across a restart until they are cleared", () => {
+    let c = openCatalog();
+    c.createJob(job('j1', { worldSize: 3 }));
+    c.recordRestartCopies('j1', 2, new Map([[0, 'h1'], [1, 'h1'], [2, 'h2']]));
+    expect(() => c.recordRestartCopies('j1', 2, new Map([[3, 'h1']]))).toThrow(/has ranks 0..2, not 3/);
+    c.close();
+    c = openCatalog();
+    expect(c.restartCopies('h1').map((x) => [x.jobId, x.epoch, x.rank])).toEqual([['j1', 2, 0], ['j1', 2, 1]]);
+    c.clearRestartCopies('j1', 2, 'h1', [1]);
+    expect(c.restartCopies().map((x) => [x.host, x.rank])).toEqual([['h1', 0], ['h2', 2]]);
+  });
+
   it("keeps a migration's rank moves across a restart until they are cleared", () => {
     let c = openCatalog();
     c.createJob(job('j1', { worldSize: 2 }));

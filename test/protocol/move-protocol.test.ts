@@ -46,6 +46,7 @@ describe('restart', () => {
     const fetchC = h.nodes.get('c')!.steps.seen[0];
     expect(fetchC.ranks).toEqual([0, 1]);
     expect(h.nodes.get('c')!.steps.seen[3]).toMatchObject({ step: RoundStep.DISCARD, ranks: [0, 1], epoch: 1 });
+    expect(h.catalog!.restartCopies()).toEqual([]);
     expect(h.catalog!.getJob('j')!.state).toBe('running');
     expect(rankHosts()).toEqual(['c', 'c', 'd', 'd']);
     expect(h.catalog!.listRanks('j').every((r) => r.state === 'running')).toBe(true);
@@ -63,9 +64,13 @@ describe('restart', () => {
     const { error } = await restart;
     expect(error).toBeUndefined();
     expect(h.catalog!.getJob('j')!.state).toBe('running');
+    // c's copies of the images could not be removed: the catalog keeps them listed.
+    expect(h.catalog!.restartCopies().map((x) => [x.host, x.rank])).toEqual([['c', 0], ['c', 1]]);
     h.startAgent('c', {}, ranksOfC); // re-adopts the restored ranks 0 and 1
     await advance(500);
-    expect(h.nodes.get('c')!.steps.seen.map((x) => [x.step, x.ranks])).toEqual([[RoundStep.RESUME, [0, 1]]]);
+    // The RESUME it missed, then the DISCARD of its copies.
+    expect(h.nodes.get('c')!.steps.seen.map((x) => [x.step, x.ranks])).toEqual([[RoundStep.RESUME, [0, 1]], [RoundStep.DISCARD, [0, 1]]]);
+    expect(h.catalog!.restartCopies()).toEqual([]);
     await advance(HOST_REJOIN_GRACE_MS + 1_000);
     expect(h.catalog!.getJob('j')!.state).toBe('running');
     expect(rankHosts()).toEqual(['c', 'c', 'd', 'd']);
@@ -153,12 +158,14 @@ describe('a coordinator restart in the middle of a start or a move', () => {
     clearSeen();
     h.startCoordinator();
     await advance(5_000);
-    // c's restored ranks are not resumed without their peers.
+    // c's restored ranks are not resumed without their peers; the copies c and d fetched go.
     expect(h.catalog!.getJob('j')!.state).toBe('pending');
-    expect(steps('c')).toEqual([]);
+    expect(steps('c')).toEqual([RoundStep.DISCARD]);
+    expect(h.nodes.get('d')!.steps.seen.map((x) => [x.step, x.epoch, x.ranks])).toEqual([[RoundStep.DISCARD, 1, [2, 3]]]);
+    expect(h.catalog!.restartCopies()).toEqual([]);
     expect([...h.nodes.get('c')!.ranks.live.keys()]).toEqual(['j/0', 'j/1']);
     await advance(HOST_REJOIN_GRACE_MS);
-    expect(steps('c')).toEqual([]);
+    expect(steps('c')).toEqual([RoundStep.DISCARD]);
     expect([...h.nodes.get('c')!.ranks.live.keys()]).toEqual([]);
     expect(h.catalog!.getJob('j')!).toMatchObject({ state: 'stopped', detail: 'stopped after checkpoint epoch 1; ferry restart j continues it' });
     const stopping = h.catalog!.listEvents({ limit: 200 }).find((e) => e.kind === 'job.stopping');
@@ -195,8 +202,10 @@ describe('a coordinator restart in the middle of a start or a move', () => {
     h.startCoordinator();
     expect(h.catalog!.getJob('j')!.state).toBe('pending');
     await advance(2_000);
-    expect(h.nodes.get('c')!.steps.seen.at(-1)).toMatchObject({ step: RoundStep.RESUME, ranks: [0, 1], epoch: 1 });
-    expect(h.nodes.get('d')!.steps.seen.at(-1)).toMatchObject({ step: RoundStep.RESUME, ranks: [2, 3], epoch: 1 });
+    // Each target: the RESUME its ranks waited for, and the DISCARD of the copies it fetched.
+    expect(h.nodes.get('c')!.steps.seen.slice(-2)).toMatchObject([{ step: RoundStep.RESUME, ranks: [0, 1], epoch: 1 }, { step: RoundStep.DISCARD, ranks: [0, 1], epoch: 1 }]);
+    expect(h.nodes.get('d')!.steps.seen.slice(-2)).toMatchObject([{ step: RoundStep.RESUME, ranks: [2, 3], epoch: 1 }, { step: RoundStep.DISCARD, ranks: [2, 3], epoch: 1 }]);
+    expect(h.catalog!.restartCopies()).toEqual([]);
     expect(h.catalog!.getJob('j')!).toMatchObject({ state: 'running', detail: 'restarted from epoch 1' });
     expect(rankHosts()).toEqual(['c', 'c', 'd', 'd']);
   });

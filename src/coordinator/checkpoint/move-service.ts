@@ -116,8 +116,11 @@ export class MoveService {
       const request = { job_id: jobId, epoch, image_set: String(epoch), world_size: job.worldSize };
       const perHost = (ranks: number[]) => ({ sources: ranks.map((r) => sources.get(r)!) });
       // The targets' copies serve this restore only: the epoch's own images stay with their writers
-      // (and go with the epoch when retention deletes it).
-      const removeCopies = (silent: string[] = []) => this.removeCopies(jobId, epoch, request, new Map([...byHostOf(copied)].filter(([h]) => !silent.includes(h))));
+      // (and go with the epoch when retention deletes it). The catalog lists them until they are
+      // removed, so a copy this restart cannot remove (its coordinator died, its target did not answer)
+      // goes when its host registers (removeLeftCopies).
+      this.c.catalog.recordRestartCopies(jobId, epoch, copied);
+      const removeCopies = (silent: string[] = []) => this.removeCopies(jobId, epoch, new Map([...byHostOf(copied)].filter(([h]) => !silent.includes(h))));
       say('fetching');
       const fetch = await runRound(this.c, { ...request, step: RoundStep.FETCH }, targets, this.c.config.dumpTimeoutMs, perHost);
       if (!fetch.ok) {
@@ -142,6 +145,7 @@ export class MoveService {
       const resume = await runRound(this.c, { ...request, step: RoundStep.RESUME }, targets, this.c.config.resumeTimeoutMs);
       if (!resume.ok && !this.c.jobs.owesResume(jobId, `restart from epoch ${epoch}`, resume, targets)) {
         this.c.jobs.failRunningJob(jobId, `after restoring from epoch ${epoch}: ${describeRoundFailure('RESUME', resume)}`);
+        await removeCopies(resume.silentHosts);
         throw new FerryError(ErrorCode.UNAVAILABLE, `job ${jobId} was restored from epoch ${epoch} but did not resume: ${describeRoundFailure('RESUME', resume)}`);
       }
       this.c.jobs.restartDone(jobId, epoch);
@@ -162,11 +166,34 @@ export class MoveService {
     }
   }
 
-  /** DISCARD of the image copies a restart's FETCH made on its targets; one that fails is reported, not fatal. */
-  private async removeCopies(jobId: string, epoch: number, request: { job_id: string; epoch: number; image_set: string }, copies: Map<string, number[]>): Promise<void> {
+  /**
+   * DISCARD of the image copies a restart's FETCH made on its targets (host ->
+   * ranks); each one removed leaves the catalog's list. One that fails is
+   * reported, not fatal: it is tried again when its host registers.
+   */
+  private async removeCopies(jobId: string, epoch: number, copies: Map<string, number[]>): Promise<void> {
     if (copies.size === 0) return;
-    const r = await runRound(this.c, { ...request, step: RoundStep.DISCARD }, copies, this.c.config.resumeTimeoutMs);
-    if (!r.ok) this.c.event('restart.copies-left', `job ${jobId}: copies of epoch ${epoch}'s images fetched for the restart stay on disk: ${describeRoundFailure('DISCARD', r)}`, { jobId });
+    const request = { job_id: jobId, epoch, image_set: String(epoch), step: RoundStep.DISCARD };
+    const r = await runRound(this.c, request, copies, this.c.config.resumeTimeoutMs);
+    for (const [host, ranks] of copies) this.c.catalog.clearRestartCopies(jobId, epoch, host, ranks.filter((rank) => !r.failures.has(rank)));
+    if (!r.ok) this.c.event('restart.copies-left', `job ${jobId}: copies of epoch ${epoch}'s images fetched for the restart stay on disk for now: ${describeRoundFailure('DISCARD', r)}`, { jobId });
+  }
+
+  /**
+   * A host registered: the restart copies the catalog still lists there (a
+   * restart cut short by a coordinator restart, or one whose target did not
+   * answer its DISCARD) are removed, each job's once nothing else runs on it.
+   * A restart that runs keeps its copies listed, and removes them itself.
+   */
+  removeLeftCopies(host: string): void {
+    const jobs = new Set(this.c.catalog.restartCopies(host).map((x) => x.jobId));
+    for (const jobId of jobs) {
+      this.c.operations.queue(jobId, () => `copies of a restart's images on host ${host} are being removed`, async () => {
+        const byEpoch = new Map<number, number[]>();
+        for (const x of this.c.catalog.restartCopies(host).filter((x) => x.jobId === jobId)) byEpoch.set(x.epoch, [...(byEpoch.get(x.epoch) ?? []), x.rank]);
+        for (const [epoch, ranks] of byEpoch) await this.removeCopies(jobId, epoch, new Map([[host, ranks]]));
+      });
+    }
   }
 
   private restartFailure(jobId: string, epoch: number, why: string, imageHosts: Map<number, string>, code: ErrorCode): FerryError {
