@@ -52,6 +52,21 @@ if (!mpich.ok) {
   console.warn(`SKIPPING reference MPI tests: ${mpich.reason}`);
 }
 
+// Debian's MPICH sometimes fails inside MPI_Init on this machine: UCX finds no device for a
+// transport ("init_worker No such device"; one CI run in about ten). That is the reference's
+// environment, not the program: such a run is reported and tried again, up to UCX_INIT_ATTEMPTS times.
+// Any other outcome counts as it is.
+const UCX_INIT_FAILED = /ucx function returned with failed status/;
+const UCX_INIT_ATTEMPTS = 3;
+
+async function runReference(opts: Parameters<typeof runProgram>[0]): Promise<Awaited<ReturnType<typeof runProgram>>> {
+  for (let attempt = 1; ; attempt++) {
+    const r = await runProgram(opts);
+    if (r.exitCode === 0 || !UCX_INIT_FAILED.test(r.stderr) || attempt === UCX_INIT_ATTEMPTS) return r;
+    console.warn(`MPICH failed in MPI_Init (UCX found no device); attempt ${attempt + 1} of ${UCX_INIT_ATTEMPTS}: ${opts.argv.join(' ')}`);
+  }
+}
+
 describe.skipIf(!mpich.ok)('programs under Debian MPICH', () => {
   let buildDir = '';
   const launcher = mpichLauncher();
@@ -70,7 +85,7 @@ describe.skipIf(!mpich.ok)('programs under Debian MPICH', () => {
       it(`${run.name} ${run.args.join(' ')}`, { timeout: TEST_TIMEOUT_MS }, async () => {
         const lines: string[] = [];
         for (const ranks of [1, 2, 4]) {
-          const r = await runProgram({ launcher, ranks, argv: [join(buildDir, run.name), ...run.args] });
+          const r = await runReference({ launcher, ranks, argv: [join(buildDir, run.name), ...run.args] });
           expect(r.timedOut, `${run.name} on ${ranks} ranks hung`).toBe(false);
           expect(r.exitCode, r.stderr).toBe(0);
           const line = checksumLine(r.stdout, run.name);
@@ -125,13 +140,13 @@ describe.skipIf(!mpich.ok)('programs under Debian MPICH', () => {
     for (const spec of programs) {
       for (const ranks of rankCountsFor(spec, RANK_COUNTS)) {
         it(`${spec.name} on ${ranks} rank(s)`, { timeout: TEST_TIMEOUT_MS }, async () => {
-          const r = await runProgram({ launcher, ranks, argv: [join(buildDir, spec.name)] });
+          const r = await runReference({ launcher, ranks, argv: [join(buildDir, spec.name)] });
           expect(expectationProblem(spec, r)).toBeNull();
           if (spec.expect.kind === 'ok') {
             // Rank 0's output is the same run after run: compare with a second run
             // on one rank count, which catches scheduling-dependent lines.
             if (ranks === Math.max(spec.minRanks, 2)) {
-              const again = await runProgram({ launcher, ranks, argv: [join(buildDir, spec.name)] });
+              const again = await runReference({ launcher, ranks, argv: [join(buildDir, spec.name)] });
               expect(again.stdout).toBe(r.stdout);
             }
           } else {
