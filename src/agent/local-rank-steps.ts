@@ -309,9 +309,9 @@ export class LocalRankSteps implements RankSteps {
         await rm(workDir, { recursive: true, force: true });
         await mkdir(workDir, { recursive: true });
         const out = await restoreRank({ criu, imagesDir: dir, logOut: logs.out, logErr: logs.err, summary, workDir });
-        // CRIU is done with it (--restore-detached). A failed restore keeps its log there for the operator.
-        await rm(workDir, { recursive: true, force: true });
         const p = this.o.ranks.adopt({ jobId: req.job_id, rank, worldSize: req.world_size, argv: [], cwd: '/', env: {} }, out.child);
+        // CRIU is done with it (--restore-detached). A failed restore keeps its log there for the operator.
+        await rm(workDir, { recursive: true, force: true }).catch((err) => trace(`cannot remove ${workDir}: ${errorMessage(err)}`));
         // Restored in its flushed wait: RESUME wakes it (should this agent die first, the next one reports it flushed).
         this.flushed.set(`${req.job_id}/${rank}`, req.epoch);
         this.o.ranks.recordFlush(req.job_id, rank, src.epoch);
