@@ -462,12 +462,14 @@ export class Catalog {
 
   /**
    * Removes a deleted job's rows (ranks, epochs, images, moves: cascaded) once
-   * no image of it waits for removal; its events stay. True if it is gone.
+   * no image of it, nor a restart's copy, waits for removal; its events stay.
+   * True if it is gone.
    */
   purgeJob(jobId: string): boolean {
     return this.durably(() => {
       if (!this.st.getDeletedJob.get(jobId)) return false;
       if (this.st.imagesToRemoveOfJob.all(EPOCH_DELETED, jobId).length > 0) return false;
+      if (this.st.restartCopiesOfJob.get(jobId)) return false; // a restart's copy still to remove
       return this.st.purgeJob.run(jobId).changes > 0;
     });
   }
@@ -697,6 +699,7 @@ function prepareStatements(db: Database.Database) {
     insertRestartCopy: p('INSERT OR IGNORE INTO restart_copies (job_id, epoch, host, rank) VALUES (@jobId, @epoch, @host, @rank)'),
     restartCopies: p('SELECT * FROM restart_copies ORDER BY job_id, epoch, host, rank'),
     restartCopiesOnHost: p('SELECT * FROM restart_copies WHERE host = ? ORDER BY job_id, epoch, rank'),
+    restartCopiesOfJob: p('SELECT 1 FROM restart_copies WHERE job_id = ? LIMIT 1'),
     deleteRestartCopy: p('DELETE FROM restart_copies WHERE job_id = @jobId AND epoch = @epoch AND host = @host AND rank = @rank'),
     setBranch: p('UPDATE jobs SET branch_from = ?, branch_at = ? WHERE id = ?'),
     purgeJob: p('DELETE FROM jobs WHERE id = ? AND deleted_ms IS NOT NULL'),

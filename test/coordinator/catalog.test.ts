@@ -329,6 +329,7 @@ describe('catalog identity errors', () => {
     }
     c.setEpochState('j1', c.beginEpoch('j1', 30), 'aborted', 31);
     c.setJobState('j1', 'stopped', { endedMs: 32 });
+    c.recordRestartCopies('j1', 2, new Map([[1, 'h9']])); // a restart's copy its coordinator could not remove
     c.appendEvent({ timeMs: 33, kind: 'job.end', jobId: 'j1', message: 'stopped' });
     const inFlight = c.beginEpoch('j2', 5);
     expect(codeOf(() => c.deleteJob('j2', 6, 'x'))).toBe(ErrorCode.BUSY); // an epoch in flight
@@ -350,6 +351,8 @@ describe('catalog identity errors', () => {
     expect(c.purgeJob('j1')).toBe(false); // one image left
     expect(c.purgeJob('j2')).toBe(false); // not deleted
     c.markImagesRemoved('j1', 2, [1], 51);
+    expect(c.purgeJob('j1')).toBe(false); // the restart's copy on h9 is left
+    c.clearRestartCopies('j1', 2, 'h9', [1]);
     expect(c.purgeJob('j1')).toBe(true);
     expect(c.deletedJobs()).toEqual([]);
     expect(c.listEvents({ jobId: 'j1' }).map((e) => e.kind)).toEqual(['job.end']); // its history stays

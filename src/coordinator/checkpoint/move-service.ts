@@ -192,6 +192,7 @@ export class MoveService {
         const byEpoch = new Map<number, number[]>();
         for (const x of this.c.catalog.restartCopies(host).filter((x) => x.jobId === jobId)) byEpoch.set(x.epoch, [...(byEpoch.get(x.epoch) ?? []), x.rank]);
         for (const [epoch, ranks] of byEpoch) await this.removeCopies(jobId, epoch, new Map([[host, ranks]]));
+        this.c.retention.purge(jobId); // a deleted job may have waited for these
       });
     }
   }
