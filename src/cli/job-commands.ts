@@ -2,8 +2,8 @@
 // `ferry run` that started it (which may be long gone for a week-long job).
 // `ferry delete JOB`: free the disk an ended job's checkpoints hold, and
 // forget the job.
-import { ErrorCode, JobState, type JobInfo } from '../gen/proto.js';
-import { FerryError } from '../common/ferry-error.js';
+import { ErrorCode, JobState, type DeleteJobReply, type JobInfo } from '../gen/proto.js';
+import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { opt, parseArgs, parseDuration } from './args.js';
 import { formatBytes } from './format-bytes.js';
 import { COMMON_OPERATOR_OPTIONS, coordinatorAddress, jobJson, jobStateName, withClient } from './operator-commands.js';
@@ -70,37 +70,49 @@ const DELETE_CLIENT_TIMEOUT_MS = 5 * 60_000;
 export async function deleteCommand(argv: string[]): Promise<number> {
   const cmd = 'ferry delete';
   const p = parseArgs(cmd, argv, { ...COMMON_OPERATOR_OPTIONS, force: {} });
-  const jobId = p.positional[0];
-  if (!jobId) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: missing job id (ferry delete JOB [--force])`);
-  const r = await withClient(coordinatorAddress(cmd, p), (c) =>
-    c.request({ delete_job: { job_id: jobId, force: p.options.has('force') } }, { timeoutMs: DELETE_CLIENT_TIMEOUT_MS }),
-  );
-  const d = r.delete_job!;
-  if (p.options.has('json')) {
-    process.stdout.write(
-      JSON.stringify(
-        {
-          jobId: d.job_id,
-          epochs: d.epochs,
-          imagesRemoved: d.images_removed,
-          bytesRemoved: d.bytes_removed,
-          imagesWaiting: d.images_waiting,
-          waitingHosts: d.waiting_hosts,
-          purged: d.purged,
-        },
-        null,
-        2,
-      ) + '\n',
-    );
-    return 0;
-  }
+  if (p.positional.length === 0) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: missing job id (ferry delete JOB... [--force])`);
+  const json = p.options.has('json');
+  const results: ReturnType<typeof deletedJson>[] = [];
+  let failed = 0;
+  await withClient(coordinatorAddress(cmd, p), async (c) => {
+    // One job after another; one that cannot be deleted is named, and the others still go.
+    for (const jobId of p.positional) {
+      try {
+        const r = await c.request({ delete_job: { job_id: jobId, force: p.options.has('force') } }, { timeoutMs: DELETE_CLIENT_TIMEOUT_MS });
+        const d = r.delete_job!;
+        if (json) results.push(deletedJson(d));
+        else process.stdout.write(deletedLine(d) + '\n');
+      } catch (err) {
+        if (p.positional.length === 1) throw err;
+        failed++;
+        const code = err instanceof FerryError ? ErrorCode[err.code] : undefined;
+        process.stderr.write(`ferry: job ${jobId}: ${errorMessage(err)}${code ? ` [${code}]` : ''}\n`);
+      }
+    }
+  });
+  if (json) process.stdout.write(JSON.stringify(results, null, 2) + '\n');
+  return failed > 0 ? 1 : 0;
+}
+
+function deletedJson(d: DeleteJobReply) {
+  return {
+    jobId: d.job_id,
+    epochs: d.epochs,
+    imagesRemoved: d.images_removed,
+    bytesRemoved: d.bytes_removed,
+    imagesWaiting: d.images_waiting,
+    waitingHosts: d.waiting_hosts,
+    purged: d.purged,
+  };
+}
+
+function deletedLine(d: DeleteJobReply): string {
   const epochs = d.epochs.length === 0 ? 'no committed epochs' : `epoch${d.epochs.length > 1 ? 's' : ''} ${d.epochs.join(', ')}`;
-  let line = `job ${jobId} deleted with ${epochs}: ${d.images_removed} image${d.images_removed === 1 ? '' : 's'} removed (${formatBytes(d.bytes_removed)})`;
+  let line = `job ${d.job_id} deleted with ${epochs}: ${d.images_removed} image${d.images_removed === 1 ? '' : 's'} removed (${formatBytes(d.bytes_removed)})`;
   if (d.images_waiting > 0) {
     line +=
       `; ${d.images_waiting} wait${d.images_waiting === 1 ? 's' : ''} for host${d.waiting_hosts.length > 1 ? 's' : ''} ${d.waiting_hosts.join(', ')}: ` +
-      `removed when it registers again (ferry events --job ${jobId} says why), and the job leaves the catalog then`;
+      `removed when it registers again (ferry events --job ${d.job_id} says why), and the job leaves the catalog then`;
   }
-  process.stdout.write(line + '\n');
-  return 0;
+  return line;
 }

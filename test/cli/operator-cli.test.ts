@@ -202,9 +202,12 @@ describe('ferry cancel', () => {
     expect(busy.stderr.trim()).toBe('ferry: job cancel-3 is running: ferry cancel cancel-3 ends it, then ferry delete cancel-3 deletes it [BUSY]');
     expect((await ferry(['cancel', 'cancel-3', '--coordinator', address])).code).toBe(0);
     expect((await run).code).toBe(143);
-    // Ended: ferry delete forgets it (it never checkpointed: nothing to remove).
-    const deleted = await ferry(['delete', 'cancel-3', '--coordinator', address]);
-    expect(deleted.stdout).toBe('job cancel-3 deleted with no committed epochs: 0 images removed (0 B)\n');
+    // Ended: ferry delete forgets it (it never checkpointed: nothing to remove). Several jobs at once:
+    // one that cannot go is named, and the others still go.
+    const deleted = await ferry(['delete', 'cancel-3', 'no-such-job', 'cancel-1', '--coordinator', address]);
+    expect(deleted.stdout).toBe('job cancel-3 deleted with no committed epochs: 0 images removed (0 B)\njob cancel-1 deleted with no committed epochs: 0 images removed (0 B)\n');
+    expect(deleted.stderr.trim()).toBe('ferry: job no-such-job: no job "no-such-job" in the catalog [UNKNOWN_JOB]');
+    expect(deleted.code).toBe(1);
     expect((await ferry(['job', 'cancel-3', '--coordinator', address])).stderr).toMatch(/no job "cancel-3"/);
     expect((await ferry(['events', '--job', 'cancel-3', '--coordinator', address])).stdout).toMatch(/job\.delete .* job cancel-3 \(cancelled\) deleted by the operator/);
   });
