@@ -88,3 +88,12 @@ export function parseDuration(what: string, text: string): number {
   const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
   return Math.round(Number(m[1]) * unit);
 }
+
+/** The one positional argument a command takes; a missing or an extra one is a usage error showing `usage`. */
+export function onePositional(cmd: string, p: ParsedArgs, what: string, usage: string): string {
+  if (p.positional.length === 0) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: missing ${what} (${usage})`);
+  if (p.positional.length > 1) {
+    throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: takes one ${what}, got ${p.positional.length}: ${p.positional.join(' ')} (${usage})`);
+  }
+  return p.positional[0]!;
+}

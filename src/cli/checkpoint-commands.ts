@@ -1,7 +1,7 @@
 // `ferry checkpoint JOB [--stop | --every 10m | --keep-epochs N]` and `ferry epochs JOB`.
 import { ErrorCode, type EpochInfo } from '../gen/proto.js';
 import { FerryError } from '../common/ferry-error.js';
-import { intOpt, opt, parseArgs, parseDuration } from './args.js';
+import { intOpt, onePositional, opt, parseArgs, parseDuration } from './args.js';
 import { COMMON_OPERATOR_OPTIONS, coordinatorAddress, withClient } from './operator-commands.js';
 import { formatBytes } from './format-bytes.js';
 import { ProgressDisplay } from './progress-display.js';
@@ -35,8 +35,7 @@ function phaseDurations(e: EpochInfo): string {
 export async function checkpointCommand(argv: string[]): Promise<number> {
   const cmd = 'ferry checkpoint';
   const p = parseArgs(cmd, argv, { ...COMMON_OPERATOR_OPTIONS, stop: {}, every: { value: true }, 'keep-epochs': { value: true } });
-  const jobId = p.positional[0];
-  if (!jobId) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: missing job id (ferry checkpoint JOB [--stop | --every 10m | --keep-epochs N])`);
+  const jobId = onePositional(cmd, p, 'job id', 'ferry checkpoint JOB [--stop | --every 10m | --keep-epochs N]');
   const settings = ['stop', 'every', 'keep-epochs'].filter((o) => p.options.has(o));
   if (settings.length > 1) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: give one of --${settings.join(', --')}, not several`);
   if (opt(p, 'keep-epochs') !== undefined) {
@@ -89,8 +88,7 @@ export async function checkpointCommand(argv: string[]): Promise<number> {
 export async function epochsCommand(argv: string[]): Promise<number> {
   const cmd = 'ferry epochs';
   const p = parseArgs(cmd, argv, COMMON_OPERATOR_OPTIONS);
-  const jobId = p.positional[0];
-  if (!jobId) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: missing job id (ferry epochs JOB)`);
+  const jobId = onePositional(cmd, p, 'job id', 'ferry epochs JOB');
   const epochs = await withClient(coordinatorAddress(cmd, p), async (c) => (await c.request({ epochs: { job_id: jobId } })).epochs!.epochs);
   if (p.options.has('json')) process.stdout.write(JSON.stringify(epochs.map(epochJson), null, 2) + '\n');
   else

@@ -8,14 +8,13 @@ import { readImages } from '../criu/criu-images.js';
 import { MANIFEST_FILE_NAME } from '../images/image-paths.js';
 import { readManifest, type Manifest } from '../images/manifest.js';
 import { formatBytes } from './format-bytes.js';
-import { parseArgs } from './args.js';
+import { onePositional, parseArgs } from './args.js';
 import { formatTable, formatTime } from './table.js';
 
 export async function inspectCommand(argv: string[]): Promise<number> {
   const cmd = 'ferry inspect';
   const p = parseArgs(cmd, argv, { json: {} });
-  const dir = p.positional[0];
-  if (!dir) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: missing image directory (ferry inspect IMAGES/JOB/EPOCH/rank-R)`);
+  const dir = onePositional(cmd, p, 'image directory', 'ferry inspect IMAGES/JOB/EPOCH/rank-R');
   if (!existsSync(dir)) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: ${dir} does not exist`);
   const summary = await readImages(dir);
   const manifest: Manifest | undefined = existsSync(join(dir, MANIFEST_FILE_NAME)) ? await readManifest(dir) : undefined;

@@ -4,7 +4,7 @@
 // forget the job.
 import { ErrorCode, JobState, type DeleteJobReply, type JobInfo } from '../gen/proto.js';
 import { FerryError, errorMessage } from '../common/ferry-error.js';
-import { opt, parseArgs, parseDuration } from './args.js';
+import { onePositional, opt, parseArgs, parseDuration } from './args.js';
 import { formatBytes } from './format-bytes.js';
 import { COMMON_OPERATOR_OPTIONS, coordinatorAddress, jobJson, jobStateName, withClient } from './operator-commands.js';
 import type { OperatorClient } from './operator-client.js';
@@ -18,8 +18,7 @@ const ENDED = new Set([JobState.JOB_SUCCEEDED, JobState.JOB_FAILED, JobState.JOB
 export async function cancelCommand(argv: string[]): Promise<number> {
   const cmd = 'ferry cancel';
   const p = parseArgs(cmd, argv, { ...COMMON_OPERATOR_OPTIONS, signal: { value: true }, wait: { value: true } });
-  const jobId = p.positional[0];
-  if (!jobId) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: missing job id (ferry cancel JOB [--signal SIGTERM] [--wait 30s])`);
+  const jobId = onePositional(cmd, p, 'job id', 'ferry cancel JOB [--signal SIGTERM] [--wait 30s]');
   const signal = (opt(p, 'signal') ?? 'SIGTERM').toUpperCase().replace(/^(?!SIG)/, 'SIG');
   const waitMs = parseDuration(`${cmd}: --wait`, opt(p, 'wait') ?? CANCEL_WAIT_DEFAULT);
   const json = p.options.has('json');

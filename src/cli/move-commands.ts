@@ -4,7 +4,7 @@ import { FerryError } from '../common/ferry-error.js';
 import { CHECKPOINT_CLIENT_TIMEOUT_MS } from './checkpoint-commands.js';
 import { formatBytes } from './format-bytes.js';
 import { ProgressDisplay } from './progress-display.js';
-import { intOpt, opt, parseArgs, requireOpt } from './args.js';
+import { intOpt, onePositional, opt, parseArgs, requireOpt } from './args.js';
 import { COMMON_OPERATOR_OPTIONS, coordinatorAddress, withClient } from './operator-commands.js';
 
 function print(json: boolean, what: string, r: MoveReply): void {
@@ -56,8 +56,7 @@ export function parseRankMap(cmd: string, text: string): Record<number, string> 
 export async function restartCommand(argv: string[]): Promise<number> {
   const cmd = 'ferry restart';
   const p = parseArgs(cmd, argv, { ...COMMON_OPERATOR_OPTIONS, epoch: { value: true }, hosts: { value: true }, map: { value: true } });
-  const jobId = p.positional[0];
-  if (!jobId) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: missing job id (ferry restart JOB [--epoch E] [--hosts a,b | --map 0=a,1=b])`);
+  const jobId = onePositional(cmd, p, 'job id', 'ferry restart JOB [--epoch E] [--hosts a,b | --map 0=a,1=b]');
   if (opt(p, 'hosts') && opt(p, 'map')) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: give --hosts or --map, not both`);
   const progress = new ProgressDisplay(`restart ${jobId}`, p.options.has('json'));
   const r = await withClient(coordinatorAddress(cmd, p), (c) =>
@@ -80,8 +79,7 @@ export async function restartCommand(argv: string[]): Promise<number> {
 export async function migrateCommand(argv: string[]): Promise<number> {
   const cmd = 'ferry migrate';
   const p = parseArgs(cmd, argv, { ...COMMON_OPERATOR_OPTIONS, rank: { value: true }, to: { value: true } });
-  const jobId = p.positional[0];
-  if (!jobId) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: missing job id (ferry migrate JOB --rank R --to HOST)`);
+  const jobId = onePositional(cmd, p, 'job id', 'ferry migrate JOB --rank R --to HOST');
   const rank = intOpt(cmd, p, 'rank', -1, 0);
   if (rank < 0) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: missing option --rank`);
   const to = requireOpt(cmd, p, 'to');
@@ -96,8 +94,7 @@ export async function migrateCommand(argv: string[]): Promise<number> {
 export async function drainCommand(argv: string[]): Promise<number> {
   const cmd = 'ferry drain';
   const p = parseArgs(cmd, argv, COMMON_OPERATOR_OPTIONS);
-  const host = p.positional[0];
-  if (!host) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: missing host (ferry drain HOST)`);
+  const host = onePositional(cmd, p, 'host', 'ferry drain HOST');
   const progress = new ProgressDisplay(`drain ${host}`, p.options.has('json'));
   const r = await withClient(coordinatorAddress(cmd, p), (c) =>
     c.request({ drain: { host } }, { timeoutMs: CHECKPOINT_CLIENT_TIMEOUT_MS, onNotice: progress.onNotice }),

@@ -1,7 +1,7 @@
 // `ferry status | hosts | jobs | job | events`: ask the coordinator, print a
 // table (or --json).
 import { HostState, JobState, type EventInfo, type HostInfo, type JobInfo } from '../gen/proto.js';
-import { checkTcpAddress, intOpt, opt, parseArgs, type OptionSpec, type ParsedArgs } from './args.js';
+import { checkTcpAddress, intOpt, onePositional, opt, parseArgs, type OptionSpec, type ParsedArgs } from './args.js';
 import { DEFAULT_COORDINATOR, OperatorClient } from './operator-client.js';
 import { formatAgo, formatTable, formatTime } from './table.js';
 
@@ -126,8 +126,7 @@ export async function operatorCommand(name: string, argv: string[]): Promise<num
     }
     case 'job': {
       const p = parseArgs(cmd, argv, COMMON_OPERATOR_OPTIONS);
-      const id = p.positional[0];
-      if (!id) throw new Error(`${cmd}: missing job id (ferry job JOB)`);
+      const id = onePositional(cmd, p, 'job id', 'ferry job JOB');
       const job = await withClient(coordinatorAddress(cmd, p), async (c) => (await c.request({ job: { job_id: id } })).job!.job!);
       if (p.options.has('json')) out(JSON.stringify(jobJson(job), null, 2) + '\n');
       else

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { ErrorCode } from '../gen/proto.js';
 import { FerryError } from '../common/ferry-error.js';
-import { intOpt, opt, parseArgs, parseDuration } from './args.js';
+import { intOpt, onePositional, opt, parseArgs, parseDuration } from './args.js';
 import { JobFollower, jobExitStatus } from './job-follower.js';
 import { RankOutputWriter } from './rank-output-writer.js';
 import { COMMON_OPERATOR_OPTIONS, coordinatorAddress, jobJson, jobStateName, withClient } from './operator-commands.js';
@@ -82,8 +82,7 @@ export async function runCommand(argv: string[]): Promise<number> {
 export async function attachCommand(argv: string[]): Promise<number> {
   const cmd = 'ferry attach';
   const p = parseArgs(cmd, argv, { ...COMMON_OPERATOR_OPTIONS, raw: {} });
-  const jobId = p.positional[0];
-  if (!jobId) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: missing job id (ferry attach JOB)`);
+  const jobId = onePositional(cmd, p, 'job id', 'ferry attach JOB');
   return withClient(coordinatorAddress(cmd, p), async (c) => {
     const follower = new JobFollower(c, new RankOutputWriter(!p.options.has('raw')), p.options.has('json'), cmd);
     follower.follow(jobId);

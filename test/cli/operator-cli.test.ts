@@ -83,6 +83,9 @@ describe('operator CLI errors', () => {
     [['events', '--limit'], /option --limit needs a value/],
     [['frobnicate'], /unknown command "frobnicate"/],
     [['run', '--coordinator', 'tcp://127.0.0.1:1', './x'], /missing option -n/],
+    [['checkpoint', 'j1', 'j2'], /ferry checkpoint: takes one job id, got 2: j1 j2 \(ferry checkpoint JOB/],
+    [['cancel'], /ferry cancel: missing job id \(ferry cancel JOB/],
+    [['drain', 'h1', 'h2'], /ferry drain: takes one host, got 2: h1 h2/],
   ])('ferry %j: one clear line, exit 2', async (args, message) => {
     const r = await ferry(args as string[]);
     expect(r.code).toBe(2);
