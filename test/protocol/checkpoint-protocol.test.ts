@@ -116,6 +116,23 @@ describe('checkpoint protocol', () => {
     expect(h.catalog!.lastCommittedEpoch('j')!.epoch).toBe(1);
   });
 
+  it('ends a job cancelled in the middle of a checkpoint: the epoch aborts, the job is cancelled, the previous epoch stays', async () => {
+    await checkpoint();
+    h.nodes.get('b')!.steps.scripts.set(RoundStep.DUMP, () => 'hang');
+    const running = checkpoint();
+    await advance(300);
+    expect(steps('b').at(-1)).toBe(RoundStep.DUMP);
+    await h.coordinator!.jobs.signal('j', 'SIGTERM'); // ferry cancel j, from another terminal
+    const { error } = await running;
+    expect(error!.message).toMatch(/DUMP failed/);
+    await advance(2_000);
+    expect(h.catalog!.getEpoch('j', 2)!.state).toBe('aborted');
+    expect(h.catalog!.lastCommittedEpoch('j')!.epoch).toBe(1);
+    const job = h.catalog!.getJob('j')!;
+    expect(job).toMatchObject({ state: 'cancelled', detail: 'cancelled by the operator (SIGTERM)' });
+    expect(h.catalog!.listRanks('j').map((r) => [r.state, r.exitCode])).toEqual(Array(4).fill(['exited', 143]));
+  });
+
   it('refuses a second checkpoint while one runs', async () => {
     h.nodes.get('a')!.steps.scripts.set(RoundStep.DUMP, () => new Promise((r) => setTimeout(() => r({ failed: new Map(), images: [] }), 1_000)));
     const first = h.coordinator!.checkpoints.checkpoint('j', { stop: false }).catch((e) => e);
