@@ -275,6 +275,12 @@ describe('a coordinator restart between a migration copying a rank and stopping 
     expect(h.catalog!.getJob('j')!.state).toBe('running'); // the ranks resumed on a and b
     expect(rankHosts()).toEqual(['a', 'a', 'b', 'b']);
     expect(h.catalog!.rankMoves('j').map((m) => m.rank)).toEqual([1]); // c's copy is still to remove
+    // A later migration of that rank that fails before its FETCH does not forget it.
+    h.nodes.get('a')!.steps.scripts.set(RoundStep.PREPARE, () => failRanks([0], 'refused'));
+    const refused = await settle(h.coordinator!.moves.migrate('j', new Map([[1, 'd']])));
+    expect(refused.error!.message).toMatch(/PREPARE failed/);
+    h.nodes.get('a')!.steps.scripts.delete(RoundStep.PREPARE);
+    expect(h.catalog!.rankMoves('j').map((m) => [m.rank, m.toHost])).toEqual([[1, 'c']]);
     h.startAgent('c', {}, ranksOfC);
     await advance(1_000);
     expect(discardsOf('c')).toEqual([[1, [1]]]);

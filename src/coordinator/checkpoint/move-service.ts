@@ -276,13 +276,14 @@ export class MoveService {
     const everyone = (): Map<string, number[]> => this.c.jobs.liveRanksByHost(jobId);
     const resumeAll = (hosts: Map<string, number[]>) => runRound(this.c, { ...request, step: RoundStep.RESUME }, hosts, cfg.resumeTimeoutMs);
     const discard = (hosts: Map<string, number[]>) => runRound(this.c, { ...request, step: RoundStep.DISCARD }, hosts, cfg.resumeTimeoutMs);
+    let recorded = false; // this migration's moves are in the catalog (from its FETCH on)
     const fail = async (why: string, r?: RoundResult): Promise<never> => {
       const reachable = new Map([...all].filter(([h]) => !r?.silentHosts.includes(h)));
       await resumeAll(reachable);
       await discard(new Map([...mergeByHost(sourceHosts, targets)].filter(([h]) => !r?.silentHosts.includes(h))));
       // (a target that did not answer keeps its row: its copy is removed when it registers again)
       const answered = [...moves].filter(([, to]) => !r?.silentHosts.includes(to)).map(([rank]) => rank);
-      this.c.catalog.clearRankMoves(jobId, answered);
+      if (recorded) this.c.catalog.clearRankMoves(jobId, answered);
       this.c.event('migration.abort', `job ${jobId}: ${id} aborted: ${why}; every rank resumed where it was`, { jobId });
       throw new FerryError(r ? roundFailureCode(r) : ErrorCode.UNAVAILABLE, `migration of job ${jobId} aborted: ${why}; every rank resumed where it was`);
     };
@@ -321,6 +322,7 @@ export class MoveService {
     // The catalog keeps each move from here until its RESTORE answered: a coordinator that dies
     // before the STOP leaves the rank on its source and the target's copy to remove, one that dies
     // after it a move to finish (finishInterrupted).
+    recorded = true;
     this.c.catalog.recordRankMoves(
       [...moves].map(([rank, to]) => ({ jobId, rank, imageSet, fromHost: from.get(rank)!, toHost: to, sourceJson: JSON.stringify(sources.get(rank)), stopped: false })),
     );
