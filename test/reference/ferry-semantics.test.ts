@@ -17,7 +17,7 @@ import {
   mpichLauncher,
   rankCountsFor,
   readProgramManifest,
-  runProgram,
+  runMpichProgram,
   type ProgramSpec,
   type RunResult,
 } from './run-programs.js';
@@ -141,7 +141,7 @@ beforeAll(async () => {
     let chain: Promise<unknown> = Promise.resolve();
     for (const spec of differentialPrograms) {
       const ranks = differentialRankCount(spec);
-      const run = chain.then(() => runProgram({ launcher: mpichLauncher(), ranks, argv: [join(mpichBin, spec.name)], timeoutMs: RUN_TIMEOUT_MS }));
+      const run = chain.then(() => runMpichProgram({ launcher: mpichLauncher(), ranks, argv: [join(mpichBin, spec.name)], timeoutMs: RUN_TIMEOUT_MS }));
       run.catch(() => undefined); // reported by the differential test that awaits it
       mpichRuns.set(spec.name, run);
       chain = run.catch(() => undefined);

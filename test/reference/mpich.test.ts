@@ -20,7 +20,7 @@ import {
   mpichLauncher,
   rankCountsFor,
   readProgramManifest,
-  runProgram,
+  runMpichProgram,
 } from './run-programs.js';
 
 // Rank counts to try (each program keeps those in its `ranks:` range).
@@ -52,21 +52,6 @@ if (!mpich.ok) {
   console.warn(`SKIPPING reference MPI tests: ${mpich.reason}`);
 }
 
-// Debian's MPICH sometimes fails inside MPI_Init on this machine: UCX finds no device for a
-// transport ("init_worker No such device"; one CI run in about ten). That is the reference's
-// environment, not the program: such a run is reported and tried again, up to UCX_INIT_ATTEMPTS times.
-// Any other outcome counts as it is.
-const UCX_INIT_FAILED = /ucx function returned with failed status/;
-const UCX_INIT_ATTEMPTS = 3;
-
-async function runReference(opts: Parameters<typeof runProgram>[0]): Promise<Awaited<ReturnType<typeof runProgram>>> {
-  for (let attempt = 1; ; attempt++) {
-    const r = await runProgram(opts);
-    if (r.exitCode === 0 || !UCX_INIT_FAILED.test(r.stderr) || attempt === UCX_INIT_ATTEMPTS) return r;
-    console.warn(`MPICH failed in MPI_Init (UCX found no device); attempt ${attempt + 1} of ${UCX_INIT_ATTEMPTS}: ${opts.argv.join(' ')}`);
-  }
-}
-
 describe.skipIf(!mpich.ok)('programs under Debian MPICH', () => {
   let buildDir = '';
   const launcher = mpichLauncher();
@@ -85,7 +70,7 @@ describe.skipIf(!mpich.ok)('programs under Debian MPICH', () => {
       it(`${run.name} ${run.args.join(' ')}`, { timeout: TEST_TIMEOUT_MS }, async () => {
         const lines: string[] = [];
         for (const ranks of [1, 2, 4]) {
-          const r = await runReference({ launcher, ranks, argv: [join(buildDir, run.name), ...run.args] });
+          const r = await runMpichProgram({ launcher, ranks, argv: [join(buildDir, run.name), ...run.args] });
           expect(r.timedOut, `${run.name} on ${ranks} ranks hung`).toBe(false);
           expect(r.exitCode, r.stderr).toBe(0);
           const line = checksumLine(r.stdout, run.name);
@@ -103,10 +88,10 @@ describe.skipIf(!mpich.ok)('programs under Debian MPICH', () => {
       // times, each hang reported. Every other outcome counts as it is.
       const UCX_HANG_MS = 60_000;
       const UCX_ATTEMPTS = 3;
-      let r = await runProgram({ launcher: mpichLauncher({ tcpOnly: true }), ranks: 2, argv: [join(buildDir, 'jacobi'), '48', '60'], timeoutMs: UCX_HANG_MS });
+      let r = await runMpichProgram({ launcher: mpichLauncher({ tcpOnly: true }), ranks: 2, argv: [join(buildDir, 'jacobi'), '48', '60'], timeoutMs: UCX_HANG_MS });
       for (let attempt = 2; r.timedOut && attempt <= UCX_ATTEMPTS; attempt++) {
         console.warn(`MPICH over UCX TCP hung (killed after ${UCX_HANG_MS} ms); attempt ${attempt} of ${UCX_ATTEMPTS}`);
-        r = await runProgram({ launcher: mpichLauncher({ tcpOnly: true }), ranks: 2, argv: [join(buildDir, 'jacobi'), '48', '60'], timeoutMs: UCX_HANG_MS });
+        r = await runMpichProgram({ launcher: mpichLauncher({ tcpOnly: true }), ranks: 2, argv: [join(buildDir, 'jacobi'), '48', '60'], timeoutMs: UCX_HANG_MS });
       }
       expect(r.timedOut, `MPICH over UCX TCP hung ${UCX_ATTEMPTS} times`).toBe(false);
       expect(r.exitCode, r.stderr).toBe(0);
@@ -114,7 +99,7 @@ describe.skipIf(!mpich.ok)('programs under Debian MPICH', () => {
     });
 
     it('a bad argument ends the job with status 2 and a usage line', { timeout: TEST_TIMEOUT_MS }, async () => {
-      const r = await runProgram({ launcher, ranks: 2, argv: [join(buildDir, 'sort'), 'many'] });
+      const r = await runMpichProgram({ launcher, ranks: 2, argv: [join(buildDir, 'sort'), 'many'] });
       expect(r.exitCode).toBe(2);
       // Under mpiexec the usage line is sometimes lost: Hydra tears the job down
       // before it forwards the rank's stderr. Run as a singleton, the program's
@@ -140,13 +125,13 @@ describe.skipIf(!mpich.ok)('programs under Debian MPICH', () => {
     for (const spec of programs) {
       for (const ranks of rankCountsFor(spec, RANK_COUNTS)) {
         it(`${spec.name} on ${ranks} rank(s)`, { timeout: TEST_TIMEOUT_MS }, async () => {
-          const r = await runReference({ launcher, ranks, argv: [join(buildDir, spec.name)] });
+          const r = await runMpichProgram({ launcher, ranks, argv: [join(buildDir, spec.name)] });
           expect(expectationProblem(spec, r)).toBeNull();
           if (spec.expect.kind === 'ok') {
             // Rank 0's output is the same run after run: compare with a second run
             // on one rank count, which catches scheduling-dependent lines.
             if (ranks === Math.max(spec.minRanks, 2)) {
-              const again = await runReference({ launcher, ranks, argv: [join(buildDir, spec.name)] });
+              const again = await runMpichProgram({ launcher, ranks, argv: [join(buildDir, spec.name)] });
               expect(again.stdout).toBe(r.stdout);
             }
           } else {

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MPICH_MPICC, REPO_ROOT, mpichLauncher, runProgram } from './run-programs.js';
+import { MPICH_MPICC, REPO_ROOT, mpichLauncher, runMpichProgram, runProgram } from './run-programs.js';
 
 const MAX_BYTES = 16384; // sizes 0, 1, 4, ..., 16384: 9 lines
 const EXPECTED_SIZES = [0, 1, 4, 16, 64, 256, 1024, 4096, 16384];
@@ -84,7 +84,7 @@ describe('ping-pong benchmark programs', () => {
       encoding: 'utf8',
     });
     expect(cc.status, cc.stderr).toBe(0);
-    const r = await runProgram({
+    const r = await runMpichProgram({
       launcher: mpichLauncher({ tcpOnly: false }),
       ranks: 2,
       argv: [bin, String(MAX_BYTES), '--impl', 'mpich'],
