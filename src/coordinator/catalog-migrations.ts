@@ -226,6 +226,30 @@ export const CATALOG_MIGRATIONS: readonly CatalogMigration[] = [
       `);
     },
   },
+  {
+    version: 11,
+    description: 'rank moves keyed by their migration too: two migrations of one rank can both be unfinished',
+    up: (db) => {
+      // A migration cut short before its STOP leaves a move whose target copy waits for that host to
+      // register; a later migration of the same rank must not overwrite it (nor clear it when done).
+      db.exec(`
+        CREATE TABLE rank_moves_by_set (
+          job_id       TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+          rank         INTEGER NOT NULL CHECK (rank >= 0),
+          image_set    INTEGER NOT NULL CHECK (image_set > 0),
+          from_host    TEXT NOT NULL,
+          to_host      TEXT NOT NULL,
+          source_json  TEXT NOT NULL,
+          stopped      INTEGER NOT NULL DEFAULT 1 CHECK (stopped IN (0, 1)),
+          PRIMARY KEY (job_id, rank, image_set)
+        ) STRICT;
+        INSERT INTO rank_moves_by_set (job_id, rank, image_set, from_host, to_host, source_json, stopped)
+          SELECT job_id, rank, image_set, from_host, to_host, source_json, stopped FROM rank_moves;
+        DROP TABLE rank_moves;
+        ALTER TABLE rank_moves_by_set RENAME TO rank_moves;
+      `);
+    },
+  },
 ];
 
 /** The schema version this build of Ferry writes. */

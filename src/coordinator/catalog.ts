@@ -503,10 +503,10 @@ export class Catalog {
     });
   }
 
-  /** Records, durably, that a migration is about to stop these ranks' old copies. */
-  markRankMovesStopped(jobId: string, ranks: readonly number[]): void {
+  /** Records, durably, that migration `imageSet` is about to stop these ranks' old copies. */
+  markRankMovesStopped(jobId: string, imageSet: number, ranks: readonly number[]): void {
     this.durably(() => {
-      for (const rank of ranks) this.st.markRankMoveStopped.run(jobId, rank);
+      for (const rank of ranks) this.st.markRankMoveStopped.run(jobId, imageSet, rank);
     });
   }
 
@@ -535,14 +535,15 @@ export class Catalog {
     }).immediate();
   }
 
-  /** The rank moves recorded (of one job, or of all), by job and rank. */
+  /** The rank moves recorded (of one job, or of all), by job, migration and rank. */
   rankMoves(jobId?: string): RankMoveRow[] {
     return ((jobId ? this.st.rankMovesOfJob.all(jobId) : this.st.rankMoves.all()) as Row[]).map(rankMoveRow);
   }
 
-  clearRankMoves(jobId: string, ranks: readonly number[]): void {
+  /** Forgets the moves of these ranks by migration `imageSet` (finished, or their copies removed). */
+  clearRankMoves(jobId: string, imageSet: number, ranks: readonly number[]): void {
     this.db.transaction(() => {
-      for (const rank of ranks) this.st.deleteRankMove.run(jobId, rank);
+      for (const rank of ranks) this.st.deleteRankMove.run(jobId, imageSet, rank);
     }).immediate();
   }
 
@@ -744,12 +745,12 @@ function prepareStatements(db: Database.Database) {
     upsertRankMove: p(`
       INSERT INTO rank_moves (job_id, rank, image_set, from_host, to_host, source_json, stopped)
       VALUES (@jobId, @rank, @imageSet, @fromHost, @toHost, @sourceJson, @stopped)
-      ON CONFLICT (job_id, rank) DO UPDATE SET image_set = excluded.image_set, from_host = excluded.from_host,
+      ON CONFLICT (job_id, rank, image_set) DO UPDATE SET from_host = excluded.from_host,
         to_host = excluded.to_host, source_json = excluded.source_json, stopped = excluded.stopped`),
-    markRankMoveStopped: p('UPDATE rank_moves SET stopped = 1 WHERE job_id = ? AND rank = ?'),
-    rankMoves: p('SELECT * FROM rank_moves ORDER BY job_id, rank'),
-    rankMovesOfJob: p('SELECT * FROM rank_moves WHERE job_id = ? ORDER BY rank'),
-    deleteRankMove: p('DELETE FROM rank_moves WHERE job_id = ? AND rank = ?'),
+    markRankMoveStopped: p('UPDATE rank_moves SET stopped = 1 WHERE job_id = ? AND image_set = ? AND rank = ?'),
+    rankMoves: p('SELECT * FROM rank_moves ORDER BY job_id, image_set, rank'),
+    rankMovesOfJob: p('SELECT * FROM rank_moves WHERE job_id = ? ORDER BY image_set, rank'),
+    deleteRankMove: p('DELETE FROM rank_moves WHERE job_id = ? AND image_set = ? AND rank = ?'),
     markImageRemoved: p('UPDATE epoch_images SET removed_ms = @atMs WHERE job_id = @jobId AND epoch = @epoch AND rank = @rank'),
     inFlightEpochOfJob: p(`SELECT epoch, state FROM epochs WHERE job_id = ? AND state NOT IN (${terminal}) LIMIT 1`),
     inFlightEpochs: p(`SELECT ${epochCols} FROM epochs WHERE state NOT IN (${terminal}) ORDER BY job_id, epoch`),

@@ -410,11 +410,18 @@ describe('catalog identity errors', () => {
     c.close();
     c = openCatalog();
     expect(c.rankMoves()).toEqual([move]);
-    c.markRankMovesStopped('j1', [1]);
+    // A later migration of the same rank is a move of its own: the first one is neither replaced nor cleared with it.
+    const later = { ...move, imageSet: 5, toHost: 'h3' };
+    c.recordRankMoves([later]);
+    c.markRankMovesStopped('j1', 5, [1]);
     c.close();
     c = openCatalog();
+    expect(c.rankMoves('j1')).toEqual([move, { ...later, stopped: true }]);
+    c.clearRankMoves('j1', 5, [1]);
+    expect(c.rankMoves()).toEqual([move]);
+    c.markRankMovesStopped('j1', 3, [1]);
     expect(c.rankMoves('j1')).toEqual([{ ...move, stopped: true }]);
-    c.clearRankMoves('j1', [1]);
+    c.clearRankMoves('j1', 3, [1]);
     expect(c.rankMoves()).toEqual([]);
   });
 
@@ -486,6 +493,8 @@ describe('catalog file', () => {
                  VALUES ('old', 'running', 1, '["/bin/true"]', '/', '{}', 200)`).run();
     raw.prepare(`INSERT INTO ranks VALUES ('old', 0, 'h1', 7, 'e:1', 'running', NULL, NULL, 300)`).run();
     raw.prepare(`INSERT INTO events (time_ms, kind, message) VALUES (400, 'old-event', 'from version N-1')`).run();
+    raw.prepare(`INSERT INTO rank_moves (job_id, rank, image_set, from_host, to_host, source_json, stopped)
+                 VALUES ('old', 0, 2, 'h1', 'h2', '{}', 0)`).run();
     raw.close();
 
     const c = openCatalog();
@@ -496,6 +505,7 @@ describe('catalog file', () => {
       { jobId: 'old', rank: 0, host: 'h1', pid: 7, endpoint: 'e:1', state: 'running', exitCode: null, signal: null, updatedMs: 300 },
     ]);
     expect(c.listEvents({}).map((e) => e.kind)).toEqual(['old-event']);
+    expect(c.rankMoves('old')).toEqual([{ jobId: 'old', rank: 0, imageSet: 2, fromHost: 'h1', toHost: 'h2', sourceJson: '{}', stopped: false }]);
     // the new version's tables work on the migrated file
     const e = c.beginEpoch('old', 500);
     c.recordEpochImage({ jobId: 'old', epoch: e, rank: 0, host: 'h1', location: '/i', sizeBytes: 3, sha256: SHA_A });

@@ -286,6 +286,25 @@ describe('a coordinator restart between a migration copying a rank and stopping 
     expect(discardsOf('c')).toEqual([[1, [1]]]);
     expect(h.catalog!.rankMoves('j')).toEqual([]);
   });
+
+  it("a later migration of that rank that completes does not forget the target's copy either", async () => {
+    await crashWhileFetching();
+    const ranksOfC = h.nodes.get('c')!.ranks;
+    for (const [key, agent] of h.agents) if (key.startsWith('c#') && agent.state !== 'stopped') await agent.stop();
+    h.startCoordinator();
+    keptMove();
+    await advance(3_000);
+    const moved = await settle(h.coordinator!.moves.migrate('j', new Map([[1, 'd']])));
+    expect(moved.error).toBeUndefined();
+    expect(rankHosts()).toEqual(['a', 'd', 'b', 'b']);
+    // The completed migration (image set 2) cleared its own move only.
+    expect(h.catalog!.rankMoves('j').map((m) => [m.rank, m.imageSet, m.toHost, m.stopped])).toEqual([[1, 1, 'c', false]]);
+    h.startAgent('c', {}, ranksOfC);
+    await advance(1_000);
+    expect(discardsOf('c')).toEqual([[1, [1]]]);
+    expect(h.catalog!.rankMoves('j')).toEqual([]);
+    expect(rankHosts()).toEqual(['a', 'd', 'b', 'b']); // removing the old copy moved nothing
+  });
 });
 
 describe('a coordinator restart between a migration stopping a rank and restoring it', () => {

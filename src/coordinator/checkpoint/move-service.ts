@@ -16,7 +16,7 @@
 import { ErrorCode, RoundStep, type ImageSourceInit, type MoveReplyInit } from '../../gen/proto.js';
 import { FerryError } from '../../common/ferry-error.js';
 import { tracer } from '../../common/trace.js';
-import { EPOCH_COMMITTED, EPOCH_DELETED } from '../catalog-types.js';
+import { EPOCH_COMMITTED, EPOCH_DELETED, type RankMoveRow } from '../catalog-types.js';
 import type { Coordinator } from '../coordinator.js';
 import { placeRanks } from '../placement.js';
 import { describeRoundFailure, roundFailureCode, runRound, type RoundResult } from '../round-runner.js';
@@ -283,7 +283,7 @@ export class MoveService {
       await discard(new Map([...mergeByHost(sourceHosts, targets)].filter(([h]) => !r?.silentHosts.includes(h))));
       // (a target that did not answer keeps its row: its copy is removed when it registers again)
       const answered = [...moves].filter(([, to]) => !r?.silentHosts.includes(to)).map(([rank]) => rank);
-      if (recorded) this.c.catalog.clearRankMoves(jobId, answered);
+      if (recorded) this.c.catalog.clearRankMoves(jobId, imageSet, answered);
       this.c.event('migration.abort', `job ${jobId}: ${id} aborted: ${why}; every rank resumed where it was`, { jobId });
       throw new FerryError(r ? roundFailureCode(r) : ErrorCode.UNAVAILABLE, `migration of job ${jobId} aborted: ${why}; every rank resumed where it was`);
     };
@@ -334,12 +334,12 @@ export class MoveService {
     const t3 = this.c.now();
     say('restoring', shipped);
     // Past this point the old copies end: a failure restores them where they were.
-    this.c.catalog.markRankMovesStopped(jobId, [...moves.keys()]);
+    this.c.catalog.markRankMovesStopped(jobId, imageSet, [...moves.keys()]);
     for (const [rank, to] of moves) this.c.jobs.rankMoved(jobId, rank, to);
     await runRound(this.c, { ...request, step: RoundStep.STOP }, sourceHosts, cfg.resumeTimeoutMs, (ranks) => ({ dump_ranks: ranks }));
     const restore = await runRound(this.c, { ...request, step: RoundStep.RESTORE }, targets, cfg.dumpTimeoutMs, perTarget);
     this.recordRestored(jobId, restore);
-    if (restore.ok) this.c.catalog.clearRankMoves(jobId, [...moves.keys()]);
+    if (restore.ok) this.c.catalog.clearRankMoves(jobId, imageSet, [...moves.keys()]);
     else {
       const failed = new Map([...restore.failures.keys()].map((r) => [r, from.get(r)!]));
       for (const [rank, host] of failed) this.c.jobs.rankMoved(jobId, rank, host);
@@ -347,7 +347,7 @@ export class MoveService {
         sources: ranks.map((r) => ({ ...sources.get(r)!, host: from.get(r)!, server: '' })),
       }));
       this.recordRestored(jobId, back);
-      this.c.catalog.clearRankMoves(jobId, [...moves.keys()]);
+      this.c.catalog.clearRankMoves(jobId, imageSet, [...moves.keys()]);
       if (!back.ok) {
         this.c.jobs.failRunningJob(jobId, `${id}: ${describeRoundFailure('RESTORE', restore)}, and restoring where they were failed too: ${describeRoundFailure('RESTORE', back)}`);
         this.lost(jobId, new Map([...failed].filter(([rank]) => back.failures.has(rank))));
@@ -400,10 +400,10 @@ export class MoveService {
     const job = this.c.catalog.getJob(jobId);
     if (moves.length === 0) return;
     const cfg = this.c.config;
-    const cleared: number[] = [];
+    const cleared: RankMoveRow[] = [];
     try {
       if (!job) {
-        cleared.push(...moves.map((m) => m.rank));
+        cleared.push(...moves);
         return;
       }
       for (const m of moves) {
@@ -414,11 +414,11 @@ export class MoveService {
           // The rank never left its source. Nothing to finish: remove the copies, from the hosts that answer.
           const d = await runRound(this.c, { ...request, step: RoundStep.DISCARD }, both, cfg.resumeTimeoutMs);
           if (d.silentHosts.includes(m.toHost)) continue; // its copy waits for it to register again
-          cleared.push(m.rank);
+          cleared.push(m);
           this.c.event('migration.cleaned-late', `job ${jobId}: ${what} before rank ${m.rank} was stopped: it stays on ${m.fromHost}; the migration's images are removed`, { jobId });
           continue;
         }
-        cleared.push(m.rank);
+        cleared.push(m);
         if (job.state !== 'running') continue;
         const restored = this.c.catalog.getRank(jobId, m.rank);
         if (restored?.state === 'starting') {
@@ -449,7 +449,7 @@ export class MoveService {
         await runRound(this.c, { ...request, step: RoundStep.DISCARD }, both, cfg.resumeTimeoutMs);
       }
     } finally {
-      this.c.catalog.clearRankMoves(jobId, cleared);
+      for (const m of cleared) this.c.catalog.clearRankMoves(jobId, m.imageSet, [m.rank]);
     }
   }
 
