@@ -1,4 +1,4 @@
-// `ferry checkpoint JOB [--stop | --every 10m | --keep-epochs N]` and `ferry epochs JOB`.
+// `ferry checkpoint JOB [--stop | --every 10m | --keep-epochs N | --auto-restart N]` and `ferry epochs JOB`.
 import { ErrorCode, type EpochInfo } from '../gen/proto.js';
 import { FerryError } from '../common/ferry-error.js';
 import { intOpt, onePositional, opt, parseArgs, parseDuration } from './args.js';
@@ -34,15 +34,25 @@ function phaseDurations(e: EpochInfo): string {
 
 export async function checkpointCommand(argv: string[]): Promise<number> {
   const cmd = 'ferry checkpoint';
-  const p = parseArgs(cmd, argv, { ...COMMON_OPERATOR_OPTIONS, stop: {}, every: { value: true }, 'keep-epochs': { value: true } });
-  const jobId = onePositional(cmd, p, 'job id', 'ferry checkpoint JOB [--stop | --every 10m | --keep-epochs N]');
-  const settings = ['stop', 'every', 'keep-epochs'].filter((o) => p.options.has(o));
+  const p = parseArgs(cmd, argv, { ...COMMON_OPERATOR_OPTIONS, stop: {}, every: { value: true }, 'keep-epochs': { value: true }, 'auto-restart': { value: true } });
+  const jobId = onePositional(cmd, p, 'job id', 'ferry checkpoint JOB [--stop | --every 10m | --keep-epochs N | --auto-restart N]');
+  const settings = ['stop', 'every', 'keep-epochs', 'auto-restart'].filter((o) => p.options.has(o));
   if (settings.length > 1) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: give one of --${settings.join(', --')}, not several`);
   if (opt(p, 'keep-epochs') !== undefined) {
     const keep = opt(p, 'keep-epochs') === 'default' ? 0 : intOpt(cmd, p, 'keep-epochs', 0, 1);
     const r = await withClient(coordinatorAddress(cmd, p), (c) => c.request({ checkpoint: { job_id: jobId, set_keep: true, keep_epochs: keep } }));
     const kept = r.job?.job?.keep_epochs ?? keep;
     process.stdout.write(`job ${jobId}: keeps the images of its ${kept} newest committed epoch${kept === 1 ? '' : 's'}${keep === 0 ? " (the coordinator's default)" : ''}\n`);
+    return 0;
+  }
+  if (opt(p, 'auto-restart') !== undefined) {
+    const n = opt(p, 'auto-restart') === 'off' ? 0 : intOpt(cmd, p, 'auto-restart', 0, 0);
+    await withClient(coordinatorAddress(cmd, p), (c) => c.request({ checkpoint: { job_id: jobId, set_auto_restarts: true, auto_restarts: n } }));
+    process.stdout.write(
+      n ? `job ${jobId}: restarted automatically from its last checkpoint, up to ${n} time${n === 1 ? '' : 's'}, if it loses a host
+` : `job ${jobId}: no automatic restarts
+`,
+    );
     return 0;
   }
   if (opt(p, 'every') !== undefined) {

@@ -37,6 +37,10 @@ export class JobFollower {
   readonly onNotice = (r: OperatorReply): void => {
     if (this.follows.includes(r.reply_to)) while (this.follows[0] !== r.reply_to) this.c.forget(this.follows.shift()!);
     if (r.job_output) this.output.write(r.job_output.rank, r.job_output.stream, r.job_output.data);
+    if (r.job_notice && !this.quiet) {
+      process.stderr.write(`${this.who}: job ${r.job_notice.job_id}: ${r.job_notice.message}
+`);
+    }
   };
 
   /** A final reply that carries the ended job settles the follower. */

@@ -48,6 +48,8 @@ export function jobJson(j: JobInfo) {
     endedMs: j.ended_ms,
     exitCode: j.exit_code,
     detail: j.detail,
+    keepEpochs: j.keep_epochs,
+    autoRestarts: j.auto_restarts,
     ranks: j.ranks.map((r) => ({ rank: r.rank, host: r.host, pid: r.pid, endpoint: r.endpoint, state: r.state, exitCode: r.exit_code, signal: r.signal })),
   };
 }
@@ -132,6 +134,7 @@ export async function operatorCommand(name: string, argv: string[]): Promise<num
       else
         out(
           `job ${job.id}: ${jobStateName(job.state)}${job.detail ? ` (${job.detail})` : ''}\n` +
+            (job.auto_restarts ? `automatic restarts left: ${job.auto_restarts}\n` : '') +
             formatTable(
               ['RANK', 'HOST', 'PID', 'STATE', 'EXIT'],
               job.ranks.map((r) => [String(r.rank), r.host, String(r.pid), r.state, r.state === 'exited' ? r.signal || String(r.exit_code) : '-']),

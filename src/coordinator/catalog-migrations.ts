@@ -250,6 +250,13 @@ export const CATALOG_MIGRATIONS: readonly CatalogMigration[] = [
       `);
     },
   },
+  {
+    version: 12,
+    description: 'automatic restarts: how many times a job that lost a host is restarted from its last epoch',
+    up: (db) => {
+      db.exec(`ALTER TABLE jobs ADD COLUMN auto_restarts INTEGER NOT NULL DEFAULT 0 CHECK (auto_restarts >= 0);`);
+    },
+  },
 ];
 
 /** The schema version this build of Ferry writes. */

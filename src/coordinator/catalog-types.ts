@@ -51,6 +51,8 @@ export interface JobSpec {
   checkpointEveryMs?: number;
   /** Committed epochs whose images are kept; absent or 0: the coordinator's default. */
   keepEpochs?: number;
+  /** Automatic restarts after a lost host (absent or 0: none). */
+  autoRestarts?: number;
 }
 
 export interface JobStateExtra {
@@ -86,6 +88,8 @@ export interface JobRow {
    */
   branchFrom: number;
   branchAt: number;
+  /** Automatic restarts left: each one a failure by a lost host uses up (0: the job just fails). */
+  autoRestarts: number;
 }
 
 export interface RankUpdate {

@@ -165,6 +165,7 @@ export class Catalog {
     requireMs(j.createdMs, 'createdMs');
     if (j.checkpointEveryMs !== undefined) requireUint(j.checkpointEveryMs, 'checkpointEveryMs');
     if (j.keepEpochs !== undefined) requireUint(j.keepEpochs, 'keepEpochs');
+    if (j.autoRestarts !== undefined) requireUint(j.autoRestarts, 'autoRestarts');
     try {
       this.st.createJob.run({
         id: j.id,
@@ -175,6 +176,7 @@ export class Catalog {
         createdMs: j.createdMs,
         checkpointEveryMs: j.checkpointEveryMs ?? null,
         keepEpochs: j.keepEpochs ?? 0,
+        autoRestarts: j.autoRestarts ?? 0,
       });
     } catch (err) {
       if ((err as { code?: unknown }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
@@ -230,6 +232,14 @@ export class Catalog {
   setKeepEpochs(id: string, keep: number): void {
     requireUint(keep, 'keepEpochs');
     if (this.st.setKeepEpochs.run(keep, id).changes === 0) throw unknownJob(id);
+  }
+
+  /** Sets, durably, how many automatic restarts the job has left (see JobRow.autoRestarts). */
+  setAutoRestarts(id: string, n: number): void {
+    requireUint(n, 'autoRestarts');
+    this.durably(() => {
+      if (this.st.setAutoRestarts.run(n, id).changes === 0) throw unknownJob(id);
+    });
   }
 
   getJob(id: string): JobRow | undefined {
@@ -684,8 +694,8 @@ function prepareStatements(db: Database.Database) {
     listHosts: p('SELECT * FROM hosts ORDER BY name'),
 
     createJob: p(`
-      INSERT INTO jobs (id, state, world_size, argv_json, cwd, env_json, created_ms, checkpoint_every_ms, keep_epochs)
-      VALUES (@id, 'pending', @worldSize, @argvJson, @cwd, @envJson, @createdMs, @checkpointEveryMs, @keepEpochs)`),
+      INSERT INTO jobs (id, state, world_size, argv_json, cwd, env_json, created_ms, checkpoint_every_ms, keep_epochs, auto_restarts)
+      VALUES (@id, 'pending', @worldSize, @argvJson, @cwd, @envJson, @createdMs, @checkpointEveryMs, @keepEpochs, @autoRestarts)`),
     setJobState: p(`
       UPDATE jobs SET state = @state,
         started_ms = COALESCE(@startedMs, started_ms), ended_ms = COALESCE(@endedMs, ended_ms),
@@ -715,6 +725,7 @@ function prepareStatements(db: Database.Database) {
     setCheckpointEvery: p('UPDATE jobs SET checkpoint_every_ms = ? WHERE id = ?'),
     setStopAfterEpoch: p('UPDATE jobs SET stop_after_epoch = ? WHERE id = ?'),
     setKeepEpochs: p('UPDATE jobs SET keep_epochs = ? WHERE id = ?'),
+    setAutoRestarts: p('UPDATE jobs SET auto_restarts = ? WHERE id = ?'),
     listRanks: p('SELECT * FROM ranks WHERE job_id = ? ORDER BY rank'),
     ranksOnHost: p('SELECT * FROM ranks WHERE host = ? ORDER BY job_id, rank'),
 
@@ -839,6 +850,7 @@ function jobRow(r: Row): JobRow {
     keepEpochs: r.keep_epochs as number,
     branchFrom: r.branch_from as number,
     branchAt: r.branch_at as number,
+    autoRestarts: r.auto_restarts as number,
   };
 }
 

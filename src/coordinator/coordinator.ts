@@ -32,6 +32,7 @@ import { HostRegistry, type HostSession } from './host-registry.js';
 import { CheckpointService } from './checkpoint/checkpoint-service.js';
 import { JobOperations } from './checkpoint/job-operations.js';
 import { MoveService } from './checkpoint/move-service.js';
+import { AutoRestarts } from './checkpoint/auto-restarts.js';
 import { EpochRetention } from './checkpoint/epoch-retention.js';
 import { PeriodicCheckpoints } from './checkpoint/periodic-checkpoints.js';
 import { JobService } from './job-service.js';
@@ -51,6 +52,7 @@ export class Coordinator {
   readonly moves: MoveService;
   readonly periodic: PeriodicCheckpoints;
   readonly retention: EpochRetention;
+  readonly autoRestarts: AutoRestarts;
   /** One checkpoint, restart or migration at a time per job. */
   readonly operations = new JobOperations();
   private readonly operators: OperatorService;
@@ -84,6 +86,7 @@ export class Coordinator {
     this.moves = new MoveService(this);
     this.periodic = new PeriodicCheckpoints(this);
     this.retention = new EpochRetention(this);
+    this.autoRestarts = new AutoRestarts(this);
     this.operators = new OperatorService(this);
     this.checkpoints.abortInterrupted();
     transport.onMessage((peer, frames) => this.onFrames(peer, frames));

@@ -54,7 +54,7 @@ export class JobService {
   /** Jobs being stopped after a committed checkpoint (ferry checkpoint --stop): their exits are expected. */
   private readonly stopping = new Map<string, number>();
   /** First failure of a running job, kept until the job ends. */
-  private readonly failing = new Map<string, { exitCode: number; detail: string; secondary: boolean }>();
+  private readonly failing = new Map<string, { exitCode: number; detail: string; secondary: boolean; lostHost: boolean }>();
   private nextJobNumber = 1;
   /** Hosts that went down with running ranks: the timer that fails their jobs if they do not come back. */
   private readonly rejoinGrace = new Map<string, NodeJS.Timeout>();
@@ -91,6 +91,7 @@ export class JobService {
       exit_code: job.exitCode ?? 0,
       detail: job.detail ?? '',
       keep_epochs: this.c.retention.keepOfRow(job),
+      auto_restarts: job.autoRestarts,
       ranks: this.c.catalog.listRanks(job.id).map((r) => ({
         rank: r.rank,
         host: r.host,
@@ -125,7 +126,16 @@ export class JobService {
     this.c.retention.checkKeep(keepEpochs);
     const placement = placeRanks(req.world_size, candidates, explicit);
     const now = this.c.now();
-    this.c.catalog.createJob({ id: jobId, worldSize: req.world_size, argv: req.argv, cwd: req.cwd, env: req.env, createdMs: now, keepEpochs });
+    this.c.catalog.createJob({
+      id: jobId,
+      worldSize: req.world_size,
+      argv: req.argv,
+      cwd: req.cwd,
+      env: req.env,
+      createdMs: now,
+      keepEpochs,
+      autoRestarts: req.auto_restarts ?? 0,
+    });
     for (let r = 0; r < placement.length; r++) {
       this.updateRank({ jobId, rank: r, host: placement[r], pid: 0, endpoint: '', state: 'starting', updatedMs: now });
     }
@@ -174,12 +184,13 @@ export class JobService {
   /**
    * Adds (or renews) a follower, of every rank's output or of `ranks` only (a
    * rank-exec wants its own rank's: with N of them, all output N times over
-   * would be N² messages); a job that already ended is answered at once.
+   * would be N² messages); a job that already ended is answered at once,
+   * unless it is about to be restarted automatically.
    */
   follow(jobId: string, peer: PeerId, requestId: number, ranks: readonly number[] = []): void {
     const job = this.c.catalog.getJob(jobId);
     if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
-    if (ENDED_STATES.has(job.state)) {
+    if (ENDED_STATES.has(job.state) && !this.c.autoRestarts.has(jobId)) {
       this.c.sendOperator(peer, { reply_to: requestId, status: { ok: true }, final: true, job_ended: { job: this.toInfo(job) } });
       return;
     }
@@ -224,7 +235,7 @@ export class JobService {
       else if (current.secondary && !secondary) {
         // The rank that really failed reported after a peer that only lost it:
         // the job's status and message are the real failure's.
-        this.failing.set(jobId, { exitCode: code, detail, secondary: false });
+        this.failing.set(jobId, { exitCode: code, detail, secondary: false, lostHost: false });
         this.c.event('job.failing', `job ${jobId}: the failure was ${detail}`, { jobId });
       }
     }
@@ -328,7 +339,7 @@ export class JobService {
     const ranks = this.liveRanksOnHost(host);
     for (const [jobId, list] of groupByJob(ranks)) {
       const why = `host ${host} is down and did not come back within ${this.hostRejoinGraceMs} ms`;
-      this.failJob(jobId, 1, `rank${list.length > 1 ? 's' : ''} ${list.join(',')} lost: ${why}`);
+      this.failJob(jobId, 1, `rank${list.length > 1 ? 's' : ''} ${list.join(',')} lost: ${why}`, false, true);
       for (const r of ranks.filter((x) => x.jobId === jobId)) {
         this.onRankExited(host, { job_id: jobId, rank: r.rank, pid: r.pid, exit_code: -1, signal: 'HOST_DOWN', reason: why });
       }
@@ -366,7 +377,7 @@ export class JobService {
     for (const [jobId, rows] of lost) {
       const list = rows.map((r) => r.rank).join(',');
       const why = `the agent on host ${host} came back without them`;
-      if (grace) this.failJob(jobId, 1, `rank${rows.length > 1 ? 's' : ''} ${list} lost: ${why}`);
+      if (grace) this.failJob(jobId, 1, `rank${rows.length > 1 ? 's' : ''} ${list} lost: ${why}`, false, true);
       for (const r of rows) {
         this.onRankExited(host, { job_id: r.jobId, rank: r.rank, pid: r.pid, exit_code: -1, signal: 'LOST', reason: grace ? why : 'the agent no longer knows this rank' });
       }
@@ -565,7 +576,7 @@ export class JobService {
     if (!(signal in osConstants.signals)) throw new FerryError(ErrorCode.BAD_REQUEST, `unknown signal "${signal}" (a name like SIGTERM, SIGINT, SIGKILL, SIGUSR1)`);
     if (ENDED_STATES.has(job.state)) return;
     if (!this.failing.has(jobId) && (signal === 'SIGTERM' || signal === 'SIGINT' || signal === 'SIGKILL')) {
-      this.failing.set(jobId, { exitCode: signalStatus(signal), detail: `cancelled by the operator (${signal})`, secondary: false });
+      this.failing.set(jobId, { exitCode: signalStatus(signal), detail: `cancelled by the operator (${signal})`, secondary: false, lostHost: false });
       this.c.event('job.cancel', `job ${jobId}: ${signal} requested by the operator`, { jobId });
     }
     await this.signalRanks(jobId, signal);
@@ -595,6 +606,7 @@ export class JobService {
     this.heldFlushed.delete(jobId);
     this.c.catalog.setBranch(jobId, epoch);
     this.c.catalog.setJobState(jobId, 'running', { detail: `restarted from epoch ${epoch}` });
+    this.c.periodic.resume(jobId); // its ticks ended with the job
   }
 
   /** A rank now lives on `host` (restored there); exits from its previous host are of an old copy. */
@@ -615,9 +627,10 @@ export class JobService {
     this.failJob(jobId, 1, detail);
   }
 
-  private failJob(jobId: string, exitCode: number, detail: string, secondary = false): void {
+  /** `lostHost`: ranks were lost with their host, which an automatic restart may repair (auto-restarts.ts). */
+  private failJob(jobId: string, exitCode: number, detail: string, secondary = false, lostHost = false): void {
     if (this.failing.has(jobId)) return;
-    this.failing.set(jobId, { exitCode, detail, secondary });
+    this.failing.set(jobId, { exitCode, detail, secondary, lostHost });
     this.c.event('job.failing', `job ${jobId}: ${detail}; stopping the other ranks`, { jobId });
     void this.signalRanks(jobId, 'SIGTERM');
     this.maybeEnd(jobId);
@@ -644,11 +657,40 @@ export class JobService {
     const stoppedAt = this.stopping.get(jobId);
     const cancelled = failure?.detail.startsWith('cancelled');
     const state = failure ? (cancelled ? 'cancelled' : 'failed') : stoppedAt !== undefined ? 'stopped' : 'succeeded';
-    const detail = failure?.detail ?? (stoppedAt !== undefined ? `stopped after checkpoint epoch ${stoppedAt}; ferry restart ${jobId} continues it` : '');
+    let detail = failure?.detail ?? (stoppedAt !== undefined ? `stopped after checkpoint epoch ${stoppedAt}; ferry restart ${jobId} continues it` : '');
+    const noRestart = failure?.lostHost ? this.c.autoRestarts.check(job) : '';
+    if (noRestart) detail = `${detail}; ${noRestart}`;
     this.c.catalog.setJobState(jobId, state, { endedMs: this.c.now(), exitCode: failure?.exitCode ?? 0, detail });
     this.failing.delete(jobId);
     this.stopping.delete(jobId);
     this.c.event('job.end', `job ${jobId} ${state}${detail ? `: ${detail}` : ''}`, { jobId });
+    if (noRestart === undefined) {
+      this.c.autoRestarts.start(jobId, detail); // the followers stay for the restarted run
+      return;
+    }
+    this.endFollows(jobId);
+  }
+
+  /** Tells the job's followers what happened to it (ferry run prints it), between its output. */
+  notify(jobId: string, message: string): void {
+    for (const f of this.followers.get(jobId) ?? []) {
+      this.c.sendOperator(f.peer, { reply_to: f.requestId, status: { ok: true }, final: false, job_notice: { job_id: jobId, message } });
+    }
+  }
+
+  /**
+   * An automatic restart did not happen (`detail` says why): the job ends
+   * failed for its followers, unless an operator's restart already runs it.
+   */
+  autoRestartEnded(jobId: string, detail: string): void {
+    const job = this.c.catalog.getJob(jobId);
+    if (!job || job.state === 'running' || job.state === 'pending') return;
+    this.c.catalog.setJobState(jobId, 'failed', { endedMs: job.endedMs ?? this.c.now(), exitCode: job.exitCode || 1, detail });
+    this.endFollows(jobId);
+  }
+
+  /** The job ended: its followers get it, in a final reply. */
+  private endFollows(jobId: string): void {
     const info = this.jobInfo(jobId);
     for (const f of this.followers.get(jobId) ?? []) {
       this.c.sendOperator(f.peer, { reply_to: f.requestId, status: { ok: true }, final: true, job_ended: { job: info } });

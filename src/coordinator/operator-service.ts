@@ -88,6 +88,10 @@ export class OperatorService {
           this.c.periodic.set(req_.job_id, req_.every_ms);
           return { job: { job: this.c.jobs.jobInfo(req_.job_id) } };
         }
+        if (req_.set_auto_restarts) {
+          this.c.autoRestarts.set(req_.job_id, req_.auto_restarts);
+          return { job: { job: this.c.jobs.jobInfo(req_.job_id) } };
+        }
         if (req_.set_keep) {
           this.c.retention.set(req_.job_id, req_.keep_epochs);
           return { job: { job: this.c.jobs.jobInfo(req_.job_id) } };

@@ -108,6 +108,7 @@ describe('rank exit status', () => {
       created_ms: 0,
       ended_ms: 0,
       keep_epochs: 2,
+      auto_restarts: 0,
       ranks: ranks.map(([rank, exit_code, signal]) => ({ rank, exit_code, signal, state: 'exited', host: 'h', pid: 1, endpoint: '' })),
     }) as JobInfo;
 

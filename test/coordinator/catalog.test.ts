@@ -120,8 +120,11 @@ describe('catalog round trips', () => {
     c.createJob(job('j2', { createdMs: 2_500, worldSize: 4 }));
     expect(c.getJob('j1')).toEqual({
       ...job('j1'), state: 'pending', checkpointEveryMs: null, startedMs: null, endedMs: null, exitCode: null, detail: null, lastEpoch: 0, stopAfterEpoch: 0, keepEpochs: 0,
-      branchFrom: 0, branchAt: 0,
+      branchFrom: 0, branchAt: 0, autoRestarts: 0,
     });
+    c.setAutoRestarts('j1', 3);
+    expect(c.getJob('j1')!.autoRestarts).toBe(3);
+    expect(() => c.setAutoRestarts('nope', 1)).toThrow(/nope/);
     c.setStopAfterEpoch('j1', 4);
     expect(c.getJob('j1')!.stopAfterEpoch).toBe(4);
     c.setStopAfterEpoch('j1', 0);

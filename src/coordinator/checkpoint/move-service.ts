@@ -43,6 +43,8 @@ export interface RestartOptions {
   hosts?: string[];
   rankHosts?: Map<number, string>;
   progress?: MoveProgressFn;
+  /** The caller already holds the job's operation (queued coordinator work): the restart does not claim it. */
+  held?: boolean;
 }
 
 /** One step of a restart or migration, for the operator's progress display. */
@@ -105,7 +107,7 @@ export class MoveService {
         copied.set(img.rank, target.name);
       }
     }
-    const release = this.c.operations.begin(jobId, () => `restart from epoch ${epoch} is running`);
+    const release = o.held ? () => {} : this.c.operations.begin(jobId, () => `restart from epoch ${epoch} is running`);
     const imageHosts = new Map(images.map((i) => [i.rank, i.host]));
     try {
       this.c.event('restart.begin', `job ${jobId}: restart from epoch ${epoch} on ${[...new Set(placement.values())].join(',')}`, { jobId });

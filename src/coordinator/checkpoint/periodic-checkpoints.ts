@@ -37,6 +37,12 @@ export class PeriodicCheckpoints {
     this.c.event('checkpoint.interval', `job ${jobId}: ${everyMs ? `checkpoint every ${everyMs} ms` : 'periodic checkpoints off'}`, { jobId });
   }
 
+  /** The job runs again (restarted): its interval, if it has one, starts over. */
+  resume(jobId: string): void {
+    const job = this.c.catalog.getJob(jobId);
+    if (job?.checkpointEveryMs && !this.timers.has(jobId)) this.schedule(jobId, job.checkpointEveryMs);
+  }
+
   cancel(jobId: string): void {
     const t = this.timers.get(jobId);
     if (t) clearTimeout(t);

@@ -1,0 +1,84 @@
+// Automatic restarts: a job that fails because ranks were lost with their host
+// (the host stayed down past its rejoin grace, or its agent came back without
+// them) is restarted from its last committed epoch on the live hosts, as
+// `ferry restart JOB` would, as many times as the job allows
+// (`ferry run --auto-restart N`). A rank that fails on its own (a non-zero
+// exit, a signal) is the program's failure: restarting would fail again.
+//
+// Each attempt uses one up, durably, before it starts. The job's followers
+// (`ferry run`, `ferry attach`, `rank-exec`) stay attached through it and are
+// told in a JobNotice; if the restart fails they get the job's end, failed,
+// with the restart's reason added. A coordinator that dies between the
+// failure and the restart leaves the job failed: `ferry restart` continues it.
+import { ErrorCode } from '../../gen/proto.js';
+import { FerryError, errorMessage } from '../../common/ferry-error.js';
+import type { JobRow } from '../catalog-types.js';
+import type { Coordinator } from '../coordinator.js';
+
+export class AutoRestarts {
+  /** Jobs whose automatic restart is queued or running. */
+  private readonly pending = new Set<string>();
+
+  constructor(private readonly c: Coordinator) {}
+
+  /**
+   * Whether a job that is ending failed because ranks were lost with their host
+   * gets an automatic restart: undefined if so, else why not (for the job's
+   * detail), or '' when the job asked for none.
+   */
+  check(job: JobRow): string | undefined {
+    if (job.autoRestarts === 0) return '';
+    if (!this.c.catalog.lastCommittedEpoch(job.id)) return 'no automatic restart: the job has no committed checkpoint';
+    return undefined;
+  }
+
+  /** Queues the restart of a job that ended failed (`failure`) and passed check(). */
+  start(jobId: string, failure: string): void {
+    this.pending.add(jobId);
+    this.c.operations.queue(jobId, () => 'an automatic restart is running', () => this.run(jobId, failure));
+  }
+
+  /** Sets how many automatic restarts the job has left (ferry checkpoint JOB --auto-restart N; 0: off). */
+  set(jobId: string, n: number): void {
+    const job = this.c.catalog.getJob(jobId);
+    if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
+    this.c.catalog.setAutoRestarts(jobId, n);
+    this.c.event('job.auto-restarts', `job ${jobId}: ${n ? `restarted automatically up to ${n} times if it loses a host` : 'no automatic restarts'}`, { jobId });
+  }
+
+  /** A restart of this job is queued or running: its followers wait for it. */
+  has(jobId: string): boolean {
+    return this.pending.has(jobId);
+  }
+
+  private async run(jobId: string, failure: string): Promise<void> {
+    try {
+      const job = this.c.catalog.getJob(jobId);
+      const epoch = this.c.catalog.lastCommittedEpoch(jobId);
+      // An operator may have restarted, deleted or set the count to 0 in the meantime.
+      if (!job || job.state !== 'failed' || job.autoRestarts === 0 || !epoch) {
+        this.pending.delete(jobId);
+        this.c.jobs.autoRestartEnded(jobId, `${failure}; no automatic restart: the job changed before it could start`);
+        return;
+      }
+      const left = job.autoRestarts - 1;
+      this.c.catalog.setAutoRestarts(jobId, left);
+      const what = `restarting it from epoch ${epoch.epoch} on the live hosts (automatic restarts left: ${left})`;
+      this.c.event('job.auto-restart', `job ${jobId}: ${failure}; ${what}`, { jobId });
+      this.c.jobs.notify(jobId, `${failure}; ${what}`);
+      try {
+        const r = await this.c.moves.restart(jobId, { held: true });
+        const hosts = [...new Set(r.moves?.map((m) => m.to_host) ?? [])].join(',');
+        this.c.event('job.auto-restarted', `job ${jobId}: restarted from epoch ${epoch.epoch} on ${hosts}`, { jobId });
+        this.c.jobs.notify(jobId, `restarted from epoch ${epoch.epoch} on ${hosts}`);
+      } catch (err) {
+        const why = `the automatic restart from epoch ${epoch.epoch} failed: ${errorMessage(err)}`;
+        this.c.event('job.auto-restart-failed', `job ${jobId}: ${why}`, { jobId });
+        this.pending.delete(jobId);
+        this.c.jobs.autoRestartEnded(jobId, `${failure}; ${why}`);
+      }
+    } finally {
+      this.pending.delete(jobId);
+    }
+  }
+}

@@ -1,0 +1,181 @@
+// Automatic restarts (ferry run --auto-restart N): a job that loses ranks with
+// their host is restarted from its last committed epoch on the live hosts, its
+// followers staying attached; a rank that fails on its own is not restarted;
+// each restart uses one of N, durably; without a committed epoch, or a
+// reachable copy of its images, the job fails saying why. Over the in-memory
+// transport with scripted agents: b and c share an image store, a has its own.
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { RoundStep, type OperatorReply, type OperatorRequestInit } from '../../src/gen/proto.js';
+import { HOST_REJOIN_GRACE_MS } from '../../src/coordinator/job-service.js';
+import { coordinatorInboundCodec, operatorReplyCodec } from '../../src/protocol/messages.js';
+import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
+import { ControlPlaneHarness, settle } from './control-plane-harness.js';
+
+let h: ControlPlaneHarness;
+const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
+const STORES: Record<string, string> = { a: 'store-a', b: 'store-bc', c: 'store-bc' };
+
+beforeEach(async () => {
+  vi.useFakeTimers();
+  h = new ControlPlaneHarness({ heartbeatIntervalMs: 100, heartbeatTimeoutMs: 500, flushTimeoutMs: 2_000, dumpTimeoutMs: 3_000, resumeTimeoutMs: 2_000 });
+  h.startCoordinator();
+  for (const host of Object.keys(STORES)) h.startAgent(host, { imageStore: STORES[host] });
+  await advance(50);
+});
+
+afterEach(async () => {
+  await h.close();
+  vi.useRealTimers();
+});
+
+/** An operator connection following job j: the replies it got. */
+function follower(): OperatorReply[] {
+  const client = h.hub.connect();
+  const got: OperatorReply[] = [];
+  let renew: NodeJS.Timeout | undefined;
+  client.onMessage((frames) => {
+    const r = operatorReplyCodec.decode(frames[0]);
+    got.push(r);
+    if (r.job_ended) clearInterval(renew); // as ferry run: the first end is the end
+  });
+  const send = (id: number, req: Omit<OperatorRequestInit, 'version' | 'request_id'>) =>
+    client.send(coordinatorInboundCodec.encode({ operator: { version: PROTOCOL_VERSION, request_id: id, ...req } }));
+  send(1, { follow_job: { job_id: 'j' } });
+  // renewed as ferry run does, so a renewal during the restart is covered too
+  renew = setInterval(() => send(1, { follow_job: { job_id: 'j' } }), 2_000);
+  cleanups.push(() => clearInterval(renew));
+  return got;
+}
+const cleanups: (() => void)[] = [];
+afterEach(() => cleanups.splice(0).forEach((f) => f()));
+
+const notices = (got: OperatorReply[]) => got.filter((r) => r.job_notice).map((r) => r.job_notice!.message);
+const ended = (got: OperatorReply[]) => got.filter((r) => r.job_ended);
+const job = () => h.catalog!.getJob('j')!;
+const rankHosts = () => h.catalog!.listRanks('j').map((r) => `${r.rank}:${r.host}:${r.state}`);
+
+/** Job j: ranks 0,1 on a and 2,3 on b, with `autoRestarts`; checkpointed once unless told not to. */
+async function start(autoRestarts: number, checkpoint = true): Promise<void> {
+  await h.submit({ world_size: 4, rank_hosts: { 0: 'a', 1: 'a', 2: 'b', 3: 'b' }, auto_restarts: autoRestarts });
+  await advance(10);
+  if (checkpoint) {
+    const cp = await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: false }));
+    expect(cp.error).toBeUndefined();
+  }
+}
+
+/** Host b dies with its ranks: its agent stops, no agent comes back within the grace period. */
+async function loseB(): Promise<void> {
+  for (const [key, agent] of h.agents) if (key.startsWith('b#') && agent.state !== 'stopped') await agent.stop();
+  await advance(1_000);
+  expect(h.hostState('b')).toBe('down');
+  await advance(HOST_REJOIN_GRACE_MS);
+}
+
+describe('a job with automatic restarts that loses a host', () => {
+  it('is restarted from its last epoch on the live hosts; its followers stay and are told', async () => {
+    await start(2);
+    const got = follower();
+    // The restart's FETCH takes 2.5 s: a renewal of the follow in that time must not end it.
+    for (const host of ['a', 'c']) {
+      h.nodes.get(host)!.steps.scripts.set(RoundStep.FETCH, () => new Promise((res) => setTimeout(() => res({ failed: new Map(), bytesFetched: 0 }), 2_500)));
+    }
+    // Something else holds the job when it fails: the restart waits its turn, the job failed meanwhile,
+    // and renewals of the follow in that time must not end it either.
+    const release = h.coordinator!.operations.begin('j', () => 'the test holds the job');
+    await loseB();
+    expect(job().state).toBe('failed');
+    await advance(5_000);
+    expect(job().state).toBe('failed');
+    release();
+    for (let t = 0; t < 20_000 && job().state !== 'running'; t += 100) await advance(100);
+    expect(job().state, job().detail ?? '').toBe('running');
+    expect(job().autoRestarts).toBe(1);
+    // Ranks 2 and 3 read their images in b's store, which c shares; nothing ran on b.
+    expect(rankHosts().filter((r) => !r.startsWith('0:') && !r.startsWith('1:')).map((r) => r.split(':')[1])).toEqual(['c', 'c']);
+    expect(h.nodes.get('c')!.steps.stepsSeen()).toEqual(expect.arrayContaining([RoundStep.RESTORE, RoundStep.RESUME]));
+    const kinds = h.catalog!.listEvents({ limit: 500 }).map((e) => e.kind);
+    expect(kinds).toEqual(expect.arrayContaining(['job.end', 'job.auto-restart', 'restart.done', 'job.auto-restarted']));
+    expect(ended(got)).toEqual([]);
+    expect(notices(got)).toEqual([
+      'ranks 2,3 lost: host b is down and did not come back within 30000 ms; restarting it from epoch 1 on the live hosts (automatic restarts left: 1)',
+      'restarted from epoch 1 on a,c',
+    ]);
+
+    // The restarted job ends as any job does, and its followers hear it.
+    for (const r of h.catalog!.listRanks('j')) h.nodes.get(r.host)!.ranks.exit('j', r.rank, 0);
+    await advance(2_000);
+    expect(job().state).toBe('succeeded');
+    expect(ended(got).map((r) => r.job_ended!.job!.id)).toEqual(['j']);
+  });
+
+  it('fails, saying why, when the lost host held the only copy of the images', async () => {
+    await h.submit({ world_size: 4, rank_hosts: { 0: 'a', 1: 'a', 2: 'c', 3: 'c' }, auto_restarts: 1 });
+    await advance(10);
+    expect((await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: false }))).error).toBeUndefined();
+    // a dies: its ranks' images are in a's own store, which no other host sees
+    const got = follower();
+    for (const [key, agent] of h.agents) if (key.startsWith('a#') && agent.state !== 'stopped') await agent.stop();
+    await advance(1_000 + HOST_REJOIN_GRACE_MS);
+    for (let t = 0; t < 20_000 && ended(got).length === 0; t += 100) await advance(100);
+    expect(job().state).toBe('failed');
+    expect(job().detail).toMatch(/^ranks 0,1 lost: host a is down .*; the automatic restart from epoch 1 failed: epoch 1 of job j: .*host a.*nothing was started/);
+    expect(job().autoRestarts).toBe(0);
+    expect(ended(got)).toHaveLength(1);
+    expect(ended(got)[0]!.job_ended!.job!.detail).toBe(job().detail);
+    expect(h.catalog!.listEvents({ limit: 500 }).map((e) => e.kind)).toContain('job.auto-restart-failed');
+  });
+
+  it('fails without a restart when the job has no committed epoch', async () => {
+    await start(3, false);
+    const got = follower();
+    await loseB();
+    await advance(2_000);
+    expect(job().state).toBe('failed');
+    expect(job().detail).toMatch(/lost: host b is down .*; no automatic restart: the job has no committed checkpoint$/);
+    expect(job().autoRestarts).toBe(3);
+    expect(ended(got)).toHaveLength(1);
+  });
+
+  it('fails without a restart when it has none left, and `ferry checkpoint --auto-restart` sets them', async () => {
+    await start(1);
+    h.coordinator!.autoRestarts.set('j', 0);
+    await loseB();
+    await advance(2_000);
+    expect(job().state).toBe('failed');
+    expect(job().detail).toMatch(/^ranks 2,3 lost: host b is down and did not come back within 30000 ms$/);
+    expect(h.nodes.get('c')!.steps.stepsSeen()).not.toContain(RoundStep.RESTORE);
+  });
+});
+
+describe('a job with automatic restarts whose rank fails on its own', () => {
+  it('is not restarted: the program would fail again', async () => {
+    await start(2);
+    const got = follower();
+    h.nodes.get('b')!.ranks.exit('j', 2, 3);
+    await advance(2_000);
+    for (const r of h.catalog!.listRanks('j')) if (r.state !== 'exited') h.nodes.get(r.host)!.ranks.exit('j', r.rank, 143);
+    await advance(2_000);
+    expect(job().state).toBe('failed');
+    expect(job().autoRestarts).toBe(2);
+    expect(ended(got)).toHaveLength(1);
+    expect(h.catalog!.listEvents({ limit: 500 }).map((e) => e.kind)).not.toContain('job.auto-restart');
+  });
+});
+
+describe('a restarted job with periodic checkpoints', () => {
+  it('goes on checkpointing at its interval', async () => {
+    await h.submit({ world_size: 2, rank_hosts: { 0: 'a', 1: 'c' }, checkpoint_every_ms: 5_000 });
+    await advance(5_500);
+    const committed = () => h.catalog!.listEpochs('j').filter((e) => e.state === 'committed').map((e) => e.epoch);
+    expect(committed()).toEqual([1]);
+    expect((await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: true }))).error).toBeUndefined();
+    await advance(6_000); // a tick while it is stopped: no checkpoint, and no next tick
+    expect(job().state).toBe('stopped');
+    expect(committed().at(-1)).toBe(2);
+    expect((await settle(h.coordinator!.moves.restart('j', {}))).error).toBeUndefined();
+    expect(job().state).toBe('running');
+    await advance(5_500);
+    expect(committed().at(-1)).toBe(3); // a new one after the restart (retention keeps the newest two)
+  });
+});
