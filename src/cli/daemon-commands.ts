@@ -18,6 +18,7 @@ import {
   defaultCoordinatorConfig,
   HEARTBEAT_INTERVAL_MS,
   HEARTBEAT_TIMEOUT_MS,
+  HOST_REJOIN_GRACE_MS,
   KEEP_EPOCHS,
   MAX_FRAME_BYTES,
 } from '../coordinator/coordinator-config.js';
@@ -39,6 +40,7 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
     'heartbeat-timeout-ms': { value: true },
     'max-frame-bytes': { value: true },
     'keep-epochs': { value: true },
+    'host-rejoin-grace-ms': { value: true },
   });
   const listen = checkTcpAddress(cmd, requireOpt(cmd, p, 'listen'), true);
   const stateDir = resolve(requireOpt(cmd, p, 'state'));
@@ -49,6 +51,7 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
   }
   const maxFrameBytes = intOpt(cmd, p, 'max-frame-bytes', MAX_FRAME_BYTES, 1024);
   const keepEpochs = intOpt(cmd, p, 'keep-epochs', KEEP_EPOCHS, 1);
+  const hostRejoinGraceMs = intOpt(cmd, p, 'host-rejoin-grace-ms', HOST_REJOIN_GRACE_MS, 100);
   mkdirSync(stateDir, { recursive: true });
   const lock = StateDirLock.acquire(stateDir);
   const catalog = Catalog.open(stateDir);
@@ -65,7 +68,7 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
   const coordinator = new Coordinator(
     transport,
     catalog,
-    defaultCoordinatorConfig({ heartbeatIntervalMs, heartbeatTimeoutMs, maxFrameBytes, keepEpochs, listen: transport.address }),
+    defaultCoordinatorConfig({ heartbeatIntervalMs, heartbeatTimeoutMs, maxFrameBytes, keepEpochs, hostRejoinGraceMs, listen: transport.address }),
   );
   coordinator.start();
   process.stdout.write(`ferry coordinator listening on ${transport.address} (state ${stateDir}, instance ${coordinator.instance})\n`);

@@ -8,6 +8,12 @@ export const EVENTS_KEEP = 100_000;
 export const FLUSH_TIMEOUT_MS = 30_000;
 export const DUMP_TIMEOUT_MS = 600_000;
 export const RESUME_TIMEOUT_MS = 30_000;
+/**
+ * How long a host that went down with running ranks may take to come back (an
+ * agent restarted after a crash re-adopts the ranks that kept running) before
+ * their jobs fail, or are restarted automatically (ferry run --auto-restart).
+ */
+export const HOST_REJOIN_GRACE_MS = 30_000;
 /** A coordinator asked to stop waits this long for the operations under way to end. */
 export const STOP_DRAIN_MS = 30_000;
 /**
@@ -28,6 +34,7 @@ export interface CoordinatorConfig {
   dumpTimeoutMs: number;
   resumeTimeoutMs: number;
   stopDrainMs: number;
+  hostRejoinGraceMs: number;
   /** Committed epochs a job keeps when it sets no number itself (>= 1). */
   keepEpochs: number;
   /** What `ferry status` shows as the listening address. */
@@ -44,6 +51,7 @@ export function defaultCoordinatorConfig(overrides: Partial<CoordinatorConfig> =
     dumpTimeoutMs: DUMP_TIMEOUT_MS,
     resumeTimeoutMs: RESUME_TIMEOUT_MS,
     stopDrainMs: STOP_DRAIN_MS,
+    hostRejoinGraceMs: HOST_REJOIN_GRACE_MS,
     keepEpochs: KEEP_EPOCHS,
     listen: '',
     ...overrides,

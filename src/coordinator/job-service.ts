@@ -6,7 +6,7 @@
 // The job's exit code is the first non-zero rank status; after the first
 // failure every other rank is sent SIGTERM, so a dead rank never leaves the
 // job hanging. A host that goes down with running ranks gets
-// HOST_REJOIN_GRACE_MS to come back (an agent restarted after a crash
+// hostRejoinGraceMs (coordinator-config.ts) to come back (an agent restarted after a crash
 // re-adopts the ranks that kept running): if it re-registers with them alive,
 // their jobs run on; otherwise the jobs fail, naming the host and the ranks.
 import { constants as osConstants } from 'node:os';
@@ -36,9 +36,6 @@ const trace = tracer('jobs');
 
 const ENDED_STATES = new Set(['stopped', 'succeeded', 'failed', 'cancelled']);
 
-/** How long a host that went down with running ranks may take to come back before their jobs fail. */
-export const HOST_REJOIN_GRACE_MS = 30_000;
-
 interface Follower {
   peer: PeerId;
   requestId: number;
@@ -63,13 +60,14 @@ export class JobService {
   /** Per pending job, per host: flushed ranks held until all the job's ranks run (holdUntilAllRun). */
   private readonly heldFlushed = new Map<string, Map<string, { epoch: number; ranks: number[] }>>();
 
-  constructor(
-    private readonly c: Coordinator,
-    /** See HOST_REJOIN_GRACE_MS. */
-    readonly hostRejoinGraceMs = HOST_REJOIN_GRACE_MS,
-  ) {
+  constructor(private readonly c: Coordinator) {
     // A checkpoint --stop that a previous coordinator committed but did not see through.
     for (const job of c.catalog.listJobs()) if (job.stopAfterEpoch > 0 && !ENDED_STATES.has(job.state)) this.stopping.set(job.id, job.stopAfterEpoch);
+  }
+
+  /** See HOST_REJOIN_GRACE_MS. */
+  private get hostRejoinGraceMs(): number {
+    return this.c.config.hostRejoinGraceMs;
   }
 
   // ---- queries --------------------------------------------------------------

@@ -33,6 +33,7 @@ export interface TestClusterOptions {
   hosts?: number | string[]; // default 3
   heartbeatIntervalMs?: number;
   heartbeatTimeoutMs?: number;
+  hostRejoinGraceMs?: number; // the coordinator's --host-rejoin-grace-ms
   startTimeoutMs?: number; // default CLUSTER_START_TIMEOUT_MS
   env?: NodeJS.ProcessEnv; // extra environment for the daemons (e.g. FERRY_TRACE)
   cliPath?: string; // default FERRY_CLI (dist/src/cli/main.js)
@@ -248,6 +249,7 @@ export async function startTestCluster(options: TestClusterOptions = {}): Promis
     const coordinatorArgv = [node, cli, 'coordinator', '--listen', coordinatorAddress, '--state', stateDir];
     if (options.heartbeatIntervalMs !== undefined) coordinatorArgv.push('--heartbeat-interval-ms', String(options.heartbeatIntervalMs));
     if (options.heartbeatTimeoutMs !== undefined) coordinatorArgv.push('--heartbeat-timeout-ms', String(options.heartbeatTimeoutMs));
+    if (options.hostRejoinGraceMs !== undefined) coordinatorArgv.push('--host-rejoin-grace-ms', String(options.hostRejoinGraceMs));
     const coordinator = new DaemonProcess('coordinator', coordinatorArgv, join(logDir, 'coordinator.log'), env);
     daemons.push(coordinator);
 

@@ -118,6 +118,24 @@ describe('operator CLI errors', () => {
     expect(unknown.stderr.trim()).toBe('ferry: no job "no-such-job" in the catalog [UNKNOWN_JOB]');
   });
 
+  it('sets automatic restarts with ferry run and ferry checkpoint, and shows them in ferry job', async () => {
+    const bad = await ferry(['run', '-n', '1', '--auto-restart', 'x', '--coordinator', address, '/bin/true']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim()).toBe('ferry: ferry run: --auto-restart must be an integer >= 0, got "x"');
+    const run = await ferry(['run', '-n', '1', '--job-id', 'ar', '--auto-restart', '2', '--coordinator', address, '/bin/true']);
+    expect(run.code, run.stderr).toBe(0);
+    const autoRestarts = async () => JSON.parse((await ferry(['job', 'ar', '--json', '--coordinator', address])).stdout).autoRestarts;
+    expect(await autoRestarts()).toBe(2);
+    const off = await ferry(['checkpoint', 'ar', '--auto-restart', 'off', '--coordinator', address]);
+    expect(off.stdout).toBe('job ar: no automatic restarts\n');
+    expect(await autoRestarts()).toBe(0);
+    const three = await ferry(['checkpoint', 'ar', '--auto-restart', '3', '--coordinator', address]);
+    expect(three.stdout).toBe('job ar: restarted automatically from its last checkpoint, up to 3 times, if it loses a host\n');
+    expect(await autoRestarts()).toBe(3);
+    const unknown = await ferry(['checkpoint', 'no-such-job', '--auto-restart', '1', '--coordinator', address]);
+    expect(unknown.stderr.trim()).toBe('ferry: no job "no-such-job" in the catalog [UNKNOWN_JOB]');
+  });
+
   it('refuses an unknown host', async () => {
     const r = await ferry(['run', '-n', '1', '--hosts', 'nowhere', '--coordinator', address, '/bin/true']);
     expect(r.code).toBe(1);

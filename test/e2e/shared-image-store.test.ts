@@ -4,6 +4,9 @@
 // restarted with rank 0 on host2, which reads its image in place, and rank 1
 // on host3, which fetches it from host2's image server (host1, the writer, is
 // down). The result must be bit for bit that of an uninterrupted run.
+// Then a job started with --auto-restart loses its host (agent and ranks
+// killed): the coordinator restarts it from its last epoch on the live hosts
+// by itself, and the same `ferry run` prints the uninterrupted run's result.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -36,7 +39,7 @@ async function jobState(jobId: string): Promise<string> {
 }
 
 beforeAll(async () => {
-  c = await startTestCluster({ hosts: 3, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500, sharedImages: [['host1', 'host2']] });
+  c = await startTestCluster({ hosts: 3, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500, hostRejoinGraceMs: 3_000, sharedImages: [['host1', 'host2']] });
   const bin = join(c.tempDir, 'bin');
   mkdirSync(bin, { recursive: true });
   jacobi = join(bin, 'jacobi');
@@ -93,5 +96,43 @@ describe('a shared image directory', { timeout: 300_000 }, () => {
     const end = JSON.parse(await ferryOk(['job', 'shared', '--json']));
     expect(end.state, end.detail).toBe('succeeded');
     expect(end.ranks.map((r: { host: string }) => r.host)).toEqual(['host2', 'host3']);
+  });
+
+  it('restarts a job with --auto-restart by itself when its host dies, and its ferry run prints the same result', async () => {
+    const [host1, host2] = c.hosts;
+    await c.startAgent('host1'); // killed by the test before
+    await c.waitForHostStates({ host1: 'up', host2: 'up', host3: 'up' });
+    const reference = await c.ferry(['run', '-n', '2', '--hosts', 'host2', '--job-id', 'auto-ref', jacobi, ...JACOBI], { timeoutMs: RUN_TIMEOUT_MS });
+    expect(reference.code, reference.stderr).toBe(0);
+
+    const run = c.ferry(['run', '-n', '2', '--hosts', 'host2', '--job-id', 'auto', '--auto-restart', '1', jacobi, ...JACOBI], { timeoutMs: RUN_TIMEOUT_MS });
+    await c.waitFor(async () => (await jobState('auto')) === 'running', 'job auto running');
+    await new Promise((r) => setTimeout(r, 500));
+    await ferryOk(['checkpoint', 'auto']);
+    expect(JSON.parse(await ferryOk(['job', 'auto', '--json'])).autoRestarts).toBe(1);
+
+    // host2 dies: its agent and every process in its namespace, the ranks among them.
+    await c.killAgent('host2', 'SIGKILL');
+    const pids = execFileSync('ip', ['netns', 'pids', host2.netns], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+    expect(pids.length).toBeGreaterThan(0);
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+
+    const done = await run;
+    expect(done.code, `${done.stderr}\n${c.logTails(30)}`).toBe(0);
+    expect(done.stderr).toMatch(/ranks 0,1 lost: host host2 is down .*; restarting it from epoch 1 on the live hosts \(automatic restarts left: 0\)/);
+    expect(done.stderr).toMatch(/restarted from epoch 1 on /);
+    expect(checksumLine(done.stdout)).toBe(checksumLine(reference.stdout));
+    const end = JSON.parse(await ferryOk(['job', 'auto', '--json']));
+    expect(end.state, end.detail).toBe('succeeded');
+    expect(end.autoRestarts).toBe(0);
+    expect(end.ranks.map((r: { host: string }) => r.host)).not.toContain('host2');
+    // host1 shares host2's image store: the epoch's images were still there for it.
+    expect(existsSync(join(host1.imagesDir, 'auto', '1', 'rank-0', MANIFEST_FILE_NAME))).toBe(true);
   });
 });

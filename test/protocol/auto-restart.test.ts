@@ -6,7 +6,7 @@
 // transport with scripted agents: b and c share an image store, a has its own.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { RoundStep, type OperatorReply, type OperatorRequestInit } from '../../src/gen/proto.js';
-import { HOST_REJOIN_GRACE_MS } from '../../src/coordinator/job-service.js';
+import { HOST_REJOIN_GRACE_MS } from '../../src/coordinator/coordinator-config.js';
 import { coordinatorInboundCodec, operatorReplyCodec } from '../../src/protocol/messages.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
 import { ControlPlaneHarness, settle } from './control-plane-harness.js';

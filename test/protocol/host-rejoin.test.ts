@@ -6,7 +6,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { RoundStep } from '../../src/gen/proto.js';
 import { FerryError } from '../../src/common/ferry-error.js';
-import { HOST_REJOIN_GRACE_MS } from '../../src/coordinator/job-service.js';
+import { HOST_REJOIN_GRACE_MS } from '../../src/coordinator/coordinator-config.js';
 import type { RankChannelServer } from '../../src/agent/rank-channel.js';
 import { ControlPlaneHarness } from './control-plane-harness.js';
 import { failRanks } from './simulated-node.js';

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCode, RoundStep, type MoveReplyInit } from '../../src/gen/proto.js';
 import { ControlPlaneHarness, settle } from './control-plane-harness.js';
 import { failRanks } from './simulated-node.js';
-import { HOST_REJOIN_GRACE_MS } from '../../src/coordinator/job-service.js';
+import { HOST_REJOIN_GRACE_MS } from '../../src/coordinator/coordinator-config.js';
 import type { MoveProgress } from '../../src/coordinator/checkpoint/move-service.js';
 
 let h: ControlPlaneHarness;
