@@ -227,15 +227,7 @@ export class JobService {
     if ((exitCode !== 0 || signal) && !this.stopping.has(jobId)) {
       const code = exitCode > 0 ? exitCode : signalStatus(signal);
       const detail = `rank ${rank} on ${host} ${how}${e.reason ? ` (${e.reason})` : ''}`;
-      const secondary = isSecondaryFailure(e.reason ?? '');
-      const current = this.failing.get(jobId);
-      if (!current) this.failJob(jobId, code, detail, secondary);
-      else if (current.secondary && !secondary) {
-        // The rank that really failed reported after a peer that only lost it:
-        // the job's status and message are the real failure's.
-        this.failing.set(jobId, { exitCode: code, detail, secondary: false, lostHost: false });
-        this.c.event('job.failing', `job ${jobId}: the failure was ${detail}`, { jobId });
-      }
+      this.failJob(jobId, code, detail, isSecondaryFailure(e.reason ?? ''));
     }
     this.maybeEnd(jobId);
   }
@@ -627,7 +619,16 @@ export class JobService {
 
   /** `lostHost`: ranks were lost with their host, which an automatic restart may repair (auto-restarts.ts). */
   private failJob(jobId: string, exitCode: number, detail: string, secondary = false, lostHost = false): void {
-    if (this.failing.has(jobId)) return;
+    const current = this.failing.get(jobId);
+    if (current) {
+      // The real failure (a rank's own, a lost host) reported after a peer that only lost its
+      // connection to it: the job's status and message are the real failure's.
+      if (current.secondary && !secondary) {
+        this.failing.set(jobId, { exitCode, detail, secondary, lostHost });
+        this.c.event('job.failing', `job ${jobId}: the failure was ${detail}`, { jobId });
+      }
+      return;
+    }
     this.failing.set(jobId, { exitCode, detail, secondary, lostHost });
     this.c.event('job.failing', `job ${jobId}: ${detail}; stopping the other ranks`, { jobId });
     void this.signalRanks(jobId, 'SIGTERM');

@@ -100,16 +100,19 @@ describe('a shared image directory', { timeout: 300_000 }, () => {
 
   it('restarts a job with --auto-restart by itself when its host dies, and its ferry run prints the same result', async () => {
     const [host1, host2] = c.hosts;
-    await c.startAgent('host1'); // killed by the test before
+    if ((await c.hostRows()).find((h) => h.name === 'host1')?.state !== 'up') await c.startAgent('host1'); // the test before killed it
     await c.waitForHostStates({ host1: 'up', host2: 'up', host3: 'up' });
     const reference = await c.ferry(['run', '-n', '2', '--hosts', 'host2', '--job-id', 'auto-ref', jacobi, ...JACOBI], { timeoutMs: RUN_TIMEOUT_MS });
     expect(reference.code, reference.stderr).toBe(0);
 
-    const run = c.ferry(['run', '-n', '2', '--hosts', 'host2', '--job-id', 'auto', '--auto-restart', '1', jacobi, ...JACOBI], { timeoutMs: RUN_TIMEOUT_MS });
+    // rank 0 on host2, rank 1 on host3: rank 1 sees its peer's connection close when host2 dies
+    const run = c.ferry(['run', '-n', '2', '--hosts', 'host2,host3', '--job-id', 'auto', '--auto-restart', '1', jacobi, ...JACOBI], { timeoutMs: RUN_TIMEOUT_MS });
     await c.waitFor(async () => (await jobState('auto')) === 'running', 'job auto running');
     await new Promise((r) => setTimeout(r, 500));
     await ferryOk(['checkpoint', 'auto']);
-    expect(JSON.parse(await ferryOk(['job', 'auto', '--json'])).autoRestarts).toBe(1);
+    const before = JSON.parse(await ferryOk(['job', 'auto', '--json']));
+    expect(before.autoRestarts).toBe(1);
+    expect(before.ranks.map((r: { host: string }) => r.host)).toEqual(['host2', 'host3']);
 
     // host2 dies: its agent and every process in its namespace, the ranks among them.
     await c.killAgent('host2', 'SIGKILL');
@@ -125,7 +128,7 @@ describe('a shared image directory', { timeout: 300_000 }, () => {
 
     const done = await run;
     expect(done.code, `${done.stderr}\n${c.logTails(30)}`).toBe(0);
-    expect(done.stderr).toMatch(/ranks 0,1 lost: host host2 is down .*; restarting it from epoch 1 on the live hosts \(automatic restarts left: 0\)/);
+    expect(done.stderr).toMatch(/rank 0 lost: host host2 is down .*; restarting it from epoch 1 on the live hosts \(automatic restarts left: 0\)/);
     expect(done.stderr).toMatch(/restarted from epoch 1 on /);
     expect(checksumLine(done.stdout)).toBe(checksumLine(reference.stdout));
     const end = JSON.parse(await ferryOk(['job', 'auto', '--json']));

@@ -109,6 +109,21 @@ describe('a job with automatic restarts that loses a host', () => {
     expect(ended(got).map((r) => r.job_ended!.job!.id)).toEqual(['j']);
   });
 
+  it('is restarted also when its ranks elsewhere died first of the lost connections', async () => {
+    await start(1);
+    for (const [key, agent] of h.agents) if (key.startsWith('b#') && agent.state !== 'stopped') await agent.stop();
+    await advance(1_000);
+    // The ranks on a see their peers' sockets close: each ends, naming the rank it lost.
+    h.nodes.get('a')!.ranks.exit('j', 0, 1, 'lost the connection to rank 2');
+    h.nodes.get('a')!.ranks.exit('j', 1, 1, 'lost the connection to rank 3');
+    await advance(HOST_REJOIN_GRACE_MS);
+    for (let t = 0; t < 20_000 && job().state !== 'running'; t += 100) await advance(100);
+    expect(job().state, job().detail ?? '').toBe('running');
+    expect(job().autoRestarts).toBe(0);
+    const restart = h.catalog!.listEvents({ limit: 500 }).find((e) => e.kind === 'job.auto-restart');
+    expect(restart?.message).toMatch(/^job j: ranks 2,3 lost: host b is down/);
+  });
+
   it('fails, saying why, when the lost host held the only copy of the images', async () => {
     await h.submit({ world_size: 4, rank_hosts: { 0: 'a', 1: 'a', 2: 'c', 3: 'c' }, auto_restarts: 1 });
     await advance(10);
