@@ -4,7 +4,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCode, RoundStep, type MoveReplyInit } from '../../src/gen/proto.js';
 import { ControlPlaneHarness, settle } from './control-plane-harness.js';
-import { failRanks } from './simulated-node.js';
+import { failRanks, type SimulatedRanks } from './simulated-node.js';
 import { HOST_REJOIN_GRACE_MS } from '../../src/coordinator/coordinator-config.js';
 import type { MoveProgress } from '../../src/coordinator/checkpoint/move-service.js';
 
@@ -242,6 +242,16 @@ describe('a coordinator restart between a migration copying a rank and stopping 
     await h.crashCoordinator();
     h.nodes.get('c')!.steps.scripts.delete(RoundStep.FETCH);
   }
+  /** As crashWhileFetching, and c is down when the coordinator comes back; returns c's ranks, for its next agent. */
+  async function crashWhileFetchingWithTargetDown(): Promise<SimulatedRanks> {
+    await crashWhileFetching();
+    const ranksOfC = h.nodes.get('c')!.ranks;
+    for (const [key, agent] of h.agents) if (key.startsWith('c#') && agent.state !== 'stopped') await agent.stop();
+    h.startCoordinator();
+    keptMove();
+    await advance(3_000);
+    return ranksOfC;
+  }
   /** The catalog kept the move, not stopped yet. */
   const keptMove = () => expect(h.catalog!.rankMoves('j').map((m) => [m.rank, m.toHost, m.stopped])).toEqual([[1, 'c', false]]);
   const discardsOf = (host: string) => h.nodes.get(host)!.steps.seen.filter((x) => x.step === RoundStep.DISCARD).map((x) => [x.epoch, x.ranks]);
@@ -266,12 +276,7 @@ describe('a coordinator restart between a migration copying a rank and stopping 
   });
 
   it('removes the copy once the target, down when the coordinator came back, registers again', async () => {
-    await crashWhileFetching();
-    const ranksOfC = h.nodes.get('c')!.ranks;
-    for (const [key, agent] of h.agents) if (key.startsWith('c#') && agent.state !== 'stopped') await agent.stop();
-    h.startCoordinator();
-    keptMove();
-    await advance(3_000);
+    const ranksOfC = await crashWhileFetchingWithTargetDown();
     expect(h.catalog!.getJob('j')!.state).toBe('running'); // the ranks resumed on a and b
     expect(rankHosts()).toEqual(['a', 'a', 'b', 'b']);
     expect(h.catalog!.rankMoves('j').map((m) => m.rank)).toEqual([1]); // c's copy is still to remove
@@ -288,12 +293,7 @@ describe('a coordinator restart between a migration copying a rank and stopping 
   });
 
   it("a later migration of that rank that completes does not forget the target's copy either", async () => {
-    await crashWhileFetching();
-    const ranksOfC = h.nodes.get('c')!.ranks;
-    for (const [key, agent] of h.agents) if (key.startsWith('c#') && agent.state !== 'stopped') await agent.stop();
-    h.startCoordinator();
-    keptMove();
-    await advance(3_000);
+    const ranksOfC = await crashWhileFetchingWithTargetDown();
     const moved = await settle(h.coordinator!.moves.migrate('j', new Map([[1, 'd']])));
     expect(moved.error).toBeUndefined();
     expect(rankHosts()).toEqual(['a', 'd', 'b', 'b']);
