@@ -28,6 +28,8 @@ export async function cancelCommand(argv: string[]): Promise<number> {
   const ended = await withClient(coordinatorAddress(cmd, p), async (c) => {
     const before = await jobOf(c, jobId);
     if (ENDED.has(before.state)) {
+      // A failed job may be waiting for its automatic restart: the signal calls that off.
+      if (before.state === JobState.JOB_FAILED) await c.request({ signal_job: { job_id: jobId, signal } });
       say(
         before.state === JobState.JOB_STOPPED
           ? `job ${jobId} is stopped: none of its ranks runs (ferry restart ${jobId} continues it)`

@@ -564,8 +564,13 @@ export class JobService {
     const job = this.c.catalog.getJob(jobId);
     if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
     if (!(signal in osConstants.signals)) throw new FerryError(ErrorCode.BAD_REQUEST, `unknown signal "${signal}" (a name like SIGTERM, SIGINT, SIGKILL, SIGUSR1)`);
-    if (ENDED_STATES.has(job.state)) return;
-    if (!this.failing.has(jobId) && (signal === 'SIGTERM' || signal === 'SIGINT' || signal === 'SIGKILL')) {
+    const ending = signal === 'SIGTERM' || signal === 'SIGINT' || signal === 'SIGKILL';
+    if (ENDED_STATES.has(job.state)) {
+      // Ctrl-C on a ferry run waiting for an automatic restart: the operator wants the job to stay ended.
+      if (ending) this.c.autoRestarts.cancel(jobId, `cancelled by the operator (${signal})`);
+      return;
+    }
+    if (!this.failing.has(jobId) && ending) {
       this.failing.set(jobId, { exitCode: signalStatus(signal), detail: `cancelled by the operator (${signal})`, secondary: false, lostHost: false });
       this.c.event('job.cancel', `job ${jobId}: ${signal} requested by the operator`, { jobId });
     }

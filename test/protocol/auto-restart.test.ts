@@ -124,6 +124,22 @@ describe('a job with automatic restarts that loses a host', () => {
     expect(restart?.message).toMatch(/^job j: ranks 2,3 lost: host b is down/);
   });
 
+  it('is not restarted when the operator cancels it before its restart starts', async () => {
+    await start(1);
+    const got = follower();
+    const release = h.coordinator!.operations.begin('j', () => 'the test holds the job');
+    await loseB();
+    expect(job().state).toBe('failed');
+    await h.coordinator!.jobs.signal('j', 'SIGINT'); // Ctrl-C on its ferry run
+    release();
+    await advance(2_000);
+    expect(job().state).toBe('failed');
+    expect(job().detail).toMatch(/^ranks 2,3 lost: host b is down .*; no automatic restart: cancelled by the operator \(SIGINT\)$/);
+    expect(job().autoRestarts).toBe(1);
+    expect(ended(got)).toHaveLength(1);
+    expect(h.nodes.get('c')!.steps.stepsSeen()).not.toContain(RoundStep.RESTORE);
+  });
+
   it('fails, saying why, when the lost host held the only copy of the images', async () => {
     await h.submit({ world_size: 4, rank_hosts: { 0: 'a', 1: 'a', 2: 'c', 3: 'c' }, auto_restarts: 1 });
     await advance(10);

@@ -18,6 +18,8 @@ import type { Coordinator } from '../coordinator.js';
 export class AutoRestarts {
   /** Jobs whose automatic restart is queued or running. */
   private readonly pending = new Set<string>();
+  /** Queued restarts an operator called off (ferry cancel, Ctrl-C on ferry run), with why. */
+  private readonly cancelled = new Map<string, string>();
 
   constructor(private readonly c: Coordinator) {}
 
@@ -46,6 +48,11 @@ export class AutoRestarts {
     this.c.event('job.auto-restarts', `job ${jobId}: ${n ? `restarted automatically up to ${n} times if it loses a host` : 'no automatic restarts'}`, { jobId });
   }
 
+  /** Calls off a queued restart of the job, if there is one (one already running goes on). */
+  cancel(jobId: string, why: string): void {
+    if (this.pending.has(jobId)) this.cancelled.set(jobId, why);
+  }
+
   /** A restart of this job is queued or running: its followers wait for it. */
   has(jobId: string): boolean {
     return this.pending.has(jobId);
@@ -55,6 +62,13 @@ export class AutoRestarts {
     try {
       const job = this.c.catalog.getJob(jobId);
       const epoch = this.c.catalog.lastCommittedEpoch(jobId);
+      const cancelled = this.cancelled.get(jobId);
+      if (cancelled) {
+        this.pending.delete(jobId);
+        this.c.event('job.auto-restart-cancelled', `job ${jobId}: no automatic restart: ${cancelled}`, { jobId });
+        this.c.jobs.autoRestartEnded(jobId, `${failure}; no automatic restart: ${cancelled}`);
+        return;
+      }
       // An operator may have restarted, deleted or set the count to 0 in the meantime.
       if (!job || job.state !== 'failed' || job.autoRestarts === 0 || !epoch) {
         this.pending.delete(jobId);
@@ -79,6 +93,7 @@ export class AutoRestarts {
       }
     } finally {
       this.pending.delete(jobId);
+      this.cancelled.delete(jobId);
     }
   }
 }
