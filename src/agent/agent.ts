@@ -388,6 +388,11 @@ export class Agent {
           reply({ ack: {} });
           return;
         }
+        case 'remove_job_logs': {
+          const r = this.ranks.removeJobLogs?.(msg.remove_job_logs!.job_id) ?? { removed: false, bytes: 0 };
+          reply({ remove_job_logs_reply: { removed: r.removed, bytes_removed: r.bytes } });
+          return;
+        }
         case 'endpoint_table': {
           const req = msg.endpoint_table!;
           if (!this.rankChannel) throw new FerryError(ErrorCode.UNSUPPORTED, `agent ${this.identity.host} has no rank channel`);

@@ -13,7 +13,7 @@
 // any more, so it watches them (RANK_WATCH_INTERVAL_MS) and reads the status
 // ferry-init writes to FERRY_EXIT_STATUS_FILE when the rank ends.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, closeSync, constants as fsConstants, mkdirSync, openSync, readFileSync, readdirSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsConstants, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import {
   INIT_DIR_ENV,
   RANK_INIT_DIR_STALE_MS,
@@ -102,6 +102,8 @@ export interface RankRunner extends EventEmitter<RankSupervisorEvents> {
   signalRanks?(jobId: string, ranks: number[], signal: NodeJS.Signals): number;
   recordOutputOffsets?(jobId: string, rank: number, offsets: { out: number; err: number }): void;
   recordFlush?(jobId: string, rank: number, epoch: number): void;
+  /** Removes the job's output logs on this host (none of its ranks may run here); what was removed. */
+  removeJobLogs?(jobId: string): { removed: boolean; bytes: number };
   close?(): void;
 }
 
@@ -132,6 +134,20 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
   logPaths(jobId: string, rank: number): { out: string; err: string } {
     const dir = join(this.options.logsDir, jobId);
     return { out: join(dir, `rank-${rank}.out`), err: join(dir, `rank-${rank}.err`) };
+  }
+
+  removeJobLogs(jobId: string): { removed: boolean; bytes: number } {
+    const live = [...this.ranks.values()].filter((e) => e.spec.jobId === jobId).map((e) => e.spec.rank);
+    if (live.length > 0) {
+      const which = live.length > 1 ? `ranks ${live.join(',')} of job ${jobId} still run` : `rank ${live[0]} of job ${jobId} still runs`;
+      throw new FerryError(ErrorCode.BUSY, `${which} on host ${this.options.host}: its logs stay`);
+    }
+    const dir = join(this.options.logsDir, jobId);
+    if (!existsSync(dir)) return { removed: false, bytes: 0 };
+    let bytes = 0;
+    for (const name of readdirSync(dir)) bytes += statSync(join(dir, name), { throwIfNoEntry: false })?.size ?? 0;
+    rmSync(dir, { recursive: true, force: true });
+    return { removed: true, bytes };
   }
 
   /** Starts one rank; throws SPAWN_FAILED naming the program and the host when it cannot. */

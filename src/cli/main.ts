@@ -28,7 +28,7 @@ operators (--coordinator tcp://ADDR:PORT, or FERRY_COORDINATOR; --json for machi
   events [--job JOB] [--after SEQ] [--limit N]
   attach JOB [--raw]     follow a running job's output to its end (after a restart, say)
   cancel JOB [--signal SIGTERM] [--wait 30s]              end a running job on every host and wait for its end
-  delete JOB... [--force] remove ended jobs' checkpoint images on every host, then the jobs (--force: stopped or failed ones)
+  delete JOB... [--force] remove ended jobs' checkpoint images and output logs on every host, then the jobs (--force: stopped or failed ones)
   checkpoint JOB [--stop] checkpoint a running job (and end it, with --stop)
   checkpoint JOB --every 10m|off                          checkpoint it periodically (ferry run --checkpoint-every 10m too)
   checkpoint JOB --keep-epochs N|default                  keep the images of its N newest committed epochs, delete older ones

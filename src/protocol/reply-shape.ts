@@ -13,6 +13,7 @@ const REPLY_BODY: Record<string, string> = {
   start_ranks: 'start_ranks_reply',
   signal_job: 'ack',
   endpoint_table: 'ack',
+  remove_job_logs: 'remove_job_logs_reply',
   round: 'round_reply',
 };
 

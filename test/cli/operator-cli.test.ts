@@ -1,7 +1,7 @@
 // The operator CLI as a user meets it: one clear line and a non-zero exit for
 // every mistake, never a hang; `ferry run` reports a failed rank by name.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -225,8 +225,15 @@ describe('ferry cancel', () => {
     expect((await run).code).toBe(143);
     // Ended: ferry delete forgets it (it never checkpointed: nothing to remove). Several jobs at once:
     // one that cannot go is named, and the others still go.
+    // The agent's output logs of the jobs go with them.
+    const logsOf = (jobId: string) => join(dir, 'logs', jobId);
+    expect(existsSync(logsOf('cancel-3'))).toBe(true);
     const deleted = await ferry(['delete', 'cancel-3', 'no-such-job', 'cancel-1', '--coordinator', address]);
-    expect(deleted.stdout).toBe('job cancel-3 deleted with no committed epochs: 0 images removed (0 B)\njob cancel-1 deleted with no committed epochs: 0 images removed (0 B)\n');
+    expect(deleted.stdout).toBe(
+      'job cancel-3 deleted with no committed epochs: 0 images removed (0 B), output logs on 1 host (3 B)\n' +
+        'job cancel-1 deleted with no committed epochs: 0 images removed (0 B), output logs on 1 host (6 B)\n',
+    );
+    expect(existsSync(logsOf('cancel-3')) || existsSync(logsOf('cancel-1'))).toBe(false);
     expect(deleted.stderr.trim()).toBe('ferry: job no-such-job: no job "no-such-job" in the catalog [UNKNOWN_JOB]');
     expect(deleted.code).toBe(1);
     expect((await ferry(['job', 'cancel-3', '--coordinator', address])).stderr).toMatch(/no job "cancel-3"/);

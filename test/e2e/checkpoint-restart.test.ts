@@ -111,9 +111,10 @@ describe('checkpoint, restart and migration end to end', { timeout: 600_000 }, (
     expect(onDisk(3).length).toBe(2);
     // ferry delete: the ended job's last epoch leaves both hosts' disks, and the job the catalog.
     const deleted = await ferryOk(['delete', 'cont']);
-    expect(deleted).toMatch(/^job cont deleted with epoch 3: 4 images removed \([\d.]+ [KMG]iB\)\n$/);
+    expect(deleted).toMatch(/^job cont deleted with epoch 3: 4 images removed \([\d.]+ [KMG]iB\), output logs on 2 hosts \([\d.]+ (B|[KMG]iB)\)\n$/);
     expect(onDisk(3)).toEqual([]);
     expect(c.hosts.slice(0, 2).filter((h) => existsSync(join(h.imagesDir, 'cont')))).toEqual([]);
+    expect(c.hosts.slice(0, 2).filter((h) => existsSync(join(h.logsDir, 'cont')))).toEqual([]);
     const gone = await c.ferry(['job', 'cont']);
     expect(gone.stderr.trim()).toBe('ferry: no job "cont" in the catalog [UNKNOWN_JOB]');
     expect(await ferryOk(['jobs', '--all', '--json'])).not.toContain('"cont"');

@@ -113,11 +113,14 @@ export class EpochRetention {
       const removed = all.filter((i) => !isLeft.has(`${i.epoch}/${i.rank}`));
       this.purge(jobId); // (removeImages purges it already when it removed the last image)
       const purged = !this.c.catalog.deletedJobs().includes(jobId);
+      const logs = await this.removeLogs(jobId);
       return {
         job_id: jobId,
         epochs,
         images_removed: removed.length,
         bytes_removed: removed.reduce((n, i) => n + i.sizeBytes, 0),
+        log_hosts: logs.hosts,
+        log_bytes_removed: logs.bytes,
         images_waiting: left.length,
         waiting_hosts: [...new Set(left.map((i) => i.host))].sort(),
         purged,
@@ -125,6 +128,29 @@ export class EpochRetention {
     } finally {
       release();
     }
+  }
+
+  /**
+   * Asks every live host to remove the deleted job's output logs (each host that
+   * ran one of its ranks has some). A host that is down keeps them: nothing in the
+   * catalog points at them any more, so they are named in an event.
+   */
+  private async removeLogs(jobId: string): Promise<{ hosts: number; bytes: number }> {
+    const up = this.c.hosts.up().map((h) => h.name);
+    const replies = await Promise.allSettled(up.map((host) => this.c.requestAgent(host, { remove_job_logs: { job_id: jobId } })));
+    let hosts = 0;
+    let bytes = 0;
+    replies.forEach((r, i) => {
+      if (r.status === 'rejected') {
+        this.c.event('job.logs-left', `job ${jobId}: its output logs stay on host ${up[i]}: ${errorMessage(r.reason)}`, { jobId, host: up[i] });
+      } else if (r.value.remove_job_logs_reply?.removed) {
+        hosts++;
+        bytes += Number(r.value.remove_job_logs_reply.bytes_removed);
+      }
+    });
+    const down = this.c.hosts.all().filter((h) => h.state !== 'up').map((h) => h.name);
+    if (down.length > 0) this.c.event('job.logs-left', `job ${jobId}: hosts ${down.join(', ')} are not up: any output logs of the job there stay`, { jobId });
+    return { hosts, bytes };
   }
 
   /** Purges a deleted job with nothing left to remove; true if it is gone. */
