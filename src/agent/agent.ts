@@ -384,7 +384,9 @@ export class Agent {
         case 'signal_job': {
           const req = msg.signal_job!;
           const signal = (req.signal || 'SIGTERM') as NodeJS.Signals;
-          this.ranks.signalJob(req.job_id, signal);
+          if (req.ranks.length === 0) this.ranks.signalJob(req.job_id, signal);
+          else if (this.ranks.signalRanks) this.ranks.signalRanks(req.job_id, req.ranks, signal);
+          else throw new FerryError(ErrorCode.UNSUPPORTED, `agent ${this.identity.host} cannot signal single ranks`);
           reply({ ack: {} });
           return;
         }

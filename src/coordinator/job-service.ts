@@ -346,7 +346,8 @@ export class JobService {
   }
 
   /** After an agent (re-)registers: adopt the ranks it runs, apply the exits it kept, and lose what vanished. */
-  reconcileHost(host: string, alive: RankProcess[], exited: RankExited[]): void {
+  reconcileHost(host: string, reported: RankProcess[], exited: RankExited[]): void {
+    const alive = this.killStaleCopies(host, reported);
     const grace = this.rejoinGrace.get(host);
     if (grace) {
       clearTimeout(grace);
@@ -379,6 +380,35 @@ export class JobService {
     }
     this.settleFlushed(host, alive);
     for (const jobId of new Set(moving.map((m) => m.jobId))) this.c.moves.finishInterrupted(jobId);
+  }
+
+  /**
+   * Ranks a registering agent runs that the job no longer counts on: the
+   * catalog has them ended (declared lost while their host was cut off, their
+   * job over) or running on another host (their job was restarted elsewhere
+   * meanwhile, or the rank migrated and this old copy was never stopped). Such
+   * a copy would compete with the real one: it is killed, not adopted. Returns
+   * the other ranks.
+   */
+  private killStaleCopies(host: string, reported: RankProcess[]): RankProcess[] {
+    const alive: RankProcess[] = [];
+    for (const p of reported) {
+      const row = this.rankRow(p.job_id, p.rank);
+      const elsewhere = row?.state === 'running' && row.host !== host;
+      if (!row || !(row.state === 'exited' || elsewhere)) {
+        alive.push(p);
+        continue;
+      }
+      const why = elsewhere ? `the rank runs on ${row.host}` : 'the job counts the rank as ended';
+      this.c.event('rank.stale-copy', `job ${p.job_id} rank ${p.rank}: host ${host} came back with a copy of it alive, but ${why}; killing that copy`, {
+        jobId: p.job_id,
+        host,
+      });
+      this.c
+        .requestAgent(host, { signal_job: { job_id: p.job_id, signal: 'SIGKILL', ranks: [p.rank] } })
+        .catch((err) => this.c.event('rank.stale-copy', `job ${p.job_id} rank ${p.rank}: killing its stale copy on host ${host} failed: ${errorMessage(err)}`, { jobId: p.job_id, host }));
+    }
+    return alive;
   }
 
   /**

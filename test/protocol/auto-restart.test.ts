@@ -10,6 +10,7 @@ import { HOST_REJOIN_GRACE_MS } from '../../src/coordinator/coordinator-config.j
 import { coordinatorInboundCodec, operatorReplyCodec } from '../../src/protocol/messages.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
 import { ControlPlaneHarness, settle } from './control-plane-harness.js';
+import type { SimulatedRanks } from './simulated-node.js';
 
 let h: ControlPlaneHarness;
 const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
@@ -176,6 +177,49 @@ describe('a job with automatic restarts that loses a host', () => {
     expect(job().state).toBe('failed');
     expect(job().detail).toMatch(/^ranks 2,3 lost: host b is down and did not come back within 30000 ms$/);
     expect(h.nodes.get('c')!.steps.stepsSeen()).not.toContain(RoundStep.RESTORE);
+  });
+});
+
+describe('a host cut off past its grace period that comes back with its ranks alive', () => {
+  /** b's agent stops, its (simulated) ranks live on; returns them, for b's next agent. */
+  async function cutOffB(): Promise<SimulatedRanks> {
+    const ranksOfB = h.nodes.get('b')!.ranks;
+    for (const [key, agent] of h.agents) if (key.startsWith('b#') && agent.state !== 'stopped') await agent.stop();
+    await advance(1_000 + HOST_REJOIN_GRACE_MS);
+    return ranksOfB;
+  }
+  const staleEvents = () => h.catalog!.listEvents({ limit: 500 }).filter((e) => e.kind === 'rank.stale-copy').map((e) => e.message);
+
+  it('has those copies killed when the job was restarted elsewhere meanwhile; the restarted ranks run on', async () => {
+    await start(1);
+    const ranksOfB = await cutOffB();
+    for (let t = 0; t < 20_000 && job().state !== 'running'; t += 100) await advance(100);
+    expect(job().state, job().detail ?? '').toBe('running');
+    expect(rankHosts()).toEqual(['0:a:running', '1:a:running', '2:c:running', '3:c:running']);
+    expect([...ranksOfB.live.keys()]).toEqual(['j/2', 'j/3']);
+
+    h.startAgent('b', { imageStore: STORES.b }, ranksOfB);
+    await advance(1_000);
+    expect([...ranksOfB.live.keys()]).toEqual([]); // killed
+    expect(rankHosts()).toEqual(['0:a:running', '1:a:running', '2:c:running', '3:c:running']);
+    expect(job().state).toBe('running');
+    expect(staleEvents()).toEqual([
+      'job j rank 2: host b came back with a copy of it alive, but the rank runs on c; killing that copy',
+      'job j rank 3: host b came back with a copy of it alive, but the rank runs on c; killing that copy',
+    ]);
+    expect(h.nodes.get('b')!.steps.stepsSeen()).not.toContain(RoundStep.RESUME);
+  });
+
+  it('has those copies killed when the job failed meanwhile', async () => {
+    await start(0);
+    const ranksOfB = await cutOffB();
+    await advance(2_000);
+    expect(job().state).toBe('failed');
+    h.startAgent('b', { imageStore: STORES.b }, ranksOfB);
+    await advance(1_000);
+    expect([...ranksOfB.live.keys()]).toEqual([]);
+    expect(staleEvents()).toHaveLength(2);
+    expect(job().state).toBe('failed');
   });
 });
 

@@ -44,6 +44,17 @@ export class SimulatedRanks extends EventEmitter<RankSupervisorEvents> implement
     return n;
   }
 
+  signalRanks(jobId: string, ranks: number[], signal: NodeJS.Signals): number {
+    let n = 0;
+    for (const rank of ranks) {
+      if (!this.live.has(`${jobId}/${rank}`)) continue;
+      n++;
+      if (signal === 'SIGKILL') this.exit(jobId, rank, 137);
+      if (signal === 'SIGTERM') setTimeout(() => this.exit(jobId, rank, 143), SIGTERM_DEATH_MS);
+    }
+    return n;
+  }
+
   logPaths(jobId: string, rank: number): { out: string; err: string } {
     return { out: `/nonexistent/${jobId}/${rank}.out`, err: `/nonexistent/${jobId}/${rank}.err` };
   }
