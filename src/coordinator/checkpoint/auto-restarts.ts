@@ -69,10 +69,11 @@ export class AutoRestarts {
         this.c.jobs.autoRestartEnded(jobId, `${failure}; no automatic restart: ${cancelled}`);
         return;
       }
-      // An operator may have restarted, deleted or set the count to 0 in the meantime.
+      // An operator may have restarted or deleted the job, or turned its restarts off, in the meantime.
       if (!job || job.state !== 'failed' || job.autoRestarts === 0 || !epoch) {
         this.pending.delete(jobId);
-        this.c.jobs.autoRestartEnded(jobId, `${failure}; no automatic restart: the job changed before it could start`);
+        const why = job?.autoRestarts === 0 ? 'automatic restarts were turned off' : 'the job changed before it could start';
+        this.c.jobs.autoRestartEnded(jobId, `${failure}; no automatic restart: ${why}`);
         return;
       }
       const left = job.autoRestarts - 1;
