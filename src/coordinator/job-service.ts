@@ -30,6 +30,7 @@ import type { PeerId } from '../transport/transport.js';
 import type { JobRow, RankRow, RankUpdate } from './catalog-types.js';
 import type { Coordinator } from './coordinator.js';
 import { placeRanks } from './placement.js';
+import { UNFOLLOWED_OUTPUT_BYTES, UnfollowedOutput } from './unfollowed-output.js';
 import { describeRoundFailure, runRound, type RoundResult } from './round-runner.js';
 
 const trace = tracer('jobs');
@@ -45,6 +46,8 @@ interface Follower {
 
 export class JobService {
   private readonly followers = new Map<string, Follower[]>();
+  /** Output no follower took, for the next one (a follower renewing after a coordinator restart). */
+  private readonly unfollowed = new UnfollowedOutput();
   private readonly placementCache = new Map<string, Map<string, number[]>>();
   /** Endpoints reported since a job's table was last published, by job then rank. */
   private readonly pendingEndpoints = new Map<string, Map<number, EndpointInit>>();
@@ -188,13 +191,25 @@ export class JobService {
   follow(jobId: string, peer: PeerId, requestId: number, ranks: readonly number[] = []): void {
     const job = this.c.catalog.getJob(jobId);
     if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
+    const follower: Follower = { peer, requestId, ...(ranks.length > 0 ? { ranks: new Set(ranks) } : {}) };
+    this.sendUnfollowed(jobId, follower);
     if (ENDED_STATES.has(job.state) && !this.c.autoRestarts.has(jobId)) {
       this.c.sendOperator(peer, { reply_to: requestId, status: { ok: true }, final: true, job_ended: { job: this.toInfo(job) } });
       return;
     }
     const list = (this.followers.get(jobId) ?? []).filter((f) => f.peer !== peer);
-    list.push({ peer, requestId, ...(ranks.length > 0 ? { ranks: new Set(ranks) } : {}) });
+    list.push(follower);
     this.followers.set(jobId, list);
+  }
+
+  /** Hands a follower the output of its ranks that no one took while no one followed them. */
+  private sendUnfollowed(jobId: string, f: Follower): void {
+    const { chunks, dropped } = this.unfollowed.take(jobId, f.ranks);
+    if (dropped > 0) {
+      const message = `${dropped} bytes of its output went while no one followed it (kept: the last ${UNFOLLOWED_OUTPUT_BYTES}; all of it is in the agents' logs)`;
+      this.c.sendOperator(f.peer, { reply_to: f.requestId, status: { ok: true }, final: false, job_notice: { job_id: jobId, message } });
+    }
+    for (const job_output of chunks) this.c.sendOperator(f.peer, { reply_to: f.requestId, status: { ok: true }, final: false, job_output });
   }
 
   // ---- rank events -------------------------------------------------------------
@@ -292,15 +307,14 @@ export class JobService {
   }
 
   onRankOutput(out: RankOutput): void {
+    const job_output = { job_id: out.job_id, rank: out.rank, stream: out.stream, data: out.data };
+    let taken = false;
     for (const f of this.followers.get(out.job_id) ?? []) {
       if (f.ranks && !f.ranks.has(out.rank)) continue;
-      this.c.sendOperator(f.peer, {
-        reply_to: f.requestId,
-        status: { ok: true },
-        final: false,
-        job_output: { job_id: out.job_id, rank: out.rank, stream: out.stream, data: out.data },
-      });
+      this.c.sendOperator(f.peer, { reply_to: f.requestId, status: { ok: true }, final: false, job_output });
+      taken = true;
     }
+    if (!taken) this.unfollowed.keep(job_output);
   }
 
   /**
@@ -725,6 +739,7 @@ export class JobService {
 
   /** The job ended: its followers get it, in a final reply. */
   private endFollows(jobId: string): void {
+    this.unfollowed.ended(jobId);
     const info = this.jobInfo(jobId);
     for (const f of this.followers.get(jobId) ?? []) {
       this.c.sendOperator(f.peer, { reply_to: f.requestId, status: { ok: true }, final: true, job_ended: { job: info } });

@@ -26,19 +26,30 @@ afterEach(async () => {
 });
 
 /** An operator connection that records the ranks of the output notices it gets, per request. */
-function operator(): { send(id: number, req: Omit<OperatorRequestInit, 'version' | 'request_id'>): void; ranksOf(id: number): number[]; joined(id: number): string } {
+function operator(): {
+  send(id: number, req: Omit<OperatorRequestInit, 'version' | 'request_id'>): void;
+  ranksOf(id: number): number[];
+  joined(id: number): string;
+  /** What it got, in order: output text, notices as "notice: ...", the end as "ended". */
+  log: string[];
+} {
   const client = h.hub.connect();
   const output = new Map<number, number[]>();
   const jobs = new Map<number, string>();
+  const log: string[] = [];
   client.onMessage((frames) => {
     const r = operatorReplyCodec.decode(frames[0]);
     if (r.job_output) output.set(Number(r.reply_to), [...(output.get(Number(r.reply_to)) ?? []), r.job_output.rank]);
+    if (r.job_output) log.push(Buffer.from(r.job_output.data).toString());
+    if (r.job_notice) log.push(`notice: ${r.job_notice.message}`);
+    if (r.job_ended) log.push('ended');
     if (r.join_launched_rank?.job) jobs.set(Number(r.reply_to), r.join_launched_rank.job.id);
   });
   return {
     send: (id, req) => client.send(coordinatorInboundCodec.encode({ operator: { version: PROTOCOL_VERSION, request_id: id, ...req } })),
     ranksOf: (id) => output.get(id) ?? [],
     joined: (id) => jobs.get(id) ?? '',
+    log,
   };
 }
 
@@ -76,5 +87,57 @@ describe('job output to followers', () => {
     await advance(10);
     expect(execs[0]!.ranksOf(10)).toEqual([0]);
     expect(execs[1]!.ranksOf(11)).toEqual([1]);
+  });
+});
+
+describe('output no one follows', () => {
+  it('goes to the next follower once (a ferry run renewing its follow after a coordinator restart)', async () => {
+    await h.submit({ world_size: 2, hosts: ['a'] });
+    outputOfEveryRank('j', 2);
+    const late = operator();
+    late.send(1, { follow_job: { job_id: 'j' } });
+    await advance(10);
+    expect(late.log).toEqual(['line of 0\n', 'line of 1\n']);
+    const another = operator();
+    another.send(2, { follow_job: { job_id: 'j' } });
+    await advance(10);
+    expect(another.log).toEqual([]);
+  });
+
+  it('reaches a follow that comes after the job ended, before the end', async () => {
+    await h.submit({ world_size: 2, hosts: ['a'] });
+    await advance(10);
+    outputOfEveryRank('j', 2);
+    for (const rank of [0, 1]) h.nodes.get('a')!.ranks.exit('j', rank, 0);
+    await advance(100);
+    expect(h.catalog!.getJob('j')!.state).toBe('succeeded');
+    const late = operator();
+    late.send(1, { follow_job: { job_id: 'j' } });
+    await advance(10);
+    expect(late.log).toEqual(['line of 0\n', 'line of 1\n', 'ended']);
+  });
+
+  it("keeps each rank's output for the follower of that rank", async () => {
+    await h.submit({ world_size: 2, hosts: ['a'] });
+    outputOfEveryRank('j', 2);
+    const one = operator();
+    one.send(1, { follow_job: { job_id: 'j', ranks: [1] } });
+    const zero = operator();
+    zero.send(2, { follow_job: { job_id: 'j', ranks: [0] } });
+    await advance(10);
+    expect(one.log).toEqual(['line of 1\n']);
+    expect(zero.log).toEqual(['line of 0\n']);
+  });
+
+  it('keeps the newest 256 KiB and says how much went', async () => {
+    await h.submit({ world_size: 1, hosts: ['a'] });
+    for (let i = 0; i < 5; i++) {
+      h.coordinator!.jobs.onRankOutput({ job_id: 'j', rank: 0, stream: RankOutput_Stream.STDOUT, data: Buffer.alloc(100 * 1024, 48 + i) });
+    }
+    const late = operator();
+    late.send(1, { follow_job: { job_id: 'j' } });
+    await advance(10);
+    expect(late.log[0]).toBe(`notice: ${3 * 100 * 1024} bytes of its output went while no one followed it (kept: the last 262144; all of it is in the agents' logs)`);
+    expect(late.log.slice(1).map((x) => [x.length, x[0]])).toEqual([[100 * 1024, '3'], [100 * 1024, '4']]);
   });
 });
