@@ -53,6 +53,8 @@ export class JobService {
   private readonly pendingEndpoints = new Map<string, Map<number, EndpointInit>>();
   /** Jobs being stopped after a committed checkpoint (ferry checkpoint --stop): their exits are expected. */
   private readonly stopping = new Map<string, number>();
+  /** A signal that ends the job, sent while a restart restores its ranks: delivered once they run (restartDone). */
+  private readonly signalAfterRestart = new Map<string, string>();
   /** First failure of a running job, kept until the job ends. */
   private readonly failing = new Map<string, { exitCode: number; detail: string; secondary: boolean; lostHost: boolean }>();
   private nextJobNumber = 1;
@@ -618,6 +620,8 @@ export class JobService {
       this.failing.set(jobId, { exitCode: signalStatus(signal), detail: `cancelled by the operator (${signal})`, secondary: false, lostHost: false });
       this.c.event('job.cancel', `job ${jobId}: ${signal} requested by the operator`, { jobId });
     }
+    // A restart (the operator's or an automatic one) is restoring the ranks: they are not there to signal yet.
+    if (ending && job.state === 'pending' && this.c.operations.busy(jobId)) this.signalAfterRestart.set(jobId, signal);
     await this.signalRanks(jobId, signal);
   }
 
@@ -627,6 +631,7 @@ export class JobService {
   beginRestart(jobId: string, placement: Map<number, string>, epoch: number): void {
     const now = this.c.now();
     this.failing.delete(jobId);
+    this.signalAfterRestart.delete(jobId);
     this.stopping.delete(jobId);
     this.c.catalog.setStopAfterEpoch(jobId, 0);
     this.c.catalog.setJobState(jobId, 'pending', { endedMs: 0, exitCode: 0, detail: `restarting from epoch ${epoch}` });
@@ -646,6 +651,12 @@ export class JobService {
     this.c.catalog.setBranch(jobId, epoch);
     this.c.catalog.setJobState(jobId, 'running', { detail: `restarted from epoch ${epoch}` });
     this.c.periodic.resume(jobId); // its ticks ended with the job
+    const signal = this.signalAfterRestart.get(jobId);
+    if (signal) {
+      this.signalAfterRestart.delete(jobId);
+      this.c.event('job.cancel', `job ${jobId}: the ${signal} that came while it was being restored goes to its ranks now`, { jobId });
+      void this.signalRanks(jobId, signal);
+    }
   }
 
   /** A rank now lives on `host` (restored there); exits from its previous host are of an old copy. */

@@ -141,6 +141,22 @@ describe('a job with automatic restarts that loses a host', () => {
     expect(h.nodes.get('c')!.steps.stepsSeen()).not.toContain(RoundStep.RESTORE);
   });
 
+  it('ends cancelled when the operator cancels it while its ranks are being restored', async () => {
+    await start(1);
+    const got = follower();
+    for (const host of ['a', 'c']) {
+      h.nodes.get(host)!.steps.scripts.set(RoundStep.FETCH, () => new Promise((res) => setTimeout(() => res({ failed: new Map(), bytesFetched: 0 }), 2_500)));
+    }
+    await loseB();
+    for (let t = 0; t < 5_000 && job().state !== 'pending'; t += 100) await advance(100);
+    expect(job().state).toBe('pending'); // fetching
+    await h.coordinator!.jobs.signal('j', 'SIGINT'); // Ctrl-C on its ferry run
+    for (let t = 0; t < 20_000 && ended(got).length === 0; t += 100) await advance(100);
+    expect(job().state).toBe('cancelled');
+    expect(job().detail).toBe('cancelled by the operator (SIGINT)');
+    expect(ended(got)).toHaveLength(1);
+  });
+
   it('fails, saying why, when the lost host held the only copy of the images', async () => {
     await h.submit({ world_size: 4, rank_hosts: { 0: 'a', 1: 'a', 2: 'c', 3: 'c' }, auto_restarts: 1 });
     await advance(10);

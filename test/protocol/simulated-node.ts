@@ -40,6 +40,7 @@ export class SimulatedRanks extends EventEmitter<RankSupervisorEvents> implement
       // A process takes a moment to die of SIGTERM; SIGKILL is immediate.
       if (signal === 'SIGKILL') this.exit(jobId, p.rank ?? 0, 137);
       if (signal === 'SIGTERM') setTimeout(() => this.exit(jobId, p.rank ?? 0, 143), SIGTERM_DEATH_MS);
+      if (signal === 'SIGINT') setTimeout(() => this.exit(jobId, p.rank ?? 0, 130), SIGTERM_DEATH_MS);
     }
     return n;
   }
