@@ -49,9 +49,7 @@ export async function checkpointCommand(argv: string[]): Promise<number> {
     const n = opt(p, 'auto-restart') === 'off' ? 0 : intOpt(cmd, p, 'auto-restart', 0, 0);
     await withClient(coordinatorAddress(cmd, p), (c) => c.request({ checkpoint: { job_id: jobId, set_auto_restarts: true, auto_restarts: n } }));
     process.stdout.write(
-      n ? `job ${jobId}: restarted automatically from its last checkpoint, up to ${n} time${n === 1 ? '' : 's'}, if it loses a host
-` : `job ${jobId}: no automatic restarts
-`,
+      n ? `job ${jobId}: restarted automatically from its last checkpoint, up to ${n} time${n === 1 ? '' : 's'}, if it loses a host\n` : `job ${jobId}: no automatic restarts\n`,
     );
     return 0;
   }

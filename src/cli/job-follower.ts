@@ -38,8 +38,7 @@ export class JobFollower {
     if (this.follows.includes(r.reply_to)) while (this.follows[0] !== r.reply_to) this.c.forget(this.follows.shift()!);
     if (r.job_output) this.output.write(r.job_output.rank, r.job_output.stream, r.job_output.data);
     if (r.job_notice && !this.quiet) {
-      process.stderr.write(`${this.who}: job ${r.job_notice.job_id}: ${r.job_notice.message}
-`);
+      process.stderr.write(`${this.who}: job ${r.job_notice.job_id}: ${r.job_notice.message}\n`);
     }
   };
 
