@@ -65,9 +65,14 @@ async function start(autoRestarts: number, checkpoint = true): Promise<void> {
   }
 }
 
+/** The agent of `host` stops (its simulated ranks stay as they are). */
+async function stopAgent(host: string): Promise<void> {
+  for (const [key, agent] of h.agents) if (key.startsWith(`${host}#`) && agent.state !== 'stopped') await agent.stop();
+}
+
 /** Host b dies with its ranks: its agent stops, no agent comes back within the grace period. */
 async function loseB(): Promise<void> {
-  for (const [key, agent] of h.agents) if (key.startsWith('b#') && agent.state !== 'stopped') await agent.stop();
+  await stopAgent('b');
   await advance(1_000);
   expect(h.hostState('b')).toBe('down');
   await advance(HOST_REJOIN_GRACE_MS);
@@ -112,7 +117,7 @@ describe('a job with automatic restarts that loses a host', () => {
 
   it('is restarted also when its ranks elsewhere died first of the lost connections', async () => {
     await start(1);
-    for (const [key, agent] of h.agents) if (key.startsWith('b#') && agent.state !== 'stopped') await agent.stop();
+    await stopAgent('b');
     await advance(1_000);
     // The ranks on a see their peers' sockets close: each ends, naming the rank it lost.
     h.nodes.get('a')!.ranks.exit('j', 0, 1, 'lost the connection to rank 2');
@@ -163,7 +168,7 @@ describe('a job with automatic restarts that loses a host', () => {
     expect((await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: false }))).error).toBeUndefined();
     // a dies: its ranks' images are in a's own store, which no other host sees
     const got = follower();
-    for (const [key, agent] of h.agents) if (key.startsWith('a#') && agent.state !== 'stopped') await agent.stop();
+    await stopAgent('a');
     await advance(1_000 + HOST_REJOIN_GRACE_MS);
     for (let t = 0; t < 20_000 && ended(got).length === 0; t += 100) await advance(100);
     expect(job().state).toBe('failed');
@@ -200,7 +205,7 @@ describe('a host cut off past its grace period that comes back with its ranks al
   /** b's agent stops, its (simulated) ranks live on; returns them, for b's next agent. */
   async function cutOffB(): Promise<SimulatedRanks> {
     const ranksOfB = h.nodes.get('b')!.ranks;
-    for (const [key, agent] of h.agents) if (key.startsWith('b#') && agent.state !== 'stopped') await agent.stop();
+    await stopAgent('b');
     await advance(1_000 + HOST_REJOIN_GRACE_MS);
     return ranksOfB;
   }
