@@ -254,7 +254,12 @@ export const CATALOG_MIGRATIONS: readonly CatalogMigration[] = [
     version: 12,
     description: 'automatic restarts: how many times a job that lost a host is restarted from its last epoch',
     up: (db) => {
-      db.exec(`ALTER TABLE jobs ADD COLUMN auto_restarts INTEGER NOT NULL DEFAULT 0 CHECK (auto_restarts >= 0);`);
+      // auto_restart_due: the job failed by a lost host and its restart has not started yet (a coordinator
+      // that restarts in between starts it).
+      db.exec(`
+        ALTER TABLE jobs ADD COLUMN auto_restarts INTEGER NOT NULL DEFAULT 0 CHECK (auto_restarts >= 0);
+        ALTER TABLE jobs ADD COLUMN auto_restart_due INTEGER NOT NULL DEFAULT 0 CHECK (auto_restart_due IN (0, 1));
+      `);
     },
   },
 ];

@@ -90,6 +90,8 @@ export interface JobRow {
   branchAt: number;
   /** Automatic restarts left: each one a failure by a lost host uses up (0: the job just fails). */
   autoRestarts: number;
+  /** The job failed by a lost host and its automatic restart has not started yet. */
+  autoRestartDue: boolean;
 }
 
 export interface RankUpdate {

@@ -242,6 +242,24 @@ export class Catalog {
     });
   }
 
+  /** Records, durably, that the job's automatic restart is due (or no longer is). */
+  setAutoRestartDue(id: string, due: boolean): void {
+    this.durably(() => {
+      if (this.st.setAutoRestartDue.run(due ? 1 : 0, id).changes === 0) throw unknownJob(id);
+    });
+  }
+
+  /** Uses up one automatic restart, durably, as it starts: the count goes down and it is no longer due. Returns what is left. */
+  useAutoRestart(id: string): number {
+    return this.durably(() => {
+      const job = this.requireJob(id);
+      const left = Math.max(0, (job.auto_restarts as number) - 1);
+      this.st.setAutoRestarts.run(left, id);
+      this.st.setAutoRestartDue.run(0, id);
+      return left;
+    });
+  }
+
   getJob(id: string): JobRow | undefined {
     const r = this.st.getJob.get(id) as Row | undefined;
     return r && jobRow(r);
@@ -726,6 +744,7 @@ function prepareStatements(db: Database.Database) {
     setStopAfterEpoch: p('UPDATE jobs SET stop_after_epoch = ? WHERE id = ?'),
     setKeepEpochs: p('UPDATE jobs SET keep_epochs = ? WHERE id = ?'),
     setAutoRestarts: p('UPDATE jobs SET auto_restarts = ? WHERE id = ?'),
+    setAutoRestartDue: p('UPDATE jobs SET auto_restart_due = ? WHERE id = ?'),
     listRanks: p('SELECT * FROM ranks WHERE job_id = ? ORDER BY rank'),
     ranksOnHost: p('SELECT * FROM ranks WHERE host = ? ORDER BY job_id, rank'),
 
@@ -851,6 +870,7 @@ function jobRow(r: Row): JobRow {
     branchFrom: r.branch_from as number,
     branchAt: r.branch_at as number,
     autoRestarts: r.auto_restarts as number,
+    autoRestartDue: r.auto_restart_due === 1,
   };
 }
 

@@ -99,6 +99,7 @@ export class Coordinator {
     this.sweepTimer.unref?.();
     this.periodic.resumeAll();
     this.jobs.settleInterruptedStarts();
+    this.autoRestarts.resumeDue(this.config.heartbeatTimeoutMs + this.config.heartbeatIntervalMs);
   }
 
   /**
@@ -111,6 +112,7 @@ export class Coordinator {
     if (this.stopped) return;
     this.stopped = true;
     this.periodic.stop();
+    this.autoRestarts.stop();
     const drained = this.operations.close();
     let timer: NodeJS.Timeout | undefined;
     const inTime =

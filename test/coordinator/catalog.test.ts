@@ -120,11 +120,18 @@ describe('catalog round trips', () => {
     c.createJob(job('j2', { createdMs: 2_500, worldSize: 4 }));
     expect(c.getJob('j1')).toEqual({
       ...job('j1'), state: 'pending', checkpointEveryMs: null, startedMs: null, endedMs: null, exitCode: null, detail: null, lastEpoch: 0, stopAfterEpoch: 0, keepEpochs: 0,
-      branchFrom: 0, branchAt: 0, autoRestarts: 0,
+      branchFrom: 0, branchAt: 0, autoRestarts: 0, autoRestartDue: false,
     });
     c.setAutoRestarts('j1', 3);
     expect(c.getJob('j1')!.autoRestarts).toBe(3);
     expect(() => c.setAutoRestarts('nope', 1)).toThrow(/nope/);
+    c.setAutoRestartDue('j1', true);
+    expect(c.getJob('j1')!.autoRestartDue).toBe(true);
+    expect(c.useAutoRestart('j1')).toBe(2);
+    expect(c.getJob('j1')).toMatchObject({ autoRestarts: 2, autoRestartDue: false });
+    c.setAutoRestarts('j1', 0);
+    expect(c.useAutoRestart('j1')).toBe(0); // never below 0
+    expect(() => c.setAutoRestartDue('nope', true)).toThrow(/nope/);
     c.setStopAfterEpoch('j1', 4);
     expect(c.getJob('j1')!.stopAfterEpoch).toBe(4);
     c.setStopAfterEpoch('j1', 0);

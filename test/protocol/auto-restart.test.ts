@@ -162,6 +162,22 @@ describe('a job with automatic restarts that loses a host', () => {
     expect(ended(got)).toHaveLength(1);
   });
 
+  it('is restarted by the next coordinator when the one that saw the loss died before the restart started', async () => {
+    await start(2);
+    h.coordinator!.operations.begin('j', () => 'the test holds the job'); // the restart waits behind it
+    await loseB();
+    expect(job().state).toBe('failed');
+    expect(job().autoRestartDue).toBe(true);
+    await h.crashCoordinator();
+    h.startCoordinator();
+    // The agents re-register within a heartbeat; the restart starts a heartbeat timeout after the start.
+    for (let t = 0; t < 20_000 && job().state !== 'running'; t += 100) await advance(100);
+    expect(job().state, job().detail ?? '').toBe('running');
+    expect(job().autoRestarts).toBe(1);
+    expect(job().autoRestartDue).toBe(false);
+    expect(rankHosts()).toEqual(['0:a:running', '1:a:running', '2:c:running', '3:c:running']);
+  });
+
   it('fails, saying why, when the lost host held the only copy of the images', async () => {
     await h.submit({ world_size: 4, rank_hosts: { 0: 'a', 1: 'a', 2: 'c', 3: 'c' }, auto_restarts: 1 });
     await advance(10);

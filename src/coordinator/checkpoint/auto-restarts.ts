@@ -8,8 +8,9 @@
 // Each attempt uses one up, durably, before it starts. The job's followers
 // (`ferry run`, `ferry attach`, `rank-exec`) stay attached through it and are
 // told in a JobNotice; if the restart fails they get the job's end, failed,
-// with the restart's reason added. A coordinator that dies between the
-// failure and the restart leaves the job failed: `ferry restart` continues it.
+// with the restart's reason added. The catalog marks the restart due from the
+// failure until it starts, so a coordinator that dies in between starts it
+// when it is back, once the agents had time to register (resumeDue).
 import { ErrorCode } from '../../gen/proto.js';
 import { FerryError, errorMessage } from '../../common/ferry-error.js';
 import type { JobRow } from '../catalog-types.js';
@@ -21,7 +22,28 @@ export class AutoRestarts {
   /** Queued restarts an operator called off (ferry cancel, Ctrl-C on ferry run), with why. */
   private readonly cancelled = new Map<string, string>();
 
+  private resumeTimer: NodeJS.Timeout | undefined;
+
   constructor(private readonly c: Coordinator) {}
+
+  /**
+   * At coordinator start: restarts a previous coordinator marked due and did
+   * not start. They wait `afterMs` (a heartbeat timeout: the agents that are
+   * up have registered by then), their followers meanwhile kept.
+   */
+  resumeDue(afterMs: number): void {
+    const due = this.c.catalog.listJobs({ all: true }).filter((j) => j.autoRestartDue && j.state === 'failed');
+    if (due.length === 0) return;
+    for (const job of due) this.pending.add(job.id);
+    this.resumeTimer = setTimeout(() => {
+      for (const job of due) this.queue(job.id, job.detail ?? '');
+    }, afterMs);
+    this.resumeTimer.unref?.();
+  }
+
+  stop(): void {
+    if (this.resumeTimer) clearTimeout(this.resumeTimer);
+  }
 
   /**
    * Whether a job that is ending failed because ranks were lost with their host
@@ -36,7 +58,12 @@ export class AutoRestarts {
 
   /** Queues the restart of a job that ended failed (`failure`) and passed check(). */
   start(jobId: string, failure: string): void {
+    this.c.catalog.setAutoRestartDue(jobId, true);
     this.pending.add(jobId);
+    this.queue(jobId, failure);
+  }
+
+  private queue(jobId: string, failure: string): void {
     this.c.operations.queue(jobId, () => 'an automatic restart is running', () => this.run(jobId, failure));
   }
 
@@ -63,6 +90,7 @@ export class AutoRestarts {
       const job = this.c.catalog.getJob(jobId);
       const epoch = this.c.catalog.lastCommittedEpoch(jobId);
       const cancelled = this.cancelled.get(jobId);
+      if (job?.autoRestartDue && (cancelled || job.state !== 'failed' || job.autoRestarts === 0 || !epoch)) this.c.catalog.setAutoRestartDue(jobId, false);
       if (cancelled) {
         this.pending.delete(jobId);
         this.c.event('job.auto-restart-cancelled', `job ${jobId}: no automatic restart: ${cancelled}`, { jobId });
@@ -76,8 +104,7 @@ export class AutoRestarts {
         this.c.jobs.autoRestartEnded(jobId, `${failure}; no automatic restart: ${why}`);
         return;
       }
-      const left = job.autoRestarts - 1;
-      this.c.catalog.setAutoRestarts(jobId, left);
+      const left = this.c.catalog.useAutoRestart(jobId);
       const what = `restarting it from epoch ${epoch.epoch} on the live hosts (automatic restarts left: ${left})`;
       this.c.event('job.auto-restart', `job ${jobId}: ${failure}; ${what}`, { jobId });
       this.c.jobs.notify(jobId, `${failure}; ${what}`);
