@@ -115,6 +115,16 @@ describe('a job with automatic restarts that loses a host', () => {
     expect(ended(got).map((r) => r.job_ended!.job!.id)).toEqual(['j']);
   });
 
+  it('keeps the ranks whose hosts are up where they were; only the lost ones move', async () => {
+    await h.submit({ world_size: 4, rank_hosts: { 0: 'c', 1: 'a', 2: 'b', 3: 'b' }, auto_restarts: 1 });
+    await advance(10);
+    expect((await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: false }))).error).toBeUndefined();
+    await loseB();
+    for (let t = 0; t < 20_000 && job().state !== 'running'; t += 100) await advance(100);
+    expect(job().state, job().detail ?? '').toBe('running');
+    expect(rankHosts()).toEqual(['0:c:running', '1:a:running', '2:a:running', '3:c:running']);
+  });
+
   it('is restarted also when its ranks elsewhere died first of the lost connections', async () => {
     await start(1);
     await stopAgent('b');

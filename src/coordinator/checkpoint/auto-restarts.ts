@@ -1,8 +1,8 @@
 // Automatic restarts: a job that fails because ranks were lost with their host
 // (the host stayed down past its rejoin grace, or its agent came back without
-// them) is restarted from its last committed epoch on the live hosts, as
-// `ferry restart JOB` would, as many times as the job allows
-// (`ferry run --auto-restart N`). A rank that fails on its own (a non-zero
+// them) is restarted from its last committed epoch, as `ferry restart JOB`
+// would, as many times as the job allows (`ferry run --auto-restart N`): the
+// ranks whose hosts are up stay there, the lost ones go to live hosts. A rank that fails on its own (a non-zero
 // exit, a signal) is the program's failure: restarting would fail again.
 //
 // Each attempt uses one up, durably, before it starts. The job's followers
@@ -15,6 +15,7 @@ import { ErrorCode } from '../../gen/proto.js';
 import { FerryError, errorMessage } from '../../common/ferry-error.js';
 import type { JobRow } from '../catalog-types.js';
 import type { Coordinator } from '../coordinator.js';
+import { placeRanks } from '../placement.js';
 
 export class AutoRestarts {
   /** Jobs whose automatic restart is queued or running. */
@@ -85,6 +86,30 @@ export class AutoRestarts {
     return this.pending.has(jobId);
   }
 
+  /**
+   * Where the restarted ranks go: each rank whose host is up stays there (its
+   * image is at hand, and the job keeps to its hosts); the ranks of the lost
+   * hosts are spread over the live hosts by free capacity.
+   */
+  private placement(jobId: string, worldSize: number): Map<number, string> {
+    const last = new Map(this.c.catalog.listRanks(jobId).map((r) => [r.rank, r.host]));
+    const placed = new Map<number, string>();
+    const lost: number[] = [];
+    for (let rank = 0; rank < worldSize; rank++) {
+      const host = last.get(rank);
+      if (host && this.c.hosts.get(host)?.state === 'up') placed.set(rank, host);
+      else lost.push(rank);
+    }
+    if (lost.length === 0) return placed;
+    const kept = (host: string) => [...placed.values()].filter((h) => h === host).length;
+    const candidates = this.c.hosts.up().map((h) => ({
+      name: h.name,
+      freeSlots: h.cpus - kept(h.name) - this.c.catalog.ranksOnHost(h.name).filter((r) => r.state !== 'exited' && r.jobId !== jobId).length,
+    }));
+    placeRanks(lost.length, candidates, new Map()).forEach((host, i) => placed.set(lost[i]!, host));
+    return placed;
+  }
+
   private async run(jobId: string, failure: string): Promise<void> {
     try {
       const job = this.c.catalog.getJob(jobId);
@@ -109,7 +134,7 @@ export class AutoRestarts {
       this.c.event('job.auto-restart', `job ${jobId}: ${failure}; ${what}`, { jobId });
       this.c.jobs.notify(jobId, `${failure}; ${what}`);
       try {
-        const r = await this.c.moves.restart(jobId, { held: true });
+        const r = await this.c.moves.restart(jobId, { held: true, rankHosts: this.placement(jobId, job.worldSize) });
         const hosts = [...new Set(r.moves?.map((m) => m.to_host) ?? [])].join(',');
         this.c.event('job.auto-restarted', `job ${jobId}: restarted from epoch ${epoch.epoch} on ${hosts}`, { jobId });
         this.c.jobs.notify(jobId, `restarted from epoch ${epoch.epoch} on ${hosts}`);
