@@ -50,6 +50,7 @@ export function jobJson(j: JobInfo) {
     detail: j.detail,
     keepEpochs: j.keep_epochs,
     autoRestarts: j.auto_restarts,
+    autoRestartDue: j.auto_restart_due,
     ranks: j.ranks.map((r) => ({ rank: r.rank, host: r.host, pid: r.pid, endpoint: r.endpoint, state: r.state, exitCode: r.exit_code, signal: r.signal })),
   };
 }
@@ -134,6 +135,7 @@ export async function operatorCommand(name: string, argv: string[]): Promise<num
       else
         out(
           `job ${job.id}: ${jobStateName(job.state)}${job.detail ? ` (${job.detail})` : ''}\n` +
+            (job.auto_restart_due ? 'an automatic restart from its last epoch is due\n' : '') +
             (job.auto_restarts ? `automatic restarts left: ${job.auto_restarts}\n` : '') +
             formatTable(
               ['RANK', 'HOST', 'PID', 'STATE', 'EXIT'],

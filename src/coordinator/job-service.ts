@@ -95,6 +95,7 @@ export class JobService {
       detail: job.detail ?? '',
       keep_epochs: this.c.retention.keepOfRow(job),
       auto_restarts: job.autoRestarts,
+      auto_restart_due: job.state === 'failed' && (job.autoRestartDue || this.c.autoRestarts.has(job.id)),
       ranks: this.c.catalog.listRanks(job.id).map((r) => ({
         rank: r.rank,
         host: r.host,

@@ -109,6 +109,7 @@ describe('rank exit status', () => {
       ended_ms: 0,
       keep_epochs: 2,
       auto_restarts: 0,
+      auto_restart_due: false,
       ranks: ranks.map(([rank, exit_code, signal]) => ({ rank, exit_code, signal, state: 'exited', host: 'h', pid: 1, endpoint: '' })),
     }) as JobInfo;
 

@@ -91,6 +91,7 @@ describe('a job with automatic restarts that loses a host', () => {
     const release = h.coordinator!.operations.begin('j', () => 'the test holds the job');
     await loseB();
     expect(job().state).toBe('failed');
+    expect(h.coordinator!.jobs.jobInfo('j').auto_restart_due).toBe(true); // ferry job says so
     await advance(5_000);
     expect(job().state).toBe('failed');
     release();
@@ -185,6 +186,7 @@ describe('a job with automatic restarts that loses a host', () => {
     expect(job().state, job().detail ?? '').toBe('running');
     expect(job().autoRestarts).toBe(1);
     expect(job().autoRestartDue).toBe(false);
+    expect(h.coordinator!.jobs.jobInfo('j').auto_restart_due).toBe(false);
     expect(rankHosts()).toEqual(['0:a:running', '1:a:running', '2:c:running', '3:c:running']);
   });
 
