@@ -15,7 +15,6 @@ import { ErrorCode } from '../../gen/proto.js';
 import { FerryError, errorMessage } from '../../common/ferry-error.js';
 import type { JobRow } from '../catalog-types.js';
 import type { Coordinator } from '../coordinator.js';
-import { placeRanks } from '../placement.js';
 
 export class AutoRestarts {
   /** Jobs whose automatic restart is queued or running. */
@@ -86,30 +85,6 @@ export class AutoRestarts {
     return this.pending.has(jobId);
   }
 
-  /**
-   * Where the restarted ranks go: each rank whose host is up stays there (its
-   * image is at hand, and the job keeps to its hosts); the ranks of the lost
-   * hosts are spread over the live hosts by free capacity.
-   */
-  private placement(jobId: string, worldSize: number): Map<number, string> {
-    const last = new Map(this.c.catalog.listRanks(jobId).map((r) => [r.rank, r.host]));
-    const placed = new Map<number, string>();
-    const lost: number[] = [];
-    for (let rank = 0; rank < worldSize; rank++) {
-      const host = last.get(rank);
-      if (host && this.c.hosts.get(host)?.state === 'up') placed.set(rank, host);
-      else lost.push(rank);
-    }
-    if (lost.length === 0) return placed;
-    const kept = (host: string) => [...placed.values()].filter((h) => h === host).length;
-    const candidates = this.c.hosts.up().map((h) => ({
-      name: h.name,
-      freeSlots: h.cpus - kept(h.name) - this.c.catalog.ranksOnHost(h.name).filter((r) => r.state !== 'exited' && r.jobId !== jobId).length,
-    }));
-    placeRanks(lost.length, candidates, new Map()).forEach((host, i) => placed.set(lost[i]!, host));
-    return placed;
-  }
-
   private async run(jobId: string, failure: string): Promise<void> {
     try {
       const job = this.c.catalog.getJob(jobId);
@@ -134,7 +109,7 @@ export class AutoRestarts {
       this.c.event('job.auto-restart', `job ${jobId}: ${failure}; ${what}`, { jobId });
       this.c.jobs.notify(jobId, `${failure}; ${what}`);
       try {
-        const r = await this.c.moves.restart(jobId, { held: true, rankHosts: this.placement(jobId, job.worldSize) });
+        const r = await this.c.moves.restart(jobId, { held: true, keepInPlace: true });
         const hosts = [...new Set(r.moves?.map((m) => m.to_host) ?? [])].join(',');
         this.c.event('job.auto-restarted', `job ${jobId}: restarted from epoch ${epoch.epoch} on ${hosts}`, { jobId });
         this.c.jobs.notify(jobId, `restarted from epoch ${epoch.epoch} on ${hosts}`);

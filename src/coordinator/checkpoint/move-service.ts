@@ -45,6 +45,11 @@ export interface RestartOptions {
   progress?: MoveProgressFn;
   /** The caller already holds the job's operation (queued coordinator work): the restart does not claim it. */
   held?: boolean;
+  /**
+   * Without hosts or a map: each rank whose last host is up stays there (its image is at hand), and only
+   * the others are spread by free capacity (an automatic restart after a lost host).
+   */
+  keepInPlace?: boolean;
 }
 
 /** One step of a restart or migration, for the operator's progress display. */
@@ -219,6 +224,15 @@ export class MoveService {
       name: h.name,
       freeSlots: h.cpus - this.c.catalog.ranksOnHost(h.name).filter((r) => r.state !== 'exited' && r.jobId !== jobId).length,
     }));
+    if (o.keepInPlace && named.length === 0) {
+      const placed = new Map<number, string>();
+      const up = new Set(candidates.map((h) => h.name));
+      for (const r of this.c.catalog.listRanks(jobId)) if (up.has(r.host)) placed.set(r.rank, r.host);
+      const lost = Array.from({ length: worldSize }, (_, rank) => rank).filter((rank) => !placed.has(rank));
+      for (const h of candidates) h.freeSlots -= [...placed.values()].filter((x) => x === h.name).length;
+      if (lost.length > 0) placeRanks(lost.length, candidates, new Map()).forEach((host, i) => placed.set(lost[i]!, host));
+      return placed;
+    }
     const list = placeRanks(worldSize, candidates, explicit);
     return new Map(list.map((host, rank) => [rank, host]));
   }
