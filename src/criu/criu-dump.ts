@@ -3,7 +3,7 @@
 // first; what stays open is regular files (the rank's logs, opened for
 // append) and whatever else the program opened.
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, open, readFile, readdir, readlink, rmdir, stat } from 'node:fs/promises';
+import { copyFile, mkdir, open, readFile, readdir, readlink, rmdir, stat, statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, relative } from 'node:path';
 import { ErrorCode } from '../gen/proto.js';
@@ -200,19 +200,46 @@ const CRIU_ERROR_LINE_RE = /\bError \([^)]*\):\s*(.+)$/;
 const CRIU_ERRORS_SHOWN = 3;
 
 /**
+ * Below this many free bytes, a disk CRIU wrote to when it failed without a
+ * word counts as full: a dump stopped by ENOSPC leaves less than a page.
+ */
+const FULL_DISK_FREE_BYTES = 1024 * 1024;
+
+/** Free bytes on the disk of `dir` for root, or undefined when it cannot be asked. */
+async function freeBytes(dir: string): Promise<number | undefined> {
+  try {
+    const s = await statfs(dir);
+    return s.bfree * s.bsize;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * A failed CRIU run for the operator: `what` failed, with CRIU's own first
  * error messages (its log's tail when it logged none), and where the whole
  * log is. A full disk says so first: it is the operator's to fix.
+ *
+ * `writtenDir` is where CRIU was writing (a dump's images). When that disk is
+ * full, the log kept beside the images may have been cut short before CRIU
+ * could log its error; the disk itself then says why.
  */
-export async function describeCriuFailure(what: string, logFile: string): Promise<string> {
-  let text = '';
+export async function describeCriuFailure(what: string, logFile: string, writtenDir?: string): Promise<string> {
+  let text: string | undefined;
   try {
     text = await readFile(logFile, 'utf8');
   } catch {
-    return `${what} (no log at ${logFile})`;
+    // told below
   }
-  const lines = cleanCriuOutput(text).split('\n');
+  const lines = cleanCriuOutput(text ?? '').split('\n');
   const errors = [...new Set(lines.flatMap((l) => CRIU_ERROR_LINE_RE.exec(l)?.[1]?.trim() ?? []))].slice(0, CRIU_ERRORS_SHOWN);
+  if (errors.length === 0 && writtenDir !== undefined) {
+    const free = await freeBytes(writtenDir);
+    if (free !== undefined && free < FULL_DISK_FREE_BYTES) {
+      return `no space left on device: ${what}: No space left on device on the disk of ${writtenDir} (${free} bytes free), and CRIU's log stops short of its error (CRIU's log: ${logFile})`;
+    }
+  }
+  if (text === undefined) return `${what} (no log at ${logFile})`;
   if (errors.length === 0) return `${what}; ${logFile} ends:\n${await criuLogTail(logFile)}`;
   const full = errors.some((e) => e.includes('No space left on device'));
   return `${full ? 'no space left on device: ' : ''}${what}: ${errors.join('; ')} (CRIU's log: ${logFile})`;
@@ -282,7 +309,7 @@ export async function dumpRank(opts: DumpRankOptions): Promise<DumpResult> {
             () => logFile,
           )
       : logFile;
-    throw new FerryError(ErrorCode.CRIU_FAILED, await describeCriuFailure(`criu dump of pid ${initPid} into ${imagesDir} failed (${why})`, log));
+    throw new FerryError(ErrorCode.CRIU_FAILED, await describeCriuFailure(`criu dump of pid ${initPid} into ${imagesDir} failed (${why})`, log, imagesDir));
   }
   const logName = isAbsolute(logFile) ? relative(imagesDir, logFile) : logFile;
   const files: DumpResult['files'] = [];

@@ -52,7 +52,9 @@ describe('a disk that fills up during a checkpoint', { timeout: 180_000 }, () =>
     const failure = /epoch 2\) aborted: DUMP failed: rank ([23]): host host2: no space left on device: criu dump of pid \d+ into \S+ failed \(exit code 1\): [^\n]*?No space left on device[^\n]*? \(CRIU's log: (\S+)\)/.exec(second.stderr);
     expect(failure, second.stderr).not.toBeNull();
     expect(failure![2]).toBe(join(c.hosts.find((h) => h.name === 'host2')!.logsDir, 'full', `rank-${failure![1]}.dump-2.log`));
-    expect(readFileSync(failure![2], 'utf8')).toMatch(/No space left on device/);
+    // The log was kept; CRIU wrote it beside the images, so it may stop short of the error, and then the disk was asked.
+    expect(readFileSync(failure![2], 'utf8').length).toBeGreaterThan(0);
+    if (!/No space left on device/.test(readFileSync(failure![2], 'utf8'))) expect(second.stderr).toMatch(/\(\d+ bytes free\), and CRIU's log stops short of its error/);
     expect(second.stderr).toMatch(/The job keeps running; epoch 1 remains the last committed checkpoint\. \[CRIU_FAILED\]/);
     expect(existsSync(join(tmpfs, 'full', '2'))).toBe(false);
     expect(usedBytes()).toBe(used);
