@@ -166,8 +166,12 @@ describe('image transfer between agents', () => {
 
   it('a stored file damaged on the holding host fails the fetch, naming epoch, rank, file and peer', async () => {
     const { root, dir } = await storedImage(4 * 1024 * 1024);
+    // Flipped, not overwritten: the file is random, and a fixed byte is already there once in 256 runs.
     const fh = await open(join(dir, BIG_FILE_NAME), 'r+');
-    await fh.write(Buffer.from([0x5a]), 0, 1, 3_000_000);
+    const b = Buffer.alloc(1);
+    await fh.read(b, 0, 1, 3_000_000);
+    b[0] = b[0]! ^ 0x5a;
+    await fh.write(b, 0, 1, 3_000_000);
     await fh.close();
     const server = await serve(root);
     const into = join(await temps.make('dst'), 'rank-1');
