@@ -21,7 +21,14 @@ function epochJson(e: EpochInfo) {
     images: e.images,
     phases: e.phases.map((p) => ({ state: p.state, atMs: p.at_ms, detail: p.detail })),
     detail: e.detail,
+    replicatedImages: e.replicated_images,
+    replicaHosts: e.replica_hosts,
   };
+}
+
+/** "4 on host1,host3": how many images have a verified replica, and where; "-" for none. */
+function replicasOf(e: EpochInfo): string {
+  return e.replicated_images > 0 ? `${e.replicated_images} on ${e.replica_hosts.join(',')}` : '-';
 }
 
 /** Milliseconds spent in each phase, from the catalog's phase timestamps ('deleted', by retention later, is no phase of it). */
@@ -102,8 +109,8 @@ export async function epochsCommand(argv: string[]): Promise<number> {
   else
     process.stdout.write(
       formatTable(
-        ['EPOCH', 'STATE', 'STARTED', 'SIZE', 'IMAGES', 'PHASES', 'DETAIL'],
-        epochs.map((e) => [String(e.epoch), e.state, formatTime(e.started_ms), formatBytes(e.size_bytes), String(e.images), phaseDurations(e), e.detail]),
+        ['EPOCH', 'STATE', 'STARTED', 'SIZE', 'IMAGES', 'REPLICAS', 'PHASES', 'DETAIL'],
+        epochs.map((e) => [String(e.epoch), e.state, formatTime(e.started_ms), formatBytes(e.size_bytes), String(e.images), replicasOf(e), phaseDurations(e), e.detail]),
       ),
     );
   return 0;

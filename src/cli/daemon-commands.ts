@@ -19,6 +19,7 @@ import {
   HEARTBEAT_INTERVAL_MS,
   HEARTBEAT_TIMEOUT_MS,
   HOST_REJOIN_GRACE_MS,
+  MAX_IMAGE_REPLICAS,
   KEEP_EPOCHS,
   MAX_FRAME_BYTES,
 } from '../coordinator/coordinator-config.js';
@@ -41,6 +42,7 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
     'max-frame-bytes': { value: true },
     'keep-epochs': { value: true },
     'host-rejoin-grace-ms': { value: true },
+    'image-replicas': { value: true },
   });
   const listen = checkTcpAddress(cmd, requireOpt(cmd, p, 'listen'), true);
   const stateDir = resolve(requireOpt(cmd, p, 'state'));
@@ -52,6 +54,8 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
   const maxFrameBytes = intOpt(cmd, p, 'max-frame-bytes', MAX_FRAME_BYTES, 1024);
   const keepEpochs = intOpt(cmd, p, 'keep-epochs', KEEP_EPOCHS, 1);
   const hostRejoinGraceMs = intOpt(cmd, p, 'host-rejoin-grace-ms', HOST_REJOIN_GRACE_MS, 100);
+  const imageReplicas = intOpt(cmd, p, 'image-replicas', 0, 0);
+  if (imageReplicas > MAX_IMAGE_REPLICAS) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: --image-replicas must be at most ${MAX_IMAGE_REPLICAS}, got ${imageReplicas}`);
   mkdirSync(stateDir, { recursive: true });
   const lock = StateDirLock.acquire(stateDir);
   const catalog = Catalog.open(stateDir);
@@ -68,7 +72,7 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
   const coordinator = new Coordinator(
     transport,
     catalog,
-    defaultCoordinatorConfig({ heartbeatIntervalMs, heartbeatTimeoutMs, maxFrameBytes, keepEpochs, hostRejoinGraceMs, listen: transport.address }),
+    defaultCoordinatorConfig({ heartbeatIntervalMs, heartbeatTimeoutMs, maxFrameBytes, keepEpochs, hostRejoinGraceMs, imageReplicas, listen: transport.address }),
   );
   coordinator.start();
   process.stdout.write(`ferry coordinator listening on ${transport.address} (state ${stateDir}, instance ${coordinator.instance})\n`);

@@ -262,6 +262,27 @@ export const CATALOG_MIGRATIONS: readonly CatalogMigration[] = [
       `);
     },
   },
+  {
+    version: 13,
+    description: "image replicas: verified copies of a committed epoch's images on hosts other than their writer",
+    up: (db) => {
+      // 'copying': a FETCH to that host is (or was, if its coordinator died) under way: not a source,
+      // and removed unless it ends 'stored'. A row goes when its host has removed the copy.
+      db.exec(`
+        CREATE TABLE image_replicas (
+          job_id      TEXT NOT NULL,
+          epoch       INTEGER NOT NULL,
+          rank        INTEGER NOT NULL CHECK (rank >= 0),
+          host        TEXT NOT NULL,
+          state       TEXT NOT NULL CHECK (state IN ('copying', 'stored')),
+          updated_ms  INTEGER NOT NULL,
+          PRIMARY KEY (job_id, epoch, rank, host),
+          FOREIGN KEY (job_id, epoch) REFERENCES epochs (job_id, epoch) ON DELETE CASCADE
+        ) STRICT;
+        CREATE INDEX image_replicas_by_host ON image_replicas (host);
+      `);
+    },
+  },
 ];
 
 /** The schema version this build of Ferry writes. */

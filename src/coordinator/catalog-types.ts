@@ -212,6 +212,20 @@ export interface EventQuery {
   jobId?: string;
 }
 
+/**
+ * A replica: a verified, fsynced copy of one rank's image of a committed epoch
+ * on a host other than its writer, so a restart survives the writer's loss.
+ */
+export interface ImageReplicaRow {
+  jobId: string;
+  epoch: number;
+  rank: number;
+  host: string;
+  /** 'copying' until the host's FETCH has verified it; only 'stored' ones are restart sources. */
+  state: 'copying' | 'stored';
+  updatedMs: number;
+}
+
 /** An image copy a restart's target fetched (it is not where the epoch keeps its images). */
 export interface RestartCopyRow {
   jobId: string;

@@ -39,6 +39,7 @@ import {
   type RankCatalogState,
   type RankMoveRow,
   type RestartCopyRow,
+  type ImageReplicaRow,
   type RankRow,
   type RankUpdate,
 } from './catalog-types.js';
@@ -498,6 +499,7 @@ export class Catalog {
       if (!this.st.getDeletedJob.get(jobId)) return false;
       if (this.st.imagesToRemoveOfJob.all(EPOCH_DELETED, jobId).length > 0) return false;
       if (this.st.restartCopiesOfJob.get(jobId)) return false; // a restart's copy still to remove
+      if (this.st.replicasOfJob.get(jobId)) return false; // a replica still to remove
       return this.st.purgeJob.run(jobId).changes > 0;
     });
   }
@@ -536,6 +538,50 @@ export class Catalog {
     this.durably(() => {
       for (const rank of ranks) this.st.markRankMoveStopped.run(jobId, imageSet, rank);
     });
+  }
+
+  /** Records, durably, the replicas a FETCH is about to make on `host` ('copying'). */
+  recordReplicasCopying(jobId: string, epoch: number, host: string, ranks: readonly number[], atMs: number): void {
+    requireName(host, 'host');
+    requireMs(atMs, 'atMs');
+    this.durably(() => {
+      const job = this.requireJob(jobId);
+      if (!this.st.getEpoch.get(jobId, epoch)) throw new FerryError(ErrorCode.BAD_REQUEST, `job ${jobId} has no epoch ${epoch}`);
+      for (const rank of ranks) {
+        requireRank(job, rank);
+        this.st.upsertReplica.run({ jobId, epoch, rank, host, state: 'copying', atMs });
+      }
+    });
+  }
+
+  /** Records, durably, that `host` holds verified, fsynced replicas of these images. */
+  markReplicasStored(jobId: string, epoch: number, host: string, ranks: readonly number[], atMs: number): void {
+    requireMs(atMs, 'atMs');
+    this.durably(() => {
+      for (const rank of ranks) this.st.setReplicaState.run({ jobId, epoch, rank, host, state: 'stored', atMs });
+    });
+  }
+
+  /** Replicas of one epoch (every state), by rank and host. */
+  epochReplicas(jobId: string, epoch: number): ImageReplicaRow[] {
+    return (this.st.replicasOfEpoch.all(jobId, epoch) as Row[]).map(replicaRow);
+  }
+
+  /**
+   * Replicas whose copies are to be removed (of one job, or of all): those of
+   * deleted epochs, and every 'copying' one (its caller skips those a FETCH is
+   * making right now).
+   */
+  replicasToRemove(jobId?: string): ImageReplicaRow[] {
+    const rows = (jobId ? this.st.replicasToRemoveOfJob.all(EPOCH_DELETED, jobId) : this.st.replicasToRemove.all(EPOCH_DELETED)) as Row[];
+    return rows.map(replicaRow);
+  }
+
+  /** Records that `host` removed these replicas (or never made them). */
+  removeReplicas(jobId: string, epoch: number, host: string, ranks: readonly number[]): void {
+    this.db.transaction(() => {
+      for (const rank of ranks) this.st.deleteReplica.run({ jobId, epoch, rank, host });
+    }).immediate();
   }
 
   /** Records, durably, the image copies a restart's FETCH is about to make on its targets (rank -> host). */
@@ -730,6 +776,19 @@ function prepareStatements(db: Database.Database) {
     restartCopiesOnHost: p('SELECT * FROM restart_copies WHERE host = ? ORDER BY job_id, epoch, rank'),
     restartCopiesOfJob: p('SELECT 1 FROM restart_copies WHERE job_id = ? LIMIT 1'),
     deleteRestartCopy: p('DELETE FROM restart_copies WHERE job_id = @jobId AND epoch = @epoch AND host = @host AND rank = @rank'),
+    upsertReplica: p(`
+      INSERT INTO image_replicas (job_id, epoch, rank, host, state, updated_ms) VALUES (@jobId, @epoch, @rank, @host, @state, @atMs)
+      ON CONFLICT (job_id, epoch, rank, host) DO UPDATE SET state = excluded.state, updated_ms = excluded.updated_ms`),
+    setReplicaState: p('UPDATE image_replicas SET state = @state, updated_ms = @atMs WHERE job_id = @jobId AND epoch = @epoch AND rank = @rank AND host = @host'),
+    replicasOfEpoch: p('SELECT * FROM image_replicas WHERE job_id = ? AND epoch = ? ORDER BY rank, host'),
+    replicasOfJob: p('SELECT 1 FROM image_replicas WHERE job_id = ? LIMIT 1'),
+    replicasToRemove: p(`
+      SELECT r.* FROM image_replicas r JOIN epochs e USING (job_id, epoch)
+      WHERE e.state = ? OR r.state = 'copying' ORDER BY r.job_id, r.epoch, r.host, r.rank`),
+    replicasToRemoveOfJob: p(`
+      SELECT r.* FROM image_replicas r JOIN epochs e USING (job_id, epoch)
+      WHERE (e.state = ? OR r.state = 'copying') AND r.job_id = ? ORDER BY r.epoch, r.host, r.rank`),
+    deleteReplica: p('DELETE FROM image_replicas WHERE job_id = @jobId AND epoch = @epoch AND rank = @rank AND host = @host'),
     setBranch: p('UPDATE jobs SET branch_from = ?, branch_at = ? WHERE id = ?'),
     purgeJob: p('DELETE FROM jobs WHERE id = ? AND deleted_ms IS NOT NULL'),
 
@@ -917,6 +976,17 @@ function imageRow(r: Row): EpochImageRow {
     manifest: r.manifest_json === null ? null : (JSON.parse(r.manifest_json as string) as EpochImageFile[]),
     imageStore: r.image_store as string,
     removedMs: (r.removed_ms as number | null) ?? null,
+  };
+}
+
+function replicaRow(r: Row): ImageReplicaRow {
+  return {
+    jobId: r.job_id as string,
+    epoch: r.epoch as number,
+    rank: r.rank as number,
+    host: r.host as string,
+    state: r.state as ImageReplicaRow['state'],
+    updatedMs: r.updated_ms as number,
   };
 }
 

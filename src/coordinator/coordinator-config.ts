@@ -23,6 +23,8 @@ export const STOP_DRAIN_MS = 30_000;
  * every few minutes for a week does not fill the disk.
  */
 export const KEEP_EPOCHS = 2;
+/** The most replicas of an image the coordinator can be told to keep: a bound on bad input. */
+export const MAX_IMAGE_REPLICAS = 8;
 
 export interface CoordinatorConfig {
   heartbeatIntervalMs: number;
@@ -37,6 +39,12 @@ export interface CoordinatorConfig {
   hostRejoinGraceMs: number;
   /** Committed epochs a job keeps when it sets no number itself (>= 1). */
   keepEpochs: number;
+  /**
+   * Hosts besides its writer that get a verified copy of each image of a
+   * committed epoch (0: none). Images in a store other live hosts share are
+   * not copied: they outlive their writer already.
+   */
+  imageReplicas: number;
   /** What `ferry status` shows as the listening address. */
   listen: string;
 }
@@ -53,6 +61,7 @@ export function defaultCoordinatorConfig(overrides: Partial<CoordinatorConfig> =
     stopDrainMs: STOP_DRAIN_MS,
     hostRejoinGraceMs: HOST_REJOIN_GRACE_MS,
     keepEpochs: KEEP_EPOCHS,
+    imageReplicas: 0,
     listen: '',
     ...overrides,
   };

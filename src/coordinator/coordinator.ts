@@ -34,6 +34,7 @@ import { JobOperations } from './checkpoint/job-operations.js';
 import { MoveService } from './checkpoint/move-service.js';
 import { AutoRestarts } from './checkpoint/auto-restarts.js';
 import { EpochRetention } from './checkpoint/epoch-retention.js';
+import { ImageReplication } from './checkpoint/image-replication.js';
 import { PeriodicCheckpoints } from './checkpoint/periodic-checkpoints.js';
 import { JobService } from './job-service.js';
 import { OperatorService } from './operator-service.js';
@@ -52,6 +53,7 @@ export class Coordinator {
   readonly moves: MoveService;
   readonly periodic: PeriodicCheckpoints;
   readonly retention: EpochRetention;
+  readonly replication: ImageReplication;
   readonly autoRestarts: AutoRestarts;
   /** One checkpoint, restart or migration at a time per job. */
   readonly operations = new JobOperations();
@@ -86,6 +88,7 @@ export class Coordinator {
     this.moves = new MoveService(this);
     this.periodic = new PeriodicCheckpoints(this);
     this.retention = new EpochRetention(this);
+    this.replication = new ImageReplication(this);
     this.autoRestarts = new AutoRestarts(this);
     this.operators = new OperatorService(this);
     this.checkpoints.abortInterrupted();

@@ -34,6 +34,7 @@ export interface TestClusterOptions {
   heartbeatIntervalMs?: number;
   heartbeatTimeoutMs?: number;
   hostRejoinGraceMs?: number; // the coordinator's --host-rejoin-grace-ms
+  imageReplicas?: number; // the coordinator's --image-replicas
   startTimeoutMs?: number; // default CLUSTER_START_TIMEOUT_MS
   env?: NodeJS.ProcessEnv; // extra environment for the daemons (e.g. FERRY_TRACE)
   cliPath?: string; // default FERRY_CLI (dist/src/cli/main.js)
@@ -250,6 +251,7 @@ export async function startTestCluster(options: TestClusterOptions = {}): Promis
     if (options.heartbeatIntervalMs !== undefined) coordinatorArgv.push('--heartbeat-interval-ms', String(options.heartbeatIntervalMs));
     if (options.heartbeatTimeoutMs !== undefined) coordinatorArgv.push('--heartbeat-timeout-ms', String(options.heartbeatTimeoutMs));
     if (options.hostRejoinGraceMs !== undefined) coordinatorArgv.push('--host-rejoin-grace-ms', String(options.hostRejoinGraceMs));
+    if (options.imageReplicas !== undefined) coordinatorArgv.push('--image-replicas', String(options.imageReplicas));
     const coordinator = new DaemonProcess('coordinator', coordinatorArgv, join(logDir, 'coordinator.log'), env);
     daemons.push(coordinator);
 

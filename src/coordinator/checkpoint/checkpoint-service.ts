@@ -132,6 +132,8 @@ export class CheckpointService {
       // The new epoch is committed whatever happens to the old ones.
       this.c.event('checkpoint.retire-failed', `job ${jobId}: older epochs not deleted after epoch ${epoch}: ${errorMessage(err)}`, { jobId });
     }
+    // Copies on other hosts (--image-replicas), once this checkpoint has released the job.
+    this.c.replication.afterCommit(jobId, epoch);
     if (resumeProblem) {
       // The epoch is committed and stays valid; the job itself is in trouble.
       this.c.event('checkpoint.resume-failed', `job ${jobId}: epoch ${epoch} committed, but ${resumeProblem}`, { jobId });
@@ -217,6 +219,7 @@ export class CheckpointService {
     const e = this.c.catalog.getEpoch(jobId, epoch);
     if (!e) throw new FerryError(ErrorCode.BAD_REQUEST, `job ${jobId} has no epoch ${epoch}`);
     const images = this.c.catalog.epochImages(jobId, epoch);
+    const replicas = [...this.c.replication.storedHosts(jobId, epoch).values()];
     return {
       job_id: jobId,
       epoch,
@@ -227,6 +230,8 @@ export class CheckpointService {
       images: images.length,
       phases: e.phases.map((p) => ({ state: p.state, at_ms: p.atMs, detail: p.detail ?? '' })),
       detail: e.detail ?? '',
+      replicated_images: replicas.length,
+      replica_hosts: [...new Set(replicas.flat())].sort(),
     };
   }
 }

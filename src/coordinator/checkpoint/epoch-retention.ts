@@ -111,6 +111,7 @@ export class EpochRetention {
       const left = this.c.catalog.imagesToRemove(jobId);
       const isLeft = new Set(left.map((i) => `${i.epoch}/${i.rank}`));
       const removed = all.filter((i) => !isLeft.has(`${i.epoch}/${i.rank}`));
+      const replicasLeft = this.c.catalog.replicasToRemove(jobId); // on hosts that are down
       this.purge(jobId); // (removeImages purges it already when it removed the last image)
       const purged = !this.c.catalog.deletedJobs().includes(jobId);
       const logs = await this.removeLogs(jobId);
@@ -121,8 +122,8 @@ export class EpochRetention {
         bytes_removed: removed.reduce((n, i) => n + i.sizeBytes, 0),
         log_hosts: logs.hosts,
         log_bytes_removed: logs.bytes,
-        images_waiting: left.length,
-        waiting_hosts: [...new Set(left.map((i) => i.host))].sort(),
+        images_waiting: left.length + replicasLeft.length,
+        waiting_hosts: [...new Set([...left.map((i) => i.host), ...replicasLeft.map((r) => r.host)])].sort(),
         purged,
       };
     } finally {
@@ -185,8 +186,50 @@ export class EpochRetention {
       w.images.push(img);
       work.set(`${img.jobId}/${img.epoch}/${by.name}`, w);
     }
-    await Promise.all([...work.values()].map((w) => this.removeOn(w.jobId, w.epoch, w.host, w.images)));
+    await Promise.all([...work.values()].map((w) => this.removeOn(w.jobId, w.epoch, w.host, w.images)).concat(this.removeReplicas(jobId)));
     for (const deleted of this.c.catalog.deletedJobs()) if (jobId === undefined || deleted === jobId) this.purge(deleted);
+  }
+
+  /**
+   * DISCARD of the replicas to remove (image-replication.ts): those of deleted
+   * epochs, and copies that were never verified, except those a FETCH is making
+   * now. Each on its own host, when that host is up.
+   */
+  private async removeReplicas(jobId?: string): Promise<void> {
+    // job/epoch/host -> ranks
+    const work = new Map<string, { jobId: string; epoch: number; host: string; ranks: number[] }>();
+    for (const r of this.c.catalog.replicasToRemove(jobId)) {
+      const key = `${r.jobId}/${r.epoch}/${r.rank}@${r.host}`;
+      if (this.removing.has(key) || this.c.replication.isCopying(r.jobId, r.epoch, r.rank, r.host)) continue;
+      const host = this.c.hosts.get(r.host);
+      if (host?.state !== 'up') continue; // when it registers
+      const original = this.c.catalog.epochImages(r.jobId, r.epoch).find((i) => i.rank === r.rank);
+      if (original && original.removedMs === null && seesImage(host, { ...original, manifestSha256: original.sha256 })) {
+        // (never chosen so: a host that now sees the original's store) Its DISCARD would remove the original.
+        this.c.catalog.removeReplicas(r.jobId, r.epoch, r.host, [r.rank]);
+        continue;
+      }
+      this.removing.add(key);
+      const w = work.get(`${r.jobId}/${r.epoch}/${r.host}`) ?? { jobId: r.jobId, epoch: r.epoch, host: r.host, ranks: [] };
+      w.ranks.push(r.rank);
+      work.set(`${r.jobId}/${r.epoch}/${r.host}`, w);
+    }
+    await Promise.all([...work.values()].map((w) => this.removeReplicasOn(w.jobId, w.epoch, w.host, w.ranks)));
+  }
+
+  private async removeReplicasOn(jobId: string, epoch: number, host: string, ranks: number[]): Promise<void> {
+    try {
+      const r = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.DISCARD, image_set: String(epoch) }, new Map([[host, ranks]]), this.c.config.resumeTimeoutMs);
+      const done = ranks.filter((rank) => !r.failures.has(rank));
+      if (done.length > 0) this.c.catalog.removeReplicas(jobId, epoch, host, done);
+      if (!r.ok) {
+        this.c.event('checkpoint.remove-failed', `job ${jobId}: replicas of epoch ${epoch} stay on host ${host} for now: ${describeRoundFailure('DISCARD', r)}`, { jobId, host });
+        return;
+      }
+      this.c.event('checkpoint.replicas-removed', `job ${jobId}: epoch ${epoch}: host ${host} removed its replica${ranks.length > 1 ? 's' : ''} of rank${ranks.length > 1 ? 's' : ''} ${ranks.join(',')}`, { jobId, host });
+    } finally {
+      for (const rank of ranks) this.removing.delete(`${jobId}/${epoch}/${rank}@${host}`);
+    }
   }
 
   private async removeOn(jobId: string, epoch: number, host: string, images: EpochImageRow[]): Promise<void> {

@@ -9,7 +9,10 @@
 //   2. the target fetches it from the writer's image server, if that is up;
 //   3. the target fetches it from another live host that sees the same store
 //      (its image server serves that shared directory);
-//   4. none: the image is unreachable (the restart is refused before anything
+//   4. the same three for each stored replica of the image (image-replication.ts):
+//      read in place where the target holds it, else fetched from a live host
+//      that holds it;
+//   5. none: the image is unreachable (the restart is refused before anything
 //      starts).
 import type { ImageSourceInit } from '../../gen/proto.js';
 
@@ -22,6 +25,8 @@ export interface StoredImage {
   manifestSha256: string;
   /** The image store it was written to; '': not known (only its host reads it). */
   imageStore: string;
+  /** Hosts holding a verified replica of it, in the same place under their images directory. */
+  replicaHosts?: readonly string[];
 }
 
 export interface ImageSourceHost {
@@ -49,17 +54,32 @@ export function chooseImageSource(image: StoredImage, target: ImageSourceHost, h
     epoch: image.epoch,
     image_store: image.imageStore,
   };
-  if (seesImage(target, image)) return { source: { ...base, host: image.host, server: '' }, inPlace: true };
-  const writer = hosts.find((h) => h.name === image.host);
-  const others = hosts.filter((h) => h.name !== image.host).sort((a, b) => a.name.localeCompare(b.name));
-  const server = [...(writer ? [writer] : []), ...others].find(
-    (h) => h.name !== target.name && h.state === 'up' && h.imageServer !== '' && seesImage(h, image),
-  );
-  if (server) return { source: { ...base, host: server.name, server: server.imageServer }, inPlace: false };
-  const writerState = writer ? (writer.state === 'up' && !writer.imageServer ? 'up without an image server' : writer.state) : 'unknown';
+  // The original first, then each replica: where it is, and the store it is in.
+  const copies = [
+    { host: image.host, imageStore: image.imageStore },
+    ...(image.replicaHosts ?? []).map((name) => ({ host: name, imageStore: hosts.find((h) => h.name === name)?.imageStore ?? '' })),
+  ];
+  for (const copy of copies) {
+    if (seesImage(target, { ...image, ...copy })) return { source: { ...base, host: copy.host, server: '', image_store: copy.imageStore }, inPlace: true };
+  }
+  for (const copy of copies) {
+    const holder = hosts.find((h) => h.name === copy.host);
+    const others = hosts.filter((h) => h.name !== copy.host).sort((a, b) => a.name.localeCompare(b.name));
+    const server = [...(holder ? [holder] : []), ...others].find(
+      (h) => h.name !== target.name && h.state === 'up' && h.imageServer !== '' && seesImage(h, { ...image, ...copy }),
+    );
+    if (server) return { source: { ...base, host: server.name, server: server.imageServer, image_store: copy.imageStore }, inPlace: false };
+  }
+  const stateOf = (name: string) => {
+    const h = hosts.find((x) => x.name === name);
+    return h ? (h.state === 'up' && !h.imageServer ? 'up without an image server' : h.state) : 'unknown';
+  };
+  const replicas = copies.slice(1);
   return {
     source: undefined,
-    why: `the image of rank ${image.rank} is on host ${image.host}, which is ${writerState}, and there is no other copy`,
+    why:
+      `the image of rank ${image.rank} is on host ${image.host}, which is ${stateOf(image.host)}, ` +
+      (replicas.length === 0 ? 'and there is no other copy' : `and its replicas on ${replicas.map((r) => `host ${r.host} (${stateOf(r.host)})`).join(', ')} cannot be reached either`),
     note: image.imageStore ? `no live host shares its image store ${image.imageStore}` : '',
   };
 }

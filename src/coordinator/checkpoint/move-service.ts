@@ -92,7 +92,8 @@ export class MoveService {
     if (epochRow.state !== EPOCH_COMMITTED) throw new FerryError(ErrorCode.BAD_REQUEST, `epoch ${epochRow.epoch} of job ${jobId} is ${epochRow.state}, not committed`);
     const epoch = epochRow.epoch;
     const images = this.c.catalog.epochImages(jobId, epoch);
-    const placement = this.place(jobId, job.worldSize, o);
+    const replicas = this.c.replication.storedHosts(jobId, epoch);
+    const placement = this.place(jobId, job.worldSize, o, replicas);
     // Every image's source is settled before anything starts.
     const sources = new Map<number, ImageSourceInit>();
     // rank -> target, for the images FETCH copies to their target (not read in place there)
@@ -100,7 +101,7 @@ export class MoveService {
     let bytesTotal = 0;
     for (const img of images) {
       const target = this.c.hosts.get(placement.get(img.rank)!)!;
-      const stored: StoredImage = { ...img, manifestSha256: img.sha256 };
+      const stored = this.c.replication.storedImage(img, replicas);
       const choice = chooseImageSource(stored, target, this.c.hosts.all());
       if (!choice.source) {
         throw new FerryError(ErrorCode.HOST_DOWN, `epoch ${epoch} of job ${jobId}: ${choice.why}; nothing was started${choice.note ? ` (${choice.note})` : ''}`);
@@ -211,8 +212,12 @@ export class MoveService {
     return new FerryError(code, `restart of job ${jobId} from epoch ${epoch} failed: ${why}; nothing of it runs, epoch ${epoch} is unchanged`);
   }
 
-  /** rank -> target host: the explicit map, else the listed hosts (or every live one) by free capacity. */
-  private place(jobId: string, worldSize: number, o: RestartOptions): Map<number, string> {
+  /**
+   * rank -> target host: the explicit map, else the listed hosts (or every live one) by free capacity.
+   * With keepInPlace, a rank whose host is up stays there; the others go first to a host with a free
+   * slot that holds a replica of their image (`replicas`, rank -> hosts: no transfer), then by capacity.
+   */
+  private place(jobId: string, worldSize: number, o: RestartOptions, replicas: ReadonlyMap<number, readonly string[]> = new Map()): Map<number, string> {
     const explicit = o.rankHosts ?? new Map<number, string>();
     const named = explicit.size > 0 ? [...new Set(explicit.values())] : (o.hosts ?? []);
     for (const name of named) {
@@ -228,8 +233,15 @@ export class MoveService {
       const placed = new Map<number, string>();
       const up = new Set(candidates.map((h) => h.name));
       for (const r of this.c.catalog.listRanks(jobId)) if (up.has(r.host)) placed.set(r.rank, r.host);
-      const lost = Array.from({ length: worldSize }, (_, rank) => rank).filter((rank) => !placed.has(rank));
       for (const h of candidates) h.freeSlots -= [...placed.values()].filter((x) => x === h.name).length;
+      for (let rank = 0; rank < worldSize; rank++) {
+        if (placed.has(rank)) continue;
+        const holder = candidates.find((h) => h.freeSlots > 0 && replicas.get(rank)?.includes(h.name));
+        if (!holder) continue;
+        placed.set(rank, holder.name);
+        holder.freeSlots--;
+      }
+      const lost = Array.from({ length: worldSize }, (_, rank) => rank).filter((rank) => !placed.has(rank));
       if (lost.length > 0) placeRanks(lost.length, candidates, new Map()).forEach((host, i) => placed.set(lost[i]!, host));
       return placed;
     }

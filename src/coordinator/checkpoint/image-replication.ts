@@ -1,0 +1,176 @@
+// Image replicas (coordinator --image-replicas N): once an epoch is committed
+// and its ranks run again, each rank's image is copied to N hosts other than
+// the one that wrote it, so the job can be restarted after that host is lost
+// with its disk (an automatic restart, or the operator's). A replica host
+// fetches the image from its writer with the FETCH step, like a restart's
+// target: every file checked against the manifest, fsynced, the manifest last.
+//
+// - The copies run after the checkpoint, as the job's next operation: the
+//   job's ranks are not held for them, and no restart, migration or newer
+//   checkpoint of the job starts under them (those are refused as busy, or
+//   wait if they are the coordinator's own).
+// - A replica counts as a source only once its host reported it verified
+//   ('stored' in the catalog). One whose copy failed, or whose coordinator died
+//   during the copy ('copying'), is removed like a deleted epoch's images.
+// - Replicas go with their epoch: retention and ferry delete remove them on
+//   their hosts (EpochRetention), and a host that is down then removes them
+//   when it registers again.
+// - Replica hosts are the live hosts that do not see the image's store, taken
+//   in name order after the writer (each writer's images go to the hosts
+//   after it, like a ring), one per store. An image in a store another known
+//   host shares is not copied: it outlives its writer already.
+import { RoundStep, type ImageSourceInit } from '../../gen/proto.js';
+import { errorMessage } from '../../common/ferry-error.js';
+import { tracer } from '../../common/trace.js';
+import { EPOCH_COMMITTED, type EpochImageRow } from '../catalog-types.js';
+import type { Coordinator } from '../coordinator.js';
+import { describeRoundFailure, runRound } from '../round-runner.js';
+import { chooseImageSource, seesImage, type ImageSourceHost, type StoredImage } from './image-source-choice.js';
+
+const trace = tracer('checkpoint');
+
+/** The key of one replica a FETCH is making now. */
+const replicaKey = (jobId: string, epoch: number, rank: number, host: string) => `${jobId}/${epoch}/${rank}/${host}`;
+
+export interface ReplicaPlan {
+  /** host -> the sources of the images it is to copy */
+  copies: Map<string, ImageSourceInit[]>;
+  /** Images that get fewer replicas than asked for, and why. */
+  short: string[];
+}
+
+/**
+ * Which host copies which image: for each image, up to `replicas` live hosts
+ * that do not see it, after its writer in name order, no two of one store,
+ * none that holds (or is making) a copy of it already.
+ */
+export function planReplicas(
+  images: readonly StoredImage[],
+  hosts: readonly ImageSourceHost[],
+  replicas: number,
+  existing: ReadonlyMap<number, readonly string[]>,
+  /** rank -> hosts that must not copy it (a restart's copy there is listed for removal: it would take the replica along). */
+  exclude: ReadonlyMap<number, readonly string[]> = new Map(),
+): ReplicaPlan {
+  const copies = new Map<string, ImageSourceInit[]>();
+  const short: string[] = [];
+  const byName = [...hosts].sort((a, b) => a.name.localeCompare(b.name));
+  for (const image of images) {
+    if (byName.some((h) => h.name !== image.host && seesImage(h, image))) continue; // a shared store
+    const have = existing.get(image.rank) ?? [];
+    const stores = new Set(have.map((name) => storeOf(byName.find((h) => h.name === name), name)));
+    const after = byName.findIndex((h) => h.name.localeCompare(image.host) > 0);
+    const ring = after < 0 ? byName : [...byName.slice(after), ...byName.slice(0, after)];
+    let count = have.length;
+    for (const host of ring) {
+      if (count >= replicas) break;
+      if (host.state !== 'up' || host.name === image.host || seesImage(host, image) || have.includes(host.name)) continue;
+      if (exclude.get(image.rank)?.includes(host.name)) continue;
+      if (stores.has(storeOf(host, host.name))) continue;
+      const choice = chooseImageSource(image, host, hosts);
+      if (!choice.source) {
+        short.push(`rank ${image.rank}: ${choice.why}`);
+        count = replicas; // no source for any host
+        break;
+      }
+      copies.set(host.name, [...(copies.get(host.name) ?? []), choice.source]);
+      stores.add(storeOf(host, host.name));
+      count++;
+    }
+    if (count < replicas) short.push(`rank ${image.rank}: ${count} of ${replicas} replica${replicas > 1 ? 's' : ''}: no other live host with an images directory of its own`);
+  }
+  return { copies, short };
+}
+
+/** Hosts of one store hold one copy between them; a host with no store id is its own. */
+function storeOf(host: ImageSourceHost | undefined, name: string): string {
+  return host?.imageStore ? `store:${host.imageStore}` : `host:${name}`;
+}
+
+export class ImageReplication {
+  /** Replicas a FETCH is making right now (job/epoch/rank/host): not removed under it. */
+  private readonly copying = new Set<string>();
+
+  constructor(private readonly c: Coordinator) {}
+
+  /** True while a FETCH makes this replica. */
+  isCopying(jobId: string, epoch: number, rank: number, host: string): boolean {
+    return this.copying.has(replicaKey(jobId, epoch, rank, host));
+  }
+
+  /** After a commit: the copies run as the job's next operation. */
+  afterCommit(jobId: string, epoch: number): void {
+    if (this.c.config.imageReplicas === 0) return;
+    this.c.operations.queue(jobId, () => `the images of epoch ${epoch} are being copied to other hosts`, () => this.replicate(jobId, epoch));
+  }
+
+  /** The stored replicas of an epoch's images: rank -> hosts. */
+  storedHosts(jobId: string, epoch: number): Map<number, string[]> {
+    const out = new Map<number, string[]>();
+    for (const r of this.c.catalog.epochReplicas(jobId, epoch)) if (r.state === 'stored') out.set(r.rank, [...(out.get(r.rank) ?? []), r.host]);
+    return out;
+  }
+
+  /** An epoch's image as the source choice sees it, with its stored replicas. */
+  storedImage(img: EpochImageRow, replicas: ReadonlyMap<number, readonly string[]>): StoredImage {
+    return { ...img, manifestSha256: img.sha256, replicaHosts: [...(replicas.get(img.rank) ?? [])] };
+  }
+
+  /** Copies the images of a committed epoch to their replica hosts. Never throws: what fails is an event. */
+  async replicate(jobId: string, epoch: number): Promise<void> {
+    const e = this.c.catalog.getEpoch(jobId, epoch);
+    if (!e || e.state !== EPOCH_COMMITTED) return; // retired (or the job deleted) before its turn
+    const t0 = this.c.now();
+    const all = this.c.catalog.epochReplicas(jobId, epoch);
+    const existing = new Map<number, string[]>();
+    for (const r of all) existing.set(r.rank, [...(existing.get(r.rank) ?? []), r.host]);
+    const replicas = this.storedHosts(jobId, epoch);
+    const images = this.c.catalog.epochImages(jobId, epoch).map((img) => this.storedImage(img, replicas));
+    const restartCopies = new Map<number, string[]>();
+    for (const x of this.c.catalog.restartCopies()) {
+      if (x.jobId === jobId && x.epoch === epoch) restartCopies.set(x.rank, [...(restartCopies.get(x.rank) ?? []), x.host]);
+    }
+    const plan = planReplicas(images, this.c.hosts.all(), this.c.config.imageReplicas, existing, restartCopies);
+    if (plan.short.length > 0) {
+      this.c.event('checkpoint.replicas-short', `job ${jobId}: epoch ${epoch}: ${plan.short.join('; ')}`, { jobId });
+    }
+    if (plan.copies.size === 0) return;
+    const byHost = new Map([...plan.copies].map(([host, sources]) => [host, sources.map((s) => s.rank!)]));
+    const keys = [...byHost].flatMap(([host, ranks]) => ranks.map((rank) => replicaKey(jobId, epoch, rank, host)));
+    try {
+      for (const [host, ranks] of byHost) this.c.catalog.recordReplicasCopying(jobId, epoch, host, ranks, this.c.now());
+      for (const k of keys) this.copying.add(k);
+      // Host by host: each one's copies count as soon as it has verified them.
+      const failed: string[] = [];
+      let bytes = 0;
+      await Promise.all(
+        [...byHost].map(async ([host, ranks]) => {
+          const fetch = await runRound(
+            this.c,
+            { job_id: jobId, epoch, image_set: String(epoch), step: RoundStep.FETCH },
+            new Map([[host, ranks]]),
+            this.c.config.dumpTimeoutMs,
+            () => ({ sources: plan.copies.get(host)! }),
+          );
+          const done = ranks.filter((rank) => !fetch.failures.has(rank));
+          if (done.length > 0) this.c.catalog.markReplicasStored(jobId, epoch, host, done, this.c.now());
+          bytes += Number(fetch.replies.get(host)?.bytes_fetched ?? 0);
+          if (!fetch.ok) failed.push(describeRoundFailure('FETCH', fetch));
+        }),
+      );
+      const hosts = [...byHost].map(([host, ranks]) => `${host} (rank${ranks.length > 1 ? 's' : ''} ${ranks.join(',')})`).join(', ');
+      if (failed.length === 0) {
+        this.c.event('checkpoint.replicated', `job ${jobId}: epoch ${epoch}: images copied to ${hosts}, ${bytes} bytes in ${this.c.now() - t0} ms`, { jobId });
+      } else {
+        this.c.event('checkpoint.replicate-failed', `job ${jobId}: epoch ${epoch}: not every replica was made: ${failed.join('; ')}`, { jobId });
+      }
+    } catch (err) {
+      this.c.event('checkpoint.replicate-failed', `job ${jobId}: epoch ${epoch}: ${errorMessage(err)}`, { jobId });
+    } finally {
+      for (const k of keys) this.copying.delete(k);
+    }
+    // A copy that failed (or was half made) goes like a deleted epoch's images.
+    if (this.c.catalog.replicasToRemove(jobId).length > 0) this.c.retention.removeInBackground(jobId);
+    trace(`job ${jobId}: epoch ${epoch}: replication took ${this.c.now() - t0} ms`);
+  }
+}

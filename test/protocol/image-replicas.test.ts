@@ -1,0 +1,242 @@
+// Image replicas (coordinator --image-replicas N): after a commit each image is
+// copied to hosts that do not see its store, in name order after its writer;
+// a restart reads a replica in place or fetches it from its host when the
+// writer is down; a lost rank goes to its replica's host; copies that failed,
+// or that a dead coordinator left half made, are removed; replicas go with
+// their epoch. Over the in-memory transport with scripted agents: every host
+// has a store of its own, except s1 and s2, which share one.
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { ErrorCode, RoundStep, type ImageSource, type MoveReplyInit } from '../../src/gen/proto.js';
+import { HOST_REJOIN_GRACE_MS } from '../../src/coordinator/coordinator-config.js';
+import { planReplicas } from '../../src/coordinator/checkpoint/image-replication.js';
+import { failRanks } from './simulated-node.js';
+import { ControlPlaneHarness, settle } from './control-plane-harness.js';
+
+let h: ControlPlaneHarness;
+const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
+const STORES: Record<string, string> = { a: 'store-a', b: 'store-b', c: 'store-c', d: 'store-d' };
+/** What each host was asked to FETCH. */
+const fetched = new Map<string, ImageSource[]>();
+
+function startAgent(host: string, store = STORES[host]!): void {
+  h.startAgent(host, { imageStore: store });
+  h.nodes.get(host)!.steps.scripts.set(RoundStep.FETCH, (req) => {
+    fetched.set(host, [...(fetched.get(host) ?? []), ...req.sources]);
+    return { failed: new Map(), bytesFetched: req.sources.filter((s) => s.server !== '').length * 1000 };
+  });
+}
+
+async function setUp(config: { imageReplicas: number; keepEpochs?: number }): Promise<void> {
+  vi.useFakeTimers();
+  fetched.clear();
+  h = new ControlPlaneHarness({ heartbeatIntervalMs: 100, heartbeatTimeoutMs: 500, flushTimeoutMs: 2_000, dumpTimeoutMs: 3_000, resumeTimeoutMs: 2_000, ...config });
+  h.startCoordinator();
+  for (const host of Object.keys(STORES)) startAgent(host);
+  await advance(50);
+}
+
+afterEach(async () => {
+  await h.close();
+  vi.useRealTimers();
+});
+
+/** Job j: ranks 0,1 on a, 2,3 on b. */
+async function submit(autoRestarts = 0): Promise<void> {
+  await h.submit({ world_size: 4, rank_hosts: { 0: 'a', 1: 'a', 2: 'b', 3: 'b' }, auto_restarts: autoRestarts });
+  await advance(10);
+}
+
+async function checkpoint(stop = false): Promise<void> {
+  const { error } = await settle(h.coordinator!.checkpoints.checkpoint('j', { stop }));
+  expect(error).toBeUndefined();
+  await advance(500); // the copies run once the checkpoint has released the job
+}
+
+async function stopAgent(host: string): Promise<void> {
+  for (const [key, agent] of h.agents) if (key.startsWith(`${host}#`) && agent.state !== 'stopped') await agent.stop();
+  await advance(1_000);
+  expect(h.hostState(host)).toBe('down');
+}
+
+/** rank -> [source host, server] of what `host` was told to fetch. */
+const sourcesOf = (host: string) => Object.fromEntries((fetched.get(host) ?? []).map((s) => [s.rank, [s.host, s.server]]));
+const replicas = (epoch: number) => h.catalog!.epochReplicas('j', epoch).map((r) => `${r.rank}@${r.host}:${r.state}`);
+const discards = (host: string) => h.nodes.get(host)!.steps.seen.filter((s) => s.step === RoundStep.DISCARD).map((s) => `${s.epoch}:${s.ranks.join(',')}`);
+const events = (kind: string) => h.catalog!.listEvents({ limit: 1000 }).filter((e) => e.kind === kind).map((e) => e.message);
+
+describe('image replicas', () => {
+  it('copies each image of a committed epoch to the next host after its writer, verified, once the checkpoint is done', async () => {
+    await setUp({ imageReplicas: 1 });
+    await submit();
+    // Held while they copy: what comes next waits or is refused, never runs under them.
+    let releaseFetch: () => void = () => {};
+    h.nodes.get('b')!.steps.scripts.set(RoundStep.FETCH, (req) => {
+      fetched.set('b', [...(fetched.get('b') ?? []), ...req.sources]);
+      return new Promise((res) => (releaseFetch = () => res({ failed: new Map(), bytesFetched: 2000 })));
+    });
+    const { value, error } = await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: false }));
+    expect(error).toBeUndefined();
+    expect(value!.epoch!.replicated_images).toBe(0); // answered at the commit, before the copies
+    await advance(100);
+    expect(replicas(1)).toEqual(['0@b:copying', '1@b:copying', '2@c:stored', '3@c:stored']);
+    const busy = await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: false }));
+    expect(busy.error!.code).toBe(ErrorCode.BUSY);
+    expect(busy.error!.message).toMatch(/job j is busy: the images of epoch 1 are being copied to other hosts/);
+    releaseFetch();
+    h.nodes.get('b')!.steps.scripts.set(RoundStep.FETCH, () => ({ failed: new Map(), bytesFetched: 2000 }));
+    await advance(100);
+    // a's images go to b, b's to c: each fetched from its writer's image server.
+    expect(sourcesOf('b')).toEqual({ 0: ['a', 'tcp://images.a:1'], 1: ['a', 'tcp://images.a:1'] });
+    expect(sourcesOf('c')).toEqual({ 2: ['b', 'tcp://images.b:1'], 3: ['b', 'tcp://images.b:1'] });
+    expect(fetched.get('a')).toBeUndefined();
+    expect(replicas(1)).toEqual(['0@b:stored', '1@b:stored', '2@c:stored', '3@c:stored']);
+    const info = h.coordinator!.checkpoints.epochInfo('j', 1);
+    expect([info.replicated_images, info.replica_hosts]).toEqual([4, ['b', 'c']]);
+    expect(events('checkpoint.replicated')).toEqual([expect.stringMatching(/^job j: epoch 1: images copied to b \(ranks 0,1\), c \(ranks 2,3\), 4000 bytes in \d+ ms$/)]);
+    // The job runs on; the next checkpoint is taken as usual.
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+    await checkpoint();
+    expect(replicas(2)).toEqual(['0@b:stored', '1@b:stored', '2@c:stored', '3@c:stored']);
+  });
+
+  it('makes none with --image-replicas 0', async () => {
+    await setUp({ imageReplicas: 0 });
+    await submit();
+    await checkpoint();
+    expect(replicas(1)).toEqual([]);
+    for (const host of ['b', 'c', 'd']) expect(fetched.get(host)).toBeUndefined();
+  });
+
+  it('restarts with the writer down from its replica: in place on the replica host, fetched from it elsewhere', async () => {
+    await setUp({ imageReplicas: 1 });
+    await submit();
+    await checkpoint(true);
+    await stopAgent('a');
+    fetched.clear();
+    const { value, error } = await settle<MoveReplyInit>(h.coordinator!.moves.restart('j', { rankHosts: new Map([[0, 'b'], [1, 'd'], [2, 'b'], [3, 'd']]) }));
+    expect(error).toBeUndefined();
+    expect(value!.epoch).toBe(1);
+    expect(sourcesOf('b')).toEqual({ 0: ['b', ''], 2: ['b', ''] });
+    expect(sourcesOf('d')).toEqual({ 1: ['b', 'tcp://images.b:1'], 3: ['b', 'tcp://images.b:1'] });
+    expect(value!.bytes_shipped).toBe(2000);
+    expect(h.catalog!.listRanks('j').map((r) => `${r.host}:${r.state}`)).toEqual(['b:running', 'd:running', 'b:running', 'd:running']);
+    // The replica read in place stays (it is the epoch's); d's fetched copies go.
+    expect(discards('b')).toEqual([]);
+    expect(discards('d')).toEqual(['1:1,3']);
+    expect(replicas(1)).toEqual(['0@b:stored', '1@b:stored', '2@c:stored', '3@c:stored']);
+  });
+
+  it('refuses, with nothing started, when the writer and every replica host are down, naming them', async () => {
+    await setUp({ imageReplicas: 1 });
+    await submit();
+    await checkpoint(true);
+    await stopAgent('a');
+    await stopAgent('b');
+    const { error } = await settle(h.coordinator!.moves.restart('j', { hosts: ['c', 'd'] }));
+    expect(error!.code).toBe(ErrorCode.HOST_DOWN);
+    expect(error!.message).toMatch(
+      /epoch 1 of job j: the image of rank 0 is on host a, which is down, and its replicas on host b \(down\) cannot be reached either; nothing was started/,
+    );
+    expect(h.catalog!.getJob('j')!.state).toBe('stopped');
+  });
+
+  it('an automatic restart after the writer is lost puts its ranks on their replica host, reading in place', async () => {
+    await setUp({ imageReplicas: 1 });
+    await submit(1);
+    await checkpoint();
+    expect(replicas(1)).toEqual(['0@b:stored', '1@b:stored', '2@c:stored', '3@c:stored']);
+    fetched.clear();
+    await stopAgent('a');
+    await advance(HOST_REJOIN_GRACE_MS);
+    for (let t = 0; t < 20_000 && h.catalog!.getJob('j')!.state !== 'running'; t += 100) await advance(100);
+    expect(h.catalog!.getJob('j')!.state, h.catalog!.getJob('j')!.detail ?? '').toBe('running');
+    expect(h.catalog!.listRanks('j').map((r) => `${r.rank}:${r.host}`)).toEqual(['0:b', '1:b', '2:b', '3:b']);
+    expect(sourcesOf('b')).toEqual({ 0: ['b', ''], 1: ['b', ''], 2: ['b', ''], 3: ['b', ''] });
+  });
+
+  it('removes a copy that failed, keeps the others, and says so', async () => {
+    await setUp({ imageReplicas: 1 });
+    await submit();
+    h.nodes.get('b')!.steps.scripts.set(RoundStep.FETCH, () => failRanks([1], 'checksum mismatch in pages-1.img', ErrorCode.IMAGE_CORRUPT));
+    await checkpoint();
+    expect(replicas(1)).toEqual(['0@b:stored', '2@c:stored', '3@c:stored']);
+    expect(discards('b')).toEqual(['1:1']);
+    expect(events('checkpoint.replicate-failed')).toEqual([
+      'job j: epoch 1: not every replica was made: FETCH failed: rank 1: host b: checksum mismatch in pages-1.img',
+    ]);
+  });
+
+  it('removes replicas a coordinator that died during the copy left half made, once their host registers', async () => {
+    await setUp({ imageReplicas: 1 });
+    await submit();
+    h.nodes.get('c')!.steps.scripts.set(RoundStep.FETCH, () => 'hang');
+    const { error } = await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: false }));
+    expect(error).toBeUndefined();
+    await advance(200);
+    expect(replicas(1)).toEqual(['0@b:stored', '1@b:stored', '2@c:copying', '3@c:copying']);
+    // A sweep (a host registering) leaves the copies being made alone.
+    h.coordinator!.retention.removeInBackground();
+    await advance(200);
+    expect(discards('c')).toEqual([]);
+    await h.crashCoordinator();
+    h.nodes.get('c')!.steps.scripts.delete(RoundStep.FETCH);
+    h.startCoordinator();
+    await advance(2_000);
+    expect(replicas(1)).toEqual(['0@b:stored', '1@b:stored']);
+    expect(discards('c')).toEqual(['1:2,3']);
+  });
+
+  it('go with their epoch: retention and ferry delete remove them, a host that was down when it comes back', async () => {
+    await setUp({ imageReplicas: 1, keepEpochs: 1 });
+    await submit();
+    await checkpoint();
+    await checkpoint();
+    await advance(500);
+    // Epoch 1 retired: its images on a and b, and its replicas on b and c, removed.
+    expect(replicas(1)).toEqual([]);
+    expect(discards('c')).toEqual(['1:2,3']);
+    expect(discards('b')).toEqual(expect.arrayContaining(['1:2,3', '1:0,1']));
+    // Epoch 2's replica host c is down when the job is deleted: its replicas wait for it.
+    await checkpoint(true);
+    await stopAgent('c');
+    const del = await settle(h.coordinator!.retention.deleteJob('j', true));
+    expect(del.error).toBeUndefined();
+    expect(del.value!.waiting_hosts).toEqual(['c']);
+    expect(h.catalog!.deletedJobs()).toEqual(['j']);
+    startAgent('c');
+    await advance(2_000);
+    expect(discards('c')).toEqual(['3:2,3']);
+    expect(h.catalog!.deletedJobs()).toEqual([]); // purged once the last replica went
+  });
+});
+
+describe('planReplicas', () => {
+  const host = (name: string, imageStore: string, state = 'up') => ({ name, imageStore, state, imageServer: `tcp://images.${name}:1` });
+  const image = (rank: number, writer: string, imageStore: string) => ({ rank, epoch: 1, host: writer, location: `/i/${rank}`, manifestSha256: 'a'.repeat(64), imageStore });
+  const plan = (...args: Parameters<typeof planReplicas>) => {
+    const p = planReplicas(...args);
+    return { copies: Object.fromEntries([...p.copies].map(([h, s]) => [h, s.map((x) => x.rank)])), short: p.short };
+  };
+
+  it('skips hosts that are down, of the same store, or already holding one; wraps around after the last', () => {
+    const hosts = [host('a', 'sa'), host('b', 'sb', 'down'), host('c', 'sc'), host('d', 'sc'), host('e', 'se')];
+    expect(plan([image(0, 'a', 'sa'), image(1, 'e', 'se')], hosts, 2, new Map([[1, ['a']]]))).toEqual({
+      // rank 0: b is down, c taken, d shares c's store, then e; rank 1: a holds one, then c.
+      copies: { c: [0, 1], e: [0] },
+      short: [],
+    });
+  });
+
+  it('copies nothing of an image in a store another host shares, and says when there are too few hosts', () => {
+    const hosts = [host('s1', 'shared'), host('s2', 'shared'), host('x', 'sx')];
+    expect(plan([image(0, 's1', 'shared'), image(1, 'x', 'sx')], hosts, 2, new Map())).toEqual({
+      copies: { s1: [1] },
+      short: ['rank 1: 1 of 2 replicas: no other live host with an images directory of its own'],
+    });
+  });
+
+  it('leaves out a host where a restart copy of the image waits for removal', () => {
+    const hosts = [host('a', 'sa'), host('b', 'sb'), host('c', 'sc')];
+    expect(plan([image(0, 'a', 'sa')], hosts, 1, new Map(), new Map([[0, ['b']]])).copies).toEqual({ c: [0] });
+  });
+});
