@@ -118,6 +118,17 @@ describe('operator CLI errors', () => {
     expect(unknown.stderr.trim()).toBe('ferry: no job "no-such-job" in the catalog [UNKNOWN_JOB]');
   });
 
+  it('refuses a coordinator with a bad number of image replicas, before it binds', async () => {
+    for (const [n, why] of [
+      ['-1', 'must be an integer >= 0, got "-1"'],
+      ['9', 'must be at most 8, got 9'],
+    ]) {
+      const r = await ferry(['coordinator', '--listen', 'tcp://127.0.0.1:0', '--state', join(dir, 'unused-state'), '--image-replicas', n!]);
+      expect(r.code).toBe(2);
+      expect(r.stderr.trim()).toBe(`ferry: ferry coordinator: --image-replicas ${why}`);
+    }
+  });
+
   it('sets automatic restarts with ferry run and ferry checkpoint, and shows them in ferry job', async () => {
     const bad = await ferry(['run', '-n', '1', '--auto-restart', 'x', '--coordinator', address, '/bin/true']);
     expect(bad.code).toBe(2);

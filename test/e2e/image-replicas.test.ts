@@ -1,0 +1,99 @@
+// End to end, with real CRIU, real agents and namespace hosts that each have
+// an images directory of their own, and a coordinator that keeps one replica
+// of every committed image (--image-replicas 1). A job started with
+// --auto-restart runs on host1 and host2 and is checkpointed; its images are
+// copied to the next host after their writer. Then host1 dies with its disk
+// out of reach (agent and every process in its namespace killed): the job is
+// restarted from the replicas by itself, and the same `ferry run` prints the
+// uninterrupted run's result. `ferry delete` then removes the replicas.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FERRY_CLI, startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { MANIFEST_FILE_NAME } from '../../src/images/image-paths.js';
+
+// A few seconds on 2 ranks here: the checkpoint lands mid-run.
+const JACOBI = ['256', '60000'];
+const RUN_TIMEOUT_MS = 120_000;
+
+let c: TestCluster;
+let jacobi: string;
+
+function checksumLine(out: string): string {
+  const line = out.split('\n').find((l) => /checksum=0x[0-9a-f]{16}/.test(l));
+  if (!line) throw new Error(`no checksum line in:\n${out}\n${c.logTails(20)}`);
+  return line.replace(/^\[\d+\] /, '');
+}
+
+async function ferryOk(args: string[]): Promise<string> {
+  const r = await c.ferry(args, { timeoutMs: RUN_TIMEOUT_MS });
+  expect(r.code, `ferry ${args.join(' ')}: ${r.stderr}\n${c.logTails(20)}`).toBe(0);
+  return r.stdout;
+}
+
+const job = async (jobId: string) => JSON.parse(await ferryOk(['job', jobId, '--json']));
+const epochs = async (jobId: string) => JSON.parse(await ferryOk(['epochs', jobId, '--json'])) as { epoch: number; replicatedImages: number; replicaHosts: string[] }[];
+
+beforeAll(async () => {
+  c = await startTestCluster({ hosts: 3, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500, hostRejoinGraceMs: 3_000, imageReplicas: 1 });
+  const bin = join(c.tempDir, 'bin');
+  mkdirSync(bin, { recursive: true });
+  jacobi = join(bin, 'jacobi');
+  execFileSync(process.execPath, [FERRY_CLI, 'mpicc', '-O2', '-ffp-contract=off', '-o', jacobi, 'examples/jacobi.c'], { stdio: 'inherit' });
+}, 120_000);
+
+afterAll(async () => {
+  await c?.stop();
+});
+
+describe('image replicas', { timeout: 300_000 }, () => {
+  it('restart a job whose host died with its disk, by itself, with the same result; ferry delete removes them', async () => {
+    const [host1, host2, host3] = c.hosts;
+    expect(new Set(c.hosts.map((h) => h.imagesDir)).size).toBe(3);
+    const reference = await c.ferry(['run', '-n', '2', '--hosts', 'host1', '--job-id', 'ref', jacobi, ...JACOBI], { timeoutMs: RUN_TIMEOUT_MS });
+    expect(reference.code, reference.stderr).toBe(0);
+
+    const run = c.ferry(['run', '-n', '2', '--hosts', 'host1,host2', '--job-id', 'rep', '--auto-restart', '1', jacobi, ...JACOBI], { timeoutMs: RUN_TIMEOUT_MS });
+    await c.waitFor(async () => (await job('rep')).state === 'running', 'job rep running');
+    await new Promise((r) => setTimeout(r, 500));
+    await ferryOk(['checkpoint', 'rep']);
+    expect((await job('rep')).ranks.map((r: { host: string }) => r.host)).toEqual(['host1', 'host2']);
+    // host1's image goes to host2, host2's to host3, each verified there.
+    await c.waitFor(async () => (await epochs('rep'))[0]!.replicatedImages === 2, 'replicas of epoch 1');
+    expect((await epochs('rep'))[0]!.replicaHosts).toEqual(['host2', 'host3']);
+    expect(existsSync(join(host2.imagesDir, 'rep', '1', 'rank-0', MANIFEST_FILE_NAME))).toBe(true);
+    expect(existsSync(join(host3.imagesDir, 'rep', '1', 'rank-1', MANIFEST_FILE_NAME))).toBe(true);
+    expect(await ferryOk(['epochs', 'rep'])).toMatch(/REPLICAS[\s\S]*\b2 on host2,host3\b/);
+
+    // host1 dies: its agent and every process in its namespace, the rank among them. Its images
+    // directory stays on this machine's disk, but nothing reads it without host1's agent.
+    await c.killAgent('host1', 'SIGKILL');
+    const pids = execFileSync('ip', ['netns', 'pids', host1.netns], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+
+    const done = await run;
+    expect(done.code, `${done.stderr}\n${c.logTails(30)}`).toBe(0);
+    expect(done.stderr).toMatch(/rank 0 lost: host host1 is down .*; restarting it from epoch 1 on the live hosts \(automatic restarts left: 0\)/);
+    expect(checksumLine(done.stdout)).toBe(checksumLine(reference.stdout));
+    const end = await job('rep');
+    expect(end.state, end.detail).toBe('succeeded');
+    // Rank 0 went where its replica was, and read it in place.
+    expect(end.ranks.map((r: { host: string }) => r.host)).toEqual(['host2', 'host2']);
+    const events = await ferryOk(['events', '--job', 'rep']);
+    expect(events).toMatch(/checkpoint\.replicated .* job rep: epoch 1: images copied to host2 \(rank 0\), host3 \(rank 1\)/);
+
+    // Deleted: the replicas go from host2 and host3; host1 (down) keeps its originals until it is back.
+    const del = await c.ferry(['delete', 'rep'], { timeoutMs: RUN_TIMEOUT_MS });
+    expect(del.code, del.stderr).toBe(0);
+    expect(del.stdout).toMatch(/1 waits for host host1: removed when it registers again/);
+    expect(existsSync(join(host2.imagesDir, 'rep', '1'))).toBe(false);
+    expect(existsSync(join(host3.imagesDir, 'rep', '1'))).toBe(false);
+  });
+});
