@@ -23,6 +23,11 @@ export const STOP_DRAIN_MS = 30_000;
  * every few minutes for a week does not fill the disk.
  */
 export const KEEP_EPOCHS = 2;
+/**
+ * How long an operator's checkpoint, restart, migration or delete waits for the
+ * job's image copies (--image-replicas) to end before it is refused as busy.
+ */
+export const WAIT_FOR_COPIES_MS = 60_000;
 /** The most replicas of an image the coordinator can be told to keep: a bound on bad input. */
 export const MAX_IMAGE_REPLICAS = 8;
 

@@ -7,7 +7,7 @@
 // has a store of its own, except s1 and s2, which share one.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCode, RoundStep, type ImageSource, type MoveReplyInit } from '../../src/gen/proto.js';
-import { HOST_REJOIN_GRACE_MS } from '../../src/coordinator/coordinator-config.js';
+import { HOST_REJOIN_GRACE_MS, WAIT_FOR_COPIES_MS } from '../../src/coordinator/coordinator-config.js';
 import { planReplicas } from '../../src/coordinator/checkpoint/image-replication.js';
 import { failRanks } from './simulated-node.js';
 import { ControlPlaneHarness, settle } from './control-plane-harness.js';
@@ -26,7 +26,7 @@ function startAgent(host: string, store = STORES[host]!): void {
   });
 }
 
-async function setUp(config: { imageReplicas: number; keepEpochs?: number }): Promise<void> {
+async function setUp(config: { imageReplicas: number; keepEpochs?: number; dumpTimeoutMs?: number }): Promise<void> {
   vi.useFakeTimers();
   fetched.clear();
   h = new ControlPlaneHarness({ heartbeatIntervalMs: 100, heartbeatTimeoutMs: 500, flushTimeoutMs: 2_000, dumpTimeoutMs: 3_000, resumeTimeoutMs: 2_000, ...config });
@@ -79,24 +79,37 @@ describe('image replicas', () => {
     expect(value!.epoch!.replicated_images).toBe(0); // answered at the commit, before the copies
     await advance(100);
     expect(replicas(1)).toEqual(['0@b:copying', '1@b:copying', '2@c:stored', '3@c:stored']);
-    const busy = await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: false }));
-    expect(busy.error!.code).toBe(ErrorCode.BUSY);
-    expect(busy.error!.message).toMatch(/job j is busy: the images of epoch 1 are being copied to other hosts/);
-    releaseFetch();
+    // An operator's checkpoint meanwhile waits for the copies, then runs.
+    const next = h.coordinator!.checkpoints.checkpoint('j', { stop: false });
+    await advance(1_000);
+    expect(h.catalog!.getEpoch('j', 2)).toBeUndefined();
     h.nodes.get('b')!.steps.scripts.set(RoundStep.FETCH, () => ({ failed: new Map(), bytesFetched: 2000 }));
-    await advance(100);
+    releaseFetch();
+    const second = await settle(next);
+    expect(second.error).toBeUndefined();
+    expect(second.value!.epoch!.epoch).toBe(2);
+    await advance(500);
     // a's images go to b, b's to c: each fetched from its writer's image server.
     expect(sourcesOf('b')).toEqual({ 0: ['a', 'tcp://images.a:1'], 1: ['a', 'tcp://images.a:1'] });
     expect(sourcesOf('c')).toEqual({ 2: ['b', 'tcp://images.b:1'], 3: ['b', 'tcp://images.b:1'] });
     expect(fetched.get('a')).toBeUndefined();
-    expect(replicas(1)).toEqual(['0@b:stored', '1@b:stored', '2@c:stored', '3@c:stored']);
+    for (const epoch of [1, 2]) expect(replicas(epoch)).toEqual(['0@b:stored', '1@b:stored', '2@c:stored', '3@c:stored']);
     const info = h.coordinator!.checkpoints.epochInfo('j', 1);
     expect([info.replicated_images, info.replica_hosts]).toEqual([4, ['b', 'c']]);
-    expect(events('checkpoint.replicated')).toEqual([expect.stringMatching(/^job j: epoch 1: images copied to b \(ranks 0,1\), c \(ranks 2,3\), 4000 bytes in \d+ ms$/)]);
-    // The job runs on; the next checkpoint is taken as usual.
+    expect(events('checkpoint.replicated')[0]).toMatch(/^job j: epoch 1: images copied to b \(ranks 0,1\), c \(ranks 2,3\), 4000 bytes in \d+ ms$/);
     expect(h.catalog!.getJob('j')!.state).toBe('running');
+  });
+
+  it("refuses an operator's operation as busy when the copies take longer than it waits", async () => {
+    await setUp({ imageReplicas: 1, dumpTimeoutMs: 10 * WAIT_FOR_COPIES_MS });
+    await submit();
+    h.nodes.get('c')!.steps.scripts.set(RoundStep.FETCH, () => 'hang');
     await checkpoint();
-    expect(replicas(2)).toEqual(['0@b:stored', '1@b:stored', '2@c:stored', '3@c:stored']);
+    const started = Date.now();
+    const busy = await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: false }), 120_000);
+    expect(busy.error!.code).toBe(ErrorCode.BUSY);
+    expect(busy.error!.message).toMatch(/job j is busy: the images of epoch 1 are being copied to other hosts/);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(WAIT_FOR_COPIES_MS);
   });
 
   it('makes none with --image-replicas 0', async () => {

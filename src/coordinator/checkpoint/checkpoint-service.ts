@@ -8,6 +8,7 @@ import { FerryError, errorMessage } from '../../common/ferry-error.js';
 import { tracer } from '../../common/trace.js';
 import type { Coordinator } from '../coordinator.js';
 import { describeRoundFailure, roundFailureCode, runRound, type RoundResult } from '../round-runner.js';
+import { WAIT_FOR_COPIES_MS } from '../coordinator-config.js';
 import { EpochMachine, type EpochState } from './epoch-machine.js';
 
 const trace = tracer('checkpoint');
@@ -25,6 +26,7 @@ export class CheckpointService {
   constructor(private readonly c: Coordinator) {}
 
   async checkpoint(jobId: string, options: CheckpointOptions): Promise<CheckpointReplyInit> {
+    await this.c.operations.afterBackground(jobId, WAIT_FOR_COPIES_MS);
     const job = this.c.catalog.getJob(jobId);
     if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
     if (job.state !== 'running') throw new FerryError(ErrorCode.BAD_REQUEST, `job ${jobId} is ${job.state}, not running: nothing to checkpoint`);

@@ -11,6 +11,7 @@
 // leaves the epochs taken after it behind: they are another history, no
 // fallback for the restarted run, and go at its first commit.
 import { ErrorCode, RoundStep, type DeleteJobReplyInit } from '../../gen/proto.js';
+import { WAIT_FOR_COPIES_MS } from '../coordinator-config.js';
 import { FerryError, errorMessage } from '../../common/ferry-error.js';
 import { tracer } from '../../common/trace.js';
 import { EPOCH_COMMITTED, type EpochImageRow, type JobRow } from '../catalog-types.js';
@@ -86,6 +87,7 @@ export class EpochRetention {
    * (restartable) only with `force`.
    */
   async deleteJob(jobId: string, force: boolean): Promise<DeleteJobReplyInit> {
+    await this.c.operations.afterBackground(jobId, WAIT_FOR_COPIES_MS);
     const job = this.c.catalog.getJob(jobId);
     if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
     if (job.state === 'pending' || job.state === 'running') {

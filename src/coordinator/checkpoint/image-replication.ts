@@ -101,7 +101,7 @@ export class ImageReplication {
   /** After a commit: the copies run as the job's next operation. */
   afterCommit(jobId: string, epoch: number): void {
     if (this.c.config.imageReplicas === 0) return;
-    this.c.operations.queue(jobId, () => `the images of epoch ${epoch} are being copied to other hosts`, () => this.replicate(jobId, epoch));
+    this.c.operations.queueBackground(jobId, () => `the images of epoch ${epoch} are being copied to other hosts`, () => this.replicate(jobId, epoch));
   }
 
   /** The stored replicas of an epoch's images: rank -> hosts. */

@@ -12,10 +12,14 @@ const trace = tracer('coordinator');
 interface Waiting {
   describe: () => string;
   work: () => Promise<void>;
+  /** Work an operator's operation waits for (briefly) instead of being refused: copies of images. */
+  background: boolean;
 }
 
 export class JobOperations {
   private readonly running = new Map<string, () => string>();
+  /** Jobs whose running work is background work, with what its end resolves. */
+  private readonly background = new Map<string, { ended: Promise<void>; end: () => void }>();
   private readonly waiting = new Map<string, Waiting[]>();
   /** Set while the coordinator shuts down: no operation starts any more. */
   private closing = false;
@@ -52,10 +56,39 @@ export class JobOperations {
     return [...this.running].map(([jobId, describe]) => `job ${jobId}: ${describe()}`);
   }
 
+  /**
+   * For an operator's operation: waits, up to `maxWaitMs`, while the job's
+   * running or queued work is only background work (queueBackground), so that
+   * a restart right after a checkpoint is not refused for the image copies the
+   * checkpoint queued. begin() then claims the job or says what holds it.
+   */
+  async afterBackground(jobId: string, maxWaitMs: number): Promise<void> {
+    const deadline = Date.now() + maxWaitMs;
+    for (;;) {
+      const bg = this.background.get(jobId);
+      const queuedBg = (this.waiting.get(jobId) ?? []).every((w) => w.background);
+      if (!bg || !queuedBg) return;
+      const left = deadline - Date.now();
+      if (left <= 0) return;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([bg.ended, new Promise<void>((r) => (timer = setTimeout(r, left)))]);
+      clearTimeout(timer);
+    }
+  }
+
   /** Runs `work` holding the job once nothing else does: now, or when what runs ends. */
   queue(jobId: string, describe: () => string, work: () => Promise<void>): void {
+    this.enqueue(jobId, { describe, work, background: false });
+  }
+
+  /** queue() for background work: an operator's operation waits a little for it (afterBackground). */
+  queueBackground(jobId: string, describe: () => string, work: () => Promise<void>): void {
+    this.enqueue(jobId, { describe, work, background: true });
+  }
+
+  private enqueue(jobId: string, w: Waiting): void {
     const q = this.waiting.get(jobId) ?? [];
-    q.push({ describe, work });
+    q.push(w);
     this.waiting.set(jobId, q);
     if (!this.running.has(jobId)) this.next(jobId);
   }
@@ -71,8 +104,17 @@ export class JobOperations {
     if (!w) return;
     if (q!.length === 0) this.waiting.delete(jobId);
     const release = this.begin(jobId, w.describe);
+    let end = () => {};
+    if (w.background) {
+      const ended = new Promise<void>((r) => (end = r));
+      this.background.set(jobId, { ended, end });
+    }
     w.work()
       .catch((err) => trace(`queued work on job ${jobId} failed: ${errorMessage(err)}`))
-      .finally(release);
+      .finally(() => {
+        if (w.background) this.background.delete(jobId);
+        release();
+        end();
+      });
   }
 }

@@ -14,6 +14,7 @@
 // the image was written to (a shared directory), else fetches it from a live
 // host that has it (image-source-choice.ts).
 import { ErrorCode, RoundStep, type ImageSourceInit, type MoveReplyInit } from '../../gen/proto.js';
+import { WAIT_FOR_COPIES_MS } from '../coordinator-config.js';
 import { FerryError } from '../../common/ferry-error.js';
 import { tracer } from '../../common/trace.js';
 import { EPOCH_COMMITTED, EPOCH_DELETED, type RankMoveRow } from '../catalog-types.js';
@@ -72,6 +73,7 @@ export class MoveService {
   // ---- restart ---------------------------------------------------------------------
 
   async restart(jobId: string, o: RestartOptions): Promise<MoveReplyInit> {
+    if (!o.held) await this.c.operations.afterBackground(jobId, WAIT_FOR_COPIES_MS);
     const job = this.c.catalog.getJob(jobId);
     if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
     if (job.state === 'running' || job.state === 'pending') {
@@ -259,6 +261,7 @@ export class MoveService {
 
   /** Moves ranks of a running job to other hosts; the other ranks keep their processes. */
   async migrate(jobId: string, moves: Map<number, string>, progress?: MoveProgressFn): Promise<MoveReplyInit> {
+    await this.c.operations.afterBackground(jobId, WAIT_FOR_COPIES_MS);
     const job = this.c.catalog.getJob(jobId);
     if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
     if (job.state !== 'running') throw new FerryError(ErrorCode.BAD_REQUEST, `job ${jobId} is ${job.state}, not running: nothing to migrate`);
