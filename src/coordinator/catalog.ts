@@ -632,9 +632,17 @@ export class Catalog {
   }
 
   lastCommittedEpoch(jobId: string): EpochRow | undefined {
-    this.requireJob(jobId);
-    const r = this.st.lastCommittedEpoch.get(jobId, EPOCH_COMMITTED) as Row | undefined;
-    return r && this.getEpoch(jobId, r.epoch as number);
+    const job = this.requireJob(jobId);
+    // After a restart from an older epoch, the committed epochs taken after it belong to the history that
+    // restart left behind (JobRow.branchFrom): not the current run's, until retention deletes them.
+    const from = job.branch_from as number;
+    const at = job.branch_at as number;
+    for (const r of this.st.committedEpochsNewestFirst.all(jobId, EPOCH_COMMITTED) as Row[]) {
+      const epoch = r.epoch as number;
+      if (from > 0 && epoch > from && epoch <= at) continue;
+      return this.getEpoch(jobId, epoch);
+    }
+    return undefined;
   }
 
   /** Epochs of every job neither committed nor aborted: a restarted coordinator aborts these. */
@@ -823,7 +831,6 @@ function prepareStatements(db: Database.Database) {
     deleteEpoch: p('DELETE FROM epochs WHERE job_id = ? AND epoch = ?'),
     getEpoch: p(`SELECT ${epochCols} FROM epochs WHERE job_id = ? AND epoch = ?`),
     listEpochs: p(`SELECT ${epochCols} FROM epochs WHERE job_id = ? ORDER BY epoch`),
-    lastCommittedEpoch: p('SELECT epoch FROM epochs WHERE job_id = ? AND state = ? ORDER BY epoch DESC LIMIT 1'),
     committedEpochsNewestFirst: p('SELECT epoch FROM epochs WHERE job_id = ? AND state = ? ORDER BY epoch DESC'),
     imagesToRemove: p(`
       SELECT i.* FROM epoch_images i JOIN epochs e USING (job_id, epoch)

@@ -387,10 +387,13 @@ describe('catalog identity errors', () => {
     c.close();
     c = openCatalog();
     expect(c.getJob('j1')).toMatchObject({ branchFrom: 3, branchAt: 5 });
-    // Until the restarted run commits, epoch 4 is still there to go back to.
+    // Until the restarted run commits, epoch 4 is still there to go back to (by its number), but the
+    // run's last epoch, which a restart without one and an automatic restart take, is the one it came from.
     expect(c.retireEpochs('j1', 2, 60, 'keeps 2')).toEqual([1, 2]);
     expect(c.getEpoch('j1', 4)!.state).toBe('committed');
+    expect(c.lastCommittedEpoch('j1')!.epoch).toBe(3);
     expect(commit(70)).toBe(6);
+    expect(c.lastCommittedEpoch('j1')!.epoch).toBe(6);
     // Now it goes, whatever the number kept; the ancestor, epoch 3, counts among the 2 kept.
     expect(c.retireEpochs('j1', 2, 80, 'keeps 2')).toEqual([4]);
     expect(c.getEpoch('j1', 4)).toMatchObject({ state: 'deleted', detail: 'deleted: left behind when the job was restarted from epoch 3' });
