@@ -631,18 +631,25 @@ export class Catalog {
     return this.withPhases(this.st.listEpochs.all(jobId) as Row[]);
   }
 
+  /** The newest committed epoch of the job's current run (runEpochs), if any. */
   lastCommittedEpoch(jobId: string): EpochRow | undefined {
+    const newest = this.runEpochs(jobId)[0];
+    return newest === undefined ? undefined : this.getEpoch(jobId, newest);
+  }
+
+  /**
+   * The committed epochs of the job's current run, newest first. After a
+   * restart from an older epoch, the committed epochs taken after it belong to
+   * the history that restart left behind (JobRow.branchFrom): not the current
+   * run's, though they stay until retention deletes them.
+   */
+  runEpochs(jobId: string): number[] {
     const job = this.requireJob(jobId);
-    // After a restart from an older epoch, the committed epochs taken after it belong to the history that
-    // restart left behind (JobRow.branchFrom): not the current run's, until retention deletes them.
     const from = job.branch_from as number;
     const at = job.branch_at as number;
-    for (const r of this.st.committedEpochsNewestFirst.all(jobId, EPOCH_COMMITTED) as Row[]) {
-      const epoch = r.epoch as number;
-      if (from > 0 && epoch > from && epoch <= at) continue;
-      return this.getEpoch(jobId, epoch);
-    }
-    return undefined;
+    return (this.st.committedEpochsNewestFirst.all(jobId, EPOCH_COMMITTED) as Row[])
+      .map((r) => r.epoch as number)
+      .filter((epoch) => !(from > 0 && epoch > from && epoch <= at));
   }
 
   /** Epochs of every job neither committed nor aborted: a restarted coordinator aborts these. */

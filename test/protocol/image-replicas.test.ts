@@ -167,6 +167,31 @@ describe('image replicas', () => {
     expect(sourcesOf('b')).toEqual({ 0: ['b', ''], 1: ['b', ''], 2: ['b', ''], 3: ['b', ''] });
   });
 
+  it('an automatic restart falls back to the newest epoch it can read: the copies of the last one were not made', async () => {
+    await setUp({ imageReplicas: 1 });
+    await submit(1);
+    await checkpoint();
+    // Epoch 2's copies of a's images to b never complete: a dies before.
+    h.nodes.get('b')!.steps.scripts.set(RoundStep.FETCH, () => 'hang');
+    await checkpoint();
+    expect(replicas(2)).toEqual(['0@b:copying', '1@b:copying', '2@c:stored', '3@c:stored']);
+    h.nodes.get('b')!.steps.scripts.set(RoundStep.FETCH, (req) => ({ failed: new Map(), bytesFetched: req.sources.length * 1000 }));
+    await stopAgent('a');
+    await advance(HOST_REJOIN_GRACE_MS);
+    for (let t = 0; t < 20_000 && h.catalog!.getJob('j')!.state !== 'running'; t += 100) await advance(100);
+    const job = h.catalog!.getJob('j')!;
+    expect(job.state, job.detail ?? '').toBe('running');
+    expect(job.branchFrom).toBe(1);
+    expect(events('job.auto-restart')).toEqual([
+      expect.stringContaining(
+        'restarting it from epoch 1 (epoch 2 cannot be read: the image of rank 0 is on host a, which is down, and there is no other copy) on the live hosts (automatic restarts left: 0)',
+      ),
+    ]);
+    expect(events('job.auto-restarted')).toEqual([expect.stringMatching(/^job j: restarted from epoch 1 on b$/)]);
+    // The half-made copies of epoch 2 went.
+    expect(replicas(2)).toEqual(['2@c:stored', '3@c:stored']);
+  });
+
   it('removes a copy that failed, keeps the others, and says so', async () => {
     await setUp({ imageReplicas: 1 });
     await submit();

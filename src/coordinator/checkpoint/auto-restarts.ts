@@ -105,16 +105,21 @@ export class AutoRestarts {
         return;
       }
       const left = this.c.catalog.useAutoRestart(jobId);
-      const what = `restarting it from epoch ${epoch.epoch} on the live hosts (automatic restarts left: ${left})`;
+      // The newest epoch whose images can be read now: the last one may be out of reach with its host
+      // (its copies to other hosts not made yet, say) while the one before it is not.
+      const reachable = this.c.moves.reachableEpoch(jobId);
+      const from = reachable?.epoch ?? epoch.epoch;
+      const passed = reachable?.passed.map((p) => `epoch ${p.epoch} cannot be read: ${p.why}`).join('; ');
+      const what = `restarting it from epoch ${from}${passed ? ` (${passed})` : ''} on the live hosts (automatic restarts left: ${left})`;
       this.c.event('job.auto-restart', `job ${jobId}: ${failure}; ${what}`, { jobId });
       this.c.jobs.notify(jobId, `${failure}; ${what}`);
       try {
-        const r = await this.c.moves.restart(jobId, { held: true, keepInPlace: true });
+        const r = await this.c.moves.restart(jobId, { held: true, keepInPlace: true, epoch: from });
         const hosts = [...new Set(r.moves?.map((m) => m.to_host) ?? [])].join(',');
-        this.c.event('job.auto-restarted', `job ${jobId}: restarted from epoch ${epoch.epoch} on ${hosts}`, { jobId });
-        this.c.jobs.notify(jobId, `restarted from epoch ${epoch.epoch} on ${hosts}`);
+        this.c.event('job.auto-restarted', `job ${jobId}: restarted from epoch ${from} on ${hosts}`, { jobId });
+        this.c.jobs.notify(jobId, `restarted from epoch ${from} on ${hosts}`);
       } catch (err) {
-        const why = `the automatic restart from epoch ${epoch.epoch} failed: ${errorMessage(err)}`;
+        const why = `the automatic restart from epoch ${from} failed: ${errorMessage(err)}`;
         this.c.event('job.auto-restart-failed', `job ${jobId}: ${why}`, { jobId });
         this.pending.delete(jobId);
         this.c.jobs.autoRestartEnded(jobId, `${failure}; ${why}`);

@@ -177,6 +177,32 @@ export class MoveService {
   }
 
   /**
+   * The newest epoch of the job's current run whose every image some live host
+   * can read now (its writer's store or a replica), with why each newer one
+   * cannot be: an automatic restart after a lost host falls back to it. Undefined
+   * when none can.
+   */
+  reachableEpoch(jobId: string): { epoch: number; passed: { epoch: number; why: string }[] } | undefined {
+    const passed: { epoch: number; why: string }[] = [];
+    const hosts = this.c.hosts.all();
+    const up = this.c.hosts.up();
+    for (const epoch of this.c.catalog.runEpochs(jobId)) {
+      const replicas = this.c.replication.storedHosts(jobId, epoch);
+      let why = '';
+      for (const img of this.c.catalog.epochImages(jobId, epoch)) {
+        const stored = this.c.replication.storedImage(img, replicas);
+        const choices = up.map((h) => chooseImageSource(stored, h, hosts));
+        if (choices.some((c) => c.source)) continue;
+        why = choices.find((c) => !c.source)?.why ?? `no host is up to read the image of rank ${img.rank}`;
+        break;
+      }
+      if (!why) return { epoch, passed };
+      passed.push({ epoch, why });
+    }
+    return undefined;
+  }
+
+  /**
    * DISCARD of the image copies a restart's FETCH made on its targets (host ->
    * ranks); each one removed leaves the catalog's list. One that fails is
    * reported, not fatal: it is tried again when its host registers.
