@@ -1,8 +1,10 @@
 // The README's first command: Ferry's main job on this machine. It launches
 // the Jacobi example on network-namespace hosts, checkpoints it and lets it
-// go on, checkpoints it again and stops it, restarts it on other hosts,
-// migrates a rank, and checks the final checksum against an uninterrupted run
-// of the same size, printing every step with its duration.
+// go on (its images copied to a second host), loses a host with two of its
+// ranks and sees the job restarted by itself from those copies, checkpoints
+// it again and stops it, restarts it on other hosts, migrates a rank, and
+// checks the final checksum against an uninterrupted run of the same size,
+// printing every step with its duration.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,7 +26,10 @@ async function main(): Promise<number> {
   }
   let c: TestCluster | undefined;
   try {
-    c = await step('start a coordinator and 3 agents on network-namespace hosts', () => startTestCluster({ hosts: 3 }));
+    // Short heartbeats and rejoin grace, so the lost host is given up on within seconds; one replica of every image.
+    c = await step('start a coordinator (--image-replicas 1) and 3 agents on network-namespace hosts', () =>
+      startTestCluster({ hosts: 3, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500, hostRejoinGraceMs: 2_000, imageReplicas: 1 }),
+    );
     const cluster = c;
     const ferry = async (args: string[]): Promise<FerryResult> => {
       const r = await cluster.ferry(args, { timeoutMs: RUN_TIMEOUT_MS });
@@ -43,18 +48,37 @@ async function main(): Promise<number> {
     const expected = checksumLine(reference.stdout);
     say(expected);
 
-    const run = cluster.ferry(['run', '-n', '4', '--hosts', 'host1,host2', '--job-id', 'demo', jacobi, ...JACOBI_ARGS], { timeoutMs: RUN_TIMEOUT_MS });
-    await step('launch the same job again (job "demo")', () =>
-      cluster.waitFor(async () => {
-        const r = await cluster.ferry(['job', 'demo', '--json']);
-        return r.code === 0 && JSON.parse(r.stdout).state === 'running';
-      }, 'job demo running'),
-    );
+    const run = cluster.ferry(['run', '-n', '4', '--hosts', 'host1,host2', '--job-id', 'demo', '--auto-restart', '1', jacobi, ...JACOBI_ARGS], {
+      timeoutMs: RUN_TIMEOUT_MS,
+    });
+    const job = async () => JSON.parse((await ferry(['job', 'demo', '--json'])).stdout) as { state: string; ranks: { host: string }[] };
+    await step('launch the same job again (job "demo", --auto-restart 1)', () => cluster.waitFor(async () => (await job()).state === 'running', 'job demo running'));
     await sleep(1_000);
     say((await step('ferry checkpoint demo (checkpoint and continue)', () => ferry(['checkpoint', 'demo']))).stdout);
+    await step("copies of the epoch's images on other hosts", () =>
+      cluster.waitFor(async () => JSON.parse((await ferry(['epochs', 'demo', '--json'])).stdout)[0].replicatedImages === 4, 'replicas of epoch 1'),
+    );
+    say((await ferry(['epochs', 'demo'])).stdout);
+    // host2 dies: its agent and every process in its network namespace, ranks 2 and 3 among them.
+    await step('host2 fails (its agent and ranks 2,3 killed)', () => cluster.failHost('host2'));
+    await step('the coordinator gives host2 up and restarts the job by itself from the copies', () =>
+      cluster.waitFor(async () => {
+        const j = await job();
+        return j.state === 'running' && !j.ranks.some((r) => r.host === 'host2');
+      }, 'job demo restarted without host2'),
+    );
+    say(
+      (await ferry(['events', '--job', 'demo'])).stdout
+        .split('\n')
+        .filter((l) => /job\.auto-restart(ed)? /.test(l))
+        .join('\n'),
+    );
+    await step("host2's agent comes back", () => cluster.startAgent('host2'));
     await sleep(1_000);
     say((await step('ferry checkpoint demo --stop', () => ferry(['checkpoint', 'demo', '--stop']))).stdout);
-    await run;
+    const first = await run;
+    // What the job's own ferry run, attached all along, told its user about the restart.
+    say(first.stderr.split('\n').filter((l) => l.startsWith('ferry run: job demo')).join('\n'));
     say((await step('ferry epochs demo', () => ferry(['epochs', 'demo']))).stdout);
     say((await step('ferry restart demo --hosts host2,host3 (on other hosts)', () => ferry(['restart', 'demo', '--hosts', 'host2,host3']))).stdout);
     await sleep(1_000);
@@ -67,7 +91,7 @@ async function main(): Promise<number> {
     say(`uninterrupted: ${expected}\nrestarted:     ${got}`);
     if (got !== expected) throw new Error('the restarted job did not reach the uninterrupted result');
     say((await step('ferry delete demo (its checkpoints leave every host)', () => ferry(['delete', 'demo']))).stdout);
-    say('OK: checkpointed, stopped, restarted on other hosts and migrated, bit for bit the uninterrupted result');
+    say('OK: checkpointed, survived a lost host, stopped, restarted on other hosts and migrated, bit for bit the uninterrupted result');
     return 0;
   } catch (err) {
     process.stderr.write(`ferry demo: ${errorMessage(err)}\n`);

@@ -2,7 +2,7 @@
 // coordinator in the root namespace listening on the bridge address, one agent
 // inside each host. Everything it starts or creates is removed by stop(), and
 // also when the test process exits, is interrupted or is terminated.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -76,6 +76,9 @@ export interface TestCluster {
   // Waits until every named host has the given state.
   waitForHostStates(expected: Record<string, HostState>, timeoutMs?: number): Promise<void>;
   killAgent(host: string, signal?: NodeJS.Signals): Promise<void>;
+  // HOST dies: its agent and every process in its network namespace (its ranks among them) get SIGKILL.
+  // Returns how many processes of the namespace were killed besides the agent.
+  failHost(host: string): Promise<number>;
   // Starts HOST's agent again and waits for it to print that it registered.
   startAgent(host: string): Promise<void>;
   killCoordinator(signal?: NodeJS.Signals): Promise<void>;
@@ -350,6 +353,19 @@ export async function startTestCluster(options: TestClusterOptions = {}): Promis
       hostRows,
       waitForHostStates,
       killAgent: (host, signal = 'SIGKILL') => agentOf(host).kill(signal),
+      failHost: async (host) => {
+        await agentOf(host).kill('SIGKILL');
+        const ns = hosts.find((h) => h.name === host)!.netns;
+        const pids = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+        for (const pid of pids) {
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {
+            // already gone
+          }
+        }
+        return pids.length;
+      },
       startAgent,
       killCoordinator: (signal = 'SIGKILL') => coordinator.kill(signal),
       startCoordinator,
