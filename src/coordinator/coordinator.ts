@@ -159,6 +159,7 @@ export class Coordinator {
       // Whatever was asked of that host will not be answered: fail it now, not at its timeout.
       this.agentRequests.failTo(host.name, new FerryError(ErrorCode.HOST_DOWN, `host ${host.name} went down (${reason})`));
       this.jobs.onHostDown(host.name);
+      this.replication.topUp(); // images that had a copy there
     }
   }
 
@@ -334,5 +335,6 @@ export class Coordinator {
     // the agent hears it is registered before it gets a step.
     this.retention.removeInBackground();
     this.moves.removeLeftCopies(session.name);
+    this.replication.topUp(); // a host to copy to, perhaps
   }
 }

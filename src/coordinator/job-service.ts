@@ -652,6 +652,7 @@ export class JobService {
     this.c.catalog.setBranch(jobId, epoch);
     this.c.catalog.setJobState(jobId, 'running', { detail: `restarted from epoch ${epoch}` });
     this.c.periodic.resume(jobId); // its ticks ended with the job
+    this.c.replication.topUp(jobId); // the epoch it runs from may have lost copies with a host
     const signal = this.signalAfterRestart.get(jobId);
     if (signal) {
       this.signalAfterRestart.delete(jobId);

@@ -136,13 +136,33 @@ describe('image replicas', () => {
     // The replica read in place stays (it is the epoch's); d's fetched copies go.
     expect(discards('b')).toEqual([]);
     expect(discards('d')).toEqual(['1:1,3']);
-    expect(replicas(1)).toEqual(['0@b:stored', '1@b:stored', '2@c:stored', '3@c:stored']);
+    // With a down, ranks 0 and 1 had one live copy left (b's): c got another (topped up), before the restart.
+    expect(replicas(1)).toEqual(['0@b:stored', '0@c:stored', '1@b:stored', '1@c:stored', '2@c:stored', '3@c:stored']);
+  });
+
+  it('makes the copies a lost replica host held again on a live host', async () => {
+    await setUp({ imageReplicas: 1 });
+    await submit();
+    await checkpoint();
+    await stopAgent('c');
+    await advance(500);
+    // Ranks 2 and 3 (written by b, up) had their only replica on c: d copies them from b.
+    expect(replicas(1)).toEqual(['0@b:stored', '1@b:stored', '2@c:stored', '2@d:stored', '3@c:stored', '3@d:stored']);
+    expect(sourcesOf('d')).toEqual({ 2: ['b', 'tcp://images.b:1'], 3: ['b', 'tcp://images.b:1'] });
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+    // Back again: nothing more to copy; the epoch's images simply have one copy more until it goes.
+    fetched.clear();
+    startAgent('c');
+    await advance(1_000);
+    expect(fetched.size).toBe(0);
   });
 
   it('refuses, with nothing started, when the writer and every replica host are down, naming them', async () => {
     await setUp({ imageReplicas: 1 });
     await submit();
     await checkpoint(true);
+    // c and d cannot take copies (their disks are full): the copies made when a, then b, goes fail.
+    for (const host of ['c', 'd']) h.nodes.get(host)!.steps.scripts.set(RoundStep.FETCH, (req) => failRanks(req.ranks, 'no space left on device'));
     await stopAgent('a');
     await stopAgent('b');
     const { error } = await settle(h.coordinator!.moves.restart('j', { hosts: ['c', 'd'] }));
@@ -165,6 +185,9 @@ describe('image replicas', () => {
     expect(h.catalog!.getJob('j')!.state, h.catalog!.getJob('j')!.detail ?? '').toBe('running');
     expect(h.catalog!.listRanks('j').map((r) => `${r.rank}:${r.host}`)).toEqual(['0:b', '1:b', '2:b', '3:b']);
     expect(sourcesOf('b')).toEqual({ 0: ['b', ''], 1: ['b', ''], 2: ['b', ''], 3: ['b', ''] });
+    // Once it runs again, the epoch it came from gets back its second live copy of ranks 0 and 1 (on c).
+    await advance(500);
+    expect(replicas(1)).toEqual(['0@b:stored', '0@c:stored', '1@b:stored', '1@c:stored', '2@c:stored', '3@c:stored']);
   });
 
   it('an automatic restart falls back to the newest epoch it can read: the copies of the last one were not made', async () => {
@@ -220,8 +243,10 @@ describe('image replicas', () => {
     h.nodes.get('c')!.steps.scripts.delete(RoundStep.FETCH);
     h.startCoordinator();
     await advance(2_000);
-    expect(replicas(1)).toEqual(['0@b:stored', '1@b:stored']);
     expect(discards('c')).toEqual(['1:2,3']);
+    // Ranks 2 and 3 then had no replica: another host (the first one up) got them.
+    expect(replicas(1).filter((r) => r.includes('@c'))).toEqual([]);
+    expect(replicas(1)).toEqual(['0@b:stored', '1@b:stored', expect.stringMatching(/^2@[ad]:stored$/), expect.stringMatching(/^3@[ad]:stored$/)]);
   });
 
   it('go with their epoch: retention and ferry delete remove them, a host that was down when it comes back', async () => {

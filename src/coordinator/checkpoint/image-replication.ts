@@ -47,9 +47,14 @@ export interface ReplicaPlan {
 export function planReplicas(
   images: readonly StoredImage[],
   hosts: readonly ImageSourceHost[],
-  replicas: number,
+  /** Replicas each image is to have (a number, or per image). */
+  replicas: number | ((image: StoredImage) => number),
+  /** rank -> hosts whose replica counts toward that number (and that copy nothing more). */
   existing: ReadonlyMap<number, readonly string[]>,
-  /** rank -> hosts that must not copy it (a restart's copy there is listed for removal: it would take the replica along). */
+  /**
+   * rank -> hosts that must not copy it: a restart's copy there is listed for
+   * removal (it would take the replica along), or a replica row there does not count.
+   */
   exclude: ReadonlyMap<number, readonly string[]> = new Map(),
 ): ReplicaPlan {
   const copies = new Map<string, ImageSourceInit[]>();
@@ -57,27 +62,28 @@ export function planReplicas(
   const byName = [...hosts].sort((a, b) => a.name.localeCompare(b.name));
   for (const image of images) {
     if (byName.some((h) => h.name !== image.host && seesImage(h, image))) continue; // a shared store
+    const want = typeof replicas === 'number' ? replicas : replicas(image);
     const have = existing.get(image.rank) ?? [];
     const stores = new Set(have.map((name) => storeOf(byName.find((h) => h.name === name), name)));
     const after = byName.findIndex((h) => h.name.localeCompare(image.host) > 0);
     const ring = after < 0 ? byName : [...byName.slice(after), ...byName.slice(0, after)];
     let count = have.length;
     for (const host of ring) {
-      if (count >= replicas) break;
+      if (count >= want) break;
       if (host.state !== 'up' || host.name === image.host || seesImage(host, image) || have.includes(host.name)) continue;
       if (exclude.get(image.rank)?.includes(host.name)) continue;
       if (stores.has(storeOf(host, host.name))) continue;
       const choice = chooseImageSource(image, host, hosts);
       if (!choice.source) {
         short.push(`rank ${image.rank}: ${choice.why}`);
-        count = replicas; // no source for any host
+        count = want; // no source for any host
         break;
       }
       copies.set(host.name, [...(copies.get(host.name) ?? []), choice.source]);
       stores.add(storeOf(host, host.name));
       count++;
     }
-    if (count < replicas) short.push(`rank ${image.rank}: ${count} of ${replicas} replica${replicas > 1 ? 's' : ''}: no other live host with an images directory of its own`);
+    if (count < want) short.push(`rank ${image.rank}: ${count} of ${want} replica${want > 1 ? 's' : ''}: no other live host with an images directory of its own`);
   }
   return { copies, short };
 }
@@ -104,6 +110,59 @@ export class ImageReplication {
     this.c.operations.queueBackground(jobId, () => `the images of epoch ${epoch} are being copied to other hosts`, () => this.replicate(jobId, epoch));
   }
 
+  /**
+   * A host went down or came up, or a job was restarted: the newest epoch of
+   * each job that may still be restarted (running, stopped, failed) gets new
+   * copies where it has fewer live ones than it should (a replica host or the
+   * writer lost; too few hosts at its commit). A copy on a host that is down
+   * does not count; one on a host not heard from since a coordinator restart
+   * ('unknown') does. Left alone: a job whose automatic restart is due, or
+   * that runs with ranks on a host that is not up (its restart comes first,
+   * and its next checkpoint gets copies of its own).
+   */
+  topUp(onlyJob?: string): void {
+    if (this.c.config.imageReplicas === 0) return;
+    for (const job of this.c.catalog.listJobs({ all: true })) {
+      if (onlyJob !== undefined && job.id !== onlyJob) continue;
+      if (!['running', 'stopped', 'failed'].includes(job.state) || this.toppingUp.has(job.id) || job.autoRestartDue) continue;
+      if (job.state === 'running' && this.c.catalog.listRanks(job.id).some((r) => r.state !== 'exited' && this.c.hosts.get(r.host)?.state !== 'up')) continue;
+      const epoch = this.c.catalog.lastCommittedEpoch(job.id)?.epoch;
+      if (epoch === undefined || !this.short(job.id, epoch)) continue;
+      this.toppingUp.add(job.id);
+      this.c.operations.queueBackground(job.id, () => `the images of epoch ${epoch} are being copied to other hosts (too few live copies)`, () =>
+        this.replicate(job.id, epoch, true).finally(() => this.toppingUp.delete(job.id)),
+      );
+    }
+  }
+
+  /** Jobs whose top-up is queued or running. */
+  private readonly toppingUp = new Set<string>();
+
+  /** Live copies an image is to have: its replicas, plus the original when no host that is not down sees it. */
+  private wanted(image: StoredImage): number {
+    const originalLive = this.c.hosts.all().some((h) => h.state !== 'down' && seesImage(h, image));
+    return this.c.config.imageReplicas + (originalLive ? 0 : 1);
+  }
+
+  /** rank -> hosts not down holding a stored replica of the epoch's images. */
+  private liveReplicas(jobId: string, epoch: number): Map<number, string[]> {
+    const out = new Map<number, string[]>();
+    for (const r of this.c.catalog.epochReplicas(jobId, epoch)) {
+      if (r.state === 'stored' && this.c.hosts.get(r.host)?.state !== 'down') out.set(r.rank, [...(out.get(r.rank) ?? []), r.host]);
+    }
+    return out;
+  }
+
+  /** Whether some image of the epoch has fewer live copies than wanted, and a live host could take one. */
+  private short(jobId: string, epoch: number): boolean {
+    const live = this.liveReplicas(jobId, epoch);
+    const replicas = this.storedHosts(jobId, epoch);
+    return this.c.catalog.epochImages(jobId, epoch).some((img) => {
+      const image = this.storedImage(img, replicas);
+      return (live.get(img.rank)?.length ?? 0) < this.wanted(image);
+    });
+  }
+
   /** The stored replicas of an epoch's images: rank -> hosts. */
   storedHosts(jobId: string, epoch: number): Map<number, string[]> {
     const out = new Map<number, string[]>();
@@ -116,22 +175,27 @@ export class ImageReplication {
     return { ...img, manifestSha256: img.sha256, replicaHosts: [...(replicas.get(img.rank) ?? [])] };
   }
 
-  /** Copies the images of a committed epoch to their replica hosts. Never throws: what fails is an event. */
-  async replicate(jobId: string, epoch: number): Promise<void> {
+  /**
+   * Copies the images of a committed epoch to their replica hosts (`topUp`:
+   * only the copies that bring each image back to its number of live copies).
+   * Never throws: what fails is an event.
+   */
+  async replicate(jobId: string, epoch: number, topUp = false): Promise<void> {
     const e = this.c.catalog.getEpoch(jobId, epoch);
     if (!e || e.state !== EPOCH_COMMITTED) return; // retired (or the job deleted) before its turn
     const t0 = this.c.now();
-    const all = this.c.catalog.epochReplicas(jobId, epoch);
-    const existing = new Map<number, string[]>();
-    for (const r of all) existing.set(r.rank, [...(existing.get(r.rank) ?? []), r.host]);
+    const add = (m: Map<number, string[]>, rank: number, host: string) => m.set(rank, [...(m.get(rank) ?? []), host]);
+    // Hosts with a row copy nothing more; only live stored copies count when topping up.
+    const rows = new Map<number, string[]>();
+    for (const r of this.c.catalog.epochReplicas(jobId, epoch)) add(rows, r.rank, r.host);
+    const exclude = new Map([...rows].map(([rank, hosts]) => [rank, [...hosts]]));
+    for (const x of this.c.catalog.restartCopies()) if (x.jobId === jobId && x.epoch === epoch) add(exclude, x.rank, x.host);
+    const existing = topUp ? this.liveReplicas(jobId, epoch) : rows;
     const replicas = this.storedHosts(jobId, epoch);
     const images = this.c.catalog.epochImages(jobId, epoch).map((img) => this.storedImage(img, replicas));
-    const restartCopies = new Map<number, string[]>();
-    for (const x of this.c.catalog.restartCopies()) {
-      if (x.jobId === jobId && x.epoch === epoch) restartCopies.set(x.rank, [...(restartCopies.get(x.rank) ?? []), x.host]);
-    }
-    const plan = planReplicas(images, this.c.hosts.all(), this.c.config.imageReplicas, existing, restartCopies);
-    if (plan.short.length > 0) {
+    const want = topUp ? (image: StoredImage) => this.wanted(image) : this.c.config.imageReplicas;
+    const plan = planReplicas(images, this.c.hosts.all(), want, existing, exclude);
+    if (plan.short.length > 0 && (!topUp || plan.copies.size > 0)) {
       this.c.event('checkpoint.replicas-short', `job ${jobId}: epoch ${epoch}: ${plan.short.join('; ')}`, { jobId });
     }
     if (plan.copies.size === 0) return;
