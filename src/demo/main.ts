@@ -15,7 +15,7 @@ import { assertNamespaceHostsUsable } from '../netns/index.js';
 import { packageRoot } from '../protocol/proto-root.js';
 import { step } from './demo-steps.js';
 
-const JACOBI_ARGS = ['512', '8000'];
+const JACOBI_ARGS = ['512', '12000'];
 const RUN_TIMEOUT_MS = 600_000;
 
 async function main(): Promise<number> {
