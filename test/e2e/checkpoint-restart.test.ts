@@ -7,6 +7,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameS
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FERRY_CLI, startTestCluster, type FerryResult, type TestCluster } from '../helpers/cluster.js';
+import { checksumLine, ferryOkOn } from '../helpers/e2e-run.js';
 
 // Sized to run for seconds on 4 ranks here, so that every step lands mid-run.
 const JACOBI = ['jacobi', '512', '12000'];
@@ -19,12 +20,6 @@ let bin: string;
 const reference = new Map<string, string>();
 
 /** The checksum line of a run's output (tags and progress lines aside). */
-function checksumLine(out: string): string {
-  const line = out.split('\n').find((l) => /checksum=0x[0-9a-f]{16}/.test(l));
-  if (!line) throw new Error(`no checksum line in:\n${out}`);
-  return line.replace(/^\[\d+\] /, '');
-}
-
 function start(jobId: string, example: string[], hosts = 'host1,host2'): Promise<FerryResult> {
   return c.ferry(['run', '-n', '4', '--hosts', hosts, '--job-id', jobId, join(bin, example[0]), ...example.slice(1)], { timeoutMs: RUN_TIMEOUT_MS });
 }
@@ -42,11 +37,7 @@ async function waitRunning(jobId: string): Promise<void> {
   }, `job ${jobId} running`);
 }
 
-async function ferryOk(args: string[]): Promise<string> {
-  const r = await c.ferry(args, { timeoutMs: RUN_TIMEOUT_MS });
-  expect(r.code, `ferry ${args.join(' ')}: ${r.stderr}\n${c.logTails(20)}`).toBe(0);
-  return r.stdout;
-}
+const ferryOk = ferryOkOn(() => c, RUN_TIMEOUT_MS);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -11,6 +11,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FERRY_CLI, startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { checksumLine, ferryOkOn } from '../helpers/e2e-run.js';
 import { MANIFEST_FILE_NAME } from '../../src/images/image-paths.js';
 
 // A few seconds on 2 ranks here: the checkpoint lands mid-run.
@@ -20,17 +21,7 @@ const RUN_TIMEOUT_MS = 120_000;
 let c: TestCluster;
 let jacobi: string;
 
-function checksumLine(out: string): string {
-  const line = out.split('\n').find((l) => /checksum=0x[0-9a-f]{16}/.test(l));
-  if (!line) throw new Error(`no checksum line in:\n${out}\n${c.logTails(20)}`);
-  return line.replace(/^\[\d+\] /, '');
-}
-
-async function ferryOk(args: string[]): Promise<string> {
-  const r = await c.ferry(args, { timeoutMs: RUN_TIMEOUT_MS });
-  expect(r.code, `ferry ${args.join(' ')}: ${r.stderr}\n${c.logTails(20)}`).toBe(0);
-  return r.stdout;
-}
+const ferryOk = ferryOkOn(() => c, RUN_TIMEOUT_MS);
 
 const job = async (jobId: string) => JSON.parse(await ferryOk(['job', jobId, '--json']));
 const epochs = async (jobId: string) => JSON.parse(await ferryOk(['epochs', jobId, '--json'])) as { epoch: number; replicatedImages: number; replicaHosts: string[] }[];
@@ -73,7 +64,7 @@ describe('image replicas', { timeout: 300_000 }, () => {
     const done = await run;
     expect(done.code, `${done.stderr}\n${c.logTails(30)}`).toBe(0);
     expect(done.stderr).toMatch(/rank 0 lost: host host1 is down .*; restarting it from epoch 1 on the live hosts \(automatic restarts left: 0\)/);
-    expect(checksumLine(done.stdout)).toBe(checksumLine(reference.stdout));
+    expect(checksumLine(done.stdout, c.logTails(20))).toBe(checksumLine(reference.stdout));
     const end = await job('rep');
     expect(end.state, end.detail).toBe('succeeded');
     // Rank 0 went where its replica was, and read it in place.

@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FERRY_CLI, startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { checksumLine, ferryOkOn } from '../helpers/e2e-run.js';
 import { IMAGE_STORE_ID_FILE } from '../../src/images/image-store-id.js';
 import { MANIFEST_FILE_NAME } from '../../src/images/image-paths.js';
 
@@ -22,17 +23,7 @@ const RUN_TIMEOUT_MS = 120_000;
 let c: TestCluster;
 let jacobi: string;
 
-function checksumLine(out: string): string {
-  const line = out.split('\n').find((l) => /checksum=0x[0-9a-f]{16}/.test(l));
-  if (!line) throw new Error(`no checksum line in:\n${out}\n${c.logTails(20)}`);
-  return line.replace(/^\[\d+\] /, '');
-}
-
-async function ferryOk(args: string[]): Promise<string> {
-  const r = await c.ferry(args, { timeoutMs: RUN_TIMEOUT_MS });
-  expect(r.code, `ferry ${args.join(' ')}: ${r.stderr}\n${c.logTails(20)}`).toBe(0);
-  return r.stdout;
-}
+const ferryOk = ferryOkOn(() => c, RUN_TIMEOUT_MS);
 
 async function jobState(jobId: string): Promise<string> {
   return JSON.parse(await ferryOk(['job', jobId, '--json'])).state;
@@ -121,7 +112,7 @@ describe('a shared image directory', { timeout: 300_000 }, () => {
     expect(done.code, `${done.stderr}\n${c.logTails(30)}`).toBe(0);
     expect(done.stderr).toMatch(/rank 0 lost: host host2 is down .*; restarting it from epoch 1 on the live hosts \(automatic restarts left: 0\)/);
     expect(done.stderr).toMatch(/restarted from epoch 1 on /);
-    expect(checksumLine(done.stdout)).toBe(checksumLine(reference.stdout));
+    expect(checksumLine(done.stdout, c.logTails(20))).toBe(checksumLine(reference.stdout));
     const end = JSON.parse(await ferryOk(['job', 'auto', '--json']));
     expect(end.state, end.detail).toBe('succeeded');
     expect(end.autoRestarts).toBe(0);

@@ -1,0 +1,20 @@
+// What the end-to-end tests read from a run: the checksum line an example
+// prints (rank tag removed), and ferry commands that must succeed.
+import { expect } from 'vitest';
+import type { TestCluster } from './cluster.js';
+
+/** The `NAME: ... checksum=0x...` line of an example's output, without its `[rank]` tag; `context` goes into the error. */
+export function checksumLine(out: string, context = ''): string {
+  const line = out.split('\n').find((l) => /checksum=0x[0-9a-f]{16}/.test(l));
+  if (!line) throw new Error(`no checksum line in:\n${out}${context ? `\n${context}` : ''}`);
+  return line.replace(/^\[\d+\] /, '');
+}
+
+/** A `ferry ARGS` on `c` that must exit 0 (else the test fails with its stderr and the daemons' logs); its stdout. */
+export function ferryOkOn(c: () => TestCluster, timeoutMs: number): (args: string[]) => Promise<string> {
+  return async (args) => {
+    const r = await c().ferry(args, { timeoutMs });
+    expect(r.code, `ferry ${args.join(' ')}: ${r.stderr}\n${c().logTails(20)}`).toBe(0);
+    return r.stdout;
+  };
+}
