@@ -48,7 +48,7 @@ describe('image replicas', { timeout: 300_000 }, () => {
     const run = c.ferry(['run', '-n', '2', '--hosts', 'host1,host2', '--job-id', 'rep', '--auto-restart', '1', jacobi, ...JACOBI], { timeoutMs: RUN_TIMEOUT_MS });
     await c.waitFor(async () => (await job('rep')).state === 'running', 'job rep running');
     await new Promise((r) => setTimeout(r, 500));
-    await ferryOk(['checkpoint', 'rep']);
+    expect(await ferryOk(['checkpoint', 'rep'])).toMatch(/\n  copies of its images to another host follow \(ferry epochs rep shows them\)\n$/);
     expect((await job('rep')).ranks.map((r: { host: string }) => r.host)).toEqual(['host1', 'host2']);
     // host1's image goes to host2, host2's to host3, each verified there.
     await c.waitFor(async () => (await epochs('rep'))[0]!.replicatedImages === 2, 'replicas of epoch 1');
