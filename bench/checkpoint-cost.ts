@@ -54,7 +54,7 @@ const imageBytes = (sizeMib: number, procs = RANKS): number => Math.ceil(procs *
  * Writes and deletes a scratch file of `bytes` next to the images, so the next
  * image writes land in memory the machine has just used (see the header).
  */
-function warmPageCache(dir: string, bytes: number): void {
+export function warmPageCache(dir: string, bytes: number): void {
   const file = join(dir, 'warm-page-cache');
   const chunk = Buffer.alloc(4 << 20, 0x5a);
   const fd = openSync(file, 'w');
@@ -72,7 +72,7 @@ const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 const x = (a: number, b: number): string => (b > 0 ? `${(a / b).toFixed(2)}x` : '-');
 const ms = (v: number): string => `${v.toFixed(0)} ms`;
 
-interface CheckpointFigures {
+export interface CheckpointFigures {
   totalMs: number; // flush + dump + store + commit + resume
   flushMs: number;
   dumpMs: number;
@@ -100,7 +100,7 @@ interface PlainFigures {
   dumpRestore: { dumpMs: number; copyMs: number; restoreMs: number; bytes: number };
 }
 
-function ok(r: FerryResult, what: string): string {
+export function ok(r: FerryResult, what: string): string {
   if (r.code !== 0) throw new Error(`${what} exited ${r.code}: ${r.stderr.trim()}`);
   return r.stdout;
 }
@@ -116,7 +116,7 @@ async function until(pred: () => boolean, what: string, timeoutMs = READY_TIMEOU
 const readyIn = (file: string): boolean => existsSync(file) && readFileSync(file, 'utf8').includes('# ready');
 
 /** Runs a Ferry job of `ranks` resident ranks on both hosts, hands it to `body`, then stops it. */
-async function withFerryJob<T>(c: TestCluster, bin: string, dir: string, jobId: string, ranks: number, sizeMib: number, body: () => Promise<T>): Promise<T> {
+export async function withFerryJob<T>(c: TestCluster, bin: string, dir: string, jobId: string, ranks: number, sizeMib: number, body: () => Promise<T>): Promise<T> {
   const stopFile = join(dir, `stop-${jobId}`);
   const run = c.ferry(['run', '-n', String(ranks), '--hosts', HOSTS.join(','), '--job-id', jobId, bin, String(sizeMib), stopFile], { timeoutMs: COMMAND_TIMEOUT_MS });
   let ended = false;
@@ -135,7 +135,7 @@ async function withFerryJob<T>(c: TestCluster, bin: string, dir: string, jobId: 
   }
 }
 
-async function ferryCheckpoint(c: TestCluster, jobId: string): Promise<CheckpointFigures> {
+export async function ferryCheckpoint(c: TestCluster, jobId: string): Promise<CheckpointFigures> {
   const j = JSON.parse(ok(await c.ferry(['checkpoint', jobId, '--json'], { timeoutMs: COMMAND_TIMEOUT_MS }), `ferry checkpoint ${jobId}`));
   const f = { flushMs: j.flushMs, dumpMs: j.dumpMs, storeMs: j.storeMs ?? 0, commitMs: j.commitMs ?? 0, resumeMs: j.resumeMs ?? 0, sizeBytes: j.sizeBytes };
   return { ...f, totalMs: f.flushMs + f.dumpMs + f.storeMs + f.commitMs + f.resumeMs };
