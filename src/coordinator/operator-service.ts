@@ -93,7 +93,7 @@ export class OperatorService {
           return { job: { job: this.c.jobs.jobInfo(req_.job_id) } };
         }
         if (req_.set_keep) {
-          this.c.retention.set(req_.job_id, req_.keep_epochs);
+          await this.c.retention.set(req_.job_id, req_.keep_epochs);
           return { job: { job: this.c.jobs.jobInfo(req_.job_id) } };
         }
         const reply = await this.c.checkpoints.checkpoint(req_.job_id, {

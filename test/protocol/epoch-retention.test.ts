@@ -83,9 +83,9 @@ describe('epoch retention', () => {
 
   it('applies a new number at once, refuses a bad one, and refuses while an operation runs on the job', async () => {
     for (let i = 0; i < 2; i++) await checkpoint();
-    expect(() => h.coordinator!.retention.set('j', -1)).toThrow(/keeps 1 to 1000000 committed epochs/);
-    expect(() => h.coordinator!.retention.set('nope', 1)).toThrow(/no job "nope"/);
-    h.coordinator!.retention.set('j', 1);
+    await expect(h.coordinator!.retention.set('j', -1)).rejects.toThrow(/keeps 1 to 1000000 committed epochs/);
+    await expect(h.coordinator!.retention.set('nope', 1)).rejects.toThrow(/no job "nope"/);
+    await h.coordinator!.retention.set('j', 1);
     await advance(100);
     expect(states()).toEqual([[1, 'deleted'], [2, 'committed']]);
     expect(discards('b')).toEqual([[1, [2, 3]]]);
@@ -95,10 +95,10 @@ describe('epoch retention', () => {
     h.nodes.get('a')!.steps.scripts.set(RoundStep.DUMP, () => 'hang');
     const running = settle(h.coordinator!.checkpoints.checkpoint('j', { stop: false }));
     await advance(300);
-    expect(() => h.coordinator!.retention.set('j', 5)).toThrow(/job j is busy: checkpoint epoch 3 is dumping/);
+    await expect(h.coordinator!.retention.set('j', 5)).rejects.toThrow(/job j is busy: checkpoint epoch 3 is dumping/);
     await running;
     // 0: back to the coordinator's default
-    h.coordinator!.retention.set('j', 0);
+    await h.coordinator!.retention.set('j', 0);
     expect(h.coordinator!.jobs.jobInfo('j').keep_epochs).toBe(2);
   });
 
@@ -108,7 +108,7 @@ describe('epoch retention', () => {
     const ranksOfB = h.nodes.get('b')!.ranks;
     await stopAgent('b');
     // b is down: the job cannot be checkpointed, but the number can shrink
-    h.coordinator!.retention.set('j', 1);
+    await h.coordinator!.retention.set('j', 1);
     await advance(100);
     expect(states()).toEqual([[1, 'deleted'], [2, 'committed']]);
     expect(discards('a')).toEqual([[1, [0, 1]]]);
@@ -124,7 +124,7 @@ describe('epoch retention', () => {
     await checkpoint();
     await checkpoint();
     await stopAgent('a'); // c mounts a's images directory
-    h.coordinator!.retention.set('j', 1);
+    await h.coordinator!.retention.set('j', 1);
     await advance(100);
     expect(states()).toEqual([[1, 'deleted'], [2, 'committed']]);
     expect(discards('c')).toEqual([[1, [0, 1]]]);

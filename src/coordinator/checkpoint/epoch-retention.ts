@@ -50,9 +50,10 @@ export class EpochRetention {
   }
 
   /** Sets a job's number (0: back to the coordinator's default) and deletes what it no longer keeps. */
-  set(jobId: string, keep: number): void {
+  async set(jobId: string, keep: number): Promise<void> {
     this.keepOf(jobId); // an unknown job is named as such
     this.checkKeep(keep);
+    await this.c.operations.afterBackground(jobId, WAIT_FOR_COPIES_MS);
     // Claimed like any operation: a restart fetching an older epoch must not lose its images underneath (BUSY then).
     const release = this.c.operations.begin(jobId, () => 'its retention is being changed');
     try {
