@@ -155,12 +155,22 @@ export class ImageReplication {
 
   /** Whether some image of the epoch has fewer live copies than wanted, and a live host could take one. */
   private short(jobId: string, epoch: number): boolean {
-    const live = this.liveReplicas(jobId, epoch);
+    return this.plan(jobId, epoch, true).copies.size > 0;
+  }
+
+  /** Which host copies which image of the epoch now (`topUp`: counting live copies only). */
+  private plan(jobId: string, epoch: number, topUp: boolean): ReplicaPlan {
+    const add = (m: Map<number, string[]>, rank: number, host: string) => m.set(rank, [...(m.get(rank) ?? []), host]);
+    // Hosts with a row copy nothing more; only live stored copies count when topping up.
+    const rows = new Map<number, string[]>();
+    for (const r of this.c.catalog.epochReplicas(jobId, epoch)) add(rows, r.rank, r.host);
+    const exclude = new Map([...rows].map(([rank, hosts]) => [rank, [...hosts]]));
+    for (const x of this.c.catalog.restartCopies()) if (x.jobId === jobId && x.epoch === epoch) add(exclude, x.rank, x.host);
+    const existing = topUp ? this.liveReplicas(jobId, epoch) : rows;
     const replicas = this.storedHosts(jobId, epoch);
-    return this.c.catalog.epochImages(jobId, epoch).some((img) => {
-      const image = this.storedImage(img, replicas);
-      return (live.get(img.rank)?.length ?? 0) < this.wanted(image);
-    });
+    const images = this.c.catalog.epochImages(jobId, epoch).map((img) => this.storedImage(img, replicas));
+    const want = topUp ? (image: StoredImage) => this.wanted(image) : this.c.config.imageReplicas;
+    return planReplicas(images, this.c.hosts.all(), want, existing, exclude);
   }
 
   /** The stored replicas of an epoch's images: rank -> hosts. */
@@ -184,17 +194,7 @@ export class ImageReplication {
     const e = this.c.catalog.getEpoch(jobId, epoch);
     if (!e || e.state !== EPOCH_COMMITTED) return; // retired (or the job deleted) before its turn
     const t0 = this.c.now();
-    const add = (m: Map<number, string[]>, rank: number, host: string) => m.set(rank, [...(m.get(rank) ?? []), host]);
-    // Hosts with a row copy nothing more; only live stored copies count when topping up.
-    const rows = new Map<number, string[]>();
-    for (const r of this.c.catalog.epochReplicas(jobId, epoch)) add(rows, r.rank, r.host);
-    const exclude = new Map([...rows].map(([rank, hosts]) => [rank, [...hosts]]));
-    for (const x of this.c.catalog.restartCopies()) if (x.jobId === jobId && x.epoch === epoch) add(exclude, x.rank, x.host);
-    const existing = topUp ? this.liveReplicas(jobId, epoch) : rows;
-    const replicas = this.storedHosts(jobId, epoch);
-    const images = this.c.catalog.epochImages(jobId, epoch).map((img) => this.storedImage(img, replicas));
-    const want = topUp ? (image: StoredImage) => this.wanted(image) : this.c.config.imageReplicas;
-    const plan = planReplicas(images, this.c.hosts.all(), want, existing, exclude);
+    const plan = this.plan(jobId, epoch, topUp);
     if (plan.short.length > 0 && (!topUp || plan.copies.size > 0)) {
       this.c.event('checkpoint.replicas-short', `job ${jobId}: epoch ${epoch}: ${plan.short.join('; ')}`, { jobId });
     }
