@@ -106,7 +106,7 @@ describe('a job with automatic restarts that loses a host', () => {
     expect(ended(got)).toEqual([]);
     expect(notices(got)).toEqual([
       'ranks 2,3 lost: host b is down and did not come back within 30000 ms; restarting it from epoch 1 on the live hosts (automatic restarts left: 1)',
-      'restarted from epoch 1 on a,c',
+      'restarted from epoch 1 on a,c; output the ranks wrote after epoch 1 is written again',
     ]);
 
     // The restarted job ends as any job does, and its followers hear it.

@@ -117,7 +117,8 @@ export class AutoRestarts {
         const r = await this.c.moves.restart(jobId, { held: true, keepInPlace: true, epoch: from });
         const hosts = [...new Set(r.moves?.map((m) => m.to_host) ?? [])].join(',');
         this.c.event('job.auto-restarted', `job ${jobId}: restarted from epoch ${from} on ${hosts}`, { jobId });
-        this.c.jobs.notify(jobId, `restarted from epoch ${from} on ${hosts}`);
+        // The ranks run again from the epoch's state: what they printed after it comes again (a rollback).
+        this.c.jobs.notify(jobId, `restarted from epoch ${from} on ${hosts}; output the ranks wrote after epoch ${from} is written again`);
       } catch (err) {
         const why = `the automatic restart from epoch ${from} failed: ${errorMessage(err)}`;
         this.c.event('job.auto-restart-failed', `job ${jobId}: ${why}`, { jobId });
