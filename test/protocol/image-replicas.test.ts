@@ -298,6 +298,13 @@ describe('planReplicas', () => {
     });
   });
 
+  it("copies nothing to a host that sees a replica's store already (its holder being down)", () => {
+    const hosts = [host('a', 'sa'), host('r', 'sr', 'down'), host('r2', 'sr'), host('z', 'sz')];
+    const img = { ...image(0, 'a', 'sa'), replicaHosts: ['r'] };
+    // One live copy wanted besides the original: r2 reads r's store, so none is made.
+    expect(plan([img], hosts, 1, new Map()).copies).toEqual({});
+  });
+
   it('leaves out a host where a restart copy of the image waits for removal', () => {
     const hosts = [host('a', 'sa'), host('b', 'sb'), host('c', 'sc')];
     expect(plan([image(0, 'a', 'sa')], hosts, 1, new Map(), new Map([[0, ['b']]])).copies).toEqual({ c: [0] });

@@ -79,6 +79,12 @@ export function planReplicas(
         count = want; // no source for any host
         break;
       }
+      if (choice.inPlace) {
+        // It sees a replica's store already (its holder is down): that copy is reachable, nothing to make.
+        stores.add(storeOf(host, host.name));
+        count++;
+        continue;
+      }
       copies.set(host.name, [...(copies.get(host.name) ?? []), choice.source]);
       stores.add(storeOf(host, host.name));
       count++;
