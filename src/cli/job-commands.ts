@@ -106,12 +106,15 @@ function deletedJson(d: DeleteJobReply) {
     purged: d.purged,
     logHosts: d.log_hosts,
     logBytesRemoved: Number(d.log_bytes_removed),
+    replicasRemoved: d.replicas_removed,
+    replicaBytesRemoved: Number(d.replica_bytes_removed),
   };
 }
 
 function deletedLine(d: DeleteJobReply): string {
   const epochs = d.epochs.length === 0 ? 'no committed epochs' : `epoch${d.epochs.length > 1 ? 's' : ''} ${d.epochs.join(', ')}`;
   let line = `job ${d.job_id} deleted with ${epochs}: ${d.images_removed} image${d.images_removed === 1 ? '' : 's'} removed (${formatBytes(d.bytes_removed)})`;
+  if (d.replicas_removed > 0) line += `, ${d.replicas_removed} replica${d.replicas_removed === 1 ? '' : 's'} on other hosts (${formatBytes(Number(d.replica_bytes_removed))})`;
   if (d.log_hosts > 0) line += `, output logs on ${d.log_hosts} host${d.log_hosts === 1 ? '' : 's'} (${formatBytes(Number(d.log_bytes_removed))})`;
   if (d.images_waiting > 0) {
     line +=

@@ -76,6 +76,7 @@ describe('image replicas', { timeout: 300_000 }, () => {
     const del = await c.ferry(['delete', 'rep'], { timeoutMs: RUN_TIMEOUT_MS });
     expect(del.code, del.stderr).toBe(0);
     expect(del.stdout).toMatch(/1 waits for host host1: removed when it registers again/);
+    expect(del.stdout).toMatch(/, \d+ replicas on other hosts \(\d/);
     expect(existsSync(join(host2.imagesDir, 'rep', '1'))).toBe(false);
     expect(existsSync(join(host3.imagesDir, 'rep', '1'))).toBe(false);
   });

@@ -265,6 +265,8 @@ describe('image replicas', () => {
     const del = await settle(h.coordinator!.retention.deleteJob('j', true));
     expect(del.error).toBeUndefined();
     expect(del.value!.waiting_hosts).toEqual(['c']);
+    // Removed at once: ranks 0,1 on b and the copies of 2,3 that d made when c went down (images of 1000-1003 bytes).
+    expect([del.value!.replicas_removed, Number(del.value!.replica_bytes_removed)]).toEqual([4, 4006]);
     expect(h.catalog!.deletedJobs()).toEqual(['j']);
     startAgent('c');
     await advance(2_000);

@@ -110,11 +110,16 @@ export class EpochRetention {
       this.c.event('job.delete', `job ${jobId} (${job.state}) deleted by the operator${epochs.length > 0 ? ` with epoch${epochs.length > 1 ? 's' : ''} ${epochs.join(',')}` : ''}`, { jobId });
       // Its images, and any an earlier retention left waiting for a host.
       const all = this.c.catalog.imagesToRemove(jobId);
+      const replicaKey = (r: { epoch: number; rank: number; host: string }) => `${r.epoch}/${r.rank}@${r.host}`;
+      const replicas = this.c.catalog.replicasToRemove(jobId);
       await this.removeImages(jobId);
       const left = this.c.catalog.imagesToRemove(jobId);
       const isLeft = new Set(left.map((i) => `${i.epoch}/${i.rank}`));
       const removed = all.filter((i) => !isLeft.has(`${i.epoch}/${i.rank}`));
       const replicasLeft = this.c.catalog.replicasToRemove(jobId); // on hosts that are down
+      const isReplicaLeft = new Set(replicasLeft.map(replicaKey));
+      const replicasRemoved = replicas.filter((r) => !isReplicaLeft.has(replicaKey(r)));
+      const sizeOf = (r: { epoch: number; rank: number }) => all.find((i) => i.epoch === r.epoch && i.rank === r.rank)?.sizeBytes ?? 0;
       this.purge(jobId); // (removeImages purges it already when it removed the last image)
       const purged = !this.c.catalog.deletedJobs().includes(jobId);
       const logs = await this.removeLogs(jobId);
@@ -125,6 +130,8 @@ export class EpochRetention {
         bytes_removed: removed.reduce((n, i) => n + i.sizeBytes, 0),
         log_hosts: logs.hosts,
         log_bytes_removed: logs.bytes,
+        replicas_removed: replicasRemoved.length,
+        replica_bytes_removed: replicasRemoved.reduce((n, r) => n + sizeOf(r), 0),
         images_waiting: left.length + replicasLeft.length,
         waiting_hosts: [...new Set([...left.map((i) => i.host), ...replicasLeft.map((r) => r.host)])].sort(),
         purged,
