@@ -84,6 +84,8 @@ export async function operatorCommand(name: string, argv: string[]): Promise<num
               hostsUnknown: s.hosts_unknown,
               jobsRunning: s.jobs_running,
               ranksRunning: s.ranks_running,
+              keepEpochs: s.keep_epochs,
+              imageReplicas: s.image_replicas,
               hosts: hosts.map(hostJson),
             },
             null,
@@ -94,7 +96,9 @@ export async function operatorCommand(name: string, argv: string[]): Promise<num
         out(
           `coordinator ${addr} (instance ${s.coordinator_instance}, ferry ${s.version}, up since ${formatTime(s.started_ms)})\n` +
             `hosts: ${s.hosts_up} up, ${s.hosts_down} down, ${s.hosts_unknown} not yet re-registered\n` +
-            `jobs running: ${s.jobs_running}, ranks running: ${s.ranks_running}\n\n` +
+            `jobs running: ${s.jobs_running}, ranks running: ${s.ranks_running}\n` +
+            `checkpoints: a job keeps its ${s.keep_epochs} newest epochs unless it says otherwise; ` +
+            `${s.image_replicas === 0 ? 'no copies of images on other hosts' : `${s.image_replicas} cop${s.image_replicas === 1 ? 'y' : 'ies'} of each image on other hosts`}\n\n` +
             hostsTable(hosts),
         );
       }

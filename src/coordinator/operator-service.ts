@@ -42,6 +42,8 @@ export class OperatorService {
             ranks_running: hosts.reduce((n, h) => n + (h.state === 'up' ? h.runningRanks : 0), 0),
             listen: this.c.config.listen,
             version: FERRY_VERSION,
+            keep_epochs: this.c.config.keepEpochs,
+            image_replicas: this.c.config.imageReplicas,
           },
         };
       }

@@ -42,6 +42,7 @@ describe('image replicas', { timeout: 300_000 }, () => {
   it('restart a job whose host died with its disk, by itself, with the same result; ferry delete removes them', async () => {
     const [, host2, host3] = c.hosts;
     expect(new Set(c.hosts.map((h) => h.imagesDir)).size).toBe(3);
+    expect(await ferryOk(['status'])).toMatch(/\ncheckpoints: a job keeps its 2 newest epochs unless it says otherwise; 1 copy of each image on other hosts\n/);
     const reference = await c.ferry(['run', '-n', '2', '--hosts', 'host1', '--job-id', 'ref', jacobi, ...JACOBI], { timeoutMs: RUN_TIMEOUT_MS });
     expect(reference.code, reference.stderr).toBe(0);
 
