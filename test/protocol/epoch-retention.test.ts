@@ -204,7 +204,7 @@ describe('ferry delete', () => {
   it('deletes a job that never checkpointed: nothing to remove, gone at once', async () => {
     await endJob(0);
     const { value } = await settle(h.coordinator!.retention.deleteJob('j', false));
-    expect(value).toEqual({ job_id: 'j', epochs: [], images_removed: 0, bytes_removed: 0, images_waiting: 0, waiting_hosts: [], purged: true, log_hosts: 0, log_bytes_removed: 0 });
+    expect(value).toEqual({ job_id: 'j', epochs: [], images_removed: 0, bytes_removed: 0, images_waiting: 0, waiting_hosts: [], purged: true, log_hosts: 0, log_bytes_removed: 0, replicas_removed: 0, replica_bytes_removed: 0 });
     expect(h.catalog!.getJob('j')).toBeUndefined();
     const unknown = await settle(h.coordinator!.retention.deleteJob('j', false));
     expect(unknown.error!.code).toBe(ErrorCode.UNKNOWN_JOB);
@@ -220,7 +220,7 @@ describe('ferry delete', () => {
     expect(bytes).toBeGreaterThan(0);
     const { value, error } = await settle(h.coordinator!.retention.deleteJob('j', false));
     expect(error).toBeUndefined();
-    expect(value).toEqual({ job_id: 'j', epochs: [2, 3], images_removed: 8, bytes_removed: bytes, images_waiting: 0, waiting_hosts: [], purged: true, log_hosts: 0, log_bytes_removed: 0 });
+    expect(value).toEqual({ job_id: 'j', epochs: [2, 3], images_removed: 8, bytes_removed: bytes, images_waiting: 0, waiting_hosts: [], purged: true, log_hosts: 0, log_bytes_removed: 0, replicas_removed: 0, replica_bytes_removed: 0 });
     expect(discards('a')).toEqual([[1, [0, 1]], [2, [0, 1]], [3, [0, 1]]]);
     expect(discards('b')).toEqual([[1, [2, 3]], [2, [2, 3]], [3, [2, 3]]]);
     expect(h.catalog!.getJob('j')).toBeUndefined();
