@@ -2,12 +2,11 @@
 // sort examples on 4 ranks over 2 hosts, checkpointed, stopped, restarted
 // elsewhere, migrated and drained, each compared bit for bit with an
 // uninterrupted run of the same size; and what happens when things fail.
-import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FERRY_CLI, startTestCluster, type FerryResult, type TestCluster } from '../helpers/cluster.js';
-import { checksumLine, ferryOkOn } from '../helpers/e2e-run.js';
+import { startTestCluster, type FerryResult, type TestCluster } from '../helpers/cluster.js';
+import { buildExample, checksumLine, ferryOkOn } from '../helpers/e2e-run.js';
 
 // Sized to run for seconds on 4 ranks here, so that every step lands mid-run.
 const JACOBI = ['jacobi', '512', '12000'];
@@ -48,11 +47,7 @@ function rank0Output(jobId: string): string {
 
 beforeAll(async () => {
   c = await startTestCluster({ hosts: 3, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500, env: { FERRY_FAULT_DUMP_DELAY_MS: String(DUMP_DELAY_MS) } });
-  bin = join(c.tempDir, 'bin');
-  mkdirSync(bin, { recursive: true });
-  for (const name of ['jacobi', 'sort']) {
-    execFileSync(process.execPath, [FERRY_CLI, 'mpicc', '-O2', '-ffp-contract=off', '-o', join(bin, name), `examples/${name}.c`], { stdio: 'inherit' });
-  }
+  for (const name of ['jacobi', 'sort']) bin = dirname(buildExample(c, name));
   // Uninterrupted runs of the same sizes, in this cluster.
   for (const [id, example] of [['ref-jacobi', JACOBI], ['ref-sort', SORT]] as const) {
     const r = await start(id, [...example]);

@@ -6,12 +6,11 @@
 // out of reach (agent and every process in its namespace killed): the job is
 // restarted from the replicas by itself, and the same `ferry run` prints the
 // uninterrupted run's result. `ferry delete` then removes the replicas.
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FERRY_CLI, startTestCluster, type TestCluster } from '../helpers/cluster.js';
-import { checksumLine, ferryOkOn } from '../helpers/e2e-run.js';
+import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { buildExample, checksumLine, ferryOkOn } from '../helpers/e2e-run.js';
 import { MANIFEST_FILE_NAME } from '../../src/images/image-paths.js';
 
 // A few seconds on 2 ranks here: the checkpoint lands mid-run.
@@ -28,10 +27,7 @@ const epochs = async (jobId: string) => JSON.parse(await ferryOk(['epochs', jobI
 
 beforeAll(async () => {
   c = await startTestCluster({ hosts: 3, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500, hostRejoinGraceMs: 3_000, imageReplicas: 1 });
-  const bin = join(c.tempDir, 'bin');
-  mkdirSync(bin, { recursive: true });
-  jacobi = join(bin, 'jacobi');
-  execFileSync(process.execPath, [FERRY_CLI, 'mpicc', '-O2', '-ffp-contract=off', '-o', jacobi, 'examples/jacobi.c'], { stdio: 'inherit' });
+  jacobi = buildExample(c, 'jacobi');
 }, 120_000);
 
 afterAll(async () => {

@@ -7,12 +7,11 @@
 // Then a job started with --auto-restart loses its host (agent and ranks
 // killed): the coordinator restarts it from its last epoch on the live hosts
 // by itself, and the same `ferry run` prints the uninterrupted run's result.
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FERRY_CLI, startTestCluster, type TestCluster } from '../helpers/cluster.js';
-import { checksumLine, ferryOkOn } from '../helpers/e2e-run.js';
+import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { buildExample, checksumLine, ferryOkOn } from '../helpers/e2e-run.js';
 import { IMAGE_STORE_ID_FILE } from '../../src/images/image-store-id.js';
 import { MANIFEST_FILE_NAME } from '../../src/images/image-paths.js';
 
@@ -31,10 +30,7 @@ async function jobState(jobId: string): Promise<string> {
 
 beforeAll(async () => {
   c = await startTestCluster({ hosts: 3, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500, hostRejoinGraceMs: 3_000, sharedImages: [['host1', 'host2']] });
-  const bin = join(c.tempDir, 'bin');
-  mkdirSync(bin, { recursive: true });
-  jacobi = join(bin, 'jacobi');
-  execFileSync(process.execPath, [FERRY_CLI, 'mpicc', '-O2', '-ffp-contract=off', '-o', jacobi, 'examples/jacobi.c'], { stdio: 'inherit' });
+  jacobi = buildExample(c, 'jacobi');
 }, 120_000);
 
 afterAll(async () => {

@@ -1,7 +1,11 @@
-// What the end-to-end tests read from a run: the checksum line an example
-// prints (rank tag removed), and ferry commands that must succeed.
+// What the end-to-end tests share: examples built with ferry mpicc, the
+// checksum line an example prints (rank tag removed), and ferry commands that
+// must succeed.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { expect } from 'vitest';
-import type { TestCluster } from './cluster.js';
+import { FERRY_CLI, type TestCluster } from './cluster.js';
 
 /** The `NAME: ... checksum=0x...` line of an example's output, without its `[rank]` tag; `context` goes into the error. */
 export function checksumLine(out: string, context = ''): string {
@@ -17,4 +21,13 @@ export function ferryOkOn(c: () => TestCluster, timeoutMs: number): (args: strin
     expect(r.code, `ferry ${args.join(' ')}: ${r.stderr}\n${c().logTails(20)}`).toBe(0);
     return r.stdout;
   };
+}
+
+/** Builds examples/NAME.c with `ferry mpicc` into the cluster's bin directory (as the e2e runs compare bit for bit: no FMA contraction); the path. */
+export function buildExample(c: TestCluster, name: string): string {
+  const bin = join(c.tempDir, 'bin');
+  mkdirSync(bin, { recursive: true });
+  const out = join(bin, name);
+  execFileSync(process.execPath, [FERRY_CLI, 'mpicc', '-O2', '-ffp-contract=off', '-o', out, `examples/${name}.c`], { stdio: 'inherit' });
+  return out;
 }
