@@ -22,7 +22,7 @@
 import { RoundStep, type ImageSourceInit } from '../../gen/proto.js';
 import { errorMessage } from '../../common/ferry-error.js';
 import { tracer } from '../../common/trace.js';
-import { EPOCH_COMMITTED, type EpochImageRow } from '../catalog-types.js';
+import { EPOCH_COMMITTED, type EpochImageRow, type ImageReplicaRow } from '../catalog-types.js';
 import type { Coordinator } from '../coordinator.js';
 import { describeRoundFailure, runRound } from '../round-runner.js';
 import { chooseImageSource, seesImage, type ImageSourceHost, type StoredImage } from './image-source-choice.js';
@@ -94,6 +94,13 @@ export function planReplicas(
   return { copies, short };
 }
 
+/** rank -> the hosts of these replica rows. */
+function hostsByRank(rows: readonly ImageReplicaRow[]): Map<number, string[]> {
+  const out = new Map<number, string[]>();
+  for (const r of rows) out.set(r.rank, [...(out.get(r.rank) ?? []), r.host]);
+  return out;
+}
+
 /** Hosts of one store hold one copy between them; a host with no store id is its own. */
 function storeOf(host: ImageSourceHost | undefined, name: string): string {
   return host?.imageStore ? `store:${host.imageStore}` : `host:${name}`;
@@ -150,15 +157,6 @@ export class ImageReplication {
     return this.c.config.imageReplicas + (originalLive ? 0 : 1);
   }
 
-  /** rank -> hosts not down holding a stored replica of the epoch's images. */
-  private liveReplicas(jobId: string, epoch: number): Map<number, string[]> {
-    const out = new Map<number, string[]>();
-    for (const r of this.c.catalog.epochReplicas(jobId, epoch)) {
-      if (r.state === 'stored' && this.c.hosts.get(r.host)?.state !== 'down') out.set(r.rank, [...(out.get(r.rank) ?? []), r.host]);
-    }
-    return out;
-  }
-
   /** Whether some image of the epoch has fewer live copies than wanted, and a live host could take one. */
   private short(jobId: string, epoch: number): boolean {
     return this.plan(jobId, epoch, true).copies.size > 0;
@@ -166,14 +164,14 @@ export class ImageReplication {
 
   /** Which host copies which image of the epoch now (`topUp`: counting live copies only). */
   private plan(jobId: string, epoch: number, topUp: boolean): ReplicaPlan {
-    const add = (m: Map<number, string[]>, rank: number, host: string) => m.set(rank, [...(m.get(rank) ?? []), host]);
-    // Hosts with a row copy nothing more; only live stored copies count when topping up.
-    const rows = new Map<number, string[]>();
-    for (const r of this.c.catalog.epochReplicas(jobId, epoch)) add(rows, r.rank, r.host);
-    const exclude = new Map([...rows].map(([rank, hosts]) => [rank, [...hosts]]));
-    for (const x of this.c.catalog.restartCopies()) if (x.jobId === jobId && x.epoch === epoch) add(exclude, x.rank, x.host);
-    const existing = topUp ? this.liveReplicas(jobId, epoch) : rows;
-    const replicas = this.storedHosts(jobId, epoch);
+    const rows = this.c.catalog.epochReplicas(jobId, epoch);
+    // Hosts with a row copy nothing more, nor those where a restart's copy waits for removal.
+    const exclude = hostsByRank(rows);
+    for (const x of this.c.catalog.restartCopies()) if (x.jobId === jobId && x.epoch === epoch) exclude.set(x.rank, [...(exclude.get(x.rank) ?? []), x.host]);
+    const stored = rows.filter((r) => r.state === 'stored');
+    // Topping up, only stored copies on hosts not down count; else every row does.
+    const existing = topUp ? hostsByRank(stored.filter((r) => this.c.hosts.get(r.host)?.state !== 'down')) : hostsByRank(rows);
+    const replicas = hostsByRank(stored);
     const images = this.c.catalog.epochImages(jobId, epoch).map((img) => this.storedImage(img, replicas));
     const want = topUp ? (image: StoredImage) => this.wanted(image) : this.c.config.imageReplicas;
     return planReplicas(images, this.c.hosts.all(), want, existing, exclude);
@@ -181,9 +179,7 @@ export class ImageReplication {
 
   /** The stored replicas of an epoch's images: rank -> hosts. */
   storedHosts(jobId: string, epoch: number): Map<number, string[]> {
-    const out = new Map<number, string[]>();
-    for (const r of this.c.catalog.epochReplicas(jobId, epoch)) if (r.state === 'stored') out.set(r.rank, [...(out.get(r.rank) ?? []), r.host]);
-    return out;
+    return hostsByRank(this.c.catalog.epochReplicas(jobId, epoch).filter((r) => r.state === 'stored'));
   }
 
   /** An epoch's image as the source choice sees it, with its stored replicas. */
