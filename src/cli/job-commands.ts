@@ -119,7 +119,8 @@ function deletedLine(d: DeleteJobReply): string {
   if (d.images_waiting > 0) {
     line +=
       `; ${d.images_waiting} wait${d.images_waiting === 1 ? 's' : ''} for host${d.waiting_hosts.length > 1 ? 's' : ''} ${d.waiting_hosts.join(', ')}: ` +
-      `removed when it registers again (ferry events --job ${d.job_id} says why), and the job leaves the catalog then`;
+      `removed when it registers again (ferry events --job ${d.job_id} says why), and the job leaves the catalog then ` +
+      `(\`ferry forget HOST\` if it is gone for good)`;
   }
   return line;
 }

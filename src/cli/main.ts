@@ -7,6 +7,7 @@ import { doctorCommand } from './doctor-command.js';
 import { inspectCommand } from './inspect-command.js';
 import { cancelCommand, deleteCommand } from './job-commands.js';
 import { mpiccCommand } from './mpicc-command.js';
+import { forgetCommand } from './forget-command.js';
 import { drainCommand, migrateCommand, restartCommand } from './move-commands.js';
 import { operatorCommand } from './operator-commands.js';
 import { rankExecCommand } from './rank-exec-command.js';
@@ -38,6 +39,7 @@ operators (--coordinator tcp://ADDR:PORT, or FERRY_COORDINATOR; --json for machi
   restart JOB [--epoch E] [--hosts a,b | --map 0=a,1=b]   restart a stopped job from a committed epoch
   migrate JOB --rank R --to HOST                          move one rank of a running job
   drain HOST             move every rank off a host
+  forget HOST            a host that is down is gone for good: stop waiting for it, say which checkpoints went with it
   inspect DIR [--json]   decode one rank's image: process tree, memory, the files it needs
   run -n N [--hosts a,b | --hostfile F] [--raw] [--checkpoint-every 10m] [--keep-epochs N] [--auto-restart N] PROGRAM ARGS...
                          run a job and follow it to its end; output lines tagged [RANK] (--raw: untagged)
@@ -90,6 +92,8 @@ async function main(argv: string[]): Promise<number> {
       return migrateCommand(rest);
     case 'drain':
       return drainCommand(rest);
+    case 'forget':
+      return forgetCommand(rest);
     case 'inspect':
       return inspectCommand(rest);
     case 'doctor':

@@ -283,6 +283,15 @@ export const CATALOG_MIGRATIONS: readonly CatalogMigration[] = [
       `);
     },
   },
+  {
+    version: 14,
+    description: 'forgotten hosts: gone for good, said the operator (ferry forget)',
+    up: (db) => {
+      // forgotten_ms NULL = a host like any other. A forgotten host's row stays (its jobs' ranks name it)
+      // but no list shows it; it comes back as a new host if an agent registers under its name again.
+      db.exec(`ALTER TABLE hosts ADD COLUMN forgotten_ms INTEGER;`);
+    },
+  },
 ];
 
 /** The schema version this build of Ferry writes. */

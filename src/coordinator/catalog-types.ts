@@ -17,8 +17,15 @@ export const EPOCH_COMMITTED = 'committed';
 export const EPOCH_ABORTED = 'aborted';
 /** A committed epoch the job's retention no longer keeps: never restored again, its images removed host by host. */
 export const EPOCH_DELETED = 'deleted';
+/**
+ * A committed epoch one of whose images is gone with a host the operator forgot (ferry forget): never
+ * restored again, the images it has left are removed like a deleted epoch's.
+ */
+export const EPOCH_LOST = 'lost';
 /** States in which an epoch runs no protocol step; any other state is "in flight". */
-export const EPOCH_TERMINAL_STATES: readonly string[] = [EPOCH_COMMITTED, EPOCH_ABORTED, EPOCH_DELETED];
+export const EPOCH_TERMINAL_STATES: readonly string[] = [EPOCH_COMMITTED, EPOCH_ABORTED, EPOCH_DELETED, EPOCH_LOST];
+/** States whose images (and replicas) are removed host by host, then forgotten. */
+export const EPOCH_REMOVED_STATES: readonly string[] = [EPOCH_DELETED, EPOCH_LOST];
 
 export interface HostRegistration {
   name: string;
@@ -39,6 +46,20 @@ export interface HostRow extends HostRegistration {
   stateChangedMs: number;
   /** When the catalog first heard of this host (its first registration). */
   firstSeenMs: number;
+}
+
+/** What forgetting a host lost (Catalog.forgetHost). */
+export interface ForgottenHost {
+  /** Images of committed epochs that were there only; `replicated`: a stored replica elsewhere keeps the epoch. */
+  lostImages: { jobId: string; epoch: number; rank: number; replicated: boolean }[];
+  /** Committed epochs now 'lost', with the ranks whose images had no other copy. */
+  lostEpochs: { jobId: string; epoch: number; ranks: number[] }[];
+  /** Replicas that were on it (their rows are gone). */
+  droppedReplicas: number;
+  /** Restart copies and unfinished migrations' copies that were on it. */
+  droppedCopies: number;
+  /** Its image store when other hosts share it (then its images are not lost), else ''. */
+  sharedStore: string;
 }
 
 export interface JobSpec {

@@ -18,7 +18,9 @@ import { CATALOG_SCHEMA_VERSION, migrateCatalog, newerSchemaError, readSchemaVer
 import {
   EPOCH_COMMITTED,
   EPOCH_DELETED,
+  EPOCH_LOST,
   EPOCH_PREPARING,
+  EPOCH_REMOVED_STATES,
   EPOCH_TERMINAL_STATES,
   JOB_ENDED_STATES,
   type EpochImageFile,
@@ -29,6 +31,7 @@ import {
   type EventInput,
   type EventQuery,
   type EventRow,
+  type ForgottenHost,
   type HostCatalogState,
   type HostRegistration,
   type HostRow,
@@ -154,6 +157,77 @@ export class Catalog {
 
   listHosts(): HostRow[] {
     return (this.st.listHosts.all() as Row[]).map(hostRow);
+  }
+
+  /**
+   * The operator says `name` is gone for good (ferry forget), in one durable
+   * transaction. What only it held is lost:
+   * - images it was the only reader of (its own, or its image store's when no
+   *   other host shares that store) are marked removed, whatever their epoch;
+   * - a committed epoch that loses an image without a stored replica elsewhere
+   *   becomes 'lost' (never restored; its other images are removed);
+   * - its replicas, the restart copies on it and migrations to it that had not
+   *   stopped their rank yet are forgotten (their files went with it).
+   * The host's row stays (ranks name it), left out of listHosts() until an
+   * agent registers under that name again.
+   */
+  forgetHost(name: string, atMs: number): ForgottenHost {
+    requireMs(atMs, 'atMs');
+    return this.durably(() => {
+      const host = this.st.getHost.get(name) as Row | undefined;
+      if (!host || host.forgotten_ms !== null) throw new FerryError(ErrorCode.UNKNOWN_HOST, `host "${name}" is not known to the coordinator`);
+      const store = host.image_store as string;
+      const shared = store !== '' && this.st.storeSharers.all(store, name).length > 0;
+      const replicas = (this.st.replicasOnHost.all(name) as Row[]).map(replicaRow);
+      this.st.deleteReplicasOnHost.run(name);
+      const lostImages: ForgottenHost['lostImages'] = [];
+      const lostEpochs = new Map<string, ForgottenHost['lostEpochs'][number]>();
+      if (!shared) {
+        for (const r of this.st.imagesSeenBy.all({ name, store }) as Row[]) {
+          const jobId = r.job_id as string;
+          const epoch = r.epoch as number;
+          const rank = r.rank as number;
+          this.st.markImageRemoved.run({ jobId, epoch, rank, atMs });
+          if (r.epoch_state !== EPOCH_COMMITTED) continue;
+          const replicated = this.st.storedReplicaOf.get(jobId, epoch, rank) !== undefined;
+          lostImages.push({ jobId, epoch, rank, replicated });
+          if (replicated) continue;
+          const key = `${jobId}/${epoch}`;
+          const lost = lostEpochs.get(key) ?? { jobId, epoch, ranks: [] };
+          lost.ranks.push(rank);
+          lostEpochs.set(key, lost);
+        }
+      }
+      // Committed epochs whose only other copy of an image was a replica there.
+      for (const rp of replicas) {
+        const key = `${rp.jobId}/${rp.epoch}`;
+        if (rp.state !== 'stored' || lostEpochs.get(key)?.ranks.includes(rp.rank)) continue;
+        const epoch = this.st.getEpoch.get(rp.jobId, rp.epoch) as Row | undefined;
+        const original = (this.st.epochImages.all(rp.jobId, rp.epoch) as Row[]).find((i) => i.rank === rp.rank);
+        if (epoch?.state !== EPOCH_COMMITTED || !original || original.removed_ms === null) continue;
+        if (this.st.storedReplicaOf.get(rp.jobId, rp.epoch, rp.rank) !== undefined) continue;
+        const lost = lostEpochs.get(key) ?? { jobId: rp.jobId, epoch: rp.epoch, ranks: [] };
+        lost.ranks.push(rp.rank);
+        lostEpochs.set(key, lost);
+      }
+      for (const e of lostEpochs.values()) {
+        e.ranks.sort((a, b) => a - b);
+        const detail = `lost: the image${e.ranks.length > 1 ? 's' : ''} of rank${e.ranks.length > 1 ? 's' : ''} ${e.ranks.join(',')} had no copy but on host ${name}, which the operator forgot`;
+        this.st.setEpochState.run({ jobId: e.jobId, epoch: e.epoch, state: EPOCH_LOST, atMs, detail });
+        this.st.insertPhase.run({ jobId: e.jobId, epoch: e.epoch, state: EPOCH_LOST, atMs, detail });
+      }
+      const restartCopies = this.st.deleteRestartCopiesOnHost.run(name).changes;
+      const moves = this.st.deleteUnstoppedMovesTo.run(name).changes;
+      this.st.forgetHost.run({ name, atMs });
+      trace(`host ${name} forgotten: ${lostImages.length} images, ${lostEpochs.size} epochs lost, ${replicas.length} replicas`);
+      return {
+        lostImages,
+        lostEpochs: [...lostEpochs.values()],
+        droppedReplicas: replicas.length,
+        droppedCopies: restartCopies + moves,
+        sharedStore: shared ? store : '',
+      };
+    });
   }
 
   // ---- jobs --------------------------------------------------------------
@@ -497,16 +571,16 @@ export class Catalog {
   purgeJob(jobId: string): boolean {
     return this.durably(() => {
       if (!this.st.getDeletedJob.get(jobId)) return false;
-      if (this.st.imagesToRemoveOfJob.all(EPOCH_DELETED, jobId).length > 0) return false;
+      if (this.st.imagesToRemoveOfJob.all(jobId).length > 0) return false;
       if (this.st.restartCopiesOfJob.get(jobId)) return false; // a restart's copy still to remove
       if (this.st.replicasOfJob.get(jobId)) return false; // a replica still to remove
       return this.st.purgeJob.run(jobId).changes > 0;
     });
   }
 
-  /** Images of deleted epochs whose files no agent has removed yet (of one job, or of all). */
+  /** Images of deleted (or lost) epochs whose files no agent has removed yet (of one job, or of all). */
   imagesToRemove(jobId?: string): EpochImageRow[] {
-    const rows = (jobId ? this.st.imagesToRemoveOfJob.all(EPOCH_DELETED, jobId) : this.st.imagesToRemove.all(EPOCH_DELETED)) as Row[];
+    const rows = (jobId ? this.st.imagesToRemoveOfJob.all(jobId) : this.st.imagesToRemove.all()) as Row[];
     return rows.map(imageRow);
   }
 
@@ -573,7 +647,7 @@ export class Catalog {
    * making right now).
    */
   replicasToRemove(jobId?: string): ImageReplicaRow[] {
-    const rows = (jobId ? this.st.replicasToRemoveOfJob.all(EPOCH_DELETED, jobId) : this.st.replicasToRemove.all(EPOCH_DELETED)) as Row[];
+    const rows = (jobId ? this.st.replicasToRemoveOfJob.all(jobId) : this.st.replicasToRemove.all()) as Row[];
     return rows.map(replicaRow);
   }
 
@@ -753,6 +827,7 @@ function prepareStatements(db: Database.Database) {
   const epochCols = 'job_id, epoch, state, started_ms, updated_ms, committed_ms, detail';
   const terminal = EPOCH_TERMINAL_STATES.map((s) => `'${s}'`).join(', ');
   const ended = JOB_ENDED_STATES.map((s) => `'${s}'`).join(', ');
+  const removed = EPOCH_REMOVED_STATES.map((s) => `'${s}'`).join(', ');
   return {
     upsertHost: p(`
       INSERT INTO hosts (name, address, cpus, criu_version, criu_check_ok, criu_check_detail, agent_instance,
@@ -763,14 +838,25 @@ function prepareStatements(db: Database.Database) {
         address = excluded.address, cpus = excluded.cpus, criu_version = excluded.criu_version,
         criu_check_ok = excluded.criu_check_ok, criu_check_detail = excluded.criu_check_detail,
         agent_instance = excluded.agent_instance, registered_ms = excluded.registered_ms,
-        image_store = excluded.image_store,
+        image_store = excluded.image_store, forgotten_ms = NULL,
         state_changed_ms = CASE WHEN hosts.state = 'up' THEN hosts.state_changed_ms ELSE excluded.registered_ms END,
         state = 'up'`),
     setHostState: p(`
       UPDATE hosts SET state_changed_ms = CASE WHEN state = @state THEN state_changed_ms ELSE @atMs END, state = @state
       WHERE name = @name`),
     getHost: p('SELECT * FROM hosts WHERE name = ?'),
-    listHosts: p('SELECT * FROM hosts ORDER BY name'),
+    listHosts: p('SELECT * FROM hosts WHERE forgotten_ms IS NULL ORDER BY name'),
+    forgetHost: p("UPDATE hosts SET forgotten_ms = @atMs, state = 'down', state_changed_ms = @atMs WHERE name = @name"),
+    storeSharers: p("SELECT name FROM hosts WHERE image_store = ? AND image_store != '' AND name != ? AND forgotten_ms IS NULL"),
+    imagesSeenBy: p(`
+      SELECT i.*, e.state AS epoch_state FROM epoch_images i JOIN epochs e USING (job_id, epoch)
+      WHERE i.removed_ms IS NULL AND ((i.image_store = '' AND i.host = @name) OR (i.image_store != '' AND i.image_store = @store))
+      ORDER BY i.job_id, i.epoch, i.rank`),
+    replicasOnHost: p('SELECT * FROM image_replicas WHERE host = ? ORDER BY job_id, epoch, rank'),
+    storedReplicaOf: p("SELECT 1 FROM image_replicas WHERE job_id = ? AND epoch = ? AND rank = ? AND state = 'stored' LIMIT 1"),
+    deleteReplicasOnHost: p('DELETE FROM image_replicas WHERE host = ?'),
+    deleteRestartCopiesOnHost: p('DELETE FROM restart_copies WHERE host = ?'),
+    deleteUnstoppedMovesTo: p('DELETE FROM rank_moves WHERE to_host = ? AND stopped = 0'),
 
     createJob: p(`
       INSERT INTO jobs (id, state, world_size, argv_json, cwd, env_json, created_ms, checkpoint_every_ms, keep_epochs, auto_restarts)
@@ -799,10 +885,10 @@ function prepareStatements(db: Database.Database) {
     replicasOfJob: p('SELECT 1 FROM image_replicas WHERE job_id = ? LIMIT 1'),
     replicasToRemove: p(`
       SELECT r.* FROM image_replicas r JOIN epochs e USING (job_id, epoch)
-      WHERE e.state = ? OR r.state = 'copying' ORDER BY r.job_id, r.epoch, r.host, r.rank`),
+      WHERE e.state IN (${removed}) OR r.state = 'copying' ORDER BY r.job_id, r.epoch, r.host, r.rank`),
     replicasToRemoveOfJob: p(`
       SELECT r.* FROM image_replicas r JOIN epochs e USING (job_id, epoch)
-      WHERE (e.state = ? OR r.state = 'copying') AND r.job_id = ? ORDER BY r.epoch, r.host, r.rank`),
+      WHERE (e.state IN (${removed}) OR r.state = 'copying') AND r.job_id = ? ORDER BY r.epoch, r.host, r.rank`),
     deleteReplica: p('DELETE FROM image_replicas WHERE job_id = @jobId AND epoch = @epoch AND rank = @rank AND host = @host'),
     setBranch: p('UPDATE jobs SET branch_from = ?, branch_at = ? WHERE id = ?'),
     purgeJob: p('DELETE FROM jobs WHERE id = ? AND deleted_ms IS NOT NULL'),
@@ -841,10 +927,10 @@ function prepareStatements(db: Database.Database) {
     committedEpochsNewestFirst: p('SELECT epoch FROM epochs WHERE job_id = ? AND state = ? ORDER BY epoch DESC'),
     imagesToRemove: p(`
       SELECT i.* FROM epoch_images i JOIN epochs e USING (job_id, epoch)
-      WHERE e.state = ? AND i.removed_ms IS NULL ORDER BY i.job_id, i.epoch, i.rank`),
+      WHERE e.state IN (${removed}) AND i.removed_ms IS NULL ORDER BY i.job_id, i.epoch, i.rank`),
     imagesToRemoveOfJob: p(`
       SELECT i.* FROM epoch_images i JOIN epochs e USING (job_id, epoch)
-      WHERE e.state = ? AND i.job_id = ? AND i.removed_ms IS NULL ORDER BY i.epoch, i.rank`),
+      WHERE e.state IN (${removed}) AND i.job_id = ? AND i.removed_ms IS NULL ORDER BY i.epoch, i.rank`),
     upsertRankMove: p(`
       INSERT INTO rank_moves (job_id, rank, image_set, from_host, to_host, source_json, stopped)
       VALUES (@jobId, @rank, @imageSet, @fromHost, @toHost, @sourceJson, @stopped)

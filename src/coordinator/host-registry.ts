@@ -155,6 +155,14 @@ export class HostRegistry {
     }
   }
 
+  /** Drops a host that is not up (ferry forget): no list, sweep or placement sees it any more. */
+  forget(name: string): void {
+    const session = this.hosts.get(name);
+    if (!session) return;
+    if (session.peer !== undefined && this.byPeer.get(session.peer) === session) this.byPeer.delete(session.peer);
+    this.hosts.delete(name);
+  }
+
   get(name: string): HostSession | undefined {
     return this.hosts.get(name);
   }

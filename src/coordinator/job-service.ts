@@ -343,14 +343,31 @@ export class JobService {
   private rejoinGraceExpired(host: string): void {
     this.rejoinGrace.delete(host);
     if (this.c.hosts.get(host)?.state === 'up') return; // came back; reconcileHost settled its ranks
+    this.loseRanksOn(host, `host ${host} is down and did not come back within ${this.hostRejoinGraceMs} ms`);
+  }
+
+  /**
+   * The operator forgot `host` (ferry forget): its ranks are lost now, without
+   * waiting out the rejoin grace. Returns the jobs that failed by it.
+   */
+  hostForgotten(host: string): string[] {
+    const grace = this.rejoinGrace.get(host);
+    if (grace) clearTimeout(grace);
+    this.rejoinGrace.delete(host);
+    return this.loseRanksOn(host, `host ${host} is down and the operator forgot it`);
+  }
+
+  /** The jobs of `host`'s live ranks fail, naming the host, the ranks and `why`; returns them. */
+  private loseRanksOn(host: string, why: string): string[] {
     const ranks = this.liveRanksOnHost(host);
-    for (const [jobId, list] of groupByJob(ranks)) {
-      const why = `host ${host} is down and did not come back within ${this.hostRejoinGraceMs} ms`;
+    const jobs = groupByJob(ranks);
+    for (const [jobId, list] of jobs) {
       this.failJob(jobId, 1, `rank${list.length > 1 ? 's' : ''} ${list.join(',')} lost: ${why}`, false, true);
       for (const r of ranks.filter((x) => x.jobId === jobId)) {
         this.onRankExited(host, { job_id: jobId, rank: r.rank, pid: r.pid, exit_code: -1, signal: 'HOST_DOWN', reason: why });
       }
     }
+    return [...jobs.keys()];
   }
 
   /** Running (or starting) ranks on a host, of jobs that have not ended. */

@@ -10,6 +10,7 @@ import { FerryError } from '../common/ferry-error.js';
 import type { PeerId } from '../transport/transport.js';
 import type { Coordinator } from './coordinator.js';
 import type { HostSession } from './host-registry.js';
+import { forgetHost } from './host-forgetting.js';
 import type { MoveProgressFn } from './checkpoint/move-service.js';
 import { LaunchedJobs } from './launched-jobs.js';
 
@@ -127,6 +128,8 @@ export class OperatorService {
       }
       case 'drain':
         return { move: await this.c.moves.drain(req.drain?.host ?? '', this.moveProgress(peer, req.request_id, 'drain')) };
+      case 'forget_host':
+        return { forget_host: await forgetHost(this.c, req.forget_host?.host ?? '') };
       case 'delete_job': {
         const d = req.delete_job!;
         return { delete_job: await this.c.retention.deleteJob(d.job_id, d.force) };

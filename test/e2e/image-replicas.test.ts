@@ -5,7 +5,8 @@
 // copied to the next host after their writer. Then host1 dies with its disk
 // out of reach (agent and every process in its namespace killed): the job is
 // restarted from the replicas by itself, and the same `ferry run` prints the
-// uninterrupted run's result. `ferry delete` then removes the replicas.
+// uninterrupted run's result. `ferry delete` then removes the replicas, and
+// `ferry forget host1` ends the deleted job's wait for host1's images.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -76,5 +77,14 @@ describe('image replicas', { timeout: 300_000 }, () => {
     expect(del.stdout).toMatch(/, \d+ replicas on other hosts \(\d/);
     expect(existsSync(join(host2.imagesDir, 'rep', '1'))).toBe(false);
     expect(existsSync(join(host3.imagesDir, 'rep', '1'))).toBe(false);
+
+    // host1 is gone for good: an up host cannot be forgotten, host1 can; the deleted job stops
+    // waiting for it and leaves the catalog.
+    const refused = await c.ferry(['forget', 'host2'], { timeoutMs: RUN_TIMEOUT_MS });
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/host host2 is up .*ferry drain host2/);
+    expect(await ferryOk(['forget', 'host1'])).toBe('host host1 forgotten\n  no image of a committed epoch was there\n');
+    expect(await ferryOk(['hosts'])).not.toMatch(/host1/);
+    await c.waitFor(async () => /job\.purged/.test(await ferryOk(['events', '--job', 'rep', '--limit', '10000'])), 'job rep purged');
   });
 });

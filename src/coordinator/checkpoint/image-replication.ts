@@ -151,6 +151,11 @@ export class ImageReplication {
   /** Jobs whose top-up is queued or running. */
   private readonly toppingUp = new Set<string>();
 
+  /** Jobs whose top-up is queued or running, for a reply that says copies follow. */
+  queuedTopUps(): string[] {
+    return [...this.toppingUp];
+  }
+
   /** Live copies an image is to have: its replicas, plus the original when no host that is not down sees it. */
   private wanted(image: StoredImage): number {
     const originalLive = this.c.hosts.all().some((h) => h.state !== 'down' && seesImage(h, image));

@@ -17,7 +17,7 @@ import { ErrorCode, RoundStep, type ImageSourceInit, type MoveReplyInit } from '
 import { WAIT_FOR_COPIES_MS } from '../coordinator-config.js';
 import { FerryError } from '../../common/ferry-error.js';
 import { tracer } from '../../common/trace.js';
-import { EPOCH_COMMITTED, EPOCH_DELETED, type RankMoveRow } from '../catalog-types.js';
+import { EPOCH_COMMITTED, EPOCH_DELETED, EPOCH_LOST, type RankMoveRow } from '../catalog-types.js';
 import type { Coordinator } from '../coordinator.js';
 import { placeRanks } from '../placement.js';
 import { describeRoundFailure, roundFailureCode, runRound, type RoundResult } from '../round-runner.js';
@@ -81,13 +81,21 @@ export class MoveService {
     }
     const epochRow = o.epoch ? this.c.catalog.getEpoch(jobId, o.epoch) : this.c.catalog.lastCommittedEpoch(jobId);
     if (!epochRow) {
-      throw new FerryError(ErrorCode.BAD_REQUEST, o.epoch ? `job ${jobId} has no epoch ${o.epoch}` : `job ${jobId} has no committed checkpoint to restart from`);
+      const lost = o.epoch ? [] : this.c.catalog.listEpochs(jobId).filter((e) => e.state === EPOCH_LOST);
+      throw new FerryError(
+        ErrorCode.BAD_REQUEST,
+        o.epoch
+          ? `job ${jobId} has no epoch ${o.epoch}`
+          : `job ${jobId} has no committed checkpoint to restart from` + lost.map((e) => `; epoch ${e.epoch} is ${e.detail ?? 'lost'}`).join(''),
+      );
     }
-    if (epochRow.state === EPOCH_DELETED) {
+    if (epochRow.state === EPOCH_DELETED || epochRow.state === EPOCH_LOST) {
       const kept = this.c.catalog.listEpochs(jobId).filter((e) => e.state === EPOCH_COMMITTED).map((e) => e.epoch);
       throw new FerryError(
         ErrorCode.BAD_REQUEST,
-        `epoch ${epochRow.epoch} of job ${jobId} was deleted (${epochRow.detail ?? 'retention'}); ` +
+        (epochRow.state === EPOCH_LOST
+          ? `epoch ${epochRow.epoch} of job ${jobId} is ${epochRow.detail ?? 'lost'}; `
+          : `epoch ${epochRow.epoch} of job ${jobId} was deleted (${epochRow.detail ?? 'retention'}); `) +
           (kept.length ? `committed epochs with images: ${kept.join(', ')}` : 'it has no committed epoch left'),
       );
     }
