@@ -41,15 +41,37 @@ function phaseDurations(e: EpochInfo): string {
 
 export async function checkpointCommand(argv: string[]): Promise<number> {
   const cmd = 'ferry checkpoint';
-  const p = parseArgs(cmd, argv, { ...COMMON_OPERATOR_OPTIONS, stop: {}, every: { value: true }, 'keep-epochs': { value: true }, 'auto-restart': { value: true } });
-  const jobId = onePositional(cmd, p, 'job id', 'ferry checkpoint JOB [--stop | --every 10m | --keep-epochs N | --auto-restart N]');
-  const settings = ['stop', 'every', 'keep-epochs', 'auto-restart'].filter((o) => p.options.has(o));
+  const p = parseArgs(cmd, argv, {
+    ...COMMON_OPERATOR_OPTIONS,
+    stop: {},
+    every: { value: true },
+    'keep-epochs': { value: true },
+    'auto-restart': { value: true },
+    'image-replicas': { value: true },
+  });
+  const jobId = onePositional(cmd, p, 'job id', 'ferry checkpoint JOB [--stop | --every 10m | --keep-epochs N | --auto-restart N | --image-replicas N]');
+  const settings = ['stop', 'every', 'keep-epochs', 'auto-restart', 'image-replicas'].filter((o) => p.options.has(o));
   if (settings.length > 1) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: give one of --${settings.join(', --')}, not several`);
   if (opt(p, 'keep-epochs') !== undefined) {
     const keep = opt(p, 'keep-epochs') === 'default' ? 0 : intOpt(cmd, p, 'keep-epochs', 0, 1);
     const r = await withClient(coordinatorAddress(cmd, p), (c) => c.request({ checkpoint: { job_id: jobId, set_keep: true, keep_epochs: keep } }));
     const kept = r.job?.job?.keep_epochs ?? keep;
     process.stdout.write(`job ${jobId}: keeps the images of its ${kept} newest committed epoch${kept === 1 ? '' : 's'}${keep === 0 ? " (the coordinator's default)" : ''}\n`);
+    return 0;
+  }
+  if (opt(p, 'image-replicas') !== undefined) {
+    const own = opt(p, 'image-replicas') !== 'default';
+    const n = own ? intOpt(cmd, p, 'image-replicas', 0, 0) : 0;
+    const r = await withClient(coordinatorAddress(cmd, p), (c) =>
+      c.request({ checkpoint: { job_id: jobId, set_image_replicas: true, own_image_replicas: own, image_replicas: n } }),
+    );
+    const now = r.job?.job?.image_replicas ?? n;
+    process.stdout.write(
+      (now === 0 ? `job ${jobId}: no copies of its images on other hosts` : `job ${jobId}: ${now} cop${now === 1 ? 'y' : 'ies'} of each committed image on other hosts`) +
+        (own ? '' : " (the coordinator's default)") +
+        (now > 0 ? '; those its newest epoch lacks are being made' : '') +
+        '\n',
+    );
     return 0;
   }
   if (opt(p, 'auto-restart') !== undefined) {

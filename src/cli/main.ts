@@ -35,13 +35,14 @@ operators (--coordinator tcp://ADDR:PORT, or FERRY_COORDINATOR; --json for machi
   checkpoint JOB --every 10m|off                          checkpoint it periodically (ferry run --checkpoint-every 10m too)
   checkpoint JOB --keep-epochs N|default                  keep the images of its N newest committed epochs, delete older ones
   checkpoint JOB --auto-restart N|off                     restart it from its last epoch, up to N times, when it loses a host
+  checkpoint JOB --image-replicas N|default               keep N copies of each committed image on other hosts (this job only)
   epochs JOB             the job's checkpoint epochs with their state, size and phase durations
   restart JOB [--epoch E] [--hosts a,b | --map 0=a,1=b]   restart a stopped job from a committed epoch
   migrate JOB --rank R --to HOST                          move one rank of a running job
   drain HOST             move every rank off a host
   forget HOST            a host that is down is gone for good: stop waiting for it, say which checkpoints went with it
   inspect DIR [--json]   decode one rank's image: process tree, memory, the files it needs
-  run -n N [--hosts a,b | --hostfile F] [--raw] [--checkpoint-every 10m] [--keep-epochs N] [--auto-restart N] PROGRAM ARGS...
+  run -n N [--hosts a,b | --hostfile F] [--raw] [--checkpoint-every 10m] [--keep-epochs N] [--auto-restart N] [--image-replicas N] PROGRAM ARGS...
                          run a job and follow it to its end; output lines tagged [RANK] (--raw: untagged)
   rank-exec [--host HOST] [--job-key KEY] [--job-id ID] [--join-timeout 60s] PROGRAM ARGS...
                          one rank under an existing launcher (mpiexec -n 4 ferry rank-exec ./app; srun ferry rank-exec ./app)

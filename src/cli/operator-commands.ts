@@ -51,6 +51,8 @@ export function jobJson(j: JobInfo) {
     keepEpochs: j.keep_epochs,
     autoRestarts: j.auto_restarts,
     autoRestartDue: j.auto_restart_due,
+    imageReplicas: j.image_replicas,
+    ownImageReplicas: j.own_image_replicas,
     ranks: j.ranks.map((r) => ({ rank: r.rank, host: r.host, pid: r.pid, endpoint: r.endpoint, state: r.state, exitCode: r.exit_code, signal: r.signal })),
   };
 }
@@ -141,6 +143,7 @@ export async function operatorCommand(name: string, argv: string[]): Promise<num
           `job ${job.id}: ${jobStateName(job.state)}${job.detail ? ` (${job.detail})` : ''}\n` +
             (job.auto_restart_due ? 'an automatic restart from its last epoch is due\n' : '') +
             (job.auto_restarts ? `automatic restarts left: ${job.auto_restarts}\n` : '') +
+            (job.image_replicas ? `copies of each committed image on other hosts: ${job.image_replicas}${job.own_image_replicas ? '' : " (the coordinator's default)"}\n` : '') +
             formatTable(
               ['RANK', 'HOST', 'PID', 'STATE', 'EXIT'],
               job.ranks.map((r) => [String(r.rank), r.host, String(r.pid), r.state, r.state === 'exited' ? r.signal || String(r.exit_code) : '-']),

@@ -16,7 +16,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   const p = parseArgs(
     cmd,
     argv,
-    { ...COMMON_OPERATOR_OPTIONS, raw: {}, 'checkpoint-every': { value: true }, 'keep-epochs': { value: true }, 'auto-restart': { value: true }, n: { value: true }, np: { value: true }, hosts: { value: true }, hostfile: { value: true }, 'job-id': { value: true } },
+    { ...COMMON_OPERATOR_OPTIONS, raw: {}, 'checkpoint-every': { value: true }, 'keep-epochs': { value: true }, 'auto-restart': { value: true }, 'image-replicas': { value: true }, n: { value: true }, np: { value: true }, hosts: { value: true }, hostfile: { value: true }, 'job-id': { value: true } },
     true,
   );
   const [program, ...args] = p.positional;
@@ -52,6 +52,8 @@ export async function runCommand(argv: string[]): Promise<number> {
             checkpoint_every_ms: opt(p, 'checkpoint-every') ? parseDuration(`${cmd}: --checkpoint-every`, opt(p, 'checkpoint-every')!) : 0,
             keep_epochs: intOpt(cmd, p, 'keep-epochs', 0, 1),
             auto_restarts: intOpt(cmd, p, 'auto-restart', 0, 0),
+            own_image_replicas: opt(p, 'image-replicas') !== undefined,
+            image_replicas: intOpt(cmd, p, 'image-replicas', 0, 0),
           },
         },
         {

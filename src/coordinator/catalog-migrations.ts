@@ -292,6 +292,14 @@ export const CATALOG_MIGRATIONS: readonly CatalogMigration[] = [
       db.exec(`ALTER TABLE hosts ADD COLUMN forgotten_ms INTEGER;`);
     },
   },
+  {
+    version: 15,
+    description: "a job's own number of image replicas",
+    up: (db) => {
+      // NULL = the coordinator's --image-replicas; a number (0 included) = the job's own.
+      db.exec(`ALTER TABLE jobs ADD COLUMN image_replicas INTEGER CHECK (image_replicas >= 0);`);
+    },
+  },
 ];
 
 /** The schema version this build of Ferry writes. */

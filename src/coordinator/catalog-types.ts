@@ -74,6 +74,8 @@ export interface JobSpec {
   keepEpochs?: number;
   /** Automatic restarts after a lost host (absent or 0: none). */
   autoRestarts?: number;
+  /** Copies of each committed image on other hosts; absent or null: the coordinator's default. */
+  imageReplicas?: number | null;
 }
 
 export interface JobStateExtra {
@@ -102,6 +104,8 @@ export interface JobRow {
   stopAfterEpoch: number;
   /** Committed epochs whose images are kept (0: the coordinator's default). */
   keepEpochs: number;
+  /** Copies of each committed image on other hosts (null: the coordinator's default). */
+  imageReplicas: number | null;
   /**
    * The epoch the job's current run was restored from (0: never restarted) and
    * the newest epoch id when it was: committed epochs in between belong to a

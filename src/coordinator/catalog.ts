@@ -241,6 +241,7 @@ export class Catalog {
     if (j.checkpointEveryMs !== undefined) requireUint(j.checkpointEveryMs, 'checkpointEveryMs');
     if (j.keepEpochs !== undefined) requireUint(j.keepEpochs, 'keepEpochs');
     if (j.autoRestarts !== undefined) requireUint(j.autoRestarts, 'autoRestarts');
+    if (j.imageReplicas !== undefined && j.imageReplicas !== null) requireUint(j.imageReplicas, 'imageReplicas');
     try {
       this.st.createJob.run({
         id: j.id,
@@ -252,6 +253,7 @@ export class Catalog {
         checkpointEveryMs: j.checkpointEveryMs ?? null,
         keepEpochs: j.keepEpochs ?? 0,
         autoRestarts: j.autoRestarts ?? 0,
+        imageReplicas: j.imageReplicas ?? null,
       });
     } catch (err) {
       if ((err as { code?: unknown }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
@@ -307,6 +309,12 @@ export class Catalog {
   setKeepEpochs(id: string, keep: number): void {
     requireUint(keep, 'keepEpochs');
     if (this.st.setKeepEpochs.run(keep, id).changes === 0) throw unknownJob(id);
+  }
+
+  /** Sets how many copies of each committed image the job keeps on other hosts (null: the coordinator's default). */
+  setImageReplicas(id: string, n: number | null): void {
+    if (n !== null) requireUint(n, 'imageReplicas');
+    if (this.st.setImageReplicas.run(n, id).changes === 0) throw unknownJob(id);
   }
 
   /** Sets, durably, how many automatic restarts the job has left (see JobRow.autoRestarts). */
@@ -859,8 +867,8 @@ function prepareStatements(db: Database.Database) {
     deleteUnstoppedMovesTo: p('DELETE FROM rank_moves WHERE to_host = ? AND stopped = 0'),
 
     createJob: p(`
-      INSERT INTO jobs (id, state, world_size, argv_json, cwd, env_json, created_ms, checkpoint_every_ms, keep_epochs, auto_restarts)
-      VALUES (@id, 'pending', @worldSize, @argvJson, @cwd, @envJson, @createdMs, @checkpointEveryMs, @keepEpochs, @autoRestarts)`),
+      INSERT INTO jobs (id, state, world_size, argv_json, cwd, env_json, created_ms, checkpoint_every_ms, keep_epochs, auto_restarts, image_replicas)
+      VALUES (@id, 'pending', @worldSize, @argvJson, @cwd, @envJson, @createdMs, @checkpointEveryMs, @keepEpochs, @autoRestarts, @imageReplicas)`),
     setJobState: p(`
       UPDATE jobs SET state = @state,
         started_ms = COALESCE(@startedMs, started_ms), ended_ms = COALESCE(@endedMs, ended_ms),
@@ -903,6 +911,7 @@ function prepareStatements(db: Database.Database) {
     setCheckpointEvery: p('UPDATE jobs SET checkpoint_every_ms = ? WHERE id = ?'),
     setStopAfterEpoch: p('UPDATE jobs SET stop_after_epoch = ? WHERE id = ?'),
     setKeepEpochs: p('UPDATE jobs SET keep_epochs = ? WHERE id = ?'),
+    setImageReplicas: p('UPDATE jobs SET image_replicas = ? WHERE id = ? AND deleted_ms IS NULL'),
     setAutoRestarts: p('UPDATE jobs SET auto_restarts = ? WHERE id = ?'),
     setAutoRestartDue: p('UPDATE jobs SET auto_restart_due = ? WHERE id = ?'),
     listRanks: p('SELECT * FROM ranks WHERE job_id = ? ORDER BY rank'),
@@ -1026,6 +1035,7 @@ function jobRow(r: Row): JobRow {
     lastEpoch: r.last_epoch as number,
     stopAfterEpoch: r.stop_after_epoch as number,
     keepEpochs: r.keep_epochs as number,
+    imageReplicas: r.image_replicas as number | null,
     branchFrom: r.branch_from as number,
     branchAt: r.branch_at as number,
     autoRestarts: r.auto_restarts as number,

@@ -96,6 +96,8 @@ export class JobService {
       keep_epochs: this.c.retention.keepOfRow(job),
       auto_restarts: job.autoRestarts,
       auto_restart_due: job.state === 'failed' && (job.autoRestartDue || this.c.autoRestarts.has(job.id)),
+      image_replicas: this.c.replication.replicasOfRow(job),
+      own_image_replicas: job.imageReplicas !== null,
       ranks: this.c.catalog.listRanks(job.id).map((r) => ({
         rank: r.rank,
         host: r.host,
@@ -128,6 +130,7 @@ export class JobService {
     }));
     const keepEpochs = req.keep_epochs ?? 0;
     this.c.retention.checkKeep(keepEpochs);
+    if (req.own_image_replicas) this.c.replication.checkReplicas(req.image_replicas);
     const placement = placeRanks(req.world_size, candidates, explicit);
     const now = this.c.now();
     this.c.catalog.createJob({
@@ -139,6 +142,7 @@ export class JobService {
       createdMs: now,
       keepEpochs,
       autoRestarts: req.auto_restarts ?? 0,
+      imageReplicas: req.own_image_replicas ? req.image_replicas : null,
     });
     for (let r = 0; r < placement.length; r++) {
       this.updateRank({ jobId, rank: r, host: placement[r], pid: 0, endpoint: '', state: 'starting', updatedMs: now });

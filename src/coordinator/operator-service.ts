@@ -95,6 +95,10 @@ export class OperatorService {
           this.c.autoRestarts.set(req_.job_id, req_.auto_restarts);
           return { job: { job: this.c.jobs.jobInfo(req_.job_id) } };
         }
+        if (req_.set_image_replicas) {
+          this.c.replication.set(req_.job_id, req_.own_image_replicas ? req_.image_replicas : null);
+          return { job: { job: this.c.jobs.jobInfo(req_.job_id) } };
+        }
         if (req_.set_keep) {
           await this.c.retention.set(req_.job_id, req_.keep_epochs);
           return { job: { job: this.c.jobs.jobInfo(req_.job_id) } };

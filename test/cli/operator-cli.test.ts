@@ -147,6 +147,27 @@ describe('operator CLI errors', () => {
     expect(unknown.stderr.trim()).toBe('ferry: no job "no-such-job" in the catalog [UNKNOWN_JOB]');
   });
 
+  it("sets a job's own image replicas with ferry run and ferry checkpoint, and shows them in ferry job", async () => {
+    const run = await ferry(['run', '-n', '1', '--job-id', 'ir', '--image-replicas', '0', '--coordinator', address, '/bin/true']);
+    expect(run.code, run.stderr).toBe(0);
+    const replicas = async () => {
+      const j = JSON.parse((await ferry(['job', 'ir', '--json', '--coordinator', address])).stdout);
+      return [j.imageReplicas, j.ownImageReplicas];
+    };
+    expect(await replicas()).toEqual([0, true]);
+    const two = await ferry(['checkpoint', 'ir', '--image-replicas', '2', '--coordinator', address]);
+    expect(two.stdout).toBe('job ir: 2 copies of each committed image on other hosts; those its newest epoch lacks are being made\n');
+    expect(await replicas()).toEqual([2, true]);
+    expect((await ferry(['job', 'ir', '--coordinator', address])).stdout).toMatch(/\ncopies of each committed image on other hosts: 2\n/);
+    const back = await ferry(['checkpoint', 'ir', '--image-replicas', 'default', '--coordinator', address]);
+    expect(back.stdout).toBe("job ir: no copies of its images on other hosts (the coordinator's default)\n");
+    expect(await replicas()).toEqual([0, false]);
+    const tooMany = await ferry(['run', '-n', '1', '--image-replicas', '9', '--coordinator', address, '/bin/true']);
+    expect(tooMany.stderr.trim()).toBe('ferry: a job keeps 0 to 8 copies of each image on other hosts; got 9');
+    const bad = await ferry(['checkpoint', 'ir', '--image-replicas', 'x', '--coordinator', address]);
+    expect(bad.stderr.trim()).toBe('ferry: ferry checkpoint: --image-replicas must be an integer >= 0, got "x"');
+  });
+
   it('refuses an unknown host', async () => {
     const r = await ferry(['run', '-n', '1', '--hosts', 'nowhere', '--coordinator', address, '/bin/true']);
     expect(r.code).toBe(1);

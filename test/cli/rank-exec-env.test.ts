@@ -110,6 +110,8 @@ describe('rank exit status', () => {
       keep_epochs: 2,
       auto_restarts: 0,
       auto_restart_due: false,
+      image_replicas: 0,
+      own_image_replicas: false,
       ranks: ranks.map(([rank, exit_code, signal]) => ({ rank, exit_code, signal, state: 'exited', host: 'h', pid: 1, endpoint: '' })),
     }) as JobInfo;
 

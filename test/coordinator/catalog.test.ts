@@ -119,7 +119,7 @@ describe('catalog round trips', () => {
     c.createJob(job('j1'));
     c.createJob(job('j2', { createdMs: 2_500, worldSize: 4 }));
     expect(c.getJob('j1')).toEqual({
-      ...job('j1'), state: 'pending', checkpointEveryMs: null, startedMs: null, endedMs: null, exitCode: null, detail: null, lastEpoch: 0, stopAfterEpoch: 0, keepEpochs: 0,
+      ...job('j1'), state: 'pending', checkpointEveryMs: null, startedMs: null, endedMs: null, exitCode: null, detail: null, lastEpoch: 0, stopAfterEpoch: 0, keepEpochs: 0, imageReplicas: null,
       branchFrom: 0, branchAt: 0, autoRestarts: 0, autoRestartDue: false,
     });
     c.setAutoRestarts('j1', 3);

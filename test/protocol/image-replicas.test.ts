@@ -275,6 +275,64 @@ describe('image replicas', () => {
   });
 });
 
+describe("a job's own number of image replicas", () => {
+  const submitOwn = async (id: string, own: number | null) => {
+    await h.submit({ job_id: id, world_size: 2, rank_hosts: { 0: 'a', 1: 'b' }, own_image_replicas: own !== null, image_replicas: own ?? 0 });
+    await advance(10);
+  };
+  const copies = (id: string, epoch = 1) => h.catalog!.epochReplicas(id, epoch).map((r) => `${r.rank}@${r.host}:${r.state}`);
+  const checkpointOf = async (id: string) => {
+    const { value, error } = await settle(h.coordinator!.checkpoints.checkpoint(id, { stop: false }));
+    expect(error).toBeUndefined();
+    await advance(500);
+    return value!;
+  };
+
+  it("wins over the coordinator's: copies for the job that asks, none for one that does not", async () => {
+    await setUp({ imageReplicas: 0 });
+    await submitOwn('more', 1);
+    await submitOwn('plain', null);
+    expect((await checkpointOf('more')).replicas_to_copy).toBe(1);
+    expect((await checkpointOf('plain')).replicas_to_copy).toBe(0);
+    expect(copies('more')).toEqual(['0@b:stored', '1@c:stored']);
+    expect(copies('plain')).toEqual([]);
+    const info = h.coordinator!.jobs.jobInfo('more');
+    expect([info.image_replicas, info.own_image_replicas]).toEqual([1, true]);
+  });
+
+  it("a job that says 0 gets none under a coordinator's 2, not even when a host goes down", async () => {
+    await setUp({ imageReplicas: 2 });
+    await submitOwn('none', 0);
+    const { error } = await settle(h.coordinator!.checkpoints.checkpoint('none', { stop: true }));
+    expect(error).toBeUndefined();
+    await advance(500);
+    expect(copies('none')).toEqual([]);
+    await stopAgent('a'); // topUp: a stopped job whose rank 0 has no live copy left
+    expect(copies('none')).toEqual([]);
+  });
+
+  it('set on a running job: more copies of its newest epoch are made at once; an unknown job or too many are refused', async () => {
+    await setUp({ imageReplicas: 0 });
+    await submitOwn('j', null);
+    await checkpointOf('j');
+    expect(copies('j')).toEqual([]);
+    h.coordinator!.replication.set('j', 2);
+    await advance(500);
+    expect(copies('j')).toEqual(['0@b:stored', '0@c:stored', '1@c:stored', '1@d:stored']);
+    expect(h.coordinator!.jobs.jobInfo('j').image_replicas).toBe(2);
+    // Back to the coordinator's 0: the copies there are stay with their epoch, the next epoch gets none.
+    h.coordinator!.replication.set('j', null);
+    expect([h.coordinator!.jobs.jobInfo('j').image_replicas, h.coordinator!.jobs.jobInfo('j').own_image_replicas]).toEqual([0, false]);
+    await checkpointOf('j');
+    expect(copies('j', 2)).toEqual([]);
+    expect(copies('j', 1)).toHaveLength(4);
+    expect(() => h.coordinator!.replication.set('nope', 1)).toThrow(/no job "nope" in the catalog/);
+    expect(() => h.coordinator!.replication.set('j', 9)).toThrow(/a job keeps 0 to 8 copies of each image on other hosts; got 9/);
+    const tooMany = await settle(h.submit({ job_id: 'k', world_size: 1, own_image_replicas: true, image_replicas: 9 }));
+    expect(tooMany.error!.code).toBe(ErrorCode.BAD_REQUEST);
+  });
+});
+
 describe('planReplicas', () => {
   const host = (name: string, imageStore: string, state = 'up') => ({ name, imageStore, state, imageServer: `tcp://images.${name}:1` });
   const image = (rank: number, writer: string, imageStore: string) => ({ rank, epoch: 1, host: writer, location: `/i/${rank}`, manifestSha256: 'a'.repeat(64), imageStore });

@@ -159,7 +159,7 @@ export class CheckpointService {
       resume_ms: m.between('resuming', 'done'),
       drained_messages: drainedMessages,
       drained_bytes: drainedBytes,
-      replicas_to_copy: this.c.config.imageReplicas,
+      replicas_to_copy: this.c.replication.replicasOf(jobId),
     };
   }
 

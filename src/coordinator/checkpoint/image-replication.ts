@@ -1,5 +1,5 @@
-// Image replicas (coordinator --image-replicas N): once an epoch is committed
-// and its ranks run again, each rank's image is copied to N hosts other than
+// Image replicas (a job's --image-replicas N, else the coordinator's): once an
+// epoch is committed and its ranks run again, each rank's image is copied to N hosts other than
 // the one that wrote it, so the job can be restarted after that host is lost
 // with its disk (an automatic restart, or the operator's). A replica host
 // fetches the image from its writer with the FETCH step, like a restart's
@@ -19,10 +19,11 @@
 //   in name order after the writer (each writer's images go to the hosts
 //   after it, like a ring), one per store. An image in a store another known
 //   host shares is not copied: it outlives its writer already.
-import { RoundStep, type ImageSourceInit } from '../../gen/proto.js';
-import { errorMessage } from '../../common/ferry-error.js';
+import { ErrorCode, RoundStep, type ImageSourceInit } from '../../gen/proto.js';
+import { FerryError, errorMessage } from '../../common/ferry-error.js';
 import { tracer } from '../../common/trace.js';
-import { EPOCH_COMMITTED, type EpochImageRow, type ImageReplicaRow } from '../catalog-types.js';
+import { EPOCH_COMMITTED, type EpochImageRow, type ImageReplicaRow, type JobRow } from '../catalog-types.js';
+import { MAX_IMAGE_REPLICAS } from '../coordinator-config.js';
 import type { Coordinator } from '../coordinator.js';
 import { describeRoundFailure, runRound } from '../round-runner.js';
 import { chooseImageSource, seesImage, type ImageSourceHost, type StoredImage } from './image-source-choice.js';
@@ -117,9 +118,38 @@ export class ImageReplication {
     return this.copying.has(replicaKey(jobId, epoch, rank, host));
   }
 
+  /** Copies each committed image of the job is to have: its own number, else the coordinator's. */
+  replicasOf(jobId: string): number {
+    const job = this.c.catalog.getJob(jobId);
+    return job ? this.replicasOfRow(job) : this.c.config.imageReplicas;
+  }
+
+  replicasOfRow(job: JobRow): number {
+    return job.imageReplicas ?? this.c.config.imageReplicas;
+  }
+
+  /** Refuses a number a job cannot be given. */
+  checkReplicas(n: number): void {
+    if (!Number.isSafeInteger(n) || n < 0 || n > MAX_IMAGE_REPLICAS) {
+      throw new FerryError(ErrorCode.BAD_REQUEST, `a job keeps 0 to ${MAX_IMAGE_REPLICAS} copies of each image on other hosts; got ${n}`);
+    }
+  }
+
+  /**
+   * Sets the job's own number (null: back to the coordinator's). More copies
+   * than its newest epoch has are made at once; fewer leave the copies there
+   * are until their epoch is deleted.
+   */
+  set(jobId: string, n: number | null): void {
+    if (!this.c.catalog.getJob(jobId)) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
+    if (n !== null) this.checkReplicas(n);
+    this.c.catalog.setImageReplicas(jobId, n);
+    this.topUp(jobId);
+  }
+
   /** After a commit: the copies run as the job's next operation. */
   afterCommit(jobId: string, epoch: number): void {
-    if (this.c.config.imageReplicas === 0) return;
+    if (this.replicasOf(jobId) === 0) return;
     this.c.operations.queueBackground(jobId, () => `the images of epoch ${epoch} are being copied to other hosts`, () => this.replicate(jobId, epoch));
   }
 
@@ -134,9 +164,9 @@ export class ImageReplication {
    * and its next checkpoint gets copies of its own).
    */
   topUp(onlyJob?: string): void {
-    if (this.c.config.imageReplicas === 0) return;
     for (const job of this.c.catalog.listJobs({ all: true })) {
       if (onlyJob !== undefined && job.id !== onlyJob) continue;
+      if (this.replicasOfRow(job) === 0) continue;
       if (!['running', 'stopped', 'failed'].includes(job.state) || this.toppingUp.has(job.id) || job.autoRestartDue) continue;
       if (job.state === 'running' && this.c.catalog.listRanks(job.id).some((r) => r.state !== 'exited' && this.c.hosts.get(r.host)?.state !== 'up')) continue;
       const epoch = this.c.catalog.lastCommittedEpoch(job.id)?.epoch;
@@ -157,9 +187,9 @@ export class ImageReplication {
   }
 
   /** Live copies an image is to have: its replicas, plus the original when no host that is not down sees it. */
-  private wanted(image: StoredImage): number {
+  private wanted(replicas: number, image: StoredImage): number {
     const originalLive = this.c.hosts.all().some((h) => h.state !== 'down' && seesImage(h, image));
-    return this.c.config.imageReplicas + (originalLive ? 0 : 1);
+    return replicas + (originalLive ? 0 : 1);
   }
 
   /** Whether some image of the epoch has fewer live copies than wanted, and a live host could take one. */
@@ -178,7 +208,8 @@ export class ImageReplication {
     const existing = topUp ? hostsByRank(stored.filter((r) => this.c.hosts.get(r.host)?.state !== 'down')) : hostsByRank(rows);
     const replicas = hostsByRank(stored);
     const images = this.c.catalog.epochImages(jobId, epoch).map((img) => this.storedImage(img, replicas));
-    const want = topUp ? (image: StoredImage) => this.wanted(image) : this.c.config.imageReplicas;
+    const n = this.replicasOf(jobId);
+    const want = topUp ? (image: StoredImage) => this.wanted(n, image) : n;
     return planReplicas(images, this.c.hosts.all(), want, existing, exclude);
   }
 
