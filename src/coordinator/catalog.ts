@@ -167,7 +167,8 @@ export class Catalog {
    * - a committed epoch that loses an image without a stored replica elsewhere
    *   becomes 'lost' (never restored; its other images are removed);
    * - its replicas, the restart copies on it and migrations to it that had not
-   *   stopped their rank yet are forgotten (their files went with it).
+   *   stopped their rank yet are forgotten (their files went with it); in a
+   *   shared store, another host of that store takes its replicas and copies over.
    * The host's row stays (ranks name it), left out of listHosts() until an
    * agent registers under that name again.
    */
@@ -177,7 +178,13 @@ export class Catalog {
       const host = this.st.getHost.get(name) as Row | undefined;
       if (!host || host.forgotten_ms !== null) throw new FerryError(ErrorCode.UNKNOWN_HOST, `host "${name}" is not known to the coordinator`);
       const store = host.image_store as string;
-      const shared = store !== '' && this.st.storeSharers.all(store, name).length > 0;
+      const sharer = store === '' ? undefined : (this.st.storeSharers.get(store, name) as Row | undefined)?.name as string | undefined;
+      const shared = sharer !== undefined;
+      if (sharer) {
+        // Its replicas and restart copies are files in the shared store: another host of it takes them over.
+        this.st.moveReplicasToHost.run(sharer, name);
+        this.st.moveRestartCopiesToHost.run(sharer, name);
+      }
       const replicas = (this.st.replicasOnHost.all(name) as Row[]).map(replicaRow);
       this.st.deleteReplicasOnHost.run(name);
       const lostImages: ForgottenHost['lostImages'] = [];
@@ -855,7 +862,9 @@ function prepareStatements(db: Database.Database) {
     getHost: p('SELECT * FROM hosts WHERE name = ?'),
     listHosts: p('SELECT * FROM hosts WHERE forgotten_ms IS NULL ORDER BY name'),
     forgetHost: p("UPDATE hosts SET forgotten_ms = @atMs, state = 'down', state_changed_ms = @atMs WHERE name = @name"),
-    storeSharers: p("SELECT name FROM hosts WHERE image_store = ? AND image_store != '' AND name != ? AND forgotten_ms IS NULL"),
+    storeSharers: p("SELECT name FROM hosts WHERE image_store = ? AND image_store != '' AND name != ? AND forgotten_ms IS NULL ORDER BY name"),
+    moveReplicasToHost: p('UPDATE OR IGNORE image_replicas SET host = ? WHERE host = ?'),
+    moveRestartCopiesToHost: p('UPDATE OR IGNORE restart_copies SET host = ? WHERE host = ?'),
     imagesSeenBy: p(`
       SELECT i.*, e.state AS epoch_state FROM epoch_images i JOIN epochs e USING (job_id, epoch)
       WHERE i.removed_ms IS NULL AND ((i.image_store = '' AND i.host = @name) OR (i.image_store != '' AND i.image_store = @store))

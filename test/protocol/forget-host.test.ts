@@ -172,6 +172,22 @@ describe('ferry forget HOST', () => {
     expect(h.catalog!.getJob('j')!.state).toBe('running');
   });
 
+  it('hands the replicas of a host in a shared store to another host of that store', async () => {
+    await setUp(1, { b: 'store-bc', c: 'store-bc' });
+    await jobWithEpoch(true);
+    // a's images went to b (store-bc); b's are in a store c shares: not copied.
+    expect(replicas()).toEqual(['0@b:stored', '1@b:stored']);
+    await stopAgent('b');
+    const { value } = await forget('b');
+    expect([value!.shared_store, value!.replicas_dropped, value!.lost_epochs]).toEqual(['store-bc', 0, []]);
+    expect(replicas()).toEqual(['0@c:stored', '1@c:stored']);
+    // Even without a, the epoch restarts: c reads the replicas of 0,1 and b's originals in place.
+    await stopAgent('a');
+    expect((await forget('a')).value!.lost_epochs).toEqual([]);
+    const restart = await settle(h.coordinator!.moves.restart('j', { rankHosts: new Map([[0, 'c'], [1, 'c'], [2, 'c'], [3, 'd']]) }));
+    expect(restart.error).toBeUndefined();
+  });
+
   it('takes an agent that registers under a forgotten name again as a new host', async () => {
     await setUp(0);
     await jobWithEpoch(true);
