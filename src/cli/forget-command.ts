@@ -34,7 +34,7 @@ function forgottenLines(f: ForgetHostReply): string[] {
   const lines = [`host ${f.host} forgotten`];
   if (f.shared_store) lines.push(`  its images stay in image store ${f.shared_store}, which other hosts share`);
   else if (f.images_lost === 0) lines.push('  no image of a committed epoch was there');
-  else {
+  if (f.images_lost > 0) {
     const kept = f.images_kept_by_replicas;
     lines.push(`  ${plural(f.images_lost, 'image')} of committed epochs were there` + (kept > 0 ? `; replicas on other hosts still hold ${kept} of them` : ''));
   }

@@ -189,21 +189,20 @@ export class Catalog {
       this.st.deleteReplicasOnHost.run(name);
       const lostImages: ForgottenHost['lostImages'] = [];
       const lostEpochs = new Map<string, ForgottenHost['lostEpochs'][number]>();
-      if (!shared) {
-        for (const r of this.st.imagesSeenBy.all({ name, store }) as Row[]) {
-          const jobId = r.job_id as string;
-          const epoch = r.epoch as number;
-          const rank = r.rank as number;
-          this.st.markImageRemoved.run({ jobId, epoch, rank, atMs });
-          if (r.epoch_state !== EPOCH_COMMITTED) continue;
-          const replicated = this.st.storedReplicaOf.get(jobId, epoch, rank) !== undefined;
-          lostImages.push({ jobId, epoch, rank, replicated });
-          if (replicated) continue;
-          const key = `${jobId}/${epoch}`;
-          const lost = lostEpochs.get(key) ?? { jobId, epoch, ranks: [] };
-          lost.ranks.push(rank);
-          lostEpochs.set(key, lost);
-        }
+      // Images with no store id are its alone; those of its store are lost only if no host shares it.
+      for (const r of this.st.imagesSeenBy.all({ name, store: shared ? '' : store }) as Row[]) {
+        const jobId = r.job_id as string;
+        const epoch = r.epoch as number;
+        const rank = r.rank as number;
+        this.st.markImageRemoved.run({ jobId, epoch, rank, atMs });
+        if (r.epoch_state !== EPOCH_COMMITTED) continue;
+        const replicated = this.st.storedReplicaOf.get(jobId, epoch, rank) !== undefined;
+        lostImages.push({ jobId, epoch, rank, replicated });
+        if (replicated) continue;
+        const key = `${jobId}/${epoch}`;
+        const lost = lostEpochs.get(key) ?? { jobId, epoch, ranks: [] };
+        lost.ranks.push(rank);
+        lostEpochs.set(key, lost);
       }
       // Committed epochs whose only other copy of an image was a replica there.
       for (const rp of replicas) {

@@ -50,11 +50,10 @@ export async function forgetHost(c: Coordinator, name: string): Promise<ForgetHo
   c.event(
     'host.forgotten',
     `host ${name} forgotten by the operator: ` +
-      (lost.sharedStore
-        ? `its images stay in image store ${lost.sharedStore}, which other hosts share`
-        : `${lost.lostImages.length} image${lost.lostImages.length === 1 ? '' : 's'} of committed epochs were there` +
-          (kept > 0 ? ` (${kept} kept by replicas elsewhere)` : '') +
-          (epochs.length > 0 ? `; lost: ${epochs.join(', ')}` : '; no committed epoch is lost')) +
+      (lost.sharedStore ? `its images stay in image store ${lost.sharedStore}, which other hosts share; ` : '') +
+      `${lost.lostImages.length} image${lost.lostImages.length === 1 ? '' : 's'} of committed epochs were there only` +
+      (kept > 0 ? ` (${kept} kept by replicas elsewhere)` : '') +
+      (epochs.length > 0 ? `; lost: ${epochs.join(', ')}` : '; no committed epoch is lost') +
       (lost.droppedReplicas > 0 ? `; ${lost.droppedReplicas} replica${lost.droppedReplicas === 1 ? '' : 's'} there forgotten` : '') +
       (failedJobs.length > 0 ? `; ranks lost of job${failedJobs.length > 1 ? 's' : ''} ${failedJobs.join(', ')}` : ''),
     { host: name },

@@ -101,7 +101,7 @@ describe('ferry forget HOST', () => {
     await advance(500);
     expect(discards('b')).toEqual(['1:2,3']); // the lost epoch's images that b still held
     expect(h.catalog!.imagesToRemove('j')).toEqual([]);
-    expect(events('host.forgotten')).toEqual(['host a forgotten by the operator: 2 images of committed epochs were there; lost: job j epoch 1 (ranks 0,1)']);
+    expect(events('host.forgotten')).toEqual(['host a forgotten by the operator: 2 images of committed epochs were there only; lost: job j epoch 1 (ranks 0,1)']);
     expect(events('checkpoint.lost')).toEqual(['job j: epoch 1 is lost: ranks 0,1 had no image but on host a, which was forgotten']);
   });
 
