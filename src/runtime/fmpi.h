@@ -17,9 +17,9 @@
 #define FMPI_READ_BUDGET_BYTES (1024 * 1024)     /* socket bytes one channel read takes before the engine looks elsewhere */
 #define FMPI_PAD_MIN_BYTES (64 * 1024)           /* payloads from this size are padded to their buffer's page offset */
 #define FMPI_PAD_PAGE_BYTES 4096
+#define FMPI_SEND_COPY_BYTES 8192                /* a frame up to this size is copied together and sent with send() */
 #define FMPI_SPIN_USEC 2000                      /* busy-poll this long without I/O progress before blocking */
-#define FMPI_SPIN_POLL_EVERY_PASSES 32           /* busy-poll: recv on open channels, poll() all fds every N passes */
-#define FMPI_SPIN_POLL_USEC 200                  /*   ... or when this long has passed (agent, listener, connects) */
+#define FMPI_SPIN_POLL_USEC 200                  /* busy-poll: recv on open channels, poll() all fds this often (agent, listener, connects) */
 #define FMPI_PROGRESS_PARK_USEC 10000            /* progress thread stays off while the app polled this recently */
 #define FMPI_RETRY_MIN_MSEC 1                    /* backoff of refused peer connections */
 #define FMPI_RETRY_MAX_MSEC 100
@@ -170,7 +170,6 @@ enum fmpi_state_kind { ST_INIT, ST_RUNNING, ST_FLUSHING, ST_FLUSHED, ST_FINALIZE
 typedef struct fmpi_state {
   pthread_mutex_t lock;
   pthread_cond_t done_cond;    /* broadcast by the progress thread after each round */
-  pthread_cond_t park_cond;    /* progress thread parks here while the app spins */
   pthread_t thread;
   bool thread_started;
   bool stop;
@@ -188,6 +187,7 @@ typedef struct fmpi_state {
   uint64_t agent_next_id;
   int wake_fd;                 /* eventfd: wakes the progress thread out of poll */
   bool pt_polling;
+  bool pt_parked;              /* progress thread sleeps on wake_fd without the lock (app spins) */
   bool app_spinning;
   double app_polled_at;        /* last busy-poll pass of the app thread (fmpi_now) */
   int app_blocked;
@@ -235,6 +235,7 @@ void fmpi_agent_rejoin_finalized(void);
 int fmpi_listen(void);
 void fmpi_progress(int timeout_ms);
 void fmpi_wake(void);
+void fmpi_unpark(void);
 void fmpi_enqueue(fmpi_peer *p, fmpi_item *it);
 void fmpi_flush_begin(uint64_t epoch, uint64_t request_id);
 void fmpi_resume(void);

@@ -30,7 +30,6 @@
 fmpi_state fmpi_st = {
   .lock = PTHREAD_MUTEX_INITIALIZER,
   .done_cond = PTHREAD_COND_INITIALIZER,
-  .park_cond = PTHREAD_COND_INITIALIZER,
   .listen_fd = -1,
   .agent_fd = -1,
   .wake_fd = -1,
@@ -197,7 +196,7 @@ int PMPI_Finalize(void)
   fmpi_channels_shutdown();
   fmpi_st.stop = true;
   fmpi_st.state = ST_FINALIZED;
-  pthread_cond_broadcast(&fmpi_st.park_cond);
+  fmpi_unpark();
   fmpi_wake();
   fmpi_unlock();
   if (fmpi_st.thread_started)

@@ -486,7 +486,7 @@ void fmpi_wait_cond(bool (*done)(void *), void *arg)
     fmpi_st.app_spinning = false;
     fmpi_st.app_blocked++;
     fmpi_st.app_polled_at = 0; /* the progress thread takes over now */
-    pthread_cond_broadcast(&fmpi_st.park_cond);
+    fmpi_unpark();
     fmpi_wake();
     pthread_cond_wait(&fmpi_st.done_cond, &fmpi_st.lock);
     fmpi_st.app_blocked--;
