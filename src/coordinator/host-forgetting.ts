@@ -55,6 +55,7 @@ export async function forgetHost(c: Coordinator, name: string): Promise<ForgetHo
       (kept > 0 ? ` (${kept} kept by replicas elsewhere)` : '') +
       (epochs.length > 0 ? `; lost: ${epochs.join(', ')}` : '; no committed epoch is lost') +
       (lost.droppedReplicas > 0 ? `; ${lost.droppedReplicas} replica${lost.droppedReplicas === 1 ? '' : 's'} there forgotten` : '') +
+      (lost.droppedCopies > 0 ? `; ${lost.droppedCopies} restart or migration cop${lost.droppedCopies === 1 ? 'y' : 'ies'} there forgotten` : '') +
       (failedJobs.length > 0 ? `; ranks lost of job${failedJobs.length > 1 ? 's' : ''} ${failedJobs.join(', ')}` : ''),
     { host: name },
   );
