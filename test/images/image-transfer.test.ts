@@ -18,12 +18,8 @@ const execFileP = promisify(execFile);
 const temps = tempDirs();
 const servers: ImageServer[] = [];
 const LOOPBACK = 'tcp://127.0.0.1:0';
-/**
- * Short, so a dead peer fails the test quickly; not an assertion on timing. Long enough for a live
- * peer on a loaded machine: at 1.5 s the mid-transfer test failed once next to a benchmark that
- * kept both cores busy (its output was not kept; a chunk late from the live server fits).
- */
-const TEST_REQUEST_TIMEOUT_MS = 4_000;
+/** Short, so a dead peer fails the test quickly; not an assertion on timing. */
+const TEST_REQUEST_TIMEOUT_MS = 1_500;
 
 afterEach(async () => {
   for (const s of servers.splice(0)) await s.close();
@@ -132,7 +128,9 @@ describe('image transfer between agents', () => {
     expect(closing).toBeDefined();
     expect(err.code).toBe(ErrorCode.TIMEOUT);
     expect(err.message).toContain(server.address);
-    expect(err.message).toMatch(/pages-1\.img|mm-1\.img|core-1\.img/);
+    // Whichever request of the files in flight timed out first: the big one, or a small one still queued.
+    const named = /: ([\w.-]+): chunk at \d+: no answer within/.exec(err.message)?.[1];
+    expect(manifest.files.map((f) => f.name)).toContain(named);
     await expect(readFile(join(into, MANIFEST_FILE_NAME))).rejects.toThrow(/ENOENT/);
     const part = await stat(join(into, BIG_FILE_NAME + PART_SUFFIX));
     expect(part.size).toBeGreaterThan(0);
