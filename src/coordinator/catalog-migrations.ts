@@ -300,6 +300,14 @@ export const CATALOG_MIGRATIONS: readonly CatalogMigration[] = [
       db.exec(`ALTER TABLE jobs ADD COLUMN image_replicas INTEGER CHECK (image_replicas >= 0);`);
     },
   },
+  {
+    version: 16,
+    description: "an epoch's output marks: how much of each rank's output was passed on when it was flushed",
+    up: (db) => {
+      // JSON (OutputMarks, src/coordinator/output-replay.ts); NULL: not taken (an epoch from before).
+      db.exec(`ALTER TABLE epochs ADD COLUMN output_marks TEXT;`);
+    },
+  },
 ];
 
 /** The schema version this build of Ferry writes. */

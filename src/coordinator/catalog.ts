@@ -15,6 +15,7 @@ import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { ErrorCode } from '../gen/proto.js';
 import { tracer } from '../common/trace.js';
 import { CATALOG_SCHEMA_VERSION, migrateCatalog, newerSchemaError, readSchemaVersion } from './catalog-migrations.js';
+import type { OutputMarks } from './output-replay.js';
 import {
   EPOCH_COMMITTED,
   EPOCH_DELETED,
@@ -513,6 +514,17 @@ export class Catalog {
     });
   }
 
+  /** Records how much of each rank's output was passed on when the epoch's ranks were flushed (output-replay.ts). */
+  setOutputMarks(jobId: string, epoch: number, marks: OutputMarks): void {
+    if (this.st.setOutputMarks.run(JSON.stringify(marks), jobId, epoch).changes === 0) throw unknownEpoch(jobId, epoch);
+  }
+
+  /** The epoch's output marks; undefined when none were taken. */
+  outputMarks(jobId: string, epoch: number): OutputMarks | undefined {
+    const r = this.st.getOutputMarks.get(jobId, epoch) as Row | undefined;
+    return r?.output_marks ? (JSON.parse(r.output_marks as string) as OutputMarks) : undefined;
+  }
+
   /** Forgets an epoch and its images (e.g. after its image files were removed). Ids are not reused. */
   deleteEpoch(jobId: string, epoch: number): void {
     this.requireJob(jobId);
@@ -939,6 +951,8 @@ function prepareStatements(db: Database.Database) {
       UPDATE epochs SET state = @state, updated_ms = @atMs, committed_ms = @atMs
       WHERE job_id = @jobId AND epoch = @epoch`),
     deleteEpoch: p('DELETE FROM epochs WHERE job_id = ? AND epoch = ?'),
+    setOutputMarks: p('UPDATE epochs SET output_marks = ? WHERE job_id = ? AND epoch = ?'),
+    getOutputMarks: p('SELECT output_marks FROM epochs WHERE job_id = ? AND epoch = ?'),
     getEpoch: p(`SELECT ${epochCols} FROM epochs WHERE job_id = ? AND epoch = ?`),
     listEpochs: p(`SELECT ${epochCols} FROM epochs WHERE job_id = ? ORDER BY epoch`),
     committedEpochsNewestFirst: p('SELECT epoch FROM epochs WHERE job_id = ? AND state = ? ORDER BY epoch DESC'),

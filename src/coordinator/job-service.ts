@@ -30,6 +30,7 @@ import type { PeerId } from '../transport/transport.js';
 import type { JobRow, RankRow, RankUpdate } from './catalog-types.js';
 import type { Coordinator } from './coordinator.js';
 import { placeRanks } from './placement.js';
+import { OutputReplay } from './output-replay.js';
 import { UNFOLLOWED_OUTPUT_BYTES, UnfollowedOutput } from './unfollowed-output.js';
 import { describeRoundFailure, runRound, type RoundResult } from './round-runner.js';
 
@@ -48,6 +49,8 @@ export class JobService {
   private readonly followers = new Map<string, Follower[]>();
   /** Output no follower took, for the next one (a follower renewing after a coordinator restart). */
   private readonly unfollowed = new UnfollowedOutput();
+  /** What of the ranks' output was passed on, so a rollback does not pass it on twice. */
+  readonly replay: OutputReplay;
   private readonly placementCache = new Map<string, Map<string, number[]>>();
   /** Endpoints reported since a job's table was last published, by job then rank. */
   private readonly pendingEndpoints = new Map<string, Map<number, EndpointInit>>();
@@ -66,6 +69,7 @@ export class JobService {
   private readonly heldFlushed = new Map<string, Map<string, { epoch: number; ranks: number[] }>>();
 
   constructor(private readonly c: Coordinator) {
+    this.replay = new OutputReplay(c.instance);
     // A checkpoint --stop that a previous coordinator committed but did not see through.
     for (const job of c.catalog.listJobs()) if (job.stopAfterEpoch > 0 && !ENDED_STATES.has(job.state)) this.stopping.set(job.id, job.stopAfterEpoch);
   }
@@ -314,7 +318,9 @@ export class JobService {
   }
 
   onRankOutput(out: RankOutput): void {
-    const job_output = { job_id: out.job_id, rank: out.rank, stream: out.stream, data: out.data };
+    const data = this.replay.filter(out.job_id, out.rank, out.stream, out.data);
+    if (data.length === 0) return;
+    const job_output = { job_id: out.job_id, rank: out.rank, stream: out.stream, data };
     let taken = false;
     for (const f of this.followers.get(out.job_id) ?? []) {
       if (f.ranks && !f.ranks.has(out.rank)) continue;

@@ -5,7 +5,7 @@
 // reachable copy of its images, the job fails saying why. Over the in-memory
 // transport with scripted agents: b and c share an image store, a has its own.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { RoundStep, type OperatorReply, type OperatorRequestInit } from '../../src/gen/proto.js';
+import { RankOutput_Stream, RoundStep, type OperatorReply, type OperatorRequestInit } from '../../src/gen/proto.js';
 import { HOST_REJOIN_GRACE_MS } from '../../src/coordinator/coordinator-config.js';
 import { coordinatorInboundCodec, operatorReplyCodec } from '../../src/protocol/messages.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
@@ -79,6 +79,37 @@ async function loseB(): Promise<void> {
 }
 
 describe('a job with automatic restarts that loses a host', () => {
+  it("shows its followers the output the ranks print again after the rollback once, stdout and stderr", async () => {
+    await start(1, false);
+    const got = follower();
+    await advance(10);
+    const print = (rank: number, text: string, stream = RankOutput_Stream.STDOUT) =>
+      h.coordinator!.jobs.onRankOutput({ job_id: 'j', rank, stream, data: Buffer.from(text) });
+    print(0, '0 before\n');
+    print(2, '2 before\n');
+    const cp = await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: false }));
+    expect(cp.error).toBeUndefined();
+    print(0, '0 after\n');
+    print(2, '2 af');
+    print(2, 'ter\n');
+    print(2, '2 warn\n', RankOutput_Stream.STDERR);
+    await loseB();
+    for (let t = 0; t < 20_000 && job().state !== 'running'; t += 100) await advance(100);
+    expect(job().state, job().detail ?? '').toBe('running');
+    // Every rank runs again from epoch 1 and prints what it printed after it, then goes on.
+    print(0, '0 after\n0 new\n');
+    print(2, '2 after\n');
+    print(2, '2 warn\n2 warn again\n', RankOutput_Stream.STDERR);
+    print(2, '2 new\n');
+    await advance(100);
+    const shown = (rank: number, stream = RankOutput_Stream.STDOUT) =>
+      got.filter((r) => r.job_output?.rank === rank && r.job_output.stream === stream).map((r) => Buffer.from(r.job_output!.data).toString()).join('');
+    expect(shown(0)).toBe('0 before\n0 after\n0 new\n');
+    expect(shown(2)).toBe('2 before\n2 after\n2 new\n');
+    expect(shown(2, RankOutput_Stream.STDERR)).toBe('2 warn\n2 warn again\n');
+    expect(notices(got).at(-1)).toBe('restarted from epoch 1 on a,c; the output the ranks write again up to where they were (23 bytes) is not shown twice');
+  });
+
   it('is restarted from its last epoch on the live hosts; its followers stay and are told', async () => {
     await start(2);
     const got = follower();
@@ -106,7 +137,7 @@ describe('a job with automatic restarts that loses a host', () => {
     expect(ended(got)).toEqual([]);
     expect(notices(got)).toEqual([
       'ranks 2,3 lost: host b is down and did not come back within 30000 ms; restarting it from epoch 1 on the live hosts (automatic restarts left: 1)',
-      'restarted from epoch 1 on a,c; output the ranks wrote after epoch 1 is written again',
+      'restarted from epoch 1 on a,c; the output the ranks write again up to where they were (0 bytes) is not shown twice',
     ]);
 
     // The restarted job ends as any job does, and its followers hear it.

@@ -117,8 +117,15 @@ export class AutoRestarts {
         const r = await this.c.moves.restart(jobId, { held: true, keepInPlace: true, epoch: from });
         const hosts = [...new Set(r.moves?.map((m) => m.to_host) ?? [])].join(',');
         this.c.event('job.auto-restarted', `job ${jobId}: restarted from epoch ${from} on ${hosts}`, { jobId });
-        // The ranks run again from the epoch's state: what they printed after it comes again (a rollback).
-        this.c.jobs.notify(jobId, `restarted from epoch ${from} on ${hosts}; output the ranks wrote after epoch ${from} is written again`);
+        // The ranks run again from the epoch's state: what they printed after it they print again (a rollback),
+        // and it is not shown twice when the epoch's output marks are this coordinator's (output-replay.ts).
+        this.c.jobs.notify(
+          jobId,
+          `restarted from epoch ${from} on ${hosts}; ` +
+            (r.output_replay_known
+              ? `the output the ranks write again up to where they were (${r.output_replay_hidden_bytes} bytes) is not shown twice`
+              : `output the ranks wrote after epoch ${from} is written again (this coordinator did not see epoch ${from} taken)`),
+        );
       } catch (err) {
         const why = `the automatic restart from epoch ${from} failed: ${errorMessage(err)}`;
         this.c.event('job.auto-restart-failed', `job ${jobId}: ${why}`, { jobId });

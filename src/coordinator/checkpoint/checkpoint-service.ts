@@ -69,6 +69,8 @@ export class CheckpointService {
     const flush = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.PREPARE, image_set: imageSet }, byHost, cfg.flushTimeoutMs);
     if (!flush.ok) return this.abort(m, byHost, dumpedHosts, 'PREPARE', flush);
     m.transition(['preparing'], 'flushed');
+    // The agents handed over their ranks' output before answering: a restart from this epoch knows what was shown.
+    this.c.catalog.setOutputMarks(jobId, epoch, this.c.jobs.replay.mark(jobId));
 
     // DUMP: each agent dumps its flushed ranks (left running), writes manifests.
     m.transition(['flushed'], 'dumping');

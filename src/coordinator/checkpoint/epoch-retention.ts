@@ -167,6 +167,7 @@ export class EpochRetention {
   /** Purges a deleted job with nothing left to remove; true if it is gone. */
   purge(jobId: string): boolean {
     if (!this.c.catalog.purgeJob(jobId)) return false;
+    this.c.jobs.replay.forget(jobId);
     this.c.event('job.purged', `job ${jobId}: no image of it is left; the job is gone from the catalog`, { jobId });
     return true;
   }

@@ -160,6 +160,8 @@ export class MoveService {
       }
       const t2 = this.c.now();
       say('resuming', shipped);
+      // From here the ranks run again from the epoch: what they print again up to where they were is not shown twice.
+      const hidden = this.c.jobs.replay.rewind(jobId, this.c.catalog.outputMarks(jobId, epoch));
       const resume = await runRound(this.c, { ...request, step: RoundStep.RESUME }, targets, this.c.config.resumeTimeoutMs);
       if (!resume.ok && !this.c.jobs.owesResume(jobId, `restart from epoch ${epoch}`, resume, targets)) {
         this.c.jobs.failRunningJob(jobId, `after restoring from epoch ${epoch}: ${describeRoundFailure('RESUME', resume)}`);
@@ -178,6 +180,8 @@ export class MoveService {
         resume_ms: t3 - t2,
         downtime_ms: t3 - t0,
         bytes_shipped: shipped,
+        output_replay_known: hidden !== undefined,
+        output_replay_hidden_bytes: hidden ?? 0,
       };
     } finally {
       release();

@@ -1,0 +1,90 @@
+// A restart from an epoch rolls the ranks back: what they printed after the
+// epoch they print again. Their followers (`ferry run`, `ferry attach`) saw it
+// once already, so it is not passed on a second time.
+//
+// The coordinator counts the bytes of each rank's stdout and stderr it has
+// passed on. When every rank of a checkpoint is flushed, the agents have
+// handed over all their ranks wrote until then (they read the log files to
+// their end before answering PREPARE, on the same connection), and these
+// counts are the epoch's marks (kept with the epoch in the catalog). A
+// restart from the epoch drops, per rank and stream, as many bytes of the
+// restored ranks' first output as were passed on after the mark: the same
+// bytes, since a restored run repeats the uninterrupted one (a program whose
+// output differs from run to run shows a seam there).
+//
+// Counts live in memory: marks taken by an earlier coordinator (another
+// instance) cannot be compared with this one's counts, and nothing is dropped
+// then (the restart says so).
+import { RankOutput_Stream } from '../gen/proto.js';
+
+/** Bytes passed on per rank: [stdout, stderr]. */
+export type OutputCounts = Record<number, [number, number]>;
+
+export interface OutputMarks {
+  /** The coordinator instance whose counts these are. */
+  coordinator: string;
+  ranks: OutputCounts;
+}
+
+export class OutputReplay {
+  /** job -> rank -> bytes passed on [stdout, stderr]. */
+  private readonly passed = new Map<string, Map<number, [number, number]>>();
+  /** job -> rank -> bytes still to drop [stdout, stderr]. */
+  private readonly dropping = new Map<string, Map<number, [number, number]>>();
+
+  constructor(private readonly instance: string) {}
+
+  /** What of a chunk of rank output is passed on (all of it, some, or nothing). */
+  filter(jobId: string, rank: number, stream: RankOutput_Stream, data: Uint8Array): Uint8Array {
+    const i = stream === RankOutput_Stream.STDERR ? 1 : 0;
+    const drop = this.dropping.get(jobId)?.get(rank);
+    let out = data;
+    if (drop && drop[i] > 0) {
+      const n = Math.min(drop[i], out.length);
+      drop[i] -= n;
+      out = out.subarray(n);
+    }
+    if (out.length > 0) entry(this.passed, jobId, rank)[i] += out.length;
+    return out;
+  }
+
+  /** The marks of a job now (every rank flushed, its output all handed over). */
+  mark(jobId: string): OutputMarks {
+    return { coordinator: this.instance, ranks: Object.fromEntries([...(this.passed.get(jobId) ?? [])].map(([r, c]) => [r, [c[0], c[1]]])) };
+  }
+
+  /**
+   * The job's ranks run again from the state of the epoch with `marks`: the
+   * next bytes each writes, up to what was passed on already, are dropped.
+   * Returns how many bytes that is, or undefined when the marks are another
+   * coordinator's (or missing) and nothing will be dropped.
+   */
+  rewind(jobId: string, marks: OutputMarks | undefined): number | undefined {
+    this.dropping.delete(jobId);
+    if (!marks || marks.coordinator !== this.instance) return undefined;
+    let total = 0;
+    const drops = new Map<number, [number, number]>();
+    for (const [rank, now] of this.passed.get(jobId) ?? []) {
+      const at = marks.ranks[rank] ?? [0, 0];
+      const drop: [number, number] = [Math.max(0, now[0] - at[0]), Math.max(0, now[1] - at[1])];
+      total += drop[0] + drop[1];
+      if (drop[0] + drop[1] > 0) drops.set(rank, drop);
+    }
+    if (drops.size > 0) this.dropping.set(jobId, drops);
+    return total;
+  }
+
+  /** Forgets a job (deleted). */
+  forget(jobId: string): void {
+    this.passed.delete(jobId);
+    this.dropping.delete(jobId);
+  }
+}
+
+function entry(m: Map<string, Map<number, [number, number]>>, jobId: string, rank: number): [number, number] {
+  let byRank = m.get(jobId);
+  if (!byRank) m.set(jobId, (byRank = new Map()));
+  let c = byRank.get(rank);
+  if (!c) byRank.set(rank, (c = [0, 0]));
+  return c;
+}
