@@ -1,6 +1,8 @@
 // A restart from an epoch rolls the ranks back: what they printed after the
-// epoch they print again. Their followers (`ferry run`, `ferry attach`) saw it
-// once already, so it is not passed on a second time.
+// epoch they print again. After an automatic restart the job's followers
+// (`ferry run`, `ferry attach`) are the ones that saw it once already, so it
+// is not passed on a second time. (An operator's restart of an ended job has
+// new followers: they are shown everything.)
 //
 // The coordinator counts the bytes of each rank's stdout and stderr it has
 // passed on. When every rank of a checkpoint is flushed, the agents have

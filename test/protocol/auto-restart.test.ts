@@ -110,6 +110,26 @@ describe('a job with automatic restarts that loses a host', () => {
     expect(notices(got).at(-1)).toBe('restarted from epoch 1 on a,c; the output the ranks write again up to where they were (23 bytes) is not shown twice');
   });
 
+  it("passes on all a restored rank prints after an operator's restart of the failed job: its followers are new", async () => {
+    await start(0, false);
+    follower(); // as the job's ferry run, which ends with the job
+    await advance(10);
+    const print = (rank: number, text: string) => h.coordinator!.jobs.onRankOutput({ job_id: 'j', rank, stream: RankOutput_Stream.STDOUT, data: Buffer.from(text) });
+    const cp = await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: false }));
+    expect(cp.error).toBeUndefined();
+    print(0, '0 after\n');
+    await loseB();
+    expect(job().state).toBe('failed');
+    const restart = await settle(h.coordinator!.moves.restart('j', { hosts: ['a', 'c'] }));
+    expect(restart.error).toBeUndefined();
+    expect(restart.value!.output_replay_known).toBe(false);
+    const got = follower(); // ferry attach
+    await advance(10);
+    print(0, '0 after\n0 new\n');
+    await advance(100);
+    expect(got.filter((r) => r.job_output?.rank === 0).map((r) => Buffer.from(r.job_output!.data).toString()).join('')).toBe('0 after\n0 new\n');
+  });
+
   it('is restarted from its last epoch on the live hosts; its followers stay and are told', async () => {
     await start(2);
     const got = follower();

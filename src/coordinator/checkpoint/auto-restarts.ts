@@ -114,7 +114,7 @@ export class AutoRestarts {
       this.c.event('job.auto-restart', `job ${jobId}: ${failure}; ${what}`, { jobId });
       this.c.jobs.notify(jobId, `${failure}; ${what}`);
       try {
-        const r = await this.c.moves.restart(jobId, { held: true, keepInPlace: true, epoch: from });
+        const r = await this.c.moves.restart(jobId, { held: true, keepInPlace: true, epoch: from, hideRepeatedOutput: true });
         const hosts = [...new Set(r.moves?.map((m) => m.to_host) ?? [])].join(',');
         this.c.event('job.auto-restarted', `job ${jobId}: restarted from epoch ${from} on ${hosts}`, { jobId });
         // The ranks run again from the epoch's state: what they printed after it they print again (a rollback),

@@ -51,6 +51,12 @@ export interface RestartOptions {
    * the others are spread by free capacity (an automatic restart after a lost host).
    */
   keepInPlace?: boolean;
+  /**
+   * The job's followers stayed attached across the failure (an automatic restart): what the ranks print
+   * again up to where they were is not passed on twice (output-replay.ts). An operator's restart of an
+   * ended job has new followers, who are shown everything the restored ranks print.
+   */
+  hideRepeatedOutput?: boolean;
 }
 
 /** One step of a restart or migration, for the operator's progress display. */
@@ -160,8 +166,8 @@ export class MoveService {
       }
       const t2 = this.c.now();
       say('resuming', shipped);
-      // From here the ranks run again from the epoch: what they print again up to where they were is not shown twice.
-      const hidden = this.c.jobs.replay.rewind(jobId, this.c.catalog.outputMarks(jobId, epoch));
+      // From here the ranks run again from the epoch: for followers that stayed, what they print again is not shown twice.
+      const hidden = this.c.jobs.replay.rewind(jobId, o.hideRepeatedOutput ? this.c.catalog.outputMarks(jobId, epoch) : undefined);
       const resume = await runRound(this.c, { ...request, step: RoundStep.RESUME }, targets, this.c.config.resumeTimeoutMs);
       if (!resume.ok && !this.c.jobs.owesResume(jobId, `restart from epoch ${epoch}`, resume, targets)) {
         this.c.jobs.failRunningJob(jobId, `after restoring from epoch ${epoch}: ${describeRoundFailure('RESUME', resume)}`);
