@@ -8,8 +8,8 @@
 // passed on. When every rank of a checkpoint is flushed, the agents have
 // handed over all their ranks wrote until then (they read the log files to
 // their end before answering PREPARE, on the same connection), and these
-// counts are the epoch's marks (kept with the epoch in the catalog). A
-// restart from the epoch drops, per rank and stream, as many bytes of the
+// counts are the epoch's marks (kept with the epoch in the catalog). An
+// automatic restart from the epoch drops, per rank and stream, as many bytes of the
 // restored ranks' first output as were passed on after the mark: the same
 // bytes, since a restored run repeats the uninterrupted one (a program whose
 // output differs from run to run shows a seam there).
