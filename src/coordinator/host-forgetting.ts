@@ -62,9 +62,7 @@ export async function forgetHost(c: Coordinator, name: string): Promise<ForgetHo
   for (const e of lost.lostEpochs) {
     c.event('checkpoint.lost', `job ${e.jobId}: epoch ${e.epoch} is lost: rank${e.ranks.length > 1 ? 's' : ''} ${e.ranks.join(',')} had no image but on host ${name}, which was forgotten`, { jobId: e.jobId });
   }
-  const before = new Set(c.replication.queuedTopUps());
-  c.replication.topUp();
-  const copying = c.replication.queuedTopUps().filter((j) => !before.has(j));
+  const copying = c.replication.topUp();
   c.retention.removeInBackground(); // the other images of lost epochs; deleted jobs that waited for this host
   return {
     host: name,

@@ -163,7 +163,8 @@ export class ImageReplication {
    * that runs with ranks on a host that is not up (its restart comes first,
    * and its next checkpoint gets copies of its own).
    */
-  topUp(onlyJob?: string): void {
+  topUp(onlyJob?: string): string[] {
+    const queued: string[] = [];
     for (const job of this.c.catalog.listJobs({ all: true })) {
       if (onlyJob !== undefined && job.id !== onlyJob) continue;
       if (this.replicasOfRow(job) === 0) continue;
@@ -172,19 +173,16 @@ export class ImageReplication {
       const epoch = this.c.catalog.lastCommittedEpoch(job.id)?.epoch;
       if (epoch === undefined || !this.short(job.id, epoch)) continue;
       this.toppingUp.add(job.id);
+      queued.push(job.id);
       this.c.operations.queueBackground(job.id, () => `the images of epoch ${epoch} are being copied to other hosts (too few live copies)`, () =>
         this.replicate(job.id, epoch, true).finally(() => this.toppingUp.delete(job.id)),
       );
     }
+    return queued; // the jobs whose copies are queued now
   }
 
   /** Jobs whose top-up is queued or running. */
   private readonly toppingUp = new Set<string>();
-
-  /** Jobs whose top-up is queued or running, for a reply that says copies follow. */
-  queuedTopUps(): string[] {
-    return [...this.toppingUp];
-  }
 
   /** Live copies an image is to have: its replicas, plus the original when no host that is not down sees it. */
   private wanted(replicas: number, image: StoredImage): number {
