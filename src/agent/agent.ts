@@ -375,6 +375,8 @@ export class Agent {
               );
             } catch (err) {
               this.output.finish(req.job_id, spec.rank);
+              // All or nothing: the coordinator counts every rank of a failed start as never started.
+              if (started.length > 0) this.ranks.signalRanks?.(req.job_id, started.map((p) => p.rank ?? 0), 'SIGKILL');
               throw err;
             }
           }

@@ -179,6 +179,13 @@ export class JobService {
     if (failed.length > 0) {
       const detail = failed.map((f) => `host ${f.host}: ${errorMessage(f.r.reason)}`).join('; ');
       this.failJob(jobId, 127, `could not start every rank: ${detail}`);
+      // A host that refused starts none of its ranks (its agent kills those it started): they end
+      // here, or the job would wait for them forever.
+      for (const f of failed) {
+        for (const rank of byHost.get(f.host)!) {
+          this.onRankExited(f.host, { job_id: jobId, rank, pid: 0, exit_code: 127, signal: '', reason: `not started: ${errorMessage(f.r.reason)}` });
+        }
+      }
       throw new FerryError(ErrorCode.SPAWN_FAILED, `job ${jobId} could not start: ${detail}`);
     }
     if (job.state === 'pending') this.c.catalog.setJobState(jobId, 'running');

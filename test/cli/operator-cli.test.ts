@@ -103,8 +103,13 @@ describe('operator CLI errors', () => {
 
   it('names a program that does not exist on the host', async () => {
     const r = await ferry(['run', '-n', '2', '--coordinator', address, '/no/such/program']);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/program "\/no\/such\/program" not found or not executable on host solo/);
+    expect(r.code).toBe(127); // the job's status: its ranks could not start, as a shell's "command not found"
+    expect(r.stderr.trim()).toMatch(/^ferry run: job \S+ failed: could not start every rank: host solo: program "\/no\/such\/program" not found or not executable on host solo$/);
+    // The job ended, failed: it does not wait for ranks that never started.
+    const jobs = JSON.parse((await ferry(['jobs', '--all', '--json', '--coordinator', address])).stdout) as { argv: string[]; state: string; detail: string; ranks: { state: string }[] }[];
+    const job = jobs.find((j) => j.argv[0] === '/no/such/program')!;
+    expect([job.state, job.ranks.map((x) => x.state)]).toEqual(['failed', ['exited', 'exited']]);
+    expect(job.detail).toMatch(/^could not start every rank: host solo: program "\/no\/such\/program" not found/);
   });
 
   it('refuses a bad number of epochs to keep, and several settings at once', async () => {

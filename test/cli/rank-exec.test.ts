@@ -265,9 +265,9 @@ describe('ferry rank-exec errors', { timeout: 120_000 }, () => {
 
   it('names a program that does not exist on the host', async () => {
     const r = await rankExec(['/no/such/program'], { PMI_RANK: '0', PMI_SIZE: '1', FERRY_JOB_KEY: `missing-${process.pid}` });
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(127); // the job's status, as a launcher gives for a program it cannot start
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(r.stderr).toMatch(/could not start: .*program "\/no\/such\/program" not found or not executable on host host1/);
+    expect(r.stderr).toMatch(/failed: could not start every rank: host host1: program "\/no\/such\/program" not found or not executable on host host1/);
   });
 
   it('names a host the coordinator does not know', async () => {
