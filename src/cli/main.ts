@@ -8,7 +8,7 @@ import { inspectCommand } from './inspect-command.js';
 import { cancelCommand, deleteCommand } from './job-commands.js';
 import { mpiccCommand } from './mpicc-command.js';
 import { forgetCommand } from './forget-command.js';
-import { drainCommand, migrateCommand, restartCommand } from './move-commands.js';
+import { drainCommand, migrateCommand, restartCommand, undrainCommand } from './move-commands.js';
 import { operatorCommand } from './operator-commands.js';
 import { rankExecCommand } from './rank-exec-command.js';
 import { attachCommand, runCommand } from './run-command.js';
@@ -39,7 +39,8 @@ operators (--coordinator tcp://ADDR:PORT, or FERRY_COORDINATOR; --json for machi
   epochs JOB             the job's checkpoint epochs with their state, size and phase durations
   restart JOB [--epoch E] [--hosts a,b | --map 0=a,1=b]   restart a stopped job from a committed epoch
   migrate JOB --rank R --to HOST                          move one rank of a running job
-  drain HOST             move every rank off a host
+  drain HOST [--reason TEXT]                              move every rank off a host; no new ranks go there until undrain
+  undrain HOST           new ranks may go to a drained host again
   forget HOST            a host that is down is gone for good: stop waiting for it, say which checkpoints went with it
   inspect DIR [--json]   decode one rank's image: process tree, memory, the files it needs
   run -n N [--hosts a,b | --hostfile F] [--raw] [--checkpoint-every 10m] [--keep-epochs N] [--auto-restart N] [--image-replicas N] PROGRAM ARGS...
@@ -93,6 +94,8 @@ async function main(argv: string[]): Promise<number> {
       return migrateCommand(rest);
     case 'drain':
       return drainCommand(rest);
+    case 'undrain':
+      return undrainCommand(rest);
     case 'forget':
       return forgetCommand(rest);
     case 'inspect':

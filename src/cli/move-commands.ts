@@ -28,6 +28,10 @@ function print(json: boolean, what: string, r: MoveReply): void {
     );
     return;
   }
+  if (r.moves.length === 0) {
+    process.stdout.write(`${what}\n`);
+    return;
+  }
   const lines = r.moves.map((m) => `  ${m.job_id} rank ${m.rank}: ${m.from_host || '-'} -> ${m.to_host}`);
   const phases = [
     ['flush', r.flush_ms],
@@ -93,12 +97,24 @@ export async function migrateCommand(argv: string[]): Promise<number> {
 
 export async function drainCommand(argv: string[]): Promise<number> {
   const cmd = 'ferry drain';
-  const p = parseArgs(cmd, argv, COMMON_OPERATOR_OPTIONS);
-  const host = onePositional(cmd, p, 'host', 'ferry drain HOST');
+  const p = parseArgs(cmd, argv, { ...COMMON_OPERATOR_OPTIONS, reason: { value: true } });
+  const host = onePositional(cmd, p, 'host', 'ferry drain HOST [--reason TEXT]');
   const progress = new ProgressDisplay(`drain ${host}`, p.options.has('json'));
   const r = await withClient(coordinatorAddress(cmd, p), (c) =>
-    c.request({ drain: { host } }, { timeoutMs: CHECKPOINT_CLIENT_TIMEOUT_MS, onNotice: progress.onNotice }),
+    c.request({ drain: { host, reason: opt(p, 'reason') ?? '' } }, { timeoutMs: CHECKPOINT_CLIENT_TIMEOUT_MS, onNotice: progress.onNotice }),
   ).finally(() => progress.done());
-  print(p.options.has('json'), `host ${host} drained: ${r.move!.moves.length} ranks moved`, r.move!);
+  const n = r.move!.moves.length;
+  print(p.options.has('json'), `host ${host} drained: ${n} rank${n === 1 ? '' : 's'} moved; no new ranks go there until \`ferry undrain ${host}\``, r.move!);
+  return 0;
+}
+
+export async function undrainCommand(argv: string[]): Promise<number> {
+  const cmd = 'ferry undrain';
+  const p = parseArgs(cmd, argv, COMMON_OPERATOR_OPTIONS);
+  const host = onePositional(cmd, p, 'host', 'ferry undrain HOST');
+  const r = await withClient(coordinatorAddress(cmd, p), (c) => c.request({ undrain_host: { host } }));
+  const u = r.undrain_host!;
+  if (p.options.has('json')) process.stdout.write(JSON.stringify({ host: u.host, wasDrained: u.was_drained }, null, 2) + '\n');
+  else process.stdout.write(u.was_drained ? `host ${host} undrained: new ranks may go there again\n` : `host ${host} was not drained: nothing changed\n`);
   return 0;
 }

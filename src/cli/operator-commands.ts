@@ -35,6 +35,8 @@ function hostJson(h: HostInfo) {
     registeredMs: h.registered_ms,
     lastHeartbeatMs: h.last_heartbeat_ms,
     runningRanks: h.running_ranks,
+    drainedMs: Number(h.drained_ms) || null,
+    drainReason: h.drain_reason,
   };
 }
 
@@ -174,7 +176,7 @@ function hostsTable(hosts: HostInfo[]): string {
     ['HOST', 'STATE', 'ADDRESS', 'CPUS', 'RANKS', 'CRIU', 'LAST HEARD'],
     hosts.map((h) => [
       h.name,
-      hostStateName(h.state),
+      hostStateName(h.state) + (Number(h.drained_ms) > 0 ? `, drained${h.drain_reason ? ` (${h.drain_reason})` : ''}` : ''),
       h.address,
       String(h.cpus),
       String(h.running_ranks),

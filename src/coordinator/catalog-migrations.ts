@@ -308,6 +308,17 @@ export const CATALOG_MIGRATIONS: readonly CatalogMigration[] = [
       db.exec(`ALTER TABLE epochs ADD COLUMN output_marks TEXT;`);
     },
   },
+  {
+    version: 17,
+    description: 'drained hosts: no new ranks go there (ferry drain, until ferry undrain)',
+    up: (db) => {
+      // drained_ms NULL = ranks may be placed there. Kept across agent and coordinator restarts.
+      db.exec(`
+        ALTER TABLE hosts ADD COLUMN drained_ms INTEGER;
+        ALTER TABLE hosts ADD COLUMN drain_reason TEXT NOT NULL DEFAULT '';
+      `);
+    },
+  },
 ];
 
 /** The schema version this build of Ferry writes. */

@@ -40,8 +40,15 @@ export interface HostRegistration {
   imageStore?: string;
 }
 
+/** The operator drained a host (ferry drain): no new ranks are placed there until ferry undrain. */
+export interface HostDrain {
+  atMs: number;
+  reason: string;
+}
+
 export interface HostRow extends HostRegistration {
   imageStore: string;
+  drained: HostDrain | undefined;
   state: HostCatalogState;
   stateChangedMs: number;
   /** When the catalog first heard of this host (its first registration). */

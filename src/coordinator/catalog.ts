@@ -34,6 +34,7 @@ import {
   type EventRow,
   type ForgottenHost,
   type HostCatalogState,
+  type HostDrain,
   type HostRegistration,
   type HostRow,
   type JobCatalogState,
@@ -126,6 +127,17 @@ export class Catalog {
   // ---- hosts -------------------------------------------------------------
 
   /** Records a registration; a registered host is 'up'. Heartbeats are not stored. */
+  /**
+   * Marks a host drained (ferry drain: no new ranks go there) or, with
+   * `drain` undefined, takes it back (ferry undrain). A host that registers
+   * again stays as it was; one that was forgotten comes back undrained.
+   */
+  setHostDrained(name: string, drain: HostDrain | undefined): void {
+    if (drain) requireMs(drain.atMs, 'drain.atMs');
+    const r = this.st.setHostDrained.run({ name, atMs: drain?.atMs ?? null, reason: drain?.reason ?? '' });
+    if (r.changes === 0) throw new FerryError(ErrorCode.UNKNOWN_HOST, `host "${name}" is not in the catalog`);
+  }
+
   upsertHost(h: HostRegistration): void {
     requireName(h.name, 'host name');
     requireUint(h.cpus, 'cpus');
@@ -865,6 +877,8 @@ function prepareStatements(db: Database.Database) {
         criu_check_ok = excluded.criu_check_ok, criu_check_detail = excluded.criu_check_detail,
         agent_instance = excluded.agent_instance, registered_ms = excluded.registered_ms,
         image_store = excluded.image_store, forgotten_ms = NULL,
+        drained_ms = CASE WHEN hosts.forgotten_ms IS NULL THEN hosts.drained_ms END,
+        drain_reason = CASE WHEN hosts.forgotten_ms IS NULL THEN hosts.drain_reason ELSE '' END,
         state_changed_ms = CASE WHEN hosts.state = 'up' THEN hosts.state_changed_ms ELSE excluded.registered_ms END,
         state = 'up'`),
     setHostState: p(`
@@ -872,6 +886,7 @@ function prepareStatements(db: Database.Database) {
       WHERE name = @name`),
     getHost: p('SELECT * FROM hosts WHERE name = ?'),
     listHosts: p('SELECT * FROM hosts WHERE forgotten_ms IS NULL ORDER BY name'),
+    setHostDrained: p('UPDATE hosts SET drained_ms = @atMs, drain_reason = @reason WHERE name = @name'),
     forgetHost: p("UPDATE hosts SET forgotten_ms = @atMs, state = 'down', state_changed_ms = @atMs WHERE name = @name"),
     storeSharers: p("SELECT name FROM hosts WHERE image_store = ? AND image_store != '' AND name != ? AND forgotten_ms IS NULL ORDER BY name"),
     moveReplicasToHost: p('UPDATE OR IGNORE image_replicas SET host = ? WHERE host = ?'),
@@ -1037,6 +1052,7 @@ function hostRow(r: Row): HostRow {
     state: r.state as HostCatalogState,
     stateChangedMs: r.state_changed_ms as number,
     imageStore: r.image_store as string,
+    drained: r.drained_ms === null ? undefined : { atMs: r.drained_ms as number, reason: r.drain_reason as string },
   };
 }
 

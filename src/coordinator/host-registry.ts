@@ -5,11 +5,13 @@
 //   unknown  in the catalog, not heard from since this coordinator started
 //   up       registered, heartbeats arriving
 //   down     no heartbeat for heartbeatTimeoutMs (or never re-registered)
+// Apart from its liveness, a host may be drained by the operator (ferry drain):
+// it stays up and keeps serving its images, but no new ranks are placed there.
 import { ErrorCode, type RegisterRequest } from '../gen/proto.js';
 import { FerryError } from '../common/ferry-error.js';
 import { tracer } from '../common/trace.js';
 import type { PeerId } from '../transport/transport.js';
-import type { HostCatalogState, HostRegistration } from './catalog-types.js';
+import type { HostCatalogState, HostDrain, HostRegistration } from './catalog-types.js';
 
 const trace = tracer('hosts');
 
@@ -25,6 +27,8 @@ export interface HostSession extends HostRegistration {
   state: HostLiveness;
   lastHeardMs: number;
   runningRanks: number;
+  /** Set by ferry drain (kept in the catalog): no new ranks go there. */
+  drained?: HostDrain;
 }
 
 export interface HostRegistryEvents {
@@ -43,7 +47,7 @@ export class HostRegistry {
   ) {}
 
   /** Hosts known from the catalog, waiting to re-register after a coordinator restart. */
-  restore(host: HostRegistration): void {
+  restore(host: HostRegistration & { drained?: HostDrain }): void {
     this.hosts.set(host.name, {
       ...host,
       imageServer: '',
@@ -101,6 +105,7 @@ export class HostRegistry {
       registeredMs: now,
       lastHeardMs: now,
       runningRanks: req.ranks.length,
+      drained: existing?.drained,
     };
     this.hosts.set(req.host, session);
     this.byPeer.set(peer, session);
@@ -182,5 +187,43 @@ export class HostRegistry {
 
   up(): HostSession[] {
     return this.all().filter((h) => h.state === 'up');
+  }
+
+  /** Hosts new ranks may be placed on: up and not drained. */
+  placeable(): HostSession[] {
+    return this.up().filter((h) => !h.drained);
+  }
+
+  /** placeable(), or an error that says why there is none (NO_CAPACITY). */
+  requireSomePlaceable(): HostSession[] {
+    const hosts = this.placeable();
+    if (hosts.length > 0) return hosts;
+    const drained = this.up().filter((h) => h.drained).map((h) => h.name);
+    throw new FerryError(
+      ErrorCode.NO_CAPACITY,
+      drained.length > 0
+        ? `no live host to place the ranks on: every live host is drained (${drained.join(', ')}; \`ferry undrain HOST\` takes one back)`
+        : 'no live host to place the ranks on',
+    );
+  }
+
+  /** The host an operator named for new ranks (--hosts, --map, --to, a launcher's rank), if it may take them. */
+  requirePlaceable(name: string): HostSession {
+    const h = this.hosts.get(name);
+    if (!h) throw new FerryError(ErrorCode.UNKNOWN_HOST, `host "${name}" is not known to the coordinator`);
+    if (h.state !== 'up') throw new FerryError(ErrorCode.HOST_DOWN, `host "${name}" is ${h.state}`);
+    if (h.drained) {
+      const why = h.drained.reason ? ` (${h.drained.reason})` : '';
+      throw new FerryError(ErrorCode.HOST_DRAINED, `host "${name}" is drained${why}: no new ranks go there until \`ferry undrain ${name}\``);
+    }
+    return h;
+  }
+
+  /** Marks a host drained, or (undefined) takes it back; false for a host not known here. */
+  setDrained(name: string, drain: HostDrain | undefined): boolean {
+    const h = this.hosts.get(name);
+    if (!h) return false;
+    h.drained = drain;
+    return true;
   }
 }

@@ -123,12 +123,8 @@ export class JobService {
     if (this.c.catalog.getJob(jobId)) throw new FerryError(ErrorCode.BAD_REQUEST, `job "${jobId}" already exists`);
     const explicit = new Map<number, string>(Object.entries(req.rank_hosts).map(([k, v]) => [Number(k), v]));
     const named = explicit.size > 0 ? [...new Set(explicit.values())] : req.hosts;
-    for (const name of named) {
-      const h = this.c.hosts.get(name);
-      if (!h) throw new FerryError(ErrorCode.UNKNOWN_HOST, `host "${name}" is not known to the coordinator`);
-      if (h.state !== 'up') throw new FerryError(ErrorCode.HOST_DOWN, `host "${name}" is ${h.state}`);
-    }
-    const candidates = (req.hosts.length > 0 ? req.hosts.map((n) => this.c.hosts.get(n)!) : this.c.hosts.up()).map((h) => ({
+    for (const name of named) this.c.hosts.requirePlaceable(name);
+    const candidates = (req.hosts.length > 0 ? req.hosts.map((n) => this.c.hosts.get(n)!) : this.c.hosts.requireSomePlaceable()).map((h) => ({
       name: h.name,
       freeSlots: h.cpus - this.c.catalog.ranksOnHost(h.name).filter((r) => r.state !== 'exited').length,
     }));

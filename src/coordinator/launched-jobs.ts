@@ -114,6 +114,10 @@ export class LaunchedJobs {
         );
         return;
       }
+      if (host.drained) {
+        this.drop(l, `rank ${req.rank} runs on host ${req.host}, which is drained${host.drained.reason ? ` (${host.drained.reason})` : ''}: no new ranks go there until \`ferry undrain ${req.host}\``);
+        return;
+      }
       if (l.joins.size === l.first.world_size) void this.start(l);
     });
   }

@@ -11,6 +11,7 @@ import type { PeerId } from '../transport/transport.js';
 import type { Coordinator } from './coordinator.js';
 import type { HostSession } from './host-registry.js';
 import { forgetHost } from './host-forgetting.js';
+import { drainHost, undrainHost } from './host-draining.js';
 import type { MoveProgressFn } from './checkpoint/move-service.js';
 import { LaunchedJobs } from './launched-jobs.js';
 
@@ -131,7 +132,9 @@ export class OperatorService {
         return { move: await this.c.moves.migrate(r.job_id, new Map([[r.rank, r.to_host]]), this.moveProgress(peer, req.request_id, 'migrate')) };
       }
       case 'drain':
-        return { move: await this.c.moves.drain(req.drain?.host ?? '', this.moveProgress(peer, req.request_id, 'drain')) };
+        return { move: await drainHost(this.c, req.drain?.host ?? '', req.drain?.reason ?? '', this.moveProgress(peer, req.request_id, 'drain')) };
+      case 'undrain_host':
+        return { undrain_host: undrainHost(this.c, req.undrain_host?.host ?? '') };
       case 'forget_host':
         return { forget_host: await forgetHost(this.c, req.forget_host?.host ?? '') };
       case 'delete_job': {
@@ -182,5 +185,7 @@ function hostInfo(h: HostSession): HostInfoInit {
     registered_ms: h.registeredMs,
     last_heartbeat_ms: h.lastHeardMs,
     running_ranks: h.runningRanks,
+    drained_ms: h.drained?.atMs ?? 0,
+    drain_reason: h.drained?.reason ?? '',
   };
 }

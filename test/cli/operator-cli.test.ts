@@ -173,6 +173,32 @@ describe('operator CLI errors', () => {
     expect(bad.stderr.trim()).toBe('ferry: ferry checkpoint: --image-replicas must be an integer >= 0, got "x"');
   });
 
+  it('drains the host with a reason, shows it, places nothing there, and takes it back with ferry undrain', async () => {
+    try {
+      const d = await ferry(['drain', 'solo', '--reason', 'bios update', '--coordinator', address]);
+      expect(d.code, d.stderr).toBe(0);
+      expect(d.stdout.trim()).toBe('host solo drained: 0 ranks moved; no new ranks go there until `ferry undrain solo`');
+      const hosts = await ferry(['hosts', '--coordinator', address]);
+      expect(hosts.stdout).toMatch(/^solo +up, drained \(bios update\) +127\.0\.0\.1 /m);
+      const json = JSON.parse((await ferry(['hosts', '--json', '--coordinator', address])).stdout) as { drainedMs: number | null; drainReason: string }[];
+      expect([json[0]!.drainedMs! > 0, json[0]!.drainReason]).toEqual([true, 'bios update']);
+      const run = await ferry(['run', '-n', '1', '--coordinator', address, '/bin/true']);
+      expect(run.code).toBe(1);
+      expect(run.stderr.trim()).toBe(
+        'ferry: no live host to place the ranks on: every live host is drained (solo; `ferry undrain HOST` takes one back) [NO_CAPACITY]',
+      );
+      const named = await ferry(['run', '-n', '1', '--hosts', 'solo', '--coordinator', address, '/bin/true']);
+      expect(named.stderr.trim()).toBe('ferry: host "solo" is drained (bios update): no new ranks go there until `ferry undrain solo` [HOST_DRAINED]');
+    } finally {
+      const u = await ferry(['undrain', 'solo', '--coordinator', address]);
+      expect(u.stdout.trim()).toBe('host solo undrained: new ranks may go there again');
+    }
+    const again = await ferry(['undrain', 'solo', '--coordinator', address]);
+    expect(again.stdout.trim()).toBe('host solo was not drained: nothing changed');
+    const run = await ferry(['run', '-n', '1', '--coordinator', address, '/bin/true']);
+    expect(run.code, run.stderr).toBe(0);
+  });
+
   it('refuses an unknown host', async () => {
     const r = await ferry(['run', '-n', '1', '--hosts', 'nowhere', '--coordinator', address, '/bin/true']);
     expect(r.code).toBe(1);

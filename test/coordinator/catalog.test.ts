@@ -103,7 +103,7 @@ describe('catalog round trips', () => {
   it('keeps hosts with registration data and state changes', () => {
     const c = openCatalog();
     c.upsertHost(host('h1'));
-    expect(c.getHost('h1')).toEqual({ ...host('h1'), state: 'up', stateChangedMs: 1_000, firstSeenMs: 1_000, imageStore: '' });
+    expect(c.getHost('h1')).toEqual({ ...host('h1'), state: 'up', stateChangedMs: 1_000, firstSeenMs: 1_000, imageStore: '', drained: undefined });
     c.setHostState('h1', 'down', 5_000);
     c.setHostState('h1', 'down', 6_000); // no change: the time of the change stays
     expect(c.getHost('h1')).toMatchObject({ state: 'down', stateChangedMs: 5_000 });
@@ -112,6 +112,22 @@ describe('catalog round trips', () => {
     c.upsertHost(host('a0'));
     expect(c.listHosts().map((h) => h.name)).toEqual(['a0', 'h1']);
     expect(c.getHost('nope')).toBeUndefined();
+  });
+
+  it('keeps a drain mark across registrations; a forgotten host comes back without it', () => {
+    const c = openCatalog();
+    c.upsertHost(host('h1'));
+    c.setHostDrained('h1', { atMs: 2_000, reason: 'fan' });
+    c.upsertHost(host('h1', { registeredMs: 3_000, agentInstance: 'new' }));
+    expect(c.getHost('h1')!.drained).toEqual({ atMs: 2_000, reason: 'fan' });
+    c.setHostDrained('h1', undefined);
+    expect(c.getHost('h1')!.drained).toBeUndefined();
+    c.setHostDrained('h1', { atMs: 4_000, reason: '' });
+    c.setHostState('h1', 'down', 5_000);
+    c.forgetHost('h1', 6_000);
+    c.upsertHost(host('h1', { registeredMs: 7_000 }));
+    expect(c.getHost('h1')!.drained).toBeUndefined();
+    expect(() => c.setHostDrained('zz', { atMs: 1, reason: '' })).toThrow(/host "zz" is not in the catalog/);
   });
 
   it('keeps jobs and lists only live ones by default', () => {

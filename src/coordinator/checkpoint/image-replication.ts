@@ -42,7 +42,7 @@ export interface ReplicaPlan {
 
 /**
  * Which host copies which image: for each image, up to `replicas` live hosts
- * that do not see it, after its writer in name order, no two of one store,
+ * (not drained) that do not see it, after its writer in name order, no two of one store,
  * none that holds (or is making) a copy of it already.
  */
 export function planReplicas(
@@ -86,6 +86,7 @@ export function planReplicas(
         count++;
         continue;
       }
+      if (host.drained) continue; // it may go away soon: no new copies there
       copies.set(host.name, [...(copies.get(host.name) ?? []), choice.source]);
       stores.add(storeOf(host, host.name));
       count++;

@@ -15,6 +15,7 @@
 //   5. none: the image is unreachable (the restart is refused before anything
 //      starts).
 import type { ImageSourceInit } from '../../gen/proto.js';
+import type { HostDrain } from '../catalog-types.js';
 
 export interface StoredImage {
   rank: number;
@@ -34,6 +35,8 @@ export interface ImageSourceHost {
   state: string;
   imageServer: string;
   imageStore?: string;
+  /** Set for a drained host (ferry drain): it serves its images but takes no new copies. */
+  drained?: HostDrain;
 }
 
 export type ImageSourceChoice =

@@ -266,12 +266,8 @@ export class MoveService {
   private place(jobId: string, worldSize: number, o: RestartOptions, replicas: ReadonlyMap<number, readonly string[]> = new Map()): Map<number, string> {
     const explicit = o.rankHosts ?? new Map<number, string>();
     const named = explicit.size > 0 ? [...new Set(explicit.values())] : (o.hosts ?? []);
-    for (const name of named) {
-      const h = this.c.hosts.get(name);
-      if (!h) throw new FerryError(ErrorCode.UNKNOWN_HOST, `host "${name}" is not known to the coordinator`);
-      if (h.state !== 'up') throw new FerryError(ErrorCode.HOST_DOWN, `host "${name}" is ${h.state}`);
-    }
-    const candidates = ((o.hosts?.length ?? 0) > 0 ? o.hosts!.map((n) => this.c.hosts.get(n)!) : this.c.hosts.up()).map((h) => ({
+    for (const name of named) this.c.hosts.requirePlaceable(name);
+    const candidates = ((o.hosts?.length ?? 0) > 0 ? o.hosts!.map((n) => this.c.hosts.get(n)!) : this.c.hosts.requireSomePlaceable()).map((h) => ({
       name: h.name,
       freeSlots: h.cpus - this.c.catalog.ranksOnHost(h.name).filter((r) => r.state !== 'exited' && r.jobId !== jobId).length,
     }));
@@ -315,10 +311,8 @@ export class MoveService {
       const row = ranks.find((r) => r.rank === rank);
       if (!row) throw new FerryError(ErrorCode.UNKNOWN_RANK, `job ${jobId} has no rank ${rank} (it has ${job.worldSize})`);
       if (row.state !== 'running') throw new FerryError(ErrorCode.BAD_REQUEST, `rank ${rank} of job ${jobId} is ${row.state}`);
-      const target = this.c.hosts.get(to);
-      if (!target) throw new FerryError(ErrorCode.UNKNOWN_HOST, `host "${to}" is not known to the coordinator`);
-      if (target.state !== 'up') throw new FerryError(ErrorCode.HOST_DOWN, `host "${to}" is ${target.state}`);
       if (row.host === to) throw new FerryError(ErrorCode.BAD_REQUEST, `rank ${rank} of job ${jobId} already runs on ${to}`);
+      this.c.hosts.requirePlaceable(to);
       from.set(rank, row.host);
     }
     const all = this.c.jobs.liveRanksByHost(jobId);
@@ -535,7 +529,11 @@ export class MoveService {
     }
   }
 
-  /** Moves every rank off a host: job by job, each rank to the live host with the most free capacity. */
+  /**
+   * Moves every rank off a host: job by job, each rank to the live host with
+   * the most free capacity that is not drained (ferry drain marks the host
+   * first: src/coordinator/host-draining.ts).
+   */
   async drain(host: string, progress?: MoveProgressFn): Promise<MoveReplyInit> {
     if (!this.c.hosts.get(host)) throw new FerryError(ErrorCode.UNKNOWN_HOST, `host "${host}" is not known to the coordinator`);
     const byJob = new Map<string, number[]>();
@@ -547,8 +545,8 @@ export class MoveService {
     let downtime = 0;
     let shipped = 0;
     for (const [jobId, ranks] of byJob) {
-      const others = this.c.hosts.up().filter((h) => h.name !== host);
-      if (others.length === 0) throw new FerryError(ErrorCode.NO_CAPACITY, `no other live host to move the ranks of ${host} to`);
+      const others = this.c.hosts.placeable().filter((h) => h.name !== host);
+      if (others.length === 0) throw new FerryError(ErrorCode.NO_CAPACITY, `no other live host that is not drained to move the ranks of ${host} to`);
       const load = new Map(others.map((h) => [h.name, this.c.catalog.ranksOnHost(h.name).filter((r) => r.state !== 'exited').length - h.cpus]));
       const plan = new Map<number, string>();
       for (const rank of ranks) {
