@@ -212,10 +212,7 @@ export class HostRegistry {
     const h = this.hosts.get(name);
     if (!h) throw new FerryError(ErrorCode.UNKNOWN_HOST, `host "${name}" is not known to the coordinator`);
     if (h.state !== 'up') throw new FerryError(ErrorCode.HOST_DOWN, `host "${name}" is ${h.state}`);
-    if (h.drained) {
-      const why = h.drained.reason ? ` (${h.drained.reason})` : '';
-      throw new FerryError(ErrorCode.HOST_DRAINED, `host "${name}" is drained${why}: no new ranks go there until \`ferry undrain ${name}\``);
-    }
+    if (h.drained) throw new FerryError(ErrorCode.HOST_DRAINED, `host "${name}" ${drainedWhy(name, h.drained)}`);
     return h;
   }
 
@@ -226,4 +223,9 @@ export class HostRegistry {
     h.drained = drain;
     return true;
   }
+}
+
+/** "is drained (REASON): no new ranks go there until `ferry undrain NAME`" */
+export function drainedWhy(name: string, drain: HostDrain): string {
+  return `is drained${drain.reason ? ` (${drain.reason})` : ''}: no new ranks go there until \`ferry undrain ${name}\``;
 }

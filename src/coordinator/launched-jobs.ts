@@ -15,6 +15,7 @@ import { checkSafeName } from '../common/names.js';
 import { tracer } from '../common/trace.js';
 import type { PeerId } from '../transport/transport.js';
 import type { Coordinator } from './coordinator.js';
+import { drainedWhy } from './host-registry.js';
 
 const trace = tracer('launched');
 
@@ -115,7 +116,7 @@ export class LaunchedJobs {
         return;
       }
       if (host.drained) {
-        this.drop(l, `rank ${req.rank} runs on host ${req.host}, which is drained${host.drained.reason ? ` (${host.drained.reason})` : ''}: no new ranks go there until \`ferry undrain ${req.host}\``);
+        this.drop(l, `rank ${req.rank} runs on host ${req.host}, which ${drainedWhy(req.host, host.drained)}`);
         return;
       }
       if (l.joins.size === l.first.world_size) void this.start(l);

@@ -157,12 +157,18 @@ describe('checkpoint, restart and migration end to end', { timeout: 600_000 }, (
     const run = start('drain', SORT);
     await waitRunning('drain');
     await sleep(800);
-    const out = JSON.parse(await ferryOk(['drain', 'host1', '--json']));
-    expect(out.moves.map((m: { rank: number; from: string }) => [m.rank, m.from])).toEqual([
-      [0, 'host1'],
-      [1, 'host1'],
-    ]);
-    expect((await job('drain')).ranks.some((r) => r.host === 'host1')).toBe(false);
+    try {
+      const out = JSON.parse(await ferryOk(['drain', 'host1', '--reason', 'e2e', '--json']));
+      expect(out.moves.map((m: { rank: number; from: string }) => [m.rank, m.from])).toEqual([
+        [0, 'host1'],
+        [1, 'host1'],
+      ]);
+      expect((await job('drain')).ranks.some((r) => r.host === 'host1')).toBe(false);
+      const hosts = JSON.parse(await ferryOk(['hosts', '--json'])) as { name: string; drainReason: string }[];
+      expect(hosts.map((h) => `${h.name}:${h.drainReason}`)).toEqual(['host1:e2e', 'host2:', 'host3:']);
+    } finally {
+      await ferryOk(['undrain', 'host1']); // the next tests run on host1 again
+    }
     const r = await run;
     expect(r.code, r.stderr).toBe(0);
     expect(checksumLine(r.stdout)).toBe(reference.get('sort'));

@@ -137,6 +137,20 @@ describe('ferry drain HOST / ferry undrain HOST', () => {
     expect(h.coordinator!.hosts.get('d')!.drained).toBeDefined();
   });
 
+  it("drops a launcher's launch with a rank on a drained host, naming it", async () => {
+    await setUp();
+    expect((await drain('b', 'memory errors')).error).toBeUndefined();
+    const join = (rank: number, host: string) =>
+      ask({ join_launched_rank: { launch_key: 'test:1', rank, world_size: 2, host, argv: ['/app'], cwd: '/', env: {}, launcher: 'test', wait_ms: 5_000, job_id: 'launched' } });
+    const [r0, r1] = await Promise.all([join(0, 'a'), join(1, 'b')]);
+    for (const r of [r0, r1]) {
+      expect(r.error!.message).toBe(
+        'launch test:1 dropped: rank 1 runs on host b, which is drained (memory errors): no new ranks go there until `ferry undrain b`',
+      );
+    }
+    expect(h.catalog!.getJob('launched')).toBeUndefined();
+  });
+
   it('keeps the mark when the agent registers again and when the coordinator restarts', async () => {
     await setUp();
     expect((await drain('a', 'bad fan')).error).toBeUndefined();
