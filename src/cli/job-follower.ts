@@ -2,7 +2,7 @@
 // follow is renewed every FOLLOW_RENEW_MS, so a coordinator that restarted
 // learns about the follower again; while the coordinator is unreachable the
 // follower waits (the job may well be running) and says so once.
-import { ErrorCode, type JobInfo, type OperatorReply } from '../gen/proto.js';
+import { ErrorCode, JobState, type JobInfo, type OperatorReply } from '../gen/proto.js';
 import { FerryError } from '../common/ferry-error.js';
 import type { OperatorClient } from './operator-client.js';
 import type { RankOutputWriter } from './rank-output-writer.js';
@@ -85,7 +85,15 @@ export class JobFollower {
   }
 }
 
-/** The exit status a launcher gives for a job: its first non-zero rank status. */
+/**
+ * What `ferry run` and `ferry attach` exit with for a job stopped after a
+ * checkpoint (ferry checkpoint --stop, --stop-on): not done, to be continued
+ * with ferry restart (sysexits' EX_TEMPFAIL, "try again later").
+ */
+export const STOPPED_EXIT_STATUS = 75;
+
+/** The exit status a launcher gives for a job: its first non-zero rank status (STOPPED_EXIT_STATUS for a stopped job). */
 export function jobExitStatus(job: JobInfo): number {
+  if (job.state === JobState.JOB_STOPPED) return STOPPED_EXIT_STATUS;
   return job.exit_code & 0xff || (job.exit_code !== 0 ? 1 : 0);
 }

@@ -28,7 +28,7 @@ operators (--coordinator tcp://ADDR:PORT, or FERRY_COORDINATOR; --json for machi
   jobs [--all]           running jobs (--all: ended ones too)
   job JOB                one job with its ranks
   events [--job JOB] [--after SEQ] [--limit N]
-  attach JOB [--raw]     follow a running job's output to its end (after a restart, say)
+  attach JOB [--raw] [--stop-on SIGNAL]  follow a running job's output to its end (after a restart, say)
   cancel JOB [--signal SIGTERM] [--wait 30s]              end a running job on every host and wait for its end
   delete JOB... [--force] remove ended jobs' checkpoint images and output logs on every host, then the jobs (--force: stopped or failed ones)
   checkpoint JOB [--stop] checkpoint a running job (and end it, with --stop)
@@ -43,8 +43,10 @@ operators (--coordinator tcp://ADDR:PORT, or FERRY_COORDINATOR; --json for machi
   undrain HOST           new ranks may go to a drained host again
   forget HOST            a host that is down is gone for good: stop waiting for it, say which checkpoints went with it
   inspect DIR [--json]   decode one rank's image: process tree, memory, the files it needs
-  run -n N [--hosts a,b | --hostfile F] [--raw] [--checkpoint-every 10m] [--keep-epochs N] [--auto-restart N] [--image-replicas N] PROGRAM ARGS...
+  run -n N [--hosts a,b | --hostfile F] [--raw] [--checkpoint-every 10m] [--keep-epochs N] [--auto-restart N] [--image-replicas N] [--stop-on SIGNAL] PROGRAM ARGS...
                          run a job and follow it to its end; output lines tagged [RANK] (--raw: untagged)
+                         --stop-on SIGUSR1: that signal checkpoints and stops the job (a batch system's time-limit warning);
+                         a stopped job's run or attach exits 75, and ferry restart JOB continues it
   rank-exec [--host HOST] [--job-key KEY] [--job-id ID] [--join-timeout 60s] PROGRAM ARGS...
                          one rank under an existing launcher (mpiexec -n 4 ferry rank-exec ./app; srun ferry rank-exec ./app)
 

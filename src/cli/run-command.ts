@@ -1,11 +1,12 @@
 // `ferry run`: submit a job, follow it to its end, exit with its status.
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import { ErrorCode } from '../gen/proto.js';
+import { ErrorCode, JobState } from '../gen/proto.js';
 import { FerryError } from '../common/ferry-error.js';
 import { intOpt, onePositional, opt, parseArgs, parseDuration } from './args.js';
 import { JobFollower, jobExitStatus } from './job-follower.js';
 import { RankOutputWriter } from './rank-output-writer.js';
+import { StopOnSignal, parseStopSignal } from './stop-on-signal.js';
 import { COMMON_OPERATOR_OPTIONS, coordinatorAddress, jobJson, jobStateName, withClient } from './operator-commands.js';
 
 /** How long `ferry run` waits for the coordinator to accept the job. */
@@ -16,7 +17,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   const p = parseArgs(
     cmd,
     argv,
-    { ...COMMON_OPERATOR_OPTIONS, raw: {}, 'checkpoint-every': { value: true }, 'keep-epochs': { value: true }, 'auto-restart': { value: true }, 'image-replicas': { value: true }, n: { value: true }, np: { value: true }, hosts: { value: true }, hostfile: { value: true }, 'job-id': { value: true } },
+    { ...COMMON_OPERATOR_OPTIONS, raw: {}, 'stop-on': { value: true }, 'checkpoint-every': { value: true }, 'keep-epochs': { value: true }, 'auto-restart': { value: true }, 'image-replicas': { value: true }, n: { value: true }, np: { value: true }, hosts: { value: true }, hostfile: { value: true }, 'job-id': { value: true } },
     true,
   );
   const [program, ...args] = p.positional;
@@ -29,14 +30,17 @@ export async function runCommand(argv: string[]): Promise<number> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('FERRY_')) env[k] = v;
   const json = p.options.has('json');
+  const stopSignal = opt(p, 'stop-on') ? parseStopSignal(cmd, opt(p, 'stop-on')!) : undefined;
   return withClient(coordinatorAddress(cmd, p), async (c) => {
     let jobId = '';
+    // Ctrl-C and SIGTERM end the job on every host (unless --stop-on takes one of them).
+    const forwarded = (['SIGINT', 'SIGTERM'] as NodeJS.Signals[]).filter((s) => s !== stopSignal);
     const onSignal = (signal: NodeJS.Signals) => {
       if (jobId) c.post({ signal_job: { job_id: jobId, signal } });
       else process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
     };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    for (const s of forwarded) process.on(s, onSignal);
+    const stopper = stopSignal ? new StopOnSignal(c, stopSignal, cmd, json) : undefined;
     const follower = new JobFollower(c, new RankOutputWriter(!p.options.has('raw')), json, cmd);
     try {
       c.request(
@@ -64,6 +68,7 @@ export async function runCommand(argv: string[]): Promise<number> {
               jobId = r.submit_job.job.id;
               if (!json) process.stderr.write(`ferry run: job ${jobId} started, ${n} ranks\n`);
               follower.follow(jobId, false);
+              stopper?.jobStarted(jobId);
             }
             follower.onNotice(r);
           },
@@ -71,12 +76,13 @@ export async function runCommand(argv: string[]): Promise<number> {
       ).then(follower.onFinal, (err: Error) => follower.fail(err));
       const job = await follower.ended;
       if (json) process.stdout.write(JSON.stringify(jobJson(job), null, 2) + '\n');
+      else if (job.state === JobState.JOB_STOPPED) process.stderr.write(`ferry run: job ${job.id} ${job.detail}\n`);
       else if (job.exit_code !== 0) process.stderr.write(`ferry run: job ${job.id} ${jobStateName(job.state)}: ${job.detail}\n`);
       return jobExitStatus(job);
     } finally {
       follower.stop();
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      stopper?.dispose();
+      for (const s of forwarded) process.off(s, onSignal);
     }
   });
 }
@@ -84,15 +90,23 @@ export async function runCommand(argv: string[]): Promise<number> {
 /** `ferry attach JOB`: follow a job's output to its end (Ctrl-C detaches; the job goes on). */
 export async function attachCommand(argv: string[]): Promise<number> {
   const cmd = 'ferry attach';
-  const p = parseArgs(cmd, argv, { ...COMMON_OPERATOR_OPTIONS, raw: {} });
-  const jobId = onePositional(cmd, p, 'job id', 'ferry attach JOB');
+  const p = parseArgs(cmd, argv, { ...COMMON_OPERATOR_OPTIONS, raw: {}, 'stop-on': { value: true } });
+  const jobId = onePositional(cmd, p, 'job id', 'ferry attach JOB [--stop-on SIGNAL]');
+  const stopSignal = opt(p, 'stop-on') ? parseStopSignal(cmd, opt(p, 'stop-on')!) : undefined;
   return withClient(coordinatorAddress(cmd, p), async (c) => {
     const follower = new JobFollower(c, new RankOutputWriter(!p.options.has('raw')), p.options.has('json'), cmd);
-    follower.follow(jobId);
-    const job = await follower.ended;
-    if (p.options.has('json')) process.stdout.write(JSON.stringify(jobJson(job), null, 2) + '\n');
-    else process.stderr.write(`${cmd}: job ${job.id} ${jobStateName(job.state)}${job.detail ? `: ${job.detail}` : ''}\n`);
-    return jobExitStatus(job);
+    const stopper = stopSignal ? new StopOnSignal(c, stopSignal, cmd, p.options.has('json')) : undefined;
+    try {
+      follower.follow(jobId);
+      stopper?.jobStarted(jobId);
+      const job = await follower.ended;
+      if (p.options.has('json')) process.stdout.write(JSON.stringify(jobJson(job), null, 2) + '\n');
+      else process.stderr.write(`${cmd}: job ${job.id} ${jobStateName(job.state)}${job.detail ? `: ${job.detail}` : ''}\n`);
+      return jobExitStatus(job);
+    } finally {
+      follower.stop();
+      stopper?.dispose();
+    }
   });
 }
 

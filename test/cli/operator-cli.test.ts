@@ -86,6 +86,8 @@ describe('operator CLI errors', () => {
     [['checkpoint', 'j1', 'j2'], /ferry checkpoint: takes one job id, got 2: j1 j2 \(ferry checkpoint JOB/],
     [['cancel'], /ferry cancel: missing job id \(ferry cancel JOB/],
     [['drain', 'h1', 'h2'], /ferry drain: takes one host, got 2: h1 h2/],
+    [['run', '-n', '1', '--stop-on', 'KILL', './x'], /ferry run: --stop-on needs a signal that can be caught \(SIGUSR1, SIGTERM, \.\.\.\), got "KILL"/],
+    [['attach', 'j', '--stop-on', 'SIGBOGUS'], /ferry attach: --stop-on needs a signal that can be caught .*got "SIGBOGUS"/],
   ])('ferry %j: one clear line, exit 2', async (args, message) => {
     const r = await ferry(args as string[]);
     expect(r.code).toBe(2);
@@ -207,6 +209,29 @@ describe('operator CLI errors', () => {
 });
 
 describe('ferry run', () => {
+  it('--stop-on: the signal asks for a checkpoint and stop instead of reaching the ranks; one that fails leaves the job running', async () => {
+    // /bin/sh is no MPI program: its checkpoint fails, and the job runs on to its end.
+    const child = spawn(process.execPath, [FERRY_CLI, 'run', '-n', '1', '--stop-on', 'usr1', '--coordinator', address, '/bin/sh', '-c', 'sleep 2; echo done'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), KILL_AFTER_MS);
+    try {
+      for (let t = 0; t < 100 && !/started/.test(stderr); t++) await new Promise((r) => setTimeout(r, 100));
+      child.kill('SIGUSR1');
+      const code = await new Promise<number | null>((r) => child.on('close', r));
+      expect(code, stderr).toBe(0); // sh never saw SIGUSR1 (it would have died of it)
+      expect(stdout).toBe('[0] done\n');
+      expect(stderr).toMatch(/\nferry run: SIGUSR1: checkpointing job \S+ to stop it\n/);
+      expect(stderr).toMatch(/\nferry run: could not checkpoint and stop job \S+: checkpoint of job \S+ \(epoch 1\) aborted: PREPARE failed: .*The job keeps running/);
+    } finally {
+      clearTimeout(timer);
+    }
+  });
+
   it('relays output and ends with status 0', async () => {
     const r = await ferry(['run', '-n', '3', '--coordinator', address, '/bin/sh', '-c', 'echo "rank $FERRY_RANK of $FERRY_SIZE"']);
     expect(r.code, r.stderr).toBe(0);

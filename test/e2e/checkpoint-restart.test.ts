@@ -2,6 +2,7 @@
 // sort examples on 4 ranks over 2 hosts, checkpointed, stopped, restarted
 // elsewhere, migrated and drained, each compared bit for bit with an
 // uninterrupted run of the same size; and what happens when things fail.
+import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,8 +20,8 @@ let bin: string;
 const reference = new Map<string, string>();
 
 /** The checksum line of a run's output (tags and progress lines aside). */
-function start(jobId: string, example: string[], hosts = 'host1,host2'): Promise<FerryResult> {
-  return c.ferry(['run', '-n', '4', '--hosts', hosts, '--job-id', jobId, join(bin, example[0]), ...example.slice(1)], { timeoutMs: RUN_TIMEOUT_MS });
+function start(jobId: string, example: string[], hosts = 'host1,host2', runOptions: string[] = []): Promise<FerryResult> {
+  return c.ferry(['run', '-n', '4', '--hosts', hosts, '--job-id', jobId, ...runOptions, join(bin, example[0]), ...example.slice(1)], { timeoutMs: RUN_TIMEOUT_MS });
 }
 
 async function job(jobId: string): Promise<{ state: string; detail: string; ranks: { rank: number; host: string; state: string }[] }> {
@@ -106,12 +107,16 @@ describe('checkpoint, restart and migration end to end', { timeout: 600_000 }, (
     expect(await ferryOk(['jobs', '--all', '--json'])).not.toContain('"cont"');
   });
 
-  it('2. checkpoints with --stop, then restarts on two other hosts to the same result', async () => {
-    const run = start('stopgo', SORT);
+  it('2. checkpoints with --stop (ferry run --stop-on USR1, as a batch system warns of a time limit), then restarts on two other hosts to the same result', async () => {
+    const run = start('stopgo', SORT, 'host1,host2', ['--stop-on', 'USR1']);
     await waitRunning('stopgo');
     await sleep(1_000);
-    await ferryOk(['checkpoint', 'stopgo', '--stop']);
+    // What Slurm's --signal=B:USR1@300 does: the signal goes to ferry run, not to the ranks.
+    execFileSync('pkill', ['-USR1', '-f', 'job-id stopgo --stop-on USR1']);
     const first = await run;
+    expect(first.code, first.stderr).toBe(75);
+    expect(first.stderr).toMatch(/\nferry run: SIGUSR1: checkpointing job stopgo to stop it\n/);
+    expect(first.stderr).toMatch(/\nferry run: job stopgo stopped after checkpoint epoch 1; ferry restart stopgo continues it\n/);
     expect(first.stdout).not.toMatch(/checksum/);
     expect((await job('stopgo')).state).toBe('stopped');
     // ferry inspect decodes one rank's image.
@@ -210,7 +215,8 @@ describe('checkpoint, restart and migration end to end', { timeout: 600_000 }, (
     const run = start('flip', SORT);
     await waitRunning('flip');
     await ferryOk(['checkpoint', 'flip', '--stop']);
-    await run;
+    const stopped = await run;
+    expect(stopped.code, stopped.stderr).toBe(75); // stopped, to be continued: not a success
     const host = c.hosts.find((h) => h.name === 'host1')!;
     const dir = join(host.imagesDir, 'flip', '1', 'rank-1');
     const pages = readdirSync(dir).find((f) => f.startsWith('pages-'))!;
