@@ -6,6 +6,8 @@ import { ErrorCode, RoundStep, type CheckpointReplyInit } from '../../src/gen/pr
 import { FerryError } from '../../src/common/ferry-error.js';
 import { ControlPlaneHarness } from './control-plane-harness.js';
 import { failRanks } from './simulated-node.js';
+import { coordinatorInboundCodec, operatorReplyCodec } from '../../src/protocol/messages.js';
+import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
 
 let h: ControlPlaneHarness;
 const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
@@ -316,6 +318,31 @@ describe('a coordinator asked to stop during a checkpoint', () => {
 });
 
 describe('periodic checkpoints', () => {
+  it("tell the job's followers when they fail (the first time, then every 10th in a row) and when one commits again", async () => {
+    const client = h.hub.connect();
+    const notices: string[] = [];
+    client.onMessage((frames) => {
+      const r = operatorReplyCodec.decode(frames[0]);
+      if (r.job_notice) notices.push(r.job_notice.message);
+    });
+    client.send(coordinatorInboundCodec.encode({ operator: { version: PROTOCOL_VERSION, request_id: 1, follow_job: { job_id: 'j' } } }));
+    await advance(10);
+    h.coordinator!.periodic.set('j', 5_000);
+    await advance(5_500);
+    expect(h.catalog!.lastCommittedEpoch('j')!.epoch).toBe(1);
+    h.nodes.get('b')!.steps.scripts.set(RoundStep.DUMP, () => failRanks([2, 3], 'criu dump: no space left on device'));
+    const failures = () => h.catalog!.listEvents({ limit: 1000 }).filter((e) => e.kind === 'checkpoint.periodic-failed').length;
+    for (let t = 0; t < 200_000 && failures() < 11; t += 500) await advance(500);
+    expect(notices).toHaveLength(2);
+    expect(notices[0]).toMatch(/^periodic checkpoint failed: checkpoint of job j \(epoch 2\) aborted: DUMP failed: .*no space left on device.*epoch 1 remains the last committed checkpoint/);
+    expect(notices[1]).toMatch(/^periodic checkpoint failed \(10 in a row\): checkpoint of job j \(epoch 11\) aborted: DUMP failed/);
+    h.nodes.get('b')!.steps.scripts.delete(RoundStep.DUMP);
+    for (let t = 0; t < 20_000 && notices.length < 3; t += 500) await advance(500);
+    expect(notices[2]).toBe('periodic checkpoint epoch 13 committed, after 11 that failed');
+    await advance(6_000);
+    expect(notices).toHaveLength(3); // working again: nothing more to say
+  });
+
   it('checkpoints every interval, survives a coordinator restart, and stops when turned off', async () => {
     h.coordinator!.periodic.set('j', 5_000);
     await advance(16_000);

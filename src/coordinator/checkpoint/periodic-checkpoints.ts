@@ -2,6 +2,9 @@
 // every interval, measured from the end of the previous attempt. A tick that
 // finds the job busy (another checkpoint or a migration) waits for the next.
 // The interval is in the catalog, so a restarted coordinator resumes it.
+// The job's followers (its ferry run) are told when a periodic checkpoint
+// fails (the first time, then every NOTICE_EVERY_FAILURES in a row) and when
+// one commits again: nobody reads the event log of a week-long job.
 import { ErrorCode } from '../../gen/proto.js';
 import { FerryError, errorMessage } from '../../common/ferry-error.js';
 import { tracer } from '../../common/trace.js';
@@ -12,8 +15,13 @@ const trace = tracer('checkpoint');
 /** The shortest interval accepted: a checkpoint stops the job for a moment each time. */
 export const MIN_CHECKPOINT_INTERVAL_MS = 1_000;
 
+/** A run of failed periodic checkpoints is told to the job's followers at its 1st, and every this many after. */
+export const NOTICE_EVERY_FAILURES = 10;
+
 export class PeriodicCheckpoints {
   private readonly timers = new Map<string, NodeJS.Timeout>();
+  /** Periodic checkpoints that failed in a row, per job. */
+  private readonly failures = new Map<string, number>();
 
   constructor(private readonly c: Coordinator) {}
 
@@ -47,6 +55,7 @@ export class PeriodicCheckpoints {
     const t = this.timers.get(jobId);
     if (t) clearTimeout(t);
     this.timers.delete(jobId);
+    this.failures.delete(jobId);
   }
 
   stop(): void {
@@ -69,8 +78,15 @@ export class PeriodicCheckpoints {
       try {
         const r = await this.c.checkpoints.checkpoint(jobId, { stop: false });
         trace(`periodic checkpoint of ${jobId}: epoch ${r.epoch?.epoch} committed`);
+        const failed = this.failures.get(jobId) ?? 0;
+        this.failures.delete(jobId);
+        if (failed > 0) this.c.jobs.notify(jobId, `periodic checkpoint epoch ${r.epoch?.epoch} committed, after ${failed} that failed`);
       } catch (err) {
-        this.c.event('checkpoint.periodic-failed', `job ${jobId}: periodic checkpoint failed: ${errorMessage(err)}`, { jobId });
+        const failed = (this.failures.get(jobId) ?? 0) + 1;
+        this.failures.set(jobId, failed);
+        const inARow = failed > 1 ? ` (${failed} in a row)` : '';
+        this.c.event('checkpoint.periodic-failed', `job ${jobId}: periodic checkpoint failed${inARow}: ${errorMessage(err)}`, { jobId });
+        if (failed === 1 || failed % NOTICE_EVERY_FAILURES === 0) this.c.jobs.notify(jobId, `periodic checkpoint failed${inARow}: ${errorMessage(err)}`);
       }
     }
     const now = this.c.catalog.getJob(jobId);
