@@ -319,6 +319,24 @@ export const CATALOG_MIGRATIONS: readonly CatalogMigration[] = [
       `);
     },
   },
+  {
+    version: 18,
+    description: 'image folders a forgotten host held: removed if it registers again',
+    up: (db) => {
+      // One row per rank folder of an image set (epoch or migration) in the forgotten host's images
+      // directory. The catalog stops listing those images when the host is forgotten; should an agent
+      // register under that name again with the same disk, these rows say what to remove.
+      db.exec(`
+        CREATE TABLE forgotten_image_dirs (
+          host TEXT NOT NULL,
+          job_id TEXT NOT NULL,
+          image_set INTEGER NOT NULL,
+          rank INTEGER NOT NULL,
+          PRIMARY KEY (host, job_id, image_set, rank)
+        ) STRICT;
+      `);
+    },
+  },
 ];
 
 /** The schema version this build of Ferry writes. */

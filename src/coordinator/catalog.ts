@@ -138,6 +138,35 @@ export class Catalog {
     if (r.changes === 0) throw new FerryError(ErrorCode.UNKNOWN_HOST, `host "${name}" is not in the catalog`);
   }
 
+  /**
+   * Rank folders (job, image set, rank) that `host` held when it was forgotten
+   * and that nothing in the catalog refers to now (its own images, replicas,
+   * restart copies and migrations since then are left out): what to remove
+   * when it registers again.
+   */
+  forgottenImageDirs(host: string): { jobId: string; imageSet: number; rank: number }[] {
+    const h = this.st.getHost.get(host) as Row | undefined;
+    const store = (h?.image_store as string | undefined) ?? '';
+    const inUse = new Set<string>();
+    const key = (jobId: string, set: number, rank: number) => `${jobId}/${set}/${rank}`;
+    for (const i of this.st.imagesSeenBy.all({ name: host, store }) as Row[]) inUse.add(key(i.job_id as string, i.epoch as number, i.rank as number));
+    for (const r of this.st.replicasOnHost.all(host) as Row[]) inUse.add(key(r.job_id as string, r.epoch as number, r.rank as number));
+    for (const x of this.st.restartCopiesOnHost.all(host) as Row[]) inUse.add(key(x.job_id as string, x.epoch as number, x.rank as number));
+    for (const m of this.st.rankMoves.all() as Row[]) {
+      if (m.to_host === host || m.from_host === host) inUse.add(key(m.job_id as string, m.image_set as number, m.rank as number));
+    }
+    return (this.st.forgottenDirs.all(host) as Row[])
+      .map((r) => ({ jobId: r.job_id as string, imageSet: r.image_set as number, rank: r.rank as number }))
+      .filter((d) => !inUse.has(key(d.jobId, d.imageSet, d.rank)));
+  }
+
+  /** The forgotten folders that were removed (or are in use again: forgottenImageDirs leaves them out). */
+  clearForgottenImageDirs(host: string, jobId: string, imageSet: number, ranks: readonly number[]): void {
+    this.durably(() => {
+      for (const rank of ranks) this.st.deleteForgottenDir.run(host, jobId, imageSet, rank);
+    });
+  }
+
   upsertHost(h: HostRegistration): void {
     requireName(h.name, 'host name');
     requireUint(h.cpus, 'cpus');
@@ -199,6 +228,11 @@ export class Catalog {
         this.st.moveRestartCopiesToHost.run(sharer, name);
       }
       const replicas = (this.st.replicasOnHost.all(name) as Row[]).map(replicaRow);
+      // Every rank folder left in its images directory, to remove should it register again with that disk.
+      const leftDir = (jobId: string, imageSet: number, rank: number) => this.st.insertForgottenDir.run({ host: name, jobId, imageSet, rank });
+      for (const r of replicas) leftDir(r.jobId, r.epoch, r.rank);
+      for (const x of this.st.restartCopiesOnHost.all(name) as Row[]) leftDir(x.job_id as string, x.epoch as number, x.rank as number);
+      for (const m of this.st.unstoppedMovesTo.all(name) as Row[]) leftDir(m.job_id as string, m.image_set as number, m.rank as number);
       this.st.deleteReplicasOnHost.run(name);
       const lostImages: ForgottenHost['lostImages'] = [];
       const lostEpochs = new Map<string, ForgottenHost['lostEpochs'][number]>();
@@ -207,6 +241,7 @@ export class Catalog {
         const jobId = r.job_id as string;
         const epoch = r.epoch as number;
         const rank = r.rank as number;
+        leftDir(jobId, epoch, rank);
         this.st.markImageRemoved.run({ jobId, epoch, rank, atMs });
         if (r.epoch_state !== EPOCH_COMMITTED) continue;
         const replicated = this.st.storedReplicaOf.get(jobId, epoch, rank) !== undefined;
@@ -900,6 +935,10 @@ function prepareStatements(db: Database.Database) {
     deleteReplicasOnHost: p('DELETE FROM image_replicas WHERE host = ?'),
     deleteRestartCopiesOnHost: p('DELETE FROM restart_copies WHERE host = ?'),
     deleteUnstoppedMovesTo: p('DELETE FROM rank_moves WHERE to_host = ? AND stopped = 0'),
+    unstoppedMovesTo: p('SELECT * FROM rank_moves WHERE to_host = ? AND stopped = 0'),
+    insertForgottenDir: p('INSERT OR IGNORE INTO forgotten_image_dirs (host, job_id, image_set, rank) VALUES (@host, @jobId, @imageSet, @rank)'),
+    forgottenDirs: p('SELECT * FROM forgotten_image_dirs WHERE host = ? ORDER BY job_id, image_set, rank'),
+    deleteForgottenDir: p('DELETE FROM forgotten_image_dirs WHERE host = ? AND job_id = ? AND image_set = ? AND rank = ?'),
 
     createJob: p(`
       INSERT INTO jobs (id, state, world_size, argv_json, cwd, env_json, created_ms, checkpoint_every_ms, keep_epochs, auto_restarts, image_replicas)

@@ -335,6 +335,7 @@ export class Coordinator {
     // the agent hears it is registered before it gets a step.
     this.retention.removeInBackground();
     this.moves.removeLeftCopies(session.name);
-    this.replication.topUp(); // a host to copy to, perhaps
+    // A forgotten host back with its old disk removes what it held first; then it is a host to copy to, perhaps.
+    void this.retention.removeForgottenDirs(session.name).then(() => this.replication.topUp());
   }
 }

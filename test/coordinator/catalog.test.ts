@@ -130,6 +130,23 @@ describe('catalog round trips', () => {
     expect(() => c.setHostDrained('zz', { atMs: 1, reason: '' })).toThrow(/host "zz" is not in the catalog/);
   });
 
+  it("lists a forgotten host's image folders for removal, leaving out what the catalog uses there again", () => {
+    const c = openCatalog();
+    populate(c); // j1 epoch 1: rank 0 on h1, rank 1 on h2 (down)
+    c.setHostState('h1', 'down', 5_000);
+    c.forgetHost('h1', 6_000);
+    c.upsertHost(host('h1', { registeredMs: 7_000 }));
+    expect(c.forgottenImageDirs('h1')).toEqual([{ jobId: 'j1', imageSet: 1, rank: 0 }]);
+    // A restart copy made there since (the same folder) is in use: not listed, and not lost with the row.
+    c.recordRestartCopies('j1', 1, new Map([[0, 'h1']]));
+    expect(c.forgottenImageDirs('h1')).toEqual([]);
+    c.clearRestartCopies('j1', 1, 'h1', [0]);
+    expect(c.forgottenImageDirs('h1')).toEqual([{ jobId: 'j1', imageSet: 1, rank: 0 }]);
+    c.clearForgottenImageDirs('h1', 'j1', 1, [0]);
+    expect(c.forgottenImageDirs('h1')).toEqual([]);
+    expect(c.forgottenImageDirs('h2')).toEqual([]);
+  });
+
   it('keeps jobs and lists only live ones by default', () => {
     const c = openCatalog();
     c.createJob(job('j1'));

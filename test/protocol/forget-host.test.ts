@@ -188,16 +188,34 @@ describe('ferry forget HOST', () => {
     expect(restart.error).toBeUndefined();
   });
 
-  it('takes an agent that registers under a forgotten name again as a new host', async () => {
-    await setUp(0);
-    await jobWithEpoch(true);
+  it('takes an agent that registers under a forgotten name again as a new host, which removes the image folders it held', async () => {
+    await setUp(1);
+    await jobWithEpoch(true); // a holds ranks 0,1 of epoch 1; b's ranks 2,3 have replicas on c
+    await h.submit({ job_id: 'k', world_size: 2, rank_hosts: { 0: 'b', 1: 'b' } });
+    await advance(10);
+    expect((await settle(h.coordinator!.checkpoints.checkpoint('k', { stop: true }))).error).toBeUndefined();
+    await advance(500);
+    expect(h.catalog!.epochReplicas('k', 1).map((r) => `${r.rank}@${r.host}`)).toEqual(['0@c', '1@c']);
     await stopAgent('a');
+    await stopAgent('c');
     await forget('a');
+    await forget('c');
     h.startAgent('a', { imageStore: 'store-a' });
-    await advance(200);
+    h.startAgent('c', { imageStore: 'store-c' });
+    await advance(500);
     expect(h.hostState('a')).toBe('up');
     expect(h.catalog!.listHosts().map((x) => x.name)).toEqual(HOSTS);
-    // Nothing of the old host comes back with it: the epoch stays lost.
-    expect(h.catalog!.getEpoch('j', 1)!.state).toBe('lost');
+    // Nothing of the old host comes back with it, and what its disk still held is removed: a's own
+    // images (b's replicas keep the epoch restorable); c's replicas of k and of j (2,3 from the
+    // checkpoint, 0,1 from the top-up when a went down, while c was still up).
+    expect(h.catalog!.getEpoch('j', 1)!.state).toBe('committed');
+    expect(discards('a')).toEqual(['1:0,1']);
+    expect(discards('c').sort()).toEqual(['1:0,1', '1:0,1,2,3']);
+    expect(h.catalog!.forgottenImageDirs('a')).toEqual([]);
+    expect(h.catalog!.forgottenImageDirs('c')).toEqual([]);
+    expect(events('host.stale-images-removed')).toEqual([
+      'host a, forgotten before, registered again: it removed the 2 image folders it held then',
+      'host c, forgotten before, registered again: it removed the 6 image folders it held then',
+    ]);
   });
 });

@@ -228,6 +228,34 @@ export class EpochRetention {
     await Promise.all([...work.values()].map((w) => this.removeReplicasOn(w.jobId, w.epoch, w.host, w.ranks)));
   }
 
+  /**
+   * A host that was forgotten registered again: DISCARD of the image folders it
+   * held then (Catalog.forgottenImageDirs), image set by image set, each checked
+   * again just before (a copy planned there meanwhile is in use). One that
+   * fails stays listed, for its next registration. The caller tops up replicas
+   * after this, so no new copy lands in a folder being removed.
+   */
+  async removeForgottenDirs(host: string): Promise<void> {
+    const sets = new Map<string, { jobId: string; imageSet: number }>();
+    for (const d of this.c.catalog.forgottenImageDirs(host)) sets.set(`${d.jobId}/${d.imageSet}`, d);
+    let removed = 0;
+    for (const { jobId, imageSet } of sets.values()) {
+      const ranks = this.c.catalog.forgottenImageDirs(host).filter((d) => d.jobId === jobId && d.imageSet === imageSet).map((d) => d.rank);
+      if (ranks.length === 0) continue;
+      try {
+        const request = { job_id: jobId, epoch: imageSet, step: RoundStep.DISCARD, image_set: String(imageSet) };
+        const r = await runRound(this.c, request, new Map([[host, ranks]]), this.c.config.resumeTimeoutMs);
+        const done = ranks.filter((rank) => !r.failures.has(rank));
+        this.c.catalog.clearForgottenImageDirs(host, jobId, imageSet, done);
+        removed += done.length;
+        if (!r.ok) this.c.event('host.stale-images-left', `host ${host}: image folders of job ${jobId} set ${imageSet} it held when it was forgotten stay for now: ${describeRoundFailure('DISCARD', r)}`, { host });
+      } catch (err) {
+        trace(`removing the image folders host ${host} held when forgotten: ${errorMessage(err)}`);
+      }
+    }
+    if (removed > 0) this.c.event('host.stale-images-removed', `host ${host}, forgotten before, registered again: it removed the ${removed} image folder${removed === 1 ? '' : 's'} it held then`, { host });
+  }
+
   private async removeReplicasOn(jobId: string, epoch: number, host: string, ranks: number[]): Promise<void> {
     try {
       const r = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.DISCARD, image_set: String(epoch) }, new Map([[host, ranks]]), this.c.config.resumeTimeoutMs);
