@@ -67,7 +67,7 @@ export class StopOnSignal {
         return;
       } catch (err) {
         if (err instanceof FerryError && err.code === ErrorCode.BUSY && Date.now() < deadline) {
-          if (!told) this.say(`${err.message}; asking again once it is done`);
+          if (!told) this.say(`waiting to stop the job: ${err.message}`);
           told = true;
           await new Promise((r) => setTimeout(r, BUSY_RETRY_MS));
           continue;

@@ -111,12 +111,17 @@ describe('checkpoint, restart and migration end to end', { timeout: 600_000 }, (
     const run = start('stopgo', SORT, 'host1,host2', ['--stop-on', 'USR1']);
     await waitRunning('stopgo');
     await sleep(1_000);
-    // What Slurm's --signal=B:USR1@300 does: the signal goes to ferry run, not to the ranks.
+    // What Slurm's --signal=B:USR1@300 does: the signal goes to ferry run, not to the ranks. It comes
+    // while a checkpoint runs (its DUMP is slowed down here), so the stop is asked again after it.
+    const running = ferryOk(['checkpoint', 'stopgo']);
+    await c.waitFor(async () => JSON.parse((await c.ferry(['epochs', 'stopgo', '--json'])).stdout).some((e: { state: string }) => e.state === 'dumping'), 'epoch 1 dumping');
     execFileSync('pkill', ['-USR1', '-f', 'job-id stopgo --stop-on USR1']);
+    await running;
     const first = await run;
     expect(first.code, first.stderr).toBe(75);
     expect(first.stderr).toMatch(/\nferry run: SIGUSR1: checkpointing job stopgo to stop it\n/);
-    expect(first.stderr).toMatch(/\nferry run: job stopgo stopped after checkpoint epoch 1; ferry restart stopgo continues it\n/);
+    expect(first.stderr).toMatch(/\nferry run: waiting to stop the job: job stopgo is busy: checkpoint epoch 1 is \w+; try again when it is done\n/);
+    expect(first.stderr).toMatch(/\nferry run: job stopgo stopped after checkpoint epoch 2; ferry restart stopgo continues it\n/);
     expect(first.stdout).not.toMatch(/checksum/);
     expect((await job('stopgo')).state).toBe('stopped');
     // ferry inspect decodes one rank's image.
