@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { vi } from 'vitest';
-import type { JobInfoInit, SubmitJobRequest } from '../../src/gen/proto.js';
+import type { JobInfoInit, OperatorReply, OperatorRequestInit, SubmitJobRequest } from '../../src/gen/proto.js';
 import type { FerryError } from '../../src/common/ferry-error.js';
 import { Agent, type AgentIdentity } from '../../src/agent/agent.js';
 import type { RankChannelServer } from '../../src/agent/rank-channel.js';
@@ -12,6 +12,8 @@ import { Catalog } from '../../src/coordinator/catalog.js';
 import { Coordinator } from '../../src/coordinator/coordinator.js';
 import { defaultCoordinatorConfig, type CoordinatorConfig } from '../../src/coordinator/coordinator-config.js';
 import { MemoryHub } from '../../src/transport/memory-transport.js';
+import { coordinatorInboundCodec, operatorReplyCodec, statusError } from '../../src/protocol/messages.js';
+import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
 import { ScriptedSteps, SimulatedRanks } from './simulated-node.js';
 
 /** Advances the fake clock until `p` settles (at most `maxMs`); its value or its error. */
@@ -92,6 +94,21 @@ export class ControlPlaneHarness {
     return this.coordinator!.jobs.submit('op', 1, {
       argv: ['/app'], cwd: '/', env: {}, hosts: [], rank_hosts: {}, follow: false, job_id: 'j', checkpoint_every_ms: 0, keep_epochs: 0, auto_restarts: 0, own_image_replicas: false, image_replicas: 0, ...job,
     });
+  }
+
+  /** Sends one operator request over the hub on a connection of its own, as `ferry` does; its final reply (rejected with the status's error). */
+  ask(req: Omit<OperatorRequestInit, 'version' | 'request_id'>): Promise<OperatorReply> {
+    const client = this.hub.connect();
+    const reply = new Promise<OperatorReply>((resolve, reject) =>
+      client.onMessage((frames) => {
+        const r = operatorReplyCodec.decode(frames[0]);
+        if (!r.final) return;
+        if (r.status?.ok) resolve(r);
+        else reject(statusError(r.status));
+      }),
+    );
+    client.send(coordinatorInboundCodec.encode({ operator: { version: PROTOCOL_VERSION, request_id: 7, ...req } }));
+    return reply;
   }
 
   hostState(name: string): string | undefined {

@@ -5,11 +5,8 @@
 // in-memory transport, with the operator's requests on the wire; every host
 // has an image store of its own.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ErrorCode, type HostsReply, type MoveReply, type OperatorReply, type OperatorRequestInit, type UndrainHostReply } from '../../src/gen/proto.js';
+import { ErrorCode, type HostsReply, type MoveReply, type OperatorRequestInit, type UndrainHostReply } from '../../src/gen/proto.js';
 import { HOST_REJOIN_GRACE_MS } from '../../src/coordinator/coordinator-config.js';
-import type { FerryError } from '../../src/common/ferry-error.js';
-import { coordinatorInboundCodec, operatorReplyCodec, statusError } from '../../src/protocol/messages.js';
-import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
 import { ControlPlaneHarness, settle } from './control-plane-harness.js';
 
 let h: ControlPlaneHarness;
@@ -29,20 +26,7 @@ afterEach(async () => {
   vi.useRealTimers();
 });
 
-/** Sends one operator request over the hub, as `ferry` does, and waits for its final reply. */
-async function ask(req: Omit<OperatorRequestInit, 'version' | 'request_id'>): Promise<{ value?: OperatorReply; error?: FerryError }> {
-  const client = h.hub.connect();
-  const reply = new Promise<OperatorReply>((resolve, reject) =>
-    client.onMessage((frames) => {
-      const r = operatorReplyCodec.decode(frames[0]);
-      if (!r.final) return;
-      if (r.status?.ok) resolve(r);
-      else reject(statusError(r.status));
-    }),
-  );
-  client.send(coordinatorInboundCodec.encode({ operator: { version: PROTOCOL_VERSION, request_id: 7, ...req } }));
-  return settle(reply);
-}
+const ask = (req: Omit<OperatorRequestInit, 'version' | 'request_id'>) => settle(h.ask(req));
 
 const drain = async (host: string, reason = '') => {
   const r = await ask({ drain: { host, reason } });

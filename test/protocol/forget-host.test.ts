@@ -5,10 +5,8 @@
 // waiting. Over the in-memory transport, with the operator's request on the
 // wire; every host has an image store of its own, unless a test shares one.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ErrorCode, RoundStep, type ForgetHostReply, type OperatorRequestInit } from '../../src/gen/proto.js';
+import { ErrorCode, RoundStep, type ForgetHostReply } from '../../src/gen/proto.js';
 import { FerryError } from '../../src/common/ferry-error.js';
-import { coordinatorInboundCodec, operatorReplyCodec, statusError } from '../../src/protocol/messages.js';
-import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
 import { failRanks } from './simulated-node.js';
 import { ControlPlaneHarness, settle } from './control-plane-harness.js';
 
@@ -44,22 +42,11 @@ async function stopAgent(host: string): Promise<void> {
   expect(h.hostState(host)).toBe('down');
 }
 
-/** Sends one operator request over the hub, as `ferry` does, and waits for its final reply. */
-async function ask(req: Omit<OperatorRequestInit, 'version' | 'request_id'>): Promise<{ value?: ForgetHostReply; error?: FerryError }> {
-  const client = h.hub.connect();
-  const reply = new Promise<ForgetHostReply>((resolve, reject) =>
-    client.onMessage((frames) => {
-      const r = operatorReplyCodec.decode(frames[0]);
-      if (!r.final) return;
-      if (r.status?.ok) resolve(r.forget_host!);
-      else reject(statusError(r.status));
-    }),
-  );
-  client.send(coordinatorInboundCodec.encode({ operator: { version: PROTOCOL_VERSION, request_id: 7, ...req } }));
-  return settle(reply);
+async function forget(host: string): Promise<{ value?: ForgetHostReply; error?: FerryError }> {
+  const r = await settle(h.ask({ forget_host: { host } }));
+  return { value: r.value?.forget_host as ForgetHostReply | undefined, error: r.error };
 }
 
-const forget = (host: string) => ask({ forget_host: { host } });
 const replicas = () => h.catalog!.epochReplicas('j', 1).map((r) => `${r.rank}@${r.host}:${r.state}`);
 const discards = (host: string) => h.nodes.get(host)!.steps.seen.filter((s) => s.step === RoundStep.DISCARD).map((s) => `${s.epoch}:${s.ranks.join(',')}`);
 const events = (kind: string) => h.catalog!.listEvents({ limit: 1000 }).filter((e) => e.kind === kind).map((e) => e.message);
