@@ -43,7 +43,7 @@ function print(json: boolean, what: string, r: MoveReply): void {
     .filter(([, ms]) => (ms as number) > 0)
     .map(([n, ms]) => `${n} ${ms} ms`)
     .join(', ');
-  process.stdout.write(`${what}\n${lines.join('\n')}\n  ${phases}; downtime ${r.downtime_ms} ms, ${formatBytes(r.bytes_shipped)} shipped\n`);
+  process.stdout.write(`${what}\n${lines.join('\n')}\n  ${phases ? `${phases}; ` : ''}downtime ${r.downtime_ms} ms, ${formatBytes(r.bytes_shipped)} shipped\n`);
 }
 
 /** "0=a,1=b" -> rank -> host. */

@@ -2,8 +2,8 @@
 // the Jacobi example on network-namespace hosts, checkpoints it and lets it
 // go on (its images copied to a second host), loses a host with two of its
 // ranks and sees the job restarted by itself from those copies, checkpoints
-// it again and stops it, restarts it on other hosts, migrates a rank, and
-// checks the final checksum against an uninterrupted run of the same size,
+// it again and stops it, restarts it on other hosts, migrates a rank, drains
+// a host, and checks the final checksum against an uninterrupted run of the same size,
 // printing every step with its duration.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -83,6 +83,8 @@ async function main(): Promise<number> {
     say((await step('ferry restart demo --hosts host2,host3 (on other hosts)', () => ferry(['restart', 'demo', '--hosts', 'host2,host3']))).stdout);
     await sleep(1_000);
     say((await step('ferry migrate demo --rank 1 --to host1', () => ferry(['migrate', 'demo', '--rank', '1', '--to', 'host1']))).stdout);
+    say((await step('ferry drain host3 --reason maintenance (its ranks move away; no new ones go there)', () => ferry(['drain', 'host3', '--reason', 'maintenance']))).stdout);
+    say((await ferry(['hosts'])).stdout);
     await step('wait for the job to finish', () =>
       cluster.waitFor(async () => JSON.parse((await cluster.ferry(['job', 'demo', '--json'])).stdout).state !== 'running', 'job demo to end', RUN_TIMEOUT_MS),
     );
@@ -91,7 +93,7 @@ async function main(): Promise<number> {
     say(`uninterrupted: ${expected}\nrestarted:     ${got}`);
     if (got !== expected) throw new Error('the restarted job did not reach the uninterrupted result');
     say((await step('ferry delete demo (its checkpoints leave every host)', () => ferry(['delete', 'demo']))).stdout);
-    say('OK: checkpointed, survived a lost host, stopped, restarted on other hosts and migrated, bit for bit the uninterrupted result');
+    say('OK: checkpointed, survived a lost host, stopped, restarted on other hosts, migrated and drained, bit for bit the uninterrupted result');
     return 0;
   } catch (err) {
     process.stderr.write(`ferry demo: ${errorMessage(err)}\n`);
