@@ -21,6 +21,7 @@ function print(json: boolean, what: string, r: MoveReply): void {
           resumeMs: r.resume_ms,
           downtimeMs: r.downtime_ms,
           bytesShipped: r.bytes_shipped,
+          notes: r.notes,
         },
         null,
         2,
@@ -28,8 +29,9 @@ function print(json: boolean, what: string, r: MoveReply): void {
     );
     return;
   }
+  const notes = r.notes.map((n) => `note: ${n}\n`).join('');
   if (r.moves.length === 0) {
-    process.stdout.write(`${what}\n`);
+    process.stdout.write(`${what}\n${notes}`);
     return;
   }
   const lines = r.moves.map((m) => `  ${m.job_id} rank ${m.rank}: ${m.from_host || '-'} -> ${m.to_host}`);
@@ -43,7 +45,7 @@ function print(json: boolean, what: string, r: MoveReply): void {
     .filter(([, ms]) => (ms as number) > 0)
     .map(([n, ms]) => `${n} ${ms} ms`)
     .join(', ');
-  process.stdout.write(`${what}\n${lines.join('\n')}\n  ${phases ? `${phases}; ` : ''}downtime ${r.downtime_ms} ms, ${formatBytes(r.bytes_shipped)} shipped\n`);
+  process.stdout.write(`${what}\n${lines.join('\n')}\n  ${phases ? `${phases}; ` : ''}downtime ${r.downtime_ms} ms, ${formatBytes(r.bytes_shipped)} shipped\n${notes}`);
 }
 
 /** "0=a,1=b" -> rank -> host. */

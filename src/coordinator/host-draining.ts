@@ -13,6 +13,8 @@ import { ErrorCode, type MoveReplyInit, type UndrainHostReplyInit } from '../gen
 import { FerryError } from '../common/ferry-error.js';
 import type { Coordinator } from './coordinator.js';
 import type { MoveProgressFn } from './checkpoint/move-service.js';
+import { seesImage } from './checkpoint/image-source-choice.js';
+import { EPOCH_COMMITTED } from './catalog-types.js';
 
 /** Marks the host drained (kept if it was already; a new reason replaces the old one), then moves its ranks off it. */
 export async function drainHost(c: Coordinator, name: string, reason: string, progress?: MoveProgressFn): Promise<MoveReplyInit> {
@@ -33,7 +35,8 @@ export async function drainHost(c: Coordinator, name: string, reason: string, pr
     );
   }
   try {
-    return await c.moves.drain(name, progress);
+    const reply = await c.moves.drain(name, progress);
+    return { ...reply, notes: onlyCopiesNote(c, name) };
   } catch (err) {
     if (!(err instanceof FerryError)) throw err;
     throw new FerryError(err.code, `${err.message}; host ${name} stays drained (\`ferry drain ${name}\` again moves what is left)`);
@@ -50,4 +53,33 @@ export function undrainHost(c: Coordinator, name: string): UndrainHostReplyInit 
   c.event('host.undrained', `host ${name} undrained by the operator: new ranks may go there again`, { host: name });
   c.replication.topUp();
   return { host: name, was_drained: true };
+}
+
+/**
+ * The committed epochs with an image no other host can read (no replica
+ * elsewhere, no other host of its store): restarting from them needs this
+ * host. Said when it is drained, before the operator takes it away.
+ */
+function onlyCopiesNote(c: Coordinator, name: string): string[] {
+  const hosts = c.hosts.all();
+  const byJob: string[] = [];
+  for (const job of c.catalog.listJobs({ all: true })) {
+    const epochs: number[] = [];
+    for (const e of c.catalog.listEpochs(job.id)) {
+      if (e.state !== EPOCH_COMMITTED) continue;
+      const replicas = c.replication.storedHosts(job.id, e.epoch);
+      const onlyHere = c.catalog.epochImages(job.id, e.epoch).some((img) => {
+        const image = c.replication.storedImage(img, replicas);
+        const copies = [image, ...(image.replicaHosts ?? []).map((host) => ({ ...image, host, imageStore: hosts.find((h) => h.name === host)?.imageStore ?? '' }))];
+        return !hosts.some((h) => h.name !== name && copies.some((copy) => seesImage(h, copy)));
+      });
+      if (onlyHere) epochs.push(e.epoch);
+    }
+    if (epochs.length > 0) byJob.push(`job ${job.id} (epoch${epochs.length > 1 ? 's' : ''} ${epochs.join(', ')})`);
+  }
+  if (byJob.length === 0) return [];
+  return [
+    `host ${name} holds the only copy of images of ${byJob.join(', ')}: a restart from ${byJob.length > 1 || byJob[0]!.includes('epochs') ? 'them' : 'it'} ` +
+      `needs host ${name} up; \`ferry checkpoint JOB --image-replicas 1\` copies a job's newest epoch to another host`,
+  ];
 }

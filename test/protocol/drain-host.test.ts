@@ -170,6 +170,25 @@ describe('ferry drain HOST / ferry undrain HOST', () => {
     expect(rankHosts('j')).toEqual(['a', 'a', 'd', 'd']);
   });
 
+  it('names the epochs whose only copy is on the drained host, and says nothing of those with a copy elsewhere', async () => {
+    await setUp();
+    await h.submit({ job_id: 'j', world_size: 2, rank_hosts: { 0: 'a', 1: 'b' } });
+    await h.submit({ job_id: 'k', world_size: 2, rank_hosts: { 0: 'b', 1: 'b' } });
+    await advance(10);
+    for (const job of ['j', 'j', 'k']) expect((await settle(h.coordinator!.checkpoints.checkpoint(job, { stop: job === 'k' }))).error).toBeUndefined();
+    const { value } = await drain('a');
+    expect(value!.notes).toEqual([
+      'host a holds the only copy of images of job j (epochs 1, 2): a restart from them needs host a up; `ferry checkpoint JOB --image-replicas 1` copies a job\'s newest epoch to another host',
+    ]);
+    // k's images are all on b; with a copy of j's newest epoch elsewhere, only epoch 1 stays a's alone.
+    h.coordinator!.replication.set('j', 1);
+    await advance(500);
+    expect((await drain('a')).value!.notes).toEqual([
+      'host a holds the only copy of images of job j (epoch 1): a restart from it needs host a up; `ferry checkpoint JOB --image-replicas 1` copies a job\'s newest epoch to another host',
+    ]);
+    expect((await drain('c')).value!.notes).toEqual([]);
+  });
+
   it('copies no image replica to a drained host; undraining it makes the missing copies', async () => {
     await setUp({ imageReplicas: 1 });
     for (const other of ['b', 'c', 'd']) expect((await drain(other)).error).toBeUndefined();
