@@ -2,7 +2,9 @@
 // `srun ... ferry rank-exec ./app`): every rank-exec joins its launch with its
 // rank, the world size and the host it runs on; once all have joined, the job
 // is submitted with each rank placed on the host it joined from, and every
-// joiner follows the job through its own join request.
+// joiner follows the job through its own join request. A launch that names a
+// stopped or failed job (rank-exec --job-id) continues it from its last
+// committed epoch instead, each rank restored where its rank-exec runs.
 //
 // Launch states (one launch per launch key):
 //   gathering  joins are arriving; a deadline runs from the first one
@@ -169,6 +171,10 @@ export class LaunchedJobs {
     const rankHosts: Record<number, string> = {};
     for (const j of joiners) rankHosts[j.req.rank] = j.req.host;
     l.jobId = rank0.job_id || this.newJobId(l.key);
+    if (this.c.catalog.getJob(l.jobId)) {
+      await this.resume(l, joiners, rankHosts);
+      return;
+    }
     const starting = this.c.jobs.submit(joiners[0].peer, joiners[0].requestId, {
       argv: rank0.argv,
       cwd: rank0.cwd,
@@ -193,6 +199,47 @@ export class LaunchedJobs {
     for (const j of unfollowed) this.tryFollow(l.jobId, j);
     this.transition(l, ['starting'], 'started');
     this.c.event('launch.start', `launch ${l.key}: ${l.first.world_size} ranks joined (${l.first.launcher || 'launcher'}); job ${l.jobId} started`, { jobId: l.jobId });
+    for (const j of joiners) j.resolve(info);
+    for (const s of l.pendingSignals.splice(0)) {
+      this.signal({ ...s, job_id: l.jobId }).catch((err) => trace(`launch ${l.key}: ${s.signal} to job ${l.jobId} failed: ${errorMessage(err)}`));
+    }
+  }
+
+  /**
+   * A launch that names a job which exists already (`rank-exec --job-id J`):
+   * one that was stopped after a checkpoint, or failed, is continued from its
+   * last committed epoch, each rank restored on the host its rank-exec joined
+   * from (the next allocation of a batch job whose time limit stopped it).
+   * The joiners follow it once it runs. Anything else drops the launch.
+   */
+  private async resume(l: Launch, joiners: Joiner[], rankHosts: Record<number, string>): Promise<void> {
+    const job = this.c.catalog.getJob(l.jobId)!;
+    const f = l.first;
+    const why =
+      job.state === 'running' || job.state === 'pending'
+        ? `job ${job.id} exists and is ${job.state}: a launch with its id continues it only once it is stopped (ferry checkpoint ${job.id} --stop)`
+        : job.state === 'succeeded'
+          ? `job ${job.id} exists and succeeded: there is nothing to continue; give the launch a new job id`
+          : job.worldSize !== f.world_size
+            ? `job ${job.id} has ${job.worldSize} ranks, this launch ${f.world_size}: a launch continues a job with the same ranks`
+            : job.argv.length !== f.argv.length || job.argv.some((a, i) => a !== f.argv[i])
+              ? `job ${job.id} runs "${job.argv.join(' ')}", this launch "${f.argv.join(' ')}": a launch continues a job with the same command`
+              : '';
+    if (why) {
+      this.drop(l, why);
+      return;
+    }
+    let info: JobInfoInit;
+    try {
+      const r = await this.c.moves.restart(l.jobId, { rankHosts: new Map(Object.entries(rankHosts).map(([rank, host]) => [Number(rank), host])) });
+      this.c.event('launch.resume', `launch ${l.key}: ${f.world_size} ranks joined (${f.launcher || 'launcher'}); job ${l.jobId} ${job.state} before, restarted from epoch ${r.epoch}`, { jobId: l.jobId });
+      info = this.c.jobs.jobInfo(l.jobId);
+    } catch (err) {
+      this.drop(l, `job ${l.jobId} (${job.state}) could not be continued: ${errorMessage(err)}`, err);
+      return;
+    }
+    for (const j of joiners) this.tryFollow(l.jobId, j);
+    this.transition(l, ['starting'], 'started');
     for (const j of joiners) j.resolve(info);
     for (const s of l.pendingSignals.splice(0)) {
       this.signal({ ...s, job_id: l.jobId }).catch((err) => trace(`launch ${l.key}: ${s.signal} to job ${l.jobId} failed: ${errorMessage(err)}`));

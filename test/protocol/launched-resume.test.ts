@@ -1,0 +1,99 @@
+// A launch that names an existing job (`srun ferry rank-exec --job-id J ./app`
+// in the next allocation of a batch job that was stopped at its time limit)
+// continues it from its last committed epoch, each rank restored on the host
+// its rank-exec joined from; a job that runs, succeeded, or has other ranks or
+// another command drops the launch with the reason. Over the in-memory
+// transport, with the joins on the wire.
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { RoundStep, type OperatorReply } from '../../src/gen/proto.js';
+import { coordinatorInboundCodec, operatorReplyCodec } from '../../src/protocol/messages.js';
+import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
+import { ControlPlaneHarness, settle } from './control-plane-harness.js';
+
+let h: ControlPlaneHarness;
+const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
+
+beforeEach(async () => {
+  vi.useFakeTimers();
+  h = new ControlPlaneHarness({ heartbeatIntervalMs: 100, heartbeatTimeoutMs: 500, flushTimeoutMs: 2_000, dumpTimeoutMs: 3_000, resumeTimeoutMs: 2_000 });
+  h.startCoordinator();
+  for (const host of ['a', 'b', 'c', 'd']) h.startAgent(host, { imageStore: `store-${host}` });
+  await advance(50);
+});
+
+afterEach(async () => {
+  await h.close();
+  vi.useRealTimers();
+});
+
+/** One rank-exec joining launch `key` from `host`: the replies its join request got. */
+function rankExec(key: string, rank: number, host: string, argv = ['/app'], worldSize = 2): OperatorReply[] {
+  const client = h.hub.connect();
+  const got: OperatorReply[] = [];
+  client.onMessage((frames) => got.push(operatorReplyCodec.decode(frames[0])));
+  client.send(
+    coordinatorInboundCodec.encode({
+      operator: {
+        version: PROTOCOL_VERSION,
+        request_id: 1,
+        join_launched_rank: { launch_key: key, rank, world_size: worldSize, host, argv, cwd: '/', env: {}, launcher: 'test', wait_ms: 5_000, job_id: 'L' },
+      },
+    }),
+  );
+  return got;
+}
+
+const joined = (got: OperatorReply[]) => got.find((r) => r.join_launched_rank?.job)?.join_launched_rank?.job?.id;
+const refused = (got: OperatorReply[]) => got.find((r) => r.final && !r.status?.ok)?.status?.message;
+
+/** Job L launched on a and b, checkpointed and stopped (the time limit's warning). */
+async function launchedAndStopped(): Promise<void> {
+  const first = [rankExec('slurm:1.0', 0, 'a'), rankExec('slurm:1.0', 1, 'b')];
+  await advance(50);
+  expect(first.map(joined)).toEqual(['L', 'L']);
+  const cp = await settle(h.coordinator!.checkpoints.checkpoint('L', { stop: true }));
+  expect(cp.error).toBeUndefined();
+  await advance(50);
+  expect(h.catalog!.getJob('L')!.state).toBe('stopped');
+}
+
+describe('a launch that names an existing job', () => {
+  it('continues a stopped job from its last epoch, each rank restored where its rank-exec runs', async () => {
+    await launchedAndStopped();
+    const next = [rankExec('slurm:2.0', 0, 'c'), rankExec('slurm:2.0', 1, 'd')];
+    for (let t = 0; t < 10_000 && !next.every(joined); t += 100) await advance(100);
+    expect(next.map(joined)).toEqual(['L', 'L']);
+    expect(h.catalog!.getJob('L')!.state).toBe('running');
+    expect(h.catalog!.listRanks('L').map((r) => `${r.rank}@${r.host}`)).toEqual(['0@c', '1@d']);
+    for (const host of ['c', 'd']) expect(h.nodes.get(host)!.steps.seen.some((s) => s.step === RoundStep.RESTORE && s.epoch === 1)).toBe(true);
+    const events = h.catalog!.listEvents({ limit: 100 }).filter((e) => e.kind === 'launch.resume').map((e) => e.message);
+    expect(events).toEqual(['launch slurm:2.0: 2 ranks joined (test); job L stopped before, restarted from epoch 1']);
+  });
+
+  it('drops the launch, saying why, for a job that runs, one with other ranks or another command, and one that succeeded', async () => {
+    const running = [rankExec('slurm:1.0', 0, 'a'), rankExec('slurm:1.0', 1, 'b')];
+    await advance(50);
+    expect(running.map(joined)).toEqual(['L', 'L']);
+    const again = [rankExec('slurm:2.0', 0, 'c'), rankExec('slurm:2.0', 1, 'd')];
+    await advance(50);
+    expect(refused(again[0]!)).toBe('launch slurm:2.0 dropped: job L exists and is running: a launch with its id continues it only once it is stopped (ferry checkpoint L --stop)');
+    expect((await settle(h.coordinator!.checkpoints.checkpoint('L', { stop: true }))).error).toBeUndefined();
+    const other = [rankExec('slurm:3.0', 0, 'c', ['/other']), rankExec('slurm:3.0', 1, 'd', ['/other'])];
+    await advance(50);
+    expect(refused(other[1]!)).toBe('launch slurm:3.0 dropped: job L runs "/app", this launch "/other": a launch continues a job with the same command');
+    const three = [0, 1, 2].map((rank) => rankExec('slurm:4.0', rank, 'c', ['/app'], 3));
+    await advance(50);
+    expect(refused(three[2]!)).toBe('launch slurm:4.0 dropped: job L has 2 ranks, this launch 3: a launch continues a job with the same ranks');
+    expect(h.catalog!.getJob('L')!.state).toBe('stopped');
+    // Continued once, then run to its end: a later launch with its id finds nothing to continue.
+    const next = [rankExec('slurm:5.0', 0, 'c'), rankExec('slurm:5.0', 1, 'd')];
+    for (let t = 0; t < 10_000 && !next.every(joined); t += 100) await advance(100);
+    h.nodes.get('c')!.ranks.exit('L', 0, 0);
+    h.nodes.get('d')!.ranks.exit('L', 1, 0);
+    for (let t = 0; t < 5_000 && h.catalog!.getJob('L')!.state !== 'succeeded'; t += 100) await advance(100);
+    expect(h.catalog!.getJob('L')!.state).toBe('succeeded');
+    const done = [rankExec('slurm:6.0', 0, 'c'), rankExec('slurm:6.0', 1, 'd')];
+    await advance(50);
+    expect(refused(done[0]!)).toBe('launch slurm:6.0 dropped: job L exists and succeeded: there is nothing to continue; give the launch a new job id');
+  });
+});
