@@ -47,8 +47,9 @@ operators (--coordinator tcp://ADDR:PORT, or FERRY_COORDINATOR; --json for machi
                          run a job and follow it to its end; output lines tagged [RANK] (--raw: untagged)
                          --stop-on SIGUSR1: that signal checkpoints and stops the job (a batch system's time-limit warning);
                          a stopped job's run or attach exits 75, and ferry restart JOB continues it
-  rank-exec [--host HOST] [--job-key KEY] [--job-id ID] [--join-timeout 60s] PROGRAM ARGS...
-                         one rank under an existing launcher (mpiexec -n 4 ferry rank-exec ./app; srun ferry rank-exec ./app)
+  rank-exec [--host HOST] [--job-key KEY] [--job-id ID] [--join-timeout 60s] [--stop-on SIGNAL] PROGRAM ARGS...
+                         one rank under an existing launcher (mpiexec -n 4 ferry rank-exec ./app; srun ferry rank-exec ./app);
+                         --job-id of a stopped job continues it; --stop-on USR1 stops the job at that signal
 
 building MPI programs
   mpicc [CC ARGS...]     compile and link a C MPI program against Ferry's MPI library (-show prints the command)

@@ -11,10 +11,11 @@ import { isAbsolute, resolve } from 'node:path';
 import { ErrorCode, JobState, type JobInfo, type OperatorReply, type RankOutput_Stream } from '../gen/proto.js';
 import { FerryError } from '../common/ferry-error.js';
 import { opt, parseArgs, parseDuration } from './args.js';
-import { FOLLOW_RENEW_MS, JobFollower, jobExitStatus } from './job-follower.js';
+import { FOLLOW_RENEW_MS, JobFollower, STOPPED_EXIT_STATUS, jobExitStatus } from './job-follower.js';
 import { launchKey, launcherRank, rankEnvironment } from './launcher-env.js';
 import type { OperatorClient } from './operator-client.js';
 import { RankOutputWriter } from './rank-output-writer.js';
+import { StopOnSignal, parseStopSignal } from './stop-on-signal.js';
 import { COMMON_OPERATOR_OPTIONS, coordinatorAddress, jobStateName, withClient } from './operator-commands.js';
 
 /** How long the ranks of one launch may take to all join, unless --join-timeout says otherwise. */
@@ -43,7 +44,7 @@ export async function rankExecCommand(argv: string[]): Promise<number> {
   const p = parseArgs(
     CMD,
     argv,
-    { ...COMMON_OPERATOR_OPTIONS, host: { value: true }, 'job-key': { value: true }, 'job-id': { value: true }, 'join-timeout': { value: true } },
+    { ...COMMON_OPERATOR_OPTIONS, host: { value: true }, 'job-key': { value: true }, 'job-id': { value: true }, 'join-timeout': { value: true }, 'stop-on': { value: true } },
     true,
   );
   if (p.options.has('json')) throw new FerryError(ErrorCode.BAD_REQUEST, `${CMD}: --json is not supported (the output is the rank's own)`);
@@ -53,6 +54,11 @@ export async function rankExecCommand(argv: string[]): Promise<number> {
   const waitMs = opt(p, 'join-timeout') ? parseDuration(`${CMD}: --join-timeout`, opt(p, 'join-timeout')!) : RANK_EXEC_JOIN_TIMEOUT_MS;
   if (waitMs <= 0) throw new FerryError(ErrorCode.BAD_REQUEST, `${CMD}: --join-timeout must be positive`);
   const path = program.includes('/') && !isAbsolute(program) ? resolve(program) : program;
+  // --stop-on: the launcher passes a batch system's time-limit warning to every rank-exec; rank 0's
+  // asks for the checkpoint and stop, the others let it pass. Each then ends once the job is stopped.
+  const stopSignal = opt(p, 'stop-on') ? parseStopSignal(CMD, opt(p, 'stop-on')!) : undefined;
+  let stopSignalled = false;
+  const onStopSignal = () => (stopSignalled = true);
 
   // Signals are caught from here on: one that comes before the launch started abandons it.
   let jobId = '';
@@ -71,8 +77,10 @@ export async function rankExecCommand(argv: string[]): Promise<number> {
       follower?.fail(new FerryError(ErrorCode.UNAVAILABLE, `${signal} before the launch started`));
     }
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const forwarded = (['SIGINT', 'SIGTERM'] as NodeJS.Signals[]).filter((sig) => sig !== stopSignal);
+  for (const sig of forwarded) process.on(sig, onSignal);
+  if (stopSignal) process.on(stopSignal, onStopSignal);
+  let stopper: StopOnSignal | undefined;
   const signalStatus = (signal: NodeJS.Signals) => 128 + (osConstants.signals[signal] ?? 15);
   try {
     return await withClient(coordinatorAddress(CMD, p), async (c) => {
@@ -83,6 +91,7 @@ export async function rankExecCommand(argv: string[]): Promise<number> {
       const output = new OneRankOutput(lr.rank);
       follower = new JobFollower(c, output, false, CMD);
       const first = follower;
+      if (stopSignal && lr.rank === 0) stopper = new StopOnSignal(c, stopSignal, `${CMD}: rank 0`, false);
       c.request(
         {
           join_launched_rank: {
@@ -105,6 +114,7 @@ export async function rankExecCommand(argv: string[]): Promise<number> {
             if (r.join_launched_rank?.job && !jobId && !abandoned) {
               jobId = r.join_launched_rank.job.id;
               first.follow(jobId, false, [lr.rank]);
+              stopper?.jobStarted(jobId);
             }
             first.onNotice(r);
           },
@@ -122,6 +132,11 @@ export async function rankExecCommand(argv: string[]): Promise<number> {
       jobId = job.id;
       // Stopped after a checkpoint: the rank is not done; wait for `ferry restart` and follow it again.
       while (job.state === JobState.JOB_STOPPED) {
+        if (stopSignalled) {
+          // Stopped for the time limit: this allocation ends; the next launch with the job's id continues it.
+          process.stderr.write(`${CMD}: rank ${lr.rank}: job ${job.id} ${job.detail.replace(/; ferry restart .*$/, '')}; a launch with --job-id ${job.id} continues it\n`);
+          return STOPPED_EXIT_STATUS;
+        }
         process.stderr.write(`${CMD}: rank ${lr.rank}: job ${job.id} stopped after a checkpoint; waiting for "ferry restart ${job.id}"\n`);
         waitingForRestart = true;
         await untilRestarted(c, job.id, () => abandoned !== undefined);
@@ -135,8 +150,9 @@ export async function rankExecCommand(argv: string[]): Promise<number> {
       return rankExit(job, lr.rank, received.size > 0);
     });
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    for (const sig of forwarded) process.off(sig, onSignal);
+    if (stopSignal) process.off(stopSignal, onStopSignal);
+    stopper?.dispose();
   }
 }
 

@@ -236,6 +236,34 @@ describe('ferry rank-exec under mpiexec', { timeout: RUN_TIMEOUT_MS }, () => {
   });
 });
 
+describe('a time limit under mpiexec: --stop-on, then the next launch with the job id', { timeout: RUN_TIMEOUT_MS }, () => {
+  it.runIf(existsSync(MPIEXEC))('stops the job at the warning signal, and the next launch continues it to the uninterrupted checksum', async () => {
+    const reference = await jacobiReference();
+    const id = `limit-${process.pid}`;
+    const args = ['--job-id', id, '--stop-on', 'USR1', join(bin, JACOBI[0]), ...JACOBI.slice(1)];
+    const first = mpiexec(4, args);
+    await c.waitFor(() => /progress iter=500\n/.test(first.stdout()), `job ${id} to report progress`, RUN_TIMEOUT_MS);
+    // What a batch system's warning does (srun --signal=USR1@300): every task, each rank-exec, gets it.
+    execFileSync('pkill', ['-USR1', '-f', `rank-exec --job-id ${id} --stop-on`]);
+    const stopped = await first.done;
+    expect(stopped.code, `${stopped.stderr}\n${c.logTails(20)}`).not.toBe(0);
+    const said = stopped.stderr.split('\n').filter((l) => l.startsWith('ferry rank-exec: rank'));
+    expect(said.filter((l) => l.includes(`job ${id} stopped after checkpoint epoch 1; a launch with --job-id ${id} continues it`))).toHaveLength(4);
+    expect(said.filter((l) => l.startsWith('ferry rank-exec: rank 0: SIGUSR1: checkpointing'))).toHaveLength(1);
+    expect((await jobs()).find((j) => j.id === id)!.state).toBe('stopped');
+    expect(stopped.stdout).not.toMatch(/checksum/);
+    // The next allocation runs the same launch: the job goes on from epoch 1, not from the start.
+    const second = mpiexec(4, args);
+    const r = await second.done;
+    expect(r.code, `${r.stderr}\n${c.logTails(20)}`).toBe(0);
+    expect(checksumLine(r.stdout)).toBe(checksumLine(reference.stdout));
+    expect(r.stdout).not.toMatch(/progress iter=500\n/); // those came before the epoch
+    const ended = (await jobs()).find((j) => j.id === id)!;
+    expect(ended.state, ended.detail).toBe('succeeded');
+    expect((await events(id)).filter((e) => e.kind === 'launch.resume').map((e) => e.message)).toHaveLength(1);
+  });
+});
+
 describe('ferry rank-exec errors', { timeout: 120_000 }, () => {
   it('names the launcher variables when none is set', async () => {
     const env = Object.fromEntries(Object.keys(process.env).filter((k) => /^(PMI|SLURM|OMPI)_/.test(k)).map((k) => [k, undefined]));
