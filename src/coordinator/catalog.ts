@@ -126,7 +126,6 @@ export class Catalog {
 
   // ---- hosts -------------------------------------------------------------
 
-  /** Records a registration; a registered host is 'up'. Heartbeats are not stored. */
   /**
    * Marks a host drained (ferry drain: no new ranks go there) or, with
    * `drain` undefined, takes it back (ferry undrain). A host that registers
@@ -167,6 +166,7 @@ export class Catalog {
     });
   }
 
+  /** Records a registration; a registered host is 'up'. Heartbeats are not stored. */
   upsertHost(h: HostRegistration): void {
     requireName(h.name, 'host name');
     requireUint(h.cpus, 'cpus');

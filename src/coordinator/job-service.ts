@@ -176,8 +176,10 @@ export class JobService {
       const detail = failed.map((f) => `host ${f.host}: ${errorMessage(f.r.reason)}`).join('; ');
       this.failJob(jobId, 127, `could not start every rank: ${detail}`);
       // A host that refused starts none of its ranks (its agent kills those it started): they end
-      // here, or the job would wait for them forever.
+      // here, or the job would wait for them forever. One that did not answer in time may have started
+      // some: they are killed, should it hear this.
       for (const f of failed) {
+        this.c.requestAgent(f.host, { signal_job: { job_id: jobId, signal: 'SIGKILL' } }).catch(() => undefined);
         for (const rank of byHost.get(f.host)!) {
           this.onRankExited(f.host, { job_id: jobId, rank, pid: 0, exit_code: 127, signal: '', reason: `not started: ${errorMessage(f.r.reason)}` });
         }
