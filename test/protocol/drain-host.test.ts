@@ -5,7 +5,7 @@
 // in-memory transport, with the operator's requests on the wire; every host
 // has an image store of its own.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ErrorCode, type HostsReply, type MoveReply, type OperatorRequestInit, type UndrainHostReply } from '../../src/gen/proto.js';
+import { ErrorCode, RoundStep, type HostsReply, type MoveReply, type OperatorRequestInit, type UndrainHostReply } from '../../src/gen/proto.js';
 import { HOST_REJOIN_GRACE_MS } from '../../src/coordinator/coordinator-config.js';
 import { ControlPlaneHarness, settle } from './control-plane-harness.js';
 
@@ -73,6 +73,24 @@ describe('ferry drain HOST / ferry undrain HOST', () => {
     expect(again.error).toBeUndefined();
     expect(rankHosts('n')).toEqual(['a', 'b']);
     expect((await hostList()).every((x) => Number(x.drained_ms) === 0)).toBe(true);
+  });
+
+  it('waits for a checkpoint that holds a job whose ranks it moves, instead of stopping half done', async () => {
+    await setUp();
+    await h.submit({ job_id: 'j', world_size: 2, rank_hosts: { 0: 'a', 1: 'b' } });
+    await advance(10);
+    h.nodes.get('b')!.steps.scripts.set(RoundStep.DUMP, (req) =>
+      new Promise((r) => setTimeout(() => r({ failed: new Map(), images: req.dump_ranks.map((rank) => ({ rank, location: `/i/${rank}`, size_bytes: 1, manifest_sha256: 'b'.repeat(64), files: 1, dump_ms: 1, store_ms: 1 })) }), 2_000)),
+    );
+    const cp = h.coordinator!.checkpoints.checkpoint('j', { stop: false });
+    await advance(200);
+    const drained = settle(h.ask({ drain: { host: 'a', reason: '' } }));
+    await advance(200);
+    expect((await cp).epoch?.epoch).toBe(1);
+    h.nodes.get('b')!.steps.scripts.delete(RoundStep.DUMP);
+    const { value, error } = await drained;
+    expect(error).toBeUndefined();
+    expect(value!.move!.moves.map((m) => `${m.rank}:${m.from_host}->${m.to_host}`)).toEqual(['0:a->c']);
   });
 
   it('refuses a migration to it, and leaves it out of restarts and of later drains', async () => {

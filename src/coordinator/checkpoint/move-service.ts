@@ -39,6 +39,10 @@ function byHostOf(placement: Map<number, string>): Map<string, number[]> {
   return m;
 }
 
+/** How long a drain waits for another operation on a job whose ranks it moves. */
+export const DRAIN_BUSY_WAIT_MS = 120_000;
+const DRAIN_BUSY_RETRY_MS = 500;
+
 export interface RestartOptions {
   epoch?: number;
   hosts?: string[];
@@ -530,6 +534,24 @@ export class MoveService {
   }
 
   /**
+   * A drain's migration of one job: a checkpoint (a periodic one, say) or another
+   * operation holding the job is waited for, up to DRAIN_BUSY_WAIT_MS, rather
+   * than leaving the drain half done.
+   */
+  private async migrateWhenFree(jobId: string, plan: Map<number, string>, progress?: MoveProgressFn): Promise<MoveReplyInit> {
+    const deadline = this.c.now() + DRAIN_BUSY_WAIT_MS;
+    for (;;) {
+      try {
+        return await this.migrate(jobId, plan, progress);
+      } catch (err) {
+        if (!(err instanceof FerryError) || err.code !== ErrorCode.BUSY || this.c.now() >= deadline) throw err;
+        trace(`drain: ${err.message}; trying again`);
+        await new Promise((r) => setTimeout(r, DRAIN_BUSY_RETRY_MS));
+      }
+    }
+  }
+
+  /**
    * Moves every rank off a host: job by job, each rank to the live host with
    * the most free capacity that is not drained (ferry drain marks the host
    * first: src/coordinator/host-draining.ts).
@@ -554,7 +576,7 @@ export class MoveService {
         plan.set(rank, target);
         load.set(target, load.get(target)! + 1);
       }
-      const reply = await this.migrate(jobId, plan, progress);
+      const reply = await this.migrateWhenFree(jobId, plan, progress);
       moves.push(...(reply.moves ?? []));
       downtime += reply.downtime_ms ?? 0;
       shipped += reply.bytes_shipped ?? 0;
