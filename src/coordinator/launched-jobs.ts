@@ -229,6 +229,16 @@ export class LaunchedJobs {
       this.drop(l, why);
       return;
     }
+    // Said to every joiner before the restart, which may take a while (images to fetch): a joiner
+    // that has heard from its request waits for the rest without a deadline.
+    for (const j of joiners) {
+      this.c.sendOperator(j.peer, {
+        reply_to: j.requestId,
+        status: { ok: true },
+        final: false,
+        job_notice: { job_id: l.jobId, message: `continuing job ${l.jobId} (${job.state}) from its last committed epoch` },
+      });
+    }
     let info: JobInfoInit;
     try {
       const r = await this.c.moves.restart(l.jobId, { rankHosts: new Map(Object.entries(rankHosts).map(([rank, host]) => [Number(rank), host])) });

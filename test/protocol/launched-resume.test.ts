@@ -63,6 +63,8 @@ describe('a launch that names an existing job', () => {
     const next = [rankExec('slurm:2.0', 0, 'c'), rankExec('slurm:2.0', 1, 'd')];
     for (let t = 0; t < 10_000 && !next.every(joined); t += 100) await advance(100);
     expect(next.map(joined)).toEqual(['L', 'L']);
+    // Each joiner heard first that the job is being continued (its request then waits without a deadline).
+    for (const got of next) expect(got.find((r) => r.job_notice)?.job_notice?.message).toBe('continuing job L (stopped) from its last committed epoch');
     expect(h.catalog!.getJob('L')!.state).toBe('running');
     expect(h.catalog!.listRanks('L').map((r) => `${r.rank}@${r.host}`)).toEqual(['0@c', '1@d']);
     for (const host of ['c', 'd']) expect(h.nodes.get(host)!.steps.seen.some((s) => s.step === RoundStep.RESTORE && s.epoch === 1)).toBe(true);
