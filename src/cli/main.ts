@@ -43,10 +43,10 @@ operators (--coordinator tcp://ADDR:PORT, or FERRY_COORDINATOR; --json for machi
   undrain HOST           new ranks may go to a drained host again
   forget HOST            a host that is down is gone for good: stop waiting for it, say which checkpoints went with it
   inspect DIR [--json]   decode one rank's image: process tree, memory, the files it needs
-  run -n N [--hosts a,b | --hostfile F] [--raw] [--checkpoint-every 10m] [--keep-epochs N] [--auto-restart N] [--image-replicas N] [--stop-on SIGNAL] PROGRAM ARGS...
+  run -n N [--hosts a,b | --hostfile F] [--job-id ID] [--raw] [--checkpoint-every 10m] [--keep-epochs N] [--auto-restart N] [--image-replicas N] [--stop-on SIGNAL] PROGRAM ARGS...
                          run a job and follow it to its end; output lines tagged [RANK] (--raw: untagged)
                          --stop-on SIGUSR1: that signal checkpoints and stops the job (a batch system's time-limit warning);
-                         a stopped job's run or attach exits 75, and ferry restart JOB continues it
+                         a stopped job's run or attach exits 75; ferry run --job-id JOB (same command) or ferry restart JOB continues it
   rank-exec [--host HOST] [--job-key KEY] [--job-id ID] [--join-timeout 60s] [--stop-on SIGNAL] PROGRAM ARGS...
                          one rank under an existing launcher (mpiexec -n 4 ferry rank-exec ./app; srun ferry rank-exec ./app);
                          --job-id of a stopped job continues it; --stop-on USR1 stops the job at that signal

@@ -14,6 +14,7 @@ import {
   ErrorCode,
   JobState,
   type JobInfoInit,
+  type MoveReplyInit,
   type RankExited,
   type RankExitedInit,
   type EndpointInit,
@@ -120,8 +121,14 @@ export class JobService {
     if (req.argv.length === 0 || !req.argv[0]) throw new FerryError(ErrorCode.BAD_REQUEST, 'submit: no program given');
     const jobId = req.job_id || this.newJobId();
     checkSafeName('job id', jobId);
-    if (this.c.catalog.getJob(jobId)) throw new FerryError(ErrorCode.BAD_REQUEST, `job "${jobId}" already exists`);
     const explicit = new Map<number, string>(Object.entries(req.rank_hosts).map(([k, v]) => [Number(k), v]));
+    if (this.c.catalog.getJob(jobId)) {
+      // `ferry run --job-id J` of a stopped job J: the same command line in every batch allocation.
+      this.c.sendOperator(peer, { reply_to: requestId, status: { ok: true }, final: false, job_notice: { job_id: jobId, message: `continuing job ${jobId} from its last committed epoch` } });
+      await this.continueJob(jobId, { worldSize: req.world_size, argv: req.argv, hosts: req.hosts, rankHosts: explicit });
+      if (req.follow) this.follow(jobId, peer, requestId);
+      return this.jobInfo(jobId);
+    }
     const named = explicit.size > 0 ? [...new Set(explicit.values())] : req.hosts;
     for (const name of named) this.c.hosts.requirePlaceable(name);
     const candidates = (req.hosts.length > 0 ? req.hosts.map((n) => this.c.hosts.get(n)!) : this.c.hosts.requireSomePlaceable()).map((h) => ({
@@ -189,6 +196,29 @@ export class JobService {
     if (job.state === 'pending') this.c.catalog.setJobState(jobId, 'running');
     if (req.checkpoint_every_ms) this.c.periodic.set(jobId, req.checkpoint_every_ms);
     return this.jobInfo(jobId);
+  }
+
+  /**
+   * A new run (`ferry run --job-id J`, or a launch with `--job-id J`) of a job
+   * that exists: a stopped, failed or cancelled J with the same number of ranks
+   * and the same command is restarted from its last committed epoch (on
+   * `hosts`/`rankHosts`, else spread); anything else is refused, saying why.
+   */
+  async continueJob(jobId: string, o: { worldSize: number; argv: readonly string[]; hosts?: string[]; rankHosts?: Map<number, string> }): Promise<MoveReplyInit> {
+    const job = this.c.catalog.getJob(jobId);
+    if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
+    const why =
+      job.state === 'running' || job.state === 'pending'
+        ? `job ${jobId} exists and is ${job.state}: a new run with its id continues it only once it is stopped (ferry checkpoint ${jobId} --stop)`
+        : job.state === 'succeeded'
+          ? `job ${jobId} exists and succeeded: there is nothing to continue; give another job id`
+          : job.worldSize !== o.worldSize
+            ? `job ${jobId} has ${job.worldSize} ranks, this run ${o.worldSize}: a new run with its id continues a job with the same ranks`
+            : job.argv.length !== o.argv.length || job.argv.some((a, i) => a !== o.argv[i])
+              ? `job ${jobId} runs "${job.argv.join(' ')}", this run "${o.argv.join(' ')}": a new run with its id continues a job with the same command`
+              : '';
+    if (why) throw new FerryError(ErrorCode.BAD_REQUEST, why);
+    return this.c.moves.restart(jobId, { hosts: o.hosts, rankHosts: o.rankHosts });
   }
 
   private newJobId(): string {

@@ -213,22 +213,7 @@ export class LaunchedJobs {
    * The joiners follow it once it runs. Anything else drops the launch.
    */
   private async resume(l: Launch, joiners: Joiner[], rankHosts: Record<number, string>): Promise<void> {
-    const job = this.c.catalog.getJob(l.jobId)!;
-    const f = l.first;
-    const why =
-      job.state === 'running' || job.state === 'pending'
-        ? `job ${job.id} exists and is ${job.state}: a launch with its id continues it only once it is stopped (ferry checkpoint ${job.id} --stop)`
-        : job.state === 'succeeded'
-          ? `job ${job.id} exists and succeeded: there is nothing to continue; give the launch a new job id`
-          : job.worldSize !== f.world_size
-            ? `job ${job.id} has ${job.worldSize} ranks, this launch ${f.world_size}: a launch continues a job with the same ranks`
-            : job.argv.length !== f.argv.length || job.argv.some((a, i) => a !== f.argv[i])
-              ? `job ${job.id} runs "${job.argv.join(' ')}", this launch "${f.argv.join(' ')}": a launch continues a job with the same command`
-              : '';
-    if (why) {
-      this.drop(l, why);
-      return;
-    }
+    const before = this.c.catalog.getJob(l.jobId)!.state;
     // Said to every joiner before the restart, which may take a while (images to fetch): a joiner
     // that has heard from its request waits for the rest without a deadline.
     for (const j of joiners) {
@@ -236,16 +221,17 @@ export class LaunchedJobs {
         reply_to: j.requestId,
         status: { ok: true },
         final: false,
-        job_notice: { job_id: l.jobId, message: `continuing job ${l.jobId} (${job.state}) from its last committed epoch` },
+        job_notice: { job_id: l.jobId, message: `continuing job ${l.jobId} from its last committed epoch` },
       });
     }
     let info: JobInfoInit;
     try {
-      const r = await this.c.moves.restart(l.jobId, { rankHosts: new Map(Object.entries(rankHosts).map(([rank, host]) => [Number(rank), host])) });
-      this.c.event('launch.resume', `launch ${l.key}: ${f.world_size} ranks joined (${f.launcher || 'launcher'}); job ${l.jobId} ${job.state} before, restarted from epoch ${r.epoch}`, { jobId: l.jobId });
+      const rankMap = new Map(Object.entries(rankHosts).map(([rank, host]) => [Number(rank), host]));
+      const r = await this.c.jobs.continueJob(l.jobId, { worldSize: l.first.world_size, argv: l.first.argv, rankHosts: rankMap });
+      this.c.event('launch.resume', `launch ${l.key}: ${l.first.world_size} ranks joined (${l.first.launcher || 'launcher'}); job ${l.jobId} ${before} before, restarted from epoch ${r.epoch}`, { jobId: l.jobId });
       info = this.c.jobs.jobInfo(l.jobId);
     } catch (err) {
-      this.drop(l, `job ${l.jobId} (${job.state}) could not be continued: ${errorMessage(err)}`, err);
+      this.drop(l, errorMessage(err), err);
       return;
     }
     for (const j of joiners) this.tryFollow(l.jobId, j);

@@ -130,20 +130,21 @@ describe('checkpoint, restart and migration end to end', { timeout: 600_000 }, (
     expect(inspect).toMatch(/^job stopgo epoch 1 rank 0, dumped on host1/);
     expect(inspect).toMatch(/\n1 +0 +\d+ +[\d.]+ \S+ +ferry-init\n2 +1 +\d+ +[\d.]+ \S+ +sort\n/);
     expect(inspect).toContain(join(bin, 'sort'));
-    const restart = await ferryOk(['restart', 'stopgo', '--hosts', 'host2,host3', '--json']);
-    expect(JSON.parse(restart).moves.map((m: { to: string }) => m.to).sort()).toEqual(['host2', 'host2', 'host3', 'host3']);
+    // The next allocation runs the same command line on its own hosts: the job goes on from epoch 2,
+    // and this ferry run follows it to its end.
+    const continued = await start('stopgo', SORT, 'host2,host3', ['--stop-on', 'USR1']);
+    expect(continued.code, `${continued.stderr}\n${c.logTails(30)}`).toBe(0);
+    expect(continued.stderr).toMatch(/^ferry run: job stopgo: continuing job stopgo from its last committed epoch\n/m);
+    expect(checksumLine(continued.stdout)).toBe(reference.get('sort'));
     // CRIU's work folders of successful restores are gone.
     for (const h of c.hosts.slice(1, 3)) expect(readdirSync(join(h.imagesDir, '.restore'))).toEqual([]);
-    // The restored ranks' output flows to whoever follows the job.
-    const attached = await c.ferry(['attach', 'stopgo'], { timeoutMs: RUN_TIMEOUT_MS });
-    expect(attached.code, attached.stderr).toBe(0);
-    expect(checksumLine(attached.stdout)).toBe(reference.get('sort'));
     const end = await job('stopgo');
     expect(end.state, end.detail).toBe('succeeded');
     expect(end.ranks.map((r) => r.host)).toEqual(['host2', 'host2', 'host3', 'host3']);
     expect(checksumLine(rank0Output('stopgo'))).toBe(reference.get('sort'));
     // The same epoch restored again on the same hosts is restored anew (the agents' restores of it have ended).
-    await ferryOk(['restart', 'stopgo', '--hosts', 'host2,host3']);
+    const restart = await ferryOk(['restart', 'stopgo', '--hosts', 'host2,host3', '--json']);
+    expect(JSON.parse(restart).moves.map((m: { to: string }) => m.to).sort()).toEqual(['host2', 'host2', 'host3', 'host3']);
     const again = await c.ferry(['attach', 'stopgo'], { timeoutMs: RUN_TIMEOUT_MS });
     expect(again.code, `${again.stderr}\n${c.logTails(30)}`).toBe(0);
     expect(checksumLine(again.stdout)).toBe(reference.get('sort'));

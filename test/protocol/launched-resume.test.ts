@@ -5,7 +5,7 @@
 // another command drops the launch with the reason. Over the in-memory
 // transport, with the joins on the wire.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { RoundStep, type OperatorReply } from '../../src/gen/proto.js';
+import { JobState, RoundStep, type OperatorReply } from '../../src/gen/proto.js';
 import { coordinatorInboundCodec, operatorReplyCodec } from '../../src/protocol/messages.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
 import { ControlPlaneHarness, settle } from './control-plane-harness.js';
@@ -64,7 +64,7 @@ describe('a launch that names an existing job', () => {
     for (let t = 0; t < 10_000 && !next.every(joined); t += 100) await advance(100);
     expect(next.map(joined)).toEqual(['L', 'L']);
     // Each joiner heard first that the job is being continued (its request then waits without a deadline).
-    for (const got of next) expect(got.find((r) => r.job_notice)?.job_notice?.message).toBe('continuing job L (stopped) from its last committed epoch');
+    for (const got of next) expect(got.find((r) => r.job_notice)?.job_notice?.message).toBe('continuing job L from its last committed epoch');
     expect(h.catalog!.getJob('L')!.state).toBe('running');
     expect(h.catalog!.listRanks('L').map((r) => `${r.rank}@${r.host}`)).toEqual(['0@c', '1@d']);
     for (const host of ['c', 'd']) expect(h.nodes.get(host)!.steps.seen.some((s) => s.step === RoundStep.RESTORE && s.epoch === 1)).toBe(true);
@@ -78,14 +78,14 @@ describe('a launch that names an existing job', () => {
     expect(running.map(joined)).toEqual(['L', 'L']);
     const again = [rankExec('slurm:2.0', 0, 'c'), rankExec('slurm:2.0', 1, 'd')];
     await advance(50);
-    expect(refused(again[0]!)).toBe('launch slurm:2.0 dropped: job L exists and is running: a launch with its id continues it only once it is stopped (ferry checkpoint L --stop)');
+    expect(refused(again[0]!)).toBe('launch slurm:2.0 dropped: job L exists and is running: a new run with its id continues it only once it is stopped (ferry checkpoint L --stop)');
     expect((await settle(h.coordinator!.checkpoints.checkpoint('L', { stop: true }))).error).toBeUndefined();
     const other = [rankExec('slurm:3.0', 0, 'c', ['/other']), rankExec('slurm:3.0', 1, 'd', ['/other'])];
     await advance(50);
-    expect(refused(other[1]!)).toBe('launch slurm:3.0 dropped: job L runs "/app", this launch "/other": a launch continues a job with the same command');
+    expect(refused(other[1]!)).toBe('launch slurm:3.0 dropped: job L runs "/app", this run "/other": a new run with its id continues a job with the same command');
     const three = [0, 1, 2].map((rank) => rankExec('slurm:4.0', rank, 'c', ['/app'], 3));
     await advance(50);
-    expect(refused(three[2]!)).toBe('launch slurm:4.0 dropped: job L has 2 ranks, this launch 3: a launch continues a job with the same ranks');
+    expect(refused(three[2]!)).toBe('launch slurm:4.0 dropped: job L has 2 ranks, this run 3: a new run with its id continues a job with the same ranks');
     expect(h.catalog!.getJob('L')!.state).toBe('stopped');
     // Continued once, then run to its end: a later launch with its id finds nothing to continue.
     const next = [rankExec('slurm:5.0', 0, 'c'), rankExec('slurm:5.0', 1, 'd')];
@@ -96,6 +96,21 @@ describe('a launch that names an existing job', () => {
     expect(h.catalog!.getJob('L')!.state).toBe('succeeded');
     const done = [rankExec('slurm:6.0', 0, 'c'), rankExec('slurm:6.0', 1, 'd')];
     await advance(50);
-    expect(refused(done[0]!)).toBe('launch slurm:6.0 dropped: job L exists and succeeded: there is nothing to continue; give the launch a new job id');
+    expect(refused(done[0]!)).toBe('launch slurm:6.0 dropped: job L exists and succeeded: there is nothing to continue; give another job id');
+  });
+});
+
+describe('a run with the id of an existing job (ferry run --job-id J)', () => {
+  it('continues a stopped job from its last epoch on the hosts it names, and refuses one that runs', async () => {
+    await h.submit({ job_id: 'r', world_size: 2, hosts: ['a', 'b'] });
+    await advance(10);
+    const busy = await settle(h.submit({ job_id: 'r', world_size: 2, hosts: ['c', 'd'] }));
+    expect(busy.error!.message).toBe('job r exists and is running: a new run with its id continues it only once it is stopped (ferry checkpoint r --stop)');
+    expect((await settle(h.coordinator!.checkpoints.checkpoint('r', { stop: true }))).error).toBeUndefined();
+    const again = await settle(h.submit({ job_id: 'r', world_size: 2, hosts: ['c', 'd'] }));
+    expect(again.error).toBeUndefined();
+    expect(again.value!.state).toBe(JobState.JOB_RUNNING);
+    expect(h.catalog!.listRanks('r').map((x) => `${x.rank}@${x.host}`)).toEqual(['0@c', '1@d']);
+    expect(h.catalog!.listEpochs('r').map((e) => e.epoch)).toEqual([1]); // restored from epoch 1, nothing new
   });
 });
