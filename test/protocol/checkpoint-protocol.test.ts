@@ -6,8 +6,6 @@ import { ErrorCode, RoundStep, type CheckpointReplyInit } from '../../src/gen/pr
 import { FerryError } from '../../src/common/ferry-error.js';
 import { ControlPlaneHarness } from './control-plane-harness.js';
 import { failRanks } from './simulated-node.js';
-import { coordinatorInboundCodec, operatorReplyCodec } from '../../src/protocol/messages.js';
-import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
 
 let h: ControlPlaneHarness;
 const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
@@ -319,13 +317,7 @@ describe('a coordinator asked to stop during a checkpoint', () => {
 
 describe('periodic checkpoints', () => {
   it("tell the job's followers when they fail (the first time, then every 10th in a row) and when one commits again", async () => {
-    const client = h.hub.connect();
-    const notices: string[] = [];
-    client.onMessage((frames) => {
-      const r = operatorReplyCodec.decode(frames[0]);
-      if (r.job_notice) notices.push(r.job_notice.message);
-    });
-    client.send(coordinatorInboundCodec.encode({ operator: { version: PROTOCOL_VERSION, request_id: 1, follow_job: { job_id: 'j' } } }));
+    const notices = h.followNotices('j');
     await advance(10);
     h.coordinator!.periodic.set('j', 5_000);
     await advance(5_500);

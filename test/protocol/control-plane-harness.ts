@@ -111,6 +111,18 @@ export class ControlPlaneHarness {
     return reply;
   }
 
+  /** The job notices an operator connection following `jobId` gets (what its ferry run prints), as they come. */
+  followNotices(jobId: string): string[] {
+    const client = this.hub.connect();
+    const notices: string[] = [];
+    client.onMessage((frames) => {
+      const r = operatorReplyCodec.decode(frames[0]);
+      if (r.job_notice) notices.push(r.job_notice.message);
+    });
+    client.send(coordinatorInboundCodec.encode({ operator: { version: PROTOCOL_VERSION, request_id: 1, follow_job: { job_id: jobId } } }));
+    return notices;
+  }
+
   hostState(name: string): string | undefined {
     return this.coordinator?.hosts.get(name)?.state;
   }

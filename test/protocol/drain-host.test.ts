@@ -49,9 +49,13 @@ describe('ferry drain HOST / ferry undrain HOST', () => {
     await setUp();
     await h.submit({ job_id: 'j', world_size: 4, rank_hosts: { 0: 'a', 1: 'a', 2: 'b', 3: 'b' } });
     await advance(10);
+    const notices = h.followNotices('j');
     const { value, error } = await drain('a', 'disk swap');
     expect(error).toBeUndefined();
     expect(value!.moves.map((m) => `${m.rank}:${m.from_host}->${m.to_host}`)).toEqual(['0:a->c', '1:a->d']);
+    // The job's ferry run hears why it paused.
+    expect(notices).toHaveLength(1);
+    expect(notices[0]).toMatch(/^ranks 0 a -> c, 1 a -> d migrated \(paused \d+ ms\)$/);
     expect(rankHosts('j')).toEqual(['c', 'd', 'b', 'b']);
     const a = (await hostList()).find((x) => x.name === 'a')!;
     expect([Number(a.drained_ms) > 0, a.drain_reason]).toEqual([true, 'disk swap']);

@@ -439,6 +439,9 @@ export class MoveService {
     const t5 = this.c.now();
     await discard(mergeByHost(sourceHosts, targets));
     this.c.event('migration.done', `job ${jobId}: ${id} done in ${t5 - t0} ms`, { jobId });
+    // Whoever follows the job (its ferry run) learns why it paused, and where its ranks are now.
+    const moved = [...moves].map(([rank, to]) => `${rank} ${from.get(rank)} -> ${to}`).join(', ');
+    this.c.jobs.notify(jobId, `rank${moves.size > 1 ? 's' : ''} ${moved} migrated (paused ${t5 - t0} ms)`);
     return {
       moves: [...moves].map(([rank, to]) => ({ job_id: jobId, rank, from_host: from.get(rank)!, to_host: to })),
       flush_ms: t1 - t0,
