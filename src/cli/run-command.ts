@@ -66,7 +66,7 @@ export async function runCommand(argv: string[]): Promise<number> {
           onNotice: (r) => {
             if (r.submit_job?.job && !jobId) {
               jobId = r.submit_job.job.id;
-              if (!json) process.stderr.write(`ferry run: job ${jobId} started, ${n} ranks\n`);
+              if (!json) process.stderr.write(`ferry run: job ${jobId} ${r.submit_job.continued ? 'continues' : 'started'}, ${n} ranks\n`);
               follower.follow(jobId, false);
               stopper?.jobStarted(jobId);
             }

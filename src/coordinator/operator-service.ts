@@ -70,13 +70,14 @@ export class OperatorService {
         };
       }
       case 'submit_job': {
+        const continued = !!req.submit_job!.job_id && this.c.catalog.getJob(req.submit_job!.job_id) !== undefined;
         const job = await this.c.jobs.submit(peer, req.request_id, req.submit_job!);
         if (req.submit_job!.follow) {
           // The final reply comes when the job ends; this one says it started.
-          this.c.sendOperator(peer, { reply_to: req.request_id, status: { ok: true }, final: false, submit_job: { job } });
+          this.c.sendOperator(peer, { reply_to: req.request_id, status: { ok: true }, final: false, submit_job: { job, continued } });
           return undefined;
         }
-        return { submit_job: { job } };
+        return { submit_job: { job, continued } };
       }
       case 'follow_job': {
         const jobId = req.follow_job?.job_id ?? '';

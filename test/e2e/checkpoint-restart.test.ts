@@ -134,7 +134,7 @@ describe('checkpoint, restart and migration end to end', { timeout: 600_000 }, (
     // and this ferry run follows it to its end.
     const continued = await start('stopgo', SORT, 'host2,host3', ['--stop-on', 'USR1']);
     expect(continued.code, `${continued.stderr}\n${c.logTails(30)}`).toBe(0);
-    expect(continued.stderr).toMatch(/^ferry run: job stopgo: continuing job stopgo from its last committed epoch\n/m);
+    expect(continued.stderr).toMatch(/^ferry run: job stopgo: continuing job stopgo from its last committed epoch\nferry run: job stopgo continues, 4 ranks\n/m);
     expect(checksumLine(continued.stdout)).toBe(reference.get('sort'));
     // CRIU's work folders of successful restores are gone.
     for (const h of c.hosts.slice(1, 3)) expect(readdirSync(join(h.imagesDir, '.restore'))).toEqual([]);
