@@ -62,6 +62,8 @@ export function undrainHost(c: Coordinator, name: string): UndrainHostReplyInit 
  */
 function onlyCopiesNote(c: Coordinator, name: string): string[] {
   const hosts = c.hosts.all();
+  const self = hosts.find((h) => h.name === name);
+  if (!self) return [];
   const byJob: string[] = [];
   for (const job of c.catalog.listJobs({ all: true })) {
     const epochs: number[] = [];
@@ -71,7 +73,7 @@ function onlyCopiesNote(c: Coordinator, name: string): string[] {
       const onlyHere = c.catalog.epochImages(job.id, e.epoch).some((img) => {
         const image = c.replication.storedImage(img, replicas);
         const copies = [image, ...(image.replicaHosts ?? []).map((host) => ({ ...image, host, imageStore: hosts.find((h) => h.name === host)?.imageStore ?? '' }))];
-        return !hosts.some((h) => h.name !== name && copies.some((copy) => seesImage(h, copy)));
+        return copies.some((copy) => seesImage(self, copy)) && !hosts.some((h) => h.name !== name && copies.some((copy) => seesImage(h, copy)));
       });
       if (onlyHere) epochs.push(e.epoch);
     }
