@@ -124,8 +124,9 @@ export class JobService {
     const explicit = new Map<number, string>(Object.entries(req.rank_hosts).map(([k, v]) => [Number(k), v]));
     if (this.c.catalog.getJob(jobId)) {
       // `ferry run --job-id J` of a stopped job J: the same command line in every batch allocation.
-      this.c.sendOperator(peer, { reply_to: requestId, status: { ok: true }, final: false, job_notice: { job_id: jobId, message: `continuing job ${jobId} from its last committed epoch` } });
-      await this.continueJob(jobId, { worldSize: req.world_size, argv: req.argv, hosts: req.hosts, rankHosts: explicit });
+      await this.continueJob(jobId, { worldSize: req.world_size, argv: req.argv, hosts: req.hosts, rankHosts: explicit }, (message) =>
+        this.c.sendOperator(peer, { reply_to: requestId, status: { ok: true }, final: false, job_notice: { job_id: jobId, message } }),
+      );
       if (req.follow) this.follow(jobId, peer, requestId);
       return this.jobInfo(jobId);
     }
@@ -204,7 +205,12 @@ export class JobService {
    * and the same command is restarted from its last committed epoch (on
    * `hosts`/`rankHosts`, else spread); anything else is refused, saying why.
    */
-  async continueJob(jobId: string, o: { worldSize: number; argv: readonly string[]; hosts?: string[]; rankHosts?: Map<number, string> }): Promise<MoveReplyInit> {
+  async continueJob(
+    jobId: string,
+    o: { worldSize: number; argv: readonly string[]; hosts?: string[]; rankHosts?: Map<number, string> },
+    /** Told once the job may be continued, before the restart (which may take a while). */
+    announce: (message: string) => void = () => {},
+  ): Promise<MoveReplyInit> {
     const job = this.c.catalog.getJob(jobId);
     if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
     const why =
@@ -218,6 +224,7 @@ export class JobService {
               ? `job ${jobId} runs "${job.argv.join(' ')}", this run "${o.argv.join(' ')}": a new run with its id continues a job with the same command`
               : '';
     if (why) throw new FerryError(ErrorCode.BAD_REQUEST, why);
+    announce(`continuing job ${jobId} from its last committed epoch`);
     return this.c.moves.restart(jobId, { hosts: o.hosts, rankHosts: o.rankHosts });
   }
 

@@ -216,18 +216,13 @@ export class LaunchedJobs {
     const before = this.c.catalog.getJob(l.jobId)!.state;
     // Said to every joiner before the restart, which may take a while (images to fetch): a joiner
     // that has heard from its request waits for the rest without a deadline.
-    for (const j of joiners) {
-      this.c.sendOperator(j.peer, {
-        reply_to: j.requestId,
-        status: { ok: true },
-        final: false,
-        job_notice: { job_id: l.jobId, message: `continuing job ${l.jobId} from its last committed epoch` },
-      });
-    }
+    const announce = (message: string) => {
+      for (const j of joiners) this.c.sendOperator(j.peer, { reply_to: j.requestId, status: { ok: true }, final: false, job_notice: { job_id: l.jobId, message } });
+    };
     let info: JobInfoInit;
     try {
       const rankMap = new Map(Object.entries(rankHosts).map(([rank, host]) => [Number(rank), host]));
-      const r = await this.c.jobs.continueJob(l.jobId, { worldSize: l.first.world_size, argv: l.first.argv, rankHosts: rankMap });
+      const r = await this.c.jobs.continueJob(l.jobId, { worldSize: l.first.world_size, argv: l.first.argv, rankHosts: rankMap }, announce);
       this.c.event('launch.resume', `launch ${l.key}: ${l.first.world_size} ranks joined (${l.first.launcher || 'launcher'}); job ${l.jobId} ${before} before, restarted from epoch ${r.epoch}`, { jobId: l.jobId });
       info = this.c.jobs.jobInfo(l.jobId);
     } catch (err) {

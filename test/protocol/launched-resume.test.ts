@@ -79,6 +79,7 @@ describe('a launch that names an existing job', () => {
     const again = [rankExec('slurm:2.0', 0, 'c'), rankExec('slurm:2.0', 1, 'd')];
     await advance(50);
     expect(refused(again[0]!)).toBe('launch slurm:2.0 dropped: job L exists and is running: a new run with its id continues it only once it is stopped (ferry checkpoint L --stop)');
+    expect(again[0]!.some((r) => r.job_notice)).toBe(false); // nothing announced for a launch that is refused
     expect((await settle(h.coordinator!.checkpoints.checkpoint('L', { stop: true }))).error).toBeUndefined();
     const other = [rankExec('slurm:3.0', 0, 'c', ['/other']), rankExec('slurm:3.0', 1, 'd', ['/other'])];
     await advance(50);
