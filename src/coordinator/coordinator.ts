@@ -336,6 +336,9 @@ export class Coordinator {
     this.retention.removeInBackground();
     this.moves.removeLeftCopies(session.name);
     // A forgotten host back with its old disk removes what it held first; then it is a host to copy to, perhaps.
-    void this.retention.removeForgottenDirs(session.name).then(() => this.replication.topUp());
+    void this.retention
+      .removeForgottenDirs(session.name)
+      .catch((err) => trace(`removing what forgotten host ${session.name} held: ${errorMessage(err)}`))
+      .then(() => this.replication.topUp());
   }
 }
