@@ -124,9 +124,17 @@ export class JobService {
     const explicit = new Map<number, string>(Object.entries(req.rank_hosts).map(([k, v]) => [Number(k), v]));
     if (this.c.catalog.getJob(jobId)) {
       // `ferry run --job-id J` of a stopped job J: the same command line in every batch allocation.
+      if (req.keep_epochs) this.c.retention.checkKeep(req.keep_epochs);
+      if (req.own_image_replicas) this.c.replication.checkReplicas(req.image_replicas);
       await this.continueJob(jobId, { worldSize: req.world_size, argv: req.argv, hosts: req.hosts, rankHosts: explicit }, (message) =>
         this.c.sendOperator(peer, { reply_to: requestId, status: { ok: true }, final: false, job_notice: { job_id: jobId, message } }),
       );
+      // The settings the new run gives replace the job's (the same flags in every allocation change
+      // nothing, but its automatic restarts start from the number given again).
+      if (req.checkpoint_every_ms) this.c.periodic.set(jobId, req.checkpoint_every_ms);
+      if (req.auto_restarts) this.c.autoRestarts.set(jobId, req.auto_restarts);
+      if (req.own_image_replicas) this.c.replication.set(jobId, req.image_replicas);
+      if (req.keep_epochs) await this.c.retention.set(jobId, req.keep_epochs);
       if (req.follow) this.follow(jobId, peer, requestId);
       return this.jobInfo(jobId);
     }

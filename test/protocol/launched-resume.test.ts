@@ -108,8 +108,11 @@ describe('a run with the id of an existing job (ferry run --job-id J)', () => {
     const busy = await settle(h.submit({ job_id: 'r', world_size: 2, hosts: ['c', 'd'] }));
     expect(busy.error!.message).toBe('job r exists and is running: a new run with its id continues it only once it is stopped (ferry checkpoint r --stop)');
     expect((await settle(h.coordinator!.checkpoints.checkpoint('r', { stop: true }))).error).toBeUndefined();
-    const again = await settle(h.submit({ job_id: 'r', world_size: 2, hosts: ['c', 'd'] }));
+    const again = await settle(h.submit({ job_id: 'r', world_size: 2, hosts: ['c', 'd'], checkpoint_every_ms: 60_000, auto_restarts: 3 }));
     expect(again.error).toBeUndefined();
+    // The settings the new run gives are the job's now.
+    expect(again.value!.auto_restarts).toBe(3);
+    expect(h.catalog!.getJob('r')!.checkpointEveryMs).toBe(60_000);
     expect(again.value!.state).toBe(JobState.JOB_RUNNING);
     expect(h.catalog!.listRanks('r').map((x) => `${x.rank}@${x.host}`)).toEqual(['0@c', '1@d']);
     expect(h.catalog!.listEpochs('r').map((e) => e.epoch)).toEqual([1]); // restored from epoch 1, nothing new
