@@ -134,7 +134,7 @@ export async function rankExecCommand(argv: string[]): Promise<number> {
       while (job.state === JobState.JOB_STOPPED) {
         if (stopSignalled) {
           // Stopped for the time limit: this allocation ends; the next launch with the job's id continues it.
-          process.stderr.write(`${CMD}: rank ${lr.rank}: job ${job.id} ${job.detail.replace(/; ferry restart .*$/, '')}; a launch with --job-id ${job.id} continues it\n`);
+          process.stderr.write(`${CMD}: rank ${lr.rank}: job ${job.id} ${job.detail}; so does a launch with --job-id ${job.id}\n`);
           return STOPPED_EXIT_STATUS;
         }
         process.stderr.write(`${CMD}: rank ${lr.rank}: job ${job.id} stopped after a checkpoint; waiting for "ferry restart ${job.id}"\n`);

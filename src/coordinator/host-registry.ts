@@ -216,12 +216,10 @@ export class HostRegistry {
     return h;
   }
 
-  /** Marks a host drained, or (undefined) takes it back; false for a host not known here. */
-  setDrained(name: string, drain: HostDrain | undefined): boolean {
+  /** Marks a host drained, or (undefined) takes it back. */
+  setDrained(name: string, drain: HostDrain | undefined): void {
     const h = this.hosts.get(name);
-    if (!h) return false;
-    h.drained = drain;
-    return true;
+    if (h) h.drained = drain;
   }
 }
 

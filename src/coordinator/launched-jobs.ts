@@ -197,8 +197,13 @@ export class LaunchedJobs {
       return;
     }
     for (const j of unfollowed) this.tryFollow(l.jobId, j);
-    this.transition(l, ['starting'], 'started');
     this.c.event('launch.start', `launch ${l.key}: ${l.first.world_size} ranks joined (${l.first.launcher || 'launcher'}); job ${l.jobId} started`, { jobId: l.jobId });
+    this.started(l, joiners, info);
+  }
+
+  /** The job runs: every joiner gets it, and the signals that came while it started are passed on. */
+  private started(l: Launch, joiners: Joiner[], info: JobInfoInit): void {
+    this.transition(l, ['starting'], 'started');
     for (const j of joiners) j.resolve(info);
     for (const s of l.pendingSignals.splice(0)) {
       this.signal({ ...s, job_id: l.jobId }).catch((err) => trace(`launch ${l.key}: ${s.signal} to job ${l.jobId} failed: ${errorMessage(err)}`));
@@ -230,11 +235,7 @@ export class LaunchedJobs {
       return;
     }
     for (const j of joiners) this.tryFollow(l.jobId, j);
-    this.transition(l, ['starting'], 'started');
-    for (const j of joiners) j.resolve(info);
-    for (const s of l.pendingSignals.splice(0)) {
-      this.signal({ ...s, job_id: l.jobId }).catch((err) => trace(`launch ${l.key}: ${s.signal} to job ${l.jobId} failed: ${errorMessage(err)}`));
-    }
+    this.started(l, joiners, info);
   }
 
   private tryFollow(jobId: string, j: Joiner): boolean {

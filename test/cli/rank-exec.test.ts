@@ -248,7 +248,7 @@ describe('a time limit under mpiexec: --stop-on, then the next launch with the j
     const stopped = await first.done;
     expect(stopped.code, `${stopped.stderr}\n${c.logTails(20)}`).not.toBe(0);
     const said = stopped.stderr.split('\n').filter((l) => l.startsWith('ferry rank-exec: rank'));
-    expect(said.filter((l) => l.includes(`job ${id} stopped after checkpoint epoch 1; a launch with --job-id ${id} continues it`))).toHaveLength(4);
+    expect(said.filter((l) => l.includes(`job ${id} stopped after checkpoint epoch 1; ferry restart ${id} continues it; so does a launch with --job-id ${id}`))).toHaveLength(4);
     expect(said.filter((l) => l.startsWith('ferry rank-exec: rank 0: SIGUSR1: checkpointing'))).toHaveLength(1);
     expect((await jobs()).find((j) => j.id === id)!.state).toBe('stopped');
     expect(stopped.stdout).not.toMatch(/checksum/);
