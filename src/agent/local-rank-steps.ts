@@ -85,6 +85,12 @@ export class LocalRankSteps implements RankSteps {
    * second restart from one epoch).
    */
   private readonly restores = new Map<string, { set: number; restored: Promise<RankProcessInit>; done: boolean }>();
+  /**
+   * Image directories (with their manifest's sha256) that this agent dumped, fetched or verified
+   * itself. A RESTORE from any other checks every file first: a migration's copies are not
+   * fsynced, so after a host's crash the files may be there but torn.
+   */
+  private readonly verified = new Map<string, string>();
 
   private readonly dumpQueue = new PQueue({ concurrency: DUMP_CONCURRENCY });
   private readonly transferQueue = new PQueue({ concurrency: TRANSFER_CONCURRENCY });
@@ -215,6 +221,7 @@ export class LocalRankSteps implements RankSteps {
       const { dir, dumped, known } = byRank.get(rank)!;
       const t0 = Date.now();
       const manifest = await writeManifest(dir, { jobId: req.job_id, epoch, rank, host: this.o.host, criuVersion: criu.version }, { known, durable: !req.transient });
+      this.verified.set(dir, manifest.manifestSha256);
       return {
         rank,
         location: dir,
@@ -254,14 +261,25 @@ export class LocalRankSteps implements RankSteps {
             );
           }
           await verifyRecordedImage(into, src.manifest_sha256); // already here
+          this.verified.set(into, src.manifest_sha256);
           return;
         }
-        const r = await fetchImageDir({ from: src.server, jobId: req.job_id, epoch: src.epoch, rank, into, manifestSha256: src.manifest_sha256 });
+        // A migration's copy (transient) is restored at once and discarded after: no fsync.
+        const r = await fetchImageDir({
+          from: src.server,
+          jobId: req.job_id,
+          epoch: src.epoch,
+          rank,
+          into,
+          manifestSha256: src.manifest_sha256,
+          durable: !req.transient,
+        });
         if (r.manifest.manifestSha256 !== src.manifest_sha256) {
           throw new FerryError(ErrorCode.IMAGE_CORRUPT, `epoch ${src.epoch} rank ${rank}: the manifest fetched from ${src.host} is not the one the coordinator recorded`);
         }
         // Found complete here (a directory shared with the server, or an earlier fetch): its files were not read yet.
         if (r.alreadyComplete) await verifyImageDir(into, r.manifest);
+        this.verified.set(into, src.manifest_sha256);
         bytes += r.bytesReceived;
       },
     );
@@ -277,7 +295,11 @@ export class LocalRankSteps implements RankSteps {
   private async discard(req: RoundRequest): Promise<StepOutcome> {
     const set = imageSetNumber(req);
     await this.inUse.get(this.imageSetDir(req));
-    for (const rank of req.ranks) await rm(rankImageDir(this.o.imagesDir, req.job_id, set, rank), { recursive: true, force: true });
+    for (const rank of req.ranks) {
+      const dir = rankImageDir(this.o.imagesDir, req.job_id, set, rank);
+      await rm(dir, { recursive: true, force: true });
+      this.verified.delete(dir);
+    }
     // The set's folder, then the job's, once empty (a dump making a new set in it meanwhile keeps it).
     for (const dir of [this.imageSetDir(req), dirname(this.imageSetDir(req))]) {
       await rmdir(dir).catch((err: NodeJS.ErrnoException) => {
@@ -298,6 +320,10 @@ export class LocalRankSteps implements RankSteps {
       const restored = (async () => {
         if (RESTORE_DELAY_MS > 0) await new Promise((r) => setTimeout(r, RESTORE_DELAY_MS));
         const dir = rankImageDir(this.o.imagesDir, req.job_id, src.epoch, rank);
+        if (this.verified.get(dir) !== src.manifest_sha256) {
+          await verifyRecordedImage(dir, src.manifest_sha256);
+          this.verified.set(dir, src.manifest_sha256);
+        }
         const summary = await readImages(dir);
         // ferry-init's private directory is Ferry's to make; anything else missing is the operator's to fix.
         for (const f of summary.files) if (f.uses.includes('cwd')) ensureRankInitDir(f.path);

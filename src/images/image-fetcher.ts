@@ -64,6 +64,12 @@ export interface FetchImageOptions {
   manifestSha256?: string;
   /** Called as bytes become verified and durable-bound: bytes done (resumed ones included) of the total. */
   onProgress?: (doneBytes: number, totalBytes: number) => void;
+  /**
+   * false: verify but do not fsync the files, the directory or the manifest
+   * (a migration's copy: the rank is restored from it at once and the copy is
+   * discarded after; its source keeps its own until then). Default true.
+   */
+  durable?: boolean;
 }
 
 export interface FetchImageResult {
@@ -114,10 +120,15 @@ export async function fetchImageDir(options: FetchImageOptions): Promise<FetchIm
     }
     await forgetOtherFetch(into, manifestBytes, manifest);
 
-    const transfer = new Transfer(client, manifest, into, chunkBytes, concurrency, options.onProgress);
+    const durable = options.durable ?? true;
+    const transfer = new Transfer(client, manifest, into, chunkBytes, concurrency, durable, options.onProgress);
     await transfer.run();
-    await fsyncDir(into);
-    await writeFileDurably(into, MANIFEST_FILE_NAME, manifestBytes);
+    if (durable) {
+      await fsyncDir(into);
+      await writeFileDurably(into, MANIFEST_FILE_NAME, manifestBytes);
+    } else {
+      await writeFile(join(into, MANIFEST_FILE_NAME), manifestBytes);
+    }
     await unlink(join(into, FETCHING_MANIFEST_NAME)).catch(() => undefined);
     trace(`fetched ${label} of job ${jobId} from ${from}: ${transfer.bytesReceived} bytes received, ${transfer.bytesResumed} resumed`);
     return {
@@ -162,6 +173,7 @@ class Transfer {
     private readonly into: string,
     private readonly chunkBytes: number,
     private readonly concurrency: number,
+    private readonly durable: boolean,
     private readonly onProgress: ((doneBytes: number, totalBytes: number) => void) | undefined,
   ) {
     this.label = imageLabel(manifest);
@@ -224,7 +236,7 @@ class Transfer {
         trace(`${this.label}: ${f.name}: resuming at ${resumeFrom} of ${f.size}`);
       }
       await this.receiveInto(fh, hash, f, resumeFrom);
-      await fh.sync();
+      if (this.durable) await fh.sync();
       sha256 = hash.digest('hex');
     } finally {
       await fh.close();
@@ -275,7 +287,7 @@ class Transfer {
       at += data.length;
       this.progress(data.length);
       unsynced += data.length;
-      if (unsynced >= IMAGE_WRITEBACK_EVERY_BYTES && !syncing) {
+      if (this.durable && unsynced >= IMAGE_WRITEBACK_EVERY_BYTES && !syncing) {
         unsynced = 0;
         syncing = fh.datasync().finally(() => (syncing = undefined));
       }

@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { open, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { FerryError } from '../../src/common/ferry-error.js';
 import { ErrorCode } from '../../src/gen/proto.js';
 import { hashFile } from '../../src/images/file-durability.js';
@@ -183,6 +183,44 @@ describe('image transfer between agents', () => {
     expect(err.message).toContain(server.address);
     await expect(readFile(join(into, MANIFEST_FILE_NAME))).rejects.toThrow(/ENOENT/);
     await expect(stat(join(into, BIG_FILE_NAME))).rejects.toThrow(/ENOENT/);
+  });
+
+  it('a migration\'s copy (durable: false) is verified like any other but never fsynced; by default every file is', async () => {
+    const { root, dir, manifest } = await storedImage(40 * 1024 * 1024); // past one writeback step
+    const server = await serve(root);
+    const probe = await open(join(dir, MANIFEST_FILE_NAME), 'r');
+    const handle = Object.getPrototypeOf(probe) as { sync: () => Promise<void>; datasync: () => Promise<void> };
+    await probe.close();
+    const sync = vi.spyOn(handle, 'sync');
+    const datasync = vi.spyOn(handle, 'datasync');
+    try {
+      const transient = join(await temps.make('dst'), 'rank-1');
+      await fetchImageDir({ from: server.address, ...FIXTURE_META, into: transient, durable: false });
+      expect(sync).not.toHaveBeenCalled();
+      expect(datasync).not.toHaveBeenCalled();
+      await verifyImageDir(transient, await readManifest(transient));
+      await expectSameFiles(dir, transient, manifest);
+
+      const durable = join(await temps.make('dst'), 'rank-1');
+      await fetchImageDir({ from: server.address, ...FIXTURE_META, into: durable });
+      // each file, the directory and the manifest (temp file and directory)
+      expect(sync.mock.calls.length).toBeGreaterThanOrEqual(manifest.files.length + 3);
+      expect(datasync).toHaveBeenCalled();
+
+      // Not fsynced is not unchecked: a damaged file still fails the fetch.
+      const fh = await open(join(dir, BIG_FILE_NAME), 'r+');
+      const b = Buffer.alloc(1);
+      await fh.read(b, 0, 1, 1_000_000);
+      b[0] = b[0]! ^ 0x5a;
+      await fh.write(b, 0, 1, 1_000_000);
+      await fh.close();
+      const err = await caught(fetchImageDir({ from: server.address, ...FIXTURE_META, into: join(await temps.make('dst'), 'rank-1'), durable: false }));
+      expect(err.code).toBe(ErrorCode.IMAGE_CORRUPT);
+      expect(err.message).toContain('pages-1.img: sha256 mismatch');
+    } finally {
+      sync.mockRestore();
+      datasync.mockRestore();
+    }
   });
 
   it('never serves a path outside the root, nor a file the manifest does not list', async () => {

@@ -2,7 +2,9 @@
 // the store id they agree on, FETCH reading another host's image in place
 // (every file verified against the recorded manifest, nothing copied), the
 // same through an image server that serves that very directory, and DISCARD
-// removing only the discarding host's ranks.
+// removing only the discarding host's ranks. Also: RESTORE checks every file of
+// a copy the agent did not write or verify itself (a migration's copies are not
+// fsynced, so after a crash they may be torn).
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -24,10 +26,13 @@ afterEach(async () => {
   await temps.removeAll();
 });
 
-/** The steps of an agent on `host` whose --images is `imagesDir`; FETCH and DISCARD use no rank process. */
+/**
+ * The steps of an agent on `host` whose --images is `imagesDir`; FETCH and DISCARD use no rank process.
+ * Its CRIU does not exist: a RESTORE that gets as far as running it fails.
+ */
 function stepsOn(host: string, imagesDir: string, logsDir: string): LocalRankSteps {
   const ranks = new RankSupervisor({ host, logsDir, initPath: '/nonexistent/ferry-init', agentSocketName: `ferry-test-${host}` });
-  return new LocalRankSteps({ host, imagesDir, ranks, criu: null });
+  return new LocalRankSteps({ host, imagesDir, ranks, criu: { command: '/nonexistent/criu', version: '4.1.1', source: 'PATH' } });
 }
 
 function request(step: RoundStep, over: Partial<RoundRequest> = {}): RoundRequest {
@@ -134,5 +139,28 @@ describe('DISCARD in a shared images directory', () => {
     await b.run(request(RoundStep.DISCARD, { ranks: [2] }));
     expect(await readdir(root)).not.toContain(FIXTURE_META.jobId);
     expect(await readImageStoreId(root)).toBeDefined();
+  });
+});
+
+describe('RESTORE of a copy', () => {
+  it('checks every file first when this agent did not write or verify it (a copy from before a crash)', async () => {
+    const { root, dir, manifest, logs } = await sharedStoreWithImage();
+    const src = source({ host: 'host-b', manifest_sha256: manifest.manifestSha256 });
+    await flipByte(join(dir, BIG_FILE_NAME));
+    const fresh = stepsOn('host-b', root, logs); // an agent that started after the copy was written
+    const failed = (await fresh.run(request(RoundStep.RESTORE, { sources: [src] }))).failed.get(FIXTURE_META.rank);
+    expect(failed?.code).toBe(ErrorCode.IMAGE_CORRUPT);
+    expect(failed?.message).toContain(`epoch 3 rank 1: ${BIG_FILE_NAME}: sha256 mismatch`);
+  });
+
+  it('trusts what this agent verified itself: no second pass over the files', async () => {
+    const { root, store, dir, manifest, logs } = await sharedStoreWithImage();
+    const b = stepsOn('host-b', root, logs);
+    const src = source({ image_store: store, manifest_sha256: manifest.manifestSha256 });
+    expect((await b.run(request(RoundStep.FETCH, { sources: [src] }))).failed).toEqual(new Map());
+    await flipByte(join(dir, BIG_FILE_NAME)); // after the check: only a second pass would see it
+    const failed = (await b.run(request(RoundStep.RESTORE, { sources: [src] }))).failed.get(FIXTURE_META.rank);
+    expect(failed?.message).toBeDefined(); // the fixture is no CRIU image
+    expect(failed?.message).not.toContain('sha256');
   });
 });

@@ -17,11 +17,14 @@ const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
 const STORES: Record<string, string> = { a: 'store-a', b: 'store-b', c: 'store-c', d: 'store-d' };
 /** What each host was asked to FETCH. */
 const fetched = new Map<string, ImageSource[]>();
+/** Hosts asked for a FETCH whose copy need not be fsynced. */
+const transientFetches: string[] = [];
 
 function startAgent(host: string, store = STORES[host]!): void {
   h.startAgent(host, { imageStore: store });
   h.nodes.get(host)!.steps.scripts.set(RoundStep.FETCH, (req) => {
     fetched.set(host, [...(fetched.get(host) ?? []), ...req.sources]);
+    if (req.transient) transientFetches.push(host);
     return { failed: new Map(), bytesFetched: req.sources.filter((s) => s.server !== '').length * 1000 };
   });
 }
@@ -29,6 +32,7 @@ function startAgent(host: string, store = STORES[host]!): void {
 async function setUp(config: { imageReplicas: number; keepEpochs?: number; dumpTimeoutMs?: number }): Promise<void> {
   vi.useFakeTimers();
   fetched.clear();
+  transientFetches.length = 0;
   h = new ControlPlaneHarness({ heartbeatIntervalMs: 100, heartbeatTimeoutMs: 500, flushTimeoutMs: 2_000, dumpTimeoutMs: 3_000, resumeTimeoutMs: 2_000, ...config });
   h.startCoordinator();
   for (const host of Object.keys(STORES)) startAgent(host);
@@ -93,6 +97,8 @@ describe('image replicas', () => {
     expect(sourcesOf('b')).toEqual({ 0: ['a', 'tcp://images.a:1'], 1: ['a', 'tcp://images.a:1'] });
     expect(sourcesOf('c')).toEqual({ 2: ['b', 'tcp://images.b:1'], 3: ['b', 'tcp://images.b:1'] });
     expect(fetched.get('a')).toBeUndefined();
+    // A replica is a lasting copy: fsynced (unlike a migration's or a restart's).
+    expect(transientFetches).toEqual([]);
     for (const epoch of [1, 2]) expect(replicas(epoch)).toEqual(['0@b:stored', '1@b:stored', '2@c:stored', '3@c:stored']);
     const info = h.coordinator!.checkpoints.epochInfo('j', 1);
     expect([info.replicated_images, info.replica_hosts]).toEqual([4, ['b', 'c']]);

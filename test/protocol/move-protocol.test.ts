@@ -45,6 +45,7 @@ describe('restart', () => {
     // c fetches ranks 0,1 from a's image server, and removes its copies once they run again.
     const fetchC = h.nodes.get('c')!.steps.seen[0];
     expect(fetchC.ranks).toEqual([0, 1]);
+    expect(fetchC.transient).toBe(true); // a copy for this restore only: not fsynced
     expect(h.nodes.get('c')!.steps.seen[3]).toMatchObject({ step: RoundStep.DISCARD, ranks: [0, 1], epoch: 1 });
     expect(h.catalog!.restartCopies()).toEqual([]);
     expect(h.catalog!.getJob('j')!.state).toBe('running');
@@ -379,8 +380,9 @@ describe('migration', () => {
     expect(steps('b')).toEqual([RoundStep.PREPARE, RoundStep.RESUME]);
     expect(steps('c')).toEqual([RoundStep.FETCH, RoundStep.RESTORE, RoundStep.RESUME, RoundStep.DISCARD]);
     expect(h.nodes.get('a')!.steps.seen[1].dumpRanks).toEqual([1]);
-    // The source runs on until the target has its own copy: its images need no fsync.
+    // The images of a migration only travel: neither the source's dump nor the target's copy is fsynced.
     expect(h.nodes.get('a')!.steps.seen[1].transient).toBe(true);
+    expect(h.nodes.get('c')!.steps.seen[0]).toMatchObject({ step: RoundStep.FETCH, transient: true });
     expect(rankHosts()).toEqual(['a', 'c', 'b', 'b']);
     await advance(1_000);
     // The old copy's end is not the job's.

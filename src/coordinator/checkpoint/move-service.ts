@@ -146,11 +146,12 @@ export class MoveService {
       // The targets' copies serve this restore only: the epoch's own images stay with their writers
       // (and go with the epoch when retention deletes it). The catalog lists them until they are
       // removed, so a copy this restart cannot remove (its coordinator died, its target did not answer)
-      // goes when its host registers (removeLeftCopies).
+      // goes when its host registers (removeLeftCopies). Being thrown away, they are not fsynced
+      // (transient): a target that crashes before its RESTORE fetches again.
       this.c.catalog.recordRestartCopies(jobId, epoch, copied);
       const removeCopies = (silent: string[] = []) => this.removeCopies(jobId, epoch, new Map([...byHostOf(copied)].filter(([h]) => !silent.includes(h))));
       say('fetching');
-      const fetch = await runRound(this.c, { ...request, step: RoundStep.FETCH }, targets, this.c.config.dumpTimeoutMs, perHost);
+      const fetch = await runRound(this.c, { ...request, step: RoundStep.FETCH, transient: true }, targets, this.c.config.dumpTimeoutMs, perHost);
       if (!fetch.ok) {
         await removeCopies(fetch.silentHosts);
         throw this.restartFailure(jobId, epoch, describeRoundFailure('FETCH', fetch), imageHosts, roundFailureCode(fetch));
@@ -369,7 +370,11 @@ export class MoveService {
     if (!flush.ok) return fail(describeRoundFailure('PREPARE', flush), flush);
     const t1 = this.c.now();
     say('dumping');
-    // Transient: the sources run on until their targets hold fsynced copies, so theirs need no fsync.
+    // Transient: neither the source's dump nor the target's copy is fsynced. Until the STOP the rank
+    // runs on at its source; after it both copies are in the two hosts' page caches until the
+    // RESTORE answered, and only losing both hosts then loses the rank (the job falls back to its
+    // last committed epoch, as for any rank on a lost host). A RESTORE from a copy the agent did
+    // not write or check itself (after an agent or host restart) verifies every file first.
     const dump = await runRound(this.c, { ...request, step: RoundStep.DUMP, transient: true }, sourceHosts, cfg.dumpTimeoutMs, (ranks) => ({ dump_ranks: ranks }));
     if (!dump.ok) return fail(describeRoundFailure('DUMP', dump), dump);
     const sources = new Map<number, ImageSourceInit>();
@@ -400,7 +405,7 @@ export class MoveService {
       [...moves].map(([rank, to]) => ({ jobId, rank, imageSet, fromHost: from.get(rank)!, toHost: to, sourceJson: JSON.stringify(sources.get(rank)), stopped: false })),
     );
     const perTarget = (ranks: number[]) => ({ sources: ranks.map((r) => sources.get(r)!) });
-    const fetch = await runRound(this.c, { ...request, step: RoundStep.FETCH }, targets, cfg.dumpTimeoutMs, perTarget);
+    const fetch = await runRound(this.c, { ...request, step: RoundStep.FETCH, transient: true }, targets, cfg.dumpTimeoutMs, perTarget);
     if (!fetch.ok) return fail(describeRoundFailure('FETCH', fetch), fetch);
     const shipped = sum([...fetch.replies.values()].map((r) => r.bytes_fetched));
     say('fetched', shipped);
