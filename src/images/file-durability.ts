@@ -14,6 +14,17 @@ export interface FileDigest {
 }
 
 /**
+ * The two read buffers feedHash alternates between, no larger than `bytes`
+ * needs. Kept by a caller that hashes often (GrowingFileHasher polls every
+ * 20 ms): fresh 4 MiB buffers on each call are garbage the collector then
+ * spends whole dump phases on.
+ */
+export function hashReadBuffers(bytes = HASH_READ_BYTES): [Buffer, Buffer] {
+  const n = Math.max(1, Math.min(HASH_READ_BYTES, bytes));
+  return [Buffer.allocUnsafe(n), Buffer.allocUnsafe(n)];
+}
+
+/**
  * Streams a file into a new sha256 and returns its digest and length; with
  * `fsync` the file is also flushed to disk while it is hashed.
  */
@@ -22,7 +33,9 @@ export async function hashFile(path: string, options: { fsync?: boolean } = {}):
   try {
     const hash = createHash('sha256');
     const synced = options.fsync ? fh.sync() : Promise.resolve();
-    const size = await feedHash(fh, hash, 0, Number.MAX_SAFE_INTEGER);
+    // Sized to the file (most of an image's files are a few KiB); a file still growing is read in several passes.
+    const { size: known } = await fh.stat();
+    const size = await feedHash(fh, hash, 0, Number.MAX_SAFE_INTEGER, hashReadBuffers(known + 1));
     await synced;
     return { sha256: hash.digest(), size };
   } finally {
@@ -30,18 +43,21 @@ export async function hashFile(path: string, options: { fsync?: boolean } = {}):
   }
 }
 
-/** Feeds bytes [from, from+limit) of an open file into `hash`; returns how many it read. */
+/**
+ * Feeds bytes [from, from+limit) of an open file into `hash`; returns how many
+ * it read. `bufs` (from hashReadBuffers) must not be in use by another call.
+ */
 export async function feedHash(
   fh: FileHandle,
   hash: { update(data: Uint8Array): unknown },
   from: number,
   limit: number,
+  bufs: [Buffer, Buffer] = hashReadBuffers(limit),
 ): Promise<number> {
-  const bufs = [Buffer.allocUnsafe(HASH_READ_BYTES), Buffer.allocUnsafe(HASH_READ_BYTES)];
   let which = 0;
   let pos = from;
   const end = from + limit;
-  const readAt = (buf: Buffer, at: number) => fh.read(buf, 0, Math.min(HASH_READ_BYTES, end - at), at);
+  const readAt = (buf: Buffer, at: number) => fh.read(buf, 0, Math.min(buf.length, end - at), at);
   if (end <= pos) return 0;
   let pending = readAt(bufs[which]!, pos);
   for (;;) {

@@ -7,7 +7,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { open, readdir, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type FileDigest, feedHash } from './file-durability.js';
+import { type FileDigest, feedHash, hashReadBuffers } from './file-durability.js';
 
 /** How often the directory and the growing files are looked at while CRIU writes. */
 export const GROWING_HASH_POLL_MS = 20;
@@ -23,6 +23,8 @@ interface Growing {
 
 export class GrowingFileHasher {
   private readonly files = new Map<string, Growing>();
+  /** One pair for every pass (passes never overlap): no new buffers every 20 ms. */
+  private readonly buffers = hashReadBuffers();
   private timer?: NodeJS.Timeout;
   private pass?: Promise<void>;
   private failed?: unknown;
@@ -82,7 +84,7 @@ export class GrowingFileHasher {
       for (const f of this.files.values()) {
         // While CRIU writes, stop at the size seen now; at the end, read to EOF.
         const limit = final ? Number.MAX_SAFE_INTEGER : (await f.fh.stat()).size - f.size;
-        if (limit > 0) f.size += await feedHash(f.fh, f.hash, f.size, limit);
+        if (limit > 0) f.size += await feedHash(f.fh, f.hash, f.size, limit, this.buffers);
       }
     } catch (e) {
       this.failed = e; // finish() reports it; the caller then hashes from scratch

@@ -5,6 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { HASH_READ_BYTES, hashFile } from '../../src/images/file-durability.js';
 import { GROWING_HASH_POLL_MS, GrowingFileHasher } from '../../src/images/growing-file-hasher.js';
 import { readManifest, verifyImageDir, writeManifest } from '../../src/images/manifest.js';
 import { BIG_FILE_NAME, FIXTURE_META, makeRankImage, tempDirs } from './image-dir-fixture.js';
@@ -18,6 +19,17 @@ const CHUNK_BYTES = 3 * 1024 * 1024 + 5; // not page aligned: the hasher must no
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('hashing image files while they are written', () => {
+  it('hashFile gives the sha256 of files of every size around its read size', async () => {
+    const dir = await temps.make('sizes');
+    for (const size of [0, 1, 4095, HASH_READ_BYTES - 1, HASH_READ_BYTES, HASH_READ_BYTES + 1, 2 * HASH_READ_BYTES + 5]) {
+      const data = randomBytes(size);
+      await writeFile(join(dir, `f-${size}`), data);
+      const got = await hashFile(join(dir, `f-${size}`));
+      expect(got.size, `size ${size}`).toBe(size);
+      expect(got.sha256.toString('hex'), `size ${size}`).toBe(createHash('sha256').update(data).digest('hex'));
+    }
+  });
+
   it('gives the sha256 of the whole file for files appended to across many polls, and skips other names', async () => {
     const dir = await temps.make('grow');
     const hasher = new GrowingFileHasher(dir).start();
