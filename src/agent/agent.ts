@@ -376,8 +376,11 @@ export class Agent {
             } catch (err) {
               this.output.finish(req.job_id, spec.rank);
               // All or nothing: the coordinator counts every rank of a failed start as never started.
+              // It hears why first: the exits of the ranks killed here come after, and are not taken
+              // for the job's failure.
+              reply({}, err);
               if (started.length > 0) this.ranks.signalRanks?.(req.job_id, started.map((p) => p.rank ?? 0), 'SIGKILL');
-              throw err;
+              return;
             }
           }
           reply({ start_ranks_reply: { started } });

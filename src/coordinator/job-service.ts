@@ -57,6 +57,8 @@ export class JobService {
   private readonly pendingEndpoints = new Map<string, Map<number, EndpointInit>>();
   /** Jobs being stopped after a committed checkpoint (ferry checkpoint --stop): their exits are expected. */
   private readonly stopping = new Map<string, number>();
+  /** Starts of ranks not yet answered, as "job\0host". */
+  private readonly startsInFlight = new Set<string>();
   /** A signal that ends the job, sent while a restart restores its ranks: delivered once they run (restartDone). */
   private readonly signalAfterRestart = new Map<string, string>();
   /** First failure of a running job, kept until the job ends. */
@@ -168,43 +170,52 @@ export class JobService {
 
     const byHost = new Map<string, number[]>();
     placement.forEach((h, r) => byHost.set(h, [...(byHost.get(h) ?? []), r]));
-    const results = await Promise.allSettled(
+    const failures: string[] = [];
+    await Promise.all(
       [...byHost].map(async ([host, ranks]) => {
-        const reply = await this.c.requestAgent(host, {
-          start_ranks: {
-            job_id: jobId,
-            world_size: req.world_size,
-            argv: req.argv,
-            cwd: req.cwd,
-            env: req.env,
-            ranks: ranks.map((rank) => ({ rank })),
-          },
-        });
-        for (const p of reply.start_ranks_reply?.started ?? []) this.onRankStarted(host, p);
-        return host;
+        const inFlight = `${jobId}\0${host}`;
+        this.startsInFlight.add(inFlight);
+        try {
+          const reply = await this.c.requestAgent(host, {
+            start_ranks: {
+              job_id: jobId,
+              world_size: req.world_size,
+              argv: req.argv,
+              cwd: req.cwd,
+              env: req.env,
+              ranks: ranks.map((rank) => ({ rank })),
+            },
+          });
+          for (const p of reply.start_ranks_reply?.started ?? []) this.onRankStarted(host, p);
+        } catch (err) {
+          this.startsInFlight.delete(inFlight);
+          failures.push(`host ${host}: ${errorMessage(err)}`);
+          this.startFailed(jobId, host, ranks, err);
+        } finally {
+          this.startsInFlight.delete(inFlight);
+        }
       }),
     );
-    const failed = results
-      .map((r, i) => ({ r, host: [...byHost.keys()][i] }))
-      .filter((x) => x.r.status === 'rejected') as { r: PromiseRejectedResult; host: string }[];
     const job = this.c.catalog.getJob(jobId)!;
-    if (failed.length > 0) {
-      const detail = failed.map((f) => `host ${f.host}: ${errorMessage(f.r.reason)}`).join('; ');
-      this.failJob(jobId, 127, `could not start every rank: ${detail}`);
-      // A host that refused starts none of its ranks (its agent kills those it started): they end
-      // here, or the job would wait for them forever. One that did not answer in time may have started
-      // some: they are killed, should it hear this.
-      for (const f of failed) {
-        this.c.requestAgent(f.host, { signal_job: { job_id: jobId, signal: 'SIGKILL' } }).catch(() => undefined);
-        for (const rank of byHost.get(f.host)!) {
-          this.onRankExited(f.host, { job_id: jobId, rank, pid: 0, exit_code: 127, signal: '', reason: `not started: ${errorMessage(f.r.reason)}` });
-        }
-      }
-      throw new FerryError(ErrorCode.SPAWN_FAILED, `job ${jobId} could not start: ${detail}`);
-    }
+    if (failures.length > 0) throw new FerryError(ErrorCode.SPAWN_FAILED, `job ${jobId} could not start: ${failures.join('; ')}`);
     if (job.state === 'pending') this.c.catalog.setJobState(jobId, 'running');
     if (req.checkpoint_every_ms) this.c.periodic.set(jobId, req.checkpoint_every_ms);
     return this.jobInfo(jobId);
+  }
+
+  /**
+   * A host refused (or did not answer) the start of its ranks: the job fails with 127, as a shell's
+   * "command not found", at once, before the exits of ranks its agent killed arrive (they come after
+   * the refusal, on the same connection, and find their ranks ended). A host that refused starts none
+   * of its ranks: they end here, or the job would wait for them forever. One that did not answer in
+   * time may have started some: they are killed, should it hear this.
+   */
+  private startFailed(jobId: string, host: string, ranks: number[], err: unknown): void {
+    this.failJob(jobId, 127, `could not start every rank: host ${host}: ${errorMessage(err)}`);
+    this.c.requestAgent(host, { signal_job: { job_id: jobId, signal: 'SIGKILL' } }).catch(() => undefined);
+    for (const rank of ranks) {
+      this.onRankExited(host, { job_id: jobId, rank, pid: 0, exit_code: 127, signal: '', reason: `not started: ${errorMessage(err)}` });
+    }
   }
 
   /**
@@ -303,7 +314,10 @@ export class JobService {
     if ((exitCode !== 0 || signal) && !this.stopping.has(jobId)) {
       const code = exitCode > 0 ? exitCode : signalStatus(signal);
       const detail = `rank ${rank} on ${host} ${how}${e.reason ? ` (${e.reason})` : ''}`;
-      this.failJob(jobId, code, detail, isSecondaryFailure(e.reason ?? ''));
+      // A rank that ends before its host's start was answered was killed there because a later rank of
+      // the same start failed: the refusal (startFailed) is the job's failure, not this end.
+      const killedByFailedStart = row.state === 'starting' && this.startsInFlight.has(`${jobId}\0${host}`);
+      this.failJob(jobId, code, detail, killedByFailedStart || isSecondaryFailure(e.reason ?? ''));
     }
     this.maybeEnd(jobId);
   }

@@ -4,6 +4,8 @@ import { ControlPlaneHarness } from './control-plane-harness.js';
 
 let h: ControlPlaneHarness;
 const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
+/** A submit's outcome, reply or error, without an unhandled rejection while timers advance. */
+const settleSubmit = (p: Promise<unknown>) => p.then((v) => v, (e: unknown) => e);
 
 beforeEach(async () => {
   vi.useFakeTimers();
@@ -42,5 +44,19 @@ describe('job failure', () => {
     const job = h.catalog!.getJob('j')!;
     expect(job.exitCode).toBe(3);
     expect(job.detail).toMatch(/^rank 1 on a exited with status 3/);
+  });
+
+  it('a start that fails for a later rank of a host kills the ranks it did start there: all or nothing, the job fails with 127', async () => {
+    h.nodes.get('a')!.ranks.refuse.set('k/1', 'rank 1 cannot start here');
+    const started = await settleSubmit(h.submit({ job_id: 'k', world_size: 4, rank_hosts: { 0: 'a', 1: 'a', 2: 'b', 3: 'b' } }));
+    await advance(2_000);
+    // Rank 0 had started on a before rank 1 failed: it is killed, not left running without its job.
+    expect([...h.nodes.get('a')!.ranks.live.keys()].filter((k) => k.startsWith('k/'))).toEqual([]);
+    expect([...h.nodes.get('b')!.ranks.live.keys()].filter((k) => k.startsWith('k/'))).toEqual([]);
+    const job = h.catalog!.getJob('k')!;
+    expect(job.state).toBe('failed');
+    expect(job.exitCode).toBe(127);
+    expect(job.detail).toContain('rank 1 cannot start here');
+    expect(started).toBeDefined();
   });
 });

@@ -16,9 +16,13 @@ export class SimulatedRanks extends EventEmitter<RankSupervisorEvents> implement
   /** Ranks flushed by a PREPARE (or restored) that no RESUME or STOP has reached since: job/rank -> epoch. Kept with
    * the ranks, so an agent that comes back with them (startAgent with these ranks) knows, as a real one does. */
   readonly flushed = new Map<string, number>();
+  /** Ranks whose start fails (job/rank -> why), as a real start does for a program it cannot find. */
+  readonly refuse = new Map<string, string>();
   private nextPid = 1000;
 
   start(spec: RankStartSpec): RankProcessInit {
+    const refused = this.refuse.get(`${spec.jobId}/${spec.rank}`);
+    if (refused) throw new FerryError(ErrorCode.SPAWN_FAILED, refused);
     const p = { job_id: spec.jobId, rank: spec.rank, pid: this.nextPid++, endpoint: '', started_ms: Date.now() };
     this.live.set(`${spec.jobId}/${spec.rank}`, p);
     return p;
