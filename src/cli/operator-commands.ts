@@ -55,6 +55,7 @@ export function jobJson(j: JobInfo) {
     autoRestartDue: j.auto_restart_due,
     imageReplicas: j.image_replicas,
     ownImageReplicas: j.own_image_replicas,
+    hosts: j.hosts,
     ranks: j.ranks.map((r) => ({ rank: r.rank, host: r.host, pid: r.pid, endpoint: r.endpoint, state: r.state, exitCode: r.exit_code, signal: r.signal })),
   };
 }

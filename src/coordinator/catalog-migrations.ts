@@ -337,6 +337,15 @@ export const CATALOG_MIGRATIONS: readonly CatalogMigration[] = [
       `);
     },
   },
+  {
+    version: 19,
+    description: "the hosts a job runs on: its restarts and drains keep it there",
+    up: (db) => {
+      // JSON array of host names (--hosts, the hosts of --map or of a launcher's ranks; replaced by a
+      // restart that names hosts, widened by ferry migrate --to). NULL: any host (a job spread over all).
+      db.exec(`ALTER TABLE jobs ADD COLUMN hosts_json TEXT;`);
+    },
+  },
 ];
 
 /** The schema version this build of Ferry writes. */

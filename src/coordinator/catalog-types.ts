@@ -83,6 +83,8 @@ export interface JobSpec {
   autoRestarts?: number;
   /** Copies of each committed image on other hosts; absent or null: the coordinator's default. */
   imageReplicas?: number | null;
+  /** The hosts the job runs on (JobRow.hosts); absent or null: any. */
+  hosts?: string[] | null;
 }
 
 export interface JobStateExtra {
@@ -124,6 +126,12 @@ export interface JobRow {
   autoRestarts: number;
   /** The job failed by a lost host and its automatic restart has not started yet. */
   autoRestartDue: boolean;
+  /**
+   * The hosts the job runs on, as the operator or its launcher named them (--hosts, --map, the hosts
+   * its launched ranks joined from): restarts that name none, automatic restarts and drains keep its
+   * ranks there (a batch allocation). null: any host.
+   */
+  hosts: string[] | null;
 }
 
 export interface RankUpdate {

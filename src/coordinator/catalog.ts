@@ -308,6 +308,7 @@ export class Catalog {
         keepEpochs: j.keepEpochs ?? 0,
         autoRestarts: j.autoRestarts ?? 0,
         imageReplicas: j.imageReplicas ?? null,
+        hostsJson: j.hosts ? JSON.stringify([...new Set(j.hosts)]) : null,
       });
     } catch (err) {
       if ((err as { code?: unknown }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
@@ -369,6 +370,12 @@ export class Catalog {
   setImageReplicas(id: string, n: number | null): void {
     if (n !== null) requireUint(n, 'imageReplicas');
     if (this.st.setImageReplicas.run(n, id).changes === 0) throw unknownJob(id);
+  }
+
+  /** Sets the hosts the job runs on (JobRow.hosts; null: any). */
+  setJobHosts(id: string, hosts: readonly string[] | null): void {
+    for (const h of hosts ?? []) requireName(h, 'host name');
+    if (this.st.setJobHosts.run(hosts ? JSON.stringify([...new Set(hosts)]) : null, id).changes === 0) throw unknownJob(id);
   }
 
   /** Sets, durably, how many automatic restarts the job has left (see JobRow.autoRestarts). */
@@ -941,8 +948,8 @@ function prepareStatements(db: Database.Database) {
     deleteForgottenDir: p('DELETE FROM forgotten_image_dirs WHERE host = ? AND job_id = ? AND image_set = ? AND rank = ?'),
 
     createJob: p(`
-      INSERT INTO jobs (id, state, world_size, argv_json, cwd, env_json, created_ms, checkpoint_every_ms, keep_epochs, auto_restarts, image_replicas)
-      VALUES (@id, 'pending', @worldSize, @argvJson, @cwd, @envJson, @createdMs, @checkpointEveryMs, @keepEpochs, @autoRestarts, @imageReplicas)`),
+      INSERT INTO jobs (id, state, world_size, argv_json, cwd, env_json, created_ms, checkpoint_every_ms, keep_epochs, auto_restarts, image_replicas, hosts_json)
+      VALUES (@id, 'pending', @worldSize, @argvJson, @cwd, @envJson, @createdMs, @checkpointEveryMs, @keepEpochs, @autoRestarts, @imageReplicas, @hostsJson)`),
     setJobState: p(`
       UPDATE jobs SET state = @state,
         started_ms = COALESCE(@startedMs, started_ms), ended_ms = COALESCE(@endedMs, ended_ms),
@@ -986,6 +993,7 @@ function prepareStatements(db: Database.Database) {
     setStopAfterEpoch: p('UPDATE jobs SET stop_after_epoch = ? WHERE id = ?'),
     setKeepEpochs: p('UPDATE jobs SET keep_epochs = ? WHERE id = ?'),
     setImageReplicas: p('UPDATE jobs SET image_replicas = ? WHERE id = ? AND deleted_ms IS NULL'),
+    setJobHosts: p('UPDATE jobs SET hosts_json = ? WHERE id = ? AND deleted_ms IS NULL'),
     setAutoRestarts: p('UPDATE jobs SET auto_restarts = ? WHERE id = ?'),
     setAutoRestartDue: p('UPDATE jobs SET auto_restart_due = ? WHERE id = ?'),
     listRanks: p('SELECT * FROM ranks WHERE job_id = ? ORDER BY rank'),
@@ -1117,6 +1125,7 @@ function jobRow(r: Row): JobRow {
     branchAt: r.branch_at as number,
     autoRestarts: r.auto_restarts as number,
     autoRestartDue: r.auto_restart_due === 1,
+    hosts: r.hosts_json ? (JSON.parse(r.hosts_json as string) as string[]) : null,
   };
 }
 

@@ -208,6 +208,23 @@ export class HostRegistry {
   }
 
   /** The host an operator named for new ranks (--hosts, --map, --to, a launcher's rank), if it may take them. */
+  /**
+   * The placeable hosts among `names` (a job's hosts, JobRow.hosts), or every placeable one when
+   * `names` is null. None: NO_CAPACITY, naming each host's state, what they are (`what`) and what
+   * the operator can do (`advice`).
+   */
+  requireSomePlaceableOf(names: readonly string[] | null, what: string, advice: string): HostSession[] {
+    if (!names) return this.requireSomePlaceable();
+    const wanted = new Set(names);
+    const hosts = this.placeable().filter((h) => wanted.has(h.name));
+    if (hosts.length > 0) return hosts;
+    const states = names.map((n) => {
+      const h = this.hosts.get(n);
+      return `${n} ${!h ? 'unknown' : h.state !== 'up' ? h.state : `drained${h.drained?.reason ? ` (${h.drained.reason})` : ''}`}`;
+    });
+    throw new FerryError(ErrorCode.NO_CAPACITY, `none of ${what} is up and not drained (${states.join(', ')}); ${advice}`);
+  }
+
   requirePlaceable(name: string): HostSession {
     const h = this.hosts.get(name);
     if (!h) throw new FerryError(ErrorCode.UNKNOWN_HOST, `host "${name}" is not known to the coordinator`);

@@ -105,6 +105,7 @@ export class JobService {
       auto_restart_due: job.state === 'failed' && (job.autoRestartDue || this.c.autoRestarts.has(job.id)),
       image_replicas: this.c.replication.replicasOfRow(job),
       own_image_replicas: job.imageReplicas !== null,
+      hosts: job.hosts ?? [],
       ranks: this.c.catalog.listRanks(job.id).map((r) => ({
         rank: r.rank,
         host: r.host,
@@ -161,6 +162,9 @@ export class JobService {
       keepEpochs,
       autoRestarts: req.auto_restarts ?? 0,
       imageReplicas: req.own_image_replicas ? req.image_replicas : null,
+      // --hosts (a batch allocation, a launcher's nodes) is where its restarts and drains keep it. A map
+      // alone places the ranks once.
+      hosts: req.hosts.length > 0 ? [...req.hosts, ...explicit.values()] : null,
     });
     for (let r = 0; r < placement.length; r++) {
       this.updateRank({ jobId, rank: r, host: placement[r], pid: 0, endpoint: '', state: 'starting', updatedMs: now });

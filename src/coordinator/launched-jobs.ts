@@ -180,7 +180,8 @@ export class LaunchedJobs {
       cwd: rank0.cwd,
       env: rank0.env,
       world_size: rank0.world_size,
-      hosts: [],
+      // The launcher's nodes (its allocation): the job's restarts and drains stay on them.
+      hosts: [...new Set(Object.values(rankHosts))],
       rank_hosts: rankHosts,
       follow: false,
       job_id: l.jobId,
@@ -227,7 +228,8 @@ export class LaunchedJobs {
     let info: JobInfoInit;
     try {
       const rankMap = new Map(Object.entries(rankHosts).map(([rank, host]) => [Number(rank), host]));
-      const r = await this.c.jobs.continueJob(l.jobId, { worldSize: l.first.world_size, argv: l.first.argv, rankHosts: rankMap }, announce);
+      const hosts = [...new Set(rankMap.values())]; // this allocation's nodes become the job's
+      const r = await this.c.jobs.continueJob(l.jobId, { worldSize: l.first.world_size, argv: l.first.argv, hosts, rankHosts: rankMap }, announce);
       this.c.event('launch.resume', `launch ${l.key}: ${l.first.world_size} ranks joined (${l.first.launcher || 'launcher'}); job ${l.jobId} ${before} before, restarted from epoch ${r.epoch}`, { jobId: l.jobId });
       info = this.c.jobs.jobInfo(l.jobId);
     } catch (err) {

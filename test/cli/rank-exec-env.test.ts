@@ -112,6 +112,7 @@ describe('rank exit status', () => {
       auto_restart_due: false,
       image_replicas: 0,
       own_image_replicas: false,
+      hosts: [],
       ranks: ranks.map(([rank, exit_code, signal]) => ({ rank, exit_code, signal, state: 'exited', host: 'h', pid: 1, endpoint: '' })),
     }) as JobInfo;
 

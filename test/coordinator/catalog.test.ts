@@ -147,13 +147,25 @@ describe('catalog round trips', () => {
     expect(c.forgottenImageDirs('h2')).toEqual([]);
   });
 
+  it("keeps a job's own hosts, once each, until they are replaced or cleared", () => {
+    const c = openCatalog();
+    c.createJob(job('j3', { hosts: ['a', 'b', 'a'] }));
+    expect(c.getJob('j3')!.hosts).toEqual(['a', 'b']);
+    c.setJobHosts('j3', ['c', 'd', 'c']);
+    expect(c.getJob('j3')!.hosts).toEqual(['c', 'd']);
+    c.setJobHosts('j3', null);
+    expect(c.getJob('j3')!.hosts).toBeNull();
+    expect(() => c.setJobHosts('nope', ['a'])).toThrow(/nope/);
+    expect(() => c.setJobHosts('j3', [''])).toThrow(/host name/);
+  });
+
   it('keeps jobs and lists only live ones by default', () => {
     const c = openCatalog();
     c.createJob(job('j1'));
     c.createJob(job('j2', { createdMs: 2_500, worldSize: 4 }));
     expect(c.getJob('j1')).toEqual({
       ...job('j1'), state: 'pending', checkpointEveryMs: null, startedMs: null, endedMs: null, exitCode: null, detail: null, lastEpoch: 0, stopAfterEpoch: 0, keepEpochs: 0, imageReplicas: null,
-      branchFrom: 0, branchAt: 0, autoRestarts: 0, autoRestartDue: false,
+      branchFrom: 0, branchAt: 0, autoRestarts: 0, autoRestartDue: false, hosts: null,
     });
     c.setAutoRestarts('j1', 3);
     expect(c.getJob('j1')!.autoRestarts).toBe(3);

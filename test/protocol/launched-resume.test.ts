@@ -51,6 +51,7 @@ async function launchedAndStopped(): Promise<void> {
   const first = [rankExec('slurm:1.0', 0, 'a'), rankExec('slurm:1.0', 1, 'b')];
   await advance(50);
   expect(first.map(joined)).toEqual(['L', 'L']);
+  expect(h.coordinator!.jobs.jobInfo('L').hosts).toEqual(['a', 'b']); // the launcher's nodes are the job's
   const cp = await settle(h.coordinator!.checkpoints.checkpoint('L', { stop: true }));
   expect(cp.error).toBeUndefined();
   await advance(50);
@@ -67,6 +68,7 @@ describe('a launch that names an existing job', () => {
     for (const got of next) expect(got.find((r) => r.job_notice)?.job_notice?.message).toBe('continuing job L from its last committed epoch');
     expect(h.catalog!.getJob('L')!.state).toBe('running');
     expect(h.catalog!.listRanks('L').map((r) => `${r.rank}@${r.host}`)).toEqual(['0@c', '1@d']);
+    expect(h.coordinator!.jobs.jobInfo('L').hosts).toEqual(['c', 'd']); // this allocation's, not the last one's
     for (const host of ['c', 'd']) expect(h.nodes.get(host)!.steps.seen.some((s) => s.step === RoundStep.RESTORE && s.epoch === 1)).toBe(true);
     const events = h.catalog!.listEvents({ limit: 100 }).filter((e) => e.kind === 'launch.resume').map((e) => e.message);
     expect(events).toEqual(['launch slurm:2.0: 2 ranks joined (test); job L stopped before, restarted from epoch 1']);

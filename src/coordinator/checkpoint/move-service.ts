@@ -17,7 +17,7 @@ import { ErrorCode, RoundStep, type ImageSourceInit, type MoveReplyInit } from '
 import { WAIT_FOR_COPIES_MS } from '../coordinator-config.js';
 import { FerryError } from '../../common/ferry-error.js';
 import { tracer } from '../../common/trace.js';
-import { EPOCH_COMMITTED, EPOCH_DELETED, EPOCH_LOST, type RankMoveRow } from '../catalog-types.js';
+import { EPOCH_COMMITTED, EPOCH_DELETED, EPOCH_LOST, type JobRow, type RankMoveRow } from '../catalog-types.js';
 import type { Coordinator } from '../coordinator.js';
 import { placeRanks } from '../placement.js';
 import { describeRoundFailure, roundFailureCode, runRound, type RoundResult } from '../round-runner.js';
@@ -76,6 +76,8 @@ export interface MoveProgress {
 export type MoveProgressFn = (p: MoveProgress) => void;
 
 const sum = (xs: Iterable<number>) => [...xs].reduce((n, x) => n + x, 0);
+/** The hosts a restart names: its map's, else its list (none: the job's own). */
+const namedHosts = (o: RestartOptions): string[] => (o.rankHosts?.size ? [...new Set(o.rankHosts.values())] : (o.hosts ?? []));
 
 export class MoveService {
   constructor(private readonly c: Coordinator) {}
@@ -113,7 +115,7 @@ export class MoveService {
     const epoch = epochRow.epoch;
     const images = this.c.catalog.epochImages(jobId, epoch);
     const replicas = this.c.replication.storedHosts(jobId, epoch);
-    const placement = this.place(jobId, job.worldSize, o, replicas);
+    const placement = this.place(job, o, replicas);
     // Every image's source is settled before anything starts.
     const sources = new Map<number, ImageSourceInit>();
     // rank -> target, for the images FETCH copies to their target (not read in place there)
@@ -180,6 +182,9 @@ export class MoveService {
         throw new FerryError(ErrorCode.UNAVAILABLE, `job ${jobId} was restored from epoch ${epoch} but did not resume: ${describeRoundFailure('RESUME', resume)}`);
       }
       this.c.jobs.restartDone(jobId, epoch);
+      // A restart's --hosts are the job's from now on (the next allocation's, say); a map's hosts join them.
+      if (o.hosts?.length) this.c.catalog.setJobHosts(jobId, [...o.hosts, ...(o.rankHosts?.values() ?? [])]);
+      else if (o.rankHosts?.size) this.widenJobHosts(jobId, o.rankHosts.values());
       const t3 = this.c.now();
       this.c.event('restart.done', `job ${jobId}: running again from epoch ${epoch} (${t3 - t0} ms)`, { jobId });
       await removeCopies();
@@ -264,15 +269,23 @@ export class MoveService {
   }
 
   /**
-   * rank -> target host: the explicit map, else the listed hosts (or every live one) by free capacity.
-   * With keepInPlace, a rank whose host is up stays there; the others go first to a host with a free
-   * slot that holds a replica of their image (`replicas`, rank -> hosts: no transfer), then by capacity.
+   * rank -> target host: the explicit map, else the listed hosts, else the job's own hosts (JobRow.hosts;
+   * any live one for a job without), by free capacity. With keepInPlace, a rank whose host is up stays
+   * there; the others go first to a host with a free slot that holds a replica of their image
+   * (`replicas`, rank -> hosts: no transfer), then by capacity.
    */
-  private place(jobId: string, worldSize: number, o: RestartOptions, replicas: ReadonlyMap<number, readonly string[]> = new Map()): Map<number, string> {
+  private place(job: JobRow, o: RestartOptions, replicas: ReadonlyMap<number, readonly string[]> = new Map()): Map<number, string> {
+    const jobId = job.id;
+    const worldSize = job.worldSize;
     const explicit = o.rankHosts ?? new Map<number, string>();
-    const named = explicit.size > 0 ? [...new Set(explicit.values())] : (o.hosts ?? []);
+    const named = namedHosts(o);
     for (const name of named) this.c.hosts.requirePlaceable(name);
-    const candidates = ((o.hosts?.length ?? 0) > 0 ? o.hosts!.map((n) => this.c.hosts.get(n)!) : this.c.hosts.requireSomePlaceable()).map((h) => ({
+    if (explicit.size > 0) return new Map(placeRanks(worldSize, [], explicit).map((host, rank) => [rank, host]));
+    const hosts =
+      named.length > 0
+        ? named.map((n) => this.c.hosts.get(n)!)
+        : this.c.hosts.requireSomePlaceableOf(job.hosts, `job ${jobId}'s hosts (${job.hosts?.join(', ')})`, 'name others with --hosts or --map');
+    const candidates = hosts.map((h) => ({
       name: h.name,
       freeSlots: h.cpus - this.c.catalog.ranksOnHost(h.name).filter((r) => r.state !== 'exited' && r.jobId !== jobId).length,
     }));
@@ -294,6 +307,14 @@ export class MoveService {
     }
     const list = placeRanks(worldSize, candidates, explicit);
     return new Map(list.map((host, rank) => [rank, host]));
+  }
+
+  /** Hosts an operator's migration or restart map names join the job's own (its later restarts may use them). */
+  private widenJobHosts(jobId: string, targets: Iterable<string>): void {
+    const hosts = this.c.catalog.getJob(jobId)?.hosts;
+    if (!hosts) return;
+    const wider = [...new Set([...hosts, ...targets])];
+    if (wider.length > hosts.length) this.c.catalog.setJobHosts(jobId, wider);
   }
 
   private recordRestored(jobId: string, restore: RoundResult): void {
@@ -326,7 +347,9 @@ export class MoveService {
     const release = this.c.operations.begin(jobId, () => `a migration is running`);
     try {
       const imageSet = this.c.catalog.reserveImageSet(jobId);
-      return await this.runMigration(jobId, imageSet, job.worldSize, moves, from, new Map(all), progress);
+      const reply = await this.runMigration(jobId, imageSet, job.worldSize, moves, from, new Map(all), progress);
+      this.widenJobHosts(jobId, moves.values());
+      return reply;
     } finally {
       release();
     }
@@ -561,8 +584,8 @@ export class MoveService {
 
   /**
    * Moves every rank off a host: job by job, each rank to the live host with
-   * the most free capacity that is not drained (ferry drain marks the host
-   * first: src/coordinator/host-draining.ts).
+   * the most free capacity that is not drained, among the job's own hosts when
+   * it has some (ferry drain marks the host first: src/coordinator/host-draining.ts).
    */
   async drain(host: string, progress?: MoveProgressFn): Promise<MoveReplyInit> {
     if (!this.c.hosts.get(host)) throw new FerryError(ErrorCode.UNKNOWN_HOST, `host "${host}" is not known to the coordinator`);
@@ -575,7 +598,11 @@ export class MoveService {
     let downtime = 0;
     let shipped = 0;
     for (const [jobId, ranks] of byJob) {
-      const others = this.c.hosts.placeable().filter((h) => h.name !== host);
+      // Within the job's own hosts (its allocation), when it has some.
+      const own = this.c.catalog.getJob(jobId)?.hosts?.filter((h) => h !== host) ?? null;
+      const elsewhere = `\`ferry migrate ${jobId} --rank R --to HOST\` moves its ranks elsewhere`;
+      if (own && own.length === 0) throw new FerryError(ErrorCode.NO_CAPACITY, `job ${jobId} runs on ${host} only (its hosts); ${elsewhere}`);
+      const others = (own ? this.c.hosts.requireSomePlaceableOf(own, `job ${jobId}'s other hosts`, elsewhere) : this.c.hosts.placeable()).filter((h) => h.name !== host);
       if (others.length === 0) throw new FerryError(ErrorCode.NO_CAPACITY, `no other live host that is not drained to move the ranks of ${host} to`);
       const load = new Map(others.map((h) => [h.name, this.c.catalog.ranksOnHost(h.name).filter((r) => r.state !== 'exited').length - h.cpus]));
       const plan = new Map<number, string>();
