@@ -144,6 +144,7 @@ export async function operatorCommand(name: string, argv: string[]): Promise<num
       else
         out(
           `job ${job.id}: ${jobStateName(job.state)}${job.detail ? ` (${job.detail})` : ''}\n` +
+            (job.hosts.length ? `its hosts (restarts and drains keep it there): ${job.hosts.join(', ')}\n` : '') +
             (job.auto_restart_due ? 'an automatic restart from its last epoch is due\n' : '') +
             (job.auto_restarts ? `automatic restarts left: ${job.auto_restarts}\n` : '') +
             (job.image_replicas ? `copies of each committed image on other hosts: ${job.image_replicas}${job.own_image_replicas ? '' : " (the coordinator's default)"}\n` : '') +

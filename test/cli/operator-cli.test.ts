@@ -154,6 +154,15 @@ describe('operator CLI errors', () => {
     expect(unknown.stderr.trim()).toBe('ferry: no job "no-such-job" in the catalog [UNKNOWN_JOB]');
   });
 
+  it("shows a job's own hosts in ferry job: its --hosts, none for a job started without", async () => {
+    expect((await ferry(['run', '-n', '1', '--hosts', 'solo', '--job-id', 'hh', '--coordinator', address, '/bin/true'])).code).toBe(0);
+    expect((await ferry(['job', 'hh', '--coordinator', address])).stdout).toMatch(/\nits hosts \(restarts and drains keep it there\): solo\n/);
+    expect(JSON.parse((await ferry(['job', 'hh', '--json', '--coordinator', address])).stdout).hosts).toEqual(['solo']);
+    expect((await ferry(['run', '-n', '1', '--job-id', 'hn', '--coordinator', address, '/bin/true'])).code).toBe(0);
+    expect((await ferry(['job', 'hn', '--coordinator', address])).stdout).not.toMatch(/its hosts/);
+    expect(JSON.parse((await ferry(['job', 'hn', '--json', '--coordinator', address])).stdout).hosts).toEqual([]);
+  });
+
   it("sets a job's own image replicas with ferry run and ferry checkpoint, and shows them in ferry job", async () => {
     const run = await ferry(['run', '-n', '1', '--job-id', 'ir', '--image-replicas', '0', '--coordinator', address, '/bin/true']);
     expect(run.code, run.stderr).toBe(0);

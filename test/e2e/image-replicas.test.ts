@@ -62,7 +62,7 @@ describe('image replicas', { timeout: 300_000 }, () => {
 
     const done = await run;
     expect(done.code, `${done.stderr}\n${c.logTails(30)}`).toBe(0);
-    expect(done.stderr).toMatch(/rank 0 lost: host host1 is down .*; restarting it from epoch 1 on the live hosts \(automatic restarts left: 0\)/);
+    expect(done.stderr).toMatch(/rank 0 lost: host host1 is down .*; restarting it from epoch 1 on the live ones of its hosts host1,host2 \(automatic restarts left: 0\)/);
     expect(checksumLine(done.stdout, c.logTails(20))).toBe(checksumLine(reference.stdout));
     // Bit for bit the uninterrupted run's output, progress lines included: none shown twice.
     expect(done.stdout).toBe(reference.stdout);

@@ -106,7 +106,7 @@ describe('a shared image directory', { timeout: 300_000 }, () => {
 
     const done = await run;
     expect(done.code, `${done.stderr}\n${c.logTails(30)}`).toBe(0);
-    expect(done.stderr).toMatch(/rank 0 lost: host host2 is down .*; restarting it from epoch 1 on the live hosts \(automatic restarts left: 0\)/);
+    expect(done.stderr).toMatch(/rank 0 lost: host host2 is down .*; restarting it from epoch 1 on the live ones of its hosts host2,host3 \(automatic restarts left: 0\)/);
     expect(done.stderr).toMatch(/restarted from epoch 1 on /);
     expect(checksumLine(done.stdout, c.logTails(20))).toBe(checksumLine(reference.stdout));
     const end = JSON.parse(await ferryOk(['job', 'auto', '--json']));

@@ -81,6 +81,8 @@ describe("a job's own hosts", () => {
     for (let t = 0; t < 20_000 && h.catalog!.getJob('j')!.state !== 'running'; t += 100) await advance(100);
     expect(h.catalog!.getJob('j')!.state, h.catalog!.getJob('j')!.detail ?? '').toBe('running');
     expect(rankHosts()).toEqual(['a', 'a', 'a', 'a']); // not on c or d, idle as they are
+    const told = h.catalog!.listEvents({ limit: 1000 }).filter((e) => e.kind === 'job.auto-restart').map((e) => e.message);
+    expect(told[0]).toMatch(/; restarting it from epoch 1 on the live ones of its hosts a,b \(automatic restarts left: 1\)$/);
     await checkpoint();
     await lose('a');
     for (let t = 0; t < 20_000 && h.catalog!.getJob('j')!.state === 'running'; t += 100) await advance(100);

@@ -110,7 +110,8 @@ export class AutoRestarts {
       const reachable = this.c.moves.reachableEpoch(jobId);
       const from = reachable?.epoch ?? epoch.epoch;
       const passed = reachable?.passed.map((p) => `epoch ${p.epoch} cannot be read: ${p.why}`).join('; ');
-      const what = `restarting it from epoch ${from}${passed ? ` (${passed})` : ''} on the live hosts (automatic restarts left: ${left})`;
+      const where = job.hosts ? `the live ones of its hosts ${job.hosts.join(',')}` : 'the live hosts';
+      const what = `restarting it from epoch ${from}${passed ? ` (${passed})` : ''} on ${where} (automatic restarts left: ${left})`;
       this.c.event('job.auto-restart', `job ${jobId}: ${failure}; ${what}`, { jobId });
       this.c.jobs.notify(jobId, `${failure}; ${what}`);
       try {
