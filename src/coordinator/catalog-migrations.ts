@@ -346,6 +346,24 @@ export const CATALOG_MIGRATIONS: readonly CatalogMigration[] = [
       db.exec(`ALTER TABLE jobs ADD COLUMN hosts_json TEXT;`);
     },
   },
+  {
+    version: 20,
+    description: "how much of each rank's output the job's followers were given, kept across coordinator restarts",
+    up: (db) => {
+      // Saved every second and with each epoch's output marks (output-replay.ts): a rollback after a
+      // coordinator restart still knows what the followers saw. A count saved late is lower than the
+      // truth, so at worst some output is shown twice, never hidden.
+      db.exec(`
+        CREATE TABLE output_counts (
+          job_id       TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+          rank         INTEGER NOT NULL,
+          stdout_bytes INTEGER NOT NULL,
+          stderr_bytes INTEGER NOT NULL,
+          PRIMARY KEY (job_id, rank)
+        ) STRICT;
+      `);
+    },
+  },
 ];
 
 /** The schema version this build of Ferry writes. */

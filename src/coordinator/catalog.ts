@@ -573,6 +573,32 @@ export class Catalog {
     if (this.st.setOutputMarks.run(JSON.stringify(marks), jobId, epoch).changes === 0) throw unknownEpoch(jobId, epoch);
   }
 
+  /**
+   * Saves how many bytes of each rank's stdout and stderr were passed on (OutputReplay's counts);
+   * rows of jobs no longer in the catalog are skipped.
+   */
+  saveOutputCounts(rows: readonly { jobId: string; rank: number; stdout: number; stderr: number }[]): void {
+    if (rows.length === 0) return;
+    this.db.transaction(() => {
+      for (const r of rows) {
+        requireUint(r.stdout, 'stdout bytes');
+        requireUint(r.stderr, 'stderr bytes');
+        this.st.saveOutputCount.run(r.jobId, r.rank, r.stdout, r.stderr, r.jobId);
+      }
+    })();
+  }
+
+  /** Every saved output count: job -> rank -> [stdout, stderr] bytes passed on. */
+  outputCounts(): Map<string, Map<number, [number, number]>> {
+    const out = new Map<string, Map<number, [number, number]>>();
+    for (const r of this.st.outputCounts.all() as Row[]) {
+      const jobId = r.job_id as string;
+      if (!out.has(jobId)) out.set(jobId, new Map());
+      out.get(jobId)!.set(r.rank as number, [r.stdout_bytes as number, r.stderr_bytes as number]);
+    }
+    return out;
+  }
+
   /** The epoch's output marks; undefined when none were taken. */
   outputMarks(jobId: string, epoch: number): OutputMarks | undefined {
     const r = this.st.getOutputMarks.get(jobId, epoch) as Row | undefined;
@@ -1015,6 +1041,10 @@ function prepareStatements(db: Database.Database) {
     deleteEpoch: p('DELETE FROM epochs WHERE job_id = ? AND epoch = ?'),
     setOutputMarks: p('UPDATE epochs SET output_marks = ? WHERE job_id = ? AND epoch = ?'),
     getOutputMarks: p('SELECT output_marks FROM epochs WHERE job_id = ? AND epoch = ?'),
+    saveOutputCount: p(`
+      INSERT INTO output_counts (job_id, rank, stdout_bytes, stderr_bytes) SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM jobs WHERE id = ?)
+      ON CONFLICT (job_id, rank) DO UPDATE SET stdout_bytes = excluded.stdout_bytes, stderr_bytes = excluded.stderr_bytes`),
+    outputCounts: p('SELECT * FROM output_counts'),
     getEpoch: p(`SELECT ${epochCols} FROM epochs WHERE job_id = ? AND epoch = ?`),
     listEpochs: p(`SELECT ${epochCols} FROM epochs WHERE job_id = ? ORDER BY epoch`),
     committedEpochsNewestFirst: p('SELECT epoch FROM epochs WHERE job_id = ? AND state = ? ORDER BY epoch DESC'),

@@ -38,6 +38,8 @@ import { describeRoundFailure, runRound, type RoundResult } from './round-runner
 const trace = tracer('jobs');
 
 const ENDED_STATES = new Set(['stopped', 'succeeded', 'failed', 'cancelled']);
+/** How often the output counts are saved (output-replay.ts): what a coordinator that crashes loses of them. */
+export const OUTPUT_COUNTS_SAVE_MS = 1_000;
 
 interface Follower {
   peer: PeerId;
@@ -68,11 +70,15 @@ export class JobService {
   private readonly rejoinGrace = new Map<string, NodeJS.Timeout>();
   /** See settleInterruptedStarts. */
   private startsTimer: NodeJS.Timeout | undefined;
+  /** Saves the output counts (output-replay.ts) every OUTPUT_COUNTS_SAVE_MS. */
+  private readonly outputSaveTimer: NodeJS.Timeout;
   /** Per pending job, per host: flushed ranks held until all the job's ranks run (holdUntilAllRun). */
   private readonly heldFlushed = new Map<string, Map<string, { epoch: number; ranks: number[] }>>();
 
   constructor(private readonly c: Coordinator) {
-    this.replay = new OutputReplay(c.instance);
+    this.replay = new OutputReplay(c.instance, c.catalog.outputCounts());
+    this.outputSaveTimer = setInterval(() => this.saveOutputCounts(), OUTPUT_COUNTS_SAVE_MS);
+    this.outputSaveTimer.unref?.();
     // A checkpoint --stop that a previous coordinator committed but did not see through.
     for (const job of c.catalog.listJobs()) if (job.stopAfterEpoch > 0 && !ENDED_STATES.has(job.state)) this.stopping.set(job.id, job.stopAfterEpoch);
   }
@@ -698,6 +704,18 @@ export class JobService {
     for (const t of this.rejoinGrace.values()) clearTimeout(t);
     this.rejoinGrace.clear();
     if (this.startsTimer) clearTimeout(this.startsTimer);
+    clearInterval(this.outputSaveTimer);
+    this.saveOutputCounts();
+  }
+
+  /** Saves the output counts that changed (output-replay.ts): the next coordinator counts on from them. */
+  saveOutputCounts(): void {
+    try {
+      this.c.catalog.saveOutputCounts(this.replay.unsaved());
+    } catch (err) {
+      // Lower saved counts only make a later rollback show some output twice.
+      trace(`cannot save the output counts: ${errorMessage(err)}`);
+    }
   }
 
   // ---- job control ------------------------------------------------------------

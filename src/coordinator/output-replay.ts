@@ -14,9 +14,13 @@
 // bytes, since a restored run repeats the uninterrupted one (a program whose
 // output differs from run to run shows a seam there).
 //
-// Counts live in memory: marks taken by an earlier coordinator (another
-// instance) cannot be compared with this one's counts, and nothing is dropped
-// then (the restart says so).
+// The counts are saved in the catalog (output_counts) every second, with each
+// epoch's marks, and when the coordinator stops; the next coordinator counts on
+// from them, so its rollbacks compare with marks an earlier one took. A count
+// saved late (a coordinator that crashed) is lower than what was passed on:
+// then less is dropped and some output shows twice, never too much hidden.
+// Marks from before counts were saved (no `durable`) still count only for the
+// coordinator that took them: another one drops nothing (the restart says so).
 import { RankOutput_Stream } from '../gen/proto.js';
 
 /** Bytes passed on per rank: [stdout, stderr]. */
@@ -25,7 +29,17 @@ export type OutputCounts = Record<number, [number, number]>;
 export interface OutputMarks {
   /** The coordinator instance whose counts these are. */
   coordinator: string;
+  /** Counted from the saved counts (any later coordinator can compare); absent in marks from before. */
+  durable?: boolean;
   ranks: OutputCounts;
+}
+
+/** One rank's count, as saved in the catalog. */
+export interface SavedOutputCount {
+  jobId: string;
+  rank: number;
+  stdout: number;
+  stderr: number;
 }
 
 export class OutputReplay {
@@ -33,8 +47,26 @@ export class OutputReplay {
   private readonly passed = new Map<string, Map<number, [number, number]>>();
   /** job -> rank -> bytes still to drop [stdout, stderr]. */
   private readonly dropping = new Map<string, Map<number, [number, number]>>();
+  /** Jobs whose counts changed since they were last saved. */
+  private readonly unsavedJobs = new Set<string>();
 
-  constructor(private readonly instance: string) {}
+  /** `saved`: the counts in the catalog, job -> rank -> [stdout, stderr] (Catalog.outputCounts). */
+  constructor(
+    private readonly instance: string,
+    saved: ReadonlyMap<string, ReadonlyMap<number, [number, number]>> = new Map(),
+  ) {
+    for (const [jobId, ranks] of saved) this.passed.set(jobId, new Map([...ranks].map(([r, c]) => [r, [c[0], c[1]]])));
+  }
+
+  /** The counts changed since the last call, to save (Catalog.saveOutputCounts). */
+  unsaved(): SavedOutputCount[] {
+    const rows: SavedOutputCount[] = [];
+    for (const jobId of this.unsavedJobs) {
+      for (const [rank, c] of this.passed.get(jobId) ?? []) rows.push({ jobId, rank, stdout: c[0], stderr: c[1] });
+    }
+    this.unsavedJobs.clear();
+    return rows;
+  }
 
   /** What of a chunk of rank output is passed on (all of it, some, or nothing). */
   filter(jobId: string, rank: number, stream: RankOutput_Stream, data: Uint8Array): Uint8Array {
@@ -46,13 +78,16 @@ export class OutputReplay {
       drop[i] -= n;
       out = out.subarray(n);
     }
-    if (out.length > 0) entry(this.passed, jobId, rank)[i] += out.length;
+    if (out.length > 0) {
+      entry(this.passed, jobId, rank)[i] += out.length;
+      this.unsavedJobs.add(jobId);
+    }
     return out;
   }
 
   /** The marks of a job now (every rank flushed, its output all handed over). */
   mark(jobId: string): OutputMarks {
-    return { coordinator: this.instance, ranks: Object.fromEntries([...(this.passed.get(jobId) ?? [])].map(([r, c]) => [r, [c[0], c[1]]])) };
+    return { coordinator: this.instance, durable: true, ranks: Object.fromEntries([...(this.passed.get(jobId) ?? [])].map(([r, c]) => [r, [c[0], c[1]]])) };
   }
 
   /**
@@ -63,7 +98,7 @@ export class OutputReplay {
    */
   rewind(jobId: string, marks: OutputMarks | undefined): number | undefined {
     this.dropping.delete(jobId);
-    if (!marks || marks.coordinator !== this.instance) return undefined;
+    if (!marks || (!marks.durable && marks.coordinator !== this.instance)) return undefined;
     let total = 0;
     const drops = new Map<number, [number, number]>();
     for (const [rank, now] of this.passed.get(jobId) ?? []) {
@@ -76,10 +111,11 @@ export class OutputReplay {
     return total;
   }
 
-  /** Forgets a job (deleted). */
+  /** Forgets a job (deleted; its saved counts go with its catalog rows). */
   forget(jobId: string): void {
     this.passed.delete(jobId);
     this.dropping.delete(jobId);
+    this.unsavedJobs.delete(jobId);
   }
 }
 

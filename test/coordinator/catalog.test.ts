@@ -147,6 +147,21 @@ describe('catalog round trips', () => {
     expect(c.forgottenImageDirs('h2')).toEqual([]);
   });
 
+  it('keeps the output counts of each rank, updated in place; counts of a job not in the catalog are skipped', () => {
+    let c = openCatalog();
+    c.createJob(job('j1'));
+    c.saveOutputCounts([
+      { jobId: 'j1', rank: 0, stdout: 10, stderr: 2 },
+      { jobId: 'j1', rank: 1, stdout: 7, stderr: 0 },
+      { jobId: 'gone', rank: 0, stdout: 1, stderr: 1 },
+    ]);
+    c.saveOutputCounts([{ jobId: 'j1', rank: 0, stdout: 25, stderr: 3 }]);
+    c.close();
+    c = openCatalog();
+    expect(c.outputCounts()).toEqual(new Map([['j1', new Map([[0, [25, 3]], [1, [7, 0]]])]]));
+    expect(() => c.saveOutputCounts([{ jobId: 'j1', rank: 0, stdout: -1, stderr: 0 }])).toThrow(/stdout bytes/);
+  });
+
   it("keeps a job's own hosts, once each, until they are replaced or cleared", () => {
     const c = openCatalog();
     c.createJob(job('j3', { hosts: ['a', 'b', 'a'] }));
@@ -386,6 +401,7 @@ describe('catalog identity errors', () => {
     c.setJobState('j1', 'stopped', { endedMs: 32 });
     c.recordRestartCopies('j1', 2, new Map([[1, 'h9']])); // a restart's copy its coordinator could not remove
     c.appendEvent({ timeMs: 33, kind: 'job.end', jobId: 'j1', message: 'stopped' });
+    c.saveOutputCounts([{ jobId: 'j1', rank: 0, stdout: 5, stderr: 1 }]);
     const inFlight = c.beginEpoch('j2', 5);
     expect(codeOf(() => c.deleteJob('j2', 6, 'x'))).toBe(ErrorCode.BUSY); // an epoch in flight
     c.setEpochState('j2', inFlight, 'aborted', 7);
@@ -408,7 +424,9 @@ describe('catalog identity errors', () => {
     c.markImagesRemoved('j1', 2, [1], 51);
     expect(c.purgeJob('j1')).toBe(false); // the restart's copy on h9 is left
     c.clearRestartCopies('j1', 2, 'h9', [1]);
+    expect(c.outputCounts().has('j1')).toBe(true);
     expect(c.purgeJob('j1')).toBe(true);
+    expect(c.outputCounts().has('j1')).toBe(false); // its output counts go with it
     expect(c.deletedJobs()).toEqual([]);
     expect(c.listEvents({ jobId: 'j1' }).map((e) => e.kind)).toEqual(['job.end']); // its history stays
     c.createJob(job('j1', { worldSize: 1 })); // a new job under the old id starts from nothing

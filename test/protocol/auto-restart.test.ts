@@ -110,6 +110,48 @@ describe('a job with automatic restarts that loses a host', () => {
     expect(notices(got).at(-1)).toBe('restarted from epoch 1 on a,c; the output the ranks write again up to where they were (23 bytes) is not shown twice');
   });
 
+  it('shows the output printed again once also when the coordinator restarted since the checkpoint; after a crash, at worst twice', async () => {
+    await start(2, false);
+    const got = follower();
+    await advance(10);
+    const print = (rank: number, text: string) => h.coordinator!.jobs.onRankOutput({ job_id: 'j', rank, stream: RankOutput_Stream.STDOUT, data: Buffer.from(text) });
+    const shown = () => got.filter((r) => r.job_output?.rank === 2).map((r) => Buffer.from(r.job_output!.data).toString()).join('');
+    print(2, '2 before\n');
+    expect((await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: false }))).error).toBeUndefined();
+    print(2, '2 after\n');
+    // An upgrade: the coordinator stops and another starts on the same catalog. The follower renews.
+    await h.stopCoordinator();
+    h.startCoordinator();
+    for (let t = 0; t < 5_000 && h.hostState('b') !== 'up'; t += 100) await advance(100);
+    await advance(2_500);
+    print(2, '2 later\n');
+    await loseB();
+    for (let t = 0; t < 20_000 && job().state !== 'running'; t += 100) await advance(100);
+    expect(job().state, job().detail ?? '').toBe('running');
+    print(2, '2 after\n2 later\n2 new\n'); // the restored rank prints again what it printed after epoch 1
+    await advance(100);
+    expect(shown()).toBe('2 before\n2 after\n2 later\n2 new\n');
+    expect(notices(got).at(-1)).toMatch(/; the output the ranks write again up to where they were \(16 bytes\) is not shown twice$/);
+
+    // A crash loses the counts of the last second: that output is shown twice, nothing is hidden.
+    expect((await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: false }))).error).toBeUndefined();
+    print(2, '2 saved\n');
+    await advance(1_500); // counted in the catalog
+    print(2, '2 unsaved\n');
+    await h.crashCoordinator();
+    h.startCoordinator();
+    h.startAgent('b', { imageStore: STORES.b }); // back, and it shares c's image store
+    for (let t = 0; t < 5_000 && !(h.hostState('c') === 'up' && h.hostState('b') === 'up'); t += 100) await advance(100);
+    await advance(2_500);
+    await stopAgent('c');
+    await advance(1_000 + HOST_REJOIN_GRACE_MS);
+    for (let t = 0; t < 20_000 && job().state !== 'running'; t += 100) await advance(100);
+    expect(job().state, job().detail ?? '').toBe('running');
+    print(2, '2 saved\n2 unsaved\n2 newer\n');
+    await advance(100);
+    expect(shown()).toBe('2 before\n2 after\n2 later\n2 new\n2 saved\n2 unsaved\n2 unsaved\n2 newer\n');
+  });
+
   it("passes on all a restored rank prints after an operator's restart of the failed job: its followers are new", async () => {
     await start(0, false);
     follower(); // as the job's ferry run, which ends with the job

@@ -71,6 +71,7 @@ export class CheckpointService {
     m.transition(['preparing'], 'flushed');
     // The agents handed over their ranks' output before answering: a restart from this epoch knows what was shown.
     this.c.catalog.setOutputMarks(jobId, epoch, this.c.jobs.replay.mark(jobId));
+    this.c.jobs.saveOutputCounts(); // a later coordinator counts on from at least this mark
 
     // DUMP: each agent dumps its flushed ranks (left running), writes manifests.
     m.transition(['flushed'], 'dumping');
