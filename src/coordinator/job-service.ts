@@ -198,7 +198,7 @@ export class JobService {
           });
           for (const p of reply.start_ranks_reply?.started ?? []) this.onRankStarted(host, p);
         } catch (err) {
-          this.startsInFlight.delete(inFlight);
+          this.startsInFlight.delete(inFlight); // the 127s startFailed reports are the failure, not secondary
           failures.push(`host ${host}: ${errorMessage(err)}`);
           this.startFailed(jobId, host, ranks, err);
         } finally {
@@ -215,10 +215,11 @@ export class JobService {
 
   /**
    * A host refused (or did not answer) the start of its ranks: the job fails with 127, as a shell's
-   * "command not found", at once, before the exits of ranks its agent killed arrive (they come after
-   * the refusal, on the same connection, and find their ranks ended). A host that refused starts none
-   * of its ranks: they end here, or the job would wait for them forever. One that did not answer in
-   * time may have started some: they are killed, should it hear this.
+   * "command not found". The exits of ranks its agent killed (started before a later one failed) may
+   * reach the job first: onRankExited takes them as secondary while the start is unanswered, and the
+   * ones after this find their ranks ended. A host that refused starts none of its ranks: they end
+   * here, or the job would wait for them forever. One that did not answer in time may have started
+   * some: they are killed, should it hear this.
    */
   private startFailed(jobId: string, host: string, ranks: number[], err: unknown): void {
     this.failJob(jobId, 127, `could not start every rank: host ${host}: ${errorMessage(err)}`);
