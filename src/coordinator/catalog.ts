@@ -588,7 +588,10 @@ export class Catalog {
     })();
   }
 
-  /** Every saved output count: job -> rank -> [stdout, stderr] bytes passed on. */
+  /**
+   * The saved output counts of jobs that may run again (not succeeded, cancelled or deleted):
+   * job -> rank -> [stdout, stderr] bytes passed on.
+   */
   outputCounts(): Map<string, Map<number, [number, number]>> {
     const out = new Map<string, Map<number, [number, number]>>();
     for (const r of this.st.outputCounts.all() as Row[]) {
@@ -1044,7 +1047,9 @@ function prepareStatements(db: Database.Database) {
     saveOutputCount: p(`
       INSERT INTO output_counts (job_id, rank, stdout_bytes, stderr_bytes) SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM jobs WHERE id = ?)
       ON CONFLICT (job_id, rank) DO UPDATE SET stdout_bytes = excluded.stdout_bytes, stderr_bytes = excluded.stderr_bytes`),
-    outputCounts: p('SELECT * FROM output_counts'),
+    outputCounts: p(`
+      SELECT o.* FROM output_counts o JOIN jobs j ON j.id = o.job_id
+      WHERE j.deleted_ms IS NULL AND j.state NOT IN ('succeeded', 'cancelled')`),
     getEpoch: p(`SELECT ${epochCols} FROM epochs WHERE job_id = ? AND epoch = ?`),
     listEpochs: p(`SELECT ${epochCols} FROM epochs WHERE job_id = ? ORDER BY epoch`),
     committedEpochsNewestFirst: p('SELECT epoch FROM epochs WHERE job_id = ? AND state = ? ORDER BY epoch DESC'),
