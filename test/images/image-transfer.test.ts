@@ -56,6 +56,19 @@ async function caught(p: Promise<unknown>): Promise<FerryError> {
   throw new Error('expected a rejection');
 }
 
+/** Flips one byte of a stored file. Flipped, not overwritten: the file is random, and a fixed byte is already there once in 256 runs. */
+async function flipByteAt(path: string, at: number): Promise<void> {
+  const fh = await open(path, 'r+');
+  try {
+    const b = Buffer.alloc(1);
+    await fh.read(b, 0, 1, at);
+    b[0] = b[0]! ^ 0x5a;
+    await fh.write(b, 0, 1, at);
+  } finally {
+    await fh.close();
+  }
+}
+
 const mbps = (bytes: number, ms: number) => bytes / 1e6 / (ms / 1000);
 
 describe('image transfer between agents', () => {
@@ -168,13 +181,7 @@ describe('image transfer between agents', () => {
 
   it('a stored file damaged on the holding host fails the fetch, naming epoch, rank, file and peer', async () => {
     const { root, dir } = await storedImage(4 * 1024 * 1024);
-    // Flipped, not overwritten: the file is random, and a fixed byte is already there once in 256 runs.
-    const fh = await open(join(dir, BIG_FILE_NAME), 'r+');
-    const b = Buffer.alloc(1);
-    await fh.read(b, 0, 1, 3_000_000);
-    b[0] = b[0]! ^ 0x5a;
-    await fh.write(b, 0, 1, 3_000_000);
-    await fh.close();
+    await flipByteAt(join(dir, BIG_FILE_NAME), 3_000_000);
     const server = await serve(root);
     const into = join(await temps.make('dst'), 'rank-1');
     const err = await caught(fetchImageDir({ from: server.address, ...FIXTURE_META, into }));
@@ -208,12 +215,7 @@ describe('image transfer between agents', () => {
       expect(datasync).toHaveBeenCalled();
 
       // Not fsynced is not unchecked: a damaged file still fails the fetch.
-      const fh = await open(join(dir, BIG_FILE_NAME), 'r+');
-      const b = Buffer.alloc(1);
-      await fh.read(b, 0, 1, 1_000_000);
-      b[0] = b[0]! ^ 0x5a;
-      await fh.write(b, 0, 1, 1_000_000);
-      await fh.close();
+      await flipByteAt(join(dir, BIG_FILE_NAME), 1_000_000);
       const err = await caught(fetchImageDir({ from: server.address, ...FIXTURE_META, into: join(await temps.make('dst'), 'rank-1'), durable: false }));
       expect(err.code).toBe(ErrorCode.IMAGE_CORRUPT);
       expect(err.message).toContain('pages-1.img: sha256 mismatch');

@@ -9,7 +9,7 @@ import { RankOutput_Stream, RoundStep, type OperatorReply, type OperatorRequestI
 import { HOST_REJOIN_GRACE_MS } from '../../src/coordinator/coordinator-config.js';
 import { coordinatorInboundCodec, operatorReplyCodec } from '../../src/protocol/messages.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
-import { ControlPlaneHarness, settle } from './control-plane-harness.js';
+import { ControlPlaneHarness, QUICK_ROUNDS, settle } from './control-plane-harness.js';
 import type { SimulatedRanks } from './simulated-node.js';
 
 let h: ControlPlaneHarness;
@@ -18,7 +18,7 @@ const STORES: Record<string, string> = { a: 'store-a', b: 'store-bc', c: 'store-
 
 beforeEach(async () => {
   vi.useFakeTimers();
-  h = new ControlPlaneHarness({ heartbeatIntervalMs: 100, heartbeatTimeoutMs: 500, flushTimeoutMs: 2_000, dumpTimeoutMs: 3_000, resumeTimeoutMs: 2_000 });
+  h = new ControlPlaneHarness(QUICK_ROUNDS);
   h.startCoordinator();
   for (const host of Object.keys(STORES)) h.startAgent(host, { imageStore: STORES[host] });
   await advance(50);

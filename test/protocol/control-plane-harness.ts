@@ -28,6 +28,15 @@ export async function settle<T>(p: Promise<T>, maxMs = 20_000): Promise<{ value?
   return out;
 }
 
+/** Heartbeats and step timeouts short enough for checkpoint, restart and migration cases under fake timers. */
+export const QUICK_ROUNDS: Partial<CoordinatorConfig> = {
+  heartbeatIntervalMs: 100,
+  heartbeatTimeoutMs: 500,
+  flushTimeoutMs: 2_000,
+  dumpTimeoutMs: 3_000,
+  resumeTimeoutMs: 2_000,
+};
+
 export class ControlPlaneHarness {
   readonly hub = new MemoryHub();
   readonly stateDir = mkdtempSync(join(tmpdir(), 'ferry-proto-'));

@@ -4,7 +4,7 @@
 // ranks, now or when it is back; a deleted epoch is never restarted.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCode, RoundStep } from '../../src/gen/proto.js';
-import { ControlPlaneHarness, settle } from './control-plane-harness.js';
+import { ControlPlaneHarness, QUICK_ROUNDS, settle } from './control-plane-harness.js';
 import { failRanks } from './simulated-node.js';
 
 let h: ControlPlaneHarness;
@@ -14,7 +14,7 @@ const STORES: Record<string, string> = { a: 'store-ac', b: 'store-b', c: 'store-
 
 beforeEach(async () => {
   vi.useFakeTimers();
-  h = new ControlPlaneHarness({ heartbeatIntervalMs: 100, heartbeatTimeoutMs: 500, flushTimeoutMs: 2_000, dumpTimeoutMs: 3_000, resumeTimeoutMs: 2_000 });
+  h = new ControlPlaneHarness(QUICK_ROUNDS);
   h.startCoordinator();
   for (const host of Object.keys(STORES)) h.startAgent(host, { imageStore: STORES[host] });
   await advance(50);

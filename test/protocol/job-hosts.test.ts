@@ -7,14 +7,14 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCode } from '../../src/gen/proto.js';
 import { HOST_REJOIN_GRACE_MS } from '../../src/coordinator/coordinator-config.js';
-import { ControlPlaneHarness, settle } from './control-plane-harness.js';
+import { ControlPlaneHarness, QUICK_ROUNDS, settle } from './control-plane-harness.js';
 
 let h: ControlPlaneHarness;
 const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
 
 beforeEach(async () => {
   vi.useFakeTimers();
-  h = new ControlPlaneHarness({ heartbeatIntervalMs: 100, heartbeatTimeoutMs: 500, flushTimeoutMs: 2_000, dumpTimeoutMs: 3_000, resumeTimeoutMs: 2_000 });
+  h = new ControlPlaneHarness(QUICK_ROUNDS);
   h.startCoordinator();
   // a and b share an image store (as over NFS): a restart on a reads b's images in place.
   for (const [host, store] of [['a', 'store-ab'], ['b', 'store-ab'], ['c', 'store-c'], ['d', 'store-d']]) h.startAgent(host, { imageStore: store });

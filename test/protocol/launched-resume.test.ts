@@ -8,14 +8,14 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { JobState, RoundStep, type OperatorReply } from '../../src/gen/proto.js';
 import { coordinatorInboundCodec, operatorReplyCodec } from '../../src/protocol/messages.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
-import { ControlPlaneHarness, settle } from './control-plane-harness.js';
+import { ControlPlaneHarness, QUICK_ROUNDS, settle } from './control-plane-harness.js';
 
 let h: ControlPlaneHarness;
 const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
 
 beforeEach(async () => {
   vi.useFakeTimers();
-  h = new ControlPlaneHarness({ heartbeatIntervalMs: 100, heartbeatTimeoutMs: 500, flushTimeoutMs: 2_000, dumpTimeoutMs: 3_000, resumeTimeoutMs: 2_000 });
+  h = new ControlPlaneHarness(QUICK_ROUNDS);
   h.startCoordinator();
   for (const host of ['a', 'b', 'c', 'd']) h.startAgent(host, { imageStore: `store-${host}` });
   await advance(50);

@@ -3,7 +3,7 @@
 // move loses nothing.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCode, RoundStep, type MoveReplyInit } from '../../src/gen/proto.js';
-import { ControlPlaneHarness, settle } from './control-plane-harness.js';
+import { ControlPlaneHarness, QUICK_ROUNDS, settle } from './control-plane-harness.js';
 import { failRanks, type SimulatedRanks } from './simulated-node.js';
 import { HOST_REJOIN_GRACE_MS } from '../../src/coordinator/coordinator-config.js';
 import type { MoveProgress } from '../../src/coordinator/checkpoint/move-service.js';
@@ -13,7 +13,7 @@ const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
 
 beforeEach(async () => {
   vi.useFakeTimers();
-  h = new ControlPlaneHarness({ heartbeatIntervalMs: 100, heartbeatTimeoutMs: 500, flushTimeoutMs: 2_000, dumpTimeoutMs: 3_000, resumeTimeoutMs: 2_000 });
+  h = new ControlPlaneHarness(QUICK_ROUNDS);
   h.startCoordinator();
   for (const host of ['a', 'b', 'c', 'd']) h.startAgent(host);
   await advance(50);

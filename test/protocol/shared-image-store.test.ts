@@ -5,7 +5,7 @@
 // anything starts.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCode, RoundStep, type ImageSource, type MoveReplyInit } from '../../src/gen/proto.js';
-import { ControlPlaneHarness, settle } from './control-plane-harness.js';
+import { ControlPlaneHarness, QUICK_ROUNDS, settle } from './control-plane-harness.js';
 
 let h: ControlPlaneHarness;
 const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
@@ -18,7 +18,7 @@ const fetched = new Map<string, ImageSource[]>();
 beforeEach(async () => {
   vi.useFakeTimers();
   fetched.clear();
-  h = new ControlPlaneHarness({ heartbeatIntervalMs: 100, heartbeatTimeoutMs: 500, flushTimeoutMs: 2_000, dumpTimeoutMs: 3_000, resumeTimeoutMs: 2_000 });
+  h = new ControlPlaneHarness(QUICK_ROUNDS);
   h.startCoordinator();
   for (const host of HOSTS) startAgent(host);
   await advance(50);
