@@ -19,6 +19,7 @@ import { fetchImageDir } from '../src/images/image-fetcher.js';
 import { rankImageDir } from '../src/images/image-paths.js';
 import { ImageServer } from '../src/images/image-server.js';
 import { writeManifest } from '../src/images/manifest.js';
+import { readClusterKey, writeNewClusterKey } from '../src/transport/cluster-key.js';
 
 const execFileP = promisify(execFile);
 const META = { jobId: 'bench', epoch: 1, rank: 0, host: 'bench-host', criuVersion: 'n/a' };
@@ -48,8 +49,9 @@ async function writeRandomFile(path: string, bytes: number): Promise<void> {
 export async function runImagesThroughputBenchmark(mib = 256): Promise<void> {
   const bytes = mib * 1024 * 1024;
   const top = await mkdtemp(join(tmpdir(), 'ferry-bench-images-'));
-  const worker = new Worker(fileURLToPath(import.meta.url), { workerData: { root: join(top, 'src') } });
-  const serverAddress = new Promise<string>((resolve, reject) => {
+  writeNewClusterKey(join(top, 'cluster.key'));
+  const worker = new Worker(fileURLToPath(import.meta.url), { workerData: { root: join(top, 'src'), keyFile: join(top, 'cluster.key') } });
+  const serverAddress = new Promise<{ address: string; keyedAddress: string }>((resolve, reject) => {
     worker.once('message', resolve);
     worker.once('error', reject);
   });
@@ -84,7 +86,7 @@ export async function runImagesThroughputBenchmark(mib = 256): Promise<void> {
     console.log(`  -> manifest adds ${((manifestMs / writeMs) * 100).toFixed(0)}% to the time of writing the file`);
     line('copyImageDir (copy + sha256 + fsync)', copyMs);
 
-    const address = await serverAddress;
+    const { address, keyedAddress } = await serverAddress;
     for (const chunkBytes of [256 * 1024, 1024 * 1024, 4 * 1024 * 1024]) {
       const into = join(top, `fetch-${chunkBytes}`);
       const [r, ms] = await timed(() => fetchImageDir({ from: address, ...META, into, chunkBytes }));
@@ -92,6 +94,11 @@ export async function runImagesThroughputBenchmark(mib = 256): Promise<void> {
       line(`fetchImageDir, ${chunkBytes / 1024} KiB chunks`, ms);
       await rm(into, { recursive: true, force: true });
     }
+    // The same with a cluster key: CURVE encrypts every chunk (src/transport/curve-security.ts).
+    const into = join(top, 'fetch-keyed');
+    const [, keyedMs] = await timed(() => fetchImageDir({ from: keyedAddress, ...META, into, key: readClusterKey(join(top, 'cluster.key')) }));
+    line('fetchImageDir, 1024 KiB chunks, cluster key', keyedMs);
+    await rm(into, { recursive: true, force: true });
   } finally {
     worker.postMessage('close');
     await new Promise((resolve) => worker.once('exit', resolve));
@@ -101,10 +108,12 @@ export async function runImagesThroughputBenchmark(mib = 256): Promise<void> {
 
 if (!isMainThread) {
   // The serving agent, in its own thread.
-  const server = await ImageServer.bind('tcp://127.0.0.1:0', (workerData as { root: string }).root);
-  parentPort!.postMessage(server.address);
+  const { root, keyFile } = workerData as { root: string; keyFile: string };
+  const server = await ImageServer.bind('tcp://127.0.0.1:0', root, { key: null });
+  const keyed = await ImageServer.bind('tcp://127.0.0.1:0', root, { key: readClusterKey(keyFile) });
+  parentPort!.postMessage({ address: server.address, keyedAddress: keyed.address });
   parentPort!.once('message', () => {
-    void server.close().then(() => parentPort!.close());
+    void Promise.all([server.close(), keyed.close()]).then(() => parentPort!.close());
   });
 } else if (process.argv[1] === fileURLToPath(import.meta.url)) {
   await runImagesThroughputBenchmark(Number(process.argv[2] ?? 256));

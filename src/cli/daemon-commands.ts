@@ -26,6 +26,7 @@ import {
 import { FERRY_VERSION } from '../coordinator/operator-service.js';
 import { criuCheck, findCriu } from '../criu/criu-install.js';
 import { packageRoot } from '../protocol/proto-root.js';
+import { useClusterKey } from '../transport/cluster-key.js';
 import { ZmqClientTransport, ZmqServerTransport } from '../transport/zmq-transport.js';
 import { checkTcpAddress, intOpt, opt, parseArgs, requireOpt } from './args.js';
 
@@ -43,8 +44,10 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
     'keep-epochs': { value: true },
     'host-rejoin-grace-ms': { value: true },
     'image-replicas': { value: true },
+    key: { value: true },
   });
   const listen = checkTcpAddress(cmd, requireOpt(cmd, p, 'listen'), true);
+  const key = useClusterKey(opt(p, 'key'));
   const stateDir = resolve(requireOpt(cmd, p, 'state'));
   const heartbeatIntervalMs = intOpt(cmd, p, 'heartbeat-interval-ms', HEARTBEAT_INTERVAL_MS, 10);
   const heartbeatTimeoutMs = intOpt(cmd, p, 'heartbeat-timeout-ms', Math.max(HEARTBEAT_TIMEOUT_MS, heartbeatIntervalMs * 3), 20);
@@ -75,7 +78,10 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
     defaultCoordinatorConfig({ heartbeatIntervalMs, heartbeatTimeoutMs, maxFrameBytes, keepEpochs, hostRejoinGraceMs, imageReplicas, listen: transport.address }),
   );
   coordinator.start();
-  process.stdout.write(`ferry coordinator listening on ${transport.address} (state ${stateDir}, instance ${coordinator.instance})\n`);
+  process.stdout.write(
+    `ferry coordinator listening on ${transport.address} (state ${stateDir}, instance ${coordinator.instance}; ` +
+      `${key ? `cluster key ${key.file}` : 'no cluster key: anyone who reaches this port is let in'})\n`,
+  );
   await untilSignal();
   await coordinator.stop();
   catalog.close();
@@ -94,8 +100,10 @@ export async function agentCommand(argv: string[]): Promise<number> {
     cpus: { value: true },
     'rank-socket': { value: true },
     'image-listen': { value: true },
+    key: { value: true },
   });
   const coordinatorAddress = checkTcpAddress(cmd, requireOpt(cmd, p, 'coordinator'));
+  const key = useClusterKey(opt(p, 'key'));
   const name = requireOpt(cmd, p, 'name');
   checkSafeName(`${cmd}: host name`, name);
   const images = resolve(requireOpt(cmd, p, 'images'));
@@ -134,7 +142,11 @@ export async function agentCommand(argv: string[]): Promise<number> {
       imageServer: imageServer.address,
       imageStore,
     },
-    () => new ZmqClientTransport(coordinatorAddress),
+    () => {
+      const t = new ZmqClientTransport(coordinatorAddress, { watchConnection: true });
+      t.onRefused((why) => process.stderr.write(`ferry agent ${name}: the coordinator at ${coordinatorAddress}: ${why}; retrying\n`));
+      return t;
+    },
     ranks,
     {
       registered: () => process.stdout.write(`ferry agent ${name} registered\n`),
@@ -147,7 +159,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
     rankChannel,
   );
   agent.start();
-  process.stdout.write(`ferry agent ${name} (${address}) connecting to ${coordinatorAddress}\n`);
+  process.stdout.write(`ferry agent ${name} (${address}) connecting to ${coordinatorAddress}${key ? ` with cluster key ${key.file}` : ''}\n`);
   await untilSignal();
   await agent.stop();
   await rankChannel.close();

@@ -5,6 +5,7 @@ import { agentCommand, coordinatorCommand } from './daemon-commands.js';
 import { checkpointCommand, epochsCommand } from './checkpoint-commands.js';
 import { doctorCommand } from './doctor-command.js';
 import { inspectCommand } from './inspect-command.js';
+import { keygenCommand } from './keygen-command.js';
 import { cancelCommand, deleteCommand } from './job-commands.js';
 import { mpiccCommand } from './mpicc-command.js';
 import { forgetCommand } from './forget-command.js';
@@ -21,8 +22,10 @@ daemons
               [--host-rejoin-grace-ms N]  how long a host that went down with ranks may take to come back (default 30000)
               [--image-replicas N]  copies of each committed image kept on other hosts, for restarts after a host is lost (default 0)
   agent --coordinator tcp://ADDR:PORT --name HOST --images DIR [--address ADDR] [--logs DIR] [--cpus N] [--rank-socket NAME] [--image-listen tcp://ADDR:PORT]
+  both take [--key FILE]: the cluster key (default FERRY_KEY); with one, only its holders get in, and all traffic is encrypted
+  keygen FILE            make a cluster key (mode 0600); give it to the daemons (--key) and to operators (FERRY_KEY=FILE)
 
-operators (--coordinator tcp://ADDR:PORT, or FERRY_COORDINATOR; --json for machine-readable output)
+operators (--coordinator tcp://ADDR:PORT, or FERRY_COORDINATOR; FERRY_KEY=FILE with a cluster key; --json for machine-readable output)
   status                 the coordinator, its hosts and running jobs
   hosts                  every host with its state and CRIU
   jobs [--all]           running jobs (--all: ended ones too)
@@ -107,6 +110,8 @@ async function main(argv: string[]): Promise<number> {
       return doctorCommand(rest);
     case 'mpicc':
       return mpiccCommand(rest);
+    case 'keygen':
+      return keygenCommand(rest);
     default:
       throw new FerryError(ErrorCode.BAD_REQUEST, `unknown command "${command}" (ferry help lists them)`);
   }

@@ -15,6 +15,8 @@ export const OPERATOR_TIMEOUT_MS = 3_000;
  * one gets this long.
  */
 export const OPERATOR_CONNECTED_TIMEOUT_MS = 30_000;
+/** How long a lost connection waits for the failed security handshake that may have caused it. */
+const REFUSAL_GRACE_MS = 50;
 export const DEFAULT_COORDINATOR = 'tcp://127.0.0.1:7470';
 
 export interface RequestOptions {
@@ -93,7 +95,7 @@ export class OperatorClient {
     const armedAt = Date.now();
     const expire = () => {
       const waited = Date.now() - armedAt;
-      if (this.transport.connected && waited < OPERATOR_CONNECTED_TIMEOUT_MS) {
+      if (this.transport.connected && !this.transport.refused && waited < OPERATOR_CONNECTED_TIMEOUT_MS) {
         o.timer = setTimeout(expire, Math.min(1_000, OPERATOR_CONNECTED_TIMEOUT_MS - waited));
         return;
       }
@@ -101,9 +103,11 @@ export class OperatorClient {
       o.reject(
         new FerryError(
           ErrorCode.UNAVAILABLE,
-          this.transport.connected
-            ? `the coordinator at ${this.address} is connected but did not answer within ${Math.round(waited / 1000)} s`
-            : `no answer from the coordinator at ${this.address} within ${Math.round(waited / 1000)} s (is it running? is the address right?)`,
+          this.transport.refused
+            ? `the coordinator at ${this.address} did not let this command in: ${this.transport.refused}`
+            : this.transport.connected
+              ? `the coordinator at ${this.address} is connected but did not answer within ${Math.round(waited / 1000)} s`
+              : `no answer from the coordinator at ${this.address} within ${Math.round(waited / 1000)} s (is it running? is the address right?)`,
         ),
       );
     };
@@ -117,17 +121,25 @@ export class OperatorClient {
    * its deadline. Follows are left to their follower, which renews them.
    */
   private connectionLost(): void {
-    for (const [id, o] of this.open) {
-      if (o.options.follow) continue;
-      this.settle(id, o);
-      o.reject(
-        new FerryError(
-          ErrorCode.UNAVAILABLE,
-          `lost the connection to the coordinator at ${this.address} before it answered (it stopped or restarted); ` +
-            `what the request did is not known here: check with "ferry events"`,
-        ),
-      );
-    }
+    // A failed security handshake (no shared cluster key) also ends in a disconnect; its own event may
+    // come just after, and then the request never reached the coordinator: wait for it briefly.
+    const cut = [...this.open].filter(([, o]) => !o.options.follow);
+    setTimeout(() => {
+      const refused = this.transport.refused;
+      for (const [id, o] of cut) {
+        if (this.open.get(id) !== o) continue; // answered meanwhile
+        this.settle(id, o);
+        o.reject(
+          new FerryError(
+            ErrorCode.UNAVAILABLE,
+            refused
+              ? `the coordinator at ${this.address} did not let this command in: ${refused}`
+              : `lost the connection to the coordinator at ${this.address} before it answered (it stopped or restarted); ` +
+                  `what the request did is not known here: check with "ferry events"`,
+          ),
+        );
+      }
+    }, REFUSAL_GRACE_MS);
   }
 
   private settle(id: number, o: Open): void {

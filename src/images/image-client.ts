@@ -8,6 +8,8 @@ import { tracer } from '../common/trace.js';
 import { ErrorCode, type ImageDirRefInit, type ImageTransferMessage, type ImageTransferMessageInit } from '../gen/proto.js';
 import { statusError } from '../protocol/messages.js';
 import { PROTOCOL_VERSION, checkPeerVersion } from '../protocol/version.js';
+import { type ClusterKey, processClusterKey } from '../transport/cluster-key.js';
+import { curveClientOptions } from '../transport/curve-security.js';
 import { Outbox } from '../transport/outbox.js';
 import { IMAGE_REPLY_OVERHEAD_BYTES, imageTransferCodec } from './image-messages.js';
 
@@ -27,10 +29,12 @@ export class ImageClient {
   private readonly pending = new PendingRequests<ImageReply>();
   private closed = false;
 
+  /** `key`: the cluster key (null: none); default the process's (cluster-key.ts). */
   constructor(
     readonly peer: string,
     private readonly requestTimeoutMs: number,
     maxChunkBytes: number,
+    key: ClusterKey | null = processClusterKey(),
   ) {
     this.dealer = new zmq.Dealer({
       linger: 0,
@@ -38,6 +42,7 @@ export class ImageClient {
       reconnectInterval: RECONNECT_INTERVAL_MS,
       reconnectMaxInterval: RECONNECT_MAX_INTERVAL_MS,
       maxMessageSize: maxChunkBytes + IMAGE_REPLY_OVERHEAD_BYTES,
+      ...curveClientOptions(key),
     });
     this.dealer.connect(peer);
     this.outbox = new Outbox((m) => this.dealer.send(m));

@@ -12,6 +12,8 @@ import { tracer } from '../common/trace.js';
 import type { ImageDirRef, ImageTransferMessage, ImageTransferMessageInit } from '../gen/proto.js';
 import { OK_STATUS, errorStatus } from '../protocol/messages.js';
 import { PROTOCOL_VERSION, checkPeerVersion } from '../protocol/version.js';
+import { type ClusterKey, processClusterKey } from '../transport/cluster-key.js';
+import { curveServerClosed, curveServerOptions } from '../transport/curve-security.js';
 import { Outbox } from '../transport/outbox.js';
 import { IMAGE_BAD_REQUEST, IMAGE_CORRUPT, IMAGE_IO, IMAGE_MISSING } from './image-errors.js';
 import { IMAGE_MAX_CHUNK_BYTES, IMAGE_REQUEST_MAX_BYTES, imageTransferCodec } from './image-messages.js';
@@ -24,6 +26,8 @@ const trace = tracer('images');
 const MANIFEST_CACHE_ENTRIES = 256;
 
 export interface ImageServerOptions {
+  /** The cluster key (null: none); default the process's (cluster-key.ts). */
+  key?: ClusterKey | null;
   /**
    * Test-only fault injection: called with each chunk after its CRC was
    * computed and before it is sent; may change the bytes in place.
@@ -50,14 +54,16 @@ export class ImageServer {
 
   /** Binds a ROUTER (e.g. tcp://HOST_ADDR:0) serving the image dirs under `root`. */
   static async bind(address: string, root: string, options: ImageServerOptions = {}): Promise<ImageServer> {
-    const router = new zmq.Router({ linger: 0, maxMessageSize: IMAGE_REQUEST_MAX_BYTES });
+    const key = options.key === undefined ? processClusterKey() : options.key;
+    const router = new zmq.Router({ linger: 0, maxMessageSize: IMAGE_REQUEST_MAX_BYTES, ...(await curveServerOptions(key)) });
     try {
       await router.bind(address);
     } catch (err) {
       router.close();
+      curveServerClosed(key);
       throw new FerryError(IMAGE_IO, `image server cannot listen on ${address}: ${errorMessage(err)}`);
     }
-    const server = new ImageServer(router, root, options);
+    const server = new ImageServer(router, root, { ...options, key });
     void server.receiveLoop();
     trace(`image server on ${server.address} serving ${root}`);
     return server;
@@ -73,6 +79,7 @@ export class ImageServer {
     this.closed = true;
     this.outbox.close();
     this.router.close();
+    curveServerClosed(this.options.key ?? null);
   }
 
   private async receiveLoop(): Promise<void> {

@@ -12,6 +12,7 @@ import { createHostNetwork, sweepStaleHostNetworks, type HostNetwork, type Names
 import { parseRunName } from '../netns/run-tag.js';
 import { processAlive } from '../netns/stale-sweeper.js';
 import { packageRoot } from '../protocol/proto-root.js';
+import { CLUSTER_KEY_ENV, writeNewClusterKey } from '../transport/cluster-key.js';
 import { DaemonProcess } from './daemon-process.js';
 import { onProcessExit } from './exit-cleanup.js';
 import { removeTree } from './remove-tree.js';
@@ -41,6 +42,8 @@ export interface TestClusterOptions {
   // Groups of host names whose agents get one images dir between them (as
   // NFS would give them), e.g. [['host1', 'host2']]; other hosts get their own.
   sharedImages?: readonly (readonly string[])[];
+  // A cluster key (cluster-key.ts) for the daemons and the `ferry` commands (FERRY_KEY): CURVE everywhere.
+  clusterKey?: boolean;
 }
 
 export interface FerryResult {
@@ -68,7 +71,8 @@ export interface TestCluster {
   readonly stateDir: string;
   readonly tempDir: string;
   // The CLI in the root namespace, --coordinator added unless ARGS has one.
-  ferry(args: readonly string[], options?: { timeoutMs?: number }): Promise<FerryResult>;
+  ferry(args: readonly string[], options?: { timeoutMs?: number; env?: NodeJS.ProcessEnv }): Promise<FerryResult>;
+  readonly keyFile?: string; // the cluster key, with clusterKey
   // The CLI inside HOST's network namespace.
   ferryOn(host: string, args: readonly string[], options?: { timeoutMs?: number }): Promise<FerryResult>;
   // `ferry hosts --json`, parsed; throws with the CLI's output if it fails.
@@ -220,6 +224,8 @@ export async function startTestCluster(options: TestClusterOptions = {}): Promis
 
   // The ranks' init directories (rank-init-dir.ts) go with the cluster's temp dir, whatever becomes of its agents.
   const env: NodeJS.ProcessEnv = { ...process.env, [RANK_INIT_ROOT_ENV]: join(tempDir, 'rank-init'), ...options.env };
+  const keyFile = options.clusterKey ? writeNewClusterKey(join(tempDir, 'cluster.key')).file : undefined;
+  if (keyFile) env[CLUSTER_KEY_ENV] = keyFile;
   const stateDir = join(tempDir, 'state');
   const logDir = join(tempDir, 'logs');
   mkdirSync(stateDir);
@@ -304,8 +310,8 @@ export async function startTestCluster(options: TestClusterOptions = {}): Promis
       args.includes('--coordinator') || LOCAL_COMMANDS.has(args[0])
         ? [...args]
         : [args[0], '--coordinator', coordinatorAddress, ...args.slice(1)];
-    const ferry = (args: readonly string[], o: { timeoutMs?: number } = {}): Promise<FerryResult> =>
-      runCommand([node, cli, ...withCoordinator(args)], env, o.timeoutMs);
+    const ferry = (args: readonly string[], o: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<FerryResult> =>
+      runCommand([node, cli, ...withCoordinator(args)], { ...env, ...o.env }, o.timeoutMs);
     const ferryOn = (host: string, args: readonly string[], o: { timeoutMs?: number } = {}): Promise<FerryResult> =>
       runCommand(network.command(host, [node, cli, ...withCoordinator(args)]), env, o.timeoutMs);
 
@@ -350,6 +356,7 @@ export async function startTestCluster(options: TestClusterOptions = {}): Promis
       tempDir,
       ferry,
       ferryOn,
+      keyFile,
       hostRows,
       waitForHostStates,
       killAgent: (host, signal = 'SIGKILL') => agentOf(host).kill(signal),

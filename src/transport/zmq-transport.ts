@@ -1,6 +1,8 @@
 // ServerTransport and ClientTransport over ZeroMQ ROUTER/DEALER sockets.
 import * as zmq from 'zeromq';
 import { tracer } from '../common/trace.js';
+import { type ClusterKey, processClusterKey } from './cluster-key.js';
+import { curveClientOptions, curveServerClosed, curveServerOptions } from './curve-security.js';
 import { Outbox } from './outbox.js';
 import type { ClientTransport, PeerId, ServerTransport } from './transport.js';
 
@@ -12,6 +14,8 @@ export const RECONNECT_MAX_INTERVAL_MS = 5_000;
 export interface ZmqServerOptions {
   /** Hard limit: libzmq drops a connection that sends a larger message. */
   maxMessageBytes: number;
+  /** The cluster key (null: none); default the process's (cluster-key.ts). */
+  key?: ClusterKey | null;
 }
 
 export class ZmqServerTransport implements ServerTransport {
@@ -20,21 +24,26 @@ export class ZmqServerTransport implements ServerTransport {
   private handler: ((peer: PeerId, frames: Uint8Array[]) => void) | undefined;
   private closed = false;
 
-  private constructor(router: zmq.Router) {
+  private constructor(
+    router: zmq.Router,
+    private readonly key: ClusterKey | null,
+  ) {
     this.router = router;
     this.outbox = new Outbox((m) => this.router.send(m));
   }
 
   /** Binds a ROUTER socket; rejects with the address in the message when the bind fails. */
   static async bind(address: string, options: ZmqServerOptions): Promise<ZmqServerTransport> {
-    const router = new zmq.Router({ linger: 0, maxMessageSize: options.maxMessageBytes });
+    const key = options.key === undefined ? processClusterKey() : options.key;
+    const router = new zmq.Router({ linger: 0, maxMessageSize: options.maxMessageBytes, ...(await curveServerOptions(key)) });
     try {
       await router.bind(address);
     } catch (err) {
       router.close();
+      curveServerClosed(key);
       throw new Error(`cannot listen on ${address}: ${(err as Error).message}`);
     }
-    const t = new ZmqServerTransport(router);
+    const t = new ZmqServerTransport(router, key);
     void t.receiveLoop();
     return t;
   }
@@ -53,9 +62,11 @@ export class ZmqServerTransport implements ServerTransport {
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
     this.outbox.close();
     this.router.close();
+    curveServerClosed(this.key);
   }
 
   private async receiveLoop(): Promise<void> {
@@ -77,18 +88,22 @@ export class ZmqClientTransport implements ClientTransport {
   private closed = false;
   private up = false;
   private disconnected: (() => void) | undefined;
+  private refusedWhy: string | undefined;
+  private onRefusedHandler: ((why: string) => void) | undefined;
 
   /**
    * Connects a DEALER; libzmq retries the TCP connection by itself with backoff.
-   * `watchConnection`: keep `connected` up to date (a socket monitor).
+   * `watchConnection`: keep `connected` and `refused` up to date (a socket monitor).
+   * `key`: the cluster key (null: none); default the process's (cluster-key.ts).
    */
-  constructor(address: string, options: { maxMessageBytes?: number; watchConnection?: boolean } = {}) {
+  constructor(address: string, options: { maxMessageBytes?: number; watchConnection?: boolean; key?: ClusterKey | null } = {}) {
     this.dealer = new zmq.Dealer({
       linger: 0,
       immediate: true,
       reconnectInterval: RECONNECT_INTERVAL_MS,
       reconnectMaxInterval: RECONNECT_MAX_INTERVAL_MS,
       ...(options.maxMessageBytes ? { maxMessageSize: options.maxMessageBytes } : {}),
+      ...curveClientOptions(options.key === undefined ? processClusterKey() : options.key),
     });
     if (options.watchConnection) {
       this.dealer.events.on('connect', () => (this.up = true));
@@ -96,6 +111,15 @@ export class ZmqClientTransport implements ClientTransport {
         this.up = false;
         this.disconnected?.();
       });
+      // A server with a cluster key refuses a client without it (or with another): a TCP connection, then no handshake.
+      const refused = (why: string) => {
+        if (this.refusedWhy === undefined) this.onRefusedHandler?.(why); // once, not at every reconnection
+        this.refusedWhy = why;
+      };
+      // (Another key already fails the first CURVE step: the server cannot read the client's HELLO and hangs up.)
+      const why = 'the security handshake failed: it and this client do not share one cluster key (FERRY_KEY, --key)';
+      for (const e of ['handshake:error:auth', 'handshake:error:protocol', 'handshake:error:other'] as const) this.dealer.events.on(e, () => refused(why));
+      this.dealer.events.on('handshake', () => (this.refusedWhy = undefined));
     }
     this.dealer.connect(address);
     this.outbox = new Outbox((m) => this.dealer.send(m));
@@ -114,6 +138,16 @@ export class ZmqClientTransport implements ClientTransport {
   /** Whether a TCP connection to the peer is up now (only with `watchConnection`). */
   get connected(): boolean {
     return this.up;
+  }
+
+  /** Called when the peer's security handshake fails (only with `watchConnection`). */
+  onRefused(handler: (why: string) => void): void {
+    this.onRefusedHandler = handler;
+  }
+
+  /** Why the peer's security handshake failed, if it did (only with `watchConnection`). */
+  get refused(): string | undefined {
+    return this.refusedWhy;
   }
 
   send(frame: Uint8Array): void {

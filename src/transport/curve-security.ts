@@ -1,0 +1,92 @@
+// ZeroMQ CURVE with the cluster key (cluster-key.ts) on Ferry's sockets: the
+// coordinator's and the image servers' ROUTERs are CURVE servers, the agents'
+// and operator commands' DEALERs CURVE clients, all with the one key pair. CURVE
+// encrypts; that a client holds the key too is checked by this process's ZAP
+// handler (ZMQ RFC 27, the inproc endpoint libzmq asks), which lets in only
+// clients whose public key is the cluster key's. A client with another key, or
+// none, is refused during the handshake and never reaches Ferry's code.
+import * as zmq from 'zeromq';
+import { tracer } from '../common/trace.js';
+import type { ClusterKey } from './cluster-key.js';
+
+const trace = tracer('transport');
+
+const ZAP_ENDPOINT = 'inproc://zeromq.zap.01';
+const ZAP_DOMAIN = 'ferry';
+
+/** Socket options of a CURVE server with `key`; none without a key. Starts the ZAP handler first. */
+export async function curveServerOptions(key: ClusterKey | null): Promise<Partial<zmq.SocketOptions<zmq.Router>>> {
+  if (!key) return {};
+  await zap.admit(key);
+  return { curveServer: true, curvePublicKey: key.publicKey, curveSecretKey: key.secretKey, zapDomain: ZAP_DOMAIN, zapEnforceDomain: true };
+}
+
+/** Socket options of a CURVE client of a server with `key`, proving it holds that key; none without a key. */
+export function curveClientOptions(key: ClusterKey | null): Partial<zmq.SocketOptions<zmq.Dealer>> {
+  if (!key) return {};
+  return { curveServerKey: key.publicKey, curvePublicKey: key.publicKey, curveSecretKey: key.secretKey };
+}
+
+/** A CURVE server socket closed: the ZAP handler goes with the last one (a process can then exit). */
+export function curveServerClosed(key: ClusterKey | null): void {
+  if (key) zap.release();
+}
+
+/** The process's ZAP handler: one per ZeroMQ context, shared by every CURVE server of the process. */
+class ZapHandler {
+  private router?: zmq.Router;
+  private ready?: Promise<void>;
+  private users = 0;
+  private readonly allowed = new Set<string>();
+
+  async admit(key: ClusterKey): Promise<void> {
+    this.users++;
+    this.allowed.add(key.publicKey);
+    if (!this.ready) {
+      const router = new zmq.Router({ linger: 0 });
+      this.router = router;
+      this.ready = router.bind(ZAP_ENDPOINT).then(() => void this.serve(router));
+    }
+    await this.ready;
+  }
+
+  release(): void {
+    if (--this.users > 0) return;
+    this.router?.close();
+    this.router = undefined;
+    this.ready = undefined;
+    this.allowed.clear();
+  }
+
+  private async serve(router: zmq.Router): Promise<void> {
+    try {
+      for await (const [id, empty, version, requestId, domain, address, , mechanism, clientKey] of router) {
+        const publicKey = mechanism?.toString() === 'CURVE' && clientKey?.length === 32 ? z85Encode(clientKey) : '';
+        const ok = version?.toString() === '1.0' && domain?.toString() === ZAP_DOMAIN && this.allowed.has(publicKey);
+        if (!ok) trace(`refused a ${mechanism?.toString() || 'NULL'} client from ${address?.toString() || '?'}: not the cluster key`);
+        await router.send([id!, empty ?? Buffer.alloc(0), '1.0', requestId ?? '', ok ? '200' : '400', ok ? 'OK' : 'not the cluster key', '', '']);
+      }
+    } catch (err) {
+      if (this.router === router) trace(`ZAP handler ended: ${(err as Error).message}`);
+    }
+  }
+}
+
+const zap = new ZapHandler();
+
+const Z85_CHARS = '0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#';
+
+/** ZeroMQ's Z85 text form of a key (32 bytes -> 40 characters). */
+export function z85Encode(data: Uint8Array): string {
+  let out = '';
+  for (let i = 0; i < data.length; i += 4) {
+    let value = ((data[i]! << 24) >>> 0) + (data[i + 1]! << 16) + (data[i + 2]! << 8) + data[i + 3]!;
+    let chunk = '';
+    for (let k = 0; k < 5; k++) {
+      chunk = Z85_CHARS[value % 85]! + chunk;
+      value = Math.floor(value / 85);
+    }
+    out += chunk;
+  }
+  return out;
+}
