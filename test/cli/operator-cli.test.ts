@@ -1,7 +1,7 @@
 // The operator CLI as a user meets it: one clear line and a non-zero exit for
 // every mistake, never a hang; `ferry run` reports a failed rank by name.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -67,6 +67,18 @@ afterAll(async () => {
 });
 
 describe('operator CLI errors', () => {
+  it('ferry keygen makes a key once; a daemon given a key file others can read does not start', async () => {
+    const file = join(dir, 'cluster.key');
+    const made = await ferry(['keygen', file]);
+    expect(made.code, made.stderr).toBe(0);
+    expect(made.stdout).toContain(`cluster key written to ${file} (mode 0600)`);
+    const again = await ferry(['keygen', file]);
+    expect([again.code, again.stderr.trim()]).toEqual([2, `ferry: cannot create the key file ${file}: it exists (a cluster key is never overwritten)`]);
+    chmodSync(file, 0o644);
+    const open = await ferry(['coordinator', '--listen', 'tcp://127.0.0.1:0', '--state', join(dir, 'keyed-state'), '--key', file]);
+    expect([open.code, open.stderr.trim()]).toEqual([2, `ferry: the cluster key ${file} can be read by others (mode 644): chmod 600 ${file}`]);
+  });
+
   it('fails within seconds with one line against an unreachable coordinator', async () => {
     const r = await ferry(['status', '--coordinator', `tcp://127.0.0.1:${await freePort()}`]);
     expect(r.code).toBe(1);
