@@ -4,7 +4,7 @@
 // ranks and sees the job restarted by itself from those copies, checkpoints
 // it again and stops it, restarts it on other hosts, migrates a rank, drains
 // a host, and checks the final checksum against an uninterrupted run of the same size,
-// printing every step with its duration.
+// printing every step with its duration. Every connection uses a cluster key.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -26,9 +26,10 @@ async function main(): Promise<number> {
   }
   let c: TestCluster | undefined;
   try {
-    // Short heartbeats and rejoin grace, so the lost host is given up on within seconds; one replica of every image.
-    c = await step('start a coordinator (--image-replicas 1) and 3 agents on network-namespace hosts', () =>
-      startTestCluster({ hosts: 3, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500, hostRejoinGraceMs: 2_000, imageReplicas: 1 }),
+    // Short heartbeats and rejoin grace, so the lost host is given up on within seconds; one replica of every
+    // image; a cluster key (ferry keygen): every connection below is CURVE, open only to holders of the key.
+    c = await step('start a coordinator (--image-replicas 1, a cluster key) and 3 agents on network-namespace hosts', () =>
+      startTestCluster({ hosts: 3, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500, hostRejoinGraceMs: 2_000, imageReplicas: 1, clusterKey: true }),
     );
     const cluster = c;
     const ferry = async (args: string[]): Promise<FerryResult> => {
