@@ -3,7 +3,7 @@
 // `--key FILE` for the daemons and FERRY_KEY=FILE for everything). With it,
 // the control plane and the image transfers are encrypted, and a peer is let
 // in only when it proves it holds the same key (curve-security.ts). Without
-// one, they are open to whoever reaches the ports (README, "Trusted network").
+// one, they are open to whoever reaches the ports (README, "The cluster key").
 //
 // The file is text, readable by its owner only:
 //   ferry-cluster-key 1

@@ -45,7 +45,17 @@ class ZapHandler {
     if (!this.ready) {
       const router = new zmq.Router({ linger: 0 });
       this.router = router;
-      this.ready = router.bind(ZAP_ENDPOINT).then(() => void this.serve(router));
+      this.ready = router.bind(ZAP_ENDPOINT).then(
+        () => void this.serve(router),
+        (err: unknown) => {
+          // Every server waiting on it fails to start; the next one tries again.
+          router.close();
+          this.router = undefined;
+          this.ready = undefined;
+          this.users = 0;
+          throw err;
+        },
+      );
     }
     await this.ready;
   }
