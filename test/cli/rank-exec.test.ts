@@ -1,7 +1,7 @@
 // `ferry rank-exec` under Debian's MPICH launcher (Hydra), inside one namespace
 // host of a 2-host test cluster: the launcher sees normal ranks (their own
 // output, their exit status) while Ferry runs them, even after one of them
-// moved to the other host.
+// moved to the other host. The cluster has a key, which the launcher passes on.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,7 +25,10 @@ interface Launched {
   done: Promise<FerryResult>;
 }
 
-/** `mpiexec -launcher fork -n N ferry rank-exec ARGS...` inside host1, the coordinator's address in the environment. */
+/**
+ * `mpiexec -launcher fork -n N ferry rank-exec ARGS...` inside host1, the coordinator's address and the
+ * cluster key in the environment (which mpiexec passes on to each rank-exec, as srun does).
+ */
 function mpiexec(n: number, args: string[], env: NodeJS.ProcessEnv = {}): Launched {
   const argv = c.network.command('host1', [MPIEXEC, '-launcher', 'fork', '-n', String(n), process.execPath, FERRY_CLI, 'rank-exec', ...args]);
   return launch(argv, env);
@@ -39,7 +42,7 @@ function rankExec(args: string[], env: NodeJS.ProcessEnv): Promise<FerryResult> 
 function launch(argv: string[], env: NodeJS.ProcessEnv): Launched {
   const child = spawn(argv[0], argv.slice(1), {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, FERRY_COORDINATOR: c.coordinatorAddress, ...env },
+    env: { ...process.env, FERRY_COORDINATOR: c.coordinatorAddress, FERRY_KEY: c.keyFile, ...env },
   });
   let stdout = '';
   let stderr = '';
@@ -107,7 +110,7 @@ async function jacobiReference(): Promise<FerryResult> {
 }
 
 beforeAll(async () => {
-  c = await startTestCluster({ hosts: 2 });
+  c = await startTestCluster({ hosts: 2, clusterKey: true }); // launched ranks reach the coordinator with the key
   bin = join(c.tempDir, 'bin');
   mkdirSync(bin, { recursive: true });
   for (const name of ['ring', 'jacobi']) {
