@@ -75,7 +75,7 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
   const coordinator = new Coordinator(
     transport,
     catalog,
-    defaultCoordinatorConfig({ heartbeatIntervalMs, heartbeatTimeoutMs, maxFrameBytes, keepEpochs, hostRejoinGraceMs, imageReplicas, listen: transport.address }),
+    defaultCoordinatorConfig({ heartbeatIntervalMs, heartbeatTimeoutMs, maxFrameBytes, keepEpochs, hostRejoinGraceMs, imageReplicas, listen: transport.address, clusterKey: key !== null }),
   );
   coordinator.start();
   process.stdout.write(

@@ -91,6 +91,7 @@ export async function operatorCommand(name: string, argv: string[]): Promise<num
               ranksRunning: s.ranks_running,
               keepEpochs: s.keep_epochs,
               imageReplicas: s.image_replicas,
+              clusterKey: s.cluster_key,
               hosts: hosts.map(hostJson),
             },
             null,
@@ -100,6 +101,7 @@ export async function operatorCommand(name: string, argv: string[]): Promise<num
       } else {
         out(
           `coordinator ${addr} (instance ${s.coordinator_instance}, ferry ${s.version}, up since ${formatTime(s.started_ms)})\n` +
+            `connections: ${s.cluster_key ? 'cluster key (CURVE): only holders of the key get in' : 'no cluster key: open to whoever reaches the port'}\n` +
             `hosts: ${s.hosts_up} up, ${s.hosts_down} down, ${s.hosts_unknown} not yet re-registered\n` +
             `jobs running: ${s.jobs_running}, ranks running: ${s.ranks_running}\n` +
             `checkpoints: a job keeps its ${s.keep_epochs} newest epochs unless it says otherwise; ` +

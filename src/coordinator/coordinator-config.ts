@@ -52,6 +52,8 @@ export interface CoordinatorConfig {
   imageReplicas: number;
   /** What `ferry status` shows as the listening address. */
   listen: string;
+  /** Whether its socket needs the cluster key (what `ferry status` shows). */
+  clusterKey: boolean;
 }
 
 export function defaultCoordinatorConfig(overrides: Partial<CoordinatorConfig> = {}): CoordinatorConfig {
@@ -68,6 +70,7 @@ export function defaultCoordinatorConfig(overrides: Partial<CoordinatorConfig> =
     keepEpochs: KEEP_EPOCHS,
     imageReplicas: 0,
     listen: '',
+    clusterKey: false,
     ...overrides,
   };
 }

@@ -46,6 +46,7 @@ export class OperatorService {
             version: FERRY_VERSION,
             keep_epochs: this.c.config.keepEpochs,
             image_replicas: this.c.config.imageReplicas,
+            cluster_key: this.c.config.clusterKey,
           },
         };
       }

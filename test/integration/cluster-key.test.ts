@@ -31,6 +31,8 @@ const ferryJson = <T>(args: string[]) => ferryJsonOf<T>(c, args);
 describe('a cluster with a key', { timeout: 180_000 }, () => {
   it('runs, checkpoints and migrates a job with every connection keyed; turns away a command and an agent without the key', async () => {
     expect(c.keyFile).toBeDefined();
+    expect((await c.ferry(['status'])).stdout).toMatch(/\nconnections: cluster key \(CURVE\): only holders of the key get in\n/);
+    expect((await ferryJson<{ clusterKey: boolean }>(['status'])).clusterKey).toBe(true);
     const stop = join(c.tempDir, 'stop');
     const run = c.ferry(['run', '-n', '4', '--hosts', 'host1', '--job-id', 'keyed', stream, stop], { timeoutMs: 150_000 });
     await allRanksRunning(c, 'keyed');

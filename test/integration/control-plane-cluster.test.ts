@@ -29,6 +29,7 @@ describe('control plane on three namespace hosts', () => {
     const status = await cluster.ferry(['status']);
     expect(status.code).toBe(0);
     expect(status.stdout).toMatch(/hosts: 3 up, 0 down/);
+    expect(status.stdout).toMatch(/\nconnections: no cluster key: open to whoever reaches the port\n/);
     expect(status.stdout).toMatch(/\ncheckpoints: a job keeps its 2 newest epochs unless it says otherwise; no copies of images on other hosts\n/);
   });
 
