@@ -838,6 +838,8 @@ export class JobService {
     this.c.catalog.setJobState(jobId, state, { endedMs: this.c.now(), exitCode: failure?.exitCode ?? 0, detail });
     this.failing.delete(jobId);
     this.stopping.delete(jobId);
+    // No rollback of it will hide repeated output (a continued cancelled job counts anew, as a new coordinator would).
+    if (state === 'succeeded' || state === 'cancelled') this.replay.forget(jobId);
     this.c.event('job.end', `job ${jobId} ${state}${detail ? `: ${detail}` : ''}`, { jobId });
     if (noRestart === undefined) {
       this.c.autoRestarts.start(jobId, detail); // the followers stay for the restarted run

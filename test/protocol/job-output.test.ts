@@ -111,6 +111,7 @@ describe('output no one follows', () => {
     for (const rank of [0, 1]) h.nodes.get('a')!.ranks.exit('j', rank, 0);
     await advance(100);
     expect(h.catalog!.getJob('j')!.state).toBe('succeeded');
+    expect(h.coordinator!.jobs.replay.mark('j').ranks).toEqual({}); // no rollback needs its output counts
     const late = operator();
     late.send(1, { follow_job: { job_id: 'j' } });
     await advance(10);
