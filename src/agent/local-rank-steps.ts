@@ -264,7 +264,7 @@ export class LocalRankSteps implements RankSteps {
           this.verified.set(into, src.manifest_sha256);
           return;
         }
-        // A migration's copy (transient) is restored at once and discarded after: no fsync.
+        // A migration's or restart's copy (transient) is restored at once and discarded after: no fsync.
         const r = await fetchImageDir({
           from: src.server,
           jobId: req.job_id,
