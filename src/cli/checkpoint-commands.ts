@@ -48,9 +48,10 @@ export async function checkpointCommand(argv: string[]): Promise<number> {
     'keep-epochs': { value: true },
     'auto-restart': { value: true },
     'image-replicas': { value: true },
+    hosts: { value: true },
   });
-  const jobId = onePositional(cmd, p, 'job id', 'ferry checkpoint JOB [--stop | --every 10m | --keep-epochs N | --auto-restart N | --image-replicas N]');
-  const settings = ['stop', 'every', 'keep-epochs', 'auto-restart', 'image-replicas'].filter((o) => p.options.has(o));
+  const jobId = onePositional(cmd, p, 'job id', 'ferry checkpoint JOB [--stop | --every 10m | --keep-epochs N | --auto-restart N | --image-replicas N | --hosts a,b]');
+  const settings = ['stop', 'every', 'keep-epochs', 'auto-restart', 'image-replicas', 'hosts'].filter((o) => p.options.has(o));
   if (settings.length > 1) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: give one of --${settings.join(', --')}, not several`);
   if (opt(p, 'keep-epochs') !== undefined) {
     const keep = opt(p, 'keep-epochs') === 'default' ? 0 : intOpt(cmd, p, 'keep-epochs', 0, 1);
@@ -72,6 +73,14 @@ export async function checkpointCommand(argv: string[]): Promise<number> {
         (now > 0 ? '; those its newest epoch lacks are being made' : '') +
         '\n',
     );
+    return 0;
+  }
+  if (opt(p, 'hosts') !== undefined) {
+    const hosts = opt(p, 'hosts') === 'any' ? [] : opt(p, 'hosts')!.split(',').filter(Boolean);
+    if (hosts.length === 0 && opt(p, 'hosts') !== 'any') throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: --hosts takes a,b,... or any`);
+    const r = await withClient(coordinatorAddress(cmd, p), (c) => c.request({ checkpoint: { job_id: jobId, set_hosts: true, hosts } }));
+    const now = r.job?.job?.hosts ?? hosts;
+    process.stdout.write(now.length ? `job ${jobId}: its hosts are ${now.join(', ')} (restarts and drains keep it there)\n` : `job ${jobId}: may run on any host\n`);
     return 0;
   }
   if (opt(p, 'auto-restart') !== undefined) {

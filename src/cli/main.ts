@@ -39,6 +39,7 @@ operators (--coordinator tcp://ADDR:PORT, or FERRY_COORDINATOR; FERRY_KEY=FILE w
   checkpoint JOB --keep-epochs N|default                  keep the images of its N newest committed epochs, delete older ones
   checkpoint JOB --auto-restart N|off                     restart it from its last epoch, up to N times, when it loses a host
   checkpoint JOB --image-replicas N|default               keep N copies of each committed image on other hosts (this job only)
+  checkpoint JOB --hosts a,b|any                          the job's own hosts: where its restarts and drains keep it
   epochs JOB             the job's checkpoint epochs with their state, size and phase durations
   restart JOB [--epoch E] [--hosts a,b | --map 0=a,1=b]   restart a stopped job from a committed epoch
   migrate JOB --rank R --to HOST                          move one rank of a running job

@@ -214,6 +214,29 @@ export class JobService {
   }
 
   /**
+   * `ferry checkpoint JOB --hosts`: the job's own hosts (JobRow.hosts) from now on, where its restarts and
+   * drains keep it (none: any host). Each must be known, and none of its live ranks left outside them.
+   */
+  setOwnHosts(jobId: string, hosts: readonly string[]): void {
+    if (!this.c.catalog.getJob(jobId)) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
+    for (const h of hosts) {
+      checkSafeName('host name', h);
+      if (!this.c.hosts.get(h)) throw new FerryError(ErrorCode.UNKNOWN_HOST, `host "${h}" is not known to the coordinator`);
+    }
+    if (hosts.length > 0) {
+      const outside = this.c.catalog.listRanks(jobId).filter((r) => r.state !== 'exited' && !hosts.includes(r.host));
+      if (outside.length > 0) {
+        throw new FerryError(
+          ErrorCode.BAD_REQUEST,
+          `job ${jobId}: ${outside.map((r) => `rank ${r.rank} runs on ${r.host}`).join(', ')}, which the list leaves out; migrate ${outside.length > 1 ? 'them' : 'it'} first`,
+        );
+      }
+    }
+    this.c.catalog.setJobHosts(jobId, hosts.length > 0 ? hosts : null);
+    this.c.event('job.hosts', `job ${jobId}: ${hosts.length > 0 ? `its hosts are ${hosts.join(', ')}` : 'it may run on any host'}`, { jobId });
+  }
+
+  /**
    * A host refused (or did not answer) the start of its ranks: the job fails with 127, as a shell's
    * "command not found". The exits of ranks its agent killed (started before a later one failed) may
    * reach the job first: onRankExited takes them as secondary while the start is unanswered, and the

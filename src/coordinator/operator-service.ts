@@ -98,6 +98,10 @@ export class OperatorService {
           this.c.autoRestarts.set(req_.job_id, req_.auto_restarts);
           return { job: { job: this.c.jobs.jobInfo(req_.job_id) } };
         }
+        if (req_.set_hosts) {
+          this.c.jobs.setOwnHosts(req_.job_id, req_.hosts);
+          return { job: { job: this.c.jobs.jobInfo(req_.job_id) } };
+        }
         if (req_.set_image_replicas) {
           this.c.replication.set(req_.job_id, req_.own_image_replicas ? req_.image_replicas : null);
           return { job: { job: this.c.jobs.jobInfo(req_.job_id) } };

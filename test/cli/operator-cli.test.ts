@@ -173,6 +173,11 @@ describe('operator CLI errors', () => {
     expect((await ferry(['run', '-n', '1', '--job-id', 'hn', '--coordinator', address, '/bin/true'])).code).toBe(0);
     expect((await ferry(['job', 'hn', '--coordinator', address])).stdout).not.toMatch(/its hosts/);
     expect(JSON.parse((await ferry(['job', 'hn', '--json', '--coordinator', address])).stdout).hosts).toEqual([]);
+    // ferry checkpoint --hosts sets them; any clears them
+    expect((await ferry(['checkpoint', 'hn', '--hosts', 'solo', '--coordinator', address])).stdout).toBe('job hn: its hosts are solo (restarts and drains keep it there)\n');
+    expect((await ferry(['checkpoint', 'hh', '--hosts', 'any', '--coordinator', address])).stdout).toBe('job hh: may run on any host\n');
+    const typo = await ferry(['checkpoint', 'hh', '--hosts', 'sol', '--coordinator', address]);
+    expect([typo.code, typo.stderr.trim()]).toEqual([1, 'ferry: host "sol" is not known to the coordinator [UNKNOWN_HOST]']);
   });
 
   it("sets a job's own image replicas with ferry run and ferry checkpoint, and shows them in ferry job", async () => {

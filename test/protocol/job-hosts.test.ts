@@ -113,6 +113,22 @@ describe("a job's own hosts", () => {
     expect(jobHosts()).toEqual(['c', 'd', 'a', 'b']);
   });
 
+  it('are set on a running job by ferry checkpoint --hosts: known hosts only, none of its live ranks left out; none means any', async () => {
+    await h.submit({ world_size: 4, hosts: ['a', 'b'] });
+    await advance(10);
+    const set = (hosts: string[]) => h.ask({ checkpoint: { job_id: 'j', set_hosts: true, hosts } });
+    expect((await set(['a', 'b', 'c'])).job!.job!.hosts).toEqual(['a', 'b', 'c']);
+    await expect(set(['a', 'zz'])).rejects.toThrow('host "zz" is not known to the coordinator');
+    await expect(set(['a', 'c'])).rejects.toThrow('job j: rank 2 runs on b, rank 3 runs on b, which the list leaves out; migrate them first');
+    await expect(h.ask({ checkpoint: { job_id: 'nope', set_hosts: true, hosts: ['a'] } })).rejects.toThrow('no job "nope" in the catalog');
+    expect(h.catalog!.getJob('j')!.hosts).toEqual(['a', 'b', 'c']); // the refusals changed nothing
+    // A drain of b may now use c.
+    expect((await settle(h.coordinator!.moves.drain('b'))).error).toBeUndefined();
+    expect(rankHosts().slice(2)).toEqual(['c', 'c']);
+    expect((await set([])).job!.job!.hosts).toEqual([]);
+    expect(h.catalog!.getJob('j')!.hosts).toBeNull();
+  });
+
   it('refuse a restart that names none when every one of them is down, naming each', async () => {
     await h.submit({ world_size: 2, hosts: ['c'] });
     await advance(10);
