@@ -38,6 +38,26 @@ export const QUICK_ROUNDS: Partial<CoordinatorConfig> = {
 };
 
 export class ControlPlaneHarness {
+  /**
+   * Fake timers on, a coordinator, and an agent for each host (with its image store when `hosts` maps
+   * host -> store), registered. `stop()` ends it.
+   */
+  static async started(hosts: readonly string[] | Record<string, string>, config: Partial<CoordinatorConfig> = QUICK_ROUNDS): Promise<ControlPlaneHarness> {
+    vi.useFakeTimers();
+    const h = new ControlPlaneHarness(config);
+    h.startCoordinator();
+    const entries: [string, string | undefined][] = Array.isArray(hosts) ? hosts.map((n) => [n, undefined]) : Object.entries(hosts);
+    for (const [host, store] of entries) h.startAgent(host, store ? { imageStore: store } : {});
+    await vi.advanceTimersByTimeAsync(50);
+    return h;
+  }
+
+  /** close(), then real timers again (the end of a test that began with started()). */
+  async stop(): Promise<void> {
+    await this.close();
+    vi.useRealTimers();
+  }
+
   readonly hub = new MemoryHub();
   readonly stateDir = mkdtempSync(join(tmpdir(), 'ferry-proto-'));
   coordinator: Coordinator | undefined;

@@ -7,24 +7,17 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCode } from '../../src/gen/proto.js';
 import { HOST_REJOIN_GRACE_MS } from '../../src/coordinator/coordinator-config.js';
-import { ControlPlaneHarness, QUICK_ROUNDS, settle } from './control-plane-harness.js';
+import { ControlPlaneHarness, settle } from './control-plane-harness.js';
 
 let h: ControlPlaneHarness;
 const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
 
 beforeEach(async () => {
-  vi.useFakeTimers();
-  h = new ControlPlaneHarness(QUICK_ROUNDS);
-  h.startCoordinator();
   // a and b share an image store (as over NFS): a restart on a reads b's images in place.
-  for (const [host, store] of [['a', 'store-ab'], ['b', 'store-ab'], ['c', 'store-c'], ['d', 'store-d']]) h.startAgent(host, { imageStore: store });
-  await advance(50);
+  h = await ControlPlaneHarness.started({ a: 'store-ab', b: 'store-ab', c: 'store-c', d: 'store-d' });
 });
 
-afterEach(async () => {
-  await h.close();
-  vi.useRealTimers();
-});
+afterEach(() => h.stop());
 
 const rankHosts = (jobId = 'j') => h.catalog!.listRanks(jobId).map((r) => r.host);
 const jobHosts = (jobId = 'j') => h.coordinator!.jobs.jobInfo(jobId).hosts;

@@ -8,23 +8,16 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { JobState, RoundStep, type OperatorReply } from '../../src/gen/proto.js';
 import { coordinatorInboundCodec, operatorReplyCodec } from '../../src/protocol/messages.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
-import { ControlPlaneHarness, QUICK_ROUNDS, settle } from './control-plane-harness.js';
+import { ControlPlaneHarness, settle } from './control-plane-harness.js';
 
 let h: ControlPlaneHarness;
 const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
 
 beforeEach(async () => {
-  vi.useFakeTimers();
-  h = new ControlPlaneHarness(QUICK_ROUNDS);
-  h.startCoordinator();
-  for (const host of ['a', 'b', 'c', 'd']) h.startAgent(host, { imageStore: `store-${host}` });
-  await advance(50);
+  h = await ControlPlaneHarness.started({ a: 'store-a', b: 'store-b', c: 'store-c', d: 'store-d' });
 });
 
-afterEach(async () => {
-  await h.close();
-  vi.useRealTimers();
-});
+afterEach(() => h.stop());
 
 /** One rank-exec joining launch `key` from `host`: the replies its join request got. */
 function rankExec(key: string, rank: number, host: string, argv = ['/app'], worldSize = 2): OperatorReply[] {

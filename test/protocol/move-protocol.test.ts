@@ -3,7 +3,7 @@
 // move loses nothing.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCode, RoundStep, type MoveReplyInit } from '../../src/gen/proto.js';
-import { ControlPlaneHarness, QUICK_ROUNDS, settle } from './control-plane-harness.js';
+import { ControlPlaneHarness, settle } from './control-plane-harness.js';
 import { failRanks, type SimulatedRanks } from './simulated-node.js';
 import { HOST_REJOIN_GRACE_MS } from '../../src/coordinator/coordinator-config.js';
 import type { MoveProgress } from '../../src/coordinator/checkpoint/move-service.js';
@@ -12,19 +12,12 @@ let h: ControlPlaneHarness;
 const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
 
 beforeEach(async () => {
-  vi.useFakeTimers();
-  h = new ControlPlaneHarness(QUICK_ROUNDS);
-  h.startCoordinator();
-  for (const host of ['a', 'b', 'c', 'd']) h.startAgent(host);
-  await advance(50);
+  h = await ControlPlaneHarness.started(['a', 'b', 'c', 'd']);
   await h.submit({ world_size: 4, hosts: ['a', 'b'] });
   await advance(10);
 });
 
-afterEach(async () => {
-  await h.close();
-  vi.useRealTimers();
-});
+afterEach(() => h.stop());
 
 
 const steps = (host: string) => h.nodes.get(host)!.steps.stepsSeen();
