@@ -8,7 +8,7 @@ import { tracer } from '../common/trace.js';
 import { ErrorCode, type ImageDirRefInit, type ImageTransferMessage, type ImageTransferMessageInit } from '../gen/proto.js';
 import { statusError } from '../protocol/messages.js';
 import { PROTOCOL_VERSION, checkPeerVersion } from '../protocol/version.js';
-import { type ClusterKey, processClusterKey } from '../transport/cluster-key.js';
+import { type ClusterKey, keyOrProcessKey } from '../transport/cluster-key.js';
 import { curveClientOptions } from '../transport/curve-security.js';
 import { Outbox } from '../transport/outbox.js';
 import { IMAGE_REPLY_OVERHEAD_BYTES, imageTransferCodec } from './image-messages.js';
@@ -34,7 +34,7 @@ export class ImageClient {
     readonly peer: string,
     private readonly requestTimeoutMs: number,
     maxChunkBytes: number,
-    key: ClusterKey | null = processClusterKey(),
+    key?: ClusterKey | null,
   ) {
     this.dealer = new zmq.Dealer({
       linger: 0,
@@ -42,7 +42,7 @@ export class ImageClient {
       reconnectInterval: RECONNECT_INTERVAL_MS,
       reconnectMaxInterval: RECONNECT_MAX_INTERVAL_MS,
       maxMessageSize: maxChunkBytes + IMAGE_REPLY_OVERHEAD_BYTES,
-      ...curveClientOptions(key),
+      ...curveClientOptions(keyOrProcessKey(key)),
     });
     this.dealer.connect(peer);
     this.outbox = new Outbox((m) => this.dealer.send(m));

@@ -19,7 +19,7 @@ import PQueue from 'p-queue';
 import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { tracer } from '../common/trace.js';
 import { feedHash, fsyncDir, hashFile, writeFileDurably } from './file-durability.js';
-import { type ClusterKey, processClusterKey } from '../transport/cluster-key.js';
+import type { ClusterKey } from '../transport/cluster-key.js';
 import { ImageClient, dirRef } from './image-client.js';
 import { IMAGE_BAD_REQUEST, IMAGE_CORRUPT, IMAGE_IO } from './image-errors.js';
 import { IMAGE_CHUNK_BYTES, IMAGE_MAX_CHUNK_BYTES } from './image-messages.js';
@@ -96,7 +96,7 @@ export async function fetchImageDir(options: FetchImageOptions): Promise<FetchIm
   }
   if (!(concurrency >= 1)) throw new FerryError(IMAGE_BAD_REQUEST, `concurrency ${concurrency} must be at least 1`);
   const label = imageLabel({ epoch, rank });
-  const client = new ImageClient(from, options.requestTimeoutMs ?? IMAGE_REQUEST_TIMEOUT_MS, chunkBytes, options.key === undefined ? processClusterKey() : options.key);
+  const client = new ImageClient(from, options.requestTimeoutMs ?? IMAGE_REQUEST_TIMEOUT_MS, chunkBytes, options.key);
   const ref = dirRef(jobId, epoch, rank);
   try {
     const { message } = await client.request(`manifest of ${label} of job ${jobId}`, { manifest_request: { dir: ref } });

@@ -12,7 +12,7 @@ import { tracer } from '../common/trace.js';
 import type { ImageDirRef, ImageTransferMessage, ImageTransferMessageInit } from '../gen/proto.js';
 import { OK_STATUS, errorStatus } from '../protocol/messages.js';
 import { PROTOCOL_VERSION, checkPeerVersion } from '../protocol/version.js';
-import { type ClusterKey, processClusterKey } from '../transport/cluster-key.js';
+import { type ClusterKey, keyOrProcessKey } from '../transport/cluster-key.js';
 import { curveServerClosed, curveServerOptions } from '../transport/curve-security.js';
 import { Outbox } from '../transport/outbox.js';
 import { IMAGE_BAD_REQUEST, IMAGE_CORRUPT, IMAGE_IO, IMAGE_MISSING } from './image-errors.js';
@@ -54,7 +54,7 @@ export class ImageServer {
 
   /** Binds a ROUTER (e.g. tcp://HOST_ADDR:0) serving the image dirs under `root`. */
   static async bind(address: string, root: string, options: ImageServerOptions = {}): Promise<ImageServer> {
-    const key = options.key === undefined ? processClusterKey() : options.key;
+    const key = keyOrProcessKey(options.key);
     const router = new zmq.Router({ linger: 0, maxMessageSize: IMAGE_REQUEST_MAX_BYTES, ...(await curveServerOptions(key)) });
     try {
       await router.bind(address);

@@ -81,6 +81,11 @@ export function processClusterKey(): ClusterKey | null {
   return processKey;
 }
 
+/** A socket's key option: the key given (null: none), or the process's when none was given. */
+export function keyOrProcessKey(key: ClusterKey | null | undefined): ClusterKey | null {
+  return key === undefined ? processClusterKey() : key;
+}
+
 /** A daemon's --key (undefined: FERRY_KEY, or none): read now, so a bad file stops it at start. */
 export function useClusterKey(file: string | undefined): ClusterKey | null {
   processKey = file ? readClusterKey(file) : undefined;

@@ -1,7 +1,7 @@
 // ServerTransport and ClientTransport over ZeroMQ ROUTER/DEALER sockets.
 import * as zmq from 'zeromq';
 import { tracer } from '../common/trace.js';
-import { type ClusterKey, processClusterKey } from './cluster-key.js';
+import { type ClusterKey, keyOrProcessKey } from './cluster-key.js';
 import { curveClientOptions, curveServerClosed, curveServerOptions } from './curve-security.js';
 import { Outbox } from './outbox.js';
 import type { ClientTransport, PeerId, ServerTransport } from './transport.js';
@@ -34,7 +34,7 @@ export class ZmqServerTransport implements ServerTransport {
 
   /** Binds a ROUTER socket; rejects with the address in the message when the bind fails. */
   static async bind(address: string, options: ZmqServerOptions): Promise<ZmqServerTransport> {
-    const key = options.key === undefined ? processClusterKey() : options.key;
+    const key = keyOrProcessKey(options.key);
     const router = new zmq.Router({ linger: 0, maxMessageSize: options.maxMessageBytes, ...(await curveServerOptions(key)) });
     try {
       await router.bind(address);
@@ -97,13 +97,14 @@ export class ZmqClientTransport implements ClientTransport {
    * `key`: the cluster key (null: none); default the process's (cluster-key.ts).
    */
   constructor(address: string, options: { maxMessageBytes?: number; watchConnection?: boolean; key?: ClusterKey | null } = {}) {
+    const key = keyOrProcessKey(options.key);
     this.dealer = new zmq.Dealer({
       linger: 0,
       immediate: true,
       reconnectInterval: RECONNECT_INTERVAL_MS,
       reconnectMaxInterval: RECONNECT_MAX_INTERVAL_MS,
       ...(options.maxMessageBytes ? { maxMessageSize: options.maxMessageBytes } : {}),
-      ...curveClientOptions(options.key === undefined ? processClusterKey() : options.key),
+      ...curveClientOptions(key),
     });
     if (options.watchConnection) {
       this.dealer.events.on('connect', () => (this.up = true));
@@ -116,9 +117,11 @@ export class ZmqClientTransport implements ClientTransport {
         if (this.refusedWhy === undefined) this.onRefusedHandler?.(why); // once, not at every reconnection
         this.refusedWhy = why;
       };
-      // (Another key already fails the first CURVE step: the server cannot read the client's HELLO and hangs up.)
+      // Another key already fails the first CURVE step: the server cannot read the client's HELLO and
+      // hangs up ("other"). Without a key of its own, such a hang-up is just a broken connection.
       const why = 'the security handshake failed: it and this client do not share one cluster key (FERRY_KEY, --key)';
-      for (const e of ['handshake:error:auth', 'handshake:error:protocol', 'handshake:error:other'] as const) this.dealer.events.on(e, () => refused(why));
+      const events = key ? (['handshake:error:auth', 'handshake:error:protocol', 'handshake:error:other'] as const) : (['handshake:error:auth', 'handshake:error:protocol'] as const);
+      for (const e of events) this.dealer.events.on(e, () => refused(why));
       this.dealer.events.on('handshake', () => (this.refusedWhy = undefined));
     }
     this.dealer.connect(address);
