@@ -118,10 +118,12 @@ export class ZmqClientTransport implements ClientTransport {
         this.refusedWhy = why;
       };
       // Another key already fails the first CURVE step: the server cannot read the client's HELLO and
-      // hangs up ("other"). Without a key of its own, such a hang-up is just a broken connection.
-      const why = 'the security handshake failed: it and this client do not share one cluster key (FERRY_KEY, --key)';
-      const events = key ? (['handshake:error:auth', 'handshake:error:protocol', 'handshake:error:other'] as const) : (['handshake:error:auth', 'handshake:error:protocol'] as const);
-      for (const e of events) this.dealer.events.on(e, () => refused(why));
+      // hangs up ("other"; a keyless client against a keyed server sees that or "protocol"). A keyless
+      // client cannot tell such a hang-up from a connection broken during its handshake: it asks.
+      const why = key
+        ? 'the security handshake failed: it and this client do not share one cluster key (FERRY_KEY, --key)'
+        : 'the handshake failed: does it need a cluster key? this client has none (FERRY_KEY, --key)';
+      for (const e of ['handshake:error:auth', 'handshake:error:protocol', 'handshake:error:other'] as const) this.dealer.events.on(e, () => refused(why));
       this.dealer.events.on('handshake', () => (this.refusedWhy = undefined));
     }
     this.dealer.connect(address);

@@ -65,7 +65,8 @@ describe('the cluster key', () => {
     await until(() => stranger.t.refused !== undefined && plain.t.refused !== undefined);
     await new Promise((r) => setTimeout(r, 300));
     expect(s.got).toEqual(['ping']);
-    for (const c of [stranger, plain]) expect(c.t.refused).toBe('the security handshake failed: it and this client do not share one cluster key (FERRY_KEY, --key)');
+    expect(stranger.t.refused).toBe('the security handshake failed: it and this client do not share one cluster key (FERRY_KEY, --key)');
+    expect(plain.t.refused).toBe('the handshake failed: does it need a cluster key? this client has none (FERRY_KEY, --key)');
     expect(stranger.replies).toEqual([]);
   });
 
