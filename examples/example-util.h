@@ -65,6 +65,26 @@ static inline long long ex_parse_count(const char *text, const char *what, const
 }
 
 /*
+ * Removes `--NAME VALUE` from the command line (argc, argv shift down) and
+ * returns VALUE, or NULL when the option is not there. For options one
+ * program has on top of the common ones below.
+ */
+static inline const char *ex_take_option(int *argc, char **argv, const char *name)
+{
+    int i;
+    for (i = 1; i + 1 < *argc; i++) {
+        if (strcmp(argv[i], name) == 0) {
+            const char *value = argv[i + 1];
+            memmove(&argv[i], &argv[i + 2], (size_t)(*argc - i - 2) * sizeof *argv);
+            *argc -= 2;
+            argv[*argc] = NULL;
+            return value;
+        }
+    }
+    return NULL;
+}
+
+/*
  * Common command line: POSITIONAL... [--progress K]. Fills `pos` with up to
  * `max_pos` positional arguments and returns how many there were.
  */

@@ -11,10 +11,14 @@
  * the final grid in row order. Same N and ITERS give the same checksum on any
  * number of ranks and any MPI.
  *
- * usage: jacobi N [ITERS] [--progress K]     (ITERS defaults to 100)
+ * usage: jacobi N [ITERS] [--progress K] [--history PREFIX]     (ITERS defaults to 100)
  *   jacobi 64 100          well under a second
  *   jacobi 1024 100000     minutes (checkpoint it mid-run)
  * Last line (rank 0): jacobi: n=N iters=DONE checksum=0x...
+ *
+ * --history PREFIX: each rank writes its largest local change of every
+ * iteration to the file PREFIX.RANK ("ITER DELTA" lines, flushed as they go),
+ * the way simulations write their own output files while they run.
  */
 #include "example-util.h"
 #include <math.h>
@@ -25,7 +29,7 @@
 #define TAG_UP 10
 #define TAG_DOWN 11
 
-static const char *usage = "jacobi N [ITERS] [--progress K]";
+static const char *usage = "jacobi N [ITERS] [--progress K] [--history PREFIX]";
 
 /* Initial temperature of global cell (i, j): fixed hot top edge, cold other
  * edges, random interior. A pure function of the global index. */
@@ -46,10 +50,13 @@ int main(int argc, char **argv)
     double *cur, *next, *swap, local_delta, delta = 0.0;
     MPI_Request reqs[4];
     uint64_t checksum;
+    const char *history_prefix;
+    FILE *history = NULL;
 
     MPI_Init(&argc, &argv);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
+    history_prefix = ex_take_option(&argc, argv, "--history");
     npos = ex_parse_args(argc, argv, pos, 2, &progress_every, usage);
     if (npos < 1) {
         if (rank == 0)
@@ -63,6 +70,16 @@ int main(int argc, char **argv)
         if (rank == 0)
             fprintf(stderr, "N must be in 3..65536\n");
         MPI_Abort(MPI_COMM_WORLD, 2);
+    }
+
+    if (history_prefix) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s.%d", history_prefix, rank);
+        history = fopen(path, "w");
+        if (!history) {
+            perror(path);
+            MPI_Abort(MPI_COMM_WORLD, 4);
+        }
     }
 
     /* Row block of this rank: rows [first, first + rows). Ranks beyond the
@@ -119,6 +136,8 @@ int main(int argc, char **argv)
             }
         }
         swap = cur, cur = next, next = swap;
+        if (history)
+            fprintf(history, "%lld %.17g\n", iter + 1, local_delta), fflush(history);
         MPI_Allreduce(&local_delta, &delta, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
         if (progress_every && rank == 0 && (iter + 1) % progress_every == 0)
             printf("jacobi: progress iter=%lld\n", iter + 1), fflush(stdout);
@@ -131,6 +150,8 @@ int main(int argc, char **argv)
     checksum = ex_chain_hash(MPI_COMM_WORLD, &cur[n], (size_t)rows * (size_t)n * sizeof *cur);
     if (rank == 0)
         printf("jacobi: n=%lld iters=%lld checksum=0x%016llx\n", n, iter, (unsigned long long)checksum);
+    if (history)
+        fclose(history);
     free(cur);
     free(next);
     MPI_Finalize();

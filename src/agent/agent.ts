@@ -455,6 +455,7 @@ export class Agent {
       images: outcome.images ?? [],
       started: outcome.started ?? [],
       bytes_fetched: outcome.bytesFetched ?? 0,
+      files_cut_back: outcome.filesCutBack ?? [],
       ...(outcome.flush ? { flush: outcome.flush } : {}),
     };
   }

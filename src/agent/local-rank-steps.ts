@@ -3,15 +3,16 @@
 import { mkdir, rm, rmdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import PQueue from 'p-queue';
-import { ErrorCode, RoundStep, type RankProcessInit, type RoundRequest } from '../gen/proto.js';
+import { ErrorCode, RoundStep, type CutBackFileInit, type ImageSource, type RankProcessInit, type RoundRequest } from '../gen/proto.js';
 import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { checkSafeName } from '../common/names.js';
 import { tracer } from '../common/trace.js';
 import { dumpRank } from '../criu/criu-dump.js';
-import { readImages } from '../criu/criu-images.js';
+import { type ImageSummary, readImages } from '../criu/criu-images.js';
 import type { CriuInstall } from '../criu/criu-install.js';
 import { restoreRank } from '../criu/criu-restore.js';
 import { assertRestorable } from '../criu/restore-precheck.js';
+import { cutBackWrittenFiles } from '../criu/written-files.js';
 import { fetchImageDir } from '../images/image-fetcher.js';
 import { GrowingFileHasher } from '../images/growing-file-hasher.js';
 import { imageLabel, rankImageDir } from '../images/image-paths.js';
@@ -311,7 +312,8 @@ export class LocalRankSteps implements RankSteps {
 
   /** RESTORE: each fetched rank into a new PID namespace here; it waits, flushed, for RESUME. */
   private async restore(req: RoundRequest): Promise<StepOutcome> {
-    const criu = this.criu();
+    this.criu(); // a host without CRIU fails the whole step at once, saying so
+    const filesCutBack: CutBackFileInit[] = [];
     const { done, failed } = await this.perRank(this.transferQueue, req.sources.map((s) => s.rank), (rank) => {
       const src = req.sources.find((s) => s.rank === rank)!;
       const key = `${req.job_id}/${rank}`;
@@ -327,21 +329,20 @@ export class LocalRankSteps implements RankSteps {
         const summary = await readImages(dir);
         // ferry-init's private directory is Ferry's to make; anything else missing is the operator's to fix.
         for (const f of summary.files) if (f.uses.includes('cwd')) ensureRankInitDir(f.path);
-        await assertRestorable(summary, this.o.host);
-        const logs = this.o.ranks.logPaths(req.job_id, rank);
-        await mkdir(dirname(logs.out), { recursive: true });
-        // Named after the host too: an images directory may be shared by several hosts.
-        const workDir = join(this.o.imagesDir, '.restore', `${this.o.host}-${req.job_id}-${src.epoch}-${rank}`);
-        await rm(workDir, { recursive: true, force: true });
-        await mkdir(workDir, { recursive: true });
-        const out = await restoreRank({ criu, imagesDir: dir, logOut: logs.out, logErr: logs.err, summary, workDir });
-        const p = this.o.ranks.adopt({ jobId: req.job_id, rank, worldSize: req.world_size, argv: [], cwd: '/', env: {} }, out.child);
-        // CRIU is done with it (--restore-detached). A failed restore keeps its log there for the operator.
-        await rm(workDir, { recursive: true, force: true }).catch((err) => trace(`cannot remove ${workDir}: ${errorMessage(err)}`));
-        // Restored in its flushed wait: RESUME wakes it (should this agent die first, the next one reports it flushed).
-        this.flushed.set(`${req.job_id}/${rank}`, req.epoch);
-        this.o.ranks.recordFlush(req.job_id, rank, src.epoch);
-        return p;
+        // A rollback: the files the rank wrote after the epoch go back to their size then (written-files.ts).
+        const cut = req.roll_back_files ? await cutBackWrittenFiles(summary) : [];
+        for (const f of cut) {
+          trace(`${req.job_id} rank ${rank}: ${f.path} cut back from ${f.fromBytes} to ${f.toBytes} bytes`);
+          filesCutBack.push({ rank, path: f.path, from_bytes: f.fromBytes, to_bytes: f.toBytes });
+        }
+        try {
+          return await this.restoreFrom(req, rank, src, dir, summary);
+        } catch (e) {
+          if (cut.length === 0) throw e;
+          const what = cut.map((f) => `${f.path} from ${f.fromBytes} to ${f.toBytes} bytes`).join(', ');
+          const err = e instanceof FerryError ? e : new FerryError(ErrorCode.INTERNAL, errorMessage(e));
+          throw new FerryError(err.code, `${err.message} (before it, files the rank wrote after the epoch were cut back: ${what})`);
+        }
       })();
       const entry = { set: Number(src.epoch), restored, done: false };
       this.restores.set(key, entry);
@@ -351,7 +352,27 @@ export class LocalRankSteps implements RankSteps {
       );
       return restored;
     });
-    return { failed, started: done };
+    return { failed, started: done, filesCutBack };
+  }
+
+  /** One rank's CRIU restore from `dir`, once this host has what its image needs; it waits, flushed, for RESUME. */
+  private async restoreFrom(req: RoundRequest, rank: number, src: ImageSource, dir: string, summary: ImageSummary): Promise<RankProcessInit> {
+    const criu = this.criu();
+    await assertRestorable(summary, this.o.host);
+    const logs = this.o.ranks.logPaths(req.job_id, rank);
+    await mkdir(dirname(logs.out), { recursive: true });
+    // Named after the host too: an images directory may be shared by several hosts.
+    const workDir = join(this.o.imagesDir, '.restore', `${this.o.host}-${req.job_id}-${src.epoch}-${rank}`);
+    await rm(workDir, { recursive: true, force: true });
+    await mkdir(workDir, { recursive: true });
+    const out = await restoreRank({ criu, imagesDir: dir, logOut: logs.out, logErr: logs.err, summary, workDir });
+    const p = this.o.ranks.adopt({ jobId: req.job_id, rank, worldSize: req.world_size, argv: [], cwd: '/', env: {} }, out.child);
+    // CRIU is done with it (--restore-detached). A failed restore keeps its log there for the operator.
+    await rm(workDir, { recursive: true, force: true }).catch((err) => trace(`cannot remove ${workDir}: ${errorMessage(err)}`));
+    // Restored in its flushed wait: RESUME wakes it (should this agent die first, the next one reports it flushed).
+    this.flushed.set(`${req.job_id}/${rank}`, req.epoch);
+    this.o.ranks.recordFlush(req.job_id, rank, src.epoch);
+    return p;
   }
 
   private async prepare(req: RoundRequest): Promise<StepOutcome> {

@@ -2,7 +2,7 @@
 // (docs/checkpoint-protocol.md). The agent answers one RoundRequest for all of
 // its ranks of a job with one StepOutcome. The protocol tests give the agent a
 // scripted RankSteps; the daemon gives it LocalRankSteps (local-rank-steps.ts).
-import type { FlushStatsInit, RankImageInit, RankProcessInit, RoundRequest } from '../gen/proto.js';
+import type { CutBackFileInit, FlushStatsInit, RankImageInit, RankProcessInit, RoundRequest } from '../gen/proto.js';
 import type { FerryError } from '../common/ferry-error.js';
 
 export interface StepOutcome {
@@ -16,6 +16,8 @@ export interface StepOutcome {
   started?: RankProcessInit[];
   /** FETCH: bytes shipped to this host. */
   bytesFetched?: number;
+  /** RESTORE of a rollback: the files cut back to their size at the epoch. */
+  filesCutBack?: CutBackFileInit[];
 }
 
 export interface RankSteps {

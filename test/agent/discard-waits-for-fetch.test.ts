@@ -10,6 +10,7 @@ import { RankSupervisor } from '../../src/agent/rank-supervisor.js';
 import { ImageServer } from '../../src/images/image-server.js';
 import { writeManifest } from '../../src/images/manifest.js';
 import { FIXTURE_META, makeRankImage, tempDirs } from '../images/image-dir-fixture.js';
+import { roundRequest } from '../helpers/round-request.js';
 
 const temps = tempDirs();
 const servers: ImageServer[] = [];
@@ -19,18 +20,8 @@ afterEach(async () => {
   await temps.removeAll();
 });
 
-const request = (step: RoundStep, extra: Partial<RoundRequest> = {}): RoundRequest => ({
-  job_id: FIXTURE_META.jobId,
-  epoch: FIXTURE_META.epoch,
-  step,
-  ranks: [FIXTURE_META.rank],
-  dump_ranks: [],
-  sources: [],
-  world_size: 2,
-  image_set: String(FIXTURE_META.epoch),
-  transient: false,
-  ...extra,
-});
+const request = (step: RoundStep, extra: Partial<RoundRequest> = {}): RoundRequest =>
+  roundRequest(step, { job_id: FIXTURE_META.jobId, epoch: FIXTURE_META.epoch, ranks: [FIXTURE_META.rank], world_size: 2, ...extra });
 
 describe('DISCARD on an agent', () => {
   it('waits for a FETCH into the same image set, then removes what it copied', async () => {

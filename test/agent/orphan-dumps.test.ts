@@ -11,6 +11,7 @@ import { RoundStep, type RoundRequest } from '../../src/gen/proto.js';
 import { LocalRankSteps } from '../../src/agent/local-rank-steps.js';
 import { findOrphanDumps } from '../../src/agent/orphan-dumps.js';
 import { RankSupervisor } from '../../src/agent/rank-supervisor.js';
+import { roundRequest } from '../helpers/round-request.js';
 
 let dir: string;
 const children: ChildProcess[] = [];
@@ -37,9 +38,7 @@ function fakeDump(imagesDir: string, ms: number, verb = 'dump'): ChildProcess {
   return child;
 }
 
-const discard = (set: number, ranks: number[]): RoundRequest => ({
-  job_id: 'j', epoch: set, step: RoundStep.DISCARD, ranks, dump_ranks: [], sources: [], world_size: 2, image_set: String(set), transient: false,
-});
+const discard = (set: number, ranks: number[]): RoundRequest => roundRequest(RoundStep.DISCARD, { job_id: 'j', epoch: set, ranks, world_size: 2 });
 
 describe('CRIU dumps left by a killed agent', () => {
   it('are found by their images folder under this agent, and nothing else is', async () => {

@@ -39,6 +39,10 @@ async function waitRunning(jobId: string): Promise<void> {
 
 const ferryOk = ferryOkOn(() => c, RUN_TIMEOUT_MS);
 
+/** Where a Jacobi job writes its history files (PREFIX.RANK), in the directory every host sees. */
+const historyPrefix = (jobId: string) => join(c.tempDir, 'history', jobId);
+const historyFiles = (jobId: string) => [0, 1, 2, 3].map((r) => readFileSync(`${historyPrefix(jobId)}.${r}`));
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The rank-0 log of a job on whichever host it ended on. */
@@ -49,8 +53,9 @@ function rank0Output(jobId: string): string {
 beforeAll(async () => {
   c = await startTestCluster({ hosts: 3, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500, env: { FERRY_FAULT_DUMP_DELAY_MS: String(DUMP_DELAY_MS) } });
   for (const name of ['jacobi', 'sort']) bin = dirname(buildExample(c, name));
-  // Uninterrupted runs of the same sizes, in this cluster.
-  for (const [id, example] of [['ref-jacobi', JACOBI], ['ref-sort', SORT]] as const) {
+  // Uninterrupted runs of the same sizes, in this cluster (Jacobi's also writes its history files).
+  mkdirSync(join(c.tempDir, 'history'), { recursive: true });
+  for (const [id, example] of [['ref-jacobi', [...JACOBI, '--history', historyPrefix('ref-jacobi')]], ['ref-sort', SORT]] as const) {
     const r = await start(id, [...example]);
     expect(r.code, r.stderr).toBe(0);
     reference.set(example[0], checksumLine(r.stdout));
@@ -272,5 +277,33 @@ describe('checkpoint, restart and migration end to end', { timeout: 600_000 }, (
     const attached = await c.ferry(['attach', 'gone'], { timeoutMs: RUN_TIMEOUT_MS });
     expect(attached.code, attached.stderr).toBe(0);
     expect(checksumLine(attached.stdout)).toBe(reference.get('sort'));
+  });
+
+  it('9. restarts from an older epoch a job whose ranks write their own files: what they wrote after it is cut back, and the files end bit for bit as in an uninterrupted run', async () => {
+    const args = [...JACOBI, '--history', historyPrefix('files')];
+    const run = start('files', args);
+    await waitRunning('files');
+    await sleep(800);
+    await ferryOk(['checkpoint', 'files']); // epoch 1
+    const atEpoch1 = historyFiles('files').map((b) => b.length);
+    await sleep(1_000);
+    await ferryOk(['checkpoint', 'files', '--stop']); // epoch 2: the files have grown since epoch 1
+    expect((await run).code).toBe(75);
+    const grown = historyFiles('files').map((b) => b.length);
+    for (const [r, size] of grown.entries()) expect(size, `rank ${r}'s history`).toBeGreaterThan(atEpoch1[r]);
+    // Back to epoch 1: each rank's file goes back to the size CRIU recorded when it dumped the rank.
+    const restarted = JSON.parse(await ferryOk(['restart', 'files', '--epoch', '1', '--hosts', 'host2,host3', '--json']));
+    const cut = (restarted.notes as string[]).filter((n) => n.includes(historyPrefix('files')));
+    expect(cut).toHaveLength(4);
+    for (const r of [0, 1, 2, 3]) {
+      expect(cut.find((n) => n.includes(`${historyPrefix('files')}.${r}:`))).toMatch(
+        new RegExp(`^rank ${r} on host[23]: ${historyPrefix('files')}\\.${r}: cut back from ${grown[r]} to \\d+ bytes, its size at epoch 1 \\(written after that checkpoint\\)$`),
+      );
+    }
+    const attached = await c.ferry(['attach', 'files'], { timeoutMs: RUN_TIMEOUT_MS });
+    expect(attached.code, `${attached.stderr}\n${c.logTails(30)}`).toBe(0);
+    expect(checksumLine(attached.stdout)).toBe(reference.get('jacobi'));
+    const expected = historyFiles('ref-jacobi');
+    for (const [r, bytes] of historyFiles('files').entries()) expect(bytes.equals(expected[r]), `rank ${r}'s history file`).toBe(true);
   });
 });

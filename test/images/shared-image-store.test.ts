@@ -16,6 +16,7 @@ import { ImageServer } from '../../src/images/image-server.js';
 import { IMAGE_STORE_ID_FILE, ensureImageStoreId, readImageStoreId } from '../../src/images/image-store-id.js';
 import { writeManifest, type Manifest } from '../../src/images/manifest.js';
 import { BIG_FILE_NAME, FIXTURE_META, makeRankImage, tempDirs } from './image-dir-fixture.js';
+import { roundRequest } from '../helpers/round-request.js';
 
 const temps = tempDirs();
 const servers: ImageServer[] = [];
@@ -36,7 +37,7 @@ function stepsOn(host: string, imagesDir: string, logsDir: string): LocalRankSte
 }
 
 function request(step: RoundStep, over: Partial<RoundRequest> = {}): RoundRequest {
-  return { job_id: FIXTURE_META.jobId, epoch: FIXTURE_META.epoch, step, ranks: [], dump_ranks: [], sources: [], world_size: 4, image_set: String(FIXTURE_META.epoch), transient: false, ...over };
+  return roundRequest(step, { job_id: FIXTURE_META.jobId, epoch: FIXTURE_META.epoch, world_size: 4, ...over });
 }
 
 function source(over: Partial<ImageSource>): ImageSource {

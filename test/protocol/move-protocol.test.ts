@@ -2,7 +2,7 @@
 // the steps each host sees, what happens on each failure, and that a failed
 // move loses nothing.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ErrorCode, RoundStep, type MoveReplyInit } from '../../src/gen/proto.js';
+import { ErrorCode, RoundStep, type MoveReplyInit, type RoundRequest } from '../../src/gen/proto.js';
 import { ControlPlaneHarness, settle } from './control-plane-harness.js';
 import { failRanks, type SimulatedRanks } from './simulated-node.js';
 import { HOST_REJOIN_GRACE_MS } from '../../src/coordinator/coordinator-config.js';
@@ -44,6 +44,44 @@ describe('restart', () => {
     expect(h.catalog!.getJob('j')!.state).toBe('running');
     expect(rankHosts()).toEqual(['c', 'c', 'd', 'd']);
     expect(h.catalog!.listRanks('j').every((r) => r.state === 'running')).toBe(true);
+  });
+
+  it("rolls back the files the ranks wrote after the epoch, and tells the operator each file its agents cut back", async () => {
+    await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: true }));
+    await advance(1_000);
+    clearSeen();
+    const restoreThenCut = (rank: number, path: string, from: number, to: number) => (req: RoundRequest) => ({
+      failed: new Map(),
+      started: h.nodes.get('d')!.steps.restoreRanks(req),
+      filesCutBack: [{ rank, path, from_bytes: from, to_bytes: to }],
+    });
+    h.nodes.get('d')!.steps.scripts.set(RoundStep.RESTORE, restoreThenCut(3, '/home/u/run/history.3', 9000, 4500));
+    const { value, error } = await settle<MoveReplyInit>(h.coordinator!.moves.restart('j', { hosts: ['c', 'd'] }));
+    expect(error).toBeUndefined();
+    expect(value!.notes).toEqual(['rank 3 on d: /home/u/run/history.3: cut back from 9000 to 4500 bytes, its size at epoch 1 (written after that checkpoint)']);
+    // Every RESTORE of a restart is a rollback; a migration's is not (its rank wrote nothing after its dump).
+    for (const host of ['c', 'd']) expect(h.nodes.get(host)!.steps.seen.find((x) => x.step === RoundStep.RESTORE)).toMatchObject({ rollBackFiles: true });
+    const events = h.catalog!.listEvents({ limit: 500 }).filter((e) => e.kind === 'restart.file-cut-back').map((e) => e.message);
+    expect(events).toEqual([`job j: ${value!.notes![0]}`]);
+    clearSeen();
+    h.nodes.get('d')!.steps.scripts.delete(RoundStep.RESTORE);
+    expect((await settle(h.coordinator!.moves.migrate('j', new Map([[1, 'a']])))).error).toBeUndefined();
+    expect(h.nodes.get('a')!.steps.seen.find((x) => x.step === RoundStep.RESTORE)).toMatchObject({ rollBackFiles: false });
+  });
+
+  it('names the files already cut back when a restore fails after it, and leaves the job stopped', async () => {
+    await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: true }));
+    await advance(1_000);
+    h.nodes.get('d')!.steps.scripts.set(RoundStep.RESTORE, () => ({
+      ...failRanks([2], 'criu restore failed (before it, files the rank wrote after the epoch were cut back: /run/out.2 from 80 to 40 bytes)', ErrorCode.CRIU_FAILED),
+      filesCutBack: [{ rank: 2, path: '/run/out.2', from_bytes: 80, to_bytes: 40 }],
+    }));
+    const { error } = await settle(h.coordinator!.moves.restart('j', { hosts: ['c', 'd'] }));
+    expect(error?.message).toMatch(/rank 2: host d: criu restore failed \(before it, files the rank wrote after the epoch were cut back: \/run\/out\.2 from 80 to 40 bytes\)/);
+    expect(h.catalog!.getJob('j')!.state).toBe('stopped');
+    expect(h.catalog!.listEvents({ limit: 500 }).filter((e) => e.kind === 'restart.file-cut-back').map((e) => e.message)).toEqual([
+      'job j: rank 2 on d: /run/out.2: cut back from 80 to 40 bytes, its size at epoch 1 (written after that checkpoint)',
+    ]);
   });
 
   it('keeps the restarted job when a target agent is lost during RESUME: the RESUME goes again to the agent that comes back', async () => {

@@ -78,7 +78,7 @@ export type StepScript = (req: RoundRequest) => StepOutcome | Promise<StepOutcom
 
 /** Answers each step: by default every rank succeeds; a test replaces the script of a step. */
 export class ScriptedSteps implements RankSteps {
-  readonly seen: { step: RoundStep; ranks: number[]; dumpRanks: number[]; epoch: number; transient: boolean }[] = [];
+  readonly seen: { step: RoundStep; ranks: number[]; dumpRanks: number[]; epoch: number; transient: boolean; rollBackFiles: boolean }[] = [];
   scripts = new Map<RoundStep, StepScript>();
 
   constructor(
@@ -95,7 +95,7 @@ export class ScriptedSteps implements RankSteps {
   }
 
   async run(req: RoundRequest): Promise<StepOutcome> {
-    this.seen.push({ step: req.step, ranks: [...req.ranks], dumpRanks: [...req.dump_ranks], epoch: req.epoch, transient: req.transient });
+    this.seen.push({ step: req.step, ranks: [...req.ranks], dumpRanks: [...req.dump_ranks], epoch: req.epoch, transient: req.transient, rollBackFiles: req.roll_back_files === true });
     const out = await this.outcome(req);
     if (out === 'hang') return new Promise<StepOutcome>(() => {}); // the ranks stay as they were
     if (req.step === RoundStep.RESUME) for (const r of req.ranks) if (!out.failed.has(r)) this.ranks.flushed.delete(`${req.job_id}/${r}`);
@@ -126,14 +126,14 @@ export class ScriptedSteps implements RankSteps {
       for (const r of req.dump_ranks) this.ranks.exit(req.job_id, r, 137);
     }
     if (req.step === RoundStep.FETCH) return { failed: new Map(), bytesFetched: req.sources.length * 1000 };
-    if (req.step === RoundStep.RESTORE) {
-      const started = req.sources.map((src) =>
-        this.ranks.start({ jobId: req.job_id, rank: src.rank, worldSize: req.world_size, argv: [], cwd: '/', env: {} }),
-      );
-      return { failed: new Map(), started };
-    }
+    if (req.step === RoundStep.RESTORE) return { failed: new Map(), started: this.restoreRanks(req) };
     if (req.step === RoundStep.PREPARE) return { failed: new Map(), flush: { drained_messages: 2 * req.ranks.length, drained_bytes: 64, flush_ms: 1 } };
     return { failed: new Map() };
+  }
+
+  /** What a RESTORE does by default: starts each rank of its sources here (for scripts that add to that). */
+  restoreRanks(req: RoundRequest): RankProcessInit[] {
+    return req.sources.map((src) => this.ranks.start({ jobId: req.job_id, rank: src.rank, worldSize: req.world_size, argv: [], cwd: '/', env: {} }));
   }
 
   stepsSeen(): RoundStep[] {

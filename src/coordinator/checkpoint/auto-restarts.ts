@@ -127,6 +127,7 @@ export class AutoRestarts {
               ? `the output the ranks write again up to where they were (${r.output_replay_hidden_bytes} bytes) is not shown twice`
               : `output the ranks wrote after epoch ${from} is written again (this coordinator did not see epoch ${from} taken)`),
         );
+        for (const n of r.notes ?? []) this.c.jobs.notify(jobId, n);
       } catch (err) {
         const why = `the automatic restart from epoch ${from} failed: ${errorMessage(err)}`;
         this.c.event('job.auto-restart-failed', `job ${jobId}: ${why}`, { jobId });

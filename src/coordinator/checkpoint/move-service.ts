@@ -76,6 +76,15 @@ export interface MoveProgress {
 export type MoveProgressFn = (p: MoveProgress) => void;
 
 const sum = (xs: Iterable<number>) => [...xs].reduce((n, x) => n + x, 0);
+
+/** What a restart's RESTORE cut back of the files its ranks wrote after the epoch, one line per file. */
+function cutBackNotes(restore: RoundResult, epoch: number): string[] {
+  return [...restore.replies].flatMap(([host, reply]) =>
+    reply.files_cut_back.map(
+      (f) => `rank ${f.rank} on ${host}: ${f.path}: cut back from ${f.from_bytes} to ${f.to_bytes} bytes, its size at epoch ${epoch} (written after that checkpoint)`,
+    ),
+  );
+}
 /** The hosts a restart names: its map's, else its list (none: the job's own). */
 const namedHosts = (o: RestartOptions): string[] => (o.rankHosts?.size ? [...new Set(o.rankHosts.values())] : (o.hosts ?? []));
 
@@ -162,8 +171,11 @@ export class MoveService {
       say('fetched', shipped);
       const t1 = this.c.now();
       say('restoring', shipped);
-      const restore = await runRound(this.c, { ...request, step: RoundStep.RESTORE }, targets, this.c.config.dumpTimeoutMs, perHost);
+      // A rollback: files the ranks wrote after the epoch are cut back to their size then (written-files.ts).
+      const restore = await runRound(this.c, { ...request, step: RoundStep.RESTORE, roll_back_files: true }, targets, this.c.config.dumpTimeoutMs, perHost);
       this.recordRestored(jobId, restore);
+      const notes = cutBackNotes(restore, epoch);
+      for (const n of notes) this.c.event('restart.file-cut-back', `job ${jobId}: ${n}`, { jobId });
       if (!restore.ok) {
         // Stop whatever did come back; the epoch stays as it was.
         const answered = new Map([...targets].filter(([h]) => !restore.silentHosts.includes(h)));
@@ -198,6 +210,7 @@ export class MoveService {
         bytes_shipped: shipped,
         output_replay_known: hidden !== undefined,
         output_replay_hidden_bytes: hidden ?? 0,
+        notes,
       };
     } finally {
       release();
