@@ -135,8 +135,10 @@ describe.skipIf(!mpich.ok)('programs under Debian MPICH', () => {
               expect(again.stdout).toBe(r.stdout);
             }
           } else {
-            // The job really started before it ended badly.
-            expect(r.stdout).toMatch(new RegExp(`^${spec.name}: started on ${ranks} ranks$`, 'm'));
+            // The job really started before it ended badly. (On MPI_Abort, Hydra may tear the job down before
+            // it forwards the line rank 0 wrote just before: seen once in a loaded CI run. The exit status
+            // checked above comes from the program's own MPI_Abort then.)
+            if (spec.name !== 'abort' || r.stdout !== '') expect(r.stdout).toMatch(new RegExp(`^${spec.name}: started on ${ranks} ranks$`, 'm'));
           }
         });
       }
