@@ -1,10 +1,10 @@
 // `ferry inspect DIR`: what one rank's checkpoint image holds, decoded from
 // CRIU's image files (schemas in proto/criu/) and Ferry's manifest.
-import { existsSync } from 'node:fs';
+import { constants, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCode } from '../gen/proto.js';
 import { FerryError } from '../common/ferry-error.js';
-import { readImages } from '../criu/criu-images.js';
+import { O_ACCMODE, openedForWrite, readImages } from '../criu/criu-images.js';
 import { MANIFEST_FILE_NAME } from '../images/image-paths.js';
 import { readManifest, type Manifest } from '../images/manifest.js';
 import { formatBytes } from './format-bytes.js';
@@ -38,10 +38,24 @@ export async function inspectCommand(argv: string[]): Promise<number> {
   out.push('', 'files the image needs on the target host:');
   out.push(
     formatTable(
-      ['PATH', 'SIZE CHECKED', 'USE'],
-      summary.files.map((f) => [f.path, f.sizeBytes === undefined ? '-' : String(f.sizeBytes), [...new Set(f.uses)].join(',') + (f.fds.length ? ` fd ${f.fds.map((x) => x.fd).join(',')}` : '')]),
+      ['PATH', 'SIZE CHECKED', 'OPEN', 'USE'],
+      summary.files.map((f) => [
+        f.path,
+        f.sizeBytes === undefined ? '-' : String(f.sizeBytes),
+        f.uses.includes('fd') ? openMode(f.flags) : '-',
+        [...new Set(f.uses)].join(',') + (f.fds.length ? ` fd ${f.fds.map((x) => x.fd).join(',')}` : ''),
+      ]),
     ).trimEnd(),
   );
+  if (summary.files.some((f) => f.uses.includes('fd') && f.sizeBytes !== undefined && openedForWrite(f))) {
+    out.push('(a restart from this image cuts a file open for writing back to its checked size if it grew since)');
+  }
   process.stdout.write(out.join('\n') + '\n');
   return 0;
+}
+
+/** How a descriptor has the file open: read, write, read-write, and append. */
+function openMode(flags: number): string {
+  const mode = ['read', 'write', 'read-write'][flags & O_ACCMODE] ?? '?';
+  return flags & constants.O_APPEND ? `${mode},append` : mode;
 }

@@ -40,7 +40,8 @@ const PE_PRESENT = 1 << 2;
 const VMA_FILE_PRIVATE = 1 << 6;
 const VMA_FILE_SHARED = 1 << 7;
 const FD_TYPE_REG = 1;
-const O_ACCMODE = 3;
+/** The access mode bits of open(2)'s flags (O_RDONLY, O_WRONLY, O_RDWR). */
+export const O_ACCMODE = 3;
 
 export interface ImageProcess {
   /** PID inside the dumped tree's PID namespace (the rank's ferry-init is 1). */

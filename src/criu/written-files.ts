@@ -15,10 +15,7 @@
 import { stat, truncate } from 'node:fs/promises';
 import { ErrorCode } from '../gen/proto.js';
 import { FerryError, errorMessage } from '../common/ferry-error.js';
-import { type ImageFile, type ImageSummary, outputFiles } from './criu-images.js';
-
-const O_ACCMODE = 3;
-const O_RDONLY = 0;
+import { type ImageFile, type ImageSummary, openedForWrite, outputFiles } from './criu-images.js';
 
 export interface CutBackFile {
   path: string;
@@ -30,7 +27,7 @@ export interface CutBackFile {
 
 /** Open for writing through a descriptor, with a size CRIU checks (not the rank's remapped stdout/stderr). */
 function writtenWithCheckedSize(f: ImageFile, remapped: ReadonlySet<string>): f is ImageFile & { sizeBytes: number } {
-  return f.sizeBytes !== undefined && (f.flags & O_ACCMODE) !== O_RDONLY && f.uses.includes('fd') && !f.uses.includes('exe') && !remapped.has(f.path);
+  return f.sizeBytes !== undefined && openedForWrite(f) && f.uses.includes('fd') && !f.uses.includes('exe') && !remapped.has(f.path);
 }
 
 /**

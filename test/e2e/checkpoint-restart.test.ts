@@ -291,6 +291,10 @@ describe('checkpoint, restart and migration end to end', { timeout: 600_000 }, (
     expect((await run).code).toBe(75);
     const grown = historyFiles('files').map((b) => b.length);
     for (const [r, size] of grown.entries()) expect(size, `rank ${r}'s history`).toBeGreaterThan(atEpoch1[r]);
+    // ferry inspect shows which files a restart would cut back: those open for writing, with their size checked.
+    const inspect = await ferryOk(['inspect', join(c.hosts[0].imagesDir, 'files', '1', 'rank-0')]);
+    expect(inspect).toMatch(new RegExp(`\\n${historyPrefix('files')}\\.0 +\\d+ +write +fd`));
+    expect(inspect).toContain('(a restart from this image cuts a file open for writing back to its checked size if it grew since)');
     // Back to epoch 1: each rank's file goes back to the size CRIU recorded when it dumped the rank.
     const restarted = JSON.parse(await ferryOk(['restart', 'files', '--epoch', '1', '--hosts', 'host2,host3', '--json']));
     const cut = (restarted.notes as string[]).filter((n) => n.includes(historyPrefix('files')));
@@ -305,5 +309,33 @@ describe('checkpoint, restart and migration end to end', { timeout: 600_000 }, (
     expect(checksumLine(attached.stdout)).toBe(reference.get('jacobi'));
     const expected = historyFiles('ref-jacobi');
     for (const [r, bytes] of historyFiles('files').entries()) expect(bytes.equals(expected[r]), `rank ${r}'s history file`).toBe(true);
+  });
+
+  it('10. checkpoints, migrates and restarts hybrid MPI+OpenMP ranks (2 threads each) to the uninterrupted result', async () => {
+    const omp = buildExample(c, 'jacobi', { flags: ['-fopenmp'], as: 'jacobi-omp' });
+    // Passive: threads waiting at the end of a parallel region sleep instead of spinning (8 threads on 2 cores here).
+    const env = { OMP_NUM_THREADS: '2', OMP_WAIT_POLICY: 'passive' };
+    const run = c.ferry(['run', '-n', '4', '--hosts', 'host1,host2', '--job-id', 'omp', omp, ...JACOBI.slice(1)], { timeoutMs: RUN_TIMEOUT_MS, env });
+    await waitRunning('omp');
+    // Each rank has its OpenMP worker besides its main thread and the runtime's progress thread.
+    const threads = () => {
+      try {
+        return execFileSync('pgrep', ['-x', 'jacobi-omp'], { encoding: 'utf8' }).trim().split('\n').map((pid) => readdirSync(`/proc/${pid}/task`).length);
+      } catch {
+        return []; // none yet, or one ended between pgrep and the read
+      }
+    };
+    await c.waitFor(async () => threads().length === 4 && threads().every((n) => n >= 3), '4 ranks of jacobi-omp with 3 threads each');
+    await sleep(500);
+    await ferryOk(['checkpoint', 'omp']);
+    await ferryOk(['migrate', 'omp', '--rank', '2', '--to', 'host3']);
+    await sleep(500);
+    await ferryOk(['checkpoint', 'omp', '--stop']);
+    expect((await run).code).toBe(75);
+    await ferryOk(['restart', 'omp', '--hosts', 'host2,host3']);
+    const attached = await c.ferry(['attach', 'omp'], { timeoutMs: RUN_TIMEOUT_MS });
+    expect(attached.code, `${attached.stderr}\n${c.logTails(30)}`).toBe(0);
+    // The same line as the plain build's: the threads split rows, not arithmetic.
+    expect(checksumLine(attached.stdout)).toBe(reference.get('jacobi'));
   });
 });

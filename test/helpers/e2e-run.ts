@@ -23,11 +23,14 @@ export function ferryOkOn(c: () => TestCluster, timeoutMs: number): (args: strin
   };
 }
 
-/** Builds examples/NAME.c with `ferry mpicc` into the cluster's bin directory (as the e2e runs compare bit for bit: no FMA contraction); the path. */
-export function buildExample(c: TestCluster, name: string): string {
+/**
+ * Builds examples/NAME.c with `ferry mpicc` into the cluster's bin directory (as the e2e runs compare bit
+ * for bit: no FMA contraction); the path. `flags` go to the compiler too, and the binary is named `as`.
+ */
+export function buildExample(c: TestCluster, name: string, options: { flags?: string[]; as?: string } = {}): string {
   const bin = join(c.tempDir, 'bin');
   mkdirSync(bin, { recursive: true });
-  const out = join(bin, name);
-  execFileSync(process.execPath, [FERRY_CLI, 'mpicc', '-O2', '-ffp-contract=off', '-o', out, `examples/${name}.c`], { stdio: 'inherit' });
+  const out = join(bin, options.as ?? name);
+  execFileSync(process.execPath, [FERRY_CLI, 'mpicc', '-O2', '-ffp-contract=off', ...(options.flags ?? []), '-o', out, `examples/${name}.c`], { stdio: 'inherit' });
   return out;
 }
