@@ -38,6 +38,8 @@ const PREVENTS: Record<string, string> = {
   'criu check': 'CRIU cannot dump or restore here: no checkpoint, restart or migration on this node',
   'criu uffd': 'no lazy (post-copy) restore: a restored rank waits for all of its memory first',
   'criu mem_dirty_track': 'no iterative pre-copy migration; full dumps only (a rank is frozen for its whole dump)',
+  // CRIU restores a tree into a new time namespace whose clocks go on from their values at the dump.
+  'criu timens': "a restored rank's monotonic clock jumps: by the time it was stopped, or to its new host's uptime (backwards as often as not)",
   'pid namespace': 'ranks cannot run as PID 1 of their own PID namespace, so an image cannot be restored where its PIDs are taken',
   'network namespace': 'no namespace hosts: the multi-host test cluster cannot run on this node',
 };
@@ -49,7 +51,7 @@ async function probeCommand(name: string, command: string, args: string[]): Prom
   return check(name, ok, ok ? `${command} ${args.join(' ')}: ok` : `${command} ${args.join(' ')}: ${output || `exit ${r.code}`}`);
 }
 
-const OPTIONAL_CHECKS = new Set(['criu uffd', 'criu mem_dirty_track', 'network namespace']);
+const OPTIONAL_CHECKS = new Set(['criu uffd', 'criu mem_dirty_track', 'criu timens', 'network namespace']);
 
 function check(name: string, ok: boolean, detail: string): DoctorCheck {
   const essential = !OPTIONAL_CHECKS.has(name);
@@ -79,12 +81,12 @@ export async function runDoctor(): Promise<DoctorReport> {
   if (present) {
     checks.push(check('criu check', present.working, present.detail));
     const install = { command: present.command };
-    for (const feature of ['uffd', 'mem_dirty_track']) {
+    for (const feature of ['uffd', 'mem_dirty_track', 'timens']) {
       const r = await criuCheck(install, feature);
       checks.push(check(`criu ${feature}`, r.ok, firstLine(r.detail) || (r.ok ? 'supported' : 'not supported')));
     }
   } else {
-    for (const name of ['criu check', 'criu uffd', 'criu mem_dirty_track']) checks.push(check(name, false, 'not run: no CRIU'));
+    for (const name of ['criu check', 'criu uffd', 'criu mem_dirty_track', 'criu timens']) checks.push(check(name, false, 'not run: no CRIU'));
   }
 
   checks.push(await probeCommand('pid namespace', 'unshare', ['--pid', '--fork', 'true']));

@@ -302,6 +302,7 @@ describe('CRIU on this machine', () => {
       'criu check',
       'criu uffd',
       'criu mem_dirty_track',
+      'criu timens',
       'pid namespace',
       'network namespace',
     ]);
@@ -314,6 +315,8 @@ describe('CRIU on this machine', () => {
     expect(byName.get('criu mem_dirty_track')?.ok).toBe(dirty.code === 0);
     const unshare = await runCommand('unshare', ['--net', 'true']);
     expect(byName.get('network namespace')?.ok).toBe(unshare.code === 0);
+    const timens = await runCommand(criu.command, ['check', '--feature', 'timens']);
+    expect(byName.get('criu timens')?.ok).toBe(timens.code === 0);
     for (const c of report.checks) {
       if (!c.ok) expect(c.prevents).toBeTruthy();
       else expect(c.prevents).toBeUndefined();

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestCluster, type FerryResult, type TestCluster } from '../helpers/cluster.js';
+import { FERRY_CLI, startTestCluster, type FerryResult, type TestCluster } from '../helpers/cluster.js';
 import { buildExample, checksumLine, ferryOkOn } from '../helpers/e2e-run.js';
 
 // Sized to run for seconds on 4 ranks here, so that every step lands mid-run.
@@ -337,5 +337,26 @@ describe('checkpoint, restart and migration end to end', { timeout: 600_000 }, (
     expect(attached.code, `${attached.stderr}\n${c.logTails(30)}`).toBe(0);
     // The same line as the plain build's: the threads split rows, not arithmetic.
     expect(checksumLine(attached.stdout)).toBe(reference.get('jacobi'));
+  });
+
+  it("11. a rank restored after it was stopped for a while does not see that time on its monotonic clock, nor the clock going back", async () => {
+    const prog = join(c.tempDir, 'bin', 'clock-gap');
+    execFileSync(process.execPath, [FERRY_CLI, 'mpicc', '-O2', '-o', prog, 'test/e2e/programs/clock-gap.c'], { stdio: 'inherit' });
+    const run = c.ferry(['run', '-n', '2', '--hosts', 'host1,host2', '--job-id', 'clock', prog, '600'], { timeoutMs: RUN_TIMEOUT_MS });
+    await c.waitFor(async () => rank0Output('clock').includes('clock-gap: started'), 'clock-gap started');
+    await sleep(500);
+    await ferryOk(['checkpoint', 'clock', '--stop']);
+    expect((await run).code).toBe(75);
+    const STOPPED_MS = 4_000;
+    await sleep(STOPPED_MS);
+    await ferryOk(['restart', 'clock', '--hosts', 'host2,host3']);
+    const attached = await c.ferry(['attach', 'clock'], { timeoutMs: RUN_TIMEOUT_MS });
+    expect(attached.code, `${attached.stderr}\n${c.logTails(30)}`).toBe(0);
+    const m = /clock-gap: iters=600 max_step_ms=(\d+) backwards=(\d+)/.exec(attached.stdout);
+    expect(m, attached.stdout).not.toBeNull();
+    expect(Number(m![2])).toBe(0);
+    // CRIU restores the rank into a new time namespace whose clocks go on from their values at the dump
+    // (criu check --feature timens; `ferry doctor` reports it): not the host's, which ran on meanwhile.
+    expect(Number(m![1])).toBeLessThan(STOPPED_MS / 2);
   });
 });
