@@ -208,7 +208,7 @@ async function measurePlain(criu: { command: string }, bin: string, initPath: st
     for (let rep = 0; rep < repeats; rep++) {
       warmPageCache(dir, imageBytes(sizeMib));
       const t0 = performance.now();
-      const results = await Promise.all(procs.map((p, i) => dumpRank({ criu, initPid: p.initPid, imagesDir: join(images, `par-${rep}`, String(i)), leaveRunning: true, cwdIsPrivate: ownCwd })));
+      const results = await Promise.all(procs.map((p, i) => dumpRank({ criu, initPid: p.initPid, imagesDir: join(images, `par-${rep}`, String(i)), leaveRunning: true, cwdIsPrivate: ownCwd, actionScript: null })));
       parallelMs.push(performance.now() - t0);
       execFileSync('sync', ['-f', join(images, `par-${rep}`)]);
       parallelSyncedMs.push(performance.now() - t0);
@@ -217,14 +217,14 @@ async function measurePlain(criu: { command: string }, bin: string, initPath: st
     }
     warmPageCache(dir, imageBytes(sizeMib));
     const t0 = performance.now();
-    for (const [i, p] of procs.entries()) await dumpRank({ criu, initPid: p.initPid, imagesDir: join(images, 'serial', String(i)), leaveRunning: true, cwdIsPrivate: ownCwd });
+    for (const [i, p] of procs.entries()) await dumpRank({ criu, initPid: p.initPid, imagesDir: join(images, 'serial', String(i)), leaveRunning: true, cwdIsPrivate: ownCwd, actionScript: null });
     const serialMs = performance.now() - t0;
     rmSync(join(images, 'serial'), { recursive: true, force: true });
 
     // Plain dump (the tree ends) + restore of one process, with and without moving the images.
     const one = procs[1];
     warmPageCache(dir, imageBytes(sizeMib, 2)); // its images, then their copy
-    const dumped = await dumpRank({ criu, initPid: one.initPid, imagesDir: join(images, 'move'), leaveRunning: false, cwdIsPrivate: ownCwd });
+    const dumped = await dumpRank({ criu, initPid: one.initPid, imagesDir: join(images, 'move'), leaveRunning: false, cwdIsPrivate: ownCwd, actionScript: null });
     const c0 = performance.now();
     execFileSync('cp', ['-r', join(images, 'move'), join(images, 'moved')]);
     execFileSync('sync', ['-f', join(images, 'moved')]);

@@ -84,6 +84,20 @@ static inline const char *ex_take_option(int *argc, char **argv, const char *nam
     return NULL;
 }
 
+/* Opens PREFIX.RANK with fopen MODE, or aborts naming the file. */
+static inline FILE *ex_open_rank_file(const char *prefix, int rank, const char *mode)
+{
+    char path[4096];
+    FILE *f;
+    snprintf(path, sizeof path, "%s.%d", prefix, rank);
+    f = fopen(path, mode);
+    if (!f) {
+        perror(path);
+        MPI_Abort(MPI_COMM_WORLD, 4);
+    }
+    return f;
+}
+
 /*
  * Common command line: POSITIONAL... [--progress K]. Fills `pos` with up to
  * `max_pos` positional arguments and returns how many there were.

@@ -11,7 +11,7 @@
  * the final grid in row order. Same N and ITERS give the same checksum on any
  * number of ranks and any MPI.
  *
- * usage: jacobi N [ITERS] [--progress K] [--history PREFIX]     (ITERS defaults to 100)
+ * usage: jacobi N [ITERS] [--progress K] [--history PREFIX] [--log PREFIX]  (ITERS defaults to 100)
  *   jacobi 64 100          well under a second
  *   jacobi 1024 100000     minutes (checkpoint it mid-run)
  * Last line (rank 0): jacobi: n=N iters=DONE checksum=0x...
@@ -22,6 +22,8 @@
  * --history PREFIX: each rank writes its largest local change of every
  * iteration to the file PREFIX.RANK ("ITER DELTA" lines, flushed as they go),
  * the way simulations write their own output files while they run.
+ * --log PREFIX: each rank appends a line every 100 iterations to PREFIX.RANK
+ * (opened for append, as logs are: "a").
  */
 #include "example-util.h"
 #include <math.h>
@@ -32,7 +34,7 @@
 #define TAG_UP 10
 #define TAG_DOWN 11
 
-static const char *usage = "jacobi N [ITERS] [--progress K] [--history PREFIX]";
+static const char *usage = "jacobi N [ITERS] [--progress K] [--history PREFIX] [--log PREFIX]";
 
 /* Initial temperature of global cell (i, j): fixed hot top edge, cold other
  * edges, random interior. A pure function of the global index. */
@@ -53,13 +55,14 @@ int main(int argc, char **argv)
     double *cur, *next, *swap, local_delta, delta = 0.0;
     MPI_Request reqs[4];
     uint64_t checksum;
-    const char *history_prefix;
-    FILE *history = NULL;
+    const char *history_prefix, *log_prefix;
+    FILE *history = NULL, *log_file = NULL;
 
     MPI_Init(&argc, &argv);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     history_prefix = ex_take_option(&argc, argv, "--history");
+    log_prefix = ex_take_option(&argc, argv, "--log");
     npos = ex_parse_args(argc, argv, pos, 2, &progress_every, usage);
     if (npos < 1) {
         if (rank == 0)
@@ -75,15 +78,10 @@ int main(int argc, char **argv)
         MPI_Abort(MPI_COMM_WORLD, 2);
     }
 
-    if (history_prefix) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s.%d", history_prefix, rank);
-        history = fopen(path, "w");
-        if (!history) {
-            perror(path);
-            MPI_Abort(MPI_COMM_WORLD, 4);
-        }
-    }
+    if (history_prefix)
+        history = ex_open_rank_file(history_prefix, rank, "w");
+    if (log_prefix)
+        log_file = ex_open_rank_file(log_prefix, rank, "a");
 
     /* Row block of this rank: rows [first, first + rows). Ranks beyond the
      * row count get no rows and only take part in the reductions. */
@@ -147,6 +145,8 @@ int main(int argc, char **argv)
         swap = cur, cur = next, next = swap;
         if (history)
             fprintf(history, "%lld %.17g\n", iter + 1, local_delta), fflush(history);
+        if (log_file && (iter + 1) % 100 == 0)
+            fprintf(log_file, "rank %d: iteration %lld, largest change %.3e\n", rank, iter + 1, delta), fflush(log_file);
         MPI_Allreduce(&local_delta, &delta, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
         if (progress_every && rank == 0 && (iter + 1) % progress_every == 0)
             printf("jacobi: progress iter=%lld\n", iter + 1), fflush(stdout);
@@ -161,6 +161,8 @@ int main(int argc, char **argv)
         printf("jacobi: n=%lld iters=%lld checksum=0x%016llx\n", n, iter, (unsigned long long)checksum);
     if (history)
         fclose(history);
+    if (log_file)
+        fclose(log_file);
     free(cur);
     free(next);
     MPI_Finalize();

@@ -12,7 +12,7 @@ import { type ImageSummary, readImages } from '../criu/criu-images.js';
 import type { CriuInstall } from '../criu/criu-install.js';
 import { restoreRank } from '../criu/criu-restore.js';
 import { assertRestorable } from '../criu/restore-precheck.js';
-import { cutBackWrittenFiles } from '../criu/written-files.js';
+import { cutBackWrittenFiles, readAppendedFiles } from '../criu/written-files.js';
 import { fetchImageDir } from '../images/image-fetcher.js';
 import { GrowingFileHasher } from '../images/growing-file-hasher.js';
 import { imageLabel, rankImageDir } from '../images/image-paths.js';
@@ -223,9 +223,11 @@ export class LocalRankSteps implements RankSteps {
       const t0 = Date.now();
       const manifest = await writeManifest(dir, { jobId: req.job_id, epoch, rank, host: this.o.host, criuVersion: criu.version }, { known, durable: !req.transient });
       this.verified.set(dir, manifest.manifestSha256);
+      const appended = await readAppendedFiles(dir);
       return {
         rank,
         location: dir,
+        appended_files: appended.map((f) => ({ path: f.path, size_bytes: f.sizeBytes })),
         size_bytes: manifest.totalBytes,
         manifest_sha256: manifest.manifestSha256,
         files: manifest.files.length,
@@ -314,6 +316,7 @@ export class LocalRankSteps implements RankSteps {
   private async restore(req: RoundRequest): Promise<StepOutcome> {
     this.criu(); // a host without CRIU fails the whole step at once, saying so
     const filesCutBack: CutBackFileInit[] = [];
+    const appendedSizes = new Map((req.appended_sizes ?? []).map((f) => [f.path, Number(f.size_bytes)]));
     const { done, failed } = await this.perRank(this.transferQueue, req.sources.map((s) => s.rank), (rank) => {
       const src = req.sources.find((s) => s.rank === rank)!;
       const key = `${req.job_id}/${rank}`;
@@ -330,7 +333,7 @@ export class LocalRankSteps implements RankSteps {
         // ferry-init's private directory is Ferry's to make; anything else missing is the operator's to fix.
         for (const f of summary.files) if (f.uses.includes('cwd')) ensureRankInitDir(f.path);
         // A rollback: the files the rank wrote after the epoch go back to their size then (written-files.ts).
-        const cut = req.roll_back_files ? await cutBackWrittenFiles(summary) : [];
+        const cut = req.roll_back_files ? await cutBackWrittenFiles(summary, appendedSizes) : [];
         for (const f of cut) {
           trace(`${req.job_id} rank ${rank}: ${f.path} cut back from ${f.fromBytes} to ${f.toBytes} bytes`);
           filesCutBack.push({ rank, path: f.path, from_bytes: f.fromBytes, to_bytes: f.toBytes });

@@ -194,6 +194,13 @@ export interface EpochImageInput {
   manifest?: EpochImageFile[];
   /** The image store it was written to; absent: the store its host registered with. */
   imageStore?: string;
+  /** Files the rank had open write-only with O_APPEND, with their size at the dump. */
+  appendedFiles?: AppendedFileRecord[];
+}
+
+export interface AppendedFileRecord {
+  path: string;
+  sizeBytes: number;
 }
 
 export interface EpochImageRow {
@@ -209,6 +216,8 @@ export interface EpochImageRow {
   imageStore: string;
   /** When an agent removed its files (its epoch was deleted); null: still on disk. */
   removedMs: number | null;
+  /** Files the rank had open write-only with O_APPEND, with their size at the dump ([]: none recorded). */
+  appendedFiles: AppendedFileRecord[];
 }
 
 /** A rank of a migration between the stop of its old copy and the answer to its RESTORE. */

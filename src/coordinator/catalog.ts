@@ -25,6 +25,7 @@ import {
   EPOCH_TERMINAL_STATES,
   JOB_ENDED_STATES,
   type EpochImageFile,
+  type AppendedFileRecord,
   type EpochImageInput,
   type EpochImageRow,
   type EpochPhase,
@@ -521,6 +522,10 @@ export class Catalog {
     requireName(i.location, 'image location');
     requireUint(i.sizeBytes, 'sizeBytes');
     requireSha256(i.sha256, 'sha256');
+    for (const f of i.appendedFiles ?? []) {
+      requireName(f.path, 'appended file path');
+      requireUint(f.sizeBytes, `size of ${f.path}`);
+    }
     for (const f of i.manifest ?? []) {
       requireName(f.path, 'manifest path');
       requireUint(f.sizeBytes, `size of ${f.path}`);
@@ -538,6 +543,7 @@ export class Catalog {
         sizeBytes: i.sizeBytes,
         sha256: i.sha256,
         manifestJson: i.manifest === undefined ? null : JSON.stringify(i.manifest),
+        appendedJson: i.appendedFiles?.length ? JSON.stringify(i.appendedFiles) : null,
         imageStore: i.imageStore ?? null,
       });
     }).immediate();
@@ -1074,12 +1080,13 @@ function prepareStatements(db: Database.Database) {
     phasesOfEpoch: p('SELECT epoch, state, at_ms, detail FROM epoch_phases WHERE job_id = ? AND epoch = ? ORDER BY seq'),
     phasesOfJob: p('SELECT epoch, state, at_ms, detail FROM epoch_phases WHERE job_id = ? ORDER BY seq'),
     upsertImage: p(`
-      INSERT INTO epoch_images (job_id, epoch, rank, host, location, size_bytes, sha256, manifest_json, image_store)
+      INSERT INTO epoch_images (job_id, epoch, rank, host, location, size_bytes, sha256, manifest_json, image_store, appended_json)
       VALUES (@jobId, @epoch, @rank, @host, @location, @sizeBytes, @sha256, @manifestJson,
-              COALESCE(@imageStore, (SELECT image_store FROM hosts WHERE name = @host), ''))
+              COALESCE(@imageStore, (SELECT image_store FROM hosts WHERE name = @host), ''), @appendedJson)
       ON CONFLICT (job_id, epoch, rank) DO UPDATE SET
         host = excluded.host, location = excluded.location, size_bytes = excluded.size_bytes,
-        sha256 = excluded.sha256, manifest_json = excluded.manifest_json, image_store = excluded.image_store`),
+        sha256 = excluded.sha256, manifest_json = excluded.manifest_json, image_store = excluded.image_store,
+        appended_json = excluded.appended_json`),
     imageRanks: p('SELECT rank FROM epoch_images WHERE job_id = ? AND epoch = ?'),
     epochImages: p('SELECT * FROM epoch_images WHERE job_id = ? AND epoch = ? ORDER BY rank'),
 
@@ -1207,6 +1214,7 @@ function imageRow(r: Row): EpochImageRow {
     manifest: r.manifest_json === null ? null : (JSON.parse(r.manifest_json as string) as EpochImageFile[]),
     imageStore: r.image_store as string,
     removedMs: (r.removed_ms as number | null) ?? null,
+    appendedFiles: r.appended_json === null || r.appended_json === undefined ? [] : (JSON.parse(r.appended_json as string) as AppendedFileRecord[]),
   };
 }
 

@@ -13,6 +13,7 @@ import { type CriuInstall, cleanCriuOutput } from './criu-install.js';
 import { type DumpStats, readDumpStats } from './criu-images.js';
 import { type FileLock, acquireFileLock } from './file-lock.js';
 import { describeFailure, runCommand } from './run-command.js';
+import { packageRoot } from '../protocol/proto-root.js';
 
 const trace = tracer('criu');
 
@@ -67,6 +68,20 @@ export interface DumpRankOptions {
    * two process spawns and tens of ms per dump on a loaded node.
    */
   cwdIsPrivate?: (cwd: string) => boolean;
+  /**
+   * CRIU's --action-script; default ferry-dump-action of this package, which
+   * records the size of the tree's append-only files while it is frozen
+   * (APPEND_FILES_NAME); null: none (a plain CRIU dump, for comparisons).
+   */
+  actionScript?: string | null;
+}
+
+/** What ferry-dump-action writes into the images: "SIZE PATH" of each file the tree had open write-only with O_APPEND. */
+export const APPEND_FILES_NAME = 'append-files.ferry';
+
+/** build/bin/ferry-dump-action of this package. */
+export function dumpActionPath(): string {
+  return join(packageRoot(), 'build', 'bin', 'ferry-dump-action');
 }
 
 /**
@@ -261,6 +276,9 @@ export async function criuLogTail(logFile: string, lines = CRIU_LOG_TAIL_LINES):
 
 export async function dumpRank(opts: DumpRankOptions): Promise<DumpResult> {
   const { criu, initPid, imagesDir, leaveRunning } = opts;
+  // A build without the helper dumps all the same; only its record of append-only files is missing.
+  const actionScript = opts.actionScript === undefined ? (existsSync(dumpActionPath()) ? dumpActionPath() : null) : opts.actionScript;
+  if (opts.actionScript === undefined && !actionScript) trace(`dump pid ${initPid}: no ${dumpActionPath()} ("npm run build"): append-only files go unrecorded`);
   if (!Number.isInteger(initPid) || initPid <= 1) {
     throw new FerryError(ErrorCode.BAD_REQUEST, `dump: ${initPid} is not the pid of a rank's ferry-init`);
   }
@@ -280,6 +298,7 @@ export async function dumpRank(opts: DumpRankOptions): Promise<DumpResult> {
     // without this CRIU refuses to dump a tree holding one.
     '--file-locks',
     ...(leaveRunning ? ['--leave-running'] : []),
+    ...(actionScript ? ['--action-script', actionScript] : []),
   ];
   trace(`dump pid ${initPid} -> ${imagesDir}${leaveRunning ? ' (leave running)' : ''}`);
   const timeoutMs = opts.timeoutMs ?? CRIU_DUMP_TIMEOUT_MS;

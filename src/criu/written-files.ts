@@ -9,12 +9,22 @@
 // restored rank goes on writing from its offset there, so a rank that writes
 // its files front to back ends with the same files as a run never rolled back.
 //
+// Files open write-only with O_APPEND (logs opened with fopen "a") CRIU
+// neither records nor checks; ferry-dump-action records their size while the
+// tree is frozen (APPEND_FILES_NAME in the images). The restart cuts them back
+// to the largest size any rank of the job recorded: ranks appending to one
+// file are dumped at slightly different moments, and none of them may lose
+// what it had appended by its own dump.
+//
 // Only files the rank had open for writing, and only when they grew: a file
 // that shrank, or one opened read-only that changed, is not the rank's to
 // fix; the restore precheck names it (restore-precheck.ts).
-import { stat, truncate } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { readFile, stat, truncate } from 'node:fs/promises';
+import { join } from 'node:path';
 import { ErrorCode } from '../gen/proto.js';
 import { FerryError, errorMessage } from '../common/ferry-error.js';
+import { APPEND_FILES_NAME } from './criu-dump.js';
 import { type ImageFile, type ImageSummary, openedForWrite, outputFiles } from './criu-images.js';
 
 export interface CutBackFile {
@@ -25,23 +35,51 @@ export interface CutBackFile {
   toBytes: number;
 }
 
-/** Open for writing through a descriptor, with a size CRIU checks (not the rank's remapped stdout/stderr). */
-function writtenWithCheckedSize(f: ImageFile, remapped: ReadonlySet<string>): f is ImageFile & { sizeBytes: number } {
-  return f.sizeBytes !== undefined && openedForWrite(f) && f.uses.includes('fd') && !f.uses.includes('exe') && !remapped.has(f.path);
+export interface AppendedFile {
+  path: string;
+  /** Its size while the dumped tree was frozen. */
+  sizeBytes: number;
+}
+
+/** The rank's own descriptor on a file it writes (not its remapped stdout/stderr, not its executable). */
+function writtenThroughFd(f: ImageFile, remapped: ReadonlySet<string>): boolean {
+  return openedForWrite(f) && f.uses.includes('fd') && !f.uses.includes('exe') && !remapped.has(f.path);
+}
+
+/** Write-only with O_APPEND: CRIU records no size for it. */
+const appendOnly = (f: ImageFile) => (f.flags & constants.O_APPEND) !== 0 && f.sizeBytes === undefined;
+
+/** What ferry-dump-action recorded in an image directory ([] for an image without its record). */
+export async function readAppendedFiles(imagesDir: string): Promise<AppendedFile[]> {
+  let text: string;
+  try {
+    text = await readFile(join(imagesDir, APPEND_FILES_NAME), 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw e;
+  }
+  return text.split('\n').flatMap((line) => {
+    const m = /^(\d+) (\/.*)$/.exec(line);
+    return m ? [{ path: m[2], sizeBytes: Number(m[1]) }] : [];
+  });
 }
 
 /**
  * Cuts back each file the image's processes had open for writing that is
- * longer now than when they were dumped. Returns what it cut; a file it cannot
- * cut fails the restore, naming the file.
+ * longer now than when they were dumped: to CRIU's record, or for an
+ * append-only file to `appendedSizes` (the job's largest record of it; such a
+ * file not in it is left as it is). Returns what it cut; a file it cannot cut
+ * fails the restore, naming the file.
  */
-export async function cutBackWrittenFiles(summary: ImageSummary): Promise<CutBackFile[]> {
+export async function cutBackWrittenFiles(summary: ImageSummary, appendedSizes: ReadonlyMap<string, number> = new Map()): Promise<CutBackFile[]> {
   const { out, err } = outputFiles(summary);
   const remapped = new Set([...out, ...err]);
   // One size per path (several descriptors on one file record the same one): the largest, so no descriptor's data is cut.
   const sizes = new Map<string, number>();
   for (const f of summary.files) {
-    if (writtenWithCheckedSize(f, remapped)) sizes.set(f.path, Math.max(f.sizeBytes, sizes.get(f.path) ?? 0));
+    if (!writtenThroughFd(f, remapped)) continue;
+    const size = f.sizeBytes ?? (appendOnly(f) ? appendedSizes.get(f.path) : undefined);
+    if (size !== undefined) sizes.set(f.path, Math.max(size, sizes.get(f.path) ?? 0));
   }
   const cut: CutBackFile[] = [];
   for (const [path, toBytes] of sizes) {

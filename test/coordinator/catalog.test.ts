@@ -79,7 +79,8 @@ function populate(c: Catalog): void {
   const e1 = c.beginEpoch('j1', 3_000);
   c.setEpochState('j1', e1, 'flushed', 3_100, 'channels empty');
   c.recordEpochImage({ jobId: 'j1', epoch: e1, rank: 0, host: 'h1', location: '/img/j1/1/0', sizeBytes: 5_000_000_000, sha256: SHA_A,
-    manifest: [{ path: 'pages-1.img', sizeBytes: 4_999_999_000, sha256: SHA_B }, { path: 'core-1.img', sizeBytes: 1_000, sha256: SHA_A }] });
+    manifest: [{ path: 'pages-1.img', sizeBytes: 4_999_999_000, sha256: SHA_B }, { path: 'core-1.img', sizeBytes: 1_000, sha256: SHA_A }],
+    appendedFiles: [{ path: '/scratch/j1/app.log', sizeBytes: 1_234 }] });
   c.recordEpochImage({ jobId: 'j1', epoch: e1, rank: 1, host: 'h2', location: '/img/j1/1/1', sizeBytes: 42, sha256: SHA_B });
   c.commitEpoch('j1', e1, 3_200);
   const e2 = c.beginEpoch('j1', 4_000);
@@ -247,8 +248,9 @@ describe('catalog round trips', () => {
       manifest: [{ path: 'pages-1.img', sizeBytes: 4_999_999_000, sha256: SHA_B }, { path: 'core-1.img', sizeBytes: 1_000, sha256: SHA_A }],
       imageStore: '',
       removedMs: null,
+      appendedFiles: [{ path: '/scratch/j1/app.log', sizeBytes: 1_234 }],
     });
-    expect(images[1]).toMatchObject({ rank: 1, sizeBytes: 42, sha256: SHA_B, manifest: null });
+    expect(images[1]).toMatchObject({ rank: 1, sizeBytes: 42, sha256: SHA_B, manifest: null, appendedFiles: [] });
     expect(c.epochImages('j1', 2)).toEqual([]);
     expect(c.inFlightEpochs()).toEqual([]);
     expect(c.getJob('j1')!.lastEpoch).toBe(2);
@@ -535,6 +537,7 @@ describe('catalog file', () => {
     expect(c.schemaVersion).toBe(CATALOG_SCHEMA_VERSION);
     populate(c);
     const before = snapshot(c);
+    expect(before.images[0].map((i) => i.appendedFiles)).toEqual([[{ path: '/scratch/j1/app.log', sizeBytes: 1_234 }], []]);
     c.close();
     // a coordinator killed without close() must not lose committed writes: simulate by not
     // closing this second connection before reading through a third

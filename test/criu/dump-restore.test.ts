@@ -3,7 +3,7 @@
 // ranks): checkpoint-and-continue, the original killed, restores from the
 // images into the grown log and into new log files, the true exit status
 // through ferry-restore, signals through the restored ferry-init.
-import { readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../src/gen/proto.js';
@@ -13,6 +13,7 @@ import { dumpRank } from '../../src/criu/criu-dump.js';
 import { outputFiles, readImages } from '../../src/criu/criu-images.js';
 import { restoreRank, restoredExit } from '../../src/criu/criu-restore.js';
 import { checkRestorable } from '../../src/criu/restore-precheck.js';
+import { readAppendedFiles } from '../../src/criu/written-files.js';
 import {
   COUNTER_EXIT_CODE,
   FERRY_RESTORE,
@@ -192,6 +193,13 @@ describe('dump and restore of a rank', () => {
     await exited(rank.unshare);
     const atB = valueAt(a.out, (await readImages(toB.imagesDir)).files.find((f) => f.path === a.out)!.pos);
     expect(logLines(a.out).length).toBe(atB); // nothing written after the dump
+    // ferry-dump-action recorded, while the tree was frozen, the size of each file it had open for append
+    // only: both logs (on each descriptor). The counter wrote nothing after the dump; unshare, outside the
+    // tree, tells on stderr how its child ended.
+    const appended = await readAppendedFiles(toB.imagesDir);
+    expect(new Set(appended.map((f) => f.path))).toEqual(new Set([a.out, a.err]));
+    for (const f of appended.filter((x) => x.path === a.out)) expect(f.sizeBytes).toBe(statSync(a.out).size);
+    for (const f of appended.filter((x) => x.path === a.err)) expect(f.sizeBytes).toBeLessThanOrEqual(statSync(a.err).size);
     const b = logs('host-b');
     const onB = await restoreRank({ criu, imagesDir: toB.imagesDir, logOut: b.out, logErr: b.err, workDir: join(dir, 'work-b') });
     fx.track(onB.initPid);

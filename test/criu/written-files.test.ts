@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ImageFile, ImageSummary } from '../../src/criu/criu-images.js';
-import { cutBackWrittenFiles } from '../../src/criu/written-files.js';
+import { APPEND_FILES_NAME } from '../../src/criu/criu-dump.js';
+import { cutBackWrittenFiles, readAppendedFiles } from '../../src/criu/written-files.js';
 
 let dir: string;
 beforeEach(() => {
@@ -102,5 +103,36 @@ describe('cutBackWrittenFiles', () => {
     );
     expect(cut).toEqual([{ path: shared, fromBytes: 500, toBytes: 260 }]);
     expect(size(shared)).toBe(260);
+  });
+
+  it('cuts an append-only file back to the size the job recorded for it at the dump; without a record it stays', async () => {
+    const log = fileOf('app.log', 900);
+    const unrecorded = fileOf('other.log', 500);
+    const stdout = fileOf('rank-0.out', 800);
+    const appendOnly = constants.O_WRONLY | constants.O_APPEND;
+    const cut = await cutBackWrittenFiles(
+      summaryOf([
+        imageFile(log, appendOnly, undefined),
+        imageFile(unrecorded, appendOnly, undefined),
+        imageFile(stdout, appendOnly, undefined, { fds: [{ pid: 2, fd: 1 }] }),
+      ]),
+      new Map([
+        [log, 600],
+        [stdout, 100], // the agent hands the restored rank new output files: never cut
+      ]),
+    );
+    expect(cut).toEqual([{ path: log, fromBytes: 900, toBytes: 600 }]);
+    expect([log, unrecorded, stdout].map(size)).toEqual([600, 500, 800]);
+  });
+});
+
+describe('readAppendedFiles', () => {
+  it("reads ferry-dump-action's record, skipping what is not a line of it; none without one", async () => {
+    expect(await readAppendedFiles(dir)).toEqual([]);
+    writeFileSync(join(dir, APPEND_FILES_NAME), '1234 /scratch/run/app.log\n0 /path with spaces/x.log\nbad line\n12 relative/path\n');
+    expect(await readAppendedFiles(dir)).toEqual([
+      { path: '/scratch/run/app.log', sizeBytes: 1234 },
+      { path: '/path with spaces/x.log', sizeBytes: 0 },
+    ]);
   });
 });

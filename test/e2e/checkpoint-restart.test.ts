@@ -39,9 +39,10 @@ async function waitRunning(jobId: string): Promise<void> {
 
 const ferryOk = ferryOkOn(() => c, RUN_TIMEOUT_MS);
 
-/** Where a Jacobi job writes its history files (PREFIX.RANK), in the directory every host sees. */
-const historyPrefix = (jobId: string) => join(c.tempDir, 'history', jobId);
-const historyFiles = (jobId: string) => [0, 1, 2, 3].map((r) => readFileSync(`${historyPrefix(jobId)}.${r}`));
+/** Where a Jacobi job writes its history (--history, "w") or log (--log, "a") files, PREFIX.RANK, in the directory every host sees. */
+const outputPrefix = (jobId: string, kind: 'history' | 'log') => join(c.tempDir, 'outputs', `${jobId}-${kind}`);
+const outputFiles = (jobId: string, kind: 'history' | 'log') => [0, 1, 2, 3].map((r) => readFileSync(`${outputPrefix(jobId, kind)}.${r}`));
+const outputArgs = (jobId: string) => ['--history', outputPrefix(jobId, 'history'), '--log', outputPrefix(jobId, 'log')];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -53,9 +54,9 @@ function rank0Output(jobId: string): string {
 beforeAll(async () => {
   c = await startTestCluster({ hosts: 3, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500, env: { FERRY_FAULT_DUMP_DELAY_MS: String(DUMP_DELAY_MS) } });
   for (const name of ['jacobi', 'sort']) bin = dirname(buildExample(c, name));
-  // Uninterrupted runs of the same sizes, in this cluster (Jacobi's also writes its history files).
-  mkdirSync(join(c.tempDir, 'history'), { recursive: true });
-  for (const [id, example] of [['ref-jacobi', [...JACOBI, '--history', historyPrefix('ref-jacobi')]], ['ref-sort', SORT]] as const) {
+  // Uninterrupted runs of the same sizes, in this cluster (Jacobi's also writes its history and log files).
+  mkdirSync(join(c.tempDir, 'outputs'), { recursive: true });
+  for (const [id, example] of [['ref-jacobi', [...JACOBI, ...outputArgs('ref-jacobi')]], ['ref-sort', SORT]] as const) {
     const r = await start(id, [...example]);
     expect(r.code, r.stderr).toBe(0);
     reference.set(example[0], checksumLine(r.stdout));
@@ -279,36 +280,45 @@ describe('checkpoint, restart and migration end to end', { timeout: 600_000 }, (
     expect(checksumLine(attached.stdout)).toBe(reference.get('sort'));
   });
 
-  it('9. restarts from an older epoch a job whose ranks write their own files: what they wrote after it is cut back, and the files end bit for bit as in an uninterrupted run', async () => {
-    const args = [...JACOBI, '--history', historyPrefix('files')];
-    const run = start('files', args);
+  it("9. restarts from an older epoch a job whose ranks write their own files: what they wrote or appended after it is cut back, and the files end bit for bit as in an uninterrupted run", async () => {
+    const run = start('files', [...JACOBI, ...outputArgs('files')]);
     await waitRunning('files');
     await sleep(800);
     await ferryOk(['checkpoint', 'files']); // epoch 1
-    const atEpoch1 = historyFiles('files').map((b) => b.length);
+    const atEpoch1 = (kind: 'history' | 'log') => outputFiles('files', kind).map((b) => b.length);
+    const [history1, log1] = [atEpoch1('history'), atEpoch1('log')];
     await sleep(1_000);
     await ferryOk(['checkpoint', 'files', '--stop']); // epoch 2: the files have grown since epoch 1
     expect((await run).code).toBe(75);
-    const grown = historyFiles('files').map((b) => b.length);
-    for (const [r, size] of grown.entries()) expect(size, `rank ${r}'s history`).toBeGreaterThan(atEpoch1[r]);
+    const grown = { history: outputFiles('files', 'history').map((b) => b.length), log: outputFiles('files', 'log').map((b) => b.length) };
+    for (const r of [0, 1, 2, 3]) {
+      expect(grown.history[r], `rank ${r}'s history`).toBeGreaterThan(history1[r]);
+      expect(grown.log[r], `rank ${r}'s log`).toBeGreaterThan(log1[r]);
+    }
     // ferry inspect shows which files a restart would cut back: those open for writing, with their size checked.
     const inspect = await ferryOk(['inspect', join(c.hosts[0].imagesDir, 'files', '1', 'rank-0')]);
-    expect(inspect).toMatch(new RegExp(`\\n${historyPrefix('files')}\\.0 +\\d+ +write +fd`));
+    expect(inspect).toMatch(new RegExp(`\\n${outputPrefix('files', 'history')}\\.0 +\\d+ +write +fd`));
+    expect(inspect).toMatch(new RegExp(`\\n${outputPrefix('files', 'log')}\\.0 +- +write,append +fd`));
     expect(inspect).toContain('(a restart from this image cuts a file open for writing back to its checked size if it grew since)');
-    // Back to epoch 1: each rank's file goes back to the size CRIU recorded when it dumped the rank.
+    // Back to epoch 1: each rank's history goes back to the size CRIU recorded when it dumped the rank, and
+    // its log (open for append: CRIU records no size) to the size ferry-dump-action recorded then.
     const restarted = JSON.parse(await ferryOk(['restart', 'files', '--epoch', '1', '--hosts', 'host2,host3', '--json']));
-    const cut = (restarted.notes as string[]).filter((n) => n.includes(historyPrefix('files')));
-    expect(cut).toHaveLength(4);
-    for (const r of [0, 1, 2, 3]) {
-      expect(cut.find((n) => n.includes(`${historyPrefix('files')}.${r}:`))).toMatch(
-        new RegExp(`^rank ${r} on host[23]: ${historyPrefix('files')}\\.${r}: cut back from ${grown[r]} to \\d+ bytes, its size at epoch 1 \\(written after that checkpoint\\)$`),
-      );
+    for (const kind of ['history', 'log'] as const) {
+      const cut = (restarted.notes as string[]).filter((n) => n.includes(outputPrefix('files', kind)));
+      expect(cut).toHaveLength(4);
+      for (const r of [0, 1, 2, 3]) {
+        expect(cut.find((n) => n.includes(`${outputPrefix('files', kind)}.${r}:`))).toMatch(
+          new RegExp(`^rank ${r} on host[23]: ${outputPrefix('files', kind)}\\.${r}: cut back from ${grown[kind][r]} to \\d+ bytes, its size at epoch 1 \\(written after that checkpoint\\)$`),
+        );
+      }
     }
     const attached = await c.ferry(['attach', 'files'], { timeoutMs: RUN_TIMEOUT_MS });
     expect(attached.code, `${attached.stderr}\n${c.logTails(30)}`).toBe(0);
     expect(checksumLine(attached.stdout)).toBe(reference.get('jacobi'));
-    const expected = historyFiles('ref-jacobi');
-    for (const [r, bytes] of historyFiles('files').entries()) expect(bytes.equals(expected[r]), `rank ${r}'s history file`).toBe(true);
+    for (const kind of ['history', 'log'] as const) {
+      const expected = outputFiles('ref-jacobi', kind);
+      for (const [r, bytes] of outputFiles('files', kind).entries()) expect(bytes.equals(expected[r]), `rank ${r}'s ${kind} file`).toBe(true);
+    }
   });
 
   it('10. checkpoints, migrates and restarts hybrid MPI+OpenMP ranks (2 threads each) to the uninterrupted result', async () => {

@@ -12,6 +12,7 @@ export function roundRequest(step: RoundStep, over: Partial<RoundRequest> & Pick
     image_set: String(over.epoch),
     transient: false,
     roll_back_files: false,
+    appended_sizes: [],
     ...over,
   };
 }

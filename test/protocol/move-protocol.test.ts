@@ -69,6 +69,34 @@ describe('restart', () => {
     expect(h.nodes.get('a')!.steps.seen.find((x) => x.step === RoundStep.RESTORE)).toMatchObject({ rollBackFiles: false });
   });
 
+  it("cuts an append-only file the ranks share back to the largest size any rank's dump recorded for it", async () => {
+    // Ranks 0,1 (host a) and 2,3 (host b) append to one log; each dump saw it at another size (dumped one after the other).
+    const sizes: Record<number, number> = { 0: 100, 1: 340, 2: 220, 3: 90 };
+    for (const host of ['a', 'b']) {
+      h.nodes.get(host)!.steps.scripts.set(RoundStep.DUMP, (req) => ({
+        failed: new Map(),
+        images: h.nodes.get(host)!.steps.dumpImages(req).map((img) => ({
+          ...img,
+          appended_files: [
+            { path: '/run/shared.log', size_bytes: sizes[img.rank!] },
+            ...(img.rank === 2 ? [{ path: '/run/rank-2.log', size_bytes: 7 }] : []),
+          ],
+        })),
+      }));
+    }
+    await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: true }));
+    await advance(1_000);
+    expect(h.catalog!.epochImages('j', 1).map((i) => i.appendedFiles.map((f) => f.sizeBytes))).toEqual([[100], [340], [220, 7], [90]]);
+    clearSeen();
+    expect((await settle(h.coordinator!.moves.restart('j', { hosts: ['c', 'd'] }))).error).toBeUndefined();
+    for (const host of ['c', 'd']) {
+      expect(h.nodes.get(host)!.steps.seen.find((x) => x.step === RoundStep.RESTORE)!.appendedSizes).toEqual([
+        ['/run/shared.log', 340],
+        ['/run/rank-2.log', 7],
+      ]);
+    }
+  });
+
   it('names the files already cut back when a restore fails after it, and leaves the job stopped', async () => {
     await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: true }));
     await advance(1_000);

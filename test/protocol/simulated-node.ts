@@ -3,7 +3,7 @@
 // SimulatedRanks "runs" ranks without processes; ScriptedSteps answers each
 // checkpoint step as a test says (succeed, fail a rank, hang, ...).
 import { EventEmitter } from 'node:events';
-import { ErrorCode, RoundStep, type RankProcessInit, type RoundRequest } from '../../src/gen/proto.js';
+import { ErrorCode, RoundStep, type RankImageInit, type RankProcessInit, type RoundRequest } from '../../src/gen/proto.js';
 import { FerryError } from '../../src/common/ferry-error.js';
 import type { RankRunner, RankStartSpec, RankSupervisorEvents } from '../../src/agent/rank-supervisor.js';
 import type { RankSteps, StepOutcome } from '../../src/agent/rank-steps.js';
@@ -78,7 +78,7 @@ export type StepScript = (req: RoundRequest) => StepOutcome | Promise<StepOutcom
 
 /** Answers each step: by default every rank succeeds; a test replaces the script of a step. */
 export class ScriptedSteps implements RankSteps {
-  readonly seen: { step: RoundStep; ranks: number[]; dumpRanks: number[]; epoch: number; transient: boolean; rollBackFiles: boolean }[] = [];
+  readonly seen: { step: RoundStep; ranks: number[]; dumpRanks: number[]; epoch: number; transient: boolean; rollBackFiles: boolean; appendedSizes: [string, number][] }[] = [];
   scripts = new Map<RoundStep, StepScript>();
 
   constructor(
@@ -95,7 +95,7 @@ export class ScriptedSteps implements RankSteps {
   }
 
   async run(req: RoundRequest): Promise<StepOutcome> {
-    this.seen.push({ step: req.step, ranks: [...req.ranks], dumpRanks: [...req.dump_ranks], epoch: req.epoch, transient: req.transient, rollBackFiles: req.roll_back_files === true });
+    this.seen.push({ step: req.step, ranks: [...req.ranks], dumpRanks: [...req.dump_ranks], epoch: req.epoch, transient: req.transient, rollBackFiles: req.roll_back_files === true, appendedSizes: (req.appended_sizes ?? []).map((f) => [f.path, Number(f.size_bytes)]) });
     const out = await this.outcome(req);
     if (out === 'hang') return new Promise<StepOutcome>(() => {}); // the ranks stay as they were
     if (req.step === RoundStep.RESUME) for (const r of req.ranks) if (!out.failed.has(r)) this.ranks.flushed.delete(`${req.job_id}/${r}`);
@@ -108,20 +108,7 @@ export class ScriptedSteps implements RankSteps {
   private async outcome(req: RoundRequest): Promise<StepOutcome | 'hang'> {
     const script = this.scripts.get(req.step);
     if (script) return script(req);
-    if (req.step === RoundStep.DUMP) {
-      return {
-        failed: new Map(),
-        images: req.dump_ranks.map((rank) => ({
-          rank,
-          location: `/images/${this.host}/${req.job_id}/${req.epoch}/rank-${rank}`,
-          size_bytes: 1000 + rank,
-          manifest_sha256: 'a'.repeat(64),
-          files: 3,
-          dump_ms: 5,
-          store_ms: 1,
-        })),
-      };
-    }
+    if (req.step === RoundStep.DUMP) return { failed: new Map(), images: this.dumpImages(req) };
     if (req.step === RoundStep.STOP) {
       for (const r of req.dump_ranks) this.ranks.exit(req.job_id, r, 137);
     }
@@ -129,6 +116,19 @@ export class ScriptedSteps implements RankSteps {
     if (req.step === RoundStep.RESTORE) return { failed: new Map(), started: this.restoreRanks(req) };
     if (req.step === RoundStep.PREPARE) return { failed: new Map(), flush: { drained_messages: 2 * req.ranks.length, drained_bytes: 64, flush_ms: 1 } };
     return { failed: new Map() };
+  }
+
+  /** What a DUMP reports by default: an image of each rank to dump (for scripts that add to that). */
+  dumpImages(req: RoundRequest): RankImageInit[] {
+    return req.dump_ranks.map((rank) => ({
+      rank,
+      location: `/images/${this.host}/${req.job_id}/${req.epoch}/rank-${rank}`,
+      size_bytes: 1000 + rank,
+      manifest_sha256: 'a'.repeat(64),
+      files: 3,
+      dump_ms: 5,
+      store_ms: 1,
+    }));
   }
 
   /** What a RESTORE does by default: starts each rank of its sources here (for scripts that add to that). */

@@ -101,6 +101,7 @@ export class CheckpointService {
             location: img.location,
             sizeBytes: img.size_bytes,
             sha256: img.manifest_sha256,
+            appendedFiles: img.appended_files.map((f) => ({ path: f.path, sizeBytes: Number(f.size_bytes) })),
           });
           seen.add(img.rank);
           sizeBytes += img.size_bytes;

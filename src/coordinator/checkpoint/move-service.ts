@@ -13,11 +13,11 @@
 // Each target reads an image in place when its images directory is the store
 // the image was written to (a shared directory), else fetches it from a live
 // host that has it (image-source-choice.ts).
-import { ErrorCode, RoundStep, type ImageSourceInit, type MoveReplyInit } from '../../gen/proto.js';
+import { ErrorCode, RoundStep, type AppendedFileInit, type ImageSourceInit, type MoveReplyInit } from '../../gen/proto.js';
 import { WAIT_FOR_COPIES_MS } from '../coordinator-config.js';
 import { FerryError } from '../../common/ferry-error.js';
 import { tracer } from '../../common/trace.js';
-import { EPOCH_COMMITTED, EPOCH_DELETED, EPOCH_LOST, type JobRow, type RankMoveRow } from '../catalog-types.js';
+import { EPOCH_COMMITTED, EPOCH_DELETED, EPOCH_LOST, type EpochImageRow, type JobRow, type RankMoveRow } from '../catalog-types.js';
 import type { Coordinator } from '../coordinator.js';
 import { placeRanks } from '../placement.js';
 import { describeRoundFailure, roundFailureCode, runRound, type RoundResult } from '../round-runner.js';
@@ -76,6 +76,16 @@ export interface MoveProgress {
 export type MoveProgressFn = (p: MoveProgress) => void;
 
 const sum = (xs: Iterable<number>) => [...xs].reduce((n, x) => n + x, 0);
+
+/**
+ * Per append-only file, the largest size any rank's dump recorded: ranks appending to one file are
+ * frozen one after the other, and none may lose what it had appended by its own dump.
+ */
+function largestAppendedSizes(images: readonly EpochImageRow[]): AppendedFileInit[] {
+  const sizes = new Map<string, number>();
+  for (const img of images) for (const f of img.appendedFiles) sizes.set(f.path, Math.max(f.sizeBytes, sizes.get(f.path) ?? 0));
+  return [...sizes].map(([path, size]) => ({ path, size_bytes: size }));
+}
 
 /** What a restart's RESTORE cut back of the files its ranks wrote after the epoch, one line per file. */
 function cutBackNotes(restore: RoundResult, epoch: number): string[] {
@@ -172,7 +182,13 @@ export class MoveService {
       const t1 = this.c.now();
       say('restoring', shipped);
       // A rollback: files the ranks wrote after the epoch are cut back to their size then (written-files.ts).
-      const restore = await runRound(this.c, { ...request, step: RoundStep.RESTORE, roll_back_files: true }, targets, this.c.config.dumpTimeoutMs, perHost);
+      const restore = await runRound(
+        this.c,
+        { ...request, step: RoundStep.RESTORE, roll_back_files: true, appended_sizes: largestAppendedSizes(images) },
+        targets,
+        this.c.config.dumpTimeoutMs,
+        perHost,
+      );
       this.recordRestored(jobId, restore);
       const notes = cutBackNotes(restore, epoch);
       for (const n of notes) this.c.event('restart.file-cut-back', `job ${jobId}: ${n}`, { jobId });
