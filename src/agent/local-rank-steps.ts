@@ -240,13 +240,13 @@ export class LocalRankSteps implements RankSteps {
   }
 
   /**
-   * FETCH: each rank's image, every file verified. An image with no server is
-   * read in place: this host's own copy, or one another host wrote into the
-   * image store this host's images directory is (a shared directory; checked
-   * against the store's id). Otherwise it comes from the named host's server.
+   * FETCH: each rank's image, every file verified (bringImage); for a restart
+   * (roll_back_files), then the files its rank wrote after the epoch cut back.
    */
   private async fetch(req: RoundRequest): Promise<StepOutcome> {
     let bytes = 0;
+    const filesCutBack: CutBackFileInit[] = [];
+    const appendedSizes = new Map((req.appended_sizes ?? []).map((f) => [f.path, Number(f.size_bytes)]));
     const sharedFromOthers = req.sources.some((s) => !s.server && s.host !== this.o.host && s.image_store);
     const ownStore = sharedFromOthers ? await readImageStoreId(this.o.imagesDir) : undefined;
     const { failed } = await this.perRank(
@@ -255,38 +255,58 @@ export class LocalRankSteps implements RankSteps {
       async (rank) => {
         const src = req.sources.find((s) => s.rank === rank)!;
         const into = rankImageDir(this.o.imagesDir, req.job_id, src.epoch, rank);
-        if (src.host === this.o.host || !src.server) {
-          if (src.host !== this.o.host && src.image_store && src.image_store !== ownStore) {
-            throw new FerryError(
-              ErrorCode.IMAGE_MISSING,
-              `${imageLabel({ epoch: src.epoch, rank })}: written by host ${src.host} into image store ${src.image_store}, ` +
-                `but the images directory of host ${this.o.host} (${this.o.imagesDir}) is store ${ownStore ?? '(none)'}`,
-            );
-          }
-          await verifyRecordedImage(into, src.manifest_sha256); // already here
-          this.verified.set(into, src.manifest_sha256);
-          return;
+        bytes += await this.bringImage(req, src, into, ownStore);
+        // A restart rolls the ranks back: the files they wrote after the epoch go back to their size then
+        // (written-files.ts). Here, in FETCH, every target has cut before any restores a rank that may
+        // write to a file another target cuts.
+        if (!req.roll_back_files) return;
+        for (const f of await cutBackWrittenFiles(await readImages(into), appendedSizes)) {
+          trace(`${req.job_id} rank ${rank}: ${f.path} cut back from ${f.fromBytes} to ${f.toBytes} bytes`);
+          filesCutBack.push({ rank, path: f.path, from_bytes: f.fromBytes, to_bytes: f.toBytes });
         }
-        // A migration's or restart's copy (transient) is restored at once and discarded after: no fsync.
-        const r = await fetchImageDir({
-          from: src.server,
-          jobId: req.job_id,
-          epoch: src.epoch,
-          rank,
-          into,
-          manifestSha256: src.manifest_sha256,
-          durable: !req.transient,
-        });
-        if (r.manifest.manifestSha256 !== src.manifest_sha256) {
-          throw new FerryError(ErrorCode.IMAGE_CORRUPT, `epoch ${src.epoch} rank ${rank}: the manifest fetched from ${src.host} is not the one the coordinator recorded`);
-        }
-        // Found complete here (a directory shared with the server, or an earlier fetch): its files were not read yet.
-        if (r.alreadyComplete) await verifyImageDir(into, r.manifest);
-        this.verified.set(into, src.manifest_sha256);
-        bytes += r.bytesReceived;
       },
     );
-    return { failed, bytesFetched: bytes };
+    return { failed, bytesFetched: bytes, filesCutBack };
+  }
+
+  /**
+   * One rank's image into `into`, every file verified; the bytes shipped. An
+   * image with no server is read in place: this host's own copy, or one another
+   * host wrote into the image store this host's images directory is (a shared
+   * directory; checked against the store's id). Otherwise it comes from the
+   * named host's server.
+   */
+  private async bringImage(req: RoundRequest, src: ImageSource, into: string, ownStore: string | undefined): Promise<number> {
+    const rank = src.rank;
+    if (src.host === this.o.host || !src.server) {
+      if (src.host !== this.o.host && src.image_store && src.image_store !== ownStore) {
+        throw new FerryError(
+          ErrorCode.IMAGE_MISSING,
+          `${imageLabel({ epoch: src.epoch, rank })}: written by host ${src.host} into image store ${src.image_store}, ` +
+            `but the images directory of host ${this.o.host} (${this.o.imagesDir}) is store ${ownStore ?? '(none)'}`,
+        );
+      }
+      await verifyRecordedImage(into, src.manifest_sha256); // already here
+      this.verified.set(into, src.manifest_sha256);
+      return 0;
+    }
+    // A migration's or restart's copy (transient) is restored at once and discarded after: no fsync.
+    const r = await fetchImageDir({
+      from: src.server,
+      jobId: req.job_id,
+      epoch: src.epoch,
+      rank,
+      into,
+      manifestSha256: src.manifest_sha256,
+      durable: !req.transient,
+    });
+    if (r.manifest.manifestSha256 !== src.manifest_sha256) {
+      throw new FerryError(ErrorCode.IMAGE_CORRUPT, `epoch ${src.epoch} rank ${rank}: the manifest fetched from ${src.host} is not the one the coordinator recorded`);
+    }
+    // Found complete here (a directory shared with the server, or an earlier fetch): its files were not read yet.
+    if (r.alreadyComplete) await verifyImageDir(into, r.manifest);
+    this.verified.set(into, src.manifest_sha256);
+    return r.bytesReceived;
   }
 
   /**
@@ -315,8 +335,6 @@ export class LocalRankSteps implements RankSteps {
   /** RESTORE: each fetched rank into a new PID namespace here; it waits, flushed, for RESUME. */
   private async restore(req: RoundRequest): Promise<StepOutcome> {
     this.criu(); // a host without CRIU fails the whole step at once, saying so
-    const filesCutBack: CutBackFileInit[] = [];
-    const appendedSizes = new Map((req.appended_sizes ?? []).map((f) => [f.path, Number(f.size_bytes)]));
     const { done, failed } = await this.perRank(this.transferQueue, req.sources.map((s) => s.rank), (rank) => {
       const src = req.sources.find((s) => s.rank === rank)!;
       const key = `${req.job_id}/${rank}`;
@@ -332,20 +350,7 @@ export class LocalRankSteps implements RankSteps {
         const summary = await readImages(dir);
         // ferry-init's private directory is Ferry's to make; anything else missing is the operator's to fix.
         for (const f of summary.files) if (f.uses.includes('cwd')) ensureRankInitDir(f.path);
-        // A rollback: the files the rank wrote after the epoch go back to their size then (written-files.ts).
-        const cut = req.roll_back_files ? await cutBackWrittenFiles(summary, appendedSizes) : [];
-        for (const f of cut) {
-          trace(`${req.job_id} rank ${rank}: ${f.path} cut back from ${f.fromBytes} to ${f.toBytes} bytes`);
-          filesCutBack.push({ rank, path: f.path, from_bytes: f.fromBytes, to_bytes: f.toBytes });
-        }
-        try {
-          return await this.restoreFrom(req, rank, src, dir, summary);
-        } catch (e) {
-          if (cut.length === 0) throw e;
-          const what = cut.map((f) => `${f.path} from ${f.fromBytes} to ${f.toBytes} bytes`).join(', ');
-          const err = e instanceof FerryError ? e : new FerryError(ErrorCode.INTERNAL, errorMessage(e));
-          throw new FerryError(err.code, `${err.message} (before it, files the rank wrote after the epoch were cut back: ${what})`);
-        }
+        return this.restoreFrom(req, rank, src, dir, summary);
       })();
       const entry = { set: Number(src.epoch), restored, done: false };
       this.restores.set(key, entry);
@@ -355,7 +360,7 @@ export class LocalRankSteps implements RankSteps {
       );
       return restored;
     });
-    return { failed, started: done, filesCutBack };
+    return { failed, started: done };
   }
 
   /** One rank's CRIU restore from `dir`, once this host has what its image needs; it waits, flushed, for RESUME. */

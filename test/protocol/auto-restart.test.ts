@@ -93,12 +93,8 @@ describe('a job with automatic restarts that loses a host', () => {
     print(2, '2 af');
     print(2, 'ter\n');
     print(2, '2 warn\n', RankOutput_Stream.STDERR);
-    // Rank 0 wrote its own output file after the epoch: host a's agent cuts it back when it restores the rank.
-    h.nodes.get('a')!.steps.scripts.set(RoundStep.RESTORE, (req) => ({
-      failed: new Map(),
-      started: h.nodes.get('a')!.steps.restoreRanks(req),
-      filesCutBack: [{ rank: 0, path: '/scratch/j/out.0', from_bytes: 700, to_bytes: 300 }],
-    }));
+    // Rank 0 wrote its own output file after the epoch: host a's agent cuts it back before it restores the rank.
+    h.nodes.get('a')!.steps.scripts.set(RoundStep.FETCH, () => ({ failed: new Map(), filesCutBack: [{ rank: 0, path: '/scratch/j/out.0', from_bytes: 700, to_bytes: 300 }] }));
     await loseB();
     for (let t = 0; t < 20_000 && job().state !== 'running'; t += 100) await advance(100);
     expect(job().state, job().detail ?? '').toBe('running');

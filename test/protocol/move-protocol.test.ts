@@ -2,7 +2,7 @@
 // the steps each host sees, what happens on each failure, and that a failed
 // move loses nothing.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ErrorCode, RoundStep, type MoveReplyInit, type RoundRequest } from '../../src/gen/proto.js';
+import { ErrorCode, RoundStep, type MoveReplyInit } from '../../src/gen/proto.js';
 import { ControlPlaneHarness, settle } from './control-plane-harness.js';
 import { failRanks, type SimulatedRanks } from './simulated-node.js';
 import { HOST_REJOIN_GRACE_MS } from '../../src/coordinator/coordinator-config.js';
@@ -50,23 +50,24 @@ describe('restart', () => {
     await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: true }));
     await advance(1_000);
     clearSeen();
-    const restoreThenCut = (rank: number, path: string, from: number, to: number) => (req: RoundRequest) => ({
+    h.nodes.get('d')!.steps.scripts.set(RoundStep.FETCH, () => ({
       failed: new Map(),
-      started: h.nodes.get('d')!.steps.restoreRanks(req),
-      filesCutBack: [{ rank, path, from_bytes: from, to_bytes: to }],
-    });
-    h.nodes.get('d')!.steps.scripts.set(RoundStep.RESTORE, restoreThenCut(3, '/home/u/run/history.3', 9000, 4500));
+      filesCutBack: [{ rank: 3, path: '/home/u/run/history.3', from_bytes: 9000, to_bytes: 4500 }],
+    }));
     const { value, error } = await settle<MoveReplyInit>(h.coordinator!.moves.restart('j', { hosts: ['c', 'd'] }));
     expect(error).toBeUndefined();
     expect(value!.notes).toEqual(['rank 3 on d: /home/u/run/history.3: cut back from 9000 to 4500 bytes, its size at epoch 1 (written after that checkpoint)']);
-    // Every RESTORE of a restart is a rollback; a migration's is not (its rank wrote nothing after its dump).
-    for (const host of ['c', 'd']) expect(h.nodes.get(host)!.steps.seen.find((x) => x.step === RoundStep.RESTORE)).toMatchObject({ rollBackFiles: true });
+    // Every target cuts in FETCH, before any RESTORE; a migration cuts nothing (its rank wrote nothing after its dump).
+    for (const host of ['c', 'd']) {
+      expect(h.nodes.get(host)!.steps.seen.find((x) => x.step === RoundStep.FETCH)).toMatchObject({ rollBackFiles: true });
+      expect(h.nodes.get(host)!.steps.seen.find((x) => x.step === RoundStep.RESTORE)).toMatchObject({ rollBackFiles: false });
+    }
     const events = h.catalog!.listEvents({ limit: 500 }).filter((e) => e.kind === 'restart.file-cut-back').map((e) => e.message);
     expect(events).toEqual([`job j: ${value!.notes![0]}`]);
     clearSeen();
-    h.nodes.get('d')!.steps.scripts.delete(RoundStep.RESTORE);
+    h.nodes.get('d')!.steps.scripts.delete(RoundStep.FETCH);
     expect((await settle(h.coordinator!.moves.migrate('j', new Map([[1, 'a']])))).error).toBeUndefined();
-    expect(h.nodes.get('a')!.steps.seen.find((x) => x.step === RoundStep.RESTORE)).toMatchObject({ rollBackFiles: false });
+    expect(h.nodes.get('a')!.steps.seen.find((x) => x.step === RoundStep.FETCH)).toMatchObject({ rollBackFiles: false });
   });
 
   it("cuts an append-only file the ranks share back to the largest size any rank's dump recorded for it", async () => {
@@ -90,7 +91,7 @@ describe('restart', () => {
     clearSeen();
     expect((await settle(h.coordinator!.moves.restart('j', { hosts: ['c', 'd'] }))).error).toBeUndefined();
     for (const host of ['c', 'd']) {
-      expect(h.nodes.get(host)!.steps.seen.find((x) => x.step === RoundStep.RESTORE)!.appendedSizes).toEqual([
+      expect(h.nodes.get(host)!.steps.seen.find((x) => x.step === RoundStep.FETCH)!.appendedSizes).toEqual([
         ['/run/shared.log', 340],
         ['/run/rank-2.log', 7],
       ]);
@@ -100,12 +101,12 @@ describe('restart', () => {
   it('names the files already cut back when a restore fails after it, and leaves the job stopped', async () => {
     await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: true }));
     await advance(1_000);
-    h.nodes.get('d')!.steps.scripts.set(RoundStep.RESTORE, () => ({
-      ...failRanks([2], 'criu restore failed (before it, files the rank wrote after the epoch were cut back: /run/out.2 from 80 to 40 bytes)', ErrorCode.CRIU_FAILED),
-      filesCutBack: [{ rank: 2, path: '/run/out.2', from_bytes: 80, to_bytes: 40 }],
-    }));
+    h.nodes.get('d')!.steps.scripts.set(RoundStep.FETCH, () => ({ failed: new Map(), filesCutBack: [{ rank: 2, path: '/run/out.2', from_bytes: 80, to_bytes: 40 }] }));
+    h.nodes.get('d')!.steps.scripts.set(RoundStep.RESTORE, () => failRanks([2], 'criu restore failed', ErrorCode.CRIU_FAILED));
     const { error } = await settle(h.coordinator!.moves.restart('j', { hosts: ['c', 'd'] }));
-    expect(error?.message).toMatch(/rank 2: host d: criu restore failed \(before it, files the rank wrote after the epoch were cut back: \/run\/out\.2 from 80 to 40 bytes\)/);
+    expect(error?.message).toMatch(
+      /rank 2: host d: criu restore failed \(files cut back before it: rank 2 on d: \/run\/out\.2: cut back from 80 to 40 bytes, its size at epoch 1 \(written after that checkpoint\)\)/,
+    );
     expect(h.catalog!.getJob('j')!.state).toBe('stopped');
     expect(h.catalog!.listEvents({ limit: 500 }).filter((e) => e.kind === 'restart.file-cut-back').map((e) => e.message)).toEqual([
       'job j: rank 2 on d: /run/out.2: cut back from 80 to 40 bytes, its size at epoch 1 (written after that checkpoint)',

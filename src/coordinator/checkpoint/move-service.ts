@@ -87,9 +87,9 @@ function largestAppendedSizes(images: readonly EpochImageRow[]): AppendedFileIni
   return [...sizes].map(([path, size]) => ({ path, size_bytes: size }));
 }
 
-/** What a restart's RESTORE cut back of the files its ranks wrote after the epoch, one line per file. */
-function cutBackNotes(restore: RoundResult, epoch: number): string[] {
-  return [...restore.replies].flatMap(([host, reply]) =>
+/** What a restart's FETCH cut back of the files its ranks wrote after the epoch, one line per file. */
+function cutBackNotes(fetch: RoundResult, epoch: number): string[] {
+  return [...fetch.replies].flatMap(([host, reply]) =>
     reply.files_cut_back.map(
       (f) => `rank ${f.rank} on ${host}: ${f.path}: cut back from ${f.from_bytes} to ${f.to_bytes} bytes, its size at epoch ${epoch} (written after that checkpoint)`,
     ),
@@ -172,32 +172,34 @@ export class MoveService {
       this.c.catalog.recordRestartCopies(jobId, epoch, copied);
       const removeCopies = (silent: string[] = []) => this.removeCopies(jobId, epoch, new Map([...byHostOf(copied)].filter(([h]) => !silent.includes(h))));
       say('fetching');
-      const fetch = await runRound(this.c, { ...request, step: RoundStep.FETCH, transient: true }, targets, this.c.config.dumpTimeoutMs, perHost);
+      // A rollback: once its image is here, each target cuts back the files its ranks wrote after the
+      // epoch (written-files.ts), every one of them before any rank is restored.
+      const fetch = await runRound(
+        this.c,
+        { ...request, step: RoundStep.FETCH, transient: true, roll_back_files: true, appended_sizes: largestAppendedSizes(images) },
+        targets,
+        this.c.config.dumpTimeoutMs,
+        perHost,
+      );
+      const notes = cutBackNotes(fetch, epoch);
+      for (const n of notes) this.c.event('restart.file-cut-back', `job ${jobId}: ${n}`, { jobId });
+      const cutSoFar = notes.length ? ` (files cut back before it: ${notes.join('; ')})` : '';
       if (!fetch.ok) {
         await removeCopies(fetch.silentHosts);
-        throw this.restartFailure(jobId, epoch, describeRoundFailure('FETCH', fetch), imageHosts, roundFailureCode(fetch));
+        throw this.restartFailure(jobId, epoch, describeRoundFailure('FETCH', fetch) + cutSoFar, imageHosts, roundFailureCode(fetch));
       }
       const shipped = sum([...fetch.replies.values()].map((r) => r.bytes_fetched));
       say('fetched', shipped);
       const t1 = this.c.now();
       say('restoring', shipped);
-      // A rollback: files the ranks wrote after the epoch are cut back to their size then (written-files.ts).
-      const restore = await runRound(
-        this.c,
-        { ...request, step: RoundStep.RESTORE, roll_back_files: true, appended_sizes: largestAppendedSizes(images) },
-        targets,
-        this.c.config.dumpTimeoutMs,
-        perHost,
-      );
+      const restore = await runRound(this.c, { ...request, step: RoundStep.RESTORE }, targets, this.c.config.dumpTimeoutMs, perHost);
       this.recordRestored(jobId, restore);
-      const notes = cutBackNotes(restore, epoch);
-      for (const n of notes) this.c.event('restart.file-cut-back', `job ${jobId}: ${n}`, { jobId });
       if (!restore.ok) {
         // Stop whatever did come back; the epoch stays as it was.
         const answered = new Map([...targets].filter(([h]) => !restore.silentHosts.includes(h)));
         await runRound(this.c, { ...request, step: RoundStep.STOP }, answered, this.c.config.resumeTimeoutMs, (ranks) => ({ dump_ranks: ranks }));
         await removeCopies(restore.silentHosts);
-        throw this.restartFailure(jobId, epoch, describeRoundFailure('RESTORE', restore), imageHosts, roundFailureCode(restore));
+        throw this.restartFailure(jobId, epoch, describeRoundFailure('RESTORE', restore) + cutSoFar, imageHosts, roundFailureCode(restore));
       }
       const t2 = this.c.now();
       say('resuming', shipped);
