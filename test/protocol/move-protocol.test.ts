@@ -113,6 +113,19 @@ describe('restart', () => {
     ]);
   });
 
+  it('puts each rank back on the host that holds its image when it names no hosts: nothing is shipped', async () => {
+    await h.submit({ job_id: 'k', world_size: 4, rank_hosts: { 0: 'a', 1: 'b', 2: 'a', 3: 'b' } });
+    await advance(10);
+    await settle(h.coordinator!.checkpoints.checkpoint('k', { stop: true }));
+    await advance(1_000);
+    const seen: MoveProgress[] = [];
+    const { value, error } = await settle<MoveReplyInit>(h.coordinator!.moves.restart('k', { progress: (p) => seen.push(p) }));
+    expect(error).toBeUndefined();
+    // By capacity alone the job's hosts would take blocks of ranks (0,1 on a; 2,3 on b) and ranks 1 and 2 would travel.
+    expect(value!.moves!.map((m) => `${m.rank}:${m.from_host}->${m.to_host}`)).toEqual(['0:a->a', '1:b->b', '2:a->a', '3:b->b']);
+    expect(seen.map((p) => p.bytesTotal)).toEqual([0, 0, 0, 0]); // every image read where it is
+  });
+
   it('keeps the restarted job when a target agent is lost during RESUME: the RESUME goes again to the agent that comes back', async () => {
     await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: true }));
     await advance(1_000);

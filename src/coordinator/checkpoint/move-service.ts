@@ -134,7 +134,7 @@ export class MoveService {
     const epoch = epochRow.epoch;
     const images = this.c.catalog.epochImages(jobId, epoch);
     const replicas = this.c.replication.storedHosts(jobId, epoch);
-    const placement = this.place(job, o, replicas);
+    const placement = this.place(job, o, new Map(images.map((i) => [i.rank, i.host])), replicas);
     // Every image's source is settled before anything starts.
     const sources = new Map<number, ImageSourceInit>();
     // rank -> target, for the images FETCH copies to their target (not read in place there)
@@ -301,11 +301,16 @@ export class MoveService {
 
   /**
    * rank -> target host: the explicit map, else the listed hosts, else the job's own hosts (JobRow.hosts;
-   * any live one for a job without), by free capacity. With keepInPlace, a rank whose host is up stays
-   * there; the others go first to a host with a free slot that holds a replica of their image
-   * (`replicas`, rank -> hosts: no transfer), then by capacity.
+   * any live one for a job without), by free capacity. With no hosts named, a rank goes first to a host
+   * with a free slot that holds its image (`imageHosts`, the writers, then `replicas`: no transfer), and
+   * with keepInPlace before that to its host if that is up; the others by capacity.
    */
-  private place(job: JobRow, o: RestartOptions, replicas: ReadonlyMap<number, readonly string[]> = new Map()): Map<number, string> {
+  private place(
+    job: JobRow,
+    o: RestartOptions,
+    imageHosts: ReadonlyMap<number, string>,
+    replicas: ReadonlyMap<number, readonly string[]> = new Map(),
+  ): Map<number, string> {
     const jobId = job.id;
     const worldSize = job.worldSize;
     const explicit = o.rankHosts ?? new Map<number, string>();
@@ -320,20 +325,24 @@ export class MoveService {
       name: h.name,
       freeSlots: h.cpus - this.c.catalog.ranksOnHost(h.name).filter((r) => r.state !== 'exited' && r.jobId !== jobId).length,
     }));
-    if (o.keepInPlace && named.length === 0) {
+    if (named.length === 0) {
       const placed = new Map<number, string>();
-      const up = new Set(candidates.map((h) => h.name));
-      for (const r of this.c.catalog.listRanks(jobId)) if (up.has(r.host)) placed.set(r.rank, r.host);
-      for (const h of candidates) h.freeSlots -= [...placed.values()].filter((x) => x === h.name).length;
+      const byName = new Map(candidates.map((h) => [h.name, h]));
+      const take = (rank: number, host: string | undefined, needsSlot: boolean): boolean => {
+        const h = host === undefined ? undefined : byName.get(host);
+        if (!h || (needsSlot && h.freeSlots <= 0)) return false;
+        placed.set(rank, h.name);
+        h.freeSlots--;
+        return true;
+      };
+      if (o.keepInPlace) for (const r of this.c.catalog.listRanks(jobId)) take(r.rank, r.host, false);
+      // Then a host that holds the rank's image (its writer, or a replica) and has a free slot: no transfer.
       for (let rank = 0; rank < worldSize; rank++) {
         if (placed.has(rank)) continue;
-        const holder = candidates.find((h) => h.freeSlots > 0 && replicas.get(rank)?.includes(h.name));
-        if (!holder) continue;
-        placed.set(rank, holder.name);
-        holder.freeSlots--;
+        for (const host of [imageHosts.get(rank), ...(replicas.get(rank) ?? [])]) if (take(rank, host, true)) break;
       }
-      const lost = Array.from({ length: worldSize }, (_, rank) => rank).filter((rank) => !placed.has(rank));
-      if (lost.length > 0) placeRanks(lost.length, candidates, new Map()).forEach((host, i) => placed.set(lost[i]!, host));
+      const rest = Array.from({ length: worldSize }, (_, rank) => rank).filter((rank) => !placed.has(rank));
+      if (rest.length > 0) placeRanks(rest.length, candidates, new Map()).forEach((host, i) => placed.set(rest[i]!, host));
       return placed;
     }
     const list = placeRanks(worldSize, candidates, explicit);
