@@ -5,9 +5,10 @@
 // copied to the next host after their writer. Then host1 dies with its disk
 // out of reach (agent and every process in its namespace killed): the job is
 // restarted from the replicas by itself, and the same `ferry run` prints the
-// uninterrupted run's result. `ferry delete` then removes the replicas, and
+// uninterrupted run's result; the files the ranks write and append to end as
+// the uninterrupted run's. `ferry delete` then removes the replicas, and
 // `ferry forget host1` ends the deleted job's wait for host1's images.
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
@@ -23,6 +24,11 @@ let c: TestCluster;
 let jacobi: string;
 
 const ferryOk = ferryOkOn(() => c, RUN_TIMEOUT_MS);
+
+/** A Jacobi job's own output files: --history ("w") and --log ("a"), PREFIX.RANK, where every host sees them. */
+const outputs = (jobId: string) => ({ history: join(c.tempDir, 'outputs', `${jobId}-history`), log: join(c.tempDir, 'outputs', `${jobId}-log`) });
+const outputArgs = (jobId: string) => ['--history', outputs(jobId).history, '--log', outputs(jobId).log];
+const outputFiles = (jobId: string) => [outputs(jobId).history, outputs(jobId).log].flatMap((prefix) => [0, 1].map((r) => readFileSync(`${prefix}.${r}`)));
 
 const job = async (jobId: string) => JSON.parse(await ferryOk(['job', jobId, '--json']));
 const epochs = async (jobId: string) => JSON.parse(await ferryOk(['epochs', jobId, '--json'])) as { epoch: number; replicatedImages: number; replicaHosts: string[] }[];
@@ -41,10 +47,13 @@ describe('image replicas', { timeout: 300_000 }, () => {
     const [, host2, host3] = c.hosts;
     expect(new Set(c.hosts.map((h) => h.imagesDir)).size).toBe(3);
     expect(await ferryOk(['status'])).toMatch(/\ncheckpoints: a job keeps its 2 newest epochs unless it says otherwise; 1 copy of each image on other hosts\n/);
-    const reference = await c.ferry(['run', '-n', '2', '--hosts', 'host1', '--job-id', 'ref', jacobi, ...JACOBI], { timeoutMs: RUN_TIMEOUT_MS });
+    mkdirSync(join(c.tempDir, 'outputs'), { recursive: true });
+    const reference = await c.ferry(['run', '-n', '2', '--hosts', 'host1', '--job-id', 'ref', jacobi, ...JACOBI, ...outputArgs('ref')], { timeoutMs: RUN_TIMEOUT_MS });
     expect(reference.code, reference.stderr).toBe(0);
 
-    const run = c.ferry(['run', '-n', '2', '--hosts', 'host1,host2', '--job-id', 'rep', '--auto-restart', '1', jacobi, ...JACOBI], { timeoutMs: RUN_TIMEOUT_MS });
+    const run = c.ferry(['run', '-n', '2', '--hosts', 'host1,host2', '--job-id', 'rep', '--auto-restart', '1', jacobi, ...JACOBI, ...outputArgs('rep')], {
+      timeoutMs: RUN_TIMEOUT_MS,
+    });
     await c.waitFor(async () => (await job('rep')).state === 'running', 'job rep running');
     await new Promise((r) => setTimeout(r, 500));
     expect(await ferryOk(['checkpoint', 'rep'])).toMatch(/\n  copies of its images to another host follow \(ferry epochs rep shows them\)\n$/);
@@ -67,6 +76,13 @@ describe('image replicas', { timeout: 300_000 }, () => {
     // Bit for bit the uninterrupted run's output, progress lines included: none shown twice.
     expect(done.stdout).toBe(reference.stdout);
     expect(done.stderr).toMatch(/restarted from epoch 1 on host2; the output the ranks write again up to where they were \(\d+ bytes\) is not shown twice/);
+    // Both ranks wrote on after the epoch (rank 1 until the restart): each file went back to its size then,
+    // and the restored ranks wrote the rest again.
+    for (const prefix of [outputs('rep').history, outputs('rep').log]) {
+      for (const r of [0, 1]) expect(done.stderr).toContain(`rank ${r} on host2: ${prefix}.${r}: cut back from `);
+    }
+    const expected = outputFiles('ref');
+    for (const [i, bytes] of outputFiles('rep').entries()) expect(bytes.equals(expected[i]!), `output file ${i}`).toBe(true);
     const end = await job('rep');
     expect(end.state, end.detail).toBe('succeeded');
     // Rank 0 went where its replica was, and read it in place.
