@@ -3,8 +3,9 @@
 // go on (its images copied to a second host), loses a host with two of its
 // ranks and sees the job restarted by itself from those copies, checkpoints
 // it again and stops it, restarts it on other hosts, migrates a rank, drains
-// a host, and checks the final checksum against an uninterrupted run of the same size,
-// printing every step with its duration. Every connection uses a cluster key.
+// a host, and checks the final checksum, and the output files the ranks write and
+// append to, against an uninterrupted run of the same size, printing every step
+// with its duration. Every connection uses a cluster key.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -43,13 +44,19 @@ async function main(): Promise<number> {
     await step('ferry mpicc examples/jacobi.c', async () => {
       execFileSync(process.execPath, [FERRY_CLI, 'mpicc', '-O2', '-ffp-contract=off', '-o', jacobi, join(packageRoot(), 'examples', 'jacobi.c')]);
     });
-    const reference = await step(`uninterrupted run: ferry run -n 4 jacobi ${JACOBI_ARGS.join(' ')} on host1,host2`, () =>
-      ferry(['run', '-n', '4', '--hosts', 'host1,host2', '--job-id', 'reference', jacobi, ...JACOBI_ARGS]),
+    // Each rank also writes a history file and appends to a log, as simulations do: a rollback must leave them as
+    // an uninterrupted run does (a restart cuts back what the ranks wrote after the epoch; they write it again).
+    const outputs = join(cluster.tempDir, 'outputs');
+    mkdirSync(outputs, { recursive: true });
+    const outputArgs = (jobId: string) => ['--history', join(outputs, `${jobId}-history`), '--log', join(outputs, `${jobId}-log`)];
+    const outputFiles = (jobId: string) => ['history', 'log'].flatMap((kind) => [0, 1, 2, 3].map((r) => join(outputs, `${jobId}-${kind}.${r}`)));
+    const reference = await step(`uninterrupted run: ferry run -n 4 jacobi ${JACOBI_ARGS.join(' ')} --history H --log L on host1,host2`, () =>
+      ferry(['run', '-n', '4', '--hosts', 'host1,host2', '--job-id', 'reference', jacobi, ...JACOBI_ARGS, ...outputArgs('reference')]),
     );
     const expected = checksumLine(reference.stdout);
     say(expected);
 
-    const run = cluster.ferry(['run', '-n', '4', '--hosts', 'host1,host2', '--job-id', 'demo', '--auto-restart', '1', jacobi, ...JACOBI_ARGS], {
+    const run = cluster.ferry(['run', '-n', '4', '--hosts', 'host1,host2', '--job-id', 'demo', '--auto-restart', '1', jacobi, ...JACOBI_ARGS, ...outputArgs('demo')], {
       timeoutMs: RUN_TIMEOUT_MS,
     });
     const job = async () => JSON.parse((await ferry(['job', 'demo', '--json'])).stdout) as { state: string; ranks: { host: string }[] };
@@ -93,8 +100,12 @@ async function main(): Promise<number> {
     const got = checksumLine(rank0Output(cluster, 'demo'));
     say(`uninterrupted: ${expected}\nrestarted:     ${got}`);
     if (got !== expected) throw new Error('the restarted job did not reach the uninterrupted result');
+    const [ours, theirs] = [outputFiles('demo'), outputFiles('reference')];
+    const differ = ours.filter((f, i) => !readFileSync(f).equals(readFileSync(theirs[i]!)));
+    if (differ.length > 0) throw new Error(`output files differ from the uninterrupted run's: ${differ.join(', ')}`);
+    say(`the ranks' ${ours.length} history and log files: byte for byte the uninterrupted run's`);
     say((await step('ferry delete demo (its checkpoints leave every host)', () => ferry(['delete', 'demo']))).stdout);
-    say('OK: checkpointed, survived a lost host, stopped, restarted on other hosts, migrated and drained, bit for bit the uninterrupted result');
+    say('OK: checkpointed, survived a lost host, stopped, restarted on other hosts, migrated and drained, bit for bit the uninterrupted result and files');
     return 0;
   } catch (err) {
     process.stderr.write(`ferry demo: ${errorMessage(err)}\n`);

@@ -93,8 +93,9 @@ describe('a job with automatic restarts that loses a host', () => {
     print(2, '2 af');
     print(2, 'ter\n');
     print(2, '2 warn\n', RankOutput_Stream.STDERR);
-    // Rank 0 wrote its own output file after the epoch: host a's agent cuts it back before it restores the rank.
-    h.nodes.get('a')!.steps.scripts.set(RoundStep.FETCH, () => ({ failed: new Map(), filesCutBack: [{ rank: 0, path: '/scratch/j/out.0', from_bytes: 700, to_bytes: 300 }] }));
+    // Rank 0 wrote 10 of its own files after the epoch: its followers hear of 8, and how many more.
+    const cut = Array.from({ length: 10 }, (_, i) => ({ rank: 0, path: `/scratch/j/out.${i}`, from_bytes: 700, to_bytes: 300 }));
+    h.nodes.get('a')!.steps.scripts.set(RoundStep.FETCH, () => ({ failed: new Map(), filesCutBack: cut }));
     await loseB();
     for (let t = 0; t < 20_000 && job().state !== 'running'; t += 100) await advance(100);
     expect(job().state, job().detail ?? '').toBe('running');
@@ -109,9 +110,10 @@ describe('a job with automatic restarts that loses a host', () => {
     expect(shown(0)).toBe('0 before\n0 after\n0 new\n');
     expect(shown(2)).toBe('2 before\n2 after\n2 new\n');
     expect(shown(2, RankOutput_Stream.STDERR)).toBe('2 warn\n2 warn again\n');
-    expect(notices(got).slice(-2)).toEqual([
+    expect(notices(got).slice(-10)).toEqual([
       'restarted from epoch 1 on a,c; the output the ranks write again up to where they were (23 bytes) is not shown twice',
-      'rank 0 on a: /scratch/j/out.0: cut back from 700 to 300 bytes, its size at epoch 1 (written after that checkpoint)',
+      ...cut.slice(0, 8).map((f) => `rank 0 on a: ${f.path}: cut back from 700 to 300 bytes, its size at epoch 1 (written after that checkpoint)`),
+      'and 2 more files cut back (ferry events --job j lists them)',
     ]);
   });
 

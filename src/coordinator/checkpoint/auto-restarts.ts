@@ -16,6 +16,9 @@ import { FerryError, errorMessage } from '../../common/ferry-error.js';
 import type { JobRow } from '../catalog-types.js';
 import type { Coordinator } from '../coordinator.js';
 
+/** How many of a restart's notes (files cut back) its followers get one by one. */
+const NOTES_SHOWN = 8;
+
 export class AutoRestarts {
   /** Jobs whose automatic restart is queued or running. */
   private readonly pending = new Set<string>();
@@ -127,7 +130,10 @@ export class AutoRestarts {
               ? `the output the ranks write again up to where they were (${r.output_replay_hidden_bytes} bytes) is not shown twice`
               : `output the ranks wrote after epoch ${from} is written again (this coordinator did not see epoch ${from} taken)`),
         );
-        for (const n of r.notes ?? []) this.c.jobs.notify(jobId, n);
+        // The files the ranks wrote after the epoch, cut back: one line each up to a few, then how many more.
+        const notes = r.notes ?? [];
+        for (const n of notes.slice(0, NOTES_SHOWN)) this.c.jobs.notify(jobId, n);
+        if (notes.length > NOTES_SHOWN) this.c.jobs.notify(jobId, `and ${notes.length - NOTES_SHOWN} more files cut back (ferry events --job ${jobId} lists them)`);
       } catch (err) {
         const why = `the automatic restart from epoch ${from} failed: ${errorMessage(err)}`;
         this.c.event('job.auto-restart-failed', `job ${jobId}: ${why}`, { jobId });
