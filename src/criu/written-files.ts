@@ -31,7 +31,7 @@ export interface CutBackFile {
   path: string;
   /** Its size before the cut. */
   fromBytes: number;
-  /** Its size at the dump: what CRIU recorded and checks. */
+  /** Its size at the dump: CRIU's record (which it checks), or ferry-dump-action's for an append-only file. */
   toBytes: number;
 }
 
@@ -69,7 +69,7 @@ export async function readAppendedFiles(imagesDir: string): Promise<AppendedFile
  * longer now than when they were dumped: to CRIU's record, or for an
  * append-only file to `appendedSizes` (the job's largest record of it; such a
  * file not in it is left as it is). Returns what it cut; a file it cannot cut
- * fails the restore, naming the file.
+ * fails the restart, naming the file.
  */
 export async function cutBackWrittenFiles(summary: ImageSummary, appendedSizes: ReadonlyMap<string, number> = new Map()): Promise<CutBackFile[]> {
   const { out, err } = outputFiles(summary);
