@@ -5,7 +5,7 @@
 import { stat } from 'node:fs/promises';
 import { ErrorCode } from '../gen/proto.js';
 import { FerryError } from '../common/ferry-error.js';
-import { type ImageSummary, outputFiles } from './criu-images.js';
+import { type ImageSummary, openedForWrite, outputFiles } from './criu-images.js';
 
 export interface RestoreProblem {
   host: string;
@@ -44,7 +44,11 @@ export async function checkRestorable(
     }
     // CRIU records (and checks) a size only for files it validates; it skips
     // files open write-only for append, whose growth is expected.
-    if (f.sizeBytes !== undefined && size !== f.sizeBytes) problem('size', `size ${size} != ${f.sizeBytes} expected`);
+    if (f.sizeBytes !== undefined && size !== f.sizeBytes) {
+      // A file the rank wrote that is shorter now: cut back by a restart from an older epoch, or truncated.
+      const why = size < f.sizeBytes && openedForWrite(f) ? ` (the rank had written ${f.sizeBytes} bytes by its dump; the rest is gone from the file)` : '';
+      problem('size', `size ${size} != ${f.sizeBytes} expected${why}`);
+    }
   }
   return problems;
 }

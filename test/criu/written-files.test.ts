@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ImageFile, ImageSummary } from '../../src/criu/criu-images.js';
 import { APPEND_FILES_NAME } from '../../src/criu/criu-dump.js';
+import { checkRestorable } from '../../src/criu/restore-precheck.js';
 import { cutBackWrittenFiles, readAppendedFiles } from '../../src/criu/written-files.js';
 
 let dir: string;
@@ -53,6 +54,17 @@ describe('cutBackWrittenFiles', () => {
       [rwAppend, 20],
     ]);
     expect([size(rw), size(rwAppend)]).toEqual([10, 20]);
+  });
+
+  it('leaves a written file that shrank to the restore precheck, which says the rank had written more', async () => {
+    const shrunk = fileOf('out.dat', 5);
+    const input = fileOf('input.dat', 3);
+    const summary = summaryOf([imageFile(shrunk, constants.O_WRONLY, 9), imageFile(input, constants.O_RDONLY, 4)]);
+    expect(await cutBackWrittenFiles(summary)).toEqual([]);
+    expect((await checkRestorable(summary, 'h')).map((p) => p.message)).toEqual([
+      `h: ${shrunk}: size 5 != 9 expected (the rank had written 9 bytes by its dump; the rest is gone from the file)`,
+      `h: ${input}: size 3 != 4 expected`,
+    ]);
   });
 
   it('leaves alone what is not the rank\'s to cut: a read-only input that changed, a file that shrank, one of the same size', async () => {
