@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { ErrorCode } from '../gen/proto.js';
 import { FerryError } from '../common/ferry-error.js';
 import { O_ACCMODE, openedForWrite, readImages } from '../criu/criu-images.js';
+import { readAppendedFiles } from '../criu/written-files.js';
 import { MANIFEST_FILE_NAME } from '../images/image-paths.js';
 import { readManifest, type Manifest } from '../images/manifest.js';
 import { formatBytes } from './format-bytes.js';
@@ -18,10 +19,13 @@ export async function inspectCommand(argv: string[]): Promise<number> {
   if (!existsSync(dir)) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: ${dir} does not exist`);
   const summary = await readImages(dir);
   const manifest: Manifest | undefined = existsSync(join(dir, MANIFEST_FILE_NAME)) ? await readManifest(dir) : undefined;
+  // Sizes of the files open for append only, which CRIU does not record (ferry-dump-action, written-files.ts).
+  const appendedFiles = await readAppendedFiles(dir);
   if (p.options.has('json')) {
-    process.stdout.write(JSON.stringify({ ...summary, manifest }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ ...summary, manifest, appendedFiles }, null, 2) + '\n');
     return 0;
   }
+  const appended = new Map(appendedFiles.map((f) => [f.path, f.sizeBytes]));
   const out: string[] = [];
   if (manifest) {
     out.push(
@@ -38,17 +42,20 @@ export async function inspectCommand(argv: string[]): Promise<number> {
   out.push('', 'files the image needs on the target host:');
   out.push(
     formatTable(
-      ['PATH', 'SIZE CHECKED', 'OPEN', 'USE'],
+      ['PATH', 'SIZE AT DUMP', 'OPEN', 'USE'],
       summary.files.map((f) => [
         f.path,
-        f.sizeBytes === undefined ? '-' : String(f.sizeBytes),
+        f.sizeBytes !== undefined ? String(f.sizeBytes) : appended.has(f.path) ? `${appended.get(f.path)}*` : '-',
         f.uses.includes('fd') ? openMode(f.flags) : '-',
         [...new Set(f.uses)].join(',') + (f.fds.length ? ` fd ${f.fds.map((x) => x.fd).join(',')}` : ''),
       ]),
     ).trimEnd(),
   );
-  if (summary.files.some((f) => f.uses.includes('fd') && f.sizeBytes !== undefined && openedForWrite(f))) {
-    out.push('(a restart from this image cuts a file open for writing back to its checked size if it grew since)');
+  if (summary.files.some((f) => f.uses.includes('fd') && f.sizeBytes !== undefined) || appended.size > 0) {
+    out.push('(CRIU checks these sizes at restore; * recorded by Ferry for a file open for append, which CRIU does not check)');
+  }
+  if (summary.files.some((f) => f.uses.includes('fd') && openedForWrite(f) && (f.sizeBytes !== undefined || appended.has(f.path)))) {
+    out.push('(a restart from this image cuts a file open for writing back to its size at the dump if it grew since)');
   }
   process.stdout.write(out.join('\n') + '\n');
   return 0;
