@@ -11,6 +11,7 @@ import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { tracer } from '../common/trace.js';
 import { type CriuInstall, cleanCriuOutput } from './criu-install.js';
 import { type DumpStats, readDumpStats } from './criu-images.js';
+import { explainForeignSocket } from './foreign-sockets.js';
 import { type FileLock, acquireFileLock } from './file-lock.js';
 import { describeFailure, runCommand } from './run-command.js';
 import { packageRoot } from '../protocol/proto-root.js';
@@ -256,6 +257,8 @@ export async function describeCriuFailure(what: string, logFile: string, written
   }
   if (text === undefined) return `${what} (no log at ${logFile})`;
   if (errors.length === 0) return `${what}; ${logFile} ends:\n${await criuLogTail(logFile)}`;
+  const foreign = explainForeignSocket(lines);
+  if (foreign) return `${what}: ${foreign} (CRIU: ${errors.join('; ')}; its log: ${logFile})`;
   const full = errors.some((e) => e.includes('No space left on device'));
   return `${full ? 'no space left on device: ' : ''}${what}: ${errors.join('; ')} (CRIU's log: ${logFile})`;
 }

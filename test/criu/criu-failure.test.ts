@@ -74,4 +74,37 @@ describe('describeCriuFailure', () => {
     // The same quiet log beside images on a disk with room is only a tail.
     expect(await describeCriuFailure('criu dump of pid 5 failed (exit code 1)', path, dir)).toBe(`criu dump of pid 5 failed (exit code 1); ${path} ends:\n${quiet.join('\n')}`);
   });
+
+  it("names a rank's own TCP connection or outside Unix socket, which CRIU refuses, instead of CRIU's options", async () => {
+    // Excerpts of real CRIU 4.1 dump logs (-v4) of a process under ferry-init holding such a socket.
+    const tcp = log('tcp.log', [
+      '(00.048315) inet: \tCollected: ino 0x984040 family AF_INET    type SOCK_STREAM    port    39265 state TCP_LISTEN       src_addr 127.0.0.1',
+      '(00.048331) inet: \tCollected: ino 0x983fe9 family AF_INET    type SOCK_STREAM    port    45562 state TCP_ESTABLISHED  src_addr 127.0.0.1',
+      '(00.050301) Dumping task (pid: 31747 comm: ferry-init)',
+      '(00.072184) Dumping task (pid: 31748 comm: python3)',
+      '(00.078240) 31748 fdinfo 2: pos:                0 flags:           102001/0',
+      '(00.078257) 31748 fdinfo 3: pos:                0 flags:                2/0x1',
+      '(00.078266) sockets: Searching for socket 0x983fe9 family 2',
+      '(00.078269) Error (criu/sk-inet.c:191): inet: Connected TCP socket, consider using --tcp-established option.',
+      '(00.078806) Error (criu/cr-dump.c:2111): Dumping FAILED.',
+    ]);
+    expect(await describeCriuFailure('criu dump of pid 31747 failed (exit code 1)', tcp)).toBe(
+      "criu dump of pid 31747 failed (exit code 1): the rank's process python3 has, on fd 3, a TCP connection of its own (from 127.0.0.1:45562), " +
+        "which CRIU cannot dump: Ferry's MPI runtime closes its own connections before a dump, not the program's; close it before checkpoints, " +
+        `or do not checkpoint this job (CRIU: inet: Connected TCP socket, consider using --tcp-established option.; Dumping FAILED.; its log: ${tcp})`,
+    );
+    const unix = log('unix.log', [
+      '(00.062805) Dumping task (pid: 31841 comm: python3)',
+      '(00.068169) unix: Dumping unix socket at 3',
+      '(00.068171) unix: \tDumping: ino 9978326 peer_ino 9979061 family    1 type    1 state  1 name null',
+      '(00.075815) Dumping task (pid: 31842 comm: helper)',
+      '(00.075970) unix: Dumping external sockets',
+      '(00.075984) unix: \tRunaway socket: ino 9979061 peer_ino 9978326 family    1 type    1 state  1 name /run/license.sock',
+      '(00.075985) Error (criu/sk-unix.c:874): unix: External socket is used. Consider using --ext-unix-sk option.',
+    ]);
+    // The process and descriptor are those that hold the rank's end (python3, fd 3), not the last one dumped.
+    expect(await describeCriuFailure('dump failed', unix)).toMatch(
+      /^dump failed: the rank's process python3 has, on fd 3, a Unix socket connected to \/run\/license\.sock \(outside the rank\), which CRIU cannot dump: /,
+    );
+  });
 });

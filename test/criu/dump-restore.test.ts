@@ -4,6 +4,8 @@
 // images into the grown log and into new log files, the true exit status
 // through ferry-restore, signals through the restored ferry-init.
 import { readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../src/gen/proto.js';
@@ -239,5 +241,23 @@ describe('dump and restore of a rank', () => {
     const failed = dumpRank({ criu, initPid: missing, imagesDir: images, leaveRunning: true });
     await expect(failed).rejects.toThrow(new RegExp(`criu dump of pid ${missing} into ${images} failed \\(exit code 1\\): .+ \\(CRIU's log: ${images}/dump\\.log\\)`));
     await expect(failed).rejects.toMatchObject({ code: ErrorCode.CRIU_FAILED });
+  }, TEST_TIMEOUT_MS);
+
+  it("names a TCP connection a rank holds of its own when CRIU cannot dump it; the rank runs on", async () => {
+    const dir = fx.tmp('ferry-criu-tcp-');
+    const server = createServer((sock) => sock.resume()).listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const out = join(dir, 'rank-0.out');
+      const rank = await fx.startRank(['bash', '-c', `exec 3<>/dev/tcp/127.0.0.1/${port}; echo connected; exec sleep 600`], out, join(dir, 'rank-0.err'));
+      await waitFor('the rank to connect', () => readText(out).includes('connected'));
+      const dumped = dumpRank({ criu, initPid: rank.initPid, imagesDir: join(dir, 'images'), leaveRunning: true });
+      await expect(dumped).rejects.toThrow(/the rank's process sleep has, on fd 3, a TCP connection of its own \(from 127\.0\.0\.1:\d+\), which CRIU cannot dump: /);
+      await expect(dumped).rejects.toMatchObject({ code: ErrorCode.CRIU_FAILED });
+      expect(alive(rank.initPid)).toBe(true);
+    } finally {
+      server.close();
+    }
   }, TEST_TIMEOUT_MS);
 });
