@@ -183,7 +183,7 @@ export class MoveService {
       );
       const notes = cutBackNotes(fetch, epoch);
       for (const n of notes) this.c.event('restart.file-cut-back', `job ${jobId}: ${n}`, { jobId });
-      const cutSoFar = notes.length ? ` (files cut back before it: ${notes.join('; ')})` : '';
+      const cutSoFar = notes.length ? ` (files cut back before it: ${notes.slice(0, 3).join('; ')}${notes.length > 3 ? `; and ${notes.length - 3} more (ferry events --job ${jobId})` : ''})` : '';
       if (!fetch.ok) {
         await removeCopies(fetch.silentHosts);
         throw this.restartFailure(jobId, epoch, describeRoundFailure('FETCH', fetch) + cutSoFar, imageHosts, roundFailureCode(fetch));
