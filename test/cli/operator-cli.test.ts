@@ -40,12 +40,14 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-const dir = mkdtempSync(join(tmpdir(), 'ferry-cli-'));
+// Made in beforeAll: a run that filters out every test of this file runs no hook, and would leave it.
+let dir = '';
 let address = '';
 let coordinator: DaemonProcess;
 let agent: DaemonProcess;
 
 beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'ferry-cli-'));
   address = `tcp://127.0.0.1:${await freePort()}`;
   coordinator = new DaemonProcess('coordinator', [process.execPath, FERRY_CLI, 'coordinator', '--listen', address, '--state', join(dir, 'state')], join(dir, 'coordinator.log'), process.env);
   coordinator.start();
@@ -63,7 +65,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await agent?.stop();
   await coordinator?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 describe('operator CLI errors', () => {
