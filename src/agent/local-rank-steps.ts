@@ -8,7 +8,7 @@ import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { checkSafeName } from '../common/names.js';
 import { tracer } from '../common/trace.js';
 import { dumpRank } from '../criu/criu-dump.js';
-import { type ImageSummary, readImages } from '../criu/criu-images.js';
+import { readImages } from '../criu/criu-images.js';
 import type { CriuInstall } from '../criu/criu-install.js';
 import { restoreRank } from '../criu/criu-restore.js';
 import { assertRestorable } from '../criu/restore-precheck.js';
@@ -334,7 +334,7 @@ export class LocalRankSteps implements RankSteps {
 
   /** RESTORE: each fetched rank into a new PID namespace here; it waits, flushed, for RESUME. */
   private async restore(req: RoundRequest): Promise<StepOutcome> {
-    this.criu(); // a host without CRIU fails the whole step at once, saying so
+    const criu = this.criu();
     const { done, failed } = await this.perRank(this.transferQueue, req.sources.map((s) => s.rank), (rank) => {
       const src = req.sources.find((s) => s.rank === rank)!;
       const key = `${req.job_id}/${rank}`;
@@ -350,7 +350,21 @@ export class LocalRankSteps implements RankSteps {
         const summary = await readImages(dir);
         // ferry-init's private directory is Ferry's to make; anything else missing is the operator's to fix.
         for (const f of summary.files) if (f.uses.includes('cwd')) ensureRankInitDir(f.path);
-        return this.restoreFrom(req, rank, src, dir, summary);
+        await assertRestorable(summary, this.o.host);
+        const logs = this.o.ranks.logPaths(req.job_id, rank);
+        await mkdir(dirname(logs.out), { recursive: true });
+        // Named after the host too: an images directory may be shared by several hosts.
+        const workDir = join(this.o.imagesDir, '.restore', `${this.o.host}-${req.job_id}-${src.epoch}-${rank}`);
+        await rm(workDir, { recursive: true, force: true });
+        await mkdir(workDir, { recursive: true });
+        const out = await restoreRank({ criu, imagesDir: dir, logOut: logs.out, logErr: logs.err, summary, workDir });
+        const p = this.o.ranks.adopt({ jobId: req.job_id, rank, worldSize: req.world_size, argv: [], cwd: '/', env: {} }, out.child);
+        // CRIU is done with it (--restore-detached). A failed restore keeps its log there for the operator.
+        await rm(workDir, { recursive: true, force: true }).catch((err) => trace(`cannot remove ${workDir}: ${errorMessage(err)}`));
+        // Restored in its flushed wait: RESUME wakes it (should this agent die first, the next one reports it flushed).
+        this.flushed.set(`${req.job_id}/${rank}`, req.epoch);
+        this.o.ranks.recordFlush(req.job_id, rank, src.epoch);
+        return p;
       })();
       const entry = { set: Number(src.epoch), restored, done: false };
       this.restores.set(key, entry);
@@ -361,26 +375,6 @@ export class LocalRankSteps implements RankSteps {
       return restored;
     });
     return { failed, started: done };
-  }
-
-  /** One rank's CRIU restore from `dir`, once this host has what its image needs; it waits, flushed, for RESUME. */
-  private async restoreFrom(req: RoundRequest, rank: number, src: ImageSource, dir: string, summary: ImageSummary): Promise<RankProcessInit> {
-    const criu = this.criu();
-    await assertRestorable(summary, this.o.host);
-    const logs = this.o.ranks.logPaths(req.job_id, rank);
-    await mkdir(dirname(logs.out), { recursive: true });
-    // Named after the host too: an images directory may be shared by several hosts.
-    const workDir = join(this.o.imagesDir, '.restore', `${this.o.host}-${req.job_id}-${src.epoch}-${rank}`);
-    await rm(workDir, { recursive: true, force: true });
-    await mkdir(workDir, { recursive: true });
-    const out = await restoreRank({ criu, imagesDir: dir, logOut: logs.out, logErr: logs.err, summary, workDir });
-    const p = this.o.ranks.adopt({ jobId: req.job_id, rank, worldSize: req.world_size, argv: [], cwd: '/', env: {} }, out.child);
-    // CRIU is done with it (--restore-detached). A failed restore keeps its log there for the operator.
-    await rm(workDir, { recursive: true, force: true }).catch((err) => trace(`cannot remove ${workDir}: ${errorMessage(err)}`));
-    // Restored in its flushed wait: RESUME wakes it (should this agent die first, the next one reports it flushed).
-    this.flushed.set(`${req.job_id}/${rank}`, req.epoch);
-    this.o.ranks.recordFlush(req.job_id, rank, src.epoch);
-    return p;
   }
 
   private async prepare(req: RoundRequest): Promise<StepOutcome> {
