@@ -228,6 +228,9 @@ export class Agent {
 
   private async registerOnce(): Promise<void> {
     const awaiting = this.steps.awaitingResume();
+    // The exits this registration carries; a rank that ends while it is on its way (a STOP the
+    // coordinator sends as it settles this host) is reported by its own reportExit once registered.
+    const carried = [...this.unackedExits];
     const reply = await this.request(
       {
         register: {
@@ -243,7 +246,7 @@ export class Agent {
           image_store: this.identity.imageStore ?? '',
           // Ranks that ended while no agent ran count as alive until settleReadopted reports them.
           ranks: [...this.ranks.running().map((p) => ({ ...p, flushed_epoch: awaiting.get(`${p.job_id}/${p.rank}`) ?? 0 })), ...(this.readopted?.ended.map((d) => ({ job_id: d.exit.job_id, rank: d.exit.rank, pid: d.exit.pid })) ?? [])],
-          exited: [...this.unackedExits.values()],
+          exited: carried.map(([, e]) => e),
         },
       },
       REGISTER_TIMEOUT_MS,
@@ -254,7 +257,7 @@ export class Agent {
     this.heartbeatIntervalMs = rr.heartbeat_interval_ms || DEFAULT_HEARTBEAT_INTERVAL_MS;
     this.heartbeatTimeoutMs = rr.heartbeat_timeout_ms || DEFAULT_HEARTBEAT_TIMEOUT_MS;
     // The coordinator took the exits from the registration.
-    this.unackedExits.clear();
+    for (const [key, e] of carried) if (this.unackedExits.get(key) === e) this.unackedExits.delete(key);
     this.hooks.registered?.(rr);
   }
 

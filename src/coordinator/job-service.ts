@@ -470,7 +470,8 @@ export class JobService {
     const ranks = this.liveRanksOnHost(host);
     const jobs = groupByJob(ranks);
     for (const [jobId, list] of jobs) {
-      this.failJob(jobId, 1, `rank${list.length > 1 ? 's' : ''} ${list.join(',')} lost: ${why}`, false, true);
+      // A job being stopped after a committed epoch loses nothing with ranks that were to end anyway.
+      if (!this.stopping.has(jobId)) this.failJob(jobId, 1, `rank${list.length > 1 ? 's' : ''} ${list.join(',')} lost: ${why}`, false, true);
       for (const r of ranks.filter((x) => x.jobId === jobId)) {
         this.onRankExited(host, { job_id: jobId, rank: r.rank, pid: r.pid, exit_code: -1, signal: 'HOST_DOWN', reason: why });
       }
@@ -510,7 +511,7 @@ export class JobService {
     for (const [jobId, rows] of lost) {
       const list = rows.map((r) => r.rank).join(',');
       const why = `the agent on host ${host} came back without them`;
-      if (grace) this.failJob(jobId, 1, `rank${rows.length > 1 ? 's' : ''} ${list} lost: ${why}`, false, true);
+      if (grace && !this.stopping.has(jobId)) this.failJob(jobId, 1, `rank${rows.length > 1 ? 's' : ''} ${list} lost: ${why}`, false, true);
       for (const r of rows) {
         this.onRankExited(host, { job_id: r.jobId, rank: r.rank, pid: r.pid, exit_code: -1, signal: 'LOST', reason: grace ? why : 'the agent no longer knows this rank' });
       }
@@ -521,7 +522,23 @@ export class JobService {
       }
     }
     this.settleFlushed(host, alive);
+    this.endRanksOfFailingJobs(host, alive);
     for (const jobId of new Set(moving.map((m) => m.jobId))) this.c.moves.finishInterrupted(jobId);
+  }
+
+  /**
+   * Ranks a registering agent runs of a job that is failing (or being
+   * cancelled): the SIGTERM that failJob sent everywhere could not reach them
+   * while their agent was away, and the job ends only once they do.
+   */
+  private endRanksOfFailingJobs(host: string, alive: RankProcess[]): void {
+    for (const [jobId, ranks] of groupByJob(alive.map((p) => ({ jobId: p.job_id, rank: p.rank })))) {
+      if (!this.failing.has(jobId)) continue;
+      this.c.event('job.failing', `job ${jobId}: host ${host} is back with ranks ${ranks.join(',')}; stopping them, as the job is ending`, { jobId, host });
+      this.c
+        .requestAgent(host, { signal_job: { job_id: jobId, signal: 'SIGTERM', ranks } })
+        .catch((err) => trace(`signal SIGTERM to ${jobId} ranks ${ranks.join(',')} on ${host} failed: ${errorMessage(err)}`));
+    }
   }
 
   /**
@@ -618,13 +635,35 @@ export class JobService {
    * the caller fails the job.
    */
   owesResume(jobId: string, what: string, r: RoundResult, byHost: Map<string, number[]>): boolean {
-    if (r.failures.size === 0 || [...r.codes.values()].some((code) => code !== ErrorCode.HOST_DOWN)) return false;
+    if (!lostAgentsOnly(r)) return false;
     for (const host of r.silentHosts) {
       const ranks = byHost.get(host) ?? [];
       this.c.event(
         'job.resume-owed',
         `job ${jobId}: ${what}: the agent on host ${host} was lost before it confirmed RESUME of rank${ranks.length > 1 ? 's' : ''} ${ranks.join(',')}; ` +
           `they resume when an agent is back there (within ${this.hostRejoinGraceMs} ms, or the job fails)`,
+        { jobId, host },
+      );
+    }
+    return true;
+  }
+
+  /**
+   * The STOP round of a checkpoint --stop (its epoch committed, markStopping
+   * done) failed. When only because agents were lost, their ranks are owed
+   * the STOP, as the RESUME in owesResume: an agent back there reports them
+   * flushed and gets the STOP (runResumeFlushed), and ranks not back within the
+   * rejoin grace count as ended (loseRanksOn): either way the job ends stopped
+   * at the epoch rather than failed. Returns false for any other failure.
+   */
+  owesStop(jobId: string, epoch: number, r: RoundResult, byHost: Map<string, number[]>): boolean {
+    if (!lostAgentsOnly(r)) return false;
+    for (const host of r.silentHosts) {
+      const ranks = byHost.get(host) ?? [];
+      this.c.event(
+        'job.stop-owed',
+        `job ${jobId}: epoch ${epoch} committed, but the agent on host ${host} was lost before it confirmed STOP of rank${ranks.length > 1 ? 's' : ''} ${ranks.join(',')}; ` +
+          `they stop when an agent is back there (within ${this.hostRejoinGraceMs} ms, else they count as ended)`,
         { jobId, host },
       );
     }
@@ -957,6 +996,11 @@ function jobStateEnum(state: string): JobState {
  */
 export function isSecondaryFailure(reason: string): boolean {
   return /lost the connection to rank \d+/.test(reason);
+}
+
+/** A round that failed only because agents were lost (HOST_DOWN): their ranks may live on, and be reached when an agent is back. */
+function lostAgentsOnly(r: RoundResult): boolean {
+  return r.failures.size > 0 && [...r.codes.values()].every((code) => code === ErrorCode.HOST_DOWN);
 }
 
 function groupByJob(ranks: { jobId: string; rank: number }[]): Map<string, number[]> {

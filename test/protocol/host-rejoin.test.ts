@@ -8,7 +8,7 @@ import { RoundStep } from '../../src/gen/proto.js';
 import { FerryError } from '../../src/common/ferry-error.js';
 import { HOST_REJOIN_GRACE_MS } from '../../src/coordinator/coordinator-config.js';
 import type { RankChannelServer } from '../../src/agent/rank-channel.js';
-import { ControlPlaneHarness } from './control-plane-harness.js';
+import { ControlPlaneHarness, settle } from './control-plane-harness.js';
 import { failRanks } from './simulated-node.js';
 
 let h: ControlPlaneHarness;
@@ -35,12 +35,12 @@ async function crashAgent(host: string): Promise<void> {
   for (const [key, agent] of h.agents) if (key.startsWith(`${host}#`) && agent.state !== 'stopped') await agent.stop();
 }
 
-/** Runs a checkpoint whose `step` hangs on host b, crashes b's agent in it, and waits for the checkpoint to settle. */
-async function checkpointLosingB(step: RoundStep): Promise<{ error: unknown }> {
+/** Runs a checkpoint (`stop`: --stop) whose `step` hangs on host b, crashes b's agent in it, and waits for the checkpoint to settle. */
+async function checkpointLosingB(step: RoundStep, stop = false): Promise<{ error: unknown }> {
   h.nodes.get('b')!.steps.scripts.set(step, () => 'hang');
   let error: unknown;
   let done = false;
-  h.coordinator!.checkpoints.checkpoint('j', { stop: false }).then(
+  h.coordinator!.checkpoints.checkpoint('j', { stop }).then(
     () => (done = true),
     (e) => ((error = e), (done = true)),
   );
@@ -146,6 +146,54 @@ describe('a host that goes down with running ranks', () => {
     expect(job().state).toBe('failed');
     expect(job().detail).toBe(`ranks 2,3 lost: host b is down and did not come back within ${HOST_REJOIN_GRACE_MS} ms`);
     expect(h.catalog!.getEpoch('j', 1)!.state).toBe('committed');
+  });
+
+  it('stops the ranks of a checkpoint --stop when the agent that lost its STOP comes back with them: the job ends stopped at the epoch', async () => {
+    const ranksOfB = h.nodes.get('b')!.ranks;
+    const { error } = await checkpointLosingB(RoundStep.STOP, true);
+    expect(error).toBeUndefined(); // the checkpoint succeeded: its epoch is committed
+    expect(h.catalog!.getEpoch('j', 1)!.state).toBe('committed');
+    expect(job().state).toBe('running'); // ranks 2 and 3 have not ended yet
+    const owed = h.catalog!.listEvents({ limit: 200 }).find((e) => e.kind === 'job.stop-owed');
+    expect(owed?.message).toMatch(/epoch 1 committed, but the agent on host b was lost before it confirmed STOP of ranks 2,3/);
+
+    // The agent that comes back (re-adopting them, flushed) is asked to STOP them while it registers;
+    // their exits, which come before its registration is answered, still reach the coordinator.
+    h.startAgent('b', {}, ranksOfB);
+    await advance(1_000);
+    expect(h.nodes.get('b')!.steps.seen.map((x) => [x.step, x.dumpRanks])).toEqual([[RoundStep.STOP, [2, 3]]]);
+    expect([...ranksOfB.live.keys()]).toEqual([]);
+    expect(job()).toMatchObject({ state: 'stopped', detail: 'stopped after checkpoint epoch 1; ferry restart j continues it' });
+    expect((await settle(h.coordinator!.moves.restart('j', {}))).error).toBeUndefined();
+    expect(job().state).toBe('running');
+  });
+
+  it('ends a checkpoint --stop whose STOP was lost with its host stopped, not failed, when no agent comes back', async () => {
+    await checkpointLosingB(RoundStep.STOP, true);
+    await advance(HOST_REJOIN_GRACE_MS + 1_000);
+    expect(job()).toMatchObject({ state: 'stopped', detail: 'stopped after checkpoint epoch 1; ferry restart j continues it' });
+    expect(h.catalog!.getEpoch('j', 1)!.state).toBe('committed');
+  });
+
+  it('ends a checkpoint --stop stopped when the agent that lost its STOP comes back without the ranks (it had killed them)', async () => {
+    await checkpointLosingB(RoundStep.STOP, true);
+    h.startAgent('b'); // a fresh agent: the ranks are gone
+    await advance(1_000);
+    expect(job()).toMatchObject({ state: 'stopped', detail: 'stopped after checkpoint epoch 1; ferry restart j continues it' });
+  });
+
+  it('stops the ranks a host brings back of a job that failed while it was away: the SIGTERM had missed them', async () => {
+    const ranksOfB = h.nodes.get('b')!.ranks;
+    await crashAgent('b');
+    await advance(1_000);
+    h.nodes.get('a')!.ranks.exit('j', 0, 3); // the job fails; rank 1 dies of the SIGTERM that follows, ranks 2,3 are out of reach
+    await advance(1_000);
+    expect(rankStates().map((r) => r[2])).toEqual(['exited', 'exited', 'running', 'running']);
+    h.startAgent('b', {}, ranksOfB);
+    await advance(1_000);
+    expect([...ranksOfB.live.keys()]).toEqual([]);
+    expect(job()).toMatchObject({ state: 'failed', exitCode: 3, detail: 'rank 0 on a exited with status 3' });
+    expect(h.catalog!.listEvents({ limit: 200 }).map((e) => e.message)).toContain('job j: host b is back with ranks 2,3; stopping them, as the job is ending');
   });
 
   it('still fails the job when RESUME fails for another reason than a lost agent', async () => {

@@ -126,7 +126,7 @@ export class CheckpointService {
     if (options.stop) {
       this.c.jobs.markStopping(jobId, epoch);
       const stop = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.STOP }, byHost, cfg.resumeTimeoutMs, (ranks) => ({ dump_ranks: ranks }));
-      if (!stop.ok) resumeProblem = describeRoundFailure('STOP', stop);
+      if (!stop.ok && !this.c.jobs.owesStop(jobId, epoch, stop, byHost)) resumeProblem = describeRoundFailure('STOP', stop);
     } else {
       const resume = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.RESUME }, byHost, cfg.resumeTimeoutMs);
       if (!resume.ok && !this.c.jobs.owesResume(jobId, `epoch ${epoch} committed`, resume, byHost)) resumeProblem = describeRoundFailure('RESUME', resume);
