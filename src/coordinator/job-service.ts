@@ -90,6 +90,21 @@ export class JobService {
 
   // ---- queries --------------------------------------------------------------
 
+  /**
+   * Throws unless the job runs and is not on its way out: the catalog says
+   * running until its last rank ends, also while a failure or a cancel ends it,
+   * or a checkpoint --stop does. A checkpoint or migration then would restore
+   * or wake ranks that the ending has already signalled, and the job would
+   * never end.
+   */
+  requireRunning(job: JobRow, what: string): void {
+    if (job.state !== 'running') throw new FerryError(ErrorCode.BAD_REQUEST, `job ${job.id} is ${job.state}, not running: nothing to ${what}`);
+    const failing = this.failing.get(job.id);
+    if (failing) throw new FerryError(ErrorCode.BAD_REQUEST, `job ${job.id} is ending (${failing.detail}): nothing to ${what}`);
+    const stopAt = this.stopping.get(job.id);
+    if (stopAt !== undefined) throw new FerryError(ErrorCode.BAD_REQUEST, `job ${job.id} is being stopped after checkpoint epoch ${stopAt}: nothing to ${what}`);
+  }
+
   jobInfo(jobId: string): JobInfoInit {
     const job = this.c.catalog.getJob(jobId);
     if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
@@ -544,8 +559,8 @@ export class JobService {
   /**
    * Ranks a registering agent runs that the job no longer counts on: the
    * catalog has them ended (declared lost while their host was cut off, their
-   * job over) or running on another host (their job was restarted elsewhere
-   * meanwhile, or the rank migrated and this old copy was never stopped). Such
+   * job over) or running or starting on another host (their job was restarted
+   * elsewhere meanwhile, or the rank migrated and this old copy was never stopped). Such
    * a copy would compete with the real one: it is killed, not adopted. Returns
    * the other ranks.
    */
@@ -553,7 +568,9 @@ export class JobService {
     const alive: RankProcess[] = [];
     for (const p of reported) {
       const row = this.rankRow(p.job_id, p.rank);
-      const elsewhere = row?.state === 'running' && row.host !== host;
+      // (also a rank still 'starting' there: a migration restoring it on its target while the source's agent,
+      // restarted before it got the STOP, comes back with the old copy)
+      const elsewhere = !!row && row.state !== 'exited' && row.host !== host;
       if (!row || !(row.state === 'exited' || elsewhere)) {
         alive.push(p);
         continue;

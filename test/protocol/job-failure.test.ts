@@ -1,6 +1,8 @@
 // How a job's failure is told when one rank's failure makes others fail too.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { RoundStep } from '../../src/gen/proto.js';
 import { ControlPlaneHarness } from './control-plane-harness.js';
+import { failRanks } from './simulated-node.js';
 
 let h: ControlPlaneHarness;
 const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
@@ -44,6 +46,20 @@ describe('job failure', () => {
     const job = h.catalog!.getJob('j')!;
     expect(job.exitCode).toBe(3);
     expect(job.detail).toMatch(/^rank 1 on a exited with status 3/);
+  });
+
+  it('refuses to checkpoint or migrate a job that is ending: its ranks have its SIGTERM, a restored copy would not', async () => {
+    // A rank that cannot resume after a checkpoint fails the job; its ranks are still there for a moment.
+    h.nodes.get('b')!.steps.scripts.set(RoundStep.RESUME, () => failRanks([2], 'rank 2 would not wake'));
+    void h.coordinator!.checkpoints.checkpoint('j', { stop: false });
+    await advance(20);
+    expect(h.catalog!.getJob('j')!.state).toBe('running'); // until its last rank ends
+    expect(h.catalog!.listRanks('j').map((r) => r.state)).toEqual(['running', 'running', 'running']);
+    const ending = 'job j is ending (after committing epoch 1: RESUME failed: rank 2: host b: rank 2 would not wake)';
+    await expect(h.coordinator!.moves.migrate('j', new Map([[0, 'b']]))).rejects.toThrow(`${ending}: nothing to migrate`);
+    await expect(h.coordinator!.checkpoints.checkpoint('j', { stop: false })).rejects.toThrow(`${ending}: nothing to checkpoint`);
+    await advance(2_000);
+    expect(h.catalog!.getJob('j')!).toMatchObject({ state: 'failed', detail: 'after committing epoch 1: RESUME failed: rank 2: host b: rank 2 would not wake' });
   });
 
   it('a start that fails for a later rank of a host kills the ranks it did start there: all or nothing, the job fails with 127', async () => {

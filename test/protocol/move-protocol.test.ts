@@ -466,6 +466,25 @@ describe('migration', () => {
     expect(rankHosts()).toEqual(['a', 'a', 'b', 'b']);
   });
 
+  it("kills the old copy of a migrated rank that its source's agent, restarted before it got the STOP, comes back with", async () => {
+    const ranksOfA = h.nodes.get('a')!.ranks;
+    h.nodes.get('a')!.steps.scripts.set(RoundStep.STOP, () => {
+      for (const [key, agent] of h.agents) if (key.startsWith('a#') && agent.state !== 'stopped') void agent.stop();
+      setTimeout(() => h.startAgent('a', {}, ranksOfA), 500); // back while the migration restores rank 1 on c
+      return 'hang';
+    });
+    const { error } = await settle(h.coordinator!.moves.migrate('j', new Map([[1, 'c']])));
+    expect(error).toBeUndefined();
+    await advance(3_000);
+    expect([...ranksOfA.live.keys()]).toEqual(['j/0']); // not two copies of rank 1
+    expect([...h.nodes.get('c')!.ranks.live.keys()]).toEqual(['j/1']);
+    expect(rankHosts()).toEqual(['a', 'c', 'b', 'b']);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+    expect(h.catalog!.listEvents({ limit: 200 }).map((e) => e.message)).toContain(
+      'job j rank 1: host a came back with a copy of it alive, but the rank runs on c; killing that copy',
+    );
+  });
+
   it('reports its phases, and the bytes shipped once the images are known', async () => {
     const seen: MoveProgress[] = [];
     const { error } = await settle(h.coordinator!.moves.migrate('j', new Map([[1, 'c']]), (p) => seen.push(p)));

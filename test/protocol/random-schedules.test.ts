@@ -1,6 +1,7 @@
 // Random schedules of operator commands and faults over the in-memory
-// transport: checkpoints (and --stop), restarts, migrations and drains of a
-// job (with or without automatic restarts and image replicas), each command
+// transport: checkpoints (and --stop), restarts, migrations and drains of two
+// jobs on four hosts (each with or without automatic restarts and image
+// replicas), sometimes two commands at once (from two operators), each round
 // with at most one fault somewhere in it: a step that fails for a rank, an
 // agent that dies in a step and comes back with its ranks, a rank that dies, a
 // host that reboots (its ranks die with it, its disk stays; back before or
@@ -25,12 +26,15 @@ import { FerryError } from '../../src/common/ferry-error.js';
 import { EPOCH_COMMITTED, EPOCH_DELETED } from '../../src/coordinator/catalog-types.js';
 import { HOST_REJOIN_GRACE_MS, KEEP_EPOCHS } from '../../src/coordinator/coordinator-config.js';
 import { drainHost, undrainHost } from '../../src/coordinator/host-draining.js';
+import type { Coordinator } from '../../src/coordinator/coordinator.js';
 import { ControlPlaneHarness, QUICK_ROUNDS } from './control-plane-harness.js';
 import { SimulatedRanks } from './simulated-node.js';
 import type { StepOutcome } from '../../src/agent/rank-steps.js';
 
 const HOSTS = ['a', 'b', 'c', 'd'];
-const WORLD = 4;
+/** Two jobs share the hosts: drains move both, and commands on both may run at once. */
+const JOBS: Record<string, { world: number; hosts: string[] }> = { j: { world: 4, hosts: ['a', 'b'] }, k: { world: 2, hosts: ['c', 'd'] } };
+const ENDED = ['failed', 'cancelled', 'succeeded'];
 // 100 schedules take about 40 s; FERRY_RANDOM_SCHEDULES=N (and FERRY_RANDOM_SCHEDULES_FROM=S, the first
 // seed) explore further. A failure names its seed, so `-t "seed S)"` replays it.
 const SEEDS = Number(process.env.FERRY_RANDOM_SCHEDULES ?? 100);
@@ -54,14 +58,14 @@ type Fault =
   | { kind: 'none' }
   | { kind: 'step-fails'; host: string; step: RoundStep }
   | { kind: 'agent-dies-in-step'; host: string; step: RoundStep; backAfterMs: number }
-  | { kind: 'rank-dies'; rank: number; afterMs: number }
+  | { kind: 'rank-dies'; job: string; rank: number; afterMs: number }
   | { kind: 'host-reboots'; host: string; afterMs: number; backAfterMs: number }
   | { kind: 'coordinator-crash'; afterMs: number };
 
 type Command =
-  | { op: 'checkpoint'; stop: boolean }
-  | { op: 'restart'; hosts: string[] }
-  | { op: 'migrate'; rank: number; to: string }
+  | { op: 'checkpoint'; job: string; stop: boolean }
+  | { op: 'restart'; job: string; hosts: string[] }
+  | { op: 'migrate'; job: string; rank: number; to: string }
   | { op: 'drain'; host: string }
   | { op: 'undrain'; host: string };
 
@@ -73,16 +77,16 @@ class Schedule {
   readonly log: string[] = [];
   fault: Fault = { kind: 'none' };
   private faultFired = false;
-  /** Committed epochs seen so far: they stay committed, or retention deletes them. */
-  private readonly committed = new Set<number>();
-  private lastEpoch = 0;
+  /** Per job, committed epochs seen so far: they stay committed, or retention deletes them. */
+  private readonly committed = new Map<string, Set<number>>(Object.keys(JOBS).map((x) => [x, new Set<number>()]));
+  private readonly lastEpoch = new Map<string, number>();
 
   constructor(
     readonly random: () => number,
     readonly h: ControlPlaneHarness,
   ) {}
 
-  /** A coordinator, four hosts, and job j of 4 ranks on a and b, its own settings drawn from the seed. */
+  /** A coordinator, four hosts, and the JOBS, each with its own settings drawn from the seed. */
   static async started(seed: number): Promise<Schedule> {
     vi.useFakeTimers();
     const h = new ControlPlaneHarness(QUICK_ROUNDS);
@@ -90,11 +94,13 @@ class Schedule {
     h.startCoordinator();
     for (const host of HOSTS) s.startAgent(host);
     await vi.advanceTimersByTimeAsync(50);
-    const autoRestarts = s.random() < 0.5 ? 2 : 0;
-    const replicas = s.random() < 0.5 ? 1 : 0;
-    s.log.push(`job j: auto-restart ${autoRestarts}, image replicas ${replicas}`);
-    await h.submit({ world_size: WORLD, hosts: ['a', 'b'], auto_restarts: autoRestarts, own_image_replicas: replicas > 0, image_replicas: replicas });
-    await vi.advanceTimersByTimeAsync(10);
+    for (const [job, { world, hosts }] of Object.entries(JOBS)) {
+      const autoRestarts = s.random() < 0.5 ? 2 : 0;
+      const replicas = s.random() < 0.5 ? 1 : 0;
+      s.log.push(`job ${job}: ${world} ranks on ${hosts}, auto-restart ${autoRestarts}, image replicas ${replicas}`);
+      await h.submit({ job_id: job, world_size: world, hosts, auto_restarts: autoRestarts, own_image_replicas: replicas > 0, image_replicas: replicas });
+      await vi.advanceTimersByTimeAsync(10);
+    }
     return s;
   }
 
@@ -193,16 +199,27 @@ class Schedule {
     }
   }
 
-  /** A command that can run in the job's present state. */
+  /** A job that runs, or can be restarted (one that ended before any commit is over). */
+  private live(jobId: string): boolean {
+    return !ENDED.includes(this.h.catalog!.getJob(jobId)!.state) || this.h.catalog!.lastCommittedEpoch(jobId) !== undefined;
+  }
+
+  /** The jobs that commands can still go to. */
+  liveJobs(): string[] {
+    return Object.keys(JOBS).filter((x) => this.live(x));
+  }
+
+  /** A command that can run in its job's present state. */
   command(): Command {
-    const job = this.h.catalog!.getJob('j')!;
+    const jobId = this.pick(this.liveJobs());
+    const job = this.h.catalog!.getJob(jobId)!;
     const up = HOSTS.filter((x) => this.h.hostState(x) === 'up');
-    if (job.state !== 'running') return { op: 'restart', hosts: this.random() < 0.5 ? [] : [this.pick(up), this.pick(up)].filter((x, i, xs) => xs.indexOf(x) === i) };
+    if (job.state !== 'running') return { op: 'restart', job: jobId, hosts: this.random() < 0.5 ? [] : [this.pick(up), this.pick(up)].filter((x, i, xs) => xs.indexOf(x) === i) };
     const p = this.random();
-    if (p < 0.4) return { op: 'checkpoint', stop: this.random() < 0.3 };
+    if (p < 0.4) return { op: 'checkpoint', job: jobId, stop: this.random() < 0.3 };
     if (p < 0.7) {
-      const rank = Math.floor(this.random() * WORLD);
-      return { op: 'migrate', rank, to: this.pick(HOSTS.filter((x) => x !== this.h.catalog!.getRank('j', rank)!.host)) };
+      const rank = Math.floor(this.random() * JOBS[jobId].world);
+      return { op: 'migrate', job: jobId, rank, to: this.pick(HOSTS.filter((x) => x !== this.h.catalog!.getRank(jobId, rank)!.host)) };
     }
     const drained = HOSTS.filter((x) => this.h.coordinator!.hosts.get(x)?.drained);
     if (drained.length > 0 && this.random() < 0.5) return { op: 'undrain', host: this.pick(drained) };
@@ -215,20 +232,25 @@ class Schedule {
     // (An agent's STOP only sends SIGKILL: it fails for no rank, only by its agent being lost.)
     if (p < 0.6) return { kind: 'step-fails', host: this.pick(HOSTS), step: this.pick(STEPS.filter((x) => x !== RoundStep.STOP)) };
     if (p < 0.8) return { kind: 'agent-dies-in-step', host: this.pick(HOSTS), step: this.pick(STEPS), backAfterMs: Math.floor(this.random() * 4_000) };
-    if (p < 0.85) return { kind: 'rank-dies', rank: Math.floor(this.random() * WORLD), afterMs: Math.floor(this.random() * 600) };
+    if (p < 0.85) {
+      const job = this.pick(Object.keys(JOBS));
+      return { kind: 'rank-dies', job, rank: Math.floor(this.random() * JOBS[job].world), afterMs: Math.floor(this.random() * 600) };
+    }
     if (p < 0.92) return { kind: 'host-reboots', host: this.pick(HOSTS), afterMs: Math.floor(this.random() * 600), backAfterMs: Math.floor(this.random() * 2 * HOST_REJOIN_GRACE_MS) };
     return { kind: 'coordinator-crash', afterMs: Math.floor(this.random() * 600) };
   }
 
-  /** Runs one command with its fault, and waits until the cluster has settled. */
-  async run(cmd: Command, fault: Fault): Promise<{ error?: unknown }> {
+  /**
+   * Runs commands (the first at once, the others a moment later, as operators at other terminals)
+   * with the fault, and waits until the cluster has settled. Their errors, in order.
+   */
+  async run(cmds: Command[], fault: Fault): Promise<unknown[]> {
     this.fault = fault;
     this.faultFired = false;
-    this.log.push(`${JSON.stringify(cmd)} with ${JSON.stringify(fault)}`);
-    const c = this.h.coordinator!;
+    this.log.push(`${cmds.map((x) => JSON.stringify(x)).join(' and ')} with ${JSON.stringify(fault)}`);
     if (fault.kind === 'rank-dies') {
       setTimeout(() => {
-        for (const [host, ranks] of this.ranks) if (ranks.has('j', fault.rank)) (this.log.push(`  fault: rank ${fault.rank} dies on ${host}`), ranks.exit('j', fault.rank, 139));
+        for (const [host, ranks] of this.ranks) if (ranks.has(fault.job, fault.rank)) (this.log.push(`  fault: rank ${fault.rank} of ${fault.job} dies on ${host}`), ranks.exit(fault.job, fault.rank, 139));
       }, fault.afterMs);
     }
     if (fault.kind === 'host-reboots') {
@@ -247,24 +269,20 @@ class Schedule {
         void this.h.crashCoordinator().then(() => this.h.startCoordinator());
       }, fault.afterMs);
     }
-    let out: { error?: unknown } | undefined;
-    const op =
-      cmd.op === 'checkpoint'
-        ? c.checkpoints.checkpoint('j', { stop: cmd.stop })
-        : cmd.op === 'restart'
-          ? c.moves.restart('j', cmd.hosts.length ? { hosts: cmd.hosts } : {})
-          : cmd.op === 'migrate'
-            ? c.moves.migrate('j', new Map([[cmd.rank, cmd.to]]))
-            : cmd.op === 'drain'
-              ? drainHost(c, cmd.host, 'random schedule')
-              : Promise.resolve(undrainHost(c, cmd.host));
-    op.then(
-      () => (out = {}),
-      (error) => (out = { error }),
-    );
-    for (let t = 0; !out && !crashed && t < 30_000; t += 100) await vi.advanceTimersByTimeAsync(100);
-    if (!out && !crashed) throw new Error('the command neither finished nor failed within 30 s');
-    if (out?.error) this.log.push(`  -> ${out.error instanceof Error ? out.error.message : String(out.error)}`);
+    const outs: ({ error?: unknown } | undefined)[] = cmds.map(() => undefined);
+    const c = this.h.coordinator!;
+    cmds.forEach((cmd, i) => {
+      setTimeout(() => {
+        if (crashed) return (outs[i] = { error: new Error('not sent: the coordinator had crashed') });
+        this.start(c, cmd).then(
+          () => (outs[i] = {}),
+          (error) => (outs[i] = { error }),
+        );
+      }, i === 0 ? 0 : Math.floor(this.random() * 400));
+    });
+    for (let t = 0; outs.some((o) => !o) && !crashed && t < 30_000; t += 100) await vi.advanceTimersByTimeAsync(100);
+    if (outs.some((o) => !o) && !crashed) throw new Error('a command neither finished nor failed within 30 s');
+    for (const o of outs) if (o?.error) this.log.push(`  -> ${o.error instanceof Error ? o.error.message : String(o.error)}`);
     // Let everything settle: agents back, late RESUMEs and DISCARDs, a crashed coordinator's recovery, the rejoin grace.
     const waited =
       fault.kind === 'host-reboots'
@@ -273,72 +291,102 @@ class Schedule {
           ? HOST_REJOIN_GRACE_MS + 6_000
           : 3_000;
     await vi.advanceTimersByTimeAsync(waited);
-    this.log.push(`  job ${this.h.catalog!.getJob('j')!.state}; ranks ${this.rankPlaces()}; processes ${this.processes().join(' ')}`);
-    return out ?? {};
+    for (const job of Object.keys(JOBS)) {
+      this.log.push(`  job ${job} ${this.h.catalog!.getJob(job)!.state}; ranks ${this.rankPlaces(job)}; processes ${this.processes(job).join(' ')}`);
+    }
+    return outs.map((o) => o?.error);
+  }
+
+  private start(c: Coordinator, cmd: Command): Promise<unknown> {
+    switch (cmd.op) {
+      case 'checkpoint':
+        return c.checkpoints.checkpoint(cmd.job, { stop: cmd.stop });
+      case 'restart':
+        return c.moves.restart(cmd.job, cmd.hosts.length ? { hosts: cmd.hosts } : {});
+      case 'migrate':
+        return c.moves.migrate(cmd.job, new Map([[cmd.rank, cmd.to]]));
+      case 'drain':
+        return drainHost(c, cmd.host, 'random schedule');
+      case 'undrain':
+        return Promise.resolve(undrainHost(c, cmd.host));
+    }
   }
 
   /** Where the job's rank processes run: `rank@host`. */
-  processes(): string[] {
-    return [...this.ranks].flatMap(([host, ranks]) => [...ranks.live.values()].filter((p) => p.job_id === 'j').map((p) => `${p.rank}@${host}`)).sort();
+  processes(jobId: string): string[] {
+    return [...this.ranks].flatMap(([host, ranks]) => [...ranks.live.values()].filter((p) => p.job_id === jobId).map((p) => `${p.rank}@${host}`)).sort();
   }
 
-  rankPlaces(): string {
-    return this.h.catalog!.listRanks('j').map((r) => `${r.rank}@${r.host}:${r.state}`).join(' ');
+  rankPlaces(jobId: string): string {
+    return this.h.catalog!.listRanks(jobId).map((r) => `${r.rank}@${r.host}:${r.state}`).join(' ');
   }
 
-  /** The promises that hold after any command, failed or not. */
-  check(cmd: Command, fault: Fault, error: unknown): void {
+  /** The promises that hold after any commands, failed or not. */
+  check(cmds: Command[], fault: Fault, errors: unknown[]): void {
+    expect(this.h.catalog!.inFlightEpochs(), 'an epoch left in flight').toEqual([]);
+    for (const job of Object.keys(JOBS)) this.checkJob(job);
+    // A command that failed of a step's failure (or of an agent back at once) leaves a running job running,
+    // unless another command that touches that job ran beside it (a checkpoint --stop, a drain). Not of a
+    // RESUME's: a rank that cannot be woken after a commit or a move fails its job, by design.
+    const harmless =
+      fault.kind === 'none' || (fault.kind === 'step-fails' && fault.step !== RoundStep.RESUME) || (fault.kind === 'agent-dies-in-step' && fault.backAfterMs < 1_000);
+    cmds.forEach((cmd, i) => {
+      if (!errors[i] || !harmless || cmd.op === 'restart' || (cmd.op === 'checkpoint' && cmd.stop) || !('job' in cmd)) return;
+      if (cmds.some((other, k) => k !== i && (!('job' in other) || other.job === cmd.job))) return;
+      expect(this.h.catalog!.getJob(cmd.job)!.state, `a failed command leaves running job ${cmd.job} running`).toBe('running');
+    });
+  }
+
+  private checkJob(jobId: string): void {
     const cat = this.h.catalog!;
-    expect(cat.inFlightEpochs(), 'an epoch left in flight').toEqual([]);
-    const epochs = cat.listEpochs('j');
+    const committed = this.committed.get(jobId)!;
+    const epochs = cat.listEpochs(jobId);
     const newest = Math.max(0, ...epochs.map((e) => e.epoch));
-    expect(newest, 'epoch ids only grow').toBeGreaterThanOrEqual(this.lastEpoch);
-    this.lastEpoch = newest;
+    expect(newest, `${jobId}: epoch ids only grow`).toBeGreaterThanOrEqual(this.lastEpoch.get(jobId) ?? 0);
+    this.lastEpoch.set(jobId, newest);
     // A committed epoch stays committed, unless retention deleted it: for newer ones (it keeps KEEP_EPOCHS),
     // or because a restart from an older epoch left it in another history. Never the last committed one.
-    for (const e of epochs) if (e.state === EPOCH_COMMITTED) this.committed.add(e.epoch);
-    for (const id of this.committed) expect([EPOCH_COMMITTED, EPOCH_DELETED], `epoch ${id} stays committed or is deleted by retention`).toContain(cat.getEpoch('j', id)?.state);
+    for (const e of epochs) if (e.state === EPOCH_COMMITTED) committed.add(e.epoch);
+    for (const id of committed) expect([EPOCH_COMMITTED, EPOCH_DELETED], `${jobId}: epoch ${id} stays committed or is deleted by retention`).toContain(cat.getEpoch(jobId, id)?.state);
     const committedNow = epochs.filter((e) => e.state === EPOCH_COMMITTED).length;
-    if (this.committed.size > 0) expect(committedNow, 'a job with a committed epoch keeps one').toBeGreaterThan(0);
-    expect(committedNow, `at most ${KEEP_EPOCHS} committed epochs keep their images`).toBeLessThanOrEqual(KEEP_EPOCHS);
-    for (const id of this.committed) {
-      if (cat.getEpoch('j', id)?.state !== EPOCH_COMMITTED) continue;
-      for (const img of cat.epochImages('j', id)) {
+    if (committed.size > 0) expect(committedNow, `${jobId}: a job with a committed epoch keeps one`).toBeGreaterThan(0);
+    expect(committedNow, `${jobId}: at most ${KEEP_EPOCHS} committed epochs keep their images`).toBeLessThanOrEqual(KEEP_EPOCHS);
+    for (const id of committed) {
+      if (cat.getEpoch(jobId, id)?.state !== EPOCH_COMMITTED) continue;
+      for (const img of cat.epochImages(jobId, id)) {
         if (img.removedMs !== null) continue;
-        expect(this.disks.get(img.host)!.has(this.imageKey(img.location)), `epoch ${id} rank ${img.rank}: its image on ${img.host}`).toBe(true);
+        expect(this.disks.get(img.host)!.has(this.imageKey(img.location)), `${jobId}: epoch ${id} rank ${img.rank}: its image on ${img.host}`).toBe(true);
       }
-      for (const r of cat.epochReplicas('j', id)) {
-        if (r.state === 'stored') expect(this.disks.get(r.host)!.has(this.key('j', id, r.rank)), `epoch ${id} rank ${r.rank}: its replica on ${r.host}`).toBe(true);
+      for (const r of cat.epochReplicas(jobId, id)) {
+        if (r.state === 'stored') expect(this.disks.get(r.host)!.has(this.key(jobId, id, r.rank)), `${jobId}: epoch ${id} rank ${r.rank}: its replica on ${r.host}`).toBe(true);
       }
     }
-    const job = cat.getJob('j')!;
-    const live = this.processes();
-    const flushed = [...this.ranks].flatMap(([host, ranks]) => [...ranks.flushed.keys()].filter((k) => k.startsWith('j/')).map((k) => `${k}@${host}`));
+    const job = cat.getJob(jobId)!;
+    const live = this.processes(jobId);
+    const flushed = [...this.ranks].flatMap(([host, ranks]) => [...ranks.flushed.keys()].filter((k) => k.startsWith(`${jobId}/`)).map((k) => `${k}@${host}`));
     if (job.state === 'running') {
-      const expected = cat.listRanks('j').map((r) => `${r.rank}@${r.host}`).sort();
-      expect(cat.listRanks('j').map((r) => r.state), 'a running job: every rank running').toEqual(Array(WORLD).fill('running'));
-      expect(live, 'a running job: each rank runs once, where the catalog says').toEqual(expected);
-      expect(flushed, 'a running job: no rank left flushed').toEqual([]);
+      const expected = cat.listRanks(jobId).map((r) => `${r.rank}@${r.host}`).sort();
+      expect(cat.listRanks(jobId).map((r) => r.state), `running job ${jobId}: every rank running`).toEqual(Array(JOBS[jobId].world).fill('running'));
+      expect(live, `running job ${jobId}: each rank runs once, where the catalog says`).toEqual(expected);
+      expect(flushed, `running job ${jobId}: no rank left flushed`).toEqual([]);
     } else {
-      expect(live, `a ${job.state} job runs nothing`).toEqual([]);
-    }
-    const harmless = fault.kind === 'none' || fault.kind === 'step-fails' || (fault.kind === 'agent-dies-in-step' && fault.backAfterMs < 1_000);
-    if (error && harmless && cmd.op !== 'restart' && !(cmd.op === 'checkpoint' && cmd.stop)) {
-      expect(job.state, 'a failed command leaves a running job running').toBe('running');
+      expect(live, `${job.state} job ${jobId} runs nothing`).toEqual([]);
     }
   }
 
-  /** The last committed epoch restarts on a healthy cluster. */
-  async finalRestart(): Promise<void> {
-    const last = this.h.catalog!.lastCommittedEpoch('j');
-    if (!last) return;
+  /** The last committed epoch of each job restarts on a healthy cluster. */
+  async finalRestarts(): Promise<void> {
     for (const host of HOSTS) if (this.h.coordinator!.hosts.get(host)?.drained) undrainHost(this.h.coordinator!, host);
-    if (this.h.catalog!.getJob('j')!.state === 'running') await this.run({ op: 'checkpoint', stop: true }, { kind: 'none' });
-    if (this.h.catalog!.getJob('j')!.state === 'running') throw new Error('a checkpoint --stop on a healthy cluster left the job running');
-    const { error } = await this.run({ op: 'restart', hosts: [] }, { kind: 'none' });
-    expect(error, 'the last committed epoch restarts').toBeUndefined();
-    this.check({ op: 'restart', hosts: [] }, { kind: 'none' }, undefined);
-    expect(this.h.catalog!.getJob('j')!.state).toBe('running');
+    for (const job of Object.keys(JOBS)) {
+      if (!this.h.catalog!.lastCommittedEpoch(job)) continue;
+      if (this.h.catalog!.getJob(job)!.state === 'running') await this.run([{ op: 'checkpoint', job, stop: true }], { kind: 'none' });
+      if (this.h.catalog!.getJob(job)!.state === 'running') throw new Error(`a checkpoint --stop of ${job} on a healthy cluster left it running`);
+      const restart: Command = { op: 'restart', job, hosts: [] };
+      const [error] = await this.run([restart], { kind: 'none' });
+      expect(error, `${job}: the last committed epoch restarts`).toBeUndefined();
+      this.check([restart], { kind: 'none' }, [undefined]);
+      expect(this.h.catalog!.getJob(job)!.state).toBe('running');
+    }
   }
 }
 
@@ -355,14 +403,14 @@ describe('random schedules of commands and faults', () => {
       schedule = await Schedule.started(seed);
       const s = schedule;
       try {
-        for (let i = 0; i < COMMANDS_PER_SCHEDULE; i++) {
-          if (['failed', 'cancelled', 'succeeded'].includes(s.h.catalog!.getJob('j')!.state) && !s.h.catalog!.lastCommittedEpoch('j')) break;
-          const cmd = s.command();
+        for (let i = 0; i < COMMANDS_PER_SCHEDULE && s.liveJobs().length > 0; i++) {
+          const cmds = [s.command()];
+          if (s.random() < 0.25) cmds.push(s.command()); // another operator, at the same moment
           const fault = s.faultFor();
-          const { error } = await s.run(cmd, fault);
-          s.check(cmd, fault, error);
+          const errors = await s.run(cmds, fault);
+          s.check(cmds, fault, errors);
         }
-        await s.finalRestart();
+        await s.finalRestarts();
       } catch (err) {
         const seen = HOSTS.map((x) => `${x}: ${s.h.nodes.get(x)!.steps.seen.map((v) => `${RoundStep[v.step]}[${v.step === RoundStep.DUMP || v.step === RoundStep.STOP ? v.dumpRanks : v.ranks}]`).join(' ')}`);
         const events = process.env.FERRY_RANDOM_SCHEDULES_EVENTS ? s.h.catalog!.listEvents({ limit: 40 }).map((e) => `  event ${e.kind}: ${e.message}`) : [];

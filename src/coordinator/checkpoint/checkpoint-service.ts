@@ -29,7 +29,7 @@ export class CheckpointService {
     await this.c.operations.afterBackground(jobId, WAIT_FOR_COPIES_MS);
     const job = this.c.catalog.getJob(jobId);
     if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
-    if (job.state !== 'running') throw new FerryError(ErrorCode.BAD_REQUEST, `job ${jobId} is ${job.state}, not running: nothing to checkpoint`);
+    this.c.jobs.requireRunning(job, 'checkpoint');
     const byHost = this.c.jobs.liveRanksByHost(jobId);
     const live = [...byHost.values()].reduce((n, r) => n + r.length, 0);
     if (live !== job.worldSize) {

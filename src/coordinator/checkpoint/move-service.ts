@@ -370,7 +370,7 @@ export class MoveService {
     await this.c.operations.afterBackground(jobId, WAIT_FOR_COPIES_MS);
     const job = this.c.catalog.getJob(jobId);
     if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
-    if (job.state !== 'running') throw new FerryError(ErrorCode.BAD_REQUEST, `job ${jobId} is ${job.state}, not running: nothing to migrate`);
+    this.c.jobs.requireRunning(job, 'migrate');
     const ranks = this.c.catalog.listRanks(jobId);
     const from = new Map<number, string>();
     for (const [rank, to] of moves) {
