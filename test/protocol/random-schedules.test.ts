@@ -35,7 +35,7 @@ const HOSTS = ['a', 'b', 'c', 'd'];
 /** Two jobs share the hosts: drains move both, and commands on both may run at once. */
 const JOBS: Record<string, { world: number; hosts: string[] }> = { j: { world: 4, hosts: ['a', 'b'] }, k: { world: 2, hosts: ['c', 'd'] } };
 const ENDED = ['failed', 'cancelled', 'succeeded'];
-// 100 schedules take about 40 s; FERRY_RANDOM_SCHEDULES=N (and FERRY_RANDOM_SCHEDULES_FROM=S, the first
+// 100 schedules take about a minute; FERRY_RANDOM_SCHEDULES=N (and FERRY_RANDOM_SCHEDULES_FROM=S, the first
 // seed) explore further. A failure names its seed, so `-t "seed S)"` replays it.
 const SEEDS = Number(process.env.FERRY_RANDOM_SCHEDULES ?? 100);
 const FIRST_SEED = Number(process.env.FERRY_RANDOM_SCHEDULES_FROM ?? 1);
