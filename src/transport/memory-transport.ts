@@ -12,6 +12,8 @@ export class MemoryHub {
   delivered = 0;
   /** While true every message is lost both ways, as on a cut network. */
   severed = false;
+  /** Clients cut off from the server (a network partition of their host): their messages are lost both ways. */
+  readonly cutOff = new Set<PeerId>();
 
   listen(): MemoryServer {
     this.server = new MemoryServer(this);
@@ -27,7 +29,7 @@ export class MemoryHub {
 
   /** @internal */ toServer(peer: PeerId, frame: Uint8Array): void {
     const server = this.server;
-    if (!server || server.closed || this.severed) return;
+    if (!server || server.closed || this.severed || this.cutOff.has(peer)) return;
     const copy = Uint8Array.from(frame);
     queueMicrotask(() => {
       if (server.closed || this.server !== server) return;
@@ -38,7 +40,7 @@ export class MemoryHub {
 
   /** @internal */ toClient(peer: PeerId, frame: Uint8Array): void {
     const client = this.clients.get(peer);
-    if (!client || this.severed) return;
+    if (!client || this.severed || this.cutOff.has(peer)) return;
     const copy = Uint8Array.from(frame);
     queueMicrotask(() => {
       if (!client.closed) client.deliver([copy]);

@@ -11,7 +11,7 @@ import type { RankChannelServer } from '../../src/agent/rank-channel.js';
 import { Catalog } from '../../src/coordinator/catalog.js';
 import { Coordinator } from '../../src/coordinator/coordinator.js';
 import { defaultCoordinatorConfig, type CoordinatorConfig } from '../../src/coordinator/coordinator-config.js';
-import { MemoryHub } from '../../src/transport/memory-transport.js';
+import { MemoryHub, type MemoryClient } from '../../src/transport/memory-transport.js';
 import { coordinatorInboundCodec, operatorReplyCodec, statusError } from '../../src/protocol/messages.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
 import { ScriptedSteps, SimulatedRanks } from './simulated-node.js';
@@ -106,7 +106,7 @@ export class ControlPlaneHarness {
     const steps = new ScriptedSteps(host, ranks);
     const agent = new Agent(
       { host, address: `198.18.0.${this.agents.size + 2}`, cpus: 4, criuVersion: '4.1.1', criuCheckOk: true, criuCheckDetail: '', version: 'test', imageServer: `tcp://images.${host}:1`, ...identity },
-      () => this.hub.connect(),
+      () => this.connectFrom(host),
       ranks,
       { fatal: (err) => this.fatal.push(err.message) },
       steps,
@@ -116,6 +116,27 @@ export class ControlPlaneHarness {
     this.agents.set(`${host}#${agent.instance}`, agent);
     this.nodes.set(host, { ranks, steps });
     return agent;
+  }
+
+  /** The hub connections each host's agents opened, so a partition can cut them. */
+  private readonly connections = new Map<string, string[]>();
+  private readonly partitioned = new Set<string>();
+
+  private connectFrom(host: string): MemoryClient {
+    const client = this.hub.connect();
+    this.connections.set(host, [...(this.connections.get(host) ?? []), client.peer]);
+    if (this.partitioned.has(host)) this.hub.cutOff.add(client.peer);
+    return client;
+  }
+
+  /** Cuts `host` off the network (`cut` true) or joins it again: its agents and ranks run on, unheard. */
+  partition(host: string, cut: boolean): void {
+    if (cut) this.partitioned.add(host);
+    else this.partitioned.delete(host);
+    for (const peer of this.connections.get(host) ?? []) {
+      if (cut) this.hub.cutOff.add(peer);
+      else this.hub.cutOff.delete(peer);
+    }
   }
 
   /** Submits job `job_id` (default 'j') of `world_size` ranks of /app, as an operator would. */

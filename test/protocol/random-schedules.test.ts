@@ -1,11 +1,12 @@
 // Random schedules of operator commands and faults over the in-memory
-// transport: checkpoints (and --stop), restarts, migrations and drains of two
-// jobs on four hosts (each with or without automatic restarts and image
+// transport: checkpoints (and --stop), restarts (also from an older or a
+// deleted epoch), migrations, drains and cancels of two jobs on four hosts (each with or without automatic restarts and image
 // replicas), sometimes two commands at once (from two operators), each round
 // with at most one fault somewhere in it: a step that fails for a rank, an
 // agent that dies in a step and comes back with its ranks, a rank that dies, a
 // host that reboots (its ranks die with it, its disk stays; back before or
-// after the rejoin grace), a coordinator crash. The hand-written cases pin each
+// after the rejoin grace), a host cut off the network for a while (its agent and
+// ranks run on, unheard), a coordinator crash. The hand-written cases pin each
 // fault at a chosen step; these walk the combinations nobody wrote down. After
 // every command, once the cluster has settled, the brief's promises must hold:
 // - no epoch is left in flight; epoch ids only grow; a committed epoch stays
@@ -29,6 +30,7 @@ import { drainHost, undrainHost } from '../../src/coordinator/host-draining.js';
 import type { Coordinator } from '../../src/coordinator/coordinator.js';
 import { ControlPlaneHarness, QUICK_ROUNDS } from './control-plane-harness.js';
 import { SimulatedRanks } from './simulated-node.js';
+import { mulberry32 } from '../robustness/fuzz-input.js';
 import type { StepOutcome } from '../../src/agent/rank-steps.js';
 
 const HOSTS = ['a', 'b', 'c', 'd'];
@@ -42,29 +44,19 @@ const FIRST_SEED = Number(process.env.FERRY_RANDOM_SCHEDULES_FROM ?? 1);
 const COMMANDS_PER_SCHEDULE = 10;
 const STEPS = [RoundStep.PREPARE, RoundStep.DUMP, RoundStep.RESUME, RoundStep.DISCARD, RoundStep.STOP, RoundStep.FETCH, RoundStep.RESTORE];
 
-/** mulberry32: a small seeded generator, so a failing schedule can be replayed from its seed. */
-function generator(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 type Fault =
   | { kind: 'none' }
   | { kind: 'step-fails'; host: string; step: RoundStep }
   | { kind: 'agent-dies-in-step'; host: string; step: RoundStep; backAfterMs: number }
   | { kind: 'rank-dies'; job: string; rank: number; afterMs: number }
   | { kind: 'host-reboots'; host: string; afterMs: number; backAfterMs: number }
+  | { kind: 'partition'; host: string; afterMs: number; forMs: number }
   | { kind: 'coordinator-crash'; afterMs: number };
 
 type Command =
   | { op: 'checkpoint'; job: string; stop: boolean }
-  | { op: 'restart'; job: string; hosts: string[] }
+  | { op: 'restart'; job: string; hosts: string[]; epoch?: number }
+  | { op: 'cancel'; job: string }
   | { op: 'migrate'; job: string; rank: number; to: string }
   | { op: 'drain'; host: string }
   | { op: 'undrain'; host: string };
@@ -90,7 +82,7 @@ class Schedule {
   static async started(seed: number): Promise<Schedule> {
     vi.useFakeTimers();
     const h = new ControlPlaneHarness(QUICK_ROUNDS);
-    const s = new Schedule(generator(seed), h);
+    const s = new Schedule(mulberry32(seed), h); // seeded, so a failing schedule replays
     h.startCoordinator();
     for (const host of HOSTS) s.startAgent(host);
     await vi.advanceTimersByTimeAsync(50);
@@ -214,8 +206,14 @@ class Schedule {
     const jobId = this.pick(this.liveJobs());
     const job = this.h.catalog!.getJob(jobId)!;
     const up = HOSTS.filter((x) => this.h.hostState(x) === 'up');
-    if (job.state !== 'running') return { op: 'restart', job: jobId, hosts: this.random() < 0.5 ? [] : [this.pick(up), this.pick(up)].filter((x, i, xs) => xs.indexOf(x) === i) };
+    if (job.state !== 'running') {
+      const hosts = this.random() < 0.5 ? [] : [this.pick(up), this.pick(up)].filter((x, i, xs) => xs.indexOf(x) === i);
+      // Now and then from an older committed epoch (a rollback), or one retention deleted (refused).
+      const older = this.random() < 0.2 ? this.h.catalog!.listEpochs(jobId).filter((e) => e.state === EPOCH_COMMITTED || e.state === EPOCH_DELETED) : [];
+      return { op: 'restart', job: jobId, hosts, ...(older.length > 0 ? { epoch: this.pick(older).epoch } : {}) };
+    }
     const p = this.random();
+    if (p < 0.05) return { op: 'cancel', job: jobId };
     if (p < 0.4) return { op: 'checkpoint', job: jobId, stop: this.random() < 0.3 };
     if (p < 0.7) {
       const rank = Math.floor(this.random() * JOBS[jobId].world);
@@ -236,7 +234,8 @@ class Schedule {
       const job = this.pick(Object.keys(JOBS));
       return { kind: 'rank-dies', job, rank: Math.floor(this.random() * JOBS[job].world), afterMs: Math.floor(this.random() * 600) };
     }
-    if (p < 0.92) return { kind: 'host-reboots', host: this.pick(HOSTS), afterMs: Math.floor(this.random() * 600), backAfterMs: Math.floor(this.random() * 2 * HOST_REJOIN_GRACE_MS) };
+    if (p < 0.9) return { kind: 'host-reboots', host: this.pick(HOSTS), afterMs: Math.floor(this.random() * 600), backAfterMs: Math.floor(this.random() * 2 * HOST_REJOIN_GRACE_MS) };
+    if (p < 0.95) return { kind: 'partition', host: this.pick(HOSTS), afterMs: Math.floor(this.random() * 600), forMs: Math.floor(this.random() * 2 * HOST_REJOIN_GRACE_MS) };
     return { kind: 'coordinator-crash', afterMs: Math.floor(this.random() * 600) };
   }
 
@@ -259,6 +258,13 @@ class Schedule {
         void this.crashAgent(fault.host);
         this.ranks.set(fault.host, new SimulatedRanks()); // its rank processes died with it; its disk stays
         setTimeout(() => this.startAgent(fault.host), fault.backAfterMs);
+      }, fault.afterMs);
+    }
+    if (fault.kind === 'partition') {
+      setTimeout(() => {
+        this.log.push(`  fault: host ${fault.host} cut off`);
+        this.h.partition(fault.host, true);
+        setTimeout(() => (this.log.push(`  host ${fault.host} joins again`), this.h.partition(fault.host, false)), fault.forMs);
       }, fault.afterMs);
     }
     let crashed = false;
@@ -285,8 +291,8 @@ class Schedule {
     for (const o of outs) if (o?.error) this.log.push(`  -> ${o.error instanceof Error ? o.error.message : String(o.error)}`);
     // Let everything settle: agents back, late RESUMEs and DISCARDs, a crashed coordinator's recovery, the rejoin grace.
     const waited =
-      fault.kind === 'host-reboots'
-        ? Math.max(fault.backAfterMs, HOST_REJOIN_GRACE_MS) + 15_000
+      fault.kind === 'host-reboots' || fault.kind === 'partition'
+        ? Math.max(fault.kind === 'partition' ? fault.forMs : fault.backAfterMs, HOST_REJOIN_GRACE_MS) + 15_000
         : fault.kind === 'agent-dies-in-step' || fault.kind === 'coordinator-crash'
           ? HOST_REJOIN_GRACE_MS + 6_000
           : 3_000;
@@ -302,7 +308,9 @@ class Schedule {
       case 'checkpoint':
         return c.checkpoints.checkpoint(cmd.job, { stop: cmd.stop });
       case 'restart':
-        return c.moves.restart(cmd.job, cmd.hosts.length ? { hosts: cmd.hosts } : {});
+        return c.moves.restart(cmd.job, { ...(cmd.hosts.length ? { hosts: cmd.hosts } : {}), ...(cmd.epoch ? { epoch: cmd.epoch } : {}) });
+      case 'cancel':
+        return c.jobs.signal(cmd.job, 'SIGTERM');
       case 'migrate':
         return c.moves.migrate(cmd.job, new Map([[cmd.rank, cmd.to]]));
       case 'drain':
@@ -331,7 +339,7 @@ class Schedule {
     const harmless =
       fault.kind === 'none' || (fault.kind === 'step-fails' && fault.step !== RoundStep.RESUME) || (fault.kind === 'agent-dies-in-step' && fault.backAfterMs < 1_000);
     cmds.forEach((cmd, i) => {
-      if (!errors[i] || !harmless || cmd.op === 'restart' || (cmd.op === 'checkpoint' && cmd.stop) || !('job' in cmd)) return;
+      if (!errors[i] || !harmless || cmd.op === 'restart' || cmd.op === 'cancel' || (cmd.op === 'checkpoint' && cmd.stop) || !('job' in cmd)) return;
       if (cmds.some((other, k) => k !== i && (!('job' in other) || other.job === cmd.job))) return;
       expect(this.h.catalog!.getJob(cmd.job)!.state, `a failed command leaves running job ${cmd.job} running`).toBe('running');
     });
