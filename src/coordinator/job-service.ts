@@ -653,15 +653,7 @@ export class JobService {
    */
   owesResume(jobId: string, what: string, r: RoundResult, byHost: Map<string, number[]>): boolean {
     if (!lostAgentsOnly(r)) return false;
-    for (const host of r.silentHosts) {
-      const ranks = byHost.get(host) ?? [];
-      this.c.event(
-        'job.resume-owed',
-        `job ${jobId}: ${what}: the agent on host ${host} was lost before it confirmed RESUME of rank${ranks.length > 1 ? 's' : ''} ${ranks.join(',')}; ` +
-          `they resume when an agent is back there (within ${this.hostRejoinGraceMs} ms, or the job fails)`,
-        { jobId, host },
-      );
-    }
+    this.announceOwed('job.resume-owed', jobId, what, 'RESUME', r, byHost, `they resume when an agent is back there (within ${this.hostRejoinGraceMs} ms, or the job fails)`);
     return true;
   }
 
@@ -675,16 +667,16 @@ export class JobService {
    */
   owesStop(jobId: string, epoch: number, r: RoundResult, byHost: Map<string, number[]>): boolean {
     if (!lostAgentsOnly(r)) return false;
+    this.announceOwed('job.stop-owed', jobId, `epoch ${epoch} committed`, 'STOP', r, byHost, `they stop when an agent is back there (within ${this.hostRejoinGraceMs} ms, else they count as ended)`);
+    return true;
+  }
+
+  /** An event per agent lost before it confirmed `step` of its ranks: what happens to them then. */
+  private announceOwed(kind: string, jobId: string, what: string, step: string, r: RoundResult, byHost: Map<string, number[]>, then: string): void {
     for (const host of r.silentHosts) {
       const ranks = byHost.get(host) ?? [];
-      this.c.event(
-        'job.stop-owed',
-        `job ${jobId}: epoch ${epoch} committed, but the agent on host ${host} was lost before it confirmed STOP of rank${ranks.length > 1 ? 's' : ''} ${ranks.join(',')}; ` +
-          `they stop when an agent is back there (within ${this.hostRejoinGraceMs} ms, else they count as ended)`,
-        { jobId, host },
-      );
+      this.c.event(kind, `job ${jobId}: ${what}: the agent on host ${host} was lost before it confirmed ${step} of rank${ranks.length > 1 ? 's' : ''} ${ranks.join(',')}; ${then}`, { jobId, host });
     }
-    return true;
   }
 
   /**

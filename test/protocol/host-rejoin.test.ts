@@ -155,7 +155,7 @@ describe('a host that goes down with running ranks', () => {
     expect(h.catalog!.getEpoch('j', 1)!.state).toBe('committed');
     expect(job().state).toBe('running'); // ranks 2 and 3 have not ended yet
     const owed = h.catalog!.listEvents({ limit: 200 }).find((e) => e.kind === 'job.stop-owed');
-    expect(owed?.message).toMatch(/epoch 1 committed, but the agent on host b was lost before it confirmed STOP of ranks 2,3/);
+    expect(owed?.message).toMatch(/epoch 1 committed: the agent on host b was lost before it confirmed STOP of ranks 2,3; they stop when an agent is back there/);
     await expect(h.coordinator!.moves.migrate('j', new Map([[0, 'b']]))).rejects.toThrow('job j is being stopped after checkpoint epoch 1: nothing to migrate');
 
     // The agent that comes back (re-adopting them, flushed) is asked to STOP them while it registers;
