@@ -547,13 +547,16 @@ export class JobService {
    * while their agent was away, and the job ends only once they do.
    */
   private endRanksOfFailingJobs(host: string, alive: RankProcess[]): void {
-    for (const [jobId, ranks] of groupByJob(alive.map((p) => ({ jobId: p.job_id, rank: p.rank })))) {
-      if (!this.failing.has(jobId)) continue;
-      this.c.event('job.failing', `job ${jobId}: host ${host} is back with ranks ${ranks.join(',')}; stopping them, as the job is ending`, { jobId, host });
-      this.c
-        .requestAgent(host, { signal_job: { job_id: jobId, signal: 'SIGTERM', ranks } })
-        .catch((err) => trace(`signal SIGTERM to ${jobId} ranks ${ranks.join(',')} on ${host} failed: ${errorMessage(err)}`));
-    }
+    for (const [jobId, ranks] of groupByJob(alive.map((p) => ({ jobId: p.job_id, rank: p.rank })))) this.endRanksOfFailingJob(host, jobId, ranks);
+  }
+
+  /** SIGTERM to ranks on `host` of `jobId` if the job is failing (or being cancelled): ranks its first SIGTERM did not reach. */
+  private endRanksOfFailingJob(host: string, jobId: string, ranks: number[]): void {
+    if (!this.failing.has(jobId)) return;
+    this.c.event('job.failing', `job ${jobId}: ranks ${ranks.join(',')} on host ${host} run on; stopping them, as the job is ending`, { jobId, host });
+    this.c
+      .requestAgent(host, { signal_job: { job_id: jobId, signal: 'SIGTERM', ranks } })
+      .catch((err) => trace(`signal SIGTERM to ${jobId} ranks ${ranks.join(',')} on ${host} failed: ${errorMessage(err)}`));
   }
 
   /**
@@ -851,6 +854,8 @@ export class JobService {
     const row = this.rankRow(jobId, rank);
     if (!row) return;
     this.updateRank({ jobId, rank, host, pid, endpoint: '', state: pid ? 'running' : 'starting', updatedMs: this.c.now() });
+    // Restored after the job began to end (cancelled while a migration put the rank back): its SIGTERM missed this copy.
+    if (pid) this.endRanksOfFailingJob(host, jobId, [rank]);
   }
 
   /** The ranks of the job are about to be ended after epoch `epoch` was committed. */

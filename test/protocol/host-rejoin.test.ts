@@ -194,7 +194,7 @@ describe('a host that goes down with running ranks', () => {
     await advance(1_000);
     expect([...ranksOfB.live.keys()]).toEqual([]);
     expect(job()).toMatchObject({ state: 'failed', exitCode: 3, detail: 'rank 0 on a exited with status 3' });
-    expect(h.catalog!.listEvents({ limit: 200 }).map((e) => e.message)).toContain('job j: host b is back with ranks 2,3; stopping them, as the job is ending');
+    expect(h.catalog!.listEvents({ limit: 200 }).map((e) => e.message)).toContain('job j: ranks 2,3 on host b run on; stopping them, as the job is ending');
   });
 
   it('still fails the job when RESUME fails for another reason than a lost agent', async () => {

@@ -485,6 +485,18 @@ describe('migration', () => {
     );
   });
 
+  it('ends a rank that a failed migration restores where it was after the job was cancelled: the job ends', async () => {
+    h.nodes.get('c')!.steps.scripts.set(RoundStep.RESTORE, async () => {
+      await h.coordinator!.jobs.signal('j', 'SIGTERM'); // ferry cancel j, from another terminal, while c restores
+      return failRanks([1], 'criu restore failed');
+    });
+    const { error } = await settle(h.coordinator!.moves.migrate('j', new Map([[1, 'c']])));
+    expect(error!.message).toMatch(/the ranks were restored where they were/);
+    await advance(2_000);
+    expect([...h.nodes.get('a')!.ranks.live.keys()]).toEqual([]); // rank 1, back on a after the SIGTERM went out, got one too
+    expect(h.catalog!.getJob('j')!).toMatchObject({ state: 'cancelled', detail: 'cancelled by the operator (SIGTERM)' });
+  });
+
   it('reports its phases, and the bytes shipped once the images are known', async () => {
     const seen: MoveProgress[] = [];
     const { error } = await settle(h.coordinator!.moves.migrate('j', new Map([[1, 'c']]), (p) => seen.push(p)));

@@ -41,7 +41,7 @@ const ENDED = ['failed', 'cancelled', 'succeeded'];
 // seed) explore further. A failure names its seed, so `-t "seed S)"` replays it.
 const SEEDS = Number(process.env.FERRY_RANDOM_SCHEDULES ?? 100);
 const FIRST_SEED = Number(process.env.FERRY_RANDOM_SCHEDULES_FROM ?? 1);
-const COMMANDS_PER_SCHEDULE = 10;
+const COMMANDS_PER_SCHEDULE = Number(process.env.FERRY_RANDOM_SCHEDULES_LENGTH ?? 10); // rounds per schedule
 const STEPS = [RoundStep.PREPARE, RoundStep.DUMP, RoundStep.RESUME, RoundStep.DISCARD, RoundStep.STOP, RoundStep.FETCH, RoundStep.RESTORE];
 
 type Fault =
@@ -421,7 +421,7 @@ describe('random schedules of commands and faults', () => {
         await s.finalRestarts();
       } catch (err) {
         const seen = HOSTS.map((x) => `${x}: ${s.h.nodes.get(x)!.steps.seen.map((v) => `${RoundStep[v.step]}[${v.step === RoundStep.DUMP || v.step === RoundStep.STOP ? v.dumpRanks : v.ranks}]`).join(' ')}`);
-        const events = process.env.FERRY_RANDOM_SCHEDULES_EVENTS ? s.h.catalog!.listEvents({ limit: 40 }).map((e) => `  event ${e.kind}: ${e.message}`) : [];
+        const events = process.env.FERRY_RANDOM_SCHEDULES_EVENTS ? s.h.catalog!.listEvents({ limit: 10_000 }).slice(-60).map((e) => `  event ${e.kind}: ${e.message}`) : [];
         throw new Error(`seed ${seed}:\n${s.log.join('\n')}\n${seen.join('\n')}\n${events.join('\n')}\n${err instanceof Error ? err.message : String(err)}`);
       }
     });
