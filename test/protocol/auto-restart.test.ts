@@ -67,7 +67,7 @@ async function start(autoRestarts: number, checkpoint = true): Promise<void> {
 
 /** The agent of `host` stops (its simulated ranks stay as they are). */
 async function stopAgent(host: string): Promise<void> {
-  for (const [key, agent] of h.agents) if (key.startsWith(`${host}#`) && agent.state !== 'stopped') await agent.stop();
+  await h.crashAgent(host);
 }
 
 /** Host b dies with its ranks: its agent stops, no agent comes back within the grace period. */

@@ -118,6 +118,11 @@ export class ControlPlaneHarness {
     return agent;
   }
 
+  /** The agent of `host` dies (every instance still running there); its ranks, simulated, live on. */
+  async crashAgent(host: string): Promise<void> {
+    for (const [key, agent] of this.agents) if (key.startsWith(`${host}#`) && agent.state !== 'stopped') await agent.stop();
+  }
+
   /** The hub connections each host's agents opened, so a partition can cut them. */
   private readonly connections = new Map<string, string[]>();
   private readonly partitioned = new Set<string>();

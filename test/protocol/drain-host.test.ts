@@ -41,7 +41,7 @@ const rankHosts = (jobId: string) => h.catalog!.listRanks(jobId).map((r) => r.ho
 const events = (kind: string) => h.catalog!.listEvents({ limit: 1000 }).filter((e) => e.kind === kind).map((e) => e.message);
 
 async function stopAgent(host: string): Promise<void> {
-  for (const [key, agent] of h.agents) if (key.startsWith(`${host}#`) && agent.state !== 'stopped') await agent.stop();
+  await h.crashAgent(host);
 }
 
 describe('ferry drain HOST / ferry undrain HOST', () => {

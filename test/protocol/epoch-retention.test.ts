@@ -41,7 +41,7 @@ const states = () => h.catalog!.listEpochs('j').map((e) => [e.epoch, e.state]);
 const events = (kind: string) => h.catalog!.listEvents({ limit: 500 }).filter((e) => e.kind === kind).map((e) => e.message);
 
 async function stopAgent(host: string): Promise<void> {
-  for (const [key, agent] of h.agents) if (key.startsWith(`${host}#`) && agent.state !== 'stopped') await agent.stop();
+  await h.crashAgent(host);
   await advance(1_000);
   expect(h.hostState(host)).toBe('down');
 }

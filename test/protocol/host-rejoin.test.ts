@@ -32,7 +32,7 @@ afterEach(async () => {
 
 /** The agent of `host` dies; its ranks (simulated) keep running. */
 async function crashAgent(host: string): Promise<void> {
-  for (const [key, agent] of h.agents) if (key.startsWith(`${host}#`) && agent.state !== 'stopped') await agent.stop();
+  await h.crashAgent(host);
 }
 
 /** Runs a checkpoint (`stop`: --stop) whose `step` hangs on host b, crashes b's agent in it, and waits for the checkpoint to settle. */

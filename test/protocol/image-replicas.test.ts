@@ -57,7 +57,7 @@ async function checkpoint(stop = false): Promise<void> {
 }
 
 async function stopAgent(host: string): Promise<void> {
-  for (const [key, agent] of h.agents) if (key.startsWith(`${host}#`) && agent.state !== 'stopped') await agent.stop();
+  await h.crashAgent(host);
   await advance(1_000);
   expect(h.hostState(host)).toBe('down');
 }

@@ -30,7 +30,7 @@ async function checkpoint(stop = false): Promise<void> {
 
 /** The host's agent stops and stays away past the grace period: its ranks are lost. */
 async function lose(host: string): Promise<void> {
-  for (const [key, agent] of h.agents) if (key.startsWith(`${host}#`) && agent.state !== 'stopped') await agent.stop();
+  await h.crashAgent(host);
   await advance(1_000);
   expect(h.hostState(host)).toBe('down');
   await advance(HOST_REJOIN_GRACE_MS);

@@ -134,7 +134,7 @@ describe('restart', () => {
     await advance(300);
     expect(steps('c').at(-1)).toBe(RoundStep.RESUME);
     const ranksOfC = h.nodes.get('c')!.ranks;
-    for (const [key, agent] of h.agents) if (key.startsWith('c#') && agent.state !== 'stopped') await agent.stop();
+    await h.crashAgent('c');
     const { error } = await restart;
     expect(error).toBeUndefined();
     expect(h.catalog!.getJob('j')!.state).toBe('running');
@@ -320,7 +320,7 @@ describe('a coordinator restart between a migration copying a rank and stopping 
   async function crashWhileFetchingWithTargetDown(): Promise<SimulatedRanks> {
     await crashWhileFetching();
     const ranksOfC = h.nodes.get('c')!.ranks;
-    for (const [key, agent] of h.agents) if (key.startsWith('c#') && agent.state !== 'stopped') await agent.stop();
+    await h.crashAgent('c');
     h.startCoordinator();
     keptMove();
     await advance(3_000);
@@ -469,7 +469,7 @@ describe('migration', () => {
   it("kills the old copy of a migrated rank that its source's agent, restarted before it got the STOP, comes back with", async () => {
     const ranksOfA = h.nodes.get('a')!.ranks;
     h.nodes.get('a')!.steps.scripts.set(RoundStep.STOP, () => {
-      for (const [key, agent] of h.agents) if (key.startsWith('a#') && agent.state !== 'stopped') void agent.stop();
+      void h.crashAgent('a');
       setTimeout(() => h.startAgent('a', {}, ranksOfA), 500); // back while the migration restores rank 1 on c
       return 'hang';
     });

@@ -106,10 +106,6 @@ class Schedule {
     for (const step of STEPS) steps.scripts.set(step, (req) => this.answer(host, req));
   }
 
-  async crashAgent(host: string): Promise<void> {
-    for (const [key, agent] of this.h.agents) if (key.startsWith(`${host}#`) && agent.state !== 'stopped') await agent.stop();
-  }
-
   private key(job: string, imageSet: string | number, rank: number): string {
     return `${job}/${imageSet}/${rank}`;
   }
@@ -140,7 +136,7 @@ class Schedule {
         out.failed.set(victim, new FerryError(ErrorCode.CRIU_FAILED, `injected failure of ${RoundStep[req.step]} for rank ${victim}`));
         return out;
       }
-      queueMicrotask(() => void this.crashAgent(host));
+      queueMicrotask(() => void this.h.crashAgent(host));
       setTimeout(() => this.startAgent(host), f.backAfterMs);
       return 'hang';
     }
@@ -255,7 +251,7 @@ class Schedule {
     if (fault.kind === 'host-reboots') {
       setTimeout(() => {
         this.log.push(`  fault: host ${fault.host} reboots`);
-        void this.crashAgent(fault.host);
+        void this.h.crashAgent(fault.host);
         this.ranks.set(fault.host, new SimulatedRanks()); // its rank processes died with it; its disk stays
         setTimeout(() => this.startAgent(fault.host), fault.backAfterMs);
       }, fault.afterMs);
