@@ -422,33 +422,35 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
    */
   signalJob(jobId: string, signal: NodeJS.Signals): number {
     const targets = [...this.ranks.values()].filter((e) => e.spec.jobId === jobId);
-    for (const e of targets) this.signalRank(e, signal, SIGNAL_RETRIES);
-    // A rank that ignores SIGTERM must not keep its job from ending. Only the
-    // processes signalled now: a later copy of the rank (restored under the
-    // same job id) is not theirs to kill.
-    if (targets.length > 0 && (signal === 'SIGTERM' || signal === 'SIGINT')) {
-      setTimeout(() => {
-        for (const e of targets) {
-          if (this.ranks.get(RankSupervisor.key(e.spec.jobId, e.spec.rank)) !== e) continue;
-          trace(`rank ${jobId}/${e.spec.rank} still runs ${RANK_KILL_GRACE_MS} ms after ${signal}: SIGKILL`);
-          this.signalRank(e, 'SIGKILL', 0);
-        }
-      }, RANK_KILL_GRACE_MS).unref();
-    }
+    this.signalEnding(targets, signal);
     return targets.length;
+  }
+
+  /**
+   * Signals `targets`; a SIGTERM or SIGINT is followed by SIGKILL
+   * RANK_KILL_GRACE_MS later, so a rank that catches or ignores it cannot keep
+   * its job from ending. Only the processes signalled now: a later copy of the
+   * rank (restored under the same job id) is not theirs to kill.
+   */
+  private signalEnding(targets: RankEntry[], signal: NodeJS.Signals): void {
+    for (const e of targets) this.signalRank(e, signal, SIGNAL_RETRIES);
+    if (targets.length === 0 || (signal !== 'SIGTERM' && signal !== 'SIGINT')) return;
+    setTimeout(() => {
+      for (const e of targets) {
+        if (this.ranks.get(RankSupervisor.key(e.spec.jobId, e.spec.rank)) !== e) continue;
+        trace(`rank ${e.spec.jobId}/${e.spec.rank} still runs ${RANK_KILL_GRACE_MS} ms after ${signal}: SIGKILL`);
+        this.signalRank(e, 'SIGKILL', 0);
+      }
+    }, RANK_KILL_GRACE_MS).unref();
   }
 
   /** Signals some ranks of a job (through ferry-init); returns how many were found. */
   signalRanks(jobId: string, ranks: number[], signal: NodeJS.Signals): number {
-    let n = 0;
-    for (const rank of ranks) {
-      const e = this.ranks.get(RankSupervisor.key(jobId, rank));
-      if (!e) continue;
-      this.signalRank(e, signal, SIGNAL_RETRIES);
-      n++;
-    }
-    return n;
+    const targets = ranks.map((rank) => this.ranks.get(RankSupervisor.key(jobId, rank))).filter((e): e is RankEntry => e !== undefined);
+    this.signalEnding(targets, signal);
+    return targets.length;
   }
+
 
   /**
    * Ranks about to be stopped after their dump (a migration, checkpoint

@@ -373,6 +373,15 @@ export const CATALOG_MIGRATIONS: readonly CatalogMigration[] = [
       db.exec(`ALTER TABLE epoch_images ADD COLUMN appended_json TEXT;`);
     },
   },
+  {
+    version: 22,
+    description: "the failure or cancel that is ending a job, kept until its last rank ends",
+    up: (db) => {
+      // JSON {exitCode, detail, secondary, lostHost} (JobEnding, catalog-types.ts). NULL: the job is not
+      // ending of a failure. A coordinator restarted while the ranks die keeps the job's real status.
+      db.exec(`ALTER TABLE jobs ADD COLUMN ending_json TEXT;`);
+    },
+  },
 ];
 
 /** The schema version this build of Ferry writes. */

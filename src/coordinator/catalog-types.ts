@@ -132,6 +132,18 @@ export interface JobRow {
    * ranks there (a batch allocation). null: any host.
    */
   hosts: string[] | null;
+  /** The failure (or the operator's cancel) that is ending the job until its last rank ends; null: none. */
+  ending: JobEnding | null;
+}
+
+/** Why a job that still has ranks is ending: its status and message once they have ended. */
+export interface JobEnding {
+  exitCode: number;
+  detail: string;
+  /** A rank that only lost its connection to the one that failed: a real failure reported later replaces it. */
+  secondary: boolean;
+  /** Ranks were lost with their host, which an automatic restart may repair (auto-restarts.ts). */
+  lostHost: boolean;
 }
 
 export interface RankUpdate {

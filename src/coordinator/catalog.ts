@@ -46,6 +46,7 @@ import {
   type RankMoveRow,
   type RestartCopyRow,
   type ImageReplicaRow,
+  type JobEnding,
   type RankRow,
   type RankUpdate,
 } from './catalog-types.js';
@@ -384,6 +385,14 @@ export class Catalog {
     requireUint(n, 'autoRestarts');
     this.durably(() => {
       if (this.st.setAutoRestarts.run(n, id).changes === 0) throw unknownJob(id);
+    });
+  }
+
+  /** Records, durably, (or clears, null) the failure or cancel that is ending the job (JobRow.ending). */
+  setEnding(id: string, ending: JobEnding | null): void {
+    if (ending) requireInt(ending.exitCode, 'exitCode');
+    this.durably(() => {
+      if (this.st.setEnding.run(ending ? JSON.stringify(ending) : null, id).changes === 0) throw unknownJob(id);
     });
   }
 
@@ -1031,6 +1040,7 @@ function prepareStatements(db: Database.Database) {
     setJobHosts: p('UPDATE jobs SET hosts_json = ? WHERE id = ? AND deleted_ms IS NULL'),
     setAutoRestarts: p('UPDATE jobs SET auto_restarts = ? WHERE id = ?'),
     setAutoRestartDue: p('UPDATE jobs SET auto_restart_due = ? WHERE id = ?'),
+    setEnding: p('UPDATE jobs SET ending_json = ? WHERE id = ?'),
     listRanks: p('SELECT * FROM ranks WHERE job_id = ? ORDER BY rank'),
     ranksOnHost: p('SELECT * FROM ranks WHERE host = ? ORDER BY job_id, rank'),
 
@@ -1168,6 +1178,7 @@ function jobRow(r: Row): JobRow {
     autoRestarts: r.auto_restarts as number,
     autoRestartDue: r.auto_restart_due === 1,
     hosts: r.hosts_json ? (JSON.parse(r.hosts_json as string) as string[]) : null,
+    ending: r.ending_json ? (JSON.parse(r.ending_json as string) as JobEnding) : null,
   };
 }
 

@@ -5,10 +5,14 @@
 // Job states: pending (ranks being started) -> running -> succeeded | failed | cancelled.
 // The job's exit code is the first non-zero rank status; after the first
 // failure every other rank is sent SIGTERM, so a dead rank never leaves the
-// job hanging. A host that goes down with running ranks gets
-// hostRejoinGraceMs (coordinator-config.ts) to come back (an agent restarted after a crash
-// re-adopts the ranks that kept running): if it re-registers with them alive,
-// their jobs run on; otherwise the jobs fail, naming the host and the ranks.
+// job hanging (their agents SIGKILL those still there 10 s later:
+// RANK_KILL_GRACE_MS). The failure is in the catalog (JobRow.ending) until the
+// last rank ends, so a restarted coordinator ends the job with its real status
+// and signals the ranks its agents come back with. A host that goes down with
+// running ranks gets hostRejoinGraceMs (coordinator-config.ts) to come back (an
+// agent restarted after a crash re-adopts the ranks that kept running): if it
+// re-registers with them alive, their jobs run on; otherwise the jobs fail,
+// naming the host and the ranks.
 import { constants as osConstants } from 'node:os';
 import {
   ErrorCode,
@@ -28,7 +32,7 @@ import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { checkSafeName } from '../common/names.js';
 import { tracer } from '../common/trace.js';
 import type { PeerId } from '../transport/transport.js';
-import type { JobRow, RankRow, RankUpdate } from './catalog-types.js';
+import type { JobEnding, JobRow, RankRow, RankUpdate } from './catalog-types.js';
 import type { Coordinator } from './coordinator.js';
 import { placeRanks } from './placement.js';
 import { OutputReplay } from './output-replay.js';
@@ -64,7 +68,7 @@ export class JobService {
   /** A signal that ends the job, sent while a restart restores its ranks: delivered once they run (restartDone). */
   private readonly signalAfterRestart = new Map<string, string>();
   /** First failure of a running job, kept until the job ends. */
-  private readonly failing = new Map<string, { exitCode: number; detail: string; secondary: boolean; lostHost: boolean }>();
+  private readonly failing = new Map<string, JobEnding>();
   private nextJobNumber = 1;
   /** Hosts that went down with running ranks: the timer that fails their jobs if they do not come back. */
   private readonly rejoinGrace = new Map<string, NodeJS.Timeout>();
@@ -81,6 +85,8 @@ export class JobService {
     this.outputSaveTimer.unref?.();
     // A checkpoint --stop that a previous coordinator committed but did not see through.
     for (const job of c.catalog.listJobs()) if (job.stopAfterEpoch > 0 && !ENDED_STATES.has(job.state)) this.stopping.set(job.id, job.stopAfterEpoch);
+    // A failure or cancel a previous coordinator did not see through: the ranks it reaches as their agents register end.
+    for (const job of c.catalog.listJobs()) if (job.ending && !ENDED_STATES.has(job.state)) this.failing.set(job.id, job.ending);
   }
 
   /** See HOST_REJOIN_GRACE_MS. */
@@ -806,7 +812,7 @@ export class JobService {
       return;
     }
     if (!this.failing.has(jobId) && ending) {
-      this.failing.set(jobId, { exitCode: signalStatus(signal), detail: `cancelled by the operator (${signal})`, secondary: false, lostHost: false });
+      this.setFailing(jobId, { exitCode: signalStatus(signal), detail: `cancelled by the operator (${signal})`, secondary: false, lostHost: false });
       this.c.event('job.cancel', `job ${jobId}: ${signal} requested by the operator`, { jobId });
     }
     // A restart (the operator's or an automatic one) is restoring the ranks: they are not there to signal yet.
@@ -819,7 +825,7 @@ export class JobService {
   /** A stopped or failed job is about to be restored: it is pending again, its ranks on their new hosts. */
   beginRestart(jobId: string, placement: Map<number, string>, epoch: number): void {
     const now = this.c.now();
-    this.failing.delete(jobId);
+    this.clearFailing(jobId);
     this.signalAfterRestart.delete(jobId);
     this.stopping.delete(jobId);
     this.c.catalog.setStopAfterEpoch(jobId, 0);
@@ -876,15 +882,25 @@ export class JobService {
       // The real failure (a rank's own, a lost host) reported after a peer that only lost its
       // connection to it: the job's status and message are the real failure's.
       if (current.secondary && !secondary) {
-        this.failing.set(jobId, { exitCode, detail, secondary, lostHost });
+        this.setFailing(jobId, { exitCode, detail, secondary, lostHost });
         this.c.event('job.failing', `job ${jobId}: the failure was ${detail}`, { jobId });
       }
       return;
     }
-    this.failing.set(jobId, { exitCode, detail, secondary, lostHost });
+    this.setFailing(jobId, { exitCode, detail, secondary, lostHost });
     this.c.event('job.failing', `job ${jobId}: ${detail}; stopping the other ranks`, { jobId });
     void this.signalRanks(jobId, 'SIGTERM');
     this.maybeEnd(jobId);
+  }
+
+  /** The job is ending of `f`: kept in the catalog too, for a coordinator restarted before its ranks end. */
+  private setFailing(jobId: string, f: JobEnding): void {
+    this.failing.set(jobId, f);
+    this.c.catalog.setEnding(jobId, f);
+  }
+
+  private clearFailing(jobId: string): void {
+    if (this.failing.delete(jobId)) this.c.catalog.setEnding(jobId, null);
   }
 
   private async signalRanks(jobId: string, signal: string): Promise<void> {
@@ -912,7 +928,7 @@ export class JobService {
     const noRestart = failure?.lostHost ? this.c.autoRestarts.check(job) : '';
     if (noRestart) detail = `${detail}; ${noRestart}`;
     this.c.catalog.setJobState(jobId, state, { endedMs: this.c.now(), exitCode: failure?.exitCode ?? 0, detail });
-    this.failing.delete(jobId);
+    this.clearFailing(jobId);
     this.stopping.delete(jobId);
     // No rollback of it will hide repeated output (a continued cancelled job counts anew, as a new coordinator would).
     if (state === 'succeeded' || state === 'cancelled') this.replay.forget(jobId);

@@ -183,8 +183,14 @@ describe('catalog round trips', () => {
     c.createJob(job('j2', { createdMs: 2_500, worldSize: 4 }));
     expect(c.getJob('j1')).toEqual({
       ...job('j1'), state: 'pending', checkpointEveryMs: null, startedMs: null, endedMs: null, exitCode: null, detail: null, lastEpoch: 0, stopAfterEpoch: 0, keepEpochs: 0, imageReplicas: null,
-      branchFrom: 0, branchAt: 0, autoRestarts: 0, autoRestartDue: false, hosts: null,
+      branchFrom: 0, branchAt: 0, autoRestarts: 0, autoRestartDue: false, hosts: null, ending: null,
     });
+    const ending = { exitCode: 7, detail: 'rank 2 on b exited with status 7', secondary: false, lostHost: true };
+    c.setEnding('j1', ending);
+    expect(c.getJob('j1')!.ending).toEqual(ending);
+    c.setEnding('j1', null);
+    expect(c.getJob('j1')!.ending).toBeNull();
+    expect(() => c.setEnding('nope', ending)).toThrow(/nope/);
     c.setAutoRestarts('j1', 3);
     expect(c.getJob('j1')!.autoRestarts).toBe(3);
     expect(() => c.setAutoRestarts('nope', 1)).toThrow(/nope/);

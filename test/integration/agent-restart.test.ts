@@ -5,10 +5,12 @@
 // reaches the new agent although it is no longer the rank's parent (also when
 // the rank ended while no agent ran). An agent killed while it holds the
 // RESUME of a committed epoch: the epoch stays, and the job runs on once the
-// coordinator resumes the ranks the new agent reports flushed.
+// coordinator resumes the ranks the new agent reports flushed. A failed job's
+// rank that ignores SIGTERM on a host away at the time ends once its agent is back.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RANK_KILL_GRACE_MS } from '../../src/agent/rank-supervisor.js';
 import type { TestCluster } from '../helpers/cluster.js';
 import { allRanksRunning, ferryJson, startFaultCluster, type JobView } from '../helpers/fault-cluster.js';
 
@@ -163,5 +165,27 @@ describe('an agent killed and restarted while its ranks run', { timeout: 180_000
     const end = await job('ended');
     expect(end.state).toBe('failed');
     expect(end.detail).toBe(`rank ${rank} on ${victim} exited with status 3`);
+  });
+
+  it('a rank that ignores SIGTERM, on a host whose agent was away when its job failed: the next agent gets the SIGTERM, and SIGKILLs it 10 s later', async () => {
+    const dir = join(c.tempDir, 'stubborn');
+    mkdirSync(dir);
+    const script = `if [ "$FERRY_RANK" = 1 ]; then while [ ! -e ${dir}/fail ]; do sleep 0.05; done; exit 3; fi; trap "" TERM INT; echo stubborn; while :; do sleep 0.1; done`;
+    const run = c.ferry(['run', '-n', '2', '--hosts', 'host1,host2', '--job-id', 'stubborn', '/bin/sh', '-c', script], { timeoutMs: 120_000 });
+    const placed = await allRunning('stubborn');
+    const victim = placed.ranks[0].host;
+    await c.killAgent(victim, 'SIGKILL');
+    await c.waitForHostStates({ [victim]: 'down' });
+    writeFileSync(join(dir, 'fail'), ''); // the job fails; its SIGTERM cannot reach rank 0
+    await c.waitFor(async () => (await job('stubborn')).ranks[1].state === 'exited', 'rank 1 to exit');
+    expect((await job('stubborn')).state).toBe('running');
+    const back = Date.now();
+    await c.startAgent(victim);
+    const r = await run;
+    expect(Date.now() - back).toBeGreaterThanOrEqual(RANK_KILL_GRACE_MS);
+    expect(r.code).toBe(3);
+    const end = await job('stubborn');
+    expect(end).toMatchObject({ state: 'failed', exitCode: 3, detail: `rank 1 on ${placed.ranks[1].host} exited with status 3` });
+    expect(end.ranks[0].state).toBe('exited');
   });
 });

@@ -1,9 +1,11 @@
 // The control plane for real: a coordinator and three agents on namespace
 // hosts over real ZeroMQ. Agents register; a killed agent is marked down and
 // comes back when restarted; a killed coordinator restarts with its catalog,
-// the agents re-register by themselves and a running job keeps running.
+// the agents re-register by themselves and a running job keeps running. A
+// rank that ignores the SIGTERM of its failing job gets SIGKILL.
 import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RANK_KILL_GRACE_MS } from '../../src/agent/rank-supervisor.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 
 let cluster: TestCluster;
@@ -77,5 +79,17 @@ describe('control plane on three namespace hosts', () => {
     const run = await submitted;
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout.split('\n').sort()).toEqual(['', '[0] done 0', '[1] done 1']);
+  });
+
+  it('ends a failed job whose other rank ignores SIGTERM: its agent SIGKILLs it 10 s later, the job has the status the failure gave', async () => {
+    const script = 'if [ "$FERRY_RANK" = 1 ]; then sleep 0.5; echo failing; exit 3; fi; trap "" TERM INT; echo stubborn; while :; do sleep 0.1; done';
+    const t0 = Date.now();
+    const run = await cluster.ferry(['run', '-n', '2', '--hosts', `${cluster.hosts[0].name},${cluster.hosts[1].name}`, '--job-id', 'stubborn-1', '/bin/sh', '-c', script]);
+    expect(run.code, run.stderr).toBe(3);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(RANK_KILL_GRACE_MS); // not before the grace
+    expect(run.stdout.split('\n').sort()).toEqual(['', '[0] stubborn', '[1] failing']);
+    const job = await jobState('stubborn-1');
+    expect(job).toMatchObject({ state: 'failed', exitCode: 3 });
+    expect(job.detail).toMatch(/^rank 1 on \S+ exited with status 3/);
   });
 });

@@ -75,4 +75,30 @@ describe('job failure', () => {
     expect(job.detail).toContain('rank 1 cannot start here');
     expect(started).toBeDefined();
   });
+  it('a coordinator restarted while a failed job ends ends it with the failure, not with the SIGKILL its last rank got', async () => {
+    const hostOf0 = h.catalog!.listRanks('j')[0]!.host;
+    h.nodes.get(hostOf0)!.ranks.ignoreTerm.add('j/0'); // its agent kills it 10 s after the SIGTERM
+    h.nodes.get('b')!.ranks.exit('j', 2, 7, 'bad input');
+    await advance(1_000);
+    expect(h.catalog!.getJob('j')!.ending).toMatchObject({ exitCode: 7 });
+    await h.crashCoordinator();
+    h.startCoordinator();
+    await advance(2_000); // the agents register again: rank 0 is there, its job ending
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+    await advance(10_000);
+    const job = h.catalog!.getJob('j')!;
+    expect(job).toMatchObject({ state: 'failed', exitCode: 7, detail: 'rank 2 on b exited with status 7 (bad input)', ending: null });
+    expect(h.nodes.get(hostOf0)!.ranks.has('j', 0)).toBe(false);
+  });
+
+  it('a coordinator restarted while the operator cancels a job ends it cancelled', async () => {
+    const hostOf0 = h.catalog!.listRanks('j')[0]!.host;
+    h.nodes.get(hostOf0)!.ranks.ignoreTerm.add('j/0');
+    await h.coordinator!.jobs.signal('j', 'SIGINT');
+    await advance(1_000);
+    await h.crashCoordinator();
+    h.startCoordinator();
+    await advance(12_000);
+    expect(h.catalog!.getJob('j')!).toMatchObject({ state: 'cancelled', exitCode: 130, detail: 'cancelled by the operator (SIGINT)' });
+  });
 });

@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import { ErrorCode, RoundStep, type RankImageInit, type RankProcessInit, type RoundRequest } from '../../src/gen/proto.js';
 import { FerryError } from '../../src/common/ferry-error.js';
-import type { RankRunner, RankStartSpec, RankSupervisorEvents } from '../../src/agent/rank-supervisor.js';
+import { RANK_KILL_GRACE_MS, type RankRunner, type RankStartSpec, type RankSupervisorEvents } from '../../src/agent/rank-supervisor.js';
 import type { RankSteps, StepOutcome } from '../../src/agent/rank-steps.js';
 
 /** How long a simulated rank takes to die of SIGTERM. */
@@ -18,6 +18,8 @@ export class SimulatedRanks extends EventEmitter<RankSupervisorEvents> implement
   readonly flushed = new Map<string, number>();
   /** Ranks whose start fails (job/rank -> why), as a real start does for a program it cannot find. */
   readonly refuse = new Map<string, string>();
+  /** Ranks (job/rank) that catch SIGTERM and SIGINT and run on: the SIGKILL a real agent sends RANK_KILL_GRACE_MS later ends them. */
+  readonly ignoreTerm = new Set<string>();
   private nextPid = 1000;
 
   start(spec: RankStartSpec): RankProcessInit {
@@ -41,12 +43,22 @@ export class SimulatedRanks extends EventEmitter<RankSupervisorEvents> implement
     for (const p of [...this.live.values()]) {
       if (p.job_id !== jobId) continue;
       n++;
-      // A process takes a moment to die of SIGTERM; SIGKILL is immediate.
-      if (signal === 'SIGKILL') this.exit(jobId, p.rank ?? 0, 137);
-      if (signal === 'SIGTERM') setTimeout(() => this.exit(jobId, p.rank ?? 0, 143), SIGTERM_DEATH_MS);
-      if (signal === 'SIGINT') setTimeout(() => this.exit(jobId, p.rank ?? 0, 130), SIGTERM_DEATH_MS);
+      this.deliver(jobId, p.rank ?? 0, signal);
     }
     return n;
+  }
+
+  /** A process takes a moment to die of SIGTERM (unless it ignores it); SIGKILL is immediate. */
+  private deliver(jobId: string, rank: number, signal: NodeJS.Signals): void {
+    if (signal === 'SIGKILL') this.exit(jobId, rank, 137);
+    const p = this.live.get(`${jobId}/${rank}`);
+    if (p && this.ignoreTerm.has(`${jobId}/${rank}`) && (signal === 'SIGTERM' || signal === 'SIGINT')) {
+      // As RankSupervisor.signalEnding: this copy gets SIGKILL, a later one of the rank does not.
+      setTimeout(() => this.live.get(`${jobId}/${rank}`) === p && this.exit(jobId, rank, 137), RANK_KILL_GRACE_MS);
+    }
+    if (this.ignoreTerm.has(`${jobId}/${rank}`)) return;
+    if (signal === 'SIGTERM') setTimeout(() => this.exit(jobId, rank, 143), SIGTERM_DEATH_MS);
+    if (signal === 'SIGINT') setTimeout(() => this.exit(jobId, rank, 130), SIGTERM_DEATH_MS);
   }
 
   signalRanks(jobId: string, ranks: number[], signal: NodeJS.Signals): number {
@@ -54,8 +66,7 @@ export class SimulatedRanks extends EventEmitter<RankSupervisorEvents> implement
     for (const rank of ranks) {
       if (!this.live.has(`${jobId}/${rank}`)) continue;
       n++;
-      if (signal === 'SIGKILL') this.exit(jobId, rank, 137);
-      if (signal === 'SIGTERM') setTimeout(() => this.exit(jobId, rank, 143), SIGTERM_DEATH_MS);
+      this.deliver(jobId, rank, signal);
     }
     return n;
   }
