@@ -667,6 +667,18 @@ export class JobService {
   }
 
   /**
+   * After a RESUME round (also one that wakes the ranks after an aborted
+   * checkpoint or migration): true when every rank resumed or is owed the
+   * RESUME (owesResume). Otherwise a rank is left flushed that nothing will
+   * wake, and the job would hang on it for ever: it fails with `detail`.
+   */
+  resumedOrFailed(jobId: string, what: string, resume: RoundResult, byHost: Map<string, number[]>, detail: string): boolean {
+    if (resume.ok || this.owesResume(jobId, what, resume, byHost)) return true;
+    this.failJob(jobId, 1, detail);
+    return false;
+  }
+
+  /**
    * The STOP round of a checkpoint --stop (its epoch committed, markStopping
    * done) failed. When only because agents were lost, their ranks are owed
    * the STOP, as the RESUME in owesResume: an agent back there reports them

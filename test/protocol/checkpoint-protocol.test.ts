@@ -103,6 +103,19 @@ describe('checkpoint protocol', () => {
     expect(h.catalog!.getJob('j')!.state).toBe('running');
   });
 
+  it('fails the job when an abort cannot wake a rank: left flushed, it would hang the job for ever', async () => {
+    await checkpoint();
+    h.nodes.get('a')!.steps.scripts.set(RoundStep.DUMP, () => failRanks([0], 'criu dump: no space left on device'));
+    h.nodes.get('b')!.steps.scripts.set(RoundStep.RESUME, () => failRanks([3], 'rank 3 did not answer its wake-up'));
+    const { error } = await checkpoint();
+    expect(error!.message).toMatch(/epoch 2\) aborted: DUMP failed: rank 0: .*; resuming the ranks also failed: RESUME failed: rank 3: host b: rank 3 did not answer its wake-up\. The job fails: a rank left flushed would hang it; epoch 1 remains/);
+    await advance(2_000);
+    expect(h.catalog!.getJob('j')!).toMatchObject({ state: 'failed', exitCode: 1 });
+    expect(h.catalog!.getJob('j')!.detail).toMatch(/^epoch 2 aborted \(DUMP failed: rank 0: .*\), and RESUME failed: rank 3: host b: rank 3 did not answer its wake-up$/);
+    for (const host of ['a', 'b']) expect(h.nodes.get(host)!.ranks.running()).toEqual([]);
+    expect(h.catalog!.lastCommittedEpoch('j')!.epoch).toBe(1);
+  });
+
   it('aborts when an agent is lost during DUMP: the others resume and discard their partial images', async () => {
     await checkpoint();
     h.nodes.get('b')!.steps.scripts.set(RoundStep.DUMP, () => 'hang');

@@ -516,6 +516,18 @@ describe('migration', () => {
     expect(h.catalog!.getJob('j')!.state).toBe('running');
   });
 
+  it('fails the job when the abort cannot wake a rank: left flushed, it would hang the job', async () => {
+    h.nodes.get('c')!.steps.scripts.set(RoundStep.FETCH, () => failRanks([1], 'image server of a: pages-1.img: sha256 mismatch'));
+    h.nodes.get('b')!.steps.scripts.set(RoundStep.RESUME, () => failRanks([2], 'rank 2 did not answer its wake-up'));
+    const { error } = await settle(h.coordinator!.moves.migrate('j', new Map([[1, 'c']])));
+    expect(error!.message).toMatch(/migration of job j aborted: FETCH failed: .*; and RESUME failed: rank 2: host b: rank 2 did not answer its wake-up: the job fails$/);
+    await advance(1_000);
+    const job = h.catalog!.getJob('j')!;
+    expect(job).toMatchObject({ state: 'failed', exitCode: 1 });
+    expect(job.detail).toMatch(/^migration 1 aborted \(FETCH failed: .*\), and RESUME failed: rank 2: host b: rank 2 did not answer its wake-up$/);
+    for (const host of ['a', 'b', 'c']) expect(h.nodes.get(host)!.ranks.running()).toEqual([]);
+  });
+
   it('restores the rank where it was when the target cannot', async () => {
     h.nodes.get('c')!.steps.scripts.set(RoundStep.RESTORE, () => failRanks([1], 'criu restore failed'));
     const { error } = await settle(h.coordinator!.moves.migrate('j', new Map([[1, 'c']])));
@@ -524,6 +536,18 @@ describe('migration', () => {
     expect(rankHosts()).toEqual(['a', 'a', 'b', 'b']);
     await advance(1_000);
     expect(h.catalog!.getJob('j')!.state).toBe('running');
+  });
+
+  it('fails the job when, the rank restored where it was, a rank cannot be woken', async () => {
+    h.nodes.get('c')!.steps.scripts.set(RoundStep.RESTORE, () => failRanks([1], 'criu restore failed'));
+    h.nodes.get('b')!.steps.scripts.set(RoundStep.RESUME, () => failRanks([3], 'rank 3 did not answer its wake-up'));
+    const { error } = await settle(h.coordinator!.moves.migrate('j', new Map([[1, 'c']])));
+    expect(error!.message).toBe(
+      'migration of job j failed (RESTORE failed: rank 1: host c: criu restore failed); the ranks were restored where they were, but RESUME failed: rank 3: host b: rank 3 did not answer its wake-up: the job fails',
+    );
+    await advance(1_000);
+    expect(h.catalog!.getJob('j')!).toMatchObject({ state: 'failed', exitCode: 1 });
+    for (const host of ['a', 'b', 'c']) expect(h.nodes.get(host)!.ranks.running()).toEqual([]);
   });
 
   it('fails the job, and lets it end, when the rank can be restored neither on the target nor where it was', async () => {

@@ -1,8 +1,9 @@
 // Random schedules of operator commands and faults over the in-memory
 // transport: checkpoints (and --stop), restarts (also from an older or a
-// deleted epoch), migrations, drains and cancels of two jobs on four hosts (each with or without automatic restarts and image
-// replicas), sometimes two commands at once (from two operators), each round
-// with at most one fault somewhere in it: a step that fails for a rank, an
+// deleted epoch), migrations, drains and cancels of two jobs on four hosts (each with or without automatic restarts, image
+// replicas and periodic checkpoints racing the commands), sometimes two commands at once (from two operators), each round
+// with at most one fault somewhere in it, now and then a second one while the
+// cluster recovers from the first: a step that fails for a rank, an
 // agent that dies in a step and comes back with its ranks, a rank that dies, a
 // host that reboots (its ranks die with it, its disk stays; back before or
 // after the rejoin grace), a host cut off the network for a while (its agent and
@@ -67,8 +68,9 @@ class Schedule {
   /** Each host's ranks: they outlive an agent that dies (its processes run on). */
   readonly ranks = new Map<string, SimulatedRanks>(HOSTS.map((x) => [x, new SimulatedRanks()]));
   readonly log: string[] = [];
-  fault: Fault = { kind: 'none' };
-  private faultFired = false;
+  faults: Fault[] = [];
+  /** The step faults (by index in `faults`) that have struck: each strikes once. */
+  private readonly fired = new Set<number>();
   /** Per job, committed epochs seen so far: they stay committed, or retention deletes them. */
   private readonly committed = new Map<string, Set<number>>(Object.keys(JOBS).map((x) => [x, new Set<number>()]));
   private readonly lastEpoch = new Map<string, number>();
@@ -89,8 +91,9 @@ class Schedule {
     for (const [job, { world, hosts }] of Object.entries(JOBS)) {
       const autoRestarts = s.random() < 0.5 ? 2 : 0;
       const replicas = s.random() < 0.5 ? 1 : 0;
-      s.log.push(`job ${job}: ${world} ranks on ${hosts}, auto-restart ${autoRestarts}, image replicas ${replicas}`);
-      await h.submit({ job_id: job, world_size: world, hosts, auto_restarts: autoRestarts, own_image_replicas: replicas > 0, image_replicas: replicas });
+      const everyMs = s.random() < 0.3 ? 1_000 + Math.floor(s.random() * 5_000) : 0;
+      s.log.push(`job ${job}: ${world} ranks on ${hosts}, auto-restart ${autoRestarts}, image replicas ${replicas}, checkpoint every ${everyMs || '-'} ms`);
+      await h.submit({ job_id: job, world_size: world, hosts, auto_restarts: autoRestarts, own_image_replicas: replicas > 0, image_replicas: replicas, checkpoint_every_ms: everyMs });
       await vi.advanceTimersByTimeAsync(10);
     }
     return s;
@@ -119,9 +122,10 @@ class Schedule {
 
   /** The model agent: what the step does to the host's disk and ranks, unless the fault strikes here. */
   private answer(host: string, req: RoundRequest): StepOutcome | 'hang' {
-    const f = this.fault;
-    if (!this.faultFired && (f.kind === 'step-fails' || f.kind === 'agent-dies-in-step') && f.host === host && f.step === req.step) {
-      this.faultFired = true;
+    const i = this.faults.findIndex((f, k) => !this.fired.has(k) && (f.kind === 'step-fails' || f.kind === 'agent-dies-in-step') && f.host === host && f.step === req.step);
+    const f = this.faults[i];
+    if (f && (f.kind === 'step-fails' || f.kind === 'agent-dies-in-step')) {
+      this.fired.add(i);
       this.log.push(`  fault: ${f.kind} ${host} ${RoundStep[req.step]}`);
       if (f.kind === 'step-fails') {
         // The step does its work for the other ranks, as an agent does, and fails for one.
@@ -220,29 +224,58 @@ class Schedule {
     return { op: 'drain', host: this.pick(HOSTS) };
   }
 
-  faultFor(): Fault {
-    const p = this.random();
+  /** A fault for the round; `late`: a second one, that strikes while the cluster recovers from the first. */
+  faultFor(late = false): Fault {
+    const p = late ? 0.35 + this.random() * 0.65 : this.random();
+    const at = () => Math.floor(this.random() * (late ? 8_000 : 600));
     if (p < 0.35) return { kind: 'none' };
     // (An agent's STOP only sends SIGKILL: it fails for no rank, only by its agent being lost.)
     if (p < 0.6) return { kind: 'step-fails', host: this.pick(HOSTS), step: this.pick(STEPS.filter((x) => x !== RoundStep.STOP)) };
     if (p < 0.8) return { kind: 'agent-dies-in-step', host: this.pick(HOSTS), step: this.pick(STEPS), backAfterMs: Math.floor(this.random() * 4_000) };
     if (p < 0.85) {
       const job = this.pick(Object.keys(JOBS));
-      return { kind: 'rank-dies', job, rank: Math.floor(this.random() * JOBS[job].world), afterMs: Math.floor(this.random() * 600) };
+      return { kind: 'rank-dies', job, rank: Math.floor(this.random() * JOBS[job].world), afterMs: at() };
     }
-    if (p < 0.9) return { kind: 'host-reboots', host: this.pick(HOSTS), afterMs: Math.floor(this.random() * 600), backAfterMs: Math.floor(this.random() * 2 * HOST_REJOIN_GRACE_MS) };
-    if (p < 0.95) return { kind: 'partition', host: this.pick(HOSTS), afterMs: Math.floor(this.random() * 600), forMs: Math.floor(this.random() * 2 * HOST_REJOIN_GRACE_MS) };
-    return { kind: 'coordinator-crash', afterMs: Math.floor(this.random() * 600) };
+    if (p < 0.9) return { kind: 'host-reboots', host: this.pick(HOSTS), afterMs: at(), backAfterMs: Math.floor(this.random() * 2 * HOST_REJOIN_GRACE_MS) };
+    if (p < 0.95) return { kind: 'partition', host: this.pick(HOSTS), afterMs: at(), forMs: Math.floor(this.random() * 2 * HOST_REJOIN_GRACE_MS) };
+    return { kind: 'coordinator-crash', afterMs: at() };
   }
 
   /**
    * Runs commands (the first at once, the others a moment later, as operators at other terminals)
    * with the fault, and waits until the cluster has settled. Their errors, in order.
    */
-  async run(cmds: Command[], fault: Fault): Promise<unknown[]> {
-    this.fault = fault;
-    this.faultFired = false;
-    this.log.push(`${cmds.map((x) => JSON.stringify(x)).join(' and ')} with ${JSON.stringify(fault)}`);
+  async run(cmds: Command[], faults: Fault[]): Promise<unknown[]> {
+    this.faults = faults;
+    this.fired.clear();
+    this.log.push(`${cmds.map((x) => JSON.stringify(x)).join(' and ')} with ${faults.map((f) => JSON.stringify(f)).join(' then ') || 'no fault'}`);
+    const crashed = { at: false };
+    for (const fault of faults) this.strikeLater(fault, crashed);
+    const outs: ({ error?: unknown } | undefined)[] = cmds.map(() => undefined);
+    const c = this.h.coordinator!;
+    cmds.forEach((cmd, i) => {
+      setTimeout(() => {
+        if (crashed.at) return (outs[i] = { error: new Error('not sent: the coordinator had crashed') });
+        this.start(c, cmd).then(
+          () => (outs[i] = {}),
+          (error) => (outs[i] = { error }),
+        );
+      }, i === 0 ? 0 : Math.floor(this.random() * 400));
+    });
+    for (let t = 0; outs.some((o) => !o) && !crashed.at && t < 30_000; t += 100) await vi.advanceTimersByTimeAsync(100);
+    if (outs.some((o) => !o) && !crashed.at) throw new Error('a command neither finished nor failed within 30 s');
+    for (const o of outs) if (o?.error) this.log.push(`  -> ${o.error instanceof Error ? o.error.message : String(o.error)}`);
+    // Let everything settle: agents back, late RESUMEs and DISCARDs, a crashed coordinator's recovery, the rejoin grace.
+    await vi.advanceTimersByTimeAsync(Math.max(3_000, ...faults.map((f) => this.settleMs(f))));
+    await this.quiesce();
+    for (const job of Object.keys(JOBS)) {
+      this.log.push(`  job ${job} ${this.h.catalog!.getJob(job)!.state}; ranks ${this.rankPlaces(job)}; processes ${this.processes(job).join(' ')}`);
+    }
+    return outs.map((o) => o?.error);
+  }
+
+  /** Sets off a timed fault (a step fault waits in answer() for its step). */
+  private strikeLater(fault: Fault, crashed: { at: boolean }): void {
     if (fault.kind === 'rank-dies') {
       setTimeout(() => {
         for (const [host, ranks] of this.ranks) if (ranks.has(fault.job, fault.rank)) (this.log.push(`  fault: rank ${fault.rank} of ${fault.job} dies on ${host}`), ranks.exit(fault.job, fault.rank, 139));
@@ -263,40 +296,28 @@ class Schedule {
         setTimeout(() => (this.log.push(`  host ${fault.host} joins again`), this.h.partition(fault.host, false)), fault.forMs);
       }, fault.afterMs);
     }
-    let crashed = false;
     if (fault.kind === 'coordinator-crash') {
       setTimeout(() => {
-        crashed = true;
+        crashed.at = true;
         this.log.push('  fault: the coordinator crashes');
         void this.h.crashCoordinator().then(() => this.h.startCoordinator());
       }, fault.afterMs);
     }
-    const outs: ({ error?: unknown } | undefined)[] = cmds.map(() => undefined);
-    const c = this.h.coordinator!;
-    cmds.forEach((cmd, i) => {
-      setTimeout(() => {
-        if (crashed) return (outs[i] = { error: new Error('not sent: the coordinator had crashed') });
-        this.start(c, cmd).then(
-          () => (outs[i] = {}),
-          (error) => (outs[i] = { error }),
-        );
-      }, i === 0 ? 0 : Math.floor(this.random() * 400));
-    });
-    for (let t = 0; outs.some((o) => !o) && !crashed && t < 30_000; t += 100) await vi.advanceTimersByTimeAsync(100);
-    if (outs.some((o) => !o) && !crashed) throw new Error('a command neither finished nor failed within 30 s');
-    for (const o of outs) if (o?.error) this.log.push(`  -> ${o.error instanceof Error ? o.error.message : String(o.error)}`);
-    // Let everything settle: agents back, late RESUMEs and DISCARDs, a crashed coordinator's recovery, the rejoin grace.
-    const waited =
-      fault.kind === 'host-reboots' || fault.kind === 'partition'
-        ? Math.max(fault.kind === 'partition' ? fault.forMs : fault.backAfterMs, HOST_REJOIN_GRACE_MS) + 15_000
-        : fault.kind === 'agent-dies-in-step' || fault.kind === 'coordinator-crash'
-          ? HOST_REJOIN_GRACE_MS + 6_000
-          : 3_000;
-    await vi.advanceTimersByTimeAsync(waited);
-    for (const job of Object.keys(JOBS)) {
-      this.log.push(`  job ${job} ${this.h.catalog!.getJob(job)!.state}; ranks ${this.rankPlaces(job)}; processes ${this.processes(job).join(' ')}`);
-    }
-    return outs.map((o) => o?.error);
+  }
+
+  /** How long after a round the cluster needs to settle from `f`: agents back, late RESUMEs and DISCARDs, a crashed coordinator's recovery, the rejoin grace. */
+  private settleMs(f: Fault): number {
+    const after = 'afterMs' in f ? f.afterMs : 0;
+    if (f.kind === 'host-reboots') return after + Math.max(f.backAfterMs, HOST_REJOIN_GRACE_MS) + 15_000;
+    if (f.kind === 'partition') return after + Math.max(f.forMs, HOST_REJOIN_GRACE_MS) + 15_000;
+    if (f.kind === 'agent-dies-in-step' || f.kind === 'coordinator-crash') return after + HOST_REJOIN_GRACE_MS + 6_000;
+    return after + 3_000;
+  }
+
+  /** Waits for a moment with no epoch in flight and no operation under way (periodic checkpoints go on meanwhile). */
+  private async quiesce(): Promise<void> {
+    const busy = () => this.h.catalog!.inFlightEpochs().length > 0 || Object.keys(JOBS).some((x) => this.h.coordinator!.operations.busy(x));
+    for (let t = 0; busy() && t < 60_000; t += 10) await vi.advanceTimersByTimeAsync(10);
   }
 
   private start(c: Coordinator, cmd: Command): Promise<unknown> {
@@ -326,14 +347,15 @@ class Schedule {
   }
 
   /** The promises that hold after any commands, failed or not. */
-  check(cmds: Command[], fault: Fault, errors: unknown[]): void {
+  check(cmds: Command[], faults: Fault[], errors: unknown[]): void {
     expect(this.h.catalog!.inFlightEpochs(), 'an epoch left in flight').toEqual([]);
     for (const job of Object.keys(JOBS)) this.checkJob(job);
     // A command that failed of a step's failure (or of an agent back at once) leaves a running job running,
     // unless another command that touches that job ran beside it (a checkpoint --stop, a drain). Not of a
     // RESUME's: a rank that cannot be woken after a commit or a move fails its job, by design.
-    const harmless =
-      fault.kind === 'none' || (fault.kind === 'step-fails' && fault.step !== RoundStep.RESUME) || (fault.kind === 'agent-dies-in-step' && fault.backAfterMs < 1_000);
+    const harmless = faults.every(
+      (f) => f.kind === 'none' || (f.kind === 'step-fails' && f.step !== RoundStep.RESUME) || (f.kind === 'agent-dies-in-step' && f.backAfterMs < 1_000),
+    );
     cmds.forEach((cmd, i) => {
       if (!errors[i] || !harmless || cmd.op === 'restart' || cmd.op === 'cancel' || (cmd.op === 'checkpoint' && cmd.stop) || !('job' in cmd)) return;
       if (cmds.some((other, k) => k !== i && (!('job' in other) || other.job === cmd.job))) return;
@@ -381,14 +403,16 @@ class Schedule {
   /** The last committed epoch of each job restarts on a healthy cluster. */
   async finalRestarts(): Promise<void> {
     for (const host of HOSTS) if (this.h.coordinator!.hosts.get(host)?.drained) undrainHost(this.h.coordinator!, host);
+    for (const job of Object.keys(JOBS)) this.h.coordinator!.periodic.set(job, 0); // a tick would make the --stop below busy
+    await this.quiesce();
     for (const job of Object.keys(JOBS)) {
       if (!this.h.catalog!.lastCommittedEpoch(job)) continue;
-      if (this.h.catalog!.getJob(job)!.state === 'running') await this.run([{ op: 'checkpoint', job, stop: true }], { kind: 'none' });
+      if (this.h.catalog!.getJob(job)!.state === 'running') await this.run([{ op: 'checkpoint', job, stop: true }], []);
       if (this.h.catalog!.getJob(job)!.state === 'running') throw new Error(`a checkpoint --stop of ${job} on a healthy cluster left it running`);
       const restart: Command = { op: 'restart', job, hosts: [] };
-      const [error] = await this.run([restart], { kind: 'none' });
+      const [error] = await this.run([restart], []);
       expect(error, `${job}: the last committed epoch restarts`).toBeUndefined();
-      this.check([restart], { kind: 'none' }, [undefined]);
+      this.check([restart], [], [undefined]);
       expect(this.h.catalog!.getJob(job)!.state).toBe('running');
     }
   }
@@ -410,9 +434,10 @@ describe('random schedules of commands and faults', () => {
         for (let i = 0; i < COMMANDS_PER_SCHEDULE && s.liveJobs().length > 0; i++) {
           const cmds = [s.command()];
           if (s.random() < 0.25) cmds.push(s.command()); // another operator, at the same moment
-          const fault = s.faultFor();
-          const errors = await s.run(cmds, fault);
-          s.check(cmds, fault, errors);
+          const faults: Fault[] = [s.faultFor()].filter((f) => f.kind !== 'none');
+          if (faults.length > 0 && s.random() < 0.25) faults.push(s.faultFor(true)); // while the cluster recovers from the first
+          const errors = await s.run(cmds, faults);
+          s.check(cmds, faults, errors);
         }
         await s.finalRestarts();
       } catch (err) {

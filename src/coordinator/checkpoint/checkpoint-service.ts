@@ -189,6 +189,7 @@ export class CheckpointService {
     const discard = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.DISCARD, image_set: String(epoch) }, discardOn, this.c.config.resumeTimeoutMs);
     let detail = why;
     if (!resume.ok) detail += `; resuming the ranks also failed: ${describeRoundFailure('RESUME', resume)}`;
+    const resumed = this.c.jobs.resumedOrFailed(jobId, `epoch ${epoch} aborted`, resume, reachable, `epoch ${epoch} aborted (${why}), and ${describeRoundFailure('RESUME', resume)}`);
     if (!discard.ok) detail += `; some partial images could not be removed: ${describeRoundFailure('DISCARD', discard)}`;
     this.c.catalog.setEpochState(jobId, epoch, 'aborted', this.c.now(), detail);
     m.transition(['aborting'], 'aborted');
@@ -197,7 +198,7 @@ export class CheckpointService {
     throw new FerryError(
       result ? roundFailureCode(result) : ErrorCode.UNAVAILABLE,
       `checkpoint of job ${jobId} (epoch ${epoch}) aborted: ${detail}. ` +
-        (resume.ok ? 'The job keeps running' : 'The job may not have resumed everywhere') +
+        (resume.ok ? 'The job keeps running' : resumed ? 'Ranks on hosts that were lost resume when their agents are back' : 'The job fails: a rank left flushed would hang it') +
         (previous ? `; epoch ${previous.epoch} remains the last committed checkpoint.` : '; there is no committed checkpoint yet.'),
     );
   }

@@ -206,8 +206,7 @@ export class MoveService {
       // From here the ranks run again from the epoch: for followers that stayed, what they print again is not shown twice.
       const hidden = this.c.jobs.replay.rewind(jobId, o.hideRepeatedOutput ? this.c.catalog.outputMarks(jobId, epoch) : undefined);
       const resume = await runRound(this.c, { ...request, step: RoundStep.RESUME }, targets, this.c.config.resumeTimeoutMs);
-      if (!resume.ok && !this.c.jobs.owesResume(jobId, `restart from epoch ${epoch}`, resume, targets)) {
-        this.c.jobs.failRunningJob(jobId, `after restoring from epoch ${epoch}: ${describeRoundFailure('RESUME', resume)}`);
+      if (!this.c.jobs.resumedOrFailed(jobId, `restart from epoch ${epoch}`, resume, targets, `after restoring from epoch ${epoch}: ${describeRoundFailure('RESUME', resume)}`)) {
         await removeCopies(resume.silentHosts);
         throw new FerryError(ErrorCode.UNAVAILABLE, `job ${jobId} was restored from epoch ${epoch} but did not resume: ${describeRoundFailure('RESUME', resume)}`);
       }
@@ -416,13 +415,19 @@ export class MoveService {
     let recorded = false; // this migration's moves are in the catalog (from its FETCH on)
     const fail = async (why: string, r?: RoundResult): Promise<never> => {
       const reachable = new Map([...all].filter(([h]) => !r?.silentHosts.includes(h)));
-      await resumeAll(reachable);
+      const resume = await resumeAll(reachable);
+      const resumed = this.c.jobs.resumedOrFailed(jobId, `${id} aborted`, resume, reachable, `${id} aborted (${why}), and ${describeRoundFailure('RESUME', resume)}`);
       await discard(new Map([...mergeByHost(sourceHosts, targets)].filter(([h]) => !r?.silentHosts.includes(h))));
       // (a target that did not answer keeps its row: its copy is removed when it registers again)
       const answered = [...moves].filter(([, to]) => !r?.silentHosts.includes(to)).map(([rank]) => rank);
       if (recorded) this.c.catalog.clearRankMoves(jobId, imageSet, answered);
-      this.c.event('migration.abort', `job ${jobId}: ${id} aborted: ${why}; every rank resumed where it was`, { jobId });
-      throw new FerryError(r ? roundFailureCode(r) : ErrorCode.UNAVAILABLE, `migration of job ${jobId} aborted: ${why}; every rank resumed where it was`);
+      const after = resume.ok
+        ? 'every rank resumed where it was'
+        : resumed
+          ? 'every rank resumed where it was but those on lost hosts, which resume when their agents are back'
+          : `and ${describeRoundFailure('RESUME', resume)}: the job fails`;
+      this.c.event('migration.abort', `job ${jobId}: ${id} aborted: ${why}; ${after}`, { jobId });
+      throw new FerryError(r ? roundFailureCode(r) : ErrorCode.UNAVAILABLE, `migration of job ${jobId} aborted: ${why}; ${after}`);
     };
     this.c.event('migration.begin', `job ${jobId}: ${id}: ${[...moves].map(([r, to]) => `rank ${r} ${from.get(r)} -> ${to}`).join(', ')}`, { jobId });
     const t0 = this.c.now();
@@ -494,16 +499,20 @@ export class MoveService {
         this.lost(jobId, new Map([...failed].filter(([rank]) => back.failures.has(rank))));
         throw new FerryError(ErrorCode.UNAVAILABLE, `migration of job ${jobId} failed and the ranks could not be restored where they were: ${describeRoundFailure('RESTORE', back)}`);
       }
-      await resumeAll(everyone());
+      const all = everyone();
+      const resume = await resumeAll(all);
+      const failure = `failed (${describeRoundFailure('RESTORE', restore)}); the ranks were restored where they were`;
+      const but = `but ${describeRoundFailure('RESUME', resume)}`;
+      if (!this.c.jobs.resumedOrFailed(jobId, `${id} failed`, resume, all, `${id} ${failure}, ${but}`)) {
+        throw new FerryError(ErrorCode.UNAVAILABLE, `migration of job ${jobId} ${failure}, ${but}: the job fails`);
+      }
       throw new FerryError(roundFailureCode(restore), `migration of job ${jobId} failed (${describeRoundFailure('RESTORE', restore)}); the ranks were restored where they were and the job goes on`);
     }
     const t4 = this.c.now();
     say('resuming', shipped);
     const resumed = everyone();
     const resume = await resumeAll(resumed);
-    if (!resume.ok && !this.c.jobs.owesResume(jobId, id, resume, resumed)) {
-      this.c.jobs.failRunningJob(jobId, `after ${id}: ${describeRoundFailure('RESUME', resume)}`);
-    }
+    this.c.jobs.resumedOrFailed(jobId, id, resume, resumed, `after ${id}: ${describeRoundFailure('RESUME', resume)}`);
     const t5 = this.c.now();
     await discard(mergeByHost(sourceHosts, targets));
     this.c.event('migration.done', `job ${jobId}: ${id} done in ${t5 - t0} ms`, { jobId });
@@ -583,11 +592,9 @@ export class MoveService {
             }
             host = m.fromHost;
           }
-          const resume = await runRound(this.c, { ...request, step: RoundStep.RESUME }, new Map([[host, [m.rank]]]), cfg.resumeTimeoutMs);
-          if (!resume.ok && !this.c.jobs.owesResume(jobId, what, resume, new Map([[host, [m.rank]]]))) {
-            this.c.jobs.failRunningJob(jobId, `${what}: restored on ${host}, but ${describeRoundFailure('RESUME', resume)}`);
-            return;
-          }
+          const at = new Map([[host, [m.rank]]]);
+          const resume = await runRound(this.c, { ...request, step: RoundStep.RESUME }, at, cfg.resumeTimeoutMs);
+          if (!this.c.jobs.resumedOrFailed(jobId, what, resume, at, `${what}: restored on ${host}, but ${describeRoundFailure('RESUME', resume)}`)) return;
           this.c.event('migration.finished-late', `job ${jobId}: ${what}: rank ${m.rank} restored on ${host} and resumed`, { jobId, host });
         }
         await runRound(this.c, { ...request, step: RoundStep.DISCARD }, both, cfg.resumeTimeoutMs);
