@@ -13,7 +13,7 @@ import { ErrorCode, type MoveReplyInit, type UndrainHostReplyInit } from '../gen
 import { FerryError } from '../common/ferry-error.js';
 import type { Coordinator } from './coordinator.js';
 import type { MoveProgressFn } from './checkpoint/move-service.js';
-import { seesImage } from './checkpoint/image-source-choice.js';
+import { copiesOf, seesImage } from './checkpoint/image-source-choice.js';
 import { EPOCH_COMMITTED } from './catalog-types.js';
 
 /** Marks the host drained (kept if it was already; a new reason replaces the old one), then moves its ranks off it. */
@@ -72,7 +72,7 @@ function onlyCopiesNote(c: Coordinator, name: string): string[] {
       const replicas = c.replication.storedHosts(job.id, e.epoch);
       const onlyHere = c.catalog.epochImages(job.id, e.epoch).some((img) => {
         const image = c.replication.storedImage(img, replicas);
-        const copies = [image, ...(image.replicaHosts ?? []).map((host) => ({ ...image, host, imageStore: hosts.find((h) => h.name === host)?.imageStore ?? '' }))];
+        const copies = copiesOf(image, hosts).map((copy) => ({ ...image, ...copy }));
         return copies.some((copy) => seesImage(self, copy)) && !hosts.some((h) => h.name !== name && copies.some((copy) => seesImage(h, copy)));
       });
       if (onlyHere) epochs.push(e.epoch);

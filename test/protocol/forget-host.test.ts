@@ -205,4 +205,24 @@ describe('ferry forget HOST', () => {
       'host c, forgotten before, registered again: it removed the 6 image folders it held then',
     ]);
   });
+
+  it('restarts from the replicas once the forgotten host is back under its name: its own folders were removed', async () => {
+    await setUp(1);
+    await jobWithEpoch(true); // a holds ranks 0,1 of epoch 1, replicated on b
+    await stopAgent('a');
+    await forget('a');
+    h.startAgent('a', { imageStore: 'store-a' }); // with its old disk, whose folders of epoch 1 go
+    await advance(500);
+    expect(discards('a')).toEqual(['1:0,1']);
+    for (const x of HOSTS) h.nodes.get(x)!.steps.seen.length = 0;
+    // Placed by itself, no rank goes to a for an image there; sent to d, ranks 0,1 fetch a replica, not a's folders.
+    expect((await settle(h.coordinator!.moves.restart('j', {}))).error).toBeUndefined();
+    expect(h.catalog!.listRanks('j').map((r) => r.host)).not.toContain('a');
+    await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: true }));
+    await advance(1_000);
+    for (const x of HOSTS) h.nodes.get(x)!.steps.seen.length = 0;
+    expect((await settle(h.coordinator!.moves.restart('j', { epoch: 1, hosts: ['d'] }))).error).toBeUndefined();
+    const sources = h.nodes.get('d')!.steps.seen.filter((s) => s.step === RoundStep.FETCH).flatMap((s) => s.sources);
+    expect(sources.filter((s) => s.rank < 2).map((s) => s.host)).toEqual(['b', 'b']);
+  });
 });

@@ -89,7 +89,7 @@ export type StepScript = (req: RoundRequest) => StepOutcome | Promise<StepOutcom
 
 /** Answers each step: by default every rank succeeds; a test replaces the script of a step. */
 export class ScriptedSteps implements RankSteps {
-  readonly seen: { step: RoundStep; ranks: number[]; dumpRanks: number[]; epoch: number; transient: boolean; rollBackFiles: boolean; appendedSizes: [string, number][] }[] = [];
+  readonly seen: { step: RoundStep; ranks: number[]; dumpRanks: number[]; epoch: number; transient: boolean; rollBackFiles: boolean; appendedSizes: [string, number][]; sources: { rank: number; host: string; server: string }[] }[] = [];
   scripts = new Map<RoundStep, StepScript>();
 
   constructor(
@@ -106,7 +106,7 @@ export class ScriptedSteps implements RankSteps {
   }
 
   async run(req: RoundRequest): Promise<StepOutcome> {
-    this.seen.push({ step: req.step, ranks: [...req.ranks], dumpRanks: [...req.dump_ranks], epoch: req.epoch, transient: req.transient, rollBackFiles: req.roll_back_files === true, appendedSizes: (req.appended_sizes ?? []).map((f) => [f.path, Number(f.size_bytes)]) });
+    this.seen.push({ step: req.step, ranks: [...req.ranks], dumpRanks: [...req.dump_ranks], epoch: req.epoch, transient: req.transient, rollBackFiles: req.roll_back_files === true, appendedSizes: (req.appended_sizes ?? []).map((f) => [f.path, Number(f.size_bytes)]), sources: req.sources.map((x) => ({ rank: x.rank, host: x.host, server: x.server })) });
     const out = await this.outcome(req);
     if (out === 'hang') return new Promise<StepOutcome>(() => {}); // the ranks stay as they were
     if (req.step === RoundStep.RESUME) for (const r of req.ranks) if (!out.failed.has(r)) this.ranks.flushed.delete(`${req.job_id}/${r}`);

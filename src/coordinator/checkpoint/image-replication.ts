@@ -187,7 +187,7 @@ export class ImageReplication {
 
   /** Live copies an image is to have: its replicas, plus the original when no host that is not down sees it. */
   private wanted(replicas: number, image: StoredImage): number {
-    const originalLive = this.c.hosts.all().some((h) => h.state !== 'down' && seesImage(h, image));
+    const originalLive = !image.originalGone && this.c.hosts.all().some((h) => h.state !== 'down' && seesImage(h, image));
     return replicas + (originalLive ? 0 : 1);
   }
 
@@ -219,7 +219,7 @@ export class ImageReplication {
 
   /** An epoch's image as the source choice sees it, with its stored replicas. */
   storedImage(img: EpochImageRow, replicas: ReadonlyMap<number, readonly string[]>): StoredImage {
-    return { ...img, manifestSha256: img.sha256, replicaHosts: [...(replicas.get(img.rank) ?? [])] };
+    return { ...img, manifestSha256: img.sha256, replicaHosts: [...(replicas.get(img.rank) ?? [])], originalGone: img.removedMs !== null };
   }
 
   /**

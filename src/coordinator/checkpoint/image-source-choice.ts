@@ -28,6 +28,11 @@ export interface StoredImage {
   imageStore: string;
   /** Hosts holding a verified replica of it, in the same place under their images directory. */
   replicaHosts?: readonly string[];
+  /**
+   * The writer's copy is gone (its host was forgotten: a node that later takes
+   * its name has an empty disk): only the replicas hold the image.
+   */
+  originalGone?: boolean;
 }
 
 export interface ImageSourceHost {
@@ -44,6 +49,14 @@ export type ImageSourceChoice =
   /** `note`: for an image of a known store, that no live host sees it either. */
   | { source: undefined; why: string; note: string };
 
+/** Where the image is: the writer's copy (unless gone), then each replica, with the image store each is in. */
+export function copiesOf(image: StoredImage, hosts: readonly ImageSourceHost[]): { host: string; imageStore: string }[] {
+  return [
+    ...(image.originalGone ? [] : [{ host: image.host, imageStore: image.imageStore }]),
+    ...(image.replicaHosts ?? []).map((name) => ({ host: name, imageStore: hosts.find((h) => h.name === name)?.imageStore ?? '' })),
+  ];
+}
+
 /** True when `host` sees the directory `image` was written into. */
 export function seesImage(host: ImageSourceHost, image: StoredImage): boolean {
   return image.imageStore ? host.imageStore === image.imageStore : host.name === image.host;
@@ -57,11 +70,7 @@ export function chooseImageSource(image: StoredImage, target: ImageSourceHost, h
     epoch: image.epoch,
     image_store: image.imageStore,
   };
-  // The original first, then each replica: where it is, and the store it is in.
-  const copies = [
-    { host: image.host, imageStore: image.imageStore },
-    ...(image.replicaHosts ?? []).map((name) => ({ host: name, imageStore: hosts.find((h) => h.name === name)?.imageStore ?? '' })),
-  ];
+  const copies = copiesOf(image, hosts);
   for (const copy of copies) {
     if (seesImage(target, { ...image, ...copy })) return { source: { ...base, host: copy.host, server: '', image_store: copy.imageStore }, inPlace: true };
   }
@@ -77,12 +86,13 @@ export function chooseImageSource(image: StoredImage, target: ImageSourceHost, h
     const h = hosts.find((x) => x.name === name);
     return h ? (h.state === 'up' && !h.imageServer ? 'up without an image server' : h.state) : 'unknown';
   };
-  const replicas = copies.slice(1);
+  const replicas = image.originalGone ? copies : copies.slice(1);
+  const replicasToo = replicas.length === 0 ? 'and there is no other copy' : `and its replicas on ${replicas.map((r) => `host ${r.host} (${stateOf(r.host)})`).join(', ')} cannot be reached either`;
   return {
     source: undefined,
-    why:
-      `the image of rank ${image.rank} is on host ${image.host}, which is ${stateOf(image.host)}, ` +
-      (replicas.length === 0 ? 'and there is no other copy' : `and its replicas on ${replicas.map((r) => `host ${r.host} (${stateOf(r.host)})`).join(', ')} cannot be reached either`),
+    why: image.originalGone
+      ? `the image of rank ${image.rank} went with host ${image.host}, which was forgotten, ${replicasToo}`
+      : `the image of rank ${image.rank} is on host ${image.host}, which is ${stateOf(image.host)}, ${replicasToo}`,
     note: image.imageStore ? `no live host shares its image store ${image.imageStore}` : '',
   };
 }

@@ -134,7 +134,8 @@ export class MoveService {
     const epoch = epochRow.epoch;
     const images = this.c.catalog.epochImages(jobId, epoch);
     const replicas = this.c.replication.storedHosts(jobId, epoch);
-    const placement = this.place(job, o, new Map(images.map((i) => [i.rank, i.host])), replicas);
+    // (An image whose writer was forgotten is only where its replicas are.)
+    const placement = this.place(job, o, new Map(images.filter((i) => i.removedMs === null).map((i) => [i.rank, i.host])), replicas);
     // Every image's source is settled before anything starts.
     const sources = new Map<number, ImageSourceInit>();
     // rank -> target, for the images FETCH copies to their target (not read in place there)
