@@ -24,8 +24,9 @@
 // A failing schedule prints its seed, the commands it ran and what each host was asked.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCode, RoundStep, type RoundRequest } from '../../src/gen/proto.js';
-import { FerryError } from '../../src/common/ferry-error.js';
-import { EPOCH_COMMITTED, EPOCH_DELETED } from '../../src/coordinator/catalog-types.js';
+import { FerryError, errorMessage } from '../../src/common/ferry-error.js';
+import { EPOCH_COMMITTED, EPOCH_DELETED, EPOCH_LOST } from '../../src/coordinator/catalog-types.js';
+import { forgetHost } from '../../src/coordinator/host-forgetting.js';
 import { HOST_REJOIN_GRACE_MS, KEEP_EPOCHS } from '../../src/coordinator/coordinator-config.js';
 import { drainHost, undrainHost } from '../../src/coordinator/host-draining.js';
 import type { Coordinator } from '../../src/coordinator/coordinator.js';
@@ -52,12 +53,14 @@ type Fault =
   | { kind: 'rank-dies'; job: string; rank: number; afterMs: number }
   | { kind: 'host-reboots'; host: string; afterMs: number; backAfterMs: number }
   | { kind: 'partition'; host: string; afterMs: number; forMs: number }
+  /** The host dies for good with its disk; the operator forgets it, and a new node takes its name, its disk empty. */
+  | { kind: 'host-dies'; host: string; afterMs: number; forgetAfterMs: number }
   | { kind: 'coordinator-crash'; afterMs: number };
 
 type Command =
   | { op: 'checkpoint'; job: string; stop: boolean }
   | { op: 'restart'; job: string; hosts: string[]; epoch?: number }
-  | { op: 'cancel'; job: string }
+  | { op: 'cancel'; job: string; /** the job's state when the cancel went out */ from?: string }
   | { op: 'migrate'; job: string; rank: number; to: string }
   | { op: 'drain'; host: string }
   | { op: 'undrain'; host: string };
@@ -74,6 +77,10 @@ class Schedule {
   /** Per job, committed epochs seen so far: they stay committed, or retention deletes them. */
   private readonly committed = new Map<string, Set<number>>(Object.keys(JOBS).map((x) => [x, new Set<number>()]));
   private readonly lastEpoch = new Map<string, number>();
+  /** What went wrong outside a command (a forget refused): check() reports it. */
+  private readonly problems: string[] = [];
+  /** Epochs (`job/epoch`) that a forgotten host took with it (ferry forget's reply). */
+  private readonly lost = new Set<string>();
 
   constructor(
     readonly random: () => number,
@@ -237,7 +244,9 @@ class Schedule {
       return { kind: 'rank-dies', job, rank: Math.floor(this.random() * JOBS[job].world), afterMs: at() };
     }
     if (p < 0.9) return { kind: 'host-reboots', host: this.pick(HOSTS), afterMs: at(), backAfterMs: Math.floor(this.random() * 2 * HOST_REJOIN_GRACE_MS) };
-    if (p < 0.95) return { kind: 'partition', host: this.pick(HOSTS), afterMs: at(), forMs: Math.floor(this.random() * 2 * HOST_REJOIN_GRACE_MS) };
+    if (p < 0.93) return { kind: 'partition', host: this.pick(HOSTS), afterMs: at(), forMs: Math.floor(this.random() * 2 * HOST_REJOIN_GRACE_MS) };
+    // (Not as a second fault: another fault's agent coming back there would be the dead host back without its disk.)
+    if (p < 0.96 && !late) return { kind: 'host-dies', host: this.pick(HOSTS), afterMs: at(), forgetAfterMs: 1_000 + Math.floor(this.random() * 2 * HOST_REJOIN_GRACE_MS) };
     return { kind: 'coordinator-crash', afterMs: at() };
   }
 
@@ -256,6 +265,7 @@ class Schedule {
     cmds.forEach((cmd, i) => {
       setTimeout(() => {
         if (crashed.at) return (outs[i] = { error: new Error('not sent: the coordinator had crashed') });
+        if (cmd.op === 'cancel') cmd.from = this.h.catalog!.getJob(cmd.job)!.state;
         this.start(c, cmd).then(
           () => (outs[i] = {}),
           (error) => (outs[i] = { error }),
@@ -296,6 +306,15 @@ class Schedule {
         setTimeout(() => (this.log.push(`  host ${fault.host} joins again`), this.h.partition(fault.host, false)), fault.forMs);
       }, fault.afterMs);
     }
+    if (fault.kind === 'host-dies') {
+      setTimeout(() => {
+        this.log.push(`  fault: host ${fault.host} dies with its disk`);
+        void this.h.crashAgent(fault.host);
+        this.ranks.set(fault.host, new SimulatedRanks());
+        this.disks.set(fault.host, new Set());
+        setTimeout(() => void this.forget(fault.host), fault.forgetAfterMs);
+      }, fault.afterMs);
+    }
     if (fault.kind === 'coordinator-crash') {
       setTimeout(() => {
         crashed.at = true;
@@ -305,11 +324,31 @@ class Schedule {
     }
   }
 
+  /** The operator forgets a dead host (again a second later while a job on it is busy), then a new node takes its name. */
+  private async forget(host: string): Promise<void> {
+    for (let tries = 0; tries < 60; tries++) {
+      const c = this.h.coordinator;
+      if (!c) return void setTimeout(() => void this.forget(host), 1_000); // a crashed one, about to be back
+      try {
+        const lost = (await forgetHost(c, host)).lost_epochs ?? [];
+        for (const e of lost) this.lost.add(`${e.job_id}/${e.epoch}`);
+        this.log.push(`  host ${host} forgotten${lost.length ? `; lost epochs ${lost.map((e) => `${e.job_id}/${e.epoch}`).join(' ')}` : ''}`);
+        break;
+      } catch (err) {
+        // Busy (an operation on a job with ranks or images there) is tried again; anything else is a bug.
+        if (!(err instanceof FerryError) || err.code !== ErrorCode.BUSY) return void this.problems.push(`ferry forget ${host} failed: ${errorMessage(err)}`);
+      }
+      await new Promise((r) => setTimeout(r, 1_000));
+    }
+    setTimeout(() => (this.log.push(`  a new node takes the name ${host}`), this.startAgent(host)), 2_000);
+  }
+
   /** How long after a round the cluster needs to settle from `f`: agents back, late RESUMEs and DISCARDs, a crashed coordinator's recovery, the rejoin grace. */
   private settleMs(f: Fault): number {
     const after = 'afterMs' in f ? f.afterMs : 0;
     if (f.kind === 'host-reboots') return after + Math.max(f.backAfterMs, HOST_REJOIN_GRACE_MS) + 15_000;
     if (f.kind === 'partition') return after + Math.max(f.forMs, HOST_REJOIN_GRACE_MS) + 15_000;
+    if (f.kind === 'host-dies') return after + Math.max(f.forgetAfterMs, HOST_REJOIN_GRACE_MS) + 20_000;
     if (f.kind === 'agent-dies-in-step' || f.kind === 'coordinator-crash') return after + HOST_REJOIN_GRACE_MS + 6_000;
     return after + 3_000;
   }
@@ -348,6 +387,7 @@ class Schedule {
 
   /** The promises that hold after any commands, failed or not. */
   check(cmds: Command[], faults: Fault[], errors: unknown[]): void {
+    expect(this.problems, 'what the schedule could not do').toEqual([]);
     expect(this.h.catalog!.inFlightEpochs(), 'an epoch left in flight').toEqual([]);
     for (const job of Object.keys(JOBS)) this.checkJob(job);
     // A command that failed of a step's failure (or of an agent back at once) leaves a running job running,
@@ -356,6 +396,12 @@ class Schedule {
     const harmless = faults.every(
       (f) => f.kind === 'none' || (f.kind === 'step-fails' && f.step !== RoundStep.RESUME) || (f.kind === 'agent-dies-in-step' && f.backAfterMs < 1_000),
     );
+    // A cancel ends its job, also one being restarted or checkpointed (or waiting for an automatic restart).
+    // Not a stopped one: a cancel does nothing to it, and a restart may run it again.
+    cmds.forEach((cmd, i) => {
+      if (cmd.op !== 'cancel' || errors[i] || cmd.from === undefined || cmd.from === 'stopped') return;
+      expect(this.h.catalog!.getJob(cmd.job)!.state, `cancelled job ${cmd.job} (${cmd.from} then) ends`).not.toMatch(/^(running|pending)$/);
+    });
     cmds.forEach((cmd, i) => {
       if (!errors[i] || !harmless || cmd.op === 'restart' || cmd.op === 'cancel' || (cmd.op === 'checkpoint' && cmd.stop) || !('job' in cmd)) return;
       if (cmds.some((other, k) => k !== i && (!('job' in other) || other.job === cmd.job))) return;
@@ -373,9 +419,12 @@ class Schedule {
     // A committed epoch stays committed, unless retention deleted it: for newer ones (it keeps KEEP_EPOCHS),
     // or because a restart from an older epoch left it in another history. Never the last committed one.
     for (const e of epochs) if (e.state === EPOCH_COMMITTED) committed.add(e.epoch);
-    for (const id of committed) expect([EPOCH_COMMITTED, EPOCH_DELETED], `${jobId}: epoch ${id} stays committed or is deleted by retention`).toContain(cat.getEpoch(jobId, id)?.state);
+    for (const id of committed) {
+      const states = this.lost.has(`${jobId}/${id}`) ? [EPOCH_LOST] : [EPOCH_COMMITTED, EPOCH_DELETED];
+      expect(states, `${jobId}: epoch ${id} stays committed or is deleted by retention, or is lost with a forgotten host`).toContain(cat.getEpoch(jobId, id)?.state);
+    }
     const committedNow = epochs.filter((e) => e.state === EPOCH_COMMITTED).length;
-    if (committed.size > 0) expect(committedNow, `${jobId}: a job with a committed epoch keeps one`).toBeGreaterThan(0);
+    if (committed.size > 0 && ![...this.lost].some((x) => x.startsWith(`${jobId}/`))) expect(committedNow, `${jobId}: a job with a committed epoch keeps one`).toBeGreaterThan(0);
     expect(committedNow, `${jobId}: at most ${KEEP_EPOCHS} committed epochs keep their images`).toBeLessThanOrEqual(KEEP_EPOCHS);
     for (const id of committed) {
       if (cat.getEpoch(jobId, id)?.state !== EPOCH_COMMITTED) continue;
@@ -433,9 +482,10 @@ describe('random schedules of commands and faults', () => {
       try {
         for (let i = 0; i < COMMANDS_PER_SCHEDULE && s.liveJobs().length > 0; i++) {
           const cmds = [s.command()];
-          if (s.random() < 0.25) cmds.push(s.command()); // another operator, at the same moment
+          // Another operator at the same moment: now and then a cancel of the job the first command is about.
+          if (s.random() < 0.25) cmds.push('job' in cmds[0] && s.random() < 0.3 ? { op: 'cancel', job: cmds[0].job } : s.command());
           const faults: Fault[] = [s.faultFor()].filter((f) => f.kind !== 'none');
-          if (faults.length > 0 && s.random() < 0.25) faults.push(s.faultFor(true)); // while the cluster recovers from the first
+          if (faults.length > 0 && faults[0].kind !== 'host-dies' && s.random() < 0.25) faults.push(s.faultFor(true)); // while the cluster recovers from the first
           const errors = await s.run(cmds, faults);
           s.check(cmds, faults, errors);
         }
