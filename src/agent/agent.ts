@@ -82,6 +82,8 @@ export class Agent {
   private readonly requests = new PendingRequests<AgentMessage>();
   private readonly backoff = new Backoff();
   private coordinatorInstance = '';
+  /** Set when ranks came up after this agent registered, for a coordinator that is gone (see serve). */
+  private registerAgain = false;
   private heartbeatIntervalMs = DEFAULT_HEARTBEAT_INTERVAL_MS;
   private heartbeatTimeoutMs = DEFAULT_HEARTBEAT_TIMEOUT_MS;
   private wake: (() => void) | undefined;
@@ -278,7 +280,11 @@ export class Agent {
         }
         throw err;
       }
-      if (!reply.status?.ok && reply.status?.code === ErrorCode.NOT_REGISTERED) {
+      if (this.registerAgain) {
+        this.registerAgain = false;
+        trace('ranks restored for a previous coordinator: registering again with them');
+        await this.register();
+      } else if (!reply.status?.ok && reply.status?.code === ErrorCode.NOT_REGISTERED) {
         trace('coordinator does not know this agent: re-registering');
         await this.register();
       } else if (!reply.status?.ok) {
@@ -410,9 +416,17 @@ export class Agent {
           reply({ ack: {} });
           return;
         }
-        case 'round':
-          reply({ round_reply: await this.round(msg.round!) });
+        case 'round': {
+          const askedBy = this.coordinatorInstance;
+          const r = await this.round(msg.round!);
+          // Ranks restored for a coordinator that has been replaced since (this agent registered with the
+          // new one before they ran): the reply reaches nobody. The next heartbeat registers again, with
+          // them: the new coordinator settles them as any ranks an agent comes back with (a copy of a rank
+          // it counts as ended is killed, flushed ones are resumed or held).
+          if (this.coordinatorInstance !== askedBy && (r.started ?? []).length > 0) this.registerAgain = true;
+          reply({ round_reply: r });
           return;
+        }
         default:
           throw new FerryError(ErrorCode.UNSUPPORTED, msg.body ? `the agent does not serve ${msg.body} requests` : 'message has no body');
       }

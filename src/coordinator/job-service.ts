@@ -584,16 +584,17 @@ export class JobService {
         alive.push(p);
         continue;
       }
-      const why = elsewhere ? `the rank runs on ${row.host}` : 'the job counts the rank as ended';
-      this.c.event('rank.stale-copy', `job ${p.job_id} rank ${p.rank}: host ${host} came back with a copy of it alive, but ${why}; killing that copy`, {
-        jobId: p.job_id,
-        host,
-      });
-      this.c
-        .requestAgent(host, { signal_job: { job_id: p.job_id, signal: 'SIGKILL', ranks: [p.rank] } })
-        .catch((err) => this.c.event('rank.stale-copy', `job ${p.job_id} rank ${p.rank}: killing its stale copy on host ${host} failed: ${errorMessage(err)}`, { jobId: p.job_id, host }));
+      this.killStaleCopy(host, p.job_id, p.rank, `came back with a copy of it alive, but ${elsewhere ? `the rank runs on ${row.host}` : 'the job counts the rank as ended'}`);
     }
     return alive;
+  }
+
+  /** SIGKILL to the copy of a rank on `host` that must not run (`why`: what host has that it must not). */
+  private killStaleCopy(host: string, jobId: string, rank: number, why: string): void {
+    this.c.event('rank.stale-copy', `job ${jobId} rank ${rank}: host ${host} ${why}; killing that copy`, { jobId, host });
+    this.c
+      .requestAgent(host, { signal_job: { job_id: jobId, signal: 'SIGKILL', ranks: [rank] } })
+      .catch((err) => this.c.event('rank.stale-copy', `job ${jobId} rank ${rank}: killing its stale copy on host ${host} failed: ${errorMessage(err)}`, { jobId, host }));
   }
 
   /**
@@ -871,6 +872,12 @@ export class JobService {
   rankMoved(jobId: string, rank: number, host: string, pid = 0): void {
     const row = this.rankRow(jobId, rank);
     if (!row) return;
+    const job = this.c.catalog.getJob(jobId);
+    if (job && ENDED_STATES.has(job.state)) {
+      // Its job ended while a migration moved it (a cancel): the rank stays ended, a restored copy is killed.
+      if (pid) this.killStaleCopy(host, jobId, rank, `restored it after its job ended (${job.state})`);
+      return;
+    }
     this.updateRank({ jobId, rank, host, pid, endpoint: '', state: pid ? 'running' : 'starting', updatedMs: this.c.now() });
     // Restored after the job began to end (cancelled while a migration put the rank back): its SIGTERM missed this copy.
     if (pid) this.endRanksOfFailingJob(host, jobId, [rank]);
@@ -889,6 +896,8 @@ export class JobService {
 
   /** `lostHost`: ranks were lost with their host, which an automatic restart may repair (auto-restarts.ts). */
   private failJob(jobId: string, exitCode: number, detail: string, secondary = false, lostHost = false): void {
+    const job = this.c.catalog.getJob(jobId);
+    if (!job || ENDED_STATES.has(job.state)) return; // (a checkpoint's RESUME that found the ranks of a cancelled job gone)
     const current = this.failing.get(jobId);
     if (current) {
       // The real failure (a rank's own, a lost host) reported after a peer that only lost its

@@ -250,6 +250,30 @@ describe('a coordinator restart in the middle of a start or a move', () => {
     expect(h.catalog!.getJob('j')!.state).toBe('running');
   });
 
+  it('kills the ranks that a restore cut short by a coordinator restart brings up after the job was stopped', async () => {
+    await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: true }));
+    await advance(1_000);
+    const d = h.nodes.get('d')!;
+    d.steps.scripts.set(RoundStep.RESTORE, async (req) => {
+      await new Promise((r) => setTimeout(r, HOST_REJOIN_GRACE_MS + 5_000)); // long after the new coordinator gave up on them
+      return { failed: new Map(), started: req.sources.map((src) => d.ranks.start({ jobId: req.job_id, rank: src.rank, worldSize: req.world_size, argv: [], cwd: '/', env: {} })) };
+    });
+    h.coordinator!.moves.restart('j', { hosts: ['c', 'd'] }).catch(() => {});
+    await advance(300);
+    await h.crashCoordinator();
+    h.startCoordinator();
+    await advance(HOST_REJOIN_GRACE_MS + 2_000);
+    expect(h.catalog!.getJob('j')!.state).toBe('stopped');
+    await advance(5_000); // d's restore ends: its agent registers again with ranks 2,3, with the coordinator that stopped the job
+    expect([...d.ranks.live.keys()]).toEqual([]);
+    expect([...h.nodes.get('c')!.ranks.live.keys()]).toEqual([]);
+    expect(h.catalog!.listEvents({ limit: 500 }).filter((e) => e.kind === 'rank.stale-copy').map((e) => e.message)).toEqual([
+      'job j rank 2: host d came back with a copy of it alive, but the job counts the rank as ended; killing that copy',
+      'job j rank 3: host d came back with a copy of it alive, but the job counts the rank as ended; killing that copy',
+    ]);
+    expect(h.catalog!.getJob('j')!.state).toBe('stopped');
+  });
+
   it('fails a job whose launch was cut short, naming the ranks that never started', async () => {
     h.hub.severed = true; // the coordinator creates the job; its start requests are lost, and then it dies
     h.coordinator!.jobs
@@ -525,6 +549,21 @@ describe('migration', () => {
     const job = h.catalog!.getJob('j')!;
     expect(job).toMatchObject({ state: 'failed', exitCode: 1 });
     expect(job.detail).toMatch(/^migration 1 aborted \(FETCH failed: .*\), and RESUME failed: rank 2: host b: rank 2 did not answer its wake-up$/);
+    for (const host of ['a', 'b', 'c']) expect(h.nodes.get(host)!.ranks.running()).toEqual([]);
+  });
+
+  it('kills the copy it restores after the job was cancelled meanwhile: the job stays cancelled, the rank ended', async () => {
+    h.nodes.get('a')!.steps.scripts.set(RoundStep.DUMP, async (req) => {
+      await new Promise((r) => setTimeout(r, 500));
+      return { failed: new Map(), images: h.nodes.get('a')!.steps.dumpImages(req) };
+    });
+    const migration = settle(h.coordinator!.moves.migrate('j', new Map([[1, 'c']])));
+    await advance(100);
+    await h.coordinator!.jobs.signal('j', 'SIGTERM'); // while rank 1 is being dumped
+    await migration;
+    await advance(1_000);
+    expect(h.catalog!.getJob('j')!).toMatchObject({ state: 'cancelled' });
+    expect(h.catalog!.getRank('j', 1)).toMatchObject({ state: 'exited' });
     for (const host of ['a', 'b', 'c']) expect(h.nodes.get(host)!.ranks.running()).toEqual([]);
   });
 
