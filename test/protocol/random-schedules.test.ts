@@ -31,7 +31,7 @@ import { HOST_REJOIN_GRACE_MS, KEEP_EPOCHS } from '../../src/coordinator/coordin
 import { drainHost, undrainHost } from '../../src/coordinator/host-draining.js';
 import type { Coordinator } from '../../src/coordinator/coordinator.js';
 import { ControlPlaneHarness, QUICK_ROUNDS } from './control-plane-harness.js';
-import { SimulatedRanks } from './simulated-node.js';
+import { SimulatedRanks, type ScriptedSteps } from './simulated-node.js';
 import { mulberry32 } from '../robustness/fuzz-input.js';
 import type { StepOutcome } from '../../src/agent/rank-steps.js';
 
@@ -77,6 +77,8 @@ class Schedule {
   /** Per job, committed epochs seen so far: they stay committed, or retention deletes them. */
   private readonly committed = new Map<string, Set<number>>(Object.keys(JOBS).map((x) => [x, new Set<number>()]));
   private readonly lastEpoch = new Map<string, number>();
+  /** Each host's live agent's steps (none while its agent is dead). */
+  private readonly liveSteps = new Map<string, ScriptedSteps>();
   /** What went wrong outside a command (a forget refused): check() reports it. */
   private readonly problems: string[] = [];
   /** Epochs (`job/epoch`) that a forgotten host took with it (ferry forget's reply). */
@@ -113,7 +115,25 @@ class Schedule {
   startAgent(host: string): void {
     this.h.startAgent(host, {}, this.ranks.get(host)!);
     const steps = this.h.nodes.get(host)!.steps;
-    for (const step of STEPS) steps.scripts.set(step, (req) => this.answer(host, req));
+    this.liveSteps.set(host, steps);
+    for (const step of STEPS) steps.scripts.set(step, (req) => this.answerLater(host, steps, req));
+  }
+
+  /** The host's agent dies (its steps under way never answer). */
+  private crash(host: string): Promise<void> {
+    this.liveSteps.delete(host);
+    return this.h.crashAgent(host);
+  }
+
+  /**
+   * A step takes a while, as on a real host (longer for the ones that move image bytes): commands, periodic
+   * checkpoints, cancels and faults overlap. An agent that died meanwhile never answers.
+   */
+  private async answerLater(host: string, steps: ScriptedSteps, req: RoundRequest): Promise<StepOutcome> {
+    const slow = req.step === RoundStep.DUMP || req.step === RoundStep.FETCH || req.step === RoundStep.RESTORE;
+    await new Promise((r) => setTimeout(r, Math.floor(this.random() * (slow ? 300 : 50))));
+    const out = this.liveSteps.get(host) === steps ? this.answer(host, req) : 'hang';
+    return out === 'hang' ? new Promise<StepOutcome>(() => {}) : out;
   }
 
   private key(job: string, imageSet: string | number, rank: number): string {
@@ -147,7 +167,7 @@ class Schedule {
         out.failed.set(victim, new FerryError(ErrorCode.CRIU_FAILED, `injected failure of ${RoundStep[req.step]} for rank ${victim}`));
         return out;
       }
-      queueMicrotask(() => void this.h.crashAgent(host));
+      queueMicrotask(() => void this.crash(host));
       setTimeout(() => this.startAgent(host), f.backAfterMs);
       return 'hang';
     }
@@ -294,7 +314,7 @@ class Schedule {
     if (fault.kind === 'host-reboots') {
       setTimeout(() => {
         this.log.push(`  fault: host ${fault.host} reboots`);
-        void this.h.crashAgent(fault.host);
+        void this.crash(fault.host);
         this.ranks.set(fault.host, new SimulatedRanks()); // its rank processes died with it; its disk stays
         setTimeout(() => this.startAgent(fault.host), fault.backAfterMs);
       }, fault.afterMs);
@@ -309,7 +329,7 @@ class Schedule {
     if (fault.kind === 'host-dies') {
       setTimeout(() => {
         this.log.push(`  fault: host ${fault.host} dies with its disk`);
-        void this.h.crashAgent(fault.host);
+        void this.crash(fault.host);
         this.ranks.set(fault.host, new SimulatedRanks());
         this.disks.set(fault.host, new Set());
         setTimeout(() => void this.forget(fault.host), fault.forgetAfterMs);
