@@ -363,7 +363,8 @@ export class JobService {
     }
     const exitCode = e.exit_code ?? 0;
     const signal = e.signal ?? '';
-    this.updateRank({ jobId, rank, host, pid: row.pid, endpoint: row.endpoint, state: 'exited', exitCode, signal, updatedMs: this.c.now() });
+    // (the pid of a rank still 'starting' too: rankMoved then knows its restore's late reply is of this copy)
+    this.updateRank({ jobId, rank, host, pid: row.pid || (e.pid ?? 0), endpoint: row.endpoint, state: 'exited', exitCode, signal, updatedMs: this.c.now() });
     const how = signal ? `killed by ${signal}` : `exited with status ${exitCode}`;
     this.c.event('rank.exit', `job ${jobId} rank ${rank} on ${host} ${how}${e.reason ? ` (${e.reason})` : ''}`, { jobId, host });
     if ((exitCode !== 0 || signal) && !this.stopping.has(jobId)) {
@@ -872,6 +873,8 @@ export class JobService {
   rankMoved(jobId: string, rank: number, host: string, pid = 0): void {
     const row = this.rankRow(jobId, rank);
     if (!row) return;
+    // The restored copy ended (a cancel's SIGTERM) before its restore's reply came: it stays ended.
+    if (pid && row.state === 'exited' && row.host === host && row.pid === pid) return;
     const job = this.c.catalog.getJob(jobId);
     if (job && ENDED_STATES.has(job.state)) {
       // Its job ended while a migration moved it (a cancel): the rank stays ended, a restored copy is killed.

@@ -274,6 +274,31 @@ describe('a coordinator restart in the middle of a start or a move', () => {
     expect(h.catalog!.getJob('j')!.state).toBe('stopped');
   });
 
+  it('ends a job cancelled while restored ranks die of it before their restore is answered', async () => {
+    await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: true }));
+    await advance(1_000);
+    const c = h.nodes.get('c')!;
+    c.steps.scripts.set(RoundStep.RESTORE, async (req) => {
+      const started = req.sources.map((src) => c.ranks.start({ jobId: req.job_id, rank: src.rank, worldSize: req.world_size, argv: [], cwd: '/', env: {} }));
+      await new Promise((r) => setTimeout(r, 500)); // the reply lags: the cancel's SIGTERM ends them first
+      return { failed: new Map(), started };
+    });
+    const d = h.nodes.get('d')!;
+    d.steps.scripts.set(RoundStep.RESTORE, async (req) => {
+      await new Promise((r) => setTimeout(r, 900)); // d restores its ranks after the cancel: the job goes on ending
+      return { failed: new Map(), started: req.sources.map((src) => d.ranks.start({ jobId: req.job_id, rank: src.rank, worldSize: req.world_size, argv: [], cwd: '/', env: {} })) };
+    });
+    const restart = settle(h.coordinator!.moves.restart('j', { hosts: ['c', 'd'] }));
+    await advance(50);
+    expect(h.catalog!.getJob('j')!.state).toBe('pending');
+    await h.coordinator!.jobs.signal('j', 'SIGTERM');
+    await restart;
+    await advance(1_000);
+    expect(h.catalog!.getJob('j')!).toMatchObject({ state: 'cancelled', detail: 'cancelled by the operator (SIGTERM)' });
+    expect(h.catalog!.listRanks('j').map((r) => r.state)).toEqual(['exited', 'exited', 'exited', 'exited']);
+    for (const host of ['c', 'd']) expect(h.nodes.get(host)!.ranks.running()).toEqual([]);
+  });
+
   it('fails a job whose launch was cut short, naming the ranks that never started', async () => {
     h.hub.severed = true; // the coordinator creates the job; its start requests are lost, and then it dies
     h.coordinator!.jobs

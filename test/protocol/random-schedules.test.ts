@@ -8,7 +8,8 @@
 // host that reboots (its ranks die with it, its disk stays; back before or
 // after the rejoin grace), a host cut off the network for a while (its agent and
 // ranks run on, unheard), a coordinator crash. The hand-written cases pin each
-// fault at a chosen step; these walk the combinations nobody wrote down. After
+// fault at a chosen step; these walk the combinations nobody wrote down. Each
+// step takes a while (as on a real host), so all of these overlap. After
 // every command, once the cluster has settled, the brief's promises must hold:
 // - no epoch is left in flight; epoch ids only grow; a committed epoch stays
 //   committed unless retention deleted it, and one always stays;
