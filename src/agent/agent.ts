@@ -82,7 +82,8 @@ export class Agent {
   private readonly requests = new PendingRequests<AgentMessage>();
   private readonly backoff = new Backoff();
   private coordinatorInstance = '';
-  /** Set when ranks came up after this agent registered, for a coordinator that is gone (see serve). */
+  /** Registrations sent so far, and whether a step that overlapped one calls for another (see serve). */
+  private registrations = 0;
   private registerAgain = false;
   private heartbeatIntervalMs = DEFAULT_HEARTBEAT_INTERVAL_MS;
   private heartbeatTimeoutMs = DEFAULT_HEARTBEAT_TIMEOUT_MS;
@@ -229,6 +230,7 @@ export class Agent {
   }
 
   private async registerOnce(): Promise<void> {
+    this.registrations++;
     const awaiting = this.steps.awaitingResume();
     // The exits this registration carries; a rank that ends while it is on its way (a STOP the
     // coordinator sends as it settles this host) is reported by its own reportExit once registered.
@@ -282,7 +284,7 @@ export class Agent {
       }
       if (this.registerAgain) {
         this.registerAgain = false;
-        trace('ranks restored for a previous coordinator: registering again with them');
+        trace('a step ended after the last registration: registering again');
         await this.register();
       } else if (!reply.status?.ok && reply.status?.code === ErrorCode.NOT_REGISTERED) {
         trace('coordinator does not know this agent: re-registering');
@@ -417,13 +419,14 @@ export class Agent {
           return;
         }
         case 'round': {
-          const askedBy = this.coordinatorInstance;
+          const registrations = this.registrations;
           const r = await this.round(msg.round!);
-          // Ranks restored for a coordinator that has been replaced since (this agent registered with the
-          // new one before they ran): the reply reaches nobody. The next heartbeat registers again, with
-          // them: the new coordinator settles them as any ranks an agent comes back with (a copy of a rank
-          // it counts as ended is killed, flushed ones are resumed or held).
-          if (this.coordinatorInstance !== askedBy && (r.started ?? []).length > 0) this.registerAgain = true;
+          // A step that ended after this agent registered again (its coordinator was replaced, say): the
+          // registration told what the ranks were before the step (not flushed yet, not restored yet), and
+          // the reply may reach nobody. The next heartbeat registers again with the truth, which the
+          // coordinator settles as for any agent that comes back (a copy of a rank it counts as ended is
+          // killed, flushed ones are resumed or held).
+          if (this.registrations !== registrations) this.registerAgain = true;
           reply({ round_reply: r });
           return;
         }
