@@ -92,6 +92,8 @@ export class Coordinator {
     this.autoRestarts = new AutoRestarts(this);
     this.operators = new OperatorService(this);
     this.checkpoints.abortInterrupted();
+    // A commit whose retention a previous coordinator did not live to apply: the job keeps what it should.
+    for (const job of catalog.listJobs({ all: true })) this.retention.apply(job.id);
     transport.onMessage((peer, frames) => this.onFrames(peer, frames));
     this.event('coordinator.start', `coordinator ${this.instance} started; ${catalog.listHosts().length} hosts in the catalog`);
   }

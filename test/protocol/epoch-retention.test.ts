@@ -67,6 +67,18 @@ describe('epoch retention', () => {
     expect(h.coordinator!.checkpoints.epochInfo('j', 1)).toMatchObject({ state: 'deleted', detail: 'deleted: the job keeps its 2 newest committed epochs' });
   });
 
+  it('applies retention at coordinator start: a commit whose coordinator died before retiring the old epochs', async () => {
+    h.catalog!.setKeepEpochs('j', 3);
+    for (let i = 0; i < 3; i++) await checkpoint();
+    // As if the third commit's coordinator had died before its retention: the catalog keeps 3, the job 2.
+    h.catalog!.setKeepEpochs('j', 2);
+    await h.crashCoordinator();
+    h.startCoordinator();
+    await advance(1_000);
+    expect(states()).toEqual([[1, 'deleted'], [2, 'committed'], [3, 'committed']]);
+    expect(discards('b').map(([epoch]) => epoch)).toContain(1);
+  });
+
   it('never restarts a deleted epoch: the error names it and the epochs that can be restarted', async () => {
     await checkpoint();
     await checkpoint();
