@@ -114,6 +114,7 @@ class Schedule {
   }
 
   startAgent(host: string): void {
+    if (this.liveSteps.has(host)) return; // one agent per host (two faults that each bring one back)
     this.h.startAgent(host, {}, this.ranks.get(host)!);
     const steps = this.h.nodes.get(host)!.steps;
     this.liveSteps.set(host, steps);

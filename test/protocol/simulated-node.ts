@@ -111,7 +111,8 @@ export class ScriptedSteps implements RankSteps {
     if (out === 'hang') return new Promise<StepOutcome>(() => {}); // the ranks stay as they were
     if (req.step === RoundStep.RESUME) for (const r of req.ranks) if (!out.failed.has(r)) this.ranks.flushed.delete(`${req.job_id}/${r}`);
     if (req.step === RoundStep.STOP) for (const r of req.dump_ranks) this.ranks.flushed.delete(`${req.job_id}/${r}`);
-    if (req.step === RoundStep.PREPARE) for (const r of req.ranks) if (!out.failed.has(r)) this.ranks.flushed.set(`${req.job_id}/${r}`, req.epoch);
+    // (not a rank that died while the step ran: only a live process is flushed)
+    if (req.step === RoundStep.PREPARE) for (const r of req.ranks) if (!out.failed.has(r) && this.ranks.has(req.job_id, r)) this.ranks.flushed.set(`${req.job_id}/${r}`, req.epoch);
     if (req.step === RoundStep.RESTORE) for (const p of out.started ?? []) this.ranks.flushed.set(`${req.job_id}/${p.rank}`, req.epoch);
     return out;
   }
