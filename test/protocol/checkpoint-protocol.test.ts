@@ -235,6 +235,25 @@ describe('a coordinator restart in the middle of a checkpoint', () => {
     expect(h.catalog!.lastCommittedEpoch('j')!.epoch).toBe(2);
   });
 
+  it('resumes ranks whose PREPARE ended only after their agent had registered with the new coordinator', async () => {
+    const b = h.nodes.get('b')!;
+    b.steps.scripts.set(RoundStep.PREPARE, async (req) => {
+      await new Promise((r) => setTimeout(r, 3_000)); // b's ranks flush long after the coordinator is gone
+      return { failed: new Map(), flush: { drained_messages: req.ranks.length, drained_bytes: 0, flush_ms: 1 } };
+    });
+    h.coordinator!.checkpoints.checkpoint('j', { stop: false }).catch(() => {});
+    await advance(300);
+    await h.crashCoordinator();
+    h.startCoordinator();
+    await advance(2_000); // b registered again: its ranks not flushed yet
+    expect(flushedRanks()).toEqual([[], []]);
+    const n = h.nodes.get('b')!.steps.seen.length;
+    await advance(3_000); // the PREPARE ends: b registers once more, flushed, and gets the RESUME
+    expect(seenSince('b', n).map(([step]) => step)).toContain(RoundStep.RESUME);
+    expect(flushedRanks()).toEqual([[], []]);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+  });
+
   it('resumes the ranks of an epoch it committed but could not resume, and keeps the epoch', async () => {
     await crashDuring(RoundStep.RESUME);
     h.startCoordinator();
