@@ -421,12 +421,13 @@ export class Agent {
         case 'round': {
           const registrations = this.registrations;
           const r = await this.round(msg.round!);
-          // A step that ended after this agent registered again (its coordinator was replaced, say): the
-          // registration told what the ranks were before the step (not flushed yet, not restored yet), and
-          // the reply may reach nobody. The next heartbeat registers again with the truth, which the
+          // A PREPARE or RESTORE that ended after this agent registered again (its coordinator was replaced,
+          // say): the registration told what the ranks were before it (not flushed yet, not restored yet),
+          // and the reply may reach nobody. The next heartbeat registers again with the truth, which the
           // coordinator settles as for any agent that comes back (a copy of a rank it counts as ended is
-          // killed, flushed ones are resumed or held).
-          if (this.registrations !== registrations) this.registerAgain = true;
+          // killed, flushed ones are resumed or held). The other steps change nothing a registration tells.
+          const changesRanks = msg.round!.step === RoundStep.PREPARE || msg.round!.step === RoundStep.RESTORE;
+          if (changesRanks && this.registrations !== registrations) this.registerAgain = true;
           reply({ round_reply: r });
           return;
         }
