@@ -256,7 +256,7 @@ describe('a coordinator restart in the middle of a start or a move', () => {
     const d = h.nodes.get('d')!;
     d.steps.scripts.set(RoundStep.RESTORE, async (req) => {
       await new Promise((r) => setTimeout(r, HOST_REJOIN_GRACE_MS + 5_000)); // long after the new coordinator gave up on them
-      return { failed: new Map(), started: req.sources.map((src) => d.ranks.start({ jobId: req.job_id, rank: src.rank, worldSize: req.world_size, argv: [], cwd: '/', env: {} })) };
+      return { failed: new Map(), started: d.steps.restoreRanks(req) };
     });
     h.coordinator!.moves.restart('j', { hosts: ['c', 'd'] }).catch(() => {});
     await advance(300);
@@ -279,14 +279,14 @@ describe('a coordinator restart in the middle of a start or a move', () => {
     await advance(1_000);
     const c = h.nodes.get('c')!;
     c.steps.scripts.set(RoundStep.RESTORE, async (req) => {
-      const started = req.sources.map((src) => c.ranks.start({ jobId: req.job_id, rank: src.rank, worldSize: req.world_size, argv: [], cwd: '/', env: {} }));
+      const started = c.steps.restoreRanks(req);
       await new Promise((r) => setTimeout(r, 500)); // the reply lags: the cancel's SIGTERM ends them first
       return { failed: new Map(), started };
     });
     const d = h.nodes.get('d')!;
     d.steps.scripts.set(RoundStep.RESTORE, async (req) => {
       await new Promise((r) => setTimeout(r, 900)); // d restores its ranks after the cancel: the job goes on ending
-      return { failed: new Map(), started: req.sources.map((src) => d.ranks.start({ jobId: req.job_id, rank: src.rank, worldSize: req.world_size, argv: [], cwd: '/', env: {} })) };
+      return { failed: new Map(), started: d.steps.restoreRanks(req) };
     });
     const restart = settle(h.coordinator!.moves.restart('j', { hosts: ['c', 'd'] }));
     await advance(50);
@@ -437,7 +437,7 @@ describe('a coordinator restart between a migration stopping a rank and restorin
     h.nodes.get('c')!.steps.scripts.set(RoundStep.RESTORE, (req) => {
       if (first) return (first = false), 'hang';
       const again = h.nodes.get('c')!.steps.scripts.get(RoundStep.RESTORE + 100);
-      return again ? again(req) : { failed: new Map(), started: req.sources.map((src) => h.nodes.get('c')!.ranks.start({ jobId: req.job_id, rank: src.rank, worldSize: req.world_size, argv: [], cwd: '/', env: {} })) };
+      return again ? again(req) : { failed: new Map(), started: h.nodes.get('c')!.steps.restoreRanks(req) };
     });
     h.coordinator!.moves.migrate('j', new Map([[1, 'c']])).catch(() => {});
     await advance(300);

@@ -125,10 +125,7 @@ export class ScriptedSteps implements RankSteps {
       for (const r of req.dump_ranks) this.ranks.exit(req.job_id, r, 137);
     }
     if (req.step === RoundStep.FETCH) return { failed: new Map(), bytesFetched: req.sources.length * 1000 };
-    if (req.step === RoundStep.RESTORE) {
-      const started = req.sources.map((src) => this.ranks.start({ jobId: req.job_id, rank: src.rank, worldSize: req.world_size, argv: [], cwd: '/', env: {} }));
-      return { failed: new Map(), started };
-    }
+    if (req.step === RoundStep.RESTORE) return { failed: new Map(), started: this.restoreRanks(req) };
     if (req.step === RoundStep.PREPARE) return { failed: new Map(), flush: { drained_messages: 2 * req.ranks.length, drained_bytes: 64, flush_ms: 1 } };
     return { failed: new Map() };
   }
@@ -146,7 +143,12 @@ export class ScriptedSteps implements RankSteps {
     }));
   }
 
-  stepsSeen(): RoundStep[] {
+  /** What a RESTORE does by default: starts each rank it names (for scripts that delay or add to that). */
+  restoreRanks(req: RoundRequest): RankProcessInit[] {
+    return req.sources.map((src) => this.ranks.start({ jobId: req.job_id, rank: src.rank, worldSize: req.world_size, argv: [], cwd: '/', env: {} }));
+  }
+
+    stepsSeen(): RoundStep[] {
     return this.seen.map((s) => s.step);
   }
 }
