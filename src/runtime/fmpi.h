@@ -12,7 +12,7 @@
 
 #define FMPI_RUNTIME_VERSION "ferrympi 0.1.0"
 #define FMPI_EAGER_LIMIT_BYTES (256 * 1024)      /* larger messages use rendezvous */
-#define FMPI_DATA_CHUNK_BYTES (1024 * 1024)      /* rendezvous data frame size: a marker can fall between */
+#define FMPI_DATA_CHUNK_BYTES (4 * 1024 * 1024)  /* rendezvous data frame size: a marker can fall between (see docs/runtime.md) */
 #define FMPI_STAGE_BYTES (32 * 1024)            /* read-ahead buffer per incoming channel (see docs/runtime.md) */
 #define FMPI_READ_BUDGET_BYTES (1024 * 1024)     /* socket bytes one channel read takes before the engine looks elsewhere */
 #define FMPI_PAD_MIN_BYTES (64 * 1024)           /* payloads from this size are padded to their buffer's page offset */

@@ -13,7 +13,7 @@
 
 #define NSMALL 20
 #define SMALL_INTS 1000
-#define BIG_BYTES (2 * 1024 * 1024 + 3)
+#define BIG_BYTES (4 * 1024 * 1024 + 3) /* two data frames of FMPI_DATA_CHUNK_BYTES (src/runtime/fmpi.h) */
 
 int main(int argc, char **argv)
 {

@@ -1,6 +1,7 @@
 /* Continuous traffic for repeated flushes: in each round every rank sends one
- * message to every other rank (sizes from 0 B to 1.5 MiB, so eager,
- * rendezvous and multi-chunk data frames are all in flight at any moment),
+ * message to every other rank (sizes from 0 B to MAX_MSG, above the
+ * runtime's 4 MiB data frame, so eager, rendezvous and multi-chunk data
+ * frames are all in flight at any moment),
  * half received with MPI_ANY_SOURCE. Every message's contents name its
  * sender, receiver, round and size and are checked. The ranks stop together
  * once the file argv[1] exists; rank 0 prints "stream ok" and the totals. */
@@ -8,11 +9,14 @@
 #include <unistd.h>
 #include "check.h"
 
+/* Larger than FMPI_DATA_CHUNK_BYTES (src/runtime/fmpi.h): such a message goes in two data frames. */
+#define MAX_MSG 4500000
+
 static size_t msg_bytes(int src, int dst, int round)
 {
   unsigned h = (unsigned)(src * 131 + dst * 31 + round * 7);
-  static const size_t sizes[] = { 0, 8, 100, 4096, 65536, 65537, 300000, 1500000 };
-  return sizes[h % 8];
+  static const size_t sizes[] = { 0, 8, 100, 4096, 65536, 65537, 300000, 1500000, MAX_MSG };
+  return sizes[h % 9];
 }
 
 static unsigned char content(int src, int dst, int round, size_t i)
@@ -29,8 +33,8 @@ int main(int argc, char **argv)
   CHECK(argc == 2, "usage: flush-stream STOP_FILE");
   unsigned char **out = calloc((size_t)size, sizeof *out), **in = calloc((size_t)size, sizeof *in);
   for (int p = 0; p < size; p++) {
-    out[p] = malloc(1500000);
-    in[p] = malloc(1500000);
+    out[p] = malloc(MAX_MSG);
+    in[p] = malloc(MAX_MSG);
   }
   MPI_Request *req = malloc(sizeof *req * 2 * (size_t)size);
   MPI_Status *st = malloc(sizeof *st * 2 * (size_t)size);
@@ -44,7 +48,7 @@ int main(int argc, char **argv)
     for (int p = 0; p < size; p++) {
       if (p == rank)
         continue;
-      MPI_Irecv(in[p], 1500000, MPI_BYTE, p < rank ? p : MPI_ANY_SOURCE, p < rank ? round : 1000000 + p,
+      MPI_Irecv(in[p], MAX_MSG, MPI_BYTE, p < rank ? p : MPI_ANY_SOURCE, p < rank ? round : 1000000 + p,
                 MPI_COMM_WORLD, &req[n++]);
     }
     for (int p = 0; p < size; p++) {
