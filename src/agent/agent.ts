@@ -382,6 +382,7 @@ export class Agent {
                   argv: req.argv,
                   cwd: req.cwd,
                   env: req.env,
+                  token: req.rank_token,
                 }),
               );
             } catch (err) {
@@ -495,6 +496,7 @@ export class Agent {
    * the coordinator: its endpoint has not changed.
    */
   private onRankAttach(info: RankInfo): void {
+    if (this.rankChannel && !this.rankChannel.revalidate(info.jobId, info.rank)) return;
     if (!this.ranks.has(info.jobId, info.rank)) {
       this.rankChannel?.answerAttach(
         info.jobId,
@@ -508,6 +510,8 @@ export class Agent {
 
   /** A rank said hello: tell the coordinator where it listens (until acknowledged). */
   private onRankHello(info: RankInfo): void {
+    // A hello that came before this agent took its ranks back was let in unchecked (rank-channel.ts).
+    if (this.rankChannel && !this.rankChannel.revalidate(info.jobId, info.rank)) return;
     if (info.resumedEpoch) this.ranks.recordFlush?.(info.jobId, info.rank, 0);
     if (!this.ranks.has(info.jobId, info.rank)) {
       this.rankChannel?.refuseHello(

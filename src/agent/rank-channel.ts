@@ -89,6 +89,8 @@ class RankConnection {
   flushed = false;
   flushRequestId = 0;
   flushReport: RankFlushReport | null = null;
+  /** The token its hello or attach showed (never logged). */
+  token = '';
   private rx: Buffer = Buffer.alloc(0);
 
   constructor(readonly socket: net.Socket) {}
@@ -129,6 +131,12 @@ export interface RankChannelOptions {
   /** abstract socket name, without the leading NUL (the ranks' FERRY_AGENT_SOCKET) */
   socketName: string;
   maxFrameBytes?: number;
+  /**
+   * Whether a connection that says it is RANK of JOB may be it: it showed TOKEN (the job's rank token,
+   * see RankSupervisor.checkRankToken). Returns why not, or undefined to let it in (also when the
+   * rank is not known here yet: the agent decides then, see revalidate). Absent: everyone is let in.
+   */
+  authenticate?: (jobId: string, rank: number, token: string) => string | undefined;
 }
 
 export class RankChannelServer extends EventEmitter<RankChannelEvents> {
@@ -192,12 +200,44 @@ export class RankChannelServer extends EventEmitter<RankChannelEvents> {
     return answered.sort((a, b) => a - b);
   }
 
-  /** Refuses the waiting hello of one rank (the rank exits with the message). */
+  /**
+   * Asks `authenticate` again about the connection that is RANK of JOB (one let in before the agent
+   * knew the rank: a restarted agent listens before it takes its ranks back). If it is refused now,
+   * the connection is answered with why, closed and forgotten (no disconnect is reported for it), and
+   * false is returned.
+   */
+  revalidate(jobId: string, rank: number): boolean {
+    const c = this.byRank.get(rankKey(jobId, rank));
+    if (!c) return true;
+    const refused = this.options.authenticate?.(jobId, rank, c.token);
+    if (refused === undefined) return true;
+    this.drop(c, c.helloRequestId || c.attachRequestId, new FerryError(ErrorCode.PERMISSION_DENIED, refused));
+    return false;
+  }
+
+  /**
+   * Refuses a connection that said who it is: answers its waiting request with
+   * `err`, forgets it (no disconnect is reported for it) and closes it, so it
+   * does not keep the rank's place from the rank itself (a hello refused as
+   * not this agent's may come from a process that is not the rank, before
+   * the rank is restored or migrated here).
+   */
+  private drop(c: RankConnection, requestId: number, err: FerryError): void {
+    if (requestId) this.replyError(c, requestId, err);
+    trace(`closing rank connection ${c.key}: ${err.message}`);
+    if (this.byRank.get(c.key) === c) this.byRank.delete(c.key);
+    c.info = null;
+    c.helloRequestId = 0;
+    c.attachRequestId = 0;
+    c.socket.removeAllListeners('data');
+    c.socket.end(); // after the reply: the rank reads it, then exits with its message
+  }
+
+  /** Refuses the waiting hello of one rank (the rank exits with the message), and closes its connection. */
   refuseHello(jobId: string, rank: number, code: ErrorCode, message: string): boolean {
     const c = this.byRank.get(rankKey(jobId, rank));
     if (!c || c.helloRequestId === 0) return false;
-    this.send(c, { reply_to: c.helloRequestId, status: { ok: false, code, message } });
-    c.helloRequestId = 0;
+    this.drop(c, c.helloRequestId, new FerryError(code, message));
     return true;
   }
 
@@ -214,12 +254,15 @@ export class RankChannelServer extends EventEmitter<RankChannelEvents> {
     };
   }
 
-  /** Answers a rank's attach: accepted, or refused with `error` (the rank then exits with its message). */
+  /** Answers a rank's attach: accepted, or refused with `error` (the rank then exits with its message; its connection is closed). */
   answerAttach(jobId: string, rank: number, error?: FerryError): boolean {
     const c = this.byRank.get(rankKey(jobId, rank));
     if (!c || c.attachRequestId === 0) return false;
-    if (error) this.replyError(c, c.attachRequestId, error);
-    else this.send(c, { reply_to: c.attachRequestId, status: { ok: true, code: ErrorCode.OK, message: '' } });
+    if (error) {
+      this.drop(c, c.attachRequestId, error);
+      return true;
+    }
+    this.send(c, { reply_to: c.attachRequestId, status: { ok: true, code: ErrorCode.OK, message: '' } });
     c.attachRequestId = 0;
     return true;
   }
@@ -342,12 +385,25 @@ export class RankChannelServer extends EventEmitter<RankChannelEvents> {
    * with a job, a rank below the size and a request id, and no other live
    * connection is that rank. Returns the rank's key.
    */
-  private checkIdentity(c: RankConnection, requestId: number, what: string, id: { job_id: string; rank: number; size: number }, valid: boolean): string {
+  private checkIdentity(
+    c: RankConnection,
+    requestId: number,
+    what: string,
+    id: { job_id: string; rank: number; size: number; token: string },
+    valid: boolean,
+  ): string {
     if (c.info) throw new FerryError(ErrorCode.BAD_REQUEST, `${what} on a connection that already said who it is`);
     if (!id.job_id || id.size === 0 || id.rank >= id.size || requestId === 0 || !valid) {
       this.replyError(c, requestId, new FerryError(ErrorCode.BAD_REQUEST, `${what} needs job_id, rank < size${what === 'hello' ? ', listen_port' : ''} and a request id`));
       throw new FerryError(ErrorCode.BAD_REQUEST, `invalid ${what} from rank ${id.rank} of job '${id.job_id}'`);
     }
+    // Before it can take the rank's place: a process that is not the rank must not hold it.
+    const refused = this.options.authenticate?.(id.job_id, id.rank, id.token);
+    if (refused !== undefined) {
+      this.replyError(c, requestId, new FerryError(ErrorCode.PERMISSION_DENIED, refused));
+      throw new FerryError(ErrorCode.PERMISSION_DENIED, `${what} refused: ${refused}`);
+    }
+    c.token = id.token;
     const key = rankKey(id.job_id, id.rank);
     if (this.byRank.has(key)) {
       this.replyError(c, requestId, new FerryError(ErrorCode.BAD_REQUEST, `rank ${id.rank} of job ${id.job_id} is already connected`));

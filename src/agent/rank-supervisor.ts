@@ -13,6 +13,7 @@
 // any more, so it watches them (RANK_WATCH_INTERVAL_MS) and reads the status
 // ferry-init writes to FERRY_EXIT_STATUS_FILE when the rank ends.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { timingSafeEqual } from 'node:crypto';
 import { accessSync, closeSync, constants as fsConstants, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import {
   INIT_DIR_ENV,
@@ -51,7 +52,17 @@ export interface RankStartSpec {
   argv: string[];
   cwd: string;
   env: Record<string, string>;
+  /** The job's rank token (StartRanksRequest.rank_token); empty or absent: none. */
+  token?: string;
 }
+
+/**
+ * The environment variable that hands a rank its job's rank token. It stays in
+ * ferry-init's environment, which CRIU restores with it: any agent that runs
+ * the rank, also after a restore on another host, reads the token it must
+ * show from there (checkRankToken).
+ */
+export const RANK_TOKEN_ENV = 'FERRY_RANK_TOKEN';
 
 export interface RankSupervisorOptions {
   host: string;
@@ -180,6 +191,7 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
             FERRY_RANK: String(spec.rank),
             FERRY_SIZE: String(spec.worldSize),
             FERRY_AGENT_SOCKET: this.options.agentSocketName,
+            ...(spec.token ? { [RANK_TOKEN_ENV]: spec.token } : {}),
             [EXIT_STATUS_ENV]: statusFile,
             [INIT_DIR_ENV]: initDir,
           },
@@ -464,6 +476,23 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
       const e = this.ranks.get(RankSupervisor.key(jobId, rank));
       if (e) e.keepInitDir = true;
     }
+  }
+
+  /**
+   * Whether a connection to the rank socket that says it is RANK of JOB and
+   * showed TOKEN is that rank: the token must be the one in the environment
+   * of the rank's ferry-init (RANK_TOKEN_ENV). Returns why not, or undefined
+   * (also for a rank this agent does not run: the agent refuses those itself).
+   * A rank started without a token (by an agent of an earlier version) must
+   * show none.
+   */
+  checkRankToken(jobId: string, rank: number, token: string): string | undefined {
+    const init = this.initPidOfRank(jobId, rank);
+    if (!init) return undefined;
+    const expected = Buffer.from(processEnv(init, RANK_TOKEN_ENV) ?? '');
+    const shown = Buffer.from(token);
+    if (expected.length === shown.length && timingSafeEqual(expected, shown)) return undefined;
+    return `a process that is not rank ${rank} of job ${jobId} on host ${this.options.host} said it was (it did not show the job's rank token)`;
   }
 
   /** The pid of a rank's ferry-init (the root of its process tree, PID 1 of its namespace). */

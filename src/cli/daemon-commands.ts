@@ -118,7 +118,11 @@ export async function agentCommand(argv: string[]): Promise<number> {
   const criu = await findCriu().catch(() => null);
   const check = criu ? await criuCheck(criu).catch((e) => ({ ok: false, detail: errorMessage(e) })) : { ok: false, detail: 'no working CRIU found' };
   const rankSocket = opt(p, 'rank-socket') ?? DEFAULT_RANK_SOCKET;
-  const rankChannel = new RankChannelServer({ socketName: rankSocket });
+  const ranks = new RankSupervisor({ host: name, logsDir: logs, initPath, agentSocketName: rankSocket });
+  const rankChannel = new RankChannelServer({
+    socketName: rankSocket,
+    authenticate: (jobId, rank, token) => ranks.checkRankToken(jobId, rank, token),
+  });
   try {
     await rankChannel.listen();
   } catch (err) {
@@ -127,7 +131,6 @@ export async function agentCommand(argv: string[]): Promise<number> {
       `${cmd}: cannot listen for ranks on the abstract socket @${rankSocket} (${errorMessage(err)}): is another agent running in this network namespace?`,
     );
   }
-  const ranks = new RankSupervisor({ host: name, logsDir: logs, initPath, agentSocketName: rankSocket });
   // Other agents fetch this host's checkpoint images from here.
   const imageServer = await ImageServer.bind(checkTcpAddress(cmd, opt(p, 'image-listen') ?? `tcp://${address}:0`, true), images);
   const agent = new Agent(

@@ -13,6 +13,7 @@
 // agent restarted after a crash re-adopts the ranks that kept running): if it
 // re-registers with them alive, their jobs run on; otherwise the jobs fail,
 // naming the host and the ranks.
+import { randomBytes } from 'node:crypto';
 import { constants as osConstants } from 'node:os';
 import {
   ErrorCode,
@@ -44,6 +45,8 @@ const trace = tracer('jobs');
 const ENDED_STATES = new Set(['stopped', 'succeeded', 'failed', 'cancelled']);
 /** How often the output counts are saved (output-replay.ts): what a coordinator that crashes loses of them. */
 export const OUTPUT_COUNTS_SAVE_MS = 1_000;
+/** Random bytes of a job's rank token (StartRanksRequest.rank_token), hex-encoded for the ranks' environment. */
+const RANK_TOKEN_BYTES = 16;
 
 interface Follower {
   peer: PeerId;
@@ -201,6 +204,9 @@ export class JobService {
 
     const byHost = new Map<string, number[]>();
     placement.forEach((h, r) => byHost.set(h, [...(byHost.get(h) ?? []), r]));
+    // The job's ranks share it and keep it across restores (in their memory and ferry-init's environment),
+    // so it is handed out once, here, and kept nowhere else.
+    const rankToken = randomBytes(RANK_TOKEN_BYTES).toString('hex');
     const failures: string[] = [];
     await Promise.all(
       [...byHost].map(async ([host, ranks]) => {
@@ -215,6 +221,7 @@ export class JobService {
               cwd: req.cwd,
               env: req.env,
               ranks: ranks.map((rank) => ({ rank })),
+              rank_token: rankToken,
             },
           });
           for (const p of reply.start_ranks_reply?.started ?? []) this.onRankStarted(host, p);

@@ -269,7 +269,7 @@ static int send_attach(bool finalized)
   fmpi_RankAttach a = {
     .job_id = fmpi_st.job, .rank = (uint32_t)fmpi_st.rank, .size = (uint32_t)fmpi_st.size,
     .pid = getpid(), .listen_port = finalized ? 0 : (uint32_t)fmpi_st.listen_port,
-    .runtime_version = FMPI_RUNTIME_VERSION, .finalized = finalized,
+    .runtime_version = FMPI_RUNTIME_VERSION, .finalized = finalized, .token = fmpi_st.token,
   };
   return fmpi_agent_send_notice(FMPI_RANKMESSAGE_ATTACH, &a, 0, 0, NULL);
 }
@@ -361,7 +361,7 @@ int fmpi_agent_hello(uint64_t resumed_epoch)
   fmpi_RankHello h = {
     .job_id = fmpi_st.job, .rank = (uint32_t)fmpi_st.rank, .size = (uint32_t)fmpi_st.size,
     .pid = getpid(), .listen_port = (uint32_t)fmpi_st.listen_port,
-    .runtime_version = FMPI_RUNTIME_VERSION, .resumed_epoch = resumed_epoch,
+    .runtime_version = FMPI_RUNTIME_VERSION, .resumed_epoch = resumed_epoch, .token = fmpi_st.token,
   };
   int id = fmpi_agent_send_notice(FMPI_RANKMESSAGE_HELLO, &h, 0, 0, NULL);
   if (id < 0 && id != -EPIPE && id != -ECONNRESET)

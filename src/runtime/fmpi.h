@@ -177,6 +177,7 @@ typedef struct fmpi_state {
   bool initialized, finalized;
   int thread_level;
   char job[128];
+  char token[80];               /* FERRY_RANK_TOKEN: the job's secret (see init.c), kept across restores */
   int rank, size;
   int listen_fd;
   int listen_port;

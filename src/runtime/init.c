@@ -100,6 +100,7 @@ int PMPI_Init_thread(int *argc, char ***argv, int required, int *provided)
   (void)argv;
   const char *job = getenv("FERRY_JOB_ID");
   const char *sock = getenv("FERRY_AGENT_SOCKET");
+  const char *token = getenv("FERRY_RANK_TOKEN");
   int rv;
 
   if (fmpi_st.initialized)
@@ -122,11 +123,23 @@ int PMPI_Init_thread(int *argc, char ***argv, int required, int *provided)
       fmpi_fatal("FERRY_JOB_ID and FERRY_AGENT_SOCKET must be set (ranks are started by a Ferry agent)");
     snprintf(fmpi_st.job, sizeof fmpi_st.job, "%s", job);
     snprintf(fmpi_st.agent_name, sizeof fmpi_st.agent_name, "%s", sock);
+    if (token != NULL && strlen(token) >= sizeof fmpi_st.token)
+      fmpi_fatal("FERRY_RANK_TOKEN is longer than %zu characters", sizeof fmpi_st.token - 1);
+    snprintf(fmpi_st.token, sizeof fmpi_st.token, "%s", token ? token : "");
   }
-  /* FNV-1a of the job id: a HELLO from another job's rank is refused */
+  /* FNV-1a of the job id and its rank token: a peer's HELLO must carry the
+   * same, so a rank's listener (open to the network) lets in only ranks of
+   * this job: another job's rank, or a process that knows the job id but not
+   * the token the agent handed the job's ranks, is refused. The token is the
+   * secret; the hash only has to differ without it. */
   fmpi_st.job_hash = 1469598103934665603ull;
   for (const char *p = fmpi_st.job; *p; p++)
     fmpi_st.job_hash = (fmpi_st.job_hash ^ (uint8_t)*p) * 1099511628211ull;
+  if (fmpi_st.token[0]) {
+    fmpi_st.job_hash = (fmpi_st.job_hash ^ 0u) * 1099511628211ull; /* the separator */
+    for (const char *p = fmpi_st.token; *p; p++)
+      fmpi_st.job_hash = (fmpi_st.job_hash ^ (uint8_t)*p) * 1099511628211ull;
+  }
 
   fmpi_st.peers = calloc((size_t)fmpi_st.size, sizeof(fmpi_peer));
   if (fmpi_st.peers == NULL)

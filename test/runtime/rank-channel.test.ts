@@ -71,3 +71,41 @@ describe('RankChannelServer: protocol checks', () => {
     await until(() => server.ranks('j').length === 0);
   });
 });
+
+describe('RankChannelServer: rank tokens', () => {
+  const name = uniqueSocketName();
+  const server = new RankChannelServer({
+    socketName: name,
+    authenticate: (jobId, rank, token) => (token === `secret-${jobId}` ? undefined : `no token for rank ${rank} of ${jobId}`),
+  });
+  const hellos: string[] = [];
+  server.on('hello', (info) => hellos.push(`${info.jobId}/${info.rank}`));
+  beforeAll(() => server.listen());
+  afterAll(() => server.close());
+
+  const hello = (token: string) => frame({ version: { major: 1, minor: 0 }, request_id: 1, hello: { job_id: 'j', rank: 0, size: 2, pid: 5, listen_port: 1234, runtime_version: 't', token } });
+
+  it('refuses a hello without the token before it takes the rank, and closes; the rank itself then gets in', async () => {
+    const replies = await exchange(name, hello('guess'));
+    expect(replies.map((r) => [r.status?.code, r.status?.message])).toEqual([[ErrorCode.PERMISSION_DENIED, 'no token for rank 0 of j']]);
+    expect(hellos).toEqual([]);
+    const rank = net.connect({ path: '\0' + name });
+    rank.write(hello('secret-j'));
+    await until(() => server.ranks('j').length === 1);
+    expect(hellos).toEqual(['j/0']);
+    rank.destroy();
+    await until(() => server.ranks('j').length === 0);
+  });
+
+  it('closes a connection whose hello the agent refuses, so it keeps no rank from saying hello later', async () => {
+    server.once('hello', (info) => server.refuseHello(info.jobId, info.rank, ErrorCode.UNKNOWN_RANK, 'not here'));
+    const replies = await exchange(name, hello('secret-j')); // resolves once the server has closed it
+    expect(replies.map((r) => r.status?.code)).toEqual([ErrorCode.UNKNOWN_RANK]);
+    expect(server.ranks('j')).toEqual([]);
+    const again = net.connect({ path: '\0' + name });
+    again.write(hello('secret-j'));
+    await until(() => server.ranks('j').length === 1);
+    again.destroy();
+    await until(() => server.ranks('j').length === 0);
+  });
+});
