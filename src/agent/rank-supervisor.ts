@@ -492,6 +492,13 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
     const expected = Buffer.from(processEnv(init, RANK_TOKEN_ENV) ?? '');
     const shown = Buffer.from(token);
     if (expected.length === shown.length && timingSafeEqual(expected, shown)) return undefined;
+    if (shown.length === 0) {
+      // A program statically linked with an older libferrympi says hello without one.
+      return (
+        `rank ${rank} of job ${jobId} on host ${this.options.host}: the connection showed no rank token: a process that is not ` +
+        `the rank, or a program linked with a Ferry runtime from before rank tokens (build it again with ferry mpicc)`
+      );
+    }
     return `a process that is not rank ${rank} of job ${jobId} on host ${this.options.host} said it was (it did not show the job's rank token)`;
   }
 

@@ -60,7 +60,9 @@ describe('rank tokens', { timeout: 180_000 }, () => {
     expect(onSocket).toMatchObject({ closed: true, code: ErrorCode.PERMISSION_DENIED });
     expect(onSocket.message).toMatch(/not rank 0 of job tok on host \S+ said it was \(it did not show the job's rank token\)/);
     // Nor with none at all.
-    expect(await spoof(rank0.host, ['agent', DEFAULT_RANK_SOCKET, 'tok', '0', '2', ''])).toMatchObject({ closed: true, code: ErrorCode.PERMISSION_DENIED });
+    const none = await spoof(rank0.host, ['agent', DEFAULT_RANK_SOCKET, 'tok', '0', '2', '']);
+    expect(none).toMatchObject({ closed: true, code: ErrorCode.PERMISSION_DENIED });
+    expect(none.message).toMatch(/showed no rank token: .* a program linked with a Ferry runtime from before rank tokens \(build it again with ferry mpicc\)/);
     // As rank 1 on the host that does not run it: refused, and its connection closed, so it cannot keep
     // rank 1's place from the rank itself should it be restored or migrated there.
     const notRank1 = c.hosts.find((h) => h.name !== other.host)!.name;
