@@ -556,6 +556,7 @@ export class Agent {
   private onRankExit(e: RankExitedInit): void {
     const key = `${e.job_id}/${e.rank}`;
     this.output.finish(e.job_id ?? '', e.rank ?? 0);
+    this.rankChannel?.forgetRank(e.job_id ?? '', e.rank ?? 0);
     const abort = this.aborts.get(key);
     if (abort) {
       // MPI_Abort's code is the rank's status, even if a SIGTERM from the

@@ -145,6 +145,8 @@ export class RankChannelServer extends EventEmitter<RankChannelEvents> {
   private server: net.Server | null = null;
   private readonly conns = new Set<RankConnection>();
   private readonly byRank = new Map<string, RankConnection>();
+  /** Ranks that said hello or attach here (until forgetRank): a flush tells those apart from ranks that never did. */
+  private readonly everConnected = new Set<string>();
   private readonly flushes = new Set<FlushWaiter>();
   private nextRequestId = 1;
 
@@ -267,6 +269,22 @@ export class RankChannelServer extends EventEmitter<RankChannelEvents> {
     return true;
   }
 
+  /** Forgets that a rank ever connected (it ended). */
+  forgetRank(jobId: string, rank: number): void {
+    this.everConnected.delete(rankKey(jobId, rank));
+  }
+
+  private notConnected(jobId: string, rank: number): FerryError {
+    if (this.everConnected.has(rankKey(jobId, rank))) {
+      return new FerryError(ErrorCode.UNKNOWN_RANK, `rank ${rank} of job ${jobId} is not connected (it lost its connection to the agent)`);
+    }
+    return new FerryError(
+      ErrorCode.UNKNOWN_RANK,
+      `rank ${rank} of job ${jobId} has not connected to Ferry's MPI runtime here: it is not in MPI_Init yet (try again once it is), ` +
+        `or its program is not linked with the runtime (build it with ferry mpicc)`,
+    );
+  }
+
   /**
    * Flushes the given ranks of a job (all connected ones by default): resolves
    * with one report per rank once each has replied and closed its connection;
@@ -279,7 +297,7 @@ export class RankChannelServer extends EventEmitter<RankChannelEvents> {
     const conns: RankConnection[] = [];
     for (const rank of targets) {
       const c = this.byRank.get(rankKey(jobId, rank));
-      if (!c) return Promise.reject(new FerryError(ErrorCode.UNKNOWN_RANK, `rank ${rank} of job ${jobId} is not connected`));
+      if (!c) return Promise.reject(this.notConnected(jobId, rank));
       if (c.flushRequestId) return Promise.reject(new FerryError(ErrorCode.BUSY, `rank ${rank} of job ${jobId} is already flushing`));
       conns.push(c);
     }
@@ -427,6 +445,7 @@ export class RankChannelServer extends EventEmitter<RankChannelEvents> {
     };
     c.helloRequestId = m.request_id;
     this.byRank.set(key, c);
+    this.everConnected.add(key);
     trace(`hello from ${key} port ${h.listen_port} resumed_epoch ${h.resumed_epoch}`);
     this.emit('hello', c.info);
   }
@@ -446,6 +465,7 @@ export class RankChannelServer extends EventEmitter<RankChannelEvents> {
     c.finalized = a.finalized;
     c.attachRequestId = m.request_id;
     this.byRank.set(key, c);
+    this.everConnected.add(key);
     trace(`attach from ${key}${a.finalized ? ' (finalized)' : ''}`);
     this.emit('attach', c.info);
   }

@@ -109,3 +109,24 @@ describe('RankChannelServer: rank tokens', () => {
     await until(() => server.ranks('j').length === 0);
   });
 });
+
+describe('RankChannelServer: a flush of a rank that is not connected', () => {
+  const name = uniqueSocketName();
+  const server = new RankChannelServer({ socketName: name });
+  beforeAll(() => server.listen());
+  afterAll(() => server.close());
+
+  it('says whether the rank never connected (not in MPI_Init, or not built with ferry mpicc) or lost its connection', async () => {
+    await expect(server.flush('n', 1, [0])).rejects.toThrow(
+      "rank 0 of job n has not connected to Ferry's MPI runtime here: it is not in MPI_Init yet (try again once it is), or its program is not linked with the runtime (build it with ferry mpicc)",
+    );
+    const rank = net.connect({ path: '\0' + name });
+    rank.write(frame({ version: { major: 1, minor: 0 }, request_id: 1, hello: { job_id: 'n', rank: 0, size: 1, pid: 5, listen_port: 1234, runtime_version: 't' } }));
+    await until(() => server.ranks('n').length === 1);
+    rank.destroy();
+    await until(() => server.ranks('n').length === 0);
+    await expect(server.flush('n', 1, [0])).rejects.toThrow('rank 0 of job n is not connected (it lost its connection to the agent)');
+    server.forgetRank('n', 0); // it ended
+    await expect(server.flush('n', 1, [0])).rejects.toThrow(/has not connected/);
+  });
+});
