@@ -73,6 +73,8 @@ export interface RankSupervisorOptions {
   agentSocketName: string;
   /** Where the rank table and the exit status files live; default LOGS/.agent-state. */
   stateDir?: string;
+  /** How long a rank may run on after the SIGTERM (or SIGINT) that ends its job before SIGKILL; default RANK_KILL_GRACE_MS. */
+  killGraceMs?: number;
 }
 
 interface RankEntry {
@@ -440,20 +442,21 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
 
   /**
    * Signals `targets`; a SIGTERM or SIGINT is followed by SIGKILL
-   * RANK_KILL_GRACE_MS later, so a rank that catches or ignores it cannot keep
+   * killGraceMs (default RANK_KILL_GRACE_MS) later, so a rank that catches or ignores it cannot keep
    * its job from ending. Only the processes signalled now: a later copy of the
    * rank (restored under the same job id) is not theirs to kill.
    */
   private signalEnding(targets: RankEntry[], signal: NodeJS.Signals): void {
     for (const e of targets) this.signalRank(e, signal, SIGNAL_RETRIES);
     if (targets.length === 0 || (signal !== 'SIGTERM' && signal !== 'SIGINT')) return;
+    const graceMs = this.options.killGraceMs ?? RANK_KILL_GRACE_MS;
     setTimeout(() => {
       for (const e of targets) {
         if (this.ranks.get(RankSupervisor.key(e.spec.jobId, e.spec.rank)) !== e) continue;
-        trace(`rank ${e.spec.jobId}/${e.spec.rank} still runs ${RANK_KILL_GRACE_MS} ms after ${signal}: SIGKILL`);
+        trace(`rank ${e.spec.jobId}/${e.spec.rank} still runs ${graceMs} ms after ${signal}: SIGKILL`);
         this.signalRank(e, 'SIGKILL', 0);
       }
-    }, RANK_KILL_GRACE_MS).unref();
+    }, graceMs).unref();
   }
 
   /** Signals some ranks of a job (through ferry-init); returns how many were found. */

@@ -8,7 +8,7 @@ import { LocalRankSteps } from '../agent/local-rank-steps.js';
 import { RankChannelServer } from '../agent/rank-channel.js';
 import { ImageServer } from '../images/image-server.js';
 import { ensureImageStoreId } from '../images/image-store-id.js';
-import { RankSupervisor } from '../agent/rank-supervisor.js';
+import { RANK_KILL_GRACE_MS, RankSupervisor } from '../agent/rank-supervisor.js';
 import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { checkSafeName } from '../common/names.js';
 import { Catalog } from '../coordinator/catalog.js';
@@ -99,6 +99,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
     logs: { value: true },
     cpus: { value: true },
     'rank-socket': { value: true },
+    'rank-kill-grace-ms': { value: true },
     'image-listen': { value: true },
     key: { value: true },
   });
@@ -118,7 +119,13 @@ export async function agentCommand(argv: string[]): Promise<number> {
   const criu = await findCriu().catch(() => null);
   const check = criu ? await criuCheck(criu).catch((e) => ({ ok: false, detail: errorMessage(e) })) : { ok: false, detail: 'no working CRIU found' };
   const rankSocket = opt(p, 'rank-socket') ?? DEFAULT_RANK_SOCKET;
-  const ranks = new RankSupervisor({ host: name, logsDir: logs, initPath, agentSocketName: rankSocket });
+  const ranks = new RankSupervisor({
+    host: name,
+    logsDir: logs,
+    initPath,
+    agentSocketName: rankSocket,
+    killGraceMs: intOpt(cmd, p, 'rank-kill-grace-ms', RANK_KILL_GRACE_MS, 0),
+  });
   const rankChannel = new RankChannelServer({
     socketName: rankSocket,
     authenticate: (jobId, rank, token) => ranks.checkRankToken(jobId, rank, token),

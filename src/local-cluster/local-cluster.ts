@@ -36,6 +36,7 @@ export interface TestClusterOptions {
   heartbeatTimeoutMs?: number;
   hostRejoinGraceMs?: number; // the coordinator's --host-rejoin-grace-ms
   imageReplicas?: number; // the coordinator's --image-replicas
+  rankKillGraceMs?: number; // the agents' --rank-kill-grace-ms
   startTimeoutMs?: number; // default CLUSTER_START_TIMEOUT_MS
   env?: NodeJS.ProcessEnv; // extra environment for the daemons (e.g. FERRY_TRACE)
   cliPath?: string; // default FERRY_CLI (dist/src/cli/main.js)
@@ -273,6 +274,7 @@ export async function startTestCluster(options: TestClusterOptions = {}): Promis
         '--images', h.imagesDir,
         '--address', h.address,
         '--logs', h.logsDir,
+        ...(options.rankKillGraceMs !== undefined ? ['--rank-kill-grace-ms', String(options.rankKillGraceMs)] : []),
       ]);
       const agent = new DaemonProcess(`agent ${h.name}`, argv, join(logDir, `agent-${h.name}.log`), env);
       agents.set(h.name, agent);

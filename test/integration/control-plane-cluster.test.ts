@@ -9,9 +9,11 @@ import { RANK_KILL_GRACE_MS } from '../../src/agent/rank-supervisor.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 
 let cluster: TestCluster;
+/** The agents' --rank-kill-grace-ms (default RANK_KILL_GRACE_MS; test/integration/agent-restart.test.ts waits that one out). */
+const KILL_GRACE_MS = 2_000;
 
 beforeAll(async () => {
-  cluster = await startTestCluster({ hosts: 3, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500 });
+  cluster = await startTestCluster({ hosts: 3, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500, rankKillGraceMs: KILL_GRACE_MS });
 });
 
 afterAll(async () => {
@@ -81,12 +83,14 @@ describe('control plane on three namespace hosts', () => {
     expect(run.stdout.split('\n').sort()).toEqual(['', '[0] done 0', '[1] done 1']);
   });
 
-  it('ends a failed job whose other rank ignores SIGTERM: its agent SIGKILLs it 10 s later, the job has the status the failure gave', async () => {
+  it('ends a failed job whose other rank ignores SIGTERM: its agent SIGKILLs it after --rank-kill-grace-ms, the job has the status the failure gave', async () => {
     const script = 'if [ "$FERRY_RANK" = 1 ]; then sleep 0.5; echo failing; exit 3; fi; trap "" TERM INT; echo stubborn; while :; do sleep 0.1; done';
     const t0 = Date.now();
     const run = await cluster.ferry(['run', '-n', '2', '--hosts', `${cluster.hosts[0].name},${cluster.hosts[1].name}`, '--job-id', 'stubborn-1', '/bin/sh', '-c', script]);
     expect(run.code, run.stderr).toBe(3);
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(RANK_KILL_GRACE_MS); // not before the grace
+    const took = Date.now() - t0;
+    expect(took).toBeGreaterThanOrEqual(KILL_GRACE_MS); // not before the grace
+    expect(took).toBeLessThan(RANK_KILL_GRACE_MS); // the agents' own, not the default
     expect(run.stdout.split('\n').sort()).toEqual(['', '[0] stubborn', '[1] failing']);
     const job = await jobState('stubborn-1');
     expect(job).toMatchObject({ state: 'failed', exitCode: 3 });
