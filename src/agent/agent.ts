@@ -446,8 +446,8 @@ export class Agent {
    */
   private async round(req: RoundRequest): Promise<RoundReplyInit> {
     const failed = new Map<number, FerryError>();
-    // FETCH and RESTORE bring ranks that do not run here yet; DISCARD is about images, not processes.
-    const needsRunningRanks = req.step !== RoundStep.FETCH && req.step !== RoundStep.RESTORE && req.step !== RoundStep.DISCARD;
+    // FETCH and RESTORE bring ranks that do not run here yet; DISCARD and PUT_BACK are about files, not processes.
+    const needsRunningRanks = ![RoundStep.FETCH, RoundStep.RESTORE, RoundStep.DISCARD, RoundStep.PUT_BACK].includes(req.step);
     for (const rank of needsRunningRanks ? req.ranks : []) {
       if (!this.ranks.has(req.job_id, rank)) {
         failed.set(rank, new FerryError(ErrorCode.UNKNOWN_RANK, `rank ${rank} of ${req.job_id} does not run on ${this.identity.host}`));
@@ -478,6 +478,8 @@ export class Agent {
       started: outcome.started ?? [],
       bytes_fetched: outcome.bytesFetched ?? 0,
       files_cut_back: outcome.filesCutBack ?? [],
+      files_put_back: outcome.filesPutBack ?? [],
+      put_back_problems: outcome.putBackProblems ?? [],
       ...(outcome.flush ? { flush: outcome.flush } : {}),
     };
   }

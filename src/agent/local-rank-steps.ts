@@ -1,5 +1,6 @@
 // The checkpoint protocol's steps on this node, for real: flushes through the
 // rank channel, CRIU dumps, SIGUSR2 to resume, image removal.
+import { existsSync } from 'node:fs';
 import { mkdir, rm, rmdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import PQueue from 'p-queue';
@@ -12,7 +13,7 @@ import { readImages } from '../criu/criu-images.js';
 import type { CriuInstall } from '../criu/criu-install.js';
 import { restoreRank } from '../criu/criu-restore.js';
 import { assertRestorable } from '../criu/restore-precheck.js';
-import { cutBackWrittenFiles, readAppendedFiles } from '../criu/written-files.js';
+import { cutBackWrittenFiles, putBackCutFiles, readAppendedFiles } from '../criu/written-files.js';
 import { fetchImageDir } from '../images/image-fetcher.js';
 import { GrowingFileHasher } from '../images/growing-file-hasher.js';
 import { imageLabel, rankImageDir } from '../images/image-paths.js';
@@ -141,6 +142,8 @@ export class LocalRankSteps implements RankSteps {
         this.trackUse(this.imageSetDir(req), outcome.catch(() => {}));
         return outcome;
       }
+      case RoundStep.PUT_BACK:
+        return this.putBack(req);
       default:
         throw new FerryError(ErrorCode.BAD_REQUEST, `unknown round step ${req.step}`);
     }
@@ -260,7 +263,7 @@ export class LocalRankSteps implements RankSteps {
         // (written-files.ts). Here, in FETCH, every target has cut before any restores a rank that may
         // write to a file another target cuts.
         if (!req.roll_back_files) return;
-        for (const f of await cutBackWrittenFiles(await readImages(into), appendedSizes)) {
+        for (const f of await cutBackWrittenFiles(await readImages(into), appendedSizes, this.cutKeptDir(req, rank))) {
           trace(`${req.job_id} rank ${rank}: ${f.path} cut back from ${f.fromBytes} to ${f.toBytes} bytes`);
           filesCutBack.push({ rank, path: f.path, from_bytes: f.fromBytes, to_bytes: f.toBytes });
         }
@@ -420,8 +423,42 @@ export class LocalRankSteps implements RankSteps {
   }
 
   /** Wakes flushed ranks; a rank still flushing is woken when it is done. Ranks never flushed are left alone. */
+  /**
+   * Where a restart's FETCH keeps the bytes it cuts from one rank's files
+   * (written-files.ts) until the restart resumes (they go) or fails (PUT_BACK):
+   * IMAGES/.cut-back/HOST/JOB/SET/rank-R (HOST: an images directory may be shared).
+   */
+  private cutKeptDir(req: RoundRequest, rank?: number): string {
+    const set = join(this.o.imagesDir, '.cut-back', this.o.host, checkSafeName('job id', req.job_id), String(imageSetNumber(req)));
+    return rank === undefined ? set : join(set, `rank-${rank}`);
+  }
+
+  /** PUT_BACK: the files this host's FETCH of the restart cut, whole again where nothing wrote to them since. */
+  private async putBack(req: RoundRequest): Promise<StepOutcome> {
+    const filesPutBack: CutBackFileInit[] = [];
+    const putBackProblems: string[] = [];
+    const failed = new Map<number, FerryError>();
+    for (const rank of req.ranks) {
+      try {
+        const r = await putBackCutFiles(this.cutKeptDir(req, rank));
+        for (const f of r.putBack) {
+          trace(`${req.job_id} rank ${rank}: ${f.path} put back from ${f.fromBytes} to ${f.toBytes} bytes`);
+          filesPutBack.push({ rank, path: f.path, from_bytes: f.fromBytes, to_bytes: f.toBytes });
+        }
+        putBackProblems.push(...r.problems.map((p) => `rank ${rank}: ${p}`));
+      } catch (e) {
+        failed.set(rank, e instanceof FerryError ? e : new FerryError(ErrorCode.INTERNAL, errorMessage(e)));
+      }
+    }
+    await rmdir(this.cutKeptDir(req)).catch(() => {}); // once empty
+    return { failed, filesPutBack, putBackProblems };
+  }
+
   private async resume(req: RoundRequest): Promise<StepOutcome> {
     if (RESUME_DELAY_MS > 0) await new Promise((r) => setTimeout(r, RESUME_DELAY_MS));
+    // The job runs (again) from its epoch: what a restart's FETCH cut is not to be put back.
+    const kept = join(this.o.imagesDir, '.cut-back', this.o.host, checkSafeName('job id', req.job_id));
+    if (existsSync(kept)) await rm(kept, { recursive: true, force: true });
     const now: number[] = [];
     for (const rank of req.ranks) {
       const key = `${req.job_id}/${rank}`;

@@ -16,8 +16,11 @@ export interface StepOutcome {
   started?: RankProcessInit[];
   /** FETCH: bytes shipped to this host. */
   bytesFetched?: number;
-  /** RESTORE of a rollback: the files cut back to their size at the epoch. */
+  /** FETCH of a rollback: the files cut back to their size at the epoch. */
   filesCutBack?: CutBackFileInit[];
+  /** PUT_BACK: the files whole again, and those left cut (with why and where their bytes are). */
+  filesPutBack?: CutBackFileInit[];
+  putBackProblems?: string[];
 }
 
 export interface RankSteps {

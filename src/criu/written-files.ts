@@ -19,9 +19,15 @@
 // Only files the rank had open for writing, and only when they grew: a file
 // that shrank, or one opened read-only that changed, is not the rank's to
 // fix; the restore precheck names it (restore-precheck.ts).
-import { constants } from 'node:fs';
-import { readFile, stat, truncate } from 'node:fs/promises';
+//
+// The bytes a cut takes are kept aside first (keepCutIn, fsynced before the
+// file is cut), so a restart that fails after the cut can put them back
+// (putBackCutFiles): a failed restart from an older epoch must not leave the
+// files too short for a newer epoch, which would then no longer restore.
+import { constants, createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { ErrorCode } from '../gen/proto.js';
 import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { APPEND_FILES_NAME } from './criu-dump.js';
@@ -71,7 +77,11 @@ export async function readAppendedFiles(imagesDir: string): Promise<AppendedFile
  * file not in it is left as it is). Returns what it cut; a file it cannot cut
  * fails the restart, naming the file.
  */
-export async function cutBackWrittenFiles(summary: ImageSummary, appendedSizes: ReadonlyMap<string, number> = new Map()): Promise<CutBackFile[]> {
+export async function cutBackWrittenFiles(
+  summary: ImageSummary,
+  appendedSizes: ReadonlyMap<string, number> = new Map(),
+  keepCutIn?: string,
+): Promise<CutBackFile[]> {
   const { out, err } = outputFiles(summary);
   const remapped = new Set([...out, ...err]);
   // One size per path (several descriptors on one file record the same one): the largest, so no descriptor's data is cut.
@@ -85,6 +95,7 @@ export async function cutBackWrittenFiles(summary: ImageSummary, appendedSizes: 
   for (const [path, toBytes] of sizes) {
     const st = await stat(path).catch(() => undefined);
     if (!st?.isFile() || st.size <= toBytes) continue; // missing or short: the precheck says so
+    if (keepCutIn) await keepCutBytes(keepCutIn, { path, fromBytes: st.size, toBytes });
     try {
       await truncate(path, toBytes);
     } catch (e) {
@@ -93,4 +104,82 @@ export async function cutBackWrittenFiles(summary: ImageSummary, appendedSizes: 
     cut.push({ path, fromBytes: st.size, toBytes });
   }
   return cut;
+}
+
+/** What keepCutIn holds: one entry per file cut, its bytes in TAIL (a file of that directory). */
+interface KeptCut extends CutBackFile {
+  tail: string;
+}
+const KEPT_INDEX = 'cut.json';
+
+async function readKept(dir: string): Promise<KeptCut[]> {
+  try {
+    return JSON.parse(await readFile(join(dir, KEPT_INDEX), 'utf8')) as KeptCut[];
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw new FerryError(ErrorCode.INTERNAL, `${join(dir, KEPT_INDEX)}: ${errorMessage(e)}`);
+  }
+}
+
+async function fsyncPath(path: string): Promise<void> {
+  const fh = await open(path, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Copies bytes [toBytes, fromBytes) of the file into DIR and records them, both fsynced, before the cut. */
+async function keepCutBytes(dir: string, cut: CutBackFile): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+    const kept = await readKept(dir);
+    const tail = `${kept.length}.tail`;
+    await pipeline(createReadStream(cut.path, { start: cut.toBytes, end: cut.fromBytes - 1 }), createWriteStream(join(dir, tail)));
+    await fsyncPath(join(dir, tail));
+    kept.push({ ...cut, tail });
+    await writeFile(join(dir, KEPT_INDEX), JSON.stringify(kept));
+    await fsyncPath(join(dir, KEPT_INDEX));
+    await fsyncPath(dir);
+  } catch (e) {
+    throw new FerryError(
+      ErrorCode.RESTORE_PRECHECK_FAILED,
+      `${cut.path}: grew from ${cut.toBytes} to ${cut.fromBytes} bytes since the dump; the bytes a cut would take cannot be kept aside in ${dir} (${errorMessage(e)}), so it was not cut`,
+    );
+  }
+}
+
+/**
+ * Puts back what cutBackWrittenFiles cut and kept in DIR: appends each file's
+ * bytes again if the file still has the size it was cut to (a file written to
+ * since stays as it is, its bytes kept where they are, and says so). DIR goes
+ * once nothing is left in it.
+ */
+export async function putBackCutFiles(dir: string): Promise<{ putBack: CutBackFile[]; problems: string[] }> {
+  const kept = await readKept(dir);
+  const putBack: CutBackFile[] = [];
+  const problems: string[] = [];
+  const left: KeptCut[] = [];
+  for (const k of kept) {
+    const tail = join(dir, k.tail);
+    const cutBytes = k.fromBytes - k.toBytes;
+    try {
+      const st = await stat(k.path).catch(() => undefined);
+      if (!st) throw new Error(`it is gone`);
+      if (st.size !== k.toBytes) throw new Error(`it is ${st.size} bytes now, not the ${k.toBytes} it was cut to (written to since)`);
+      await pipeline(createReadStream(tail), createWriteStream(k.path, { flags: 'a' }));
+      await fsyncPath(k.path);
+      const now = (await stat(k.path)).size;
+      if (now !== k.fromBytes) throw new Error(`it is ${now} bytes after putting back ${cutBytes}, not ${k.fromBytes}`);
+      putBack.push({ path: k.path, fromBytes: k.toBytes, toBytes: k.fromBytes });
+      await rm(tail, { force: true });
+    } catch (e) {
+      problems.push(`${k.path}: not put back: ${errorMessage(e)}; its ${cutBytes} cut bytes are kept in ${tail}`);
+      left.push(k);
+    }
+  }
+  if (left.length === 0) await rm(dir, { recursive: true, force: true });
+  else await writeFile(join(dir, KEPT_INDEX), JSON.stringify(left));
+  return { putBack, problems };
 }

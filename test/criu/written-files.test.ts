@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ImageFile, ImageSummary } from '../../src/criu/criu-images.js';
 import { APPEND_FILES_NAME } from '../../src/criu/criu-dump.js';
 import { checkRestorable } from '../../src/criu/restore-precheck.js';
-import { cutBackWrittenFiles, readAppendedFiles } from '../../src/criu/written-files.js';
+import { cutBackWrittenFiles, putBackCutFiles, readAppendedFiles } from '../../src/criu/written-files.js';
 
 let dir: string;
 beforeEach(() => {
@@ -135,6 +135,44 @@ describe('cutBackWrittenFiles', () => {
     );
     expect(cut).toEqual([{ path: log, fromBytes: 900, toBytes: 600 }]);
     expect([log, unrecorded, stdout].map(size)).toEqual([600, 500, 800]);
+  });
+});
+
+describe('putBackCutFiles', () => {
+  it('puts back, byte for byte, what a cut kept aside; a file written to since stays cut, its bytes kept and named', async () => {
+    const history = fileOf('history.0', 300);
+    const results = fileOf('results', 5000);
+    const whole = [readFileSync(history), readFileSync(results)];
+    const kept = join(dir, 'kept', 'rank-0');
+    const cut = await cutBackWrittenFiles(summaryOf([imageFile(history, constants.O_WRONLY, 120), imageFile(results, constants.O_RDWR, 1000)]), new Map(), kept);
+    expect(cut.map((c) => [c.path, c.fromBytes, c.toBytes])).toEqual([
+      [history, 300, 120],
+      [results, 5000, 1000],
+    ]);
+    writeFileSync(results, 'x', { flag: 'a' }); // a restored rank wrote to it before the restart failed
+    const first = await putBackCutFiles(kept);
+    expect(first.putBack).toEqual([{ path: history, fromBytes: 120, toBytes: 300 }]);
+    expect(readFileSync(history)).toEqual(whole[0]);
+    expect(first.problems).toEqual([
+      `${results}: not put back: it is 1001 bytes now, not the 1000 it was cut to (written to since); its 4000 cut bytes are kept in ${join(kept, '1.tail')}`,
+    ]);
+    expect(readFileSync(join(kept, '1.tail'))).toEqual(whole[1].subarray(1000));
+    // Once the file is back at its cut size, a second PUT_BACK puts it back; nothing is left.
+    writeFileSync(results, whole[1].subarray(0, 1000));
+    const second = await putBackCutFiles(kept);
+    expect([second.putBack, second.problems]).toEqual([[{ path: results, fromBytes: 1000, toBytes: 5000 }], []]);
+    expect(readFileSync(results)).toEqual(whole[1]);
+    expect(() => statSync(kept)).toThrow(/ENOENT/);
+    expect(await putBackCutFiles(kept)).toEqual({ putBack: [], problems: [] }); // nothing kept: nothing to do
+  });
+
+  it('does not cut a file whose bytes cannot be kept aside', async () => {
+    const history = fileOf('history.1', 300);
+    writeFileSync(join(dir, 'not-a-dir'), '');
+    await expect(cutBackWrittenFiles(summaryOf([imageFile(history, constants.O_WRONLY, 120)]), new Map(), join(dir, 'not-a-dir', 'rank-0'))).rejects.toThrow(
+      new RegExp(`^${history}: grew from 120 to 300 bytes since the dump; the bytes a cut would take cannot be kept aside in .*not-a-dir/rank-0 \\(.*\\), so it was not cut$`),
+    );
+    expect(size(history)).toBe(300);
   });
 });
 

@@ -312,6 +312,8 @@ describe('checkpoint, restart and migration end to end', { timeout: 600_000 }, (
         );
       }
     }
+    // The bytes FETCH cut were kept aside until the restart resumed (for PUT_BACK, had it failed): gone now.
+    for (const h of c.hosts) expect(existsSync(join(h.imagesDir, '.cut-back', h.name, 'files')), `${h.name}: kept cut bytes`).toBe(false);
     const attached = await c.ferry(['attach', 'files'], { timeoutMs: RUN_TIMEOUT_MS });
     expect(attached.code, `${attached.stderr}\n${c.logTails(30)}`).toBe(0);
     expect(checksumLine(attached.stdout)).toBe(reference.get('jacobi'));

@@ -7,6 +7,7 @@ import { ControlPlaneHarness, settle } from './control-plane-harness.js';
 import { failRanks, type SimulatedRanks } from './simulated-node.js';
 import { HOST_REJOIN_GRACE_MS } from '../../src/coordinator/coordinator-config.js';
 import type { MoveProgress } from '../../src/coordinator/checkpoint/move-service.js';
+import { FerryError } from '../../src/common/ferry-error.js';
 
 let h: ControlPlaneHarness;
 const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
@@ -98,19 +99,37 @@ describe('restart', () => {
     }
   });
 
-  it('names the files already cut back when a restore fails after it, and leaves the job stopped', async () => {
+  it('names the files already cut back when a restore fails after it, has them put back, and leaves the job stopped', async () => {
     await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: true }));
     await advance(1_000);
     h.nodes.get('d')!.steps.scripts.set(RoundStep.FETCH, () => ({ failed: new Map(), filesCutBack: [{ rank: 2, path: '/run/out.2', from_bytes: 80, to_bytes: 40 }] }));
     h.nodes.get('d')!.steps.scripts.set(RoundStep.RESTORE, () => failRanks([2], 'criu restore failed', ErrorCode.CRIU_FAILED));
+    h.nodes.get('d')!.steps.scripts.set(RoundStep.PUT_BACK, () => ({ failed: new Map(), filesPutBack: [{ rank: 2, path: '/run/out.2', from_bytes: 40, to_bytes: 80 }] }));
     const { error } = await settle(h.coordinator!.moves.restart('j', { hosts: ['c', 'd'] }));
     expect(error?.message).toMatch(
-      /rank 2: host d: criu restore failed \(files cut back before it: rank 2 on d: \/run\/out\.2: cut back from 80 to 40 bytes, its size at epoch 1 \(written after that checkpoint\)\)/,
+      /rank 2: host d: criu restore failed \(files cut back before it: rank 2 on d: \/run\/out\.2: cut back from 80 to 40 bytes, its size at epoch 1 \(written after that checkpoint\); put back as it was after the restart failed\)/,
     );
     expect(h.catalog!.getJob('j')!.state).toBe('stopped');
-    expect(h.catalog!.listEvents({ limit: 500 }).filter((e) => e.kind === 'restart.file-cut-back').map((e) => e.message)).toEqual([
+    expect(h.catalog!.listEvents({ limit: 500 }).filter((e) => e.kind.startsWith('restart.file-')).map((e) => e.message)).toEqual([
       'job j: rank 2 on d: /run/out.2: cut back from 80 to 40 bytes, its size at epoch 1 (written after that checkpoint)',
+      'job j: rank 2 on d: /run/out.2: put back from 40 to 80 bytes',
     ]);
+    // Only the host that cut, last (after the STOP of what was restored and the removal of its copies).
+    expect(steps('d').at(-1)).toBe(RoundStep.PUT_BACK);
+    expect(steps('c')).not.toContain(RoundStep.PUT_BACK);
+  });
+
+  it('says which files stay cut when a failed FETCH cannot have them put back, and where their bytes are', async () => {
+    await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: true }));
+    await advance(1_000);
+    h.nodes.get('d')!.steps.scripts.set(RoundStep.FETCH, () => ({
+      failed: new Map([[3, new FerryError(ErrorCode.IMAGE_CORRUPT, 'sha256 mismatch')]]),
+      filesCutBack: [{ rank: 2, path: '/run/out.2', from_bytes: 80, to_bytes: 40 }],
+    }));
+    h.nodes.get('d')!.steps.scripts.set(RoundStep.PUT_BACK, () => ({ failed: new Map(), putBackProblems: ['rank 2: /run/out.2: not put back: it is 50 bytes now; its 40 cut bytes are kept in /x/0.tail'] }));
+    const { error } = await settle(h.coordinator!.moves.restart('j', { hosts: ['c', 'd'] }));
+    expect(error?.message).toMatch(/; after the restart failed, 0 of the 1 were put back; left cut: on d: rank 2: \/run\/out\.2: not put back: it is 50 bytes now; its 40 cut bytes are kept in \/x\/0\.tail\)/);
+    expect(h.nodes.get('d')!.steps.seen.filter((s) => s.step === RoundStep.PUT_BACK).map((s) => s.ranks)).toEqual([[2]]);
   });
 
   it('puts each rank back on the host that holds its image when it names no hosts: nothing is shipped', async () => {

@@ -184,10 +184,12 @@ export class MoveService {
       );
       const notes = cutBackNotes(fetch, epoch);
       for (const n of notes) this.c.event('restart.file-cut-back', `job ${jobId}: ${n}`, { jobId });
-      const cutSoFar = notes.length ? ` (files cut back before it: ${notes.slice(0, 3).join('; ')}${notes.length > 3 ? `; and ${notes.length - 3} more (ferry events --job ${jobId})` : ''})` : '';
+      const cutSoFar = (putBack: string) =>
+        notes.length ? ` (files cut back before it: ${notes.slice(0, 3).join('; ')}${notes.length > 3 ? `; and ${notes.length - 3} more (ferry events --job ${jobId})` : ''}${putBack})` : '';
       if (!fetch.ok) {
         await removeCopies(fetch.silentHosts);
-        throw this.restartFailure(jobId, epoch, describeRoundFailure('FETCH', fetch) + cutSoFar, imageHosts, roundFailureCode(fetch));
+        const putBack = await this.putBackCutFiles(jobId, request, fetch);
+        throw this.restartFailure(jobId, epoch, describeRoundFailure('FETCH', fetch) + cutSoFar(putBack), imageHosts, roundFailureCode(fetch));
       }
       const shipped = sum([...fetch.replies.values()].map((r) => r.bytes_fetched));
       say('fetched', shipped);
@@ -200,7 +202,8 @@ export class MoveService {
         const answered = new Map([...targets].filter(([h]) => !restore.silentHosts.includes(h)));
         await runRound(this.c, { ...request, step: RoundStep.STOP }, answered, this.c.config.resumeTimeoutMs, (ranks) => ({ dump_ranks: ranks }));
         await removeCopies(restore.silentHosts);
-        throw this.restartFailure(jobId, epoch, describeRoundFailure('RESTORE', restore) + cutSoFar, imageHosts, roundFailureCode(restore));
+        const putBack = await this.putBackCutFiles(jobId, request, fetch);
+        throw this.restartFailure(jobId, epoch, describeRoundFailure('RESTORE', restore) + cutSoFar(putBack), imageHosts, roundFailureCode(restore));
       }
       const t2 = this.c.now();
       say('resuming', shipped);
@@ -233,6 +236,33 @@ export class MoveService {
     } finally {
       release();
     }
+  }
+
+  /**
+   * A restart that failed after its FETCH (and after its restored ranks were
+   * stopped): every target that cut files back appends the cut bytes again
+   * (PUT_BACK), so the files are as they were before the restart, and an epoch
+   * newer than the one it restarted from still restores. A file written to since
+   * the cut stays cut, its bytes kept on its host, and the message says where.
+   * Returns what the failure's message adds ('' when nothing was cut).
+   */
+  private async putBackCutFiles(jobId: string, request: { job_id: string; epoch: number; image_set: string }, fetch: RoundResult): Promise<string> {
+    const cutters = new Map<string, number[]>();
+    let cut = 0;
+    for (const [host, reply] of fetch.replies) {
+      cut += reply.files_cut_back.length;
+      const ranks = [...new Set(reply.files_cut_back.map((f) => f.rank))];
+      if (ranks.length > 0) cutters.set(host, ranks);
+    }
+    if (cutters.size === 0) return '';
+    const r = await runRound(this.c, { ...request, step: RoundStep.PUT_BACK }, cutters, this.c.config.resumeTimeoutMs);
+    const back = [...r.replies].flatMap(([host, x]) => x.files_put_back.map((f) => `rank ${f.rank} on ${host}: ${f.path}: put back from ${f.from_bytes} to ${f.to_bytes} bytes`));
+    const left = [...r.replies].flatMap(([host, x]) => x.put_back_problems.map((p) => `on ${host}: ${p}`));
+    if (!r.ok) left.push(describeRoundFailure('PUT_BACK', r));
+    for (const n of back) this.c.event('restart.file-put-back', `job ${jobId}: ${n}`, { jobId });
+    for (const n of left) this.c.event('restart.file-left-cut', `job ${jobId}: ${n}`, { jobId });
+    if (left.length === 0) return back.length === 1 ? '; put back as it was after the restart failed' : `; all ${back.length} put back as they were after the restart failed`;
+    return `; after the restart failed, ${back.length} of the ${cut} were put back; left cut: ${left.slice(0, 3).join('; ')}${left.length > 3 ? `; and ${left.length - 3} more (ferry events --job ${jobId})` : ''}`;
   }
 
   /**
