@@ -383,4 +383,21 @@ describe('periodic checkpoints', () => {
     expect(h.catalog!.listEpochs('j')).toHaveLength(n);
     expect(() => h.coordinator!.periodic.set('j', 10)).toThrow(/at least 1000 ms/);
   });
+
+  it('one cut short by the coordinator going away ends quietly: nothing touches the closed catalog', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      h.nodes.get('b')!.steps.scripts.set(RoundStep.DUMP, () => 'hang');
+      h.coordinator!.periodic.set('j', 5_000);
+      await advance(5_500);
+      expect(h.catalog!.inFlightEpochs().map((e) => e.state)).toEqual(['dumping']);
+      await h.crashCoordinator(); // its catalog closed first, then stopped: the checkpoint's requests fail after that
+      await advance(10_000); // past the DUMP's timeout
+      expect(unhandled.map(String)).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
 });

@@ -22,6 +22,12 @@ export class PeriodicCheckpoints {
   private readonly timers = new Map<string, NodeJS.Timeout>();
   /** Periodic checkpoints that failed in a row, per job. */
   private readonly failures = new Map<string, number>();
+  /**
+   * Set by stop(): a checkpoint the coordinator's stop cut short ends after
+   * it, and its tick then touches neither the catalog (closed by then) nor
+   * the timers.
+   */
+  private stopped = false;
 
   constructor(private readonly c: Coordinator) {}
 
@@ -59,6 +65,7 @@ export class PeriodicCheckpoints {
   }
 
   stop(): void {
+    this.stopped = true;
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
   }
@@ -71,17 +78,20 @@ export class PeriodicCheckpoints {
 
   private async tick(jobId: string): Promise<void> {
     this.timers.delete(jobId);
+    if (this.stopped) return;
     const job = this.c.catalog.getJob(jobId);
     if (!job || !job.checkpointEveryMs) return;
     if (job.state !== 'running' && job.state !== 'pending') return; // ended or stopped: no more ticks
     if (job.state === 'running' && !this.c.operations.busy(jobId)) {
       try {
         const r = await this.c.checkpoints.checkpoint(jobId, { stop: false });
+        if (this.stopped) return;
         trace(`periodic checkpoint of ${jobId}: epoch ${r.epoch?.epoch} committed`);
         const failed = this.failures.get(jobId) ?? 0;
         this.failures.delete(jobId);
         if (failed > 0) this.c.jobs.notify(jobId, `periodic checkpoint epoch ${r.epoch?.epoch} committed, after ${failed} that failed`);
       } catch (err) {
+        if (this.stopped) return;
         const failed = (this.failures.get(jobId) ?? 0) + 1;
         this.failures.set(jobId, failed);
         const inARow = failed > 1 ? ` (${failed} in a row)` : '';
@@ -89,6 +99,7 @@ export class PeriodicCheckpoints {
         if (failed === 1 || failed % NOTICE_EVERY_FAILURES === 0) this.c.jobs.notify(jobId, `periodic checkpoint failed${inARow}: ${errorMessage(err)}`);
       }
     }
+    if (this.stopped) return;
     const now = this.c.catalog.getJob(jobId);
     if (now?.checkpointEveryMs && (now.state === 'running' || now.state === 'pending')) this.schedule(jobId, now.checkpointEveryMs);
   }
