@@ -409,6 +409,7 @@ export class Agent {
         }
         case 'remove_job_logs': {
           const r = this.ranks.removeJobLogs?.(msg.remove_job_logs!.job_id) ?? { removed: false, bytes: 0 };
+          await this.steps.forgetJob?.(msg.remove_job_logs!.job_id);
           reply({ remove_job_logs_reply: { removed: r.removed, bytes_removed: r.bytes } });
           return;
         }

@@ -61,6 +61,18 @@ export interface LocalRankStepsOptions {
   criu?: CriuInstall | null;
 }
 
+/**
+ * Where a restart's FETCH keeps the bytes it cuts from one rank's files
+ * (written-files.ts) until the restart resumes (they go) or fails (PUT_BACK):
+ * IMAGES/.cut-back/HOST/JOB/SET/rank-R (HOST: an images directory may be
+ * shared); without `set`, the job's directory.
+ */
+export function cutKeptDir(imagesDir: string, host: string, jobId: string, set?: number, rank?: number): string {
+  const job = join(imagesDir, '.cut-back', host, jobId);
+  if (set === undefined) return job;
+  return rank === undefined ? join(job, String(set)) : join(job, String(set), `rank-${rank}`);
+}
+
 /** The number of a step's image set (an epoch, or a migration's reserved number). */
 function imageSetNumber(req: RoundRequest): number {
   const n = Number(req.image_set || req.epoch);
@@ -423,14 +435,18 @@ export class LocalRankSteps implements RankSteps {
   }
 
   /** Wakes flushed ranks; a rank still flushing is woken when it is done. Ranks never flushed are left alone. */
-  /**
-   * Where a restart's FETCH keeps the bytes it cuts from one rank's files
-   * (written-files.ts) until the restart resumes (they go) or fails (PUT_BACK):
-   * IMAGES/.cut-back/HOST/JOB/SET/rank-R (HOST: an images directory may be shared).
-   */
+  /** cutKeptDir of this host for a step's job and image set (and rank). */
   private cutKeptDir(req: RoundRequest, rank?: number): string {
-    const set = join(this.o.imagesDir, '.cut-back', this.o.host, checkSafeName('job id', req.job_id), String(imageSetNumber(req)));
-    return rank === undefined ? set : join(set, `rank-${rank}`);
+    return cutKeptDir(this.o.imagesDir, this.o.host, checkSafeName('job id', req.job_id), imageSetNumber(req), rank);
+  }
+
+  async forgetJob(jobId: string): Promise<void> {
+    await rm(this.cutKeptRoot(jobId), { recursive: true, force: true });
+  }
+
+  /** IMAGES/.cut-back/HOST/JOB (see cutKeptDir). */
+  private cutKeptRoot(jobId: string): string {
+    return cutKeptDir(this.o.imagesDir, this.o.host, checkSafeName('job id', jobId));
   }
 
   /** PUT_BACK: the files this host's FETCH of the restart cut, whole again where nothing wrote to them since. */
@@ -450,14 +466,16 @@ export class LocalRankSteps implements RankSteps {
         failed.set(rank, e instanceof FerryError ? e : new FerryError(ErrorCode.INTERNAL, errorMessage(e)));
       }
     }
-    await rmdir(this.cutKeptDir(req)).catch(() => {}); // once empty
+    // once empty
+    await rmdir(this.cutKeptDir(req)).catch(() => {});
+    await rmdir(this.cutKeptRoot(req.job_id)).catch(() => {});
     return { failed, filesPutBack, putBackProblems };
   }
 
   private async resume(req: RoundRequest): Promise<StepOutcome> {
     if (RESUME_DELAY_MS > 0) await new Promise((r) => setTimeout(r, RESUME_DELAY_MS));
     // The job runs (again) from its epoch: what a restart's FETCH cut is not to be put back.
-    const kept = join(this.o.imagesDir, '.cut-back', this.o.host, checkSafeName('job id', req.job_id));
+    const kept = this.cutKeptRoot(req.job_id);
     if (existsSync(kept)) await rm(kept, { recursive: true, force: true });
     const now: number[] = [];
     for (const rank of req.ranks) {

@@ -34,4 +34,6 @@ export interface RankSteps {
   awaitingResume(): Map<string, number>;
   /** A re-adopted rank that the previous agent left flushed for `epoch`: it waits for RESUME like one flushed here. */
   adoptFlushed(jobId: string, rank: number, epoch: number): void;
+  /** The job is deleted (ferry delete): what this node kept for it outside its images (a restart's cut bytes) goes. */
+  forgetJob?(jobId: string): Promise<void>;
 }
