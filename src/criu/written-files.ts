@@ -25,11 +25,12 @@
 // (putBackCutFiles): a failed restart from an older epoch must not leave the
 // files too short for a newer epoch, which would then no longer restore.
 import { constants, createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { ErrorCode } from '../gen/proto.js';
 import { FerryError, errorMessage } from '../common/ferry-error.js';
+import { fsyncDir, fsyncFile } from '../images/file-durability.js';
 import { APPEND_FILES_NAME } from './criu-dump.js';
 import { type ImageFile, type ImageSummary, openedForWrite, outputFiles } from './criu-images.js';
 
@@ -121,15 +122,6 @@ async function readKept(dir: string): Promise<KeptCut[]> {
   }
 }
 
-async function fsyncPath(path: string): Promise<void> {
-  const fh = await open(path, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
 /** Copies bytes [toBytes, fromBytes) of the file into DIR and records them, both fsynced, before the cut. */
 async function keepCutBytes(dir: string, cut: CutBackFile): Promise<void> {
   try {
@@ -137,11 +129,11 @@ async function keepCutBytes(dir: string, cut: CutBackFile): Promise<void> {
     const kept = await readKept(dir);
     const tail = `${kept.length}.tail`;
     await pipeline(createReadStream(cut.path, { start: cut.toBytes, end: cut.fromBytes - 1 }), createWriteStream(join(dir, tail)));
-    await fsyncPath(join(dir, tail));
+    await fsyncFile(join(dir, tail));
     kept.push({ ...cut, tail });
     await writeFile(join(dir, KEPT_INDEX), JSON.stringify(kept));
-    await fsyncPath(join(dir, KEPT_INDEX));
-    await fsyncPath(dir);
+    await fsyncFile(join(dir, KEPT_INDEX));
+    await fsyncDir(dir);
   } catch (e) {
     throw new FerryError(
       ErrorCode.RESTORE_PRECHECK_FAILED,
@@ -169,7 +161,7 @@ export async function putBackCutFiles(dir: string): Promise<{ putBack: CutBackFi
       if (!st) throw new Error(`it is gone`);
       if (st.size !== k.toBytes) throw new Error(`it is ${st.size} bytes now, not the ${k.toBytes} it was cut to (written to since)`);
       await pipeline(createReadStream(tail), createWriteStream(k.path, { flags: 'a' }));
-      await fsyncPath(k.path);
+      await fsyncFile(k.path);
       const now = (await stat(k.path)).size;
       if (now !== k.fromBytes) throw new Error(`it is ${now} bytes after putting back ${cutBytes}, not ${k.fromBytes}`);
       putBack.push({ path: k.path, fromBytes: k.toBytes, toBytes: k.fromBytes });

@@ -73,15 +73,18 @@ export async function feedHash(
   return pos - from;
 }
 
-/** fsync of a directory: makes the names created or renamed in it durable. */
-export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
+/** fsync of one file (or directory) by name. */
+export async function fsyncFile(path: string): Promise<void> {
+  const fh = await open(path, 'r');
   try {
     await fh.sync();
   } finally {
     await fh.close();
   }
 }
+
+/** fsync of a directory: makes the names created or renamed in it durable. */
+export const fsyncDir = fsyncFile;
 
 /** Writes `data` to DIR/NAME atomically: temp name, fsync, rename, fsync of the directory. */
 export async function writeFileDurably(dir: string, name: string, data: Uint8Array): Promise<void> {

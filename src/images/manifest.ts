@@ -5,13 +5,13 @@
 // means the directory is complete. readManifest refuses a wrong magic, a newer
 // format version, a damaged body; verifyImageDir checks every file against it.
 import { createHash } from 'node:crypto';
-import { lstat, open, readdir, readFile, writeFile } from 'node:fs/promises';
+import { lstat, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError, errorMessage } from '../common/ferry-error.js';
 import type { ImageManifest, ImageManifestInit } from '../gen/proto.js';
 import { Codec } from '../protocol/codec.js';
 import { tracer } from '../common/trace.js';
-import { type FileDigest, fsyncDir, hashFile, writeFileDurably } from './file-durability.js';
+import { type FileDigest, fsyncDir, fsyncFile, hashFile, writeFileDurably } from './file-durability.js';
 import { IMAGE_CORRUPT, IMAGE_IO, IMAGE_MISSING } from './image-errors.js';
 import { MANIFEST_FILE_NAME, PART_SUFFIX, imageLabel, isPlainName } from './image-paths.js';
 
@@ -154,16 +154,6 @@ export interface WriteManifestOptions {
    * Default true.
    */
   durable?: boolean;
-}
-
-/** fsync of one file by name. */
-async function fsyncFile(path: string): Promise<void> {
-  const fh = await open(path, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }
 
 /**
