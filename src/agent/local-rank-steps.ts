@@ -434,7 +434,6 @@ export class LocalRankSteps implements RankSteps {
     return new Map([...this.flushing, ...this.flushed]);
   }
 
-  /** Wakes flushed ranks; a rank still flushing is woken when it is done. Ranks never flushed are left alone. */
   /** cutKeptDir of this host for a step's job and image set (and rank). */
   private cutKeptDir(req: RoundRequest, rank?: number): string {
     return cutKeptDir(this.o.imagesDir, this.o.host, checkSafeName('job id', req.job_id), imageSetNumber(req), rank);
@@ -472,6 +471,7 @@ export class LocalRankSteps implements RankSteps {
     return { failed, filesPutBack, putBackProblems };
   }
 
+  /** Wakes flushed ranks; a rank still flushing is woken when it is done. Ranks never flushed are left alone. */
   private async resume(req: RoundRequest): Promise<StepOutcome> {
     if (RESUME_DELAY_MS > 0) await new Promise((r) => setTimeout(r, RESUME_DELAY_MS));
     // The job runs (again) from its epoch: what a restart's FETCH cut is not to be put back.
