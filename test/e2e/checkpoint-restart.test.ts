@@ -323,6 +323,40 @@ describe('checkpoint, restart and migration end to end', { timeout: 600_000 }, (
     }
   });
 
+  it('9b. a restart from an older epoch that fails after cutting the files back puts them back: the newer epoch still restores, bit for bit', async () => {
+    const run = start('files2', [...JACOBI, ...outputArgs('files2')]);
+    await waitRunning('files2');
+    await sleep(800);
+    await ferryOk(['checkpoint', 'files2']); // epoch 1
+    await sleep(1_000);
+    await ferryOk(['checkpoint', 'files2', '--stop']); // epoch 2
+    expect((await run).code).toBe(75);
+    const atEpoch2 = { history: outputFiles('files2', 'history'), log: outputFiles('files2', 'log') };
+    // The restore precheck of epoch 1 fails (its executable is missing), after FETCH has cut the files back.
+    const exe = join(bin, 'jacobi');
+    renameSync(exe, `${exe}.away`);
+    let failed: FerryResult;
+    try {
+      failed = await c.ferry(['restart', 'files2', '--epoch', '1', '--hosts', 'host2,host3'], { timeoutMs: RUN_TIMEOUT_MS });
+    } finally {
+      renameSync(`${exe}.away`, exe);
+    }
+    expect(failed.code, failed.stderr).not.toBe(0);
+    expect(failed.stderr).toMatch(/RESTORE failed: .*jacobi.*\(files cut back before it: .*; all \d+ put back as they were after the restart failed\)/s);
+    for (const kind of ['history', 'log'] as const) {
+      for (const [r, bytes] of outputFiles('files2', kind).entries()) expect(bytes.equals(atEpoch2[kind][r]), `rank ${r}'s ${kind} file, put back`).toBe(true);
+    }
+    // So the newest epoch restores (its files are as long as its record) and the job ends as if never stopped.
+    await ferryOk(['restart', 'files2', '--hosts', 'host2,host3']);
+    const attached = await c.ferry(['attach', 'files2'], { timeoutMs: RUN_TIMEOUT_MS });
+    expect(attached.code, `${attached.stderr}\n${c.logTails(30)}`).toBe(0);
+    expect(checksumLine(attached.stdout)).toBe(reference.get('jacobi'));
+    for (const kind of ['history', 'log'] as const) {
+      const expected = outputFiles('ref-jacobi', kind);
+      for (const [r, bytes] of outputFiles('files2', kind).entries()) expect(bytes.equals(expected[r]), `rank ${r}'s ${kind} file`).toBe(true);
+    }
+  });
+
   it('10. checkpoints, migrates and restarts hybrid MPI+OpenMP ranks (2 threads each) to the uninterrupted result', async () => {
     const omp = buildExample(c, 'jacobi', { flags: ['-fopenmp'], as: 'jacobi-omp' });
     // Passive: threads waiting at the end of a parallel region sleep instead of spinning (8 threads on 2 cores here).
