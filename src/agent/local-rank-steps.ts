@@ -1,7 +1,7 @@
 // The checkpoint protocol's steps on this node, for real: flushes through the
 // rank channel, CRIU dumps, SIGUSR2 to resume, image removal.
 import { existsSync } from 'node:fs';
-import { mkdir, rm, rmdir } from 'node:fs/promises';
+import { mkdir, open, rm, rmdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import PQueue from 'p-queue';
 import { ErrorCode, RoundStep, type CutBackFileInit, type ImageSource, type RankProcessInit, type RoundRequest } from '../gen/proto.js';
@@ -71,6 +71,32 @@ export function cutKeptDir(imagesDir: string, host: string, jobId: string, set?:
   const job = join(imagesDir, '.cut-back', host, jobId);
   if (set === undefined) return job;
   return rank === undefined ? join(job, String(set)) : join(job, String(set), `rank-${rank}`);
+}
+
+/**
+ * Before a rank rolled back to an epoch starts again: a line in each of its
+ * log files on this host saying that what follows repeats what it printed
+ * after the epoch. The host's logs keep both copies (its followers see the
+ * output once, output-replay.ts); the line is written before the agent
+ * follows the files again, so it is not in the job's output.
+ */
+async function noteRollbackInLogs(logs: { out: string; err: string }, what: string): Promise<void> {
+  const line = `[ferry ${new Date().toISOString()}] ${what}: what it prints from here repeats its output after that checkpoint\n`;
+  for (const path of [logs.out, logs.err]) {
+    try {
+      const fh = await open(path, 'a+');
+      try {
+        const { size } = await fh.stat();
+        const last = Buffer.alloc(1);
+        if (size > 0) await fh.read(last, 0, 1, size - 1);
+        await fh.appendFile(size > 0 && last[0] !== 0x0a ? `\n${line}` : line);
+      } finally {
+        await fh.close();
+      }
+    } catch (e) {
+      trace(`cannot note the rollback in ${path}: ${errorMessage(e)}`); // a log line is not worth a failed restart
+    }
+  }
 }
 
 /** The number of a step's image set (an epoch, or a migration's reserved number). */
@@ -368,6 +394,7 @@ export class LocalRankSteps implements RankSteps {
         await assertRestorable(summary, this.o.host);
         const logs = this.o.ranks.logPaths(req.job_id, rank);
         await mkdir(dirname(logs.out), { recursive: true });
+        if (req.roll_back_files) await noteRollbackInLogs(logs, `rank ${rank} of job ${req.job_id} restored on ${this.o.host} from epoch ${src.epoch}`);
         // Named after the host too: an images directory may be shared by several hosts.
         const workDir = join(this.o.imagesDir, '.restore', `${this.o.host}-${req.job_id}-${src.epoch}-${rank}`);
         await rm(workDir, { recursive: true, force: true });

@@ -317,6 +317,11 @@ describe('checkpoint, restart and migration end to end', { timeout: 600_000 }, (
     const attached = await c.ferry(['attach', 'files'], { timeoutMs: RUN_TIMEOUT_MS });
     expect(attached.code, `${attached.stderr}\n${c.logTails(30)}`).toBe(0);
     expect(checksumLine(attached.stdout)).toBe(reference.get('jacobi'));
+    // Each rank's log on its new host says where the repeated output starts; the job's output does not.
+    const noted = /\n?\[ferry [^\]]+\] rank (\d) of job files restored on (host[23]) from epoch 1: what it prints from here repeats its output after that checkpoint\n/;
+    const notes = c.hosts.flatMap((h) => [0, 1, 2, 3].map((r) => join(h.logsDir, 'files', `rank-${r}.out`))).filter(existsSync).flatMap((f) => noted.exec(readFileSync(f, 'utf8'))?.[1] ?? []);
+    expect(notes.sort()).toEqual(['0', '1', '2', '3']);
+    expect(attached.stdout).not.toContain('[ferry ');
     for (const kind of ['history', 'log'] as const) {
       const expected = outputFiles('ref-jacobi', kind);
       for (const [r, bytes] of outputFiles('files', kind).entries()) expect(bytes.equals(expected[r]), `rank ${r}'s ${kind} file`).toBe(true);

@@ -58,10 +58,11 @@ describe('restart', () => {
     const { value, error } = await settle<MoveReplyInit>(h.coordinator!.moves.restart('j', { hosts: ['c', 'd'] }));
     expect(error).toBeUndefined();
     expect(value!.notes).toEqual(['rank 3 on d: /home/u/run/history.3: cut back from 9000 to 4500 bytes, its size at epoch 1 (written after that checkpoint)']);
-    // Every target cuts in FETCH, before any RESTORE; a migration cuts nothing (its rank wrote nothing after its dump).
+    // Every target cuts in FETCH, before any RESTORE (whose roll_back_files only marks the ranks' host logs);
+    // a migration cuts nothing and marks nothing (its rank wrote nothing after its dump).
     for (const host of ['c', 'd']) {
       expect(h.nodes.get(host)!.steps.seen.find((x) => x.step === RoundStep.FETCH)).toMatchObject({ rollBackFiles: true });
-      expect(h.nodes.get(host)!.steps.seen.find((x) => x.step === RoundStep.RESTORE)).toMatchObject({ rollBackFiles: false });
+      expect(h.nodes.get(host)!.steps.seen.find((x) => x.step === RoundStep.RESTORE)).toMatchObject({ rollBackFiles: true });
     }
     const events = h.catalog!.listEvents({ limit: 500 }).filter((e) => e.kind === 'restart.file-cut-back').map((e) => e.message);
     expect(events).toEqual([`job j: ${value!.notes![0]}`]);
@@ -69,6 +70,7 @@ describe('restart', () => {
     h.nodes.get('d')!.steps.scripts.delete(RoundStep.FETCH);
     expect((await settle(h.coordinator!.moves.migrate('j', new Map([[1, 'a']])))).error).toBeUndefined();
     expect(h.nodes.get('a')!.steps.seen.find((x) => x.step === RoundStep.FETCH)).toMatchObject({ rollBackFiles: false });
+    expect(h.nodes.get('a')!.steps.seen.find((x) => x.step === RoundStep.RESTORE)).toMatchObject({ rollBackFiles: false });
   });
 
   it("cuts an append-only file the ranks share back to the largest size any rank's dump recorded for it", async () => {

@@ -195,7 +195,8 @@ export class MoveService {
       say('fetched', shipped);
       const t1 = this.c.now();
       say('restoring', shipped);
-      const restore = await runRound(this.c, { ...request, step: RoundStep.RESTORE }, targets, this.c.config.dumpTimeoutMs, perHost);
+      // (roll_back_files: each rank's host logs say that what follows repeats its output after the epoch)
+      const restore = await runRound(this.c, { ...request, step: RoundStep.RESTORE, roll_back_files: true }, targets, this.c.config.dumpTimeoutMs, perHost);
       this.recordRestored(jobId, restore);
       if (!restore.ok) {
         // Stop whatever did come back; the epoch stays as it was.
