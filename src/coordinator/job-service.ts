@@ -859,6 +859,8 @@ export class JobService {
     const now = this.c.now();
     for (const [rank, host] of imageHosts) this.updateRank({ jobId, rank, host, pid: 0, endpoint: '', state: 'exited', updatedMs: now });
     this.c.catalog.setJobState(jobId, 'stopped', { endedMs: now, detail });
+    // A rank of it that failed while it was being restored (its host went down) made it failing: it is stopped now, not ending.
+    this.clearFailing(jobId);
   }
 
   /** Every rank of a restarted job runs. */

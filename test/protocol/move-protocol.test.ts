@@ -121,6 +121,28 @@ describe('restart', () => {
     expect(steps('c')).not.toContain(RoundStep.PUT_BACK);
   });
 
+  it('leaves a job whose restart failed stopped, not ending, also when a restored rank died during it', async () => {
+    await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: true }));
+    await advance(1_000);
+    const c = h.nodes.get('c')!;
+    // On c its ranks come back and one dies at once (the job is failing); d cannot restore its own.
+    c.steps.scripts.set(RoundStep.RESTORE, (req) => {
+      const started = c.steps.restoreRanks(req);
+      setTimeout(() => c.ranks.exit('j', started[0]!.rank!, 137), 10);
+      return new Promise((r) => setTimeout(() => r({ failed: new Map(), started }), 200));
+    });
+    h.nodes.get('d')!.steps.scripts.set(RoundStep.RESTORE, (req) => new Promise((r) => setTimeout(() => r(failRanks(req.sources.map((x) => x.rank), 'criu restore failed')), 400)));
+    const { error } = await settle(h.coordinator!.moves.restart('j', { hosts: ['c', 'd'] }));
+    expect(error?.message).toMatch(/restart of job j from epoch 1 failed: RESTORE failed: .*criu restore failed/);
+    await advance(1_000);
+    expect(h.catalog!.getJob('j')).toMatchObject({ state: 'stopped', ending: null });
+    c.steps.scripts.delete(RoundStep.RESTORE);
+    h.nodes.get('d')!.steps.scripts.delete(RoundStep.RESTORE);
+    expect((await settle(h.coordinator!.moves.restart('j', { hosts: ['c', 'd'] }))).error).toBeUndefined();
+    await advance(1_000);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+  });
+
   it('says which files stay cut when a failed FETCH cannot have them put back, and where their bytes are', async () => {
     await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: true }));
     await advance(1_000);

@@ -379,8 +379,14 @@ class Schedule {
   private async quiesce(): Promise<void> {
     // A job that is ending (failed by the last step of a periodic checkpoint, say) ends once its ranks have: SIGKILL
     // follows the SIGTERM RANK_KILL_GRACE_MS later. (A rank on a host that is down may keep it ending longer.)
-    const ending = () => Object.keys(JOBS).some((x) => this.h.catalog!.getJob(x)!.ending !== null);
-    const busy = () => this.h.catalog!.inFlightEpochs().length > 0 || Object.keys(JOBS).some((x) => this.h.coordinator!.operations.busy(x)) || ending();
+    const ending = () =>
+      Object.keys(JOBS).some((x) => {
+        const job = this.h.catalog!.getJob(x)!;
+        return job.ending !== null && !ENDED.includes(job.state);
+      });
+    // (a periodic checkpoint's tick may wait for the job's image copies before its epoch begins)
+    const working = (x: string) => this.h.coordinator!.operations.busy(x) || this.h.coordinator!.periodic.isTicking(x);
+    const busy = () => this.h.catalog!.inFlightEpochs().length > 0 || Object.keys(JOBS).some(working) || ending();
     for (let t = 0; busy() && t < 60_000; t += 10) await vi.advanceTimersByTimeAsync(10);
   }
 

@@ -28,6 +28,8 @@ export class PeriodicCheckpoints {
    * the timers.
    */
   private stopped = false;
+  /** Jobs whose tick runs: its checkpoint may not have begun yet (it waits for the job's image copies first). */
+  private readonly ticking = new Set<string>();
 
   constructor(private readonly c: Coordinator) {}
 
@@ -76,7 +78,21 @@ export class PeriodicCheckpoints {
     this.timers.set(jobId, timer);
   }
 
+  /** Whether a periodic checkpoint of the job is under way, from its tick on (before its epoch begins too). */
+  isTicking(jobId: string): boolean {
+    return this.ticking.has(jobId);
+  }
+
   private async tick(jobId: string): Promise<void> {
+    this.ticking.add(jobId);
+    try {
+      await this.tickOnce(jobId);
+    } finally {
+      this.ticking.delete(jobId);
+    }
+  }
+
+  private async tickOnce(jobId: string): Promise<void> {
     this.timers.delete(jobId);
     if (this.stopped) return;
     const job = this.c.catalog.getJob(jobId);
