@@ -528,13 +528,14 @@ export class JobService {
     for (const e of exited) this.onRankExited(host, e);
     const aliveKeys = new Set(alive.map((p) => `${p.job_id}/${p.rank}`));
     for (const p of alive) this.onRankStarted(host, p);
-    // Ranks a migration was moving here when a coordinator died: not lost, their move is finished.
+    // Ranks a migration was moving here when a coordinator died: not lost, their move is finished (unless a copy
+    // was restored here already, pid known, and the agent came back without it: that copy is gone).
     const moving = this.c.catalog.rankMoves().filter((m) => m.toHost === host);
     const movingKeys = new Set(moving.filter((m) => m.stopped).map((m) => `${m.jobId}/${m.rank}`));
     const lost = new Map<string, RankRow[]>();
     for (const r of this.c.catalog.ranksOnHost(host)) {
       const key = `${r.jobId}/${r.rank}`;
-      if (aliveKeys.has(key) || movingKeys.has(key) || !(r.state === 'running' || this.startedNowhere(r))) continue;
+      if (aliveKeys.has(key) || (movingKeys.has(key) && !r.pid) || !(r.state === 'running' || this.startedNowhere(r))) continue;
       lost.set(r.jobId, [...(lost.get(r.jobId) ?? []), r]);
     }
     for (const [jobId, rows] of lost) {
