@@ -139,10 +139,12 @@ export class Agent {
   start(): void {
     if (this.loop) return;
     this.readopt();
-    // Ranks that connected before this agent listened for them.
+    // Ranks that connected before this agent listened for them. Their rank tokens were checked before it had
+    // taken its ranks back (rank-channel.ts): now it knows whose they must be.
     const early = this.rankChannel?.unanswered();
-    for (const info of early?.attaches ?? []) this.onRankAttach(info);
-    for (const info of early?.hellos ?? []) this.onRankHello(info);
+    const checked = (info: RankInfo) => this.rankChannel!.revalidate(info.jobId, info.rank);
+    for (const info of early?.attaches.filter(checked) ?? []) this.onRankAttach(info);
+    for (const info of early?.hellos.filter(checked) ?? []) this.onRankHello(info);
     this.loop = this.run();
   }
 
@@ -499,7 +501,6 @@ export class Agent {
    * the coordinator: its endpoint has not changed.
    */
   private onRankAttach(info: RankInfo): void {
-    if (this.rankChannel && !this.rankChannel.revalidate(info.jobId, info.rank)) return;
     if (!this.ranks.has(info.jobId, info.rank)) {
       this.rankChannel?.answerAttach(
         info.jobId,
@@ -513,8 +514,6 @@ export class Agent {
 
   /** A rank said hello: tell the coordinator where it listens (until acknowledged). */
   private onRankHello(info: RankInfo): void {
-    // A hello that came before this agent took its ranks back was let in unchecked (rank-channel.ts).
-    if (this.rankChannel && !this.rankChannel.revalidate(info.jobId, info.rank)) return;
     if (info.resumedEpoch) this.ranks.recordFlush?.(info.jobId, info.rank, 0);
     if (!this.ranks.has(info.jobId, info.rank)) {
       this.rankChannel?.refuseHello(

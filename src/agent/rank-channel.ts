@@ -204,7 +204,7 @@ export class RankChannelServer extends EventEmitter<RankChannelEvents> {
 
   /**
    * Asks `authenticate` again about the connection that is RANK of JOB (one let in before the agent
-   * knew the rank: a restarted agent listens before it takes its ranks back). If it is refused now,
+   * knew the rank: a restarted agent listens before it takes its ranks back, Agent.start). If it is refused now,
    * the connection is answered with why, closed and forgotten (no disconnect is reported for it), and
    * false is returned.
    */

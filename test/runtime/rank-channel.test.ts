@@ -97,6 +97,24 @@ describe('RankChannelServer: rank tokens', () => {
     await until(() => server.ranks('j').length === 0);
   });
 
+  it('checks again, once asked, a hello let in before its rank was known (a restarted agent), and closes it if refused now', async () => {
+    const name2 = uniqueSocketName();
+    let known = false; // until the agent has taken its ranks back, nothing is known to refuse
+    const early = new RankChannelServer({ socketName: name2, authenticate: (_j, r, token) => (known && token !== 'secret' ? `no token for rank ${r}` : undefined) });
+    await early.listen();
+    try {
+      const replies = exchange(name2, hello('guess'));
+      await until(() => early.ranks('j').length === 1);
+      known = true;
+      expect(early.revalidate('j', 0)).toBe(false);
+      expect((await replies).map((r) => [r.status?.code, r.status?.message])).toEqual([[ErrorCode.PERMISSION_DENIED, 'no token for rank 0']]);
+      expect(early.ranks('j')).toEqual([]);
+      expect(early.revalidate('j', 0)).toBe(true); // nothing connected as it: nothing to refuse
+    } finally {
+      await early.close();
+    }
+  });
+
   it('closes a connection whose hello the agent refuses, so it keeps no rank from saying hello later', async () => {
     server.once('hello', (info) => server.refuseHello(info.jobId, info.rank, ErrorCode.UNKNOWN_RANK, 'not here'));
     const replies = await exchange(name, hello('secret-j')); // resolves once the server has closed it

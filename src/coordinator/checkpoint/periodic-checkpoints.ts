@@ -115,7 +115,6 @@ export class PeriodicCheckpoints {
         if (failed === 1 || failed % NOTICE_EVERY_FAILURES === 0) this.c.jobs.notify(jobId, `periodic checkpoint failed${inARow}: ${errorMessage(err)}`);
       }
     }
-    if (this.stopped) return;
     const now = this.c.catalog.getJob(jobId);
     if (now?.checkpointEveryMs && (now.state === 'running' || now.state === 'pending')) this.schedule(jobId, now.checkpointEveryMs);
   }
