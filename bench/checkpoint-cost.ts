@@ -2,7 +2,8 @@
 // against plain CRIU on the same processes, everything measured in this run:
 // - 4 ranks of 64 MiB and of 512 MiB resident memory (bench/resident-allreduce.c,
 //   an Allreduce every 100 ms) on a 2-host local cluster: `ferry checkpoint
-//   --json` phase by phase (flush, dump, store, commit, resume), against
+//   --json` phase by phase (flush, dump, resume, then store and commit while
+//   the ranks run on), the job's pause (flush + dump + resume) against
 //   plain `criu dump --leave-running` of 4 equally sized processes started the
 //   way agents start ranks (unshare --pid --fork setsid ferry-init PROGRAM,
 //   each in its own working directory), all 4 at once with no coordination,
@@ -73,7 +74,8 @@ const x = (a: number, b: number): string => (b > 0 ? `${(a / b).toFixed(2)}x` : 
 const ms = (v: number): string => `${v.toFixed(0)} ms`;
 
 export interface CheckpointFigures {
-  totalMs: number; // flush + dump + store + commit + resume
+  totalMs: number; // flush + dump + resume + store + commit: until the epoch is committed
+  pausedMs: number; // flush + dump + resume: the ranks are stopped
   flushMs: number;
   dumpMs: number;
   storeMs: number;
@@ -137,8 +139,8 @@ export async function withFerryJob<T>(c: TestCluster, bin: string, dir: string, 
 
 export async function ferryCheckpoint(c: TestCluster, jobId: string): Promise<CheckpointFigures> {
   const j = JSON.parse(ok(await c.ferry(['checkpoint', jobId, '--json'], { timeoutMs: COMMAND_TIMEOUT_MS }), `ferry checkpoint ${jobId}`));
-  const f = { flushMs: j.flushMs, dumpMs: j.dumpMs, storeMs: j.storeMs ?? 0, commitMs: j.commitMs ?? 0, resumeMs: j.resumeMs ?? 0, sizeBytes: j.sizeBytes };
-  return { ...f, totalMs: f.flushMs + f.dumpMs + f.storeMs + f.commitMs + f.resumeMs };
+  const f = { flushMs: j.flushMs, dumpMs: j.dumpMs, storeMs: j.storeMs ?? 0, commitMs: j.commitMs ?? 0, resumeMs: j.resumeMs ?? 0, pausedMs: j.pausedMs ?? 0, sizeBytes: j.sizeBytes };
+  return { ...f, totalMs: f.flushMs + f.dumpMs + f.resumeMs + f.storeMs + f.commitMs };
 }
 
 async function ferryMigrate(c: TestCluster, jobId: string, rank: number): Promise<MigrationFigures & { from: string; to: string }> {
@@ -292,10 +294,11 @@ export async function runCheckpointCostBenchmark(): Promise<void> {
       const dr = plain.dumpRestore;
       lines.push(
         `\n${RANKS} ranks x ${sizeMib} MiB (median of ${repeats}):`,
-        `  ferry checkpoint: flush ${ms(med('flushMs'))}, dump ${ms(med('dumpMs'))}, store ${ms(med('storeMs'))}, commit ${ms(med('commitMs'))}, resume ${ms(med('resumeMs'))} = ${ms(med('totalMs'))}; images ${mib(med('sizeBytes'))}`,
+        `  ferry checkpoint: flush ${ms(med('flushMs'))}, dump ${ms(med('dumpMs'))}, resume ${ms(med('resumeMs'))} (job paused ${ms(med('pausedMs'))}); ` +
+          `then store ${ms(med('storeMs'))}, commit ${ms(med('commitMs'))}: committed after ${ms(med('totalMs'))}; images ${mib(med('sizeBytes'))}`,
         `  plain criu dump, ${RANKS} at once: ${ms(plainPar)} (then sync: ${ms(median(plain.parallelSyncedMs))}); one after another: ${ms(plain.serialMs)}; images ${mib(plain.bytes)}`,
-        `  coordinated checkpoint / plain parallel dump:   ${x(med('totalMs'), plainPar)}  (target <= ${CHECKPOINT_VS_PLAIN_MAX}x)`,
-        `  coordinated checkpoint / plain parallel dump + sync: ${x(med('totalMs'), median(plain.parallelSyncedMs))}  (Ferry's DUMP round also writes each rank's manifest: sha256 + fsync of every file)`,
+        `  job paused by the checkpoint / plain parallel dump: ${x(med('pausedMs'), plainPar)}  (target <= ${CHECKPOINT_VS_PLAIN_MAX}x: the processes stopped until their images are written)`,
+        `  checkpoint committed / plain parallel dump:         ${x(med('totalMs'), plainPar)}  (/ plain parallel dump + sync: ${x(med('totalMs'), median(plain.parallelSyncedMs))}; STORE hashes and fsyncs every file, the plain dumps neither)`,
         `  Ferry's dump phase / plain parallel dump:       ${x(med('dumpMs'), plainPar)}`,
         `  Ferry's dump phase / plain dumps one at a time: ${x(med('dumpMs'), plain.serialMs)}`,
         `  dumps one after another / at once (plain): ${x(plain.serialMs, plainPar)} (+${ms(plain.serialMs - plainPar)})`,
@@ -306,7 +309,7 @@ export async function runCheckpointCostBenchmark(): Promise<void> {
         `  migration downtime / plain dump+restore:        ${x(migration.downtimeMs, dr.dumpMs + dr.restoreMs)}`,
         `  migration downtime / plain dump+copy+restore:   ${x(migration.downtimeMs, dr.dumpMs + dr.copyMs + dr.restoreMs)}`,
       );
-      if (med('totalMs') > CHECKPOINT_VS_PLAIN_MAX * plainPar) misses.push(`${sizeMib} MiB: coordinated checkpoint ${x(med('totalMs'), plainPar)} plain parallel dump > ${CHECKPOINT_VS_PLAIN_MAX}x`);
+      if (med('pausedMs') > CHECKPOINT_VS_PLAIN_MAX * plainPar) misses.push(`${sizeMib} MiB: job paused ${x(med('pausedMs'), plainPar)} plain parallel dump > ${CHECKPOINT_VS_PLAIN_MAX}x`);
       console.log(lines.splice(0).join('\n'));
     }
 
@@ -326,10 +329,10 @@ export async function runCheckpointCostBenchmark(): Promise<void> {
     if (flushMedian >= FLUSH_MAX_MS) misses.push(`flush of ${FLUSH_RANKS} ranks: median ${ms(flushMedian)} >= ${FLUSH_MAX_MS} ms`);
     console.log(
       `\nnote: Ferry dumps up to ${DUMP_CONCURRENCY} ranks at once per agent, each rank's ferry-init in a directory of its own ` +
-        `(src/agent/rank-init-dir.ts), and hashes the page images while CRIU writes them. The plain baseline neither hashes nor fsyncs its images ` +
-        `(and deletes them before writeback), so "+ sync" is the comparison that includes durability.`,
+        `(src/agent/rank-init-dir.ts); the ranks resume once CRIU has written their images, and STORE then hashes and fsyncs every file before the commit. ` +
+        `The plain baseline neither hashes nor fsyncs its images (and deletes them before writeback), so "+ sync" is the comparison that includes durability.`,
     );
-    console.log(`targets: coordinated checkpoint <= ${CHECKPOINT_VS_PLAIN_MAX}x plain parallel dump, flush < ${FLUSH_MAX_MS} ms for ${FLUSH_RANKS} ranks: ${misses.length === 0 ? 'MET' : `MISSED:\n  ${misses.join('\n  ')}`}`);
+    console.log(`targets: job paused by a coordinated checkpoint <= ${CHECKPOINT_VS_PLAIN_MAX}x plain parallel dump, flush < ${FLUSH_MAX_MS} ms for ${FLUSH_RANKS} ranks: ${misses.length === 0 ? 'MET' : `MISSED:\n  ${misses.join('\n  ')}`}`);
   } finally {
     await cluster?.stop();
     rmSync(dir, { recursive: true, force: true });

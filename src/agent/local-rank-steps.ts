@@ -15,6 +15,7 @@ import { restoreRank } from '../criu/criu-restore.js';
 import { assertRestorable } from '../criu/restore-precheck.js';
 import { cutBackWrittenFiles, putBackCutFiles, readAppendedFiles } from '../criu/written-files.js';
 import { fetchImageDir } from '../images/image-fetcher.js';
+import type { FileDigest } from '../images/file-durability.js';
 import { GrowingFileHasher } from '../images/growing-file-hasher.js';
 import { imageLabel, rankImageDir } from '../images/image-paths.js';
 import { readImageStoreId } from '../images/image-store-id.js';
@@ -131,6 +132,12 @@ export class LocalRankSteps implements RankSteps {
    * fsynced, so after a host's crash the files may be there but torn.
    */
   private readonly verified = new Map<string, string>();
+  /**
+   * Image directories CRIU has dumped into that have no manifest yet (a DUMP
+   * with store_separately waits for its STORE), with the dump's duration and
+   * the digests taken while CRIU wrote, if any.
+   */
+  private readonly unstored = new Map<string, { dumpMs: number; known?: Map<string, FileDigest> }>();
 
   private readonly dumpQueue = new PQueue({ concurrency: DUMP_CONCURRENCY });
   private readonly transferQueue = new PQueue({ concurrency: TRANSFER_CONCURRENCY });
@@ -180,6 +187,11 @@ export class LocalRankSteps implements RankSteps {
         this.trackUse(this.imageSetDir(req), outcome.catch(() => {}));
         return outcome;
       }
+      case RoundStep.STORE: {
+        const outcome = this.storeRanks(req, req.dump_ranks);
+        this.trackUse(this.imageSetDir(req), outcome.catch(() => {}));
+        return outcome;
+      }
       case RoundStep.PUT_BACK:
         return this.putBack(req);
       default:
@@ -224,45 +236,73 @@ export class LocalRankSteps implements RankSteps {
   }
 
   /**
-   * DUMP: each flushed rank's tree, left running, several at once; the page
-   * images are hashed while CRIU writes them. Then each rank's manifest
-   * (sha256 of every file, each file fsynced): only once every dump here is
-   * over, as writeback to disk slows the page writing of dumps still running
-   * by a factor of 2-4 here (see docs/checkpoint-protocol.md, Performance).
+   * DUMP: each flushed rank's tree, left running, several at once. Then each
+   * rank's manifest (store): only once every dump here is over, as writeback
+   * to disk slows the page writing of dumps still running by a factor of 2-4
+   * here (see docs/checkpoint-protocol.md, Performance). With
+   * store_separately the step ends with the dumps (a checkpoint resumes its
+   * ranks before STORE); otherwise the page images are hashed while CRIU
+   * writes them, as the ranks wait frozen for their manifests anyway.
    */
   private async dump(req: RoundRequest): Promise<StepOutcome> {
     const criu = this.criu();
     if (DUMP_DELAY_MS > 0) await new Promise((r) => setTimeout(r, DUMP_DELAY_MS));
     const epoch = imageSetNumber(req);
+    const hashWhileDumping = !req.store_separately;
     const dumps = await this.perRank(this.dumpQueue, req.dump_ranks, async (rank) => {
       const initPid = this.o.ranks.initPidOfRank(req.job_id, rank);
       if (!initPid) throw new FerryError(ErrorCode.UNKNOWN_RANK, `rank ${rank} of ${req.job_id} has no process on ${this.o.host}`);
       const dir = rankImageDir(this.o.imagesDir, req.job_id, epoch, rank);
       await rm(dir, { recursive: true, force: true });
       await mkdir(dir, { recursive: true });
-      const hasher = new GrowingFileHasher(dir).start();
+      this.unstored.delete(dir);
+      const hasher = hashWhileDumping ? new GrowingFileHasher(dir).start() : undefined;
       let dumped;
       try {
         // A failed dump's log is kept with the rank's output logs: an aborted epoch's images go.
         const keepFailedLogAs = join(dirname(this.o.ranks.logPaths(req.job_id, rank).out), `rank-${rank}.dump-${epoch}.log`);
         dumped = await dumpRank({ criu, initPid, imagesDir: dir, leaveRunning: true, cwdIsPrivate: isRankInitDir, keepFailedLogAs });
       } catch (e) {
-        await hasher.abort();
+        await hasher?.abort();
         throw e;
       }
       const t0 = performance.now();
-      const known = await hasher.finish().catch((e: unknown) => {
+      const known = await hasher?.finish().catch((e: unknown) => {
         trace(`rank ${rank}: hashing while CRIU wrote failed (${errorMessage(e)}); the manifest hashes every file`);
         return undefined;
       });
-      trace(`rank ${rank}: hashing caught up ${(performance.now() - t0).toFixed(1)} ms after CRIU ended`);
-      return { rank, dir, dumped, known };
+      if (hasher) trace(`rank ${rank}: hashing caught up ${(performance.now() - t0).toFixed(1)} ms after CRIU ended`);
+      this.unstored.set(dir, { dumpMs: dumped.durationMs, known });
+      return rank;
     });
-    const byRank = new Map(dumps.done.map((d) => [d.rank, d]));
-    const { done, failed } = await this.perRank(this.dumpQueue, [...byRank.keys()], async (rank) => {
-      const { dir, dumped, known } = byRank.get(rank)!;
+    if (req.store_separately) {
+      const images = dumps.done.map((rank) => {
+        const location = rankImageDir(this.o.imagesDir, req.job_id, epoch, rank);
+        return { rank, location, dump_ms: this.unstored.get(location)?.dumpMs ?? 0 };
+      });
+      return { failed: dumps.failed, images };
+    }
+    const { failed, images } = await this.storeRanks(req, dumps.done);
+    for (const [rank, e] of dumps.failed) failed.set(rank, e);
+    return { failed, images };
+  }
+
+  /**
+   * STORE (or the end of a DUMP): each dumped rank's manifest, the sha256 of
+   * every file (taken from the hashing alongside CRIU where there was one),
+   * each file fsynced unless the step is transient. An agent restarted since
+   * the DUMP hashes every file anew.
+   */
+  private async storeRanks(req: RoundRequest, ranks: number[]): Promise<StepOutcome> {
+    const criu = this.criu();
+    const epoch = imageSetNumber(req);
+    const { done, failed } = await this.perRank(this.dumpQueue, ranks, async (rank) => {
+      const dir = rankImageDir(this.o.imagesDir, req.job_id, epoch, rank);
+      if (!existsSync(dir)) throw new FerryError(ErrorCode.UNKNOWN_RANK, `no dump of rank ${rank} of ${req.job_id} for image set ${epoch} on ${this.o.host} (${dir})`);
+      const dumped = this.unstored.get(dir);
       const t0 = Date.now();
-      const manifest = await writeManifest(dir, { jobId: req.job_id, epoch, rank, host: this.o.host, criuVersion: criu.version }, { known, durable: !req.transient });
+      const manifest = await writeManifest(dir, { jobId: req.job_id, epoch, rank, host: this.o.host, criuVersion: criu.version }, { known: dumped?.known, durable: !req.transient });
+      this.unstored.delete(dir);
       this.verified.set(dir, manifest.manifestSha256);
       const appended = await readAppendedFiles(dir);
       return {
@@ -272,11 +312,10 @@ export class LocalRankSteps implements RankSteps {
         size_bytes: manifest.totalBytes,
         manifest_sha256: manifest.manifestSha256,
         files: manifest.files.length,
-        dump_ms: dumped.durationMs,
+        dump_ms: dumped?.dumpMs ?? 0,
         store_ms: Date.now() - t0,
       };
     });
-    for (const [rank, e] of dumps.failed) failed.set(rank, e);
     return { failed, images: done };
   }
 
@@ -363,6 +402,7 @@ export class LocalRankSteps implements RankSteps {
       const dir = rankImageDir(this.o.imagesDir, req.job_id, set, rank);
       await rm(dir, { recursive: true, force: true });
       this.verified.delete(dir);
+      this.unstored.delete(dir);
     }
     // The set's folder, then the job's, once empty (a dump making a new set in it meanwhile keeps it).
     for (const dir of [this.imageSetDir(req), dirname(this.imageSetDir(req))]) {

@@ -114,6 +114,7 @@ export async function checkpointCommand(argv: string[]): Promise<number> {
           storeMs: cp.store_ms,
           commitMs: cp.commit_ms,
           resumeMs: cp.resume_ms,
+          pausedMs: cp.paused_ms,
           drainedMessages: cp.drained_messages,
           drainedBytes: cp.drained_bytes,
           replicasToCopy: cp.replicas_to_copy,
@@ -126,7 +127,9 @@ export async function checkpointCommand(argv: string[]): Promise<number> {
     process.stdout.write(
       `job ${jobId}: epoch ${e.epoch} committed, ${e.images} images, ${formatBytes(e.size_bytes)}\n` +
         `  flush ${cp.flush_ms} ms (${cp.drained_messages} messages, ${formatBytes(cp.drained_bytes)} drained), dump ${cp.dump_ms} ms, ` +
-        `commit ${cp.commit_ms} ms, ${p.options.has('stop') ? 'stop' : 'resume'} ${cp.resume_ms} ms\n` +
+        (p.options.has('stop')
+          ? `store ${cp.store_ms} ms, commit ${cp.commit_ms} ms, stop ${cp.resume_ms} ms\n`
+          : `resume ${cp.resume_ms} ms (the job paused ${cp.paused_ms} ms), then store ${cp.store_ms} ms, commit ${cp.commit_ms} ms\n`) +
         (cp.replicas_to_copy > 0
           ? `  copies of its images to ${cp.replicas_to_copy === 1 ? 'another host follow' : `${cp.replicas_to_copy} other hosts follow`} (ferry epochs ${jobId} shows them)\n`
           : ''),

@@ -13,6 +13,7 @@ export function roundRequest(step: RoundStep, over: Partial<RoundRequest> & Pick
     transient: false,
     roll_back_files: false,
     appended_sizes: [],
+    store_separately: false,
     ...over,
   };
 }

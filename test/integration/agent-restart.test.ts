@@ -4,10 +4,11 @@
 // finishes with the right output and status, and a rank's exit status
 // reaches the new agent although it is no longer the rank's parent (also when
 // the rank ended while no agent ran). An agent killed while it holds the
-// RESUME of a committed epoch: the epoch stays, and the job runs on once the
-// coordinator resumes the ranks the new agent reports flushed. A failed job's
+// RESUME of a checkpoint (before its STORE): the epoch aborts, and the job
+// runs on once the coordinator resumes the ranks the new agent reports
+// flushed. A failed job's
 // rank that ignores SIGTERM on a host away at the time ends once its agent is back.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RANK_KILL_GRACE_MS } from '../../src/agent/rank-supervisor.js';
@@ -68,21 +69,22 @@ describe('an agent killed and restarted while its ranks run', { timeout: 180_000
     expect(events.some((e) => e.kind === 'job.host-back')).toBe(true);
   });
 
-  it('an agent killed during RESUME: the epoch stays committed, and the ranks it left flushed run on under the next agent', async () => {
+  it('an agent killed during the RESUME before STORE: the epoch aborts, its images go, and the ranks it left flushed run on under the next agent', async () => {
     const stop = join(c.tempDir, 'stop-resume');
     const run = c.ferry(['run', '-n', '4', '--hosts', 'host1,host2', '--job-id', 'resume', stream, stop], { timeoutMs: 150_000 });
     const placed = await allRunning('resume');
     const victim = placed.ranks[3].host;
     const checkpoint = c.ferry(['checkpoint', 'resume', '--json'], { timeoutMs: 60_000 });
-    // Committed, and the RESUME held on every agent: kill the victim's agent before it wakes its ranks.
+    // Dumped, and the RESUME held on every agent: kill the victim's agent before it wakes its ranks.
     await c.waitFor(async () => {
       const epochs = JSON.parse((await c.ferry(['epochs', 'resume', '--json'])).stdout) as { state: string }[];
-      return epochs[0]?.state === 'committed';
-    }, 'epoch 1 committed');
+      return epochs[0]?.state === 'dumped';
+    }, 'epoch 1 dumped');
     await c.killAgent(victim, 'SIGKILL');
+    // Its images cannot be stored: the epoch aborts; the other host's ranks run on, the victim's are owed the RESUME.
     const done = await checkpoint;
-    expect(done.code, done.stderr).toBe(0);
-    expect(JSON.parse(done.stdout).state).toBe('committed');
+    expect(done.code, done.stdout).not.toBe(0);
+    expect(done.stderr).toMatch(new RegExp(`epoch 1\\) aborted: STORE failed: ranks [0-9,]+: host ${victim}: .*Ranks on hosts that were lost resume when their agents are back; there is no committed checkpoint yet`));
     expect((await job('resume')).state).toBe('running');
     const events = async () => JSON.parse((await c.ferry(['events', '--json', '--limit', '1000'])).stdout) as { kind: string; message: string }[];
     expect((await events()).find((e) => e.kind === 'job.resume-owed')?.message).toMatch(new RegExp(`the agent on host ${victim} was lost before it confirmed RESUME`));
@@ -96,7 +98,9 @@ describe('an agent killed and restarted while its ranks run', { timeout: 180_000
     const end = await job('resume');
     expect(end.state, end.detail).toBe('succeeded');
     const epochs = JSON.parse((await c.ferry(['epochs', 'resume', '--json'])).stdout) as { state: string }[];
-    expect(epochs.map((e) => e.state)).toEqual(['committed']);
+    expect(epochs.map((e) => e.state)).toEqual(['aborted']);
+    // Neither host keeps the aborted epoch's images (the victim's new agent discarded them before the RESUME).
+    for (const h of c.hosts) expect(existsSync(join(h.imagesDir, 'resume', '1')), h.name).toBe(false);
   });
 
   it('an agent killed during the RESUME of a restart: the ranks it restored run on under the next agent', async () => {

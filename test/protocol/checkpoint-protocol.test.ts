@@ -44,36 +44,57 @@ async function checkpoint(stop = false, stepMs = 100, maxMs = 20_000) {
 const steps = (host: string) => h.nodes.get(host)!.steps.stepsSeen();
 
 describe('checkpoint protocol', () => {
-  it('reports phases that add up: the DUMP round less its manifests, then the manifests (store)', async () => {
+  it('reports its phases: the ranks paused for flush, dump and resume, their images stored after', async () => {
     for (const host of ['a', 'b']) {
-      h.nodes.get(host)!.steps.scripts.set(RoundStep.DUMP, async (req) => {
-        await new Promise((r) => setTimeout(r, 1_000));
-        return {
-          failed: new Map(),
-          images: req.dump_ranks.map((rank) => ({ rank, location: `/i/${rank}`, size_bytes: 1, manifest_sha256: 'b'.repeat(64), files: 1, dump_ms: 600, store_ms: 400 })),
-        };
+      const node = h.nodes.get(host)!;
+      node.steps.scripts.set(RoundStep.DUMP, async (req) => {
+        await new Promise((r) => setTimeout(r, 600));
+        return { failed: new Map(), images: req.dump_ranks.map((rank) => ({ rank, location: `/i/${rank}`, dump_ms: 590 })) };
+      });
+      node.steps.scripts.set(RoundStep.STORE, async (req) => {
+        await new Promise((r) => setTimeout(r, 400));
+        return { failed: new Map(), images: node.steps.dumpImages(req) };
       });
     }
     const { result, error } = await checkpoint(false, 50);
     expect(error).toBeUndefined();
-    expect(result!.store_ms).toBe(400);
-    // The round took 1,000-1,050 ms of the fake clock (one step of it at most on top).
+    // Each round took its time on the fake clock, plus at most one step of it.
     expect(Number(result!.dump_ms)).toBeGreaterThanOrEqual(600);
     expect(Number(result!.dump_ms)).toBeLessThanOrEqual(650);
+    expect(Number(result!.store_ms)).toBeGreaterThanOrEqual(400);
+    expect(Number(result!.store_ms)).toBeLessThanOrEqual(450);
+    // Paused: flush + dump + resume, not the store.
+    const paused = Number(result!.paused_ms);
+    expect(paused).toBe(Number(result!.flush_ms) + Number(result!.dump_ms) + Number(result!.resume_ms));
+    expect(paused).toBeLessThan(Number(result!.dump_ms) + Number(result!.store_ms));
+    // ferry epochs: each phase with the time it was entered.
+    expect(h.catalog!.getEpoch('j', 1)!.phases.map((p) => p.state)).toEqual(['preparing', 'flushed', 'dumping', 'dumped', 'storing', 'stored', 'committed']);
   });
 
-  it('goes PREPARE, DUMP, STORED, COMMITTED, RESUME and records every rank image', async () => {
+  it('goes PREPARE, DUMP, RESUME, STORE, COMMITTED: the ranks run on while their images are stored', async () => {
+    const flushedDuringStore: string[][] = [];
+    for (const host of ['a', 'b']) {
+      const node = h.nodes.get(host)!;
+      node.steps.scripts.set(RoundStep.STORE, (req) => {
+        flushedDuringStore.push([...node.ranks.flushed.keys()]);
+        return { failed: new Map(), images: node.steps.dumpImages(req) };
+      });
+    }
     const { result, error, progress } = await checkpoint();
     expect(error).toBeUndefined();
-    expect(progress).toEqual(['preparing', 'flushed', 'dumping', 'stored', 'committed', 'resuming', 'done']);
+    expect(progress).toEqual(['preparing', 'flushed', 'dumping', 'dumped', 'resuming', 'storing', 'stored', 'committed', 'done']);
+    expect(flushedDuringStore).toEqual([[], []]);
     expect(result!.epoch!.epoch).toBe(1);
     expect(result!.epoch!.state).toBe('committed');
     expect(result!.drained_messages).toBe(8);
-    for (const host of ['a', 'b']) expect(steps(host)).toEqual([RoundStep.PREPARE, RoundStep.DUMP, RoundStep.RESUME]);
-    // Each agent dumps exactly its own ranks.
-    const dumpA = h.nodes.get('a')!.steps.seen.find((s) => s.step === RoundStep.DUMP)!;
+    for (const host of ['a', 'b']) expect(steps(host)).toEqual([RoundStep.PREPARE, RoundStep.DUMP, RoundStep.RESUME, RoundStep.STORE]);
+    // Each agent dumps exactly its own ranks, then stores them.
+    const seenA = h.nodes.get('a')!.steps.seen;
+    const dumpA = seenA.find((s) => s.step === RoundStep.DUMP)!;
     expect(dumpA.dumpRanks).toEqual([0, 1]);
-    expect(dumpA.transient).toBeFalsy(); // an epoch's images are fsynced before the commit
+    expect(dumpA.storeSeparately).toBe(true);
+    expect(seenA.find((s) => s.step === RoundStep.STORE)!.dumpRanks).toEqual([0, 1]);
+    expect(seenA.find((s) => s.step === RoundStep.STORE)!.transient).toBeFalsy(); // an epoch's images are fsynced before the commit
     const images = h.catalog!.epochImages('j', 1);
     expect(images.map((i) => [i.rank, i.host])).toEqual([
       [0, 'a'],
@@ -88,6 +109,56 @@ describe('checkpoint protocol', () => {
     expect(h.catalog!.getJob('j')!.state).toBe('running');
   });
 
+  it('aborts when STORE fails (a disk full while fsyncing): the ranks already run on, the images go, the previous epoch stays', async () => {
+    await checkpoint();
+    h.nodes.get('b')!.steps.scripts.set(RoundStep.STORE, () => failRanks([3], 'rank 3: write manifest.ferry: no space left on device'));
+    const { error, progress } = await checkpoint();
+    expect(error!.message).toMatch(/epoch 2\) aborted: STORE failed: rank 3: host b: rank 3: write manifest\.ferry: no space left on device\. The job keeps running; epoch 1 remains the last committed checkpoint\./);
+    expect(progress).toEqual(['preparing', 'flushed', 'dumping', 'dumped', 'resuming', 'storing', 'aborting', 'aborted']);
+    // No second RESUME: the ranks were woken before STORE. Both hosts remove what they wrote.
+    for (const host of ['a', 'b']) expect(steps(host).slice(4)).toEqual([RoundStep.PREPARE, RoundStep.DUMP, RoundStep.RESUME, RoundStep.STORE, RoundStep.DISCARD]);
+    expect(h.catalog!.getEpoch('j', 2)!.state).toBe('aborted');
+    expect(h.catalog!.epochImages('j', 2)).toEqual([]);
+    expect(h.catalog!.lastCommittedEpoch('j')!.epoch).toBe(1);
+    await advance(2_000);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+    for (const host of ['a', 'b']) expect([...h.nodes.get(host)!.ranks.flushed.keys()]).toEqual([]);
+  });
+
+  it('aborts when an agent falls silent in STORE: the other discards, the job runs on', async () => {
+    await checkpoint();
+    h.nodes.get('b')!.steps.scripts.set(RoundStep.STORE, () => 'hang');
+    const { error } = await checkpoint();
+    expect(error!.message).toMatch(/STORE failed: ranks 2,3: host b: round to host b: no answer within 3000 ms.*The job keeps running; epoch 1 remains/);
+    expect(steps('a').slice(4)).toEqual([RoundStep.PREPARE, RoundStep.DUMP, RoundStep.RESUME, RoundStep.STORE, RoundStep.DISCARD]);
+    expect(steps('b').slice(4)).toEqual([RoundStep.PREPARE, RoundStep.DUMP, RoundStep.RESUME, RoundStep.STORE]);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+  });
+
+  it('a rank the RESUME before STORE cannot wake: the epoch still commits, and the job fails naming the rank', async () => {
+    await checkpoint();
+    h.nodes.get('b')!.steps.scripts.set(RoundStep.RESUME, () => failRanks([3], 'rank 3 did not answer its wake-up'));
+    const { result, error } = await checkpoint();
+    expect(error).toBeUndefined();
+    expect(result!.epoch!.state).toBe('committed');
+    await advance(2_000);
+    expect(h.catalog!.getJob('j')!).toMatchObject({ state: 'failed', exitCode: 1 });
+    expect(h.catalog!.getJob('j')!.detail).toMatch(/^after committing epoch 2: RESUME failed: rank 3: host b: rank 3 did not answer its wake-up/);
+    expect(h.catalog!.lastCommittedEpoch('j')!.epoch).toBe(2);
+  });
+
+  it('a rank the RESUME before STORE cannot wake, then a failed STORE: the epoch aborts and the job fails with both reasons', async () => {
+    await checkpoint();
+    h.nodes.get('b')!.steps.scripts.set(RoundStep.RESUME, () => failRanks([3], 'rank 3 did not answer its wake-up'));
+    h.nodes.get('a')!.steps.scripts.set(RoundStep.STORE, () => failRanks([0], 'rank 0: image file pages-1.img: input/output error'));
+    const { error } = await checkpoint();
+    expect(error!.message).toMatch(/epoch 2\) aborted: STORE failed: rank 0: .*input\/output error; RESUME failed: rank 3: host b: rank 3 did not answer its wake-up\. The job fails: a rank left flushed would hang it; epoch 1 remains/);
+    await advance(2_000);
+    expect(h.catalog!.getJob('j')!).toMatchObject({ state: 'failed', exitCode: 1 });
+    expect(h.catalog!.getEpoch('j', 2)!.state).toBe('aborted');
+    expect(h.catalog!.lastCommittedEpoch('j')!.epoch).toBe(1);
+  });
+
   it('aborts on a refused flush: every rank resumes, the previous epoch stays committed', async () => {
     await checkpoint();
     h.nodes.get('b')!.steps.scripts.set(RoundStep.PREPARE, () => failRanks([3], 'rank 3 refused the flush: in MPI_Finalize'));
@@ -97,7 +168,7 @@ describe('checkpoint protocol', () => {
     expect(error!.message).toMatch(/epoch 2\) aborted: PREPARE failed: rank 3: host b: rank 3 refused the flush/);
     expect(error!.message).toMatch(/The job keeps running; epoch 1 remains the last committed checkpoint/);
     expect(progress).toEqual(['preparing', 'aborting', 'aborted']);
-    for (const host of ['a', 'b']) expect(steps(host).slice(3)).toEqual([RoundStep.PREPARE, RoundStep.RESUME]);
+    for (const host of ['a', 'b']) expect(steps(host).slice(4)).toEqual([RoundStep.PREPARE, RoundStep.RESUME]);
     expect(h.catalog!.getEpoch('j', 2)!.state).toBe('aborted');
     expect(h.catalog!.lastCommittedEpoch('j')!.epoch).toBe(1);
     expect(h.catalog!.getJob('j')!.state).toBe('running');
@@ -122,8 +193,8 @@ describe('checkpoint protocol', () => {
     const { error } = await checkpoint();
     expect(error!.message).toMatch(/DUMP failed: ranks 2,3: host b: round to host b: no answer within 3000 ms/);
     // b never answered: it is not asked to resume or discard; a is asked both.
-    expect(steps('a').slice(3)).toEqual([RoundStep.PREPARE, RoundStep.DUMP, RoundStep.RESUME, RoundStep.DISCARD]);
-    expect(steps('b').slice(3)).toEqual([RoundStep.PREPARE, RoundStep.DUMP]);
+    expect(steps('a').slice(4)).toEqual([RoundStep.PREPARE, RoundStep.DUMP, RoundStep.RESUME, RoundStep.DISCARD]);
+    expect(steps('b').slice(4)).toEqual([RoundStep.PREPARE, RoundStep.DUMP]);
     expect(h.catalog!.getEpoch('j', 2)!.state).toBe('aborted');
     expect(h.catalog!.epochImages('j', 2)).toEqual([]);
     expect(h.catalog!.lastCommittedEpoch('j')!.epoch).toBe(1);
@@ -170,7 +241,8 @@ describe('checkpoint protocol', () => {
     const { result, error } = await checkpoint(true);
     expect(error).toBeUndefined();
     expect(result!.epoch!.state).toBe('committed');
-    expect(steps('a')).toEqual([RoundStep.PREPARE, RoundStep.DUMP, RoundStep.STOP]);
+    expect(steps('a')).toEqual([RoundStep.PREPARE, RoundStep.DUMP, RoundStep.STORE, RoundStep.STOP]); // the ranks wait, flushed, for the commit
+    expect(h.nodes.get('a')!.steps.seen[1]!.storeSeparately).toBe(true);
     await advance(2_000);
     const job = h.catalog!.getJob('j')!;
     expect(job.state).toBe('stopped');
@@ -254,25 +326,41 @@ describe('a coordinator restart in the middle of a checkpoint', () => {
     expect(h.catalog!.getJob('j')!.state).toBe('running');
   });
 
-  it('resumes the ranks of an epoch it committed but could not resume, and keeps the epoch', async () => {
+  it('aborts the epoch it cut short in the RESUME before STORE: its ranks resume as their agents come back, the images go', async () => {
     await crashDuring(RoundStep.RESUME);
     h.startCoordinator();
-    expect(h.catalog!.getEpoch('j', 1)!.state).toBe('committed');
+    expect(h.catalog!.getEpoch('j', 1)!).toMatchObject({ state: 'aborted', detail: 'interrupted: the coordinator restarted while the epoch was dumped' });
     await advance(2_000);
-    expect(seenSince('a', 3)).toEqual([[RoundStep.RESUME, [0, 1], 1]]); // no DISCARD: the images are the checkpoint
-    expect(seenSince('b', 3)).toEqual([[RoundStep.RESUME, [2, 3], 1]]);
+    expect(seenSince('a', 3)).toEqual([[RoundStep.DISCARD, [0, 1], 1], [RoundStep.RESUME, [0, 1], 1]]);
+    expect(seenSince('b', 3)).toEqual([[RoundStep.DISCARD, [2, 3], 1], [RoundStep.RESUME, [2, 3], 1]]);
     expect(flushedRanks()).toEqual([[], []]);
     expect(h.catalog!.getJob('j')!.state).toBe('running');
-    expect(h.catalog!.epochImages('j', 1)).toHaveLength(4);
-    expect(h.catalog!.listEvents({ limit: 200 }).filter((e) => e.kind === 'job.resumed-late').map((e) => e.host).sort()).toEqual(['a', 'b']);
+    expect(h.catalog!.lastCommittedEpoch('j')).toBeUndefined();
+  });
+
+  it('aborts the epoch it cut short in STORE: the ranks run on, and each host discards the images as its agent registers', async () => {
+    await crashDuring(RoundStep.STORE);
+    expect(flushedRanks()).toEqual([[], []]); // resumed before STORE
+    h.startCoordinator();
+    expect(h.catalog!.getEpoch('j', 1)!).toMatchObject({ state: 'aborted', detail: 'interrupted: the coordinator restarted while the epoch was storing' });
+    await advance(2_000);
+    expect(seenSince('a', 4)).toEqual([[RoundStep.DISCARD, [0, 1], 1]]);
+    expect(seenSince('b', 4)).toEqual([[RoundStep.DISCARD, [2, 3], 1]]);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+    // Once: a host whose agent registers again is not told twice.
+    await h.crashAgent('a');
+    h.startAgent('a', {}, h.nodes.get('a')!.ranks);
+    await advance(2_000);
+    expect(steps('a')).toEqual([]);
+    expect((await checkpoint()).result!.epoch!.epoch).toBe(2);
   });
 
   it('ends the ranks of a checkpoint --stop it committed but did not see through: the job is stopped at that epoch', async () => {
     await crashDuring(RoundStep.STOP, true);
     h.startCoordinator();
     await advance(2_000);
-    expect(seenSince('a', 3)).toEqual([[RoundStep.STOP, [0, 1], 1]]);
-    expect(seenSince('b', 3)).toEqual([[RoundStep.STOP, [2, 3], 1]]);
+    expect(seenSince('a', 4)).toEqual([[RoundStep.STOP, [0, 1], 1]]);
+    expect(seenSince('b', 4)).toEqual([[RoundStep.STOP, [2, 3], 1]]);
     expect(h.catalog!.getJob('j')!).toMatchObject({ state: 'stopped', detail: 'stopped after checkpoint epoch 1; ferry restart j continues it' });
     expect(h.catalog!.getEpoch('j', 1)!.state).toBe('committed');
     // A restart clears the intent: the restarted job runs.
@@ -329,7 +417,7 @@ describe('a coordinator asked to stop during a checkpoint', () => {
     await advance(2_000);
     expect(stopped).toBe(true);
     expect(result!.epoch!.state).toBe('committed');
-    for (const host of ['a', 'b']) expect(steps(host).at(-1)).toBe(RoundStep.RESUME);
+    for (const host of ['a', 'b']) expect(steps(host).slice(-2)).toEqual([RoundStep.RESUME, RoundStep.STORE]);
   });
 
   it('cuts short what has not ended within its drain time, saying so', async () => {

@@ -57,8 +57,8 @@ describe('epoch retention', () => {
     expect(discards('a')).toEqual([[1, [0, 1]]]);
     expect(discards('b')).toEqual([[1, [2, 3]]]);
     expect(discards('c')).toEqual([]);
-    // The DISCARD came after the new epoch's RESUME: the ranks were not held for it.
-    expect(h.nodes.get('a')!.steps.stepsSeen().slice(-2)).toEqual([RoundStep.RESUME, RoundStep.DISCARD]);
+    // The DISCARD came after the new epoch's commit (its STORE), and the ranks were not held for it.
+    expect(h.nodes.get('a')!.steps.stepsSeen().slice(-3)).toEqual([RoundStep.RESUME, RoundStep.STORE, RoundStep.DISCARD]);
     expect(h.catalog!.imagesToRemove('j')).toEqual([]);
     expect(h.catalog!.epochImages('j', 1).every((i) => i.removedMs !== null)).toBe(true);
     expect(h.catalog!.epochImages('j', 2).every((i) => i.removedMs === null)).toBe(true);

@@ -121,31 +121,36 @@ describe('a host that goes down with running ranks', () => {
     expect(rankStates().map((r) => r[2])).toEqual(['running', 'running', 'running', 'running']);
   });
 
-  it('keeps the job when an agent is lost during RESUME of a committed epoch: the RESUME goes again to the agent that comes back', async () => {
+  it('keeps the job when an agent is lost during the RESUME before STORE: the epoch aborts, and the agent that comes back gets DISCARD and RESUME', async () => {
     const ranksOfB = h.nodes.get('b')!.ranks;
     const { error } = await checkpointLosingB(RoundStep.RESUME);
-    expect(error).toBeUndefined(); // the checkpoint itself succeeded: its epoch is committed
-    expect(h.catalog!.getEpoch('j', 1)!.state).toBe('committed');
+    // b cannot store what it dumped: the epoch aborts; a's ranks run on, b's are owed the RESUME.
+    expect((error as Error).message).toMatch(
+      /epoch 1\) aborted: STORE failed: ranks 2,3: host b: .*Ranks on hosts that were lost resume when their agents are back; there is no committed checkpoint yet\./,
+    );
+    expect(h.catalog!.getEpoch('j', 1)!.state).toBe('aborted');
     expect(job().state).toBe('running');
     const owed = h.catalog!.listEvents({ limit: 200 }).find((e) => e.kind === 'job.resume-owed');
-    expect(owed?.message).toMatch(/epoch 1 committed: the agent on host b was lost before it confirmed RESUME of ranks 2,3/);
+    expect(owed?.message).toMatch(/epoch 1 dumped: the agent on host b was lost before it confirmed RESUME of ranks 2,3/);
 
-    // The agent that comes back (re-adopting ranks 2 and 3) is asked to RESUME them again.
+    // The agent that comes back (re-adopting ranks 2 and 3, still flushed) removes their images and resumes them.
     h.startAgent('b', {}, ranksOfB);
     await advance(500);
-    expect(h.nodes.get('b')!.steps.seen.map((s) => [s.step, s.ranks, s.epoch])).toEqual([[RoundStep.RESUME, [2, 3], 1]]);
+    expect(h.nodes.get('b')!.steps.seen.map((s) => [s.step, s.ranks, s.epoch])).toEqual([
+      [RoundStep.DISCARD, [2, 3], 1],
+      [RoundStep.RESUME, [2, 3], 1],
+    ]);
     await advance(HOST_REJOIN_GRACE_MS + 1_000);
     expect(job().state).toBe('running');
     expect(h.catalog!.listEvents({ limit: 200 }).map((e) => e.kind)).toContain('job.resumed-late');
   });
 
-  it('fails the job naming the host when no agent comes back after a RESUME it lost; the committed epoch stays', async () => {
+  it('fails the job naming the host when no agent comes back after a RESUME it lost', async () => {
     await checkpointLosingB(RoundStep.RESUME);
     expect(job().state).toBe('running');
     await advance(HOST_REJOIN_GRACE_MS + 1_000);
     expect(job().state).toBe('failed');
     expect(job().detail).toBe(`ranks 2,3 lost: host b is down and did not come back within ${HOST_REJOIN_GRACE_MS} ms`);
-    expect(h.catalog!.getEpoch('j', 1)!.state).toBe('committed');
   });
 
   it('stops the ranks of a checkpoint --stop when the agent that lost its STOP comes back with them: the job ends stopped at the epoch', async () => {

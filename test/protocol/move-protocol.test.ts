@@ -77,7 +77,7 @@ describe('restart', () => {
     // Ranks 0,1 (host a) and 2,3 (host b) append to one log; each dump saw it at another size (dumped one after the other).
     const sizes: Record<number, number> = { 0: 100, 1: 340, 2: 220, 3: 90 };
     for (const host of ['a', 'b']) {
-      h.nodes.get(host)!.steps.scripts.set(RoundStep.DUMP, (req) => ({
+      h.nodes.get(host)!.steps.scripts.set(RoundStep.STORE, (req) => ({
         failed: new Map(),
         images: h.nodes.get(host)!.steps.dumpImages(req).map((img) => ({
           ...img,

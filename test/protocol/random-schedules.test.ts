@@ -45,7 +45,7 @@ const ENDED = ['failed', 'cancelled', 'succeeded'];
 const SEEDS = Number(process.env.FERRY_RANDOM_SCHEDULES ?? 100);
 const FIRST_SEED = Number(process.env.FERRY_RANDOM_SCHEDULES_FROM ?? 1);
 const COMMANDS_PER_SCHEDULE = Number(process.env.FERRY_RANDOM_SCHEDULES_LENGTH ?? 10); // rounds per schedule
-const STEPS = [RoundStep.PREPARE, RoundStep.DUMP, RoundStep.RESUME, RoundStep.DISCARD, RoundStep.STOP, RoundStep.FETCH, RoundStep.RESTORE];
+const STEPS = [RoundStep.PREPARE, RoundStep.DUMP, RoundStep.STORE, RoundStep.RESUME, RoundStep.DISCARD, RoundStep.STOP, RoundStep.FETCH, RoundStep.RESTORE];
 
 type Fault =
   | { kind: 'none' }
@@ -132,7 +132,7 @@ class Schedule {
    * checkpoints, cancels and faults overlap. An agent that died meanwhile never answers.
    */
   private async answerLater(host: string, steps: ScriptedSteps, req: RoundRequest): Promise<StepOutcome> {
-    const slow = req.step === RoundStep.DUMP || req.step === RoundStep.FETCH || req.step === RoundStep.RESTORE;
+    const slow = req.step === RoundStep.DUMP || req.step === RoundStep.STORE || req.step === RoundStep.FETCH || req.step === RoundStep.RESTORE;
     await new Promise((r) => setTimeout(r, Math.floor(this.random() * (slow ? 300 : 50))));
     const out = this.liveSteps.get(host) === steps ? this.answer(host, req) : 'hang';
     return out === 'hang' ? new Promise<StepOutcome>(() => {}) : out;
@@ -187,6 +187,17 @@ class Schedule {
           failed: new Map(),
           images: node.steps.dumpImages(req).map((img) => ({ ...img, location: `/images/${req.job_id}/${req.image_set}/rank-${img.rank}` })),
         };
+      case RoundStep.STORE: {
+        // The manifests of what this host's DUMP wrote (a DISCARD, or a host that lost its disk, took it away).
+        const missing = req.dump_ranks.filter((r) => !disk.has(this.key(req.job_id, req.image_set, r)));
+        return {
+          failed: new Map(missing.map((r) => [r, new FerryError(ErrorCode.UNKNOWN_RANK, `no dump of rank ${r} on ${host}`)])),
+          images: node.steps
+            .dumpImages(req)
+            .filter((img) => !missing.includes(img.rank!))
+            .map((img) => ({ ...img, location: `/images/${req.job_id}/${req.image_set}/rank-${img.rank}` })),
+        };
+      }
       case RoundStep.DISCARD:
         for (const r of req.ranks) disk.delete(this.key(req.job_id, req.image_set, r));
         return { failed: new Map() };

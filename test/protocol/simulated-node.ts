@@ -89,7 +89,7 @@ export type StepScript = (req: RoundRequest) => StepOutcome | Promise<StepOutcom
 
 /** Answers each step: by default every rank succeeds; a test replaces the script of a step. */
 export class ScriptedSteps implements RankSteps {
-  readonly seen: { step: RoundStep; ranks: number[]; dumpRanks: number[]; epoch: number; transient: boolean; rollBackFiles: boolean; appendedSizes: [string, number][]; sources: { rank: number; host: string; server: string }[] }[] = [];
+  readonly seen: { step: RoundStep; ranks: number[]; dumpRanks: number[]; epoch: number; transient: boolean; storeSeparately: boolean; rollBackFiles: boolean; appendedSizes: [string, number][]; sources: { rank: number; host: string; server: string }[] }[] = [];
   scripts = new Map<RoundStep, StepScript>();
 
   constructor(
@@ -106,7 +106,7 @@ export class ScriptedSteps implements RankSteps {
   }
 
   async run(req: RoundRequest): Promise<StepOutcome> {
-    this.seen.push({ step: req.step, ranks: [...req.ranks], dumpRanks: [...req.dump_ranks], epoch: req.epoch, transient: req.transient, rollBackFiles: req.roll_back_files === true, appendedSizes: (req.appended_sizes ?? []).map((f) => [f.path, Number(f.size_bytes)]), sources: req.sources.map((x) => ({ rank: x.rank, host: x.host, server: x.server })) });
+    this.seen.push({ step: req.step, ranks: [...req.ranks], dumpRanks: [...req.dump_ranks], epoch: req.epoch, transient: req.transient, storeSeparately: req.store_separately === true, rollBackFiles: req.roll_back_files === true, appendedSizes: (req.appended_sizes ?? []).map((f) => [f.path, Number(f.size_bytes)]), sources: req.sources.map((x) => ({ rank: x.rank, host: x.host, server: x.server })) });
     const out = await this.outcome(req);
     if (out === 'hang') return new Promise<StepOutcome>(() => {}); // the ranks stay as they were
     if (req.step === RoundStep.RESUME) for (const r of req.ranks) if (!out.failed.has(r)) this.ranks.flushed.delete(`${req.job_id}/${r}`);
@@ -120,7 +120,7 @@ export class ScriptedSteps implements RankSteps {
   private async outcome(req: RoundRequest): Promise<StepOutcome | 'hang'> {
     const script = this.scripts.get(req.step);
     if (script) return script(req);
-    if (req.step === RoundStep.DUMP) return { failed: new Map(), images: this.dumpImages(req) };
+    if (req.step === RoundStep.DUMP || req.step === RoundStep.STORE) return { failed: new Map(), images: this.dumpImages(req) };
     if (req.step === RoundStep.STOP) {
       for (const r of req.dump_ranks) this.ranks.exit(req.job_id, r, 137);
     }
@@ -130,7 +130,7 @@ export class ScriptedSteps implements RankSteps {
     return { failed: new Map() };
   }
 
-  /** What a DUMP reports by default: an image of each rank to dump (for scripts that add to that). */
+  /** What a DUMP (or STORE) reports by default: an image of each rank to dump (for scripts that add to that). */
   dumpImages(req: RoundRequest): RankImageInit[] {
     return req.dump_ranks.map((rank) => ({
       rank,

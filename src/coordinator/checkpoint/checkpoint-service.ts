@@ -1,9 +1,12 @@
 // Runs the checkpoint protocol for a job, one epoch at a time:
-// PREPARE (flush) -> DUMP -> STORED -> COMMITTED -> RESUME (or STOP).
-// Any failure or timeout before COMMITTED aborts the epoch: the surviving
-// ranks resume, partial images are discarded, and the previous committed
-// epoch stays the one to restart from. States: epoch-machine.ts.
-import { ErrorCode, RoundStep, type EpochInfoInit, type CheckpointReplyInit } from '../../gen/proto.js';
+// PREPARE (flush) -> DUMP -> RESUME -> STORE -> COMMITTED, or with --stop
+// PREPARE -> DUMP -> STORE -> COMMITTED -> STOP. The ranks of a checkpoint
+// that goes on resume as soon as CRIU has written their images: hashing and
+// fsyncing them (STORE) needs the images, not the ranks. Any failure or
+// timeout before COMMITTED aborts the epoch: the ranks still flushed resume,
+// partial images are discarded, and the previous committed epoch stays the
+// one to restart from. States: epoch-machine.ts.
+import { ErrorCode, RoundStep, type EpochInfoInit, type CheckpointReplyInit, type RankProcess } from '../../gen/proto.js';
 import { FerryError, errorMessage } from '../../common/ferry-error.js';
 import { tracer } from '../../common/trace.js';
 import type { Coordinator } from '../coordinator.js';
@@ -13,8 +16,16 @@ import { EpochMachine, type EpochState } from './epoch-machine.js';
 
 const trace = tracer('checkpoint');
 
+/** How the RESUME before STORE went: every rank woke (ok), some are owed it (their agent was lost), or `problem`: the job fails. */
+interface EarlyResume {
+  ok: boolean;
+  problem: string;
+}
+
 /** States recorded as phases of the epoch in the catalog as they are entered. */
-const CATALOG_PHASES = new Set<EpochState>(['flushed', 'dumping', 'stored']);
+const CATALOG_PHASES = new Set<EpochState>(['flushed', 'dumping', 'dumped', 'storing', 'stored']);
+/** Catalog states of an epoch whose ranks may have been resumed already (before STORE): none is flushed for it. */
+const RESUMED_BEFORE_STORE = new Set<string>(['dumped', 'storing', 'stored']);
 
 export interface CheckpointOptions {
   stop: boolean;
@@ -23,6 +34,9 @@ export interface CheckpointOptions {
 }
 
 export class CheckpointService {
+  /** Epochs cut short by a coordinator restart after their DUMP (abortInterrupted), and the hosts told to discard them. */
+  private readonly imagesToDiscard: { jobId: string; epoch: number; hostsDone: Set<string> }[] = [];
+
   constructor(private readonly c: Coordinator) {}
 
   async checkpoint(jobId: string, options: CheckpointOptions): Promise<CheckpointReplyInit> {
@@ -73,25 +87,45 @@ export class CheckpointService {
     this.c.catalog.setOutputMarks(jobId, epoch, this.c.jobs.replay.mark(jobId));
     this.c.jobs.saveOutputCounts(); // a later coordinator counts on from at least this mark
 
-    // DUMP: each agent dumps its flushed ranks (left running), writes manifests.
+    // DUMP: each agent CRIU-dumps its flushed ranks (left running).
     m.transition(['flushed'], 'dumping');
     for (const [host, ranks] of byHost) dumpedHosts.set(host, ranks);
     const dump = await runRound(
       this.c,
-      { job_id: jobId, epoch, step: RoundStep.DUMP, image_set: imageSet },
+      { job_id: jobId, epoch, step: RoundStep.DUMP, image_set: imageSet, store_separately: true },
       byHost,
       cfg.dumpTimeoutMs,
       (ranks) => ({ dump_ranks: ranks }),
     );
     if (!dump.ok) return this.abort(m, byHost, dumpedHosts, 'DUMP', dump);
+    m.transition(['dumping'], 'dumped');
+
+    // RESUME now unless the job stops: the images are written, the ranks need not wait for them to be stored.
+    let resumeProblem = '';
+    let resumed: EarlyResume | undefined;
+    if (!options.stop) {
+      m.transition(['dumped'], 'resuming');
+      const resume = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.RESUME }, byHost, cfg.resumeTimeoutMs);
+      if (!resume.ok && !this.c.jobs.owesResume(jobId, `epoch ${epoch} dumped`, resume, byHost)) resumeProblem = describeRoundFailure('RESUME', resume);
+      resumed = { ok: resume.ok, problem: resumeProblem };
+    }
+
+    // STORE: each agent hashes and fsyncs its ranks' images and writes their manifests.
+    m.transition(['dumped', 'resuming'], 'storing');
+    const store = await runRound(
+      this.c,
+      { job_id: jobId, epoch, step: RoundStep.STORE, image_set: imageSet },
+      byHost,
+      cfg.dumpTimeoutMs,
+      (ranks) => ({ dump_ranks: ranks }),
+    );
+    if (!store.ok) return this.abort(m, byHost, dumpedHosts, 'STORE', store, undefined, resumed);
 
     // STORED: every rank's image, as its agent reports it, into the catalog.
     let sizeBytes = 0;
-    let dumpMs = 0;
-    let storeMs = 0;
     try {
       const seen = new Set<number>();
-      for (const [host, reply] of dump.replies) {
+      for (const [host, reply] of store.replies) {
         for (const img of reply.images) {
           this.c.catalog.recordEpochImage({
             jobId,
@@ -105,33 +139,27 @@ export class CheckpointService {
           });
           seen.add(img.rank);
           sizeBytes += img.size_bytes;
-          dumpMs = Math.max(dumpMs, img.dump_ms);
-          storeMs = Math.max(storeMs, img.store_ms);
         }
       }
       const missing = [...byHost.values()].flat().filter((r) => !seen.has(r));
       if (missing.length > 0) throw new FerryError(ErrorCode.INTERNAL, `no image reported for ranks ${missing.join(',')}`);
-      m.transition(['dumping'], 'stored');
+      m.transition(['storing'], 'stored');
       // COMMITTED: one durable transaction; from here on this epoch is the truth.
       this.c.catalog.commitEpoch(jobId, epoch, this.c.now());
       m.transition(['stored'], 'committed');
     } catch (err) {
-      return this.abort(m, byHost, dumpedHosts, 'STORE', undefined, errorMessage(err));
+      return this.abort(m, byHost, dumpedHosts, 'STORE', undefined, errorMessage(err), resumed);
     }
     this.c.event('checkpoint.commit', `job ${jobId}: epoch ${epoch} committed (${sizeBytes} bytes of images)`, { jobId });
 
-    // RESUME, or STOP with --stop.
-    m.transition(['committed'], 'resuming');
-    let resumeProblem = '';
+    // STOP with --stop: the ranks waited, flushed, for the commit.
     if (options.stop) {
+      m.transition(['committed'], 'stopping');
       this.c.jobs.markStopping(jobId, epoch);
       const stop = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.STOP }, byHost, cfg.resumeTimeoutMs, (ranks) => ({ dump_ranks: ranks }));
       if (!stop.ok && !this.c.jobs.owesStop(jobId, epoch, stop, byHost)) resumeProblem = describeRoundFailure('STOP', stop);
-    } else {
-      const resume = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.RESUME }, byHost, cfg.resumeTimeoutMs);
-      if (!resume.ok && !this.c.jobs.owesResume(jobId, `epoch ${epoch} committed`, resume, byHost)) resumeProblem = describeRoundFailure('RESUME', resume);
     }
-    m.transition(['resuming'], 'done');
+    m.transition(['committed', 'stopping'], 'done');
     try {
       this.c.retention.apply(jobId);
     } catch (err) {
@@ -147,20 +175,18 @@ export class CheckpointService {
     }
     let drainedMessages = 0;
     let drainedBytes = 0;
-    let flushMs = 0;
     for (const r of flush.replies.values()) {
       drainedMessages += r.flush?.drained_messages ?? 0;
       drainedBytes += r.flush?.drained_bytes ?? 0;
-      flushMs = Math.max(flushMs, r.flush?.flush_ms ?? 0);
     }
     return {
       epoch: this.epochInfo(jobId, epoch),
       flush_ms: m.between('preparing', 'flushed'),
-      // The DUMP round ends with each agent's manifests (store_ms): without them, so the phases add up.
-      dump_ms: Math.max(0, m.between('dumping', 'stored') - storeMs),
-      store_ms: storeMs,
+      dump_ms: m.between('dumping', 'dumped'),
+      store_ms: m.between('storing', 'stored'),
       commit_ms: m.between('stored', 'committed'),
-      resume_ms: m.between('resuming', 'done'),
+      resume_ms: options.stop ? m.between('stopping', 'done') : m.between('resuming', 'storing'),
+      paused_ms: options.stop ? 0 : m.between('preparing', 'storing'),
       drained_messages: drainedMessages,
       drained_bytes: drainedBytes,
       replicas_to_copy: this.c.replication.replicasOf(jobId),
@@ -178,27 +204,43 @@ export class CheckpointService {
     step: string,
     result?: RoundResult,
     reason?: string,
+    resumed?: EarlyResume,
   ): Promise<never> {
     const { jobId, epoch } = m;
     const why = reason ? `${step} failed: ${reason}` : describeRoundFailure(step, result!);
     trace(`abort job ${jobId} epoch ${epoch}: ${why}`);
-    m.transition(['preparing', 'flushed', 'dumping', 'stored'], 'aborting');
+    m.transition(['preparing', 'flushed', 'dumping', 'dumped', 'storing', 'stored'], 'aborting');
     const reachable = new Map([...byHost].filter(([host]) => !result?.silentHosts.includes(host)));
-    const resume = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.RESUME }, reachable, this.c.config.resumeTimeoutMs);
+    let detail = why;
+    // What becomes of the ranks: resumed before STORE already (resumed), else woken now.
+    let ranks: 'running' | 'owed' | 'failed';
+    if (resumed) {
+      ranks = resumed.problem ? 'failed' : resumed.ok ? 'running' : 'owed';
+      if (resumed.problem) {
+        detail += `; ${resumed.problem}`;
+        this.c.jobs.failRunningJob(jobId, `epoch ${epoch} aborted (${why}), and ${resumed.problem}`);
+      }
+    } else {
+      const resume = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.RESUME }, reachable, this.c.config.resumeTimeoutMs);
+      if (!resume.ok) detail += `; resuming the ranks also failed: ${describeRoundFailure('RESUME', resume)}`;
+      const fine = this.c.jobs.resumedOrFailed(jobId, `epoch ${epoch} aborted`, resume, reachable, `epoch ${epoch} aborted (${why}), and ${describeRoundFailure('RESUME', resume)}`);
+      ranks = resume.ok ? 'running' : fine ? 'owed' : 'failed';
+    }
     const discardOn = new Map([...dumpedHosts].filter(([host]) => !result?.silentHosts.includes(host)));
     const discard = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.DISCARD, image_set: String(epoch) }, discardOn, this.c.config.resumeTimeoutMs);
-    let detail = why;
-    if (!resume.ok) detail += `; resuming the ranks also failed: ${describeRoundFailure('RESUME', resume)}`;
-    const resumed = this.c.jobs.resumedOrFailed(jobId, `epoch ${epoch} aborted`, resume, reachable, `epoch ${epoch} aborted (${why}), and ${describeRoundFailure('RESUME', resume)}`);
     if (!discard.ok) detail += `; some partial images could not be removed: ${describeRoundFailure('DISCARD', discard)}`;
     this.c.catalog.setEpochState(jobId, epoch, 'aborted', this.c.now(), detail);
     m.transition(['aborting'], 'aborted');
     const previous = this.c.catalog.lastCommittedEpoch(jobId);
     this.c.event('checkpoint.abort', `job ${jobId}: epoch ${epoch} aborted: ${detail}`, { jobId });
+    const fate = {
+      running: 'The job keeps running',
+      owed: 'Ranks on hosts that were lost resume when their agents are back',
+      failed: 'The job fails: a rank left flushed would hang it',
+    }[ranks];
     throw new FerryError(
       result ? roundFailureCode(result) : ErrorCode.UNAVAILABLE,
-      `checkpoint of job ${jobId} (epoch ${epoch}) aborted: ${detail}. ` +
-        (resume.ok ? 'The job keeps running' : resumed ? 'Ranks on hosts that were lost resume when their agents are back' : 'The job fails: a rank left flushed would hang it') +
+      `checkpoint of job ${jobId} (epoch ${epoch}) aborted: ${detail}. ${fate}` +
         (previous ? `; epoch ${previous.epoch} remains the last committed checkpoint.` : '; there is no committed checkpoint yet.'),
     );
   }
@@ -207,12 +249,15 @@ export class CheckpointService {
    * At start: an epoch the catalog has in flight was run by a coordinator that
    * is gone, and nothing will finish it. It is aborted; its ranks, flushed for
    * it, are resumed and its partial images removed host by host as their agents
-   * register (JobService.settleFlushed).
+   * register (JobService.settleFlushed). Ranks that were resumed before STORE
+   * are flushed for nothing: each host of the job gets the DISCARD of such an
+   * epoch's images when it registers (discardInterrupted).
    */
   abortInterrupted(): void {
     for (const e of this.c.catalog.inFlightEpochs()) {
       const detail = `interrupted: the coordinator restarted while the epoch was ${e.state}`;
       this.c.catalog.setEpochState(e.jobId, e.epoch, 'aborted', this.c.now(), detail);
+      if (RESUMED_BEFORE_STORE.has(e.state)) this.imagesToDiscard.push({ jobId: e.jobId, epoch: e.epoch, hostsDone: new Set() });
       const previous = this.c.catalog.lastCommittedEpoch(e.jobId);
       this.c.event(
         'checkpoint.abort',
@@ -220,6 +265,31 @@ export class CheckpointService {
           (previous ? `epoch ${previous.epoch} remains the last committed checkpoint` : 'there is no committed checkpoint yet'),
         { jobId: e.jobId },
       );
+    }
+  }
+
+  /**
+   * An agent registered: the images it may hold of epochs abortInterrupted
+   * aborted after their DUMP go, for the ranks of their job the catalog has
+   * there (those it reports flushed for the epoch are JobService.settleFlushed's,
+   * which discards their images before it resumes them). A DISCARD of images
+   * that are not there does nothing; one of a DUMP or STORE still running
+   * there waits for it.
+   */
+  discardInterrupted(host: string, reported: RankProcess[]): void {
+    for (const d of this.imagesToDiscard) {
+      if (d.hostsDone.has(host)) continue;
+      const flushedForIt = new Set(reported.filter((p) => p.job_id === d.jobId && Number(p.flushed_epoch) === d.epoch).map((p) => p.rank));
+      const ranks = this.c.catalog
+        .listRanks(d.jobId)
+        .filter((r) => r.host === host && !flushedForIt.has(r.rank))
+        .map((r) => r.rank);
+      if (ranks.length === 0) continue;
+      d.hostsDone.add(host);
+      this.c.operations.queue(d.jobId, () => `epoch ${d.epoch}'s images on host ${host} are being discarded (the epoch was cut short by a coordinator restart)`, async () => {
+        const r = await runRound(this.c, { job_id: d.jobId, epoch: d.epoch, step: RoundStep.DISCARD, image_set: String(d.epoch) }, new Map([[host, ranks]]), this.c.config.dumpTimeoutMs);
+        if (!r.ok) this.c.event('checkpoint.discard-failed', `job ${d.jobId}: aborted epoch ${d.epoch}: ${describeRoundFailure('DISCARD', r)}`, { jobId: d.jobId, host });
+      });
     }
   }
 

@@ -10,21 +10,29 @@ const trace = tracer('checkpoint');
 export type EpochState =
   | 'preparing' //  PREPARE sent: every rank flushes its channels into its memory and closes its sockets
   | 'flushed' //    every rank flushed: the job is a consistent cut, frozen in dump-safe waits
-  | 'dumping' //    DUMP sent: the agents CRIU-dump their ranks (left running) and write manifests
+  | 'dumping' //    DUMP sent: the agents CRIU-dump their ranks (left running)
+  | 'dumped' //     CRIU wrote every rank's image (not yet hashed nor fsynced): the ranks need not wait any more
+  | 'resuming' //   RESUME sent: ranks rewire and go on while their images are stored (not with --stop)
+  | 'storing' //    STORE sent: the agents hash and fsync every file and write each rank's manifest
   | 'stored' //     every image is on disk with its manifest, fsynced, and recorded in the catalog
   | 'committed' //  the catalog says so, durably: this epoch is the one to restart from
-  | 'resuming' //   RESUME (or STOP) sent: ranks rewire and go on (or end, with --stop)
+  | 'stopping' //   --stop: STOP sent, the ranks end (they waited, flushed, for the commit)
   | 'done' //       the operation is over; the epoch stays committed
-  | 'aborting' //   a step failed: survivors are resumed, partial images discarded
+  | 'aborting' //   a step failed: ranks still flushed are resumed, partial images discarded
   | 'aborted'; //   the previous committed epoch is still the truth
 
+// A checkpoint that goes on: ... dumped -> resuming -> storing -> stored -> committed -> done.
+// With --stop:                 ... dumped -> storing -> stored -> committed -> stopping -> done.
 const TRANSITIONS: Record<EpochState, readonly EpochState[]> = {
   preparing: ['flushed', 'aborting'],
   flushed: ['dumping', 'aborting'],
-  dumping: ['stored', 'aborting'],
+  dumping: ['dumped', 'aborting'],
+  dumped: ['resuming', 'storing', 'aborting'],
+  resuming: ['storing'],
+  storing: ['stored', 'aborting'],
   stored: ['committed', 'aborting'],
-  committed: ['resuming'],
-  resuming: ['done'],
+  committed: ['stopping', 'done'],
+  stopping: ['done'],
   done: [],
   aborting: ['aborted'],
   aborted: [],
