@@ -4,6 +4,23 @@
 import { createHash } from 'node:crypto';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import PQueue from 'p-queue';
+
+/**
+ * fsyncs of image files at once in this process. Each holds one of libuv's
+ * 4 pool threads for as long as the disk takes to write the file back; with
+ * every pool thread in an fsync, the reads that hash the next files (the same
+ * pool) waited for whole writebacks. Manifests of 4 fresh 64 MiB images in
+ * one process: 375-383 ms unbounded, 303-317 ms with 2 at once (2 images:
+ * 188-206 vs 125-143 ms; 1 at once is slower, 3 about the same as 2).
+ */
+export const FSYNCS_AT_ONCE = 2;
+const fsyncSlots = new PQueue({ concurrency: FSYNCS_AT_ONCE });
+
+/** fh.sync() through fsyncSlots. */
+function syncBounded(fh: FileHandle): Promise<void> {
+  return fsyncSlots.add(() => fh.sync(), { throwOnTimeout: true });
+}
 
 /** Read size for hashing: large enough that per-call overhead vanishes. */
 export const HASH_READ_BYTES = 4 * 1024 * 1024;
@@ -32,7 +49,7 @@ export async function hashFile(path: string, options: { fsync?: boolean } = {}):
   const fh = await open(path, 'r');
   try {
     const hash = createHash('sha256');
-    const synced = options.fsync ? fh.sync() : Promise.resolve();
+    const synced = options.fsync ? syncBounded(fh) : Promise.resolve();
     // Sized to the file (most of an image's files are a few KiB); a file still growing is read in several passes.
     const { size: known } = await fh.stat();
     const size = await feedHash(fh, hash, 0, Number.MAX_SAFE_INTEGER, hashReadBuffers(known + 1));
@@ -77,7 +94,7 @@ export async function feedHash(
 export async function fsyncFile(path: string): Promise<void> {
   const fh = await open(path, 'r');
   try {
-    await fh.sync();
+    await syncBounded(fh);
   } finally {
     await fh.close();
   }
