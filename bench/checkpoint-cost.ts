@@ -18,9 +18,11 @@
 // given as much recently used memory as the images will take (warmPageCache):
 // on this paravirtualised machine, writing into memory the guest has not used
 // for a while costs up to 4x more than into memory just freed, so whichever
-// contender ran right after another's images were deleted won. The first
-// dump of fresh processes is not counted, for either contender: it wrote its
-// pages up to 6x slower than the next ones did (CRIU's memwrite time).
+// contender ran right after another's images were deleted won. Ferry's
+// checkpoints and the plain parallel dumps take turns, the first of each turn
+// alternating, so both meet the same machine; the first dump of the fresh
+// processes is not counted, for either contender: it wrote its pages up to 6x
+// slower than the next ones did in some runs (CRIU's memwrite time).
 // Run: node dist/bench/run.js checkpoint-cost   (BENCH_CKPT_SIZES_MIB=64,512, BENCH_CKPT_REPEATS=3)
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, writeSync, openSync, closeSync } from 'node:fs';
@@ -201,39 +203,39 @@ function killPlain(p: PlainProcess): void {
   }
 }
 
-async function measurePlain(criu: { command: string }, bin: string, initPath: string, dir: string, sizeMib: number, repeats: number): Promise<PlainFigures> {
+/** The plain contender: RANKS processes of the same size as the ranks. */
+async function startPlainSet(bin: string, initPath: string, dir: string, sizeMib: number): Promise<PlainProcess[]> {
   const procs: PlainProcess[] = [];
-  const images = join(dir, `plain-images-${sizeMib}`);
   try {
     for (let i = 0; i < RANKS; i++) procs.push(await startPlain(bin, initPath, dir, `plain-${sizeMib}-${i}`, sizeMib));
-    const parallelMs: number[] = [];
-    const parallelSyncedMs: number[] = [];
-    let firstParallelMs = 0;
-    let bytes = 0;
-    // rep -1: a first dump of the fresh processes, not counted (as Ferry's first checkpoint is not).
-    for (let rep = -1; rep < repeats; rep++) {
-      warmPageCache(dir, imageBytes(sizeMib));
-      const t0 = performance.now();
-      const results = await Promise.all(procs.map((p, i) => dumpRank({ criu, initPid: p.initPid, imagesDir: join(images, `par-${rep}`, String(i)), leaveRunning: true, cwdIsPrivate: ownCwd, actionScript: null })));
-      const dumpedMs = performance.now() - t0;
-      execFileSync('sync', ['-f', join(images, `par-${rep}`)]);
-      const syncedMs = performance.now() - t0;
-      if (rep >= 0) {
-        parallelMs.push(dumpedMs);
-        parallelSyncedMs.push(syncedMs);
-      } else {
-        firstParallelMs = dumpedMs;
-      }
-      bytes = results.reduce((n, r) => n + r.totalBytes, 0);
-      rmSync(join(images, `par-${rep}`), { recursive: true, force: true });
-    }
+  } catch (e) {
+    procs.forEach(killPlain);
+    throw e;
+  }
+  return procs;
+}
+
+/** One plain parallel dump of every process (left running), then `sync` of its images; the images go. */
+async function plainParallelDump(criu: { command: string }, procs: PlainProcess[], images: string): Promise<{ dumpedMs: number; syncedMs: number; bytes: number }> {
+  const t0 = performance.now();
+  const results = await Promise.all(procs.map((p, i) => dumpRank({ criu, initPid: p.initPid, imagesDir: join(images, String(i)), leaveRunning: true, cwdIsPrivate: ownCwd, actionScript: null })));
+  const dumpedMs = performance.now() - t0;
+  execFileSync('sync', ['-f', images]);
+  const syncedMs = performance.now() - t0;
+  rmSync(images, { recursive: true, force: true });
+  return { dumpedMs, syncedMs, bytes: results.reduce((n, r) => n + r.totalBytes, 0) };
+}
+
+/** The plain dumps one after another, then a plain dump (the tree ends) + restore of one process, with and without moving the images. */
+async function plainSerialAndMove(criu: { command: string }, procs: PlainProcess[], dir: string, sizeMib: number): Promise<Pick<PlainFigures, 'serialMs' | 'dumpRestore'>> {
+  const images = join(dir, `plain-images-${sizeMib}`);
+  try {
     warmPageCache(dir, imageBytes(sizeMib));
     const t0 = performance.now();
     for (const [i, p] of procs.entries()) await dumpRank({ criu, initPid: p.initPid, imagesDir: join(images, 'serial', String(i)), leaveRunning: true, cwdIsPrivate: ownCwd, actionScript: null });
     const serialMs = performance.now() - t0;
     rmSync(join(images, 'serial'), { recursive: true, force: true });
 
-    // Plain dump (the tree ends) + restore of one process, with and without moving the images.
     const one = procs[1];
     warmPageCache(dir, imageBytes(sizeMib, 2)); // its images, then their copy
     const dumped = await dumpRank({ criu, initPid: one.initPid, imagesDir: join(images, 'move'), leaveRunning: false, cwdIsPrivate: ownCwd, actionScript: null });
@@ -248,9 +250,8 @@ async function measurePlain(criu: { command: string }, bin: string, initPath: st
       // gone
     }
     restored.child.kill('SIGKILL');
-    return { firstParallelMs, parallelMs, parallelSyncedMs, serialMs, bytes, dumpRestore: { dumpMs: dumped.durationMs, copyMs, restoreMs: restored.durationMs, bytes: dumped.totalBytes } };
+    return { serialMs, dumpRestore: { dumpMs: dumped.durationMs, copyMs, restoreMs: restored.durationMs, bytes: dumped.totalBytes } };
   } finally {
-    procs.forEach(killPlain);
     rmSync(images, { recursive: true, force: true });
   }
 }
@@ -282,28 +283,53 @@ export async function runCheckpointCostBenchmark(): Promise<void> {
     for (const sizeMib of SIZES_MIB) {
       // Every size REPEATS times: single 512 MiB dumps of either contender ranged over 2.7x in one day.
       const repeats = REPEATS;
-      process.stderr.write(`checkpoint-cost: ${RANKS} x ${sizeMib} MiB, Ferry\n`);
+      process.stderr.write(`checkpoint-cost: ${RANKS} x ${sizeMib} MiB, Ferry and plain CRIU in turns\n`);
       const jobId = `ckpt-${sizeMib}`;
-      const { checkpoints, migration, first } = await withFerryJob(c, bin, dir, jobId, RANKS, sizeMib, async () => {
-        const checkpoints: CheckpointFigures[] = [];
-        // i = -1: the fresh ranks' first checkpoint, not counted: on this VM the first dump of fresh
-        // processes wrote its pages up to 6x slower (CRIU's memwrite time) in some runs.
-        let first: CheckpointFigures | undefined;
-        for (let i = -1; i < repeats; i++) {
-          warmPageCache(dir, imageBytes(sizeMib));
-          const f = await ferryCheckpoint(c, jobId);
-          if (i >= 0) checkpoints.push(f);
-          else first = f;
-          // Epochs are kept; only the disk they take matters here.
-          if (i < repeats - 1) removeJobImages(c, jobId);
-        }
-        warmPageCache(dir, imageBytes(sizeMib, 2)); // the rank's images, then the fetched copy
-        const migration = await ferryMigrate(c, jobId, 1);
-        return { checkpoints, migration, first: first! };
-      });
+      const plainProcs = await startPlainSet(bin, initPath, dir, sizeMib);
+      let measured;
+      try {
+        measured = await withFerryJob(c, bin, dir, jobId, RANKS, sizeMib, async () => {
+          const checkpoints: CheckpointFigures[] = [];
+          const parallel: { dumpedMs: number; syncedMs: number; bytes: number }[] = [];
+          // Ferry's checkpoints and the plain parallel dumps take turns (who goes first alternates), so
+          // both meet the same machine. Turn -1, the first dump of the fresh processes, is not counted:
+          // on this VM it wrote its pages up to 6x slower than the next ones (CRIU's memwrite time).
+          let first: { ferry: CheckpointFigures; plainMs: number } | undefined;
+          for (let i = -1; i < repeats; i++) {
+            let f: CheckpointFigures | undefined;
+            let p: { dumpedMs: number; syncedMs: number; bytes: number } | undefined;
+            for (const who of i % 2 === 0 ? ['plain', 'ferry'] : ['ferry', 'plain']) {
+              warmPageCache(dir, imageBytes(sizeMib));
+              if (who === 'ferry') {
+                f = await ferryCheckpoint(c, jobId);
+                removeJobImages(c, jobId); // epochs are kept in the catalog; only the disk they take matters here
+              } else {
+                p = await plainParallelDump(criu, plainProcs, join(dir, `plain-images-${sizeMib}`, `par-${i}`));
+              }
+            }
+            if (i < 0) first = { ferry: f!, plainMs: p!.dumpedMs };
+            else {
+              checkpoints.push(f!);
+              parallel.push(p!);
+            }
+          }
+          const rest = await plainSerialAndMove(criu, plainProcs, dir, sizeMib);
+          warmPageCache(dir, imageBytes(sizeMib, 2)); // the rank's images, then the fetched copy
+          const migration = await ferryMigrate(c, jobId, 1);
+          return { checkpoints, parallel, rest, migration, first: first! };
+        });
+      } finally {
+        plainProcs.forEach(killPlain);
+      }
       removeJobImages(c, jobId);
-      process.stderr.write(`checkpoint-cost: ${RANKS} x ${sizeMib} MiB, plain CRIU\n`);
-      const plain = await measurePlain(criu, bin, initPath, dir, sizeMib, repeats);
+      const { checkpoints, migration, first } = measured;
+      const plain: PlainFigures = {
+        firstParallelMs: first.plainMs,
+        parallelMs: measured.parallel.map((p) => p.dumpedMs),
+        parallelSyncedMs: measured.parallel.map((p) => p.syncedMs),
+        bytes: measured.parallel[0]?.bytes ?? 0,
+        ...measured.rest,
+      };
 
       const med = (k: keyof CheckpointFigures) => median(checkpoints.map((f) => f[k]));
       const plainPar = median(plain.parallelMs);
@@ -313,7 +339,7 @@ export async function runCheckpointCostBenchmark(): Promise<void> {
         `  ferry checkpoint: flush ${ms(med('flushMs'))}, dump ${ms(med('dumpMs'))}, resume ${ms(med('resumeMs'))} (job paused ${ms(med('pausedMs'))}); ` +
           `then store ${ms(med('storeMs'))}, commit ${ms(med('commitMs'))}: committed after ${ms(med('totalMs'))}; images ${mib(med('sizeBytes'))}`,
         `  plain criu dump, ${RANKS} at once: ${ms(plainPar)} (then sync: ${ms(median(plain.parallelSyncedMs))}); one after another: ${ms(plain.serialMs)}; images ${mib(plain.bytes)}`,
-        `  first of the fresh processes (not counted): ferry checkpoint paused ${ms(first.pausedMs)} (dump ${ms(first.dumpMs)}), plain dump at once ${ms(plain.firstParallelMs)}`,
+        `  first of the fresh processes (not counted): ferry checkpoint paused ${ms(first.ferry.pausedMs)} (dump ${ms(first.ferry.dumpMs)}), plain dump at once ${ms(plain.firstParallelMs)}`,
         `  job paused by the checkpoint / plain parallel dump: ${x(med('pausedMs'), plainPar)}  (target <= ${CHECKPOINT_VS_PLAIN_MAX}x: the processes stopped until their images are written)`,
         `  checkpoint committed / plain parallel dump:         ${x(med('totalMs'), plainPar)}  (/ plain parallel dump + sync: ${x(med('totalMs'), median(plain.parallelSyncedMs))}; STORE hashes and fsyncs every file, the plain dumps neither)`,
         `  Ferry's dump phase / plain parallel dump:       ${x(med('dumpMs'), plainPar)}`,

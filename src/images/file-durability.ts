@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import PQueue from 'p-queue';
+import { OFF_THREAD_MIN_BYTES, hashFileOffThread } from './hash-workers.js';
 
 /**
  * fsyncs of image files at once in this process. Each holds one of libuv's
@@ -42,19 +43,26 @@ export function hashReadBuffers(bytes = HASH_READ_BYTES): [Buffer, Buffer] {
 }
 
 /**
- * Streams a file into a new sha256 and returns its digest and length; with
- * `fsync` the file is also flushed to disk while it is hashed.
+ * Streams a file into a new sha256 and returns its digest and length (a
+ * large one on a worker thread, hash-workers.ts); with `fsync` the file is
+ * also flushed to disk while it is hashed.
  */
 export async function hashFile(path: string, options: { fsync?: boolean } = {}): Promise<FileDigest> {
   const fh = await open(path, 'r');
   try {
-    const hash = createHash('sha256');
     const synced = options.fsync ? syncBounded(fh) : Promise.resolve();
-    // Sized to the file (most of an image's files are a few KiB); a file still growing is read in several passes.
     const { size: known } = await fh.stat();
-    const size = await feedHash(fh, hash, 0, Number.MAX_SAFE_INTEGER, hashReadBuffers(known + 1));
+    let digest: FileDigest;
+    if (known >= OFF_THREAD_MIN_BYTES) {
+      digest = await hashFileOffThread(path);
+    } else {
+      const hash = createHash('sha256');
+      // Sized to the file (most of an image's files are a few KiB); a file still growing is read in several passes.
+      const size = await feedHash(fh, hash, 0, Number.MAX_SAFE_INTEGER, hashReadBuffers(known + 1));
+      digest = { sha256: hash.digest(), size };
+    }
     await synced;
-    return { sha256: hash.digest(), size };
+    return digest;
   } finally {
     await fh.close();
   }
