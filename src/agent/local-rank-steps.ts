@@ -36,6 +36,8 @@ export const AGENT_FLUSH_TIMEOUT_MS = 25_000;
  * this long before it starts, so a test can kill an agent in the middle of one.
  */
 const DUMP_DELAY_MS = Number(process.env.FERRY_FAULT_DUMP_DELAY_MS ?? 0);
+/** Likewise FERRY_FAULT_STORE_DELAY_MS: holds every STORE step before it hashes anything. */
+const STORE_DELAY_MS = Number(process.env.FERRY_FAULT_STORE_DELAY_MS ?? 0);
 /** Likewise FERRY_FAULT_RESUME_DELAY_MS: holds every RESUME step before it wakes any rank. */
 const RESUME_DELAY_MS = Number(process.env.FERRY_FAULT_RESUME_DELAY_MS ?? 0);
 /** Likewise FERRY_FAULT_RESTORE_DELAY_MS: holds each rank's restore before CRIU starts. */
@@ -188,7 +190,10 @@ export class LocalRankSteps implements RankSteps {
         return outcome;
       }
       case RoundStep.STORE: {
-        const outcome = this.storeRanks(req, req.dump_ranks);
+        const outcome = (async () => {
+          if (STORE_DELAY_MS > 0) await new Promise((r) => setTimeout(r, STORE_DELAY_MS));
+          return this.storeRanks(req, req.dump_ranks);
+        })();
         this.trackUse(this.imageSetDir(req), outcome.catch(() => {}));
         return outcome;
       }

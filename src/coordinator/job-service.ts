@@ -552,7 +552,7 @@ export class JobService {
       }
     }
     this.settleFlushed(host, alive);
-    this.c.checkpoints.discardInterrupted(host, alive);
+    this.c.checkpoints.discardUnreached(host, alive);
     this.endRanksOfFailingJobs(host, alive);
     for (const jobId of new Set(moving.map((m) => m.jobId))) this.c.moves.finishInterrupted(jobId);
   }

@@ -20,8 +20,8 @@ let stream: string;
 const RESUME_DELAY_MS = 2_000;
 
 beforeAll(async () => {
-  // RESUME held 2 s on every agent: room to kill one in the middle of it (no other test here checkpoints).
-  ({ cluster: c, stream } = await startFaultCluster({ FERRY_FAULT_RESUME_DELAY_MS: String(RESUME_DELAY_MS) }));
+  // RESUME and STORE held 2 s on every agent: room to kill one in the middle of either (no other test here checkpoints).
+  ({ cluster: c, stream } = await startFaultCluster({ FERRY_FAULT_RESUME_DELAY_MS: String(RESUME_DELAY_MS), FERRY_FAULT_STORE_DELAY_MS: String(RESUME_DELAY_MS) }));
 }, 120_000);
 
 afterAll(async () => {
@@ -101,6 +101,42 @@ describe('an agent killed and restarted while its ranks run', { timeout: 180_000
     expect(epochs.map((e) => e.state)).toEqual(['aborted']);
     // Neither host keeps the aborted epoch's images (the victim's new agent discarded them before the RESUME).
     for (const h of c.hosts) expect(existsSync(join(h.imagesDir, 'resume', '1')), h.name).toBe(false);
+  });
+
+  it('an agent killed during STORE: the epoch aborts, the ranks (resumed before STORE) run on under the next agent, which discards the images; the previous epoch stays', async () => {
+    const stop = join(c.tempDir, 'stop-store');
+    const run = c.ferry(['run', '-n', '4', '--hosts', 'host1,host2', '--job-id', 'store', stream, stop], { timeoutMs: 150_000 });
+    const placed = await allRunning('store');
+    const victim = placed.ranks[3].host;
+    const first = await c.ferry(['checkpoint', 'store', '--json'], { timeoutMs: 60_000 });
+    expect(first.code, first.stderr).toBe(0);
+    const epochs = async () => JSON.parse((await c.ferry(['epochs', 'store', '--json'])).stdout) as { epoch: number; state: string }[];
+    const checkpoint = c.ferry(['checkpoint', 'store', '--json'], { timeoutMs: 60_000 });
+    await c.waitFor(async () => (await epochs()).find((e) => e.epoch === 2)?.state === 'storing', 'epoch 2 storing');
+    const victimLogs = c.hosts.find((h) => h.name === victim)!.logsDir;
+    const victimRanks = placed.ranks.filter((r) => r.host === victim).map((r) => r.rank);
+    const errSize = (r: number) => readFileSync(join(victimLogs, 'store', `rank-${r}.err`), 'utf8').length;
+    const before = victimRanks.map(errSize);
+    await c.killAgent(victim, 'SIGKILL');
+    const done = await checkpoint;
+    expect(done.code, done.stdout).not.toBe(0);
+    expect(done.stderr).toMatch(new RegExp(`epoch 2\\) aborted: STORE failed: ranks [0-9,]+: host ${victim}: .*The job keeps running; epoch 1 remains the last committed checkpoint`));
+    expect((await job('store')).state).toBe('running');
+
+    await c.startAgent(victim);
+    // The new agent re-adopts the ranks, which were running all along (they reconnect: not woken by a RESUME), and discards epoch 2's images.
+    await c.waitFor(() => victimRanks.every((r, i) => readFileSync(join(victimLogs, 'store', `rank-${r}.err`), 'utf8').slice(before[i]).includes('reconnected to the agent')), 'ranks reconnected');
+    const images = (h: { imagesDir: string }) => join(h.imagesDir, 'store', '2');
+    await c.waitFor(() => c.hosts.every((h) => !existsSync(images(h))), "epoch 2's images gone from every host");
+    writeFileSync(stop, '');
+    const r = await run;
+    expect(r.code, `${r.stderr}\n${c.logTails(20)}`).toBe(0);
+    expect(r.stdout).toMatch(/\[0\] stream ok rounds \d+ messages \d+/);
+    expect((await job('store')).state).toBe('succeeded');
+    expect((await epochs()).map((e) => e.state)).toEqual(['committed', 'aborted']);
+    const events = JSON.parse((await c.ferry(['events', '--json', '--limit', '1000'])).stdout) as { kind: string; jobId?: string }[];
+    expect(events.some((e) => e.kind === 'job.resumed-late' && e.jobId === 'store')).toBe(false); // nothing was owed a RESUME
+    for (const h of c.hosts) expect(existsSync(join(h.imagesDir, 'store', '1')), h.name).toBe(placed.ranks.some((x) => x.host === h.name));
   });
 
   it('an agent killed during the RESUME of a restart: the ranks it restored run on under the next agent', async () => {

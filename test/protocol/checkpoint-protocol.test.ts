@@ -125,13 +125,24 @@ describe('checkpoint protocol', () => {
     for (const host of ['a', 'b']) expect([...h.nodes.get(host)!.ranks.flushed.keys()]).toEqual([]);
   });
 
-  it('aborts when an agent falls silent in STORE: the other discards, the job runs on', async () => {
+  it('aborts when an agent falls silent in STORE: the other discards, the job runs on, and the silent host discards once its agent is back', async () => {
     await checkpoint();
     h.nodes.get('b')!.steps.scripts.set(RoundStep.STORE, () => 'hang');
     const { error } = await checkpoint();
     expect(error!.message).toMatch(/STORE failed: ranks 2,3: host b: round to host b: no answer within 3000 ms.*The job keeps running; epoch 1 remains/);
     expect(steps('a').slice(4)).toEqual([RoundStep.PREPARE, RoundStep.DUMP, RoundStep.RESUME, RoundStep.STORE, RoundStep.DISCARD]);
     expect(steps('b').slice(4)).toEqual([RoundStep.PREPARE, RoundStep.DUMP, RoundStep.RESUME, RoundStep.STORE]);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+    // b's agent restarts with its ranks, which run (resumed before STORE): nothing flushed tells of epoch 2, yet its images go.
+    await h.crashAgent('b');
+    h.startAgent('b', {}, h.nodes.get('b')!.ranks);
+    await advance(2_000);
+    expect(h.nodes.get('b')!.steps.seen.map((x) => [x.step, x.ranks, x.epoch])).toEqual([[RoundStep.DISCARD, [2, 3], 2]]);
+    await h.crashAgent('b'); // and only once
+    h.startAgent('b', {}, h.nodes.get('b')!.ranks);
+    await advance(2_000);
+    expect(steps('b')).toEqual([]);
+    expect(steps('a').slice(9)).toEqual([]);
     expect(h.catalog!.getJob('j')!.state).toBe('running');
   });
 

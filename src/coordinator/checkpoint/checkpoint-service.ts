@@ -34,8 +34,13 @@ export interface CheckpointOptions {
 }
 
 export class CheckpointService {
-  /** Epochs cut short by a coordinator restart after their DUMP (abortInterrupted), and the hosts told to discard them. */
-  private readonly imagesToDiscard: { jobId: string; epoch: number; hostsDone: Set<string> }[] = [];
+  /**
+   * Images no DISCARD reached, of ranks that were resumed before STORE (no rank is flushed for
+   * them, so JobService.settleFlushed does not see them): epochs cut short by a coordinator restart
+   * after their DUMP (abortInterrupted, any host of the job), and aborted epochs' images on hosts
+   * that were silent (`hosts`). Each host is sent the DISCARD once, when its agent registers.
+   */
+  private imagesToDiscard: { jobId: string; epoch: number; why: string; hosts?: Set<string>; hostsDone: Set<string> }[] = [];
 
   constructor(private readonly c: Coordinator) {}
 
@@ -227,6 +232,9 @@ export class CheckpointService {
       ranks = resume.ok ? 'running' : fine ? 'owed' : 'failed';
     }
     const discardOn = new Map([...dumpedHosts].filter(([host]) => !result?.silentHosts.includes(host)));
+    // A silent host whose ranks were resumed already reports none flushed for this epoch when it is back: note it here.
+    const silentDumped = [...dumpedHosts.keys()].filter((host) => result?.silentHosts.includes(host));
+    if (resumed && silentDumped.length > 0) this.imagesToDiscard.push({ jobId, epoch, why: 'its agent was silent when the epoch aborted', hosts: new Set(silentDumped), hostsDone: new Set() });
     const discard = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.DISCARD, image_set: String(epoch) }, discardOn, this.c.config.resumeTimeoutMs);
     if (!discard.ok) detail += `; some partial images could not be removed: ${describeRoundFailure('DISCARD', discard)}`;
     this.c.catalog.setEpochState(jobId, epoch, 'aborted', this.c.now(), detail);
@@ -251,13 +259,13 @@ export class CheckpointService {
    * it, are resumed and its partial images removed host by host as their agents
    * register (JobService.settleFlushed). Ranks that were resumed before STORE
    * are flushed for nothing: each host of the job gets the DISCARD of such an
-   * epoch's images when it registers (discardInterrupted).
+   * epoch's images when it registers (discardUnreached).
    */
   abortInterrupted(): void {
     for (const e of this.c.catalog.inFlightEpochs()) {
       const detail = `interrupted: the coordinator restarted while the epoch was ${e.state}`;
       this.c.catalog.setEpochState(e.jobId, e.epoch, 'aborted', this.c.now(), detail);
-      if (RESUMED_BEFORE_STORE.has(e.state)) this.imagesToDiscard.push({ jobId: e.jobId, epoch: e.epoch, hostsDone: new Set() });
+      if (RESUMED_BEFORE_STORE.has(e.state)) this.imagesToDiscard.push({ jobId: e.jobId, epoch: e.epoch, why: 'the epoch was cut short by a coordinator restart', hostsDone: new Set() });
       const previous = this.c.catalog.lastCommittedEpoch(e.jobId);
       this.c.event(
         'checkpoint.abort',
@@ -269,16 +277,18 @@ export class CheckpointService {
   }
 
   /**
-   * An agent registered: the images it may hold of epochs abortInterrupted
-   * aborted after their DUMP go, for the ranks of their job the catalog has
-   * there (those it reports flushed for the epoch are JobService.settleFlushed's,
+   * An agent registered: the images it may hold of epochs in imagesToDiscard
+   * go, for the ranks of their job the catalog has there (those it reports
+   * flushed for the epoch are JobService.settleFlushed's,
    * which discards their images before it resumes them). A DISCARD of images
    * that are not there does nothing; one of a DUMP or STORE still running
    * there waits for it.
    */
-  discardInterrupted(host: string, reported: RankProcess[]): void {
+  discardUnreached(host: string, reported: RankProcess[]): void {
+    // Entries for named hosts go once each of those has been told.
+    this.imagesToDiscard = this.imagesToDiscard.filter((d) => !d.hosts || [...d.hosts].some((h) => !d.hostsDone.has(h)));
     for (const d of this.imagesToDiscard) {
-      if (d.hostsDone.has(host)) continue;
+      if (d.hostsDone.has(host) || (d.hosts && !d.hosts.has(host))) continue;
       const flushedForIt = new Set(reported.filter((p) => p.job_id === d.jobId && Number(p.flushed_epoch) === d.epoch).map((p) => p.rank));
       const ranks = this.c.catalog
         .listRanks(d.jobId)
@@ -286,7 +296,7 @@ export class CheckpointService {
         .map((r) => r.rank);
       if (ranks.length === 0) continue;
       d.hostsDone.add(host);
-      this.c.operations.queue(d.jobId, () => `epoch ${d.epoch}'s images on host ${host} are being discarded (the epoch was cut short by a coordinator restart)`, async () => {
+      this.c.operations.queue(d.jobId, () => `aborted epoch ${d.epoch}'s images on host ${host} are being discarded (${d.why})`, async () => {
         const r = await runRound(this.c, { job_id: d.jobId, epoch: d.epoch, step: RoundStep.DISCARD, image_set: String(d.epoch) }, new Map([[host, ranks]]), this.c.config.dumpTimeoutMs);
         if (!r.ok) this.c.event('checkpoint.discard-failed', `job ${d.jobId}: aborted epoch ${d.epoch}: ${describeRoundFailure('DISCARD', r)}`, { jobId: d.jobId, host });
       });
