@@ -215,6 +215,10 @@ export class CheckpointService {
     const why = reason ? `${step} failed: ${reason}` : describeRoundFailure(step, result!);
     trace(`abort job ${jobId} epoch ${epoch}: ${why}`);
     m.transition(['preparing', 'flushed', 'dumping', 'dumped', 'storing', 'stored'], 'aborting');
+    // A silent host whose ranks were resumed already reports none flushed for this epoch when it is back: noted
+    // first, so one that registers while this abort runs gets its DISCARD queued behind it.
+    const silentDumped = [...dumpedHosts.keys()].filter((host) => result?.silentHosts.includes(host));
+    if (resumed && silentDumped.length > 0) this.imagesToDiscard.push({ jobId, epoch, why: 'its agent was silent when the epoch aborted', hosts: new Set(silentDumped), hostsDone: new Set() });
     const reachable = new Map([...byHost].filter(([host]) => !result?.silentHosts.includes(host)));
     let detail = why;
     // What becomes of the ranks: resumed before STORE already (resumed), else woken now.
@@ -232,9 +236,6 @@ export class CheckpointService {
       ranks = resume.ok ? 'running' : fine ? 'owed' : 'failed';
     }
     const discardOn = new Map([...dumpedHosts].filter(([host]) => !result?.silentHosts.includes(host)));
-    // A silent host whose ranks were resumed already reports none flushed for this epoch when it is back: note it here.
-    const silentDumped = [...dumpedHosts.keys()].filter((host) => result?.silentHosts.includes(host));
-    if (resumed && silentDumped.length > 0) this.imagesToDiscard.push({ jobId, epoch, why: 'its agent was silent when the epoch aborted', hosts: new Set(silentDumped), hostsDone: new Set() });
     const discard = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.DISCARD, image_set: String(epoch) }, discardOn, this.c.config.resumeTimeoutMs);
     if (!discard.ok) detail += `; some partial images could not be removed: ${describeRoundFailure('DISCARD', discard)}`;
     this.c.catalog.setEpochState(jobId, epoch, 'aborted', this.c.now(), detail);
