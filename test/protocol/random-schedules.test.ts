@@ -521,8 +521,8 @@ afterEach(async () => {
 
 /**
  * Schedules that once found a bug, run with the rest: [seed, rounds, what it found]. A change to the model
- * changes the random draws: since STORE (2026-12-02) 1568 and 6092 replay other histories (their bugs have
- * tests of their own); 6081 still fails without its fix.
+ * changes the random draws: since STORE (2026-12-02) 1568 and 6092 replay other histories (6092's bug has a
+ * move-protocol test of its own; 1568's was in this checker); 6081 still fails without its fix.
  */
 const REGRESSIONS: [number, number, string][] = [
   [1568, 10, 'a job failing after a periodic checkpoint, still ending when checked'],
