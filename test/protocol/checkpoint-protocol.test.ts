@@ -1,6 +1,7 @@
 // The checkpoint protocol's logic over the in-memory transport, with agents
-// whose steps are scripted: the happy path, a refused flush, an agent lost
-// during DUMP, a second request while one runs, --stop, a rank dying mid-way.
+// whose steps are scripted: the happy path (ranks resumed before STORE), a
+// refused flush, an agent lost during DUMP or STORE, a failed STORE, a second
+// request while one runs, --stop, a rank dying mid-way, coordinator restarts.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCode, RoundStep, type CheckpointReplyInit } from '../../src/gen/proto.js';
 import { FerryError } from '../../src/common/ferry-error.js';
