@@ -36,6 +36,8 @@ export function curveServerClosed(key: ClusterKey | null): void {
 class ZapHandler {
   private router?: zmq.Router;
   private ready?: Promise<void>;
+  /** The last handler's unbind, which a new handler waits for before it binds the endpoint. */
+  private released: Promise<void> = Promise.resolve();
   private users = 0;
   private readonly allowed = new Set<string>();
 
@@ -45,27 +47,36 @@ class ZapHandler {
     if (!this.ready) {
       const router = new zmq.Router({ linger: 0 });
       this.router = router;
-      this.ready = router.bind(ZAP_ENDPOINT).then(
-        () => void this.serve(router),
-        (err: unknown) => {
-          // Every server waiting on it fails to start; the next one tries again.
-          router.close();
-          this.router = undefined;
-          this.ready = undefined;
-          this.users = 0;
-          throw err;
-        },
-      );
+      this.ready = this.released
+        .then(() => router.bind(ZAP_ENDPOINT))
+        .then(
+          () => void this.serve(router),
+          (err: unknown) => {
+            // Every server waiting on it fails to start; the next one tries again.
+            router.close();
+            this.router = undefined;
+            this.ready = undefined;
+            this.users = 0;
+            throw err;
+          },
+        );
     }
     await this.ready;
   }
 
   release(): void {
     if (--this.users > 0) return;
-    this.router?.close();
+    const router = this.router;
     this.router = undefined;
     this.ready = undefined;
     this.allowed.clear();
+    if (!router) return;
+    // Unbound first: ZeroMQ frees the inproc endpoint of a closed socket only later, in its own thread, and a
+    // keyed server started right after would find it taken ("Address already in use"); an unbind frees it at once.
+    this.released = router
+      .unbind(ZAP_ENDPOINT)
+      .catch((err: unknown) => trace(`ZAP handler unbind: ${(err as Error).message}`))
+      .finally(() => router.close());
   }
 
   private async serve(router: zmq.Router): Promise<void> {

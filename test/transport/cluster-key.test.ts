@@ -86,6 +86,21 @@ describe('the cluster key', () => {
     expect(s.got).toEqual([]);
   });
 
+  it('a keyed server closed and another bound right after, many times over: the ZAP handler is always there to take it', async () => {
+    // (Closing the last keyed server ends the process's ZAP handler; ZeroMQ frees its inproc endpoint later, in its own
+    // thread, so binding it again at once once failed with "Address already in use".)
+    const key = newKey();
+    for (let i = 0; i < 50; i++) {
+      const s = await ZmqServerTransport.bind('tcp://127.0.0.1:0', { maxMessageBytes: 1 << 20, key });
+      await s.close();
+    }
+    const s = await server(key);
+    const c = client(s.address, key);
+    c.t.send(Buffer.from('ping'));
+    await until(() => c.replies.length > 0);
+    expect(c.replies).toEqual(['pong']);
+  });
+
   it('a client with a key gets nothing from a server without one', async () => {
     const s = await server(null);
     const c = client(s.address, newKey());
