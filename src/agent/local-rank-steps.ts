@@ -136,10 +136,10 @@ export class LocalRankSteps implements RankSteps {
   private readonly verified = new Map<string, string>();
   /**
    * Image directories CRIU has dumped into that have no manifest yet (a DUMP
-   * with store_separately waits for its STORE), with the dump's duration and
-   * the digests taken while CRIU wrote, if any.
+   * with store_separately waits for its STORE), with the digests taken while
+   * CRIU wrote, if any.
    */
-  private readonly unstored = new Map<string, { dumpMs: number; known?: Map<string, FileDigest> }>();
+  private readonly unstored = new Map<string, Map<string, FileDigest> | undefined>();
 
   private readonly dumpQueue = new PQueue({ concurrency: DUMP_CONCURRENCY });
   private readonly transferQueue = new PQueue({ concurrency: TRANSFER_CONCURRENCY });
@@ -262,11 +262,10 @@ export class LocalRankSteps implements RankSteps {
       await mkdir(dir, { recursive: true });
       this.unstored.delete(dir);
       const hasher = hashWhileDumping ? new GrowingFileHasher(dir).start() : undefined;
-      let dumped;
       try {
         // A failed dump's log is kept with the rank's output logs: an aborted epoch's images go.
         const keepFailedLogAs = join(dirname(this.o.ranks.logPaths(req.job_id, rank).out), `rank-${rank}.dump-${epoch}.log`);
-        dumped = await dumpRank({ criu, initPid, imagesDir: dir, leaveRunning: true, cwdIsPrivate: isRankInitDir, keepFailedLogAs });
+        await dumpRank({ criu, initPid, imagesDir: dir, leaveRunning: true, cwdIsPrivate: isRankInitDir, keepFailedLogAs });
       } catch (e) {
         await hasher?.abort();
         throw e;
@@ -277,14 +276,11 @@ export class LocalRankSteps implements RankSteps {
         return undefined;
       });
       if (hasher) trace(`rank ${rank}: hashing caught up ${(performance.now() - t0).toFixed(1)} ms after CRIU ended`);
-      this.unstored.set(dir, { dumpMs: dumped.durationMs, known });
+      this.unstored.set(dir, known);
       return rank;
     });
     if (req.store_separately) {
-      const images = dumps.done.map((rank) => {
-        const location = rankImageDir(this.o.imagesDir, req.job_id, epoch, rank);
-        return { rank, location, dump_ms: this.unstored.get(location)?.dumpMs ?? 0 };
-      });
+      const images = dumps.done.map((rank) => ({ rank, location: rankImageDir(this.o.imagesDir, req.job_id, epoch, rank) }));
       return { failed: dumps.failed, images };
     }
     const { failed, images } = await this.storeRanks(req, dumps.done);
@@ -304,9 +300,7 @@ export class LocalRankSteps implements RankSteps {
     const { done, failed } = await this.perRank(this.dumpQueue, ranks, async (rank) => {
       const dir = rankImageDir(this.o.imagesDir, req.job_id, epoch, rank);
       if (!existsSync(dir)) throw new FerryError(ErrorCode.UNKNOWN_RANK, `no dump of rank ${rank} of ${req.job_id} for image set ${epoch} on ${this.o.host} (${dir})`);
-      const dumped = this.unstored.get(dir);
-      const t0 = Date.now();
-      const manifest = await writeManifest(dir, { jobId: req.job_id, epoch, rank, host: this.o.host, criuVersion: criu.version }, { known: dumped?.known, durable: !req.transient });
+      const manifest = await writeManifest(dir, { jobId: req.job_id, epoch, rank, host: this.o.host, criuVersion: criu.version }, { known: this.unstored.get(dir), durable: !req.transient });
       this.unstored.delete(dir);
       this.verified.set(dir, manifest.manifestSha256);
       const appended = await readAppendedFiles(dir);
@@ -317,8 +311,6 @@ export class LocalRankSteps implements RankSteps {
         size_bytes: manifest.totalBytes,
         manifest_sha256: manifest.manifestSha256,
         files: manifest.files.length,
-        dump_ms: dumped?.dumpMs ?? 0,
-        store_ms: Date.now() - t0,
       };
     });
     return { failed, images: done };

@@ -50,7 +50,7 @@ describe('checkpoint protocol', () => {
       const node = h.nodes.get(host)!;
       node.steps.scripts.set(RoundStep.DUMP, async (req) => {
         await new Promise((r) => setTimeout(r, 600));
-        return { failed: new Map(), images: req.dump_ranks.map((rank) => ({ rank, location: `/i/${rank}`, dump_ms: 590 })) };
+        return { failed: new Map(), images: req.dump_ranks.map((rank) => ({ rank, location: `/i/${rank}` })) };
       });
       node.steps.scripts.set(RoundStep.STORE, async (req) => {
         await new Promise((r) => setTimeout(r, 400));
@@ -417,7 +417,7 @@ describe('a coordinator restart in the middle of a checkpoint', () => {
 
 describe('a coordinator asked to stop during a checkpoint', () => {
   it('lets it end first (its ranks resume), refusing anything new meanwhile', async () => {
-    for (const host of ['a', 'b']) h.nodes.get(host)!.steps.scripts.set(RoundStep.DUMP, (req) => new Promise((r) => setTimeout(() => r({ failed: new Map(), images: req.dump_ranks.map((rank) => ({ rank, location: `/i/${rank}`, size_bytes: 1, manifest_sha256: 'c'.repeat(64), files: 1, dump_ms: 1, store_ms: 1 })) }), 2_000)));
+    for (const host of ['a', 'b']) h.nodes.get(host)!.steps.scripts.set(RoundStep.DUMP, (req) => new Promise((r) => setTimeout(() => r({ failed: new Map(), images: req.dump_ranks.map((rank) => ({ rank, location: `/i/${rank}`, size_bytes: 1, manifest_sha256: 'c'.repeat(64), files: 1 })) }), 2_000)));
     let result: CheckpointReplyInit | undefined;
     h.coordinator!.checkpoints.checkpoint('j', { stop: false }).then((r) => (result = r));
     await advance(300);

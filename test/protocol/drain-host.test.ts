@@ -84,7 +84,7 @@ describe('ferry drain HOST / ferry undrain HOST', () => {
     await h.submit({ job_id: 'j', world_size: 2, rank_hosts: { 0: 'a', 1: 'b' } });
     await advance(10);
     h.nodes.get('b')!.steps.scripts.set(RoundStep.DUMP, (req) =>
-      new Promise((r) => setTimeout(() => r({ failed: new Map(), images: req.dump_ranks.map((rank) => ({ rank, location: `/i/${rank}`, size_bytes: 1, manifest_sha256: 'b'.repeat(64), files: 1, dump_ms: 1, store_ms: 1 })) }), 2_000)),
+      new Promise((r) => setTimeout(() => r({ failed: new Map(), images: req.dump_ranks.map((rank) => ({ rank, location: `/i/${rank}`, size_bytes: 1, manifest_sha256: 'b'.repeat(64), files: 1 })) }), 2_000)),
     );
     const cp = h.coordinator!.checkpoints.checkpoint('j', { stop: false });
     await advance(200);

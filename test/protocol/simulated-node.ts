@@ -138,8 +138,6 @@ export class ScriptedSteps implements RankSteps {
       size_bytes: 1000 + rank,
       manifest_sha256: 'a'.repeat(64),
       files: 3,
-      dump_ms: 5,
-      store_ms: 1,
     }));
   }
 
