@@ -18,10 +18,11 @@ import { allRanksRunning, ferryJson, startFaultCluster, type JobView } from '../
 let c: TestCluster;
 let stream: string;
 const RESUME_DELAY_MS = 2_000;
+const STORE_DELAY_MS = 5_000; // the STORE test waits for two things (over the CLI, on a busy machine) before its kill
 
 beforeAll(async () => {
-  // RESUME and STORE held 2 s on every agent: room to kill one in the middle of either (no other test here checkpoints).
-  ({ cluster: c, stream } = await startFaultCluster({ FERRY_FAULT_RESUME_DELAY_MS: String(RESUME_DELAY_MS), FERRY_FAULT_STORE_DELAY_MS: String(RESUME_DELAY_MS) }));
+  // RESUME and STORE held on every agent: room to kill one in the middle of either (no other test here checkpoints).
+  ({ cluster: c, stream } = await startFaultCluster({ FERRY_FAULT_RESUME_DELAY_MS: String(RESUME_DELAY_MS), FERRY_FAULT_STORE_DELAY_MS: String(STORE_DELAY_MS) }));
 }, 120_000);
 
 afterAll(async () => {
@@ -29,6 +30,11 @@ afterAll(async () => {
 });
 
 const job = (id: string) => ferryJson<JobView>(c, ['job', id]);
+const events = async () => JSON.parse((await c.ferry(['events', '--json', '--limit', '1000'])).stdout) as { kind: string; jobId?: string; message: string }[];
+/** How many times the coordinator has published job `id`'s endpoint table (after MPI_Init, after each RESUME). */
+const tablesPublished = async (id: string) => (await events()).filter((e) => e.kind === 'job.endpoints' && e.jobId === id).length;
+/** What a rank's runtime prints once it is connected to a new agent (or, caught between the table's publication and its arrival, says hello again). */
+const rejoined = /reconnected to the agent|lost the agent before the endpoint table came/;
 const allRunning = (id: string) => allRanksRunning(c, id);
 
 /** Script ranks: wait for DIR/stop, print, exit 3 if DIR/fail-RANK exists. */
@@ -43,6 +49,8 @@ describe('an agent killed and restarted while its ranks run', { timeout: 180_000
     const placed = await allRunning('mpi');
     const victim = placed.ranks[3].host;
     const theirs = placed.ranks.filter((r) => r.host === victim).map((r) => r.rank);
+    // Past MPI_Init (the endpoint table is out): the agent dies under running ranks, not under a hello.
+    await c.waitFor(async () => (await tablesPublished('mpi')) > 0, 'the endpoint table');
 
     await c.killAgent(victim, 'SIGKILL');
     await c.waitForHostStates({ [victim]: 'down' });
@@ -52,7 +60,7 @@ describe('an agent killed and restarted while its ranks run', { timeout: 180_000
     // The ranks reconnected to the new agent (the runtime says so on stderr).
     const logs = c.hosts.find((h) => h.name === victim)!.logsDir;
     await c.waitFor(
-      () => theirs.every((r) => readFileSync(join(logs, 'mpi', `rank-${r}.err`), 'utf8').includes('reconnected to the agent')),
+      () => theirs.every((r) => rejoined.test(readFileSync(join(logs, 'mpi', `rank-${r}.err`), 'utf8'))),
       'ranks reconnected',
     );
     const during = await job('mpi');
@@ -65,8 +73,7 @@ describe('an agent killed and restarted while its ranks run', { timeout: 180_000
     expect(r.stdout).toMatch(/\[0\] stream ok rounds \d+ messages \d+/);
     const end = await job('mpi');
     expect(end.state, end.detail).toBe('succeeded');
-    const events = JSON.parse((await c.ferry(['events', '--json', '--limit', '1000'])).stdout) as { kind: string; jobId?: string }[];
-    expect(events.some((e) => e.kind === 'job.host-back')).toBe(true);
+    expect((await events()).some((e) => e.kind === 'job.host-back')).toBe(true);
   });
 
   it('an agent killed during the RESUME before STORE: the epoch aborts, its images go, and the ranks it left flushed run on under the next agent', async () => {
@@ -86,7 +93,6 @@ describe('an agent killed and restarted while its ranks run', { timeout: 180_000
     expect(done.code, done.stdout).not.toBe(0);
     expect(done.stderr).toMatch(new RegExp(`epoch 1\\) aborted: STORE failed: ranks [0-9,]+: host ${victim}: .*Ranks on hosts that were lost resume when their agents are back; there is no committed checkpoint yet`));
     expect((await job('resume')).state).toBe('running');
-    const events = async () => JSON.parse((await c.ferry(['events', '--json', '--limit', '1000'])).stdout) as { kind: string; message: string }[];
     expect((await events()).find((e) => e.kind === 'job.resume-owed')?.message).toMatch(new RegExp(`the agent on host ${victim} was lost before it confirmed RESUME`));
 
     await c.startAgent(victim);
@@ -111,8 +117,12 @@ describe('an agent killed and restarted while its ranks run', { timeout: 180_000
     const first = await c.ferry(['checkpoint', 'store', '--json'], { timeoutMs: 60_000 });
     expect(first.code, first.stderr).toBe(0);
     const epochs = async () => JSON.parse((await c.ferry(['epochs', 'store', '--json'])).stdout) as { epoch: number; state: string }[];
+    const tablesBefore = await tablesPublished('store');
     const checkpoint = c.ferry(['checkpoint', 'store', '--json'], { timeoutMs: 60_000 });
     await c.waitFor(async () => (await epochs()).find((e) => e.epoch === 2)?.state === 'storing', 'epoch 2 storing');
+    // The RESUME only signals the ranks; wait until they have said hello again (the table they wait for is out), so
+    // that the agent dies under running ranks rather than under ranks still connecting.
+    await c.waitFor(async () => (await tablesPublished('store')) > tablesBefore, 'the endpoint table after the RESUME');
     const victimLogs = c.hosts.find((h) => h.name === victim)!.logsDir;
     const victimRanks = placed.ranks.filter((r) => r.host === victim).map((r) => r.rank);
     const errSize = (r: number) => readFileSync(join(victimLogs, 'store', `rank-${r}.err`), 'utf8').length;
@@ -124,8 +134,9 @@ describe('an agent killed and restarted while its ranks run', { timeout: 180_000
     expect((await job('store')).state).toBe('running');
 
     await c.startAgent(victim);
-    // The new agent re-adopts the ranks, which were running all along (they reconnect: not woken by a RESUME), and discards epoch 2's images.
-    await c.waitFor(() => victimRanks.every((r, i) => readFileSync(join(victimLogs, 'store', `rank-${r}.err`), 'utf8').slice(before[i]).includes('reconnected to the agent')), 'ranks reconnected');
+    // The new agent re-adopts the ranks, which were running all along (they reconnect: not woken by a RESUME), and
+    // discards epoch 2's images.
+    await c.waitFor(() => victimRanks.every((r, i) => rejoined.test(readFileSync(join(victimLogs, 'store', `rank-${r}.err`), 'utf8').slice(before[i]))), 'ranks reconnected');
     const images = (h: { imagesDir: string }) => join(h.imagesDir, 'store', '2');
     await c.waitFor(() => c.hosts.every((h) => !existsSync(images(h))), "epoch 2's images gone from every host");
     writeFileSync(stop, '');
@@ -134,8 +145,7 @@ describe('an agent killed and restarted while its ranks run', { timeout: 180_000
     expect(r.stdout).toMatch(/\[0\] stream ok rounds \d+ messages \d+/);
     expect((await job('store')).state).toBe('succeeded');
     expect((await epochs()).map((e) => e.state)).toEqual(['committed', 'aborted']);
-    const events = JSON.parse((await c.ferry(['events', '--json', '--limit', '1000'])).stdout) as { kind: string; jobId?: string }[];
-    expect(events.some((e) => e.kind === 'job.resumed-late' && e.jobId === 'store')).toBe(false); // nothing was owed a RESUME
+    expect((await events()).some((e) => e.kind === 'job.resumed-late' && e.jobId === 'store')).toBe(false); // nothing was owed a RESUME
     for (const h of c.hosts) expect(existsSync(join(h.imagesDir, 'store', '1')), h.name).toBe(placed.ranks.some((x) => x.host === h.name));
   });
 
