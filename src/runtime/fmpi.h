@@ -18,6 +18,7 @@
 #define FMPI_PAD_MIN_BYTES (64 * 1024)           /* payloads from this size are padded to their buffer's page offset */
 #define FMPI_PAD_PAGE_BYTES 4096
 #define FMPI_SEND_COPY_BYTES 8192                /* a frame up to this size is copied together and sent with send() */
+#define FMPI_COALESCE_BYTES (64 * 1024)          /* small frames queued together go out in one send() of up to this */
 #define FMPI_SPIN_USEC 2000                      /* busy-poll this long without I/O progress before blocking */
 #define FMPI_SPIN_POLL_USEC 200                  /* busy-poll: recv on open channels, poll() all fds this often (agent, listener, connects) */
 #define FMPI_PROGRESS_PARK_USEC 10000            /* progress thread stays off while the app polled this recently */
@@ -114,6 +115,7 @@ typedef struct fmpi_peer {
   size_t stage_off, stage_len;
   fmpi_request *in_req;    /* receive being filled, or NULL */
   fmpi_unexp *in_ux;       /* unexpected message being filled, or NULL */
+  uint64_t small_pass;     /* fmpi_st.passes + 1 at the last small eager frame queued (burst detection) */
 } fmpi_peer;
 
 /* A send or receive, from post to completion (MPI_Request points here). */
@@ -201,6 +203,9 @@ typedef struct fmpi_state {
   void *pass_arg;
   uint64_t completions;        /* requests completed so far */
   uint64_t io_events;          /* socket reads and writes that moved bytes: the spin goes on while this grows */
+  uint64_t passes;             /* progress passes so far (app thread and progress thread) */
+  bool posting_isend;          /* inside the app's MPI_Isend (not a blocking send, not a collective's) */
+  bool deferred;               /* small Isend frames wait for the next pass (fmpi_enqueue); the progress thread does not park */
   fmpi_peer *peers;
   int *pending_fds;            /* accepted, HELLO not read yet */
   int npending;

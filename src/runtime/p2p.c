@@ -568,7 +568,9 @@ static int isend_common(const void *buf, int count, MPI_Datatype type, int dest,
   if ((rv = fmpi_check_pt2pt(c, count, type, dest, tag, false, false)) != MPI_SUCCESS)
     return fmpi_error(c, rv, name);
   fmpi_lock();
+  fmpi_st.posting_isend = true; /* a wait comes later: a burst of these may go out together (fmpi_enqueue) */
   fmpi_isend(buf, count, type, dest, tag, c, c->ctx, sync, &r);
+  fmpi_st.posting_isend = false;
   new_handle(r, request);
   fmpi_unlock();
   return MPI_SUCCESS;
