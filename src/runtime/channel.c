@@ -204,6 +204,12 @@ static bool small_eager(const fmpi_item *it)
   return it->hdr.kind == FMPI_F_EAGER && it->done == 0 && sizeof it->hdr + it->hdr.len <= FMPI_SEND_COPY_BYTES;
 }
 
+/* An eager frame, not started, that a sendmsg() may carry behind another one. */
+static bool batchable_eager(const fmpi_item *it)
+{
+  return it->hdr.kind == FMPI_F_EAGER && it->done == 0 && it->hdr.len <= FMPI_BATCH_PAYLOAD_BYTES;
+}
+
 /* The head frame is written: take it off the queue. false when the channel
  * must not go on writing (a marker went out). */
 static bool head_written(fmpi_peer *p)
@@ -229,7 +235,6 @@ static void write_queue(fmpi_peer *p)
 {
   while (p->out_state == OUT_OPEN && p->head && p->out_fd >= 0) {
     fmpi_item *it = p->head;
-    size_t plen = payload_len(it);
     size_t whole = frame_bytes(p, it);
     ssize_t w;
     if (it->done == 0 && whole <= FMPI_SEND_COPY_BYTES) {
@@ -282,20 +287,30 @@ static void write_queue(fmpi_peer *p)
         return;
       continue;
     }
-    const struct iovec part[3] = {
-      { &it->hdr, sizeof it->hdr }, { (void *)pad_zeros, it->hdr.pad }, { (void *)it->payload, plen },
-    };
-    struct iovec iov[3];
-    int n = 0;
-    size_t skip = it->done;
-    for (int k = 0; k < 3; k++) {
-      if (skip >= part[k].iov_len) {
-        skip -= part[k].iov_len;
-        continue;
+    /* Larger frames go from the user's buffer with sendmsg(); eager frames of up
+     * to FMPI_BATCH_PAYLOAD_BYTES queued behind an eager head go in the same
+     * call (a burst of Isends, see fmpi_enqueue). */
+    struct iovec iov[3 * FMPI_BATCH_FRAMES];
+    int n = 0, frames = 0;
+    size_t len = 0;
+    for (fmpi_item *q = it; q && frames < FMPI_BATCH_FRAMES; q = q->next, frames++) {
+      if (q != it && (it->hdr.kind != FMPI_F_EAGER || !batchable_eager(q)))
+        break;
+      size_t qwhole = frame_bytes(p, q);
+      const struct iovec part[3] = {
+        { &q->hdr, sizeof q->hdr }, { (void *)pad_zeros, q->hdr.pad }, { (void *)q->payload, payload_len(q) },
+      };
+      size_t skip = q->done;
+      for (int k = 0; k < 3; k++) {
+        if (skip >= part[k].iov_len) {
+          skip -= part[k].iov_len;
+          continue;
+        }
+        iov[n].iov_base = (uint8_t *)part[k].iov_base + skip;
+        iov[n++].iov_len = part[k].iov_len - skip;
+        skip = 0;
       }
-      iov[n].iov_base = (uint8_t *)part[k].iov_base + skip;
-      iov[n++].iov_len = part[k].iov_len - skip;
-      skip = 0;
+      len += qwhole - q->done;
     }
     struct msghdr mh;
     memset(&mh, 0, sizeof mh);
@@ -308,10 +323,20 @@ static void write_queue(fmpi_peer *p)
       peer_lost(p, strerror(errno));
     }
     fmpi_st.io_events++;
-    it->done += (size_t)w;
-    if (it->done < whole)
-      return;
-    if (!head_written(p))
+    size_t left = (size_t)w;
+    while (left > 0) {
+      fmpi_item *h = p->head;
+      size_t rest = frame_bytes(p, h) - h->done;
+      if (left < rest) {
+        h->done += left;
+        return;
+      }
+      left -= rest;
+      h->done += rest;
+      if (!head_written(p))
+        return;
+    }
+    if (w < (ssize_t)len)
       return;
   }
 }
@@ -332,7 +357,7 @@ void fmpi_enqueue(fmpi_peer *p, fmpi_item *it)
     p->head = it;
   p->tail = it;
   bool burst = false;
-  if (fmpi_st.posting_isend && small_eager(it)) {
+  if (fmpi_st.posting_isend && batchable_eager(it)) {
     burst = p->small_pass == fmpi_st.passes + 1;
     p->small_pass = fmpi_st.passes + 1;
   }

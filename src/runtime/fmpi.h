@@ -19,6 +19,8 @@
 #define FMPI_PAD_PAGE_BYTES 4096
 #define FMPI_SEND_COPY_BYTES 8192                /* a frame up to this size is copied together and sent with send() */
 #define FMPI_COALESCE_BYTES (64 * 1024)          /* small frames queued together go out in one send() of up to this */
+#define FMPI_BATCH_PAYLOAD_BYTES (64 * 1024)     /* eager frames up to this payload queued together go out in one sendmsg() */
+#define FMPI_BATCH_FRAMES 16                     /* frames one sendmsg() carries at most */
 #define FMPI_SPIN_USEC 2000                      /* busy-poll this long without I/O progress before blocking */
 #define FMPI_SPIN_POLL_USEC 200                  /* busy-poll: recv on open channels, poll() all fds this often (agent, listener, connects) */
 #define FMPI_PROGRESS_PARK_USEC 10000            /* progress thread stays off while the app polled this recently */

@@ -34,43 +34,38 @@ int main(int argc, char **argv)
   }
   MPI_Waitall(100, req, MPI_STATUSES_IGNORE);
 
-  /* A burst of small Isends to one peer, megabytes more than its socket takes
-   * (the runtime sends a burst's small frames together, so some of those
-   * sends are cut short), with an Issend and a rendezvous-sized Isend inside
-   * it; the peer receives only once the whole burst is posted. */
+  /* A burst of Isends to one peer, megabytes more than its socket takes: small
+   * messages, every tenth one of 8-64 KiB, an Issend and a rendezvous-sized
+   * Isend inside it (the runtime sends a burst's frames together, so some of
+   * those sends are cut short mid-frame); the peer receives only once the
+   * whole burst is posted. */
   {
-    enum { N = 3000, MAXLEN = 3000, SYNC_AT = 1000, LARGE_AT = 2000, LARGE = 300 * 1024 };
-    static unsigned char out[N][MAXLEN], in[MAXLEN];
-    unsigned char *large_out = malloc(LARGE), *large_in = malloc(LARGE);
+    enum { N = 2000, SMALL = 3000, MEDIUM = 64 * 1024, SYNC_AT = 1000, LARGE_AT = 1500, LARGE = 300 * 1024 };
+    static unsigned char small_out[N][SMALL], medium_out[N / 10][MEDIUM], in[LARGE];
     static MPI_Request breq[N];
-    CHECK(large_out && large_in, "malloc");
-    for (int i = 0; i < LARGE; i++)
-      large_out[i] = (unsigned char)(i * 11 + rank);
+    unsigned char *large_out = malloc(LARGE);
+    CHECK(large_out != NULL, "malloc");
     for (int i = 0; i < N; i++) {
-      int len = 1 + (i * 37) % MAXLEN;
+      int len = i == LARGE_AT ? LARGE : i % 10 == 7 ? 8 * 1024 + 1 + (i * 131) % (MEDIUM - 8 * 1024) : 1 + (i * 37) % SMALL;
+      unsigned char *buf = i == LARGE_AT ? large_out : i % 10 == 7 ? medium_out[i / 10] : small_out[i];
       for (int k = 0; k < len; k++)
-        out[i][k] = (unsigned char)(i * 3 + k + rank);
+        buf[k] = (unsigned char)(i * 3 + k * 7 + rank);
       if (i == SYNC_AT)
-        MPI_Issend(out[i], len, MPI_BYTE, right, 9, MPI_COMM_WORLD, &breq[i]);
-      else if (i == LARGE_AT)
-        MPI_Isend(large_out, LARGE, MPI_BYTE, right, 9, MPI_COMM_WORLD, &breq[i]);
+        MPI_Issend(buf, len, MPI_BYTE, right, 9, MPI_COMM_WORLD, &breq[i]);
       else
-        MPI_Isend(out[i], len, MPI_BYTE, right, 9, MPI_COMM_WORLD, &breq[i]);
+        MPI_Isend(buf, len, MPI_BYTE, right, 9, MPI_COMM_WORLD, &breq[i]);
     }
     for (int i = 0; i < N; i++) {
       MPI_Status st;
-      int n, len = i == LARGE_AT ? LARGE : 1 + (i * 37) % MAXLEN;
-      MPI_Recv(i == LARGE_AT ? large_in : in, i == LARGE_AT ? LARGE : MAXLEN, MPI_BYTE, left, 9, MPI_COMM_WORLD, &st);
+      int n, len = i == LARGE_AT ? LARGE : i % 10 == 7 ? 8 * 1024 + 1 + (i * 131) % (MEDIUM - 8 * 1024) : 1 + (i * 37) % SMALL;
+      MPI_Recv(in, LARGE, MPI_BYTE, left, 9, MPI_COMM_WORLD, &st);
       MPI_Get_count(&st, MPI_BYTE, &n);
       CHECK(n == len, "burst message %d: %d bytes, expected %d", i, n, len);
-      for (int k = 0; k < n; k++) {
-        unsigned char want = i == LARGE_AT ? (unsigned char)(k * 11 + left) : (unsigned char)(i * 3 + k + left);
-        CHECK((i == LARGE_AT ? large_in : in)[k] == want, "burst message %d byte %d", i, k);
-      }
+      for (int k = 0; k < n; k++)
+        CHECK(in[k] == (unsigned char)(i * 3 + k * 7 + left), "burst message %d byte %d", i, k);
     }
     MPI_Waitall(N, breq, MPI_STATUSES_IGNORE);
     free(large_out);
-    free(large_in);
   }
 
   /* large messages (rendezvous) both ways at once, and Ssend */
