@@ -147,6 +147,26 @@ describe('checkpoint protocol', () => {
     expect(h.catalog!.getJob('j')!.state).toBe('running');
   });
 
+  it('a rank that fails while its images are stored: the job fails at once, and the epoch, taken before, still commits', async () => {
+    await checkpoint();
+    const b = h.nodes.get('b')!;
+    b.steps.scripts.set(RoundStep.STORE, async (req) => {
+      b.ranks.exit('j', 3, 3); // the application fails after the snapshot, while STORE hashes
+      await new Promise((r) => setTimeout(r, 1_500));
+      return { failed: new Map(), images: b.steps.dumpImages(req) };
+    });
+    let failedAt = 0;
+    const watch = setInterval(() => failedAt ||= h.catalog!.getJob('j')!.state === 'failed' ? Date.now() : 0, 10);
+    const started = Date.now();
+    const { result, error } = await checkpoint();
+    clearInterval(watch);
+    expect(error).toBeUndefined();
+    expect(result!.epoch!.state).toBe('committed');
+    expect(failedAt - started).toBeLessThan(1_500); // not held until the commit
+    expect(h.catalog!.getJob('j')!).toMatchObject({ state: 'failed', exitCode: 3, detail: 'rank 3 on b exited with status 3' });
+    expect(h.catalog!.lastCommittedEpoch('j')!.epoch).toBe(2); // a consistent snapshot from before the failure, for ferry restart
+  });
+
   it('a rank the RESUME before STORE cannot wake: the epoch still commits, and the job fails naming the rank', async () => {
     await checkpoint();
     h.nodes.get('b')!.steps.scripts.set(RoundStep.RESUME, () => failRanks([3], 'rank 3 did not answer its wake-up'));
