@@ -230,14 +230,39 @@ static bool head_written(fmpi_peer *p)
   return true;
 }
 
+/* Accounts for the result `w` of a write of `len` bytes from the head of the
+ * queue on: the frames written whole leave it, the first one cut short keeps
+ * its offset. true when all of it went and writing may go on. */
+static bool written(fmpi_peer *p, ssize_t w, size_t len)
+{
+  if (w < 0) {
+    if (errno == EAGAIN || errno == EINTR)
+      return false;
+    peer_lost(p, strerror(errno));
+  }
+  fmpi_st.io_events++;
+  size_t left = (size_t)w;
+  while (left > 0) {
+    fmpi_item *h = p->head;
+    size_t rest = frame_bytes(p, h) - h->done;
+    if (left < rest) {
+      h->done += left;
+      return false;
+    }
+    left -= rest;
+    h->done += rest;
+    if (!head_written(p))
+      return false;
+  }
+  return (size_t)w == len;
+}
+
 /* Writes queued frames (header, padding, payload) while the socket takes them. */
 static void write_queue(fmpi_peer *p)
 {
   while (p->out_state == OUT_OPEN && p->head && p->out_fd >= 0) {
     fmpi_item *it = p->head;
-    size_t whole = frame_bytes(p, it);
-    ssize_t w;
-    if (it->done == 0 && whole <= FMPI_SEND_COPY_BYTES) {
+    if (it->done == 0 && frame_bytes(p, it) <= FMPI_SEND_COPY_BYTES) {
       /* a small frame: header and payload copied together and written with
        * send(), which costs less than sendmsg here. Measured with raw TCP on
        * loopback, 64-byte header + 16 bytes: sendmsg with the header and
@@ -263,27 +288,7 @@ static void write_queue(fmpi_peer *p)
         if (it->hdr.kind != FMPI_F_EAGER)
           break; /* a control frame goes alone */
       }
-      w = send(p->out_fd, small, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (w < 0) {
-        if (errno == EAGAIN || errno == EINTR)
-          return;
-        peer_lost(p, strerror(errno));
-      }
-      fmpi_st.io_events++;
-      /* the frames written whole leave the queue; the first one cut short keeps its offset */
-      size_t left = (size_t)w;
-      while (left > 0) {
-        fmpi_item *h = p->head;
-        size_t hwhole = frame_bytes(p, h);
-        if (left < hwhole) {
-          h->done = left;
-          return;
-        }
-        left -= hwhole;
-        if (!head_written(p))
-          return;
-      }
-      if (w < (ssize_t)len)
+      if (!written(p, send(p->out_fd, small, len, MSG_NOSIGNAL | MSG_DONTWAIT), len))
         return;
       continue;
     }
@@ -316,27 +321,7 @@ static void write_queue(fmpi_peer *p)
     memset(&mh, 0, sizeof mh);
     mh.msg_iov = iov;
     mh.msg_iovlen = (size_t)n;
-    w = sendmsg(p->out_fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (w < 0) {
-      if (errno == EAGAIN || errno == EINTR)
-        return;
-      peer_lost(p, strerror(errno));
-    }
-    fmpi_st.io_events++;
-    size_t left = (size_t)w;
-    while (left > 0) {
-      fmpi_item *h = p->head;
-      size_t rest = frame_bytes(p, h) - h->done;
-      if (left < rest) {
-        h->done += left;
-        return;
-      }
-      left -= rest;
-      h->done += rest;
-      if (!head_written(p))
-        return;
-    }
-    if (w < (ssize_t)len)
+    if (!written(p, sendmsg(p->out_fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT), len))
       return;
   }
 }
