@@ -326,12 +326,20 @@ static void write_queue(fmpi_peer *p)
   }
 }
 
-/* Queues a frame for p and writes it when the channel is idle. A small eager
- * frame of an MPI_Isend queued with no progress pass since the last one to p
- * (a burst of Isends) waits for the next pass: the wait that follows, or the
- * progress thread, woken for it, as soon as the app leaves MPI. That pass
- * sends the burst's frames together; the first frame of a burst goes at once,
- * so a lone send's latency is unchanged. */
+/* Whether an app's send to p continues a burst: no progress pass since its
+ * previous one to p (fmpi_send_post asks only for the sends a burst may hold). */
+bool fmpi_burst(fmpi_peer *p)
+{
+  bool burst = p->small_pass == fmpi_st.passes + 1;
+  p->small_pass = fmpi_st.passes + 1;
+  return burst;
+}
+
+/* Queues a frame for p and writes it when the channel is idle. A frame held
+ * as part of a burst (fmpi_send_post) waits for the next pass: the wait that
+ * follows, or the progress thread, woken for it, as soon as the app leaves
+ * MPI. That pass sends the burst's frames together; the first frame of a
+ * burst goes at once, so a lone send's latency is unchanged. */
 void fmpi_enqueue(fmpi_peer *p, fmpi_item *it)
 {
   it->next = NULL;
@@ -341,16 +349,11 @@ void fmpi_enqueue(fmpi_peer *p, fmpi_item *it)
   else
     p->head = it;
   p->tail = it;
-  bool burst = false;
-  if (fmpi_st.posting_isend && batchable_eager(it)) {
-    burst = p->small_pass == fmpi_st.passes + 1;
-    p->small_pass = fmpi_st.passes + 1;
-  }
   if (p->out_state == OUT_NONE && fmpi_st.state == ST_RUNNING)
     start_connect(p);
-  else if (p->out_state == OUT_OPEN && p->head == it && !burst)
+  else if (p->out_state == OUT_OPEN && p->head == it && !it->held)
     write_queue(p);
-  else if (p->out_state == OUT_OPEN && burst && !fmpi_st.deferred) {
+  else if (p->out_state == OUT_OPEN && it->held && !fmpi_st.deferred) {
     /* should the app compute now instead of waiting, the progress thread sends the burst */
     fmpi_st.deferred = true;
     fmpi_unpark();

@@ -69,6 +69,7 @@ typedef struct fmpi_item {
   fmpi_request *req;       /* send request this frame belongs to, or NULL */
   bool completes_req;      /* the request completes once this frame is written */
   bool follows;            /* queued behind another frame, so written right after it */
+  bool held;               /* part of a burst: waits for the next progress pass (fmpi_enqueue) */
 } fmpi_item;
 
 /* A received message nobody asked for yet (arrival order), or an RTS waiting for a receive. */
@@ -117,7 +118,7 @@ typedef struct fmpi_peer {
   size_t stage_off, stage_len;
   fmpi_request *in_req;    /* receive being filled, or NULL */
   fmpi_unexp *in_ux;       /* unexpected message being filled, or NULL */
-  uint64_t small_pass;     /* fmpi_st.passes + 1 at the last small eager frame queued (burst detection) */
+  uint64_t small_pass;     /* fmpi_st.passes + 1 at the app's last send here that a burst may hold (fmpi_burst) */
 } fmpi_peer;
 
 /* A send or receive, from post to completion (MPI_Request points here). */
@@ -206,8 +207,9 @@ typedef struct fmpi_state {
   uint64_t completions;        /* requests completed so far */
   uint64_t io_events;          /* socket reads and writes that moved bytes: the spin goes on while this grows */
   uint64_t passes;             /* progress passes so far (app thread and progress thread) */
-  bool posting_isend;          /* inside the app's MPI_Isend (not a blocking send, not a collective's) */
-  bool deferred;               /* small Isend frames wait for the next pass (fmpi_enqueue); the progress thread does not park */
+  bool posting_isend;          /* inside the app's MPI_Isend (not a collective's) */
+  bool posting_send;           /* inside the app's MPI_Send (not a collective's) */
+  bool deferred;               /* frames of a burst wait for the next pass (fmpi_enqueue); the progress thread does not park */
   fmpi_peer *peers;
   int *pending_fds;            /* accepted, HELLO not read yet */
   int npending;
@@ -245,6 +247,7 @@ void fmpi_progress(int timeout_ms);
 void fmpi_wake(void);
 void fmpi_unpark(void);
 void fmpi_enqueue(fmpi_peer *p, fmpi_item *it);
+bool fmpi_burst(fmpi_peer *p);
 void fmpi_flush_begin(uint64_t epoch, uint64_t request_id);
 void fmpi_resume(void);
 void fmpi_channels_shutdown(void);

@@ -386,23 +386,40 @@ void fmpi_send_post(fmpi_request *r)
     r->complete = true;
     return;
   }
-  fmpi_item *it = calloc(1, sizeof *it);
+  fmpi_peer *p = &fmpi_st.peers[r->peer];
+  bool eager = !r->sync && r->bytes <= FMPI_EAGER_LIMIT_BYTES;
+  /* The app's sends to one rank with no progress pass between them (a burst)
+   * go out together (fmpi_enqueue): an Isend's frame of up to
+   * FMPI_BATCH_PAYLOAD_BYTES waits as it is; a blocking send's small frame
+   * takes a copy of its payload, so the send completes now. */
+  bool held = eager && ((fmpi_st.posting_isend && r->bytes <= FMPI_BATCH_PAYLOAD_BYTES) ||
+                        (fmpi_st.posting_send && sizeof(fmpi_hdr) + r->bytes <= FMPI_SEND_COPY_BYTES)) &&
+              fmpi_burst(p);
+  bool copied = held && fmpi_st.posting_send;
+  fmpi_item *it = calloc(1, sizeof *it + (copied ? r->bytes : 0));
   if (it == NULL)
     fmpi_fatal("out of memory");
   it->hdr.ctx = r->ctx;
   it->hdr.src = fmpi_st.rank;
   it->hdr.tag = r->tag;
   it->hdr.len = r->bytes;
-  it->req = r;
-  if (!r->sync && r->bytes <= FMPI_EAGER_LIMIT_BYTES) {
+  it->held = held;
+  if (copied) {
     it->hdr.kind = FMPI_F_EAGER;
+    memcpy(it + 1, r->data, r->bytes);
+    it->payload = (const uint8_t *)(it + 1);
+    fmpi_req_complete(r);
+  } else if (eager) {
+    it->hdr.kind = FMPI_F_EAGER;
+    it->req = r;
     it->payload = r->data;
     it->completes_req = true;
   } else {
+    it->req = r;
     it->hdr.kind = FMPI_F_RTS;
     it->hdr.sreq = (uint64_t)(uintptr_t)r;
   }
-  fmpi_enqueue(&fmpi_st.peers[r->peer], it);
+  fmpi_enqueue(p, it);
 }
 
 int fmpi_irecv(void *buf, int count, MPI_Datatype type, int src, int tag, fmpi_comm *c, uint32_t ctx,
@@ -609,7 +626,9 @@ static int send_common(const void *buf, int count, MPI_Datatype type, int dest, 
   if ((rv = fmpi_check_pt2pt(c, count, type, dest, tag, false, false)) != MPI_SUCCESS)
     return fmpi_error(c, rv, name);
   fmpi_lock();
+  fmpi_st.posting_send = true; /* a burst of these may go out together (fmpi_send_post) */
   fmpi_isend(buf, count, type, dest, tag, c, c->ctx, sync, &r);
+  fmpi_st.posting_send = false;
   fmpi_wait_reqs(&r, 1);
   fmpi_unlock();
   return MPI_SUCCESS;

@@ -68,6 +68,31 @@ int main(int argc, char **argv)
     free(large_out);
   }
 
+  /* A burst of blocking sends from one buffer, rewritten as soon as each
+   * MPI_Send returns (the runtime may hold a burst's small frames with a copy
+   * of their payload): the receiver sees every message as it was sent. */
+  if (size > 1 && rank % 2 == 0 && rank + 1 < size) {
+    unsigned char one[3000];
+    for (int i = 0; i < 1000; i++) {
+      int len = 1 + (i * 53) % (int)sizeof one;
+      for (int k = 0; k < len; k++)
+        one[k] = (unsigned char)(i + k * 5);
+      MPI_Send(one, len, MPI_BYTE, rank + 1, 11, MPI_COMM_WORLD);
+      memset(one, 0xee, sizeof one);
+    }
+  } else if (size > 1 && rank % 2 == 1) {
+    unsigned char one[3000];
+    for (int i = 0; i < 1000; i++) {
+      int n, len = 1 + (i * 53) % (int)sizeof one;
+      MPI_Status st;
+      MPI_Recv(one, sizeof one, MPI_BYTE, rank - 1, 11, MPI_COMM_WORLD, &st);
+      MPI_Get_count(&st, MPI_BYTE, &n);
+      CHECK(n == len, "blocking burst message %d: %d bytes, expected %d", i, n, len);
+      for (int k = 0; k < n; k++)
+        CHECK(one[k] == (unsigned char)(i + k * 5), "blocking burst message %d byte %d", i, k);
+    }
+  }
+
   /* large messages (rendezvous) both ways at once, and Ssend */
   char *big_out = malloc(BIG), *big_in = malloc(BIG);
   for (int i = 0; i < BIG; i++)
