@@ -353,13 +353,17 @@ void fmpi_enqueue(fmpi_peer *p, fmpi_item *it)
     start_connect(p);
   else if (p->out_state == OUT_OPEN && p->head == it && !it->held)
     write_queue(p);
-  else if (p->out_state == OUT_OPEN && it->held && !fmpi_st.deferred) {
-    /* should the app compute now instead of waiting, the progress thread sends the burst */
-    fmpi_st.deferred = true;
-    fmpi_unpark();
-  }
-  if (p->head)
+  if (it->held) {
+    /* should the app compute now instead of waiting, the progress thread sends
+     * the burst: woken once per burst, not once per send */
+    if (!fmpi_st.deferred) {
+      fmpi_st.deferred = true;
+      fmpi_unpark();
+      fmpi_wake();
+    }
+  } else if (p->head) {
     fmpi_wake();
+  }
 }
 
 static void in_readable(fmpi_peer *p);
