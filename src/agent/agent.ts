@@ -73,6 +73,8 @@ export interface AgentHooks {
   registered?(reply: RegisterReply): void;
   /** A fatal condition (version mismatch): the daemon should exit. */
   fatal?(err: FerryError): void;
+  /** The jitter of the reconnect backoff, in [0, 1) (default Math.random): seeded in tests, so a schedule replays. */
+  random?(): number;
 }
 
 export class Agent {
@@ -80,7 +82,7 @@ export class Agent {
   private stateValue = 'connecting' as AgentSessionState;
   private transport: ClientTransport | undefined;
   private readonly requests = new PendingRequests<AgentMessage>();
-  private readonly backoff = new Backoff();
+  private readonly backoff: Backoff;
   private coordinatorInstance = '';
   /** Registrations sent so far, and whether a step that overlapped one calls for another (see serve). */
   private registrations = 0;
@@ -109,6 +111,7 @@ export class Agent {
     /** The ranks' channel to this agent; absent in tests that run no MPI ranks. */
     private readonly rankChannel?: RankChannelServer,
   ) {
+    this.backoff = new Backoff(undefined, undefined, hooks.random ?? Math.random);
     ranks.on('exit', (e) => this.onRankExit(e));
     rankChannel?.on('hello', (info) => this.onRankHello(info));
     rankChannel?.on('attach', (info) => this.onRankAttach(info));

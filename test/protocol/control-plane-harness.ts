@@ -102,13 +102,13 @@ export class ControlPlaneHarness {
    * Starts an agent for `host`. Passing `ranks` (the previous agent's) stands
    * for an agent restarted after a crash that re-adopts the ranks still running.
    */
-  startAgent(host: string, identity: Partial<AgentIdentity> = {}, ranks = new SimulatedRanks(), rankChannel?: RankChannelServer): Agent {
+  startAgent(host: string, identity: Partial<AgentIdentity> = {}, ranks = new SimulatedRanks(), rankChannel?: RankChannelServer, random?: () => number): Agent {
     const steps = new ScriptedSteps(host, ranks);
     const agent = new Agent(
       { host, address: `198.18.0.${this.agents.size + 2}`, cpus: 4, criuVersion: '4.1.1', criuCheckOk: true, criuCheckDetail: '', version: 'test', imageServer: `tcp://images.${host}:1`, ...identity },
       () => this.connectFrom(host),
       ranks,
-      { fatal: (err) => this.fatal.push(err.message) },
+      { fatal: (err) => this.fatal.push(err.message), random },
       steps,
       rankChannel,
     );
