@@ -79,6 +79,11 @@ export class JobService {
   private startsTimer: NodeJS.Timeout | undefined;
   /** Saves the output counts (output-replay.ts) every OUTPUT_COUNTS_SAVE_MS. */
   private readonly outputSaveTimer: NodeJS.Timeout;
+  /**
+   * Copies of ranks being killed as stale (killStaleCopy), as "host/job/rank/pid": their exits, reported
+   * perhaps after a restart has put a new copy of the rank on the same host, are not the rank's end.
+   */
+  private readonly staleCopies = new Set<string>();
   /** Per pending job, per host: flushed ranks held until all the job's ranks run (holdUntilAllRun). */
   private readonly heldFlushed = new Map<string, Map<string, { epoch: number; ranks: number[] }>>();
 
@@ -362,10 +367,17 @@ export class JobService {
     const jobId = e.job_id ?? '';
     const rank = e.rank ?? 0;
     const row = this.rankRow(jobId, rank);
+    const pid = e.pid ?? 0;
+    const stale = pid > 0 && this.staleCopies.delete(`${host}/${jobId}/${rank}/${pid}`);
     if (!row || row.state === 'exited') return; // a repeat after re-registration
     if (row.host !== host) {
       // The old copy of a rank that moved (migration): not the rank's end.
       this.c.event('rank.old-copy-exit', `job ${jobId} rank ${rank}: its old copy on ${host} ended (the rank now runs on ${row.host})`, { jobId, host });
+      return;
+    }
+    if (stale || (pid > 0 && row.pid > 0 && pid !== row.pid)) {
+      // An earlier copy on this host (killed as stale, its exit reported late): a restart put the rank here again.
+      this.c.event('rank.old-copy-exit', `job ${jobId} rank ${rank}: an earlier copy of it on ${host} ended (pid ${pid}; the rank runs on${row.pid ? ` as pid ${row.pid}` : ''})`, { jobId, host });
       return;
     }
     const exitCode = e.exit_code ?? 0;
@@ -594,13 +606,14 @@ export class JobService {
         alive.push(p);
         continue;
       }
-      this.killStaleCopy(host, p.job_id, p.rank, `came back with a copy of it alive, but ${elsewhere ? `the rank runs on ${row.host}` : 'the job counts the rank as ended'}`);
+      this.killStaleCopy(host, p.job_id, p.rank, p.pid, `came back with a copy of it alive, but ${elsewhere ? `the rank runs on ${row.host}` : 'the job counts the rank as ended'}`);
     }
     return alive;
   }
 
   /** SIGKILL to the copy of a rank on `host` that must not run (`why`: what host has that it must not). */
-  private killStaleCopy(host: string, jobId: string, rank: number, why: string): void {
+  private killStaleCopy(host: string, jobId: string, rank: number, pid: number, why: string): void {
+    if (pid > 0) this.staleCopies.add(`${host}/${jobId}/${rank}/${pid}`);
     this.c.event('rank.stale-copy', `job ${jobId} rank ${rank}: host ${host} ${why}; killing that copy`, { jobId, host });
     this.c
       .requestAgent(host, { signal_job: { job_id: jobId, signal: 'SIGKILL', ranks: [rank] } })
@@ -889,7 +902,7 @@ export class JobService {
     const job = this.c.catalog.getJob(jobId);
     if (job && ENDED_STATES.has(job.state)) {
       // Its job ended while a migration moved it (a cancel): the rank stays ended, a restored copy is killed.
-      if (pid) this.killStaleCopy(host, jobId, rank, `restored it after its job ended (${job.state})`);
+      if (pid) this.killStaleCopy(host, jobId, rank, pid, `restored it after its job ended (${job.state})`);
       return;
     }
     this.updateRank({ jobId, rank, host, pid, endpoint: '', state: pid ? 'running' : 'starting', updatedMs: this.c.now() });

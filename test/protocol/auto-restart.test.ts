@@ -359,6 +359,26 @@ describe('a host cut off past its grace period that comes back with its ranks al
     expect(h.nodes.get('b')!.steps.stepsSeen()).not.toContain(RoundStep.RESUME);
   });
 
+  it('has those copies killed when it comes back as the job fails of it; the late exits of the killed copies do not end the ranks restored there', async () => {
+    await start(1);
+    const ranksOfB = h.nodes.get('b')!.ranks;
+    await stopAgent('b');
+    // Back after the grace ran out, while the ranks elsewhere are being stopped: the restart that follows finds b up.
+    for (let t = 0; t < HOST_REJOIN_GRACE_MS + 5_000 && job().ending === null; t += 10) await advance(10);
+    expect(job().ending?.detail).toMatch(/^ranks 2,3 lost/);
+    h.startAgent('b', { imageStore: STORES.b }, ranksOfB);
+    for (let t = 0; t < 20_000 && job().state !== 'running'; t += 100) await advance(100);
+    await advance(3_000); // the exits of the copies killed on b reach the coordinator after the restart
+    expect(staleEvents()).toHaveLength(2);
+    expect(rankHosts()).toEqual(['0:a:running', '1:a:running', '2:b:running', '3:b:running']);
+    expect([...ranksOfB.live.keys()].sort()).toEqual(['j/2', 'j/3']); // the restored copies
+    expect(job().state, job().detail ?? '').toBe('running');
+    expect(h.catalog!.listEvents({ limit: 500 }).filter((e) => e.kind === 'rank.old-copy-exit').map((e) => e.message)).toEqual([
+      expect.stringMatching(/^job j rank 2: an earlier copy of it on b ended \(pid \d+; the rank runs on as pid \d+\)$/),
+      expect.stringMatching(/^job j rank 3: an earlier copy of it on b ended \(pid \d+; the rank runs on as pid \d+\)$/),
+    ]);
+  });
+
   it('has those copies killed when the job failed meanwhile', async () => {
     await start(0);
     const ranksOfB = await cutOffB();
