@@ -51,6 +51,8 @@ const RESTORE_DELAY_MS = Number(process.env.FERRY_FAULT_RESTORE_DELAY_MS ?? 0);
  * (criu-dump.ts); each rank's ferry-init works in a directory of its own
  * (rank-init-dir.ts), so they are not.
  */
+/** How long a RESTORE waits for an earlier copy of its rank that still runs here to end (earlierCopyEnded). */
+export const EARLIER_COPY_WAIT_MS = 5_000;
 export const DUMP_CONCURRENCY = 4;
 /** Image fetches and restores at once on one node. */
 export const TRANSFER_CONCURRENCY = 2;
@@ -62,6 +64,8 @@ export interface LocalRankStepsOptions {
   rankChannel?: RankChannelServer;
   /** The CRIU this node uses; null when it has none (dumps and restores then fail clearly). */
   criu?: CriuInstall | null;
+  /** How long a RESTORE waits for an earlier copy of its rank to end (default EARLIER_COPY_WAIT_MS). */
+  earlierCopyWaitMs?: number;
 }
 
 /**
@@ -420,6 +424,7 @@ export class LocalRankSteps implements RankSteps {
       if (earlier && earlier.set === Number(src.epoch) && (!earlier.done || this.o.ranks.has(req.job_id, rank))) return earlier.restored;
       const restored = (async () => {
         if (RESTORE_DELAY_MS > 0) await new Promise((r) => setTimeout(r, RESTORE_DELAY_MS));
+        await this.earlierCopyEnded(req.job_id, rank);
         const dir = rankImageDir(this.o.imagesDir, req.job_id, src.epoch, rank);
         if (this.verified.get(dir) !== src.manifest_sha256) {
           await verifyRecordedImage(dir, src.manifest_sha256);
@@ -454,6 +459,33 @@ export class LocalRankSteps implements RankSteps {
       return restored;
     });
     return { failed, started: done };
+  }
+
+  /**
+   * A copy of the rank that still runs here before its restore: a stale copy the coordinator is killing
+   * (its host came back while the job failed of its loss, and the restart put the rank here again).
+   * CRIU would restore a second copy that the supervisor cannot take over, so the restore waits for
+   * that copy's end, earlierCopyWaitMs at most, and else fails for this rank, saying why.
+   */
+  private async earlierCopyEnded(jobId: string, rank: number): Promise<void> {
+    const ranks = this.o.ranks;
+    if (!ranks.has(jobId, rank)) return;
+    trace(`restore of ${jobId}/${rank}: an earlier copy still runs here; waiting for its end`);
+    const waitMs = this.o.earlierCopyWaitMs ?? EARLIER_COPY_WAIT_MS;
+    await new Promise<void>((resolve, reject) => {
+      const onExit = (): void => void (ranks.has(jobId, rank) || finish());
+      const timer = setTimeout(
+        () => finish(new FerryError(ErrorCode.BUSY, `an earlier copy of rank ${rank} of job ${jobId} still runs on host ${this.o.host} (not ended ${waitMs} ms after the restore began)`)),
+        waitMs,
+      );
+      const finish = (err?: FerryError): void => {
+        clearTimeout(timer);
+        ranks.off('exit', onExit);
+        if (err) reject(err);
+        else resolve();
+      };
+      ranks.on('exit', onExit);
+    });
   }
 
   private async prepare(req: RoundRequest): Promise<StepOutcome> {
