@@ -15,14 +15,14 @@ import { roundRequest } from '../helpers/round-request.js';
 const temps = tempDirs();
 afterEach(() => temps.removeAll());
 
-/** A supervisor that runs (as far as has() tells) the ranks in `running` until end() ends one. */
+/** A supervisor that runs (as far as has() tells) the ranks in `copies` until end() ends one. */
 class SupervisorWithCopies extends RankSupervisor {
-  readonly running = new Set<string>();
+  readonly copies = new Set<string>();
   override has(jobId: string, rank: number): boolean {
-    return this.running.has(`${jobId}/${rank}`);
+    return this.copies.has(`${jobId}/${rank}`);
   }
   end(jobId: string, rank: number): void {
-    this.running.delete(`${jobId}/${rank}`);
+    this.copies.delete(`${jobId}/${rank}`);
     this.emit('exit', { job_id: jobId, rank, pid: 4242, exit_code: 137, signal: 'SIGKILL', exited_ms: Date.now(), reason: '' });
   }
 }
@@ -30,7 +30,7 @@ class SupervisorWithCopies extends RankSupervisor {
 async function setUp(): Promise<{ ranks: SupervisorWithCopies; restore: () => ReturnType<LocalRankSteps['run']> }> {
   const dir = await temps.make('agent');
   const ranks = new SupervisorWithCopies({ host: 'h', logsDir: join(dir, 'logs'), stateDir: join(dir, 'state'), initPath: '/nonexistent/ferry-init', agentSocketName: 'ferry-test-earlier-copy' });
-  ranks.running.add('j/1');
+  ranks.copies.add('j/1');
   // CRIU is never reached: the image the restore would read first is not there.
   const steps = new LocalRankSteps({ host: 'h', imagesDir: join(dir, 'images'), ranks, criu: {} as CriuInstall, earlierCopyWaitMs: 300 });
   const source = { rank: 1, epoch: 5, host: 'h', location: '', server: '', manifest_sha256: 'ab'.repeat(32), image_store: '' };
