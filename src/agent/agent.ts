@@ -407,7 +407,7 @@ export class Agent {
           const req = msg.signal_job!;
           const signal = (req.signal || 'SIGTERM') as NodeJS.Signals;
           if (req.ranks.length === 0) this.ranks.signalJob(req.job_id, signal);
-          else if (this.ranks.signalRanks) this.ranks.signalRanks(req.job_id, req.ranks, signal);
+          else if (this.ranks.signalRanks) this.ranks.signalRanks(req.job_id, req.ranks, signal, req.pid || undefined);
           else throw new FerryError(ErrorCode.UNSUPPORTED, `agent ${this.identity.host} cannot signal single ranks`);
           reply({ ack: {} });
           return;

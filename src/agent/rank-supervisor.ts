@@ -112,7 +112,8 @@ export interface RankRunner extends EventEmitter<RankSupervisorEvents> {
   logPaths(jobId: string, rank: number): { out: string; err: string };
   /** After an agent restart: the ranks of the rank table still running, and how the others ended. */
   readopt?(): ReadoptResult;
-  signalRanks?(jobId: string, ranks: number[], signal: NodeJS.Signals): number;
+  /** `onlyPid`: signal a rank only while its process is that one (not a later copy of it). */
+  signalRanks?(jobId: string, ranks: number[], signal: NodeJS.Signals, onlyPid?: number): number;
   recordOutputOffsets?(jobId: string, rank: number, offsets: { out: number; err: number }): void;
   recordFlush?(jobId: string, rank: number, epoch: number): void;
   /** Removes the job's output logs on this host (none of its ranks may run here); what was removed. */
@@ -459,9 +460,15 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
     }, graceMs).unref();
   }
 
-  /** Signals some ranks of a job (through ferry-init); returns how many were found. */
-  signalRanks(jobId: string, ranks: number[], signal: NodeJS.Signals): number {
-    const targets = ranks.map((rank) => this.ranks.get(RankSupervisor.key(jobId, rank))).filter((e): e is RankEntry => e !== undefined);
+  /**
+   * Signals some ranks of a job (through ferry-init); returns how many were
+   * found. With `onlyPid`, only a rank whose process is that pid.
+   */
+  signalRanks(jobId: string, ranks: number[], signal: NodeJS.Signals, onlyPid?: number): number {
+    const targets = ranks
+      .map((rank) => this.ranks.get(RankSupervisor.key(jobId, rank)))
+      .filter((e): e is RankEntry => e !== undefined && (onlyPid === undefined || e.process.pid === onlyPid));
+    if (onlyPid !== undefined && targets.length < ranks.length) trace(`${signal} for pid ${onlyPid} of job ${jobId} ranks ${ranks.join(',')}: not the copy running here, left alone`);
     this.signalEnding(targets, signal);
     return targets.length;
   }

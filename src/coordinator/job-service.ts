@@ -616,7 +616,7 @@ export class JobService {
     if (pid > 0) this.staleCopies.add(`${host}/${jobId}/${rank}/${pid}`);
     this.c.event('rank.stale-copy', `job ${jobId} rank ${rank}: host ${host} ${why}; killing that copy`, { jobId, host });
     this.c
-      .requestAgent(host, { signal_job: { job_id: jobId, signal: 'SIGKILL', ranks: [rank] } })
+      .requestAgent(host, { signal_job: { job_id: jobId, signal: 'SIGKILL', ranks: [rank], pid } })
       .catch((err) => this.c.event('rank.stale-copy', `job ${jobId} rank ${rank}: killing its stale copy on host ${host} failed: ${errorMessage(err)}`, { jobId, host }));
   }
 

@@ -362,6 +362,10 @@ describe('a host cut off past its grace period that comes back with its ranks al
   it('has those copies killed when it comes back as the job fails of it; the late exits of the killed copies do not end the ranks restored there', async () => {
     await start(1);
     const ranksOfB = h.nodes.get('b')!.ranks;
+    const copies = [...ranksOfB.live.values()].map((p) => p.pid);
+    const killsFor: (number | undefined)[] = [];
+    const signalRanks = ranksOfB.signalRanks.bind(ranksOfB);
+    ranksOfB.signalRanks = (jobId, ranks, signal, onlyPid) => (signal === 'SIGKILL' && killsFor.push(onlyPid), signalRanks(jobId, ranks, signal, onlyPid));
     await stopAgent('b');
     // Back after the grace ran out, while the ranks elsewhere are being stopped: the restart that follows finds b up.
     for (let t = 0; t < HOST_REJOIN_GRACE_MS + 5_000 && job().ending === null; t += 10) await advance(10);
@@ -370,6 +374,8 @@ describe('a host cut off past its grace period that comes back with its ranks al
     for (let t = 0; t < 20_000 && job().state !== 'running'; t += 100) await advance(100);
     await advance(3_000); // the exits of the copies killed on b reach the coordinator after the restart
     expect(staleEvents()).toHaveLength(2);
+    // each kill names the copy's pid, so one arriving after the restore could not end the restored copy
+    expect(killsFor.sort()).toEqual(copies.sort());
     expect(rankHosts()).toEqual(['0:a:running', '1:a:running', '2:b:running', '3:b:running']);
     expect([...ranksOfB.live.keys()].sort()).toEqual(['j/2', 'j/3']); // the restored copies
     expect(job().state, job().detail ?? '').toBe('running');

@@ -61,10 +61,11 @@ export class SimulatedRanks extends EventEmitter<RankSupervisorEvents> implement
     if (signal === 'SIGINT') setTimeout(() => this.exit(jobId, rank, 130), SIGTERM_DEATH_MS);
   }
 
-  signalRanks(jobId: string, ranks: number[], signal: NodeJS.Signals): number {
+  signalRanks(jobId: string, ranks: number[], signal: NodeJS.Signals, onlyPid?: number): number {
     let n = 0;
     for (const rank of ranks) {
-      if (!this.live.has(`${jobId}/${rank}`)) continue;
+      const p = this.live.get(`${jobId}/${rank}`);
+      if (!p || (onlyPid !== undefined && p.pid !== onlyPid)) continue;
       n++;
       this.deliver(jobId, rank, signal);
     }
