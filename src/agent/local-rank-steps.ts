@@ -442,7 +442,15 @@ export class LocalRankSteps implements RankSteps {
         await rm(workDir, { recursive: true, force: true });
         await mkdir(workDir, { recursive: true });
         const out = await restoreRank({ criu, imagesDir: dir, logOut: logs.out, logErr: logs.err, summary, workDir });
-        const p = this.o.ranks.adopt({ jobId: req.job_id, rank, worldSize: req.world_size, argv: [], cwd: '/', env: {} }, out.child);
+        let p: RankProcessInit;
+        try {
+          p = this.o.ranks.adopt({ jobId: req.job_id, rank, worldSize: req.world_size, argv: [], cwd: '/', env: {} }, out.child);
+        } catch (err) {
+          // Restored but not supervised (a copy of the rank runs here after all): it must not run on
+          // unseen. Killing ferry-restore takes the restored tree with it (its PID namespace).
+          out.child.kill('SIGKILL');
+          throw err;
+        }
         // CRIU is done with it (--restore-detached). A failed restore keeps its log there for the operator.
         await rm(workDir, { recursive: true, force: true }).catch((err) => trace(`cannot remove ${workDir}: ${errorMessage(err)}`));
         // Restored in its flushed wait: RESUME wakes it (should this agent die first, the next one reports it flushed).
