@@ -93,6 +93,27 @@ describe('a host that goes down with running ranks', () => {
     expect(rankStates().map((r) => r[2])).toEqual(['exited', 'exited', 'exited', 'exited']);
   });
 
+  it('learns from the agent that comes back how a rank that ended while no agent ran ended', async () => {
+    const ranksOfB = h.nodes.get('b')!.ranks;
+    await crashAgent('b');
+    await advance(1_000);
+    ranksOfB.exit('j', 2, 0); // done while its agent was away: the rank table keeps its status
+    ranksOfB.exit('j', 3, 5);
+    await advance(1_000);
+    expect(job().state).toBe('running');
+    h.startAgent('b', {}, ranksOfB);
+    await advance(200);
+    expect(h.hostState('b')).toBe('up');
+    await advance(2_000);
+    expect(job().state).toBe('failed');
+    expect(job().exitCode).toBe(5);
+    expect(job().detail).toBe('rank 3 on b exited with status 5');
+    expect(h.catalog!.listRanks('j').filter((r) => r.host === 'b').map((r) => [r.rank, r.state, r.exitCode])).toEqual([
+      [2, 'exited', 0],
+      [3, 'exited', 5],
+    ]);
+  });
+
   it('fails the job naming the host and the ranks when the grace period runs out', async () => {
     await crashAgent('b');
     await advance(1_000);

@@ -3,9 +3,9 @@
 // SimulatedRanks "runs" ranks without processes; ScriptedSteps answers each
 // checkpoint step as a test says (succeed, fail a rank, hang, ...).
 import { EventEmitter } from 'node:events';
-import { ErrorCode, RoundStep, type RankImageInit, type RankProcessInit, type RoundRequest } from '../../src/gen/proto.js';
+import { ErrorCode, RoundStep, type RankExitedInit, type RankImageInit, type RankProcessInit, type RoundRequest } from '../../src/gen/proto.js';
 import { FerryError } from '../../src/common/ferry-error.js';
-import { RANK_KILL_GRACE_MS, type RankRunner, type RankStartSpec, type RankSupervisorEvents } from '../../src/agent/rank-supervisor.js';
+import { RANK_KILL_GRACE_MS, type RankRunner, type RankStartSpec, type RankSupervisorEvents, type ReadoptResult } from '../../src/agent/rank-supervisor.js';
 import type { RankSteps, StepOutcome } from '../../src/agent/rank-steps.js';
 
 /** How long a simulated rank takes to die of SIGTERM. */
@@ -21,6 +21,9 @@ export class SimulatedRanks extends EventEmitter<RankSupervisorEvents> implement
   /** Ranks (job/rank) that catch SIGTERM and SIGINT and run on: the SIGKILL a real agent sends RANK_KILL_GRACE_MS later ends them. */
   readonly ignoreTerm = new Set<string>();
   private nextPid = 1000;
+  /** The agent stopped (close) and none has taken the ranks back (readopt) yet: exits wait, as in a real rank table. */
+  private away = false;
+  private readonly endedAway: RankExitedInit[] = [];
 
   start(spec: RankStartSpec): RankProcessInit {
     const refused = this.refuse.get(`${spec.jobId}/${spec.rank}`);
@@ -76,13 +79,29 @@ export class SimulatedRanks extends EventEmitter<RankSupervisorEvents> implement
     return { out: `/nonexistent/${jobId}/${rank}.out`, err: `/nonexistent/${jobId}/${rank}.err` };
   }
 
-  /** The rank ends with `code`, as a process would. */
+  /** The rank ends with `code`, as a process would; while no agent runs, the next one learns of it (readopt). */
   exit(jobId: string, rank: number, code: number, reason = ''): void {
     const p = this.live.get(`${jobId}/${rank}`);
     if (!p) return;
     this.live.delete(`${jobId}/${rank}`);
     this.flushed.delete(`${jobId}/${rank}`);
-    queueMicrotask(() => this.emit('exit', { job_id: jobId, rank, pid: p.pid, exit_code: code, signal: '', exited_ms: Date.now(), reason }));
+    const ended: RankExitedInit = { job_id: jobId, rank, pid: p.pid, exit_code: code, signal: '', exited_ms: Date.now(), reason };
+    if (this.away) this.endedAway.push(ended);
+    else queueMicrotask(() => this.emit('exit', ended));
+  }
+
+  /** The agent stops: from now on exits are kept for the next one, as the real rank table and status files keep them. */
+  close(): void {
+    this.away = true;
+  }
+
+  /**
+   * A new agent takes the ranks back: the live ones it finds in running() (their flushed epochs are kept in
+   * `flushed`, which ScriptedSteps reads), the ones that ended meanwhile are reported with their status.
+   */
+  readopt(): ReadoptResult {
+    this.away = false;
+    return { alive: [], ended: this.endedAway.splice(0).map((exit) => ({ exit, logs: this.logPaths(exit.job_id ?? '', exit.rank ?? 0), offsets: { out: 0, err: 0 } })) };
   }
 }
 
