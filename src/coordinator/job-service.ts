@@ -552,7 +552,7 @@ export class JobService {
     }
     for (const [jobId, rows] of lost) {
       const list = rows.map((r) => r.rank).join(',');
-      const why = `the agent on host ${host} came back without them`;
+      const why = `the agent on host ${host} came back without ${rows.length > 1 ? 'them' : 'it'}`;
       if (grace && !this.stopping.has(jobId)) this.failJob(jobId, 1, `rank${rows.length > 1 ? 's' : ''} ${list} lost: ${why}`, false, true);
       for (const r of rows) {
         this.onRankExited(host, { job_id: r.jobId, rank: r.rank, pid: r.pid, exit_code: -1, signal: 'LOST', reason: grace ? why : 'the agent no longer knows this rank' });
