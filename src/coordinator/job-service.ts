@@ -112,11 +112,18 @@ export class JobService {
    * never end.
    */
   requireRunning(job: JobRow, what: string): void {
-    if (job.state !== 'running') throw new FerryError(ErrorCode.BAD_REQUEST, `job ${job.id} is ${job.state}, not running: nothing to ${what}`);
+    const why = this.notRunning(job);
+    if (why) throw new FerryError(ErrorCode.BAD_REQUEST, `job ${job.id} ${why}: nothing to ${what}`);
+  }
+
+  /** Why the job does not run or is on its way out ("is failed, not running", "is ending (...)"); undefined while it runs. */
+  notRunning(job: JobRow): string | undefined {
+    if (job.state !== 'running') return `is ${job.state}, not running`;
     const failing = this.failing.get(job.id);
-    if (failing) throw new FerryError(ErrorCode.BAD_REQUEST, `job ${job.id} is ending (${failing.detail}): nothing to ${what}`);
+    if (failing) return `is ending (${failing.detail})`;
     const stopAt = this.stopping.get(job.id);
-    if (stopAt !== undefined) throw new FerryError(ErrorCode.BAD_REQUEST, `job ${job.id} is being stopped after checkpoint epoch ${stopAt}: nothing to ${what}`);
+    if (stopAt !== undefined) return `is being stopped after checkpoint epoch ${stopAt}`;
+    return undefined;
   }
 
   jobInfo(jobId: string): JobInfoInit {

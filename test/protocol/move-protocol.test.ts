@@ -6,6 +6,7 @@ import { ErrorCode, RoundStep, type MoveReplyInit } from '../../src/gen/proto.js
 import { ControlPlaneHarness, settle } from './control-plane-harness.js';
 import { failRanks, type SimulatedRanks } from './simulated-node.js';
 import { HOST_REJOIN_GRACE_MS } from '../../src/coordinator/coordinator-config.js';
+import { RANK_KILL_GRACE_MS } from '../../src/agent/rank-supervisor.js';
 import type { MoveProgress } from '../../src/coordinator/checkpoint/move-service.js';
 import { FerryError } from '../../src/common/ferry-error.js';
 
@@ -638,7 +639,7 @@ describe('migration', () => {
     for (const host of ['a', 'b', 'c']) expect(h.nodes.get(host)!.ranks.running()).toEqual([]);
   });
 
-  it('kills the copy it restores after the job was cancelled meanwhile: the job stays cancelled, the rank ended', async () => {
+  it('is given up when the job is cancelled meanwhile: nothing is restored, the job stays cancelled, the rank ended', async () => {
     h.nodes.get('a')!.steps.scripts.set(RoundStep.DUMP, async (req) => {
       await new Promise((r) => setTimeout(r, 500));
       return { failed: new Map(), images: h.nodes.get('a')!.steps.dumpImages(req) };
@@ -646,10 +647,31 @@ describe('migration', () => {
     const migration = settle(h.coordinator!.moves.migrate('j', new Map([[1, 'c']])));
     await advance(100);
     await h.coordinator!.jobs.signal('j', 'SIGTERM'); // while rank 1 is being dumped
-    await migration;
+    const { error } = await migration;
+    expect(error!.message).toBe('migration of job j given up: job j is cancelled, not running');
+    expect(steps('c')).toEqual([RoundStep.DISCARD]); // no FETCH, no RESTORE: only the clean-up
+    expect(steps('a')).toEqual([RoundStep.PREPARE, RoundStep.DUMP, RoundStep.DISCARD]); // no RESUME of the ending job's ranks
     await advance(1_000);
     expect(h.catalog!.getJob('j')!).toMatchObject({ state: 'cancelled' });
     expect(h.catalog!.getRank('j', 1)).toMatchObject({ state: 'exited' });
+    for (const host of ['a', 'b', 'c']) expect(h.nodes.get(host)!.ranks.running()).toEqual([]);
+  });
+
+  it('is given up when the job fails of another rank during its FETCH; the ranks that ignore SIGTERM end of the SIGKILL after it', async () => {
+    h.nodes.get('b')!.ranks.ignoreTerm.add('j/2');
+    h.nodes.get('c')!.steps.scripts.set(RoundStep.FETCH, async () => {
+      h.nodes.get('b')!.ranks.exit('j', 3, 3); // dies flushed (its host's OOM killer, say) while c fetches rank 1
+      await new Promise((r) => setTimeout(r, 300));
+      return { failed: new Map(), bytesFetched: 1000 };
+    });
+    const { error } = await settle(h.coordinator!.moves.migrate('j', new Map([[1, 'c']])));
+    expect(error!.message).toBe('migration of job j given up: job j is ending (rank 3 on b exited with status 3)');
+    expect(steps('c')).toEqual([RoundStep.FETCH, RoundStep.DISCARD]);
+    expect(steps('a')).toEqual([RoundStep.PREPARE, RoundStep.DUMP, RoundStep.DISCARD]);
+    expect(h.catalog!.rankMoves('j')).toEqual([]);
+    expect(rankHosts()).toEqual(['a', 'a', 'b', 'b']);
+    await advance(RANK_KILL_GRACE_MS + 1_000);
+    expect(h.catalog!.getJob('j')!).toMatchObject({ state: 'failed', exitCode: 3 });
     for (const host of ['a', 'b', 'c']) expect(h.nodes.get(host)!.ranks.running()).toEqual([]);
   });
 

@@ -461,6 +461,20 @@ export class MoveService {
       this.c.event('migration.abort', `job ${jobId}: ${id} aborted: ${why}; ${after}`, { jobId });
       throw new FerryError(r ? roundFailureCode(r) : ErrorCode.UNAVAILABLE, `migration of job ${jobId} aborted: ${why}; ${after}`);
     };
+    // A job that ends meanwhile (cancelled, or failed of another rank) is not moved on: up to the STOP the
+    // migration is given up, its images removed. Its ranks are not woken: the ending has signalled them, and
+    // they end flushed (a RESUME, as for a job that runs on, could only keep it from ending).
+    const ending = (): string | undefined => {
+      const job = this.c.catalog.getJob(jobId);
+      const why = job ? this.c.jobs.notRunning(job) : 'is gone from the catalog';
+      return why && `job ${jobId} ${why}`;
+    };
+    const giveUp = async (why: string): Promise<never> => {
+      await discard(mergeByHost(sourceHosts, targets));
+      if (recorded) this.c.catalog.clearRankMoves(jobId, imageSet, [...moves.keys()]);
+      this.c.event('migration.abort', `job ${jobId}: ${id} given up: ${why}`, { jobId });
+      throw new FerryError(ErrorCode.BAD_REQUEST, `migration of job ${jobId} given up: ${why}`);
+    };
     this.c.event('migration.begin', `job ${jobId}: ${id}: ${[...moves].map(([r, to]) => `rank ${r} ${from.get(r)} -> ${to}`).join(', ')}`, { jobId });
     const t0 = this.c.now();
     let bytesTotal = 0;
@@ -468,6 +482,8 @@ export class MoveService {
     say('flushing');
     const flush = await runRound(this.c, { ...request, step: RoundStep.PREPARE }, all, cfg.flushTimeoutMs);
     if (!flush.ok) return fail(describeRoundFailure('PREPARE', flush), flush);
+    let ended = ending();
+    if (ended) return giveUp(ended);
     const t1 = this.c.now();
     say('dumping');
     // Transient: neither the source's dump nor the target's copy is fsynced. Until the STOP the rank
@@ -477,6 +493,7 @@ export class MoveService {
     // not write or check itself (after an agent or host restart) verifies every file first.
     const dump = await runRound(this.c, { ...request, step: RoundStep.DUMP, transient: true }, sourceHosts, cfg.dumpTimeoutMs, (ranks) => ({ dump_ranks: ranks }));
     if (!dump.ok) return fail(describeRoundFailure('DUMP', dump), dump);
+    if ((ended = ending())) return giveUp(ended);
     const sources = new Map<number, ImageSourceInit>();
     for (const [host, reply] of dump.replies) {
       for (const img of reply.images) {
@@ -507,6 +524,7 @@ export class MoveService {
     const perTarget = (ranks: number[]) => ({ sources: ranks.map((r) => sources.get(r)!) });
     const fetch = await runRound(this.c, { ...request, step: RoundStep.FETCH, transient: true }, targets, cfg.dumpTimeoutMs, perTarget);
     if (!fetch.ok) return fail(describeRoundFailure('FETCH', fetch), fetch);
+    if ((ended = ending())) return giveUp(ended);
     const shipped = sum([...fetch.replies.values()].map((r) => r.bytes_fetched));
     say('fetched', shipped);
     const t3 = this.c.now();
