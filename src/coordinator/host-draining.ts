@@ -36,7 +36,7 @@ export async function drainHost(c: Coordinator, name: string, reason: string, pr
   }
   try {
     const reply = await c.moves.drain(name, progress);
-    return { ...reply, notes: onlyCopiesNote(c, name) };
+    return { ...reply, notes: [...(reply.notes ?? []), ...onlyCopiesNote(c, name)] };
   } catch (err) {
     if (!(err instanceof FerryError)) throw err;
     throw new FerryError(err.code, `${err.message}; host ${name} stays drained (\`ferry drain ${name}\` again moves what is left)`);

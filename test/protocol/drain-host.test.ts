@@ -7,6 +7,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCode, RoundStep, type HostsReply, type MoveReply, type OperatorRequestInit, type UndrainHostReply } from '../../src/gen/proto.js';
 import { HOST_REJOIN_GRACE_MS } from '../../src/coordinator/coordinator-config.js';
+import { RANK_KILL_GRACE_MS } from '../../src/agent/rank-supervisor.js';
 import { ControlPlaneHarness, settle } from './control-plane-harness.js';
 
 let h: ControlPlaneHarness;
@@ -141,6 +142,44 @@ describe('ferry drain HOST / ferry undrain HOST', () => {
     expect(down.error!.code).toBe(ErrorCode.HOST_DOWN);
     expect(down.error!.message).toMatch(/^host d is drained now, but it is down: the ranks of job j there cannot be moved while it is; /);
     expect(h.coordinator!.hosts.get('d')!.drained).toBeDefined();
+  });
+
+  it('leaves the ranks of a job that is ending where they are, saying so, and moves the others', async () => {
+    await setUp();
+    await h.submit({ job_id: 'j', world_size: 2, rank_hosts: { 0: 'a', 1: 'b' } });
+    await h.submit({ job_id: 'k', world_size: 2, rank_hosts: { 0: 'a', 1: 'b' } });
+    await advance(10);
+    h.nodes.get('a')!.ranks.ignoreTerm.add('j/0'); // it outlives the SIGTERM: j is ending, not ended, during the drain
+    h.nodes.get('b')!.ranks.exit('j', 1, 4);
+    await advance(200);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+    const { value, error } = await drain('a');
+    expect(error).toBeUndefined();
+    expect(value!.moves.map((m) => `${m.job_id}/${m.rank}:${m.from_host}->${m.to_host}`)).toEqual(['k/0:a->c']);
+    expect(value!.notes).toEqual(['job j is ending (rank 1 on b exited with status 4): its rank 0 on a ends with it, not moved']);
+    await advance(RANK_KILL_GRACE_MS + 1_000);
+    expect(h.catalog!.getJob('j')!).toMatchObject({ state: 'failed', exitCode: 4 });
+    expect(rankHosts('k')).toEqual(['c', 'b']);
+  });
+
+  it('leaves a job that begins to end while its ranks move: the migration is given up, the drain goes on', async () => {
+    await setUp();
+    await h.submit({ job_id: 'j', world_size: 2, rank_hosts: { 0: 'a', 1: 'b' } });
+    await h.submit({ job_id: 'k', world_size: 2, rank_hosts: { 0: 'a', 1: 'b' } });
+    await advance(10);
+    h.nodes.get('a')!.ranks.ignoreTerm.add('j/0');
+    let failedJ = false;
+    h.nodes.get('a')!.steps.scripts.set(RoundStep.DUMP, (req) => {
+      if (req.job_id === 'j' && !failedJ) (failedJ = true), h.nodes.get('b')!.ranks.exit('j', 1, 4); // j fails of rank 1 while rank 0 is dumped
+      return { failed: new Map(), images: h.nodes.get('a')!.steps.dumpImages(req) };
+    });
+    const { value, error } = await drain('a');
+    expect(error).toBeUndefined();
+    expect(value!.moves.map((m) => `${m.job_id}/${m.rank}`)).toEqual(['k/0']);
+    expect(value!.notes).toEqual(['job j is ending (rank 1 on b exited with status 4): its rank 0 on a ends with it, not moved']);
+    expect(events('migration.abort')).toEqual([expect.stringMatching(/^job j: migration \d+ given up: job j is ending \(rank 1 on b exited with status 4\)$/)]);
+    await advance(RANK_KILL_GRACE_MS + 1_000);
+    expect(h.catalog!.getJob('j')!).toMatchObject({ state: 'failed', exitCode: 4 });
   });
 
   it("drops a launcher's launch with a rank on a drained host, naming it", async () => {

@@ -692,9 +692,19 @@ export class MoveService {
       byJob.set(r.jobId, [...(byJob.get(r.jobId) ?? []), r.rank]);
     }
     const moves: MoveReplyInit['moves'] = [];
+    const notes: string[] = [];
     let downtime = 0;
     let shipped = 0;
+    // A job on its way out (failing, cancelled, stopping) is not moved: its ranks leave the host as it ends.
+    const leaving = (jobId: string, ranks: number[]): boolean => {
+      const job = this.c.catalog.getJob(jobId);
+      const why = job ? this.c.jobs.notRunning(job) : 'is gone from the catalog';
+      if (!why || job?.state === 'pending') return false;
+      notes.push(`job ${jobId} ${why}: its rank${ranks.length > 1 ? 's' : ''} ${ranks.join(',')} on ${host} end${ranks.length > 1 ? '' : 's'} with it, not moved`);
+      return true;
+    };
     for (const [jobId, ranks] of byJob) {
+      if (leaving(jobId, ranks)) continue;
       // Within the job's own hosts (its allocation), when it has some.
       const own = this.c.catalog.getJob(jobId)?.hosts?.filter((h) => h !== host) ?? null;
       const elsewhere = `\`ferry migrate ${jobId} --rank R --to HOST\` moves its ranks elsewhere`;
@@ -708,11 +718,18 @@ export class MoveService {
         plan.set(rank, target);
         load.set(target, load.get(target)! + 1);
       }
-      const reply = await this.migrateWhenFree(jobId, plan, progress);
+      let reply: MoveReplyInit;
+      try {
+        reply = await this.migrateWhenFree(jobId, plan, progress);
+      } catch (err) {
+        // It began to end while the drain waited for it or moved it: refused, or given up before its STOP.
+        if (err instanceof FerryError && err.code === ErrorCode.BAD_REQUEST && leaving(jobId, ranks)) continue;
+        throw err;
+      }
       moves.push(...(reply.moves ?? []));
       downtime += reply.downtime_ms ?? 0;
       shipped += reply.bytes_shipped ?? 0;
     }
-    return { moves, downtime_ms: downtime, bytes_shipped: shipped };
+    return { moves, downtime_ms: downtime, bytes_shipped: shipped, notes };
   }
 }
