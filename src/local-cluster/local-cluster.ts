@@ -120,6 +120,8 @@ function runCommand(argv: readonly string[], env: NodeJS.ProcessEnv, timeoutMs =
   return new Promise((res) => {
     const [cmd, ...args] = argv;
     const child = spawn(cmd!, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+    // A `ferry run` still following its job when this process ends (the demo stopped with Ctrl-C) goes too.
+    const unregister = onProcessExit(() => child.kill('SIGKILL'));
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -130,10 +132,12 @@ function runCommand(argv: readonly string[], env: NodeJS.ProcessEnv, timeoutMs =
     }, timeoutMs);
     child.once('error', (err) => {
       clearTimeout(timer);
+      unregister();
       res({ code: null, stdout, stderr: stderr + String(err) });
     });
     child.once('close', (code) => {
       clearTimeout(timer);
+      unregister();
       res({ code, stdout, stderr });
     });
   });
