@@ -675,6 +675,24 @@ describe('migration', () => {
     for (const host of ['a', 'b', 'c']) expect(h.nodes.get(host)!.ranks.running()).toEqual([]);
   });
 
+  it("given up after its FETCH with a target that does not answer the DISCARD: the target's copy goes when its agent is back", async () => {
+    h.nodes.get('c')!.steps.scripts.set(RoundStep.FETCH, () => {
+      h.coordinator!.jobs.signal('j', 'SIGKILL'); // ferry cancel --signal SIGKILL while c fetches
+      return { failed: new Map(), bytesFetched: 1000 };
+    });
+    h.nodes.get('c')!.steps.scripts.set(RoundStep.DISCARD, () => 'hang');
+    const { error } = await settle(h.coordinator!.moves.migrate('j', new Map([[1, 'c']])));
+    expect(error!.message).toMatch(/^migration of job j given up: job j is (ending|cancelled)/);
+    expect(h.catalog!.rankMoves('j').map((m) => [m.rank, m.toHost, m.stopped])).toEqual([[1, 'c', false]]);
+    const ranksOfC = h.nodes.get('c')!.ranks;
+    await h.crashAgent('c');
+    await advance(1_000);
+    h.startAgent('c', {}, ranksOfC);
+    await advance(3_000);
+    expect(h.nodes.get('c')!.steps.stepsSeen()).toEqual([RoundStep.DISCARD]);
+    expect(h.catalog!.rankMoves('j')).toEqual([]);
+  });
+
   it('restores the rank where it was when the target cannot', async () => {
     h.nodes.get('c')!.steps.scripts.set(RoundStep.RESTORE, () => failRanks([1], 'criu restore failed'));
     const { error } = await settle(h.coordinator!.moves.migrate('j', new Map([[1, 'c']])));

@@ -470,8 +470,9 @@ export class MoveService {
       return why && `job ${jobId} ${why}`;
     };
     const giveUp = async (why: string): Promise<never> => {
-      await discard(mergeByHost(sourceHosts, targets));
-      if (recorded) this.c.catalog.clearRankMoves(jobId, imageSet, [...moves.keys()]);
+      const d = await discard(mergeByHost(sourceHosts, targets));
+      // (as in fail: a target that did not answer keeps its row, and its copy goes when it registers again)
+      if (recorded) this.c.catalog.clearRankMoves(jobId, imageSet, [...moves].filter(([, to]) => !d.silentHosts.includes(to)).map(([rank]) => rank));
       this.c.event('migration.abort', `job ${jobId}: ${id} given up: ${why}`, { jobId });
       throw new FerryError(ErrorCode.BAD_REQUEST, `migration of job ${jobId} given up: ${why}`);
     };
