@@ -465,8 +465,7 @@ export class MoveService {
     // migration is given up, its images removed. Its ranks are not woken: the ending has signalled them, and
     // they end flushed (a RESUME, as for a job that runs on, could only keep it from ending).
     const ending = (): string | undefined => {
-      const job = this.c.catalog.getJob(jobId);
-      const why = job ? this.c.jobs.notRunning(job) : 'is gone from the catalog';
+      const why = this.notRunning(jobId);
       return why && `job ${jobId} ${why}`;
     };
     const giveUp = async (why: string): Promise<never> => {
@@ -655,6 +654,12 @@ export class MoveService {
     }
   }
 
+  /** Why job `jobId` does not run or is on its way out (JobService.notRunning); undefined while it runs. */
+  private notRunning(jobId: string): string | undefined {
+    const job = this.c.catalog.getJob(jobId);
+    return job ? this.c.jobs.notRunning(job) : 'is gone from the catalog';
+  }
+
   /** Ranks no copy of which runs anywhere any more (no restore worked): exited, so their failed job can end. */
   private lost(jobId: string, ranks: Map<number, string>): void {
     for (const [rank, host] of ranks) {
@@ -698,9 +703,8 @@ export class MoveService {
     let shipped = 0;
     // A job on its way out (failing, cancelled, stopping) is not moved: its ranks leave the host as it ends.
     const leaving = (jobId: string, ranks: number[]): boolean => {
-      const job = this.c.catalog.getJob(jobId);
-      const why = job ? this.c.jobs.notRunning(job) : 'is gone from the catalog';
-      if (!why || job?.state === 'pending') return false;
+      const why = this.notRunning(jobId);
+      if (!why || this.c.catalog.getJob(jobId)?.state === 'pending') return false;
       notes.push(`job ${jobId} ${why}: its rank${ranks.length > 1 ? 's' : ''} ${ranks.join(',')} on ${host} end${ranks.length > 1 ? '' : 's'} with it, not moved`);
       return true;
     };
