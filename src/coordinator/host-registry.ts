@@ -39,6 +39,8 @@ export interface HostRegistryEvents {
 export class HostRegistry {
   private readonly hosts = new Map<string, HostSession>();
   private readonly byPeer = new Map<PeerId, HostSession>();
+  private lastSweepMs: number | undefined;
+  private skippedLastSweep = false;
 
   constructor(
     private readonly heartbeatTimeoutMs: number,
@@ -140,9 +142,23 @@ export class HostRegistry {
     return session;
   }
 
-  /** Marks down every host not heard from within the timeout. */
+  /**
+   * Marks down every host not heard from within the timeout. A sweep that
+   * comes half the timeout or more after the last one means the coordinator
+   * itself stood still (its event loop blocked: a catalog write waiting on a
+   * disk busy with writeback, or the whole machine stalled). The heartbeats of
+   * that time then wait unread in its socket, and timers run before I/O is
+   * read, so that sweep is skipped and the next one decides. Never two in a
+   * row: a coordinator late at every sweep still finds its dead hosts.
+   */
   sweep(): void {
     const now = this.now();
+    const late = this.lastSweepMs !== undefined && now - this.lastSweepMs >= this.heartbeatTimeoutMs / 2;
+    const skip = late && !this.skippedLastSweep;
+    if (skip) trace(`sweep ${now - this.lastSweepMs!} ms after the last one: the coordinator stood still; the next sweep decides`);
+    this.lastSweepMs = now;
+    this.skippedLastSweep = skip;
+    if (skip) return;
     for (const session of this.hosts.values()) {
       if (session.state === 'down') continue;
       const silentMs = now - session.lastHeardMs;

@@ -95,6 +95,17 @@ export class DaemonProcess {
     }
   }
 
+  // Stops the daemon (SIGSTOP) for MS, then lets it go on: a process that stands still, as under a
+  // blocked event loop or a stalled machine.
+  async pause(ms: number): Promise<void> {
+    this.signalGroup('SIGSTOP');
+    try {
+      await new Promise((r) => setTimeout(r, ms));
+    } finally {
+      this.signalGroup('SIGCONT');
+    }
+  }
+
   // Sends SIGNAL to the process group and waits for the daemon to exit.
   async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     this.signalGroup(signal);

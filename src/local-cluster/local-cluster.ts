@@ -87,6 +87,8 @@ export interface TestCluster {
   // Starts HOST's agent again and waits for it to print that it registered.
   startAgent(host: string): Promise<void>;
   killCoordinator(signal?: NodeJS.Signals): Promise<void>;
+  // Stops the coordinator (SIGSTOP) for MS, then lets it go on.
+  pauseCoordinator(ms: number): Promise<void>;
   // Starts the coordinator again (same address and state dir); waits until it listens.
   startCoordinator(): Promise<void>;
   waitFor(predicate: () => boolean | Promise<boolean>, what: string, timeoutMs?: number): Promise<void>;
@@ -381,6 +383,7 @@ export async function startTestCluster(options: TestClusterOptions = {}): Promis
       },
       startAgent,
       killCoordinator: (signal = 'SIGKILL') => coordinator.kill(signal),
+      pauseCoordinator: (ms) => coordinator.pause(ms),
       startCoordinator,
       waitFor,
       logs: (name) => (name === 'coordinator' ? coordinator : agentOf(name)).log(),

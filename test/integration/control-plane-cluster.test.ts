@@ -47,6 +47,15 @@ describe('control plane on three namespace hosts', () => {
     await cluster.waitForHostStates({ [victim]: 'up' });
   });
 
+  it('marks no host down after the coordinator stood still for twice the heartbeat timeout: the heartbeats wait unread', async () => {
+    const downs = async () => JSON.parse((await cluster.ferry(['events', '--json', '--limit', '1000'])).stdout).filter((e: { kind: string }) => e.kind === 'host.down').length;
+    const before = await downs();
+    await cluster.pauseCoordinator(3_000); // SIGSTOP: as an event loop blocked on a slow catalog disk, or a stalled machine
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect((await cluster.hostRows()).map((r) => r.state)).toEqual(['up', 'up', 'up']);
+    expect(await downs()).toBe(before);
+  });
+
   it('keeps its catalog over a coordinator restart; agents re-register and a running job keeps running', async () => {
     // A two-rank job that runs until told to stop (a file appears).
     const stopFile = `${cluster.tempDir}/stop-job`;
