@@ -5,6 +5,14 @@
 import { ErrorCode } from '../gen/proto.js';
 import { FerryError } from './ferry-error.js';
 
+/**
+ * A deadline timer that fires this much later than due means this process stood still (its event loop
+ * blocked, or the machine stalled). Node runs timers before it reads I/O, so the reply may be waiting
+ * unread: the request gets STALL_GRACE_MS more, once, for it to be read.
+ */
+const LATE_TIMER_MS = 250;
+const STALL_GRACE_MS = 100;
+
 interface Pending<R> {
   resolve: (reply: R) => void;
   reject: (err: Error) => void;
@@ -21,12 +29,19 @@ export class PendingRequests<R> {
   /** Allocates an id and returns it with the promise of its reply. */
   open(what: string, timeoutMs: number, accept: (reply: R) => boolean = () => true, to?: string): { id: number; reply: Promise<R> } {
     const id = this.nextId++;
+    const due = Date.now() + timeoutMs;
     const reply = new Promise<R>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const expire = (graced: boolean): void => {
+        const p = this.pending.get(id);
+        if (!p) return;
+        if (!graced && Date.now() - due >= LATE_TIMER_MS) {
+          p.timer = setTimeout(() => expire(true), STALL_GRACE_MS);
+          return;
+        }
         this.pending.delete(id);
         reject(new FerryError(ErrorCode.TIMEOUT, `${what}: no answer within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pending.set(id, { resolve, reject, timer, accept, to });
+      };
+      this.pending.set(id, { resolve, reject, timer: setTimeout(() => expire(false), timeoutMs), accept, to });
     });
     return { id, reply };
   }
