@@ -20,6 +20,7 @@ import { GrowingFileHasher } from '../images/growing-file-hasher.js';
 import { imageLabel, rankImageDir } from '../images/image-paths.js';
 import { readImageStoreId } from '../images/image-store-id.js';
 import { verifyImageDir, verifyRecordedImage, writeManifest } from '../images/manifest.js';
+import { passFaultGate } from './fault-gate.js';
 import { findOrphanDumps, orphanDumpEnded } from './orphan-dumps.js';
 import type { RankChannelServer } from './rank-channel.js';
 import { ensureRankInitDir, isRankInitDir } from './rank-init-dir.js';
@@ -31,17 +32,8 @@ const trace = tracer('steps');
 /** How long one flush may take on this node before the agent gives up on it (the coordinator's own timeout is longer). */
 export const AGENT_FLUSH_TIMEOUT_MS = 25_000;
 
-/**
- * Fault injection for tests (FERRY_FAULT_DUMP_DELAY_MS): holds every DUMP step
- * this long before it starts, so a test can kill an agent in the middle of one.
- */
-const DUMP_DELAY_MS = Number(process.env.FERRY_FAULT_DUMP_DELAY_MS ?? 0);
-/** Likewise FERRY_FAULT_STORE_DELAY_MS: holds every STORE step before it hashes anything. */
-const STORE_DELAY_MS = Number(process.env.FERRY_FAULT_STORE_DELAY_MS ?? 0);
-/** Likewise FERRY_FAULT_RESUME_DELAY_MS: holds every RESUME step before it wakes any rank. */
-const RESUME_DELAY_MS = Number(process.env.FERRY_FAULT_RESUME_DELAY_MS ?? 0);
-/** Likewise FERRY_FAULT_RESTORE_DELAY_MS: holds each rank's restore before CRIU starts. */
-const RESTORE_DELAY_MS = Number(process.env.FERRY_FAULT_RESTORE_DELAY_MS ?? 0);
+/** How long a RESTORE waits for an earlier copy of its rank that still runs here to end (earlierCopyEnded). */
+export const EARLIER_COPY_WAIT_MS = 5_000;
 
 /**
  * CRIU dumps at once on one node. A dump is mostly the kernel copying pages
@@ -51,8 +43,6 @@ const RESTORE_DELAY_MS = Number(process.env.FERRY_FAULT_RESTORE_DELAY_MS ?? 0);
  * (criu-dump.ts); each rank's ferry-init works in a directory of its own
  * (rank-init-dir.ts), so they are not.
  */
-/** How long a RESTORE waits for an earlier copy of its rank that still runs here to end (earlierCopyEnded). */
-export const EARLIER_COPY_WAIT_MS = 5_000;
 export const DUMP_CONCURRENCY = 4;
 /** Image fetches and restores at once on one node. */
 export const TRANSFER_CONCURRENCY = 2;
@@ -195,7 +185,7 @@ export class LocalRankSteps implements RankSteps {
       }
       case RoundStep.STORE: {
         const outcome = (async () => {
-          if (STORE_DELAY_MS > 0) await new Promise((r) => setTimeout(r, STORE_DELAY_MS));
+          await passFaultGate('store', this.o.host);
           return this.storeRanks(req, req.dump_ranks);
         })();
         this.trackUse(this.imageSetDir(req), outcome.catch(() => {}));
@@ -255,7 +245,7 @@ export class LocalRankSteps implements RankSteps {
    */
   private async dump(req: RoundRequest): Promise<StepOutcome> {
     const criu = this.criu();
-    if (DUMP_DELAY_MS > 0) await new Promise((r) => setTimeout(r, DUMP_DELAY_MS));
+    await passFaultGate('dump', this.o.host);
     const epoch = imageSetNumber(req);
     const hashWhileDumping = !req.store_separately;
     const dumps = await this.perRank(this.dumpQueue, req.dump_ranks, async (rank) => {
@@ -423,7 +413,7 @@ export class LocalRankSteps implements RankSteps {
       const earlier = this.restores.get(key);
       if (earlier && earlier.set === Number(src.epoch) && (!earlier.done || this.o.ranks.has(req.job_id, rank))) return earlier.restored;
       const restored = (async () => {
-        if (RESTORE_DELAY_MS > 0) await new Promise((r) => setTimeout(r, RESTORE_DELAY_MS));
+        await passFaultGate('restore', this.o.host);
         await this.earlierCopyEnded(req.job_id, rank);
         const dir = rankImageDir(this.o.imagesDir, req.job_id, src.epoch, rank);
         if (this.verified.get(dir) !== src.manifest_sha256) {
@@ -577,7 +567,7 @@ export class LocalRankSteps implements RankSteps {
 
   /** Wakes flushed ranks; a rank still flushing is woken when it is done. Ranks never flushed are left alone. */
   private async resume(req: RoundRequest): Promise<StepOutcome> {
-    if (RESUME_DELAY_MS > 0) await new Promise((r) => setTimeout(r, RESUME_DELAY_MS));
+    await passFaultGate('resume', this.o.host);
     // The job runs (again) from its epoch: what a restart's FETCH cut is not to be put back.
     const kept = this.cutKeptRoot(req.job_id);
     if (existsSync(kept)) await rm(kept, { recursive: true, force: true });

@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'n
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { FAULT_GATES_ENV } from '../agent/fault-gate.js';
 import { RANK_INIT_ROOT_ENV } from '../agent/rank-init-dir.js';
 import { createHostNetwork, sweepStaleHostNetworks, type HostNetwork, type NamespaceHost } from '../netns/index.js';
 import { parseRunName } from '../netns/run-tag.js';
@@ -45,6 +46,8 @@ export interface TestClusterOptions {
   sharedImages?: readonly (readonly string[])[];
   // A cluster key (cluster-key.ts) for the daemons and the `ferry` commands (FERRY_KEY): CURVE everywhere.
   clusterKey?: boolean;
+  // Fault gates for the agents (agent/fault-gate.ts), in TEMP/fault-gates: see TestCluster.faultGatesDir.
+  faultGates?: boolean;
 }
 
 export interface FerryResult {
@@ -71,6 +74,8 @@ export interface TestCluster {
   readonly coordinatorAddress: string; // tcp://BRIDGE_ADDRESS:PORT
   readonly stateDir: string;
   readonly tempDir: string;
+  // Where a test closes and opens the agents' fault gates (agent/fault-gate.ts), with faultGates.
+  readonly faultGatesDir?: string;
   // The CLI in the root namespace, --coordinator added unless ARGS has one.
   ferry(args: readonly string[], options?: { timeoutMs?: number; env?: NodeJS.ProcessEnv }): Promise<FerryResult>;
   readonly keyFile?: string; // the cluster key, with clusterKey
@@ -233,6 +238,11 @@ export async function startTestCluster(options: TestClusterOptions = {}): Promis
   const env: NodeJS.ProcessEnv = { ...process.env, [RANK_INIT_ROOT_ENV]: join(tempDir, 'rank-init'), ...options.env };
   const keyFile = options.clusterKey ? writeNewClusterKey(join(tempDir, 'cluster.key')).file : undefined;
   if (keyFile) env[CLUSTER_KEY_ENV] = keyFile;
+  const faultGatesDir = options.faultGates ? join(tempDir, 'fault-gates') : undefined;
+  if (faultGatesDir) {
+    mkdirSync(faultGatesDir);
+    env[FAULT_GATES_ENV] = faultGatesDir;
+  }
   const stateDir = join(tempDir, 'state');
   const logDir = join(tempDir, 'logs');
   mkdirSync(stateDir);
@@ -362,6 +372,7 @@ export async function startTestCluster(options: TestClusterOptions = {}): Promis
       coordinatorAddress,
       stateDir,
       tempDir,
+      faultGatesDir,
       ferry,
       ferryOn,
       keyFile,

@@ -8,14 +8,15 @@ import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FERRY_CLI, startTestCluster, type FerryResult, type TestCluster } from '../helpers/cluster.js';
 import { buildExample, checksumLine, ferryOkOn } from '../helpers/e2e-run.js';
+import { FaultGates } from '../helpers/fault-gates.js';
 
 // Sized to run for seconds on 4 ranks here, so that every step lands mid-run.
 const JACOBI = ['jacobi', '512', '12000'];
 const SORT = ['sort', '1000000', '80']; // 80 rounds: about 18 s here, so a drain under CI load still lands mid-run
 const RUN_TIMEOUT_MS = 300_000;
-const DUMP_DELAY_MS = 1_500; // FERRY_FAULT_DUMP_DELAY_MS: room to kill an agent in the middle of a DUMP
 
 let c: TestCluster;
+let gates: FaultGates; // test 5 kills an agent while it holds a DUMP
 let bin: string;
 const reference = new Map<string, string>();
 
@@ -52,7 +53,8 @@ function rank0Output(jobId: string): string {
 }
 
 beforeAll(async () => {
-  c = await startTestCluster({ hosts: 3, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500, env: { FERRY_FAULT_DUMP_DELAY_MS: String(DUMP_DELAY_MS) } });
+  c = await startTestCluster({ hosts: 3, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500, faultGates: true });
+  gates = new FaultGates(c);
   for (const name of ['jacobi', 'sort']) bin = dirname(buildExample(c, name));
   // Uninterrupted runs of the same sizes, in this cluster (Jacobi's also writes its history and log files).
   mkdirSync(join(c.tempDir, 'outputs'), { recursive: true });
@@ -195,9 +197,15 @@ describe('checkpoint, restart and migration end to end', { timeout: 600_000 }, (
     const run = start('kill', JACOBI);
     await waitRunning('kill');
     await ferryOk(['checkpoint', 'kill']); // epoch 1, the one to fall back on
-    const second = c.ferry(['checkpoint', 'kill'], { timeoutMs: RUN_TIMEOUT_MS });
-    await c.waitFor(async () => JSON.parse((await c.ferry(['epochs', 'kill', '--json'])).stdout).some((e: { state: string }) => e.state === 'dumping'), 'epoch 2 dumping');
-    await c.killAgent('host2', 'SIGKILL');
+    gates.close('dump');
+    let second: Promise<FerryResult>;
+    try {
+      second = c.ferry(['checkpoint', 'kill'], { timeoutMs: RUN_TIMEOUT_MS });
+      await gates.held('dump', 'host2');
+      await c.killAgent('host2', 'SIGKILL');
+    } finally {
+      gates.open('dump');
+    }
     const failed = await second;
     expect(failed.code).not.toBe(0);
     expect(failed.stderr).toMatch(/checkpoint of job kill \(epoch 2\) aborted: DUMP failed: .*host host2/);

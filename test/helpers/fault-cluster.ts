@@ -1,18 +1,32 @@
-// A two-host cluster for the fault tests of test/integration/ (`env` sets the
-// agents' FERRY_FAULT_* delays), with the flush-stream MPI program built in
-// it: a job that streams messages between all its ranks and checks every one.
-// Also the queries these tests make of the cluster.
+// A two-host cluster for the fault tests of test/integration/, its agents'
+// fault gates ready (fault-gates.ts), with the flush-stream MPI program built
+// in it: a job that streams messages between all its ranks and checks every
+// one. Also the queries these tests make of the cluster, and the cleanup
+// after each test.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { compileProgram } from '../runtime/rank-harness.js';
 import { startTestCluster, type TestCluster } from './cluster.js';
+import { FaultGates } from './fault-gates.js';
 
-export async function startFaultCluster(env: Record<string, string>): Promise<{ cluster: TestCluster; stream: string }> {
-  const cluster = await startTestCluster({ hosts: 2, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500, env });
+export async function startFaultCluster(): Promise<{ cluster: TestCluster; stream: string; gates: FaultGates }> {
+  const cluster = await startTestCluster({ hosts: 2, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500, faultGates: true });
   const bin = join(cluster.tempDir, 'bin');
   mkdirSync(bin, { recursive: true });
-  return { cluster, stream: compileProgram('flush-stream', bin) };
+  return { cluster, stream: compileProgram('flush-stream', bin), gates: new FaultGates(cluster) };
+}
+
+/**
+ * After each test: opens every gate and ends (SIGKILL) any job a failed test
+ * left running, so that its ranks do not hold the hosts' capacity and its
+ * steps do not wait at a gate while the next test runs.
+ */
+export async function endLeftovers(c: TestCluster, gates: FaultGates): Promise<void> {
+  gates.openAll();
+  const r = await c.ferry(['jobs', '--json'], { timeoutMs: 10_000 });
+  if (r.code !== 0) return; // the coordinator is down (the test killed it): nothing to ask
+  for (const { id } of JSON.parse(r.stdout) as { id: string }[]) await c.ferry(['cancel', id, '--signal', 'SIGKILL', '--wait', '30s'], { timeoutMs: 40_000 });
 }
 
 /** `ferry ARGS --json`, parsed; fails the test with the CLI's stderr if it fails. */

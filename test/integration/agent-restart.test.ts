@@ -10,20 +10,23 @@
 // rank that ignores SIGTERM on a host away at the time ends once its agent is back.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RANK_KILL_GRACE_MS } from '../../src/agent/rank-supervisor.js';
 import type { TestCluster } from '../helpers/cluster.js';
-import { allRanksRunning, ferryJson, startFaultCluster, type JobView } from '../helpers/fault-cluster.js';
+import { allRanksRunning, endLeftovers, ferryJson, startFaultCluster, type JobView } from '../helpers/fault-cluster.js';
+import type { FaultGates } from '../helpers/fault-gates.js';
 
 let c: TestCluster;
 let stream: string;
-const RESUME_DELAY_MS = 2_000;
-const STORE_DELAY_MS = 5_000; // the STORE test waits for two things (over the CLI, on a busy machine) before its kill
+let gates: FaultGates;
 
 beforeAll(async () => {
-  // RESUME and STORE held on every agent: room to kill one in the middle of either (no other test here checkpoints).
-  ({ cluster: c, stream } = await startFaultCluster({ FERRY_FAULT_RESUME_DELAY_MS: String(RESUME_DELAY_MS), FERRY_FAULT_STORE_DELAY_MS: String(STORE_DELAY_MS) }));
+  ({ cluster: c, stream, gates } = await startFaultCluster());
 }, 120_000);
+
+afterEach(async () => {
+  await endLeftovers(c, gates);
+}, 60_000);
 
 afterAll(async () => {
   await c?.stop();
@@ -81,13 +84,12 @@ describe('an agent killed and restarted while its ranks run', { timeout: 180_000
     const run = c.ferry(['run', '-n', '4', '--hosts', 'host1,host2', '--job-id', 'resume', stream, stop], { timeoutMs: 150_000 });
     const placed = await allRunning('resume');
     const victim = placed.ranks[3].host;
+    gates.close('resume');
     const checkpoint = c.ferry(['checkpoint', 'resume', '--json'], { timeoutMs: 60_000 });
-    // Dumped, and the RESUME held on every agent: kill the victim's agent before it wakes its ranks.
-    await c.waitFor(async () => {
-      const epochs = JSON.parse((await c.ferry(['epochs', 'resume', '--json'])).stdout) as { state: string }[];
-      return epochs[0]?.state === 'dumped';
-    }, 'epoch 1 dumped');
+    // Dumped, and the RESUME held: kill the victim's agent before it wakes its ranks.
+    await gates.held('resume', victim);
     await c.killAgent(victim, 'SIGKILL');
+    gates.open('resume');
     // Its images cannot be stored: the epoch aborts; the other host's ranks run on, the victim's are owed the RESUME.
     const done = await checkpoint;
     expect(done.code, done.stdout).not.toBe(0);
@@ -118,8 +120,10 @@ describe('an agent killed and restarted while its ranks run', { timeout: 180_000
     expect(first.code, first.stderr).toBe(0);
     const epochs = async () => JSON.parse((await c.ferry(['epochs', 'store', '--json'])).stdout) as { epoch: number; state: string }[];
     const tablesBefore = await tablesPublished('store');
+    gates.close('store');
     const checkpoint = c.ferry(['checkpoint', 'store', '--json'], { timeoutMs: 60_000 });
-    await c.waitFor(async () => (await epochs()).find((e) => e.epoch === 2)?.state === 'storing', 'epoch 2 storing');
+    await gates.held('store', victim);
+    expect((await epochs()).find((e) => e.epoch === 2)?.state).toBe('storing');
     // The RESUME only signals the ranks; wait until they have said hello again (the table they wait for is out), so
     // that the agent dies under running ranks rather than under ranks still connecting.
     await c.waitFor(async () => (await tablesPublished('store')) > tablesBefore, 'the endpoint table after the RESUME');
@@ -128,6 +132,7 @@ describe('an agent killed and restarted while its ranks run', { timeout: 180_000
     const errSize = (r: number) => readFileSync(join(victimLogs, 'store', `rank-${r}.err`), 'utf8').length;
     const before = victimRanks.map(errSize);
     await c.killAgent(victim, 'SIGKILL');
+    gates.open('store');
     const done = await checkpoint;
     expect(done.code, done.stdout).not.toBe(0);
     expect(done.stderr).toMatch(new RegExp(`epoch 2\\) aborted: STORE failed: ranks [0-9,]+: host ${victim}: .*The job keeps running; epoch 1 remains the last committed checkpoint`));
@@ -156,10 +161,13 @@ describe('an agent killed and restarted while its ranks run', { timeout: 180_000
     const stopped = await c.ferry(['checkpoint', 'rr', '--stop'], { timeoutMs: 60_000 });
     expect(stopped.code, stopped.stderr).toBe(0);
     await run;
+    gates.close('resume');
     const restart = c.ferry(['restart', 'rr', '--hosts', 'host2,host1'], { timeoutMs: 60_000 });
     // Restored (ranks 0 and 1 on host2) and the RESUME held: kill host2's agent before it wakes them.
-    await c.waitFor(async () => (await job('rr')).ranks.filter((r) => r.host === 'host2' && r.state === 'running').length === 2, 'ranks restored on host2');
+    await gates.held('resume', 'host2');
+    expect((await job('rr')).ranks.filter((r) => r.host === 'host2' && r.state === 'running')).toHaveLength(2);
     await c.killAgent('host2', 'SIGKILL');
+    gates.open('resume');
     const restarted = await restart;
     expect(restarted.code, restarted.stderr).toBe(0);
     await c.startAgent('host2'); // re-adopts the restored ranks, which it must wake itself

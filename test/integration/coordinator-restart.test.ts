@@ -6,17 +6,22 @@
 // next checkpoint commits.
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { TestCluster } from '../helpers/cluster.js';
-import { allRanksRunning, ferryJson as ferryJsonOf, startFaultCluster } from '../helpers/fault-cluster.js';
+import { allRanksRunning, endLeftovers, ferryJson as ferryJsonOf, startFaultCluster } from '../helpers/fault-cluster.js';
+import type { FaultGates } from '../helpers/fault-gates.js';
 
 let c: TestCluster;
 let stream: string;
+let gates: FaultGates;
 
 beforeAll(async () => {
-  // Every DUMP held 3 s before CRIU starts: room to kill the coordinator in it.
-  ({ cluster: c, stream } = await startFaultCluster({ FERRY_FAULT_DUMP_DELAY_MS: '3000' }));
+  ({ cluster: c, stream, gates } = await startFaultCluster());
 }, 120_000);
+
+afterEach(async () => {
+  await endLeftovers(c, gates);
+}, 60_000);
 
 afterAll(async () => {
   await c?.stop();
@@ -36,9 +41,13 @@ describe('a coordinator killed during a checkpoint', { timeout: 180_000 }, () =>
     const run = c.ferry(['run', '-n', '4', '--hosts', 'host1,host2', '--job-id', 'cr', stream, stop], { timeoutMs: 150_000 });
     await allRanksRunning(c, 'cr');
 
+    // Every DUMP held before CRIU starts: the coordinator dies while both agents dump.
+    gates.close('dump');
     const cut = c.ferry(['checkpoint', 'cr', '--json'], { timeoutMs: 60_000 });
-    await c.waitFor(async () => (await ferryJson<EpochView[]>(['epochs', 'cr']))[0]?.state === 'dumping', 'epoch 1 dumping');
+    for (const h of ['host1', 'host2']) await gates.held('dump', h);
+    expect((await ferryJson<EpochView[]>(['epochs', 'cr']))[0]?.state).toBe('dumping');
     await c.killCoordinator('SIGKILL');
+    gates.open('dump');
     // The operator hears at once that the coordinator went away, not at the checkpoint's 15 min deadline.
     const lost = await cut;
     expect(lost.code).toBe(1);

@@ -16,7 +16,7 @@ let stream: string;
 let tmpfs = '';
 
 beforeAll(async () => {
-  ({ cluster: c, stream } = await startFaultCluster({}));
+  ({ cluster: c, stream } = await startFaultCluster());
   // host2's images on a tmpfs (its store id copied in: restores read it).
   tmpfs = c.hosts.find((h) => h.name === 'host2')!.imagesDir;
   const storeId = readFileSync(join(tmpfs, '.ferry-store-id'));

@@ -7,17 +7,22 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { TestCluster } from '../helpers/cluster.js';
-import { allRanksRunning, ferryJson as ferryJsonOf, startFaultCluster, type JobView } from '../helpers/fault-cluster.js';
+import { allRanksRunning, endLeftovers, ferryJson as ferryJsonOf, startFaultCluster, type JobView } from '../helpers/fault-cluster.js';
+import type { FaultGates } from '../helpers/fault-gates.js';
 
 let c: TestCluster;
 let stream: string;
+let gates: FaultGates;
 
 beforeAll(async () => {
-  // Every rank's restore held 8 s before CRIU starts: room to kill the coordinator in it, also on a loaded machine.
-  ({ cluster: c, stream } = await startFaultCluster({ FERRY_FAULT_RESTORE_DELAY_MS: '8000' }));
+  ({ cluster: c, stream, gates } = await startFaultCluster());
 }, 120_000);
+
+afterEach(async () => {
+  await endLeftovers(c, gates);
+}, 60_000);
 
 afterAll(async () => {
   await c?.stop();
@@ -32,13 +37,18 @@ describe('a coordinator killed during a migration', { timeout: 180_000 }, () => 
     const run = c.ferry(['run', '-n', '4', '--hosts', 'host1', '--job-id', 'mi', stream, stop], { timeoutMs: 150_000 });
     await allRanksRunning(c, 'mi');
 
+    // The rank's restore held before CRIU starts, until the coordinator is back.
+    gates.close('restore');
     const cut = c.ferry(['migrate', 'mi', '--rank', '1', '--to', 'host2', '--json'], { timeoutMs: 60_000 });
+    await gates.held('restore', 'host2');
     // the old copy on host1 is gone, the new one on host2 is being restored
     await c.waitFor(async () => (await events('rank.old-copy-exit')).length > 0, 'rank 1 stopped on host1');
     await c.killCoordinator('SIGKILL');
     expect((await cut).code).toBe(1);
 
     await c.startCoordinator();
+    await c.waitForHostStates({ host1: 'up', host2: 'up' });
+    gates.open('restore');
     await c.waitFor(async () => (await events('migration.finished-late')).length > 0, 'the migration finished', 60_000);
     expect(await events('migration.finished-late')).toEqual(['job mi: migration 1 of rank 1 (host1 -> host2), cut short by a coordinator restart: rank 1 restored on host2 and resumed']);
     const job = await allRanksRunning(c, 'mi');

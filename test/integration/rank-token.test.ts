@@ -24,7 +24,7 @@ let c: TestCluster;
 let stream: string;
 
 beforeAll(async () => {
-  ({ cluster: c, stream } = await startFaultCluster({}));
+  ({ cluster: c, stream } = await startFaultCluster());
 }, 120_000);
 
 afterAll(async () => {

@@ -1,0 +1,36 @@
+// The test's side of the agents' fault gates (src/agent/fault-gate.ts): close
+// a gate before the operation, wait until a host's agent holds the step there,
+// do the damage (kill an agent or the coordinator), open the gate.
+import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gateFile, heldFile, type GatedStep } from '../../src/agent/fault-gate.js';
+import type { TestCluster } from './cluster.js';
+
+export class FaultGates {
+  private readonly dir: string;
+
+  constructor(private readonly c: TestCluster) {
+    if (!c.faultGatesDir) throw new Error('the cluster was started without faultGates');
+    this.dir = c.faultGatesDir;
+  }
+
+  /** Holds every agent's next `step`s until open(step); forgets which hosts held it before. */
+  close(step: GatedStep): void {
+    for (const f of readdirSync(this.dir)) if (f.startsWith(`${step}.held.`)) rmSync(join(this.dir, f));
+    writeFileSync(gateFile(this.dir, step), '');
+  }
+
+  open(step: GatedStep): void {
+    rmSync(gateFile(this.dir, step), { force: true });
+  }
+
+  /** Waits until the agent on `host` holds `step` at its closed gate. */
+  async held(step: GatedStep, host: string): Promise<void> {
+    await this.c.waitFor(() => existsSync(heldFile(this.dir, step, host)), `${step} held on ${host}`);
+  }
+
+  /** Opens every gate (for a finally: a failed test must not leave the next one's steps held). */
+  openAll(): void {
+    for (const step of ['dump', 'store', 'resume', 'restore'] as const) this.open(step);
+  }
+}
