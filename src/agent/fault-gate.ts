@@ -2,27 +2,30 @@
 // on this node until the test lets it go, so that a test can kill an agent or
 // the coordinator in the middle of that step however slow the machine is.
 //
-// With FERRY_FAULT_GATES=DIR in the agent's environment, a step (dump, store,
-// resume, restore) that finds the file DIR/STEP (a closed gate) creates
-// DIR/STEP.held.HOST (the test waits for it) and waits until DIR/STEP is
-// removed. Without the variable, or with no such file, it costs one check.
+// With FERRY_FAULT_GATES=DIR in the agent's environment, a step (prepare,
+// dump, store, resume, restore) that finds the file DIR/STEP, or DIR/STEP@HOST
+// for its own host only (a closed gate), creates DIR/STEP.held.HOST (the test
+// waits for it) and waits until that file is removed. Without the variable, or
+// with no such file, it costs a check or two.
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-export type GatedStep = 'dump' | 'store' | 'resume' | 'restore';
+export type GatedStep = 'prepare' | 'dump' | 'store' | 'resume' | 'restore';
 
 export const FAULT_GATES_ENV = 'FERRY_FAULT_GATES';
 const GATES_DIR = process.env[FAULT_GATES_ENV] ?? '';
 const POLL_MS = 20;
 
-/** The file whose presence holds `step` (the test creates and removes it). */
-export const gateFile = (dir: string, step: GatedStep) => join(dir, step);
+/** The file whose presence holds `step` on every host, or with `host` on that host only (the test creates and removes it). */
+export const gateFile = (dir: string, step: GatedStep, host?: string) => join(dir, host ? `${step}@${host}` : step);
 /** The file the agent on `host` creates once it holds `step` at its gate. */
 export const heldFile = (dir: string, step: GatedStep, host: string) => join(dir, `${step}.held.${host}`);
 
 /** Waits while the test holds `step` on this node; returns at once when it does not. */
 export async function passFaultGate(step: GatedStep, host: string, dir = GATES_DIR): Promise<void> {
-  if (!dir || !existsSync(gateFile(dir, step))) return;
+  if (!dir) return;
+  const closed = [gateFile(dir, step), gateFile(dir, step, host)].find((f) => existsSync(f));
+  if (!closed) return;
   writeFileSync(heldFile(dir, step, host), `${process.pid}\n`);
-  while (existsSync(gateFile(dir, step))) await new Promise((r) => setTimeout(r, POLL_MS));
+  while (existsSync(closed)) await new Promise((r) => setTimeout(r, POLL_MS));
 }

@@ -112,6 +112,8 @@ export class LocalRankSteps implements RankSteps {
    * than race their writes or CRIU's reads (the coordinator gave up on the step: it timed out, or the
    * coordinator restarted). */
   private readonly inUse = new Map<string, Promise<void>>();
+  /** PREPAREs sent again (flush-completion.ts) waiting for a rank's flush under way to complete (job/rank). */
+  private readonly flushWaiters = new Map<string, (() => void)[]>();
   /** Ranks told to resume while their flush was still under way: woken as soon as it completes. */
   private readonly resumeWhenFlushed = new Set<string>();
   /**
@@ -144,10 +146,14 @@ export class LocalRankSteps implements RankSteps {
       trace(`CRIU pid ${d.pid} still dumps into ${d.setDir} (its agent is gone)`);
       this.trackUse(d.setDir, orphanDumpEnded(d));
     }
+    // Marked as the request goes out to the rank (a rank the channel refuses, not connected, is not flushing).
+    o.rankChannel?.on('flushing', (jobId: string, rank: number, epoch: number) => this.flushing.set(`${jobId}/${rank}`, epoch));
     o.rankChannel?.on('flushed', (report) => {
       const key = `${report.jobId}/${report.rank}`;
       this.flushed.set(key, this.flushing.get(key) ?? report.epoch);
       this.flushing.delete(key);
+      for (const done of this.flushWaiters.get(key) ?? []) done();
+      this.flushWaiters.delete(key);
       if (this.resumeWhenFlushed.delete(key)) this.wake(report.jobId, [report.rank]);
     });
   }
@@ -486,15 +492,38 @@ export class LocalRankSteps implements RankSteps {
     });
   }
 
+  /**
+   * PREPARE: the ranks flush. The same PREPARE again (the coordinator finishes
+   * a flush that did not reach every rank, flush-completion.ts) asks only the
+   * ranks not flushed for it yet: one flushed counts as done, one still
+   * flushing is waited for.
+   */
   private async prepare(req: RoundRequest): Promise<StepOutcome> {
     const channel = this.o.rankChannel;
     if (!channel) throw new FerryError(ErrorCode.UNSUPPORTED, `host ${this.o.host} has no rank channel`);
+    await passFaultGate('prepare', this.o.host);
     const t0 = Date.now();
-    for (const r of req.ranks) this.flushing.set(`${req.job_id}/${r}`, req.epoch);
+    const ask: number[] = [];
+    const underWay: Promise<void>[] = [];
+    const waiting: [string, () => void][] = [];
+    for (const r of req.ranks) {
+      const key = `${req.job_id}/${r}`;
+      if (this.flushed.get(key) === req.epoch) continue;
+      if (this.flushing.get(key) !== req.epoch) {
+        ask.push(r);
+        continue;
+      }
+      underWay.push(
+        new Promise((done) => {
+          waiting.push([key, done]);
+          this.flushWaiters.set(key, [...(this.flushWaiters.get(key) ?? []), done]);
+        }),
+      );
+    }
     let timer: NodeJS.Timeout | undefined;
     try {
-      const reports = await Promise.race([
-        channel.flush(req.job_id, req.epoch, req.ranks),
+      const [reports] = await Promise.race([
+        Promise.all([ask.length > 0 ? channel.flush(req.job_id, req.epoch, ask) : Promise.resolve([]), ...underWay]),
         new Promise<never>((_, reject) => {
           timer = setTimeout(
             () => reject(new FerryError(ErrorCode.TIMEOUT, `flush on host ${this.o.host} not done within ${AGENT_FLUSH_TIMEOUT_MS} ms`)),
@@ -516,6 +545,12 @@ export class LocalRankSteps implements RankSteps {
       return { failed: new Map(req.ranks.map((r) => [r, e])) };
     } finally {
       if (timer) clearTimeout(timer);
+      // (a rank that never completes, because it died, leaves no waiter behind)
+      for (const [key, done] of waiting) {
+        const left = (this.flushWaiters.get(key) ?? []).filter((d) => d !== done);
+        if (left.length > 0) this.flushWaiters.set(key, left);
+        else this.flushWaiters.delete(key);
+      }
     }
   }
 

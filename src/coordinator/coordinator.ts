@@ -34,6 +34,7 @@ import { JobOperations } from './checkpoint/job-operations.js';
 import { MoveService } from './checkpoint/move-service.js';
 import { AutoRestarts } from './checkpoint/auto-restarts.js';
 import { EpochRetention } from './checkpoint/epoch-retention.js';
+import { FlushCompletion } from './checkpoint/flush-completion.js';
 import { ImageReplication } from './checkpoint/image-replication.js';
 import { PeriodicCheckpoints } from './checkpoint/periodic-checkpoints.js';
 import { JobService } from './job-service.js';
@@ -51,6 +52,8 @@ export class Coordinator {
   readonly jobs: JobService;
   readonly checkpoints: CheckpointService;
   readonly moves: MoveService;
+  /** Flushes a failed PREPARE left unfinished: finished before any rank resumes. */
+  readonly flushes: FlushCompletion;
   readonly periodic: PeriodicCheckpoints;
   readonly retention: EpochRetention;
   readonly replication: ImageReplication;
@@ -86,6 +89,7 @@ export class Coordinator {
     this.jobs = new JobService(this);
     this.checkpoints = new CheckpointService(this);
     this.moves = new MoveService(this);
+    this.flushes = new FlushCompletion(this);
     this.periodic = new PeriodicCheckpoints(this);
     this.retention = new EpochRetention(this);
     this.replication = new ImageReplication(this);

@@ -515,6 +515,7 @@ export class JobService {
 
   /** The jobs of `host`'s live ranks fail, naming the host, the ranks and `why`; returns them. */
   private loseRanksOn(host: string, why: string): string[] {
+    this.c.flushes.hostGone(host);
     const ranks = this.liveRanksOnHost(host);
     const jobs = groupByJob(ranks);
     for (const [jobId, list] of jobs) {
@@ -571,6 +572,7 @@ export class JobService {
       }
     }
     this.settleFlushed(host, alive);
+    this.c.flushes.hostBack(host);
     this.c.checkpoints.discardUnreached(host, alive);
     this.endRanksOfFailingJobs(host, alive);
     for (const jobId of new Set(moving.map((m) => m.jobId))) this.c.moves.finishInterrupted(jobId);
@@ -662,6 +664,7 @@ export class JobService {
     for (const g of groups.values()) {
       const job = this.c.catalog.getJob(g.jobId);
       if (!job || ENDED_STATES.has(job.state) || this.failing.has(g.jobId)) continue;
+      if (this.c.flushes.owes(g.jobId, g.epoch)) continue; // resumed once the flush is finished everywhere
       if (job.state === 'pending') this.holdUntilAllRun(host, g);
       else this.resumeFlushed(host, g.jobId, g.epoch, g.ranks);
     }

@@ -6,14 +6,12 @@
 // a host, and checks the final checksum, and the output files the ranks write and
 // append to, against an uninterrupted run of the same size, printing every step
 // with its duration. Every connection uses a cluster key.
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { errorMessage } from '../common/ferry-error.js';
-import { findCriu } from '../criu/criu-install.js';
-import { FERRY_CLI, startTestCluster, type FerryResult, type TestCluster } from '../local-cluster/local-cluster.js';
-import { assertNamespaceHostsUsable } from '../netns/index.js';
-import { packageRoot } from '../protocol/proto-root.js';
+import { buildExample, checksumLine, rank0Output } from '../local-cluster/examples.js';
+import { startTestCluster, type FerryResult, type TestCluster } from '../local-cluster/local-cluster.js';
+import { whatIsMissing } from '../local-cluster/prerequisites.js';
 import { step } from './demo-steps.js';
 
 const JACOBI_ARGS = ['512', '12000'];
@@ -38,12 +36,7 @@ async function main(): Promise<number> {
       if (r.code !== 0) throw new Error(`ferry ${args.join(' ')} failed (${r.code}): ${r.stderr.trim()}`);
       return r;
     };
-    const bin = join(cluster.tempDir, 'bin');
-    mkdirSync(bin, { recursive: true });
-    const jacobi = join(bin, 'jacobi');
-    await step('ferry mpicc examples/jacobi.c', async () => {
-      execFileSync(process.execPath, [FERRY_CLI, 'mpicc', '-O2', '-ffp-contract=off', '-o', jacobi, join(packageRoot(), 'examples', 'jacobi.c')]);
-    });
+    const jacobi = await step('ferry mpicc examples/jacobi.c', async () => buildExample(cluster, 'jacobi'));
     // Each rank also writes a history file and appends to a log, as simulations do: a rollback must leave them as
     // an uninterrupted run does (a restart cuts back what the ranks wrote after the epoch; they write it again).
     const outputs = join(cluster.tempDir, 'outputs');
@@ -114,31 +107,6 @@ async function main(): Promise<number> {
   } finally {
     if (c) await step('stop the daemons and remove the hosts', () => c!.stop());
   }
-}
-
-/** What this machine lacks for the demo, each with what to do about it. */
-async function whatIsMissing(): Promise<string[]> {
-  const missing: string[] = [];
-  try {
-    assertNamespaceHostsUsable();
-  } catch (err) {
-    missing.push(`network-namespace hosts: ${errorMessage(err)}`);
-  }
-  const criu = await findCriu().catch(() => null);
-  if (!criu) missing.push('a working CRIU: none found on PATH, in FERRY_CRIU or in the cache (npm run setup as root provisions CRIU 4.1)');
-  if (!existsSync(join(packageRoot(), 'build', 'lib', 'libferrympi.a'))) missing.push('Ferry\'s MPI library: run "npm run build"');
-  return missing;
-}
-
-function checksumLine(out: string): string {
-  const line = out.split('\n').find((l) => /checksum=0x[0-9a-f]{16}/.test(l));
-  if (!line) throw new Error(`no checksum line in the output:\n${out}`);
-  return line.replace(/^\[\d+\] /, '');
-}
-
-/** Rank 0's output of a job, on whichever host it ended. */
-function rank0Output(c: TestCluster, jobId: string): string {
-  return c.hosts.map((h) => join(h.logsDir, jobId, 'rank-0.out')).filter(existsSync).map((f) => readFileSync(f, 'utf8')).join('');
 }
 
 function say(text: string): void {

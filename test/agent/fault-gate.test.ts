@@ -28,6 +28,21 @@ describe('fault gates', () => {
     expect(passed).toBe(true);
   });
 
+  it('hold one host only with a gate of its own', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-gates-'));
+    dirs.push(dir);
+    writeFileSync(gateFile(dir, 'prepare', 'host2'), '');
+    await passFaultGate('prepare', 'host1', dir); // another host passes
+    let passed = false;
+    const held = passFaultGate('prepare', 'host2', dir).then(() => (passed = true));
+    expect(existsSync(heldFile(dir, 'prepare', 'host2'))).toBe(true);
+    expect(existsSync(heldFile(dir, 'prepare', 'host1'))).toBe(false);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(passed).toBe(false);
+    rmSync(gateFile(dir, 'prepare', 'host2'));
+    await held;
+  });
+
   it('cost nothing without a gates directory', async () => {
     await passFaultGate('resume', 'host1', '');
   });

@@ -7,6 +7,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameS
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FERRY_CLI, startTestCluster, type FerryResult, type TestCluster } from '../helpers/cluster.js';
+import { rank0Output } from '../../src/local-cluster/examples.js';
 import { buildExample, checksumLine, ferryOkOn } from '../helpers/e2e-run.js';
 import { FaultGates } from '../helpers/fault-gates.js';
 
@@ -46,11 +47,6 @@ const outputFiles = (jobId: string, kind: 'history' | 'log') => [0, 1, 2, 3].map
 const outputArgs = (jobId: string) => ['--history', outputPrefix(jobId, 'history'), '--log', outputPrefix(jobId, 'log')];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** The rank-0 log of a job on whichever host it ended on. */
-function rank0Output(jobId: string): string {
-  return c.hosts.map((h) => join(h.logsDir, jobId, 'rank-0.out')).filter(existsSync).map((f) => readFileSync(f, 'utf8')).join('');
-}
 
 beforeAll(async () => {
   c = await startTestCluster({ hosts: 3, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500, faultGates: true });
@@ -149,7 +145,7 @@ describe('checkpoint, restart and migration end to end', { timeout: 600_000 }, (
     const end = await job('stopgo');
     expect(end.state, end.detail).toBe('succeeded');
     expect(end.ranks.map((r) => r.host)).toEqual(['host2', 'host2', 'host3', 'host3']);
-    expect(checksumLine(rank0Output('stopgo'))).toBe(reference.get('sort'));
+    expect(checksumLine(rank0Output(c, 'stopgo'))).toBe(reference.get('sort'));
     // The same epoch restored again on the same hosts is restored anew (the agents' restores of it have ended).
     const restart = await ferryOk(['restart', 'stopgo', '--hosts', 'host2,host3', '--json']);
     expect(JSON.parse(restart).moves.map((m: { to: string }) => m.to).sort()).toEqual(['host2', 'host2', 'host3', 'host3']);
@@ -402,7 +398,7 @@ describe('checkpoint, restart and migration end to end', { timeout: 600_000 }, (
     const prog = join(c.tempDir, 'bin', 'clock-gap');
     execFileSync(process.execPath, [FERRY_CLI, 'mpicc', '-O2', '-o', prog, 'test/e2e/programs/clock-gap.c'], { stdio: 'inherit' });
     const run = c.ferry(['run', '-n', '2', '--hosts', 'host1,host2', '--job-id', 'clock', prog, '600'], { timeoutMs: RUN_TIMEOUT_MS });
-    await c.waitFor(async () => rank0Output('clock').includes('clock-gap: started'), 'clock-gap started');
+    await c.waitFor(async () => rank0Output(c, 'clock').includes('clock-gap: started'), 'clock-gap started');
     await sleep(500);
     await ferryOk(['checkpoint', 'clock', '--stop']);
     expect((await run).code).toBe(75);

@@ -14,14 +14,14 @@ export class FaultGates {
     this.dir = c.faultGatesDir;
   }
 
-  /** Holds every agent's next `step`s until open(step); forgets which hosts held it before. */
-  close(step: GatedStep): void {
+  /** Holds every agent's next `step`s (with `host`, that host's only) until open(step); forgets which hosts held it before. */
+  close(step: GatedStep, host?: string): void {
     for (const f of readdirSync(this.dir)) if (f.startsWith(`${step}.held.`)) rmSync(join(this.dir, f));
-    writeFileSync(gateFile(this.dir, step), '');
+    writeFileSync(gateFile(this.dir, step, host), '');
   }
 
-  open(step: GatedStep): void {
-    rmSync(gateFile(this.dir, step), { force: true });
+  open(step: GatedStep, host?: string): void {
+    rmSync(gateFile(this.dir, step, host), { force: true });
   }
 
   /** Waits until the agent on `host` holds `step` at its closed gate. */
@@ -31,6 +31,6 @@ export class FaultGates {
 
   /** Opens every gate (for a finally: a failed test must not leave the next one's steps held). */
   openAll(): void {
-    for (const step of ['dump', 'store', 'resume', 'restore'] as const) this.open(step);
+    for (const f of readdirSync(this.dir)) if (!f.includes('.held.')) rmSync(join(this.dir, f), { force: true });
   }
 }

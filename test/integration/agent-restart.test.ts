@@ -111,6 +111,39 @@ describe('an agent killed and restarted while its ranks run', { timeout: 180_000
     for (const h of c.hosts) expect(existsSync(join(h.imagesDir, 'resume', '1')), h.name).toBe(false);
   });
 
+  it('an agent killed during PREPARE before it asked its ranks to flush: the ranks that flushed wait for them, and all resume once it is back', async () => {
+    const stop = join(c.tempDir, 'stop-prepare');
+    const run = c.ferry(['run', '-n', '4', '--hosts', 'host1,host2', '--job-id', 'prep', stream, stop], { timeoutMs: 150_000 });
+    const placed = await allRunning('prep');
+    await c.waitFor(async () => (await tablesPublished('prep')) > 0, 'the endpoint table');
+    const victim = placed.ranks[3].host;
+    const tables = await tablesPublished('prep');
+    // The other host's ranks flush (and wait for the victim's ranks' end-of-channel markers); the victim's agent
+    // dies before it passes the PREPARE on.
+    gates.close('prepare', victim);
+    const checkpoint = c.ferry(['checkpoint', 'prep', '--json'], { timeoutMs: 60_000 });
+    await gates.held('prepare', victim);
+    await c.killAgent(victim, 'SIGKILL');
+    gates.open('prepare', victim);
+    const done = await checkpoint;
+    expect(done.code, done.stdout).not.toBe(0);
+    expect(done.stderr).toMatch(new RegExp(`epoch 1\\) aborted: PREPARE failed: ranks [0-9,]+: host ${victim}: .*The job's ranks wait, flushed, until the agent on ${victim} is back to finish the flush`));
+    expect((await events()).some((e) => e.kind === 'flush.owed' && e.jobId === 'prep')).toBe(true);
+    // No rank was woken while the victim's ranks had not flushed: none said hello again for a new endpoint table.
+    expect(await tablesPublished('prep')).toBe(tables);
+
+    await c.startAgent(victim);
+    await c.waitFor(async () => (await events()).some((e) => e.kind === 'flush.completed' && e.jobId === 'prep'), 'the flush finished and every rank resumed', 60_000);
+    // The job runs on: the next checkpoint commits, and the stream ends checked.
+    const next = await c.ferry(['checkpoint', 'prep', '--json'], { timeoutMs: 60_000 });
+    expect(next.code, `${next.stderr}\n${c.logTails(20)}`).toBe(0);
+    writeFileSync(stop, '');
+    const r = await run;
+    expect(r.code, `${r.stderr}\n${c.logTails(20)}`).toBe(0);
+    expect(r.stdout).toMatch(/\[0\] stream ok rounds \d+ messages \d+/);
+    expect((await job('prep')).state).toBe('succeeded');
+  });
+
   it('an agent killed during STORE: the epoch aborts, the ranks (resumed before STORE) run on under the next agent, which discards the images; the previous epoch stays', async () => {
     const stop = join(c.tempDir, 'stop-store');
     const run = c.ferry(['run', '-n', '4', '--hosts', 'host1,host2', '--job-id', 'store', stream, stop], { timeoutMs: 150_000 });

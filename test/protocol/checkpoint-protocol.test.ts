@@ -43,6 +43,7 @@ async function checkpoint(stop = false, stepMs = 100, maxMs = 20_000) {
 }
 
 const steps = (host: string) => h.nodes.get(host)!.steps.stepsSeen();
+const events = (kind: string) => h.catalog!.listEvents({ limit: 200 }).filter((e) => e.kind === kind).map((e) => e.message);
 
 describe('checkpoint protocol', () => {
   it('reports its phases: the ranks paused for flush, dump and resume, their images stored after', async () => {
@@ -191,19 +192,39 @@ describe('checkpoint protocol', () => {
     expect(h.catalog!.lastCommittedEpoch('j')!.epoch).toBe(1);
   });
 
-  it('aborts on a refused flush: every rank resumes, the previous epoch stays committed', async () => {
+  it('aborts on a refused flush, finishes the flush on every rank before any resumes, and the previous epoch stays committed', async () => {
     await checkpoint();
-    h.nodes.get('b')!.steps.scripts.set(RoundStep.PREPARE, () => failRanks([3], 'rank 3 refused the flush: in MPI_Finalize'));
+    // Ranks 0-2 flushed and wait for rank 3's end-of-channel marker: rank 3 is asked again (it flushes then), and
+    // only then does any rank resume.
+    const b = h.nodes.get('b')!.steps.scripts;
+    b.set(RoundStep.PREPARE, () => {
+      b.delete(RoundStep.PREPARE);
+      return failRanks([3], 'rank 3 of job j is not connected (it lost its connection to the agent)', ErrorCode.UNKNOWN_RANK);
+    });
     const { error, progress } = await checkpoint();
     expect(error).toBeInstanceOf(FerryError);
-    expect(error!.code).toBe(ErrorCode.UNAVAILABLE);
-    expect(error!.message).toMatch(/epoch 2\) aborted: PREPARE failed: rank 3: host b: rank 3 refused the flush/);
+    expect(error!.code).toBe(ErrorCode.UNKNOWN_RANK);
+    expect(error!.message).toMatch(/epoch 2\) aborted: PREPARE failed: rank 3: host b: rank 3 of job j is not connected/);
     expect(error!.message).toMatch(/The job keeps running; epoch 1 remains the last committed checkpoint/);
     expect(progress).toEqual(['preparing', 'aborting', 'aborted']);
-    for (const host of ['a', 'b']) expect(steps(host).slice(4)).toEqual([RoundStep.PREPARE, RoundStep.RESUME]);
+    for (const host of ['a', 'b']) expect(steps(host).slice(4)).toEqual([RoundStep.PREPARE, RoundStep.PREPARE, RoundStep.RESUME]);
     expect(h.catalog!.getEpoch('j', 2)!.state).toBe('aborted');
     expect(h.catalog!.lastCommittedEpoch('j')!.epoch).toBe(1);
     expect(h.catalog!.getJob('j')!.state).toBe('running');
+    expect(events('flush.completed')).toEqual(['job j: checkpoint epoch 2: every rank flushed when asked again, so all can resume']);
+  });
+
+  it('fails the job when a refused flush cannot be finished: the ranks that flushed would wait for ever', async () => {
+    await checkpoint();
+    h.nodes.get('b')!.steps.scripts.set(RoundStep.PREPARE, () => failRanks([3], 'rank 3 refused the flush'));
+    const { error } = await checkpoint();
+    expect(error!.message).toMatch(
+      /epoch 2\) aborted: PREPARE failed: rank 3: host b: rank 3 refused the flush; the flush could not be finished on every rank \(PREPARE failed: rank 3: host b: rank 3 refused the flush\)\. The job fails/,
+    );
+    for (const host of ['a', 'b']) expect(steps(host).slice(4)).toEqual([RoundStep.PREPARE, RoundStep.PREPARE]); // no RESUME
+    await advance(2_000);
+    expect(h.catalog!.getJob('j')!).toMatchObject({ state: 'failed', exitCode: 1 });
+    expect(h.catalog!.lastCommittedEpoch('j')!.epoch).toBe(1);
   });
 
   it('fails the job when an abort cannot wake a rank: left flushed, it would hang the job for ever', async () => {

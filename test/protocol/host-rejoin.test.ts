@@ -142,6 +142,43 @@ describe('a host that goes down with running ranks', () => {
     expect(rankStates().map((r) => r[2])).toEqual(['running', 'running', 'running', 'running']);
   });
 
+  it('holds every rank when an agent is lost during PREPARE, until it is back: then the flush is finished everywhere and only then does any rank resume', async () => {
+    // Ranks 0,1 flushed and wait for the end-of-channel markers of ranks 2,3, whose agent died before it asked them.
+    const ranksOfB = h.nodes.get('b')!.ranks;
+    const { error } = await checkpointLosingB(RoundStep.PREPARE);
+    expect((error as Error).message).toMatch(
+      /epoch 1\) aborted: PREPARE failed: ranks 2,3: host b: .*The job's ranks wait, flushed, until the agent on b is back to finish the flush \(within \d+ ms, or the job fails\), then resume; there is no committed checkpoint yet\./,
+    );
+    expect(h.nodes.get('a')!.steps.stepsSeen()).toEqual([RoundStep.PREPARE]); // not woken: b's ranks have not flushed
+    expect(job().state).toBe('running');
+    // Nothing else runs on the job meanwhile: a checkpoint is refused, saying why.
+    await expect(h.coordinator!.checkpoints.checkpoint('j', { stop: false })).rejects.toThrow(/job j is busy: its ranks wait for the agents on b to finish the flush of checkpoint epoch 1/);
+    await advance(2_000);
+    expect(h.nodes.get('a')!.steps.stepsSeen()).toEqual([RoundStep.PREPARE]);
+
+    h.startAgent('b', {}, ranksOfB);
+    await advance(1_000);
+    // Asked again everywhere (a answers at once for ranks flushed already), then every rank resumes.
+    expect(h.nodes.get('a')!.steps.stepsSeen()).toEqual([RoundStep.PREPARE, RoundStep.PREPARE, RoundStep.RESUME]);
+    expect(h.nodes.get('b')!.steps.seen.map((s) => [s.step, s.ranks, s.epoch])).toEqual([
+      [RoundStep.PREPARE, [2, 3], 1],
+      [RoundStep.RESUME, [2, 3], 1],
+    ]);
+    expect(h.catalog!.listEvents({ limit: 200 }).map((e) => e.message)).toContain('job j: checkpoint epoch 1: the lost agents are back, every rank flushed and was resumed');
+    await advance(HOST_REJOIN_GRACE_MS + 1_000);
+    expect(job().state).toBe('running');
+    // and the next checkpoint commits
+    await expect(h.coordinator!.checkpoints.checkpoint('j', { stop: false })).resolves.toMatchObject({ epoch: { epoch: 2, state: 'committed' } });
+  });
+
+  it('fails the job when the agent lost during PREPARE does not come back; no rank was woken before', async () => {
+    await checkpointLosingB(RoundStep.PREPARE);
+    await advance(HOST_REJOIN_GRACE_MS + 1_000);
+    expect(job().state).toBe('failed');
+    expect(job().detail).toBe(`ranks 2,3 lost: host b is down and did not come back within ${HOST_REJOIN_GRACE_MS} ms`);
+    expect(h.nodes.get('a')!.steps.stepsSeen()).toEqual([RoundStep.PREPARE]);
+  });
+
   it('keeps the job when an agent is lost during the RESUME before STORE: the epoch aborts, and the agent that comes back gets DISCARD and RESUME', async () => {
     const ranksOfB = h.nodes.get('b')!.ranks;
     const { error } = await checkpointLosingB(RoundStep.RESUME);

@@ -627,6 +627,20 @@ describe('migration', () => {
     expect(h.catalog!.getJob('j')!.state).toBe('running');
   });
 
+  it('finishes a flush that did not reach every rank before it resumes any: the ranks that flushed wait for the others', async () => {
+    const b = h.nodes.get('b')!.steps.scripts;
+    b.set(RoundStep.PREPARE, () => {
+      b.delete(RoundStep.PREPARE);
+      return failRanks([2, 3], 'rank 2 of job j is not connected (it lost its connection to the agent)', ErrorCode.UNKNOWN_RANK);
+    });
+    const { error } = await settle(h.coordinator!.moves.migrate('j', new Map([[1, 'c']])));
+    expect(error!.message).toMatch(/migration of job j aborted: PREPARE failed: ranks 2,3: host b: rank 2 of job j is not connected .*; every rank resumed where it was/);
+    expect(steps('a')).toEqual([RoundStep.PREPARE, RoundStep.PREPARE, RoundStep.RESUME, RoundStep.DISCARD]);
+    expect(steps('b')).toEqual([RoundStep.PREPARE, RoundStep.PREPARE, RoundStep.RESUME]);
+    expect(rankHosts()).toEqual(['a', 'a', 'b', 'b']);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+  });
+
   it('fails the job when the abort cannot wake a rank: left flushed, it would hang the job', async () => {
     h.nodes.get('c')!.steps.scripts.set(RoundStep.FETCH, () => failRanks([1], 'image server of a: pages-1.img: sha256 mismatch'));
     h.nodes.get('b')!.steps.scripts.set(RoundStep.RESUME, () => failRanks([2], 'rank 2 did not answer its wake-up'));

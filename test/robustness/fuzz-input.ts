@@ -1,16 +1,7 @@
 // Deterministic random inputs for the fuzz tests (a seeded PRNG, so a failure
 // can be replayed).
 
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 } from '../../src/common/seeded-random.js';
 
 export function randomBytesFrom(rand: () => number, n: number): Buffer {
   const b = Buffer.alloc(n);

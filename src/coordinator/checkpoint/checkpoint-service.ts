@@ -222,8 +222,20 @@ export class CheckpointService {
     const reachable = new Map([...byHost].filter(([host]) => !result?.silentHosts.includes(host)));
     let detail = why;
     // What becomes of the ranks: resumed before STORE already (resumed), else woken now.
-    let ranks: 'running' | 'owed' | 'failed';
-    if (resumed) {
+    let ranks: 'running' | 'owed' | 'failed' | 'waiting';
+    let waitingFor: string[] = [];
+    // A failed PREPARE may leave ranks flushing for peers that never got it: the flush is finished first (flush-completion.ts).
+    const what = `checkpoint epoch ${epoch}`;
+    const flush = !resumed && step === 'PREPARE' && result ? await this.c.flushes.settle(jobId, epoch, String(epoch), what, result) : undefined;
+    if (flush?.state === 'owed') {
+      this.c.flushes.owe(jobId, epoch, String(epoch), what, flush.hosts);
+      ranks = 'waiting';
+      waitingFor = flush.hosts;
+    } else if (flush?.state === 'failed') {
+      detail += `; ${flush.problem}`;
+      this.c.jobs.failRunningJob(jobId, `epoch ${epoch} aborted (${why}), and ${flush.problem}`);
+      ranks = 'failed';
+    } else if (resumed) {
       ranks = resumed.problem ? 'failed' : resumed.ok ? 'running' : 'owed';
       if (resumed.problem) {
         detail += `; ${resumed.problem}`;
@@ -246,6 +258,7 @@ export class CheckpointService {
       running: 'The job keeps running',
       owed: 'Ranks on hosts that were lost resume when their agents are back',
       failed: 'The job fails: a rank left flushed would hang it',
+      waiting: `The job's ranks wait, flushed, until the agent${waitingFor.length > 1 ? 's' : ''} on ${waitingFor.join(', ')} ${waitingFor.length > 1 ? 'are' : 'is'} back to finish the flush (within ${this.c.config.hostRejoinGraceMs} ms, or the job fails), then resume`,
     }[ranks];
     throw new FerryError(
       result ? roundFailureCode(result) : ErrorCode.UNAVAILABLE,

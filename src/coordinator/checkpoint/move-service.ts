@@ -481,7 +481,22 @@ export class MoveService {
     const say = (phase: string, bytesDone = 0) => progress?.({ jobId, phase, elapsedMs: this.c.now() - t0, bytesTotal, bytesDone });
     say('flushing');
     const flush = await runRound(this.c, { ...request, step: RoundStep.PREPARE }, all, cfg.flushTimeoutMs);
-    if (!flush.ok) return fail(describeRoundFailure('PREPARE', flush), flush);
+    if (!flush.ok) {
+      // Ranks may be left flushing for peers that never got the PREPARE: the flush is finished first (flush-completion.ts).
+      const why = describeRoundFailure('PREPARE', flush);
+      const settled = await this.c.flushes.settle(jobId, imageSet, String(imageSet), id, flush);
+      if (settled.state === 'complete' || settled.state === 'ended') return fail(why, flush);
+      let after: string;
+      if (settled.state === 'owed') {
+        this.c.flushes.owe(jobId, imageSet, String(imageSet), id, settled.hosts);
+        after = `the job's ranks wait, flushed, until the agents on ${settled.hosts.join(', ')} are back to finish the flush (within ${cfg.hostRejoinGraceMs} ms, or the job fails), then resume`;
+      } else {
+        this.c.jobs.failRunningJob(jobId, `${id} aborted (${why}), and ${settled.problem}`);
+        after = `${settled.problem}: the job fails`;
+      }
+      this.c.event('migration.abort', `job ${jobId}: ${id} aborted: ${why}; ${after}`, { jobId });
+      throw new FerryError(roundFailureCode(flush), `migration of job ${jobId} aborted: ${why}; ${after}`);
+    }
     let ended = ending();
     if (ended) return giveUp(ended);
     const t1 = this.c.now();

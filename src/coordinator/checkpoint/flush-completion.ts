@@ -1,0 +1,182 @@
+// A flush, once begun, ends on every rank of the job before any rank runs
+// again. A rank that got its flush request sends its end-of-channel marker to
+// its peers and waits for theirs; a peer that never got the request (its agent
+// was lost before it passed the request on, or the rank had not reconnected to
+// a new agent yet) never sends one, so the ranks that did flush would wait for
+// ever, and the job hangs with them. Nor may the ranks that did flush be woken
+// and the rest asked later: a woken rank may open a new connection to one that
+// was never flushed, which would then flush into a peer that no longer flushes.
+//
+// So when a PREPARE (of a checkpoint or a migration) fails, the same PREPARE
+// goes again to every rank of the job (agents answer it at once for ranks
+// flushed for it, wait for those still flushing, and pass it on to the rest),
+// retried while ranks are not connected to their agent yet, up to the flush
+// timeout. Only then are the ranks resumed. When agents were lost, the job
+// waits, holding its operation slot, until they are back (then the same
+// PREPARE, then RESUME to all) or given up on (the job fails of the lost host,
+// as it would anyway).
+import { ErrorCode, RoundStep } from '../../gen/proto.js';
+import { errorMessage } from '../../common/ferry-error.js';
+import type { Coordinator } from '../coordinator.js';
+import { describeRoundFailure, runRound, type RoundResult } from '../round-runner.js';
+
+/** Between PREPAREs sent again to ranks not connected to their agent (yet). */
+export const FLUSH_RETRY_MS = 200;
+/** Codes of a rank that may still flush when asked again: not connected yet, flush not done yet, busy. */
+const RETRYABLE = new Set<ErrorCode>([ErrorCode.UNKNOWN_RANK, ErrorCode.TIMEOUT, ErrorCode.BUSY]);
+
+/** What became of a failed PREPARE's flush. */
+export type FlushSettlement =
+  | { state: 'complete' } // every rank flushed: resume them all
+  | { state: 'owed'; hosts: string[] } // agents lost: the job waits for them (see owe)
+  | { state: 'ended'; why: string } // the job is ending anyway: nothing to finish
+  | { state: 'failed'; problem: string }; // the flush cannot be finished: the job must fail
+
+interface OwedFlush {
+  epoch: number;
+  imageSet: string;
+  what: string;
+  /** Hosts whose agents were lost before they answered: the flush is tried again once all are up. */
+  hosts: Set<string>;
+  /** Set when one of them is given up on: the job fails of it. */
+  gone: string;
+  /** Wakes the wait (a host came back or is gone). */
+  nudge: () => void;
+}
+
+/** How often a held job looks again whether its lost agents are back (hostBack wakes it sooner). */
+const OWED_RECHECK_MS = 1_000;
+
+export class FlushCompletion {
+  private readonly owed = new Map<string, OwedFlush>();
+
+  constructor(private readonly c: Coordinator) {}
+
+  /**
+   * After a PREPARE round of job `jobId` for `epoch` (image set `imageSet`) that failed (`first`):
+   * finishes the flush on every rank that can be reached. `what` names the operation for events.
+   */
+  async settle(jobId: string, epoch: number, imageSet: string, what: string, first: RoundResult): Promise<FlushSettlement> {
+    if (first.silentHosts.length > 0) return { state: 'owed', hosts: [...first.silentHosts] };
+    const r = await this.finish(jobId, epoch, imageSet);
+    if (r.state === 'complete') this.c.event('flush.completed', `job ${jobId}: ${what}: every rank flushed when asked again, so all can resume`, { jobId });
+    return r;
+  }
+
+  /**
+   * PREPARE again to every live rank of the job, host by host (a host whose
+   * ranks still wait for their peers' markers must not hold back the PREPARE
+   * sent again to a host whose ranks were not connected yet), until all are
+   * flushed, an agent is lost, the job ends, or the flush timeout passes.
+   */
+  private async finish(jobId: string, epoch: number, imageSet: string): Promise<FlushSettlement> {
+    const deadline = this.c.now() + this.c.config.flushTimeoutMs;
+    const request = { job_id: jobId, epoch, step: RoundStep.PREPARE, image_set: imageSet };
+    const silent: string[] = [];
+    const problems: string[] = [];
+    await Promise.all(
+      [...this.c.jobs.liveRanksByHost(jobId)].map(async ([host, ranks]) => {
+        for (;;) {
+          if (silent.length > 0 || problems.length > 0 || this.ending(jobId)) return;
+          const r = await runRound(this.c, request, new Map([[host, ranks]]), Math.max(1, deadline - this.c.now()));
+          if (r.ok) return;
+          if (r.silentHosts.length > 0) return void silent.push(host);
+          const retryable = [...r.codes.values()].every((code) => RETRYABLE.has(code));
+          if (!retryable || this.c.now() + FLUSH_RETRY_MS >= deadline) return void problems.push(describeRoundFailure('PREPARE', r));
+          await sleep(FLUSH_RETRY_MS);
+        }
+      }),
+    );
+    const ending = this.ending(jobId);
+    if (ending) return { state: 'ended', why: ending };
+    if (silent.length > 0) return { state: 'owed', hosts: silent };
+    if (problems.length > 0) return { state: 'failed', problem: `the flush could not be finished on every rank (${problems.join('; ')})` };
+    return { state: 'complete' };
+  }
+
+  /**
+   * The job's ranks wait, flushed or flushing, for the agents on `hosts`: from
+   * now on the job is held (its next work waits; an operator's checkpoint or
+   * migration is refused, saying why) until they are all up again (the flush
+   * is finished and every rank resumed) or one is given up on (hostGone: the
+   * job fails of that host, as for any lost host).
+   */
+  owe(jobId: string, epoch: number, imageSet: string, what: string, hosts: string[]): void {
+    let wake = () => {};
+    const owed: OwedFlush = { epoch, imageSet, what, hosts: new Set(hosts), gone: '', nudge: () => wake() };
+    this.owed.set(jobId, owed);
+    const them = hosts.length > 1 ? 'they are' : 'it is';
+    this.c.event(
+      'flush.owed',
+      `job ${jobId}: ${what}: the agent${hosts.length > 1 ? 's' : ''} on ${hosts.join(', ')} ${hosts.length > 1 ? 'were' : 'was'} lost during the flush; ` +
+        `the job's ranks wait, flushed, until ${them} back to finish it (within ${this.c.config.hostRejoinGraceMs} ms, or the job fails)`,
+      { jobId },
+    );
+    this.c.operations.queue(jobId, () => `its ranks wait for the agents on ${[...owed.hosts].join(', ')} to finish the flush of ${what}`, async () => {
+      try {
+        for (;;) {
+          if (owed.gone || this.ending(jobId)) return; // it fails of the lost host (JobService.loseRanksOn), or ends anyway
+          if ([...owed.hosts].every((h) => this.c.hosts.get(h)?.state === 'up')) {
+            const r = await this.finish(jobId, epoch, imageSet);
+            if (r.state !== 'owed') return await this.resumeAll(jobId, owed, r);
+            owed.hosts = new Set(r.hosts);
+          }
+          await new Promise<void>((res) => {
+            const timer = setTimeout(res, OWED_RECHECK_MS);
+            wake = () => {
+              clearTimeout(timer);
+              res();
+            };
+          });
+        }
+      } finally {
+        this.owed.delete(jobId);
+      }
+    });
+  }
+
+  /** Whether ranks of the job reported flushed for `epoch` are this module's to resume (not settleFlushed's). */
+  owes(jobId: string, epoch: number): boolean {
+    return this.owed.get(jobId)?.epoch === epoch;
+  }
+
+  /** An agent registered (its ranks reconciled): a flush that waited for it is tried again. */
+  hostBack(host: string): void {
+    for (const owed of this.owed.values()) if (owed.hosts.has(host)) owed.nudge();
+  }
+
+  /** `host` is given up on (its rejoin grace ran out, or the operator forgot it): the flushes waiting for it end. */
+  hostGone(host: string): void {
+    for (const owed of this.owed.values()) {
+      if (!owed.hosts.has(host)) continue;
+      owed.gone = host;
+      owed.nudge();
+    }
+  }
+
+  /** After the flush was tried again for a held job (`r`, not owed): resume every rank, or fail the job. */
+  private async resumeAll(jobId: string, owed: OwedFlush, r: FlushSettlement): Promise<void> {
+    if (r.state === 'ended') return;
+    if (r.state === 'failed') {
+      this.c.jobs.failRunningJob(jobId, `${owed.what} aborted, and ${r.problem}`);
+      return;
+    }
+    const byHost = this.c.jobs.liveRanksByHost(jobId);
+    try {
+      const resume = await runRound(this.c, { job_id: jobId, epoch: owed.epoch, step: RoundStep.RESUME }, byHost, this.c.config.resumeTimeoutMs);
+      const what = `${owed.what} aborted`;
+      if (this.c.jobs.resumedOrFailed(jobId, what, resume, byHost, `${what}, and ${describeRoundFailure('RESUME', resume)}`)) {
+        this.c.event('flush.completed', `job ${jobId}: ${owed.what}: the lost agents are back, every rank flushed and was resumed`, { jobId });
+      }
+    } catch (err) {
+      this.c.jobs.failRunningJob(jobId, `${owed.what} aborted, and resuming its ranks failed: ${errorMessage(err)}`);
+    }
+  }
+
+  private ending(jobId: string): string | undefined {
+    const job = this.c.catalog.getJob(jobId);
+    return job ? this.c.jobs.notRunning(job) : 'is gone';
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,0 +1,157 @@
+// `npm run soak`: a long, seeded random run of Ferry on this machine, for
+// what the tests' single scenarios cannot show. On a local cluster of three
+// network-namespace hosts it runs the Jacobi and sort examples (4 ranks) one
+// job after another, and throws at each, while it runs, random operations
+// (soak-operations.ts): checkpoints, migrations, drains, stops and restarts
+// from a random committed epoch on random hosts, and with --chaos agents and
+// the coordinator SIGKILLed, also in the middle of a checkpoint or a
+// migration. Every job must end `succeeded` with the checksum of an
+// uninterrupted run, and Jacobi's history and log files byte for byte that
+// run's. It prints every operation with its duration, and at the end how many
+// of each ran and how long they took; the seed replays the same choices.
+//
+//   node dist/src/soak/main.js [--minutes 10] [--seed N] [--chaos]
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { errorMessage } from '../common/ferry-error.js';
+import { Random } from '../common/seeded-random.js';
+import { buildExample, checksumLine, rank0Output } from '../local-cluster/examples.js';
+import { startTestCluster, type TestCluster } from '../local-cluster/local-cluster.js';
+import { whatIsMissing } from '../local-cluster/prerequisites.js';
+import { OPERATIONS, SoakFinding, type JobView, type Operation, type OperationContext, type SoakJob } from './soak-operations.js';
+
+const EXAMPLES: Record<string, string[]> = { jacobi: ['512', '12000'], sort: ['1000000', '80'] };
+const RANKS = 4;
+const JOB_TIMEOUT_MS = 900_000;
+
+interface Options {
+  minutes: number;
+  seed: number;
+  chaos: boolean;
+}
+
+function parseOptions(argv: string[]): Options {
+  const o: Options = { minutes: 10, seed: Date.now() % 1_000_000, chaos: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const value = (): number => {
+      const v = Number(argv[++i]);
+      if (!Number.isFinite(v) || v <= 0) throw new Error(`${a} wants a positive number, not ${argv[i] ?? 'nothing'}`);
+      return v;
+    };
+    if (a === '--minutes') o.minutes = value();
+    else if (a === '--seed') o.seed = Math.floor(value());
+    else if (a === '--chaos') o.chaos = true;
+    else throw new Error(`unknown option ${a}; usage: soak [--minutes 10] [--seed N] [--chaos]`);
+  }
+  return o;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const elapsed = (t0: number) => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
+const log = (line: string) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
+
+async function main(): Promise<number> {
+  let options: Options;
+  try {
+    options = parseOptions(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`ferry soak: ${errorMessage(err)}\n`);
+    return 2;
+  }
+  const missing = await whatIsMissing();
+  if (missing.length > 0) {
+    process.stderr.write(`ferry soak cannot run here:\n${missing.map((m) => `  - ${m}`).join('\n')}\n`);
+    return 1;
+  }
+  const random = new Random(options.seed);
+  const operations = OPERATIONS.filter((op) => options.chaos || !op.chaos);
+  log(`soak: seed ${options.seed}, ${options.minutes} min, operations: ${operations.map((op) => op.name).join(', ')}`);
+  const durations = new Map<string, number[]>();
+  let c: TestCluster | undefined;
+  let jobs = 0;
+  try {
+    c = await startTestCluster({ hosts: 3, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500 });
+    const cluster = c;
+    const bin = new Map(Object.keys(EXAMPLES).map((name) => [name, buildExample(cluster, name)]));
+    const outputs = join(cluster.tempDir, 'outputs');
+    mkdirSync(outputs);
+    const outputArgs = (name: string, jobId: string) => (name === 'jacobi' ? ['--history', join(outputs, `${jobId}-history`), '--log', join(outputs, `${jobId}-log`)] : []);
+    const outputFiles = (jobId: string) => ['history', 'log'].flatMap((kind) => [...Array(RANKS).keys()].map((r) => join(outputs, `${jobId}-${kind}.${r}`)));
+    const launch = (name: string, jobId: string, hosts: string[]) =>
+      cluster.ferry(['run', '-n', String(RANKS), '--hosts', hosts.join(','), '--job-id', jobId, bin.get(name)!, ...EXAMPLES[name]!, ...outputArgs(name, jobId)], {
+        timeoutMs: JOB_TIMEOUT_MS,
+      });
+    const reference = new Map<string, string>();
+    for (const name of Object.keys(EXAMPLES)) {
+      const t0 = Date.now();
+      const r = await launch(name, `reference-${name}`, ['host1', 'host2']);
+      if (r.code !== 0) throw new Error(`the uninterrupted ${name} run failed (exit ${r.code}):\n${r.stderr}`);
+      reference.set(name, checksumLine(r.stdout));
+      log(`uninterrupted ${name}: ${elapsed(t0)}: ${reference.get(name)}`);
+    }
+
+    const end = Date.now() + options.minutes * 60_000;
+    while (Date.now() < end) {
+      const name = random.pick(Object.keys(EXAMPLES));
+      const id = `soak-${++jobs}`;
+      const hosts = random.shuffle(cluster.hosts.map((h) => h.name)).slice(0, random.int(1, cluster.hosts.length));
+      const t0 = Date.now();
+      const job: SoakJob = { id, run: launch(name, id, hosts), restarted: false };
+      const view = async (): Promise<JobView> => {
+        const r = await cluster.ferry(['job', id, '--json']);
+        if (r.code !== 0) throw new Error(`ferry job ${id} failed: ${r.stderr.trim()}`);
+        return JSON.parse(r.stdout) as JobView;
+      };
+      await cluster.waitFor(async () => (await view()).state === 'running', `job ${id} running`, 120_000);
+      log(`${id}: ${name} on ${hosts.join(',')}`);
+      const context: OperationContext = { c: cluster, random, job, view };
+      let ops = 0;
+      while ((await view()).state === 'running') {
+        await sleep(random.int(200, 2_000));
+        if ((await view()).state !== 'running') break;
+        const op: Operation = random.pick(operations);
+        const t = Date.now();
+        const what = await op.run(context);
+        const ms = Date.now() - t;
+        durations.set(op.name, [...(durations.get(op.name) ?? []), ms]);
+        log(`${id}: #${++ops} ${op.name} (${ms} ms): ${what}`);
+      }
+      if (!job.restarted) await job.run;
+      await cluster.waitFor(async () => (await view()).state !== 'running', `job ${id} to end`, JOB_TIMEOUT_MS);
+      const ended = await view();
+      if (ended.state !== 'succeeded') throw new SoakFinding(`job ${id} ended ${ended.state}: ${ended.detail}`);
+      const got = checksumLine(rank0Output(cluster, id), `job ${id}`);
+      if (got !== reference.get(name)) throw new SoakFinding(`job ${id} ended with ${got}, the uninterrupted run with ${reference.get(name)}`);
+      if (name === 'jacobi') {
+        const ours = outputFiles(id);
+        const theirs = outputFiles(`reference-${name}`);
+        const differ = ours.filter((f, i) => !readFileSync(f).equals(readFileSync(theirs[i]!)));
+        if (differ.length > 0) throw new SoakFinding(`job ${id}: its output files differ from the uninterrupted run's: ${differ.join(', ')}`);
+      }
+      log(`${id}: succeeded after ${ops} operations in ${elapsed(t0)}, the uninterrupted result`);
+      await cluster.ferry(['delete', id]);
+    }
+    report(durations, jobs);
+    log(`OK: ${jobs} jobs, seed ${options.seed}`);
+    return 0;
+  } catch (err) {
+    report(durations, jobs);
+    process.stderr.write(`ferry soak: ${err instanceof SoakFinding ? 'FOUND: ' : ''}${errorMessage(err)} (seed ${options.seed})\n`);
+    if (c) process.stderr.write(`${c.logTails(40)}\n`);
+    return 1;
+  } finally {
+    if (process.env.FERRY_KEEP_CLUSTER_DIR === '1' && c) process.stderr.write(`cluster directory kept: ${c.tempDir}\n`);
+    await c?.stop();
+  }
+}
+
+function report(durations: Map<string, number[]>, jobs: number): void {
+  log(`${jobs} jobs; operations (count, median and max ms):`);
+  for (const [name, ms] of [...durations].sort()) {
+    const sorted = [...ms].sort((a, b) => a - b);
+    log(`  ${name.padEnd(26)} ${String(ms.length).padStart(4)} ${String(sorted[Math.floor(sorted.length / 2)]).padStart(8)} ${String(sorted.at(-1)).padStart(8)}`);
+  }
+}
+
+main().then((code) => process.exit(code));

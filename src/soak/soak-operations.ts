@@ -1,0 +1,197 @@
+// The operations the soak (main.ts) throws at a running job, each what an
+// operator or a failing machine does: checkpoints, migrations, drains, stops
+// and restarts (also from an older epoch, on other hosts), and with --chaos
+// agents and the coordinator SIGKILLed, also in the middle of a checkpoint or
+// a migration. An operation reports what it did; it throws only when Ferry
+// answered in a way no operator should see (a refusal of a job that still
+// runs, with no fault injected to explain it).
+import type { FerryResult, TestCluster } from '../local-cluster/local-cluster.js';
+import type { Random } from '../common/seeded-random.js';
+
+export interface SoakJob {
+  id: string;
+  /** The `ferry run` that launched it; settled once the job stopped or ended. */
+  run: Promise<FerryResult>;
+  /** Set once a `checkpoint --stop` ended the run: nobody follows the job after its restart. */
+  restarted: boolean;
+}
+
+export interface JobView {
+  state: string;
+  detail: string;
+  ranks: { rank: number; host: string; state: string }[];
+}
+
+export interface OperationContext {
+  c: TestCluster;
+  random: Random;
+  job: SoakJob;
+  /** The job as `ferry job` shows it. */
+  view(): Promise<JobView>;
+}
+
+export interface Operation {
+  name: string;
+  /** Only with --chaos: it kills daemons. */
+  chaos: boolean;
+  /** What it did, for the log. */
+  run(o: OperationContext): Promise<string>;
+}
+
+const COMMAND_TIMEOUT_MS = 300_000;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The hosts the job's ranks are on now. */
+const hostsOf = (v: JobView) => [...new Set(v.ranks.map((r) => r.host))].sort();
+
+/** Thrown for an answer that is a finding, not a race with the job's own end. */
+export class SoakFinding extends Error {}
+
+/**
+ * `ferry ARGS`; a failure is a finding unless the job is no longer running
+ * (it may end between the choice of an operation and its request), or
+ * `expected` says the failure was provoked.
+ */
+async function ferry(o: OperationContext, args: string[], expected?: string): Promise<{ ok: boolean; out: string }> {
+  const r = await o.c.ferry(args, { timeoutMs: COMMAND_TIMEOUT_MS });
+  if (r.code === 0) return { ok: true, out: r.stdout };
+  const why = r.stderr.trim().split('\n').pop() ?? '';
+  if (expected) return { ok: false, out: `${expected}: ${why}` };
+  const now = await o.view();
+  if (now.state !== 'running') return { ok: false, out: `refused, the job being ${now.state}: ${why}` };
+  throw new SoakFinding(`ferry ${args.join(' ')} failed (exit ${r.code}) while job ${o.job.id} runs:\n${r.stderr}`);
+}
+
+/** Waits until every host is up again (after a kill, once its agent is restarted). */
+async function allHostsUp(c: TestCluster): Promise<void> {
+  await c.waitForHostStates(Object.fromEntries(c.hosts.map((h) => [h.name, 'up'])), 60_000);
+}
+
+/** `ferry checkpoint --json`'s answer, in a line. */
+function checkpointSummary(json: string): string {
+  const r = JSON.parse(json) as Record<string, number>;
+  return `epoch ${r.epoch} committed: paused ${r.pausedMs} ms (flush ${r.flushMs}, dump ${r.dumpMs}, resume ${r.resumeMs}), then store ${r.storeMs}, commit ${r.commitMs}`;
+}
+
+/** `ferry migrate|drain --json`'s answer, in a line. */
+function moveSummary(json: string): string {
+  const r = JSON.parse(json) as { moves: { rank: number; from: string; to: string }[]; notes: string[] } & Record<string, number>;
+  const moves = r.moves.map((m) => `${m.rank} ${m.from}->${m.to}`).join(', ') || 'nothing moved';
+  const phases = `flush ${r.flushMs}, dump ${r.dumpMs}, fetch ${r.fetchMs}, restore ${r.restoreMs}, resume ${r.resumeMs}`;
+  return `${moves}, downtime ${r.downtimeMs} ms (${phases})${r.notes.map((n) => `; note: ${n}`).join('')}`;
+}
+
+export const OPERATIONS: readonly Operation[] = [
+  {
+    name: 'checkpoint',
+    chaos: false,
+    async run(o) {
+      const r = await ferry(o, ['checkpoint', o.job.id, '--json']);
+      return r.ok ? checkpointSummary(r.out) : r.out;
+    },
+  },
+  {
+    name: 'migrate',
+    chaos: false,
+    async run(o) {
+      const v = await o.view();
+      const { rank, host } = o.random.pick(v.ranks);
+      const to = o.random.pick(o.c.hosts.filter((h) => h.name !== host)).name;
+      const r = await ferry(o, ['migrate', o.job.id, '--rank', String(rank), '--to', to, '--json']);
+      return r.ok ? `rank ${rank} ${host} -> ${to}: ${moveSummary(r.out)}` : r.out;
+    },
+  },
+  {
+    name: 'drain',
+    chaos: false,
+    async run(o) {
+      const host = o.random.pick(hostsOf(await o.view()));
+      try {
+        const r = await ferry(o, ['drain', host, '--reason', 'soak', '--json']);
+        return r.ok ? `${host} drained: ${moveSummary(r.out)}` : r.out;
+      } finally {
+        await ferry(o, ['undrain', host]);
+      }
+    },
+  },
+  {
+    name: 'stop-restart',
+    chaos: false,
+    async run(o) {
+      const stopped = await ferry(o, ['checkpoint', o.job.id, '--stop']);
+      if (!stopped.ok) return stopped.out;
+      if (!o.job.restarted) {
+        const r = await o.job.run;
+        if (r.code !== 75) throw new SoakFinding(`the job's ferry run exited ${r.code} after checkpoint --stop (75 expected):\n${r.stderr}`);
+      }
+      o.job.restarted = true;
+      const epochs = JSON.parse((await ferry(o, ['epochs', o.job.id, '--json'])).out) as { epoch: number; state: string }[];
+      const committed = epochs.filter((e) => e.state === 'committed').map((e) => e.epoch);
+      const epoch = o.random.pick(committed);
+      const hosts = o.random.shuffle(o.c.hosts.map((h) => h.name)).slice(0, o.random.int(1, o.c.hosts.length));
+      const r = await o.c.ferry(['restart', o.job.id, '--epoch', String(epoch), '--hosts', hosts.join(',')], { timeoutMs: COMMAND_TIMEOUT_MS });
+      if (r.code !== 0) throw new SoakFinding(`ferry restart ${o.job.id} --epoch ${epoch} --hosts ${hosts.join(',')} failed (exit ${r.code}):\n${r.stderr}`);
+      return `stopped; restarted from epoch ${epoch} (of ${committed.join(',')}) on ${hosts.join(',')}`;
+    },
+  },
+  {
+    name: 'kill-agent',
+    chaos: true,
+    async run(o) {
+      const host = o.random.pick(hostsOf(await o.view()));
+      await o.c.killAgent(host, 'SIGKILL');
+      const away = o.random.int(0, 2_000);
+      await sleep(away);
+      await o.c.startAgent(host);
+      await allHostsUp(o.c);
+      return `${host}'s agent SIGKILLed, started again ${away} ms later`;
+    },
+  },
+  {
+    name: 'kill-agent-in-checkpoint',
+    chaos: true,
+    async run(o) {
+      const host = o.random.pick(hostsOf(await o.view()));
+      const after = o.random.int(0, 600);
+      const cut = ferry(o, ['checkpoint', o.job.id, '--json'], `checkpoint with ${host}'s agent killed ${after} ms in`);
+      await sleep(after);
+      await o.c.killAgent(host, 'SIGKILL');
+      const r = await cut;
+      await o.c.startAgent(host);
+      await allHostsUp(o.c);
+      return r.ok ? `${host}'s agent killed ${after} ms in; epoch ${(JSON.parse(r.out) as { epoch: number }).epoch} committed all the same` : r.out;
+    },
+  },
+  {
+    name: 'kill-agent-in-migration',
+    chaos: true,
+    async run(o) {
+      const v = await o.view();
+      const { rank, host } = o.random.pick(v.ranks);
+      const to = o.random.pick(o.c.hosts.filter((h) => h.name !== host)).name;
+      const victim = o.random.pick([host, to]);
+      const after = o.random.int(0, 600);
+      const move = ferry(o, ['migrate', o.job.id, '--rank', String(rank), '--to', to], `migration of rank ${rank} ${host} -> ${to} with ${victim}'s agent killed ${after} ms in`);
+      await sleep(after);
+      await o.c.killAgent(victim, 'SIGKILL');
+      const r = await move;
+      await o.c.startAgent(victim);
+      await allHostsUp(o.c);
+      return r.ok ? `rank ${rank} ${host} -> ${to}, ${victim}'s agent killed ${after} ms in, moved all the same` : r.out;
+    },
+  },
+  {
+    name: 'kill-coordinator',
+    chaos: true,
+    async run(o) {
+      const after = o.random.int(0, 600);
+      const cut = ferry(o, ['checkpoint', o.job.id, '--json'], `checkpoint with the coordinator killed ${after} ms in`);
+      await sleep(after);
+      await o.c.killCoordinator('SIGKILL');
+      const r = await cut;
+      await o.c.startCoordinator();
+      await allHostsUp(o.c);
+      return r.ok ? `coordinator killed ${after} ms into a checkpoint, which had committed` : r.out;
+    },
+  },
+];
