@@ -15,6 +15,12 @@ export const OPERATOR_TIMEOUT_MS = 3_000;
  * one gets this long.
  */
 export const OPERATOR_CONNECTED_TIMEOUT_MS = 30_000;
+/**
+ * How long a long request (a checkpoint, a submit) waits for a coordinator it
+ * never reached, as one that is restarting: past it, the command fails saying
+ * so rather than at its own deadline (a checkpoint's is 15 min).
+ */
+export const OPERATOR_UNREACHED_TIMEOUT_MS = 10_000;
 /** How long a lost connection waits for the failed security handshake that may have caused it. */
 const REFUSAL_GRACE_MS = 50;
 export const DEFAULT_COORDINATOR = 'tcp://127.0.0.1:7470';
@@ -92,11 +98,14 @@ export class OperatorClient {
     o.timer = undefined;
     if (o.options.follow && o.heard) return;
     const timeoutMs = o.options.timeoutMs ?? OPERATOR_TIMEOUT_MS;
+    // A connected coordinator gets the request's own deadline, and at least OPERATOR_CONNECTED_TIMEOUT_MS;
+    // one never reached fails at the request's deadline, OPERATOR_UNREACHED_TIMEOUT_MS at most.
+    const connectedLimit = Math.max(timeoutMs, OPERATOR_CONNECTED_TIMEOUT_MS);
     const armedAt = Date.now();
     const expire = () => {
       const waited = Date.now() - armedAt;
-      if (this.transport.connected && !this.transport.refused && waited < OPERATOR_CONNECTED_TIMEOUT_MS) {
-        o.timer = setTimeout(expire, Math.min(1_000, OPERATOR_CONNECTED_TIMEOUT_MS - waited));
+      if (this.transport.connected && !this.transport.refused && waited < connectedLimit) {
+        o.timer = setTimeout(expire, Math.min(1_000, connectedLimit - waited));
         return;
       }
       this.settle(id, o);
@@ -111,7 +120,7 @@ export class OperatorClient {
         ),
       );
     };
-    o.timer = setTimeout(expire, timeoutMs);
+    o.timer = setTimeout(expire, Math.min(timeoutMs, OPERATOR_UNREACHED_TIMEOUT_MS));
   }
 
   /**

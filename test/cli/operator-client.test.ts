@@ -63,6 +63,20 @@ describe('operator client deadlines', () => {
     await expect(client.request({ cluster_status: {} })).rejects.toThrow(/no answer from the coordinator at tcp:\/\/127\.0\.0\.1:\d+ within 3 s \(is it running/);
   }, 20_000);
 
+  it('fails a long request (a checkpoint) when nothing listens, after OPERATOR_UNREACHED_TIMEOUT_MS', async () => {
+    const client = new OperatorClient(`tcp://127.0.0.1:${await freePort()}`);
+    closers.push(() => client.close());
+    // (Before, it waited out the checkpoint's 15 min deadline: far past this test's timeout.)
+    await expect(client.request({ cluster_status: {} }, { timeoutMs: 15 * 60_000 })).rejects.toThrow(/no answer from the coordinator at tcp:\/\/127\.0\.0\.1:\d+ within 10 s \(is it running/);
+  }, 20_000);
+
+  it('waits out a long request of a coordinator that is connected but slow, past the connected deadline', async () => {
+    const client = new OperatorClient(await slowCoordinator(OPERATOR_TIMEOUT_MS + 1_500));
+    closers.push(() => client.close());
+    const reply = await client.request({ cluster_status: {} }, { timeoutMs: 15 * 60_000 });
+    expect(reply.status?.ok).toBe(true);
+  }, 20_000);
+
   it('fails at once, saying so, when the coordinator dies in the middle of a long request', async () => {
     const address = `tcp://127.0.0.1:${await freePort()}`;
     const router = new zmq.Router({ linger: 0 });
