@@ -27,6 +27,7 @@ const RETRYABLE = new Set<ErrorCode>([ErrorCode.UNKNOWN_RANK, ErrorCode.TIMEOUT,
 
 /** What became of a failed PREPARE's flush. */
 export type FlushSettlement =
+  | { state: 'untouched' } // no rank began to flush (every agent refused before it asked one): resume as usual
   | { state: 'complete' } // every rank flushed: resume them all
   | { state: 'owed'; hosts: string[] } // agents lost: the job waits for them (see owe)
   | { state: 'ended'; why: string } // the job is ending anyway: nothing to finish
@@ -58,6 +59,10 @@ export class FlushCompletion {
    */
   async settle(jobId: string, epoch: number, imageSet: string, what: string, first: RoundResult): Promise<FlushSettlement> {
     if (first.silentHosts.length > 0) return { state: 'owed', hosts: [...first.silentHosts] };
+    // An agent refuses a PREPARE for all its ranks before it asks any (one not connected, say: /bin/sh is no MPI
+    // program): with no rank flushed or flushing anywhere, nothing waits, and nothing need be finished.
+    const begun = [...first.replies.values()].some((r) => r.acknowledged > 0) || [...first.codes.values()].some((code) => code === ErrorCode.TIMEOUT || code === ErrorCode.BUSY);
+    if (!begun) return { state: 'untouched' };
     const r = await this.finish(jobId, epoch, imageSet);
     if (r.state === 'complete') this.c.event('flush.completed', `job ${jobId}: ${what}: every rank flushed when asked again, so all can resume`, { jobId });
     return r;

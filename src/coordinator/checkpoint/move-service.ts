@@ -485,7 +485,7 @@ export class MoveService {
       // Ranks may be left flushing for peers that never got the PREPARE: the flush is finished first (flush-completion.ts).
       const why = describeRoundFailure('PREPARE', flush);
       const settled = await this.c.flushes.settle(jobId, imageSet, String(imageSet), id, flush);
-      if (settled.state === 'complete' || settled.state === 'ended') return fail(why, flush);
+      if (settled.state === 'complete' || settled.state === 'untouched' || settled.state === 'ended') return fail(why, flush);
       let after: string;
       if (settled.state === 'owed') {
         this.c.flushes.owe(jobId, imageSet, String(imageSet), id, settled.hosts);
