@@ -749,6 +749,7 @@ export class JobService {
   private async runResumeFlushed(host: string, jobId: string, epoch: number, ranks: number[]): Promise<void> {
     const job = this.c.catalog.getJob(jobId);
     if (ranks.length === 0 || !job || ENDED_STATES.has(job.state) || this.c.hosts.get(host)?.state !== 'up') return;
+    if (this.c.flushes.owes(jobId, epoch)) return; // queued before the flush was found unfinished: resumed once it is finished
     const e = this.c.catalog.getEpoch(jobId, epoch);
     const what = e ? `epoch ${epoch} (${e.state})` : `migration ${epoch}`;
     // An aborted epoch's images here go; so does a migration's dump of these ranks when the migration

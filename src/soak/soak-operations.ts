@@ -77,8 +77,11 @@ function checkpointSummary(json: string): string {
 function moveSummary(json: string): string {
   const r = JSON.parse(json) as { moves: { rank: number; from: string; to: string }[]; notes: string[] } & Record<string, number>;
   const moves = r.moves.map((m) => `${m.rank} ${m.from}->${m.to}`).join(', ') || 'nothing moved';
-  const phases = `flush ${r.flushMs}, dump ${r.dumpMs}, fetch ${r.fetchMs}, restore ${r.restoreMs}, resume ${r.resumeMs}`;
-  return `${moves}, downtime ${r.downtimeMs} ms (${phases})${r.notes.map((n) => `; note: ${n}`).join('')}`;
+  const phases = (['flush', 'dump', 'fetch', 'restore', 'resume'] as const)
+    .filter((p) => r[`${p}Ms`]! > 0)
+    .map((p) => `${p} ${r[`${p}Ms`]}`)
+    .join(', ');
+  return `${moves}, downtime ${r.downtimeMs} ms${phases ? ` (${phases})` : ''}${r.notes.map((n) => `; note: ${n}`).join('')}`;
 }
 
 export const OPERATIONS: readonly Operation[] = [

@@ -152,7 +152,7 @@ describe('a host that goes down with running ranks', () => {
     expect(h.nodes.get('a')!.steps.stepsSeen()).toEqual([RoundStep.PREPARE]); // not woken: b's ranks have not flushed
     expect(job().state).toBe('running');
     // Nothing else runs on the job meanwhile: a checkpoint is refused, saying why.
-    await expect(h.coordinator!.checkpoints.checkpoint('j', { stop: false })).rejects.toThrow(/job j is busy: its ranks wait for the agents on b to finish the flush of checkpoint epoch 1/);
+    await expect(h.coordinator!.checkpoints.checkpoint('j', { stop: false })).rejects.toThrow(/job j is busy: its ranks wait for the agent on b to finish the flush of checkpoint epoch 1/);
     await advance(2_000);
     expect(h.nodes.get('a')!.steps.stepsSeen()).toEqual([RoundStep.PREPARE]);
 

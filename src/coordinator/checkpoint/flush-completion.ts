@@ -117,7 +117,8 @@ export class FlushCompletion {
         `the job's ranks wait, flushed, until ${them} back to finish it (within ${this.c.config.hostRejoinGraceMs} ms, or the job fails)`,
       { jobId },
     );
-    this.c.operations.queue(jobId, () => `its ranks wait for the agents on ${[...owed.hosts].join(', ')} to finish the flush of ${what}`, async () => {
+    const waitingFor = () => `its ranks wait for the agent${owed.hosts.size > 1 ? 's' : ''} on ${[...owed.hosts].join(', ')} to finish the flush of ${what}`;
+    this.c.operations.queue(jobId, waitingFor, async () => {
       try {
         for (;;) {
           if (owed.gone || this.ending(jobId)) return; // it fails of the lost host (JobService.loseRanksOn), or ends anyway

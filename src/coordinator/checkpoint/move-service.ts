@@ -489,7 +489,8 @@ export class MoveService {
       let after: string;
       if (settled.state === 'owed') {
         this.c.flushes.owe(jobId, imageSet, String(imageSet), id, settled.hosts);
-        after = `the job's ranks wait, flushed, until the agents on ${settled.hosts.join(', ')} are back to finish the flush (within ${cfg.hostRejoinGraceMs} ms, or the job fails), then resume`;
+        const many = settled.hosts.length > 1;
+        after = `the job's ranks wait, flushed, until the agent${many ? 's' : ''} on ${settled.hosts.join(', ')} ${many ? 'are' : 'is'} back to finish the flush (within ${cfg.hostRejoinGraceMs} ms, or the job fails), then resume`;
       } else {
         this.c.jobs.failRunningJob(jobId, `${id} aborted (${why}), and ${settled.problem}`);
         after = `${settled.problem}: the job fails`;
