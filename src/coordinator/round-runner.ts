@@ -23,16 +23,28 @@ export async function runRound(
   timeoutMs: number,
   /** Per-host additions to the request (e.g. which of its ranks to dump). */
   perHost: (ranks: number[], host: string) => Partial<RoundRequestInit> = () => ({}),
+  /**
+   * The round ends as soon as one host is silent: the hosts that have not answered yet count as failed
+   * (TIMEOUT), their late answers unheard. For a PREPARE: ranks flushing wait for the lost host's ranks,
+   * so the others' answers could only come at their own flush timeout (flush-completion.ts asks again).
+   */
+  options: { endWhenSilent?: boolean } = {},
 ): Promise<RoundResult> {
   const failures = new Map<number, string>();
   const codes = new Map<number, ErrorCode>();
   const replies = new Map<string, RoundReply>();
   const silentHosts: string[] = [];
   const stepName = RoundStep[request.step ?? 0] ?? String(request.step);
-  await Promise.all(
+  const answered = new Set<string>();
+  let ended = false;
+  let endNow = () => {};
+  const cut = new Promise<void>((r) => (endNow = r));
+  const all = Promise.all(
     [...byHost].map(async ([host, ranks]) => {
       try {
         const reply = await c.requestAgent(host, { round: { ...request, ranks, ...perHost(ranks, host) } }, timeoutMs);
+        if (ended) return;
+        answered.add(host);
         const rr = reply.round_reply;
         if (!rr) throw new FerryError(ErrorCode.MALFORMED, `host ${host} answered ${stepName} without a round reply`);
         replies.set(host, rr);
@@ -48,14 +60,26 @@ export async function runRound(
           }
         }
       } catch (err) {
+        if (ended) return;
+        answered.add(host);
         silentHosts.push(host);
         for (const r of ranks) {
           failures.set(r, `host ${host}: ${errorMessage(err)}`);
           codes.set(r, err instanceof FerryError ? err.code : ErrorCode.UNAVAILABLE);
         }
+        if (options.endWhenSilent) endNow();
       }
     }),
   );
+  await Promise.race([all, cut]);
+  ended = true;
+  for (const [host, ranks] of byHost) {
+    if (answered.has(host)) continue;
+    for (const r of ranks) {
+      failures.set(r, `host ${host}: no answer yet when host ${silentHosts[0]} was lost`);
+      codes.set(r, ErrorCode.TIMEOUT);
+    }
+  }
   return { ok: failures.size === 0, failures, codes, silentHosts, replies };
 }
 

@@ -85,7 +85,7 @@ export class CheckpointService {
     const imageSet = String(epoch);
 
     // PREPARE: every rank flushes; the agents aggregate their ranks.
-    const flush = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.PREPARE, image_set: imageSet }, byHost, cfg.flushTimeoutMs);
+    const flush = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.PREPARE, image_set: imageSet }, byHost, cfg.flushTimeoutMs, undefined, { endWhenSilent: true });
     if (!flush.ok) return this.abort(m, byHost, dumpedHosts, 'PREPARE', flush);
     m.transition(['preparing'], 'flushed');
     // The agents handed over their ranks' output before answering: a restart from this epoch knows what was shown.

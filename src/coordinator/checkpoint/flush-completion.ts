@@ -79,19 +79,26 @@ export class FlushCompletion {
     const request = { job_id: jobId, epoch, step: RoundStep.PREPARE, image_set: imageSet };
     const silent: string[] = [];
     const problems: string[] = [];
-    await Promise.all(
+    // A lost host ends the attempt at once: the others' ranks wait for its ranks (the loops left end at their next turn).
+    let lost = () => {};
+    const hostLost = new Promise<void>((r) => (lost = r));
+    const hosts = Promise.all(
       [...this.c.jobs.liveRanksByHost(jobId)].map(async ([host, ranks]) => {
         for (;;) {
           if (silent.length > 0 || problems.length > 0 || this.ending(jobId)) return;
           const r = await runRound(this.c, request, new Map([[host, ranks]]), Math.max(1, deadline - this.c.now()));
           if (r.ok) return;
-          if (r.silentHosts.length > 0) return void silent.push(host);
+          if (r.silentHosts.length > 0) {
+            silent.push(host);
+            return lost();
+          }
           const retryable = [...r.codes.values()].every((code) => RETRYABLE.has(code));
           if (!retryable || this.c.now() + FLUSH_RETRY_MS >= deadline) return void problems.push(describeRoundFailure('PREPARE', r));
           await sleep(FLUSH_RETRY_MS);
         }
       }),
     );
+    await Promise.race([hosts, hostLost]);
     const ending = this.ending(jobId);
     if (ending) return { state: 'ended', why: ending };
     if (silent.length > 0) return { state: 'owed', hosts: silent };

@@ -480,7 +480,7 @@ export class MoveService {
     let bytesTotal = 0;
     const say = (phase: string, bytesDone = 0) => progress?.({ jobId, phase, elapsedMs: this.c.now() - t0, bytesTotal, bytesDone });
     say('flushing');
-    const flush = await runRound(this.c, { ...request, step: RoundStep.PREPARE }, all, cfg.flushTimeoutMs);
+    const flush = await runRound(this.c, { ...request, step: RoundStep.PREPARE }, all, cfg.flushTimeoutMs, undefined, { endWhenSilent: true });
     if (!flush.ok) {
       // Ranks may be left flushing for peers that never got the PREPARE: the flush is finished first (flush-completion.ts).
       const why = describeRoundFailure('PREPARE', flush);
