@@ -17,7 +17,7 @@ const SORT = ['sort', '1000000', '80']; // 80 rounds: about 18 s here, so a drai
 const RUN_TIMEOUT_MS = 300_000;
 
 let c: TestCluster;
-let gates: FaultGates; // test 5 kills an agent while it holds a DUMP
+let gates: FaultGates; // tests 2 and 5 hold a DUMP
 let bin: string;
 const reference = new Map<string, string>();
 
@@ -49,7 +49,8 @@ const outputArgs = (jobId: string) => ['--history', outputPrefix(jobId, 'history
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 beforeAll(async () => {
-  c = await startTestCluster({ hosts: 3, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500, faultGates: true });
+  // (the coordinator's trace: test 2 waits for its refusal of a stop)
+  c = await startTestCluster({ hosts: 3, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500, faultGates: true, env: { FERRY_TRACE: 'coordinator' } });
   gates = new FaultGates(c);
   for (const name of ['jacobi', 'sort']) bin = dirname(buildExample(c, name));
   // Uninterrupted runs of the same sizes, in this cluster (Jacobi's also writes its history and log files).
@@ -116,10 +117,18 @@ describe('checkpoint, restart and migration end to end', { timeout: 600_000 }, (
     await waitRunning('stopgo');
     await sleep(1_000);
     // What Slurm's --signal=B:USR1@300 does: the signal goes to ferry run, not to the ranks. It comes
-    // while a checkpoint runs (its DUMP is slowed down here), so the stop is asked again after it.
-    const running = ferryOk(['checkpoint', 'stopgo']);
-    await c.waitFor(async () => JSON.parse((await c.ferry(['epochs', 'stopgo', '--json'])).stdout).some((e: { state: string }) => e.state === 'dumping'), 'epoch 1 dumping');
-    execFileSync('pkill', ['-USR1', '-f', 'job-id stopgo --stop-on USR1']);
+    // while a checkpoint runs (its DUMP held at a fault gate until the coordinator has refused the stop:
+    // its trace says so), so the stop is asked again after it.
+    gates.close('dump');
+    let running: Promise<string>;
+    try {
+      running = ferryOk(['checkpoint', 'stopgo']);
+      await gates.held('dump', 'host1');
+      execFileSync('pkill', ['-USR1', '-f', 'job-id stopgo --stop-on USR1']);
+      await c.waitFor(() => /operator error to \S+: job stopgo is busy: checkpoint epoch 1/.test(c.logs('coordinator')), 'the stop refused while epoch 1 dumps');
+    } finally {
+      gates.open('dump');
+    }
     await running;
     const first = await run;
     expect(first.code, first.stderr).toBe(75);
