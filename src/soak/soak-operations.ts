@@ -67,6 +67,12 @@ async function allHostsUp(c: TestCluster): Promise<void> {
   await c.waitForHostStates(Object.fromEntries(c.hosts.map((h) => [h.name, 'up'])), 60_000);
 }
 
+/** A random rank of the job, where it runs, and another host to move it to. */
+async function pickMove(o: OperationContext): Promise<{ rank: number; host: string; to: string }> {
+  const { rank, host } = o.random.pick((await o.view()).ranks);
+  return { rank, host, to: o.random.pick(o.c.hosts.filter((h) => h.name !== host)).name };
+}
+
 /** `ferry checkpoint --json`'s answer, in a line. */
 function checkpointSummary(json: string): string {
   const r = JSON.parse(json) as Record<string, number>;
@@ -97,9 +103,7 @@ export const OPERATIONS: readonly Operation[] = [
     name: 'migrate',
     chaos: false,
     async run(o) {
-      const v = await o.view();
-      const { rank, host } = o.random.pick(v.ranks);
-      const to = o.random.pick(o.c.hosts.filter((h) => h.name !== host)).name;
+      const { rank, host, to } = await pickMove(o);
       const r = await ferry(o, ['migrate', o.job.id, '--rank', String(rank), '--to', to, '--json']);
       return r.ok ? `rank ${rank} ${host} -> ${to}: ${moveSummary(r.out)}` : r.out;
     },
@@ -169,9 +173,7 @@ export const OPERATIONS: readonly Operation[] = [
     name: 'kill-agent-in-migration',
     chaos: true,
     async run(o) {
-      const v = await o.view();
-      const { rank, host } = o.random.pick(v.ranks);
-      const to = o.random.pick(o.c.hosts.filter((h) => h.name !== host)).name;
+      const { rank, host, to } = await pickMove(o);
       const victim = o.random.pick([host, to]);
       const after = o.random.int(0, 600);
       const move = ferry(o, ['migrate', o.job.id, '--rank', String(rank), '--to', to], `migration of rank ${rank} ${host} -> ${to} with ${victim}'s agent killed ${after} ms in`);
