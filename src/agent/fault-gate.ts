@@ -5,9 +5,11 @@
 // With FERRY_FAULT_GATES=DIR in the agent's environment, a step (prepare,
 // dump, store, resume, restore) that finds the file DIR/STEP, or DIR/STEP@HOST
 // for its own host only (a closed gate), creates DIR/STEP.held.HOST (the test
-// waits for it) and waits until that file is removed. Without the variable, or
-// with no such file, it costs a check or two.
-import { existsSync, writeFileSync } from 'node:fs';
+// waits for it) and waits until that file is removed. A gate whose file says
+// `drop` drops the step instead: the agent never runs it nor answers, as if the
+// request had never reached it (the gate may be opened for the next request).
+// Without the variable, or with no such file, it costs a check or two.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export type GatedStep = 'prepare' | 'dump' | 'store' | 'resume' | 'restore';
@@ -15,6 +17,8 @@ export type GatedStep = 'prepare' | 'dump' | 'store' | 'resume' | 'restore';
 export const FAULT_GATES_ENV = 'FERRY_FAULT_GATES';
 const GATES_DIR = process.env[FAULT_GATES_ENV] ?? '';
 const POLL_MS = 20;
+/** The content of a gate file that drops the step rather than holding it. */
+export const DROP = 'drop';
 
 /** The file whose presence holds `step` on every host, or with `host` on that host only (the test creates and removes it). */
 export const gateFile = (dir: string, step: GatedStep, host?: string) => join(dir, host ? `${step}@${host}` : step);
@@ -26,6 +30,8 @@ export async function passFaultGate(step: GatedStep, host: string, dir = GATES_D
   if (!dir) return;
   const closed = [gateFile(dir, step), gateFile(dir, step, host)].find((f) => existsSync(f));
   if (!closed) return;
+  const drop = readFileSync(closed, 'utf8').trim() === DROP;
   writeFileSync(heldFile(dir, step, host), `${process.pid}\n`);
+  if (drop) return new Promise<never>(() => {});
   while (existsSync(closed)) await new Promise((r) => setTimeout(r, POLL_MS));
 }
