@@ -382,6 +382,24 @@ export const CATALOG_MIGRATIONS: readonly CatalogMigration[] = [
       db.exec(`ALTER TABLE jobs ADD COLUMN ending_json TEXT;`);
     },
   },
+  {
+    version: 23,
+    description: 'flushes begun and not yet finished on every rank: a restarted coordinator finishes them',
+    up: (db) => {
+      // One row from the moment a checkpoint's epoch or a migration's image set is handed out (before its
+      // PREPARE is sent) until its flush has ended on every rank or will not be finished (flush-completion.ts).
+      // A coordinator killed while it sent a PREPARE may have reached some agents only: the next one sends
+      // the same PREPARE to every rank before any is resumed.
+      db.exec(`
+        CREATE TABLE open_flushes (
+          job_id    TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+          image_set INTEGER NOT NULL CHECK (image_set > 0),
+          kind      TEXT NOT NULL CHECK (kind IN ('checkpoint', 'migration')),
+          PRIMARY KEY (job_id, image_set)
+        ) STRICT;
+      `);
+    },
+  },
 ];
 
 /** The schema version this build of Ferry writes. */

@@ -232,6 +232,14 @@ export interface EpochImageRow {
   appendedFiles: AppendedFileRecord[];
 }
 
+/** A flush begun and not known to be finished on every rank (Catalog.openFlushes). */
+export interface OpenFlushRow {
+  jobId: string;
+  /** The checkpoint's epoch or the migration's image set: the epoch its PREPARE names. */
+  imageSet: number;
+  kind: 'checkpoint' | 'migration';
+}
+
 /** A rank of a migration between the stop of its old copy and the answer to its RESTORE. */
 export interface RankMoveRow {
   jobId: string;

@@ -43,6 +43,7 @@ import {
   type JobSpec,
   type JobStateExtra,
   type RankCatalogState,
+  type OpenFlushRow,
   type RankMoveRow,
   type RestartCopyRow,
   type ImageReplicaRow,
@@ -470,13 +471,30 @@ export class Catalog {
   /**
    * Reserves an image-set number of `jobId` without an epoch (a migration's
    * images): it comes from the same counter as epoch ids, so image folders of
-   * epochs and migrations never collide, and epoch ids still only grow.
+   * epochs and migrations never collide, and epoch ids still only grow. The
+   * migration's flush is open from now on (openFlushes).
    */
   reserveImageSet(jobId: string): number {
     return this.durably(() => {
       this.requireJob(jobId);
-      return (this.st.bumpEpochCounter.get(jobId) as Row).last_epoch as number;
+      const imageSet = (this.st.bumpEpochCounter.get(jobId) as Row).last_epoch as number;
+      this.st.openFlush.run(jobId, imageSet, 'migration');
+      return imageSet;
     });
+  }
+
+  /**
+   * Flushes begun (an epoch begun, a migration's image set reserved, in the
+   * same durable transaction, before any PREPARE is sent) and not closed:
+   * after a coordinator restart, flushes that may have reached only some ranks.
+   */
+  openFlushes(): OpenFlushRow[] {
+    return (this.st.openFlushes.all() as Row[]).map((r) => ({ jobId: r.job_id as string, imageSet: r.image_set as number, kind: r.kind as OpenFlushRow['kind'] }));
+  }
+
+  /** The flush of image set `imageSet` ended on every rank, or will not be finished (the job fails or ends). */
+  closeFlush(jobId: string, imageSet: number): void {
+    this.st.closeFlush.run(jobId, imageSet);
   }
 
   /**
@@ -498,6 +516,7 @@ export class Catalog {
       const epoch = (this.st.bumpEpochCounter.get(jobId) as Row).last_epoch as number;
       this.st.insertEpoch.run({ jobId, epoch, state: EPOCH_PREPARING, atMs: startedMs });
       this.st.insertPhase.run({ jobId, epoch, state: EPOCH_PREPARING, atMs: startedMs, detail: null });
+      this.st.openFlush.run(jobId, epoch, 'checkpoint');
       trace(`job ${jobId}: epoch ${epoch} begun`);
       return epoch;
     });
@@ -1045,6 +1064,9 @@ function prepareStatements(db: Database.Database) {
     ranksOnHost: p('SELECT * FROM ranks WHERE host = ? ORDER BY job_id, rank'),
 
     bumpEpochCounter: p('UPDATE jobs SET last_epoch = last_epoch + 1 WHERE id = ? RETURNING last_epoch'),
+    openFlush: p('INSERT INTO open_flushes (job_id, image_set, kind) VALUES (?, ?, ?)'),
+    openFlushes: p('SELECT job_id, image_set, kind FROM open_flushes ORDER BY job_id, image_set'),
+    closeFlush: p('DELETE FROM open_flushes WHERE job_id = ? AND image_set = ?'),
     insertEpoch: p(`
       INSERT INTO epochs (job_id, epoch, state, started_ms, updated_ms)
       VALUES (@jobId, @epoch, @state, @atMs, @atMs)`),

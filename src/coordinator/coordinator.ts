@@ -66,6 +66,10 @@ export class Coordinator {
   private replyPeer: PeerId | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** stop() was called: work that outlives it (a flush owed to lost agents) leaves the rest to the next coordinator. */
+  get stopping(): boolean {
+    return this.stopped;
+  }
   /** Counters for tests and benchmarks. */
   readonly stats = { frames: 0, malformed: 0, tooLarge: 0, heartbeats: 0, unanswered: 0 };
   private unreadableWindowMs = 0;
@@ -96,6 +100,7 @@ export class Coordinator {
     this.autoRestarts = new AutoRestarts(this);
     this.operators = new OperatorService(this);
     this.checkpoints.abortInterrupted();
+    this.flushes.resumeInterrupted();
     // A commit whose retention a previous coordinator did not live to apply: the job keeps what it should.
     for (const job of catalog.listJobs({ all: true })) this.retention.apply(job.id);
     transport.onMessage((peer, frames) => this.onFrames(peer, frames));

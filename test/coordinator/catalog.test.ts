@@ -396,6 +396,30 @@ describe('catalog identity errors', () => {
     expect(() => c.setKeepEpochs('nope', 1)).toThrow(/nope/);
   });
 
+  it('keeps each flush open from its epoch or image set until it is closed, across a reopen', () => {
+    let c = openCatalog();
+    c.createJob(job('j1', { worldSize: 2 }));
+    c.createJob(job('j2', { worldSize: 1 }));
+    const e1 = c.beginEpoch('j1', 10);
+    const m2 = c.reserveImageSet('j1');
+    const e3 = c.beginEpoch('j2', 11);
+    expect(c.openFlushes()).toEqual([
+      { jobId: 'j1', imageSet: e1, kind: 'checkpoint' },
+      { jobId: 'j1', imageSet: m2, kind: 'migration' },
+      { jobId: 'j2', imageSet: e3, kind: 'checkpoint' },
+    ]);
+    c.closeFlush('j1', e1);
+    c.closeFlush('j1', e1); // twice: nothing more
+    c.close();
+    c = openCatalog();
+    expect(c.openFlushes().map((f) => [f.jobId, f.imageSet])).toEqual([['j1', m2], ['j2', e3]]);
+    c.setEpochState('j2', e3, 'aborted', 12);
+    c.setJobState('j2', 'stopped', { endedMs: 13 });
+    c.deleteJob('j2', 14, 'deleted: by the operator');
+    expect(c.purgeJob('j2')).toBe(true);
+    expect(c.openFlushes().map((f) => [f.jobId, f.imageSet])).toEqual([['j1', m2]]); // gone with its job
+  });
+
   it('deletes a job: unknown at once, its epochs deleted durably, its rows purged once its images are removed', () => {
     let c = openCatalog();
     c.createJob(job('j1', { worldSize: 2 }));

@@ -10,8 +10,8 @@ import { compileProgram } from '../runtime/rank-harness.js';
 import { startTestCluster, type TestCluster } from './cluster.js';
 import { FaultGates } from './fault-gates.js';
 
-export async function startFaultCluster(): Promise<{ cluster: TestCluster; stream: string; gates: FaultGates }> {
-  const cluster = await startTestCluster({ hosts: 2, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500, faultGates: true });
+export async function startFaultCluster(env: NodeJS.ProcessEnv = {}): Promise<{ cluster: TestCluster; stream: string; gates: FaultGates }> {
+  const cluster = await startTestCluster({ hosts: 2, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500, faultGates: true, env });
   const bin = join(cluster.tempDir, 'bin');
   mkdirSync(bin, { recursive: true });
   return { cluster, stream: compileProgram('flush-stream', bin), gates: new FaultGates(cluster) };

@@ -3,7 +3,8 @@
 // aborts the epoch it cut short; the agents report the ranks it left flushed
 // when they register, and get a DISCARD (which waits for the DUMP they were
 // still running) and a RESUME. The job then runs on with nothing lost, and the
-// next checkpoint commits.
+// next checkpoint commits. Killed while its PREPARE has reached one host only,
+// the next coordinator finishes that flush on every rank before any resumes.
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -16,7 +17,8 @@ let stream: string;
 let gates: FaultGates;
 
 beforeAll(async () => {
-  ({ cluster: c, stream, gates } = await startFaultCluster());
+  // (the agents' rank-channel trace says when a flush request reached their ranks)
+  ({ cluster: c, stream, gates } = await startFaultCluster({ FERRY_TRACE: 'rank-channel' }));
 }, 120_000);
 
 afterEach(async () => {
@@ -74,5 +76,44 @@ describe('a coordinator killed during a checkpoint', { timeout: 180_000 }, () =>
     // flush-stream checks every payload and sequence number it receives; rank 0 reports.
     expect(r.stdout).toMatch(/\[0\] stream ok rounds \d+ messages \d+/);
     expect((await ferryJson<{ state: string }>(['job', 'cr'])).state).toBe('succeeded');
+  });
+});
+
+describe('a coordinator killed while its PREPARE has reached one host only', { timeout: 180_000 }, () => {
+  it("finishes the flush on every rank when it is back, before any resumes; the job loses nothing", async () => {
+    const stop = join(c.tempDir, 'stop-prepare');
+    const run = c.ferry(['run', '-n', '4', '--hosts', 'host1,host2', '--job-id', 'half', stream, stop], { timeoutMs: 150_000 });
+    await allRanksRunning(c, 'half');
+
+    // host1's ranks get the flush request and wait for the end-of-channel markers of host2's, which never
+    // get theirs: host2's agent drops its PREPARE, as if the coordinator had died before it sent it.
+    gates.close('prepare', 'host2', { drop: true });
+    const cut = c.ferry(['checkpoint', 'half', '--json'], { timeoutMs: 60_000 });
+    await gates.held('prepare', 'host2');
+    await c.waitFor(() => /flush epoch 1 of half sent to ranks \[0,1\]/.test(c.logs('host1')), "host1's ranks asked to flush");
+    await c.killCoordinator('SIGKILL');
+    expect((await cut).code).toBe(1);
+    gates.open('prepare', 'host2'); // (the PREPARE it dropped stays dropped)
+
+    await c.startCoordinator();
+    const [first] = await ferryJson<EpochView[]>(['epochs', 'half']);
+    expect(first).toMatchObject({ epoch: 1, state: 'aborted', detail: 'interrupted: the coordinator restarted while the epoch was preparing' });
+    const events = async (kind: string) => (await ferryJson<{ kind: string; message: string }[]>(['events', '--job', 'half', '--limit', '1000'])).filter((e) => e.kind === kind).map((e) => e.message);
+    expect(await events('flush.owed')).toEqual([expect.stringMatching(/^job half: checkpoint epoch 1: the coordinator restarted before the flush was known to have reached every rank/)]);
+    // Once both agents are up: the same PREPARE to every rank (host2's flush, host1's awaited), then RESUME.
+    await c.waitFor(async () => (await events('flush.completed')).length === 1, 'the flush finished and every rank resumed', 60_000);
+    // No rank was resumed on its own as its agent registered (host1's were flushing, for peers not flushed).
+    expect(await events('job.resumed-late')).toEqual([]);
+    expect((await ferryJson<{ state: string }>(['job', 'half'])).state).toBe('running');
+
+    const next = await c.ferry(['checkpoint', 'half', '--json'], { timeoutMs: 60_000 });
+    expect(next.code, next.stderr).toBe(0);
+    expect(JSON.parse(next.stdout)).toMatchObject({ epoch: 2, state: 'committed' });
+
+    writeFileSync(stop, '');
+    const r = await run;
+    expect(r.code, `${r.stderr}\n${c.logTails(20)}`).toBe(0);
+    expect(r.stdout).toMatch(/\[0\] stream ok rounds \d+ messages \d+/);
+    expect((await ferryJson<{ state: string }>(['job', 'half'])).state).toBe('succeeded');
   });
 });

@@ -360,21 +360,94 @@ describe('a coordinator restart in the middle of a checkpoint', () => {
     expect(h.catalog!.lastCommittedEpoch('j')!.epoch).toBe(2);
   });
 
-  it('resumes ranks whose PREPARE ended only after their agent had registered with the new coordinator', async () => {
-    const b = h.nodes.get('b')!;
-    b.steps.scripts.set(RoundStep.PREPARE, async (req) => {
-      await new Promise((r) => setTimeout(r, 3_000)); // b's ranks flush long after the coordinator is gone
-      return { failed: new Map(), flush: { drained_messages: req.ranks.length, drained_bytes: 0, flush_ms: 1 } };
-    });
+  /** Every PREPARE and RESUME any host sees from now on, in the order they are answered. */
+  function recordFlushSteps(prepareMs: Record<string, number> = {}): string[] {
+    const order: string[] = [];
+    for (const host of ['a', 'b']) {
+      const node = h.nodes.get(host)!;
+      node.steps.scripts.set(RoundStep.PREPARE, async (req) => {
+        if (prepareMs[host]) await new Promise((r) => setTimeout(r, prepareMs[host]));
+        order.push(`${host} PREPARE ${req.epoch}`);
+        return { failed: new Map(), flush: { drained_messages: req.ranks.length, drained_bytes: 0, flush_ms: 1 } };
+      });
+      node.steps.scripts.set(RoundStep.RESUME, (req) => {
+        order.push(`${host} RESUME ${req.epoch}`);
+        return { failed: new Map() };
+      });
+    }
+    return order;
+  }
+
+  it('finishes a flush it cut short in PREPARE: the same PREPARE to every rank before any resumes', async () => {
+    // a's ranks flush; b's request was never passed on (the coordinator dies while it waits): in a real job
+    // a's ranks now wait for the end-of-channel markers of b's, which never come.
+    h.nodes.get('b')!.steps.scripts.set(RoundStep.PREPARE, () => 'hang');
+    h.coordinator!.checkpoints.checkpoint('j', { stop: false }).catch(() => {});
+    await advance(300);
+    await h.crashCoordinator();
+    expect(flushedRanks()).toEqual([['j/0', 'j/1'], []]);
+    const order = recordFlushSteps();
+    h.startCoordinator();
+    expect(h.catalog!.getEpoch('j', 1)!).toMatchObject({ state: 'aborted', detail: 'interrupted: the coordinator restarted while the epoch was preparing' });
+    expect(events('flush.owed')).toEqual([
+      'job j: checkpoint epoch 1: the coordinator restarted before the flush was known to have reached every rank; the job waits until the agents on a, b are up (within 30000 ms, or the job fails) to finish it, then resumes',
+    ]);
+    await advance(2_000);
+    // Both PREPAREs (in either order) before the first RESUME.
+    expect(order.slice(0, 2).sort()).toEqual(['a PREPARE 1', 'b PREPARE 1']);
+    expect(order.slice(2).sort()).toEqual(['a RESUME 1', 'b RESUME 1']);
+    expect(flushedRanks()).toEqual([[], []]);
+    expect(h.catalog!.openFlushes()).toEqual([]);
+    expect(events('flush.completed')).toEqual(['job j: checkpoint epoch 1: the lost agents are back, every rank flushed and was resumed']);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+    expect((await checkpoint()).result!.epoch!.epoch).toBe(2);
+    expect(h.catalog!.openFlushes()).toEqual([]);
+  });
+
+  it('holds the job until every host of it is up: a checkpoint asked meanwhile is refused, saying why', async () => {
+    h.nodes.get('b')!.steps.scripts.set(RoundStep.PREPARE, () => 'hang');
+    h.coordinator!.checkpoints.checkpoint('j', { stop: false }).catch(() => {});
+    await advance(300);
+    await h.crashCoordinator();
+    const ranksOfB = h.nodes.get('b')!.ranks;
+    await h.crashAgent('b');
+    const order = recordFlushSteps();
+    h.startCoordinator();
+    await advance(2_000);
+    expect(order).toEqual([]); // a is up, b is not: nothing is asked, nothing resumed
+    const refused = await checkpoint();
+    expect(refused.error?.message).toMatch(/its ranks wait for the agents on a, b to finish the flush of checkpoint epoch 1/);
+    h.startAgent('b', {}, ranksOfB);
+    const orderB = recordFlushSteps(); // (b's new agent has scripts of its own)
+    await advance(2_000);
+    expect(orderB.slice(0, 2).sort()).toEqual(['a PREPARE 1', 'b PREPARE 1']);
+    expect(orderB.slice(2).sort()).toEqual(['a RESUME 1', 'b RESUME 1']);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+  });
+
+  it('fails the job when a host of it does not come back, and leaves no flush open', async () => {
+    h.nodes.get('b')!.steps.scripts.set(RoundStep.PREPARE, () => 'hang');
+    h.coordinator!.checkpoints.checkpoint('j', { stop: false }).catch(() => {});
+    await advance(300);
+    await h.crashCoordinator();
+    await h.crashAgent('b');
+    h.startCoordinator();
+    await advance(35_000);
+    expect(h.catalog!.getJob('j')!.state).toBe('failed');
+    expect(h.catalog!.getJob('j')!.detail).toMatch(/host b/);
+    expect(h.catalog!.openFlushes()).toEqual([]);
+  });
+
+  it('finishes a PREPARE that a host answered only after its agent registered with the new coordinator', async () => {
+    const order = recordFlushSteps({ b: 1_500 }); // b's ranks flush after the coordinator is gone (within its flush timeout)
     h.coordinator!.checkpoints.checkpoint('j', { stop: false }).catch(() => {});
     await advance(300);
     await h.crashCoordinator();
     h.startCoordinator();
-    await advance(2_000); // b registered again: its ranks not flushed yet
-    expect(flushedRanks()).toEqual([[], []]);
-    const n = h.nodes.get('b')!.steps.seen.length;
-    await advance(3_000); // the PREPARE ends: b registers once more, flushed, and gets the RESUME
-    expect(seenSince('b', n).map(([step]) => step)).toContain(RoundStep.RESUME);
+    await advance(5_000); // b answers its first PREPARE to no one, then the one sent again
+    expect(order.filter((x) => x.includes('RESUME')).sort()).toEqual(['a RESUME 1', 'b RESUME 1']);
+    const firstResume = order.findIndex((x) => x.includes('RESUME'));
+    expect(order.slice(0, firstResume).filter((x) => x.startsWith('b PREPARE')).length).toBe(2);
     expect(flushedRanks()).toEqual([[], []]);
     expect(h.catalog!.getJob('j')!.state).toBe('running');
   });

@@ -398,6 +398,36 @@ describe('a coordinator restart in the middle of a start or a move', () => {
   });
 });
 
+describe("a coordinator restart in a migration's PREPARE", () => {
+  it('finishes the flush on every rank before any resumes; the rank stays where it was, and the next migration moves it', async () => {
+    // a's ranks flush; b's request is never passed on (the coordinator dies while it waits).
+    h.nodes.get('b')!.steps.scripts.set(RoundStep.PREPARE, () => 'hang');
+    h.coordinator!.moves.migrate('j', new Map([[1, 'c']])).catch(() => {});
+    await advance(300);
+    await h.crashCoordinator();
+    h.nodes.get('b')!.steps.scripts.delete(RoundStep.PREPARE);
+    clearSeen();
+    h.startCoordinator();
+    const owed = h.catalog!.listEvents({ limit: 200 }).filter((e) => e.kind === 'flush.owed').map((e) => e.message);
+    expect(owed).toEqual([
+      'job j: migration 1: the coordinator restarted before the flush was known to have reached every rank; the job waits until the agents on a, b are up (within 30000 ms, or the job fails) to finish it, then resumes',
+    ]);
+    await advance(2_000);
+    expect(steps('a')).toEqual([RoundStep.PREPARE, RoundStep.RESUME]);
+    expect(steps('b')).toEqual([RoundStep.PREPARE, RoundStep.RESUME]);
+    expect(steps('c')).toEqual([]);
+    expect(h.nodes.get('b')!.steps.seen[0]).toMatchObject({ ranks: [2, 3], epoch: 1 });
+    expect(h.catalog!.openFlushes()).toEqual([]);
+    expect(rankHosts()).toEqual(['a', 'a', 'b', 'b']);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+    const { value, error } = await settle<MoveReplyInit>(h.coordinator!.moves.migrate('j', new Map([[1, 'c']])));
+    expect(error).toBeUndefined();
+    expect(value!.moves).toHaveLength(1);
+    expect(rankHosts()).toEqual(['a', 'c', 'b', 'b']);
+    expect(h.catalog!.openFlushes()).toEqual([]);
+  });
+});
+
 describe('a coordinator restart between a migration copying a rank and stopping it', () => {
   /** Migrates rank 1 from a to c, and crashes the coordinator while c fetches its image. */
   async function crashWhileFetching(): Promise<void> {

@@ -436,6 +436,7 @@ class Schedule {
   check(cmds: Command[], faults: Fault[], errors: unknown[]): void {
     expect(this.problems, 'what the schedule could not do').toEqual([]);
     expect(this.h.catalog!.inFlightEpochs(), 'an epoch left in flight').toEqual([]);
+    expect(this.h.catalog!.openFlushes(), 'a flush left open (a coordinator restarted now would flush the job again)').toEqual([]);
     for (const job of Object.keys(JOBS)) this.checkJob(job);
     // A command that failed of a step's failure (or of an agent back at once) leaves a running job running,
     // unless another command that touches that job ran beside it (a checkpoint --stop, a drain). Not of a

@@ -87,6 +87,7 @@ export class CheckpointService {
     // PREPARE: every rank flushes; the agents aggregate their ranks.
     const flush = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.PREPARE, image_set: imageSet }, byHost, cfg.flushTimeoutMs, undefined, { endWhenSilent: true });
     if (!flush.ok) return this.abort(m, byHost, dumpedHosts, 'PREPARE', flush);
+    this.c.flushes.close(jobId, epoch);
     m.transition(['preparing'], 'flushed');
     // The agents handed over their ranks' output before answering: a restart from this epoch knows what was shown.
     this.c.catalog.setOutputMarks(jobId, epoch, this.c.jobs.replay.mark(jobId));

@@ -15,6 +15,11 @@
 // waits, holding its operation slot, until they are back (then the same
 // PREPARE, then RESUME to all) or given up on (the job fails of the lost host,
 // as it would anyway).
+//
+// The catalog keeps each flush open from before its PREPARE is sent until it
+// has ended on every rank or will not be finished (Catalog.openFlushes): a
+// coordinator killed while it sent a PREPARE may have reached some agents
+// only, and the next one finishes that flush the same way (resumeInterrupted).
 import { ErrorCode, RoundStep } from '../../gen/proto.js';
 import { errorMessage } from '../../common/ferry-error.js';
 import type { Coordinator } from '../coordinator.js';
@@ -62,10 +67,37 @@ export class FlushCompletion {
     // An agent refuses a PREPARE for all its ranks before it asks any (one not connected, say: /bin/sh is no MPI
     // program): with no rank flushed or flushing anywhere, nothing waits, and nothing need be finished.
     const begun = [...first.replies.values()].some((r) => r.acknowledged > 0) || [...first.codes.values()].some((code) => code === ErrorCode.TIMEOUT || code === ErrorCode.BUSY);
-    if (!begun) return { state: 'untouched' };
-    const r = await this.finish(jobId, epoch, imageSet);
+    const r: FlushSettlement = begun ? await this.finish(jobId, epoch, imageSet) : { state: 'untouched' };
     if (r.state === 'complete') this.c.event('flush.completed', `job ${jobId}: ${what}: every rank flushed when asked again, so all can resume`, { jobId });
+    // (an owed flush stays open: owe() finishes it)
+    if (r.state !== 'owed') this.close(jobId, epoch);
     return r;
+  }
+
+  /** The flush of `epoch` (a checkpoint's epoch or a migration's image set) reached every rank, or will not be finished: it is no longer open. */
+  close(jobId: string, epoch: number): void {
+    this.c.catalog.closeFlush(jobId, epoch);
+  }
+
+  /**
+   * At start: flushes that a coordinator now gone had begun and not closed
+   * (it was killed while it sent a PREPARE, or while it finished or waited to
+   * finish a flush). Some ranks may be flushing for peers that never got the
+   * request, so every running job of them is held, as for agents lost in the
+   * flush (owe), until every host of the job is up again: then the same
+   * PREPARE to every rank, and RESUME to all. A job that is not running any
+   * more has nothing to finish.
+   */
+  resumeInterrupted(): void {
+    for (const f of this.c.catalog.openFlushes()) {
+      const job = this.c.catalog.getJob(f.jobId);
+      if (!job || job.state !== 'running') {
+        this.close(f.jobId, f.imageSet);
+        continue;
+      }
+      const what = f.kind === 'checkpoint' ? `checkpoint epoch ${f.imageSet}` : `migration ${f.imageSet}`;
+      this.owe(f.jobId, f.imageSet, String(f.imageSet), what, [...this.c.jobs.liveRanksByHost(f.jobId).keys()], 'restarted');
+    }
   }
 
   /**
@@ -113,25 +145,34 @@ export class FlushCompletion {
    * is finished and every rank resumed) or one is given up on (hostGone: the
    * job fails of that host, as for any lost host).
    */
-  owe(jobId: string, epoch: number, imageSet: string, what: string, hosts: string[]): void {
+  owe(jobId: string, epoch: number, imageSet: string, what: string, hosts: string[], cause: 'lost' | 'restarted' = 'lost'): void {
     let wake = () => {};
     const owed: OwedFlush = { epoch, imageSet, what, hosts: new Set(hosts), gone: '', nudge: () => wake() };
     this.owed.set(jobId, owed);
     const them = hosts.length > 1 ? 'they are' : 'it is';
+    const many = hosts.length > 1 ? 's' : '';
     this.c.event(
       'flush.owed',
-      `job ${jobId}: ${what}: the agent${hosts.length > 1 ? 's' : ''} on ${hosts.join(', ')} ${hosts.length > 1 ? 'were' : 'was'} lost during the flush; ` +
-        `the job's ranks wait, flushed, until ${them} back to finish it (within ${this.c.config.hostRejoinGraceMs} ms, or the job fails)`,
+      cause === 'lost'
+        ? `job ${jobId}: ${what}: the agent${many} on ${hosts.join(', ')} ${hosts.length > 1 ? 'were' : 'was'} lost during the flush; ` +
+            `the job's ranks wait, flushed, until ${them} back to finish it (within ${this.c.config.hostRejoinGraceMs} ms, or the job fails)`
+        : `job ${jobId}: ${what}: the coordinator restarted before the flush was known to have reached every rank; ` +
+            `the job waits until the agent${many} on ${hosts.join(', ')} ${hosts.length > 1 ? 'are' : 'is'} up (within ${this.c.config.hostRejoinGraceMs} ms, or the job fails) to finish it, then resumes`,
       { jobId },
     );
     const waitingFor = () => `its ranks wait for the agent${owed.hosts.size > 1 ? 's' : ''} on ${[...owed.hosts].join(', ')} to finish the flush of ${what}`;
     this.c.operations.queue(jobId, waitingFor, async () => {
       try {
         for (;;) {
-          if (owed.gone || this.ending(jobId)) return; // it fails of the lost host (JobService.loseRanksOn), or ends anyway
+          if (this.c.stopping) return; // the next coordinator finds the flush open in the catalog
+          if (owed.gone || this.ending(jobId)) return this.close(jobId, epoch); // it fails of the lost host (JobService.loseRanksOn), or ends anyway
           if ([...owed.hosts].every((h) => this.c.hosts.get(h)?.state === 'up')) {
             const r = await this.finish(jobId, epoch, imageSet);
-            if (r.state !== 'owed') return await this.resumeAll(jobId, owed, r);
+            if (this.c.stopping) return;
+            if (r.state !== 'owed') {
+              this.close(jobId, epoch); // (before the RESUME: a rank woken must not be asked to flush for it again)
+              return await this.resumeAll(jobId, owed, r);
+            }
             owed.hosts = new Set(r.hosts);
           }
           await new Promise<void>((res) => {

@@ -498,6 +498,7 @@ export class MoveService {
       this.c.event('migration.abort', `job ${jobId}: ${id} aborted: ${why}; ${after}`, { jobId });
       throw new FerryError(roundFailureCode(flush), `migration of job ${jobId} aborted: ${why}; ${after}`);
     }
+    this.c.flushes.close(jobId, imageSet);
     let ended = ending();
     if (ended) return giveUp(ended);
     const t1 = this.c.now();
