@@ -116,6 +116,24 @@ export class JobService {
     if (why) throw new FerryError(ErrorCode.BAD_REQUEST, `job ${job.id} ${why}: nothing to ${what}`);
   }
 
+  /**
+   * Refuses `what` (a checkpoint, a migration) while a host with live ranks of
+   * the job is not up. Its ranks cannot flush, and some may be flushed already,
+   * owed a RESUME that waits for their agent (JobService.owesResume): a flush
+   * begun now would wait for them, and they for it.
+   */
+  requireHostsUp(jobId: string, what: string): void {
+    for (const [host, ranks] of this.liveRanksByHost(jobId)) {
+      const state = this.c.hosts.get(host)?.state ?? 'unknown';
+      if (state === 'up') continue;
+      throw new FerryError(
+        ErrorCode.HOST_DOWN,
+        `job ${jobId} has rank${ranks.length > 1 ? 's' : ''} ${ranks.join(',')} on host ${host}, which is ${state}: cannot ${what} until its agent is back ` +
+          `(within ${this.hostRejoinGraceMs} ms, or the job fails of it)`,
+      );
+    }
+  }
+
   /** Why the job does not run or is on its way out ("is failed, not running", "is ending (...)"); undefined while it runs. */
   notRunning(job: JobRow): string | undefined {
     if (job.state !== 'running') return `is ${job.state}, not running`;

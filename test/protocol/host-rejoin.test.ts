@@ -151,8 +151,13 @@ describe('a host that goes down with running ranks', () => {
     );
     expect(h.nodes.get('a')!.steps.stepsSeen()).toEqual([RoundStep.PREPARE]); // not woken: b's ranks have not flushed
     expect(job().state).toBe('running');
-    // Nothing else runs on the job meanwhile: a checkpoint is refused, saying why.
-    await expect(h.coordinator!.checkpoints.checkpoint('j', { stop: false })).rejects.toThrow(/job j is busy: its ranks wait for the agent on b to finish the flush of checkpoint epoch 1/);
+    // Nothing else runs on the job meanwhile: a checkpoint or a migration is refused, saying why.
+    await expect(h.coordinator!.checkpoints.checkpoint('j', { stop: false })).rejects.toThrow(
+      'job j has ranks 2,3 on host b, which is down: cannot take a checkpoint until its agent is back (within 30000 ms, or the job fails of it)',
+    );
+    await expect(h.coordinator!.moves.migrate('j', new Map([[0, 'b']]))).rejects.toThrow(/host "b" is down|on host b, which is down: cannot migrate its ranks/);
+    // (the job is held as well: what waits for b waits for the flush too)
+    expect(h.coordinator!.operations.describeRunning()).toEqual(['job j: its ranks wait for the agent on b to finish the flush of checkpoint epoch 1']);
     await advance(2_000);
     expect(h.nodes.get('a')!.steps.stepsSeen()).toEqual([RoundStep.PREPARE]);
 

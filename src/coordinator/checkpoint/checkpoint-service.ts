@@ -54,6 +54,7 @@ export class CheckpointService {
     if (live !== job.worldSize) {
       throw new FerryError(ErrorCode.BAD_REQUEST, `job ${jobId} has ${live} of ${job.worldSize} ranks running: cannot take a consistent checkpoint`);
     }
+    this.c.jobs.requireHostsUp(jobId, 'take a checkpoint');
     let m: EpochMachine | undefined;
     const release = this.c.operations.begin(jobId, () => (m ? `checkpoint epoch ${m.epoch} is ${m.state}` : 'a checkpoint is starting'));
     try {

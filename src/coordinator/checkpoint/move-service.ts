@@ -415,6 +415,7 @@ export class MoveService {
     const all = this.c.jobs.liveRanksByHost(jobId);
     const live = [...all.values()].reduce((n, r) => n + r.length, 0);
     if (live !== job.worldSize) throw new FerryError(ErrorCode.BAD_REQUEST, `job ${jobId} has ${live} of ${job.worldSize} ranks running`);
+    this.c.jobs.requireHostsUp(jobId, 'migrate its ranks');
     const release = this.c.operations.begin(jobId, () => `a migration is running`);
     try {
       const imageSet = this.c.catalog.reserveImageSet(jobId);
