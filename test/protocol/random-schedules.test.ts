@@ -48,6 +48,8 @@ const FIRST_SEED = Number(process.env.FERRY_RANDOM_SCHEDULES_FROM ?? 1);
 // commands and faults with other jitter (agents coming back at other moments).
 const JITTER = Number(process.env.FERRY_RANDOM_SCHEDULES_JITTER ?? 0);
 const COMMANDS_PER_SCHEDULE = Number(process.env.FERRY_RANDOM_SCHEDULES_LENGTH ?? 10); // rounds per schedule
+/** The model agent's own flush timeout: shorter than the coordinator's (QUICK_ROUNDS), as a real agent's. */
+const MODEL_AGENT_FLUSH_TIMEOUT_MS = 1_500;
 const STEPS = [RoundStep.PREPARE, RoundStep.DUMP, RoundStep.STORE, RoundStep.RESUME, RoundStep.DISCARD, RoundStep.STOP, RoundStep.FETCH, RoundStep.RESTORE];
 
 type Fault =
@@ -123,6 +125,7 @@ class Schedule {
     this.h.startAgent(host, {}, this.ranks.get(host)!, undefined, this.jitter);
     const steps = this.h.nodes.get(host)!.steps;
     this.liveSteps.set(host, steps);
+    steps.scriptsFlush = true; // (flushRanks)
     for (const step of STEPS) steps.scripts.set(step, (req) => this.answerLater(host, steps, req));
   }
 
@@ -143,6 +146,58 @@ class Schedule {
     return out === 'hang' ? new Promise<StepOutcome>(() => {}) : out;
   }
 
+  /**
+   * PREPARE, with the end-of-channel markers between ranks: each rank asked sends its markers and waits for
+   * every peer's (the live copy of each rank where the catalog has it), so its flush ends only once every
+   * peer was asked too, whatever host and agent asked it. A rank asked again for the same epoch is waited for;
+   * one flushing for another epoch refuses (busy); one flushed for another is not connected. Like a real
+   * agent, this one answers TIMEOUT after its own flush timeout, its ranks still flushing.
+   */
+  private async flushRanks(host: string, req: RoundRequest): Promise<StepOutcome> {
+    const ranks = this.ranks.get(host)!;
+    const failed = new Map<number, FerryError>();
+    const mine: number[] = [];
+    for (const r of req.ranks) {
+      const key = `${req.job_id}/${r}`;
+      const flushing = ranks.flushing.get(key);
+      if (!ranks.has(req.job_id, r)) failed.set(r, new FerryError(ErrorCode.UNKNOWN_RANK, `rank ${r} does not run on ${host}`));
+      else if (ranks.flushed.get(key) === req.epoch) continue;
+      else if (flushing !== undefined && flushing !== req.epoch) failed.set(r, new FerryError(ErrorCode.BUSY, `rank ${r} is already flushing for ${flushing}`));
+      else if (flushing === undefined && ranks.flushed.has(key)) failed.set(r, new FerryError(ErrorCode.UNKNOWN_RANK, `rank ${r} is flushed for ${ranks.flushed.get(key)}: not connected`));
+      else {
+        ranks.flushing.set(key, req.epoch);
+        mine.push(r);
+      }
+    }
+    const deadline = Date.now() + MODEL_AGENT_FLUSH_TIMEOUT_MS;
+    for (;;) {
+      this.endFlushes(req.job_id, req.epoch);
+      const pending = mine.filter((r) => ranks.flushing.get(`${req.job_id}/${r}`) === req.epoch);
+      if (pending.length === 0) break;
+      if (Date.now() >= deadline) {
+        for (const r of pending) failed.set(r, new FerryError(ErrorCode.TIMEOUT, `flush on ${host} not done within ${MODEL_AGENT_FLUSH_TIMEOUT_MS} ms`));
+        break;
+      }
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    return { failed, flush: { drained_messages: req.ranks.length, drained_bytes: 64, flush_ms: 1 } };
+  }
+
+  /** When every live rank of the job (where the catalog has it) was asked to flush for `epoch`: their flushes end. */
+  private endFlushes(jobId: string, epoch: number): void {
+    const rows = this.h.catalog?.listRanks(jobId);
+    if (!rows) return; // the coordinator is down: tried again at the next turn
+    const live = rows.filter((r) => this.ranks.get(r.host)?.has(jobId, r.rank));
+    if (!live.every((r) => [this.ranks.get(r.host)!.flushing.get(`${jobId}/${r.rank}`), this.ranks.get(r.host)!.flushed.get(`${jobId}/${r.rank}`)].includes(epoch))) return;
+    for (const ranks of this.ranks.values()) {
+      for (const [key, e] of ranks.flushing) {
+        if (e !== epoch || !key.startsWith(`${jobId}/`)) continue;
+        ranks.flushing.delete(key);
+        if (!ranks.resumeWhenFlushed.delete(key)) ranks.flushed.set(key, epoch); // (else woken as it ends)
+      }
+    }
+  }
+
   private key(job: string, imageSet: string | number, rank: number): string {
     return `${job}/${imageSet}/${rank}`;
   }
@@ -155,7 +210,7 @@ class Schedule {
   }
 
   /** The model agent: what the step does to the host's disk and ranks, unless the fault strikes here. */
-  private answer(host: string, req: RoundRequest): StepOutcome | 'hang' {
+  private answer(host: string, req: RoundRequest): StepOutcome | Promise<StepOutcome> | 'hang' {
     const i = this.faults.findIndex((f, k) => !this.fired.has(k) && (f.kind === 'step-fails' || f.kind === 'agent-dies-in-step') && f.host === host && f.step === req.step);
     const f = this.faults[i];
     if (f && (f.kind === 'step-fails' || f.kind === 'agent-dies-in-step')) {
@@ -170,9 +225,9 @@ class Schedule {
           dump_ranks: req.dump_ranks.filter((r) => r !== victim),
           sources: req.sources.filter((x) => x.rank !== victim),
         };
+        const failure = new FerryError(ErrorCode.CRIU_FAILED, `injected failure of ${RoundStep[req.step]} for rank ${victim}`);
         const out = this.perform(host, others);
-        out.failed.set(victim, new FerryError(ErrorCode.CRIU_FAILED, `injected failure of ${RoundStep[req.step]} for rank ${victim}`));
-        return out;
+        return out instanceof Promise ? out.then((o) => (o.failed.set(victim, failure), o)) : (out.failed.set(victim, failure), out);
       }
       queueMicrotask(() => void this.crash(host));
       setTimeout(() => this.startAgent(host), f.backAfterMs);
@@ -182,7 +237,7 @@ class Schedule {
   }
 
   /** What the step does to the host's disk and ranks. */
-  private perform(host: string, req: RoundRequest): StepOutcome {
+  private perform(host: string, req: RoundRequest): StepOutcome | Promise<StepOutcome> {
     const disk = this.disks.get(host)!;
     const node = this.h.nodes.get(host)!;
     switch (req.step) {
@@ -230,7 +285,7 @@ class Schedule {
         for (const r of req.dump_ranks) node.ranks.exit(req.job_id, r, 137);
         return { failed: new Map() };
       case RoundStep.PREPARE:
-        return { failed: new Map(), flush: { drained_messages: req.ranks.length, drained_bytes: 64, flush_ms: 1 } };
+        return this.flushRanks(host, req);
       default:
         return { failed: new Map() };
     }
@@ -486,7 +541,9 @@ class Schedule {
     }
     const job = cat.getJob(jobId)!;
     const live = this.processes(jobId);
-    const flushed = [...this.ranks].flatMap(([host, ranks]) => [...ranks.flushed.keys()].filter((k) => k.startsWith(`${jobId}/`)).map((k) => `${k}@${host}`));
+    const flushed = [...this.ranks].flatMap(([host, ranks]) =>
+      [...ranks.flushed.keys(), ...[...ranks.flushing.keys()].map((k) => `${k} (flushing)`)].filter((k) => k.startsWith(`${jobId}/`)).map((k) => `${k}@${host}`),
+    );
     if (job.state === 'running' && job.ending !== null) {
       // Still ending after quiesce() waited: a rank on a host that is down. Its end is the next round's to see.
       this.log.push(`  job ${jobId} is still ending (${job.ending.detail})`);

@@ -16,6 +16,13 @@ export class SimulatedRanks extends EventEmitter<RankSupervisorEvents> implement
   /** Ranks flushed by a PREPARE (or restored) that no RESUME or STOP has reached since: job/rank -> epoch. Kept with
    * the ranks, so an agent that comes back with them (startAgent with these ranks) knows, as a real one does. */
   readonly flushed = new Map<string, number>();
+  /**
+   * Ranks asked to flush (job/rank -> epoch) whose flush has not ended: a model that sends end-of-channel markers
+   * (the random schedules) keeps them here until every peer was asked too. Reported as awaiting a RESUME, as a real
+   * agent does; a RESUME that reaches one (resumeWhenFlushed) wakes it once its flush ends.
+   */
+  readonly flushing = new Map<string, number>();
+  readonly resumeWhenFlushed = new Set<string>();
   /** Ranks whose start fails (job/rank -> why), as a real start does for a program it cannot find. */
   readonly refuse = new Map<string, string>();
   /** Ranks (job/rank) that catch SIGTERM and SIGINT and run on: the SIGKILL a real agent sends RANK_KILL_GRACE_MS later ends them. */
@@ -85,6 +92,8 @@ export class SimulatedRanks extends EventEmitter<RankSupervisorEvents> implement
     if (!p) return;
     this.live.delete(`${jobId}/${rank}`);
     this.flushed.delete(`${jobId}/${rank}`);
+    this.flushing.delete(`${jobId}/${rank}`);
+    this.resumeWhenFlushed.delete(`${jobId}/${rank}`);
     const ended: RankExitedInit = { job_id: jobId, rank, pid: p.pid, exit_code: code, signal: '', exited_ms: Date.now(), reason };
     if (this.away) this.endedAway.push(ended);
     else queueMicrotask(() => this.emit('exit', ended));
@@ -111,6 +120,8 @@ export type StepScript = (req: RoundRequest) => StepOutcome | Promise<StepOutcom
 export class ScriptedSteps implements RankSteps {
   readonly seen: { step: RoundStep; ranks: number[]; dumpRanks: number[]; epoch: number; transient: boolean; storeSeparately: boolean; rollBackFiles: boolean; appendedSizes: [string, number][]; sources: { rank: number; host: string; server: string }[] }[] = [];
   scripts = new Map<RoundStep, StepScript>();
+  /** The scripts flush the ranks themselves (SimulatedRanks.flushing): a PREPARE that answers does not mark them flushed. */
+  scriptsFlush = false;
 
   constructor(
     readonly host: string,
@@ -118,7 +129,7 @@ export class ScriptedSteps implements RankSteps {
   ) {}
 
   awaitingResume(): Map<string, number> {
-    return new Map(this.ranks.flushed);
+    return new Map([...this.ranks.flushing, ...this.ranks.flushed]);
   }
 
   adoptFlushed(jobId: string, rank: number, epoch: number): void {
@@ -129,10 +140,17 @@ export class ScriptedSteps implements RankSteps {
     this.seen.push({ step: req.step, ranks: [...req.ranks], dumpRanks: [...req.dump_ranks], epoch: req.epoch, transient: req.transient, storeSeparately: req.store_separately === true, rollBackFiles: req.roll_back_files === true, appendedSizes: (req.appended_sizes ?? []).map((f) => [f.path, Number(f.size_bytes)]), sources: req.sources.map((x) => ({ rank: x.rank, host: x.host, server: x.server })) });
     const out = await this.outcome(req);
     if (out === 'hang') return new Promise<StepOutcome>(() => {}); // the ranks stay as they were
-    if (req.step === RoundStep.RESUME) for (const r of req.ranks) if (!out.failed.has(r)) this.ranks.flushed.delete(`${req.job_id}/${r}`);
+    if (req.step === RoundStep.RESUME) {
+      for (const r of req.ranks) {
+        if (out.failed.has(r)) continue;
+        const key = `${req.job_id}/${r}`;
+        if (this.ranks.flushing.has(key)) this.ranks.resumeWhenFlushed.add(key);
+        this.ranks.flushed.delete(key);
+      }
+    }
     if (req.step === RoundStep.STOP) for (const r of req.dump_ranks) this.ranks.flushed.delete(`${req.job_id}/${r}`);
     // (not a rank that died while the step ran: only a live process is flushed)
-    if (req.step === RoundStep.PREPARE) for (const r of req.ranks) if (!out.failed.has(r) && this.ranks.has(req.job_id, r)) this.ranks.flushed.set(`${req.job_id}/${r}`, req.epoch);
+    if (req.step === RoundStep.PREPARE && !this.scriptsFlush) for (const r of req.ranks) if (!out.failed.has(r) && this.ranks.has(req.job_id, r)) this.ranks.flushed.set(`${req.job_id}/${r}`, req.epoch);
     if (req.step === RoundStep.RESTORE) for (const p of out.started ?? []) this.ranks.flushed.set(`${req.job_id}/${p.rank}`, req.epoch);
     return out;
   }
