@@ -9,7 +9,9 @@
 // after the rejoin grace), a host cut off the network for a while (its agent and
 // ranks run on, unheard), a coordinator crash. The hand-written cases pin each
 // fault at a chosen step; these walk the combinations nobody wrote down. Each
-// step takes a while (as on a real host), so all of these overlap. After
+// step takes a while (as on a real host), so all of these overlap. A rank's
+// flush ends only once every peer was asked to flush too (the end-of-channel
+// markers), so a flush that reached some ranks only leaves them hung. After
 // every command, once the cluster has settled, the brief's promises must hold:
 // - no epoch is left in flight; epoch ids only grow; a committed epoch stays
 //   committed unless retention deleted it, and one always stays;
@@ -18,7 +20,8 @@
 //   images, FETCH copies them only from a live host that has them, DISCARD
 //   removes them, RESTORE needs them at hand);
 // - a running job runs each rank exactly once, where the catalog says, and
-//   none of them is left flushed; a job that is not running runs nothing;
+//   none of them is left flushed or flushing; a job that is not running runs
+//   nothing; no flush is left open in the catalog;
 // - a command that failed of a step's failure (or an agent back within a
 //   second) left a running job running;
 // and at the end, the last committed epoch restarts on a healthy cluster.
