@@ -20,6 +20,8 @@ export interface JobView {
   state: string;
   detail: string;
   ranks: { rank: number; host: string; state: string }[];
+  /** The hosts it may run on (its --hosts, widened by migrations); empty: any host. */
+  hosts: string[];
 }
 
 export interface OperationContext {
@@ -112,9 +114,12 @@ export const OPERATIONS: readonly Operation[] = [
     name: 'drain',
     chaos: false,
     async run(o) {
-      const host = o.random.pick(hostsOf(await o.view()));
+      const view = await o.view();
+      const host = o.random.pick(hostsOf(view));
+      // A job kept to this host alone has nowhere to go: the drain is refused, by design (NO_CAPACITY).
+      const pinned = view.hosts.length > 0 && view.hosts.every((h) => h === host) ? `the job may run on ${host} only` : undefined;
       try {
-        const r = await ferry(o, ['drain', host, '--reason', 'soak', '--json']);
+        const r = await ferry(o, ['drain', host, '--reason', 'soak', '--json'], pinned);
         return r.ok ? `${host} drained: ${moveSummary(r.out)}` : r.out;
       } finally {
         await ferry(o, ['undrain', host]);
