@@ -8,7 +8,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { TestCluster } from '../helpers/cluster.js';
+import type { FerryResult, TestCluster } from '../helpers/cluster.js';
 import { allRanksRunning, endLeftovers, ferryJson as ferryJsonOf, startFaultCluster } from '../helpers/fault-cluster.js';
 import type { FaultGates } from '../helpers/fault-gates.js';
 
@@ -35,6 +35,22 @@ interface EpochView {
   epoch: number;
   state: string;
   detail: string;
+}
+
+/**
+ * After the fault: job `id` runs, its next checkpoint commits epoch 2, and once `stop` is created its
+ * `ferry run` ends well, flush-stream having checked every payload and sequence number it received.
+ */
+async function runsOnLosingNothing(id: string, stop: string, run: Promise<FerryResult>): Promise<void> {
+  expect((await ferryJson<{ state: string }>(['job', id])).state).toBe('running');
+  const next = await c.ferry(['checkpoint', id, '--json'], { timeoutMs: 60_000 });
+  expect(next.code, next.stderr).toBe(0);
+  expect(JSON.parse(next.stdout)).toMatchObject({ epoch: 2, state: 'committed' });
+  writeFileSync(stop, '');
+  const r = await run;
+  expect(r.code, `${r.stderr}\n${c.logTails(20)}`).toBe(0);
+  expect(r.stdout).toMatch(/\[0\] stream ok rounds \d+ messages \d+/);
+  expect((await ferryJson<{ state: string }>(['job', id])).state).toBe('succeeded');
 }
 
 describe('a coordinator killed during a checkpoint', { timeout: 180_000 }, () => {
@@ -64,18 +80,7 @@ describe('a coordinator killed during a checkpoint', { timeout: 180_000 }, () =>
     expect(await resumedOn()).toEqual(['host1', 'host2']);
     // The DUMPs the agents were running when the coordinator died finished before their DISCARD removed them.
     for (const h of c.hosts) expect(existsSync(join(h.imagesDir, 'cr', '1')), `${h.name}: images of epoch 1`).toBe(false);
-    expect((await ferryJson<{ state: string }>(['job', 'cr'])).state).toBe('running');
-
-    const next = await c.ferry(['checkpoint', 'cr', '--json'], { timeoutMs: 60_000 });
-    expect(next.code, next.stderr).toBe(0);
-    expect(JSON.parse(next.stdout)).toMatchObject({ epoch: 2, state: 'committed' });
-
-    writeFileSync(stop, '');
-    const r = await run;
-    expect(r.code, `${r.stderr}\n${c.logTails(20)}`).toBe(0);
-    // flush-stream checks every payload and sequence number it receives; rank 0 reports.
-    expect(r.stdout).toMatch(/\[0\] stream ok rounds \d+ messages \d+/);
-    expect((await ferryJson<{ state: string }>(['job', 'cr'])).state).toBe('succeeded');
+    await runsOnLosingNothing('cr', stop, run);
   });
 });
 
@@ -104,16 +109,6 @@ describe('a coordinator killed while its PREPARE has reached one host only', { t
     await c.waitFor(async () => (await events('flush.completed')).length === 1, 'the flush finished and every rank resumed', 60_000);
     // No rank was resumed on its own as its agent registered (host1's were flushing, for peers not flushed).
     expect(await events('job.resumed-late')).toEqual([]);
-    expect((await ferryJson<{ state: string }>(['job', 'half'])).state).toBe('running');
-
-    const next = await c.ferry(['checkpoint', 'half', '--json'], { timeoutMs: 60_000 });
-    expect(next.code, next.stderr).toBe(0);
-    expect(JSON.parse(next.stdout)).toMatchObject({ epoch: 2, state: 'committed' });
-
-    writeFileSync(stop, '');
-    const r = await run;
-    expect(r.code, `${r.stderr}\n${c.logTails(20)}`).toBe(0);
-    expect(r.stdout).toMatch(/\[0\] stream ok rounds \d+ messages \d+/);
-    expect((await ferryJson<{ state: string }>(['job', 'half'])).state).toBe('succeeded');
+    await runsOnLosingNothing('half', stop, run);
   });
 });
