@@ -7,7 +7,8 @@
 // agent that dies in a step and comes back with its ranks, a rank that dies, a
 // host that reboots (its ranks die with it, its disk stays; back before or
 // after the rejoin grace), a host cut off the network for a while (its agent and
-// ranks run on, unheard), a coordinator crash. The hand-written cases pin each
+// ranks run on, unheard), a coordinator crash (also as it sends a step: one
+// agent never gets it). The hand-written cases pin each
 // fault at a chosen step; these walk the combinations nobody wrote down. Each
 // step takes a while (as on a real host), so all of these overlap. A rank's
 // flush ends only once every peer was asked to flush too (the end-of-channel
@@ -59,12 +60,17 @@ type Fault =
   | { kind: 'none' }
   | { kind: 'step-fails'; host: string; step: RoundStep }
   | { kind: 'agent-dies-in-step'; host: string; step: RoundStep; backAfterMs: number }
+  /** The coordinator dies as it sends `step`: this host's agent never gets it (the others may have theirs); a new one starts. */
+  | { kind: 'coordinator-dies-in-step'; host: string; step: RoundStep }
   | { kind: 'rank-dies'; job: string; rank: number; afterMs: number }
   | { kind: 'host-reboots'; host: string; afterMs: number; backAfterMs: number }
   | { kind: 'partition'; host: string; afterMs: number; forMs: number }
   /** The host dies for good with its disk; the operator forgets it, and a new node takes its name, its disk empty. */
   | { kind: 'host-dies'; host: string; afterMs: number; forgetAfterMs: number }
   | { kind: 'coordinator-crash'; afterMs: number };
+
+/** A fault that strikes when its host's agent is asked its step. */
+const isStepFault = (f: Fault): f is Extract<Fault, { step: RoundStep }> => f.kind === 'step-fails' || f.kind === 'agent-dies-in-step' || f.kind === 'coordinator-dies-in-step';
 
 type Command =
   | { op: 'checkpoint'; job: string; stop: boolean }
@@ -90,6 +96,8 @@ class Schedule {
   private readonly liveSteps = new Map<string, ScriptedSteps>();
   /** What went wrong outside a command (a forget refused): check() reports it. */
   private readonly problems: string[] = [];
+  /** Set when the coordinator crashed in the round under way: its commands will never answer. */
+  private crashed = { at: false };
   /** Epochs (`job/epoch`) that a forgotten host took with it (ferry forget's reply). */
   private readonly lost = new Set<string>();
 
@@ -214,9 +222,9 @@ class Schedule {
 
   /** The model agent: what the step does to the host's disk and ranks, unless the fault strikes here. */
   private answer(host: string, req: RoundRequest): StepOutcome | Promise<StepOutcome> | 'hang' {
-    const i = this.faults.findIndex((f, k) => !this.fired.has(k) && (f.kind === 'step-fails' || f.kind === 'agent-dies-in-step') && f.host === host && f.step === req.step);
+    const i = this.faults.findIndex((f, k) => !this.fired.has(k) && isStepFault(f) && f.host === host && f.step === req.step);
     const f = this.faults[i];
-    if (f && (f.kind === 'step-fails' || f.kind === 'agent-dies-in-step')) {
+    if (f && isStepFault(f)) {
       this.fired.add(i);
       this.log.push(`  fault: ${f.kind} ${host} ${RoundStep[req.step]}`);
       if (f.kind === 'step-fails') {
@@ -231,6 +239,11 @@ class Schedule {
         const failure = new FerryError(ErrorCode.CRIU_FAILED, `injected failure of ${RoundStep[req.step]} for rank ${victim}`);
         const out = this.perform(host, others);
         return out instanceof Promise ? out.then((o) => (o.failed.set(victim, failure), o)) : (out.failed.set(victim, failure), out);
+      }
+      if (f.kind === 'coordinator-dies-in-step') {
+        this.crashed.at = true;
+        void this.h.crashCoordinator().then(() => this.h.startCoordinator());
+        return 'hang'; // (never sent to this agent)
       }
       queueMicrotask(() => void this.crash(host));
       setTimeout(() => this.startAgent(host), f.backAfterMs);
@@ -334,7 +347,8 @@ class Schedule {
     if (p < 0.35) return { kind: 'none' };
     // (An agent's STOP only sends SIGKILL: it fails for no rank, only by its agent being lost.)
     if (p < 0.6) return { kind: 'step-fails', host: this.pick(HOSTS), step: this.pick(STEPS.filter((x) => x !== RoundStep.STOP)) };
-    if (p < 0.8) return { kind: 'agent-dies-in-step', host: this.pick(HOSTS), step: this.pick(STEPS), backAfterMs: Math.floor(this.random() * 4_000) };
+    if (p < 0.77) return { kind: 'agent-dies-in-step', host: this.pick(HOSTS), step: this.pick(STEPS), backAfterMs: Math.floor(this.random() * 4_000) };
+    if (p < 0.8) return { kind: 'coordinator-dies-in-step', host: this.pick(HOSTS), step: this.pick(STEPS) };
     if (p < 0.85) {
       const job = this.pick(Object.keys(JOBS));
       return { kind: 'rank-dies', job, rank: Math.floor(this.random() * JOBS[job].world), afterMs: at() };
@@ -354,7 +368,7 @@ class Schedule {
     this.faults = faults;
     this.fired.clear();
     this.log.push(`${cmds.map((x) => JSON.stringify(x)).join(' and ')} with ${faults.map((f) => JSON.stringify(f)).join(' then ') || 'no fault'}`);
-    const crashed = { at: false };
+    const crashed = (this.crashed = { at: false });
     for (const fault of faults) this.strikeLater(fault, crashed);
     const outs: ({ error?: unknown } | undefined)[] = cmds.map(() => undefined);
     const c = this.h.coordinator!;
@@ -445,7 +459,7 @@ class Schedule {
     if (f.kind === 'host-reboots') return after + Math.max(f.backAfterMs, HOST_REJOIN_GRACE_MS) + 15_000;
     if (f.kind === 'partition') return after + Math.max(f.forMs, HOST_REJOIN_GRACE_MS) + 15_000;
     if (f.kind === 'host-dies') return after + Math.max(f.forgetAfterMs, HOST_REJOIN_GRACE_MS) + 20_000;
-    if (f.kind === 'agent-dies-in-step' || f.kind === 'coordinator-crash') return after + HOST_REJOIN_GRACE_MS + 6_000;
+    if (f.kind === 'agent-dies-in-step' || f.kind === 'coordinator-crash' || f.kind === 'coordinator-dies-in-step') return after + HOST_REJOIN_GRACE_MS + 6_000;
     return after + 3_000;
   }
 
