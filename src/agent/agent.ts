@@ -34,6 +34,7 @@ import { agentMessageCodec, coordinatorInboundCodec, errorStatus, OK_STATUS, sta
 import { acceptsReply, requestBody } from '../protocol/reply-shape.js';
 import { checkPeerVersion, PROTOCOL_VERSION } from '../protocol/version.js';
 import type { ClientConnector, ClientTransport } from '../transport/transport.js';
+import { passFaultGate } from './fault-gate.js';
 import { OutputTailer, type OutputChunk } from './output-tailer.js';
 import type { RankChannelServer, RankInfo } from './rank-channel.js';
 import type { RankRunner, ReadoptResult } from './rank-supervisor.js';
@@ -94,6 +95,8 @@ export class Agent {
   private readonly unackedExits = new Map<string, RankExitedInit>();
   /** Reports (rank endpoints) delivered until acknowledged, by key. */
   private readonly undelivered = new Map<string, AgentMessageInit>();
+  /** Ranks whose endpoint report is on its way (from its fault gate until acknowledged), by JOB/RANK. */
+  private readonly endpointsInFlight = new Map<string, RankInfo>();
   /** Ranks that called MPI_Abort: the code and reason their exit will carry. */
   private readonly aborts = new Map<string, { code: number; reason: string }>();
   private loop: Promise<void> | undefined;
@@ -262,11 +265,13 @@ export class Agent {
     );
     const rr = reply.register_reply;
     if (!rr) throw new FerryError(ErrorCode.MALFORMED, 'register answered without a register reply');
+    const previousCoordinator = this.coordinatorInstance;
     this.coordinatorInstance = rr.coordinator_instance;
     this.heartbeatIntervalMs = rr.heartbeat_interval_ms || DEFAULT_HEARTBEAT_INTERVAL_MS;
     this.heartbeatTimeoutMs = rr.heartbeat_timeout_ms || DEFAULT_HEARTBEAT_TIMEOUT_MS;
     // The coordinator took the exits from the registration.
     for (const [key, e] of carried) if (this.unackedExits.get(key) === e) this.unackedExits.delete(key);
+    if (previousCoordinator && previousCoordinator !== rr.coordinator_instance) this.reportWaitingEndpoints();
     this.hooks.registered?.(rr);
   }
 
@@ -527,17 +532,46 @@ export class Agent {
       );
       return;
     }
-    void this.deliver(`endpoint ${info.jobId}/${info.rank}`, {
-      rank_endpoint: {
-        job_id: info.jobId,
-        rank: info.rank,
-        size: info.size,
-        address: this.identity.address,
-        port: info.listenPort,
-        resumed_epoch: info.resumedEpoch,
-        repeated: info.repeated ?? false,
-      },
-    });
+    this.reportEndpoint(info);
+  }
+
+  /** Tells the coordinator where a rank that said hello listens, until acknowledged. */
+  private reportEndpoint(info: RankInfo): void {
+    const key = `${info.jobId}/${info.rank}`;
+    this.endpointsInFlight.set(key, info);
+    void passFaultGate('endpoint', this.identity.host)
+      .then(() =>
+        this.deliver(`endpoint ${key}`, {
+          rank_endpoint: {
+            job_id: info.jobId,
+            rank: info.rank,
+            size: info.size,
+            address: this.identity.address,
+            port: info.listenPort,
+            resumed_epoch: info.resumedEpoch,
+            repeated: info.repeated ?? false,
+          },
+        }),
+      )
+      .finally(() => {
+        if (this.endpointsInFlight.get(key) === info) this.endpointsInFlight.delete(key);
+      });
+  }
+
+  /**
+   * After registering with a coordinator that replaced the one before (it restarted): the endpoints of the
+   * ranks here that still wait for their endpoint table, which the one before had been told. A coordinator
+   * gathers a job's endpoints in memory until it has every rank's, so the new one knows none of them, and
+   * the job's ranks would wait for their table forever. Those whose report is still on its way are left to it
+   * (each rank's endpoint reaches a coordinator once: a repeat after its table went out would count for the
+   * next one).
+   */
+  private reportWaitingEndpoints(): void {
+    for (const info of this.rankChannel?.unanswered().hellos ?? []) {
+      if (this.endpointsInFlight.has(`${info.jobId}/${info.rank}`) || !this.ranks.has(info.jobId, info.rank)) continue;
+      trace(`endpoint of ${info.jobId}/${info.rank} told again: the coordinator is new and the rank still waits for its endpoint table`);
+      this.reportEndpoint(info);
+    }
   }
 
   /** Sends a report until the coordinator acknowledges it, across reconnections. */

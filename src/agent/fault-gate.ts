@@ -3,7 +3,7 @@
 // the coordinator in the middle of that step however slow the machine is.
 //
 // With FERRY_FAULT_GATES=DIR in the agent's environment, a step (prepare,
-// dump, store, resume, restore) that finds the file DIR/STEP, or DIR/STEP@HOST
+// dump, store, resume, restore; endpoint: a rank's endpoint report) that finds the file DIR/STEP, or DIR/STEP@HOST
 // for its own host only (a closed gate), creates DIR/STEP.held.HOST (the test
 // waits for it) and waits until that file is removed. A gate whose file says
 // `drop` drops the step instead: the agent never runs it nor answers, as if the
@@ -12,7 +12,8 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-export type GatedStep = 'prepare' | 'dump' | 'store' | 'resume' | 'restore';
+/** The protocol steps, and `endpoint`: the agent's report of a rank's endpoint to the coordinator. */
+export type GatedStep = 'prepare' | 'dump' | 'store' | 'resume' | 'restore' | 'endpoint';
 
 export const FAULT_GATES_ENV = 'FERRY_FAULT_GATES';
 const GATES_DIR = process.env[FAULT_GATES_ENV] ?? '';

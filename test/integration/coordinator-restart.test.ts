@@ -5,6 +5,8 @@
 // still running) and a RESUME. The job then runs on with nothing lost, and the
 // next checkpoint commits. Killed while its PREPARE has reached one host only,
 // the next coordinator finishes that flush on every rank before any resumes.
+// Killed while a job's ranks gather their endpoints (some told, some not yet),
+// the next one hears again of those it had been told, and hands out the table.
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -17,8 +19,9 @@ let stream: string;
 let gates: FaultGates;
 
 beforeAll(async () => {
-  // (the agents' rank-channel trace says when a flush request reached their ranks)
-  ({ cluster: c, stream, gates } = await startFaultCluster({ FERRY_TRACE: 'rank-channel' }));
+  // (the agents' rank-channel trace says when a flush request reached their ranks; their agent trace, when
+  // they tell a rank's endpoint again)
+  ({ cluster: c, stream, gates } = await startFaultCluster({ FERRY_TRACE: 'rank-channel,agent' }));
 }, 120_000);
 
 afterEach(async () => {
@@ -38,14 +41,14 @@ interface EpochView {
 }
 
 /**
- * After the fault: job `id` runs, its next checkpoint commits epoch 2, and once `stop` is created its
+ * After the fault: job `id` runs, its next checkpoint commits (epoch `epoch`), and once `stop` is created its
  * `ferry run` ends well, flush-stream having checked every payload and sequence number it received.
  */
-async function runsOnLosingNothing(id: string, stop: string, run: Promise<FerryResult>): Promise<void> {
+async function runsOnLosingNothing(id: string, stop: string, run: Promise<FerryResult>, epoch = 2): Promise<void> {
   expect((await ferryJson<{ state: string }>(['job', id])).state).toBe('running');
   const next = await c.ferry(['checkpoint', id, '--json'], { timeoutMs: 60_000 });
   expect(next.code, next.stderr).toBe(0);
-  expect(JSON.parse(next.stdout)).toMatchObject({ epoch: 2, state: 'committed' });
+  expect(JSON.parse(next.stdout)).toMatchObject({ epoch, state: 'committed' });
   writeFileSync(stop, '');
   const r = await run;
   expect(r.code, `${r.stderr}\n${c.logTails(20)}`).toBe(0);
@@ -110,5 +113,32 @@ describe('a coordinator killed while its PREPARE has reached one host only', { t
     // No rank was resumed on its own as its agent registered (host1's were flushing, for peers not flushed).
     expect(await events('job.resumed-late')).toEqual([]);
     await runsOnLosingNothing('half', stop, run);
+  });
+});
+
+describe("a coordinator killed while a job's ranks gather their endpoints", { timeout: 180_000 }, () => {
+  it('hears again from the agents of the endpoints it had been told, and hands the table to every rank', async () => {
+    const stop = join(c.tempDir, 'stop-gather');
+    // host2's agent holds its ranks' endpoint reports: the coordinator learns host1's only, then dies.
+    gates.close('endpoint', 'host2');
+    const run = c.ferry(['run', '-n', '4', '--hosts', 'host1,host2', '--job-id', 'gather', stream, stop], { timeoutMs: 150_000 });
+    await gates.held('endpoint', 'host2');
+    await c.waitFor(async () => {
+      const r = await c.ferry(['job', 'gather', '--json']);
+      const ranks = r.code === 0 ? (JSON.parse(r.stdout) as { ranks: { host: string; endpoint: string }[] }).ranks : [];
+      return ranks.filter((x) => x.host === 'host1' && x.endpoint).length === 2;
+    }, "the endpoints of host1's ranks told to the coordinator");
+    await c.killCoordinator('SIGKILL');
+    await c.startCoordinator();
+    gates.open('endpoint', 'host2');
+    // Without host1's endpoints told again, the table never goes out: every rank waits for it, and the
+    // checkpoint below is refused ("rank is not running yet (waiting for its endpoint table)").
+    await c.waitFor(
+      async () => (await ferryJson<{ kind: string }[]>(['events', '--job', 'gather', '--limit', '1000'])).some((e) => e.kind === 'job.endpoints'),
+      'the endpoint table published by the new coordinator',
+      60_000,
+    );
+    for (const rank of [0, 1]) expect(c.logs('host1')).toMatch(new RegExp(`endpoint of gather/${rank} told again`));
+    await runsOnLosingNothing('gather', stop, run, 1);
   });
 });
