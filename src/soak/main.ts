@@ -2,10 +2,12 @@
 // what the tests' single scenarios cannot show. On a local cluster of three
 // network-namespace hosts it runs the Jacobi and sort examples (4 ranks) one
 // job after another, and throws at each, while it runs, random operations
-// (soak-operations.ts): checkpoints, migrations, drains, stops and restarts
-// from a random committed epoch on random hosts, and with --chaos agents and
-// the coordinator SIGKILLed, also in the middle of a checkpoint or a
-// migration. Every job must end `succeeded` with the checksum of an
+// (soak-operations.ts): checkpoints, periodic checkpoints, migrations, drains,
+// stops and restarts from a random committed epoch on random hosts, and with
+// --chaos agents and the coordinator SIGKILLed, also in the middle of a
+// checkpoint or a migration, and whole hosts lost; with --chaos the jobs keep
+// a copy of each image on another host and restart by themselves when they
+// lose a host (--image-replicas 1 --auto-restart). Every job must end `succeeded` with the checksum of an
 // uninterrupted run, and Jacobi's history and log files byte for byte that
 // run's. It prints every operation with its duration, and at the end how many
 // of each ran and how long they took; the seed replays the same choices.
@@ -18,11 +20,17 @@ import { Random } from '../common/seeded-random.js';
 import { buildExample, checksumLine, rank0Output } from '../local-cluster/examples.js';
 import { startTestCluster, type TestCluster } from '../local-cluster/local-cluster.js';
 import { whatIsMissing } from '../local-cluster/prerequisites.js';
-import { OPERATIONS, SoakFinding, type JobView, type Operation, type OperationContext, type SoakJob } from './soak-operations.js';
+import { COORDINATOR_TRACE, OPERATIONS, SoakFinding, type JobView, type Operation, type OperationContext, type SoakJob } from './soak-operations.js';
 
 const EXAMPLES: Record<string, string[]> = { jacobi: ['512', '12000'], sort: ['1000000', '80'] };
 const RANKS = 4;
 const JOB_TIMEOUT_MS = 900_000;
+/** With --chaos: long enough for a killed agent started again to rejoin, short enough to lose a host in seconds. */
+const CHAOS_REJOIN_GRACE_MS = 4_000;
+/** With --chaos, every job: restarted by itself after it loses a host, from copies of its images on other hosts. */
+const CHAOS_JOB_OPTIONS = ['--auto-restart', '100', '--image-replicas', '1'];
+/** Traced by the daemons into their logs, which a finding prints the end of: sessions and registrations. */
+const DIAGNOSTIC_TRACES = ['hosts', 'agent'];
 
 interface Options {
   minutes: number;
@@ -71,15 +79,21 @@ async function main(): Promise<number> {
   let c: TestCluster | undefined;
   let jobs = 0;
   try {
-    c = await startTestCluster({ hosts: 3, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500 });
+    c = await startTestCluster({
+      hosts: 3,
+      heartbeatIntervalMs: 200,
+      heartbeatTimeoutMs: 1_500,
+      env: { FERRY_TRACE: [process.env.FERRY_TRACE, COORDINATOR_TRACE, ...DIAGNOSTIC_TRACES].filter(Boolean).join(',') },
+      ...(options.chaos ? { hostRejoinGraceMs: CHAOS_REJOIN_GRACE_MS } : {}),
+    });
     const cluster = c;
     const bin = new Map(Object.keys(EXAMPLES).map((name) => [name, buildExample(cluster, name)]));
     const outputs = join(cluster.tempDir, 'outputs');
     mkdirSync(outputs);
     const outputArgs = (name: string, jobId: string) => (name === 'jacobi' ? ['--history', join(outputs, `${jobId}-history`), '--log', join(outputs, `${jobId}-log`)] : []);
     const outputFiles = (jobId: string) => ['history', 'log'].flatMap((kind) => [...Array(RANKS).keys()].map((r) => join(outputs, `${jobId}-${kind}.${r}`)));
-    const launch = (name: string, jobId: string, hosts: string[]) =>
-      cluster.ferry(['run', '-n', String(RANKS), '--hosts', hosts.join(','), '--job-id', jobId, bin.get(name)!, ...EXAMPLES[name]!, ...outputArgs(name, jobId)], {
+    const launch = (name: string, jobId: string, hosts: string[], jobOptions: string[] = []) =>
+      cluster.ferry(['run', '-n', String(RANKS), '--hosts', hosts.join(','), '--job-id', jobId, ...jobOptions, bin.get(name)!, ...EXAMPLES[name]!, ...outputArgs(name, jobId)], {
         timeoutMs: JOB_TIMEOUT_MS,
       });
     const reference = new Map<string, string>();
@@ -97,7 +111,7 @@ async function main(): Promise<number> {
       const id = `soak-${++jobs}`;
       const hosts = random.shuffle(cluster.hosts.map((h) => h.name)).slice(0, random.int(1, cluster.hosts.length));
       const t0 = Date.now();
-      const job: SoakJob = { id, run: launch(name, id, hosts), restarted: false };
+      const job: SoakJob = { id, run: launch(name, id, hosts, options.chaos ? CHAOS_JOB_OPTIONS : []), restarted: false };
       const view = async (): Promise<JobView> => {
         const r = await cluster.ferry(['job', id, '--json']);
         if (r.code !== 0) throw new Error(`ferry job ${id} failed: ${r.stderr.trim()}`);

@@ -1,12 +1,15 @@
 // The operations the soak (main.ts) throws at a running job, each what an
 // operator or a failing machine does: checkpoints, migrations, drains, stops
-// and restarts (also from an older epoch, on other hosts), and with --chaos
-// agents and the coordinator SIGKILLed, also in the middle of a checkpoint or
-// a migration. An operation reports what it did; it throws only when Ferry
+// and restarts (also from an older epoch, on other hosts), periodic
+// checkpoints, and with --chaos agents and the coordinator SIGKILLed, also in
+// the middle of a checkpoint or a migration, and whole hosts lost (given up
+// after the rejoin grace, or forgotten by the operator) while the job restarts
+// by itself from the copies of its images. An operation reports what it did; it throws only when Ferry
 // answered in a way no operator should see (a refusal of a job that still
 // runs, with no fault injected to explain it).
 import type { FerryResult, TestCluster } from '../local-cluster/local-cluster.js';
 import type { Random } from '../common/seeded-random.js';
+import { MIN_CHECKPOINT_INTERVAL_MS } from '../coordinator/checkpoint/periodic-checkpoints.js';
 
 export interface SoakJob {
   id: string;
@@ -41,6 +44,13 @@ export interface Operation {
 }
 
 const COMMAND_TIMEOUT_MS = 300_000;
+/**
+ * When the coordinator is killed once its operation began (its event in the coordinator's log, see
+ * COORDINATOR_TRACE): from its first step to its last ones. Timed from the command's start instead, most
+ * kills came before the command (a Node process) had reached the coordinator, or after it was done.
+ */
+const COORDINATOR_KILL_AFTER_BEGIN_MS = { min: 0, max: 800 };
+const PERIODIC_EVERY_MS = { min: MIN_CHECKPOINT_INTERVAL_MS, max: 2_500 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The hosts the job's ranks are on now. */
@@ -69,10 +79,62 @@ async function allHostsUp(c: TestCluster): Promise<void> {
   await c.waitForHostStates(Object.fromEntries(c.hosts.map((h) => [h.name, 'up'])), 60_000);
 }
 
+/** The coordinator's trace that logs its events (the soak's cluster runs with it). */
+export const COORDINATOR_TRACE = 'coordinator';
+
+/**
+ * Starts an operation (`start`, told what to say of a refusal) and SIGKILLs the coordinator `afterMs`
+ * after the operation's begin event (`kind`.begin, naming the job) shows in its log; then starts the
+ * coordinator again. An operation refused before it began goes without the kill.
+ */
+async function killCoordinatorAfterBegin(
+  o: OperationContext,
+  kind: 'checkpoint' | 'migration',
+  afterMs: number,
+  start: (expected: string) => Promise<{ ok: boolean; out: string }>,
+): Promise<{ ok: boolean; out: string }> {
+  const logFrom = o.c.logs('coordinator').length;
+  const began = `event ${kind}.begin: job ${o.job.id}:`;
+  let done = false;
+  const op = start(`with the coordinator killed ${afterMs} ms after it began`).finally(() => (done = true));
+  await o.c.waitFor(() => done || o.c.logs('coordinator').slice(logFrom).includes(began), `${kind} of job ${o.job.id} to begin`, 60_000);
+  if (done) return op;
+  await sleep(afterMs);
+  await o.c.killCoordinator('SIGKILL');
+  const r = await op;
+  await o.c.startCoordinator();
+  await allHostsUp(o.c);
+  return r;
+}
+
 /** A random rank of the job, where it runs, and another host to move it to. */
 async function pickMove(o: OperationContext): Promise<{ rank: number; host: string; to: string }> {
   const { rank, host } = o.random.pick((await o.view()).ranks);
   return { rank, host, to: o.random.pick(o.c.hosts.filter((h) => h.name !== host)).name };
+}
+
+interface EpochView {
+  epoch: number;
+  state: string;
+  detail: string;
+  images: number;
+  replicatedImages: number;
+}
+
+/** States in which an epoch runs no protocol step (EPOCH_TERMINAL_STATES of the catalog). */
+const EPOCH_SETTLED = new Set(['committed', 'aborted', 'deleted', 'lost']);
+
+async function epochsOf(o: OperationContext): Promise<EpochView[]> {
+  const r = await o.c.ferry(['epochs', o.job.id, '--json']);
+  if (r.code !== 0) throw new Error(`ferry epochs ${o.job.id} failed: ${r.stderr.trim()}`);
+  return JSON.parse(r.stdout) as EpochView[];
+}
+
+/** Until no epoch of the job is in flight (a periodic checkpoint's last round has ended). */
+async function epochsSettled(o: OperationContext): Promise<EpochView[]> {
+  let epochs: EpochView[] = [];
+  await o.c.waitFor(async () => (epochs = await epochsOf(o)).every((e) => EPOCH_SETTLED.has(e.state)), `job ${o.job.id}'s epochs to settle`, 120_000);
+  return epochs;
 }
 
 /** `ferry checkpoint --json`'s answer, in a line. */
@@ -147,6 +209,31 @@ export const OPERATIONS: readonly Operation[] = [
     },
   },
   {
+    name: 'periodic-checkpoints',
+    chaos: false,
+    async run(o) {
+      const before = new Set((await epochsOf(o)).map((e) => e.epoch));
+      const logFrom = o.c.logs('coordinator').length;
+      const everyMs = o.random.int(PERIODIC_EVERY_MS.min, PERIODIC_EVERY_MS.max);
+      const forMs = o.random.int(2_000, 7_000);
+      const on = await ferry(o, ['checkpoint', o.job.id, '--every', `${everyMs}ms`]);
+      if (!on.ok) return on.out;
+      await sleep(forMs);
+      const off = await ferry(o, ['checkpoint', o.job.id, '--every', 'off']);
+      const fresh = (await epochsSettled(o)).filter((e) => !before.has(e.epoch));
+      const count = (state: string) => fresh.filter((e) => e.state === state).length;
+      const aborted = fresh.filter((e) => e.state === 'aborted');
+      // Rounds refused before an epoch began show only as events.
+      const failedLines = o.c.logs('coordinator').slice(logFrom).split('\n').filter((l) => l.includes(`event checkpoint.periodic-failed: job ${o.job.id}:`));
+      // Nothing was injected: a round that failed while the job still runs is a finding.
+      if ((aborted.length > 0 || failedLines.length > 0) && (await o.view()).state === 'running') {
+        const why = [...aborted.map((e) => `epoch ${e.epoch} aborted: ${e.detail}`), ...failedLines];
+        throw new SoakFinding(`periodic checkpoints of job ${o.job.id} failed while it runs:\n${why.join('\n')}`);
+      }
+      return `every ${everyMs} ms for ${forMs} ms: ${count('committed') + count('deleted')} epochs committed (${count('deleted')} of them deleted since by retention), ${aborted.length} aborted${off.ok ? '' : `; ${off.out}`}`;
+    },
+  },
+  {
     name: 'kill-agent',
     chaos: true,
     async run(o) {
@@ -191,16 +278,68 @@ export const OPERATIONS: readonly Operation[] = [
     },
   },
   {
+    name: 'kill-coordinator-in-migration',
+    chaos: true,
+    async run(o) {
+      const { rank, host, to } = await pickMove(o);
+      const after = o.random.int(COORDINATOR_KILL_AFTER_BEGIN_MS.min, COORDINATOR_KILL_AFTER_BEGIN_MS.max);
+      const what = `migration of rank ${rank} ${host} -> ${to}`;
+      const r = await killCoordinatorAfterBegin(o, 'migration', after, (expected) => ferry(o, ['migrate', o.job.id, '--rank', String(rank), '--to', to], `${what} ${expected}`));
+      return r.ok ? `${what}, the coordinator killed ${after} ms after it began, moved all the same` : r.out;
+    },
+  },
+  {
+    name: 'lose-host',
+    chaos: true,
+    async run(o) {
+      const view = await o.view();
+      // A host the job can do without: one of its hosts, and another host it may run on.
+      const allowed = view.hosts.length > 0 ? view.hosts : o.c.hosts.map((h) => h.name);
+      const candidates = hostsOf(view).filter((h) => allowed.some((a) => a !== h));
+      if (candidates.length === 0) return `skipped: job ${o.job.id} may run on ${allowed.join(',')} only`;
+      const host = o.random.pick(candidates);
+      // A committed epoch with a copy of every image on another host, for the automatic restart to start from.
+      const ck = await ferry(o, ['checkpoint', o.job.id, '--json']);
+      if (!ck.ok) return ck.out;
+      const epoch = (JSON.parse(ck.out) as { epoch: number }).epoch;
+      let replicated = false;
+      await o.c.waitFor(
+        async () => {
+          const e = (await epochsOf(o)).find((x) => x.epoch === epoch);
+          replicated = !!e && e.state === 'committed' && e.replicatedImages === e.images;
+          return replicated || (await o.view()).state !== 'running';
+        },
+        `copies of epoch ${epoch} of job ${o.job.id}`,
+        120_000,
+      );
+      if (!replicated) return `job ${o.job.id} ended before epoch ${epoch} was copied`;
+      const forget = o.random.int(0, 1) === 1;
+      const killed = await o.c.failHost(host);
+      // The operator says the host is gone for good (no grace), or the coordinator gives it up after the grace.
+      if (forget) {
+        await o.c.waitForHostStates({ [host]: 'down' }, 60_000);
+        await ferry(o, ['forget', host]);
+      }
+      await o.c.waitFor(
+        async () => {
+          const v = await o.view();
+          return v.state !== 'running' || (!v.ranks.some((r) => r.host === host) && v.ranks.every((r) => r.state === 'running'));
+        },
+        `job ${o.job.id} restarted without ${host}`,
+        180_000,
+      );
+      const after = await o.view();
+      await o.c.startAgent(host);
+      await allHostsUp(o.c);
+      return `${host} lost (agent and ${killed} processes killed${forget ? ', then forgotten' : ', given up after the grace'}) after epoch ${epoch} was copied: job ${after.state}${after.state === 'running' ? ` on ${hostsOf(after).join(',')}` : ''}`;
+    },
+  },
+  {
     name: 'kill-coordinator',
     chaos: true,
     async run(o) {
-      const after = o.random.int(0, 600);
-      const cut = ferry(o, ['checkpoint', o.job.id, '--json'], `checkpoint with the coordinator killed ${after} ms in`);
-      await sleep(after);
-      await o.c.killCoordinator('SIGKILL');
-      const r = await cut;
-      await o.c.startCoordinator();
-      await allHostsUp(o.c);
+      const after = o.random.int(COORDINATOR_KILL_AFTER_BEGIN_MS.min, COORDINATOR_KILL_AFTER_BEGIN_MS.max);
+      const r = await killCoordinatorAfterBegin(o, 'checkpoint', after, (expected) => ferry(o, ['checkpoint', o.job.id, '--json'], `checkpoint ${expected}`));
       return r.ok ? `coordinator killed ${after} ms into a checkpoint, which had committed` : r.out;
     },
   },
