@@ -482,6 +482,25 @@ describe('a coordinator restart in the middle of a checkpoint', () => {
     expect((await checkpoint()).result!.epoch!.epoch).toBe(2);
   });
 
+  it('lets agents register after the job of an epoch it cut short in STORE was deleted', async () => {
+    await crashDuring(RoundStep.STORE);
+    h.startCoordinator();
+    await advance(2_000);
+    for (const [host, ranks] of [['a', [0, 1]], ['b', [2, 3]]] as const) for (const r of ranks) h.nodes.get(host)!.ranks.exit('j', r, 0);
+    await advance(100);
+    expect(h.catalog!.getJob('j')!.state).toBe('succeeded');
+    let deleted: unknown;
+    h.coordinator!.retention.deleteJob('j', false).then((r) => (deleted = r), (e) => (deleted = e));
+    for (let t = 0; !deleted && t < 10_000; t += 100) await advance(100);
+    expect(deleted).toMatchObject({ purged: true });
+    // The epoch's entry among the images to discard (a host may come back with them) named a job that is gone:
+    // the registration of every host not told yet failed on it ("unknown job 'j'"), again and again (found by
+    // the soak: an agent restarted after the job was deleted never came back).
+    const c = h.startAgent('c');
+    await advance(2_000);
+    expect(c.state).toBe('registered');
+  });
+
   it('ends the ranks of a checkpoint --stop it committed but did not see through: the job is stopped at that epoch', async () => {
     await crashDuring(RoundStep.STOP, true);
     h.startCoordinator();

@@ -301,8 +301,11 @@ export class CheckpointService {
    * there waits for it.
    */
   discardUnreached(host: string, reported: RankProcess[]): void {
-    // Entries for named hosts go once each of those has been told.
-    this.imagesToDiscard = this.imagesToDiscard.filter((d) => !d.hosts || [...d.hosts].some((h) => !d.hostsDone.has(h)));
+    // Entries for named hosts go once each of those has been told; those of a deleted job go (`ferry delete`
+    // removed its images on every host), or every agent's registration would fail on them from then on.
+    this.imagesToDiscard = this.imagesToDiscard.filter(
+      (d) => this.c.catalog.getJob(d.jobId) !== undefined && (!d.hosts || [...d.hosts].some((h) => !d.hostsDone.has(h))),
+    );
     for (const d of this.imagesToDiscard) {
       if (d.hostsDone.has(host) || (d.hosts && !d.hosts.has(host))) continue;
       const flushedForIt = new Set(reported.filter((p) => p.job_id === d.jobId && Number(p.flushed_epoch) === d.epoch).map((p) => p.rank));
