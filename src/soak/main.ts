@@ -7,8 +7,8 @@
 // --chaos agents and the coordinator SIGKILLed, also in the middle of a
 // checkpoint or a migration, and whole hosts lost; with --chaos the jobs keep
 // a copy of each image on another host and restart by themselves when they
-// lose a host (--image-replicas 1 --auto-restart). Every job must end `succeeded` with the checksum of an
-// uninterrupted run, and Jacobi's history and log files byte for byte that
+// lose a host (--image-replicas 1 --auto-restart). Every job must end
+// `succeeded` with the checksum of an uninterrupted run, and Jacobi's history and log files byte for byte that
 // run's. It prints every operation with its duration, and at the end how many
 // of each ran and how long they took; the seed replays the same choices.
 //

@@ -10,6 +10,7 @@
 import type { FerryResult, TestCluster } from '../local-cluster/local-cluster.js';
 import type { Random } from '../common/seeded-random.js';
 import { MIN_CHECKPOINT_INTERVAL_MS } from '../coordinator/checkpoint/periodic-checkpoints.js';
+import { EPOCH_TERMINAL_STATES } from '../coordinator/catalog-types.js';
 
 export interface SoakJob {
   id: string;
@@ -121,8 +122,6 @@ interface EpochView {
   replicatedImages: number;
 }
 
-/** States in which an epoch runs no protocol step (EPOCH_TERMINAL_STATES of the catalog). */
-const EPOCH_SETTLED = new Set(['committed', 'aborted', 'deleted', 'lost']);
 
 async function epochsOf(o: OperationContext): Promise<EpochView[]> {
   const r = await o.c.ferry(['epochs', o.job.id, '--json']);
@@ -133,7 +132,7 @@ async function epochsOf(o: OperationContext): Promise<EpochView[]> {
 /** Until no epoch of the job is in flight (a periodic checkpoint's last round has ended). */
 async function epochsSettled(o: OperationContext): Promise<EpochView[]> {
   let epochs: EpochView[] = [];
-  await o.c.waitFor(async () => (epochs = await epochsOf(o)).every((e) => EPOCH_SETTLED.has(e.state)), `job ${o.job.id}'s epochs to settle`, 120_000);
+  await o.c.waitFor(async () => (epochs = await epochsOf(o)).every((e) => EPOCH_TERMINAL_STATES.includes(e.state)), `job ${o.job.id}'s epochs to settle`, 120_000);
   return epochs;
 }
 
