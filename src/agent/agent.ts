@@ -426,6 +426,7 @@ export class Agent {
         case 'endpoint_table': {
           const req = msg.endpoint_table!;
           if (!this.rankChannel) throw new FerryError(ErrorCode.UNSUPPORTED, `agent ${this.identity.host} has no rank channel`);
+          await passFaultGate('table', this.identity.host);
           this.rankChannel.sendEndpoints(req.job_id, req.endpoints);
           reply({ ack: {} });
           return;
@@ -535,24 +536,28 @@ export class Agent {
     this.reportEndpoint(info);
   }
 
-  /** Tells the coordinator where a rank that said hello listens, until acknowledged. */
-  private reportEndpoint(info: RankInfo): void {
+  /**
+   * Tells the coordinator where a rank that said hello listens, until acknowledged. `again`: the coordinator
+   * may have been told already (a new coordinator instance; a try whose answer did not come counts so too):
+   * it then hands this host the table if it went out, rather than counting the endpoint for the next one.
+   */
+  private reportEndpoint(info: RankInfo, again = false): void {
     const key = `${info.jobId}/${info.rank}`;
     this.endpointsInFlight.set(key, info);
+    const report = (repeated: boolean): AgentMessageInit => ({
+      rank_endpoint: {
+        job_id: info.jobId,
+        rank: info.rank,
+        size: info.size,
+        address: this.identity.address,
+        port: info.listenPort,
+        resumed_epoch: info.resumedEpoch,
+        repeated,
+      },
+    });
+    const first = report(again || (info.repeated ?? false));
     void passFaultGate('endpoint', this.identity.host)
-      .then(() =>
-        this.deliver(`endpoint ${key}`, {
-          rank_endpoint: {
-            job_id: info.jobId,
-            rank: info.rank,
-            size: info.size,
-            address: this.identity.address,
-            port: info.listenPort,
-            resumed_epoch: info.resumedEpoch,
-            repeated: info.repeated ?? false,
-          },
-        }),
-      )
+      .then(() => this.deliver(`endpoint ${key}`, first, report(true)))
       .finally(() => {
         if (this.endpointsInFlight.get(key) === info) this.endpointsInFlight.delete(key);
       });
@@ -570,21 +575,26 @@ export class Agent {
     for (const info of this.rankChannel?.unanswered().hellos ?? []) {
       if (this.endpointsInFlight.has(`${info.jobId}/${info.rank}`) || !this.ranks.has(info.jobId, info.rank)) continue;
       trace(`endpoint of ${info.jobId}/${info.rank} told again: the coordinator is new and the rank still waits for its endpoint table`);
-      this.reportEndpoint(info);
+      this.reportEndpoint(info, true);
     }
   }
 
-  /** Sends a report until the coordinator acknowledges it, across reconnections. */
-  private async deliver(key: string, body: AgentMessageInit): Promise<void> {
+  /**
+   * Sends a report until the coordinator acknowledges it, across reconnections; after a try that failed (it
+   * may have been taken, its answer lost), `retry` instead when given.
+   */
+  private async deliver(key: string, body: AgentMessageInit, retry = body): Promise<void> {
     this.undelivered.set(key, body);
+    let attempt = body;
     while (this.undelivered.get(key) === body && !this.stopped()) {
       if (this.stateValue === 'registered') {
         try {
-          await this.request(body, this.heartbeatTimeoutMs);
+          await this.request(attempt, this.heartbeatTimeoutMs);
           break;
         } catch (err) {
           trace(`delivering ${key}: ${errorMessage(err)}`);
           if (err instanceof FerryError && err.code !== ErrorCode.TIMEOUT && err.code !== ErrorCode.UNAVAILABLE && err.code !== ErrorCode.NOT_REGISTERED) break;
+          attempt = retry;
         }
       }
       await sleep(EVENT_RETRY_MS);

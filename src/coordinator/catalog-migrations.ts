@@ -400,6 +400,21 @@ export const CATALOG_MIGRATIONS: readonly CatalogMigration[] = [
       `);
     },
   },
+  {
+    version: 24,
+    description: "whether the job's current endpoint table went out: a restarted coordinator hands it again",
+    up: (db) => {
+      // 1 from the moment the coordinator has every rank's endpoint and sends the table, until the first
+      // endpoint of the next gathering. A coordinator killed while it sent the table to the hosts (some got
+      // it) hands the same table to a host whose ranks still wait, when that host tells their endpoints again.
+      // A coordinator of before this version handed the catalog's table to any rank that said hello again
+      // while it gathered none: its running jobs keep that.
+      db.exec(`
+        ALTER TABLE jobs ADD COLUMN endpoints_published INTEGER NOT NULL DEFAULT 0 CHECK (endpoints_published IN (0, 1));
+        UPDATE jobs SET endpoints_published = 1 WHERE state = 'running';
+      `);
+    },
+  },
 ];
 
 /** The schema version this build of Ferry writes. */

@@ -127,6 +127,11 @@ export interface JobRow {
   /** The job failed by a lost host and its automatic restart has not started yet. */
   autoRestartDue: boolean;
   /**
+   * The endpoint table of the ranks' current endpoints went out to their hosts; false while a new one is
+   * gathered (and for a job that never had one).
+   */
+  endpointsPublished: boolean;
+  /**
    * The hosts the job runs on, as the operator or its launcher named them (--hosts, --map, the hosts
    * its launched ranks joined from): restarts that name none, automatic restarts and drains keep its
    * ranks there (a batch allocation). null: any host.

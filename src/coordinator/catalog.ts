@@ -404,6 +404,14 @@ export class Catalog {
     });
   }
 
+  /**
+   * Records that the job's endpoint table went out (every rank's endpoint gathered), or that a new one is
+   * being gathered. Not fsynced: it must outlive the coordinator's process, not the machine.
+   */
+  setEndpointsPublished(id: string, published: boolean): void {
+    if (this.st.setEndpointsPublished.run(published ? 1 : 0, id).changes === 0) throw unknownJob(id);
+  }
+
   /** Uses up one automatic restart, durably, as it starts: the count goes down and it is no longer due. Returns what is left. */
   useAutoRestart(id: string): number {
     return this.durably(() => {
@@ -1059,6 +1067,7 @@ function prepareStatements(db: Database.Database) {
     setJobHosts: p('UPDATE jobs SET hosts_json = ? WHERE id = ? AND deleted_ms IS NULL'),
     setAutoRestarts: p('UPDATE jobs SET auto_restarts = ? WHERE id = ?'),
     setAutoRestartDue: p('UPDATE jobs SET auto_restart_due = ? WHERE id = ?'),
+    setEndpointsPublished: p('UPDATE jobs SET endpoints_published = ? WHERE id = ?'),
     setEnding: p('UPDATE jobs SET ending_json = ? WHERE id = ?'),
     listRanks: p('SELECT * FROM ranks WHERE job_id = ? ORDER BY rank'),
     ranksOnHost: p('SELECT * FROM ranks WHERE host = ? ORDER BY job_id, rank'),
@@ -1199,6 +1208,7 @@ function jobRow(r: Row): JobRow {
     branchAt: r.branch_at as number,
     autoRestarts: r.auto_restarts as number,
     autoRestartDue: r.auto_restart_due === 1,
+    endpointsPublished: r.endpoints_published === 1,
     hosts: r.hosts_json ? (JSON.parse(r.hosts_json as string) as string[]) : null,
     ending: r.ending_json ? (JSON.parse(r.ending_json as string) as JobEnding) : null,
   };

@@ -64,6 +64,8 @@ export class JobService {
   private readonly placementCache = new Map<string, Map<string, number[]>>();
   /** Endpoints reported since a job's table was last published, by job then rank. */
   private readonly pendingEndpoints = new Map<string, Map<number, EndpointInit>>();
+  /** The coordinator is shutting down (stop()): what it asks of the agents from now on is cut short. */
+  private shuttingDown = false;
   /** Jobs being stopped after a committed checkpoint (ferry checkpoint --stop): their exits are expected. */
   private readonly stopping = new Map<string, number>();
   /** Starts of ranks not yet answered, as "job\0host". */
@@ -436,35 +438,42 @@ export class JobService {
     }
     if (!e.port || !e.address) throw new FerryError(ErrorCode.BAD_REQUEST, `rank ${e.rank} of ${e.job_id} reported no endpoint`);
     const endpoint = `${e.address}:${e.port}`;
-    if (e.repeated && this.republishTo(host, job.id, job.worldSize, e.rank, endpoint)) return;
+    if (e.repeated && this.republishTo(host, job, e.rank, endpoint)) return;
+    // The first endpoint of a new gathering: the table the catalog holds is no longer the one to hand out.
+    if (!this.pendingEndpoints.has(job.id) && job.endpointsPublished) this.c.catalog.setEndpointsPublished(job.id, false);
     this.updateRank({ jobId: row.jobId, rank: row.rank, host, pid: row.pid, endpoint, state: row.state === 'exited' ? 'exited' : 'running', updatedMs: this.c.now() });
     const pending = this.pendingEndpoints.get(e.job_id) ?? new Map<number, EndpointInit>();
     pending.set(e.rank, { rank: e.rank, address: e.address, port: e.port });
     this.pendingEndpoints.set(e.job_id, pending);
     if (pending.size < job.worldSize) return;
     this.pendingEndpoints.delete(e.job_id);
+    // Recorded before any host is sent the table: a coordinator killed part way through sending it leaves
+    // hosts that did not get it, whose ranks still wait; the next coordinator hands them this table when
+    // their agents tell those endpoints again (republishTo).
+    this.c.catalog.setEndpointsPublished(job.id, true);
     void this.publishEndpoints(e.job_id, [...pending.values()].sort((a, b) => (a.rank ?? 0) - (b.rank ?? 0)));
   }
 
   /**
-   * A hello said again to a new agent (the one asked first died before it
-   * handed over the table): when no table is being gathered and this rank's
-   * endpoint is the one already published, that host gets the current table.
+   * An endpoint told again (the rank said hello again to a new agent, whose
+   * predecessor died before it handed over the table; or an agent tells it again
+   * to a new coordinator, or after a report whose answer it did not get): when
+   * the job's table went out and this rank's endpoint is in it, that host gets
+   * the table again. Otherwise the endpoint counts for the table being gathered.
    */
-  private republishTo(host: string, jobId: string, worldSize: number, rank: number, endpoint: string): boolean {
-    if (this.pendingEndpoints.has(jobId)) return false;
+  private republishTo(host: string, job: JobRow, rank: number, endpoint: string): boolean {
+    const jobId = job.id;
+    if (!job.endpointsPublished || this.pendingEndpoints.has(jobId)) return false;
     const rows = this.c.catalog.listRanks(jobId);
-    if (rows.length !== worldSize || rows.find((r) => r.rank === rank)?.endpoint !== endpoint) return false;
+    if (rows.length !== job.worldSize || rows.find((r) => r.rank === rank)?.endpoint !== endpoint) return false;
     const endpoints: EndpointInit[] = [];
     for (const r of rows) {
       const m = /^(.*):(\d+)$/.exec(r.endpoint);
       if (!m) return false;
       endpoints.push({ rank: r.rank, address: m[1], port: Number(m[2]) });
     }
-    this.c.event('job.endpoints', `job ${jobId}: endpoint table sent again to ${host} (rank ${rank} asked a new agent)`, { jobId, host });
-    void this.c.requestAgent(host, { endpoint_table: { job_id: jobId, endpoints } }).catch((err) => {
-      this.failJob(jobId, 1, `could not hand the endpoint table to host ${host}: ${errorMessage(err)}`);
-    });
+    this.c.event('job.endpoints', `job ${jobId}: endpoint table sent again to ${host} (rank ${rank}'s endpoint told again)`, { jobId, host });
+    void this.c.requestAgent(host, { endpoint_table: { job_id: jobId, endpoints } }).catch((err) => this.tableNotHanded(jobId, host, err));
     return true;
   }
 
@@ -473,12 +482,19 @@ export class JobService {
     this.c.event('job.endpoints', `job ${jobId}: endpoint table of ${endpoints.length} ranks published to ${hosts.join(',')}`, { jobId });
     await Promise.all(
       hosts.map((host) =>
-        this.c.requestAgent(host, { endpoint_table: { job_id: jobId, endpoints } }).catch((err) => {
-          // A host that cannot take the table fails the job: its ranks would wait forever.
-          this.failJob(jobId, 1, `could not hand the endpoint table to host ${host}: ${errorMessage(err)}`);
-        }),
+        this.c.requestAgent(host, { endpoint_table: { job_id: jobId, endpoints } }).catch((err) => this.tableNotHanded(jobId, host, err)),
       ),
     );
+  }
+
+  /**
+   * A host that cannot take the table fails the job: its ranks would wait forever. Not when it is this
+   * coordinator that stops: the next one hands the table to the host's agent as it tells the ranks'
+   * endpoints again (republishTo).
+   */
+  private tableNotHanded(jobId: string, host: string, err: unknown): void {
+    if (this.shuttingDown) return;
+    this.failJob(jobId, 1, `could not hand the endpoint table to host ${host}: ${errorMessage(err)}`);
   }
 
   onRankOutput(out: RankOutput): void {
@@ -847,6 +863,7 @@ export class JobService {
 
   /** Stops every timer (the coordinator is shutting down). */
   stop(): void {
+    this.shuttingDown = true;
     for (const t of this.rejoinGrace.values()) clearTimeout(t);
     this.rejoinGrace.clear();
     if (this.startsTimer) clearTimeout(this.startsTimer);

@@ -183,8 +183,13 @@ describe('catalog round trips', () => {
     c.createJob(job('j2', { createdMs: 2_500, worldSize: 4 }));
     expect(c.getJob('j1')).toEqual({
       ...job('j1'), state: 'pending', checkpointEveryMs: null, startedMs: null, endedMs: null, exitCode: null, detail: null, lastEpoch: 0, stopAfterEpoch: 0, keepEpochs: 0, imageReplicas: null,
-      branchFrom: 0, branchAt: 0, autoRestarts: 0, autoRestartDue: false, hosts: null, ending: null,
+      branchFrom: 0, branchAt: 0, autoRestarts: 0, autoRestartDue: false, endpointsPublished: false, hosts: null, ending: null,
     });
+    c.setEndpointsPublished('j1', true);
+    expect(c.getJob('j1')!.endpointsPublished).toBe(true);
+    c.setEndpointsPublished('j1', false);
+    expect(c.getJob('j1')!.endpointsPublished).toBe(false);
+    expect(() => c.setEndpointsPublished('nope', true)).toThrow(/nope/);
     const ending = { exitCode: 7, detail: 'rank 2 on b exited with status 7', secondary: false, lostHost: true };
     c.setEnding('j1', ending);
     expect(c.getJob('j1')!.ending).toEqual(ending);

@@ -6,7 +6,9 @@
 // next checkpoint commits. Killed while its PREPARE has reached one host only,
 // the next coordinator finishes that flush on every rank before any resumes.
 // Killed while a job's ranks gather their endpoints (some told, some not yet),
-// the next one hears again of those it had been told, and hands out the table.
+// the next one hears again of those it had been told, and hands out the table;
+// killed while it hands out the table (one host got it), the next one hands the
+// same table to the other host as its agent tells its ranks' endpoints again.
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -140,5 +142,30 @@ describe("a coordinator killed while a job's ranks gather their endpoints", { ti
     );
     for (const rank of [0, 1]) expect(c.logs('host1')).toMatch(new RegExp(`endpoint of gather/${rank} told again`));
     await runsOnLosingNothing('gather', stop, run, 1);
+  });
+});
+
+describe('a coordinator killed while it hands out an endpoint table', { timeout: 180_000 }, () => {
+  it('hands the same table to the host that did not get it, as its agent tells the endpoints again', async () => {
+    const stop = join(c.tempDir, 'stop-table');
+    // host2's agent drops the table: host1's ranks got it and run, host2's wait; the coordinator dies.
+    gates.close('table', 'host2', { drop: true });
+    const run = c.ferry(['run', '-n', '4', '--hosts', 'host1,host2', '--job-id', 'table', stream, stop], { timeoutMs: 150_000 });
+    await gates.held('table', 'host2');
+    await c.killCoordinator('SIGKILL');
+    gates.open('table', 'host2');
+    await c.startCoordinator();
+    // Counted for a new table instead, host2's endpoints would wait for host1's, which nobody tells again.
+    await c.waitFor(
+      async () =>
+        (await ferryJson<{ kind: string; message: string }[]>(['events', '--job', 'table', '--limit', '1000'])).some(
+          (e) => e.kind === 'job.endpoints' && /sent again to host2/.test(e.message),
+        ),
+      'the endpoint table sent again to host2',
+      60_000,
+    );
+    for (const rank of [2, 3]) expect(c.logs('host2')).toMatch(new RegExp(`endpoint of table/${rank} told again`));
+    expect(c.logs('host1')).not.toMatch(/endpoint of table\/\d told again/);
+    await runsOnLosingNothing('table', stop, run, 1);
   });
 });

@@ -325,3 +325,140 @@ describe('a host that goes down with running ranks', () => {
     expect(h.catalog!.getJob('k')!.state).toBe('running');
   });
 });
+
+describe('a coordinator that dies while it hands out an endpoint table', () => {
+  /**
+   * A rank channel whose ranks say hello through `hello` and wait until a table is handed to them; the
+   * first table handed here is lost when `loseFirst` (its host never got it from the dead coordinator).
+   */
+  function waitingChannel(loseFirst: boolean) {
+    const handlers = new Map<string, (info: unknown) => void>();
+    const waiting = new Map<number, { jobId: string; rank: number; size: number; pid: number; listenPort: number; runtimeVersion: string; resumedEpoch: number }>();
+    const tables: string[] = [];
+    let lose = loseFirst;
+    const channel = {
+      on: (event: string, handler: (info: unknown) => void) => handlers.set(event, handler),
+      unanswered: () => ({ hellos: [...waiting.values()], attaches: [] }),
+      sendEndpoints: (jobId: string, eps: { rank: number; port: number }[]) => {
+        if (lose) {
+          lose = false;
+          return [];
+        }
+        tables.push(`${jobId} ${eps.map((e) => e.port).join(',')}`);
+        const answered = [...waiting.keys()];
+        waiting.clear();
+        return answered;
+      },
+    } as unknown as RankChannelServer;
+    const hello = (rank: number, port: number) => {
+      const info = { jobId: 'k', rank, size: 2, pid: 100 + rank, listenPort: port, runtimeVersion: 'test', resumedEpoch: 0 };
+      waiting.set(rank, info);
+      handlers.get('hello')!(info);
+    };
+    return { channel, hello, tables, waiting };
+  }
+
+  for (const how of ['tells it again as it registers with the next coordinator', 'tries again a report whose answer it never got'] as const) {
+    it(`hands that table to a host that did not get it, when its agent ${how.split(' with')[0]}`, async () => {
+      await h.close();
+      h = new ControlPlaneHarness({ heartbeatIntervalMs: 100, heartbeatTimeoutMs: 500 });
+      h.startCoordinator();
+      const a = waitingChannel(false);
+      const b = waitingChannel(true);
+      h.startAgent('a', {}, undefined, a.channel);
+      h.startAgent('b', {}, undefined, b.channel);
+      await advance(50);
+      await h.submit({ world_size: 2, rank_hosts: { 0: 'a', 1: 'b' }, job_id: 'k' });
+      await advance(10);
+      a.hello(0, 1000);
+      await advance(50);
+      if (how.startsWith('tries again')) {
+        // The coordinator takes b's report (the last one: it sends the table) and dies before it answers.
+        const jobs = h.coordinator!.jobs;
+        const take = jobs.onRankEndpoint.bind(jobs);
+        jobs.onRankEndpoint = (host, e) => {
+          take(host, e);
+          h.hub.severed = true;
+        };
+      }
+      b.hello(1, 1001);
+      await advance(50);
+      // a has the table; b's was lost with the coordinator that sent it.
+      expect(a.tables).toEqual(['k 1000,1001']);
+      expect(b.tables).toEqual([]);
+      expect(h.catalog!.getJob('k')!.endpointsPublished).toBe(true);
+      await h.crashCoordinator();
+
+      h.startCoordinator();
+      await advance(2_000);
+      // Counted for a new table instead, b's endpoint would wait for a's, which a's rank never tells again.
+      expect(b.tables).toEqual(['k 1000,1001']);
+      expect(b.waiting.size).toBe(0);
+      expect(a.tables).toEqual(['k 1000,1001']);
+      expect(h.catalog!.getJob('k')!.state).toBe('running');
+    });
+  }
+
+  it('leaves the job running when it is stopped before the agents answered the table', async () => {
+    await h.close();
+    h = new ControlPlaneHarness({ heartbeatIntervalMs: 100, heartbeatTimeoutMs: 500 });
+    h.startCoordinator();
+    const a = waitingChannel(false);
+    const b = waitingChannel(true);
+    h.startAgent('a', {}, undefined, a.channel);
+    h.startAgent('b', {}, undefined, b.channel);
+    await advance(50);
+    await h.submit({ world_size: 2, rank_hosts: { 0: 'a', 1: 'b' }, job_id: 'k' });
+    await advance(10);
+    a.hello(0, 1000);
+    await advance(50);
+    // The agents' answers to the table (and to b's report) never come back.
+    const jobs = h.coordinator!.jobs;
+    const take = jobs.onRankEndpoint.bind(jobs);
+    jobs.onRankEndpoint = (host, e) => {
+      take(host, e);
+      h.hub.severed = true;
+    };
+    b.hello(1, 1001);
+    await advance(50);
+    h.hub.severed = false;
+    // A stop cuts the table's requests short: that is no failure of the job's hosts.
+    await h.stopCoordinator();
+    h.startCoordinator();
+    expect(h.catalog!.getJob('k')).toMatchObject({ state: 'running', endpointsPublished: true });
+    await advance(2_000);
+    expect(b.tables).toEqual(['k 1000,1001']);
+    expect(h.catalog!.getJob('k')!.state).toBe('running');
+  });
+
+  it('counts an endpoint told again for the table being gathered when none went out since', async () => {
+    await h.close();
+    h = new ControlPlaneHarness({ heartbeatIntervalMs: 100, heartbeatTimeoutMs: 500 });
+    h.startCoordinator();
+    const a = waitingChannel(false);
+    const b = waitingChannel(false);
+    h.startAgent('a', {}, undefined, a.channel);
+    h.startAgent('b', {}, undefined, b.channel);
+    await advance(50);
+    await h.submit({ world_size: 2, rank_hosts: { 0: 'a', 1: 'b' }, job_id: 'k' });
+    await advance(10);
+    a.hello(0, 1000);
+    b.hello(1, 1001);
+    await advance(50);
+    expect(a.tables).toEqual(['k 1000,1001']);
+    // The ranks resume from a flush with new listeners: a's new endpoint reaches the coordinator, which dies.
+    a.hello(0, 2000);
+    await advance(50);
+    expect(h.catalog!.getJob('k')!.endpointsPublished).toBe(false);
+    await h.crashCoordinator();
+    h.startCoordinator();
+    await advance(500);
+    // a tells its endpoint again: not answered with the old table (its port 1001 for b is gone) ...
+    expect(a.tables).toEqual(['k 1000,1001']);
+    b.hello(1, 2001);
+    await advance(50);
+    // ... but with the new one, once b's new endpoint comes.
+    expect(a.tables).toEqual(['k 1000,1001', 'k 2000,2001']);
+    expect(b.tables).toEqual(['k 1000,1001', 'k 2000,2001']);
+  });
+});
