@@ -490,10 +490,16 @@ export class JobService {
   /**
    * A host that cannot take the table fails the job: its ranks would wait forever. Not when it is this
    * coordinator that stops: the next one hands the table to the host's agent as it tells the ranks'
-   * endpoints again (republishTo).
+   * endpoints again (republishTo). Nor when the host's agent went down or was replaced: its ranks, still
+   * waiting, say hello again to the agent that comes next, which tells their endpoints again; a host that
+   * stays down fails the job at the end of its rejoin grace (onHostDown), as for any other step.
    */
   private tableNotHanded(jobId: string, host: string, err: unknown): void {
     if (this.shuttingDown) return;
+    if (err instanceof FerryError && err.code === ErrorCode.HOST_DOWN) {
+      this.c.event('job.endpoints', `job ${jobId}: host ${host} did not take the endpoint table (${errorMessage(err)}); its ranks get it when they say hello to its next agent`, { jobId, host });
+      return;
+    }
     this.failJob(jobId, 1, `could not hand the endpoint table to host ${host}: ${errorMessage(err)}`);
   }
 

@@ -333,7 +333,7 @@ describe('a coordinator that dies while it hands out an endpoint table', () => {
    */
   function waitingChannel(loseFirst: boolean) {
     const handlers = new Map<string, (info: unknown) => void>();
-    const waiting = new Map<number, { jobId: string; rank: number; size: number; pid: number; listenPort: number; runtimeVersion: string; resumedEpoch: number }>();
+    const waiting = new Map<number, { jobId: string; rank: number; size: number; pid: number; listenPort: number; runtimeVersion: string; resumedEpoch: number; repeated: boolean }>();
     const tables: string[] = [];
     let lose = loseFirst;
     const channel = {
@@ -350,8 +350,8 @@ describe('a coordinator that dies while it hands out an endpoint table', () => {
         return answered;
       },
     } as unknown as RankChannelServer;
-    const hello = (rank: number, port: number) => {
-      const info = { jobId: 'k', rank, size: 2, pid: 100 + rank, listenPort: port, runtimeVersion: 'test', resumedEpoch: 0 };
+    const hello = (rank: number, port: number, repeated = false) => {
+      const info = { jobId: 'k', rank, size: 2, pid: 100 + rank, listenPort: port, runtimeVersion: 'test', resumedEpoch: 0, repeated };
       waiting.set(rank, info);
       handlers.get('hello')!(info);
     };
@@ -428,6 +428,49 @@ describe('a coordinator that dies while it hands out an endpoint table', () => {
     expect(h.catalog!.getJob('k')).toMatchObject({ state: 'running', endpointsPublished: true });
     await advance(2_000);
     expect(b.tables).toEqual(['k 1000,1001']);
+    expect(h.catalog!.getJob('k')!.state).toBe('running');
+  });
+
+  it("leaves it to the host's rejoin grace when the agent that was to take the table goes down", async () => {
+    await h.close();
+    h = new ControlPlaneHarness({ heartbeatIntervalMs: 100, heartbeatTimeoutMs: 500 });
+    h.startCoordinator();
+    const a = waitingChannel(false);
+    const b = waitingChannel(false);
+    h.startAgent('a', {}, undefined, a.channel);
+    h.startAgent('b', { address: '198.18.0.9' }, undefined, b.channel);
+    await advance(50);
+    await h.submit({ world_size: 2, rank_hosts: { 0: 'a', 1: 'b' }, job_id: 'k' });
+    await advance(10);
+    a.hello(0, 1000);
+    await advance(50);
+    // b's report completes the table; b is cut off before the table reaches it, and is seen down.
+    const jobs = h.coordinator!.jobs;
+    const take = jobs.onRankEndpoint.bind(jobs);
+    jobs.onRankEndpoint = (host, e) => {
+      if (host === 'b') {
+        h.partition('b', true);
+        jobs.onRankEndpoint = take;
+      }
+      take(host, e);
+    };
+    b.hello(1, 1001);
+    await advance(1_000);
+    expect(a.tables).toEqual(['k 1000,1001']);
+    expect(b.tables).toEqual([]);
+    expect(h.coordinator!.hosts.get('b')?.state).toBe('down');
+    expect(h.catalog!.getJob('k')!.state).toBe('running');
+
+    // b's agent is restarted; its rank, still waiting, says its hello again to the new one.
+    const ranksOfB = h.nodes.get('b')!.ranks;
+    await crashAgent('b');
+    h.partition('b', false);
+    const b2 = waitingChannel(false);
+    h.startAgent('b', { address: '198.18.0.9' }, ranksOfB, b2.channel); // (the host's address, as before)
+    await advance(200);
+    b2.hello(1, 1001, true);
+    await advance(200);
+    expect(b2.tables).toEqual(['k 1000,1001']);
     expect(h.catalog!.getJob('k')!.state).toBe('running');
   });
 
