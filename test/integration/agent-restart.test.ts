@@ -6,7 +6,8 @@
 // the rank ended while no agent ran). An agent killed while it holds the
 // RESUME of a checkpoint (before its STORE): the epoch aborts, and the job
 // runs on once the coordinator resumes the ranks the new agent reports
-// flushed. A failed job's
+// flushed. An agent killed while it takes the endpoint table: its ranks get
+// the table through the next agent. A failed job's
 // rank that ignores SIGTERM on a host away at the time ends once its agent is back.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -77,6 +78,30 @@ describe('an agent killed and restarted while its ranks run', { timeout: 180_000
     const end = await job('mpi');
     expect(end.state, end.detail).toBe('succeeded');
     expect((await events()).some((e) => e.kind === 'job.host-back')).toBe(true);
+  });
+
+  it('an agent killed while the coordinator hands it the endpoint table: its ranks get the table through the next agent', async () => {
+    const stop = join(c.tempDir, 'stop-table');
+    // host2's agent drops the table (host1's ranks take it and run) and dies; its ranks wait for the table.
+    gates.close('table', 'host2', { drop: true });
+    const run = c.ferry(['run', '-n', '4', '--hosts', 'host1,host2', '--job-id', 'table', stream, stop], { timeoutMs: 150_000 });
+    await gates.held('table', 'host2');
+    await c.killAgent('host2', 'SIGKILL');
+    gates.open('table', 'host2');
+    await c.waitForHostStates({ host2: 'down' });
+    // The table's request fails with the host: that no longer fails the job, which waits for the host's grace.
+    const said = async (re: RegExp) => (await events()).some((e) => e.kind === 'job.endpoints' && e.jobId === 'table' && re.test(e.message));
+    await c.waitFor(() => said(/host host2 did not take the endpoint table/), 'the table not taken by host2', 30_000);
+    expect((await job('table')).state).toBe('running');
+
+    await c.startAgent('host2');
+    await c.waitFor(() => said(/endpoint table sent again to host2/), 'the table sent again to host2 through its new agent', 60_000);
+    writeFileSync(stop, '');
+    const r = await run;
+    expect(r.code, `${r.stderr}\n${c.logTails(20)}`).toBe(0);
+    expect(r.stdout).toMatch(/\[0\] stream ok rounds \d+ messages \d+/);
+    const end = await job('table');
+    expect(end.state, end.detail).toBe('succeeded');
   });
 
   it('an agent killed during the RESUME before STORE: the epoch aborts, its images go, and the ranks it left flushed run on under the next agent', async () => {
