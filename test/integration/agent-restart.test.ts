@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RANK_KILL_GRACE_MS } from '../../src/agent/rank-supervisor.js';
-import type { TestCluster } from '../helpers/cluster.js';
+import type { FerryResult, TestCluster } from '../helpers/cluster.js';
 import { allRanksRunning, endLeftovers, ferryJson, startFaultCluster, type JobView } from '../helpers/fault-cluster.js';
 import type { FaultGates } from '../helpers/fault-gates.js';
 
@@ -40,6 +40,16 @@ const tablesPublished = async (id: string) => (await events()).filter((e) => e.k
 /** What a rank's runtime prints once it is connected to a new agent (or, caught between the table's publication and its arrival, says hello again). */
 const rejoined = /reconnected to the agent|lost the agent before the endpoint table came/;
 const allRunning = (id: string) => allRanksRunning(c, id);
+
+/** Ends stream job `id` (its stop file `stop`): `ferry run` exits 0, rank 0 having checked every message, and the job succeeded. */
+async function streamEndsWell(id: string, stop: string, run: Promise<FerryResult>): Promise<void> {
+  writeFileSync(stop, '');
+  const r = await run;
+  expect(r.code, `${r.stderr}\n${c.logTails(20)}`).toBe(0);
+  expect(r.stdout).toMatch(/\[0\] stream ok rounds \d+ messages \d+/);
+  const end = await job(id);
+  expect(end.state, end.detail).toBe('succeeded');
+}
 
 /** Script ranks: wait for DIR/stop, print, exit 3 if DIR/fail-RANK exists. */
 function shellRanks(dir: string): string[] {
@@ -71,12 +81,7 @@ describe('an agent killed and restarted while its ranks run', { timeout: 180_000
     expect(during.state).toBe('running');
     expect(during.ranks.map((r) => r.state)).toEqual(['running', 'running', 'running', 'running']);
 
-    writeFileSync(stop, '');
-    const r = await run;
-    expect(r.code, `${r.stderr}\n${c.logTails(20)}`).toBe(0);
-    expect(r.stdout).toMatch(/\[0\] stream ok rounds \d+ messages \d+/);
-    const end = await job('mpi');
-    expect(end.state, end.detail).toBe('succeeded');
+    await streamEndsWell('mpi', stop, run);
     expect((await events()).some((e) => e.kind === 'job.host-back')).toBe(true);
   });
 
@@ -96,12 +101,7 @@ describe('an agent killed and restarted while its ranks run', { timeout: 180_000
 
     await c.startAgent('host2');
     await c.waitFor(() => said(/endpoint table sent again to host2/), 'the table sent again to host2 through its new agent', 60_000);
-    writeFileSync(stop, '');
-    const r = await run;
-    expect(r.code, `${r.stderr}\n${c.logTails(20)}`).toBe(0);
-    expect(r.stdout).toMatch(/\[0\] stream ok rounds \d+ messages \d+/);
-    const end = await job('table');
-    expect(end.state, end.detail).toBe('succeeded');
+    await streamEndsWell('table', stop, run);
   });
 
   it('an agent killed during the RESUME before STORE: the epoch aborts, its images go, and the ranks it left flushed run on under the next agent', async () => {
@@ -124,12 +124,7 @@ describe('an agent killed and restarted while its ranks run', { timeout: 180_000
 
     await c.startAgent(victim);
     await c.waitFor(async () => (await events()).some((e) => e.kind === 'job.resumed-late'), 'the RESUME sent again to the new agent');
-    writeFileSync(stop, '');
-    const r = await run;
-    expect(r.code, `${r.stderr}\n${c.logTails(20)}`).toBe(0);
-    expect(r.stdout).toMatch(/\[0\] stream ok rounds \d+ messages \d+/);
-    const end = await job('resume');
-    expect(end.state, end.detail).toBe('succeeded');
+    await streamEndsWell('resume', stop, run);
     const epochs = JSON.parse((await c.ferry(['epochs', 'resume', '--json'])).stdout) as { state: string }[];
     expect(epochs.map((e) => e.state)).toEqual(['aborted']);
     // Neither host keeps the aborted epoch's images (the victim's new agent discarded them before the RESUME).
@@ -162,11 +157,7 @@ describe('an agent killed and restarted while its ranks run', { timeout: 180_000
     // The job runs on: the next checkpoint commits, and the stream ends checked.
     const next = await c.ferry(['checkpoint', 'prep', '--json'], { timeoutMs: 60_000 });
     expect(next.code, `${next.stderr}\n${c.logTails(20)}`).toBe(0);
-    writeFileSync(stop, '');
-    const r = await run;
-    expect(r.code, `${r.stderr}\n${c.logTails(20)}`).toBe(0);
-    expect(r.stdout).toMatch(/\[0\] stream ok rounds \d+ messages \d+/);
-    expect((await job('prep')).state).toBe('succeeded');
+    await streamEndsWell('prep', stop, run);
   });
 
   it('an agent killed during STORE: the epoch aborts, the ranks (resumed before STORE) run on under the next agent, which discards the images; the previous epoch stays', async () => {
@@ -202,11 +193,7 @@ describe('an agent killed and restarted while its ranks run', { timeout: 180_000
     await c.waitFor(() => victimRanks.every((r, i) => rejoined.test(readFileSync(join(victimLogs, 'store', `rank-${r}.err`), 'utf8').slice(before[i]))), 'ranks reconnected');
     const images = (h: { imagesDir: string }) => join(h.imagesDir, 'store', '2');
     await c.waitFor(() => c.hosts.every((h) => !existsSync(images(h))), "epoch 2's images gone from every host");
-    writeFileSync(stop, '');
-    const r = await run;
-    expect(r.code, `${r.stderr}\n${c.logTails(20)}`).toBe(0);
-    expect(r.stdout).toMatch(/\[0\] stream ok rounds \d+ messages \d+/);
-    expect((await job('store')).state).toBe('succeeded');
+    await streamEndsWell('store', stop, run);
     expect((await epochs()).map((e) => e.state)).toEqual(['committed', 'aborted']);
     expect((await events()).some((e) => e.kind === 'job.resumed-late' && e.jobId === 'store')).toBe(false); // nothing was owed a RESUME
     for (const h of c.hosts) expect(existsSync(join(h.imagesDir, 'store', '1')), h.name).toBe(placed.ranks.some((x) => x.host === h.name));
