@@ -568,8 +568,8 @@ export class Agent {
    * ranks here that still wait for their endpoint table, which the one before had been told. A coordinator
    * gathers a job's endpoints in memory until it has every rank's, so the new one knows none of them, and
    * the job's ranks would wait for their table forever. Those whose report is still on its way are left to it
-   * (each rank's endpoint reaches a coordinator once: a repeat after its table went out would count for the
-   * next one).
+   * (it tries again, marked as told again, until answered): no report twice at once. Each is marked as told
+   * again, so that a table that went out before the restart is handed out, not gathered anew.
    */
   private reportWaitingEndpoints(): void {
     for (const info of this.rankChannel?.unanswered().hellos ?? []) {
