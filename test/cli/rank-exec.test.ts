@@ -2,28 +2,21 @@
 // host of a 2-host test cluster: the launcher sees normal ranks (their own
 // output, their exit status) while Ferry runs them, even after one of them
 // moved to the other host. The cluster has a key, which the launcher passes on.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FERRY_CLI, startTestCluster, type FerryResult, type TestCluster } from '../helpers/cluster.js';
+import { LAUNCH_TIMEOUT_MS as RUN_TIMEOUT_MS, checksumLine, launcherTools, untagged, type Launched } from '../helpers/launcher-tools.js';
 
 const MPIEXEC = '/usr/bin/mpiexec';
-const RUN_TIMEOUT_MS = 300_000;
 const RING = ['ring', '3000', '--progress', '1000'];
 // About 15 s on 4 ranks of one host here; the migration starts after its first progress line.
 const JACOBI = ['jacobi', '256', '8000', '--progress', '500'];
 
 let c: TestCluster;
 let bin: string;
-
-interface Launched {
-  pid: number;
-  /** What it wrote to stdout so far. */
-  stdout: () => string;
-  stderr: () => string;
-  done: Promise<FerryResult>;
-}
+const { launch, jobs, jobIds, newJob, events } = launcherTools(() => c);
 
 /**
  * `mpiexec -launcher fork -n N ferry rank-exec ARGS...` inside host1, the coordinator's address and the
@@ -37,66 +30,6 @@ function mpiexec(n: number, args: string[], env: NodeJS.ProcessEnv = {}): Launch
 /** `ferry rank-exec ARGS...` alone inside host1 (the test plays the launcher). */
 function rankExec(args: string[], env: NodeJS.ProcessEnv): Promise<FerryResult> {
   return launch(c.network.command('host1', [process.execPath, FERRY_CLI, 'rank-exec', ...args]), env).done;
-}
-
-function launch(argv: string[], env: NodeJS.ProcessEnv): Launched {
-  const child = spawn(argv[0], argv.slice(1), {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, FERRY_COORDINATOR: c.coordinatorAddress, FERRY_KEY: c.keyFile, ...env },
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const timer = setTimeout(() => child.kill('SIGKILL'), RUN_TIMEOUT_MS); // a hang shows as code null
-  const done = new Promise<FerryResult>((resolve) =>
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    }),
-  );
-  return { pid: child.pid!, stdout: () => stdout, stderr: () => stderr, done };
-}
-
-interface JobJson {
-  id: string;
-  state: string;
-  detail: string;
-  worldSize: number;
-  argv: string[];
-  ranks: { rank: number; host: string; state: string; exitCode: number }[];
-}
-
-async function jobs(): Promise<JobJson[]> {
-  const r = await c.ferry(['jobs', '--all', '--json']);
-  expect(r.code, r.stderr).toBe(0);
-  return JSON.parse(r.stdout);
-}
-
-/** The one job started since `before` (job ids seen then). */
-async function newJob(before: Set<string>): Promise<JobJson> {
-  let found: JobJson[] = [];
-  await c.waitFor(async () => (found = (await jobs()).filter((j) => !before.has(j.id))).length > 0, 'the launched job');
-  expect(found).toHaveLength(1);
-  return found[0];
-}
-
-async function jobIds(): Promise<Set<string>> {
-  return new Set((await jobs()).map((j) => j.id));
-}
-
-async function events(jobId: string): Promise<{ kind: string; message: string }[]> {
-  const r = await c.ferry(['events', '--job', jobId, '--json', '--limit', '1000']);
-  expect(r.code, r.stderr).toBe(0);
-  return JSON.parse(r.stdout);
-}
-
-const untagged = (out: string) => out.split('\n').filter(Boolean).map((l) => l.replace(/^\[\d+\] /, ''));
-
-function checksumLine(out: string): string {
-  const line = untagged(out).find((l) => /checksum=0x[0-9a-f]{16}/.test(l));
-  if (!line) throw new Error(`no checksum line in:\n${out}`);
-  return line;
 }
 
 let jacobiRun: Promise<FerryResult> | undefined;
