@@ -1,0 +1,153 @@
+// `ferry rank-exec` under a real Slurm: Debian's slurmctld and one slurmd per
+// namespace host of a 2-host test cluster (test/helpers/slurm-cluster.ts),
+// `srun -N 2` spreading the rank-execs over both nodes. Slurm sees normal tasks
+// (their output, their exit status, its signals reach the job) while Ferry runs
+// the ranks, even after one of them moved to the other node. Needs
+// scripts/install-slurm.sh (.ci/run runs it); skipped without Slurm.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FERRY_CLI, startTestCluster, type FerryResult, type TestCluster } from '../helpers/cluster.js';
+import { LAUNCH_TIMEOUT_MS, checksumLine, launcherTools, untagged, type Launched } from '../helpers/launcher-tools.js';
+import { slurmInstalled, startSlurm, type SlurmCluster } from '../helpers/slurm-cluster.js';
+
+// About 15 s on 4 ranks here; the operations start after its first progress line.
+const JACOBI = ['jacobi', '256', '8000', '--progress', '500'];
+
+let c: TestCluster;
+let slurm: SlurmCluster;
+let bin: string;
+const { launch, jobIds, newJob, job, events } = launcherTools(() => c);
+
+/** `srun -N 2 -n N SRUN_ARGS... ferry rank-exec ARGS...` from host1, as a user on a login node would. */
+function srun(n: number, args: string[], srunArgs: string[] = [], env: NodeJS.ProcessEnv = {}): Launched {
+  const argv = slurm.command('host1', ['srun', '-N', '2', '-n', String(n), '--overcommit', ...srunArgs, process.execPath, FERRY_CLI, 'rank-exec', ...args]);
+  return launch(argv, { ...slurm.env, ...env });
+}
+
+/** The id of the running Slurm job named NAME (srun -J NAME). */
+async function slurmJobNamed(name: string): Promise<string> {
+  const id = (await slurm.run(['squeue', '-h', '-t', 'R', '-n', name, '-o', '%i'])).trim();
+  expect(id, `the running Slurm job named ${name}`).toMatch(/^\d+$/);
+  return id;
+}
+
+const failure = (r: FerryResult) => `${r.stderr}\n${c.logTails(20)}\n${slurm.logTails()}`;
+
+let jacobiRun: Promise<FerryResult> | undefined;
+
+/** An uninterrupted `ferry run` of JACOBI over both hosts, once. */
+async function jacobiReference(): Promise<FerryResult> {
+  jacobiRun ??= c.ferry(['run', '-n', '4', '--hosts', 'host1,host2', join(bin, JACOBI[0]!), ...JACOBI.slice(1)], { timeoutMs: LAUNCH_TIMEOUT_MS });
+  const reference = await jacobiRun;
+  expect(reference.code, reference.stderr).toBe(0);
+  return reference;
+}
+
+const installed = slurmInstalled();
+
+beforeAll(async () => {
+  if (!installed) return;
+  c = await startTestCluster({ hosts: 2, clusterKey: true }); // srun passes FERRY_KEY on to its tasks
+  slurm = await startSlurm(c);
+  bin = join(c.tempDir, 'bin');
+  mkdirSync(bin, { recursive: true });
+  execFileSync(process.execPath, [FERRY_CLI, 'mpicc', '-O2', '-ffp-contract=off', '-o', join(bin, 'jacobi'), 'examples/jacobi.c'], { stdio: 'inherit' });
+}, 300_000);
+
+afterAll(async () => {
+  await slurm?.stop();
+  await c?.stop();
+});
+
+describe.runIf(installed)('ferry rank-exec under srun over two Slurm nodes', { timeout: LAUNCH_TIMEOUT_MS }, () => {
+  it('runs each rank on the node Slurm put its task on, and follows a rank Ferry migrated to the other node to the uninterrupted checksum', async () => {
+    const reference = await jacobiReference();
+    const before = await jobIds();
+    const run = srun(4, [join(bin, JACOBI[0]!), ...JACOBI.slice(1)]);
+    const started = await newJob(before);
+    expect(started.id).toMatch(/^slurm-/);
+    // srun's block distribution: tasks 0 and 1 on the first node, 2 and 3 on the second.
+    expect(started.ranks.map((x) => x.host)).toEqual(['host1', 'host1', 'host2', 'host2']);
+    await c.waitFor(() => /progress iter=500\n/.test(run.stdout()), `job ${started.id} to report progress`, LAUNCH_TIMEOUT_MS);
+    const m = await c.ferry(['migrate', started.id, '--rank', '2', '--to', 'host1'], { timeoutMs: LAUNCH_TIMEOUT_MS });
+    expect(m.code, failure(m)).toBe(0);
+    const r = await run.done;
+    expect(r.code, failure(r)).toBe(0);
+    expect(r.stdout).not.toMatch(/^\[\d+\]/m); // srun would tag (-l), not Ferry
+    // Every progress line once, in order, from before and after the move.
+    expect(r.stdout.split('\n').filter(Boolean)).toEqual(untagged(reference.stdout));
+    expect(checksumLine(r.stdout)).toBe(checksumLine(reference.stdout));
+    const ended = await job(started.id);
+    expect(ended.state).toBe('succeeded');
+    expect(ended.worldSize).toBe(4);
+    expect(ended.ranks.map((x) => x.host)).toEqual(['host1', 'host1', 'host1', 'host2']);
+    expect((await events(started.id)).some((e) => e.kind === 'launch.start')).toBe(true);
+  });
+
+  it('passes a failed rank on to Slurm: srun fails, and the tasks on both nodes name the rank', async () => {
+    const before = await jobIds();
+    const written = join(c.tempDir, 'written-slurm');
+    mkdirSync(written, { recursive: true });
+    // Rank 3 (on host2) fails once every rank has written its lines.
+    const script =
+      'echo "out $FERRY_RANK"; touch "$WRITTEN/$FERRY_RANK"; ' +
+      'if [ "$FERRY_RANK" = 3 ]; then while [ "$(ls "$WRITTEN" | wc -l)" -lt 4 ]; do sleep 0.05; done; exit 3; fi; sleep 60';
+    const r = await srun(4, ['/bin/sh', '-c', script], [], { WRITTEN: written }).done;
+    expect(r.code).not.toBeNull();
+    expect(r.code).not.toBe(0);
+    expect(r.stdout.split('\n').filter(Boolean).sort()).toEqual(['out 0', 'out 1', 'out 2', 'out 3']);
+    const failed = await newJob(before);
+    expect(failed.ranks.map((x) => x.host)).toEqual(['host1', 'host1', 'host2', 'host2']);
+    const said = r.stderr.split('\n').filter((l) => l.startsWith('ferry rank-exec:'));
+    expect(said.sort()).toEqual([0, 1, 2].map((n) => `ferry rank-exec: rank ${n}: job ${failed.id} failed: rank 3 on host2 exited with status 3`));
+    expect(failed.state).toBe('failed');
+    expect(failed.ranks.map((x) => x.exitCode)).toEqual([143, 143, 143, 3]);
+  });
+
+  it('ends the job on every host when Slurm cancels it (scancel)', async () => {
+    const before = await jobIds();
+    const name = `cancel-${process.pid}`;
+    const run = srun(4, ['/bin/sh', '-c', 'echo up; exec sleep 120'], ['-J', name]);
+    const started = await newJob(before);
+    await c.waitFor(() => run.stdout().split('\n').filter((l) => l === 'up').length === 4, 'every rank to say it is up');
+    await slurm.run(['scancel', await slurmJobNamed(name)]);
+    const r = await run.done;
+    expect(r.code).not.toBeNull();
+    const ended = await job(started.id);
+    expect(ended.state, ended.detail).toBe('cancelled');
+    expect(ended.ranks.map((x) => x.state)).toEqual(['exited', 'exited', 'exited', 'exited']);
+    // SIGTERM from scancel (each task gets one), passed on to the ranks once.
+    expect(ended.ranks.map((x) => x.exitCode)).toEqual([143, 143, 143, 143]);
+    expect((await events(started.id)).filter((e) => e.kind === 'launch.signal').map((e) => e.message.replace(/ \(passed on by rank \d\)/, ''))).toEqual([
+      `job ${started.id}: SIGTERM from the launcher`,
+    ]);
+  });
+
+  it("stops the job at Slurm's time-limit warning (--stop-on USR1), and the next srun with its id continues it to the uninterrupted checksum", async () => {
+    const reference = await jacobiReference();
+    const id = `slurm-limit-${process.pid}`;
+    const args = ['--job-id', id, '--stop-on', 'USR1', join(bin, JACOBI[0]!), ...JACOBI.slice(1)];
+    const first = srun(4, args, ['-J', id]);
+    await c.waitFor(() => /progress iter=500\n/.test(first.stdout()), `job ${id} to report progress`, LAUNCH_TIMEOUT_MS);
+    // What srun --signal=USR1@T does T seconds before the limit: the signal to every task.
+    await slurm.run(['scancel', '--signal=USR1', await slurmJobNamed(id)]);
+    const stopped = await first.done;
+    expect(stopped.code, failure(stopped)).toBe(75);
+    const said = stopped.stderr.split('\n').filter((l) => l.startsWith('ferry rank-exec: rank'));
+    expect(said.filter((l) => l.includes(`job ${id} stopped after checkpoint epoch 1; ferry restart ${id} continues it; so does a launch with --job-id ${id}`))).toHaveLength(4);
+    expect((await job(id)).state).toBe('stopped');
+    expect(stopped.stdout).not.toMatch(/checksum/);
+    // The next allocation: the same srun goes on from epoch 1, not from the start.
+    const second = srun(4, args);
+    const r = await second.done;
+    expect(r.code, failure(r)).toBe(0);
+    expect(checksumLine(r.stdout)).toBe(checksumLine(reference.stdout));
+    expect(r.stdout).not.toMatch(/progress iter=500\n/); // those came before the epoch
+    const ended = await job(id);
+    expect(ended.state, ended.detail).toBe('succeeded');
+    expect(ended.ranks.map((x) => x.host)).toEqual(['host1', 'host1', 'host2', 'host2']);
+    expect((await events(id)).filter((e) => e.kind === 'launch.resume')).toHaveLength(1);
+  });
+});
