@@ -299,9 +299,15 @@ export class LaunchedJobs {
     }
   }
 
-  /** "hydra-<time>-<n>", "slurm-...": the launcher's kind from the key, then a fresh suffix. */
+  /**
+   * An srun launch's job is "slurm-JOBID.STEP", Slurm's ids, so an operator goes from squeue to Ferry and
+   * back; with a fresh suffix when a job has that id already (a Slurm cluster whose ids started over, or a
+   * second cluster). Other launchers' ids hold nothing an operator knows: "hydra-<time>-<n>", "key-...".
+   */
   private newJobId(key: string): string {
-    const kind = /^[a-z]+/.exec(key)?.[0] ?? 'launch';
+    const slurm = /^slurm:(\d+\.\d+)$/.exec(key);
+    const kind = slurm ? `slurm-${slurm[1]}` : (/^[a-z]+/.exec(key)?.[0] ?? 'launch');
+    if (slurm && !this.c.catalog.getJob(kind)) return kind;
     for (;;) {
       const id = checkSafeName('job id', `${kind}-${this.c.now().toString(36)}-${(this.nextJobNumber++).toString(36)}`);
       if (!this.c.catalog.getJob(id)) return id;

@@ -65,9 +65,10 @@ describe.runIf(installed)('ferry rank-exec under srun over two Slurm nodes', { t
   it('runs each rank on the node Slurm put its task on, and follows a rank Ferry migrated to the other node to the uninterrupted checksum', async () => {
     const reference = await jacobiReference();
     const before = await jobIds();
-    const run = srun(4, [join(bin, JACOBI[0]!), ...JACOBI.slice(1)]);
+    const name = `jacobi-${process.pid}`;
+    const run = srun(4, [join(bin, JACOBI[0]!), ...JACOBI.slice(1)], ['-J', name]);
     const started = await newJob(before);
-    expect(started.id).toMatch(/^slurm-/);
+    expect(started.id).toBe(`slurm-${await slurmJobNamed(name)}.0`); // Slurm's job and step ids
     // srun's block distribution: tasks 0 and 1 on the first node, 2 and 3 on the second.
     expect(started.ranks.map((x) => x.host)).toEqual(['host1', 'host1', 'host2', 'host2']);
     await c.waitFor(() => /progress iter=500\n/.test(run.stdout()), `job ${started.id} to report progress`, LAUNCH_TIMEOUT_MS);

@@ -5,10 +5,9 @@
 // another command drops the launch with the reason. Over the in-memory
 // transport, with the joins on the wire.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { JobState, RoundStep, type OperatorReply } from '../../src/gen/proto.js';
-import { coordinatorInboundCodec, operatorReplyCodec } from '../../src/protocol/messages.js';
-import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
+import { JobState, RoundStep } from '../../src/gen/proto.js';
 import { ControlPlaneHarness, settle } from './control-plane-harness.js';
+import { joinLaunch, joined, refused } from './launch-joins.js';
 
 let h: ControlPlaneHarness;
 const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
@@ -19,25 +18,8 @@ beforeEach(async () => {
 
 afterEach(() => h.stop());
 
-/** One rank-exec joining launch `key` from `host`: the replies its join request got. */
-function rankExec(key: string, rank: number, host: string, argv = ['/app'], worldSize = 2): OperatorReply[] {
-  const client = h.hub.connect();
-  const got: OperatorReply[] = [];
-  client.onMessage((frames) => got.push(operatorReplyCodec.decode(frames[0])));
-  client.send(
-    coordinatorInboundCodec.encode({
-      operator: {
-        version: PROTOCOL_VERSION,
-        request_id: 1,
-        join_launched_rank: { launch_key: key, rank, world_size: worldSize, host, argv, cwd: '/', env: {}, launcher: 'test', wait_ms: 5_000, job_id: 'L' },
-      },
-    }),
-  );
-  return got;
-}
-
-const joined = (got: OperatorReply[]) => got.find((r) => r.join_launched_rank?.job)?.join_launched_rank?.job?.id;
-const refused = (got: OperatorReply[]) => got.find((r) => r.final && !r.status?.ok)?.status?.message;
+/** One rank-exec of a launch with --job-id L. */
+const rankExec = (key: string, rank: number, host: string, argv = ['/app'], worldSize = 2) => joinLaunch(h, key, rank, host, { argv, worldSize, jobId: 'L' });
 
 /** Job L launched on a and b, checkpointed and stopped (the time limit's warning). */
 async function launchedAndStopped(): Promise<void> {

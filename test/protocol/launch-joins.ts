@@ -1,0 +1,28 @@
+// A `ferry rank-exec` as the coordinator sees it, for the launched-job model
+// tests: one join_launched_rank request on the wire of a ControlPlaneHarness.
+import type { OperatorReply } from '../../src/gen/proto.js';
+import { coordinatorInboundCodec, operatorReplyCodec } from '../../src/protocol/messages.js';
+import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
+import type { ControlPlaneHarness } from './control-plane-harness.js';
+
+export interface JoinOptions {
+  argv?: string[];
+  worldSize?: number;
+  /** --job-id; '' for none (the coordinator names the job). */
+  jobId?: string;
+}
+
+/** One rank-exec joining launch `key` from `host`: the replies its join request got (filled as they come). */
+export function joinLaunch(h: ControlPlaneHarness, key: string, rank: number, host: string, o: JoinOptions = {}): OperatorReply[] {
+  const client = h.hub.connect();
+  const got: OperatorReply[] = [];
+  client.onMessage((frames) => got.push(operatorReplyCodec.decode(frames[0])));
+  const join = { launch_key: key, rank, world_size: o.worldSize ?? 2, host, argv: o.argv ?? ['/app'], cwd: '/', env: {}, launcher: 'test', wait_ms: 5_000, job_id: o.jobId ?? '' };
+  client.send(coordinatorInboundCodec.encode({ operator: { version: PROTOCOL_VERSION, request_id: 1, join_launched_rank: join } }));
+  return got;
+}
+
+/** The job a join was told it is part of, once told. */
+export const joined = (got: OperatorReply[]) => got.find((r) => r.join_launched_rank?.job)?.join_launched_rank?.job?.id;
+/** The reason a join was refused, once refused. */
+export const refused = (got: OperatorReply[]) => got.find((r) => r.final && !r.status?.ok)?.status?.message;
