@@ -306,10 +306,10 @@ export class LaunchedJobs {
    */
   private newJobId(key: string): string {
     const slurm = /^slurm:(\d+\.\d+)$/.exec(key);
-    const kind = slurm ? `slurm-${slurm[1]}` : (/^[a-z]+/.exec(key)?.[0] ?? 'launch');
-    if (slurm && !this.c.catalog.getJob(kind)) return kind;
+    const base = slurm ? `slurm-${slurm[1]}` : (/^[a-z]+/.exec(key)?.[0] ?? 'launch');
+    if (slurm && !this.c.catalog.getJob(base)) return base;
     for (;;) {
-      const id = checkSafeName('job id', `${kind}-${this.c.now().toString(36)}-${(this.nextJobNumber++).toString(36)}`);
+      const id = checkSafeName('job id', `${base}-${this.c.now().toString(36)}-${(this.nextJobNumber++).toString(36)}`);
       if (!this.c.catalog.getJob(id)) return id;
     }
   }
