@@ -126,6 +126,26 @@ describe.runIf(installed)('ferry rank-exec under srun over two Slurm nodes', { t
     ]);
   });
 
+  it('ends the job on every host at Ctrl-C on srun (twice within a second, as srun asks)', async () => {
+    const before = await jobIds();
+    const run = srun(4, ['/bin/sh', '-c', 'echo up; exec sleep 120']);
+    const started = await newJob(before);
+    await c.waitFor(() => run.stdout().split('\n').filter((l) => l === 'up').length === 4, 'every rank to say it is up');
+    process.kill(run.pid, 'SIGINT'); // srun: "interrupt (one more within 1 sec to abort)"
+    await new Promise((r) => setTimeout(r, 200));
+    process.kill(run.pid, 'SIGINT');
+    const r = await run.done;
+    expect(r.code, failure(r)).not.toBeNull();
+    const ended = await job(started.id);
+    expect(ended.state, `${ended.detail}\n${r.stderr}`).toBe('cancelled');
+    expect(ended.ranks.map((x) => x.state)).toEqual(['exited', 'exited', 'exited', 'exited']);
+    // srun passes the Ctrl-C to every task; the job gets it once.
+    expect(ended.ranks.map((x) => x.exitCode)).toEqual([130, 130, 130, 130]);
+    expect((await events(started.id)).filter((e) => e.kind === 'launch.signal').map((e) => e.message.replace(/ \(passed on by rank \d\)/, ''))).toEqual([
+      `job ${started.id}: SIGINT from the launcher`,
+    ]);
+  });
+
   it("stops the job at Slurm's time-limit warning (--stop-on USR1), and the next srun with its id continues it to the uninterrupted checksum", async () => {
     const reference = await jacobiReference();
     const id = `slurm-limit-${process.pid}`;
