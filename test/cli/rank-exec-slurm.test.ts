@@ -9,7 +9,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FERRY_CLI, startTestCluster, type FerryResult, type TestCluster } from '../helpers/cluster.js';
-import { LAUNCH_TIMEOUT_MS, checksumLine, launcherTools, untagged, type Launched } from '../helpers/launcher-tools.js';
+import { LAUNCH_TIMEOUT_MS, checksumLine, launcherTools, untagged, type JobJson, type Launched } from '../helpers/launcher-tools.js';
 import { slurmInstalled, startSlurm, type SlurmCluster } from '../helpers/slurm-cluster.js';
 
 // About 15 s on 4 ranks here; the operations start after its first progress line.
@@ -31,6 +31,24 @@ async function slurmJobNamed(name: string): Promise<string> {
   const id = (await slurm.run(['squeue', '-h', '-t', 'R', '-n', name, '-o', '%i'])).trim();
   expect(id, `the running Slurm job named ${name}`).toMatch(/^\d+$/);
   return id;
+}
+
+/** An srun (named NAME) of 4 ranks that say "up" and sleep, once every rank said it. */
+async function sleepingLaunch(name: string): Promise<{ run: Launched; started: JobJson }> {
+  const before = await jobIds();
+  const run = srun(4, ['/bin/sh', '-c', 'echo up; exec sleep 120'], ['-J', name]);
+  const started = await newJob(before);
+  await c.waitFor(() => run.stdout().split('\n').filter((l) => l === 'up').length === 4, 'every rank to say it is up');
+  return { run, started };
+}
+
+/** The job was cancelled by SIGNAL from the launcher, passed on once, every rank ended with STATUS. */
+async function expectEndedBy(jobId: string, signal: string, status: number): Promise<void> {
+  const ended = await job(jobId);
+  expect(ended.state, ended.detail).toBe('cancelled');
+  expect(ended.ranks.map((x) => [x.state, x.exitCode])).toEqual([0, 1, 2, 3].map(() => ['exited', status]));
+  const signals = (await events(jobId)).filter((e) => e.kind === 'launch.signal');
+  expect(signals.map((e) => e.message.replace(/ \(passed on by rank \d\)/, ''))).toEqual([`job ${jobId}: ${signal} from the launcher`]);
 }
 
 const failure = (r: FerryResult) => `${r.stderr}\n${c.logTails(20)}\n${slurm.logTails()}`;
@@ -108,42 +126,24 @@ describe.runIf(installed)('ferry rank-exec under srun over two Slurm nodes', { t
   });
 
   it('ends the job on every host when Slurm cancels it (scancel)', async () => {
-    const before = await jobIds();
     const name = `cancel-${process.pid}`;
-    const run = srun(4, ['/bin/sh', '-c', 'echo up; exec sleep 120'], ['-J', name]);
-    const started = await newJob(before);
-    await c.waitFor(() => run.stdout().split('\n').filter((l) => l === 'up').length === 4, 'every rank to say it is up');
+    const { run, started } = await sleepingLaunch(name);
     await slurm.run(['scancel', await slurmJobNamed(name)]);
     const r = await run.done;
-    expect(r.code).not.toBeNull();
-    const ended = await job(started.id);
-    expect(ended.state, ended.detail).toBe('cancelled');
-    expect(ended.ranks.map((x) => x.state)).toEqual(['exited', 'exited', 'exited', 'exited']);
-    // SIGTERM from scancel (each task gets one), passed on to the ranks once.
-    expect(ended.ranks.map((x) => x.exitCode)).toEqual([143, 143, 143, 143]);
-    expect((await events(started.id)).filter((e) => e.kind === 'launch.signal').map((e) => e.message.replace(/ \(passed on by rank \d\)/, ''))).toEqual([
-      `job ${started.id}: SIGTERM from the launcher`,
-    ]);
+    expect(r.code, failure(r)).not.toBeNull();
+    // scancel's SIGTERM reaches every task; the job gets it once.
+    await expectEndedBy(started.id, 'SIGTERM', 143);
   });
 
   it('ends the job on every host at Ctrl-C on srun (twice within a second, as srun asks)', async () => {
-    const before = await jobIds();
-    const run = srun(4, ['/bin/sh', '-c', 'echo up; exec sleep 120']);
-    const started = await newJob(before);
-    await c.waitFor(() => run.stdout().split('\n').filter((l) => l === 'up').length === 4, 'every rank to say it is up');
+    const { run, started } = await sleepingLaunch(`ctrl-c-${process.pid}`);
     process.kill(run.pid, 'SIGINT'); // srun: "interrupt (one more within 1 sec to abort)"
     await new Promise((r) => setTimeout(r, 200));
     process.kill(run.pid, 'SIGINT');
     const r = await run.done;
     expect(r.code, failure(r)).not.toBeNull();
-    const ended = await job(started.id);
-    expect(ended.state, `${ended.detail}\n${r.stderr}`).toBe('cancelled');
-    expect(ended.ranks.map((x) => x.state)).toEqual(['exited', 'exited', 'exited', 'exited']);
     // srun passes the Ctrl-C to every task; the job gets it once.
-    expect(ended.ranks.map((x) => x.exitCode)).toEqual([130, 130, 130, 130]);
-    expect((await events(started.id)).filter((e) => e.kind === 'launch.signal').map((e) => e.message.replace(/ \(passed on by rank \d\)/, ''))).toEqual([
-      `job ${started.id}: SIGINT from the launcher`,
-    ]);
+    await expectEndedBy(started.id, 'SIGINT', 130);
   });
 
   it("stops the job at Slurm's time-limit warning (--stop-on USR1), and the next srun with its id continues it to the uninterrupted checksum", async () => {
