@@ -157,27 +157,29 @@ static void peer_lost(fmpi_peer *p, const char *what)
 /* Padding between a large payload's header and its bytes. Measured on
  * loopback (bench/runtime-pingpong.ts, and raw TCP with the same framing): the
  * kernel's copies of a payload into and out of the socket run at half speed
- * when the payload's offset in the socket's pages and the user buffer's page
- * offset differ by a few dozen bytes, which a 64-byte header in front of a
- * buffer from malloc (page offset 16) makes the common case: 64 KiB ping-pong
- * 24 us instead of 17, 256 KiB 53 instead of 33. A frame written into an
- * empty socket starts at a page boundary, so padding the header up to the
- * buffer's page offset puts both at the same offset. A frame queued behind
- * another (a stream of sends, the later data frames of a large message) does
- * not start at a page boundary: padding data frames the same way made a 4 MiB
- * ping-pong slower (725 us instead of 530), so only an eager frame queued
- * alone is padded (rendezvous data frames were not measured to gain on this
- * busy machine). Up to 4 KiB of padding costs at most 6% of a payload of
- * FMPI_PAD_MIN_BYTES. The header's pad field lets any frame carry padding. */
+ * when the payload's offset in the socket's pages and the user buffer's
+ * address differ by a few dozen bytes modulo a cache line, which a 64-byte
+ * header in front of a buffer from malloc (page offset 16) makes the common
+ * case: 64 KiB ping-pong 24 us instead of 17, 256 KiB 53 instead of 33. A frame
+ * written into an empty socket starts at a page boundary, so padding the
+ * header by the buffer's offset modulo FMPI_PAD_ALIGN_BYTES puts both at the
+ * same offset within a cache line, with at most 63 bytes on the wire. (Until
+ * 2026-12-03 the padding matched the whole page offset, up to 4 KiB: no faster
+ * on loopback, and over veth those extra bytes made a 64 KiB ping-pong
+ * 21.7 us instead of 19.0, raw TCP 17.2; docs/runtime.md.) A frame queued
+ * behind another (a stream of sends, the later data frames of a large message)
+ * does not start at a page boundary, so only an eager frame queued alone is
+ * padded (padding rendezvous data frames was not measured to gain). The
+ * header's pad field lets any frame carry up to FMPI_PAD_MAX_BYTES. */
 static uint32_t payload_pad(const fmpi_item *it, size_t plen)
 {
   if (plen < FMPI_PAD_MIN_BYTES || it->follows || it->hdr.kind != FMPI_F_EAGER)
     return 0;
-  return (uint32_t)(((uintptr_t)it->payload - sizeof it->hdr) & (FMPI_PAD_PAGE_BYTES - 1));
+  return (uint32_t)(((uintptr_t)it->payload - sizeof it->hdr) & (FMPI_PAD_ALIGN_BYTES - 1));
 }
 
-static const uint8_t pad_zeros[FMPI_PAD_PAGE_BYTES]; /* the padding a sender writes */
-static uint8_t pad_sink[FMPI_PAD_PAGE_BYTES];        /* where a receiver drops it */
+static const uint8_t pad_zeros[FMPI_PAD_ALIGN_BYTES]; /* the padding a sender writes */
+static uint8_t pad_sink[FMPI_PAD_MAX_BYTES];           /* where a receiver drops it */
 
 /* Payload bytes a frame carries after its header and padding. */
 static size_t payload_len(const fmpi_item *it)
@@ -454,7 +456,7 @@ static bool header_done(fmpi_peer *p)
   fmpi_on_header(p);
   p->in_skip = 0;
   if (p->in_payload) {
-    if (p->in_hdr.pad >= FMPI_PAD_PAGE_BYTES)
+    if (p->in_hdr.pad >= FMPI_PAD_MAX_BYTES)
       fmpi_fatal("rank %d sent a frame with %u bytes of padding", p->rank, p->in_hdr.pad);
     p->in_skip = p->in_hdr.pad;
   }

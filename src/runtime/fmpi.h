@@ -15,8 +15,9 @@
 #define FMPI_DATA_CHUNK_BYTES (4 * 1024 * 1024)  /* rendezvous data frame size: a marker can fall between (see docs/runtime.md) */
 #define FMPI_STAGE_BYTES (32 * 1024)            /* read-ahead buffer per incoming channel (see docs/runtime.md) */
 #define FMPI_READ_BUDGET_BYTES (1024 * 1024)     /* socket bytes one channel read takes before the engine looks elsewhere */
-#define FMPI_PAD_MIN_BYTES (64 * 1024)           /* payloads from this size are padded to their buffer's page offset */
-#define FMPI_PAD_PAGE_BYTES 4096
+#define FMPI_PAD_MIN_BYTES (64 * 1024)           /* payloads from this size are padded to their buffer's cache-line offset */
+#define FMPI_PAD_ALIGN_BYTES 64                  /* ... modulo this (channel.c, payload_pad) */
+#define FMPI_PAD_MAX_BYTES 4096                  /* the padding a receiver accepts in a frame */
 #define FMPI_SEND_COPY_BYTES 8192                /* a frame up to this size is copied together and sent with send() */
 #define FMPI_COALESCE_BYTES (64 * 1024)          /* small frames queued together go out in one send() of up to this */
 #define FMPI_BATCH_PAYLOAD_BYTES (64 * 1024)     /* eager frames up to this payload queued together go out in one sendmsg() */
