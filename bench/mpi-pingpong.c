@@ -5,8 +5,9 @@
  * half round-trip latency of an MPI_Send/MPI_Recv ping-pong, and bandwidth
  * of a one-way stream of MPI_Isend in windows of PP_WINDOW messages, the
  * receiver pre-posting MPI_Irecv and acknowledging each batch of the stream
- * with one empty message. Both are measured in PP_BATCHES batches and the
- * best batch counts, as in raw-tcp-pingpong.c.
+ * with one empty message. Both are measured in PP_BATCHES batches, as in
+ * raw-tcp-pingpong.c: the best batch's latency counts, and the median
+ * batch's bandwidth (see there).
  *
  *   mpiexec -n 2 ./mpi-pingpong [MAX_BYTES] [--impl NAME]
  *   pingpong impl=NAME bytes=N iters=I latency_us=X bw_iters=J bandwidth_MBps=Y
@@ -29,7 +30,7 @@
 #define PP_STREAM_ITERS_MAX 20000
 #define PP_STREAM_ITERS_MIN 16
 #define PP_WARMUP_ITERS 10
-#define PP_BATCHES 20 /* latency: best batch mean; bandwidth: best batch (fewer if fewer iterations) */
+#define PP_BATCHES 20 /* latency: best batch mean; bandwidth: median batch (fewer if fewer iterations) */
 
 static long pp_clamp(long v, long lo, long hi) { return v < lo ? lo : v > hi ? hi : v; }
 static long pp_latency_iters(long bytes) { return pp_clamp(PP_LATENCY_BYTES_BUDGET / (bytes ? bytes : 1), PP_LATENCY_ITERS_MIN, PP_LATENCY_ITERS_MAX); }
@@ -39,6 +40,18 @@ static long pp_next_size(long bytes) { return bytes == 0 ? 1 : bytes * 4; }
  * (the first batches take the remainder). */
 static long pp_batches(long total) { return total < PP_BATCHES ? total : PP_BATCHES; }
 static long pp_batch(long total, long b) { return total / pp_batches(total) + (b < total % pp_batches(total)); }
+/* The median of n values (sorts them). */
+static double pp_median(double *v, long n)
+{
+    long i, j;
+    for (i = 1; i < n; i++)
+        for (j = i; j > 0 && v[j - 1] > v[j]; j--) {
+            double t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
 
 static void pingpong(int rank, char *buf, int n)
 {
@@ -93,7 +106,7 @@ int main(int argc, char **argv)
         if (rank <= 1) {
             int peer = 1 - rank;
             long b;
-            double us, lat_us = 0, bw_us = 0;
+            double us, lat_us = 0, bw_us, batch_us[PP_BATCHES];
             size_t slot_bytes = (size_t)(max_bytes > 0 ? max_bytes : 1);
             for (it = 0; it < PP_WARMUP_ITERS; it++)
                 pingpong(rank, buf, n);
@@ -124,10 +137,9 @@ int main(int argc, char **argv)
                     MPI_Recv(NULL, 0, MPI_BYTE, peer, TAG_ACK, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
                 else
                     MPI_Send(NULL, 0, MPI_BYTE, peer, TAG_ACK, MPI_COMM_WORLD);
-                us = (MPI_Wtime() - t0) * 1e6 / (double)k;
-                if (b == 0 || us < bw_us)
-                    bw_us = us;
+                batch_us[b] = (MPI_Wtime() - t0) * 1e6 / (double)k;
             }
+            bw_us = pp_median(batch_us, pp_batches(stream));
             if (rank == 0) {
                 printf("pingpong impl=%s bytes=%ld iters=%ld latency_us=%.3f bw_iters=%ld bandwidth_MBps=%.1f\n", impl,
                        bytes, iters, lat_us, stream, (double)bytes / bw_us);

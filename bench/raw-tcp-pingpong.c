@@ -10,8 +10,11 @@
  * measures the half round-trip time of a ping-pong and the bandwidth of a
  * one-way stream (the receiver acknowledges each batch of the stream with one
  * byte), and prints one line per size (the format mpi-pingpong.c prints too).
- * Both are measured in PP_BATCHES batches and the best batch counts, so a
- * moment of other work on this shared machine does not decide the figure:
+ * Both are measured in PP_BATCHES batches, so a moment of other work on this
+ * shared machine does not decide the figure. The best batch's latency counts.
+ * Bandwidth is the median batch's: the best one measured a burst, not a
+ * stream (over veth, some runs' second batch went at 7-8 GB/s, every other
+ * batch at 2.5-3.2 GB/s, for raw TCP and Ferry alike; docs/runtime.md):
  *   pingpong impl=raw-tcp bytes=N iters=I latency_us=X bw_iters=J bandwidth_MBps=Y
  * TCP cannot carry an empty message, so size 0 moves one byte each way (the
  * smallest real round trip; an MPI 0-byte message carries a header too).
@@ -43,7 +46,7 @@
 #define PP_STREAM_ITERS_MAX 20000
 #define PP_STREAM_ITERS_MIN 16
 #define PP_WARMUP_ITERS 10
-#define PP_BATCHES 20 /* latency: best batch mean; bandwidth: best batch (fewer if fewer iterations) */
+#define PP_BATCHES 20 /* latency: best batch mean; bandwidth: median batch (fewer if fewer iterations) */
 #define PP_WINDOW 64   /* the stream cycles through as many buffers as mpi-pingpong.c's window has slots */
 
 static long pp_clamp(long v, long lo, long hi) { return v < lo ? lo : v > hi ? hi : v; }
@@ -54,6 +57,18 @@ static long pp_next_size(long bytes) { return bytes == 0 ? 1 : bytes * 4; }
  * (the first batches take the remainder). */
 static long pp_batches(long total) { return total < PP_BATCHES ? total : PP_BATCHES; }
 static long pp_batch(long total, long b) { return total / pp_batches(total) + (b < total % pp_batches(total)); }
+/* The median of n values (sorts them). */
+static double pp_median(double *v, long n)
+{
+    long i, j;
+    for (i = 1; i < n; i++)
+        for (j = i; j > 0 && v[j - 1] > v[j]; j--) {
+            double t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
 
 static double now_us(void)
 {
@@ -205,7 +220,7 @@ int main(int argc, char **argv)
     for (bytes = 0; bytes <= max_bytes; bytes = pp_next_size(bytes)) {
         long iters = pp_latency_iters(bytes), stream = pp_stream_iters(bytes), b;
         size_t wire = bytes > 0 ? (size_t)bytes : 1;
-        double t0, us, lat_us = 0, bw_us = 0;
+        double t0, us, lat_us = 0, bw_us, batch_us[PP_BATCHES];
         for (i = 0; i < PP_WARMUP_ITERS; i++)
             pingpong(fd, is_client, buf, wire);
         for (b = 0; b < pp_batches(iters); b++) {
@@ -232,10 +247,9 @@ int main(int argc, char **argv)
                 recv_all(fd, &ack, 1);
             else
                 send_all(fd, &ack, 1);
-            us = (now_us() - t0) / (double)n;
-            if (b == 0 || us < bw_us)
-                bw_us = us;
+            batch_us[b] = (now_us() - t0) / (double)n;
         }
+        bw_us = pp_median(batch_us, pp_batches(stream));
         if (is_client) {
             printf("pingpong impl=raw-tcp bytes=%ld iters=%ld latency_us=%.3f bw_iters=%ld bandwidth_MBps=%.1f\n",
                    bytes, iters, lat_us, stream, (double)bytes / bw_us);

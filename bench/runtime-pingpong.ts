@@ -10,8 +10,11 @@
 // hosts over veth + bridge (Ferry and raw TCP; Hydra cannot start a rank in
 // another network namespace without ssh). Each contender runs ROUNDS times,
 // interleaved, in an order that rotates every round (no contender always
-// runs first or last); per size the best round counts (least latency, most
-// bandwidth), which filters out other work on this noisy machine. The load
+// runs first or last). Within a run the programs time 20 batches per size and
+// report the best batch's latency and the median batch's bandwidth (a stream's
+// rate, not one lucky burst's); across runs, per size, the best round counts
+// (least latency, most bandwidth), which filters out other work on this noisy
+// machine. The load
 // average before and after is printed with the tables, with a warning when
 // other work ran: a contender that busy-polls without ever yielding (raw TCP)
 // loses most from a shared core, so ratios measured under load flatter Ferry.
@@ -247,7 +250,7 @@ export async function runRuntimePingpongBenchmark(): Promise<void> {
     const [loadAfter] = loadavg();
     const cores = cpus().length;
     console.log(
-      `\nrank runtime: ping-pong half round trip (us) and streaming bandwidth (MB/s), best of ${ROUNDS} interleaved rounds; ` +
+      `\nrank runtime: ping-pong half round trip (us) and streaming bandwidth (MB/s, median of each run's batches), best of ${ROUNDS} interleaved rounds; ` +
         `ratios < 1 mean Ferry is faster (latency) / slower (bandwidth); load average ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after, on ${cores} cores`,
     );
     if (Math.max(loadBefore, loadAfter - OWN_LOAD) > LOAD_WARN_PER_CORE * cores)
