@@ -36,39 +36,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PP_DEFAULT_MAX_BYTES (4 << 20)
-#define PP_CONNECT_RETRY_MS 10000
-/* The iteration plan; keep identical to mpi-pingpong.c. */
-#define PP_LATENCY_BYTES_BUDGET (32 << 20)
-#define PP_LATENCY_ITERS_MAX 2000
-#define PP_LATENCY_ITERS_MIN 20
-#define PP_STREAM_BYTES_BUDGET (128 << 20)
-#define PP_STREAM_ITERS_MAX 20000
-#define PP_STREAM_ITERS_MIN 16
-#define PP_WARMUP_ITERS 10
-#define PP_BATCHES 20 /* latency: best batch mean; bandwidth: median batch (fewer if fewer iterations) */
-#define PP_WINDOW 64   /* the stream cycles through as many buffers as mpi-pingpong.c's window has slots */
+#include "pingpong-plan.h"
 
-static long pp_clamp(long v, long lo, long hi) { return v < lo ? lo : v > hi ? hi : v; }
-static long pp_latency_iters(long bytes) { return pp_clamp(PP_LATENCY_BYTES_BUDGET / (bytes ? bytes : 1), PP_LATENCY_ITERS_MIN, PP_LATENCY_ITERS_MAX); }
-static long pp_stream_iters(long bytes) { return pp_clamp(PP_STREAM_BYTES_BUDGET / (bytes ? bytes : 1), PP_STREAM_ITERS_MIN, PP_STREAM_ITERS_MAX); }
-static long pp_next_size(long bytes) { return bytes == 0 ? 1 : bytes * 4; }
-/* The number of batches for `total` iterations, and the iterations in batch b
- * (the first batches take the remainder). */
-static long pp_batches(long total) { return total < PP_BATCHES ? total : PP_BATCHES; }
-static long pp_batch(long total, long b) { return total / pp_batches(total) + (b < total % pp_batches(total)); }
-/* The median of n values (sorts them). */
-static double pp_median(double *v, long n)
-{
-    long i, j;
-    for (i = 1; i < n; i++)
-        for (j = i; j > 0 && v[j - 1] > v[j]; j--) {
-            double t = v[j];
-            v[j] = v[j - 1];
-            v[j - 1] = t;
-        }
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
+#define PP_CONNECT_RETRY_MS 10000
 
 static double now_us(void)
 {
