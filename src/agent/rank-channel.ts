@@ -147,6 +147,8 @@ export class RankChannelServer extends EventEmitter<RankChannelEvents> {
   private readonly byRank = new Map<string, RankConnection>();
   /** Ranks that said hello or attach here (until forgetRank): a flush tells those apart from ranks that never did. */
   private readonly everConnected = new Set<string>();
+  /** Ranks whose connection closed after their finalized or exit notice (until forgetRank): they are ending, not lost. */
+  private readonly ending = new Set<string>();
   private readonly flushes = new Set<FlushWaiter>();
   private nextRequestId = 1;
 
@@ -272,9 +274,14 @@ export class RankChannelServer extends EventEmitter<RankChannelEvents> {
   /** Forgets that a rank ever connected (it ended). */
   forgetRank(jobId: string, rank: number): void {
     this.everConnected.delete(rankKey(jobId, rank));
+    this.ending.delete(rankKey(jobId, rank));
   }
 
   private notConnected(jobId: string, rank: number): FerryError {
+    if (this.ending.has(rankKey(jobId, rank))) {
+      // its process has not been seen to end yet (the supervisor reports that): a moment, as a rank exits
+      return new FerryError(ErrorCode.UNKNOWN_RANK, `rank ${rank} of job ${jobId} has finished (past MPI_Finalize, its process is exiting)`);
+    }
     if (this.everConnected.has(rankKey(jobId, rank))) {
       return new FerryError(ErrorCode.UNKNOWN_RANK, `rank ${rank} of job ${jobId} is not connected (it lost its connection to the agent)`);
     }
@@ -446,6 +453,7 @@ export class RankChannelServer extends EventEmitter<RankChannelEvents> {
     c.helloRequestId = m.request_id;
     this.byRank.set(key, c);
     this.everConnected.add(key);
+    this.ending.delete(key);
     trace(`hello from ${key} port ${h.listen_port} resumed_epoch ${h.resumed_epoch}`);
     this.emit('hello', c.info);
   }
@@ -466,6 +474,7 @@ export class RankChannelServer extends EventEmitter<RankChannelEvents> {
     c.attachRequestId = m.request_id;
     this.byRank.set(key, c);
     this.everConnected.add(key);
+    this.ending.delete(key);
     trace(`attach from ${key}${a.finalized ? ' (finalized)' : ''}`);
     this.emit('attach', c.info);
   }
@@ -512,6 +521,7 @@ export class RankChannelServer extends EventEmitter<RankChannelEvents> {
       }
     } else {
       how = c.aborted ? 'aborted' : c.exitCode !== null ? 'exited' : 'lost';
+      if (c.finalized || c.exitCode !== null) this.ending.add(c.key);
       if (waiter) {
         this.failFlush(waiter, new FerryError(ErrorCode.UNAVAILABLE,
           `rank ${c.info.rank} of job ${c.info.jobId} disconnected (${how}) before completing the flush`));

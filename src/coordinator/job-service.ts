@@ -747,9 +747,31 @@ export class JobService {
    * wake, and the job would hang on it for ever: it fails with `detail`.
    */
   resumedOrFailed(jobId: string, what: string, resume: RoundResult, byHost: Map<string, number[]>, detail: string): boolean {
+    resume = this.withoutEndedRanks(jobId, resume);
     if (resume.ok || this.owesResume(jobId, what, resume, byHost)) return true;
     this.failJob(jobId, 1, detail);
     return false;
+  }
+
+  /**
+   * A RESUME round's result without the failures of ranks that have exited
+   * meanwhile: no RESUME wakes a rank whose process ended, and none need, as its
+   * exit (reported before its agent's reply) decides what becomes of the job.
+   * Seen when a checkpoint meets the job's end: a rank past MPI_Finalize closes
+   * its agent connection as it exits, so its PREPARE fails ("has finished"), and
+   * by the abort's RESUME it is gone ("does not run on HOST"); counted as a rank
+   * left flushed, that failed a job whose ranks all exited 0.
+   */
+  withoutEndedRanks(jobId: string, r: RoundResult): RoundResult {
+    const ended = new Set(this.c.catalog.listRanks(jobId).filter((x) => x.state === 'exited').map((x) => x.rank));
+    const live = [...r.failures.keys()].filter((rank) => !ended.has(rank));
+    if (live.length === r.failures.size) return r;
+    return {
+      ...r,
+      ok: live.length === 0,
+      failures: new Map(live.map((rank) => [rank, r.failures.get(rank)!])),
+      codes: new Map(live.map((rank) => [rank, r.codes.get(rank)!])),
+    };
   }
 
   /**

@@ -214,6 +214,29 @@ describe('checkpoint protocol', () => {
     expect(events('flush.completed')).toEqual(['job j: checkpoint epoch 2: every rank flushed when asked again, so all can resume']);
   });
 
+  it('meets the job\'s end: ranks that finish during the PREPARE abort it, and the job ends succeeded, not failed', async () => {
+    await checkpoint();
+    // Seen in a soak: ranks 0 and 1 were past MPI_Finalize; exiting, they closed their agent connections, so their
+    // PREPARE failed, and by the abort's RESUME they were gone ("does not run on a"). Ranks 2 and 3 flushed.
+    const a = h.nodes.get('a')!;
+    a.steps.scripts.set(RoundStep.PREPARE, () => {
+      a.steps.scripts.delete(RoundStep.PREPARE);
+      a.ranks.exit('j', 0, 0);
+      a.ranks.exit('j', 1, 0);
+      return failRanks([0, 1], 'rank 0 of job j has finished (past MPI_Finalize, its process is exiting)', ErrorCode.UNKNOWN_RANK);
+    });
+    const { error } = await checkpoint(true);
+    expect(error!.message).toMatch(/epoch 2\) aborted: PREPARE failed: ranks 0,1: host a: rank 0 of job j has finished.*\. The job keeps running; epoch 1 remains/);
+    expect(error!.message).not.toMatch(/RESUME failed/);
+    expect(steps('b').slice(-1)).toEqual([RoundStep.RESUME]); // ranks 2 and 3 woken
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+    h.nodes.get('b')!.ranks.exit('j', 2, 0);
+    h.nodes.get('b')!.ranks.exit('j', 3, 0);
+    await advance(500);
+    expect(h.catalog!.getJob('j')!).toMatchObject({ state: 'succeeded', exitCode: 0 });
+    expect(h.catalog!.getEpoch('j', 2)!.state).toBe('aborted');
+  });
+
   it('fails the job when a refused flush cannot be finished: the ranks that flushed would wait for ever', async () => {
     await checkpoint();
     h.nodes.get('b')!.steps.scripts.set(RoundStep.PREPARE, () => failRanks([3], 'rank 3 refused the flush'));

@@ -244,7 +244,7 @@ export class CheckpointService {
         this.c.jobs.failRunningJob(jobId, `epoch ${epoch} aborted (${why}), and ${resumed.problem}`);
       }
     } else {
-      const resume = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.RESUME }, reachable, this.c.config.resumeTimeoutMs);
+      const resume = this.c.jobs.withoutEndedRanks(jobId, await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.RESUME }, reachable, this.c.config.resumeTimeoutMs));
       if (!resume.ok) detail += `; resuming the ranks also failed: ${describeRoundFailure('RESUME', resume)}`;
       const fine = this.c.jobs.resumedOrFailed(jobId, `epoch ${epoch} aborted`, resume, reachable, `epoch ${epoch} aborted (${why}), and ${describeRoundFailure('RESUME', resume)}`);
       ranks = resume.ok ? 'running' : fine ? 'owed' : 'failed';

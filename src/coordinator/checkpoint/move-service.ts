@@ -448,7 +448,7 @@ export class MoveService {
     let recorded = false; // this migration's moves are in the catalog (from its FETCH on)
     const fail = async (why: string, r?: RoundResult): Promise<never> => {
       const reachable = new Map([...all].filter(([h]) => !r?.silentHosts.includes(h)));
-      const resume = await resumeAll(reachable);
+      const resume = this.c.jobs.withoutEndedRanks(jobId, await resumeAll(reachable));
       const resumed = this.c.jobs.resumedOrFailed(jobId, `${id} aborted`, resume, reachable, `${id} aborted (${why}), and ${describeRoundFailure('RESUME', resume)}`);
       await discard(new Map([...mergeByHost(sourceHosts, targets)].filter(([h]) => !r?.silentHosts.includes(h))));
       // (a target that did not answer keeps its row: its copy is removed when it registers again)
