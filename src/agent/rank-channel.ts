@@ -147,8 +147,8 @@ export class RankChannelServer extends EventEmitter<RankChannelEvents> {
   private readonly byRank = new Map<string, RankConnection>();
   /** Ranks that said hello or attach here (until forgetRank): a flush tells those apart from ranks that never did. */
   private readonly everConnected = new Set<string>();
-  /** Ranks whose connection closed after their finalized or exit notice (until forgetRank): they are ending, not lost. */
-  private readonly ending = new Set<string>();
+  /** Ranks whose connection closed after their finalized or exit notice (until forgetRank): they are ending, not lost. Says how. */
+  private readonly ending = new Map<string, string>();
   private readonly flushes = new Set<FlushWaiter>();
   private nextRequestId = 1;
 
@@ -278,9 +278,10 @@ export class RankChannelServer extends EventEmitter<RankChannelEvents> {
   }
 
   private notConnected(jobId: string, rank: number): FerryError {
-    if (this.ending.has(rankKey(jobId, rank))) {
+    const ending = this.ending.get(rankKey(jobId, rank));
+    if (ending) {
       // its process has not been seen to end yet (the supervisor reports that): a moment, as a rank exits
-      return new FerryError(ErrorCode.UNKNOWN_RANK, `rank ${rank} of job ${jobId} has finished (past MPI_Finalize, its process is exiting)`);
+      return new FerryError(ErrorCode.UNKNOWN_RANK, `rank ${rank} of job ${jobId} ${ending}`);
     }
     if (this.everConnected.has(rankKey(jobId, rank))) {
       return new FerryError(ErrorCode.UNKNOWN_RANK, `rank ${rank} of job ${jobId} is not connected (it lost its connection to the agent)`);
@@ -521,7 +522,8 @@ export class RankChannelServer extends EventEmitter<RankChannelEvents> {
       }
     } else {
       how = c.aborted ? 'aborted' : c.exitCode !== null ? 'exited' : 'lost';
-      if (c.finalized || c.exitCode !== null) this.ending.add(c.key);
+      if (c.finalized) this.ending.set(c.key, 'has finished (past MPI_Finalize, its process is exiting)');
+      else if (c.exitCode !== null) this.ending.set(c.key, `is exiting (it reported exit status ${c.exitCode})`);
       if (waiter) {
         this.failFlush(waiter, new FerryError(ErrorCode.UNAVAILABLE,
           `rank ${c.info.rank} of job ${c.info.jobId} disconnected (${how}) before completing the flush`));

@@ -149,15 +149,18 @@ describe('RankChannelServer: a flush of a rank that is not connected', () => {
   });
 
   it('says that a rank is ending when its connection closed after its finalized or exit notice', async () => {
-    const notices: RankMessageInit[] = [{ finalized: { sent_messages: 3, received_messages: 3 } }, { exit: { exit_code: 0 } }];
-    for (const [i, notice] of notices.entries()) {
+    const notices: [RankMessageInit, string][] = [
+      [{ finalized: { sent_messages: 3, received_messages: 3 } }, 'has finished (past MPI_Finalize, its process is exiting)'],
+      [{ exit: { exit_code: 3 } }, 'is exiting (it reported exit status 3)'],
+    ];
+    for (const [i, [notice, how]] of notices.entries()) {
       const rank = net.connect({ path: '\0' + name });
       rank.write(frame({ version: { major: 1, minor: 0 }, request_id: 1, hello: { job_id: 'e', rank: i, size: 2, pid: 6 + i, listen_port: 1234, runtime_version: 't' } }));
       rank.write(frame({ version: { major: 1, minor: 0 }, ...notice }));
       await until(() => server.ranks('e').some((r) => r.rank === i));
       rank.destroy();
       await until(() => !server.ranks('e').some((r) => r.rank === i));
-      await expect(server.flush('e', 1, [i])).rejects.toThrow(`rank ${i} of job e has finished (past MPI_Finalize, its process is exiting)`);
+      await expect(server.flush('e', 1, [i])).rejects.toThrow(`rank ${i} of job e ${how}`);
       server.forgetRank('e', i); // its exit was seen
       await expect(server.flush('e', 1, [i])).rejects.toThrow(/has not connected/);
     }
