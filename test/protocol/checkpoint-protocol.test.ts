@@ -237,6 +237,25 @@ describe('checkpoint protocol', () => {
     expect(h.catalog!.getEpoch('j', 2)!.state).toBe('aborted');
   });
 
+  it('meets the job\'s end with the exits reported after the PREPARE failed: the flush is finished without the ended ranks', async () => {
+    await checkpoint();
+    // The agent refuses the flush once the connection has closed, until the process is seen to exit a moment later
+    // (then the agent answers "does not run on a" by itself).
+    const a = h.nodes.get('a')!;
+    setTimeout(() => {
+      a.ranks.exit('j', 0, 0);
+      a.ranks.exit('j', 1, 0);
+    }, 300);
+    a.steps.scripts.set(RoundStep.PREPARE, (req) => failRanks(req.ranks, 'rank 0 of job j has finished (past MPI_Finalize, its process is exiting)', ErrorCode.UNKNOWN_RANK));
+    const { error } = await checkpoint();
+    expect(error!.message).toMatch(/epoch 2\) aborted: PREPARE failed: ranks 0,1: host a: rank 0 of job j has finished.*\. The job keeps running; epoch 1 remains/);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+    h.nodes.get('b')!.ranks.exit('j', 2, 0);
+    h.nodes.get('b')!.ranks.exit('j', 3, 0);
+    await advance(500);
+    expect(h.catalog!.getJob('j')!).toMatchObject({ state: 'succeeded', exitCode: 0 });
+  });
+
   it('fails the job when a refused flush cannot be finished: the ranks that flushed would wait for ever', async () => {
     await checkpoint();
     h.nodes.get('b')!.steps.scripts.set(RoundStep.PREPARE, () => failRanks([3], 'rank 3 refused the flush'));

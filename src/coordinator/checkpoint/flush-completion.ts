@@ -105,6 +105,8 @@ export class FlushCompletion {
    * ranks still wait for their peers' markers must not hold back the PREPARE
    * sent again to a host whose ranks were not connected yet), until all are
    * flushed, an agent is lost, the job ends, or the flush timeout passes.
+   * A rank that exits meanwhile leaves the round (a rank past MPI_Finalize
+   * has closed its channels: no peer waits for its marker).
    */
   private async finish(jobId: string, epoch: number, imageSet: string): Promise<FlushSettlement> {
     const deadline = this.c.now() + this.c.config.flushTimeoutMs;
@@ -115,10 +117,12 @@ export class FlushCompletion {
     let lost = () => {};
     const hostLost = new Promise<void>((r) => (lost = r));
     const hosts = Promise.all(
-      [...this.c.jobs.liveRanksByHost(jobId)].map(async ([host, ranks]) => {
+      [...this.c.jobs.liveRanksByHost(jobId).keys()].map(async (host) => {
         for (;;) {
           if (silent.length > 0 || problems.length > 0 || this.ending(jobId)) return;
-          const r = await runRound(this.c, request, new Map([[host, ranks]]), Math.max(1, deadline - this.c.now()));
+          const ranks = this.c.jobs.liveRanksByHost(jobId).get(host);
+          if (!ranks) return;
+          const r = this.c.jobs.withoutEndedRanks(jobId, await runRound(this.c, request, new Map([[host, ranks]]), Math.max(1, deadline - this.c.now())));
           if (r.ok) return;
           if (r.silentHosts.length > 0) {
             silent.push(host);
