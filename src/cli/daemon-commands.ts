@@ -13,6 +13,7 @@ import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { checkSafeName } from '../common/names.js';
 import { Catalog } from '../coordinator/catalog.js';
 import { Coordinator } from '../coordinator/coordinator.js';
+import { LAUNCHER_LEASE_MS } from '../coordinator/launcher-leases.js';
 import { StateDirLock } from '../coordinator/state-dir-lock.js';
 import {
   defaultCoordinatorConfig,
@@ -43,6 +44,7 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
     'max-frame-bytes': { value: true },
     'keep-epochs': { value: true },
     'host-rejoin-grace-ms': { value: true },
+    'launcher-lease-ms': { value: true },
     'image-replicas': { value: true },
     key: { value: true },
   });
@@ -57,6 +59,7 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
   const maxFrameBytes = intOpt(cmd, p, 'max-frame-bytes', MAX_FRAME_BYTES, 1024);
   const keepEpochs = intOpt(cmd, p, 'keep-epochs', KEEP_EPOCHS, 1);
   const hostRejoinGraceMs = intOpt(cmd, p, 'host-rejoin-grace-ms', HOST_REJOIN_GRACE_MS, 100);
+  const launcherLeaseMs = intOpt(cmd, p, 'launcher-lease-ms', LAUNCHER_LEASE_MS, 1000);
   const imageReplicas = intOpt(cmd, p, 'image-replicas', 0, 0);
   if (imageReplicas > MAX_IMAGE_REPLICAS) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: --image-replicas must be at most ${MAX_IMAGE_REPLICAS}, got ${imageReplicas}`);
   mkdirSync(stateDir, { recursive: true });
@@ -75,7 +78,7 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
   const coordinator = new Coordinator(
     transport,
     catalog,
-    defaultCoordinatorConfig({ heartbeatIntervalMs, heartbeatTimeoutMs, maxFrameBytes, keepEpochs, hostRejoinGraceMs, imageReplicas, listen: transport.address, clusterKey: key !== null }),
+    defaultCoordinatorConfig({ heartbeatIntervalMs, heartbeatTimeoutMs, maxFrameBytes, keepEpochs, hostRejoinGraceMs, launcherLeaseMs, imageReplicas, listen: transport.address, clusterKey: key !== null }),
   );
   coordinator.start();
   process.stdout.write(

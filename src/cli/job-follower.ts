@@ -49,12 +49,16 @@ export class JobFollower {
     else this.fail(new FerryError(ErrorCode.MALFORMED, 'the coordinator ended the follow without the job'));
   };
 
-  /** Starts (and keeps renewing) the follow of `jobId`: the output of `ranks` only, if given. */
-  follow(jobId: string, now = true, ranks: number[] = []): void {
+  /**
+   * Starts (and keeps renewing) the follow of `jobId`: the output of `ranks`
+   * only, if given; `launcher`: as their launcher's process, whose renewals
+   * keep the job (ferry rank-exec).
+   */
+  follow(jobId: string, now = true, ranks: number[] = [], launcher = false): void {
     const renew = () => {
       let id = 0;
       const onId = (n: number) => this.follows.push((id = n));
-      this.c.request({ follow_job: { job_id: jobId, ranks } }, { follow: true, onNotice: this.onNotice, onId }).then(this.onFinal, (err: unknown) => {
+      this.c.request({ follow_job: { job_id: jobId, ranks, launcher } }, { follow: true, onNotice: this.onNotice, onId }).then(this.onFinal, (err: unknown) => {
         const i = this.follows.indexOf(id);
         if (i >= 0) this.follows.splice(i, 1);
         if (err instanceof FerryError && err.code === ErrorCode.UNAVAILABLE) {

@@ -20,6 +20,7 @@ daemons
   coordinator --listen tcp://ADDR:PORT --state DIR [--heartbeat-interval-ms N] [--heartbeat-timeout-ms N] [--max-frame-bytes N]
               [--keep-epochs N]    committed epochs whose images a job keeps unless it says otherwise (default 2)
               [--host-rejoin-grace-ms N]  how long a host that went down with ranks may take to come back (default 30000)
+              [--launcher-lease-ms N]  how long a rank-exec may go silent before its launched job is cancelled (default 30000)
               [--image-replicas N]  copies of each committed image kept on other hosts, for restarts after a host is lost (default 0)
   agent --coordinator tcp://ADDR:PORT --name HOST --images DIR [--address ADDR] [--logs DIR] [--cpus N] [--rank-socket NAME] [--image-listen tcp://ADDR:PORT] [--rank-kill-grace-ms MS]
   both take [--key FILE]: the cluster key (default FERRY_KEY); with one, only its holders get in, and all traffic is encrypted

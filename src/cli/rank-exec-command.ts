@@ -113,7 +113,7 @@ export async function rankExecCommand(argv: string[]): Promise<number> {
           onNotice: (r: OperatorReply) => {
             if (r.join_launched_rank?.job && !jobId && !abandoned) {
               jobId = r.join_launched_rank.job.id;
-              first.follow(jobId, false, [lr.rank]);
+              first.follow(jobId, false, [lr.rank], true);
               stopper?.jobStarted(jobId);
             }
             first.onNotice(r);
@@ -144,7 +144,7 @@ export async function rankExecCommand(argv: string[]): Promise<number> {
         if (abandoned) return signalStatus(abandoned);
         follower.stop();
         follower = new JobFollower(c, output, false, CMD);
-        follower.follow(job.id, true, [lr.rank]);
+        follower.follow(job.id, true, [lr.rank], true);
         job = await follower.ended;
       }
       return rankExit(job, lr.rank, received.size > 0);

@@ -1,4 +1,6 @@
 // Tunables of the coordinator, with their defaults.
+import { LAUNCHER_LEASE_MS } from './launcher-leases.js';
+
 export const HEARTBEAT_INTERVAL_MS = 1_000;
 export const HEARTBEAT_TIMEOUT_MS = 5_000;
 export const MAX_FRAME_BYTES = 4 * 1024 * 1024;
@@ -42,6 +44,8 @@ export interface CoordinatorConfig {
   resumeTimeoutMs: number;
   stopDrainMs: number;
   hostRejoinGraceMs: number;
+  /** How long a launched job's rank may go without its launcher process renewing its follow (launcher-leases.ts). */
+  launcherLeaseMs: number;
   /** Committed epochs a job keeps when it sets no number itself (>= 1). */
   keepEpochs: number;
   /**
@@ -67,6 +71,7 @@ export function defaultCoordinatorConfig(overrides: Partial<CoordinatorConfig> =
     resumeTimeoutMs: RESUME_TIMEOUT_MS,
     stopDrainMs: STOP_DRAIN_MS,
     hostRejoinGraceMs: HOST_REJOIN_GRACE_MS,
+    launcherLeaseMs: LAUNCHER_LEASE_MS,
     keepEpochs: KEEP_EPOCHS,
     imageReplicas: 0,
     listen: '',

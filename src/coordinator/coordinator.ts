@@ -109,7 +109,10 @@ export class Coordinator {
 
   start(): void {
     const period = Math.max(10, Math.floor(this.config.heartbeatIntervalMs / 2));
-    this.sweepTimer = setInterval(() => this.hosts.sweep(), period);
+    this.sweepTimer = setInterval(() => {
+      this.hosts.sweep();
+      this.jobs.sweepLauncherLeases();
+    }, period);
     this.sweepTimer.unref?.();
     this.periodic.resumeAll();
     this.jobs.settleInterruptedStarts();

@@ -38,6 +38,7 @@ import type { Coordinator } from './coordinator.js';
 import { placeRanks } from './placement.js';
 import { OutputReplay } from './output-replay.js';
 import { UNFOLLOWED_OUTPUT_BYTES, UnfollowedOutput } from './unfollowed-output.js';
+import { LauncherLeases } from './launcher-leases.js';
 import { describeRoundFailure, runRound, type RoundResult } from './round-runner.js';
 
 const trace = tracer('jobs');
@@ -59,6 +60,8 @@ export class JobService {
   private readonly followers = new Map<string, Follower[]>();
   /** Output no follower took, for the next one (a follower renewing after a coordinator restart). */
   private readonly unfollowed = new UnfollowedOutput();
+  /** The follows of launched jobs' rank-execs, as leases (launcher-leases.ts). */
+  private readonly launchers: LauncherLeases;
   /** What of the ranks' output was passed on, so a rollback does not pass it on twice. */
   readonly replay: OutputReplay;
   private readonly placementCache = new Map<string, Map<string, number[]>>();
@@ -91,6 +94,7 @@ export class JobService {
 
   constructor(private readonly c: Coordinator) {
     this.replay = new OutputReplay(c.instance, c.catalog.outputCounts());
+    this.launchers = new LauncherLeases(c.config.launcherLeaseMs, c.now);
     this.outputSaveTimer = setInterval(() => this.saveOutputCounts(), OUTPUT_COUNTS_SAVE_MS);
     this.outputSaveTimer.unref?.();
     // A checkpoint --stop that a previous coordinator committed but did not see through.
@@ -352,9 +356,10 @@ export class JobService {
    * Adds (or renews) a follower, of every rank's output or of `ranks` only (a
    * rank-exec wants its own rank's: with N of them, all output N times over
    * would be N² messages); a job that already ended is answered at once,
-   * unless it is about to be restarted automatically.
+   * unless it is about to be restarted automatically. A `launcher` follow
+   * (ferry rank-exec) is also the lease of its ranks (launcher-leases.ts).
    */
-  follow(jobId: string, peer: PeerId, requestId: number, ranks: readonly number[] = []): void {
+  follow(jobId: string, peer: PeerId, requestId: number, ranks: readonly number[] = [], launcher = false): void {
     const job = this.c.catalog.getJob(jobId);
     if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
     const follower: Follower = { peer, requestId, ...(ranks.length > 0 ? { ranks: new Set(ranks) } : {}) };
@@ -366,6 +371,27 @@ export class JobService {
     const list = (this.followers.get(jobId) ?? []).filter((f) => f.peer !== peer);
     list.push(follower);
     this.followers.set(jobId, list);
+    if (launcher && ranks.length > 0 && (job.state === 'running' || job.state === 'pending')) this.launchers.renew(jobId, ranks);
+  }
+
+  /** Whether a launcher process (ferry rank-exec) holds a lease on the job. */
+  hasLauncherLeases(jobId: string): boolean {
+    return this.launchers.has(jobId);
+  }
+
+  /** Ends the launched jobs a rank of which lost its launcher process (launcher-leases.ts). */
+  sweepLauncherLeases(): void {
+    const size = (jobId: string) => {
+      const job = this.c.catalog.getJob(jobId);
+      return job && (job.state === 'running' || job.state === 'pending') ? job.worldSize : undefined;
+    };
+    for (const { jobId, rank, silentMs } of this.launchers.sweep(size)) {
+      const silent = `${Math.round(silentMs / 1000)} s`;
+      this.c.event('launch.lost', `job ${jobId}: the ferry rank-exec of rank ${rank} has not renewed its follow for ${silent} (killed outright, or cut off from the coordinator): the job is cancelled`, { jobId });
+      this.signal(jobId, 'SIGTERM', `as its launcher lost rank ${rank} (no follow from that rank's ferry rank-exec for ${silent})`).catch((err) =>
+        trace(`job ${jobId}: cancel after its launcher lost rank ${rank}: ${errorMessage(err)}`),
+      );
+    }
   }
 
   /** Hands a follower the output of its ranks that no one took while no one followed them. */
@@ -911,19 +937,20 @@ export class JobService {
 
   // ---- job control ------------------------------------------------------------
 
-  async signal(jobId: string, signal: string): Promise<void> {
+  /** Signals every rank of the job; SIGTERM, SIGINT and SIGKILL cancel it, `cause` says why. */
+  async signal(jobId: string, signal: string, cause = 'by the operator'): Promise<void> {
     const job = this.c.catalog.getJob(jobId);
     if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
     if (!(signal in osConstants.signals)) throw new FerryError(ErrorCode.BAD_REQUEST, `unknown signal "${signal}" (a name like SIGTERM, SIGINT, SIGKILL, SIGUSR1)`);
     const ending = signal === 'SIGTERM' || signal === 'SIGINT' || signal === 'SIGKILL';
     if (ENDED_STATES.has(job.state)) {
       // Ctrl-C on a ferry run waiting for an automatic restart: the operator wants the job to stay ended.
-      if (ending) this.c.autoRestarts.cancel(jobId, `cancelled by the operator (${signal})`);
+      if (ending) this.c.autoRestarts.cancel(jobId, `cancelled ${cause} (${signal})`);
       return;
     }
     if (!this.failing.has(jobId) && ending) {
-      this.setFailing(jobId, { exitCode: signalStatus(signal), detail: `cancelled by the operator (${signal})`, secondary: false, lostHost: false });
-      this.c.event('job.cancel', `job ${jobId}: ${signal} requested by the operator`, { jobId });
+      this.setFailing(jobId, { exitCode: signalStatus(signal), detail: `cancelled ${cause} (${signal})`, secondary: false, lostHost: false });
+      this.c.event('job.cancel', `job ${jobId}: ${signal} ${cause === 'by the operator' ? 'requested by the operator' : `sent ${cause}`}`, { jobId });
     }
     // A restart (the operator's or an automatic one) is restoring the ranks: they are not there to signal yet.
     if (ending && job.state === 'pending' && this.c.operations.busy(jobId)) this.signalAfterRestart.set(jobId, signal);
@@ -1083,6 +1110,7 @@ export class JobService {
   /** The job ended: its followers get it, in a final reply. */
   private endFollows(jobId: string): void {
     this.unfollowed.ended(jobId);
+    this.launchers.forget(jobId);
     const info = this.jobInfo(jobId);
     for (const f of this.followers.get(jobId) ?? []) {
       this.c.sendOperator(f.peer, { reply_to: f.requestId, status: { ok: true }, final: true, job_ended: { job: info } });

@@ -242,7 +242,7 @@ export class LaunchedJobs {
 
   private tryFollow(jobId: string, j: Joiner): boolean {
     try {
-      this.c.jobs.follow(jobId, j.peer, j.requestId, [j.req.rank]); // a rank-exec forwards its own rank's output only
+      this.c.jobs.follow(jobId, j.peer, j.requestId, [j.req.rank], true); // a rank-exec forwards its own rank's output only
       return true;
     } catch (err) {
       trace(`launch: follow of ${jobId} for rank ${j.req.rank} not yet possible: ${errorMessage(err)}`);

@@ -36,6 +36,7 @@ export interface TestClusterOptions {
   heartbeatIntervalMs?: number;
   heartbeatTimeoutMs?: number;
   hostRejoinGraceMs?: number; // the coordinator's --host-rejoin-grace-ms
+  launcherLeaseMs?: number; // the coordinator's --launcher-lease-ms
   imageReplicas?: number; // the coordinator's --image-replicas
   rankKillGraceMs?: number; // the agents' --rank-kill-grace-ms
   startTimeoutMs?: number; // default CLUSTER_START_TIMEOUT_MS
@@ -277,6 +278,7 @@ export async function startTestCluster(options: TestClusterOptions = {}): Promis
     if (options.heartbeatIntervalMs !== undefined) coordinatorArgv.push('--heartbeat-interval-ms', String(options.heartbeatIntervalMs));
     if (options.heartbeatTimeoutMs !== undefined) coordinatorArgv.push('--heartbeat-timeout-ms', String(options.heartbeatTimeoutMs));
     if (options.hostRejoinGraceMs !== undefined) coordinatorArgv.push('--host-rejoin-grace-ms', String(options.hostRejoinGraceMs));
+    if (options.launcherLeaseMs !== undefined) coordinatorArgv.push('--launcher-lease-ms', String(options.launcherLeaseMs));
     if (options.imageReplicas !== undefined) coordinatorArgv.push('--image-replicas', String(options.imageReplicas));
     const coordinator = new DaemonProcess('coordinator', coordinatorArgv, join(logDir, 'coordinator.log'), env);
     daemons.push(coordinator);

@@ -14,6 +14,9 @@ const RING = ['ring', '3000', '--progress', '1000'];
 // About 15 s on 4 ranks of one host here; the migration starts after its first progress line.
 const JACOBI = ['jacobi', '256', '8000', '--progress', '500'];
 
+/** The coordinator's --launcher-lease-ms here (30 s by default): the migration and the stop below run under it too. */
+const LEASE_MS = 8_000;
+
 let c: TestCluster;
 let bin: string;
 const { launch, jobs, jobIds, newJob, events } = launcherTools(() => c);
@@ -43,7 +46,8 @@ async function jacobiReference(): Promise<FerryResult> {
 }
 
 beforeAll(async () => {
-  c = await startTestCluster({ hosts: 2, clusterKey: true }); // launched ranks reach the coordinator with the key
+  // Launched ranks reach the coordinator with the key; a launcher process's follow lapses after LEASE_MS.
+  c = await startTestCluster({ hosts: 2, clusterKey: true, launcherLeaseMs: LEASE_MS });
   bin = join(c.tempDir, 'bin');
   mkdirSync(bin, { recursive: true });
   for (const name of ['ring', 'jacobi']) {
@@ -169,6 +173,31 @@ describe('ferry rank-exec under mpiexec', { timeout: RUN_TIMEOUT_MS }, () => {
     const ended = (await jobs()).find((j) => j.id === job.id)!;
     expect(ended.state).toBe('succeeded');
     expect(ended.ranks.map((x) => x.host)).toEqual(['host2', 'host2', 'host2', 'host2']);
+  });
+});
+
+describe('a launcher process killed outright', { timeout: RUN_TIMEOUT_MS }, () => {
+  it.runIf(existsSync(MPIEXEC))('ends the job once its follow lapses: nothing of the launch runs on after mpiexec', async () => {
+    const before = await jobIds();
+    const marker = `up-${process.pid}-sigkill`;
+    const run = mpiexec(2, ['/bin/sh', '-c', `echo ${marker}; exec sleep 300`]);
+    const job = await newJob(before);
+    await c.waitFor(() => run.stdout().split('\n').filter((l) => l === marker).length === 2, 'both ranks to say they are up');
+    // The rank-execs (node FERRY_CLI rank-exec /bin/sh -c SCRIPT), not mpiexec, whose command line holds theirs.
+    const pattern = `^${process.execPath} \\S+ rank-exec /bin/sh -c echo ${marker}`;
+    const rankExecs = execFileSync('pgrep', ['-f', pattern], { encoding: 'utf8' }).trim().split('\n').map(Number);
+    expect(rankExecs).toHaveLength(2);
+    process.kill(rankExecs[1]!, 'SIGKILL'); // no signal to pass on; Hydra then ends the other rank-exec its own way
+    const r = await run.done;
+    expect(r.code).not.toBe(0);
+    const current = async () => (await jobs()).find((x) => x.id === job.id)!;
+    await c.waitFor(async () => (await current()).state !== 'running', `job ${job.id} to end after its launcher lost a rank`, LEASE_MS + 30_000);
+    const ended = await current();
+    expect(ended.state, ended.detail).toBe('cancelled');
+    expect(ended.ranks.map((x) => x.exitCode)).toEqual([143, 143]);
+    // Hydra SIGKILLs the rest too (a SIGTERM would have been passed on, a cancel "by the operator").
+    expect(ended.detail).toMatch(/^cancelled as its launcher lost rank [01] \(no follow from that rank's ferry rank-exec for \d+ s\) \(SIGTERM\)$/);
+    expect((await events(job.id)).filter((e) => e.kind === 'launch.lost')).toHaveLength(1);
   });
 });
 

@@ -26,3 +26,38 @@ export function joinLaunch(h: ControlPlaneHarness, key: string, rank: number, ho
 export const joined = (got: OperatorReply[]) => got.find((r) => r.join_launched_rank?.job)?.join_launched_rank?.job?.id;
 /** The reason a join was refused, once refused. */
 export const refused = (got: OperatorReply[]) => got.find((r) => r.final && !r.status?.ok)?.status?.message;
+
+/** A rank-exec that joined and renews its follow as ferry rank-exec does, until it is killed. */
+export interface FollowingRankExec {
+  got: OperatorReply[];
+  /** SIGKILL: no more renewals, nothing said. */
+  kill(): void;
+}
+
+/**
+ * One rank-exec joining launch `key` from `host` and, once its job is named,
+ * renewing a launcher follow of its rank every `renewMs` from the same client
+ * (the coordinator's view of `ferry rank-exec`; `launcher: false` for a
+ * follower that is not a launcher's, like `ferry attach`).
+ */
+export function followingRankExec(h: ControlPlaneHarness, key: string, rank: number, host: string, renewMs: number, o: JoinOptions & { launcher?: boolean } = {}): FollowingRankExec {
+  const client = h.hub.connect();
+  const got: OperatorReply[] = [];
+  client.onMessage((frames) => got.push(operatorReplyCodec.decode(frames[0])));
+  const join = { launch_key: key, rank, world_size: o.worldSize ?? 2, host, argv: o.argv ?? ['/app'], cwd: '/', env: {}, launcher: 'test', wait_ms: 5_000, job_id: o.jobId ?? '' };
+  client.send(coordinatorInboundCodec.encode({ operator: { version: PROTOCOL_VERSION, request_id: 1, join_launched_rank: join } }));
+  let requestId = 1;
+  const timer = setInterval(() => {
+    const jobId = joined(got);
+    if (!jobId) return;
+    const follow_job = { job_id: jobId, ranks: [rank], launcher: o.launcher ?? true };
+    client.send(coordinatorInboundCodec.encode({ operator: { version: PROTOCOL_VERSION, request_id: ++requestId, follow_job } }));
+  }, renewMs);
+  return {
+    got,
+    kill: () => {
+      clearInterval(timer);
+      void client.close();
+    },
+  };
+}

@@ -1,0 +1,96 @@
+// The ferry rank-execs of a launched job (launched-jobs.ts) renew their follow
+// of it every FOLLOW_RENEW_MS, and those renewals are a lease. A rank-exec
+// killed outright (SIGKILL: Hydra ending the other ranks of a launch, Slurm
+// ending a step after its KillWait) cannot pass a signal on, and the ranks
+// the agents started for its launch would run on outside the launcher, its
+// allocation over. So once the coordinator has heard one rank-exec of a job,
+// it expects one renewing for every rank of it; a rank whose follow lapses
+// for longer than the lease ends the job (JobService.launcherLost).
+//
+// Leases live in memory only: a restarted coordinator arms them again when
+// the first rank-exec of the job renews (within FOLLOW_RENEW_MS), so only a
+// launch whose every rank-exec died while no coordinator ran goes unnoticed.
+
+/** How long a rank's launcher process may go without renewing its follow. */
+export const LAUNCHER_LEASE_MS = 30_000;
+
+interface JobLeases {
+  /** When the job's leases were armed: the start of the lease of a rank not heard from yet. */
+  armedMs: number;
+  /** Last renewal per rank. */
+  renewedMs: Map<number, number>;
+}
+
+/** A rank whose launcher process stopped renewing. */
+export interface LapsedLease {
+  jobId: string;
+  rank: number;
+  /** How long ago it (or, for a rank never heard from, the job's first rank-exec) last renewed. */
+  silentMs: number;
+}
+
+export class LauncherLeases {
+  private readonly jobs = new Map<string, JobLeases>();
+  private lastSweepMs: number;
+
+  constructor(
+    private readonly leaseMs: number,
+    private readonly now: () => number,
+  ) {
+    this.lastSweepMs = now();
+  }
+
+  /** A launcher process renewed its follow of `ranks` of the job. */
+  renew(jobId: string, ranks: readonly number[]): void {
+    const now = this.now();
+    let job = this.jobs.get(jobId);
+    if (!job) this.jobs.set(jobId, (job = { armedMs: now, renewedMs: new Map() }));
+    for (const rank of ranks) job.renewedMs.set(rank, now);
+  }
+
+  /** The job stopped or ended: its launcher processes stop following it (or exit), as they should. */
+  forget(jobId: string): void {
+    this.jobs.delete(jobId);
+  }
+
+  /** Whether any launcher process follows the job (for tests and `ferry job`). */
+  has(jobId: string): boolean {
+    return this.jobs.has(jobId);
+  }
+
+  /**
+   * The ranks whose lease lapsed, at most one per job (that job's leases are
+   * forgotten: it is ending). `worldSize` gives each job's number of ranks, or
+   * undefined for a job that no longer runs, whose leases are forgotten. A
+   * sweep that comes late (the coordinator's event loop was stalled, so the
+   * renewals wait unread in its socket) renews every lease instead: the stall
+   * was the coordinator's, not the launchers'.
+   */
+  sweep(worldSize: (jobId: string) => number | undefined): LapsedLease[] {
+    const now = this.now();
+    const late = now - this.lastSweepMs > this.leaseMs / 3;
+    this.lastSweepMs = now;
+    const lapsed: LapsedLease[] = [];
+    for (const [jobId, job] of this.jobs) {
+      const size = worldSize(jobId);
+      if (size === undefined) {
+        this.jobs.delete(jobId);
+        continue;
+      }
+      if (late) {
+        job.armedMs = now;
+        for (const rank of job.renewedMs.keys()) job.renewedMs.set(rank, now);
+        continue;
+      }
+      for (let rank = 0; rank < size; rank++) {
+        const silentMs = now - (job.renewedMs.get(rank) ?? job.armedMs);
+        if (silentMs > this.leaseMs) {
+          lapsed.push({ jobId, rank, silentMs });
+          this.jobs.delete(jobId);
+          break;
+        }
+      }
+    }
+    return lapsed;
+  }
+}

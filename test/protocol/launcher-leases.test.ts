@@ -1,0 +1,125 @@
+// A launched job whose launcher lost one of its processes (a ferry rank-exec
+// SIGKILLed: no signal to pass on) is cancelled once that rank's follow has
+// lapsed for the lease, naming the rank; one whose rank-execs all renew runs
+// on, and a follower that is not a launcher's (ferry attach) holds no lease.
+// A restarted coordinator arms the leases again from the first renewal.
+// Over the in-memory transport with fake timers; LauncherLeases' own rules
+// (a late sweep, a job that no longer runs) directly.
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { LauncherLeases } from '../../src/coordinator/launcher-leases.js';
+import { coordinatorInboundCodec } from '../../src/protocol/messages.js';
+import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
+import { ControlPlaneHarness, QUICK_ROUNDS } from './control-plane-harness.js';
+import { followingRankExec, joined, type FollowingRankExec } from './launch-joins.js';
+
+const LEASE_MS = 3_000;
+const RENEW_MS = 500;
+let h: ControlPlaneHarness | undefined;
+const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
+
+afterEach(async () => {
+  await h?.stop();
+  h = undefined;
+});
+
+/** A 2-rank launch, rank 0 on a and rank 1 on b, running. */
+async function launched(launcher = [true, true]): Promise<{ jobId: string; execs: FollowingRankExec[] }> {
+  h = await ControlPlaneHarness.started({ a: 'store-a', b: 'store-b' }, { ...QUICK_ROUNDS, launcherLeaseMs: LEASE_MS });
+  const execs = [followingRankExec(h, 'key:l', 0, 'a', RENEW_MS, { launcher: launcher[0] }), followingRankExec(h, 'key:l', 1, 'b', RENEW_MS, { launcher: launcher[1] })];
+  for (let t = 0; t < 5_000 && !execs.every((e) => joined(e.got)); t += 50) await advance(50);
+  const jobId = joined(execs[0]!.got)!;
+  expect(jobId).toBeTruthy();
+  for (let t = 0; t < 5_000 && h.catalog!.getJob(jobId)!.state !== 'running'; t += 50) await advance(50);
+  expect(h.catalog!.getJob(jobId)!.state).toBe('running');
+  return { jobId, execs };
+}
+
+describe('the lease of a launched rank', () => {
+  it('cancels the job, naming the rank, once its rank-exec stops renewing; the other rank-exec hears the end', async () => {
+    const { jobId, execs } = await launched();
+    await advance(LEASE_MS * 2);
+    expect(h!.catalog!.getJob(jobId)!.state).toBe('running'); // renewing: no lapse
+    execs[1]!.kill();
+    await advance(LEASE_MS - RENEW_MS);
+    expect(h!.catalog!.getJob(jobId)!.state).toBe('running'); // within the lease
+    for (let t = 0; t < 5_000 && h!.catalog!.getJob(jobId)!.state === 'running'; t += 100) await advance(100);
+    const job = h!.catalog!.getJob(jobId)!;
+    expect(job.state).toBe('cancelled');
+    expect(job.detail).toMatch(/^cancelled as its launcher lost rank 1 \(no follow from that rank's ferry rank-exec for [34] s\) \(SIGTERM\)$/);
+    expect(h!.catalog!.listRanks(jobId).map((r) => r.exitCode)).toEqual([143, 143]);
+    const lost = h!.catalog!.listEvents({ jobId, limit: 100 }).filter((e) => e.kind === 'launch.lost');
+    expect(lost).toHaveLength(1);
+    expect(lost[0]!.message).toContain(`job ${jobId}: the ferry rank-exec of rank 1 has not renewed its follow`);
+    expect(execs[0]!.got.find((r) => r.final)?.job_ended?.job?.detail).toBe(job.detail);
+    execs[0]!.kill();
+  });
+
+  it('holds none for a follower that is not a launcher process (ferry attach)', async () => {
+    const { jobId, execs } = await launched();
+    const attach = h!.hub.connect();
+    attach.send(coordinatorInboundCodec.encode({ operator: { version: PROTOCOL_VERSION, request_id: 1, follow_job: { job_id: jobId, ranks: [] } } }));
+    await advance(RENEW_MS);
+    await attach.close(); // gone without a word: the job runs on
+    await advance(LEASE_MS * 3);
+    expect(h!.catalog!.getJob(jobId)!.state).toBe('running');
+    execs.forEach((e) => e.kill());
+  });
+
+  it('is armed again by a restarted coordinator: a rank whose rank-exec died meanwhile lapses', async () => {
+    const { jobId, execs } = await launched();
+    await h!.crashCoordinator();
+    execs[0]!.kill(); // SIGKILLed while no coordinator ran
+    h!.startCoordinator();
+    for (let t = 0; t < 5_000 && !h!.coordinator!.jobs.hasLauncherLeases(jobId); t += 100) await advance(100);
+    expect(h!.catalog!.getJob(jobId)!.state).toBe('running'); // rank 1's rank-exec renewed: the leases are armed
+    for (let t = 0; t < 2 * LEASE_MS && h!.catalog!.getJob(jobId)!.state === 'running'; t += 100) await advance(100);
+    expect(h!.catalog!.getJob(jobId)!.detail).toMatch(/^cancelled as its launcher lost rank 0 /);
+    execs[1]!.kill();
+  });
+
+  it('lets a stopped job go: its rank-execs wait without following', async () => {
+    const { jobId, execs } = await launched();
+    const stopped = h!.coordinator!.checkpoints.checkpoint(jobId, { stop: true });
+    for (let t = 0; t < 10_000 && h!.catalog!.getJob(jobId)!.state !== 'stopped'; t += 100) await advance(100);
+    await stopped;
+    expect(h!.catalog!.getJob(jobId)!.state).toBe('stopped');
+    execs.forEach((e) => e.kill());
+    await advance(LEASE_MS * 3);
+    expect(h!.catalog!.getJob(jobId)!.state).toBe('stopped');
+    expect(h!.catalog!.listEvents({ jobId, limit: 100 }).some((e) => e.kind === 'launch.lost')).toBe(false);
+  });
+});
+
+describe('LauncherLeases', () => {
+  it('renews every lease after a late sweep: a stalled coordinator read no renewals', () => {
+    let now = 0;
+    const leases = new LauncherLeases(3_000, () => now);
+    leases.renew('j', [0, 1]);
+    for (now = 500; now <= 2_500; now += 500) expect(leases.sweep(() => 2)).toEqual([]);
+    now = 10_000; // 7.5 s without a sweep
+    expect(leases.sweep(() => 2)).toEqual([]);
+    for (now = 10_500; now <= 13_000; now += 500) {
+      leases.renew('j', [0]);
+      expect(leases.sweep(() => 2)).toEqual([]); // rank 1's lease runs from the late sweep on
+    }
+    now = 13_500;
+    expect(leases.sweep(() => 2)).toEqual([{ jobId: 'j', rank: 1, silentMs: 3_500 }]);
+    expect(leases.has('j')).toBe(false); // one lapse per job
+  });
+
+  it('forgets a job that no longer runs, and starts a rank never heard from at the arming', () => {
+    let now = 0;
+    const leases = new LauncherLeases(3_000, () => now);
+    leases.renew('gone', [0]);
+    leases.renew('j', [0]);
+    now = 1_000;
+    expect(leases.sweep((id) => (id === 'j' ? 3 : undefined))).toEqual([]);
+    expect(leases.has('gone')).toBe(false);
+    for (now = 1_500; now <= 3_000; now += 500) {
+      leases.renew('j', [0, 2]);
+      expect(leases.sweep(() => 3)).toEqual([]);
+    }
+    now = 3_500;
+    expect(leases.sweep(() => 3)).toEqual([{ jobId: 'j', rank: 1, silentMs: 3_500 }]);
+  });
+});
