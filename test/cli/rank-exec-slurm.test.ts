@@ -15,6 +15,9 @@ import { slurmInstalled, startSlurm, type SlurmCluster } from '../helpers/slurm-
 // About 15 s on 4 ranks here; the operations start after its first progress line.
 const JACOBI = ['jacobi', '256', '8000', '--progress', '500'];
 
+/** The coordinator's --launcher-lease-ms here (30 s by default). */
+const LEASE_MS = 8_000;
+
 let c: TestCluster;
 let slurm: SlurmCluster;
 let bin: string;
@@ -36,7 +39,7 @@ async function slurmJobNamed(name: string): Promise<string> {
 /** An srun (named NAME) of 4 ranks that say "up" and sleep, once every rank said it. */
 async function sleepingLaunch(name: string): Promise<{ run: Launched; started: JobJson }> {
   const before = await jobIds();
-  const run = srun(4, ['/bin/sh', '-c', 'echo up; exec sleep 120'], ['-J', name]);
+  const run = srun(4, ['/bin/sh', '-c', `echo up; exec sleep 120 # ${name}`], ['-J', name]); // (the comment: a command line of its own)
   const started = await newJob(before);
   await c.waitFor(() => run.stdout().split('\n').filter((l) => l === 'up').length === 4, 'every rank to say it is up');
   return { run, started };
@@ -67,7 +70,8 @@ const installed = slurmInstalled();
 
 beforeAll(async () => {
   if (!installed) return;
-  c = await startTestCluster({ hosts: 2, clusterKey: true }); // srun passes FERRY_KEY on to its tasks
+  // srun passes FERRY_KEY on to its tasks; a task's follow lapses after LEASE_MS (the migration runs under it too).
+  c = await startTestCluster({ hosts: 2, clusterKey: true, launcherLeaseMs: LEASE_MS });
   slurm = await startSlurm(c);
   bin = join(c.tempDir, 'bin');
   mkdirSync(bin, { recursive: true });
@@ -133,6 +137,22 @@ describe.runIf(installed)('ferry rank-exec under srun over two Slurm nodes', { t
     expect(r.code, failure(r)).not.toBeNull();
     // scancel's SIGTERM reaches every task; the job gets it once.
     await expectEndedBy(started.id, 'SIGTERM', 143);
+  });
+
+  it("ends the job on every host when srun's tasks are killed outright (as by the step's OOM kill), once their follows lapse", async () => {
+    const name = `kill-${process.pid}`;
+    const { run, started } = await sleepingLaunch(name);
+    // Every rank-exec (node FERRY_CLI rank-exec ...; not srun, whose command line holds theirs) at once:
+    // none can pass a signal on, and none is left for Slurm's SIGTERM to the rest of the step.
+    execFileSync('pkill', ['-KILL', '-f', `^${process.execPath} \\S+ rank-exec /bin/sh -c echo up; exec sleep 120 # ${name}$`]);
+    const r = await run.done;
+    expect(r.code, failure(r)).not.toBe(0);
+    await c.waitFor(async () => (await job(started.id)).state !== 'running', `job ${started.id} to end after its tasks were killed`, LEASE_MS + 30_000);
+    const ended = await job(started.id);
+    expect(ended.state, ended.detail).toBe('cancelled');
+    expect(ended.detail).toMatch(/^cancelled as its launcher lost rank [0-3] \(no follow from that rank's ferry rank-exec for \d+ s\) \(SIGTERM\)$/);
+    expect(ended.ranks.map((x) => [x.host, x.exitCode])).toEqual([['host1', 143], ['host1', 143], ['host2', 143], ['host2', 143]]);
+    expect((await events(started.id)).filter((e) => e.kind === 'launch.signal')).toEqual([]);
   });
 
   it('ends the job on every host at Ctrl-C on srun (twice within a second, as srun asks)', async () => {
