@@ -24,6 +24,8 @@ export const RANK_EXEC_JOIN_TIMEOUT_MS = 60_000;
 const JOIN_REPLY_MARGIN_MS = 10_000;
 
 const CMD = 'ferry rank-exec';
+/** How long a rank-exec given SIGTSTP waits for the coordinator to hear it before it stops (Slurm's SIGSTOP comes 2 s after). */
+const SUSPEND_NOTICE_MS = 1_000;
 
 /**
  * The output of one rank only, raw: the launcher tags it. The coordinator
@@ -77,8 +79,26 @@ export async function rankExecCommand(argv: string[]): Promise<number> {
       follower?.fail(new FerryError(ErrorCode.UNAVAILABLE, `${signal} before the launch started`));
     }
   };
+  // SIGTSTP (a batch system suspending the launcher: Slurm sends SIGSTOP 2 s later) and SIGCONT are told
+  // to the coordinator, whose lease on this rank's follow waits in between (launcher-leases.ts); then this
+  // process stops, as it would without the handler.
+  const suspends = new Map<string, number>();
+  const onSuspend = () => {
+    const nth = (suspends.get('SIGTSTP') ?? 0) + 1;
+    suspends.set('SIGTSTP', nth);
+    const stop = () => process.kill(process.pid, 'SIGSTOP');
+    if (!jobId || !client) return stop();
+    client.request({ signal_launched_job: { job_id: jobId, signal: 'SIGTSTP', rank: lr.rank, nth } }, { timeoutMs: SUSPEND_NOTICE_MS }).then(stop, stop);
+  };
+  const onContinue = () => {
+    const nth = (suspends.get('SIGCONT') ?? 0) + 1;
+    suspends.set('SIGCONT', nth);
+    if (jobId) client?.post({ signal_launched_job: { job_id: jobId, signal: 'SIGCONT', rank: lr.rank, nth } });
+  };
   const forwarded = (['SIGINT', 'SIGTERM'] as NodeJS.Signals[]).filter((sig) => sig !== stopSignal);
   for (const sig of forwarded) process.on(sig, onSignal);
+  process.on('SIGTSTP', onSuspend);
+  process.on('SIGCONT', onContinue);
   if (stopSignal) process.on(stopSignal, onStopSignal);
   let stopper: StopOnSignal | undefined;
   const signalStatus = (signal: NodeJS.Signals) => 128 + (osConstants.signals[signal] ?? 15);
@@ -151,6 +171,8 @@ export async function rankExecCommand(argv: string[]): Promise<number> {
     });
   } finally {
     for (const sig of forwarded) process.off(sig, onSignal);
+    process.off('SIGTSTP', onSuspend);
+    process.off('SIGCONT', onContinue);
     if (stopSignal) process.off(stopSignal, onStopSignal);
     stopper?.dispose();
   }

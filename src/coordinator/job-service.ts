@@ -379,6 +379,12 @@ export class JobService {
     return this.launchers.has(jobId);
   }
 
+  /** The job's launcher is suspended (SIGTSTP from a rank-exec) or runs again (SIGCONT): its leases wait, or start anew. */
+  launcherSuspended(jobId: string, suspended: boolean): void {
+    if (suspended) this.launchers.suspend(jobId);
+    else this.launchers.resume(jobId);
+  }
+
   /** Ends the launched jobs a rank of which lost its launcher process (launcher-leases.ts). */
   sweepLauncherLeases(): void {
     const size = (jobId: string) => {

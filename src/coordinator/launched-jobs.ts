@@ -145,6 +145,15 @@ export class LaunchedJobs {
     if (!this.c.catalog.getJob(req.job_id)) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${req.job_id}" in the catalog`);
     seen.add(key);
     this.signalled.set(req.job_id, seen);
+    if (signal === 'SIGTSTP' || signal === 'SIGCONT') {
+      // The launcher is being suspended, or resumed: its rank-execs' leases wait meanwhile (launcher-leases.ts).
+      // Ferry's ranks are not the launcher's processes; they run on.
+      const suspended = signal === 'SIGTSTP';
+      this.c.jobs.launcherSuspended(req.job_id, suspended);
+      const what = suspended ? 'is suspended: the leases of its rank-execs wait; the ranks run on' : 'runs again: the leases of its rank-execs start anew';
+      this.c.event(suspended ? 'launch.suspend' : 'launch.continue', `job ${req.job_id}: ${signal} from the launcher (passed on by rank ${req.rank}): the launcher ${what}`, { jobId: req.job_id });
+      return req.job_id;
+    }
     this.c.event('launch.signal', `job ${req.job_id}: ${signal} from the launcher (passed on by rank ${req.rank})`, { jobId: req.job_id });
     await this.c.jobs.signal(req.job_id, signal);
     return req.job_id;

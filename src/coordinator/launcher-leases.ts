@@ -7,6 +7,12 @@
 // it expects one renewing for every rank of it; a rank whose follow lapses
 // for longer than the lease ends the job (JobService.launcherLost).
 //
+// A launcher suspended by its batch system (Slurm's suspend and gang
+// scheduling send SIGTSTP, then SIGSTOP two seconds later) cannot renew either:
+// a rank-exec that gets SIGTSTP says so first, and the job's leases wait until
+// one says SIGCONT. (Its ranks run on meanwhile: Ferry's ranks are not the
+// launcher's processes.)
+//
 // Leases live in memory only: a restarted coordinator arms them again when
 // the first rank-exec of the job renews (within FOLLOW_RENEW_MS), so only a
 // launch whose every rank-exec died while no coordinator ran goes unnoticed.
@@ -31,6 +37,8 @@ export interface LapsedLease {
 
 export class LauncherLeases {
   private readonly jobs = new Map<string, JobLeases>();
+  /** Jobs whose launcher is suspended: their leases wait. */
+  private readonly suspended = new Set<string>();
   private lastSweepMs: number;
 
   constructor(
@@ -51,6 +59,22 @@ export class LauncherLeases {
   /** The job stopped or ended: its launcher processes stop following it (or exit), as they should. */
   forget(jobId: string): void {
     this.jobs.delete(jobId);
+    this.suspended.delete(jobId);
+  }
+
+  /** The job's launcher is being suspended (SIGTSTP): no lease of it lapses until resume(). */
+  suspend(jobId: string): void {
+    this.suspended.add(jobId);
+  }
+
+  /** The job's launcher runs again (SIGCONT): every lease of it starts anew now. */
+  resume(jobId: string): void {
+    this.suspended.delete(jobId);
+    const job = this.jobs.get(jobId);
+    if (!job) return;
+    const now = this.now();
+    job.armedMs = now;
+    for (const rank of job.renewedMs.keys()) job.renewedMs.set(rank, now);
   }
 
   /** Whether any launcher process follows the job (for tests and `ferry job`). */
@@ -74,10 +98,10 @@ export class LauncherLeases {
     for (const [jobId, job] of this.jobs) {
       const size = worldSize(jobId);
       if (size === undefined) {
-        this.jobs.delete(jobId);
+        this.forget(jobId);
         continue;
       }
-      if (late) {
+      if (late || this.suspended.has(jobId)) {
         job.armedMs = now;
         for (const rank of job.renewedMs.keys()) job.renewedMs.set(rank, now);
         continue;

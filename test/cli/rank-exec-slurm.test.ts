@@ -5,7 +5,7 @@
 // the ranks, even after one of them moved to the other node. Needs
 // scripts/install-slurm.sh (.ci/run runs it); skipped without Slurm.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FERRY_CLI, startTestCluster, type FerryResult, type TestCluster } from '../helpers/cluster.js';
@@ -153,6 +153,28 @@ describe.runIf(installed)('ferry rank-exec under srun over two Slurm nodes', { t
     expect(ended.detail).toMatch(/^cancelled as its launcher lost rank [0-3] \(no follow from that rank's ferry rank-exec for \d+ s\) \(SIGTERM\)$/);
     expect(ended.ranks.map((x) => [x.host, x.exitCode])).toEqual([['host1', 143], ['host1', 143], ['host2', 143], ['host2', 143]]);
     expect((await events(started.id)).filter((e) => e.kind === 'launch.signal')).toEqual([]);
+  });
+
+  it('keeps the job through a Slurm suspend longer than the lease (SIGTSTP, SIGSTOP), and scancel after the resume still ends it', async () => {
+    const name = `suspend-${process.pid}`;
+    const { run, started } = await sleepingLaunch(name);
+    const slurmJob = await slurmJobNamed(name);
+    await slurm.run(['scontrol', 'suspend', slurmJob]);
+    const rankExecs = () => execFileSync('pgrep', ['-f', `^${process.execPath} \\S+ rank-exec /bin/sh -c echo up; exec sleep 120 # ${name}$`], { encoding: 'utf8' }).trim().split('\n');
+    const stopped = () => rankExecs().every((pid) => /^\S+ \(.*\) T /.test(readFileSync(`/proc/${pid}/stat`, 'utf8')));
+    await c.waitFor(stopped, 'every rank-exec to be stopped by the suspend');
+    await new Promise((r) => setTimeout(r, LEASE_MS + 4_000));
+    expect((await job(started.id)).state).toBe('running');
+    const kinds = (await events(started.id)).map((e) => e.kind);
+    expect(kinds.filter((k) => k === 'launch.suspend')).toHaveLength(1);
+    await slurm.run(['scontrol', 'resume', slurmJob]);
+    await c.waitFor(async () => (await events(started.id)).some((e) => e.kind === 'launch.continue'), 'the launcher to say it runs again');
+    await new Promise((r) => setTimeout(r, LEASE_MS / 2));
+    expect((await job(started.id)).state).toBe('running');
+    await slurm.run(['scancel', slurmJob]);
+    const r = await run.done;
+    expect(r.code, failure(r)).not.toBeNull();
+    await expectEndedBy(started.id, 'SIGTERM', 143);
   });
 
   it('ends the job on every host at Ctrl-C on srun (twice within a second, as srun asks)', async () => {

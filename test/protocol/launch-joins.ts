@@ -32,6 +32,10 @@ export interface FollowingRankExec {
   got: OperatorReply[];
   /** SIGKILL: no more renewals, nothing said. */
   kill(): void;
+  /** Renewals stop (a stopped process) or go on. */
+  pause(paused: boolean): void;
+  /** Passes the launcher's `signal` on, its `nth` (signal_launched_job). */
+  signal(signal: string, nth: number): void;
 }
 
 /**
@@ -47,9 +51,10 @@ export function followingRankExec(h: ControlPlaneHarness, key: string, rank: num
   const join = { launch_key: key, rank, world_size: o.worldSize ?? 2, host, argv: o.argv ?? ['/app'], cwd: '/', env: {}, launcher: 'test', wait_ms: 5_000, job_id: o.jobId ?? '' };
   client.send(coordinatorInboundCodec.encode({ operator: { version: PROTOCOL_VERSION, request_id: 1, join_launched_rank: join } }));
   let requestId = 1;
+  let paused = false;
   const timer = setInterval(() => {
     const jobId = joined(got);
-    if (!jobId) return;
+    if (!jobId || paused) return;
     const follow_job = { job_id: jobId, ranks: [rank], launcher: o.launcher ?? true };
     client.send(coordinatorInboundCodec.encode({ operator: { version: PROTOCOL_VERSION, request_id: ++requestId, follow_job } }));
   }, renewMs);
@@ -58,6 +63,11 @@ export function followingRankExec(h: ControlPlaneHarness, key: string, rank: num
     kill: () => {
       clearInterval(timer);
       void client.close();
+    },
+    pause: (p) => (paused = p),
+    signal: (signal, nth) => {
+      const signal_launched_job = { job_id: joined(got) ?? '', signal, rank, nth };
+      client.send(coordinatorInboundCodec.encode({ operator: { version: PROTOCOL_VERSION, request_id: ++requestId, signal_launched_job } }));
     },
   };
 }

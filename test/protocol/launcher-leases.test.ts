@@ -2,7 +2,8 @@
 // SIGKILLed: no signal to pass on) is cancelled once that rank's follow has
 // lapsed for the lease, naming the rank; one whose rank-execs all renew runs
 // on, and a follower that is not a launcher's (ferry attach) holds no lease.
-// A restarted coordinator arms the leases again from the first renewal.
+// A restarted coordinator arms the leases again from the first renewal; a
+// suspended launcher (SIGTSTP ... SIGCONT) holds them.
 // Over the in-memory transport with fake timers; LauncherLeases' own rules
 // (a late sweep, a job that no longer runs) directly.
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -77,6 +78,31 @@ describe('the lease of a launched rank', () => {
     execs[1]!.kill();
   });
 
+  it('waits while the launcher is suspended (SIGTSTP, then stopped), and starts anew at SIGCONT', async () => {
+    const { jobId, execs } = await launched();
+    // Slurm's suspend: SIGTSTP to every task (each says so; the job hears it once), SIGSTOP 2 s later.
+    execs.forEach((e) => e.signal('SIGTSTP', 1));
+    await advance(100);
+    execs.forEach((e) => e.pause(true));
+    await advance(LEASE_MS * 4);
+    const job = h!.catalog!.getJob(jobId)!;
+    expect(job.state).toBe('running'); // suspended, not lost
+    expect(h!.catalog!.listRanks(jobId).every((r) => r.state === 'running')).toBe(true); // Ferry's ranks run on
+    execs.forEach((e) => e.pause(false));
+    execs.forEach((e) => e.signal('SIGCONT', 1));
+    await advance(LEASE_MS * 2);
+    expect(h!.catalog!.getJob(jobId)!.state).toBe('running');
+    const kinds = h!.catalog!.listEvents({ jobId, limit: 100 }).map((e) => e.kind);
+    expect(kinds.filter((k) => k === 'launch.suspend')).toHaveLength(1);
+    expect(kinds.filter((k) => k === 'launch.continue')).toHaveLength(1);
+    expect(kinds.filter((k) => k === 'launch.signal' || k === 'job.cancel')).toEqual([]);
+    // Resumed: a rank-exec that goes silent now lapses as before.
+    execs[0]!.kill();
+    for (let t = 0; t < 2 * LEASE_MS && h!.catalog!.getJob(jobId)!.state === 'running'; t += 100) await advance(100);
+    expect(h!.catalog!.getJob(jobId)!.detail).toMatch(/^cancelled as its launcher lost rank 0 /);
+    execs[1]!.kill();
+  });
+
   it('lets a stopped job go: its rank-execs wait without following', async () => {
     const { jobId, execs } = await launched();
     const stopped = h!.coordinator!.checkpoints.checkpoint(jobId, { stop: true });
@@ -105,6 +131,19 @@ describe('LauncherLeases', () => {
     now = 13_500;
     expect(leases.sweep(() => 2)).toEqual([{ jobId: 'j', rank: 1, silentMs: 3_500 }]);
     expect(leases.has('j')).toBe(false); // one lapse per job
+  });
+
+  it('lets no lease of a suspended job lapse, and starts them all anew at its resume', () => {
+    let now = 0;
+    const leases = new LauncherLeases(3_000, () => now);
+    leases.renew('j', [0, 1]);
+    leases.suspend('j');
+    for (now = 500; now <= 20_000; now += 500) expect(leases.sweep(() => 2)).toEqual([]);
+    now = 20_000;
+    leases.resume('j');
+    for (now = 20_500; now <= 23_000; now += 500) expect(leases.sweep(() => 2)).toEqual([]);
+    now = 23_500;
+    expect(leases.sweep(() => 2)).toEqual([{ jobId: 'j', rank: 0, silentMs: 3_500 }]);
   });
 
   it('forgets a job that no longer runs, and starts a rank never heard from at the arming', () => {
