@@ -371,7 +371,7 @@ export class JobService {
     const list = (this.followers.get(jobId) ?? []).filter((f) => f.peer !== peer);
     list.push(follower);
     this.followers.set(jobId, list);
-    if (launcher && ranks.length > 0 && (job.state === 'running' || job.state === 'pending')) this.launchers.renew(jobId, ranks);
+    if (launcher && ranks.length > 0 && this.needsLaunchers(job)) this.launchers.renew(jobId, ranks);
   }
 
   /** Whether a launcher process (ferry rank-exec) holds a lease on the job. */
@@ -385,11 +385,16 @@ export class JobService {
     else this.launchers.resume(jobId);
   }
 
+  /** A job that runs (or is being restored) and is not ending: the leases of its launcher processes count. */
+  private needsLaunchers(job: JobRow): boolean {
+    return (job.state === 'running' || job.state === 'pending') && !this.failing.has(job.id);
+  }
+
   /** Ends the launched jobs a rank of which lost its launcher process (launcher-leases.ts). */
   sweepLauncherLeases(): void {
     const size = (jobId: string) => {
       const job = this.c.catalog.getJob(jobId);
-      return job && (job.state === 'running' || job.state === 'pending') ? job.worldSize : undefined;
+      return job && this.needsLaunchers(job) ? job.worldSize : undefined;
     };
     for (const { jobId, rank, silentMs } of this.launchers.sweep(size)) {
       const silent = `${Math.round(silentMs / 1000)} s`;

@@ -55,6 +55,21 @@ describe('the lease of a launched rank', () => {
     execs[0]!.kill();
   });
 
+  it('lapses once: a job ending slowly (a rank that outlives its SIGTERM) holds no lease meanwhile', async () => {
+    const { jobId, execs } = await launched();
+    h!.nodes.get('a')!.ranks.ignoreTerm.add(`${jobId}/0`); // its agent kills it 10 s after the SIGTERM
+    execs[1]!.kill();
+    for (let t = 0; t < 2 * LEASE_MS && !h!.catalog!.getJob(jobId)!.ending; t += 100) await advance(100);
+    expect(h!.catalog!.getJob(jobId)!.ending?.detail).toMatch(/^cancelled as its launcher lost rank 1 /);
+    await advance(LEASE_MS * 2); // rank 0's rank-exec renews on, rank 1's stays silent: the job is ending, no second lapse
+    expect(h!.catalog!.getJob(jobId)!.state).toBe('running');
+    for (let t = 0; t < 15_000 && h!.catalog!.getJob(jobId)!.state === 'running'; t += 100) await advance(100);
+    expect(h!.catalog!.getJob(jobId)!.state).toBe('cancelled');
+    expect(h!.catalog!.listEvents({ jobId, limit: 100 }).filter((e) => e.kind === 'launch.lost')).toHaveLength(1);
+    expect(h!.catalog!.listRanks(jobId).map((r) => r.exitCode)).toEqual([137, 143]);
+    execs[0]!.kill();
+  });
+
   it('holds none for a follower that is not a launcher process (ferry attach)', async () => {
     const { jobId, execs } = await launched();
     const attach = h!.hub.connect();
