@@ -1,7 +1,7 @@
 // The ferry rank-execs of a launched job (launched-jobs.ts) renew their follow
 // of it every FOLLOW_RENEW_MS, and those renewals are a lease. A rank-exec
-// killed outright (SIGKILL: Hydra ending the other ranks of a launch, Slurm
-// ending a step after its KillWait) cannot pass a signal on, and the ranks
+// killed outright (SIGKILL: Hydra ending the other ranks of a launch, the
+// OOM kill of a Slurm step) cannot pass a signal on, and the ranks
 // the agents started for its launch would run on outside the launcher, its
 // allocation over. So once the coordinator has heard one rank-exec of a job,
 // it expects one renewing for every rank of it; a rank whose follow lapses
