@@ -120,6 +120,10 @@ export class JobService {
   requireRunning(job: JobRow, what: string): void {
     const why = this.notRunning(job);
     if (why) throw new FerryError(ErrorCode.BAD_REQUEST, `job ${job.id} ${why}: nothing to ${what}`);
+    // Its ranks are stopped: none would flush.
+    if (this.launchers.isSuspended(job.id)) {
+      throw new FerryError(ErrorCode.BAD_REQUEST, `job ${job.id} is suspended by its launcher (SIGTSTP), its ranks stopped: cannot ${what} it until the launcher resumes it (SIGCONT)`);
+    }
   }
 
   /**

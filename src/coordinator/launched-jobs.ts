@@ -146,12 +146,13 @@ export class LaunchedJobs {
     seen.add(key);
     this.signalled.set(req.job_id, seen);
     if (signal === 'SIGTSTP' || signal === 'SIGCONT') {
-      // The launcher is being suspended, or resumed: its rank-execs' leases wait meanwhile (launcher-leases.ts).
-      // Ferry's ranks are not the launcher's processes; they run on.
+      // The launcher is being suspended, or resumed: so are the ranks (their ferry-init stops them at SIGTSTP),
+      // and its rank-execs' leases wait meanwhile (launcher-leases.ts).
       const suspended = signal === 'SIGTSTP';
       this.c.jobs.launcherSuspended(req.job_id, suspended);
-      const what = suspended ? 'is suspended: the leases of its rank-execs wait; the ranks run on' : 'runs again: the leases of its rank-execs start anew';
+      const what = suspended ? 'is suspended, and so are the ranks; the leases of its rank-execs wait' : 'runs again, and so do the ranks; the leases of its rank-execs start anew';
       this.c.event(suspended ? 'launch.suspend' : 'launch.continue', `job ${req.job_id}: ${signal} from the launcher (passed on by rank ${req.rank}): the launcher ${what}`, { jobId: req.job_id });
+      await this.c.jobs.signal(req.job_id, signal);
       return req.job_id;
     }
     this.c.event('launch.signal', `job ${req.job_id}: ${signal} from the launcher (passed on by rank ${req.rank})`, { jobId: req.job_id });

@@ -10,8 +10,8 @@
 // A launcher suspended by its batch system (Slurm's suspend and gang
 // scheduling send SIGTSTP, then SIGSTOP two seconds later) cannot renew either:
 // a rank-exec that gets SIGTSTP says so first, and the job's leases wait until
-// one says SIGCONT. (Its ranks run on meanwhile: Ferry's ranks are not the
-// launcher's processes.)
+// one says SIGCONT. The ranks are suspended with it: their ferry-init stops
+// them at SIGTSTP and continues them at SIGCONT.
 //
 // Leases live in memory only: a restarted coordinator arms them again when
 // the first rank-exec of the job renews (within FOLLOW_RENEW_MS), so only a
@@ -65,6 +65,11 @@ export class LauncherLeases {
   /** The job's launcher is being suspended (SIGTSTP): no lease of it lapses until resume(). */
   suspend(jobId: string): void {
     this.suspended.add(jobId);
+  }
+
+  /** Whether the job's launcher is suspended (between its SIGTSTP and its SIGCONT). */
+  isSuspended(jobId: string): boolean {
+    return this.suspended.has(jobId);
   }
 
   /** The job's launcher runs again (SIGCONT): every lease of it starts anew now. */

@@ -7,7 +7,8 @@
  * for are dropped, and every orphan in the namespace becomes its child. An MPI
  * program run directly as PID 1 would ignore a plain SIGTERM and leave zombies.
  * This init runs the program as its only direct child, forwards the usual
- * termination and user signals to it, reaps every child (orphans too), and
+ * termination and user signals to it (and stops and continues it at SIGTSTP
+ * and SIGCONT), reaps every child (orphans too), and
  * exits with the program's status: its exit code, or 128+N when signal N
  * killed it.
  *
@@ -49,9 +50,13 @@
 #define FI_STATUS_ENV "FERRY_EXIT_STATUS_FILE"
 #define FI_INIT_DIR_ENV "FERRY_INIT_DIR"
 
-/* Signals passed on to the program; everything else keeps its default. */
+/*
+ * Signals passed on to the program; everything else keeps its default.
+ * SIGTSTP (its job's launcher is being suspended) goes on as SIGSTOP, which the
+ * program cannot ignore; SIGCONT resumes it.
+ */
 static const int fi_forwarded_signals[] = {
-	SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2,
+	SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGTSTP, SIGCONT,
 };
 #define FI_FORWARDED_COUNT \
 	(sizeof(fi_forwarded_signals) / sizeof(fi_forwarded_signals[0]))
@@ -224,7 +229,7 @@ int main(int argc, char **argv)
 			continue;
 		}
 		/* The program may already be a zombie: ESRCH is harmless then. */
-		(void)kill(program, sig);
+		(void)kill(program, sig == SIGTSTP ? SIGSTOP : sig);
 	}
 	/* Reap what else has already exited; the kernel kills the rest of the
 	 * namespace when PID 1 exits. */

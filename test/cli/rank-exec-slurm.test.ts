@@ -5,7 +5,7 @@
 // the ranks, even after one of them moved to the other node. Needs
 // scripts/install-slurm.sh (.ci/run runs it); skipped without Slurm.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FERRY_CLI, startTestCluster, type FerryResult, type TestCluster } from '../helpers/cluster.js';
@@ -43,6 +43,23 @@ async function sleepingLaunch(name: string): Promise<{ run: Launched; started: J
   const started = await newJob(before);
   await c.waitFor(() => run.stdout().split('\n').filter((l) => l === 'up').length === 4, 'every rank to say it is up');
   return { run, started };
+}
+
+/** The process state (R, S, T...) of each rank's program (a `sleep`) of Ferry job JOB_ID on this machine. */
+function ranksOf(jobId: string): string[] {
+  const states: string[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readFileSync(`/proc/${name}/comm`, 'utf8').trim() !== 'sleep') continue;
+      if (!readFileSync(`/proc/${name}/environ`, 'utf8').split('\0').includes(`FERRY_JOB_ID=${jobId}`)) continue;
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      states.push(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0]!);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return states;
 }
 
 /** The job was cancelled by SIGNAL from the launcher, passed on once, every rank ended with STATUS. */
@@ -155,7 +172,7 @@ describe.runIf(installed)('ferry rank-exec under srun over two Slurm nodes', { t
     expect((await events(started.id)).filter((e) => e.kind === 'launch.signal')).toEqual([]);
   });
 
-  it('keeps the job through a Slurm suspend longer than the lease (SIGTSTP, SIGSTOP), and scancel after the resume still ends it', async () => {
+  it('suspends the ranks with their Slurm job and keeps it through a suspend longer than the lease; scancel after the resume ends it', async () => {
     const name = `suspend-${process.pid}`;
     const { run, started } = await sleepingLaunch(name);
     const slurmJob = await slurmJobNamed(name);
@@ -163,12 +180,20 @@ describe.runIf(installed)('ferry rank-exec under srun over two Slurm nodes', { t
     const rankExecs = () => execFileSync('pgrep', ['-f', `^${process.execPath} \\S+ rank-exec /bin/sh -c echo up; exec sleep 120 # ${name}$`], { encoding: 'utf8' }).trim().split('\n');
     const stopped = () => rankExecs().every((pid) => /^\S+ \(.*\) T /.test(readFileSync(`/proc/${pid}/stat`, 'utf8')));
     await c.waitFor(stopped, 'every rank-exec to be stopped by the suspend');
+    // Ferry's ranks (the `sleep` each rank's shell became) are stopped too, by their ferry-init.
+    const ranksStopped = () => ranksOf(started.id).every((state) => state === 'T');
+    expect(ranksOf(started.id)).toHaveLength(4);
+    await c.waitFor(ranksStopped, 'every rank to be stopped with its launcher');
     await new Promise((r) => setTimeout(r, LEASE_MS + 4_000));
     expect((await job(started.id)).state).toBe('running');
+    expect(ranksStopped()).toBe(true);
+    const refused = await c.ferry(['checkpoint', started.id]);
+    expect(refused.stderr).toContain(`job ${started.id} is suspended by its launcher (SIGTSTP), its ranks stopped`);
     const kinds = (await events(started.id)).map((e) => e.kind);
     expect(kinds.filter((k) => k === 'launch.suspend')).toHaveLength(1);
     await slurm.run(['scontrol', 'resume', slurmJob]);
     await c.waitFor(async () => (await events(started.id)).some((e) => e.kind === 'launch.continue'), 'the launcher to say it runs again');
+    await c.waitFor(() => ranksOf(started.id).every((state) => state !== 'T'), 'every rank to run again');
     await new Promise((r) => setTimeout(r, LEASE_MS / 2));
     expect((await job(started.id)).state).toBe('running');
     await slurm.run(['scancel', slurmJob]);

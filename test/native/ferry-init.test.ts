@@ -142,6 +142,21 @@ describe('ferry-init', () => {
     expect((await l.exit).code).toBe(code);
   }, TEST_TIMEOUT_MS);
 
+  it('stops the program at SIGTSTP (as SIGSTOP: it cannot ignore it) and continues it at SIGCONT', async () => {
+    const ready = join(tmp, 'ready-tstp');
+    const l = launch(['sh', '-c', `trap '' TSTP; touch ${ready}; while :; do sleep 0.02; done`]);
+    const pid = await initPid(l);
+    await waitFor('the program to be ready', () => existsSync(ready));
+    const program = childrenOf(pid)[0]!.pid;
+    process.kill(pid, 'SIGTSTP');
+    await waitFor('the program to be stopped', () => readProc(program)?.state === 'T');
+    expect(readProc(pid)?.state).not.toBe('T'); // the init itself goes on (it reaps, it forwards)
+    process.kill(pid, 'SIGCONT');
+    await waitFor('the program to run again', () => readProc(program)?.state !== 'T');
+    process.kill(pid, 'SIGTERM');
+    expect((await l.exit).code).toBe(128 + 15);
+  }, TEST_TIMEOUT_MS);
+
   it('forwards a SIGTERM sent to PID 1 from inside the namespace', async () => {
     const l = launch(['sh', '-c', `trap 'exit 33' TERM; kill -TERM 1; while :; do sleep 0.02; done`]);
     expect((await l.exit).code).toBe(33);

@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { LauncherLeases } from '../../src/coordinator/launcher-leases.js';
 import { coordinatorInboundCodec } from '../../src/protocol/messages.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
-import { ControlPlaneHarness, QUICK_ROUNDS } from './control-plane-harness.js';
+import { ControlPlaneHarness, QUICK_ROUNDS, settle } from './control-plane-harness.js';
 import { followingRankExec, joined, type FollowingRankExec } from './launch-joins.js';
 
 const LEASE_MS = 3_000;
@@ -100,9 +100,10 @@ describe('the lease of a launched rank', () => {
     await advance(100);
     execs.forEach((e) => e.pause(true));
     await advance(LEASE_MS * 4);
-    const job = h!.catalog!.getJob(jobId)!;
-    expect(job.state).toBe('running'); // suspended, not lost
-    expect(h!.catalog!.listRanks(jobId).every((r) => r.state === 'running')).toBe(true); // Ferry's ranks run on
+    expect(h!.catalog!.getJob(jobId)!.state).toBe('running'); // suspended, not lost
+    // Its ranks are stopped (their ferry-init got SIGTSTP): nothing would flush.
+    const refused = await settle(h!.coordinator!.checkpoints.checkpoint(jobId, { stop: false }));
+    expect(refused.error?.message).toBe(`job ${jobId} is suspended by its launcher (SIGTSTP), its ranks stopped: cannot checkpoint it until the launcher resumes it (SIGCONT)`);
     execs.forEach((e) => e.pause(false));
     execs.forEach((e) => e.signal('SIGCONT', 1));
     await advance(LEASE_MS * 2);
@@ -111,6 +112,7 @@ describe('the lease of a launched rank', () => {
     expect(kinds.filter((k) => k === 'launch.suspend')).toHaveLength(1);
     expect(kinds.filter((k) => k === 'launch.continue')).toHaveLength(1);
     expect(kinds.filter((k) => k === 'launch.signal' || k === 'job.cancel')).toEqual([]);
+    expect((await settle(h!.coordinator!.checkpoints.checkpoint(jobId, { stop: false }))).error).toBeUndefined(); // resumed: it can
     // Resumed: a rank-exec that goes silent now lapses as before.
     execs[0]!.kill();
     for (let t = 0; t < 2 * LEASE_MS && h!.catalog!.getJob(jobId)!.state === 'running'; t += 100) await advance(100);
