@@ -152,7 +152,10 @@ export class LaunchedJobs {
       this.c.jobs.launcherSuspended(req.job_id, suspended);
       const what = suspended ? 'is suspended, and so are the ranks; the leases of its rank-execs wait' : 'runs again, and so do the ranks; the leases of its rank-execs start anew';
       this.c.event(suspended ? 'launch.suspend' : 'launch.continue', `job ${req.job_id}: ${signal} from the launcher (passed on by rank ${req.rank}): the launcher ${what}`, { jobId: req.job_id });
-      await this.c.jobs.signal(req.job_id, signal);
+      // In turn with the job's operations: a checkpoint or migration under way ends (its ranks must flush
+      // and resume) before the ranks stop, and a SIGCONT comes after the SIGTSTP it answers.
+      const jobId = req.job_id;
+      this.c.operations.queue(jobId, () => `${suspended ? 'suspending' : 'continuing'} its ranks with their launcher`, () => this.c.jobs.signal(jobId, signal));
       return req.job_id;
     }
     this.c.event('launch.signal', `job ${req.job_id}: ${signal} from the launcher (passed on by rank ${req.rank})`, { jobId: req.job_id });

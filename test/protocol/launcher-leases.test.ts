@@ -7,6 +7,7 @@
 // Over the in-memory transport with fake timers; LauncherLeases' own rules
 // (a late sweep, a job that no longer runs) directly.
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { RoundStep } from '../../src/gen/proto.js';
 import { LauncherLeases } from '../../src/coordinator/launcher-leases.js';
 import { coordinatorInboundCodec } from '../../src/protocol/messages.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
@@ -118,6 +119,27 @@ describe('the lease of a launched rank', () => {
     for (let t = 0; t < 2 * LEASE_MS && h!.catalog!.getJob(jobId)!.state === 'running'; t += 100) await advance(100);
     expect(h!.catalog!.getJob(jobId)!.detail).toMatch(/^cancelled as its launcher lost rank 0 /);
     execs[1]!.kill();
+  });
+
+  it('lets a checkpoint under way end before the ranks are stopped, and continues them after', async () => {
+    const { jobId, execs } = await launched();
+    const delivered = () => ['a', 'b'].flatMap((host) => h!.nodes.get(host)!.ranks.signalled.filter((x) => x.startsWith(`${jobId}/`)));
+    const steps = h!.nodes.get('a')!.steps; // a checkpoint whose DUMP takes a moment
+    steps.scripts.set(RoundStep.DUMP, async (req) => {
+      await new Promise((r) => setTimeout(r, 500));
+      return { failed: new Map(), images: steps.dumpImages(req) };
+    });
+    const checkpoint = settle(h!.coordinator!.checkpoints.checkpoint(jobId, { stop: false }));
+    await advance(100);
+    execs.forEach((e) => e.signal('SIGTSTP', 1));
+    await advance(100);
+    expect(delivered()).toEqual([]); // the checkpoint's ranks must flush and resume first
+    execs.forEach((e) => e.signal('SIGCONT', 1));
+    const r = await checkpoint;
+    expect(r.error).toBeUndefined();
+    await advance(200);
+    expect(delivered().map((x) => x.split(' ')[1])).toEqual(['SIGTSTP', 'SIGCONT', 'SIGTSTP', 'SIGCONT']);
+    execs.forEach((e) => e.kill());
   });
 
   it('lets a stopped job go: its rank-execs wait without following', async () => {

@@ -27,6 +27,8 @@ export class SimulatedRanks extends EventEmitter<RankSupervisorEvents> implement
   readonly refuse = new Map<string, string>();
   /** Ranks (job/rank) that catch SIGTERM and SIGINT and run on: the SIGKILL a real agent sends RANK_KILL_GRACE_MS later ends them. */
   readonly ignoreTerm = new Set<string>();
+  /** Every signal delivered, in order, as "job/rank SIGNAL". */
+  readonly signalled: string[] = [];
   private nextPid = 1000;
   /** The agent stopped (close) and none has taken the ranks back (readopt) yet: exits wait, as in a real rank table. */
   private away = false;
@@ -60,6 +62,7 @@ export class SimulatedRanks extends EventEmitter<RankSupervisorEvents> implement
 
   /** A process takes a moment to die of SIGTERM (unless it ignores it); SIGKILL is immediate. */
   private deliver(jobId: string, rank: number, signal: NodeJS.Signals): void {
+    this.signalled.push(`${jobId}/${rank} ${signal}`);
     if (signal === 'SIGKILL') this.exit(jobId, rank, 137);
     const p = this.live.get(`${jobId}/${rank}`);
     if (p && this.ignoreTerm.has(`${jobId}/${rank}`) && (signal === 'SIGTERM' || signal === 'SIGINT')) {
