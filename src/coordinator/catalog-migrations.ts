@@ -415,6 +415,15 @@ export const CATALOG_MIGRATIONS: readonly CatalogMigration[] = [
       `);
     },
   },
+  {
+    version: 25,
+    description: "whether the job's launcher is suspended (SIGTSTP ... SIGCONT), and its ranks stopped with it",
+    up: (db) => {
+      // 1 from a launcher's SIGTSTP that a rank-exec passed on until its SIGCONT or the job's end. A
+      // coordinator restarted meanwhile keeps refusing to flush ranks that are stopped, and keeps the leases waiting.
+      db.exec(`ALTER TABLE jobs ADD COLUMN launcher_suspended INTEGER NOT NULL DEFAULT 0 CHECK (launcher_suspended IN (0, 1));`);
+    },
+  },
 ];
 
 /** The schema version this build of Ferry writes. */

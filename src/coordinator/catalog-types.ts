@@ -139,6 +139,8 @@ export interface JobRow {
   hosts: string[] | null;
   /** The failure (or the operator's cancel) that is ending the job until its last rank ends; null: none. */
   ending: JobEnding | null;
+  /** Its launcher is suspended (a rank-exec passed on SIGTSTP, no SIGCONT yet): its ranks are stopped. */
+  launcherSuspended: boolean;
 }
 
 /** Why a job that still has ranks is ending: its status and message once they have ended. */

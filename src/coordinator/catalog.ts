@@ -341,6 +341,13 @@ export class Catalog {
     if (changed === 0) throw unknownJob(id);
   }
 
+  /** Records, durably, that the job's launcher is suspended, its ranks stopped (or no longer: false). */
+  setLauncherSuspended(id: string, suspended: boolean): void {
+    this.durably(() => {
+      if (this.st.setLauncherSuspended.run(suspended ? 1 : 0, id).changes === 0) throw unknownJob(id);
+    });
+  }
+
   /** Records (epoch) or clears (0) that the job is being stopped after a checkpoint --stop committed `epoch`. */
   setStopAfterEpoch(id: string, epoch: number): void {
     requireUint(epoch, 'epoch');
@@ -1069,6 +1076,7 @@ function prepareStatements(db: Database.Database) {
     setAutoRestartDue: p('UPDATE jobs SET auto_restart_due = ? WHERE id = ?'),
     setEndpointsPublished: p('UPDATE jobs SET endpoints_published = ? WHERE id = ?'),
     setEnding: p('UPDATE jobs SET ending_json = ? WHERE id = ?'),
+    setLauncherSuspended: p('UPDATE jobs SET launcher_suspended = ? WHERE id = ?'),
     listRanks: p('SELECT * FROM ranks WHERE job_id = ? ORDER BY rank'),
     ranksOnHost: p('SELECT * FROM ranks WHERE host = ? ORDER BY job_id, rank'),
 
@@ -1211,6 +1219,7 @@ function jobRow(r: Row): JobRow {
     endpointsPublished: r.endpoints_published === 1,
     hosts: r.hosts_json ? (JSON.parse(r.hosts_json as string) as string[]) : null,
     ending: r.ending_json ? (JSON.parse(r.ending_json as string) as JobEnding) : null,
+    launcherSuspended: r.launcher_suspended === 1,
   };
 }
 

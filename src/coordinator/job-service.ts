@@ -101,6 +101,8 @@ export class JobService {
     for (const job of c.catalog.listJobs()) if (job.stopAfterEpoch > 0 && !ENDED_STATES.has(job.state)) this.stopping.set(job.id, job.stopAfterEpoch);
     // A failure or cancel a previous coordinator did not see through: the ranks it reaches as their agents register end.
     for (const job of c.catalog.listJobs()) if (job.ending && !ENDED_STATES.has(job.state)) this.failing.set(job.id, job.ending);
+    // A launcher a previous coordinator heard suspend and not resume: its ranks are still stopped.
+    for (const job of c.catalog.listJobs()) if (job.launcherSuspended && !ENDED_STATES.has(job.state)) this.launchers.suspend(job.id);
   }
 
   /** See HOST_REJOIN_GRACE_MS. */
@@ -383,10 +385,19 @@ export class JobService {
     return this.launchers.has(jobId);
   }
 
-  /** The job's launcher is suspended (SIGTSTP from a rank-exec) or runs again (SIGCONT): its leases wait, or start anew. */
+  /**
+   * The job's launcher is suspended (SIGTSTP from a rank-exec) or runs again (SIGCONT): its leases wait, or
+   * start anew. Recorded in the catalog, so a restarted coordinator knows the ranks are stopped.
+   */
   launcherSuspended(jobId: string, suspended: boolean): void {
+    this.c.catalog.setLauncherSuspended(jobId, suspended);
     if (suspended) this.launchers.suspend(jobId);
     else this.launchers.resume(jobId);
+  }
+
+  /** Whether the job's launcher is suspended, its ranks stopped (between a SIGTSTP and its SIGCONT). */
+  isLauncherSuspended(jobId: string): boolean {
+    return this.launchers.isSuspended(jobId);
   }
 
   /** A job that runs (or is being restored) and is not ending: the leases of its launcher processes count. */
@@ -970,6 +981,12 @@ export class JobService {
     // A restart (the operator's or an automatic one) is restoring the ranks: they are not there to signal yet.
     if (ending && job.state === 'pending' && this.c.operations.busy(jobId)) this.signalAfterRestart.set(jobId, signal);
     await this.signalRanks(jobId, signal);
+    // Ranks stopped with their suspended launcher would act on the signal only at their SIGCONT (or at the
+    // SIGKILL after RANK_KILL_GRACE_MS): a cancel continues them, as a shell's kill continues a stopped job.
+    if (ending && signal !== 'SIGKILL' && this.launchers.isSuspended(jobId)) {
+      this.c.event('launch.continue', `job ${jobId}: its ranks, stopped with their suspended launcher, are continued to take the ${signal}`, { jobId });
+      await this.signalRanks(jobId, 'SIGCONT');
+    }
   }
 
   // ---- restart and migration --------------------------------------------------------
@@ -1126,6 +1143,8 @@ export class JobService {
   private endFollows(jobId: string): void {
     this.unfollowed.ended(jobId);
     this.launchers.forget(jobId);
+    // Whatever runs it again (a restart) runs new processes, not stopped ones.
+    if (this.c.catalog.getJob(jobId)?.launcherSuspended) this.c.catalog.setLauncherSuspended(jobId, false);
     const info = this.jobInfo(jobId);
     for (const f of this.followers.get(jobId) ?? []) {
       this.c.sendOperator(f.peer, { reply_to: f.requestId, status: { ok: true }, final: true, job_ended: { job: info } });

@@ -16,6 +16,8 @@
 // Leases live in memory only: a restarted coordinator arms them again when
 // the first rank-exec of the job renews (within FOLLOW_RENEW_MS), so only a
 // launch whose every rank-exec died while no coordinator ran goes unnoticed.
+// A suspension is also in the catalog (JobRow.launcherSuspended), from which
+// JobService gives it back to a restarted coordinator's leases.
 
 /** How long a rank's launcher process may go without renewing its follow. */
 export const LAUNCHER_LEASE_MS = 30_000;

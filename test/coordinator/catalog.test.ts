@@ -183,7 +183,7 @@ describe('catalog round trips', () => {
     c.createJob(job('j2', { createdMs: 2_500, worldSize: 4 }));
     expect(c.getJob('j1')).toEqual({
       ...job('j1'), state: 'pending', checkpointEveryMs: null, startedMs: null, endedMs: null, exitCode: null, detail: null, lastEpoch: 0, stopAfterEpoch: 0, keepEpochs: 0, imageReplicas: null,
-      branchFrom: 0, branchAt: 0, autoRestarts: 0, autoRestartDue: false, endpointsPublished: false, hosts: null, ending: null,
+      branchFrom: 0, branchAt: 0, autoRestarts: 0, autoRestartDue: false, endpointsPublished: false, hosts: null, ending: null, launcherSuspended: false,
     });
     c.setEndpointsPublished('j1', true);
     expect(c.getJob('j1')!.endpointsPublished).toBe(true);
@@ -196,6 +196,11 @@ describe('catalog round trips', () => {
     c.setEnding('j1', null);
     expect(c.getJob('j1')!.ending).toBeNull();
     expect(() => c.setEnding('nope', ending)).toThrow(/nope/);
+    c.setLauncherSuspended('j1', true);
+    expect(c.getJob('j1')!.launcherSuspended).toBe(true);
+    c.setLauncherSuspended('j1', false);
+    expect(c.getJob('j1')!.launcherSuspended).toBe(false);
+    expect(() => c.setLauncherSuspended('nope', true)).toThrow(/nope/);
     c.setAutoRestarts('j1', 3);
     expect(c.getJob('j1')!.autoRestarts).toBe(3);
     expect(() => c.setAutoRestarts('nope', 1)).toThrow(/nope/);

@@ -142,6 +142,58 @@ describe('the lease of a launched rank', () => {
     execs.forEach((e) => e.kill());
   });
 
+  it('keeps a suspended launcher across a coordinator restart: no checkpoint of its stopped ranks until the SIGCONT', async () => {
+    const { jobId, execs } = await launched();
+    const stopped = () => ['a', 'b'].reduce((n, host) => n + h!.nodes.get(host)!.ranks.stopped.size, 0);
+    execs.forEach((e) => e.signal('SIGTSTP', 1));
+    await advance(100);
+    execs.forEach((e) => e.pause(true));
+    expect(stopped()).toBe(2);
+    await h!.crashCoordinator();
+    h!.startCoordinator();
+    await advance(LEASE_MS * 2);
+    const refused = await settle(h!.coordinator!.checkpoints.checkpoint(jobId, { stop: false }));
+    expect(refused.error?.message).toBe(`job ${jobId} is suspended by its launcher (SIGTSTP), its ranks stopped: cannot checkpoint it until the launcher resumes it (SIGCONT)`);
+    expect(h!.catalog!.getJob(jobId)!.state).toBe('running');
+    execs.forEach((e) => e.pause(false));
+    execs.forEach((e) => e.signal('SIGCONT', 1));
+    await advance(200);
+    expect(stopped()).toBe(0);
+    expect(h!.catalog!.getJob(jobId)!.launcherSuspended).toBe(false);
+    expect((await settle(h!.coordinator!.checkpoints.checkpoint(jobId, { stop: false }))).error).toBeUndefined();
+    execs.forEach((e) => e.kill());
+  });
+
+  it('skips the periodic checkpoints of a suspended job, and takes them again after its SIGCONT', async () => {
+    const { jobId, execs } = await launched();
+    h!.coordinator!.periodic.set(jobId, 1_000);
+    execs.forEach((e) => e.signal('SIGTSTP', 1));
+    await advance(5_000);
+    const events = () => h!.catalog!.listEvents({ jobId, limit: 1000 }).map((e) => e.kind);
+    expect(h!.catalog!.listEpochs(jobId)).toEqual([]);
+    expect(events()).not.toContain('checkpoint.periodic-failed'); // waiting, not failing
+    execs.forEach((e) => e.signal('SIGCONT', 1));
+    await advance(2_500);
+    expect(h!.catalog!.listEpochs(jobId).filter((e) => e.state === 'committed').length).toBeGreaterThan(0);
+    expect(events()).not.toContain('checkpoint.periodic-failed');
+    execs.forEach((e) => e.kill());
+  });
+
+  it('continues the stopped ranks of a suspended job that is cancelled, so the SIGTERM ends them now', async () => {
+    const { jobId, execs } = await launched();
+    execs.forEach((e) => e.signal('SIGTSTP', 1));
+    await advance(100);
+    execs.forEach((e) => e.pause(true));
+    expect(h!.nodes.get('a')!.ranks.stopped.size).toBe(1);
+    await h!.coordinator!.jobs.signal(jobId, 'SIGTERM');
+    await advance(1_000); // far less than the agent's SIGKILL grace
+    const job = h!.catalog!.getJob(jobId)!;
+    expect(job.state).toBe('cancelled');
+    expect(h!.catalog!.listRanks(jobId).map((r) => r.exitCode)).toEqual([143, 143]); // the SIGTERM, not the SIGKILL
+    expect(job.launcherSuspended).toBe(false);
+    execs.forEach((e) => e.kill());
+  });
+
   it('lets a stopped job go: its rank-execs wait without following', async () => {
     const { jobId, execs } = await launched();
     const stopped = h!.coordinator!.checkpoints.checkpoint(jobId, { stop: true });

@@ -29,6 +29,8 @@ export class SimulatedRanks extends EventEmitter<RankSupervisorEvents> implement
   readonly ignoreTerm = new Set<string>();
   /** Every signal delivered, in order, as "job/rank SIGNAL". */
   readonly signalled: string[] = [];
+  /** Ranks (job/rank) stopped by SIGTSTP or SIGSTOP (their ferry-init stops them): a SIGTERM waits for their SIGCONT. */
+  readonly stopped = new Map<string, NodeJS.Signals[]>();
   private nextPid = 1000;
   /** The agent stopped (close) and none has taken the ranks back (readopt) yet: exits wait, as in a real rank table. */
   private away = false;
@@ -60,10 +62,36 @@ export class SimulatedRanks extends EventEmitter<RankSupervisorEvents> implement
     return n;
   }
 
-  /** A process takes a moment to die of SIGTERM (unless it ignores it); SIGKILL is immediate. */
+  /** A process takes a moment to die of SIGTERM (unless it ignores it or is stopped); SIGKILL is immediate. */
   private deliver(jobId: string, rank: number, signal: NodeJS.Signals): void {
     this.signalled.push(`${jobId}/${rank} ${signal}`);
-    if (signal === 'SIGKILL') this.exit(jobId, rank, 137);
+    this.act(jobId, rank, signal);
+  }
+
+  private act(jobId: string, rank: number, signal: NodeJS.Signals): void {
+    const key = `${jobId}/${rank}`;
+    if (signal === 'SIGKILL') {
+      this.stopped.delete(key);
+      this.exit(jobId, rank, 137);
+    }
+    if (signal === 'SIGTSTP' || signal === 'SIGSTOP') {
+      if (!this.stopped.has(key)) this.stopped.set(key, []);
+      return;
+    }
+    if (signal === 'SIGCONT') {
+      const pending = this.stopped.get(key) ?? [];
+      this.stopped.delete(key);
+      for (const s of pending) this.act(jobId, rank, s);
+      return;
+    }
+    const pendingWhileStopped = this.stopped.get(key);
+    if (pendingWhileStopped && signal !== 'SIGKILL') {
+      // A stopped process takes no signal but SIGKILL: this one waits, and the agent's SIGKILL after the grace ends it.
+      pendingWhileStopped.push(signal);
+      const p = this.live.get(key);
+      if (signal === 'SIGTERM' || signal === 'SIGINT') setTimeout(() => this.live.get(key) === p && this.stopped.has(key) && this.act(jobId, rank, 'SIGKILL'), RANK_KILL_GRACE_MS);
+      return;
+    }
     const p = this.live.get(`${jobId}/${rank}`);
     if (p && this.ignoreTerm.has(`${jobId}/${rank}`) && (signal === 'SIGTERM' || signal === 'SIGINT')) {
       // As RankSupervisor.signalEnding: this copy gets SIGKILL, a later one of the rank does not.
@@ -94,6 +122,7 @@ export class SimulatedRanks extends EventEmitter<RankSupervisorEvents> implement
     const p = this.live.get(`${jobId}/${rank}`);
     if (!p) return;
     this.live.delete(`${jobId}/${rank}`);
+    this.stopped.delete(`${jobId}/${rank}`);
     this.flushed.delete(`${jobId}/${rank}`);
     this.flushing.delete(`${jobId}/${rank}`);
     this.resumeWhenFlushed.delete(`${jobId}/${rank}`);

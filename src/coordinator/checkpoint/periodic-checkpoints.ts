@@ -1,6 +1,7 @@
 // Periodic checkpoints: each running job with an interval gets a checkpoint
 // every interval, measured from the end of the previous attempt. A tick that
-// finds the job busy (another checkpoint or a migration) waits for the next.
+// finds the job busy (another checkpoint or a migration), or its ranks stopped
+// with their suspended launcher (launcher-leases.ts), waits for the next.
 // The interval is in the catalog, so a restarted coordinator resumes it.
 // The job's followers (its ferry run) are told when a periodic checkpoint
 // fails (the first time, then every NOTICE_EVERY_FAILURES in a row) and when
@@ -98,7 +99,7 @@ export class PeriodicCheckpoints {
     const job = this.c.catalog.getJob(jobId);
     if (!job || !job.checkpointEveryMs) return;
     if (job.state !== 'running' && job.state !== 'pending') return; // ended or stopped: no more ticks
-    if (job.state === 'running' && !this.c.operations.busy(jobId)) {
+    if (job.state === 'running' && !this.c.operations.busy(jobId) && !this.c.jobs.isLauncherSuspended(jobId)) {
       try {
         const r = await this.c.checkpoints.checkpoint(jobId, { stop: false });
         if (this.stopped) return;
