@@ -25,7 +25,7 @@ import {
   MAX_FRAME_BYTES,
 } from '../coordinator/coordinator-config.js';
 import { FERRY_VERSION } from '../coordinator/operator-service.js';
-import { criuCheck, findCriu } from '../criu/criu-install.js';
+import { findCriuCandidates } from '../criu/criu-install.js';
 import { packageRoot } from '../protocol/proto-root.js';
 import { useClusterKey } from '../transport/cluster-key.js';
 import { ZmqClientTransport, ZmqServerTransport } from '../transport/zmq-transport.js';
@@ -119,8 +119,13 @@ export async function agentCommand(argv: string[]): Promise<number> {
   const address = opt(p, 'address') ?? defaultAddress();
   const initPath = join(packageRoot(), 'build', 'bin', 'ferry-init');
   if (!existsSync(initPath)) throw new FerryError(ErrorCode.UNAVAILABLE, `${cmd}: ${initPath} is missing: run "npm run build"`);
-  const criu = await findCriu().catch(() => null);
-  const check = criu ? await criuCheck(criu).catch((e) => ({ ok: false, detail: errorMessage(e) })) : { ok: false, detail: 'no working CRIU found' };
+  // The probe ran `criu check` and a test dump already: its answer is what the host registers with.
+  const candidates = await findCriuCandidates().catch((e) => (process.stderr.write(`${cmd}: looking for CRIU: ${errorMessage(e)}\n`), []));
+  const working = candidates.find((c) => c.working && c.version);
+  const criu = working ? { command: working.command, version: working.version!, source: working.source } : null;
+  const check = working
+    ? { ok: true, detail: working.detail }
+    : { ok: false, detail: candidates.length > 0 ? `no working CRIU: ${candidates.map((c) => `${c.command}: ${c.detail}`).join('; ')}` : 'no CRIU found (FERRY_CRIU, PATH, the CRIU cache)' };
   const rankSocket = opt(p, 'rank-socket') ?? DEFAULT_RANK_SOCKET;
   const ranks = new RankSupervisor({
     host: name,

@@ -63,15 +63,22 @@ export async function runDumpCheck(command: string): Promise<DumpCheck> {
 }
 
 /** runDumpCheck, its answer kept in `cacheDir` for this kernel and this CRIU version. */
-export async function cachedDumpCheck(cacheDir: string, command: string, criuVersion: string): Promise<DumpCheck> {
-  const file = join(cacheDir, DUMP_CHECK_FILE);
-  const kernel = release();
+/** The test dump's answer kept in `cacheDir` for this kernel and CRIU version, if any. */
+export async function keptDumpCheck(cacheDir: string, criuVersion: string): Promise<DumpCheck | undefined> {
   try {
-    const kept = JSON.parse(await readFile(file, 'utf8')) as DumpCheckRecord;
-    if (kept.kernel === kernel && kept.criuVersion === criuVersion && typeof kept.ok === 'boolean') return { ok: kept.ok, detail: kept.detail };
+    const kept = JSON.parse(await readFile(join(cacheDir, DUMP_CHECK_FILE), 'utf8')) as DumpCheckRecord;
+    if (kept.kernel === release() && kept.criuVersion === criuVersion && typeof kept.ok === 'boolean') return { ok: kept.ok, detail: kept.detail };
   } catch {
     // none yet, or unreadable: check again
   }
+  return undefined;
+}
+
+export async function cachedDumpCheck(cacheDir: string, command: string, criuVersion: string): Promise<DumpCheck> {
+  const kept = await keptDumpCheck(cacheDir, criuVersion);
+  if (kept) return kept;
+  const file = join(cacheDir, DUMP_CHECK_FILE);
+  const kernel = release();
   const check = await runDumpCheck(command);
   trace(`dump check of ${command} on kernel ${kernel}: ${check.ok ? 'ok' : check.detail}`);
   const record: DumpCheckRecord = { ...check, kernel, criuVersion };

@@ -3,7 +3,7 @@ import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { tracer } from '../common/trace.js';
 import { CRIU_BUILDS, type CriuBuild } from './criu-builds.js';
-import { cachedDumpCheck, runDumpCheck } from './criu-dump-check.js';
+import { cachedDumpCheck, keptDumpCheck, runDumpCheck } from './criu-dump-check.js';
 import { describeFailure, runCommand } from './run-command.js';
 
 const trace = tracer('criu');
@@ -99,6 +99,9 @@ export async function probeCriu(source: CriuInstall['source'], command: string, 
   }
   const v = await criuVersion(command);
   if (!v.version) return { source, command, found: true, working: false, detail: v.detail };
+  // A provisioned build whose test dump already failed on this kernel: no need to ask `criu check` again.
+  const failed = cacheDir ? await keptDumpCheck(cacheDir, v.version) : undefined;
+  if (failed && !failed.ok) return { source, command, found: true, version: v.version, working: false, detail: `criu check passes but ${failed.detail}` };
   const check = await criuCheck({ command });
   if (!check.ok) return { source, command, found: true, version: v.version, working: false, detail: `criu check failed: ${lastLine(check.detail)}` };
   const dump = cacheDir ? await cachedDumpCheck(cacheDir, command, v.version) : await runDumpCheck(command);

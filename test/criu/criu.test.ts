@@ -3,7 +3,7 @@
 // and restored.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { release, tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -209,6 +209,30 @@ describe('CRIU on this machine', () => {
     expect(probe.detail).toMatch(/^criu check passes but a test dump exit code 1; its log ends: Error \(compel\): cannot stop the task/);
     setEnv('FERRY_CRIU', fake);
     expect((await findCriu())?.command).not.toBe(fake);
+  });
+
+  it("takes a provisioned build's kept test-dump answer for this kernel: a failed one is not asked `criu check` again", async () => {
+    const cacheDir = makeTmp('ferry-kept-');
+    const calls = join(cacheDir, 'calls');
+    const fake = join(cacheDir, 'criu');
+    writeFileSync(fake, `#!/bin/sh\necho "$1" >> ${calls}\ncase "$1" in --version) echo "Version: 4.1.1";; check) echo "Looks good.";; esac\n`);
+    chmodSync(fake, 0o755);
+    const keep = (ok: boolean, kernel = release()) =>
+      writeFileSync(join(cacheDir, DUMP_CHECK_FILE), JSON.stringify({ ok, detail: ok ? 'dumped a test process' : 'a test dump hung for 20 s', kernel, criuVersion: '4.1.1' }));
+    const asked = () => readFileSync(calls, 'utf8').trim().split('\n');
+
+    keep(false);
+    expect(await probeCriu('cache', fake, cacheDir)).toMatchObject({ working: false, detail: 'criu check passes but a test dump hung for 20 s' });
+    expect(asked()).toEqual(['--version']);
+    rmSync(calls);
+    keep(true);
+    expect(await probeCriu('cache', fake, cacheDir)).toMatchObject({ working: true, detail: 'criu check: Looks good.; dumped a test process' });
+    expect(asked()).toEqual(['--version', 'check']);
+    rmSync(calls);
+    // Kept for another kernel: checked again from the start, test dump included.
+    keep(false, 'another-kernel');
+    await probeCriu('cache', fake, cacheDir);
+    expect(asked().slice(0, 3)).toEqual(['--version', 'check', 'dump']);
   });
 
   it('provisions into a fresh cache, twice at once, leaving one working install and no leftovers', async () => {
