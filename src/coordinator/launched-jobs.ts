@@ -159,7 +159,7 @@ export class LaunchedJobs {
       return req.job_id;
     }
     this.c.event('launch.signal', `job ${req.job_id}: ${signal} from the launcher (passed on by rank ${req.rank})`, { jobId: req.job_id });
-    await this.c.jobs.signal(req.job_id, signal);
+    await this.c.jobs.signal(req.job_id, signal, `by its launcher, passed on by the ferry rank-exec of rank ${req.rank}`);
     return req.job_id;
   }
 

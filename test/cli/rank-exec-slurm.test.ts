@@ -66,6 +66,7 @@ function ranksOf(jobId: string): string[] {
 async function expectEndedBy(jobId: string, signal: string, status: number): Promise<void> {
   const ended = await job(jobId);
   expect(ended.state, ended.detail).toBe('cancelled');
+  expect(ended.detail).toMatch(new RegExp(`^cancelled by its launcher, passed on by the ferry rank-exec of rank [0-3] \\(${signal}\\)$`));
   expect(ended.ranks.map((x) => [x.state, x.exitCode])).toEqual([0, 1, 2, 3].map(() => ['exited', status]));
   const signals = (await events(jobId)).filter((e) => e.kind === 'launch.signal');
   expect(signals.map((e) => e.message.replace(/ \(passed on by rank \d\)/, ''))).toEqual([`job ${jobId}: ${signal} from the launcher`]);

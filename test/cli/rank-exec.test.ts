@@ -110,6 +110,7 @@ describe('ferry rank-exec under mpiexec', { timeout: RUN_TIMEOUT_MS }, () => {
     expect(r.code).not.toBeNull();
     const ended = (await jobs()).find((j) => j.id === job.id)!;
     expect(ended.state).toBe('cancelled');
+    expect(ended.detail).toMatch(/^cancelled by its launcher, passed on by the ferry rank-exec of rank [0-2] \(SIGINT\)$/);
     expect(ended.ranks.map((x) => x.exitCode)).toEqual([130, 130, 130]);
     expect((await events(job.id)).filter((e) => e.kind === 'launch.signal')).toHaveLength(1);
   });

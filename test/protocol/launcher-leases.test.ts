@@ -194,6 +194,18 @@ describe('the lease of a launched rank', () => {
     execs.forEach((e) => e.kill());
   });
 
+  it("names the launcher, not the operator, when a rank-exec passes on the launcher's SIGTERM", async () => {
+    const { jobId, execs } = await launched();
+    execs[1]!.signal('SIGTERM', 1);
+    execs[0]!.signal('SIGTERM', 1); // the same signal, from the other rank-exec: passed on once
+    for (let t = 0; t < 5_000 && h!.catalog!.getJob(jobId)!.state === 'running'; t += 100) await advance(100);
+    const job = h!.catalog!.getJob(jobId)!;
+    expect(job).toMatchObject({ state: 'cancelled', detail: 'cancelled by its launcher, passed on by the ferry rank-exec of rank 1 (SIGTERM)' });
+    const cancels = h!.catalog!.listEvents({ jobId, limit: 100 }).filter((e) => e.kind === 'job.cancel');
+    expect(cancels.map((e) => e.message)).toEqual([`job ${jobId}: SIGTERM sent by its launcher, passed on by the ferry rank-exec of rank 1`]);
+    execs.forEach((e) => e.kill());
+  });
+
   it('lets a stopped job go: its rank-execs wait without following', async () => {
     const { jobId, execs } = await launched();
     const stopped = h!.coordinator!.checkpoints.checkpoint(jobId, { stop: true });
