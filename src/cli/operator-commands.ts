@@ -56,6 +56,7 @@ export function jobJson(j: JobInfo) {
     imageReplicas: j.image_replicas,
     ownImageReplicas: j.own_image_replicas,
     hosts: j.hosts,
+    launcherSuspended: j.launcher_suspended,
     ranks: j.ranks.map((r) => ({ rank: r.rank, host: r.host, pid: r.pid, endpoint: r.endpoint, state: r.state, exitCode: r.exit_code, signal: r.signal })),
   };
 }
@@ -127,7 +128,7 @@ export async function operatorCommand(name: string, argv: string[]): Promise<num
             ['JOB', 'STATE', 'RANKS', 'HOSTS', 'CREATED', 'EXIT', 'COMMAND'],
             jobs.map((j) => [
               j.id,
-              jobStateName(j.state),
+              jobStateName(j.state) + (j.launcher_suspended ? ', suspended' : ''),
               String(j.world_size),
               [...new Set(j.ranks.map((r) => r.host))].join(','),
               formatTime(j.created_ms),
@@ -146,6 +147,7 @@ export async function operatorCommand(name: string, argv: string[]): Promise<num
       else
         out(
           `job ${job.id}: ${jobStateName(job.state)}${job.detail ? ` (${job.detail})` : ''}\n` +
+            (job.launcher_suspended ? 'suspended by its launcher (SIGTSTP): its ranks are stopped until the launcher continues it (SIGCONT); no checkpoint or migration meanwhile\n' : '') +
             (job.hosts.length ? `its hosts (restarts and drains keep it there): ${job.hosts.join(', ')}\n` : '') +
             (job.auto_restart_due ? 'an automatic restart from its last epoch is due\n' : '') +
             (job.auto_restarts ? `automatic restarts left: ${job.auto_restarts}\n` : '') +

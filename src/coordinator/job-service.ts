@@ -178,6 +178,7 @@ export class JobService {
       image_replicas: this.c.replication.replicasOfRow(job),
       own_image_replicas: job.imageReplicas !== null,
       hosts: job.hosts ?? [],
+      launcher_suspended: this.launchers.isSuspended(job.id),
       ranks: this.c.catalog.listRanks(job.id).map((r) => ({
         rank: r.rank,
         host: r.host,

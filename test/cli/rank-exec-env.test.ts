@@ -113,6 +113,7 @@ describe('rank exit status', () => {
       image_replicas: 0,
       own_image_replicas: false,
       hosts: [],
+      launcher_suspended: false,
       ranks: ranks.map(([rank, exit_code, signal]) => ({ rank, exit_code, signal, state: 'exited', host: 'h', pid: 1, endpoint: '' })),
     }) as JobInfo;
 

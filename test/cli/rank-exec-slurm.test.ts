@@ -186,8 +186,12 @@ describe.runIf(installed)('ferry rank-exec under srun over two Slurm nodes', { t
     expect(ranksOf(started.id)).toHaveLength(4);
     await c.waitFor(ranksStopped, 'every rank to be stopped with its launcher');
     await new Promise((r) => setTimeout(r, LEASE_MS + 4_000));
-    expect((await job(started.id)).state).toBe('running');
+    expect(await job(started.id)).toMatchObject({ state: 'running', launcherSuspended: true });
     expect(ranksStopped()).toBe(true);
+    // The operator sees it: `ferry jobs` and `ferry job` say the job is suspended.
+    const listed = (await c.ferry(['jobs'])).stdout.split('\n').find((l) => l.startsWith(`${started.id} `));
+    expect(listed).toMatch(/^\S+\s+running, suspended\s/);
+    expect((await c.ferry(['job', started.id])).stdout).toContain('suspended by its launcher (SIGTSTP): its ranks are stopped until the launcher continues it (SIGCONT)');
     const refused = await c.ferry(['checkpoint', started.id]);
     expect(refused.stderr).toContain(`job ${started.id} is suspended by its launcher (SIGTSTP), its ranks stopped`);
     const kinds = (await events(started.id)).map((e) => e.kind);
@@ -196,7 +200,7 @@ describe.runIf(installed)('ferry rank-exec under srun over two Slurm nodes', { t
     await c.waitFor(async () => (await events(started.id)).some((e) => e.kind === 'launch.continue'), 'the launcher to say it runs again');
     await c.waitFor(() => ranksOf(started.id).every((state) => state !== 'T'), 'every rank to run again');
     await new Promise((r) => setTimeout(r, LEASE_MS / 2));
-    expect((await job(started.id)).state).toBe('running');
+    expect(await job(started.id)).toMatchObject({ state: 'running', launcherSuspended: false });
     await slurm.run(['scancel', slurmJob]);
     const r = await run.done;
     expect(r.code, failure(r)).not.toBeNull();

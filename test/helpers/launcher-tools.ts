@@ -21,6 +21,7 @@ export interface JobJson {
   detail: string;
   worldSize: number;
   argv: string[];
+  launcherSuspended: boolean;
   ranks: { rank: number; host: string; state: string; exitCode: number }[];
 }
 
