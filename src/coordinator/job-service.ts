@@ -982,12 +982,6 @@ export class JobService {
     // A restart (the operator's or an automatic one) is restoring the ranks: they are not there to signal yet.
     if (ending && job.state === 'pending' && this.c.operations.busy(jobId)) this.signalAfterRestart.set(jobId, signal);
     await this.signalRanks(jobId, signal);
-    // Ranks stopped with their suspended launcher would act on the signal only at their SIGCONT (or at the
-    // SIGKILL after RANK_KILL_GRACE_MS): a cancel continues them, as a shell's kill continues a stopped job.
-    if (ending && signal !== 'SIGKILL' && this.launchers.isSuspended(jobId)) {
-      this.c.event('launch.continue', `job ${jobId}: its ranks, stopped with their suspended launcher, are continued to take the ${signal}`, { jobId });
-      await this.signalRanks(jobId, 'SIGCONT');
-    }
   }
 
   // ---- restart and migration --------------------------------------------------------
@@ -1024,6 +1018,11 @@ export class JobService {
       this.signalAfterRestart.delete(jobId);
       this.c.event('job.cancel', `job ${jobId}: the ${signal} that came while it was being restored goes to its ranks now`, { jobId });
       void this.signalRanks(jobId, signal);
+    } else if (this.launchers.isSuspended(jobId)) {
+      // Restored (an automatic restart after a lost host) while its launcher is suspended: its ranks stop
+      // with it again, until the launcher's SIGCONT, as the ones they replace were.
+      this.c.event('launch.suspend', `job ${jobId}: restored while its launcher is suspended: its ranks are stopped until the launcher's SIGCONT`, { jobId });
+      void this.signalRanks(jobId, 'SIGTSTP');
     }
   }
 
@@ -1087,14 +1086,23 @@ export class JobService {
 
   private async signalRanks(jobId: string, signal: string): Promise<void> {
     const hosts = new Set(this.c.catalog.listRanks(jobId).filter((r) => r.state !== 'exited').map((r) => r.host));
-    await Promise.allSettled(
-      [...hosts].map((host) =>
-        this.c.requestAgent(host, { signal_job: { job_id: jobId, signal } }).catch((err) => {
-          trace(`signal ${signal} to ${jobId} on ${host} failed: ${errorMessage(err)}`);
-          throw err;
-        }),
-      ),
-    );
+    const send = (s: string) =>
+      Promise.allSettled(
+        [...hosts].map((host) =>
+          this.c.requestAgent(host, { signal_job: { job_id: jobId, signal: s } }).catch((err) => {
+            trace(`signal ${s} to ${jobId} on ${host} failed: ${errorMessage(err)}`);
+            throw err;
+          }),
+        ),
+      );
+    await send(signal);
+    // Ranks stopped with their suspended launcher would take a SIGTERM (a cancel, the end of a failed job)
+    // only at their SIGCONT, or die of the SIGKILL RANK_KILL_GRACE_MS later: they are continued to take
+    // it now, as a shell's kill continues a stopped job.
+    if ((signal === 'SIGTERM' || signal === 'SIGINT') && this.launchers.isSuspended(jobId)) {
+      this.c.event('launch.continue', `job ${jobId}: its ranks, stopped with their suspended launcher, are continued to take the ${signal}`, { jobId });
+      await send('SIGCONT');
+    }
   }
 
   private maybeEnd(jobId: string): void {

@@ -216,6 +216,28 @@ describe('a job with automatic restarts that loses a host', () => {
     expect(ended(got).map((r) => r.job_ended!.job!.id)).toEqual(['j']);
   });
 
+  it("stops the restored ranks again when the job's launcher is suspended (Slurm suspend), and continues them at its SIGCONT", async () => {
+    await start(1);
+    h.coordinator!.jobs.launcherSuspended('j', true); // as a rank-exec's SIGTSTP does (launched-jobs.ts)
+    await h.coordinator!.jobs.signal('j', 'SIGTSTP');
+    const stopped = () => h.catalog!.listRanks('j').filter((r) => h.nodes.get(r.host)!.ranks.stopped.has(`j/${r.rank}`)).map((r) => r.rank);
+    expect(stopped()).toEqual([0, 1, 2, 3]);
+    await loseB();
+    // The other ranks, stopped, are continued to take the SIGTERM that ends the failed run: no wait for the SIGKILL.
+    await advance(1_000);
+    const exits = h.catalog!.listEvents({ jobId: 'j', limit: 500 }).filter((e) => e.kind === 'rank.exit' && / on a /.test(e.message));
+    expect(exits.map((e) => e.message)).toEqual(['job j rank 0 on a exited with status 143', 'job j rank 1 on a exited with status 143']);
+    for (let t = 0; t < 20_000 && job().state !== 'running'; t += 100) await advance(100);
+    expect(job().state, job().detail ?? '').toBe('running');
+    await advance(100);
+    expect(rankHosts().map((r) => r.split(':')[1])).toEqual(['a', 'a', 'c', 'c']);
+    expect(stopped()).toEqual([0, 1, 2, 3]); // restored, and stopped with their launcher again
+    expect(job().launcherSuspended).toBe(true);
+    h.coordinator!.jobs.launcherSuspended('j', false);
+    await h.coordinator!.jobs.signal('j', 'SIGCONT');
+    expect(stopped()).toEqual([]);
+  });
+
   it('keeps the ranks whose hosts are up where they were; only the lost ones move', async () => {
     await h.submit({ world_size: 4, rank_hosts: { 0: 'c', 1: 'a', 2: 'b', 3: 'b' }, auto_restarts: 1 });
     await advance(10);
