@@ -62,7 +62,6 @@ export async function runDumpCheck(command: string): Promise<DumpCheck> {
   }
 }
 
-/** runDumpCheck, its answer kept in `cacheDir` for this kernel and this CRIU version. */
 /** The test dump's answer kept in `cacheDir` for this kernel and CRIU version, if any. */
 export async function keptDumpCheck(cacheDir: string, criuVersion: string): Promise<DumpCheck | undefined> {
   try {
@@ -74,6 +73,7 @@ export async function keptDumpCheck(cacheDir: string, criuVersion: string): Prom
   return undefined;
 }
 
+/** runDumpCheck, its answer kept in `cacheDir` for this kernel and this CRIU version. */
 export async function cachedDumpCheck(cacheDir: string, command: string, criuVersion: string): Promise<DumpCheck> {
   const kept = await keptDumpCheck(cacheDir, criuVersion);
   if (kept) return kept;
