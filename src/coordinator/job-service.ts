@@ -396,6 +396,19 @@ export class JobService {
     else this.launchers.resume(jobId);
   }
 
+  /**
+   * A launcher's SIGTSTP or SIGCONT, passed on to the ranks in turn with the job's operations. A SIGTSTP
+   * whose turn comes once the job is ending (cancelled while a checkpoint held it) is dropped: the ranks
+   * must take their SIGTERM, not stop with it pending.
+   */
+  async passLauncherStop(jobId: string, signal: 'SIGTSTP' | 'SIGCONT'): Promise<void> {
+    if (signal === 'SIGTSTP' && this.failing.has(jobId)) {
+      this.c.event('launch.suspend', `job ${jobId}: its launcher's SIGTSTP is not passed on: the job is ending`, { jobId });
+      return;
+    }
+    await this.signal(jobId, signal);
+  }
+
   /** Whether the job's launcher is suspended, its ranks stopped (between a SIGTSTP and its SIGCONT). */
   isLauncherSuspended(jobId: string): boolean {
     return this.launchers.isSuspended(jobId);

@@ -155,7 +155,7 @@ export class LaunchedJobs {
       // In turn with the job's operations: a checkpoint or migration under way ends (its ranks must flush
       // and resume) before the ranks stop, and a SIGCONT comes after the SIGTSTP it answers.
       const jobId = req.job_id;
-      this.c.operations.queue(jobId, () => `${suspended ? 'suspending' : 'continuing'} its ranks with their launcher`, () => this.c.jobs.signal(jobId, signal));
+      this.c.operations.queue(jobId, () => `${suspended ? 'suspending' : 'continuing'} its ranks with their launcher`, () => this.c.jobs.passLauncherStop(jobId, signal));
       return req.job_id;
     }
     this.c.event('launch.signal', `job ${req.job_id}: ${signal} from the launcher (passed on by rank ${req.rank})`, { jobId: req.job_id });

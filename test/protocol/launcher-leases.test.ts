@@ -142,6 +142,21 @@ describe('the lease of a launched rank', () => {
     execs.forEach((e) => e.kill());
   });
 
+  it('drops a SIGTSTP whose turn comes once the job is ending: its ranks take their SIGTERM unstopped', async () => {
+    const { jobId, execs } = await launched();
+    const delivered = () => ['a', 'b'].flatMap((host) => h!.nodes.get(host)!.ranks.signalled.filter((x) => x.startsWith(`${jobId}/`)));
+    h!.nodes.get('a')!.ranks.ignoreTerm.add(`${jobId}/0`); // a program slow to end on SIGTERM
+    const release = h!.coordinator!.operations.begin(jobId, () => 'a checkpoint'); // the SIGTSTP waits its turn
+    execs.forEach((e) => e.signal('SIGTSTP', 1));
+    await advance(100);
+    await h!.coordinator!.jobs.signal(jobId, 'SIGTERM'); // the operator cancels meanwhile
+    release();
+    await advance(500);
+    expect(delivered().filter((x) => x.endsWith(' SIGTSTP'))).toEqual([]);
+    expect(h!.catalog!.listEvents({ jobId, limit: 100 }).map((e) => e.message)).toContain(`job ${jobId}: its launcher's SIGTSTP is not passed on: the job is ending`);
+    execs.forEach((e) => e.kill());
+  });
+
   it('keeps a suspended launcher across a coordinator restart: no checkpoint of its stopped ranks until the SIGCONT', async () => {
     const { jobId, execs } = await launched();
     const stopped = () => ['a', 'b'].reduce((n, host) => n + h!.nodes.get(host)!.ranks.stopped.size, 0);
