@@ -39,11 +39,13 @@ export async function inspectCommand(argv: string[]): Promise<number> {
   if (summary.stats) out.push(`CRIU: frozen ${(summary.stats.frozenTimeUs / 1000).toFixed(1)} ms, memory written in ${(summary.stats.memwriteTimeUs / 1000).toFixed(1)} ms`);
   out.push('', 'process tree (PIDs inside the rank\'s PID namespace):');
   out.push(formatTable(['PID', 'PPID', 'THREADS', 'MEMORY', 'COMMAND'], summary.processes.map((pr) => [String(pr.pid), String(pr.ppid), String(pr.threads.length), formatBytes(pr.memoryPages * 4096), pr.comm])).trimEnd());
+  const needed = summary.files.filter((f) => !f.ghost);
+  const ghosts = summary.files.filter((f) => f.ghost);
   out.push('', 'files the image needs on the target host:');
   out.push(
     formatTable(
       ['PATH', 'SIZE AT DUMP', 'OPEN', 'USE'],
-      summary.files.map((f) => [
+      needed.map((f) => [
         f.path,
         f.sizeBytes !== undefined ? String(f.sizeBytes) : appended.has(f.path) ? `${appended.get(f.path)}*` : '-',
         f.uses.includes('fd') ? openMode(f.flags) : '-',
@@ -51,10 +53,24 @@ export async function inspectCommand(argv: string[]): Promise<number> {
       ]),
     ).trimEnd(),
   );
-  if (summary.files.some((f) => f.uses.includes('fd') && f.sizeBytes !== undefined) || appended.size > 0) {
+  if (ghosts.length > 0) {
+    out.push('', 'files deleted while the rank held them, carried in the image (the restore needs nothing at their path):');
+    out.push(
+      formatTable(
+        ['PATH', 'SIZE AT DUMP', 'IMAGE FILE', 'USE'],
+        ghosts.map((f) => [
+          f.path,
+          f.sizeBytes !== undefined ? String(f.sizeBytes) : '-',
+          `ghost-file-${f.ghost!.id}.img (${formatBytes(f.ghost!.imageBytes)})`,
+          [...new Set(f.uses)].join(',') + (f.fds.length ? ` fd ${f.fds.map((x) => x.fd).join(',')}` : ''),
+        ]),
+      ).trimEnd(),
+    );
+  }
+  if (needed.some((f) => f.uses.includes('fd') && f.sizeBytes !== undefined) || appended.size > 0) {
     out.push('(CRIU checks these sizes at restore; * recorded by Ferry for a file open for append, which CRIU does not check)');
   }
-  if (summary.files.some((f) => f.uses.includes('fd') && openedForWrite(f) && (f.sizeBytes !== undefined || appended.has(f.path)))) {
+  if (needed.some((f) => f.uses.includes('fd') && openedForWrite(f) && (f.sizeBytes !== undefined || appended.has(f.path)))) {
     out.push('(a restart from this image cuts a file open for writing back to its size at the dump if it grew since)');
   }
   process.stdout.write(out.join('\n') + '\n');

@@ -23,6 +23,14 @@ export const CRIU_DUMP_TIMEOUT_MS = 10 * 60_000;
 /** How many lines of CRIU's log an error message carries. */
 export const CRIU_LOG_TAIL_LINES = 12;
 export const DUMP_LOG_NAME = 'dump.log';
+/**
+ * The largest file deleted while a rank holds it (its executable, rebuilt
+ * while the job ran; an unlinked scratch file) that a dump carries in the
+ * image, where CRIU's default is 1 MiB: a restore needs its content, which
+ * no other copy has. CRIU counts the blocks the file has on disk (a sparse
+ * file counts its data). A larger one fails the dump, naming the file.
+ */
+export const CRIU_GHOST_LIMIT_BYTES = 1024 ** 3;
 
 /**
  * The scratch directory CRIU's parasite makes in the dumped root task's
@@ -75,6 +83,8 @@ export interface DumpRankOptions {
    * (APPEND_FILES_NAME); null: none (a plain CRIU dump, for comparisons).
    */
   actionScript?: string | null;
+  /** The largest deleted file the image may carry (default CRIU_GHOST_LIMIT_BYTES). */
+  ghostLimitBytes?: number;
 }
 
 /** What ferry-dump-action writes into the images: "SIZE PATH" of each file the tree had open write-only with O_APPEND. */
@@ -214,6 +224,8 @@ export interface DumpResult {
 /** CRIU's log lines "Error (file.c:N): what": each distinct "what", in order. */
 const CRIU_ERROR_LINE_RE = /\bError \([^)]*\):\s*(.+)$/;
 const CRIU_ERRORS_SHOWN = 3;
+// CRIU's error for a deleted file over --ghost-limit.
+const GHOST_TOO_BIG_RE = /Can't dump ghost file (.+) of (\d+) size, increase limit/;
 
 /**
  * Below this many free bytes, a disk CRIU wrote to when it failed without a
@@ -240,7 +252,7 @@ async function freeBytes(dir: string): Promise<number | undefined> {
  * full, the log kept beside the images may have been cut short before CRIU
  * could log its error; the disk itself then says why.
  */
-export async function describeCriuFailure(what: string, logFile: string, writtenDir?: string): Promise<string> {
+export async function describeCriuFailure(what: string, logFile: string, writtenDir?: string, ghostLimit = CRIU_GHOST_LIMIT_BYTES): Promise<string> {
   let text: string | undefined;
   try {
     text = await readFile(logFile, 'utf8');
@@ -259,6 +271,13 @@ export async function describeCriuFailure(what: string, logFile: string, written
   if (errors.length === 0) return `${what}; ${logFile} ends:\n${await criuLogTail(logFile)}`;
   const foreign = explainForeignSocket(lines);
   if (foreign) return `${what}: ${foreign} (CRIU: ${errors.join('; ')}; its log: ${logFile})`;
+  const ghost = errors.map((e) => GHOST_TOO_BIG_RE.exec(e)).find(Boolean);
+  if (ghost) {
+    return (
+      `${what}: the rank holds ${ghost[1]} (${ghost[2]} bytes), deleted since it was opened: a dump carries such a file in the image, ` +
+      `up to ${ghostLimit} bytes on disk (CRIU's log: ${logFile})`
+    );
+  }
   const full = errors.some((e) => e.includes('No space left on device'));
   return `${full ? 'no space left on device: ' : ''}${what}: ${errors.join('; ')} (CRIU's log: ${logFile})`;
 }
@@ -291,6 +310,7 @@ export async function dumpRank(opts: DumpRankOptions): Promise<DumpResult> {
     throw new FerryError(ErrorCode.BAD_REQUEST, `dump: images folder ${imagesDir} is not empty (${existing.slice(0, 3).join(', ')})`);
   }
   const logFile = opts.logFile ?? join(imagesDir, DUMP_LOG_NAME);
+  const ghostLimit = opts.ghostLimitBytes ?? CRIU_GHOST_LIMIT_BYTES;
   const args = [
     'dump',
     '--tree', String(initPid),
@@ -300,6 +320,7 @@ export async function dumpRank(opts: DumpRankOptions): Promise<DumpResult> {
     // A lock a rank holds on a file is dumped and taken again at restore;
     // without this CRIU refuses to dump a tree holding one.
     '--file-locks',
+    '--ghost-limit', `${Math.ceil(ghostLimit / 1024)}K`,
     ...(leaveRunning ? ['--leave-running'] : []),
     ...(actionScript ? ['--action-script', actionScript] : []),
   ];
@@ -331,7 +352,7 @@ export async function dumpRank(opts: DumpRankOptions): Promise<DumpResult> {
             () => logFile,
           )
       : logFile;
-    throw new FerryError(ErrorCode.CRIU_FAILED, await describeCriuFailure(`criu dump of pid ${initPid} into ${imagesDir} failed (${why})`, log, imagesDir));
+    throw new FerryError(ErrorCode.CRIU_FAILED, await describeCriuFailure(`criu dump of pid ${initPid} into ${imagesDir} failed (${why})`, log, imagesDir, ghostLimit));
   }
   const logName = isAbsolute(logFile) ? relative(imagesDir, logFile) : logFile;
   const files: DumpResult['files'] = [];

@@ -31,6 +31,7 @@ export const IMAGE_MAGIC = {
   fs: 0x51403912,
   files: 0x56303138,
   stats: 0x57093306,
+  remapFpath: 0x59133954,
 } as const;
 
 // Pagemap entry flags (CRIU's pagemap.h): pages in a parent image, or in pages-N.img.
@@ -40,6 +41,9 @@ const PE_PRESENT = 1 << 2;
 const VMA_FILE_PRIVATE = 1 << 6;
 const VMA_FILE_SHARED = 1 << 7;
 const FD_TYPE_REG = 1;
+// RemapType GHOST; older CRIU had no remap_type and set this bit of remap_id instead.
+const REMAP_TYPE_GHOST = 1;
+const REMAP_GHOST_BIT = 0x80000000;
 /** The access mode bits of open(2)'s flags (O_RDONLY, O_WRONLY, O_RDWR). */
 export const O_ACCMODE = 3;
 
@@ -70,6 +74,18 @@ export interface ImageFile {
   uses: ImageFileUse[];
   /** Open descriptors on this file: process (tree PID) and fd number. */
   fds: { pid: number; fd: number }[];
+  /**
+   * Set when the file was deleted while the rank held it (a rebuilt
+   * executable, an unlinked scratch file): CRIU carried its content in
+   * ghost-file-ID.img, and a restore recreates it as ghostPath() for as long
+   * as it reopens it. Nothing at `path` is needed or touched on the target.
+   */
+  ghost?: { id: number; imageBytes: number };
+}
+
+/** Where a restore recreates a ghost file while it reopens it (CRIU: PATH.cr.ID-in-hex.ghost). */
+export function ghostPath(f: Pick<ImageFile, 'path' | 'ghost'>): string | undefined {
+  return f.ghost && `${f.path}.cr.${f.ghost.id.toString(16)}.ghost`;
 }
 
 export interface DumpStats {
@@ -190,6 +206,7 @@ interface Mm { exe_file_id?: number; vmas: { shmid?: number; status?: number }[]
 interface Fs { cwd_id: number; root_id: number }
 interface PagemapHead { pages_id: number }
 interface PagemapEntry { nr_pages: number; in_parent?: boolean; flags?: number; nr_pages_64?: number | { toNumber(): number } }
+interface RemapFilePath { orig_id: number; remap_id: number; remap_type?: number }
 interface Stats { dump?: { freezing_time: number; frozen_time: number; memdump_time: number; memwrite_time: number; pages_scanned: number; pages_written: number } }
 
 /** Dump statistics from stats-dump in `dir`, if CRIU wrote it. */
@@ -219,6 +236,22 @@ export async function readImages(dir: string): Promise<ImageSummary> {
   for (const f of files ?? []) if (f.type === FD_TYPE_REG && f.reg) regs.set(f.reg.id, f.reg);
   const legacy = await readOptionalImage<RegFile>(dir, 'reg-files.img', IMAGE_MAGIC.regFiles, 'RegFileEntry');
   for (const r of legacy ?? []) regs.set(r.id, r);
+
+  // Files deleted while open: their content is in the image (ghost-file-N.img).
+  const ghosts = new Map<number, { id: number; imageBytes: number }>();
+  for (const r of (await readOptionalImage<RemapFilePath>(dir, 'remap-fpath.img', IMAGE_MAGIC.remapFpath, 'RemapFilePathEntry')) ?? []) {
+    const legacyGhost = !has(r, 'remap_type') && (r.remap_id & REMAP_GHOST_BIT) !== 0;
+    if (r.remap_type !== REMAP_TYPE_GHOST && !legacyGhost) continue;
+    const id = (r.remap_id & ~REMAP_GHOST_BIT) >>> 0;
+    const name = `ghost-file-${id}.img`;
+    const imageBytes = await stat(join(dir, name)).then(
+      (st) => st.size,
+      () => {
+        throw new FerryError(ErrorCode.MALFORMED, `CRIU image ${dir}: ${name} named by remap-fpath.img is missing`);
+      },
+    );
+    ghosts.set(r.orig_id, { id, imageBytes });
+  }
 
   const uses = new Map<number, Set<ImageFileUse>>();
   const fdsOf = new Map<number, { pid: number; fd: number }[]>();
@@ -304,6 +337,7 @@ export async function readImages(dir: string): Promise<ImageSummary> {
       pos: Number(r.pos ?? 0),
       uses: [...(uses.get(id) ?? [])].sort(),
       fds: fdsOf.get(id) ?? [],
+      ...(ghosts.has(id) ? { ghost: ghosts.get(id)! } : {}),
     });
   }
   const memoryPages = processes.reduce((n, p) => n + p.memoryPages, 0);

@@ -26,6 +26,7 @@ import { packageRoot } from '../protocol/proto-root.js';
 import { type CriuInstall } from './criu-install.js';
 import { describeCriuFailure } from './criu-dump.js';
 import { type ImageSummary, outputFiles, readImages } from './criu-images.js';
+import { takeGhostFileTurn } from './ghost-file-turns.js';
 
 const trace = tracer('criu');
 
@@ -76,7 +77,7 @@ function inheritKey(path: string): string {
 }
 
 export async function restoreRank(opts: RestoreRankOptions): Promise<RestoredRank> {
-  const { criu, imagesDir, logOut, logErr } = opts;
+  const { imagesDir } = opts;
   const summary = opts.summary ?? (await readImages(imagesDir));
   // Only a tree whose root was PID 1 of its own namespace restores without
   // PID clashes (FACTS.md): that is how ranks are started.
@@ -86,6 +87,19 @@ export async function restoreRank(opts: RestoreRankOptions): Promise<RestoredRan
       `restore of ${imagesDir}: the dumped root has pid ${summary.processes[0]?.pid}, not 1: not a rank in its own PID namespace`,
     );
   }
+  // Restores that recreate the same ghost file (a rebuilt executable) take turns (ghost-file-turns.ts).
+  const turn = await takeGhostFileTurn(summary, opts.timeoutMs ?? CRIU_RESTORE_TIMEOUT_MS);
+  if (turn.paths.length > 0) trace(`restore ${imagesDir}: has the turn for ${turn.paths.join(', ')}`);
+  try {
+    return await runRestore(opts, summary);
+  } finally {
+    await turn.release();
+  }
+}
+
+/** ferry-restore running CRIU, until it reports the restored ferry-init's pid (CRIU is done then). */
+async function runRestore(opts: RestoreRankOptions, summary: ImageSummary): Promise<RestoredRank> {
+  const { criu, imagesDir, logOut, logErr } = opts;
   const outputs = outputFiles(summary);
   const workDir = opts.workDir ?? imagesDir;
   const logFile = join(workDir, RESTORE_LOG_NAME);

@@ -29,7 +29,9 @@ export async function checkRestorable(
   const problems: RestoreProblem[] = [];
   const checked = new Set<string>();
   for (const f of summary.files) {
-    if (remapped.has(f.path) || checked.has(f.path)) continue;
+    // A file deleted before the dump travels in the image (CRIU's ghost file): whatever
+    // is at its path now (a rebuilt executable, say) is another file, not needed.
+    if (f.ghost || remapped.has(f.path) || checked.has(f.path)) continue;
     checked.add(f.path);
     const problem = (kind: RestoreProblem['kind'], what: string) =>
       problems.push({ host, path: f.path, kind, message: `${host}: ${f.path}: ${what}` });

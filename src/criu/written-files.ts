@@ -50,7 +50,8 @@ export interface AppendedFile {
 
 /** The rank's own descriptor on a file it writes (not its remapped stdout/stderr, not its executable). */
 function writtenThroughFd(f: ImageFile, remapped: ReadonlySet<string>): boolean {
-  return openedForWrite(f) && f.uses.includes('fd') && !f.uses.includes('exe') && !remapped.has(f.path);
+  // A ghost (deleted before the dump) comes back from the image; a file at its path now is another one.
+  return openedForWrite(f) && f.uses.includes('fd') && !f.uses.includes('exe') && !f.ghost && !remapped.has(f.path);
 }
 
 /** Write-only with O_APPEND: CRIU records no size for it. */

@@ -56,6 +56,16 @@ describe('cutBackWrittenFiles', () => {
     expect([size(rw), size(rwAppend)]).toEqual([10, 20]);
   });
 
+  it('leaves alone a file at the path of one deleted before the dump (CRIU carried that one): another file, not the rank\'s', async () => {
+    const scratch = fileOf('scratch.tmp', 300);
+    const summary = summaryOf([imageFile(scratch, constants.O_RDWR, 120, { ghost: { id: 1, imageBytes: 200 } })]);
+    expect(await cutBackWrittenFiles(summary)).toEqual([]);
+    expect(size(scratch)).toBe(300);
+    expect(await checkRestorable(summary, 'h')).toEqual([]); // nor does the precheck ask for its size
+    rmSync(scratch);
+    expect(await checkRestorable(summary, 'h')).toEqual([]); // or for it at all
+  });
+
   it('leaves a written file that shrank to the restore precheck, which says the rank had written more', async () => {
     const shrunk = fileOf('out.dat', 5);
     const input = fileOf('input.dat', 3);

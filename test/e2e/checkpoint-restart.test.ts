@@ -293,6 +293,29 @@ describe('checkpoint, restart and migration end to end', { timeout: 600_000 }, (
     expect(checksumLine(attached.stdout)).toBe(reference.get('sort'));
   });
 
+  it('8b. a job whose executable is rebuilt while it runs checkpoints with it in the image and restarts on two other hosts to the same result', async () => {
+    const dir = join(c.tempDir, 'rebuilt');
+    mkdirSync(dir, { recursive: true });
+    const exe = join(dir, 'sort');
+    copyFileSync(join(bin, 'sort'), exe);
+    const run = c.ferry(['run', '-n', '4', '--hosts', 'host1,host2', '--job-id', 'rebuilt', exe, ...SORT.slice(1)], { timeoutMs: RUN_TIMEOUT_MS });
+    await waitRunning('rebuilt');
+    // What a linker does: a new file renamed over the old one, which the ranks still run.
+    writeFileSync(`${exe}.new`, Buffer.concat([readFileSync(exe), Buffer.from('a newer build')]), { mode: 0o755 });
+    renameSync(`${exe}.new`, exe);
+    await ferryOk(['checkpoint', 'rebuilt', '--stop']);
+    await run;
+    const inspect = await ferryOk(['inspect', join(c.hosts[0].imagesDir, 'rebuilt', '1', 'rank-0')]);
+    expect(inspect).toContain('\nfiles deleted while the rank held them, carried in the image (the restore needs nothing at their path):\n');
+    expect(inspect).toMatch(new RegExp(`\\n${exe} +\\d+ +ghost-file-\\d+\\.img \\([^)]+\\) +exe,mapped\\n`));
+    // Two ranks per host, restored at once from images that both recreate the old executable.
+    await ferryOk(['restart', 'rebuilt', '--hosts', 'host2,host3']);
+    const attached = await c.ferry(['attach', 'rebuilt'], { timeoutMs: RUN_TIMEOUT_MS });
+    expect(attached.code, `${attached.stderr}\n${c.logTails(30)}`).toBe(0);
+    expect(checksumLine(attached.stdout)).toBe(reference.get('sort'));
+    expect(readdirSync(dir)).toEqual(['sort']); // no ghost left behind
+  });
+
   it("9. restarts from an older epoch a job whose ranks write their own files: what they wrote or appended after it is cut back, and the files end bit for bit as in an uninterrupted run", async () => {
     const run = start('files', [...JACOBI, ...outputArgs('files')]);
     await waitRunning('files');
