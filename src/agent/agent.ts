@@ -39,6 +39,7 @@ import { OutputTailer, type OutputChunk } from './output-tailer.js';
 import type { RankChannelServer, RankInfo } from './rank-channel.js';
 import type { RankRunner, ReadoptResult } from './rank-supervisor.js';
 import type { RankSteps, StepOutcome } from './rank-steps.js';
+import { readProcessState } from './process-state.js';
 
 const trace = tracer('agent');
 
@@ -415,6 +416,12 @@ export class Agent {
           else if (this.ranks.signalRanks) this.ranks.signalRanks(req.job_id, req.ranks, signal, req.pid || undefined);
           else throw new FerryError(ErrorCode.UNSUPPORTED, `agent ${this.identity.host} cannot signal single ranks`);
           reply({ ack: {} });
+          return;
+        }
+        case 'process_state': {
+          // A launcher process whose lease lapsed: suspended (stopped, frozen) or gone? (process-state.ts)
+          const req = msg.process_state!;
+          reply({ process_state_reply: await readProcessState(req.pid, Number(req.start_ticks)) });
           return;
         }
         case 'remove_job_logs': {

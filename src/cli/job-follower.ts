@@ -2,7 +2,7 @@
 // follow is renewed every FOLLOW_RENEW_MS, so a coordinator that restarted
 // learns about the follower again; while the coordinator is unreachable the
 // follower waits (the job may well be running) and says so once.
-import { ErrorCode, JobState, type JobInfo, type OperatorReply } from '../gen/proto.js';
+import { ErrorCode, JobState, type JobInfo, type LauncherProcessInit, type OperatorReply } from '../gen/proto.js';
 import { FerryError } from '../common/ferry-error.js';
 import type { OperatorClient } from './operator-client.js';
 import type { RankOutputWriter } from './rank-output-writer.js';
@@ -51,14 +51,16 @@ export class JobFollower {
 
   /**
    * Starts (and keeps renewing) the follow of `jobId`: the output of `ranks`
-   * only, if given; `launcher`: as their launcher's process, whose renewals
-   * keep the job (ferry rank-exec).
+   * only, if given; `launcher`: as their launcher's process (ferry rank-exec),
+   * whose renewals keep the job, and which the coordinator can ask its host
+   * about when they stop.
    */
-  follow(jobId: string, now = true, ranks: number[] = [], launcher = false): void {
+  follow(jobId: string, now = true, ranks: number[] = [], launcher?: LauncherProcessInit): void {
     const renew = () => {
       let id = 0;
       const onId = (n: number) => this.follows.push((id = n));
-      this.c.request({ follow_job: { job_id: jobId, ranks, launcher } }, { follow: true, onNotice: this.onNotice, onId }).then(this.onFinal, (err: unknown) => {
+      const as = launcher ? { launcher: true, launcher_process: launcher } : {};
+      this.c.request({ follow_job: { job_id: jobId, ranks, ...as } }, { follow: true, onNotice: this.onNotice, onId }).then(this.onFinal, (err: unknown) => {
         const i = this.follows.indexOf(id);
         if (i >= 0) this.follows.splice(i, 1);
         if (err instanceof FerryError && err.code === ErrorCode.UNAVAILABLE) {

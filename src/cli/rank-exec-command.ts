@@ -8,7 +8,8 @@
 import { hostname, networkInterfaces } from 'node:os';
 import { constants as osConstants } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
-import { ErrorCode, JobState, type JobInfo, type OperatorReply, type RankOutput_Stream } from '../gen/proto.js';
+import { ErrorCode, JobState, type JobInfo, type LauncherProcessInit, type OperatorReply, type RankOutput_Stream } from '../gen/proto.js';
+import { ownStartTicks } from '../common/proc-stat.js';
 import { FerryError } from '../common/ferry-error.js';
 import { opt, parseArgs, parseDuration } from './args.js';
 import { FOLLOW_RENEW_MS, JobFollower, STOPPED_EXIT_STATUS, jobExitStatus } from './job-follower.js';
@@ -108,6 +109,8 @@ export async function rankExecCommand(argv: string[]): Promise<number> {
       const host = opt(p, 'host') || process.env.FERRY_HOST || (await localHost(c));
       if (abandoned) return signalStatus(abandoned);
       const key = launchKey(process.env, opt(p, 'job-key'), lr, { host, parentPid: process.ppid });
+      // This process as its node's agent sees it: asked about when its renewals stop (launcher-leases.ts).
+      const self: LauncherProcessInit = { host, pid: process.pid, start_ticks: await ownStartTicks() };
       const output = new OneRankOutput(lr.rank);
       follower = new JobFollower(c, output, false, CMD);
       const first = follower;
@@ -125,6 +128,7 @@ export async function rankExecCommand(argv: string[]): Promise<number> {
             launcher: lr.launcher,
             wait_ms: waitMs,
             job_id: opt(p, 'job-id') ?? '',
+            launcher_process: self,
           },
         },
         {
@@ -133,7 +137,7 @@ export async function rankExecCommand(argv: string[]): Promise<number> {
           onNotice: (r: OperatorReply) => {
             if (r.join_launched_rank?.job && !jobId && !abandoned) {
               jobId = r.join_launched_rank.job.id;
-              first.follow(jobId, false, [lr.rank], true);
+              first.follow(jobId, false, [lr.rank], self);
               stopper?.jobStarted(jobId);
             }
             first.onNotice(r);
@@ -164,7 +168,7 @@ export async function rankExecCommand(argv: string[]): Promise<number> {
         if (abandoned) return signalStatus(abandoned);
         follower.stop();
         follower = new JobFollower(c, output, false, CMD);
-        follower.follow(job.id, true, [lr.rank], true);
+        follower.follow(job.id, true, [lr.rank], self);
         job = await follower.ended;
       }
       return rankExit(job, lr.rank, received.size > 0);

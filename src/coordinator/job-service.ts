@@ -23,6 +23,8 @@ import {
   type RankExited,
   type RankExitedInit,
   type EndpointInit,
+  type LauncherProcessInit,
+  ProcessRunState,
   type RankEndpointReport,
   type RankOutput,
   type RankProcess,
@@ -38,10 +40,13 @@ import type { Coordinator } from './coordinator.js';
 import { placeRanks } from './placement.js';
 import { OutputReplay } from './output-replay.js';
 import { UNFOLLOWED_OUTPUT_BYTES, UnfollowedOutput } from './unfollowed-output.js';
-import { LauncherLeases } from './launcher-leases.js';
+import { LauncherLeases, type LapsedLease } from './launcher-leases.js';
 import { describeRoundFailure, runRound, type RoundResult } from './round-runner.js';
 
 const trace = tracer('jobs');
+
+/** How long the agent of a lapsed rank-exec's node has to say whether that process is stopped. */
+const LAUNCHER_PROBE_TIMEOUT_MS = 5_000;
 
 const ENDED_STATES = new Set(['stopped', 'succeeded', 'failed', 'cancelled']);
 /** How often the output counts are saved (output-replay.ts): what a coordinator that crashes loses of them. */
@@ -366,7 +371,7 @@ export class JobService {
    * unless it is about to be restarted automatically. A `launcher` follow
    * (ferry rank-exec) is also the lease of its ranks (launcher-leases.ts).
    */
-  follow(jobId: string, peer: PeerId, requestId: number, ranks: readonly number[] = [], launcher = false): void {
+  follow(jobId: string, peer: PeerId, requestId: number, ranks: readonly number[] = [], launcher = false, process?: LauncherProcessInit): void {
     const job = this.c.catalog.getJob(jobId);
     if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
     const follower: Follower = { peer, requestId, ...(ranks.length > 0 ? { ranks: new Set(ranks) } : {}) };
@@ -378,7 +383,19 @@ export class JobService {
     const list = (this.followers.get(jobId) ?? []).filter((f) => f.peer !== peer);
     list.push(follower);
     this.followers.set(jobId, list);
-    if (launcher && ranks.length > 0 && this.needsLaunchers(job)) this.launchers.renew(jobId, ranks);
+    if (launcher && ranks.length > 0 && this.needsLaunchers(job) && this.launchers.renew(jobId, ranks, process)) this.launcherRunsAgain(jobId, ranks[0]!);
+  }
+
+  /** A suspended launcher's rank-exec renews again, with no SIGCONT passed on (launcher-leases.ts). */
+  private launcherRunsAgain(jobId: string, rank: number): void {
+    this.c.event(
+      'launch.continue',
+      `job ${jobId}: the ferry rank-exec of rank ${rank} renews its follow again, with no SIGCONT passed on (a thawed cgroup?): ` +
+        'the launcher runs again, and so do the ranks',
+      { jobId },
+    );
+    this.launcherSuspended(jobId, false);
+    this.c.operations.queue(jobId, () => 'continuing its ranks with their launcher', () => this.passLauncherStop(jobId, 'SIGCONT'));
   }
 
   /** Whether a launcher process (ferry rank-exec) holds a lease on the job. */
@@ -390,9 +407,9 @@ export class JobService {
    * The job's launcher is suspended (SIGTSTP from a rank-exec) or runs again (SIGCONT): its leases wait, or
    * start anew. Recorded in the catalog, so a restarted coordinator knows the ranks are stopped.
    */
-  launcherSuspended(jobId: string, suspended: boolean): void {
+  launcherSuspended(jobId: string, suspended: boolean, rank?: number): void {
     this.c.catalog.setLauncherSuspended(jobId, suspended);
-    if (suspended) this.launchers.suspend(jobId);
+    if (suspended) this.launchers.suspend(jobId, rank);
     else this.launchers.resume(jobId);
   }
 
@@ -425,13 +442,43 @@ export class JobService {
       const job = this.c.catalog.getJob(jobId);
       return job && this.needsLaunchers(job) ? job.worldSize : undefined;
     };
-    for (const { jobId, rank, silentMs } of this.launchers.sweep(size)) {
-      const silent = `${Math.round(silentMs / 1000)} s`;
-      this.c.event('launch.lost', `job ${jobId}: the ferry rank-exec of rank ${rank} has not renewed its follow for ${silent} (killed outright, or cut off from the coordinator): the job is cancelled`, { jobId });
-      this.signal(jobId, 'SIGTERM', `as its launcher lost rank ${rank} (no follow from that rank's ferry rank-exec for ${silent})`).catch((err) =>
-        trace(`job ${jobId}: cancel after its launcher lost rank ${rank}: ${errorMessage(err)}`),
-      );
+    for (const lapsed of this.launchers.sweep(size)) {
+      this.launcherLapsed(lapsed).catch((err) => trace(`job ${lapsed.jobId}: lapse of rank ${lapsed.rank}'s launcher: ${errorMessage(err)}`));
     }
+  }
+
+  /**
+   * A rank-exec's lease lapsed. Stopped or frozen (asked of its node's agent): its launcher was suspended
+   * without a SIGTSTP first, and the job is suspended with it. Otherwise the launcher lost it: cancelled.
+   */
+  private async launcherLapsed({ jobId, rank, silentMs, process }: LapsedLease): Promise<void> {
+    const silent = `${Math.round(silentMs / 1000)} s`;
+    let found = '';
+    if (process?.host && process.pid) {
+      try {
+        const r = (await this.c.requestAgent(process.host, { process_state: { pid: process.pid, start_ticks: process.start_ticks ?? 0 } }, LAUNCHER_PROBE_TIMEOUT_MS)).process_state_reply!;
+        found = `; on ${process.host}: ${r.detail}`;
+        if (r.state === ProcessRunState.PROCESS_STOPPED || r.state === ProcessRunState.PROCESS_FROZEN) {
+          const job = this.c.catalog.getJob(jobId);
+          if (!job || !this.needsLaunchers(job)) return;
+          this.c.event(
+            'launch.suspend',
+            `job ${jobId}: the ferry rank-exec of rank ${rank} has not renewed its follow for ${silent}${found}: its launcher was suspended ` +
+              'without a SIGTSTP first (SIGSTOP alone, a frozen cgroup), and so are the ranks; the leases of its rank-execs wait',
+            { jobId },
+          );
+          this.launcherSuspended(jobId, true, rank);
+          this.c.operations.queue(jobId, () => 'suspending its ranks with their launcher', () => this.passLauncherStop(jobId, 'SIGTSTP'));
+          return;
+        }
+      } catch (err) {
+        found = `; its host ${process.host} did not say how it is (${errorMessage(err)})`;
+      }
+    }
+    const job = this.c.catalog.getJob(jobId);
+    if (!job || !this.needsLaunchers(job)) return;
+    this.c.event('launch.lost', `job ${jobId}: the ferry rank-exec of rank ${rank} has not renewed its follow for ${silent} (killed outright, or cut off from the coordinator)${found}: the job is cancelled`, { jobId });
+    await this.signal(jobId, 'SIGTERM', `as its launcher lost rank ${rank} (no follow from that rank's ferry rank-exec for ${silent})`);
   }
 
   /** Hands a follower the output of its ranks that no one took while no one followed them. */

@@ -149,7 +149,7 @@ export class LaunchedJobs {
       // The launcher is being suspended, or resumed: so are the ranks (their ferry-init stops them at SIGTSTP),
       // and its rank-execs' leases wait meanwhile (launcher-leases.ts).
       const suspended = signal === 'SIGTSTP';
-      this.c.jobs.launcherSuspended(req.job_id, suspended);
+      this.c.jobs.launcherSuspended(req.job_id, suspended, req.rank);
       const what = suspended ? 'is suspended, and so are the ranks; the leases of its rank-execs wait' : 'runs again, and so do the ranks; the leases of its rank-execs start anew';
       this.c.event(suspended ? 'launch.suspend' : 'launch.continue', `job ${req.job_id}: ${signal} from the launcher (passed on by rank ${req.rank}): the launcher ${what}`, { jobId: req.job_id });
       // In turn with the job's operations: a checkpoint or migration under way ends (its ranks must flush
@@ -255,7 +255,8 @@ export class LaunchedJobs {
 
   private tryFollow(jobId: string, j: Joiner): boolean {
     try {
-      this.c.jobs.follow(jobId, j.peer, j.requestId, [j.req.rank], true); // a rank-exec forwards its own rank's output only
+      // A rank-exec forwards its own rank's output only.
+      this.c.jobs.follow(jobId, j.peer, j.requestId, [j.req.rank], true, j.req.launcher_process ?? undefined);
       return true;
     } catch (err) {
       trace(`launch: follow of ${jobId} for rank ${j.req.rank} not yet possible: ${errorMessage(err)}`);

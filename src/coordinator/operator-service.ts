@@ -85,7 +85,7 @@ export class OperatorService {
         // First a notice with the job as it stands (tells the follower it is heard) ...
         this.c.sendOperator(peer, { reply_to: req.request_id, status: { ok: true }, final: false, job: { job: this.c.jobs.jobInfo(jobId) } });
         // ... then its output, and a final reply when it ends.
-        this.c.jobs.follow(jobId, peer, req.request_id, req.follow_job?.ranks, req.follow_job?.launcher);
+        this.c.jobs.follow(jobId, peer, req.request_id, req.follow_job?.ranks, req.follow_job?.launcher, req.follow_job?.launcher_process ?? undefined);
         return undefined;
       }
       case 'checkpoint': {

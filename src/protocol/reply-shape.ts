@@ -15,6 +15,7 @@ const REPLY_BODY: Record<string, string> = {
   endpoint_table: 'ack',
   remove_job_logs: 'remove_job_logs_reply',
   round: 'round_reply',
+  process_state: 'process_state_reply',
 };
 
 /** The body field of a request (its oneof member). */

@@ -202,6 +202,43 @@ describe('a launcher process killed outright', { timeout: RUN_TIMEOUT_MS }, () =
   });
 });
 
+describe('a launcher stopped without a SIGTSTP first', { timeout: RUN_TIMEOUT_MS }, () => {
+  it.runIf(existsSync(MPIEXEC))('suspends the job with it once its follows lapse (SIGSTOP alone, as PBS suspends), and continues it at SIGCONT', async () => {
+    const before = await jobIds();
+    const marker = `tick-${process.pid}`;
+    const ticks = 40;
+    const script = `i=0; while [ $i -lt ${ticks} ]; do echo ${marker} $i; i=$((i+1)); sleep 0.5; done`;
+    const run = mpiexec(2, ['/bin/sh', '-c', script]);
+    const job = await newJob(before);
+    const lines = () => run.stdout().split('\n').filter((l) => l.startsWith(marker)).length;
+    await c.waitFor(() => lines() >= 4, 'both ranks to tick');
+    const pattern = `^${process.execPath} \\S+ rank-exec /bin/sh -c i=0; while .* ${marker} `;
+    const rankExecs = execFileSync('pgrep', ['-f', pattern], { encoding: 'utf8' }).trim().split('\n').map(Number);
+    expect(rankExecs).toHaveLength(2);
+    for (const pid of rankExecs) process.kill(pid, 'SIGSTOP');
+    const current = async () => (await jobs()).find((x) => x.id === job.id)!;
+    await c.waitFor(async () => (await current()).launcherSuspended, `job ${job.id} to be suspended with its launcher`, LEASE_MS + 30_000);
+    expect((await current()).state).toBe('running');
+    // Its ranks are stopped with it: no tick meanwhile.
+    await new Promise((r) => setTimeout(r, 1_000));
+    const during = lines();
+    await new Promise((r) => setTimeout(r, 2_000));
+    expect(lines()).toBe(during);
+    for (const pid of rankExecs) process.kill(pid, 'SIGCONT');
+    const r = await run.done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(lines()).toBe(2 * ticks);
+    const ended = await current();
+    expect(ended.state, ended.detail).toBe('succeeded');
+    const kinds = (await events(job.id)).map((e) => e.kind);
+    expect(kinds.filter((k) => k === 'launch.lost')).toEqual([]);
+    const suspend = (await events(job.id)).filter((e) => e.kind === 'launch.suspend');
+    expect(suspend).toHaveLength(1);
+    expect(suspend[0]!.message).toMatch(/has not renewed its follow for \d+ s; on host1: pid \d+ is stopped \(state T\): its launcher was suspended without a SIGTSTP first/);
+    expect(kinds).toContain('launch.continue');
+  });
+});
+
 describe('a time limit under mpiexec: --stop-on, then the next launch with the job id', { timeout: RUN_TIMEOUT_MS }, () => {
   it.runIf(existsSync(MPIEXEC))('stops the job at the warning signal, and the next launch continues it to the uninterrupted checksum', async () => {
     const reference = await jacobiReference();

@@ -1,6 +1,6 @@
 // A `ferry rank-exec` as the coordinator sees it, for the launched-job model
 // tests: one join_launched_rank request on the wire of a ControlPlaneHarness.
-import type { OperatorReply } from '../../src/gen/proto.js';
+import type { LauncherProcessInit, OperatorReply } from '../../src/gen/proto.js';
 import { coordinatorInboundCodec, operatorReplyCodec } from '../../src/protocol/messages.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
 import type { ControlPlaneHarness } from './control-plane-harness.js';
@@ -10,6 +10,8 @@ export interface JoinOptions {
   worldSize?: number;
   /** --job-id; '' for none (the coordinator names the job). */
   jobId?: string;
+  /** The rank-exec process its join and renewals name (LauncherProcess). */
+  process?: LauncherProcessInit;
 }
 
 /** One rank-exec joining launch `key` from `host`: the replies its join request got (filled as they come). */
@@ -17,7 +19,7 @@ export function joinLaunch(h: ControlPlaneHarness, key: string, rank: number, ho
   const client = h.hub.connect();
   const got: OperatorReply[] = [];
   client.onMessage((frames) => got.push(operatorReplyCodec.decode(frames[0])));
-  const join = { launch_key: key, rank, world_size: o.worldSize ?? 2, host, argv: o.argv ?? ['/app'], cwd: '/', env: {}, launcher: 'test', wait_ms: 5_000, job_id: o.jobId ?? '' };
+  const join = { launch_key: key, rank, world_size: o.worldSize ?? 2, host, argv: o.argv ?? ['/app'], cwd: '/', env: {}, launcher: 'test', wait_ms: 5_000, job_id: o.jobId ?? '', ...(o.process ? { launcher_process: o.process } : {}) };
   client.send(coordinatorInboundCodec.encode({ operator: { version: PROTOCOL_VERSION, request_id: 1, join_launched_rank: join } }));
   return got;
 }
@@ -44,18 +46,25 @@ export interface FollowingRankExec {
  * (the coordinator's view of `ferry rank-exec`; `launcher: false` for a
  * follower that is not a launcher's, like `ferry attach`).
  */
-export function followingRankExec(h: ControlPlaneHarness, key: string, rank: number, host: string, renewMs: number, o: JoinOptions & { launcher?: boolean } = {}): FollowingRankExec {
+export function followingRankExec(
+  h: ControlPlaneHarness,
+  key: string,
+  rank: number,
+  host: string,
+  renewMs: number,
+  o: JoinOptions & { launcher?: boolean } = {},
+): FollowingRankExec {
   const client = h.hub.connect();
   const got: OperatorReply[] = [];
   client.onMessage((frames) => got.push(operatorReplyCodec.decode(frames[0])));
-  const join = { launch_key: key, rank, world_size: o.worldSize ?? 2, host, argv: o.argv ?? ['/app'], cwd: '/', env: {}, launcher: 'test', wait_ms: 5_000, job_id: o.jobId ?? '' };
+  const join = { launch_key: key, rank, world_size: o.worldSize ?? 2, host, argv: o.argv ?? ['/app'], cwd: '/', env: {}, launcher: 'test', wait_ms: 5_000, job_id: o.jobId ?? '', ...(o.process ? { launcher_process: o.process } : {}) };
   client.send(coordinatorInboundCodec.encode({ operator: { version: PROTOCOL_VERSION, request_id: 1, join_launched_rank: join } }));
   let requestId = 1;
   let paused = false;
   const timer = setInterval(() => {
     const jobId = joined(got);
     if (!jobId || paused) return;
-    const follow_job = { job_id: jobId, ranks: [rank], launcher: o.launcher ?? true };
+    const follow_job = { job_id: jobId, ranks: [rank], launcher: o.launcher ?? true, ...(o.process ? { launcher_process: o.process } : {}) };
     client.send(coordinatorInboundCodec.encode({ operator: { version: PROTOCOL_VERSION, request_id: ++requestId, follow_job } }));
   }, renewMs);
   return {

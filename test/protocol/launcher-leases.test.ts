@@ -3,10 +3,16 @@
 // lapsed for the lease, naming the rank; one whose rank-execs all renew runs
 // on, and a follower that is not a launcher's (ferry attach) holds no lease.
 // A restarted coordinator arms the leases again from the first renewal; a
-// suspended launcher (SIGTSTP ... SIGCONT) holds them.
+// suspended launcher (SIGTSTP ... SIGCONT) holds them, and so does one whose
+// rank-exec the agent on its node finds stopped (a real process stands in).
 // Over the in-memory transport with fake timers; LauncherLeases' own rules
 // (a late sweep, a job that no longer runs) directly.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { LauncherProcessInit } from '../../src/gen/proto.js';
+import { processStartTicks } from '../../src/common/proc-stat.js';
 import { RoundStep } from '../../src/gen/proto.js';
 import { LauncherLeases } from '../../src/coordinator/launcher-leases.js';
 import { coordinatorInboundCodec } from '../../src/protocol/messages.js';
@@ -19,15 +25,36 @@ const RENEW_MS = 500;
 let h: ControlPlaneHarness | undefined;
 const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
 
+// A real process stands for rank 1's rank-exec, so that node b's agent reads its true state in /proc.
+const realSetTimeout = globalThis.setTimeout;
+let standIn: ChildProcess | undefined;
+async function standInProcess(): Promise<LauncherProcessInit> {
+  standIn = spawn('sleep', ['300'], { stdio: 'ignore' });
+  await once(standIn, 'spawn');
+  return { host: 'b', pid: standIn.pid!, start_ticks: processStartTicks(readFileSync(`/proc/${standIn.pid}/stat`, 'utf8'))! };
+}
+/** Fake time, with real time between steps for the agent's reads of /proc. */
+async function advanceReal(ms: number): Promise<void> {
+  for (let t = 0; t < ms; t += 100) {
+    await advance(100);
+    await new Promise((r) => realSetTimeout(r, 2));
+  }
+}
+
 afterEach(async () => {
   await h?.stop();
   h = undefined;
+  standIn?.kill('SIGKILL');
+  standIn = undefined;
 });
 
-/** A 2-rank launch, rank 0 on a and rank 1 on b, running. */
-async function launched(launcher = [true, true]): Promise<{ jobId: string; execs: FollowingRankExec[] }> {
+/** A 2-rank launch, rank 0 on a and rank 1 on b, running; rank 1's rank-exec names `process1` as itself. */
+async function launched(launcher = [true, true], process1?: LauncherProcessInit): Promise<{ jobId: string; execs: FollowingRankExec[] }> {
   h = await ControlPlaneHarness.started({ a: 'store-a', b: 'store-b' }, { ...QUICK_ROUNDS, launcherLeaseMs: LEASE_MS });
-  const execs = [followingRankExec(h, 'key:l', 0, 'a', RENEW_MS, { launcher: launcher[0] }), followingRankExec(h, 'key:l', 1, 'b', RENEW_MS, { launcher: launcher[1] })];
+  const execs = [
+    followingRankExec(h, 'key:l', 0, 'a', RENEW_MS, { launcher: launcher[0] }),
+    followingRankExec(h, 'key:l', 1, 'b', RENEW_MS, { launcher: launcher[1], ...(process1 ? { process: process1 } : {}) }),
+  ];
   for (let t = 0; t < 5_000 && !execs.every((e) => joined(e.got)); t += 50) await advance(50);
   const jobId = joined(execs[0]!.got)!;
   expect(jobId).toBeTruthy();
@@ -119,6 +146,72 @@ describe('the lease of a launched rank', () => {
     for (let t = 0; t < 2 * LEASE_MS && h!.catalog!.getJob(jobId)!.state === 'running'; t += 100) await advance(100);
     expect(h!.catalog!.getJob(jobId)!.detail).toMatch(/^cancelled as its launcher lost rank 0 /);
     execs[1]!.kill();
+  });
+
+  it('suspends the job when a lapsed rank-exec is found stopped without a SIGTSTP (SIGSTOP alone), and continues it at its SIGCONT', async () => {
+    const { jobId, execs } = await launched([true, true], await standInProcess());
+    const stopped = () => ['a', 'b'].reduce((n, host) => n + h!.nodes.get(host)!.ranks.stopped.size, 0);
+    // PBS's suspend: SIGSTOP to the launcher's processes, no SIGTSTP first: rank 1's rank-exec just goes silent.
+    standIn!.kill('SIGSTOP');
+    execs[1]!.pause(true);
+    await advanceReal(LEASE_MS * 3);
+    const job = h!.catalog!.getJob(jobId)!;
+    expect(job.state).toBe('running'); // suspended, not lost
+    expect(job.launcherSuspended).toBe(true);
+    expect(stopped()).toBe(2);
+    const events = h!.catalog!.listEvents({ jobId, limit: 100 });
+    expect(events.filter((e) => e.kind === 'launch.lost')).toEqual([]);
+    const suspend = events.filter((e) => e.kind === 'launch.suspend');
+    expect(suspend).toHaveLength(1);
+    expect(suspend[0]!.message).toMatch(new RegExp(`the ferry rank-exec of rank 1 has not renewed its follow for \\d s; on b: pid ${standIn!.pid} is stopped \\(state T\\): its launcher was suspended without a SIGTSTP first`));
+    // The launcher's SIGCONT: the rank-exec says so and renews again.
+    standIn!.kill('SIGCONT');
+    execs[1]!.pause(false);
+    execs[1]!.signal('SIGCONT', 1);
+    await advanceReal(LEASE_MS * 2);
+    expect(h!.catalog!.getJob(jobId)!.launcherSuspended).toBe(false);
+    expect(stopped()).toBe(0);
+    expect(h!.catalog!.getJob(jobId)!.state).toBe('running');
+    // Killed outright now: gone, so the job is cancelled, and the event says what node b found.
+    standIn!.kill('SIGKILL');
+    await once(standIn!, 'exit');
+    execs[1]!.kill();
+    for (let t = 0; t < 3 * LEASE_MS && h!.catalog!.getJob(jobId)!.state === 'running'; t += 100) await advanceReal(100);
+    expect(h!.catalog!.getJob(jobId)!.detail).toMatch(/^cancelled as its launcher lost rank 1 /);
+    const lost = h!.catalog!.listEvents({ jobId, limit: 100 }).filter((e) => e.kind === 'launch.lost');
+    expect(lost.map((e) => e.message.replace(/.*\(killed outright, or cut off from the coordinator\)/, ''))).toEqual([`; on b: no process ${standIn!.pid}: the job is cancelled`]);
+    execs[0]!.kill();
+  });
+
+  it('continues a job suspended as stopped when its rank-exec renews again with no SIGCONT (a thawed cgroup)', async () => {
+    const { jobId, execs } = await launched([true, true], await standInProcess());
+    standIn!.kill('SIGSTOP');
+    execs[1]!.pause(true);
+    await advanceReal(LEASE_MS * 3);
+    expect(h!.catalog!.getJob(jobId)!.launcherSuspended).toBe(true);
+    // Rank 0's rank-exec, never suspended, renews all along: that does not continue the job.
+    await advanceReal(LEASE_MS * 2);
+    expect(h!.catalog!.getJob(jobId)!.launcherSuspended).toBe(true);
+    standIn!.kill('SIGCONT');
+    execs[1]!.pause(false);
+    await advanceReal(RENEW_MS * 3);
+    expect(h!.catalog!.getJob(jobId)!.launcherSuspended).toBe(false);
+    expect(['a', 'b'].reduce((n, host) => n + h!.nodes.get(host)!.ranks.stopped.size, 0)).toBe(0);
+    const continued = h!.catalog!.listEvents({ jobId, limit: 100 }).filter((e) => e.kind === 'launch.continue');
+    expect(continued.map((e) => e.message)).toEqual([
+      `job ${jobId}: the ferry rank-exec of rank 1 renews its follow again, with no SIGCONT passed on (a thawed cgroup?): the launcher runs again, and so do the ranks`,
+    ]);
+    execs.forEach((e) => e.kill());
+  });
+
+  it('cancels the job when a lapsed rank-exec still runs (cut off from the coordinator), saying so', async () => {
+    const { jobId, execs } = await launched([true, true], await standInProcess());
+    execs[1]!.pause(true);
+    for (let t = 0; t < 3 * LEASE_MS && h!.catalog!.getJob(jobId)!.state === 'running'; t += 100) await advanceReal(100);
+    expect(h!.catalog!.getJob(jobId)!.detail).toMatch(/^cancelled as its launcher lost rank 1 /);
+    const lost = h!.catalog!.listEvents({ jobId, limit: 100 }).filter((e) => e.kind === 'launch.lost');
+    expect(lost[0]!.message).toContain(`(killed outright, or cut off from the coordinator); on b: pid ${standIn!.pid} runs (state S): the job is cancelled`);
+    execs.forEach((e) => e.kill());
   });
 
   it('lets a checkpoint under way end before the ranks are stopped, and continues them after', async () => {
