@@ -13,6 +13,7 @@ import { readProcessState } from '../../src/agent/process-state.js';
 
 const FREEZER_V1 = '/sys/fs/cgroup/freezer';
 let child: ChildProcess | undefined;
+let zombieParent: ChildProcess | undefined;
 let cgroup: string | undefined;
 
 afterEach(() => {
@@ -20,6 +21,8 @@ afterEach(() => {
     writeFileSync(join(cgroup, 'freezer.state'), 'THAWED');
   }
   child?.kill('SIGKILL');
+  zombieParent?.kill('SIGKILL');
+  zombieParent = undefined;
   if (cgroup) {
     for (let i = 0; i < 100 && readFileSync(join(cgroup, 'tasks'), 'utf8').trim(); i++) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
     rmdirSync(cgroup);
@@ -54,7 +57,7 @@ describe('the state of a launcher process, from /proc', () => {
       detail: `pid ${pid} is another process now (started at tick ${ticks}, not ${ticks + 1})`,
     });
     // Not reaped: its parent execs sleep, which never waits (Node would reap a child of its own at once).
-    const parent = spawn('sh', ['-c', '(exit 0) & exec sleep 300'], { stdio: 'ignore' });
+    const parent = (zombieParent = spawn('sh', ['-c', '(exit 0) & exec sleep 300'], { stdio: 'ignore' }));
     await once(parent, 'spawn');
     let zpid = 0;
     for (let i = 0; i < 200 && !zpid; i++) {
