@@ -147,7 +147,7 @@ export async function operatorCommand(name: string, argv: string[]): Promise<num
       else
         out(
           `job ${job.id}: ${jobStateName(job.state)}${job.detail ? ` (${job.detail})` : ''}\n` +
-            (job.launcher_suspended ? 'suspended by its launcher (SIGTSTP): its ranks are stopped until the launcher continues it (SIGCONT); no checkpoint or migration meanwhile\n' : '') +
+            (job.launcher_suspended ? 'suspended by its launcher (SIGTSTP, or found stopped): its ranks are stopped until the launcher continues it (SIGCONT); no checkpoint or migration meanwhile\n' : '') +
             (job.hosts.length ? `its hosts (restarts and drains keep it there): ${job.hosts.join(', ')}\n` : '') +
             (job.auto_restart_due ? 'an automatic restart from its last epoch is due\n' : '') +
             (job.auto_restarts ? `automatic restarts left: ${job.auto_restarts}\n` : '') +

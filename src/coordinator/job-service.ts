@@ -129,7 +129,7 @@ export class JobService {
     if (why) throw new FerryError(ErrorCode.BAD_REQUEST, `job ${job.id} ${why}: nothing to ${what}`);
     // Its ranks are stopped: none would flush.
     if (this.launchers.isSuspended(job.id)) {
-      throw new FerryError(ErrorCode.BAD_REQUEST, `job ${job.id} is suspended by its launcher (SIGTSTP), its ranks stopped: cannot ${what} it until the launcher resumes it (SIGCONT)`);
+      throw new FerryError(ErrorCode.BAD_REQUEST, `job ${job.id} is suspended by its launcher (SIGTSTP, or found stopped), its ranks stopped: cannot ${what} it until the launcher resumes it (SIGCONT)`);
     }
   }
 

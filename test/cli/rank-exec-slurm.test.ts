@@ -191,9 +191,9 @@ describe.runIf(installed)('ferry rank-exec under srun over two Slurm nodes', { t
     // The operator sees it: `ferry jobs` and `ferry job` say the job is suspended.
     const listed = (await c.ferry(['jobs'])).stdout.split('\n').find((l) => l.startsWith(`${started.id} `));
     expect(listed).toMatch(/^\S+\s+running, suspended\s/);
-    expect((await c.ferry(['job', started.id])).stdout).toContain('suspended by its launcher (SIGTSTP): its ranks are stopped until the launcher continues it (SIGCONT)');
+    expect((await c.ferry(['job', started.id])).stdout).toContain('suspended by its launcher (SIGTSTP, or found stopped): its ranks are stopped until the launcher continues it (SIGCONT)');
     const refused = await c.ferry(['checkpoint', started.id]);
-    expect(refused.stderr).toContain(`job ${started.id} is suspended by its launcher (SIGTSTP), its ranks stopped`);
+    expect(refused.stderr).toContain(`job ${started.id} is suspended by its launcher (SIGTSTP, or found stopped), its ranks stopped`);
     const kinds = (await events(started.id)).map((e) => e.kind);
     expect(kinds.filter((k) => k === 'launch.suspend')).toHaveLength(1);
     await slurm.run(['scontrol', 'resume', slurmJob]);

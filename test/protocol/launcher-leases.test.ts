@@ -131,7 +131,7 @@ describe('the lease of a launched rank', () => {
     expect(h!.catalog!.getJob(jobId)!.state).toBe('running'); // suspended, not lost
     // Its ranks are stopped (their ferry-init got SIGTSTP): nothing would flush.
     const refused = await settle(h!.coordinator!.checkpoints.checkpoint(jobId, { stop: false }));
-    expect(refused.error?.message).toBe(`job ${jobId} is suspended by its launcher (SIGTSTP), its ranks stopped: cannot checkpoint it until the launcher resumes it (SIGCONT)`);
+    expect(refused.error?.message).toBe(`job ${jobId} is suspended by its launcher (SIGTSTP, or found stopped), its ranks stopped: cannot checkpoint it until the launcher resumes it (SIGCONT)`);
     execs.forEach((e) => e.pause(false));
     execs.forEach((e) => e.signal('SIGCONT', 1));
     await advance(LEASE_MS * 2);
@@ -159,6 +159,8 @@ describe('the lease of a launched rank', () => {
     expect(job.state).toBe('running'); // suspended, not lost
     expect(job.launcherSuspended).toBe(true);
     expect(stopped()).toBe(2);
+    const refused = await settle(h!.coordinator!.checkpoints.checkpoint(jobId, { stop: false }));
+    expect(refused.error?.message).toBe(`job ${jobId} is suspended by its launcher (SIGTSTP, or found stopped), its ranks stopped: cannot checkpoint it until the launcher resumes it (SIGCONT)`);
     const events = h!.catalog!.listEvents({ jobId, limit: 100 });
     expect(events.filter((e) => e.kind === 'launch.lost')).toEqual([]);
     const suspend = events.filter((e) => e.kind === 'launch.suspend');
@@ -261,7 +263,7 @@ describe('the lease of a launched rank', () => {
     h!.startCoordinator();
     await advance(LEASE_MS * 2);
     const refused = await settle(h!.coordinator!.checkpoints.checkpoint(jobId, { stop: false }));
-    expect(refused.error?.message).toBe(`job ${jobId} is suspended by its launcher (SIGTSTP), its ranks stopped: cannot checkpoint it until the launcher resumes it (SIGCONT)`);
+    expect(refused.error?.message).toBe(`job ${jobId} is suspended by its launcher (SIGTSTP, or found stopped), its ranks stopped: cannot checkpoint it until the launcher resumes it (SIGCONT)`);
     expect(h!.catalog!.getJob(jobId)!.state).toBe('running');
     execs.forEach((e) => e.pause(false));
     execs.forEach((e) => e.signal('SIGCONT', 1));
