@@ -157,6 +157,19 @@ describe('restart', () => {
     expect(h.nodes.get('d')!.steps.seen.filter((s) => s.step === RoundStep.PUT_BACK).map((s) => s.ranks)).toEqual([[2]]);
   });
 
+  it('names a target that did not answer its FETCH, which may have cut files it is not asked to put back, and where it keeps them', async () => {
+    await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: true }));
+    await advance(1_000);
+    h.nodes.get('d')!.steps.scripts.set(RoundStep.FETCH, () => 'hang');
+    const { error } = await settle(h.coordinator!.moves.restart('j', { hosts: ['c', 'd'] }));
+    const note = 'host d did not answer its FETCH: files it cut back for ranks 2,3, if any, stay cut, their bytes kept on d in IMAGES/.cut-back/d/j/1 until a restart of the job resumes there';
+    expect(error?.message).toContain(`(${note})`);
+    expect(h.catalog!.listEvents({ limit: 500 }).filter((e) => e.kind === 'restart.file-left-cut').map((e) => e.message)).toEqual([`job j: ${note}`]);
+    // Its FETCH may still run, and cut after a PUT_BACK: it is not asked.
+    expect(steps('d')).not.toContain(RoundStep.PUT_BACK);
+    h.nodes.get('d')!.steps.scripts.delete(RoundStep.FETCH);
+  });
+
   it('puts each rank back on the host that holds its image when it names no hosts: nothing is shipped', async () => {
     await h.submit({ job_id: 'k', world_size: 4, rank_hosts: { 0: 'a', 1: 'b', 2: 'a', 3: 'b' } });
     await advance(10);

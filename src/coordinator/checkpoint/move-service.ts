@@ -185,10 +185,14 @@ export class MoveService {
       const notes = cutBackNotes(fetch, epoch);
       for (const n of notes) this.c.event('restart.file-cut-back', `job ${jobId}: ${n}`, { jobId });
       const cutSoFar = (putBack: string) =>
-        notes.length ? ` (files cut back before it: ${notes.slice(0, 3).join('; ')}${notes.length > 3 ? `; and ${notes.length - 3} more (ferry events --job ${jobId})` : ''}${putBack})` : '';
+        notes.length
+          ? ` (files cut back before it: ${notes.slice(0, 3).join('; ')}${notes.length > 3 ? `; and ${notes.length - 3} more (ferry events --job ${jobId})` : ''}${putBack})`
+          : putBack
+            ? ` (${putBack.replace(/^; /, '')})`
+            : '';
       if (!fetch.ok) {
         await removeCopies(fetch.silentHosts);
-        const putBack = await this.putBackCutFiles(jobId, request, fetch);
+        const putBack = await this.putBackCutFiles(jobId, request, fetch, targets);
         throw this.restartFailure(jobId, epoch, describeRoundFailure('FETCH', fetch) + cutSoFar(putBack), imageHosts, roundFailureCode(fetch));
       }
       const shipped = sum([...fetch.replies.values()].map((r) => r.bytes_fetched));
@@ -203,7 +207,7 @@ export class MoveService {
         const answered = new Map([...targets].filter(([h]) => !restore.silentHosts.includes(h)));
         await runRound(this.c, { ...request, step: RoundStep.STOP }, answered, this.c.config.resumeTimeoutMs, (ranks) => ({ dump_ranks: ranks }));
         await removeCopies(restore.silentHosts);
-        const putBack = await this.putBackCutFiles(jobId, request, fetch);
+        const putBack = await this.putBackCutFiles(jobId, request, fetch, targets);
         throw this.restartFailure(jobId, epoch, describeRoundFailure('RESTORE', restore) + cutSoFar(putBack), imageHosts, roundFailureCode(restore));
       }
       const t2 = this.c.now();
@@ -245,9 +249,17 @@ export class MoveService {
    * (PUT_BACK), so the files are as they were before the restart, and an epoch
    * newer than the one it restarted from still restores. A file written to since
    * the cut stays cut, its bytes kept on its host, and the message says where.
-   * Returns what the failure's message adds ('' when nothing was cut).
+   * A target that did not answer its FETCH is not asked (its FETCH may still
+   * run, and cut after a PUT_BACK): the message names it and where it keeps
+   * what it may have cut. Returns what the failure's message adds ('' when
+   * nothing was cut).
    */
-  private async putBackCutFiles(jobId: string, request: { job_id: string; epoch: number; image_set: string }, fetch: RoundResult): Promise<string> {
+  private async putBackCutFiles(
+    jobId: string,
+    request: { job_id: string; epoch: number; image_set: string },
+    fetch: RoundResult,
+    targets: Map<string, number[]>,
+  ): Promise<string> {
     const cutters = new Map<string, number[]>();
     let cut = 0;
     for (const [host, reply] of fetch.replies) {
@@ -255,15 +267,24 @@ export class MoveService {
       const ranks = [...new Set(reply.files_cut_back.map((f) => f.rank))];
       if (ranks.length > 0) cutters.set(host, ranks);
     }
-    if (cutters.size === 0) return '';
+    // (one that was down never got the request: it cut nothing)
+    const unheard = [...targets].filter(([host, ranks]) => !fetch.replies.has(host) && ranks.some((r) => fetch.codes.get(r) !== ErrorCode.HOST_DOWN));
+    const unknown = unheard.map(
+      ([host, ranks]) =>
+        `host ${host} did not answer its FETCH: files it cut back for rank${ranks.length > 1 ? 's' : ''} ${ranks.join(',')}, if any, stay cut, ` +
+        `their bytes kept on ${host} in IMAGES/.cut-back/${host}/${jobId}/${request.image_set} until a restart of the job resumes there`,
+    );
+    for (const n of unknown) this.c.event('restart.file-left-cut', `job ${jobId}: ${n}`, { jobId });
+    const unknownNote = unknown.length ? `; ${unknown.join('; ')}` : '';
+    if (cutters.size === 0) return unknownNote;
     const r = await runRound(this.c, { ...request, step: RoundStep.PUT_BACK }, cutters, this.c.config.resumeTimeoutMs);
     const back = [...r.replies].flatMap(([host, x]) => x.files_put_back.map((f) => `rank ${f.rank} on ${host}: ${f.path}: put back from ${f.from_bytes} to ${f.to_bytes} bytes`));
     const left = [...r.replies].flatMap(([host, x]) => x.put_back_problems.map((p) => `on ${host}: ${p}`));
     if (!r.ok) left.push(describeRoundFailure('PUT_BACK', r));
     for (const n of back) this.c.event('restart.file-put-back', `job ${jobId}: ${n}`, { jobId });
     for (const n of left) this.c.event('restart.file-left-cut', `job ${jobId}: ${n}`, { jobId });
-    if (left.length === 0) return back.length === 1 ? '; put back as it was after the restart failed' : `; all ${back.length} put back as they were after the restart failed`;
-    return `; after the restart failed, ${back.length} of the ${cut} were put back; left cut: ${left.slice(0, 3).join('; ')}${left.length > 3 ? `; and ${left.length - 3} more (ferry events --job ${jobId})` : ''}`;
+    if (left.length === 0) return (back.length === 1 ? '; put back as it was after the restart failed' : `; all ${back.length} put back as they were after the restart failed`) + unknownNote;
+    return `; after the restart failed, ${back.length} of the ${cut} were put back; left cut: ${left.slice(0, 3).join('; ')}${left.length > 3 ? `; and ${left.length - 3} more (ferry events --job ${jobId})` : ''}${unknownNote}`;
   }
 
   /**
