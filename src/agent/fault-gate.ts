@@ -3,7 +3,7 @@
 // the coordinator in the middle of that step however slow the machine is.
 //
 // With FERRY_FAULT_GATES=DIR in the agent's environment, a step (prepare,
-// dump, store, resume, restore; endpoint: a rank's endpoint report; table: the
+// dump, store, fetch, resume, restore; endpoint: a rank's endpoint report; table: the
 // coordinator's endpoint table handed to the ranks) that finds the file DIR/STEP, or DIR/STEP@HOST
 // for its own host only (a closed gate), creates DIR/STEP.held.HOST (the test
 // waits for it) and waits until that file is removed. A gate whose file says
@@ -17,7 +17,7 @@ import { join } from 'node:path';
  * The protocol steps; `endpoint`: the agent's report of a rank's endpoint to the coordinator; `table`: an
  * endpoint table from the coordinator, handed to the ranks waiting for it.
  */
-export type GatedStep = 'prepare' | 'dump' | 'store' | 'resume' | 'restore' | 'endpoint' | 'table';
+export type GatedStep = 'prepare' | 'dump' | 'store' | 'fetch' | 'resume' | 'restore' | 'endpoint' | 'table';
 
 export const FAULT_GATES_ENV = 'FERRY_FAULT_GATES';
 const GATES_DIR = process.env[FAULT_GATES_ENV] ?? '';

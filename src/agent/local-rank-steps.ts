@@ -112,6 +112,13 @@ export class LocalRankSteps implements RankSteps {
    * than race their writes or CRIU's reads (the coordinator gave up on the step: it timed out, or the
    * coordinator restarted). */
   private readonly inUse = new Map<string, Promise<void>>();
+  /**
+   * Per job: the restarts' FETCHes that cut its files back and the PUT_BACKs that append the cut bytes
+   * again, one after the other in the order they came (inCutTurn). A PUT_BACK for a FETCH the coordinator
+   * gave up on waits for that FETCH to end, and a later restart's FETCH waits for that PUT_BACK, so a
+   * PUT_BACK never puts back what a later FETCH cut.
+   */
+  private readonly cutTurns = new Map<string, Promise<void>>();
   /** PREPAREs sent again (flush-completion.ts) waiting for a rank's flush under way to complete (job/rank). */
   private readonly flushWaiters = new Map<string, (() => void)[]>();
   /** Ranks told to resume while their flush was still under way: woken as soon as it completes. */
@@ -180,7 +187,7 @@ export class LocalRankSteps implements RankSteps {
         return outcome;
       }
       case RoundStep.FETCH: {
-        const outcome = this.fetch(req);
+        const outcome = req.roll_back_files ? this.inCutTurn(req.job_id, () => this.fetch(req)) : this.fetch(req);
         this.trackUse(this.imageSetDir(req), outcome.catch(() => {}));
         return outcome;
       }
@@ -198,10 +205,23 @@ export class LocalRankSteps implements RankSteps {
         return outcome;
       }
       case RoundStep.PUT_BACK:
-        return this.putBack(req);
+        return this.inCutTurn(req.job_id, () => this.putBack(req));
       default:
         throw new FerryError(ErrorCode.BAD_REQUEST, `unknown round step ${req.step}`);
     }
+  }
+
+  /** Runs `step` once the job's FETCHes and PUT_BACKs that came before it have ended (cutTurns). */
+  private inCutTurn<T>(jobId: string, step: () => Promise<T>): Promise<T> {
+    const before = this.cutTurns.get(jobId);
+    const mine = (before ?? Promise.resolve()).then(step);
+    const over = mine.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.cutTurns.set(jobId, over);
+    void over.then(() => this.cutTurns.get(jobId) === over && this.cutTurns.delete(jobId));
+    return mine;
   }
 
   /** Records a step using image set folder `dir` until `ended`, after the others there. */
@@ -321,6 +341,7 @@ export class LocalRankSteps implements RankSteps {
    * (roll_back_files), then the files its rank wrote after the epoch cut back.
    */
   private async fetch(req: RoundRequest): Promise<StepOutcome> {
+    await passFaultGate('fetch', this.o.host);
     let bytes = 0;
     const filesCutBack: CutBackFileInit[] = [];
     const appendedSizes = new Map((req.appended_sizes ?? []).map((f) => [f.path, Number(f.size_bytes)]));

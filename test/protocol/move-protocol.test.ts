@@ -157,17 +157,35 @@ describe('restart', () => {
     expect(h.nodes.get('d')!.steps.seen.filter((s) => s.step === RoundStep.PUT_BACK).map((s) => s.ranks)).toEqual([[2]]);
   });
 
-  it('names a target that did not answer its FETCH, which may have cut files it is not asked to put back, and where it keeps them', async () => {
+  it('asks a target that did not answer its FETCH to put back too (its agent does once that FETCH ends), and says what it did', async () => {
     await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: true }));
     await advance(1_000);
     h.nodes.get('d')!.steps.scripts.set(RoundStep.FETCH, () => 'hang');
+    h.nodes.get('d')!.steps.scripts.set(RoundStep.PUT_BACK, () => ({ failed: new Map(), filesPutBack: [{ rank: 2, path: '/run/out.2', from_bytes: 40, to_bytes: 80 }] }));
     const { error } = await settle(h.coordinator!.moves.restart('j', { hosts: ['c', 'd'] }));
-    const note = 'host d did not answer its FETCH: files it cut back for ranks 2,3, if any, stay cut, their bytes kept on d in IMAGES/.cut-back/d/j/1 until a restart of the job resumes there';
+    expect(error?.message).toContain('(cut back by a FETCH that had not answered, and put back: rank 2 on d: /run/out.2: put back from 40 to 80 bytes)');
+    expect(h.nodes.get('d')!.steps.seen.filter((x) => x.step === RoundStep.PUT_BACK).map((x) => x.ranks)).toEqual([[2, 3]]);
+    expect(steps('c')).not.toContain(RoundStep.PUT_BACK); // it answered, having cut nothing
+    expect(h.catalog!.listEvents({ limit: 500 }).filter((e) => e.kind === 'restart.file-put-back').map((e) => e.message)).toEqual([
+      'job j: rank 2 on d: /run/out.2: put back from 40 to 80 bytes',
+    ]);
+    h.nodes.get('d')!.steps.scripts.delete(RoundStep.FETCH);
+    h.nodes.get('d')!.steps.scripts.delete(RoundStep.PUT_BACK);
+  });
+
+  it('says where a target that answered neither its FETCH nor the PUT_BACK keeps what it may have cut', async () => {
+    await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: true }));
+    await advance(1_000);
+    h.nodes.get('d')!.steps.scripts.set(RoundStep.FETCH, () => 'hang');
+    h.nodes.get('d')!.steps.scripts.set(RoundStep.PUT_BACK, () => 'hang');
+    const { error } = await settle(h.coordinator!.moves.restart('j', { hosts: ['c', 'd'] }));
+    const note =
+      'host d answered neither its FETCH nor the PUT_BACK after it: what it cut back for ranks 2,3, if anything, it puts back once that FETCH ends, ' +
+      'if the PUT_BACK reached it; until then the bytes are kept on d in IMAGES/.cut-back/d/j/1';
     expect(error?.message).toContain(`(${note})`);
     expect(h.catalog!.listEvents({ limit: 500 }).filter((e) => e.kind === 'restart.file-left-cut').map((e) => e.message)).toEqual([`job j: ${note}`]);
-    // Its FETCH may still run, and cut after a PUT_BACK: it is not asked.
-    expect(steps('d')).not.toContain(RoundStep.PUT_BACK);
     h.nodes.get('d')!.steps.scripts.delete(RoundStep.FETCH);
+    h.nodes.get('d')!.steps.scripts.delete(RoundStep.PUT_BACK);
   });
 
   it('puts each rank back on the host that holds its image when it names no hosts: nothing is shipped', async () => {

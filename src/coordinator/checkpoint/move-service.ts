@@ -249,10 +249,10 @@ export class MoveService {
    * (PUT_BACK), so the files are as they were before the restart, and an epoch
    * newer than the one it restarted from still restores. A file written to since
    * the cut stays cut, its bytes kept on its host, and the message says where.
-   * A target that did not answer its FETCH is not asked (its FETCH may still
-   * run, and cut after a PUT_BACK): the message names it and where it keeps
-   * what it may have cut. Returns what the failure's message adds ('' when
-   * nothing was cut).
+   * A target that did not answer its FETCH (but was up) may have cut too: it is
+   * asked as well, and its agent puts back once that FETCH has ended (the
+   * agent runs a job's FETCHes and PUT_BACKs in turn). Returns what the
+   * failure's message adds ('' when nothing was cut, as far as it knows).
    */
   private async putBackCutFiles(
     jobId: string,
@@ -260,31 +260,45 @@ export class MoveService {
     fetch: RoundResult,
     targets: Map<string, number[]>,
   ): Promise<string> {
-    const cutters = new Map<string, number[]>();
+    const askFor = new Map<string, number[]>();
     let cut = 0;
     for (const [host, reply] of fetch.replies) {
       cut += reply.files_cut_back.length;
       const ranks = [...new Set(reply.files_cut_back.map((f) => f.rank))];
-      if (ranks.length > 0) cutters.set(host, ranks);
+      if (ranks.length > 0) askFor.set(host, ranks);
     }
     // (one that was down never got the request: it cut nothing)
     const unheard = [...targets].filter(([host, ranks]) => !fetch.replies.has(host) && ranks.some((r) => fetch.codes.get(r) !== ErrorCode.HOST_DOWN));
-    const unknown = unheard.map(
-      ([host, ranks]) =>
-        `host ${host} did not answer its FETCH: files it cut back for rank${ranks.length > 1 ? 's' : ''} ${ranks.join(',')}, if any, stay cut, ` +
-        `their bytes kept on ${host} in IMAGES/.cut-back/${host}/${jobId}/${request.image_set} until a restart of the job resumes there`,
-    );
-    for (const n of unknown) this.c.event('restart.file-left-cut', `job ${jobId}: ${n}`, { jobId });
-    const unknownNote = unknown.length ? `; ${unknown.join('; ')}` : '';
-    if (cutters.size === 0) return unknownNote;
-    const r = await runRound(this.c, { ...request, step: RoundStep.PUT_BACK }, cutters, this.c.config.resumeTimeoutMs);
-    const back = [...r.replies].flatMap(([host, x]) => x.files_put_back.map((f) => `rank ${f.rank} on ${host}: ${f.path}: put back from ${f.from_bytes} to ${f.to_bytes} bytes`));
+    for (const [host, ranks] of unheard) askFor.set(host, ranks);
+    if (askFor.size === 0) return '';
+    const r = await runRound(this.c, { ...request, step: RoundStep.PUT_BACK }, askFor, this.c.config.resumeTimeoutMs);
+    const unheardHosts = new Set(unheard.map(([host]) => host));
+    const putBack = (late: boolean) =>
+      [...r.replies]
+        .filter(([host]) => unheardHosts.has(host) === late)
+        .flatMap(([host, x]) => x.files_put_back.map((f) => `rank ${f.rank} on ${host}: ${f.path}: put back from ${f.from_bytes} to ${f.to_bytes} bytes`));
+    const back = putBack(false);
+    // Put back by a target whose FETCH had not answered: cuts this restart did not know of.
+    const lateBack = putBack(true);
     const left = [...r.replies].flatMap(([host, x]) => x.put_back_problems.map((p) => `on ${host}: ${p}`));
-    if (!r.ok) left.push(describeRoundFailure('PUT_BACK', r));
-    for (const n of back) this.c.event('restart.file-put-back', `job ${jobId}: ${n}`, { jobId });
-    for (const n of left) this.c.event('restart.file-left-cut', `job ${jobId}: ${n}`, { jobId });
-    if (left.length === 0) return (back.length === 1 ? '; put back as it was after the restart failed' : `; all ${back.length} put back as they were after the restart failed`) + unknownNote;
-    return `; after the restart failed, ${back.length} of the ${cut} were put back; left cut: ${left.slice(0, 3).join('; ')}${left.length > 3 ? `; and ${left.length - 3} more (ferry events --job ${jobId})` : ''}${unknownNote}`;
+    const unanswered = unheard.filter(([host]) => !r.replies.has(host));
+    const heardFailures = [...r.failures].filter(([rank]) => !unanswered.some(([, ranks]) => ranks.includes(rank)));
+    if (heardFailures.length > 0) left.push(describeRoundFailure('PUT_BACK', { ...r, failures: new Map(heardFailures) }));
+    const pending = unanswered.map(
+      ([host, ranks]) =>
+        `host ${host} answered neither its FETCH nor the PUT_BACK after it: what it cut back for rank${ranks.length > 1 ? 's' : ''} ${ranks.join(',')}, if anything, ` +
+        `it puts back once that FETCH ends, if the PUT_BACK reached it; until then the bytes are kept on ${host} in IMAGES/.cut-back/${host}/${jobId}/${request.image_set}`,
+    );
+    for (const n of [...back, ...lateBack]) this.c.event('restart.file-put-back', `job ${jobId}: ${n}`, { jobId });
+    for (const n of [...left, ...pending]) this.c.event('restart.file-left-cut', `job ${jobId}: ${n}`, { jobId });
+    let note = '';
+    if (left.length > 0) {
+      note = `; after the restart failed, ${back.length} of the ${cut} were put back; left cut: ${left.slice(0, 3).join('; ')}${left.length > 3 ? `; and ${left.length - 3} more (ferry events --job ${jobId})` : ''}`;
+    } else if (back.length > 0) {
+      note = back.length === 1 ? '; put back as it was after the restart failed' : `; all ${back.length} put back as they were after the restart failed`;
+    }
+    if (lateBack.length > 0) note += `; cut back by a FETCH that had not answered, and put back: ${lateBack.join('; ')}`;
+    return note + (pending.length ? `; ${pending.join('; ')}` : '');
   }
 
   /**
