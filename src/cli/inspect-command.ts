@@ -4,7 +4,7 @@ import { constants, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCode } from '../gen/proto.js';
 import { FerryError } from '../common/ferry-error.js';
-import { O_ACCMODE, openedForWrite, readImages } from '../criu/criu-images.js';
+import { O_ACCMODE, type ImageFile, openedForWrite, readImages } from '../criu/criu-images.js';
 import { readAppendedFiles } from '../criu/written-files.js';
 import { MANIFEST_FILE_NAME } from '../images/image-paths.js';
 import { readManifest, type Manifest } from '../images/manifest.js';
@@ -49,7 +49,7 @@ export async function inspectCommand(argv: string[]): Promise<number> {
         f.path,
         f.sizeBytes !== undefined ? String(f.sizeBytes) : appended.has(f.path) ? `${appended.get(f.path)}*` : '-',
         f.uses.includes('fd') ? openMode(f.flags) : '-',
-        [...new Set(f.uses)].join(',') + (f.fds.length ? ` fd ${f.fds.map((x) => x.fd).join(',')}` : ''),
+        useOf(f),
       ]),
     ).trimEnd(),
   );
@@ -62,7 +62,7 @@ export async function inspectCommand(argv: string[]): Promise<number> {
           f.path,
           f.sizeBytes !== undefined ? String(f.sizeBytes) : '-',
           `ghost-file-${f.ghost!.id}.img (${formatBytes(f.ghost!.imageBytes)})`,
-          [...new Set(f.uses)].join(',') + (f.fds.length ? ` fd ${f.fds.map((x) => x.fd).join(',')}` : ''),
+          useOf(f),
         ]),
       ).trimEnd(),
     );
@@ -75,6 +75,11 @@ export async function inspectCommand(argv: string[]): Promise<number> {
   }
   process.stdout.write(out.join('\n') + '\n');
   return 0;
+}
+
+/** What the rank uses a file for (fd, exe, mapped, cwd, root), and on which descriptors. */
+function useOf(f: ImageFile): string {
+  return [...new Set(f.uses)].join(',') + (f.fds.length ? ` fd ${f.fds.map((x) => x.fd).join(',')}` : '');
 }
 
 /** How a descriptor has the file open: read, write, read-write, and append. */

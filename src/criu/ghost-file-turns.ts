@@ -29,7 +29,7 @@ export interface GhostFileTurn {
   release(): Promise<void>;
 }
 
-export function ghostLockPath(ghost: string): string {
+function ghostLockPath(ghost: string): string {
   return join(procScratchLockDir(), `ghost-${createHash('sha256').update(ghost).digest('hex').slice(0, 32)}.lock`);
 }
 
