@@ -279,6 +279,16 @@ export async function describeCriuFailure(what: string, logFile: string, written
     );
   }
   const full = errors.some((e) => e.includes('No space left on device'));
+  if (!full && writtenDir !== undefined) {
+    // The log shares the full disk: its last error may be cut off mid-line ("pag"), before it could say so.
+    const free = await freeBytes(writtenDir);
+    if (free !== undefined && free < FULL_DISK_FREE_BYTES) {
+      return (
+        `no space left on device: ${what}: ${errors.join('; ')}; No space left on device on the disk of ${writtenDir} (${free} bytes free), ` +
+        `and CRIU's log stops short of its error (CRIU's log: ${logFile})`
+      );
+    }
+  }
   return `${full ? 'no space left on device: ' : ''}${what}: ${errors.join('; ')} (CRIU's log: ${logFile})`;
 }
 

@@ -73,6 +73,13 @@ describe('describeCriuFailure', () => {
     );
     // The same quiet log beside images on a disk with room is only a tail.
     expect(await describeCriuFailure('criu dump of pid 5 failed (exit code 1)', path, dir)).toBe(`criu dump of pid 5 failed (exit code 1); ${path} ends:\n${quiet.join('\n')}`);
+    // Or cut off in its error line ("pag...", what CRIU 4.2 left in a CI run): the disk is named all the same.
+    const cut = log('cut-in-error.log', [...quiet, '(00.171602) Error (criu/page-xfer.c:1): pag']);
+    expect(await describeCriuFailure('criu dump of pid 6 failed (exit code 1)', cut, fullDisk)).toBe(
+      `no space left on device: criu dump of pid 6 failed (exit code 1): pag; No space left on device on the disk of ${fullDisk} (0 bytes free), ` +
+        `and CRIU's log stops short of its error (CRIU's log: ${cut})`,
+    );
+    expect(await describeCriuFailure('criu dump of pid 6 failed (exit code 1)', cut, dir)).toBe(`criu dump of pid 6 failed (exit code 1): pag (CRIU's log: ${cut})`);
   });
 
   it("names a rank's own TCP connection or outside Unix socket, which CRIU refuses, instead of CRIU's options", async () => {
