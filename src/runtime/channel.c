@@ -117,6 +117,14 @@ static void start_connect(fmpi_peer *p)
   fmpi_wake();
 }
 
+/* A peer speaks another frame format: its runtime is another build of
+ * libferrympi (the runtimes before version 2 sent 0 here). */
+static void wire_mismatch(int rank, int32_t version)
+{
+  fmpi_fatal("rank %d runs a Ferry MPI runtime with channel version %d, this rank %d: build every program of the job with "
+             "the same Ferry (ferry mpicc)", rank, version, FMPI_WIRE_VERSION);
+}
+
 /* Writes a control frame (HELLO, ACCEPT, REJECT) into a fresh socket. */
 static int send_ctl(int fd, uint32_t kind, uint64_t extra)
 {
@@ -124,6 +132,7 @@ static int send_ctl(int fd, uint32_t kind, uint64_t extra)
   memset(&h, 0, sizeof h);
   h.kind = kind;
   h.src = fmpi_st.rank;
+  h.tag = FMPI_WIRE_VERSION;
   h.offset = extra;
   return send(fd, &h, sizeof h, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)sizeof h ? 0 : -1;
 }
@@ -184,6 +193,8 @@ static uint8_t pad_sink[FMPI_PAD_MAX_BYTES];           /* where a receiver drops
 /* Payload bytes a frame carries after its header and padding. */
 static size_t payload_len(const fmpi_item *it)
 {
+  if (it->hdr.kind == FMPI_F_RTS)
+    return it->hdr.offset; /* the message's first bytes */
   return it->hdr.kind == FMPI_F_EAGER || it->hdr.kind == FMPI_F_DATA ? it->hdr.len : 0;
 }
 
@@ -410,6 +421,8 @@ static void conn_event(fmpi_peer *p, short revents)
       schedule_retry(p); /* REJECT (flushing, or its own connection won) or closed */
       return;
     }
+    if (h.tag != FMPI_WIRE_VERSION)
+      wire_mismatch(p->rank, h.tag);
     conn_open(p);
     if (fmpi_st.state == ST_FLUSHING)
       queue_marker(p);
@@ -620,6 +633,8 @@ static void pending_readable(int i)
     close(fd);
     return;
   }
+  if (h.tag != FMPI_WIRE_VERSION)
+    wire_mismatch(h.src, h.tag);
   fmpi_peer *p = &fmpi_st.peers[h.src];
   /* Flushing: the initiator keeps its frames and comes back after the resume.
    * A connection to the peer exists already, or both connect at once and

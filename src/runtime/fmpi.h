@@ -13,6 +13,10 @@
 #define FMPI_RUNTIME_VERSION "ferrympi 0.1.0"
 #define FMPI_EAGER_LIMIT_BYTES (256 * 1024)      /* larger messages use rendezvous */
 #define FMPI_DATA_CHUNK_BYTES (4 * 1024 * 1024)  /* rendezvous data frame size: a marker can fall between (see docs/runtime.md) */
+#define FMPI_RNDV_PREFIX_BYTES (64 * 1024)       /* an RTS carries the message's first bytes: they cross while the CTS comes back (docs/runtime.md) */
+#ifndef FMPI_WIRE_VERSION                        /* (a test builds another one) */
+#define FMPI_WIRE_VERSION 2                      /* HELLO and ACCEPT carry it in `tag`; 2: RTS frames carry a prefix */
+#endif
 #define FMPI_STAGE_BYTES (32 * 1024)            /* read-ahead buffer per incoming channel (see docs/runtime.md) */
 #define FMPI_READ_BUDGET_BYTES (1024 * 1024)     /* socket bytes one channel read takes before the engine looks elsewhere */
 #define FMPI_PAD_MIN_BYTES (64 * 1024)           /* payloads from this size are padded to their buffer's cache-line offset */
@@ -36,12 +40,12 @@ typedef struct fmpi_hdr {
   uint32_t kind;
   uint32_t ctx;
   int32_t src;      /* world rank of the sender */
-  int32_t tag;
+  int32_t tag;      /* HELLO, ACCEPT: FMPI_WIRE_VERSION */
   uint64_t seq;     /* per direction of a peer pair, starting at 1; survives reconnects */
   uint64_t len;     /* payload bytes (EAGER, DATA) or whole message size (RTS) */
   uint64_t sreq;    /* sender's request (RTS, CTS) */
   uint64_t rreq;    /* receiver's request (CTS, DATA) */
-  uint64_t offset;  /* DATA: where the payload goes in the message; HELLO: job hash */
+  uint64_t offset;  /* DATA: where the payload goes in the message; RTS: payload (prefix) bytes; HELLO: job hash */
   uint32_t pad;     /* EAGER, DATA: bytes of padding between this header and the payload */
   uint32_t reserved;
 } fmpi_hdr;
@@ -81,8 +85,9 @@ typedef struct fmpi_unexp {
   int tag;
   uint32_t kind;           /* FMPI_F_EAGER or FMPI_F_RTS */
   size_t len;
-  uint8_t *data;           /* eager payload */
-  size_t got;              /* payload bytes read so far */
+  uint8_t *data;           /* eager payload, or the prefix an RTS carried */
+  size_t prefix;           /* RTS: bytes of the message its frame carries (in data) */
+  size_t got;              /* payload bytes read so far (set when all arrived) */
   uint64_t sreq;
   fmpi_request *claimed;   /* a receive matched it while the payload was still arriving */
 } fmpi_unexp;
@@ -142,6 +147,7 @@ struct fmpi_request {
   MPI_Status status;
   bool sync;
   uint64_t rndv_total;     /* receive: size announced by the RTS */
+  uint64_t rndv_prefix;    /* send: bytes its RTS frame carried (the data frames send the rest) */
   uint64_t rndv_got;
   struct fmpi_request *next;  /* posted-receive queue */
   /* persistent requests (MPI_Send_init ...): the same object is armed again by

@@ -122,10 +122,12 @@ static fmpi_request *take_posted(uint32_t ctx, int src, int tag)
   return NULL;
 }
 
-static fmpi_unexp *new_unexp(uint32_t kind, int src, uint32_t ctx, int tag, size_t len)
+/* An unexpected message at the end of the queue; `buffered`: the payload bytes
+ * it will hold (an eager message's, an RTS's prefix). */
+static fmpi_unexp *new_unexp(uint32_t kind, int src, uint32_t ctx, int tag, size_t len, size_t buffered)
 {
   fmpi_unexp *u = calloc(1, sizeof *u);
-  if (u == NULL || (kind == FMPI_F_EAGER && (u->data = malloc(len ? len : 1)) == NULL))
+  if (u == NULL || ((kind == FMPI_F_EAGER || buffered > 0) && (u->data = malloc(buffered ? buffered : 1)) == NULL))
     fmpi_fatal("out of memory");
   u->kind = kind;
   u->src = src;
@@ -172,14 +174,29 @@ static void send_cts(fmpi_request *r, int src_world, uint64_t sreq)
   fmpi_enqueue(&fmpi_st.peers[src_world], it);
 }
 
+/* A rendezvous receive takes the prefix its RTS carried. */
+static void take_prefix(fmpi_request *r, const uint8_t *prefix, size_t n)
+{
+  size_t fit = n < r->bytes ? n : r->bytes;
+  if (fit)
+    memcpy(r->data, prefix, fit);
+  r->rndv_got += n;
+}
+
 /* A receive takes an unexpected message (removed from the queue already). */
 static void claim(fmpi_request *r, fmpi_unexp *u)
 {
   set_source(r, u->src, u->tag);
   if (u->kind == FMPI_F_RTS) {
     r->rndv_total = u->len;
-    send_cts(r, u->src, u->sreq);
-    free(u);
+    send_cts(r, u->src, u->sreq); /* the data frames follow the prefix on the channel */
+    if (u->got == u->prefix) {
+      take_prefix(r, u->data, u->prefix);
+      free(u->data);
+      free(u);
+    } else {
+      u->claimed = r; /* prefix still arriving: the channel hands it over */
+    }
   } else if (u->got == u->len) {
     copy_into(r, u->data, u->len);
     free(u->data);
@@ -217,8 +234,7 @@ void fmpi_on_header(fmpi_peer *p)
   fmpi_hdr *h = &p->in_hdr;
   if (fmpi_st.state == ST_FLUSHING && (h->kind == FMPI_F_EAGER || h->kind == FMPI_F_RTS || h->kind == FMPI_F_DATA)) {
     fmpi_st.drained_messages++;
-    if (h->kind != FMPI_F_RTS)
-      fmpi_st.drained_bytes += h->len;
+    fmpi_st.drained_bytes += h->kind == FMPI_F_RTS ? h->offset : h->len;
   }
   switch (h->kind) {
   case FMPI_F_EAGER: {
@@ -233,7 +249,7 @@ void fmpi_on_header(fmpi_peer *p)
       p->in_want = n;
       p->in_discard = h->len - n;
     } else {
-      fmpi_unexp *u = new_unexp(FMPI_F_EAGER, h->src, h->ctx, h->tag, h->len);
+      fmpi_unexp *u = new_unexp(FMPI_F_EAGER, h->src, h->ctx, h->tag, h->len, h->len);
       p->in_ux = u;
       p->in_dst = u->data;
       p->in_want = h->len;
@@ -242,21 +258,43 @@ void fmpi_on_header(fmpi_peer *p)
     break;
   }
   case FMPI_F_RTS: {
+    /* The frame carries the message's first h->offset bytes (a sender of
+     * FMPI_WIRE_VERSION 1 or an Ssend: none). A posted receive answers CTS at
+     * once, so the CTS crosses while the prefix is still arriving. */
     fmpi_st.received_messages++;
+    size_t prefix = h->offset;
+    if ((prefix > 0 && prefix >= h->len) || prefix > FMPI_EAGER_LIMIT_BYTES)
+      fmpi_fatal("rank %d sent a request-to-send of %llu bytes carrying %llu", p->rank, (unsigned long long)h->len,
+                 (unsigned long long)prefix);
     fmpi_request *r = take_posted(h->ctx, h->src, h->tag);
     if (r) {
       set_source(r, h->src, h->tag);
       r->rndv_total = h->len;
       send_cts(r, h->src, h->sreq);
+      size_t want = prefix < r->bytes ? prefix : r->bytes;
+      p->in_req = r;
+      p->in_dst = r->data;
+      p->in_want = want;
+      p->in_discard = prefix - want;
     } else {
-      fmpi_unexp *u = new_unexp(FMPI_F_RTS, h->src, h->ctx, h->tag, h->len);
+      fmpi_unexp *u = new_unexp(FMPI_F_RTS, h->src, h->ctx, h->tag, h->len, prefix);
       u->sreq = h->sreq;
+      u->prefix = prefix;
+      p->in_ux = u;
+      p->in_dst = u->data;
+      p->in_want = prefix;
+      p->in_discard = 0;
+    }
+    p->in_payload = prefix > 0;
+    if (!p->in_payload) {
+      p->in_req = NULL;
+      p->in_ux = NULL;
     }
     break;
   }
   case FMPI_F_CTS: {
     fmpi_request *s = req_check(h->sreq);
-    size_t off = 0;
+    size_t off = s->rndv_prefix; /* less than s->bytes: a prefix is never the whole message */
     do {
       size_t n = s->bytes - off > FMPI_DATA_CHUNK_BYTES ? FMPI_DATA_CHUNK_BYTES : s->bytes - off;
       fmpi_item *it = calloc(1, sizeof *it);
@@ -279,6 +317,10 @@ void fmpi_on_header(fmpi_peer *p)
   }
   case FMPI_F_DATA: {
     fmpi_request *r = req_check(h->rreq);
+    /* a message's bytes come in order: its prefix (with the RTS), then its data frames */
+    if (h->offset != r->rndv_got)
+      fmpi_fatal("rank %d sent data at offset %llu of a message it had sent %llu bytes of", p->rank,
+                 (unsigned long long)h->offset, (unsigned long long)r->rndv_got);
     size_t want = 0;
     if (h->offset < r->bytes)
       want = h->len < r->bytes - h->offset ? h->len : r->bytes - h->offset;
@@ -317,6 +359,17 @@ void fmpi_on_payload_done(fmpi_peer *p)
         fmpi_req_complete(c);
       }
     }
+  } else if (h->kind == FMPI_F_RTS) {
+    if (r) {
+      r->rndv_got += h->offset;
+    } else {
+      u->got = u->prefix;
+      if (u->claimed) {
+        take_prefix(u->claimed, u->data, u->prefix);
+        free(u->data);
+        free(u);
+      }
+    }
   } else if (h->kind == FMPI_F_DATA) {
     r->rndv_got += h->len;
     if (r->rndv_got >= r->rndv_total) {
@@ -338,7 +391,7 @@ void fmpi_deliver_local(fmpi_request *s)
     fmpi_req_complete(r);
     return;
   }
-  fmpi_unexp *u = new_unexp(FMPI_F_EAGER, fmpi_st.rank, s->ctx, s->tag, s->bytes);
+  fmpi_unexp *u = new_unexp(FMPI_F_EAGER, fmpi_st.rank, s->ctx, s->tag, s->bytes, s->bytes);
   if (s->bytes)
     memcpy(u->data, s->data, s->bytes);
   u->got = u->len;
@@ -415,9 +468,14 @@ void fmpi_send_post(fmpi_request *r)
     it->payload = r->data;
     it->completes_req = true;
   } else {
+    /* a request-to-send carrying the message's first bytes (not for an Ssend:
+     * its CTS says the receive started, and it sends everything after that) */
     it->req = r;
     it->hdr.kind = FMPI_F_RTS;
     it->hdr.sreq = (uint64_t)(uintptr_t)r;
+    r->rndv_prefix = r->sync ? 0 : FMPI_RNDV_PREFIX_BYTES < r->bytes ? FMPI_RNDV_PREFIX_BYTES : 0;
+    it->hdr.offset = r->rndv_prefix;
+    it->payload = r->data;
   }
   fmpi_enqueue(p, it);
 }

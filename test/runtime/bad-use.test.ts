@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { until, useRankRuntime } from './rank-harness.js';
+import { compileWithWireVersion, until, useRankRuntime } from './rank-harness.js';
 
 describe('rank runtime: MPI_Abort and fatal errors reach the agent', () => {
-  const rt = useRankRuntime('abort');
+  const rt = useRankRuntime('abort', 'p2p-suite');
 
   for (const [mode, code, text] of [
     ['abort', 7, /MPI_Abort\(comm 1, 7\) called by rank 1/],
@@ -30,4 +30,16 @@ describe('rank runtime: MPI_Abort and fatal errors reach the agent', () => {
       expect(disconnects.sort()).toEqual(['0:aborted', '1:aborted']);
     });
   }
+
+  it('a rank linked with a runtime of another channel version is refused with an error naming both versions', async () => {
+    // Version 1 runtimes sent request-to-send frames without the message's
+    // first bytes; a mix would misread each other's frames.
+    const older = compileWithWireVersion('p2p-suite', rt.dir, 1);
+    const job = rt.job('bad-wire', 2);
+    job.start((rank) => (rank === 0 ? older : rt.program('p2p-suite')));
+    const results = await job.wait();
+    expect(results.map((r) => r.code)).not.toEqual([0, 0]);
+    const said = job.stderr.join('\n');
+    expect(said).toMatch(/rank [01] runs a Ferry MPI runtime with channel version [12], this rank [12]: build every program of the job with the same Ferry/);
+  });
 });

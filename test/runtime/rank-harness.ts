@@ -33,6 +33,23 @@ export function compileProgram(name: string, dir: string): string {
   return out;
 }
 
+/**
+ * Compiles test/runtime/programs/NAME.c together with the runtime's sources
+ * built with another channel version (FMPI_WIRE_VERSION): a program linked
+ * with another build of libferrympi.
+ */
+export function compileWithWireVersion(name: string, dir: string, version: number): string {
+  buildRuntime(); // generates src/runtime/gen
+  const src = join(ROOT, 'src', 'runtime');
+  const sources = readdirSync(src).filter((f) => f.endsWith('.c')).map((f) => join(src, f));
+  const out = join(dir, `${name}-wire${version}`);
+  execFileSync('gcc', [
+    '-O1', '-pthread', '-std=gnu11', `-DFMPI_WIRE_VERSION=${version}`, '-I', src, '-I', join(src, 'gen'),
+    ...sources, join(src, 'gen', 'rank-proto.c'), join(ROOT, 'test', 'runtime', 'programs', `${name}.c`), '-o', out,
+  ], { stdio: 'inherit' });
+  return out;
+}
+
 export interface RankResult {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -66,11 +83,12 @@ export class RankJob {
     server.on('finalized', this.onFinalized);
   }
 
-  start(program: string, args: string[] = [], extraEnv: Record<string, string> = {}): void {
+  /** `program`: one for every rank, or each rank's own. */
+  start(program: string | ((rank: number) => string), args: string[] = [], extraEnv: Record<string, string> = {}): void {
     for (let rank = 0; rank < this.size; rank++) {
       this.stdout.push('');
       this.stderr.push('');
-      const p = spawn(program, args, {
+      const p = spawn(typeof program === 'string' ? program : program(rank), args, {
         env: {
           ...process.env,
           ...extraEnv,

@@ -111,6 +111,89 @@ int main(int argc, char **argv)
     }
   }
 
+  /* Large messages whose request-to-send carries their first bytes (128 KiB,
+   * FMPI_RNDV_PREFIX_BYTES): found unexpected and probed, received into buffers
+   * smaller than that prefix and smaller than the message (truncated, the rest
+   * of the message still drained), received by a receive posted before the
+   * message came, and by one posted as soon as Iprobe sees it (its prefix may
+   * still be arriving). */
+  if (size > 1) {
+    enum { LEN = 512 * 1024 + 5, CUT_SMALL = 1000, CUT_MID = 200 * 1024 + 3, PROBED = 20 };
+    unsigned char *out = malloc((size_t)LEN * 4), *in = malloc(LEN);
+    CHECK(out != NULL && in != NULL, "malloc");
+    for (int m = 0; m < 4; m++)
+      for (int k = 0; k < LEN; k++)
+        out[(size_t)m * LEN + k] = (unsigned char)(k * 11 + m * 5 + rank);
+#define PREFIXED_BYTE(m, k, from) ((unsigned char)((k) * 11 + (m) * 5 + (from)))
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    /* unexpected: the small message behind them is received first */
+    MPI_Request sreq[3];
+    MPI_Status st;
+    int token = rank, tok = -1;
+    MPI_Isend(out, LEN, MPI_BYTE, right, 20, MPI_COMM_WORLD, &sreq[0]);
+    MPI_Isend(out + LEN, LEN, MPI_BYTE, right, 20, MPI_COMM_WORLD, &sreq[1]);
+    MPI_Isend(out + 2 * (size_t)LEN, LEN, MPI_BYTE, right, 20, MPI_COMM_WORLD, &sreq[2]);
+    MPI_Send(&token, 1, MPI_INT, right, 21, MPI_COMM_WORLD);
+    MPI_Recv(&tok, 1, MPI_INT, left, 21, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    CHECK(tok == left, "token %d", tok);
+    int n, cls;
+    MPI_Probe(left, 20, MPI_COMM_WORLD, &st);
+    MPI_Get_count(&st, MPI_BYTE, &n);
+    CHECK(n == LEN, "probed an unexpected large message of %d bytes, expected %d", n, LEN);
+    memset(in, 0, LEN);
+    int rv = MPI_Recv(in, CUT_SMALL, MPI_BYTE, left, 20, MPI_COMM_WORLD, &st);
+    MPI_Error_class(rv, &cls);
+    MPI_Get_count(&st, MPI_BYTE, &n);
+    CHECK(cls == MPI_ERR_TRUNCATE && n == CUT_SMALL, "large into %d bytes: class %d count %d", CUT_SMALL, cls, n);
+    for (int k = 0; k < CUT_SMALL; k++)
+      CHECK(in[k] == PREFIXED_BYTE(0, k, left), "large into %d bytes: byte %d", CUT_SMALL, k);
+    CHECK(in[CUT_SMALL] == 0, "large into %d bytes: wrote past the buffer", CUT_SMALL);
+    rv = MPI_Recv(in, CUT_MID, MPI_BYTE, left, 20, MPI_COMM_WORLD, &st);
+    MPI_Error_class(rv, &cls);
+    MPI_Get_count(&st, MPI_BYTE, &n);
+    CHECK(cls == MPI_ERR_TRUNCATE && n == CUT_MID, "large into %d bytes: class %d count %d", CUT_MID, cls, n);
+    for (int k = 0; k < CUT_MID; k++)
+      CHECK(in[k] == PREFIXED_BYTE(1, k, left), "large into %d bytes: byte %d", CUT_MID, k);
+    CHECK(in[CUT_MID] == 0, "large into %d bytes: wrote past the buffer", CUT_MID);
+    rv = MPI_Recv(in, LEN, MPI_BYTE, left, 20, MPI_COMM_WORLD, &st);
+    MPI_Get_count(&st, MPI_BYTE, &n);
+    CHECK(rv == MPI_SUCCESS && n == LEN, "unexpected large message: rv %d count %d", rv, n);
+    for (int k = 0; k < LEN; k++)
+      CHECK(in[k] == PREFIXED_BYTE(2, k, left), "unexpected large message: byte %d", k);
+    MPI_Waitall(3, sreq, MPI_STATUSES_IGNORE);
+    /* posted before the message came, smaller than the prefix */
+    MPI_Request rreq;
+    memset(in, 0, LEN);
+    MPI_Irecv(in, CUT_SMALL, MPI_BYTE, left, 22, MPI_COMM_WORLD, &rreq);
+    MPI_Barrier(MPI_COMM_WORLD);
+    MPI_Send(out + 3 * (size_t)LEN, LEN, MPI_BYTE, right, 22, MPI_COMM_WORLD);
+    rv = MPI_Wait(&rreq, &st);
+    MPI_Error_class(rv, &cls);
+    MPI_Get_count(&st, MPI_BYTE, &n);
+    CHECK(cls == MPI_ERR_TRUNCATE && n == CUT_SMALL, "posted %d bytes: class %d count %d", CUT_SMALL, cls, n);
+    for (int k = 0; k < CUT_SMALL; k++)
+      CHECK(in[k] == PREFIXED_BYTE(3, k, left), "posted %d bytes: byte %d", CUT_SMALL, k);
+    CHECK(in[CUT_SMALL] == 0, "posted %d bytes: wrote past the buffer", CUT_SMALL);
+    /* received as soon as Iprobe sees them */
+    for (int m = 0; m < PROBED; m++) {
+      MPI_Request s1;
+      int flag = 0;
+      MPI_Isend(out + (size_t)(m % 4) * LEN, LEN, MPI_BYTE, right, 23, MPI_COMM_WORLD, &s1);
+      while (!flag)
+        MPI_Iprobe(left, 23, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);
+      MPI_Recv(in, LEN, MPI_BYTE, left, 23, MPI_COMM_WORLD, &st);
+      MPI_Get_count(&st, MPI_BYTE, &n);
+      CHECK(n == LEN, "probed message %d: count %d", m, n);
+      for (int k = 0; k < LEN; k++)
+        CHECK(in[k] == PREFIXED_BYTE(m % 4, k, left), "probed message %d: byte %d", m, k);
+      MPI_Wait(&s1, MPI_STATUS_IGNORE);
+    }
+#undef PREFIXED_BYTE
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_ARE_FATAL);
+    free(out);
+    free(in);
+  }
+
   /* wildcards: everyone sends its rank to 0, which receives with ANY_SOURCE/ANY_TAG */
   if (rank != 0) {
     MPI_Send(&rank, 1, MPI_INT, 0, 100 + rank, MPI_COMM_WORLD);
