@@ -55,6 +55,7 @@ static fmpi_comm *make_comm(uint32_t ctx, int n, const int *world, MPI_Errhandle
 static void free_comm(fmpi_comm *c)
 {
   fmpi_table_del(&fmpi_comms, c->handle);
+  free(c->cart);
   free(c->world);
   free(c->local);
   free(c);
@@ -133,7 +134,10 @@ int PMPI_Comm_dup(MPI_Comm comm, MPI_Comm *newcomm)
 {
   GET_COMM(comm, "MPI_Comm_dup");
   uint32_t ctx = agree_ctx(c);
-  *newcomm = make_comm(ctx, c->size, c->world, c->errh)->handle;
+  fmpi_comm *d = make_comm(ctx, c->size, c->world, c->errh);
+  if (c->cart) /* a duplicate has its topology too */
+    d->cart = fmpi_cart_new(c->cart->ndims, c->cart->dims, c->cart->periods);
+  *newcomm = d->handle;
   return MPI_SUCCESS;
 }
 

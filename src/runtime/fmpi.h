@@ -161,6 +161,13 @@ struct fmpi_request {
 enum fmpi_pkind { FMPI_P_SEND, FMPI_P_SSEND, FMPI_P_BSEND, FMPI_P_RSEND, FMPI_P_RECV };
 #define FMPI_REQ_MAGIC 0x46524551u
 
+/* A Cartesian grid over a communicator's ranks (topo.c). */
+typedef struct fmpi_cart {
+  int ndims;
+  int *dims, *periods;     /* point into data */
+  int data[];
+} fmpi_cart;
+
 struct fmpi_comm {
   int handle;
   uint32_t ctx;            /* point to point; ctx + 1 is for collectives */
@@ -168,6 +175,7 @@ struct fmpi_comm {
   int *world;              /* comm rank -> world rank */
   int *local;              /* world rank -> comm rank, or -1 */
   MPI_Errhandler errh;
+  fmpi_cart *cart;         /* MPI_Cart_create's grid, or NULL */
 };
 
 typedef struct fmpi_group {
@@ -314,6 +322,7 @@ bool fmpi_op_valid(MPI_Op op);
 
 /* errors.c */
 int fmpi_error(fmpi_comm *c, int code, const char *fname);
+fmpi_cart *fmpi_cart_new(int ndims, const int dims[], const int periods[]);
 int fmpi_errh_call(MPI_Comm comm, MPI_Errhandler errh, int code, const char *fname);
 
 /* Handle tables: small-integer handles for user-created objects. */

@@ -83,6 +83,11 @@ typedef void MPI_Comm_errhandler_function(MPI_Comm *comm, int *error_code, ...);
 #define MPI_SIMILAR 2
 #define MPI_UNEQUAL 3
 
+/* topologies (MPI_Topo_test) */
+#define MPI_GRAPH 1
+#define MPI_CART 2
+#define MPI_DIST_GRAPH 3
+
 /* thread levels */
 #define MPI_THREAD_SINGLE 0
 #define MPI_THREAD_FUNNELED 1
@@ -275,6 +280,19 @@ FERRY_MPI_API(int, Scan, (const void *sendbuf, void *recvbuf, int count, MPI_Dat
                           MPI_Comm comm))
 FERRY_MPI_API(int, Exscan, (const void *sendbuf, void *recvbuf, int count, MPI_Datatype datatype, MPI_Op op,
                             MPI_Comm comm))
+
+/* Cartesian topologies */
+FERRY_MPI_API(int, Dims_create, (int nnodes, int ndims, int dims[]))
+FERRY_MPI_API(int, Cart_create, (MPI_Comm comm_old, int ndims, const int dims[], const int periods[], int reorder,
+                                 MPI_Comm *comm_cart))
+FERRY_MPI_API(int, Cart_get, (MPI_Comm comm, int maxdims, int dims[], int periods[], int coords[]))
+FERRY_MPI_API(int, Cartdim_get, (MPI_Comm comm, int *ndims))
+FERRY_MPI_API(int, Cart_rank, (MPI_Comm comm, const int coords[], int *rank))
+FERRY_MPI_API(int, Cart_coords, (MPI_Comm comm, int rank, int maxdims, int coords[]))
+FERRY_MPI_API(int, Cart_shift, (MPI_Comm comm, int direction, int disp, int *rank_source, int *rank_dest))
+FERRY_MPI_API(int, Cart_sub, (MPI_Comm comm, const int remain_dims[], MPI_Comm *newcomm))
+FERRY_MPI_API(int, Cart_map, (MPI_Comm comm, int ndims, const int dims[], const int periods[], int *newrank))
+FERRY_MPI_API(int, Topo_test, (MPI_Comm comm, int *status))
 
 /* datatypes */
 FERRY_MPI_API(int, Type_contiguous, (int count, MPI_Datatype oldtype, MPI_Datatype *newtype))
