@@ -23,6 +23,7 @@
 #pragma weak MPI_Alltoall = PMPI_Alltoall
 #pragma weak MPI_Alltoallv = PMPI_Alltoallv
 #pragma weak MPI_Reduce_scatter_block = PMPI_Reduce_scatter_block
+#pragma weak MPI_Reduce_scatter = PMPI_Reduce_scatter
 #pragma weak MPI_Scan = PMPI_Scan
 #pragma weak MPI_Exscan = PMPI_Exscan
 
@@ -416,6 +417,38 @@ int PMPI_Alltoallv(const void *sendbuf, const int sendcounts[], const int sdispl
   int rv = exchange(sendbuf, sendcounts, sdispls, 0, sendtype, false, recvbuf, recvcounts, rdispls, 0, recvtype, c);
   free(copy.raw);
   return rv == MPI_SUCCESS ? rv : fmpi_error(c, rv, "MPI_Alltoallv");
+}
+
+int PMPI_Reduce_scatter(const void *sendbuf, void *recvbuf, const int recvcounts[], MPI_Datatype datatype, MPI_Op op,
+                        MPI_Comm comm)
+{
+  GET_COMM(comm, "MPI_Reduce_scatter");
+  int rv, total = 0;
+  int *displs = malloc(sizeof(int) * (size_t)c->size);
+  if (displs == NULL)
+    fmpi_fatal("out of memory");
+  for (int i = 0; i < c->size; i++) {
+    if (recvcounts[i] < 0) {
+      free(displs);
+      return fmpi_error(c, MPI_ERR_COUNT, "MPI_Reduce_scatter");
+    }
+    displs[i] = total;
+    total += recvcounts[i];
+  }
+  if ((rv = check_reduce(c, total, datatype, op)) != MPI_SUCCESS) {
+    free(displs);
+    return fmpi_error(c, rv, "MPI_Reduce_scatter");
+  }
+  fmpi_type *t = fmpi_type_get(datatype);
+  tmp_buf all = tmp_alloc(total, t);
+  const void *mine = sendbuf == MPI_IN_PLACE ? recvbuf : sendbuf;
+  rv = reduce(mine, all.buf, total, datatype, op, 0, c);
+  int e = scatterv(all.buf, recvcounts, displs, 0, datatype, recvbuf, recvcounts[c->rank], datatype, 0, c);
+  free(all.raw);
+  free(displs);
+  if (rv == MPI_SUCCESS)
+    rv = e;
+  return rv == MPI_SUCCESS ? rv : fmpi_error(c, rv, "MPI_Reduce_scatter");
 }
 
 int PMPI_Reduce_scatter_block(const void *sendbuf, void *recvbuf, int recvcount, MPI_Datatype datatype, MPI_Op op,

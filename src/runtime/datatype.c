@@ -16,6 +16,10 @@
 #pragma weak MPI_Type_create_hindexed = PMPI_Type_create_hindexed
 #pragma weak MPI_Type_create_struct = PMPI_Type_create_struct
 #pragma weak MPI_Type_create_resized = PMPI_Type_create_resized
+#pragma weak MPI_Type_create_indexed_block = PMPI_Type_create_indexed_block
+#pragma weak MPI_Type_create_hindexed_block = PMPI_Type_create_hindexed_block
+#pragma weak MPI_Type_create_subarray = PMPI_Type_create_subarray
+#pragma weak MPI_Type_dup = PMPI_Type_dup
 #pragma weak MPI_Type_commit = PMPI_Type_commit
 #pragma weak MPI_Type_free = PMPI_Type_free
 #pragma weak MPI_Type_size = PMPI_Type_size
@@ -313,6 +317,112 @@ int PMPI_Type_create_resized(MPI_Datatype oldtype, MPI_Aint lb, MPI_Aint extent,
     t->lb = lb;
     t->extent = extent;
     finish_type(t);
+  }
+  return rv;
+}
+
+int PMPI_Type_create_hindexed_block(int count, int blocklength, const MPI_Aint displacements[], MPI_Datatype oldtype,
+                                    MPI_Datatype *newtype)
+{
+  if (count < 0)
+    return fmpi_error(NULL, MPI_ERR_COUNT, "MPI_Type_create_hindexed_block");
+  int *bl = malloc(sizeof(int) * (size_t)(count + 1));
+  if (bl == NULL)
+    fmpi_fatal("out of memory");
+  for (int i = 0; i < count; i++)
+    bl[i] = blocklength;
+  int rv = build(count, bl, displacements, &oldtype, true, false, newtype, "MPI_Type_create_hindexed_block");
+  free(bl);
+  return rv;
+}
+
+int PMPI_Type_create_indexed_block(int count, int blocklength, const int displacements[], MPI_Datatype oldtype,
+                                   MPI_Datatype *newtype)
+{
+  fmpi_type *o = fmpi_type_get(oldtype);
+  if (o == NULL)
+    return fmpi_error(NULL, MPI_ERR_TYPE, "MPI_Type_create_indexed_block");
+  if (count < 0)
+    return fmpi_error(NULL, MPI_ERR_COUNT, "MPI_Type_create_indexed_block");
+  MPI_Aint *d = malloc(sizeof(MPI_Aint) * (size_t)(count + 1));
+  if (d == NULL)
+    fmpi_fatal("out of memory");
+  for (int i = 0; i < count; i++)
+    d[i] = (MPI_Aint)displacements[i] * o->extent;
+  int rv = PMPI_Type_create_hindexed_block(count, blocklength, d, oldtype, newtype);
+  free(d);
+  return rv;
+}
+
+/* An n-dimensional block of an n-dimensional array: one block of
+ * subsizes[last] elements per row of the sub-block (rows in the array's
+ * order), the extent that of the whole array. */
+int PMPI_Type_create_subarray(int ndims, const int sizes[], const int subsizes[], const int starts[], int order,
+                              MPI_Datatype oldtype, MPI_Datatype *newtype)
+{
+  const char *name = "MPI_Type_create_subarray";
+  fmpi_type *o = fmpi_type_get(oldtype);
+  if (o == NULL)
+    return fmpi_error(NULL, MPI_ERR_TYPE, name);
+  if (ndims <= 0 || (order != MPI_ORDER_C && order != MPI_ORDER_FORTRAN))
+    return fmpi_error(NULL, MPI_ERR_ARG, name);
+  for (int i = 0; i < ndims; i++)
+    if (sizes[i] < 1 || subsizes[i] < 1 || subsizes[i] > sizes[i] || starts[i] < 0 || starts[i] > sizes[i] - subsizes[i])
+      return fmpi_error(NULL, MPI_ERR_ARG, name);
+  /* dims[0] varies slowest: C order as given, Fortran order reversed */
+  int *size = malloc(sizeof(int) * 3 * (size_t)ndims);
+  if (size == NULL)
+    fmpi_fatal("out of memory");
+  int *sub = size + ndims, *start = sub + ndims;
+  for (int i = 0; i < ndims; i++) {
+    int k = order == MPI_ORDER_C ? i : ndims - 1 - i;
+    size[i] = sizes[k];
+    sub[i] = subsizes[k];
+    start[i] = starts[k];
+  }
+  long long rows = 1, whole = 1;
+  for (int i = 0; i < ndims; i++) {
+    whole *= size[i];
+    if (i < ndims - 1)
+      rows *= sub[i];
+  }
+  int *bl = malloc(sizeof(int) * (size_t)rows);
+  MPI_Aint *disp = malloc(sizeof(MPI_Aint) * (size_t)rows);
+  int *idx = calloc((size_t)ndims, sizeof(int));
+  if (bl == NULL || disp == NULL || idx == NULL)
+    fmpi_fatal("out of memory");
+  for (long long r = 0; r < rows; r++) {
+    long long elem = 0;
+    for (int i = 0; i < ndims; i++)
+      elem = elem * size[i] + start[i] + (i < ndims - 1 ? idx[i] : 0);
+    bl[r] = sub[ndims - 1];
+    disp[r] = (MPI_Aint)elem * o->extent;
+    for (int i = ndims - 2; i >= 0 && ++idx[i] == sub[i]; i--)
+      idx[i] = 0; /* next row: odometer over the outer dimensions */
+  }
+  MPI_Datatype rows_type;
+  int rv = build((int)rows, bl, disp, &oldtype, true, false, &rows_type, name);
+  if (rv == MPI_SUCCESS) {
+    rv = PMPI_Type_create_resized(rows_type, 0, (MPI_Aint)whole * o->extent, newtype);
+    PMPI_Type_free(&rows_type);
+  }
+  free(idx);
+  free(disp);
+  free(bl);
+  free(size);
+  return rv;
+}
+
+int PMPI_Type_dup(MPI_Datatype oldtype, MPI_Datatype *newtype)
+{
+  fmpi_type *o = fmpi_type_get(oldtype);
+  if (o == NULL)
+    return fmpi_error(NULL, MPI_ERR_TYPE, "MPI_Type_dup");
+  int rv = PMPI_Type_create_resized(oldtype, o->lb, o->extent, newtype);
+  if (rv == MPI_SUCCESS) {
+    fmpi_type *t = fmpi_type_get(*newtype);
+    t->align = o->align;
+    t->committed = o->committed;
   }
   return rv;
 }

@@ -83,6 +83,10 @@ typedef void MPI_Comm_errhandler_function(MPI_Comm *comm, int *error_code, ...);
 #define MPI_SIMILAR 2
 #define MPI_UNEQUAL 3
 
+/* array orders (MPI_Type_create_subarray) */
+#define MPI_ORDER_C 56
+#define MPI_ORDER_FORTRAN 57
+
 /* topologies (MPI_Topo_test) */
 #define MPI_GRAPH 1
 #define MPI_CART 2
@@ -280,6 +284,9 @@ FERRY_MPI_API(int, Scan, (const void *sendbuf, void *recvbuf, int count, MPI_Dat
                           MPI_Comm comm))
 FERRY_MPI_API(int, Exscan, (const void *sendbuf, void *recvbuf, int count, MPI_Datatype datatype, MPI_Op op,
                             MPI_Comm comm))
+FERRY_MPI_API(int, Reduce_scatter, (const void *sendbuf, void *recvbuf, const int recvcounts[], MPI_Datatype datatype,
+                                    MPI_Op op, MPI_Comm comm))
+FERRY_MPI_API(int, Reduce_local, (const void *inbuf, void *inoutbuf, int count, MPI_Datatype datatype, MPI_Op op))
 
 /* Cartesian topologies */
 FERRY_MPI_API(int, Dims_create, (int nnodes, int ndims, int dims[]))
@@ -306,6 +313,13 @@ FERRY_MPI_API(int, Type_create_hindexed, (int count, const int blocklengths[], c
 FERRY_MPI_API(int, Type_create_struct, (int count, const int blocklengths[], const MPI_Aint displacements[],
                                         const MPI_Datatype types[], MPI_Datatype *newtype))
 FERRY_MPI_API(int, Type_create_resized, (MPI_Datatype oldtype, MPI_Aint lb, MPI_Aint extent, MPI_Datatype *newtype))
+FERRY_MPI_API(int, Type_create_indexed_block, (int count, int blocklength, const int displacements[],
+                                               MPI_Datatype oldtype, MPI_Datatype *newtype))
+FERRY_MPI_API(int, Type_create_hindexed_block, (int count, int blocklength, const MPI_Aint displacements[],
+                                                MPI_Datatype oldtype, MPI_Datatype *newtype))
+FERRY_MPI_API(int, Type_create_subarray, (int ndims, const int sizes[], const int subsizes[], const int starts[],
+                                          int order, MPI_Datatype oldtype, MPI_Datatype *newtype))
+FERRY_MPI_API(int, Type_dup, (MPI_Datatype oldtype, MPI_Datatype *newtype))
 FERRY_MPI_API(int, Type_commit, (MPI_Datatype *datatype))
 FERRY_MPI_API(int, Type_free, (MPI_Datatype *datatype))
 FERRY_MPI_API(int, Type_size, (MPI_Datatype datatype, int *size))

@@ -10,6 +10,7 @@
 
 #pragma weak MPI_Op_create = PMPI_Op_create
 #pragma weak MPI_Op_free = PMPI_Op_free
+#pragma weak MPI_Reduce_local = PMPI_Reduce_local
 
 #define FIRST_USER_OP 32
 
@@ -161,6 +162,17 @@ int fmpi_op_apply(MPI_Op op, const void *in, void *inout, int count, MPI_Datatyp
   if (b == NULL || !t->contig || b->size == 0)
     return MPI_ERR_OP;
   return apply_basic(op, in, inout, (int)((size_t)count * t->size / b->size), t->basic);
+}
+
+int PMPI_Reduce_local(const void *inbuf, void *inoutbuf, int count, MPI_Datatype datatype, MPI_Op op)
+{
+  FMPI_CHECK_INIT("MPI_Reduce_local");
+  if (count < 0)
+    return fmpi_error(NULL, MPI_ERR_COUNT, "MPI_Reduce_local");
+  if (fmpi_type_get(datatype) == NULL)
+    return fmpi_error(NULL, MPI_ERR_TYPE, "MPI_Reduce_local");
+  int rv = fmpi_op_apply(op, inbuf, inoutbuf, count, datatype);
+  return rv == MPI_SUCCESS ? rv : fmpi_error(NULL, rv, "MPI_Reduce_local");
 }
 
 int PMPI_Op_create(MPI_User_function *user_fn, int commute, MPI_Op *op)
