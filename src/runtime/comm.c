@@ -2,6 +2,7 @@
  * allreduce-max over the parent, so no two communicators that share a rank
  * share a context) and the world ranks of its members. */
 #define _GNU_SOURCE
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,9 @@
 #pragma weak MPI_Comm_get_attr = PMPI_Comm_get_attr
 #pragma weak MPI_Comm_dup = PMPI_Comm_dup
 #pragma weak MPI_Comm_split = PMPI_Comm_split
+#pragma weak MPI_Comm_split_type = PMPI_Comm_split_type
+#pragma weak MPI_Comm_set_name = PMPI_Comm_set_name
+#pragma weak MPI_Comm_get_name = PMPI_Comm_get_name
 #pragma weak MPI_Comm_create = PMPI_Comm_create
 #pragma weak MPI_Comm_free = PMPI_Comm_free
 #pragma weak MPI_Comm_compare = PMPI_Comm_compare
@@ -175,6 +179,45 @@ int PMPI_Comm_split(MPI_Comm comm, int color, int key, MPI_Comm *newcomm)
   free(all);
   free(e);
   free(world);
+  return MPI_SUCCESS;
+}
+
+/* MPI_COMM_TYPE_SHARED: the ranks whose MPI_Get_processor_name is this
+ * rank's (one node; a rank migrated later stays in the communicator it got). */
+int PMPI_Comm_split_type(MPI_Comm comm, int split_type, int key, MPI_Info info, MPI_Comm *newcomm)
+{
+  (void)info;
+  GET_COMM(comm, "MPI_Comm_split_type");
+  if (split_type != MPI_COMM_TYPE_SHARED && split_type != MPI_UNDEFINED)
+    return fmpi_error(c, MPI_ERR_ARG, "MPI_Comm_split_type");
+  char mine[MPI_MAX_PROCESSOR_NAME];
+  int len;
+  memset(mine, 0, sizeof mine);
+  PMPI_Get_processor_name(mine, &len);
+  char *all = malloc((size_t)c->size * MPI_MAX_PROCESSOR_NAME);
+  if (all == NULL)
+    fmpi_fatal("out of memory");
+  PMPI_Allgather(mine, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, all, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, comm);
+  int color = 0; /* the first rank with this name */
+  while (strncmp(all + (size_t)color * MPI_MAX_PROCESSOR_NAME, mine, MPI_MAX_PROCESSOR_NAME) != 0)
+    color++;
+  free(all);
+  return PMPI_Comm_split(comm, split_type == MPI_UNDEFINED ? MPI_UNDEFINED : color, key, newcomm);
+}
+
+int PMPI_Comm_set_name(MPI_Comm comm, const char *name)
+{
+  GET_COMM(comm, "MPI_Comm_set_name");
+  snprintf(c->name, sizeof c->name, "%s", name);
+  return MPI_SUCCESS;
+}
+
+int PMPI_Comm_get_name(MPI_Comm comm, char *name, int *resultlen)
+{
+  GET_COMM(comm, "MPI_Comm_get_name");
+  const char *n = c->name[0] ? c->name : comm == MPI_COMM_WORLD ? "MPI_COMM_WORLD" : comm == MPI_COMM_SELF ? "MPI_COMM_SELF" : "";
+  snprintf(name, MPI_MAX_OBJECT_NAME, "%s", n);
+  *resultlen = (int)strlen(name);
   return MPI_SUCCESS;
 }
 

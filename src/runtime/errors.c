@@ -39,6 +39,10 @@ static const char *const error_strings[] = {
   [MPI_ERR_PENDING] = "Pending request",
   [MPI_ERR_REQUEST] = "Invalid MPI_Request",
   [MPI_ERR_NO_MEM] = "Out of memory",
+  [MPI_ERR_INFO] = "Invalid MPI_Info",
+  [MPI_ERR_INFO_KEY] = "Invalid info key (empty or longer than MPI_MAX_INFO_KEY)",
+  [MPI_ERR_INFO_VALUE] = "Invalid info value (empty or longer than MPI_MAX_INFO_VAL)",
+  [MPI_ERR_INFO_NOKEY] = "No such key in the MPI_Info",
 };
 
 int fmpi_errh_call(MPI_Comm comm, MPI_Errhandler errh, int code, const char *fname)

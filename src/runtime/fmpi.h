@@ -176,6 +176,7 @@ struct fmpi_comm {
   int *local;              /* world rank -> comm rank, or -1 */
   MPI_Errhandler errh;
   fmpi_cart *cart;         /* MPI_Cart_create's grid, or NULL */
+  char name[MPI_MAX_OBJECT_NAME]; /* MPI_Comm_set_name's, or empty */
 };
 
 typedef struct fmpi_group {

@@ -22,6 +22,7 @@ typedef int MPI_Group;
 typedef int MPI_Op;
 typedef int MPI_Request;
 typedef int MPI_Errhandler;
+typedef int MPI_Info;
 typedef intptr_t MPI_Aint;
 typedef long long MPI_Offset;
 typedef long long MPI_Count;
@@ -59,6 +60,10 @@ typedef void MPI_Comm_errhandler_function(MPI_Comm *comm, int *error_code, ...);
 #define MPI_ERR_PENDING 18
 #define MPI_ERR_REQUEST 19
 #define MPI_ERR_NO_MEM 20
+#define MPI_ERR_INFO 21
+#define MPI_ERR_INFO_KEY 22
+#define MPI_ERR_INFO_VALUE 23
+#define MPI_ERR_INFO_NOKEY 24
 #define MPI_ERR_LASTCODE 64
 
 /* special values */
@@ -70,6 +75,11 @@ typedef void MPI_Comm_errhandler_function(MPI_Comm *comm, int *error_code, ...);
 #define MPI_TAG_UB_VALUE 0x7fffffff
 #define MPI_MAX_PROCESSOR_NAME 256
 #define MPI_MAX_ERROR_STRING 512
+#define MPI_MAX_OBJECT_NAME 128
+#define MPI_MAX_INFO_KEY 255
+#define MPI_MAX_INFO_VAL 1024
+#define MPI_INFO_NULL ((MPI_Info)0)
+#define MPI_COMM_TYPE_SHARED 1
 #define MPI_MAX_LIBRARY_VERSION_STRING 256
 #define MPI_BOTTOM ((void *)0)
 #define MPI_IN_PLACE ((void *)-1)
@@ -243,6 +253,9 @@ FERRY_MPI_API(int, Test_cancelled, (const MPI_Status *status, int *flag))
 FERRY_MPI_API(int, Comm_dup, (MPI_Comm comm, MPI_Comm *newcomm))
 FERRY_MPI_API(int, Comm_split, (MPI_Comm comm, int color, int key, MPI_Comm *newcomm))
 FERRY_MPI_API(int, Comm_create, (MPI_Comm comm, MPI_Group group, MPI_Comm *newcomm))
+FERRY_MPI_API(int, Comm_split_type, (MPI_Comm comm, int split_type, int key, MPI_Info info, MPI_Comm *newcomm))
+FERRY_MPI_API(int, Comm_set_name, (MPI_Comm comm, const char *comm_name))
+FERRY_MPI_API(int, Comm_get_name, (MPI_Comm comm, char *comm_name, int *resultlen))
 FERRY_MPI_API(int, Comm_free, (MPI_Comm *comm))
 FERRY_MPI_API(int, Comm_compare, (MPI_Comm comm1, MPI_Comm comm2, int *result))
 FERRY_MPI_API(int, Comm_group, (MPI_Comm comm, MPI_Group *group))
@@ -287,6 +300,19 @@ FERRY_MPI_API(int, Exscan, (const void *sendbuf, void *recvbuf, int count, MPI_D
 FERRY_MPI_API(int, Reduce_scatter, (const void *sendbuf, void *recvbuf, const int recvcounts[], MPI_Datatype datatype,
                                     MPI_Op op, MPI_Comm comm))
 FERRY_MPI_API(int, Reduce_local, (const void *inbuf, void *inoutbuf, int count, MPI_Datatype datatype, MPI_Op op))
+
+/* info objects */
+FERRY_MPI_API(int, Info_create, (MPI_Info *info))
+FERRY_MPI_API(int, Info_set, (MPI_Info info, const char *key, const char *value))
+FERRY_MPI_API(int, Info_get, (MPI_Info info, const char *key, int valuelen, char *value, int *flag))
+FERRY_MPI_API(int, Info_get_valuelen, (MPI_Info info, const char *key, int *valuelen, int *flag))
+FERRY_MPI_API(int, Info_get_nkeys, (MPI_Info info, int *nkeys))
+FERRY_MPI_API(int, Info_get_nthkey, (MPI_Info info, int n, char *key))
+FERRY_MPI_API(int, Info_delete, (MPI_Info info, const char *key))
+FERRY_MPI_API(int, Info_dup, (MPI_Info info, MPI_Info *newinfo))
+FERRY_MPI_API(int, Info_free, (MPI_Info *info))
+FERRY_MPI_API(int, Alloc_mem, (MPI_Aint size, MPI_Info info, void *baseptr))
+FERRY_MPI_API(int, Free_mem, (void *base))
 
 /* Cartesian topologies */
 FERRY_MPI_API(int, Dims_create, (int nnodes, int ndims, int dims[]))
