@@ -27,6 +27,11 @@
 #pragma weak MPI_Group_translate_ranks = PMPI_Group_translate_ranks
 #pragma weak MPI_Group_compare = PMPI_Group_compare
 #pragma weak MPI_Group_free = PMPI_Group_free
+#pragma weak MPI_Group_union = PMPI_Group_union
+#pragma weak MPI_Group_intersection = PMPI_Group_intersection
+#pragma weak MPI_Group_difference = PMPI_Group_difference
+#pragma weak MPI_Group_range_incl = PMPI_Group_range_incl
+#pragma weak MPI_Group_range_excl = PMPI_Group_range_excl
 
 fmpi_table fmpi_comms, fmpi_groups;
 
@@ -368,6 +373,109 @@ int PMPI_Group_compare(MPI_Group group1, MPI_Group group2, int *result)
   int r = compare_members(a->size, a->world, b->size, b->world);
   *result = r == MPI_CONGRUENT ? MPI_IDENT : r;
   return MPI_SUCCESS;
+}
+
+static bool has(const fmpi_group *g, int world)
+{
+  for (int i = 0; i < g->size; i++)
+    if (g->world[i] == world)
+      return true;
+  return false;
+}
+
+enum set_op_kind { SET_UNION, SET_INTERSECTION, SET_DIFFERENCE };
+
+/* The members of a (in its order): all of them (union), those in b
+ * (intersection) or those not in b (difference); then, for a union, the
+ * members of b not in a (in b's order). */
+static int set_op(MPI_Group group1, MPI_Group group2, enum set_op_kind kind, MPI_Group *newgroup, const char *name)
+{
+  fmpi_group *a = fmpi_group_get(group1), *b = fmpi_group_get(group2);
+  if (a == NULL || b == NULL)
+    return fmpi_error(NULL, MPI_ERR_GROUP, name);
+  int *w = malloc(sizeof(int) * (size_t)(a->size + b->size + 1)), n = 0;
+  if (w == NULL)
+    fmpi_fatal("out of memory");
+  for (int i = 0; i < a->size; i++)
+    if (kind == SET_UNION || has(b, a->world[i]) == (kind == SET_INTERSECTION))
+      w[n++] = a->world[i];
+  if (kind == SET_UNION)
+    for (int i = 0; i < b->size; i++)
+      if (!has(a, b->world[i]))
+        w[n++] = b->world[i];
+  *newgroup = n == 0 ? MPI_GROUP_EMPTY : fmpi_table_add(&fmpi_groups, make_group(n, w));
+  free(w);
+  return MPI_SUCCESS;
+}
+
+int PMPI_Group_union(MPI_Group group1, MPI_Group group2, MPI_Group *newgroup)
+{
+  return set_op(group1, group2, SET_UNION, newgroup, "MPI_Group_union");
+}
+
+int PMPI_Group_intersection(MPI_Group group1, MPI_Group group2, MPI_Group *newgroup)
+{
+  return set_op(group1, group2, SET_INTERSECTION, newgroup, "MPI_Group_intersection");
+}
+
+int PMPI_Group_difference(MPI_Group group1, MPI_Group group2, MPI_Group *newgroup)
+{
+  return set_op(group1, group2, SET_DIFFERENCE, newgroup, "MPI_Group_difference");
+}
+
+/* The group ranks that n (first, last, stride) triplets name, in order, into
+ * out; their number, or -1 on a bad triplet or a rank named twice. */
+static int range_ranks(const fmpi_group *g, int n, int ranges[][3], int *out)
+{
+  int m = 0;
+  bool *seen = calloc((size_t)(g->size ? g->size : 1), sizeof *seen);
+  if (seen == NULL)
+    fmpi_fatal("out of memory");
+  for (int i = 0; i < n; i++) {
+    int first = ranges[i][0], last = ranges[i][1], stride = ranges[i][2];
+    if (stride == 0 || first < 0 || first >= g->size || last < 0 || last >= g->size) {
+      free(seen);
+      return -1;
+    }
+    for (int r = first; stride > 0 ? r <= last : r >= last; r += stride) {
+      if (seen[r]) {
+        free(seen);
+        return -1;
+      }
+      seen[r] = true;
+      out[m++] = r;
+    }
+  }
+  free(seen);
+  return m;
+}
+
+int PMPI_Group_range_incl(MPI_Group group, int n, int ranges[][3], MPI_Group *newgroup)
+{
+  fmpi_group *g = fmpi_group_get(group);
+  if (g == NULL)
+    return fmpi_error(NULL, MPI_ERR_GROUP, "MPI_Group_range_incl");
+  int *picked = malloc(sizeof(int) * (size_t)(g->size + 1));
+  if (picked == NULL)
+    fmpi_fatal("out of memory");
+  int m = n < 0 ? -1 : range_ranks(g, n, ranges, picked);
+  int rv = m < 0 ? fmpi_error(NULL, MPI_ERR_RANK, "MPI_Group_range_incl") : PMPI_Group_incl(group, m, picked, newgroup);
+  free(picked);
+  return rv;
+}
+
+int PMPI_Group_range_excl(MPI_Group group, int n, int ranges[][3], MPI_Group *newgroup)
+{
+  fmpi_group *g = fmpi_group_get(group);
+  if (g == NULL)
+    return fmpi_error(NULL, MPI_ERR_GROUP, "MPI_Group_range_excl");
+  int *picked = malloc(sizeof(int) * (size_t)(g->size + 1));
+  if (picked == NULL)
+    fmpi_fatal("out of memory");
+  int m = n < 0 ? -1 : range_ranks(g, n, ranges, picked);
+  int rv = m < 0 ? fmpi_error(NULL, MPI_ERR_RANK, "MPI_Group_range_excl") : PMPI_Group_excl(group, m, picked, newgroup);
+  free(picked);
+  return rv;
 }
 
 int PMPI_Group_free(MPI_Group *group)

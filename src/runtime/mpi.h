@@ -23,6 +23,7 @@ typedef int MPI_Op;
 typedef int MPI_Request;
 typedef int MPI_Errhandler;
 typedef int MPI_Info;
+typedef int MPI_Message;
 typedef intptr_t MPI_Aint;
 typedef long long MPI_Offset;
 typedef long long MPI_Count;
@@ -79,6 +80,8 @@ typedef void MPI_Comm_errhandler_function(MPI_Comm *comm, int *error_code, ...);
 #define MPI_MAX_INFO_KEY 255
 #define MPI_MAX_INFO_VAL 1024
 #define MPI_INFO_NULL ((MPI_Info)0)
+#define MPI_MESSAGE_NULL ((MPI_Message)0)
+#define MPI_MESSAGE_NO_PROC ((MPI_Message)-1)
 #define MPI_COMM_TYPE_SHARED 1
 #define MPI_MAX_LIBRARY_VERSION_STRING 256
 #define MPI_BOTTOM ((void *)0)
@@ -219,6 +222,10 @@ FERRY_MPI_API(int, Sendrecv_replace, (void *buf, int count, MPI_Datatype datatyp
                                       int recvtag, MPI_Comm comm, MPI_Status *status))
 FERRY_MPI_API(int, Probe, (int source, int tag, MPI_Comm comm, MPI_Status *status))
 FERRY_MPI_API(int, Iprobe, (int source, int tag, MPI_Comm comm, int *flag, MPI_Status *status))
+FERRY_MPI_API(int, Mprobe, (int source, int tag, MPI_Comm comm, MPI_Message *message, MPI_Status *status))
+FERRY_MPI_API(int, Improbe, (int source, int tag, MPI_Comm comm, int *flag, MPI_Message *message, MPI_Status *status))
+FERRY_MPI_API(int, Mrecv, (void *buf, int count, MPI_Datatype datatype, MPI_Message *message, MPI_Status *status))
+FERRY_MPI_API(int, Imrecv, (void *buf, int count, MPI_Datatype datatype, MPI_Message *message, MPI_Request *request))
 FERRY_MPI_API(int, Get_count, (const MPI_Status *status, MPI_Datatype datatype, int *count))
 FERRY_MPI_API(int, Get_elements, (const MPI_Status *status, MPI_Datatype datatype, int *count))
 FERRY_MPI_API(int, Wait, (MPI_Request *request, MPI_Status *status))
@@ -266,6 +273,11 @@ FERRY_MPI_API(int, Group_rank, (MPI_Group group, int *rank))
 FERRY_MPI_API(int, Group_translate_ranks, (MPI_Group group1, int n, const int ranks1[], MPI_Group group2, int ranks2[]))
 FERRY_MPI_API(int, Group_compare, (MPI_Group group1, MPI_Group group2, int *result))
 FERRY_MPI_API(int, Group_free, (MPI_Group *group))
+FERRY_MPI_API(int, Group_union, (MPI_Group group1, MPI_Group group2, MPI_Group *newgroup))
+FERRY_MPI_API(int, Group_intersection, (MPI_Group group1, MPI_Group group2, MPI_Group *newgroup))
+FERRY_MPI_API(int, Group_difference, (MPI_Group group1, MPI_Group group2, MPI_Group *newgroup))
+FERRY_MPI_API(int, Group_range_incl, (MPI_Group group, int n, int ranges[][3], MPI_Group *newgroup))
+FERRY_MPI_API(int, Group_range_excl, (MPI_Group group, int n, int ranges[][3], MPI_Group *newgroup))
 
 /* collectives */
 FERRY_MPI_API(int, Barrier, (MPI_Comm comm))

@@ -17,6 +17,10 @@
 #pragma weak MPI_Sendrecv_replace = PMPI_Sendrecv_replace
 #pragma weak MPI_Probe = PMPI_Probe
 #pragma weak MPI_Iprobe = PMPI_Iprobe
+#pragma weak MPI_Mprobe = PMPI_Mprobe
+#pragma weak MPI_Improbe = PMPI_Improbe
+#pragma weak MPI_Mrecv = PMPI_Mrecv
+#pragma weak MPI_Imrecv = PMPI_Imrecv
 #pragma weak MPI_Get_count = PMPI_Get_count
 #pragma weak MPI_Get_elements = PMPI_Get_elements
 #pragma weak MPI_Wait = PMPI_Wait
@@ -833,6 +837,142 @@ int PMPI_Iprobe(int source, int tag, MPI_Comm comm, int *flag, MPI_Status *statu
   if (a.found)
     probe_status(c, a.found, status);
   fmpi_unlock();
+  return MPI_SUCCESS;
+}
+
+/* ---- matched probes: a message taken off the unexpected queue, received later ---- */
+
+typedef struct fmpi_message {
+  fmpi_unexp *u;
+  fmpi_comm *comm;
+} fmpi_message;
+
+static fmpi_table messages; /* MPI_Message handles */
+
+/* Takes the unexpected message a probe found (lock held) out of the queue:
+ * no other receive can match it now. */
+static MPI_Message take_message(fmpi_comm *c, const probe_arg *a)
+{
+  fmpi_message *m = malloc(sizeof *m);
+  if (m == NULL)
+    fmpi_fatal("out of memory");
+  m->u = find_unexp(a->ctx, a->src, a->tag, true); /* the first match: the one the probe saw */
+  m->comm = c;
+  return fmpi_table_add(&messages, m);
+}
+
+int PMPI_Mprobe(int source, int tag, MPI_Comm comm, MPI_Message *message, MPI_Status *status)
+{
+  GET_COMM(comm, "MPI_Mprobe");
+  int rv;
+  if ((rv = fmpi_check_pt2pt(c, 0, MPI_BYTE, source, tag, true, true)) != MPI_SUCCESS)
+    return fmpi_error(c, rv, "MPI_Mprobe");
+  if (source == MPI_PROC_NULL) {
+    null_status(status);
+    *message = MPI_MESSAGE_NO_PROC;
+    return MPI_SUCCESS;
+  }
+  probe_arg a = { c->ctx, source == MPI_ANY_SOURCE ? source : c->world[source], tag, NULL };
+  fmpi_lock();
+  fmpi_wait_cond(probe_done, &a);
+  probe_status(c, a.found, status);
+  *message = take_message(c, &a);
+  fmpi_unlock();
+  return MPI_SUCCESS;
+}
+
+int PMPI_Improbe(int source, int tag, MPI_Comm comm, int *flag, MPI_Message *message, MPI_Status *status)
+{
+  GET_COMM(comm, "MPI_Improbe");
+  int rv;
+  if ((rv = fmpi_check_pt2pt(c, 0, MPI_BYTE, source, tag, true, true)) != MPI_SUCCESS)
+    return fmpi_error(c, rv, "MPI_Improbe");
+  if (source == MPI_PROC_NULL) {
+    *flag = 1;
+    null_status(status);
+    *message = MPI_MESSAGE_NO_PROC;
+    return MPI_SUCCESS;
+  }
+  probe_arg a = { c->ctx, source == MPI_ANY_SOURCE ? source : c->world[source], tag, NULL };
+  fmpi_lock();
+  if (!probe_done(&a) && fmpi_st.state != ST_FLUSHED) {
+    fmpi_progress(0);
+    probe_done(&a);
+  }
+  *flag = a.found != NULL;
+  if (a.found) {
+    probe_status(c, a.found, status);
+    *message = take_message(c, &a);
+  }
+  fmpi_unlock();
+  return MPI_SUCCESS;
+}
+
+/* Starts the receive of a matched message (lock held): *out is NULL for
+ * MPI_MESSAGE_NO_PROC. An error code comes back with the communicator it
+ * belongs to, for the caller to report once it has let go of the lock. */
+static int receive_message(void *buf, int count, MPI_Datatype type, MPI_Message *message, fmpi_request **out,
+                           fmpi_comm **comm)
+{
+  *out = NULL;
+  *comm = NULL;
+  if (*message == MPI_MESSAGE_NO_PROC) {
+    *message = MPI_MESSAGE_NULL;
+    return MPI_SUCCESS;
+  }
+  fmpi_message *m = fmpi_table_get(&messages, *message);
+  if (m == NULL)
+    return MPI_ERR_ARG; /* MPI_MESSAGE_NULL or not a message */
+  *comm = m->comm;
+  int rv = fmpi_check_pt2pt(m->comm, count, type, MPI_ANY_SOURCE, MPI_ANY_TAG, true, true);
+  if (rv != MPI_SUCCESS)
+    return rv;
+  fmpi_request *r = fmpi_req_new(false, m->comm, m->u->ctx, m->u->src, m->u->tag, buf, count, type);
+  fmpi_table_del(&messages, *message);
+  claim(r, m->u);
+  free(m);
+  *message = MPI_MESSAGE_NULL;
+  *out = r;
+  return MPI_SUCCESS;
+}
+
+int PMPI_Mrecv(void *buf, int count, MPI_Datatype type, MPI_Message *message, MPI_Status *status)
+{
+  FMPI_CHECK_INIT("MPI_Mrecv");
+  fmpi_request *r;
+  fmpi_comm *c;
+  fmpi_lock();
+  int rv = receive_message(buf, count, type, message, &r, &c);
+  if (rv != MPI_SUCCESS || r == NULL) {
+    fmpi_unlock();
+    if (rv != MPI_SUCCESS)
+      return fmpi_error(c, rv, "MPI_Mrecv");
+    null_status(status);
+    return MPI_SUCCESS;
+  }
+  reqs_arg a = { &r, 1 };
+  fmpi_wait_cond(all_done, &a);
+  fmpi_status_out(r, status);
+  rv = r->status.MPI_ERROR;
+  fmpi_req_release(r);
+  fmpi_unlock();
+  return rv == MPI_SUCCESS ? rv : fmpi_error(c, rv, "MPI_Mrecv");
+}
+
+int PMPI_Imrecv(void *buf, int count, MPI_Datatype type, MPI_Message *message, MPI_Request *request)
+{
+  FMPI_CHECK_INIT("MPI_Imrecv");
+  fmpi_request *r;
+  fmpi_comm *c;
+  fmpi_lock();
+  int rv = receive_message(buf, count, type, message, &r, &c);
+  if (rv == MPI_SUCCESS && r != NULL)
+    new_handle(r, request);
+  fmpi_unlock();
+  if (rv != MPI_SUCCESS)
+    return fmpi_error(c, rv, "MPI_Imrecv");
+  if (r == NULL) /* MPI_MESSAGE_NO_PROC: a receive from MPI_PROC_NULL, complete at once */
+    return PMPI_Irecv(buf, count, type, MPI_PROC_NULL, 0, MPI_COMM_SELF, request);
   return MPI_SUCCESS;
 }
 
