@@ -124,9 +124,15 @@ int PMPI_Comm_get_attr(MPI_Comm comm, int keyval, void *attribute_val, int *flag
   GET_COMM(comm, "MPI_Comm_get_attr");
   int *v = keyval == MPI_TAG_UB ? &tag_ub : keyval == MPI_HOST ? &host : keyval == MPI_IO ? &io
          : keyval == MPI_WTIME_IS_GLOBAL ? &wtime_global : NULL;
-  *flag = v != NULL;
-  if (v)
+  if (v) {
     *(int **)attribute_val = v;
+    *flag = 1;
+    return MPI_SUCCESS;
+  }
+  void *user;
+  *flag = fmpi_attr_get(c, keyval, &user);
+  if (*flag)
+    *(void **)attribute_val = user;
   return MPI_SUCCESS;
 }
 
@@ -146,6 +152,13 @@ int PMPI_Comm_dup(MPI_Comm comm, MPI_Comm *newcomm)
   fmpi_comm *d = make_comm(ctx, c->size, c->world, c->errh);
   if (c->cart) /* a duplicate has its topology too */
     d->cart = fmpi_cart_new(c->cart->ndims, c->cart->dims, c->cart->periods);
+  int rv = fmpi_attrs_copy(c, d); /* and the attributes their copy callbacks keep */
+  if (rv != MPI_SUCCESS) {
+    fmpi_attrs_delete_all(d);
+    free_comm(d);
+    *newcomm = MPI_COMM_NULL;
+    return fmpi_error(c, rv, "MPI_Comm_dup");
+  }
   *newcomm = d->handle;
   return MPI_SUCCESS;
 }
@@ -246,6 +259,9 @@ int PMPI_Comm_free(MPI_Comm *comm)
   fmpi_comm *c = fmpi_comm_get(*comm);
   if (c == NULL || *comm == MPI_COMM_WORLD || *comm == MPI_COMM_SELF)
     return fmpi_error(c, MPI_ERR_COMM, "MPI_Comm_free");
+  int rv = fmpi_attrs_delete_all(c); /* delete callbacks first, in the communicator still valid */
+  if (rv != MPI_SUCCESS)
+    return fmpi_error(c, rv, "MPI_Comm_free");
   free_comm(c);
   *comm = MPI_COMM_NULL;
   return MPI_SUCCESS;

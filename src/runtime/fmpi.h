@@ -177,6 +177,7 @@ struct fmpi_comm {
   MPI_Errhandler errh;
   fmpi_cart *cart;         /* MPI_Cart_create's grid, or NULL */
   char name[MPI_MAX_OBJECT_NAME]; /* MPI_Comm_set_name's, or empty */
+  struct fmpi_attr *attrs; /* cached attributes (attr.c) */
 };
 
 typedef struct fmpi_group {
@@ -324,6 +325,11 @@ bool fmpi_op_valid(MPI_Op op);
 /* errors.c */
 int fmpi_error(fmpi_comm *c, int code, const char *fname);
 fmpi_cart *fmpi_cart_new(int ndims, const int dims[], const int periods[]);
+
+/* attr.c */
+bool fmpi_attr_get(fmpi_comm *c, int keyval, void **value);
+int fmpi_attrs_copy(fmpi_comm *from, fmpi_comm *to);
+int fmpi_attrs_delete_all(fmpi_comm *c);
 int fmpi_errh_call(MPI_Comm comm, MPI_Errhandler errh, int code, const char *fname);
 
 /* Handle tables: small-integer handles for user-created objects. */

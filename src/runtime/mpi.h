@@ -38,6 +38,13 @@ typedef struct MPI_Status {
 
 typedef void MPI_User_function(void *invec, void *inoutvec, int *len, MPI_Datatype *datatype);
 typedef void MPI_Comm_errhandler_function(MPI_Comm *comm, int *error_code, ...);
+typedef int MPI_Comm_copy_attr_function(MPI_Comm oldcomm, int comm_keyval, void *extra_state, void *attribute_val_in,
+                                        void *attribute_val_out, int *flag);
+typedef int MPI_Comm_delete_attr_function(MPI_Comm comm, int comm_keyval, void *attribute_val, void *extra_state);
+/* the predefined callbacks (functions, not handles) */
+int MPI_COMM_NULL_COPY_FN(MPI_Comm, int, void *, void *, void *, int *);
+int MPI_COMM_DUP_FN(MPI_Comm, int, void *, void *, void *, int *);
+int MPI_COMM_NULL_DELETE_FN(MPI_Comm, int, void *, void *);
 
 /* error classes */
 #define MPI_SUCCESS 0
@@ -116,6 +123,7 @@ typedef void MPI_Comm_errhandler_function(MPI_Comm *comm, int *error_code, ...);
 #define MPI_HOST 2
 #define MPI_IO 3
 #define MPI_WTIME_IS_GLOBAL 4
+#define MPI_KEYVAL_INVALID (-1)
 
 /* null and predefined handles */
 #define MPI_COMM_NULL ((MPI_Comm)0)
@@ -207,6 +215,15 @@ FERRY_MPI_API(double, Wtick, (void))
 FERRY_MPI_API(int, Get_version, (int *version, int *subversion))
 FERRY_MPI_API(int, Get_library_version, (char *version, int *resultlen))
 FERRY_MPI_API(int, Comm_get_attr, (MPI_Comm comm, int keyval, void *attribute_val, int *flag))
+FERRY_MPI_API(int, Comm_create_keyval, (MPI_Comm_copy_attr_function *comm_copy_attr_fn,
+                                        MPI_Comm_delete_attr_function *comm_delete_attr_fn, int *comm_keyval,
+                                        void *extra_state))
+FERRY_MPI_API(int, Comm_free_keyval, (int *comm_keyval))
+FERRY_MPI_API(int, Comm_set_attr, (MPI_Comm comm, int comm_keyval, void *attribute_val))
+FERRY_MPI_API(int, Comm_delete_attr, (MPI_Comm comm, int comm_keyval))
+FERRY_MPI_API(int, Attr_get, (MPI_Comm comm, int keyval, void *attribute_val, int *flag))
+FERRY_MPI_API(int, Attr_put, (MPI_Comm comm, int keyval, void *attribute_val))
+FERRY_MPI_API(int, Attr_delete, (MPI_Comm comm, int keyval))
 
 /* point to point */
 FERRY_MPI_API(int, Send, (const void *buf, int count, MPI_Datatype datatype, int dest, int tag, MPI_Comm comm))
