@@ -24,6 +24,14 @@
 #pragma weak MPI_Alltoallv = PMPI_Alltoallv
 #pragma weak MPI_Reduce_scatter_block = PMPI_Reduce_scatter_block
 #pragma weak MPI_Reduce_scatter = PMPI_Reduce_scatter
+#pragma weak MPI_Ibarrier = PMPI_Ibarrier
+#pragma weak MPI_Ibcast = PMPI_Ibcast
+#pragma weak MPI_Ireduce = PMPI_Ireduce
+#pragma weak MPI_Iallreduce = PMPI_Iallreduce
+#pragma weak MPI_Igather = PMPI_Igather
+#pragma weak MPI_Iscatter = PMPI_Iscatter
+#pragma weak MPI_Iallgather = PMPI_Iallgather
+#pragma weak MPI_Ialltoall = PMPI_Ialltoall
 #pragma weak MPI_Scan = PMPI_Scan
 #pragma weak MPI_Exscan = PMPI_Exscan
 
@@ -512,4 +520,254 @@ int PMPI_Exscan(const void *sendbuf, void *recvbuf, int count, MPI_Datatype data
       (rv = scan(sendbuf, recvbuf, count, datatype, op, c, true)) != MPI_SUCCESS)
     return fmpi_error(c, rv, "MPI_Exscan");
   return MPI_SUCCESS;
+}
+
+/* ---- nonblocking collectives: schedules for nbc.c ----
+ * The same algorithms as the blocking ones above: a dissemination barrier,
+ * binomial broadcast trees, reductions combined at the root in rank order
+ * (so non-commutative ops see x0 op x1 op ... op x(n-1)), direct exchanges
+ * for gather, scatter, allgather and alltoall. A rank's own block is copied
+ * when the collective starts. */
+
+/* A buffer for count elements of t that lives as long as the schedule. */
+static void *nbc_buf(fmpi_nbc *s, int count, fmpi_type *t)
+{
+  MPI_Aint span = (count > 0 ? (MPI_Aint)(count - 1) * t->extent : 0) + (t->true_ub - t->true_lb);
+  return (uint8_t *)fmpi_nbc_tmp(s, (size_t)(span > 0 ? span : 1)) - t->true_lb;
+}
+
+/* Binomial tree rooted at root: the parent (or -1) and the children of rank. */
+static int tree(fmpi_comm *c, int root, int *children, int *nchildren)
+{
+  int n = c->size, vr = (c->rank - root + n) % n, mask = 1, parent = -1;
+  while (mask < n) {
+    if (vr & mask) {
+      parent = (vr - mask + root) % n;
+      break;
+    }
+    mask <<= 1;
+  }
+  *nchildren = 0;
+  for (mask >>= 1; mask > 0; mask >>= 1)
+    if (vr + mask < n)
+      children[(*nchildren)++] = (vr + mask + root) % n;
+  return parent;
+}
+
+/* The broadcast of s->rbuf from root in rounds first and first + 1. */
+static void nbc_add_bcast(fmpi_nbc *s, int first, int root)
+{
+  fmpi_comm *c = s->comm;
+  int *children = malloc(sizeof(int) * (size_t)(c->size + 1)), nchildren;
+  if (children == NULL)
+    fmpi_fatal("out of memory");
+  int parent = tree(c, root, children, &nchildren);
+  if (parent >= 0)
+    fmpi_nbc_add(s, first, false, s->rbuf, s->count, s->type, parent);
+  for (int i = 0; i < nchildren; i++)
+    fmpi_nbc_add(s, first + 1, true, s->rbuf, s->count, s->type, children[i]);
+  free(children);
+}
+
+/* Root of a reduction: x0 op (x1 op (... op x(n-1))) into s->rbuf. */
+static void nbc_combine(fmpi_nbc *s)
+{
+  fmpi_comm *c = s->comm;
+  fmpi_type *t = fmpi_type_get(s->type);
+  void *acc = nbc_buf(s, s->count, t);
+  local_copy(s->parts[c->size - 1], s->count, t, acc, s->count, t);
+  for (int i = c->size - 2; i >= 0; i--)
+    fmpi_op_apply(s->op, s->parts[i], acc, s->count, s->type);
+  local_copy(acc, s->count, t, s->rbuf, s->count, t);
+}
+
+/* Round 0 of a reduction to root: every other rank's contribution comes in. */
+static void nbc_add_reduce(fmpi_nbc *s, const void *mine, int root)
+{
+  fmpi_comm *c = s->comm;
+  if (c->rank != root) {
+    fmpi_nbc_add(s, 0, true, (void *)mine, s->count, s->type, root);
+    return;
+  }
+  s->parts = fmpi_nbc_tmp(s, sizeof(void *) * (size_t)c->size);
+  fmpi_type *t = fmpi_type_get(s->type);
+  for (int i = 0; i < c->size; i++) {
+    s->parts[i] = i == root ? (void *)mine : nbc_buf(s, s->count, t);
+    if (i != root)
+      fmpi_nbc_add(s, 0, false, s->parts[i], s->count, s->type, i);
+  }
+}
+
+int PMPI_Ibarrier(MPI_Comm comm, MPI_Request *request)
+{
+  GET_COMM(comm, "MPI_Ibarrier");
+  int rounds = 0;
+  for (int k = 1; k < c->size; k <<= 1)
+    rounds++;
+  fmpi_nbc *s = fmpi_nbc_new(c, rounds);
+  for (int k = 1, r = 0; k < c->size; k <<= 1, r++) {
+    fmpi_nbc_add(s, r, true, NULL, 0, MPI_BYTE, (c->rank + k) % c->size);
+    fmpi_nbc_add(s, r, false, NULL, 0, MPI_BYTE, (c->rank - k + c->size) % c->size);
+  }
+  return fmpi_nbc_start(s, request);
+}
+
+int PMPI_Ibcast(void *buffer, int count, MPI_Datatype datatype, int root, MPI_Comm comm, MPI_Request *request)
+{
+  GET_COMM(comm, "MPI_Ibcast");
+  int rv;
+  if ((rv = check_buf(count, datatype)) != MPI_SUCCESS)
+    return fmpi_error(c, rv, "MPI_Ibcast");
+  if (root < 0 || root >= c->size)
+    return fmpi_error(c, MPI_ERR_ROOT, "MPI_Ibcast");
+  fmpi_nbc *s = fmpi_nbc_new(c, 2);
+  s->rbuf = buffer;
+  s->count = count;
+  s->type = datatype;
+  nbc_add_bcast(s, 0, root);
+  return fmpi_nbc_start(s, request);
+}
+
+int PMPI_Ireduce(const void *sendbuf, void *recvbuf, int count, MPI_Datatype datatype, MPI_Op op, int root,
+                 MPI_Comm comm, MPI_Request *request)
+{
+  GET_COMM(comm, "MPI_Ireduce");
+  int rv;
+  if ((rv = check_reduce(c, count, datatype, op)) != MPI_SUCCESS)
+    return fmpi_error(c, rv, "MPI_Ireduce");
+  if (root < 0 || root >= c->size)
+    return fmpi_error(c, MPI_ERR_ROOT, "MPI_Ireduce");
+  fmpi_nbc *s = fmpi_nbc_new(c, 1);
+  s->rbuf = recvbuf;
+  s->count = count;
+  s->type = datatype;
+  s->op = op;
+  nbc_add_reduce(s, sendbuf == MPI_IN_PLACE ? recvbuf : sendbuf, root);
+  if (c->rank == root)
+    s->finish = nbc_combine;
+  return fmpi_nbc_start(s, request);
+}
+
+int PMPI_Iallreduce(const void *sendbuf, void *recvbuf, int count, MPI_Datatype datatype, MPI_Op op, MPI_Comm comm,
+                    MPI_Request *request)
+{
+  GET_COMM(comm, "MPI_Iallreduce");
+  int rv;
+  if ((rv = check_reduce(c, count, datatype, op)) != MPI_SUCCESS)
+    return fmpi_error(c, rv, "MPI_Iallreduce");
+  /* round 0: the contributions to rank 0; before round 1: its combination;
+   * rounds 1 and 2: the result's broadcast */
+  fmpi_nbc *s = fmpi_nbc_new(c, 3);
+  s->rbuf = recvbuf;
+  s->count = count;
+  s->type = datatype;
+  s->op = op;
+  nbc_add_reduce(s, sendbuf == MPI_IN_PLACE ? recvbuf : sendbuf, 0);
+  if (c->rank == 0)
+    s->rounds[1].before = nbc_combine;
+  nbc_add_bcast(s, 1, 0);
+  return fmpi_nbc_start(s, request);
+}
+
+int PMPI_Igather(const void *sendbuf, int sendcount, MPI_Datatype sendtype, void *recvbuf, int recvcount,
+                 MPI_Datatype recvtype, int root, MPI_Comm comm, MPI_Request *request)
+{
+  GET_COMM(comm, "MPI_Igather");
+  if (root < 0 || root >= c->size)
+    return fmpi_error(c, MPI_ERR_ROOT, "MPI_Igather");
+  int rv = check_buf(sendbuf == MPI_IN_PLACE ? 0 : sendcount, sendbuf == MPI_IN_PLACE ? MPI_BYTE : sendtype);
+  if (rv == MPI_SUCCESS && c->rank == root)
+    rv = check_buf(recvcount, recvtype);
+  if (rv != MPI_SUCCESS)
+    return fmpi_error(c, rv, "MPI_Igather");
+  fmpi_nbc *s = fmpi_nbc_new(c, 1);
+  if (c->rank != root) {
+    fmpi_nbc_add(s, 0, true, (void *)sendbuf, sendcount, sendtype, root);
+  } else {
+    fmpi_type *rt = fmpi_type_get(recvtype);
+    for (int i = 0; i < c->size; i++) {
+      void *dst = at(recvbuf, (MPI_Aint)i * recvcount, rt);
+      if (i != root)
+        fmpi_nbc_add(s, 0, false, dst, recvcount, recvtype, i);
+      else if (sendbuf != MPI_IN_PLACE)
+        local_copy(sendbuf, sendcount, fmpi_type_get(sendtype), dst, recvcount, rt);
+    }
+  }
+  return fmpi_nbc_start(s, request);
+}
+
+int PMPI_Iscatter(const void *sendbuf, int sendcount, MPI_Datatype sendtype, void *recvbuf, int recvcount,
+                  MPI_Datatype recvtype, int root, MPI_Comm comm, MPI_Request *request)
+{
+  GET_COMM(comm, "MPI_Iscatter");
+  if (root < 0 || root >= c->size)
+    return fmpi_error(c, MPI_ERR_ROOT, "MPI_Iscatter");
+  int rv = recvbuf == MPI_IN_PLACE ? MPI_SUCCESS : check_buf(recvcount, recvtype);
+  if (rv == MPI_SUCCESS && c->rank == root)
+    rv = check_buf(sendcount, sendtype);
+  if (rv != MPI_SUCCESS)
+    return fmpi_error(c, rv, "MPI_Iscatter");
+  fmpi_nbc *s = fmpi_nbc_new(c, 1);
+  if (c->rank != root) {
+    fmpi_nbc_add(s, 0, false, recvbuf, recvcount, recvtype, root);
+  } else {
+    fmpi_type *st = fmpi_type_get(sendtype);
+    for (int i = 0; i < c->size; i++) {
+      void *src = at(sendbuf, (MPI_Aint)i * sendcount, st);
+      if (i != root)
+        fmpi_nbc_add(s, 0, true, src, sendcount, sendtype, i);
+      else if (recvbuf != MPI_IN_PLACE)
+        local_copy(src, sendcount, st, recvbuf, recvcount, fmpi_type_get(recvtype));
+    }
+  }
+  return fmpi_nbc_start(s, request);
+}
+
+int PMPI_Iallgather(const void *sendbuf, int sendcount, MPI_Datatype sendtype, void *recvbuf, int recvcount,
+                    MPI_Datatype recvtype, MPI_Comm comm, MPI_Request *request)
+{
+  GET_COMM(comm, "MPI_Iallgather");
+  int rv = check_buf(recvcount, recvtype);
+  if (rv == MPI_SUCCESS && sendbuf != MPI_IN_PLACE)
+    rv = check_buf(sendcount, sendtype);
+  if (rv != MPI_SUCCESS)
+    return fmpi_error(c, rv, "MPI_Iallgather");
+  fmpi_type *rt = fmpi_type_get(recvtype);
+  void *mine = at(recvbuf, (MPI_Aint)c->rank * recvcount, rt);
+  if (sendbuf != MPI_IN_PLACE)
+    local_copy(sendbuf, sendcount, fmpi_type_get(sendtype), mine, recvcount, rt);
+  fmpi_nbc *s = fmpi_nbc_new(c, 1);
+  for (int i = 0; i < c->size; i++) {
+    if (i == c->rank)
+      continue;
+    fmpi_nbc_add(s, 0, true, mine, recvcount, recvtype, i);
+    fmpi_nbc_add(s, 0, false, at(recvbuf, (MPI_Aint)i * recvcount, rt), recvcount, recvtype, i);
+  }
+  return fmpi_nbc_start(s, request);
+}
+
+int PMPI_Ialltoall(const void *sendbuf, int sendcount, MPI_Datatype sendtype, void *recvbuf, int recvcount,
+                   MPI_Datatype recvtype, MPI_Comm comm, MPI_Request *request)
+{
+  GET_COMM(comm, "MPI_Ialltoall");
+  if (sendbuf == MPI_IN_PLACE) /* allowed by MPI 3.1; not in this runtime yet */
+    return fmpi_error(c, MPI_ERR_ARG, "MPI_Ialltoall");
+  int rv = check_buf(sendcount, sendtype);
+  if (rv == MPI_SUCCESS)
+    rv = check_buf(recvcount, recvtype);
+  if (rv != MPI_SUCCESS)
+    return fmpi_error(c, rv, "MPI_Ialltoall");
+  fmpi_type *st = fmpi_type_get(sendtype), *rt = fmpi_type_get(recvtype);
+  fmpi_nbc *s = fmpi_nbc_new(c, 1);
+  for (int i = 0; i < c->size; i++) {
+    const void *src = at(sendbuf, (MPI_Aint)i * sendcount, st);
+    void *dst = at(recvbuf, (MPI_Aint)i * recvcount, rt);
+    if (i == c->rank) {
+      local_copy(src, sendcount, st, dst, recvcount, rt);
+      continue;
+    }
+    fmpi_nbc_add(s, 0, true, (void *)src, sendcount, sendtype, i);
+    fmpi_nbc_add(s, 0, false, dst, recvcount, recvtype, i);
+  }
+  return fmpi_nbc_start(s, request);
 }

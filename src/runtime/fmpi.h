@@ -64,6 +64,7 @@ enum fmpi_kind {
 
 typedef struct fmpi_request fmpi_request;
 typedef struct fmpi_comm fmpi_comm;
+typedef struct fmpi_nbc fmpi_nbc;
 
 /* One frame waiting in a peer's send queue; payload points into the request's data. */
 typedef struct fmpi_item {
@@ -157,6 +158,7 @@ struct fmpi_request {
   bool active;             /* started, not yet completed by a Wait or Test */
   int pkind;               /* enum fmpi_pkind */
   int user_peer;           /* as given: comm rank, MPI_ANY_SOURCE or MPI_PROC_NULL */
+  fmpi_nbc *nbc_owner;     /* the nonblocking collective this operation is a step of, or NULL */
 };
 enum fmpi_pkind { FMPI_P_SEND, FMPI_P_SSEND, FMPI_P_BSEND, FMPI_P_RSEND, FMPI_P_RECV };
 #define FMPI_REQ_MAGIC 0x46524551u
@@ -178,6 +180,7 @@ struct fmpi_comm {
   fmpi_cart *cart;         /* MPI_Cart_create's grid, or NULL */
   char name[MPI_MAX_OBJECT_NAME]; /* MPI_Comm_set_name's, or empty */
   struct fmpi_attr *attrs; /* cached attributes (attr.c) */
+  uint32_t nbc_seq;        /* nonblocking collectives started on it (their tags, nbc.c) */
 };
 
 typedef struct fmpi_group {
@@ -284,6 +287,7 @@ int fmpi_check_pt2pt(fmpi_comm *c, int count, MPI_Datatype type, int peer, int t
 void fmpi_wait_reqs(fmpi_request **reqs, int n);
 void fmpi_wait_reqs_keep(fmpi_request **reqs, int n);
 void fmpi_req_release(fmpi_request *r);
+int fmpi_req_handle(fmpi_request *r, MPI_Request *h);
 void fmpi_req_complete(fmpi_request *r);
 void fmpi_wait_cond(bool (*done)(void *), void *arg);
 void fmpi_on_header(fmpi_peer *p);
@@ -325,6 +329,46 @@ bool fmpi_op_valid(MPI_Op op);
 /* errors.c */
 int fmpi_error(fmpi_comm *c, int code, const char *fname);
 fmpi_cart *fmpi_cart_new(int ndims, const int dims[], const int periods[]);
+
+/* nbc.c: nonblocking collectives as schedules of rounds */
+#define FMPI_NBC_CTX_BIT 0x80000000u
+typedef struct fmpi_nbc_op {
+  bool send;
+  void *buf;
+  int count;
+  MPI_Datatype type;
+  int peer;                /* comm rank */
+} fmpi_nbc_op;
+typedef struct fmpi_nbc_round {
+  fmpi_nbc_op *ops;
+  int nops, cap;
+  void (*before)(fmpi_nbc *s); /* a local step before the round's operations are posted */
+} fmpi_nbc_round;
+struct fmpi_nbc {
+  fmpi_request *req;       /* the user's request: completes after the last round and finish */
+  fmpi_comm *comm;
+  uint32_t ctx;
+  int tag;
+  fmpi_nbc_round *rounds;
+  int nrounds, round;      /* round: the next one to post */
+  int pending;             /* operations of the posted round not complete yet */
+  bool advancing;
+  void (*finish)(fmpi_nbc *s);
+  void **tmp;              /* buffers freed with the schedule */
+  int ntmp;
+  /* what the algorithm's steps need */
+  const void *sbuf;
+  void *rbuf;
+  int count;
+  MPI_Datatype type;
+  MPI_Op op;
+  void **parts;            /* reductions: each rank's contribution, in rank order */
+};
+fmpi_nbc *fmpi_nbc_new(fmpi_comm *c, int nrounds);
+void fmpi_nbc_add(fmpi_nbc *s, int round, bool send, void *buf, int count, MPI_Datatype type, int peer);
+void *fmpi_nbc_tmp(fmpi_nbc *s, size_t bytes);
+int fmpi_nbc_start(fmpi_nbc *s, MPI_Request *request);
+void fmpi_nbc_op_done(fmpi_nbc *s);
 
 /* attr.c */
 bool fmpi_attr_get(fmpi_comm *c, int keyval, void **value);

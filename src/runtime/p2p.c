@@ -85,8 +85,11 @@ void fmpi_req_complete(fmpi_request *r)
     fmpi_unpack(fmpi_type_get(r->type), r->packbuf, (size_t)r->status.ferry_bytes, r->buf);
   r->complete = true;
   fmpi_st.completions++;
+  fmpi_nbc *owner = r->nbc_owner;
   if (r->user_freed)
     fmpi_req_release(r);
+  if (owner) /* a step of a nonblocking collective: its next round may start */
+    fmpi_nbc_op_done(owner);
 }
 
 static fmpi_request *req_check(uint64_t p)
@@ -631,7 +634,7 @@ int fmpi_check_pt2pt(fmpi_comm *c, int count, MPI_Datatype type, int peer, int t
   if (c == NULL)                                         \
     return fmpi_error(NULL, MPI_ERR_COMM, name)
 
-static int new_handle(fmpi_request *r, MPI_Request *h)
+int fmpi_req_handle(fmpi_request *r, MPI_Request *h)
 {
   r->handle = fmpi_table_add(&fmpi_requests, r);
   *h = r->handle;
@@ -650,7 +653,7 @@ static int isend_common(const void *buf, int count, MPI_Datatype type, int dest,
   fmpi_st.posting_isend = true; /* a wait comes later: a burst of these may go out together (fmpi_enqueue) */
   fmpi_isend(buf, count, type, dest, tag, c, c->ctx, sync, &r);
   fmpi_st.posting_isend = false;
-  new_handle(r, request);
+  fmpi_req_handle(r, request);
   fmpi_unlock();
   return MPI_SUCCESS;
 }
@@ -674,7 +677,7 @@ int PMPI_Irecv(void *buf, int count, MPI_Datatype type, int src, int tag, MPI_Co
     return fmpi_error(c, rv, "MPI_Irecv");
   fmpi_lock();
   fmpi_irecv(buf, count, type, src, tag, c, c->ctx, &r);
-  new_handle(r, request);
+  fmpi_req_handle(r, request);
   fmpi_unlock();
   return MPI_SUCCESS;
 }
@@ -967,7 +970,7 @@ int PMPI_Imrecv(void *buf, int count, MPI_Datatype type, MPI_Message *message, M
   fmpi_lock();
   int rv = receive_message(buf, count, type, message, &r, &c);
   if (rv == MPI_SUCCESS && r != NULL)
-    new_handle(r, request);
+    fmpi_req_handle(r, request);
   fmpi_unlock();
   if (rv != MPI_SUCCESS)
     return fmpi_error(c, rv, "MPI_Imrecv");

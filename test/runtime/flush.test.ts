@@ -17,7 +17,7 @@ function sharedPending(pid: number): bigint {
 }
 
 describe('rank runtime: flush, close, rewire', () => {
-  const rt = useRankRuntime('flush-pending', 'flush-stream', 'finalize-exit');
+  const rt = useRankRuntime('flush-pending', 'flush-stream', 'finalize-exit', 'flush-nbc');
 
   it('keeps drained messages and a half-done rendezvous across a flush; the same processes continue', async () => {
     const go = join(rt.dir, 'go-pending');
@@ -50,6 +50,24 @@ describe('rank runtime: flush, close, rewire', () => {
     expect(job.stdout[0]).toBe('sent\nrank 0 done reply 21\n');
     expect(job.stdout[1]).toBe('ready\nrank 1 received 21 messages in order\n');
     expect(job.stdout[2]).toBe('posted\nrank 2 late 4242\n');
+  });
+
+  it('keeps half-done nonblocking collectives across a flush; they complete after the resume', async () => {
+    const go = join(rt.dir, 'go-nbc');
+    const job = rt.job('flush-nbc', 3);
+    job.start(rt.program('flush-nbc'), [go]);
+    await job.waitForOutput(0, 'started\n');
+    await job.waitForOutput(1, 'started\n');
+    await job.waitForOutput(2, 'ready\n');
+    const reports = await rt.server.flush(job.jobId, 1);
+    expect(reports.map((r) => r.rank)).toEqual([0, 1, 2]);
+    for (const r of job.procs.keys()) expect(job.socketsOf(r)).toEqual([]);
+    job.resumeAll();
+    await until(() => job.hellos.length === 2);
+    writeFileSync(go, '');
+    const results = await job.wait();
+    expect(results.map((r) => r.code), job.stderr.join('\n')).toEqual([0, 0, 0]);
+    expect(job.stdout).toEqual(['started\nrank 0 collectives ok\n', 'started\nrank 1 collectives ok\n', 'ready\nrank 2 collectives ok\n']);
   });
 
   it('survives three flush and resume cycles under continuous traffic on 4 ranks', async () => {
