@@ -32,6 +32,13 @@
 #pragma weak MPI_Iscatter = PMPI_Iscatter
 #pragma weak MPI_Iallgather = PMPI_Iallgather
 #pragma weak MPI_Ialltoall = PMPI_Ialltoall
+#pragma weak MPI_Igatherv = PMPI_Igatherv
+#pragma weak MPI_Iscatterv = PMPI_Iscatterv
+#pragma weak MPI_Iallgatherv = PMPI_Iallgatherv
+#pragma weak MPI_Ialltoallv = PMPI_Ialltoallv
+#pragma weak MPI_Ireduce_scatter_block = PMPI_Ireduce_scatter_block
+#pragma weak MPI_Iscan = PMPI_Iscan
+#pragma weak MPI_Iexscan = PMPI_Iexscan
 #pragma weak MPI_Scan = PMPI_Scan
 #pragma weak MPI_Exscan = PMPI_Exscan
 
@@ -770,4 +777,197 @@ int PMPI_Ialltoall(const void *sendbuf, int sendcount, MPI_Datatype sendtype, vo
     fmpi_nbc_add(s, 0, false, dst, recvcount, recvtype, i);
   }
   return fmpi_nbc_start(s, request);
+}
+
+int PMPI_Igatherv(const void *sendbuf, int sendcount, MPI_Datatype sendtype, void *recvbuf, const int recvcounts[],
+                  const int displs[], MPI_Datatype recvtype, int root, MPI_Comm comm, MPI_Request *request)
+{
+  GET_COMM(comm, "MPI_Igatherv");
+  if (root < 0 || root >= c->size)
+    return fmpi_error(c, MPI_ERR_ROOT, "MPI_Igatherv");
+  int rv = sendbuf == MPI_IN_PLACE ? MPI_SUCCESS : check_buf(sendcount, sendtype);
+  for (int i = 0; rv == MPI_SUCCESS && c->rank == root && i < c->size; i++)
+    rv = check_buf(recvcounts[i], recvtype);
+  if (rv != MPI_SUCCESS)
+    return fmpi_error(c, rv, "MPI_Igatherv");
+  fmpi_nbc *s = fmpi_nbc_new(c, 1);
+  if (c->rank != root) {
+    fmpi_nbc_add(s, 0, true, (void *)sendbuf, sendcount, sendtype, root);
+  } else {
+    fmpi_type *rt = fmpi_type_get(recvtype);
+    for (int i = 0; i < c->size; i++) {
+      void *dst = at(recvbuf, displs[i], rt);
+      if (i != root)
+        fmpi_nbc_add(s, 0, false, dst, recvcounts[i], recvtype, i);
+      else if (sendbuf != MPI_IN_PLACE)
+        local_copy(sendbuf, sendcount, fmpi_type_get(sendtype), dst, recvcounts[i], rt);
+    }
+  }
+  return fmpi_nbc_start(s, request);
+}
+
+int PMPI_Iscatterv(const void *sendbuf, const int sendcounts[], const int displs[], MPI_Datatype sendtype, void *recvbuf,
+                   int recvcount, MPI_Datatype recvtype, int root, MPI_Comm comm, MPI_Request *request)
+{
+  GET_COMM(comm, "MPI_Iscatterv");
+  if (root < 0 || root >= c->size)
+    return fmpi_error(c, MPI_ERR_ROOT, "MPI_Iscatterv");
+  int rv = recvbuf == MPI_IN_PLACE ? MPI_SUCCESS : check_buf(recvcount, recvtype);
+  for (int i = 0; rv == MPI_SUCCESS && c->rank == root && i < c->size; i++)
+    rv = check_buf(sendcounts[i], sendtype);
+  if (rv != MPI_SUCCESS)
+    return fmpi_error(c, rv, "MPI_Iscatterv");
+  fmpi_nbc *s = fmpi_nbc_new(c, 1);
+  if (c->rank != root) {
+    fmpi_nbc_add(s, 0, false, recvbuf, recvcount, recvtype, root);
+  } else {
+    fmpi_type *st = fmpi_type_get(sendtype);
+    for (int i = 0; i < c->size; i++) {
+      const void *src = at(sendbuf, displs[i], st);
+      if (i != root)
+        fmpi_nbc_add(s, 0, true, (void *)src, sendcounts[i], sendtype, i);
+      else if (recvbuf != MPI_IN_PLACE)
+        local_copy(src, sendcounts[i], st, recvbuf, recvcount, fmpi_type_get(recvtype));
+    }
+  }
+  return fmpi_nbc_start(s, request);
+}
+
+int PMPI_Iallgatherv(const void *sendbuf, int sendcount, MPI_Datatype sendtype, void *recvbuf, const int recvcounts[],
+                     const int displs[], MPI_Datatype recvtype, MPI_Comm comm, MPI_Request *request)
+{
+  GET_COMM(comm, "MPI_Iallgatherv");
+  int rv = sendbuf == MPI_IN_PLACE ? MPI_SUCCESS : check_buf(sendcount, sendtype);
+  for (int i = 0; rv == MPI_SUCCESS && i < c->size; i++)
+    rv = check_buf(recvcounts[i], recvtype);
+  if (rv != MPI_SUCCESS)
+    return fmpi_error(c, rv, "MPI_Iallgatherv");
+  fmpi_type *rt = fmpi_type_get(recvtype);
+  void *mine = at(recvbuf, displs[c->rank], rt);
+  if (sendbuf != MPI_IN_PLACE)
+    local_copy(sendbuf, sendcount, fmpi_type_get(sendtype), mine, recvcounts[c->rank], rt);
+  fmpi_nbc *s = fmpi_nbc_new(c, 1);
+  for (int i = 0; i < c->size; i++) {
+    if (i == c->rank)
+      continue;
+    fmpi_nbc_add(s, 0, true, mine, recvcounts[c->rank], recvtype, i);
+    fmpi_nbc_add(s, 0, false, at(recvbuf, displs[i], rt), recvcounts[i], recvtype, i);
+  }
+  return fmpi_nbc_start(s, request);
+}
+
+int PMPI_Ialltoallv(const void *sendbuf, const int sendcounts[], const int sdispls[], MPI_Datatype sendtype,
+                    void *recvbuf, const int recvcounts[], const int rdispls[], MPI_Datatype recvtype, MPI_Comm comm,
+                    MPI_Request *request)
+{
+  GET_COMM(comm, "MPI_Ialltoallv");
+  if (sendbuf == MPI_IN_PLACE) /* allowed by MPI 3.1; not in this runtime yet */
+    return fmpi_error(c, MPI_ERR_ARG, "MPI_Ialltoallv");
+  int rv = MPI_SUCCESS;
+  for (int i = 0; rv == MPI_SUCCESS && i < c->size; i++)
+    if ((rv = check_buf(sendcounts[i], sendtype)) == MPI_SUCCESS)
+      rv = check_buf(recvcounts[i], recvtype);
+  if (rv != MPI_SUCCESS)
+    return fmpi_error(c, rv, "MPI_Ialltoallv");
+  fmpi_type *st = fmpi_type_get(sendtype), *rt = fmpi_type_get(recvtype);
+  fmpi_nbc *s = fmpi_nbc_new(c, 1);
+  for (int i = 0; i < c->size; i++) {
+    const void *src = at(sendbuf, sdispls[i], st);
+    void *dst = at(recvbuf, rdispls[i], rt);
+    if (i == c->rank) {
+      local_copy(src, sendcounts[i], st, dst, recvcounts[i], rt);
+      continue;
+    }
+    fmpi_nbc_add(s, 0, true, (void *)src, sendcounts[i], sendtype, i);
+    fmpi_nbc_add(s, 0, false, dst, recvcounts[i], recvtype, i);
+  }
+  return fmpi_nbc_start(s, request);
+}
+
+/* Rank 0 of a reduce_scatter_block: the whole result, then its own block. */
+static void nbc_combine_own_block(fmpi_nbc *s)
+{
+  nbc_combine(s);
+  local_copy(s->rbuf, s->count / s->comm->size, fmpi_type_get(s->type), s->out, s->count / s->comm->size,
+             fmpi_type_get(s->type));
+}
+
+int PMPI_Ireduce_scatter_block(const void *sendbuf, void *recvbuf, int recvcount, MPI_Datatype datatype, MPI_Op op,
+                               MPI_Comm comm, MPI_Request *request)
+{
+  GET_COMM(comm, "MPI_Ireduce_scatter_block");
+  int rv, total = recvcount * c->size;
+  if ((rv = check_reduce(c, total, datatype, op)) != MPI_SUCCESS)
+    return fmpi_error(c, rv, "MPI_Ireduce_scatter_block");
+  fmpi_type *t = fmpi_type_get(datatype);
+  /* round 0: the contributions to rank 0; before round 1: its combination;
+   * round 1: the blocks to their ranks */
+  fmpi_nbc *s = fmpi_nbc_new(c, 2);
+  s->count = total;
+  s->type = datatype;
+  s->op = op;
+  s->out = recvbuf;
+  s->rbuf = c->rank == 0 ? nbc_buf(s, total, t) : NULL;
+  nbc_add_reduce(s, sendbuf == MPI_IN_PLACE ? recvbuf : sendbuf, 0);
+  if (c->rank == 0) {
+    s->rounds[1].before = nbc_combine_own_block;
+    for (int i = 1; i < c->size; i++)
+      fmpi_nbc_add(s, 1, true, at(s->rbuf, (MPI_Aint)i * recvcount, t), recvcount, datatype, i);
+  } else {
+    fmpi_nbc_add(s, 1, false, recvbuf, recvcount, datatype, 0);
+  }
+  return fmpi_nbc_start(s, request);
+}
+
+/* Scans: parts[0] is this rank's contribution, parts[1] the prefix from the rank before. */
+static void nbc_scan_step(fmpi_nbc *s, bool exclusive)
+{
+  fmpi_type *t = fmpi_type_get(s->type);
+  if (s->comm->rank > 0) {
+    if (exclusive)
+      local_copy(s->parts[1], s->count, t, s->rbuf, s->count, t);
+    fmpi_op_apply(s->op, s->parts[1], s->parts[0], s->count, s->type); /* mine = prefix op mine */
+  }
+  if (!exclusive)
+    local_copy(s->parts[0], s->count, t, s->rbuf, s->count, t);
+}
+static void nbc_scan(fmpi_nbc *s) { nbc_scan_step(s, false); }
+static void nbc_exscan(fmpi_nbc *s) { nbc_scan_step(s, true); }
+
+static int iscan(const void *sendbuf, void *recvbuf, int count, MPI_Datatype datatype, MPI_Op op, fmpi_comm *c,
+                 bool exclusive, MPI_Request *request)
+{
+  fmpi_type *t = fmpi_type_get(datatype);
+  /* round 0: the prefix from the rank before; before round 1: the combination; round 1: on to the next */
+  fmpi_nbc *s = fmpi_nbc_new(c, 2);
+  s->rbuf = recvbuf;
+  s->count = count;
+  s->type = datatype;
+  s->op = op;
+  s->parts = fmpi_nbc_tmp(s, 2 * sizeof(void *));
+  s->parts[0] = nbc_buf(s, count, t);
+  s->parts[1] = nbc_buf(s, count, t);
+  local_copy(sendbuf == MPI_IN_PLACE ? recvbuf : sendbuf, count, t, s->parts[0], count, t);
+  if (c->rank > 0)
+    fmpi_nbc_add(s, 0, false, s->parts[1], count, datatype, c->rank - 1);
+  s->rounds[1].before = exclusive ? nbc_exscan : nbc_scan;
+  if (c->rank + 1 < c->size)
+    fmpi_nbc_add(s, 1, true, s->parts[0], count, datatype, c->rank + 1);
+  return fmpi_nbc_start(s, request);
+}
+
+int PMPI_Iscan(const void *sendbuf, void *recvbuf, int count, MPI_Datatype datatype, MPI_Op op, MPI_Comm comm,
+               MPI_Request *request)
+{
+  GET_COMM(comm, "MPI_Iscan");
+  int rv = check_reduce(c, count, datatype, op);
+  return rv == MPI_SUCCESS ? iscan(sendbuf, recvbuf, count, datatype, op, c, false, request) : fmpi_error(c, rv, "MPI_Iscan");
+}
+
+int PMPI_Iexscan(const void *sendbuf, void *recvbuf, int count, MPI_Datatype datatype, MPI_Op op, MPI_Comm comm,
+                 MPI_Request *request)
+{
+  GET_COMM(comm, "MPI_Iexscan");
+  int rv = check_reduce(c, count, datatype, op);
+  return rv == MPI_SUCCESS ? iscan(sendbuf, recvbuf, count, datatype, op, c, true, request) : fmpi_error(c, rv, "MPI_Iexscan");
 }

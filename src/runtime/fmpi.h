@@ -362,7 +362,8 @@ struct fmpi_nbc {
   int count;
   MPI_Datatype type;
   MPI_Op op;
-  void **parts;            /* reductions: each rank's contribution, in rank order */
+  void **parts;            /* reductions: each rank's contribution, in rank order; scans: mine, prefix */
+  void *out;               /* reduce_scatter_block: the user's receive buffer (rbuf is the whole result) */
 };
 fmpi_nbc *fmpi_nbc_new(fmpi_comm *c, int nrounds);
 void fmpi_nbc_add(fmpi_nbc *s, int round, bool send, void *buf, int count, MPI_Datatype type, int peer);

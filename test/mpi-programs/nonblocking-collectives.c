@@ -2,7 +2,8 @@
 /*
  * Nonblocking collectives: Ibarrier, Ibcast, Ireduce (a non-commutative user
  * op: rank order), Iallreduce (MPI_IN_PLACE too), Igather, Iscatter,
- * Iallgather, Ialltoall; several outstanding on one communicator and
+ * Iallgather, Ialltoall, the v-variants, Ireduce_scatter_block, Iscan and
+ * Iexscan; several outstanding on one communicator and
  * completed in another order; a blocking collective and point-to-point
  * traffic between a start and its wait; Test until done; a split
  * communicator.
@@ -108,6 +109,68 @@ int main(int argc, char **argv)
         }
         chk_say_ordered(MPI_COMM_WORLD, "rank %d: scatter %d %d, alltoall first %d last %d", rank, sc[0], sc[1], t_in[0], t_in[size - 1]);
         free(g), free(a), free(t_out), free(t_in), free(scat);
+    }
+
+    /* the v-variants (rank i contributes i + 1 elements), reduce_scatter_block, scans */
+    {
+        int *counts = malloc(sizeof(int) * (size_t)size), *displs = malloc(sizeof(int) * (size_t)size), total = 0;
+        int *mine = malloc(sizeof(int) * (size_t)(rank + 1)), *all = malloc(sizeof(int) * (size_t)(size * (size + 1) / 2));
+        int *gv = malloc(sizeof(int) * (size_t)(size * (size + 1) / 2)), *sv = malloc(sizeof(int) * (size_t)(size * (size + 1) / 2));
+        int *a2a_sc = malloc(sizeof(int) * (size_t)size), *a2a_sd = malloc(sizeof(int) * (size_t)size);
+        int *a2a_rc = malloc(sizeof(int) * (size_t)size), *a2a_rd = malloc(sizeof(int) * (size_t)size);
+        int *a2a_out, *a2a_in, so = 0, ro = 0, got_sv[8], rsb_in[8 * 2], rsb[2], sc = 0, ex = -1;
+        MPI_Request r7[7];
+        for (i = 0; i < size; i++) {
+            counts[i] = i + 1;
+            displs[i] = total;
+            total += i + 1;
+            a2a_sc[i] = i + 1; /* to rank i: i + 1 ints */
+            a2a_sd[i] = so;
+            so += i + 1;
+            a2a_rc[i] = rank + 1; /* from every rank: rank + 1 ints */
+            a2a_rd[i] = ro;
+            ro += rank + 1;
+        }
+        a2a_out = malloc(sizeof(int) * (size_t)so);
+        a2a_in = malloc(sizeof(int) * (size_t)ro);
+        for (i = 0; i < so; i++)
+            a2a_out[i] = rank * 1000 + i;
+        for (i = 0; i <= rank; i++)
+            mine[i] = rank * 100 + i;
+        for (i = 0; i < total; i++)
+            sv[i] = 5000 + i;
+        for (i = 0; i < 2 * size; i++)
+            rsb_in[i] = rank + i;
+        MPI_Igatherv(mine, rank + 1, MPI_INT, gv, counts, displs, MPI_INT, size - 1, MPI_COMM_WORLD, &r7[0]);
+        MPI_Iscatterv(sv, counts, displs, MPI_INT, got_sv, rank + 1, MPI_INT, 0, MPI_COMM_WORLD, &r7[1]);
+        MPI_Iallgatherv(mine, rank + 1, MPI_INT, all, counts, displs, MPI_INT, MPI_COMM_WORLD, &r7[2]);
+        MPI_Ialltoallv(a2a_out, a2a_sc, a2a_sd, MPI_INT, a2a_in, a2a_rc, a2a_rd, MPI_INT, MPI_COMM_WORLD, &r7[3]);
+        MPI_Ireduce_scatter_block(rsb_in, rsb, 2, MPI_INT, MPI_SUM, MPI_COMM_WORLD, &r7[4]);
+        MPI_Iscan(&rank, &sc, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD, &r7[5]);
+        MPI_Iexscan(&rank, &ex, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD, &r7[6]);
+        MPI_Waitall(7, r7, MPI_STATUSES_IGNORE);
+        if (rank == size - 1)
+            for (i = 0; i < size; i++) {
+                int k;
+                for (k = 0; k <= i; k++)
+                    CHECK(gv[displs[i] + k] == i * 100 + k, "Igatherv block %d element %d", i, k);
+            }
+        for (i = 0; i <= rank; i++)
+            CHECK(got_sv[i] == 5000 + displs[rank] + i, "Iscatterv element %d", i);
+        for (i = 0; i < size; i++) {
+            int k;
+            for (k = 0; k <= i; k++)
+                CHECK(all[displs[i] + k] == i * 100 + k, "Iallgatherv block %d element %d", i, k);
+            for (k = 0; k <= rank; k++) /* rank i sent us its block for rank `rank`: at its offset rank*(rank+1)/2 */
+                CHECK(a2a_in[a2a_rd[i] + k] == i * 1000 + rank * (rank + 1) / 2 + k, "Ialltoallv from %d element %d", i, k);
+        }
+        CHECK(rsb[0] == size * (size - 1) / 2 + 2 * rank * size && rsb[1] == rsb[0] + size, "Ireduce_scatter_block %d %d", rsb[0], rsb[1]);
+        CHECK_EQ_INT(sc, rank * (rank + 1) / 2, "Iscan");
+        if (rank > 0)
+            CHECK_EQ_INT(ex, rank * (rank - 1) / 2, "Iexscan");
+        chk_say_ordered(MPI_COMM_WORLD, "rank %d: scatterv last %d, reduce_scatter_block %d %d, scan %d, exscan %d", rank, got_sv[rank], rsb[0], rsb[1], sc, rank > 0 ? ex : 0);
+        free(counts), free(displs), free(mine), free(all), free(gv), free(sv);
+        free(a2a_sc), free(a2a_sd), free(a2a_rc), free(a2a_rd), free(a2a_out), free(a2a_in);
     }
 
     /* on a split communicator, with a large broadcast (rendezvous-sized) */
