@@ -676,105 +676,36 @@ int PMPI_Iallreduce(const void *sendbuf, void *recvbuf, int count, MPI_Datatype 
   return fmpi_nbc_start(s, request);
 }
 
-int PMPI_Igather(const void *sendbuf, int sendcount, MPI_Datatype sendtype, void *recvbuf, int recvcount,
-                 MPI_Datatype recvtype, int root, MPI_Comm comm, MPI_Request *request)
+
+/* The v-variants' counts and displacements, or (arrays NULL) fixed counts
+ * one block after the other: the plain variants. */
+#define COUNT(counts, fixed, i) ((counts) ? (counts)[i] : (fixed))
+#define DISPL(displs, fixed, i) ((displs) ? (MPI_Aint)(displs)[i] : (MPI_Aint)(i) * (fixed))
+
+static int igatherv(const void *sendbuf, int sendcount, MPI_Datatype sendtype, void *recvbuf, const int recvcounts[],
+                    const int displs[], int fixed, MPI_Datatype recvtype, int root, MPI_Comm comm, MPI_Request *request,
+                    const char *name)
 {
-  GET_COMM(comm, "MPI_Igather");
+  GET_COMM(comm, name);
   if (root < 0 || root >= c->size)
-    return fmpi_error(c, MPI_ERR_ROOT, "MPI_Igather");
-  int rv = check_buf(sendbuf == MPI_IN_PLACE ? 0 : sendcount, sendbuf == MPI_IN_PLACE ? MPI_BYTE : sendtype);
-  if (rv == MPI_SUCCESS && c->rank == root)
-    rv = check_buf(recvcount, recvtype);
+    return fmpi_error(c, MPI_ERR_ROOT, name);
+  int rv = sendbuf == MPI_IN_PLACE ? MPI_SUCCESS : check_buf(sendcount, sendtype);
+  for (int i = 0; rv == MPI_SUCCESS && c->rank == root && i < c->size; i++)
+    rv = check_buf(COUNT(recvcounts, fixed, i), recvtype);
   if (rv != MPI_SUCCESS)
-    return fmpi_error(c, rv, "MPI_Igather");
+    return fmpi_error(c, rv, name);
   fmpi_nbc *s = fmpi_nbc_new(c, 1);
   if (c->rank != root) {
     fmpi_nbc_add(s, 0, true, (void *)sendbuf, sendcount, sendtype, root);
   } else {
     fmpi_type *rt = fmpi_type_get(recvtype);
     for (int i = 0; i < c->size; i++) {
-      void *dst = at(recvbuf, (MPI_Aint)i * recvcount, rt);
+      void *dst = at(recvbuf, DISPL(displs, fixed, i), rt);
       if (i != root)
-        fmpi_nbc_add(s, 0, false, dst, recvcount, recvtype, i);
+        fmpi_nbc_add(s, 0, false, dst, COUNT(recvcounts, fixed, i), recvtype, i);
       else if (sendbuf != MPI_IN_PLACE)
-        local_copy(sendbuf, sendcount, fmpi_type_get(sendtype), dst, recvcount, rt);
+        local_copy(sendbuf, sendcount, fmpi_type_get(sendtype), dst, COUNT(recvcounts, fixed, i), rt);
     }
-  }
-  return fmpi_nbc_start(s, request);
-}
-
-int PMPI_Iscatter(const void *sendbuf, int sendcount, MPI_Datatype sendtype, void *recvbuf, int recvcount,
-                  MPI_Datatype recvtype, int root, MPI_Comm comm, MPI_Request *request)
-{
-  GET_COMM(comm, "MPI_Iscatter");
-  if (root < 0 || root >= c->size)
-    return fmpi_error(c, MPI_ERR_ROOT, "MPI_Iscatter");
-  int rv = recvbuf == MPI_IN_PLACE ? MPI_SUCCESS : check_buf(recvcount, recvtype);
-  if (rv == MPI_SUCCESS && c->rank == root)
-    rv = check_buf(sendcount, sendtype);
-  if (rv != MPI_SUCCESS)
-    return fmpi_error(c, rv, "MPI_Iscatter");
-  fmpi_nbc *s = fmpi_nbc_new(c, 1);
-  if (c->rank != root) {
-    fmpi_nbc_add(s, 0, false, recvbuf, recvcount, recvtype, root);
-  } else {
-    fmpi_type *st = fmpi_type_get(sendtype);
-    for (int i = 0; i < c->size; i++) {
-      void *src = at(sendbuf, (MPI_Aint)i * sendcount, st);
-      if (i != root)
-        fmpi_nbc_add(s, 0, true, src, sendcount, sendtype, i);
-      else if (recvbuf != MPI_IN_PLACE)
-        local_copy(src, sendcount, st, recvbuf, recvcount, fmpi_type_get(recvtype));
-    }
-  }
-  return fmpi_nbc_start(s, request);
-}
-
-int PMPI_Iallgather(const void *sendbuf, int sendcount, MPI_Datatype sendtype, void *recvbuf, int recvcount,
-                    MPI_Datatype recvtype, MPI_Comm comm, MPI_Request *request)
-{
-  GET_COMM(comm, "MPI_Iallgather");
-  int rv = check_buf(recvcount, recvtype);
-  if (rv == MPI_SUCCESS && sendbuf != MPI_IN_PLACE)
-    rv = check_buf(sendcount, sendtype);
-  if (rv != MPI_SUCCESS)
-    return fmpi_error(c, rv, "MPI_Iallgather");
-  fmpi_type *rt = fmpi_type_get(recvtype);
-  void *mine = at(recvbuf, (MPI_Aint)c->rank * recvcount, rt);
-  if (sendbuf != MPI_IN_PLACE)
-    local_copy(sendbuf, sendcount, fmpi_type_get(sendtype), mine, recvcount, rt);
-  fmpi_nbc *s = fmpi_nbc_new(c, 1);
-  for (int i = 0; i < c->size; i++) {
-    if (i == c->rank)
-      continue;
-    fmpi_nbc_add(s, 0, true, mine, recvcount, recvtype, i);
-    fmpi_nbc_add(s, 0, false, at(recvbuf, (MPI_Aint)i * recvcount, rt), recvcount, recvtype, i);
-  }
-  return fmpi_nbc_start(s, request);
-}
-
-int PMPI_Ialltoall(const void *sendbuf, int sendcount, MPI_Datatype sendtype, void *recvbuf, int recvcount,
-                   MPI_Datatype recvtype, MPI_Comm comm, MPI_Request *request)
-{
-  GET_COMM(comm, "MPI_Ialltoall");
-  if (sendbuf == MPI_IN_PLACE) /* allowed by MPI 3.1; not in this runtime yet */
-    return fmpi_error(c, MPI_ERR_ARG, "MPI_Ialltoall");
-  int rv = check_buf(sendcount, sendtype);
-  if (rv == MPI_SUCCESS)
-    rv = check_buf(recvcount, recvtype);
-  if (rv != MPI_SUCCESS)
-    return fmpi_error(c, rv, "MPI_Ialltoall");
-  fmpi_type *st = fmpi_type_get(sendtype), *rt = fmpi_type_get(recvtype);
-  fmpi_nbc *s = fmpi_nbc_new(c, 1);
-  for (int i = 0; i < c->size; i++) {
-    const void *src = at(sendbuf, (MPI_Aint)i * sendcount, st);
-    void *dst = at(recvbuf, (MPI_Aint)i * recvcount, rt);
-    if (i == c->rank) {
-      local_copy(src, sendcount, st, dst, recvcount, rt);
-      continue;
-    }
-    fmpi_nbc_add(s, 0, true, (void *)src, sendcount, sendtype, i);
-    fmpi_nbc_add(s, 0, false, dst, recvcount, recvtype, i);
   }
   return fmpi_nbc_start(s, request);
 }
@@ -782,25 +713,38 @@ int PMPI_Ialltoall(const void *sendbuf, int sendcount, MPI_Datatype sendtype, vo
 int PMPI_Igatherv(const void *sendbuf, int sendcount, MPI_Datatype sendtype, void *recvbuf, const int recvcounts[],
                   const int displs[], MPI_Datatype recvtype, int root, MPI_Comm comm, MPI_Request *request)
 {
-  GET_COMM(comm, "MPI_Igatherv");
+  return igatherv(sendbuf, sendcount, sendtype, recvbuf, recvcounts, displs, 0, recvtype, root, comm, request, "MPI_Igatherv");
+}
+
+int PMPI_Igather(const void *sendbuf, int sendcount, MPI_Datatype sendtype, void *recvbuf, int recvcount,
+                 MPI_Datatype recvtype, int root, MPI_Comm comm, MPI_Request *request)
+{
+  return igatherv(sendbuf, sendcount, sendtype, recvbuf, NULL, NULL, recvcount, recvtype, root, comm, request, "MPI_Igather");
+}
+
+static int iscatterv(const void *sendbuf, const int sendcounts[], const int displs[], int fixed, MPI_Datatype sendtype,
+                     void *recvbuf, int recvcount, MPI_Datatype recvtype, int root, MPI_Comm comm, MPI_Request *request,
+                     const char *name)
+{
+  GET_COMM(comm, name);
   if (root < 0 || root >= c->size)
-    return fmpi_error(c, MPI_ERR_ROOT, "MPI_Igatherv");
-  int rv = sendbuf == MPI_IN_PLACE ? MPI_SUCCESS : check_buf(sendcount, sendtype);
+    return fmpi_error(c, MPI_ERR_ROOT, name);
+  int rv = recvbuf == MPI_IN_PLACE ? MPI_SUCCESS : check_buf(recvcount, recvtype);
   for (int i = 0; rv == MPI_SUCCESS && c->rank == root && i < c->size; i++)
-    rv = check_buf(recvcounts[i], recvtype);
+    rv = check_buf(COUNT(sendcounts, fixed, i), sendtype);
   if (rv != MPI_SUCCESS)
-    return fmpi_error(c, rv, "MPI_Igatherv");
+    return fmpi_error(c, rv, name);
   fmpi_nbc *s = fmpi_nbc_new(c, 1);
   if (c->rank != root) {
-    fmpi_nbc_add(s, 0, true, (void *)sendbuf, sendcount, sendtype, root);
+    fmpi_nbc_add(s, 0, false, recvbuf, recvcount, recvtype, root);
   } else {
-    fmpi_type *rt = fmpi_type_get(recvtype);
+    fmpi_type *st = fmpi_type_get(sendtype);
     for (int i = 0; i < c->size; i++) {
-      void *dst = at(recvbuf, displs[i], rt);
+      const void *src = at(sendbuf, DISPL(displs, fixed, i), st);
       if (i != root)
-        fmpi_nbc_add(s, 0, false, dst, recvcounts[i], recvtype, i);
-      else if (sendbuf != MPI_IN_PLACE)
-        local_copy(sendbuf, sendcount, fmpi_type_get(sendtype), dst, recvcounts[i], rt);
+        fmpi_nbc_add(s, 0, true, (void *)src, COUNT(sendcounts, fixed, i), sendtype, i);
+      else if (recvbuf != MPI_IN_PLACE)
+        local_copy(src, COUNT(sendcounts, fixed, i), st, recvbuf, recvcount, fmpi_type_get(recvtype));
     }
   }
   return fmpi_nbc_start(s, request);
@@ -809,26 +753,36 @@ int PMPI_Igatherv(const void *sendbuf, int sendcount, MPI_Datatype sendtype, voi
 int PMPI_Iscatterv(const void *sendbuf, const int sendcounts[], const int displs[], MPI_Datatype sendtype, void *recvbuf,
                    int recvcount, MPI_Datatype recvtype, int root, MPI_Comm comm, MPI_Request *request)
 {
-  GET_COMM(comm, "MPI_Iscatterv");
-  if (root < 0 || root >= c->size)
-    return fmpi_error(c, MPI_ERR_ROOT, "MPI_Iscatterv");
-  int rv = recvbuf == MPI_IN_PLACE ? MPI_SUCCESS : check_buf(recvcount, recvtype);
-  for (int i = 0; rv == MPI_SUCCESS && c->rank == root && i < c->size; i++)
-    rv = check_buf(sendcounts[i], sendtype);
+  return iscatterv(sendbuf, sendcounts, displs, 0, sendtype, recvbuf, recvcount, recvtype, root, comm, request, "MPI_Iscatterv");
+}
+
+int PMPI_Iscatter(const void *sendbuf, int sendcount, MPI_Datatype sendtype, void *recvbuf, int recvcount,
+                  MPI_Datatype recvtype, int root, MPI_Comm comm, MPI_Request *request)
+{
+  return iscatterv(sendbuf, NULL, NULL, sendcount, sendtype, recvbuf, recvcount, recvtype, root, comm, request, "MPI_Iscatter");
+}
+
+static int iallgatherv(const void *sendbuf, int sendcount, MPI_Datatype sendtype, void *recvbuf, const int recvcounts[],
+                       const int displs[], int fixed, MPI_Datatype recvtype, MPI_Comm comm, MPI_Request *request,
+                       const char *name)
+{
+  GET_COMM(comm, name);
+  int rv = sendbuf == MPI_IN_PLACE ? MPI_SUCCESS : check_buf(sendcount, sendtype);
+  for (int i = 0; rv == MPI_SUCCESS && i < c->size; i++)
+    rv = check_buf(COUNT(recvcounts, fixed, i), recvtype);
   if (rv != MPI_SUCCESS)
-    return fmpi_error(c, rv, "MPI_Iscatterv");
+    return fmpi_error(c, rv, name);
+  fmpi_type *rt = fmpi_type_get(recvtype);
+  int my_count = COUNT(recvcounts, fixed, c->rank);
+  void *mine = at(recvbuf, DISPL(displs, fixed, c->rank), rt);
+  if (sendbuf != MPI_IN_PLACE)
+    local_copy(sendbuf, sendcount, fmpi_type_get(sendtype), mine, my_count, rt);
   fmpi_nbc *s = fmpi_nbc_new(c, 1);
-  if (c->rank != root) {
-    fmpi_nbc_add(s, 0, false, recvbuf, recvcount, recvtype, root);
-  } else {
-    fmpi_type *st = fmpi_type_get(sendtype);
-    for (int i = 0; i < c->size; i++) {
-      const void *src = at(sendbuf, displs[i], st);
-      if (i != root)
-        fmpi_nbc_add(s, 0, true, (void *)src, sendcounts[i], sendtype, i);
-      else if (recvbuf != MPI_IN_PLACE)
-        local_copy(src, sendcounts[i], st, recvbuf, recvcount, fmpi_type_get(recvtype));
-    }
+  for (int i = 0; i < c->size; i++) {
+    if (i == c->rank)
+      continue;
+    fmpi_nbc_add(s, 0, true, mine, my_count, recvtype, i);
+    fmpi_nbc_add(s, 0, false, at(recvbuf, DISPL(displs, fixed, i), rt), COUNT(recvcounts, fixed, i), recvtype, i);
   }
   return fmpi_nbc_start(s, request);
 }
@@ -836,22 +790,40 @@ int PMPI_Iscatterv(const void *sendbuf, const int sendcounts[], const int displs
 int PMPI_Iallgatherv(const void *sendbuf, int sendcount, MPI_Datatype sendtype, void *recvbuf, const int recvcounts[],
                      const int displs[], MPI_Datatype recvtype, MPI_Comm comm, MPI_Request *request)
 {
-  GET_COMM(comm, "MPI_Iallgatherv");
-  int rv = sendbuf == MPI_IN_PLACE ? MPI_SUCCESS : check_buf(sendcount, sendtype);
+  return iallgatherv(sendbuf, sendcount, sendtype, recvbuf, recvcounts, displs, 0, recvtype, comm, request, "MPI_Iallgatherv");
+}
+
+int PMPI_Iallgather(const void *sendbuf, int sendcount, MPI_Datatype sendtype, void *recvbuf, int recvcount,
+                    MPI_Datatype recvtype, MPI_Comm comm, MPI_Request *request)
+{
+  return iallgatherv(sendbuf, sendcount, sendtype, recvbuf, NULL, NULL, recvcount, recvtype, comm, request, "MPI_Iallgather");
+}
+
+static int ialltoallv(const void *sendbuf, const int sendcounts[], const int sdispls[], int sfixed, MPI_Datatype sendtype,
+                      void *recvbuf, const int recvcounts[], const int rdispls[], int rfixed, MPI_Datatype recvtype,
+                      MPI_Comm comm, MPI_Request *request, const char *name)
+{
+  GET_COMM(comm, name);
+  if (sendbuf == MPI_IN_PLACE) /* allowed by MPI 3.1; not in this runtime yet */
+    return fmpi_error(c, MPI_ERR_ARG, name);
+  int rv = MPI_SUCCESS;
   for (int i = 0; rv == MPI_SUCCESS && i < c->size; i++)
-    rv = check_buf(recvcounts[i], recvtype);
+    if ((rv = check_buf(COUNT(sendcounts, sfixed, i), sendtype)) == MPI_SUCCESS)
+      rv = check_buf(COUNT(recvcounts, rfixed, i), recvtype);
   if (rv != MPI_SUCCESS)
-    return fmpi_error(c, rv, "MPI_Iallgatherv");
-  fmpi_type *rt = fmpi_type_get(recvtype);
-  void *mine = at(recvbuf, displs[c->rank], rt);
-  if (sendbuf != MPI_IN_PLACE)
-    local_copy(sendbuf, sendcount, fmpi_type_get(sendtype), mine, recvcounts[c->rank], rt);
+    return fmpi_error(c, rv, name);
+  fmpi_type *st = fmpi_type_get(sendtype), *rt = fmpi_type_get(recvtype);
   fmpi_nbc *s = fmpi_nbc_new(c, 1);
   for (int i = 0; i < c->size; i++) {
-    if (i == c->rank)
+    const void *src = at(sendbuf, DISPL(sdispls, sfixed, i), st);
+    void *dst = at(recvbuf, DISPL(rdispls, rfixed, i), rt);
+    int sn = COUNT(sendcounts, sfixed, i), rn = COUNT(recvcounts, rfixed, i);
+    if (i == c->rank) {
+      local_copy(src, sn, st, dst, rn, rt);
       continue;
-    fmpi_nbc_add(s, 0, true, mine, recvcounts[c->rank], recvtype, i);
-    fmpi_nbc_add(s, 0, false, at(recvbuf, displs[i], rt), recvcounts[i], recvtype, i);
+    }
+    fmpi_nbc_add(s, 0, true, (void *)src, sn, sendtype, i);
+    fmpi_nbc_add(s, 0, false, dst, rn, recvtype, i);
   }
   return fmpi_nbc_start(s, request);
 }
@@ -860,28 +832,15 @@ int PMPI_Ialltoallv(const void *sendbuf, const int sendcounts[], const int sdisp
                     void *recvbuf, const int recvcounts[], const int rdispls[], MPI_Datatype recvtype, MPI_Comm comm,
                     MPI_Request *request)
 {
-  GET_COMM(comm, "MPI_Ialltoallv");
-  if (sendbuf == MPI_IN_PLACE) /* allowed by MPI 3.1; not in this runtime yet */
-    return fmpi_error(c, MPI_ERR_ARG, "MPI_Ialltoallv");
-  int rv = MPI_SUCCESS;
-  for (int i = 0; rv == MPI_SUCCESS && i < c->size; i++)
-    if ((rv = check_buf(sendcounts[i], sendtype)) == MPI_SUCCESS)
-      rv = check_buf(recvcounts[i], recvtype);
-  if (rv != MPI_SUCCESS)
-    return fmpi_error(c, rv, "MPI_Ialltoallv");
-  fmpi_type *st = fmpi_type_get(sendtype), *rt = fmpi_type_get(recvtype);
-  fmpi_nbc *s = fmpi_nbc_new(c, 1);
-  for (int i = 0; i < c->size; i++) {
-    const void *src = at(sendbuf, sdispls[i], st);
-    void *dst = at(recvbuf, rdispls[i], rt);
-    if (i == c->rank) {
-      local_copy(src, sendcounts[i], st, dst, recvcounts[i], rt);
-      continue;
-    }
-    fmpi_nbc_add(s, 0, true, (void *)src, sendcounts[i], sendtype, i);
-    fmpi_nbc_add(s, 0, false, dst, recvcounts[i], recvtype, i);
-  }
-  return fmpi_nbc_start(s, request);
+  return ialltoallv(sendbuf, sendcounts, sdispls, 0, sendtype, recvbuf, recvcounts, rdispls, 0, recvtype, comm, request,
+                    "MPI_Ialltoallv");
+}
+
+int PMPI_Ialltoall(const void *sendbuf, int sendcount, MPI_Datatype sendtype, void *recvbuf, int recvcount,
+                   MPI_Datatype recvtype, MPI_Comm comm, MPI_Request *request)
+{
+  return ialltoallv(sendbuf, NULL, NULL, sendcount, sendtype, recvbuf, NULL, NULL, recvcount, recvtype, comm, request,
+                    "MPI_Ialltoall");
 }
 
 /* Rank 0 of a reduce_scatter_block: the whole result, then its own block. */

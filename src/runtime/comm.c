@@ -466,32 +466,30 @@ static int range_ranks(const fmpi_group *g, int n, int ranges[][3], int *out)
   return m;
 }
 
-int PMPI_Group_range_incl(MPI_Group group, int n, int ranges[][3], MPI_Group *newgroup)
+/* Group_range_incl (include) and Group_range_excl: Group_incl / Group_excl of the ranks the triplets name. */
+static int range_group(MPI_Group group, int n, int ranges[][3], MPI_Group *newgroup, bool include, const char *name)
 {
   fmpi_group *g = fmpi_group_get(group);
   if (g == NULL)
-    return fmpi_error(NULL, MPI_ERR_GROUP, "MPI_Group_range_incl");
+    return fmpi_error(NULL, MPI_ERR_GROUP, name);
   int *picked = malloc(sizeof(int) * (size_t)(g->size + 1));
   if (picked == NULL)
     fmpi_fatal("out of memory");
   int m = n < 0 ? -1 : range_ranks(g, n, ranges, picked);
-  int rv = m < 0 ? fmpi_error(NULL, MPI_ERR_RANK, "MPI_Group_range_incl") : PMPI_Group_incl(group, m, picked, newgroup);
+  int rv = m < 0 ? fmpi_error(NULL, MPI_ERR_RANK, name)
+         : include ? PMPI_Group_incl(group, m, picked, newgroup) : PMPI_Group_excl(group, m, picked, newgroup);
   free(picked);
   return rv;
 }
 
+int PMPI_Group_range_incl(MPI_Group group, int n, int ranges[][3], MPI_Group *newgroup)
+{
+  return range_group(group, n, ranges, newgroup, true, "MPI_Group_range_incl");
+}
+
 int PMPI_Group_range_excl(MPI_Group group, int n, int ranges[][3], MPI_Group *newgroup)
 {
-  fmpi_group *g = fmpi_group_get(group);
-  if (g == NULL)
-    return fmpi_error(NULL, MPI_ERR_GROUP, "MPI_Group_range_excl");
-  int *picked = malloc(sizeof(int) * (size_t)(g->size + 1));
-  if (picked == NULL)
-    fmpi_fatal("out of memory");
-  int m = n < 0 ? -1 : range_ranks(g, n, ranges, picked);
-  int rv = m < 0 ? fmpi_error(NULL, MPI_ERR_RANK, "MPI_Group_range_excl") : PMPI_Group_excl(group, m, picked, newgroup);
-  free(picked);
-  return rv;
+  return range_group(group, n, ranges, newgroup, false, "MPI_Group_range_excl");
 }
 
 int PMPI_Group_free(MPI_Group *group)

@@ -801,48 +801,6 @@ static void null_status(MPI_Status *status)
   status->ferry_bytes = 0;
 }
 
-int PMPI_Probe(int source, int tag, MPI_Comm comm, MPI_Status *status)
-{
-  GET_COMM(comm, "MPI_Probe");
-  int rv;
-  if ((rv = fmpi_check_pt2pt(c, 0, MPI_BYTE, source, tag, true, true)) != MPI_SUCCESS)
-    return fmpi_error(c, rv, "MPI_Probe");
-  if (source == MPI_PROC_NULL) {
-    null_status(status);
-    return MPI_SUCCESS;
-  }
-  probe_arg a = { c->ctx, source == MPI_ANY_SOURCE ? source : c->world[source], tag, NULL };
-  fmpi_lock();
-  fmpi_wait_cond(probe_done, &a);
-  probe_status(c, a.found, status);
-  fmpi_unlock();
-  return MPI_SUCCESS;
-}
-
-int PMPI_Iprobe(int source, int tag, MPI_Comm comm, int *flag, MPI_Status *status)
-{
-  GET_COMM(comm, "MPI_Iprobe");
-  int rv;
-  if ((rv = fmpi_check_pt2pt(c, 0, MPI_BYTE, source, tag, true, true)) != MPI_SUCCESS)
-    return fmpi_error(c, rv, "MPI_Iprobe");
-  if (source == MPI_PROC_NULL) {
-    *flag = 1;
-    null_status(status);
-    return MPI_SUCCESS;
-  }
-  probe_arg a = { c->ctx, source == MPI_ANY_SOURCE ? source : c->world[source], tag, NULL };
-  fmpi_lock();
-  if (!probe_done(&a) && fmpi_st.state != ST_FLUSHED) {
-    fmpi_progress(0);
-    probe_done(&a);
-  }
-  *flag = a.found != NULL;
-  if (a.found)
-    probe_status(c, a.found, status);
-  fmpi_unlock();
-  return MPI_SUCCESS;
-}
-
 /* ---- matched probes: a message taken off the unexpected queue, received later ---- */
 
 typedef struct fmpi_message {
@@ -864,50 +822,69 @@ static MPI_Message take_message(fmpi_comm *c, const probe_arg *a)
   return fmpi_table_add(&messages, m);
 }
 
-int PMPI_Mprobe(int source, int tag, MPI_Comm comm, MPI_Message *message, MPI_Status *status)
+/* Probe, Iprobe, Mprobe and Improbe, past their checks: waits for a match
+ * (wait) or looks after one progress pass; with message, takes the match off
+ * the unexpected queue. */
+static void probe_common(fmpi_comm *c, int source, int tag, bool wait, int *flag, MPI_Status *status,
+                         MPI_Message *message)
 {
-  GET_COMM(comm, "MPI_Mprobe");
-  int rv;
-  if ((rv = fmpi_check_pt2pt(c, 0, MPI_BYTE, source, tag, true, true)) != MPI_SUCCESS)
-    return fmpi_error(c, rv, "MPI_Mprobe");
-  if (source == MPI_PROC_NULL) {
-    null_status(status);
-    *message = MPI_MESSAGE_NO_PROC;
-    return MPI_SUCCESS;
-  }
-  probe_arg a = { c->ctx, source == MPI_ANY_SOURCE ? source : c->world[source], tag, NULL };
-  fmpi_lock();
-  fmpi_wait_cond(probe_done, &a);
-  probe_status(c, a.found, status);
-  *message = take_message(c, &a);
-  fmpi_unlock();
-  return MPI_SUCCESS;
-}
-
-int PMPI_Improbe(int source, int tag, MPI_Comm comm, int *flag, MPI_Message *message, MPI_Status *status)
-{
-  GET_COMM(comm, "MPI_Improbe");
-  int rv;
-  if ((rv = fmpi_check_pt2pt(c, 0, MPI_BYTE, source, tag, true, true)) != MPI_SUCCESS)
-    return fmpi_error(c, rv, "MPI_Improbe");
   if (source == MPI_PROC_NULL) {
     *flag = 1;
     null_status(status);
-    *message = MPI_MESSAGE_NO_PROC;
-    return MPI_SUCCESS;
+    if (message)
+      *message = MPI_MESSAGE_NO_PROC;
+    return;
   }
   probe_arg a = { c->ctx, source == MPI_ANY_SOURCE ? source : c->world[source], tag, NULL };
   fmpi_lock();
-  if (!probe_done(&a) && fmpi_st.state != ST_FLUSHED) {
+  if (wait) {
+    fmpi_wait_cond(probe_done, &a);
+  } else if (!probe_done(&a) && fmpi_st.state != ST_FLUSHED) {
     fmpi_progress(0);
     probe_done(&a);
   }
   *flag = a.found != NULL;
   if (a.found) {
     probe_status(c, a.found, status);
-    *message = take_message(c, &a);
+    if (message)
+      *message = take_message(c, &a);
   }
   fmpi_unlock();
+}
+
+#define PROBE_CHECKS(name)                                                        \
+  GET_COMM(comm, name);                                                           \
+  int rv = fmpi_check_pt2pt(c, 0, MPI_BYTE, source, tag, true, true);             \
+  if (rv != MPI_SUCCESS)                                                          \
+    return fmpi_error(c, rv, name)
+
+int PMPI_Probe(int source, int tag, MPI_Comm comm, MPI_Status *status)
+{
+  PROBE_CHECKS("MPI_Probe");
+  int flag;
+  probe_common(c, source, tag, true, &flag, status, NULL);
+  return MPI_SUCCESS;
+}
+
+int PMPI_Iprobe(int source, int tag, MPI_Comm comm, int *flag, MPI_Status *status)
+{
+  PROBE_CHECKS("MPI_Iprobe");
+  probe_common(c, source, tag, false, flag, status, NULL);
+  return MPI_SUCCESS;
+}
+
+int PMPI_Mprobe(int source, int tag, MPI_Comm comm, MPI_Message *message, MPI_Status *status)
+{
+  PROBE_CHECKS("MPI_Mprobe");
+  int flag;
+  probe_common(c, source, tag, true, &flag, status, message);
+  return MPI_SUCCESS;
+}
+
+int PMPI_Improbe(int source, int tag, MPI_Comm comm, int *flag, MPI_Message *message, MPI_Status *status)
+{
+  PROBE_CHECKS("MPI_Improbe");
+  probe_common(c, source, tag, false, flag, status, message);
   return MPI_SUCCESS;
 }
 
