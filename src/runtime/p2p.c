@@ -709,6 +709,17 @@ int PMPI_Ssend(const void *buf, int count, MPI_Datatype type, int dest, int tag,
   return send_common(buf, count, type, dest, tag, comm, true, "MPI_Ssend");
 }
 
+/* The end of a blocking receive (lock held): waits for r, gives its status, releases it; its error code. */
+static int recv_finish(fmpi_request *r, MPI_Status *status)
+{
+  reqs_arg a = { &r, 1 };
+  fmpi_wait_cond(all_done, &a);
+  fmpi_status_out(r, status);
+  int rv = r->status.MPI_ERROR;
+  fmpi_req_release(r);
+  return rv;
+}
+
 int PMPI_Recv(void *buf, int count, MPI_Datatype type, int src, int tag, MPI_Comm comm, MPI_Status *status)
 {
   GET_COMM(comm, "MPI_Recv");
@@ -718,11 +729,7 @@ int PMPI_Recv(void *buf, int count, MPI_Datatype type, int src, int tag, MPI_Com
     return fmpi_error(c, rv, "MPI_Recv");
   fmpi_lock();
   fmpi_irecv(buf, count, type, src, tag, c, c->ctx, &r);
-  reqs_arg a = { &r, 1 };
-  fmpi_wait_cond(all_done, &a);
-  fmpi_status_out(r, status);
-  rv = r->status.MPI_ERROR;
-  fmpi_req_release(r);
+  rv = recv_finish(r, status);
   fmpi_unlock();
   return rv == MPI_SUCCESS ? rv : fmpi_error(c, rv, "MPI_Recv");
 }
@@ -930,11 +937,7 @@ int PMPI_Mrecv(void *buf, int count, MPI_Datatype type, MPI_Message *message, MP
     null_status(status);
     return MPI_SUCCESS;
   }
-  reqs_arg a = { &r, 1 };
-  fmpi_wait_cond(all_done, &a);
-  fmpi_status_out(r, status);
-  rv = r->status.MPI_ERROR;
-  fmpi_req_release(r);
+  rv = recv_finish(r, status);
   fmpi_unlock();
   return rv == MPI_SUCCESS ? rv : fmpi_error(c, rv, "MPI_Mrecv");
 }
@@ -1317,10 +1320,7 @@ int fmpi_recv_internal(void *buf, int count, MPI_Datatype t, int src, int tag, f
   fmpi_request *r;
   fmpi_lock();
   fmpi_irecv(buf, count, t, src, tag, c, c->ctx + 1, &r);
-  reqs_arg a = { &r, 1 };
-  fmpi_wait_cond(all_done, &a);
-  int rv = r->status.MPI_ERROR;
-  fmpi_req_release(r);
+  int rv = recv_finish(r, MPI_STATUS_IGNORE);
   fmpi_unlock();
   return rv;
 }
