@@ -37,6 +37,9 @@
 #pragma weak MPI_Iallgatherv = PMPI_Iallgatherv
 #pragma weak MPI_Ialltoallv = PMPI_Ialltoallv
 #pragma weak MPI_Ireduce_scatter_block = PMPI_Ireduce_scatter_block
+#pragma weak MPI_Ireduce_scatter = PMPI_Ireduce_scatter
+#pragma weak MPI_Alltoallw = PMPI_Alltoallw
+#pragma weak MPI_Ialltoallw = PMPI_Ialltoallw
 #pragma weak MPI_Iscan = PMPI_Iscan
 #pragma weak MPI_Iexscan = PMPI_Iexscan
 #pragma weak MPI_Scan = PMPI_Scan
@@ -432,6 +435,70 @@ int PMPI_Alltoallv(const void *sendbuf, const int sendcounts[], const int sdispl
   int rv = exchange(sendbuf, sendcounts, sdispls, 0, sendtype, false, recvbuf, recvcounts, rdispls, 0, recvtype, c);
   free(copy.raw);
   return rv == MPI_SUCCESS ? rv : fmpi_error(c, rv, "MPI_Alltoallv");
+}
+
+static void *byte_at(const void *buf, int displ)
+{
+  return (uint8_t *)buf + displ;
+}
+
+/* Counts and types of an all-to-all with a type per peer (Alltoallw). */
+static int check_w(fmpi_comm *c, const int counts[], const MPI_Datatype types[])
+{
+  int rv = MPI_SUCCESS;
+  for (int i = 0; rv == MPI_SUCCESS && i < c->size; i++)
+    rv = check_buf(counts[i], types[i]);
+  return rv;
+}
+
+/* Like Alltoallv with a datatype per peer and displacements in bytes. With
+ * MPI_IN_PLACE each block of the receive buffer is packed first, and sent
+ * as bytes (the receiver unpacks by its own type). */
+int PMPI_Alltoallw(const void *sendbuf, const int sendcounts[], const int sdispls[], const MPI_Datatype sendtypes[],
+                   void *recvbuf, const int recvcounts[], const int rdispls[], const MPI_Datatype recvtypes[],
+                   MPI_Comm comm)
+{
+  GET_COMM(comm, "MPI_Alltoallw");
+  bool in_place = sendbuf == MPI_IN_PLACE;
+  int rv = check_w(c, recvcounts, recvtypes);
+  if (rv == MPI_SUCCESS && !in_place)
+    rv = check_w(c, sendcounts, sendtypes);
+  if (rv != MPI_SUCCESS)
+    return fmpi_error(c, rv, "MPI_Alltoallw");
+  uint8_t **packed = NULL;
+  if (in_place) {
+    packed = calloc((size_t)c->size, sizeof *packed);
+    if (packed == NULL)
+      fmpi_fatal("out of memory");
+    for (int i = 0; i < c->size; i++) {
+      fmpi_type *t = fmpi_type_get(recvtypes[i]);
+      if ((packed[i] = malloc(t->size * (size_t)recvcounts[i] + 1)) == NULL)
+        fmpi_fatal("out of memory");
+      fmpi_pack(t, byte_at(recvbuf, rdispls[i]), recvcounts[i], packed[i]);
+    }
+  }
+  reqset s;
+  rs_init(&s, 2 * c->size);
+  for (int k = 1; k < c->size; k++) {
+    int i = (c->rank + k) % c->size;          /* to */
+    int j = (c->rank - k + c->size) % c->size; /* from */
+    rs_recv(&s, byte_at(recvbuf, rdispls[j]), recvcounts[j], recvtypes[j], j, TAG_EXCHANGE, c);
+    if (in_place)
+      rs_send(&s, packed[i], (int)(fmpi_type_get(recvtypes[i])->size * (size_t)recvcounts[i]), MPI_BYTE, i,
+              TAG_EXCHANGE, c);
+    else
+      rs_send(&s, byte_at(sendbuf, sdispls[i]), sendcounts[i], sendtypes[i], i, TAG_EXCHANGE, c);
+  }
+  int me = c->rank;
+  if (!in_place)
+    local_copy(byte_at(sendbuf, sdispls[me]), sendcounts[me], fmpi_type_get(sendtypes[me]),
+               byte_at(recvbuf, rdispls[me]), recvcounts[me], fmpi_type_get(recvtypes[me]));
+  rv = rs_wait(&s);
+  if (packed)
+    for (int i = 0; i < c->size; i++)
+      free(packed[i]);
+  free(packed);
+  return rv == MPI_SUCCESS ? rv : fmpi_error(c, rv, "MPI_Alltoallw");
 }
 
 int PMPI_Reduce_scatter(const void *sendbuf, void *recvbuf, const int recvcounts[], MPI_Datatype datatype, MPI_Op op,
@@ -843,39 +910,88 @@ int PMPI_Ialltoall(const void *sendbuf, int sendcount, MPI_Datatype sendtype, vo
                     "MPI_Ialltoall");
 }
 
-/* Rank 0 of a reduce_scatter_block: the whole result, then its own block. */
+/* Rank 0 of a reduce_scatter(_block): the whole result, then its own block (the first). */
 static void nbc_combine_own_block(fmpi_nbc *s)
 {
   nbc_combine(s);
-  local_copy(s->rbuf, s->count / s->comm->size, fmpi_type_get(s->type), s->out, s->count / s->comm->size,
-             fmpi_type_get(s->type));
+  local_copy(s->rbuf, s->out_count, fmpi_type_get(s->type), s->out, s->out_count, fmpi_type_get(s->type));
+}
+
+/* Ialltoallv with a datatype per peer and byte displacements (MPI_IN_PLACE: not in this runtime yet). */
+int PMPI_Ialltoallw(const void *sendbuf, const int sendcounts[], const int sdispls[], const MPI_Datatype sendtypes[],
+                    void *recvbuf, const int recvcounts[], const int rdispls[], const MPI_Datatype recvtypes[],
+                    MPI_Comm comm, MPI_Request *request)
+{
+  GET_COMM(comm, "MPI_Ialltoallw");
+  if (sendbuf == MPI_IN_PLACE)
+    return fmpi_error(c, MPI_ERR_ARG, "MPI_Ialltoallw");
+  int rv = check_w(c, recvcounts, recvtypes);
+  if (rv == MPI_SUCCESS)
+    rv = check_w(c, sendcounts, sendtypes);
+  if (rv != MPI_SUCCESS)
+    return fmpi_error(c, rv, "MPI_Ialltoallw");
+  fmpi_nbc *s = fmpi_nbc_new(c, 1);
+  for (int i = 0; i < c->size; i++) {
+    void *src = byte_at(sendbuf, sdispls[i]), *dst = byte_at(recvbuf, rdispls[i]);
+    if (i == c->rank) {
+      local_copy(src, sendcounts[i], fmpi_type_get(sendtypes[i]), dst, recvcounts[i], fmpi_type_get(recvtypes[i]));
+      continue;
+    }
+    fmpi_nbc_add(s, 0, true, src, sendcounts[i], sendtypes[i], i);
+    fmpi_nbc_add(s, 0, false, dst, recvcounts[i], recvtypes[i], i);
+  }
+  return fmpi_nbc_start(s, request);
+}
+
+/* The reduction of every rank's whole vector to rank 0 (round 0), then each
+ * rank's block from there (round 1): recvcounts[i] elements to rank i. */
+static int ireduce_scatter(const void *sendbuf, void *recvbuf, const int recvcounts[], int fixed, MPI_Datatype datatype,
+                           MPI_Op op, fmpi_comm *c, MPI_Request *request, const char *name)
+{
+  int rv, total = 0;
+  for (int i = 0; i < c->size; i++) {
+    if (COUNT(recvcounts, fixed, i) < 0)
+      return fmpi_error(c, MPI_ERR_COUNT, name);
+    total += COUNT(recvcounts, fixed, i);
+  }
+  if ((rv = check_reduce(c, total, datatype, op)) != MPI_SUCCESS)
+    return fmpi_error(c, rv, name);
+  fmpi_type *t = fmpi_type_get(datatype);
+  fmpi_nbc *s = fmpi_nbc_new(c, 2);
+  s->count = total;
+  s->type = datatype;
+  s->op = op;
+  s->out = recvbuf;
+  s->out_count = COUNT(recvcounts, fixed, 0);
+  s->rbuf = c->rank == 0 ? nbc_buf(s, total, t) : NULL;
+  nbc_add_reduce(s, sendbuf == MPI_IN_PLACE ? recvbuf : sendbuf, 0);
+  if (c->rank == 0) {
+    s->rounds[1].before = nbc_combine_own_block;
+    MPI_Aint displ = COUNT(recvcounts, fixed, 0);
+    for (int i = 1; i < c->size; i++) {
+      fmpi_nbc_add(s, 1, true, at(s->rbuf, displ, t), COUNT(recvcounts, fixed, i), datatype, i);
+      displ += COUNT(recvcounts, fixed, i);
+    }
+  } else {
+    fmpi_nbc_add(s, 1, false, recvbuf, COUNT(recvcounts, fixed, c->rank), datatype, 0);
+  }
+  return fmpi_nbc_start(s, request);
+}
+
+int PMPI_Ireduce_scatter(const void *sendbuf, void *recvbuf, const int recvcounts[], MPI_Datatype datatype, MPI_Op op,
+                         MPI_Comm comm, MPI_Request *request)
+{
+  GET_COMM(comm, "MPI_Ireduce_scatter");
+  return ireduce_scatter(sendbuf, recvbuf, recvcounts, 0, datatype, op, c, request, "MPI_Ireduce_scatter");
 }
 
 int PMPI_Ireduce_scatter_block(const void *sendbuf, void *recvbuf, int recvcount, MPI_Datatype datatype, MPI_Op op,
                                MPI_Comm comm, MPI_Request *request)
 {
   GET_COMM(comm, "MPI_Ireduce_scatter_block");
-  int rv, total = recvcount * c->size;
-  if ((rv = check_reduce(c, total, datatype, op)) != MPI_SUCCESS)
-    return fmpi_error(c, rv, "MPI_Ireduce_scatter_block");
-  fmpi_type *t = fmpi_type_get(datatype);
-  /* round 0: the contributions to rank 0; before round 1: its combination;
-   * round 1: the blocks to their ranks */
-  fmpi_nbc *s = fmpi_nbc_new(c, 2);
-  s->count = total;
-  s->type = datatype;
-  s->op = op;
-  s->out = recvbuf;
-  s->rbuf = c->rank == 0 ? nbc_buf(s, total, t) : NULL;
-  nbc_add_reduce(s, sendbuf == MPI_IN_PLACE ? recvbuf : sendbuf, 0);
-  if (c->rank == 0) {
-    s->rounds[1].before = nbc_combine_own_block;
-    for (int i = 1; i < c->size; i++)
-      fmpi_nbc_add(s, 1, true, at(s->rbuf, (MPI_Aint)i * recvcount, t), recvcount, datatype, i);
-  } else {
-    fmpi_nbc_add(s, 1, false, recvbuf, recvcount, datatype, 0);
-  }
-  return fmpi_nbc_start(s, request);
+  if (recvcount < 0)
+    return fmpi_error(c, MPI_ERR_COUNT, "MPI_Ireduce_scatter_block");
+  return ireduce_scatter(sendbuf, recvbuf, NULL, recvcount, datatype, op, c, request, "MPI_Ireduce_scatter_block");
 }
 
 /* Scans: parts[0] is this rank's contribution, parts[1] the prefix from the rank before. */

@@ -17,6 +17,12 @@
 #pragma weak MPI_Comm_set_name = PMPI_Comm_set_name
 #pragma weak MPI_Comm_get_name = PMPI_Comm_get_name
 #pragma weak MPI_Comm_create = PMPI_Comm_create
+#pragma weak MPI_Comm_create_group = PMPI_Comm_create_group
+#pragma weak MPI_Comm_dup_with_info = PMPI_Comm_dup_with_info
+#pragma weak MPI_Comm_set_info = PMPI_Comm_set_info
+#pragma weak MPI_Comm_get_info = PMPI_Comm_get_info
+#pragma weak MPI_Comm_test_inter = PMPI_Comm_test_inter
+#pragma weak MPI_Comm_remote_size = PMPI_Comm_remote_size
 #pragma weak MPI_Comm_free = PMPI_Comm_free
 #pragma weak MPI_Comm_compare = PMPI_Comm_compare
 #pragma weak MPI_Comm_group = PMPI_Comm_group
@@ -251,6 +257,103 @@ int PMPI_Comm_create(MPI_Comm comm, MPI_Group group, MPI_Comm *newcomm)
     member |= g->world[i] == fmpi_st.rank;
   *newcomm = member ? make_comm(ctx, g->size, g->world, c->errh)->handle : MPI_COMM_NULL;
   return MPI_SUCCESS;
+}
+
+/* The members of group agree on a context among themselves: each sends its
+ * next free context to the group's first member, which answers with the
+ * largest. The messages go on comm's collective context with a tag made from
+ * the caller's (below the library's own collective tags), so concurrent
+ * creations with other tags, and comm's collectives, do not match them. */
+int PMPI_Comm_create_group(MPI_Comm comm, MPI_Group group, int tag, MPI_Comm *newcomm)
+{
+  GET_COMM(comm, "MPI_Comm_create_group");
+  fmpi_group *g = fmpi_group_get(group);
+  if (g == NULL)
+    return fmpi_error(c, MPI_ERR_GROUP, "MPI_Comm_create_group");
+  if (tag < 0)
+    return fmpi_error(c, MPI_ERR_TAG, "MPI_Comm_create_group");
+  int me = -1;
+  for (int i = 0; i < g->size; i++) {
+    if (g->world[i] < 0 || g->world[i] >= fmpi_st.size || c->local[g->world[i]] < 0)
+      return fmpi_error(c, MPI_ERR_GROUP, "MPI_Comm_create_group"); /* not all in comm */
+    if (g->world[i] == fmpi_st.rank)
+      me = i;
+  }
+  if (me < 0) {
+    *newcomm = MPI_COMM_NULL;
+    return MPI_SUCCESS;
+  }
+  int itag = -16 - tag, leader = c->local[g->world[0]], n = g->size;
+  unsigned mine = fmpi_st.next_ctx, agreed = mine;
+  unsigned *theirs = calloc((size_t)n, sizeof *theirs);
+  fmpi_request **r = calloc((size_t)n, sizeof *r);
+  if (theirs == NULL || r == NULL)
+    fmpi_fatal("out of memory");
+  fmpi_lock();
+  if (me == 0) {
+    for (int i = 1; i < n; i++)
+      fmpi_irecv(&theirs[i], 1, MPI_UNSIGNED, c->local[g->world[i]], itag, c, c->ctx + 1, &r[i - 1]);
+    fmpi_wait_reqs_keep(r, n - 1);
+    for (int i = 1; i < n; i++) {
+      fmpi_req_release(r[i - 1]);
+      if (theirs[i] > agreed)
+        agreed = theirs[i];
+    }
+    for (int i = 1; i < n; i++)
+      fmpi_isend(&agreed, 1, MPI_UNSIGNED, c->local[g->world[i]], itag, c, c->ctx + 1, false, &r[i - 1]);
+    fmpi_wait_reqs_keep(r, n - 1);
+    for (int i = 1; i < n; i++)
+      fmpi_req_release(r[i - 1]);
+  } else {
+    fmpi_isend(&mine, 1, MPI_UNSIGNED, leader, itag, c, c->ctx + 1, false, &r[0]);
+    fmpi_irecv(&agreed, 1, MPI_UNSIGNED, leader, itag, c, c->ctx + 1, &r[1]);
+    fmpi_wait_reqs_keep(r, 2);
+    fmpi_req_release(r[0]);
+    fmpi_req_release(r[1]);
+  }
+  fmpi_unlock();
+  free(theirs);
+  free(r);
+  fmpi_st.next_ctx = agreed + 2;
+  *newcomm = make_comm(agreed, n, g->world, c->errh)->handle;
+  return MPI_SUCCESS;
+}
+
+/* Hints are accepted and not used (the runtime has none to honour). */
+int PMPI_Comm_dup_with_info(MPI_Comm comm, MPI_Info info, MPI_Comm *newcomm)
+{
+  int nkeys, rv;
+  if (info != MPI_INFO_NULL && (rv = PMPI_Info_get_nkeys(info, &nkeys)) != MPI_SUCCESS)
+    return rv;
+  return PMPI_Comm_dup(comm, newcomm);
+}
+
+int PMPI_Comm_set_info(MPI_Comm comm, MPI_Info info)
+{
+  GET_COMM(comm, "MPI_Comm_set_info");
+  int nkeys;
+  return info == MPI_INFO_NULL ? MPI_SUCCESS : PMPI_Info_get_nkeys(info, &nkeys);
+}
+
+int PMPI_Comm_get_info(MPI_Comm comm, MPI_Info *info_used)
+{
+  GET_COMM(comm, "MPI_Comm_get_info");
+  return PMPI_Info_create(info_used); /* the hints in use: none */
+}
+
+/* Every communicator here is an intracommunicator. */
+int PMPI_Comm_test_inter(MPI_Comm comm, int *flag)
+{
+  GET_COMM(comm, "MPI_Comm_test_inter");
+  *flag = 0;
+  return MPI_SUCCESS;
+}
+
+int PMPI_Comm_remote_size(MPI_Comm comm, int *size)
+{
+  GET_COMM(comm, "MPI_Comm_remote_size");
+  (void)size;
+  return fmpi_error(c, MPI_ERR_COMM, "MPI_Comm_remote_size");
 }
 
 int PMPI_Comm_free(MPI_Comm *comm)

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <complex.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <wchar.h>
@@ -26,9 +27,16 @@
 #pragma weak MPI_Type_get_extent = PMPI_Type_get_extent
 #pragma weak MPI_Type_get_true_extent = PMPI_Type_get_true_extent
 #pragma weak MPI_Get_address = PMPI_Get_address
+#pragma weak MPI_Type_size_x = PMPI_Type_size_x
+#pragma weak MPI_Type_get_extent_x = PMPI_Type_get_extent_x
+#pragma weak MPI_Type_get_true_extent_x = PMPI_Type_get_true_extent_x
+#pragma weak MPI_Type_set_name = PMPI_Type_set_name
+#pragma weak MPI_Type_get_name = PMPI_Type_get_name
+#pragma weak MPI_Aint_add = PMPI_Aint_add
+#pragma weak MPI_Aint_diff = PMPI_Aint_diff
 
 #define FIRST_DERIVED_TYPE 64
-#define NPREDEFINED 39
+#define NPREDEFINED 41
 
 fmpi_table fmpi_types;
 static fmpi_type predefined[NPREDEFINED];
@@ -108,7 +116,27 @@ void fmpi_types_init(void)
   DEF_PAIR(MPI_2INT, int);
   DEF_PAIR(MPI_SHORT_INT, short);
   DEF_PAIR(MPI_LONG_DOUBLE_INT, long double);
+  def(MPI_LB, 0, 1); /* markers: no data; build() reads their displacements as bounds */
+  def(MPI_UB, 0, 1);
 }
+
+/* What MPI_Type_get_name gives a predefined type. */
+static const char *const predefined_names[NPREDEFINED] = {
+  [MPI_CHAR] = "MPI_CHAR", [MPI_SIGNED_CHAR] = "MPI_SIGNED_CHAR", [MPI_UNSIGNED_CHAR] = "MPI_UNSIGNED_CHAR",
+  [MPI_BYTE] = "MPI_BYTE", [MPI_WCHAR] = "MPI_WCHAR", [MPI_SHORT] = "MPI_SHORT",
+  [MPI_UNSIGNED_SHORT] = "MPI_UNSIGNED_SHORT", [MPI_INT] = "MPI_INT", [MPI_UNSIGNED] = "MPI_UNSIGNED",
+  [MPI_LONG] = "MPI_LONG", [MPI_UNSIGNED_LONG] = "MPI_UNSIGNED_LONG", [MPI_LONG_LONG_INT] = "MPI_LONG_LONG_INT",
+  [MPI_UNSIGNED_LONG_LONG] = "MPI_UNSIGNED_LONG_LONG", [MPI_FLOAT] = "MPI_FLOAT", [MPI_DOUBLE] = "MPI_DOUBLE",
+  [MPI_LONG_DOUBLE] = "MPI_LONG_DOUBLE", [MPI_INT8_T] = "MPI_INT8_T", [MPI_INT16_T] = "MPI_INT16_T",
+  [MPI_INT32_T] = "MPI_INT32_T", [MPI_INT64_T] = "MPI_INT64_T", [MPI_UINT8_T] = "MPI_UINT8_T",
+  [MPI_UINT16_T] = "MPI_UINT16_T", [MPI_UINT32_T] = "MPI_UINT32_T", [MPI_UINT64_T] = "MPI_UINT64_T",
+  [MPI_C_BOOL] = "MPI_C_BOOL", [MPI_C_FLOAT_COMPLEX] = "MPI_C_FLOAT_COMPLEX",
+  [MPI_C_DOUBLE_COMPLEX] = "MPI_C_DOUBLE_COMPLEX", [MPI_C_LONG_DOUBLE_COMPLEX] = "MPI_C_LONG_DOUBLE_COMPLEX",
+  [MPI_AINT] = "MPI_AINT", [MPI_OFFSET] = "MPI_OFFSET", [MPI_COUNT] = "MPI_COUNT", [MPI_PACKED] = "MPI_PACKED",
+  [MPI_FLOAT_INT] = "MPI_FLOAT_INT", [MPI_DOUBLE_INT] = "MPI_DOUBLE_INT", [MPI_LONG_INT] = "MPI_LONG_INT",
+  [MPI_2INT] = "MPI_2INT", [MPI_SHORT_INT] = "MPI_SHORT_INT", [MPI_LONG_DOUBLE_INT] = "MPI_LONG_DOUBLE_INT",
+  [MPI_LB] = "MPI_LB", [MPI_UB] = "MPI_UB",
+};
 
 fmpi_type *fmpi_type_get(MPI_Datatype h)
 {
@@ -193,7 +221,11 @@ static int register_type(fmpi_type *t, MPI_Datatype *out)
 }
 
 /* The general constructor: count blocks of bl[i] elements of types[i] (or
- * types[0] when one_type) at byte displacement disp[i]. */
+ * types[0] when one_type) at byte displacement disp[i]. An MPI_LB or MPI_UB
+ * entry (MPI-1) sets the lower or upper bound at its displacement, in place
+ * of the one the data gives and without alignment padding. (MPI-1 also
+ * carried markers into types built from this one; here a built type's bounds
+ * are plain bounds, as a resized type's are.) */
 static int build(int count, const int *bl, const MPI_Aint *disp, const MPI_Datatype *types, bool one_type,
                  bool is_struct, MPI_Datatype *out, const char *name)
 {
@@ -204,11 +236,22 @@ static int build(int count, const int *bl, const MPI_Aint *disp, const MPI_Datat
     fmpi_fatal("out of memory");
   int cap = 0;
   bool first = true;
-  MPI_Aint lb = 0, ub = 0;
+  MPI_Aint lb = 0, ub = 0, marked_lb = 0, marked_ub = 0;
+  bool has_lb = false, has_ub = false;
   int align = 1;
   t->basic = -1;
   for (int i = 0; i < count; i++) {
-    fmpi_type *o = fmpi_type_get(one_type ? types[0] : types[i]);
+    MPI_Datatype type = one_type ? types[0] : types[i];
+    if (is_struct && (type == MPI_LB || type == MPI_UB)) {
+      bool is_lb = type == MPI_LB;
+      MPI_Aint *m = is_lb ? &marked_lb : &marked_ub;
+      bool *has = is_lb ? &has_lb : &has_ub;
+      if (!*has || (is_lb ? disp[i] < *m : disp[i] > *m))
+        *m = disp[i];
+      *has = true;
+      continue;
+    }
+    fmpi_type *o = fmpi_type_get(type);
     if (o == NULL) {
       free(t->blocks);
       free(t);
@@ -241,9 +284,9 @@ static int build(int count, const int *bl, const MPI_Aint *disp, const MPI_Datat
   if (t->basic == -1)
     t->basic = 0;
   t->align = align;
-  t->lb = lb;
-  t->extent = ub - lb;
-  if (is_struct && t->extent % align)
+  t->lb = has_lb ? marked_lb : lb;
+  t->extent = (has_ub ? marked_ub : ub) - t->lb;
+  if (is_struct && !has_ub && t->extent % align)
     t->extent += align - t->extent % align;
   finish_type(t);
   return register_type(t, out);
@@ -481,4 +524,63 @@ int PMPI_Get_address(const void *location, MPI_Aint *address)
 {
   *address = (MPI_Aint)location;
   return MPI_SUCCESS;
+}
+
+int PMPI_Type_size_x(MPI_Datatype datatype, MPI_Count *size)
+{
+  fmpi_type *t = fmpi_type_get(datatype);
+  if (t == NULL)
+    return fmpi_error(NULL, MPI_ERR_TYPE, "MPI_Type_size_x");
+  *size = (MPI_Count)t->size;
+  return MPI_SUCCESS;
+}
+
+int PMPI_Type_get_extent_x(MPI_Datatype datatype, MPI_Count *lb, MPI_Count *extent)
+{
+  fmpi_type *t = fmpi_type_get(datatype);
+  if (t == NULL)
+    return fmpi_error(NULL, MPI_ERR_TYPE, "MPI_Type_get_extent_x");
+  *lb = t->lb;
+  *extent = t->extent;
+  return MPI_SUCCESS;
+}
+
+int PMPI_Type_get_true_extent_x(MPI_Datatype datatype, MPI_Count *true_lb, MPI_Count *true_extent)
+{
+  fmpi_type *t = fmpi_type_get(datatype);
+  if (t == NULL)
+    return fmpi_error(NULL, MPI_ERR_TYPE, "MPI_Type_get_true_extent_x");
+  *true_lb = t->true_lb;
+  *true_extent = t->true_ub - t->true_lb;
+  return MPI_SUCCESS;
+}
+
+int PMPI_Type_set_name(MPI_Datatype datatype, const char *type_name)
+{
+  fmpi_type *t = fmpi_type_get(datatype);
+  if (t == NULL || type_name == NULL)
+    return fmpi_error(NULL, t == NULL ? MPI_ERR_TYPE : MPI_ERR_ARG, "MPI_Type_set_name");
+  snprintf(t->name, sizeof t->name, "%s", type_name);
+  return MPI_SUCCESS;
+}
+
+int PMPI_Type_get_name(MPI_Datatype datatype, char *type_name, int *resultlen)
+{
+  fmpi_type *t = fmpi_type_get(datatype);
+  if (t == NULL)
+    return fmpi_error(NULL, MPI_ERR_TYPE, "MPI_Type_get_name");
+  const char *n = t->name[0] || !t->predefined ? t->name : predefined_names[datatype];
+  snprintf(type_name, MPI_MAX_OBJECT_NAME, "%s", n ? n : "");
+  *resultlen = (int)strlen(type_name);
+  return MPI_SUCCESS;
+}
+
+MPI_Aint PMPI_Aint_add(MPI_Aint base, MPI_Aint disp)
+{
+  return (MPI_Aint)((uintptr_t)base + (uintptr_t)disp);
+}
+
+MPI_Aint PMPI_Aint_diff(MPI_Aint addr1, MPI_Aint addr2)
+{
+  return (MPI_Aint)((uintptr_t)addr1 - (uintptr_t)addr2);
 }

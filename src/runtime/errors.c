@@ -12,6 +12,7 @@
 #pragma weak MPI_Errhandler_free = PMPI_Errhandler_free
 #pragma weak MPI_Error_string = PMPI_Error_string
 #pragma weak MPI_Error_class = PMPI_Error_class
+#pragma weak MPI_Comm_call_errhandler = PMPI_Comm_call_errhandler
 
 #define FIRST_USER_ERRH 8
 
@@ -108,6 +109,16 @@ int PMPI_Errhandler_free(MPI_Errhandler *errhandler)
     fmpi_table_del(&fmpi_errhs, *errhandler - FIRST_USER_ERRH + 1);
   }
   *errhandler = MPI_ERRHANDLER_NULL;
+  return MPI_SUCCESS;
+}
+
+/* Invokes the communicator's error handler as an error in an MPI call would. */
+int PMPI_Comm_call_errhandler(MPI_Comm comm, int errorcode)
+{
+  fmpi_comm *c = fmpi_comm_get(comm);
+  if (c == NULL)
+    return fmpi_error(NULL, MPI_ERR_COMM, "MPI_Comm_call_errhandler");
+  fmpi_error(c, errorcode, "MPI_Comm_call_errhandler");
   return MPI_SUCCESS;
 }
 

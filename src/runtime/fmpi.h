@@ -201,6 +201,7 @@ typedef struct fmpi_state {
   int state;
   bool initialized, finalized;
   int thread_level;
+  pthread_t main_thread;        /* the thread that called MPI_Init (MPI_Is_thread_main) */
   char job[128];
   char token[80];               /* FERRY_RANK_TOKEN: the job's secret (see init.c), kept across restores */
   int rank, size;
@@ -315,6 +316,7 @@ typedef struct fmpi_type {
   MPI_Datatype basic;   /* predefined type all elements are made of, or 0 */
   int align;
   bool committed, predefined;
+  char name[MPI_MAX_OBJECT_NAME]; /* MPI_Type_set_name's, or empty */
 } fmpi_type;
 fmpi_type *fmpi_type_get(MPI_Datatype h);
 void fmpi_types_init(void);
@@ -363,7 +365,8 @@ struct fmpi_nbc {
   MPI_Datatype type;
   MPI_Op op;
   void **parts;            /* reductions: each rank's contribution, in rank order; scans: mine, prefix */
-  void *out;               /* reduce_scatter_block: the user's receive buffer (rbuf is the whole result) */
+  void *out;               /* reduce_scatter(_block): the user's receive buffer (rbuf is the whole result) */
+  int out_count;           /* reduce_scatter(_block): elements of rank 0's own block */
 };
 fmpi_nbc *fmpi_nbc_new(fmpi_comm *c, int nrounds);
 void fmpi_nbc_add(fmpi_nbc *s, int round, bool send, void *buf, int count, MPI_Datatype type, int peer);

@@ -17,6 +17,7 @@
 #pragma weak MPI_Init = PMPI_Init
 #pragma weak MPI_Init_thread = PMPI_Init_thread
 #pragma weak MPI_Query_thread = PMPI_Query_thread
+#pragma weak MPI_Is_thread_main = PMPI_Is_thread_main
 #pragma weak MPI_Finalize = PMPI_Finalize
 #pragma weak MPI_Initialized = PMPI_Initialized
 #pragma weak MPI_Finalized = PMPI_Finalized
@@ -106,6 +107,7 @@ int PMPI_Init_thread(int *argc, char ***argv, int required, int *provided)
   if (fmpi_st.initialized)
     fmpi_fatal("MPI_Init called twice");
   fmpi_st.thread_level = required > MPI_THREAD_SERIALIZED ? MPI_THREAD_SERIALIZED : required;
+  fmpi_st.main_thread = pthread_self();
   if (provided)
     *provided = fmpi_st.thread_level;
   fmpi_types_init();
@@ -198,6 +200,12 @@ int PMPI_Init(int *argc, char ***argv)
 int PMPI_Query_thread(int *provided)
 {
   *provided = fmpi_st.thread_level;
+  return MPI_SUCCESS;
+}
+
+int PMPI_Is_thread_main(int *flag)
+{
+  *flag = pthread_equal(pthread_self(), fmpi_st.main_thread) != 0;
   return MPI_SUCCESS;
 }
 

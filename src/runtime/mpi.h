@@ -41,10 +41,17 @@ typedef void MPI_Comm_errhandler_function(MPI_Comm *comm, int *error_code, ...);
 typedef int MPI_Comm_copy_attr_function(MPI_Comm oldcomm, int comm_keyval, void *extra_state, void *attribute_val_in,
                                         void *attribute_val_out, int *flag);
 typedef int MPI_Comm_delete_attr_function(MPI_Comm comm, int comm_keyval, void *attribute_val, void *extra_state);
+/* MPI-1 names of the same callback types (removed in MPI 3.0; MPICH still has them) */
+typedef MPI_Comm_copy_attr_function MPI_Copy_function;
+typedef MPI_Comm_delete_attr_function MPI_Delete_function;
+typedef MPI_Comm_errhandler_function MPI_Handler_function;
 /* the predefined callbacks (functions, not handles) */
 int MPI_COMM_NULL_COPY_FN(MPI_Comm, int, void *, void *, void *, int *);
 int MPI_COMM_DUP_FN(MPI_Comm, int, void *, void *, void *, int *);
 int MPI_COMM_NULL_DELETE_FN(MPI_Comm, int, void *, void *);
+#define MPI_NULL_COPY_FN MPI_COMM_NULL_COPY_FN
+#define MPI_DUP_FN MPI_COMM_DUP_FN
+#define MPI_NULL_DELETE_FN MPI_COMM_NULL_DELETE_FN
 
 /* error classes */
 #define MPI_SUCCESS 0
@@ -179,6 +186,9 @@ int MPI_COMM_NULL_DELETE_FN(MPI_Comm, int, void *, void *);
 #define MPI_2INT ((MPI_Datatype)36)
 #define MPI_SHORT_INT ((MPI_Datatype)37)
 #define MPI_LONG_DOUBLE_INT ((MPI_Datatype)38)
+/* MPI-1 bound markers for MPI_Type_struct (removed in MPI 3.0; use MPI_Type_create_resized) */
+#define MPI_LB ((MPI_Datatype)39)
+#define MPI_UB ((MPI_Datatype)40)
 
 #define MPI_OP_NULL ((MPI_Op)0)
 #define MPI_MAX ((MPI_Op)1)
@@ -203,6 +213,7 @@ int MPI_COMM_NULL_DELETE_FN(MPI_Comm, int, void *, void *);
 FERRY_MPI_API(int, Init, (int *argc, char ***argv))
 FERRY_MPI_API(int, Init_thread, (int *argc, char ***argv, int required, int *provided))
 FERRY_MPI_API(int, Query_thread, (int *provided))
+FERRY_MPI_API(int, Is_thread_main, (int *flag))
 FERRY_MPI_API(int, Finalize, (void))
 FERRY_MPI_API(int, Initialized, (int *flag))
 FERRY_MPI_API(int, Finalized, (int *flag))
@@ -254,6 +265,11 @@ FERRY_MPI_API(int, Testall, (int count, MPI_Request requests[], int *flag, MPI_S
 FERRY_MPI_API(int, Testany, (int count, MPI_Request requests[], int *index, int *flag, MPI_Status *status))
 FERRY_MPI_API(int, Testsome, (int incount, MPI_Request requests[], int *outcount, int indices[], MPI_Status *statuses))
 FERRY_MPI_API(int, Request_free, (MPI_Request *request))
+FERRY_MPI_API(int, Request_get_status, (MPI_Request request, int *flag, MPI_Status *status))
+FERRY_MPI_API(int, Get_elements_x, (const MPI_Status *status, MPI_Datatype datatype, MPI_Count *count))
+FERRY_MPI_API(int, Status_set_elements, (MPI_Status *status, MPI_Datatype datatype, int count))
+FERRY_MPI_API(int, Status_set_elements_x, (MPI_Status *status, MPI_Datatype datatype, MPI_Count count))
+FERRY_MPI_API(int, Status_set_cancelled, (MPI_Status *status, int flag))
 FERRY_MPI_API(int, Bsend, (const void *buf, int count, MPI_Datatype datatype, int dest, int tag, MPI_Comm comm))
 FERRY_MPI_API(int, Ibsend, (const void *buf, int count, MPI_Datatype datatype, int dest, int tag, MPI_Comm comm, MPI_Request *request))
 FERRY_MPI_API(int, Rsend, (const void *buf, int count, MPI_Datatype datatype, int dest, int tag, MPI_Comm comm))
@@ -277,6 +293,12 @@ FERRY_MPI_API(int, Test_cancelled, (const MPI_Status *status, int *flag))
 FERRY_MPI_API(int, Comm_dup, (MPI_Comm comm, MPI_Comm *newcomm))
 FERRY_MPI_API(int, Comm_split, (MPI_Comm comm, int color, int key, MPI_Comm *newcomm))
 FERRY_MPI_API(int, Comm_create, (MPI_Comm comm, MPI_Group group, MPI_Comm *newcomm))
+FERRY_MPI_API(int, Comm_create_group, (MPI_Comm comm, MPI_Group group, int tag, MPI_Comm *newcomm))
+FERRY_MPI_API(int, Comm_dup_with_info, (MPI_Comm comm, MPI_Info info, MPI_Comm *newcomm))
+FERRY_MPI_API(int, Comm_set_info, (MPI_Comm comm, MPI_Info info))
+FERRY_MPI_API(int, Comm_get_info, (MPI_Comm comm, MPI_Info *info_used))
+FERRY_MPI_API(int, Comm_test_inter, (MPI_Comm comm, int *flag))
+FERRY_MPI_API(int, Comm_remote_size, (MPI_Comm comm, int *size))
 FERRY_MPI_API(int, Comm_split_type, (MPI_Comm comm, int split_type, int key, MPI_Info info, MPI_Comm *newcomm))
 FERRY_MPI_API(int, Comm_set_name, (MPI_Comm comm, const char *comm_name))
 FERRY_MPI_API(int, Comm_get_name, (MPI_Comm comm, char *comm_name, int *resultlen))
@@ -362,6 +384,15 @@ FERRY_MPI_API(int, Iscan, (const void *sendbuf, void *recvbuf, int count, MPI_Da
 FERRY_MPI_API(int, Iexscan, (const void *sendbuf, void *recvbuf, int count, MPI_Datatype datatype, MPI_Op op,
                              MPI_Comm comm, MPI_Request *request))
 FERRY_MPI_API(int, Reduce_local, (const void *inbuf, void *inoutbuf, int count, MPI_Datatype datatype, MPI_Op op))
+FERRY_MPI_API(int, Alltoallw, (const void *sendbuf, const int sendcounts[], const int sdispls[],
+                               const MPI_Datatype sendtypes[], void *recvbuf, const int recvcounts[], const int rdispls[],
+                               const MPI_Datatype recvtypes[], MPI_Comm comm))
+FERRY_MPI_API(int, Ialltoallw, (const void *sendbuf, const int sendcounts[], const int sdispls[],
+                                const MPI_Datatype sendtypes[], void *recvbuf, const int recvcounts[],
+                                const int rdispls[], const MPI_Datatype recvtypes[], MPI_Comm comm,
+                                MPI_Request *request))
+FERRY_MPI_API(int, Ireduce_scatter, (const void *sendbuf, void *recvbuf, const int recvcounts[], MPI_Datatype datatype,
+                                     MPI_Op op, MPI_Comm comm, MPI_Request *request))
 
 /* info objects */
 FERRY_MPI_API(int, Info_create, (MPI_Info *info))
@@ -414,10 +445,18 @@ FERRY_MPI_API(int, Type_size, (MPI_Datatype datatype, int *size))
 FERRY_MPI_API(int, Type_get_extent, (MPI_Datatype datatype, MPI_Aint *lb, MPI_Aint *extent))
 FERRY_MPI_API(int, Type_get_true_extent, (MPI_Datatype datatype, MPI_Aint *true_lb, MPI_Aint *true_extent))
 FERRY_MPI_API(int, Get_address, (const void *location, MPI_Aint *address))
+FERRY_MPI_API(int, Type_size_x, (MPI_Datatype datatype, MPI_Count *size))
+FERRY_MPI_API(int, Type_get_extent_x, (MPI_Datatype datatype, MPI_Count *lb, MPI_Count *extent))
+FERRY_MPI_API(int, Type_get_true_extent_x, (MPI_Datatype datatype, MPI_Count *true_lb, MPI_Count *true_extent))
+FERRY_MPI_API(int, Type_set_name, (MPI_Datatype datatype, const char *type_name))
+FERRY_MPI_API(int, Type_get_name, (MPI_Datatype datatype, char *type_name, int *resultlen))
+FERRY_MPI_API(MPI_Aint, Aint_add, (MPI_Aint base, MPI_Aint disp))
+FERRY_MPI_API(MPI_Aint, Aint_diff, (MPI_Aint addr1, MPI_Aint addr2))
 
 /* ops */
 FERRY_MPI_API(int, Op_create, (MPI_User_function *user_fn, int commute, MPI_Op *op))
 FERRY_MPI_API(int, Op_free, (MPI_Op *op))
+FERRY_MPI_API(int, Op_commutative, (MPI_Op op, int *commute))
 
 /* errors */
 FERRY_MPI_API(int, Comm_set_errhandler, (MPI_Comm comm, MPI_Errhandler errhandler))
@@ -426,6 +465,26 @@ FERRY_MPI_API(int, Comm_create_errhandler, (MPI_Comm_errhandler_function *functi
 FERRY_MPI_API(int, Errhandler_free, (MPI_Errhandler *errhandler))
 FERRY_MPI_API(int, Error_string, (int errorcode, char *string, int *resultlen))
 FERRY_MPI_API(int, Error_class, (int errorcode, int *errorclass))
+FERRY_MPI_API(int, Comm_call_errhandler, (MPI_Comm comm, int errorcode))
+
+/* MPI-1 names removed in MPI 3.0 that old programs still call (MPICH keeps
+ * them); each forwards to its replacement (mpi1-names.c). */
+FERRY_MPI_API(int, Address, (void *location, MPI_Aint *address))
+FERRY_MPI_API(int, Type_hvector, (int count, int blocklength, MPI_Aint stride, MPI_Datatype oldtype,
+                                  MPI_Datatype *newtype))
+FERRY_MPI_API(int, Type_hindexed, (int count, int blocklengths[], MPI_Aint displacements[], MPI_Datatype oldtype,
+                                   MPI_Datatype *newtype))
+FERRY_MPI_API(int, Type_struct, (int count, int blocklengths[], MPI_Aint displacements[], MPI_Datatype types[],
+                                 MPI_Datatype *newtype))
+FERRY_MPI_API(int, Type_extent, (MPI_Datatype datatype, MPI_Aint *extent))
+FERRY_MPI_API(int, Type_lb, (MPI_Datatype datatype, MPI_Aint *displacement))
+FERRY_MPI_API(int, Type_ub, (MPI_Datatype datatype, MPI_Aint *displacement))
+FERRY_MPI_API(int, Errhandler_create, (MPI_Handler_function *function, MPI_Errhandler *errhandler))
+FERRY_MPI_API(int, Errhandler_set, (MPI_Comm comm, MPI_Errhandler errhandler))
+FERRY_MPI_API(int, Errhandler_get, (MPI_Comm comm, MPI_Errhandler *errhandler))
+FERRY_MPI_API(int, Keyval_create, (MPI_Copy_function *copy_fn, MPI_Delete_function *delete_fn, int *keyval,
+                                   void *extra_state))
+FERRY_MPI_API(int, Keyval_free, (int *keyval))
 
 #undef FERRY_MPI_API
 

@@ -10,6 +10,7 @@
 
 #pragma weak MPI_Op_create = PMPI_Op_create
 #pragma weak MPI_Op_free = PMPI_Op_free
+#pragma weak MPI_Op_commutative = PMPI_Op_commutative
 #pragma weak MPI_Reduce_local = PMPI_Reduce_local
 
 #define FIRST_USER_OP 32
@@ -183,6 +184,14 @@ int PMPI_Op_create(MPI_User_function *user_fn, int commute, MPI_Op *op)
   u->fn = user_fn;
   u->commute = commute != 0;
   *op = fmpi_table_add(&fmpi_ops, u) - 1 + FIRST_USER_OP;
+  return MPI_SUCCESS;
+}
+
+int PMPI_Op_commutative(MPI_Op op, int *commute)
+{
+  if (!fmpi_op_valid(op))
+    return fmpi_error(NULL, MPI_ERR_OP, "MPI_Op_commutative");
+  *commute = fmpi_op_commutative(op);
   return MPI_SUCCESS;
 }
 

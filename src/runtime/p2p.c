@@ -34,6 +34,11 @@
 #pragma weak MPI_Request_free = PMPI_Request_free
 #pragma weak MPI_Cancel = PMPI_Cancel
 #pragma weak MPI_Test_cancelled = PMPI_Test_cancelled
+#pragma weak MPI_Request_get_status = PMPI_Request_get_status
+#pragma weak MPI_Get_elements_x = PMPI_Get_elements_x
+#pragma weak MPI_Status_set_elements = PMPI_Status_set_elements
+#pragma weak MPI_Status_set_elements_x = PMPI_Status_set_elements_x
+#pragma weak MPI_Status_set_cancelled = PMPI_Status_set_cancelled
 
 fmpi_table fmpi_requests;
 
@@ -973,14 +978,57 @@ int PMPI_Get_count(const MPI_Status *status, MPI_Datatype type, int *count)
   return MPI_SUCCESS;
 }
 
+/* The size of the basic elements of t: of its one predefined type, else its own (0: none). */
+static size_t element_size(fmpi_type *t)
+{
+  fmpi_type *b = t->basic ? fmpi_type_get(t->basic) : NULL;
+  return b && b->size ? b->size : t->size;
+}
+
+static MPI_Count elements(const MPI_Status *status, fmpi_type *t)
+{
+  size_t es = element_size(t);
+  return es && status->ferry_bytes % (long long)es == 0 ? status->ferry_bytes / (long long)es : MPI_UNDEFINED;
+}
+
 int PMPI_Get_elements(const MPI_Status *status, MPI_Datatype type, int *count)
 {
   fmpi_type *t = fmpi_type_get(type);
   if (t == NULL)
     return fmpi_error(NULL, MPI_ERR_TYPE, "MPI_Get_elements");
-  fmpi_type *b = t->basic ? fmpi_type_get(t->basic) : NULL;
-  size_t es = b && b->size ? b->size : t->size;
-  *count = es && status->ferry_bytes % (long long)es == 0 ? (int)(status->ferry_bytes / (long long)es) : MPI_UNDEFINED;
+  *count = (int)elements(status, t);
+  return MPI_SUCCESS;
+}
+
+int PMPI_Get_elements_x(const MPI_Status *status, MPI_Datatype type, MPI_Count *count)
+{
+  fmpi_type *t = fmpi_type_get(type);
+  if (t == NULL)
+    return fmpi_error(NULL, MPI_ERR_TYPE, "MPI_Get_elements_x");
+  *count = elements(status, t);
+  return MPI_SUCCESS;
+}
+
+/* For generalized requests and layered libraries: what Get_elements and Get_count will say. */
+int PMPI_Status_set_elements_x(MPI_Status *status, MPI_Datatype type, MPI_Count count)
+{
+  fmpi_type *t = fmpi_type_get(type);
+  if (t == NULL)
+    return fmpi_error(NULL, MPI_ERR_TYPE, "MPI_Status_set_elements_x");
+  if (count < 0)
+    return fmpi_error(NULL, MPI_ERR_COUNT, "MPI_Status_set_elements_x");
+  status->ferry_bytes = count * (long long)element_size(t);
+  return MPI_SUCCESS;
+}
+
+int PMPI_Status_set_elements(MPI_Status *status, MPI_Datatype type, int count)
+{
+  return PMPI_Status_set_elements_x(status, type, count);
+}
+
+int PMPI_Status_set_cancelled(MPI_Status *status, int flag)
+{
+  status->ferry_cancelled = flag != 0;
   return MPI_SUCCESS;
 }
 
@@ -1020,6 +1068,17 @@ static int handle_state(MPI_Request h)
   return r->complete ? H_DONE : H_PENDING;
 }
 
+/* A completed request's status: a receive's, or a send's (empty but for its cancellation). */
+static void request_status(fmpi_request *r, MPI_Status *status)
+{
+  if (!r->is_send)
+    fmpi_status_out(r, status);
+  else if (status != MPI_STATUS_IGNORE && status != NULL) {
+    empty_status(status);
+    status->ferry_cancelled = r->status.ferry_cancelled;
+  }
+}
+
 /* Hands a completed request's status to the user and frees it (a persistent
  * one becomes inactive and keeps its handle). An inactive persistent request
  * gives an empty status. Returns the request's error. */
@@ -1031,12 +1090,7 @@ static int finish(MPI_Request *h, MPI_Status *status)
     return MPI_SUCCESS;
   }
   int err = r->is_send ? MPI_SUCCESS : r->status.MPI_ERROR;
-  if (!r->is_send)
-    fmpi_status_out(r, status);
-  else if (status != MPI_STATUS_IGNORE && status != NULL) {
-    empty_status(status);
-    status->ferry_cancelled = r->status.ferry_cancelled;
-  }
+  request_status(r, status);
   if (r->persistent) {
     r->active = false;
     return err;
@@ -1247,6 +1301,26 @@ int PMPI_Test(MPI_Request *request, int *flag, MPI_Status *status)
     err = finish(request, status);
   fmpi_unlock();
   return err == MPI_SUCCESS ? err : fmpi_error(c, err, "MPI_Test");
+}
+
+/* MPI_Test that leaves the request as it is (not freed, still active). */
+int PMPI_Request_get_status(MPI_Request request, int *flag, MPI_Status *status)
+{
+  FMPI_CHECK_INIT("MPI_Request_get_status");
+  if (handle_state(request) == H_INACTIVE) {
+    *flag = 1;
+    empty_status(status);
+    return MPI_SUCCESS;
+  }
+  fmpi_lock();
+  fmpi_request *r = lookup(request);
+  if (!r->complete && fmpi_st.state != ST_FLUSHED)
+    fmpi_progress(0);
+  *flag = r->complete;
+  if (*flag)
+    request_status(r, status);
+  fmpi_unlock();
+  return MPI_SUCCESS;
 }
 
 int PMPI_Request_free(MPI_Request *request)
