@@ -71,6 +71,7 @@ static void free_comm(fmpi_comm *c)
 {
   fmpi_table_del(&fmpi_comms, c->handle);
   free(c->cart);
+  fmpi_graph_free(c->graph);
   free(c->world);
   free(c->local);
   free(c);
@@ -158,6 +159,8 @@ int PMPI_Comm_dup(MPI_Comm comm, MPI_Comm *newcomm)
   fmpi_comm *d = make_comm(ctx, c->size, c->world, c->errh);
   if (c->cart) /* a duplicate has its topology too */
     d->cart = fmpi_cart_new(c->cart->ndims, c->cart->dims, c->cart->periods);
+  if (c->graph)
+    d->graph = fmpi_graph_dup(c->graph);
   int rv = fmpi_attrs_copy(c, d); /* and the attributes their copy callbacks keep */
   if (rv != MPI_SUCCESS) {
     fmpi_attrs_delete_all(d);

@@ -170,6 +170,18 @@ typedef struct fmpi_cart {
   int data[];
 } fmpi_cart;
 
+/* graph.c: a graph topology, MPI_GRAPH or MPI_DIST_GRAPH; this rank's neighbors (comm ranks) */
+typedef struct fmpi_graph {
+  int kind;
+  int indegree, outdegree;
+  int *sources, *destinations;
+  int *sourceweights, *destweights; /* NULL when not weighted */
+  bool weighted;
+  int nnodes, *index, *edges;       /* MPI_GRAPH: the whole graph as given */
+} fmpi_graph;
+fmpi_graph *fmpi_graph_dup(const fmpi_graph *g);
+void fmpi_graph_free(fmpi_graph *g);
+
 struct fmpi_comm {
   int handle;
   uint32_t ctx;            /* point to point; ctx + 1 is for collectives */
@@ -178,6 +190,7 @@ struct fmpi_comm {
   int *local;              /* world rank -> comm rank, or -1 */
   MPI_Errhandler errh;
   fmpi_cart *cart;         /* MPI_Cart_create's grid, or NULL */
+  fmpi_graph *graph;       /* a graph topology (graph.c), or NULL */
   char name[MPI_MAX_OBJECT_NAME]; /* MPI_Comm_set_name's, or empty */
   struct fmpi_attr *attrs; /* cached attributes (attr.c) */
   uint32_t nbc_seq;        /* nonblocking collectives started on it (their tags, nbc.c) */
@@ -331,6 +344,7 @@ bool fmpi_op_valid(MPI_Op op);
 /* errors.c */
 int fmpi_error(fmpi_comm *c, int code, const char *fname);
 fmpi_cart *fmpi_cart_new(int ndims, const int dims[], const int periods[]);
+int fmpi_topo_neighbors(fmpi_comm *c, const int **in, int *nin, const int **out, int *nout, int **owned);
 
 /* nbc.c: nonblocking collectives as schedules of rounds */
 #define FMPI_NBC_CTX_BIT 0x80000000u

@@ -292,6 +292,6 @@ int PMPI_Topo_test(MPI_Comm comm, int *status)
   fmpi_comm *c = fmpi_comm_get(comm);
   if (c == NULL)
     return fmpi_error(NULL, MPI_ERR_COMM, "MPI_Topo_test");
-  *status = c->cart ? MPI_CART : MPI_UNDEFINED;
+  *status = c->cart ? MPI_CART : c->graph ? c->graph->kind : MPI_UNDEFINED;
   return MPI_SUCCESS;
 }
