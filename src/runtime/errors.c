@@ -44,6 +44,22 @@ static const char *const error_strings[] = {
   [MPI_ERR_INFO_KEY] = "Invalid info key (empty or longer than MPI_MAX_INFO_KEY)",
   [MPI_ERR_INFO_VALUE] = "Invalid info value (empty or longer than MPI_MAX_INFO_VAL)",
   [MPI_ERR_INFO_NOKEY] = "No such key in the MPI_Info",
+  [MPI_ERR_FILE] = "Invalid MPI_File",
+  [MPI_ERR_NOT_SAME] = "Collective argument not the same on all processes",
+  [MPI_ERR_AMODE] = "Invalid file access mode",
+  [MPI_ERR_UNSUPPORTED_DATAREP] = "Unsupported data representation (only \"native\")",
+  [MPI_ERR_UNSUPPORTED_OPERATION] = "Unsupported operation on the file",
+  [MPI_ERR_NO_SUCH_FILE] = "No such file",
+  [MPI_ERR_FILE_EXISTS] = "File exists",
+  [MPI_ERR_BAD_FILE] = "Invalid file name",
+  [MPI_ERR_ACCESS] = "Permission denied",
+  [MPI_ERR_NO_SPACE] = "No space left on the device",
+  [MPI_ERR_QUOTA] = "Quota exceeded",
+  [MPI_ERR_READ_ONLY] = "Read-only file or file system",
+  [MPI_ERR_FILE_IN_USE] = "File in use",
+  [MPI_ERR_DUP_DATAREP] = "Data representation already defined",
+  [MPI_ERR_CONVERSION] = "Data conversion failed",
+  [MPI_ERR_IO] = "I/O error",
 };
 
 int fmpi_errh_call(MPI_Comm comm, MPI_Errhandler errh, int code, const char *fname)

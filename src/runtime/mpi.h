@@ -27,6 +27,7 @@ typedef int MPI_Message;
 typedef intptr_t MPI_Aint;
 typedef long long MPI_Offset;
 typedef long long MPI_Count;
+typedef int MPI_File;
 
 typedef struct MPI_Status {
   int MPI_SOURCE;
@@ -79,6 +80,22 @@ int MPI_COMM_NULL_DELETE_FN(MPI_Comm, int, void *, void *);
 #define MPI_ERR_INFO_KEY 22
 #define MPI_ERR_INFO_VALUE 23
 #define MPI_ERR_INFO_NOKEY 24
+#define MPI_ERR_FILE 25
+#define MPI_ERR_NOT_SAME 26
+#define MPI_ERR_AMODE 27
+#define MPI_ERR_UNSUPPORTED_DATAREP 28
+#define MPI_ERR_UNSUPPORTED_OPERATION 29
+#define MPI_ERR_NO_SUCH_FILE 30
+#define MPI_ERR_FILE_EXISTS 31
+#define MPI_ERR_BAD_FILE 32
+#define MPI_ERR_ACCESS 33
+#define MPI_ERR_NO_SPACE 34
+#define MPI_ERR_QUOTA 35
+#define MPI_ERR_READ_ONLY 36
+#define MPI_ERR_FILE_IN_USE 37
+#define MPI_ERR_DUP_DATAREP 38
+#define MPI_ERR_CONVERSION 39
+#define MPI_ERR_IO 40
 #define MPI_ERR_LASTCODE 64
 
 /* special values */
@@ -97,6 +114,23 @@ int MPI_COMM_NULL_DELETE_FN(MPI_Comm, int, void *, void *);
 #define MPI_MESSAGE_NULL ((MPI_Message)0)
 #define MPI_MESSAGE_NO_PROC ((MPI_Message)-1)
 #define MPI_COMM_TYPE_SHARED 1
+#define MPI_FILE_NULL ((MPI_File)0)
+#define MPI_MAX_DATAREP_STRING 128
+#define MPI_DISPLACEMENT_CURRENT (-54278278)
+
+/* file access modes (MPI_File_open) and seek origins */
+#define MPI_MODE_CREATE 1
+#define MPI_MODE_RDONLY 2
+#define MPI_MODE_WRONLY 4
+#define MPI_MODE_RDWR 8
+#define MPI_MODE_DELETE_ON_CLOSE 16
+#define MPI_MODE_UNIQUE_OPEN 32
+#define MPI_MODE_EXCL 64
+#define MPI_MODE_APPEND 128
+#define MPI_MODE_SEQUENTIAL 256
+#define MPI_SEEK_SET 600
+#define MPI_SEEK_CUR 602
+#define MPI_SEEK_END 604
 #define MPI_MAX_LIBRARY_VERSION_STRING 256
 #define MPI_BOTTOM ((void *)0)
 #define MPI_IN_PLACE ((void *)-1)
@@ -514,6 +548,49 @@ FERRY_MPI_API(int, Errhandler_free, (MPI_Errhandler *errhandler))
 FERRY_MPI_API(int, Error_string, (int errorcode, char *string, int *resultlen))
 FERRY_MPI_API(int, Error_class, (int errorcode, int *errorclass))
 FERRY_MPI_API(int, Comm_call_errhandler, (MPI_Comm comm, int errorcode))
+
+/* MPI-IO over POSIX files (file.c) */
+FERRY_MPI_API(int, File_open, (MPI_Comm comm, const char *filename, int amode, MPI_Info info, MPI_File *fh))
+FERRY_MPI_API(int, File_close, (MPI_File *fh))
+FERRY_MPI_API(int, File_delete, (const char *filename, MPI_Info info))
+FERRY_MPI_API(int, File_get_size, (MPI_File fh, MPI_Offset *size))
+FERRY_MPI_API(int, File_set_size, (MPI_File fh, MPI_Offset size))
+FERRY_MPI_API(int, File_preallocate, (MPI_File fh, MPI_Offset size))
+FERRY_MPI_API(int, File_sync, (MPI_File fh))
+FERRY_MPI_API(int, File_get_amode, (MPI_File fh, int *amode))
+FERRY_MPI_API(int, File_get_group, (MPI_File fh, MPI_Group *group))
+FERRY_MPI_API(int, File_set_info, (MPI_File fh, MPI_Info info))
+FERRY_MPI_API(int, File_get_info, (MPI_File fh, MPI_Info *info_used))
+FERRY_MPI_API(int, File_set_view, (MPI_File fh, MPI_Offset disp, MPI_Datatype etype, MPI_Datatype filetype,
+                                   const char *datarep, MPI_Info info))
+FERRY_MPI_API(int, File_get_view, (MPI_File fh, MPI_Offset *disp, MPI_Datatype *etype, MPI_Datatype *filetype,
+                                   char *datarep))
+FERRY_MPI_API(int, File_get_type_extent, (MPI_File fh, MPI_Datatype datatype, MPI_Aint *extent))
+FERRY_MPI_API(int, File_read_at, (MPI_File fh, MPI_Offset offset, void *buf, int count, MPI_Datatype datatype,
+                                  MPI_Status *status))
+FERRY_MPI_API(int, File_write_at, (MPI_File fh, MPI_Offset offset, const void *buf, int count, MPI_Datatype datatype,
+                                   MPI_Status *status))
+FERRY_MPI_API(int, File_read_at_all, (MPI_File fh, MPI_Offset offset, void *buf, int count, MPI_Datatype datatype,
+                                      MPI_Status *status))
+FERRY_MPI_API(int, File_write_at_all, (MPI_File fh, MPI_Offset offset, const void *buf, int count,
+                                       MPI_Datatype datatype, MPI_Status *status))
+FERRY_MPI_API(int, File_iread_at, (MPI_File fh, MPI_Offset offset, void *buf, int count, MPI_Datatype datatype,
+                                   MPI_Request *request))
+FERRY_MPI_API(int, File_iwrite_at, (MPI_File fh, MPI_Offset offset, const void *buf, int count,
+                                    MPI_Datatype datatype, MPI_Request *request))
+FERRY_MPI_API(int, File_read, (MPI_File fh, void *buf, int count, MPI_Datatype datatype, MPI_Status *status))
+FERRY_MPI_API(int, File_write, (MPI_File fh, const void *buf, int count, MPI_Datatype datatype, MPI_Status *status))
+FERRY_MPI_API(int, File_read_all, (MPI_File fh, void *buf, int count, MPI_Datatype datatype, MPI_Status *status))
+FERRY_MPI_API(int, File_write_all, (MPI_File fh, const void *buf, int count, MPI_Datatype datatype,
+                                    MPI_Status *status))
+FERRY_MPI_API(int, File_iread, (MPI_File fh, void *buf, int count, MPI_Datatype datatype, MPI_Request *request))
+FERRY_MPI_API(int, File_iwrite, (MPI_File fh, const void *buf, int count, MPI_Datatype datatype,
+                                 MPI_Request *request))
+FERRY_MPI_API(int, File_seek, (MPI_File fh, MPI_Offset offset, int whence))
+FERRY_MPI_API(int, File_get_position, (MPI_File fh, MPI_Offset *offset))
+FERRY_MPI_API(int, File_get_byte_offset, (MPI_File fh, MPI_Offset offset, MPI_Offset *disp))
+FERRY_MPI_API(int, File_set_errhandler, (MPI_File file, MPI_Errhandler errhandler))
+FERRY_MPI_API(int, File_get_errhandler, (MPI_File file, MPI_Errhandler *errhandler))
 
 /* MPI-1 names removed in MPI 3.0 that old programs still call (MPICH keeps
  * them); each forwards to its replacement (mpi1-names.c). */
