@@ -426,6 +426,32 @@ describe('checkpoint, restart and migration end to end', { timeout: 600_000 }, (
     expect(checksumLine(attached.stdout)).toBe(reference.get('jacobi'));
   });
 
+  it('12. a job whose ranks write one shared file with MPI-IO, restarted from an older epoch on two other hosts, ends with the file bit for bit as an uninterrupted run leaves it', async () => {
+    const prog = join(c.tempDir, 'bin', 'shared-file');
+    execFileSync(process.execPath, [FERRY_CLI, 'mpicc', '-O2', '-o', prog, 'test/e2e/programs/shared-file.c'], { stdio: 'inherit' });
+    const file = (jobId: string) => join(c.tempDir, 'outputs', `${jobId}.dat`);
+    const STEPS = '250';
+    const runShared = (jobId: string) =>
+      c.ferry(['run', '-n', '4', '--hosts', 'host1,host2', '--job-id', jobId, prog, file(jobId), STEPS], { timeoutMs: RUN_TIMEOUT_MS });
+    const ref = await runShared('ref-shared');
+    expect(ref.code, ref.stderr).toBe(0);
+    const refSum = /shared-file: \d+ ints, checksum \d+/.exec(ref.stdout)?.[0];
+    expect(refSum, ref.stdout).toBeDefined();
+
+    const run = runShared('shared');
+    await c.waitFor(async () => rank0Output(c, 'shared').includes('shared-file: started'), 'shared-file started');
+    await sleep(800);
+    await ferryOk(['checkpoint', 'shared']); // epoch 1
+    await sleep(1_000);
+    await ferryOk(['checkpoint', 'shared', '--stop']); // epoch 2: the file has grown since epoch 1
+    expect((await run).code).toBe(75);
+    await ferryOk(['restart', 'shared', '--epoch', '1', '--hosts', 'host2,host3']);
+    const attached = await c.ferry(['attach', 'shared'], { timeoutMs: RUN_TIMEOUT_MS });
+    expect(attached.code, `${attached.stderr}\n${c.logTails(30)}`).toBe(0);
+    expect(/shared-file: \d+ ints, checksum \d+/.exec(attached.stdout)?.[0]).toBe(refSum);
+    expect(readFileSync(file('shared')).equals(readFileSync(file('ref-shared'))), 'the shared file').toBe(true);
+  });
+
   it("11. a rank restored after it was stopped for a while does not see that time on its monotonic clock, nor the clock going back", async () => {
     const prog = join(c.tempDir, 'bin', 'clock-gap');
     execFileSync(process.execPath, [FERRY_CLI, 'mpicc', '-O2', '-o', prog, 'test/e2e/programs/clock-gap.c'], { stdio: 'inherit' });
