@@ -491,33 +491,42 @@ int PMPI_Type_free(MPI_Datatype *datatype)
   return MPI_SUCCESS;
 }
 
-int PMPI_Type_size(MPI_Datatype datatype, int *size)
+/* Size, bounds or true bounds of a type, for the calls and their _x twins. */
+static int type_query(MPI_Datatype datatype, MPI_Count *a, MPI_Count *b, char what, const char *name)
 {
   fmpi_type *t = fmpi_type_get(datatype);
   if (t == NULL)
-    return fmpi_error(NULL, MPI_ERR_TYPE, "MPI_Type_size");
-  *size = (int)t->size;
+    return fmpi_error(NULL, MPI_ERR_TYPE, name);
+  *a = what == 's' ? (MPI_Count)t->size : what == 'e' ? t->lb : t->true_lb;
+  *b = what == 's' ? 0 : what == 'e' ? t->extent : t->true_ub - t->true_lb;
   return MPI_SUCCESS;
+}
+
+int PMPI_Type_size(MPI_Datatype datatype, int *size)
+{
+  MPI_Count n = 0, unused;
+  int rv = type_query(datatype, &n, &unused, 's', "MPI_Type_size");
+  if (rv == MPI_SUCCESS)
+    *size = (int)n;
+  return rv;
 }
 
 int PMPI_Type_get_extent(MPI_Datatype datatype, MPI_Aint *lb, MPI_Aint *extent)
 {
-  fmpi_type *t = fmpi_type_get(datatype);
-  if (t == NULL)
-    return fmpi_error(NULL, MPI_ERR_TYPE, "MPI_Type_get_extent");
-  *lb = t->lb;
-  *extent = t->extent;
-  return MPI_SUCCESS;
+  MPI_Count l = 0, e = 0;
+  int rv = type_query(datatype, &l, &e, 'e', "MPI_Type_get_extent");
+  if (rv == MPI_SUCCESS)
+    *lb = (MPI_Aint)l, *extent = (MPI_Aint)e;
+  return rv;
 }
 
 int PMPI_Type_get_true_extent(MPI_Datatype datatype, MPI_Aint *true_lb, MPI_Aint *true_extent)
 {
-  fmpi_type *t = fmpi_type_get(datatype);
-  if (t == NULL)
-    return fmpi_error(NULL, MPI_ERR_TYPE, "MPI_Type_get_true_extent");
-  *true_lb = t->true_lb;
-  *true_extent = t->true_ub - t->true_lb;
-  return MPI_SUCCESS;
+  MPI_Count l = 0, e = 0;
+  int rv = type_query(datatype, &l, &e, 't', "MPI_Type_get_true_extent");
+  if (rv == MPI_SUCCESS)
+    *true_lb = (MPI_Aint)l, *true_extent = (MPI_Aint)e;
+  return rv;
 }
 
 int PMPI_Get_address(const void *location, MPI_Aint *address)
@@ -528,31 +537,18 @@ int PMPI_Get_address(const void *location, MPI_Aint *address)
 
 int PMPI_Type_size_x(MPI_Datatype datatype, MPI_Count *size)
 {
-  fmpi_type *t = fmpi_type_get(datatype);
-  if (t == NULL)
-    return fmpi_error(NULL, MPI_ERR_TYPE, "MPI_Type_size_x");
-  *size = (MPI_Count)t->size;
-  return MPI_SUCCESS;
+  MPI_Count unused;
+  return type_query(datatype, size, &unused, 's', "MPI_Type_size_x");
 }
 
 int PMPI_Type_get_extent_x(MPI_Datatype datatype, MPI_Count *lb, MPI_Count *extent)
 {
-  fmpi_type *t = fmpi_type_get(datatype);
-  if (t == NULL)
-    return fmpi_error(NULL, MPI_ERR_TYPE, "MPI_Type_get_extent_x");
-  *lb = t->lb;
-  *extent = t->extent;
-  return MPI_SUCCESS;
+  return type_query(datatype, lb, extent, 'e', "MPI_Type_get_extent_x");
 }
 
 int PMPI_Type_get_true_extent_x(MPI_Datatype datatype, MPI_Count *true_lb, MPI_Count *true_extent)
 {
-  fmpi_type *t = fmpi_type_get(datatype);
-  if (t == NULL)
-    return fmpi_error(NULL, MPI_ERR_TYPE, "MPI_Type_get_true_extent_x");
-  *true_lb = t->true_lb;
-  *true_extent = t->true_ub - t->true_lb;
-  return MPI_SUCCESS;
+  return type_query(datatype, true_lb, true_extent, 't', "MPI_Type_get_true_extent_x");
 }
 
 int PMPI_Type_set_name(MPI_Datatype datatype, const char *type_name)

@@ -473,9 +473,12 @@ PTR_CALL(write, true, false, const void *, "MPI_File_write")
 PTR_CALL(read_all, false, true, void *, "MPI_File_read_all")
 PTR_CALL(write_all, true, true, const void *, "MPI_File_write_all")
 
-/* A request that is already complete, with this status. */
-static int done_request(fmpi_file *f, const MPI_Status *st, int rv, MPI_Request *request)
+/* The nonblocking forms: the blocking call's result as a request that is already complete. */
+static int as_request(MPI_File fh, int rv, const MPI_Status *st, MPI_Request *request)
 {
+  fmpi_file *f = file_get(fh);
+  if (f == NULL)
+    return rv;
   fmpi_lock();
   fmpi_request *r = fmpi_req_new(false, fmpi_comm_get(f->comm), 0, MPI_PROC_NULL, 0, NULL, 0, MPI_BYTE);
   r->status = *st;
@@ -489,35 +492,27 @@ static int done_request(fmpi_file *f, const MPI_Status *st, int rv, MPI_Request 
 int PMPI_File_iread_at(MPI_File fh, MPI_Offset offset, void *buf, int count, MPI_Datatype datatype,
                        MPI_Request *request)
 {
-  MPI_Status st;
-  memset(&st, 0, sizeof st);
-  int rv = PMPI_File_read_at(fh, offset, buf, count, datatype, &st);
-  return file_get(fh) ? done_request(file_get(fh), &st, rv, request) : rv;
+  MPI_Status st = { 0 };
+  return as_request(fh, PMPI_File_read_at(fh, offset, buf, count, datatype, &st), &st, request);
 }
 
 int PMPI_File_iwrite_at(MPI_File fh, MPI_Offset offset, const void *buf, int count, MPI_Datatype datatype,
                         MPI_Request *request)
 {
-  MPI_Status st;
-  memset(&st, 0, sizeof st);
-  int rv = PMPI_File_write_at(fh, offset, buf, count, datatype, &st);
-  return file_get(fh) ? done_request(file_get(fh), &st, rv, request) : rv;
+  MPI_Status st = { 0 };
+  return as_request(fh, PMPI_File_write_at(fh, offset, buf, count, datatype, &st), &st, request);
 }
 
 int PMPI_File_iread(MPI_File fh, void *buf, int count, MPI_Datatype datatype, MPI_Request *request)
 {
-  MPI_Status st;
-  memset(&st, 0, sizeof st);
-  int rv = PMPI_File_read(fh, buf, count, datatype, &st);
-  return file_get(fh) ? done_request(file_get(fh), &st, rv, request) : rv;
+  MPI_Status st = { 0 };
+  return as_request(fh, PMPI_File_read(fh, buf, count, datatype, &st), &st, request);
 }
 
 int PMPI_File_iwrite(MPI_File fh, const void *buf, int count, MPI_Datatype datatype, MPI_Request *request)
 {
-  MPI_Status st;
-  memset(&st, 0, sizeof st);
-  int rv = PMPI_File_write(fh, buf, count, datatype, &st);
-  return file_get(fh) ? done_request(file_get(fh), &st, rv, request) : rv;
+  MPI_Status st = { 0 };
+  return as_request(fh, PMPI_File_write(fh, buf, count, datatype, &st), &st, request);
 }
 
 /* The etypes of the view that lie below the end of the file (for MPI_SEEK_END). */
