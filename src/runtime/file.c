@@ -12,7 +12,7 @@
  * ROMIO's collective buffering, the data of all ranks is in the file when
  * any rank's call returns (programs rely on it, though the standard does not
  * promise it). Nonblocking calls are done when they return. Shared file
- * pointers and split collectives are not there.
+ * pointers are in file-shared.c; split collectives are not there.
  *
  * What Ferry does with open files at a checkpoint is what it does with any
  * file a rank has open: a file is a path and a descriptor the dump records. */
@@ -59,24 +59,14 @@
 #pragma weak MPI_File_set_errhandler = PMPI_File_set_errhandler
 #pragma weak MPI_File_get_errhandler = PMPI_File_get_errhandler
 
-typedef struct fmpi_file {
-  int fd;
-  int amode;
-  MPI_Comm comm;           /* a duplicate of the opening communicator */
-  char *path;
-  MPI_Offset disp;         /* the view */
-  MPI_Datatype etype, filetype;
-  MPI_Offset pos;          /* the individual file pointer, in etypes of the view */
-  MPI_Errhandler errh;
-} fmpi_file;
-
 static fmpi_table files;
 /* The handler of MPI_FILE_NULL: for errors of File_open and File_delete, and new files' (MPI_ERRORS_RETURN). */
 static MPI_Errhandler default_errh = MPI_ERRORS_RETURN;
 
-static fmpi_file *file_get(MPI_File h) { return fmpi_table_get(&files, h); }
+fmpi_file *fmpi_file_get(MPI_File h) { return fmpi_table_get(&files, h); }
+#define file_get fmpi_file_get
 
-static int file_error(fmpi_file *f, int code, const char *name)
+int fmpi_file_error(fmpi_file *f, int code, const char *name)
 {
   MPI_Errhandler errh = f ? f->errh : default_errh;
   if (code == MPI_SUCCESS || errh == MPI_ERRORS_RETURN)
@@ -84,14 +74,10 @@ static int file_error(fmpi_file *f, int code, const char *name)
   return fmpi_errh_call(MPI_COMM_WORLD, errh, code, name);
 }
 
-#define GET_FILE(h, name)                                    \
-  FMPI_CHECK_INIT(name);                                     \
-  fmpi_file *f = file_get(h);                                \
-  if (f == NULL)                                             \
-    return file_error(NULL, MPI_ERR_FILE, name)
+#define file_error fmpi_file_error
 
 /* The error class of a failed system call on a file. */
-static int errno_class(int e)
+int fmpi_errno_class(int e)
 {
   switch (e) {
   case ENOENT: case ENOTDIR: return MPI_ERR_NO_SUCH_FILE;
@@ -129,12 +115,12 @@ int PMPI_File_open(MPI_Comm comm, const char *filename, int amode, MPI_Info info
     fd = open(filename, flags | create, 0666);
     err = fd < 0 ? errno : 0;
   }
-  int verdict = rv != MPI_SUCCESS ? rv : c->rank == 0 ? (fd < 0 ? errno_class(err) : MPI_SUCCESS) : 0;
+  int verdict = rv != MPI_SUCCESS ? rv : c->rank == 0 ? (fd < 0 ? fmpi_errno_class(err) : MPI_SUCCESS) : 0;
   PMPI_Bcast(&verdict, 1, MPI_INT, 0, comm); /* rank 0's open decides for everyone */
   if (verdict == MPI_SUCCESS && c->rank != 0) {
     fd = open(filename, flags);
     if (fd < 0)
-      verdict = errno_class(errno);
+      verdict = fmpi_errno_class(errno);
   }
   int worst = verdict;
   PMPI_Allreduce(&verdict, &worst, 1, MPI_INT, MPI_MAX, comm);
@@ -152,9 +138,9 @@ int PMPI_File_open(MPI_Comm comm, const char *filename, int amode, MPI_Info info
   PMPI_Comm_dup(comm, &f->comm);
   f->etype = f->filetype = MPI_BYTE;
   f->errh = default_errh;
-  if (amode & MPI_MODE_APPEND) { /* the pointer starts at the end */
+  if (amode & MPI_MODE_APPEND) { /* the pointers start at the end */
     struct stat st;
-    f->pos = fstat(fd, &st) == 0 ? st.st_size : 0;
+    f->pos = f->shared_start = fstat(fd, &st) == 0 ? st.st_size : 0;
   }
   *fh = fmpi_table_add(&files, f);
   return MPI_SUCCESS;
@@ -172,10 +158,12 @@ static void free_view_types(fmpi_file *f)
 int PMPI_File_close(MPI_File *fh)
 {
   GET_FILE(*fh, "MPI_File_close");
-  int rv = close(f->fd) == 0 ? MPI_SUCCESS : errno_class(errno);
+  int rv = close(f->fd) == 0 ? MPI_SUCCESS : fmpi_errno_class(errno);
   int rank;
   PMPI_Comm_rank(f->comm, &rank);
   PMPI_Barrier(f->comm); /* everyone has closed it */
+  if (rank == 0)
+    fmpi_file_shared_forget(f);
   if ((f->amode & MPI_MODE_DELETE_ON_CLOSE) && rank == 0)
     unlink(f->path);
   PMPI_Comm_free(&f->comm);
@@ -190,7 +178,7 @@ int PMPI_File_close(MPI_File *fh)
 int PMPI_File_delete(const char *filename, MPI_Info info)
 {
   (void)info;
-  return unlink(filename) == 0 ? MPI_SUCCESS : file_error(NULL, errno_class(errno), "MPI_File_delete");
+  return unlink(filename) == 0 ? MPI_SUCCESS : file_error(NULL, fmpi_errno_class(errno), "MPI_File_delete");
 }
 
 int PMPI_File_get_size(MPI_File fh, MPI_Offset *size)
@@ -198,7 +186,7 @@ int PMPI_File_get_size(MPI_File fh, MPI_Offset *size)
   GET_FILE(fh, "MPI_File_get_size");
   struct stat st;
   if (fstat(f->fd, &st) != 0)
-    return file_error(f, errno_class(errno), "MPI_File_get_size");
+    return file_error(f, fmpi_errno_class(errno), "MPI_File_get_size");
   *size = st.st_size;
   return MPI_SUCCESS;
 }
@@ -214,7 +202,7 @@ static int resize(fmpi_file *f, MPI_Offset size, bool grow_only, const char *nam
   PMPI_Comm_rank(f->comm, &rank);
   PMPI_Barrier(f->comm);
   if (rank == 0 && (!grow_only || (fstat(f->fd, &st) == 0 && st.st_size < size)) && ftruncate(f->fd, size) != 0)
-    rv = errno_class(errno);
+    rv = fmpi_errno_class(errno);
   PMPI_Bcast(&rv, 1, MPI_INT, 0, f->comm);
   return file_error(f, rv, name);
 }
@@ -234,7 +222,7 @@ int PMPI_File_preallocate(MPI_File fh, MPI_Offset size)
 int PMPI_File_sync(MPI_File fh)
 {
   GET_FILE(fh, "MPI_File_sync");
-  int rv = fsync(f->fd) == 0 ? MPI_SUCCESS : errno_class(errno);
+  int rv = fsync(f->fd) == 0 ? MPI_SUCCESS : fmpi_errno_class(errno);
   PMPI_Barrier(f->comm);
   return file_error(f, rv, "MPI_File_sync");
 }
@@ -321,7 +309,12 @@ int PMPI_File_set_view(MPI_File fh, MPI_Offset disp, MPI_Datatype etype, MPI_Dat
   f->disp = disp;
   f->etype = keep_type(etype);
   f->filetype = keep_type(filetype);
-  f->pos = 0;
+  f->pos = f->shared_start = 0; /* both pointers go back to the start of the view */
+  int rank;
+  PMPI_Comm_rank(f->comm, &rank);
+  if (rank == 0)
+    fmpi_file_shared_forget(f);
+  PMPI_Barrier(f->comm);
   return MPI_SUCCESS;
 }
 
@@ -406,7 +399,7 @@ static bool io_run(void *p, MPI_Offset off, size_t len, size_t at)
 }
 
 /* Reads or writes count x datatype at view offset `offset` (etypes); the status counts the bytes moved. */
-static int transfer(fmpi_file *f, MPI_Offset offset, void *buf, int count, MPI_Datatype datatype, bool writing,
+int fmpi_file_transfer(fmpi_file *f, MPI_Offset offset, void *buf, int count, MPI_Datatype datatype, bool writing,
                     MPI_Status *status, MPI_Offset *moved_etypes, const char *name)
 {
   fmpi_type *t = fmpi_type_get(datatype), *e = fmpi_type_get(f->etype);
@@ -437,7 +430,7 @@ static int transfer(fmpi_file *f, MPI_Offset offset, void *buf, int count, MPI_D
   }
   if (moved_etypes)
     *moved_etypes = (MPI_Offset)(a.moved / e->size);
-  return a.error ? file_error(f, errno_class(a.error), name) : MPI_SUCCESS;
+  return a.error ? file_error(f, fmpi_errno_class(a.error), name) : MPI_SUCCESS;
 }
 
 #define AT_CALL(fn, writing, collective, buf_t, name)                                                           \
@@ -445,7 +438,7 @@ static int transfer(fmpi_file *f, MPI_Offset offset, void *buf, int count, MPI_D
                      MPI_Status *status)                                                                         \
   {                                                                                                             \
     GET_FILE(fh, name);                                                                                         \
-    int rv = transfer(f, offset, (void *)buf, count, datatype, writing, status, NULL, name);                    \
+    int rv = fmpi_file_transfer(f, offset, (void *)buf, count, datatype, writing, status, NULL, name);                    \
     if (collective)                                                                                             \
       PMPI_Barrier(f->comm);                                                                                    \
     return rv;                                                                                                  \
@@ -461,7 +454,7 @@ AT_CALL(write_at_all, true, true, const void *, "MPI_File_write_at_all")
   {                                                                                                             \
     GET_FILE(fh, name);                                                                                         \
     MPI_Offset moved = 0;                                                                                       \
-    int rv = transfer(f, f->pos, (void *)buf, count, datatype, writing, status, &moved, name);                  \
+    int rv = fmpi_file_transfer(f, f->pos, (void *)buf, count, datatype, writing, status, &moved, name);                  \
     f->pos += moved;                                                                                            \
     if (collective)                                                                                             \
       PMPI_Barrier(f->comm);                                                                                    \
@@ -516,7 +509,7 @@ int PMPI_File_iwrite(MPI_File fh, const void *buf, int count, MPI_Datatype datat
 }
 
 /* The etypes of the view that lie below the end of the file (for MPI_SEEK_END). */
-static MPI_Offset view_end(fmpi_file *f)
+MPI_Offset fmpi_file_view_end(fmpi_file *f)
 {
   struct stat st;
   if (fstat(f->fd, &st) != 0 || st.st_size <= f->disp)
@@ -537,7 +530,7 @@ int PMPI_File_seek(MPI_File fh, MPI_Offset offset, int whence)
   GET_FILE(fh, "MPI_File_seek");
   MPI_Offset to = whence == MPI_SEEK_SET ? offset
                   : whence == MPI_SEEK_CUR ? f->pos + offset
-                  : whence == MPI_SEEK_END ? view_end(f) + offset
+                  : whence == MPI_SEEK_END ? fmpi_file_view_end(f) + offset
                                            : -1;
   if (to < 0)
     return file_error(f, MPI_ERR_ARG, "MPI_File_seek");

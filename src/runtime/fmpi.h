@@ -346,6 +346,31 @@ int fmpi_error(fmpi_comm *c, int code, const char *fname);
 fmpi_cart *fmpi_cart_new(int ndims, const int dims[], const int periods[]);
 int fmpi_topo_neighbors(fmpi_comm *c, const int **in, int *nin, const int **out, int *nout, int **owned);
 
+/* file.c, file-shared.c: MPI-IO */
+typedef struct fmpi_file {
+  int fd;
+  int amode;
+  MPI_Comm comm;           /* a duplicate of the opening communicator */
+  char *path;
+  MPI_Offset disp;         /* the view */
+  MPI_Datatype etype, filetype;
+  MPI_Offset pos;          /* the individual file pointer, in etypes of the view */
+  MPI_Offset shared_start; /* the shared file pointer before its first move (the end with MPI_MODE_APPEND) */
+  MPI_Errhandler errh;
+} fmpi_file;
+#define GET_FILE(h, name)                                    \
+  FMPI_CHECK_INIT(name);                                     \
+  fmpi_file *f = fmpi_file_get(h);                           \
+  if (f == NULL)                                             \
+  return fmpi_file_error(NULL, MPI_ERR_FILE, name)
+fmpi_file *fmpi_file_get(MPI_File h);
+int fmpi_file_error(fmpi_file *f, int code, const char *name);
+int fmpi_errno_class(int e);
+int fmpi_file_transfer(fmpi_file *f, MPI_Offset offset, void *buf, int count, MPI_Datatype datatype, bool writing,
+                       MPI_Status *status, MPI_Offset *moved_etypes, const char *name);
+MPI_Offset fmpi_file_view_end(fmpi_file *f);
+void fmpi_file_shared_forget(fmpi_file *f);
+
 /* nbc.c: nonblocking collectives as schedules of rounds */
 #define FMPI_NBC_CTX_BIT 0x80000000u
 typedef struct fmpi_nbc_op {

@@ -586,6 +586,14 @@ FERRY_MPI_API(int, File_write_all, (MPI_File fh, const void *buf, int count, MPI
 FERRY_MPI_API(int, File_iread, (MPI_File fh, void *buf, int count, MPI_Datatype datatype, MPI_Request *request))
 FERRY_MPI_API(int, File_iwrite, (MPI_File fh, const void *buf, int count, MPI_Datatype datatype,
                                  MPI_Request *request))
+FERRY_MPI_API(int, File_read_shared, (MPI_File fh, void *buf, int count, MPI_Datatype datatype, MPI_Status *status))
+FERRY_MPI_API(int, File_write_shared, (MPI_File fh, const void *buf, int count, MPI_Datatype datatype,
+                                       MPI_Status *status))
+FERRY_MPI_API(int, File_read_ordered, (MPI_File fh, void *buf, int count, MPI_Datatype datatype, MPI_Status *status))
+FERRY_MPI_API(int, File_write_ordered, (MPI_File fh, const void *buf, int count, MPI_Datatype datatype,
+                                        MPI_Status *status))
+FERRY_MPI_API(int, File_seek_shared, (MPI_File fh, MPI_Offset offset, int whence))
+FERRY_MPI_API(int, File_get_position_shared, (MPI_File fh, MPI_Offset *offset))
 FERRY_MPI_API(int, File_seek, (MPI_File fh, MPI_Offset offset, int whence))
 FERRY_MPI_API(int, File_get_position, (MPI_File fh, MPI_Offset *offset))
 FERRY_MPI_API(int, File_get_byte_offset, (MPI_File fh, MPI_Offset offset, MPI_Offset *disp))

@@ -6,7 +6,9 @@
  * the individual pointer, read back whole under the default view; seek
  * (SET/CUR/END), get_position, get_byte_offset, get_size/set_size/
  * preallocate/sync, a read past the end (Get_count), iread_at/iwrite_at,
- * get_amode/get_group/get_view, and the error classes of failed opens.
+ * get_amode/get_group/get_view, the shared file pointer (write_ordered,
+ * write_shared, read_ordered, seek_shared, get_position_shared), and the
+ * error classes of failed opens.
  */
 #include <unistd.h>
 
@@ -145,6 +147,44 @@ int main(int argc, char **argv)
     chk_say("after preallocate 64: %lld bytes", (long long)fsize);
     CHECK_MPI(MPI_File_close(&fh));
     CHECK(fh == MPI_FILE_NULL, "File_close sets MPI_FILE_NULL");
+
+    /* the shared file pointer: write_ordered (rank order), write_shared (some order), read back ordered */
+    char logpath[300];
+    MPI_File lf;
+    snprintf(logpath, sizeof logpath, "%s.log", path);
+    CHECK_MPI(MPI_File_open(MPI_COMM_WORLD, logpath, MPI_MODE_CREATE | MPI_MODE_RDWR | MPI_MODE_DELETE_ON_CLOSE,
+                            MPI_INFO_NULL, &lf));
+    MPI_File_set_view(lf, 0, MPI_INT, MPI_INT, "native", MPI_INFO_NULL);
+    int ord[8], one = 100 + rank;
+    for (i = 0; i <= rank; i++)
+        ord[i] = rank * 10 + i;
+    CHECK_MPI(MPI_File_write_ordered(lf, ord, rank + 1, MPI_INT, MPI_STATUS_IGNORE));
+    CHECK_MPI(MPI_File_write_shared(lf, &one, 1, MPI_INT, MPI_STATUS_IGNORE));
+    MPI_Barrier(MPI_COMM_WORLD);
+    MPI_File_get_position_shared(lf, &off);
+    chk_say("shared pointer after write_ordered and write_shared: %lld ints", (long long)off);
+    MPI_File_seek_shared(lf, 0, MPI_SEEK_SET);
+    int n_ordered = size * (size + 1) / 2, *logall = malloc(sizeof(int) * (n_ordered + size)), got_ints;
+    /* rank 0 takes everything in one ordered read, the others nothing */
+    MPI_File_read_ordered(lf, logall, rank == 0 ? n_ordered + size : 0, MPI_INT, &st);
+    MPI_Get_count(&st, MPI_INT, &got_ints);
+    if (rank == 0) {
+        int shared_sum = 0;
+        for (i = 0; i < size; i++)
+            shared_sum += logall[n_ordered + i];
+        chk_say("read_ordered: %d ints; ordered part %d %d ... %d; write_shared part sums to %d", got_ints, logall[0],
+                n_ordered > 1 ? logall[1] : -1, logall[n_ordered - 1], shared_sum);
+        int k = 0, r, j;
+        for (r = 0; r < size; r++)
+            for (j = 0; j <= r; j++, k++)
+                CHECK(logall[k] == r * 10 + j, "ordered int %d: %d", k, logall[k]);
+    }
+    MPI_File_seek_shared(lf, -2, MPI_SEEK_END);
+    MPI_File_get_position_shared(lf, &off);
+    chk_say("seek_shared 2 before the end: %lld", (long long)off);
+    free(logall);
+    MPI_File_close(&lf);
+    chk_say("log deleted on close: %s", access(logpath, F_OK) != 0 ? "yes" : "no");
 
     rc = MPI_File_open(MPI_COMM_WORLD, path, MPI_MODE_CREATE | MPI_MODE_EXCL | MPI_MODE_WRONLY, MPI_INFO_NULL, &fh);
     MPI_Error_class(rc, &cls);
