@@ -20,6 +20,7 @@
 #pragma weak MPI_Type_create_indexed_block = PMPI_Type_create_indexed_block
 #pragma weak MPI_Type_create_hindexed_block = PMPI_Type_create_hindexed_block
 #pragma weak MPI_Type_create_subarray = PMPI_Type_create_subarray
+#pragma weak MPI_Type_create_darray = PMPI_Type_create_darray
 #pragma weak MPI_Type_dup = PMPI_Type_dup
 #pragma weak MPI_Type_commit = PMPI_Type_commit
 #pragma weak MPI_Type_free = PMPI_Type_free
@@ -453,6 +454,101 @@ int PMPI_Type_create_subarray(int ndims, const int sizes[], const int subsizes[]
   free(disp);
   free(bl);
   free(size);
+  return rv;
+}
+
+/* The indices of a dimension of gsize elements that process coordinate p of
+ * psize owns under distrib/darg, ascending, into out; returns how many. */
+static int owned_indices(int gsize, int distrib, int darg, int psize, int p, int *out)
+{
+  int n = 0;
+  if (distrib == MPI_DISTRIBUTE_NONE) {
+    for (int i = 0; i < gsize; i++)
+      out[n++] = i;
+  } else if (distrib == MPI_DISTRIBUTE_BLOCK) {
+    int b = darg == MPI_DISTRIBUTE_DFLT_DARG ? (gsize + psize - 1) / psize : darg;
+    for (int i = p * b; i < (p + 1) * b && i < gsize; i++)
+      out[n++] = i;
+  } else { /* cyclic: blocks of b dealt round the processes */
+    int b = darg == MPI_DISTRIBUTE_DFLT_DARG ? 1 : darg;
+    for (int i = 0; i < gsize; i++)
+      if ((i / b) % psize == p)
+        out[n++] = i;
+  }
+  return n;
+}
+
+/* This process's part of an array distributed block, cyclic or not at all
+ * along each dimension over a process grid (row-major, whatever the array's
+ * order): its elements in array order, the extent the whole array's. */
+int PMPI_Type_create_darray(int size, int rank, int ndims, const int gsizes[], const int distribs[],
+                            const int dargs[], const int psizes[], int order, MPI_Datatype oldtype,
+                            MPI_Datatype *newtype)
+{
+  const char *name = "MPI_Type_create_darray";
+  fmpi_type *o = fmpi_type_get(oldtype);
+  if (o == NULL)
+    return fmpi_error(NULL, MPI_ERR_TYPE, name);
+  long long procs = 1, whole = 1;
+  if (ndims <= 0 || (order != MPI_ORDER_C && order != MPI_ORDER_FORTRAN))
+    return fmpi_error(NULL, MPI_ERR_ARG, name);
+  for (int i = 0; i < ndims; i++) {
+    int d = distribs[i], a = dargs[i];
+    bool ok = gsizes[i] >= 1 && psizes[i] >= 1 &&
+              (d == MPI_DISTRIBUTE_NONE ? psizes[i] == 1
+               : d == MPI_DISTRIBUTE_BLOCK ? a == MPI_DISTRIBUTE_DFLT_DARG || (a > 0 && (long long)a * psizes[i] >= gsizes[i])
+               : d == MPI_DISTRIBUTE_CYCLIC ? a == MPI_DISTRIBUTE_DFLT_DARG || a > 0
+                                           : false);
+    if (!ok)
+      return fmpi_error(NULL, MPI_ERR_ARG, name);
+    procs *= psizes[i];
+    whole *= gsizes[i];
+  }
+  if (procs != size || rank < 0 || rank >= size)
+    return fmpi_error(NULL, MPI_ERR_ARG, name);
+  /* per dimension (dims[0] slowest: C order as given, Fortran order reversed) the owned indices */
+  int **own = calloc((size_t)ndims, sizeof *own), *count = calloc((size_t)ndims, sizeof(int));
+  int *gs = calloc((size_t)ndims, sizeof(int)), *idx = calloc((size_t)ndims, sizeof(int));
+  if (own == NULL || count == NULL || gs == NULL || idx == NULL)
+    fmpi_fatal("out of memory");
+  long long elems = 1;
+  for (int i = ndims - 1, r = rank; i >= 0; i--) {
+    int p = r % psizes[i]; /* the process grid is row-major */
+    r /= psizes[i];
+    int k = order == MPI_ORDER_C ? i : ndims - 1 - i;
+    if ((own[k] = malloc(sizeof(int) * (size_t)gsizes[i])) == NULL)
+      fmpi_fatal("out of memory");
+    count[k] = owned_indices(gsizes[i], distribs[i], dargs[i], psizes[i], p, own[k]);
+    gs[k] = gsizes[i];
+    elems *= count[k];
+  }
+  /* the owned elements in array order, consecutive ones merged into runs */
+  int *bl = malloc(sizeof(int) * (size_t)(elems + 1)), runs = 0;
+  MPI_Aint *disp = malloc(sizeof(MPI_Aint) * (size_t)(elems + 1));
+  if (bl == NULL || disp == NULL)
+    fmpi_fatal("out of memory");
+  for (long long e = 0; e < elems; e++) {
+    long long at = 0;
+    for (int i = 0; i < ndims; i++)
+      at = at * gs[i] + own[i][idx[i]];
+    if (runs > 0 && disp[runs - 1] + (MPI_Aint)bl[runs - 1] * o->extent == (MPI_Aint)at * o->extent)
+      bl[runs - 1]++;
+    else {
+      bl[runs] = 1;
+      disp[runs++] = (MPI_Aint)at * o->extent;
+    }
+    for (int i = ndims - 1; i >= 0 && ++idx[i] == count[i]; i--)
+      idx[i] = 0;
+  }
+  MPI_Datatype parts;
+  int rv = build(runs, bl, disp, &oldtype, true, false, &parts, name);
+  if (rv == MPI_SUCCESS) {
+    rv = PMPI_Type_create_resized(parts, 0, (MPI_Aint)whole * o->extent, newtype);
+    PMPI_Type_free(&parts);
+  }
+  for (int i = 0; i < ndims; i++)
+    free(own[i]);
+  free(own), free(count), free(gs), free(idx), free(bl), free(disp);
   return rv;
 }
 

@@ -297,25 +297,27 @@ int PMPI_File_set_view(MPI_File fh, MPI_Offset disp, MPI_Datatype etype, MPI_Dat
 {
   (void)info;
   GET_FILE(fh, "MPI_File_set_view");
+  /* A filetype with no data is a rank that has none of the file (a darray part can be empty). */
   fmpi_type *e = fmpi_type_get(etype), *t = fmpi_type_get(filetype);
-  if (e == NULL || t == NULL || !e->committed || !t->committed || e->size == 0 || t->size == 0 ||
-      t->size % e->size != 0)
-    return file_error(f, MPI_ERR_TYPE, "MPI_File_set_view");
-  if (datarep == NULL || strcmp(datarep, "native") != 0)
-    return file_error(f, MPI_ERR_UNSUPPORTED_DATAREP, "MPI_File_set_view");
-  if (disp < 0 || t->extent <= 0)
-    return file_error(f, MPI_ERR_ARG, "MPI_File_set_view");
-  free_view_types(f);
-  f->disp = disp;
-  f->etype = keep_type(etype);
-  f->filetype = keep_type(filetype);
-  f->pos = f->shared_start = 0; /* both pointers go back to the start of the view */
-  int rank;
+  int rv = MPI_SUCCESS, rank;
+  if (e == NULL || t == NULL || !e->committed || !t->committed || e->size == 0 || t->size % e->size != 0)
+    rv = MPI_ERR_TYPE;
+  else if (datarep == NULL || strcmp(datarep, "native") != 0)
+    rv = MPI_ERR_UNSUPPORTED_DATAREP;
+  else if (disp < 0 || t->extent <= 0)
+    rv = MPI_ERR_ARG;
+  if (rv == MPI_SUCCESS) {
+    free_view_types(f);
+    f->disp = disp;
+    f->etype = keep_type(etype);
+    f->filetype = keep_type(filetype);
+    f->pos = f->shared_start = 0; /* both pointers go back to the start of the view */
+  }
   PMPI_Comm_rank(f->comm, &rank);
-  if (rank == 0)
+  if (rank == 0 && rv == MPI_SUCCESS)
     fmpi_file_shared_forget(f);
-  PMPI_Barrier(f->comm);
-  return MPI_SUCCESS;
+  PMPI_Barrier(f->comm); /* also when this rank's arguments were wrong: the others wait here */
+  return file_error(f, rv, "MPI_File_set_view");
 }
 
 int PMPI_File_get_view(MPI_File fh, MPI_Offset *disp, MPI_Datatype *etype, MPI_Datatype *filetype, char *datarep)
@@ -345,6 +347,8 @@ static void view_runs(const fmpi_file *f, MPI_Offset from, MPI_Offset bytes,
                       bool (*run)(void *arg, MPI_Offset file_off, size_t len, size_t at), void *arg)
 {
   fmpi_type *t = fmpi_type_get(f->filetype);
+  if (t->size == 0)
+    return; /* a view with no data: nothing to move */
   MPI_Offset tile = from / (MPI_Offset)t->size, within = from % (MPI_Offset)t->size, done = 0;
   while (done < bytes) {
     MPI_Offset cum = 0;

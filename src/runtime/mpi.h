@@ -148,6 +148,10 @@ int MPI_COMM_NULL_DELETE_FN(MPI_Comm, int, void *, void *);
 /* array orders (MPI_Type_create_subarray) */
 #define MPI_ORDER_C 56
 #define MPI_ORDER_FORTRAN 57
+#define MPI_DISTRIBUTE_BLOCK 121
+#define MPI_DISTRIBUTE_CYCLIC 122
+#define MPI_DISTRIBUTE_NONE 123
+#define MPI_DISTRIBUTE_DFLT_DARG (-49767)
 
 /* topologies (MPI_Topo_test) */
 #define MPI_GRAPH 1
@@ -520,6 +524,9 @@ FERRY_MPI_API(int, Type_create_hindexed_block, (int count, int blocklength, cons
                                                 MPI_Datatype oldtype, MPI_Datatype *newtype))
 FERRY_MPI_API(int, Type_create_subarray, (int ndims, const int sizes[], const int subsizes[], const int starts[],
                                           int order, MPI_Datatype oldtype, MPI_Datatype *newtype))
+FERRY_MPI_API(int, Type_create_darray, (int size, int rank, int ndims, const int gsizes[], const int distribs[],
+                                        const int dargs[], const int psizes[], int order, MPI_Datatype oldtype,
+                                        MPI_Datatype *newtype))
 FERRY_MPI_API(int, Type_dup, (MPI_Datatype oldtype, MPI_Datatype *newtype))
 FERRY_MPI_API(int, Type_commit, (MPI_Datatype *datatype))
 FERRY_MPI_API(int, Type_free, (MPI_Datatype *datatype))
