@@ -264,9 +264,10 @@ int PMPI_Comm_create(MPI_Comm comm, MPI_Group group, MPI_Comm *newcomm)
 
 /* The members of group agree on a context among themselves: each sends its
  * next free context to the group's first member, which answers with the
- * largest. The messages go on comm's collective context with a tag made from
- * the caller's (below the library's own collective tags), so concurrent
- * creations with other tags, and comm's collectives, do not match them. */
+ * largest. The messages go on comm's collective context with a negative tag
+ * made from the caller's (the library's own collective tags are positive), so
+ * concurrent creations with other tags, and comm's collectives, do not match
+ * them. (Tags that differ only above bit 29 share one.) */
 int PMPI_Comm_create_group(MPI_Comm comm, MPI_Group group, int tag, MPI_Comm *newcomm)
 {
   GET_COMM(comm, "MPI_Comm_create_group");
@@ -286,7 +287,7 @@ int PMPI_Comm_create_group(MPI_Comm comm, MPI_Group group, int tag, MPI_Comm *ne
     *newcomm = MPI_COMM_NULL;
     return MPI_SUCCESS;
   }
-  int itag = -16 - tag, leader = c->local[g->world[0]], n = g->size;
+  int itag = -16 - (tag & 0x3fffffff), leader = c->local[g->world[0]], n = g->size;
   unsigned mine = fmpi_st.next_ctx, agreed = mine;
   unsigned *theirs = calloc((size_t)n, sizeof *theirs);
   fmpi_request **r = calloc((size_t)n, sizeof *r);

@@ -64,7 +64,6 @@ static fmpi_table files;
 static MPI_Errhandler default_errh = MPI_ERRORS_RETURN;
 
 fmpi_file *fmpi_file_get(MPI_File h) { return fmpi_table_get(&files, h); }
-#define file_get fmpi_file_get
 
 int fmpi_file_error(fmpi_file *f, int code, const char *name)
 {
@@ -73,8 +72,6 @@ int fmpi_file_error(fmpi_file *f, int code, const char *name)
     return code;
   return fmpi_errh_call(MPI_COMM_WORLD, errh, code, name);
 }
-
-#define file_error fmpi_file_error
 
 /* The error class of a failed system call on a file. */
 int fmpi_errno_class(int e)
@@ -108,7 +105,7 @@ int PMPI_File_open(MPI_Comm comm, const char *filename, int amode, MPI_Info info
   FMPI_CHECK_INIT("MPI_File_open");
   fmpi_comm *c = fmpi_comm_get(comm);
   if (c == NULL)
-    return file_error(NULL, MPI_ERR_COMM, "MPI_File_open");
+    return fmpi_file_error(NULL, MPI_ERR_COMM, "MPI_File_open");
   int flags = O_RDONLY, rv = amode_flags(amode, &flags), fd = -1, err = 0;
   if (rv == MPI_SUCCESS && c->rank == 0) {
     int create = (amode & MPI_MODE_CREATE ? O_CREAT : 0) | (amode & MPI_MODE_EXCL ? O_EXCL : 0);
@@ -128,7 +125,7 @@ int PMPI_File_open(MPI_Comm comm, const char *filename, int amode, MPI_Info info
     if (fd >= 0)
       close(fd);
     *fh = MPI_FILE_NULL;
-    return file_error(NULL, verdict != MPI_SUCCESS ? verdict : worst, "MPI_File_open");
+    return fmpi_file_error(NULL, verdict != MPI_SUCCESS ? verdict : worst, "MPI_File_open");
   }
   fmpi_file *f = calloc(1, sizeof *f);
   if (f == NULL || (f->path = strdup(filename)) == NULL)
@@ -172,13 +169,13 @@ int PMPI_File_close(MPI_File *fh)
   free(f->path);
   free(f);
   *fh = MPI_FILE_NULL;
-  return file_error(NULL, rv, "MPI_File_close");
+  return fmpi_file_error(NULL, rv, "MPI_File_close");
 }
 
 int PMPI_File_delete(const char *filename, MPI_Info info)
 {
   (void)info;
-  return unlink(filename) == 0 ? MPI_SUCCESS : file_error(NULL, fmpi_errno_class(errno), "MPI_File_delete");
+  return unlink(filename) == 0 ? MPI_SUCCESS : fmpi_file_error(NULL, fmpi_errno_class(errno), "MPI_File_delete");
 }
 
 int PMPI_File_get_size(MPI_File fh, MPI_Offset *size)
@@ -186,7 +183,7 @@ int PMPI_File_get_size(MPI_File fh, MPI_Offset *size)
   GET_FILE(fh, "MPI_File_get_size");
   struct stat st;
   if (fstat(f->fd, &st) != 0)
-    return file_error(f, fmpi_errno_class(errno), "MPI_File_get_size");
+    return fmpi_file_error(f, fmpi_errno_class(errno), "MPI_File_get_size");
   *size = st.st_size;
   return MPI_SUCCESS;
 }
@@ -196,7 +193,7 @@ int PMPI_File_get_size(MPI_File fh, MPI_Offset *size)
 static int resize(fmpi_file *f, MPI_Offset size, bool grow_only, const char *name)
 {
   if (size < 0)
-    return file_error(f, MPI_ERR_ARG, name);
+    return fmpi_file_error(f, MPI_ERR_ARG, name);
   int rank, rv = MPI_SUCCESS;
   struct stat st;
   PMPI_Comm_rank(f->comm, &rank);
@@ -204,7 +201,7 @@ static int resize(fmpi_file *f, MPI_Offset size, bool grow_only, const char *nam
   if (rank == 0 && (!grow_only || (fstat(f->fd, &st) == 0 && st.st_size < size)) && ftruncate(f->fd, size) != 0)
     rv = fmpi_errno_class(errno);
   PMPI_Bcast(&rv, 1, MPI_INT, 0, f->comm);
-  return file_error(f, rv, name);
+  return fmpi_file_error(f, rv, name);
 }
 
 int PMPI_File_set_size(MPI_File fh, MPI_Offset size)
@@ -224,7 +221,7 @@ int PMPI_File_sync(MPI_File fh)
   GET_FILE(fh, "MPI_File_sync");
   int rv = fsync(f->fd) == 0 ? MPI_SUCCESS : fmpi_errno_class(errno);
   PMPI_Barrier(f->comm);
-  return file_error(f, rv, "MPI_File_sync");
+  return fmpi_file_error(f, rv, "MPI_File_sync");
 }
 
 int PMPI_File_get_amode(MPI_File fh, int *amode)
@@ -257,7 +254,7 @@ int PMPI_File_set_errhandler(MPI_File fh, MPI_Errhandler errhandler)
 {
   FMPI_CHECK_INIT("MPI_File_set_errhandler");
   if (errhandler != MPI_ERRORS_RETURN && errhandler != MPI_ERRORS_ARE_FATAL)
-    return file_error(file_get(fh), MPI_ERR_ARG, "MPI_File_set_errhandler"); /* no user file handlers yet */
+    return fmpi_file_error(fmpi_file_get(fh), MPI_ERR_ARG, "MPI_File_set_errhandler"); /* no user file handlers yet */
   if (fh == MPI_FILE_NULL) {
     default_errh = errhandler;
     return MPI_SUCCESS;
@@ -317,7 +314,7 @@ int PMPI_File_set_view(MPI_File fh, MPI_Offset disp, MPI_Datatype etype, MPI_Dat
   if (rank == 0 && rv == MPI_SUCCESS)
     fmpi_file_shared_forget(f);
   PMPI_Barrier(f->comm); /* also when this rank's arguments were wrong: the others wait here */
-  return file_error(f, rv, "MPI_File_set_view");
+  return fmpi_file_error(f, rv, "MPI_File_set_view");
 }
 
 int PMPI_File_get_view(MPI_File fh, MPI_Offset *disp, MPI_Datatype *etype, MPI_Datatype *filetype, char *datarep)
@@ -335,7 +332,7 @@ int PMPI_File_get_type_extent(MPI_File fh, MPI_Datatype datatype, MPI_Aint *exte
   GET_FILE(fh, "MPI_File_get_type_extent");
   fmpi_type *t = fmpi_type_get(datatype);
   if (t == NULL)
-    return file_error(f, MPI_ERR_TYPE, "MPI_File_get_type_extent");
+    return fmpi_file_error(f, MPI_ERR_TYPE, "MPI_File_get_type_extent");
   *extent = t->extent;
   return MPI_SUCCESS;
 }
@@ -408,14 +405,14 @@ int fmpi_file_transfer(fmpi_file *f, MPI_Offset offset, void *buf, int count, MP
 {
   fmpi_type *t = fmpi_type_get(datatype), *e = fmpi_type_get(f->etype);
   if (t == NULL || !t->committed)
-    return file_error(f, MPI_ERR_TYPE, name);
+    return fmpi_file_error(f, MPI_ERR_TYPE, name);
   if (count < 0)
-    return file_error(f, MPI_ERR_COUNT, name);
+    return fmpi_file_error(f, MPI_ERR_COUNT, name);
   if (offset < 0)
-    return file_error(f, MPI_ERR_ARG, name);
+    return fmpi_file_error(f, MPI_ERR_ARG, name);
   int access = f->amode & (MPI_MODE_RDONLY | MPI_MODE_WRONLY | MPI_MODE_RDWR);
   if ((writing && access == MPI_MODE_RDONLY) || (!writing && access == MPI_MODE_WRONLY))
-    return file_error(f, MPI_ERR_ACCESS, name);
+    return fmpi_file_error(f, MPI_ERR_ACCESS, name);
   size_t bytes = t->size * (size_t)count;
   io_arg a = { f->fd, malloc(bytes + 1), 0, 0, writing };
   if (a.bytes == NULL)
@@ -434,7 +431,7 @@ int fmpi_file_transfer(fmpi_file *f, MPI_Offset offset, void *buf, int count, MP
   }
   if (moved_etypes)
     *moved_etypes = (MPI_Offset)(a.moved / e->size);
-  return a.error ? file_error(f, fmpi_errno_class(a.error), name) : MPI_SUCCESS;
+  return a.error ? fmpi_file_error(f, fmpi_errno_class(a.error), name) : MPI_SUCCESS;
 }
 
 #define AT_CALL(fn, writing, collective, buf_t, name)                                                           \
@@ -470,16 +467,19 @@ PTR_CALL(write, true, false, const void *, "MPI_File_write")
 PTR_CALL(read_all, false, true, void *, "MPI_File_read_all")
 PTR_CALL(write_all, true, true, const void *, "MPI_File_write_all")
 
-/* The nonblocking forms: the blocking call's result as a request that is already complete. */
+/* The nonblocking forms: the blocking call's result as a request that is already complete. A
+ * failed call reports its error itself (through the file's handler) and starts no request. */
 static int as_request(MPI_File fh, int rv, const MPI_Status *st, MPI_Request *request)
 {
-  fmpi_file *f = file_get(fh);
-  if (f == NULL)
+  fmpi_file *f = fmpi_file_get(fh);
+  if (f == NULL || rv != MPI_SUCCESS) {
+    *request = MPI_REQUEST_NULL;
     return rv;
+  }
   fmpi_lock();
   fmpi_request *r = fmpi_req_new(false, fmpi_comm_get(f->comm), 0, MPI_PROC_NULL, 0, NULL, 0, MPI_BYTE);
   r->status = *st;
-  r->status.MPI_ERROR = rv;
+  r->status.MPI_ERROR = MPI_SUCCESS;
   r->complete = true;
   fmpi_req_handle(r, request);
   fmpi_unlock();
@@ -537,7 +537,7 @@ int PMPI_File_seek(MPI_File fh, MPI_Offset offset, int whence)
                   : whence == MPI_SEEK_END ? fmpi_file_view_end(f) + offset
                                            : -1;
   if (to < 0)
-    return file_error(f, MPI_ERR_ARG, "MPI_File_seek");
+    return fmpi_file_error(f, MPI_ERR_ARG, "MPI_File_seek");
   f->pos = to;
   return MPI_SUCCESS;
 }
@@ -560,7 +560,7 @@ int PMPI_File_get_byte_offset(MPI_File fh, MPI_Offset offset, MPI_Offset *disp)
 {
   GET_FILE(fh, "MPI_File_get_byte_offset");
   if (offset < 0)
-    return file_error(f, MPI_ERR_ARG, "MPI_File_get_byte_offset");
+    return fmpi_file_error(f, MPI_ERR_ARG, "MPI_File_get_byte_offset");
   fmpi_type *e = fmpi_type_get(f->etype);
   *disp = f->disp;
   view_runs(f, offset * (MPI_Offset)e->size, 1, first_run, disp);
