@@ -989,8 +989,6 @@ int PMPI_Ireduce_scatter_block(const void *sendbuf, void *recvbuf, int recvcount
                                MPI_Comm comm, MPI_Request *request)
 {
   GET_COMM(comm, "MPI_Ireduce_scatter_block");
-  if (recvcount < 0)
-    return fmpi_error(c, MPI_ERR_COUNT, "MPI_Ireduce_scatter_block");
   return ireduce_scatter(sendbuf, recvbuf, NULL, recvcount, datatype, op, c, request, "MPI_Ireduce_scatter_block");
 }
 

@@ -414,15 +414,18 @@ int fmpi_file_transfer(fmpi_file *f, MPI_Offset offset, void *buf, int count, MP
   if ((writing && access == MPI_MODE_RDONLY) || (!writing && access == MPI_MODE_WRONLY))
     return fmpi_file_error(f, MPI_ERR_ACCESS, name);
   size_t bytes = t->size * (size_t)count;
-  io_arg a = { f->fd, malloc(bytes + 1), 0, 0, writing };
+  /* A contiguous memory type is its own packed form: no bounce buffer, no copy. */
+  io_arg a = { f->fd, t->contig ? buf : malloc(bytes + 1), 0, 0, writing };
   if (a.bytes == NULL)
     fmpi_fatal("out of memory");
-  if (writing)
+  if (writing && !t->contig)
     fmpi_pack(t, buf, count, a.bytes);
   view_runs(f, offset * (MPI_Offset)e->size, (MPI_Offset)bytes, io_run, &a);
-  if (!writing)
-    fmpi_unpack(t, a.bytes, a.moved, buf);
-  free(a.bytes);
+  if (!t->contig) {
+    if (!writing)
+      fmpi_unpack(t, a.bytes, a.moved, buf);
+    free(a.bytes);
+  }
   if (status != MPI_STATUS_IGNORE && status != NULL) {
     memset(status, 0, sizeof *status);
     status->MPI_SOURCE = MPI_ANY_SOURCE;

@@ -128,6 +128,30 @@ int main(int argc, char **argv)
     free(all);
     MPI_Barrier(MPI_COMM_WORLD); /* rank 0 read to the end before anyone writes past it */
 
+    /* a strided memory type: every other int of a buffer out, and back into every third */
+    MPI_Datatype every2, every3;
+    MPI_Type_vector(4, 1, 2, MPI_INT, &every2);
+    MPI_Type_vector(4, 1, 3, MPI_INT, &every3);
+    MPI_Type_commit(&every2);
+    MPI_Type_commit(&every3);
+    int spread[8], spread3[12];
+    for (i = 0; i < 8; i++)
+        spread[i] = rank * 10 + i;
+    for (i = 0; i < 12; i++)
+        spread3[i] = -1;
+    MPI_Offset mine_at = fsize + (MPI_Offset)(size + rank) * 4 * sizeof(int); /* past the words below */
+    CHECK_MPI(MPI_File_write_at(fh, mine_at, spread, 1, every2, MPI_STATUS_IGNORE));
+    CHECK_MPI(MPI_File_read_at(fh, mine_at, spread3, 1, every3, &st));
+    MPI_Get_count(&st, every3, &count);
+    CHECK(count == 1 && spread3[0] == spread[0] && spread3[3] == spread[2] && spread3[6] == spread[4] &&
+              spread3[9] == spread[6] && spread3[1] == -1,
+          "strided memory types: %d %d %d %d", spread3[0], spread3[3], spread3[6], spread3[9]);
+    chk_say("strided memory types through the file: rank 0 got %d %d %d %d", spread3[0], spread3[3], spread3[6],
+            spread3[9]);
+    MPI_Type_free(&every2);
+    MPI_Type_free(&every3);
+    MPI_Barrier(MPI_COMM_WORLD);
+
     /* nonblocking at explicit offsets, then resized */
     MPI_Request rq;
     int word = 4242 + rank, got = 0;
