@@ -172,6 +172,17 @@ int PMPI_Comm_dup(MPI_Comm comm, MPI_Comm *newcomm)
   return MPI_SUCCESS;
 }
 
+/* A duplicate for the library's own traffic (a file's, a window's): the same
+ * ranks in a new context, without the topology and the attributes, so no
+ * user copy or delete callback runs for it. */
+int fmpi_comm_dup_internal(MPI_Comm comm, MPI_Comm *newcomm)
+{
+  fmpi_comm *c = fmpi_comm_get(comm);
+  uint32_t ctx = agree_ctx(c);
+  *newcomm = make_comm(ctx, c->size, c->world, c->errh)->handle;
+  return MPI_SUCCESS;
+}
+
 typedef struct split_entry {
   int color, key, rank;
 } split_entry;

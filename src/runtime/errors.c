@@ -60,6 +60,18 @@ static const char *const error_strings[] = {
   [MPI_ERR_DUP_DATAREP] = "Data representation already defined",
   [MPI_ERR_CONVERSION] = "Data conversion failed",
   [MPI_ERR_IO] = "I/O error",
+  [MPI_ERR_WIN] = "Invalid MPI_Win",
+  [MPI_ERR_BASE] = "Invalid base address",
+  [MPI_ERR_SIZE] = "Invalid size argument",
+  [MPI_ERR_DISP] = "Invalid displacement or displacement unit",
+  [MPI_ERR_LOCKTYPE] = "Invalid lock type",
+  [MPI_ERR_ASSERT] = "Invalid assertion argument",
+  [MPI_ERR_RMA_CONFLICT] = "Conflicting accesses to a window",
+  [MPI_ERR_RMA_SYNC] = "One-sided call outside the epoch it needs (no fence, lock or start for this target)",
+  [MPI_ERR_RMA_RANGE] = "Target memory is outside the window",
+  [MPI_ERR_RMA_ATTACH] = "Memory cannot be attached (overlaps attached memory) or was not attached",
+  [MPI_ERR_RMA_SHARED] = "Memory cannot be shared: the ranks of a Ferry job share no memory (they can move to other hosts)",
+  [MPI_ERR_RMA_FLAVOR] = "Wrong window flavor for this call",
 };
 
 int fmpi_errh_call(MPI_Comm comm, MPI_Errhandler errh, int code, const char *fname)

@@ -132,7 +132,7 @@ int PMPI_File_open(MPI_Comm comm, const char *filename, int amode, MPI_Info info
     fmpi_fatal("out of memory");
   f->fd = fd;
   f->amode = amode;
-  PMPI_Comm_dup(comm, &f->comm);
+  fmpi_comm_dup_internal(comm, &f->comm);
   f->etype = f->filetype = MPI_BYTE;
   f->errh = default_errh;
   if (amode & MPI_MODE_APPEND) { /* the pointers start at the end */

@@ -159,6 +159,10 @@ struct fmpi_request {
   int pkind;               /* enum fmpi_pkind */
   int user_peer;           /* as given: comm rank, MPI_ANY_SOURCE or MPI_PROC_NULL */
   fmpi_nbc *nbc_owner;     /* the nonblocking collective this operation is a step of, or NULL */
+  /* called by fmpi_req_complete (lock held) before a user_freed request is
+   * released: one-sided communication's target and origin steps (win.c) */
+  void (*on_done)(fmpi_request *r);
+  void *on_done_arg;
 };
 enum fmpi_pkind { FMPI_P_SEND, FMPI_P_SSEND, FMPI_P_BSEND, FMPI_P_RSEND, FMPI_P_RECV };
 #define FMPI_REQ_MAGIC 0x46524551u
@@ -296,6 +300,7 @@ int fmpi_irecv(void *buf, int count, MPI_Datatype type, int src, int tag, fmpi_c
                fmpi_request **out);
 void fmpi_send_post(fmpi_request *r);
 void fmpi_recv_post(fmpi_request *r);
+bool fmpi_recv_unpost(fmpi_request *r);
 void fmpi_req_rearm(fmpi_request *r);
 int fmpi_check_pt2pt(fmpi_comm *c, int count, MPI_Datatype type, int peer, int tag, bool recv, bool any_tag_ok);
 void fmpi_wait_reqs(fmpi_request **reqs, int n);
@@ -318,6 +323,7 @@ int fmpi_sendrecv_internal(const void *sbuf, int scount, MPI_Datatype st, int de
 fmpi_comm *fmpi_comm_get(MPI_Comm h);
 fmpi_group *fmpi_group_get(MPI_Group h);
 int fmpi_comm_init_predefined(void);
+int fmpi_comm_dup_internal(MPI_Comm comm, MPI_Comm *newcomm);
 
 /* datatype.c */
 typedef struct fmpi_type {
@@ -427,7 +433,7 @@ typedef struct fmpi_table {
 int fmpi_table_add(fmpi_table *t, void *p);
 void *fmpi_table_get(fmpi_table *t, int h);
 void fmpi_table_del(fmpi_table *t, int h);
-extern fmpi_table fmpi_requests, fmpi_comms, fmpi_groups, fmpi_types, fmpi_ops, fmpi_errhs;
+extern fmpi_table fmpi_requests, fmpi_comms, fmpi_groups, fmpi_types, fmpi_ops, fmpi_errhs, fmpi_wins;
 
 /* Entry checks shared by every MPI_ function. */
 #define FMPI_CHECK_INIT(fname)                                                    \

@@ -28,6 +28,7 @@ typedef intptr_t MPI_Aint;
 typedef long long MPI_Offset;
 typedef long long MPI_Count;
 typedef int MPI_File;
+typedef int MPI_Win;
 
 typedef struct MPI_Status {
   int MPI_SOURCE;
@@ -46,6 +47,7 @@ typedef int MPI_Comm_delete_attr_function(MPI_Comm comm, int comm_keyval, void *
 typedef MPI_Comm_copy_attr_function MPI_Copy_function;
 typedef MPI_Comm_delete_attr_function MPI_Delete_function;
 typedef MPI_Comm_errhandler_function MPI_Handler_function;
+typedef void MPI_Win_errhandler_function(MPI_Win *win, int *error_code, ...);
 /* the predefined callbacks (functions, not handles) */
 int MPI_COMM_NULL_COPY_FN(MPI_Comm, int, void *, void *, void *, int *);
 int MPI_COMM_DUP_FN(MPI_Comm, int, void *, void *, void *, int *);
@@ -96,6 +98,18 @@ int MPI_COMM_NULL_DELETE_FN(MPI_Comm, int, void *, void *);
 #define MPI_ERR_DUP_DATAREP 38
 #define MPI_ERR_CONVERSION 39
 #define MPI_ERR_IO 40
+#define MPI_ERR_WIN 41
+#define MPI_ERR_BASE 42
+#define MPI_ERR_SIZE 43
+#define MPI_ERR_DISP 44
+#define MPI_ERR_LOCKTYPE 45
+#define MPI_ERR_ASSERT 46
+#define MPI_ERR_RMA_CONFLICT 47
+#define MPI_ERR_RMA_SYNC 48
+#define MPI_ERR_RMA_RANGE 49
+#define MPI_ERR_RMA_ATTACH 50
+#define MPI_ERR_RMA_SHARED 51
+#define MPI_ERR_RMA_FLAVOR 52
 #define MPI_ERR_LASTCODE 64
 
 /* special values */
@@ -128,6 +142,27 @@ int MPI_COMM_NULL_DELETE_FN(MPI_Comm, int, void *, void *);
 #define MPI_MODE_EXCL 64
 #define MPI_MODE_APPEND 128
 #define MPI_MODE_SEQUENTIAL 256
+/* one-sided: assertions (MPI_Win_fence, _post, _start, _lock), lock types,
+ * window attributes (MPI_Win_get_attr), flavors and memory models */
+#define MPI_MODE_NOCHECK 1024
+#define MPI_MODE_NOSTORE 2048
+#define MPI_MODE_NOPUT 4096
+#define MPI_MODE_NOPRECEDE 8192
+#define MPI_MODE_NOSUCCEED 16384
+#define MPI_LOCK_EXCLUSIVE 234
+#define MPI_LOCK_SHARED 235
+#define MPI_WIN_BASE 101
+#define MPI_WIN_SIZE 102
+#define MPI_WIN_DISP_UNIT 103
+#define MPI_WIN_CREATE_FLAVOR 104
+#define MPI_WIN_MODEL 105
+#define MPI_WIN_FLAVOR_CREATE 1
+#define MPI_WIN_FLAVOR_ALLOCATE 2
+#define MPI_WIN_FLAVOR_DYNAMIC 3
+#define MPI_WIN_FLAVOR_SHARED 4
+#define MPI_WIN_SEPARATE 1
+#define MPI_WIN_UNIFIED 2
+#define MPI_WIN_NULL ((MPI_Win)0)
 #define MPI_SEEK_SET 600
 #define MPI_SEEK_CUR 602
 #define MPI_SEEK_END 604
@@ -625,6 +660,71 @@ FERRY_MPI_API(int, Errhandler_get, (MPI_Comm comm, MPI_Errhandler *errhandler))
 FERRY_MPI_API(int, Keyval_create, (MPI_Copy_function *copy_fn, MPI_Delete_function *delete_fn, int *keyval,
                                    void *extra_state))
 FERRY_MPI_API(int, Keyval_free, (int *keyval))
+
+/* one-sided communication (win.c) */
+FERRY_MPI_API(int, Win_create, (void *base, MPI_Aint size, int disp_unit, MPI_Info info, MPI_Comm comm, MPI_Win *win))
+FERRY_MPI_API(int, Win_allocate, (MPI_Aint size, int disp_unit, MPI_Info info, MPI_Comm comm, void *baseptr,
+                                  MPI_Win *win))
+FERRY_MPI_API(int, Win_allocate_shared, (MPI_Aint size, int disp_unit, MPI_Info info, MPI_Comm comm, void *baseptr,
+                                         MPI_Win *win))
+FERRY_MPI_API(int, Win_shared_query, (MPI_Win win, int rank, MPI_Aint *size, int *disp_unit, void *baseptr))
+FERRY_MPI_API(int, Win_create_dynamic, (MPI_Info info, MPI_Comm comm, MPI_Win *win))
+FERRY_MPI_API(int, Win_attach, (MPI_Win win, void *base, MPI_Aint size))
+FERRY_MPI_API(int, Win_detach, (MPI_Win win, const void *base))
+FERRY_MPI_API(int, Win_free, (MPI_Win *win))
+FERRY_MPI_API(int, Win_get_attr, (MPI_Win win, int win_keyval, void *attribute_val, int *flag))
+FERRY_MPI_API(int, Win_get_group, (MPI_Win win, MPI_Group *group))
+FERRY_MPI_API(int, Win_set_name, (MPI_Win win, const char *win_name))
+FERRY_MPI_API(int, Win_get_name, (MPI_Win win, char *win_name, int *resultlen))
+FERRY_MPI_API(int, Win_set_info, (MPI_Win win, MPI_Info info))
+FERRY_MPI_API(int, Win_get_info, (MPI_Win win, MPI_Info *info_used))
+FERRY_MPI_API(int, Win_create_errhandler, (MPI_Win_errhandler_function *function, MPI_Errhandler *errhandler))
+FERRY_MPI_API(int, Win_set_errhandler, (MPI_Win win, MPI_Errhandler errhandler))
+FERRY_MPI_API(int, Win_get_errhandler, (MPI_Win win, MPI_Errhandler *errhandler))
+FERRY_MPI_API(int, Win_call_errhandler, (MPI_Win win, int errorcode))
+FERRY_MPI_API(int, Win_fence, (int assert, MPI_Win win))
+FERRY_MPI_API(int, Win_post, (MPI_Group group, int assert, MPI_Win win))
+FERRY_MPI_API(int, Win_start, (MPI_Group group, int assert, MPI_Win win))
+FERRY_MPI_API(int, Win_complete, (MPI_Win win))
+FERRY_MPI_API(int, Win_wait, (MPI_Win win))
+FERRY_MPI_API(int, Win_test, (MPI_Win win, int *flag))
+FERRY_MPI_API(int, Win_lock, (int lock_type, int rank, int assert, MPI_Win win))
+FERRY_MPI_API(int, Win_unlock, (int rank, MPI_Win win))
+FERRY_MPI_API(int, Win_lock_all, (int assert, MPI_Win win))
+FERRY_MPI_API(int, Win_unlock_all, (MPI_Win win))
+FERRY_MPI_API(int, Win_flush, (int rank, MPI_Win win))
+FERRY_MPI_API(int, Win_flush_all, (MPI_Win win))
+FERRY_MPI_API(int, Win_flush_local, (int rank, MPI_Win win))
+FERRY_MPI_API(int, Win_flush_local_all, (MPI_Win win))
+FERRY_MPI_API(int, Win_sync, (MPI_Win win))
+FERRY_MPI_API(int, Put, (const void *origin_addr, int origin_count, MPI_Datatype origin_datatype, int target_rank,
+                         MPI_Aint target_disp, int target_count, MPI_Datatype target_datatype, MPI_Win win))
+FERRY_MPI_API(int, Get, (void *origin_addr, int origin_count, MPI_Datatype origin_datatype, int target_rank,
+                         MPI_Aint target_disp, int target_count, MPI_Datatype target_datatype, MPI_Win win))
+FERRY_MPI_API(int, Accumulate, (const void *origin_addr, int origin_count, MPI_Datatype origin_datatype,
+                                int target_rank, MPI_Aint target_disp, int target_count,
+                                MPI_Datatype target_datatype, MPI_Op op, MPI_Win win))
+FERRY_MPI_API(int, Get_accumulate, (const void *origin_addr, int origin_count, MPI_Datatype origin_datatype,
+                                    void *result_addr, int result_count, MPI_Datatype result_datatype,
+                                    int target_rank, MPI_Aint target_disp, int target_count,
+                                    MPI_Datatype target_datatype, MPI_Op op, MPI_Win win))
+FERRY_MPI_API(int, Fetch_and_op, (const void *origin_addr, void *result_addr, MPI_Datatype datatype,
+                                  int target_rank, MPI_Aint target_disp, MPI_Op op, MPI_Win win))
+FERRY_MPI_API(int, Compare_and_swap, (const void *origin_addr, const void *compare_addr, void *result_addr,
+                                      MPI_Datatype datatype, int target_rank, MPI_Aint target_disp, MPI_Win win))
+FERRY_MPI_API(int, Rput, (const void *origin_addr, int origin_count, MPI_Datatype origin_datatype, int target_rank,
+                          MPI_Aint target_disp, int target_count, MPI_Datatype target_datatype, MPI_Win win,
+                          MPI_Request *request))
+FERRY_MPI_API(int, Rget, (void *origin_addr, int origin_count, MPI_Datatype origin_datatype, int target_rank,
+                          MPI_Aint target_disp, int target_count, MPI_Datatype target_datatype, MPI_Win win,
+                          MPI_Request *request))
+FERRY_MPI_API(int, Raccumulate, (const void *origin_addr, int origin_count, MPI_Datatype origin_datatype,
+                                 int target_rank, MPI_Aint target_disp, int target_count,
+                                 MPI_Datatype target_datatype, MPI_Op op, MPI_Win win, MPI_Request *request))
+FERRY_MPI_API(int, Rget_accumulate, (const void *origin_addr, int origin_count, MPI_Datatype origin_datatype,
+                                     void *result_addr, int result_count, MPI_Datatype result_datatype,
+                                     int target_rank, MPI_Aint target_disp, int target_count,
+                                     MPI_Datatype target_datatype, MPI_Op op, MPI_Win win, MPI_Request *request))
 
 #undef FERRY_MPI_API
 

@@ -91,6 +91,8 @@ void fmpi_req_complete(fmpi_request *r)
   r->complete = true;
   fmpi_st.completions++;
   fmpi_nbc *owner = r->nbc_owner;
+  if (r->on_done)
+    r->on_done(r);
   if (r->user_freed)
     fmpi_req_release(r);
   if (owner) /* a step of a nonblocking collective: its next round may start */
@@ -524,6 +526,26 @@ void fmpi_recv_post(fmpi_request *r)
   else
     fmpi_st.posted_head = r;
   fmpi_st.posted_tail = r;
+}
+
+/* Takes a receive that nothing matched yet off the posted queue (lock held);
+ * false when it is not there (matched, or never posted). */
+bool fmpi_recv_unpost(fmpi_request *r)
+{
+  fmpi_request *prev = NULL;
+  for (fmpi_request *q = fmpi_st.posted_head; q; prev = q, q = q->next) {
+    if (q != r)
+      continue;
+    if (prev)
+      prev->next = q->next;
+    else
+      fmpi_st.posted_head = q->next;
+    if (fmpi_st.posted_tail == q)
+      fmpi_st.posted_tail = prev;
+    q->next = NULL;
+    return true;
+  }
+  return false;
 }
 
 /* One progress pass of the app thread that stops reading as soon as done(arg)
@@ -1349,23 +1371,11 @@ int PMPI_Cancel(MPI_Request *request)
     return fmpi_error(NULL, MPI_ERR_REQUEST, "MPI_Cancel");
   fmpi_lock();
   fmpi_request *r = lookup(*request);
-  if (!r->is_send && !r->complete && (!r->persistent || r->active)) {
-    fmpi_request *prev = NULL;
-    for (fmpi_request *q = fmpi_st.posted_head; q; prev = q, q = q->next) {
-      if (q != r)
-        continue;
-      if (prev)
-        prev->next = q->next;
-      else
-        fmpi_st.posted_head = q->next;
-      if (fmpi_st.posted_tail == q)
-        fmpi_st.posted_tail = prev;
-      r->status.ferry_cancelled = 1;
-      r->status.MPI_SOURCE = MPI_ANY_SOURCE;
-      r->status.MPI_TAG = MPI_ANY_TAG;
-      fmpi_req_complete(r);
-      break;
-    }
+  if (!r->is_send && !r->complete && (!r->persistent || r->active) && fmpi_recv_unpost(r)) {
+    r->status.ferry_cancelled = 1;
+    r->status.MPI_SOURCE = MPI_ANY_SOURCE;
+    r->status.MPI_TAG = MPI_ANY_TAG;
+    fmpi_req_complete(r);
   }
   fmpi_unlock();
   return MPI_SUCCESS;
