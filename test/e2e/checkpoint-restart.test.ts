@@ -452,6 +452,30 @@ describe('checkpoint, restart and migration end to end', { timeout: 600_000 }, (
     expect(readFileSync(file('shared')).equals(readFileSync(file('ref-shared'))), 'the shared file').toBe(true);
   });
 
+  it('13. a job sharing work through one-sided communication (passive-target locks, fetch-and-op, accumulates, fence puts) is checkpointed, has a rank migrated and is restarted on two other hosts, to the uninterrupted totals', async () => {
+    const prog = join(c.tempDir, 'bin', 'rma-tasks');
+    execFileSync(process.execPath, [FERRY_CLI, 'mpicc', '-O2', '-o', prog, 'test/e2e/programs/rma-tasks.c'], { stdio: 'inherit' });
+    const STEPS = '80';
+    const runTasks = (jobId: string) => c.ferry(['run', '-n', '4', '--hosts', 'host1,host2', '--job-id', jobId, prog, STEPS], { timeoutMs: RUN_TIMEOUT_MS });
+    const totals = (out: string) => /rma-tasks: \d+ tasks done, sum \d+, xor \d+, ring \d+/.exec(out)?.[0];
+    const ref = await runTasks('ref-rma');
+    expect(ref.code, ref.stderr).toBe(0);
+    expect(totals(ref.stdout), ref.stdout).toBeDefined();
+
+    const run = runTasks('rma');
+    await c.waitFor(async () => rank0Output(c, 'rma').includes('rma-tasks: started'), 'rma-tasks started');
+    await sleep(500);
+    await ferryOk(['checkpoint', 'rma']);
+    await ferryOk(['migrate', 'rma', '--rank', '0', '--to', 'host3']); // the rank whose window everyone uses
+    await sleep(300);
+    await ferryOk(['checkpoint', 'rma', '--stop']);
+    expect((await run).code).toBe(75);
+    await ferryOk(['restart', 'rma', '--hosts', 'host2,host3']);
+    const attached = await c.ferry(['attach', 'rma'], { timeoutMs: RUN_TIMEOUT_MS });
+    expect(attached.code, `${attached.stderr}\n${c.logTails(30)}`).toBe(0);
+    expect(totals(attached.stdout)).toBe(totals(ref.stdout));
+  });
+
   it("11. a rank restored after it was stopped for a while does not see that time on its monotonic clock, nor the clock going back", async () => {
     const prog = join(c.tempDir, 'bin', 'clock-gap');
     execFileSync(process.execPath, [FERRY_CLI, 'mpicc', '-O2', '-o', prog, 'test/e2e/programs/clock-gap.c'], { stdio: 'inherit' });

@@ -5,6 +5,7 @@
 // (checked by the runtime itself) prove nothing was lost, duplicated or reordered.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { RankChannelServer, type RankInfo } from '../../src/agent/rank-channel.js';
 import { RankJob, uniqueSocketName, until, useRankRuntime } from './rank-harness.js';
@@ -17,7 +18,7 @@ function sharedPending(pid: number): bigint {
 }
 
 describe('rank runtime: flush, close, rewire', () => {
-  const rt = useRankRuntime('flush-pending', 'flush-stream', 'finalize-exit', 'flush-nbc');
+  const rt = useRankRuntime('flush-pending', 'flush-stream', 'finalize-exit', 'flush-nbc', 'flush-rma');
 
   it('keeps drained messages and a half-done rendezvous across a flush; the same processes continue', async () => {
     const go = join(rt.dir, 'go-pending');
@@ -91,6 +92,31 @@ describe('rank runtime: flush, close, rewire', () => {
     expect(results.map((r) => r.code), job.stderr.join('\n')).toEqual([0, 0, 0, 0]);
     expect(job.stdout[0]).toMatch(/^started\nstream ok rounds \d+ messages \d+\n$/);
     expect(drained).toBeGreaterThanOrEqual(0);
+  });
+
+  it('keeps one-sided traffic (locks, fetch-and-op, accumulates, 1 MiB puts and gets) to a rank that computes without calling MPI across three flushes', async () => {
+    const stop = join(rt.dir, 'stop-rma');
+    const job = rt.job('flush-rma', 4);
+    job.start(rt.program('flush-rma'), [stop]);
+    for (const r of [0, 1, 2, 3]) await job.waitForOutput(r, 'started\n');
+    await until(() => job.hellos.length === 1);
+    let drained = 0;
+    for (let epoch = 1; epoch <= 3; epoch++) {
+      await sleep(150);
+      const reports = await rt.server.flush(job.jobId, epoch);
+      expect(reports).toHaveLength(4);
+      drained += reports.reduce((n, r) => n + r.drainedMessages, 0);
+      for (const r of job.procs.keys()) expect(job.socketsOf(r)).toEqual([]);
+      job.resumeAll();
+      await until(() => job.hellos.length === epoch + 1);
+    }
+    await sleep(150);
+    writeFileSync(stop, '');
+    const results = await job.wait();
+    expect(results.map((r) => r.code), job.stderr.join('\n')).toEqual([0, 0, 0, 0]);
+    expect(job.stdout[0]).toMatch(/^started\nrma ok rounds \d+\n$/);
+    expect(Number(/rounds (\d+)/.exec(job.stdout[0])![1])).toBeGreaterThan(0);
+    expect(drained, 'messages drained by the flushes').toBeGreaterThan(0);
   });
 
   it('refuses a second flush while one runs and reports a rank that dies during a flush', async () => {
