@@ -130,7 +130,21 @@ static int rs_wait(reqset *s)
   FMPI_CHECK_INIT(name);                           \
   fmpi_comm *c = fmpi_comm_get(h);                 \
   if (c == NULL)                                   \
-    return fmpi_error(NULL, MPI_ERR_COMM, name)
+    return fmpi_error(NULL, MPI_ERR_COMM, name);   \
+  if (c->inter)                                    \
+    return fmpi_error(c, MPI_ERR_COMM, name)
+
+/* The collectives that also run on an intercommunicator (intercomm.c) take
+ * this path first. */
+#define INTER(name, call)                                                  \
+  do {                                                                     \
+    FMPI_CHECK_INIT(name);                                                 \
+    fmpi_comm *ic_ = fmpi_comm_get(comm);                                  \
+    if (ic_ != NULL && ic_->inter) {                                       \
+      int rv_ = call;                                                      \
+      return rv_ == MPI_SUCCESS ? rv_ : fmpi_error(ic_, rv_, name);        \
+    }                                                                      \
+  } while (0)
 
 static int check_buf(int count, MPI_Datatype t)
 {
@@ -143,6 +157,7 @@ static int check_buf(int count, MPI_Datatype t)
 
 int PMPI_Barrier(MPI_Comm comm)
 {
+  INTER("MPI_Barrier", fmpi_inter_barrier(ic_));
   GET_COMM(comm, "MPI_Barrier");
   for (int k = 1; k < c->size; k <<= 1) {
     int rv = fmpi_sendrecv_internal(NULL, 0, MPI_BYTE, (c->rank + k) % c->size, NULL, 0, MPI_BYTE,
@@ -171,6 +186,7 @@ static int bcast(void *buf, int count, MPI_Datatype t, int root, fmpi_comm *c)
 
 int PMPI_Bcast(void *buffer, int count, MPI_Datatype datatype, int root, MPI_Comm comm)
 {
+  INTER("MPI_Bcast", fmpi_inter_bcast(buffer, count, datatype, root, ic_));
   GET_COMM(comm, "MPI_Bcast");
   int rv;
   if ((rv = check_buf(count, datatype)) != MPI_SUCCESS)
@@ -230,6 +246,7 @@ static int check_reduce(fmpi_comm *c, int count, MPI_Datatype dt, MPI_Op op)
 int PMPI_Reduce(const void *sendbuf, void *recvbuf, int count, MPI_Datatype datatype, MPI_Op op, int root,
                 MPI_Comm comm)
 {
+  INTER("MPI_Reduce", fmpi_inter_reduce(sendbuf, recvbuf, count, datatype, op, root, ic_));
   GET_COMM(comm, "MPI_Reduce");
   int rv;
   if ((rv = check_reduce(c, count, datatype, op)) != MPI_SUCCESS)
@@ -244,6 +261,7 @@ int PMPI_Reduce(const void *sendbuf, void *recvbuf, int count, MPI_Datatype data
 
 int PMPI_Allreduce(const void *sendbuf, void *recvbuf, int count, MPI_Datatype datatype, MPI_Op op, MPI_Comm comm)
 {
+  INTER("MPI_Allreduce", fmpi_inter_allreduce(sendbuf, recvbuf, count, datatype, op, ic_));
   GET_COMM(comm, "MPI_Allreduce");
   int rv;
   if ((rv = check_reduce(c, count, datatype, op)) != MPI_SUCCESS)
@@ -283,6 +301,7 @@ static int gatherv(const void *sendbuf, int sendcount, MPI_Datatype sendtype, vo
 int PMPI_Gather(const void *sendbuf, int sendcount, MPI_Datatype sendtype, void *recvbuf, int recvcount,
                 MPI_Datatype recvtype, int root, MPI_Comm comm)
 {
+  INTER("MPI_Gather", fmpi_inter_gather(sendbuf, sendcount, sendtype, recvbuf, recvcount, recvtype, root, ic_));
   GET_COMM(comm, "MPI_Gather");
   if (root < 0 || root >= c->size)
     return fmpi_error(c, MPI_ERR_ROOT, "MPI_Gather");
@@ -324,6 +343,7 @@ static int scatterv(const void *sendbuf, const int *sendcounts, const int *displ
 int PMPI_Scatter(const void *sendbuf, int sendcount, MPI_Datatype sendtype, void *recvbuf, int recvcount,
                  MPI_Datatype recvtype, int root, MPI_Comm comm)
 {
+  INTER("MPI_Scatter", fmpi_inter_scatter(sendbuf, sendcount, sendtype, recvbuf, recvcount, recvtype, root, ic_));
   GET_COMM(comm, "MPI_Scatter");
   if (root < 0 || root >= c->size)
     return fmpi_error(c, MPI_ERR_ROOT, "MPI_Scatter");
@@ -368,6 +388,7 @@ static int exchange(const void *sendbuf, const int *scounts, const int *sdispls,
 int PMPI_Allgather(const void *sendbuf, int sendcount, MPI_Datatype sendtype, void *recvbuf, int recvcount,
                    MPI_Datatype recvtype, MPI_Comm comm)
 {
+  INTER("MPI_Allgather", fmpi_inter_allgather(sendbuf, sendcount, sendtype, recvbuf, recvcount, recvtype, ic_));
   GET_COMM(comm, "MPI_Allgather");
   if (sendbuf == MPI_IN_PLACE) {
     sendbuf = at(recvbuf, (MPI_Aint)c->rank * recvcount, fmpi_type_get(recvtype));
@@ -403,6 +424,7 @@ static tmp_buf in_place_copy(const void *recvbuf, MPI_Aint elems, MPI_Datatype r
 int PMPI_Alltoall(const void *sendbuf, int sendcount, MPI_Datatype sendtype, void *recvbuf, int recvcount,
                   MPI_Datatype recvtype, MPI_Comm comm)
 {
+  INTER("MPI_Alltoall", fmpi_inter_alltoall(sendbuf, sendcount, sendtype, recvbuf, recvcount, recvtype, ic_));
   GET_COMM(comm, "MPI_Alltoall");
   tmp_buf copy = { NULL, NULL };
   if (sendbuf == MPI_IN_PLACE) {

@@ -23,6 +23,7 @@
 #pragma weak MPI_Comm_get_info = PMPI_Comm_get_info
 #pragma weak MPI_Comm_test_inter = PMPI_Comm_test_inter
 #pragma weak MPI_Comm_remote_size = PMPI_Comm_remote_size
+#pragma weak MPI_Comm_remote_group = PMPI_Comm_remote_group
 #pragma weak MPI_Comm_free = PMPI_Comm_free
 #pragma weak MPI_Comm_compare = PMPI_Comm_compare
 #pragma weak MPI_Comm_group = PMPI_Comm_group
@@ -44,8 +45,15 @@ fmpi_table fmpi_comms, fmpi_groups;
 fmpi_comm *fmpi_comm_get(MPI_Comm h) { return fmpi_table_get(&fmpi_comms, h); }
 fmpi_group *fmpi_group_get(MPI_Group h) { return fmpi_table_get(&fmpi_groups, h); }
 
+/* A communicator for calls that take an intracommunicator only (NULL for an intercommunicator). */
+fmpi_comm *fmpi_comm_get_intra(MPI_Comm h)
+{
+  fmpi_comm *c = fmpi_comm_get(h);
+  return c && !c->inter ? c : NULL;
+}
+
 /* A communicator over the given world ranks (copied), or NULL if this rank is not one. */
-static fmpi_comm *make_comm(uint32_t ctx, int n, const int *world, MPI_Errhandler errh)
+fmpi_comm *fmpi_comm_new(uint32_t ctx, int n, const int *world, MPI_Errhandler errh)
 {
   fmpi_comm *c = calloc(1, sizeof *c);
   if (c == NULL || (c->world = malloc(sizeof(int) * (size_t)(n ? n : 1))) == NULL ||
@@ -70,6 +78,8 @@ static fmpi_comm *make_comm(uint32_t ctx, int n, const int *world, MPI_Errhandle
 static void free_comm(fmpi_comm *c)
 {
   fmpi_table_del(&fmpi_comms, c->handle);
+  if (c->inter)
+    free_comm(fmpi_comm_get(c->local_comm));
   free(c->cart);
   fmpi_graph_free(c->graph);
   free(c->world);
@@ -95,8 +105,8 @@ int fmpi_comm_init_predefined(void)
     return -1;
   for (int r = 0; r < fmpi_st.size; r++)
     all[r] = r;
-  fmpi_comm *w = make_comm(0, fmpi_st.size, all, MPI_ERRORS_ARE_FATAL);
-  fmpi_comm *s = make_comm(2, 1, &fmpi_st.rank, MPI_ERRORS_ARE_FATAL);
+  fmpi_comm *w = fmpi_comm_new(0, fmpi_st.size, all, MPI_ERRORS_ARE_FATAL);
+  fmpi_comm *s = fmpi_comm_new(2, 1, &fmpi_st.rank, MPI_ERRORS_ARE_FATAL);
   free(all);
   fmpi_group *empty = make_group(0, NULL);
   if (w->handle != MPI_COMM_WORLD || s->handle != MPI_COMM_SELF ||
@@ -111,6 +121,12 @@ int fmpi_comm_init_predefined(void)
   if (c == NULL)                                   \
   return fmpi_error(NULL, MPI_ERR_COMM, name)
 
+/* ... for the calls that take an intracommunicator only */
+#define GET_INTRA_COMM(h, name)                    \
+  GET_COMM(h, name);                               \
+  if (c->inter)                                    \
+  return fmpi_error(c, MPI_ERR_COMM, name)
+
 int PMPI_Comm_rank(MPI_Comm comm, int *rank)
 {
   GET_COMM(comm, "MPI_Comm_rank");
@@ -121,7 +137,7 @@ int PMPI_Comm_rank(MPI_Comm comm, int *rank)
 int PMPI_Comm_size(MPI_Comm comm, int *size)
 {
   GET_COMM(comm, "MPI_Comm_size");
-  *size = c->size;
+  *size = c->inter ? c->local_size : c->size;
   return MPI_SUCCESS;
 }
 
@@ -144,7 +160,7 @@ int PMPI_Comm_get_attr(MPI_Comm comm, int keyval, void *attribute_val, int *flag
 }
 
 /* Collective over c: a context id (pair) no member uses yet. */
-static uint32_t agree_ctx(fmpi_comm *c)
+uint32_t fmpi_agree_ctx(fmpi_comm *c)
 {
   unsigned mine = fmpi_st.next_ctx, agreed = 0;
   PMPI_Allreduce(&mine, &agreed, 1, MPI_UNSIGNED, MPI_MAX, c->handle);
@@ -155,8 +171,11 @@ static uint32_t agree_ctx(fmpi_comm *c)
 int PMPI_Comm_dup(MPI_Comm comm, MPI_Comm *newcomm)
 {
   GET_COMM(comm, "MPI_Comm_dup");
-  uint32_t ctx = agree_ctx(c);
-  fmpi_comm *d = make_comm(ctx, c->size, c->world, c->errh);
+  fmpi_comm *d;
+  if (c->inter)
+    fmpi_inter_dup(c, &d);
+  else
+    d = fmpi_comm_new(fmpi_agree_ctx(c), c->size, c->world, c->errh);
   if (c->cart) /* a duplicate has its topology too */
     d->cart = fmpi_cart_new(c->cart->ndims, c->cart->dims, c->cart->periods);
   if (c->graph)
@@ -178,8 +197,8 @@ int PMPI_Comm_dup(MPI_Comm comm, MPI_Comm *newcomm)
 int fmpi_comm_dup_internal(MPI_Comm comm, MPI_Comm *newcomm)
 {
   fmpi_comm *c = fmpi_comm_get(comm);
-  uint32_t ctx = agree_ctx(c);
-  *newcomm = make_comm(ctx, c->size, c->world, c->errh)->handle;
+  uint32_t ctx = fmpi_agree_ctx(c);
+  *newcomm = fmpi_comm_new(ctx, c->size, c->world, c->errh)->handle;
   return MPI_SUCCESS;
 }
 
@@ -195,7 +214,7 @@ static int by_key(const void *a, const void *b)
 
 int PMPI_Comm_split(MPI_Comm comm, int color, int key, MPI_Comm *newcomm)
 {
-  GET_COMM(comm, "MPI_Comm_split");
+  GET_INTRA_COMM(comm, "MPI_Comm_split");
   if (color < 0 && color != MPI_UNDEFINED)
     return fmpi_error(c, MPI_ERR_ARG, "MPI_Comm_split");
   int mine[2] = { color, key };
@@ -205,7 +224,7 @@ int PMPI_Comm_split(MPI_Comm comm, int color, int key, MPI_Comm *newcomm)
   if (!all || !e || !world)
     fmpi_fatal("out of memory");
   PMPI_Allgather(mine, 2, MPI_INT, all, 2, MPI_INT, comm);
-  uint32_t ctx = agree_ctx(c);
+  uint32_t ctx = fmpi_agree_ctx(c);
   int n = 0;
   for (int i = 0; i < c->size; i++)
     if (color != MPI_UNDEFINED && all[2 * i] == color)
@@ -213,7 +232,7 @@ int PMPI_Comm_split(MPI_Comm comm, int color, int key, MPI_Comm *newcomm)
   qsort(e, (size_t)n, sizeof *e, by_key);
   for (int i = 0; i < n; i++)
     world[i] = c->world[e[i].rank];
-  *newcomm = color == MPI_UNDEFINED ? MPI_COMM_NULL : make_comm(ctx, n, world, c->errh)->handle;
+  *newcomm = color == MPI_UNDEFINED ? MPI_COMM_NULL : fmpi_comm_new(ctx, n, world, c->errh)->handle;
   free(all);
   free(e);
   free(world);
@@ -225,7 +244,7 @@ int PMPI_Comm_split(MPI_Comm comm, int color, int key, MPI_Comm *newcomm)
 int PMPI_Comm_split_type(MPI_Comm comm, int split_type, int key, MPI_Info info, MPI_Comm *newcomm)
 {
   (void)info;
-  GET_COMM(comm, "MPI_Comm_split_type");
+  GET_INTRA_COMM(comm, "MPI_Comm_split_type");
   if (split_type != MPI_COMM_TYPE_SHARED && split_type != MPI_UNDEFINED)
     return fmpi_error(c, MPI_ERR_ARG, "MPI_Comm_split_type");
   char mine[MPI_MAX_PROCESSOR_NAME];
@@ -261,15 +280,15 @@ int PMPI_Comm_get_name(MPI_Comm comm, char *name, int *resultlen)
 
 int PMPI_Comm_create(MPI_Comm comm, MPI_Group group, MPI_Comm *newcomm)
 {
-  GET_COMM(comm, "MPI_Comm_create");
+  GET_INTRA_COMM(comm, "MPI_Comm_create");
   fmpi_group *g = fmpi_group_get(group);
   if (g == NULL)
     return fmpi_error(c, MPI_ERR_GROUP, "MPI_Comm_create");
-  uint32_t ctx = agree_ctx(c);
+  uint32_t ctx = fmpi_agree_ctx(c);
   bool member = false;
   for (int i = 0; i < g->size; i++)
     member |= g->world[i] == fmpi_st.rank;
-  *newcomm = member ? make_comm(ctx, g->size, g->world, c->errh)->handle : MPI_COMM_NULL;
+  *newcomm = member ? fmpi_comm_new(ctx, g->size, g->world, c->errh)->handle : MPI_COMM_NULL;
   return MPI_SUCCESS;
 }
 
@@ -281,7 +300,7 @@ int PMPI_Comm_create(MPI_Comm comm, MPI_Group group, MPI_Comm *newcomm)
  * them. (Tags that differ only above bit 29 share one.) */
 int PMPI_Comm_create_group(MPI_Comm comm, MPI_Group group, int tag, MPI_Comm *newcomm)
 {
-  GET_COMM(comm, "MPI_Comm_create_group");
+  GET_INTRA_COMM(comm, "MPI_Comm_create_group");
   fmpi_group *g = fmpi_group_get(group);
   if (g == NULL)
     return fmpi_error(c, MPI_ERR_GROUP, "MPI_Comm_create_group");
@@ -330,7 +349,7 @@ int PMPI_Comm_create_group(MPI_Comm comm, MPI_Group group, int tag, MPI_Comm *ne
   free(theirs);
   free(r);
   fmpi_st.next_ctx = agreed + 2;
-  *newcomm = make_comm(agreed, n, g->world, c->errh)->handle;
+  *newcomm = fmpi_comm_new(agreed, n, g->world, c->errh)->handle;
   return MPI_SUCCESS;
 }
 
@@ -356,19 +375,29 @@ int PMPI_Comm_get_info(MPI_Comm comm, MPI_Info *info_used)
   return PMPI_Info_create(info_used); /* the hints in use: none */
 }
 
-/* Every communicator here is an intracommunicator. */
 int PMPI_Comm_test_inter(MPI_Comm comm, int *flag)
 {
   GET_COMM(comm, "MPI_Comm_test_inter");
-  *flag = 0;
+  *flag = c->inter;
   return MPI_SUCCESS;
 }
 
 int PMPI_Comm_remote_size(MPI_Comm comm, int *size)
 {
   GET_COMM(comm, "MPI_Comm_remote_size");
-  (void)size;
-  return fmpi_error(c, MPI_ERR_COMM, "MPI_Comm_remote_size");
+  if (!c->inter)
+    return fmpi_error(c, MPI_ERR_COMM, "MPI_Comm_remote_size");
+  *size = c->size;
+  return MPI_SUCCESS;
+}
+
+int PMPI_Comm_remote_group(MPI_Comm comm, MPI_Group *group)
+{
+  GET_COMM(comm, "MPI_Comm_remote_group");
+  if (!c->inter)
+    return fmpi_error(c, MPI_ERR_COMM, "MPI_Comm_remote_group");
+  *group = fmpi_table_add(&fmpi_groups, make_group(c->size, c->world));
+  return MPI_SUCCESS;
 }
 
 int PMPI_Comm_free(MPI_Comm *comm)
@@ -408,13 +437,26 @@ int PMPI_Comm_compare(MPI_Comm comm1, MPI_Comm comm2, int *result)
   fmpi_comm *a = fmpi_comm_get(comm1), *b = fmpi_comm_get(comm2);
   if (a == NULL || b == NULL)
     return fmpi_error(NULL, MPI_ERR_COMM, "MPI_Comm_compare");
-  *result = a == b ? MPI_IDENT : compare_members(a->size, a->world, b->size, b->world);
+  if (a == b)
+    *result = MPI_IDENT;
+  else if (a->inter != b->inter)
+    *result = MPI_UNEQUAL;
+  else if (!a->inter)
+    *result = compare_members(a->size, a->world, b->size, b->world);
+  else { /* both groups must match; the weaker of the two answers */
+    fmpi_comm *la = fmpi_comm_get(a->local_comm), *lb = fmpi_comm_get(b->local_comm);
+    int l = compare_members(la->size, la->world, lb->size, lb->world);
+    int r = compare_members(a->size, a->world, b->size, b->world);
+    *result = l > r ? l : r;
+  }
   return MPI_SUCCESS;
 }
 
 int PMPI_Comm_group(MPI_Comm comm, MPI_Group *group)
 {
   GET_COMM(comm, "MPI_Comm_group");
+  if (c->inter) /* the local group */
+    c = fmpi_comm_get(c->local_comm);
   *group = fmpi_table_add(&fmpi_groups, make_group(c->size, c->world));
   return MPI_SUCCESS;
 }

@@ -103,7 +103,7 @@ int PMPI_File_open(MPI_Comm comm, const char *filename, int amode, MPI_Info info
 {
   (void)info;
   FMPI_CHECK_INIT("MPI_File_open");
-  fmpi_comm *c = fmpi_comm_get(comm);
+  fmpi_comm *c = fmpi_comm_get_intra(comm);
   if (c == NULL)
     return fmpi_file_error(NULL, MPI_ERR_COMM, "MPI_File_open");
   int flags = O_RDONLY, rv = amode_flags(amode, &flags), fd = -1, err = 0;

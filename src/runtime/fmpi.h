@@ -198,6 +198,12 @@ struct fmpi_comm {
   char name[MPI_MAX_OBJECT_NAME]; /* MPI_Comm_set_name's, or empty */
   struct fmpi_attr *attrs; /* cached attributes (attr.c) */
   uint32_t nbc_seq;        /* nonblocking collectives started on it (their tags, nbc.c) */
+  /* an intercommunicator (intercomm.c): size, world and local above describe
+   * the remote group, which point to point names; rank is this rank's in the
+   * local group, whose collectives go through local_comm */
+  bool inter;
+  int local_size;
+  MPI_Comm local_comm;
 };
 
 typedef struct fmpi_group {
@@ -324,6 +330,24 @@ fmpi_comm *fmpi_comm_get(MPI_Comm h);
 fmpi_group *fmpi_group_get(MPI_Group h);
 int fmpi_comm_init_predefined(void);
 int fmpi_comm_dup_internal(MPI_Comm comm, MPI_Comm *newcomm);
+fmpi_comm *fmpi_comm_get_intra(MPI_Comm h);
+fmpi_comm *fmpi_comm_new(uint32_t ctx, int n, const int *world, MPI_Errhandler errh);
+uint32_t fmpi_agree_ctx(fmpi_comm *c);
+
+/* intercomm.c */
+int fmpi_inter_dup(fmpi_comm *ic, fmpi_comm **out);
+int fmpi_inter_barrier(fmpi_comm *ic);
+int fmpi_inter_bcast(void *buf, int count, MPI_Datatype type, int root, fmpi_comm *ic);
+int fmpi_inter_reduce(const void *sbuf, void *rbuf, int count, MPI_Datatype type, MPI_Op op, int root, fmpi_comm *ic);
+int fmpi_inter_allreduce(const void *sbuf, void *rbuf, int count, MPI_Datatype type, MPI_Op op, fmpi_comm *ic);
+int fmpi_inter_gather(const void *sbuf, int scount, MPI_Datatype stype, void *rbuf, int rcount, MPI_Datatype rtype,
+                      int root, fmpi_comm *ic);
+int fmpi_inter_scatter(const void *sbuf, int scount, MPI_Datatype stype, void *rbuf, int rcount, MPI_Datatype rtype,
+                       int root, fmpi_comm *ic);
+int fmpi_inter_allgather(const void *sbuf, int scount, MPI_Datatype stype, void *rbuf, int rcount,
+                         MPI_Datatype rtype, fmpi_comm *ic);
+int fmpi_inter_alltoall(const void *sbuf, int scount, MPI_Datatype stype, void *rbuf, int rcount, MPI_Datatype rtype,
+                        fmpi_comm *ic);
 
 /* datatype.c */
 typedef struct fmpi_type {

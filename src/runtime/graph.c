@@ -119,7 +119,7 @@ int PMPI_Graph_create(MPI_Comm comm_old, int nnodes, const int index[], const in
 {
   (void)reorder;
   FMPI_CHECK_INIT("MPI_Graph_create");
-  fmpi_comm *c = fmpi_comm_get(comm_old);
+  fmpi_comm *c = fmpi_comm_get_intra(comm_old);
   if (c == NULL)
     return fmpi_error(NULL, MPI_ERR_COMM, "MPI_Graph_create");
   if (nnodes < 0 || nnodes > c->size)
@@ -230,7 +230,7 @@ int PMPI_Dist_graph_create_adjacent(MPI_Comm comm_old, int indegree, const int s
 {
   (void)info, (void)reorder;
   FMPI_CHECK_INIT("MPI_Dist_graph_create_adjacent");
-  fmpi_comm *c = fmpi_comm_get(comm_old);
+  fmpi_comm *c = fmpi_comm_get_intra(comm_old);
   if (c == NULL)
     return fmpi_error(NULL, MPI_ERR_COMM, "MPI_Dist_graph_create_adjacent");
   int rv = indegree < 0 || outdegree < 0 ? MPI_ERR_ARG : check_ranks(c, sources, indegree);
@@ -265,7 +265,7 @@ int PMPI_Dist_graph_create(MPI_Comm comm_old, int n, const int sources[], const 
 {
   (void)info, (void)reorder;
   FMPI_CHECK_INIT("MPI_Dist_graph_create");
-  fmpi_comm *c = fmpi_comm_get(comm_old);
+  fmpi_comm *c = fmpi_comm_get_intra(comm_old);
   if (c == NULL)
     return fmpi_error(NULL, MPI_ERR_COMM, "MPI_Dist_graph_create");
   int nedges = 0, rv = n < 0 ? MPI_ERR_ARG : check_ranks(c, sources, n);

@@ -67,7 +67,7 @@ static int check_side(const side *s, int n)
 static int start(MPI_Comm comm, const side *send, const side *recv, MPI_Request *request, const char *name)
 {
   FMPI_CHECK_INIT(name);
-  fmpi_comm *c = fmpi_comm_get(comm);
+  fmpi_comm *c = fmpi_comm_get_intra(comm);
   if (c == NULL)
     return fmpi_error(NULL, MPI_ERR_COMM, name);
   const int *in, *out;

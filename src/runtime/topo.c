@@ -131,7 +131,7 @@ int PMPI_Cart_create(MPI_Comm comm_old, int ndims, const int dims[], const int p
 {
   (void)reorder; /* ranks keep their order: every rank is as close as any other */
   FMPI_CHECK_INIT("MPI_Cart_create");
-  fmpi_comm *c = fmpi_comm_get(comm_old);
+  fmpi_comm *c = fmpi_comm_get_intra(comm_old);
   if (c == NULL)
     return fmpi_error(NULL, MPI_ERR_COMM, "MPI_Cart_create");
   if (ndims < 0 || (ndims > 0 && (dims == NULL || periods == NULL)))

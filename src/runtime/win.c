@@ -615,7 +615,7 @@ static void control(fmpi_win *w, int kind, int lock_type, const int *targets, in
 static int win_new(MPI_Comm comm, uint8_t *base, MPI_Aint size, int disp_unit, int flavor, MPI_Win *win,
                    const char *fname)
 {
-  fmpi_comm *uc = fmpi_comm_get(comm);
+  fmpi_comm *uc = fmpi_comm_get_intra(comm);
   if (uc == NULL)
     return fmpi_error(NULL, MPI_ERR_COMM, fname);
   if (size < 0)

@@ -1,0 +1,312 @@
+/*
+ * Intercommunicators (MPI 3.1 sections 6.6 and 5.2.2): two disjoint groups,
+ * each naming the other in point to point. An intercommunicator's fmpi_comm
+ * describes the remote group in size/world/local, so the point-to-point code
+ * addresses and reports remote ranks with no change; rank is this rank's in
+ * the local group, and local_comm, an internal intracommunicator over the
+ * local group, carries the group's own part of collectives. Each group's
+ * leader (local rank 0) speaks to the other's on the intercommunicator's
+ * collective context.
+ *
+ * A context for something spanning both groups (the intercommunicator, a
+ * duplicate, a merge) is the larger of the two groups' agreed contexts: each
+ * is at least every member's next free one, so the larger is free on both
+ * sides, and every member moves its next free context past it.
+ */
+#define _GNU_SOURCE
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fmpi.h"
+
+#pragma weak MPI_Intercomm_create = PMPI_Intercomm_create
+#pragma weak MPI_Intercomm_merge = PMPI_Intercomm_merge
+
+enum { TAG_LEADERS = 1, TAG_BARRIER, TAG_BCAST, TAG_REDUCE, TAG_ALLREDUCE, TAG_GATHER, TAG_SCATTER, TAG_ALLGATHER,
+       TAG_ALLTOALL };
+
+static fmpi_comm *local_of(fmpi_comm *ic)
+{
+  return fmpi_comm_get(ic->local_comm);
+}
+
+static fmpi_comm *new_inter(uint32_t ctx, int remote_n, const int *remote_world, MPI_Comm local_comm,
+                            MPI_Errhandler errh)
+{
+  fmpi_comm *lc = fmpi_comm_get(local_comm);
+  fmpi_comm *ic = fmpi_comm_new(ctx, remote_n, remote_world, errh);
+  ic->inter = true;
+  ic->rank = lc->rank;
+  ic->local_size = lc->size;
+  ic->local_comm = local_comm;
+  return ic;
+}
+
+/* The two leaders swap count elements; each broadcasts what it got in its group. */
+static void swap_leaders(fmpi_comm *ic, const void *mine, void *theirs, int count, MPI_Datatype type)
+{
+  if (ic->rank == 0)
+    fmpi_sendrecv_internal(mine, count, type, 0, theirs, count, type, 0, TAG_LEADERS, ic);
+  PMPI_Bcast(theirs, count, type, 0, ic->local_comm);
+}
+
+/* A context free in both groups (collective over the intercommunicator). */
+static uint32_t agree_ctx_inter(fmpi_comm *ic)
+{
+  unsigned mine = fmpi_agree_ctx(local_of(ic)), theirs = 0;
+  swap_leaders(ic, &mine, &theirs, 1, MPI_UNSIGNED);
+  uint32_t ctx = mine > theirs ? mine : theirs;
+  if (fmpi_st.next_ctx < ctx + 2)
+    fmpi_st.next_ctx = ctx + 2;
+  return ctx;
+}
+
+int PMPI_Intercomm_create(MPI_Comm local_comm, int local_leader, MPI_Comm peer_comm, int remote_leader, int tag,
+                          MPI_Comm *newintercomm)
+{
+  FMPI_CHECK_INIT("MPI_Intercomm_create");
+  fmpi_comm *lc = fmpi_comm_get_intra(local_comm);
+  if (lc == NULL)
+    return fmpi_error(NULL, MPI_ERR_COMM, "MPI_Intercomm_create");
+  if (local_leader < 0 || local_leader >= lc->size)
+    return fmpi_error(lc, MPI_ERR_RANK, "MPI_Intercomm_create");
+  bool leader = lc->rank == local_leader;
+  fmpi_comm *pc = leader ? fmpi_comm_get(peer_comm) : NULL;
+  int64_t bad = 0; /* the leader's verdict on its own arguments, for the whole group */
+  if (leader && pc == NULL)
+    bad = MPI_ERR_COMM;
+  else if (leader && (remote_leader < 0 || remote_leader >= pc->size || pc->world[remote_leader] == fmpi_st.rank))
+    bad = MPI_ERR_RANK;
+  MPI_Comm local_dup;
+  fmpi_comm_dup_internal(local_comm, &local_dup);
+  unsigned mine = fmpi_agree_ctx(fmpi_comm_get(local_dup));
+  /* the leaders swap (context, size), then their groups' world ranks, on the peer communicator */
+  int64_t hdr[3] = { mine, lc->size, 0 }, theirs[3] = { 0, 0, bad };
+  int *remote_world = NULL;
+  if (leader && !bad) {
+    PMPI_Sendrecv(hdr, 2, MPI_INT64_T, remote_leader, tag, theirs, 2, MPI_INT64_T, remote_leader, tag, peer_comm,
+                  MPI_STATUS_IGNORE);
+    if ((remote_world = malloc(sizeof(int) * (size_t)(theirs[1] ? theirs[1] : 1))) == NULL)
+      fmpi_fatal("out of memory");
+    PMPI_Sendrecv(lc->world, lc->size, MPI_INT, remote_leader, tag, remote_world, (int)theirs[1], MPI_INT,
+                  remote_leader, tag, peer_comm, MPI_STATUS_IGNORE);
+  }
+  PMPI_Bcast(theirs, 3, MPI_INT64_T, local_leader, local_comm);
+  if (theirs[2] != 0) {
+    PMPI_Comm_free(&local_dup);
+    *newintercomm = MPI_COMM_NULL;
+    return fmpi_error(lc, (int)theirs[2], "MPI_Intercomm_create");
+  }
+  if (!leader && (remote_world = malloc(sizeof(int) * (size_t)(theirs[1] ? theirs[1] : 1))) == NULL)
+    fmpi_fatal("out of memory");
+  PMPI_Bcast(remote_world, (int)theirs[1], MPI_INT, local_leader, local_comm);
+  uint32_t ctx = mine > (unsigned)theirs[0] ? mine : (uint32_t)theirs[0];
+  if (fmpi_st.next_ctx < ctx + 2)
+    fmpi_st.next_ctx = ctx + 2;
+  *newintercomm = new_inter(ctx, (int)theirs[1], remote_world, local_dup, lc->errh)->handle;
+  free(remote_world);
+  return MPI_SUCCESS;
+}
+
+/* The union of the groups as an intracommunicator: the group whose leader
+ * said high = 0 first (when both said the same, the one whose leader has the
+ * lower world rank), each in its own order. */
+int PMPI_Intercomm_merge(MPI_Comm intercomm, int high, MPI_Comm *newintracomm)
+{
+  FMPI_CHECK_INIT("MPI_Intercomm_merge");
+  fmpi_comm *ic = fmpi_comm_get(intercomm);
+  if (ic == NULL || !ic->inter)
+    return fmpi_error(ic, MPI_ERR_COMM, "MPI_Intercomm_merge");
+  fmpi_comm *lc = local_of(ic);
+  int mine[2] = { high ? 1 : 0, lc->world[0] }, theirs[2];
+  PMPI_Bcast(mine, 1, MPI_INT, 0, ic->local_comm); /* the leader's says it for the group */
+  swap_leaders(ic, mine, theirs, 2, MPI_INT);
+  bool local_first = mine[0] != theirs[0] ? mine[0] == 0 : mine[1] < theirs[1];
+  uint32_t ctx = agree_ctx_inter(ic);
+  int n = lc->size + ic->size;
+  int *world = malloc(sizeof(int) * (size_t)n);
+  if (world == NULL)
+    fmpi_fatal("out of memory");
+  const fmpi_comm *first = local_first ? lc : ic, *second = local_first ? ic : lc;
+  memcpy(world, first->world, sizeof(int) * (size_t)first->size);
+  memcpy(world + first->size, second->world, sizeof(int) * (size_t)second->size);
+  *newintracomm = fmpi_comm_new(ctx, n, world, lc->errh)->handle;
+  free(world);
+  return MPI_SUCCESS;
+}
+
+/* MPI_Comm_dup of an intercommunicator (attributes: the caller's). */
+int fmpi_inter_dup(fmpi_comm *ic, fmpi_comm **out)
+{
+  MPI_Comm local_dup;
+  fmpi_comm_dup_internal(ic->local_comm, &local_dup);
+  uint32_t ctx = agree_ctx_inter(ic);
+  *out = new_inter(ctx, ic->size, ic->world, local_dup, ic->errh);
+  return MPI_SUCCESS;
+}
+
+/* ---- collectives (MPI 3.1 5.2.2): the group's part over local_comm, the leaders between ---- */
+
+/* A buffer for n elements of type, laid out as a receive buffer would be; free *mem. */
+static void *tmp_alloc(MPI_Datatype type, int n, void **mem)
+{
+  fmpi_type *t = fmpi_type_get(type);
+  size_t span = n > 0 ? (size_t)(n - 1) * (size_t)(t->extent > 0 ? t->extent : 0) + (size_t)(t->true_ub - t->true_lb) : 0;
+  if ((*mem = malloc(span ? span : 1)) == NULL)
+    fmpi_fatal("out of memory");
+  return (uint8_t *)*mem - t->true_lb;
+}
+
+static int check_count(int count, MPI_Datatype type)
+{
+  if (count < 0)
+    return MPI_ERR_COUNT;
+  fmpi_type *t = fmpi_type_get(type);
+  return t == NULL || !t->committed ? MPI_ERR_TYPE : MPI_SUCCESS;
+}
+
+/* MPI_ROOT, MPI_PROC_NULL (the root's group), or a remote rank (the other group). */
+static int check_root(fmpi_comm *ic, int root)
+{
+  return root == MPI_ROOT || root == MPI_PROC_NULL || (root >= 0 && root < ic->size) ? MPI_SUCCESS : MPI_ERR_ROOT;
+}
+
+int fmpi_inter_barrier(fmpi_comm *ic)
+{
+  PMPI_Barrier(ic->local_comm); /* everyone here entered */
+  if (ic->rank == 0)
+    fmpi_sendrecv_internal(NULL, 0, MPI_BYTE, 0, NULL, 0, MPI_BYTE, 0, TAG_BARRIER, ic);
+  PMPI_Barrier(ic->local_comm); /* ... and everyone there */
+  return MPI_SUCCESS;
+}
+
+int fmpi_inter_bcast(void *buf, int count, MPI_Datatype type, int root, fmpi_comm *ic)
+{
+  int rv;
+  if ((rv = check_count(count, type)) != MPI_SUCCESS || (rv = check_root(ic, root)) != MPI_SUCCESS)
+    return rv;
+  if (root == MPI_PROC_NULL)
+    return MPI_SUCCESS;
+  if (root == MPI_ROOT)
+    return fmpi_send_internal(buf, count, type, 0, TAG_BCAST, ic);
+  if (ic->rank == 0 && (rv = fmpi_recv_internal(buf, count, type, root, TAG_BCAST, ic)) != MPI_SUCCESS)
+    return rv;
+  return PMPI_Bcast(buf, count, type, 0, ic->local_comm);
+}
+
+int fmpi_inter_reduce(const void *sbuf, void *rbuf, int count, MPI_Datatype type, MPI_Op op, int root, fmpi_comm *ic)
+{
+  int rv;
+  if ((rv = check_count(count, type)) != MPI_SUCCESS || (rv = check_root(ic, root)) != MPI_SUCCESS)
+    return rv;
+  if (root == MPI_PROC_NULL)
+    return MPI_SUCCESS;
+  if (root == MPI_ROOT)
+    return fmpi_recv_internal(rbuf, count, type, 0, TAG_REDUCE, ic);
+  void *mem, *tmp = tmp_alloc(type, count, &mem);
+  rv = PMPI_Reduce(sbuf, tmp, count, type, op, 0, ic->local_comm);
+  if (rv == MPI_SUCCESS && ic->rank == 0)
+    rv = fmpi_send_internal(tmp, count, type, root, TAG_REDUCE, ic);
+  free(mem);
+  return rv;
+}
+
+/* Each group gets the reduction of the other group's data. */
+int fmpi_inter_allreduce(const void *sbuf, void *rbuf, int count, MPI_Datatype type, MPI_Op op, fmpi_comm *ic)
+{
+  int rv;
+  if ((rv = check_count(count, type)) != MPI_SUCCESS)
+    return rv;
+  void *mem, *tmp = tmp_alloc(type, count, &mem);
+  rv = PMPI_Reduce(sbuf, tmp, count, type, op, 0, ic->local_comm);
+  if (rv == MPI_SUCCESS && ic->rank == 0)
+    rv = fmpi_sendrecv_internal(tmp, count, type, 0, rbuf, count, type, 0, TAG_ALLREDUCE, ic);
+  free(mem);
+  return rv == MPI_SUCCESS ? PMPI_Bcast(rbuf, count, type, 0, ic->local_comm) : rv;
+}
+
+int fmpi_inter_gather(const void *sbuf, int scount, MPI_Datatype stype, void *rbuf, int rcount, MPI_Datatype rtype,
+                      int root, fmpi_comm *ic)
+{
+  int rv;
+  if ((rv = check_root(ic, root)) != MPI_SUCCESS)
+    return rv;
+  if (root == MPI_PROC_NULL)
+    return MPI_SUCCESS;
+  if (root == MPI_ROOT)
+    return (rv = check_count(rcount, rtype)) != MPI_SUCCESS
+               ? rv
+               : fmpi_recv_internal(rbuf, rcount * ic->size, rtype, 0, TAG_GATHER, ic);
+  if ((rv = check_count(scount, stype)) != MPI_SUCCESS)
+    return rv;
+  void *mem, *tmp = tmp_alloc(stype, scount * ic->local_size, &mem);
+  rv = PMPI_Gather(sbuf, scount, stype, tmp, scount, stype, 0, ic->local_comm);
+  if (rv == MPI_SUCCESS && ic->rank == 0)
+    rv = fmpi_send_internal(tmp, scount * ic->local_size, stype, root, TAG_GATHER, ic);
+  free(mem);
+  return rv;
+}
+
+int fmpi_inter_scatter(const void *sbuf, int scount, MPI_Datatype stype, void *rbuf, int rcount, MPI_Datatype rtype,
+                       int root, fmpi_comm *ic)
+{
+  int rv;
+  if ((rv = check_root(ic, root)) != MPI_SUCCESS)
+    return rv;
+  if (root == MPI_PROC_NULL)
+    return MPI_SUCCESS;
+  if (root == MPI_ROOT)
+    return (rv = check_count(scount, stype)) != MPI_SUCCESS
+               ? rv
+               : fmpi_send_internal(sbuf, scount * ic->size, stype, 0, TAG_SCATTER, ic);
+  if ((rv = check_count(rcount, rtype)) != MPI_SUCCESS)
+    return rv;
+  void *mem, *tmp = tmp_alloc(rtype, rcount * ic->local_size, &mem);
+  if (ic->rank == 0)
+    rv = fmpi_recv_internal(tmp, rcount * ic->local_size, rtype, root, TAG_SCATTER, ic);
+  if (rv == MPI_SUCCESS)
+    rv = PMPI_Scatter(tmp, rcount, rtype, rbuf, rcount, rtype, 0, ic->local_comm);
+  free(mem);
+  return rv;
+}
+
+/* rbuf gets the remote group's blocks, in its rank order. */
+int fmpi_inter_allgather(const void *sbuf, int scount, MPI_Datatype stype, void *rbuf, int rcount,
+                         MPI_Datatype rtype, fmpi_comm *ic)
+{
+  int rv;
+  if ((rv = check_count(scount, stype)) != MPI_SUCCESS || (rv = check_count(rcount, rtype)) != MPI_SUCCESS)
+    return rv;
+  void *mem, *tmp = tmp_alloc(stype, scount * ic->local_size, &mem);
+  rv = PMPI_Gather(sbuf, scount, stype, tmp, scount, stype, 0, ic->local_comm);
+  if (rv == MPI_SUCCESS && ic->rank == 0)
+    rv = fmpi_sendrecv_internal(tmp, scount * ic->local_size, stype, 0, rbuf, rcount * ic->size, rtype, 0,
+                                TAG_ALLGATHER, ic);
+  free(mem);
+  return rv == MPI_SUCCESS ? PMPI_Bcast(rbuf, rcount * ic->size, rtype, 0, ic->local_comm) : rv;
+}
+
+/* Block j of sbuf goes to remote rank j; block j of rbuf comes from it. */
+int fmpi_inter_alltoall(const void *sbuf, int scount, MPI_Datatype stype, void *rbuf, int rcount, MPI_Datatype rtype,
+                        fmpi_comm *ic)
+{
+  int rv;
+  if ((rv = check_count(scount, stype)) != MPI_SUCCESS || (rv = check_count(rcount, rtype)) != MPI_SUCCESS)
+    return rv;
+  MPI_Aint sext = fmpi_type_get(stype)->extent, rext = fmpi_type_get(rtype)->extent;
+  fmpi_request **reqs = malloc(sizeof *reqs * (size_t)(2 * ic->size + 1));
+  if (reqs == NULL)
+    fmpi_fatal("out of memory");
+  fmpi_lock();
+  for (int j = 0; j < ic->size; j++) {
+    fmpi_irecv((uint8_t *)rbuf + (MPI_Aint)j * rcount * rext, rcount, rtype, j, TAG_ALLTOALL, ic, ic->ctx + 1,
+               &reqs[2 * j]);
+    fmpi_isend((const uint8_t *)sbuf + (MPI_Aint)j * scount * sext, scount, stype, j, TAG_ALLTOALL, ic,
+               ic->ctx + 1, false, &reqs[2 * j + 1]);
+  }
+  fmpi_wait_reqs(reqs, 2 * ic->size);
+  fmpi_unlock();
+  free(reqs);
+  return MPI_SUCCESS;
+}
