@@ -99,13 +99,19 @@ int fmpi_error(fmpi_comm *c, int code, const char *fname)
   return fmpi_errh_call(c ? c->handle : MPI_COMM_WORLD, c ? c->errh : MPI_ERRORS_ARE_FATAL, code, fname);
 }
 
+/* A predefined error handler or a live user one. */
+bool fmpi_errh_valid(MPI_Errhandler errh)
+{
+  return errh == MPI_ERRORS_ARE_FATAL || errh == MPI_ERRORS_RETURN ||
+         (errh >= FIRST_USER_ERRH && fmpi_table_get(&fmpi_errhs, errh - FIRST_USER_ERRH + 1) != NULL);
+}
+
 int PMPI_Comm_set_errhandler(MPI_Comm comm, MPI_Errhandler errhandler)
 {
   fmpi_comm *c = fmpi_comm_get(comm);
   if (c == NULL)
     return fmpi_error(NULL, MPI_ERR_COMM, "MPI_Comm_set_errhandler");
-  if (errhandler != MPI_ERRORS_ARE_FATAL && errhandler != MPI_ERRORS_RETURN &&
-      (errhandler < FIRST_USER_ERRH || fmpi_table_get(&fmpi_errhs, errhandler - FIRST_USER_ERRH + 1) == NULL))
+  if (!fmpi_errh_valid(errhandler))
     return fmpi_error(c, MPI_ERR_ARG, "MPI_Comm_set_errhandler");
   c->errh = errhandler;
   return MPI_SUCCESS;

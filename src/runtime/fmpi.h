@@ -448,6 +448,7 @@ bool fmpi_attr_get(fmpi_comm *c, int keyval, void **value);
 int fmpi_attrs_copy(fmpi_comm *from, fmpi_comm *to);
 int fmpi_attrs_delete_all(fmpi_comm *c);
 int fmpi_errh_call(MPI_Comm comm, MPI_Errhandler errh, int code, const char *fname);
+bool fmpi_errh_valid(MPI_Errhandler errh);
 
 /* Handle tables: small-integer handles for user-created objects. */
 typedef struct fmpi_table {

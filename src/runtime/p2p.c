@@ -118,21 +118,26 @@ static bool matches(const fmpi_request *r, uint32_t ctx, int src, int tag)
   return r->ctx == ctx && (r->peer == MPI_ANY_SOURCE || r->peer == src) && (r->tag == MPI_ANY_TAG || r->tag == tag);
 }
 
+/* Takes r, which follows prev (NULL: r is the head), off the posted queue. */
+static inline void unlink_posted(fmpi_request *prev, fmpi_request *r)
+{
+  if (prev)
+    prev->next = r->next;
+  else
+    fmpi_st.posted_head = r->next;
+  if (fmpi_st.posted_tail == r)
+    fmpi_st.posted_tail = prev;
+  r->next = NULL;
+}
+
 static fmpi_request *take_posted(uint32_t ctx, int src, int tag)
 {
   fmpi_request *prev = NULL;
-  for (fmpi_request *r = fmpi_st.posted_head; r; prev = r, r = r->next) {
-    if (!matches(r, ctx, src, tag))
-      continue;
-    if (prev)
-      prev->next = r->next;
-    else
-      fmpi_st.posted_head = r->next;
-    if (fmpi_st.posted_tail == r)
-      fmpi_st.posted_tail = prev;
-    r->next = NULL;
-    return r;
-  }
+  for (fmpi_request *r = fmpi_st.posted_head; r; prev = r, r = r->next)
+    if (matches(r, ctx, src, tag)) {
+      unlink_posted(prev, r);
+      return r;
+    }
   return NULL;
 }
 
@@ -533,18 +538,11 @@ void fmpi_recv_post(fmpi_request *r)
 bool fmpi_recv_unpost(fmpi_request *r)
 {
   fmpi_request *prev = NULL;
-  for (fmpi_request *q = fmpi_st.posted_head; q; prev = q, q = q->next) {
-    if (q != r)
-      continue;
-    if (prev)
-      prev->next = q->next;
-    else
-      fmpi_st.posted_head = q->next;
-    if (fmpi_st.posted_tail == q)
-      fmpi_st.posted_tail = prev;
-    q->next = NULL;
-    return true;
-  }
+  for (fmpi_request *q = fmpi_st.posted_head; q; prev = q, q = q->next)
+    if (q == r) {
+      unlink_posted(prev, q);
+      return true;
+    }
   return false;
 }
 

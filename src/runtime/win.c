@@ -870,7 +870,7 @@ int PMPI_Win_create_errhandler(MPI_Win_errhandler_function *function, MPI_Errhan
 int PMPI_Win_set_errhandler(MPI_Win win, MPI_Errhandler errhandler)
 {
   GET_WIN(win, "MPI_Win_set_errhandler");
-  if (errhandler == MPI_ERRHANDLER_NULL)
+  if (!fmpi_errh_valid(errhandler))
     return win_error(w, MPI_ERR_ARG, "MPI_Win_set_errhandler");
   w->errh = errhandler;
   return MPI_SUCCESS;
