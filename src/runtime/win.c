@@ -127,7 +127,7 @@ typedef struct win_peer {
   int disp_unit;
   uint64_t issued;         /* counted ops sent to it since the last fence */
   int pending;             /* sends and reply receives toward it not complete */
-  bool dirty;              /* ops since the last flush or unlock */
+  bool dirty;              /* puts or accumulates since the last flush or unlock */
   int lock;                /* the lock held on it: 0 or MPI_LOCK_* */
   bool nocheck;            /* ... taken with MPI_MODE_NOCHECK: no LOCK was sent */
   bool access;             /* in the group of the current MPI_Win_start */
@@ -1039,7 +1039,10 @@ static void issue(fmpi_win *w, const rma_args *a, rma_msg *m, const struct fmpi_
   watch(last, origin_done, p, keep);
   if (keep)
     *user = last;
-  p->dirty = true;
+  /* a fetching op is complete at the target once its reply is here: only
+   * puts and accumulates need a FLUSH message to know it */
+  if (m->reply == 0)
+    p->dirty = true;
 }
 
 /* Checks and starts one op; request: an R-call's (NULL for the others). */
