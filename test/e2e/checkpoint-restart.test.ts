@@ -455,9 +455,13 @@ describe('checkpoint, restart and migration end to end', { timeout: 600_000 }, (
   it('13. a job sharing work through one-sided communication (passive-target locks, fetch-and-op, accumulates, fence puts) is checkpointed, has a rank migrated and is restarted on two other hosts, to the uninterrupted totals', async () => {
     const prog = join(c.tempDir, 'bin', 'rma-tasks');
     execFileSync(process.execPath, [FERRY_CLI, 'mpicc', '-O2', '-o', prog, 'test/e2e/programs/rma-tasks.c'], { stdio: 'inherit' });
-    const STEPS = '80';
-    const runTasks = (jobId: string) => c.ferry(['run', '-n', '4', '--hosts', 'host1,host2', '--job-id', jobId, prog, STEPS], { timeoutMs: RUN_TIMEOUT_MS });
+    // The job waits at three quarters of its steps until its gate file exists: the checkpoints and the
+    // migration below happen before its end however fast or slow this machine runs it.
+    const gate = (jobId: string) => join(c.tempDir, `${jobId}.gate`);
+    const runTasks = (jobId: string) =>
+      c.ferry(['run', '-n', '4', '--hosts', 'host1,host2', '--job-id', jobId, prog, '120', '24', gate(jobId)], { timeoutMs: RUN_TIMEOUT_MS });
     const totals = (out: string) => /rma-tasks: \d+ tasks done, sum \d+, xor \d+, ring \d+/.exec(out)?.[0];
+    writeFileSync(gate('ref-rma'), '');
     const ref = await runTasks('ref-rma');
     expect(ref.code, ref.stderr).toBe(0);
     expect(totals(ref.stdout), ref.stdout).toBeDefined();
@@ -470,6 +474,7 @@ describe('checkpoint, restart and migration end to end', { timeout: 600_000 }, (
     await sleep(300);
     await ferryOk(['checkpoint', 'rma', '--stop']);
     expect((await run).code).toBe(75);
+    writeFileSync(gate('rma'), '');
     await ferryOk(['restart', 'rma', '--hosts', 'host2,host3']);
     const attached = await c.ferry(['attach', 'rma'], { timeoutMs: RUN_TIMEOUT_MS });
     expect(attached.code, `${attached.stderr}\n${c.logTails(30)}`).toBe(0);

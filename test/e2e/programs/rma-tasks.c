@@ -7,8 +7,10 @@
  * ring state into its right neighbor's window and mixes in what its left
  * neighbor put. So passive-target traffic is in flight whenever a checkpoint
  * or a migration flushes the channels. Rank 0 prints the totals and a
- * checksum of the ring states.
- * Usage: rma-tasks STEPS [TASKS] */
+ * checksum of the ring states. With GATE, the job waits at three quarters of
+ * its steps until that file exists (rank 0 polls, the others wait in a
+ * barrier), so a test can act on it mid-run without racing its end.
+ * Usage: rma-tasks STEPS [TASKS [GATE]] */
 #include <mpi.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -33,10 +35,11 @@ int main(int argc, char **argv)
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     if (argc < 2) {
         if (rank == 0)
-            fprintf(stderr, "usage: rma-tasks STEPS [TASKS]\n");
+            fprintf(stderr, "usage: rma-tasks STEPS [TASKS [GATE]]\n");
         MPI_Abort(MPI_COMM_WORLD, 2);
     }
     int steps = atoi(argv[1]), tasks = argc > 2 ? atoi(argv[2]) : 24;
+    const char *gate = argc > 3 ? argv[3] : NULL;
     int right = (rank + 1) % size, left = (rank + size - 1) % size;
 
     /* rank 0's window: a counter per step, then the totals (sum, xor); the others expose nothing */
@@ -57,6 +60,11 @@ int main(int argc, char **argv)
     }
     int mine = 0;
     for (step = 0; step < steps; step++) {
+        if (gate && step == steps * 3 / 4) {
+            while (rank == 0 && access(gate, F_OK) != 0)
+                usleep(10000);
+            MPI_Barrier(MPI_COMM_WORLD);
+        }
         for (;;) {
             uint64_t one = 1, task, result[2];
             MPI_Win_lock(MPI_LOCK_SHARED, 0, 0, counters);
