@@ -111,7 +111,7 @@ int main(int argc, char **argv)
             }
             bw_us = pp_median(batch_us, pp_batches(stream));
             if (rank == 0) {
-                printf("pingpong impl=%s bytes=%ld iters=%ld latency_us=%.3f bw_iters=%ld bandwidth_MBps=%.1f\n", impl,
+                printf("pingpong impl=%s bytes=%ld iters=%ld latency_us=%.3f bw_iters=%ld bandwidth_MBps=%.4f\n", impl,
                        bytes, iters, lat_us, stream, (double)bytes / bw_us);
                 fflush(stdout);
             }

@@ -221,7 +221,7 @@ int main(int argc, char **argv)
         }
         bw_us = pp_median(batch_us, pp_batches(stream));
         if (is_client) {
-            printf("pingpong impl=raw-tcp bytes=%ld iters=%ld latency_us=%.3f bw_iters=%ld bandwidth_MBps=%.1f\n",
+            printf("pingpong impl=raw-tcp bytes=%ld iters=%ld latency_us=%.3f bw_iters=%ld bandwidth_MBps=%.4f\n",
                    bytes, iters, lat_us, stream, (double)bytes / bw_us);
             fflush(stdout);
         }
