@@ -751,18 +751,26 @@ int PMPI_Iallreduce(const void *sendbuf, void *recvbuf, int count, MPI_Datatype 
   int rv;
   if ((rv = check_reduce(c, count, datatype, op)) != MPI_SUCCESS)
     return fmpi_error(c, rv, "MPI_Iallreduce");
-  /* round 0: the contributions to rank 0; before round 1: its combination;
-   * rounds 1 and 2: the result's broadcast */
+  return fmpi_nbc_start(fmpi_nbc_allreduce(c, sendbuf == MPI_IN_PLACE ? recvbuf : sendbuf, recvbuf, count, datatype,
+                                          op), request);
+}
+
+/* An allreduce's schedule, not started: round 0, the contributions to rank 0;
+ * before round 1, its combination; rounds 1 and 2, the result's broadcast.
+ * (Comm_idup's context agreement runs one several times, ctx.c.) */
+fmpi_nbc *fmpi_nbc_allreduce(fmpi_comm *c, const void *mine, void *recvbuf, int count, MPI_Datatype datatype,
+                             MPI_Op op)
+{
   fmpi_nbc *s = fmpi_nbc_new(c, 3);
   s->rbuf = recvbuf;
   s->count = count;
   s->type = datatype;
   s->op = op;
-  nbc_add_reduce(s, sendbuf == MPI_IN_PLACE ? recvbuf : sendbuf, 0);
+  nbc_add_reduce(s, mine, 0);
   if (c->rank == 0)
     s->rounds[1].before = nbc_combine;
   nbc_add_bcast(s, 1, 0);
-  return fmpi_nbc_start(s, request);
+  return s;
 }
 
 

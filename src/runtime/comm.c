@@ -12,6 +12,7 @@
 #pragma weak MPI_Comm_size = PMPI_Comm_size
 #pragma weak MPI_Comm_get_attr = PMPI_Comm_get_attr
 #pragma weak MPI_Comm_dup = PMPI_Comm_dup
+#pragma weak MPI_Comm_idup = PMPI_Comm_idup
 #pragma weak MPI_Comm_split = PMPI_Comm_split
 #pragma weak MPI_Comm_split_type = PMPI_Comm_split_type
 #pragma weak MPI_Comm_set_name = PMPI_Comm_set_name
@@ -71,13 +72,17 @@ fmpi_comm *fmpi_comm_new(uint32_t ctx, int n, const int *world, MPI_Errhandler e
     if (world[i] == fmpi_st.rank)
       c->rank = i;
   }
+  fmpi_lock(); /* the progress thread reads the table (ctx.c) */
   c->handle = fmpi_table_add(&fmpi_comms, c);
+  fmpi_unlock();
   return c;
 }
 
 static void free_comm(fmpi_comm *c)
 {
+  fmpi_lock();
   fmpi_table_del(&fmpi_comms, c->handle);
+  fmpi_unlock();
   if (c->inter)
     free_comm(fmpi_comm_get(c->local_comm));
   free(c->cart);
@@ -159,13 +164,20 @@ int PMPI_Comm_get_attr(MPI_Comm comm, int keyval, void *attribute_val, int *flag
   return MPI_SUCCESS;
 }
 
-/* Collective over c: a context id (pair) no member uses yet. */
-uint32_t fmpi_agree_ctx(fmpi_comm *c)
+/* What a duplicate d of c has besides its members: c's topology, and the
+ * attributes their copy callbacks keep. On an error d is gone. */
+static int dup_extras(fmpi_comm *c, fmpi_comm *d)
 {
-  unsigned mine = fmpi_st.next_ctx, agreed = 0;
-  PMPI_Allreduce(&mine, &agreed, 1, MPI_UNSIGNED, MPI_MAX, c->handle);
-  fmpi_st.next_ctx = agreed + 2;
-  return agreed;
+  if (c->cart)
+    d->cart = fmpi_cart_new(c->cart->ndims, c->cart->dims, c->cart->periods);
+  if (c->graph)
+    d->graph = fmpi_graph_dup(c->graph);
+  int rv = fmpi_attrs_copy(c, d);
+  if (rv != MPI_SUCCESS) {
+    fmpi_attrs_delete_all(d);
+    free_comm(d);
+  }
+  return rv;
 }
 
 int PMPI_Comm_dup(MPI_Comm comm, MPI_Comm *newcomm)
@@ -176,18 +188,35 @@ int PMPI_Comm_dup(MPI_Comm comm, MPI_Comm *newcomm)
     fmpi_inter_dup(c, &d);
   else
     d = fmpi_comm_new(fmpi_agree_ctx(c), c->size, c->world, c->errh);
-  if (c->cart) /* a duplicate has its topology too */
-    d->cart = fmpi_cart_new(c->cart->ndims, c->cart->dims, c->cart->periods);
-  if (c->graph)
-    d->graph = fmpi_graph_dup(c->graph);
-  int rv = fmpi_attrs_copy(c, d); /* and the attributes their copy callbacks keep */
+  int rv = dup_extras(c, d);
+  *newcomm = rv == MPI_SUCCESS ? d->handle : MPI_COMM_NULL;
+  return rv == MPI_SUCCESS ? MPI_SUCCESS : fmpi_error(c, rv, "MPI_Comm_dup");
+}
+
+/* The new communicator exists (its handle is in *newcomm) from the call on,
+ * with its topology and attributes; its context is agreed without blocking
+ * (ctx.c), and it may be used once the request completes. An
+ * intercommunicator is duplicated at once, with blocking agreements. */
+int PMPI_Comm_idup(MPI_Comm comm, MPI_Comm *newcomm, MPI_Request *request)
+{
+  GET_COMM(comm, "MPI_Comm_idup");
+  if (request == NULL)
+    return fmpi_error(c, MPI_ERR_REQUEST, "MPI_Comm_idup");
+  fmpi_comm *d;
+  if (c->inter)
+    fmpi_inter_dup(c, &d);
+  else
+    d = fmpi_comm_new(FMPI_CTX_PENDING, c->size, c->world, c->errh);
+  int rv = dup_extras(c, d);
   if (rv != MPI_SUCCESS) {
-    fmpi_attrs_delete_all(d);
-    free_comm(d);
     *newcomm = MPI_COMM_NULL;
-    return fmpi_error(c, rv, "MPI_Comm_dup");
+    *request = MPI_REQUEST_NULL;
+    return fmpi_error(c, rv, "MPI_Comm_idup");
   }
   *newcomm = d->handle;
+  if (c->inter)
+    return PMPI_Irecv(NULL, 0, MPI_BYTE, MPI_PROC_NULL, 0, MPI_COMM_SELF, request); /* complete at once */
+  fmpi_ctx_agree_start(c, d, request);
   return MPI_SUCCESS;
 }
 
@@ -348,7 +377,7 @@ int PMPI_Comm_create_group(MPI_Comm comm, MPI_Group group, int tag, MPI_Comm *ne
   fmpi_unlock();
   free(theirs);
   free(r);
-  fmpi_st.next_ctx = agreed + 2;
+  fmpi_ctx_taken(agreed);
   *newcomm = fmpi_comm_new(agreed, n, g->world, c->errh)->handle;
   return MPI_SUCCESS;
 }

@@ -33,6 +33,11 @@
 #define FMPI_RETRY_MAX_MSEC 100
 #define FMPI_AGENT_FRAME_MAX_BYTES (16 * 1024 * 1024)
 #define FMPI_FIRST_USER_CTX 16                   /* contexts below are WORLD (0,1) and SELF (2,3) */
+/* Contexts come in pairs (ctx for point to point, ctx + 1 for collectives)
+ * from two spaces (ctx.c): blocking agreements take multiples of
+ * FMPI_CTX_STEP from a counter, Comm_idup's take FMPI_CTX_STEP * k + 2. */
+#define FMPI_CTX_STEP 4
+#define FMPI_CTX_PENDING 0x7fffffffu             /* a Comm_idup's communicator until its context is agreed (no pair's) */
 
 /* Wire frame header of a peer channel (host byte order: all ranks of a job run on
  * one architecture). Every frame carries the channel's next sequence number. */
@@ -260,7 +265,7 @@ typedef struct fmpi_state {
   fmpi_request *posted_head, *posted_tail;
   fmpi_unexp *ux_head, *ux_tail;
   uint64_t job_hash;
-  uint32_t next_ctx;
+  uint32_t next_ctx;            /* the blocking agreements' next context (ctx.c) */
   /* flush */
   uint64_t flush_epoch;
   uint64_t flush_request_id;
@@ -332,7 +337,11 @@ int fmpi_comm_init_predefined(void);
 int fmpi_comm_dup_internal(MPI_Comm comm, MPI_Comm *newcomm);
 fmpi_comm *fmpi_comm_get_intra(MPI_Comm h);
 fmpi_comm *fmpi_comm_new(uint32_t ctx, int n, const int *world, MPI_Errhandler errh);
+
+/* ctx.c */
 uint32_t fmpi_agree_ctx(fmpi_comm *c);
+void fmpi_ctx_taken(uint32_t ctx);
+void fmpi_ctx_agree_start(fmpi_comm *parent, fmpi_comm *newcomm, MPI_Request *request);
 
 /* intercomm.c */
 int fmpi_inter_dup(fmpi_comm *ic, fmpi_comm **out);
@@ -424,7 +433,8 @@ struct fmpi_nbc {
   int nrounds, round;      /* round: the next one to post */
   int pending;             /* operations of the posted round not complete yet */
   bool advancing;
-  void (*finish)(fmpi_nbc *s);
+  void (*finish)(fmpi_nbc *s); /* after the last round; setting round back to 0 runs the rounds again */
+  void *arg;               /* the finish step's own state */
   void **tmp;              /* buffers freed with the schedule */
   int ntmp;
   /* what the algorithm's steps need */
@@ -441,6 +451,8 @@ fmpi_nbc *fmpi_nbc_new(fmpi_comm *c, int nrounds);
 void fmpi_nbc_add(fmpi_nbc *s, int round, bool send, void *buf, int count, MPI_Datatype type, int peer);
 void *fmpi_nbc_tmp(fmpi_nbc *s, size_t bytes);
 int fmpi_nbc_start(fmpi_nbc *s, MPI_Request *request);
+fmpi_nbc *fmpi_nbc_allreduce(fmpi_comm *c, const void *mine, void *recvbuf, int count, MPI_Datatype datatype,
+                             MPI_Op op);
 void fmpi_nbc_op_done(fmpi_nbc *s);
 
 /* attr.c */

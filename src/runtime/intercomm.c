@@ -57,8 +57,7 @@ static uint32_t agree_ctx_inter(fmpi_comm *ic)
   unsigned mine = fmpi_agree_ctx(local_of(ic)), theirs = 0;
   swap_leaders(ic, &mine, &theirs, 1, MPI_UNSIGNED);
   uint32_t ctx = mine > theirs ? mine : theirs;
-  if (fmpi_st.next_ctx < ctx + 2)
-    fmpi_st.next_ctx = ctx + 2;
+  fmpi_ctx_taken(ctx);
   return ctx;
 }
 
@@ -102,8 +101,7 @@ int PMPI_Intercomm_create(MPI_Comm local_comm, int local_leader, MPI_Comm peer_c
     fmpi_fatal("out of memory");
   PMPI_Bcast(remote_world, (int)theirs[1], MPI_INT, local_leader, local_comm);
   uint32_t ctx = mine > (unsigned)theirs[0] ? mine : (uint32_t)theirs[0];
-  if (fmpi_st.next_ctx < ctx + 2)
-    fmpi_st.next_ctx = ctx + 2;
+  fmpi_ctx_taken(ctx);
   *newintercomm = new_inter(ctx, (int)theirs[1], remote_world, local_dup, lc->errh)->handle;
   free(remote_world);
   return MPI_SUCCESS;

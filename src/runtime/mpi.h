@@ -365,6 +365,7 @@ FERRY_MPI_API(int, Test_cancelled, (const MPI_Status *status, int *flag))
 
 /* communicators and groups */
 FERRY_MPI_API(int, Comm_dup, (MPI_Comm comm, MPI_Comm *newcomm))
+FERRY_MPI_API(int, Comm_idup, (MPI_Comm comm, MPI_Comm *newcomm, MPI_Request *request))
 FERRY_MPI_API(int, Comm_split, (MPI_Comm comm, int color, int key, MPI_Comm *newcomm))
 FERRY_MPI_API(int, Comm_create, (MPI_Comm comm, MPI_Group group, MPI_Comm *newcomm))
 FERRY_MPI_API(int, Comm_create_group, (MPI_Comm comm, MPI_Group group, int tag, MPI_Comm *newcomm))

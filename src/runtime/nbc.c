@@ -79,6 +79,8 @@ static void advance(fmpi_nbc *s)
     if (s->round == s->nrounds) {
       if (s->finish)
         s->finish(s);
+      if (s->round < s->nrounds)
+        continue; /* finish started the rounds over (Comm_idup's agreement, ctx.c) */
       fmpi_request *r = s->req;
       s->advancing = false;
       nbc_free(s);
