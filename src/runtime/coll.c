@@ -312,6 +312,8 @@ int PMPI_Gather(const void *sendbuf, int sendcount, MPI_Datatype sendtype, void 
 int PMPI_Gatherv(const void *sendbuf, int sendcount, MPI_Datatype sendtype, void *recvbuf, const int recvcounts[],
                  const int displs[], MPI_Datatype recvtype, int root, MPI_Comm comm)
 {
+  INTER("MPI_Gatherv",
+        fmpi_inter_gatherv(sendbuf, sendcount, sendtype, recvbuf, recvcounts, displs, recvtype, root, ic_));
   GET_COMM(comm, "MPI_Gatherv");
   if (root < 0 || root >= c->size)
     return fmpi_error(c, MPI_ERR_ROOT, "MPI_Gatherv");
@@ -354,6 +356,8 @@ int PMPI_Scatter(const void *sendbuf, int sendcount, MPI_Datatype sendtype, void
 int PMPI_Scatterv(const void *sendbuf, const int sendcounts[], const int displs[], MPI_Datatype sendtype,
                   void *recvbuf, int recvcount, MPI_Datatype recvtype, int root, MPI_Comm comm)
 {
+  INTER("MPI_Scatterv",
+        fmpi_inter_scatterv(sendbuf, sendcounts, displs, sendtype, recvbuf, recvcount, recvtype, root, ic_));
   GET_COMM(comm, "MPI_Scatterv");
   if (root < 0 || root >= c->size)
     return fmpi_error(c, MPI_ERR_ROOT, "MPI_Scatterv");
@@ -402,6 +406,8 @@ int PMPI_Allgather(const void *sendbuf, int sendcount, MPI_Datatype sendtype, vo
 int PMPI_Allgatherv(const void *sendbuf, int sendcount, MPI_Datatype sendtype, void *recvbuf, const int recvcounts[],
                     const int displs[], MPI_Datatype recvtype, MPI_Comm comm)
 {
+  INTER("MPI_Allgatherv",
+        fmpi_inter_allgatherv(sendbuf, sendcount, sendtype, recvbuf, recvcounts, displs, recvtype, ic_));
   GET_COMM(comm, "MPI_Allgatherv");
   if (sendbuf == MPI_IN_PLACE) {
     sendbuf = at(recvbuf, displs[c->rank], fmpi_type_get(recvtype));
@@ -441,6 +447,8 @@ int PMPI_Alltoall(const void *sendbuf, int sendcount, MPI_Datatype sendtype, voi
 int PMPI_Alltoallv(const void *sendbuf, const int sendcounts[], const int sdispls[], MPI_Datatype sendtype,
                    void *recvbuf, const int recvcounts[], const int rdispls[], MPI_Datatype recvtype, MPI_Comm comm)
 {
+  INTER("MPI_Alltoallv", fmpi_inter_alltoallv(sendbuf, sendcounts, sdispls, sendtype, recvbuf, recvcounts, rdispls,
+                                              recvtype, ic_));
   GET_COMM(comm, "MPI_Alltoallv");
   tmp_buf copy = { NULL, NULL };
   if (sendbuf == MPI_IN_PLACE) {
@@ -526,6 +534,7 @@ int PMPI_Alltoallw(const void *sendbuf, const int sendcounts[], const int sdispl
 int PMPI_Reduce_scatter(const void *sendbuf, void *recvbuf, const int recvcounts[], MPI_Datatype datatype, MPI_Op op,
                         MPI_Comm comm)
 {
+  INTER("MPI_Reduce_scatter", fmpi_inter_reduce_scatter(sendbuf, recvbuf, recvcounts, datatype, op, ic_));
   GET_COMM(comm, "MPI_Reduce_scatter");
   int rv, total = 0;
   int *displs = malloc(sizeof(int) * (size_t)c->size);
@@ -558,6 +567,8 @@ int PMPI_Reduce_scatter(const void *sendbuf, void *recvbuf, const int recvcounts
 int PMPI_Reduce_scatter_block(const void *sendbuf, void *recvbuf, int recvcount, MPI_Datatype datatype, MPI_Op op,
                               MPI_Comm comm)
 {
+  INTER("MPI_Reduce_scatter_block",
+        fmpi_inter_reduce_scatter_block(sendbuf, recvbuf, recvcount, datatype, op, ic_));
   GET_COMM(comm, "MPI_Reduce_scatter_block");
   int rv, total = recvcount * c->size;
   if ((rv = check_reduce(c, recvcount, datatype, op)) != MPI_SUCCESS)

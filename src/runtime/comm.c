@@ -243,9 +243,11 @@ static int by_key(const void *a, const void *b)
 
 int PMPI_Comm_split(MPI_Comm comm, int color, int key, MPI_Comm *newcomm)
 {
-  GET_INTRA_COMM(comm, "MPI_Comm_split");
+  GET_COMM(comm, "MPI_Comm_split");
   if (color < 0 && color != MPI_UNDEFINED)
     return fmpi_error(c, MPI_ERR_ARG, "MPI_Comm_split");
+  if (c->inter)
+    return fmpi_inter_split(c, color, key, newcomm);
   int mine[2] = { color, key };
   int *all = malloc(sizeof(int) * 2 * (size_t)c->size);
   split_entry *e = malloc(sizeof *e * (size_t)c->size);
@@ -309,7 +311,11 @@ int PMPI_Comm_get_name(MPI_Comm comm, char *name, int *resultlen)
 
 int PMPI_Comm_create(MPI_Comm comm, MPI_Group group, MPI_Comm *newcomm)
 {
-  GET_INTRA_COMM(comm, "MPI_Comm_create");
+  GET_COMM(comm, "MPI_Comm_create");
+  if (c->inter) {
+    int rv = fmpi_inter_create(c, group, newcomm);
+    return rv == MPI_SUCCESS ? rv : fmpi_error(c, rv, "MPI_Comm_create");
+  }
   fmpi_group *g = fmpi_group_get(group);
   if (g == NULL)
     return fmpi_error(c, MPI_ERR_GROUP, "MPI_Comm_create");

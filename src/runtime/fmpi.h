@@ -344,6 +344,20 @@ void fmpi_ctx_taken(uint32_t ctx);
 void fmpi_ctx_agree_start(fmpi_comm *parent, fmpi_comm *newcomm, MPI_Request *request);
 
 /* intercomm.c */
+int fmpi_inter_gatherv(const void *sbuf, int scount, MPI_Datatype stype, void *rbuf, const int rcounts[],
+                       const int displs[], MPI_Datatype rtype, int root, fmpi_comm *ic);
+int fmpi_inter_scatterv(const void *sbuf, const int scounts[], const int displs[], MPI_Datatype stype, void *rbuf,
+                        int rcount, MPI_Datatype rtype, int root, fmpi_comm *ic);
+int fmpi_inter_allgatherv(const void *sbuf, int scount, MPI_Datatype stype, void *rbuf, const int rcounts[],
+                          const int displs[], MPI_Datatype rtype, fmpi_comm *ic);
+int fmpi_inter_alltoallv(const void *sbuf, const int scounts[], const int sdispls[], MPI_Datatype stype, void *rbuf,
+                         const int rcounts[], const int rdispls[], MPI_Datatype rtype, fmpi_comm *ic);
+int fmpi_inter_reduce_scatter(const void *sbuf, void *rbuf, const int rcounts[], MPI_Datatype type, MPI_Op op,
+                              fmpi_comm *ic);
+int fmpi_inter_reduce_scatter_block(const void *sbuf, void *rbuf, int rcount, MPI_Datatype type, MPI_Op op,
+                                    fmpi_comm *ic);
+int fmpi_inter_split(fmpi_comm *ic, int color, int key, MPI_Comm *newcomm);
+int fmpi_inter_create(fmpi_comm *ic, MPI_Group group, MPI_Comm *newcomm);
 int fmpi_inter_dup(fmpi_comm *ic, fmpi_comm **out);
 int fmpi_inter_barrier(fmpi_comm *ic);
 int fmpi_inter_bcast(void *buf, int count, MPI_Datatype type, int root, fmpi_comm *ic);

@@ -6,7 +6,9 @@
  * the local group, and local_comm, an internal intracommunicator over the
  * local group, carries the group's own part of collectives. Each group's
  * leader (local rank 0) speaks to the other's on the intercommunicator's
- * collective context.
+ * collective context. The v-variants (Gatherv, Scatterv, Allgatherv,
+ * Alltoallv) are direct messages between the ranks of the two groups, whose
+ * counts only those ranks know.
  *
  * A context for something spanning both groups (the intercommunicator, a
  * duplicate, a merge) is the larger of the two groups' agreed contexts: each
@@ -24,7 +26,7 @@
 #pragma weak MPI_Intercomm_merge = PMPI_Intercomm_merge
 
 enum { TAG_LEADERS = 1, TAG_BARRIER, TAG_BCAST, TAG_REDUCE, TAG_ALLREDUCE, TAG_GATHER, TAG_SCATTER, TAG_ALLGATHER,
-       TAG_ALLTOALL };
+       TAG_ALLTOALL, TAG_GATHERV, TAG_SCATTERV, TAG_ALLGATHERV, TAG_ALLTOALLV, TAG_REDUCE_SCATTER };
 
 static fmpi_comm *local_of(fmpi_comm *ic)
 {
@@ -306,5 +308,229 @@ int fmpi_inter_alltoall(const void *sbuf, int scount, MPI_Datatype stype, void *
   fmpi_wait_reqs(reqs, 2 * ic->size);
   fmpi_unlock();
   free(reqs);
+  return MPI_SUCCESS;
+}
+
+/* The exchanges of the v-variants: block j of sbuf (scounts[j] elements at
+ * sdispls[j]) to remote rank j, block j of rbuf from it; a NULL counts array
+ * means nothing that way. */
+static int pairwise(fmpi_comm *ic, const void *sbuf, const int scounts[], const int sdispls[], MPI_Datatype stype,
+                    void *rbuf, const int rcounts[], const int rdispls[], MPI_Datatype rtype, int tag)
+{
+  MPI_Aint sext = fmpi_type_get(stype)->extent, rext = fmpi_type_get(rtype)->extent;
+  fmpi_request **reqs = malloc(sizeof *reqs * (size_t)(2 * ic->size + 1));
+  if (reqs == NULL)
+    fmpi_fatal("out of memory");
+  int n = 0;
+  fmpi_lock();
+  for (int j = 0; j < ic->size; j++) {
+    if (rcounts)
+      fmpi_irecv((uint8_t *)rbuf + (MPI_Aint)rdispls[j] * rext, rcounts[j], rtype, j, tag, ic, ic->ctx + 1, &reqs[n++]);
+    if (scounts)
+      fmpi_isend((const uint8_t *)sbuf + (MPI_Aint)sdispls[j] * sext, scounts[j], stype, j, tag, ic, ic->ctx + 1,
+                 false, &reqs[n++]);
+  }
+  fmpi_wait_reqs(reqs, n);
+  fmpi_unlock();
+  free(reqs);
+  return MPI_SUCCESS;
+}
+
+/* Root: block j of rbuf (rcounts[j] at displs[j]) comes from remote rank j. */
+int fmpi_inter_gatherv(const void *sbuf, int scount, MPI_Datatype stype, void *rbuf, const int rcounts[],
+                       const int displs[], MPI_Datatype rtype, int root, fmpi_comm *ic)
+{
+  int rv;
+  if ((rv = check_root(ic, root)) != MPI_SUCCESS)
+    return rv;
+  if (root == MPI_PROC_NULL)
+    return MPI_SUCCESS;
+  if (root != MPI_ROOT)
+    return (rv = check_count(scount, stype)) != MPI_SUCCESS ? rv
+                                                             : fmpi_send_internal(sbuf, scount, stype, root, TAG_GATHERV, ic);
+  for (int j = 0; j < ic->size; j++)
+    if ((rv = check_count(rcounts[j], rtype)) != MPI_SUCCESS)
+      return rv;
+  return pairwise(ic, NULL, NULL, NULL, MPI_BYTE, rbuf, rcounts, displs, rtype, TAG_GATHERV);
+}
+
+/* Root: block j of sbuf (scounts[j] at displs[j]) goes to remote rank j. */
+int fmpi_inter_scatterv(const void *sbuf, const int scounts[], const int displs[], MPI_Datatype stype, void *rbuf,
+                        int rcount, MPI_Datatype rtype, int root, fmpi_comm *ic)
+{
+  int rv;
+  if ((rv = check_root(ic, root)) != MPI_SUCCESS)
+    return rv;
+  if (root == MPI_PROC_NULL)
+    return MPI_SUCCESS;
+  if (root != MPI_ROOT)
+    return (rv = check_count(rcount, rtype)) != MPI_SUCCESS ? rv
+                                                             : fmpi_recv_internal(rbuf, rcount, rtype, root, TAG_SCATTERV, ic);
+  for (int j = 0; j < ic->size; j++)
+    if ((rv = check_count(scounts[j], stype)) != MPI_SUCCESS)
+      return rv;
+  return pairwise(ic, sbuf, scounts, displs, stype, NULL, NULL, NULL, MPI_BYTE, TAG_SCATTERV);
+}
+
+/* rbuf gets remote rank j's block at displs[j]; every rank sends its own to every remote rank. */
+int fmpi_inter_allgatherv(const void *sbuf, int scount, MPI_Datatype stype, void *rbuf, const int rcounts[],
+                          const int displs[], MPI_Datatype rtype, fmpi_comm *ic)
+{
+  int rv;
+  if ((rv = check_count(scount, stype)) != MPI_SUCCESS)
+    return rv;
+  for (int j = 0; j < ic->size; j++)
+    if ((rv = check_count(rcounts[j], rtype)) != MPI_SUCCESS)
+      return rv;
+  int *scounts = malloc(sizeof(int) * 2 * (size_t)ic->size);
+  if (scounts == NULL)
+    fmpi_fatal("out of memory");
+  int *sdispls = scounts + ic->size;
+  for (int j = 0; j < ic->size; j++) {
+    scounts[j] = scount;
+    sdispls[j] = 0;
+  }
+  rv = pairwise(ic, sbuf, scounts, sdispls, stype, rbuf, rcounts, displs, rtype, TAG_ALLGATHERV);
+  free(scounts);
+  return rv;
+}
+
+int fmpi_inter_alltoallv(const void *sbuf, const int scounts[], const int sdispls[], MPI_Datatype stype, void *rbuf,
+                         const int rcounts[], const int rdispls[], MPI_Datatype rtype, fmpi_comm *ic)
+{
+  int rv;
+  for (int j = 0; j < ic->size; j++)
+    if ((rv = check_count(scounts[j], stype)) != MPI_SUCCESS || (rv = check_count(rcounts[j], rtype)) != MPI_SUCCESS)
+      return rv;
+  return pairwise(ic, sbuf, scounts, sdispls, stype, rbuf, rcounts, rdispls, rtype, TAG_ALLTOALLV);
+}
+
+/* Each group gets the reduction of the other group's count elements, scattered
+ * in its own group by rcounts (one per local rank, summing to count: the same
+ * count on both sides, MPI 3.1 5.10.1). */
+int fmpi_inter_reduce_scatter(const void *sbuf, void *rbuf, const int rcounts[], MPI_Datatype type, MPI_Op op,
+                              fmpi_comm *ic)
+{
+  int rv, count = 0;
+  for (int i = 0; i < ic->local_size; i++) {
+    if ((rv = check_count(rcounts[i], type)) != MPI_SUCCESS)
+      return rv;
+    count += rcounts[i];
+  }
+  int *displs = malloc(sizeof(int) * (size_t)ic->local_size);
+  if (displs == NULL)
+    fmpi_fatal("out of memory");
+  for (int i = 0, at = 0; i < ic->local_size; at += rcounts[i++])
+    displs[i] = at;
+  void *mine_mem, *mine = tmp_alloc(type, count, &mine_mem), *theirs_mem, *theirs = tmp_alloc(type, count, &theirs_mem);
+  rv = PMPI_Reduce(sbuf, mine, count, type, op, 0, ic->local_comm);
+  if (rv == MPI_SUCCESS && ic->rank == 0)
+    rv = fmpi_sendrecv_internal(mine, count, type, 0, theirs, count, type, 0, TAG_REDUCE_SCATTER, ic);
+  if (rv == MPI_SUCCESS)
+    rv = PMPI_Scatterv(theirs, rcounts, displs, type, rbuf, rcounts[ic->rank], type, 0, ic->local_comm);
+  free(mine_mem);
+  free(theirs_mem);
+  free(displs);
+  return rv;
+}
+
+int fmpi_inter_reduce_scatter_block(const void *sbuf, void *rbuf, int rcount, MPI_Datatype type, MPI_Op op,
+                                    fmpi_comm *ic)
+{
+  int *rcounts = malloc(sizeof(int) * (size_t)ic->local_size);
+  if (rcounts == NULL)
+    fmpi_fatal("out of memory");
+  for (int i = 0; i < ic->local_size; i++)
+    rcounts[i] = rcount;
+  int rv = fmpi_inter_reduce_scatter(sbuf, rbuf, rcounts, type, op, ic);
+  free(rcounts);
+  return rv;
+}
+
+/* ---- communicators from an intercommunicator (MPI 3.1 6.4.2) ---- */
+
+/* The new intercommunicator over the local ranks of local (an internal
+ * intracommunicator, or MPI_COMM_NULL) and the remote ranks remote_world[0..rn),
+ * in a context agreed by the whole of ic; MPI_COMM_NULL where either side is
+ * empty. */
+static MPI_Comm make_inter(fmpi_comm *ic, MPI_Comm local, int rn, const int *remote_world)
+{
+  uint32_t ctx = agree_ctx_inter(ic);
+  if (local == MPI_COMM_NULL)
+    return MPI_COMM_NULL;
+  if (rn == 0) {
+    PMPI_Comm_free(&local);
+    return MPI_COMM_NULL;
+  }
+  return new_inter(ctx, rn, remote_world, local, ic->errh)->handle;
+}
+
+typedef struct split_member {
+  int color, key, rank, world;
+} split_member;
+
+static int by_key_then_rank(const void *a, const void *b)
+{
+  const split_member *x = a, *y = b;
+  return x->key != y->key ? (x->key < y->key ? -1 : 1) : x->rank - y->rank;
+}
+
+/* Comm_split: each color's local ranks with that color's remote ranks, each
+ * side in key order; a color with no ranks on the other side, and
+ * MPI_UNDEFINED, get MPI_COMM_NULL. */
+int fmpi_inter_split(fmpi_comm *ic, int color, int key, MPI_Comm *newcomm)
+{
+  int ln = ic->local_size, rn = ic->size, mine[2] = { color, key };
+  int *local_ck = malloc(sizeof(int) * 2 * (size_t)(ln + rn));
+  split_member *remote = malloc(sizeof *remote * (size_t)rn);
+  int *rworld = malloc(sizeof(int) * (size_t)(rn ? rn : 1));
+  if (local_ck == NULL || remote == NULL || rworld == NULL)
+    fmpi_fatal("out of memory");
+  int *remote_ck = local_ck + 2 * ln;
+  PMPI_Allgather(mine, 2, MPI_INT, local_ck, 2, MPI_INT, ic->local_comm);
+  if (ic->rank == 0)
+    fmpi_sendrecv_internal(local_ck, 2 * ln, MPI_INT, 0, remote_ck, 2 * rn, MPI_INT, 0, TAG_LEADERS, ic);
+  PMPI_Bcast(remote_ck, 2 * rn, MPI_INT, 0, ic->local_comm);
+  int n = 0;
+  for (int j = 0; j < rn; j++)
+    if (color != MPI_UNDEFINED && remote_ck[2 * j] == color)
+      remote[n++] = (split_member){ color, remote_ck[2 * j + 1], j, ic->world[j] };
+  qsort(remote, (size_t)n, sizeof *remote, by_key_then_rank);
+  for (int j = 0; j < n; j++)
+    rworld[j] = remote[j].world;
+  /* the local side: this color's ranks, if the other side has it too */
+  MPI_Comm local;
+  PMPI_Comm_split(ic->local_comm, n > 0 ? color : MPI_UNDEFINED, key, &local);
+  *newcomm = make_inter(ic, local, n, rworld);
+  free(local_ck);
+  free(remote);
+  free(rworld);
+  return MPI_SUCCESS;
+}
+
+/* Comm_create: each side names a group of its own ranks; the members get an
+ * intercommunicator between the two groups (MPI_COMM_NULL if either is empty). */
+int fmpi_inter_create(fmpi_comm *ic, MPI_Group group, MPI_Comm *newcomm)
+{
+  fmpi_group *g = fmpi_group_get(group);
+  if (g == NULL)
+    return MPI_ERR_GROUP;
+  for (int i = 0; i < g->size; i++)
+    if (g->world[i] < 0 || g->world[i] >= fmpi_st.size || fmpi_comm_get(ic->local_comm)->local[g->world[i]] < 0)
+      return MPI_ERR_GROUP; /* not a local rank */
+  int sizes[2] = { g->size, 0 };
+  if (ic->rank == 0)
+    fmpi_sendrecv_internal(&sizes[0], 1, MPI_INT, 0, &sizes[1], 1, MPI_INT, 0, TAG_LEADERS, ic);
+  PMPI_Bcast(&sizes[1], 1, MPI_INT, 0, ic->local_comm);
+  int rn = sizes[1], *rworld = malloc(sizeof(int) * (size_t)(rn ? rn : 1));
+  if (rworld == NULL)
+    fmpi_fatal("out of memory");
+  if (ic->rank == 0)
+    fmpi_sendrecv_internal(g->world, g->size, MPI_INT, 0, rworld, rn, MPI_INT, 0, TAG_LEADERS, ic);
+  PMPI_Bcast(rworld, rn, MPI_INT, 0, ic->local_comm);
+  MPI_Comm local;
+  PMPI_Comm_create(ic->local_comm, group, &local);
+  *newcomm = make_inter(ic, local, rn, rworld);
+  free(rworld);
   return MPI_SUCCESS;
 }
