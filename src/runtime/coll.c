@@ -907,13 +907,80 @@ int PMPI_Iallgather(const void *sendbuf, int sendcount, MPI_Datatype sendtype, v
   return iallgatherv(sendbuf, sendcount, sendtype, recvbuf, NULL, NULL, recvcount, recvtype, comm, request, "MPI_Iallgather");
 }
 
+/* MPI_IN_PLACE in the nonblocking all-to-alls: the blocks a rank sends are
+ * in its receive buffer, which the receives overwrite in any order, so they
+ * go from a copy of the bytes that blocks[0..n) span (block i: counts[i]
+ * elements of types[i] from ptrs[i]), taken when the collective starts. The
+ * copy's address of p is p + *shift. */
+static void inplace_copy(fmpi_nbc *s, int n, void *const ptrs[], const int counts[], const MPI_Datatype types[],
+                         MPI_Aint *shift)
+{
+  const uint8_t *lo = NULL, *hi = NULL;
+  for (int i = 0; i < n; i++) {
+    fmpi_type *t = fmpi_type_get(types[i]);
+    if (counts[i] == 0 || t->size == 0)
+      continue;
+    const uint8_t *from = (const uint8_t *)ptrs[i] + t->true_lb;
+    const uint8_t *to = from + (MPI_Aint)(counts[i] - 1) * t->extent + (t->true_ub - t->true_lb);
+    if (lo == NULL || from < lo)
+      lo = from;
+    if (hi == NULL || to > hi)
+      hi = to;
+  }
+  if (lo == NULL) {
+    *shift = 0;
+    return;
+  }
+  uint8_t *copy = fmpi_nbc_tmp(s, (size_t)(hi - lo));
+  memcpy(copy, lo, (size_t)(hi - lo));
+  *shift = copy - lo;
+}
+
+/* The in-place form of ialltoallv and ialltoallw: block i of recvbuf goes to
+ * rank i and is replaced by what rank i sends (types and counts the same both
+ * ways: the receive's). */
+static int ialltoall_inplace(fmpi_comm *c, void *const ptrs[], const int counts[], const MPI_Datatype types[],
+                             MPI_Request *request)
+{
+  fmpi_nbc *s = fmpi_nbc_new(c, 1);
+  MPI_Aint shift;
+  inplace_copy(s, c->size, ptrs, counts, types, &shift);
+  for (int i = 0; i < c->size; i++) {
+    if (i == c->rank)
+      continue; /* its own block stays */
+    fmpi_nbc_add(s, 0, true, (uint8_t *)ptrs[i] + shift, counts[i], types[i], i);
+    fmpi_nbc_add(s, 0, false, ptrs[i], counts[i], types[i], i);
+  }
+  return fmpi_nbc_start(s, request);
+}
+
 static int ialltoallv(const void *sendbuf, const int sendcounts[], const int sdispls[], int sfixed, MPI_Datatype sendtype,
                       void *recvbuf, const int recvcounts[], const int rdispls[], int rfixed, MPI_Datatype recvtype,
                       MPI_Comm comm, MPI_Request *request, const char *name)
 {
   GET_COMM(comm, name);
-  if (sendbuf == MPI_IN_PLACE) /* allowed by MPI 3.1; not in this runtime yet */
-    return fmpi_error(c, MPI_ERR_ARG, name);
+  if (sendbuf == MPI_IN_PLACE) {
+    int rv = MPI_SUCCESS;
+    for (int i = 0; rv == MPI_SUCCESS && i < c->size; i++)
+      rv = check_buf(COUNT(recvcounts, rfixed, i), recvtype);
+    if (rv != MPI_SUCCESS)
+      return fmpi_error(c, rv, name);
+    void **ptrs = malloc(sizeof(void *) * (size_t)c->size);
+    int *counts = malloc(sizeof(int) * (size_t)c->size);
+    MPI_Datatype *types = malloc(sizeof(MPI_Datatype) * (size_t)c->size);
+    if (ptrs == NULL || counts == NULL || types == NULL)
+      fmpi_fatal("out of memory");
+    for (int i = 0; i < c->size; i++) {
+      ptrs[i] = at(recvbuf, DISPL(rdispls, rfixed, i), fmpi_type_get(recvtype));
+      counts[i] = COUNT(recvcounts, rfixed, i);
+      types[i] = recvtype;
+    }
+    rv = ialltoall_inplace(c, ptrs, counts, types, request);
+    free(ptrs);
+    free(counts);
+    free(types);
+    return rv;
+  }
   int rv = MPI_SUCCESS;
   for (int i = 0; rv == MPI_SUCCESS && i < c->size; i++)
     if ((rv = check_buf(COUNT(sendcounts, sfixed, i), sendtype)) == MPI_SUCCESS)
@@ -958,15 +1025,23 @@ static void nbc_combine_own_block(fmpi_nbc *s)
   local_copy(s->rbuf, s->out_count, fmpi_type_get(s->type), s->out, s->out_count, fmpi_type_get(s->type));
 }
 
-/* Ialltoallv with a datatype per peer and byte displacements (MPI_IN_PLACE: not in this runtime yet). */
+/* Ialltoallv with a datatype per peer and byte displacements. */
 int PMPI_Ialltoallw(const void *sendbuf, const int sendcounts[], const int sdispls[], const MPI_Datatype sendtypes[],
                     void *recvbuf, const int recvcounts[], const int rdispls[], const MPI_Datatype recvtypes[],
                     MPI_Comm comm, MPI_Request *request)
 {
   GET_COMM(comm, "MPI_Ialltoallw");
-  if (sendbuf == MPI_IN_PLACE)
-    return fmpi_error(c, MPI_ERR_ARG, "MPI_Ialltoallw");
   int rv = check_w(c, recvcounts, recvtypes);
+  if (rv == MPI_SUCCESS && sendbuf == MPI_IN_PLACE) {
+    void **ptrs = malloc(sizeof(void *) * (size_t)c->size);
+    if (ptrs == NULL)
+      fmpi_fatal("out of memory");
+    for (int i = 0; i < c->size; i++)
+      ptrs[i] = byte_at(recvbuf, rdispls[i]);
+    rv = ialltoall_inplace(c, ptrs, recvcounts, recvtypes, request);
+    free(ptrs);
+    return rv;
+  }
   if (rv == MPI_SUCCESS)
     rv = check_w(c, sendcounts, sendtypes);
   if (rv != MPI_SUCCESS)

@@ -4,10 +4,14 @@
  * type, a zero count, MPI_IN_PLACE), Ialltoallw, and Ireduce_scatter (a count
  * per rank, one of them 0, MPI_IN_PLACE, a non-commutative op), with the
  * nonblocking ones outstanding at once around a blocking collective.
+ * Ialltoall (blocks of 128 KiB), Ialltoallv and Ialltoallw with
+ * MPI_IN_PLACE, outstanding together around an Allreduce: each block replaced
+ * by the peer's, the gaps between Ialltoallv's blocks untouched.
  */
 #include "check.h"
 
 #define SLOT_INTS 8 /* room per peer in a receive buffer, in ints */
+#define BIG_BLOCK 32768 /* ints per peer in the in-place Ialltoall: 128 KiB, sent from the buffer, not copied */
 
 /* Ints rank a sends rank b (and b sends a: symmetric, as MPI_IN_PLACE needs); 0 for one pair. */
 static int n_between(int a, int b)
@@ -137,6 +141,54 @@ int main(int argc, char **argv)
     }
     chk_say_ordered(MPI_COMM_WORLD, "ireduce_scatter rank %d: %d elements from %d, sum %lld", rank, counts[rank],
                     offset, sum);
+
+    /* the nonblocking all-to-alls in place, outstanding together */
+    int *ia = malloc(sizeof(int) * size * BIG_BLOCK), *iv = malloc(sizeof(int) * size * SLOT_INTS);
+    int *vcounts = malloc(sizeof(int) * size), *vdispls = malloc(sizeof(int) * size);
+    for (j = 0; j < size; j++) {
+        vcounts[j] = n_between(rank, j);
+        vdispls[j] = (size - 1 - j) * SLOT_INTS + 1; /* blocks in reverse peer order, a gap before each */
+        for (k = 0; k < BIG_BLOCK; k++)
+            ia[j * BIG_BLOCK + k] = value(rank, j, k);
+    }
+    for (i = 0; i < size * SLOT_INTS; i++)
+        iv[i] = -5;
+    for (j = 0; j < size; j++)
+        for (k = 0; k < vcounts[j]; k++)
+            iv[vdispls[j] + k] = value(rank, j, k);
+    for (i = 0; i < size * SLOT_INTS; i++)
+        recv[i] = -1;
+    for (j = 0; j < size; j++)
+        for (k = 0; k < n_between(rank, j); k++)
+            recv[j * SLOT_INTS + place(j, k, rank)] = value(rank, j, k);
+    MPI_Ialltoall(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, ia, BIG_BLOCK, MPI_INT, MPI_COMM_WORLD, &req[0]);
+    MPI_Ialltoallv(MPI_IN_PLACE, NULL, NULL, MPI_DATATYPE_NULL, iv, vcounts, vdispls, MPI_INT, MPI_COMM_WORLD,
+                   &req[1]);
+    MPI_Ialltoallw(MPI_IN_PLACE, NULL, NULL, NULL, recv, rcounts, rdispls, rtypes, MPI_COMM_WORLD, &req[2]);
+    everyone = 0;
+    MPI_Allreduce(&rank, &everyone, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    CHECK_EQ_INT(everyone, size * (size - 1) / 2, "Allreduce while the in-place ones are outstanding");
+    MPI_Waitall(3, req, MPI_STATUSES_IGNORE);
+    long long asum = 0, vsum = 0;
+    for (j = 0; j < size; j++) {
+        int wrong = 0;
+        for (k = 0; k < BIG_BLOCK; k++) {
+            wrong += ia[j * BIG_BLOCK + k] != value(j, rank, k);
+            asum += ia[j * BIG_BLOCK + k];
+        }
+        CHECK_EQ_INT(wrong, 0, "Ialltoall in place: elements not the peer's");
+    }
+    for (i = 0; i < size * SLOT_INTS; i++) {
+        int want = -5;
+        for (j = 0; j < size; j++)
+            if (i >= vdispls[j] && i < vdispls[j] + vcounts[j])
+                want = value(j, rank, i - vdispls[j]);
+        CHECK_EQ_INT(iv[i], want, "Ialltoallv in place (gaps untouched)");
+        vsum += iv[i];
+    }
+    chk_say_ordered(MPI_COMM_WORLD, "ialltoall(v,w) in place rank %d: sums %lld %lld, checksum %lld", rank, asum, vsum,
+                    check_received(recv, rank, size, "Ialltoallw in place"));
+    free(ia), free(iv), free(vcounts), free(vdispls);
 
     MPI_Op_free(&first);
     MPI_Type_free(&every_other);
