@@ -22,6 +22,11 @@
 #pragma weak MPI_Type_create_subarray = PMPI_Type_create_subarray
 #pragma weak MPI_Type_create_darray = PMPI_Type_create_darray
 #pragma weak MPI_Type_dup = PMPI_Type_dup
+#pragma weak MPI_Type_create_keyval = PMPI_Type_create_keyval
+#pragma weak MPI_Type_free_keyval = PMPI_Type_free_keyval
+#pragma weak MPI_Type_set_attr = PMPI_Type_set_attr
+#pragma weak MPI_Type_get_attr = PMPI_Type_get_attr
+#pragma weak MPI_Type_delete_attr = PMPI_Type_delete_attr
 #pragma weak MPI_Type_commit = PMPI_Type_commit
 #pragma weak MPI_Type_free = PMPI_Type_free
 #pragma weak MPI_Type_size = PMPI_Type_size
@@ -562,8 +567,55 @@ int PMPI_Type_dup(MPI_Datatype oldtype, MPI_Datatype *newtype)
     fmpi_type *t = fmpi_type_get(*newtype);
     t->align = o->align;
     t->committed = o->committed;
+    /* and the attributes their copy callbacks keep */
+    if ((rv = fmpi_attr_copy_all(&o->attrs, oldtype, FMPI_ATTR_TYPE, &t->attrs)) != MPI_SUCCESS) {
+      fmpi_attr_delete_all(&t->attrs, *newtype, FMPI_ATTR_TYPE);
+      PMPI_Type_free(newtype);
+      return fmpi_error(NULL, rv, "MPI_Type_dup");
+    }
   }
   return rv;
+}
+
+/* ---- attributes (the engine is attr.c's) ---- */
+
+int PMPI_Type_create_keyval(MPI_Type_copy_attr_function *type_copy_attr_fn,
+                            MPI_Type_delete_attr_function *type_delete_attr_fn, int *type_keyval, void *extra_state)
+{
+  return fmpi_keyval_create(FMPI_ATTR_TYPE, (void *)type_copy_attr_fn, (void *)type_delete_attr_fn, type_keyval,
+                            extra_state);
+}
+
+int PMPI_Type_free_keyval(int *type_keyval)
+{
+  int rv = fmpi_keyval_free(FMPI_ATTR_TYPE, type_keyval);
+  return rv == MPI_SUCCESS ? rv : fmpi_error(NULL, rv, "MPI_Type_free_keyval");
+}
+
+int PMPI_Type_set_attr(MPI_Datatype datatype, int type_keyval, void *attribute_val)
+{
+  fmpi_type *t = fmpi_type_get(datatype);
+  int rv = t == NULL ? MPI_ERR_TYPE : fmpi_attr_set(&t->attrs, datatype, FMPI_ATTR_TYPE, type_keyval, attribute_val);
+  return rv == MPI_SUCCESS ? rv : fmpi_error(NULL, rv, "MPI_Type_set_attr");
+}
+
+int PMPI_Type_get_attr(MPI_Datatype datatype, int type_keyval, void *attribute_val, int *flag)
+{
+  fmpi_type *t = fmpi_type_get(datatype);
+  if (t == NULL)
+    return fmpi_error(NULL, MPI_ERR_TYPE, "MPI_Type_get_attr");
+  void *v;
+  *flag = fmpi_attr_find(&t->attrs, type_keyval, &v);
+  if (*flag)
+    *(void **)attribute_val = v;
+  return MPI_SUCCESS;
+}
+
+int PMPI_Type_delete_attr(MPI_Datatype datatype, int type_keyval)
+{
+  fmpi_type *t = fmpi_type_get(datatype);
+  int rv = t == NULL ? MPI_ERR_TYPE : fmpi_attr_delete(&t->attrs, datatype, FMPI_ATTR_TYPE, type_keyval);
+  return rv == MPI_SUCCESS ? rv : fmpi_error(NULL, rv, "MPI_Type_delete_attr");
 }
 
 int PMPI_Type_commit(MPI_Datatype *datatype)
@@ -580,6 +632,9 @@ int PMPI_Type_free(MPI_Datatype *datatype)
   fmpi_type *t = fmpi_type_get(*datatype);
   if (t == NULL || t->predefined)
     return fmpi_error(NULL, MPI_ERR_TYPE, "MPI_Type_free");
+  int rv = fmpi_attr_delete_all(&t->attrs, *datatype, FMPI_ATTR_TYPE); /* in the type still valid */
+  if (rv != MPI_SUCCESS)
+    return fmpi_error(NULL, rv, "MPI_Type_free");
   fmpi_table_del(&fmpi_types, *datatype - FIRST_DERIVED_TYPE + 1);
   free(t->blocks);
   free(t);

@@ -383,6 +383,7 @@ typedef struct fmpi_type {
   int align;
   bool committed, predefined;
   char name[MPI_MAX_OBJECT_NAME]; /* MPI_Type_set_name's, or empty */
+  struct fmpi_attr *attrs;         /* cached attributes (attr.c) */
 } fmpi_type;
 fmpi_type *fmpi_type_get(MPI_Datatype h);
 void fmpi_types_init(void);
@@ -470,6 +471,14 @@ fmpi_nbc *fmpi_nbc_allreduce(fmpi_comm *c, const void *mine, void *recvbuf, int 
 void fmpi_nbc_op_done(fmpi_nbc *s);
 
 /* attr.c */
+enum fmpi_attr_kind { FMPI_ATTR_COMM, FMPI_ATTR_WIN, FMPI_ATTR_TYPE };
+int fmpi_keyval_create(int kind, void *copy, void *del, int *keyval, void *extra);
+int fmpi_keyval_free(int kind, int *keyval);
+int fmpi_attr_set(struct fmpi_attr **list, int handle, int kind, int keyval, void *value);
+int fmpi_attr_delete(struct fmpi_attr **list, int handle, int kind, int keyval);
+bool fmpi_attr_find(struct fmpi_attr **list, int keyval, void **value);
+int fmpi_attr_copy_all(struct fmpi_attr **from, int from_handle, int kind, struct fmpi_attr **to);
+int fmpi_attr_delete_all(struct fmpi_attr **list, int handle, int kind);
 bool fmpi_attr_get(fmpi_comm *c, int keyval, void **value);
 int fmpi_attrs_copy(fmpi_comm *from, fmpi_comm *to);
 int fmpi_attrs_delete_all(fmpi_comm *c);

@@ -48,10 +48,23 @@ typedef MPI_Comm_copy_attr_function MPI_Copy_function;
 typedef MPI_Comm_delete_attr_function MPI_Delete_function;
 typedef MPI_Comm_errhandler_function MPI_Handler_function;
 typedef void MPI_Win_errhandler_function(MPI_Win *win, int *error_code, ...);
+typedef int MPI_Win_copy_attr_function(MPI_Win oldwin, int win_keyval, void *extra_state, void *attribute_val_in,
+                                       void *attribute_val_out, int *flag);
+typedef int MPI_Win_delete_attr_function(MPI_Win win, int win_keyval, void *attribute_val, void *extra_state);
+typedef int MPI_Type_copy_attr_function(MPI_Datatype oldtype, int type_keyval, void *extra_state,
+                                        void *attribute_val_in, void *attribute_val_out, int *flag);
+typedef int MPI_Type_delete_attr_function(MPI_Datatype datatype, int type_keyval, void *attribute_val,
+                                          void *extra_state);
 /* the predefined callbacks (functions, not handles) */
 int MPI_COMM_NULL_COPY_FN(MPI_Comm, int, void *, void *, void *, int *);
 int MPI_COMM_DUP_FN(MPI_Comm, int, void *, void *, void *, int *);
 int MPI_COMM_NULL_DELETE_FN(MPI_Comm, int, void *, void *);
+int MPI_WIN_NULL_COPY_FN(MPI_Win, int, void *, void *, void *, int *);
+int MPI_WIN_DUP_FN(MPI_Win, int, void *, void *, void *, int *);
+int MPI_WIN_NULL_DELETE_FN(MPI_Win, int, void *, void *);
+int MPI_TYPE_NULL_COPY_FN(MPI_Datatype, int, void *, void *, void *, int *);
+int MPI_TYPE_DUP_FN(MPI_Datatype, int, void *, void *, void *, int *);
+int MPI_TYPE_NULL_DELETE_FN(MPI_Datatype, int, void *, void *);
 #define MPI_NULL_COPY_FN MPI_COMM_NULL_COPY_FN
 #define MPI_DUP_FN MPI_COMM_DUP_FN
 #define MPI_NULL_DELETE_FN MPI_COMM_NULL_DELETE_FN
@@ -568,6 +581,13 @@ FERRY_MPI_API(int, Type_create_darray, (int size, int rank, int ndims, const int
                                         const int dargs[], const int psizes[], int order, MPI_Datatype oldtype,
                                         MPI_Datatype *newtype))
 FERRY_MPI_API(int, Type_dup, (MPI_Datatype oldtype, MPI_Datatype *newtype))
+FERRY_MPI_API(int, Type_create_keyval, (MPI_Type_copy_attr_function *type_copy_attr_fn,
+                                        MPI_Type_delete_attr_function *type_delete_attr_fn, int *type_keyval,
+                                        void *extra_state))
+FERRY_MPI_API(int, Type_free_keyval, (int *type_keyval))
+FERRY_MPI_API(int, Type_set_attr, (MPI_Datatype datatype, int type_keyval, void *attribute_val))
+FERRY_MPI_API(int, Type_get_attr, (MPI_Datatype datatype, int type_keyval, void *attribute_val, int *flag))
+FERRY_MPI_API(int, Type_delete_attr, (MPI_Datatype datatype, int type_keyval))
 FERRY_MPI_API(int, Type_commit, (MPI_Datatype *datatype))
 FERRY_MPI_API(int, Type_free, (MPI_Datatype *datatype))
 FERRY_MPI_API(int, Type_size, (MPI_Datatype datatype, int *size))
@@ -678,6 +698,12 @@ FERRY_MPI_API(int, Win_attach, (MPI_Win win, void *base, MPI_Aint size))
 FERRY_MPI_API(int, Win_detach, (MPI_Win win, const void *base))
 FERRY_MPI_API(int, Win_free, (MPI_Win *win))
 FERRY_MPI_API(int, Win_get_attr, (MPI_Win win, int win_keyval, void *attribute_val, int *flag))
+FERRY_MPI_API(int, Win_create_keyval, (MPI_Win_copy_attr_function *win_copy_attr_fn,
+                                       MPI_Win_delete_attr_function *win_delete_attr_fn, int *win_keyval,
+                                       void *extra_state))
+FERRY_MPI_API(int, Win_free_keyval, (int *win_keyval))
+FERRY_MPI_API(int, Win_set_attr, (MPI_Win win, int win_keyval, void *attribute_val))
+FERRY_MPI_API(int, Win_delete_attr, (MPI_Win win, int win_keyval))
 FERRY_MPI_API(int, Win_get_group, (MPI_Win win, MPI_Group *group))
 FERRY_MPI_API(int, Win_set_name, (MPI_Win win, const char *win_name))
 FERRY_MPI_API(int, Win_get_name, (MPI_Win win, char *win_name, int *resultlen))

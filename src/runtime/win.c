@@ -53,6 +53,10 @@
 #pragma weak MPI_Win_detach = PMPI_Win_detach
 #pragma weak MPI_Win_free = PMPI_Win_free
 #pragma weak MPI_Win_get_attr = PMPI_Win_get_attr
+#pragma weak MPI_Win_create_keyval = PMPI_Win_create_keyval
+#pragma weak MPI_Win_free_keyval = PMPI_Win_free_keyval
+#pragma weak MPI_Win_set_attr = PMPI_Win_set_attr
+#pragma weak MPI_Win_delete_attr = PMPI_Win_delete_attr
 #pragma weak MPI_Win_get_group = PMPI_Win_get_group
 #pragma weak MPI_Win_set_name = PMPI_Win_set_name
 #pragma weak MPI_Win_get_name = PMPI_Win_get_name
@@ -151,6 +155,7 @@ typedef struct fmpi_win {
   bool owns_base;          /* MPI_Win_allocate's memory: freed with the window */
   MPI_Errhandler errh;
   char name[MPI_MAX_OBJECT_NAME];
+  struct fmpi_attr *attrs; /* the user's attributes (attr.c) */
   win_peer *peers;         /* by rank in comm */
   fmpi_request *op_req;    /* the receive posted for op messages */
   uint8_t *op_buf;
@@ -775,6 +780,9 @@ int PMPI_Win_free(MPI_Win *win)
   GET_WIN(*win, "MPI_Win_free");
   if (in_epoch(w))
     return win_error(w, MPI_ERR_RMA_SYNC, "MPI_Win_free");
+  int rv = fmpi_attr_delete_all(&w->attrs, w->handle, FMPI_ATTR_WIN); /* in the window still valid */
+  if (rv != MPI_SUCCESS)
+    return win_error(w, rv, "MPI_Win_free");
   fmpi_lock();
   wait_local(w, -1);
   fmpi_unlock();
@@ -819,10 +827,41 @@ int PMPI_Win_get_attr(MPI_Win win, int win_keyval, void *attribute_val, int *fla
   case MPI_WIN_MODEL:
     *(int **)attribute_val = &w->model;
     break;
-  default:
-    *flag = 0;
+  default: {
+    void *v;
+    *flag = fmpi_attr_find(&w->attrs, win_keyval, &v);
+    if (*flag)
+      *(void **)attribute_val = v;
+  }
   }
   return MPI_SUCCESS;
+}
+
+int PMPI_Win_create_keyval(MPI_Win_copy_attr_function *win_copy_attr_fn, MPI_Win_delete_attr_function *win_delete_attr_fn,
+                           int *win_keyval, void *extra_state)
+{
+  return fmpi_keyval_create(FMPI_ATTR_WIN, (void *)win_copy_attr_fn, (void *)win_delete_attr_fn, win_keyval,
+                            extra_state);
+}
+
+int PMPI_Win_free_keyval(int *win_keyval)
+{
+  int rv = fmpi_keyval_free(FMPI_ATTR_WIN, win_keyval);
+  return rv == MPI_SUCCESS ? rv : win_error(NULL, rv, "MPI_Win_free_keyval");
+}
+
+int PMPI_Win_set_attr(MPI_Win win, int win_keyval, void *attribute_val)
+{
+  GET_WIN(win, "MPI_Win_set_attr");
+  int rv = fmpi_attr_set(&w->attrs, w->handle, FMPI_ATTR_WIN, win_keyval, attribute_val);
+  return rv == MPI_SUCCESS ? rv : win_error(w, rv, "MPI_Win_set_attr");
+}
+
+int PMPI_Win_delete_attr(MPI_Win win, int win_keyval)
+{
+  GET_WIN(win, "MPI_Win_delete_attr");
+  int rv = fmpi_attr_delete(&w->attrs, w->handle, FMPI_ATTR_WIN, win_keyval);
+  return rv == MPI_SUCCESS ? rv : win_error(w, rv, "MPI_Win_delete_attr");
 }
 
 int PMPI_Win_get_group(MPI_Win win, MPI_Group *group)
