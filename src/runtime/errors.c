@@ -136,12 +136,11 @@ int PMPI_Comm_create_errhandler(MPI_Comm_errhandler_function *function, MPI_Errh
   return MPI_SUCCESS;
 }
 
+/* Only the caller's handle goes: a handler stays for the communicators, windows and files that use it
+ * (MPI 3.1 8.3.4), and, since *_get_errhandler hands out references too, for as long as the process
+ * lives (a function pointer each, rarely more than a few). */
 int PMPI_Errhandler_free(MPI_Errhandler *errhandler)
 {
-  if (*errhandler >= FIRST_USER_ERRH) {
-    free(fmpi_table_get(&fmpi_errhs, *errhandler - FIRST_USER_ERRH + 1));
-    fmpi_table_del(&fmpi_errhs, *errhandler - FIRST_USER_ERRH + 1);
-  }
   *errhandler = MPI_ERRHANDLER_NULL;
   return MPI_SUCCESS;
 }

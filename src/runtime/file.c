@@ -11,8 +11,10 @@
  * independent ones, then wait for every rank to have done its part: as with
  * ROMIO's collective buffering, the data of all ranks is in the file when
  * any rank's call returns (programs rely on it, though the standard does not
- * promise it). Nonblocking calls are done when they return. Shared file
- * pointers are in file-shared.c; split collectives are not there.
+ * promise it). Nonblocking calls are done when they return. In atomic mode
+ * (File_set_atomicity) each access holds an fcntl lock on the whole file.
+ * Shared file pointers are in file-shared.c; split collectives and the
+ * nonblocking collective forms in file-split.c.
  *
  * What Ferry does with open files at a checkpoint is what it does with any
  * file a rank has open: a file is a path and a descriptor the dump records. */
@@ -58,6 +60,10 @@
 #pragma weak MPI_File_get_byte_offset = PMPI_File_get_byte_offset
 #pragma weak MPI_File_set_errhandler = PMPI_File_set_errhandler
 #pragma weak MPI_File_get_errhandler = PMPI_File_get_errhandler
+#pragma weak MPI_File_create_errhandler = PMPI_File_create_errhandler
+#pragma weak MPI_File_call_errhandler = PMPI_File_call_errhandler
+#pragma weak MPI_File_set_atomicity = PMPI_File_set_atomicity
+#pragma weak MPI_File_get_atomicity = PMPI_File_get_atomicity
 
 static fmpi_table files;
 /* The handler of MPI_FILE_NULL: for errors of File_open and File_delete, and new files' (MPI_ERRORS_RETURN). */
@@ -70,7 +76,7 @@ int fmpi_file_error(fmpi_file *f, int code, const char *name)
   MPI_Errhandler errh = f ? f->errh : default_errh;
   if (code == MPI_SUCCESS || errh == MPI_ERRORS_RETURN)
     return code;
-  return fmpi_errh_call(MPI_COMM_WORLD, errh, code, name);
+  return fmpi_errh_call(f ? f->handle : MPI_FILE_NULL, errh, code, name); /* a handler gets the file's handle */
 }
 
 /* The error class of a failed system call on a file. */
@@ -139,7 +145,7 @@ int PMPI_File_open(MPI_Comm comm, const char *filename, int amode, MPI_Info info
     struct stat st;
     f->pos = f->shared_start = fstat(fd, &st) == 0 ? st.st_size : 0;
   }
-  *fh = fmpi_table_add(&files, f);
+  *fh = f->handle = fmpi_table_add(&files, f);
   return MPI_SUCCESS;
 }
 
@@ -250,11 +256,26 @@ int PMPI_File_get_info(MPI_File fh, MPI_Info *info_used)
   return PMPI_Info_create(info_used);
 }
 
+/* A file's error handler is called as fn(&file, &code, ...), as a communicator's with its handle. */
+int PMPI_File_create_errhandler(MPI_File_errhandler_function *function, MPI_Errhandler *errhandler)
+{
+  return PMPI_Comm_create_errhandler((MPI_Comm_errhandler_function *)function, errhandler);
+}
+
+int PMPI_File_call_errhandler(MPI_File fh, int errorcode)
+{
+  FMPI_CHECK_INIT("MPI_File_call_errhandler");
+  if (fh != MPI_FILE_NULL && fmpi_file_get(fh) == NULL)
+    return fmpi_file_error(NULL, MPI_ERR_FILE, "MPI_File_call_errhandler");
+  fmpi_file_error(fmpi_file_get(fh), errorcode, "MPI_File_call_errhandler");
+  return MPI_SUCCESS;
+}
+
 int PMPI_File_set_errhandler(MPI_File fh, MPI_Errhandler errhandler)
 {
   FMPI_CHECK_INIT("MPI_File_set_errhandler");
-  if (errhandler != MPI_ERRORS_RETURN && errhandler != MPI_ERRORS_ARE_FATAL)
-    return fmpi_file_error(fmpi_file_get(fh), MPI_ERR_ARG, "MPI_File_set_errhandler"); /* no user file handlers yet */
+  if (!fmpi_errh_valid(errhandler))
+    return fmpi_file_error(fmpi_file_get(fh), MPI_ERR_ARG, "MPI_File_set_errhandler");
   if (fh == MPI_FILE_NULL) {
     default_errh = errhandler;
     return MPI_SUCCESS;
@@ -420,7 +441,21 @@ int fmpi_file_transfer(fmpi_file *f, MPI_Offset offset, void *buf, int count, MP
     fmpi_fatal("out of memory");
   if (writing && !t->contig)
     fmpi_pack(t, buf, count, a.bytes);
+  /* atomic mode: the whole access under one lock on the file, exclusive for a write (fcntl locks
+   * hold between processes on any host that sees the file) */
+  struct flock lk = { .l_type = writing ? F_WRLCK : F_RDLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0 };
+  bool locked = f->atomic && bytes > 0;
+  while (locked && fcntl(f->fd, F_SETLKW, &lk) != 0)
+    if (errno != EINTR) {
+      a.error = errno;
+      locked = false;
+      bytes = 0; /* nothing moves without the lock */
+    }
   view_runs(f, offset * (MPI_Offset)e->size, (MPI_Offset)bytes, io_run, &a);
+  if (locked) {
+    lk.l_type = F_UNLCK;
+    fcntl(f->fd, F_SETLK, &lk);
+  }
   if (!t->contig) {
     if (!writing)
       fmpi_unpack(t, a.bytes, a.moved, buf);
@@ -472,7 +507,7 @@ PTR_CALL(write_all, true, true, const void *, "MPI_File_write_all")
 
 /* The nonblocking forms: the blocking call's result as a request that is already complete. A
  * failed call reports its error itself (through the file's handler) and starts no request. */
-static int as_request(MPI_File fh, int rv, const MPI_Status *st, MPI_Request *request)
+int fmpi_file_as_request(MPI_File fh, int rv, const MPI_Status *st, MPI_Request *request)
 {
   fmpi_file *f = fmpi_file_get(fh);
   if (f == NULL || rv != MPI_SUCCESS) {
@@ -493,26 +528,46 @@ int PMPI_File_iread_at(MPI_File fh, MPI_Offset offset, void *buf, int count, MPI
                        MPI_Request *request)
 {
   MPI_Status st = { 0 };
-  return as_request(fh, PMPI_File_read_at(fh, offset, buf, count, datatype, &st), &st, request);
+  return fmpi_file_as_request(fh, PMPI_File_read_at(fh, offset, buf, count, datatype, &st), &st, request);
 }
 
 int PMPI_File_iwrite_at(MPI_File fh, MPI_Offset offset, const void *buf, int count, MPI_Datatype datatype,
                         MPI_Request *request)
 {
   MPI_Status st = { 0 };
-  return as_request(fh, PMPI_File_write_at(fh, offset, buf, count, datatype, &st), &st, request);
+  return fmpi_file_as_request(fh, PMPI_File_write_at(fh, offset, buf, count, datatype, &st), &st, request);
 }
 
 int PMPI_File_iread(MPI_File fh, void *buf, int count, MPI_Datatype datatype, MPI_Request *request)
 {
   MPI_Status st = { 0 };
-  return as_request(fh, PMPI_File_read(fh, buf, count, datatype, &st), &st, request);
+  return fmpi_file_as_request(fh, PMPI_File_read(fh, buf, count, datatype, &st), &st, request);
 }
 
 int PMPI_File_iwrite(MPI_File fh, const void *buf, int count, MPI_Datatype datatype, MPI_Request *request)
 {
   MPI_Status st = { 0 };
-  return as_request(fh, PMPI_File_write(fh, buf, count, datatype, &st), &st, request);
+  return fmpi_file_as_request(fh, PMPI_File_write(fh, buf, count, datatype, &st), &st, request);
+}
+
+/* Collective; every rank gives the same flag (MPI 3.1 13.6.1). */
+int PMPI_File_set_atomicity(MPI_File fh, int flag)
+{
+  GET_FILE(fh, "MPI_File_set_atomicity");
+  int lo = flag != 0, hi = lo, mine = lo;
+  PMPI_Allreduce(&mine, &lo, 1, MPI_INT, MPI_MIN, f->comm);
+  PMPI_Allreduce(&mine, &hi, 1, MPI_INT, MPI_MAX, f->comm);
+  if (lo != hi)
+    return fmpi_file_error(f, MPI_ERR_ARG, "MPI_File_set_atomicity");
+  f->atomic = lo;
+  return MPI_SUCCESS;
+}
+
+int PMPI_File_get_atomicity(MPI_File fh, int *flag)
+{
+  GET_FILE(fh, "MPI_File_get_atomicity");
+  *flag = f->atomic;
+  return MPI_SUCCESS;
 }
 
 /* The etypes of the view that lie below the end of the file (for MPI_SEEK_END). */

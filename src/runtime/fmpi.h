@@ -411,6 +411,10 @@ typedef struct fmpi_file {
   MPI_Offset pos;          /* the individual file pointer, in etypes of the view */
   MPI_Offset shared_start; /* the shared file pointer before its first move (the end with MPI_MODE_APPEND) */
   MPI_Errhandler errh;
+  int handle;
+  bool atomic;             /* MPI_File_set_atomicity: each access under a lock on the file */
+  bool split_open;         /* a split collective began and has not ended (file-split.c) */
+  MPI_Status split_status; /* ... its status, for the _end call */
 } fmpi_file;
 #define GET_FILE(h, name)                                    \
   FMPI_CHECK_INIT(name);                                     \
@@ -420,6 +424,7 @@ typedef struct fmpi_file {
 fmpi_file *fmpi_file_get(MPI_File h);
 int fmpi_file_error(fmpi_file *f, int code, const char *name);
 int fmpi_errno_class(int e);
+int fmpi_file_as_request(MPI_File fh, int rv, const MPI_Status *st, MPI_Request *request);
 int fmpi_file_transfer(fmpi_file *f, MPI_Offset offset, void *buf, int count, MPI_Datatype datatype, bool writing,
                        MPI_Status *status, MPI_Offset *moved_etypes, const char *name);
 MPI_Offset fmpi_file_view_end(fmpi_file *f);

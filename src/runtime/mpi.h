@@ -48,6 +48,7 @@ typedef MPI_Comm_copy_attr_function MPI_Copy_function;
 typedef MPI_Comm_delete_attr_function MPI_Delete_function;
 typedef MPI_Comm_errhandler_function MPI_Handler_function;
 typedef void MPI_Win_errhandler_function(MPI_Win *win, int *error_code, ...);
+typedef void MPI_File_errhandler_function(MPI_File *file, int *error_code, ...);
 typedef int MPI_Win_copy_attr_function(MPI_Win oldwin, int win_keyval, void *extra_state, void *attribute_val_in,
                                        void *attribute_val_out, int *flag);
 typedef int MPI_Win_delete_attr_function(MPI_Win win, int win_keyval, void *attribute_val, void *extra_state);
@@ -666,6 +667,35 @@ FERRY_MPI_API(int, File_get_position, (MPI_File fh, MPI_Offset *offset))
 FERRY_MPI_API(int, File_get_byte_offset, (MPI_File fh, MPI_Offset offset, MPI_Offset *disp))
 FERRY_MPI_API(int, File_set_errhandler, (MPI_File file, MPI_Errhandler errhandler))
 FERRY_MPI_API(int, File_get_errhandler, (MPI_File file, MPI_Errhandler *errhandler))
+FERRY_MPI_API(int, File_create_errhandler, (MPI_File_errhandler_function *function, MPI_Errhandler *errhandler))
+FERRY_MPI_API(int, File_call_errhandler, (MPI_File fh, int errorcode))
+FERRY_MPI_API(int, File_set_atomicity, (MPI_File fh, int flag))
+FERRY_MPI_API(int, File_get_atomicity, (MPI_File fh, int *flag))
+/* split collectives and nonblocking collective and shared-pointer forms (file-split.c) */
+FERRY_MPI_API(int, File_read_at_all_begin, (MPI_File fh, MPI_Offset offset, void *buf, int count, MPI_Datatype datatype))
+FERRY_MPI_API(int, File_read_at_all_end, (MPI_File fh, void *buf, MPI_Status *status))
+FERRY_MPI_API(int, File_write_at_all_begin, (MPI_File fh, MPI_Offset offset, const void *buf, int count,
+                                             MPI_Datatype datatype))
+FERRY_MPI_API(int, File_write_at_all_end, (MPI_File fh, const void *buf, MPI_Status *status))
+FERRY_MPI_API(int, File_read_all_begin, (MPI_File fh, void *buf, int count, MPI_Datatype datatype))
+FERRY_MPI_API(int, File_read_all_end, (MPI_File fh, void *buf, MPI_Status *status))
+FERRY_MPI_API(int, File_write_all_begin, (MPI_File fh, const void *buf, int count, MPI_Datatype datatype))
+FERRY_MPI_API(int, File_write_all_end, (MPI_File fh, const void *buf, MPI_Status *status))
+FERRY_MPI_API(int, File_read_ordered_begin, (MPI_File fh, void *buf, int count, MPI_Datatype datatype))
+FERRY_MPI_API(int, File_read_ordered_end, (MPI_File fh, void *buf, MPI_Status *status))
+FERRY_MPI_API(int, File_write_ordered_begin, (MPI_File fh, const void *buf, int count, MPI_Datatype datatype))
+FERRY_MPI_API(int, File_write_ordered_end, (MPI_File fh, const void *buf, MPI_Status *status))
+FERRY_MPI_API(int, File_iread_at_all, (MPI_File fh, MPI_Offset offset, void *buf, int count, MPI_Datatype datatype,
+                                       MPI_Request *request))
+FERRY_MPI_API(int, File_iwrite_at_all, (MPI_File fh, MPI_Offset offset, const void *buf, int count,
+                                        MPI_Datatype datatype, MPI_Request *request))
+FERRY_MPI_API(int, File_iread_all, (MPI_File fh, void *buf, int count, MPI_Datatype datatype, MPI_Request *request))
+FERRY_MPI_API(int, File_iwrite_all, (MPI_File fh, const void *buf, int count, MPI_Datatype datatype,
+                                     MPI_Request *request))
+FERRY_MPI_API(int, File_iread_shared, (MPI_File fh, void *buf, int count, MPI_Datatype datatype,
+                                       MPI_Request *request))
+FERRY_MPI_API(int, File_iwrite_shared, (MPI_File fh, const void *buf, int count, MPI_Datatype datatype,
+                                        MPI_Request *request))
 
 /* MPI-1 names removed in MPI 3.0 that old programs still call (MPICH keeps
  * them); each forwards to its replacement (mpi1-names.c). */
