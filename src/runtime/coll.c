@@ -707,6 +707,7 @@ static void nbc_add_reduce(fmpi_nbc *s, const void *mine, int root)
 
 int PMPI_Ibarrier(MPI_Comm comm, MPI_Request *request)
 {
+  INTER("MPI_Ibarrier", fmpi_inter_ibarrier(ic_, request));
   GET_COMM(comm, "MPI_Ibarrier");
   int rounds = 0;
   for (int k = 1; k < c->size; k <<= 1)
@@ -721,6 +722,7 @@ int PMPI_Ibarrier(MPI_Comm comm, MPI_Request *request)
 
 int PMPI_Ibcast(void *buffer, int count, MPI_Datatype datatype, int root, MPI_Comm comm, MPI_Request *request)
 {
+  INTER("MPI_Ibcast", fmpi_inter_ibcast(buffer, count, datatype, root, ic_, request));
   GET_COMM(comm, "MPI_Ibcast");
   int rv;
   if ((rv = check_buf(count, datatype)) != MPI_SUCCESS)
@@ -738,6 +740,7 @@ int PMPI_Ibcast(void *buffer, int count, MPI_Datatype datatype, int root, MPI_Co
 int PMPI_Ireduce(const void *sendbuf, void *recvbuf, int count, MPI_Datatype datatype, MPI_Op op, int root,
                  MPI_Comm comm, MPI_Request *request)
 {
+  INTER("MPI_Ireduce", fmpi_inter_ireduce(sendbuf, recvbuf, count, datatype, op, root, ic_, request));
   GET_COMM(comm, "MPI_Ireduce");
   int rv;
   if ((rv = check_reduce(c, count, datatype, op)) != MPI_SUCCESS)
@@ -758,6 +761,7 @@ int PMPI_Ireduce(const void *sendbuf, void *recvbuf, int count, MPI_Datatype dat
 int PMPI_Iallreduce(const void *sendbuf, void *recvbuf, int count, MPI_Datatype datatype, MPI_Op op, MPI_Comm comm,
                     MPI_Request *request)
 {
+  INTER("MPI_Iallreduce", fmpi_inter_iallreduce(sendbuf, recvbuf, count, datatype, op, ic_, request));
   GET_COMM(comm, "MPI_Iallreduce");
   int rv;
   if ((rv = check_reduce(c, count, datatype, op)) != MPI_SUCCESS)
@@ -794,6 +798,8 @@ static int igatherv(const void *sendbuf, int sendcount, MPI_Datatype sendtype, v
                     const int displs[], int fixed, MPI_Datatype recvtype, int root, MPI_Comm comm, MPI_Request *request,
                     const char *name)
 {
+  INTER(name, fmpi_inter_igatherv(sendbuf, sendcount, sendtype, recvbuf, recvcounts, displs, fixed, recvtype, root,
+                                  ic_, request));
   GET_COMM(comm, name);
   if (root < 0 || root >= c->size)
     return fmpi_error(c, MPI_ERR_ROOT, name);
@@ -834,6 +840,8 @@ static int iscatterv(const void *sendbuf, const int sendcounts[], const int disp
                      void *recvbuf, int recvcount, MPI_Datatype recvtype, int root, MPI_Comm comm, MPI_Request *request,
                      const char *name)
 {
+  INTER(name, fmpi_inter_iscatterv(sendbuf, sendcounts, displs, fixed, sendtype, recvbuf, recvcount, recvtype, root,
+                                   ic_, request));
   GET_COMM(comm, name);
   if (root < 0 || root >= c->size)
     return fmpi_error(c, MPI_ERR_ROOT, name);
@@ -874,6 +882,8 @@ static int iallgatherv(const void *sendbuf, int sendcount, MPI_Datatype sendtype
                        const int displs[], int fixed, MPI_Datatype recvtype, MPI_Comm comm, MPI_Request *request,
                        const char *name)
 {
+  INTER(name, fmpi_inter_iallgatherv(sendbuf, sendcount, sendtype, recvbuf, recvcounts, displs, fixed, recvtype, ic_,
+                                     request));
   GET_COMM(comm, name);
   int rv = sendbuf == MPI_IN_PLACE ? MPI_SUCCESS : check_buf(sendcount, sendtype);
   for (int i = 0; rv == MPI_SUCCESS && i < c->size; i++)
@@ -958,6 +968,8 @@ static int ialltoallv(const void *sendbuf, const int sendcounts[], const int sdi
                       void *recvbuf, const int recvcounts[], const int rdispls[], int rfixed, MPI_Datatype recvtype,
                       MPI_Comm comm, MPI_Request *request, const char *name)
 {
+  INTER(name, fmpi_inter_ialltoallw(sendbuf, sendcounts, sdispls, sfixed, sendtype, NULL, recvbuf, recvcounts, rdispls,
+                                    rfixed, recvtype, NULL, false, ic_, request));
   GET_COMM(comm, name);
   if (sendbuf == MPI_IN_PLACE) {
     int rv = MPI_SUCCESS;
@@ -1030,6 +1042,8 @@ int PMPI_Ialltoallw(const void *sendbuf, const int sendcounts[], const int sdisp
                     void *recvbuf, const int recvcounts[], const int rdispls[], const MPI_Datatype recvtypes[],
                     MPI_Comm comm, MPI_Request *request)
 {
+  INTER("MPI_Ialltoallw", fmpi_inter_ialltoallw(sendbuf, sendcounts, sdispls, 0, MPI_BYTE, sendtypes, recvbuf, recvcounts,
+                                                rdispls, 0, MPI_BYTE, recvtypes, true, ic_, request));
   GET_COMM(comm, "MPI_Ialltoallw");
   int rv = check_w(c, recvcounts, recvtypes);
   if (rv == MPI_SUCCESS && sendbuf == MPI_IN_PLACE) {
@@ -1097,6 +1111,7 @@ static int ireduce_scatter(const void *sendbuf, void *recvbuf, const int recvcou
 int PMPI_Ireduce_scatter(const void *sendbuf, void *recvbuf, const int recvcounts[], MPI_Datatype datatype, MPI_Op op,
                          MPI_Comm comm, MPI_Request *request)
 {
+  INTER("MPI_Ireduce_scatter", fmpi_inter_ireduce_scatter(sendbuf, recvbuf, recvcounts, datatype, op, ic_, request));
   GET_COMM(comm, "MPI_Ireduce_scatter");
   return ireduce_scatter(sendbuf, recvbuf, recvcounts, 0, datatype, op, c, request, "MPI_Ireduce_scatter");
 }
@@ -1104,6 +1119,8 @@ int PMPI_Ireduce_scatter(const void *sendbuf, void *recvbuf, const int recvcount
 int PMPI_Ireduce_scatter_block(const void *sendbuf, void *recvbuf, int recvcount, MPI_Datatype datatype, MPI_Op op,
                                MPI_Comm comm, MPI_Request *request)
 {
+  INTER("MPI_Ireduce_scatter_block",
+        fmpi_inter_ireduce_scatter_block(sendbuf, recvbuf, recvcount, datatype, op, ic_, request));
   GET_COMM(comm, "MPI_Ireduce_scatter_block");
   return ireduce_scatter(sendbuf, recvbuf, NULL, recvcount, datatype, op, c, request, "MPI_Ireduce_scatter_block");
 }

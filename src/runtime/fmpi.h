@@ -357,6 +357,27 @@ int fmpi_inter_reduce_scatter(const void *sbuf, void *rbuf, const int rcounts[],
 int fmpi_inter_reduce_scatter_block(const void *sbuf, void *rbuf, int rcount, MPI_Datatype type, MPI_Op op,
                                     fmpi_comm *ic);
 int fmpi_inter_split(fmpi_comm *ic, int color, int key, MPI_Comm *newcomm);
+int fmpi_inter_ibarrier(fmpi_comm *ic, MPI_Request *request);
+int fmpi_inter_ibcast(void *buf, int count, MPI_Datatype type, int root, fmpi_comm *ic, MPI_Request *request);
+int fmpi_inter_ireduce(const void *sbuf, void *rbuf, int count, MPI_Datatype type, MPI_Op op, int root, fmpi_comm *ic,
+                       MPI_Request *request);
+int fmpi_inter_iallreduce(const void *sbuf, void *rbuf, int count, MPI_Datatype type, MPI_Op op, fmpi_comm *ic,
+                          MPI_Request *request);
+int fmpi_inter_ireduce_scatter(const void *sbuf, void *rbuf, const int rcounts[], MPI_Datatype type, MPI_Op op,
+                               fmpi_comm *ic, MPI_Request *request);
+int fmpi_inter_ireduce_scatter_block(const void *sbuf, void *rbuf, int rcount, MPI_Datatype type, MPI_Op op,
+                                     fmpi_comm *ic, MPI_Request *request);
+int fmpi_inter_igatherv(const void *sbuf, int scount, MPI_Datatype stype, void *rbuf, const int rcounts[],
+                        const int displs[], int rfixed, MPI_Datatype rtype, int root, fmpi_comm *ic,
+                        MPI_Request *request);
+int fmpi_inter_iscatterv(const void *sbuf, const int scounts[], const int displs[], int sfixed, MPI_Datatype stype,
+                         void *rbuf, int rcount, MPI_Datatype rtype, int root, fmpi_comm *ic, MPI_Request *request);
+int fmpi_inter_iallgatherv(const void *sbuf, int scount, MPI_Datatype stype, void *rbuf, const int rcounts[],
+                           const int displs[], int rfixed, MPI_Datatype rtype, fmpi_comm *ic, MPI_Request *request);
+int fmpi_inter_ialltoallw(const void *sbuf, const int scounts[], const int sdispls[], int sfixed, MPI_Datatype stype,
+                          const MPI_Datatype stypes[], void *rbuf, const int rcounts[], const int rdispls[], int rfixed,
+                          MPI_Datatype rtype, const MPI_Datatype rtypes[], bool byte_displs, fmpi_comm *ic,
+                          MPI_Request *request);
 int fmpi_inter_create(fmpi_comm *ic, MPI_Group group, MPI_Comm *newcomm);
 int fmpi_inter_dup(fmpi_comm *ic, fmpi_comm **out);
 int fmpi_inter_barrier(fmpi_comm *ic);

@@ -8,7 +8,8 @@
  * leader (local rank 0) speaks to the other's on the intercommunicator's
  * collective context. The v-variants (Gatherv, Scatterv, Allgatherv,
  * Alltoallv) are direct messages between the ranks of the two groups, whose
- * counts only those ranks know.
+ * counts only those ranks know; so are the nonblocking collectives (one
+ * round of a schedule, nbc.c).
  *
  * A context for something spanning both groups (the intercommunicator, a
  * duplicate, a merge) is the larger of the two groups' agreed contexts: each
@@ -533,4 +534,300 @@ int fmpi_inter_create(fmpi_comm *ic, MPI_Group group, MPI_Comm *newcomm)
   *newcomm = make_inter(ic, local, rn, rworld);
   free(rworld);
   return MPI_SUCCESS;
+}
+
+/* ---- nonblocking collectives (MPI 3.1 5.12): one round of messages between the two groups ----
+ *
+ * Each is one round of a nonblocking-collective schedule (nbc.c) on the
+ * intercommunicator: every rank exchanges directly with the remote ranks it
+ * needs (the root with every remote rank; in the all- forms every rank with
+ * every remote rank), and a reduction combines the remote ranks' data where
+ * it arrives, in their rank order. More messages than the blocking forms'
+ * trees, but no step waits on a leader. */
+
+/* count elements of type from buf (count < 0: none) */
+typedef struct xfer {
+  void *buf;
+  int count;
+  MPI_Datatype type;
+} xfer;
+
+#define NONE ((xfer){ NULL, -1, MPI_BYTE })
+
+/* Round 0 of s: sends[j] to remote rank j and recvs[j] from it (either array NULL: none that way). */
+static void add_pairs(fmpi_nbc *s, fmpi_comm *ic, const xfer *sends, const xfer *recvs)
+{
+  for (int j = 0; j < ic->size; j++) {
+    if (recvs && recvs[j].count >= 0)
+      fmpi_nbc_add(s, 0, false, recvs[j].buf, recvs[j].count, recvs[j].type, j);
+    if (sends && sends[j].count >= 0)
+      fmpi_nbc_add(s, 0, true, sends[j].buf, sends[j].count, sends[j].type, j);
+  }
+}
+
+static xfer *xfers(int n)
+{
+  xfer *x = malloc(sizeof *x * (size_t)(n ? n : 1));
+  if (x == NULL)
+    fmpi_fatal("out of memory");
+  for (int j = 0; j < n; j++)
+    x[j] = NONE;
+  return x;
+}
+
+/* Sends and receives of one round, then the schedule started. */
+static int start_pairs(fmpi_comm *ic, fmpi_nbc *s, xfer *sends, xfer *recvs, MPI_Request *request)
+{
+  add_pairs(s, ic, sends, recvs);
+  free(sends);
+  free(recvs);
+  return fmpi_nbc_start(s, request);
+}
+
+/* A buffer of count elements of type that lives as long as the schedule. */
+static void *sched_buf(fmpi_nbc *s, int count, MPI_Datatype type)
+{
+  fmpi_type *t = fmpi_type_get(type);
+  MPI_Aint span = (count > 0 ? (MPI_Aint)(count - 1) * t->extent : 0) + (t->true_ub - t->true_lb);
+  return (uint8_t *)fmpi_nbc_tmp(s, (size_t)(span > 0 ? span : 1)) - t->true_lb;
+}
+
+/* s->out = x0 op (x1 op (... op x(n-1))) of the remote ranks' parts, in their rank order. */
+static void combine_remote(fmpi_nbc *s)
+{
+  int n = s->comm->size;
+  fmpi_type *t = fmpi_type_get(s->type);
+  size_t bytes = (size_t)s->count * t->size;
+  uint8_t *packed = malloc(bytes ? bytes : 1);
+  if (packed == NULL)
+    fmpi_fatal("out of memory");
+  fmpi_pack(t, s->parts[n - 1], s->count, packed);
+  fmpi_unpack(t, packed, bytes, s->out);
+  free(packed);
+  for (int j = n - 2; j >= 0; j--)
+    fmpi_op_apply(s->op, s->parts[j], s->out, s->count, s->type);
+}
+
+/* Receives of every remote rank's count elements into parts, combined into out at the end. */
+static xfer *reduce_recvs(fmpi_nbc *s, fmpi_comm *ic, void *out, int count, MPI_Datatype type, MPI_Op op)
+{
+  xfer *recvs = xfers(ic->size);
+  s->parts = fmpi_nbc_tmp(s, sizeof(void *) * (size_t)(ic->size ? ic->size : 1));
+  for (int j = 0; j < ic->size; j++)
+    recvs[j] = (xfer){ s->parts[j] = sched_buf(s, count, type), count, type };
+  s->out = out;
+  s->count = count;
+  s->type = type;
+  s->op = op;
+  s->finish = combine_remote;
+  return recvs;
+}
+
+int fmpi_inter_ibarrier(fmpi_comm *ic, MPI_Request *request)
+{
+  fmpi_nbc *s = fmpi_nbc_new(ic, 1);
+  xfer *sends = xfers(ic->size), *recvs = xfers(ic->size);
+  for (int j = 0; j < ic->size; j++)
+    sends[j] = recvs[j] = (xfer){ NULL, 0, MPI_BYTE };
+  return start_pairs(ic, s, sends, recvs, request);
+}
+
+int fmpi_inter_ibcast(void *buf, int count, MPI_Datatype type, int root, fmpi_comm *ic, MPI_Request *request)
+{
+  int rv;
+  if ((rv = check_count(count, type)) != MPI_SUCCESS || (rv = check_root(ic, root)) != MPI_SUCCESS)
+    return rv;
+  fmpi_nbc *s = fmpi_nbc_new(ic, 1);
+  xfer *sends = xfers(ic->size), *recvs = xfers(ic->size);
+  for (int j = 0; root == MPI_ROOT && j < ic->size; j++)
+    sends[j] = (xfer){ buf, count, type };
+  if (root >= 0)
+    recvs[root] = (xfer){ buf, count, type };
+  return start_pairs(ic, s, sends, recvs, request);
+}
+
+int fmpi_inter_ireduce(const void *sbuf, void *rbuf, int count, MPI_Datatype type, MPI_Op op, int root, fmpi_comm *ic,
+                       MPI_Request *request)
+{
+  int rv;
+  if ((rv = check_count(count, type)) != MPI_SUCCESS || (rv = check_root(ic, root)) != MPI_SUCCESS)
+    return rv;
+  if (!fmpi_op_valid(op))
+    return MPI_ERR_OP;
+  fmpi_nbc *s = fmpi_nbc_new(ic, 1);
+  xfer *sends = xfers(ic->size), *recvs = NULL;
+  if (root == MPI_ROOT)
+    recvs = reduce_recvs(s, ic, rbuf, count, type, op);
+  else if (root >= 0)
+    sends[root] = (xfer){ (void *)sbuf, count, type };
+  return start_pairs(ic, s, sends, recvs, request);
+}
+
+/* Each group gets the reduction of the other group's data: every rank sends its data to every remote rank. */
+int fmpi_inter_iallreduce(const void *sbuf, void *rbuf, int count, MPI_Datatype type, MPI_Op op, fmpi_comm *ic,
+                          MPI_Request *request)
+{
+  int rv;
+  if ((rv = check_count(count, type)) != MPI_SUCCESS)
+    return rv;
+  if (!fmpi_op_valid(op))
+    return MPI_ERR_OP;
+  fmpi_nbc *s = fmpi_nbc_new(ic, 1);
+  xfer *sends = xfers(ic->size), *recvs = reduce_recvs(s, ic, rbuf, count, type, op);
+  for (int j = 0; j < ic->size; j++)
+    sends[j] = (xfer){ (void *)sbuf, count, type };
+  return start_pairs(ic, s, sends, recvs, request);
+}
+
+/* The reduction of the remote group's count elements (the sum of the local
+ * rcounts, the same on both sides), of which this rank keeps its block. */
+typedef struct scatter_part {
+  void *whole, *mine;
+  MPI_Aint at;
+  int n;
+} scatter_part;
+
+static void keep_block(fmpi_nbc *s)
+{
+  scatter_part *p = s->arg;
+  s->out = p->whole;
+  combine_remote(s);
+  fmpi_type *t = fmpi_type_get(s->type);
+  size_t bytes = (size_t)p->n * t->size;
+  uint8_t *packed = malloc(bytes ? bytes : 1);
+  if (packed == NULL)
+    fmpi_fatal("out of memory");
+  fmpi_pack(t, (uint8_t *)p->whole + p->at * t->extent, p->n, packed);
+  fmpi_unpack(t, packed, bytes, p->mine);
+  free(packed);
+}
+
+int fmpi_inter_ireduce_scatter(const void *sbuf, void *rbuf, const int rcounts[], MPI_Datatype type, MPI_Op op,
+                               fmpi_comm *ic, MPI_Request *request)
+{
+  int rv, count = 0, at = 0;
+  for (int i = 0; i < ic->local_size; i++) {
+    if ((rv = check_count(rcounts[i], type)) != MPI_SUCCESS)
+      return rv;
+    if (i < ic->rank)
+      at += rcounts[i];
+    count += rcounts[i];
+  }
+  if (!fmpi_op_valid(op))
+    return MPI_ERR_OP;
+  fmpi_nbc *s = fmpi_nbc_new(ic, 1);
+  scatter_part *p = fmpi_nbc_tmp(s, sizeof *p);
+  *p = (scatter_part){ sched_buf(s, count, type), rbuf, at, rcounts[ic->rank] };
+  xfer *sends = xfers(ic->size), *recvs = reduce_recvs(s, ic, p->whole, count, type, op);
+  for (int j = 0; j < ic->size; j++)
+    sends[j] = (xfer){ (void *)sbuf, count, type };
+  s->arg = p;
+  s->finish = keep_block;
+  return start_pairs(ic, s, sends, recvs, request);
+}
+
+int fmpi_inter_ireduce_scatter_block(const void *sbuf, void *rbuf, int rcount, MPI_Datatype type, MPI_Op op,
+                                     fmpi_comm *ic, MPI_Request *request)
+{
+  int *rcounts = malloc(sizeof(int) * (size_t)ic->local_size);
+  if (rcounts == NULL)
+    fmpi_fatal("out of memory");
+  for (int i = 0; i < ic->local_size; i++)
+    rcounts[i] = rcount;
+  int rv = fmpi_inter_ireduce_scatter(sbuf, rbuf, rcounts, type, op, ic, request);
+  free(rcounts);
+  return rv;
+}
+
+/* The rooted and all- data movers, with block j of a side at displs[j] (elements of its type; counts NULL: count
+ * elements each, one block after the other) or, for Ialltoallw, at byte displacements with a type per block. */
+static xfer *blocks(const void *buf, int n, const int counts[], const int displs[], int fixed, MPI_Datatype type,
+                    const MPI_Datatype types[], bool byte_displs)
+{
+  xfer *x = xfers(n);
+  for (int j = 0; j < n; j++) {
+    MPI_Datatype t = types ? types[j] : type;
+    MPI_Aint d = displs ? displs[j] : (MPI_Aint)j * fixed;
+    x[j] = (xfer){ (uint8_t *)buf + (byte_displs ? d : d * fmpi_type_get(t)->extent), counts ? counts[j] : fixed, t };
+  }
+  return x;
+}
+
+static int check_blocks(int n, const int counts[], int fixed, MPI_Datatype type, const MPI_Datatype types[])
+{
+  int rv = MPI_SUCCESS;
+  for (int j = 0; rv == MPI_SUCCESS && j < n; j++)
+    rv = check_count(counts ? counts[j] : fixed, types ? types[j] : type);
+  return rv;
+}
+
+/* Igather(v): the root receives block j from remote rank j; the other group's ranks send theirs to it. */
+int fmpi_inter_igatherv(const void *sbuf, int scount, MPI_Datatype stype, void *rbuf, const int rcounts[],
+                        const int displs[], int rfixed, MPI_Datatype rtype, int root, fmpi_comm *ic,
+                        MPI_Request *request)
+{
+  int rv;
+  if ((rv = check_root(ic, root)) != MPI_SUCCESS)
+    return rv;
+  if (root == MPI_ROOT && (rv = check_blocks(ic->size, rcounts, rfixed, rtype, NULL)) != MPI_SUCCESS)
+    return rv;
+  if (root >= 0 && (rv = check_count(scount, stype)) != MPI_SUCCESS)
+    return rv;
+  fmpi_nbc *s = fmpi_nbc_new(ic, 1);
+  xfer *sends = xfers(ic->size), *recvs = NULL;
+  if (root == MPI_ROOT)
+    recvs = blocks(rbuf, ic->size, rcounts, displs, rfixed, rtype, NULL, false);
+  else if (root >= 0)
+    sends[root] = (xfer){ (void *)sbuf, scount, stype };
+  return start_pairs(ic, s, sends, recvs, request);
+}
+
+/* Iscatter(v): the root sends block j to remote rank j. */
+int fmpi_inter_iscatterv(const void *sbuf, const int scounts[], const int displs[], int sfixed, MPI_Datatype stype,
+                         void *rbuf, int rcount, MPI_Datatype rtype, int root, fmpi_comm *ic, MPI_Request *request)
+{
+  int rv;
+  if ((rv = check_root(ic, root)) != MPI_SUCCESS)
+    return rv;
+  if (root == MPI_ROOT && (rv = check_blocks(ic->size, scounts, sfixed, stype, NULL)) != MPI_SUCCESS)
+    return rv;
+  if (root >= 0 && (rv = check_count(rcount, rtype)) != MPI_SUCCESS)
+    return rv;
+  fmpi_nbc *s = fmpi_nbc_new(ic, 1);
+  xfer *sends = NULL, *recvs = xfers(ic->size);
+  if (root == MPI_ROOT)
+    sends = blocks(sbuf, ic->size, scounts, displs, sfixed, stype, NULL, false);
+  else if (root >= 0)
+    recvs[root] = (xfer){ rbuf, rcount, rtype };
+  return start_pairs(ic, s, sends, recvs, request);
+}
+
+/* Iallgather(v): every rank sends its block to every remote rank and gets remote rank j's as block j. */
+int fmpi_inter_iallgatherv(const void *sbuf, int scount, MPI_Datatype stype, void *rbuf, const int rcounts[],
+                           const int displs[], int rfixed, MPI_Datatype rtype, fmpi_comm *ic, MPI_Request *request)
+{
+  int rv;
+  if ((rv = check_count(scount, stype)) != MPI_SUCCESS ||
+      (rv = check_blocks(ic->size, rcounts, rfixed, rtype, NULL)) != MPI_SUCCESS)
+    return rv;
+  fmpi_nbc *s = fmpi_nbc_new(ic, 1);
+  xfer *sends = xfers(ic->size);
+  for (int j = 0; j < ic->size; j++)
+    sends[j] = (xfer){ (void *)sbuf, scount, stype };
+  return start_pairs(ic, s, sends, blocks(rbuf, ic->size, rcounts, displs, rfixed, rtype, NULL, false), request);
+}
+
+/* Ialltoall(v,w): block j of each side with remote rank j. */
+int fmpi_inter_ialltoallw(const void *sbuf, const int scounts[], const int sdispls[], int sfixed, MPI_Datatype stype,
+                          const MPI_Datatype stypes[], void *rbuf, const int rcounts[], const int rdispls[], int rfixed,
+                          MPI_Datatype rtype, const MPI_Datatype rtypes[], bool byte_displs, fmpi_comm *ic,
+                          MPI_Request *request)
+{
+  int rv;
+  if ((rv = check_blocks(ic->size, scounts, sfixed, stype, stypes)) != MPI_SUCCESS ||
+      (rv = check_blocks(ic->size, rcounts, rfixed, rtype, rtypes)) != MPI_SUCCESS)
+    return rv;
+  fmpi_nbc *s = fmpi_nbc_new(ic, 1);
+  return start_pairs(ic, s, blocks(sbuf, ic->size, scounts, sdispls, sfixed, stype, stypes, byte_displs),
+                     blocks(rbuf, ic->size, rcounts, rdispls, rfixed, rtype, rtypes, byte_displs), request);
 }
