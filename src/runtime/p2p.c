@@ -564,7 +564,7 @@ void fmpi_wait_cond(bool (*done)(void *), void *arg)
   double start = 0;
   unsigned spins = 0;
   uint64_t io_seen = fmpi_st.io_events;
-  bool blocking = false;
+  bool blocking = false, handed_over = false;
   while (!done(arg)) {
     if (!fmpi_st.thread_started) {
       app_progress(done, arg);
@@ -588,13 +588,22 @@ void fmpi_wait_cond(bool (*done)(void *), void *arg)
       }
       fmpi_st.app_spinning = true;
       app_progress(done, arg);
+      handed_over = false; /* a pass may have left input in a stage, which poll does not report */
       continue;
     }
     fmpi_st.app_spinning = false;
     fmpi_st.app_blocked++;
     fmpi_st.app_polled_at = 0; /* the progress thread takes over now */
-    fmpi_unpark();
-    fmpi_wake();
+    if (!handed_over) {
+      /* after the app's own passes: the progress thread leaves its park or its poll to take over (input
+       * a pass left in a stage, frames held for the next pass, a new connection to watch). Not again
+       * at every return of this wait with no pass between: woken for nothing, the thread came back
+       * from poll at once, broadcast, and the two threads took turns for as long as the wait lasted,
+       * two cores busy (8 ranks on 2 cores waiting for one writer: minutes). */
+      fmpi_unpark();
+      fmpi_wake();
+      handed_over = true;
+    }
     pthread_cond_wait(&fmpi_st.done_cond, &fmpi_st.lock);
     fmpi_st.app_blocked--;
   }
