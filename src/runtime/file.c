@@ -367,7 +367,14 @@ static void view_runs(const fmpi_file *f, MPI_Offset from, MPI_Offset bytes,
   fmpi_type *t = fmpi_type_get(f->filetype);
   if (t->size == 0)
     return; /* a view with no data: nothing to move */
+  if (t->contig && t->extent == (MPI_Aint)t->size && t->lb == 0) { /* tiles that touch (the default view) */
+    if (bytes > 0)
+      run(arg, f->disp + from, (size_t)bytes, 0);
+    return;
+  }
+  /* pieces that touch in the file go as one run: one system call, not one per tile */
   MPI_Offset tile = from / (MPI_Offset)t->size, within = from % (MPI_Offset)t->size, done = 0;
+  MPI_Offset run_at = 0, run_len = 0, run_done = 0;
   while (done < bytes) {
     MPI_Offset cum = 0;
     for (int b = 0; b < t->nblocks && done < bytes; b++) {
@@ -380,8 +387,15 @@ static void view_runs(const fmpi_file *f, MPI_Offset from, MPI_Offset bytes,
       if (take > bytes - done)
         take = bytes - done;
       MPI_Offset at = f->disp + tile * t->extent + t->blocks[b].off + skip;
-      if (!run(arg, at, (size_t)take, (size_t)done))
-        return;
+      if (run_len > 0 && at == run_at + run_len) {
+        run_len += take;
+      } else {
+        if (run_len > 0 && !run(arg, run_at, (size_t)run_len, (size_t)run_done))
+          return;
+        run_at = at;
+        run_len = take;
+        run_done = done;
+      }
       done += take;
       within += take;
       cum += len;
@@ -389,6 +403,8 @@ static void view_runs(const fmpi_file *f, MPI_Offset from, MPI_Offset bytes,
     tile++;
     within = 0;
   }
+  if (run_len > 0)
+    run(arg, run_at, (size_t)run_len, (size_t)run_done);
 }
 
 typedef struct io_arg {
