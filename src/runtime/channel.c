@@ -633,8 +633,12 @@ static void pending_readable(int i)
     close(fd);
     return;
   }
-  if (h.tag != FMPI_WIRE_VERSION)
+  if (h.tag != FMPI_WIRE_VERSION) {
+    /* the initiator reads this rank's version in the ACCEPT and stops too: it would otherwise retry
+     * against a rank that is gone (the agent ends the job then; a test harness may not) */
+    send_ctl(fd, FMPI_F_ACCEPT, 0);
     wire_mismatch(h.src, h.tag);
+  }
   fmpi_peer *p = &fmpi_st.peers[h.src];
   /* Flushing: the initiator keeps its frames and comes back after the resume.
    * A connection to the peer exists already, or both connect at once and
