@@ -53,7 +53,7 @@ describe('rank runtime: flush, close, rewire', () => {
     expect(job.stdout[2]).toBe('posted\nrank 2 late 4242\n');
   });
 
-  it('keeps half-done nonblocking collectives across a flush; they complete after the resume', async () => {
+  it('keeps half-done nonblocking collectives (a Comm_idup among them) across a flush; they complete after the resume', async () => {
     const go = join(rt.dir, 'go-nbc');
     const job = rt.job('flush-nbc', 3);
     job.start(rt.program('flush-nbc'), [go]);
