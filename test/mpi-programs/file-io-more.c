@@ -19,6 +19,8 @@
  */
 #include <unistd.h>
 
+#include <time.h>
+
 #include "check.h"
 
 #define BLOCK 6 /* ints per rank in the block part of a file */
@@ -131,9 +133,14 @@ int main(int argc, char **argv)
     chk_init(&argc, &argv, &rank, &size);
     chk_say("file-io-more: started on %d ranks", size);
 
-    /* one path for every rank: rank 0's pid in it */
-    if (rank == 0)
-        snprintf(path, sizeof path, "/tmp/ferry-file-io-more-%ld.dat", (long)getpid());
+    /* one path for every rank: rank 0's pid and clock in it (under Ferry every rank is pid 2 of its own
+     * pid namespace, so the pid alone names the same file in every run) */
+    if (rank == 0) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        snprintf(path, sizeof path, "/tmp/ferry-file-io-more-%ld-%ld%09ld.dat", (long)getpid(), (long)now.tv_sec,
+                 (long)now.tv_nsec);
+    }
     MPI_Bcast(path, sizeof path, MPI_CHAR, 0, MPI_COMM_WORLD);
     MPI_Comm_dup(MPI_COMM_WORLD, &other);
 

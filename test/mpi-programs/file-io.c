@@ -12,6 +12,8 @@
  */
 #include <unistd.h>
 
+#include <time.h>
+
 #include "check.h"
 
 #define BLOCK 6 /* ints per rank in the first part of the file */
@@ -27,9 +29,14 @@ int main(int argc, char **argv)
     chk_init(&argc, &argv, &rank, &size);
     chk_say("file-io: started on %d ranks", size);
 
-    /* one path for every rank: rank 0's pid in it */
-    if (rank == 0)
-        snprintf(path, sizeof path, "/tmp/ferry-file-io-%ld.dat", (long)getpid());
+    /* one path for every rank: rank 0's pid and clock in it (under Ferry every rank is pid 2 of its own
+     * pid namespace, so the pid alone names the same file in every run) */
+    if (rank == 0) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        snprintf(path, sizeof path, "/tmp/ferry-file-io-%ld-%ld%09ld.dat", (long)getpid(), (long)now.tv_sec,
+                 (long)now.tv_nsec);
+    }
     MPI_Bcast(path, sizeof path, MPI_CHAR, 0, MPI_COMM_WORLD);
 
     rc = MPI_File_open(MPI_COMM_WORLD, path, MPI_MODE_RDONLY, MPI_INFO_NULL, &fh);
