@@ -6,10 +6,10 @@
  * the local group, and local_comm, an internal intracommunicator over the
  * local group, carries the group's own part of collectives. Each group's
  * leader (local rank 0) speaks to the other's on the intercommunicator's
- * collective context. The v-variants (Gatherv, Scatterv, Allgatherv,
- * Alltoallv) are direct messages between the ranks of the two groups, whose
- * counts only those ranks know; so are the nonblocking collectives (one
- * round of a schedule, nbc.c).
+ * collective context. The nonblocking collectives are direct messages
+ * between the ranks of the two groups (one round of a schedule, nbc.c); the
+ * blocking v-variants (Gatherv, Scatterv, Allgatherv, Alltoallv), whose
+ * counts only those ranks know, are those, waited for.
  *
  * A context for something spanning both groups (the intercommunicator, a
  * duplicate, a merge) is the larger of the two groups' agreed contexts: each
@@ -27,7 +27,7 @@
 #pragma weak MPI_Intercomm_merge = PMPI_Intercomm_merge
 
 enum { TAG_LEADERS = 1, TAG_BARRIER, TAG_BCAST, TAG_REDUCE, TAG_ALLREDUCE, TAG_GATHER, TAG_SCATTER, TAG_ALLGATHER,
-       TAG_ALLTOALL, TAG_GATHERV, TAG_SCATTERV, TAG_ALLGATHERV, TAG_ALLTOALLV, TAG_REDUCE_SCATTER };
+       TAG_ALLTOALL, TAG_REDUCE_SCATTER };
 
 static fmpi_comm *local_of(fmpi_comm *ic)
 {
@@ -312,98 +312,40 @@ int fmpi_inter_alltoall(const void *sbuf, int scount, MPI_Datatype stype, void *
   return MPI_SUCCESS;
 }
 
-/* The exchanges of the v-variants: block j of sbuf (scounts[j] elements at
- * sdispls[j]) to remote rank j, block j of rbuf from it; a NULL counts array
- * means nothing that way. */
-static int pairwise(fmpi_comm *ic, const void *sbuf, const int scounts[], const int sdispls[], MPI_Datatype stype,
-                    void *rbuf, const int rcounts[], const int rdispls[], MPI_Datatype rtype, int tag)
+/* The blocking v-variants: their nonblocking forms (below), waited for. */
+static int wait_for(int rv, MPI_Request *r)
 {
-  MPI_Aint sext = fmpi_type_get(stype)->extent, rext = fmpi_type_get(rtype)->extent;
-  fmpi_request **reqs = malloc(sizeof *reqs * (size_t)(2 * ic->size + 1));
-  if (reqs == NULL)
-    fmpi_fatal("out of memory");
-  int n = 0;
-  fmpi_lock();
-  for (int j = 0; j < ic->size; j++) {
-    if (rcounts)
-      fmpi_irecv((uint8_t *)rbuf + (MPI_Aint)rdispls[j] * rext, rcounts[j], rtype, j, tag, ic, ic->ctx + 1, &reqs[n++]);
-    if (scounts)
-      fmpi_isend((const uint8_t *)sbuf + (MPI_Aint)sdispls[j] * sext, scounts[j], stype, j, tag, ic, ic->ctx + 1,
-                 false, &reqs[n++]);
-  }
-  fmpi_wait_reqs(reqs, n);
-  fmpi_unlock();
-  free(reqs);
-  return MPI_SUCCESS;
+  return rv == MPI_SUCCESS ? PMPI_Wait(r, MPI_STATUS_IGNORE) : rv;
 }
 
-/* Root: block j of rbuf (rcounts[j] at displs[j]) comes from remote rank j. */
 int fmpi_inter_gatherv(const void *sbuf, int scount, MPI_Datatype stype, void *rbuf, const int rcounts[],
                        const int displs[], MPI_Datatype rtype, int root, fmpi_comm *ic)
 {
-  int rv;
-  if ((rv = check_root(ic, root)) != MPI_SUCCESS)
-    return rv;
-  if (root == MPI_PROC_NULL)
-    return MPI_SUCCESS;
-  if (root != MPI_ROOT)
-    return (rv = check_count(scount, stype)) != MPI_SUCCESS ? rv
-                                                             : fmpi_send_internal(sbuf, scount, stype, root, TAG_GATHERV, ic);
-  for (int j = 0; j < ic->size; j++)
-    if ((rv = check_count(rcounts[j], rtype)) != MPI_SUCCESS)
-      return rv;
-  return pairwise(ic, NULL, NULL, NULL, MPI_BYTE, rbuf, rcounts, displs, rtype, TAG_GATHERV);
+  MPI_Request r;
+  return wait_for(fmpi_inter_igatherv(sbuf, scount, stype, rbuf, rcounts, displs, 0, rtype, root, ic, &r), &r);
 }
 
-/* Root: block j of sbuf (scounts[j] at displs[j]) goes to remote rank j. */
 int fmpi_inter_scatterv(const void *sbuf, const int scounts[], const int displs[], MPI_Datatype stype, void *rbuf,
                         int rcount, MPI_Datatype rtype, int root, fmpi_comm *ic)
 {
-  int rv;
-  if ((rv = check_root(ic, root)) != MPI_SUCCESS)
-    return rv;
-  if (root == MPI_PROC_NULL)
-    return MPI_SUCCESS;
-  if (root != MPI_ROOT)
-    return (rv = check_count(rcount, rtype)) != MPI_SUCCESS ? rv
-                                                             : fmpi_recv_internal(rbuf, rcount, rtype, root, TAG_SCATTERV, ic);
-  for (int j = 0; j < ic->size; j++)
-    if ((rv = check_count(scounts[j], stype)) != MPI_SUCCESS)
-      return rv;
-  return pairwise(ic, sbuf, scounts, displs, stype, NULL, NULL, NULL, MPI_BYTE, TAG_SCATTERV);
+  MPI_Request r;
+  return wait_for(fmpi_inter_iscatterv(sbuf, scounts, displs, 0, stype, rbuf, rcount, rtype, root, ic, &r), &r);
 }
 
-/* rbuf gets remote rank j's block at displs[j]; every rank sends its own to every remote rank. */
 int fmpi_inter_allgatherv(const void *sbuf, int scount, MPI_Datatype stype, void *rbuf, const int rcounts[],
                           const int displs[], MPI_Datatype rtype, fmpi_comm *ic)
 {
-  int rv;
-  if ((rv = check_count(scount, stype)) != MPI_SUCCESS)
-    return rv;
-  for (int j = 0; j < ic->size; j++)
-    if ((rv = check_count(rcounts[j], rtype)) != MPI_SUCCESS)
-      return rv;
-  int *scounts = malloc(sizeof(int) * 2 * (size_t)ic->size);
-  if (scounts == NULL)
-    fmpi_fatal("out of memory");
-  int *sdispls = scounts + ic->size;
-  for (int j = 0; j < ic->size; j++) {
-    scounts[j] = scount;
-    sdispls[j] = 0;
-  }
-  rv = pairwise(ic, sbuf, scounts, sdispls, stype, rbuf, rcounts, displs, rtype, TAG_ALLGATHERV);
-  free(scounts);
-  return rv;
+  MPI_Request r;
+  return wait_for(fmpi_inter_iallgatherv(sbuf, scount, stype, rbuf, rcounts, displs, 0, rtype, ic, &r), &r);
 }
 
 int fmpi_inter_alltoallv(const void *sbuf, const int scounts[], const int sdispls[], MPI_Datatype stype, void *rbuf,
                          const int rcounts[], const int rdispls[], MPI_Datatype rtype, fmpi_comm *ic)
 {
-  int rv;
-  for (int j = 0; j < ic->size; j++)
-    if ((rv = check_count(scounts[j], stype)) != MPI_SUCCESS || (rv = check_count(rcounts[j], rtype)) != MPI_SUCCESS)
-      return rv;
-  return pairwise(ic, sbuf, scounts, sdispls, stype, rbuf, rcounts, rdispls, rtype, TAG_ALLTOALLV);
+  MPI_Request r;
+  return wait_for(fmpi_inter_ialltoallw(sbuf, scounts, sdispls, 0, stype, NULL, rbuf, rcounts, rdispls, 0, rtype,
+                                        NULL, false, ic, &r),
+                  &r);
 }
 
 /* Each group gets the reduction of the other group's count elements, scattered
