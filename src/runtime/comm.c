@@ -43,7 +43,11 @@
 
 fmpi_table fmpi_comms, fmpi_groups;
 
-fmpi_comm *fmpi_comm_get(MPI_Comm h) { return fmpi_table_get(&fmpi_comms, h); }
+fmpi_comm *fmpi_comm_get(MPI_Comm h)
+{
+  fmpi_comm *c = fmpi_table_get(&fmpi_comms, h);
+  return c && !c->user_freed ? c : NULL;
+}
 fmpi_group *fmpi_group_get(MPI_Group h) { return fmpi_table_get(&fmpi_groups, h); }
 
 /* A communicator for calls that take an intracommunicator only (NULL for an intercommunicator). */
@@ -78,18 +82,50 @@ fmpi_comm *fmpi_comm_new(uint32_t ctx, int n, const int *world, MPI_Errhandler e
   return c;
 }
 
-static void free_comm(fmpi_comm *c)
+static void free_comm(fmpi_comm *c);
+
+/* The memory of a communicator no handle and no request refers to any more. An
+ * intercommunicator takes its local group's communicator with it. */
+static void destroy_comm(fmpi_comm *c)
 {
-  fmpi_lock();
-  fmpi_table_del(&fmpi_comms, c->handle);
-  fmpi_unlock();
   if (c->inter)
-    free_comm(fmpi_comm_get(c->local_comm));
+    free_comm(fmpi_table_get(&fmpi_comms, c->local_comm));
   free(c->cart);
   fmpi_graph_free(c->graph);
   free(c->world);
   free(c->local);
   free(c);
+}
+
+/* Drops the handle's reference: gone now if no request points to c, else at a later
+ * fmpi_comm_reap. */
+static void free_comm(fmpi_comm *c)
+{
+  fmpi_lock();
+  c->user_freed = true;
+  bool unused = __atomic_load_n(&c->refs, __ATOMIC_ACQUIRE) == 0;
+  if (unused)
+    fmpi_table_del(&fmpi_comms, c->handle);
+  fmpi_unlock();
+  if (unused)
+    destroy_comm(c);
+}
+
+/* Frees the communicators MPI_Comm_free left to their pending requests, once these are
+ * released (app thread, lock not held). A freed communicator gets no new requests, so
+ * a count that reached 0 stays there. */
+void fmpi_comm_reap(void)
+{
+  for (int h = 1; h <= fmpi_comms.n; h++) {
+    fmpi_lock();
+    fmpi_comm *c = fmpi_table_get(&fmpi_comms, h);
+    bool dead = c && c->user_freed && __atomic_load_n(&c->refs, __ATOMIC_ACQUIRE) == 0;
+    if (dead)
+      fmpi_table_del(&fmpi_comms, h);
+    fmpi_unlock();
+    if (dead)
+      destroy_comm(c);
+  }
 }
 
 static fmpi_group *make_group(int n, const int *world)
@@ -446,6 +482,7 @@ int PMPI_Comm_free(MPI_Comm *comm)
     return fmpi_error(c, rv, "MPI_Comm_free");
   free_comm(c);
   *comm = MPI_COMM_NULL;
+  fmpi_comm_reap();
   return MPI_SUCCESS;
 }
 

@@ -209,6 +209,11 @@ struct fmpi_comm {
   bool inter;
   int local_size;
   MPI_Comm local_comm;
+  /* MPI_Comm_free lets pending operations complete normally (MPI 3.1 6.4.3):
+   * each request on the communicator holds a reference, and a freed one
+   * stays in the table (its context taken) until the last is released */
+  int refs;                /* requests that point here (atomic: either thread releases) */
+  bool user_freed;         /* MPI_Comm_free was called: lookups fail, fmpi_comm_reap frees it */
 };
 
 typedef struct fmpi_group {
@@ -336,6 +341,7 @@ fmpi_group *fmpi_group_get(MPI_Group h);
 int fmpi_comm_init_predefined(void);
 int fmpi_comm_dup_internal(MPI_Comm comm, MPI_Comm *newcomm);
 fmpi_comm *fmpi_comm_get_intra(MPI_Comm h);
+void fmpi_comm_reap(void);
 fmpi_comm *fmpi_comm_new(uint32_t ctx, int n, const int *world, MPI_Errhandler errh);
 
 /* ctx.c */

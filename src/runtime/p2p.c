@@ -54,6 +54,8 @@ fmpi_request *fmpi_req_new(bool is_send, fmpi_comm *c, uint32_t ctx, int peer, i
   r->magic = FMPI_REQ_MAGIC;
   r->is_send = is_send;
   r->comm = c;
+  if (c)
+    __atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
   r->ctx = ctx;
   r->peer = peer;
   r->tag = tag;
@@ -79,6 +81,8 @@ void fmpi_req_release(fmpi_request *r)
 {
   if (r->handle)
     fmpi_table_del(&fmpi_requests, r->handle);
+  if (r->comm) /* a freed communicator's memory goes at the next fmpi_comm_reap */
+    __atomic_sub_fetch(&r->comm->refs, 1, __ATOMIC_RELEASE);
   free(r->packbuf);
   r->magic = 0;
   free(r);

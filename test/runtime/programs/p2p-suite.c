@@ -271,6 +271,47 @@ int main(int argc, char **argv)
   MPI_Recv(&b, 1, MPI_INT, left, 13, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
   CHECK(b == left && rf == MPI_REQUEST_NULL, "request_free");
 
+  /* A freed communicator keeps its context while a receive is pending on it
+   * (MPI 3.1 6.4.3: pending operations complete normally): even ranks post a
+   * wildcard receive on a Comm_idup d1 and everyone frees d1; the next
+   * Comm_idup (whose agreement takes the smallest context free on all ranks)
+   * must not get d1's, so the odd partner's message on d2 arrives there and
+   * the stale receive is cancelled. Debian's MPICH 4.0.2 fails this check. */
+  {
+    int partner = rank % 2 == 0 ? rank + 1 : rank - 1;
+    MPI_Comm d1, d2;
+    MPI_Request idup, stale = MPI_REQUEST_NULL;
+    int old = -1;
+    MPI_Comm_idup(MPI_COMM_WORLD, &d1, &idup);
+    MPI_Wait(&idup, MPI_STATUS_IGNORE);
+    if (rank % 2 == 0 && partner < size)
+      MPI_Irecv(&old, 1, MPI_INT, MPI_ANY_SOURCE, MPI_ANY_TAG, d1, &stale);
+    MPI_Comm_free(&d1);
+    MPI_Comm_idup(MPI_COMM_WORLD, &d2, &idup);
+    MPI_Wait(&idup, MPI_STATUS_IGNORE);
+    if (rank % 2 == 1) {
+      int v = 5000 + rank;
+      MPI_Send(&v, 1, MPI_INT, partner, 5, d2);
+    } else if (partner < size) {
+      int got = -1, done = 0, stale_done = 0;
+      MPI_Status st;
+      MPI_Request r;
+      MPI_Irecv(&got, 1, MPI_INT, partner, 5, d2, &r);
+      for (double until = MPI_Wtime() + 20; !done && !stale_done && MPI_Wtime() < until;) {
+        MPI_Test(&r, &done, MPI_STATUS_IGNORE);
+        MPI_Test(&stale, &stale_done, &st);
+      }
+      CHECK(done && got == 5000 + partner && !stale_done, "freed context reused: got %d on d2, %d on the freed d1", got,
+            old);
+      MPI_Cancel(&stale);
+      MPI_Wait(&stale, &st);
+      int cancelled = 0;
+      MPI_Test_cancelled(&st, &cancelled);
+      CHECK(cancelled, "the receive pending on the freed communicator was not cancelled");
+    }
+    MPI_Comm_free(&d2);
+  }
+
   MPI_Barrier(MPI_COMM_WORLD);
   if (rank == 0)
     printf("p2p ok size %d\n", size);
