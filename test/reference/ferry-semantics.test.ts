@@ -4,7 +4,7 @@
 // ones that span hosts), checked against the expectation in its header; and,
 // differentially, rank 0's output compared line for line with the same
 // program built and run with Debian's MPICH at one rank count.
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +13,7 @@ import {
   MPICH_MPICC,
   MPICH_MPIEXEC,
   MPI_PROGRAMS_DIR,
+  buildPrograms,
   expectationProblem,
   mpichLauncher,
   rankCountsFor,
@@ -63,15 +64,6 @@ const differentialPrograms = programs.filter((p) => p.expect.kind === 'ok');
 const mpichRuns = new Map<string, Promise<RunResult>>();
 
 /** `make -j2` of the semantics suite with an MPI compiler wrapper into buildDir. */
-function buildProgramsInParallel(mpicc: string, buildDir: string): Promise<void> {
-  return new Promise((resolvePromise, reject) => {
-    execFile('make', ['-s', '-j2', '-C', MPI_PROGRAMS_DIR, `MPICC=${mpicc}`, `BUILD_DIR=${buildDir}`], (err, stdout, stderr) => {
-      if (err) reject(new Error(`make in ${MPI_PROGRAMS_DIR} with ${mpicc} failed (${err.message}):\n${stdout}${stderr}`));
-      else resolvePromise();
-    });
-  });
-}
-
 let c: TestCluster;
 let ferryBin = '';
 let mpichBin = '';
@@ -132,8 +124,8 @@ beforeAll(async () => {
   mkdirSync(ferryBin);
   mkdirSync(mpichBin);
   await Promise.all([
-    buildProgramsInParallel(`${process.execPath} ${FERRY_CLI} mpicc`, ferryBin),
-    mpichInstalled ? buildProgramsInParallel(MPICH_MPICC, mpichBin) : undefined,
+    buildPrograms(MPI_PROGRAMS_DIR, `${process.execPath} ${FERRY_CLI} mpicc`, ferryBin),
+    mpichInstalled ? buildPrograms(MPI_PROGRAMS_DIR, MPICH_MPICC, mpichBin) : undefined,
   ]);
   // The MPICH reference runs, one after another, overlapping the Ferry runs
   // (which mostly wait on process start-up and round trips).

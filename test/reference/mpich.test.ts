@@ -56,11 +56,11 @@ describe.skipIf(!mpich.ok)('programs under Debian MPICH', () => {
   let buildDir = '';
   const launcher = mpichLauncher();
 
-  beforeAll(() => {
+  beforeAll(async () => {
     buildDir = mkdtempSync(join(tmpdir(), 'ferry-ref-mpich-'));
-    buildPrograms(EXAMPLES_DIR, MPICH_MPICC, buildDir);
-    buildPrograms(MPI_PROGRAMS_DIR, MPICH_MPICC, buildDir);
-  });
+    await buildPrograms(EXAMPLES_DIR, MPICH_MPICC, buildDir);
+    await buildPrograms(MPI_PROGRAMS_DIR, MPICH_MPICC, buildDir);
+  }, 300_000);
   afterAll(() => {
     if (buildDir) rmSync(buildDir, { recursive: true, force: true });
   });
