@@ -220,10 +220,43 @@ static void finish_type(fmpi_type *t)
   }
 }
 
+MPI_Datatype fmpi_type_register(fmpi_type *t)
+{
+  return fmpi_table_add(&fmpi_types, t) - 1 + FIRST_DERIVED_TYPE;
+}
+
 static int register_type(fmpi_type *t, MPI_Datatype *out)
 {
-  *out = fmpi_table_add(&fmpi_types, t) - 1 + FIRST_DERIVED_TYPE;
+  *out = fmpi_type_register(t);
   return MPI_SUCCESS;
+}
+
+/* A derived type's memory and handle (its attributes already deleted). */
+void fmpi_type_destroy(MPI_Datatype h)
+{
+  fmpi_type *t = fmpi_type_get(h);
+  fmpi_table_del(&fmpi_types, h - FIRST_DERIVED_TYPE + 1);
+  fmpi_type_contents_free(t->contents);
+  free(t->blocks);
+  free(t);
+}
+
+/* Records an indexed or struct constructor: count, the block lengths (one for the _block forms), then
+ * the displacements, as integers (idisp) or addresses (adisp). */
+static void record_blocks(MPI_Datatype made, int combiner, int count, const int *bl, const int *idisp,
+                          const MPI_Aint *adisp, const MPI_Datatype *types, int ntypes)
+{
+  bool one_bl = combiner == MPI_COMBINER_INDEXED_BLOCK || combiner == MPI_COMBINER_HINDEXED_BLOCK;
+  int nbl = one_bl ? 1 : count, ni = 1 + nbl + (idisp ? count : 0);
+  int *ints = malloc(sizeof(int) * (size_t)ni);
+  if (ints == NULL)
+    fmpi_fatal("out of memory");
+  ints[0] = count;
+  memcpy(ints + 1, bl, sizeof(int) * (size_t)nbl);
+  if (idisp)
+    memcpy(ints + 1 + nbl, idisp, sizeof(int) * (size_t)count);
+  fmpi_type_record(made, combiner, ni, ints, adisp ? count : 0, adisp, ntypes, types);
+  free(ints);
 }
 
 /* The general constructor: count blocks of bl[i] elements of types[i] (or
@@ -301,7 +334,10 @@ static int build(int count, const int *bl, const MPI_Aint *disp, const MPI_Datat
 int PMPI_Type_contiguous(int count, MPI_Datatype oldtype, MPI_Datatype *newtype)
 {
   MPI_Aint zero = 0;
-  return build(count < 0 ? -1 : 1, &count, &zero, &oldtype, true, false, newtype, "MPI_Type_contiguous");
+  int rv = build(count < 0 ? -1 : 1, &count, &zero, &oldtype, true, false, newtype, "MPI_Type_contiguous");
+  if (rv == MPI_SUCCESS)
+    fmpi_type_record(*newtype, MPI_COMBINER_CONTIGUOUS, 1, &count, 0, NULL, 1, &oldtype);
+  return rv;
 }
 
 int PMPI_Type_create_hvector(int count, int blocklength, MPI_Aint stride, MPI_Datatype oldtype, MPI_Datatype *newtype)
@@ -317,6 +353,8 @@ int PMPI_Type_create_hvector(int count, int blocklength, MPI_Aint stride, MPI_Da
   int rv = build(count, bl, d, &oldtype, true, false, newtype, "MPI_Type_vector");
   free(bl);
   free(d);
+  if (rv == MPI_SUCCESS)
+    fmpi_type_record(*newtype, MPI_COMBINER_HVECTOR, 2, (int[]){ count, blocklength }, 1, &stride, 1, &oldtype);
   return rv;
 }
 
@@ -325,13 +363,19 @@ int PMPI_Type_vector(int count, int blocklength, int stride, MPI_Datatype oldtyp
   fmpi_type *o = fmpi_type_get(oldtype);
   if (o == NULL)
     return fmpi_error(NULL, MPI_ERR_TYPE, "MPI_Type_vector");
-  return PMPI_Type_create_hvector(count, blocklength, (MPI_Aint)stride * o->extent, oldtype, newtype);
+  int rv = PMPI_Type_create_hvector(count, blocklength, (MPI_Aint)stride * o->extent, oldtype, newtype);
+  if (rv == MPI_SUCCESS)
+    fmpi_type_record(*newtype, MPI_COMBINER_VECTOR, 3, (int[]){ count, blocklength, stride }, 0, NULL, 1, &oldtype);
+  return rv;
 }
 
 int PMPI_Type_create_hindexed(int count, const int blocklengths[], const MPI_Aint displacements[],
                               MPI_Datatype oldtype, MPI_Datatype *newtype)
 {
-  return build(count, blocklengths, displacements, &oldtype, true, false, newtype, "MPI_Type_create_hindexed");
+  int rv = build(count, blocklengths, displacements, &oldtype, true, false, newtype, "MPI_Type_create_hindexed");
+  if (rv == MPI_SUCCESS)
+    record_blocks(*newtype, MPI_COMBINER_HINDEXED, count, blocklengths, NULL, displacements, &oldtype, 1);
+  return rv;
 }
 
 int PMPI_Type_indexed(int count, const int blocklengths[], const int displacements[], MPI_Datatype oldtype,
@@ -347,13 +391,18 @@ int PMPI_Type_indexed(int count, const int blocklengths[], const int displacemen
     d[i] = (MPI_Aint)displacements[i] * o->extent;
   int rv = build(count, blocklengths, d, &oldtype, true, false, newtype, "MPI_Type_indexed");
   free(d);
+  if (rv == MPI_SUCCESS)
+    record_blocks(*newtype, MPI_COMBINER_INDEXED, count, blocklengths, displacements, NULL, &oldtype, 1);
   return rv;
 }
 
 int PMPI_Type_create_struct(int count, const int blocklengths[], const MPI_Aint displacements[],
                             const MPI_Datatype types[], MPI_Datatype *newtype)
 {
-  return build(count, blocklengths, displacements, types, false, true, newtype, "MPI_Type_create_struct");
+  int rv = build(count, blocklengths, displacements, types, false, true, newtype, "MPI_Type_create_struct");
+  if (rv == MPI_SUCCESS)
+    record_blocks(*newtype, MPI_COMBINER_STRUCT, count, blocklengths, NULL, displacements, types, count);
+  return rv;
 }
 
 int PMPI_Type_create_resized(MPI_Datatype oldtype, MPI_Aint lb, MPI_Aint extent, MPI_Datatype *newtype)
@@ -366,6 +415,7 @@ int PMPI_Type_create_resized(MPI_Datatype oldtype, MPI_Aint lb, MPI_Aint extent,
     t->lb = lb;
     t->extent = extent;
     finish_type(t);
+    fmpi_type_record(*newtype, MPI_COMBINER_RESIZED, 0, NULL, 2, (MPI_Aint[]){ lb, extent }, 1, &oldtype);
   }
   return rv;
 }
@@ -382,6 +432,8 @@ int PMPI_Type_create_hindexed_block(int count, int blocklength, const MPI_Aint d
     bl[i] = blocklength;
   int rv = build(count, bl, displacements, &oldtype, true, false, newtype, "MPI_Type_create_hindexed_block");
   free(bl);
+  if (rv == MPI_SUCCESS)
+    record_blocks(*newtype, MPI_COMBINER_HINDEXED_BLOCK, count, &blocklength, NULL, displacements, &oldtype, 1);
   return rv;
 }
 
@@ -400,6 +452,8 @@ int PMPI_Type_create_indexed_block(int count, int blocklength, const int displac
     d[i] = (MPI_Aint)displacements[i] * o->extent;
   int rv = PMPI_Type_create_hindexed_block(count, blocklength, d, oldtype, newtype);
   free(d);
+  if (rv == MPI_SUCCESS)
+    record_blocks(*newtype, MPI_COMBINER_INDEXED_BLOCK, count, &blocklength, displacements, NULL, &oldtype, 1);
   return rv;
 }
 
@@ -452,7 +506,21 @@ int PMPI_Type_create_subarray(int ndims, const int sizes[], const int subsizes[]
   MPI_Datatype rows_type;
   int rv = build((int)rows, bl, disp, &oldtype, true, false, &rows_type, name);
   if (rv == MPI_SUCCESS) {
+    record_blocks(rows_type, MPI_COMBINER_HINDEXED, (int)rows, bl, NULL, disp, &oldtype, 1);
     rv = PMPI_Type_create_resized(rows_type, 0, (MPI_Aint)whole * o->extent, newtype);
+    if (rv == MPI_SUCCESS) {
+      int *ints = malloc(sizeof(int) * (size_t)(3 * ndims + 2));
+      if (ints == NULL)
+        fmpi_fatal("out of memory");
+      ints[0] = ndims;
+      memcpy(ints + 1, sizes, sizeof(int) * (size_t)ndims);
+      memcpy(ints + 1 + ndims, subsizes, sizeof(int) * (size_t)ndims);
+      memcpy(ints + 1 + 2 * ndims, starts, sizeof(int) * (size_t)ndims);
+      ints[1 + 3 * ndims] = order;
+      fmpi_type_record(*newtype, MPI_COMBINER_SUBARRAY, 3 * ndims + 2, ints, 0, NULL, 1, &oldtype);
+      fmpi_type_record_impl(*newtype, rows_type); /* the element order, for MPI_Pack_external */
+      free(ints);
+    }
     PMPI_Type_free(&rows_type);
   }
   free(idx);
@@ -548,7 +616,22 @@ int PMPI_Type_create_darray(int size, int rank, int ndims, const int gsizes[], c
   MPI_Datatype parts;
   int rv = build(runs, bl, disp, &oldtype, true, false, &parts, name);
   if (rv == MPI_SUCCESS) {
+    record_blocks(parts, MPI_COMBINER_HINDEXED, runs, bl, NULL, disp, &oldtype, 1);
     rv = PMPI_Type_create_resized(parts, 0, (MPI_Aint)whole * o->extent, newtype);
+    if (rv == MPI_SUCCESS) {
+      int *ints = malloc(sizeof(int) * (size_t)(4 * ndims + 4));
+      if (ints == NULL)
+        fmpi_fatal("out of memory");
+      ints[0] = size, ints[1] = rank, ints[2] = ndims;
+      memcpy(ints + 3, gsizes, sizeof(int) * (size_t)ndims);
+      memcpy(ints + 3 + ndims, distribs, sizeof(int) * (size_t)ndims);
+      memcpy(ints + 3 + 2 * ndims, dargs, sizeof(int) * (size_t)ndims);
+      memcpy(ints + 3 + 3 * ndims, psizes, sizeof(int) * (size_t)ndims);
+      ints[3 + 4 * ndims] = order;
+      fmpi_type_record(*newtype, MPI_COMBINER_DARRAY, 4 * ndims + 4, ints, 0, NULL, 1, &oldtype);
+      fmpi_type_record_impl(*newtype, parts); /* the element order, for MPI_Pack_external */
+      free(ints);
+    }
     PMPI_Type_free(&parts);
   }
   for (int i = 0; i < ndims; i++)
@@ -567,6 +650,7 @@ int PMPI_Type_dup(MPI_Datatype oldtype, MPI_Datatype *newtype)
     fmpi_type *t = fmpi_type_get(*newtype);
     t->align = o->align;
     t->committed = o->committed;
+    fmpi_type_record(*newtype, MPI_COMBINER_DUP, 0, NULL, 0, NULL, 1, &oldtype);
     /* and the attributes their copy callbacks keep */
     if ((rv = fmpi_attr_copy_all(&o->attrs, oldtype, FMPI_ATTR_TYPE, &t->attrs)) != MPI_SUCCESS) {
       fmpi_attr_delete_all(&t->attrs, *newtype, FMPI_ATTR_TYPE);
@@ -635,9 +719,7 @@ int PMPI_Type_free(MPI_Datatype *datatype)
   int rv = fmpi_attr_delete_all(&t->attrs, *datatype, FMPI_ATTR_TYPE); /* in the type still valid */
   if (rv != MPI_SUCCESS)
     return fmpi_error(NULL, rv, "MPI_Type_free");
-  fmpi_table_del(&fmpi_types, *datatype - FIRST_DERIVED_TYPE + 1);
-  free(t->blocks);
-  free(t);
+  fmpi_type_destroy(*datatype);
   *datatype = MPI_DATATYPE_NULL;
   return MPI_SUCCESS;
 }
