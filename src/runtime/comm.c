@@ -186,8 +186,10 @@ int PMPI_Comm_get_attr(MPI_Comm comm, int keyval, void *attribute_val, int *flag
 {
   static int tag_ub = MPI_TAG_UB_VALUE, host = MPI_PROC_NULL, io = MPI_ANY_SOURCE, wtime_global = 0;
   GET_COMM(comm, "MPI_Comm_get_attr");
+  /* MPI_UNIVERSE_SIZE and MPI_APPNUM are absent: no spawning (dynamic.c), one program per job */
   int *v = keyval == MPI_TAG_UB ? &tag_ub : keyval == MPI_HOST ? &host : keyval == MPI_IO ? &io
-         : keyval == MPI_WTIME_IS_GLOBAL ? &wtime_global : NULL;
+         : keyval == MPI_WTIME_IS_GLOBAL ? &wtime_global : keyval == MPI_LASTUSEDCODE ? &fmpi_last_used_code
+         : NULL;
   if (v) {
     *(int **)attribute_val = v;
     *flag = 1;

@@ -13,6 +13,9 @@
 #pragma weak MPI_Error_string = PMPI_Error_string
 #pragma weak MPI_Error_class = PMPI_Error_class
 #pragma weak MPI_Comm_call_errhandler = PMPI_Comm_call_errhandler
+#pragma weak MPI_Add_error_class = PMPI_Add_error_class
+#pragma weak MPI_Add_error_code = PMPI_Add_error_code
+#pragma weak MPI_Add_error_string = PMPI_Add_error_string
 
 #define FIRST_USER_ERRH 8
 
@@ -72,7 +75,94 @@ static const char *const error_strings[] = {
   [MPI_ERR_RMA_ATTACH] = "Memory cannot be attached (overlaps attached memory) or was not attached",
   [MPI_ERR_RMA_SHARED] = "Memory cannot be shared: the ranks of a Ferry job share no memory (they can move to other hosts)",
   [MPI_ERR_RMA_FLAVOR] = "Wrong window flavor for this call",
+  [MPI_ERR_KEYVAL] = "Invalid keyval",
+  [MPI_ERR_NAME] = "No service of this name is published (a Ferry job publishes none)",
+  [MPI_ERR_PORT] = "Ports are not supported: a Ferry job does not connect to other jobs (its ranks move between hosts)",
+  [MPI_ERR_SERVICE] = "Name publishing is not supported: a Ferry job does not connect to other jobs",
+  [MPI_ERR_SPAWN] = "Spawning processes is not supported: a Ferry job's ranks are fixed when it starts",
+  [MPI_T_ERR_MEMORY] = "Out of memory (tool interface)",
+  [MPI_T_ERR_NOT_INITIALIZED] = "The tool interface is not initialized (MPI_T_init_thread)",
+  [MPI_T_ERR_CANNOT_INIT] = "The tool interface cannot be initialized",
+  [MPI_T_ERR_INVALID_INDEX] = "No variable or category has this index",
+  [MPI_T_ERR_INVALID_ITEM] = "No enumeration item has this index",
+  [MPI_T_ERR_INVALID_HANDLE] = "Invalid tool interface handle",
+  [MPI_T_ERR_OUT_OF_HANDLES] = "No more tool interface handles",
+  [MPI_T_ERR_OUT_OF_SESSIONS] = "No more performance variable sessions",
+  [MPI_T_ERR_INVALID_SESSION] = "Invalid performance variable session",
+  [MPI_T_ERR_CVAR_SET_NOT_NOW] = "The control variable cannot be set now",
+  [MPI_T_ERR_CVAR_SET_NEVER] = "The control variable cannot be set",
+  [MPI_T_ERR_PVAR_NO_STARTSTOP] = "The performance variable cannot be started or stopped",
+  [MPI_T_ERR_PVAR_NO_WRITE] = "The performance variable cannot be written",
+  [MPI_T_ERR_PVAR_NO_ATOMIC] = "The performance variable cannot be read and reset at once",
+  [MPI_T_ERR_INVALID_NAME] = "No variable or category has this name",
+  [MPI_T_ERR_INVALID] = "Invalid use of the tool interface",
 };
+
+/* Classes and codes of MPI_Add_error_class/_code (MPI 3.1 8.5), numbered from MPI_ERR_LASTCODE + 1 in the
+ * order made: each knows its class (a class is its own) and the string MPI_Add_error_string gave it. */
+typedef struct user_error {
+  int cls;
+  char *string;
+} user_error;
+static user_error *user_errors;
+static int n_user_errors;
+int fmpi_last_used_code = MPI_ERR_LASTCODE; /* the MPI_LASTUSEDCODE attribute */
+
+static user_error *user_error_get(int code)
+{
+  int i = code - MPI_ERR_LASTCODE - 1;
+  return i >= 0 && i < n_user_errors ? &user_errors[i] : NULL;
+}
+
+static int add_user_error(int cls)
+{
+  user_error *grown = realloc(user_errors, sizeof *grown * (size_t)(n_user_errors + 1));
+  if (grown == NULL)
+    fmpi_fatal("out of memory");
+  user_errors = grown;
+  int code = MPI_ERR_LASTCODE + 1 + n_user_errors;
+  user_errors[n_user_errors++] = (user_error){ cls < 0 ? code : cls, NULL };
+  fmpi_last_used_code = code;
+  return code;
+}
+
+/* A predefined class or one MPI_Add_error_class made. */
+static bool is_class(int c)
+{
+  user_error *u = user_error_get(c);
+  return (c >= 0 && c <= MPI_ERR_LASTCODE) || (u && u->cls == c);
+}
+
+int PMPI_Add_error_class(int *errorclass)
+{
+  FMPI_CHECK_INIT("MPI_Add_error_class");
+  *errorclass = add_user_error(-1);
+  return MPI_SUCCESS;
+}
+
+int PMPI_Add_error_code(int errorclass, int *errorcode)
+{
+  FMPI_CHECK_INIT("MPI_Add_error_code");
+  if (!is_class(errorclass))
+    return fmpi_error(NULL, MPI_ERR_ARG, "MPI_Add_error_code");
+  *errorcode = add_user_error(errorclass);
+  return MPI_SUCCESS;
+}
+
+/* Only for the classes and codes MPI_Add_error_class/_code made (MPI_ERR_ARG for a predefined one). */
+int PMPI_Add_error_string(int errorcode, const char *string)
+{
+  FMPI_CHECK_INIT("MPI_Add_error_string");
+  user_error *u = user_error_get(errorcode);
+  if (u == NULL || string == NULL || strlen(string) >= MPI_MAX_ERROR_STRING)
+    return fmpi_error(NULL, MPI_ERR_ARG, "MPI_Add_error_string");
+  char *copy = strdup(string);
+  if (copy == NULL)
+    fmpi_fatal("out of memory");
+  free(u->string);
+  u->string = copy;
+  return MPI_SUCCESS;
+}
 
 int fmpi_errh_call(MPI_Comm comm, MPI_Errhandler errh, int code, const char *fname)
 {
@@ -157,6 +247,12 @@ int PMPI_Comm_call_errhandler(MPI_Comm comm, int errorcode)
 
 int PMPI_Error_string(int errorcode, char *string, int *resultlen)
 {
+  user_error *u = user_error_get(errorcode);
+  if (u) { /* no string given yet: the empty one */
+    snprintf(string, MPI_MAX_ERROR_STRING, "%s", u->string ? u->string : "");
+    *resultlen = (int)strlen(string);
+    return MPI_SUCCESS;
+  }
   const char *s = errorcode >= 0 && errorcode < (int)(sizeof error_strings / sizeof *error_strings) &&
                           error_strings[errorcode]
                       ? error_strings[errorcode]
@@ -171,6 +267,11 @@ int PMPI_Error_string(int errorcode, char *string, int *resultlen)
 
 int PMPI_Error_class(int errorcode, int *errorclass)
 {
+  user_error *u = user_error_get(errorcode);
+  if (u) {
+    *errorclass = u->cls;
+    return MPI_SUCCESS;
+  }
   if (errorcode < 0 || errorcode > MPI_ERR_LASTCODE)
     return fmpi_error(NULL, MPI_ERR_ARG, "MPI_Error_class");
   *errorclass = errorcode;

@@ -168,6 +168,7 @@ struct fmpi_request {
    * released: one-sided communication's target and origin steps (win.c) */
   void (*on_done)(fmpi_request *r);
   void *on_done_arg;
+  struct fmpi_greq *greq;  /* a generalized request's callbacks (grequest.c), or NULL */
 };
 enum fmpi_pkind { FMPI_P_SEND, FMPI_P_SSEND, FMPI_P_BSEND, FMPI_P_RSEND, FMPI_P_RECV };
 #define FMPI_REQ_MAGIC 0x46524551u
@@ -335,6 +336,13 @@ int fmpi_recv_internal(void *buf, int count, MPI_Datatype t, int src, int tag, f
 int fmpi_sendrecv_internal(const void *sbuf, int scount, MPI_Datatype st, int dest, void *rbuf, int rcount,
                            MPI_Datatype rt, int src, int tag, fmpi_comm *c);
 
+/* grequest.c */
+typedef struct fmpi_greq fmpi_greq;
+int fmpi_greq_status(fmpi_request *r, MPI_Status *status);
+int fmpi_greq_finish(fmpi_request *r, MPI_Status *status);
+int fmpi_greq_free(fmpi_request *r);
+int fmpi_greq_cancel(fmpi_request *r);
+
 /* comm.c */
 fmpi_comm *fmpi_comm_get(MPI_Comm h);
 fmpi_group *fmpi_group_get(MPI_Group h);
@@ -435,6 +443,7 @@ bool fmpi_op_valid(MPI_Op op);
 
 /* errors.c */
 int fmpi_error(fmpi_comm *c, int code, const char *fname);
+extern int fmpi_last_used_code;
 fmpi_cart *fmpi_cart_new(int ndims, const int dims[], const int periods[]);
 int fmpi_topo_neighbors(fmpi_comm *c, const int **in, int *nin, const int **out, int *nout, int **owned);
 

@@ -38,6 +38,20 @@ typedef struct MPI_Status {
   long long ferry_bytes; /* bytes received */
 } MPI_Status;
 
+/* Fortran integers, for the C-Fortran status conversions (MPI_Status_c2f) */
+typedef int MPI_Fint;
+#define MPI_F_STATUS_SIZE ((int)(sizeof(MPI_Status) / sizeof(MPI_Fint)))
+#define MPI_F_SOURCE 0
+#define MPI_F_TAG 1
+#define MPI_F_ERROR 2
+#define MPI_F_STATUS_IGNORE ((MPI_Fint *)0)
+#define MPI_F_STATUSES_IGNORE ((MPI_Fint *)0)
+
+/* generalized requests (grequest.c) */
+typedef int MPI_Grequest_query_function(void *extra_state, MPI_Status *status);
+typedef int MPI_Grequest_free_function(void *extra_state);
+typedef int MPI_Grequest_cancel_function(void *extra_state, int complete);
+
 typedef void MPI_User_function(void *invec, void *inoutvec, int *len, MPI_Datatype *datatype);
 typedef void MPI_Comm_errhandler_function(MPI_Comm *comm, int *error_code, ...);
 typedef int MPI_Comm_copy_attr_function(MPI_Comm oldcomm, int comm_keyval, void *extra_state, void *attribute_val_in,
@@ -124,7 +138,30 @@ int MPI_TYPE_NULL_DELETE_FN(MPI_Datatype, int, void *, void *);
 #define MPI_ERR_RMA_ATTACH 50
 #define MPI_ERR_RMA_SHARED 51
 #define MPI_ERR_RMA_FLAVOR 52
-#define MPI_ERR_LASTCODE 64
+#define MPI_ERR_KEYVAL 53
+#define MPI_ERR_NAME 54
+#define MPI_ERR_PORT 55
+#define MPI_ERR_SERVICE 56
+#define MPI_ERR_SPAWN 57
+/* the tool information interface's return codes (tools.c) */
+#define MPI_T_ERR_MEMORY 58
+#define MPI_T_ERR_NOT_INITIALIZED 59
+#define MPI_T_ERR_CANNOT_INIT 60
+#define MPI_T_ERR_INVALID_INDEX 61
+#define MPI_T_ERR_INVALID_ITEM 62
+#define MPI_T_ERR_INVALID_HANDLE 63
+#define MPI_T_ERR_OUT_OF_HANDLES 64
+#define MPI_T_ERR_OUT_OF_SESSIONS 65
+#define MPI_T_ERR_INVALID_SESSION 66
+#define MPI_T_ERR_CVAR_SET_NOT_NOW 67
+#define MPI_T_ERR_CVAR_SET_NEVER 68
+#define MPI_T_ERR_PVAR_NO_STARTSTOP 69
+#define MPI_T_ERR_PVAR_NO_WRITE 70
+#define MPI_T_ERR_PVAR_NO_ATOMIC 71
+#define MPI_T_ERR_INVALID_NAME 72
+#define MPI_T_ERR_INVALID 73
+/* classes and codes of MPI_Add_error_class/_code are above this */
+#define MPI_ERR_LASTCODE 80
 
 /* special values */
 #define MPI_ANY_SOURCE (-2)
@@ -185,6 +222,10 @@ int MPI_TYPE_NULL_DELETE_FN(MPI_Datatype, int, void *, void *);
 #define MPI_IN_PLACE ((void *)-1)
 #define MPI_STATUS_IGNORE ((MPI_Status *)1)
 #define MPI_STATUSES_IGNORE ((MPI_Status *)1)
+#define MPI_ERRCODES_IGNORE ((int *)0)
+#define MPI_ARGV_NULL ((char **)0)
+#define MPI_ARGVS_NULL ((char ***)0)
+#define MPI_MAX_PORT_NAME 256
 #define MPI_UNWEIGHTED ((int *)1)
 #define MPI_WEIGHTS_EMPTY ((int *)2)
 
@@ -242,6 +283,9 @@ int MPI_TYPE_NULL_DELETE_FN(MPI_Datatype, int, void *, void *);
 #define MPI_HOST 2
 #define MPI_IO 3
 #define MPI_WTIME_IS_GLOBAL 4
+#define MPI_LASTUSEDCODE 5
+#define MPI_UNIVERSE_SIZE 6
+#define MPI_APPNUM 7
 #define MPI_KEYVAL_INVALID (-1)
 
 /* null and predefined handles */
@@ -400,6 +444,12 @@ FERRY_MPI_API(int, Start, (MPI_Request *request))
 FERRY_MPI_API(int, Startall, (int count, MPI_Request array_of_requests[]))
 FERRY_MPI_API(int, Cancel, (MPI_Request *request))
 FERRY_MPI_API(int, Test_cancelled, (const MPI_Status *status, int *flag))
+FERRY_MPI_API(int, Status_c2f, (const MPI_Status *c_status, MPI_Fint *f_status))
+FERRY_MPI_API(int, Status_f2c, (const MPI_Fint *f_status, MPI_Status *c_status))
+FERRY_MPI_API(int, Grequest_start, (MPI_Grequest_query_function *query_fn, MPI_Grequest_free_function *free_fn,
+                                    MPI_Grequest_cancel_function *cancel_fn, void *extra_state,
+                                    MPI_Request *request))
+FERRY_MPI_API(int, Grequest_complete, (MPI_Request request))
 
 /* communicators and groups */
 FERRY_MPI_API(int, Comm_dup, (MPI_Comm comm, MPI_Comm *newcomm))
@@ -651,6 +701,9 @@ FERRY_MPI_API(int, Errhandler_free, (MPI_Errhandler *errhandler))
 FERRY_MPI_API(int, Error_string, (int errorcode, char *string, int *resultlen))
 FERRY_MPI_API(int, Error_class, (int errorcode, int *errorclass))
 FERRY_MPI_API(int, Comm_call_errhandler, (MPI_Comm comm, int errorcode))
+FERRY_MPI_API(int, Add_error_class, (int *errorclass))
+FERRY_MPI_API(int, Add_error_code, (int errorclass, int *errorcode))
+FERRY_MPI_API(int, Add_error_string, (int errorcode, const char *string))
 
 /* MPI-IO over POSIX files (file.c) */
 FERRY_MPI_API(int, File_open, (MPI_Comm comm, const char *filename, int amode, MPI_Info info, MPI_File *fh))
@@ -821,6 +874,110 @@ FERRY_MPI_API(int, Rget_accumulate, (const void *origin_addr, int origin_count, 
                                      void *result_addr, int result_count, MPI_Datatype result_datatype,
                                      int target_rank, MPI_Aint target_disp, int target_count,
                                      MPI_Datatype target_datatype, MPI_Op op, MPI_Win win, MPI_Request *request))
+
+/* process management (dynamic.c): no rank of a Ferry job is spawned, and a job connects to no other */
+FERRY_MPI_API(int, Comm_get_parent, (MPI_Comm *parent))
+FERRY_MPI_API(int, Comm_disconnect, (MPI_Comm *comm))
+FERRY_MPI_API(int, Comm_spawn, (const char *command, char *argv[], int maxprocs, MPI_Info info, int root,
+                                MPI_Comm comm, MPI_Comm *intercomm, int array_of_errcodes[]))
+FERRY_MPI_API(int, Comm_spawn_multiple, (int count, char *array_of_commands[], char **array_of_argv[],
+                                         const int array_of_maxprocs[], const MPI_Info array_of_info[], int root,
+                                         MPI_Comm comm, MPI_Comm *intercomm, int array_of_errcodes[]))
+FERRY_MPI_API(int, Open_port, (MPI_Info info, char *port_name))
+FERRY_MPI_API(int, Close_port, (const char *port_name))
+FERRY_MPI_API(int, Comm_accept, (const char *port_name, MPI_Info info, int root, MPI_Comm comm, MPI_Comm *newcomm))
+FERRY_MPI_API(int, Comm_connect, (const char *port_name, MPI_Info info, int root, MPI_Comm comm, MPI_Comm *newcomm))
+FERRY_MPI_API(int, Comm_join, (int fd, MPI_Comm *intercomm))
+FERRY_MPI_API(int, Publish_name, (const char *service_name, MPI_Info info, const char *port_name))
+FERRY_MPI_API(int, Unpublish_name, (const char *service_name, MPI_Info info, const char *port_name))
+FERRY_MPI_API(int, Lookup_name, (const char *service_name, MPI_Info info, char *port_name))
+
+/* the profiling and tool interfaces (tools.c) */
+FERRY_MPI_API(int, Pcontrol, (const int level, ...))
+
+typedef struct fmpi_t_handle *MPI_T_enum;
+typedef struct fmpi_t_handle *MPI_T_cvar_handle;
+typedef struct fmpi_t_handle *MPI_T_pvar_handle;
+typedef struct fmpi_t_session *MPI_T_pvar_session;
+#define MPI_T_ENUM_NULL ((MPI_T_enum)0)
+#define MPI_T_CVAR_HANDLE_NULL ((MPI_T_cvar_handle)0)
+#define MPI_T_PVAR_HANDLE_NULL ((MPI_T_pvar_handle)0)
+#define MPI_T_PVAR_ALL_HANDLES ((MPI_T_pvar_handle)1)
+#define MPI_T_PVAR_SESSION_NULL ((MPI_T_pvar_session)0)
+#define MPI_T_VERBOSITY_USER_BASIC 1
+#define MPI_T_VERBOSITY_USER_DETAIL 2
+#define MPI_T_VERBOSITY_USER_ALL 3
+#define MPI_T_VERBOSITY_TUNER_BASIC 4
+#define MPI_T_VERBOSITY_TUNER_DETAIL 5
+#define MPI_T_VERBOSITY_TUNER_ALL 6
+#define MPI_T_VERBOSITY_MPIDEV_BASIC 7
+#define MPI_T_VERBOSITY_MPIDEV_DETAIL 8
+#define MPI_T_VERBOSITY_MPIDEV_ALL 9
+#define MPI_T_BIND_NO_OBJECT 0
+#define MPI_T_BIND_MPI_COMM 1
+#define MPI_T_BIND_MPI_DATATYPE 2
+#define MPI_T_BIND_MPI_ERRHANDLER 3
+#define MPI_T_BIND_MPI_FILE 4
+#define MPI_T_BIND_MPI_GROUP 5
+#define MPI_T_BIND_MPI_OP 6
+#define MPI_T_BIND_MPI_REQUEST 7
+#define MPI_T_BIND_MPI_WIN 8
+#define MPI_T_BIND_MPI_MESSAGE 9
+#define MPI_T_BIND_MPI_INFO 10
+#define MPI_T_SCOPE_CONSTANT 0
+#define MPI_T_SCOPE_READONLY 1
+#define MPI_T_SCOPE_LOCAL 2
+#define MPI_T_SCOPE_GROUP 3
+#define MPI_T_SCOPE_GROUP_EQ 4
+#define MPI_T_SCOPE_ALL 5
+#define MPI_T_SCOPE_ALL_EQ 6
+#define MPI_T_PVAR_CLASS_STATE 0
+#define MPI_T_PVAR_CLASS_LEVEL 1
+#define MPI_T_PVAR_CLASS_SIZE 2
+#define MPI_T_PVAR_CLASS_PERCENTAGE 3
+#define MPI_T_PVAR_CLASS_HIGHWATERMARK 4
+#define MPI_T_PVAR_CLASS_LOWWATERMARK 5
+#define MPI_T_PVAR_CLASS_COUNTER 6
+#define MPI_T_PVAR_CLASS_AGGREGATE 7
+#define MPI_T_PVAR_CLASS_TIMER 8
+#define MPI_T_PVAR_CLASS_GENERIC 9
+FERRY_MPI_API(int, T_init_thread, (int required, int *provided))
+FERRY_MPI_API(int, T_finalize, (void))
+FERRY_MPI_API(int, T_enum_get_info, (MPI_T_enum enumtype, int *num, char *name, int *name_len))
+FERRY_MPI_API(int, T_enum_get_item, (MPI_T_enum enumtype, int index, int *value, char *name, int *name_len))
+FERRY_MPI_API(int, T_cvar_get_num, (int *num_cvar))
+FERRY_MPI_API(int, T_cvar_get_info, (int cvar_index, char *name, int *name_len, int *verbosity,
+                                     MPI_Datatype *datatype, MPI_T_enum *enumtype, char *desc, int *desc_len,
+                                     int *bind, int *scope))
+FERRY_MPI_API(int, T_cvar_get_index, (const char *name, int *cvar_index))
+FERRY_MPI_API(int, T_cvar_handle_alloc, (int cvar_index, void *obj_handle, MPI_T_cvar_handle *handle, int *count))
+FERRY_MPI_API(int, T_cvar_handle_free, (MPI_T_cvar_handle *handle))
+FERRY_MPI_API(int, T_cvar_read, (MPI_T_cvar_handle handle, void *buf))
+FERRY_MPI_API(int, T_cvar_write, (MPI_T_cvar_handle handle, const void *buf))
+FERRY_MPI_API(int, T_pvar_get_num, (int *num_pvar))
+FERRY_MPI_API(int, T_pvar_get_info, (int pvar_index, char *name, int *name_len, int *verbosity, int *var_class,
+                                     MPI_Datatype *datatype, MPI_T_enum *enumtype, char *desc, int *desc_len,
+                                     int *bind, int *readonly, int *continuous, int *atomic))
+FERRY_MPI_API(int, T_pvar_get_index, (const char *name, int var_class, int *pvar_index))
+FERRY_MPI_API(int, T_pvar_session_create, (MPI_T_pvar_session *session))
+FERRY_MPI_API(int, T_pvar_session_free, (MPI_T_pvar_session *session))
+FERRY_MPI_API(int, T_pvar_handle_alloc, (MPI_T_pvar_session session, int pvar_index, void *obj_handle,
+                                         MPI_T_pvar_handle *handle, int *count))
+FERRY_MPI_API(int, T_pvar_handle_free, (MPI_T_pvar_session session, MPI_T_pvar_handle *handle))
+FERRY_MPI_API(int, T_pvar_start, (MPI_T_pvar_session session, MPI_T_pvar_handle handle))
+FERRY_MPI_API(int, T_pvar_stop, (MPI_T_pvar_session session, MPI_T_pvar_handle handle))
+FERRY_MPI_API(int, T_pvar_read, (MPI_T_pvar_session session, MPI_T_pvar_handle handle, void *buf))
+FERRY_MPI_API(int, T_pvar_write, (MPI_T_pvar_session session, MPI_T_pvar_handle handle, const void *buf))
+FERRY_MPI_API(int, T_pvar_reset, (MPI_T_pvar_session session, MPI_T_pvar_handle handle))
+FERRY_MPI_API(int, T_pvar_readreset, (MPI_T_pvar_session session, MPI_T_pvar_handle handle, void *buf))
+FERRY_MPI_API(int, T_category_get_num, (int *num_cat))
+FERRY_MPI_API(int, T_category_get_info, (int cat_index, char *name, int *name_len, char *desc, int *desc_len,
+                                         int *num_cvars, int *num_pvars, int *num_categories))
+FERRY_MPI_API(int, T_category_get_index, (const char *name, int *cat_index))
+FERRY_MPI_API(int, T_category_get_cvars, (int cat_index, int len, int indices[]))
+FERRY_MPI_API(int, T_category_get_pvars, (int cat_index, int len, int indices[]))
+FERRY_MPI_API(int, T_category_get_categories, (int cat_index, int len, int indices[]))
+FERRY_MPI_API(int, T_category_changed, (int *stamp))
 
 #undef FERRY_MPI_API
 

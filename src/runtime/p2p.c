@@ -39,6 +39,8 @@
 #pragma weak MPI_Status_set_elements = PMPI_Status_set_elements
 #pragma weak MPI_Status_set_elements_x = PMPI_Status_set_elements_x
 #pragma weak MPI_Status_set_cancelled = PMPI_Status_set_cancelled
+#pragma weak MPI_Status_c2f = PMPI_Status_c2f
+#pragma weak MPI_Status_f2c = PMPI_Status_f2c
 
 fmpi_table fmpi_requests;
 
@@ -1104,7 +1106,9 @@ static int handle_state(MPI_Request h)
 /* A completed request's status: a receive's, or a send's (empty but for its cancellation). */
 static void request_status(fmpi_request *r, MPI_Status *status)
 {
-  if (!r->is_send)
+  if (r->greq)
+    fmpi_greq_status(r, status);
+  else if (!r->is_send)
     fmpi_status_out(r, status);
   else if (status != MPI_STATUS_IGNORE && status != NULL) {
     empty_status(status);
@@ -1121,6 +1125,10 @@ static int finish(MPI_Request *h, MPI_Status *status)
   if (r->persistent && !r->active) {
     empty_status(status);
     return MPI_SUCCESS;
+  }
+  if (r->greq) {
+    *h = MPI_REQUEST_NULL;
+    return fmpi_greq_finish(r, status);
   }
   int err = r->is_send ? MPI_SUCCESS : r->status.MPI_ERROR;
   request_status(r, status);
@@ -1363,6 +1371,12 @@ int PMPI_Request_free(MPI_Request *request)
     return fmpi_error(NULL, MPI_ERR_REQUEST, "MPI_Request_free");
   fmpi_lock();
   fmpi_request *r = lookup(*request);
+  if (r->greq) {
+    *request = MPI_REQUEST_NULL;
+    int rv = fmpi_greq_free(r);
+    fmpi_unlock();
+    return rv == MPI_SUCCESS ? rv : fmpi_error(NULL, rv, "MPI_Request_free");
+  }
   if (r->persistent ? !r->active || r->complete : r->complete) {
     fmpi_req_release(r);
   } else {
@@ -1382,6 +1396,11 @@ int PMPI_Cancel(MPI_Request *request)
     return fmpi_error(NULL, MPI_ERR_REQUEST, "MPI_Cancel");
   fmpi_lock();
   fmpi_request *r = lookup(*request);
+  if (r->greq) {
+    int rv = fmpi_greq_cancel(r);
+    fmpi_unlock();
+    return rv == MPI_SUCCESS ? rv : fmpi_error(NULL, rv, "MPI_Cancel");
+  }
   if (!r->is_send && !r->complete && (!r->persistent || r->active) && fmpi_recv_unpost(r)) {
     r->status.ferry_cancelled = 1;
     r->status.MPI_SOURCE = MPI_ANY_SOURCE;
@@ -1389,6 +1408,23 @@ int PMPI_Cancel(MPI_Request *request)
     fmpi_req_complete(r);
   }
   fmpi_unlock();
+  return MPI_SUCCESS;
+}
+
+/* A Fortran status is the C one's MPI_F_STATUS_SIZE integers: source, tag, error, then Ferry's fields. */
+int PMPI_Status_c2f(const MPI_Status *c_status, MPI_Fint *f_status)
+{
+  if (c_status == NULL || c_status == MPI_STATUS_IGNORE || f_status == NULL)
+    return fmpi_error(NULL, MPI_ERR_ARG, "MPI_Status_c2f");
+  memcpy(f_status, c_status, sizeof *c_status);
+  return MPI_SUCCESS;
+}
+
+int PMPI_Status_f2c(const MPI_Fint *f_status, MPI_Status *c_status)
+{
+  if (f_status == NULL || c_status == NULL || c_status == MPI_STATUS_IGNORE)
+    return fmpi_error(NULL, MPI_ERR_ARG, "MPI_Status_f2c");
+  memcpy(c_status, f_status, sizeof *c_status);
   return MPI_SUCCESS;
 }
 

@@ -7,6 +7,7 @@ describe('rank runtime: MPI_Abort and fatal errors reach the agent', () => {
   for (const [mode, code, text] of [
     ['abort', 7, /MPI_Abort\(comm 1, 7\) called by rank 1/],
     ['fatal', 6, /error in MPI_Send: Invalid rank/],
+    ['spawn', 0, /error in MPI_Comm_spawn: Spawning processes is not supported: a Ferry job's ranks are fixed when it starts/],
   ] as const) {
     it(`${mode}: the agent hears the abort with its code, the rank exits with it, its peer does not hang`, async () => {
       const job = rt.job(`bad-${mode}`, 2);

@@ -6,6 +6,16 @@
 
 #define BIG (3 * 1024 * 1024 + 17)
 
+static int greq_query(void *extra, MPI_Status *st)
+{
+  (void)extra;
+  MPI_Status_set_elements(st, MPI_BYTE, 0);
+  MPI_Status_set_cancelled(st, 0);
+  return MPI_SUCCESS;
+}
+static int greq_free(void *extra) { return ++*(int *)extra, MPI_SUCCESS; }
+static int greq_cancel(void *extra, int complete) { return (void)extra, (void)complete, MPI_SUCCESS; }
+
 int main(int argc, char **argv)
 {
   int rank, size;
@@ -310,6 +320,26 @@ int main(int argc, char **argv)
       CHECK(cancelled, "the receive pending on the freed communicator was not cancelled");
     }
     MPI_Comm_free(&d2);
+  }
+
+  /* A generalized request freed before MPI_Grequest_complete: its free callback runs in the
+   * MPI_Grequest_complete, the later of the two calls (MPI 3.1 12.2; Debian's MPICH 4.0.2 runs it in
+   * MPI_Request_free), and the handle kept for that call stays valid until then. */
+  {
+    MPI_Request g, keep;
+    int frees = 0;
+    MPI_Grequest_start(greq_query, greq_free, greq_cancel, &frees, &g);
+    keep = g;
+    MPI_Request_free(&g);
+    CHECK(g == MPI_REQUEST_NULL && frees == 0, "grequest freed too early: %d free calls", frees);
+    MPI_Request other;
+    MPI_Grequest_start(greq_query, greq_free, greq_cancel, &frees, &other); /* must not take keep's handle */
+    CHECK(other != keep, "a new request got the handle of a freed, incomplete generalized request");
+    MPI_Grequest_complete(keep);
+    CHECK(frees == 1, "free callback calls after MPI_Grequest_complete: %d", frees);
+    MPI_Grequest_complete(other);
+    MPI_Wait(&other, MPI_STATUS_IGNORE);
+    CHECK(frees == 2 && other == MPI_REQUEST_NULL, "free callback calls after the Wait: %d", frees);
   }
 
   MPI_Barrier(MPI_COMM_WORLD);
