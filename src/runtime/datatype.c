@@ -222,6 +222,7 @@ static void finish_type(fmpi_type *t)
 
 MPI_Datatype fmpi_type_register(fmpi_type *t)
 {
+  t->refs = 1;
   return fmpi_table_add(&fmpi_types, t) - 1 + FIRST_DERIVED_TYPE;
 }
 
@@ -231,14 +232,24 @@ static int register_type(fmpi_type *t, MPI_Datatype *out)
   return MPI_SUCCESS;
 }
 
-/* A derived type's memory and handle (its attributes already deleted). */
-void fmpi_type_destroy(MPI_Datatype h)
+/* Drops one reference to a derived type (its handle's, or a record's in type-contents.c). The last one
+ * deletes its attributes (their callbacks see the type still valid) and frees it, and with it its own
+ * references to the types it was made of. An error of a delete callback leaves the type as it was. */
+int fmpi_type_release(MPI_Datatype h)
 {
   fmpi_type *t = fmpi_type_get(h);
+  if (t->refs > 1) {
+    t->refs--;
+    return MPI_SUCCESS;
+  }
+  int rv = fmpi_attr_delete_all(&t->attrs, h, FMPI_ATTR_TYPE);
+  if (rv != MPI_SUCCESS)
+    return rv;
   fmpi_table_del(&fmpi_types, h - FIRST_DERIVED_TYPE + 1);
   fmpi_type_contents_free(t->contents);
   free(t->blocks);
   free(t);
+  return MPI_SUCCESS;
 }
 
 /* Records an indexed or struct constructor: count, the block lengths (one for the _block forms), then
@@ -716,10 +727,9 @@ int PMPI_Type_free(MPI_Datatype *datatype)
   fmpi_type *t = fmpi_type_get(*datatype);
   if (t == NULL || t->predefined)
     return fmpi_error(NULL, MPI_ERR_TYPE, "MPI_Type_free");
-  int rv = fmpi_attr_delete_all(&t->attrs, *datatype, FMPI_ATTR_TYPE); /* in the type still valid */
+  int rv = fmpi_type_release(*datatype); /* a type others were made of stays while they do */
   if (rv != MPI_SUCCESS)
     return fmpi_error(NULL, rv, "MPI_Type_free");
-  fmpi_type_destroy(*datatype);
   *datatype = MPI_DATATYPE_NULL;
   return MPI_SUCCESS;
 }

@@ -420,17 +420,17 @@ typedef struct fmpi_type {
   char name[MPI_MAX_OBJECT_NAME]; /* MPI_Type_set_name's, or empty */
   struct fmpi_attr *attrs;         /* cached attributes (attr.c) */
   struct fmpi_type_contents *contents; /* how a derived type was made (type-contents.c) */
+  int refs;                        /* derived: its handle's and the records' of types made of it */
 } fmpi_type;
 fmpi_type *fmpi_type_get(MPI_Datatype h);
 MPI_Datatype fmpi_type_register(fmpi_type *t);
-void fmpi_type_destroy(MPI_Datatype h);
+int fmpi_type_release(MPI_Datatype h);
 
 /* type-contents.c: the constructor and arguments of each derived type (MPI_Type_get_envelope/_contents) */
 void fmpi_type_record(MPI_Datatype made, int combiner, int ni, const int *ints, int na, const MPI_Aint *aints,
                       int nt, const MPI_Datatype *types);
 void fmpi_type_record_impl(MPI_Datatype made, MPI_Datatype impl);
 void fmpi_type_contents_free(struct fmpi_type_contents *c);
-struct fmpi_type_contents *fmpi_type_contents_copy(const struct fmpi_type_contents *c);
 int fmpi_type_walk(MPI_Datatype h, MPI_Aint base, int (*fn)(MPI_Datatype basic, MPI_Aint at, void *arg), void *arg);
 void fmpi_types_init(void);
 void fmpi_pack(const fmpi_type *t, const void *buf, int count, uint8_t *dst);

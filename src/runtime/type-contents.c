@@ -3,9 +3,10 @@
  * type's basic elements in type-map order built on them (MPI_Pack_external, pack-external.c).
  *
  * datatype.c flattens every type to byte blocks, which loses both. So each constructor records its
- * arguments here. The derived types among them are recorded as copies of their own (with their own
- * records): a user may free a type after building others from it (MPI 3.1 4.1.9), and the copies keep
- * get_contents and the walk working. get_contents hands out further copies, which the caller frees. */
+ * arguments here. A record holds a reference to each derived type among them: a user may free a type
+ * after building others from it (MPI 3.1 4.1.9), and it stays, handle and all, while they do.
+ * get_contents hands out one more reference per derived type, which the caller's MPI_Type_free drops
+ * (as in MPICH, the same handle: the standard's "new handle" is one the caller owns and frees). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,39 +35,20 @@ static void *copy_of(const void *p, size_t bytes)
   return q;
 }
 
-/* A predefined type is itself; a derived one gets a new handle to a copy (no attributes, no name). */
-static MPI_Datatype copy_type(MPI_Datatype h)
-{
-  fmpi_type *o = fmpi_type_get(h);
-  if (o == NULL || o->predefined)
-    return h;
-  fmpi_type *t = copy_of(o, sizeof *o);
-  t->blocks = copy_of(o->blocks, sizeof *o->blocks * (size_t)o->nblocks);
-  t->attrs = NULL;
-  t->name[0] = '\0';
-  t->contents = fmpi_type_contents_copy(o->contents);
-  return fmpi_type_register(t);
-}
-
-static void drop_type(MPI_Datatype h)
+/* One more reference to a derived type (a predefined one needs none). */
+static MPI_Datatype hold(MPI_Datatype h)
 {
   fmpi_type *t = fmpi_type_get(h);
   if (t && !t->predefined)
-    fmpi_type_destroy(h);
+    t->refs++;
+  return h;
 }
 
-struct fmpi_type_contents *fmpi_type_contents_copy(const struct fmpi_type_contents *c)
+static void drop(MPI_Datatype h)
 {
-  if (c == NULL)
-    return NULL;
-  struct fmpi_type_contents *d = copy_of(c, sizeof *c);
-  d->ints = copy_of(c->ints, sizeof(int) * (size_t)c->ni);
-  d->aints = copy_of(c->aints, sizeof(MPI_Aint) * (size_t)c->na);
-  d->types = copy_of(c->types, sizeof(MPI_Datatype) * (size_t)c->nt);
-  for (int i = 0; i < c->nt; i++)
-    d->types[i] = copy_type(c->types[i]);
-  d->impl = c->impl ? copy_type(c->impl) : 0;
-  return d;
+  fmpi_type *t = fmpi_type_get(h);
+  if (t && !t->predefined)
+    fmpi_type_release(h); /* a failing delete callback leaves the type: there is no caller to tell */
 }
 
 void fmpi_type_contents_free(struct fmpi_type_contents *c)
@@ -74,9 +56,9 @@ void fmpi_type_contents_free(struct fmpi_type_contents *c)
   if (c == NULL)
     return;
   for (int i = 0; i < c->nt; i++)
-    drop_type(c->types[i]);
+    drop(c->types[i]);
   if (c->impl)
-    drop_type(c->impl);
+    drop(c->impl);
   free(c->ints);
   free(c->aints);
   free(c->types);
@@ -95,7 +77,7 @@ void fmpi_type_record(MPI_Datatype made, int combiner, int ni, const int *ints, 
                                     copy_of(aints, sizeof(MPI_Aint) * (size_t)na),
                                     copy_of(types, sizeof(MPI_Datatype) * (size_t)nt), 0 };
   for (int i = 0; i < nt; i++)
-    c->types[i] = copy_type(types[i]);
+    hold(types[i]);
   struct fmpi_type_contents *old = t->contents;
   t->contents = c;
   fmpi_type_contents_free(old);
@@ -104,7 +86,7 @@ void fmpi_type_record(MPI_Datatype made, int combiner, int ni, const int *ints, 
 void fmpi_type_record_impl(MPI_Datatype made, MPI_Datatype impl)
 {
   fmpi_type *t = fmpi_type_get(made);
-  t->contents->impl = copy_type(impl);
+  t->contents->impl = hold(impl);
 }
 
 int PMPI_Type_get_envelope(MPI_Datatype datatype, int *num_integers, int *num_addresses, int *num_datatypes,
@@ -139,7 +121,7 @@ int PMPI_Type_get_contents(MPI_Datatype datatype, int max_integers, int max_addr
   if (c->na)
     memcpy(array_of_addresses, c->aints, sizeof(MPI_Aint) * (size_t)c->na);
   for (int i = 0; i < c->nt; i++)
-    array_of_datatypes[i] = copy_type(c->types[i]);
+    array_of_datatypes[i] = hold(c->types[i]);
   return MPI_SUCCESS;
 }
 
