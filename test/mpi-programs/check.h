@@ -79,6 +79,22 @@ static void chk_say(const char *fmt, ...)
     fflush(stdout);
 }
 
+/* Every rank calls it: rank 0 prints the line (printf format) with " on n/size
+ * ranks" appended, n being how many ranks passed (ok non-zero). */
+static void chk_report(int ok, const char *fmt, ...)
+{
+    char line[400];
+    int n = 0, size = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    ok = ok ? 1 : 0;
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    MPI_Allreduce(&ok, &n, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    chk_say("%s on %d/%d ranks", line, n, size);
+}
+
 #define CHK_LINE_MAX 160
 
 /* Every rank contributes one line; rank 0 prints them in rank order. */

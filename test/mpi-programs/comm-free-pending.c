@@ -33,20 +33,6 @@
 
 static int rank, size;
 
-/* Prints the line with " on n/size ranks" appended, n being how many ranks passed (ok 1). */
-static void report(int ok, const char *fmt, ...)
-{
-    char line[400];
-    int n = 0;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    ok = ok ? 1 : 0;
-    MPI_Allreduce(&ok, &n, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-    chk_say("%s on %d/%d ranks", line, n, size);
-}
-
 static double big_value(int from, int i) { return from * 1e6 + i * 0.5; }
 
 static void section1(void)
@@ -79,7 +65,7 @@ static void section1(void)
     CHECK_EQ_INT(st[1].MPI_SOURCE, left, "section 1: MPI_SOURCE of the large message");
     free(big_in);
     free(big_out);
-    report(chk_failures == before, "1 ring of 16 ints and 2 MiB completed after Comm_free");
+    chk_report(chk_failures == before, "1 ring of 16 ints and 2 MiB completed after Comm_free");
 }
 
 static void section2(void)
@@ -103,7 +89,7 @@ static void section2(void)
         bad += buf[i] != i * 7 + 3;
     CHECK_EQ_INT(bad, 0, "section 2: ints of the Ibcast that differ");
     free(buf);
-    report(chk_failures == before, "2 Iallreduce, Ibarrier and Ibcast of 1 MiB completed after Comm_free");
+    chk_report(chk_failures == before, "2 Iallreduce, Ibarrier and Ibcast of 1 MiB completed after Comm_free");
 }
 
 static void section3(void)
@@ -124,14 +110,14 @@ static void section3(void)
     }
     MPI_Request_free(&r[0]);
     MPI_Request_free(&r[1]);
-    report(chk_failures == before, "3 persistent ring started 3 times after Comm_free");
+    chk_report(chk_failures == before, "3 persistent ring started 3 times after Comm_free");
 }
 
 static void section4(void)
 {
     int before = chk_failures;
     if (size < 2) {
-        report(1, "4 intercommunicator freed with collectives pending");
+        chk_report(1, "4 intercommunicator freed with collectives pending");
         return;
     }
     int half = size / 2, low = rank < half;
@@ -162,7 +148,7 @@ static void section4(void)
     if (low)
         for (int i = 0; i < 64; i++)
             CHECK_EQ_INT(bc[i], i * i + 1, "section 4: intercommunicator Ibcast");
-    report(chk_failures == before && rsize == (low ? size - half : half),
+    chk_report(chk_failures == before && rsize == (low ? size - half : half),
            "4 intercommunicator freed with collectives pending");
 }
 
@@ -198,7 +184,7 @@ static void section5(void)
     MPI_Waitall(4, r, MPI_STATUSES_IGNORE);
     CHECK(a == 1 && b == 2, "section 5: the world got %d and the dup %d after the rounds", a, b);
     MPI_Comm_free(&d);
-    report(chk_failures == before, "5 100 rounds of dup or idup, exchange and free before the wait");
+    chk_report(chk_failures == before, "5 100 rounds of dup or idup, exchange and free before the wait");
 }
 
 int main(int argc, char **argv)

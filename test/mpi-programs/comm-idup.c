@@ -51,20 +51,6 @@
 
 static int rank, size;
 
-/* Prints the line with " on n/size ranks" appended, n being how many ranks passed (ok 1). */
-static void report(int ok, const char *fmt, ...)
-{
-    char line[400];
-    int n = 0;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    ok = ok ? 1 : 0;
-    MPI_Allreduce(&ok, &n, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-    chk_say("%s on %d/%d ranks", line, n, size);
-}
-
 /* Whether c is a congruent copy of parent (Comm_compare, size, rank, not an intercommunicator). */
 static int same_as(MPI_Comm c, MPI_Comm parent, const char *what)
 {
@@ -187,7 +173,7 @@ static void basic(void)
     ok = works(d, MPI_COMM_WORLD, "idup of the world") && ok;
     MPI_Comm_free(&d);
     ok = ok && d == MPI_COMM_NULL;
-    report(ok, "1. Comm_idup(world) + Wait: request MPI_REQUEST_NULL, MPI_CONGRUENT, same size and rank, a receive "
+    chk_report(ok, "1. Comm_idup(world) + Wait: request MPI_REQUEST_NULL, MPI_CONGRUENT, same size and rank, a receive "
                "pending on the world across it, messages on the two never mix");
 }
 
@@ -241,7 +227,7 @@ static void overlap(void)
     ok = same_as(d, MPI_COMM_WORLD, "idup overlapped with Ssend") && ok;
     ok = works(d, MPI_COMM_WORLD, "idup overlapped with Ssend") && ok;
     MPI_Comm_free(&d);
-    report(ok, "2. idup does not block: even ranks idup then Ssend/Recv, odd ranks Recv/Ssend then idup, a ring "
+    chk_report(ok, "2. idup does not block: even ranks idup then Ssend/Recv, odd ranks Recv/Ssend then idup, a ring "
                "Sendrecv before the Wait; the dup congruent and working");
 }
 
@@ -297,7 +283,7 @@ static void several(void)
     MPI_Comm_free(&a2);
     MPI_Comm_free(&dup);
     MPI_Comm_free(&split);
-    report(ok, "3. 4 idups outstanding (world twice, parity split, a dup) started in different orders by even and odd "
+    chk_report(ok, "3. 4 idups outstanding (world twice, parity split, a dup) started in different orders by even and odd "
                "ranks, one Waitall in another order: each congruent to its parent, 7 communicators separate");
 }
 
@@ -339,7 +325,7 @@ static void with_blocking(void)
     MPI_Comm_free(&a2);
     MPI_Comm_free(&d);
     MPI_Comm_free(&a);
-    report(ok, "4. idup(world) outstanding across a blocking Comm_dup(world), an idup of that dup and a "
+    chk_report(ok, "4. idup(world) outstanding across a blocking Comm_dup(world), an idup of that dup and a "
                "Comm_split(world): all right, 5 communicators separate");
 }
 
@@ -383,7 +369,7 @@ static void with_nbc(void)
     ok = separate(comms, 3, 50, "section 5") && ok;
     MPI_Comm_free(&a);
     MPI_Comm_free(&a2);
-    report(ok, "5. idup + Ibarrier + Iallreduce on the world waited in reverse order; Ibcast + idup + Iallreduce, an "
+    chk_report(ok, "5. idup + Ibarrier + Iallreduce on the world waited in reverse order; Ibcast + idup + Iallreduce, an "
                "Iallreduce on the new communicator before the Ibcast's Wait: values right, separate");
 }
 
@@ -491,7 +477,7 @@ static void attributes(void)
     MPI_Comm_free_keyval(&kv_null);
     MPI_Comm_free_keyval(&kv_dup);
     MPI_Comm_free_keyval(&kv_late);
-    report(ok, "6. attributes: copy callback called once (value + 1), MPI_COMM_DUP_FN the same pointer, "
+    chk_report(ok, "6. attributes: copy callback called once (value + 1), MPI_COMM_DUP_FN the same pointer, "
                "MPI_COMM_NULL_COPY_FN none, values as at the call (a change before the Wait not copied), as Comm_dup");
 }
 
@@ -540,7 +526,7 @@ static void topology(void)
     }
     MPI_Comm_free(&cc);
     MPI_Comm_free(&cart);
-    report(ok, "6. idup of a 2-D Cartesian communicator (Dims_create, periods 1 0): MPI_CART, same dims, periods, "
+    chk_report(ok, "6. idup of a 2-D Cartesian communicator (Dims_create, periods 1 0): MPI_CART, same dims, periods, "
                "coords and shifts, a shift exchange on it");
 }
 
@@ -579,7 +565,7 @@ static void test_loop(void)
     ok = same_as(t, MPI_COMM_WORLD, "idup completed by Test") && ok;
     ok = works(t, MPI_COMM_WORLD, "idup completed by Test") && ok;
     MPI_Comm_free(&t);
-    report(ok, "7. MPI_Test polled with a ring Sendrecv and an Allreduce on the world each round until done: "
+    chk_report(ok, "7. MPI_Test polled with a ring Sendrecv and an Allreduce on the world each round until done: "
                "MPI_REQUEST_NULL, congruent, working");
 }
 
@@ -633,7 +619,7 @@ static void repeat(void)
     MPI_Comm_free(&x);
     MPI_Comm_free(&y);
     MPI_Comm_free(&split);
-    report(ok, "8. %d rounds of idup + Comm_free on the parity split (%d with two outstanding), then two more: "
+    chk_report(ok, "8. %d rounds of idup + Comm_free on the parity split (%d with two outstanding), then two more: "
                "congruent, separate from the split and the world",
            ROUNDS, outstanding2);
 }
@@ -669,7 +655,7 @@ static void self(void)
     ok = separate(comms, 4, 90, "section 9") && ok;
     MPI_Comm_free(&s);
     MPI_Comm_free(&w);
-    report(ok, "9. idup of MPI_COMM_SELF beside an idup of the world: CONGRUENT to MPI_COMM_SELF, size 1, rank 0, "
+    chk_report(ok, "9. idup of MPI_COMM_SELF beside an idup of the world: CONGRUENT to MPI_COMM_SELF, size 1, rank 0, "
                "separate from it and the world");
 }
 
@@ -719,7 +705,7 @@ static void cycle(void)
     if (left != right)
         MPI_Comm_free(&left);
     MPI_Comm_free(&right);
-    report(ok, "10. a communicator per pair of ring neighbours, every rank idups its right pair then its left pair "
+    chk_report(ok, "10. a communicator per pair of ring neighbours, every rank idups its right pair then its left pair "
                "(a cycle if blocking): both congruent, separate");
 }
 

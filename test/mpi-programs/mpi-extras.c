@@ -29,20 +29,6 @@
 
 static int rank, size;
 
-/* Prints the line with " on n/size ranks" appended, n being how many ranks passed (ok 1). */
-static void report(int ok, const char *fmt, ...)
-{
-    char line[400];
-    int n = 0;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    ok = ok ? 1 : 0;
-    MPI_Allreduce(&ok, &n, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-    chk_say("%s on %d/%d ranks", line, n, size);
-}
-
 /* a failed condition is reported on stderr and clears the section's ok */
 #define EXPECT(cond, ...)                                                                                    \
     do {                                                                                                     \
@@ -109,7 +95,7 @@ static void error_classes(void)
     EXPECT(class_of(c1) == c1 && class_of(c2) == c2 && class_of(e1) == c2 && class_of(e2) == c2,
            "Error_class: classes %d %d give %d %d, codes give %d %d", c1, c2, class_of(c1), class_of(c2), class_of(e1),
            class_of(e2));
-    report(ok, "1. two Add_error_class, two Add_error_code: distinct, above MPI_ERR_LASTCODE, MPI_LASTUSEDCODE at "
+    chk_report(ok, "1. two Add_error_class, two Add_error_code: distinct, above MPI_ERR_LASTCODE, MPI_LASTUSEDCODE at "
                "least each class, Error_class of a class itself, of a code its class");
 
     ok = has_string(e2, "");
@@ -119,7 +105,7 @@ static void error_classes(void)
     ok = has_string(e1, s2) && ok;
     CHECK_MPI(MPI_Add_error_string(c1, sc));
     ok = has_string(c1, sc) && has_string(e2, "") && ok;
-    report(ok, "1. Error_string: \"\" before Add_error_string, then exactly the string added to a code and to a class, "
+    chk_report(ok, "1. Error_string: \"\" before Add_error_string, then exactly the string added to a code and to a class, "
                "a second add replacing the first");
 
     ok = 1;
@@ -139,7 +125,7 @@ static void error_classes(void)
            c1);
     MPI_Errhandler_free(&eh);
     MPI_Comm_free(&d);
-    report(ok, "1. Comm_call_errhandler with a user code: MPI_SUCCESS under MPI_ERRORS_RETURN; a user handler gets the "
+    chk_report(ok, "1. Comm_call_errhandler with a user code: MPI_SUCCESS under MPI_ERRORS_RETURN; a user handler gets the "
                "communicator and exactly the code (and a user class), MPI_SUCCESS");
 }
 
@@ -242,7 +228,7 @@ static void grequests(void)
            "Waitall: received %d from %d tag %d count %d", in, sts[0].MPI_SOURCE, sts[0].MPI_TAG, count);
     ok = query_status(&sts[1], 0) && ok;
     CALLS(g, 1, 1, 0, rs[1], 1, "Waitall");
-    report(ok, "2. generalized requests: Wait after Grequest_complete (query then free once, the status query set: "
+    chk_report(ok, "2. generalized requests: Wait after Grequest_complete (query then free once, the status query set: "
                "source 3, tag 77, 5 MPI_INT), Test/Request_get_status flag 0 before it, Waitall with a pair on self");
 
     ok = 1;
@@ -263,7 +249,7 @@ static void grequests(void)
     CHECK_MPI(MPI_Wait(&r, &st));
     ok = query_status(&st, 0) && ok;
     CALLS(g, 1, 1, 1, r, 1, "Wait after a late Cancel");
-    report(ok, "2. Cancel of a generalized request: the cancel callback with complete 0 before Grequest_complete "
+    chk_report(ok, "2. Cancel of a generalized request: the cancel callback with complete 0 before Grequest_complete "
                "(Test flag 0 until it, Test_cancelled 1), with complete 1 after it (Test_cancelled 0)");
 
     /* a free callback returning an error: raised on MPI_COMM_WORLD (MPI 3.1; MPI_COMM_SELF from MPI 4.0) */
@@ -296,7 +282,7 @@ static void grequests(void)
     CALLS(h, 1, 1, 0, rs[0], 1, "Waitall, the good one");
     MPI_Comm_set_errhandler(MPI_COMM_SELF, MPI_ERRORS_ARE_FATAL);
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_ARE_FATAL);
-    report(ok, "2. a free callback returning MPI_ERR_OTHER (MPI_ERRORS_RETURN): Wait returns that class; Waitall "
+    chk_report(ok, "2. a free callback returning MPI_ERR_OTHER (MPI_ERRORS_RETURN): Wait returns that class; Waitall "
                "MPI_ERR_IN_STATUS, that class in its status, the other one MPI_SUCCESS or MPI_ERR_PENDING");
 }
 
@@ -307,11 +293,11 @@ static void pcontrol_parent(void)
     int ok = 1, a = MPI_Pcontrol(0), b = MPI_Pcontrol(1), c = MPI_Pcontrol(2);
 
     EXPECT(a == MPI_SUCCESS && b == MPI_SUCCESS && c == MPI_SUCCESS, "Pcontrol returned %d %d %d", a, b, c);
-    report(ok, "3. MPI_Pcontrol(0), (1), (2): MPI_SUCCESS");
+    chk_report(ok, "3. MPI_Pcontrol(0), (1), (2): MPI_SUCCESS");
     ok = 1;
     CHECK_MPI(MPI_Comm_get_parent(&parent));
     EXPECT(parent == MPI_COMM_NULL, "Comm_get_parent: not MPI_COMM_NULL");
-    report(ok, "4. MPI_Comm_get_parent: MPI_COMM_NULL");
+    chk_report(ok, "4. MPI_Comm_get_parent: MPI_COMM_NULL");
 }
 
 /* 5. */
@@ -340,7 +326,7 @@ static void disconnect(void)
     rc = MPI_Comm_disconnect(&p);
     EXPECT(rc == MPI_SUCCESS && p == MPI_COMM_NULL && v == 70 + rank % 2,
            "Comm_disconnect of the parity split: returned %d, Bcast gave %d", rc, v);
-    report(ok, "5. Comm_disconnect of a dup of the world after Isend/Irecv rings both ways on it were waited, of a "
+    chk_report(ok, "5. Comm_disconnect of a dup of the world after Isend/Irecv rings both ways on it were waited, of a "
                "parity split after a Bcast: MPI_SUCCESS, MPI_COMM_NULL, the data right");
 }
 
@@ -379,7 +365,7 @@ static void mpi1_copy_fns(void)
     CHECK_MPI(MPI_Keyval_free(&kv[2]));
     EXPECT(kv[0] == MPI_KEYVAL_INVALID && kv[1] == MPI_KEYVAL_INVALID && kv[2] == MPI_KEYVAL_INVALID,
            "freed keyvals not MPI_KEYVAL_INVALID");
-    report(ok, "6. MPI_DUP_FN (Comm_create_keyval and Keyval_create) copies the pointer through two Comm_dups, "
+    chk_report(ok, "6. MPI_DUP_FN (Comm_create_keyval and Keyval_create) copies the pointer through two Comm_dups, "
                "MPI_NULL_COPY_FN drops it, MPI_NULL_DELETE_FN with delete_attr and Comm_free");
 }
 
@@ -419,7 +405,7 @@ static void status_conversion(void)
     ok = round_trip(&st, MPI_CHAR, "status of an empty receive (ANY_SOURCE, ANY_TAG)") && ok;
     MPI_Status_set_cancelled(&st, 1);
     ok = round_trip(&st, MPI_CHAR, "a status set cancelled") && ok;
-    report(ok, "7. MPI_Status_c2f then MPI_Status_f2c keep source, tag, count (a ring receive of 1 + left ints, an "
+    chk_report(ok, "7. MPI_Status_c2f then MPI_Status_f2c keep source, tag, count (a ring receive of 1 + left ints, an "
                "empty ANY_SOURCE/ANY_TAG one) and the cancelled flag");
 }
 
@@ -459,7 +445,7 @@ static void tools(void)
     /* initialized again (MPICH 4.0.2 crashes in any query after such a re-initialization: none here) */
     T_EXPECT(MPI_T_init_thread(MPI_THREAD_SINGLE, &provided), MPI_SUCCESS);
     T_EXPECT(MPI_T_finalize(), MPI_SUCCESS);
-    report(ok, "8. MPI_T: init_thread twice, finalize, still initialized (cvar, pvar, category counts >= 0; "
+    chk_report(ok, "8. MPI_T: init_thread twice, finalize, still initialized (cvar, pvar, category counts >= 0; "
                "cvar_get_info and category_get_info at the count: MPI_T_ERR_INVALID_INDEX), finalize; "
                "init/finalize again");
 }

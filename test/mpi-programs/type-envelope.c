@@ -38,20 +38,6 @@ static int rank, size;
         }                                                                                                    \
     } while (0)
 
-/* Prints the line with " on n/size ranks" appended, n being how many ranks passed (ok 1). */
-static void report(int ok, const char *fmt, ...)
-{
-    char line[400];
-    int n = 0;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    ok = ok ? 1 : 0;
-    MPI_Allreduce(&ok, &n, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-    chk_say("%s on %d/%d ranks", line, n, size);
-}
-
 /* The name of a named type, by handle comparison (never MPI_Type_get_name). */
 static const char *named_name(MPI_Datatype t)
 {
@@ -175,14 +161,14 @@ static void named(void)
         FAIL_IF(comb != MPI_COMBINER_NAMED || ni != 0 || na != 0 || nd != 0, "%s: combiner %d (NAMED %d), %d %d %d",
                 named_name(t[i]), comb, MPI_COMBINER_NAMED, ni, na, nd);
     }
-    report(ok, "1. envelope of MPI_INT, MPI_DOUBLE, MPI_2INT, MPI_DOUBLE_INT, MPI_BYTE: MPI_COMBINER_NAMED, 0 0 0");
+    chk_report(ok, "1. envelope of MPI_INT, MPI_DOUBLE, MPI_2INT, MPI_DOUBLE_INT, MPI_BYTE: MPI_COMBINER_NAMED, 0 0 0");
 }
 
 /* Reports whether *t decodes as constructed (one line per constructor), then frees it. */
 static void one(const char *what, MPI_Datatype *t, int comb, int ni, int na, int nd, const int *ei,
                 const MPI_Aint *ea, const char *const *ed)
 {
-    report(decoded(what, *t, comb, ni, na, nd, ei, ea, ed), "2. %s: combiner %s, %d integers %d addresses %d datatypes, "
+    chk_report(decoded(what, *t, comb, ni, na, nd, ei, ea, ed), "2. %s: combiner %s, %d integers %d addresses %d datatypes, "
            "each as given", what, combiner_name(comb), ni, na, nd);
     MPI_Type_free(t);
 }
@@ -278,7 +264,7 @@ static void nested(void)
     MPI_Type_free(&s);
     MPI_Type_free(&v);
     MPI_Type_free(&c);
-    report(ok, "3. recursive decoding of a struct of {vector of contiguous, MPI_DOUBLE} and of a dup of a resized "
+    chk_report(ok, "3. recursive decoding of a struct of {vector of contiguous, MPI_DOUBLE} and of a dup of a resized "
                "indexed type: the strings above");
 }
 
@@ -332,7 +318,7 @@ static void survive(void)
         FAIL_IF(dst[i] != want, "received into the vector: int %d is %d, expected %d", i, dst[i], want);
     }
     MPI_Type_free(&v);
-    report(ok, "4. vector(2, 1, 3) of a freed contiguous(2, MPI_INT): get_contents gives it back (size 8, extent 8, "
+    chk_report(ok, "4. vector(2, 1, 3) of a freed contiguous(2, MPI_INT): get_contents gives it back (size 8, extent 8, "
                "decoded, committed and sent), the vector sends ints 0 1 6 7 and receives into them");
 }
 
@@ -360,7 +346,7 @@ static void match_size(void)
     FAIL_IF(MPI_Type_match_size(MPI_TYPECLASS_INTEGER, 3, &t) == MPI_SUCCESS, "Type_match_size(INTEGER, 3) succeeded");
     FAIL_IF(MPI_Type_match_size(MPI_TYPECLASS_REAL, 3, &t) == MPI_SUCCESS, "Type_match_size(REAL, 3) succeeded");
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_ARE_FATAL);
-    report(ok, "5. Type_match_size INTEGER 1 2 4 8, REAL 4 8, COMPLEX 8 16: a named type of that size; INTEGER 3 "
+    chk_report(ok, "5. Type_match_size INTEGER 1 2 4 8, REAL 4 8, COMPLEX 8 16: a named type of that size; INTEGER 3 "
                "and REAL 3 return an error");
 }
 
@@ -401,7 +387,7 @@ static void external32(void)
     FAIL_IF(pos != 19 || iv2 != iv || sv2 != sv || dv2 != dv || cv2 != cv || fv2 != fv,
             "unpacked: position %ld, int %x short %x double %g char %d float %g", (long)pos, (unsigned)iv2,
             (unsigned)sv2, dv2, cv2, (double)fv2);
-    report(ok, "6. Pack_external_size 4+2+8+1+4 = 19, positions 4 6 14 15 19, big-endian bytes, Unpack_external "
+    chk_report(ok, "6. Pack_external_size 4+2+8+1+4 = 19, positions 4 6 14 15 19, big-endian bytes, Unpack_external "
                "gives the values back");
 
     ok = 1;
@@ -427,7 +413,7 @@ static void external32(void)
     }
     FAIL_IF(pos != 16, "vector: position after Unpack_external %ld", (long)pos);
     MPI_Type_free(&v);
-    report(ok, "6. vector(2, 2, 3, MPI_INT) of 10..15 in external32: 16 bytes 00 00 00 0a 00 00 00 0b 00 00 00 0d "
+    chk_report(ok, "6. vector(2, 2, 3, MPI_INT) of 10..15 in external32: 16 bytes 00 00 00 0a 00 00 00 0b 00 00 00 0d "
                "00 00 00 0e, unpacked into ints 0 1 3 4 only");
 }
 
