@@ -97,6 +97,9 @@ static void destroy_comm(fmpi_comm *c)
   free(c);
 }
 
+/* Freed communicators still in the table for their requests (app thread only). */
+static int zombies;
+
 /* Drops the handle's reference: gone now if no request points to c, else at a later
  * fmpi_comm_reap. */
 static void free_comm(fmpi_comm *c)
@@ -106,6 +109,8 @@ static void free_comm(fmpi_comm *c)
   bool unused = __atomic_load_n(&c->refs, __ATOMIC_ACQUIRE) == 0;
   if (unused)
     fmpi_table_del(&fmpi_comms, c->handle);
+  else
+    zombies++;
   fmpi_unlock();
   if (unused)
     destroy_comm(c);
@@ -116,12 +121,14 @@ static void free_comm(fmpi_comm *c)
  * a count that reached 0 stays there. */
 void fmpi_comm_reap(void)
 {
-  for (int h = 1; h <= fmpi_comms.n; h++) {
+  for (int h = 1; zombies > 0 && h <= fmpi_comms.n; h++) {
     fmpi_lock();
     fmpi_comm *c = fmpi_table_get(&fmpi_comms, h);
     bool dead = c && c->user_freed && __atomic_load_n(&c->refs, __ATOMIC_ACQUIRE) == 0;
-    if (dead)
+    if (dead) {
       fmpi_table_del(&fmpi_comms, h);
+      zombies--;
+    }
     fmpi_unlock();
     if (dead)
       destroy_comm(c);
