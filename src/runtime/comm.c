@@ -247,11 +247,7 @@ int PMPI_Comm_idup(MPI_Comm comm, MPI_Comm *newcomm, MPI_Request *request)
   GET_COMM(comm, "MPI_Comm_idup");
   if (request == NULL)
     return fmpi_error(c, MPI_ERR_REQUEST, "MPI_Comm_idup");
-  fmpi_comm *d;
-  if (c->inter)
-    fmpi_inter_dup(c, &d);
-  else
-    d = fmpi_comm_new(FMPI_CTX_PENDING, c->size, c->world, c->errh);
+  fmpi_comm *d = c->inter ? fmpi_inter_dup_pending(c) : fmpi_comm_new(FMPI_CTX_PENDING, c->size, c->world, c->errh);
   int rv = dup_extras(c, d);
   if (rv != MPI_SUCCESS) {
     *newcomm = MPI_COMM_NULL;
@@ -259,8 +255,6 @@ int PMPI_Comm_idup(MPI_Comm comm, MPI_Comm *newcomm, MPI_Request *request)
     return fmpi_error(c, rv, "MPI_Comm_idup");
   }
   *newcomm = d->handle;
-  if (c->inter)
-    return PMPI_Irecv(NULL, 0, MPI_BYTE, MPI_PROC_NULL, 0, MPI_COMM_SELF, request); /* complete at once */
   fmpi_ctx_agree_start(c, d, request);
   return MPI_SUCCESS;
 }

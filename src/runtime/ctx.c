@@ -29,7 +29,13 @@
  * different ones, and a candidate some member uses is soon left behind.
  * A member decides its vote in a progress pass, at once, never waiting for
  * anything: a Comm_idup completes while its members are inside other calls,
- * blocking ones included. */
+ * blocking ones included.
+ *
+ * An intercommunicator's Comm_idup makes two communicators, the
+ * intercommunicator and its local group's, so its candidates are pairs (c for
+ * the intercommunicator, c + FMPI_CTX_STEP for each group's local one: the
+ * two groups share no member, so their local ones may share a context), and
+ * its votes go over both groups (intercomm.c's allmax). */
 #define _GNU_SOURCE
 #include <stdlib.h>
 
@@ -39,6 +45,7 @@
 typedef struct idup {
   struct idup *next;
   fmpi_comm *comm;           /* the new communicator, FMPI_CTX_PENDING until the end */
+  fmpi_comm *local;          /* an intercommunicator's: its local group's communicator, else NULL */
   uint32_t parent_ctx;
   unsigned vote[2];          /* sent: [0 yes / 1 no, my proposal for the next pass] */
   unsigned result[2];        /* received: [any no, the largest proposal] */
@@ -77,9 +84,15 @@ static bool ctx_free(uint32_t ctx)
       return false;
   }
   for (idup *d = pending; d; d = d->next)
-    if (d->reserved && d->candidate == ctx)
+    if (d->reserved && (d->candidate == ctx || (d->local && d->candidate + FMPI_CTX_STEP == ctx)))
       return false;
   return true;
+}
+
+/* Whether d may take ctx: ctx free, and for an intercommunicator the next one too (lock held). */
+static bool free_for(const idup *d, uint32_t ctx)
+{
+  return ctx_free(ctx) && (!d->local || ctx_free(ctx + FMPI_CTX_STEP));
 }
 
 static int by_value(const void *a, const void *b)
@@ -104,10 +117,10 @@ static uint32_t smallest_free(uint32_t floor)
     }
   }
   for (idup *d = pending; d; d = d->next)
-    if (d->reserved) {
+    for (int k = 0; d->reserved && k < (d->local ? 2 : 1); k++) {
       if (n == cap && (used = realloc(used, (cap *= 2) * sizeof *used)) == NULL)
         fmpi_fatal("out of memory");
-      used[n++] = d->candidate;
+      used[n++] = d->candidate + (uint32_t)k * FMPI_CTX_STEP;
     }
   qsort(used, n, sizeof *used, by_value);
   uint32_t ctx = floor;
@@ -116,6 +129,17 @@ static uint32_t smallest_free(uint32_t floor)
       ctx += FMPI_CTX_STEP;
   free(used);
   return ctx;
+}
+
+/* The smallest context from floor on that d may take (for an intercommunicator, with the next one). */
+static uint32_t smallest_free_for(const idup *d, uint32_t floor)
+{
+  for (;;) {
+    uint32_t ctx = smallest_free(floor);
+    if (!d->local || smallest_free(ctx + FMPI_CTX_STEP) == ctx + FMPI_CTX_STEP)
+      return ctx;
+    floor = ctx + FMPI_CTX_STEP;
+  }
 }
 
 /* How far above the last candidate (the space's first context, in the first
@@ -136,6 +160,8 @@ static void pass_done(fmpi_nbc *s)
   bool all_yes = d->result[0] == 0;
   if (d->candidate != 0 && all_yes) {
     d->comm->ctx = d->candidate;
+    if (d->local)
+      d->local->ctx = d->candidate + FMPI_CTX_STEP;
     idup **p = &pending;
     while (*p != d)
       p = &(*p)->next;
@@ -146,9 +172,9 @@ static void pass_done(fmpi_nbc *s)
   d->reserved = false; /* a vote that failed frees what it reserved */
   d->pass++;
   d->candidate = d->result[1];
-  d->reserved = ctx_free(d->candidate);
+  d->reserved = free_for(d, d->candidate);
   d->vote[0] = d->reserved ? 0 : 1;
-  d->vote[1] = smallest_free(d->candidate + step(d)); /* for the pass after, if this vote fails */
+  d->vote[1] = smallest_free_for(d, d->candidate + step(d)); /* for the pass after, if this vote fails */
   s->round = 0; /* another pass */
 }
 
@@ -159,13 +185,15 @@ void fmpi_ctx_agree_start(fmpi_comm *parent, fmpi_comm *newcomm, MPI_Request *re
     fmpi_fatal("out of memory");
   d->parent_ctx = parent->ctx;
   d->comm = newcomm;
+  d->local = newcomm->inter ? fmpi_table_get(&fmpi_comms, newcomm->local_comm) : NULL;
   fmpi_lock();
   d->vote[0] = 1;
-  d->vote[1] = smallest_free(FMPI_FIRST_USER_CTX + 2 + step(d));
+  d->vote[1] = smallest_free_for(d, FMPI_FIRST_USER_CTX + 2 + step(d));
   d->next = pending;
   pending = d;
   fmpi_unlock();
-  fmpi_nbc *s = fmpi_nbc_allreduce(parent, d->vote, d->result, 2, MPI_UNSIGNED, MPI_MAX);
+  fmpi_nbc *s = parent->inter ? fmpi_inter_nbc_allmax(parent, d->vote, d->result, 2)
+                              : fmpi_nbc_allreduce(parent, d->vote, d->result, 2, MPI_UNSIGNED, MPI_MAX);
   s->finish = pass_done;
   s->arg = d;
   fmpi_nbc_start(s, request);

@@ -394,6 +394,8 @@ int fmpi_inter_ialltoallw(const void *sbuf, const int scounts[], const int sdisp
                           MPI_Request *request);
 int fmpi_inter_create(fmpi_comm *ic, MPI_Group group, MPI_Comm *newcomm);
 int fmpi_inter_dup(fmpi_comm *ic, fmpi_comm **out);
+fmpi_comm *fmpi_inter_dup_pending(fmpi_comm *ic);
+fmpi_nbc *fmpi_inter_nbc_allmax(fmpi_comm *ic, unsigned *mine, unsigned *result, int count);
 int fmpi_inter_barrier(fmpi_comm *ic);
 int fmpi_inter_bcast(void *buf, int count, MPI_Datatype type, int root, fmpi_comm *ic);
 int fmpi_inter_reduce(const void *sbuf, void *rbuf, int count, MPI_Datatype type, MPI_Op op, int root, fmpi_comm *ic);

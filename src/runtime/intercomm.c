@@ -565,6 +565,59 @@ static xfer *reduce_recvs(fmpi_nbc *s, fmpi_comm *ic, void *out, int count, MPI_
   return recvs;
 }
 
+/* Comm_idup's new intercommunicator and its local group's communicator, both FMPI_CTX_PENDING until
+ * ctx.c's agreement gives them contexts. */
+fmpi_comm *fmpi_inter_dup_pending(fmpi_comm *ic)
+{
+  fmpi_comm *lc = local_of(ic);
+  fmpi_comm *local = fmpi_comm_new(FMPI_CTX_PENDING, lc->size, lc->world, lc->errh);
+  return new_inter(FMPI_CTX_PENDING, ic->size, ic->world, local->handle, ic->errh);
+}
+
+/* Before round 1 of an allmax: the largest of the remote group's vectors, which round 1 sends back. */
+static void allmax_remote(fmpi_nbc *s)
+{
+  unsigned *got = s->parts[0], *remote = s->parts[1];
+  for (int k = 0; k < s->count; k++) {
+    remote[k] = 0;
+    for (int j = 0; j < s->comm->size; j++)
+      if (got[j * s->count + k] > remote[k])
+        remote[k] = got[j * s->count + k];
+  }
+}
+
+/* After round 1: what came back is the largest of this group's vectors; with the remote one's, all. */
+static void allmax_both(fmpi_nbc *s)
+{
+  unsigned *remote = s->parts[1], *mine = s->parts[2], *out = s->rbuf;
+  for (int k = 0; k < s->count; k++)
+    out[k] = remote[k] > mine[k] ? remote[k] : mine[k];
+}
+
+/* A schedule, not started, of the element-wise largest of `count` unsigned over both groups of ic (the
+ * intercommunicator's Comm_idup votes with it, ctx.c): round 0, each rank's vector to every remote rank;
+ * round 1, to every remote rank the largest of those it got, which is its own group's largest there;
+ * then the two together. It may run again (the finish step sets the round back to 0). */
+fmpi_nbc *fmpi_inter_nbc_allmax(fmpi_comm *ic, unsigned *mine, unsigned *result, int count)
+{
+  fmpi_nbc *s = fmpi_nbc_new(ic, 3);
+  s->count = count;
+  s->rbuf = result;
+  s->parts = fmpi_nbc_tmp(s, 3 * sizeof *s->parts);
+  s->parts[0] = fmpi_nbc_tmp(s, sizeof(unsigned) * (size_t)(count * ic->size));
+  s->parts[1] = fmpi_nbc_tmp(s, sizeof(unsigned) * (size_t)count);
+  s->parts[2] = fmpi_nbc_tmp(s, sizeof(unsigned) * (size_t)(count * ic->size));
+  for (int j = 0; j < ic->size; j++) {
+    fmpi_nbc_add(s, 0, true, mine, count, MPI_UNSIGNED, j);
+    fmpi_nbc_add(s, 0, false, (unsigned *)s->parts[0] + j * count, count, MPI_UNSIGNED, j);
+    fmpi_nbc_add(s, 1, true, s->parts[1], count, MPI_UNSIGNED, j);
+    fmpi_nbc_add(s, 1, false, (unsigned *)s->parts[2] + j * count, count, MPI_UNSIGNED, j);
+  }
+  s->rounds[1].before = allmax_remote;
+  s->rounds[2].before = allmax_both; /* round 2 has no operations: the combination only */
+  return s;
+}
+
 int fmpi_inter_ibarrier(fmpi_comm *ic, MPI_Request *request)
 {
   fmpi_nbc *s = fmpi_nbc_new(ic, 1);

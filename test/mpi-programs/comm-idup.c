@@ -43,6 +43,16 @@
  *    (Comm_create); every rank starts the idup of its pair with the right
  *    neighbour, then that of its pair with the left one. Blocking, this
  *    would be a cycle of waits; both complete, separate.
+ * 11. Intercommunicators (2 or more ranks: the low half and the high half of
+ *    the world; the low group holding 40 idups of its own, so the groups'
+ *    unused contexts differ): the low group starts the idup and then Ssends to remote
+ *    rank 0, whose group receives first and starts its idup after (a
+ *    synchronizing idup deadlocks); an idup of the world outstanding beside
+ *    it, started before it by the low group and after it by the high one;
+ *    the new intercommunicator: inter, same remote size, CONGRUENT, its
+ *    local group's communicator right (Comm_group sizes, an Allreduce of the
+ *    other group's ranks), messages of the same tag on the old and the new
+ *    one never mixed; then 20 idup + free rounds of it.
  *
  * Only rank 0 prints: one line per section (two for 6), with how many ranks
  * passed (one Allreduce per line).
@@ -709,6 +719,110 @@ static void cycle(void)
                "(a cycle if blocking): both congruent, separate");
 }
 
+/* 11. */
+static void intercomm(void)
+{
+    int ok = 1;
+    if (size < 2) {
+        chk_report(ok, "11. intercommunicator idup: not blocking, beside an idup of the world, congruent, separate, "
+                       "20 rounds");
+        return;
+    }
+    int half = size / 2, low = rank < half, lrank, rsize, rsize2, inter = 0, cmp = -1, i;
+    MPI_Comm local, ic, ic2, w;
+    MPI_Request req[2];
+    MPI_Comm_split(MPI_COMM_WORLD, low, rank, &local);
+    MPI_Intercomm_create(local, 0, MPI_COMM_WORLD, low ? half : 0, 11, &ic);
+    MPI_Comm_rank(local, &lrank);
+    MPI_Comm_remote_size(ic, &rsize);
+    /* the low group holds 40 idups of its own: the groups' unused contexts differ */
+    MPI_Comm held[40];
+    for (i = 0; low && i < 40; i++) {
+        CHECK_MPI(MPI_Comm_idup(local, &held[i], &req[0]));
+        MPI_Wait(&req[0], MPI_STATUS_IGNORE);
+    }
+    int token = 1100 + rank, got = -1;
+    if (low) {
+        CHECK_MPI(MPI_Comm_idup(MPI_COMM_WORLD, &w, &req[1]));
+        CHECK_MPI(MPI_Comm_idup(ic, &ic2, &req[0]));
+        if (lrank == 0)
+            MPI_Ssend(&token, 1, MPI_INT, 0, 5, ic);
+    } else {
+        if (lrank == 0)
+            MPI_Recv(&got, 1, MPI_INT, 0, 5, ic, MPI_STATUS_IGNORE);
+        CHECK_MPI(MPI_Comm_idup(ic, &ic2, &req[0]));
+        CHECK_MPI(MPI_Comm_idup(MPI_COMM_WORLD, &w, &req[1]));
+        if (lrank == 0 && got != 1100) {
+            CHECK(0, "section 11: got %d before the idup, expected 1100", got);
+            ok = 0;
+        }
+    }
+    MPI_Waitall(2, req, MPI_STATUSES_IGNORE);
+    MPI_Comm_test_inter(ic2, &inter);
+    MPI_Comm_remote_size(ic2, &rsize2);
+    MPI_Comm_compare(ic, ic2, &cmp);
+    if (!inter || rsize2 != rsize || cmp != MPI_CONGRUENT) {
+        CHECK(0, "section 11: inter %d, remote size %d (expected %d), compare %d", inter, rsize2, rsize, cmp);
+        ok = 0;
+    }
+    ok = same_as(w, MPI_COMM_WORLD, "idup of the world beside an intercommunicator's") && ok;
+    /* the other group's ranks, summed, through the new one; its groups */
+    int sum = -1, expect = 0;
+    for (i = low ? half : 0; i < (low ? size : half); i++)
+        expect += i;
+    MPI_Allreduce(&rank, &sum, 1, MPI_INT, MPI_SUM, ic2);
+    MPI_Group g, rg;
+    int gs = -1, rgs = -1;
+    MPI_Comm_group(ic2, &g);
+    MPI_Comm_remote_group(ic2, &rg);
+    MPI_Group_size(g, &gs);
+    MPI_Group_size(rg, &rgs);
+    MPI_Group_free(&g);
+    MPI_Group_free(&rg);
+    if (sum != expect || gs != (low ? half : size - half) || rgs != rsize) {
+        CHECK(0, "section 11: Allreduce %d (expected %d), group sizes %d %d", sum, expect, gs, rgs);
+        ok = 0;
+    }
+    /* same tag, same remote peer, old and new: each gets its own */
+    int peer = lrank % rsize, a = -1, b = -1, va = 10 * rank + 1, vb = 10 * rank + 2;
+    int senders = 0; /* how many remote ranks pick me as their peer */
+    for (i = 0; i < (low ? size - half : half); i++)
+        senders += i % (low ? half : size - half) == lrank;
+    MPI_Request r[4];
+    MPI_Isend(&vb, 1, MPI_INT, peer, 7, ic2, &r[0]);
+    MPI_Isend(&va, 1, MPI_INT, peer, 7, ic, &r[1]);
+    for (i = 0; i < senders; i++) {
+        MPI_Status st;
+        MPI_Recv(&a, 1, MPI_INT, MPI_ANY_SOURCE, 7, ic, &st);
+        MPI_Recv(&b, 1, MPI_INT, st.MPI_SOURCE, 7, ic2, MPI_STATUS_IGNORE);
+        if (a % 10 != 1 || b % 10 != 2 || a / 10 != b / 10) {
+            CHECK(0, "section 11: the old intercommunicator got %d, the new one %d", a, b);
+            ok = 0;
+        }
+    }
+    MPI_Waitall(2, r, MPI_STATUSES_IGNORE);
+    for (i = 0; i < 20; i++) {
+        MPI_Comm t;
+        int one = 1, n = 0;
+        CHECK_MPI(MPI_Comm_idup(ic2, &t, &req[0]));
+        MPI_Wait(&req[0], MPI_STATUS_IGNORE);
+        MPI_Allreduce(&one, &n, 1, MPI_INT, MPI_SUM, t);
+        if (n != rsize) {
+            CHECK(0, "section 11: round %d: Allreduce over the idup %d, expected %d", i, n, rsize);
+            ok = 0;
+        }
+        MPI_Comm_free(&t);
+    }
+    for (i = 0; low && i < 40; i++)
+        MPI_Comm_free(&held[i]);
+    MPI_Comm_free(&w);
+    MPI_Comm_free(&ic2);
+    MPI_Comm_free(&ic);
+    MPI_Comm_free(&local);
+    chk_report(ok, "11. intercommunicator idup: not blocking, beside an idup of the world, congruent, separate, "
+                   "20 rounds");
+}
+
 int main(int argc, char **argv)
 {
     chk_init(&argc, &argv, &rank, &size);
@@ -724,5 +838,6 @@ int main(int argc, char **argv)
     repeat();
     self();
     cycle();
+    intercomm();
     return chk_finish();
 }
