@@ -87,28 +87,24 @@ int PMPI_Buffer_detach(void *buffer_addr, int *size)
   return MPI_SUCCESS;
 }
 
-int PMPI_Ibsend(const void *buf, int count, MPI_Datatype datatype, int dest, int tag, MPI_Comm comm, MPI_Request *request)
+/* A buffered send on c (also one a persistent Bsend_init request starts, whose communicator may have
+ * been freed since: persistent.c). Errors go through c's handler. */
+int fmpi_ibsend(fmpi_comm *c, const void *buf, int count, MPI_Datatype datatype, int dest, int tag)
 {
-  FMPI_CHECK_INIT("MPI_Ibsend");
-  fmpi_comm *c = fmpi_comm_get(comm);
   fmpi_type *t = fmpi_type_get(datatype);
   int rv;
-  if (c == NULL)
-    return fmpi_error(NULL, MPI_ERR_COMM, "MPI_Ibsend");
   if (count < 0)
     return fmpi_error(c, MPI_ERR_COUNT, "MPI_Ibsend");
   if (t == NULL || !t->committed)
     return fmpi_error(c, MPI_ERR_TYPE, "MPI_Ibsend");
-  if (request == NULL)
-    return fmpi_error(c, MPI_ERR_ARG, "MPI_Ibsend");
   if ((rv = reap(false)) != MPI_SUCCESS)
     return fmpi_error(c, rv, "MPI_Ibsend");
   size_t bytes = (size_t)count * t->size;
   size_t charge = bytes + MPI_BSEND_OVERHEAD;
-  if (dest == MPI_PROC_NULL) {
-    *request = MPI_REQUEST_NULL;
+  if (dest == MPI_PROC_NULL)
     return MPI_SUCCESS;
-  }
+  if ((rv = fmpi_check_pt2pt(c, count, datatype, dest, tag, false, false)) != MPI_SUCCESS)
+    return fmpi_error(c, rv, "MPI_Ibsend");
   if (!fmpi_bsend.attached || fmpi_bsend.used + charge > fmpi_bsend.size)
     return fmpi_error(c, MPI_ERR_BUFFER, "MPI_Bsend");
   bsend_copy *b = calloc(1, sizeof *b);
@@ -118,18 +114,31 @@ int PMPI_Ibsend(const void *buf, int count, MPI_Datatype datatype, int dest, int
   }
   if (bytes > 0)
     fmpi_pack(t, buf, count, b->data);
-  if ((rv = PMPI_Isend(b->data, (int)bytes, MPI_BYTE, dest, tag, comm, &b->req)) != MPI_SUCCESS) {
-    free(b->data);
-    free(b);
-    return rv;
-  }
+  fmpi_request *r;
+  fmpi_lock();
+  fmpi_isend(b->data, (int)bytes, MPI_BYTE, dest, tag, c, c->ctx, false, &r);
+  fmpi_req_handle(r, &b->req);
+  fmpi_unlock();
   b->charge = charge;
   fmpi_bsend.used += charge;
   b->next = fmpi_bsend.pending;
   fmpi_bsend.pending = b;
-  /* The user's buffer is free again: the operation is complete as far as it is concerned. */
-  *request = MPI_REQUEST_NULL;
   return MPI_SUCCESS;
+}
+
+int PMPI_Ibsend(const void *buf, int count, MPI_Datatype datatype, int dest, int tag, MPI_Comm comm, MPI_Request *request)
+{
+  FMPI_CHECK_INIT("MPI_Ibsend");
+  fmpi_comm *c = fmpi_comm_get(comm);
+  if (c == NULL)
+    return fmpi_error(NULL, MPI_ERR_COMM, "MPI_Ibsend");
+  if (request == NULL)
+    return fmpi_error(c, MPI_ERR_ARG, "MPI_Ibsend");
+  int rv = fmpi_ibsend(c, buf, count, datatype, dest, tag);
+  /* The user's buffer is free again: the operation is complete as far as it is concerned. */
+  if (rv == MPI_SUCCESS)
+    *request = MPI_REQUEST_NULL;
+  return rv;
 }
 
 int PMPI_Bsend(const void *buf, int count, MPI_Datatype datatype, int dest, int tag, MPI_Comm comm)

@@ -336,6 +336,9 @@ int fmpi_recv_internal(void *buf, int count, MPI_Datatype t, int src, int tag, f
 int fmpi_sendrecv_internal(const void *sbuf, int scount, MPI_Datatype st, int dest, void *rbuf, int rcount,
                            MPI_Datatype rt, int src, int tag, fmpi_comm *c);
 
+/* bsend.c */
+int fmpi_ibsend(fmpi_comm *c, const void *buf, int count, MPI_Datatype datatype, int dest, int tag);
+
 /* grequest.c */
 typedef struct fmpi_greq fmpi_greq;
 int fmpi_greq_status(fmpi_request *r, MPI_Status *status);

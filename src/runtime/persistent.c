@@ -88,8 +88,7 @@ static int start_one(MPI_Request h, const char *name)
     return fmpi_error(r ? r->comm : NULL, MPI_ERR_REQUEST, name); /* null, not persistent, or started twice */
   if (r->pkind == FMPI_P_BSEND && r->user_peer != MPI_PROC_NULL) {
     /* the copy goes out as a send of its own; this request is done with the user's buffer */
-    MPI_Request copy;
-    int rv = PMPI_Ibsend(r->buf, r->count, r->type, r->user_peer, r->tag, r->comm->handle, &copy);
+    int rv = fmpi_ibsend(r->comm, r->buf, r->count, r->type, r->user_peer, r->tag);
     if (rv != MPI_SUCCESS)
       return rv;
     fmpi_lock();

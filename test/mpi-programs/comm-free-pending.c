@@ -10,8 +10,9 @@
  *    MPI_SOURCE right.
  * 2. Nonblocking collectives: Iallreduce, Ibarrier and an Ibcast of 1 MiB
  *    from the last rank on a dup freed before the Waitall.
- * 3. Persistent requests (Send_init / Recv_init around the ring) made on a
- *    dup that is then freed, started and completed three times after.
+ * 3. Persistent requests (Send_init, Bsend_init and Recv_init around the
+ *    ring) made on a dup that is then freed, started and completed three
+ *    times after.
  * 4. Intercommunicator (2 or more ranks; the low half and the high half):
  *    Iallreduce (sum of the remote group's values) and an Ibcast from the
  *    high half's rank 0, the intercommunicator and the local split freed
@@ -95,22 +96,30 @@ static void section2(void)
 static void section3(void)
 {
     int before = chk_failures, left = (rank + size - 1) % size, right = (rank + 1) % size;
-    int in = -1, out = -1;
+    int in = -1, out = -1, bin = -1, bout = -1, bsize = 0;
+    static char attached[4 * (sizeof(int) + MPI_BSEND_OVERHEAD)];
+    void *detached;
     MPI_Comm d;
-    MPI_Request r[2];
+    MPI_Request r[4];
+    MPI_Buffer_attach(attached, sizeof attached);
     MPI_Comm_dup(MPI_COMM_WORLD, &d);
     MPI_Recv_init(&in, 1, MPI_INT, left, 3, d, &r[0]);
     MPI_Send_init(&out, 1, MPI_INT, right, 3, d, &r[1]);
+    MPI_Recv_init(&bin, 1, MPI_INT, left, 4, d, &r[2]);
+    MPI_Bsend_init(&bout, 1, MPI_INT, right, 4, d, &r[3]);
     MPI_Comm_free(&d);
     for (int round = 0; round < 3; round++) {
         out = rank * 10 + round;
-        CHECK_MPI(MPI_Startall(2, r));
-        CHECK_MPI(MPI_Waitall(2, r, MPI_STATUSES_IGNORE));
+        bout = rank * 10 + 5 + round;
+        CHECK_MPI(MPI_Startall(4, r));
+        CHECK_MPI(MPI_Waitall(4, r, MPI_STATUSES_IGNORE));
         CHECK_EQ_INT(in, left * 10 + round, "section 3: persistent receive");
+        CHECK_EQ_INT(bin, left * 10 + 5 + round, "section 3: persistent receive of a Bsend_init");
     }
-    MPI_Request_free(&r[0]);
-    MPI_Request_free(&r[1]);
-    chk_report(chk_failures == before, "3 persistent ring started 3 times after Comm_free");
+    for (int i = 0; i < 4; i++)
+        MPI_Request_free(&r[i]);
+    MPI_Buffer_detach(&detached, &bsize);
+    chk_report(chk_failures == before, "3 persistent ring (Send_init, Bsend_init) started 3 times after Comm_free");
 }
 
 static void section4(void)
