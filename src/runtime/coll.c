@@ -45,7 +45,7 @@
 #pragma weak MPI_Scan = PMPI_Scan
 #pragma weak MPI_Exscan = PMPI_Exscan
 
-enum { TAG_BARRIER = 1, TAG_BCAST, TAG_REDUCE, TAG_GATHER, TAG_SCATTER, TAG_EXCHANGE, TAG_SCAN };
+enum { TAG_BARRIER = 1, TAG_BCAST, TAG_REDUCE, TAG_GATHER, TAG_SCATTER, TAG_EXCHANGE, TAG_SCAN, TAG_ALLREDUCE };
 
 /* A temporary buffer for count elements of t, addressed like a user buffer. */
 typedef struct tmp_buf {
@@ -73,6 +73,10 @@ static void *at(const void *buf, MPI_Aint displ_elems, fmpi_type *t)
 static void local_copy(const void *sbuf, int scount, fmpi_type *st, void *rbuf, int rcount, fmpi_type *rt)
 {
   size_t n = (size_t)scount * st->size, cap = (size_t)rcount * rt->size;
+  if (st->contig && rt->contig) { /* no staging copy (a malloc of the whole vector at every call) */
+    memmove((uint8_t *)rbuf + rt->lb, (const uint8_t *)sbuf + st->lb, n < cap ? n : cap);
+    return;
+  }
   uint8_t *tmp = malloc(n ? n : 1);
   if (tmp == NULL)
     fmpi_fatal("out of memory");
@@ -259,6 +263,114 @@ int PMPI_Reduce(const void *sendbuf, void *recvbuf, int count, MPI_Datatype data
   return MPI_SUCCESS;
 }
 
+/* Allreduce by recursive doubling: log2(n) rounds in which each rank swaps its partial result with a
+ * partner and combines the two, every rank at once (a reduction to one rank and a broadcast took n - 1
+ * receives in a row at the root, plus log2(n) rounds); from FMPI_ALLREDUCE_HALVING_BYTES with a
+ * commutative op, allreduce_halving's rounds instead. With n not a power of two, the first 2r ranks
+ * (r = n minus the largest power of two below it) pair up first: the even one hands its data to the odd
+ * one and gets the result back at the end. Each combination is (lower ranks' part) op (higher ranks'
+ * part), and every part covers consecutive ranks, so a non-commutative op is applied in rank order, and
+ * both partners compute the same bits: all ranks get the same result. */
+/* Element offset of block b when count elements are cut into p blocks (the first count % p one longer). */
+static int block_at(int count, int p, int b)
+{
+  return b * (count / p) + (b < count % p ? b : count % p);
+}
+
+/* Rabenseifner's allreduce among the p2 ranks left after the fold (vr their rank there, real() the
+ * world rank of one): a reduce-scatter by recursive halving (each round a rank sends the half of its
+ * blocks its partner keeps and combines the half it keeps: the whole vector crosses each rank about
+ * once), then an allgather by recursive doubling. For large vectors and commutative ops: each block is
+ * reduced at one rank, so every rank ends with the same bits. */
+static int allreduce_halving(uint8_t *buf, uint8_t *tmp, int count, MPI_Datatype dt, MPI_Op op, fmpi_comm *c,
+                             int vr, int p2, int extra)
+{
+  MPI_Aint ext = fmpi_type_get(dt)->extent;
+  int lo = 0, hi = p2, rv = MPI_SUCCESS, e;
+#define REAL(v) ((v) < extra ? (v) * 2 + 1 : (v) + extra)
+#define AT(b, base) ((base) + (MPI_Aint)block_at(count, p2, b) * ext)
+#define LEN(b0, b1) (block_at(count, p2, b1) - block_at(count, p2, b0))
+  for (int mask = p2 / 2; mask >= 1; mask >>= 1) {
+    int partner = REAL(vr ^ mask), mid = lo + (hi - lo) / 2;
+    int keep_lo = vr & mask ? mid : lo, keep_hi = vr & mask ? hi : mid;
+    int send_lo = vr & mask ? lo : mid, send_hi = vr & mask ? mid : hi;
+    if ((e = fmpi_sendrecv_internal(AT(send_lo, buf), LEN(send_lo, send_hi), dt, partner, AT(keep_lo, tmp),
+                                    LEN(keep_lo, keep_hi), dt, partner, TAG_ALLREDUCE, c)) != MPI_SUCCESS)
+      rv = e;
+    if ((e = fmpi_op_apply(op, AT(keep_lo, tmp), AT(keep_lo, buf), LEN(keep_lo, keep_hi), dt)) != MPI_SUCCESS)
+      rv = e;
+    lo = keep_lo;
+    hi = keep_hi;
+  }
+  for (int mask = 1; mask < p2; mask <<= 1) {
+    int pv = vr ^ mask, plo = pv / mask * mask, phi = plo + mask;
+    if ((e = fmpi_sendrecv_internal(AT(lo, buf), LEN(lo, hi), dt, REAL(pv), AT(plo, buf), LEN(plo, phi), dt, REAL(pv),
+                                    TAG_ALLREDUCE, c)) != MPI_SUCCESS)
+      rv = e;
+    lo = lo < plo ? lo : plo;
+    hi = hi > phi ? hi : phi;
+  }
+#undef REAL
+#undef AT
+#undef LEN
+  return rv;
+}
+
+static int allreduce(const void *mine, void *rbuf, int count, MPI_Datatype dt, MPI_Op op, fmpi_comm *c)
+{
+  fmpi_type *t = fmpi_type_get(dt);
+  int n = c->size, me = c->rank, rv = MPI_SUCCESS, e;
+  if (mine != rbuf)
+    local_copy(mine, count, t, rbuf, count, t);
+  if (n == 1)
+    return MPI_SUCCESS;
+  int p2 = 1;
+  while (p2 * 2 <= n)
+    p2 *= 2;
+  int extra = n - p2, vr = me < 2 * extra ? (me % 2 ? me / 2 : -1) : me - extra;
+  tmp_buf tmp = tmp_alloc(count, t);
+  uint8_t *cur = rbuf, *other = tmp.buf; /* the partial result, and where the partner's comes in */
+  if (vr < 0) { /* folded into the odd rank above */
+    fmpi_send_internal(cur, count, dt, me + 1, TAG_ALLREDUCE, c);
+  } else if (me < 2 * extra) {
+    rv = fmpi_recv_internal(other, count, dt, me - 1, TAG_ALLREDUCE, c);
+    if ((e = fmpi_op_apply(op, other, cur, count, dt)) != MPI_SUCCESS)
+      rv = e;
+  }
+  bool halving = (size_t)count * t->size >= FMPI_ALLREDUCE_HALVING_BYTES && count >= p2 && fmpi_op_commutative(op);
+  if (vr >= 0 && halving) {
+    if ((e = allreduce_halving(cur, other, count, dt, op, c, vr, p2, extra)) != MPI_SUCCESS)
+      rv = e;
+  }
+  for (int mask = 1; vr >= 0 && !halving && mask < p2; mask <<= 1) {
+    int pv = vr ^ mask, partner = pv < extra ? pv * 2 + 1 : pv + extra;
+    if ((e = fmpi_sendrecv_internal(cur, count, dt, partner, other, count, dt, partner, TAG_ALLREDUCE, c)) !=
+        MPI_SUCCESS)
+      rv = e;
+    if (pv < vr) { /* cur = partner's op mine */
+      e = fmpi_op_apply(op, other, cur, count, dt);
+    } else { /* mine op partner's, computed where the partner's is */
+      e = fmpi_op_apply(op, cur, other, count, dt);
+      uint8_t *swap = cur;
+      cur = other;
+      other = swap;
+    }
+    if (e != MPI_SUCCESS)
+      rv = e;
+  }
+  if (vr < 0) {
+    if ((e = fmpi_recv_internal(cur, count, dt, me + 1, TAG_ALLREDUCE, c)) != MPI_SUCCESS)
+      rv = e;
+  } else {
+    if (me < 2 * extra)
+      fmpi_send_internal(cur, count, dt, me - 1, TAG_ALLREDUCE, c);
+    if (cur != (uint8_t *)rbuf)
+      local_copy(cur, count, t, rbuf, count, t);
+  }
+  free(tmp.raw);
+  return rv;
+}
+
 int PMPI_Allreduce(const void *sendbuf, void *recvbuf, int count, MPI_Datatype datatype, MPI_Op op, MPI_Comm comm)
 {
   INTER("MPI_Allreduce", fmpi_inter_allreduce(sendbuf, recvbuf, count, datatype, op, ic_));
@@ -266,12 +378,12 @@ int PMPI_Allreduce(const void *sendbuf, void *recvbuf, int count, MPI_Datatype d
   int rv;
   if ((rv = check_reduce(c, count, datatype, op)) != MPI_SUCCESS)
     return fmpi_error(c, rv, "MPI_Allreduce");
+  /* a predefined op on a type it does not apply to fails on every rank alike, before any message (a user
+   * op is not called with nothing to combine) */
+  if (op <= MPI_NO_OP && (rv = fmpi_op_apply(op, recvbuf, recvbuf, 0, datatype)) != MPI_SUCCESS)
+    return fmpi_error(c, rv, "MPI_Allreduce");
   const void *mine = sendbuf == MPI_IN_PLACE ? recvbuf : sendbuf;
-  rv = reduce(mine, recvbuf, count, datatype, op, 0, c);
-  /* every rank learns about an error found at the root */
-  int e = bcast(recvbuf, count, datatype, 0, c);
-  if (rv == MPI_SUCCESS)
-    rv = e;
+  rv = allreduce(mine, recvbuf, count, datatype, op, c);
   return rv == MPI_SUCCESS ? rv : fmpi_error(c, rv, "MPI_Allreduce");
 }
 

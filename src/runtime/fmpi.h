@@ -17,6 +17,7 @@
 #ifndef FMPI_WIRE_VERSION                        /* (a test builds another one) */
 #define FMPI_WIRE_VERSION 2                      /* HELLO and ACCEPT carry it in `tag`; 2: RTS frames carry a prefix */
 #endif
+#define FMPI_ALLREDUCE_HALVING_BYTES (32 * 1024) /* from here a commutative Allreduce halves (coll.c) */
 #define FMPI_STAGE_BYTES (32 * 1024)            /* read-ahead buffer per incoming channel (see docs/runtime.md) */
 #define FMPI_READ_BUDGET_BYTES (1024 * 1024)     /* socket bytes one channel read takes before the engine looks elsewhere */
 #define FMPI_PAD_MIN_BYTES (64 * 1024)           /* payloads from this size are padded to their buffer's cache-line offset */
