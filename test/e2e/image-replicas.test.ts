@@ -17,7 +17,9 @@ import { MANIFEST_FILE_NAME } from '../../src/images/image-paths.js';
 
 // A few seconds on 2 ranks here: the checkpoint lands mid-run. Rank 0 prints a progress line every
 // 2,000 iterations: those it prints again after the rollback must not reach `ferry run` twice.
-const JACOBI = ['256', '60000', '--progress', '2000'];
+// Long enough (about 10 s) that the job still runs, on a loaded machine, after its checkpoint and the
+// copies of its images: at 60000 iterations (4-6 s) it once finished before its host could fail.
+const JACOBI = ['256', '150000', '--progress', '5000'];
 const RUN_TIMEOUT_MS = 120_000;
 
 let c: TestCluster;
