@@ -75,8 +75,20 @@ void fmpi_wake(void)
 void fmpi_unpark(void)
 {
   uint64_t one = 1;
+  __atomic_store_n(&fmpi_st.burst_wake, false, __ATOMIC_RELAXED);
   if (fmpi_st.pt_parked && fmpi_st.wake_fd >= 0)
     (void)!write(fmpi_st.wake_fd, &one, sizeof one);
+}
+
+/* Ends the park for a burst held for the next pass (fmpi_enqueue): the thread
+ * gives the app FMPI_BURST_GRACE_USEC to make that pass itself first (lock held). */
+static void unpark_for_burst(void)
+{
+  uint64_t one = 1;
+  if (fmpi_st.pt_parked && fmpi_st.wake_fd >= 0) {
+    __atomic_store_n(&fmpi_st.burst_wake, true, __ATOMIC_RELAXED);
+    (void)!write(fmpi_st.wake_fd, &one, sizeof one);
+  }
 }
 
 static void close_fd(int *fd)
@@ -368,10 +380,16 @@ void fmpi_enqueue(fmpi_peer *p, fmpi_item *it)
     write_queue(p);
   if (it->held) {
     /* should the app compute now instead of waiting, the progress thread sends
-     * the burst: woken once per burst, not once per send */
+     * the burst: woken once per burst, not once per send. A burst of larger
+     * frames gives the app's own pass a grace first (burst_grace); small ones
+     * gain from the thread starting at once (measured: a stream of 256 B
+     * Isends 0.6x as fast with the grace, one of 4-16 KiB ones 1.2-1.7x) */
     if (!fmpi_st.deferred) {
       fmpi_st.deferred = true;
-      fmpi_unpark();
+      if (payload_len(it) > FMPI_BURST_GRACE_MIN_BYTES)
+        unpark_for_burst();
+      else
+        fmpi_unpark();
       fmpi_wake();
     }
   } else if (p->head) {
@@ -974,6 +992,43 @@ void fmpi_channels_shutdown(void)
   close_fd(&fmpi_st.listen_fd);
 }
 
+/* Woken for a held burst (unpark_for_burst) while parked without the lock:
+ * the app usually sends the burst itself, in the pass of the Wait that follows
+ * its Isends. Taking the lock at once made the two threads take turns at it,
+ * burst after burst (a stream of 64 KiB Isends between two namespace hosts: a
+ * progress-thread pass every 3.6 messages, 10% of a core, futex handoffs), so
+ * the thread gives the app FMPI_BURST_GRACE_USEC, again while the app is
+ * inside MPI (FMPI_BURST_GRACE_ROUNDS times: a call that holds the lock
+ * long without a pass, file I/O, is then waited for on the lock). True, lock
+ * held: it takes over (the app left MPI with frames held, or an urgent wake
+ * came: fmpi_unpark). False, no lock: the app's pass sent them; the park goes on. */
+static bool burst_grace(struct pollfd *pf)
+{
+  const struct timespec grace = { 0, FMPI_BURST_GRACE_USEC * 1000 };
+  uint64_t v;
+  for (int round = 1;; round++) {
+    if (ppoll(pf, 1, &grace, NULL) > 0) {
+      (void)!read(fmpi_st.wake_fd, &v, sizeof v);
+      if (!__atomic_load_n(&fmpi_st.burst_wake, __ATOMIC_RELAXED)) {
+        fmpi_lock();
+        return true;
+      }
+    }
+    if (!__atomic_load_n(&fmpi_st.deferred, __ATOMIC_RELAXED))
+      return false;
+    if (pthread_mutex_trylock(&fmpi_st.lock) == 0) {
+      if (fmpi_st.deferred)
+        return true;
+      fmpi_unlock();
+      return false;
+    }
+    if (round == FMPI_BURST_GRACE_ROUNDS) {
+      fmpi_lock();
+      return true;
+    }
+  }
+}
+
 void *fmpi_progress_main(void *arg)
 {
   (void)arg;
@@ -1011,6 +1066,11 @@ void *fmpi_progress_main(void *arg)
       for (;;) {
         if (poll(&pf, 1, FMPI_PROGRESS_PARK_USEC / 1000) > 0) {
           (void)!read(fmpi_st.wake_fd, &v, sizeof v);
+          if (__atomic_load_n(&fmpi_st.burst_wake, __ATOMIC_RELAXED)) {
+            if (burst_grace(&pf))
+              break; /* lock held: the thread takes over */
+            continue; /* the app's own pass sent the burst */
+          }
           fmpi_lock();
           break;
         }

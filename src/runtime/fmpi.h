@@ -30,6 +30,9 @@
 #define FMPI_SPIN_USEC 2000                      /* busy-poll this long without I/O progress before blocking */
 #define FMPI_SPIN_POLL_USEC 200                  /* busy-poll: recv on open channels, poll() all fds this often (agent, listener, connects) */
 #define FMPI_PROGRESS_PARK_USEC 10000            /* progress thread stays off while the app polled this recently */
+#define FMPI_BURST_GRACE_USEC 50                 /* a held burst waits this long for the app's own pass before the progress thread sends it */
+#define FMPI_BURST_GRACE_MIN_BYTES 1024          /* ... when its first frame carries more than this (smaller: sent at once, see fmpi_enqueue) */
+#define FMPI_BURST_GRACE_ROUNDS 4                /* ... and again while the app is inside MPI, this many times */
 #define FMPI_RETRY_MIN_MSEC 1                    /* backoff of refused peer connections */
 #define FMPI_RETRY_MAX_MSEC 100
 #define FMPI_AGENT_FRAME_MAX_BYTES (16 * 1024 * 1024)
@@ -250,6 +253,7 @@ typedef struct fmpi_state {
   int wake_fd;                 /* eventfd: wakes the progress thread out of poll */
   bool pt_polling;
   bool pt_parked;              /* progress thread sleeps on wake_fd without the lock (app spins) */
+  bool burst_wake;             /* the last unpark was for a held burst only (unpark_for_burst) */
   bool app_spinning;
   double app_polled_at;        /* last busy-poll pass of the app thread (fmpi_now) */
   int app_blocked;
