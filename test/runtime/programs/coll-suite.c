@@ -92,6 +92,24 @@ static void test_comm(MPI_Comm comm, const char *name)
   }
   MPI_Op_free(&mm);
 
+  /* IN_PLACE Reduce of a long vector (the reduce-scatter + gather path) to every root, among them the
+   * ranks folded into a neighbour (0 on 3 and 5 ranks, 0 and 2 on 6 and 7): not in test/mpi-programs
+   * because Debian's MPICH 4.0.2 crashes on it (pmodels/mpich#6540) */
+  enum { LONG_N = 5003 };
+  long long *lv = malloc(sizeof(long long) * LONG_N);
+  for (int root = 0; root < size; root++) {
+    for (int i = 0; i < LONG_N; i++)
+      lv[i] = (long long)i * 1000 + rank;
+    MPI_Reduce(rank == root ? MPI_IN_PLACE : lv, rank == root ? lv : NULL, LONG_N, MPI_LONG_LONG, MPI_SUM, root, comm);
+    if (rank == root) {
+      int bad = 0;
+      for (int i = 0; i < LONG_N; i++)
+        bad += lv[i] != (long long)i * 1000 * size + (long long)size * (size - 1) / 2;
+      CHECK(bad == 0, "%s in-place reduce of %d long longs to root %d: %d wrong", name, LONG_N, root, bad);
+    }
+  }
+  free(lv);
+
   /* IN_PLACE allreduce */
   int ip[3] = { rank, 1, 2 * rank };
   MPI_Allreduce(MPI_IN_PLACE, ip, 3, MPI_INT, MPI_SUM, comm);
