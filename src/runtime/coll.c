@@ -202,27 +202,20 @@ int PMPI_Bcast(void *buffer, int count, MPI_Datatype datatype, int root, MPI_Com
   return MPI_SUCCESS;
 }
 
-static int reduce_halving(const void *mine, void *rbuf, int count, MPI_Datatype dt, MPI_Op op, int root,
-                          fmpi_comm *c);
-
 /* Reduction to root along a binomial tree: a rank receives the partial results of the subtrees below it
  * (vr + 1, + 2, + 4 ... while its low bits are clear) and sends its own to its parent (vr minus its lowest
  * set bit), log2(n) rounds; the linear version took n - 1 receives in a row at the root. Subtrees cover
  * consecutive virtual ranks, and each combination is (lower ranks' part) op (higher ranks' part). With a
  * commutative op the tree is rooted at the root (virtual rank = rank - root); otherwise at rank 0, so
- * the op is applied in rank order, and rank 0 sends the result on to the root. From
- * FMPI_ALLREDUCE_HALVING_BYTES, commutative ops take reduce_halving instead. mine holds this rank's
- * contribution (never MPI_IN_PLACE here). */
+ * the op is applied in rank order, and rank 0 sends the result on to the root. (Rabenseifner's
+ * reduce-scatter and a gather to the root, as Allreduce does for long vectors, was slower here at every
+ * size and rank count measured, docs/runtime.md.) mine holds this rank's contribution (never
+ * MPI_IN_PLACE here). */
 static int reduce(const void *mine, void *rbuf, int count, MPI_Datatype dt, MPI_Op op, int root, fmpi_comm *c)
 {
   fmpi_type *t = fmpi_type_get(dt);
   int n = c->size, rv = MPI_SUCCESS, e;
   bool commutative = fmpi_op_commutative(op);
-  int p2 = 1;
-  while (p2 * 2 <= n)
-    p2 *= 2;
-  if (n > 1 && commutative && (size_t)count * t->size >= FMPI_ALLREDUCE_HALVING_BYTES && count >= p2)
-    return reduce_halving(mine, rbuf, count, dt, op, root, c);
   int base = commutative ? root : 0, vr = (c->rank - base + n) % n;
   const void *cur = mine; /* the partial result so far: this rank's own until a subtree's comes in */
   tmp_buf bufs[2] = { { NULL, NULL }, { NULL, NULL } };
@@ -286,7 +279,7 @@ int PMPI_Reduce(const void *sendbuf, void *recvbuf, int count, MPI_Datatype data
 /* Allreduce by recursive doubling: log2(n) rounds in which each rank swaps its partial result with a
  * partner and combines the two, every rank at once (a reduction to one rank and a broadcast took n - 1
  * receives in a row at the root, plus log2(n) rounds); from FMPI_ALLREDUCE_HALVING_BYTES with a
- * commutative op, Rabenseifner's rounds instead (halving_reduce_scatter, doubling_allgather). With n not a power of two, the first 2r ranks
+ * commutative op, allreduce_halving's rounds instead. With n not a power of two, the first 2r ranks
  * (r = n minus the largest power of two below it) pair up first: the even one hands its data to the odd
  * one and gets the result back at the end. Each combination is (lower ranks' part) op (higher ranks'
  * part), and every part covers consecutive ranks, so a non-commutative op is applied in rank order, and
@@ -297,118 +290,42 @@ static int block_at(int count, int p, int b)
   return b * (count / p) + (b < count % p ? b : count % p);
 }
 
-/* Rabenseifner's algorithms among the p2 ranks left after the fold (vr their rank there, HALF_REAL the
- * rank of one in c): the vector is cut into p2 blocks (block_at). A reduce-scatter by recursive halving
- * (each round a rank sends the half of its blocks its partner keeps and combines the half it keeps: the
- * whole vector crosses each rank about once) leaves block vr, fully reduced, at rank vr. For large
- * vectors and commutative ops: each block is reduced at one rank, so every rank ends with the same bits. */
-#define HALF_REAL(v) ((v) < extra ? (v) * 2 + 1 : (v) + extra)
-#define HALF_AT(b, base) ((base) + (MPI_Aint)block_at(count, p2, b) * ext)
-#define HALF_LEN(b0, b1) (block_at(count, p2, b1) - block_at(count, p2, b0))
-static int halving_reduce_scatter(uint8_t *buf, uint8_t *tmp, int count, MPI_Datatype dt, MPI_Op op, fmpi_comm *c,
-                                  int vr, int p2, int extra)
+/* Rabenseifner's allreduce among the p2 ranks left after the fold (vr their rank there, real() the
+ * world rank of one): a reduce-scatter by recursive halving (each round a rank sends the half of its
+ * blocks its partner keeps and combines the half it keeps: the whole vector crosses each rank about
+ * once), then an allgather by recursive doubling. For large vectors and commutative ops: each block is
+ * reduced at one rank, so every rank ends with the same bits. */
+static int allreduce_halving(uint8_t *buf, uint8_t *tmp, int count, MPI_Datatype dt, MPI_Op op, fmpi_comm *c,
+                             int vr, int p2, int extra)
 {
   MPI_Aint ext = fmpi_type_get(dt)->extent;
   int lo = 0, hi = p2, rv = MPI_SUCCESS, e;
+#define REAL(v) ((v) < extra ? (v) * 2 + 1 : (v) + extra)
+#define AT(b, base) ((base) + (MPI_Aint)block_at(count, p2, b) * ext)
+#define LEN(b0, b1) (block_at(count, p2, b1) - block_at(count, p2, b0))
   for (int mask = p2 / 2; mask >= 1; mask >>= 1) {
-    int partner = HALF_REAL(vr ^ mask), mid = lo + (hi - lo) / 2;
+    int partner = REAL(vr ^ mask), mid = lo + (hi - lo) / 2;
     int keep_lo = vr & mask ? mid : lo, keep_hi = vr & mask ? hi : mid;
     int send_lo = vr & mask ? lo : mid, send_hi = vr & mask ? mid : hi;
-    if ((e = fmpi_sendrecv_internal(HALF_AT(send_lo, buf), HALF_LEN(send_lo, send_hi), dt, partner,
-                                    HALF_AT(keep_lo, tmp), HALF_LEN(keep_lo, keep_hi), dt, partner, TAG_ALLREDUCE,
-                                    c)) != MPI_SUCCESS)
+    if ((e = fmpi_sendrecv_internal(AT(send_lo, buf), LEN(send_lo, send_hi), dt, partner, AT(keep_lo, tmp),
+                                    LEN(keep_lo, keep_hi), dt, partner, TAG_ALLREDUCE, c)) != MPI_SUCCESS)
       rv = e;
-    if ((e = fmpi_op_apply(op, HALF_AT(keep_lo, tmp), HALF_AT(keep_lo, buf), HALF_LEN(keep_lo, keep_hi), dt)) !=
-        MPI_SUCCESS)
+    if ((e = fmpi_op_apply(op, AT(keep_lo, tmp), AT(keep_lo, buf), LEN(keep_lo, keep_hi), dt)) != MPI_SUCCESS)
       rv = e;
     lo = keep_lo;
     hi = keep_hi;
   }
-  return rv;
-}
-
-/* After halving_reduce_scatter: every rank gets every block (recursive doubling), the allreduce's end. */
-static int doubling_allgather(uint8_t *buf, int count, MPI_Datatype dt, fmpi_comm *c, int vr, int p2, int extra)
-{
-  MPI_Aint ext = fmpi_type_get(dt)->extent;
-  int lo = vr, hi = vr + 1, rv = MPI_SUCCESS, e;
   for (int mask = 1; mask < p2; mask <<= 1) {
     int pv = vr ^ mask, plo = pv / mask * mask, phi = plo + mask;
-    if ((e = fmpi_sendrecv_internal(HALF_AT(lo, buf), HALF_LEN(lo, hi), dt, HALF_REAL(pv), HALF_AT(plo, buf),
-                                    HALF_LEN(plo, phi), dt, HALF_REAL(pv), TAG_ALLREDUCE, c)) != MPI_SUCCESS)
+    if ((e = fmpi_sendrecv_internal(AT(lo, buf), LEN(lo, hi), dt, REAL(pv), AT(plo, buf), LEN(plo, phi), dt, REAL(pv),
+                                    TAG_ALLREDUCE, c)) != MPI_SUCCESS)
       rv = e;
     lo = lo < plo ? lo : plo;
     hi = hi > phi ? hi : phi;
   }
-  return rv;
-}
-
-/* After halving_reduce_scatter: the blocks go to virtual rank vroot (a binomial gather: each round the rank
- * whose bit differs from vroot's sends the aligned run of blocks it holds to its partner and is done), the
- * reduction's end. vroot receives the whole vector in log2(p2) messages of p2/2, p2/4 ... blocks. */
-static int binomial_gather(uint8_t *buf, int count, MPI_Datatype dt, fmpi_comm *c, int vr, int vroot, int p2,
-                           int extra)
-{
-  MPI_Aint ext = fmpi_type_get(dt)->extent;
-  int lo = vr, hi = vr + 1, rv = MPI_SUCCESS, e;
-  for (int mask = 1; mask < p2; mask <<= 1) {
-    int pv = vr ^ mask, plo = pv / mask * mask, phi = plo + mask;
-    if ((vr ^ vroot) & mask) {
-      fmpi_send_internal(HALF_AT(lo, buf), HALF_LEN(lo, hi), dt, HALF_REAL(pv), TAG_REDUCE, c);
-      break;
-    }
-    if ((e = fmpi_recv_internal(HALF_AT(plo, buf), HALF_LEN(plo, phi), dt, HALF_REAL(pv), TAG_REDUCE, c)) !=
-        MPI_SUCCESS)
-      rv = e;
-    lo = lo < plo ? lo : plo;
-    hi = hi > phi ? hi : phi;
-  }
-  return rv;
-}
-#undef HALF_REAL
-#undef HALF_AT
-#undef HALF_LEN
-
-/* Rabenseifner's reduction to root, for large vectors and commutative ops: the ranks beyond the largest
- * power of two below n fold their vectors into a partner (as in allreduce), halving_reduce_scatter, then
- * binomial_gather to the root's virtual rank (for a folded root its partner's, which passes the result
- * on). The root receives about the vector once, where a tree brings it log2(n) whole vectors. */
-static int reduce_halving(const void *mine, void *rbuf, int count, MPI_Datatype dt, MPI_Op op, int root,
-                          fmpi_comm *c)
-{
-  fmpi_type *t = fmpi_type_get(dt);
-  int n = c->size, me = c->rank, rv = MPI_SUCCESS, e;
-  int p2 = 1;
-  while (p2 * 2 <= n)
-    p2 *= 2;
-  int extra = n - p2, vr = me < 2 * extra ? (me % 2 ? me / 2 : -1) : me - extra;
-  int vroot = root < 2 * extra ? root / 2 : root - extra;
-  if (vr < 0) { /* folded into the odd rank above */
-    fmpi_send_internal(mine, count, dt, me + 1, TAG_REDUCE, c);
-    if (me == root && (e = fmpi_recv_internal(rbuf, count, dt, me + 1, TAG_REDUCE, c)) != MPI_SUCCESS)
-      rv = e;
-    return rv;
-  }
-  tmp_buf acc = tmp_alloc(count, t), tmp = tmp_alloc(count, t);
-  local_copy(mine, count, t, acc.buf, count, t);
-  if (me < 2 * extra) { /* (me - 1)'s part op ours */
-    if ((e = fmpi_recv_internal(tmp.buf, count, dt, me - 1, TAG_REDUCE, c)) != MPI_SUCCESS)
-      rv = e;
-    if ((e = fmpi_op_apply(op, tmp.buf, acc.buf, count, dt)) != MPI_SUCCESS)
-      rv = e;
-  }
-  if ((e = halving_reduce_scatter(acc.buf, tmp.buf, count, dt, op, c, vr, p2, extra)) != MPI_SUCCESS)
-    rv = e;
-  if ((e = binomial_gather(acc.buf, count, dt, c, vr, vroot, p2, extra)) != MPI_SUCCESS)
-    rv = e;
-  if (vr == vroot) {
-    if (me == root)
-      local_copy(acc.buf, count, t, rbuf, count, t);
-    else
-      fmpi_send_internal(acc.buf, count, dt, root, TAG_REDUCE, c);
-  }
-  free(acc.raw);
-  free(tmp.raw);
+#undef REAL
+#undef AT
+#undef LEN
   return rv;
 }
 
@@ -435,9 +352,7 @@ static int allreduce(const void *mine, void *rbuf, int count, MPI_Datatype dt, M
   }
   bool halving = (size_t)count * t->size >= FMPI_ALLREDUCE_HALVING_BYTES && count >= p2 && fmpi_op_commutative(op);
   if (vr >= 0 && halving) {
-    if ((e = halving_reduce_scatter(cur, other, count, dt, op, c, vr, p2, extra)) != MPI_SUCCESS)
-      rv = e;
-    if ((e = doubling_allgather(cur, count, dt, c, vr, p2, extra)) != MPI_SUCCESS)
+    if ((e = allreduce_halving(cur, other, count, dt, op, c, vr, p2, extra)) != MPI_SUCCESS)
       rv = e;
   }
   for (int mask = 1; vr >= 0 && !halving && mask < p2; mask <<= 1) {

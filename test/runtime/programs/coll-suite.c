@@ -92,9 +92,8 @@ static void test_comm(MPI_Comm comm, const char *name)
   }
   MPI_Op_free(&mm);
 
-  /* IN_PLACE Reduce of a long vector (the reduce-scatter + gather path) to every root, among them the
-   * ranks folded into a neighbour (0 on 3 and 5 ranks, 0 and 2 on 6 and 7): not in test/mpi-programs
-   * because Debian's MPICH 4.0.2 crashes on it (pmodels/mpich#6540) */
+  /* IN_PLACE Reduce of a long vector (rendezvous-sized) to every root, the root inside the tree: not in
+   * test/mpi-programs because Debian's MPICH 4.0.2 crashes on it (pmodels/mpich#6540) */
   enum { LONG_N = 5003 };
   long long *lv = malloc(sizeof(long long) * LONG_N);
   for (int root = 0; root < size; root++) {
