@@ -895,21 +895,76 @@ int PMPI_Iallreduce(const void *sendbuf, void *recvbuf, int count, MPI_Datatype 
                                           op), request);
 }
 
-/* An allreduce's schedule, not started: round 0, the contributions to rank 0;
- * before round 1, its combination; rounds 1 and 2, the result's broadcast.
- * (Comm_idup's context agreement runs one several times, ctx.c.) */
+/* Iallreduce's local steps (rounds of fmpi_nbc_allreduce); s->parts holds, per round r, the (in, inout)
+ * pair to combine before posting it (parts[2r], parts[2r + 1]; in NULL: nothing), then the buffer the
+ * result ends in (parts[2 * nrounds]) and this rank's working copy (parts[2 * nrounds + 1]). */
+static void nbc_rd_step(fmpi_nbc *s)
+{
+  int r = s->round - 1; /* the round about to be posted */
+  fmpi_type *t = fmpi_type_get(s->type);
+  void **p = s->parts, *acc = p[2 * s->nrounds + 1];
+  if (r == 0 && acc != NULL) /* each pass again (Comm_idup's agreement reruns the rounds with new votes) */
+    local_copy(s->sbuf, s->count, t, acc, s->count, t);
+  if (p[2 * r] != NULL)
+    fmpi_op_apply(s->op, p[2 * r], p[2 * r + 1], s->count, s->type);
+  if (r == s->nrounds - 1 && p[2 * s->nrounds] != NULL)
+    local_copy(p[2 * s->nrounds], s->count, t, s->rbuf, s->count, t);
+}
+
+/* An allreduce's schedule, not started: the blocking allreduce's recursive doubling as rounds (round 0,
+ * the ranks beyond a power of two fold into their odd neighbours; rounds 1 .. log2(p2), the exchanges,
+ * each combined before the next round; the last round, the folded ranks get the result), so no rank
+ * receives more than log2(n) + 1 vectors (it was n - 1 at rank 0, then a broadcast). Each combination is
+ * (lower ranks' part) op (higher ranks' part), and both partners compute the same bits.
+ * (Comm_idup's context agreement runs one several times, ctx.c: its steps read mine again each pass.) */
 fmpi_nbc *fmpi_nbc_allreduce(fmpi_comm *c, const void *mine, void *recvbuf, int count, MPI_Datatype datatype,
                              MPI_Op op)
 {
-  fmpi_nbc *s = fmpi_nbc_new(c, 3);
+  int n = c->size, me = c->rank, p2 = 1, k = 0;
+  while (p2 * 2 <= n)
+    p2 *= 2, k++;
+  int extra = n - p2, vr = me < 2 * extra ? (me % 2 ? me / 2 : -1) : me - extra, last = k + 1;
+  fmpi_nbc *s = fmpi_nbc_new(c, k + 2);
+  fmpi_type *t = fmpi_type_get(datatype);
+  s->sbuf = mine;
   s->rbuf = recvbuf;
   s->count = count;
   s->type = datatype;
   s->op = op;
-  nbc_add_reduce(s, mine, 0);
-  if (c->rank == 0)
-    s->rounds[1].before = nbc_combine;
-  nbc_add_bcast(s, 1, 0);
+  s->parts = fmpi_nbc_tmp(s, sizeof(void *) * (size_t)(2 * s->nrounds + 2));
+  memset(s->parts, 0, sizeof(void *) * (size_t)(2 * s->nrounds + 2));
+  for (int r = 0; r < s->nrounds; r++)
+    s->rounds[r].before = nbc_rd_step;
+  if (vr < 0) { /* folded into the odd rank above: hands over its part, gets the result */
+    fmpi_nbc_add(s, 0, true, (void *)mine, count, datatype, me + 1);
+    fmpi_nbc_add(s, last, false, recvbuf, count, datatype, me + 1);
+    return s;
+  }
+  uint8_t *cur = nbc_buf(s, count, t), *other = nbc_buf(s, count, t);
+  s->parts[2 * s->nrounds + 1] = cur;
+  if (me < 2 * extra) { /* cur = (me - 1)'s part op ours, before round 1 */
+    fmpi_nbc_add(s, 0, false, other, count, datatype, me - 1);
+    s->parts[2] = other;
+    s->parts[3] = cur;
+  }
+  for (int mask = 1, r = 1; mask < p2; mask <<= 1, r++) {
+    int pv = vr ^ mask, partner = pv < extra ? pv * 2 + 1 : pv + extra;
+    fmpi_nbc_add(s, r, true, cur, count, datatype, partner);
+    fmpi_nbc_add(s, r, false, other, count, datatype, partner);
+    if (pv < vr) { /* cur = the partner's op ours */
+      s->parts[2 * (r + 1)] = other;
+      s->parts[2 * (r + 1) + 1] = cur;
+    } else { /* ours op the partner's, computed where the partner's is */
+      s->parts[2 * (r + 1)] = cur;
+      s->parts[2 * (r + 1) + 1] = other;
+      uint8_t *swap = cur;
+      cur = other;
+      other = swap;
+    }
+  }
+  s->parts[2 * s->nrounds] = cur; /* copied to recvbuf before the last round */
+  if (me < 2 * extra)
+    fmpi_nbc_add(s, last, true, recvbuf, count, datatype, me - 1);
   return s;
 }
 

@@ -14,6 +14,9 @@
  *    4099 matrices: the product in rank order.
  * 6. The counts 0, 1, 7 and the rank count minus 1 (fewer elements than
  *    ranks), MPI_SUM of ints.
+ * 7. MPI_Iallreduce: sections 1 (MPI_SUM), 2 and 5 as three nonblocking
+ *    reductions in flight at once, completed by an MPI_Testall loop; then the
+ *    matrix product of one matrix (a short vector).
  * Every rank checks every element; rank 0 prints a line per section with how
  * many ranks passed.
  */
@@ -138,6 +141,26 @@ static void section4(void)
     free(in), free(out);
 }
 
+/* rank r's matrix k */
+static void mat_of(int k, int r, long long *m)
+{
+    m[0] = 1 + (k + r) % 5, m[1] = r + 1, m[2] = k % 3, m[3] = 1;
+}
+
+/* The product M0 x M1 x ... x M(size-1) of matrices k, mod 65521 */
+static void mat_product(int k, long long *acc)
+{
+    acc[0] = 1, acc[1] = 0, acc[2] = 0, acc[3] = 1;
+    for (int r = 0; r < size; r++) {
+        long long m[4];
+        mat_of(k, r, m);
+        long long c[4] = { (acc[0] * m[0] + acc[1] * m[2]) % 65521, (acc[0] * m[1] + acc[1] * m[3]) % 65521,
+                           (acc[2] * m[0] + acc[3] * m[2]) % 65521, (acc[2] * m[1] + acc[3] * m[3]) % 65521 };
+        for (int j = 0; j < 4; j++)
+            acc[j] = c[j];
+    }
+}
+
 static void section5(void)
 {
     int n = 4099, bad = 0;
@@ -147,20 +170,12 @@ static void section5(void)
     MPI_Type_commit(&mat);
     MPI_Op_create(matmul, 0, &op);
     long long *in = malloc(sizeof(long long) * 4 * n), *out = malloc(sizeof(long long) * 4 * n);
-    for (int k = 0; k < n; k++) {
-        long long *m = in + 4 * k;
-        m[0] = 1 + (k + rank) % 5, m[1] = rank + 1, m[2] = k % 3, m[3] = 1;
-    }
+    for (int k = 0; k < n; k++)
+        mat_of(k, rank, in + 4 * k);
     CHECK_MPI(MPI_Allreduce(in, out, n, mat, op, MPI_COMM_WORLD));
     for (int k = 0; k < n; k++) {
-        long long acc[4] = { 1, 0, 0, 1 }; /* M0 x M1 x ... x M(size-1) */
-        for (int r = 0; r < size; r++) {
-            long long m[4] = { 1 + (k + r) % 5, r + 1, k % 3, 1 };
-            long long c[4] = { (acc[0] * m[0] + acc[1] * m[2]) % 65521, (acc[0] * m[1] + acc[1] * m[3]) % 65521,
-                               (acc[2] * m[0] + acc[3] * m[2]) % 65521, (acc[2] * m[1] + acc[3] * m[3]) % 65521 };
-            for (int j = 0; j < 4; j++)
-                acc[j] = c[j];
-        }
+        long long acc[4];
+        mat_product(k, acc);
         for (int j = 0; j < 4; j++)
             bad += out[4 * k + j] != acc[j];
     }
@@ -190,6 +205,57 @@ static void section6(void)
     chk_report(bad == 0, "6. MPI_SUM of 0, 1, 7 and (ranks - 1) ints");
 }
 
+static void section7(void)
+{
+    int n1 = 100003, n2 = 65537, n3 = 4099, bad = 0, flag = 0;
+    int *in1 = malloc(sizeof(int) * n1), *out1 = malloc(sizeof(int) * n1);
+    long long *v2 = malloc(sizeof(long long) * n2), *in3 = malloc(sizeof(long long) * 4 * n3),
+              *out3 = malloc(sizeof(long long) * 4 * n3), one[4], one_out[4];
+    MPI_Op op;
+    MPI_Datatype mat;
+    MPI_Request req[3];
+    MPI_Type_contiguous(4, MPI_LONG_LONG, &mat);
+    MPI_Type_commit(&mat);
+    MPI_Op_create(matmul, 0, &op);
+    for (int i = 0; i < n1; i++)
+        in1[i] = value(i, rank);
+    for (int i = 0; i < n2; i++)
+        v2[i] = (long long)i * 1000003LL + rank;
+    for (int k = 0; k < n3; k++)
+        mat_of(k, rank, in3 + 4 * k);
+    CHECK_MPI(MPI_Iallreduce(in1, out1, n1, MPI_INT, MPI_SUM, MPI_COMM_WORLD, &req[0]));
+    CHECK_MPI(MPI_Iallreduce(MPI_IN_PLACE, v2, n2, MPI_LONG_LONG, MPI_SUM, MPI_COMM_WORLD, &req[1]));
+    CHECK_MPI(MPI_Iallreduce(in3, out3, n3, mat, op, MPI_COMM_WORLD, &req[2]));
+    while (!flag)
+        CHECK_MPI(MPI_Testall(3, req, &flag, MPI_STATUSES_IGNORE));
+    for (int i = 0; i < n1; i++) {
+        int s = 0;
+        for (int r = 0; r < size; r++)
+            s += value(i, r);
+        bad += out1[i] != s;
+    }
+    for (int i = 0; i < n2; i++)
+        bad += v2[i] != (long long)i * 1000003LL * size + (long long)size * (size - 1) / 2;
+    for (int k = 0; k < n3; k++) {
+        long long acc[4];
+        mat_product(k, acc);
+        for (int j = 0; j < 4; j++)
+            bad += out3[4 * k + j] != acc[j];
+    }
+    mat_of(7, rank, one);
+    CHECK_MPI(MPI_Iallreduce(one, one_out, 1, mat, op, MPI_COMM_WORLD, &req[0]));
+    CHECK_MPI(MPI_Wait(&req[0], MPI_STATUS_IGNORE));
+    long long acc[4];
+    mat_product(7, acc);
+    for (int j = 0; j < 4; j++)
+        bad += one_out[j] != acc[j];
+    CHECK_EQ_INT(bad, 0, "section 7: elements wrong");
+    MPI_Op_free(&op);
+    MPI_Type_free(&mat);
+    chk_report(bad == 0, "7. MPI_Iallreduce: three in flight (sections 1, 2 and 5), then one matrix");
+    free(in1), free(out1), free(v2), free(in3), free(out3);
+}
+
 int main(int argc, char **argv)
 {
     chk_init(&argc, &argv, &rank, &size);
@@ -199,5 +265,6 @@ int main(int argc, char **argv)
     section4();
     section5();
     section6();
+    section7();
     return chk_finish();
 }
