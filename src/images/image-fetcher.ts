@@ -96,6 +96,7 @@ export async function fetchImageDir(options: FetchImageOptions): Promise<FetchIm
   }
   if (!(concurrency >= 1)) throw new FerryError(IMAGE_BAD_REQUEST, `concurrency ${concurrency} must be at least 1`);
   const label = imageLabel({ epoch, rank });
+  const startedAt = performance.now();
   const client = new ImageClient(from, options.requestTimeoutMs ?? IMAGE_REQUEST_TIMEOUT_MS, chunkBytes, options.key);
   const ref = dirRef(jobId, epoch, rank);
   try {
@@ -133,7 +134,7 @@ export async function fetchImageDir(options: FetchImageOptions): Promise<FetchIm
       await writeFile(join(into, MANIFEST_FILE_NAME), manifestBytes);
     }
     await unlink(join(into, FETCHING_MANIFEST_NAME)).catch(() => undefined);
-    trace(`fetched ${label} of job ${jobId} from ${from}: ${transfer.bytesReceived} bytes received, ${transfer.bytesResumed} resumed`);
+    trace(`fetched ${label} of job ${jobId} from ${from}: ${transfer.bytesReceived} bytes received, ${transfer.bytesResumed} resumed, in ${(performance.now() - startedAt).toFixed(1)} ms`);
     return {
       manifest,
       bytesReceived: transfer.bytesReceived,
