@@ -801,33 +801,56 @@ static void nbc_add_bcast(fmpi_nbc *s, int first, int root)
   free(children);
 }
 
-/* Root of a reduction: x0 op (x1 op (... op x(n-1))) into s->rbuf. */
-static void nbc_combine(fmpi_nbc *s)
+static void nbc_rd_step(fmpi_nbc *s);
+
+/* Rounds of a binomial tree over n ranks: ceil(log2 n). */
+static int tree_rounds(int n)
 {
-  fmpi_comm *c = s->comm;
-  fmpi_type *t = fmpi_type_get(s->type);
-  void *acc = nbc_buf(s, s->count, t);
-  local_copy(s->parts[c->size - 1], s->count, t, acc, s->count, t);
-  for (int i = c->size - 2; i >= 0; i--)
-    fmpi_op_apply(s->op, s->parts[i], acc, s->count, s->type);
-  local_copy(acc, s->count, t, s->rbuf, s->count, t);
+  int k = 0;
+  for (int mask = 1; mask < n; mask <<= 1)
+    k++;
+  return k;
 }
 
-/* Round 0 of a reduction to root: every other rank's contribution comes in. */
-static void nbc_add_reduce(fmpi_nbc *s, const void *mine, int root)
+/* Rounds 0 .. tree_rounds(n) - 1 of s (which has at least one more): the reduction of s->count elements of
+ * mine along a binomial tree rooted at vroot, as the blocking reduce does it (in round r a rank whose
+ * lowest set bit, counted from vroot, is r sends its partial result to its parent; the others receive one
+ * from the child 2^r after them). A rank combines (its part) op (its child's, which covers the ranks after
+ * its own) into the child's buffer, so with vroot 0 a non-commutative op sees x0 op x1 op ... op x(n-1);
+ * each combination is the step before the next round (nbc_rd_step; s->parts laid out as there). Like the
+ * blocking one it starts from mine itself (no working copy) and takes turns between two buffers: the root
+ * of two ranks holds one temporary. With the working copy as well (two there), glibc gave the 16 MiB of an
+ * 8 MiB reduction back to the system after every call, and every call took 4096 page faults again: 56-60
+ * ms a call on 2 ranks, against about 2 ms once the one buffer stays. Returns the buffer that holds the
+ * result at vroot once the step before round tree_rounds(n) ran (mine itself when n is 1); NULL at the
+ * other ranks, done after their send. (It was n - 1 receives in a row at the root.) */
+static const void *nbc_add_tree_reduce(fmpi_nbc *s, const void *mine, int vroot)
 {
   fmpi_comm *c = s->comm;
-  if (c->rank != root) {
-    fmpi_nbc_add(s, 0, true, (void *)mine, s->count, s->type, root);
-    return;
-  }
-  s->parts = fmpi_nbc_tmp(s, sizeof(void *) * (size_t)c->size);
+  int n = c->size, vr = (c->rank - vroot + n) % n;
   fmpi_type *t = fmpi_type_get(s->type);
-  for (int i = 0; i < c->size; i++) {
-    s->parts[i] = i == root ? (void *)mine : nbc_buf(s, s->count, t);
-    if (i != root)
-      fmpi_nbc_add(s, 0, false, s->parts[i], s->count, s->type, i);
+  s->parts = fmpi_nbc_tmp(s, sizeof(void *) * (size_t)(2 * s->nrounds + 2));
+  memset(s->parts, 0, sizeof(void *) * (size_t)(2 * s->nrounds + 2));
+  for (int r = 0; r < s->nrounds; r++)
+    s->rounds[r].before = nbc_rd_step;
+  const void *cur = mine;
+  void *bufs[2] = { NULL, NULL };
+  for (int mask = 1, r = 0, next = 0; mask < n; mask <<= 1, r++) {
+    if (vr & mask) {
+      fmpi_nbc_add(s, r, true, (void *)cur, s->count, s->type, (vr - mask + vroot) % n);
+      return NULL;
+    }
+    if (vr + mask >= n)
+      continue;
+    if (bufs[next] == NULL)
+      bufs[next] = nbc_buf(s, s->count, t);
+    fmpi_nbc_add(s, r, false, bufs[next], s->count, s->type, (vr + mask + vroot) % n);
+    s->parts[2 * (r + 1)] = (void *)cur; /* before round r + 1: in = ours op the subtree's */
+    s->parts[2 * (r + 1) + 1] = bufs[next];
+    cur = bufs[next];
+    next ^= 1;
   }
+  return cur;
 }
 
 int PMPI_Ibarrier(MPI_Comm comm, MPI_Request *request)
@@ -872,14 +895,21 @@ int PMPI_Ireduce(const void *sendbuf, void *recvbuf, int count, MPI_Datatype dat
     return fmpi_error(c, rv, "MPI_Ireduce");
   if (root < 0 || root >= c->size)
     return fmpi_error(c, MPI_ERR_ROOT, "MPI_Ireduce");
-  fmpi_nbc *s = fmpi_nbc_new(c, 1);
+  /* the blocking reduce's tree: rooted at root for a commutative op; else at 0, in rank order, and rank 0
+   * hands the result to root in the last round */
+  int k = tree_rounds(c->size), vroot = fmpi_op_commutative(op) ? root : 0;
+  fmpi_nbc *s = fmpi_nbc_new(c, k + 1);
   s->rbuf = recvbuf;
   s->count = count;
   s->type = datatype;
   s->op = op;
-  nbc_add_reduce(s, sendbuf == MPI_IN_PLACE ? recvbuf : sendbuf, root);
-  if (c->rank == root)
-    s->finish = nbc_combine;
+  const void *result = nbc_add_tree_reduce(s, sendbuf == MPI_IN_PLACE ? recvbuf : sendbuf, vroot);
+  if (result != NULL && vroot == root)
+    s->parts[2 * s->nrounds] = (void *)result; /* into recvbuf before round k */
+  else if (result != NULL)
+    fmpi_nbc_add(s, k, true, (void *)result, count, datatype, root);
+  if (c->rank == root && vroot != root)
+    fmpi_nbc_add(s, k, false, recvbuf, count, datatype, vroot);
   return fmpi_nbc_start(s, request);
 }
 
@@ -895,9 +925,10 @@ int PMPI_Iallreduce(const void *sendbuf, void *recvbuf, int count, MPI_Datatype 
                                           op), request);
 }
 
-/* Iallreduce's local steps (rounds of fmpi_nbc_allreduce); s->parts holds, per round r, the (in, inout)
- * pair to combine before posting it (parts[2r], parts[2r + 1]; in NULL: nothing), then the buffer the
- * result ends in (parts[2 * nrounds]) and this rank's working copy (parts[2 * nrounds + 1]). */
+/* The local steps of Iallreduce's and Ireduce's rounds (fmpi_nbc_allreduce, nbc_add_tree_reduce):
+ * s->parts holds, per round r, the (in, inout) pair to combine before posting it (parts[2r], parts[2r + 1];
+ * in NULL: nothing), then the buffer the result ends in (parts[2 * nrounds], copied to s->rbuf before the
+ * last round; NULL: none) and this rank's working copy (parts[2 * nrounds + 1]). */
 static void nbc_rd_step(fmpi_nbc *s)
 {
   int r = s->round - 1; /* the round about to be posted */
@@ -1210,10 +1241,11 @@ int PMPI_Ialltoall(const void *sendbuf, int sendcount, MPI_Datatype sendtype, vo
                     "MPI_Ialltoall");
 }
 
-/* Rank 0 of a reduce_scatter(_block): the whole result, then its own block (the first). */
+/* Rank 0 of a reduce_scatter(_block), before the scatter: the tree's last combination, then its own block
+ * (the first) of the result. */
 static void nbc_combine_own_block(fmpi_nbc *s)
 {
-  nbc_combine(s);
+  nbc_rd_step(s);
   local_copy(s->rbuf, s->out_count, fmpi_type_get(s->type), s->out, s->out_count, fmpi_type_get(s->type));
 }
 
@@ -1253,8 +1285,8 @@ int PMPI_Ialltoallw(const void *sendbuf, const int sendcounts[], const int sdisp
   return fmpi_nbc_start(s, request);
 }
 
-/* The reduction of every rank's whole vector to rank 0 (round 0), then each
- * rank's block from there (round 1): recvcounts[i] elements to rank i. */
+/* The reduction of every rank's whole vector to rank 0 along the tree (rounds 0 .. k - 1), then each
+ * rank's block from there (round k): recvcounts[i] elements to rank i. */
 static int ireduce_scatter(const void *sendbuf, void *recvbuf, const int recvcounts[], int fixed, MPI_Datatype datatype,
                            MPI_Op op, fmpi_comm *c, MPI_Request *request, const char *name)
 {
@@ -1267,23 +1299,23 @@ static int ireduce_scatter(const void *sendbuf, void *recvbuf, const int recvcou
   if ((rv = check_reduce(c, total, datatype, op)) != MPI_SUCCESS)
     return fmpi_error(c, rv, name);
   fmpi_type *t = fmpi_type_get(datatype);
-  fmpi_nbc *s = fmpi_nbc_new(c, 2);
+  int k = tree_rounds(c->size);
+  fmpi_nbc *s = fmpi_nbc_new(c, k + 1);
   s->count = total;
   s->type = datatype;
   s->op = op;
   s->out = recvbuf;
   s->out_count = COUNT(recvcounts, fixed, 0);
-  s->rbuf = c->rank == 0 ? nbc_buf(s, total, t) : NULL;
-  nbc_add_reduce(s, sendbuf == MPI_IN_PLACE ? recvbuf : sendbuf, 0);
+  s->rbuf = (void *)nbc_add_tree_reduce(s, sendbuf == MPI_IN_PLACE ? recvbuf : sendbuf, 0); /* the result, at rank 0 */
   if (c->rank == 0) {
-    s->rounds[1].before = nbc_combine_own_block;
+    s->rounds[k].before = nbc_combine_own_block;
     MPI_Aint displ = COUNT(recvcounts, fixed, 0);
     for (int i = 1; i < c->size; i++) {
-      fmpi_nbc_add(s, 1, true, at(s->rbuf, displ, t), COUNT(recvcounts, fixed, i), datatype, i);
+      fmpi_nbc_add(s, k, true, at(s->rbuf, displ, t), COUNT(recvcounts, fixed, i), datatype, i);
       displ += COUNT(recvcounts, fixed, i);
     }
   } else {
-    fmpi_nbc_add(s, 1, false, recvbuf, COUNT(recvcounts, fixed, c->rank), datatype, 0);
+    fmpi_nbc_add(s, k, false, recvbuf, COUNT(recvcounts, fixed, c->rank), datatype, 0);
   }
   return fmpi_nbc_start(s, request);
 }

@@ -28,6 +28,14 @@
  * 8. 16 reductions in a row, no barrier between them: root i % size, 5 and
  *    40000 ints in turn, values depending on the iteration, so a message of
  *    one reduction matched by another gives a wrong result.
+ * Sections 1 to 8 run twice: with the blocking calls, then with MPI_Ireduce,
+ * MPI_Ireduce_scatter_block and MPI_Ireduce_scatter, each followed by its
+ * MPI_Wait.
+ * 9. Four nonblocking reductions in flight at once, then one MPI_Waitall:
+ *    MPI_SUM of 100003 ints to the last rank, the matrix product of 4099
+ *    matrices to rank size / 2, MPI_IN_PLACE MPI_SUM of 255 long longs at
+ *    root 0, and MPI_Ireduce_scatter_block of 5000 ints per rank (values
+ *    shifted by 7, so a message of another reduction shows).
  * Every rank checks every element it is responsible for; rank 0 prints a
  * line per section with how many ranks passed.
  */
@@ -38,6 +46,33 @@
 static int rank, size;
 
 static int value(int i, int r) { return (i * 7 + r * 13) % 1000 - 500; }
+
+/* The second pass runs every section again with the nonblocking calls, each followed by its MPI_Wait. */
+static int nb;
+#define PASS (nb ? "MPI_Ireduce and MPI_Wait: " : "")
+
+static int wait_for(int rc, MPI_Request *q) { return rc != MPI_SUCCESS ? rc : MPI_Wait(q, MPI_STATUS_IGNORE); }
+
+static int reduce(const void *in, void *out, int n, MPI_Datatype type, MPI_Op op, int root)
+{
+    MPI_Request q;
+    return nb ? wait_for(MPI_Ireduce(in, out, n, type, op, root, MPI_COMM_WORLD, &q), &q)
+              : MPI_Reduce(in, out, n, type, op, root, MPI_COMM_WORLD);
+}
+
+static int reduce_scatter_block(const void *in, void *out, int n, MPI_Datatype type, MPI_Op op)
+{
+    MPI_Request q;
+    return nb ? wait_for(MPI_Ireduce_scatter_block(in, out, n, type, op, MPI_COMM_WORLD, &q), &q)
+              : MPI_Reduce_scatter_block(in, out, n, type, op, MPI_COMM_WORLD);
+}
+
+static int reduce_scatter(const void *in, void *out, const int *counts, MPI_Datatype type, MPI_Op op)
+{
+    MPI_Request q;
+    return nb ? wait_for(MPI_Ireduce_scatter(in, out, counts, type, op, MPI_COMM_WORLD, &q), &q)
+              : MPI_Reduce_scatter(in, out, counts, type, op, MPI_COMM_WORLD);
+}
 
 /* inout += in, for elements of 3 ints */
 static void add3(void *in, void *inout, int *len, MPI_Datatype *type)
@@ -141,7 +176,7 @@ static void section1(void)
             for (int i = 0; i < n; i++)
                 out[i] = -1000000;
             /* non-roots pass NULL for MPI_SUM, a buffer for the others */
-            CHECK_MPI(MPI_Reduce(in, rank != root && o == 0 ? NULL : out, n, MPI_INT, ops[o], root, MPI_COMM_WORLD));
+            CHECK_MPI(reduce(in, rank != root && o == 0 ? NULL : out, n, MPI_INT, ops[o], root));
             if (rank == root) {
                 for (int i = 0; i < n; i++)
                     wrong += out[i] != e[i];
@@ -152,7 +187,7 @@ static void section1(void)
             bad += wrong + changed;
         }
     }
-    chk_report(bad == 0, "1. MPI_SUM, MPI_MAX, MPI_MIN of 100003 ints to roots 0, %d and %d", size - 1, size / 2);
+    chk_report(bad == 0, "%s1. MPI_SUM, MPI_MAX, MPI_MIN of 100003 ints to roots 0, %d and %d", PASS, size - 1, size / 2);
     free(in), free(out), free(sum), free(mx), free(mn);
 }
 
@@ -164,9 +199,9 @@ static int reduce_in_place(int n, int root)
     for (int i = 0; i < n; i++)
         v[i] = (long long)i * 1000003LL + rank;
     if (rank == root)
-        CHECK_MPI(MPI_Reduce(MPI_IN_PLACE, v, n, MPI_LONG_LONG, MPI_SUM, root, MPI_COMM_WORLD));
+        CHECK_MPI(reduce(MPI_IN_PLACE, v, n, MPI_LONG_LONG, MPI_SUM, root));
     else
-        CHECK_MPI(MPI_Reduce(v, NULL, n, MPI_LONG_LONG, MPI_SUM, root, MPI_COMM_WORLD));
+        CHECK_MPI(reduce(v, NULL, n, MPI_LONG_LONG, MPI_SUM, root));
     for (int i = 0; i < n; i++) {
         long long e = rank == root ? (long long)i * 1000003LL * size + (long long)size * (size - 1) / 2
                                    : (long long)i * 1000003LL + rank;
@@ -182,7 +217,7 @@ static void section2(void)
 {
     int bad = reduce_in_place(65537, 0);
     bad += reduce_in_place(255, size - 1);
-    chk_report(bad == 0, "2. MPI_IN_PLACE, MPI_SUM of 65537 long longs to root 0 and of 255 to root %d", size - 1);
+    chk_report(bad == 0, "%s2. MPI_IN_PLACE, MPI_SUM of 65537 long longs to root 0 and of 255 to root %d", PASS, size - 1);
 }
 
 static void section3(void)
@@ -196,7 +231,7 @@ static void section3(void)
     int *in = malloc(sizeof(int) * 3 * n), *out = malloc(sizeof(int) * 3 * n);
     for (int i = 0; i < 3 * n; i++)
         in[i] = value(i, rank), out[i] = -1000000;
-    CHECK_MPI(MPI_Reduce(in, rank == root ? out : NULL, n, three, op, root, MPI_COMM_WORLD));
+    CHECK_MPI(reduce(in, rank == root ? out : NULL, n, three, op, root));
     if (rank == root) {
         int wrong = 0;
         for (int i = 0; i < 3 * n; i++)
@@ -209,7 +244,7 @@ static void section3(void)
     bad += changed;
     MPI_Type_free(&three);
     MPI_Op_free(&op);
-    chk_report(bad == 0, "3. a commutative user op on 20011 elements of a contiguous type of 3 ints to root %d", root);
+    chk_report(bad == 0, "%s3. a commutative user op on 20011 elements of a contiguous type of 3 ints to root %d", PASS, root);
     free(in), free(out);
 }
 
@@ -228,7 +263,7 @@ static int reduce_matrices(int n, int root, int null_recv, const char *what)
         for (int j = 0; j < 4; j++)
             out[4 * k + j] = -1;
     }
-    CHECK_MPI(MPI_Reduce(in, rank != root && null_recv ? NULL : out, n, mat, op, root, MPI_COMM_WORLD));
+    CHECK_MPI(reduce(in, rank != root && null_recv ? NULL : out, n, mat, op, root));
     if (rank == root) {
         int wrong = 0, differ = 0;
         for (int k = 0; k < n; k++) {
@@ -263,7 +298,7 @@ static void section4(void)
 {
     int bad = reduce_matrices(4099, size - 1, 1, "section 4");
     bad += reduce_matrices(4099, 0, 0, "section 4");
-    chk_report(bad == 0, "4. a non-commutative user op (2x2 matrix product) on 4099 matrices to roots %d and 0, in rank order",
+    chk_report(bad == 0, "%s4. a non-commutative user op (2x2 matrix product) on 4099 matrices to roots %d and 0, in rank order", PASS,
                size - 1);
 }
 
@@ -271,7 +306,7 @@ static void section5(void)
 {
     int bad = reduce_matrices(1, size / 2, 1, "section 5 (1 matrix)");
     bad += reduce_matrices(3, size / 2, 0, "section 5 (3 matrices)");
-    chk_report(bad == 0, "5. the non-commutative user op on 1 and 3 matrices to root %d, in rank order", size / 2);
+    chk_report(bad == 0, "%s5. the non-commutative user op on 1 and 3 matrices to root %d, in rank order", PASS, size / 2);
 }
 
 static void section6(void)
@@ -281,7 +316,7 @@ static void section6(void)
         int n = counts[c], in[8], out[8];
         for (int i = 0; i < 8; i++)
             in[i] = value(i, rank), out[i] = -1000000;
-        CHECK_MPI(MPI_Reduce(in, rank == root ? out : NULL, n, MPI_INT, MPI_SUM, root, MPI_COMM_WORLD));
+        CHECK_MPI(reduce(in, rank == root ? out : NULL, n, MPI_INT, MPI_SUM, root));
         int wrong = 0;
         if (rank == root) {
             for (int i = 0; i < n; i++)
@@ -293,7 +328,7 @@ static void section6(void)
         CHECK(wrong == 0, "section 6: count %d: %d elements wrong", n, wrong);
         bad += wrong;
     }
-    chk_report(bad == 0, "6. MPI_SUM of 0, 1, 7 and (ranks - 1) ints to root %d", root);
+    chk_report(bad == 0, "%s6. MPI_SUM of 0, 1, 7 and (ranks - 1) ints to root %d", PASS, root);
 }
 
 static void section7(void)
@@ -307,7 +342,7 @@ static void section7(void)
             in[i] = value(i, rank);
         for (int i = 0; i < per; i++)
             out[i] = -1000000;
-        CHECK_MPI(MPI_Reduce_scatter_block(in, out, per, MPI_INT, MPI_SUM, MPI_COMM_WORLD));
+        CHECK_MPI(reduce_scatter_block(in, out, per, MPI_INT, MPI_SUM));
         int wrong = 0;
         for (int i = 0; i < per; i++)
             wrong += out[i] != sum_of(rank * per + i);
@@ -331,7 +366,7 @@ static void section7(void)
             in[i] = value(i, rank);
         for (int i = 0; i < mine + 1; i++)
             out[i] = -1000000;
-        CHECK_MPI(MPI_Reduce_scatter(in, out, counts, MPI_INT, MPI_SUM, MPI_COMM_WORLD));
+        CHECK_MPI(reduce_scatter(in, out, counts, MPI_INT, MPI_SUM));
         int wrong = 0;
         for (int i = 0; i < mine; i++)
             wrong += out[i] != sum_of(first + i);
@@ -341,7 +376,7 @@ static void section7(void)
         bad += wrong;
         free(counts), free(in), free(out);
     }
-    chk_report(bad == 0, "7. MPI_Reduce_scatter_block of 20000 ints per rank, MPI_Reduce_scatter of 1000 * r + 17 ints");
+    chk_report(bad == 0, "%s7. MPI_Reduce_scatter_block of 20000 ints per rank, MPI_Reduce_scatter of 1000 * r + 17 ints", PASS);
 }
 
 static void section8(void)
@@ -352,7 +387,7 @@ static void section8(void)
         int root = it % size, n = it % 2 ? big : 5, shift = it * 1000, wrong = 0;
         for (int i = 0; i < n; i++)
             in[i] = value(i, rank) + shift, out[i] = -1000000;
-        CHECK_MPI(MPI_Reduce(in, rank == root || it % 4 < 2 ? out : NULL, n, MPI_INT, MPI_SUM, root, MPI_COMM_WORLD));
+        CHECK_MPI(reduce(in, rank == root || it % 4 < 2 ? out : NULL, n, MPI_INT, MPI_SUM, root));
         if (rank == root)
             for (int i = 0; i < n; i++)
                 wrong += out[i] != sum_of(i) + shift * size;
@@ -360,20 +395,87 @@ static void section8(void)
         CHECK(wrong == 0, "section 8: iteration %d (root %d, %d ints): %d elements wrong", it, root, n, wrong);
         bad += wrong;
     }
-    chk_report(bad == 0, "8. 16 reductions in a row, no barrier, root i %% ranks, 5 and 40000 ints in turn");
+    chk_report(bad == 0, "%s8. 16 reductions in a row, no barrier, root i %% ranks, 5 and 40000 ints in turn", PASS);
     free(in), free(out);
+}
+
+/* Four nonblocking reductions in flight at once, then one MPI_Waitall */
+static void section9(void)
+{
+    int n = 100003, nm = 4099, nl = 255, per = 5000, bad = 0, last = size - 1, mid = size / 2;
+    MPI_Request q[4];
+    MPI_Op op;
+    MPI_Datatype mat;
+    MPI_Type_contiguous(4, MPI_LONG_LONG, &mat);
+    MPI_Type_commit(&mat);
+    MPI_Op_create(matmul, 0, &op);
+    int *in = malloc(sizeof(int) * n), *out = malloc(sizeof(int) * n);
+    int *rin = malloc(sizeof(int) * per * size), *rout = malloc(sizeof(int) * per);
+    long long *m = malloc(sizeof(long long) * 4 * nm), *mo = malloc(sizeof(long long) * 4 * nm);
+    long long *v = malloc(sizeof(long long) * nl);
+    for (int i = 0; i < n; i++)
+        in[i] = value(i, rank), out[i] = -1000000;
+    for (int i = 0; i < per * size; i++) /* shifted: a message of another reduction gives a wrong block */
+        rin[i] = value(i, rank) + 7;
+    for (int i = 0; i < per; i++)
+        rout[i] = -1000000;
+    for (int k = 0; k < nm; k++) {
+        matrix(k, rank, m + 4 * k);
+        for (int j = 0; j < 4; j++)
+            mo[4 * k + j] = -1;
+    }
+    for (int i = 0; i < nl; i++)
+        v[i] = (long long)i * 1000003LL + rank;
+    CHECK_MPI(MPI_Ireduce(in, rank == last ? out : NULL, n, MPI_INT, MPI_SUM, last, MPI_COMM_WORLD, &q[0]));
+    CHECK_MPI(MPI_Ireduce(m, rank == mid ? mo : NULL, nm, mat, op, mid, MPI_COMM_WORLD, &q[1]));
+    CHECK_MPI(MPI_Ireduce(rank == 0 ? MPI_IN_PLACE : v, rank == 0 ? v : NULL, nl, MPI_LONG_LONG, MPI_SUM, 0,
+                          MPI_COMM_WORLD, &q[2]));
+    CHECK_MPI(MPI_Ireduce_scatter_block(rin, rout, per, MPI_INT, MPI_SUM, MPI_COMM_WORLD, &q[3]));
+    CHECK_MPI(MPI_Waitall(4, q, MPI_STATUSES_IGNORE));
+    int wrong[4] = { 0, 0, 0, 0 };
+    if (rank == last)
+        for (int i = 0; i < n; i++)
+            wrong[0] += out[i] != sum_of(i);
+    wrong[0] += ints_changed(in, n, 0);
+    for (int k = 0; k < nm; k++) {
+        long long e[4], mine[4];
+        product(k, e);
+        matrix(k, rank, mine);
+        wrong[1] += rank == mid && memcmp(mo + 4 * k, e, sizeof e) != 0;
+        wrong[1] += memcmp(m + 4 * k, mine, sizeof mine) != 0;
+    }
+    for (int i = 0; i < nl; i++)
+        wrong[2] += v[i] != (rank == 0 ? (long long)i * 1000003LL * size + (long long)size * (size - 1) / 2
+                                        : (long long)i * 1000003LL + rank);
+    for (int i = 0; i < per; i++)
+        wrong[3] += rout[i] != sum_of(rank * per + i) + 7 * size;
+    wrong[3] += ints_changed(rin, per * size, 7);
+    const char *what[4] = { "MPI_SUM of ints to the last rank", "the matrix product to rank size / 2",
+                            "MPI_IN_PLACE at root 0", "MPI_Ireduce_scatter_block" };
+    for (int i = 0; i < 4; i++) {
+        CHECK(wrong[i] == 0, "section 9: %s: %d elements wrong", what[i], wrong[i]);
+        bad += wrong[i];
+    }
+    chk_report(bad == 0, "9. four nonblocking reductions in flight, one MPI_Waitall: SUM of %d ints to root %d, "
+               "%d matrices multiplied to root %d, MPI_IN_PLACE at root 0, Ireduce_scatter_block", n, last, nm, mid);
+    MPI_Op_free(&op);
+    MPI_Type_free(&mat);
+    free(in), free(out), free(rin), free(rout), free(m), free(mo), free(v);
 }
 
 int main(int argc, char **argv)
 {
     chk_init(&argc, &argv, &rank, &size);
-    section1();
-    section2();
-    section3();
-    section4();
-    section5();
-    section6();
-    section7();
-    section8();
+    for (nb = 0; nb < 2; nb++) {
+        section1();
+        section2();
+        section3();
+        section4();
+        section5();
+        section6();
+        section7();
+        section8();
+    }
+    section9();
     return chk_finish();
 }
