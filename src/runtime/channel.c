@@ -905,6 +905,7 @@ static void check_flush_done(void)
     close(fmpi_st.pending_fds[i]);
   fmpi_st.npending = 0;
   close_fd(&fmpi_st.listen_fd);
+  fmpi_scratch_release(); /* before the dump: no image carries the collectives' kept temporaries */
   fmpi_FlushReply rep = {
     .epoch = fmpi_st.flush_epoch, .drained_messages = fmpi_st.drained_messages,
     .drained_bytes = fmpi_st.drained_bytes, .channels_closed = closed,

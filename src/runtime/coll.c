@@ -57,9 +57,7 @@ static tmp_buf tmp_alloc(int count, fmpi_type *t)
 {
   tmp_buf b;
   MPI_Aint span = (count > 0 ? (MPI_Aint)(count - 1) * t->extent : 0) + (t->true_ub - t->true_lb);
-  b.raw = malloc((size_t)(span > 0 ? span : 1));
-  if (b.raw == NULL)
-    fmpi_fatal("out of memory");
+  b.raw = fmpi_scratch_get((size_t)(span > 0 ? span : 1));
   b.buf = b.raw - t->true_lb;
   return b;
 }
@@ -241,8 +239,8 @@ static int reduce(const void *mine, void *rbuf, int count, MPI_Datatype dt, MPI_
     fmpi_send_internal(cur, count, dt, root, TAG_REDUCE, c);
   if (vr != 0 && c->rank == root && (e = fmpi_recv_internal(rbuf, count, dt, base, TAG_REDUCE, c)) != MPI_SUCCESS)
     rv = e;
-  free(bufs[0].raw);
-  free(bufs[1].raw);
+  fmpi_scratch_put(bufs[0].raw);
+  fmpi_scratch_put(bufs[1].raw);
   return rv;
 }
 
@@ -380,7 +378,7 @@ static int allreduce(const void *mine, void *rbuf, int count, MPI_Datatype dt, M
     if (cur != (uint8_t *)rbuf)
       local_copy(cur, count, t, rbuf, count, t);
   }
-  free(tmp.raw);
+  fmpi_scratch_put(tmp.raw);
   return rv;
 }
 
@@ -565,7 +563,7 @@ int PMPI_Alltoall(const void *sendbuf, int sendcount, MPI_Datatype sendtype, voi
     sendtype = recvtype;
   }
   int rv = exchange(sendbuf, NULL, NULL, sendcount, sendtype, false, recvbuf, NULL, NULL, recvcount, recvtype, c);
-  free(copy.raw);
+  fmpi_scratch_put(copy.raw);
   return rv == MPI_SUCCESS ? rv : fmpi_error(c, rv, "MPI_Alltoall");
 }
 
@@ -588,7 +586,7 @@ int PMPI_Alltoallv(const void *sendbuf, const int sendcounts[], const int sdispl
     sendtype = recvtype;
   }
   int rv = exchange(sendbuf, sendcounts, sdispls, 0, sendtype, false, recvbuf, recvcounts, rdispls, 0, recvtype, c);
-  free(copy.raw);
+  fmpi_scratch_put(copy.raw);
   return rv == MPI_SUCCESS ? rv : fmpi_error(c, rv, "MPI_Alltoallv");
 }
 
@@ -682,7 +680,7 @@ int PMPI_Reduce_scatter(const void *sendbuf, void *recvbuf, const int recvcounts
   const void *mine = sendbuf == MPI_IN_PLACE ? recvbuf : sendbuf;
   rv = reduce(mine, all.buf, total, datatype, op, 0, c);
   int e = scatterv(all.buf, recvcounts, displs, 0, datatype, recvbuf, recvcounts[c->rank], datatype, 0, c);
-  free(all.raw);
+  fmpi_scratch_put(all.raw);
   free(displs);
   if (rv == MPI_SUCCESS)
     rv = e;
@@ -703,7 +701,7 @@ int PMPI_Reduce_scatter_block(const void *sendbuf, void *recvbuf, int recvcount,
   const void *mine = sendbuf == MPI_IN_PLACE ? recvbuf : sendbuf;
   rv = reduce(mine, all.buf, total, datatype, op, 0, c);
   int e = scatterv(all.buf, NULL, NULL, recvcount, datatype, recvbuf, recvcount, datatype, 0, c);
-  free(all.raw);
+  fmpi_scratch_put(all.raw);
   if (rv == MPI_SUCCESS)
     rv = e;
   return rv == MPI_SUCCESS ? rv : fmpi_error(c, rv, "MPI_Reduce_scatter_block");
@@ -729,8 +727,8 @@ static int scan(const void *sendbuf, void *recvbuf, int count, MPI_Datatype dt, 
     local_copy(mine.buf, count, t, recvbuf, count, t);
   if (c->rank + 1 < c->size)
     fmpi_send_internal(mine.buf, count, dt, c->rank + 1, TAG_SCAN, c);
-  free(mine.raw);
-  free(prefix.raw);
+  fmpi_scratch_put(mine.raw);
+  fmpi_scratch_put(prefix.raw);
   return rv;
 }
 

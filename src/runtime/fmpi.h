@@ -33,6 +33,9 @@
 #define FMPI_BURST_GRACE_USEC 50                 /* a held burst waits this long for the app's own pass before the progress thread sends it */
 #define FMPI_BURST_GRACE_MIN_BYTES 1024          /* ... when its first frame carries more than this (smaller: sent at once, see fmpi_enqueue) */
 #define FMPI_BURST_GRACE_ROUNDS 4                /* ... and again while the app is inside MPI, this many times */
+#define FMPI_SCRATCH_MIN_BYTES (256 * 1024)     /* collectives' temporaries from this size are kept for reuse (scratch.c) */
+#define FMPI_SCRATCH_KEEP 4                      /* ... this many of them at most */
+#define FMPI_SCRATCH_KEEP_BYTES (256L * 1024 * 1024) /* ... and this much memory in all */
 #define FMPI_RETRY_MIN_MSEC 1                    /* backoff of refused peer connections */
 #define FMPI_RETRY_MAX_MSEC 100
 #define FMPI_AGENT_FRAME_MAX_BYTES (16 * 1024 * 1024)
@@ -527,6 +530,11 @@ struct fmpi_nbc {
 fmpi_nbc *fmpi_nbc_new(fmpi_comm *c, int nrounds);
 void fmpi_nbc_add(fmpi_nbc *s, int round, bool send, void *buf, int count, MPI_Datatype type, int peer);
 void *fmpi_nbc_tmp(fmpi_nbc *s, size_t bytes);
+
+/* scratch.c: the collectives' temporaries */
+void *fmpi_scratch_get(size_t bytes);
+void fmpi_scratch_put(void *p);
+void fmpi_scratch_release(void);
 int fmpi_nbc_start(fmpi_nbc *s, MPI_Request *request);
 fmpi_nbc *fmpi_nbc_allreduce(fmpi_comm *c, const void *mine, void *recvbuf, int count, MPI_Datatype datatype,
                              MPI_Op op);

@@ -223,6 +223,7 @@ int PMPI_Finalize(void)
   if (fmpi_st.thread_started)
     pthread_join(fmpi_st.thread, NULL);
   fmpi_st.thread_started = false;
+  fmpi_scratch_release();
   /* A flush taken inside MPI_Finalize closed the agent connection (or the agent
    * crashed): connect again, or the finalized and exit notices are lost. */
   fmpi_agent_rejoin_finalized();

@@ -48,7 +48,7 @@ static void nbc_free(fmpi_nbc *s)
     free(s->rounds[i].ops);
   free(s->rounds);
   for (int i = 0; i < s->ntmp; i++)
-    free(s->tmp[i]);
+    fmpi_scratch_put(s->tmp[i]);
   free(s->tmp);
   free(s);
 }
@@ -109,8 +109,7 @@ void *fmpi_nbc_tmp(fmpi_nbc *s, size_t bytes)
   if (t == NULL)
     fmpi_fatal("out of memory");
   s->tmp = t;
-  if ((s->tmp[s->ntmp] = malloc(bytes ? bytes : 1)) == NULL)
-    fmpi_fatal("out of memory");
+  s->tmp[s->ntmp] = fmpi_scratch_get(bytes);
   return s->tmp[s->ntmp++];
 }
 

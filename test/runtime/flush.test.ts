@@ -17,8 +17,14 @@ function sharedPending(pid: number): bigint {
   return BigInt('0x' + line.split(/\s+/)[1]);
 }
 
+/** The resident memory of a process (VmRSS in /proc/PID/status), in KiB. */
+function residentKiB(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'))!;
+  return Number(line.split(/\s+/)[1]);
+}
+
 describe('rank runtime: flush, close, rewire', () => {
-  const rt = useRankRuntime('flush-pending', 'flush-stream', 'finalize-exit', 'flush-nbc', 'flush-rma');
+  const rt = useRankRuntime('flush-pending', 'flush-stream', 'finalize-exit', 'flush-nbc', 'flush-rma', 'flush-scratch');
 
   it('keeps drained messages and a half-done rendezvous across a flush; the same processes continue', async () => {
     const go = join(rt.dir, 'go-pending');
@@ -69,6 +75,24 @@ describe('rank runtime: flush, close, rewire', () => {
     const results = await job.wait();
     expect(results.map((r) => r.code), job.stderr.join('\n')).toEqual([0, 0, 0]);
     expect(job.stdout).toEqual(['started\nrank 0 collectives ok\n', 'started\nrank 1 collectives ok\n', 'ready\nrank 2 collectives ok\n']);
+  });
+
+  it("gives the collectives' kept temporaries back at a flush: the dump does not carry them", async () => {
+    const go = join(rt.dir, 'go-scratch');
+    const job = rt.job('flush-scratch', 2);
+    job.start(rt.program('flush-scratch'), [go]);
+    for (const r of job.procs.keys()) await job.waitForOutput(r, 'ready\n');
+    const before = job.procs.map((p) => residentKiB(p.pid!));
+    await rt.server.flush(job.jobId, 1);
+    const after = job.procs.map((p) => residentKiB(p.pid!));
+    // each rank kept its Allreduce's 40 MiB temporary for the next call; the flush gave it back
+    for (const r of job.procs.keys()) expect(before[r]! - after[r]!, `rank ${r}: VmRSS ${before[r]} -> ${after[r]} KiB`).toBeGreaterThan(36 * 1024);
+    job.resumeAll();
+    await until(() => job.hellos.length === 2);
+    writeFileSync(go, '');
+    const results = await job.wait();
+    expect(results.map((r) => r.code), job.stderr.join('\n')).toEqual([0, 0]);
+    expect(job.stdout).toEqual(['ready\nrank 0 sum 3\n', 'ready\nrank 1 sum 3\n']);
   });
 
   it('survives three flush and resume cycles under continuous traffic on 4 ranks', async () => {
