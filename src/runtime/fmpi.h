@@ -530,15 +530,15 @@ struct fmpi_nbc {
 fmpi_nbc *fmpi_nbc_new(fmpi_comm *c, int nrounds);
 void fmpi_nbc_add(fmpi_nbc *s, int round, bool send, void *buf, int count, MPI_Datatype type, int peer);
 void *fmpi_nbc_tmp(fmpi_nbc *s, size_t bytes);
-
-/* scratch.c: the collectives' temporaries */
-void *fmpi_scratch_get(size_t bytes);
-void fmpi_scratch_put(void *p);
-void fmpi_scratch_release(void);
 int fmpi_nbc_start(fmpi_nbc *s, MPI_Request *request);
 fmpi_nbc *fmpi_nbc_allreduce(fmpi_comm *c, const void *mine, void *recvbuf, int count, MPI_Datatype datatype,
                              MPI_Op op);
 void fmpi_nbc_op_done(fmpi_nbc *s);
+
+/* scratch.c: the collectives' temporaries (kept for reuse from FMPI_SCRATCH_MIN_BYTES, freed at a flush) */
+void *fmpi_scratch_get(size_t bytes);
+void fmpi_scratch_put(void *p);
+void fmpi_scratch_release(void);
 
 /* attr.c */
 enum fmpi_attr_kind { FMPI_ATTR_COMM, FMPI_ATTR_WIN, FMPI_ATTR_TYPE };
