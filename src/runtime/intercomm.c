@@ -149,13 +149,13 @@ int fmpi_inter_dup(fmpi_comm *ic, fmpi_comm **out)
 
 /* ---- collectives (MPI 3.1 5.2.2): the group's part over local_comm, the leaders between ---- */
 
-/* A buffer for n elements of type, laid out as a receive buffer would be; free *mem. */
+/* A buffer for n elements of type, laid out as a receive buffer would be; give *mem back with
+ * fmpi_scratch_put (scratch.c keeps large ones for the next call). */
 static void *tmp_alloc(MPI_Datatype type, int n, void **mem)
 {
   fmpi_type *t = fmpi_type_get(type);
   size_t span = n > 0 ? (size_t)(n - 1) * (size_t)(t->extent > 0 ? t->extent : 0) + (size_t)(t->true_ub - t->true_lb) : 0;
-  if ((*mem = malloc(span ? span : 1)) == NULL)
-    fmpi_fatal("out of memory");
+  *mem = fmpi_scratch_get(span ? span : 1);
   return (uint8_t *)*mem - t->true_lb;
 }
 
@@ -209,7 +209,7 @@ int fmpi_inter_reduce(const void *sbuf, void *rbuf, int count, MPI_Datatype type
   rv = PMPI_Reduce(sbuf, tmp, count, type, op, 0, ic->local_comm);
   if (rv == MPI_SUCCESS && ic->rank == 0)
     rv = fmpi_send_internal(tmp, count, type, root, TAG_REDUCE, ic);
-  free(mem);
+  fmpi_scratch_put(mem);
   return rv;
 }
 
@@ -223,7 +223,7 @@ int fmpi_inter_allreduce(const void *sbuf, void *rbuf, int count, MPI_Datatype t
   rv = PMPI_Reduce(sbuf, tmp, count, type, op, 0, ic->local_comm);
   if (rv == MPI_SUCCESS && ic->rank == 0)
     rv = fmpi_sendrecv_internal(tmp, count, type, 0, rbuf, count, type, 0, TAG_ALLREDUCE, ic);
-  free(mem);
+  fmpi_scratch_put(mem);
   return rv == MPI_SUCCESS ? PMPI_Bcast(rbuf, count, type, 0, ic->local_comm) : rv;
 }
 
@@ -245,7 +245,7 @@ int fmpi_inter_gather(const void *sbuf, int scount, MPI_Datatype stype, void *rb
   rv = PMPI_Gather(sbuf, scount, stype, tmp, scount, stype, 0, ic->local_comm);
   if (rv == MPI_SUCCESS && ic->rank == 0)
     rv = fmpi_send_internal(tmp, scount * ic->local_size, stype, root, TAG_GATHER, ic);
-  free(mem);
+  fmpi_scratch_put(mem);
   return rv;
 }
 
@@ -268,7 +268,7 @@ int fmpi_inter_scatter(const void *sbuf, int scount, MPI_Datatype stype, void *r
     rv = fmpi_recv_internal(tmp, rcount * ic->local_size, rtype, root, TAG_SCATTER, ic);
   if (rv == MPI_SUCCESS)
     rv = PMPI_Scatter(tmp, rcount, rtype, rbuf, rcount, rtype, 0, ic->local_comm);
-  free(mem);
+  fmpi_scratch_put(mem);
   return rv;
 }
 
@@ -284,7 +284,7 @@ int fmpi_inter_allgather(const void *sbuf, int scount, MPI_Datatype stype, void 
   if (rv == MPI_SUCCESS && ic->rank == 0)
     rv = fmpi_sendrecv_internal(tmp, scount * ic->local_size, stype, 0, rbuf, rcount * ic->size, rtype, 0,
                                 TAG_ALLGATHER, ic);
-  free(mem);
+  fmpi_scratch_put(mem);
   return rv == MPI_SUCCESS ? PMPI_Bcast(rbuf, rcount * ic->size, rtype, 0, ic->local_comm) : rv;
 }
 
@@ -371,8 +371,8 @@ int fmpi_inter_reduce_scatter(const void *sbuf, void *rbuf, const int rcounts[],
     rv = fmpi_sendrecv_internal(mine, count, type, 0, theirs, count, type, 0, TAG_REDUCE_SCATTER, ic);
   if (rv == MPI_SUCCESS)
     rv = PMPI_Scatterv(theirs, rcounts, displs, type, rbuf, rcounts[ic->rank], type, 0, ic->local_comm);
-  free(mine_mem);
-  free(theirs_mem);
+  fmpi_scratch_put(mine_mem);
+  fmpi_scratch_put(theirs_mem);
   free(displs);
   return rv;
 }
