@@ -1,6 +1,8 @@
 // The fetching side of the image channel: a DEALER to one ImageServer, with
 // every request under a deadline (an unreachable or dead peer becomes a
-// TIMEOUT naming the peer, never a hang).
+// TIMEOUT naming the peer, never a hang). Each request also tells the server
+// which chunk replies have arrived, so it can refill their buffers
+// (image-chunk-buffers.ts).
 import * as zmq from 'zeromq';
 import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { PendingRequests } from '../common/pending-requests.js';
@@ -17,6 +19,8 @@ const trace = tracer('images');
 
 export const RECONNECT_INTERVAL_MS = 100;
 export const RECONNECT_MAX_INTERVAL_MS = 2_000;
+/** How long the last receipts of a fetch wait for their answer: the fetch is complete by then, only the server's buffers are at stake. */
+export const RECEIPTS_TIMEOUT_MS = 1_000;
 
 export interface ImageReply {
   message: ImageTransferMessage;
@@ -27,6 +31,8 @@ export class ImageClient {
   private readonly dealer: zmq.Dealer;
   private readonly outbox: Outbox<Buffer>;
   private readonly pending = new PendingRequests<ImageReply>();
+  /** Request ids of chunk replies received and not yet reported to the server. */
+  private receipts: number[] = [];
   private closed = false;
 
   /** `key`: the cluster key (null: none); default the process's (cluster-key.ts). */
@@ -50,10 +56,16 @@ export class ImageClient {
   }
 
   /** Sends a request and resolves with the reply; a failed Status rejects with its code, naming the peer. */
-  async request(what: string, body: Omit<ImageTransferMessageInit, 'version' | 'request_id'>): Promise<ImageReply> {
+  async request(
+    what: string,
+    body: Omit<ImageTransferMessageInit, 'version' | 'request_id' | 'received'>,
+    timeoutMs = this.requestTimeoutMs,
+  ): Promise<ImageReply> {
     if (this.closed) throw new FerryError(ErrorCode.UNAVAILABLE, `image server ${this.peer}: ${what}: transfer closed`);
-    const { id, reply } = this.pending.open(`image server ${this.peer}: ${what}`, this.requestTimeoutMs);
-    this.outbox.push(Buffer.from(imageTransferCodec.encode({ version: PROTOCOL_VERSION, request_id: id, ...body })));
+    const { id, reply } = this.pending.open(`image server ${this.peer}: ${what}`, timeoutMs);
+    const received = this.receipts;
+    this.receipts = [];
+    this.outbox.push(Buffer.from(imageTransferCodec.encode({ version: PROTOCOL_VERSION, request_id: id, received, ...body })));
     const r = await reply;
     checkPeerVersion(r.message.version, `image server ${this.peer}`);
     if (!r.message.status?.ok) {
@@ -61,6 +73,20 @@ export class ImageClient {
       throw new FerryError(e.code, `image server ${this.peer}: ${e.message}`);
     }
     return r;
+  }
+
+  /**
+   * Reports the chunk replies received since the last request, so the server
+   * can use their buffers again. Never fails: at worst the server drops those
+   * buffers after a while instead of reusing them.
+   */
+  async sendReceipts(): Promise<void> {
+    if (this.receipts.length === 0 || this.closed) return;
+    try {
+      await this.request('receipts', { receipts_request: {} }, Math.min(RECEIPTS_TIMEOUT_MS, this.requestTimeoutMs));
+    } catch (err) {
+      trace(`receipts to ${this.peer} not delivered: ${errorMessage(err)}`);
+    }
   }
 
   /** Rejects every open request with `err` (a transfer that gave up). */
@@ -87,6 +113,8 @@ export class ImageClient {
           trace(`reply from ${this.peer} dropped: ${errorMessage(err)}`);
           continue;
         }
+        // Late or not, a chunk that arrived has left the server's buffer.
+        if (data && Number(message.reply_to) > 0) this.receipts.push(Number(message.reply_to));
         if (!this.pending.settle(Number(message.reply_to), { message, data })) {
           trace(`late or unknown reply ${message.reply_to} from ${this.peer}`);
         }

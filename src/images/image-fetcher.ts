@@ -127,12 +127,14 @@ export async function fetchImageDir(options: FetchImageOptions): Promise<FetchIm
     const durable = options.durable ?? true;
     const transfer = new Transfer(client, manifest, into, chunkBytes, concurrency, durable, options.onProgress);
     await transfer.run();
+    const receipts = client.sendReceipts(); // the server's last buffers back, while the manifest is written
     if (durable) {
       await fsyncDir(into);
       await writeFileDurably(into, MANIFEST_FILE_NAME, manifestBytes);
     } else {
       await writeFile(join(into, MANIFEST_FILE_NAME), manifestBytes);
     }
+    await receipts;
     await unlink(join(into, FETCHING_MANIFEST_NAME)).catch(() => undefined);
     trace(`fetched ${label} of job ${jobId} from ${from}: ${transfer.bytesReceived} bytes received, ${transfer.bytesResumed} resumed, in ${(performance.now() - startedAt).toFixed(1)} ms`);
     return {

@@ -2,7 +2,8 @@
 // on a ZeroMQ ROUTER: the manifest of a rank's image, then its files in chunks,
 // each with a CRC-32 that the fetcher checks. Only directories with a manifest
 // (complete images) are served, only files the manifest lists, and only under
-// the root: a name with '/', '..' or an absolute path is refused.
+// the root: a name with '/', '..' or an absolute path is refused. Chunks are
+// read into buffers used again once the fetcher has them (image-chunk-buffers.ts).
 import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -15,8 +16,9 @@ import { PROTOCOL_VERSION, checkPeerVersion } from '../protocol/version.js';
 import { type ClusterKey, keyOrProcessKey } from '../transport/cluster-key.js';
 import { curveServerClosed, curveServerOptions } from '../transport/curve-security.js';
 import { Outbox } from '../transport/outbox.js';
+import { ImageChunkBuffers } from './image-chunk-buffers.js';
 import { IMAGE_BAD_REQUEST, IMAGE_CORRUPT, IMAGE_IO, IMAGE_MISSING } from './image-errors.js';
-import { IMAGE_MAX_CHUNK_BYTES, IMAGE_REQUEST_MAX_BYTES, imageTransferCodec } from './image-messages.js';
+import { IMAGE_CHUNK_BYTES, IMAGE_MAX_CHUNK_BYTES, IMAGE_REQUEST_MAX_BYTES, imageTransferCodec } from './image-messages.js';
 import { MANIFEST_FILE_NAME, imageLabel, rankImageDir, requirePlainName } from './image-paths.js';
 import { decodeManifestFile, type Manifest } from './manifest.js';
 
@@ -38,6 +40,8 @@ export interface ImageServerOptions {
 export class ImageServer {
   private readonly outbox: Outbox<Buffer[]>;
   private readonly manifests = new Map<string, Manifest>();
+  /** Chunk buffers, lent to a fetcher until it says it has the chunk. */
+  readonly chunkBuffers = new ImageChunkBuffers(IMAGE_CHUNK_BYTES);
   private closed = false;
   private bytesServedTotal = 0;
   /** The bound address, with the real port when bound to port 0 (kept: it outlives close()). */
@@ -79,6 +83,7 @@ export class ImageServer {
     this.closed = true;
     this.outbox.close();
     this.router.close();
+    this.chunkBuffers.close();
     curveServerClosed(this.options.key ?? null);
   }
 
@@ -101,6 +106,9 @@ export class ImageServer {
       trace(`undecodable request: ${errorMessage(err)}`);
       return; // no request id to answer
     }
+    const fetcher = peer.toString('hex');
+    if (request.received.length > 0) this.chunkBuffers.receive(fetcher, request.received.map(Number));
+    else this.chunkBuffers.heardFrom(fetcher);
     const reply = (message: ImageTransferMessageInit, data?: Buffer) => {
       if (this.closed) return;
       const envelope = Buffer.from(
@@ -124,14 +132,25 @@ export class ImageServer {
           throw new FerryError(IMAGE_BAD_REQUEST, `${imageLabel(manifest)}: ${c.name}: offset ${offset} past the end (${file.size} bytes)`);
         }
         const length = Math.min(c.length, IMAGE_MAX_CHUNK_BYTES, file.size - offset);
-        const data = await readChunk(join(dir, c.name), offset, length);
+        const requestId = Number(request.request_id);
+        const buffer = this.chunkBuffers.lend(fetcher, requestId, length);
+        let data: Buffer;
+        try {
+          data = await readChunk(join(dir, c.name), offset, buffer);
+        } catch (err) {
+          this.chunkBuffers.unsent(fetcher, requestId);
+          throw err;
+        }
         if (data.length !== length) {
+          this.chunkBuffers.unsent(fetcher, requestId);
           throw new FerryError(IMAGE_CORRUPT, `${imageLabel(manifest)}: ${c.name}: shorter on the server than its manifest says`);
         }
         const crc = crc32(data);
         this.options.tamperChunk?.(c.name, offset, data);
         this.bytesServedTotal += length;
         reply({ status: OK_STATUS, chunk_reply: { name: c.name, offset, length, crc32: crc } }, data);
+      } else if (request.receipts_request) {
+        reply({ status: OK_STATUS });
       } else {
         throw new FerryError(IMAGE_BAD_REQUEST, 'request has no body this server knows');
       }
@@ -177,10 +196,11 @@ export class ImageServer {
   }
 }
 
-async function readChunk(path: string, offset: number, length: number): Promise<Buffer> {
+/** Reads up to buf.length bytes at `offset` into `buf`; returns the part filled (short at a premature end of file). */
+async function readChunk(path: string, offset: number, buf: Buffer): Promise<Buffer> {
+  const length = buf.length;
   const fh = await open(path, 'r');
   try {
-    const buf = Buffer.allocUnsafe(length);
     let got = 0;
     while (got < length) {
       const { bytesRead } = await fh.read(buf, got, length - got, offset + got);

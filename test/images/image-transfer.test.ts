@@ -4,13 +4,16 @@ import { open, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import * as zmq from 'zeromq';
 import { FerryError } from '../../src/common/ferry-error.js';
 import { ErrorCode } from '../../src/gen/proto.js';
 import { hashFile } from '../../src/images/file-durability.js';
 import { ImageClient, dirRef } from '../../src/images/image-client.js';
 import { fetchImageDir } from '../../src/images/image-fetcher.js';
+import { imageTransferCodec } from '../../src/images/image-messages.js';
 import { MANIFEST_FILE_NAME, PART_SUFFIX, rankImageDir } from '../../src/images/image-paths.js';
 import { ImageServer, type ImageServerOptions } from '../../src/images/image-server.js';
+import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
 import { readManifest, verifyImageDir, writeManifest, type Manifest } from '../../src/images/manifest.js';
 import { BIG_FILE_BYTES, BIG_FILE_NAME, FIXTURE_META, makeRankImage, tempDirs } from './image-dir-fixture.js';
 
@@ -258,6 +261,59 @@ describe('image transfer between agents', () => {
     const err = await caught(fetchImageDir({ from: server.address, jobId: '..', epoch: 3, rank: 1, into: join(await temps.make('dst'), 'x') }));
     expect(err.code).toBe(ErrorCode.BAD_REQUEST);
     expect(rankImageDir(root, 'job-7', 3, 1)).toBe(dir);
+  });
+
+  it('the server refills a chunk buffer only after the fetcher reported that chunk received', async () => {
+    const { root, dir, manifest } = await storedImage(12 * 1024 * 1024);
+    const server = await serve(root);
+    // Chunks of 256 KiB to 1 MiB go through the buffers: 12 of pages-1.img, 3 of mm-1.img.
+    const pooledPerFetch = 15;
+    for (const n of [1, 2]) {
+      const into = join(await temps.make('dst'), `rank-${n}`);
+      await fetchImageDir({ from: server.address, ...FIXTURE_META, into });
+      await expectSameFiles(dir, into, manifest);
+      const st = server.chunkBuffers.stats();
+      expect(st.allocated + st.reused, `fetch ${n}`).toBe(n * pooledPerFetch);
+      expect(st.lent, `fetch ${n}: the last receipts came with the fetch's end`).toBe(0);
+      expect(st.dropped).toBe(0);
+    }
+    // At most the chunks in flight at once were ever allocated (two files, 8 each).
+    expect(server.chunkBuffers.stats().allocated).toBeLessThanOrEqual(16);
+    expect(server.chunkBuffers.stats().reused).toBeGreaterThanOrEqual(2 * pooledPerFetch - 16);
+
+    // A fetcher that never reports receipts (or reports another fetcher's) never gets a refilled buffer.
+    const before = server.chunkBuffers.stats();
+    const silent = new zmq.Dealer({ linger: 0 });
+    const other = new zmq.Dealer({ linger: 0 });
+    silent.connect(server.address);
+    other.connect(server.address);
+    try {
+      const ask = async (socket: zmq.Dealer, id: number, offset: number, received: number[] = []) => {
+        await socket.send(
+          Buffer.from(
+            imageTransferCodec.encode({
+              version: PROTOCOL_VERSION,
+              request_id: id,
+              received,
+              chunk_request: { dir: dirRef(FIXTURE_META.jobId, FIXTURE_META.epoch, FIXTURE_META.rank), name: BIG_FILE_NAME, offset, length: 1024 * 1024 },
+            }),
+          ),
+        );
+        const [envelope, data] = await socket.receive();
+        expect(Number(imageTransferCodec.decode(envelope!).reply_to)).toBe(id);
+        expect(data!.equals((await readFile(join(dir, BIG_FILE_NAME))).subarray(offset, offset + 1024 * 1024))).toBe(true);
+      };
+      const free = before.free;
+      for (let i = 0; i < free + 2; i++) await ask(silent, 100 + i, (i % 12) * 1024 * 1024);
+      await ask(other, 1, 0, [100, 101, 102]);
+      const after = server.chunkBuffers.stats();
+      expect(after.reused - before.reused, 'only the free buffers were used, none lent to the silent fetcher').toBe(free);
+      expect(after.allocated - before.allocated).toBe(3);
+      expect(after.lent).toBe(free + 3);
+    } finally {
+      silent.close();
+      other.close();
+    }
   });
 
   it('an unreachable peer is a clear TIMEOUT naming it, not a hang', async () => {
