@@ -14,7 +14,8 @@ import type { CriuInstall } from '../criu/criu-install.js';
 import { restoreRank } from '../criu/criu-restore.js';
 import { assertRestorable } from '../criu/restore-precheck.js';
 import { cutBackWrittenFiles, putBackCutFiles, readAppendedFiles } from '../criu/written-files.js';
-import { fetchImageDir } from '../images/image-fetcher.js';
+import { fetchImageDir, type FetchImageResult } from '../images/image-fetcher.js';
+import type { TransferFetchOptions } from '../images/image-transfer-messages.js';
 import type { FileDigest } from '../images/file-durability.js';
 import { GrowingFileHasher } from '../images/growing-file-hasher.js';
 import { imageLabel, rankImageDir } from '../images/image-paths.js';
@@ -56,6 +57,11 @@ export interface LocalRankStepsOptions {
   criu?: CriuInstall | null;
   /** How long a RESTORE waits for an earlier copy of its rank to end (default EARLIER_COPY_WAIT_MS). */
   earlierCopyWaitMs?: number;
+  /**
+   * Fetches an image from another host (default fetchImageDir in this process;
+   * the agent's runs in its image transfer process, image-transfer-worker.ts).
+   */
+  fetchImage?: (options: TransferFetchOptions) => Promise<FetchImageResult>;
 }
 
 /**
@@ -389,7 +395,7 @@ export class LocalRankSteps implements RankSteps {
       return 0;
     }
     // A migration's or restart's copy (transient) is restored at once and discarded after: no fsync.
-    const r = await fetchImageDir({
+    const r = await (this.o.fetchImage ?? fetchImageDir)({
       from: src.server,
       jobId: req.job_id,
       epoch: src.epoch,

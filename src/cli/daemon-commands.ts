@@ -6,7 +6,7 @@ import { ErrorCode } from '../gen/proto.js';
 import { Agent } from '../agent/agent.js';
 import { LocalRankSteps } from '../agent/local-rank-steps.js';
 import { RankChannelServer } from '../agent/rank-channel.js';
-import { ImageServer } from '../images/image-server.js';
+import { ImageTransferProcess } from '../images/image-transfer-process.js';
 import { ensureImageStoreId } from '../images/image-store-id.js';
 import { RANK_KILL_GRACE_MS, RankSupervisor } from '../agent/rank-supervisor.js';
 import { FerryError, errorMessage } from '../common/ferry-error.js';
@@ -146,8 +146,12 @@ export async function agentCommand(argv: string[]): Promise<number> {
       `${cmd}: cannot listen for ranks on the abstract socket @${rankSocket} (${errorMessage(err)}): is another agent running in this network namespace?`,
     );
   }
-  // Other agents fetch this host's checkpoint images from here.
-  const imageServer = await ImageServer.bind(checkTcpAddress(cmd, opt(p, 'image-listen') ?? `tcp://${address}:0`, true), images);
+  // Other agents fetch this host's checkpoint images from here; this host's fetches run there too.
+  const transfers = await ImageTransferProcess.start({
+    listen: checkTcpAddress(cmd, opt(p, 'image-listen') ?? `tcp://${address}:0`, true),
+    imagesRoot: images,
+    key,
+  });
   const agent = new Agent(
     {
       host: name,
@@ -157,7 +161,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
       criuCheckOk: check.ok,
       criuCheckDetail: check.detail,
       version: FERRY_VERSION,
-      imageServer: imageServer.address,
+      imageServer: transfers.address,
       imageStore,
     },
     () => {
@@ -173,7 +177,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
         process.exit(2);
       },
     },
-    new LocalRankSteps({ host: name, imagesDir: images, ranks, rankChannel, criu }),
+    new LocalRankSteps({ host: name, imagesDir: images, ranks, rankChannel, criu, fetchImage: (o) => transfers.fetch(o) }),
     rankChannel,
   );
   agent.start();
@@ -181,7 +185,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
   await untilSignal();
   await agent.stop();
   await rankChannel.close();
-  await imageServer.close();
+  await transfers.close();
   return 0;
 }
 
