@@ -12,6 +12,13 @@ import { type FileDigest, feedHash, hashReadBuffers } from './file-durability.js
 /** How often the directory and the growing files are looked at while CRIU writes. */
 export const GROWING_HASH_POLL_MS = 20;
 
+/**
+ * Read size while CRIU writes. Small, because the agent forks CRIU just before
+ * (image-transfer-worker.ts): every page of these buffers faults again after
+ * that fork, and two of 4 MiB were 2,048 faults (tens of ms here) in every dump.
+ */
+export const GROWING_HASH_READ_BYTES = 512 * 1024;
+
 /** CRIU's page images: appended to in order, never rewritten. */
 export const APPEND_ONLY_IMAGE_RE = /^pages-[0-9]+\.img$/;
 
@@ -24,7 +31,7 @@ interface Growing {
 export class GrowingFileHasher {
   private readonly files = new Map<string, Growing>();
   /** One pair for every pass (passes never overlap): no new buffers every 20 ms. */
-  private readonly buffers = hashReadBuffers();
+  private readonly buffers = hashReadBuffers(GROWING_HASH_READ_BYTES);
   private timer?: NodeJS.Timeout;
   private pass?: Promise<void>;
   private failed?: unknown;
