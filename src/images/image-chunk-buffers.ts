@@ -75,8 +75,7 @@ export class ImageChunkBuffers {
       this.counts.allocated++;
     }
     const loans = this.loansOf(peer);
-    const earlier = loans.byRequest.get(requestId);
-    if (earlier) this.counts.dropped++; // a request id used twice: never refill the first one's buffer
+    if (loans.byRequest.has(requestId)) this.counts.dropped++; // a request id used twice: never refill the first one's buffer
     loans.byRequest.set(requestId, whole);
     this.lastLentMs = Date.now();
     this.startSweeping();
@@ -88,18 +87,12 @@ export class ImageChunkBuffers {
     this.giveBack(peer, requestId);
   }
 
-  /** `peer` says it has received the replies to these requests: their buffers are free again. */
+  /** `peer` says it has received the replies to these requests (maybe none): their buffers are free again. */
   receive(peer: string, requestIds: readonly number[]): void {
     const loans = this.peers.get(peer);
     if (!loans) return;
     loans.lastHeardMs = Date.now();
     for (const id of requestIds) this.giveBack(peer, id);
-  }
-
-  /** Heard from `peer` (any request): its loans are not idle. */
-  heardFrom(peer: string): void {
-    const loans = this.peers.get(peer);
-    if (loans) loans.lastHeardMs = Date.now();
   }
 
   stats(): ChunkBufferStats {

@@ -107,8 +107,7 @@ export class ImageServer {
       return; // no request id to answer
     }
     const fetcher = peer.toString('hex');
-    if (request.received.length > 0) this.chunkBuffers.receive(fetcher, request.received.map(Number));
-    else this.chunkBuffers.heardFrom(fetcher);
+    this.chunkBuffers.receive(fetcher, request.received.map(Number));
     const reply = (message: ImageTransferMessageInit, data?: Buffer) => {
       if (this.closed) return;
       const envelope = Buffer.from(
@@ -137,13 +136,12 @@ export class ImageServer {
         let data: Buffer;
         try {
           data = await readChunk(join(dir, c.name), offset, buffer);
+          if (data.length !== length) {
+            throw new FerryError(IMAGE_CORRUPT, `${imageLabel(manifest)}: ${c.name}: shorter on the server than its manifest says`);
+          }
         } catch (err) {
           this.chunkBuffers.unsent(fetcher, requestId);
           throw err;
-        }
-        if (data.length !== length) {
-          this.chunkBuffers.unsent(fetcher, requestId);
-          throw new FerryError(IMAGE_CORRUPT, `${imageLabel(manifest)}: ${c.name}: shorter on the server than its manifest says`);
         }
         const crc = crc32(data);
         this.options.tamperChunk?.(c.name, offset, data);

@@ -11,6 +11,7 @@ import { ErrorCode } from '../../src/gen/proto.js';
 import { ImageServer } from '../../src/images/image-server.js';
 import { ImageTransferProcess, transferWorkerPath } from '../../src/images/image-transfer-process.js';
 import { readManifest, verifyImageDir, writeManifest } from '../../src/images/manifest.js';
+import { processAlive } from '../../src/netns/stale-sweeper.js';
 import { FIXTURE_META, makeRankImage, tempDirs } from './image-dir-fixture.js';
 
 const temps = tempDirs();
@@ -37,15 +38,6 @@ async function rejection(p: Promise<unknown>): Promise<FerryError> {
   );
   expect(err).toBeInstanceOf(FerryError);
   return err as FerryError;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe('image transfer process', () => {
@@ -94,7 +86,7 @@ describe('image transfer process', () => {
 
     const secondPid = p.pid!;
     await p.close();
-    expect(alive(secondPid)).toBe(false);
+    expect(processAlive(secondPid)).toBe(false);
     const closed = await rejection(p.fetch({ from: server.address, ...FIXTURE_META, into: join(await temps.make('dst'), 'rank-1') }));
     expect(closed.message).toContain('the image transfer process is stopped');
   });
@@ -113,9 +105,9 @@ describe('image transfer process', () => {
       const [line] = (await once(agent.stdout!, 'data')) as [Buffer];
       const workerPid = Number(String(line).trim());
       expect(workerPid).toBeGreaterThan(0);
-      expect(alive(workerPid)).toBe(true);
+      expect(processAlive(workerPid)).toBe(true);
       agent.kill('SIGKILL');
-      await expect.poll(() => alive(workerPid), { timeout: 10_000 }).toBe(false);
+      await expect.poll(() => processAlive(workerPid), { timeout: 10_000 }).toBe(false);
     } finally {
       agent.kill('SIGKILL');
     }
