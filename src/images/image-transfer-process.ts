@@ -49,8 +49,7 @@ export class ImageTransferProcess {
   private nextId = 1;
   private closing = false;
   private restarting: Promise<void> | undefined;
-  /** Times the process was started (1 + restarts). */
-  starts = 0;
+  private startCount = 0;
 
   private constructor(
     private readonly options: ImageTransferProcessOptions,
@@ -63,6 +62,11 @@ export class ImageTransferProcess {
     const p = new ImageTransferProcess(options, address);
     p.adopt(child);
     return p;
+  }
+
+  /** Times the process was started (1 + restarts). */
+  get starts(): number {
+    return this.startCount;
   }
 
   /** The process's pid (undefined while it restarts). */
@@ -98,7 +102,7 @@ export class ImageTransferProcess {
   }
 
   private adopt(child: ChildProcess): void {
-    this.starts++;
+    this.startCount++;
     this.child = child;
     // A send to a process that just died: its fetches fail at its exit, below.
     child.on('error', (err) => trace(`image transfer process (pid ${child.pid}): ${err.message}`));
