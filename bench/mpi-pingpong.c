@@ -2,10 +2,10 @@
  * mpi-pingpong: the ping-pong benchmark through MPI, between ranks 0 and 1
  * (other ranks only wait), so it runs unchanged under Debian's MPICH and
  * under Ferry's runtime. Same measurement and output as raw-tcp-pingpong.c:
- * half round-trip latency of an MPI_Send/MPI_Recv ping-pong, and bandwidth
- * of a one-way stream of MPI_Isend in windows of PP_WINDOW messages, the
- * receiver pre-posting MPI_Irecv and acknowledging each batch of the stream
- * with one empty message. Both are measured in PP_BATCHES batches, as in
+ * half round-trip latency of an MPI_Send/MPI_Recv ping-pong for every size,
+ * then for the same sizes the bandwidth of a one-way stream of MPI_Isend in
+ * windows of PP_WINDOW messages, the receiver pre-posting MPI_Irecv and
+ * acknowledging each batch of the stream with one empty message. Both are measured in PP_BATCHES batches, as in
  * raw-tcp-pingpong.c: the best batch's latency counts, and the median
  * batch's bandwidth (see there).
  *
@@ -38,7 +38,8 @@ static void pingpong(int rank, char *buf, int n)
 int main(int argc, char **argv)
 {
     int rank, size, i;
-    long max_bytes = PP_DEFAULT_MAX_BYTES, bytes, it;
+    long max_bytes = PP_DEFAULT_MAX_BYTES, bytes, it, s;
+    double lat_us[PP_MAX_SIZES];
     const char *impl = "mpi";
     char *buf;
     MPI_Request reqs[PP_WINDOW];
@@ -68,16 +69,14 @@ int main(int argc, char **argv)
         fflush(stdout);
     }
 
-    for (bytes = 0; bytes <= max_bytes; bytes = pp_next_size(bytes)) {
-        long iters = pp_latency_iters(bytes), stream = pp_stream_iters(bytes);
+    for (bytes = 0, s = 0; bytes <= max_bytes; bytes = pp_next_size(bytes), s++) {
+        long iters = pp_latency_iters(bytes);
         double t0;
         int n = (int)bytes;
         MPI_Barrier(MPI_COMM_WORLD);
         if (rank <= 1) {
-            int peer = 1 - rank;
             long b;
-            double us, lat_us = 0, bw_us, batch_us[PP_BATCHES];
-            size_t slot_bytes = (size_t)(max_bytes > 0 ? max_bytes : 1);
+            double us;
             for (it = 0; it < PP_WARMUP_ITERS; it++)
                 pingpong(rank, buf, n);
             for (b = 0; b < pp_batches(iters); b++) {
@@ -86,9 +85,21 @@ int main(int argc, char **argv)
                 for (it = 0; it < k; it++)
                     pingpong(rank, buf, n);
                 us = (MPI_Wtime() - t0) * 1e6 / (2.0 * (double)k);
-                if (b == 0 || us < lat_us)
-                    lat_us = us;
+                if (b == 0 || us < lat_us[s])
+                    lat_us[s] = us;
             }
+        }
+    }
+    for (bytes = 0, s = 0; bytes <= max_bytes; bytes = pp_next_size(bytes), s++) {
+        long stream = pp_stream_iters(bytes);
+        double t0;
+        int n = (int)bytes;
+        MPI_Barrier(MPI_COMM_WORLD);
+        if (rank <= 1) {
+            int peer = 1 - rank;
+            long b;
+            double bw_us, batch_us[PP_BATCHES];
+            size_t slot_bytes = (size_t)(max_bytes > 0 ? max_bytes : 1);
             for (b = 0; b < pp_batches(stream); b++) {
                 long k = pp_batch(stream, b);
                 t0 = MPI_Wtime();
@@ -112,7 +123,7 @@ int main(int argc, char **argv)
             bw_us = pp_median(batch_us, pp_batches(stream));
             if (rank == 0) {
                 printf("pingpong impl=%s bytes=%ld iters=%ld latency_us=%.3f bw_iters=%ld bandwidth_MBps=%.4f\n", impl,
-                       bytes, iters, lat_us, stream, (double)bytes / bw_us);
+                       bytes, pp_latency_iters(bytes), lat_us[s], stream, (double)bytes / bw_us);
                 fflush(stdout);
             }
         }

@@ -4,6 +4,12 @@
  * message sizes, how many iterations each size gets, their batches, and how
  * a size's figures come out of its batches (the best batch's latency, the
  * median batch's bandwidth: see raw-tcp-pingpong.c).
+ *
+ * Every size's latency is measured before any stream runs, as separate latency
+ * and bandwidth programs would (OSU's osu_latency and osu_bw): a stream leaves
+ * the TCP connection in a state that slows the ping-pongs after it, by how
+ * much depending on how the stream was written (docs/runtime.md), and the
+ * contenders write their streams differently.
  */
 #ifndef PINGPONG_PLAN_H
 #define PINGPONG_PLAN_H
@@ -18,6 +24,7 @@
 #define PP_STREAM_ITERS_MIN 16
 #define PP_WARMUP_ITERS 10
 #define PP_BATCHES 20 /* latency: best batch mean; bandwidth: median batch (fewer if fewer iterations) */
+#define PP_MAX_SIZES 34 /* sizes 0, 1, 4, ... 4^31: as many as a MAX_BYTES in a long can ask for */
 
 static inline long pp_clamp(long v, long lo, long hi) { return v < lo ? lo : v > hi ? hi : v; }
 static inline long pp_latency_iters(long bytes) { return pp_clamp(PP_LATENCY_BYTES_BUDGET / (bytes ? bytes : 1), PP_LATENCY_ITERS_MIN, PP_LATENCY_ITERS_MAX); }
