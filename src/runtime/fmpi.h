@@ -27,6 +27,7 @@
 #define FMPI_COALESCE_BYTES (64 * 1024)          /* small frames queued together go out in one send() of up to this */
 #define FMPI_BATCH_PAYLOAD_BYTES (64 * 1024)     /* eager frames up to this payload queued together go out in one sendmsg() */
 #define FMPI_BATCH_FRAMES 16                     /* frames one sendmsg() carries at most */
+#define FMPI_REMOTE_NOTSENT_BYTES (128 * 1024)   /* TCP_NOTSENT_LOWAT of a channel to another host (channel.c, limit_unsent) */
 #define FMPI_SPIN_USEC 2000                      /* busy-poll this long without I/O progress before blocking */
 #define FMPI_SPIN_POLL_USEC 200                  /* busy-poll: recv on open channels, poll() all fds this often (agent, listener, connects) */
 #define FMPI_PROGRESS_PARK_USEC 10000            /* progress thread stays off while the app polled this recently */
