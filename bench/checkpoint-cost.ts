@@ -23,7 +23,7 @@
 // alternating, so both meet the same machine; the first dump of the fresh
 // processes is not counted, for either contender: it wrote its pages up to 6x
 // slower than the next ones did in some runs (CRIU's memwrite time).
-// Run: node dist/bench/run.js checkpoint-cost   (BENCH_CKPT_SIZES_MIB=64,512, BENCH_CKPT_REPEATS=3)
+// Run: node dist/bench/run.js checkpoint-cost   (BENCH_CKPT_SIZES_MIB=64,512, BENCH_CKPT_REPEATS=5)
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, writeSync, openSync, closeSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -38,7 +38,7 @@ import { packageRoot } from '../src/protocol/proto-root.js';
 
 const SIZES_MIB = (process.env.BENCH_CKPT_SIZES_MIB ?? '64,512').split(',').map(Number);
 /** Checkpoints (and plain parallel dumps) measured per size, after one that is not counted. */
-const REPEATS = Number(process.env.BENCH_CKPT_REPEATS ?? 3);
+const REPEATS = Number(process.env.BENCH_CKPT_REPEATS ?? 5);
 const RANKS = 4;
 const FLUSH_RANKS = 8;
 const FLUSH_RANK_MIB = 8;
@@ -333,6 +333,11 @@ export async function runCheckpointCostBenchmark(): Promise<void> {
 
       const med = (k: keyof CheckpointFigures) => median(checkpoints.map((f) => f[k]));
       const plainPar = median(plain.parallelMs);
+      // Each turn's checkpoint against the plain dump of the same turn: the machine's slow and fast
+      // states last seconds (the same plain dump took 667 ms in one run and 1,240 ms in the next), so
+      // the target is judged on the median of these paired ratios, not on the ratio of two medians.
+      const pausedRatios = checkpoints.map((f, i) => f.pausedMs / plain.parallelMs[i]!);
+      const pausedRatio = median(pausedRatios);
       const dr = plain.dumpRestore;
       lines.push(
         `\n${RANKS} ranks x ${sizeMib} MiB (median of ${repeats}):`,
@@ -340,7 +345,9 @@ export async function runCheckpointCostBenchmark(): Promise<void> {
           `then store ${ms(med('storeMs'))}, commit ${ms(med('commitMs'))}: committed after ${ms(med('totalMs'))}; images ${mib(med('sizeBytes'))}`,
         `  plain criu dump, ${RANKS} at once: ${ms(plainPar)} (then sync: ${ms(median(plain.parallelSyncedMs))}); one after another: ${ms(plain.serialMs)}; images ${mib(plain.bytes)}`,
         `  first of the fresh processes (not counted): ferry checkpoint paused ${ms(first.ferry.pausedMs)} (dump ${ms(first.ferry.dumpMs)}), plain dump at once ${ms(plain.firstParallelMs)}`,
-        `  job paused by the checkpoint / plain parallel dump: ${x(med('pausedMs'), plainPar)}  (target <= ${CHECKPOINT_VS_PLAIN_MAX}x: the processes stopped until their images are written)`,
+        `  each turn, job paused / plain parallel dump: ${checkpoints.map((f, i) => `${ms(f.pausedMs)} / ${ms(plain.parallelMs[i]!)}`).join(', ')}`,
+        `  job paused by the checkpoint / plain parallel dump: ${pausedRatio.toFixed(2)}x, median of the turns' ratios (${pausedRatios.map((r) => r.toFixed(2)).join(', ')}); ` +
+          `ratio of the medians ${x(med('pausedMs'), plainPar)}  (target <= ${CHECKPOINT_VS_PLAIN_MAX}x: the processes stopped until their images are written)`,
         `  checkpoint committed / plain parallel dump:         ${x(med('totalMs'), plainPar)}  (/ plain parallel dump + sync: ${x(med('totalMs'), median(plain.parallelSyncedMs))}; STORE hashes and fsyncs every file, the plain dumps neither)`,
         `  Ferry's dump phase / plain parallel dump:       ${x(med('dumpMs'), plainPar)}`,
         `  Ferry's dump phase / plain dumps one at a time: ${x(med('dumpMs'), plain.serialMs)}`,
@@ -352,7 +359,7 @@ export async function runCheckpointCostBenchmark(): Promise<void> {
         `  migration downtime / plain dump+restore:        ${x(migration.downtimeMs, dr.dumpMs + dr.restoreMs)}`,
         `  migration downtime / plain dump+copy+restore:   ${x(migration.downtimeMs, dr.dumpMs + dr.copyMs + dr.restoreMs)}`,
       );
-      if (med('pausedMs') > CHECKPOINT_VS_PLAIN_MAX * plainPar) misses.push(`${sizeMib} MiB: job paused ${x(med('pausedMs'), plainPar)} plain parallel dump > ${CHECKPOINT_VS_PLAIN_MAX}x`);
+      if (pausedRatio > CHECKPOINT_VS_PLAIN_MAX) misses.push(`${sizeMib} MiB: job paused ${pausedRatio.toFixed(2)}x plain parallel dump > ${CHECKPOINT_VS_PLAIN_MAX}x`);
       console.log(lines.splice(0).join('\n'));
     }
 
