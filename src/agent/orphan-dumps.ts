@@ -31,7 +31,7 @@ export function findOrphanDumps(imagesDir: string): OrphanDump[] {
     } catch {
       continue; // ended meanwhile
     }
-    if (basename(argv[0] ?? '') !== 'criu' || !argv.includes('dump')) continue;
+    if (!isCriuDump(argv)) continue;
     const dir = argv[argv.indexOf('--images-dir') + 1];
     if (!argv.includes('--images-dir') || !dir) continue;
     const rel = relative(imagesDir, dir);
@@ -41,6 +41,17 @@ export function findOrphanDumps(imagesDir: string): OrphanDump[] {
     if (startTicks !== undefined) found.push({ pid, startTicks, setDir: dirname(dir) });
   }
   return found;
+}
+
+/**
+ * `criu dump ...`, also as Ferry spawns a provisioned CRIU (criu-launch.ts):
+ * its loader's command line, `ld-linux-*.so.* --library-path L .../criu dump ...`
+ * (a program run by the loader keeps the loader's argv in /proc/PID/cmdline).
+ */
+function isCriuDump(argv: string[]): boolean {
+  const program = basename(argv[0] ?? '');
+  const criuAt = program === 'criu' ? 0 : program.startsWith('ld-') ? argv.findIndex((a) => basename(a) === 'criu') : -1;
+  return criuAt >= 0 && argv.indexOf('dump', criuAt + 1) > criuAt;
 }
 
 /** Resolves once the dump has ended (it is not this process's child: polled). */

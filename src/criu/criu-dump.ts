@@ -10,6 +10,7 @@ import { ErrorCode } from '../gen/proto.js';
 import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { tracer } from '../common/trace.js';
 import { type CriuInstall, cleanCriuOutput } from './criu-install.js';
+import { criuArgv } from './criu-launch.js';
 import { type DumpStats, readDumpStats } from './criu-images.js';
 import { explainForeignSocket } from './foreign-sockets.js';
 import { type FileLock, acquireFileLock } from './file-lock.js';
@@ -343,7 +344,8 @@ export async function dumpRank(opts: DumpRankOptions): Promise<DumpResult> {
   let r;
   try {
     if (locked) guard.watchLog(logFile, initPid);
-    r = await runCommand(criu.command, args, { timeoutMs });
+    const [program, ...leading] = criuArgv(criu.command);
+    r = await runCommand(program!, [...leading, ...args], { timeoutMs });
   } finally {
     if (locked && !guard.early) trace(`dump pid ${initPid}: no sign of ${CRIU_PROC_SCRATCH_NAME} being done in ${logFile}; its directory stayed locked until CRIU ended`);
     await guard.release();

@@ -6,6 +6,7 @@ import { ErrorCode } from '../gen/proto.js';
 import { pickDebianMirror, readSystemAptSources } from './apt-sources.js';
 import { CRIU_BUILDS, type CriuBuild } from './criu-builds.js';
 import { type CriuInstall, criuCacheDir, criuCheck, criuVersion, ferryCacheDir, findCriu, probeCriu } from './criu-install.js';
+import { ARCHITECTURES, criuWrapperScript } from './criu-launch.js';
 import { acquireFileLock } from './file-lock.js';
 import { describeFailure, runCommand } from './run-command.js';
 
@@ -61,25 +62,6 @@ export class CriuProvisionError extends FerryError {
   get impossible(): boolean {
     return IMPOSSIBLE_STEPS.has(this.step);
   }
-}
-
-// Multiarch triplet and loader of the Debian architectures CRIU supports here.
-const ARCHITECTURES: Record<string, { triplet: string; loader: string }> = {
-  amd64: { triplet: 'x86_64-linux-gnu', loader: 'ld-linux-x86-64.so.2' },
-  arm64: { triplet: 'aarch64-linux-gnu', loader: 'ld-linux-aarch64.so.1' },
-};
-
-// The wrapper finds the prefix relative to itself, so the folder can be
-// renamed into place after it was checked.
-export function criuWrapperScript(triplet: string, loader: string, build: CriuBuild = CRIU_BUILDS[0]!): string {
-  return `#!/bin/sh
-# CRIU ${build.cacheName} from Debian ${build.suite}, unpacked by Ferry. It needs a newer glibc than
-# the system's, so it runs through its own prefix's loader and libraries.
-here=$(dirname "$(readlink -f "$0")")
-prefix=$(dirname "$here")/prefix
-lib="$prefix/usr/lib/${triplet}:$prefix/lib/${triplet}"
-exec "$prefix/usr/lib/${triplet}/${loader}" --library-path "$lib" "$prefix/usr/sbin/criu" "$@"
-`;
 }
 
 // Returns a working CRIU: one already present, or one provisioned into the cache.

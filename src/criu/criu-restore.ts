@@ -24,6 +24,7 @@ import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { tracer } from '../common/trace.js';
 import { packageRoot } from '../protocol/proto-root.js';
 import { type CriuInstall } from './criu-install.js';
+import { criuArgv } from './criu-launch.js';
 import { describeCriuFailure } from './criu-dump.js';
 import { type ImageSummary, outputFiles, readImages } from './criu-images.js';
 import { takeGhostFileTurn } from './ghost-file-turns.js';
@@ -113,7 +114,7 @@ async function runRestore(opts: RestoreRankOptions, summary: ImageSummary): Prom
   ];
   const args = [
     pidFile,
-    criu.command,
+    ...criuArgv(criu.command),
     'restore',
     '--images-dir', imagesDir,
     // restore.log, stats-restore: kept out of the images when workDir is given.
