@@ -53,6 +53,13 @@ const COMMAND_TIMEOUT_MS = 300_000;
 const COORDINATOR_KILL_AFTER_BEGIN_MS = { min: 0, max: 800 };
 const PERIODIC_EVERY_MS = { min: MIN_CHECKPOINT_INTERVAL_MS, max: 2_500 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/**
+ * An operation refused as BUSY is asked again for this long, as `ferry run --stop-on` does: after an agent
+ * killed in a flush, the coordinator holds the job until that agent is back and the flush is finished
+ * (or fails the job once the rejoin grace, 7 s with --chaos, has run out). Busy for longer is a finding.
+ */
+const BUSY_RETRY_MS = 30_000;
+const BUSY_RETRY_EVERY_MS = 250;
 
 /** The hosts the job's ranks are on now. */
 const hostsOf = (v: JobView) => [...new Set(v.ranks.map((r) => r.host))].sort();
@@ -66,13 +73,19 @@ export class SoakFinding extends Error {}
  * `expected` says the failure was provoked.
  */
 async function ferry(o: OperationContext, args: string[], expected?: string): Promise<{ ok: boolean; out: string }> {
-  const r = await o.c.ferry(args, { timeoutMs: COMMAND_TIMEOUT_MS });
+  const busyUntil = Date.now() + BUSY_RETRY_MS;
+  let r = await o.c.ferry(args, { timeoutMs: COMMAND_TIMEOUT_MS });
+  while (!expected && r.code !== 0 && r.stderr.includes('[BUSY]') && Date.now() < busyUntil) {
+    await sleep(BUSY_RETRY_EVERY_MS);
+    r = await o.c.ferry(args, { timeoutMs: COMMAND_TIMEOUT_MS });
+  }
   if (r.code === 0) return { ok: true, out: r.stdout };
   const why = r.stderr.trim().split('\n').pop() ?? '';
   if (expected) return { ok: false, out: `${expected}: ${why}` };
   const now = await o.view();
   if (now.state !== 'running') return { ok: false, out: `refused, the job being ${now.state}: ${why}` };
-  throw new SoakFinding(`ferry ${args.join(' ')} failed (exit ${r.code}) while job ${o.job.id} runs:\n${r.stderr}`);
+  const busy = r.stderr.includes('[BUSY]') ? ` (still busy after ${BUSY_RETRY_MS} ms of asking again)` : '';
+  throw new SoakFinding(`ferry ${args.join(' ')} failed (exit ${r.code}) while job ${o.job.id} runs${busy}:\n${r.stderr}`);
 }
 
 /** Waits until every host is up again (after a kill, once its agent is restarted). */
