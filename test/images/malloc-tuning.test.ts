@@ -6,19 +6,29 @@ import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { mallocTuningPath, tuneMallocForImageTransfers } from '../../src/images/malloc-tuning.js';
 
-/** Four rounds: 32 buffers of 1 MiB written and dropped, then a full GC; prints each round's minor faults. */
+/**
+ * Four rounds: 32 buffers of 1 MiB written and dropped, then a full GC; prints each round's minor faults.
+ * V8 frees the buffers' memory on a background thread after the GC: each round waits until it has (on a
+ * busy machine the next round otherwise began before, and faulted in what was not free yet).
+ */
 const CHURN = `
 if (process.argv[1]) process.dlopen({ exports: {} }, process.argv[1]);
-const faults = [];
-for (let round = 0; round < 4; round++) {
-  const f0 = process.resourceUsage().minorPageFault;
-  let bufs = [];
-  for (let i = 0; i < 32; i++) bufs.push(Buffer.allocUnsafeSlow(1 << 20).fill(i));
-  bufs = null;
-  globalThis.gc();
-  faults.push(process.resourceUsage().minorPageFault - f0);
-}
-console.log(JSON.stringify(faults));
+(async () => {
+  const faults = [];
+  for (let round = 0; round < 4; round++) {
+    const f0 = process.resourceUsage().minorPageFault;
+    let bufs = [];
+    for (let i = 0; i < 32; i++) bufs.push(Buffer.allocUnsafeSlow(1 << 20).fill(i));
+    bufs = null;
+    globalThis.gc();
+    faults.push(process.resourceUsage().minorPageFault - f0);
+    for (let waited = 0; process.memoryUsage().arrayBuffers > (4 << 20); waited += 5) {
+      if (waited > 10000) throw new Error('the buffers were not freed within 10 s of a full GC');
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+  console.log(JSON.stringify(faults));
+})();
 `;
 
 function churnFaults(modulePath: string): number[] {
