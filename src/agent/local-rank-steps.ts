@@ -1,6 +1,6 @@
 // The checkpoint protocol's steps on this node, for real: flushes through the
 // rank channel, CRIU dumps, SIGUSR2 to resume, image removal.
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { mkdir, open, rm, rmdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import PQueue from 'p-queue';
@@ -284,8 +284,11 @@ export class LocalRankSteps implements RankSteps {
       const initPid = this.o.ranks.initPidOfRank(req.job_id, rank);
       if (!initPid) throw new FerryError(ErrorCode.UNKNOWN_RANK, `rank ${rank} of ${req.job_id} has no process on ${this.o.host}`);
       const dir = rankImageDir(this.o.imagesDir, req.job_id, epoch, rank);
-      await rm(dir, { recursive: true, force: true });
-      await mkdir(dir, { recursive: true });
+      // Synchronous while the job is paused. Through the libuv pool, removing a folder that was not there
+      // and making it took 12-39 ms in a few dumps of 3 of 4 traced benchmark runs (a stat of / queued as
+      // long), where these calls took at most 1.2 ms in 65 dumps.
+      if (existsSync(dir)) await rm(dir, { recursive: true, force: true }); // an earlier attempt's
+      mkdirSync(dir, { recursive: true });
       this.unstored.delete(dir);
       const hasher = hashWhileDumping ? new GrowingFileHasher(dir).start() : undefined;
       try {

@@ -2,8 +2,8 @@
 // (PID 1 of its own PID namespace). The runtime has closed every socket
 // first; what stays open is regular files (the rank's logs, opened for
 // append) and whatever else the program opened.
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { copyFile, mkdir, open, readFile, readdir, readlink, rmdir, stat, statfs } from 'node:fs/promises';
+import { existsSync, mkdirSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { copyFile, mkdir, open, readFile, rmdir, statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, relative } from 'node:path';
 import { ErrorCode } from '../gen/proto.js';
@@ -125,8 +125,8 @@ class ProcScratchGuard {
     let cwd: string;
     let key: string;
     try {
-      cwd = await readlink(`/proc/${initPid}/cwd`);
-      const st = await stat(`/proc/${initPid}/cwd`);
+      cwd = readlinkSync(`/proc/${initPid}/cwd`);
+      const st = statSync(`/proc/${initPid}/cwd`);
       key = `${st.dev}-${st.ino}`;
     } catch (e) {
       // No such process (or no cwd): CRIU fails on it by itself, with its log.
@@ -315,8 +315,9 @@ export async function dumpRank(opts: DumpRankOptions): Promise<DumpResult> {
   if (!Number.isInteger(initPid) || initPid <= 1) {
     throw new FerryError(ErrorCode.BAD_REQUEST, `dump: ${initPid} is not the pid of a rank's ferry-init`);
   }
-  await mkdir(imagesDir, { recursive: true });
-  const existing = await readdir(imagesDir);
+  // (synchronous, like the listing after CRIU: these run while the job is paused, see local-rank-steps.ts)
+  mkdirSync(imagesDir, { recursive: true });
+  const existing = readdirSync(imagesDir);
   if (existing.length > 0) {
     throw new FerryError(ErrorCode.BAD_REQUEST, `dump: images folder ${imagesDir} is not empty (${existing.slice(0, 3).join(', ')})`);
   }
