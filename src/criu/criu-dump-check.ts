@@ -12,8 +12,8 @@ import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tracer } from '../common/trace.js';
 import { cleanCriuOutput } from './criu-install.js';
-import { criuArgv } from './criu-launch.js';
-import { describeFailure, lastLines, runCommand } from './run-command.js';
+import { runCriu } from './criu-launch.js';
+import { describeFailure, lastLines } from './run-command.js';
 
 const trace = tracer('criu');
 
@@ -50,8 +50,7 @@ export async function runDumpCheck(command: string): Promise<DumpCheck> {
       }
       await sleep(10);
     }
-    const [program, ...leading] = criuArgv(command);
-    const r = await runCommand(program!, [...leading, 'dump', '-t', String(pid), '-D', dir, '-o', 'dump.log', '-v2', '--leave-running'], {
+    const r = await runCriu(command, ['dump', '-t', String(pid), '-D', dir, '-o', 'dump.log', '-v2', '--leave-running'], {
       timeoutMs: DUMP_CHECK_TIMEOUT_MS,
     });
     if (r.code === 0) return { ok: true, detail: 'dumped a test process' };

@@ -10,11 +10,11 @@ import { ErrorCode } from '../gen/proto.js';
 import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { tracer } from '../common/trace.js';
 import { type CriuInstall, cleanCriuOutput } from './criu-install.js';
-import { criuArgv } from './criu-launch.js';
+import { runCriu } from './criu-launch.js';
 import { type DumpStats, readDumpStats } from './criu-images.js';
 import { explainForeignSocket } from './foreign-sockets.js';
 import { type FileLock, acquireFileLock } from './file-lock.js';
-import { describeFailure, runCommand } from './run-command.js';
+import { describeFailure } from './run-command.js';
 import { packageRoot } from '../protocol/proto-root.js';
 
 const trace = tracer('criu');
@@ -345,8 +345,7 @@ export async function dumpRank(opts: DumpRankOptions): Promise<DumpResult> {
   let r;
   try {
     if (locked) guard.watchLog(logFile, initPid);
-    const [program, ...leading] = criuArgv(criu.command);
-    r = await runCommand(program!, [...leading, ...args], { timeoutMs });
+    r = await runCriu(criu.command, args, { timeoutMs });
   } finally {
     if (locked && !guard.early) trace(`dump pid ${initPid}: no sign of ${CRIU_PROC_SCRATCH_NAME} being done in ${logFile}; its directory stayed locked until CRIU ended`);
     await guard.release();

@@ -4,8 +4,8 @@ import { delimiter, join } from 'node:path';
 import { tracer } from '../common/trace.js';
 import { CRIU_BUILDS, type CriuBuild } from './criu-builds.js';
 import { cachedDumpCheck, keptDumpCheck, runDumpCheck } from './criu-dump-check.js';
-import { criuArgv } from './criu-launch.js';
-import { describeFailure, runCommand } from './run-command.js';
+import { runCriu } from './criu-launch.js';
+import { describeFailure } from './run-command.js';
 
 const trace = tracer('criu');
 
@@ -73,8 +73,7 @@ async function findOnPath(name: string): Promise<string | undefined> {
 
 // `criu --version` prints "Version: 4.1.1" (and a GitID line on git builds).
 export async function criuVersion(command: string): Promise<{ version?: string; detail: string }> {
-  const [program, ...leading] = criuArgv(command);
-  const r = await runCommand(program!, [...leading, '--version'], { timeoutMs: CRIU_VERSION_TIMEOUT_MS });
+  const r = await runCriu(command, ['--version'], { timeoutMs: CRIU_VERSION_TIMEOUT_MS });
   const m = /Version:\s*(\S+)/.exec(r.stdout);
   if (r.code === 0 && m) return { version: m[1], detail: `version ${m[1]}` };
   return { detail: `criu --version failed: ${describeFailure(r)}` };
@@ -86,8 +85,7 @@ export async function criuCheck(
   feature?: string,
 ): Promise<{ ok: boolean; detail: string }> {
   const args = feature ? ['check', '--feature', feature] : ['check'];
-  const [program, ...leading] = criuArgv(install.command);
-  const r = await runCommand(program!, [...leading, ...args], { timeoutMs: CRIU_CHECK_TIMEOUT_MS });
+  const r = await runCriu(install.command, args, { timeoutMs: CRIU_CHECK_TIMEOUT_MS });
   const output = cleanCriuOutput(`${r.stdout}\n${r.stderr}`);
   if (r.spawnError) return { ok: false, detail: r.spawnError };
   if (r.timedOut) return { ok: false, detail: `criu ${args.join(' ')} timed out` };

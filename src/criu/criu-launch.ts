@@ -8,6 +8,7 @@
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { CRIU_BUILDS, type CriuBuild } from './criu-builds.js';
+import { type CommandResult, type RunCommandOptions, runCommand } from './run-command.js';
 
 /** Multiarch triplet and loader of the Debian architectures CRIU is provisioned for. */
 export const ARCHITECTURES: Record<string, { triplet: string; loader: string }> = {
@@ -26,6 +27,12 @@ prefix=$(dirname "$here")/prefix
 lib="$prefix/usr/lib/${triplet}:$prefix/lib/${triplet}"
 exec "$prefix/usr/lib/${triplet}/${loader}" --library-path "$lib" "$prefix/usr/sbin/criu" "$@"
 `;
+}
+
+/** `runCommand` of the CRIU `command` with `args`, started as criuArgv says. */
+export function runCriu(command: string, args: readonly string[], options: RunCommandOptions = {}): Promise<CommandResult> {
+  const [program, ...leading] = criuArgv(command);
+  return runCommand(program!, [...leading, ...args], options);
 }
 
 const launches = new Map<string, readonly string[]>();
