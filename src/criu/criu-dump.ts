@@ -345,7 +345,10 @@ export async function dumpRank(opts: DumpRankOptions): Promise<DumpResult> {
   let r;
   try {
     if (locked) guard.watchLog(logFile, initPid);
-    r = await runCriu(criu.command, args, { timeoutMs });
+    // In a process group of its own: Ctrl-C at the agent's terminal, or a kill of the agent's group, must
+    // not kill CRIU while its parasite is inside the rank (the rank died with it, soak seed 53); an agent
+    // that dies leaves the dump to finish, and the next agent waits for it (orphan-dumps.ts).
+    r = await runCriu(criu.command, args, { timeoutMs, detached: true });
   } finally {
     if (locked && !guard.early) trace(`dump pid ${initPid}: no sign of ${CRIU_PROC_SCRATCH_NAME} being done in ${logFile}; its directory stayed locked until CRIU ended`);
     await guard.release();

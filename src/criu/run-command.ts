@@ -16,6 +16,8 @@ export interface RunCommandOptions {
   cwd?: string;
   env?: NodeJS.ProcessEnv;
   timeoutMs?: number;
+  /** In a process group (and session) of its own: a signal to the caller's group does not reach it. */
+  detached?: boolean;
 }
 
 const DEFAULT_COMMAND_TIMEOUT_MS = 60_000;
@@ -34,6 +36,7 @@ export function runCommand(
       cwd: options.cwd,
       env: options.env ?? process.env,
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: options.detached ?? false,
     });
     let stdout = '';
     let stderr = '';

@@ -1,7 +1,8 @@
 // How Ferry spawns a provisioned CRIU (criu-launch.ts): its loader directly,
 // with the arguments its wrapper would give, and only for a wrapper Ferry
-// wrote. And, with the real CRIU spawned that way, the command line an agent
-// killed mid-dump leaves behind is still found (orphan-dumps.ts).
+// wrote. And, with the real CRIU spawned that way, a dump runs in a process
+// group of its own, and the command line an agent killed mid-dump leaves
+// behind is still found (orphan-dumps.ts).
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,6 +30,9 @@ afterAll(() => {
   for (const c of children.splice(0)) c.kill('SIGKILL');
   rmSync(dir, { recursive: true, force: true });
 });
+
+/** The process group of `pid` (field 5 of /proc/PID/stat, after the command in parentheses). */
+const processGroupOf = (pid: number): number => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[2]);
 
 const version = (argv: readonly string[]): string => {
   const r = spawnSync(argv[0]!, [...argv.slice(1), '--version'], { encoding: 'utf8' });
@@ -82,7 +86,11 @@ describe('a provisioned CRIU', () => {
       });
       // CRIU itself, this process's child, and any helper CRIU forked (the same command line).
       expect([...new Set(found.map((d) => d.setDir))]).toEqual([join(images, 'job', '7')]);
-      expect(found.some((d) => parentOf(d.pid) === process.pid)).toBe(true);
+      const criuPid = found.find((d) => parentOf(d.pid) === process.pid)?.pid;
+      expect(criuPid).toBeDefined();
+      // ... in a process group of its own, which a signal to the agent's group (Ctrl-C at its terminal) misses.
+      expect(processGroupOf(criuPid!)).toBe(criuPid);
+      expect(processGroupOf(criuPid!)).not.toBe(processGroupOf(process.pid));
       expect(findOrphanDumps(join(dir, 'other-images'))).toEqual([]);
     } finally {
       writeFileSync(release, '');
