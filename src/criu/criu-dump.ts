@@ -346,8 +346,9 @@ export async function dumpRank(opts: DumpRankOptions): Promise<DumpResult> {
   try {
     if (locked) guard.watchLog(logFile, initPid);
     // In a process group of its own: Ctrl-C at the agent's terminal, or a kill of the agent's group, must
-    // not kill CRIU while its parasite is inside the rank (the rank died with it, soak seed 53); an agent
-    // that dies leaves the dump to finish, and the next agent waits for it (orphan-dumps.ts).
+    // not kill CRIU in the middle of a dump (a rank was lost when the soak, seed 53, killed an agent's group
+    // during a DUMP); an agent that dies leaves the dump to finish, and the next agent waits for it
+    // (orphan-dumps.ts).
     r = await runCriu(criu.command, args, { timeoutMs, detached: true });
   } finally {
     if (locked && !guard.early) trace(`dump pid ${initPid}: no sign of ${CRIU_PROC_SCRATCH_NAME} being done in ${logFile}; its directory stayed locked until CRIU ended`);

@@ -2,9 +2,8 @@
 // shell wrapper, for operators: it finds its prefix through readlink and two
 // dirnames, four processes before CRIU's own loader starts. Ferry spawns the
 // loader itself instead, with the same arguments the wrapper would give it.
-// Those processes cost 2.5 ms on an idle machine and up to 28 ms while the
-// other ranks' dumps kept both cores busy: on every dump and restore, while
-// the job is paused.
+// Those processes cost 2.5 ms per start on an idle machine (criu --version),
+// on every dump and restore, while the job is paused.
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { CRIU_BUILDS, type CriuBuild } from './criu-builds.js';
