@@ -218,7 +218,7 @@ async function startPlainSet(bin: string, initPath: string, dir: string, sizeMib
 /** One plain parallel dump of every process (left running), then `sync` of its images; the images go. */
 async function plainParallelDump(criu: { command: string }, procs: PlainProcess[], images: string): Promise<{ dumpedMs: number; syncedMs: number; bytes: number }> {
   const t0 = performance.now();
-  const results = await Promise.all(procs.map((p, i) => dumpRank({ criu, initPid: p.initPid, imagesDir: join(images, String(i)), leaveRunning: true, cwdIsPrivate: ownCwd, actionScript: null })));
+  const results = await Promise.all(procs.map((p, i) => dumpRank({ criu, initPid: p.initPid, imagesDir: join(images, String(i)), leaveRunning: true, cwdIsPrivate: ownCwd, recordAppendFiles: false })));
   const dumpedMs = performance.now() - t0;
   execFileSync('sync', ['-f', images]);
   const syncedMs = performance.now() - t0;
@@ -232,13 +232,13 @@ async function plainSerialAndMove(criu: { command: string }, procs: PlainProcess
   try {
     warmPageCache(dir, imageBytes(sizeMib));
     const t0 = performance.now();
-    for (const [i, p] of procs.entries()) await dumpRank({ criu, initPid: p.initPid, imagesDir: join(images, 'serial', String(i)), leaveRunning: true, cwdIsPrivate: ownCwd, actionScript: null });
+    for (const [i, p] of procs.entries()) await dumpRank({ criu, initPid: p.initPid, imagesDir: join(images, 'serial', String(i)), leaveRunning: true, cwdIsPrivate: ownCwd, recordAppendFiles: false });
     const serialMs = performance.now() - t0;
     rmSync(join(images, 'serial'), { recursive: true, force: true });
 
     const one = procs[1];
     warmPageCache(dir, imageBytes(sizeMib, 2)); // its images, then their copy
-    const dumped = await dumpRank({ criu, initPid: one.initPid, imagesDir: join(images, 'move'), leaveRunning: false, cwdIsPrivate: ownCwd, actionScript: null });
+    const dumped = await dumpRank({ criu, initPid: one.initPid, imagesDir: join(images, 'move'), leaveRunning: false, cwdIsPrivate: ownCwd, recordAppendFiles: false });
     const c0 = performance.now();
     execFileSync('cp', ['-r', join(images, 'move'), join(images, 'moved')]);
     execFileSync('sync', ['-f', join(images, 'moved')]);

@@ -19,7 +19,7 @@ export async function inspectCommand(argv: string[]): Promise<number> {
   if (!existsSync(dir)) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: ${dir} does not exist`);
   const summary = await readImages(dir);
   const manifest: Manifest | undefined = existsSync(join(dir, MANIFEST_FILE_NAME)) ? await readManifest(dir) : undefined;
-  // Sizes of the files open for append only, which CRIU does not record (ferry-dump-action, written-files.ts).
+  // Sizes of the files open for append only, which CRIU does not record (Ferry's CRIU plugin ferry-append-files, written-files.ts).
   const appendedFiles = await readAppendedFiles(dir);
   if (p.options.has('json')) {
     process.stdout.write(JSON.stringify({ ...summary, manifest, appendedFiles }, null, 2) + '\n');

@@ -368,7 +368,7 @@ export const CATALOG_MIGRATIONS: readonly CatalogMigration[] = [
     version: 21,
     description: "the size of each append-only file a rank had open, at its dump: a restart cuts what was appended after it",
     up: (db) => {
-      // JSON array of {path, sizeBytes} (ferry-dump-action, src/criu/written-files.ts). NULL: none
+      // JSON array of {path, sizeBytes} (ferry-append-files, src/criu/written-files.ts). NULL: none
       // recorded (images from before this version, or a tree with no such file).
       db.exec(`ALTER TABLE epoch_images ADD COLUMN appended_json TEXT;`);
     },

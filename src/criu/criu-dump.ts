@@ -2,7 +2,7 @@
 // (PID 1 of its own PID namespace). The runtime has closed every socket
 // first; what stays open is regular files (the rank's logs, opened for
 // append) and whatever else the program opened.
-import { existsSync, mkdirSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { copyFile, mkdir, open, readFile, rmdir, statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, relative } from 'node:path';
@@ -79,21 +79,53 @@ export interface DumpRankOptions {
    */
   cwdIsPrivate?: (cwd: string) => boolean;
   /**
-   * CRIU's --action-script; default ferry-dump-action of this package, which
-   * records the size of the tree's append-only files while it is frozen
-   * (APPEND_FILES_NAME); null: none (a plain CRIU dump, for comparisons).
+   * Whether Ferry's CRIU plugin records the size of the tree's append-only
+   * files while it is frozen (APPEND_FILES_NAME); default true; false: a
+   * plain CRIU dump, for comparisons.
    */
-  actionScript?: string | null;
+  recordAppendFiles?: boolean;
+  /** Where the plugin is (default criuPluginDir(); tests point it elsewhere). */
+  criuPluginDir?: string;
+  /** CRIU's --action-script, if any (tests use one to hold a dump at pre-dump). */
+  actionScript?: string;
   /** The largest deleted file the image may carry (default CRIU_GHOST_LIMIT_BYTES). */
   ghostLimitBytes?: number;
 }
 
-/** What ferry-dump-action writes into the images: "SIZE PATH" of each file the tree had open write-only with O_APPEND. */
+/** What Ferry's CRIU plugin writes into the images: "SIZE PATH" of each file the tree had open write-only with O_APPEND. */
 export const APPEND_FILES_NAME = 'append-files.ferry';
 
-/** build/bin/ferry-dump-action of this package. */
-export function dumpActionPath(): string {
-  return join(packageRoot(), 'build', 'bin', 'ferry-dump-action');
+/**
+ * build/lib/criu-plugins of this package: CRIU's --libdir for a rank's dump,
+ * holding ferry-append-files.so (src/native/ferry-append-files.c).
+ */
+export function criuPluginDir(): string {
+  return join(packageRoot(), 'build', 'lib', 'criu-plugins');
+}
+const APPEND_FILES_PLUGIN = 'ferry-append-files.so';
+
+/**
+ * Per CRIU command, why it could not load the plugin (its dump stopped
+ * before touching the tree, see pluginLoadFailure): later dumps go without.
+ */
+const pluginRefusals = new Map<string, string>();
+
+/** Why `criu` refused Ferry's plugin in this process, if it did. */
+export function appendFilesPluginRefusal(criuCommand: string): string | undefined {
+  return pluginRefusals.get(criuCommand);
+}
+
+/**
+ * CRIU's words for a plugin it could not load (dlopen failed: say, a libc
+ * older than the one the plugin was built against) or start; it stops then,
+ * before it seizes any task, so the dump can run again without it.
+ */
+function pluginLoadFailure(log: string, pluginDir: string): string | undefined {
+  const lines = cleanCriuOutput(log).split('\n');
+  const line = lines.find(
+    (l) => l.includes(pluginDir) && /Unable to load|Corrupted plugin|Can't load plugin|Unable to open directory/.test(l),
+  ) ?? lines.find((l) => /Failed in init\(\d+\) of "ferry-append-files"/.test(l));
+  return line?.replace(/^\([0-9.]+\)\s*/, '').trim();
 }
 
 /**
@@ -309,9 +341,15 @@ export async function criuLogTail(logFile: string, lines = CRIU_LOG_TAIL_LINES):
 
 export async function dumpRank(opts: DumpRankOptions): Promise<DumpResult> {
   const { criu, initPid, imagesDir, leaveRunning } = opts;
-  // A build without the helper dumps all the same; only its record of append-only files is missing.
-  const actionScript = opts.actionScript === undefined ? (existsSync(dumpActionPath()) ? dumpActionPath() : null) : opts.actionScript;
-  if (opts.actionScript === undefined && !actionScript) trace(`dump pid ${initPid}: no ${dumpActionPath()} ("npm run build"): append-only files go unrecorded`);
+  // A build without the plugin, or a CRIU that cannot load it, dumps all the same; only the record of
+  // append-only files is missing.
+  const pluginDir = opts.criuPluginDir ?? criuPluginDir();
+  const wantRecord = opts.recordAppendFiles ?? true;
+  let recordAppendFiles = wantRecord && existsSync(join(pluginDir, APPEND_FILES_PLUGIN)) && !pluginRefusals.has(criu.command);
+  if (wantRecord && !recordAppendFiles) {
+    const why = pluginRefusals.get(criu.command) ?? `no ${join(pluginDir, APPEND_FILES_PLUGIN)} ("npm run build")`;
+    trace(`dump pid ${initPid}: ${why}: append-only files go unrecorded`);
+  }
   if (!Number.isInteger(initPid) || initPid <= 1) {
     throw new FerryError(ErrorCode.BAD_REQUEST, `dump: ${initPid} is not the pid of a rank's ferry-init`);
   }
@@ -323,7 +361,7 @@ export async function dumpRank(opts: DumpRankOptions): Promise<DumpResult> {
   }
   const logFile = opts.logFile ?? join(imagesDir, DUMP_LOG_NAME);
   const ghostLimit = opts.ghostLimitBytes ?? CRIU_GHOST_LIMIT_BYTES;
-  const args = [
+  const args = (withPlugin: boolean) => [
     'dump',
     '--tree', String(initPid),
     '--images-dir', imagesDir,
@@ -334,8 +372,11 @@ export async function dumpRank(opts: DumpRankOptions): Promise<DumpResult> {
     '--file-locks',
     '--ghost-limit', `${Math.ceil(ghostLimit / 1024)}K`,
     ...(leaveRunning ? ['--leave-running'] : []),
-    ...(actionScript ? ['--action-script', actionScript] : []),
+    ...(withPlugin ? ['--libdir', pluginDir] : []),
+    ...(opts.actionScript ? ['--action-script', opts.actionScript] : []),
   ];
+  // What the plugin reads (at the end of the dump, inside CRIU): the tree's root and where its record goes.
+  const pluginEnv = { ...process.env, FERRY_APPEND_FILES_ROOT: String(initPid), FERRY_APPEND_FILES_OUT: join(imagesDir, APPEND_FILES_NAME) };
   trace(`dump pid ${initPid} -> ${imagesDir}${leaveRunning ? ' (leave running)' : ''}`);
   const timeoutMs = opts.timeoutMs ?? CRIU_DUMP_TIMEOUT_MS;
   const started = performance.now();
@@ -349,7 +390,15 @@ export async function dumpRank(opts: DumpRankOptions): Promise<DumpResult> {
     // not kill CRIU in the middle of a dump (a rank was lost when the soak, seed 53, killed an agent's group
     // during a DUMP); an agent that dies leaves the dump to finish, and the next agent waits for it
     // (orphan-dumps.ts).
-    r = await runCriu(criu.command, args, { timeoutMs, detached: true });
+    r = await runCriu(criu.command, args(recordAppendFiles), { timeoutMs, detached: true, env: recordAppendFiles ? pluginEnv : undefined });
+    const refused = recordAppendFiles && r.code !== 0 && !r.timedOut ? pluginLoadFailure(await readFile(logFile, 'utf8').catch(() => ''), pluginDir) : undefined;
+    if (refused !== undefined) {
+      pluginRefusals.set(criu.command, `CRIU cannot load Ferry's plugin (${refused})`);
+      trace(`dump pid ${initPid}: CRIU cannot load Ferry's plugin (${refused}); dumping again without it, and so every later dump`);
+      recordAppendFiles = false;
+      for (const name of readdirSync(imagesDir)) rmSync(join(imagesDir, name), { recursive: true, force: true });
+      r = await runCriu(criu.command, args(false), { timeoutMs, detached: true });
+    }
   } finally {
     if (locked && !guard.early) trace(`dump pid ${initPid}: no sign of ${CRIU_PROC_SCRATCH_NAME} being done in ${logFile}; its directory stayed locked until CRIU ended`);
     await guard.release();

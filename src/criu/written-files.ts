@@ -10,7 +10,7 @@
 // its files front to back ends with the same files as a run never rolled back.
 //
 // Files open write-only with O_APPEND (logs opened with fopen "a") CRIU
-// neither records nor checks; ferry-dump-action records their size while the
+// neither records nor checks; Ferry's CRIU plugin records their size while the
 // tree is frozen (APPEND_FILES_NAME in the images). The restart cuts them back
 // to the largest size any rank of the job recorded: ranks appending to one
 // file are dumped at slightly different moments, and none of them may lose
@@ -38,7 +38,7 @@ export interface CutBackFile {
   path: string;
   /** Its size before the cut. */
   fromBytes: number;
-  /** Its size at the dump: CRIU's record (which it checks), or ferry-dump-action's for an append-only file. */
+  /** Its size at the dump: CRIU's record (which it checks), or Ferry's CRIU plugin's for an append-only file. */
   toBytes: number;
 }
 
@@ -57,7 +57,7 @@ function writtenThroughFd(f: ImageFile, remapped: ReadonlySet<string>): boolean 
 /** Write-only with O_APPEND: CRIU records no size for it. */
 const appendOnly = (f: ImageFile) => (f.flags & constants.O_APPEND) !== 0 && f.sizeBytes === undefined;
 
-/** What ferry-dump-action recorded in an image directory ([] for an image without its record). */
+/** What Ferry's CRIU plugin (ferry-append-files) recorded in an image directory ([] for an image without its record). */
 export async function readAppendedFiles(imagesDir: string): Promise<AppendedFile[]> {
   let text: string;
   try {

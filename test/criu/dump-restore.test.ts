@@ -195,7 +195,7 @@ describe('dump and restore of a rank', () => {
     await exited(rank.unshare);
     const atB = valueAt(a.out, (await readImages(toB.imagesDir)).files.find((f) => f.path === a.out)!.pos);
     expect(logLines(a.out).length).toBe(atB); // nothing written after the dump
-    // ferry-dump-action recorded, while the tree was frozen, the size of each file it had open for append
+    // Ferry's CRIU plugin recorded, while the tree was frozen, the size of each file it had open for append
     // only: both logs (on each descriptor). The counter wrote nothing after the dump; unshare, outside the
     // tree, tells on stderr how its child ended.
     const appended = await readAppendedFiles(toB.imagesDir);

@@ -187,7 +187,7 @@ describe('putBackCutFiles', () => {
 });
 
 describe('readAppendedFiles', () => {
-  it("reads ferry-dump-action's record, skipping what is not a line of it; none without one", async () => {
+  it("reads the plugin's record, skipping what is not a line of it; none without one", async () => {
     expect(await readAppendedFiles(dir)).toEqual([]);
     writeFileSync(join(dir, APPEND_FILES_NAME), '1234 /scratch/run/app.log\n0 /path with spaces/x.log\nbad line\n12 relative/path\n');
     expect(await readAppendedFiles(dir)).toEqual([

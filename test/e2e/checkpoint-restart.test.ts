@@ -337,7 +337,7 @@ describe('checkpoint, restart and migration end to end', { timeout: 600_000 }, (
     expect(inspect).toMatch(new RegExp(`\\n${outputPrefix('files', 'log')}\\.0 +\\d+\\* +write,append +fd`));
     expect(inspect).toContain('(a restart from this image cuts a file open for writing back to its size at the dump if it grew since)');
     // Back to epoch 1: each rank's history goes back to the size CRIU recorded when it dumped the rank, and
-    // its log (open for append: CRIU records no size) to the size ferry-dump-action recorded then.
+    // its log (open for append: CRIU records no size) to the size Ferry's CRIU plugin recorded then.
     const restarted = JSON.parse(await ferryOk(['restart', 'files', '--epoch', '1', '--hosts', 'host2,host3', '--json']));
     for (const kind of ['history', 'log'] as const) {
       const cut = (restarted.notes as string[]).filter((n) => n.includes(outputPrefix('files', kind)));
