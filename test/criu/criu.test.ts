@@ -2,7 +2,7 @@
 // CRIU: a process tree under ferry-init in its own PID namespace is dumped
 // and restored.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -327,6 +327,7 @@ describe('CRIU on this machine', () => {
       'criu uffd',
       'criu mem_dirty_track',
       'criu timens',
+      'criu kernel cache',
       'pid namespace',
       'network namespace',
     ]);
@@ -341,6 +342,8 @@ describe('CRIU on this machine', () => {
     expect(byName.get('network namespace')?.ok).toBe(unshare.code === 0);
     const timens = await runCommand(criu.command, ['check', '--feature', 'timens']);
     expect(byName.get('criu timens')?.ok).toBe(timens.code === 0);
+    expect(byName.get('criu kernel cache')?.ok).toBe(statfsSync('/run').type === 0x01021994); // TMPFS_MAGIC
+    if (!byName.get('criu kernel cache')?.ok) expect(byName.get('criu kernel cache')?.detail).toMatch(/^\/run is not a tmpfs \(filesystem type 0x[0-9a-f]+\)/);
     for (const c of report.checks) {
       if (!c.ok) expect(c.prevents).toBeTruthy();
       else expect(c.prevents).toBeUndefined();
