@@ -101,6 +101,7 @@ interface PlainFigures {
   firstParallelMs: number; // the first dump of the fresh processes, not counted
   parallelMs: number[]; // wall time of 4 dumps at once
   parallelSyncedMs: number[]; // the same, then `sync -f` of the images (Ferry fsyncs every image file)
+  criuStartMs: number[]; // per plain dump: CRIU's own time before it began the dump (its kernel probe), from its log
   serialMs: number; // wall time of the same 4 dumps one after another
   bytes: number; // image bytes of one parallel round
   dumpRestore: { dumpMs: number; copyMs: number; restoreMs: number; bytes: number };
@@ -215,15 +216,38 @@ async function startPlainSet(bin: string, initPath: string, dir: string, sizeMib
   return procs;
 }
 
+interface PlainParallel {
+  dumpedMs: number;
+  syncedMs: number;
+  bytes: number;
+  criuStartMs: number[];
+}
+
+/**
+ * How long CRIU took, by its own log, before it began the dump ("Running pre-dump scripts", logged with
+ * or without a script): its start and its probe of the kernel, which Ferry's warm dumps have behind them.
+ */
+function criuStartOf(logFile: string): number | undefined {
+  let log: string;
+  try {
+    log = readFileSync(logFile, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const m = /^\(\s*([0-9.]+)\) Running pre-dump scripts/m.exec(log);
+  return m ? Number(m[1]) * 1000 : undefined;
+}
+
 /** One plain parallel dump of every process (left running), then `sync` of its images; the images go. */
-async function plainParallelDump(criu: { command: string }, procs: PlainProcess[], images: string): Promise<{ dumpedMs: number; syncedMs: number; bytes: number }> {
+async function plainParallelDump(criu: { command: string }, procs: PlainProcess[], images: string): Promise<PlainParallel> {
   const t0 = performance.now();
   const results = await Promise.all(procs.map((p, i) => dumpRank({ criu, initPid: p.initPid, imagesDir: join(images, String(i)), leaveRunning: true, cwdIsPrivate: ownCwd, recordAppendFiles: false })));
   const dumpedMs = performance.now() - t0;
+  const criuStartMs = results.map((r) => criuStartOf(r.logFile)).filter((t): t is number => t !== undefined);
   execFileSync('sync', ['-f', images]);
   const syncedMs = performance.now() - t0;
   rmSync(images, { recursive: true, force: true });
-  return { dumpedMs, syncedMs, bytes: results.reduce((n, r) => n + r.totalBytes, 0) };
+  return { dumpedMs, syncedMs, bytes: results.reduce((n, r) => n + r.totalBytes, 0), criuStartMs };
 }
 
 /** The plain dumps one after another, then a plain dump (the tree ends) + restore of one process, with and without moving the images. */
@@ -290,14 +314,14 @@ export async function runCheckpointCostBenchmark(): Promise<void> {
       try {
         measured = await withFerryJob(c, bin, dir, jobId, RANKS, sizeMib, async () => {
           const checkpoints: CheckpointFigures[] = [];
-          const parallel: { dumpedMs: number; syncedMs: number; bytes: number }[] = [];
+          const parallel: PlainParallel[] = [];
           // Ferry's checkpoints and the plain parallel dumps take turns (who goes first alternates), so
           // both meet the same machine. Turn -1, the first dump of the fresh processes, is not counted:
           // on this VM it wrote its pages up to 6x slower than the next ones (CRIU's memwrite time).
           let first: { ferry: CheckpointFigures; plainMs: number } | undefined;
           for (let i = -1; i < repeats; i++) {
             let f: CheckpointFigures | undefined;
-            let p: { dumpedMs: number; syncedMs: number; bytes: number } | undefined;
+            let p: PlainParallel | undefined;
             for (const who of i % 2 === 0 ? ['plain', 'ferry'] : ['ferry', 'plain']) {
               warmPageCache(dir, imageBytes(sizeMib));
               if (who === 'ferry') {
@@ -327,6 +351,7 @@ export async function runCheckpointCostBenchmark(): Promise<void> {
         firstParallelMs: first.plainMs,
         parallelMs: measured.parallel.map((p) => p.dumpedMs),
         parallelSyncedMs: measured.parallel.map((p) => p.syncedMs),
+        criuStartMs: measured.parallel.flatMap((p) => p.criuStartMs),
         bytes: measured.parallel[0]?.bytes ?? 0,
         ...measured.rest,
       };
@@ -344,6 +369,8 @@ export async function runCheckpointCostBenchmark(): Promise<void> {
         `  ferry checkpoint: flush ${ms(med('flushMs'))}, dump ${ms(med('dumpMs'))}, resume ${ms(med('resumeMs'))} (job paused ${ms(med('pausedMs'))}); ` +
           `then store ${ms(med('storeMs'))}, commit ${ms(med('commitMs'))}: committed after ${ms(med('totalMs'))}; images ${mib(med('sizeBytes'))}`,
         `  plain criu dump, ${RANKS} at once: ${ms(plainPar)} (then sync: ${ms(median(plain.parallelSyncedMs))}); one after another: ${ms(plain.serialMs)}; images ${mib(plain.bytes)}`,
+        `  CRIU's start in each plain dump, by its log (before it seizes the tree; mostly its probe of the kernel): median ${ms(median(plain.criuStartMs))}, ` +
+          `${ms(Math.min(...plain.criuStartMs))}-${ms(Math.max(...plain.criuStartMs))}. Ferry's dumps were started ahead of time (warm dumps${process.env.FERRY_WARM_DUMPS === '0' ? ': off, FERRY_WARM_DUMPS=0' : ''}), their start not in the pause`,
         `  first of the fresh processes (not counted): ferry checkpoint paused ${ms(first.ferry.pausedMs)} (dump ${ms(first.ferry.dumpMs)}), plain dump at once ${ms(plain.firstParallelMs)}`,
         `  each turn, job paused / plain parallel dump: ${checkpoints.map((f, i) => `${ms(f.pausedMs)} / ${ms(plain.parallelMs[i]!)}`).join(', ')}`,
         `  job paused by the checkpoint / plain parallel dump: ${pausedRatio.toFixed(2)}x, median of the turns' ratios (${pausedRatios.map((r) => r.toFixed(2)).join(', ')}); ` +

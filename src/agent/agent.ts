@@ -199,6 +199,7 @@ export class Agent {
     this.requests.failAll(new FerryError(ErrorCode.UNAVAILABLE, 'the agent is stopping'));
     this.output.stop();
     this.ranks.close?.();
+    this.steps.close?.();
     await this.transport?.close();
     await this.loop;
   }

@@ -1,18 +1,19 @@
 // The checkpoint protocol's steps on this node, for real: flushes through the
 // rank channel, CRIU dumps, SIGUSR2 to resume, image removal.
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { mkdir, open, rm, rmdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import PQueue from 'p-queue';
-import { ErrorCode, RoundStep, type CutBackFileInit, type ImageSource, type RankProcessInit, type RoundRequest } from '../gen/proto.js';
+import { ErrorCode, RoundStep, type CutBackFileInit, type ImageSource, type RankExitedInit, type RankProcessInit, type RoundRequest } from '../gen/proto.js';
 import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { checkSafeName } from '../common/names.js';
 import { tracer } from '../common/trace.js';
-import { dumpRank } from '../criu/criu-dump.js';
+import { type DumpResult, dumpRank } from '../criu/criu-dump.js';
 import { readImages } from '../criu/criu-images.js';
 import type { CriuInstall } from '../criu/criu-install.js';
 import { restoreRank } from '../criu/criu-restore.js';
 import { assertRestorable } from '../criu/restore-precheck.js';
+import { WarmDump } from '../criu/warm-dump.js';
 import { cutBackWrittenFiles, putBackCutFiles, readAppendedFiles } from '../criu/written-files.js';
 import { fetchImageDir, type FetchImageResult } from '../images/image-fetcher.js';
 import type { TransferFetchOptions } from '../images/image-transfer-messages.js';
@@ -45,6 +46,10 @@ export const EARLIER_COPY_WAIT_MS = 5_000;
  * (rank-init-dir.ts), so they are not.
  */
 export const DUMP_CONCURRENCY = 4;
+/** FERRY_WARM_DUMPS=0: no dumps started ahead of time (warm-dump.ts); every dump starts CRIU when it is asked for. */
+export const WARM_DUMPS_ENV = 'FERRY_WARM_DUMPS';
+/** At most this many CRIUs wait for a dump on one agent (each holds a few MiB). */
+export const WARM_DUMPS_MAX = 16;
 /** Image fetches and restores at once on one node. */
 export const TRANSFER_CONCURRENCY = 2;
 
@@ -151,9 +156,20 @@ export class LocalRankSteps implements RankSteps {
   private readonly unstored = new Map<string, Map<string, FileDigest> | undefined>();
 
   private readonly dumpQueue = new PQueue({ concurrency: DUMP_CONCURRENCY });
+  /** Per job/rank, its next dump, started ahead of time: once the rank (re)connected, until it is dumped or ends. */
+  private readonly warmDumps = new Map<string, Promise<WarmDump | undefined>>();
+  private warmSeq = 0;
+  private closed = false;
   private readonly transferQueue = new PQueue({ concurrency: TRANSFER_CONCURRENCY });
 
   constructor(private readonly o: LocalRankStepsOptions) {
+    // What a previous agent's warm dumps left (their CRIUs stop when its end closes their pipes).
+    rmSync(this.warmDumpsRoot(), { recursive: true, force: true });
+    // A rank that (re)connects runs on until its next dump: that dump's CRIU can start now. One that ends has none.
+    const warm = (info: { jobId: string; rank: number }) => this.warmUp(info.jobId, info.rank);
+    o.rankChannel?.on('hello', warm);
+    o.rankChannel?.on('attach', warm);
+    o.ranks.on('exit', (e: RankExitedInit) => void this.coolDown(e.job_id ?? '', e.rank ?? 0));
     // Dumps a killed predecessor left running: a DISCARD of their set waits for them like for ours.
     for (const d of findOrphanDumps(o.imagesDir)) {
       trace(`CRIU pid ${d.pid} still dumps into ${d.setDir} (its agent is gone)`);
@@ -248,6 +264,64 @@ export class LocalRankSteps implements RankSteps {
     return this.o.criu;
   }
 
+  /**
+   * IMAGES/.warm-dumps/HOST (an images directory may be shared): the images folders of warm dumps, one
+   * level deeper than a rank's own (JOB/rank-R-PID-N), so that orphan-dumps.ts does not take them for a set.
+   */
+  private warmDumpsRoot(): string {
+    return join(this.o.imagesDir, '.warm-dumps', checkSafeName('host', this.o.host));
+  }
+
+  /** Starts the next dump of a running rank ahead of time (warm-dump.ts), unless one waits already. */
+  private warmUp(jobId: string, rank: number): void {
+    if (this.closed || process.env[WARM_DUMPS_ENV] === '0' || !this.o.criu) return;
+    const key = `${jobId}/${rank}`;
+    const initPid = this.o.ranks.initPidOfRank(jobId, rank);
+    if (!initPid || this.warmDumps.size >= WARM_DUMPS_MAX) return;
+    const earlier = this.warmDumps.get(key);
+    const criu = this.o.criu;
+    const stagingDir = join(this.warmDumpsRoot(), checkSafeName('job id', jobId), `rank-${rank}-${initPid}-${++this.warmSeq}`);
+    const next = (async () => {
+      const old = await earlier;
+      if (old?.waiting && old.initPid === initPid) return old;
+      void old?.cancel();
+      return WarmDump.start({ criu, initPid, stagingDir, cwdIsPrivate: isRankInitDir });
+    })().catch((e: unknown) => {
+      trace(`no warm dump of ${key}: ${errorMessage(e)}`);
+      return undefined;
+    });
+    this.warmDumps.set(key, next);
+  }
+
+  /** Calls off the warm dump of a rank that ended (or is about to). */
+  private async coolDown(jobId: string, rank: number): Promise<void> {
+    const key = `${jobId}/${rank}`;
+    const warm = this.warmDumps.get(key);
+    if (!warm) return;
+    this.warmDumps.delete(key);
+    await (await warm)?.cancel();
+  }
+
+  /** The rank's warm dump, if one waits for the tree at `initPid` (the rank's process now). */
+  private async takeWarm(jobId: string, rank: number, initPid: number): Promise<WarmDump | undefined> {
+    const key = `${jobId}/${rank}`;
+    const pending = this.warmDumps.get(key);
+    if (!pending) return undefined;
+    this.warmDumps.delete(key);
+    const warm = await pending;
+    if (warm?.waiting && warm.initPid === initPid) return warm;
+    void warm?.cancel();
+    return undefined;
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const [key, warm] of this.warmDumps) {
+      this.warmDumps.delete(key);
+      void warm.then((w) => w?.cancel());
+    }
+  }
+
   /** Runs `work` for each rank through `queue`; a rank's failure is its own. */
   private async perRank<T>(queue: PQueue, ranks: number[], work: (rank: number) => Promise<T>): Promise<{ done: T[]; failed: Map<number, FerryError> }> {
     const done: T[] = [];
@@ -284,17 +358,33 @@ export class LocalRankSteps implements RankSteps {
       const initPid = this.o.ranks.initPidOfRank(req.job_id, rank);
       if (!initPid) throw new FerryError(ErrorCode.UNKNOWN_RANK, `rank ${rank} of ${req.job_id} has no process on ${this.o.host}`);
       const dir = rankImageDir(this.o.imagesDir, req.job_id, epoch, rank);
+      const warm = await this.takeWarm(req.job_id, rank, initPid);
       // Synchronous while the job is paused. Through the libuv pool, removing a folder that was not there
       // and making it took 12-39 ms in a few dumps of 3 of 4 traced benchmark runs (a stat of / queued as
       // long), where these calls took at most 1.2 ms in 65 dumps.
       if (existsSync(dir)) await rm(dir, { recursive: true, force: true }); // an earlier attempt's
-      mkdirSync(dir, { recursive: true });
       this.unstored.delete(dir);
-      const hasher = hashWhileDumping ? new GrowingFileHasher(dir).start() : undefined;
+      // A failed dump's log is kept with the rank's output logs: an aborted epoch's images go.
+      const keepFailedLogAs = join(dirname(this.o.ranks.logPaths(req.job_id, rank).out), `rank-${rank}.dump-${epoch}.log`);
+      let hasher: GrowingFileHasher | undefined;
       try {
-        // A failed dump's log is kept with the rank's output logs: an aborted epoch's images go.
-        const keepFailedLogAs = join(dirname(this.o.ranks.logPaths(req.job_id, rank).out), `rank-${rank}.dump-${epoch}.log`);
-        await dumpRank({ criu, initPid, imagesDir: dir, leaveRunning: true, cwdIsPrivate: isRankInitDir, keepFailedLogAs });
+        let dumped: DumpResult | undefined;
+        if (warm) {
+          mkdirSync(dirname(dir), { recursive: true });
+          // (the hashing starts once CRIU's folder is in place, before CRIU writes a page)
+          dumped = await warm.go(dir, keepFailedLogAs, () => {
+            if (hashWhileDumping) hasher = new GrowingFileHasher(dir).start();
+          });
+          if (!dumped) {
+            await hasher?.abort();
+            hasher = undefined;
+          }
+        }
+        if (!dumped) {
+          mkdirSync(dir, { recursive: true });
+          if (hashWhileDumping) hasher = new GrowingFileHasher(dir).start();
+          await dumpRank({ criu, initPid, imagesDir: dir, leaveRunning: true, cwdIsPrivate: isRankInitDir, keepFailedLogAs });
+        }
       } catch (e) {
         await hasher?.abort();
         throw e;

@@ -3,8 +3,10 @@
 // that CRIU goes on writing into the image set. The next agent on the host
 // finds such dumps by their command line, a dump into its own images
 // directory, so that a DISCARD of their image set waits for them to end
-// instead of removing files CRIU then writes again.
-import { readdirSync, readFileSync } from 'node:fs';
+// instead of removing files CRIU then writes again. A warm dump
+// (src/criu/warm-dump.ts) was started for a folder under .warm-dumps that
+// became the rank's at the go: it is found by the folder CRIU has open.
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { basename, dirname, isAbsolute, relative, sep } from 'node:path';
 import { processAlive, processStartTicks } from './rank-process.js';
 
@@ -34,13 +36,44 @@ export function findOrphanDumps(imagesDir: string): OrphanDump[] {
     if (!isCriuDump(argv)) continue;
     const dir = argv[argv.indexOf('--images-dir') + 1];
     if (!argv.includes('--images-dir') || !dir) continue;
-    const rel = relative(imagesDir, dir);
-    if (rel.startsWith('..') || isAbsolute(rel) || rel.split(sep).length !== 3) continue;
     const pid = Number(name);
+    const rankDir = isRankImageDir(imagesDir, dir) ? dir : isWarmDumpDir(imagesDir, dir) ? openRankImageDir(imagesDir, pid) : undefined;
+    if (!rankDir) continue; // another agent's, or a warm dump still waiting (it ends with its agent's pipe)
     const startTicks = processStartTicks(pid);
-    if (startTicks !== undefined) found.push({ pid, startTicks, setDir: dirname(dir) });
+    if (startTicks !== undefined) found.push({ pid, startTicks, setDir: dirname(rankDir) });
   }
   return found;
+}
+
+/** IMAGES/JOB/SET/rank-R under `imagesDir` (no hidden folder of the agent's). */
+function isRankImageDir(imagesDir: string, dir: string): boolean {
+  const rel = relative(imagesDir, dir);
+  return !rel.startsWith('.') && !isAbsolute(rel) && rel.split(sep).length === 3;
+}
+
+/** IMAGES/.warm-dumps/...: a warm dump's folder before the go. */
+function isWarmDumpDir(imagesDir: string, dir: string): boolean {
+  const rel = relative(imagesDir, dir);
+  return rel.split(sep)[0] === '.warm-dumps';
+}
+
+/** The rank image folder the process has open (a warm dump's, renamed at the go), if any. */
+function openRankImageDir(imagesDir: string, pid: number): string | undefined {
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return undefined;
+  }
+  for (const fd of fds) {
+    try {
+      const target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      if (isAbsolute(target) && isRankImageDir(imagesDir, target)) return target;
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return undefined;
 }
 
 /**

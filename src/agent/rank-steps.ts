@@ -36,4 +36,6 @@ export interface RankSteps {
   adoptFlushed(jobId: string, rank: number, epoch: number): void;
   /** The job is deleted (ferry delete): what this node kept for it outside its images (a restart's cut bytes) goes. */
   forgetJob?(jobId: string): Promise<void>;
+  /** The agent stops: what runs on its behalf between steps (dumps started ahead of time) is called off. */
+  close?(): void;
 }

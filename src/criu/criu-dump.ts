@@ -14,7 +14,7 @@ import { runCriu } from './criu-launch.js';
 import { type DumpStats, readDumpStats } from './criu-images.js';
 import { explainForeignSocket } from './foreign-sockets.js';
 import { type FileLock, acquireFileLock } from './file-lock.js';
-import { describeFailure } from './run-command.js';
+import { type CommandResult, describeFailure } from './run-command.js';
 import { packageRoot } from '../protocol/proto-root.js';
 
 const trace = tracer('criu');
@@ -339,17 +339,64 @@ export async function criuLogTail(logFile: string, lines = CRIU_LOG_TAIL_LINES):
   return [...errors, ...tail].join('\n');
 }
 
+/**
+ * Whether the working directory of the tree at `initPid` is its own (see
+ * DumpRankOptions.cwdIsPrivate), with a scratch directory a killed dump left
+ * there removed: then a dump needs no turn for it. False if it is not, or
+ * the process is gone.
+ */
+export async function ownScratchReady(initPid: number, cwdIsPrivate: (cwd: string) => boolean): Promise<boolean> {
+  let cwd: string;
+  try {
+    cwd = readlinkSync(`/proc/${initPid}/cwd`);
+  } catch {
+    return false;
+  }
+  if (!cwdIsPrivate(cwd)) return false;
+  await (await ProcScratchGuard.acquire(initPid, CRIU_DUMP_TIMEOUT_MS, cwdIsPrivate)).release();
+  return true;
+}
+
+/** Whether dumps by `criu` can have Ferry's plugin (built, and not refused by that CRIU); else why not. */
+export function appendFilesPlugin(criuCommand: string, pluginDir = criuPluginDir()): { ok: true } | { ok: false; why: string } {
+  const refused = pluginRefusals.get(criuCommand);
+  if (refused) return { ok: false, why: refused };
+  if (!existsSync(join(pluginDir, APPEND_FILES_PLUGIN))) return { ok: false, why: `no ${join(pluginDir, APPEND_FILES_PLUGIN)} ("npm run build")` };
+  return { ok: true };
+}
+
+/** CRIU's arguments for the dump of the tree at `initPid` into `imagesDir`. */
+export function dumpArgs(o: { initPid: number; imagesDir: string; logFile: string; ghostLimitBytes: number; leaveRunning: boolean; pluginDir?: string; actionScript?: string }): string[] {
+  return [
+    'dump',
+    '--tree', String(o.initPid),
+    '--images-dir', o.imagesDir,
+    '--log-file', o.logFile,
+    '-v4',
+    // A lock a rank holds on a file is dumped and taken again at restore;
+    // without this CRIU refuses to dump a tree holding one.
+    '--file-locks',
+    '--ghost-limit', `${Math.ceil(o.ghostLimitBytes / 1024)}K`,
+    ...(o.leaveRunning ? ['--leave-running'] : []),
+    ...(o.pluginDir ? ['--libdir', o.pluginDir] : []),
+    ...(o.actionScript ? ['--action-script', o.actionScript] : []),
+  ];
+}
+
+/** What the plugin reads (at the end of the dump, inside CRIU): the tree's root and the name of its record in the images. */
+export function appendFilesEnv(initPid: number): NodeJS.ProcessEnv {
+  return { ...process.env, FERRY_APPEND_FILES_ROOT: String(initPid), FERRY_APPEND_FILES_OUT: APPEND_FILES_NAME };
+}
+
 export async function dumpRank(opts: DumpRankOptions): Promise<DumpResult> {
   const { criu, initPid, imagesDir, leaveRunning } = opts;
   // A build without the plugin, or a CRIU that cannot load it, dumps all the same; only the record of
   // append-only files is missing.
   const pluginDir = opts.criuPluginDir ?? criuPluginDir();
   const wantRecord = opts.recordAppendFiles ?? true;
-  let recordAppendFiles = wantRecord && existsSync(join(pluginDir, APPEND_FILES_PLUGIN)) && !pluginRefusals.has(criu.command);
-  if (wantRecord && !recordAppendFiles) {
-    const why = pluginRefusals.get(criu.command) ?? `no ${join(pluginDir, APPEND_FILES_PLUGIN)} ("npm run build")`;
-    trace(`dump pid ${initPid}: ${why}: append-only files go unrecorded`);
-  }
+  const plugin = appendFilesPlugin(criu.command, pluginDir);
+  let recordAppendFiles = wantRecord && plugin.ok;
+  if (wantRecord && !plugin.ok) trace(`dump pid ${initPid}: ${plugin.why}: append-only files go unrecorded`);
   if (!Number.isInteger(initPid) || initPid <= 1) {
     throw new FerryError(ErrorCode.BAD_REQUEST, `dump: ${initPid} is not the pid of a rank's ferry-init`);
   }
@@ -360,23 +407,9 @@ export async function dumpRank(opts: DumpRankOptions): Promise<DumpResult> {
     throw new FerryError(ErrorCode.BAD_REQUEST, `dump: images folder ${imagesDir} is not empty (${existing.slice(0, 3).join(', ')})`);
   }
   const logFile = opts.logFile ?? join(imagesDir, DUMP_LOG_NAME);
-  const ghostLimit = opts.ghostLimitBytes ?? CRIU_GHOST_LIMIT_BYTES;
-  const args = (withPlugin: boolean) => [
-    'dump',
-    '--tree', String(initPid),
-    '--images-dir', imagesDir,
-    '--log-file', logFile,
-    '-v4',
-    // A lock a rank holds on a file is dumped and taken again at restore;
-    // without this CRIU refuses to dump a tree holding one.
-    '--file-locks',
-    '--ghost-limit', `${Math.ceil(ghostLimit / 1024)}K`,
-    ...(leaveRunning ? ['--leave-running'] : []),
-    ...(withPlugin ? ['--libdir', pluginDir] : []),
-    ...(opts.actionScript ? ['--action-script', opts.actionScript] : []),
-  ];
-  // What the plugin reads (at the end of the dump, inside CRIU): the tree's root and where its record goes.
-  const pluginEnv = { ...process.env, FERRY_APPEND_FILES_ROOT: String(initPid), FERRY_APPEND_FILES_OUT: join(imagesDir, APPEND_FILES_NAME) };
+  const ghostLimitBytes = opts.ghostLimitBytes ?? CRIU_GHOST_LIMIT_BYTES;
+  const args = (withPlugin: boolean) =>
+    dumpArgs({ initPid, imagesDir, logFile, ghostLimitBytes, leaveRunning, pluginDir: withPlugin ? pluginDir : undefined, actionScript: opts.actionScript });
   trace(`dump pid ${initPid} -> ${imagesDir}${leaveRunning ? ' (leave running)' : ''}`);
   const timeoutMs = opts.timeoutMs ?? CRIU_DUMP_TIMEOUT_MS;
   const started = performance.now();
@@ -390,7 +423,7 @@ export async function dumpRank(opts: DumpRankOptions): Promise<DumpResult> {
     // not kill CRIU in the middle of a dump (a rank was lost when the soak, seed 53, killed an agent's group
     // during a DUMP); an agent that dies leaves the dump to finish, and the next agent waits for it
     // (orphan-dumps.ts).
-    r = await runCriu(criu.command, args(recordAppendFiles), { timeoutMs, detached: true, env: recordAppendFiles ? pluginEnv : undefined });
+    r = await runCriu(criu.command, args(recordAppendFiles), { timeoutMs, detached: true, env: recordAppendFiles ? appendFilesEnv(initPid) : undefined });
     const refused = recordAppendFiles && r.code !== 0 && !r.timedOut ? pluginLoadFailure(await readFile(logFile, 'utf8').catch(() => ''), pluginDir) : undefined;
     if (refused !== undefined) {
       pluginRefusals.set(criu.command, `CRIU cannot load Ferry's plugin (${refused})`);
@@ -403,11 +436,20 @@ export async function dumpRank(opts: DumpRankOptions): Promise<DumpResult> {
     if (locked && !guard.early) trace(`dump pid ${initPid}: no sign of ${CRIU_PROC_SCRATCH_NAME} being done in ${logFile}; its directory stayed locked until CRIU ended`);
     await guard.release();
   }
-  const durationMs = performance.now() - started;
   if (locked && waitedMs > 1) trace(`dump pid ${initPid}: waited ${waitedMs.toFixed(1)} ms for its working directory's turn`);
+  return finishDump(r, { initPid, imagesDir, logFile, ghostLimitBytes, timeoutMs, keepFailedLogAs: opts.keepFailedLogAs, started });
+}
+
+/** A dump's result from CRIU's: the files it wrote, or an error naming why it failed (its log kept where asked). */
+export async function finishDump(
+  r: CommandResult,
+  o: { initPid: number; imagesDir: string; logFile: string; ghostLimitBytes: number; timeoutMs: number; keepFailedLogAs?: string; started: number },
+): Promise<DumpResult> {
+  const { initPid, imagesDir, logFile } = o;
+  const durationMs = performance.now() - o.started;
   if (r.code !== 0) {
-    const why = r.timedOut ? `timed out after ${timeoutMs} ms` : describeFailure(r);
-    const keep = opts.keepFailedLogAs;
+    const why = r.timedOut ? `timed out after ${o.timeoutMs} ms` : describeFailure(r);
+    const keep = o.keepFailedLogAs;
     // (a log that cannot be kept is named where it is: the failure to report is CRIU's)
     const log = keep
       ? await mkdir(dirname(keep), { recursive: true })
@@ -417,7 +459,7 @@ export async function dumpRank(opts: DumpRankOptions): Promise<DumpResult> {
             () => logFile,
           )
       : logFile;
-    throw new FerryError(ErrorCode.CRIU_FAILED, await describeCriuFailure(`criu dump of pid ${initPid} into ${imagesDir} failed (${why})`, log, imagesDir, ghostLimit));
+    throw new FerryError(ErrorCode.CRIU_FAILED, await describeCriuFailure(`criu dump of pid ${initPid} into ${imagesDir} failed (${why})`, log, imagesDir, o.ghostLimitBytes));
   }
   const logName = isAbsolute(logFile) ? relative(imagesDir, logFile) : logFile;
   const files: DumpResult['files'] = [];

@@ -7,7 +7,7 @@
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { CRIU_BUILDS, type CriuBuild } from './criu-builds.js';
-import { type CommandResult, type RunCommandOptions, runCommand } from './run-command.js';
+import { type CommandResult, type RunCommandOptions, type StartedCommand, runCommand, startCommand } from './run-command.js';
 
 /** Multiarch triplet and loader of the Debian architectures CRIU is provisioned for. */
 export const ARCHITECTURES: Record<string, { triplet: string; loader: string }> = {
@@ -32,6 +32,12 @@ exec "$prefix/usr/lib/${triplet}/${loader}" --library-path "$lib" "$prefix/usr/s
 export function runCriu(command: string, args: readonly string[], options: RunCommandOptions = {}): Promise<CommandResult> {
   const [program, ...leading] = criuArgv(command);
   return runCommand(program!, [...leading, ...args], options);
+}
+
+/** `startCommand` of the CRIU `command` with `args`, started as criuArgv says. */
+export function startCriu(command: string, args: readonly string[], options: Parameters<typeof startCommand>[2]): StartedCommand {
+  const [program, ...leading] = criuArgv(command);
+  return startCommand(program!, [...leading, ...args], options);
 }
 
 const launches = new Map<string, readonly string[]>();

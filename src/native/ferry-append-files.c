@@ -9,7 +9,15 @@
  * once (src/criu/written-files.ts). So at the end of a successful dump, after
  * CRIU has written the images and before it lets the tree run on
  * (--leave-running) or kills it, this writes one line "SIZE PATH" per such
- * file into $FERRY_APPEND_FILES_OUT (append-files.ferry in the images).
+ * file into $FERRY_APPEND_FILES_OUT, a name in the images directory
+ * (append-files.ferry).
+ *
+ * It also holds a dump started ahead of time (src/criu/warm-dump.ts): with
+ * FERRY_DUMP_HOLD_FD, its init, which CRIU runs once it has probed the
+ * kernel and before it seizes any task, waits for one byte on that
+ * descriptor. "g" lets the dump go on; anything else, or the end of the
+ * pipe (the agent called it off, or died), makes CRIU stop there with the
+ * tree untouched.
  *
  * A plugin, not an --action-script: CRIU runs a script through `sh -c` for
  * every action (pre-dump and post-dump), two process starts per dump while
@@ -18,8 +26,8 @@
  *
  * This never fails a dump (a plugin's exit cannot): a file it cannot read is
  * left out and said in CRIU's log, and a restart then leaves that file as it
- * is. Without FERRY_APPEND_FILES_ROOT / _OUT it does nothing (a dump that did
- * not ask for the record).
+ * is. Without FERRY_APPEND_FILES_ROOT / _OUT it records nothing (a dump that
+ * did not ask for the record).
  *
  * CRIU's plugin interface (criu-plugin.h, version 0.2.0 since CRIU 2.x) is
  * declared here rather than included: only the descriptor's leading fields,
@@ -28,6 +36,7 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -178,15 +187,43 @@ static int record_appended_files(pid_t pid, FILE *out)
 
 static int ferry_init(int stage)
 {
-    (void)stage;
-    return 0;
+    const char *hold = getenv("FERRY_DUMP_HOLD_FD");
+    ssize_t n;
+    char c = 0;
+    int fd;
+
+    if (stage != CR_STAGE_DUMP || !hold)
+        return 0;
+    fd = atoi(hold);
+    if (fd < 3) {
+        say(CRIU_LOG_WARN, "FERRY_DUMP_HOLD_FD=%s is not a descriptor to wait on", hold);
+        return -1;
+    }
+    say(CRIU_LOG_INFO, "kernel probed; waiting for the go on descriptor %d", fd);
+    do
+        n = read(fd, &c, 1);
+    while (n < 0 && errno == EINTR);
+    close(fd);
+    if (n == 1 && c == 'g') {
+        say(CRIU_LOG_INFO, "go");
+        return 0;
+    }
+    say(CRIU_LOG_INFO, "called off before the dump began (%s)", n == 0 ? "end of the pipe" : n < 0 ? strerror(errno) : "not the go");
+    return -1;
+}
+
+/* The images directory CRIU has open (criu_get_image_dir, for plugins since CRIU 3.x), or -1. */
+static int images_dir_fd(void)
+{
+    int (*get_image_dir)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "criu_get_image_dir");
+    return get_image_dir ? get_image_dir() : -1;
 }
 
 static void ferry_exit(int stage, int ret)
 {
     const char *root = getenv("FERRY_APPEND_FILES_ROOT");
     const char *out_path = getenv("FERRY_APPEND_FILES_OUT");
-    int n_files = 0;
+    int n_files = 0, dir_fd, out_fd;
     FILE *out;
 
     if (stage != CR_STAGE_DUMP || ret != 0 || !root || !out_path)
@@ -197,8 +234,18 @@ static void ferry_exit(int stage, int ret)
     }
     ntasks = 0;
     collect((pid_t)atoi(root));
-    out = fopen(out_path, "w");
+    /* A name in the images directory, through CRIU's descriptor: a dump started ahead of time had its
+     * directory renamed since CRIU opened it. */
+    dir_fd = images_dir_fd();
+    if (dir_fd < 0 || strchr(out_path, '/')) {
+        say(CRIU_LOG_WARN, "no images directory from CRIU, or %s is not a name: append-only files go unrecorded", out_path);
+        return;
+    }
+    out_fd = openat(dir_fd, out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    out = out_fd < 0 ? NULL : fdopen(out_fd, "w");
     if (!out) {
+        if (out_fd >= 0)
+            close(out_fd);
         say(CRIU_LOG_WARN, "cannot write %s: append-only files go unrecorded", out_path);
         return;
     }

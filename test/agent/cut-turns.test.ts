@@ -4,6 +4,7 @@
 // waits for that FETCH to end, and a later restart's FETCH waits for the
 // PUT_BACK, so it never puts back what that later FETCH cut. The FETCH is held
 // at its fault gate; real files, the cut made as a FETCH makes it.
+import { EventEmitter } from 'node:events';
 import { constants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,7 +29,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 describe('the turns of a job\'s FETCHes and PUT_BACKs on one agent', () => {
   it('holds a PUT_BACK until the FETCH under way ends, and a later FETCH until that PUT_BACK ends', async () => {
     mkdirSync(gates, { recursive: true });
-    const steps = new LocalRankSteps({ host: 'h', imagesDir: join(dir, 'images'), ranks: {} as RankSupervisor });
+    const steps = new LocalRankSteps({ host: 'h', imagesDir: join(dir, 'images'), ranks: new EventEmitter() as unknown as RankSupervisor });
     // What the first restart's FETCH cut: rank 0's results, 250 bytes, back to its 100 at epoch 3.
     const path = join(dir, 'results');
     writeFileSync(path, Buffer.from(Array.from({ length: 250 }, (_, i) => (i * 7) % 256)));

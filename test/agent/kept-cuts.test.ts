@@ -1,6 +1,7 @@
 // What an agent keeps of the files a restart's FETCH cut back (written-files.ts):
 // PUT_BACK appends it again, the RESUME of a restart that succeeded removes it,
 // and so does the job's deletion. Real files; the cut made as FETCH makes it.
+import { EventEmitter } from 'node:events';
 import { constants, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +16,7 @@ let dir = '';
 let steps: LocalRankSteps;
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'ferry-test-kept-cuts-'));
-  steps = new LocalRankSteps({ host: 'h', imagesDir: join(dir, 'images'), ranks: {} as RankSupervisor });
+  steps = new LocalRankSteps({ host: 'h', imagesDir: join(dir, 'images'), ranks: new EventEmitter() as unknown as RankSupervisor });
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -3,7 +3,7 @@
 // a process named criu with a dump's arguments (a real one needs a rank and
 // an agent killed at the right moment; test/e2e kills agents around DUMPs).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -50,6 +50,27 @@ describe('CRIU dumps left by a killed agent', () => {
     fakeDump(rankDir, 60_000, 'restore'); // not a dump
     await new Promise((r) => setTimeout(r, 300)); // the processes exist with their argv
     expect(findOrphanDumps(images).map((d) => [d.pid, d.setDir])).toEqual([[ours.pid, join(images, 'j', '3')]]);
+  });
+
+  it("a warm dump's are found by the image folder they have open once it went, and not while they wait", async () => {
+    const images = join(dir, 'images');
+    const staging = join(images, '.warm-dumps', 'h', 'j', 'rank-0-4242-1');
+    const waiting = join(images, '.warm-dumps', 'h', 'j', 'rank-1-4243-2');
+    mkdirSync(staging, { recursive: true });
+    mkdirSync(waiting, { recursive: true });
+    mkdirSync(join(images, 'j', '3'), { recursive: true });
+    // As CRIU does: the images folder stays open through a descriptor.
+    const holding = (folder: string) =>
+      spawn(process.execPath, ['-e', `require('fs').openSync(${JSON.stringify(folder)}, 'r'); setTimeout(() => {}, 60000)`, 'dump', '--tree', '4242', '--images-dir', folder], {
+        argv0: 'criu',
+        stdio: 'ignore',
+      });
+    const went = holding(staging);
+    children.push(went, holding(waiting));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(findOrphanDumps(images)).toEqual([]); // both still wait
+    renameSync(staging, join(images, 'j', '3', 'rank-0')); // the go
+    expect(findOrphanDumps(images).map((d) => [d.pid, d.setDir])).toEqual([[went.pid, join(images, 'j', '3')]]);
   });
 
   it('hold a DISCARD of their image set until they end, so nothing they write is left behind', async () => {

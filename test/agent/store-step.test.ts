@@ -2,6 +2,7 @@
 // between: nothing hashed while CRIU wrote is in its memory): it hashes every
 // file CRIU left, writes the manifest, and refuses a rank with no dump there.
 // Real files; the image directory laid out as a DUMP leaves it.
+import { EventEmitter } from 'node:events';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,7 +20,7 @@ let dir = '';
 let steps: LocalRankSteps;
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'ferry-test-store-step-'));
-  steps = new LocalRankSteps({ host: 'h', imagesDir: join(dir, 'images'), ranks: {} as RankSupervisor, criu: { version: '4.1.1' } as CriuInstall });
+  steps = new LocalRankSteps({ host: 'h', imagesDir: join(dir, 'images'), ranks: new EventEmitter() as unknown as RankSupervisor, criu: { version: '4.1.1' } as CriuInstall });
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -89,6 +89,18 @@ describe('checkpoint, restart and migration end to end', { timeout: 600_000 }, (
     await c.waitFor(async () => onDisk(1).length === 0, "epoch 1's images removed from host1 and host2");
     expect(onDisk(2).length).toBe(2);
     expect(readdirSync(join(c.hosts[0].imagesDir, 'cont', '3')).sort()).toEqual(['rank-0', 'rank-1']);
+    // Each rank's dump had been started ahead of time (src/criu/warm-dump.ts): its CRIU had probed the kernel and
+    // waited for the go; and once the ranks ended, no CRIU waits any more.
+    for (const h of c.hosts.slice(0, 2)) {
+      for (const rank of readdirSync(join(h.imagesDir, 'cont', '3'))) {
+        expect(readFileSync(join(h.imagesDir, 'cont', '3', rank, 'dump.log'), 'utf8'), `${h.name} ${rank}`).toMatch(/waiting for the go[^]*ferry-append-files: go\n/);
+      }
+    }
+    const waitingCriu = () =>
+      execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' })
+        .split('\n')
+        .filter((l) => c.hosts.some((h) => l.includes(join(h.imagesDir, '.warm-dumps', h.name, 'cont'))));
+    await c.waitFor(async () => waitingCriu().length === 0, 'no CRIU waiting for a dump of the ended job');
     const refused = await c.ferry(['restart', 'cont', '--epoch', '1']);
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/epoch 1 of job cont was deleted \(deleted: the job keeps its 2 newest committed epochs\); committed epochs with images: 2, 3/);
