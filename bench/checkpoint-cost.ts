@@ -370,7 +370,10 @@ export async function runCheckpointCostBenchmark(): Promise<void> {
           `then store ${ms(med('storeMs'))}, commit ${ms(med('commitMs'))}: committed after ${ms(med('totalMs'))}; images ${mib(med('sizeBytes'))}`,
         `  plain criu dump, ${RANKS} at once: ${ms(plainPar)} (then sync: ${ms(median(plain.parallelSyncedMs))}); one after another: ${ms(plain.serialMs)}; images ${mib(plain.bytes)}`,
         `  CRIU's start in each plain dump, by its log (before it seizes the tree; mostly its probe of the kernel): median ${ms(median(plain.criuStartMs))}, ` +
-          `${ms(Math.min(...plain.criuStartMs))}-${ms(Math.max(...plain.criuStartMs))}. Ferry's dumps were started ahead of time (warm dumps${process.env.FERRY_WARM_DUMPS === '0' ? ': off, FERRY_WARM_DUMPS=0' : ''}), their start not in the pause`,
+          `${ms(Math.min(...plain.criuStartMs))}-${ms(Math.max(...plain.criuStartMs))}. ` +
+          (process.env.FERRY_WARM_DUMPS === '0'
+            ? "Ferry's dumps start CRIU at DUMP too (warm dumps off: FERRY_WARM_DUMPS=0)"
+            : "Ferry's dumps were started ahead of time (warm dumps, src/criu/warm-dump.ts): their CRIU's start is not in the pause"),
         `  first of the fresh processes (not counted): ferry checkpoint paused ${ms(first.ferry.pausedMs)} (dump ${ms(first.ferry.dumpMs)}), plain dump at once ${ms(plain.firstParallelMs)}`,
         `  each turn, job paused / plain parallel dump: ${checkpoints.map((f, i) => `${ms(f.pausedMs)} / ${ms(plain.parallelMs[i]!)}`).join(', ')}`,
         `  job paused by the checkpoint / plain parallel dump: ${pausedRatio.toFixed(2)}x, median of the turns' ratios (${pausedRatios.map((r) => r.toFixed(2)).join(', ')}); ` +

@@ -43,7 +43,8 @@ const PREVENTS: Record<string, string> = {
   'criu timens': "a restored rank's monotonic clock jumps: by the time it was stopped, or to its new host's uptime (backwards as often as not)",
   // CRIU (as root) keeps what it learnt of the kernel in /run/criu.kdat, but only on a tmpfs.
   'criu kernel cache':
-    'CRIU probes the kernel again at every dump and every restore, inside the pause of the job: about 20 ms of a 30 ms dump of an idle process (measured with CRIU 4.1; docs/checkpoint-protocol.md, Performance)',
+    'CRIU probes the kernel again at every dump and every restore: about 20 ms of a 30 ms dump of an idle process, 20-50 ms of each of 4 parallel 64 MiB dumps (CRIU 4.1). ' +
+    "A checkpoint's dumps are started ahead of time and keep it out of the pause (unless FERRY_WARM_DUMPS=0); a restore (restart, migration) pays it (docs/checkpoint-protocol.md, \"Dumps started ahead of time\")",
   'pid namespace': 'ranks cannot run as PID 1 of their own PID namespace, so an image cannot be restored where its PIDs are taken',
   'network namespace': 'no namespace hosts: the multi-host test cluster cannot run on this node',
 };
