@@ -291,6 +291,10 @@ export class LocalRankSteps implements RankSteps {
       return undefined;
     });
     this.warmDumps.set(key, next);
+    // (none to be had: the rank does not count against WARM_DUMPS_MAX)
+    void next.then((w) => {
+      if (!w && this.warmDumps.get(key) === next) this.warmDumps.delete(key);
+    });
   }
 
   /** Calls off the warm dump of a rank that ended (or is about to). */

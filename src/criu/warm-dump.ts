@@ -17,8 +17,8 @@
 // Only for a root whose working directory is its own (a rank's init
 // directory): a dump of a shared one takes turns through a lock
 // (criu-dump.ts) that a waiting CRIU must not hold.
-import { mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readFileSync, renameSync, rmSync, rmdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { ErrorCode } from '../gen/proto.js';
 import { tracer } from '../common/trace.js';
@@ -155,7 +155,14 @@ export class WarmDump {
     if (!this.gone) {
       this.gone = true;
       this.run.pipe3!.end();
-      void this.run.result.then(() => rmSync(this.stagingDir, { recursive: true, force: true }));
+      void this.run.result.then(() => {
+        rmSync(this.stagingDir, { recursive: true, force: true });
+        try {
+          rmdirSync(dirname(this.stagingDir)); // the job's folder, once no other warm dump of it is there
+        } catch {
+          // not empty, or gone
+        }
+      });
     }
     return this.run.result;
   }

@@ -3,7 +3,7 @@
 // a process named criu with a dump's arguments (a real one needs a rank and
 // an agent killed at the right moment; test/e2e kills agents around DUMPs).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -66,8 +66,25 @@ describe('CRIU dumps left by a killed agent', () => {
         stdio: 'ignore',
       });
     const went = holding(staging);
-    children.push(went, holding(waiting));
-    await new Promise((r) => setTimeout(r, 300));
+    const still = holding(waiting);
+    children.push(went, still);
+    const hasOpen = (pid: number, folder: string) => {
+      try {
+        return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+          try {
+            return readlinkSync(`/proc/${pid}/fd/${fd}`) === folder;
+          } catch {
+            return false;
+          }
+        });
+      } catch {
+        return false;
+      }
+    };
+    for (let waited = 0; !(hasOpen(went.pid!, staging) && hasOpen(still.pid!, waiting)); waited += 20) {
+      if (waited > 10_000) throw new Error('the stand-ins never opened their folders');
+      await new Promise((r) => setTimeout(r, 20));
+    }
     expect(findOrphanDumps(images)).toEqual([]); // both still wait
     renameSync(staging, join(images, 'j', '3', 'rank-0')); // the go
     expect(findOrphanDumps(images).map((d) => [d.pid, d.setDir])).toEqual([[went.pid, join(images, 'j', '3')]]);
