@@ -110,11 +110,6 @@ const APPEND_FILES_PLUGIN = 'ferry-append-files.so';
  */
 const pluginRefusals = new Map<string, string>();
 
-/** Why `criu` refused Ferry's plugin in this process, if it did. */
-export function appendFilesPluginRefusal(criuCommand: string): string | undefined {
-  return pluginRefusals.get(criuCommand);
-}
-
 /**
  * CRIU's words for a plugin it could not load (dlopen failed: say, a libc
  * older than the one the plugin was built against) or start; it stops then,

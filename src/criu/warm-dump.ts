@@ -133,7 +133,12 @@ export class WarmDump {
       this.cancel();
       throw new FerryError(ErrorCode.INTERNAL, `warm dump of pid ${this.initPid}: cannot move ${this.stagingDir} to ${imagesDir}: ${errorMessage(e)}`);
     }
-    moved?.();
+    try {
+      moved?.();
+    } catch (e) {
+      this.run.pipe3!.end(); // called off: CRIU must not wait for a go that will not come
+      throw e;
+    }
     this.run.pipe3!.end('g');
     this.run.armTimeout(this.timeoutMs);
     const r = await this.run.result;

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CriuInstall } from '../../src/criu/criu-install.js';
 import { ensureCriu } from '../../src/criu/criu-provision.js';
-import { APPEND_FILES_NAME, appendFilesPluginRefusal, dumpRank } from '../../src/criu/criu-dump.js';
+import { APPEND_FILES_NAME, appendFilesPlugin, dumpRank } from '../../src/criu/criu-dump.js';
 import { readAppendedFiles } from '../../src/criu/written-files.js';
 import { waitFor } from './criu-rank-fixture.js';
 
@@ -81,13 +81,13 @@ describe("Ferry's CRIU plugin", () => {
     const broken = join(dir, 'broken-plugins');
     mkdirSync(broken, { recursive: true });
     writeFileSync(join(broken, 'ferry-append-files.so'), 'not an ELF file\n');
-    expect(appendFilesPluginRefusal(criu.command)).toBeUndefined();
+    expect(appendFilesPlugin(criu.command, broken)).toEqual({ ok: true }); // there, and not refused yet
 
     const first = join(dir, 'images-broken-1');
     const r = await dumpRank({ criu, initPid: tree.pid!, imagesDir: first, leaveRunning: true, cwdIsPrivate: () => true, criuPluginDir: broken });
     expect(r.files.map((f) => f.name)).not.toContain(APPEND_FILES_NAME);
     expect(r.files.map((f) => f.name)).toContain('inventory.img');
-    expect(appendFilesPluginRefusal(criu.command)).toMatch(/Unable to load .*broken-plugins\/ferry-append-files\.so/);
+    expect(appendFilesPlugin(criu.command, broken)).toEqual({ ok: false, why: expect.stringMatching(/Unable to load .*broken-plugins\/ferry-append-files\.so/) });
     // The log is the second run's: it went without the plugin.
     expect(readFileSync(join(first, 'dump.log'), 'utf8')).not.toMatch(/broken-plugins/);
 
