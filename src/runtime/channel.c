@@ -969,6 +969,26 @@ void fmpi_resume(void)
   pthread_cond_broadcast(&fmpi_st.done_cond);
 }
 
+static bool not_flushed(void *arg)
+{
+  (void)arg;
+  return fmpi_st.state != ST_FLUSHING && fmpi_st.state != ST_FLUSHED;
+}
+
+/* Waits (lock not held) while the rank is flushing or flushed: a write to a
+ * file starts no sooner than the resume. From the flush to the dump the files
+ * stay as they were at the cut, for every rank; and a restored rank (flushed
+ * until the resume, which comes once every rank of a restart is restored)
+ * does not change a file that CRIU checks for another rank still being
+ * restored ("File ... has bad size"). */
+void fmpi_hold_while_flushed(void)
+{
+  fmpi_lock();
+  if (!not_flushed(NULL))
+    fmpi_wait_cond(not_flushed, NULL);
+  fmpi_unlock();
+}
+
 /* MPI_Finalize (lock held): send what is queued, say BYE both ways, close. */
 static bool shutdown_sent(void *arg)
 {

@@ -204,6 +204,8 @@ static int resize(fmpi_file *f, MPI_Offset size, bool grow_only, const char *nam
   struct stat st;
   PMPI_Comm_rank(f->comm, &rank);
   PMPI_Barrier(f->comm);
+  if (rank == 0)
+    fmpi_hold_while_flushed();
   if (rank == 0 && (!grow_only || (fstat(f->fd, &st) == 0 && st.st_size < size)) && ftruncate(f->fd, size) != 0)
     rv = fmpi_errno_class(errno);
   PMPI_Bcast(&rv, 1, MPI_INT, 0, f->comm);
@@ -451,6 +453,8 @@ int fmpi_file_transfer(fmpi_file *f, MPI_Offset offset, void *buf, int count, MP
   if ((writing && access == MPI_MODE_RDONLY) || (!writing && access == MPI_MODE_WRONLY))
     return fmpi_file_error(f, MPI_ERR_ACCESS, name);
   size_t bytes = t->size * (size_t)count;
+  if (writing)
+    fmpi_hold_while_flushed(); /* no write between a flush and its resume (channel.c) */
   /* A contiguous memory type is its own packed form: no bounce buffer, no copy. */
   io_arg a = { f->fd, t->contig ? buf : malloc(bytes + 1), 0, 0, writing };
   if (a.bytes == NULL)

@@ -314,6 +314,7 @@ void fmpi_enqueue(fmpi_peer *p, fmpi_item *it);
 bool fmpi_burst(fmpi_peer *p);
 void fmpi_flush_begin(uint64_t epoch, uint64_t request_id);
 void fmpi_resume(void);
+void fmpi_hold_while_flushed(void);
 void fmpi_channels_shutdown(void);
 void *fmpi_progress_main(void *arg);
 

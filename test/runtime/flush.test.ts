@@ -3,7 +3,7 @@
 // no sockets, wake them with SIGUSR2, rewire with new endpoints, and let the
 // same processes go on. Message contents and per-channel sequence numbers
 // (checked by the runtime itself) prove nothing was lost, duplicated or reordered.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
@@ -24,7 +24,26 @@ function residentKiB(pid: number): number {
 }
 
 describe('rank runtime: flush, close, rewire', () => {
-  const rt = useRankRuntime('flush-pending', 'flush-stream', 'finalize-exit', 'flush-nbc', 'flush-rma', 'flush-scratch');
+  const rt = useRankRuntime('flush-pending', 'flush-stream', 'finalize-exit', 'flush-nbc', 'flush-rma', 'flush-scratch', 'flush-file');
+
+  it('holds an MPI-IO write made while the rank is flushed until the resume', async () => {
+    const data = join(rt.dir, 'flush-file.dat');
+    const go = join(rt.dir, 'go-file');
+    const job = rt.job('flush-file', 2);
+    job.start(rt.program('flush-file'), [data, go]);
+    for (const r of [0, 1]) await job.waitForOutput(r, 'ready\n');
+    await rt.server.flush(job.jobId, 1);
+    writeFileSync(go, ''); // each rank now calls MPI_File_write_at
+    await sleep(500);
+    expect(statSync(data).size).toBe(0);
+    expect(job.stdout).toEqual(['ready\n', 'ready\n']);
+
+    job.resumeAll();
+    const results = await job.wait();
+    expect(results.map((r) => r.code), job.stderr.join('\n')).toEqual([0, 0]);
+    expect(job.stdout).toEqual(['ready\nwrote\n', 'ready\nwrote\n']);
+    expect(readFileSync(data, 'latin1')).toBe('a'.repeat(1024) + 'b'.repeat(1024));
+  });
 
   it('keeps drained messages and a half-done rendezvous across a flush; the same processes continue', async () => {
     const go = join(rt.dir, 'go-pending');
