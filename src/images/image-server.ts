@@ -1,6 +1,7 @@
 // Serves the image directories under an agent's images root to other agents,
 // on a ZeroMQ ROUTER: the manifest of a rank's image, then its files in chunks,
-// each with a CRC-32 that the fetcher checks. Only directories with a manifest
+// each with its CRC-32 (the fetcher checks them when a file's sha256 fails,
+// to find a chunk damaged on the way). Only directories with a manifest
 // (complete images) are served, only files the manifest lists, and only under
 // the root: a name with '/', '..' or an absolute path is refused. Chunks are
 // read into buffers used again once the fetcher has them (image-chunk-buffers.ts).

@@ -9,7 +9,7 @@ import { FerryError } from '../../src/common/ferry-error.js';
 import { ErrorCode } from '../../src/gen/proto.js';
 import { hashFile } from '../../src/images/file-durability.js';
 import { ImageClient, dirRef } from '../../src/images/image-client.js';
-import { fetchImageDir } from '../../src/images/image-fetcher.js';
+import { IMAGE_CHUNK_ATTEMPTS, fetchImageDir } from '../../src/images/image-fetcher.js';
 import { imageTransferCodec } from '../../src/images/image-messages.js';
 import { MANIFEST_FILE_NAME, PART_SUFFIX, rankImageDir } from '../../src/images/image-paths.js';
 import { ImageServer, type ImageServerOptions } from '../../src/images/image-server.js';
@@ -180,6 +180,27 @@ describe('image transfer between agents', () => {
     expect(result.bytesReceived).toBe(manifest.totalBytes + 1024 * 1024);
     await verifyImageDir(into, await readManifest(into));
     await expectSameFiles(dir, into, manifest);
+  });
+
+  it('a chunk damaged every time it is sent fails the fetch after IMAGE_CHUNK_ATTEMPTS, naming the chunk', async () => {
+    const { root } = await storedImage(4 * 1024 * 1024);
+    let sent = 0;
+    const server = await serve(root, {
+      tamperChunk: (name, offset, data) => {
+        if (name === BIG_FILE_NAME && offset === 1024 * 1024) {
+          data[7] = data[7]! ^ 0x01;
+          sent++;
+        }
+      },
+    });
+    const into = join(await temps.make('dst'), 'rank-1');
+    const err = await caught(fetchImageDir({ from: server.address, ...FIXTURE_META, into }));
+    expect(err.code).toBe(ErrorCode.IMAGE_CORRUPT);
+    expect(err.message).toContain(`epoch 3 rank 1: ${BIG_FILE_NAME}: chunk at ${1024 * 1024}: CRC-32 mismatch, ${IMAGE_CHUNK_ATTEMPTS} times`);
+    expect(sent).toBe(1 + IMAGE_CHUNK_ATTEMPTS); // the stream's copy, then each attempt of the repair
+    await expect(readFile(join(into, MANIFEST_FILE_NAME))).rejects.toThrow(/ENOENT/);
+    await expect(stat(join(into, BIG_FILE_NAME))).rejects.toThrow(/ENOENT/);
+    await expect(stat(join(into, BIG_FILE_NAME + PART_SUFFIX))).rejects.toThrow(/ENOENT/); // it holds the damaged chunk
   });
 
   it('a stored file damaged on the holding host fails the fetch, naming epoch, rank, file and peer', async () => {
