@@ -170,6 +170,24 @@ async function forgetOtherFetch(into: string, manifestBytes: Buffer, manifest: M
   await writeFile(path, manifestBytes);
 }
 
+/**
+ * Writes all of `data` at `position`. `meanwhile` runs while the first write
+ * is on the libuv pool: the sha256 of a 1 MiB chunk (0.8 ms here) then no
+ * longer waits for its write, nor the write for it.
+ */
+async function writeAll(fh: FileHandle, data: Buffer, position: number, meanwhile?: () => void): Promise<void> {
+  const first = fh.write(data, 0, data.length, position);
+  let written = 0;
+  try {
+    meanwhile?.();
+  } finally {
+    written = (await first).bytesWritten;
+  }
+  while (written < data.length) {
+    written += (await fh.write(data, written, data.length - written, position + written)).bytesWritten;
+  }
+}
+
 /** Where a chunk went in its file, and the CRC-32 the server sent with it. */
 interface ReceivedChunk {
   offset: number;
@@ -315,12 +333,7 @@ class Transfer {
       const { data, ...chunk } = await inFlight.shift()!;
       if (this.failure) throw this.failure;
       chunks.push(chunk);
-      let written = 0;
-      while (written < data.length) {
-        const { bytesWritten } = await fh.write(data, written, data.length - written, at + written);
-        written += bytesWritten;
-      }
-      hash.update(data);
+      await writeAll(fh, data, at, () => hash.update(data));
       at += data.length;
       this.progress(data.length);
       unsynced += data.length;
@@ -350,11 +363,7 @@ class Transfer {
         this.chunksRetried++;
         trace(`${this.label}: ${f.name}: chunk at ${c.offset} arrived damaged (CRC-32 mismatch), asking again`);
         const { data } = await this.fetchChunk(f, c.offset, c.length, true);
-        let written = 0;
-        while (written < data.length) {
-          const { bytesWritten } = await fh.write(data, written, data.length - written, c.offset + written);
-          written += bytesWritten;
-        }
+        await writeAll(fh, data, c.offset);
         repaired++;
       }
       if (repaired > 0 && this.durable) await fh.sync();
