@@ -165,7 +165,8 @@ export async function copyAndHash(src: string, dst: string): Promise<FileDigest>
   }
 }
 
-async function writeAll(fh: FileHandle, data: Buffer, at: number): Promise<void> {
+/** Writes all of `data` at `at` (a write may take less). */
+export async function writeAll(fh: FileHandle, data: Buffer, at: number): Promise<void> {
   let done = 0;
   while (done < data.length) {
     const { bytesWritten } = await fh.write(data, done, data.length - done, at + done);
