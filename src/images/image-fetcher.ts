@@ -6,8 +6,8 @@
 // does not match. A chunk whose CRC then fails was damaged on the way and is
 // asked for again; if none fails, the copy on the server is damaged.
 // (Checking every chunk's CRC on receipt cost the fetching process 25 ms of
-// CPU per 64 MiB, on top of the sha256 it computes anyway: the fetch of a
-// migration's 64 MiB took 140-171 ms without that check, 175-194 ms with it.)
+// CPU per 64 MiB, on top of the sha256 it computes anyway: measured in
+// docs/checkpoint-protocol.md, Performance.)
 // The manifest is written last: its presence means the directory is complete.
 //
 // Resuming: NAME.part holds the bytes received in order, so its length is how
