@@ -9,7 +9,7 @@ import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { checkSafeName } from '../common/names.js';
 import { tracer } from '../common/trace.js';
 import { type DumpResult, dumpRank } from '../criu/criu-dump.js';
-import { readImages } from '../criu/criu-images.js';
+import { readImages, warmImageDecoders } from '../criu/criu-images.js';
 import type { CriuInstall } from '../criu/criu-install.js';
 import { restoreRank } from '../criu/criu-restore.js';
 import { assertRestorable } from '../criu/restore-precheck.js';
@@ -175,6 +175,14 @@ export class LocalRankSteps implements RankSteps {
       trace(`CRIU pid ${d.pid} still dumps into ${d.setDir} (its agent is gone)`);
       this.trackUse(d.setDir, orphanDumpEnded(d));
     }
+    // Not in the first restore here: the CRIU schemas its readImages needs are loaded now.
+    setImmediate(() => {
+      try {
+        warmImageDecoders();
+      } catch (err) {
+        trace(`cannot load the CRIU image schemas: ${errorMessage(err)}`); // the restore that needs them says so
+      }
+    });
     // Marked as the request goes out to the rank (a rank the channel refuses, not connected, is not flushing).
     o.rankChannel?.on('flushing', (jobId: string, rank: number, epoch: number) => this.flushing.set(`${jobId}/${rank}`, epoch));
     o.rankChannel?.on('flushed', (report) => {

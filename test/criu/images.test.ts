@@ -1,7 +1,7 @@
 // readImages / checkRestorable on the images of a real dump (the counter
 // rank under ferry-init, dumped without --leave-running), and what CRIU
 // itself does when a file the image needs changed or went missing.
-import { appendFileSync, readFileSync, renameSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../src/gen/proto.js';
@@ -117,6 +117,26 @@ describe('CRIU images of a dumped rank', () => {
     await exited(r.child);
     await waitFor('the restored rank to die with ferry-restore', () => !alive(r.initPid));
   }, TEST_TIMEOUT_MS);
+
+  it('names the image file that is missing or unreadable', async () => {
+    const copy = (name: string) => {
+      const to = fx.tmp(`ferry-criu-img-${name}-`);
+      cpSync(images, to, { recursive: true });
+      return to;
+    };
+    await expect(readImages(join(dir, 'no-such-images'))).rejects.toThrow(/no-such-images\/inventory\.img is missing/);
+    const noCore = copy('core');
+    rmSync(join(noCore, 'core-2.img'));
+    await expect(readImages(noCore)).rejects.toThrow(/core-2\.img is missing/);
+    const noPages = copy('pages');
+    for (const f of readdirSync(noPages)) if (/^pages-/.test(f)) rmSync(join(noPages, f));
+    await expect(readImages(noPages)).rejects.toThrow(/pages-\d+\.img named by pagemap-1\.img is missing/);
+    const fdinfoDir = copy('fdinfo');
+    const fdinfo = readdirSync(fdinfoDir).find((f) => /^fdinfo-\d+\.img$/.test(f))!;
+    rmSync(join(fdinfoDir, fdinfo));
+    mkdirSync(join(fdinfoDir, fdinfo));
+    await expect(readImages(fdinfoDir)).rejects.toMatchObject({ code: ErrorCode.MALFORMED, message: expect.stringContaining(`${fdinfo}: EISDIR`) });
+  });
 
   it('rejects images that are not CRIU images, naming the file', () => {
     const pstree = readFileSync(join(images, 'pstree.img'));
