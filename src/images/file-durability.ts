@@ -33,8 +33,8 @@ export interface FileDigest {
 
 /**
  * The two read buffers feedHash alternates between, no larger than `bytes`
- * needs. Kept by a caller that hashes often (GrowingFileHasher polls every
- * 20 ms): fresh 4 MiB buffers on each call are garbage the collector then
+ * needs. Kept by a caller that hashes often (GrowingFileHasher's passes):
+ * fresh 4 MiB buffers on each call are garbage the collector then
  * spends whole dump phases on.
  */
 export function hashReadBuffers(bytes = HASH_READ_BYTES): [Buffer, Buffer] {

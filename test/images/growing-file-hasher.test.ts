@@ -6,7 +6,7 @@ import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HASH_READ_BYTES, hashFile } from '../../src/images/file-durability.js';
-import { GROWING_HASH_POLL_MS, GrowingFileHasher } from '../../src/images/growing-file-hasher.js';
+import { GROWING_HASH_IDLE_MS, GrowingFileHasher } from '../../src/images/growing-file-hasher.js';
 import { readManifest, verifyImageDir, writeManifest } from '../../src/images/manifest.js';
 import { BIG_FILE_NAME, FIXTURE_META, makeRankImage, tempDirs } from './image-dir-fixture.js';
 
@@ -44,7 +44,7 @@ describe('hashing image files while they are written', () => {
         await appendFile(join(dir, 'pages-2.img'), chunk.subarray(0, 1000 + i));
         whole.b.update(chunk.subarray(0, 1000 + i));
       }
-      await sleep(GROWING_HASH_POLL_MS * 1.5);
+      await sleep(GROWING_HASH_IDLE_MS * 4);
     }
     const digests = await hasher.finish();
     expect([...digests.keys()].sort()).toEqual(['pages-1.img', 'pages-2.img']);
