@@ -1,22 +1,20 @@
 // Fetches one rank's image directory from the agent that holds it (an
 // ImageServer): the manifest first, then every file in chunks. Each file is
 // hashed while it is written, in order, and renamed from NAME.part only when
-// its sha256 matches the manifest. Every chunk comes with the server's CRC-32
-// of it, kept for the file: the CRCs are checked only when the file's sha256
-// does not match. A chunk whose CRC then fails was damaged on the way and is
-// asked for again; if none fails, the copy on the server is damaged.
-// (Checking every chunk's CRC on receipt cost the fetching process 25 ms of
-// CPU per 64 MiB, on top of the sha256 it computes anyway: measured in
-// docs/checkpoint-protocol.md, Performance.)
+// its sha256 matches the manifest. When it does not, the fetcher asks the
+// server for the CRC-32 of each chunk of its copy and checks the chunks of
+// NAME.part against them: a chunk that differs was damaged on the way (or on
+// this disk) and is asked for again, with its CRC; if none differs, the copy
+// on the server is damaged. (A CRC with every chunk cost the server 25 ms of
+// CPU per 64 MiB on every transfer, and the fetcher as much when it checked
+// them on receipt: measured in docs/checkpoint-protocol.md, Performance.)
 // The manifest is written last: its presence means the directory is complete.
 //
 // Resuming: NAME.part holds the bytes received in order, so its length is how
 // far the fetch got; a new fetch re-hashes that prefix and asks only for the
-// rest. (If the prefix was damaged, on the way or on disk, the file's sha256
-// fails, and as the prefix's CRCs were not kept, the file is fetched once more
-// from the start.) The remote manifest is kept as .manifest.ferry.fetching while
-// a fetch is incomplete: a different one (another image under the same name)
-// discards the .part files.
+// rest. The remote manifest is kept as .manifest.ferry.fetching while a fetch
+// is incomplete: a different one (another image under the same name) discards
+// the .part files.
 import { createHash } from 'node:crypto';
 import { mkdir, open, readFile, rename, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -27,8 +25,9 @@ import { tracer } from '../common/trace.js';
 import { feedHash, fsyncDir, hashFile, writeAll, writeFileDurably } from './file-durability.js';
 import type { ClusterKey } from '../transport/cluster-key.js';
 import { ImageClient, dirRef } from './image-client.js';
+import type { ImageDirRefInit } from '../gen/proto.js';
 import { IMAGE_BAD_REQUEST, IMAGE_CORRUPT, IMAGE_IO } from './image-errors.js';
-import { IMAGE_CHUNK_BYTES, IMAGE_MAX_CHUNK_BYTES } from './image-messages.js';
+import { IMAGE_CHUNK_BYTES, IMAGE_CRCS_MAX_CHUNKS, IMAGE_MAX_CHUNK_BYTES } from './image-messages.js';
 import { MANIFEST_FILE_NAME, PART_SUFFIX, imageLabel } from './image-paths.js';
 import { decodeManifestFile, type Manifest, type ManifestFile } from './manifest.js';
 
@@ -47,7 +46,7 @@ export const IMAGE_CHUNKS_IN_FLIGHT_PER_FILE = 8;
 export const IMAGE_WRITEBACK_EVERY_BYTES = 32 * 1024 * 1024;
 /** How long one request may go unanswered before the peer counts as unreachable. */
 export const IMAGE_REQUEST_TIMEOUT_MS = 15_000;
-/** Times one chunk is asked for when it arrives damaged (wrong size, or its CRC once checked), before giving up. */
+/** Times one chunk is asked for when it arrives damaged (wrong size, or a repair's CRC that fails), before giving up. */
 export const IMAGE_CHUNK_ATTEMPTS = 3;
 const FETCHING_MANIFEST_NAME = `.${MANIFEST_FILE_NAME}.fetching`;
 
@@ -87,7 +86,7 @@ export interface FetchImageResult {
   bytesReceived: number;
   /** Bytes taken from .part files or complete files left by an earlier, broken fetch. */
   bytesResumed: number;
-  /** Chunks asked for again because their CRC did not match (found when their file's sha256 did not). */
+  /** Chunks asked for again because they did not match the server's CRC (looked at when their file's sha256 did not match). */
   chunksRetried: number;
   /** True when `into` already held this exact image: nothing was fetched. */
   alreadyComplete: boolean;
@@ -170,13 +169,6 @@ async function forgetOtherFetch(into: string, manifestBytes: Buffer, manifest: M
   await writeFile(path, manifestBytes);
 }
 
-/** Where a chunk went in its file, and the CRC-32 the server sent with it. */
-interface ReceivedChunk {
-  offset: number;
-  length: number;
-  crc32: number;
-}
-
 class Transfer {
   bytesReceived = 0;
   bytesResumed = 0;
@@ -208,7 +200,7 @@ class Transfer {
         queue.add(async () => {
           if (this.failure) return;
           try {
-            await this.fetchFile(f, true);
+            await this.fetchFile(f);
           } catch (err) {
             if (!this.failure) {
               this.failure = err as Error; // queued files see it and return at once
@@ -229,7 +221,7 @@ class Transfer {
     this.onProgress?.(this.doneBytes, this.manifest.totalBytes);
   }
 
-  private async fetchFile(f: ManifestFile, mayResume: boolean): Promise<void> {
+  private async fetchFile(f: ManifestFile): Promise<void> {
     const finalPath = join(this.into, f.name);
     const partPath = finalPath + PART_SUFFIX;
     // A file renamed by an earlier fetch that died before the manifest was written.
@@ -242,10 +234,9 @@ class Transfer {
       }
       await unlink(finalPath);
     }
-    const part = mayResume ? await stat(partPath).catch(() => undefined) : undefined;
+    const part = await stat(partPath).catch(() => undefined);
     const resumeFrom = part && part.size <= f.size ? part.size : 0;
     const fh = await open(partPath, resumeFrom > 0 ? 'r+' : 'w');
-    const chunks: ReceivedChunk[] = [];
     let sha256: string;
     try {
       const hash = createHash('sha256');
@@ -255,14 +246,15 @@ class Transfer {
         this.progress(resumeFrom);
         trace(`${this.label}: ${f.name}: resuming at ${resumeFrom} of ${f.size}`);
       }
-      await this.receiveInto(fh, hash, f, resumeFrom, chunks);
+      await this.receiveInto(fh, hash, f, resumeFrom);
       if (this.durable) await fh.sync();
       sha256 = hash.digest('hex');
     } finally {
       await fh.close();
     }
-    if (sha256 !== f.sha256 && resumeFrom === 0) {
-      const repaired = await this.repairChunks(partPath, f, chunks).catch(async (err: unknown) => {
+    if (sha256 !== f.sha256) {
+      // (a resumed prefix damaged on this disk is repaired the same way)
+      const repaired = await this.repairChunks(partPath, f).catch(async (err: unknown) => {
         await unlink(partPath).catch(() => undefined); // it holds the damaged chunk
         throw err;
       });
@@ -270,13 +262,6 @@ class Transfer {
     }
     if (sha256 !== f.sha256) {
       await unlink(partPath).catch(() => undefined);
-      if (resumeFrom > 0) {
-        // The kept prefix was damaged on this disk: fetch the whole file once more.
-        trace(`${this.label}: ${f.name}: resumed file failed its sha256, fetching it again from the start`);
-        this.doneBytes -= f.size;
-        this.bytesResumed -= resumeFrom;
-        return this.fetchFile(f, false);
-      }
       throw new FerryError(
         IMAGE_CORRUPT,
         `${this.label}: ${f.name}: sha256 mismatch after transfer from ${this.client.peer} ` +
@@ -286,18 +271,9 @@ class Transfer {
     await rename(partPath, finalPath);
   }
 
-  /**
-   * Streams [from, size) of a file into `fh`, a window of chunk requests ahead,
-   * writing and hashing in order; each chunk's place and CRC go to `chunks`.
-   */
-  private async receiveInto(
-    fh: FileHandle,
-    hash: ReturnType<typeof createHash>,
-    f: ManifestFile,
-    from: number,
-    chunks: ReceivedChunk[],
-  ): Promise<void> {
-    const inFlight: Promise<ReceivedChunk & { data: Buffer }>[] = [];
+  /** Streams [from, size) of a file into `fh`, a window of chunk requests ahead, writing and hashing in order. */
+  private async receiveInto(fh: FileHandle, hash: ReturnType<typeof createHash>, f: ManifestFile, from: number): Promise<void> {
+    const inFlight: Promise<Buffer>[] = [];
     let next = from;
     const ask = () => {
       const length = Math.min(this.chunkBytes, f.size - next);
@@ -312,9 +288,8 @@ class Transfer {
     let syncing: Promise<void> | undefined;
     let unsynced = 0;
     while (inFlight.length > 0) {
-      const { data, ...chunk } = await inFlight.shift()!;
+      const data = await inFlight.shift()!;
       if (this.failure) throw this.failure;
-      chunks.push(chunk);
       // hashed while its write runs on the libuv pool (as copyAndHash does): the sha256 of a 1 MiB
       // chunk (0.8 ms here) no longer waits for the write, nor the write for it
       const written = writeAll(fh, data, at);
@@ -333,24 +308,30 @@ class Transfer {
   }
 
   /**
-   * After a file's sha256 failed: the chunks of `partPath` whose CRC is not the
-   * server's are asked for again (their CRC checked on receipt) and written in
-   * place. Returns how many were; 0 means every chunk arrived as the server
-   * sent it, so the server's copy is what is damaged.
+   * After a file's sha256 failed: the chunks of `partPath` (cut from offset 0)
+   * whose CRC-32 is not that of the server's copy are asked for again (their
+   * CRC checked on receipt) and written in place. Returns how many were; 0
+   * means the file is as the server has it, so the server's copy is what is
+   * damaged.
    */
-  private async repairChunks(partPath: string, f: ManifestFile, chunks: readonly ReceivedChunk[]): Promise<number> {
+  private async repairChunks(partPath: string, f: ManifestFile): Promise<number> {
+    const count = Math.ceil(f.size / this.chunkBytes);
+    const buf = Buffer.allocUnsafe(this.chunkBytes);
     const fh = await open(partPath, 'r+');
     let repaired = 0;
     try {
-      for (const c of chunks) {
-        const buf = Buffer.alloc(c.length);
-        const { bytesRead } = await fh.read(buf, 0, c.length, c.offset);
-        if (bytesRead === c.length && crc32(buf) === c.crc32) continue;
-        this.chunksRetried++;
-        trace(`${this.label}: ${f.name}: chunk at ${c.offset} arrived damaged (CRC-32 mismatch), asking again`);
-        const { data } = await this.fetchChunk(f, c.offset, c.length, true);
-        await writeAll(fh, data, c.offset);
-        repaired++;
+      for (let first = 0; first < count; first += IMAGE_CRCS_MAX_CHUNKS) {
+        const crcs = await this.serverCrcs(f, first, Math.min(IMAGE_CRCS_MAX_CHUNKS, count - first));
+        for (const [i, crc] of crcs.entries()) {
+          const offset = (first + i) * this.chunkBytes;
+          const length = Math.min(this.chunkBytes, f.size - offset);
+          const { bytesRead } = await fh.read(buf, 0, length, offset);
+          if (bytesRead === length && crc32(buf.subarray(0, length)) === crc) continue;
+          this.chunksRetried++;
+          trace(`${this.label}: ${f.name}: chunk at ${offset} differs from the server's (CRC-32 mismatch), asking again`);
+          await writeAll(fh, await this.fetchChunk(f, offset, length, true), offset);
+          repaired++;
+        }
       }
       if (repaired > 0 && this.durable) await fh.sync();
     } finally {
@@ -359,16 +340,31 @@ class Transfer {
     return repaired;
   }
 
+  /** The CRC-32 of `chunks` chunks of the server's copy of `f`, from chunk `first`. */
+  private async serverCrcs(f: ManifestFile, first: number, chunks: number): Promise<number[]> {
+    const what = `${this.label}: ${f.name}: CRC-32 of chunks ${first} to ${first + chunks - 1}`;
+    const { message } = await this.client.request(what, {
+      chunk_crcs_request: { dir: this.ref(), name: f.name, chunk_bytes: this.chunkBytes, first_chunk: first, chunks },
+    });
+    const crcs = message.chunk_crcs_reply?.crc32 ?? [];
+    if (crcs.length !== chunks) throw new FerryError(IMAGE_CORRUPT, `image server ${this.client.peer}: ${what}: ${crcs.length} CRCs instead of ${chunks}`);
+    return crcs;
+  }
+
+  private ref(): ImageDirRefInit {
+    return dirRef(this.manifest.jobId, this.manifest.epoch, this.manifest.rank);
+  }
+
   /**
    * One chunk, asked for again (up to IMAGE_CHUNK_ATTEMPTS times) while it
-   * arrives with the wrong size, or (checkCrc) a CRC-32 that does not match.
+   * arrives with the wrong size, or (withCrc: a repair) a CRC-32 that does not match.
    */
-  private async fetchChunk(f: ManifestFile, offset: number, length: number, checkCrc: boolean): Promise<ReceivedChunk & { data: Buffer }> {
+  private async fetchChunk(f: ManifestFile, offset: number, length: number, withCrc: boolean): Promise<Buffer> {
     for (let attempt = 1; ; attempt++) {
       if (this.failure) throw this.failure;
       const what = `${this.label}: ${f.name}: chunk at ${offset}`;
       const { message, data } = await this.client.request(what, {
-        chunk_request: { dir: dirRef(this.manifest.jobId, this.manifest.epoch, this.manifest.rank), name: f.name, offset, length },
+        chunk_request: { dir: this.ref(), name: f.name, offset, length, with_crc32: withCrc },
       });
       const c = message.chunk_reply;
       const got = data ?? Buffer.alloc(0);
@@ -376,8 +372,8 @@ class Transfer {
       let problem: string | undefined;
       if (!c || c.name !== f.name || Number(c.offset) !== offset) problem = 'reply for another chunk';
       else if (c.length !== length || got.length !== length) problem = `${got.length} bytes instead of ${length}`;
-      else if (checkCrc && crc32(got) !== c.crc32) problem = 'CRC-32 mismatch';
-      if (!problem) return { offset, length, crc32: c!.crc32, data: got };
+      else if (withCrc && crc32(got) !== c.crc32) problem = 'CRC-32 mismatch';
+      if (!problem) return got;
       if (attempt >= IMAGE_CHUNK_ATTEMPTS) {
         throw new FerryError(IMAGE_CORRUPT, `image server ${this.client.peer}: ${what}: ${problem}, ${attempt} times`);
       }

@@ -9,6 +9,8 @@ export const imageTransferCodec = new Codec<ImageTransferMessage, ImageTransferM
 export const IMAGE_CHUNK_BYTES = 1024 * 1024;
 /** The largest chunk a server sends, whatever a fetcher asks for. */
 export const IMAGE_MAX_CHUNK_BYTES = 16 * 1024 * 1024;
+/** Chunk CRCs asked for in one ImageChunkCrcsRequest at most (256 MiB of 1 MiB chunks: each answer stays well within a request timeout). */
+export const IMAGE_CRCS_MAX_CHUNKS = 256;
 /** Requests are small; the server's socket drops a peer that sends more. */
 export const IMAGE_REQUEST_MAX_BYTES = 64 * 1024;
 /** Room for the envelope in front of a chunk. */

@@ -1,11 +1,12 @@
 // Serves the image directories under an agent's images root to other agents,
-// on a ZeroMQ ROUTER: the manifest of a rank's image, then its files in chunks,
-// each with its CRC-32 (the fetcher checks them when a file's sha256 fails,
-// to find a chunk damaged on the way). Only directories with a manifest
+// on a ZeroMQ ROUTER: the manifest of a rank's image, then its files in chunks.
+// When a fetched file's sha256 fails, the fetcher asks for the CRC-32 of each
+// chunk of the file, to find a chunk damaged on the way, and for that chunk
+// again with its CRC (computed only then). Only directories with a manifest
 // (complete images) are served, only files the manifest lists, and only under
 // the root: a name with '/', '..' or an absolute path is refused. Chunks are
 // read into buffers used again once the fetcher has them (image-chunk-buffers.ts).
-import { open, readFile } from 'node:fs/promises';
+import { type FileHandle, open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import * as zmq from 'zeromq';
@@ -19,7 +20,7 @@ import { curveServerClosed, curveServerOptions } from '../transport/curve-securi
 import { Outbox } from '../transport/outbox.js';
 import { ImageChunkBuffers } from './image-chunk-buffers.js';
 import { IMAGE_BAD_REQUEST, IMAGE_CORRUPT, IMAGE_IO, IMAGE_MISSING } from './image-errors.js';
-import { IMAGE_CHUNK_BYTES, IMAGE_MAX_CHUNK_BYTES, IMAGE_REQUEST_MAX_BYTES, imageTransferCodec } from './image-messages.js';
+import { IMAGE_CHUNK_BYTES, IMAGE_CRCS_MAX_CHUNKS, IMAGE_MAX_CHUNK_BYTES, IMAGE_REQUEST_MAX_BYTES, imageTransferCodec } from './image-messages.js';
 import { MANIFEST_FILE_NAME, imageLabel, rankImageDir, requirePlainName } from './image-paths.js';
 import { decodeManifestFile, type Manifest } from './manifest.js';
 
@@ -32,8 +33,8 @@ export interface ImageServerOptions {
   /** The cluster key (null: none); default the process's (cluster-key.ts). */
   key?: ClusterKey | null;
   /**
-   * Test-only fault injection: called with each chunk after its CRC was
-   * computed and before it is sent; may change the bytes in place.
+   * Test-only fault injection: called with each chunk after its CRC (if
+   * asked for) was computed and before it is sent; may change the bytes in place.
    */
   tamperChunk?: (name: string, offset: number, data: Buffer) => void;
 }
@@ -123,10 +124,7 @@ export class ImageServer {
         reply({ status: OK_STATUS, manifest_reply: { manifest_file: bytes } });
       } else if (request.chunk_request) {
         const c = request.chunk_request;
-        const { manifest, dir } = await this.manifestOf(c.dir);
-        requirePlainName(c.name, 'file name');
-        const file = manifest.files.find((f) => f.name === c.name);
-        if (!file) throw new FerryError(IMAGE_BAD_REQUEST, `${imageLabel(manifest)}: ${c.name}: not in the manifest`);
+        const { manifest, dir, file } = await this.fileOf(c.dir, c.name);
         const offset = Number(c.offset);
         if (offset > file.size) {
           throw new FerryError(IMAGE_BAD_REQUEST, `${imageLabel(manifest)}: ${c.name}: offset ${offset} past the end (${file.size} bytes)`);
@@ -144,10 +142,23 @@ export class ImageServer {
           this.chunkBuffers.unsent(fetcher, requestId);
           throw err;
         }
-        const crc = crc32(data);
+        const crc = c.with_crc32 ? crc32(data) : 0;
         this.options.tamperChunk?.(c.name, offset, data);
         this.bytesServedTotal += length;
         reply({ status: OK_STATUS, chunk_reply: { name: c.name, offset, length, crc32: crc } }, data);
+      } else if (request.chunk_crcs_request) {
+        const c = request.chunk_crcs_request;
+        const { manifest, dir, file } = await this.fileOf(c.dir, c.name);
+        const what = `${imageLabel(manifest)}: ${c.name}`;
+        const first = Number(c.first_chunk);
+        if (c.chunk_bytes < 1 || c.chunk_bytes > IMAGE_MAX_CHUNK_BYTES) {
+          throw new FerryError(IMAGE_BAD_REQUEST, `${what}: chunks of ${c.chunk_bytes} bytes (1 to ${IMAGE_MAX_CHUNK_BYTES})`);
+        }
+        if (c.chunks < 1 || c.chunks > IMAGE_CRCS_MAX_CHUNKS || (first + c.chunks - 1) * c.chunk_bytes >= file.size) {
+          throw new FerryError(IMAGE_BAD_REQUEST, `${what}: CRCs of ${c.chunks} chunks from chunk ${first} (1 to ${IMAGE_CRCS_MAX_CHUNKS}, within its ${file.size} bytes)`);
+        }
+        const crcs = await chunkCrcs(join(dir, c.name), file.size, c.chunk_bytes, first, c.chunks, what);
+        reply({ status: OK_STATUS, chunk_crcs_reply: { crc32: crcs } });
       } else if (request.receipts_request) {
         reply({ status: OK_STATUS });
       } else {
@@ -183,6 +194,15 @@ export class ImageServer {
     return { manifest: this.manifests.get(dir)!, dir };
   }
 
+  /** A file the manifest of `ref` lists, with that manifest and its directory. */
+  private async fileOf(ref: ImageDirRef | null | undefined, name: string): Promise<{ manifest: Manifest; dir: string; file: Manifest['files'][number] }> {
+    const { manifest, dir } = await this.manifestOf(ref);
+    requirePlainName(name, 'file name');
+    const file = manifest.files.find((f) => f.name === name);
+    if (!file) throw new FerryError(IMAGE_BAD_REQUEST, `${imageLabel(manifest)}: ${name}: not in the manifest`);
+    return { manifest, dir, file };
+  }
+
   private dirOf(ref: ImageDirRef | null | undefined): string {
     if (!ref) throw new FerryError(IMAGE_BAD_REQUEST, 'request names no image directory');
     return rankImageDir(this.root, ref.job_id, Number(ref.epoch), ref.rank);
@@ -197,17 +217,42 @@ export class ImageServer {
 
 /** Reads up to buf.length bytes at `offset` into `buf`; returns the part filled (short at a premature end of file). */
 async function readChunk(path: string, offset: number, buf: Buffer): Promise<Buffer> {
-  const length = buf.length;
   const fh = await open(path, 'r');
   try {
-    let got = 0;
-    while (got < length) {
-      const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
-      if (bytesRead === 0) break;
-      got += bytesRead;
-    }
-    return buf.subarray(0, got);
+    return await readAt(fh, offset, buf);
   } finally {
     await fh.close();
   }
+}
+
+async function readAt(fh: FileHandle, offset: number, buf: Buffer): Promise<Buffer> {
+  let got = 0;
+  while (got < buf.length) {
+    const { bytesRead } = await fh.read(buf, got, buf.length - got, offset + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return buf.subarray(0, got);
+}
+
+/**
+ * The CRC-32 of `count` chunks of `chunkBytes` from chunk `first` of the `size`
+ * bytes of `path` (ImageChunkCrcsRequest); `what` names the file in errors.
+ */
+async function chunkCrcs(path: string, size: number, chunkBytes: number, first: number, count: number, what: string): Promise<number[]> {
+  const crcs: number[] = [];
+  const buf = Buffer.allocUnsafe(chunkBytes);
+  const fh = await open(path, 'r');
+  try {
+    for (let i = first; i < first + count; i++) {
+      const offset = i * chunkBytes;
+      const length = Math.min(chunkBytes, size - offset);
+      const data = await readAt(fh, offset, buf.subarray(0, length));
+      if (data.length !== length) throw new FerryError(IMAGE_CORRUPT, `${what}: shorter on the server than its manifest says`);
+      crcs.push(crc32(data));
+    }
+  } finally {
+    await fh.close();
+  }
+  return crcs;
 }
