@@ -40,6 +40,8 @@ export class GrowingFileHasher {
   private readonly buffers = hashReadBuffers(GROWING_HASH_READ_BYTES);
   private stopped = false;
   private passes?: Promise<void>;
+  /** Ends the pause after a pass that found nothing (stop() does not wait it out). */
+  private wake?: () => void;
   private failed?: unknown;
 
   constructor(
@@ -50,7 +52,15 @@ export class GrowingFileHasher {
   start(): this {
     this.passes = (async () => {
       while (!this.stopped && !this.failed) {
-        if ((await this.poll(false)) === 0) await new Promise((r) => setTimeout(r, GROWING_HASH_IDLE_MS));
+        if ((await this.poll(false)) > 0 || this.stopped) continue;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, GROWING_HASH_IDLE_MS);
+          this.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.wake = undefined;
       }
     })();
     return this;
@@ -79,6 +89,7 @@ export class GrowingFileHasher {
   /** Ends the passes once the one under way is over. */
   private async stop(): Promise<void> {
     this.stopped = true;
+    this.wake?.();
     await this.passes;
   }
 
