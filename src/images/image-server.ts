@@ -22,7 +22,7 @@ import { ImageChunkBuffers } from './image-chunk-buffers.js';
 import { IMAGE_BAD_REQUEST, IMAGE_CORRUPT, IMAGE_IO, IMAGE_MISSING } from './image-errors.js';
 import { IMAGE_CHUNK_BYTES, IMAGE_CRCS_MAX_CHUNKS, IMAGE_MAX_CHUNK_BYTES, IMAGE_REQUEST_MAX_BYTES, imageTransferCodec } from './image-messages.js';
 import { MANIFEST_FILE_NAME, imageLabel, rankImageDir, requirePlainName } from './image-paths.js';
-import { decodeManifestFile, type Manifest } from './manifest.js';
+import { decodeManifestFile, type Manifest, type ManifestFile } from './manifest.js';
 
 const trace = tracer('images');
 
@@ -195,7 +195,7 @@ export class ImageServer {
   }
 
   /** A file the manifest of `ref` lists, with that manifest and its directory. */
-  private async fileOf(ref: ImageDirRef | null | undefined, name: string): Promise<{ manifest: Manifest; dir: string; file: Manifest['files'][number] }> {
+  private async fileOf(ref: ImageDirRef | null | undefined, name: string): Promise<{ manifest: Manifest; dir: string; file: ManifestFile }> {
     const { manifest, dir } = await this.manifestOf(ref);
     requirePlainName(name, 'file name');
     const file = manifest.files.find((f) => f.name === name);
