@@ -27,6 +27,13 @@ export const POOLED_CHUNK_MIN_BYTES = 256 * 1024;
 export const CHUNK_BUFFERS_MAX_FREE = 32;
 /** Lent buffers whose peer has sent nothing for this long are dropped; free ones too, when none was lent for this long. */
 export const CHUNK_BUFFERS_IDLE_MS = 30_000;
+/**
+ * Buffers lent to one peer at most: past it, its oldest loan is dropped. A
+ * fetcher has at most 32 chunk requests in flight (8 per file, 4 files) and
+ * reports receipts with its next request; a peer that never does would
+ * otherwise have the server hold a buffer for every chunk it asked for.
+ */
+export const CHUNK_BUFFERS_MAX_LENT_PER_PEER = 64;
 
 export interface ChunkBufferStats {
   /** Buffers allocated since the start. */
@@ -60,6 +67,7 @@ export class ImageChunkBuffers {
     private readonly bufferBytes: number,
     private readonly maxFree = CHUNK_BUFFERS_MAX_FREE,
     private readonly idleMs = CHUNK_BUFFERS_IDLE_MS,
+    private readonly maxLentPerPeer = CHUNK_BUFFERS_MAX_LENT_PER_PEER,
   ) {}
 
   /**
@@ -75,7 +83,15 @@ export class ImageChunkBuffers {
       this.counts.allocated++;
     }
     const loans = this.loansOf(peer);
-    if (loans.byRequest.has(requestId)) this.counts.dropped++; // a request id used twice: never refill the first one's buffer
+    if (loans.byRequest.has(requestId)) {
+      this.counts.dropped++; // a request id used twice: never refill the first one's buffer
+      loans.byRequest.delete(requestId);
+    } else if (loans.byRequest.size >= this.maxLentPerPeer) {
+      const [oldest] = loans.byRequest.keys();
+      loans.byRequest.delete(oldest!); // never refilled: the garbage collector has it once ZeroMQ lets go
+      this.counts.dropped++;
+      trace(`image server: a fetcher holds ${this.maxLentPerPeer} chunk buffers without receipts; dropping its oldest`);
+    }
     loans.byRequest.set(requestId, whole);
     this.lastLentMs = Date.now();
     this.startSweeping();

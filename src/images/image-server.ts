@@ -28,6 +28,13 @@ const trace = tracer('images');
 
 /** Manifests kept in memory to check chunk requests without rereading them. */
 const MANIFEST_CACHE_ENTRIES = 256;
+/**
+ * Replies queued for one peer at most; ZeroMQ drops those past it (its
+ * default is 1,000). A fetcher has at most 32 chunk requests in flight, and a
+ * queued chunk reply holds its buffer: a peer that reads nothing must not
+ * hold the server's memory.
+ */
+export const IMAGE_SERVER_SEND_HWM = 256;
 
 export interface ImageServerOptions {
   /** The cluster key (null: none); default the process's (cluster-key.ts). */
@@ -61,7 +68,12 @@ export class ImageServer {
   /** Binds a ROUTER (e.g. tcp://HOST_ADDR:0) serving the image dirs under `root`. */
   static async bind(address: string, root: string, options: ImageServerOptions = {}): Promise<ImageServer> {
     const key = keyOrProcessKey(options.key);
-    const router = new zmq.Router({ linger: 0, maxMessageSize: IMAGE_REQUEST_MAX_BYTES, ...(await curveServerOptions(key)) });
+    const router = new zmq.Router({
+      linger: 0,
+      maxMessageSize: IMAGE_REQUEST_MAX_BYTES,
+      sendHighWaterMark: IMAGE_SERVER_SEND_HWM,
+      ...(await curveServerOptions(key)),
+    });
     try {
       await router.bind(address);
     } catch (err) {

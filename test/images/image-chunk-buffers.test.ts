@@ -60,6 +60,22 @@ describe('image chunk buffers', () => {
     pool.close();
   });
 
+  it('a fetcher that sends no receipts holds at most maxLentPerPeer buffers: its oldest loans are dropped, never refilled', () => {
+    const pool = new ImageChunkBuffers(MIB, 8, 30_000, 4);
+    const a = [1, 2, 3, 4, 5, 6].map((id) => pool.lend('A', id, MIB));
+    const b = pool.lend('B', 1, MIB);
+    expect(pool.stats()).toMatchObject({ allocated: 7, lent: 5, dropped: 2 });
+    pool.receive('A', [1, 2]); // the dropped ones: not taken back
+    expect(pool.stats()).toMatchObject({ free: 0, lent: 5 });
+    pool.receive('A', [3, 6]);
+    pool.receive('B', [1]);
+    expect(pool.stats()).toMatchObject({ free: 3, lent: 2 });
+    const next = [10, 11, 12].map((id) => pool.lend('C', id, MIB));
+    for (const n of next) expect([a[2], a[5], b].some((x) => sameMemory(n, x!))).toBe(true);
+    expect(next.some((n) => sameMemory(n, a[0]!) || sameMemory(n, a[1]!))).toBe(false);
+    pool.close();
+  });
+
   it('an idle fetcher\'s loans are dropped, not refilled; the free list goes once nothing was lent for the idle time', () => {
     const idleMs = 30_000;
     const pool = new ImageChunkBuffers(MIB, 8, idleMs);
