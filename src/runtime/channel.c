@@ -399,7 +399,10 @@ void fmpi_enqueue(fmpi_peer *p, fmpi_item *it)
 
 static void in_readable(fmpi_peer *p);
 
-/* A channel to a rank on another host keeps at most FMPI_REMOTE_NOTSENT_BYTES
+/* Set on every connected channel socket (accepted, or connected and its HELLO
+ * sent), before it is known to win: a socket of a simultaneous connection
+ * that is refused is closed soon, but until then it is one of the rank's.
+ * A channel to a rank on another host keeps at most FMPI_REMOTE_NOTSENT_BYTES
  * not yet transmitted in the socket; the rest of a batch or of a large message
  * waits in the channel's queue. With a whole batch (up to 1 MiB) in the
  * socket, the peer's ACKs released segments from the other CPU's softirq while
@@ -421,7 +424,6 @@ static void limit_unsent(int fd)
 /* The connection to p is usable both ways: reset the frame parser. */
 static void conn_open(fmpi_peer *p)
 {
-  limit_unsent(p->out_fd);
   p->out_state = OUT_OPEN;
   p->retry_msec = FMPI_RETRY_MIN_MSEC;
   p->in_state = IN_OPEN;
@@ -439,6 +441,8 @@ static void conn_event(fmpi_peer *p, short revents)
     int err = 0;
     socklen_t len = sizeof err;
     getsockopt(p->out_fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err == 0)
+      limit_unsent(p->out_fd);
     if (err != 0 || send_ctl(p->out_fd, FMPI_F_HELLO, fmpi_st.job_hash) != 0) {
       schedule_retry(p);
       return;
@@ -707,6 +711,7 @@ static void accept_all(void)
     if (fd < 0)
       return;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    limit_unsent(fd);
     int *p = realloc(fmpi_st.pending_fds, (size_t)(fmpi_st.npending + 1) * sizeof(int));
     if (p == NULL)
       fmpi_fatal("out of memory");
