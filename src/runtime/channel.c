@@ -399,8 +399,8 @@ void fmpi_enqueue(fmpi_peer *p, fmpi_item *it)
 
 static void in_readable(fmpi_peer *p);
 
-/* Set on every connected channel socket (accepted, or connected and its HELLO
- * sent), before it is known to win: a socket of a simultaneous connection
+/* Set on every connected channel socket (at accept, or once its connect has
+ * completed, before its HELLO), before it is known to win: a socket of a simultaneous connection
  * that is refused is closed soon, but until then it is one of the rank's.
  * A channel to a rank on another host keeps at most FMPI_REMOTE_NOTSENT_BYTES
  * not yet transmitted in the socket; the rest of a batch or of a large message
