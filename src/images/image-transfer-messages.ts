@@ -20,6 +20,8 @@ export type ToTransferProcess =
 
 export type FromTransferProcess =
   | { kind: 'started'; address: string }
+  /** After 'started': how the warm-up went (receive-warmup.ts); skipped: without the malloc tuning it would not last. */
+  | { kind: 'warmed'; messages: number; ms: number; error?: string; skipped?: boolean }
   | { kind: 'start-failed'; error: TransferError }
   | { kind: 'fetched'; id: number; result: FetchImageResult }
   | { kind: 'fetch-failed'; id: number; error: TransferError }

@@ -33,6 +33,14 @@ export interface ImageTransferProcessOptions {
   workerPath?: string;
 }
 
+/** How a transfer process's warm-up went (receive-warmup.ts); `skipped` without the malloc tuning. */
+export interface TransferWarmup {
+  messages: number;
+  ms: number;
+  error?: string;
+  skipped?: boolean;
+}
+
 interface PendingFetch {
   what: string;
   resolve: (r: FetchImageResult) => void;
@@ -50,6 +58,7 @@ export class ImageTransferProcess {
   private closing = false;
   private restarting: Promise<void> | undefined;
   private startCount = 0;
+  private warmup: Promise<TransferWarmup> = Promise.resolve({ messages: 0, ms: 0, skipped: true });
 
   private constructor(
     private readonly options: ImageTransferProcessOptions,
@@ -67,6 +76,11 @@ export class ImageTransferProcess {
   /** Times the process was started (1 + restarts). */
   get starts(): number {
     return this.startCount;
+  }
+
+  /** The warm-up of the process started last: settles once it is done, or with an error if the process ended first. */
+  get warmed(): Promise<TransferWarmup> {
+    return this.warmup;
   }
 
   /** The process's pid (undefined while it restarts). */
@@ -106,7 +120,16 @@ export class ImageTransferProcess {
     this.child = child;
     // A send to a process that just died: its fetches fail at its exit, below.
     child.on('error', (err) => trace(`image transfer process (pid ${child.pid}): ${err.message}`));
+    let warmed!: (w: TransferWarmup) => void;
+    this.warmup = new Promise<TransferWarmup>((resolve) => (warmed = resolve));
     child.on('message', (m: FromTransferProcess) => {
+      if (m.kind === 'warmed') {
+        const { kind: _, ...w } = m;
+        if (w.error) process.stderr.write(`ferry agent: the image transfer process (pid ${child.pid}) could not warm its memory (${w.error}); the first transfer of this host will be slower\n`);
+        else trace(`image transfer process (pid ${child.pid}): ${w.skipped ? 'no warm-up (no malloc tuning)' : `warmed with ${w.messages} messages in ${w.ms.toFixed(0)} ms`}`);
+        warmed(w);
+        return;
+      }
       if (m.kind !== 'fetched' && m.kind !== 'fetch-failed') return;
       const p = this.pending.get(m.id);
       if (!p) return;
@@ -117,6 +140,7 @@ export class ImageTransferProcess {
     child.once('exit', (code, signal) => {
       if (this.child === child) this.child = undefined;
       const how = signal ? `was killed by ${signal}` : `exited with status ${code}`;
+      warmed({ messages: 0, ms: 0, error: `the process ${how} first` });
       for (const [id, p] of this.pending) {
         this.pending.delete(id);
         p.reject(new FerryError(ErrorCode.UNAVAILABLE, `${p.what}: the image transfer process (pid ${child.pid}) ${how}`));
@@ -153,7 +177,8 @@ async function launch(options: ImageTransferProcessOptions, listen: string): Pro
   const child = fork(options.workerPath ?? transferWorkerPath(), [], {
     serialization: 'advanced',
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    execArgv: [],
+    // (gc(): its warm-up frees the memory it took at once, receive-warmup.ts)
+    execArgv: ['--expose-gc'],
   });
   try {
     const address = await new Promise<string>((resolve, reject) => {

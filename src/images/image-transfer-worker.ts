@@ -15,6 +15,7 @@ import { ImageServer } from './image-server.js';
 import type { FromTransferProcess, ToTransferProcess, TransferError } from './image-transfer-messages.js';
 import type { ClusterKey } from '../transport/cluster-key.js';
 import { tuneMallocForImageTransfers } from './malloc-tuning.js';
+import { warmReceivePath } from './receive-warmup.js';
 
 function send(message: FromTransferProcess): void {
   process.send?.(message);
@@ -22,6 +23,20 @@ function send(message: FromTransferProcess): void {
 
 function asTransferError(err: unknown): TransferError {
   return err instanceof FerryError ? { code: err.code, message: err.message } : { code: ErrorCode.INTERNAL, message: errorMessage(err) };
+}
+
+/** The gc() that image-transfer-process.ts exposes (--expose-gc), for the warm-up. */
+function gcExposed(): (() => void) | undefined {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  return typeof gc === 'function' ? () => gc() : undefined;
+}
+
+/** The warm-up (receive-warmup.ts), once the server listens: a fetch asked for meanwhile runs alongside. */
+async function warmUp(): Promise<FromTransferProcess> {
+  // Without the tuning, glibc would give the memory back at once.
+  if (!mallocTuned) return { kind: 'warmed', messages: 0, ms: 0, skipped: true };
+  const w = await warmReceivePath(gcExposed());
+  return w instanceof Error ? { kind: 'warmed', messages: 0, ms: 0, error: w.message } : { kind: 'warmed', ...w };
 }
 
 let server: ImageServer | undefined;
@@ -36,7 +51,9 @@ async function handle(m: ToTransferProcess): Promise<void> {
         send({ kind: 'started', address: server.address });
       } catch (err) {
         send({ kind: 'start-failed', error: asTransferError(err) });
+        return;
       }
+      send(await warmUp());
       return;
     case 'fetch':
       try {
@@ -57,7 +74,7 @@ if (!process.send) {
   process.stderr.write('image-transfer-worker: started without an IPC channel; it is started by the agent\n');
   process.exit(2);
 }
-tuneMallocForImageTransfers();
+const mallocTuned = tuneMallocForImageTransfers() !== null;
 process.on('message', (m: ToTransferProcess) => void handle(m));
 // The agent is gone (exited, killed): so is the reason to serve its images.
 process.on('disconnect', () => process.exit(0));

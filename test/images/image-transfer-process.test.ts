@@ -4,6 +4,7 @@
 // comes back on the same address; it ends with its agent.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FerryError } from '../../src/common/ferry-error.js';
@@ -12,9 +13,16 @@ import { ImageServer } from '../../src/images/image-server.js';
 import { ImageTransferProcess, transferWorkerPath } from '../../src/images/image-transfer-process.js';
 import { readManifest, verifyImageDir, writeManifest } from '../../src/images/manifest.js';
 import { processAlive } from '../../src/netns/stale-sweeper.js';
-import { FIXTURE_META, makeRankImage, tempDirs } from './image-dir-fixture.js';
+import { RECEIVE_WARMUP_BYTES, WARMUP_MESSAGE_BYTES } from '../../src/images/receive-warmup.js';
+import { BIG_FILE_BYTES, FIXTURE_META, makeRankImage, tempDirs } from './image-dir-fixture.js';
 
 const temps = tempDirs();
+
+/** A process's minor page faults so far (/proc/PID/stat, field 10). */
+function minorFaults(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return Number(fields[7]);
+}
 const processes: ImageTransferProcess[] = [];
 const servers: ImageServer[] = [];
 const LOOPBACK = 'tcp://127.0.0.1:0';
@@ -59,6 +67,25 @@ describe('image transfer process', () => {
     const missing = await rejection(fetcher.fetch({ from: holder.address, ...FIXTURE_META, epoch: 99, into: join(into, '..', 'rank-x') }));
     expect(missing.code).toBe(ErrorCode.IMAGE_MISSING);
     expect(missing.message).toContain('epoch 99 rank 1 of job job-7: no complete image here');
+  });
+
+  it('warms its memory at start: its first fetch finds the memory for the chunks it receives mapped already', async () => {
+    const srcRoot = await temps.make('src');
+    const dir = await makeRankImage(srcRoot); // 64 MiB and a few small files
+    const manifest = await writeManifest(dir, FIXTURE_META);
+    const holder = await startProcess(srcRoot);
+    const fetcher = await startProcess(await temps.make('dst-root'));
+    for (const p of [holder, fetcher]) {
+      const w = await p.warmed;
+      expect(w.error).toBeUndefined();
+      expect(w.skipped).toBeFalsy();
+      expect(w.messages).toBe(RECEIVE_WARMUP_BYTES / WARMUP_MESSAGE_BYTES);
+    }
+    const before = minorFaults(fetcher.pid!);
+    const r = await fetcher.fetch({ from: holder.address, ...FIXTURE_META, into: join(await temps.make('dst'), 'rank-1'), manifestSha256: manifest.manifestSha256, durable: false });
+    expect(r.bytesReceived).toBe(manifest.totalBytes);
+    // Not warmed, this fetch faults in about 10,000 pages (the receive window, about 40 MiB); warmed, a few hundred.
+    expect(minorFaults(fetcher.pid!) - before).toBeLessThan(BIG_FILE_BYTES / 4096 / 3);
   });
 
   it('its death fails the fetches in flight, naming it; it starts again on the same address', async () => {
