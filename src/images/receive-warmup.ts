@@ -7,11 +7,11 @@
 // buffers of the main thread's. With the malloc tuning (malloc-tuning.ts) both
 // arenas keep that memory once it was used, so only a process's first
 // transfer faults it in: about 10,000 page faults for a 64 MiB fetch (about
-// 40 MiB of the I/O thread's arena), at 12-35 us each on a virtual machine,
-// inside a migration's downtime. Migrations are rare on any one host, so a
-// host's first is the usual case. Memory freed by the main thread cannot warm
-// the I/O thread's arena (measured: no fewer faults), hence real messages.
-// This takes the process to the size it has after its first transfer anyway.
+// 40 MiB of the I/O thread's arena) and 2,300 to serve it, inside a
+// migration's downtime. Migrations are rare on any one host, so a host's
+// first is the usual case. Memory freed by the main thread cannot warm the
+// I/O thread's arena (measured: no fewer faults), hence real messages. This
+// takes the process to the size it has after its first transfer anyway.
 import * as zmq from 'zeromq';
 import { errorMessage } from '../common/ferry-error.js';
 import { tracer } from '../common/trace.js';

@@ -12,7 +12,8 @@
  * arena, a later fetch faults almost nothing (measured, a process fetching
  * 64 MiB six times: 110-165 ms against 117-238 ms, the first fetch 280-294 ms
  * against 381-390 ms). It pays only in a process that does not fork
- * (image-transfer-worker.ts says why).
+ * (image-transfer-worker.ts says why). That process also warms this memory
+ * when it starts (receive-warmup.ts), so its first fetch faults little too.
  *
  * A Node-API module written without node_api.h (not installed with Node):
  * Node calls napi_register_module_v1 once at load, and the two functions it
