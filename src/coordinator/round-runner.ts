@@ -84,6 +84,16 @@ export async function runRound(
 }
 
 /**
+ * The hosts of round `r` that did not answer and are down now. What an operation owes their ranks (a
+ * RESUME, a DISCARD) waits for their agents to register again (JobService.settleFlushed). A host that
+ * did not answer but is up (its answer was lost, or came after the timeout) is asked like the others:
+ * its agent will not register again, so nothing else would ever wake its ranks.
+ */
+export function hostsDown(c: Coordinator, r: RoundResult | undefined): Set<string> {
+  return new Set((r?.silentHosts ?? []).filter((host) => c.hosts.get(host)?.state !== 'up'));
+}
+
+/**
  * The code an operator gets for a failed round: the agents' own code when every
  * failed rank has the same specific one (IMAGE_CORRUPT for a flipped byte), else
  * `fallback` (INTERNAL says nothing more than the fallback does).

@@ -43,6 +43,7 @@ async function checkpoint(stop = false, stepMs = 100, maxMs = 20_000) {
 }
 
 const steps = (host: string) => h.nodes.get(host)!.steps.stepsSeen();
+const flushedRanks = () => ['a', 'b'].map((host) => [...h.nodes.get(host)!.ranks.flushed.keys()]);
 const events = (kind: string) => h.catalog!.listEvents({ limit: 200 }).filter((e) => e.kind === kind).map((e) => e.message);
 
 describe('checkpoint protocol', () => {
@@ -127,16 +128,31 @@ describe('checkpoint protocol', () => {
     for (const host of ['a', 'b']) expect([...h.nodes.get(host)!.ranks.flushed.keys()]).toEqual([]);
   });
 
-  it('aborts when an agent falls silent in STORE: the other discards, the job runs on, and the silent host discards once its agent is back', async () => {
+  it('aborts when an agent falls silent in STORE but stays up (its answer lost, or late): every host discards, the job runs on', async () => {
     await checkpoint();
     h.nodes.get('b')!.steps.scripts.set(RoundStep.STORE, () => 'hang');
     const { error } = await checkpoint();
     expect(error!.message).toMatch(/STORE failed: ranks 2,3: host b: round to host b: no answer within 3000 ms.*The job keeps running; epoch 1 remains/);
+    expect(h.hostState('b')).toBe('up');
+    // b's agent will not register again: it is asked now, like a.
+    for (const host of ['a', 'b']) expect(steps(host).slice(4)).toEqual([RoundStep.PREPARE, RoundStep.DUMP, RoundStep.RESUME, RoundStep.STORE, RoundStep.DISCARD]);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+    expect(flushedRanks()).toEqual([[], []]);
+  });
+
+  it('aborts when an agent is lost in STORE: the other discards, the job runs on, and the lost host discards once its agent is back', async () => {
+    await checkpoint();
+    h.nodes.get('b')!.steps.scripts.set(RoundStep.STORE, () => 'hang');
+    const running = checkpoint();
+    await advance(300);
+    expect(steps('b').at(-1)).toBe(RoundStep.STORE);
+    await h.crashAgent('b'); // its ranks run on (resumed before STORE)
+    const { error } = await running;
+    expect(error!.message).toMatch(/STORE failed: ranks 2,3: host b: .*The job keeps running; epoch 1 remains/);
     expect(steps('a').slice(4)).toEqual([RoundStep.PREPARE, RoundStep.DUMP, RoundStep.RESUME, RoundStep.STORE, RoundStep.DISCARD]);
     expect(steps('b').slice(4)).toEqual([RoundStep.PREPARE, RoundStep.DUMP, RoundStep.RESUME, RoundStep.STORE]);
     expect(h.catalog!.getJob('j')!.state).toBe('running');
     // b's agent restarts with its ranks, which run (resumed before STORE): nothing flushed tells of epoch 2, yet its images go.
-    await h.crashAgent('b');
     h.startAgent('b', {}, h.nodes.get('b')!.ranks);
     await advance(2_000);
     expect(h.nodes.get('b')!.steps.seen.map((x) => [x.step, x.ranks, x.epoch])).toEqual([[RoundStep.DISCARD, [2, 3], 2]]);
@@ -282,17 +298,38 @@ describe('checkpoint protocol', () => {
     expect(h.catalog!.lastCommittedEpoch('j')!.epoch).toBe(1);
   });
 
-  it('aborts when an agent is lost during DUMP: the others resume and discard their partial images', async () => {
+  it('aborts when an agent never answers its DUMP but stays up (a dump stuck, an answer lost): every rank resumes, every host discards', async () => {
     await checkpoint();
     h.nodes.get('b')!.steps.scripts.set(RoundStep.DUMP, () => 'hang');
     const { error } = await checkpoint();
-    expect(error!.message).toMatch(/DUMP failed: ranks 2,3: host b: round to host b: no answer within 3000 ms/);
-    // b never answered: it is not asked to resume or discard; a is asked both.
-    expect(steps('a').slice(4)).toEqual([RoundStep.PREPARE, RoundStep.DUMP, RoundStep.RESUME, RoundStep.DISCARD]);
-    expect(steps('b').slice(4)).toEqual([RoundStep.PREPARE, RoundStep.DUMP]);
+    expect(error!.message).toMatch(/DUMP failed: ranks 2,3: host b: round to host b: no answer within 3000 ms\. The job keeps running/);
+    expect(h.hostState('b')).toBe('up');
+    // b's agent will not register again, so nothing else would wake its ranks: it is asked to resume and discard, like a.
+    for (const host of ['a', 'b']) expect(steps(host).slice(4)).toEqual([RoundStep.PREPARE, RoundStep.DUMP, RoundStep.RESUME, RoundStep.DISCARD]);
+    expect(flushedRanks()).toEqual([[], []]);
     expect(h.catalog!.getEpoch('j', 2)!.state).toBe('aborted');
     expect(h.catalog!.epochImages('j', 2)).toEqual([]);
     expect(h.catalog!.lastCommittedEpoch('j')!.epoch).toBe(1);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+  });
+
+  it('aborts when an agent is lost during DUMP: the others resume and discard, its ranks resume once it is back', async () => {
+    await checkpoint();
+    h.nodes.get('b')!.steps.scripts.set(RoundStep.DUMP, () => 'hang');
+    const running = checkpoint();
+    await advance(300);
+    expect(steps('b').at(-1)).toBe(RoundStep.DUMP);
+    await h.crashAgent('b');
+    const { error } = await running;
+    expect(error!.message).toMatch(/DUMP failed: ranks 2,3: host b: .*Ranks on hosts that were lost resume when their agents are back/);
+    expect(steps('a').slice(4)).toEqual([RoundStep.PREPARE, RoundStep.DUMP, RoundStep.RESUME, RoundStep.DISCARD]);
+    expect(steps('b').slice(4)).toEqual([RoundStep.PREPARE, RoundStep.DUMP]);
+    expect(flushedRanks()).toEqual([[], ['j/2', 'j/3']]);
+    h.startAgent('b', {}, h.nodes.get('b')!.ranks);
+    await advance(2_000);
+    expect(h.nodes.get('b')!.steps.seen.map((x) => [x.step, x.ranks, x.epoch])).toEqual([[RoundStep.DISCARD, [2, 3], 2], [RoundStep.RESUME, [2, 3], 2]]);
+    expect(flushedRanks()).toEqual([[], []]);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
   });
 
   it('ends a job cancelled in the middle of a checkpoint: the epoch aborts, the job is cancelled, the previous epoch stays', async () => {
@@ -369,7 +406,6 @@ describe('checkpoint protocol', () => {
 
 describe('a coordinator restart in the middle of a checkpoint', () => {
   const seenSince = (host: string, n: number) => h.nodes.get(host)!.steps.seen.slice(n).map((s) => [s.step, s.ranks, s.epoch]);
-  const flushedRanks = () => ['a', 'b'].map((host) => [...h.nodes.get(host)!.ranks.flushed.keys()]);
 
   /** Starts a checkpoint whose `step` hangs on every host, and crashes the coordinator in it. */
   async function crashDuring(step: RoundStep, stop = false): Promise<void> {

@@ -638,6 +638,19 @@ describe('migration', () => {
     expect(rankHosts()).toEqual(['a', 'a', 'b', 'b']);
   });
 
+  it('aborts when the source never answers its DUMP but stays up (a dump stuck, an answer lost): every rank resumes where it was', async () => {
+    h.nodes.get('a')!.steps.scripts.set(RoundStep.DUMP, () => 'hang');
+    const { error } = await settle<MoveReplyInit>(h.coordinator!.moves.migrate('j', new Map([[1, 'c']])));
+    expect(error!.message).toMatch(/^migration of job j aborted: DUMP failed: rank 1: host a: round to host a: no answer within \d+ ms; every rank resumed where it was$/);
+    expect(h.hostState('a')).toBe('up');
+    // a's agent will not register again, so nothing else would wake its ranks: it is asked like b.
+    expect(steps('a')).toEqual([RoundStep.PREPARE, RoundStep.DUMP, RoundStep.RESUME, RoundStep.DISCARD]);
+    expect(steps('b')).toEqual([RoundStep.PREPARE, RoundStep.RESUME]);
+    expect(['a', 'b'].map((host) => [...h.nodes.get(host)!.ranks.flushed.keys()])).toEqual([[], []]);
+    expect(rankHosts()).toEqual(['a', 'a', 'b', 'b']);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+  });
+
   it("kills the old copy of a migrated rank that its source's agent, restarted before it got the STOP, comes back with", async () => {
     const ranksOfA = h.nodes.get('a')!.ranks;
     h.nodes.get('a')!.steps.scripts.set(RoundStep.STOP, () => {

@@ -10,7 +10,7 @@ import { ErrorCode, RoundStep, type EpochInfoInit, type CheckpointReplyInit, typ
 import { FerryError, errorMessage } from '../../common/ferry-error.js';
 import { tracer } from '../../common/trace.js';
 import type { Coordinator } from '../coordinator.js';
-import { describeRoundFailure, roundFailureCode, runRound, type RoundResult } from '../round-runner.js';
+import { describeRoundFailure, hostsDown, roundFailureCode, runRound, type RoundResult } from '../round-runner.js';
 import { WAIT_FOR_COPIES_MS } from '../coordinator-config.js';
 import { EpochMachine, type EpochState } from './epoch-machine.js';
 
@@ -217,11 +217,12 @@ export class CheckpointService {
     const why = reason ? `${step} failed: ${reason}` : describeRoundFailure(step, result!);
     trace(`abort job ${jobId} epoch ${epoch}: ${why}`);
     m.transition(['preparing', 'flushed', 'dumping', 'dumped', 'storing', 'stored'], 'aborting');
-    // A silent host whose ranks were resumed already reports none flushed for this epoch when it is back: noted
+    // A host down whose ranks were resumed already reports none flushed for this epoch when it is back: noted
     // first, so one that registers while this abort runs gets its DISCARD queued behind it.
-    const silentDumped = [...dumpedHosts.keys()].filter((host) => result?.silentHosts.includes(host));
-    if (resumed && silentDumped.length > 0) this.imagesToDiscard.push({ jobId, epoch, why: 'its agent was silent when the epoch aborted', hosts: new Set(silentDumped), hostsDone: new Set() });
-    const reachable = new Map([...byHost].filter(([host]) => !result?.silentHosts.includes(host)));
+    const down = hostsDown(this.c, result);
+    const downDumped = [...dumpedHosts.keys()].filter((host) => down.has(host));
+    if (resumed && downDumped.length > 0) this.imagesToDiscard.push({ jobId, epoch, why: 'its agent was lost when the epoch aborted', hosts: new Set(downDumped), hostsDone: new Set() });
+    const reachable = new Map([...byHost].filter(([host]) => !down.has(host)));
     let detail = why;
     // What becomes of the ranks: resumed before STORE already (resumed), else woken now.
     let ranks: 'running' | 'owed' | 'failed' | 'waiting';
@@ -247,9 +248,10 @@ export class CheckpointService {
       const resume = this.c.jobs.withoutEndedRanks(jobId, await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.RESUME }, reachable, this.c.config.resumeTimeoutMs));
       if (!resume.ok) detail += `; resuming the ranks also failed: ${describeRoundFailure('RESUME', resume)}`;
       const fine = this.c.jobs.resumedOrFailed(jobId, `epoch ${epoch} aborted`, resume, reachable, `epoch ${epoch} aborted (${why}), and ${describeRoundFailure('RESUME', resume)}`);
-      ranks = resume.ok ? 'running' : fine ? 'owed' : 'failed';
+      // (ranks on hosts down were not asked: they resume when their agents are back, JobService.settleFlushed)
+      ranks = resume.ok ? ([...byHost.keys()].some((host) => down.has(host)) ? 'owed' : 'running') : fine ? 'owed' : 'failed';
     }
-    const discardOn = new Map([...dumpedHosts].filter(([host]) => !result?.silentHosts.includes(host)));
+    const discardOn = new Map([...dumpedHosts].filter(([host]) => !down.has(host)));
     const discard = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.DISCARD, image_set: String(epoch) }, discardOn, this.c.config.resumeTimeoutMs);
     if (!discard.ok) detail += `; some partial images could not be removed: ${describeRoundFailure('DISCARD', discard)}`;
     this.c.catalog.setEpochState(jobId, epoch, 'aborted', this.c.now(), detail);

@@ -20,7 +20,7 @@ import { tracer } from '../../common/trace.js';
 import { EPOCH_COMMITTED, EPOCH_DELETED, EPOCH_LOST, type EpochImageRow, type JobRow, type RankMoveRow } from '../catalog-types.js';
 import type { Coordinator } from '../coordinator.js';
 import { placeRanks } from '../placement.js';
-import { describeRoundFailure, roundFailureCode, runRound, type RoundResult } from '../round-runner.js';
+import { describeRoundFailure, hostsDown, roundFailureCode, runRound, type RoundResult } from '../round-runner.js';
 import { chooseImageSource, type StoredImage } from './image-source-choice.js';
 
 const trace = tracer('moves');
@@ -482,14 +482,15 @@ export class MoveService {
     const discard = (hosts: Map<string, number[]>) => runRound(this.c, { ...request, step: RoundStep.DISCARD }, hosts, cfg.resumeTimeoutMs);
     let recorded = false; // this migration's moves are in the catalog (from its FETCH on)
     const fail = async (why: string, r?: RoundResult): Promise<never> => {
-      const reachable = new Map([...all].filter(([h]) => !r?.silentHosts.includes(h)));
+      const down = hostsDown(this.c, r);
+      const reachable = new Map([...all].filter(([h]) => !down.has(h)));
       const resume = this.c.jobs.withoutEndedRanks(jobId, await resumeAll(reachable));
       const resumed = this.c.jobs.resumedOrFailed(jobId, `${id} aborted`, resume, reachable, `${id} aborted (${why}), and ${describeRoundFailure('RESUME', resume)}`);
-      await discard(new Map([...mergeByHost(sourceHosts, targets)].filter(([h]) => !r?.silentHosts.includes(h))));
-      // (a target that did not answer keeps its row: its copy is removed when it registers again)
-      const answered = [...moves].filter(([, to]) => !r?.silentHosts.includes(to)).map(([rank]) => rank);
+      const d = await discard(new Map([...mergeByHost(sourceHosts, targets)].filter(([h]) => !down.has(h))));
+      // (a target down, or silent to the DISCARD, keeps its row: its copy is removed when it registers again)
+      const answered = [...moves].filter(([, to]) => !down.has(to) && !d.silentHosts.includes(to)).map(([rank]) => rank);
       if (recorded) this.c.catalog.clearRankMoves(jobId, imageSet, answered);
-      const after = resume.ok
+      const after = resume.ok && ![...all.keys()].some((h) => down.has(h))
         ? 'every rank resumed where it was'
         : resumed
           ? 'every rank resumed where it was but those on lost hosts, which resume when their agents are back'
