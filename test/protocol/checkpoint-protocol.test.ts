@@ -696,6 +696,35 @@ describe('periodic checkpoints', () => {
     expect(() => h.coordinator!.periodic.set('j', 10)).toThrow(/at least 1000 ms/);
   });
 
+  it('take a turn that found the job busy as soon as it is free, not an interval later', async () => {
+    const committed = () => h.catalog!.listEpochs('j').filter((e) => e.state === 'committed').map((e) => e.epoch);
+    h.coordinator!.periodic.set('j', 10_000);
+    await advance(9_000);
+    // The operator's checkpoint holds the job over the turn (its DUMP takes 2 s), then fails.
+    let dumps = 0;
+    h.nodes.get('b')!.steps.scripts.set(RoundStep.DUMP, async (req) => {
+      if (dumps++ > 0) return { failed: new Map(), images: h.nodes.get('b')!.steps.dumpImages(req) };
+      await new Promise((r) => setTimeout(r, 2_000));
+      return failRanks([2, 3], 'criu dump: no space left on device');
+    });
+    expect((await checkpoint()).error?.message).toMatch(/no space left on device/);
+    await advance(2_500); // the turn, due at 10 s, comes within a second of the job being free (at about 11 s)
+    expect(committed()).toEqual([2]);
+    expect(h.catalog!.getEpoch('j', 2)!.startedMs).toBeLessThan(h.catalog!.getEpoch('j', 1)!.updatedMs + 1_100);
+    expect(events('checkpoint.periodic-failed')).toEqual([]);
+  });
+
+  it("count a checkpoint that committed less than an interval before a turn as that turn's", async () => {
+    const committed = () => h.catalog!.listEpochs('j').filter((e) => e.state === 'committed').map((e) => e.epoch);
+    h.coordinator!.periodic.set('j', 10_000);
+    await advance(8_000);
+    expect((await checkpoint()).result?.epoch?.epoch).toBe(1); // the operator's, at about 8 s
+    await advance(4_000); // past the turn at 10 s: no second checkpoint for nothing
+    expect(committed()).toEqual([1]);
+    await advance(7_000); // an interval after the operator's
+    expect(committed()).toEqual([1, 2]);
+  });
+
   it('one cut short by the coordinator going away ends quietly: nothing touches the closed catalog', async () => {
     const unhandled: unknown[] = [];
     const onUnhandled = (reason: unknown) => unhandled.push(reason);

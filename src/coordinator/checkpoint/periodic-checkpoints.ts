@@ -1,11 +1,15 @@
 // Periodic checkpoints: each running job with an interval gets a checkpoint
-// every interval, measured from the end of the previous attempt. A tick that
-// finds the job busy (another checkpoint or a migration), or its ranks stopped
-// with their suspended launcher (launcher-leases.ts), waits for the next.
-// The interval is in the catalog, so a restarted coordinator resumes it.
-// The job's followers (its ferry run) are told when a periodic checkpoint
-// fails (the first time, then every NOTICE_EVERY_FAILURES in a row) and when
-// one commits again: nobody reads the event log of a week-long job.
+// every interval, measured from the end of the previous attempt, or from the
+// last commit when a checkpoint committed since (the operator's): the job is
+// never longer than an interval without one, and not checkpointed twice in a
+// row for nothing. A turn that finds the job busy (the operator's checkpoint,
+// a migration, image copies), or its ranks stopped with their suspended
+// launcher (launcher-leases.ts), is taken as soon as the job is free, not an
+// interval later: with an hourly interval, a migration at the wrong moment
+// would otherwise leave the job two hours without a checkpoint. A job still
+// starting or being restarted (pending) waits a whole interval: its interval
+// starts over once it runs. The interval is in the catalog, so a restarted
+// coordinator resumes it.
 import { ErrorCode } from '../../gen/proto.js';
 import { FerryError, errorMessage } from '../../common/ferry-error.js';
 import { tracer } from '../../common/trace.js';
@@ -18,6 +22,9 @@ export const MIN_CHECKPOINT_INTERVAL_MS = 1_000;
 
 /** A run of failed periodic checkpoints is told to the job's followers at its 1st, and every this many after. */
 export const NOTICE_EVERY_FAILURES = 10;
+
+/** How often a turn that found its job busy looks again. */
+export const BUSY_RETRY_MS = 1_000;
 
 export class PeriodicCheckpoints {
   private readonly timers = new Map<string, NodeJS.Timeout>();
@@ -99,7 +106,17 @@ export class PeriodicCheckpoints {
     const job = this.c.catalog.getJob(jobId);
     if (!job || !job.checkpointEveryMs) return;
     if (job.state !== 'running' && job.state !== 'pending') return; // ended or stopped: no more ticks
-    if (job.state === 'running' && !this.c.operations.busy(jobId) && !this.c.jobs.isLauncherSuspended(jobId)) {
+    if (job.state === 'running' && (this.c.operations.busy(jobId) || this.c.jobs.isLauncherSuspended(jobId))) {
+      this.schedule(jobId, Math.min(BUSY_RETRY_MS, job.checkpointEveryMs));
+      return;
+    }
+    const turnMs = (this.c.catalog.lastCommittedEpoch(jobId)?.committedMs ?? 0) + job.checkpointEveryMs;
+    if (job.state === 'running' && turnMs > this.c.now()) {
+      trace(`periodic checkpoint of ${jobId}: a checkpoint committed less than an interval ago; the next in ${turnMs - this.c.now()} ms`);
+      this.schedule(jobId, turnMs - this.c.now());
+      return;
+    }
+    if (job.state === 'running') {
       try {
         const r = await this.c.checkpoints.checkpoint(jobId, { stop: false });
         if (this.stopped) return;
