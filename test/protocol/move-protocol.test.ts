@@ -267,6 +267,25 @@ describe('restart', () => {
     expect(h.catalog!.getEpoch('j', 1)!.state).toBe('committed');
   });
 
+  it('stops the ranks a target restored when its answer never came but it stays up', async () => {
+    await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: true }));
+    await advance(1_000);
+    const d = h.nodes.get('d')!;
+    d.steps.scripts.set(RoundStep.RESTORE, (req) => {
+      d.steps.restoreRanks(req); // its ranks come up, and the answer is lost
+      return 'hang';
+    });
+    clearSeen();
+    const { error } = await settle(h.coordinator!.moves.restart('j', { hosts: ['c', 'd'] }), 30_000);
+    expect(error!.message).toMatch(/RESTORE failed: ranks 2,3: host d: round to host d: no answer within \d+ ms; nothing of it runs, epoch 1 is unchanged/);
+    expect(h.hostState('d')).toBe('up');
+    expect(steps('d')).toEqual([RoundStep.FETCH, RoundStep.RESTORE, RoundStep.STOP, RoundStep.DISCARD]);
+    expect(d.ranks.running()).toEqual([]);
+    expect(h.catalog!.restartCopies()).toEqual([]);
+    expect(h.catalog!.getJob('j')!.state).toBe('stopped');
+    expect(h.catalog!.getEpoch('j', 1)!.state).toBe('committed');
+  });
+
   it("gives the operator the agents' own error code: IMAGE_CORRUPT for a checksum mismatch, UNAVAILABLE when the causes differ", async () => {
     await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: true }));
     await advance(1_000);

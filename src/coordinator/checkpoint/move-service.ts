@@ -171,7 +171,11 @@ export class MoveService {
       // goes when its host registers (removeLeftCopies). Being thrown away, they are not fsynced
       // (transient): a target that crashes before its RESTORE fetches again.
       this.c.catalog.recordRestartCopies(jobId, epoch, copied);
-      const removeCopies = (silent: string[] = []) => this.removeCopies(jobId, epoch, new Map([...byHostOf(copied)].filter(([h]) => !silent.includes(h))));
+      // (a copy on a host down stays listed: it goes when the host registers again, removeLeftCopies)
+      const removeCopies = (r?: RoundResult) => {
+        const down = hostsDown(this.c, r);
+        return this.removeCopies(jobId, epoch, new Map([...byHostOf(copied)].filter(([h]) => !down.has(h))));
+      };
       say('fetching');
       // A rollback: once its image is here, each target cuts back the files its ranks wrote after the
       // epoch (written-files.ts), every one of them before any rank is restored.
@@ -191,7 +195,7 @@ export class MoveService {
             ? ` (${putBack.replace(/^; /, '')})`
             : '';
       if (!fetch.ok) {
-        await removeCopies(fetch.silentHosts);
+        await removeCopies(fetch);
         const putBack = await this.putBackCutFiles(jobId, request, fetch, targets);
         throw this.restartFailure(jobId, epoch, describeRoundFailure('FETCH', fetch) + cutSoFar(putBack), imageHosts, roundFailureCode(fetch));
       }
@@ -203,10 +207,12 @@ export class MoveService {
       const restore = await runRound(this.c, { ...request, step: RoundStep.RESTORE, roll_back_files: true }, targets, this.c.config.dumpTimeoutMs, perHost);
       this.recordRestored(jobId, restore);
       if (!restore.ok) {
-        // Stop whatever did come back; the epoch stays as it was.
-        const answered = new Map([...targets].filter(([h]) => !restore.silentHosts.includes(h)));
-        await runRound(this.c, { ...request, step: RoundStep.STOP }, answered, this.c.config.resumeTimeoutMs, (ranks) => ({ dump_ranks: ranks }));
-        await removeCopies(restore.silentHosts);
+        // Stop whatever did come back, also on a target that is up but did not answer (its answer lost, or
+        // late: it will not register again to have them killed); the epoch stays as it was.
+        const down = hostsDown(this.c, restore);
+        const reachable = new Map([...targets].filter(([h]) => !down.has(h)));
+        await runRound(this.c, { ...request, step: RoundStep.STOP }, reachable, this.c.config.resumeTimeoutMs, (ranks) => ({ dump_ranks: ranks }));
+        await removeCopies(restore);
         const putBack = await this.putBackCutFiles(jobId, request, fetch, targets);
         throw this.restartFailure(jobId, epoch, describeRoundFailure('RESTORE', restore) + cutSoFar(putBack), imageHosts, roundFailureCode(restore));
       }
@@ -216,7 +222,7 @@ export class MoveService {
       const hidden = this.c.jobs.replay.rewind(jobId, o.hideRepeatedOutput ? this.c.catalog.outputMarks(jobId, epoch) : undefined);
       const resume = await runRound(this.c, { ...request, step: RoundStep.RESUME }, targets, this.c.config.resumeTimeoutMs);
       if (!this.c.jobs.resumedOrFailed(jobId, `restart from epoch ${epoch}`, resume, targets, `after restoring from epoch ${epoch}: ${describeRoundFailure('RESUME', resume)}`)) {
-        await removeCopies(resume.silentHosts);
+        await removeCopies(resume);
         throw new FerryError(ErrorCode.UNAVAILABLE, `job ${jobId} was restored from epoch ${epoch} but did not resume: ${describeRoundFailure('RESUME', resume)}`);
       }
       this.c.jobs.restartDone(jobId, epoch);
