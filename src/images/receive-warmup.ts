@@ -1,6 +1,6 @@
-// Warms the image transfer process's memory for its first transfer: before
-// any fetch, it sends itself image-sized messages over loopback ZeroMQ and
-// lets them go, so the memory they took stays mapped for the real ones.
+// Warms the image transfer process's memory for its first transfer: as it
+// starts, it sends itself image-sized messages over loopback ZeroMQ and lets
+// them go, so the memory they took stays mapped for the real ones.
 //
 // Why: libzmq receives each chunk into memory its I/O thread allocates, from
 // that thread's own glibc arena, and the sending side reads chunks into
