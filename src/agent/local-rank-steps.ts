@@ -185,6 +185,12 @@ export class LocalRankSteps implements RankSteps {
     });
     // Marked as the request goes out to the rank (a rank the channel refuses, not connected, is not flushing).
     o.rankChannel?.on('flushing', (jobId: string, rank: number, epoch: number) => this.flushing.set(`${jobId}/${rank}`, epoch));
+    // A rank that refused (still waiting for its endpoint table, say) is not flushing: a RESUME meanwhile must
+    // not mark it to be woken at the end of its next flush, which would wake it in the middle of that operation.
+    o.rankChannel?.on('flushRefused', (jobId: string, rank: number) => {
+      this.flushing.delete(`${jobId}/${rank}`);
+      this.resumeWhenFlushed.delete(`${jobId}/${rank}`);
+    });
     o.rankChannel?.on('flushed', (report) => {
       const key = `${report.jobId}/${report.rank}`;
       this.flushed.set(key, this.flushing.get(key) ?? report.epoch);

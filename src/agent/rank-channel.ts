@@ -69,6 +69,8 @@ export interface RankChannelEvents {
   attach: [info: RankInfo];
   /** a flush request was sent to a rank */
   flushing: [jobId: string, rank: number, epoch: number];
+  /** a rank refused its flush request: it is not flushing */
+  flushRefused: [jobId: string, rank: number];
   finalized: [jobId: string, rank: number, counts: { sentMessages: number; receivedMessages: number }];
   exit: [jobId: string, rank: number, exitCode: number];
   abort: [jobId: string, rank: number, errorCode: number, message: string];
@@ -489,6 +491,8 @@ export class RankChannelServer extends EventEmitter<RankChannelEvents> {
     if (!m.status?.ok) {
       const err = new FerryError(m.status?.code ?? ErrorCode.INTERNAL,
         `rank ${c.info.rank} of job ${c.info.jobId} refused the flush: ${m.status?.message ?? 'no status'}`);
+      // (it is not flushing: the 'flushing' emitted as the request went out no longer holds)
+      this.emit('flushRefused', c.info.jobId, c.info.rank);
       if (waiter) this.failFlush(waiter, err);
       return;
     }

@@ -1,0 +1,91 @@
+// A rank that refuses a flush (it still waits for its endpoint table, after a
+// resume or a coordinator restart) is not flushing. A RESUME that the abort of
+// that operation sends must not mark it to be woken when its next flush
+// completes: that woke it in the middle of the next operation, after its
+// PREPARE and before its DUMP, and CRIU found the rank's new sockets (found by
+// the soak, seed 103). A real RankChannelServer; the rank is a raw client.
+import { EventEmitter } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { LocalRankSteps } from '../../src/agent/local-rank-steps.js';
+import { RankChannelServer } from '../../src/agent/rank-channel.js';
+import type { RankSupervisor } from '../../src/agent/rank-supervisor.js';
+import { ErrorCode, RankMessage_TYPE, RoundStep, type RankMessage, type RankMessageInit, type RoundRequest } from '../../src/gen/proto.js';
+import { Codec } from '../../src/protocol/codec.js';
+import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
+import { uniqueSocketName, until } from '../runtime/rank-harness.js';
+
+const codec = new Codec<RankMessage, RankMessageInit>(RankMessage_TYPE);
+const dir = mkdtempSync(join(tmpdir(), 'ferry-test-refused-flush-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function frame(m: RankMessageInit): Buffer {
+  const body = codec.encode({ version: PROTOCOL_VERSION, ...m });
+  const h = Buffer.alloc(4);
+  h.writeUInt32LE(body.length);
+  return Buffer.concat([h, body]);
+}
+
+/** Rank 0 of job j over a raw connection: refuses its first flush request, flushes (replies, then closes) at the next. */
+function refusingRank(name: string): { flushRequests: () => number } {
+  const s = net.connect({ path: '\0' + name });
+  let rx = Buffer.alloc(0);
+  let requests = 0;
+  s.on('data', (d) => {
+    rx = Buffer.concat([rx, d]);
+    while (rx.length >= 4 && rx.length >= 4 + rx.readUInt32LE(0)) {
+      const m = codec.decode(rx.subarray(4, 4 + rx.readUInt32LE(0)));
+      rx = rx.subarray(4 + rx.readUInt32LE(0));
+      if (!m.flush) continue;
+      if (++requests === 1) {
+        // as src/runtime/agent.c's reply_error: an empty flush reply with the error
+        const status = { ok: false, code: ErrorCode.UNAVAILABLE, message: 'rank is not running yet (waiting for its endpoint table)' };
+        s.write(frame({ reply_to: m.request_id, status, flush_reply: {} }));
+      } else {
+        s.write(frame({ reply_to: m.request_id, status: { ok: true }, flush_reply: { epoch: m.flush.epoch } }));
+        s.end();
+      }
+    }
+  });
+  s.write(frame({ request_id: 1, hello: { job_id: 'j', rank: 0, size: 1, pid: process.pid, listen_port: 1, runtime_version: 'test' } }));
+  return { flushRequests: () => requests };
+}
+
+const round = (step: RoundStep, epoch: number): RoundRequest =>
+  ({ job_id: 'j', epoch, image_set: String(epoch), step, ranks: [0], dump_ranks: [], sources: [], appended_sizes: [] }) as unknown as RoundRequest;
+
+describe('a rank that refused a flush', () => {
+  it('is not woken by the end of its next flush because of a RESUME sent in between', async () => {
+    const name = uniqueSocketName();
+    const server = new RankChannelServer({ socketName: name });
+    await server.listen();
+    const signals: string[] = [];
+    const ranks = Object.assign(new EventEmitter(), {
+      signalRanks: (jobId: string, list: number[], signal: string) => (signals.push(`${jobId} ${list.join(',')} ${signal}`), list.length),
+    }) as unknown as RankSupervisor;
+    const steps = new LocalRankSteps({ host: 'h', imagesDir: join(dir, 'images'), ranks, rankChannel: server });
+    try {
+      const rank = refusingRank(name);
+      await until(() => server.ranks('j').length === 1);
+
+      const refused = await steps.run(round(RoundStep.PREPARE, 3));
+      expect(refused.failed.get(0)?.message).toMatch(/refused the flush: rank is not running yet/);
+      expect(steps.awaitingResume()).toEqual(new Map()); // not flushing
+      await steps.run(round(RoundStep.RESUME, 3)); // the abort's RESUME: nothing to wake
+      expect(signals).toEqual([]);
+
+      const flushed = await steps.run(round(RoundStep.PREPARE, 4)); // the next operation's flush
+      expect(flushed.failed.size).toBe(0);
+      expect(rank.flushRequests()).toBe(2);
+      expect(signals).toEqual([]); // still flushed: its operation goes on to DUMP
+      expect(steps.awaitingResume()).toEqual(new Map([['j/0', 4]]));
+      await steps.run(round(RoundStep.RESUME, 4));
+      expect(signals).toEqual(['j 0 SIGUSR2']);
+    } finally {
+      await server.close();
+    }
+  });
+});
