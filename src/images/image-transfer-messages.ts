@@ -4,6 +4,13 @@
 // both ends are the same build.
 import type { ClusterKey } from '../transport/cluster-key.js';
 import type { FetchImageOptions, FetchImageResult } from './image-fetcher.js';
+import type { ReceiveWarmup } from './receive-warmup.js';
+
+/** How a transfer process's warm-up went: `skipped` without the malloc tuning (the memory would not stay). */
+export interface TransferWarmup extends ReceiveWarmup {
+  error?: string;
+  skipped?: boolean;
+}
 
 /** A fetch as the agent asks for it: everything but the callbacks and the key (the process has its own). */
 export type TransferFetchOptions = Omit<FetchImageOptions, 'onProgress' | 'key'>;
@@ -20,8 +27,8 @@ export type ToTransferProcess =
 
 export type FromTransferProcess =
   | { kind: 'started'; address: string }
-  /** After 'started': how the warm-up went (receive-warmup.ts); skipped: without the malloc tuning it would not last. */
-  | { kind: 'warmed'; messages: number; ms: number; error?: string; skipped?: boolean }
+  /** After 'started': how the warm-up went (receive-warmup.ts). */
+  | ({ kind: 'warmed' } & TransferWarmup)
   | { kind: 'start-failed'; error: TransferError }
   | { kind: 'fetched'; id: number; result: FetchImageResult }
   | { kind: 'fetch-failed'; id: number; error: TransferError }

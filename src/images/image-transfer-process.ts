@@ -12,7 +12,7 @@ import { ErrorCode } from '../gen/proto.js';
 import { packageRoot } from '../protocol/proto-root.js';
 import type { ClusterKey } from '../transport/cluster-key.js';
 import type { FetchImageResult } from './image-fetcher.js';
-import type { FromTransferProcess, ToTransferProcess, TransferError, TransferFetchOptions } from './image-transfer-messages.js';
+import type { FromTransferProcess, ToTransferProcess, TransferError, TransferFetchOptions, TransferWarmup } from './image-transfer-messages.js';
 import { imageLabel } from './image-paths.js';
 
 const trace = tracer('images');
@@ -31,14 +31,6 @@ export interface ImageTransferProcessOptions {
   key: ClusterKey | null;
   /** The compiled worker script (default dist/src/images/image-transfer-worker.js). */
   workerPath?: string;
-}
-
-/** How a transfer process's warm-up went (receive-warmup.ts); `skipped` without the malloc tuning. */
-export interface TransferWarmup {
-  messages: number;
-  ms: number;
-  error?: string;
-  skipped?: boolean;
 }
 
 interface PendingFetch {

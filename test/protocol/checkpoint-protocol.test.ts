@@ -43,6 +43,15 @@ async function checkpoint(stop = false, stepMs = 100, maxMs = 20_000) {
 }
 
 const steps = (host: string) => h.nodes.get(host)!.steps.stepsSeen();
+
+/** Starts a checkpoint whose `step` hangs on host b (its agent stays up); returns once b has received that step. */
+async function checkpointHeldOnB(step: RoundStep): Promise<{ running: ReturnType<typeof checkpoint> }> {
+  h.nodes.get('b')!.steps.scripts.set(step, () => 'hang');
+  const running = checkpoint();
+  await advance(300);
+  expect(steps('b').at(-1)).toBe(step);
+  return { running }; // (wrapped: an async function's result would wait for the checkpoint)
+}
 const flushedRanks = () => ['a', 'b'].map((host) => [...h.nodes.get(host)!.ranks.flushed.keys()]);
 const events = (kind: string) => h.catalog!.listEvents({ limit: 200 }).filter((e) => e.kind === kind).map((e) => e.message);
 
@@ -142,10 +151,7 @@ describe('checkpoint protocol', () => {
 
   it('aborts when an agent is lost in STORE: the other discards, the job runs on, and the lost host discards once its agent is back', async () => {
     await checkpoint();
-    h.nodes.get('b')!.steps.scripts.set(RoundStep.STORE, () => 'hang');
-    const running = checkpoint();
-    await advance(300);
-    expect(steps('b').at(-1)).toBe(RoundStep.STORE);
+    const { running } = await checkpointHeldOnB(RoundStep.STORE);
     await h.crashAgent('b'); // its ranks run on (resumed before STORE)
     const { error } = await running;
     expect(error!.message).toMatch(/STORE failed: ranks 2,3: host b: .*The job keeps running; epoch 1 remains/);
@@ -315,10 +321,7 @@ describe('checkpoint protocol', () => {
 
   it('aborts when an agent is lost during DUMP: the others resume and discard, its ranks resume once it is back', async () => {
     await checkpoint();
-    h.nodes.get('b')!.steps.scripts.set(RoundStep.DUMP, () => 'hang');
-    const running = checkpoint();
-    await advance(300);
-    expect(steps('b').at(-1)).toBe(RoundStep.DUMP);
+    const { running } = await checkpointHeldOnB(RoundStep.DUMP);
     await h.crashAgent('b');
     const { error } = await running;
     expect(error!.message).toMatch(/DUMP failed: ranks 2,3: host b: .*Ranks on hosts that were lost resume when their agents are back/);
@@ -334,10 +337,7 @@ describe('checkpoint protocol', () => {
 
   it('ends a job cancelled in the middle of a checkpoint: the epoch aborts, the job is cancelled, the previous epoch stays', async () => {
     await checkpoint();
-    h.nodes.get('b')!.steps.scripts.set(RoundStep.DUMP, () => 'hang');
-    const running = checkpoint();
-    await advance(300);
-    expect(steps('b').at(-1)).toBe(RoundStep.DUMP);
+    const { running } = await checkpointHeldOnB(RoundStep.DUMP);
     await h.coordinator!.jobs.signal('j', 'SIGTERM'); // ferry cancel j, from another terminal
     const { error } = await running;
     expect(error!.message).toMatch(/DUMP failed/);
