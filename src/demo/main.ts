@@ -14,7 +14,10 @@ import { startTestCluster, type FerryResult, type TestCluster } from '../local-c
 import { whatIsMissing } from '../local-cluster/prerequisites.js';
 import { step } from './demo-steps.js';
 
-const JACOBI_ARGS = ['512', '12000'];
+// About 8 s uninterrupted on an idle 2-core machine: the job must outlast the demo's steps (a checkpoint,
+// an automatic restart that rolls it back, a --stop, a restart, a migration, a drain) on a fast machine too.
+// With 12,000 iterations (about 4 s) it ended before the migration on an idle machine (2026-12-06).
+const JACOBI_ARGS = ['512', '24000'];
 const RUN_TIMEOUT_MS = 600_000;
 
 async function main(): Promise<number> {
