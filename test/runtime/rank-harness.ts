@@ -4,7 +4,7 @@
 // The endpoint table of a job is sent once every rank has said hello (again
 // after each resume), with address 127.0.0.1 and the ports from the hellos.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RankChannelServer, type RankInfo } from '../../src/agent/rank-channel.js';
@@ -158,10 +158,62 @@ export class RankJob {
     for (const p of this.procs) RankChannelServer.resume(p.pid!);
   }
 
+  /**
+   * Awaits `step`, or fails after `ms` naming the step and what each rank is
+   * doing: its state, its threads' stacks (when gdb is installed) and its
+   * stderr. A stalled step then says where it stalled, not only that the
+   * test's timeout passed.
+   */
+  async within<T>(label: string, step: Promise<T>, ms = 30_000): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const stalled = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`job ${this.jobId}: ${label} did not finish in ${ms} ms\n${this.describe()}`)), ms);
+    });
+    try {
+      return await Promise.race([step, stalled]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Each rank's process state, threads' stacks and stderr, for a failure message. */
+  describe(): string {
+    return this.procs.map((p, rank) => {
+      const head = `--- rank ${rank} (pid ${p.pid})`;
+      if (p.exitCode !== null || p.signalCode !== null) return `${head}: exited (code ${p.exitCode}, signal ${p.signalCode}); stderr: ${this.stderr[rank]}`;
+      let state = '?';
+      try {
+        state = readFileSync(`/proc/${p.pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('State:')) ?? '?';
+      } catch {
+        // gone meanwhile
+      }
+      return `${head}: ${state}; sockets: ${this.socketsOrGone(rank)}\nstderr: ${this.stderr[rank] || '(nothing)'}\n${stacks(p.pid!)}`;
+    }).join('\n');
+  }
+
+  private socketsOrGone(rank: number): string {
+    try {
+      return this.socketsOf(rank).length.toString();
+    } catch {
+      return 'gone';
+    }
+  }
+
   kill(): void {
     this.server.off('hello', this.onHello);
     this.server.off('finalized', this.onFinalized);
     for (const p of this.procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+  }
+}
+
+/** The stacks of every thread of a process, from gdb; empty when gdb is not installed or fails. */
+function stacks(pid: number): string {
+  try {
+    return execFileSync('gdb', ['-p', String(pid), '-batch', '-nx', '-ex', 'thread apply all bt'], {
+      encoding: 'utf8', timeout: 20_000, stdio: ['ignore', 'pipe', 'ignore'],
+    }).split('\n').filter((l) => /^(Thread|#)/.test(l)).join('\n');
+  } catch {
+    return '';
   }
 }
 
