@@ -781,8 +781,14 @@ void fmpi_progress(int timeout_ms)
   }
   struct pollfd *fds = set->fds;
   int *what = set->what, *who = set->who;
-  if (fmpi_st.agent_rx_len > 0)
+  if (fmpi_st.agent_rx_len > 0) {
     fmpi_agent_dispatch(); /* frames that arrived with the endpoint table */
+    /* one of them a flush request that found no channel open: the rank is
+     * flushed already, and its progress thread must wait for SIGUSR2 in
+     * fmpi_progress_main, not in a poll of nothing but wake_fd */
+    if (fmpi_st.state == ST_FLUSHED)
+      return;
+  }
   if (timeout_ms != 0) {
     /* input an app pass left in a stage: poll would not report it. Handling
      * it may change everything (a marker can complete a flush and close every
@@ -940,7 +946,11 @@ static void check_flush_done(void)
     fmpi_agent_send_notice(FMPI_RANKMESSAGE_FLUSH_REPLY, &rep, fmpi_st.flush_request_id, 0, NULL);
   fmpi_agent_close();
   fmpi_st.state = ST_FLUSHED;
+  /* the progress thread may be parked, or in a poll of the descriptors just
+   * closed (an app pass finished the flush): either way it must come back and
+   * wait for SIGUSR2 */
   fmpi_unpark();
+  fmpi_wake();
   pthread_cond_broadcast(&fmpi_st.done_cond);
 }
 

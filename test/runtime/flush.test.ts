@@ -122,19 +122,53 @@ describe('rank runtime: flush, close, rewire', () => {
     await until(() => job.hellos.length === 1);
     let drained = 0;
     for (let epoch = 1; epoch <= 3; epoch++) {
-      const reports = await rt.server.flush(job.jobId, epoch);
+      const reports = await job.within(`flush ${epoch}`, rt.server.flush(job.jobId, epoch));
       expect(reports).toHaveLength(4);
       drained += reports.reduce((n, r) => n + r.drainedMessages, 0);
       for (const r of job.procs.keys()) expect(job.socketsOf(r)).toEqual([]);
       job.resumeAll();
-      await until(() => job.hellos.length === epoch + 1);
+      await job.within(`the hellos after resume ${epoch}`, until(() => job.hellos.length === epoch + 1));
       expect(job.hellos[epoch].every((h) => h.resumedEpoch === epoch)).toBe(true);
     }
     writeFileSync(stop, '');
-    const results = await job.wait();
+    const results = await job.within('the exits', job.wait());
     expect(results.map((r) => r.code), job.stderr.join('\n')).toEqual([0, 0, 0, 0]);
     expect(job.stdout[0]).toMatch(/^started\nstream ok rounds \d+ messages \d+\n$/);
     expect(drained).toBeGreaterThanOrEqual(0);
+  });
+
+  it('serves a flush request that comes in the same read as the endpoint table, and wakes from it', async () => {
+    const stop = join(rt.dir, 'stop-table-and-flush');
+    const job = rt.job('flush-table-and-flush', 1);
+    job.start(rt.program('flush-stream'), [stop]);
+    await job.waitForOutput(0, 'started\n');
+    await until(() => job.hellos.length === 1);
+    await job.within('flush 1', rt.server.flush(job.jobId, 1));
+    // The rank is stopped as soon as it says hello after the resume, before the
+    // endpoint table goes out: the table and the next flush request then wait
+    // in its socket together, and it reads them in one go.
+    const pid = job.procs[0].pid!;
+    const stopAtHello = (info: RankInfo) => {
+      if (info.jobId === job.jobId && info.resumedEpoch === 1) process.kill(pid, 'SIGSTOP');
+    };
+    rt.server.prependListener('hello', stopAtHello);
+    try {
+      job.resumeAll();
+      await until(() => job.hellos.length === 2);
+      const second = rt.server.flush(job.jobId, 2);
+      await sleep(100);
+      process.kill(pid, 'SIGCONT');
+      await job.within('flush 2', second);
+    } finally {
+      rt.server.off('hello', stopAtHello);
+      process.kill(pid, 'SIGCONT');
+    }
+    expect(job.socketsOf(0)).toEqual([]);
+    job.resumeAll();
+    await job.within('the hello after resume 2', until(() => job.hellos.length === 3), 10_000);
+    writeFileSync(stop, '');
+    const results = await job.within('the exit', job.wait());
+    expect(results.map((r) => r.code), job.stderr.join('\n')).toEqual([0]);
   });
 
   it('keeps one-sided traffic (locks, fetch-and-op, accumulates, 1 MiB puts and gets) to a rank that computes without calling MPI across three flushes', async () => {
