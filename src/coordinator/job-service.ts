@@ -41,7 +41,7 @@ import { placeRanks } from './placement.js';
 import { OutputReplay } from './output-replay.js';
 import { UNFOLLOWED_OUTPUT_BYTES, UnfollowedOutput } from './unfollowed-output.js';
 import { LauncherLeases, type LapsedLease } from './launcher-leases.js';
-import { describeRoundFailure, runRound, type RoundResult } from './round-runner.js';
+import { describeRoundFailure, runResumeRound, runRound, type RoundResult } from './round-runner.js';
 
 const trace = tracer('jobs');
 
@@ -943,7 +943,7 @@ export class JobService {
       else this.c.event('job.stop-failed', `job ${jobId}: ${describeRoundFailure('STOP', s)}`, { jobId, host });
       return;
     }
-    const r = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.RESUME }, new Map([[host, ranks]]), this.c.config.resumeTimeoutMs);
+    const r = await runResumeRound(this.c, { job_id: jobId, epoch }, new Map([[host, ranks]]));
     if (!r.ok) {
       // Lost again: its next registration brings them back here, else the rejoin grace ends the job.
       if ([...r.codes.values()].every((code) => code === ErrorCode.HOST_DOWN)) return;

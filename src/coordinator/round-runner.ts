@@ -84,6 +84,49 @@ export async function runRound(
 }
 
 /**
+ * How many times a RESUME goes to an agent that is up but did not answer it in time: its request or its
+ * answer was lost (a connection cut and re-established within the heartbeat timeout), or it came late.
+ * Waking a rank twice is harmless; a rank that nothing wakes holds its job for ever, so the job fails.
+ */
+export const RESUME_ATTEMPTS = 3;
+
+/**
+ * A RESUME round (resumeTimeoutMs per attempt). A host that is still up but did not answer in time is
+ * asked again, up to RESUME_ATTEMPTS times in all; a host that is down is not (its agent, once back,
+ * reports its ranks flushed and gets the RESUME then). The result is that of each host's last attempt.
+ */
+export async function runResumeRound(c: Coordinator, request: Omit<RoundRequestInit, 'ranks' | 'step'>, byHost: Map<string, number[]>): Promise<RoundResult> {
+  const round = { ...request, step: RoundStep.RESUME };
+  let result = await runRound(c, round, byHost, c.config.resumeTimeoutMs);
+  for (let attempt = 2; attempt <= RESUME_ATTEMPTS; attempt++) {
+    const again = new Map([...byHost].filter(([host, ranks]) => c.hosts.get(host)?.state === 'up' && ranks.some((r) => result.codes.get(r) === ErrorCode.TIMEOUT)));
+    if (again.size === 0) break;
+    c.event('round.resume-again', `job ${request.job_id}: RESUME again to ${[...again.keys()].join(',')} (attempt ${attempt} of ${RESUME_ATTEMPTS}): ${describeRoundFailure('RESUME', result)}`, { jobId: request.job_id });
+    const retry = await runRound(c, round, again, c.config.resumeTimeoutMs);
+    result = mergeRetry(result, retry, again, attempt);
+  }
+  return result;
+}
+
+/** `first` with the hosts of `again` taken from `retry`, their `attempt`th (a timeout says how many). */
+function mergeRetry(first: RoundResult, retry: RoundResult, again: Map<string, number[]>, attempt: number): RoundResult {
+  const failures = new Map(first.failures);
+  const codes = new Map(first.codes);
+  for (const ranks of again.values()) {
+    for (const r of ranks) {
+      failures.delete(r);
+      codes.delete(r);
+    }
+  }
+  for (const [r, why] of retry.failures) failures.set(r, retry.codes.get(r) === ErrorCode.TIMEOUT ? `${why} (asked ${attempt} times)` : why);
+  for (const [r, code] of retry.codes) codes.set(r, code);
+  const replies = new Map([...first.replies].filter(([host]) => !again.has(host)));
+  for (const [host, reply] of retry.replies) replies.set(host, reply);
+  const silentHosts = [...first.silentHosts.filter((host) => !again.has(host)), ...retry.silentHosts];
+  return { ok: failures.size === 0, failures, codes, silentHosts, replies };
+}
+
+/**
  * The hosts of round `r` that did not answer and are down now. What an operation owes their ranks (a
  * RESUME, a DISCARD) waits for their agents to register again (JobService.settleFlushed). A host that
  * did not answer but is up (its answer was lost, or came after the timeout) is asked like the others:

@@ -190,6 +190,32 @@ describe('checkpoint protocol', () => {
     expect(h.catalog!.lastCommittedEpoch('j')!.epoch).toBe(2); // a consistent snapshot from before the failure, for ferry restart
   });
 
+  it('asks again an agent that stays up but lost its RESUME: the epoch commits and the job runs on', async () => {
+    await checkpoint();
+    let lost = 0;
+    h.nodes.get('b')!.steps.scripts.set(RoundStep.RESUME, () => (lost++ === 0 ? 'hang' : { failed: new Map() }));
+    const { result, error } = await checkpoint();
+    expect(error).toBeUndefined();
+    expect(result!.epoch!.state).toBe('committed');
+    expect(steps('b').filter((s) => s === RoundStep.RESUME)).toHaveLength(3); // epoch 1's, and epoch 2's twice
+    expect(flushedRanks()).toEqual([[], []]);
+    await advance(2_000);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+    expect(h.catalog!.listEvents({ limit: 200 }).find((e) => e.kind === 'round.resume-again')?.message).toMatch(/^job j: RESUME again to b \(attempt 2 of 3\): RESUME failed: ranks 2,3: host b: round to host b: no answer within 2000 ms$/);
+  });
+
+  it('fails the job when an agent that stays up never answers its RESUME, after asking three times', async () => {
+    await checkpoint();
+    h.nodes.get('b')!.steps.scripts.set(RoundStep.RESUME, () => 'hang');
+    const { result, error } = await checkpoint(false, 100, 30_000);
+    expect(error).toBeUndefined();
+    expect(result!.epoch!.state).toBe('committed');
+    expect(steps('b').filter((s) => s === RoundStep.RESUME)).toHaveLength(4);
+    await advance(2_000);
+    expect(h.catalog!.getJob('j')!).toMatchObject({ state: 'failed', exitCode: 1 });
+    expect(h.catalog!.getJob('j')!.detail).toMatch(/^after committing epoch 2: RESUME failed: ranks 2,3: host b: round to host b: no answer within 2000 ms \(asked 3 times\)$/);
+  });
+
   it('a rank the RESUME before STORE cannot wake: the epoch still commits, and the job fails naming the rank', async () => {
     await checkpoint();
     h.nodes.get('b')!.steps.scripts.set(RoundStep.RESUME, () => failRanks([3], 'rank 3 did not answer its wake-up'));

@@ -657,6 +657,18 @@ describe('migration', () => {
     expect(rankHosts()).toEqual(['a', 'a', 'b', 'b']);
   });
 
+  it('asks the target again when its answer to the final RESUME is lost: the migration succeeds and no rank stays flushed', async () => {
+    let lost = 0;
+    h.nodes.get('c')!.steps.scripts.set(RoundStep.RESUME, () => (lost++ === 0 ? 'hang' : { failed: new Map() }));
+    const { error } = await settle<MoveReplyInit>(h.coordinator!.moves.migrate('j', new Map([[1, 'c']])));
+    expect(error).toBeUndefined();
+    expect(steps('c')).toEqual([RoundStep.FETCH, RoundStep.RESTORE, RoundStep.RESUME, RoundStep.RESUME, RoundStep.DISCARD]);
+    expect(['a', 'b', 'c'].map((host) => [...h.nodes.get(host)!.ranks.flushed.keys()])).toEqual([[], [], []]);
+    expect(rankHosts()).toEqual(['a', 'c', 'b', 'b']);
+    await advance(1_000);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+  });
+
   it('aborts when the source never answers its DUMP but stays up (a dump stuck, an answer lost): every rank resumes where it was', async () => {
     h.nodes.get('a')!.steps.scripts.set(RoundStep.DUMP, () => 'hang');
     const { error } = await settle<MoveReplyInit>(h.coordinator!.moves.migrate('j', new Map([[1, 'c']])));

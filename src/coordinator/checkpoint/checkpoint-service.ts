@@ -10,7 +10,7 @@ import { ErrorCode, RoundStep, type EpochInfoInit, type CheckpointReplyInit, typ
 import { FerryError, errorMessage } from '../../common/ferry-error.js';
 import { tracer } from '../../common/trace.js';
 import type { Coordinator } from '../coordinator.js';
-import { describeRoundFailure, hostsDown, roundFailureCode, runRound, type RoundResult } from '../round-runner.js';
+import { describeRoundFailure, hostsDown, roundFailureCode, runResumeRound, runRound, type RoundResult } from '../round-runner.js';
 import { WAIT_FOR_COPIES_MS } from '../coordinator-config.js';
 import { EpochMachine, type EpochState } from './epoch-machine.js';
 
@@ -112,7 +112,7 @@ export class CheckpointService {
     let resumed: EarlyResume | undefined;
     if (!options.stop) {
       m.transition(['dumped'], 'resuming');
-      const resume = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.RESUME }, byHost, cfg.resumeTimeoutMs);
+      const resume = await runResumeRound(this.c, { job_id: jobId, epoch }, byHost);
       if (!resume.ok && !this.c.jobs.owesResume(jobId, `epoch ${epoch} dumped`, resume, byHost)) resumeProblem = describeRoundFailure('RESUME', resume);
       resumed = { ok: resume.ok, problem: resumeProblem };
     }
@@ -245,7 +245,7 @@ export class CheckpointService {
         this.c.jobs.failRunningJob(jobId, `epoch ${epoch} aborted (${why}), and ${resumed.problem}`);
       }
     } else {
-      const resume = this.c.jobs.withoutEndedRanks(jobId, await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.RESUME }, reachable, this.c.config.resumeTimeoutMs));
+      const resume = this.c.jobs.withoutEndedRanks(jobId, await runResumeRound(this.c, { job_id: jobId, epoch }, reachable));
       if (!resume.ok) detail += `; resuming the ranks also failed: ${describeRoundFailure('RESUME', resume)}`;
       const fine = this.c.jobs.resumedOrFailed(jobId, `epoch ${epoch} aborted`, resume, reachable, `epoch ${epoch} aborted (${why}), and ${describeRoundFailure('RESUME', resume)}`);
       // (ranks on hosts down were not asked: they resume when their agents are back, JobService.settleFlushed)

@@ -23,7 +23,7 @@
 import { ErrorCode, RoundStep } from '../../gen/proto.js';
 import { errorMessage } from '../../common/ferry-error.js';
 import type { Coordinator } from '../coordinator.js';
-import { describeRoundFailure, runRound, type RoundResult } from '../round-runner.js';
+import { describeRoundFailure, runResumeRound, runRound, type RoundResult } from '../round-runner.js';
 
 /** Between PREPAREs sent again to ranks not connected to their agent (yet). */
 export const FLUSH_RETRY_MS = 200;
@@ -221,7 +221,7 @@ export class FlushCompletion {
     }
     const byHost = this.c.jobs.liveRanksByHost(jobId);
     try {
-      const resume = await runRound(this.c, { job_id: jobId, epoch: owed.epoch, step: RoundStep.RESUME }, byHost, this.c.config.resumeTimeoutMs);
+      const resume = await runResumeRound(this.c, { job_id: jobId, epoch: owed.epoch }, byHost);
       const what = `${owed.what} aborted`;
       if (this.c.jobs.resumedOrFailed(jobId, what, resume, byHost, `${what}, and ${describeRoundFailure('RESUME', resume)}`)) {
         this.c.event('flush.completed', `job ${jobId}: ${owed.what}: the lost agents are back, every rank flushed and was resumed`, { jobId });

@@ -20,7 +20,7 @@ import { tracer } from '../../common/trace.js';
 import { EPOCH_COMMITTED, EPOCH_DELETED, EPOCH_LOST, type EpochImageRow, type JobRow, type RankMoveRow } from '../catalog-types.js';
 import type { Coordinator } from '../coordinator.js';
 import { placeRanks } from '../placement.js';
-import { describeRoundFailure, hostsDown, roundFailureCode, runRound, type RoundResult } from '../round-runner.js';
+import { describeRoundFailure, hostsDown, roundFailureCode, runResumeRound, runRound, type RoundResult } from '../round-runner.js';
 import { chooseImageSource, type StoredImage } from './image-source-choice.js';
 
 const trace = tracer('moves');
@@ -220,7 +220,7 @@ export class MoveService {
       say('resuming', shipped);
       // From here the ranks run again from the epoch: for followers that stayed, what they print again is not shown twice.
       const hidden = this.c.jobs.replay.rewind(jobId, o.hideRepeatedOutput ? this.c.catalog.outputMarks(jobId, epoch) : undefined);
-      const resume = await runRound(this.c, { ...request, step: RoundStep.RESUME }, targets, this.c.config.resumeTimeoutMs);
+      const resume = await runResumeRound(this.c, request, targets);
       if (!this.c.jobs.resumedOrFailed(jobId, `restart from epoch ${epoch}`, resume, targets, `after restoring from epoch ${epoch}: ${describeRoundFailure('RESUME', resume)}`)) {
         await removeCopies(resume);
         throw new FerryError(ErrorCode.UNAVAILABLE, `job ${jobId} was restored from epoch ${epoch} but did not resume: ${describeRoundFailure('RESUME', resume)}`);
@@ -484,7 +484,7 @@ export class MoveService {
     const sourceHosts = byHostOf(from);
     const targets = byHostOf(moves);
     const everyone = (): Map<string, number[]> => this.c.jobs.liveRanksByHost(jobId);
-    const resumeAll = (hosts: Map<string, number[]>) => runRound(this.c, { ...request, step: RoundStep.RESUME }, hosts, cfg.resumeTimeoutMs);
+    const resumeAll = (hosts: Map<string, number[]>) => runResumeRound(this.c, request, hosts);
     const discard = (hosts: Map<string, number[]>) => runRound(this.c, { ...request, step: RoundStep.DISCARD }, hosts, cfg.resumeTimeoutMs);
     let recorded = false; // this migration's moves are in the catalog (from its FETCH on)
     const fail = async (why: string, r?: RoundResult): Promise<never> => {
@@ -703,7 +703,7 @@ export class MoveService {
             host = m.fromHost;
           }
           const at = new Map([[host, [m.rank]]]);
-          const resume = await runRound(this.c, { ...request, step: RoundStep.RESUME }, at, cfg.resumeTimeoutMs);
+          const resume = await runResumeRound(this.c, request, at);
           if (!this.c.jobs.resumedOrFailed(jobId, what, resume, at, `${what}: restored on ${host}, but ${describeRoundFailure('RESUME', resume)}`)) return;
           this.c.event('migration.finished-late', `job ${jobId}: ${what}: rank ${m.rank} restored on ${host} and resumed`, { jobId, host });
         }
