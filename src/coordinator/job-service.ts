@@ -49,6 +49,8 @@ const trace = tracer('jobs');
 const LAUNCHER_PROBE_TIMEOUT_MS = 5_000;
 
 const ENDED_STATES = new Set(['stopped', 'succeeded', 'failed', 'cancelled']);
+/** How often a checkpoint or migration waiting for the job's endpoint table looks again (untilTableOut). */
+const TABLE_WAIT_POLL_MS = 20;
 /** How often the output counts are saved (output-replay.ts): what a coordinator that crashes loses of them. */
 export const OUTPUT_COUNTS_SAVE_MS = 1_000;
 /** Random bytes of a job's rank token (StartRanksRequest.rank_token), hex-encoded for the ranks' environment. */
@@ -72,6 +74,10 @@ export class JobService {
   private readonly placementCache = new Map<string, Map<string, number[]>>();
   /** Endpoints reported since a job's table was last published, by job then rank. */
   private readonly pendingEndpoints = new Map<string, Map<number, EndpointInit>>();
+  /** Jobs whose ranks were woken flushed (expectTable) and have not all said hello yet. */
+  private readonly tablesExpected = new Set<string>();
+  /** Per job, its endpoint tables being handed to its agents (requests not all answered yet). */
+  private readonly tablesInFlight = new Map<string, number>();
   /** The coordinator is shutting down (stop()): what it asks of the agents from now on is cut short. */
   private shuttingDown = false;
   /** Jobs being stopped after a committed checkpoint (ferry checkpoint --stop): their exits are expected. */
@@ -564,7 +570,39 @@ export class JobService {
     // hosts that did not get it, whose ranks still wait; the next coordinator hands them this table when
     // their agents tell those endpoints again (republishTo).
     this.c.catalog.setEndpointsPublished(job.id, true);
+    this.tablesExpected.delete(job.id);
     void this.publishEndpoints(e.job_id, [...pending.values()].sort((a, b) => (a.rank ?? 0) - (b.rank ?? 0)));
+  }
+
+  /**
+   * A RESUME is about to wake the job's flushed ranks: each says hello and waits for a new endpoint
+   * table. Until that table is out, a flush request would find them waiting, and they refuse it.
+   * Only for a job whose ranks had a table (MPI ranks of this runtime): no other says hello.
+   */
+  expectTable(jobId: string): void {
+    if (this.c.catalog.getJob(jobId)?.endpointsPublished) this.tablesExpected.add(jobId);
+  }
+
+  /**
+   * Waits (up to `timeoutMs`) while the job's endpoint table is on its way: ranks were woken and not all
+   * said hello yet, their endpoints are being gathered, or the table is being handed to their agents.
+   * A checkpoint or a migration waits here before its PREPARE: a rank still waiting for its table
+   * refuses a flush ("rank is not running yet"), and one begun right after a RESUME, or right after a
+   * coordinator restart while the agents tell their ranks' endpoints again, failed so (soak seed 109).
+   * Past the timeout it goes on, and the PREPARE names any rank still waiting.
+   */
+  async untilTableOut(jobId: string, timeoutMs: number): Promise<void> {
+    const coming = () =>
+      (this.tablesExpected.has(jobId) || this.pendingEndpoints.has(jobId) || this.tablesInFlight.has(jobId)) &&
+      this.c.catalog.getJob(jobId)?.state === 'running';
+    if (!coming()) return;
+    const t0 = this.c.now();
+    while (coming() && this.c.now() - t0 < timeoutMs) await new Promise((r) => setTimeout(r, TABLE_WAIT_POLL_MS));
+    if (coming()) {
+      this.c.event('job.endpoints', `job ${jobId}: its endpoint table is not out after ${timeoutMs} ms; going on without it`, { jobId });
+    } else {
+      trace(`job ${jobId}: waited ${this.c.now() - t0} ms for its endpoint table to be out`);
+    }
   }
 
   /**
@@ -593,11 +631,18 @@ export class JobService {
   private async publishEndpoints(jobId: string, endpoints: EndpointInit[]): Promise<void> {
     const hosts = [...this.liveRanksByHost(jobId).keys()];
     this.c.event('job.endpoints', `job ${jobId}: endpoint table of ${endpoints.length} ranks published to ${hosts.join(',')}`, { jobId });
-    await Promise.all(
-      hosts.map((host) =>
-        this.c.requestAgent(host, { endpoint_table: { job_id: jobId, endpoints } }).catch((err) => this.tableNotHanded(jobId, host, err)),
-      ),
-    );
+    this.tablesInFlight.set(jobId, (this.tablesInFlight.get(jobId) ?? 0) + 1);
+    try {
+      await Promise.all(
+        hosts.map((host) =>
+          this.c.requestAgent(host, { endpoint_table: { job_id: jobId, endpoints } }).catch((err) => this.tableNotHanded(jobId, host, err)),
+        ),
+      );
+    } finally {
+      const left = this.tablesInFlight.get(jobId)! - 1;
+      if (left > 0) this.tablesInFlight.set(jobId, left);
+      else this.tablesInFlight.delete(jobId);
+    }
   }
 
   /**

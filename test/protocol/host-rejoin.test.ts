@@ -6,10 +6,11 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { RoundStep } from '../../src/gen/proto.js';
 import { FerryError } from '../../src/common/ferry-error.js';
-import { HOST_REJOIN_GRACE_MS } from '../../src/coordinator/coordinator-config.js';
 import type { RankChannelServer } from '../../src/agent/rank-channel.js';
+import { HOST_REJOIN_GRACE_MS } from '../../src/coordinator/coordinator-config.js';
 import { ControlPlaneHarness, settle } from './control-plane-harness.js';
 import { failRanks } from './simulated-node.js';
+import { waitingChannel } from './waiting-rank-channel.js';
 
 let h: ControlPlaneHarness;
 const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
@@ -327,37 +328,6 @@ describe('a host that goes down with running ranks', () => {
 });
 
 describe('a coordinator that dies while it hands out an endpoint table', () => {
-  /**
-   * A rank channel whose ranks say hello through `hello` and wait until a table is handed to them; the
-   * first table handed here is lost when `loseFirst` (its host never got it from the dead coordinator).
-   */
-  function waitingChannel(loseFirst: boolean) {
-    const handlers = new Map<string, (info: unknown) => void>();
-    const waiting = new Map<number, { jobId: string; rank: number; size: number; pid: number; listenPort: number; runtimeVersion: string; resumedEpoch: number; repeated: boolean }>();
-    const tables: string[] = [];
-    let lose = loseFirst;
-    const channel = {
-      on: (event: string, handler: (info: unknown) => void) => handlers.set(event, handler),
-      unanswered: () => ({ hellos: [...waiting.values()], attaches: [] }),
-      sendEndpoints: (jobId: string, eps: { rank: number; port: number }[]) => {
-        if (lose) {
-          lose = false;
-          return [];
-        }
-        tables.push(`${jobId} ${eps.map((e) => e.port).join(',')}`);
-        const answered = [...waiting.keys()];
-        waiting.clear();
-        return answered;
-      },
-    } as unknown as RankChannelServer;
-    const hello = (rank: number, port: number, repeated = false) => {
-      const info = { jobId: 'k', rank, size: 2, pid: 100 + rank, listenPort: port, runtimeVersion: 'test', resumedEpoch: 0, repeated };
-      waiting.set(rank, info);
-      handlers.get('hello')!(info);
-    };
-    return { channel, hello, tables, waiting };
-  }
-
   /**
    * A new harness with agents a and b over waiting channels (b's first table lost when `loseFirstAtB`) and
    * job k with rank 0 on a, rank 1 on b; rank 0 has said hello.

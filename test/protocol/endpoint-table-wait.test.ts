@@ -1,0 +1,105 @@
+// A checkpoint or a migration asked while the job's endpoint table is on its
+// way (ranks woken by a RESUME that have not all said hello, endpoints being
+// gathered, the table being handed out) waits for the table before its
+// PREPARE: a rank still waiting for its table refuses a flush, and the
+// operation failed of it (soak seed 109: a checkpoint right after a
+// coordinator restart, while the agents told their ranks' endpoints again).
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { RoundStep, type CheckpointReplyInit, type MoveReplyInit } from '../../src/gen/proto.js';
+import { ControlPlaneHarness, settle } from './control-plane-harness.js';
+import { waitingChannel } from './waiting-rank-channel.js';
+
+let h: ControlPlaneHarness;
+const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
+let a: ReturnType<typeof waitingChannel>;
+let b: ReturnType<typeof waitingChannel>;
+/** The tables each host's ranks had been handed when that host got the PREPARE, per PREPARE. */
+let tablesAtPrepare: Record<string, string[][]>;
+
+beforeEach(async () => {
+  vi.useFakeTimers();
+  h = new ControlPlaneHarness({ heartbeatIntervalMs: 100, heartbeatTimeoutMs: 500, flushTimeoutMs: 5_000, resumeTimeoutMs: 2_000 });
+  h.startCoordinator();
+  a = waitingChannel(false);
+  b = waitingChannel(false);
+  h.startAgent('a', {}, undefined, a.channel);
+  h.startAgent('b', {}, undefined, b.channel);
+  h.startAgent('c');
+  await advance(50);
+  await h.submit({ world_size: 2, rank_hosts: { 0: 'a', 1: 'b' }, job_id: 'k' });
+  await advance(10);
+  tablesAtPrepare = { a: [], b: [] };
+  for (const [host, ch] of [['a', a], ['b', b]] as const) {
+    h.nodes.get(host)!.steps.scripts.set(RoundStep.PREPARE, () => {
+      tablesAtPrepare[host].push([...ch.tables]);
+      return { failed: new Map(), flush: { drained_messages: 0, drained_bytes: 0, flush_ms: 1 } };
+    });
+  }
+});
+
+afterEach(async () => {
+  await h.close();
+  vi.useRealTimers();
+});
+
+/** An operation under way, advanced by the test (settle() collects it); its failure is not unhandled meanwhile. */
+function started<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => {});
+  return p;
+}
+
+/** Both ranks say hello (at start, or after a RESUME with new listeners) and get their table. */
+async function bothSayHello(portA: number, portB: number): Promise<void> {
+  a.hello(0, portA);
+  b.hello(1, portB);
+  await advance(50);
+  expect(a.tables.at(-1)).toBe(`k ${portA},${portB}`);
+}
+
+describe('a checkpoint or a migration while the endpoint table is on its way', () => {
+  it('a checkpoint asked while the endpoints are gathered sends its PREPARE once the table is out', async () => {
+    a.hello(0, 1000); // rank 1 has not said hello yet
+    await advance(50);
+    const cut = started(h.coordinator!.checkpoints.checkpoint('k', { stop: false }));
+    await advance(1_000);
+    expect(h.nodes.get('a')!.steps.stepsSeen()).toEqual([]);
+    b.hello(1, 1001);
+    const { value, error } = await settle<CheckpointReplyInit>(cut);
+    expect(error).toBeUndefined();
+    expect(value!.epoch!.state).toBe('committed');
+    expect(tablesAtPrepare).toEqual({ a: [['k 1000,1001']], b: [['k 1000,1001']] });
+  });
+
+  it("a checkpoint right after another's RESUME waits for the ranks' hellos and their new table", async () => {
+    await bothSayHello(1000, 1001);
+    expect((await settle(h.coordinator!.checkpoints.checkpoint('k', { stop: false }))).error).toBeUndefined();
+    // The RESUME woke the ranks; their hellos have not reached the coordinator yet.
+    const second = started(h.coordinator!.checkpoints.checkpoint('k', { stop: false }));
+    await advance(1_000);
+    expect(h.nodes.get('a')!.steps.stepsSeen().filter((s) => s === RoundStep.PREPARE)).toHaveLength(1);
+    await bothSayHello(2000, 2001);
+    expect((await settle(second)).error).toBeUndefined();
+    expect(tablesAtPrepare.b.at(-1)).toEqual(['k 1000,1001', 'k 2000,2001']);
+  });
+
+  it("a migration right after a checkpoint's RESUME waits for the new table too", async () => {
+    await bothSayHello(1000, 1001);
+    expect((await settle(h.coordinator!.checkpoints.checkpoint('k', { stop: false }))).error).toBeUndefined();
+    const move = started(h.coordinator!.moves.migrate('k', new Map([[1, 'c']])));
+    await advance(1_000);
+    expect(h.nodes.get('a')!.steps.stepsSeen().filter((s) => s === RoundStep.PREPARE)).toHaveLength(1);
+    await bothSayHello(2000, 2001);
+    expect((await settle<MoveReplyInit>(move)).error).toBeUndefined();
+    expect(tablesAtPrepare.a.at(-1)).toEqual(['k 1000,1001', 'k 2000,2001']);
+  });
+
+  it('goes on after the flush timeout when the table does not come, and says so', async () => {
+    a.hello(0, 1000); // rank 1 never says hello
+    await advance(50);
+    const cut = started(h.coordinator!.checkpoints.checkpoint('k', { stop: false }));
+    await advance(6_000);
+    await settle(cut);
+    expect(h.nodes.get('a')!.steps.stepsSeen()[0]).toBe(RoundStep.PREPARE);
+    expect(h.catalog!.listEvents({ limit: 100 }).some((e) => /job k: its endpoint table is not out after 5000 ms; going on without it/.test(e.message))).toBe(true);
+  });
+});
