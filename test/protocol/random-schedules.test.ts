@@ -610,6 +610,7 @@ const REGRESSIONS: [number, number, string, number?][] = [
   [6081, 30, 'a migration finished late on a target whose new agent came back without the restored rank'],
   [6092, 30, 'a failed restart that left its stopped job ending'],
   [24, 10, 'the late exit of a stale copy taken for the restored rank on the same host', 93],
+  [13108, 10, 'a flush finished after a lost agent came back, whose PREPARE failed once there: the job failed'],
 ];
 
 /** One schedule: `rounds` rounds of commands and faults, each checked, then every job restarted. */

@@ -10,8 +10,9 @@
 // So when a PREPARE (of a checkpoint or a migration) fails, the same PREPARE
 // goes again to every rank of the job (agents answer it at once for ranks
 // flushed for it, wait for those still flushing, and pass it on to the rest),
-// retried while ranks are not connected to their agent yet, up to the flush
-// timeout. Only then are the ranks resumed. When agents were lost, the job
+// retried on any failure but a lost agent, up to the flush timeout: a rank not
+// connected to its agent yet, one that refused for a moment. Only then are the
+// ranks resumed. When agents were lost, the job
 // waits, holding its operation slot, until they are back (then the same
 // PREPARE, then RESUME to all) or given up on (the job fails of the lost host,
 // as it would anyway).
@@ -25,10 +26,8 @@ import { errorMessage } from '../../common/ferry-error.js';
 import type { Coordinator } from '../coordinator.js';
 import { describeRoundFailure, runResumeRound, runRound, type RoundResult } from '../round-runner.js';
 
-/** Between PREPAREs sent again to ranks not connected to their agent (yet). */
+/** Between PREPAREs sent again to ranks that did not flush when asked. */
 export const FLUSH_RETRY_MS = 200;
-/** Codes of a rank that may still flush when asked again: not connected yet, flush not done yet, busy. */
-const RETRYABLE = new Set<ErrorCode>([ErrorCode.UNKNOWN_RANK, ErrorCode.TIMEOUT, ErrorCode.BUSY]);
 
 /** What became of a failed PREPARE's flush. */
 export type FlushSettlement =
@@ -106,7 +105,12 @@ export class FlushCompletion {
    * sent again to a host whose ranks were not connected yet), until all are
    * flushed, an agent is lost, the job ends, or the flush timeout passes.
    * A rank that exits meanwhile leaves the round (a rank past MPI_Finalize
-   * has closed its channels: no peer waits for its marker).
+   * has closed its channels: no peer waits for its marker). Any other failure
+   * is tried again until then, whatever its code: a PREPARE is harmless to
+   * repeat, and the flush not finished fails the job. Only the codes of a rank
+   * not connected yet, or not done yet, were retried until 2026-12-06: a
+   * PREPARE that failed once otherwise, as the flush was finished after a lost
+   * agent came back, failed the job (random schedules, seed 13108).
    */
   private async finish(jobId: string, epoch: number, imageSet: string): Promise<FlushSettlement> {
     const deadline = this.c.now() + this.c.config.flushTimeoutMs;
@@ -128,8 +132,7 @@ export class FlushCompletion {
             silent.push(host);
             return lost();
           }
-          const retryable = [...r.codes.values()].every((code) => RETRYABLE.has(code));
-          if (!retryable || this.c.now() + FLUSH_RETRY_MS >= deadline) return void problems.push(describeRoundFailure('PREPARE', r));
+          if (this.c.now() + FLUSH_RETRY_MS >= deadline) return void problems.push(describeRoundFailure('PREPARE', r));
           await sleep(FLUSH_RETRY_MS);
         }
       }),
