@@ -210,13 +210,7 @@ export class LocalRankSteps implements RankSteps {
       case RoundStep.DISCARD:
         return this.discard(req);
       case RoundStep.STOP:
-        for (const r of req.dump_ranks) {
-          this.flushed.delete(`${req.job_id}/${r}`);
-          this.flushing.delete(`${req.job_id}/${r}`);
-        }
-        this.o.ranks.keepInitDirs(req.job_id, req.dump_ranks);
-        this.o.ranks.signalRanks(req.job_id, req.dump_ranks, 'SIGKILL');
-        return { failed: new Map() };
+        return this.stop(req);
       case RoundStep.DUMP: {
         const outcome = this.dump(req);
         this.trackUse(this.imageSetDir(req), outcome.catch(() => {}));
@@ -544,6 +538,32 @@ export class LocalRankSteps implements RankSteps {
       await rmdir(dir).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'ENOENT' && err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
       });
+    }
+    return { failed: new Map() };
+  }
+
+  /**
+   * STOP: kills the named ranks' copies here. A RESTORE of one of them still running here (the
+   * coordinator gave up waiting for its answer: a failed restart stops what its targets restored) is
+   * waited for, and what it restored is killed too: it would run on, flushed, for a job that is stopped
+   * or runs elsewhere, on a host whose agent will not register again to be told. The copies running
+   * now go first: a restore may wait for one of them to end (earlierCopyEnded).
+   */
+  private async stop(req: RoundRequest): Promise<StepOutcome> {
+    const kill = () => {
+      for (const r of req.dump_ranks) {
+        this.flushed.delete(`${req.job_id}/${r}`);
+        this.flushing.delete(`${req.job_id}/${r}`);
+      }
+      this.o.ranks.keepInitDirs(req.job_id, req.dump_ranks);
+      this.o.ranks.signalRanks(req.job_id, req.dump_ranks, 'SIGKILL');
+    };
+    kill();
+    const restoring = req.dump_ranks.map((r) => this.restores.get(`${req.job_id}/${r}`)).filter((e) => e !== undefined && !e.done);
+    if (restoring.length > 0) {
+      trace(`STOP of ${req.job_id} ranks ${req.dump_ranks.join(',')}: waiting for ${restoring.length} restore(s) under way here`);
+      await Promise.all(restoring.map((e) => e!.restored.catch(() => {})));
+      kill();
     }
     return { failed: new Map() };
   }
