@@ -311,7 +311,7 @@ export class Coordinator {
           if (!session) throw new FerryError(ErrorCode.NOT_REGISTERED, `${msg.body} from an agent that is not registered`);
           if (msg.body === 'rank_started' && msg.rank_started?.process) this.jobs.onRankStarted(session.name, msg.rank_started.process);
           if (msg.body === 'rank_exited' && msg.rank_exited) this.jobs.onRankExited(session.name, msg.rank_exited);
-          if (msg.body === 'rank_endpoint' && msg.rank_endpoint) this.jobs.onRankEndpoint(session.name, msg.rank_endpoint);
+          if (msg.body === 'rank_endpoint' && msg.rank_endpoint) this.jobs.tables.onRankEndpoint(session.name, msg.rank_endpoint);
           if (msg.body === 'rank_output' && msg.rank_output) this.jobs.onRankOutput(msg.rank_output);
           if (msg.request_id) this.replyAgent(peer, msg, { ack: {} }); // output comes one way, without an id
           return;

@@ -22,10 +22,8 @@ import {
   type MoveReplyInit,
   type RankExited,
   type RankExitedInit,
-  type EndpointInit,
   type LauncherProcessInit,
   ProcessRunState,
-  type RankEndpointReport,
   type RankOutput,
   type RankProcess,
   RoundStep,
@@ -42,6 +40,7 @@ import { OutputReplay } from './output-replay.js';
 import { UNFOLLOWED_OUTPUT_BYTES, UnfollowedOutput } from './unfollowed-output.js';
 import { LauncherLeases, type LapsedLease } from './launcher-leases.js';
 import { describeRoundFailure, runResumeRound, runRound, type RoundResult } from './round-runner.js';
+import { EndpointTables } from './endpoint-tables.js';
 
 const trace = tracer('jobs');
 
@@ -49,8 +48,6 @@ const trace = tracer('jobs');
 const LAUNCHER_PROBE_TIMEOUT_MS = 5_000;
 
 const ENDED_STATES = new Set(['stopped', 'succeeded', 'failed', 'cancelled']);
-/** How often a checkpoint or migration waiting for the job's endpoint table looks again (untilTableOut). */
-const TABLE_WAIT_POLL_MS = 20;
 /** How often the output counts are saved (output-replay.ts): what a coordinator that crashes loses of them. */
 export const OUTPUT_COUNTS_SAVE_MS = 1_000;
 /** Random bytes of a job's rank token (StartRanksRequest.rank_token), hex-encoded for the ranks' environment. */
@@ -72,12 +69,8 @@ export class JobService {
   /** What of the ranks' output was passed on, so a rollback does not pass it on twice. */
   readonly replay: OutputReplay;
   private readonly placementCache = new Map<string, Map<string, number[]>>();
-  /** Endpoints reported since a job's table was last published, by job then rank. */
-  private readonly pendingEndpoints = new Map<string, Map<number, EndpointInit>>();
-  /** Jobs whose ranks were woken flushed (expectTable) and have not all said hello yet. */
-  private readonly tablesExpected = new Set<string>();
-  /** Per job, its endpoint tables being handed to its agents (requests not all answered yet). */
-  private readonly tablesInFlight = new Map<string, number>();
+  /** The ranks' endpoints, gathered into each job's table and handed to its agents. */
+  readonly tables: EndpointTables;
   /** The coordinator is shutting down (stop()): what it asks of the agents from now on is cut short. */
   private shuttingDown = false;
   /** Jobs being stopped after a committed checkpoint (ferry checkpoint --stop): their exits are expected. */
@@ -104,6 +97,12 @@ export class JobService {
   private readonly heldFlushed = new Map<string, Map<string, { epoch: number; ranks: number[] }>>();
 
   constructor(private readonly c: Coordinator) {
+    this.tables = new EndpointTables(c, {
+      updateRank: (u) => this.updateRank(u),
+      liveRanksByHost: (jobId) => this.liveRanksByHost(jobId),
+      failRunningJob: (jobId, detail) => this.failJob(jobId, 1, detail),
+      isShuttingDown: () => this.shuttingDown,
+    });
     this.replay = new OutputReplay(c.instance, c.catalog.outputCounts());
     this.launchers = new LauncherLeases(c.config.launcherLeaseMs, c.now);
     this.outputSaveTimer = setInterval(() => this.saveOutputCounts(), OUTPUT_COUNTS_SAVE_MS);
@@ -541,124 +540,6 @@ export class JobService {
       this.failJob(jobId, code, detail, killedByFailedStart || isSecondaryFailure(e.reason ?? ''));
     }
     this.maybeEnd(jobId);
-  }
-
-  /**
-   * A rank said hello (at MPI_Init, or resuming): record its endpoint; once
-   * every live rank of the job has reported, publish the table to their agents.
-   */
-  onRankEndpoint(host: string, e: RankEndpointReport): void {
-    const job = this.c.catalog.getJob(e.job_id);
-    if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `endpoint of rank ${e.rank} of unknown job "${e.job_id}"`);
-    const row = this.c.catalog.getRank(e.job_id, e.rank);
-    if (!row) throw new FerryError(ErrorCode.UNKNOWN_RANK, `job ${e.job_id} has no rank ${e.rank}`);
-    if (e.size !== job.worldSize) {
-      throw new FerryError(ErrorCode.BAD_REQUEST, `rank ${e.rank} of ${e.job_id} believes the job has ${e.size} ranks; it has ${job.worldSize}`);
-    }
-    if (!e.port || !e.address) throw new FerryError(ErrorCode.BAD_REQUEST, `rank ${e.rank} of ${e.job_id} reported no endpoint`);
-    const endpoint = `${e.address}:${e.port}`;
-    if (e.repeated && this.republishTo(host, job, e.rank, endpoint)) return;
-    // The first endpoint of a new gathering: the table the catalog holds is no longer the one to hand out.
-    if (!this.pendingEndpoints.has(job.id) && job.endpointsPublished) this.c.catalog.setEndpointsPublished(job.id, false);
-    this.updateRank({ jobId: row.jobId, rank: row.rank, host, pid: row.pid, endpoint, state: row.state === 'exited' ? 'exited' : 'running', updatedMs: this.c.now() });
-    const pending = this.pendingEndpoints.get(e.job_id) ?? new Map<number, EndpointInit>();
-    pending.set(e.rank, { rank: e.rank, address: e.address, port: e.port });
-    this.pendingEndpoints.set(e.job_id, pending);
-    if (pending.size < job.worldSize) return;
-    this.pendingEndpoints.delete(e.job_id);
-    // Recorded before any host is sent the table: a coordinator killed part way through sending it leaves
-    // hosts that did not get it, whose ranks still wait; the next coordinator hands them this table when
-    // their agents tell those endpoints again (republishTo).
-    this.c.catalog.setEndpointsPublished(job.id, true);
-    this.tablesExpected.delete(job.id);
-    void this.publishEndpoints(e.job_id, [...pending.values()].sort((a, b) => (a.rank ?? 0) - (b.rank ?? 0)));
-  }
-
-  /**
-   * A RESUME is about to wake the job's flushed ranks: each says hello and waits for a new endpoint
-   * table. Until that table is out, a flush request would find them waiting, and they refuse it.
-   * Only for a job whose ranks had a table (MPI ranks of this runtime): no other says hello.
-   */
-  expectTable(jobId: string): void {
-    if (this.c.catalog.getJob(jobId)?.endpointsPublished) this.tablesExpected.add(jobId);
-  }
-
-  /**
-   * Waits (up to `timeoutMs`) while the job's endpoint table is on its way: ranks were woken and not all
-   * said hello yet, their endpoints are being gathered, or the table is being handed to their agents.
-   * A checkpoint or a migration waits here before its PREPARE: a rank still waiting for its table
-   * refuses a flush ("rank is not running yet"), and one begun right after a RESUME, or right after a
-   * coordinator restart while the agents tell their ranks' endpoints again, failed so (soak seed 109).
-   * Past the timeout it goes on, and the PREPARE names any rank still waiting.
-   */
-  async untilTableOut(jobId: string, timeoutMs: number): Promise<void> {
-    const coming = () =>
-      (this.tablesExpected.has(jobId) || this.pendingEndpoints.has(jobId) || this.tablesInFlight.has(jobId)) &&
-      this.c.catalog.getJob(jobId)?.state === 'running';
-    if (!coming()) return;
-    const t0 = this.c.now();
-    while (coming() && this.c.now() - t0 < timeoutMs) await new Promise((r) => setTimeout(r, TABLE_WAIT_POLL_MS));
-    if (coming()) {
-      this.c.event('job.endpoints', `job ${jobId}: its endpoint table is not out after ${timeoutMs} ms; going on without it`, { jobId });
-    } else {
-      trace(`job ${jobId}: waited ${this.c.now() - t0} ms for its endpoint table to be out`);
-    }
-  }
-
-  /**
-   * An endpoint told again (the rank said hello again to a new agent, whose
-   * predecessor died before it handed over the table; or an agent tells it again
-   * to a new coordinator, or after a report whose answer it did not get): when
-   * the job's table went out and this rank's endpoint is in it, that host gets
-   * the table again. Otherwise the endpoint counts for the table being gathered.
-   */
-  private republishTo(host: string, job: JobRow, rank: number, endpoint: string): boolean {
-    const jobId = job.id;
-    if (!job.endpointsPublished || this.pendingEndpoints.has(jobId)) return false;
-    const rows = this.c.catalog.listRanks(jobId);
-    if (rows.length !== job.worldSize || rows.find((r) => r.rank === rank)?.endpoint !== endpoint) return false;
-    const endpoints: EndpointInit[] = [];
-    for (const r of rows) {
-      const m = /^(.*):(\d+)$/.exec(r.endpoint);
-      if (!m) return false;
-      endpoints.push({ rank: r.rank, address: m[1], port: Number(m[2]) });
-    }
-    this.c.event('job.endpoints', `job ${jobId}: endpoint table sent again to ${host} (rank ${rank}'s endpoint told again)`, { jobId, host });
-    void this.c.requestAgent(host, { endpoint_table: { job_id: jobId, endpoints } }).catch((err) => this.tableNotHanded(jobId, host, err));
-    return true;
-  }
-
-  private async publishEndpoints(jobId: string, endpoints: EndpointInit[]): Promise<void> {
-    const hosts = [...this.liveRanksByHost(jobId).keys()];
-    this.c.event('job.endpoints', `job ${jobId}: endpoint table of ${endpoints.length} ranks published to ${hosts.join(',')}`, { jobId });
-    this.tablesInFlight.set(jobId, (this.tablesInFlight.get(jobId) ?? 0) + 1);
-    try {
-      await Promise.all(
-        hosts.map((host) =>
-          this.c.requestAgent(host, { endpoint_table: { job_id: jobId, endpoints } }).catch((err) => this.tableNotHanded(jobId, host, err)),
-        ),
-      );
-    } finally {
-      const left = this.tablesInFlight.get(jobId)! - 1;
-      if (left > 0) this.tablesInFlight.set(jobId, left);
-      else this.tablesInFlight.delete(jobId);
-    }
-  }
-
-  /**
-   * A host that cannot take the table fails the job: its ranks would wait forever. Not when it is this
-   * coordinator that stops: the next one hands the table to the host's agent as it tells the ranks'
-   * endpoints again (republishTo). Nor when the host's agent went down or was replaced: its ranks, still
-   * waiting, say hello again to the agent that comes next, which tells their endpoints again; a host that
-   * stays down fails the job at the end of its rejoin grace (onHostDown), as for any other step.
-   */
-  private tableNotHanded(jobId: string, host: string, err: unknown): void {
-    if (this.shuttingDown) return;
-    if (err instanceof FerryError && err.code === ErrorCode.HOST_DOWN) {
-      this.c.event('job.endpoints', `job ${jobId}: host ${host} did not take the endpoint table (${errorMessage(err)}); its ranks get it when they say hello to its next agent`, { jobId, host });
-      return;
-    }
-    this.failJob(jobId, 1, `could not hand the endpoint table to host ${host}: ${errorMessage(err)}`);
   }
 
   onRankOutput(out: RankOutput): void {

@@ -308,7 +308,7 @@ describe('a host that goes down with running ranks', () => {
     await h.submit({ world_size: 2, rank_hosts: { 0: 'a', 1: 'b' }, job_id: 'k' });
     await advance(10);
     const hello = (host: string, rank: number, port: number, repeated = false) =>
-      h.coordinator!.jobs.onRankEndpoint(host, { job_id: 'k', rank, size: 2, address: `10.0.0.${rank}`, port, resumed_epoch: 0, repeated });
+      h.coordinator!.jobs.tables.onRankEndpoint(host, { job_id: 'k', rank, size: 2, address: `10.0.0.${rank}`, port, resumed_epoch: 0, repeated });
     hello('a', 0, 1000);
     hello('b', 1, 1001);
     await advance(50);
@@ -350,7 +350,7 @@ describe('a coordinator that dies while it hands out an endpoint table', () => {
 
   /** Runs `then` once, right after (or, `before`, right before) the coordinator takes the next endpoint report. */
   function onNextReport(then: (host: string) => void, before = false): void {
-    const jobs = h.coordinator!.jobs;
+    const jobs = h.coordinator!.jobs.tables;
     const take = jobs.onRankEndpoint.bind(jobs);
     jobs.onRankEndpoint = (host, e) => {
       jobs.onRankEndpoint = take;

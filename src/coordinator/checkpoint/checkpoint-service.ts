@@ -55,7 +55,7 @@ export class CheckpointService {
       throw new FerryError(ErrorCode.BAD_REQUEST, `job ${jobId} has ${live} of ${job.worldSize} ranks running: cannot take a consistent checkpoint`);
     }
     this.c.jobs.requireHostsUp(jobId, 'take a checkpoint');
-    await this.c.jobs.untilTableOut(jobId, this.c.config.flushTimeoutMs);
+    await this.c.jobs.tables.untilTableOut(jobId, this.c.config.flushTimeoutMs);
     let m: EpochMachine | undefined;
     const release = this.c.operations.begin(jobId, () => (m ? `checkpoint epoch ${m.epoch} is ${m.state}` : 'a checkpoint is starting'));
     try {
@@ -113,7 +113,7 @@ export class CheckpointService {
     let resumed: EarlyResume | undefined;
     if (!options.stop) {
       m.transition(['dumped'], 'resuming');
-      this.c.jobs.expectTable(jobId);
+      this.c.jobs.tables.expectTable(jobId);
       const resume = await runResumeRound(this.c, { job_id: jobId, epoch }, byHost);
       if (!resume.ok && !this.c.jobs.owesResume(jobId, `epoch ${epoch} dumped`, resume, byHost)) resumeProblem = describeRoundFailure('RESUME', resume);
       resumed = { ok: resume.ok, problem: resumeProblem };

@@ -220,7 +220,7 @@ export class MoveService {
       say('resuming', shipped);
       // From here the ranks run again from the epoch: for followers that stayed, what they print again is not shown twice.
       const hidden = this.c.jobs.replay.rewind(jobId, o.hideRepeatedOutput ? this.c.catalog.outputMarks(jobId, epoch) : undefined);
-      this.c.jobs.expectTable(jobId);
+      this.c.jobs.tables.expectTable(jobId);
       const resume = await runResumeRound(this.c, request, targets);
       if (!this.c.jobs.resumedOrFailed(jobId, `restart from epoch ${epoch}`, resume, targets, `after restoring from epoch ${epoch}: ${describeRoundFailure('RESUME', resume)}`)) {
         await removeCopies(resume);
@@ -458,7 +458,7 @@ export class MoveService {
     const live = [...all.values()].reduce((n, r) => n + r.length, 0);
     if (live !== job.worldSize) throw new FerryError(ErrorCode.BAD_REQUEST, `job ${jobId} has ${live} of ${job.worldSize} ranks running`);
     this.c.jobs.requireHostsUp(jobId, 'migrate its ranks');
-    await this.c.jobs.untilTableOut(jobId, this.c.config.flushTimeoutMs);
+    await this.c.jobs.tables.untilTableOut(jobId, this.c.config.flushTimeoutMs);
     const release = this.c.operations.begin(jobId, () => `a migration is running`);
     try {
       const imageSet = this.c.catalog.reserveImageSet(jobId);
@@ -612,7 +612,7 @@ export class MoveService {
         throw new FerryError(ErrorCode.UNAVAILABLE, `migration of job ${jobId} failed and the ranks could not be restored where they were: ${describeRoundFailure('RESTORE', back)}`);
       }
       const all = everyone();
-      this.c.jobs.expectTable(jobId);
+      this.c.jobs.tables.expectTable(jobId);
       const resume = await resumeAll(all);
       const failure = `failed (${describeRoundFailure('RESTORE', restore)}); the ranks were restored where they were`;
       const but = `but ${describeRoundFailure('RESUME', resume)}`;
@@ -624,7 +624,7 @@ export class MoveService {
     const t4 = this.c.now();
     say('resuming', shipped);
     const resumed = everyone();
-    this.c.jobs.expectTable(jobId);
+    this.c.jobs.tables.expectTable(jobId);
     const resume = await resumeAll(resumed);
     this.c.jobs.resumedOrFailed(jobId, id, resume, resumed, `after ${id}: ${describeRoundFailure('RESUME', resume)}`);
     const t5 = this.c.now();
