@@ -273,7 +273,13 @@ export class Agent {
     this.heartbeatTimeoutMs = rr.heartbeat_timeout_ms || DEFAULT_HEARTBEAT_TIMEOUT_MS;
     // The coordinator took the exits from the registration.
     for (const [key, e] of carried) if (this.unackedExits.get(key) === e) this.unackedExits.delete(key);
-    if (previousCoordinator && previousCoordinator !== rr.coordinator_instance) this.reportWaitingEndpoints();
+    if (previousCoordinator && previousCoordinator !== rr.coordinator_instance) {
+      // What the one before was asked it will never answer: the reports go again to this one now, not
+      // after their timeout (an endpoint report waiting so held the job's table back, and a checkpoint
+      // asked meanwhile found its ranks waiting for it: soak seed 109).
+      this.requests.failTo(previousCoordinator, new FerryError(ErrorCode.UNAVAILABLE, `coordinator ${previousCoordinator} was replaced before it answered`));
+      this.reportWaitingEndpoints();
+    }
     this.hooks.registered?.(rr);
   }
 
@@ -334,7 +340,8 @@ export class Agent {
   /** A request to the coordinator; with `checkStatus` a failed status rejects. */
   private async request(body: AgentMessageInit, timeoutMs: number, checkStatus = true): Promise<AgentMessage> {
     const what = requestBody(body);
-    const { id, reply } = this.requests.open(`${what} to the coordinator`, timeoutMs, acceptsReply(what));
+    // (tagged with the coordinator instance it goes to: registerOnce fails what a replaced one was asked)
+    const { id, reply } = this.requests.open(`${what} to the coordinator`, timeoutMs, acceptsReply(what), this.coordinatorInstance);
     this.send({ ...body, request_id: id });
     const answer = await reply;
     if (checkStatus && !answer.status?.ok) throw statusError(answer.status);
@@ -589,13 +596,16 @@ export class Agent {
 
   /**
    * Sends a report until the coordinator acknowledges it, across reconnections; after a try that failed (it
-   * may have been taken, its answer lost), `retry` instead when given.
+   * may have been taken, its answer lost), `retry` instead when given. A try that went to a coordinator
+   * replaced since (registerOnce fails it then) is made again at once, to the new one.
    */
   private async deliver(key: string, body: AgentMessageInit, retry = body): Promise<void> {
     this.undelivered.set(key, body);
     let attempt = body;
     while (this.undelivered.get(key) === body && !this.stopped()) {
+      let replaced = false;
       if (this.stateValue === 'registered') {
+        const sentTo = this.coordinatorInstance;
         try {
           await this.request(attempt, this.heartbeatTimeoutMs);
           break;
@@ -603,9 +613,10 @@ export class Agent {
           trace(`delivering ${key}: ${errorMessage(err)}`);
           if (err instanceof FerryError && err.code !== ErrorCode.TIMEOUT && err.code !== ErrorCode.UNAVAILABLE && err.code !== ErrorCode.NOT_REGISTERED) break;
           attempt = retry;
+          replaced = this.stateValue === 'registered' && this.coordinatorInstance !== sentTo;
         }
       }
-      await sleep(EVENT_RETRY_MS);
+      if (!replaced) await sleep(EVENT_RETRY_MS);
     }
     if (this.undelivered.get(key) === body) this.undelivered.delete(key);
   }

@@ -93,6 +93,24 @@ describe('a checkpoint or a migration while the endpoint table is on its way', (
     expect(tablesAtPrepare.a.at(-1)).toEqual(['k 1000,1001', 'k 2000,2001']);
   });
 
+  it('an endpoint report lost with a coordinator that died is told again to the next one as soon as the agent registers', async () => {
+    await bothSayHello(1000, 1001);
+    // The ranks resume with new listeners; their reports go to a coordinator that dies before it takes them.
+    h.hub.severed = true;
+    a.hello(0, 2000);
+    b.hello(1, 2001);
+    await advance(10);
+    await h.crashCoordinator();
+    const t0 = Date.now();
+    h.startCoordinator();
+    while (!a.tables.includes('k 2000,2001') && Date.now() - t0 < 5_000) await advance(10);
+    expect(b.tables).toEqual(['k 1000,1001', 'k 2000,2001']);
+    // The agents find the new coordinator at their next heartbeat (100 ms) and register; the reports the
+    // one before never answered go again then, not after their own timeout (500 ms) and a pause (1 s).
+    expect(Date.now() - t0).toBeLessThan(450);
+    expect(h.catalog!.getJob('k')).toMatchObject({ state: 'running', endpointsPublished: true });
+  });
+
   it('goes on after the flush timeout when the table does not come, and says so', async () => {
     a.hello(0, 1000); // rank 1 never says hello
     await advance(50);
