@@ -111,6 +111,18 @@ describe('a checkpoint or a migration while the endpoint table is on its way', (
     expect(h.catalog!.getJob('k')).toMatchObject({ state: 'running', endpointsPublished: true });
   });
 
+  it('a job that ends while its checkpoint waits for the table is not checkpointed: no epoch begins', async () => {
+    a.hello(0, 1000);
+    await advance(50);
+    const cut = started(h.coordinator!.checkpoints.checkpoint('k', { stop: false }));
+    await advance(500);
+    h.nodes.get('a')!.ranks.exit('k', 0, 0);
+    h.nodes.get('b')!.ranks.exit('k', 1, 0);
+    const { error } = await settle(cut);
+    expect(error!.message).toMatch(/job k is succeeded, not running/);
+    expect(h.catalog!.listEpochs('k')).toEqual([]);
+  });
+
   it('goes on after the flush timeout when the table does not come, and says so', async () => {
     a.hello(0, 1000); // rank 1 never says hello
     await advance(50);

@@ -46,6 +46,8 @@ export class CheckpointService {
 
   async checkpoint(jobId: string, options: CheckpointOptions): Promise<CheckpointReplyInit> {
     await this.c.operations.afterBackground(jobId, WAIT_FOR_COPIES_MS);
+    // (before the checks below: the job may end, or a host go down, meanwhile)
+    await this.c.jobs.tables.untilTableOut(jobId, this.c.config.flushTimeoutMs);
     const job = this.c.catalog.getJob(jobId);
     if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
     this.c.jobs.requireRunning(job, 'checkpoint');
@@ -55,7 +57,6 @@ export class CheckpointService {
       throw new FerryError(ErrorCode.BAD_REQUEST, `job ${jobId} has ${live} of ${job.worldSize} ranks running: cannot take a consistent checkpoint`);
     }
     this.c.jobs.requireHostsUp(jobId, 'take a checkpoint');
-    await this.c.jobs.tables.untilTableOut(jobId, this.c.config.flushTimeoutMs);
     let m: EpochMachine | undefined;
     const release = this.c.operations.begin(jobId, () => (m ? `checkpoint epoch ${m.epoch} is ${m.state}` : 'a checkpoint is starting'));
     try {

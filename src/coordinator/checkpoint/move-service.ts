@@ -441,6 +441,8 @@ export class MoveService {
   /** Moves ranks of a running job to other hosts; the other ranks keep their processes. */
   async migrate(jobId: string, moves: Map<number, string>, progress?: MoveProgressFn): Promise<MoveReplyInit> {
     await this.c.operations.afterBackground(jobId, WAIT_FOR_COPIES_MS);
+    // (before the checks below: the job may end, or a host go down, meanwhile)
+    await this.c.jobs.tables.untilTableOut(jobId, this.c.config.flushTimeoutMs);
     const job = this.c.catalog.getJob(jobId);
     if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
     this.c.jobs.requireRunning(job, 'migrate');
@@ -458,7 +460,6 @@ export class MoveService {
     const live = [...all.values()].reduce((n, r) => n + r.length, 0);
     if (live !== job.worldSize) throw new FerryError(ErrorCode.BAD_REQUEST, `job ${jobId} has ${live} of ${job.worldSize} ranks running`);
     this.c.jobs.requireHostsUp(jobId, 'migrate its ranks');
-    await this.c.jobs.tables.untilTableOut(jobId, this.c.config.flushTimeoutMs);
     const release = this.c.operations.begin(jobId, () => `a migration is running`);
     try {
       const imageSet = this.c.catalog.reserveImageSet(jobId);
