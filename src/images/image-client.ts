@@ -1,8 +1,10 @@
 // The fetching side of the image channel: a DEALER to one ImageServer, with
 // every request under a deadline (an unreachable or dead peer becomes a
-// TIMEOUT naming the peer, never a hang). Each request also tells the server
-// which chunk replies have arrived, so it can refill their buffers
-// (image-chunk-buffers.ts).
+// TIMEOUT naming the peer, never a hang). A server that is gone (its agent
+// ended: nothing accepts connections at its address any more) fails the
+// requests sooner, as UNAVAILABLE, once no connection to it was up for
+// SERVER_UNREACHABLE_MS. Each request also tells the server which chunk
+// replies have arrived, so it can refill their buffers (image-chunk-buffers.ts).
 import * as zmq from 'zeromq';
 import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { PendingRequests } from '../common/pending-requests.js';
@@ -21,6 +23,13 @@ export const RECONNECT_INTERVAL_MS = 100;
 export const RECONNECT_MAX_INTERVAL_MS = 2_000;
 /** How long the last receipts of a fetch wait for their answer: the fetch is complete by then, only the server's buffers are at stake. */
 export const RECEIPTS_TIMEOUT_MS = 1_000;
+/**
+ * How long a client goes without a connection to its server before its requests fail (UNAVAILABLE).
+ * A server that is up accepts a TCP connection at once (its kernel does, however busy the agent is),
+ * and libzmq reconnects 100 ms after a connection breaks: only a server that is gone stays
+ * unreachable this long, and its requests would otherwise wait out their timeout for nothing.
+ */
+export const SERVER_UNREACHABLE_MS = 3_000;
 
 export interface ImageReply {
   message: ImageTransferMessage;
@@ -34,13 +43,20 @@ export class ImageClient {
   /** Request ids of chunk replies received and not yet reported to the server. */
   private receipts: number[] = [];
   private closed = false;
+  /** Set while no connection to the server is up, once that lasted unreachableMs: why requests fail now. */
+  private unreachable: FerryError | undefined;
+  private unreachableTimer: NodeJS.Timeout | undefined;
 
-  /** `key`: the cluster key (null: none); default the process's (cluster-key.ts). */
+  /**
+   * `key`: the cluster key (null: none); default the process's (cluster-key.ts).
+   * `unreachableMs`: see SERVER_UNREACHABLE_MS.
+   */
   constructor(
     readonly peer: string,
     private readonly requestTimeoutMs: number,
     maxChunkBytes: number,
     key?: ClusterKey | null,
+    private readonly unreachableMs = SERVER_UNREACHABLE_MS,
   ) {
     this.dealer = new zmq.Dealer({
       linger: 0,
@@ -50,9 +66,30 @@ export class ImageClient {
       maxMessageSize: maxChunkBytes + IMAGE_REPLY_OVERHEAD_BYTES,
       ...curveClientOptions(keyOrProcessKey(key)),
     });
+    this.dealer.events.on('connect', () => {
+      clearTimeout(this.unreachableTimer);
+      this.unreachableTimer = undefined;
+      this.unreachable = undefined;
+    });
+    this.dealer.events.on('disconnect', () => this.watchUnreachable());
+    this.watchUnreachable(); // until the first connection
     this.dealer.connect(peer);
     this.outbox = new Outbox((m) => this.dealer.send(m));
     void this.receiveLoop();
+  }
+
+  /** No connection is up (from now): unless one comes within unreachableMs, the open requests fail then, and new ones at once. */
+  private watchUnreachable(): void {
+    if (this.closed || this.unreachableTimer) return;
+    this.unreachableTimer = setTimeout(() => {
+      if (this.closed) return;
+      this.unreachable = new FerryError(
+        ErrorCode.UNAVAILABLE,
+        `image server ${this.peer}: no connection for ${this.unreachableMs} ms (nothing accepts connections there: its agent has ended, or the host is gone)`,
+      );
+      this.pending.failAll(this.unreachable);
+    }, this.unreachableMs);
+    this.unreachableTimer.unref();
   }
 
   /** Sends a request and resolves with the reply; a failed Status rejects with its code, naming the peer. */
@@ -62,6 +99,7 @@ export class ImageClient {
     timeoutMs = this.requestTimeoutMs,
   ): Promise<ImageReply> {
     if (this.closed) throw new FerryError(ErrorCode.UNAVAILABLE, `image server ${this.peer}: ${what}: transfer closed`);
+    if (this.unreachable) throw this.unreachable;
     const { id, reply } = this.pending.open(`image server ${this.peer}: ${what}`, timeoutMs);
     const received = this.receipts;
     this.receipts = [];
@@ -97,6 +135,7 @@ export class ImageClient {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.unreachableTimer);
     this.pending.failAll(new FerryError(ErrorCode.UNAVAILABLE, `image server ${this.peer}: transfer closed`));
     this.outbox.close();
     this.dealer.close();

@@ -63,6 +63,8 @@ export interface FetchImageOptions {
   /** Chunk size (default 1 MiB, at most IMAGE_MAX_CHUNK_BYTES). */
   chunkBytes?: number;
   requestTimeoutMs?: number;
+  /** How long without a connection to the server fails the fetch (default SERVER_UNREACHABLE_MS, image-client.ts). */
+  unreachableMs?: number;
   /**
    * The manifest's sha256 (hex) as the catalog recorded it at COMMITTED: a
    * server holding any other manifest is refused before a byte is transferred.
@@ -102,7 +104,7 @@ export async function fetchImageDir(options: FetchImageOptions): Promise<FetchIm
   if (!(concurrency >= 1)) throw new FerryError(IMAGE_BAD_REQUEST, `concurrency ${concurrency} must be at least 1`);
   const label = imageLabel({ epoch, rank });
   const startedAt = performance.now();
-  const client = new ImageClient(from, options.requestTimeoutMs ?? IMAGE_REQUEST_TIMEOUT_MS, chunkBytes, options.key);
+  const client = new ImageClient(from, options.requestTimeoutMs ?? IMAGE_REQUEST_TIMEOUT_MS, chunkBytes, options.key, options.unreachableMs);
   const ref = dirRef(jobId, epoch, rank);
   try {
     const { message } = await client.request(`manifest of ${label} of job ${jobId}`, { manifest_request: { dir: ref } });

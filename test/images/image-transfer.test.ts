@@ -128,41 +128,6 @@ describe('image transfer between agents', () => {
     );
   });
 
-  it('a server closed mid-transfer: the fetch fails clearly, and a new fetch resumes from the .part files', async () => {
-    const { root, dir, manifest } = await storedImage();
-    const server = await serve(root);
-    const into = join(await temps.make('dst'), 'rank-1');
-    const stopAt = 20 * 1024 * 1024;
-    let closing: Promise<void> | undefined;
-    const err = await caught(
-      fetchImageDir({
-        from: server.address, ...FIXTURE_META, into, requestTimeoutMs: TEST_REQUEST_TIMEOUT_MS,
-        onProgress: (done) => {
-          if (done >= stopAt && !closing) closing = server.close();
-        },
-      }),
-    );
-    expect(closing).toBeDefined();
-    expect(err.code).toBe(ErrorCode.TIMEOUT);
-    expect(err.message).toContain(server.address);
-    // Whichever request of the files in flight timed out first: the big one, or a small one still queued.
-    const named = /: ([\w.-]+): chunk at \d+: no answer within/.exec(err.message)?.[1];
-    expect(manifest.files.map((f) => f.name)).toContain(named);
-    await expect(readFile(join(into, MANIFEST_FILE_NAME))).rejects.toThrow(/ENOENT/);
-    const part = await stat(join(into, BIG_FILE_NAME + PART_SUFFIX));
-    expect(part.size).toBeGreaterThan(0);
-    expect(part.size).toBeLessThan(BIG_FILE_BYTES);
-
-    const restarted = await serve(root); // the same images, a new port
-    const result = await fetchImageDir({ from: restarted.address, ...FIXTURE_META, into });
-    expect(result.bytesResumed).toBeGreaterThanOrEqual(part.size);
-    expect(result.bytesReceived).toBeLessThan(manifest.totalBytes);
-    expect(result.bytesReceived + result.bytesResumed).toBe(manifest.totalBytes);
-    expect(restarted.bytesServed).toBe(result.bytesReceived);
-    await verifyImageDir(into, await readManifest(into));
-    await expectSameFiles(dir, into, manifest);
-  });
-
   it('a chunk damaged on the way is detected by its CRC and asked for again', async () => {
     const { root, dir, manifest } = await storedImage(8 * 1024 * 1024);
     let tampered = 0;
@@ -410,13 +375,61 @@ describe('image transfer between agents', () => {
     }
   });
 
-  it('an unreachable peer is a clear TIMEOUT naming it, not a hang', async () => {
+  it('a peer that is up but does not answer is a clear TIMEOUT naming it and the request, not a hang', async () => {
+    const silent = new zmq.Router({ linger: 0 });
+    await silent.bind(LOOPBACK);
+    try {
+      const into = join(await temps.make('dst'), 'rank-1');
+      // Connected, so never unreachable, however short unreachableMs: only the request's own timeout ends it.
+      const err = await caught(
+        fetchImageDir({ from: silent.lastEndpoint!, ...FIXTURE_META, into, requestTimeoutMs: TEST_REQUEST_TIMEOUT_MS, unreachableMs: 200 }),
+      );
+      expect(err.code).toBe(ErrorCode.TIMEOUT);
+      expect(err.message).toContain(`image server ${silent.lastEndpoint}: manifest of epoch 3 rank 1 of job job-7: no answer within`);
+    } finally {
+      silent.close();
+    }
+  });
+
+  it('an address where nothing listens fails as UNAVAILABLE once unreachable for unreachableMs, not at the request timeout', async () => {
     const probe = await ImageServer.bind(LOOPBACK, await temps.make('none'));
     const address = probe.address;
     await probe.close(); // nothing listens there any more
     const into = join(await temps.make('dst'), 'rank-1');
-    const err = await caught(fetchImageDir({ from: address, ...FIXTURE_META, into, requestTimeoutMs: TEST_REQUEST_TIMEOUT_MS }));
-    expect(err.code).toBe(ErrorCode.TIMEOUT);
-    expect(err.message).toContain(`image server ${address}: manifest of epoch 3 rank 1 of job job-7: no answer within`);
+    // A request timeout longer than the test's own: only the unreachable server can end the fetch in time.
+    const err = await caught(fetchImageDir({ from: address, ...FIXTURE_META, into, requestTimeoutMs: 10 * 60_000, unreachableMs: 300 }));
+    expect(err.code).toBe(ErrorCode.UNAVAILABLE);
+    expect(err.message).toContain(`image server ${address}: no connection for 300 ms`);
+  });
+
+  it('a server gone mid-transfer fails the fetch as UNAVAILABLE, and a fetch from where it serves again resumes', async () => {
+    const { root, dir, manifest } = await storedImage();
+    const server = await serve(root);
+    const into = join(await temps.make('dst'), 'rank-1');
+    let closing: Promise<void> | undefined;
+    const err = await caught(
+      fetchImageDir({
+        from: server.address, ...FIXTURE_META, into, requestTimeoutMs: 10 * 60_000, unreachableMs: 300,
+        onProgress: (done) => {
+          if (done >= 20 * 1024 * 1024 && !closing) closing = server.close();
+        },
+      }),
+    );
+    expect(closing).toBeDefined();
+    expect(err.code).toBe(ErrorCode.UNAVAILABLE);
+    expect(err.message).toContain(`image server ${server.address}: no connection for 300 ms`);
+    await expect(readFile(join(into, MANIFEST_FILE_NAME))).rejects.toThrow(/ENOENT/);
+    const part = await stat(join(into, BIG_FILE_NAME + PART_SUFFIX));
+    expect(part.size).toBeGreaterThan(0);
+    expect(part.size).toBeLessThan(BIG_FILE_BYTES);
+
+    const restarted = await serve(root); // its agent started again: the same images, a new port
+    const result = await fetchImageDir({ from: restarted.address, ...FIXTURE_META, into });
+    expect(result.bytesResumed).toBeGreaterThanOrEqual(part.size);
+    expect(result.bytesReceived).toBeLessThan(manifest.totalBytes);
+    expect(result.bytesReceived + result.bytesResumed).toBe(manifest.totalBytes);
+    expect(restarted.bytesServed).toBe(result.bytesReceived);
+    await verifyImageDir(into, await readManifest(into));
+    await expectSameFiles(dir, into, manifest);
   });
 });
