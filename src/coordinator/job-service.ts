@@ -848,6 +848,10 @@ export class JobService {
   }
 
   private async runResumeFlushed(host: string, jobId: string, epoch: number, ranks: number[]): Promise<void> {
+    // Only those still placed there: an operation queued before this one may have moved a rank away (a migration
+    // whose source agent was restarted while it fetched the rank's image stopped the copy reported here).
+    const here = new Set(this.c.catalog.listRanks(jobId).filter((r) => r.host === host).map((r) => r.rank));
+    ranks = ranks.filter((r) => here.has(r));
     const job = this.c.catalog.getJob(jobId);
     if (ranks.length === 0 || !job || ENDED_STATES.has(job.state) || this.c.hosts.get(host)?.state !== 'up') return;
     if (this.c.flushes.owes(jobId, epoch)) return; // queued before the flush was found unfinished: resumed once it is finished

@@ -9,6 +9,8 @@
 // flushed. An agent killed while it takes the endpoint table: its ranks get
 // the table through the next agent. A failed job's
 // rank that ignores SIGTERM on a host away at the time ends once its agent is back.
+// An agent killed while a migration's target fetches from it: the target
+// fetches again from the next agent, and the migration succeeds.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -197,6 +199,25 @@ describe('an agent killed and restarted while its ranks run', { timeout: 180_000
     expect((await epochs()).map((e) => e.state)).toEqual(['committed', 'aborted']);
     expect((await events()).some((e) => e.kind === 'job.resumed-late' && e.jobId === 'store')).toBe(false); // nothing was owed a RESUME
     for (const h of c.hosts) expect(existsSync(join(h.imagesDir, 'store', '1')), h.name).toBe(placed.ranks.some((x) => x.host === h.name));
+  });
+
+  it("an agent killed while a migration's target fetches the rank's image from it: the target fetches it again from the next agent, and the rank moves", async () => {
+    const stop = join(c.tempDir, 'stop-fetch');
+    const run = c.ferry(['run', '-n', '4', '--hosts', 'host1', '--job-id', 'fetch', stream, stop], { timeoutMs: 150_000 });
+    await allRunning('fetch');
+    gates.close('fetch'); // host2's FETCH held before it connects to host1's image server
+    const move = c.ferry(['migrate', 'fetch', '--rank', '1', '--to', 'host2', '--json'], { timeoutMs: 90_000 });
+    await gates.held('fetch', 'host2');
+    await c.killAgent('host1', 'SIGKILL');
+    await c.startAgent('host1'); // as a supervisor would: its image server listens at a new address
+    gates.open('fetch');
+    const moved = await move;
+    expect(moved.code, `${moved.stderr}\n${c.logTails(20)}`).toBe(0);
+    const again = (await events()).filter((e) => e.kind === 'fetch.again' && e.jobId === 'fetch').map((e) => e.message);
+    expect(again).toHaveLength(1);
+    expect(again[0]).toMatch(/^job fetch: FETCH failed: rank 1: host host2: image server tcp:\/\/\S+: no connection for 3000 ms .*; fetching again: rank 1 from host1 \(tcp:\/\/\S+\)$/);
+    expect((await job('fetch')).ranks.map((r) => r.host)).toEqual(['host1', 'host2', 'host1', 'host1']);
+    await streamEndsWell('fetch', stop, run);
   });
 
   it('an agent killed during the RESUME of a restart: the ranks it restored run on under the next agent', async () => {

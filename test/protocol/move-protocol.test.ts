@@ -701,6 +701,44 @@ describe('migration', () => {
     );
   });
 
+  it("fetches again from the source's agent started again when the one serving the image ended during the FETCH", async () => {
+    const ranksOfA = h.nodes.get('a')!.ranks;
+    h.nodes.get('c')!.steps.scripts.set(RoundStep.FETCH, (req) => {
+      if (req.sources[0]!.server === 'tcp://images.a:2') return { failed: new Map(), bytesFetched: 600 };
+      // a's agent ends; a supervisor starts it again 300 ms later, its image server at a new address
+      void h.crashAgent('a');
+      setTimeout(() => h.startAgent('a', { imageServer: 'tcp://images.a:2' }, ranksOfA), 300);
+      return { ...failRanks([1], 'image server tcp://images.a:1: no connection for 3000 ms', ErrorCode.UNAVAILABLE), bytesFetched: 400 };
+    });
+    const { value, error } = await settle<MoveReplyInit>(h.coordinator!.moves.migrate('j', new Map([[1, 'c']])));
+    expect(error).toBeUndefined();
+    expect(value!.bytes_shipped).toBe(1000); // both attempts' bytes
+    const fetches = h.nodes.get('c')!.steps.seen.filter((x) => x.step === RoundStep.FETCH);
+    expect(fetches.map((x) => x.sources)).toEqual([[{ rank: 1, host: 'a', server: 'tcp://images.a:1' }], [{ rank: 1, host: 'a', server: 'tcp://images.a:2' }]]);
+    await advance(2_000);
+    expect([...ranksOfA.live.keys()]).toEqual(['j/0']); // the old copy of rank 1 was stopped by a's new agent
+    expect([...h.nodes.get('c')!.ranks.live.keys()]).toEqual(['j/1']);
+    expect(['a', 'b', 'c'].flatMap((host) => [...h.nodes.get(host)!.ranks.flushed.keys()])).toEqual([]);
+    expect(rankHosts()).toEqual(['a', 'c', 'b', 'b']);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+    expect(h.catalog!.rankMoves('j')).toEqual([]);
+    expect(h.catalog!.listEvents({ limit: 200 }).filter((e) => e.kind === 'fetch.again').map((e) => e.message)).toEqual([
+      'job j: FETCH failed: rank 1: host c: image server tcp://images.a:1: no connection for 3000 ms; fetching again: rank 1 from a (tcp://images.a:2)',
+    ]);
+  });
+
+  it('does not wait for another source when the source agent is alive: the FETCH failure aborts the migration at once', async () => {
+    h.nodes.get('c')!.steps.scripts.set(RoundStep.FETCH, () => failRanks([1], 'image server tcp://images.a:1: no connection for 3000 ms', ErrorCode.UNAVAILABLE));
+    const t0 = Date.now(); // (the fake clock: no timing noise)
+    const { error } = await settle(h.coordinator!.moves.migrate('j', new Map([[1, 'c']])));
+    expect(error!.message).toMatch(/^migration of job j aborted: FETCH failed: rank 1: host c: image server tcp:\/\/images.a:1: no connection for 3000 ms; every rank resumed where it was$/);
+    // a's agent was heard from after the failure, at the same address: nothing to wait for (else up to 2 heartbeat timeouts)
+    expect(Date.now() - t0).toBeLessThan(h.coordinator!.config.heartbeatTimeoutMs);
+    expect(h.nodes.get('c')!.steps.seen.filter((x) => x.step === RoundStep.FETCH)).toHaveLength(1);
+    expect(rankHosts()).toEqual(['a', 'a', 'b', 'b']);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+  });
+
   it('ends a rank that a failed migration restores where it was after the job was cancelled: the job ends', async () => {
     h.nodes.get('c')!.steps.scripts.set(RoundStep.RESTORE, async () => {
       await h.coordinator!.jobs.signal('j', 'SIGTERM'); // ferry cancel j, from another terminal, while c restores

@@ -21,6 +21,7 @@ import { EPOCH_COMMITTED, EPOCH_DELETED, EPOCH_LOST, type EpochImageRow, type Jo
 import type { Coordinator } from '../coordinator.js';
 import { placeRanks } from '../placement.js';
 import { describeRoundFailure, hostsDown, roundFailureCode, runResumeRound, runRound, type RoundResult } from '../round-runner.js';
+import { fetchAgainFromNewSources } from './fetch-again.js';
 import { chooseImageSource, type StoredImage } from './image-source-choice.js';
 
 const trace = tracer('moves');
@@ -558,6 +559,7 @@ export class MoveService {
     if (!dump.ok) return fail(describeRoundFailure('DUMP', dump), dump);
     if ((ended = ending())) return giveUp(ended);
     const sources = new Map<number, ImageSourceInit>();
+    const dumped = new Map<number, StoredImage>();
     for (const [host, reply] of dump.replies) {
       for (const img of reply.images) {
         const target = this.c.hosts.get(moves.get(img.rank)!);
@@ -569,6 +571,7 @@ export class MoveService {
           manifestSha256: img.manifest_sha256,
           imageStore: this.c.hosts.get(host)?.imageStore ?? '',
         };
+        dumped.set(img.rank, stored);
         const choice = target ? chooseImageSource(stored, target, this.c.hosts.all()) : { source: undefined, why: `host ${moves.get(img.rank)} is unknown`, note: '' };
         if (!choice.source) return fail(`rank ${img.rank} cannot reach its image: ${choice.why}${choice.note ? ` (${choice.note})` : ''}`);
         sources.set(img.rank, choice.source);
@@ -585,8 +588,26 @@ export class MoveService {
       [...moves].map(([rank, to]) => ({ jobId, rank, imageSet, fromHost: from.get(rank)!, toHost: to, sourceJson: JSON.stringify(sources.get(rank)), stopped: false })),
     );
     const perTarget = (ranks: number[]) => ({ sources: ranks.map((r) => sources.get(r)!) });
-    const fetch = await runRound(this.c, { ...request, step: RoundStep.FETCH, transient: true }, targets, cfg.dumpTimeoutMs, perTarget);
-    if (!fetch.ok) return fail(describeRoundFailure('FETCH', fetch), fetch);
+    const fetchRequest = { ...request, step: RoundStep.FETCH, transient: true };
+    let fetch = await runRound(this.c, fetchRequest, targets, cfg.dumpTimeoutMs, perTarget);
+    if (!fetch.ok) {
+      // A rank whose source agent ended meanwhile is fetched again, from where its image is served now
+      // (by that agent started again, or by a live host that shares its image store).
+      const sourceNow = (rank: number) => {
+        const target = this.c.hosts.get(moves.get(rank)!);
+        return target && chooseImageSource(dumped.get(rank)!, target, this.c.hosts.all()).source;
+      };
+      const again = await fetchAgainFromNewSources(this.c, fetchRequest, targets, fetch, sources, sourceNow, cfg.dumpTimeoutMs);
+      fetch = again.result;
+      for (const [rank, source] of again.newSources) sources.set(rank, source);
+      if (again.newSources.size > 0) {
+        // (where a coordinator restarted after the STOP has the target fetch from: finishInterrupted)
+        this.c.catalog.recordRankMoves(
+          [...again.newSources.keys()].map((rank) => ({ jobId, rank, imageSet, fromHost: from.get(rank)!, toHost: moves.get(rank)!, sourceJson: JSON.stringify(sources.get(rank)), stopped: false })),
+        );
+      }
+      if (!fetch.ok) return fail(describeRoundFailure('FETCH', fetch), fetch);
+    }
     if ((ended = ending())) return giveUp(ended);
     const shipped = sum([...fetch.replies.values()].map((r) => r.bytes_fetched));
     say('fetched', shipped);
