@@ -48,6 +48,32 @@ describe('restart', () => {
     expect(h.catalog!.listRanks('j').every((r) => r.state === 'running')).toBe(true);
   });
 
+  it("fetches again from the agent started again on a source host when the one serving the images ended during the FETCH", async () => {
+    await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: true }));
+    await advance(1_000);
+    clearSeen();
+    h.nodes.get('c')!.steps.scripts.set(RoundStep.FETCH, (req) => {
+      if (req.sources.every((x) => x.server === 'tcp://images.a:2')) {
+        return { failed: new Map(), bytesFetched: 500, filesCutBack: [{ rank: 1, path: '/run/log.1', from_bytes: 90, to_bytes: 40 }] };
+      }
+      void h.crashAgent('a');
+      setTimeout(() => h.startAgent('a', { imageServer: 'tcp://images.a:2' }), 300);
+      return { ...failRanks([1], 'image server tcp://images.a:1: no connection for 3000 ms', ErrorCode.UNAVAILABLE), bytesFetched: 1000 };
+    });
+    const { value, error } = await settle<MoveReplyInit>(h.coordinator!.moves.restart('j', { hosts: ['c', 'd'] }));
+    expect(error).toBeUndefined();
+    // Rank 0 came in the first FETCH; only rank 1 is asked again, from the new address.
+    expect(h.nodes.get('c')!.steps.seen.filter((x) => x.step === RoundStep.FETCH).map((x) => x.sources)).toEqual([
+      [{ rank: 0, host: 'a', server: 'tcp://images.a:1' }, { rank: 1, host: 'a', server: 'tcp://images.a:1' }],
+      [{ rank: 1, host: 'a', server: 'tcp://images.a:2' }],
+    ]);
+    expect(h.nodes.get('c')!.steps.seen.find((x) => x.step === RoundStep.RESTORE)!.sources.map((x) => x.server)).toEqual(['tcp://images.a:1', 'tcp://images.a:2']);
+    expect(value!.bytes_shipped).toBe(1500 + 2000); // c's two attempts, and d's
+    expect(value!.notes).toEqual(['rank 1 on c: /run/log.1: cut back from 90 to 40 bytes, its size at epoch 1 (written after that checkpoint)']);
+    expect(rankHosts()).toEqual(['c', 'c', 'd', 'd']);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+  });
+
   it("rolls back the files the ranks wrote after the epoch, and tells the operator each file its agents cut back", async () => {
     await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: true }));
     await advance(1_000);

@@ -54,7 +54,8 @@ export async function fetchAgainFromNewSources(
     for (const r of waiting) {
       const old = sources.get(r)!;
       const now = sourceNow(r);
-      if (now && (now.host !== old.host || now.server !== old.server)) {
+      // (another image server: a target that reads an image in place read it so from the start)
+      if (now?.server && (now.host !== old.host || now.server !== old.server)) {
         newSources.set(r, now);
         waiting.delete(r);
         continue;

@@ -139,13 +139,17 @@ export class MoveService {
     const placement = this.place(job, o, new Map(images.filter((i) => i.removedMs === null).map((i) => [i.rank, i.host])), replicas);
     // Every image's source is settled before anything starts.
     const sources = new Map<number, ImageSourceInit>();
+    /** Where rank's target gets its image from (now: a FETCH that lost its source asks again). */
+    const chooseSource = (rank: number) => {
+      const img = images.find((i) => i.rank === rank)!;
+      return chooseImageSource(this.c.replication.storedImage(img, replicas), this.c.hosts.get(placement.get(rank)!)!, this.c.hosts.all());
+    };
     // rank -> target, for the images FETCH copies to their target (not read in place there)
     const copied = new Map<number, string>();
     let bytesTotal = 0;
     for (const img of images) {
       const target = this.c.hosts.get(placement.get(img.rank)!)!;
-      const stored = this.c.replication.storedImage(img, replicas);
-      const choice = chooseImageSource(stored, target, this.c.hosts.all());
+      const choice = chooseSource(img.rank);
       if (!choice.source) {
         throw new FerryError(ErrorCode.HOST_DOWN, `epoch ${epoch} of job ${jobId}: ${choice.why}; nothing was started${choice.note ? ` (${choice.note})` : ''}`);
       }
@@ -180,13 +184,14 @@ export class MoveService {
       say('fetching');
       // A rollback: once its image is here, each target cuts back the files its ranks wrote after the
       // epoch (written-files.ts), every one of them before any rank is restored.
-      const fetch = await runRound(
-        this.c,
-        { ...request, step: RoundStep.FETCH, transient: true, roll_back_files: true, appended_sizes: largestAppendedSizes(images) },
-        targets,
-        this.c.config.dumpTimeoutMs,
-        perHost,
-      );
+      const fetchRequest = { ...request, step: RoundStep.FETCH, transient: true, roll_back_files: true, appended_sizes: largestAppendedSizes(images) };
+      let fetch = await runRound(this.c, fetchRequest, targets, this.c.config.dumpTimeoutMs, perHost);
+      if (!fetch.ok) {
+        // A rank whose source agent ended meanwhile is fetched again, from where its image is served now.
+        const again = await fetchAgainFromNewSources(this.c, fetchRequest, targets, fetch, sources, (rank) => chooseSource(rank).source, this.c.config.dumpTimeoutMs);
+        fetch = again.result;
+        for (const [rank, source] of again.newSources) sources.set(rank, source);
+      }
       const notes = cutBackNotes(fetch, epoch);
       for (const n of notes) this.c.event('restart.file-cut-back', `job ${jobId}: ${n}`, { jobId });
       const cutSoFar = (putBack: string) =>
