@@ -76,7 +76,7 @@ export async function fetchAgainFromNewSources(
   c.event(
     'fetch.again',
     `job ${request.job_id}: ${describeRoundFailure('FETCH', pick(first, [...newSources.keys()]))}; fetching again: ` +
-      [...newSources].map(([r, s]) => `rank ${r} from ${s.host}${s.server ? ` (${s.server})` : ' (in place)'}`).join(', '),
+      [...newSources].map(([r, s]) => `rank ${r} from ${s.host} (${s.server})`).join(', '),
     { jobId: request.job_id },
   );
   const retry = await runRound(c, request, again, timeoutMs, (ranks) => ({ sources: ranks.map((r) => newSources.get(r)!) }));
