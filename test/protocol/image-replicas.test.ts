@@ -146,6 +146,29 @@ describe('image replicas', () => {
     expect(replicas(1)).toEqual(['0@b:stored', '0@c:stored', '1@b:stored', '1@c:stored', '2@c:stored', '3@c:stored']);
   });
 
+  it("fetches an image again from its replica when the writer's agent dies during a restart's FETCH", async () => {
+    await setUp({ imageReplicas: 1 });
+    await submit();
+    await checkpoint(true);
+    fetched.clear();
+    const asked: string[][] = [];
+    h.nodes.get('d')!.steps.scripts.set(RoundStep.FETCH, (req) => {
+      asked.push(req.sources.map((s) => `${s.rank}<${s.host}`));
+      const fromA = req.sources.filter((s) => s.host === 'a').map((s) => s.rank);
+      if (fromA.length === 0) return { failed: new Map(), bytesFetched: req.sources.length * 1000 };
+      void h.crashAgent('a'); // for good: its images are still on b (replicas)
+      return { ...failRanks(fromA, 'image server tcp://images.a:1: no connection for 3000 ms', ErrorCode.UNAVAILABLE), bytesFetched: 2000 };
+    });
+    const { value, error } = await settle<MoveReplyInit>(h.coordinator!.moves.restart('j', { hosts: ['d'] }));
+    expect(error).toBeUndefined();
+    expect(asked).toEqual([['0<a', '1<a', '2<b', '3<b'], ['0<b', '1<b']]);
+    expect(value!.bytes_shipped).toBe(4000);
+    expect(events('fetch.again')).toEqual([
+      'job j: FETCH failed: ranks 0,1: host d: image server tcp://images.a:1: no connection for 3000 ms; fetching again: rank 0 from b (tcp://images.b:1), rank 1 from b (tcp://images.b:1)',
+    ]);
+    expect(h.catalog!.listRanks('j').map((r) => `${r.host}:${r.state}`)).toEqual(['d:running', 'd:running', 'd:running', 'd:running']);
+  });
+
   it('makes the copies a lost replica host held again on a live host', async () => {
     await setUp({ imageReplicas: 1 });
     await submit();
