@@ -18,7 +18,9 @@
 //   committed unless retention deleted it, and one always stays;
 // - every image of a committed epoch, and every stored replica, is on the disk
 //   of the host the catalog names (each host's disk is modelled: DUMP writes
-//   images, FETCH copies them only from a live host that has them, DISCARD
+//   images, FETCH copies them only from a live host that has them, through
+//   the image server of the agent that runs there now (each agent started
+//   listens at a new address, so a FETCH from one that ended fails), DISCARD
 //   removes them, RESTORE needs them at hand);
 // - a running job runs each rank exactly once, where the catalog says, and
 //   none of them is left flushed or flushing; a job that is not running runs
@@ -94,6 +96,9 @@ class Schedule {
   private readonly lastEpoch = new Map<string, number>();
   /** Each host's live agent's steps (none while its agent is dead). */
   private readonly liveSteps = new Map<string, ScriptedSteps>();
+  /** Each host's live agent's image server: every agent started listens at a new address, as a real one. */
+  private readonly servers = new Map<string, string>();
+  private agentsStarted = 0;
   /** What went wrong outside a command (a forget refused): check() reports it. */
   private readonly problems: string[] = [];
   /** Set when the coordinator crashed in the round under way: its commands will never answer. */
@@ -133,9 +138,11 @@ class Schedule {
 
   startAgent(host: string): void {
     if (this.liveSteps.has(host)) return; // one agent per host (two faults that each bring one back)
-    this.h.startAgent(host, {}, this.ranks.get(host)!, undefined, this.jitter);
+    const server = `tcp://images.${host}:${++this.agentsStarted}`;
+    this.h.startAgent(host, { imageServer: server }, this.ranks.get(host)!, undefined, this.jitter);
     const steps = this.h.nodes.get(host)!.steps;
     this.liveSteps.set(host, steps);
+    this.servers.set(host, server);
     steps.scriptsFlush = true; // (flushRanks)
     for (const step of STEPS) steps.scripts.set(step, (req) => this.answerLater(host, steps, req));
   }
@@ -143,6 +150,7 @@ class Schedule {
   /** The host's agent dies (its steps under way never answer). */
   private crash(host: string): Promise<void> {
     this.liveSteps.delete(host);
+    this.servers.delete(host);
     return this.h.crashAgent(host);
   }
 
@@ -281,7 +289,9 @@ class Schedule {
         const failed = new Map<number, FerryError>();
         for (const src of req.sources) {
           const from = this.imageKey(src.location);
-          if (src.host !== host && this.h.hostState(src.host) !== 'up') failed.set(src.rank, new FerryError(ErrorCode.HOST_DOWN, `${src.host} does not answer`));
+          // (an image server whose agent ended: nothing listens at its address any more)
+          if (src.server && this.servers.get(src.host) !== src.server) failed.set(src.rank, new FerryError(ErrorCode.UNAVAILABLE, `image server ${src.server}: no connection for 3000 ms`));
+          else if (src.host !== host && this.h.hostState(src.host) !== 'up') failed.set(src.rank, new FerryError(ErrorCode.HOST_DOWN, `${src.host} does not answer`));
           else if (!this.disks.get(src.host)!.has(from)) failed.set(src.rank, new FerryError(ErrorCode.IMAGE_MISSING, `no image ${from} on ${src.host}`));
           else if (src.host !== host) disk.add(this.key(req.job_id, req.image_set, src.rank));
         }
