@@ -81,15 +81,20 @@ export class ImageClient {
   /** No connection is up (from now): unless one comes within unreachableMs, the open requests fail then, and new ones at once. */
   private watchUnreachable(): void {
     if (this.closed || this.unreachableTimer) return;
-    this.unreachableTimer = setTimeout(() => {
-      if (this.closed) return;
-      this.unreachable = new FerryError(
-        ErrorCode.UNAVAILABLE,
-        `image server ${this.peer}: no connection for ${this.unreachableMs} ms (nothing accepts connections there: its agent has ended, or the host is gone)`,
-      );
-      this.pending.failAll(this.unreachable);
+    const timer = setTimeout(() => {
+      // Timers run before the socket events of the same turn of the event loop: after a turn that took long
+      // (a busy process), a connection made meanwhile has its event waiting. It is heard first.
+      setImmediate(() => {
+        if (this.closed || this.unreachableTimer !== timer) return;
+        this.unreachable = new FerryError(
+          ErrorCode.UNAVAILABLE,
+          `image server ${this.peer}: no connection for ${this.unreachableMs} ms (nothing accepts connections there: its agent has ended, or the host is gone)`,
+        );
+        this.pending.failAll(this.unreachable);
+      });
     }, this.unreachableMs);
-    this.unreachableTimer.unref();
+    timer.unref();
+    this.unreachableTimer = timer;
   }
 
   /** Sends a request and resolves with the reply; a failed Status rejects with its code, naming the peer. */

@@ -391,6 +391,23 @@ describe('image transfer between agents', () => {
     }
   });
 
+  it('a client whose process was too busy to hear its connection being made is not taken for unreachable', async () => {
+    const { root } = await storedImage(1024 * 1024);
+    const server = await serve(root);
+    const client = new ImageClient(server.address, 10_000, 1024 * 1024, undefined, 300);
+    try {
+      const reply = client.request('manifest', { manifest_request: { dir: dirRef(FIXTURE_META.jobId, FIXTURE_META.epoch, FIXTURE_META.rank) } });
+      // Busy past unreachableMs: the connection is made meanwhile (libzmq's own thread), its event not heard yet.
+      const until = performance.now() + 700;
+      while (performance.now() < until) {
+        /* busy */
+      }
+      expect((await reply).message.manifest_reply?.manifest_file?.length).toBeGreaterThan(0);
+    } finally {
+      await client.close();
+    }
+  });
+
   it('an address where nothing listens fails as UNAVAILABLE once unreachable for unreachableMs, not at the request timeout', async () => {
     const probe = await ImageServer.bind(LOOPBACK, await temps.make('none'));
     const address = probe.address;
