@@ -215,7 +215,7 @@ describe('an agent killed and restarted while its ranks run', { timeout: 180_000
     expect(moved.code, `${moved.stderr}\n${c.logTails(20)}`).toBe(0);
     const again = (await events()).filter((e) => e.kind === 'fetch.again' && e.jobId === 'fetch').map((e) => e.message);
     expect(again).toHaveLength(1);
-    expect(again[0]).toMatch(/^job fetch: FETCH failed: rank 1: host host2: image server tcp:\/\/\S+: no connection for 3000 ms .*; fetching again: rank 1 from host1 \(tcp:\/\/\S+\)$/);
+    expect(again[0]).toMatch(/^job fetch: FETCH failed: rank 1: host host2: image server tcp:\/\/\S+: no connection for 3000 ms .*; fetching again: rank 1 on host2 from host1 \(tcp:\/\/\S+\)$/);
     expect((await job('fetch')).ranks.map((r) => r.host)).toEqual(['host1', 'host2', 'host1', 'host1']);
     await streamEndsWell('fetch', stop, run);
   });

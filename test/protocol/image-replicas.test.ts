@@ -164,7 +164,7 @@ describe('image replicas', () => {
     expect(asked).toEqual([['0<a', '1<a', '2<b', '3<b'], ['0<b', '1<b']]);
     expect(value!.bytes_shipped).toBe(4000);
     expect(events('fetch.again')).toEqual([
-      'job j: FETCH failed: ranks 0,1: host d: image server tcp://images.a:1: no connection for 3000 ms; fetching again: rank 0 from b (tcp://images.b:1), rank 1 from b (tcp://images.b:1)',
+      'job j: FETCH failed: ranks 0,1: host d: image server tcp://images.a:1: no connection for 3000 ms; fetching again: rank 0 on d from b (tcp://images.b:1), rank 1 on d from b (tcp://images.b:1)',
     ]);
     expect(h.catalog!.listRanks('j').map((r) => `${r.host}:${r.state}`)).toEqual(['d:running', 'd:running', 'd:running', 'd:running']);
   });

@@ -749,8 +749,43 @@ describe('migration', () => {
     expect(h.catalog!.getJob('j')!.state).toBe('running');
     expect(h.catalog!.rankMoves('j')).toEqual([]);
     expect(h.catalog!.listEvents({ limit: 200 }).filter((e) => e.kind === 'fetch.again').map((e) => e.message)).toEqual([
-      'job j: FETCH failed: rank 1: host c: image server tcp://images.a:1: no connection for 3000 ms; fetching again: rank 1 from a (tcp://images.a:2)',
+      'job j: FETCH failed: rank 1: host c: image server tcp://images.a:1: no connection for 3000 ms; fetching again: rank 1 on c from a (tcp://images.a:2)',
     ]);
+  });
+
+  it("has the target's agent started again fetch the image when the one asked was lost during the FETCH", async () => {
+    h.nodes.get('c')!.steps.scripts.set(RoundStep.FETCH, () => {
+      void h.crashAgent('c');
+      setTimeout(() => h.startAgent('c'), 300); // its supervisor starts it again
+      return 'hang';
+    });
+    const { error } = await settle<MoveReplyInit>(h.coordinator!.moves.migrate('j', new Map([[1, 'c']])));
+    expect(error).toBeUndefined();
+    // The new agent got the FETCH (its script is the default one), then the RESTORE.
+    expect(steps('c')).toEqual([RoundStep.FETCH, RoundStep.RESTORE, RoundStep.RESUME, RoundStep.DISCARD]);
+    expect(h.catalog!.listEvents({ limit: 200 }).filter((e) => e.kind === 'fetch.again').map((e) => e.message)).toEqual([
+      expect.stringMatching(/^job j: FETCH failed: rank 1: host c: .*; fetching again: rank 1 on c from a \(tcp:\/\/images.a:1\)$/),
+    ]);
+    await advance(2_000);
+    expect([...h.nodes.get('c')!.ranks.live.keys()]).toEqual(['j/1']);
+    expect([...h.nodes.get('a')!.ranks.live.keys()]).toEqual(['j/0']);
+    expect(rankHosts()).toEqual(['a', 'c', 'b', 'b']);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+    expect(h.catalog!.rankMoves('j')).toEqual([]);
+  });
+
+  it("does not ask a target's agent that was only unheard for a while (it may still be fetching): the migration aborts", async () => {
+    h.nodes.get('c')!.steps.scripts.set(RoundStep.FETCH, () => {
+      h.partition('c', true);
+      setTimeout(() => h.partition('c', false), 550); // heard again soon after it was seen down: the same agent
+      return 'hang';
+    });
+    const { error } = await settle(h.coordinator!.moves.migrate('j', new Map([[1, 'c']])));
+    expect(error!.message).toMatch(/^migration of job j aborted: FETCH failed: rank 1: host c: /);
+    expect(h.nodes.get('c')!.steps.seen.filter((x) => x.step === RoundStep.FETCH)).toHaveLength(1);
+    expect(h.catalog!.listEvents({ limit: 200 }).map((e) => e.message)).toContain('host c: down -> up: re-registered (same agent)');
+    expect(h.catalog!.listEvents({ limit: 200 }).filter((e) => e.kind === 'fetch.again')).toEqual([]);
+    expect(rankHosts()).toEqual(['a', 'a', 'b', 'b']);
   });
 
   it('does not wait for another source when the source agent is alive: the FETCH failure aborts the migration at once', async () => {

@@ -594,15 +594,17 @@ export class MoveService {
     );
     const perTarget = (ranks: number[]) => ({ sources: ranks.map((r) => sources.get(r)!) });
     const fetchRequest = { ...request, step: RoundStep.FETCH, transient: true };
+    const targetAgents = new Map([...targets.keys()].map((host) => [host, this.c.hosts.get(host)?.agentInstance]));
     let fetch = await runRound(this.c, fetchRequest, targets, cfg.dumpTimeoutMs, perTarget);
     if (!fetch.ok) {
       // A rank whose source agent ended meanwhile is fetched again, from where its image is served now
-      // (by that agent started again, or by a live host that shares its image store).
+      // (by that agent started again, or by a live host that shares its image store); one whose target's
+      // agent was replaced meanwhile is fetched again by the new one.
       const sourceNow = (rank: number) => {
         const target = this.c.hosts.get(moves.get(rank)!);
         return target && chooseImageSource(dumped.get(rank)!, target, this.c.hosts.all()).source;
       };
-      const again = await fetchAgainFromNewSources(this.c, fetchRequest, targets, fetch, sources, sourceNow, cfg.dumpTimeoutMs);
+      const again = await fetchAgainFromNewSources(this.c, fetchRequest, targets, fetch, sources, sourceNow, cfg.dumpTimeoutMs, targetAgents);
       fetch = again.result;
       for (const [rank, source] of again.newSources) sources.set(rank, source);
       if (again.newSources.size > 0) {
