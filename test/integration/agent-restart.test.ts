@@ -9,8 +9,9 @@
 // flushed. An agent killed while it takes the endpoint table: its ranks get
 // the table through the next agent. A failed job's
 // rank that ignores SIGTERM on a host away at the time ends once its agent is back.
-// An agent killed while a migration's target fetches from it: the target
-// fetches again from the next agent, and the migration succeeds.
+// An agent killed while a migration's target fetches from it, or while it
+// is that target: the image is fetched again (from, or by, the next agent),
+// and the migration succeeds.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -218,6 +219,24 @@ describe('an agent killed and restarted while its ranks run', { timeout: 180_000
     expect(again[0]).toMatch(/^job fetch: FETCH failed: rank 1: host host2: image server tcp:\/\/\S+: no connection for 3000 ms .*; fetching again: rank 1 on host2 from host1 \(tcp:\/\/\S+\)$/);
     expect((await job('fetch')).ranks.map((r) => r.host)).toEqual(['host1', 'host2', 'host1', 'host1']);
     await streamEndsWell('fetch', stop, run);
+  });
+
+  it("a migration's target agent killed during its FETCH: the next agent there fetches the image, and the rank moves", async () => {
+    const stop = join(c.tempDir, 'stop-target');
+    const run = c.ferry(['run', '-n', '4', '--hosts', 'host1', '--job-id', 'target', stream, stop], { timeoutMs: 150_000 });
+    await allRunning('target');
+    gates.close('fetch');
+    const move = c.ferry(['migrate', 'target', '--rank', '2', '--to', 'host2', '--json'], { timeoutMs: 90_000 });
+    await gates.held('fetch', 'host2');
+    await c.killAgent('host2', 'SIGKILL'); // its FETCH dies with it
+    gates.open('fetch');
+    await c.startAgent('host2');
+    const moved = await move;
+    expect(moved.code, `${moved.stderr}\n${c.logTails(20)}`).toBe(0);
+    const again = (await events()).filter((e) => e.kind === 'fetch.again' && e.jobId === 'target').map((e) => e.message);
+    expect(again).toEqual([expect.stringMatching(/^job target: FETCH failed: rank 2: host host2: .*; fetching again: rank 2 on host2 from host1 \(tcp:\/\/\S+\)$/)]);
+    expect((await job('target')).ranks.map((r) => r.host)).toEqual(['host1', 'host1', 'host2', 'host1']);
+    await streamEndsWell('target', stop, run);
   });
 
   it('an agent killed during the RESUME of a restart: the ranks it restored run on under the next agent', async () => {
