@@ -60,14 +60,42 @@ export class EndpointTables {
     const pending = this.pendingEndpoints.get(e.job_id) ?? new Map<number, EndpointInit>();
     pending.set(e.rank, { rank: e.rank, address: e.address, port: e.port });
     this.pendingEndpoints.set(e.job_id, pending);
-    if (pending.size < job.worldSize) return;
-    this.pendingEndpoints.delete(e.job_id);
+    this.publishIfComplete(job);
+  }
+
+  /** A rank of the job ended: a table being gathered may have every rank that will still say hello now. */
+  onRankExited(jobId: string): void {
+    const job = this.c.catalog.getJob(jobId);
+    if (job && this.pendingEndpoints.has(jobId)) this.publishIfComplete(job);
+  }
+
+  /**
+   * Publishes the table being gathered once every rank of the job is in it, or has ended. A rank past
+   * MPI_Finalize says hello no more; its peers may still be in theirs (its barrier done, theirs not yet
+   * seen through) when a flush catches them, and after the RESUME they wait for a table: its last
+   * endpoint stands in for it (no rank talks to one that has finalized). Without it they waited for
+   * good, and the job never ended (soak seed 116: two ranks exited during a checkpoint's DUMP).
+   */
+  private publishIfComplete(job: JobRow): void {
+    const pending = this.pendingEndpoints.get(job.id)!;
+    const table = new Map(pending);
+    if (table.size < job.worldSize) {
+      for (const r of this.c.catalog.listRanks(job.id)) {
+        if (r.state !== 'exited' || table.has(r.rank)) continue;
+        const last = parseEndpoint(r.endpoint);
+        if (!last) return; // ended before it ever said hello: not an MPI rank of this runtime, or not yet one
+        table.set(r.rank, { rank: r.rank, ...last });
+      }
+      if (table.size < job.worldSize) return;
+      this.c.event('job.endpoints', `job ${job.id}: ranks ${[...table.keys()].filter((r) => !pending.has(r)).sort((a, b) => a - b).join(',')} have ended: their last endpoints stand in the table`, { jobId: job.id });
+    }
+    this.pendingEndpoints.delete(job.id);
     // Recorded before any host is sent the table: a coordinator killed part way through sending it leaves
     // hosts that did not get it, whose ranks still wait; the next coordinator hands them this table when
     // their agents tell those endpoints again (republishTo).
     this.c.catalog.setEndpointsPublished(job.id, true);
     this.tablesExpected.delete(job.id);
-    void this.publish(e.job_id, [...pending.values()].sort((a, b) => (a.rank ?? 0) - (b.rank ?? 0)));
+    void this.publish(job.id, [...table.values()].sort((a, b) => (a.rank ?? 0) - (b.rank ?? 0)));
   }
 
   /**
@@ -115,9 +143,9 @@ export class EndpointTables {
     if (rows.length !== job.worldSize || rows.find((r) => r.rank === rank)?.endpoint !== endpoint) return false;
     const endpoints: EndpointInit[] = [];
     for (const r of rows) {
-      const m = /^(.*):(\d+)$/.exec(r.endpoint);
-      if (!m) return false;
-      endpoints.push({ rank: r.rank, address: m[1], port: Number(m[2]) });
+      const e = parseEndpoint(r.endpoint);
+      if (!e) return false;
+      endpoints.push({ rank: r.rank, ...e });
     }
     this.c.event('job.endpoints', `job ${jobId}: endpoint table sent again to ${host} (rank ${rank}'s endpoint told again)`, { jobId, host });
     void this.c.requestAgent(host, { endpoint_table: { job_id: jobId, endpoints } }).catch((err) => this.tableNotHanded(jobId, host, err));
@@ -156,4 +184,10 @@ export class EndpointTables {
     }
     this.jobs.failRunningJob(jobId, `could not hand the endpoint table to host ${host}: ${errorMessage(err)}`);
   }
+}
+
+/** "ADDR:PORT" as the catalog keeps a rank's endpoint; undefined when it has none. */
+function parseEndpoint(endpoint: string): { address: string; port: number } | undefined {
+  const m = /^(.*):(\d+)$/.exec(endpoint);
+  return m ? { address: m[1]!, port: Number(m[2]) } : undefined;
 }

@@ -531,6 +531,7 @@ export class JobService {
     this.updateRank({ jobId, rank, host, pid: row.pid || (e.pid ?? 0), endpoint: row.endpoint, state: 'exited', exitCode, signal, updatedMs: this.c.now() });
     const how = signal ? `killed by ${signal}` : `exited with status ${exitCode}`;
     this.c.event('rank.exit', `job ${jobId} rank ${rank} on ${host} ${how}${e.reason ? ` (${e.reason})` : ''}`, { jobId, host });
+    if (exitCode === 0 && !signal) this.tables.onRankExited(jobId); // past MPI_Finalize: no hello to wait for
     if ((exitCode !== 0 || signal) && !this.stopping.has(jobId)) {
       const code = exitCode > 0 ? exitCode : signalStatus(signal);
       const detail = `rank ${rank} on ${host} ${how}${e.reason ? ` (${e.reason})` : ''}`;

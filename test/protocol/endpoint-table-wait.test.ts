@@ -133,3 +133,39 @@ describe('a checkpoint or a migration while the endpoint table is on its way', (
     expect(h.catalog!.listEvents({ limit: 100 }).some((e) => /job k: its endpoint table is not out after 5000 ms; going on without it/.test(e.message))).toBe(true);
   });
 });
+
+describe('a table gathered while ranks of the job end', () => {
+  // Ranks past MPI_Finalize say hello no more, while their peers, caught by a flush inside their own
+  // MPI_Finalize and woken by the RESUME, wait for a table (soak seed 116: the job never ended).
+  it('is handed out with the last endpoint of a rank that had ended before the others said hello', async () => {
+    await bothSayHello(1000, 1001);
+    h.nodes.get('b')!.ranks.exit('k', 1, 0);
+    await advance(50);
+    a.hello(0, 2000); // woken by a RESUME: a new listener, a new table to wait for
+    await advance(50);
+    expect(a.tables).toEqual(['k 1000,1001', 'k 2000,1001']);
+    expect(h.catalog!.listEvents({ limit: 100 }).map((e) => e.message)).toContain('job k: ranks 1 have ended: their last endpoints stand in the table');
+    h.nodes.get('a')!.ranks.exit('k', 0, 0);
+    await advance(50);
+    expect(h.catalog!.getJob('k')!.state).toBe('succeeded');
+  });
+
+  it('is handed out when the last rank that will not say hello ends', async () => {
+    await bothSayHello(1000, 1001);
+    a.hello(0, 2000);
+    await advance(500);
+    expect(a.tables).toEqual(['k 1000,1001']); // rank 1 may still say hello
+    h.nodes.get('b')!.ranks.exit('k', 1, 0);
+    await advance(50);
+    expect(a.tables).toEqual(['k 1000,1001', 'k 2000,1001']);
+  });
+
+  it('is not handed out for a rank that failed: the job fails instead', async () => {
+    await bothSayHello(1000, 1001);
+    a.hello(0, 2000);
+    h.nodes.get('b')!.ranks.exit('k', 1, 3);
+    await advance(3_000); // its peers get SIGTERM
+    expect(a.tables).toEqual(['k 1000,1001']);
+    expect(h.catalog!.getJob('k')!).toMatchObject({ state: 'failed', detail: 'rank 1 on b exited with status 3' });
+  });
+});
