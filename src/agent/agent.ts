@@ -272,7 +272,10 @@ export class Agent {
     this.heartbeatIntervalMs = rr.heartbeat_interval_ms || DEFAULT_HEARTBEAT_INTERVAL_MS;
     this.heartbeatTimeoutMs = rr.heartbeat_timeout_ms || DEFAULT_HEARTBEAT_TIMEOUT_MS;
     // The coordinator took the exits from the registration.
-    for (const [key, e] of carried) if (this.unackedExits.get(key) === e) this.unackedExits.delete(key);
+    for (const [key, e] of carried) {
+      if (this.unackedExits.get(key) === e) this.unackedExits.delete(key);
+      this.ranks.exitReported?.(e);
+    }
     if (previousCoordinator && previousCoordinator !== rr.coordinator_instance) {
       // What the one before was asked it will never answer: the reports go again to this one now, not
       // after their timeout (an endpoint report waiting so held the job's table back, and a checkpoint
@@ -644,6 +647,7 @@ export class Agent {
         try {
           await this.request({ rank_exited: e }, this.heartbeatTimeoutMs);
           if (this.unackedExits.get(key) === e) this.unackedExits.delete(key);
+          this.ranks.exitReported?.(e);
           return;
         } catch (err) {
           trace(`reporting exit of ${key}: ${errorMessage(err)}`);

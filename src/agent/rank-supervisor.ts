@@ -112,6 +112,8 @@ export interface RankRunner extends EventEmitter<RankSupervisorEvents> {
   logPaths(jobId: string, rank: number): { out: string; err: string };
   /** After an agent restart: the ranks of the rank table still running, and how the others ended. */
   readopt?(): ReadoptResult;
+  /** A coordinator acknowledged this exit: the rank table need not keep it for the next agent. */
+  exitReported?(e: RankExitedInit): void;
   /** `onlyPid`: signal a rank only while its process is that one (not a later copy of it). */
   signalRanks?(jobId: string, ranks: number[], signal: NodeJS.Signals, onlyPid?: number): number;
   recordOutputOffsets?(jobId: string, rank: number, offsets: { out: number; err: number }): void;
@@ -123,6 +125,13 @@ export interface RankRunner extends EventEmitter<RankSupervisorEvents> {
 
 export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implements RankRunner {
   private readonly ranks = new Map<string, RankEntry>();
+  /**
+   * Ranks that ended, by job/rank/pid, kept in the rank table with their exit until a coordinator
+   * acknowledged it: an agent killed before that would otherwise take the exit with it, and the next
+   * one, finding the rank neither in its table nor running, had it lost (soak seed 116: a job whose
+   * ranks had all exited 0 failed so).
+   */
+  private readonly unreported = new Map<string, RankTableEntry>();
   private readonly stateDir: string;
   private readonly tablePath: string;
   private watchTimer: NodeJS.Timeout | undefined;
@@ -266,7 +275,6 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
       if (!entry.keepInitDir) removeRankInitDir(initDir);
       if (entry.ended) return;
       entry.ended = true;
-      this.saveTable();
       const exited: RankExitedInit = {
         job_id: spec.jobId,
         rank: spec.rank,
@@ -277,10 +285,21 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
         exited_ms: Date.now(),
         reason: code === 127 ? `exit 127: the program could not be executed (see ${logs.err})` : '',
       };
+      this.keepUntilReported(entry.table, exited);
       trace(`exit ${key} code=${code} signal=${signal}`);
       this.emit('exit', exited);
     });
     return info;
+  }
+
+  /** The rank ended: its entry stays in the table, with its exit, until exitReported. Writes the table. */
+  private keepUntilReported(t: RankTableEntry, exit: RankExitedInit): void {
+    this.unreported.set(`${t.jobId}/${t.rank}/${exit.pid ?? 0}`, { ...t, exit });
+    this.saveTable();
+  }
+
+  exitReported(e: RankExitedInit): void {
+    if (this.unreported.delete(`${e.job_id}/${e.rank}/${e.pid ?? 0}`)) this.saveTable();
   }
 
   running(): RankProcessInit[] {
@@ -299,7 +318,12 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
     for (const t of loadRankTable(this.tablePath)) {
       const key = RankSupervisor.key(t.jobId, t.rank);
       if (this.ranks.has(key)) continue;
-      if (processAlive(t.pid, t.pidStartTicks)) {
+      if (t.exit) {
+        // Its end was seen by the agent before, and never acknowledged: told again, kept until it is.
+        result.ended.push({ exit: t.exit, logs: t.logs, offsets: t.offsets });
+        this.unreported.set(`${t.jobId}/${t.rank}/${t.exit.pid ?? 0}`, t);
+        trace(`${key} ended before the agent went down, its exit not acknowledged: exit ${t.exit.exit_code}`);
+      } else if (processAlive(t.pid, t.pidStartTicks)) {
         const info: RankProcessInit = { job_id: t.jobId, rank: t.rank, pid: t.pid, endpoint: '', started_ms: t.startedMs };
         const spec: RankStartSpec = { jobId: t.jobId, rank: t.rank, worldSize: t.worldSize, argv: [], cwd: '/', env: {} };
         this.ranks.set(key, { spec, process: info, table: { ...t, flushEpoch: t.flushEpoch ?? 0 }, ended: false });
@@ -310,6 +334,7 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
         removeExitStatus(t.statusFile);
         removeRankInitDir(t.initDir);
         result.ended.push({ exit, logs: t.logs, offsets: t.offsets });
+        this.unreported.set(`${t.jobId}/${t.rank}/${exit.pid ?? 0}`, { ...t, exit });
         trace(`${key} ended while the agent was down: exit ${exit.exit_code} ${exit.reason}`);
       }
     }
@@ -362,7 +387,7 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
         const exited = this.endedExit(e.table, false, e.lastSignal);
         removeExitStatus(e.table.statusFile);
         if (!e.keepInitDir) removeRankInitDir(e.table.initDir);
-        this.saveTable();
+        this.keepUntilReported(e.table, exited);
         trace(`exit of re-adopted ${key}: code=${exited.exit_code} ${exited.reason}`);
         this.emit('exit', exited);
       }
@@ -419,7 +444,7 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
 
   private saveTable(): void {
     try {
-      saveRankTable(this.tablePath, [...this.ranks.values()].filter((e) => !e.ended).map((e) => e.table));
+      saveRankTable(this.tablePath, [...[...this.ranks.values()].filter((e) => !e.ended).map((e) => e.table), ...this.unreported.values()]);
     } catch (err) {
       trace(`writing the rank table ${this.tablePath}: ${errorMessage(err)}`);
     }

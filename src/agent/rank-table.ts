@@ -1,11 +1,13 @@
 // The agent's rank table on disk: which ranks of which jobs this host runs,
 // enough to find them again after the agent crashed and was restarted (the
-// ranks themselves are not the agent's children and live on). Written
-// atomically (temporary file, fsync, rename) on every start, adoption and
-// exit, and every few seconds with the output offsets reached.
+// ranks themselves are not the agent's children and live on), and the ranks
+// that ended whose exit no coordinator has acknowledged yet (the next agent
+// reports them). Written atomically (temporary file, fsync, rename) on every
+// start, adoption, exit and acknowledged exit, and every few seconds with the
+// output offsets reached.
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { ErrorCode } from '../gen/proto.js';
+import { ErrorCode, type RankExitedInit } from '../gen/proto.js';
 import { FerryError, errorMessage } from '../common/ferry-error.js';
 
 export const RANK_TABLE_MAGIC = 'ferry-agent-rank-table';
@@ -36,6 +38,8 @@ export interface RankTableEntry {
   startedMs: number;
   /** Non-zero while the rank is asked to flush or flushed at that epoch, and not yet resumed. */
   flushEpoch: number;
+  /** Set once the rank has ended: how, until a coordinator has acknowledged it (then the entry goes). */
+  exit?: RankExitedInit;
 }
 
 interface RankTableFile {

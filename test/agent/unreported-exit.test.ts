@@ -1,0 +1,68 @@
+// A rank's exit that the agent saw but no coordinator acknowledged yet stays
+// in the rank table: an agent killed in between leaves it to the next one,
+// which reports it, instead of a rank that vanished (and a job failed of a
+// "lost" rank that had exited 0: soak seed 116). Real ranks under ferry-init;
+// the agents are two RankSupervisors on one state directory, the first one
+// dropped without a word as a SIGKILLed agent would be.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { RankExitedInit } from '../../src/gen/proto.js';
+import { RankSupervisor } from '../../src/agent/rank-supervisor.js';
+import { RANK_TABLE_FILE } from '../../src/agent/rank-table.js';
+
+const FERRY_INIT = resolve('build', 'bin', 'ferry-init');
+
+let dir = '';
+const supervisors: RankSupervisor[] = [];
+const supervisor = () => {
+  const s = new RankSupervisor({ host: 'h', logsDir: join(dir, 'logs'), stateDir: join(dir, 'state'), initPath: FERRY_INIT, agentSocketName: `ferry-test-exit-${process.pid}` });
+  supervisors.push(s);
+  return s;
+};
+const table = () => (JSON.parse(readFileSync(join(dir, 'state', RANK_TABLE_FILE), 'utf8')) as { ranks: { rank: number; exit?: RankExitedInit }[] }).ranks;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'ferry-test-exit-'));
+});
+afterEach(() => {
+  for (const s of supervisors.splice(0)) {
+    s.signalJob('j', 'SIGKILL');
+    s.close();
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('an exit no coordinator acknowledged yet', () => {
+  it('is kept in the rank table, reported by the next agent, and dropped once acknowledged', async () => {
+    const first = supervisor();
+    const exited = new Promise<RankExitedInit>((res) => first.on('exit', res));
+    first.start({ jobId: 'j', rank: 0, worldSize: 2, argv: ['/bin/sh', '-c', 'exit 0'], cwd: '/', env: { PATH: '/usr/bin:/bin' } });
+    first.start({ jobId: 'j', rank: 1, worldSize: 2, argv: ['/bin/sh', '-c', 'exec sleep 60'], cwd: '/', env: { PATH: '/usr/bin:/bin' } });
+    const exit = await exited;
+    expect(exit).toMatchObject({ job_id: 'j', rank: 0, exit_code: 0, signal: '' });
+    expect(table().map((t) => [t.rank, t.exit?.exit_code])).toEqual([[1, undefined], [0, 0]]);
+
+    // The agent dies before the coordinator acknowledged the exit; the next one reads the table.
+    const next = supervisor();
+    const r = next.readopt();
+    expect(r.alive.map((a) => a.process.rank)).toEqual([1]);
+    expect(r.ended.map((d) => d.exit)).toEqual([exit]);
+    expect(table().map((t) => t.rank)).toEqual([1, 0]); // still kept: not acknowledged yet
+
+    next.exitReported(exit);
+    expect(table().map((t) => t.rank)).toEqual([1]);
+  });
+
+  it('leaves the table once acknowledged, so the next agent has nothing to report of it', async () => {
+    const first = supervisor();
+    const exited = new Promise<RankExitedInit>((res) => first.on('exit', res));
+    first.start({ jobId: 'j', rank: 0, worldSize: 1, argv: ['/bin/sh', '-c', 'exit 3'], cwd: '/', env: { PATH: '/usr/bin:/bin' } });
+    const exit = await exited;
+    expect(exit.exit_code).toBe(3);
+    first.exitReported(exit);
+    expect(table()).toEqual([]);
+    expect(supervisor().readopt()).toEqual({ alive: [], ended: [] });
+  });
+});
