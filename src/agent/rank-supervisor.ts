@@ -317,6 +317,7 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
     const result: ReadoptResult = { alive: [], ended: [] };
     for (const t of loadRankTable(this.tablePath)) {
       const key = RankSupervisor.key(t.jobId, t.rank);
+      // (the table lists the running ranks first: an earlier copy's end is not told over a later copy's output)
       if (this.ranks.has(key)) continue;
       if (t.exit) {
         // Its end was seen by the agent before, and never acknowledged: told again, kept until it is.

@@ -87,7 +87,13 @@ export class EndpointTables {
         table.set(r.rank, { rank: r.rank, ...last });
       }
       if (table.size < job.worldSize) return;
-      this.c.event('job.endpoints', `job ${job.id}: ranks ${[...table.keys()].filter((r) => !pending.has(r)).sort((a, b) => a - b).join(',')} have ended: their last endpoints stand in the table`, { jobId: job.id });
+      const ended = [...table.keys()].filter((r) => !pending.has(r)).sort((a, b) => a - b);
+      const many = ended.length > 1;
+      this.c.event(
+        'job.endpoints',
+        `job ${job.id}: rank${many ? 's' : ''} ${ended.join(',')} ${many ? 'have' : 'has'} ended: ${many ? 'their last endpoints stand' : 'its last endpoint stands'} in the table`,
+        { jobId: job.id },
+      );
     }
     this.pendingEndpoints.delete(job.id);
     // Recorded before any host is sent the table: a coordinator killed part way through sending it leaves

@@ -144,7 +144,7 @@ describe('a table gathered while ranks of the job end', () => {
     a.hello(0, 2000); // woken by a RESUME: a new listener, a new table to wait for
     await advance(50);
     expect(a.tables).toEqual(['k 1000,1001', 'k 2000,1001']);
-    expect(h.catalog!.listEvents({ limit: 100 }).map((e) => e.message)).toContain('job k: ranks 1 have ended: their last endpoints stand in the table');
+    expect(h.catalog!.listEvents({ limit: 100 }).map((e) => e.message)).toContain('job k: rank 1 has ended: its last endpoint stands in the table');
     h.nodes.get('a')!.ranks.exit('k', 0, 0);
     await advance(50);
     expect(h.catalog!.getJob('k')!.state).toBe('succeeded');
