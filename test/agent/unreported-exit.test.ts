@@ -26,11 +26,12 @@ const table = () => (JSON.parse(readFileSync(join(dir, 'state', RANK_TABLE_FILE)
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'ferry-test-exit-'));
 });
-afterEach(() => {
-  for (const s of supervisors.splice(0)) {
-    s.signalJob('j', 'SIGKILL');
-    s.close();
-  }
+afterEach(async () => {
+  const all = supervisors.splice(0);
+  for (const s of all) s.signalJob('j', 'SIGKILL');
+  // Their ends are written to the table as they come: the folder goes after the last one.
+  for (let i = 0; i < 250 && all.some((s) => s.running().length > 0); i++) await new Promise((r) => setTimeout(r, 20));
+  for (const s of all) s.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
