@@ -16,6 +16,13 @@ export interface RoundResult {
   replies: Map<string, RoundReply>;
 }
 
+/** Groups rank -> host into host -> ranks (the shape a round takes), each host's ranks in order. */
+export function byHostOf(placement: Map<number, string>): Map<string, number[]> {
+  const m = new Map<string, number[]>();
+  for (const [rank, host] of [...placement].sort((a, b) => a[0] - b[0])) m.set(host, [...(m.get(host) ?? []), rank]);
+  return m;
+}
+
 export async function runRound(
   c: Coordinator,
   request: Omit<RoundRequestInit, 'ranks'>,

@@ -14,7 +14,7 @@
 // and a target's agent that comes back without them has lost them.
 import { ErrorCode, type ImageSourceInit, type RoundReply, type RoundRequestInit } from '../../gen/proto.js';
 import type { Coordinator } from '../coordinator.js';
-import { describeRoundFailure, runRound, type RoundResult } from '../round-runner.js';
+import { byHostOf, describeRoundFailure, runRound, type RoundResult } from '../round-runner.js';
 
 /** The codes a target gives when its source stopped answering (not when the image was wrong, or the target failed). */
 const SOURCE_LOST = new Set<ErrorCode>([ErrorCode.UNAVAILABLE, ErrorCode.TIMEOUT]);
@@ -92,11 +92,7 @@ export async function fetchAgainFromNewSources(
   }
   if (newSources.size === 0) return { result: first, newSources };
 
-  const again = new Map<string, number[]>();
-  for (const r of [...newSources.keys()].sort((a, b) => a - b)) {
-    const host = targetOf.get(r)!;
-    again.set(host, [...(again.get(host) ?? []), r]);
-  }
+  const again = byHostOf(new Map([...newSources.keys()].map((r) => [r, targetOf.get(r)!])));
   c.event(
     'fetch.again',
     `job ${request.job_id}: ${describeRoundFailure('FETCH', pick(first, [...newSources.keys()]))}; fetching again: ` +

@@ -20,7 +20,7 @@ import { tracer } from '../../common/trace.js';
 import { EPOCH_COMMITTED, EPOCH_DELETED, EPOCH_LOST, type EpochImageRow, type JobRow, type RankMoveRow } from '../catalog-types.js';
 import type { Coordinator } from '../coordinator.js';
 import { placeRanks } from '../placement.js';
-import { describeRoundFailure, hostsDown, roundFailureCode, runResumeRound, runRound, type RoundResult } from '../round-runner.js';
+import { byHostOf, describeRoundFailure, hostsDown, roundFailureCode, runResumeRound, runRound, type RoundResult } from '../round-runner.js';
 import { fetchAgainFromNewSources } from './fetch-again.js';
 import { chooseImageSource, type StoredImage } from './image-source-choice.js';
 
@@ -30,13 +30,6 @@ const trace = tracer('moves');
 function mergeByHost(...maps: Map<string, number[]>[]): Map<string, number[]> {
   const m = new Map<string, number[]>();
   for (const map of maps) for (const [host, ranks] of map) m.set(host, [...new Set([...(m.get(host) ?? []), ...ranks])].sort((a, b) => a - b));
-  return m;
-}
-
-/** Groups rank -> host into host -> ranks. */
-function byHostOf(placement: Map<number, string>): Map<string, number[]> {
-  const m = new Map<string, number[]>();
-  for (const [rank, host] of [...placement].sort((a, b) => a[0] - b[0])) m.set(host, [...(m.get(host) ?? []), rank]);
   return m;
 }
 
