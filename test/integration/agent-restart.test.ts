@@ -268,15 +268,19 @@ describe('an agent killed and restarted while its ranks run', { timeout: 180_000
   it("a re-adopted rank's exit status reaches the new agent, which is no longer its parent", async () => {
     const dir = join(c.tempDir, 'status');
     mkdirSync(dir);
-    const run = c.ferry(['run', '-n', '2', '--hosts', 'host1,host2', '--job-id', 'status', ...shellRanks(dir)], { timeoutMs: 120_000 });
+    // Each rank waits for a stop file of its own: rank 0 ends first, so rank 1's failure cannot end it before it prints.
+    const ranks = ['/bin/sh', '-c', `while [ ! -e ${dir}/stop-$FERRY_RANK ]; do sleep 0.05; done; echo done $FERRY_RANK; [ -e ${dir}/fail-$FERRY_RANK ] && exit 3; exit 0`];
+    const run = c.ferry(['run', '-n', '2', '--hosts', 'host1,host2', '--job-id', 'status', ...ranks], { timeoutMs: 120_000 });
     const placed = await allRunning('status');
     const { rank, host: victim } = placed.ranks[1];
     // Restarted at once: the coordinator may not even see the host down.
     await c.killAgent(victim, 'SIGKILL');
     await c.startAgent(victim);
     await c.waitForHostStates({ [victim]: 'up' });
+    writeFileSync(join(dir, 'stop-0'), '');
+    await c.waitFor(async () => (await job('status')).ranks[0].state === 'exited', 'rank 0 ended');
     writeFileSync(join(dir, `fail-${rank}`), '');
-    writeFileSync(join(dir, 'stop'), '');
+    writeFileSync(join(dir, `stop-${rank}`), '');
     const r = await run;
     expect(r.code).toBe(3);
     expect(r.stdout.split('\n').sort()).toEqual(['', '[0] done 0', '[1] done 1']);
