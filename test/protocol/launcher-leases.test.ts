@@ -41,6 +41,23 @@ async function advanceReal(ms: number): Promise<void> {
   }
 }
 
+/**
+ * Until rank 1's lease lapses (fake time, as above), then until `answered` (the coordinator heard node b
+ * about its rank-exec's process), in real time: the agent reads /proc through libuv's pool, which a loaded
+ * machine may keep waiting for longer than the fake seconds of the probe's timeout would take to pass.
+ */
+async function lapseAndProbe(jobId: string, answered: () => boolean, what: string): Promise<void> {
+  for (let t = 0; t < 3 * LEASE_MS && h!.coordinator!.jobs.hasLauncherLeases(jobId); t += 100) await advanceReal(100);
+  expect(h!.coordinator!.jobs.hasLauncherLeases(jobId), 'the lapse of rank 1\'s lease').toBe(false);
+  for (let i = 0; i < 3_000 && !answered(); i++) {
+    await advance(0);
+    await new Promise((r) => realSetTimeout(r, 5));
+  }
+  expect(answered(), what).toBe(true);
+}
+
+const eventsOf = (jobId: string, kind: string) => h!.catalog!.listEvents({ jobId, limit: 100 }).filter((e) => e.kind === kind);
+
 afterEach(async () => {
   await h?.stop();
   h = undefined;
@@ -154,7 +171,8 @@ describe('the lease of a launched rank', () => {
     // PBS's suspend: SIGSTOP to the launcher's processes, no SIGTSTP first: rank 1's rank-exec just goes silent.
     standIn!.kill('SIGSTOP');
     execs[1]!.pause(true);
-    await advanceReal(LEASE_MS * 3);
+    await lapseAndProbe(jobId, () => eventsOf(jobId, 'launch.suspend').length > 0, 'the job suspended');
+    await advanceReal(LEASE_MS);
     const job = h!.catalog!.getJob(jobId)!;
     expect(job.state).toBe('running'); // suspended, not lost
     expect(job.launcherSuspended).toBe(true);
@@ -178,6 +196,7 @@ describe('the lease of a launched rank', () => {
     standIn!.kill('SIGKILL');
     await once(standIn!, 'exit');
     execs[1]!.kill();
+    await lapseAndProbe(jobId, () => eventsOf(jobId, 'launch.lost').length > 0, 'the launch lost');
     for (let t = 0; t < 3 * LEASE_MS && h!.catalog!.getJob(jobId)!.state === 'running'; t += 100) await advanceReal(100);
     expect(h!.catalog!.getJob(jobId)!.detail).toMatch(/^cancelled as its launcher lost rank 1 /);
     const lost = h!.catalog!.listEvents({ jobId, limit: 100 }).filter((e) => e.kind === 'launch.lost');
@@ -189,7 +208,7 @@ describe('the lease of a launched rank', () => {
     const { jobId, execs } = await launched([true, true], await standInProcess());
     standIn!.kill('SIGSTOP');
     execs[1]!.pause(true);
-    await advanceReal(LEASE_MS * 3);
+    await lapseAndProbe(jobId, () => eventsOf(jobId, 'launch.suspend').length > 0, 'the job suspended');
     expect(h!.catalog!.getJob(jobId)!.launcherSuspended).toBe(true);
     // Rank 0's rank-exec, never suspended, renews all along: that does not continue the job.
     await advanceReal(LEASE_MS * 2);
@@ -209,6 +228,7 @@ describe('the lease of a launched rank', () => {
   it('cancels the job when a lapsed rank-exec still runs (cut off from the coordinator), saying so', async () => {
     const { jobId, execs } = await launched([true, true], await standInProcess());
     execs[1]!.pause(true);
+    await lapseAndProbe(jobId, () => eventsOf(jobId, 'launch.lost').length > 0, 'the launch lost');
     for (let t = 0; t < 3 * LEASE_MS && h!.catalog!.getJob(jobId)!.state === 'running'; t += 100) await advanceReal(100);
     expect(h!.catalog!.getJob(jobId)!.detail).toMatch(/^cancelled as its launcher lost rank 1 /);
     const lost = h!.catalog!.listEvents({ jobId, limit: 100 }).filter((e) => e.kind === 'launch.lost');
