@@ -242,6 +242,9 @@ export class Agent {
   private async registerOnce(): Promise<void> {
     this.registrations++;
     const awaiting = this.steps.awaitingResume();
+    // Ranks that said hello and wait for their table: a new coordinator waits for their endpoints before it
+    // flushes the job (EndpointTables.awaitReports), which this registration tells before the reports come.
+    const waitingForTable = new Set((this.rankChannel?.unanswered().hellos ?? []).map((i) => `${i.jobId}/${i.rank}`));
     // The exits this registration carries; a rank that ends while it is on its way (a STOP the
     // coordinator sends as it settles this host) is reported by its own reportExit once registered.
     const carried = [...this.unackedExits];
@@ -259,7 +262,14 @@ export class Agent {
           image_server: this.identity.imageServer ?? '',
           image_store: this.identity.imageStore ?? '',
           // Ranks that ended while no agent ran count as alive until settleReadopted reports them.
-          ranks: [...this.ranks.running().map((p) => ({ ...p, flushed_epoch: awaiting.get(`${p.job_id}/${p.rank}`) ?? 0 })), ...(this.readopted?.ended.map((d) => ({ job_id: d.exit.job_id, rank: d.exit.rank, pid: d.exit.pid })) ?? [])],
+          ranks: [
+            ...this.ranks.running().map((p) => ({
+              ...p,
+              flushed_epoch: awaiting.get(`${p.job_id}/${p.rank}`) ?? 0,
+              awaits_table: waitingForTable.has(`${p.job_id}/${p.rank}`),
+            })),
+            ...(this.readopted?.ended.map((d) => ({ job_id: d.exit.job_id, rank: d.exit.rank, pid: d.exit.pid })) ?? []),
+          ],
           exited: carried.map(([, e]) => e),
         },
       },

@@ -5,7 +5,7 @@
 // to one another, and a rank still waiting for its table refuses a flush. The
 // catalog records that a job's table went out (jobs.endpoints_published), so a
 // coordinator that restarts while it hands the table out can hand it again.
-import { ErrorCode, type EndpointInit, type RankEndpointReport } from '../gen/proto.js';
+import { ErrorCode, type EndpointInit, type RankEndpointReport, type RankProcess } from '../gen/proto.js';
 import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { tracer } from '../common/trace.js';
 import type { JobRow, RankUpdate } from './catalog-types.js';
@@ -33,6 +33,11 @@ export class EndpointTables {
   private readonly tablesExpected = new Set<string>();
   /** Per job, its endpoint tables being handed to its agents (requests not all answered yet). */
   private readonly tablesInFlight = new Map<string, number>();
+  /**
+   * Per job, rank -> host: ranks that wait for their table, as their agent's registration said, whose
+   * endpoint report has not come yet (awaitReports).
+   */
+  private readonly reportsAwaited = new Map<string, Map<number, string>>();
 
   constructor(
     private readonly c: Coordinator,
@@ -53,6 +58,7 @@ export class EndpointTables {
     }
     if (!e.port || !e.address) throw new FerryError(ErrorCode.BAD_REQUEST, `rank ${e.rank} of ${e.job_id} reported no endpoint`);
     const endpoint = `${e.address}:${e.port}`;
+    this.reportsAwaited.get(job.id)?.delete(e.rank);
     if (e.repeated && this.republishTo(host, job, e.rank, endpoint)) return;
     // The first endpoint of a new gathering: the table the catalog holds is no longer the one to hand out.
     if (!this.pendingEndpoints.has(job.id) && job.endpointsPublished) this.c.catalog.setEndpointsPublished(job.id, false);
@@ -63,8 +69,37 @@ export class EndpointTables {
     this.publishIfComplete(job);
   }
 
-  /** A rank of the job ended: a table being gathered may have every rank that will still say hello now. */
-  onRankExited(jobId: string): void {
+  /**
+   * An agent registered, naming the ranks there that said hello and wait for their table. Their endpoint
+   * reports follow the registration (told again to a coordinator that is new to the agent, or still on
+   * their way); until they come, this coordinator knows nothing of those ranks waiting, and a flush asked
+   * meanwhile would find them so and fail. So untilTableOut waits for those reports too. The registration
+   * says how the host is now: what it said before is replaced.
+   */
+  awaitReports(host: string, ranks: readonly RankProcess[]): void {
+    for (const [jobId, awaited] of this.reportsAwaited) {
+      for (const [rank, h] of awaited) if (h === host) awaited.delete(rank);
+      if (awaited.size === 0) this.reportsAwaited.delete(jobId);
+    }
+    for (const p of ranks) {
+      if (!p.awaits_table || this.pendingEndpoints.get(p.job_id)?.has(p.rank) || this.c.catalog.getJob(p.job_id)?.state !== 'running') continue;
+      const awaited = this.reportsAwaited.get(p.job_id) ?? new Map<number, string>();
+      awaited.set(p.rank, host);
+      this.reportsAwaited.set(p.job_id, awaited);
+    }
+  }
+
+  /** The job's table reached `host`: its ranks there wait no more, whatever report of theirs is still on its way. */
+  private handedTo(jobId: string, host: string): void {
+    const awaited = this.reportsAwaited.get(jobId);
+    if (!awaited) return;
+    for (const [rank, h] of awaited) if (h === host) awaited.delete(rank);
+    if (awaited.size === 0) this.reportsAwaited.delete(jobId);
+  }
+
+  /** Rank `rank` of the job ended: a table being gathered may have every rank that will still say hello now. */
+  onRankExited(jobId: string, rank: number): void {
+    this.reportsAwaited.get(jobId)?.delete(rank);
     const job = this.c.catalog.getJob(jobId);
     if (job && this.pendingEndpoints.has(jobId)) this.publishIfComplete(job);
   }
@@ -101,6 +136,7 @@ export class EndpointTables {
     // their agents tell those endpoints again (republishTo).
     this.c.catalog.setEndpointsPublished(job.id, true);
     this.tablesExpected.delete(job.id);
+    this.reportsAwaited.delete(job.id);
     void this.publish(job.id, [...table.values()].sort((a, b) => (a.rank ?? 0) - (b.rank ?? 0)));
   }
 
@@ -123,7 +159,7 @@ export class EndpointTables {
    */
   async untilTableOut(jobId: string, timeoutMs: number): Promise<void> {
     const coming = () =>
-      (this.tablesExpected.has(jobId) || this.pendingEndpoints.has(jobId) || this.tablesInFlight.has(jobId)) &&
+      (this.tablesExpected.has(jobId) || this.pendingEndpoints.has(jobId) || this.tablesInFlight.has(jobId) || !!this.reportsAwaited.get(jobId)?.size) &&
       this.c.catalog.getJob(jobId)?.state === 'running';
     if (!coming()) return;
     const t0 = this.c.now();
@@ -154,7 +190,10 @@ export class EndpointTables {
       endpoints.push({ rank: r.rank, ...e });
     }
     this.c.event('job.endpoints', `job ${jobId}: endpoint table sent again to ${host} (rank ${rank}'s endpoint told again)`, { jobId, host });
-    void this.c.requestAgent(host, { endpoint_table: { job_id: jobId, endpoints } }).catch((err) => this.tableNotHanded(jobId, host, err));
+    void this.c.requestAgent(host, { endpoint_table: { job_id: jobId, endpoints } }).then(
+      () => this.handedTo(jobId, host),
+      (err) => this.tableNotHanded(jobId, host, err),
+    );
     return true;
   }
 
@@ -165,7 +204,10 @@ export class EndpointTables {
     try {
       await Promise.all(
         hosts.map((host) =>
-          this.c.requestAgent(host, { endpoint_table: { job_id: jobId, endpoints } }).catch((err) => this.tableNotHanded(jobId, host, err)),
+          this.c.requestAgent(host, { endpoint_table: { job_id: jobId, endpoints } }).then(
+            () => this.handedTo(jobId, host),
+            (err) => this.tableNotHanded(jobId, host, err),
+          ),
         ),
       );
     } finally {

@@ -531,7 +531,7 @@ export class JobService {
     this.updateRank({ jobId, rank, host, pid: row.pid || (e.pid ?? 0), endpoint: row.endpoint, state: 'exited', exitCode, signal, updatedMs: this.c.now() });
     const how = signal ? `killed by ${signal}` : `exited with status ${exitCode}`;
     this.c.event('rank.exit', `job ${jobId} rank ${rank} on ${host} ${how}${e.reason ? ` (${e.reason})` : ''}`, { jobId, host });
-    if (exitCode === 0 && !signal) this.tables.onRankExited(jobId); // past MPI_Finalize: no hello to wait for
+    if (exitCode === 0 && !signal) this.tables.onRankExited(jobId, rank); // past MPI_Finalize: no hello to wait for
     if ((exitCode !== 0 || signal) && !this.stopping.has(jobId)) {
       const code = exitCode > 0 ? exitCode : signalStatus(signal);
       const detail = `rank ${rank} on ${host} ${how}${e.reason ? ` (${e.reason})` : ''}`;
@@ -628,6 +628,7 @@ export class JobService {
     for (const e of exited) this.onRankExited(host, e);
     const aliveKeys = new Set(alive.map((p) => `${p.job_id}/${p.rank}`));
     for (const p of alive) this.onRankStarted(host, p);
+    this.tables.awaitReports(host, alive);
     // Ranks a migration was moving here when a coordinator died: not lost, their move is finished (unless a copy
     // was restored here already, pid known, and the agent came back without it: that copy is gone).
     const moving = this.c.catalog.rankMoves().filter((m) => m.toHost === host);

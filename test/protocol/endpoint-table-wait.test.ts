@@ -111,6 +111,32 @@ describe('a checkpoint or a migration while the endpoint table is on its way', (
     expect(h.catalog!.getJob('k')).toMatchObject({ state: 'running', endpointsPublished: true });
   });
 
+  it("a checkpoint asked of a restarted coordinator as the agents register waits for their waiting ranks' endpoints, told again", async () => {
+    await bothSayHello(1000, 1001);
+    // The ranks resume with new listeners; their reports go to a coordinator that dies before it takes them.
+    h.hub.severed = true;
+    a.hello(0, 2000);
+    b.hello(1, 2001);
+    await advance(10);
+    await h.crashCoordinator();
+    h.startCoordinator();
+    // The reports told again to the new coordinator are slow to come (held here): only the registrations say the ranks wait.
+    const tables = h.coordinator!.jobs.tables;
+    const take = tables.onRankEndpoint.bind(tables);
+    const held: (() => void)[] = [];
+    tables.onRankEndpoint = (host, e) => void held.push(() => take(host, e));
+    for (let t = 0; t < 2_000 && !['a', 'b'].every((x) => h.coordinator!.hosts.peerOf(x) !== undefined); t += 10) await advance(10);
+    await advance(10);
+    expect(held).toHaveLength(2);
+    const cut = started(h.coordinator!.checkpoints.checkpoint('k', { stop: false }));
+    await advance(1_000);
+    expect(h.nodes.get('a')!.steps.stepsSeen()).toEqual([]);
+    held.forEach((report) => report());
+    const { error } = await settle(cut);
+    expect(error).toBeUndefined();
+    expect(tablesAtPrepare).toEqual({ a: [['k 1000,1001', 'k 2000,2001']], b: [['k 1000,1001', 'k 2000,2001']] });
+  });
+
   it('a job that ends while its checkpoint waits for the table is not checkpointed: no epoch begins', async () => {
     a.hello(0, 1000);
     await advance(50);
