@@ -169,6 +169,30 @@ describe('image replicas', () => {
     expect(h.catalog!.listRanks('j').map((r) => `${r.host}:${r.state}`)).toEqual(['d:running', 'd:running', 'd:running', 'd:running']);
   });
 
+  it("fetches a copy again from the writer's next agent when its agent is restarted during the copy", async () => {
+    await setUp({ imageReplicas: 1 });
+    await submit();
+    const asked: string[][] = [];
+    h.nodes.get('b')!.steps.scripts.set(RoundStep.FETCH, (req) => {
+      asked.push(req.sources.map((s) => `${s.rank}<${s.server}`));
+      if (asked.length > 1) return { failed: new Map(), bytesFetched: req.sources.length * 1000 };
+      // a's agent is restarted (a supervisor): its next one serves the same disk from a new address.
+      void h.crashAgent('a').then(() => h.startAgent('a', { imageStore: STORES.a, imageServer: 'tcp://images.a:2' }));
+      return failRanks([0, 1], 'image server tcp://images.a:1: no connection for 3000 ms', ErrorCode.UNAVAILABLE);
+    });
+    await checkpoint(true);
+    await advance(2_000);
+    expect(asked).toEqual([
+      ['0<tcp://images.a:1', '1<tcp://images.a:1'],
+      ['0<tcp://images.a:2', '1<tcp://images.a:2'],
+    ]);
+    expect(replicas(1)).toEqual(['0@b:stored', '1@b:stored', '2@c:stored', '3@c:stored']);
+    expect(events('fetch.again')).toEqual([
+      'job j: FETCH failed: ranks 0,1: host b: image server tcp://images.a:1: no connection for 3000 ms; fetching again: rank 0 on b from a (tcp://images.a:2), rank 1 on b from a (tcp://images.a:2)',
+    ]);
+    expect(events('checkpoint.replicate-failed')).toEqual([]);
+  });
+
   it('makes the copies a lost replica host held again on a live host', async () => {
     await setUp({ imageReplicas: 1 });
     await submit();

@@ -6,7 +6,8 @@
 // new address, and a live host that sees the same image store serves them
 // too. The ranks whose fetch failed so are fetched once more, from where
 // their images are served now; the target goes on from the part it already
-// has (image-fetcher.ts resumes a file from its .part).
+// has (image-fetcher.ts resumes a file from its .part). For a migration, a
+// restart and an image replica's copy alike.
 //
 // For a migration, also a FETCH whose target's agent was replaced while it
 // ran (killed and started again): the new agent is asked the same FETCH.

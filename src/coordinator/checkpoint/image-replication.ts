@@ -3,7 +3,9 @@
 // the one that wrote it, so the job can be restarted after that host is lost
 // with its disk (an automatic restart, or the operator's). A replica host
 // fetches the image from its writer with the FETCH step, like a restart's
-// target: every file checked against the manifest, fsynced, the manifest last.
+// target: every file checked against the manifest, fsynced, the manifest last;
+// a writer whose agent ends meanwhile is asked again where it serves next
+// (fetch-again.ts).
 //
 // - The copies run after the checkpoint, as the job's next operation: the
 //   job's ranks are not held for them, and no restart, migration or newer
@@ -26,6 +28,7 @@ import { EPOCH_COMMITTED, type EpochImageRow, type ImageReplicaRow, type JobRow 
 import { MAX_IMAGE_REPLICAS } from '../coordinator-config.js';
 import type { Coordinator } from '../coordinator.js';
 import { describeRoundFailure, runRound } from '../round-runner.js';
+import { fetchAgainFromNewSources } from './fetch-again.js';
 import { chooseImageSource, seesImage, type ImageSourceHost, type StoredImage } from './image-source-choice.js';
 
 const trace = tracer('checkpoint');
@@ -212,6 +215,13 @@ export class ImageReplication {
     return planReplicas(images, this.c.hosts.all(), want, existing, exclude);
   }
 
+  /** Where `host` would fetch the epoch's image of `rank` from now. */
+  private sourceNow(jobId: string, epoch: number, rank: number, host: string): ImageSourceInit | undefined {
+    const img = this.c.catalog.epochImages(jobId, epoch).find((i) => i.rank === rank);
+    const target = this.c.hosts.get(host);
+    return img && target ? chooseImageSource(this.storedImage(img, this.storedHosts(jobId, epoch)), target, this.c.hosts.all()).source : undefined;
+  }
+
   /** The stored replicas of an epoch's images: rank -> hosts. */
   storedHosts(jobId: string, epoch: number): Map<number, string[]> {
     return hostsByRank(this.c.catalog.epochReplicas(jobId, epoch).filter((r) => r.state === 'stored'));
@@ -246,13 +256,14 @@ export class ImageReplication {
       let bytes = 0;
       await Promise.all(
         [...byHost].map(async ([host, ranks]) => {
-          const fetch = await runRound(
-            this.c,
-            { job_id: jobId, epoch, image_set: String(epoch), step: RoundStep.FETCH },
-            new Map([[host, ranks]]),
-            this.c.config.dumpTimeoutMs,
-            () => ({ sources: plan.copies.get(host)! }),
-          );
+          const request = { job_id: jobId, epoch, image_set: String(epoch), step: RoundStep.FETCH };
+          const target = new Map([[host, ranks]]);
+          let fetch = await runRound(this.c, request, target, this.c.config.dumpTimeoutMs, () => ({ sources: plan.copies.get(host)! }));
+          if (!fetch.ok) {
+            // A writer whose agent ended meanwhile serves its images again from its next agent's address.
+            const sources = new Map(plan.copies.get(host)!.map((s) => [s.rank!, s]));
+            fetch = (await fetchAgainFromNewSources(this.c, request, target, fetch, sources, (rank) => this.sourceNow(jobId, epoch, rank, host), this.c.config.dumpTimeoutMs)).result;
+          }
           const done = ranks.filter((rank) => !fetch.failures.has(rank));
           if (done.length > 0) this.c.catalog.markReplicasStored(jobId, epoch, host, done, this.c.now());
           bytes += Number(fetch.replies.get(host)?.bytes_fetched ?? 0);
