@@ -95,6 +95,10 @@ export class JobService {
   private readonly staleCopies = new Set<string>();
   /** Per pending job, per host: flushed ranks held until all the job's ranks run (holdUntilAllRun). */
   private readonly heldFlushed = new Map<string, Map<string, { epoch: number; ranks: number[] }>>();
+  /** Per job, "host/rank" -> the number (resumeRounds) of the last RESUME round that woke that rank there. */
+  private readonly resumedBy = new Map<string, Map<string, number>>();
+  /** RESUME rounds ended so far. */
+  private resumeRounds = 0;
 
   constructor(private readonly c: Coordinator) {
     this.tables = new EndpointTables(c, {
@@ -844,12 +848,25 @@ export class JobService {
    * ranks all run then is running.
    */
   private resumeFlushed(host: string, jobId: string, epoch: number, ranks: number[]): void {
+    const since = this.resumeRounds;
     this.c.operations.queue(jobId, () => `ranks ${ranks.join(',')} on host ${host}, left flushed, are being resumed`, () =>
-      this.runResumeFlushed(host, jobId, epoch, ranks),
+      this.runResumeFlushed(host, jobId, epoch, ranks, since),
     );
   }
 
-  private async runResumeFlushed(host: string, jobId: string, epoch: number, ranks: number[]): Promise<void> {
+  /**
+   * A RESUME round ended (runResumeRound): the ranks it reached (all but those that failed) are flushed no
+   * more there. A RESUME owed to ranks an agent reported flushed (resumeFlushed) skips those an operation
+   * queued before it woke since: a migration, say, whose source agent was restarted while it ran.
+   */
+  noteResumed(jobId: string, byHost: ReadonlyMap<string, readonly number[]>, r: RoundResult): void {
+    const n = ++this.resumeRounds;
+    const woken = this.resumedBy.get(jobId) ?? new Map<string, number>();
+    for (const [host, ranks] of byHost) for (const rank of ranks) if (!r.failures.has(rank)) woken.set(`${host}/${rank}`, n);
+    this.resumedBy.set(jobId, woken);
+  }
+
+  private async runResumeFlushed(host: string, jobId: string, epoch: number, ranks: number[], since: number): Promise<void> {
     // Only those still placed there: an operation queued before this one may have moved a rank away (a migration
     // whose source agent was restarted while it fetched the rank's image stopped the copy reported here).
     const here = new Set(this.c.catalog.listRanks(jobId).filter((r) => r.host === host).map((r) => r.rank));
@@ -875,14 +892,17 @@ export class JobService {
       else this.c.event('job.stop-failed', `job ${jobId}: ${describeRoundFailure('STOP', s)}`, { jobId, host });
       return;
     }
-    const r = await runResumeRound(this.c, { job_id: jobId, epoch }, new Map([[host, ranks]]));
-    if (!r.ok) {
+    const woken = ranks.filter((rank) => (this.resumedBy.get(jobId)?.get(`${host}/${rank}`) ?? 0) > since);
+    if (woken.length > 0) trace(`job ${jobId}: ranks ${woken.join(',')} on host ${host}, reported flushed for ${what}, were resumed since`);
+    ranks = ranks.filter((rank) => !woken.includes(rank));
+    const r = ranks.length > 0 ? await runResumeRound(this.c, { job_id: jobId, epoch }, new Map([[host, ranks]])) : undefined;
+    if (r && !r.ok) {
       // Lost again: its next registration brings them back here, else the rejoin grace ends the job.
       if ([...r.codes.values()].every((code) => code === ErrorCode.HOST_DOWN)) return;
       this.failJob(jobId, 1, `after ${what}: ${describeRoundFailure('RESUME', r)}`);
       return;
     }
-    this.c.event('job.resumed-late', `job ${jobId}: ranks ${ranks.join(',')} on host ${host}, flushed for ${what} when its agent registered, were sent RESUME`, { jobId, host });
+    if (r) this.c.event('job.resumed-late', `job ${jobId}: ranks ${ranks.join(',')} on host ${host}, flushed for ${what} when its agent registered, were sent RESUME`, { jobId, host });
     const now = this.c.catalog.getJob(jobId);
     if (now?.state === 'pending' && this.c.catalog.listRanks(jobId).every((row) => row.state === 'running')) this.restartDone(jobId, epoch);
   }
@@ -1112,6 +1132,7 @@ export class JobService {
     this.c.catalog.setJobState(jobId, state, { endedMs: this.c.now(), exitCode: failure?.exitCode ?? 0, detail });
     this.clearFailing(jobId);
     this.stopping.delete(jobId);
+    this.resumedBy.delete(jobId);
     // No rollback of it will hide repeated output (a continued cancelled job counts anew, as a new coordinator would).
     if (state === 'succeeded' || state === 'cancelled') this.replay.forget(jobId);
     this.c.event('job.end', `job ${jobId} ${state}${detail ? `: ${detail}` : ''}`, { jobId });

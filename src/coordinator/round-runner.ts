@@ -112,6 +112,7 @@ export async function runResumeRound(c: Coordinator, request: Omit<RoundRequestI
     const retry = await runRound(c, round, again, c.config.resumeTimeoutMs);
     result = mergeRetry(result, retry, again, attempt);
   }
+  c.jobs.noteResumed(request.job_id!, byHost, result);
   return result;
 }
 

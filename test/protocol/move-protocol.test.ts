@@ -751,6 +751,10 @@ describe('migration', () => {
     expect(h.catalog!.listEvents({ limit: 200 }).filter((e) => e.kind === 'fetch.again').map((e) => e.message)).toEqual([
       'job j: FETCH failed: rank 1: host c: image server tcp://images.a:1: no connection for 3000 ms; fetching again: rank 1 on c from a (tcp://images.a:2)',
     ]);
+    // a's new agent reported rank 0 flushed; the migration's RESUME woke it, and no second RESUME follows
+    // (the DISCARD of a migration's folders, the second one for rank 0, which it did not dump, finds none).
+    expect(h.nodes.get('a')!.steps.seen.map((x) => `${RoundStep[x.step]} ${x.ranks.join(',')}`)).toEqual(['STOP 1', 'RESUME 0', 'DISCARD 1', 'DISCARD 0']);
+    expect(h.catalog!.listEvents({ limit: 200 }).filter((e) => e.kind === 'job.resumed-late')).toEqual([]);
   });
 
   it("has the target's agent started again fetch the image when the one asked was lost during the FETCH", async () => {
