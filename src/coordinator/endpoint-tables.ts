@@ -57,6 +57,11 @@ export class EndpointTables {
       throw new FerryError(ErrorCode.BAD_REQUEST, `rank ${e.rank} of ${e.job_id} believes the job has ${e.size} ranks; it has ${job.worldSize}`);
     }
     if (!e.port || !e.address) throw new FerryError(ErrorCode.BAD_REQUEST, `rank ${e.rank} of ${e.job_id} reported no endpoint`);
+    if (job.state !== 'running' && job.state !== 'pending') {
+      // (a report that was on its way as the job ended: it would count for the table of its next run)
+      trace(`endpoint of rank ${e.rank} of ${e.job_id} from ${host} ignored: the job is ${job.state}`);
+      return;
+    }
     const endpoint = `${e.address}:${e.port}`;
     this.reportsAwaited.get(job.id)?.delete(e.rank);
     if (e.repeated && this.republishTo(host, job, e.rank, endpoint)) return;
@@ -87,6 +92,16 @@ export class EndpointTables {
       awaited.set(p.rank, host);
       this.reportsAwaited.set(p.job_id, awaited);
     }
+  }
+
+  /**
+   * The job ended: the table being gathered goes with it. A restart gathers its own; the endpoints of
+   * ranks that said hello before the end are of processes gone, and would stand in its table.
+   */
+  forget(jobId: string): void {
+    this.pendingEndpoints.delete(jobId);
+    this.tablesExpected.delete(jobId);
+    this.reportsAwaited.delete(jobId);
   }
 
   /** The job's table reached `host`: its ranks there wait no more, whatever report of theirs is still on its way. */

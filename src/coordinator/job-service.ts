@@ -1133,6 +1133,7 @@ export class JobService {
     this.clearFailing(jobId);
     this.stopping.delete(jobId);
     this.resumedBy.delete(jobId);
+    this.tables.forget(jobId);
     // No rollback of it will hide repeated output (a continued cancelled job counts anew, as a new coordinator would).
     if (state === 'succeeded' || state === 'cancelled') this.replay.forget(jobId);
     this.c.event('job.end', `job ${jobId} ${state}${detail ? `: ${detail}` : ''}`, { jobId });

@@ -195,3 +195,30 @@ describe('a table gathered while ranks of the job end', () => {
     expect(h.catalog!.getJob('k')!).toMatchObject({ state: 'failed', detail: 'rank 1 on b exited with status 3' });
   });
 });
+
+describe('a table gathered when the job ended', () => {
+  it('is dropped: a restart gathers its own, with no endpoint of the run before', async () => {
+    await bothSayHello(1000, 1001);
+    expect((await settle(h.coordinator!.checkpoints.checkpoint('k', { stop: false }))).error).toBeUndefined();
+    a.hello(0, 2000); // woken by the checkpoint's RESUME; rank 1 fails before its hello
+    await advance(50);
+    h.nodes.get('b')!.ranks.exit('k', 1, 3);
+    await advance(3_000);
+    expect(h.catalog!.getJob('k')!.state).toBe('failed');
+    // A report that was on its way as the job ended (its agent tried again) counts for nothing either.
+    const tableEvents = () => h.catalog!.listEvents({ limit: 100 }).filter((e) => e.kind === 'job.endpoints').length;
+    const before = tableEvents();
+    h.coordinator!.jobs.tables.onRankEndpoint('a', { job_id: 'k', rank: 0, size: 2, address: '198.18.0.2', port: 2500, resumed_epoch: 1, repeated: true });
+    expect(tableEvents()).toBe(before);
+    const restart = started(h.coordinator!.moves.restart('k', { rankHosts: new Map([[0, 'a'], [1, 'b']]) }));
+    expect((await settle(restart)).error).toBeUndefined();
+    // The restored ranks say hello; rank 0's endpoint of the failed run (2000) stands for nothing.
+    b.hello(1, 3001);
+    await advance(50);
+    expect(b.tables).toEqual(['k 1000,1001']);
+    a.hello(0, 3000);
+    await advance(50);
+    expect(b.tables).toEqual(['k 1000,1001', 'k 3000,3001']);
+    expect(a.tables.at(-1)).toBe('k 3000,3001');
+  });
+});
