@@ -175,7 +175,9 @@ export class EndpointTables {
   async untilTableOut(jobId: string, timeoutMs: number): Promise<void> {
     const coming = () =>
       (this.tablesExpected.has(jobId) || this.pendingEndpoints.has(jobId) || this.tablesInFlight.has(jobId) || !!this.reportsAwaited.get(jobId)?.size) &&
-      this.c.catalog.getJob(jobId)?.state === 'running';
+      this.c.catalog.getJob(jobId)?.state === 'running' &&
+      // (a host of the job that is down holds the table back until it is back; the operation is refused for it)
+      [...this.jobs.liveRanksByHost(jobId).keys()].every((host) => this.c.hosts.get(host)?.state === 'up');
     if (!coming()) return;
     const t0 = this.c.now();
     while (coming() && this.c.now() - t0 < timeoutMs) await new Promise((r) => setTimeout(r, TABLE_WAIT_POLL_MS));

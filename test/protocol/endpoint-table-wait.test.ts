@@ -137,6 +137,26 @@ describe('a checkpoint or a migration while the endpoint table is on its way', (
     expect(tablesAtPrepare).toEqual({ a: [['k 1000,1001', 'k 2000,2001']], b: [['k 1000,1001', 'k 2000,2001']] });
   });
 
+  it('does not wait for the table while a host of the job is down: the checkpoint is refused at once, naming it', async () => {
+    await bothSayHello(1000, 1001);
+    h.hub.severed = true;
+    a.hello(0, 2000);
+    b.hello(1, 2001);
+    await advance(10);
+    await h.crashCoordinator();
+    h.startCoordinator();
+    const tables = h.coordinator!.jobs.tables;
+    const take = tables.onRankEndpoint.bind(tables);
+    tables.onRankEndpoint = (host, e) => void (host === 'a' && take(host, e)); // b's, told again, is lost
+    for (let t = 0; t < 2_000 && !['a', 'b'].every((x) => h.coordinator!.hosts.peerOf(x) !== undefined); t += 10) await advance(10);
+    await h.crashAgent('b');
+    for (let t = 0; t < 2_000 && h.hostState('b') !== 'down'; t += 10) await advance(10);
+    const t0 = Date.now();
+    const { error } = await settle(h.coordinator!.checkpoints.checkpoint('k', { stop: false }));
+    expect(error?.message).toMatch(/^job k has rank 1 on host b, which is down: cannot take a checkpoint until its agent is back/);
+    expect(Date.now() - t0).toBeLessThan(1_000); // not after the flush timeout (5 s)
+  });
+
   it('a job that ends while its checkpoint waits for the table is not checkpointed: no epoch begins', async () => {
     a.hello(0, 1000);
     await advance(50);
