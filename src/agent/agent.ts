@@ -172,7 +172,11 @@ export class Agent {
       trace(`re-adoption failed: ${errorMessage(err)}`);
       return;
     }
-    for (const a of this.readopted.alive.filter((x) => x.flushEpoch !== 0)) {
+    for (const a of this.readopted.alive) {
+      if (a.flushEpoch === 0) {
+        this.steps.expectReattach?.(a.process.job_id ?? '', a.process.rank ?? 0);
+        continue;
+      }
       trace(`re-adopted ${a.process.job_id}/${a.process.rank}, left flushed at epoch ${a.flushEpoch}: it waits for RESUME`);
       this.steps.adoptFlushed(a.process.job_id ?? '', a.process.rank ?? 0, a.flushEpoch);
     }

@@ -38,6 +38,12 @@ export const AGENT_FLUSH_TIMEOUT_MS = 25_000;
 export const EARLIER_COPY_WAIT_MS = 5_000;
 
 /**
+ * How long a PREPARE waits for ranks re-adopted from a killed agent to connect to this one
+ * (expectReattach). Their runtime tries again with a backoff of at most 2 s (src/runtime/agent.c).
+ */
+export const REATTACH_WAIT_MS = 5_000;
+
+/**
  * CRIU dumps at once on one node. A dump is mostly the kernel copying pages
  * into the page cache, so a few at once keep both the cores and the disk
  * busy; more only add memory pressure. Dumps of ranks that share a working
@@ -62,6 +68,8 @@ export interface LocalRankStepsOptions {
   criu?: CriuInstall | null;
   /** How long a RESTORE waits for an earlier copy of its rank to end (default EARLIER_COPY_WAIT_MS). */
   earlierCopyWaitMs?: number;
+  /** How long a PREPARE waits for re-adopted ranks to connect again (default REATTACH_WAIT_MS). */
+  reattachWaitMs?: number;
   /**
    * Fetches an image from another host (default fetchImageDir in this process;
    * the agent's runs in its image transfer process, image-transfer-worker.ts).
@@ -155,6 +163,12 @@ export class LocalRankSteps implements RankSteps {
    */
   private readonly unstored = new Map<string, Map<string, FileDigest> | undefined>();
 
+  /**
+   * Ranks re-adopted running from this host's previous agent (which died) that have not connected to this
+   * one yet, with what waits for them: their runtime connects again on its own, within seconds.
+   */
+  private readonly reattaching = new Map<string, (() => void)[]>();
+
   private readonly dumpQueue = new PQueue({ concurrency: DUMP_CONCURRENCY });
   /** Per job/rank, its next dump, started ahead of time: once the rank (re)connected, until it is dumped or ends. */
   private readonly warmDumps = new Map<string, Promise<WarmDump | undefined>>();
@@ -166,10 +180,16 @@ export class LocalRankSteps implements RankSteps {
     // What a previous agent's warm dumps left (their CRIUs stop when its end closes their pipes).
     rmSync(this.warmDumpsRoot(), { recursive: true, force: true });
     // A rank that (re)connects runs on until its next dump: that dump's CRIU can start now. One that ends has none.
-    const warm = (info: { jobId: string; rank: number }) => this.warmUp(info.jobId, info.rank);
+    const warm = (info: { jobId: string; rank: number }) => {
+      this.reattached(info.jobId, info.rank);
+      this.warmUp(info.jobId, info.rank);
+    };
     o.rankChannel?.on('hello', warm);
     o.rankChannel?.on('attach', warm);
-    o.ranks.on('exit', (e: RankExitedInit) => void this.coolDown(e.job_id ?? '', e.rank ?? 0));
+    o.ranks.on('exit', (e: RankExitedInit) => {
+      this.reattached(e.job_id ?? '', e.rank ?? 0);
+      void this.coolDown(e.job_id ?? '', e.rank ?? 0);
+    });
     // Dumps a killed predecessor left running: a DISCARD of their set waits for them like for ours.
     for (const d of findOrphanDumps(o.imagesDir)) {
       trace(`CRIU pid ${d.pid} still dumps into ${d.setDir} (its agent is gone)`);
@@ -678,6 +698,17 @@ export class LocalRankSteps implements RankSteps {
         }),
       );
     }
+    const missing = await this.untilReattached(req.job_id, ask);
+    if (missing.length > 0) {
+      // (no flush asked of any: its peers would wait for the missing ranks' markers)
+      const waitMs = this.o.reattachWaitMs ?? REATTACH_WAIT_MS;
+      const e = new FerryError(
+        ErrorCode.UNAVAILABLE,
+        `rank${missing.length > 1 ? 's' : ''} ${missing.join(',')} of job ${req.job_id}, re-adopted from host ${this.o.host}'s previous agent, ` +
+          `did not connect to its new one within ${waitMs} ms`,
+      );
+      return { failed: new Map(req.ranks.map((r) => [r, e])) };
+    }
     let timer: NodeJS.Timeout | undefined;
     try {
       const [reports] = await Promise.race([
@@ -714,6 +745,37 @@ export class LocalRankSteps implements RankSteps {
 
   adoptFlushed(jobId: string, rank: number, epoch: number): void {
     this.flushed.set(`${jobId}/${rank}`, epoch);
+  }
+
+  /**
+   * A rank re-adopted running (not flushed) from this host's previous agent: it connects to this agent
+   * again by itself, and a PREPARE waits for that (a coordinator finishing a flush the agent's death cut
+   * short asks this agent as soon as it registers, which may be before the rank's next try; asked then,
+   * the rank refused, and its peers waited out the flush timeout for its end-of-channel markers).
+   */
+  expectReattach(jobId: string, rank: number): void {
+    if (!this.o.rankChannel?.isConnected(jobId, rank)) this.reattaching.set(`${jobId}/${rank}`, []);
+  }
+
+  private reattached(jobId: string, rank: number): void {
+    const key = `${jobId}/${rank}`;
+    for (const done of this.reattaching.get(key) ?? []) done();
+    this.reattaching.delete(key);
+  }
+
+  /** Waits (reattachWaitMs at most) for those of `ranks` re-adopted and not yet connected again; returns those still missing. */
+  private async untilReattached(jobId: string, ranks: readonly number[]): Promise<number[]> {
+    const missing = () => ranks.filter((r) => this.reattaching.has(`${jobId}/${r}`));
+    if (missing().length === 0) return [];
+    const t0 = Date.now();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(missing().map((r) => new Promise<void>((done) => this.reattaching.get(`${jobId}/${r}`)!.push(done)))),
+      new Promise<void>((done) => (timer = setTimeout(done, this.o.reattachWaitMs ?? REATTACH_WAIT_MS))),
+    ]);
+    clearTimeout(timer);
+    trace(`${jobId}: waited ${Date.now() - t0} ms for re-adopted ranks [${ranks.join(',')}] to connect again`);
+    return missing();
   }
 
   /** Ranks flushed or flushing here that no RESUME has reached yet, with the epoch (or image set) they were flushed for. */

@@ -273,6 +273,11 @@ export class RankChannelServer extends EventEmitter<RankChannelEvents> {
     return true;
   }
 
+  /** Whether the rank is connected now (said hello or attached, and its connection is open). */
+  isConnected(jobId: string, rank: number): boolean {
+    return this.byRank.has(rankKey(jobId, rank));
+  }
+
   /** Forgets that a rank ever connected (it ended). */
   forgetRank(jobId: string, rank: number): void {
     this.everConnected.delete(rankKey(jobId, rank));

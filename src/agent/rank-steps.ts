@@ -34,6 +34,8 @@ export interface RankSteps {
   awaitingResume(): Map<string, number>;
   /** A re-adopted rank that the previous agent left flushed for `epoch`: it waits for RESUME like one flushed here. */
   adoptFlushed(jobId: string, rank: number, epoch: number): void;
+  /** A re-adopted rank that runs: it connects to this agent again by itself, and a PREPARE waits for that. */
+  expectReattach?(jobId: string, rank: number): void;
   /** The job is deleted (ferry delete): what this node kept for it outside its images (a restart's cut bytes) goes. */
   forgetJob?(jobId: string): Promise<void>;
   /** The agent stops: what runs on its behalf between steps (dumps started ahead of time) is called off. */

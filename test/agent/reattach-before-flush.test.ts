@@ -1,0 +1,107 @@
+// A rank re-adopted running from a killed agent connects to the new agent by
+// itself (its runtime tries again with a backoff of up to 2 s). A coordinator
+// finishing the flush that the agent's death cut short sends its PREPARE as
+// soon as the new agent registers, which can be before that: the rank refused
+// it as "not in MPI_Init yet", and its peers waited out the flush timeout for
+// its end-of-channel markers (soak seed 118: a migration took 32 s to abort).
+// The PREPARE now waits for it. A real RankChannelServer; the rank is a raw client.
+import { EventEmitter } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { LocalRankSteps } from '../../src/agent/local-rank-steps.js';
+import { RankChannelServer } from '../../src/agent/rank-channel.js';
+import type { RankSupervisor } from '../../src/agent/rank-supervisor.js';
+import { RankMessage_TYPE, RoundStep, type RankMessage, type RankMessageInit, type RoundRequest } from '../../src/gen/proto.js';
+import { Codec } from '../../src/protocol/codec.js';
+import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
+import { uniqueSocketName } from '../runtime/rank-harness.js';
+
+const codec = new Codec<RankMessage, RankMessageInit>(RankMessage_TYPE);
+const dir = mkdtempSync(join(tmpdir(), 'ferry-test-reattach-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function frame(m: RankMessageInit): Buffer {
+  const body = codec.encode({ version: PROTOCOL_VERSION, ...m });
+  const h = Buffer.alloc(4);
+  h.writeUInt32LE(body.length);
+  return Buffer.concat([h, body]);
+}
+
+/** Rank 0 of job j connecting again (an attach, as src/runtime/agent.c after a lost agent): flushes at its first request. */
+function reattachingRank(name: string): net.Socket {
+  const s = net.connect({ path: '\0' + name });
+  let rx = Buffer.alloc(0);
+  s.on('data', (d) => {
+    rx = Buffer.concat([rx, d]);
+    while (rx.length >= 4 && rx.length >= 4 + rx.readUInt32LE(0)) {
+      const m = codec.decode(rx.subarray(4, 4 + rx.readUInt32LE(0)));
+      rx = rx.subarray(4 + rx.readUInt32LE(0));
+      if (!m.flush) continue;
+      s.write(frame({ reply_to: m.request_id, status: { ok: true }, flush_reply: { epoch: m.flush.epoch, drained_messages: 2, drained_bytes: 64 } }));
+      s.end();
+    }
+  });
+  s.write(frame({ request_id: 1, attach: { job_id: 'j', rank: 0, size: 1, pid: process.pid, listen_port: 1, runtime_version: 'test' } }));
+  return s;
+}
+
+const prepare = (epoch: number): RoundRequest =>
+  ({ job_id: 'j', epoch, image_set: String(epoch), step: RoundStep.PREPARE, ranks: [0], dump_ranks: [], sources: [], appended_sizes: [] }) as unknown as RoundRequest;
+
+async function started(reattachWaitMs: number): Promise<{ server: RankChannelServer; steps: LocalRankSteps; name: string }> {
+  const name = uniqueSocketName();
+  const server = new RankChannelServer({ socketName: name });
+  await server.listen();
+  const ranks = Object.assign(new EventEmitter(), { signalRanks: () => 0 }) as unknown as RankSupervisor;
+  const steps = new LocalRankSteps({ host: 'h', imagesDir: join(dir, 'images'), ranks, rankChannel: server, reattachWaitMs });
+  return { server, steps, name };
+}
+
+describe('a PREPARE for a rank re-adopted from a killed agent', () => {
+  it('waits for the rank to connect again, then flushes it', async () => {
+    const { server, steps, name } = await started(5_000);
+    try {
+      steps.expectReattach('j', 0);
+      const t0 = Date.now();
+      const flushing = steps.run(prepare(2));
+      await new Promise((r) => setTimeout(r, 300)); // the rank's next try
+      reattachingRank(name);
+      const out = await flushing;
+      expect(out.failed).toEqual(new Map());
+      expect(out.flush).toMatchObject({ drained_messages: 2, drained_bytes: 64 });
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
+    } finally {
+      steps.close?.();
+      await server.close();
+    }
+  });
+
+  it('fails at the end of its wait, naming the rank, when the rank does not come back', async () => {
+    const { server, steps } = await started(200);
+    try {
+      steps.expectReattach('j', 0);
+      const out = await steps.run(prepare(2));
+      expect(out.failed.get(0)?.message).toBe("rank 0 of job j, re-adopted from host h's previous agent, did not connect to its new one within 200 ms");
+    } finally {
+      steps.close?.();
+      await server.close();
+    }
+  });
+
+  it('does not wait for a rank that connected before the agent took it back', async () => {
+    const { server, steps, name } = await started(60_000);
+    try {
+      reattachingRank(name);
+      for (let i = 0; i < 100 && !server.isConnected('j', 0); i++) await new Promise((r) => setTimeout(r, 10));
+      steps.expectReattach('j', 0);
+      const out = await steps.run(prepare(2));
+      expect(out.failed).toEqual(new Map());
+    } finally {
+      steps.close?.();
+      await server.close();
+    }
+  });
+});
