@@ -82,10 +82,7 @@ export class EndpointTables {
    * says how the host is now: what it said before is replaced.
    */
   awaitReports(host: string, ranks: readonly RankProcess[]): void {
-    for (const [jobId, awaited] of this.reportsAwaited) {
-      for (const [rank, h] of awaited) if (h === host) awaited.delete(rank);
-      if (awaited.size === 0) this.reportsAwaited.delete(jobId);
-    }
+    for (const jobId of [...this.reportsAwaited.keys()]) this.awaitNoMore(jobId, host);
     for (const p of ranks) {
       if (!p.awaits_table || this.pendingEndpoints.get(p.job_id)?.has(p.rank) || this.c.catalog.getJob(p.job_id)?.state !== 'running') continue;
       const awaited = this.reportsAwaited.get(p.job_id) ?? new Map<number, string>();
@@ -104,8 +101,11 @@ export class EndpointTables {
     this.reportsAwaited.delete(jobId);
   }
 
-  /** The job's table reached `host`: its ranks there wait no more, whatever report of theirs is still on its way. */
-  private handedTo(jobId: string, host: string): void {
+  /**
+   * The reports of the job's ranks on `host` are awaited no more: the job's table reached it (its ranks there
+   * wait no more, whatever report of theirs is still on its way), or its agent registered again.
+   */
+  private awaitNoMore(jobId: string, host: string): void {
     const awaited = this.reportsAwaited.get(jobId);
     if (!awaited) return;
     for (const [rank, h] of awaited) if (h === host) awaited.delete(rank);
@@ -208,7 +208,7 @@ export class EndpointTables {
     }
     this.c.event('job.endpoints', `job ${jobId}: endpoint table sent again to ${host} (rank ${rank}'s endpoint told again)`, { jobId, host });
     void this.c.requestAgent(host, { endpoint_table: { job_id: jobId, endpoints } }).then(
-      () => this.handedTo(jobId, host),
+      () => this.awaitNoMore(jobId, host),
       (err) => this.tableNotHanded(jobId, host, err),
     );
     return true;
@@ -222,7 +222,7 @@ export class EndpointTables {
       await Promise.all(
         hosts.map((host) =>
           this.c.requestAgent(host, { endpoint_table: { job_id: jobId, endpoints } }).then(
-            () => this.handedTo(jobId, host),
+            () => this.awaitNoMore(jobId, host),
             (err) => this.tableNotHanded(jobId, host, err),
           ),
         ),
