@@ -176,8 +176,9 @@ describe('image replicas', () => {
     h.nodes.get('b')!.steps.scripts.set(RoundStep.FETCH, (req) => {
       asked.push(req.sources.map((s) => `${s.rank}<${s.server}`));
       if (asked.length > 1) return { failed: new Map(), bytesFetched: req.sources.length * 1000 };
-      // a's agent is restarted (a supervisor): its next one serves the same disk from a new address.
-      void h.crashAgent('a').then(() => h.startAgent('a', { imageStore: STORES.a, imageServer: 'tcp://images.a:2' }));
+      // a's agent is restarted (a supervisor): its next one serves the same disk from a new address. It is
+      // refused until the coordinator sees the dead one down, and tries again every 100 ms (no jitter).
+      void h.crashAgent('a').then(() => h.startAgent('a', { imageStore: STORES.a, imageServer: 'tcp://images.a:2' }, undefined, undefined, () => 0));
       return failRanks([0, 1], 'image server tcp://images.a:1: no connection for 3000 ms', ErrorCode.UNAVAILABLE);
     });
     await checkpoint(true);

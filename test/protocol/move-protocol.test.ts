@@ -57,7 +57,7 @@ describe('restart', () => {
         return { failed: new Map(), bytesFetched: 500, filesCutBack: [{ rank: 1, path: '/run/log.1', from_bytes: 90, to_bytes: 40 }] };
       }
       void h.crashAgent('a');
-      setTimeout(() => h.startAgent('a', { imageServer: 'tcp://images.a:2' }), 300);
+      setTimeout(() => h.startAgent('a', { imageServer: 'tcp://images.a:2' }, undefined, undefined, () => 0), 300); // (tries every 100 ms)
       return { ...failRanks([1], 'image server tcp://images.a:1: no connection for 3000 ms', ErrorCode.UNAVAILABLE), bytesFetched: 1000 };
     });
     const { value, error } = await settle<MoveReplyInit>(h.coordinator!.moves.restart('j', { hosts: ['c', 'd'] }));
@@ -733,7 +733,7 @@ describe('migration', () => {
       if (req.sources[0]!.server === 'tcp://images.a:2') return { failed: new Map(), bytesFetched: 600 };
       // a's agent ends; a supervisor starts it again 300 ms later, its image server at a new address
       void h.crashAgent('a');
-      setTimeout(() => h.startAgent('a', { imageServer: 'tcp://images.a:2' }, ranksOfA), 300);
+      setTimeout(() => h.startAgent('a', { imageServer: 'tcp://images.a:2' }, ranksOfA, undefined, () => 0), 300); // (tries every 100 ms)
       return { ...failRanks([1], 'image server tcp://images.a:1: no connection for 3000 ms', ErrorCode.UNAVAILABLE), bytesFetched: 400 };
     });
     const { value, error } = await settle<MoveReplyInit>(h.coordinator!.moves.migrate('j', new Map([[1, 'c']])));
@@ -760,7 +760,7 @@ describe('migration', () => {
   it("has the target's agent started again fetch the image when the one asked was lost during the FETCH", async () => {
     h.nodes.get('c')!.steps.scripts.set(RoundStep.FETCH, () => {
       void h.crashAgent('c');
-      setTimeout(() => h.startAgent('c'), 300); // its supervisor starts it again
+      setTimeout(() => h.startAgent('c', {}, undefined, undefined, () => 0), 300); // its supervisor starts it again (it tries every 100 ms)
       return 'hang';
     });
     const { error } = await settle<MoveReplyInit>(h.coordinator!.moves.migrate('j', new Map([[1, 'c']])));
