@@ -7,49 +7,31 @@
 // The PREPARE now waits for it. A real RankChannelServer; the rank is a raw client.
 import { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LocalRankSteps } from '../../src/agent/local-rank-steps.js';
 import { RankChannelServer } from '../../src/agent/rank-channel.js';
 import type { RankSupervisor } from '../../src/agent/rank-supervisor.js';
-import { RankMessage_TYPE, RoundStep, type RankMessage, type RankMessageInit, type RoundRequest } from '../../src/gen/proto.js';
-import { Codec } from '../../src/protocol/codec.js';
-import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
+import { RoundStep } from '../../src/gen/proto.js';
+import { rawRank } from '../helpers/raw-rank.js';
+import { roundRequest } from '../helpers/round-request.js';
 import { uniqueSocketName } from '../runtime/rank-harness.js';
 
-const codec = new Codec<RankMessage, RankMessageInit>(RankMessage_TYPE);
 const dir = mkdtempSync(join(tmpdir(), 'ferry-test-reattach-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function frame(m: RankMessageInit): Buffer {
-  const body = codec.encode({ version: PROTOCOL_VERSION, ...m });
-  const h = Buffer.alloc(4);
-  h.writeUInt32LE(body.length);
-  return Buffer.concat([h, body]);
-}
-
 /** Rank 0 of job j connecting again (an attach, as src/runtime/agent.c after a lost agent): flushes at its first request. */
-function reattachingRank(name: string): net.Socket {
-  const s = net.connect({ path: '\0' + name });
-  let rx = Buffer.alloc(0);
-  s.on('data', (d) => {
-    rx = Buffer.concat([rx, d]);
-    while (rx.length >= 4 && rx.length >= 4 + rx.readUInt32LE(0)) {
-      const m = codec.decode(rx.subarray(4, 4 + rx.readUInt32LE(0)));
-      rx = rx.subarray(4 + rx.readUInt32LE(0));
-      if (!m.flush) continue;
-      s.write(frame({ reply_to: m.request_id, status: { ok: true }, flush_reply: { epoch: m.flush.epoch, drained_messages: 2, drained_bytes: 64 } }));
-      s.end();
-    }
+function reattachingRank(name: string): void {
+  const attach = { request_id: 1, attach: { job_id: 'j', rank: 0, size: 1, pid: process.pid, listen_port: 1, runtime_version: 'test' } };
+  rawRank(name, attach, (m, send, s) => {
+    if (!m.flush) return;
+    send({ reply_to: m.request_id, status: { ok: true }, flush_reply: { epoch: m.flush.epoch, drained_messages: 2, drained_bytes: 64 } });
+    s.end();
   });
-  s.write(frame({ request_id: 1, attach: { job_id: 'j', rank: 0, size: 1, pid: process.pid, listen_port: 1, runtime_version: 'test' } }));
-  return s;
 }
 
-const prepare = (epoch: number): RoundRequest =>
-  ({ job_id: 'j', epoch, image_set: String(epoch), step: RoundStep.PREPARE, ranks: [0], dump_ranks: [], sources: [], appended_sizes: [] }) as unknown as RoundRequest;
+const prepare = (epoch: number) => roundRequest(RoundStep.PREPARE, { job_id: 'j', epoch, ranks: [0] });
 
 async function started(reattachWaitMs: number): Promise<{ server: RankChannelServer; steps: LocalRankSteps; name: string }> {
   const name = uniqueSocketName();

@@ -6,51 +6,35 @@
 // the soak, seed 103). A real RankChannelServer; the rank is a raw client.
 import { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LocalRankSteps } from '../../src/agent/local-rank-steps.js';
 import { RankChannelServer } from '../../src/agent/rank-channel.js';
 import type { RankSupervisor } from '../../src/agent/rank-supervisor.js';
-import { ErrorCode, RankMessage_TYPE, RoundStep, type RankMessage, type RankMessageInit, type RoundRequest } from '../../src/gen/proto.js';
-import { Codec } from '../../src/protocol/codec.js';
-import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
+import { ErrorCode, RoundStep, type RoundRequest } from '../../src/gen/proto.js';
+import { rawRank } from '../helpers/raw-rank.js';
 import { uniqueSocketName, until } from '../runtime/rank-harness.js';
 
-const codec = new Codec<RankMessage, RankMessageInit>(RankMessage_TYPE);
 const dir = mkdtempSync(join(tmpdir(), 'ferry-test-refused-flush-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function frame(m: RankMessageInit): Buffer {
-  const body = codec.encode({ version: PROTOCOL_VERSION, ...m });
-  const h = Buffer.alloc(4);
-  h.writeUInt32LE(body.length);
-  return Buffer.concat([h, body]);
-}
 
 /** Rank 0 of job j over a raw connection: refuses its first flush request, flushes (replies, then closes) at the next. */
 function refusingRank(name: string): { flushRequests: () => number } {
-  const s = net.connect({ path: '\0' + name });
-  let rx = Buffer.alloc(0);
   let requests = 0;
-  s.on('data', (d) => {
-    rx = Buffer.concat([rx, d]);
-    while (rx.length >= 4 && rx.length >= 4 + rx.readUInt32LE(0)) {
-      const m = codec.decode(rx.subarray(4, 4 + rx.readUInt32LE(0)));
-      rx = rx.subarray(4 + rx.readUInt32LE(0));
-      if (!m.flush) continue;
-      if (++requests === 1) {
-        // as src/runtime/agent.c's reply_error: an empty flush reply with the error
-        const status = { ok: false, code: ErrorCode.UNAVAILABLE, message: 'rank is not running yet (waiting for its endpoint table)' };
-        s.write(frame({ reply_to: m.request_id, status, flush_reply: {} }));
-      } else {
-        s.write(frame({ reply_to: m.request_id, status: { ok: true }, flush_reply: { epoch: m.flush.epoch } }));
-        s.end();
-      }
+  const hello = { request_id: 1, hello: { job_id: 'j', rank: 0, size: 1, pid: process.pid, listen_port: 1, runtime_version: 'test' } };
+  rawRank(name, hello, (m, send, s) => {
+    if (!m.flush) return;
+    if (++requests === 1) {
+      // as src/runtime/agent.c's reply_error: an empty flush reply with the error
+      const status = { ok: false, code: ErrorCode.UNAVAILABLE, message: 'rank is not running yet (waiting for its endpoint table)' };
+      send({ reply_to: m.request_id, status, flush_reply: {} });
+    } else {
+      send({ reply_to: m.request_id, status: { ok: true }, flush_reply: { epoch: m.flush.epoch } });
+      s.end();
     }
   });
-  s.write(frame({ request_id: 1, hello: { job_id: 'j', rank: 0, size: 1, pid: process.pid, listen_port: 1, runtime_version: 'test' } }));
   return { flushRequests: () => requests };
 }
 

@@ -56,6 +56,25 @@ async function bothSayHello(portA: number, portB: number): Promise<void> {
   expect(a.tables.at(-1)).toBe(`k ${portA},${portB}`);
 }
 
+/**
+ * The ranks resume with new listeners (2000, 2001), and their reports go to a coordinator that dies before it
+ * takes them; the next one starts, and each report told again to it goes to `told` instead of being taken
+ * (`take` takes one). Returns once both agents have registered with it.
+ */
+async function newCoordinatorAsRanksWait(told: (take: () => void, host: string) => void): Promise<void> {
+  await bothSayHello(1000, 1001);
+  h.hub.severed = true;
+  a.hello(0, 2000);
+  b.hello(1, 2001);
+  await advance(10);
+  await h.crashCoordinator();
+  h.startCoordinator();
+  const tables = h.coordinator!.jobs.tables;
+  const take = tables.onRankEndpoint.bind(tables);
+  tables.onRankEndpoint = (host, e) => told(() => take(host, e), host);
+  for (let t = 0; t < 2_000 && !['a', 'b'].every((x) => h.coordinator!.hosts.peerOf(x) !== undefined); t += 10) await advance(10);
+}
+
 describe('a checkpoint or a migration while the endpoint table is on its way', () => {
   it('a checkpoint asked while the endpoints are gathered sends its PREPARE once the table is out', async () => {
     a.hello(0, 1000); // rank 1 has not said hello yet
@@ -112,20 +131,9 @@ describe('a checkpoint or a migration while the endpoint table is on its way', (
   });
 
   it("a checkpoint asked of a restarted coordinator as the agents register waits for their waiting ranks' endpoints, told again", async () => {
-    await bothSayHello(1000, 1001);
-    // The ranks resume with new listeners; their reports go to a coordinator that dies before it takes them.
-    h.hub.severed = true;
-    a.hello(0, 2000);
-    b.hello(1, 2001);
-    await advance(10);
-    await h.crashCoordinator();
-    h.startCoordinator();
     // The reports told again to the new coordinator are slow to come (held here): only the registrations say the ranks wait.
-    const tables = h.coordinator!.jobs.tables;
-    const take = tables.onRankEndpoint.bind(tables);
     const held: (() => void)[] = [];
-    tables.onRankEndpoint = (host, e) => void held.push(() => take(host, e));
-    for (let t = 0; t < 2_000 && !['a', 'b'].every((x) => h.coordinator!.hosts.peerOf(x) !== undefined); t += 10) await advance(10);
+    await newCoordinatorAsRanksWait((take) => held.push(take));
     await advance(10);
     expect(held).toHaveLength(2);
     const cut = started(h.coordinator!.checkpoints.checkpoint('k', { stop: false }));
@@ -138,17 +146,7 @@ describe('a checkpoint or a migration while the endpoint table is on its way', (
   });
 
   it('does not wait for the table while a host of the job is down: the checkpoint is refused at once, naming it', async () => {
-    await bothSayHello(1000, 1001);
-    h.hub.severed = true;
-    a.hello(0, 2000);
-    b.hello(1, 2001);
-    await advance(10);
-    await h.crashCoordinator();
-    h.startCoordinator();
-    const tables = h.coordinator!.jobs.tables;
-    const take = tables.onRankEndpoint.bind(tables);
-    tables.onRankEndpoint = (host, e) => void (host === 'a' && take(host, e)); // b's, told again, is lost
-    for (let t = 0; t < 2_000 && !['a', 'b'].every((x) => h.coordinator!.hosts.peerOf(x) !== undefined); t += 10) await advance(10);
+    await newCoordinatorAsRanksWait((take, host) => host === 'a' && take()); // b's, told again, is lost
     await h.crashAgent('b');
     for (let t = 0; t < 2_000 && h.hostState('b') !== 'down'; t += 10) await advance(10);
     const t0 = Date.now();
