@@ -705,7 +705,7 @@ export class LocalRankSteps implements RankSteps {
       const e = new FerryError(
         ErrorCode.UNAVAILABLE,
         `rank${missing.length > 1 ? 's' : ''} ${missing.join(',')} of job ${req.job_id}, re-adopted from host ${this.o.host}'s previous agent, ` +
-          `did not connect to its new one within ${waitMs} ms`,
+          `did not connect to its new one within ${waitMs} ms (one not linked with Ferry's MPI runtime never does)`,
       );
       return { failed: new Map(req.ranks.map((r) => [r, e])) };
     }
