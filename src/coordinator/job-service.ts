@@ -48,6 +48,8 @@ const trace = tracer('jobs');
 const LAUNCHER_PROBE_TIMEOUT_MS = 5_000;
 
 const ENDED_STATES = new Set(['stopped', 'succeeded', 'failed', 'cancelled']);
+/** How often an operation waiting for hosts not heard from since the coordinator's start looks again (untilHeardFrom). */
+const HOSTS_HEARD_POLL_MS = 20;
 /** How often the output counts are saved (output-replay.ts): what a coordinator that crashes loses of them. */
 export const OUTPUT_COUNTS_SAVE_MS = 1_000;
 /** Random bytes of a job's rank token (StartRanksRequest.rank_token), hex-encoded for the ranks' environment. */
@@ -158,6 +160,22 @@ export class JobService {
           `(within ${this.hostRejoinGraceMs} ms, or the job fails of it)`,
       );
     }
+  }
+
+  /**
+   * Waits while a host of the job's live ranks (or of `more`) is 'unknown': known from the catalog and not
+   * heard from since this coordinator started. Its agent registers moments after the start, or the sweep
+   * marks it down once the heartbeat timeout has passed: an operation asked right after a coordinator
+   * restart waits for that, rather than being refused for a host that is about to be back.
+   */
+  async untilHeardFrom(jobId: string, more: readonly string[] = []): Promise<void> {
+    if (!this.c.catalog.getJob(jobId)) return; // (the caller names the unknown job)
+    const hosts = [...new Set([...this.liveRanksByHost(jobId).keys(), ...more])];
+    const unknown = () => hosts.some((host) => this.c.hosts.get(host)?.state === 'unknown');
+    const t0 = this.c.now();
+    // (the sweep decides within the timeout; the bound only guards against a sweep that never runs)
+    while (unknown() && this.c.now() - t0 < 2 * this.c.config.heartbeatTimeoutMs) await new Promise((r) => setTimeout(r, HOSTS_HEARD_POLL_MS));
+    if (this.c.now() > t0) trace(`waited ${this.c.now() - t0} ms to hear from hosts ${hosts.join(',')} after the coordinator's start`);
   }
 
   /** Why the job does not run or is on its way out ("is failed, not running", "is ending (...)"); undefined while it runs. */

@@ -155,6 +155,28 @@ describe('a checkpoint or a migration while the endpoint table is on its way', (
     expect(Date.now() - t0).toBeLessThan(1_000); // not after the flush timeout (5 s)
   });
 
+  it('a checkpoint asked of a restarted coordinator before its agents registered waits for them', async () => {
+    await bothSayHello(1000, 1001);
+    await h.crashCoordinator();
+    h.startCoordinator();
+    expect([h.hostState('a'), h.hostState('b')]).toEqual(['unknown', 'unknown']);
+    const { value, error } = await settle<CheckpointReplyInit>(h.coordinator!.checkpoints.checkpoint('k', { stop: false }));
+    expect(error).toBeUndefined();
+    expect(value!.epoch!.state).toBe('committed');
+  });
+
+  it('a checkpoint asked of a restarted coordinator is refused once a host of the job that does not come back is marked down', async () => {
+    await bothSayHello(1000, 1001);
+    await h.crashAgent('b');
+    await h.crashCoordinator();
+    h.startCoordinator();
+    const t0 = Date.now();
+    const { error } = await settle(h.coordinator!.checkpoints.checkpoint('k', { stop: false }));
+    expect(error?.message).toMatch(/^job k has rank 1 on host b, which is down: cannot take a checkpoint until its agent is back/);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(500); // the heartbeat timeout from the coordinator's start
+    expect(Date.now() - t0).toBeLessThan(1_000);
+  });
+
   it('a job that ends while its checkpoint waits for the table is not checkpointed: no epoch begins', async () => {
     a.hello(0, 1000);
     await advance(50);

@@ -47,6 +47,7 @@ export class CheckpointService {
   async checkpoint(jobId: string, options: CheckpointOptions): Promise<CheckpointReplyInit> {
     await this.c.operations.afterBackground(jobId, WAIT_FOR_COPIES_MS);
     // (before the checks below: the job may end, or a host go down, meanwhile)
+    await this.c.jobs.untilHeardFrom(jobId);
     await this.c.jobs.tables.untilTableOut(jobId, this.c.config.flushTimeoutMs);
     const job = this.c.catalog.getJob(jobId);
     if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);

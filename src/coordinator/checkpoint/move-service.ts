@@ -441,6 +441,7 @@ export class MoveService {
   async migrate(jobId: string, moves: Map<number, string>, progress?: MoveProgressFn): Promise<MoveReplyInit> {
     await this.c.operations.afterBackground(jobId, WAIT_FOR_COPIES_MS);
     // (before the checks below: the job may end, or a host go down, meanwhile)
+    await this.c.jobs.untilHeardFrom(jobId, [...moves.values()]);
     await this.c.jobs.tables.untilTableOut(jobId, this.c.config.flushTimeoutMs);
     const job = this.c.catalog.getJob(jobId);
     if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
