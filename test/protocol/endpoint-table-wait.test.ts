@@ -56,18 +56,22 @@ async function bothSayHello(portA: number, portB: number): Promise<void> {
   expect(a.tables.at(-1)).toBe(`k ${portA},${portB}`);
 }
 
-/**
- * The ranks resume with new listeners (2000, 2001), and their reports go to a coordinator that dies before it
- * takes them; the next one starts, and each report told again to it goes to `told` instead of being taken
- * (`take` takes one). Returns once both agents have registered with it.
- */
-async function newCoordinatorAsRanksWait(told: (take: () => void, host: string) => void): Promise<void> {
+/** The ranks resume with new listeners (2000, 2001), and their reports go to a coordinator that dies before it takes them. */
+async function coordinatorDiesAsRanksWait(): Promise<void> {
   await bothSayHello(1000, 1001);
   h.hub.severed = true;
   a.hello(0, 2000);
   b.hello(1, 2001);
   await advance(10);
   await h.crashCoordinator();
+}
+
+/**
+ * coordinatorDiesAsRanksWait, then the next coordinator starts, and each report told again to it goes to
+ * `told` instead of being taken (`take` takes one). Returns once both agents have registered with it.
+ */
+async function newCoordinatorAsRanksWait(told: (take: () => void, host: string) => void): Promise<void> {
+  await coordinatorDiesAsRanksWait();
   h.startCoordinator();
   const tables = h.coordinator!.jobs.tables;
   const take = tables.onRankEndpoint.bind(tables);
@@ -113,13 +117,7 @@ describe('a checkpoint or a migration while the endpoint table is on its way', (
   });
 
   it('an endpoint report lost with a coordinator that died is told again to the next one as soon as the agent registers', async () => {
-    await bothSayHello(1000, 1001);
-    // The ranks resume with new listeners; their reports go to a coordinator that dies before it takes them.
-    h.hub.severed = true;
-    a.hello(0, 2000);
-    b.hello(1, 2001);
-    await advance(10);
-    await h.crashCoordinator();
+    await coordinatorDiesAsRanksWait();
     const t0 = Date.now();
     h.startCoordinator();
     while (!a.tables.includes('k 2000,2001') && Date.now() - t0 < 5_000) await advance(10);
