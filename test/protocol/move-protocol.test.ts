@@ -433,6 +433,18 @@ describe('a coordinator restart in the middle of a start or a move', () => {
     expect(h.catalog!.getJob('j')!.state).toBe('running'); // the job that had started is left alone
   });
 
+  it('a restart asked of a restarted coordinator before the agents registered waits for them, and places ranks on them', async () => {
+    await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: true }));
+    await advance(1_000);
+    await h.crashCoordinator();
+    h.startCoordinator();
+    expect(['a', 'b', 'c', 'd'].map((host) => h.hostState(host))).toEqual(['unknown', 'unknown', 'unknown', 'unknown']);
+    const { error } = await settle<MoveReplyInit>(h.coordinator!.moves.restart('j', { hosts: ['c', 'd'] }));
+    expect(error).toBeUndefined();
+    expect(rankHosts()).toEqual(['c', 'c', 'd', 'd']);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+  });
+
   it('finishes a restart whose restored ranks were waiting for RESUME: they resume and the job runs', async () => {
     await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: true }));
     await advance(1_000);

@@ -99,6 +99,9 @@ export class MoveService {
 
   async restart(jobId: string, o: RestartOptions): Promise<MoveReplyInit> {
     if (!o.held) await this.c.operations.afterBackground(jobId, WAIT_FOR_COPIES_MS);
+    // (before the checks below. Asked right after a coordinator restart: the targets, the images' hosts and
+    // the free capacity are those of the hosts back by then)
+    await this.c.jobs.untilHeardFrom(jobId, this.c.hosts.all().map((h) => h.name));
     const job = this.c.catalog.getJob(jobId);
     if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
     if (job.state === 'running' || job.state === 'pending') {
