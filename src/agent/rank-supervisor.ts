@@ -123,6 +123,9 @@ export interface RankRunner extends EventEmitter<RankSupervisorEvents> {
   close?(): void;
 }
 
+/** An ended rank's key in RankSupervisor.unreported: job/rank/pid (an earlier copy's end is another one's). */
+const unreportedKey = (jobId: string, rank: number, pid?: number) => `${jobId}/${rank}/${pid ?? 0}`;
+
 export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implements RankRunner {
   private readonly ranks = new Map<string, RankEntry>();
   /**
@@ -294,12 +297,12 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
 
   /** The rank ended: its entry stays in the table, with its exit, until exitReported. Writes the table. */
   private keepUntilReported(t: RankTableEntry, exit: RankExitedInit): void {
-    this.unreported.set(`${t.jobId}/${t.rank}/${exit.pid ?? 0}`, { ...t, exit });
+    this.unreported.set(unreportedKey(t.jobId, t.rank, exit.pid), { ...t, exit });
     this.saveTable();
   }
 
   exitReported(e: RankExitedInit): void {
-    if (this.unreported.delete(`${e.job_id}/${e.rank}/${e.pid ?? 0}`)) this.saveTable();
+    if (this.unreported.delete(unreportedKey(e.job_id ?? '', e.rank ?? 0, e.pid))) this.saveTable();
   }
 
   running(): RankProcessInit[] {
@@ -322,7 +325,7 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
       if (t.exit) {
         // Its end was seen by the agent before, and never acknowledged: told again, kept until it is.
         result.ended.push({ exit: t.exit, logs: t.logs, offsets: t.offsets });
-        this.unreported.set(`${t.jobId}/${t.rank}/${t.exit.pid ?? 0}`, t);
+        this.unreported.set(unreportedKey(t.jobId, t.rank, t.exit.pid), t);
         trace(`${key} ended before the agent went down, its exit not acknowledged: exit ${t.exit.exit_code}`);
       } else if (processAlive(t.pid, t.pidStartTicks)) {
         const info: RankProcessInit = { job_id: t.jobId, rank: t.rank, pid: t.pid, endpoint: '', started_ms: t.startedMs };
@@ -335,7 +338,7 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
         removeExitStatus(t.statusFile);
         removeRankInitDir(t.initDir);
         result.ended.push({ exit, logs: t.logs, offsets: t.offsets });
-        this.unreported.set(`${t.jobId}/${t.rank}/${exit.pid ?? 0}`, { ...t, exit });
+        this.unreported.set(unreportedKey(t.jobId, t.rank, exit.pid), { ...t, exit });
         trace(`${key} ended while the agent was down: exit ${exit.exit_code} ${exit.reason}`);
       }
     }
