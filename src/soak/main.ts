@@ -12,7 +12,7 @@
 // run's. It prints every operation with its duration, and at the end how many
 // of each ran and how long they took; the seed replays the same choices.
 //
-//   node dist/src/soak/main.js [--minutes 10] [--seed N] [--chaos]
+//   node dist/src/soak/main.js [--minutes 10] [--seed N] [--chaos] [--only OP,...]
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { errorMessage } from '../common/ferry-error.js';
@@ -41,10 +41,12 @@ interface Options {
   minutes: number;
   seed: number;
   chaos: boolean;
+  /** --only: the operations to run, by name (all by default): to hammer at one that failed. */
+  only: string[];
 }
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { minutes: 10, seed: Date.now() % 1_000_000, chaos: false };
+  const o: Options = { minutes: 10, seed: Date.now() % 1_000_000, chaos: false, only: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = (): number => {
@@ -55,8 +57,12 @@ function parseOptions(argv: string[]): Options {
     if (a === '--minutes') o.minutes = value();
     else if (a === '--seed') o.seed = Math.floor(value());
     else if (a === '--chaos') o.chaos = true;
-    else throw new Error(`unknown option ${a}; usage: soak [--minutes 10] [--seed N] [--chaos]`);
+    else if (a === '--only') o.only = (argv[++i] ?? '').split(',').filter(Boolean);
+    else throw new Error(`unknown option ${a}; usage: soak [--minutes 10] [--seed N] [--chaos] [--only OP,...]`);
   }
+  const unknown = o.only.filter((name) => !OPERATIONS.some((op) => op.name === name));
+  if (unknown.length > 0) throw new Error(`--only: no operation ${unknown.join(', ')} (there are ${OPERATIONS.map((op) => op.name).join(', ')})`);
+  if (!o.chaos && o.only.some((name) => OPERATIONS.find((op) => op.name === name)!.chaos)) throw new Error(`--only: ${o.only.join(',')} needs --chaos`);
   return o;
 }
 
@@ -78,7 +84,7 @@ async function main(): Promise<number> {
     return 1;
   }
   const random = new Random(options.seed);
-  const operations = OPERATIONS.filter((op) => options.chaos || !op.chaos);
+  const operations = OPERATIONS.filter((op) => (options.chaos || !op.chaos) && (options.only.length === 0 || options.only.includes(op.name)));
   log(`soak: seed ${options.seed}, ${options.minutes} min, operations: ${operations.map((op) => op.name).join(', ')}`);
   const durations = new Map<string, number[]>();
   let c: TestCluster | undefined;
