@@ -3,8 +3,8 @@
 // the coordinator in the middle of that step however slow the machine is.
 //
 // With FERRY_FAULT_GATES=DIR in the agent's environment, a step (prepare,
-// dump, store, fetch, resume, restore; endpoint: a rank's endpoint report; table: the
-// coordinator's endpoint table handed to the ranks) that finds the file DIR/STEP, or DIR/STEP@HOST
+// dump, store, fetch, resume, restore; flushing: a PREPARE once its ranks were asked to flush;
+// endpoint: a rank's endpoint report; table: the coordinator's endpoint table handed to the ranks) that finds the file DIR/STEP, or DIR/STEP@HOST
 // for its own host only (a closed gate), creates DIR/STEP.held.HOST (the test
 // waits for it) and waits until that file is removed. A gate whose file says
 // `drop` drops the step instead: the agent never runs it nor answers, as if the
@@ -14,10 +14,11 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
- * The protocol steps; `endpoint`: the agent's report of a rank's endpoint to the coordinator; `table`: an
- * endpoint table from the coordinator, handed to the ranks waiting for it.
+ * The protocol steps; `flushing`: a PREPARE after the agent asked its ranks to flush, before it waits for them;
+ * `endpoint`: the agent's report of a rank's endpoint to the coordinator; `table`: an endpoint table from the
+ * coordinator, handed to the ranks waiting for it.
  */
-export type GatedStep = 'prepare' | 'dump' | 'store' | 'fetch' | 'resume' | 'restore' | 'endpoint' | 'table';
+export type GatedStep = 'prepare' | 'flushing' | 'dump' | 'store' | 'fetch' | 'resume' | 'restore' | 'endpoint' | 'table';
 
 export const FAULT_GATES_ENV = 'FERRY_FAULT_GATES';
 const GATES_DIR = process.env[FAULT_GATES_ENV] ?? '';

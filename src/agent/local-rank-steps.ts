@@ -711,8 +711,11 @@ export class LocalRankSteps implements RankSteps {
     }
     let timer: NodeJS.Timeout | undefined;
     try {
+      const asked = ask.length > 0 ? channel.flush(req.job_id, req.epoch, ask) : Promise.resolve([]);
+      asked.catch(() => {}); // (handled below: not unhandled while a test holds the gate)
+      await passFaultGate('flushing', this.o.host);
       const [reports] = await Promise.race([
-        Promise.all([ask.length > 0 ? channel.flush(req.job_id, req.epoch, ask) : Promise.resolve([]), ...underWay]),
+        Promise.all([asked, ...underWay]),
         new Promise<never>((_, reject) => {
           timer = setTimeout(
             () => reject(new FerryError(ErrorCode.TIMEOUT, `flush on host ${this.o.host} not done within ${AGENT_FLUSH_TIMEOUT_MS} ms`)),

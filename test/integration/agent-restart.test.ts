@@ -6,7 +6,8 @@
 // the rank ended while no agent ran). An agent killed while it holds the
 // RESUME of a checkpoint (before its STORE): the epoch aborts, and the job
 // runs on once the coordinator resumes the ranks the new agent reports
-// flushed. An agent killed while it takes the endpoint table: its ranks get
+// flushed. An agent killed in PREPARE, before or after it asked its ranks to flush:
+// all resume once it is back. An agent killed while it takes the endpoint table: its ranks get
 // the table through the next agent. A failed job's
 // rank that ignores SIGTERM on a host away at the time ends once its agent is back.
 // An agent killed while a migration's target fetches from it, or while it
@@ -161,6 +162,34 @@ describe('an agent killed and restarted while its ranks run', { timeout: 180_000
     const next = await c.ferry(['checkpoint', 'prep', '--json'], { timeoutMs: 60_000 });
     expect(next.code, `${next.stderr}\n${c.logTails(20)}`).toBe(0);
     await streamEndsWell('prep', stop, run);
+  });
+
+  it('an agent killed during PREPARE after it asked its ranks to flush: they flush without it, and all resume once it is back', async () => {
+    const stop = join(c.tempDir, 'stop-flushing');
+    const run = c.ferry(['run', '-n', '4', '--hosts', 'host1,host2', '--job-id', 'asked', stream, stop], { timeoutMs: 150_000 });
+    const placed = await allRunning('asked');
+    await c.waitFor(async () => (await tablesPublished('asked')) > 0, 'the endpoint table');
+    const victim = placed.ranks[3].host;
+    const other = placed.ranks.map((r) => r.host).find((h) => h !== victim)!;
+    // The victim's agent dies once its ranks have the flush request; they go on flushing (the other host's ranks,
+    // held back until then, send their markers after the death) and end flushed with no agent to tell.
+    gates.close('prepare', other);
+    gates.close('flushing', victim);
+    const checkpoint = c.ferry(['checkpoint', 'asked', '--json'], { timeoutMs: 60_000 });
+    await gates.held('flushing', victim);
+    await gates.held('prepare', other);
+    await c.killAgent(victim, 'SIGKILL');
+    gates.open('flushing', victim);
+    gates.open('prepare', other);
+    const done = await checkpoint;
+    expect(done.code, done.stdout).not.toBe(0);
+    expect(done.stderr).toMatch(new RegExp(`epoch 1\\) aborted: PREPARE failed: ranks [0-9,]+: host ${victim}: .*The job's ranks wait, flushed, until the agent on ${victim} is back to finish the flush`));
+
+    await c.startAgent(victim);
+    await c.waitFor(async () => (await events()).some((e) => e.kind === 'flush.completed' && e.jobId === 'asked'), 'the flush finished and every rank resumed', 60_000);
+    const next = await c.ferry(['checkpoint', 'asked', '--json'], { timeoutMs: 60_000 });
+    expect(next.code, `${next.stderr}\n${c.logTails(20)}`).toBe(0);
+    await streamEndsWell('asked', stop, run);
   });
 
   it('an agent killed during STORE: the epoch aborts, the ranks (resumed before STORE) run on under the next agent, which discards the images; the previous epoch stays', async () => {
