@@ -119,7 +119,6 @@ export class Agent {
     ranks.on('exit', (e) => this.onRankExit(e));
     rankChannel?.on('hello', (info) => this.onRankHello(info));
     rankChannel?.on('attach', (info) => this.onRankAttach(info));
-    rankChannel?.on('flushing', (jobId, rank, epoch) => this.ranks.recordFlush?.(jobId, rank, epoch));
     rankChannel?.on('abort', (jobId, rank, code, message) =>
       this.aborts.set(`${jobId}/${rank}`, { code, reason: `MPI_Abort with error code ${code}${message ? `: ${message}` : ''}` }),
     );

@@ -203,13 +203,21 @@ export class LocalRankSteps implements RankSteps {
         trace(`cannot load the CRIU image schemas: ${errorMessage(err)}`); // the restore that needs them says so
       }
     });
-    // Marked as the request goes out to the rank (a rank the channel refuses, not connected, is not flushing).
-    o.rankChannel?.on('flushing', (jobId: string, rank: number, epoch: number) => this.flushing.set(`${jobId}/${rank}`, epoch));
+    // Marked as the request goes out to the rank (a rank the channel refuses, not connected, is not flushing),
+    // here and in the rank table: should this agent die before the rank answers, the next one takes the rank
+    // back flushed (Agent.readopt), as it will be, with no agent to tell.
+    o.rankChannel?.on('flushing', (jobId: string, rank: number, epoch: number) => {
+      this.flushing.set(`${jobId}/${rank}`, epoch);
+      o.ranks.recordFlush(jobId, rank, epoch);
+    });
     // A rank that refused (still waiting for its endpoint table, say) is not flushing: a RESUME meanwhile must
     // not mark it to be woken at the end of its next flush, which would wake it in the middle of that operation.
+    // Nor may the rank table say it is: an agent killed now left the next one a running rank taken back as
+    // flushed, never asked to flush, whose peers then waited for its end-of-channel markers.
     o.rankChannel?.on('flushRefused', (jobId: string, rank: number) => {
       this.flushing.delete(`${jobId}/${rank}`);
       this.resumeWhenFlushed.delete(`${jobId}/${rank}`);
+      o.ranks.recordFlush(jobId, rank, 0);
     });
     o.rankChannel?.on('flushed', (report) => {
       const key = `${report.jobId}/${report.rank}`;

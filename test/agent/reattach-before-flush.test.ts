@@ -37,7 +37,7 @@ async function started(reattachWaitMs: number): Promise<{ server: RankChannelSer
   const name = uniqueSocketName();
   const server = new RankChannelServer({ socketName: name });
   await server.listen();
-  const ranks = Object.assign(new EventEmitter(), { signalRanks: () => 0 }) as unknown as RankSupervisor;
+  const ranks = Object.assign(new EventEmitter(), { signalRanks: () => 0, recordFlush: () => {} }) as unknown as RankSupervisor;
   const steps = new LocalRankSteps({ host: 'h', imagesDir: join(dir, 'images'), ranks, rankChannel: server, reattachWaitMs });
   return { server, steps, name };
 }

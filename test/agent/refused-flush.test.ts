@@ -3,7 +3,9 @@
 // that operation sends must not mark it to be woken when its next flush
 // completes: that woke it in the middle of the next operation, after its
 // PREPARE and before its DUMP, and CRIU found the rank's new sockets (found by
-// the soak, seed 103). A real RankChannelServer; the rank is a raw client.
+// the soak, seed 103). Nor may the rank table say it is flushed: the next
+// agent, should this one die, would take a running rank back as flushed and
+// never ask it to flush. A real RankChannelServer; the rank is a raw client.
 import { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -47,8 +49,10 @@ describe('a rank that refused a flush', () => {
     const server = new RankChannelServer({ socketName: name });
     await server.listen();
     const signals: string[] = [];
+    const table = new Map<string, number>(); // the flush epochs the rank table would keep
     const ranks = Object.assign(new EventEmitter(), {
       signalRanks: (jobId: string, list: number[], signal: string) => (signals.push(`${jobId} ${list.join(',')} ${signal}`), list.length),
+      recordFlush: (jobId: string, rank: number, epoch: number) => table.set(`${jobId}/${rank}`, epoch),
     }) as unknown as RankSupervisor;
     const steps = new LocalRankSteps({ host: 'h', imagesDir: join(dir, 'images'), ranks, rankChannel: server });
     try {
@@ -58,6 +62,7 @@ describe('a rank that refused a flush', () => {
       const refused = await steps.run(round(RoundStep.PREPARE, 3));
       expect(refused.failed.get(0)?.message).toMatch(/refused the flush: rank is not running yet/);
       expect(steps.awaitingResume()).toEqual(new Map()); // not flushing
+      expect(table).toEqual(new Map([['j/0', 0]])); // an agent killed now leaves the next one a running rank, not a flushed one
       await steps.run(round(RoundStep.RESUME, 3)); // the abort's RESUME: nothing to wake
       expect(signals).toEqual([]);
 
@@ -66,6 +71,7 @@ describe('a rank that refused a flush', () => {
       expect(rank.flushRequests()).toBe(2);
       expect(signals).toEqual([]); // still flushed: its operation goes on to DUMP
       expect(steps.awaitingResume()).toEqual(new Map([['j/0', 4]]));
+      expect(table).toEqual(new Map([['j/0', 4]]));
       await steps.run(round(RoundStep.RESUME, 4));
       expect(signals).toEqual(['j 0 SIGUSR2']);
     } finally {
