@@ -186,6 +186,17 @@ export class LocalRankSteps implements RankSteps {
     };
     o.rankChannel?.on('hello', warm);
     o.rankChannel?.on('attach', warm);
+    // A rank attaches only while it runs: its runtime connects again by itself after it lost its agent, and a
+    // flushed rank connects only once woken, with a hello. One taken back flushed from the rank table (a
+    // stale entry: an agent killed between a rank's refusal and its record, say) is running: a PREPARE must ask
+    // it, not answer for it while its peers wait for its end-of-channel markers.
+    o.rankChannel?.on('attach', (info) => {
+      const key = `${info.jobId}/${info.rank}`;
+      if (info.finalized || !this.flushed.has(key)) return;
+      trace(`${key} was taken back flushed for ${this.flushed.get(key)}, and attached running: it is not flushed`);
+      this.flushed.delete(key);
+      o.ranks.recordFlush(info.jobId, info.rank, 0);
+    });
     o.ranks.on('exit', (e: RankExitedInit) => {
       this.reattached(e.job_id ?? '', e.rank ?? 0);
       void this.coolDown(e.job_id ?? '', e.rank ?? 0);

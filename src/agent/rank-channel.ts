@@ -46,6 +46,8 @@ export interface RankInfo {
   resumedEpoch: number;
   /** the same hello again, to a new agent (the one asked first died before answering) */
   repeated?: boolean;
+  /** an attach from a rank past MPI_Finalize (only its finalized and exit notices follow) */
+  finalized?: boolean;
 }
 
 export interface RankFlushReport {
@@ -477,6 +479,7 @@ export class RankChannelServer extends EventEmitter<RankChannelEvents> {
       listenPort: a.listen_port,
       runtimeVersion: a.runtime_version,
       resumedEpoch: 0,
+      finalized: a.finalized,
     };
     c.finalized = a.finalized;
     c.attachRequestId = m.request_id;

@@ -4,7 +4,8 @@
 // soon as the new agent registers, which can be before that: the rank refused
 // it as "not in MPI_Init yet", and its peers waited out the flush timeout for
 // its end-of-channel markers (soak seed 118: a migration took 32 s to abort).
-// The PREPARE now waits for it. A real RankChannelServer; the rank is a raw client.
+// The PREPARE now waits for it. A rank taken back flushed that attaches runs:
+// it is asked to flush. A real RankChannelServer; the rank is a raw client.
 import { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,24 +23,31 @@ const dir = mkdtempSync(join(tmpdir(), 'ferry-test-reattach-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Rank 0 of job j connecting again (an attach, as src/runtime/agent.c after a lost agent): flushes at its first request. */
-function reattachingRank(name: string): void {
+function reattachingRank(name: string): { flushRequests: () => number } {
+  let requests = 0;
   const attach = { request_id: 1, attach: { job_id: 'j', rank: 0, size: 1, pid: process.pid, listen_port: 1, runtime_version: 'test' } };
   rawRank(name, attach, (m, send, s) => {
     if (!m.flush) return;
+    requests++;
     send({ reply_to: m.request_id, status: { ok: true }, flush_reply: { epoch: m.flush.epoch, drained_messages: 2, drained_bytes: 64 } });
     s.end();
   });
+  return { flushRequests: () => requests };
 }
 
 const prepare = (epoch: number) => roundRequest(RoundStep.PREPARE, { job_id: 'j', epoch, ranks: [0] });
 
-async function started(reattachWaitMs: number): Promise<{ server: RankChannelServer; steps: LocalRankSteps; name: string }> {
+async function started(reattachWaitMs: number): Promise<{ server: RankChannelServer; steps: LocalRankSteps; name: string; table: Map<string, number> }> {
   const name = uniqueSocketName();
   const server = new RankChannelServer({ socketName: name });
   await server.listen();
-  const ranks = Object.assign(new EventEmitter(), { signalRanks: () => 0, recordFlush: () => {} }) as unknown as RankSupervisor;
+  const table = new Map<string, number>(); // the flush epochs the rank table would keep
+  const ranks = Object.assign(new EventEmitter(), {
+    signalRanks: () => 0,
+    recordFlush: (jobId: string, rank: number, epoch: number) => table.set(`${jobId}/${rank}`, epoch),
+  }) as unknown as RankSupervisor;
   const steps = new LocalRankSteps({ host: 'h', imagesDir: join(dir, 'images'), ranks, rankChannel: server, reattachWaitMs });
-  return { server, steps, name };
+  return { server, steps, name, table };
 }
 
 describe('a PREPARE for a rank re-adopted from a killed agent', () => {
@@ -81,6 +89,24 @@ describe('a PREPARE for a rank re-adopted from a killed agent', () => {
       steps.expectReattach('j', 0);
       const out = await steps.run(prepare(2));
       expect(out.failed).toEqual(new Map());
+    } finally {
+      steps.close?.();
+      await server.close();
+    }
+  });
+
+  it('asks a rank taken back flushed from a stale rank table entry once it attaches running, instead of answering for it', async () => {
+    const { server, steps, name, table } = await started(5_000);
+    try {
+      steps.adoptFlushed('j', 0, 2); // the rank table said it was flushed for epoch 2; it runs
+      expect(steps.awaitingResume()).toEqual(new Map([['j/0', 2]]));
+      const rank = reattachingRank(name);
+      for (let i = 0; i < 100 && !server.isConnected('j', 0); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(steps.awaitingResume()).toEqual(new Map());
+      expect(table).toEqual(new Map([['j/0', 0]]));
+      const out = await steps.run(prepare(2));
+      expect(out.failed).toEqual(new Map());
+      expect(rank.flushRequests()).toBe(1); // its peers get its end-of-channel markers
     } finally {
       steps.close?.();
       await server.close();
