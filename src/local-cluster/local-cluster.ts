@@ -3,7 +3,7 @@
 // inside each host. Everything it starts or creates is removed by stop(), and
 // also when the test process exits, is interrupted or is terminated.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +25,8 @@ export const FERRY_COMMAND_TIMEOUT_MS = 30_000;
 const LOCAL_COMMANDS = new Set(['inspect', 'doctor', 'mpicc']);
 const WAIT_POLL_MS = 100;
 const TEMP_DIR_PREFIX = 'ferry-cluster-';
+/** In a temp dir kept by FERRY_KEEP_CLUSTER_DIR=1 (its daemons stopped): the next clusters' sweep leaves it alone. */
+const KEPT_MARKER = 'KEPT';
 
 const COORDINATOR_READY_RE = /ferry coordinator listening on tcp:\/\/\S+/;
 const agentRegisteredRe = (host: string): RegExp => new RegExp(`ferry agent ${host.replace(/[.]/g, '\\.')} registered`);
@@ -177,6 +179,7 @@ function sweepStaleClusterDirs(): void {
     const parsed = parseRunName(entry.slice(TEMP_DIR_PREFIX.length));
     if (!parsed || processAlive(parsed.ownerPid)) continue;
     const dir = join(tmpdir(), entry);
+    if (existsSync(join(dir, KEPT_MARKER))) continue; // FERRY_KEEP_CLUSTER_DIR: stopped, kept on purpose
     for (const pid of pidsMentioning(dir)) {
       try {
         process.kill(pid, 'SIGKILL');
@@ -262,7 +265,8 @@ export async function startTestCluster(options: TestClusterOptions = {}): Promis
     await Promise.all(daemons.map((d) => d.stop()));
     await network.destroy();
     if (process.env.FERRY_KEEP_CLUSTER_DIR === '1') {
-      process.stderr.write(`cluster helper: kept ${tempDir}\n`);
+      writeFileSync(join(tempDir, KEPT_MARKER), 'kept for a look at its logs: remove it when done\n');
+      process.stderr.write(`cluster helper: kept ${tempDir} (remove it when done: no later cluster sweeps it)\n`);
     } else {
       removeTree(tempDir);
     }
