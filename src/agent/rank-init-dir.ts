@@ -79,14 +79,25 @@ function inUse(dir: string): boolean {
 /**
  * Removes the directory once its rank has ended; best effort (something left
  * inside keeps it). Kept while a process still works there: a rank migrated
- * between namespace hosts of one machine is restored into the same path.
+ * between namespace hosts of one machine is restored into the same path. Kept
+ * too once a restore has claimed it since the removal was asked
+ * (ensureRankInitDir gives it a new time): a look again, while the copy that
+ * used it was on its way out, once removed the directory of the copy being
+ * restored after it, before CRIU got there (soak seed 121: an agent back on a
+ * lost host was removing its killed ranks' directories as the job's drain
+ * restored those ranks there).
  */
-export function removeRankInitDir(path: string | undefined, attemptsLeft = REMOVE_ATTEMPTS): void {
+export function removeRankInitDir(path: string | undefined, attemptsLeft = REMOVE_ATTEMPTS, askedAt = Date.now()): void {
   if (!path || !isRankInitDir(path)) return;
   if (inUse(path)) {
     // The rank's processes may still be on their way out when its end is reported: look again shortly.
-    if (attemptsLeft > 1) setTimeout(() => removeRankInitDir(path, attemptsLeft - 1), REMOVE_RETRY_MS).unref();
+    if (attemptsLeft > 1) setTimeout(() => removeRankInitDir(path, attemptsLeft - 1, askedAt), REMOVE_RETRY_MS).unref();
     return;
+  }
+  try {
+    if (statSync(path).mtimeMs > askedAt) return; // claimed by a restore since
+  } catch {
+    return; // gone already
   }
   try {
     rmdirSync(path);

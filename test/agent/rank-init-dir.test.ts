@@ -68,6 +68,18 @@ describe('rank init directories', () => {
     ensureRankInitDir(dir);
     expect(existsSync(dir)).toBe(true);
   });
+
+  it('leaves a directory that a restore claimed after its removal was asked, while its earlier user was on its way out', async () => {
+    const dir = createRankInitDir('t', 4);
+    const p = spawn('sleep', ['30'], { cwd: dir, stdio: 'ignore' });
+    await until('sleep to run', () => p.pid !== undefined);
+    removeRankInitDir(dir); // in use: looked at again every 250 ms
+    await new Promise((r) => setTimeout(r, 20));
+    ensureRankInitDir(dir); // a copy of the rank is restored into it (here or on another host of this machine)
+    p.kill('SIGKILL');
+    await new Promise((r) => setTimeout(r, 800)); // the next looks find it unused: it stays all the same
+    expect(existsSync(dir)).toBe(true);
+  });
 });
 
 describe('sweeping rank init directories', () => {
