@@ -46,16 +46,16 @@ class ZapHandler {
       const router = new zmq.Router({ linger: 0 });
       this.router = router;
       this.ready = bindZapEndpoint(router).then(
-          () => void this.serve(router),
-          (err: unknown) => {
-            // Every server waiting on it fails to start; the next one tries again.
-            router.close();
-            this.router = undefined;
-            this.ready = undefined;
-            this.users = 0;
-            throw err;
-          },
-        );
+        () => void this.serve(router),
+        (err: unknown) => {
+          // Every server waiting on it fails to start; the next one tries again.
+          router.close();
+          this.router = undefined;
+          this.ready = undefined;
+          this.users = 0;
+          throw err;
+        },
+      );
     }
     await this.ready;
   }
