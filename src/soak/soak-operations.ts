@@ -60,6 +60,13 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  */
 const BUSY_RETRY_MS = 30_000;
 const BUSY_RETRY_EVERY_MS = 250;
+/**
+ * How long a refused operation's job, some of whose ranks have exited, is watched for its end before the
+ * refusal counts as a finding: a job whose ranks are exiting, one of them still reconnecting to an agent
+ * started again to report its end, is refused ("has 1 of 4 ranks running") while it still counts as
+ * running (soak seed 122). A job none of whose ranks has exited is not ending: its refusal is a finding.
+ */
+const ENDING_GRACE_MS = 15_000;
 
 /** The hosts the job's ranks are on now. */
 const hostsOf = (v: JobView) => [...new Set(v.ranks.map((r) => r.host))].sort();
@@ -69,8 +76,8 @@ export class SoakFinding extends Error {}
 
 /**
  * `ferry ARGS`; a failure is a finding unless the job is no longer running
- * (it may end between the choice of an operation and its request), or
- * `expected` says the failure was provoked.
+ * (it may end between the choice of an operation and its request), or was
+ * ending (ENDING_GRACE_MS), or `expected` says the failure was provoked.
  */
 async function ferry(o: OperationContext, args: string[], expected?: string): Promise<{ ok: boolean; out: string }> {
   const busyUntil = Date.now() + BUSY_RETRY_MS;
@@ -82,8 +89,14 @@ async function ferry(o: OperationContext, args: string[], expected?: string): Pr
   if (r.code === 0) return { ok: true, out: r.stdout };
   const why = r.stderr.trim().split('\n').pop() ?? '';
   if (expected) return { ok: false, out: `${expected}: ${why}` };
-  const now = await o.view();
-  if (now.state !== 'running') return { ok: false, out: `refused, the job being ${now.state}: ${why}` };
+  const endsBy = Date.now() + ENDING_GRACE_MS;
+  let now = await o.view();
+  const ending = now.ranks.some((r) => r.state === 'exited');
+  while (ending && now.state === 'running' && Date.now() < endsBy) {
+    await sleep(BUSY_RETRY_EVERY_MS);
+    now = await o.view();
+  }
+  if (now.state !== 'running') return { ok: false, out: `refused, the job being ${now.state}${ending ? ' (it was ending)' : ''}: ${why}` };
   const busy = r.stderr.includes('[BUSY]') ? ` (still busy after ${BUSY_RETRY_MS} ms of asking again)` : '';
   throw new SoakFinding(`ferry ${args.join(' ')} failed (exit ${r.code}) while job ${o.job.id} runs${busy}:\n${r.stderr}`);
 }
