@@ -321,6 +321,25 @@ describe('checkpoint protocol', () => {
     expect(h.catalog!.lastCommittedEpoch('j')!.epoch).toBe(1);
   });
 
+  it('fails the job, naming why, when an agent that stays up never answers the PREPARE that finishes the flush: it does not wait for it as for a lost one', async () => {
+    await checkpoint();
+    // b refuses, says why when asked again, then never answers (as an agent whose PREPARE waits for ranks that do
+    // not come, longer than the time left). Counted as lost, b was waited for to come back, and asked again,
+    // for good: the job was held with no end and no error (a CI run of agent-restart.test.ts, 2026-12-06).
+    let calls = 0;
+    h.nodes.get('b')!.steps.scripts.set(RoundStep.PREPARE, () =>
+      ++calls === 1 ? failRanks([3], 'rank 3 refused the flush') : calls === 2 ? failRanks([3], 'rank 3 did not connect to its new agent') : 'hang',
+    );
+    const { error } = await checkpoint();
+    expect(error!.message).toMatch(
+      /epoch 2\) aborted: PREPARE failed: rank 3: host b: rank 3 refused the flush; the flush could not be finished on every rank \(PREPARE failed: rank 3: host b: rank 3 did not connect to its new agent\)\. The job fails/,
+    );
+    expect(events('flush.owed')).toEqual([]);
+    await advance(2_000);
+    expect(h.catalog!.getJob('j')!).toMatchObject({ state: 'failed', exitCode: 1 });
+    expect(h.catalog!.lastCommittedEpoch('j')!.epoch).toBe(1);
+  });
+
   it('asks again a rank whose PREPARE fails once, for any reason, while the flush is finished: every rank resumes', async () => {
     await checkpoint();
     // The first PREPARE fails on b (rank 3 refuses for a moment); the flush is finished by asking again, where b's

@@ -62,7 +62,8 @@ export class FlushCompletion {
    * finishes the flush on every rank that can be reached. `what` names the operation for events.
    */
   async settle(jobId: string, epoch: number, imageSet: string, what: string, first: RoundResult): Promise<FlushSettlement> {
-    if (first.silentHosts.length > 0) return { state: 'owed', hosts: [...first.silentHosts] };
+    const lost = this.lostHosts(first);
+    if (lost.length > 0) return { state: 'owed', hosts: lost };
     // An agent refuses a PREPARE for all its ranks before it asks any (one not connected, say: /bin/sh is no MPI
     // program): with no rank flushed or flushing anywhere, nothing waits, and nothing need be finished.
     const begun = [...first.replies.values()].some((r) => r.acknowledged > 0) || [...first.codes.values()].some((code) => code === ErrorCode.TIMEOUT || code === ErrorCode.BUSY);
@@ -122,17 +123,19 @@ export class FlushCompletion {
     const hostLost = new Promise<void>((r) => (lost = r));
     const hosts = Promise.all(
       [...this.c.jobs.liveRanksByHost(jobId).keys()].map(async (host) => {
+        let told: RoundResult | undefined; // the host's last answer that said why (a timeout does not)
         for (;;) {
           if (silent.length > 0 || problems.length > 0 || this.ending(jobId)) return;
           const ranks = this.c.jobs.liveRanksByHost(jobId).get(host);
           if (!ranks) return;
           const r = this.c.jobs.withoutEndedRanks(jobId, await runRound(this.c, request, new Map([[host, ranks]]), Math.max(1, deadline - this.c.now())));
           if (r.ok) return;
-          if (r.silentHosts.length > 0) {
+          if (this.lostHosts(r).length > 0) {
             silent.push(host);
             return lost();
           }
-          if (this.c.now() + FLUSH_RETRY_MS >= deadline) return void problems.push(describeRoundFailure('PREPARE', r));
+          if (r.silentHosts.length === 0) told = r;
+          if (this.c.now() + FLUSH_RETRY_MS >= deadline) return void problems.push(describeRoundFailure('PREPARE', told ?? r));
           await sleep(FLUSH_RETRY_MS);
         }
       }),
@@ -232,6 +235,15 @@ export class FlushCompletion {
     } catch (err) {
       this.c.jobs.failRunningJob(jobId, `${owed.what} aborted, and resuming its ranks failed: ${errorMessage(err)}`);
     }
+  }
+
+  /**
+   * The hosts of a round that did not answer and whose agents are not up: lost, so the job waits for them
+   * (owe). A host that is up but did not answer in time (its PREPARE outlived the flush timeout) is not: a
+   * job that waited for it to come back waited for good, the same PREPARE going to it again and again.
+   */
+  private lostHosts(r: RoundResult): string[] {
+    return r.silentHosts.filter((h) => this.c.hosts.get(h)?.state !== 'up');
   }
 
   private ending(jobId: string): string | undefined {
