@@ -214,12 +214,11 @@ export class LocalRankSteps implements RankSteps {
         trace(`cannot load the CRIU image schemas: ${errorMessage(err)}`); // the restore that needs them says so
       }
     });
-    // Marked as the request goes out to the rank (a rank the channel refuses, not connected, is not flushing),
-    // here and in the rank table: should this agent die before the rank answers, the next one takes the rank
-    // back flushed (Agent.readopt), as it will be, with no agent to tell.
+    // Marked as the request goes out to the rank (a rank the channel refuses, not connected, is not flushing).
+    // The rank table has it already (prepare): should this agent die before the rank answers, the next one
+    // takes the rank back flushed (Agent.readopt), as it will be, with no agent to tell.
     o.rankChannel?.on('flushing', (jobId: string, rank: number, epoch: number) => {
       this.flushing.set(`${jobId}/${rank}`, epoch);
-      o.ranks.recordFlush(jobId, rank, epoch);
     });
     // A rank that refused (still waiting for its endpoint table, say) is not flushing: a RESUME meanwhile must
     // not mark it to be woken at the end of its next flush, which would wake it in the middle of that operation.
@@ -730,7 +729,9 @@ export class LocalRankSteps implements RankSteps {
     }
     let timer: NodeJS.Timeout | undefined;
     try {
-      const asked = ask.length > 0 ? channel.flush(req.job_id, req.epoch, ask) : Promise.resolve([]);
+      // (the rank table says flushing before any rank is asked: see RankSupervisor.recordFlushAsked)
+      const record = (asked: number[]) => this.o.ranks.recordFlushAsked(req.job_id, asked, req.epoch);
+      const asked = ask.length > 0 ? channel.flush(req.job_id, req.epoch, ask, record) : Promise.resolve([]);
       asked.catch(() => {}); // (handled below: not unhandled while a test holds the gate)
       await passFaultGate('flushing', this.o.host);
       const [reports] = await Promise.race([

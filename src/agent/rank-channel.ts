@@ -307,9 +307,11 @@ export class RankChannelServer extends EventEmitter<RankChannelEvents> {
    * with one report per rank once each has replied and closed its connection;
    * rejects with a FerryError when a rank refuses or its connection ends first.
    * The caller bounds the time (a rank computing never blocks a flush, but a
-   * stopped process would).
+   * stopped process would). `beforeSend` gets the ranks about to be asked, once
+   * all were found ready and before the first request is written: what it
+   * records precedes any rank's flush.
    */
-  flush(jobId: string, epoch: number, ranks?: number[]): Promise<RankFlushReport[]> {
+  flush(jobId: string, epoch: number, ranks?: number[], beforeSend?: (asked: number[]) => void): Promise<RankFlushReport[]> {
     const targets = ranks ?? this.ranks(jobId).map((r) => r.rank);
     const conns: RankConnection[] = [];
     for (const rank of targets) {
@@ -318,6 +320,7 @@ export class RankChannelServer extends EventEmitter<RankChannelEvents> {
       if (c.flushRequestId) return Promise.reject(new FerryError(ErrorCode.BUSY, `rank ${rank} of job ${jobId} is already flushing`));
       conns.push(c);
     }
+    beforeSend?.(conns.filter((c) => !c.finalized).map((c) => c.info!.rank));
     return new Promise((resolve, reject) => {
       const waiter: FlushWaiter = { jobId, waiting: new Set(targets), reports: [], resolve, reject };
       this.flushes.add(waiter);

@@ -446,6 +446,25 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
     });
   }
 
+  /**
+   * Marks ranks about to be asked to flush for `epoch`, on disk before it
+   * returns: the requests go out only then. Recorded after them, an agent
+   * killed in between (a rank table write waits for an fsync, which a loaded
+   * disk makes long) left its ranks flushing while the table said running;
+   * the next agent waited for them to connect again, which a flushed rank
+   * never does, and the job's flush could not be finished.
+   */
+  recordFlushAsked(jobId: string, ranks: readonly number[], epoch: number): void {
+    let changed = false;
+    for (const rank of ranks) {
+      const e = this.ranks.get(RankSupervisor.key(jobId, rank));
+      if (!e || e.table.flushEpoch === epoch) continue;
+      e.table.flushEpoch = epoch;
+      changed = true;
+    }
+    if (changed) this.saveTable();
+  }
+
   private saveTable(): void {
     try {
       saveRankTable(this.tablePath, [...[...this.ranks.values()].filter((e) => !e.ended).map((e) => e.table), ...this.unreported.values()]);

@@ -45,6 +45,7 @@ async function started(reattachWaitMs: number): Promise<{ server: RankChannelSer
   const ranks = Object.assign(new EventEmitter(), {
     signalRanks: () => 0,
     recordFlush: (jobId: string, rank: number, epoch: number) => table.set(`${jobId}/${rank}`, epoch),
+    recordFlushAsked: (jobId: string, ranks: number[], epoch: number) => ranks.forEach((r) => table.set(`${jobId}/${r}`, epoch)),
   }) as unknown as RankSupervisor;
   const steps = new LocalRankSteps({ host: 'h', imagesDir: join(dir, 'images'), ranks, rankChannel: server, reattachWaitMs });
   return { server, steps, name, table };

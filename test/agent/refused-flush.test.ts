@@ -53,6 +53,7 @@ describe('a rank that refused a flush', () => {
     const ranks = Object.assign(new EventEmitter(), {
       signalRanks: (jobId: string, list: number[], signal: string) => (signals.push(`${jobId} ${list.join(',')} ${signal}`), list.length),
       recordFlush: (jobId: string, rank: number, epoch: number) => table.set(`${jobId}/${rank}`, epoch),
+      recordFlushAsked: (jobId: string, list: number[], epoch: number) => list.forEach((r) => table.set(`${jobId}/${r}`, epoch)),
     }) as unknown as RankSupervisor;
     const steps = new LocalRankSteps({ host: 'h', imagesDir: join(dir, 'images'), ranks, rankChannel: server });
     try {
