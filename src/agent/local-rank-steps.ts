@@ -186,17 +186,20 @@ export class LocalRankSteps implements RankSteps {
     };
     o.rankChannel?.on('hello', warm);
     o.rankChannel?.on('attach', warm);
-    // A rank attaches only while it runs: its runtime connects again by itself after it lost its agent, and a
-    // flushed rank connects only once woken, with a hello. One taken back flushed from the rank table (a
-    // stale entry: an agent killed between a rank's refusal and its record, say) is running: a PREPARE must ask
-    // it, not answer for it while its peers wait for its end-of-channel markers.
-    o.rankChannel?.on('attach', (info) => {
+    // A flushed rank connects only once woken, and a RESUME takes it out of `flushed` before it wakes it. One
+    // in `flushed` that connects (attaches, or says hello) runs: taken back flushed from a stale rank table
+    // entry (an agent killed between a rank's refusal, or its resume, and the record of it), or woken at the end
+    // of its flush by a RESUME that came while it flushed. A PREPARE must ask it, not answer for it while its
+    // peers wait for its end-of-channel markers. (A rank past MPI_Finalize attaches only to report its end.)
+    const running = (info: { jobId: string; rank: number; finalized?: boolean }) => {
       const key = `${info.jobId}/${info.rank}`;
       if (info.finalized || !this.flushed.has(key)) return;
-      trace(`${key} was taken back flushed for ${this.flushed.get(key)}, and attached running: it is not flushed`);
+      trace(`${key}, flushed for ${this.flushed.get(key)} as far as this agent knew, connected running: it is not flushed`);
       this.flushed.delete(key);
       o.ranks.recordFlush(info.jobId, info.rank, 0);
-    });
+    };
+    o.rankChannel?.on('attach', running);
+    o.rankChannel?.on('hello', running);
     o.ranks.on('exit', (e: RankExitedInit) => {
       this.reattached(e.job_id ?? '', e.rank ?? 0);
       void this.coolDown(e.job_id ?? '', e.rank ?? 0);
@@ -235,7 +238,9 @@ export class LocalRankSteps implements RankSteps {
       this.flushing.delete(key);
       for (const done of this.flushWaiters.get(key) ?? []) done();
       this.flushWaiters.delete(key);
-      if (this.resumeWhenFlushed.delete(key)) this.wake(report.jobId, [report.rank]);
+      if (!this.resumeWhenFlushed.delete(key)) return;
+      this.flushed.delete(key); // (as resume() does before it wakes a rank)
+      this.wake(report.jobId, [report.rank]);
     });
   }
 

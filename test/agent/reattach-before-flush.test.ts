@@ -4,8 +4,8 @@
 // soon as the new agent registers, which can be before that: the rank refused
 // it as "not in MPI_Init yet", and its peers waited out the flush timeout for
 // its end-of-channel markers (soak seed 118: a migration took 32 s to abort).
-// The PREPARE now waits for it. A rank taken back flushed that attaches runs:
-// it is asked to flush. A real RankChannelServer; the rank is a raw client.
+// The PREPARE now waits for it. A rank taken back flushed that attaches, or
+// says hello, runs: it is asked to flush. A real RankChannelServer; the rank is a raw client.
 import { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,11 +22,15 @@ import { uniqueSocketName } from '../runtime/rank-harness.js';
 const dir = mkdtempSync(join(tmpdir(), 'ferry-test-reattach-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** Rank 0 of job j connecting again (an attach, as src/runtime/agent.c after a lost agent): flushes at its first request. */
-function reattachingRank(name: string): { flushRequests: () => number } {
+/**
+ * Rank 0 of job j connecting again (an attach, as src/runtime/agent.c after a lost agent; or a hello, as a rank
+ * that lost its agent while it waited for its endpoint table): flushes at its first request.
+ */
+function reattachingRank(name: string, how: 'attach' | 'hello' = 'attach'): { flushRequests: () => number } {
   let requests = 0;
-  const attach = { request_id: 1, attach: { job_id: 'j', rank: 0, size: 1, pid: process.pid, listen_port: 1, runtime_version: 'test' } };
-  rawRank(name, attach, (m, send, s) => {
+  const rank = { job_id: 'j', rank: 0, size: 1, pid: process.pid, listen_port: 1, runtime_version: 'test' };
+  const first = how === 'attach' ? { request_id: 1, attach: rank } : { request_id: 1, hello: { ...rank, repeated: true } };
+  rawRank(name, first, (m, send, s) => {
     if (!m.flush) return;
     requests++;
     send({ reply_to: m.request_id, status: { ok: true }, flush_reply: { epoch: m.flush.epoch, drained_messages: 2, drained_bytes: 64 } });
@@ -96,12 +100,12 @@ describe('a PREPARE for a rank re-adopted from a killed agent', () => {
     }
   });
 
-  it('asks a rank taken back flushed from a stale rank table entry once it attaches running, instead of answering for it', async () => {
+  it.each(['attach', 'hello'] as const)('asks a rank taken back flushed from a stale rank table entry once it connects running (%s), instead of answering for it', async (how) => {
     const { server, steps, name, table } = await started(5_000);
     try {
       steps.adoptFlushed('j', 0, 2); // the rank table said it was flushed for epoch 2; it runs
       expect(steps.awaitingResume()).toEqual(new Map([['j/0', 2]]));
-      const rank = reattachingRank(name);
+      const rank = reattachingRank(name, how);
       for (let i = 0; i < 100 && !server.isConnected('j', 0); i++) await new Promise((r) => setTimeout(r, 10));
       expect(steps.awaitingResume()).toEqual(new Map());
       expect(table).toEqual(new Map([['j/0', 0]]));

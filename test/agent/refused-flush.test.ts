@@ -5,7 +5,9 @@
 // PREPARE and before its DUMP, and CRIU found the rank's new sockets (found by
 // the soak, seed 103). Nor may the rank table say it is flushed: the next
 // agent, should this one die, would take a running rank back as flushed and
-// never ask it to flush. A real RankChannelServer; the rank is a raw client.
+// never ask it to flush. And a rank that a RESUME reached while it flushed,
+// woken once flushed, no longer counts as flushed. A real RankChannelServer;
+// the rank is a raw client.
 import { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -75,6 +77,44 @@ describe('a rank that refused a flush', () => {
       expect(table).toEqual(new Map([['j/0', 4]]));
       await steps.run(round(RoundStep.RESUME, 4));
       expect(signals).toEqual(['j 0 SIGUSR2']);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('a rank that a RESUME reached while it flushed', () => {
+  it('is woken once flushed, and then no longer counts as flushed', async () => {
+    const name = uniqueSocketName();
+    const server = new RankChannelServer({ socketName: name });
+    await server.listen();
+    const signals: string[] = [];
+    const ranks = Object.assign(new EventEmitter(), {
+      signalRanks: (jobId: string, list: number[], signal: string) => (signals.push(`${jobId} ${list.join(',')} ${signal}`), list.length),
+      recordFlush: () => {},
+      recordFlushAsked: () => {},
+    }) as unknown as RankSupervisor;
+    const steps = new LocalRankSteps({ host: 'h', imagesDir: join(dir, 'images'), ranks, rankChannel: server });
+    try {
+      let finish = () => {};
+      const hello = { request_id: 1, hello: { job_id: 'j', rank: 0, size: 1, pid: process.pid, listen_port: 1, runtime_version: 'test' } };
+      rawRank(name, hello, (m, send, s) => {
+        if (!m.flush) return;
+        finish = () => {
+          send({ reply_to: m.request_id, status: { ok: true }, flush_reply: { epoch: m.flush!.epoch } });
+          s.end();
+        };
+      });
+      await until(() => server.ranks('j').length === 1);
+      const prepare = steps.run(round(RoundStep.PREPARE, 5));
+      await until(() => steps.awaitingResume().has('j/0')); // flushing
+      await steps.run(round(RoundStep.RESUME, 5)); // (an abort's RESUME, while the rank still flushes)
+      expect(signals).toEqual([]);
+      finish();
+      expect((await prepare).failed.size).toBe(0);
+      expect(signals).toEqual(['j 0 SIGUSR2']);
+      // Woken: a PREPARE again must ask it, and a registration must not report it flushed.
+      expect(steps.awaitingResume()).toEqual(new Map());
     } finally {
       await server.close();
     }
