@@ -10,8 +10,15 @@ import { compileProgram } from '../runtime/rank-harness.js';
 import { startTestCluster, type TestCluster } from './cluster.js';
 import { FaultGates } from './fault-gates.js';
 
+/**
+ * What the daemons of a fault cluster trace: the protocol's steps, in a few hundred lines a file. A test
+ * that times out shows the last lines of each log; these say which step the job was in and why.
+ */
+const FAULT_TRACES = 'checkpoint,steps,agent,ranks,jobs,coordinator,hosts,moves';
+
 export async function startFaultCluster(env: NodeJS.ProcessEnv = {}): Promise<{ cluster: TestCluster; stream: string; gates: FaultGates }> {
-  const cluster = await startTestCluster({ hosts: 2, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500, faultGates: true, env });
+  const traces = [process.env.FERRY_TRACE, FAULT_TRACES, env.FERRY_TRACE].filter(Boolean).join(',');
+  const cluster = await startTestCluster({ hosts: 2, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500, faultGates: true, env: { ...env, FERRY_TRACE: traces } });
   const bin = join(cluster.tempDir, 'bin');
   mkdirSync(bin, { recursive: true });
   return { cluster, stream: compileProgram('flush-stream', bin), gates: new FaultGates(cluster) };
