@@ -164,7 +164,8 @@ export async function operatorCommand(name: string, argv: string[]): Promise<num
       const events = await withClient(coordinatorAddress(cmd, p), async (c) =>
         (
           await c.request({
-            events: { job_id: opt(p, 'job') ?? '', after_seq: intOpt(cmd, p, 'after', 0, 0), limit: intOpt(cmd, p, 'limit', 100) },
+            // (without --after: the newest, as an operator looking at what just happened wants them)
+            events: { job_id: opt(p, 'job') ?? '', after_seq: intOpt(cmd, p, 'after', 0, 0), limit: intOpt(cmd, p, 'limit', 100), newest: !p.options.has('after') },
           })
         ).events!.events,
       );

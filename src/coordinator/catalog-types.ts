@@ -286,6 +286,8 @@ export interface EventQuery {
   afterSeq?: number;
   limit?: number;
   jobId?: string;
+  /** The newest `limit` events (after afterSeq), still in sequence order, rather than the first ones. */
+  newest?: boolean;
 }
 
 /**

@@ -924,7 +924,13 @@ export class Catalog {
     if (limit === 0) limit = EVENTS_DEFAULT_LIMIT;
     limit = Math.min(limit, EVENTS_MAX_LIMIT);
     const rows = (
-      q.jobId ? this.st.listEventsOfJob.all(afterSeq, q.jobId, limit) : this.st.listEvents.all(afterSeq, limit)
+      q.newest
+        ? q.jobId
+          ? this.st.listNewestEventsOfJob.all(afterSeq, q.jobId, limit)
+          : this.st.listNewestEvents.all(afterSeq, limit)
+        : q.jobId
+          ? this.st.listEventsOfJob.all(afterSeq, q.jobId, limit)
+          : this.st.listEvents.all(afterSeq, limit)
     ) as Row[];
     return rows.map(eventRow);
   }
@@ -1143,6 +1149,8 @@ function prepareStatements(db: Database.Database) {
       INSERT INTO events (time_ms, kind, host, job_id, message) VALUES (@timeMs, @kind, @host, @jobId, @message)`),
     listEvents: p('SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?'),
     listEventsOfJob: p('SELECT * FROM events WHERE seq > ? AND job_id = ? ORDER BY seq LIMIT ?'),
+    listNewestEvents: p('SELECT * FROM (SELECT * FROM events WHERE seq > ? ORDER BY seq DESC LIMIT ?) ORDER BY seq'),
+    listNewestEventsOfJob: p('SELECT * FROM (SELECT * FROM events WHERE seq > ? AND job_id = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq'),
     // The (keepLast+1)-th newest event and everything older go; no row there: nothing to prune.
     pruneEvents: p('DELETE FROM events WHERE seq <= (SELECT seq FROM events ORDER BY seq DESC LIMIT 1 OFFSET ?)'),
   };

@@ -63,7 +63,7 @@ export class OperatorService {
           throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${q.job_id}" in the catalog`);
         }
         const limit = Math.min(q.limit || EVENTS_DEFAULT_LIMIT, EVENTS_MAX_LIMIT);
-        const rows = this.c.catalog.listEvents({ afterSeq: q.after_seq, limit, ...(q.job_id ? { jobId: q.job_id } : {}) });
+        const rows = this.c.catalog.listEvents({ afterSeq: q.after_seq, limit, newest: q.newest, ...(q.job_id ? { jobId: q.job_id } : {}) });
         return {
           events: {
             events: rows.map((e) => ({ seq: e.seq, time_ms: e.timeMs, kind: e.kind, host: e.host ?? '', job_id: e.jobId ?? '', message: e.message })),

@@ -354,5 +354,15 @@ describe('ferry cancel', () => {
     expect(deleted.code).toBe(1);
     expect((await ferry(['job', 'cancel-3', '--coordinator', address])).stderr).toMatch(/no job "cancel-3"/);
     expect((await ferry(['events', '--job', 'cancel-3', '--coordinator', address])).stdout).toMatch(/job\.delete .* job cancel-3 \(cancelled\) deleted by the operator/);
+    // Without --after, the newest events (oldest first); with it, the first ones after that point.
+    type Ev = { seq: number; kind: string; jobId?: string };
+    const events = async (...args: string[]) => JSON.parse((await ferry(['events', '--json', ...args, '--coordinator', address])).stdout) as Ev[];
+    const all = await events('--limit', '10000');
+    expect(all.length).toBeGreaterThan(4);
+    const newest = await events('--limit', '2');
+    expect(newest).toEqual(all.slice(-2));
+    expect(newest.at(-1)).toMatchObject({ jobId: 'cancel-1' }); // (the last job deleted)
+    expect(await events('--after', '0', '--limit', '2')).toEqual(all.slice(0, 2));
+    expect(await events('--after', String(all[1]!.seq), '--limit', '1')).toEqual([all[2]]);
   });
 });

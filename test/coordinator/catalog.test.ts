@@ -299,7 +299,7 @@ describe('catalog round trips', () => {
     expect(c.lastCommittedEpoch('j1')!.epoch).toBe(e);
   });
 
-  it('pages the event log in sequence order, per job, and prunes old events', () => {
+  it('pages the event log in sequence order, per job, gives the newest events, and prunes old ones', () => {
     const c = openCatalog();
     const seqs: number[] = [];
     for (let i = 0; i < 250; i++) {
@@ -322,6 +322,11 @@ describe('catalog round trips', () => {
     expect(c.listEvents({ afterSeq: seqs[199], jobId: 'even' }).map((e) => e.message)).toEqual(
       Array.from({ length: 25 }, (_, i) => `event ${200 + 2 * i}`),
     );
+    // the newest ones, in sequence order (what `ferry events` shows without --after)
+    expect(c.listEvents({ newest: true, limit: 3 }).map((e) => e.message)).toEqual(['event 247', 'event 248', 'event 249']);
+    expect(c.listEvents({ newest: true, limit: 2, jobId: 'even' }).map((e) => e.message)).toEqual(['event 246', 'event 248']);
+    expect(c.listEvents({ newest: true, afterSeq: seqs[248] }).map((e) => e.message)).toEqual(['event 249']);
+    expect(c.listEvents({ newest: true })).toHaveLength(100);
     expect(c.listEvents({ limit: 1_000_000 })).toHaveLength(250); // capped at 10,000, more than there are
     expect(codeOf(() => c.listEvents({ limit: -1 }))).toBe(ErrorCode.BAD_REQUEST);
 
