@@ -45,19 +45,25 @@ function refusingRank(name: string): { flushRequests: () => number } {
 const round = (step: RoundStep, epoch: number): RoundRequest =>
   ({ job_id: 'j', epoch, image_set: String(epoch), step, ranks: [0], dump_ranks: [], sources: [], appended_sizes: [] }) as unknown as RoundRequest;
 
+/** A rank channel and the steps over it; the signals sent to ranks, and the flush epochs the rank table would keep. */
+async function agentSide(): Promise<{ name: string; server: RankChannelServer; steps: LocalRankSteps; signals: string[]; table: Map<string, number> }> {
+  const name = uniqueSocketName();
+  const server = new RankChannelServer({ socketName: name });
+  await server.listen();
+  const signals: string[] = [];
+  const table = new Map<string, number>();
+  const ranks = Object.assign(new EventEmitter(), {
+    signalRanks: (jobId: string, list: number[], signal: string) => (signals.push(`${jobId} ${list.join(',')} ${signal}`), list.length),
+    recordFlush: (jobId: string, rank: number, epoch: number) => table.set(`${jobId}/${rank}`, epoch),
+    recordFlushAsked: (jobId: string, list: number[], epoch: number) => list.forEach((r) => table.set(`${jobId}/${r}`, epoch)),
+  }) as unknown as RankSupervisor;
+  const steps = new LocalRankSteps({ host: 'h', imagesDir: join(dir, 'images'), ranks, rankChannel: server });
+  return { name, server, steps, signals, table };
+}
+
 describe('a rank that refused a flush', () => {
   it('is not woken by the end of its next flush because of a RESUME sent in between', async () => {
-    const name = uniqueSocketName();
-    const server = new RankChannelServer({ socketName: name });
-    await server.listen();
-    const signals: string[] = [];
-    const table = new Map<string, number>(); // the flush epochs the rank table would keep
-    const ranks = Object.assign(new EventEmitter(), {
-      signalRanks: (jobId: string, list: number[], signal: string) => (signals.push(`${jobId} ${list.join(',')} ${signal}`), list.length),
-      recordFlush: (jobId: string, rank: number, epoch: number) => table.set(`${jobId}/${rank}`, epoch),
-      recordFlushAsked: (jobId: string, list: number[], epoch: number) => list.forEach((r) => table.set(`${jobId}/${r}`, epoch)),
-    }) as unknown as RankSupervisor;
-    const steps = new LocalRankSteps({ host: 'h', imagesDir: join(dir, 'images'), ranks, rankChannel: server });
+    const { name, server, steps, signals, table } = await agentSide();
     try {
       const rank = refusingRank(name);
       await until(() => server.ranks('j').length === 1);
@@ -85,16 +91,7 @@ describe('a rank that refused a flush', () => {
 
 describe('a rank that a RESUME reached while it flushed', () => {
   it('is woken once flushed, and then no longer counts as flushed', async () => {
-    const name = uniqueSocketName();
-    const server = new RankChannelServer({ socketName: name });
-    await server.listen();
-    const signals: string[] = [];
-    const ranks = Object.assign(new EventEmitter(), {
-      signalRanks: (jobId: string, list: number[], signal: string) => (signals.push(`${jobId} ${list.join(',')} ${signal}`), list.length),
-      recordFlush: () => {},
-      recordFlushAsked: () => {},
-    }) as unknown as RankSupervisor;
-    const steps = new LocalRankSteps({ host: 'h', imagesDir: join(dir, 'images'), ranks, rankChannel: server });
+    const { name, server, steps, signals } = await agentSide();
     try {
       let finish = () => {};
       const hello = { request_id: 1, hello: { job_id: 'j', rank: 0, size: 1, pid: process.pid, listen_port: 1, runtime_version: 'test' } };
