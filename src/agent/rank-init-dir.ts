@@ -9,7 +9,14 @@
 // of its own. The path does not depend on the host, so a host that restores
 // the rank creates it first (CRIU restores working directories by path): every
 // agent of one deployment must use the same root.
-import { mkdirSync, readdirSync, readlinkSync, rmdirSync, statSync, utimesSync } from 'node:fs';
+//
+// The directory also holds the one file a rank reads from it: the name of the
+// abstract socket of its agent (AGENT_SOCKET_FILE), written by every agent that
+// starts, restores or takes back the rank, and read by the rank's runtime at
+// each connect to its agent (src/runtime/agent.c). Two agents of one machine
+// listen under two names; a rank moved from one to the other, restored with
+// the first one's name in its memory, would otherwise ask the agent it left.
+import { mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, rmdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join, sep } from 'node:path';
 
@@ -25,6 +32,12 @@ const REMOVE_ATTEMPTS = 20;
 export const RANK_INIT_DIR_STALE_MS = 10 * 60_000;
 export const RANK_INIT_SWEEP_INTERVAL_MS = 10 * 60_000;
 
+/** In a rank's init directory: the name of its agent's abstract socket, one line. */
+export const AGENT_SOCKET_FILE = 'agent-socket';
+/** The environment variable that hands the rank's runtime that file's path. */
+export const AGENT_SOCKET_FILE_ENV = 'FERRY_AGENT_SOCKET_FILE';
+const AGENT_SOCKET_TEMP = '.agent-socket.tmp';
+
 /** The directory the rank init directories live in. */
 export function rankInitRoot(): string {
   return process.env[RANK_INIT_ROOT_ENV] || RANK_INIT_DIR_BASE;
@@ -35,6 +48,29 @@ export function createRankInitDir(jobId: string, rank: number): string {
   const dir = join(rankInitRoot(), `${jobId}.${rank}.${randomBytes(6).toString('hex')}`);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   return dir;
+}
+
+/** The path of the agent socket file in `dir`. */
+export function agentSocketFile(dir: string): string {
+  return join(dir, AGENT_SOCKET_FILE);
+}
+
+/**
+ * Names `socketName` as the agent of the rank whose init directory is `dir`.
+ * Renamed into place: a rank that connects meanwhile reads the old name or the
+ * new one, never part of one. Throws if the directory is not there.
+ */
+export function writeAgentSocketFile(dir: string, socketName: string): void {
+  const temp = join(dir, AGENT_SOCKET_TEMP);
+  writeFileSync(temp, `${socketName}\n`, { mode: 0o600 });
+  renameSync(temp, agentSocketFile(dir));
+}
+
+/** Removes the agent socket file from `dir`, then `dir`; throws if anything else is left in it. */
+function removeInitDir(dir: string): void {
+  rmSync(agentSocketFile(dir), { force: true });
+  rmSync(join(dir, AGENT_SOCKET_TEMP), { force: true });
+  rmdirSync(dir);
 }
 
 /** Whether `path` is one of these directories (and not, say, a job's own directory). */
@@ -100,7 +136,7 @@ export function removeRankInitDir(path: string | undefined, attemptsLeft = REMOV
     return; // gone already
   }
   try {
-    rmdirSync(path);
+    removeInitDir(path);
   } catch {
     // already gone, or not empty (a CRIU scratch directory left by a killed dump): harmless
   }
@@ -128,7 +164,7 @@ export function sweepRankInitDirs(olderThanMs: number, now = Date.now()): number
     if (!isRankInitDir(dir) || used.has(dir)) continue;
     try {
       if (now - statSync(dir).mtimeMs < olderThanMs) continue;
-      rmdirSync(dir);
+      removeInitDir(dir);
       removed++;
     } catch {
       // gone meanwhile, not a directory, or not empty: not ours to force

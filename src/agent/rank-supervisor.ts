@@ -16,12 +16,15 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { timingSafeEqual } from 'node:crypto';
 import { accessSync, closeSync, constants as fsConstants, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import {
+  AGENT_SOCKET_FILE_ENV,
   INIT_DIR_ENV,
   RANK_INIT_DIR_STALE_MS,
   RANK_INIT_SWEEP_INTERVAL_MS,
+  agentSocketFile,
   createRankInitDir,
   removeRankInitDir,
   sweepRankInitDirs,
+  writeAgentSocketFile,
 } from './rank-init-dir.js';
 import { processAlive, processEnv, processStartTicks, readExitStatus, removeExitStatus } from './rank-process.js';
 import { loadRankTable, RANK_TABLE_FILE, saveRankTable, type RankTableEntry } from './rank-table.js';
@@ -195,6 +198,7 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
     const err = openSync(logs.err, 'a');
     let child: ChildProcess;
     try {
+      writeAgentSocketFile(initDir, this.options.agentSocketName);
       child = spawn(
         'unshare',
         ['--pid', '--fork', '--kill-child=SIGKILL', 'setsid', this.options.initPath, program, ...spec.argv.slice(1)],
@@ -209,6 +213,7 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
             ...(spec.token ? { [RANK_TOKEN_ENV]: spec.token } : {}),
             [EXIT_STATUS_ENV]: statusFile,
             [INIT_DIR_ENV]: initDir,
+            [AGENT_SOCKET_FILE_ENV]: agentSocketFile(initDir),
           },
           stdio: ['ignore', out, err],
           detached: true,
@@ -240,7 +245,24 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
     const statusFile = (init && processEnv(init, EXIT_STATUS_ENV)) || '';
     if (statusFile) removeExitStatus(statusFile); // a status left by an earlier copy of the rank
     const initDir = (init && processEnv(init, INIT_DIR_ENV)) || undefined;
+    // The rank connects to this agent once woken, not to the one it was dumped from (rank-init-dir.ts).
+    if (initDir) this.nameAgentTo(key, initDir, true);
     return this.track(spec, child, this.logPaths(spec.jobId, spec.rank), 'restored', statusFile, initDir);
+  }
+
+  /**
+   * Names this agent's socket in the init directory of the rank `key` (rank-init-dir.ts). `required`: a
+   * restored rank would ask another agent, and be refused; one taken back asks the name it has, which
+   * was this machine's agent's too.
+   */
+  private nameAgentTo(key: string, initDir: string, required: boolean): void {
+    try {
+      writeAgentSocketFile(initDir, this.options.agentSocketName);
+    } catch (err) {
+      const what = `cannot name this agent's socket to rank ${key} in ${initDir} on ${this.options.host}: ${errorMessage(err)}`;
+      if (required) throw new FerryError(ErrorCode.INTERNAL, what);
+      trace(what);
+    }
   }
 
   private track(
@@ -331,6 +353,7 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
         const info: RankProcessInit = { job_id: t.jobId, rank: t.rank, pid: t.pid, endpoint: '', started_ms: t.startedMs };
         const spec: RankStartSpec = { jobId: t.jobId, rank: t.rank, worldSize: t.worldSize, argv: [], cwd: '/', env: {} };
         this.ranks.set(key, { spec, process: info, table: { ...t, flushEpoch: t.flushEpoch ?? 0 }, ended: false });
+        if (t.initDir) this.nameAgentTo(key, t.initDir, false); // (this agent may listen under another name)
         result.alive.push({ process: info, logs: t.logs, offsets: t.offsets, flushEpoch: t.flushEpoch ?? 0 });
         trace(`re-adopted ${key} (pid ${t.pid}, ${t.origin})`);
       } else {

@@ -6,9 +6,18 @@
  * and talking to its peers while a helper thread reconnects with backoff and,
  * once connected, says who it is (attach); after AGENT_REJOIN_LIMIT_SEC
  * without an agent the rank gives up with a clear message. A rank waiting for
- * its endpoint table reconnects and says hello again. */
+ * its endpoint table reconnects and says hello again.
+ *
+ * Which agent: the one whose abstract socket FERRY_AGENT_SOCKET_FILE names at
+ * the moment of each connect, else FERRY_AGENT_SOCKET. Every agent that
+ * starts, restores or takes back the rank writes its own name there (in
+ * ferry-init's directory, src/agent/rank-init-dir.ts): two agents of one
+ * machine listen under two names, and a rank moved from one to the other, or
+ * taken back by an agent started again under another name, must find the new
+ * one rather than the name in its restored memory. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -54,14 +63,39 @@ static int try_connect(const struct sockaddr_un *sun, socklen_t len)
   return -err;
 }
 
-/* One attempt on both address lengths: a connected fd, or -errno. */
-static int connect_once(void)
+/* The name of the agent to connect to now (see the top of this file) into
+ * `name`: the agent file's one line when it holds a usable name, else the
+ * name last connected to. Reads a file: only at a connect, never per message. */
+static void current_agent_name(char name[sizeof fmpi_st.agent_name])
+{
+  memcpy(name, fmpi_st.agent_name, sizeof fmpi_st.agent_name);
+  if (fmpi_st.agent_file[0] == 0)
+    return;
+  int fd = open(fmpi_st.agent_file, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return; /* none written (an agent from before the file): the name it started with */
+  char buf[sizeof fmpi_st.agent_name];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf - 1)) < 0 && errno == EINTR)
+    ;
+  close(fd);
+  if (n <= 0)
+    return;
+  buf[n] = 0;
+  if (buf[n - 1] == '\n')
+    buf[--n] = 0;
+  if (n > 0 && strlen(buf) == (size_t)n && strchr(buf, '\n') == NULL)
+    memcpy(name, buf, (size_t)n + 1);
+}
+
+/* One attempt on both address lengths to the agent at `name`: a connected fd, or -errno. */
+static int connect_named(const char *name)
 {
   struct sockaddr_un sun;
   memset(&sun, 0, sizeof sun);
   sun.sun_family = AF_UNIX;
-  size_t n = strlen(fmpi_st.agent_name);
-  memcpy(sun.sun_path + 1, fmpi_st.agent_name, n);
+  size_t n = strlen(name);
+  memcpy(sun.sun_path + 1, name, n); /* abstract: leading NUL */
   socklen_t exact = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
   int rv;
   if ((rv = try_connect(&sun, sizeof sun)) < 0)
@@ -69,17 +103,22 @@ static int connect_once(void)
   return rv;
 }
 
+/* One attempt to the current agent (any thread: writes only `name`). */
+static int connect_once(char name[sizeof fmpi_st.agent_name])
+{
+  current_agent_name(name);
+  return connect_named(name);
+}
+
+/* At start-up and after a resume (lock held, or no other thread yet). */
 int fmpi_agent_connect(void)
 {
-  struct sockaddr_un sun;
-  memset(&sun, 0, sizeof sun);
-  sun.sun_family = AF_UNIX;
-  size_t n = strlen(fmpi_st.agent_name);
-  memcpy(sun.sun_path + 1, fmpi_st.agent_name, n); /* abstract: leading NUL */
-  socklen_t exact = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
+  char name[sizeof fmpi_st.agent_name];
+  current_agent_name(name);
+  memcpy(fmpi_st.agent_name, name, sizeof name);
   int rv = 0;
   for (int i = 0; i < AGENT_CONNECT_TRIES; i++) {
-    if ((rv = try_connect(&sun, sizeof sun)) >= 0 || (rv = try_connect(&sun, exact)) >= 0) {
+    if ((rv = connect_named(name)) >= 0) {
       fmpi_st.agent_fd = rv;
       fmpi_st.agent_rx_len = 0;
       return 0;
@@ -242,15 +281,16 @@ static int rejoin_connect(bool unlocked)
 {
   double deadline = fmpi_now() + AGENT_REJOIN_LIMIT_SEC;
   int wait_ms = AGENT_REJOIN_MIN_MSEC;
+  char name[sizeof fmpi_st.agent_name];
   int rv;
   for (;;) {
-    if ((rv = connect_once()) >= 0)
+    if ((rv = connect_once(name)) >= 0)
       return rv;
     if (fmpi_now() >= deadline) {
       if (unlocked)
         fmpi_lock();
       fmpi_fatal("lost the connection to the Ferry agent at @%s and no agent took it back within %d s (last error: %s)",
-                 fmpi_st.agent_name, AGENT_REJOIN_LIMIT_SEC, strerror(-rv));
+                 name, AGENT_REJOIN_LIMIT_SEC, strerror(-rv));
     }
     usleep((useconds_t)wait_ms * 1000);
     wait_ms = wait_ms * 2 > AGENT_REJOIN_MAX_MSEC ? AGENT_REJOIN_MAX_MSEC : wait_ms * 2;

@@ -250,7 +250,8 @@ typedef struct fmpi_state {
   int listen_fd;
   int listen_port;
   int agent_fd;
-  char agent_name[108];
+  char agent_name[108];         /* the agent's abstract socket, as last connected to */
+  char agent_file[4096];        /* FERRY_AGENT_SOCKET_FILE: names the agent to connect to (agent.c), or empty */
   uint8_t *agent_rx;
   size_t agent_rx_len, agent_rx_cap;
   uint64_t agent_next_id;

@@ -125,6 +125,10 @@ int PMPI_Init_thread(int *argc, char ***argv, int required, int *provided)
       fmpi_fatal("FERRY_JOB_ID and FERRY_AGENT_SOCKET must be set (ranks are started by a Ferry agent)");
     snprintf(fmpi_st.job, sizeof fmpi_st.job, "%s", job);
     snprintf(fmpi_st.agent_name, sizeof fmpi_st.agent_name, "%s", sock);
+    const char *agent_file = getenv("FERRY_AGENT_SOCKET_FILE");
+    if (agent_file != NULL && strlen(agent_file) >= sizeof fmpi_st.agent_file)
+      fmpi_fatal("FERRY_AGENT_SOCKET_FILE is longer than %zu characters", sizeof fmpi_st.agent_file - 1);
+    snprintf(fmpi_st.agent_file, sizeof fmpi_st.agent_file, "%s", agent_file ? agent_file : "");
     if (token != NULL && strlen(token) >= sizeof fmpi_st.token)
       fmpi_fatal("FERRY_RANK_TOKEN is longer than %zu characters", sizeof fmpi_st.token - 1);
     snprintf(fmpi_st.token, sizeof fmpi_st.token, "%s", token ? token : "");

@@ -2,19 +2,22 @@
 // path only under its base, kept while a process still works there, removed
 // once none does.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
+  AGENT_SOCKET_FILE,
   RANK_INIT_DIR_BASE,
   RANK_INIT_ROOT_ENV,
   createRankInitDir,
+  agentSocketFile,
   ensureRankInitDir,
   isRankInitDir,
   rankInitRoot,
   removeRankInitDir,
   sweepRankInitDirs,
+  writeAgentSocketFile,
 } from '../../src/agent/rank-init-dir.js';
 
 // Every test works under a root of its own (as a test cluster does), removed afterwards.
@@ -69,6 +72,19 @@ describe('rank init directories', () => {
     expect(existsSync(dir)).toBe(true);
   });
 
+  it("names the rank's agent in a file of its own, replaced whole, and goes with that file once unused", async () => {
+    const dir = createRankInitDir('t', 5);
+    writeAgentSocketFile(dir, 'ferry-agent');
+    writeAgentSocketFile(dir, 'ferry-agent-b'); // the agent that restored it here
+    expect(agentSocketFile(dir)).toBe(join(dir, AGENT_SOCKET_FILE));
+    expect(readFileSync(agentSocketFile(dir), 'utf8')).toBe('ferry-agent-b\n');
+    expect(readdirSync(dir)).toEqual([AGENT_SOCKET_FILE]); // no temp file left
+    removeRankInitDir(dir);
+    expect(existsSync(dir)).toBe(false);
+    // A directory gone (swept, say) cannot be named in: the caller hears of it.
+    expect(() => writeAgentSocketFile(dir, 'ferry-agent')).toThrow(/ENOENT/);
+  });
+
   it('leaves a directory that a restore claimed after its removal was asked, while its earlier user was on its way out', async () => {
     const dir = createRankInitDir('t', 4);
     const p = spawn('sleep', ['30'], { cwd: dir, stdio: 'ignore' });
@@ -93,6 +109,8 @@ describe('sweeping rank init directories', () => {
       return d;
     };
     const stale = old('a.0.111');
+    writeAgentSocketFile(stale, 'ferry-agent'); // (its own file does not keep it)
+    utimesSync(stale, hourAgo, hourAgo);
     const fresh = createRankInitDir('a', 1);
     const used = old('a.2.222');
     const full = old('a.3.333');
