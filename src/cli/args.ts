@@ -53,9 +53,12 @@ export function opt(p: ParsedArgs, name: string): string | undefined {
   return p.options.get(name)?.[0];
 }
 
+/** An option as the user types it: -n, --hosts. */
+const spelled = (name: string): string => (name.length === 1 ? `-${name}` : `--${name}`);
+
 export function requireOpt(command: string, p: ParsedArgs, name: string): string {
   const v = opt(p, name);
-  if (v === undefined || v === '') throw new FerryError(ErrorCode.BAD_REQUEST, `${command}: missing option --${name}`);
+  if (v === undefined || v === '') throw new FerryError(ErrorCode.BAD_REQUEST, `${command}: missing option ${spelled(name)}`);
   return v;
 }
 
@@ -63,7 +66,7 @@ export function intOpt(command: string, p: ParsedArgs, name: string, fallback: n
   const v = opt(p, name);
   if (v === undefined) return fallback;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new FerryError(ErrorCode.BAD_REQUEST, `${command}: --${name} must be an integer >= ${min}, got "${v}"`);
+  if (!Number.isInteger(n) || n < min) throw new FerryError(ErrorCode.BAD_REQUEST, `${command}: ${spelled(name)} must be an integer >= ${min}, got "${v}"`);
   return n;
 }
 

@@ -132,6 +132,8 @@ describe('operator CLI errors', () => {
     const run = await ferry(['run', '-n', '1', '--keep-epochs', '0', '--coordinator', address, '/bin/true']);
     expect(run.code).toBe(2); // a usage error
     expect(run.stderr.trim()).toBe('ferry: ferry run: --keep-epochs must be an integer >= 1, got "0"');
+    const none = await ferry(['run', '-n', '0', '--coordinator', address, '/bin/true']);
+    expect(none.stderr.trim()).toBe('ferry: ferry run: -n must be an integer >= 1, got "0"'); // spelled as typed
     const both = await ferry(['checkpoint', 'j', '--every', '10m', '--keep-epochs', '2', '--coordinator', address]);
     expect(both.code).toBe(2);
     expect(both.stderr.trim()).toBe('ferry: ferry checkpoint: give one of --every, --keep-epochs, not several');
