@@ -507,7 +507,8 @@ export class LocalRankSteps implements RankSteps {
       async (rank) => {
         const src = req.sources.find((s) => s.rank === rank)!;
         const into = rankImageDir(this.o.imagesDir, req.job_id, src.epoch, rank);
-        bytes += await this.bringImage(req, src, into, ownStore);
+        const brought = await this.bringImage(req, src, into, ownStore);
+        bytes += brought; // (not `bytes += await ...`: that reads `bytes` before the other ranks' fetches add theirs)
         // A restart rolls the ranks back: the files they wrote after the epoch go back to their size then
         // (written-files.ts). Here, in FETCH, every target has cut before any restores a rank that may
         // write to a file another target cuts.

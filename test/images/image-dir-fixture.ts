@@ -30,9 +30,9 @@ export function tempDirs(): TempDirs {
   };
 }
 
-/** Writes the fixture's files into ROOT/job-7/3/rank-1 and returns that directory. */
-export async function makeRankImage(root: string, bigBytes = BIG_FILE_BYTES): Promise<string> {
-  const dir = rankImageDir(root, FIXTURE_META.jobId, FIXTURE_META.epoch, FIXTURE_META.rank);
+/** Writes the fixture's files into ROOT/job-7/3/rank-RANK (rank 1 unless given) and returns that directory. */
+export async function makeRankImage(root: string, bigBytes = BIG_FILE_BYTES, rank = FIXTURE_META.rank): Promise<string> {
+  const dir = rankImageDir(root, FIXTURE_META.jobId, FIXTURE_META.epoch, rank);
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, BIG_FILE_NAME), randomBytes(bigBytes));
   await writeFile(join(dir, 'core-1.img'), randomBytes(12_345));
