@@ -77,9 +77,16 @@ export async function inspectCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
-/** What the rank uses a file for (fd, exe, mapped, cwd, root), and on which descriptors. */
-function useOf(f: ImageFile): string {
-  return [...new Set(f.uses)].join(',') + (f.fds.length ? ` fd ${f.fds.map((x) => x.fd).join(',')}` : '');
+/**
+ * What the rank uses a file for (exe, mapped, cwd, root), and the descriptors it is open on, each with the
+ * processes (PIDs of the tree) that hold it: "mapped; fd 3 of PID 2", "fd 0 of PIDs 1,2".
+ */
+export function useOf(f: Pick<ImageFile, 'uses' | 'fds'>): string {
+  const pidsByFd = new Map<number, number[]>();
+  for (const { fd, pid } of f.fds) pidsByFd.set(fd, [...(pidsByFd.get(fd) ?? []), pid]);
+  const fds = [...pidsByFd].map(([fd, pids]) => `fd ${fd} of PID${pids.length > 1 ? 's' : ''} ${pids.sort((a, b) => a - b).join(',')}`);
+  const uses = [...new Set(f.uses)].filter((u) => u !== 'fd' || fds.length === 0).join(',');
+  return [uses, ...fds].filter(Boolean).join('; ');
 }
 
 /** How a descriptor has the file open: read, write, read-write, and append. */
