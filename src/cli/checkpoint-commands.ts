@@ -36,7 +36,7 @@ function replicasOf(e: EpochInfo): string {
  * How long the epoch was in each state it left, in order, those under 1 ms left out ("preparing 12 ms,
  * dumping 87 ms, storing 217 ms"): the flush, the dump, the store... Before its first state, it waited.
  */
-export function phaseDurations(e: Pick<EpochInfo, 'started_ms' | 'phases'>): string {
+export function phaseDurations(e: { started_ms: number; phases: readonly { state: string; at_ms: number }[] }): string {
   const points = [{ state: 'waiting', at: Number(e.started_ms) }, ...e.phases.filter((p) => p.state !== 'deleted').map((p) => ({ state: p.state, at: Number(p.at_ms) }))];
   const parts: string[] = [];
   for (let i = 1; i < points.length; i++) {
