@@ -4,6 +4,9 @@
 import { ErrorCode, RoundStep, type RoundReply, type RoundRequestInit } from '../gen/proto.js';
 import { FerryError, errorMessage } from '../common/ferry-error.js';
 import type { Coordinator } from './coordinator.js';
+import { tracer } from '../common/trace.js';
+
+const trace = tracer('coordinator');
 
 export interface RoundResult {
   ok: boolean;
@@ -35,7 +38,18 @@ export async function runRound(
    * (TIMEOUT), their late answers unheard. For a PREPARE: ranks flushing wait for the lost host's ranks,
    * so the others' answers could only come at their own flush timeout (flush-completion.ts asks again).
    */
-  options: { endWhenSilent?: boolean } = {},
+  options: {
+    endWhenSilent?: boolean;
+    /**
+     * A host that answers with failed ranks while other hosts have not answered yet is asked the same
+     * again after this many ms, until it answers for every rank, all the others have answered, or the
+     * round's time is up. For a PREPARE: a rank that refused for a moment (not
+     * connected to its agent yet) holds up its peers, which wait for its end-of-channel markers until
+     * their agents' flush timeout; asked again, it flushes, they finish, and the checkpoint goes on. Asked
+     * again in vain, the host's first answer counts.
+     */
+    askAgainMs?: number;
+  } = {},
 ): Promise<RoundResult> {
   const failures = new Map<number, string>();
   const codes = new Map<number, ErrorCode>();
@@ -46,10 +60,27 @@ export async function runRound(
   let ended = false;
   let endNow = () => {};
   const cut = new Promise<void>((r) => (endNow = r));
+  const deadline = c.now() + timeoutMs;
+  // Whether `host` is to be asked again (options.askAgainMs) after this answer.
+  const askAgain = (host: string, rr: RoundReply | null | undefined): boolean =>
+    options.askAgainMs !== undefined &&
+    !!rr &&
+    rr.failed.length > 0 &&
+    [...byHost.keys()].some((h) => h !== host && !answered.has(h)) &&
+    c.now() + options.askAgainMs < deadline;
   const all = Promise.all(
     [...byHost].map(async ([host, ranks]) => {
       try {
-        const reply = await c.requestAgent(host, { round: { ...request, ranks, ...perHost(ranks, host) } }, timeoutMs);
+        const first = await c.requestAgent(host, { round: { ...request, ranks, ...perHost(ranks, host) } }, timeoutMs);
+        let reply = first;
+        while (!ended && askAgain(host, reply.round_reply)) {
+          trace(`${stepName} of ${request.job_id}: host ${host} failed ranks ${reply.round_reply!.failed.map((f) => f.rank).join(',')}; asking again while others have not answered`);
+          await new Promise((r) => setTimeout(r, options.askAgainMs));
+          if (ended) return;
+          reply = await c.requestAgent(host, { round: { ...request, ranks, ...perHost(ranks, host) } }, Math.max(1, deadline - c.now()));
+        }
+        // Asked again in vain: the first answer says why (a later one may only say the rank is gone by now).
+        if (reply !== first && reply.round_reply?.failed.length) reply = first;
         if (ended) return;
         answered.add(host);
         const rr = reply.round_reply;

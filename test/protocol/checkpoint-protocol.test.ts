@@ -262,6 +262,35 @@ describe('checkpoint protocol', () => {
     expect(events('flush.completed')).toEqual(['job j: checkpoint epoch 2: every rank flushed when asked again, so all can resume']);
   });
 
+  it('asks a host whose rank refused the flush again while its peers still flush: it flushes, they finish, and the checkpoint commits', async () => {
+    await checkpoint();
+    // Rank 3 is not connected to its agent for a moment; ranks 0 and 1 on a wait for its end-of-channel markers,
+    // so a answers only once rank 3 has flushed (else at its agent's flush timeout, here beyond the round's).
+    let rank3Flushed = () => {};
+    const markers = new Promise<void>((r) => (rank3Flushed = r));
+    const a = h.nodes.get('a')!.steps.scripts;
+    a.set(RoundStep.PREPARE, async () => {
+      a.delete(RoundStep.PREPARE);
+      await markers;
+      return { failed: new Map() };
+    });
+    const b = h.nodes.get('b')!.steps.scripts;
+    let refusals = 2;
+    b.set(RoundStep.PREPARE, () => {
+      if (refusals-- > 0) return failRanks([3], 'rank 3 of job j is not connected (it lost its connection to the agent)', ErrorCode.UNKNOWN_RANK);
+      b.delete(RoundStep.PREPARE);
+      rank3Flushed();
+      return { failed: new Map() };
+    });
+    const { result, error, progress } = await checkpoint();
+    expect(error).toBeUndefined();
+    expect(result!.epoch).toMatchObject({ epoch: 2, state: 'committed' });
+    expect(progress.slice(0, 2)).toEqual(['preparing', 'flushed']);
+    expect(steps('b').slice(4, 8)).toEqual([RoundStep.PREPARE, RoundStep.PREPARE, RoundStep.PREPARE, RoundStep.DUMP]);
+    expect(steps('a').slice(4, 6)).toEqual([RoundStep.PREPARE, RoundStep.DUMP]);
+    expect(h.catalog!.lastCommittedEpoch('j')!.epoch).toBe(2);
+  });
+
   it('meets the job\'s end: ranks that finish during the PREPARE abort it, and the job ends succeeded, not failed', async () => {
     await checkpoint();
     // Seen in a soak: ranks 0 and 1 were past MPI_Finalize; exiting, they closed their agent connections, so their

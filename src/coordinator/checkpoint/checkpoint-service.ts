@@ -13,6 +13,7 @@ import type { Coordinator } from '../coordinator.js';
 import { describeRoundFailure, hostsDown, roundFailureCode, runResumeRound, runRound, type RoundResult } from '../round-runner.js';
 import { WAIT_FOR_COPIES_MS } from '../coordinator-config.js';
 import { EpochMachine, type EpochState } from './epoch-machine.js';
+import { FLUSH_RETRY_MS } from './flush-completion.js';
 
 const trace = tracer('checkpoint');
 
@@ -89,7 +90,7 @@ export class CheckpointService {
     const imageSet = String(epoch);
 
     // PREPARE: every rank flushes; the agents aggregate their ranks.
-    const flush = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.PREPARE, image_set: imageSet }, byHost, cfg.flushTimeoutMs, undefined, { endWhenSilent: true });
+    const flush = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.PREPARE, image_set: imageSet }, byHost, cfg.flushTimeoutMs, undefined, { endWhenSilent: true, askAgainMs: FLUSH_RETRY_MS });
     if (!flush.ok) return this.abort(m, byHost, dumpedHosts, 'PREPARE', flush);
     this.c.flushes.close(jobId, epoch);
     m.transition(['preparing'], 'flushed');

@@ -22,6 +22,7 @@ import type { Coordinator } from '../coordinator.js';
 import { placeRanks } from '../placement.js';
 import { byHostOf, describeRoundFailure, hostsDown, roundFailureCode, runResumeRound, runRound, type RoundResult } from '../round-runner.js';
 import { fetchAgainFromNewSources } from './fetch-again.js';
+import { FLUSH_RETRY_MS } from './flush-completion.js';
 import { chooseImageSource, type StoredImage } from './image-source-choice.js';
 
 const trace = tracer('moves');
@@ -529,7 +530,7 @@ export class MoveService {
     let bytesTotal = 0;
     const say = (phase: string, bytesDone = 0) => progress?.({ jobId, phase, elapsedMs: this.c.now() - t0, bytesTotal, bytesDone });
     say('flushing');
-    const flush = await runRound(this.c, { ...request, step: RoundStep.PREPARE }, all, cfg.flushTimeoutMs, undefined, { endWhenSilent: true });
+    const flush = await runRound(this.c, { ...request, step: RoundStep.PREPARE }, all, cfg.flushTimeoutMs, undefined, { endWhenSilent: true, askAgainMs: FLUSH_RETRY_MS });
     if (!flush.ok) {
       // Ranks may be left flushing for peers that never got the PREPARE: the flush is finished first (flush-completion.ts).
       const why = describeRoundFailure('PREPARE', flush);
