@@ -42,8 +42,8 @@ export async function runRound(
     endWhenSilent?: boolean;
     /**
      * A host that answers with failed ranks while other hosts have not answered yet is asked the same
-     * again after this many ms, until it answers for every rank, all the others have answered, or the
-     * round's time is up. For a PREPARE: a rank that refused for a moment (not
+     * again after this many ms, until it answers for every rank, all the others have answered (or
+     * failed), or the round's time is up. For a PREPARE: a rank that refused for a moment (not
      * connected to its agent yet) holds up its peers, which wait for its end-of-channel markers until
      * their agents' flush timeout; asked again, it flushes, they finish, and the checkpoint goes on. Asked
      * again in vain, the host's first answer counts.
@@ -61,13 +61,15 @@ export async function runRound(
   let endNow = () => {};
   const cut = new Promise<void>((r) => (endNow = r));
   const deadline = c.now() + timeoutMs;
-  // Whether `host` is to be asked again (options.askAgainMs) after this answer.
-  const askAgain = (host: string, rr: RoundReply | null | undefined): boolean =>
-    options.askAgainMs !== undefined &&
-    !!rr &&
-    rr.failed.length > 0 &&
-    [...byHost.keys()].some((h) => h !== host && !answered.has(h)) &&
-    c.now() + options.askAgainMs < deadline;
+  // Hosts that answered with failed ranks at least once (asked again or not).
+  const failedOnce = new Set<string>();
+  // Whether `host` is to be asked again (options.askAgainMs) after this answer: while another host has not
+  // answered at all (one that failed too does not count, or two such hosts would keep each other asking).
+  const askAgain = (host: string, rr: RoundReply | null | undefined): boolean => {
+    if (options.askAgainMs === undefined || !rr || rr.failed.length === 0) return false;
+    failedOnce.add(host);
+    return [...byHost.keys()].some((h) => h !== host && !answered.has(h) && !failedOnce.has(h)) && c.now() + options.askAgainMs < deadline;
+  };
   const all = Promise.all(
     [...byHost].map(async ([host, ranks]) => {
       try {

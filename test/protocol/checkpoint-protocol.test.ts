@@ -291,6 +291,23 @@ describe('checkpoint protocol', () => {
     expect(h.catalog!.lastCommittedEpoch('j')!.epoch).toBe(2);
   });
 
+  it('does not ask again hosts that all failed the flush: the round ends, and the ranks resume', async () => {
+    await checkpoint();
+    // Every host refuses until the epoch aborts. Were a host that failed too counted as one not answered yet,
+    // the two would keep each other asking until the round's time (flushTimeoutMs, 2 s) was up.
+    const aborting = () => h.catalog!.getEpoch('j', 2)?.state === 'aborting';
+    for (const host of ['a', 'b']) {
+      h.nodes.get(host)!.steps.scripts.set(RoundStep.PREPARE, (req) => (aborting() ? { failed: new Map() } : failRanks(req.ranks, `ranks of ${host} refused`)));
+    }
+    const t0 = Date.now();
+    const { error } = await checkpoint(false, 10);
+    expect(error!.message).toMatch(/epoch 2\) aborted: PREPARE failed: .*\. The job keeps running/);
+    for (const host of ['a', 'b']) expect(error!.message).toContain(`host ${host}: ranks of ${host} refused`);
+    expect(Date.now() - t0).toBeLessThan(1_000);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+    for (const host of ['a', 'b']) expect(steps(host).at(-1)).toBe(RoundStep.RESUME);
+  });
+
   it('meets the job\'s end: ranks that finish during the PREPARE abort it, and the job ends succeeded, not failed', async () => {
     await checkpoint();
     // Seen in a soak: ranks 0 and 1 were past MPI_Finalize; exiting, they closed their agent connections, so their
