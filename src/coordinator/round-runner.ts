@@ -46,7 +46,7 @@ export async function runRound(
      * failed), or the round's time is up. For a PREPARE: a rank that refused for a moment (not
      * connected to its agent yet) holds up its peers, which wait for its end-of-channel markers until
      * their agents' flush timeout; asked again, it flushes, they finish, and the checkpoint goes on. Asked
-     * again in vain, the host's first answer counts.
+     * again in vain, the host's last answer counts, with the reasons of its first.
      */
     askAgainMs?: number;
   } = {},
@@ -81,15 +81,17 @@ export async function runRound(
           if (ended) return;
           reply = await c.requestAgent(host, { round: { ...request, ranks, ...perHost(ranks, host) } }, Math.max(1, deadline - c.now()));
         }
-        // Asked again in vain: the first answer says why (a later one may only say the rank is gone by now).
-        if (reply !== first && reply.round_reply?.failed.length) reply = first;
         if (ended) return;
         answered.add(host);
         const rr = reply.round_reply;
         if (!rr) throw new FerryError(ErrorCode.MALFORMED, `host ${host} answered ${stepName} without a round reply`);
         replies.set(host, rr);
+        // Asked again in vain: the last answer says what the host's ranks are doing now (one may be flushing
+        // since, which decides how the flush is finished), the first why they failed (a later answer may only
+        // say that the rank is gone by now).
+        const firstWhy = new Map(reply === first ? [] : (first.round_reply?.failed ?? []).map((f) => [f.rank, f.status?.message]));
         for (const res of rr.failed) {
-          failures.set(res.rank, `host ${host}: ${res.status?.message || 'failed'}`);
+          failures.set(res.rank, `host ${host}: ${firstWhy.get(res.rank) || res.status?.message || 'failed'}`);
           codes.set(res.rank, res.status?.code || ErrorCode.INTERNAL);
         }
         if (rr.failed.length + rr.acknowledged !== ranks.length) {
