@@ -170,8 +170,21 @@ static void queue_marker(fmpi_peer *p)
   }
 }
 
+/* How long a rank that lost a peer waits before it fails. A peer is lost
+ * mostly because its job is ending: the operator cancelled it (Ctrl-C of ferry
+ * run), or a rank failed or called MPI_Abort and Ferry ends the others. This
+ * rank's own signal follows within milliseconds and ends it quietly; failing
+ * at once printed a "lost the connection" line from most ranks after every
+ * Ctrl-C. A peer that died alone is still reported, this much later. */
+#define FMPI_PEER_LOST_GRACE_MS 1000
+
 static void peer_lost(fmpi_peer *p, const char *what)
 {
+  struct timespec left = { FMPI_PEER_LOST_GRACE_MS / 1000, (FMPI_PEER_LOST_GRACE_MS % 1000) * 1000000L };
+  int saved = errno;
+  while (nanosleep(&left, &left) != 0 && errno == EINTR)
+    ;
+  errno = saved;
   fmpi_fatal("lost the connection to rank %d (%s): it exited without MPI_Finalize or was killed", p->rank, what);
 }
 

@@ -2,11 +2,15 @@
 // hosts over real ZeroMQ. Agents register; a killed agent is marked down and
 // comes back when restarted; a killed coordinator restarts with its catalog,
 // the agents re-register by themselves and a running job keeps running. A
-// rank that ignores the SIGTERM of its failing job gets SIGKILL.
+// rank that ignores the SIGTERM of its failing job gets SIGKILL. Ctrl-C of
+// ferry run, and a rank killed mid-run, end an MPI job on two hosts without a
+// word from the other ranks about the peers they lost.
+import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RANK_KILL_GRACE_MS } from '../../src/agent/rank-supervisor.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { buildExample, rank0Output } from '../../src/local-cluster/examples.js';
 
 let cluster: TestCluster;
 /** The agents' --rank-kill-grace-ms (default RANK_KILL_GRACE_MS; test/integration/agent-restart.test.ts waits that one out). */
@@ -104,5 +108,36 @@ describe('control plane on three namespace hosts', () => {
     const job = await jobState('stubborn-1');
     expect(job).toMatchObject({ state: 'failed', exitCode: 3 });
     expect(job.detail).toMatch(/^rank 1 on \S+ exited with status 3/);
+  });
+
+  // Each rank that lost a peer used to fail at once with "lost the connection to rank N" before its own
+  // signal came: a line from most ranks after every Ctrl-C, and after a rank that died.
+  it('ends an MPI job on two hosts on Ctrl-C of ferry run, or when a rank is killed, without the other ranks reporting lost peers', async () => {
+    const ring = buildExample(cluster, 'ring');
+    const hosts = `${cluster.hosts[0].name},${cluster.hosts[1].name}`;
+    for (const [jobId, end] of [
+      ['quiet-1', 'ctrl-c'],
+      ['quiet-2', 'ctrl-c'],
+      ['quiet-3', 'kill'],
+    ] as const) {
+      const run = cluster.ferry(['run', '-n', '4', '--hosts', hosts, '--job-id', jobId, ring, '20000000', '--progress', '1000']);
+      await cluster.waitFor(() => rank0Output(cluster, jobId).includes('ring: progress'), `job ${jobId}'s ranks exchanging messages`);
+      if (end === 'ctrl-c') execFileSync('pkill', ['-INT', '-f', `job-id ${jobId} `]);
+      else {
+        const ranks = execFileSync('pgrep', ['-f', `^${ring} 20000000`], { encoding: 'utf8' }).trim().split('\n');
+        expect(ranks).toHaveLength(4);
+        process.kill(Number(ranks[2]), 'SIGKILL');
+      }
+      const r = await run;
+      expect(`${r.stdout}${r.stderr}`, jobId).not.toMatch(/lost the connection/);
+      const job = await jobState(jobId);
+      if (end === 'ctrl-c') {
+        expect(r.stderr).toMatch(new RegExp(`ferry run: job ${jobId} cancelled: cancelled by the operator \\(SIGINT\\)`));
+        expect(job.state).toBe('cancelled');
+      } else {
+        expect(job).toMatchObject({ state: 'failed', exitCode: 137 });
+        expect(job.detail).toMatch(/^rank \d on \S+ exited with status 137/);
+      }
+    }
   });
 });
