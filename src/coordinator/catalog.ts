@@ -17,6 +17,7 @@ import { tracer } from '../common/trace.js';
 import { CATALOG_SCHEMA_VERSION, migrateCatalog, newerSchemaError, readSchemaVersion } from './catalog-migrations.js';
 import type { OutputMarks } from './output-replay.js';
 import {
+  EPOCH_ABORTED,
   EPOCH_COMMITTED,
   EPOCH_DELETED,
   EPOCH_LOST,
@@ -664,6 +665,27 @@ export class Catalog {
   }
 
   /**
+   * Forgets (with their phases and image rows) the epochs of a job that ended
+   * without being kept (aborted, deleted, lost) but the newest `keep` of them,
+   * so a job checkpointed every few minutes for weeks does not grow its
+   * catalog, nor `ferry epochs`, without bound. An epoch still waiting for an
+   * image, a replica or a restart's copy to be removed stays until it is.
+   * The events keep their story. Ids are not reused. Returns them, oldest first.
+   */
+  forgetEndedEpochs(jobId: string, keep: number): number[] {
+    requireUint(keep, 'keep');
+    return this.db.transaction(() => {
+      const ended = this.st.endedEpochsNewestFirst.all(jobId) as Row[];
+      const gone = ended
+        .slice(keep)
+        .filter((r) => r.waiting === 0)
+        .map((r) => r.epoch as number);
+      for (const epoch of gone) this.st.deleteEpoch.run(jobId, epoch);
+      return gone.reverse();
+    })();
+  }
+
+  /**
    * Retention: every committed epoch of the job but the newest `keep` becomes
    * 'deleted', in one durable transaction, before any of its files go (so no
    * restart picks an epoch whose images are being removed). Returns them, oldest first.
@@ -992,6 +1014,7 @@ function prepareStatements(db: Database.Database) {
   const terminal = EPOCH_TERMINAL_STATES.map((s) => `'${s}'`).join(', ');
   const ended = JOB_ENDED_STATES.map((s) => `'${s}'`).join(', ');
   const removed = EPOCH_REMOVED_STATES.map((s) => `'${s}'`).join(', ');
+  const unkept = [EPOCH_ABORTED, ...EPOCH_REMOVED_STATES].map((s) => `'${s}'`).join(', ');
   return {
     upsertHost: p(`
       INSERT INTO hosts (name, address, cpus, criu_version, criu_check_ok, criu_check_detail, agent_instance,
@@ -1114,6 +1137,12 @@ function prepareStatements(db: Database.Database) {
     getEpoch: p(`SELECT ${epochCols} FROM epochs WHERE job_id = ? AND epoch = ?`),
     listEpochs: p(`SELECT ${epochCols} FROM epochs WHERE job_id = ? ORDER BY epoch`),
     committedEpochsNewestFirst: p('SELECT epoch FROM epochs WHERE job_id = ? AND state = ? ORDER BY epoch DESC'),
+    endedEpochsNewestFirst: p(`
+      SELECT e.epoch,
+        (e.state IN (${removed}) AND EXISTS (SELECT 1 FROM epoch_images i WHERE i.job_id = e.job_id AND i.epoch = e.epoch AND i.removed_ms IS NULL))
+        OR EXISTS (SELECT 1 FROM image_replicas r WHERE r.job_id = e.job_id AND r.epoch = e.epoch)
+        OR EXISTS (SELECT 1 FROM restart_copies c WHERE c.job_id = e.job_id AND c.epoch = e.epoch) AS waiting
+      FROM epochs e WHERE e.job_id = ? AND e.state IN (${unkept}) ORDER BY e.epoch DESC`),
     imagesToRemove: p(`
       SELECT i.* FROM epoch_images i JOIN epochs e USING (job_id, epoch)
       WHERE e.state IN (${removed}) AND i.removed_ms IS NULL ORDER BY i.job_id, i.epoch, i.rank`),

@@ -26,6 +26,13 @@ export const STOP_DRAIN_MS = 30_000;
  */
 export const KEEP_EPOCHS = 2;
 /**
+ * Epochs of a job that ended without being kept (aborted, deleted by retention,
+ * lost) that the catalog, and `ferry epochs`, still list: the newest of them.
+ * Older ones are forgotten once nothing of them waits for removal; the events
+ * keep their story.
+ */
+export const ENDED_EPOCHS_LISTED = 10;
+/**
  * How long an operator's checkpoint, restart, migration or delete waits for the
  * job's image copies (--image-replicas) to end before it is refused as busy.
  */

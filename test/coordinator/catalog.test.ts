@@ -573,6 +573,60 @@ describe('catalog identity errors', () => {
     expect(c.listEpochs('j1').map((e) => e.epoch)).toEqual([1]);
     expect(c.beginEpoch('j1', 40)).toBe(5);
   });
+
+  it('forgets the epochs that ended unkept but the newest N, once nothing of them waits for removal; committed and in-flight ones stay', () => {
+    let c = openCatalog();
+    c.createJob(job('j1', { worldSize: 1 }));
+    c.createJob(job('j2', { worldSize: 1 }));
+    const commit = (at: number) => {
+      const e = c.beginEpoch('j1', at);
+      c.recordEpochImage({ jobId: 'j1', epoch: e, rank: 0, host: 'h1', location: `/i/${e}`, sizeBytes: 1, sha256: SHA_A });
+      c.commitEpoch('j1', e, at + 1);
+      return e;
+    };
+    const abort = (at: number) => {
+      const e = c.beginEpoch('j1', at);
+      c.recordEpochImage({ jobId: 'j1', epoch: e, rank: 0, host: 'h1', location: `/i/${e}`, sizeBytes: 1, sha256: SHA_A });
+      c.setEpochState('j1', e, 'aborted', at + 1);
+      return e;
+    };
+    // 1 aborted (partial image never removed: it does not wait), 2..7 committed, 8 aborted, 9 committed.
+    abort(10);
+    for (let i = 0; i < 6; i++) commit(20 + i * 10);
+    abort(90);
+    commit(100);
+    expect(c.retireEpochs('j1', 2, 110, 'deleted: keep 2')).toEqual([2, 3, 4, 5, 6]);
+    const other = c.beginEpoch('j2', 5);
+    c.setEpochState('j2', other, 'aborted', 6);
+    // Epochs 2..6 wait for their images' removal. Epoch 1 is beyond the newest 2 ended ones (8, 6).
+    expect(c.forgetEndedEpochs('j1', 2)).toEqual([1]);
+    c.markImagesRemoved('j1', 2, [0], 120);
+    c.markImagesRemoved('j1', 3, [0], 120);
+    c.markImagesRemoved('j1', 4, [0], 120);
+    // A replica of 3 and a restart's copy of 4 not yet removed hold them.
+    c.recordReplicasCopying('j1', 3, 'h2', [0], 121);
+    c.markReplicasStored('j1', 3, 'h2', [0], 122);
+    c.recordRestartCopies('j1', 4, new Map([[0, 'h3']]));
+    const inFlight = c.beginEpoch('j1', 130);
+    expect(c.forgetEndedEpochs('j1', 2)).toEqual([2]);
+    c.removeReplicas('j1', 3, 'h2', [0]);
+    c.clearRestartCopies('j1', 4, 'h3', [0]);
+    expect(c.forgetEndedEpochs('j1', 2)).toEqual([3, 4]);
+    expect(c.listEpochs('j1').map((e) => `${e.epoch}:${e.state}`)).toEqual(['5:deleted', '6:deleted', '7:committed', '8:aborted', '9:committed', `${inFlight}:preparing`]);
+    expect(() => c.epochImages('j1', 4)).toThrow(/job 'j1' has no epoch 4/);
+    expect(c.imagesToRemove('j1').map((i) => i.epoch)).toEqual([5, 6]);
+    // Once removed, 5 goes too (the newest 2 ended are 8 and 6); 0 keeps no ended one; other jobs are left alone.
+    c.markImagesRemoved('j1', 5, [0], 140);
+    c.markImagesRemoved('j1', 6, [0], 140);
+    c.close();
+    c = openCatalog();
+    expect(c.forgetEndedEpochs('j1', 2)).toEqual([5]);
+    expect(c.forgetEndedEpochs('j1', 0)).toEqual([6, 8]);
+    expect(c.listEpochs('j1').map((e) => e.epoch)).toEqual([7, 9, inFlight]);
+    expect(c.listEpochs('j2').map((e) => e.epoch)).toEqual([other]);
+    c.setEpochState('j1', inFlight, 'aborted', 150);
+    expect(c.beginEpoch('j1', 160)).toBe(inFlight + 1); // ids are not reused
+  });
 });
 
 describe('catalog file', () => {

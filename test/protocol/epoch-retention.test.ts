@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCode, RoundStep } from '../../src/gen/proto.js';
 import { ControlPlaneHarness, QUICK_ROUNDS, settle } from './control-plane-harness.js';
 import { failRanks } from './simulated-node.js';
+import { ENDED_EPOCHS_LISTED } from '../../src/coordinator/coordinator-config.js';
 
 let h: ControlPlaneHarness;
 const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
@@ -77,6 +78,27 @@ describe('epoch retention', () => {
     await advance(1_000);
     expect(states()).toEqual([[1, 'deleted'], [2, 'committed'], [3, 'committed']]);
     expect(discards('b').map(([epoch]) => epoch)).toContain(1);
+  });
+
+  it(`lists a job's ${ENDED_EPOCHS_LISTED} newest epochs that ended unkept: older deleted ones leave the catalog once their images are removed, and aborted ones too`, async () => {
+    await h.coordinator!.retention.set('j', 1);
+    const commits = ENDED_EPOCHS_LISTED + 4;
+    for (let i = 0; i < commits; i++) await checkpoint();
+    const deleted = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => [from + i, 'deleted']);
+    expect(states()).toEqual([...deleted(commits - ENDED_EPOCHS_LISTED, commits - 1), [commits, 'committed']]);
+    expect(discards('a').map(([epoch]) => epoch)).toEqual(Array.from({ length: commits - 1 }, (_, i) => i + 1)); // every one's images went first
+    expect(events('checkpoint.retire')[0]).toBe('job j: epoch 1 deleted (keeping the 1 newest committed)'); // the events keep their story
+    // Checkpoints that keep failing: each abort forgets the oldest.
+    h.nodes.get('b')!.steps.scripts.set(RoundStep.STORE, () => failRanks([3], 'rank 3: write manifest.ferry: no space left on device'));
+    for (let i = 0; i < 3; i++) expect((await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: false }))).error?.message).toMatch(/aborted/);
+    expect(states()).toEqual([
+      ...deleted(commits - ENDED_EPOCHS_LISTED + 3, commits - 1),
+      [commits, 'committed'],
+      [commits + 1, 'aborted'],
+      [commits + 2, 'aborted'],
+      [commits + 3, 'aborted'],
+    ]);
+    expect(h.catalog!.lastCommittedEpoch('j')!.epoch).toBe(commits);
   });
 
   it('never restarts a deleted epoch: the error names it and the epochs that can be restarted', async () => {

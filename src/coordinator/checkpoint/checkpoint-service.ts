@@ -261,6 +261,7 @@ export class CheckpointService {
     if (!discard.ok) detail += `; some partial images could not be removed: ${describeRoundFailure('DISCARD', discard)}`;
     this.c.catalog.setEpochState(jobId, epoch, 'aborted', this.c.now(), detail);
     m.transition(['aborting'], 'aborted');
+    this.c.retention.forgetEnded(jobId); // a job whose checkpoints keep failing lists only the newest
     const previous = this.c.catalog.lastCommittedEpoch(jobId);
     this.c.event('checkpoint.abort', `job ${jobId}: epoch ${epoch} aborted: ${detail}`, { jobId });
     const fate = {

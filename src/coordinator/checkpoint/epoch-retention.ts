@@ -9,9 +9,12 @@
 // ended job: all its epochs go the same way, and the job leaves the catalog
 // once the last of their images is removed. A restart from an older epoch
 // leaves the epochs taken after it behind: they are another history, no
-// fallback for the restarted run, and go at its first commit.
+// fallback for the restarted run, and go at its first commit. The catalog
+// lists the newest ENDED_EPOCHS_LISTED epochs that ended unkept (aborted,
+// deleted, lost) and forgets older ones once nothing of theirs is left to
+// remove; the events keep their story.
 import { ErrorCode, RoundStep, type DeleteJobReplyInit } from '../../gen/proto.js';
-import { WAIT_FOR_COPIES_MS } from '../coordinator-config.js';
+import { ENDED_EPOCHS_LISTED, WAIT_FOR_COPIES_MS } from '../coordinator-config.js';
 import { FerryError, errorMessage } from '../../common/ferry-error.js';
 import { tracer } from '../../common/trace.js';
 import { EPOCH_COMMITTED, type EpochImageRow, type JobRow } from '../catalog-types.js';
@@ -78,7 +81,17 @@ export class EpochRetention {
     if (behind.length > 0) {
       this.c.event('checkpoint.retire', `job ${jobId}: ${list(behind)} deleted: taken after epoch ${job.branchFrom}, which the job was restarted from`, { jobId });
     }
+    this.forgetEnded(jobId);
     this.removeInBackground(jobId);
+  }
+
+  /**
+   * Forgets the job's epochs that ended unkept but the newest ENDED_EPOCHS_LISTED, of
+   * those with nothing left to remove: after each commit and abort, and at start.
+   */
+  forgetEnded(jobId: string): void {
+    const gone = this.c.catalog.forgetEndedEpochs(jobId, ENDED_EPOCHS_LISTED);
+    if (gone.length > 0) trace(`job ${jobId}: epochs ${gone.join(',')} forgotten (the catalog lists its ${ENDED_EPOCHS_LISTED} newest ended unkept)`);
   }
 
   /**
