@@ -67,7 +67,7 @@ async function measure(agents: number, ranksPerAgent: number): Promise<Result> {
       rank_hosts: {},
       follow: false,
       job_id: 'bench',
-      checkpoint_every_ms: 0, keep_epochs: 0, auto_restarts: 0, own_image_replicas: false, image_replicas: 0,
+      checkpoint_every_ms: 0, keep_epochs: 0, auto_restarts: 0, own_image_replicas: false, image_replicas: 0, stdin: new Uint8Array(0),
     });
     if (job.ranks?.length !== agents * ranksPerAgent) throw new Error('benchmark: the job did not get every rank');
     // Warm up, then time rounds one after the other.

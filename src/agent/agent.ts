@@ -418,6 +418,7 @@ export class Agent {
                   cwd: req.cwd,
                   env: req.env,
                   token: req.rank_token,
+                  ...(spec.rank === 0 && req.stdin?.length ? { stdin: req.stdin } : {}),
                 }),
               );
             } catch (err) {

@@ -26,6 +26,7 @@ import { passFaultGate } from './fault-gate.js';
 import { findOrphanDumps, orphanDumpEnded } from './orphan-dumps.js';
 import type { RankChannelServer } from './rank-channel.js';
 import { ensureRankInitDir, isRankInitDir } from './rank-init-dir.js';
+import { keepStdinWithImage, placeStdinForRestore } from './rank-stdin.js';
 import type { RankSteps, StepOutcome } from './rank-steps.js';
 import type { RankSupervisor } from './rank-supervisor.js';
 
@@ -450,6 +451,8 @@ export class LocalRankSteps implements RankSteps {
         return undefined;
       });
       if (hasher) trace(`rank ${rank}: hashing caught up ${(performance.now() - t0).toFixed(1)} ms after CRIU ended`);
+      // (after the hashing alongside CRIU, which must not see it half copied; the manifest hashes it)
+      await keepStdinWithImage(this.o.ranks.initDirOfRank(req.job_id, rank), dir);
       this.unstored.set(dir, known);
       return rank;
     });
@@ -631,6 +634,7 @@ export class LocalRankSteps implements RankSteps {
         const summary = await readImages(dir);
         // ferry-init's private directory is Ferry's to make; anything else missing is the operator's to fix.
         for (const f of summary.files) if (f.uses.includes('cwd')) ensureRankInitDir(f.path);
+        await placeStdinForRestore(summary, dir);
         await assertRestorable(summary, this.o.host);
         const logs = this.o.ranks.logPaths(req.job_id, rank);
         await mkdir(dirname(logs.out), { recursive: true });

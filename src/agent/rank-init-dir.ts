@@ -10,12 +10,13 @@
 // the rank creates it first (CRIU restores working directories by path): every
 // agent of one deployment must use the same root.
 //
-// The directory also holds the one file a rank reads from it: the name of the
-// abstract socket of its agent (AGENT_SOCKET_FILE), written by every agent that
-// starts, restores or takes back the rank, and read by the rank's runtime at
-// each connect to its agent (src/runtime/agent.c). Two agents of one machine
-// listen under two names; a rank moved from one to the other, restored with
-// the first one's name in its memory, would otherwise ask the agent it left.
+// The directory also holds the name of the abstract socket of the rank's agent
+// (AGENT_SOCKET_FILE), written by every agent that starts, restores or takes
+// back the rank, and read by the rank's runtime at each connect to its agent
+// (src/runtime/agent.c). Two agents of one machine listen under two names; a
+// rank moved from one to the other, restored with the first one's name in its
+// memory, would otherwise ask the agent it left. Rank 0's may also hold its
+// standard input (STDIN_FILE, rank-stdin.ts).
 import { mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, rmdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join, sep } from 'node:path';
@@ -37,6 +38,8 @@ export const AGENT_SOCKET_FILE = 'agent-socket';
 /** The environment variable that hands the rank's runtime that file's path. */
 export const AGENT_SOCKET_FILE_ENV = 'FERRY_AGENT_SOCKET_FILE';
 const AGENT_SOCKET_TEMP = '.agent-socket.tmp';
+/** In a rank's init directory: its standard input, when the job was given one (rank-stdin.ts). */
+export const STDIN_FILE = 'stdin';
 
 /** The directory the rank init directories live in. */
 export function rankInitRoot(): string {
@@ -70,6 +73,7 @@ export function writeAgentSocketFile(dir: string, socketName: string): void {
 function removeInitDir(dir: string): void {
   rmSync(agentSocketFile(dir), { force: true });
   rmSync(join(dir, AGENT_SOCKET_TEMP), { force: true });
+  rmSync(join(dir, STDIN_FILE), { force: true });
   rmdirSync(dir);
 }
 

@@ -28,6 +28,7 @@ import {
 } from './rank-init-dir.js';
 import { processAlive, processEnv, processStartTicks, readExitStatus, removeExitStatus } from './rank-process.js';
 import { loadRankTable, RANK_TABLE_FILE, saveRankTable, type RankTableEntry } from './rank-table.js';
+import { writeStdinFile } from './rank-stdin.js';
 import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
 import { EventEmitter } from 'node:events';
 import { constants as osConstants } from 'node:os';
@@ -57,6 +58,8 @@ export interface RankStartSpec {
   env: Record<string, string>;
   /** The job's rank token (StartRanksRequest.rank_token); empty or absent: none. */
   token?: string;
+  /** The rank's standard input (rank 0's StartRanksRequest.stdin); empty or absent: /dev/null. */
+  stdin?: Uint8Array;
 }
 
 /**
@@ -196,9 +199,11 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
     const initDir = createRankInitDir(spec.jobId, spec.rank);
     const out = openSync(logs.out, 'a');
     const err = openSync(logs.err, 'a');
+    let input: number | undefined;
     let child: ChildProcess;
     try {
       writeAgentSocketFile(initDir, this.options.agentSocketName);
+      if (spec.stdin && spec.stdin.length > 0) input = openSync(writeStdinFile(initDir, spec.stdin), 'r');
       child = spawn(
         'unshare',
         ['--pid', '--fork', '--kill-child=SIGKILL', 'setsid', this.options.initPath, program, ...spec.argv.slice(1)],
@@ -215,7 +220,7 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
             [INIT_DIR_ENV]: initDir,
             [AGENT_SOCKET_FILE_ENV]: agentSocketFile(initDir),
           },
-          stdio: ['ignore', out, err],
+          stdio: [input ?? 'ignore', out, err],
           detached: true,
         },
       );
@@ -225,6 +230,7 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
     } finally {
       closeSync(out);
       closeSync(err);
+      if (input !== undefined) closeSync(input);
     }
     trace(`started ${spec.jobId}/${spec.rank} pid ${child.pid}: ${program}`);
     return this.track(spec, child, logs, 'started', statusFile, initDir);
@@ -584,6 +590,11 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
   }
 
   /** The pid of a rank's ferry-init (the root of its process tree, PID 1 of its namespace). */
+  /** The init directory of a rank that runs here (undefined for one taken over without it). */
+  initDirOfRank(jobId: string, rank: number): string | undefined {
+    return this.ranks.get(RankSupervisor.key(jobId, rank))?.table.initDir;
+  }
+
   initPidOfRank(jobId: string, rank: number): number | undefined {
     const e = this.ranks.get(RankSupervisor.key(jobId, rank));
     return e ? initPidOf(e.process.pid ?? 0) : undefined;

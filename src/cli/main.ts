@@ -48,8 +48,9 @@ operators (--coordinator tcp://ADDR:PORT, or FERRY_COORDINATOR; FERRY_KEY=FILE w
   undrain HOST           new ranks may go to a drained host again
   forget HOST            a host that is down is gone for good: stop waiting for it, say which checkpoints went with it
   inspect DIR [--json]   decode one rank's image: process tree, memory, the files it needs
-  run -n N [--hosts a,b | --hostfile F] [--job-id ID] [--raw] [--checkpoint-every 10m] [--keep-epochs N] [--auto-restart N] [--image-replicas N] [--stop-on SIGNAL] PROGRAM ARGS...
+  run -n N [--hosts a,b | --hostfile F] [--job-id ID] [--raw] [--checkpoint-every 10m] [--keep-epochs N] [--auto-restart N] [--image-replicas N] [--stop-on SIGNAL] [--stdin FILE|-|none] PROGRAM ARGS...
                          run a job and follow it to its end; output lines tagged [RANK] (--raw: untagged)
+                         rank 0 reads --stdin (-: ferry run's own, to its end), or ferry run's stdin when it is a file (< FILE); others /dev/null
                          --stop-on SIGUSR1: that signal checkpoints and stops the job (a batch system's time-limit warning);
                          a stopped job's run or attach exits 75; ferry run --job-id JOB (same command) or ferry restart JOB continues it
   rank-exec [--host HOST] [--job-key KEY] [--job-id ID] [--join-timeout 60s] [--stop-on SIGNAL] PROGRAM ARGS...

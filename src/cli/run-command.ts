@@ -1,5 +1,5 @@
 // `ferry run`: submit a job, follow it to its end, exit with its status.
-import { readFileSync } from 'node:fs';
+import { fstatSync, readFileSync, statSync, type Stats } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { ErrorCode, JobState } from '../gen/proto.js';
 import { FerryError } from '../common/ferry-error.js';
@@ -8,6 +8,8 @@ import { JobFollower, jobExitStatus } from './job-follower.js';
 import { RankOutputWriter } from './rank-output-writer.js';
 import { StopOnSignal, parseStopSignal } from './stop-on-signal.js';
 import { COMMON_OPERATOR_OPTIONS, coordinatorAddress, jobJson, jobStateName, withClient } from './operator-commands.js';
+import { MAX_STDIN_BYTES } from '../coordinator/coordinator-config.js';
+import { formatBytes } from './format-bytes.js';
 
 /** How long `ferry run` waits for the coordinator to accept the job. */
 export const SUBMIT_TIMEOUT_MS = 30_000;
@@ -17,7 +19,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   const p = parseArgs(
     cmd,
     argv,
-    { ...COMMON_OPERATOR_OPTIONS, raw: {}, 'stop-on': { value: true }, 'checkpoint-every': { value: true }, 'keep-epochs': { value: true }, 'auto-restart': { value: true }, 'image-replicas': { value: true }, n: { value: true }, np: { value: true }, hosts: { value: true }, hostfile: { value: true }, 'job-id': { value: true } },
+    { ...COMMON_OPERATOR_OPTIONS, raw: {}, 'stop-on': { value: true }, 'checkpoint-every': { value: true }, 'keep-epochs': { value: true }, 'auto-restart': { value: true }, 'image-replicas': { value: true }, n: { value: true }, np: { value: true }, hosts: { value: true }, hostfile: { value: true }, 'job-id': { value: true }, stdin: { value: true } },
     true,
   );
   const [program, ...args] = p.positional;
@@ -31,6 +33,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('FERRY_')) env[k] = v;
   const json = p.options.has('json');
   const stopSignal = opt(p, 'stop-on') ? parseStopSignal(cmd, opt(p, 'stop-on')!) : undefined;
+  const stdin = rank0Stdin(cmd, opt(p, 'stdin'));
   return withClient(coordinatorAddress(cmd, p), async (c) => {
     let jobId = '';
     // Ctrl-C and SIGTERM end the job on every host (unless --stop-on takes one of them).
@@ -58,6 +61,7 @@ export async function runCommand(argv: string[]): Promise<number> {
             auto_restarts: intOpt(cmd, p, 'auto-restart', 0, 0),
             own_image_replicas: opt(p, 'image-replicas') !== undefined,
             image_replicas: intOpt(cmd, p, 'image-replicas', 0, 0),
+            stdin,
           },
         },
         {
@@ -85,6 +89,36 @@ export async function runCommand(argv: string[]): Promise<number> {
       for (const s of forwarded) process.off(s, onSignal);
     }
   });
+}
+
+/**
+ * Rank 0's standard input, read whole before the job starts (as mpiexec gives
+ * rank 0 its own): `--stdin FILE`, `--stdin -` (this process's standard input,
+ * to its end), else this process's standard input when it is a regular file
+ * (`ferry run ... < FILE`). Not a terminal or a pipe without `--stdin -`:
+ * reading one to its end could wait forever. `--stdin none`: nothing.
+ */
+export function rank0Stdin(cmd: string, option: string | undefined, fd = 0): Uint8Array {
+  const tooLarge = (bytes: number, what: string) =>
+    new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: ${what} is ${bytes} bytes, more than rank 0 can be given (${formatBytes(MAX_STDIN_BYTES)}): give the program the file to read instead`);
+  if (option === 'none') return new Uint8Array(0);
+  if (option !== undefined && option !== '-') {
+    const size = statSync(option, { throwIfNoEntry: false });
+    if (!size?.isFile()) throw new FerryError(ErrorCode.BAD_REQUEST, `${cmd}: --stdin ${option}: no such file`);
+    if (size.size > MAX_STDIN_BYTES) throw tooLarge(size.size, `--stdin ${option}`);
+    return readFileSync(option);
+  }
+  let st: Stats | undefined;
+  try {
+    st = fstatSync(fd);
+  } catch {
+    st = undefined; // (closed)
+  }
+  if (option === undefined && !st?.isFile()) return new Uint8Array(0);
+  if (st?.isFile() && st.size > MAX_STDIN_BYTES) throw tooLarge(st.size, 'its standard input');
+  const bytes = readFileSync(fd);
+  if (bytes.length > MAX_STDIN_BYTES) throw tooLarge(bytes.length, 'its standard input');
+  return bytes;
 }
 
 /** `ferry attach JOB`: follow a job's output to its end (Ctrl-C detaches; the job goes on). */

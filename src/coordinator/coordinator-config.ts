@@ -4,6 +4,12 @@ import { LAUNCHER_LEASE_MS } from './launcher-leases.js';
 export const HEARTBEAT_INTERVAL_MS = 1_000;
 export const HEARTBEAT_TIMEOUT_MS = 5_000;
 export const MAX_FRAME_BYTES = 4 * 1024 * 1024;
+/**
+ * The most standard input a job's rank 0 is given (SubmitJobRequest.stdin): it
+ * travels in one message to the coordinator and one to rank 0's agent, within
+ * MAX_FRAME_BYTES, and then with every image of rank 0.
+ */
+export const MAX_STDIN_BYTES = 2 * 1024 * 1024;
 export const AGENT_REQUEST_TIMEOUT_MS = 10_000;
 export const EVENTS_KEEP = 100_000;
 /** Checkpoint steps: how long every agent gets to answer one step for all of its ranks. */

@@ -35,6 +35,7 @@ import { tracer } from '../common/trace.js';
 import type { PeerId } from '../transport/transport.js';
 import type { JobEnding, JobRow, RankRow, RankUpdate } from './catalog-types.js';
 import type { Coordinator } from './coordinator.js';
+import { MAX_STDIN_BYTES } from './coordinator-config.js';
 import { placeRanks } from './placement.js';
 import { OutputReplay } from './output-replay.js';
 import { UNFOLLOWED_OUTPUT_BYTES, UnfollowedOutput } from './unfollowed-output.js';
@@ -229,6 +230,9 @@ export class JobService {
     if (req.argv.length === 0 || !req.argv[0]) throw new FerryError(ErrorCode.BAD_REQUEST, 'submit: no program given');
     const jobId = req.job_id || this.newJobId();
     checkSafeName('job id', jobId);
+    if ((req.stdin?.length ?? 0) > MAX_STDIN_BYTES) {
+      throw new FerryError(ErrorCode.BAD_REQUEST, `standard input of ${req.stdin.length} bytes: a job's rank 0 is given at most ${MAX_STDIN_BYTES} (give the program a file to read instead)`);
+    }
     const explicit = new Map<number, string>(Object.entries(req.rank_hosts).map(([k, v]) => [Number(k), v]));
     if (this.c.catalog.getJob(jobId)) {
       // `ferry run --job-id J` of a stopped job J: the same command line in every batch allocation.
@@ -297,6 +301,7 @@ export class JobService {
               env: req.env,
               ranks: ranks.map((rank) => ({ rank })),
               rank_token: rankToken,
+              ...(ranks.includes(0) && req.stdin?.length ? { stdin: req.stdin } : {}),
             },
           });
           for (const p of reply.start_ranks_reply?.started ?? []) this.onRankStarted(host, p);

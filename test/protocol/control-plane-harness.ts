@@ -147,7 +147,7 @@ export class ControlPlaneHarness {
   /** Submits job `job_id` (default 'j') of `world_size` ranks of /app, as an operator would. */
   submit(job: Partial<SubmitJobRequest> & { world_size: number }): Promise<JobInfoInit> {
     return this.coordinator!.jobs.submit('op', 1, {
-      argv: ['/app'], cwd: '/', env: {}, hosts: [], rank_hosts: {}, follow: false, job_id: 'j', checkpoint_every_ms: 0, keep_epochs: 0, auto_restarts: 0, own_image_replicas: false, image_replicas: 0, ...job,
+      argv: ['/app'], cwd: '/', env: {}, hosts: [], rank_hosts: {}, follow: false, job_id: 'j', checkpoint_every_ms: 0, keep_epochs: 0, auto_restarts: 0, own_image_replicas: false, image_replicas: 0, ...job, stdin: job.stdin ?? new Uint8Array(0),
     });
   }
 

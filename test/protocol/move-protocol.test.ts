@@ -422,7 +422,7 @@ describe('a coordinator restart in the middle of a start or a move', () => {
   it('fails a job whose launch was cut short, naming the ranks that never started', async () => {
     h.hub.severed = true; // the coordinator creates the job; its start requests are lost, and then it dies
     h.coordinator!.jobs
-      .submit('op', 2, { argv: ['/app'], cwd: '/', env: {}, world_size: 2, hosts: ['c'], rank_hosts: {}, follow: false, job_id: 'k', checkpoint_every_ms: 0, keep_epochs: 0, auto_restarts: 0, own_image_replicas: false, image_replicas: 0 })
+      .submit('op', 2, { argv: ['/app'], cwd: '/', env: {}, world_size: 2, hosts: ['c'], rank_hosts: {}, follow: false, job_id: 'k', checkpoint_every_ms: 0, keep_epochs: 0, auto_restarts: 0, own_image_replicas: false, image_replicas: 0, stdin: new Uint8Array(0) })
       .catch(() => {});
     await advance(50);
     await h.crashCoordinator();
