@@ -565,7 +565,10 @@ export class JobService {
       // A rank that ends before its host's start was answered was killed there because a later rank of
       // the same start failed: the refusal (startFailed) is the job's failure, not this end.
       const killedByFailedStart = row.state === 'starting' && this.startsInFlight.has(`${jobId}\0${host}`);
-      this.failJob(jobId, code, detail, killedByFailedStart || isSecondaryFailure(e.reason ?? ''));
+      // Nor is the end that the failing job's own SIGTERM (or the SIGKILL after it) gave a rank: the
+      // failure may be a lost host not seen down yet, whose ranks an automatic restart brings back.
+      const endedByFerry = this.failing.has(jobId) && isEndingSignal(exitCode, signal);
+      this.failJob(jobId, code, detail, killedByFailedStart || endedByFerry || isSecondaryFailure(e.reason ?? ''));
     }
     this.maybeEnd(jobId);
   }
@@ -1256,6 +1259,12 @@ function jobStateEnum(state: string): JobState {
  */
 export function isSecondaryFailure(reason: string): boolean {
   return /lost the connection to rank \d+/.test(reason);
+}
+
+/** How a rank ends of the signals that end a failing job: SIGTERM, and SIGKILL after the agent's grace. */
+export function isEndingSignal(exitCode: number, signal: string): boolean {
+  const { SIGTERM, SIGKILL } = osConstants.signals;
+  return signal === 'SIGTERM' || signal === 'SIGKILL' || exitCode === 128 + SIGTERM || exitCode === 128 + SIGKILL;
 }
 
 /** A round that failed only because agents were lost (HOST_DOWN): their ranks may live on, and be reached when an agent is back. */

@@ -263,6 +263,23 @@ describe('a job with automatic restarts that loses a host', () => {
     expect(restart?.message).toMatch(/^job j: ranks 2,3 lost: host b is down/);
   });
 
+  it("is restarted also when a rank elsewhere died of a lost connection before the host was seen down, and the job's SIGTERM ended the others", async () => {
+    await start(1);
+    // Host b dies; before its heartbeats are missed, rank 1 on a has seen its peer's socket close and
+    // ends (secondary). The job is failing: its SIGTERM ends rank 0, which lost no peer (143). Soak seed 128.
+    await stopAgent('b');
+    h.nodes.get('a')!.ranks.exit('j', 1, 1, 'lost the connection to rank 3');
+    await advance(10);
+    expect(h.hostState('b')).toBe('up');
+    await advance(500); // (rank 0's SIGTERM death)
+    expect(rankHosts().slice(0, 2)).toEqual(['0:a:exited', '1:a:exited']);
+    await advance(1_000 + HOST_REJOIN_GRACE_MS);
+    for (let t = 0; t < 20_000 && job().state !== 'running'; t += 100) await advance(100);
+    expect(job().state, job().detail ?? '').toBe('running');
+    const restart = h.catalog!.listEvents({ limit: 500 }).find((e) => e.kind === 'job.auto-restart');
+    expect(restart?.message).toMatch(/^job j: ranks 2,3 lost: host b is down/);
+  });
+
   it('is not restarted when the operator cancels it before its restart starts', async () => {
     await start(1);
     const got = follower();
