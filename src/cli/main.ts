@@ -53,7 +53,7 @@ operators (--coordinator tcp://ADDR:PORT, or FERRY_COORDINATOR; FERRY_KEY=FILE w
                          rank 0 reads --stdin (-: ferry run's own, to its end), or ferry run's stdin when it is a file (< FILE); others /dev/null
                          --stop-on SIGUSR1: that signal checkpoints and stops the job (a batch system's time-limit warning);
                          a stopped job's run or attach exits 75; ferry run --job-id JOB (same command) or ferry restart JOB continues it
-  rank-exec [--host HOST] [--job-key KEY] [--job-id ID] [--join-timeout 60s] [--stop-on SIGNAL] PROGRAM ARGS...
+  rank-exec [--host HOST] [--job-key KEY] [--job-id ID] [--join-timeout 60s] [--stop-on SIGNAL] [--stdin FILE|-|none] PROGRAM ARGS...
                          one rank under an existing launcher (mpiexec -n 4 ferry rank-exec ./app; srun ferry rank-exec ./app);
                          --job-id of a stopped job continues it; --stop-on USR1 stops the job at that signal
 

@@ -16,6 +16,7 @@ import { FOLLOW_RENEW_MS, JobFollower, STOPPED_EXIT_STATUS, jobExitStatus } from
 import { launchKey, launcherRank, rankEnvironment } from './launcher-env.js';
 import type { OperatorClient } from './operator-client.js';
 import { RankOutputWriter } from './rank-output-writer.js';
+import { rank0Stdin } from './rank0-stdin.js';
 import { StopOnSignal, parseStopSignal } from './stop-on-signal.js';
 import { COMMON_OPERATOR_OPTIONS, coordinatorAddress, jobStateName, withClient } from './operator-commands.js';
 
@@ -47,7 +48,7 @@ export async function rankExecCommand(argv: string[]): Promise<number> {
   const p = parseArgs(
     CMD,
     argv,
-    { ...COMMON_OPERATOR_OPTIONS, host: { value: true }, 'job-key': { value: true }, 'job-id': { value: true }, 'join-timeout': { value: true }, 'stop-on': { value: true } },
+    { ...COMMON_OPERATOR_OPTIONS, host: { value: true }, 'job-key': { value: true }, 'job-id': { value: true }, 'join-timeout': { value: true }, 'stop-on': { value: true }, stdin: { value: true } },
     true,
   );
   if (p.options.has('json')) throw new FerryError(ErrorCode.BAD_REQUEST, `${CMD}: --json is not supported (the output is the rank's own)`);
@@ -57,6 +58,10 @@ export async function rankExecCommand(argv: string[]): Promise<number> {
   const waitMs = opt(p, 'join-timeout') ? parseDuration(`${CMD}: --join-timeout`, opt(p, 'join-timeout')!) : RANK_EXEC_JOIN_TIMEOUT_MS;
   if (waitMs <= 0) throw new FerryError(ErrorCode.BAD_REQUEST, `${CMD}: --join-timeout must be positive`);
   const path = program.includes('/') && !isAbsolute(program) ? resolve(program) : program;
+  // Rank 0's standard input, as ferry run's (the launcher hands rank 0's rank-exec its own): only with
+  // --stdin (-: read to its end) or when it is a regular file, since a launcher's is a pipe that a
+  // terminal may keep open. The other ranks' is not read.
+  const stdin = lr.rank === 0 ? rank0Stdin(CMD, opt(p, 'stdin')) : new Uint8Array(0);
   // --stop-on: the launcher passes a batch system's time-limit warning to every rank-exec; rank 0's
   // asks for the checkpoint and stop, the others let it pass. Each then ends once the job is stopped.
   const stopSignal = opt(p, 'stop-on') ? parseStopSignal(CMD, opt(p, 'stop-on')!) : undefined;
@@ -129,6 +134,7 @@ export async function rankExecCommand(argv: string[]): Promise<number> {
             wait_ms: waitMs,
             job_id: opt(p, 'job-id') ?? '',
             launcher_process: self,
+            stdin,
           },
         },
         {

@@ -199,7 +199,7 @@ export class LaunchedJobs {
       follow: false,
       job_id: l.jobId,
       checkpoint_every_ms: 0, keep_epochs: 0, auto_restarts: 0, own_image_replicas: false, image_replicas: 0,
-      stdin: new Uint8Array(0), // (a launcher's ranks read their launcher's stdin: not passed on, docs/launcher-hook.md)
+      stdin: rank0.stdin ?? new Uint8Array(0), // (rank-exec --stdin, docs/launcher-hook.md)
     });
     // submit() creates the job before it first waits, and the ranks' output
     // can only come back after this turn: following it now misses none of it.

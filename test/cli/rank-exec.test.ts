@@ -25,9 +25,9 @@ const { launch, jobs, jobIds, newJob, events } = launcherTools(() => c);
  * `mpiexec -launcher fork -n N ferry rank-exec ARGS...` inside host1, the coordinator's address and the
  * cluster key in the environment (which mpiexec passes on to each rank-exec, as srun does).
  */
-function mpiexec(n: number, args: string[], env: NodeJS.ProcessEnv = {}): Launched {
+function mpiexec(n: number, args: string[], env: NodeJS.ProcessEnv = {}, input?: string): Launched {
   const argv = c.network.command('host1', [MPIEXEC, '-launcher', 'fork', '-n', String(n), process.execPath, FERRY_CLI, 'rank-exec', ...args]);
-  return launch(argv, env);
+  return launch(argv, env, input);
 }
 
 /** `ferry rank-exec ARGS...` alone inside host1 (the test plays the launcher). */
@@ -97,6 +97,17 @@ describe('ferry rank-exec under mpiexec', { timeout: RUN_TIMEOUT_MS }, () => {
     expect(r.stderr.split('\n').filter((l) => /^err \d$/.test(l)).sort()).toEqual(['err 0', 'err 1', 'err 2']);
     expect(job.state).toBe('failed');
     expect(job.ranks.map((x) => x.exitCode)).toEqual([143, 3, 143]);
+  });
+
+  it.runIf(existsSync(MPIEXEC))("gives rank 0 mpiexec's standard input with --stdin -, and nothing without it", async () => {
+    const script = 'while read -r line; do echo "$FERRY_RANK: $line"; done; echo "$FERRY_RANK: end"';
+    const given = await mpiexec(2, ['--stdin', '-', '/bin/sh', '-c', script], {}, 'first\nsecond\n').done;
+    expect(given.code, given.stderr).toBe(0);
+    expect(given.stdout.split('\n').filter(Boolean).sort()).toEqual(['0: end', '0: first', '0: second', '1: end']);
+    // Hydra's pipe stays unread without --stdin -: rank 0 reads /dev/null like the others.
+    const not = await mpiexec(2, ['/bin/sh', '-c', script], {}, 'first\n').done;
+    expect(not.code, not.stderr).toBe(0);
+    expect(not.stdout.split('\n').filter(Boolean).sort()).toEqual(['0: end', '1: end']);
   });
 
   it.runIf(existsSync(MPIEXEC))('passes Ctrl-C on mpiexec to the job once, however many ranks get it', async () => {

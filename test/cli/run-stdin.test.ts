@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { rank0Stdin } from '../../src/cli/run-command.js';
+import { rank0Stdin } from '../../src/cli/rank0-stdin.js';
 import { MAX_STDIN_BYTES } from '../../src/coordinator/coordinator-config.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ferry-run-stdin-'));
@@ -45,7 +45,7 @@ describe('ferry run: rank 0 standard input', () => {
     }
     // A pipe, in a child whose standard input it is: left alone by default, read with --stdin -.
     const script = (option: string) =>
-      `import('${join(process.cwd(), 'dist/src/cli/run-command.js')}').then((m) => process.stdout.write(String(m.rank0Stdin('ferry run', ${option}).length)))`;
+      `import('${join(process.cwd(), 'dist/src/cli/rank0-stdin.js')}').then((m) => process.stdout.write(String(m.rank0Stdin('ferry run', ${option}).length)))`;
     const run = (option: string) => execFileSync(process.execPath, ['-e', script(option)], { input: 'abc\n', encoding: 'utf8' });
     expect(run('undefined')).toBe('0');
     expect(run("'-'")).toBe('4');

@@ -41,17 +41,21 @@ export function checksumLine(out: string): string {
 
 /** Launch helpers bound to the test file's cluster (a getter: the cluster starts in beforeAll). */
 export function launcherTools(cluster: () => TestCluster) {
-  /** ARGV as a child, the coordinator's address and the cluster key in its environment, killed after LAUNCH_TIMEOUT_MS. */
-  function launch(argv: string[], env: NodeJS.ProcessEnv): Launched {
+  /**
+   * ARGV as a child, the coordinator's address and the cluster key in its environment, killed after
+   * LAUNCH_TIMEOUT_MS; `input`, if given, on its standard input (a pipe, then closed).
+   */
+  function launch(argv: string[], env: NodeJS.ProcessEnv, input?: string): Launched {
     const c = cluster();
     const child = spawn(argv[0]!, argv.slice(1), {
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
       env: { ...process.env, FERRY_COORDINATOR: c.coordinatorAddress, FERRY_KEY: c.keyFile, ...env },
     });
+    if (input !== undefined) child.stdin!.end(input);
     let stdout = '';
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     const timer = setTimeout(() => child.kill('SIGKILL'), LAUNCH_TIMEOUT_MS); // a hang shows as code null
     const done = new Promise<FerryResult>((resolve) =>
       child.once('close', (code) => {
