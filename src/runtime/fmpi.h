@@ -449,6 +449,8 @@ void fmpi_type_record_impl(MPI_Datatype made, MPI_Datatype impl);
 void fmpi_type_contents_free(struct fmpi_type_contents *c);
 int fmpi_type_walk(MPI_Datatype h, MPI_Aint base, int (*fn)(MPI_Datatype basic, MPI_Aint at, void *arg), void *arg);
 void fmpi_types_init(void);
+/* fills MPI_INFO_ENV (info.c) */
+void fmpi_info_env_init(int argc, char **argv, int thread_level);
 void fmpi_pack(const fmpi_type *t, const void *buf, int count, uint8_t *dst);
 void fmpi_unpack(const fmpi_type *t, const uint8_t *src, size_t bytes, void *buf);
 

@@ -97,8 +97,6 @@ static int env_int(const char *name, int *out)
 
 int PMPI_Init_thread(int *argc, char ***argv, int required, int *provided)
 {
-  (void)argc;
-  (void)argv;
   const char *job = getenv("FERRY_JOB_ID");
   const char *sock = getenv("FERRY_AGENT_SOCKET");
   const char *token = getenv("FERRY_RANK_TOKEN");
@@ -159,6 +157,7 @@ int PMPI_Init_thread(int *argc, char ***argv, int required, int *provided)
   }
   if ((rv = fmpi_comm_init_predefined()) != 0)
     fmpi_fatal("cannot create the predefined communicators");
+  fmpi_info_env_init(argc ? *argc : 0, argv ? *argv : NULL, required);
 
   /* SIGUSR2 (resume after a flush) is taken by sigwait in the progress thread:
    * blocked here, so every thread created from now on has it blocked too. The

@@ -176,6 +176,8 @@ int MPI_TYPE_NULL_DELETE_FN(MPI_Datatype, int, void *, void *);
 #define MPI_MAX_INFO_KEY 255
 #define MPI_MAX_INFO_VAL 1024
 #define MPI_INFO_NULL ((MPI_Info)0)
+/* the environment the program started in (info.c): command, argv, maxprocs, wdir, thread_level */
+#define MPI_INFO_ENV ((MPI_Info)0x7f000001)
 #define MPI_MESSAGE_NULL ((MPI_Message)0)
 #define MPI_MESSAGE_NO_PROC ((MPI_Message)-1)
 #define MPI_COMM_TYPE_SHARED 1
@@ -446,6 +448,28 @@ FERRY_MPI_API(int, Cancel, (MPI_Request *request))
 FERRY_MPI_API(int, Test_cancelled, (const MPI_Status *status, int *flag))
 FERRY_MPI_API(int, Status_c2f, (const MPI_Status *c_status, MPI_Fint *f_status))
 FERRY_MPI_API(int, Status_f2c, (const MPI_Fint *f_status, MPI_Status *c_status))
+
+/* handle conversions to and from Fortran integers (handle-conversions.c): a handle is its own integer */
+FERRY_MPI_API(MPI_Fint, Comm_c2f, (MPI_Comm comm))
+FERRY_MPI_API(MPI_Comm, Comm_f2c, (MPI_Fint comm))
+FERRY_MPI_API(MPI_Fint, Type_c2f, (MPI_Datatype datatype))
+FERRY_MPI_API(MPI_Datatype, Type_f2c, (MPI_Fint datatype))
+FERRY_MPI_API(MPI_Fint, Group_c2f, (MPI_Group group))
+FERRY_MPI_API(MPI_Group, Group_f2c, (MPI_Fint group))
+FERRY_MPI_API(MPI_Fint, Request_c2f, (MPI_Request request))
+FERRY_MPI_API(MPI_Request, Request_f2c, (MPI_Fint request))
+FERRY_MPI_API(MPI_Fint, Op_c2f, (MPI_Op op))
+FERRY_MPI_API(MPI_Op, Op_f2c, (MPI_Fint op))
+FERRY_MPI_API(MPI_Fint, Info_c2f, (MPI_Info info))
+FERRY_MPI_API(MPI_Info, Info_f2c, (MPI_Fint info))
+FERRY_MPI_API(MPI_Fint, Errhandler_c2f, (MPI_Errhandler errhandler))
+FERRY_MPI_API(MPI_Errhandler, Errhandler_f2c, (MPI_Fint errhandler))
+FERRY_MPI_API(MPI_Fint, Win_c2f, (MPI_Win win))
+FERRY_MPI_API(MPI_Win, Win_f2c, (MPI_Fint win))
+FERRY_MPI_API(MPI_Fint, File_c2f, (MPI_File file))
+FERRY_MPI_API(MPI_File, File_f2c, (MPI_Fint file))
+FERRY_MPI_API(MPI_Fint, Message_c2f, (MPI_Message message))
+FERRY_MPI_API(MPI_Message, Message_f2c, (MPI_Fint message))
 FERRY_MPI_API(int, Grequest_start, (MPI_Grequest_query_function *query_fn, MPI_Grequest_free_function *free_fn,
                                     MPI_Grequest_cancel_function *cancel_fn, void *extra_state,
                                     MPI_Request *request))
