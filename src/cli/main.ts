@@ -32,6 +32,7 @@ operators (--coordinator tcp://ADDR:PORT, or FERRY_COORDINATOR; FERRY_KEY=FILE w
   jobs [--all]           running jobs (--all: ended ones too)
   job JOB                one job with its ranks
   events [--job JOB] [--after SEQ] [--limit N]            the newest N (100) events, or with --after the first N after SEQ
+  events ... --follow     then each new event as it comes, until Ctrl-C (--json: one object a line)
   attach JOB [--raw] [--stop-on SIGNAL]  follow a running job's output to its end (after a restart, say)
   cancel JOB [--signal SIGTERM] [--wait 30s]              end a running job on every host and wait for its end
   delete JOB... [--force] remove ended jobs' checkpoint images and output logs on every host, then the jobs (--force: stopped or failed ones)

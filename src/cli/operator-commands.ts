@@ -3,6 +3,7 @@
 import { HostState, JobState, type EventInfo, type HostInfo, type JobInfo } from '../gen/proto.js';
 import { checkTcpAddress, intOpt, onePositional, opt, parseArgs, type OptionSpec, type ParsedArgs } from './args.js';
 import { DEFAULT_COORDINATOR, OperatorClient } from './operator-client.js';
+import { EVENTS_FOLLOW_HEADER, eventLine, followEvents } from './events-follower.js';
 import { formatAgo, formatTable, formatTime } from './table.js';
 
 export const COMMON_OPERATOR_OPTIONS: Record<string, OptionSpec> = { coordinator: { value: true }, json: {} };
@@ -160,7 +161,8 @@ export async function operatorCommand(name: string, argv: string[]): Promise<num
       return 0;
     }
     case 'events': {
-      const p = parseArgs(cmd, argv, { ...COMMON_OPERATOR_OPTIONS, job: { value: true }, after: { value: true }, limit: { value: true } });
+      const p = parseArgs(cmd, argv, { ...COMMON_OPERATOR_OPTIONS, job: { value: true }, after: { value: true }, limit: { value: true }, follow: {} });
+      if (p.options.has('follow')) return eventsFollow(cmd, p);
       const events = await withClient(coordinatorAddress(cmd, p), async (c) =>
         (
           await c.request({
@@ -176,6 +178,31 @@ export async function operatorCommand(name: string, argv: string[]): Promise<num
     default:
       throw new Error(`unknown operator command ${name}`);
   }
+}
+
+/** `ferry events --follow`: until Ctrl-C (or SIGTERM), which ends it with status 0. */
+async function eventsFollow(cmd: string, p: ParsedArgs): Promise<number> {
+  const json = p.options.has('json');
+  const stop = new AbortController();
+  const end = () => stop.abort();
+  process.on('SIGINT', end);
+  process.on('SIGTERM', end);
+  if (!json) out(EVENTS_FOLLOW_HEADER + '\n');
+  try {
+    await followEvents(
+      coordinatorAddress(cmd, p),
+      { jobId: opt(p, 'job') ?? '', afterSeq: intOpt(cmd, p, 'after', 0, 0), limit: intOpt(cmd, p, 'limit', 100) },
+      {
+        event: (e) => out((json ? JSON.stringify(eventJson(e)) : eventLine(e)) + '\n'),
+        note: (line) => process.stderr.write(`${cmd}: ${line}\n`),
+      },
+      stop.signal,
+    );
+  } finally {
+    process.off('SIGINT', end);
+    process.off('SIGTERM', end);
+  }
+  return 0;
 }
 
 function hostsTable(hosts: HostInfo[]): string {
