@@ -29,6 +29,7 @@ import {
 import { processAlive, processEnv, processStartTicks, readExitStatus, removeExitStatus } from './rank-process.js';
 import { loadRankTable, RANK_TABLE_FILE, saveRankTable, type RankTableEntry } from './rank-table.js';
 import { writeStdinFile } from './rank-stdin.js';
+import { descendantsCatching } from './runtime-processes.js';
 import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
 import { EventEmitter } from 'node:events';
 import { constants as osConstants } from 'node:os';
@@ -616,7 +617,13 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
       // PID 1 of a namespace drops signals it neither handles nor blocks:
       // wait until ferry-init runs and has blocked the signals it forwards.
       const init = initPidOf(unsharePid);
-      if (init && initReady(init)) process.kill(init, signal);
+      if (init && initReady(init)) {
+        // A flushed rank's resume goes to the runtime's own process, which a wrapper script may have
+        // between it and ferry-init (runtime-processes.ts); anything else goes through ferry-init.
+        const runtime = signal === 'SIGUSR2' ? descendantsCatching(init, 'SIGUSR2') : [];
+        if (runtime.length === 0) process.kill(init, signal);
+        for (const pid of runtime) process.kill(pid, signal);
+      }
       else if (retries > 0) setTimeout(() => this.signalRank(e, signal, retries - 1), SIGNAL_RETRY_MS).unref();
       else trace(`rank ${e.spec.jobId}/${e.spec.rank}: no ferry-init under unshare ${unsharePid}; ${signal} not delivered`);
     } catch (err) {

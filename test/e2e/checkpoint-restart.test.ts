@@ -542,4 +542,23 @@ describe('checkpoint, restart and migration end to end', { timeout: 600_000 }, (
     expect(attached.code, `${attached.stderr}\n${c.logTails(30)}`).toBe(0);
     expect(attached.stdout).toContain(expected);
   });
+
+  it('15. ranks started by a wrapper script that runs the MPI program as its child are checkpointed, migrated, stopped and restarted on other hosts to the uninterrupted result', async () => {
+    const wrapper = join(c.tempDir, 'bin', 'wrap.sh');
+    // no exec: the shell stays the rank's program, the MPI program its child (a SIGUSR2 for the program ended the shell)
+    writeFileSync(wrapper, '#!/bin/sh\necho "wrapper of rank $FERRY_RANK starts"\n"$@"\nrc=$?\necho "wrapper of rank $FERRY_RANK: exit $rc"\nexit $rc\n', { mode: 0o755 });
+    const run = c.ferry(['run', '-n', '4', '--hosts', 'host1,host2', '--job-id', 'wrapped', wrapper, join(bin, SORT[0]), ...SORT.slice(1)], { timeoutMs: RUN_TIMEOUT_MS });
+    await c.waitFor(async () => rank0Output(c, 'wrapped').includes('wrapper of rank 0 starts'), 'the wrapped job to start');
+    await sleep(1_500);
+    await ferryOk(['checkpoint', 'wrapped']);
+    await ferryOk(['migrate', 'wrapped', '--rank', '1', '--to', 'host3']);
+    await ferryOk(['checkpoint', 'wrapped', '--stop']);
+    const first = await run;
+    expect(first.code, first.stderr).toBe(75);
+    await ferryOk(['restart', 'wrapped', '--hosts', 'host2,host3']);
+    const attached = await c.ferry(['attach', 'wrapped'], { timeoutMs: RUN_TIMEOUT_MS });
+    expect(attached.code, `${attached.stderr}\n${c.logTails(30)}`).toBe(0);
+    expect(checksumLine(attached.stdout)).toBe(reference.get('sort'));
+    expect(attached.stdout).toContain('wrapper of rank 0: exit 0');
+  });
 });
