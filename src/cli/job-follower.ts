@@ -9,6 +9,8 @@ import type { RankOutputWriter } from './rank-output-writer.js';
 
 /** How often a follower renews its follow of the job. */
 export const FOLLOW_RENEW_MS = 2_000;
+/** A follower tells the coordinator how much output it received after each this many bytes (and at each renewal). */
+export const OUTPUT_COUNT_EVERY_BYTES = 512 * 1024;
 
 export class JobFollower {
   private timer: NodeJS.Timeout | undefined;
@@ -20,6 +22,10 @@ export class JobFollower {
    * 300,000 times).
    */
   private readonly follows: number[] = [];
+  /** Output bytes received, and as told to the coordinator (follower-link.ts paces what it sends by it). */
+  private received = 0;
+  private told = -1;
+  private jobId = '';
   private settle: { resolve: (job: JobInfo) => void; reject: (err: Error) => void } | undefined;
   readonly ended: Promise<JobInfo>;
 
@@ -36,7 +42,11 @@ export class JobFollower {
   /** Output notices of any request about the job go through here. */
   readonly onNotice = (r: OperatorReply): void => {
     if (this.follows.includes(r.reply_to)) while (this.follows[0] !== r.reply_to) this.c.forget(this.follows.shift()!);
-    if (r.job_output) this.output.write(r.job_output.rank, r.job_output.stream, r.job_output.data);
+    if (r.job_output) {
+      this.output.write(r.job_output.rank, r.job_output.stream, r.job_output.data);
+      this.received += r.job_output.data.length;
+      if (this.received - this.told >= OUTPUT_COUNT_EVERY_BYTES) this.tellReceived();
+    }
     if (r.job_notice && !this.quiet) {
       process.stderr.write(`${this.who}: job ${r.job_notice.job_id}: ${r.job_notice.message}\n`);
     }
@@ -69,8 +79,20 @@ export class JobFollower {
         } else this.fail(err as Error);
       });
     };
+    this.jobId = jobId;
     if (now) renew();
-    this.timer = setInterval(renew, this.renewMs);
+    // (after the follow, on the same connection: the coordinator knows the follower when it hears the count)
+    this.tellReceived();
+    this.timer = setInterval(() => {
+      renew();
+      this.tellReceived();
+    }, this.renewMs);
+  }
+
+  private tellReceived(): void {
+    if (!this.jobId) return;
+    this.c.post({ output_received: { job_id: this.jobId, bytes: this.received } });
+    this.told = this.received;
   }
 
   fail(err: Error): void {

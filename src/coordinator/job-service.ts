@@ -38,6 +38,7 @@ import type { Coordinator } from './coordinator.js';
 import { MAX_STDIN_BYTES } from './coordinator-config.js';
 import { placeRanks } from './placement.js';
 import { OutputReplay } from './output-replay.js';
+import { FollowerLink } from './follower-link.js';
 import { UNFOLLOWED_OUTPUT_BYTES, UnfollowedOutput } from './unfollowed-output.js';
 import { LauncherLeases, type LapsedLease } from './launcher-leases.js';
 import { describeRoundFailure, runResumeRound, runRound, type RoundResult } from './round-runner.js';
@@ -61,10 +62,19 @@ interface Follower {
   requestId: number;
   /** Only these ranks' output; undefined: every rank's. */
   ranks?: ReadonlySet<number>;
+  /** What goes to it, in order, paced by what it says it received. */
+  link: FollowerLink;
+  /** When it last renewed its follow or counted output. */
+  heardMs: number;
 }
+
+/** How long an ended job's follower that still has output waiting may stay silent before it is given up. */
+export const ENDED_FOLLOWER_LAPSE_MS = 60_000;
 
 export class JobService {
   private readonly followers = new Map<string, Follower[]>();
+  /** Followers of ended jobs whose output and final reply still wait for them (follower-link.ts). */
+  private readonly draining = new Map<string, Follower[]>();
   /** Output no follower took, for the next one (a follower renewing after a coordinator restart). */
   private readonly unfollowed = new UnfollowedOutput();
   /** The follows of launched jobs' rank-execs, as leases (launcher-leases.ts). */
@@ -112,7 +122,10 @@ export class JobService {
     });
     this.replay = new OutputReplay(c.instance, c.catalog.outputCounts());
     this.launchers = new LauncherLeases(c.config.launcherLeaseMs, c.now);
-    this.outputSaveTimer = setInterval(() => this.saveOutputCounts(), OUTPUT_COUNTS_SAVE_MS);
+    this.outputSaveTimer = setInterval(() => {
+      this.saveOutputCounts();
+      this.sweepDraining();
+    }, OUTPUT_COUNTS_SAVE_MS);
     this.outputSaveTimer.unref?.();
     // A checkpoint --stop that a previous coordinator committed but did not see through.
     for (const job of c.catalog.listJobs()) if (job.stopAfterEpoch > 0 && !ENDED_STATES.has(job.state)) this.stopping.set(job.id, job.stopAfterEpoch);
@@ -406,16 +419,65 @@ export class JobService {
   follow(jobId: string, peer: PeerId, requestId: number, ranks: readonly number[] = [], launcher = false, process?: LauncherProcessInit): void {
     const job = this.c.catalog.getJob(jobId);
     if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
-    const follower: Follower = { peer, requestId, ...(ranks.length > 0 ? { ranks: new Set(ranks) } : {}) };
-    this.sendUnfollowed(jobId, follower);
+    const follower = this.newFollower(jobId, peer, requestId, ranks);
+    const previous = this.followerOf(this.followers, jobId, peer) ?? this.followerOf(this.draining, jobId, peer);
+    if (previous) follower.link.takeOver(previous.link);
     if (ENDED_STATES.has(job.state) && !this.c.autoRestarts.has(jobId)) {
-      this.c.sendOperator(peer, { reply_to: requestId, status: { ok: true }, final: true, job_ended: { job: this.toInfo(job) } });
+      const draining = (this.draining.get(jobId) ?? []).filter((f) => f.peer !== peer);
+      // (a follow renewed while the end still waits for it: the end is in what it took over)
+      if (!previous || !this.draining.get(jobId)?.includes(previous)) {
+        this.sendUnfollowed(jobId, follower);
+        follower.link.push({ status: { ok: true }, final: true, job_ended: { job: this.toInfo(job) } });
+      }
+      if (follower.link.waiting > 0) draining.push(follower);
+      if (draining.length > 0) this.draining.set(jobId, draining);
+      else this.draining.delete(jobId);
       return;
     }
+    this.sendUnfollowed(jobId, follower);
     const list = (this.followers.get(jobId) ?? []).filter((f) => f.peer !== peer);
     list.push(follower);
     this.followers.set(jobId, list);
     if (launcher && ranks.length > 0 && this.needsLaunchers(job) && this.launchers.renew(jobId, ranks, process)) this.launcherRunsAgain(jobId, ranks[0]!);
+  }
+
+  private newFollower(jobId: string, peer: PeerId, requestId: number, ranks: readonly number[]): Follower {
+    const follower: Follower = {
+      peer,
+      requestId,
+      ...(ranks.length > 0 ? { ranks: new Set(ranks) } : {}),
+      heardMs: this.c.now(),
+      link: new FollowerLink((reply) => this.c.sendOperator(peer, { reply_to: follower.requestId, ...reply }), jobId),
+    };
+    return follower;
+  }
+
+  private followerOf(map: Map<string, Follower[]>, jobId: string, peer: PeerId): Follower | undefined {
+    return map.get(jobId)?.find((f) => f.peer === peer);
+  }
+
+  /** A follower's count of the output it received: what waits for it goes on (follower-link.ts). */
+  outputReceived(jobId: string, peer: PeerId, bytes: number): void {
+    const f = this.followerOf(this.followers, jobId, peer) ?? this.followerOf(this.draining, jobId, peer);
+    if (!f) return;
+    f.heardMs = this.c.now();
+    f.link.received(bytes);
+    const draining = this.draining.get(jobId);
+    if (draining?.includes(f) && f.link.waiting === 0) {
+      const left = draining.filter((d) => d !== f);
+      if (left.length > 0) this.draining.set(jobId, left);
+      else this.draining.delete(jobId);
+    }
+  }
+
+  /** Gives up ended jobs' followers that went silent with replies still waiting for them. */
+  private sweepDraining(): void {
+    const now = this.c.now();
+    for (const [jobId, list] of this.draining) {
+      const left = list.filter((f) => now - f.heardMs < ENDED_FOLLOWER_LAPSE_MS);
+      if (left.length > 0) this.draining.set(jobId, left);
+      else this.draining.delete(jobId);
+    }
   }
 
   /** A suspended launcher's rank-exec renews again, with no SIGCONT passed on (launcher-leases.ts). */
@@ -518,9 +580,9 @@ export class JobService {
     const { chunks, dropped } = this.unfollowed.take(jobId, f.ranks);
     if (dropped > 0) {
       const message = `${dropped} bytes of its output went while no one followed it (kept: the last ${UNFOLLOWED_OUTPUT_BYTES}; all of it is in the agents' logs)`;
-      this.c.sendOperator(f.peer, { reply_to: f.requestId, status: { ok: true }, final: false, job_notice: { job_id: jobId, message } });
+      f.link.push({ status: { ok: true }, final: false, job_notice: { job_id: jobId, message } });
     }
-    for (const job_output of chunks) this.c.sendOperator(f.peer, { reply_to: f.requestId, status: { ok: true }, final: false, job_output });
+    for (const job_output of chunks) f.link.push({ status: { ok: true }, final: false, job_output });
   }
 
   // ---- rank events -------------------------------------------------------------
@@ -580,7 +642,7 @@ export class JobService {
     let taken = false;
     for (const f of this.followers.get(out.job_id) ?? []) {
       if (f.ranks && !f.ranks.has(out.rank)) continue;
-      this.c.sendOperator(f.peer, { reply_to: f.requestId, status: { ok: true }, final: false, job_output });
+      f.link.push({ status: { ok: true }, final: false, job_output });
       taken = true;
     }
     if (!taken) this.unfollowed.keep(job_output);
@@ -1172,9 +1234,7 @@ export class JobService {
 
   /** Tells the job's followers what happened to it (ferry run prints it), between its output. */
   notify(jobId: string, message: string): void {
-    for (const f of this.followers.get(jobId) ?? []) {
-      this.c.sendOperator(f.peer, { reply_to: f.requestId, status: { ok: true }, final: false, job_notice: { job_id: jobId, message } });
-    }
+    for (const f of this.followers.get(jobId) ?? []) f.link.push({ status: { ok: true }, final: false, job_notice: { job_id: jobId, message } });
   }
 
   /**
@@ -1195,10 +1255,14 @@ export class JobService {
     // Whatever runs it again (a restart) runs new processes, not stopped ones.
     if (this.c.catalog.getJob(jobId)?.launcherSuspended) this.c.catalog.setLauncherSuspended(jobId, false);
     const info = this.jobInfo(jobId);
+    const draining: Follower[] = [];
     for (const f of this.followers.get(jobId) ?? []) {
-      this.c.sendOperator(f.peer, { reply_to: f.requestId, status: { ok: true }, final: true, job_ended: { job: info } });
+      f.link.push({ status: { ok: true }, final: true, job_ended: { job: info } });
+      // (its output still on its way: the end goes after it, as the follower takes it)
+      if (f.link.waiting > 0) draining.push(f);
     }
     this.followers.delete(jobId);
+    if (draining.length > 0) this.draining.set(jobId, draining);
   }
 
   // ---- rounds ------------------------------------------------------------------

@@ -80,6 +80,9 @@ export class OperatorService {
         }
         return { submit_job: { job, continued } };
       }
+      case 'output_received':
+        this.c.jobs.outputReceived(req.output_received?.job_id ?? '', peer, Number(req.output_received?.bytes ?? 0));
+        return undefined;
       case 'follow_job': {
         const jobId = req.follow_job?.job_id ?? '';
         // First a notice with the job as it stands (tells the follower it is heard) ...

@@ -1,0 +1,126 @@
+// What goes to one follower of a job (ferry run, attach, rank-exec): its
+// output, notices and final reply, in order, with at most OUTPUT_WINDOW_BYTES
+// of output in flight. The coordinator's ZeroMQ ROUTER drops messages for a
+// peer whose pipe is full, without a word; a chatty job (4 ranks printing 300
+// MB) lost half its lines and cut others in two on their way to `ferry run`.
+// A follower that counts what it received (OutputReceived) gets more only as
+// it takes it; the rest waits here, in order. One that never counted (a CLI
+// from before this) is sent everything at once, as before.
+import type { OperatorReplyInit } from '../gen/proto.js';
+
+/**
+ * Output bytes, and output messages, sent to a counting follower and not yet counted by it: well under
+ * what ZeroMQ holds for one peer before it drops (1,000 messages; chunks are up to 64 KiB).
+ */
+export const OUTPUT_WINDOW_BYTES = 16 * 1024 * 1024;
+export const OUTPUT_WINDOW_MESSAGES = 500;
+
+/**
+ * Output bytes kept for one follower that does not take them (a `ferry run` stopped with Ctrl-Z, a slow
+ * terminal): past it the oldest go, and the follower is told how much, where they were.
+ */
+export const FOLLOWER_WAITING_LIMIT_BYTES = 256 * 1024 * 1024;
+
+/** A reply for the follower, without its request id (the follow's newest, given when it goes). */
+export type FollowerReply = Omit<OperatorReplyInit, 'reply_to'>;
+
+export class FollowerLink {
+  private sent = 0;
+  private counted = 0;
+  private counting = false;
+  /**
+   * The follower's count when this coordinator sent nothing: its first count
+   * may include output an earlier coordinator sent it; what this one sent is
+   * taken as received then.
+   */
+  private base = 0;
+  /** For each output message in flight, the follower's count once it has it (oldest first). */
+  private readonly inFlight: number[] = [];
+  private readonly queue: FollowerReply[] = [];
+  private queuedBytes = 0;
+
+  /** `send` hands one reply to the transport, addressed to the follow's request id now. */
+  constructor(
+    private readonly send: (reply: FollowerReply) => void,
+    private readonly jobId: string,
+    private readonly limitBytes = FOLLOWER_WAITING_LIMIT_BYTES,
+  ) {}
+
+  /** Sends `reply` now if the window allows and nothing waits, else after what waits. */
+  push(reply: FollowerReply): void {
+    if (this.queue.length > 0 || !this.fits(reply)) {
+      this.queue.push(reply);
+      this.queuedBytes += outputBytes(reply);
+      if (this.queuedBytes > this.limitBytes) this.dropOldest();
+      return;
+    }
+    this.go(reply);
+  }
+
+  /** The follower's count of output bytes received: what waits goes on as far as the window allows. */
+  received(bytes: number): void {
+    if (!this.counting) this.base = bytes - this.sent;
+    this.counting = true;
+    this.counted = Math.max(this.counted, bytes - this.base);
+    while (this.inFlight.length > 0 && this.inFlight[0]! <= this.counted) this.inFlight.shift();
+    while (this.queue.length > 0 && this.fits(this.queue[0]!)) {
+      const reply = this.queue.shift()!;
+      this.queuedBytes -= outputBytes(reply);
+      this.go(reply);
+    }
+  }
+
+  /** Output bytes waiting here for the follower to take what it was sent. */
+  get waitingBytes(): number {
+    return this.queuedBytes;
+  }
+
+  /** Replies (output or not) waiting. */
+  get waiting(): number {
+    return this.queue.length;
+  }
+
+  /** A renewed follow goes on from the one it replaces: its counts and what waits for it. */
+  takeOver(from: FollowerLink): void {
+    this.sent = from.sent;
+    this.counted = from.counted;
+    this.counting = from.counting;
+    this.base = from.base;
+    this.inFlight.push(...from.inFlight.splice(0));
+    this.queue.push(...from.queue.splice(0), ...this.queue.splice(0));
+    this.queuedBytes += from.queuedBytes;
+    from.queuedBytes = 0;
+  }
+
+  /** Drops the oldest waiting output down to half the limit; a notice says so where it was. */
+  private dropOldest(): void {
+    let dropped = 0;
+    const kept = this.queue.splice(0).filter((r) => {
+      const bytes = outputBytes(r);
+      if (bytes === 0 || this.queuedBytes <= this.limitBytes / 2) return true;
+      this.queuedBytes -= bytes;
+      dropped += bytes;
+      return false;
+    });
+    const message = `${dropped} bytes of its output left out: this follower did not take them in time (all of it is in the agents' logs)`;
+    this.queue.push({ status: { ok: true }, final: false, job_notice: { job_id: this.jobId, message } }, ...kept);
+  }
+
+  private fits(reply: FollowerReply): boolean {
+    const bytes = outputBytes(reply);
+    // (one chunk always goes when nothing is in flight: the window is not smaller than a chunk)
+    if (!this.counting || bytes === 0 || this.sent === this.counted) return true;
+    return this.sent - this.counted + bytes <= OUTPUT_WINDOW_BYTES && this.inFlight.length < OUTPUT_WINDOW_MESSAGES;
+  }
+
+  private go(reply: FollowerReply): void {
+    const bytes = outputBytes(reply);
+    this.sent += bytes;
+    if (bytes > 0 && this.counting) this.inFlight.push(this.sent);
+    this.send(reply);
+  }
+}
+
+function outputBytes(reply: FollowerReply): number {
+  return reply.job_output?.data?.length ?? 0;
+}
