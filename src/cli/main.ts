@@ -13,6 +13,7 @@ import { drainCommand, migrateCommand, restartCommand, undrainCommand } from './
 import { operatorCommand } from './operator-commands.js';
 import { rankExecCommand } from './rank-exec-command.js';
 import { attachCommand, runCommand } from './run-command.js';
+import { endQuietlyWhenStdoutCloses } from './stdout-closed.js';
 
 const USAGE = `usage: ferry COMMAND [options]
 
@@ -121,6 +122,7 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+endQuietlyWhenStdoutCloses();
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err) => {

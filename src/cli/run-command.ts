@@ -9,6 +9,7 @@ import { RankOutputWriter } from './rank-output-writer.js';
 import { StopOnSignal, parseStopSignal } from './stop-on-signal.js';
 import { COMMON_OPERATOR_OPTIONS, coordinatorAddress, jobJson, jobStateName, withClient } from './operator-commands.js';
 import { rank0Stdin } from './rank0-stdin.js';
+import { noteForClosedStdout } from './stdout-closed.js';
 
 /** How long `ferry run` waits for the coordinator to accept the job. */
 export const SUBMIT_TIMEOUT_MS = 30_000;
@@ -70,6 +71,7 @@ export async function runCommand(argv: string[]): Promise<number> {
             if (r.submit_job?.job && !jobId) {
               jobId = r.submit_job.job.id;
               if (!json) process.stderr.write(`ferry run: job ${jobId} ${r.submit_job.continued ? 'continues' : 'started'}, ${n} ranks\n`);
+              noteForClosedStdout(`ferry run: standard output closed; job ${jobId} runs on ("ferry attach ${jobId}" follows it again)`);
               follower.follow(jobId, false);
               stopper?.jobStarted(jobId);
             }
@@ -97,6 +99,7 @@ export async function attachCommand(argv: string[]): Promise<number> {
   const jobId = onePositional(cmd, p, 'job id', 'ferry attach JOB [--stop-on SIGNAL]');
   const stopSignal = opt(p, 'stop-on') ? parseStopSignal(cmd, opt(p, 'stop-on')!) : undefined;
   return withClient(coordinatorAddress(cmd, p), async (c) => {
+    noteForClosedStdout(`${cmd}: standard output closed; job ${jobId} runs on`);
     const follower = new JobFollower(c, new RankOutputWriter(!p.options.has('raw')), p.options.has('json'), cmd);
     const stopper = stopSignal ? new StopOnSignal(c, stopSignal, cmd, p.options.has('json')) : undefined;
     try {

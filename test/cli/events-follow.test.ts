@@ -101,6 +101,13 @@ describe('ferry events --follow', () => {
     expect([await text.exit, await json.exit]).toEqual([0, 0]);
   });
 
+  it('ends quietly with status 141 when its standard output is closed (| head)', async () => {
+    const f = follow([]);
+    f.child.stdout!.destroy();
+    expect(await f.exit).toBe(141);
+    expect(f.stderr()).not.toMatch(/EPIPE|\n\s+at /);
+  });
+
   it('with --after SEQ starts after that event; an unknown job is named at once, not followed', async () => {
     const all = follow(['--json']);
     await until('the events so far', all, () => all.stdout().trim().split('\n').length >= 2);

@@ -316,6 +316,22 @@ describe('ferry run', () => {
     rmSync(file);
   }, 120_000);
 
+  it('ends quietly when its standard output is closed (| head), saying that the job runs on', async () => {
+    const child = spawn(process.execPath, [FERRY_CLI, 'run', '-n', '1', '--job-id', 'headed', '--coordinator', address, '/bin/sh', '-c', 'seq 1 100000; exec sleep 60'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    child.stdout!.once('data', () => child.stdout!.destroy());
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code, stderr).toBe(141);
+    expect(stderr).toContain('ferry run: standard output closed; job headed runs on ("ferry attach headed" follows it again)');
+    expect(stderr).not.toMatch(/EPIPE/);
+    const job = JSON.parse((await ferry(['job', 'headed', '--json', '--coordinator', address])).stdout);
+    expect(job.state).toBe('running');
+    expect((await ferry(['cancel', 'headed', '--coordinator', address])).code).toBe(0);
+  });
+
   it('fails the job when one rank dies, names the rank and its status, and stops the others', async () => {
     const script = 'if [ "$FERRY_RANK" = 1 ]; then exit 3; fi; sleep 60';
     const r = await ferry(['run', '-n', '3', '--job-id', 'dies-1', '--coordinator', address, '/bin/sh', '-c', script]);
