@@ -4,12 +4,12 @@
 // clean end on Ctrl-C.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FERRY_CLI } from '../helpers/cluster.js';
 import { DaemonProcess } from '../helpers/daemon-process.js';
+import { freePort } from '../helpers/free-port.js';
 
 interface Follower {
   child: ChildProcess;
@@ -38,14 +38,6 @@ async function until(what: string, f: Follower, predicate: () => boolean, timeou
     if (Date.now() > deadline) throw new Error(`no ${what} within ${timeoutMs} ms; stdout:\n${f.stdout()}\nstderr:\n${f.stderr()}`);
     await new Promise((r) => setTimeout(r, 100));
   }
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 let dir = '';

@@ -2,12 +2,12 @@
 // every mistake, never a hang; `ferry run` reports a failed rank by name.
 import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, closeSync, createWriteStream, existsSync, mkdtempSync, openSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FERRY_CLI } from '../helpers/cluster.js';
 import { DaemonProcess } from '../helpers/daemon-process.js';
+import { freePort } from '../helpers/free-port.js';
 
 const KILL_AFTER_MS = 20_000;
 
@@ -30,14 +30,6 @@ function ferry(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Result> {
       resolve({ code, stdout, stderr });
     });
   });
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 // Made in beforeAll: a run that filters out every test of this file runs no hook, and would leave it.
@@ -67,6 +59,15 @@ afterAll(async () => {
   await coordinator?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
+
+/**
+ * Of a file of "[R] rank R line K ..." lines: "[R] lines" per rank, and "bad N", the lines that are not
+ * rank R's line after its line before (cut, lost, out of order, or under another rank's tag).
+ */
+function linesPerRank(file: string): string[] {
+  const awk = '{ r = $1; n[r]++; if ($5 != last[r] + 1 || $3 != substr(r, 2, 1)) bad++; last[r] = $5 } END { for (r in n) print r, n[r]; print "bad", bad + 0 }';
+  return execFileSync('awk', [awk, file], { encoding: 'utf8' }).trim().split('\n').sort();
+}
 
 describe('operator CLI errors', () => {
   it('ferry keygen makes a key once; a daemon given a key file others can read does not start', async () => {
@@ -286,8 +287,7 @@ describe('ferry run', () => {
     expect(code, stderr).toBe(0);
     expect(stderr).not.toMatch(/left out/);
     // per rank: how many lines, and how many not the one after the rank's line before
-    const awk = '{ r = $1; n[r]++; if ($5 != last[r] + 1 || $3 != substr(r, 2, 1)) bad++; last[r] = $5 } END { for (r in n) print r, n[r]; print "bad", bad + 0 }';
-    const counts = execFileSync('awk', [awk, file], { encoding: 'utf8' }).trim().split('\n').sort();
+    const counts = linesPerRank(file);
     expect(counts).toEqual(['[0] 1500000', '[1] 1500000', '[2] 1500000', '[3] 1500000', 'bad 0']);
     rmSync(file);
   }, 120_000);
@@ -310,8 +310,7 @@ describe('ferry run', () => {
     await new Promise<void>((r) => (out.writableFinished ? r() : out.on('finish', () => r())));
     expect(code, stderr).toBe(0);
     expect(stderr).not.toMatch(/left out/);
-    const awk = '{ r = $1; n[r]++; if ($5 != last[r] + 1 || $3 != substr(r, 2, 1)) bad++; last[r] = $5 } END { for (r in n) print r, n[r]; print "bad", bad + 0 }';
-    const counts = execFileSync('awk', [awk, file], { encoding: 'utf8' }).trim().split('\n').sort();
+    const counts = linesPerRank(file);
     expect(counts).toEqual(['[0] 2500000', '[1] 2500000', '[2] 2500000', '[3] 2500000', 'bad 0']);
     rmSync(file);
   }, 120_000);

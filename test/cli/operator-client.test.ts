@@ -2,7 +2,6 @@
 // unreachable coordinator fails after OPERATOR_TIMEOUT_MS; one that is
 // connected but slow to answer (a loaded machine) is waited for; one that dies
 // while a request is under way fails it at once.
-import { createServer } from 'node:net';
 import * as zmq from 'zeromq';
 import { afterEach, describe, expect, it } from 'vitest';
 import { JobFollower } from '../../src/cli/job-follower.js';
@@ -11,14 +10,7 @@ import { RankOutputWriter } from '../../src/cli/rank-output-writer.js';
 import { RankOutput_Stream } from '../../src/gen/proto.js';
 import { OK_STATUS, coordinatorInboundCodec, operatorReplyCodec } from '../../src/protocol/messages.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((r) => server.close(r));
-  return port;
-}
+import { freePort } from '../helpers/free-port.js';
 
 const closers: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -113,6 +105,7 @@ describe('a job follower', () => {
       try {
         for await (const [peer, frame] of router) {
           const request = coordinatorInboundCodec.decode(frame!).operator!;
+          if (request.body !== 'follow_job') continue; // (the follower's counts of output received)
           renewals++;
           const notice = (extra: object) => operatorReplyCodec.encode({ version: PROTOCOL_VERSION, reply_to: request.request_id, status: OK_STATUS, final: false, ...extra });
           await router.send([peer!, notice({ job: { job: { id: 'j' } } })]);
