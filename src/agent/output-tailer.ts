@@ -9,12 +9,6 @@ const trace = tracer('output');
 
 export const OUTPUT_POLL_MS = 100;
 export const OUTPUT_CHUNK_BYTES = 64 * 1024;
-/**
- * At most this much of one file per poll (40 MB/s): a burst larger than that waits for the next poll, so a
- * pause the coordinator asks for (its followers are behind) takes hold before much more goes out.
- * Flushes and exits read everything (pollNow, finish).
- */
-export const OUTPUT_POLL_MAX_BYTES = 4 * 1024 * 1024;
 
 export interface OutputChunk {
   jobId: string;
@@ -35,8 +29,6 @@ export class OutputTailer {
   private readonly files = new Map<string, TailedFile[]>();
   private timer: NodeJS.Timeout | undefined;
   private readonly buffer = Buffer.alloc(OUTPUT_CHUNK_BYTES);
-  /** Jobs whose files are not read until then (ms since the epoch): the coordinator's followers are behind. */
-  private readonly paused = new Map<string, number>();
 
   constructor(private readonly sink: (chunk: OutputChunk) => void) {}
 
@@ -76,15 +68,9 @@ export class OutputTailer {
     return entry ? { out: entry[0].offset, err: entry[1].offset } : undefined;
   }
 
-  /** Reads what is new in every followed file now, paused or not, to the end. */
+  /** Reads what is new in every followed file now. */
   pollNow(): void {
-    for (const entry of this.files.values()) for (const f of entry) this.drain(f);
-  }
-
-  /** Holds back a job's output for `ms` (0: reads on now). */
-  pause(jobId: string, ms: number): void {
-    if (ms > 0) this.paused.set(jobId, Date.now() + ms);
-    else if (this.paused.delete(jobId)) this.poll();
+    this.poll();
   }
 
   stop(): void {
@@ -94,12 +80,10 @@ export class OutputTailer {
   }
 
   private poll(): void {
-    const now = Date.now();
-    for (const [jobId, until] of this.paused) if (until <= now) this.paused.delete(jobId);
-    for (const entry of this.files.values()) for (const f of entry) if (!this.paused.has(f.jobId)) this.drain(f, OUTPUT_POLL_MAX_BYTES);
+    for (const entry of this.files.values()) for (const f of entry) this.drain(f);
   }
 
-  private drain(f: TailedFile, maxBytes = Infinity): void {
+  private drain(f: TailedFile): void {
     let fd: number;
     try {
       fd = openSync(f.path, 'r');
@@ -107,11 +91,10 @@ export class OutputTailer {
       return; // not created yet
     }
     try {
-      for (let read = 0; read < maxBytes; ) {
+      for (;;) {
         const n = readSync(fd, this.buffer, 0, this.buffer.length, f.offset);
         if (n <= 0) break;
         f.offset += n;
-        read += n;
         this.sink({ jobId: f.jobId, rank: f.rank, stream: f.stream, data: Buffer.from(this.buffer.subarray(0, n)) });
       }
     } catch (err) {

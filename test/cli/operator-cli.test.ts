@@ -1,7 +1,7 @@
 // The operator CLI as a user meets it: one clear line and a non-zero exit for
 // every mistake, never a hang; `ferry run` reports a failed rank by name.
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, closeSync, createWriteStream, existsSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -294,29 +294,6 @@ describe('ferry run', () => {
     // per rank: how many lines, and how many not the one after the rank's line before
     const counts = linesPerRank(file);
     expect(counts, daemonTails()).toEqual(['[0] 1500000', '[1] 1500000', '[2] 1500000', '[3] 1500000', 'bad 0']);
-    rmSync(file);
-  }, 120_000);
-
-  it('holds a chatty job\'s output back at the agent while ferry run does not read it, and then delivers all of it', async () => {
-    // 4 ranks print 150 MB each while ferry run's stdout is not read for 12 s: more than the coordinator keeps
-    // for a follower (256 MiB) would pile up there, and the oldest be left out, without the agents' pause.
-    const file = join(dir, 'stalled.out');
-    const line = 'rank $FERRY_RANK line %.0f of a chatty program with lots to say';
-    const child = spawn(process.execPath, [FERRY_CLI, 'run', '-n', '4', '--job-id', 'stalled', '--coordinator', address, '/bin/sh', '-c', `seq -f "${line}" 1 2500000; sleep 15`], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr!.on('data', (d) => (stderr += d));
-    child.stdout!.pause();
-    await new Promise((r) => setTimeout(r, 12_000));
-    const out = createWriteStream(file);
-    child.stdout!.pipe(out);
-    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-    await new Promise<void>((r) => (out.writableFinished ? r() : out.on('finish', () => r())));
-    expect(code, stderr).toBe(0);
-    expect(stderr).not.toMatch(/left out/);
-    const counts = linesPerRank(file);
-    expect(counts, daemonTails()).toEqual(['[0] 2500000', '[1] 2500000', '[2] 2500000', '[3] 2500000', 'bad 0']);
     rmSync(file);
   }, 120_000);
 
