@@ -7,9 +7,8 @@
  * for are dropped, and every orphan in the namespace becomes its child. An MPI
  * program run directly as PID 1 would ignore a plain SIGTERM and leave zombies.
  * This init runs the program as its only direct child, forwards the usual
- * termination and user signals to it (and stops and continues it, with every
- * other process of the namespace, at SIGTSTP and SIGCONT), reaps every child
- * (orphans too), and
+ * termination and user signals to it (and stops and continues it at SIGTSTP
+ * and SIGCONT), reaps every child (orphans too), and
  * exits with the program's status: its exit code, or 128+N when signal N
  * killed it.
  *
@@ -230,13 +229,7 @@ int main(int argc, char **argv)
 			continue;
 		}
 		/* The program may already be a zombie: ESRCH is harmless then. */
-		if ((sig == SIGTSTP || sig == SIGCONT) && getpid() == 1)
-			/* The whole namespace, not the program alone: a wrapper
-			 * script's MPI program, its child, stops and goes on too
-			 * (-1 from PID 1: every process of the namespace but this). */
-			(void)kill(-1, sig == SIGTSTP ? SIGSTOP : SIGCONT);
-		else
-			(void)kill(program, sig == SIGTSTP ? SIGSTOP : sig);
+		(void)kill(program, sig == SIGTSTP ? SIGSTOP : sig);
 	}
 	/* Reap what else has already exited; the kernel kills the rest of the
 	 * namespace when PID 1 exits. */

@@ -157,25 +157,6 @@ describe('ferry-init', () => {
     expect((await l.exit).code).toBe(128 + 15);
   }, TEST_TIMEOUT_MS);
 
-  it("stops and continues the program's own children too (a wrapper script's MPI program) at SIGTSTP and SIGCONT", async () => {
-    const ready = join(tmp, 'ready-tstp-wrapper');
-    // the "MPI program" is a child of the program, which waits for it, as a wrapper script does
-    const l = launch(['sh', '-c', `sh -c 'trap "" TSTP; touch ${ready}; while :; do sleep 0.02; done' & wait`]);
-    const pid = await initPid(l);
-    await waitFor('the program to be ready', () => existsSync(ready));
-    const wrapper = childrenOf(pid)[0]!.pid;
-    const inner = await waitFor('the wrapped program', () => childrenOf(wrapper).find((c) => c.state !== 'Z')?.pid);
-    process.kill(pid, 'SIGTSTP');
-    await waitFor('the wrapped program to be stopped', () => readProc(inner)?.state === 'T');
-    expect(readProc(wrapper)?.state).toBe('T');
-    expect(readProc(pid)?.state).not.toBe('T');
-    process.kill(pid, 'SIGCONT');
-    await waitFor('the wrapped program to run again', () => readProc(inner)?.state !== 'T');
-    await waitFor('the wrapper to run again', () => readProc(wrapper)?.state !== 'T');
-    process.kill(pid, 'SIGKILL');
-    await l.exit;
-  }, TEST_TIMEOUT_MS);
-
   it('forwards a SIGTERM sent to PID 1 from inside the namespace', async () => {
     const l = launch(['sh', '-c', `trap 'exit 33' TERM; kill -TERM 1; while :; do sleep 0.02; done`]);
     expect((await l.exit).code).toBe(33);
