@@ -29,7 +29,7 @@ import {
 import { processAlive, processEnv, processStartTicks, readExitStatus, removeExitStatus } from './rank-process.js';
 import { loadRankTable, RANK_TABLE_FILE, saveRankTable, type RankTableEntry } from './rank-table.js';
 import { writeStdinFile } from './rank-stdin.js';
-import { descendantsCatching } from './runtime-processes.js';
+import { childrenOf, descendantsCatching } from './runtime-processes.js';
 import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
 import { EventEmitter } from 'node:events';
 import { constants as osConstants } from 'node:os';
@@ -649,15 +649,7 @@ export function initReady(pid: number): boolean {
 
 /** The pid (in our namespace) of the child unshare forked: the rank's ferry-init. */
 export function initPidOf(unsharePid: number): number | undefined {
-  try {
-    for (const tid of readdirSync(`/proc/${unsharePid}/task`)) {
-      const children = readFileSync(`/proc/${unsharePid}/task/${tid}/children`, 'utf8').trim();
-      if (children) return Number(children.split(/\s+/)[0]);
-    }
-  } catch {
-    /* the process is gone */
-  }
-  return undefined;
+  return childrenOf(unsharePid)[0];
 }
 
 function resolveProgram(program: string, cwd: string, path: string): string | undefined {

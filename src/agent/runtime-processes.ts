@@ -25,7 +25,8 @@ export function descendantsCatching(rootPid: number, signal: NodeJS.Signals): nu
   return found;
 }
 
-function childrenOf(pid: number): number[] {
+/** The children of `pid` (of all its threads), in this agent's namespace; none once it is gone. */
+export function childrenOf(pid: number): number[] {
   const out: number[] = [];
   try {
     for (const tid of readdirSync(`/proc/${pid}/task`)) {
