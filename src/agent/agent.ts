@@ -94,6 +94,8 @@ export class Agent {
   private wake: (() => void) | undefined;
   /** Rank exits the coordinator has not acknowledged yet; resent at registration. */
   private readonly unackedExits = new Map<string, RankExitedInit>();
+  /** Exits sent at least once: the coordinator may have them (the others it cannot). */
+  private readonly sentExits = new WeakSet<RankExitedInit>();
   /** Reports (rank endpoints) delivered until acknowledged, by key. */
   private readonly undelivered = new Map<string, AgentMessageInit>();
   /** Ranks whose endpoint report is on its way (from its fault gate until acknowledged), by JOB/RANK. */
@@ -122,7 +124,7 @@ export class Agent {
     rankChannel?.on('abort', (jobId, rank, code, message) =>
       this.aborts.set(`${jobId}/${rank}`, { code, reason: `MPI_Abort with error code ${code}${message ? `: ${message}` : ''}` }),
     );
-    this.output = new OutputTailer((chunk) => this.onOutput(chunk));
+    this.output = new OutputTailer((chunk) => this.onOutput(chunk), this.instance);
   }
 
   get state(): AgentSessionState {
@@ -211,6 +213,7 @@ export class Agent {
 
   private async run(): Promise<void> {
     while (!this.stopped()) {
+      this.output.hold(); // until registered: what the ranks write waits in their files
       const transport = this.connect();
       this.transport = transport;
       transport.onMessage((frames) => this.onFrames(transport, frames));
@@ -225,6 +228,7 @@ export class Agent {
         trace(`session: ${errorMessage(err)}`);
         if (this.stateValue === 'registered') this.transition(['registered'], 'connecting', errorMessage(err));
       }
+      this.output.hold();
       this.requests.failAll(new FerryError(ErrorCode.UNAVAILABLE, 'connection to the coordinator was reset'));
       await transport.close();
       if (this.stopped()) break;
@@ -232,25 +236,33 @@ export class Agent {
     }
   }
 
-  /** Registers; a coordinator of another major version is fatal (the hook decides what to do). */
-  private async register(): Promise<void> {
+  /**
+   * Registers; a coordinator of another major version is fatal (the hook decides what to do). `resend`:
+   * the session was lost (or may have been), so output not acknowledged goes again (output-tailer.ts).
+   */
+  private async register(resend = true): Promise<void> {
     try {
-      await this.registerOnce();
+      await this.registerOnce(resend);
     } catch (err) {
       if (err instanceof FerryError && err.code === ErrorCode.VERSION_MISMATCH) this.hooks.fatal?.(err);
       throw err;
     }
   }
 
-  private async registerOnce(): Promise<void> {
+  private async registerOnce(resend: boolean): Promise<void> {
     this.registrations++;
+    if (resend) this.output.hold();
+    const sentOutput = this.output.snapshot();
     const awaiting = this.steps.awaitingResume();
     // Ranks that said hello and wait for their table: a new coordinator waits for their endpoints before it
     // flushes the job (EndpointTables.awaitReports), which this registration tells before the reports come.
     const waitingForTable = new Set((this.rankChannel?.unanswered().hellos ?? []).map((i) => `${i.jobId}/${i.rank}`));
     // The exits this registration carries; a rank that ends while it is on its way (a STOP the
     // coordinator sends as it settles this host) is reported by its own reportExit once registered.
-    const carried = [...this.unackedExits];
+    // An exit never sent is not carried: the rank counts as alive until its output, held while no
+    // coordinator heard this agent, has gone first; then its exit is reported.
+    const carried = [...this.unackedExits].filter(([, e]) => this.sentExits.has(e));
+    const withheld = [...this.unackedExits].filter(([, e]) => !this.sentExits.has(e));
     const reply = await this.request(
       {
         register: {
@@ -272,6 +284,7 @@ export class Agent {
               awaits_table: waitingForTable.has(`${p.job_id}/${p.rank}`),
             })),
             ...(this.readopted?.ended.map((d) => ({ job_id: d.exit.job_id, rank: d.exit.rank, pid: d.exit.pid })) ?? []),
+            ...withheld.map(([, e]) => ({ job_id: e.job_id, rank: e.rank, pid: e.pid })),
           ],
           exited: carried.map(([, e]) => e),
         },
@@ -284,10 +297,27 @@ export class Agent {
     this.coordinatorInstance = rr.coordinator_instance;
     this.heartbeatIntervalMs = rr.heartbeat_interval_ms || DEFAULT_HEARTBEAT_INTERVAL_MS;
     this.heartbeatTimeoutMs = rr.heartbeat_timeout_ms || DEFAULT_HEARTBEAT_TIMEOUT_MS;
-    // The coordinator took the exits from the registration.
+    // The coordinator took the exits from the registration (and the output sent before them, if it has
+    // them at all: it is not sent again after its exit).
     for (const [key, e] of carried) {
       if (this.unackedExits.get(key) === e) this.unackedExits.delete(key);
       this.ranks.exitReported?.(e);
+      this.output.forget(e.job_id ?? '', e.rank ?? 0);
+    }
+    if (resend || previousCoordinator !== rr.coordinator_instance) {
+      this.output.rewind();
+      this.output.release();
+      // Their output has gone now: their exits follow it, once the session is registered (run() makes it
+      // so in the microtasks after this).
+      for (const [key, e] of withheld) {
+        if (this.unackedExits.get(key) !== e) continue;
+        const again = { ...e };
+        this.unackedExits.set(key, again);
+        setTimeout(() => void this.reportExit(key, again), 0);
+      }
+    } else {
+      // The same coordinator, heard all along: it had the output sent before this registration.
+      this.output.acknowledge(sentOutput);
     }
     if (previousCoordinator && previousCoordinator !== rr.coordinator_instance) {
       // What the one before was asked it will never answer: the reports go again to this one now, not
@@ -304,6 +334,7 @@ export class Agent {
     for (;;) {
       if (this.stateValue !== 'registered') throw new FerryError(ErrorCode.UNAVAILABLE, 'stopped');
       let reply: AgentMessage;
+      const sentOutput = this.output.snapshot();
       try {
         reply = await this.request(
           { heartbeat: { sent_ms: Date.now(), running_ranks: this.ranks.running().length } },
@@ -316,10 +347,11 @@ export class Agent {
         }
         throw err;
       }
+      if (reply.status?.ok && reply.heartbeat_ack?.coordinator_instance === this.coordinatorInstance) this.output.acknowledge(sentOutput);
       if (this.registerAgain) {
         this.registerAgain = false;
         trace('a step ended after the last registration: registering again');
-        await this.register();
+        await this.register(false);
       } else if (!reply.status?.ok && reply.status?.code === ErrorCode.NOT_REGISTERED) {
         trace('coordinator does not know this agent: re-registering');
         await this.register();
@@ -423,6 +455,7 @@ export class Agent {
               );
             } catch (err) {
               this.output.finish(req.job_id, spec.rank);
+              this.output.forget(req.job_id, spec.rank); // (no exit of it follows)
               // All or nothing: the coordinator counts every rank of a failed start as never started.
               // It hears why first: the exits of the ranks killed here come after, and are not taken
               // for the job's failure.
@@ -528,11 +561,15 @@ export class Agent {
     };
   }
 
-  /** Output goes one way (no reply): the exit report that follows it on the same connection keeps the order. */
+  /**
+   * Output goes one way (no reply): the exit report that follows it on the same connection keeps the order.
+   * The tailer holds while no coordinator hears this agent (registerOnce lets it go, before the transition).
+   */
   private onOutput(chunk: OutputChunk): void {
-    if (this.stateValue !== 'registered') return;
-    this.send({ rank_output: { job_id: chunk.jobId, rank: chunk.rank, stream: chunk.stream, data: chunk.data } });
-    const offsets = this.output.offsets(chunk.jobId, chunk.rank);
+    if (this.stateValue === 'stopped') return;
+    this.send({ rank_output: { job_id: chunk.jobId, rank: chunk.rank, stream: chunk.stream, data: chunk.data, offset: chunk.offset, source: chunk.source } });
+    // A restarted agent goes on from what was sent: a crash of this process loses nothing it had sent.
+    const offsets = this.output.sentOffsets(chunk.jobId, chunk.rank);
     if (offsets) this.ranks.recordOutputOffsets?.(chunk.jobId, chunk.rank, offsets);
   }
 
@@ -657,11 +694,15 @@ export class Agent {
   /** Reports an exit until acknowledged; a registration carries it too. */
   private async reportExit(key: string, e: RankExitedInit): Promise<void> {
     while (this.unackedExits.get(key) === e && this.stateValue !== 'stopped') {
-      if (this.stateValue === 'registered') {
+      // (not while the output is held: the rank's last output, read when it is let go, goes first)
+      if (this.stateValue === 'registered' && !this.output.holding) {
         try {
+          this.sentExits.add(e);
           await this.request({ rank_exited: e }, this.heartbeatTimeoutMs);
           if (this.unackedExits.get(key) === e) this.unackedExits.delete(key);
           this.ranks.exitReported?.(e);
+          // The coordinator had the rank's output too: it went before the exit, on the same connection.
+          this.output.forget(e.job_id ?? '', e.rank ?? 0);
           return;
         } catch (err) {
           trace(`reporting exit of ${key}: ${errorMessage(err)}`);

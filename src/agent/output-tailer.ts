@@ -1,6 +1,19 @@
 // Follows the per-rank log files and hands new bytes to a sink, in order, in
 // bounded chunks. Ranks write to files (not pipes) so their output survives a
 // dump and restore; the agent reads it back from there for `ferry run`.
+//
+// Output goes to the coordinator one way, so what was sent is not what it got:
+// bytes sent into a connection that just died (a coordinator crashed or
+// restarted, a network cut not noticed yet) are gone. Each file therefore has
+// two offsets: how far it was sent, and how far the coordinator acknowledged
+// it (a heartbeat answered after those bytes went out on the same connection).
+// While the agent is not registered the tailer holds (reads nothing: the files
+// keep the output); after it registers again it rewinds to the acknowledged
+// offsets and sends the rest again. A rank that ended stays followed until
+// its exit is acknowledged, so its last output can be sent again before it.
+// Each chunk says where it starts in its file and which following of the file
+// it is (source), so the coordinator passes on what it had already only once
+// (output-resends.ts).
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { RankOutput_Stream } from '../gen/proto.js';
 import { tracer } from '../common/trace.js';
@@ -15,6 +28,10 @@ export interface OutputChunk {
   rank: number;
   stream: RankOutput_Stream;
   data: Buffer;
+  /** Where data starts in its file, within `source`. */
+  offset: number;
+  /** This following of the file: unique to one add() of one tailer. */
+  source: string;
 }
 
 interface TailedFile {
@@ -22,15 +39,34 @@ interface TailedFile {
   rank: number;
   stream: RankOutput_Stream;
   path: string;
+  source: string;
+  /** How far the file was handed to the sink. */
   offset: number;
+  /** How far the coordinator has it for sure (acknowledge). */
+  acked: number;
 }
 
-export class OutputTailer {
-  private readonly files = new Map<string, TailedFile[]>();
-  private timer: NodeJS.Timeout | undefined;
-  private readonly buffer = Buffer.alloc(OUTPUT_CHUNK_BYTES);
+interface TailedRank {
+  files: [TailedFile, TailedFile];
+  /** The rank ended: its files grow no more; kept until its exit is acknowledged (forget). */
+  finished: boolean;
+}
 
-  constructor(private readonly sink: (chunk: OutputChunk) => void) {}
+/** The offsets of every followed file at one moment (snapshot), to acknowledge later. */
+export type OutputSnapshot = Map<TailedFile, number>;
+
+export class OutputTailer {
+  private readonly files = new Map<string, TailedRank>();
+  private timer: NodeJS.Timeout | undefined;
+  private held = false;
+  private readonly buffer = Buffer.alloc(OUTPUT_CHUNK_BYTES);
+  private followings = 0;
+
+  /** `name`: this tailer among all that send to the coordinator (the agent's instance id). */
+  constructor(
+    private readonly sink: (chunk: OutputChunk) => void,
+    private readonly name = '',
+  ) {}
 
   /**
    * Starts following a rank's files from their current end (earlier runs' output
@@ -38,23 +74,38 @@ export class OutputTailer {
    * before it stopped).
    */
   add(jobId: string, rank: number, paths: { out: string; err: string }, from?: { out: number; err: number }): void {
-    const entry: TailedFile[] = [
-      { jobId, rank, stream: RankOutput_Stream.STDOUT, path: paths.out, offset: from ? from.out : sizeOf(paths.out) },
-      { jobId, rank, stream: RankOutput_Stream.STDERR, path: paths.err, offset: from ? from.err : sizeOf(paths.err) },
-    ];
-    this.files.set(`${jobId}/${rank}`, entry);
+    const out = from ? from.out : sizeOf(paths.out);
+    const err = from ? from.err : sizeOf(paths.err);
+    const source = `${this.name}.${++this.followings}`;
+    this.files.set(`${jobId}/${rank}`, {
+      files: [
+        { jobId, rank, stream: RankOutput_Stream.STDOUT, path: paths.out, source, offset: out, acked: out },
+        { jobId, rank, stream: RankOutput_Stream.STDERR, path: paths.err, source, offset: err, acked: err },
+      ],
+      finished: false,
+    });
     if (!this.timer) {
       this.timer = setInterval(() => this.poll(), OUTPUT_POLL_MS);
       this.timer.unref?.();
     }
   }
 
-  /** Reads what is left of a rank's files and stops following them. */
+  /**
+   * The rank ended: reads what is left of its files (now, or when released if
+   * held) and polls them no more. They stay until forget().
+   */
   finish(jobId: string, rank: number): void {
+    const entry = this.files.get(`${jobId}/${rank}`);
+    if (!entry || entry.finished) return;
+    entry.finished = true;
+    if (!this.held) for (const f of entry.files) this.drain(f);
+  }
+
+  /** The ended rank's exit was acknowledged, and with it all its output sent before: its files are let go. */
+  forget(jobId: string, rank: number): void {
     const key = `${jobId}/${rank}`;
-    const entry = this.files.get(key);
-    if (!entry) return;
-    for (const f of entry) this.drain(f);
+    // (a copy of the rank started here since is followed under the same key, not finished)
+    if (!this.files.get(key)?.finished) return;
     this.files.delete(key);
     if (this.files.size === 0 && this.timer) {
       clearInterval(this.timer);
@@ -63,12 +114,45 @@ export class OutputTailer {
   }
 
   /** How far a rank's files have been handed to the sink. */
-  offsets(jobId: string, rank: number): { out: number; err: number } | undefined {
+  sentOffsets(jobId: string, rank: number): { out: number; err: number } | undefined {
     const entry = this.files.get(`${jobId}/${rank}`);
-    return entry ? { out: entry[0].offset, err: entry[1].offset } : undefined;
+    return entry ? { out: entry.files[0].offset, err: entry.files[1].offset } : undefined;
   }
 
-  /** Reads what is new in every followed file now. */
+  /** How far every file was sent now: acknowledge() it once the coordinator answered something sent after. */
+  snapshot(): OutputSnapshot {
+    const snap: OutputSnapshot = new Map();
+    for (const entry of this.files.values()) for (const f of entry.files) snap.set(f, f.offset);
+    return snap;
+  }
+
+  /** The coordinator has what was sent up to `snap`. */
+  acknowledge(snap: OutputSnapshot): void {
+    for (const [f, offset] of snap) if (offset > f.acked) f.acked = offset;
+  }
+
+  /** Whether the tailer holds (hold() until release()). */
+  get holding(): boolean {
+    return this.held;
+  }
+
+  /** Reads nothing until release(): the agent has no coordinator to send to. */
+  hold(): void {
+    this.held = true;
+  }
+
+  /** Sends again from the acknowledged offsets, at the next release or poll. */
+  rewind(): void {
+    for (const entry of this.files.values()) for (const f of entry.files) f.offset = f.acked;
+  }
+
+  /** Reads on: every file to its end now (ended ranks' too), then at each poll. */
+  release(): void {
+    this.held = false;
+    for (const entry of this.files.values()) for (const f of entry.files) this.drain(f);
+  }
+
+  /** Reads what is new in every followed file now (nothing while held). */
   pollNow(): void {
     this.poll();
   }
@@ -80,7 +164,8 @@ export class OutputTailer {
   }
 
   private poll(): void {
-    for (const entry of this.files.values()) for (const f of entry) this.drain(f);
+    if (this.held) return;
+    for (const entry of this.files.values()) if (!entry.finished) for (const f of entry.files) this.drain(f);
   }
 
   private drain(f: TailedFile): void {
@@ -94,8 +179,9 @@ export class OutputTailer {
       for (;;) {
         const n = readSync(fd, this.buffer, 0, this.buffer.length, f.offset);
         if (n <= 0) break;
+        const offset = f.offset;
         f.offset += n;
-        this.sink({ jobId: f.jobId, rank: f.rank, stream: f.stream, data: Buffer.from(this.buffer.subarray(0, n)) });
+        this.sink({ jobId: f.jobId, rank: f.rank, stream: f.stream, data: Buffer.from(this.buffer.subarray(0, n)), offset, source: f.source });
       }
     } catch (err) {
       trace(`reading ${f.path}: ${(err as Error).message}`);

@@ -38,6 +38,7 @@ import type { Coordinator } from './coordinator.js';
 import { MAX_STDIN_BYTES } from './coordinator-config.js';
 import { placeRanks } from './placement.js';
 import { OutputReplay } from './output-replay.js';
+import { OutputResends } from './output-resends.js';
 import { FollowerLink } from './follower-link.js';
 import { UNFOLLOWED_OUTPUT_BYTES, UnfollowedOutput } from './unfollowed-output.js';
 import { LauncherLeases, type LapsedLease } from './launcher-leases.js';
@@ -77,6 +78,8 @@ export class JobService {
   private readonly draining = new Map<string, Follower[]>();
   /** Output no follower took, for the next one (a follower renewing after a coordinator restart). */
   private readonly unfollowed = new UnfollowedOutput();
+  /** Output an agent sent again after it lost its session, passed on once (output-resends.ts). */
+  private readonly resends = new OutputResends();
   /** The follows of launched jobs' rank-execs, as leases (launcher-leases.ts). */
   private readonly launchers: LauncherLeases;
   /** What of the ranks' output was passed on, so a rollback does not pass it on twice. */
@@ -635,8 +638,10 @@ export class JobService {
     this.maybeEnd(jobId);
   }
 
-  onRankOutput(out: RankOutput): void {
-    const data = this.replay.filter(out.job_id, out.rank, out.stream, out.data);
+  onRankOutput(out: Omit<RankOutput, 'offset' | 'source'> & Partial<Pick<RankOutput, 'offset' | 'source'>>): void {
+    const fresh = this.resends.filter(out.job_id, out.rank, out.stream, out.source ?? '', out.offset ?? 0, out.data);
+    if (fresh.length === 0) return;
+    const data = this.replay.filter(out.job_id, out.rank, out.stream, fresh);
     if (data.length === 0) return;
     const job_output = { job_id: out.job_id, rank: out.rank, stream: out.stream, data };
     let taken = false;
@@ -1251,6 +1256,7 @@ export class JobService {
   /** The job ended: its followers get it, in a final reply. */
   private endFollows(jobId: string): void {
     this.unfollowed.ended(jobId);
+    this.resends.forget(jobId);
     this.launchers.forget(jobId);
     // Whatever runs it again (a restart) runs new processes, not stopped ones.
     if (this.c.catalog.getJob(jobId)?.launcherSuspended) this.c.catalog.setLauncherSuspended(jobId, false);

@@ -14,6 +14,8 @@ export class MemoryHub {
   severed = false;
   /** Clients cut off from the server (a network partition of their host): their messages are lost both ways. */
   readonly cutOff = new Set<PeerId>();
+  /** Clients that hear nothing from the server while it hears them (a one-way cut; a server too slow to answer). */
+  readonly deaf = new Set<PeerId>();
 
   listen(): MemoryServer {
     this.server = new MemoryServer(this);
@@ -40,7 +42,7 @@ export class MemoryHub {
 
   /** @internal */ toClient(peer: PeerId, frame: Uint8Array): void {
     const client = this.clients.get(peer);
-    if (!client || this.severed || this.cutOff.has(peer)) return;
+    if (!client || this.severed || this.cutOff.has(peer) || this.deaf.has(peer)) return;
     const copy = Uint8Array.from(frame);
     queueMicrotask(() => {
       if (!client.closed) client.deliver([copy]);

@@ -96,6 +96,63 @@ describe('control plane on three namespace hosts', () => {
     expect(run.stdout.split('\n').sort()).toEqual(['', '[0] done 0', '[1] done 1']);
   });
 
+  // Before, the agents dropped what their ranks wrote while they had no coordinator, and what they had sent
+  // into a connection that died was gone: lines went missing from ferry run across a stall or a restart.
+  describe('output of a job that prints steadily', () => {
+    const N = 400;
+    const script = `i=0; while [ $i -lt ${N} ]; do echo "line $i of $FERRY_RANK"; i=$((i+1)); sleep 0.02; done`;
+    /** Each rank's line numbers, in the order ferry run printed them. */
+    const linesOf = (stdout: string) => {
+      const got: Record<string, number[]> = {};
+      for (const l of stdout.split('\n')) {
+        const m = /^\[(\d)\] line (\d+) of (\d)$/.exec(l);
+        if (l && (!m || m[1] !== m[3])) throw new Error(`unexpected line "${l}"`);
+        if (m) (got[m[1]] ??= []).push(Number(m[2]));
+      }
+      return got;
+    };
+    const every = Array.from({ length: N }, (_, i) => i);
+    const start = (id: string) => {
+      const run = cluster.ferry(['run', '-n', '2', '--hosts', `${cluster.hosts[0].name},${cluster.hosts[1].name}`, '--job-id', id, '/bin/sh', '-c', script], { timeoutMs: 120_000 });
+      return run;
+    };
+    const running = (id: string) =>
+      cluster.waitFor(async () => {
+        const r = await cluster.ferry(['job', id, '--json']);
+        return r.code === 0 && JSON.parse(r.stdout).ranks.every((x: { state: string }) => x.state === 'running');
+      }, `job ${id} running`);
+
+    it('reaches ferry run whole, in order and once across a coordinator that stood still longer than the heartbeat timeout', async () => {
+      const run = start('steady-1');
+      await running('steady-1');
+      await new Promise((r) => setTimeout(r, 1_000));
+      // The agents' heartbeats go unanswered: they connect and register again, and send again what the
+      // coordinator has not acknowledged; it had most of it already.
+      await cluster.pauseCoordinator(3_000);
+      const r = await run;
+      expect(r.code, r.stderr).toBe(0);
+      expect(linesOf(r.stdout)).toEqual({ 0: every, 1: every });
+    });
+
+    it('reaches ferry run whole and in order across a coordinator killed and restarted', async () => {
+      const run = start('steady-2');
+      await running('steady-2');
+      await new Promise((r) => setTimeout(r, 1_000));
+      await cluster.killCoordinator('SIGKILL');
+      await new Promise((r) => setTimeout(r, 1_000));
+      await cluster.startCoordinator();
+      const r = await run;
+      expect(r.code, r.stderr).toBe(0);
+      // What the agents sent again after the last heartbeat the killed one answered shows twice (it cannot
+      // know what its predecessor passed on); nothing is missing, nothing out of order apart from that.
+      for (const [rank, got] of Object.entries(linesOf(r.stdout))) {
+        const deduplicated = got.filter((n, i) => got.indexOf(n) === i);
+        expect(deduplicated, `rank ${rank}: ${got.join(' ')}`).toEqual(every);
+        expect(got.length - N, `rank ${rank} lines shown twice`).toBeLessThan(150);
+      }
+    });
+  });
+
   it('ends a failed job whose other rank ignores SIGTERM: its agent SIGKILLs it after --rank-kill-grace-ms, the job has the status the failure gave', async () => {
     const script = 'if [ "$FERRY_RANK" = 1 ]; then sleep 0.5; echo failing; exit 3; fi; trap "" TERM INT; echo stubborn; while :; do sleep 0.1; done';
     const t0 = Date.now();

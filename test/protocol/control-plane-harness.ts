@@ -144,6 +144,14 @@ export class ControlPlaneHarness {
     }
   }
 
+  /** `host`'s agents hear nothing from the coordinator (`deaf` true), which still hears them; or hear it again. */
+  deafen(host: string, deaf: boolean): void {
+    for (const peer of this.connections.get(host) ?? []) {
+      if (deaf) this.hub.deaf.add(peer);
+      else this.hub.deaf.delete(peer);
+    }
+  }
+
   /** Submits job `job_id` (default 'j') of `world_size` ranks of /app, as an operator would. */
   submit(job: Partial<SubmitJobRequest> & { world_size: number }): Promise<JobInfoInit> {
     return this.coordinator!.jobs.submit('op', 1, {

@@ -3,6 +3,8 @@
 // SimulatedRanks "runs" ranks without processes; ScriptedSteps answers each
 // checkpoint step as a test says (succeed, fail a rank, hang, ...).
 import { EventEmitter } from 'node:events';
+import { appendFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { ErrorCode, RoundStep, type RankExitedInit, type RankImageInit, type RankProcessInit, type RoundRequest } from '../../src/gen/proto.js';
 import { FerryError } from '../../src/common/ferry-error.js';
 import { RANK_KILL_GRACE_MS, type RankRunner, type RankStartSpec, type RankSupervisorEvents, type ReadoptResult } from '../../src/agent/rank-supervisor.js';
@@ -35,6 +37,17 @@ export class SimulatedRanks extends EventEmitter<RankSupervisorEvents> implement
   /** The agent stopped (close) and none has taken the ranks back (readopt) yet: exits wait, as in a real rank table. */
   private away = false;
   private readonly endedAway: RankExitedInit[] = [];
+
+  /** `logDir`: the ranks' log files are real files there, written by print() (else they do not exist). */
+  constructor(private readonly logDir?: string) {
+    super();
+  }
+
+  /** The rank writes `text` to its stdout log file, as a real rank does. */
+  print(jobId: string, rank: number, text: string): void {
+    if (!this.logDir) throw new Error('SimulatedRanks.print needs a log dir');
+    appendFileSync(this.logPaths(jobId, rank).out, text);
+  }
 
   start(spec: RankStartSpec): RankProcessInit {
     const refused = this.refuse.get(`${spec.jobId}/${spec.rank}`);
@@ -114,6 +127,7 @@ export class SimulatedRanks extends EventEmitter<RankSupervisorEvents> implement
   }
 
   logPaths(jobId: string, rank: number): { out: string; err: string } {
+    if (this.logDir) return { out: join(this.logDir, `${jobId}.${rank}.out`), err: join(this.logDir, `${jobId}.${rank}.err`) };
     return { out: `/nonexistent/${jobId}/${rank}.out`, err: `/nonexistent/${jobId}/${rank}.err` };
   }
 

@@ -1,0 +1,131 @@
+// A rank's output reaches its followers whole, in order and once, across the
+// agent's lost sessions: a network cut the agent has not noticed yet (output
+// sent into it is gone), the time it has no coordinator (output waits in the
+// log files), a coordinator that crashed and came back, and a rank that ended
+// meanwhile (its last lines come before its job's end); and what the agent
+// sends again to a coordinator that had it is passed on once.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { coordinatorInboundCodec, operatorReplyCodec } from '../../src/protocol/messages.js';
+import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
+import { ControlPlaneHarness } from './control-plane-harness.js';
+import { SimulatedRanks } from './simulated-node.js';
+
+let h: ControlPlaneHarness;
+let logDir: string;
+let ranks: SimulatedRanks;
+const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
+
+beforeEach(async () => {
+  vi.useFakeTimers();
+  logDir = mkdtempSync(join(tmpdir(), 'ferry-output-sessions-'));
+  ranks = new SimulatedRanks(logDir);
+  h = new ControlPlaneHarness();
+  h.startCoordinator();
+  h.startAgent('a', {}, ranks);
+  await advance(50);
+});
+
+afterEach(async () => {
+  await h.close();
+  vi.useRealTimers();
+  rmSync(logDir, { recursive: true, force: true });
+});
+
+/** Follows job `j` on a connection of its own: what it got, output text and "<ended>", in order. */
+function follow(): { text: () => string } {
+  const client = h.hub.connect();
+  const got: string[] = [];
+  client.onMessage((frames) => {
+    const r = operatorReplyCodec.decode(frames[0]);
+    if (r.job_output) got.push(Buffer.from(r.job_output.data).toString());
+    if (r.job_notice) got.push(`<notice: ${r.job_notice.message}>`);
+    if (r.job_ended) got.push('<ended>');
+  });
+  client.send(coordinatorInboundCodec.encode({ operator: { version: PROTOCOL_VERSION, request_id: 1, follow_job: { job_id: 'j' } } }));
+  return { text: () => got.join('') };
+}
+
+/** Output the coordinator has acknowledged: written, read, sent, and a heartbeat answered after it. */
+async function printAndAck(line: string): Promise<void> {
+  ranks.print('j', 0, line);
+  await advance(400);
+}
+
+/** Output read and sent at once (not acknowledged yet): the tailer's next poll. */
+async function printAndSend(line: string): Promise<void> {
+  ranks.print('j', 0, line);
+  await advance(110);
+}
+
+describe('rank output across lost sessions', () => {
+  it('sends again what went into a cut it had not noticed, and what was written while it had no coordinator', async () => {
+    await h.submit({ world_size: 1, hosts: ['a'] });
+    const f = follow();
+    await advance(50);
+    await printAndAck('before\n');
+    h.partition('a', true);
+    await printAndSend('into the cut\n');
+    await advance(1_000); // the agent notices: no heartbeat answered
+    expect(h.agents.values().next().value!.state).toBe('connecting');
+    ranks.print('j', 0, 'while away\n');
+    await advance(500);
+    h.partition('a', false);
+    await advance(3_000);
+    expect(h.hostState('a')).toBe('up');
+    expect(f.text()).toBe('before\ninto the cut\nwhile away\n');
+    await printAndAck('after\n');
+    expect(f.text()).toBe('before\ninto the cut\nwhile away\nafter\n');
+  });
+
+  it('sends again to a coordinator that crashed and came back what the crashed one never passed on', async () => {
+    await h.submit({ world_size: 1, hosts: ['a'] });
+    const first = follow();
+    await advance(50);
+    await printAndAck('before\n');
+    await h.crashCoordinator();
+    await printAndSend('into the crash\n');
+    await advance(1_000);
+    ranks.print('j', 0, 'while down\n');
+    h.startCoordinator();
+    await advance(3_000);
+    expect(h.hostState('a')).toBe('up');
+    // ferry run follows again at its next renewal, and gets what no one followed meanwhile
+    const second = follow();
+    await advance(50);
+    expect(first.text() + second.text()).toBe('before\ninto the crash\nwhile down\n');
+  });
+
+  it("passes on a rank's last lines, written while its agent was cut off, before its job's end", async () => {
+    await h.submit({ world_size: 1, hosts: ['a'] });
+    const f = follow();
+    await advance(50);
+    await printAndAck('working\n');
+    h.partition('a', true);
+    await advance(1_000);
+    ranks.print('j', 0, 'last words\n');
+    ranks.exit('j', 0, 0);
+    await advance(500);
+    h.partition('a', false);
+    await advance(3_000);
+    expect(h.catalog!.getJob('j')!.state).toBe('succeeded');
+    expect(f.text()).toBe('working\nlast words\n<ended>');
+  });
+
+  it('passes on once what the agent sends again to the same coordinator, which had it already', async () => {
+    await h.submit({ world_size: 1, hosts: ['a'] });
+    const f = follow();
+    await advance(50);
+    await printAndAck('before\n');
+    h.deafen('a', true); // the coordinator hears the agent, but its answers are lost
+    await printAndSend('heard, not acknowledged\n');
+    await advance(1_000); // no heartbeat answered: the agent connects again, and registers, on a connection that hears
+    h.deafen('a', false);
+    await advance(3_000);
+    await printAndAck('after\n');
+    expect(f.text()).toBe('before\nheard, not acknowledged\nafter\n');
+  });
+
+});
