@@ -12,6 +12,7 @@ import { forgetCommand } from './forget-command.js';
 import { drainCommand, migrateCommand, restartCommand, undrainCommand } from './move-commands.js';
 import { operatorCommand } from './operator-commands.js';
 import { rankExecCommand } from './rank-exec-command.js';
+import { flushStdio } from './flush-stdio.js';
 import { attachCommand, runCommand } from './run-command.js';
 import { endQuietlyWhenStdoutCloses } from './stdout-closed.js';
 
@@ -124,10 +125,14 @@ async function main(argv: string[]): Promise<number> {
 
 endQuietlyWhenStdoutCloses();
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (err) => {
+  async (code) => {
+    await flushStdio();
+    process.exit(code);
+  },
+  async (err) => {
     const code = err instanceof FerryError ? ErrorCode[err.code] : undefined;
     process.stderr.write(`ferry: ${errorMessage(err)}${code && code !== 'BAD_REQUEST' ? ` [${code}]` : ''}\n`);
+    await flushStdio();
     process.exit(err instanceof FerryError && err.code === ErrorCode.BAD_REQUEST ? 2 : 1);
   },
 );

@@ -1,7 +1,7 @@
 // The operator CLI as a user meets it: one clear line and a non-zero exit for
 // every mistake, never a hang; `ferry run` reports a failed rank by name.
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { chmodSync, closeSync, createWriteStream, existsSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -296,6 +296,31 @@ describe('ferry run', () => {
     expect(counts, daemonTails()).toEqual(['[0] 1500000', '[1] 1500000', '[2] 1500000', '[3] 1500000', 'bad 0']);
     rmSync(file);
   }, 120_000);
+
+  it('writes all of a job\'s output to a pipe read only later, before it exits', async () => {
+    // A pipe not read for a while (`ferry run ... | slow-consumer`): what it could not take yet waited in
+    // ferry run's memory, and its exit at the job's end dropped it with status 0 (64 KiB of 26 MB arrived).
+    const file = join(dir, 'late.out');
+    const line = 'rank $FERRY_RANK line %.0f of a chatty program with lots to say';
+    const child = spawn(process.execPath, [FERRY_CLI, 'run', '-n', '4', '--job-id', 'late-reader', '--coordinator', address, '/bin/sh', '-c', `seq -f "${line}" 1 100000`], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    child.stdout!.pause();
+    await new Promise<void>((resolve, reject) =>
+      setTimeout(() => {
+        const out = createWriteStream(file);
+        out.on('error', reject);
+        out.on('finish', resolve);
+        child.stdout!.pipe(out);
+      }, 4_000),
+    );
+    const code = await new Promise<number | null>((resolve) => (child.exitCode !== null ? resolve(child.exitCode) : child.on('exit', resolve)));
+    expect(code, stderr).toBe(0);
+    expect(linesPerRank(file), daemonTails()).toEqual(['[0] 100000', '[1] 100000', '[2] 100000', '[3] 100000', 'bad 0']);
+    rmSync(file);
+  }, 60_000);
 
   it('ends quietly when its standard output is closed (| head), saying that the job runs on', async () => {
     const child = spawn(process.execPath, [FERRY_CLI, 'run', '-n', '1', '--job-id', 'headed', '--coordinator', address, '/bin/sh', '-c', 'seq 1 100000; exec sleep 60'], {
