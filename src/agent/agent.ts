@@ -467,6 +467,11 @@ export class Agent {
           reply({ start_ranks_reply: { started } });
           return;
         }
+        case 'output_flow': {
+          this.output.pause(msg.output_flow!.job_id, msg.output_flow!.pause_ms);
+          reply({ ack: {} });
+          return;
+        }
         case 'signal_job': {
           const req = msg.signal_job!;
           const signal = (req.signal || 'SIGTERM') as NodeJS.Signals;

@@ -14,6 +14,10 @@
 // Each chunk says where it starts in its file and which following of the file
 // it is (source), so the coordinator passes on what it had already only once
 // (output-resends.ts).
+//
+// While a job's followers are behind, the coordinator pauses the reading of
+// its running ranks' files (pause; coordinator/output-flow.ts): the files hold
+// the backlog, not the coordinator's memory.
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { RankOutput_Stream } from '../gen/proto.js';
 import { tracer } from '../common/trace.js';
@@ -22,6 +26,12 @@ const trace = tracer('output');
 
 export const OUTPUT_POLL_MS = 100;
 export const OUTPUT_CHUNK_BYTES = 64 * 1024;
+/**
+ * At most this much of one file per poll (40 MB/s): a burst larger than that waits for the next poll, so a
+ * pause the coordinator asks for (its followers are behind) takes hold before much more goes out.
+ * Flushes and exits read everything (pollNow, finish).
+ */
+export const OUTPUT_POLL_MAX_BYTES = 4 * 1024 * 1024;
 
 export interface OutputChunk {
   jobId: string;
@@ -59,6 +69,8 @@ export class OutputTailer {
   private readonly files = new Map<string, TailedRank>();
   private timer: NodeJS.Timeout | undefined;
   private held = false;
+  /** Jobs whose files are not read until then (ms since the epoch): the coordinator's followers are behind. */
+  private readonly paused = new Map<string, number>();
   private readonly buffer = Buffer.alloc(OUTPUT_CHUNK_BYTES);
   private followings = 0;
 
@@ -146,15 +158,26 @@ export class OutputTailer {
     for (const entry of this.files.values()) for (const f of entry.files) f.offset = f.acked;
   }
 
-  /** Reads on: every file to its end now (ended ranks' too), then at each poll. */
+  /**
+   * Reads on: ended ranks' files to their end now (their exits wait for that), the others as at each poll
+   * (a long disconnection's backlog goes out at the poll's pace, and not while its job is paused).
+   */
   release(): void {
     this.held = false;
+    for (const entry of this.files.values()) if (entry.finished) for (const f of entry.files) this.drain(f);
+    this.poll();
+  }
+
+  /** Reads what is new in every followed file now, to the end, paused or not (nothing while held). */
+  pollNow(): void {
+    if (this.held) return;
     for (const entry of this.files.values()) for (const f of entry.files) this.drain(f);
   }
 
-  /** Reads what is new in every followed file now (nothing while held). */
-  pollNow(): void {
-    this.poll();
+  /** Holds back a job's output for `ms` (0: reads on now). */
+  pause(jobId: string, ms: number): void {
+    if (ms > 0) this.paused.set(jobId, Date.now() + ms);
+    else if (this.paused.delete(jobId)) this.poll();
   }
 
   stop(): void {
@@ -165,10 +188,15 @@ export class OutputTailer {
 
   private poll(): void {
     if (this.held) return;
-    for (const entry of this.files.values()) if (!entry.finished) for (const f of entry.files) this.drain(f);
+    const now = Date.now();
+    for (const [jobId, until] of this.paused) if (until <= now) this.paused.delete(jobId);
+    for (const entry of this.files.values()) {
+      if (entry.finished || this.paused.has(entry.files[0].jobId)) continue;
+      for (const f of entry.files) this.drain(f, OUTPUT_POLL_MAX_BYTES);
+    }
   }
 
-  private drain(f: TailedFile): void {
+  private drain(f: TailedFile, maxBytes = Infinity): void {
     let fd: number;
     try {
       fd = openSync(f.path, 'r');
@@ -176,11 +204,12 @@ export class OutputTailer {
       return; // not created yet
     }
     try {
-      for (;;) {
+      for (let read = 0; read < maxBytes; ) {
         const n = readSync(fd, this.buffer, 0, this.buffer.length, f.offset);
         if (n <= 0) break;
         const offset = f.offset;
         f.offset += n;
+        read += n;
         this.sink({ jobId: f.jobId, rank: f.rank, stream: f.stream, data: Buffer.from(this.buffer.subarray(0, n)), offset, source: f.source });
       }
     } catch (err) {

@@ -9,7 +9,7 @@ import type { RankOutputWriter } from './rank-output-writer.js';
 
 /** How often a follower renews its follow of the job. */
 export const FOLLOW_RENEW_MS = 2_000;
-/** A follower tells the coordinator how much output it received after each this many bytes (and at each renewal). */
+/** A follower tells the coordinator how much output it took after each this many bytes (and at each renewal). */
 export const OUTPUT_COUNT_EVERY_BYTES = 512 * 1024;
 
 export class JobFollower {
@@ -22,9 +22,14 @@ export class JobFollower {
    * 300,000 times).
    */
   private readonly follows: number[] = [];
-  /** Output bytes received, and as told to the coordinator (follower-link.ts paces what it sends by it). */
+  /**
+   * Output bytes taken (written out: a stdout pipe not read holds them back, and with them the job's
+   * output, at the coordinator and then in the agents' log files), and as told to the coordinator
+   * (follower-link.ts paces what it sends by it).
+   */
   private received = 0;
   private told = -1;
+  private stopped = false;
   private jobId = '';
   private settle: { resolve: (job: JobInfo) => void; reject: (err: Error) => void } | undefined;
   readonly ended: Promise<JobInfo>;
@@ -43,9 +48,11 @@ export class JobFollower {
   readonly onNotice = (r: OperatorReply): void => {
     if (this.follows.includes(r.reply_to)) while (this.follows[0] !== r.reply_to) this.c.forget(this.follows.shift()!);
     if (r.job_output) {
-      this.output.write(r.job_output.rank, r.job_output.stream, r.job_output.data);
-      this.received += r.job_output.data.length;
-      if (this.received - this.told >= OUTPUT_COUNT_EVERY_BYTES) this.tellReceived();
+      const bytes = r.job_output.data.length;
+      this.output.write(r.job_output.rank, r.job_output.stream, r.job_output.data, () => {
+        this.received += bytes;
+        if (this.received - this.told >= OUTPUT_COUNT_EVERY_BYTES) this.tellReceived();
+      });
     }
     if (r.job_notice && !this.quiet) {
       process.stderr.write(`${this.who}: job ${r.job_notice.job_id}: ${r.job_notice.message}\n`);
@@ -90,7 +97,7 @@ export class JobFollower {
   }
 
   private tellReceived(): void {
-    if (!this.jobId) return;
+    if (!this.jobId || this.stopped) return;
     this.c.post({ output_received: { job_id: this.jobId, bytes: this.received } });
     this.told = this.received;
   }
@@ -107,6 +114,7 @@ export class JobFollower {
   }
 
   stop(): void {
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     for (const id of this.follows.splice(0)) this.c.forget(id);

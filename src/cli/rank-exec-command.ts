@@ -39,8 +39,9 @@ class OneRankOutput extends RankOutputWriter {
     super(false);
   }
 
-  override write(rank: number, stream: RankOutput_Stream, data: Uint8Array): void {
-    if (rank === this.rank) super.write(rank, stream, data);
+  override write(rank: number, stream: RankOutput_Stream, data: Uint8Array, written?: () => void): void {
+    if (rank === this.rank) super.write(rank, stream, data, written);
+    else written?.();
   }
 }
 

@@ -1,6 +1,9 @@
 // Writes the output of a job's ranks to this terminal, each line tagged with
 // its rank ("[3] ..."), whole lines at a time so ranks never interleave within
 // a line. Partial lines wait for their newline, or for the end of the job.
+// Each write says when its output has gone to the file, pipe or terminal (or
+// into a partial line): the follower counts output as taken then, so a pipe
+// not read holds the job's output back (follower-link.ts), not in this process.
 import { RankOutput_Stream } from '../gen/proto.js';
 
 export class RankOutputWriter {
@@ -8,22 +11,23 @@ export class RankOutputWriter {
 
   constructor(
     private readonly tag: boolean,
-    private readonly out: (stream: RankOutput_Stream, data: Buffer) => void = (stream, data) =>
-      (stream === RankOutput_Stream.STDERR ? process.stderr : process.stdout).write(data),
+    private readonly out: (stream: RankOutput_Stream, data: Buffer, written: () => void) => void = (stream, data, written) =>
+      (stream === RankOutput_Stream.STDERR ? process.stderr : process.stdout).write(data, () => written()),
   ) {}
 
-  write(rank: number, stream: RankOutput_Stream, data: Uint8Array): void {
+  /** Writes a chunk of a rank's output; `written` once it is out (at once if it only waits for its newline). */
+  write(rank: number, stream: RankOutput_Stream, data: Uint8Array, written: () => void = () => {}): void {
     if (!this.tag) {
-      this.out(stream, Buffer.from(data));
+      this.out(stream, Buffer.from(data), written);
       return;
     }
     const key = `${rank}/${stream}`;
     let buf = Buffer.concat([this.partial.get(key) ?? Buffer.alloc(0), data]);
     const lastNewline = buf.lastIndexOf(0x0a);
     if (lastNewline >= 0) {
-      this.out(stream, this.tagLines(rank, buf.subarray(0, lastNewline + 1)));
+      this.out(stream, this.tagLines(rank, buf.subarray(0, lastNewline + 1)), written);
       buf = buf.subarray(lastNewline + 1);
-    }
+    } else written();
     if (buf.length > 0) this.partial.set(key, Buffer.from(buf));
     else this.partial.delete(key);
   }
@@ -32,7 +36,7 @@ export class RankOutputWriter {
   flush(): void {
     for (const [key, buf] of this.partial) {
       const [rank, stream] = key.split('/').map(Number);
-      this.out(stream as RankOutput_Stream, Buffer.concat([this.tagLines(rank, buf), Buffer.from('\n')]));
+      this.out(stream as RankOutput_Stream, Buffer.concat([this.tagLines(rank, buf), Buffer.from('\n')]), () => {});
     }
     this.partial.clear();
   }

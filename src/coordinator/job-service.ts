@@ -40,6 +40,7 @@ import { placeRanks } from './placement.js';
 import { OutputReplay } from './output-replay.js';
 import { OutputResends } from './output-resends.js';
 import { FollowerLink } from './follower-link.js';
+import { OutputFlow } from './output-flow.js';
 import { UNFOLLOWED_OUTPUT_BYTES, UnfollowedOutput } from './unfollowed-output.js';
 import { LauncherLeases, type LapsedLease } from './launcher-leases.js';
 import { describeRoundFailure, runResumeRound, runRound, type RoundResult } from './round-runner.js';
@@ -76,6 +77,12 @@ export class JobService {
   private readonly followers = new Map<string, Follower[]>();
   /** Followers of ended jobs whose output and final reply still wait for them (follower-link.ts). */
   private readonly draining = new Map<string, Follower[]>();
+  /** Output held back at the agents while a follower is behind (output-flow.ts). */
+  private readonly outputFlow = new OutputFlow((jobId, pauseMs) => {
+    for (const host of this.liveRanksByHost(jobId).keys()) {
+      this.c.requestAgent(host, { output_flow: { job_id: jobId, pause_ms: pauseMs } }).catch((err) => trace(`output flow of ${jobId} to ${host}: ${errorMessage(err)}`));
+    }
+  });
   /** Output no follower took, for the next one (a follower renewing after a coordinator restart). */
   private readonly unfollowed = new UnfollowedOutput();
   /** Output an agent sent again after it lost its session, passed on once (output-resends.ts). */
@@ -128,6 +135,7 @@ export class JobService {
     this.outputSaveTimer = setInterval(() => {
       this.saveOutputCounts();
       this.sweepDraining();
+      this.outputFlow.renew((jobId) => this.waitingOutput(jobId));
     }, OUTPUT_COUNTS_SAVE_MS);
     this.outputSaveTimer.unref?.();
     // A checkpoint --stop that a previous coordinator committed but did not see through.
@@ -465,12 +473,20 @@ export class JobService {
     if (!f) return;
     f.heardMs = this.c.now();
     f.link.received(bytes);
+    if (this.outputFlow.isPaused(jobId)) this.outputFlow.update(jobId, this.waitingOutput(jobId));
     const draining = this.draining.get(jobId);
     if (draining?.includes(f) && f.link.waiting === 0) {
       const left = draining.filter((d) => d !== f);
       if (left.length > 0) this.draining.set(jobId, left);
       else this.draining.delete(jobId);
     }
+  }
+
+  /** The most output waiting here for one follower of the job. */
+  private waitingOutput(jobId: string): number {
+    let most = 0;
+    for (const f of [...(this.followers.get(jobId) ?? []), ...(this.draining.get(jobId) ?? [])]) most = Math.max(most, f.link.waitingBytes);
+    return most;
   }
 
   /** Gives up ended jobs' followers that went silent with replies still waiting for them. */
@@ -650,6 +666,7 @@ export class JobService {
       f.link.push({ status: { ok: true }, final: false, job_output });
       taken = true;
     }
+    if (taken) this.outputFlow.update(out.job_id, this.waitingOutput(out.job_id));
     if (!taken) this.unfollowed.keep(job_output);
   }
 
@@ -1269,6 +1286,7 @@ export class JobService {
     }
     this.followers.delete(jobId);
     if (draining.length > 0) this.draining.set(jobId, draining);
+    this.outputFlow.forget(jobId);
   }
 
   // ---- rounds ------------------------------------------------------------------

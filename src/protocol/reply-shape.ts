@@ -16,6 +16,7 @@ const REPLY_BODY: Record<string, string> = {
   remove_job_logs: 'remove_job_logs_reply',
   round: 'round_reply',
   process_state: 'process_state_reply',
+  output_flow: 'ack',
 };
 
 /** The body field of a request (its oneof member). */

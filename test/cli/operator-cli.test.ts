@@ -322,6 +322,32 @@ describe('ferry run', () => {
     rmSync(file);
   }, 60_000);
 
+  it('holds a chatty job\'s output back at the agent while ferry run does not read it, and then delivers all of it', async () => {
+    // 4 ranks print 150 MB each while ferry run's stdout is not read for 12 s: more than the coordinator keeps
+    // for a follower (256 MiB) would pile up there, and the oldest be left out, without the agents' pause.
+    const file = join(dir, 'stalled.out');
+    const line = 'rank $FERRY_RANK line %.0f of a chatty program with lots to say';
+    const child = spawn(process.execPath, [FERRY_CLI, 'run', '-n', '4', '--job-id', 'stalled', '--coordinator', address, '/bin/sh', '-c', `seq -f "${line}" 1 2500000; sleep 15`], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    child.stdout!.pause();
+    await new Promise((r) => setTimeout(r, 12_000));
+    const out = createWriteStream(file);
+    const written = new Promise<void>((resolve, reject) => {
+      out.on('error', reject);
+      out.on('finish', resolve);
+    });
+    child.stdout!.pipe(out);
+    const code = await new Promise<number | null>((resolve) => (child.exitCode !== null ? resolve(child.exitCode) : child.on('exit', resolve)));
+    await written;
+    expect(code, stderr).toBe(0);
+    expect(stderr).not.toMatch(/left out/);
+    expect(linesPerRank(file), `${stderr}\n${daemonTails()}`).toEqual(['[0] 2500000', '[1] 2500000', '[2] 2500000', '[3] 2500000', 'bad 0']);
+    rmSync(file);
+  }, 120_000);
+
   it('ends quietly when its standard output is closed (| head), saying that the job runs on', async () => {
     const child = spawn(process.execPath, [FERRY_CLI, 'run', '-n', '1', '--job-id', 'headed', '--coordinator', address, '/bin/sh', '-c', 'seq 1 100000; exec sleep 60'], {
       stdio: ['ignore', 'pipe', 'pipe'],

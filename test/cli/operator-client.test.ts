@@ -129,4 +129,41 @@ describe('a job follower', () => {
     follower.stop();
     expect(client.openRequests).toBe(0);
   }, 20_000);
+
+  it('counts output as taken once it is written out, not when it arrives (a stdout pipe not read holds the job back)', async () => {
+    const address = `tcp://127.0.0.1:${await freePort()}`;
+    const router = new zmq.Router({ linger: 0 });
+    await router.bind(address);
+    closers.push(() => router.close());
+    const counts: number[] = [];
+    const chunk = Buffer.alloc(512 * 1024, 'x');
+    let sent = false;
+    void (async () => {
+      try {
+        for await (const [peer, frame] of router) {
+          const request = coordinatorInboundCodec.decode(frame!).operator!;
+          if (request.body === 'output_received') counts.push(Number(request.output_received!.bytes));
+          if (request.body !== 'follow_job' || sent) continue;
+          sent = true;
+          const notice = (extra: object) => operatorReplyCodec.encode({ version: PROTOCOL_VERSION, reply_to: request.request_id, status: OK_STATUS, final: false, ...extra });
+          for (let i = 0; i < 6; i++) await router.send([peer!, notice({ job_output: { job_id: 'j', rank: 0, stream: RankOutput_Stream.STDOUT, data: chunk } })]);
+        }
+      } catch {
+        // closed
+      }
+    })();
+    const client = new OperatorClient(address);
+    closers.push(() => client.close());
+    const pending: (() => void)[] = [];
+    const follower = new JobFollower(client, new RankOutputWriter(false, (_stream, _data, written) => pending.push(written)), true, 'test', 50);
+    closers.push(() => follower.stop());
+    follower.follow('j');
+    await new Promise((r) => setTimeout(r, 600));
+    expect(pending).toHaveLength(6); // all arrived, none written out yet
+    expect(Math.max(...counts)).toBe(0);
+    for (const written of pending.splice(0)) written();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(Math.max(...counts)).toBe(6 * chunk.length);
+  }, 20_000);
+
 });

@@ -25,4 +25,17 @@ describe('rank output writer', () => {
     w.flush();
     expect(out).toEqual(['0:x']);
   });
+
+  it('says a chunk is written once its lines are out, and at once for a partial line it keeps', () => {
+    const outs: (() => void)[] = [];
+    const w = new RankOutputWriter(true, (_stream, _data, written) => outs.push(written));
+    const done: string[] = [];
+    w.write(0, RankOutput_Stream.STDOUT, Buffer.from('part'), () => done.push('part'));
+    expect(done).toEqual(['part']);
+    w.write(0, RankOutput_Stream.STDOUT, Buffer.from('ial\n'), () => done.push('line'));
+    expect(done).toEqual(['part']); // not until the output took it
+    outs.forEach((written) => written());
+    expect(done).toEqual(['part', 'line']);
+  });
+
 });
