@@ -47,6 +47,8 @@ export const REGISTER_TIMEOUT_MS = 3_000;
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 1_000;
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 5_000;
 export const EVENT_RETRY_MS = 1_000;
+/** Rank output is read no further while this much sent is still waiting for the connection (output-tailer.ts). */
+export const OUTPUT_SEND_BACKLOG_BYTES = 8 * 1024 * 1024;
 
 export type AgentSessionState = 'connecting' | 'registered' | 'stopped';
 
@@ -124,7 +126,11 @@ export class Agent {
     rankChannel?.on('abort', (jobId, rank, code, message) =>
       this.aborts.set(`${jobId}/${rank}`, { code, reason: `MPI_Abort with error code ${code}${message ? `: ${message}` : ''}` }),
     );
-    this.output = new OutputTailer((chunk) => this.onOutput(chunk), this.instance);
+    this.output = new OutputTailer(
+      (chunk) => this.onOutput(chunk),
+      this.instance,
+      () => (this.transport?.queuedBytes ?? 0) < OUTPUT_SEND_BACKLOG_BYTES,
+    );
   }
 
   get state(): AgentSessionState {

@@ -17,7 +17,9 @@
 //
 // While a job's followers are behind, the coordinator pauses the reading of
 // its running ranks' files (pause; coordinator/output-flow.ts): the files hold
-// the backlog, not the coordinator's memory.
+// the backlog, not the coordinator's memory. Nor is a file read while the
+// connection has not taken what was sent before (canRead: a coordinator slow
+// or gone), so that backlog stays out of the agent's memory.
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { RankOutput_Stream } from '../gen/proto.js';
 import { tracer } from '../common/trace.js';
@@ -74,10 +76,14 @@ export class OutputTailer {
   private readonly buffer = Buffer.alloc(OUTPUT_CHUNK_BYTES);
   private followings = 0;
 
-  /** `name`: this tailer among all that send to the coordinator (the agent's instance id). */
+  /**
+   * `name`: this tailer among all that send to the coordinator (the agent's instance id). `canRead`:
+   * whether the periodic poll may read now (false while the connection has a backlog).
+   */
   constructor(
     private readonly sink: (chunk: OutputChunk) => void,
     private readonly name = '',
+    private readonly canRead: () => boolean = () => true,
   ) {}
 
   /**
@@ -192,7 +198,10 @@ export class OutputTailer {
     for (const [jobId, until] of this.paused) if (until <= now) this.paused.delete(jobId);
     for (const entry of this.files.values()) {
       if (entry.finished || this.paused.has(entry.files[0].jobId)) continue;
-      for (const f of entry.files) this.drain(f, OUTPUT_POLL_MAX_BYTES);
+      for (const f of entry.files) {
+        if (!this.canRead()) return;
+        this.drain(f, OUTPUT_POLL_MAX_BYTES);
+      }
     }
   }
 

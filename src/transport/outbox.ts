@@ -11,8 +11,18 @@ export class Outbox<M> {
   private readonly queue: M[] = [];
   private draining = false;
   private closed = false;
+  private bytes = 0;
 
-  constructor(private readonly write: (message: M) => Promise<void>) {}
+  /** `size`: a message's bytes, for queuedBytes (default: not counted). */
+  constructor(
+    private readonly write: (message: M) => Promise<void>,
+    private readonly size: (message: M) => number = () => 0,
+  ) {}
+
+  /** Bytes of the messages waiting to be written (ones the socket has not taken yet: a peer slow or gone). */
+  get queuedBytes(): number {
+    return this.bytes;
+  }
 
   push(message: M): void {
     if (this.closed) return;
@@ -21,12 +31,14 @@ export class Outbox<M> {
       return;
     }
     this.queue.push(message);
+    this.bytes += this.size(message);
     if (!this.draining) void this.drain();
   }
 
   close(): void {
     this.closed = true;
     this.queue.length = 0;
+    this.bytes = 0;
   }
 
   private async drain(): Promise<void> {
@@ -34,6 +46,7 @@ export class Outbox<M> {
     try {
       while (this.queue.length > 0 && !this.closed) {
         const message = this.queue.shift() as M;
+        this.bytes -= this.size(message);
         try {
           await this.write(message);
         } catch (err) {

@@ -17,6 +17,8 @@ export interface ServerTransport {
 export interface ClientTransport {
   onMessage(handler: (frames: Uint8Array[]) => void): void;
   send(frame: Uint8Array): void;
+  /** Bytes sent but not taken by the connection yet (its peer slow or gone); absent: not known. */
+  readonly queuedBytes?: number;
   close(): Promise<void>;
 }
 

@@ -127,12 +127,19 @@ export class ZmqClientTransport implements ClientTransport {
       this.dealer.events.on('handshake', () => (this.refusedWhy = undefined));
     }
     this.dealer.connect(address);
-    this.outbox = new Outbox((m) => this.dealer.send(m));
+    this.outbox = new Outbox(
+      (m) => this.dealer.send(m),
+      (m) => m.length,
+    );
     void this.receiveLoop();
   }
 
   onMessage(handler: (frames: Uint8Array[]) => void): void {
     this.handler = handler;
+  }
+
+  get queuedBytes(): number {
+    return this.outbox.queuedBytes;
   }
 
   /** Called when the TCP connection to the peer breaks (only with `watchConnection`). */

@@ -1,0 +1,116 @@
+// OutputTailer: follows rank log files; holds while the agent has no
+// coordinator, sends again from what was acknowledged, keeps an ended rank
+// until its exit is acknowledged, and reads nothing of a paused job or while
+// the connection has a backlog.
+import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { OUTPUT_POLL_MAX_BYTES, OUTPUT_POLL_MS, OutputTailer, type OutputChunk } from '../../src/agent/output-tailer.js';
+
+let dir: string;
+let chunks: OutputChunk[];
+let readable: boolean;
+let tailer: OutputTailer;
+const text = () => chunks.map((c) => c.data.toString()).join('');
+const paths = () => ({ out: join(dir, 'r0.out'), err: join(dir, 'r0.err') });
+const print = (s: string) => appendFileSync(paths().out, s);
+const poll = () => vi.advanceTimersByTimeAsync(OUTPUT_POLL_MS);
+
+beforeEach(() => {
+  vi.useFakeTimers();
+  dir = mkdtempSync(join(tmpdir(), 'ferry-tailer-'));
+  chunks = [];
+  readable = true;
+  tailer = new OutputTailer((c) => chunks.push(c), 'agent1', () => readable);
+  tailer.add('j', 0, paths());
+});
+
+afterEach(() => {
+  tailer.stop();
+  vi.useRealTimers();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('OutputTailer', () => {
+  it('hands on what is new at each poll, saying where it starts and which following it is of', async () => {
+    print('one\n');
+    await poll();
+    print('two\n');
+    await poll();
+    expect(chunks.map((c) => [c.data.toString(), c.offset, c.source])).toEqual([
+      ['one\n', 0, 'agent1.1'],
+      ['two\n', 4, 'agent1.1'],
+    ]);
+    tailer.add('j', 1, { out: join(dir, 'r1.out'), err: join(dir, 'r1.err') });
+    appendFileSync(join(dir, 'r1.out'), 'x');
+    await poll();
+    expect(chunks.at(-1)!.source).toBe('agent1.2');
+  });
+
+  it('reads nothing while held, and sends again from the acknowledged offset after a rewind', async () => {
+    print('acked\n');
+    await poll();
+    tailer.acknowledge(tailer.snapshot());
+    print('lost\n');
+    await poll(); // sent into a connection that died
+    tailer.hold();
+    print('while away\n');
+    await poll();
+    expect(text()).toBe('acked\nlost\n');
+    tailer.rewind();
+    tailer.release();
+    expect(text()).toBe('acked\nlost\nlost\nwhile away\n');
+    expect(chunks.at(-1)!.offset).toBe(6);
+  });
+
+  it("reads an ended rank's files to their end when released, and keeps them until forget", async () => {
+    tailer.hold();
+    print('last words\n');
+    tailer.finish('j', 0);
+    expect(text()).toBe('');
+    tailer.release();
+    expect(text()).toBe('last words\n');
+    tailer.rewind(); // not acknowledged yet: sent again
+    tailer.release();
+    expect(text()).toBe('last words\nlast words\n');
+    tailer.forget('j', 0);
+    tailer.rewind();
+    tailer.release();
+    expect(text()).toBe('last words\nlast words\n');
+  });
+
+  it('does not forget a copy of the rank started since', async () => {
+    tailer.finish('j', 0);
+    tailer.add('j', 0, paths());
+    tailer.forget('j', 0);
+    print('new copy\n');
+    await poll();
+    expect(text()).toBe('new copy\n');
+  });
+
+  it('reads a paused job only once the pause ends, and at most OUTPUT_POLL_MAX_BYTES of a file per poll', async () => {
+    tailer.pause('j', 250);
+    print('x'.repeat(OUTPUT_POLL_MAX_BYTES + 10));
+    await poll();
+    expect(text()).toBe('');
+    await vi.advanceTimersByTimeAsync(200);
+    expect(text().length).toBe(OUTPUT_POLL_MAX_BYTES);
+    await poll();
+    expect(text().length).toBe(OUTPUT_POLL_MAX_BYTES + 10);
+  });
+
+  it('reads nothing while the connection has a backlog, but an exit still reads to the end', async () => {
+    readable = false;
+    print('waits\n');
+    await poll();
+    expect(text()).toBe('');
+    readable = true;
+    await poll();
+    expect(text()).toBe('waits\n');
+    readable = false;
+    print('before the exit\n');
+    tailer.finish('j', 0);
+    expect(text()).toBe('waits\nbefore the exit\n');
+  });
+});
