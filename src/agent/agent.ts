@@ -552,8 +552,9 @@ export class Agent {
     }
     for (const [rank, err] of outcome.failed) failed.set(rank, err);
     // Flushed ranks write nothing more until they resume: what they wrote goes out before this reply, on the
-    // same connection, so the coordinator's output marks of the epoch count all of it (output-replay.ts).
-    if (req.step === RoundStep.PREPARE) this.output.pollNow();
+    // same connection, so the coordinator's output marks of the epoch count all of it (output-replay.ts);
+    // what is held back (the job's followers are behind) the reply counts instead.
+    const unsent = req.step === RoundStep.PREPARE ? this.output.readForFlush(req.job_id) : [];
     // Restored ranks write on into this host's log files: follow them from here.
     for (const p of outcome.started ?? []) this.output.add(req.job_id, p.rank ?? 0, this.ranks.logPaths(req.job_id, p.rank ?? 0));
     return {
@@ -569,6 +570,7 @@ export class Agent {
       files_put_back: outcome.filesPutBack ?? [],
       put_back_problems: outcome.putBackProblems ?? [],
       ...(outcome.flush ? { flush: outcome.flush } : {}),
+      unsent_output: unsent,
     };
   }
 

@@ -31,7 +31,7 @@ export const OUTPUT_CHUNK_BYTES = 64 * 1024;
 /**
  * At most this much of one file per poll (40 MB/s): a burst larger than that waits for the next poll, so a
  * pause the coordinator asks for (its followers are behind) takes hold before much more goes out.
- * Flushes and exits read everything (pollNow, finish).
+ * Exits read everything (finish), and so do flushes, unless their job is paused (readForFlush).
  */
 export const OUTPUT_POLL_MAX_BYTES = 4 * 1024 * 1024;
 
@@ -174,10 +174,24 @@ export class OutputTailer {
     this.poll();
   }
 
-  /** Reads what is new in every followed file now, to the end, paused or not (nothing while held). */
-  pollNow(): void {
-    if (this.held) return;
-    for (const entry of this.files.values()) for (const f of entry.files) this.drain(f);
+  /**
+   * A checkpoint flushed the job's ranks (they write nothing until they resume): reads their files to the
+   * end now, unless the job is paused, the connection has a backlog or the tailer holds. Returns, per rank,
+   * what is left unsent then (it goes later; the epoch's output marks count it).
+   */
+  readForFlush(jobId: string): { rank: number; stdout_bytes: number; stderr_bytes: number }[] {
+    const unsent = [];
+    const pausedUntil = this.paused.get(jobId);
+    const reading = !this.held && !(pausedUntil !== undefined && pausedUntil > Date.now()) && this.canRead();
+    for (const entry of this.files.values()) {
+      const [out, err] = entry.files;
+      if (out.jobId !== jobId) continue;
+      if (reading) for (const f of entry.files) this.drain(f);
+      const left = (f: TailedFile) => Math.max(0, sizeOf(f.path) - f.offset);
+      const rank = { rank: out.rank, stdout_bytes: left(out), stderr_bytes: left(err) };
+      if (rank.stdout_bytes + rank.stderr_bytes > 0) unsent.push(rank);
+    }
+    return unsent;
   }
 
   /** Holds back a job's output for `ms` (0: reads on now). */

@@ -7,8 +7,9 @@
 // The coordinator counts the bytes of each rank's stdout and stderr it has
 // passed on. When every rank of a checkpoint is flushed, the agents have
 // handed over all their ranks wrote until then (they read the log files to
-// their end before answering PREPARE, on the same connection), and these
-// counts are the epoch's marks (kept with the epoch in the catalog). An
+// their end before answering PREPARE, on the same connection), or said in
+// that answer how much they hold back (a job whose followers are behind: it
+// goes later); these counts, plus what was held back, are the epoch's marks (kept with the epoch in the catalog). An
 // automatic restart from the epoch drops, per rank and stream, as many bytes of the
 // restored ranks' first output as were passed on after the mark: the same
 // bytes, since a restored run repeats the uninterrupted one (a program whose
@@ -21,7 +22,7 @@
 // then less is dropped and some output shows twice, never too much hidden.
 // Marks from before counts were saved (no `durable`) still count only for the
 // coordinator that took them: another one drops nothing (the restart says so).
-import { RankOutput_Stream } from '../gen/proto.js';
+import { RankOutput_Stream, type UnsentOutput } from '../gen/proto.js';
 
 /** Bytes passed on per rank: [stdout, stderr]. */
 export type OutputCounts = Record<number, [number, number]>;
@@ -86,8 +87,18 @@ export class OutputReplay {
   }
 
   /** The marks of a job now (every rank flushed, its output all handed over). */
-  mark(jobId: string): OutputMarks {
-    return { coordinator: this.instance, durable: true, ranks: Object.fromEntries([...(this.passed.get(jobId) ?? [])].map(([r, c]) => [r, [c[0], c[1]]])) };
+  /**
+   * The job's marks now, at a flush: what was passed on, plus `unsent`, what the agents held back of what
+   * the flushed ranks had written (it is passed on later, and is not to be shown again after a rollback).
+   */
+  mark(jobId: string, unsent: readonly UnsentOutput[] = []): OutputMarks {
+    const ranks: OutputCounts = Object.fromEntries([...(this.passed.get(jobId) ?? [])].map(([r, c]) => [r, [c[0], c[1]]]));
+    for (const u of unsent) {
+      const c = (ranks[u.rank] ??= [0, 0]);
+      c[0] += u.stdout_bytes;
+      c[1] += u.stderr_bytes;
+    }
+    return { coordinator: this.instance, durable: true, ranks };
   }
 
   /**

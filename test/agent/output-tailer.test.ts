@@ -113,4 +113,18 @@ describe('OutputTailer', () => {
     tailer.finish('j', 0);
     expect(text()).toBe('waits\nbefore the exit\n');
   });
+
+  it("reads a flushed job's files to their end, or says what it holds back of a paused job", async () => {
+    tailer.add('k', 0, { out: join(dir, 'k0.out'), err: join(dir, 'k0.err') });
+    appendFileSync(join(dir, 'k0.out'), 'other job\n');
+    print('flushed\n');
+    expect(tailer.readForFlush('j')).toEqual([]);
+    expect(text()).toBe('flushed\n');
+    tailer.pause('j', 3_000);
+    print('held back\n');
+    appendFileSync(paths().err, 'err\n');
+    expect(tailer.readForFlush('j')).toEqual([{ rank: 0, stdout_bytes: 10, stderr_bytes: 4 }]);
+    expect(text()).toBe('flushed\n');
+  });
+
 });

@@ -33,4 +33,17 @@ describe('OutputReplay', () => {
     expect(r.rewind('j', undefined)).toBeUndefined();
     expect(text(r.filter('j', 0, OUT, Buffer.from('a\n')))).toBe('a\n');
   });
+
+  it('counts in a mark what the agents held back at the flush, so a rollback drops only what came after it', () => {
+    const r = new OutputReplay('me');
+    r.filter('j', 0, OUT, Buffer.from('shown\n'));
+    // At the flush the agent still held 'held\n' (5 bytes) back: its job's follower was behind.
+    const marks = r.mark('j', [{ rank: 0, stdout_bytes: 5, stderr_bytes: 0 }]);
+    expect(marks.ranks).toEqual({ 0: [11, 0] });
+    r.filter('j', 0, OUT, Buffer.from('held\n')); // passed on later
+    r.filter('j', 0, OUT, Buffer.from('after\n')); // written after the flush
+    expect(r.rewind('j', marks)).toBe(6);
+    expect(text(r.filter('j', 0, OUT, Buffer.from('after\nnew\n')))).toBe('new\n');
+  });
+
 });

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { coordinatorInboundCodec, operatorReplyCodec } from '../../src/protocol/messages.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
-import { ControlPlaneHarness } from './control-plane-harness.js';
+import { ControlPlaneHarness, settle } from './control-plane-harness.js';
 import { SimulatedRanks } from './simulated-node.js';
 
 let h: ControlPlaneHarness;
@@ -127,5 +127,25 @@ describe('rank output across lost sessions', () => {
     await printAndAck('after\n');
     expect(f.text()).toBe('before\nheard, not acknowledged\nafter\n');
   });
+
+
+describe('output held back at a checkpoint', () => {
+  it("counts what the agent held back at the flush in the epoch's output marks", async () => {
+    await h.submit({ world_size: 1, hosts: ['a'] });
+    const f = follow();
+    await advance(50);
+    await printAndAck('shown\n');
+    // The coordinator holds the job's output back at its agent (its followers are behind).
+    await h.coordinator!.requestAgent('a', { output_flow: { job_id: 'j', pause_ms: 60_000 } });
+    await printAndAck('held back\n');
+    const cp = await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: false }));
+    expect(cp.error).toBeUndefined();
+    expect(f.text()).toBe('shown\n');
+    expect(h.catalog!.outputMarks('j', 1)!.ranks).toEqual({ 0: ['shown\nheld back\n'.length, 0] });
+    await h.coordinator!.requestAgent('a', { output_flow: { job_id: 'j', pause_ms: 0 } });
+    await advance(200);
+    expect(f.text()).toBe('shown\nheld back\n');
+  });
+});
 
 });

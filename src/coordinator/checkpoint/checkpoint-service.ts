@@ -94,8 +94,10 @@ export class CheckpointService {
     if (!flush.ok) return this.abort(m, byHost, dumpedHosts, 'PREPARE', flush);
     this.c.flushes.close(jobId, epoch);
     m.transition(['preparing'], 'flushed');
-    // The agents handed over their ranks' output before answering: a restart from this epoch knows what was shown.
-    this.c.catalog.setOutputMarks(jobId, epoch, this.c.jobs.replay.mark(jobId));
+    // The agents handed over their ranks' output before answering (or said what they hold back): a restart from
+    // this epoch knows what was shown.
+    const unsent = [...flush.replies.values()].flatMap((r) => r.unsent_output ?? []);
+    this.c.catalog.setOutputMarks(jobId, epoch, this.c.jobs.replay.mark(jobId, unsent));
     this.c.jobs.saveOutputCounts(); // a later coordinator counts on from at least this mark
 
     // DUMP: each agent CRIU-dumps its flushed ranks (left running).
