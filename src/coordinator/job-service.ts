@@ -70,8 +70,12 @@ interface Follower {
   heardMs: number;
 }
 
-/** How long an ended job's follower that still has output waiting may stay silent before it is given up. */
-export const ENDED_FOLLOWER_LAPSE_MS = 60_000;
+/**
+ * How long a follower may stay silent (no renewal, no count; a live one does both every 2 s) before it is
+ * taken as gone: an ended job's follower with output still waiting is given up, and a running job's no
+ * longer holds the job's output back at the agents while another follower is there (waitingOutput).
+ */
+export const FOLLOWER_LAPSE_MS = 60_000;
 
 export class JobService {
   private readonly followers = new Map<string, Follower[]>();
@@ -482,10 +486,18 @@ export class JobService {
     }
   }
 
-  /** The most output waiting here for one follower of the job. */
+  /**
+   * The most output waiting here for one follower of the job that is there. A follower silent for
+   * FOLLOWER_LAPSE_MS (its `ferry run` killed, or stopped) does not count while another is heard: it would
+   * hold the output back from them for good. Alone, it still does: the output waits in the ranks' log
+   * files for it to come back.
+   */
   private waitingOutput(jobId: string): number {
+    const all = [...(this.followers.get(jobId) ?? []), ...(this.draining.get(jobId) ?? [])];
+    const now = this.c.now();
+    const heard = all.filter((f) => now - f.heardMs < FOLLOWER_LAPSE_MS);
     let most = 0;
-    for (const f of [...(this.followers.get(jobId) ?? []), ...(this.draining.get(jobId) ?? [])]) most = Math.max(most, f.link.waitingBytes);
+    for (const f of heard.length > 0 ? heard : all) most = Math.max(most, f.link.waitingBytes);
     return most;
   }
 
@@ -493,7 +505,7 @@ export class JobService {
   private sweepDraining(): void {
     const now = this.c.now();
     for (const [jobId, list] of this.draining) {
-      const left = list.filter((f) => now - f.heardMs < ENDED_FOLLOWER_LAPSE_MS);
+      const left = list.filter((f) => now - f.heardMs < FOLLOWER_LAPSE_MS);
       if (left.length > 0) this.draining.set(jobId, left);
       else this.draining.delete(jobId);
     }
