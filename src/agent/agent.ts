@@ -269,6 +269,7 @@ export class Agent {
     // coordinator heard this agent, has gone first; then its exit is reported.
     const carried = [...this.unackedExits].filter(([, e]) => this.sentExits.has(e));
     const withheld = [...this.unackedExits].filter(([, e]) => !this.sentExits.has(e));
+    for (const [, e] of carried) e.output_follows = this.output.outputFollows(e.job_id ?? '', e.rank ?? 0);
     const reply = await this.request(
       {
         register: {
@@ -580,7 +581,7 @@ export class Agent {
    */
   private onOutput(chunk: OutputChunk): void {
     if (this.stateValue === 'stopped') return;
-    this.send({ rank_output: { job_id: chunk.jobId, rank: chunk.rank, stream: chunk.stream, data: chunk.data, offset: chunk.offset, source: chunk.source } });
+    this.send({ rank_output: { job_id: chunk.jobId, rank: chunk.rank, stream: chunk.stream, data: chunk.data, offset: chunk.offset, source: chunk.source, last: chunk.last ?? false } });
     // A restarted agent goes on from what was sent: a crash of this process loses nothing it had sent.
     const offsets = this.output.sentOffsets(chunk.jobId, chunk.rank);
     if (offsets) this.ranks.recordOutputOffsets?.(chunk.jobId, chunk.rank, offsets);
@@ -711,6 +712,8 @@ export class Agent {
       if (this.stateValue === 'registered' && !this.output.holding) {
         try {
           this.sentExits.add(e);
+          // (a tail of its output, read after the exit, ends with a `last` chunk: output-tailer.ts)
+          e.output_follows = this.output.outputFollows(e.job_id ?? '', e.rank ?? 0);
           await this.request({ rank_exited: e }, this.heartbeatTimeoutMs);
           if (this.unackedExits.get(key) === e) this.unackedExits.delete(key);
           this.ranks.exitReported?.(e);

@@ -16,10 +16,13 @@
 // (output-resends.ts).
 //
 // While a job's followers are behind, the coordinator pauses the reading of
-// its running ranks' files (pause; coordinator/output-flow.ts): the files hold
-// the backlog, not the coordinator's memory. Nor is a file read while the
+// its ranks' files (pause; coordinator/output-flow.ts): the files hold the
+// backlog, not the coordinator's memory. Nor is a file read while the
 // connection has not taken what was sent before (canRead: a coordinator slow
-// or gone), so that backlog stays out of the agent's memory.
+// or gone), so that backlog stays out of the agent's memory. A rank that ends
+// then leaves the rest of its files to be read after its exit, at the same
+// pace (a tail: its exit says `output_follows`, and a `last` chunk ends it),
+// so neither its job's end waits for a follower nor the follower loses output.
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { RankOutput_Stream } from '../gen/proto.js';
 import { tracer } from '../common/trace.js';
@@ -31,7 +34,7 @@ export const OUTPUT_CHUNK_BYTES = 64 * 1024;
 /**
  * At most this much of one file per poll (40 MB/s): a burst larger than that waits for the next poll, so a
  * pause the coordinator asks for (its followers are behind) takes hold before much more goes out.
- * Exits read everything (finish), and so do flushes, unless their job is paused (readForFlush).
+ * Exits read everything (finish), and so do flushes, unless their job is paused (then a tail; readForFlush).
  */
 export const OUTPUT_POLL_MAX_BYTES = 4 * 1024 * 1024;
 
@@ -44,6 +47,8 @@ export interface OutputChunk {
   offset: number;
   /** This following of the file: unique to one add() of one tailer. */
   source: string;
+  /** No data: the rank's tail was read to its end (its exit said output_follows). */
+  last?: boolean;
 }
 
 interface TailedFile {
@@ -62,6 +67,15 @@ interface TailedRank {
   files: [TailedFile, TailedFile];
   /** The rank ended: its files grow no more; kept until its exit is acknowledged (forget). */
   finished: boolean;
+  /**
+   * Its files were not read to their end when it ended (its job paused, or the connection had a backlog):
+   * the rest goes after its exit, at the poll's pace (tail), then a `last` chunk. Kept then until its exit
+   * is acknowledged and so is all of its output.
+   */
+  tail: boolean;
+  /** The tail is still being read (and is read again after a rewind). */
+  tailOpen: boolean;
+  exitAcked: boolean;
 }
 
 /** The offsets of every followed file at one moment (snapshot), to acknowledge later. */
@@ -101,6 +115,9 @@ export class OutputTailer {
         { jobId, rank, stream: RankOutput_Stream.STDERR, path: paths.err, source, offset: err, acked: err },
       ],
       finished: false,
+      tail: false,
+      tailOpen: false,
+      exitAcked: false,
     });
     if (!this.timer) {
       this.timer = setInterval(() => this.poll(), OUTPUT_POLL_MS);
@@ -110,25 +127,33 @@ export class OutputTailer {
 
   /**
    * The rank ended: reads what is left of its files (now, or when released if
-   * held) and polls them no more. They stay until forget().
+   * held), unless its job is paused or the connection has a backlog: then the
+   * rest is a tail, read at the poll's pace after its exit. They stay until forget().
    */
   finish(jobId: string, rank: number): void {
     const entry = this.files.get(`${jobId}/${rank}`);
     if (!entry || entry.finished) return;
     entry.finished = true;
-    if (!this.held) for (const f of entry.files) this.drain(f);
+    if (!this.held) this.settleFinished(entry);
   }
 
-  /** The ended rank's exit was acknowledged, and with it all its output sent before: its files are let go. */
+  /** Whether the output of an ended rank goes on after its exit (the exit says so: output_follows). */
+  outputFollows(jobId: string, rank: number): boolean {
+    const entry = this.files.get(`${jobId}/${rank}`);
+    return !!entry?.finished && entry.tail;
+  }
+
+  /**
+   * The ended rank's exit was acknowledged, and with it all its output sent before: its files are let go
+   * (a tail's once the coordinator has all of it: acknowledge).
+   */
   forget(jobId: string, rank: number): void {
     const key = `${jobId}/${rank}`;
+    const entry = this.files.get(key);
     // (a copy of the rank started here since is followed under the same key, not finished)
-    if (!this.files.get(key)?.finished) return;
-    this.files.delete(key);
-    if (this.files.size === 0 && this.timer) {
-      clearInterval(this.timer);
-      this.timer = undefined;
-    }
+    if (!entry?.finished) return;
+    entry.exitAcked = true;
+    if (!entry.tail) this.remove(key);
   }
 
   /** How far a rank's files have been handed to the sink. */
@@ -147,6 +172,9 @@ export class OutputTailer {
   /** The coordinator has what was sent up to `snap`. */
   acknowledge(snap: OutputSnapshot): void {
     for (const [f, offset] of snap) if (offset > f.acked) f.acked = offset;
+    for (const [key, entry] of this.files) {
+      if (entry.tail && entry.exitAcked && !entry.tailOpen && entry.files.every((f) => f.acked >= f.offset)) this.remove(key);
+    }
   }
 
   /** Whether the tailer holds (hold() until release()). */
@@ -159,18 +187,22 @@ export class OutputTailer {
     this.held = true;
   }
 
-  /** Sends again from the acknowledged offsets, at the next release or poll. */
+  /** Sends again from the acknowledged offsets, at the next release or poll (a tail ends with `last` again). */
   rewind(): void {
-    for (const entry of this.files.values()) for (const f of entry.files) f.offset = f.acked;
+    for (const entry of this.files.values()) {
+      for (const f of entry.files) f.offset = f.acked;
+      if (entry.tail) entry.tailOpen = true;
+    }
   }
 
   /**
-   * Reads on: ended ranks' files to their end now (their exits wait for that), the others as at each poll
-   * (a long disconnection's backlog goes out at the poll's pace, and not while its job is paused).
+   * Reads on: ended ranks' files to their end now (their exits wait for that; a paused job's are tails),
+   * the others as at each poll (a long disconnection's backlog goes out at the poll's pace, and not while
+   * its job is paused).
    */
   release(): void {
     this.held = false;
-    for (const entry of this.files.values()) if (entry.finished) for (const f of entry.files) this.drain(f);
+    for (const entry of this.files.values()) if (entry.finished && !entry.tail) this.settleFinished(entry);
     this.poll();
   }
 
@@ -181,8 +213,7 @@ export class OutputTailer {
    */
   readForFlush(jobId: string): { rank: number; stdout_bytes: number; stderr_bytes: number }[] {
     const unsent = [];
-    const pausedUntil = this.paused.get(jobId);
-    const reading = !this.held && !(pausedUntil !== undefined && pausedUntil > Date.now()) && this.canRead();
+    const reading = !this.held && !this.isPaused(jobId) && this.canRead();
     for (const entry of this.files.values()) {
       const [out, err] = entry.files;
       if (out.jobId !== jobId) continue;
@@ -211,32 +242,67 @@ export class OutputTailer {
     const now = Date.now();
     for (const [jobId, until] of this.paused) if (until <= now) this.paused.delete(jobId);
     for (const entry of this.files.values()) {
-      if (entry.finished || this.paused.has(entry.files[0].jobId)) continue;
+      if ((entry.finished && !entry.tailOpen) || this.paused.has(entry.files[0].jobId)) continue;
+      let atEnd = true;
       for (const f of entry.files) {
         if (!this.canRead()) return;
-        this.drain(f, OUTPUT_POLL_MAX_BYTES);
+        if (!this.drain(f, OUTPUT_POLL_MAX_BYTES)) atEnd = false;
       }
+      if (entry.finished && atEnd) this.endTail(entry);
     }
   }
 
-  private drain(f: TailedFile, maxBytes = Infinity): void {
+  /** An ended rank's files: read to their end now, or a tail if its job is paused or the connection has a backlog. */
+  private settleFinished(entry: TailedRank): void {
+    if (this.isPaused(entry.files[0].jobId) || !this.canRead()) {
+      entry.tail = true;
+      entry.tailOpen = true;
+      return;
+    }
+    for (const f of entry.files) this.drain(f);
+  }
+
+  /** A tail read to its end: the `last` chunk says so. */
+  private endTail(entry: TailedRank): void {
+    entry.tailOpen = false;
+    const out = entry.files[0];
+    this.sink({ jobId: out.jobId, rank: out.rank, stream: out.stream, data: Buffer.alloc(0), offset: out.offset, source: out.source, last: true });
+  }
+
+  private isPaused(jobId: string): boolean {
+    const until = this.paused.get(jobId);
+    return until !== undefined && until > Date.now();
+  }
+
+  private remove(key: string): void {
+    this.files.delete(key);
+    if (this.files.size === 0 && this.timer) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  /** Reads `f` on from its offset, up to `maxBytes`; whether it got to the file's end. */
+  private drain(f: TailedFile, maxBytes = Infinity): boolean {
     let fd: number;
     try {
       fd = openSync(f.path, 'r');
     } catch {
-      return; // not created yet
+      return true; // not created yet
     }
     try {
       for (let read = 0; read < maxBytes; ) {
         const n = readSync(fd, this.buffer, 0, this.buffer.length, f.offset);
-        if (n <= 0) break;
+        if (n <= 0) return true;
         const offset = f.offset;
         f.offset += n;
         read += n;
         this.sink({ jobId: f.jobId, rank: f.rank, stream: f.stream, data: Buffer.from(this.buffer.subarray(0, n)), offset, source: f.source });
       }
+      return false;
     } catch (err) {
       trace(`reading ${f.path}: ${(err as Error).message}`);
+      return true;
     } finally {
       closeSync(fd);
     }

@@ -1,5 +1,6 @@
 // Tunables of the coordinator, with their defaults.
 import { LAUNCHER_LEASE_MS } from './launcher-leases.js';
+import { FOLLOWER_WAITING_LIMIT_BYTES } from './follower-link.js';
 
 export const HEARTBEAT_INTERVAL_MS = 1_000;
 export const HEARTBEAT_TIMEOUT_MS = 5_000;
@@ -59,6 +60,8 @@ export interface CoordinatorConfig {
   hostRejoinGraceMs: number;
   /** How long a launched job's rank may go without its launcher process renewing its follow (launcher-leases.ts). */
   launcherLeaseMs: number;
+  /** Output kept for one follower that does not take it; past it the oldest goes, with a notice (follower-link.ts). */
+  followerWaitingLimitBytes: number;
   /** Committed epochs a job keeps when it sets no number itself (>= 1). */
   keepEpochs: number;
   /**
@@ -85,6 +88,7 @@ export function defaultCoordinatorConfig(overrides: Partial<CoordinatorConfig> =
     stopDrainMs: STOP_DRAIN_MS,
     hostRejoinGraceMs: HOST_REJOIN_GRACE_MS,
     launcherLeaseMs: LAUNCHER_LEASE_MS,
+    followerWaitingLimitBytes: FOLLOWER_WAITING_LIMIT_BYTES,
     keepEpochs: KEEP_EPOCHS,
     imageReplicas: 0,
     listen: '',

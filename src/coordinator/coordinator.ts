@@ -168,6 +168,7 @@ export class Coordinator {
       // A new agent took the name (the old one crashed and was restarted, perhaps
       // before it was seen down): nothing asked of the old one will be answered.
       this.agentRequests.failTo(host.name, new FerryError(ErrorCode.HOST_DOWN, `the agent on host ${host.name} was replaced by a new one`));
+      this.jobs.tailsLost(host.name, 'its agent was replaced by a new one');
     }
     if (host.state === 'down') {
       // Whatever was asked of that host will not be answered: fail it now, not at its timeout.
@@ -312,7 +313,7 @@ export class Coordinator {
           if (msg.body === 'rank_started' && msg.rank_started?.process) this.jobs.onRankStarted(session.name, msg.rank_started.process);
           if (msg.body === 'rank_exited' && msg.rank_exited) this.jobs.onRankExited(session.name, msg.rank_exited);
           if (msg.body === 'rank_endpoint' && msg.rank_endpoint) this.jobs.tables.onRankEndpoint(session.name, msg.rank_endpoint);
-          if (msg.body === 'rank_output' && msg.rank_output) this.jobs.onRankOutput(msg.rank_output);
+          if (msg.body === 'rank_output' && msg.rank_output) this.jobs.onRankOutput(msg.rank_output, session.name);
           if (msg.request_id) this.replyAgent(peer, msg, { ack: {} }); // output comes one way, without an id
           return;
         }

@@ -42,6 +42,7 @@ import { OutputResends } from './output-resends.js';
 import { FollowerLink } from './follower-link.js';
 import { OutputFlow } from './output-flow.js';
 import { UNFOLLOWED_OUTPUT_BYTES, UnfollowedOutput } from './unfollowed-output.js';
+import { OutputTails } from './output-tails.js';
 import { LauncherLeases, type LapsedLease } from './launcher-leases.js';
 import { describeRoundFailure, runResumeRound, runRound, type RoundResult } from './round-runner.js';
 import { EndpointTables } from './endpoint-tables.js';
@@ -76,6 +77,8 @@ interface Follower {
  * longer holds the job's output back at the agents while another follower is there (waitingOutput).
  */
 export const FOLLOWER_LAPSE_MS = 60_000;
+/** How long a given-up follower is remembered, to tell it so when it comes back (a `ferry run` continued). */
+const GIVEN_UP_KEPT_MS = 24 * 3600_000;
 
 export class JobService {
   private readonly followers = new Map<string, Follower[]>();
@@ -83,12 +86,20 @@ export class JobService {
   private readonly draining = new Map<string, Follower[]>();
   /** Output held back at the agents while a follower is behind (output-flow.ts). */
   private readonly outputFlow = new OutputFlow((jobId, pauseMs) => {
-    for (const host of this.liveRanksByHost(jobId).keys()) {
+    for (const host of new Set([...this.liveRanksByHost(jobId).keys(), ...this.tails.hostsOf(jobId)])) {
       this.c.requestAgent(host, { output_flow: { job_id: jobId, pause_ms: pauseMs } }).catch((err) => trace(`output flow of ${jobId} to ${host}: ${errorMessage(err)}`));
     }
   });
   /** Output no follower took, for the next one (a follower renewing after a coordinator restart). */
   private readonly unfollowed = new UnfollowedOutput();
+  /** Followers of ended jobs given up with output still waiting, as "job\0peer": told so if they come back. */
+  private readonly givenUp = new Map<string, { bytes: number; atMs: number }>();
+  /** Ranks whose output goes on after their exit (output-tails.ts). */
+  private readonly tails = new OutputTails();
+  /** Ended jobs whose followers' end waits for their tails. */
+  private readonly endAwaitsTails = new Set<string>();
+  /** Hosts down with tails: the timer that gives them up. */
+  private readonly tailHostsDown = new Map<string, NodeJS.Timeout>();
   /** Output an agent sent again after it lost its session, passed on once (output-resends.ts). */
   private readonly resends = new OutputResends();
   /** The follows of launched jobs' rank-execs, as leases (launcher-leases.ts). */
@@ -437,10 +448,17 @@ export class JobService {
     const follower = this.newFollower(jobId, peer, requestId, ranks);
     const previous = this.followerOf(this.followers, jobId, peer) ?? this.followerOf(this.draining, jobId, peer);
     if (previous) follower.link.takeOver(previous.link);
-    if (ENDED_STATES.has(job.state) && !this.c.autoRestarts.has(jobId)) {
+    // (an ended job whose tails still come is followed as a running one: its end goes after them)
+    if (ENDED_STATES.has(job.state) && !this.c.autoRestarts.has(jobId) && !this.endAwaitsTails.has(jobId)) {
       const draining = (this.draining.get(jobId) ?? []).filter((f) => f.peer !== peer);
       // (a follow renewed while the end still waits for it: the end is in what it took over)
       if (!previous || !this.draining.get(jobId)?.includes(previous)) {
+        const gone = this.givenUp.get(`${jobId}\0${peer}`);
+        if (gone) {
+          this.givenUp.delete(`${jobId}\0${peer}`);
+          const message = `${gone.bytes} bytes of its output left out, and the output of the ranks still being read then: this follower was silent for ${FOLLOWER_LAPSE_MS / 1000} s after the job ended (all of it is in the agents' log files)`;
+          follower.link.push({ status: { ok: true }, final: false, job_notice: { job_id: jobId, message } });
+        }
         this.sendUnfollowed(jobId, follower);
         follower.link.push({ status: { ok: true }, final: true, job_ended: { job: this.toInfo(job) } });
       }
@@ -462,7 +480,7 @@ export class JobService {
       requestId,
       ...(ranks.length > 0 ? { ranks: new Set(ranks) } : {}),
       heardMs: this.c.now(),
-      link: new FollowerLink((reply) => this.c.sendOperator(peer, { reply_to: follower.requestId, ...reply }), jobId),
+      link: new FollowerLink((reply) => this.c.sendOperator(peer, { reply_to: follower.requestId, ...reply }), jobId, this.c.config.followerWaitingLimitBytes),
     };
     return follower;
   }
@@ -504,7 +522,11 @@ export class JobService {
   /** Gives up ended jobs' followers that went silent with replies still waiting for them. */
   private sweepDraining(): void {
     const now = this.c.now();
+    // (and the tails of an ended job whose followers all went silent: endFollows ends them now)
+    for (const jobId of [...this.endAwaitsTails]) this.endFollows(jobId);
+    for (const [key, g] of this.givenUp) if (now - g.atMs > GIVEN_UP_KEPT_MS) this.givenUp.delete(key);
     for (const [jobId, list] of this.draining) {
+      for (const f of list) if (now - f.heardMs >= FOLLOWER_LAPSE_MS) this.givenUp.set(`${jobId}\0${f.peer}`, { bytes: f.link.waitingBytes, atMs: now });
       const left = list.filter((f) => now - f.heardMs < FOLLOWER_LAPSE_MS);
       if (left.length > 0) this.draining.set(jobId, left);
       else this.draining.delete(jobId);
@@ -651,6 +673,7 @@ export class JobService {
     this.updateRank({ jobId, rank, host, pid: row.pid || (e.pid ?? 0), endpoint: row.endpoint, state: 'exited', exitCode, signal, updatedMs: this.c.now() });
     const how = signal ? `killed by ${signal}` : `exited with status ${exitCode}`;
     this.c.event('rank.exit', `job ${jobId} rank ${rank} on ${host} ${how}${e.reason ? ` (${e.reason})` : ''}`, { jobId, host });
+    if (e.output_follows) this.tails.expect(jobId, rank, host);
     if (exitCode === 0 && !signal) this.tables.onRankExited(jobId, rank); // past MPI_Finalize: no hello to wait for
     if ((exitCode !== 0 || signal) && !this.stopping.has(jobId)) {
       const code = exitCode > 0 ? exitCode : signalStatus(signal);
@@ -666,7 +689,11 @@ export class JobService {
     this.maybeEnd(jobId);
   }
 
-  onRankOutput(out: Omit<RankOutput, 'offset' | 'source'> & Partial<Pick<RankOutput, 'offset' | 'source'>>): void {
+  onRankOutput(out: Omit<RankOutput, 'offset' | 'source' | 'last'> & Partial<Pick<RankOutput, 'offset' | 'source' | 'last'>>, host = ''): void {
+    if (out.last) {
+      if (this.tails.ended(out.job_id, out.rank, host) && this.endAwaitsTails.has(out.job_id)) this.endFollows(out.job_id);
+      return;
+    }
     const fresh = this.resends.filter(out.job_id, out.rank, out.stream, out.source ?? '', out.offset ?? 0, out.data);
     if (fresh.length === 0) return;
     const data = this.replay.filter(out.job_id, out.rank, out.stream, fresh);
@@ -687,6 +714,15 @@ export class JobService {
    * hostRejoinGraceMs for an agent on that host to re-register with them.
    */
   onHostDown(host: string): void {
+    if (this.tails.hasHost(host) && !this.tailHostsDown.has(host)) {
+      // (back within the grace, its agent sends them again: output-tailer.ts rewinds)
+      const timer = setTimeout(() => {
+        this.tailHostsDown.delete(host);
+        if (this.c.hosts.get(host)?.state !== 'up') this.tailsLost(host, `host ${host} is down`);
+      }, this.hostRejoinGraceMs);
+      timer.unref?.();
+      this.tailHostsDown.set(host, timer);
+    }
     const ranks = this.liveRanksOnHost(host);
     if (ranks.length === 0 || this.rejoinGrace.has(host)) return;
     const timer = setTimeout(() => this.rejoinGraceExpired(host), this.hostRejoinGraceMs);
@@ -746,6 +782,11 @@ export class JobService {
   /** After an agent (re-)registers: adopt the ranks it runs, apply the exits it kept, and lose what vanished. */
   reconcileHost(host: string, reported: RankProcess[], exited: RankExited[]): void {
     const alive = this.killStaleCopies(host, reported);
+    const tailsGrace = this.tailHostsDown.get(host);
+    if (tailsGrace) {
+      clearTimeout(tailsGrace);
+      this.tailHostsDown.delete(host);
+    }
     const grace = this.rejoinGrace.get(host);
     if (grace) {
       clearTimeout(grace);
@@ -1080,6 +1121,7 @@ export class JobService {
   stop(): void {
     this.shuttingDown = true;
     for (const t of this.rejoinGrace.values()) clearTimeout(t);
+    for (const t of this.tailHostsDown.values()) clearTimeout(t);
     this.rejoinGrace.clear();
     if (this.startsTimer) clearTimeout(this.startsTimer);
     clearInterval(this.outputSaveTimer);
@@ -1282,8 +1324,32 @@ export class JobService {
     this.endFollows(jobId);
   }
 
-  /** The job ended: its followers get it, in a final reply. */
+  /**
+   * The tails `host` sends will not come (its agent was replaced, the host is lost): the jobs' followers
+   * are told where that output is, and an ended job's end goes to them.
+   */
+  tailsLost(host: string, why: string): void {
+    for (const [jobId, ranks] of this.tails.dropHost(host)) {
+      this.notify(jobId, `the last output of rank${ranks.length > 1 ? 's' : ''} ${ranks.join(',')} will not come (${why}): it is in the log files on host ${host}`);
+      if (this.endAwaitsTails.has(jobId) && !this.tails.has(jobId)) this.endFollows(jobId);
+    }
+  }
+
+  /**
+   * The job ended: its followers get it, in a final reply; after its ranks' tails (output-tails.ts), if a
+   * follower heard from lately is there to take them.
+   */
   private endFollows(jobId: string): void {
+    const now = this.c.now();
+    if (this.tails.has(jobId) && (this.followers.get(jobId) ?? []).some((f) => now - f.heardMs < FOLLOWER_LAPSE_MS)) {
+      this.endAwaitsTails.add(jobId);
+      return;
+    }
+    this.endAwaitsTails.delete(jobId);
+    for (const [host, ranks] of this.tails.byHost(jobId)) {
+      this.notify(jobId, `the last output of rank${ranks.length > 1 ? 's' : ''} ${ranks.join(',')} was not taken in time (this follower was silent): it is in the log files on host ${host}`);
+    }
+    this.tails.forget(jobId);
     this.unfollowed.ended(jobId);
     this.resends.forget(jobId);
     this.launchers.forget(jobId);

@@ -1,7 +1,8 @@
 // OutputTailer: follows rank log files; holds while the agent has no
 // coordinator, sends again from what was acknowledged, keeps an ended rank
 // until its exit is acknowledged, and reads nothing of a paused job or while
-// the connection has a backlog.
+// the connection has a backlog (a rank that ends then leaves a tail, read after
+// its exit).
 import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -100,7 +101,7 @@ describe('OutputTailer', () => {
     expect(text().length).toBe(OUTPUT_POLL_MAX_BYTES + 10);
   });
 
-  it('reads nothing while the connection has a backlog, but an exit still reads to the end', async () => {
+  it('reads nothing while the connection has a backlog; an exit then leaves a tail', async () => {
     readable = false;
     print('waits\n');
     await poll();
@@ -108,10 +109,47 @@ describe('OutputTailer', () => {
     readable = true;
     await poll();
     expect(text()).toBe('waits\n');
+    tailer.finish('j', 0); // read to the end at the exit: no tail
+    expect(tailer.outputFollows('j', 0)).toBe(false);
+    tailer.add('j', 1, { out: join(dir, 'r1.out'), err: join(dir, 'r1.err') });
     readable = false;
-    print('before the exit\n');
-    tailer.finish('j', 0);
+    appendFileSync(join(dir, 'r1.out'), 'before the exit\n');
+    tailer.finish('j', 1);
+    expect(tailer.outputFollows('j', 1)).toBe(true);
+    expect(text()).toBe('waits\n');
+    readable = true;
+    await poll();
     expect(text()).toBe('waits\nbefore the exit\n');
+    expect(chunks.at(-1)!.last).toBe(true);
+  });
+
+  it("reads a paused job's ended rank after its exit, at the poll's pace, then says it is done", async () => {
+    tailer.pause('j', 250);
+    print('x'.repeat(OUTPUT_POLL_MAX_BYTES + 10));
+    appendFileSync(paths().err, 'err\n');
+    tailer.finish('j', 0);
+    expect(tailer.outputFollows('j', 0)).toBe(true);
+    expect(text()).toBe('');
+    tailer.forget('j', 0); // its exit acknowledged: the tail goes on
+    await vi.advanceTimersByTimeAsync(300);
+    expect(text().length).toBe(OUTPUT_POLL_MAX_BYTES + 4);
+    expect(chunks.some((c) => c.last)).toBe(false);
+    await poll();
+    expect(text().length).toBe(OUTPUT_POLL_MAX_BYTES + 14);
+    const last = chunks.at(-1)!;
+    expect([last.last, last.data.length, last.jobId, last.rank]).toEqual([true, 0, 'j', 0]);
+    expect(chunks.filter((c) => c.last)).toHaveLength(1);
+    await poll();
+    expect(chunks.filter((c) => c.last)).toHaveLength(1);
+    // Not acknowledged yet: a lost session sends the tail again, and its end.
+    tailer.rewind();
+    tailer.release();
+    await poll();
+    expect(text().length).toBe(2 * (OUTPUT_POLL_MAX_BYTES + 14));
+    expect(chunks.filter((c) => c.last)).toHaveLength(2);
+    // Acknowledged: let go.
+    tailer.acknowledge(tailer.snapshot());
+    expect(tailer.sentOffsets('j', 0)).toBeUndefined();
   });
 
   it("reads a flushed job's files to their end, or says what it holds back of a paused job", async () => {

@@ -322,18 +322,22 @@ describe('ferry run', () => {
     rmSync(file);
   }, 60_000);
 
-  it('holds a chatty job\'s output back at the agent while ferry run does not read it, and then delivers all of it', async () => {
-    // 4 ranks print 150 MB each while ferry run's stdout is not read for 12 s: more than the coordinator keeps
-    // for a follower (256 MiB) would pile up there, and the oldest be left out, without the agents' pause.
+  it('holds a chatty job\'s output back at the agent while ferry run does not read it, also past the job\'s end, and then delivers all of it', async () => {
+    // 4 ranks print 150 MB each and end while ferry run's stdout is not read for 12 s: more than the
+    // coordinator keeps for a follower (256 MiB) would pile up there, and the oldest be left out, without the
+    // agents' pause, and without the ranks' tails read after their exits at the follower's pace.
     const file = join(dir, 'stalled.out');
     const line = 'rank $FERRY_RANK line %.0f of a chatty program with lots to say';
-    const child = spawn(process.execPath, [FERRY_CLI, 'run', '-n', '4', '--job-id', 'stalled', '--coordinator', address, '/bin/sh', '-c', `seq -f "${line}" 1 2500000; sleep 15`], {
+    const child = spawn(process.execPath, [FERRY_CLI, 'run', '-n', '4', '--job-id', 'stalled', '--coordinator', address, '/bin/sh', '-c', `seq -f "${line}" 1 2500000`], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stderr = '';
     child.stderr!.on('data', (d) => (stderr += d));
     child.stdout!.pause();
     await new Promise((r) => setTimeout(r, 12_000));
+    // The job ended meanwhile; its follower is still behind.
+    const job = await ferry(['job', 'stalled', '--json', '--coordinator', address]);
+    expect(JSON.parse(job.stdout).state, job.stderr).toBe('succeeded');
     const out = createWriteStream(file);
     const written = new Promise<void>((resolve, reject) => {
       out.on('error', reject);

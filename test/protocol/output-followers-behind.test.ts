@@ -1,7 +1,11 @@
 // A job's output while one of its followers is behind: the agents hold it back
-// in the ranks' log files (output-flow.ts) for a follower that is there, but a
-// follower that went silent (a `ferry run` killed, or stopped for good) does
-// not hold it back from the others.
+// in the ranks' log files (output-flow.ts) for a follower that is there, also
+// after the job ended (the ranks' tails: output-tails.ts); a follower that went
+// silent (a `ferry run` killed, or stopped for good) does not hold it back from
+// the others, nor the end of a job from them.
+//
+// The coordinator keeps at most WAITING_LIMIT for a follower here (256 MiB in
+// use), so that what it would drop past that shows with tens of MiB.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,12 +19,13 @@ let h: ControlPlaneHarness;
 let logDir: string;
 let ranks: SimulatedRanks;
 const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
+const WAITING_LIMIT = 48 << 20;
 
 beforeEach(async () => {
   vi.useFakeTimers();
   logDir = mkdtempSync(join(tmpdir(), 'ferry-output-behind-'));
   ranks = new SimulatedRanks(logDir);
-  h = new ControlPlaneHarness();
+  h = new ControlPlaneHarness({ heartbeatIntervalMs: 100, heartbeatTimeoutMs: 500, followerWaitingLimitBytes: WAITING_LIMIT });
   h.startCoordinator();
   h.startAgent('a', {}, ranks);
   await advance(50);
@@ -79,10 +84,10 @@ describe('followers behind', () => {
     await advance(50);
     const stuck = follow(false); // takes nothing: a `ferry run` killed, or stopped for good
     await advance(50);
-    ranks.print('j', 0, lines(64));
+    ranks.print('j', 0, lines(60));
     await advance(3_000);
     expect(stuck.bytes()).toBeGreaterThan(0);
-    expect(stuck.bytes()).toBeLessThan(64 << 20); // it got its window, the rest waits
+    expect(stuck.bytes()).toBeLessThan(60 << 20); // it got its window, the rest waits
     await advance(90_000); // it stays silent
     const fresh = follow(true);
     for (let s = 0; s < 20; s++) {
@@ -96,7 +101,7 @@ describe('followers behind', () => {
     }
     expect(fresh.text().endsWith('after\n')).toBe(true);
     // Alone, the silent one had held the output back: the new one got that backlog from the files.
-    expect(fresh.bytes()).toBeGreaterThan(8 << 20);
+    expect(fresh.bytes()).toBeGreaterThan(4 << 20);
     // The silent one comes back (a `ferry run` continued): what waited for it comes, whole and in order.
     for (let s = 0; s < 20; s++) {
       stuck.renew();
@@ -104,6 +109,132 @@ describe('followers behind', () => {
       fresh.renew();
       await advance(1_000);
     }
-    expect(stuck.text()).toBe(`${lines(64)}after\n`);
+    expect(stuck.text()).toBe(`${lines(60)}after\n`);
+  });
+
+  it('a job that ends while its follower is behind: the follower gets every line, then the end', async () => {
+    await h.submit({ world_size: 2, hosts: ['a'] });
+    await advance(50);
+    const slow = follow(false);
+    await advance(50);
+    ranks.print('j', 0, lines(40));
+    ranks.print('j', 1, lines(40, 100_000));
+    await advance(3_000); // the agent is paused: the follower has its window, the coordinator up to 32 MiB
+    ranks.exit('j', 0, 0);
+    ranks.exit('j', 1, 0);
+    await advance(2_000);
+    // The job ended at once; its follower's end waits for the rest of its output.
+    expect(h.catalog!.getJob('j')!.state).toBe('succeeded');
+    expect(slow.text()).not.toContain('<ended>');
+    for (let s = 0; s < 30 && !slow.text().endsWith('<ended>'); s++) {
+      slow.renew();
+      slow.count();
+      await advance(1_000);
+    }
+    const text = slow.text();
+    expect(text).not.toContain('<notice');
+    expect(text.endsWith('<ended>')).toBe(true);
+    const got = text.slice(0, -'<ended>'.length);
+    expect(got.length).toBe(80 << 20);
+    // each rank's lines whole and in order (the ranks' chunks interleave)
+    const byRank = (from: number) => got.split('\n').filter((l) => l && Number(l.slice(0, 9)) >= from && Number(l.slice(0, 9)) < from + 40 * 1024);
+    expect(byRank(0).join('\n') + '\n').toBe(lines(40));
+    expect(byRank(100_000).join('\n') + '\n').toBe(lines(40, 100_000));
+  });
+
+  it("a job's end does not wait for a follower that went silent", async () => {
+    await h.submit({ world_size: 1, hosts: ['a'] });
+    await advance(50);
+    const stuck = follow(false);
+    await advance(50);
+    ranks.print('j', 0, lines(64));
+    await advance(3_000);
+    ranks.exit('j', 0, 0);
+    await advance(2_000);
+    expect(h.catalog!.getJob('j')!.state).toBe('succeeded');
+    // Another follower comes: within the first one's lapse it waits with it for the rest ...
+    const late = follow(true);
+    await advance(10_000);
+    expect(late.text()).not.toContain('<ended>');
+    // ... then the first one, silent, holds nothing back: the late one gets the rest and the end.
+    for (let s = 0; s < 70 && !late.text().endsWith('<ended>'); s++) {
+      late.renew();
+      await advance(1_000);
+    }
+    expect(late.text().endsWith('\n<ended>')).toBe(true);
+    expect(late.text()).not.toContain('<notice');
+    const again = follow(true);
+    await advance(100);
+    expect(again.text()).toBe('<ended>');
+    expect(stuck.text()).not.toContain('<ended>');
+  });
+
+  it('an ended job followed only by a silent follower ends for it after its lapse', async () => {
+    await h.submit({ world_size: 1, hosts: ['a'] });
+    await advance(50);
+    const stuck = follow(false);
+    await advance(50);
+    ranks.print('j', 0, lines(64));
+    await advance(3_000);
+    ranks.exit('j', 0, 0);
+    await advance(70_000);
+    const late = follow(true);
+    await advance(100);
+    expect(late.text().endsWith('<ended>')).toBe(true);
+    // it comes back: what waited for it, where the rest is, then the end
+    for (let s = 0; s < 20 && !stuck.text().endsWith('<ended>'); s++) {
+      stuck.renew();
+      stuck.count();
+      await advance(1_000);
+    }
+    expect(stuck.text()).toMatch(/<notice: \d+ bytes of its output left out, and the output of the ranks still being read then: this follower was silent for 60 s after the job ended \(all of it is in the agents' log files\)><ended>$/);
+  });
+
+  it("a tail whose agent was replaced: the follower is told where that output is, then the end", async () => {
+    await h.submit({ world_size: 1, hosts: ['a'] });
+    await advance(50);
+    const slow = follow(false);
+    await advance(50);
+    ranks.print('j', 0, lines(64));
+    await advance(3_000);
+    ranks.exit('j', 0, 0);
+    await advance(2_000);
+    await h.crashAgent('a');
+    h.startAgent('a', {}, ranks);
+    await advance(2_000);
+    for (let s = 0; s < 30 && !slow.text().endsWith('<ended>'); s++) {
+      slow.renew();
+      slow.count();
+      await advance(1_000);
+    }
+    expect(slow.text()).toMatch(/<notice: the last output of rank 0 will not come \(its agent was replaced by a new one\): it is in the log files on host a><ended>$/);
+  });
+
+  it("a tail cut off by a network partition is sent again and shown once, then the end", async () => {
+    await h.submit({ world_size: 1, hosts: ['a'] });
+    await advance(50);
+    const slow = follow(false);
+    await advance(50);
+    ranks.print('j', 0, lines(80));
+    await advance(3_000);
+    ranks.exit('j', 0, 0);
+    await advance(500);
+    // The follower catches up: the agent reads the tail (about 28 MiB, 4 MiB a poll); a partition cuts it mid-way.
+    while (slow.bytes() < 60 << 20) {
+      slow.count();
+      await advance(50);
+    }
+    expect(slow.text()).not.toContain('<ended>');
+    h.partition('a', true);
+    await advance(2_000);
+    expect([...h.agents.values()][0]!.state).toBe('connecting');
+    h.partition('a', false);
+    for (let s = 0; s < 40 && !slow.text().endsWith('<ended>'); s++) {
+      slow.renew();
+      slow.count();
+      await advance(1_000);
+    }
+    expect(h.hostState('a')).toBe('up');
+    expect(slow.text()).toBe(`${lines(80)}<ended>`);
   });
 });
