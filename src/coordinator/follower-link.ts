@@ -75,6 +75,11 @@ export class FollowerLink {
     return this.queuedBytes;
   }
 
+  /** The notices among the replies waiting (for a follower given up: told when it comes back). */
+  get waitingNotices(): string[] {
+    return this.queue.flatMap((r) => (r.job_notice ? [r.job_notice.message ?? ''] : []));
+  }
+
   /** Replies (output or not) waiting. */
   get waiting(): number {
     return this.queue.length;

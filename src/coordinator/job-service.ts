@@ -93,7 +93,7 @@ export class JobService {
   /** Output no follower took, for the next one (a follower renewing after a coordinator restart). */
   private readonly unfollowed = new UnfollowedOutput();
   /** Followers of ended jobs given up with output still waiting, as "job\0peer": told so if they come back. */
-  private readonly givenUp = new Map<string, { bytes: number; atMs: number }>();
+  private readonly givenUp = new Map<string, { bytes: number; notices: string[]; atMs: number }>();
   /** Ranks whose output goes on after their exit (output-tails.ts). */
   private readonly tails = new OutputTails();
   /** Ended jobs whose followers' end waits for their tails. */
@@ -456,8 +456,9 @@ export class JobService {
         const gone = this.givenUp.get(`${jobId}\0${peer}`);
         if (gone) {
           this.givenUp.delete(`${jobId}\0${peer}`);
-          const message = `${gone.bytes} bytes of its output left out, and the output of the ranks still being read then: this follower was silent for ${FOLLOWER_LAPSE_MS / 1000} s after the job ended (all of it is in the agents' log files)`;
-          follower.link.push({ status: { ok: true }, final: false, job_notice: { job_id: jobId, message } });
+          const lapse = `this follower was silent for ${FOLLOWER_LAPSE_MS / 1000} s after the job ended (all of it is in the agents' log files)`;
+          const notices = [...(gone.bytes > 0 ? [`${gone.bytes} bytes of its output left out: ${lapse}`] : []), ...gone.notices];
+          for (const message of notices) follower.link.push({ status: { ok: true }, final: false, job_notice: { job_id: jobId, message } });
         }
         this.sendUnfollowed(jobId, follower);
         follower.link.push({ status: { ok: true }, final: true, job_ended: { job: this.toInfo(job) } });
@@ -526,7 +527,10 @@ export class JobService {
     for (const jobId of [...this.endAwaitsTails]) this.endFollows(jobId);
     for (const [key, g] of this.givenUp) if (now - g.atMs > GIVEN_UP_KEPT_MS) this.givenUp.delete(key);
     for (const [jobId, list] of this.draining) {
-      for (const f of list) if (now - f.heardMs >= FOLLOWER_LAPSE_MS) this.givenUp.set(`${jobId}\0${f.peer}`, { bytes: f.link.waitingBytes, atMs: now });
+      for (const f of list) {
+        const [bytes, notices] = [f.link.waitingBytes, f.link.waitingNotices];
+        if (now - f.heardMs >= FOLLOWER_LAPSE_MS && (bytes > 0 || notices.length > 0)) this.givenUp.set(`${jobId}\0${f.peer}`, { bytes, notices, atMs: now });
+      }
       const left = list.filter((f) => now - f.heardMs < FOLLOWER_LAPSE_MS);
       if (left.length > 0) this.draining.set(jobId, left);
       else this.draining.delete(jobId);

@@ -187,7 +187,9 @@ describe('followers behind', () => {
       stuck.count();
       await advance(1_000);
     }
-    expect(stuck.text()).toMatch(/<notice: \d+ bytes of its output left out, and the output of the ranks still being read then: this follower was silent for 60 s after the job ended \(all of it is in the agents' log files\)><ended>$/);
+    expect(stuck.text()).toMatch(
+      /<notice: \d+ bytes of its output left out: this follower was silent for 60 s after the job ended \(all of it is in the agents' log files\)><notice: the last output of rank 0 was not taken in time \(this follower was silent\): it is in the log files on host a><ended>$/,
+    );
   });
 
   it("a tail whose agent was replaced: the follower is told where that output is, then the end", async () => {
