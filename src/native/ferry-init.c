@@ -7,8 +7,10 @@
  * for are dropped, and every orphan in the namespace becomes its child. An MPI
  * program run directly as PID 1 would ignore a plain SIGTERM and leave zombies.
  * This init runs the program as its only direct child, forwards the usual
- * termination and user signals to it (and stops and continues it at SIGTSTP
- * and SIGCONT), reaps every child (orphans too), and
+ * termination and user signals to it (and stops and continues it, with every
+ * other process of the namespace, at SIGTSTP and SIGCONT: a wrapper script's
+ * MPI program, its child, is suspended with it), reaps every child (orphans
+ * too), and
  * exits with the program's status: its exit code, or 128+N when signal N
  * killed it.
  *
@@ -229,7 +231,11 @@ int main(int argc, char **argv)
 			continue;
 		}
 		/* The program may already be a zombie: ESRCH is harmless then. */
-		(void)kill(program, sig == SIGTSTP ? SIGSTOP : sig);
+		if ((sig == SIGTSTP || sig == SIGCONT) && getpid() == 1)
+			/* -1 from PID 1: every process of the namespace but this one. */
+			(void)kill(-1, sig == SIGTSTP ? SIGSTOP : SIGCONT);
+		else
+			(void)kill(program, sig == SIGTSTP ? SIGSTOP : sig);
 	}
 	/* Reap what else has already exited; the kernel kills the rest of the
 	 * namespace when PID 1 exits. */

@@ -30,6 +30,23 @@ function readProc(pid: number): ProcInfo | undefined {
   }
 }
 
+/**
+ * Whether `pid` is stopped: state T, or a SIGSTOP pending while it waits in vfork() for a child that was
+ * stopped before its exec (dash starts commands with vfork: the parent shows D until the child goes on).
+ */
+function isStopped(pid: number): boolean {
+  const state = readProc(pid)?.state;
+  if (state === 'T') return true;
+  if (state !== 'D') return false;
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const pending = (field: string) => BigInt(`0x${status.match(new RegExp(`^${field}:\\s*([0-9a-f]+)`, 'm'))?.[1] ?? '0'}`);
+    return ((pending('SigPnd') | pending('ShdPnd')) & (1n << 18n)) !== 0n; // SIGSTOP is signal 19
+  } catch {
+    return false;
+  }
+}
+
 // The PID a process has inside its own PID namespace (last NSpid field).
 function nsPid(pid: number): number {
   const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('NSpid:'));
@@ -149,12 +166,31 @@ describe('ferry-init', () => {
     await waitFor('the program to be ready', () => existsSync(ready));
     const program = childrenOf(pid)[0]!.pid;
     process.kill(pid, 'SIGTSTP');
-    await waitFor('the program to be stopped', () => readProc(program)?.state === 'T');
+    await waitFor('the program to be stopped', () => isStopped(program));
     expect(readProc(pid)?.state).not.toBe('T'); // the init itself goes on (it reaps, it forwards)
     process.kill(pid, 'SIGCONT');
-    await waitFor('the program to run again', () => readProc(program)?.state !== 'T');
+    await waitFor('the program to run again', () => !isStopped(program));
     process.kill(pid, 'SIGTERM');
     expect((await l.exit).code).toBe(128 + 15);
+  }, TEST_TIMEOUT_MS);
+
+  it("stops and continues the program's own children too (a wrapper script's MPI program) at SIGTSTP and SIGCONT", async () => {
+    const ready = join(tmp, 'ready-tstp-wrapper');
+    // the "MPI program" is a child of the program, which waits for it, as a wrapper script does
+    const l = launch(['sh', '-c', `sh -c 'trap "" TSTP; touch ${ready}; while :; do sleep 0.02; done' & wait`]);
+    const pid = await initPid(l);
+    await waitFor('the program to be ready', () => existsSync(ready));
+    const wrapper = childrenOf(pid)[0]!.pid;
+    const inner = await waitFor('the wrapped program', () => childrenOf(wrapper).find((c) => c.state !== 'Z')?.pid);
+    process.kill(pid, 'SIGTSTP');
+    await waitFor('the wrapped program to be stopped', () => isStopped(inner));
+    await waitFor('the wrapper to be stopped', () => isStopped(wrapper));
+    expect(readProc(pid)?.state).not.toBe('T');
+    process.kill(pid, 'SIGCONT');
+    await waitFor('the wrapped program to run again', () => !isStopped(inner));
+    await waitFor('the wrapper to run again', () => !isStopped(wrapper));
+    process.kill(pid, 'SIGKILL');
+    await l.exit;
   }, TEST_TIMEOUT_MS);
 
   it('forwards a SIGTERM sent to PID 1 from inside the namespace', async () => {
