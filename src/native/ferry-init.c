@@ -7,12 +7,18 @@
  * for are dropped, and every orphan in the namespace becomes its child. An MPI
  * program run directly as PID 1 would ignore a plain SIGTERM and leave zombies.
  * This init runs the program as its only direct child, forwards the usual
- * termination and user signals to it (and stops and continues it, with every
- * other process of the namespace, at SIGTSTP and SIGCONT: a wrapper script's
- * MPI program, its child, is suspended with it), reaps every child (orphans
- * too), and
+ * termination and user signals to it, reaps every child (orphans too), and
  * exits with the program's status: its exit code, or 128+N when signal N
  * killed it.
+ *
+ * A wrapper script may run the MPI program as its child. So, as PID 1, the init
+ * sends the termination signals (SIGTERM, SIGINT, SIGHUP, SIGQUIT) to every
+ * process of the namespace, as a terminal's Ctrl-C or Slurm's scancel reach the
+ * whole job, and then waits for all of them to end, not only for the program:
+ * the MPI program's own handler runs (the kernel would SIGKILL what is left once
+ * the init exits). The agent SIGKILLs the init after its grace if they do not
+ * end. SIGTSTP and SIGCONT stop and continue every process of the namespace.
+ * SIGUSR1 and SIGUSR2 go to the program alone.
  *
  * It is dumped and restored by CRIU together with the rank, so it holds no
  * sockets, timers or threads: only a blocked signal set and a sigwaitinfo()
@@ -53,9 +59,9 @@
 #define FI_INIT_DIR_ENV "FERRY_INIT_DIR"
 
 /*
- * Signals passed on to the program; everything else keeps its default.
- * SIGTSTP (its job's launcher is being suspended) goes on as SIGSTOP, which the
- * program cannot ignore; SIGCONT resumes it.
+ * Signals passed on (to the program, or as PID 1 to the whole namespace: see
+ * above); everything else keeps its default. SIGTSTP (its job's launcher is
+ * being suspended) goes on as SIGSTOP, which cannot be ignored; SIGCONT resumes.
  */
 static const int fi_forwarded_signals[] = {
 	SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGTSTP, SIGCONT,
@@ -163,9 +169,10 @@ static void fi_write_status(int status, int code)
 
 /*
  * Reap every child that has exited. Returns 1 and fills *status once the
- * program itself has been reaped, 0 otherwise.
+ * program itself has been reaped, 0 otherwise; *none_left says whether no
+ * child is left at all.
  */
-static int fi_reap_children(pid_t program, int *status)
+static int fi_reap_children(pid_t program, int *status, int *none_left)
 {
 	int found = 0;
 	int st;
@@ -182,9 +189,16 @@ static int fi_reap_children(pid_t program, int *status)
 		}
 		if (pid < 0 && errno == EINTR)
 			continue;
-		break; /* 0: children left but none exited; -1 ECHILD: none left */
+		/* 0: children left but none exited; -1 ECHILD: none left */
+		*none_left = pid < 0 && errno == ECHILD;
+		break;
 	}
 	return found;
+}
+
+static int fi_ends_the_tree(int sig)
+{
+	return sig == SIGTERM || sig == SIGINT || sig == SIGHUP || sig == SIGQUIT;
 }
 
 int main(int argc, char **argv)
@@ -194,6 +208,7 @@ int main(int argc, char **argv)
 	pid_t program;
 	int status = 0;
 	int sig;
+	int program_done = 0, none_left = 0, ending = 0;
 
 	if (argc < 2) {
 		fprintf(stderr, "usage: ferry-init PROGRAM [ARGS...]\n");
@@ -226,20 +241,26 @@ int main(int argc, char **argv)
 			return FI_EXIT_INTERNAL;
 		}
 		if (sig == SIGCHLD) {
-			if (fi_reap_children(program, &status))
+			if (fi_reap_children(program, &status, &none_left))
+				program_done = 1;
+			/* After a termination signal to all: until the last one ended. */
+			if (program_done && (!ending || none_left))
 				break;
 			continue;
 		}
-		/* The program may already be a zombie: ESRCH is harmless then. */
-		if ((sig == SIGTSTP || sig == SIGCONT) && getpid() == 1)
-			/* -1 from PID 1: every process of the namespace but this one. */
+		/* The program may already be a zombie: ESRCH is harmless then.
+		 * -1 from PID 1: every process of the namespace but this one. */
+		if (fi_ends_the_tree(sig) && getpid() == 1) {
+			ending = 1;
+			(void)kill(-1, sig);
+		} else if ((sig == SIGTSTP || sig == SIGCONT) && getpid() == 1)
 			(void)kill(-1, sig == SIGTSTP ? SIGSTOP : SIGCONT);
-		else
+		else if (!program_done)
 			(void)kill(program, sig == SIGTSTP ? SIGSTOP : sig);
 	}
 	/* Reap what else has already exited; the kernel kills the rest of the
 	 * namespace when PID 1 exits. */
-	(void)fi_reap_children(program, &status);
+	(void)fi_reap_children(program, &status, &none_left);
 	fi_write_status(status, fi_status_to_exit_code(status));
 	return fi_status_to_exit_code(status);
 }

@@ -193,6 +193,25 @@ describe('ferry-init', () => {
     await l.exit;
   }, TEST_TIMEOUT_MS);
 
+  it.each([['SIGTERM', 'TERM'], ['SIGINT', 'INT']] as const)(
+    "passes %s to a wrapper script's MPI program too, and ends once it has: its handler runs",
+    async (sig, name) => {
+      const ready = join(tmp, `ready-wrapped-${name}`);
+      const handled = join(tmp, `handled-${name}`);
+      // The wrapper runs its child in the foreground; the child catches the signal, takes its time, writes a
+      // file, exits; the wrapper (dash) dies of the signal at once.
+      const inner = `trap "sleep 0.3; echo handled > ${handled}; exit 5" ${name}; touch ${ready}; while :; do sleep 0.02; done`;
+      const l = launch(['sh', '-c', `sh -c '${inner}'; exit $?`]);
+      const pid = await initPid(l);
+      await waitFor('the program to be ready', () => existsSync(ready));
+      process.kill(pid, sig);
+      // the status is the program's (the wrapper's), as before
+      expect((await l.exit).code).toBe(128 + (sig === 'SIGTERM' ? 15 : 2));
+      expect(readFileSync(handled, 'utf8')).toBe('handled\n');
+    },
+    TEST_TIMEOUT_MS,
+  );
+
   it('forwards a SIGTERM sent to PID 1 from inside the namespace', async () => {
     const l = launch(['sh', '-c', `trap 'exit 33' TERM; kill -TERM 1; while :; do sleep 0.02; done`]);
     expect((await l.exit).code).toBe(33);
