@@ -78,6 +78,27 @@ function lines(mib: number, from = 0): string {
   return out.join('');
 }
 
+/** A 1-rank job prints `mib` MiB to a follower that takes nothing (its agent pauses), and ends. */
+async function endsBehindItsFollower(mib: number): Promise<TestFollower> {
+  await h.submit({ world_size: 1, hosts: ['a'] });
+  await advance(50);
+  const f = follow(false);
+  await advance(50);
+  ranks.print('j', 0, lines(mib));
+  await advance(3_000);
+  ranks.exit('j', 0, 0);
+  return f;
+}
+
+/** The follower takes what comes, renewing and counting every second, until its job's end (at most `s` s). */
+async function catchUp(f: TestFollower, s = 30): Promise<void> {
+  for (let i = 0; i < s && !f.text().endsWith('<ended>'); i++) {
+    f.renew();
+    f.count();
+    await advance(1_000);
+  }
+}
+
 describe('followers behind', () => {
   it('a follower that went silent far behind does not hold the output back from a new one', async () => {
     await h.submit({ world_size: 1, hosts: ['a'] });
@@ -126,11 +147,7 @@ describe('followers behind', () => {
     // The job ended at once; its follower's end waits for the rest of its output.
     expect(h.catalog!.getJob('j')!.state).toBe('succeeded');
     expect(slow.text()).not.toContain('<ended>');
-    for (let s = 0; s < 30 && !slow.text().endsWith('<ended>'); s++) {
-      slow.renew();
-      slow.count();
-      await advance(1_000);
-    }
+    await catchUp(slow);
     const text = slow.text();
     expect(text).not.toContain('<notice');
     expect(text.endsWith('<ended>')).toBe(true);
@@ -143,13 +160,7 @@ describe('followers behind', () => {
   });
 
   it("a job's end does not wait for a follower that went silent", async () => {
-    await h.submit({ world_size: 1, hosts: ['a'] });
-    await advance(50);
-    const stuck = follow(false);
-    await advance(50);
-    ranks.print('j', 0, lines(64));
-    await advance(3_000);
-    ranks.exit('j', 0, 0);
+    const stuck = await endsBehindItsFollower(64);
     await advance(2_000);
     expect(h.catalog!.getJob('j')!.state).toBe('succeeded');
     // Another follower comes: within the first one's lapse it waits with it for the rest ...
@@ -170,56 +181,30 @@ describe('followers behind', () => {
   });
 
   it('an ended job followed only by a silent follower ends for it after its lapse', async () => {
-    await h.submit({ world_size: 1, hosts: ['a'] });
-    await advance(50);
-    const stuck = follow(false);
-    await advance(50);
-    ranks.print('j', 0, lines(64));
-    await advance(3_000);
-    ranks.exit('j', 0, 0);
+    const stuck = await endsBehindItsFollower(64);
     await advance(70_000);
     const late = follow(true);
     await advance(100);
     expect(late.text().endsWith('<ended>')).toBe(true);
     // it comes back: what waited for it, where the rest is, then the end
-    for (let s = 0; s < 20 && !stuck.text().endsWith('<ended>'); s++) {
-      stuck.renew();
-      stuck.count();
-      await advance(1_000);
-    }
+    await catchUp(stuck, 20);
     expect(stuck.text()).toMatch(
       /<notice: \d+ bytes of its output left out: this follower was silent for 60 s after the job ended \(all of it is in the agents' log files\)><notice: the last output of rank 0 was not taken in time \(this follower was silent\): it is in the log files on host a><ended>$/,
     );
   });
 
   it("a tail whose agent was replaced: the follower is told where that output is, then the end", async () => {
-    await h.submit({ world_size: 1, hosts: ['a'] });
-    await advance(50);
-    const slow = follow(false);
-    await advance(50);
-    ranks.print('j', 0, lines(64));
-    await advance(3_000);
-    ranks.exit('j', 0, 0);
+    const slow = await endsBehindItsFollower(64);
     await advance(2_000);
     await h.crashAgent('a');
     h.startAgent('a', {}, ranks);
     await advance(2_000);
-    for (let s = 0; s < 30 && !slow.text().endsWith('<ended>'); s++) {
-      slow.renew();
-      slow.count();
-      await advance(1_000);
-    }
+    await catchUp(slow);
     expect(slow.text()).toMatch(/<notice: the last output of rank 0 will not come \(its agent was replaced by a new one\): it is in the log files on host a><ended>$/);
   });
 
   it("a tail cut off by a network partition is sent again and shown once, then the end", async () => {
-    await h.submit({ world_size: 1, hosts: ['a'] });
-    await advance(50);
-    const slow = follow(false);
-    await advance(50);
-    ranks.print('j', 0, lines(80));
-    await advance(3_000);
-    ranks.exit('j', 0, 0);
+    const slow = await endsBehindItsFollower(80);
     await advance(500);
     // The follower catches up: the agent reads the tail (about 28 MiB, 4 MiB a poll); a partition cuts it mid-way.
     while (slow.bytes() < 60 << 20) {
@@ -231,11 +216,7 @@ describe('followers behind', () => {
     await advance(2_000);
     expect([...h.agents.values()][0]!.state).toBe('connecting');
     h.partition('a', false);
-    for (let s = 0; s < 40 && !slow.text().endsWith('<ended>'); s++) {
-      slow.renew();
-      slow.count();
-      await advance(1_000);
-    }
+    await catchUp(slow, 40);
     expect(h.hostState('a')).toBe('up');
     expect(slow.text()).toBe(`${lines(80)}<ended>`);
   });
