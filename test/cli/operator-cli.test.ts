@@ -297,26 +297,36 @@ describe('ferry run', () => {
     rmSync(file);
   }, 120_000);
 
-  it('writes all of a job\'s output to a pipe read only later, before it exits', async () => {
-    // A pipe not read for a while (`ferry run ... | slow-consumer`): what it could not take yet waited in
-    // ferry run's memory, and its exit at the job's end dropped it with status 0 (64 KiB of 26 MB arrived).
-    const file = join(dir, 'late.out');
+  /**
+   * `ferry run -n 4` of ranks that each print `lines` numbered lines, its stdout a pipe first read after
+   * `stallMs` (`during` runs then), into a file: its exit status, its stderr and the file.
+   */
+  async function runReadLate(jobId: string, lines: number, stallMs: number, during?: () => Promise<void>): Promise<{ code: number | null; stderr: string; file: string }> {
+    const file = join(dir, `${jobId}.out`);
     const line = 'rank $FERRY_RANK line %.0f of a chatty program with lots to say';
-    const child = spawn(process.execPath, [FERRY_CLI, 'run', '-n', '4', '--job-id', 'late-reader', '--coordinator', address, '/bin/sh', '-c', `seq -f "${line}" 1 100000`], {
+    const child = spawn(process.execPath, [FERRY_CLI, 'run', '-n', '4', '--job-id', jobId, '--coordinator', address, '/bin/sh', '-c', `seq -f "${line}" 1 ${lines}`], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stderr = '';
     child.stderr!.on('data', (d) => (stderr += d));
     child.stdout!.pause();
-    await new Promise<void>((resolve, reject) =>
-      setTimeout(() => {
-        const out = createWriteStream(file);
-        out.on('error', reject);
-        out.on('finish', resolve);
-        child.stdout!.pipe(out);
-      }, 4_000),
-    );
+    await new Promise((r) => setTimeout(r, stallMs));
+    await during?.();
+    const out = createWriteStream(file);
+    const written = new Promise<void>((resolve, reject) => {
+      out.on('error', reject);
+      out.on('finish', resolve);
+    });
+    child.stdout!.pipe(out);
     const code = await new Promise<number | null>((resolve) => (child.exitCode !== null ? resolve(child.exitCode) : child.on('exit', resolve)));
+    await written;
+    return { code, stderr, file };
+  }
+
+  it('writes all of a job\'s output to a pipe read only later, before it exits', async () => {
+    // A pipe not read for a while (`ferry run ... | slow-consumer`): what it could not take yet waited in
+    // ferry run's memory, and its exit at the job's end dropped it with status 0 (64 KiB of 26 MB arrived).
+    const { code, stderr, file } = await runReadLate('late-reader', 100_000, 4_000);
     expect(code, stderr).toBe(0);
     expect(linesPerRank(file), daemonTails()).toEqual(['[0] 100000', '[1] 100000', '[2] 100000', '[3] 100000', 'bad 0']);
     rmSync(file);
@@ -326,26 +336,11 @@ describe('ferry run', () => {
     // 4 ranks print 150 MB each and end while ferry run's stdout is not read for 12 s: more than the
     // coordinator keeps for a follower (256 MiB) would pile up there, and the oldest be left out, without the
     // agents' pause, and without the ranks' tails read after their exits at the follower's pace.
-    const file = join(dir, 'stalled.out');
-    const line = 'rank $FERRY_RANK line %.0f of a chatty program with lots to say';
-    const child = spawn(process.execPath, [FERRY_CLI, 'run', '-n', '4', '--job-id', 'stalled', '--coordinator', address, '/bin/sh', '-c', `seq -f "${line}" 1 2500000`], {
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const { code, stderr, file } = await runReadLate('stalled', 2_500_000, 12_000, async () => {
+      // The job ended meanwhile; its follower is still behind.
+      const job = await ferry(['job', 'stalled', '--json', '--coordinator', address]);
+      expect(JSON.parse(job.stdout).state, job.stderr).toBe('succeeded');
     });
-    let stderr = '';
-    child.stderr!.on('data', (d) => (stderr += d));
-    child.stdout!.pause();
-    await new Promise((r) => setTimeout(r, 12_000));
-    // The job ended meanwhile; its follower is still behind.
-    const job = await ferry(['job', 'stalled', '--json', '--coordinator', address]);
-    expect(JSON.parse(job.stdout).state, job.stderr).toBe('succeeded');
-    const out = createWriteStream(file);
-    const written = new Promise<void>((resolve, reject) => {
-      out.on('error', reject);
-      out.on('finish', resolve);
-    });
-    child.stdout!.pipe(out);
-    const code = await new Promise<number | null>((resolve) => (child.exitCode !== null ? resolve(child.exitCode) : child.on('exit', resolve)));
-    await written;
     expect(code, stderr).toBe(0);
     expect(stderr).not.toMatch(/left out/);
     expect(linesPerRank(file), `${stderr}\n${daemonTails()}`).toEqual(['[0] 2500000', '[1] 2500000', '[2] 2500000', '[3] 2500000', 'bad 0']);
