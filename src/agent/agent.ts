@@ -283,6 +283,7 @@ export class Agent {
           agent_version: this.identity.version,
           image_server: this.identity.imageServer ?? '',
           image_store: this.identity.imageStore ?? '',
+          output_untaken_jobs: this.output.untakenJobs(),
           // Ranks that ended while no agent ran count as alive until settleReadopted reports them.
           ranks: [
             ...this.ranks.running().map((p) => ({
@@ -312,7 +313,8 @@ export class Agent {
       this.output.forget(e.job_id ?? '', e.rank ?? 0);
     }
     if (resend || previousCoordinator !== rr.coordinator_instance) {
-      this.output.rewind();
+      // (a coordinator that replaced the one before has none of what that one held for its followers)
+      this.output.rewind(previousCoordinator !== '' && previousCoordinator !== rr.coordinator_instance);
       this.output.release();
       // Their output has gone now: their exits follow it, once the session is registered (run() makes it
       // so in the microtasks after this).
@@ -354,7 +356,9 @@ export class Agent {
         }
         throw err;
       }
-      if (reply.status?.ok && reply.heartbeat_ack?.coordinator_instance === this.coordinatorInstance) this.output.acknowledge(sentOutput);
+      if (reply.status?.ok && reply.heartbeat_ack?.coordinator_instance === this.coordinatorInstance) {
+        this.output.acknowledge(sentOutput, reply.heartbeat_ack.untaken);
+      }
       if (this.registerAgain) {
         this.registerAgain = false;
         trace('a step ended after the last registration: registering again');
@@ -581,7 +585,7 @@ export class Agent {
    */
   private onOutput(chunk: OutputChunk): void {
     if (this.stateValue === 'stopped') return;
-    this.send({ rank_output: { job_id: chunk.jobId, rank: chunk.rank, stream: chunk.stream, data: chunk.data, offset: chunk.offset, source: chunk.source, last: chunk.last ?? false } });
+    this.send({ rank_output: { job_id: chunk.jobId, rank: chunk.rank, stream: chunk.stream, data: chunk.data, offset: chunk.offset, source: chunk.source, last: chunk.last ?? false, resent: chunk.resent ?? false } });
     // A restarted agent goes on from what was sent: a crash of this process loses nothing it had sent.
     const offsets = this.output.sentOffsets(chunk.jobId, chunk.rank);
     if (offsets) this.ranks.recordOutputOffsets?.(chunk.jobId, chunk.rank, offsets);

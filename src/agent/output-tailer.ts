@@ -5,12 +5,17 @@
 // Output goes to the coordinator one way, so what was sent is not what it got:
 // bytes sent into a connection that just died (a coordinator crashed or
 // restarted, a network cut not noticed yet) are gone. Each file therefore has
-// two offsets: how far it was sent, and how far the coordinator acknowledged
-// it (a heartbeat answered after those bytes went out on the same connection).
-// While the agent is not registered the tailer holds (reads nothing: the files
-// keep the output); after it registers again it rewinds to the acknowledged
-// offsets and sends the rest again. A rank that ended stays followed until
-// its exit is acknowledged, so its last output can be sent again before it.
+// three offsets: how far it was sent, how far the coordinator acknowledged it
+// (a heartbeat answered after those bytes went out on the same connection),
+// and how far its followers took it (the heartbeat's answer names where the
+// output still waiting at the coordinator for a follower starts; a
+// coordinator's queues die with it). While the agent is not registered the
+// tailer holds (reads nothing: the files keep the output); after it registers
+// again it rewinds, to the acknowledged offsets with the same coordinator, to
+// the taken ones with a new coordinator, and sends the rest again. What the
+// coordinator before had counted goes as `resent` (output-replay.ts counts it
+// once). A rank that ended stays followed until its exit is acknowledged, so
+// its last output can be sent again before it.
 // Each chunk says where it starts in its file and which following of the file
 // it is (source), so the coordinator passes on what it had already only once
 // (output-resends.ts).
@@ -49,6 +54,8 @@ export interface OutputChunk {
   source: string;
   /** No data: the rank's tail was read to its end (its exit said output_follows). */
   last?: boolean;
+  /** Sent again to a new coordinator after one before it had it (and counted it). */
+  resent?: boolean;
 }
 
 interface TailedFile {
@@ -61,6 +68,10 @@ interface TailedFile {
   offset: number;
   /** How far the coordinator has it for sure (acknowledge). */
   acked: number;
+  /** How far its followers took it (acknowledge): a new coordinator gets the rest again. */
+  taken: number;
+  /** A coordinator had everything before this (and counted it): what goes again below it is `resent`. */
+  resentBelow: number;
 }
 
 interface TailedRank {
@@ -111,8 +122,8 @@ export class OutputTailer {
     const source = `${this.name}.${++this.followings}`;
     this.files.set(`${jobId}/${rank}`, {
       files: [
-        { jobId, rank, stream: RankOutput_Stream.STDOUT, path: paths.out, source, offset: out, acked: out },
-        { jobId, rank, stream: RankOutput_Stream.STDERR, path: paths.err, source, offset: err, acked: err },
+        { jobId, rank, stream: RankOutput_Stream.STDOUT, path: paths.out, source, offset: out, acked: out, taken: out, resentBelow: out },
+        { jobId, rank, stream: RankOutput_Stream.STDERR, path: paths.err, source, offset: err, acked: err, taken: err, resentBelow: err },
       ],
       finished: false,
       tail: false,
@@ -169,9 +180,17 @@ export class OutputTailer {
     return snap;
   }
 
-  /** The coordinator has what was sent up to `snap`. */
-  acknowledge(snap: OutputSnapshot): void {
-    for (const [f, offset] of snap) if (offset > f.acked) f.acked = offset;
+  /**
+   * The coordinator has what was sent up to `snap`; `untaken` (from a heartbeat's answer): where, per
+   * source and stream, the output it has that its followers have not taken yet starts (the rest of `snap`
+   * is taken). Without it, nothing more counts as taken.
+   */
+  acknowledge(snap: OutputSnapshot, untaken?: readonly { source: string; stream: RankOutput_Stream; offset: number }[]): void {
+    const waiting = new Map((untaken ?? []).map((u) => [`${u.source}\0${u.stream}`, u.offset]));
+    for (const [f, offset] of snap) {
+      if (offset > f.acked) f.acked = offset;
+      if (untaken) f.taken = Math.max(f.taken, Math.min(offset, waiting.get(`${f.source}\0${f.stream}`) ?? offset));
+    }
     for (const [key, entry] of this.files) {
       if (entry.tail && entry.exitAcked && !entry.tailOpen && entry.files.every((f) => f.acked >= f.offset)) this.remove(key);
     }
@@ -187,12 +206,28 @@ export class OutputTailer {
     this.held = true;
   }
 
-  /** Sends again from the acknowledged offsets, at the next release or poll (a tail ends with `last` again). */
-  rewind(): void {
+  /**
+   * Sends again, at the next release or poll, from the acknowledged offsets, or from the taken ones if the
+   * coordinator was `replaced` (a tail ends with `last` again).
+   */
+  rewind(replaced = false): void {
     for (const entry of this.files.values()) {
-      for (const f of entry.files) f.offset = f.acked;
+      for (const f of entry.files) {
+        if (replaced) {
+          f.resentBelow = Math.max(f.resentBelow, f.acked);
+          f.acked = f.taken;
+        }
+        f.offset = f.acked;
+      }
       if (entry.tail) entry.tailOpen = true;
     }
+  }
+
+  /** Jobs with output their followers had not taken (a new coordinator holds it for them: RegisterRequest). */
+  untakenJobs(): string[] {
+    const jobs = new Set<string>();
+    for (const entry of this.files.values()) for (const f of entry.files) if (f.taken < f.acked) jobs.add(f.jobId);
+    return [...jobs];
   }
 
   /**
@@ -292,12 +327,14 @@ export class OutputTailer {
     }
     try {
       for (let read = 0; read < maxBytes; ) {
-        const n = readSync(fd, this.buffer, 0, this.buffer.length, f.offset);
+        // (a chunk is all resent or not at all)
+        const resent = f.offset < f.resentBelow;
+        const n = readSync(fd, this.buffer, 0, resent ? Math.min(this.buffer.length, f.resentBelow - f.offset) : this.buffer.length, f.offset);
         if (n <= 0) return true;
         const offset = f.offset;
         f.offset += n;
         read += n;
-        this.sink({ jobId: f.jobId, rank: f.rank, stream: f.stream, data: Buffer.from(this.buffer.subarray(0, n)), offset, source: f.source });
+        this.sink({ jobId: f.jobId, rank: f.rank, stream: f.stream, data: Buffer.from(this.buffer.subarray(0, n)), offset, source: f.source, ...(resent ? { resent } : {}) });
       }
       return false;
     } catch (err) {

@@ -4,6 +4,7 @@
 // follower waits (the job may well be running) and says so once.
 import { ErrorCode, JobState, type JobInfo, type LauncherProcessInit, type OperatorReply } from '../gen/proto.js';
 import { FerryError } from '../common/ferry-error.js';
+import { SourceEnds } from '../common/source-ends.js';
 import type { OperatorClient } from './operator-client.js';
 import type { RankOutputWriter } from './rank-output-writer.js';
 
@@ -28,6 +29,8 @@ export class JobFollower {
    * (follower-link.ts paces what it sends by it).
    */
   private received = 0;
+  /** What of each source of output was written: what a new coordinator sends again is written once. */
+  private readonly written = new SourceEnds();
   private told = -1;
   private stopped = false;
   private jobId = '';
@@ -48,8 +51,10 @@ export class JobFollower {
   readonly onNotice = (r: OperatorReply): void => {
     if (this.follows.includes(r.reply_to)) while (this.follows[0] !== r.reply_to) this.c.forget(this.follows.shift()!);
     if (r.job_output) {
-      const bytes = r.job_output.data.length;
-      this.output.write(r.job_output.rank, r.job_output.stream, r.job_output.data, () => {
+      const { rank, stream, source, offset, data } = r.job_output;
+      const bytes = data.length;
+      // (counted whole, as sent: the coordinator paces by what it sent)
+      this.output.write(rank, stream, this.written.unseen(rank, stream, source, offset, data), () => {
         this.received += bytes;
         if (this.received - this.told >= OUTPUT_COUNT_EVERY_BYTES) this.tellReceived();
       });

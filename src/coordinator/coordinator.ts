@@ -301,7 +301,7 @@ export class Coordinator {
           this.stats.heartbeats++;
           const session = this.hosts.heartbeat(peer, msg.heartbeat?.running_ranks ?? 0);
           if (!session) throw new FerryError(ErrorCode.NOT_REGISTERED, 'heartbeat from an agent that is not registered with this coordinator');
-          this.replyAgent(peer, msg, { heartbeat_ack: { coordinator_instance: this.instance } });
+          this.replyAgent(peer, msg, { heartbeat_ack: { coordinator_instance: this.instance, untaken: this.jobs.untakenOutput(session.agentInstance) } });
           return;
         }
         case 'rank_started':
@@ -339,6 +339,7 @@ export class Coordinator {
       throw err;
     }
     this.jobs.reconcileHost(session.name, req.ranks, req.exited);
+    this.jobs.awaitFollowers(session.name, req.output_untaken_jobs ?? []);
     this.replyAgent(peer, msg, {
       register_reply: {
         coordinator_instance: this.instance,

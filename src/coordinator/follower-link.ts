@@ -6,7 +6,7 @@
 // A follower that counts what it received (OutputReceived) gets more only as
 // it takes it; the rest waits here, in order. One that never counted (a CLI
 // from before this) is sent everything at once, as before.
-import type { OperatorReplyInit } from '../gen/proto.js';
+import type { OperatorReplyInit, OutputUntakenInit } from '../gen/proto.js';
 
 /**
  * Output bytes, and output messages, sent to a counting follower and not yet counted by it: well under
@@ -34,8 +34,8 @@ export class FollowerLink {
    * taken as received then.
    */
   private base = 0;
-  /** For each output message in flight, the follower's count once it has it (oldest first). */
-  private readonly inFlight: number[] = [];
+  /** For each output message in flight, the follower's count once it has it (oldest first), and the output. */
+  private readonly inFlight: { count: number; reply: FollowerReply }[] = [];
   private readonly queue: FollowerReply[] = [];
   private queuedBytes = 0;
 
@@ -62,7 +62,7 @@ export class FollowerLink {
     if (!this.counting) this.base = bytes - this.sent;
     this.counting = true;
     this.counted = Math.max(this.counted, bytes - this.base);
-    while (this.inFlight.length > 0 && this.inFlight[0]! <= this.counted) this.inFlight.shift();
+    while (this.inFlight.length > 0 && this.inFlight[0]!.count <= this.counted) this.inFlight.shift();
     while (this.queue.length > 0 && this.fits(this.queue[0]!)) {
       const reply = this.queue.shift()!;
       this.queuedBytes -= outputBytes(reply);
@@ -83,6 +83,24 @@ export class FollowerLink {
   /** Replies (output or not) waiting. */
   get waiting(): number {
     return this.queue.length;
+  }
+
+  /**
+   * Adds, per source and stream of the output sent or waiting here that the follower has not taken,
+   * where the oldest of it starts (the smaller offset where `into` has one already). A follower that does
+   * not count takes what it is sent.
+   */
+  untaken(into: Map<string, OutputUntakenInit>, ofSource: (source: string) => boolean): void {
+    const add = (reply: FollowerReply) => {
+      const out = reply.job_output;
+      if (!out?.source || !ofSource(out.source)) return;
+      const key = `${out.source}\0${out.stream ?? 0}`;
+      const offset = out.offset ?? 0;
+      const had = into.get(key);
+      if (!had || (had.offset ?? 0) > offset) into.set(key, { source: out.source, stream: out.stream ?? 0, offset });
+    };
+    for (const f of this.inFlight) add(f.reply);
+    for (const reply of this.queue) add(reply);
   }
 
   /** A renewed follow goes on from the one it replaces: its counts and what waits for it. */
@@ -121,7 +139,7 @@ export class FollowerLink {
   private go(reply: FollowerReply): void {
     const bytes = outputBytes(reply);
     this.sent += bytes;
-    if (bytes > 0 && this.counting) this.inFlight.push(this.sent);
+    if (bytes > 0 && this.counting) this.inFlight.push({ count: this.sent, reply });
     this.send(reply);
   }
 }

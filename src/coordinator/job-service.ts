@@ -20,6 +20,7 @@ import {
   JobState,
   type JobInfoInit,
   type MoveReplyInit,
+  type OutputUntakenInit,
   type RankExited,
   type RankExitedInit,
   type LauncherProcessInit,
@@ -40,7 +41,7 @@ import { placeRanks } from './placement.js';
 import { OutputReplay } from './output-replay.js';
 import { OutputResends } from './output-resends.js';
 import { FollowerLink } from './follower-link.js';
-import { OutputFlow } from './output-flow.js';
+import { OUTPUT_PAUSE_MS, OutputFlow } from './output-flow.js';
 import { UNFOLLOWED_OUTPUT_BYTES, UnfollowedOutput } from './unfollowed-output.js';
 import { OutputTails } from './output-tails.js';
 import { LauncherLeases, type LapsedLease } from './launcher-leases.js';
@@ -90,6 +91,11 @@ export class JobService {
       this.c.requestAgent(host, { output_flow: { job_id: jobId, pause_ms: pauseMs } }).catch((err) => trace(`output flow of ${jobId} to ${host}: ${errorMessage(err)}`));
     }
   });
+  /**
+   * Jobs whose output an agent sends again for followers of the coordinator before this one (they had not
+   * taken it when it was replaced): held back at the agents until a follower is back, or until then (ms).
+   */
+  private readonly awaitingFollowers = new Map<string, number>();
   /** Output no follower took, for the next one (a follower renewing after a coordinator restart). */
   private readonly unfollowed = new UnfollowedOutput();
   /** Followers of ended jobs given up with output still waiting, as "job\0peer": told so if they come back. */
@@ -150,6 +156,7 @@ export class JobService {
     this.outputSaveTimer = setInterval(() => {
       this.saveOutputCounts();
       this.sweepDraining();
+      for (const [jobId, untilMs] of this.awaitingFollowers) if (untilMs <= this.c.now()) this.awaitingFollowers.delete(jobId);
       this.outputFlow.renew((jobId) => this.waitingOutput(jobId));
     }, OUTPUT_COUNTS_SAVE_MS);
     this.outputSaveTimer.unref?.();
@@ -472,6 +479,8 @@ export class JobService {
     const list = (this.followers.get(jobId) ?? []).filter((f) => f.peer !== peer);
     list.push(follower);
     this.followers.set(jobId, list);
+    // (the output held for the followers of a coordinator before this one goes on, to this one)
+    if (this.awaitingFollowers.delete(jobId)) this.outputFlow.update(jobId, this.waitingOutput(jobId));
     if (launcher && ranks.length > 0 && this.needsLaunchers(job) && this.launchers.renew(jobId, ranks, process)) this.launcherRunsAgain(jobId, ranks[0]!);
   }
 
@@ -513,11 +522,43 @@ export class JobService {
    */
   private waitingOutput(jobId: string): number {
     const all = [...(this.followers.get(jobId) ?? []), ...(this.draining.get(jobId) ?? [])];
+    if (all.length === 0 && (this.awaitingFollowers.get(jobId) ?? 0) > this.c.now()) return Number.MAX_SAFE_INTEGER;
     const now = this.c.now();
     const heard = all.filter((f) => now - f.heardMs < FOLLOWER_LAPSE_MS);
     let most = 0;
     for (const f of heard.length > 0 ? heard : all) most = Math.max(most, f.link.waitingBytes);
     return most;
+  }
+
+  /**
+   * Agent `host` sends these jobs' output again for followers of the coordinator before this one, which
+   * had not taken it (RegisterRequest.output_untaken_jobs): unless the job has a follower here already,
+   * the output is held back at its agents until one follows (a `ferry run` renews every 2 s), or for
+   * FOLLOWER_LAPSE_MS, so that it goes to them, not to the bounded store of unfollowed output. Called
+   * before the registration is answered: the agent holds the job before it sends anything again.
+   */
+  awaitFollowers(host: string, jobIds: readonly string[]): void {
+    for (const jobId of jobIds) {
+      const job = this.c.catalog.getJob(jobId);
+      if (!job || ENDED_STATES.has(job.state) || (this.followers.get(jobId)?.length ?? 0) > 0) continue;
+      if (!this.awaitingFollowers.has(jobId)) trace(`holding the output of ${jobId} for its followers to come back`);
+      this.awaitingFollowers.set(jobId, Math.max(this.awaitingFollowers.get(jobId) ?? 0, this.c.now() + FOLLOWER_LAPSE_MS));
+      this.c.requestAgent(host, { output_flow: { job_id: jobId, pause_ms: OUTPUT_PAUSE_MS } }).catch((err) => trace(`output flow of ${jobId} to ${host}: ${errorMessage(err)}`));
+      this.outputFlow.update(jobId, this.waitingOutput(jobId)); // (renewed from now on, at every host of the job)
+    }
+  }
+
+  /**
+   * The output agent `instance` sent that followers have not taken yet, per source and stream: for its
+   * heartbeat's answer, so that it sends that again if this coordinator is replaced (output-tailer.ts).
+   */
+  untakenOutput(instance: string): OutputUntakenInit[] {
+    const into = new Map<string, OutputUntakenInit>();
+    const prefix = `${instance}.`;
+    for (const map of [this.followers, this.draining]) {
+      for (const list of map.values()) for (const f of list) f.link.untaken(into, (source) => source.startsWith(prefix));
+    }
+    return [...into.values()];
   }
 
   /** Gives up ended jobs' followers that went silent with replies still waiting for them. */
@@ -693,16 +734,20 @@ export class JobService {
     this.maybeEnd(jobId);
   }
 
-  onRankOutput(out: Omit<RankOutput, 'offset' | 'source' | 'last'> & Partial<Pick<RankOutput, 'offset' | 'source' | 'last'>>, host = ''): void {
+  onRankOutput(out: Omit<RankOutput, 'offset' | 'source' | 'last' | 'resent'> & Partial<Pick<RankOutput, 'offset' | 'source' | 'last' | 'resent'>>, host = ''): void {
     if (out.last) {
       if (this.tails.ended(out.job_id, out.rank, host) && this.endAwaitsTails.has(out.job_id)) this.endFollows(out.job_id);
       return;
     }
     const fresh = this.resends.filter(out.job_id, out.rank, out.stream, out.source ?? '', out.offset ?? 0, out.data);
     if (fresh.length === 0) return;
-    const data = this.replay.filter(out.job_id, out.rank, out.stream, fresh);
+    // (output the coordinator before this one passed on and counted, sent again for followers that had
+    // not taken it: neither counted again nor taken for a rollback's repeat)
+    const data = out.resent ? fresh : this.replay.filter(out.job_id, out.rank, out.stream, fresh);
     if (data.length === 0) return;
-    const job_output = { job_id: out.job_id, rank: out.rank, stream: out.stream, data };
+    // (the filters keep a chunk's end: where what is left starts in its source)
+    const offset = (out.offset ?? 0) + out.data.length - data.length;
+    const job_output = { job_id: out.job_id, rank: out.rank, stream: out.stream, data, source: out.source ?? '', offset };
     let taken = false;
     for (const f of this.followers.get(out.job_id) ?? []) {
       if (f.ranks && !f.ranks.has(out.rank)) continue;

@@ -8,28 +8,24 @@
 // point (a gap: output that never arrived) is passed on as it is.
 //
 // A coordinator that crashed knows nothing of what its predecessor passed on:
-// what an agent sends again to it is shown again (at most what was sent
-// between the last acknowledged heartbeat and the crash).
-import { RankOutput_Stream } from '../gen/proto.js';
+// the agent sends it again what the followers had not taken (output-tailer.ts),
+// and each follower writes each byte once (cli/job-follower.ts).
+import type { RankOutput_Stream } from '../gen/proto.js';
+import { SourceEnds } from '../common/source-ends.js';
 
 export class OutputResends {
-  /** job -> "rank/stream/source" -> the furthest byte passed on. */
-  private readonly ends = new Map<string, Map<string, number>>();
+  /** job -> the furthest byte passed on of each of its sources. */
+  private readonly ends = new Map<string, SourceEnds>();
 
   /** The part of `data` (starting at `offset` in `source`) not passed on before. */
   filter(jobId: string, rank: number, stream: RankOutput_Stream, source: string, offset: number, data: Uint8Array): Uint8Array {
     if (!source) return data;
     let job = this.ends.get(jobId);
     if (!job) {
-      job = new Map();
+      job = new SourceEnds();
       this.ends.set(jobId, job);
     }
-    const key = `${rank}/${stream}/${source}`;
-    const end = job.get(key) ?? 0;
-    const chunkEnd = offset + data.length;
-    if (chunkEnd > end) job.set(key, chunkEnd);
-    if (offset >= end) return data;
-    return chunkEnd <= end ? data.subarray(0, 0) : data.subarray(end - offset);
+    return job.unseen(rank, stream, source, offset, data);
   }
 
   /** The job ended: its sources are done. */

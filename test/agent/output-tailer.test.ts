@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { OUTPUT_POLL_MAX_BYTES, OUTPUT_POLL_MS, OutputTailer, type OutputChunk } from '../../src/agent/output-tailer.js';
+import { RankOutput_Stream } from '../../src/gen/proto.js';
 
 let dir: string;
 let chunks: OutputChunk[];
@@ -63,6 +64,40 @@ describe('OutputTailer', () => {
     tailer.release();
     expect(text()).toBe('acked\nlost\nlost\nwhile away\n');
     expect(chunks.at(-1)!.offset).toBe(6);
+  });
+
+  it("sends again from what its followers took after the coordinator was replaced, what that one had as `resent`", async () => {
+    print('taken\n');
+    await poll();
+    print('waiting for a follower\n');
+    await poll();
+    tailer.acknowledge(tailer.snapshot(), [{ source: 'agent1.1', stream: RankOutput_Stream.STDOUT, offset: 6 }]);
+    expect(tailer.untakenJobs()).toEqual(['j']);
+    print('lost\n');
+    await poll(); // sent into the connection of a coordinator that crashed
+    tailer.hold();
+    tailer.rewind(true);
+    tailer.release();
+    expect(chunks.slice(3).map((c) => [c.data.toString(), c.offset, !!c.resent])).toEqual([
+      ['waiting for a follower\n', 6, true], // (cut where the old coordinator's part ends)
+      ['lost\n', 29, false],
+    ]);
+    // the new coordinator heard it all, its followers took it; another lost session sends nothing again
+    tailer.acknowledge(tailer.snapshot(), []);
+    expect(tailer.untakenJobs()).toEqual([]);
+    tailer.rewind(true);
+    tailer.release();
+    expect(chunks).toHaveLength(5);
+  });
+
+  it('takes nothing as taken from an acknowledgement that does not say (a registration)', async () => {
+    print('sent\n');
+    await poll();
+    tailer.acknowledge(tailer.snapshot());
+    tailer.rewind(true);
+    tailer.release();
+    expect(text()).toBe('sent\nsent\n');
+    expect(chunks[1]!.resent).toBe(true);
   });
 
   it("reads an ended rank's files to their end when released, and keeps them until forget", async () => {

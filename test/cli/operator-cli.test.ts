@@ -1,7 +1,7 @@
 // The operator CLI as a user meets it: one clear line and a non-zero exit for
 // every mistake, never a hang; `ferry run` reports a failed rank by name.
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, closeSync, createWriteStream, existsSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { chmodSync, closeSync, createWriteStream, existsSync, mkdtempSync, openSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -298,13 +298,14 @@ describe('ferry run', () => {
   }, 120_000);
 
   /**
-   * `ferry run -n 4` of ranks that each print `lines` numbered lines, its stdout a pipe first read after
-   * `stallMs` (`during` runs then), into a file: its exit status, its stderr and the file.
+   * `ferry run -n 4` of ranks that each print `lines` numbered lines (and then run `then`), its stdout a
+   * pipe first read after `stallMs` (`during` runs then), into a file: its exit status, its stderr and the file.
    */
-  async function runReadLate(jobId: string, lines: number, stallMs: number, during?: () => Promise<void>): Promise<{ code: number | null; stderr: string; file: string }> {
+  async function runReadLate(jobId: string, lines: number, stallMs: number, during?: () => Promise<void>, then = ''): Promise<{ code: number | null; stderr: string; file: string }> {
     const file = join(dir, `${jobId}.out`);
     const line = 'rank $FERRY_RANK line %.0f of a chatty program with lots to say';
-    const child = spawn(process.execPath, [FERRY_CLI, 'run', '-n', '4', '--job-id', jobId, '--coordinator', address, '/bin/sh', '-c', `seq -f "${line}" 1 ${lines}`], {
+    const script = `seq -f "${line}" 1 ${lines}${then ? `; ${then}` : ''}`;
+    const child = spawn(process.execPath, [FERRY_CLI, 'run', '-n', '4', '--job-id', jobId, '--coordinator', address, '/bin/sh', '-c', script], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stderr = '';
@@ -346,6 +347,43 @@ describe('ferry run', () => {
     expect(linesPerRank(file), `${stderr}\n${daemonTails()}`).toEqual(['[0] 2500000', '[1] 2500000', '[2] 2500000', '[3] 2500000', 'bad 0']);
     rmSync(file);
   }, 120_000);
+
+  it("writes every line once when the coordinator is killed while it is behind", async () => {
+    // The output a coordinator holds for a `ferry run` that does not take it dies with it (SIGKILL). The
+    // agent sends again what ferry run had not taken; the next coordinator holds it until ferry run follows
+    // again, and ferry run writes once what it had already. Before, lines went missing without a word.
+    const lines = 400_000;
+    const done = join(dir, 'killed-behind.done');
+    const file = join(dir, 'killed-behind.out');
+    let watch: NodeJS.Timeout | undefined;
+    const { code, stderr } = await runReadLate(
+      'killed-behind',
+      lines,
+      2_000,
+      async () => {
+        const registered = () => agent.output().match(/registered/g)?.length ?? 0;
+        const before = registered();
+        await coordinator.kill('SIGKILL');
+        coordinator.start();
+        await coordinator.waitForOutput(/listening on/, 20_000);
+        for (let i = 0; i < 100 && registered() === before; i++) await new Promise((r) => setTimeout(r, 100));
+        expect(registered(), daemonTails()).toBeGreaterThan(before);
+        // The ranks end once ferry run wrote all their lines (an ended rank's output is another case), or
+        // once it wrote nothing more for 8 s (lines lost: the counts below show it).
+        let [size, still] = [-1, 0];
+        watch = setInterval(() => {
+          const now = existsSync(file) ? statSync(file).size : 0;
+          [size, still] = [now, now === size ? still + 1 : 0];
+          if (still >= 16 || Number(execFileSync('wc', ['-l', file], { encoding: 'utf8' }).split(' ')[0]) >= 4 * lines) closeSync(openSync(done, 'w'));
+        }, 500);
+      },
+      `while [ ! -e ${done} ]; do sleep 0.2; done`,
+    ).finally(() => clearInterval(watch));
+    expect(code, stderr).toBe(0);
+    expect(linesPerRank(file), `${stderr}\n${daemonTails()}`).toEqual([`[0] ${lines}`, `[1] ${lines}`, `[2] ${lines}`, `[3] ${lines}`, 'bad 0']);
+    rmSync(file);
+    rmSync(done);
+  }, 60_000);
 
   it('ends quietly when its standard output is closed (| head), saying that the job runs on', async () => {
     const child = spawn(process.execPath, [FERRY_CLI, 'run', '-n', '1', '--job-id', 'headed', '--coordinator', address, '/bin/sh', '-c', 'seq 1 100000; exec sleep 60'], {

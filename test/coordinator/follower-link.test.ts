@@ -42,6 +42,38 @@ describe('FollowerLink', () => {
     expect(link.waitingBytes).toBe(0);
   });
 
+  it('names where the output its follower has not taken starts, per source and stream', () => {
+    const sent: FollowerReply[] = [];
+    const link = new FollowerLink((r) => sent.push(r), 'j');
+    const from = (source: string, offset: number, n: number, stream = 0): FollowerReply => ({
+      status: { ok: true }, final: false, job_output: { job_id: 'j', rank: 0, stream, data: Buffer.alloc(n), source, offset },
+    });
+    const untaken = (ofSource = (_: string) => true) => {
+      const into = new Map();
+      link.untaken(into, ofSource);
+      return [...into.values()];
+    };
+    link.push(from('a.1', 0, 10)); // a follower that never counted takes what it is sent
+    expect(untaken()).toEqual([]);
+    link.received(10);
+    link.push(from('a.1', 10, MiB)); // in flight
+    link.push(from('a.1', 10 + MiB, 20 * MiB)); // waiting here
+    link.push(from('a.1', 0, 5, 1));
+    link.push(from('b.1', 7, 5));
+    expect(untaken()).toEqual([
+      { source: 'a.1', stream: 0, offset: 10 },
+      { source: 'a.1', stream: 1, offset: 0 },
+      { source: 'b.1', stream: 0, offset: 7 },
+    ]);
+    expect(untaken((s) => s.startsWith('b.'))).toEqual([{ source: 'b.1', stream: 0, offset: 7 }]);
+    link.received(10 + MiB);
+    expect(untaken()[0]).toEqual({ source: 'a.1', stream: 0, offset: 10 + MiB });
+    link.received(10 + 21 * MiB);
+    expect(untaken()).toHaveLength(2);
+    link.received(10 + 21 * MiB + 10);
+    expect(untaken()).toEqual([]);
+  });
+
   it('keeps at most OUTPUT_WINDOW_MESSAGES small chunks in flight', () => {
     const sent: FollowerReply[] = [];
     const link = new FollowerLink((r) => sent.push(r), 'j');

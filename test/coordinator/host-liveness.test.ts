@@ -17,7 +17,7 @@ function registry(): { hosts: HostRegistry; clock: { t: number }; downs: string[
       if (h.state === 'down') downs.push(`${h.name}: ${reason}`);
     },
   });
-  const req: RegisterRequest = { host: 'a', address: '198.18.0.2', cpus: 2, criu_version: '4.1.1', criu_check_ok: true, criu_check_detail: '', agent_instance: 'i1', ranks: [], exited: [], agent_version: 'test', image_server: '', image_store: '' };
+  const req: RegisterRequest = { host: 'a', address: '198.18.0.2', cpus: 2, criu_version: '4.1.1', criu_check_ok: true, criu_check_detail: '', agent_instance: 'i1', ranks: [], exited: [], agent_version: 'test', image_server: '', image_store: '', output_untaken_jobs: [] };
   hosts.register('peer-a', req);
   return { hosts, clock, downs };
 }

@@ -4,6 +4,10 @@
 // silent (a `ferry run` killed, or stopped for good) does not hold it back from
 // the others, nor the end of a job from them.
 //
+// A coordinator replaced while a follower is behind (its queues die with it):
+// the agents send that follower's output again to the new one, which holds it
+// for the follower to come back, and the follower writes each byte once.
+//
 // The coordinator keeps at most WAITING_LIMIT for a follower here (256 MiB in
 // use), so that what it would drop past that shows with tens of MiB.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -12,6 +16,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { coordinatorInboundCodec, operatorReplyCodec } from '../../src/protocol/messages.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
+import { SourceEnds } from '../../src/common/source-ends.js';
 import { ControlPlaneHarness } from './control-plane-harness.js';
 import { SimulatedRanks } from './simulated-node.js';
 
@@ -47,19 +52,24 @@ interface TestFollower {
   renew: () => void;
 }
 
-/** Follows job `j` on a connection of its own; counts what it receives when `counting`, else once at the start. */
+/**
+ * Follows job `j` on a connection of its own; counts what it receives when `counting`, else once at the
+ * start. It keeps each byte of a source once, as `ferry run` does (what a new coordinator sends again).
+ */
 function follow(counting: boolean): TestFollower {
   const client = h.hub.connect();
   let bytes = 0;
   const got: string[] = [];
+  const written = new SourceEnds();
   let nextId = 2;
   const post = (operator: object) => client.send(coordinatorInboundCodec.encode({ operator: { version: PROTOCOL_VERSION, request_id: nextId++, ...operator } }));
   const count = () => post({ output_received: { job_id: 'j', bytes } });
   client.onMessage((frames) => {
     const r = operatorReplyCodec.decode(frames[0]);
     if (r.job_output) {
-      bytes += r.job_output.data.length;
-      got.push(Buffer.from(r.job_output.data).toString());
+      const { rank, stream, source, offset, data } = r.job_output;
+      bytes += data.length;
+      got.push(Buffer.from(written.unseen(rank, stream, source, offset, data)).toString());
       if (counting) count();
     }
     if (r.job_notice) got.push(`<notice: ${r.job_notice.message}>`);
@@ -219,5 +229,53 @@ describe('followers behind', () => {
     await catchUp(slow, 40);
     expect(h.hostState('a')).toBe('up');
     expect(slow.text()).toBe(`${lines(80)}<ended>`);
+  });
+});
+
+describe('a coordinator replaced while a follower is behind', () => {
+  /** Job `j` prints 24 MiB to a follower that takes nothing: 16 MiB in flight to it, the rest waits at the coordinator, which crashes. */
+  async function crashesBehindItsFollower(): Promise<TestFollower> {
+    await h.submit({ world_size: 1, hosts: ['a'] });
+    await advance(50);
+    const f = follow(false);
+    await advance(50);
+    ranks.print('j', 0, lines(24));
+    await advance(3_000);
+    expect(f.bytes()).toBe(16 << 20);
+    await h.crashCoordinator();
+    ranks.print('j', 0, lines(1, 24 * 1024)); // while there is no coordinator
+    h.startCoordinator();
+    await advance(3_000); // the agent registers with the new one before the follower comes back
+    expect(h.hostState('a')).toBe('up');
+    return f;
+  }
+
+  it('the follower gets every line once, also what only the crashed coordinator had', async () => {
+    const f = await crashesBehindItsFollower();
+    for (let s = 0; s < 15; s++) {
+      f.renew();
+      f.count();
+      await advance(1_000);
+    }
+    expect(f.text()).toBe(lines(25));
+  });
+
+  it('what the agent sends again is counted once for a rollback (output-replay.ts)', async () => {
+    const f = await crashesBehindItsFollower();
+    for (let s = 0; s < 15; s++) {
+      f.renew();
+      f.count();
+      await advance(1_000);
+    }
+    expect(f.text()).toBe(lines(25));
+    expect(h.coordinator!.jobs.replay.mark('j').ranks[0]).toEqual([25 << 20, 0]);
+  });
+
+  it('a job no follower comes back to: its output is held a while, then goes on to whoever follows', async () => {
+    await crashesBehindItsFollower();
+    await advance(30_000);
+    expect(h.coordinator!.jobs.replay.mark('j').ranks[0]).toEqual([24 << 20, 0]); // the 25th MiB waits in the log file
+    await advance(40_000);
+    expect(h.coordinator!.jobs.replay.mark('j').ranks[0]).toEqual([25 << 20, 0]);
   });
 });
