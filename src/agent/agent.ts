@@ -98,6 +98,11 @@ export class Agent {
   private readonly unackedExits = new Map<string, RankExitedInit>();
   /** Exits sent at least once: the coordinator may have them (the others it cannot). */
   private readonly sentExits = new WeakSet<RankExitedInit>();
+  /**
+   * Exits acknowledged whose ranks' output the tailer still keeps (their followers had not taken all of
+   * it): a registration that rewinds carries them again, for a new coordinator to expect their tails.
+   */
+  private readonly endedOwingOutput = new Map<string, RankExitedInit>();
   /** Reports (rank endpoints) delivered until acknowledged, by key. */
   private readonly undelivered = new Map<string, AgentMessageInit>();
   /** Ranks whose endpoint report is on its way (from its fault gate until acknowledged), by JOB/RANK. */
@@ -257,7 +262,13 @@ export class Agent {
 
   private async registerOnce(resend: boolean): Promise<void> {
     this.registrations++;
-    if (resend) this.output.hold();
+    if (resend) {
+      this.output.hold();
+      // (what an ended rank's followers had not taken goes again, after its exit: a tail)
+      this.output.reopenTails();
+    }
+    this.pruneEndedOwingOutput();
+    const endedTails = resend ? [...this.endedOwingOutput.values()].filter((e) => this.output.outputFollows(e.job_id ?? '', e.rank ?? 0)) : [];
     const sentOutput = this.output.snapshot();
     const awaiting = this.steps.awaitingResume();
     // Ranks that said hello and wait for their table: a new coordinator waits for their endpoints before it
@@ -294,7 +305,7 @@ export class Agent {
             ...(this.readopted?.ended.map((d) => ({ job_id: d.exit.job_id, rank: d.exit.rank, pid: d.exit.pid })) ?? []),
             ...withheld.map(([, e]) => ({ job_id: e.job_id, rank: e.rank, pid: e.pid })),
           ],
-          exited: carried.map(([, e]) => e),
+          exited: [...carried.map(([, e]) => e), ...endedTails.map((e) => ({ ...e, output_follows: true }))],
         },
       },
       REGISTER_TIMEOUT_MS,
@@ -310,7 +321,7 @@ export class Agent {
     for (const [key, e] of carried) {
       if (this.unackedExits.get(key) === e) this.unackedExits.delete(key);
       this.ranks.exitReported?.(e);
-      this.output.forget(e.job_id ?? '', e.rank ?? 0);
+      this.exitAcknowledged(key, e);
     }
     if (resend || previousCoordinator !== rr.coordinator_instance) {
       // (a coordinator that replaced the one before has none of what that one held for its followers)
@@ -358,6 +369,7 @@ export class Agent {
       }
       if (reply.status?.ok && reply.heartbeat_ack?.coordinator_instance === this.coordinatorInstance) {
         this.output.acknowledge(sentOutput, reply.heartbeat_ack.untaken);
+        this.pruneEndedOwingOutput();
       }
       if (this.registerAgain) {
         this.registerAgain = false;
@@ -709,6 +721,17 @@ export class Agent {
     void this.reportExit(key, e);
   }
 
+  /** The coordinator has the exit, and the output sent before it (on the same connection). */
+  private exitAcknowledged(key: string, e: RankExitedInit): void {
+    this.output.forget(e.job_id ?? '', e.rank ?? 0);
+    if (this.output.keepsEnded(e.job_id ?? '', e.rank ?? 0)) this.endedOwingOutput.set(key, e);
+  }
+
+  /** Forgets the exits of ranks whose output the tailer let go (their followers took it). */
+  private pruneEndedOwingOutput(): void {
+    for (const [key, e] of this.endedOwingOutput) if (!this.output.keepsEnded(e.job_id ?? '', e.rank ?? 0)) this.endedOwingOutput.delete(key);
+  }
+
   /** Reports an exit until acknowledged; a registration carries it too. */
   private async reportExit(key: string, e: RankExitedInit): Promise<void> {
     while (this.unackedExits.get(key) === e && this.stateValue !== 'stopped') {
@@ -721,8 +744,7 @@ export class Agent {
           await this.request({ rank_exited: e }, this.heartbeatTimeoutMs);
           if (this.unackedExits.get(key) === e) this.unackedExits.delete(key);
           this.ranks.exitReported?.(e);
-          // The coordinator had the rank's output too: it went before the exit, on the same connection.
-          this.output.forget(e.job_id ?? '', e.rank ?? 0);
+          this.exitAcknowledged(key, e);
           return;
         } catch (err) {
           trace(`reporting exit of ${key}: ${errorMessage(err)}`);

@@ -15,7 +15,9 @@
 // the taken ones with a new coordinator, and sends the rest again. What the
 // coordinator before had counted goes as `resent` (output-replay.ts counts it
 // once). A rank that ended stays followed until its exit is acknowledged, so
-// its last output can be sent again before it.
+// its last output can be sent again before it, and until its followers took
+// all of it: a new coordinator gets the rest as a tail (below), after the exit
+// the registration carries again.
 // Each chunk says where it starts in its file and which following of the file
 // it is (source), so the coordinator passes on what it had already only once
 // (output-resends.ts).
@@ -76,7 +78,7 @@ interface TailedFile {
 
 interface TailedRank {
   files: [TailedFile, TailedFile];
-  /** The rank ended: its files grow no more; kept until its exit is acknowledged (forget). */
+  /** The rank ended: its files grow no more; kept until its exit is acknowledged (forget) and its output taken. */
   finished: boolean;
   /**
    * Its files were not read to their end when it ended (its job paused, or the connection had a backlog):
@@ -156,7 +158,7 @@ export class OutputTailer {
 
   /**
    * The ended rank's exit was acknowledged, and with it all its output sent before: its files are let go
-   * (a tail's once the coordinator has all of it: acknowledge).
+   * once its followers took all of it (acknowledge), and a tail was read to its end.
    */
   forget(jobId: string, rank: number): void {
     const key = `${jobId}/${rank}`;
@@ -164,7 +166,26 @@ export class OutputTailer {
     // (a copy of the rank started here since is followed under the same key, not finished)
     if (!entry?.finished) return;
     entry.exitAcked = true;
-    if (!entry.tail) this.remove(key);
+    this.removeIfDone(key, entry);
+  }
+
+  /** Whether the tailer still follows the files of this ended rank whose exit was acknowledged (forget). */
+  keepsEnded(jobId: string, rank: number): boolean {
+    const entry = this.files.get(`${jobId}/${rank}`);
+    return !!entry?.finished && entry.exitAcked;
+  }
+
+  /**
+   * Before a registration that rewinds (held): every ended rank with output its followers may not have
+   * taken, or a tail not read to its end, becomes a tail (read after its exit, which the registration
+   * carries saying output_follows; a `last` chunk ends it, also when there is nothing to send again).
+   */
+  reopenTails(): void {
+    for (const entry of this.files.values()) {
+      if (!entry.finished || (!entry.tailOpen && entry.files.every((f) => f.taken >= f.offset))) continue;
+      entry.tail = true;
+      entry.tailOpen = true;
+    }
   }
 
   /** How far a rank's files have been handed to the sink. */
@@ -191,9 +212,12 @@ export class OutputTailer {
       if (offset > f.acked) f.acked = offset;
       if (untaken) f.taken = Math.max(f.taken, Math.min(offset, waiting.get(`${f.source}\0${f.stream}`) ?? offset));
     }
-    for (const [key, entry] of this.files) {
-      if (entry.tail && entry.exitAcked && !entry.tailOpen && entry.files.every((f) => f.acked >= f.offset)) this.remove(key);
-    }
+    for (const [key, entry] of this.files) this.removeIfDone(key, entry);
+  }
+
+  /** An ended rank is let go once its exit was acknowledged, its tail read and all its output taken. */
+  private removeIfDone(key: string, entry: TailedRank): void {
+    if (entry.finished && entry.exitAcked && !entry.tailOpen && entry.files.every((f) => f.taken >= f.offset)) this.remove(key);
   }
 
   /** Whether the tailer holds (hold() until release()). */

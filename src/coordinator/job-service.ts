@@ -530,6 +530,13 @@ export class JobService {
     return most;
   }
 
+  /** An ended rank's output comes again after its exit, which came again: its job's end waits for it. */
+  private tailAgain(jobId: string, rank: number, host: string): void {
+    this.tails.expect(jobId, rank, host);
+    const job = this.c.catalog.getJob(jobId);
+    if (job && ENDED_STATES.has(job.state)) this.endAwaitsTails.add(jobId);
+  }
+
   /**
    * Agent `host` sends these jobs' output again for followers of the coordinator before this one, which
    * had not taken it (RegisterRequest.output_untaken_jobs): unless the job has a follower here already,
@@ -540,7 +547,8 @@ export class JobService {
   awaitFollowers(host: string, jobIds: readonly string[]): void {
     for (const jobId of jobIds) {
       const job = this.c.catalog.getJob(jobId);
-      if (!job || ENDED_STATES.has(job.state) || (this.followers.get(jobId)?.length ?? 0) > 0) continue;
+      // (an ended job's ranks' tails: the registration carried their exits again, tailAgain)
+      if (!job || (ENDED_STATES.has(job.state) && !this.tails.has(jobId)) || (this.followers.get(jobId)?.length ?? 0) > 0) continue;
       if (!this.awaitingFollowers.has(jobId)) trace(`holding the output of ${jobId} for its followers to come back`);
       this.awaitingFollowers.set(jobId, Math.max(this.awaitingFollowers.get(jobId) ?? 0, this.c.now() + FOLLOWER_LAPSE_MS));
       this.c.requestAgent(host, { output_flow: { job_id: jobId, pause_ms: OUTPUT_PAUSE_MS } }).catch((err) => trace(`output flow of ${jobId} to ${host}: ${errorMessage(err)}`));
@@ -701,7 +709,12 @@ export class JobService {
     const row = this.rankRow(jobId, rank);
     const pid = e.pid ?? 0;
     const stale = pid > 0 && this.staleCopies.delete(`${host}/${jobId}/${rank}/${pid}`);
-    if (!row || row.state === 'exited') return; // a repeat after re-registration
+    if (!row || row.state === 'exited') {
+      // A repeat after re-registration; one whose output follows again (its followers had not taken it
+      // when their coordinator was replaced, or its tail was not read to its end) is a tail again.
+      if (row && row.host === host && e.output_follows) this.tailAgain(jobId, rank, host);
+      return;
+    }
     if (row.host !== host) {
       // The old copy of a rank that moved (migration): not the rank's end.
       this.c.event('rank.old-copy-exit', `job ${jobId} rank ${rank}: its old copy on ${host} ended (the rank now runs on ${row.host})`, { jobId, host });
@@ -1386,11 +1399,12 @@ export class JobService {
 
   /**
    * The job ended: its followers get it, in a final reply; after its ranks' tails (output-tails.ts), if a
-   * follower heard from lately is there to take them.
+   * follower heard from lately is there to take them, or is awaited (awaitFollowers).
    */
   private endFollows(jobId: string): void {
     const now = this.c.now();
-    if (this.tails.has(jobId) && (this.followers.get(jobId) ?? []).some((f) => now - f.heardMs < FOLLOWER_LAPSE_MS)) {
+    const awaited = (this.awaitingFollowers.get(jobId) ?? 0) > now;
+    if (this.tails.has(jobId) && (awaited || (this.followers.get(jobId) ?? []).some((f) => now - f.heardMs < FOLLOWER_LAPSE_MS))) {
       this.endAwaitsTails.add(jobId);
       return;
     }

@@ -90,6 +90,28 @@ describe('OutputTailer', () => {
     expect(chunks).toHaveLength(5);
   });
 
+  it("keeps an ended rank until its followers took its output, and sends the rest again as a tail", async () => {
+    print('taken\n');
+    await poll();
+    print('not taken\n');
+    tailer.finish('j', 0);
+    tailer.acknowledge(tailer.snapshot(), [{ source: 'agent1.1', stream: RankOutput_Stream.STDOUT, offset: 6 }]);
+    tailer.forget('j', 0); // its exit acknowledged
+    expect(tailer.keepsEnded('j', 0)).toBe(true);
+    tailer.hold();
+    tailer.reopenTails();
+    expect(tailer.outputFollows('j', 0)).toBe(true);
+    tailer.rewind(true);
+    tailer.release();
+    await poll();
+    expect(chunks.slice(2).map((c) => [c.data.toString(), !!c.last])).toEqual([
+      ['not taken\n', false],
+      ['', true],
+    ]);
+    tailer.acknowledge(tailer.snapshot(), []);
+    expect(tailer.keepsEnded('j', 0)).toBe(false);
+  });
+
   it('takes nothing as taken from an acknowledgement that does not say (a registration)', async () => {
     print('sent\n');
     await poll();
@@ -100,7 +122,7 @@ describe('OutputTailer', () => {
     expect(chunks[1]!.resent).toBe(true);
   });
 
-  it("reads an ended rank's files to their end when released, and keeps them until forget", async () => {
+  it("reads an ended rank's files to their end when released, and keeps them until forget and taken", async () => {
     tailer.hold();
     print('last words\n');
     tailer.finish('j', 0);
@@ -110,6 +132,7 @@ describe('OutputTailer', () => {
     tailer.rewind(); // not acknowledged yet: sent again
     tailer.release();
     expect(text()).toBe('last words\nlast words\n');
+    tailer.acknowledge(tailer.snapshot(), []); // a heartbeat's answer: the coordinator has it, its followers took it
     tailer.forget('j', 0);
     tailer.rewind();
     tailer.release();
@@ -182,8 +205,10 @@ describe('OutputTailer', () => {
     await poll();
     expect(text().length).toBe(2 * (OUTPUT_POLL_MAX_BYTES + 14));
     expect(chunks.filter((c) => c.last)).toHaveLength(2);
-    // Acknowledged: let go.
+    // Acknowledged, and taken by its followers: let go.
     tailer.acknowledge(tailer.snapshot());
+    expect(tailer.sentOffsets('j', 0)).toBeDefined();
+    tailer.acknowledge(tailer.snapshot(), []);
     expect(tailer.sentOffsets('j', 0)).toBeUndefined();
   });
 

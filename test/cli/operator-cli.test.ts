@@ -348,7 +348,18 @@ describe('ferry run', () => {
     rmSync(file);
   }, 120_000);
 
-  it("writes every line once when the coordinator is killed while it is behind", async () => {
+  /** SIGKILLs the coordinator and starts another on the same state; returns once the agent registered with it. */
+  async function replaceCoordinator(): Promise<void> {
+    const registered = () => agent.output().match(/registered/g)?.length ?? 0;
+    const before = registered();
+    await coordinator.kill('SIGKILL');
+    coordinator.start();
+    await coordinator.waitForOutput(/listening on/, 20_000);
+    for (let i = 0; i < 100 && registered() === before; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(registered(), daemonTails()).toBeGreaterThan(before);
+  }
+
+  it("writes every line once when the coordinator is killed while it is behind, and the job's ranks end after", async () => {
     // The output a coordinator holds for a `ferry run` that does not take it dies with it (SIGKILL). The
     // agent sends again what ferry run had not taken; the next coordinator holds it until ferry run follows
     // again, and ferry run writes once what it had already. Before, lines went missing without a word.
@@ -361,13 +372,7 @@ describe('ferry run', () => {
       lines,
       2_000,
       async () => {
-        const registered = () => agent.output().match(/registered/g)?.length ?? 0;
-        const before = registered();
-        await coordinator.kill('SIGKILL');
-        coordinator.start();
-        await coordinator.waitForOutput(/listening on/, 20_000);
-        for (let i = 0; i < 100 && registered() === before; i++) await new Promise((r) => setTimeout(r, 100));
-        expect(registered(), daemonTails()).toBeGreaterThan(before);
+        await replaceCoordinator();
         // The ranks end once ferry run wrote all their lines (an ended rank's output is another case), or
         // once it wrote nothing more for 8 s (lines lost: the counts below show it).
         let [size, still] = [-1, 0];
@@ -383,6 +388,23 @@ describe('ferry run', () => {
     expect(linesPerRank(file), `${stderr}\n${daemonTails()}`).toEqual([`[0] ${lines}`, `[1] ${lines}`, `[2] ${lines}`, `[3] ${lines}`, 'bad 0']);
     rmSync(file);
     rmSync(done);
+  }, 60_000);
+
+  it('writes every line once when the coordinator is killed while it is behind, after the job ended', async () => {
+    // The ranks' exits were acknowledged; what ferry run had not taken is sent again after them, as tails.
+    const { code, stderr, file } = await runReadLate('ended-behind', 400_000, 1_000, async () => {
+      let state = '';
+      for (let i = 0; i < 100 && state !== 'succeeded'; i++) {
+        const job = await ferry(['job', 'ended-behind', '--json', '--coordinator', address]);
+        state = job.code === 0 ? JSON.parse(job.stdout).state : job.stderr;
+        if (state !== 'succeeded') await new Promise((r) => setTimeout(r, 200));
+      }
+      expect(state).toBe('succeeded');
+      await replaceCoordinator();
+    });
+    expect(code, stderr).toBe(0);
+    expect(linesPerRank(file), `${stderr}\n${daemonTails()}`).toEqual(['[0] 400000', '[1] 400000', '[2] 400000', '[3] 400000', 'bad 0']);
+    rmSync(file);
   }, 60_000);
 
   it('ends quietly when its standard output is closed (| head), saying that the job runs on', async () => {

@@ -116,7 +116,7 @@ describe('control plane over the in-memory transport', () => {
     const reply = agentMessageCodec.decode(replies[0]);
     expect(reply.reply_to).toBe(7);
     expect(reply.status?.code).toBe(ErrorCode.VERSION_MISMATCH);
-    expect(reply.status?.message).toMatch(/speaks Ferry protocol 2\.0, this side speaks 1\.0/);
+    expect(reply.status?.message).toMatch(new RegExp(`speaks Ferry protocol 2\\.0, this side speaks 1\\.${PROTOCOL_VERSION.minor}:`));
     expect(h.coordinator!.hosts.get('x')).toBeUndefined();
     // The operator channel refuses it the same way.
     client.send(coordinatorInboundCodec.encode({ operator: { version: { major: 9, minor: 1 }, request_id: 8, hosts: {} } }));

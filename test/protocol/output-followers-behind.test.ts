@@ -271,6 +271,33 @@ describe('a coordinator replaced while a follower is behind', () => {
     expect(h.coordinator!.jobs.replay.mark('j').ranks[0]).toEqual([25 << 20, 0]);
   });
 
+  it('a job that ended before: the follower gets every line, then the end', async () => {
+    await h.submit({ world_size: 1, hosts: ['a'] });
+    await advance(50);
+    const f = follow(false);
+    await advance(50);
+    ranks.print('j', 0, lines(24));
+    await advance(3_000);
+    ranks.exit('j', 0, 0); // its exit is acknowledged; the end waits at the coordinator behind 8 MiB
+    await advance(1_000);
+    expect(h.catalog!.getJob('j')!.state).toBe('succeeded');
+    await h.crashCoordinator();
+    h.startCoordinator();
+    await advance(3_000);
+    await catchUp(f);
+    expect(f.text()).toBe(`${lines(24)}<ended>`);
+  });
+
+  it("a job whose rank's tail was being read: the follower gets every line, then the end", async () => {
+    const f = await endsBehindItsFollower(64); // the agent pauses; the rank's exit leaves a tail
+    await advance(2_000);
+    await h.crashCoordinator();
+    h.startCoordinator();
+    await advance(3_000);
+    await catchUp(f, 40);
+    expect(f.text()).toBe(`${lines(64)}<ended>`);
+  });
+
   it('a job no follower comes back to: its output is held a while, then goes on to whoever follows', async () => {
     await crashesBehindItsFollower();
     await advance(30_000);
