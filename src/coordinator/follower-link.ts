@@ -38,6 +38,8 @@ export class FollowerLink {
   private readonly inFlight: { count: number; reply: FollowerReply }[] = [];
   private readonly queue: FollowerReply[] = [];
   private queuedBytes = 0;
+  /** untaken()'s marks, kept until the link changes (every agent's heartbeat asks for them). */
+  private marks: Map<string, OutputUntakenInit> | undefined;
 
   /** `send` hands one reply to the transport, addressed to the follow's request id now. */
   constructor(
@@ -48,6 +50,7 @@ export class FollowerLink {
 
   /** Sends `reply` now if the window allows and nothing waits, else after what waits. */
   push(reply: FollowerReply): void {
+    this.marks = undefined;
     if (this.queue.length > 0 || !this.fits(reply)) {
       this.queue.push(reply);
       this.queuedBytes += outputBytes(reply);
@@ -59,6 +62,7 @@ export class FollowerLink {
 
   /** The follower's count of output bytes received: what waits goes on as far as the window allows. */
   received(bytes: number): void {
+    this.marks = undefined;
     if (!this.counting) this.base = bytes - this.sent;
     this.counting = true;
     this.counted = Math.max(this.counted, bytes - this.base);
@@ -91,20 +95,26 @@ export class FollowerLink {
    * not count takes what it is sent.
    */
   untaken(into: Map<string, OutputUntakenInit>, ofSource: (source: string) => boolean): void {
-    const add = (reply: FollowerReply) => {
-      const out = reply.job_output;
-      if (!out?.source || !ofSource(out.source)) return;
-      const key = `${out.source}\0${out.stream ?? 0}`;
-      const offset = out.offset ?? 0;
+    if (!this.marks) {
+      const marks = new Map<string, OutputUntakenInit>();
+      // (in order: the first of each source and stream starts where the follower stopped taking it)
+      for (const reply of [...this.inFlight.map((f) => f.reply), ...this.queue]) {
+        const out = reply.job_output;
+        const key = `${out?.source}\0${out?.stream ?? 0}`;
+        if (out?.source && !marks.has(key)) marks.set(key, { source: out.source, stream: out.stream ?? 0, offset: out.offset ?? 0 });
+      }
+      this.marks = marks;
+    }
+    for (const [key, mark] of this.marks) {
+      if (!ofSource(mark.source ?? '')) continue;
       const had = into.get(key);
-      if (!had || (had.offset ?? 0) > offset) into.set(key, { source: out.source, stream: out.stream ?? 0, offset });
-    };
-    for (const f of this.inFlight) add(f.reply);
-    for (const reply of this.queue) add(reply);
+      if (!had || (had.offset ?? 0) > (mark.offset ?? 0)) into.set(key, mark);
+    }
   }
 
   /** A renewed follow goes on from the one it replaces: its counts and what waits for it. */
   takeOver(from: FollowerLink): void {
+    this.marks = undefined;
     this.sent = from.sent;
     this.counted = from.counted;
     this.counting = from.counting;
