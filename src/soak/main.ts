@@ -108,11 +108,14 @@ async function main(): Promise<number> {
         timeoutMs: JOB_TIMEOUT_MS,
       });
     const reference = new Map<string, string>();
+    /** The uninterrupted runs' whole output, as `ferry run` wrote it. */
+    const referenceOut = new Map<string, string>();
     for (const name of Object.keys(EXAMPLES)) {
       const t0 = Date.now();
       const r = await launch(name, `reference-${name}`, ['host1', 'host2']);
       if (r.code !== 0) throw new Error(`the uninterrupted ${name} run failed (exit ${r.code}):\n${r.stderr}`);
       reference.set(name, checksumLine(r.stdout));
+      referenceOut.set(name, r.stdout);
       log(`uninterrupted ${name}: ${elapsed(t0)}: ${reference.get(name)}`);
     }
 
@@ -142,11 +145,16 @@ async function main(): Promise<number> {
         durations.set(op.name, [...(durations.get(op.name) ?? []), ms]);
         log(`${id}: #${++ops} ${op.name} (${ms} ms): ${what}`);
       }
-      if (!job.restarted) await job.run;
+      // (what its `ferry run` wrote: every line of the uninterrupted run's, in order, across whatever
+      // was killed meanwhile; a line twice is no finding: a rollback after a coordinator killed before it
+      // saved its output counts shows some output again, output-replay.ts)
+      const followed = job.restarted ? undefined : await job.run;
       await cluster.waitFor(async () => (await view()).state !== 'running', `job ${id} to end`, JOB_TIMEOUT_MS);
       const ended = await view();
       if (ended.state !== 'succeeded') throw new SoakFinding(`job ${id} ended ${ended.state}: ${ended.detail}`);
       const got = checksumLine(rank0Output(cluster, id), `job ${id}`);
+      const lost = followed ? linesLeftOut(referenceOut.get(name)!, followed.stdout) : [];
+      if (lost.length > 0) throw new SoakFinding(`job ${id}: its ferry run left out ${lost.length} lines of the uninterrupted run's output, the first: "${lost[0]}"`);
       if (got !== reference.get(name)) throw new SoakFinding(`job ${id} ended with ${got}, the uninterrupted run with ${reference.get(name)}`);
       if (name === 'jacobi') {
         const ours = outputFiles(id);
@@ -180,3 +188,16 @@ function report(durations: Map<string, number[]>, jobs: number): void {
 }
 
 main().then((code) => process.exit(code));
+
+/** The lines of `reference` that `got` lacks, taken in order (`got` may have more, and some twice). */
+function linesLeftOut(reference: string, got: string): string[] {
+  const have = got.split('\n');
+  let at = 0;
+  const lost: string[] = [];
+  for (const line of reference.split('\n')) {
+    const i = have.indexOf(line, at);
+    if (i < 0) lost.push(line);
+    else at = i + 1;
+  }
+  return lost;
+}
