@@ -13,6 +13,7 @@ import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { checkSafeName } from '../common/names.js';
 import { Catalog } from '../coordinator/catalog.js';
 import { Coordinator } from '../coordinator/coordinator.js';
+import { catalogWriteError } from '../coordinator/catalog-errors.js';
 import { LAUNCHER_LEASE_MS } from '../coordinator/launcher-leases.js';
 import { StateDirLock } from '../coordinator/state-dir-lock.js';
 import {
@@ -75,11 +76,21 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
     lock.release();
     throw new FerryError(ErrorCode.UNAVAILABLE, `${cmd}: ${errorMessage(err)}`);
   }
-  const coordinator = new Coordinator(
-    transport,
-    catalog,
-    defaultCoordinatorConfig({ heartbeatIntervalMs, heartbeatTimeoutMs, maxFrameBytes, keepEpochs, hostRejoinGraceMs, launcherLeaseMs, imageReplicas, listen: transport.address, clusterKey: key !== null }),
-  );
+  let coordinator: Coordinator;
+  try {
+    coordinator = new Coordinator(
+      transport,
+      catalog,
+      defaultCoordinatorConfig({ heartbeatIntervalMs, heartbeatTimeoutMs, maxFrameBytes, keepEpochs, hostRejoinGraceMs, launcherLeaseMs, imageReplicas, listen: transport.address, clusterKey: key !== null }),
+    );
+  } catch (err) {
+    // (it settles what the coordinator before it left in the catalog: a full disk refuses that)
+    await transport.close();
+    catalog.close();
+    lock.release();
+    throw catalogWriteError(err, catalog.file);
+  }
+  coordinator.onWarning = (message) => process.stderr.write(`ferry coordinator: warning: ${message}\n`);
   coordinator.start();
   process.stdout.write(
     `ferry coordinator listening on ${transport.address} (state ${stateDir}, instance ${coordinator.instance}; ` +

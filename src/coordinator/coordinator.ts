@@ -38,12 +38,15 @@ import { FlushCompletion } from './checkpoint/flush-completion.js';
 import { ImageReplication } from './checkpoint/image-replication.js';
 import { PeriodicCheckpoints } from './checkpoint/periodic-checkpoints.js';
 import { JobService } from './job-service.js';
+import { catalogWriteError, isCatalogUnwritable } from './catalog-errors.js';
 import { OperatorService } from './operator-service.js';
 
 const trace = tracer('coordinator');
 
 /** Replies to unreadable frames, per peer and second (see replyUnreadable). */
 export const MALFORMED_REPLIES_PER_SECOND = 20;
+/** A catalog that cannot be written is warned about at most this often (catalogTrouble). */
+const CATALOG_WARNING_EVERY_MS = 60_000;
 
 export class Coordinator {
   readonly instance = randomBytes(8).toString('hex');
@@ -74,6 +77,10 @@ export class Coordinator {
   readonly stats = { frames: 0, malformed: 0, tooLarge: 0, heartbeats: 0, unanswered: 0 };
   private unreadableWindowMs = 0;
   private readonly unreadableReplies = new Map<PeerId, number>();
+  /** Where the coordinator's warnings go (its daemon's log: ferry coordinator sets it). */
+  onWarning: (message: string) => void = (message) => trace(`warning: ${message}`);
+  private catalogWarnedMs = -Infinity;
+  private catalogWarningsHeld = 0;
 
   constructor(
     private readonly transport: ServerTransport,
@@ -110,8 +117,13 @@ export class Coordinator {
   start(): void {
     const period = Math.max(10, Math.floor(this.config.heartbeatIntervalMs / 2));
     this.sweepTimer = setInterval(() => {
-      this.hosts.sweep();
-      this.jobs.sweepLauncherLeases();
+      try {
+        this.hosts.sweep();
+        this.jobs.sweepLauncherLeases();
+      } catch (err) {
+        // (a host's new state not written: the next write of it catches up; anything else is a bug to show)
+        this.catalogTrouble('sweeping the hosts', err);
+      }
     }, period);
     this.sweepTimer.unref?.();
     this.periodic.resumeAll();
@@ -152,9 +164,31 @@ export class Coordinator {
   // ---- events -------------------------------------------------------------
 
   event(kind: string, message: string, ids: { host?: string; jobId?: string } = {}): void {
-    const seq = this.catalog.appendEvent({ timeMs: this.now(), kind, message, ...ids });
-    if (seq % 10_000 === 0) this.catalog.pruneEvents(EVENTS_KEEP);
     trace(`event ${kind}: ${message}`);
+    try {
+      const seq = this.catalog.appendEvent({ timeMs: this.now(), kind, message, ...ids });
+      if (seq % 10_000 === 0) this.catalog.pruneEvents(EVENTS_KEEP);
+    } catch (err) {
+      // (the event log is a record, not a step: whatever logged it goes on)
+      this.catalogTrouble(`event ${kind} lost ("${message}")`, err);
+    }
+  }
+
+  /**
+   * The catalog refused a write that the coordinator can do without (an event, a host's state): said on
+   * its log (onWarning) at most once a minute, with how many more since. Other errors are thrown on.
+   */
+  catalogTrouble(what: string, err: unknown): void {
+    if (!isCatalogUnwritable(err)) throw err;
+    const now = Date.now();
+    if (now - this.catalogWarnedMs < CATALOG_WARNING_EVERY_MS) {
+      this.catalogWarningsHeld++;
+      return;
+    }
+    const more = this.catalogWarningsHeld > 0 ? ` (and ${this.catalogWarningsHeld} more since the last warning)` : '';
+    this.catalogWarnedMs = now;
+    this.catalogWarningsHeld = 0;
+    this.onWarning(`${errorMessage(catalogWriteError(err, this.catalog.file))}: ${what}${more}; checkpoints fail until it can be written`);
   }
 
   private onHostStateChanged(host: HostSession, from: string, reason: string): void {
@@ -220,7 +254,7 @@ export class Coordinator {
 
   private replyOperatorError(peer: PeerId, requestId: number, err: unknown): void {
     trace(`operator error to ${peer}: ${errorMessage(err)}`);
-    this.sendOperator(peer, { reply_to: requestId, status: errorStatus(err), final: true });
+    this.sendOperator(peer, { reply_to: requestId, status: errorStatus(catalogWriteError(err, this.catalog.file)), final: true });
   }
 
   /**
@@ -261,7 +295,7 @@ export class Coordinator {
   }
 
   private replyAgent(peer: PeerId, to: AgentMessage, body: AgentMessageInit, err?: unknown): void {
-    this.sendAgentTo(peer, { reply_to: to.request_id, status: err ? errorStatus(err) : OK_STATUS, ...(err ? {} : body) });
+    this.sendAgentTo(peer, { reply_to: to.request_id, status: err ? errorStatus(catalogWriteError(err, this.catalog.file)) : OK_STATUS, ...(err ? {} : body) });
   }
 
   /** Sends a request to the agent of `host` and waits for its reply (TIMEOUT, HOST_DOWN otherwise). */

@@ -190,6 +190,15 @@ export class ControlPlaneHarness {
     return this.coordinator?.hosts.get(name)?.state;
   }
 
+  /**
+   * Advances the fake clock until `host` is up at the coordinator, at most `maxMs`: an agent that sent
+   * its registration into a coordinator that was down waits REGISTER_TIMEOUT_MS (3 s) and a jittered
+   * backoff before it tries again, so a fixed wait after a restart races that jitter.
+   */
+  async untilUp(host: string, maxMs = 10_000): Promise<void> {
+    for (let t = 0; this.hostState(host) !== 'up' && t < maxMs; t += 100) await vi.advanceTimersByTimeAsync(100);
+  }
+
   async close(): Promise<void> {
     for (const a of this.agents.values()) await a.stop();
     await this.stopCoordinator();

@@ -90,7 +90,7 @@ describe('rank output across lost sessions', () => {
     await advance(1_000);
     ranks.print('j', 0, 'while down\n');
     h.startCoordinator();
-    await advance(3_000);
+    await h.untilUp('a');
     expect(h.hostState('a')).toBe('up');
     // ferry run follows again at its next renewal, and gets what no one followed meanwhile
     const second = follow();

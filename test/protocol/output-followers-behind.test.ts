@@ -245,7 +245,7 @@ describe('a coordinator replaced while a follower is behind', () => {
     await h.crashCoordinator();
     ranks.print('j', 0, lines(1, 24 * 1024)); // while there is no coordinator
     h.startCoordinator();
-    await advance(3_000); // the agent registers with the new one before the follower comes back
+    await h.untilUp('a'); // the agent registers with the new one before the follower comes back
     expect(h.hostState('a')).toBe('up');
     return f;
   }
@@ -283,7 +283,7 @@ describe('a coordinator replaced while a follower is behind', () => {
     expect(h.catalog!.getJob('j')!.state).toBe('succeeded');
     await h.crashCoordinator();
     h.startCoordinator();
-    await advance(3_000);
+    await h.untilUp('a');
     await catchUp(f);
     expect(f.text()).toBe(`${lines(24)}<ended>`);
   });
@@ -293,7 +293,7 @@ describe('a coordinator replaced while a follower is behind', () => {
     await advance(2_000);
     await h.crashCoordinator();
     h.startCoordinator();
-    await advance(3_000);
+    await h.untilUp('a');
     await catchUp(f, 40);
     expect(f.text()).toBe(`${lines(64)}<ended>`);
   });

@@ -14,6 +14,7 @@ import { describeRoundFailure, hostsDown, roundFailureCode, runResumeRound, runR
 import { WAIT_FOR_COPIES_MS } from '../coordinator-config.js';
 import { EpochMachine, type EpochState } from './epoch-machine.js';
 import { FLUSH_RETRY_MS } from './flush-completion.js';
+import { catalogWriteError, isCatalogUnwritable } from '../catalog-errors.js';
 
 const trace = tracer('checkpoint');
 
@@ -27,6 +28,16 @@ interface EarlyResume {
 const CATALOG_PHASES = new Set<EpochState>(['flushed', 'dumping', 'dumped', 'storing', 'stored']);
 /** Catalog states of an epoch whose ranks may have been resumed already (before STORE): none is flushed for it. */
 const RESUMED_BEFORE_STORE = new Set<string>(['dumped', 'storing', 'stored']);
+/** The step under way in each state that can abort, for an abort's reason. */
+const STEP_OF: Partial<Record<EpochState, string>> = { preparing: 'PREPARE', flushed: 'PREPARE', dumping: 'DUMP', dumped: 'DUMP', storing: 'STORE', stored: 'STORE' };
+
+/** What a checkpoint under way has done that an abort must undo. */
+interface Undo {
+  /** Hosts whose ranks were sent the DUMP (their partial images go). */
+  dumpedHosts: Map<string, number[]>;
+  /** How the RESUME before STORE went, once it was sent. */
+  resumed?: EarlyResume;
+}
 
 export interface CheckpointOptions {
   stop: boolean;
@@ -42,6 +53,11 @@ export class CheckpointService {
    * that were silent (`hosts`). Each host is sent the DISCARD once, when its agent registers.
    */
   private imagesToDiscard: { jobId: string; epoch: number; why: string; hosts?: Set<string>; hostsDone: Set<string> }[] = [];
+  /**
+   * Aborted epochs whose abort the catalog could not take (its disk full): the catalog still has them in
+   * flight, which refuses the job's next checkpoint (BUSY). Written at the next checkpoint of the job.
+   */
+  private readonly unrecordedAborts = new Map<string, { epoch: number; atMs: number; detail: string }>();
 
   constructor(private readonly c: Coordinator) {}
 
@@ -62,11 +78,33 @@ export class CheckpointService {
     let m: EpochMachine | undefined;
     const release = this.c.operations.begin(jobId, () => (m ? `checkpoint epoch ${m.epoch} is ${m.state}` : 'a checkpoint is starting'));
     try {
+      this.recordAbort(jobId);
       m = this.begin(jobId, options);
-      return await this.run(m, byHost, options);
+      const undo: Undo = { dumpedHosts: new Map() };
+      try {
+        return await this.run(m, byHost, options, undo);
+      } catch (err) {
+        // A step that threw instead of failing (the catalog refused a write: its disk is full) aborts the
+        // epoch all the same; an abort's own error, and one past the commit, go as they are.
+        if (!m.canAbort()) throw err;
+        const code = isCatalogUnwritable(err) ? ErrorCode.STATE_UNWRITABLE : ErrorCode.INTERNAL;
+        return await this.abort(m, byHost, undo.dumpedHosts, STEP_OF[m.state] ?? m.state, undefined, errorMessage(catalogWriteError(err, this.c.catalog.file)), undo.resumed, code);
+      }
     } finally {
       release();
     }
+  }
+
+  /** Writes the abort of the job's last epoch that the catalog could not take before (unrecordedAborts). */
+  private recordAbort(jobId: string): void {
+    const a = this.unrecordedAborts.get(jobId);
+    if (!a) return;
+    try {
+      this.c.catalog.setEpochState(jobId, a.epoch, 'aborted', a.atMs, a.detail);
+    } catch (err) {
+      throw catalogWriteError(err, this.c.catalog.file);
+    }
+    this.unrecordedAborts.delete(jobId);
   }
 
   private begin(jobId: string, options: CheckpointOptions): EpochMachine {
@@ -83,10 +121,10 @@ export class CheckpointService {
     return m;
   }
 
-  private async run(m: EpochMachine, byHost: Map<string, number[]>, options: CheckpointOptions): Promise<CheckpointReplyInit> {
+  private async run(m: EpochMachine, byHost: Map<string, number[]>, options: CheckpointOptions, undo: Undo): Promise<CheckpointReplyInit> {
     const { jobId, epoch } = m;
     const cfg = this.c.config;
-    const dumpedHosts = new Map<string, number[]>();
+    const dumpedHosts = undo.dumpedHosts;
     const imageSet = String(epoch);
 
     // PREPARE: every rank flushes; the agents aggregate their ranks.
@@ -122,6 +160,7 @@ export class CheckpointService {
       const resume = await runResumeRound(this.c, { job_id: jobId, epoch }, byHost);
       if (!resume.ok && !this.c.jobs.owesResume(jobId, `epoch ${epoch} dumped`, resume, byHost)) resumeProblem = describeRoundFailure('RESUME', resume);
       resumed = { ok: resume.ok, problem: resumeProblem };
+      undo.resumed = resumed;
     }
 
     // STORE: each agent hashes and fsyncs its ranks' images and writes their manifests.
@@ -162,7 +201,8 @@ export class CheckpointService {
       this.c.catalog.commitEpoch(jobId, epoch, this.c.now());
       m.transition(['stored'], 'committed');
     } catch (err) {
-      return this.abort(m, byHost, dumpedHosts, 'STORE', undefined, errorMessage(err), resumed);
+      const code = isCatalogUnwritable(err) ? ErrorCode.STATE_UNWRITABLE : ErrorCode.INTERNAL;
+      return this.abort(m, byHost, dumpedHosts, 'STORE', undefined, errorMessage(catalogWriteError(err, this.c.catalog.file)), resumed, code);
     }
     this.c.event('checkpoint.commit', `job ${jobId}: epoch ${epoch} committed (${sizeBytes} bytes of images)`, { jobId });
 
@@ -219,6 +259,7 @@ export class CheckpointService {
     result?: RoundResult,
     reason?: string,
     resumed?: EarlyResume,
+    code: ErrorCode = ErrorCode.UNAVAILABLE,
   ): Promise<never> {
     const { jobId, epoch } = m;
     const why = reason ? `${step} failed: ${reason}` : describeRoundFailure(step, result!);
@@ -261,7 +302,14 @@ export class CheckpointService {
     const discardOn = new Map([...dumpedHosts].filter(([host]) => !down.has(host)));
     const discard = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.DISCARD, image_set: String(epoch) }, discardOn, this.c.config.resumeTimeoutMs);
     if (!discard.ok) detail += `; some partial images could not be removed: ${describeRoundFailure('DISCARD', discard)}`;
-    this.c.catalog.setEpochState(jobId, epoch, 'aborted', this.c.now(), detail);
+    try {
+      this.c.catalog.setEpochState(jobId, epoch, 'aborted', this.c.now(), detail);
+    } catch (err) {
+      if (!isCatalogUnwritable(err)) throw err;
+      // (its ranks and images are settled; only the record waits: written before the job's next checkpoint)
+      this.unrecordedAborts.set(jobId, { epoch, atMs: this.c.now(), detail });
+      detail += `; the abort is not in the catalog yet (${errorMessage(catalogWriteError(err, this.c.catalog.file))}): it goes there before the next checkpoint of the job`;
+    }
     m.transition(['aborting'], 'aborted');
     this.c.retention.forgetEnded(jobId); // a job whose checkpoints keep failing lists only the newest
     const previous = this.c.catalog.lastCommittedEpoch(jobId);
@@ -273,7 +321,7 @@ export class CheckpointService {
       waiting: `The job's ranks wait, flushed, until the agent${waitingFor.length > 1 ? 's' : ''} on ${waitingFor.join(', ')} ${waitingFor.length > 1 ? 'are' : 'is'} back to finish the flush (within ${this.c.config.hostRejoinGraceMs} ms, or the job fails), then resume`,
     }[ranks];
     throw new FerryError(
-      result ? roundFailureCode(result) : ErrorCode.UNAVAILABLE,
+      result ? roundFailureCode(result) : code,
       `checkpoint of job ${jobId} (epoch ${epoch}) aborted: ${detail}. ${fate}` +
         (previous ? `; epoch ${previous.epoch} remains the last committed checkpoint.` : '; there is no committed checkpoint yet.'),
     );

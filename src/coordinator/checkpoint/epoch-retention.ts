@@ -90,7 +90,14 @@ export class EpochRetention {
    * those with nothing left to remove: after each commit and abort, and at start.
    */
   forgetEnded(jobId: string): void {
-    const gone = this.c.catalog.forgetEndedEpochs(jobId, ENDED_EPOCHS_LISTED);
+    let gone: number[];
+    try {
+      gone = this.c.catalog.forgetEndedEpochs(jobId, ENDED_EPOCHS_LISTED);
+    } catch (err) {
+      // (housekeeping: the next commit or abort forgets them)
+      this.c.catalogTrouble(`job ${jobId}: its old ended epochs not forgotten`, err);
+      return;
+    }
     if (gone.length > 0) trace(`job ${jobId}: epochs ${gone.join(',')} forgotten (the catalog lists its ${ENDED_EPOCHS_LISTED} newest ended unkept)`);
   }
 

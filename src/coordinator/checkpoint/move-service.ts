@@ -15,7 +15,8 @@
 // host that has it (image-source-choice.ts).
 import { ErrorCode, RoundStep, type AppendedFileInit, type ImageSourceInit, type MoveReplyInit } from '../../gen/proto.js';
 import { WAIT_FOR_COPIES_MS } from '../coordinator-config.js';
-import { FerryError } from '../../common/ferry-error.js';
+import { catalogWriteError, isCatalogUnwritable } from '../catalog-errors.js';
+import { FerryError, errorMessage } from '../../common/ferry-error.js';
 import { tracer } from '../../common/trace.js';
 import { EPOCH_COMMITTED, EPOCH_DELETED, EPOCH_LOST, type EpochImageRow, type JobRow, type RankMoveRow } from '../catalog-types.js';
 import type { Coordinator } from '../coordinator.js';
@@ -494,7 +495,9 @@ export class MoveService {
     const resumeAll = (hosts: Map<string, number[]>) => runResumeRound(this.c, request, hosts);
     const discard = (hosts: Map<string, number[]>) => runRound(this.c, { ...request, step: RoundStep.DISCARD }, hosts, cfg.resumeTimeoutMs);
     let recorded = false; // this migration's moves are in the catalog (from its FETCH on)
-    const fail = async (why: string, r?: RoundResult): Promise<never> => {
+    let failing = false; // fail or giveUp has run: what it throws goes to the operator as it is
+    const fail = async (why: string, r?: RoundResult, code = ErrorCode.UNAVAILABLE): Promise<never> => {
+      failing = true;
       const down = hostsDown(this.c, r);
       const reachable = new Map([...all].filter(([h]) => !down.has(h)));
       const resume = this.c.jobs.withoutEndedRanks(jobId, await resumeAll(reachable));
@@ -502,14 +505,19 @@ export class MoveService {
       const d = await discard(new Map([...mergeByHost(sourceHosts, targets)].filter(([h]) => !down.has(h))));
       // (a target down, or silent to the DISCARD, keeps its row: its copy is removed when it registers again)
       const answered = [...moves].filter(([, to]) => !down.has(to) && !d.silentHosts.includes(to)).map(([rank]) => rank);
-      if (recorded) this.c.catalog.clearRankMoves(jobId, imageSet, answered);
+      try {
+        if (recorded) this.c.catalog.clearRankMoves(jobId, imageSet, answered);
+      } catch (err) {
+        // (the moves stay recorded, not stopped: the next coordinator removes what is left of them, finishInterrupted)
+        if (!isCatalogUnwritable(err)) throw err;
+      }
       const after = resume.ok && ![...all.keys()].some((h) => down.has(h))
         ? 'every rank resumed where it was'
         : resumed
           ? 'every rank resumed where it was but those on lost hosts, which resume when their agents are back'
           : `and ${describeRoundFailure('RESUME', resume)}: the job fails`;
       this.c.event('migration.abort', `job ${jobId}: ${id} aborted: ${why}; ${after}`, { jobId });
-      throw new FerryError(r ? roundFailureCode(r) : ErrorCode.UNAVAILABLE, `migration of job ${jobId} aborted: ${why}; ${after}`);
+      throw new FerryError(r ? roundFailureCode(r) : code, `migration of job ${jobId} aborted: ${why}; ${after}`);
     };
     // A job that ends meanwhile (cancelled, or failed of another rank) is not moved on: up to the STOP the
     // migration is given up, its images removed. Its ranks are not woken: the ending has signalled them, and
@@ -519,6 +527,7 @@ export class MoveService {
       return why && `job ${jobId} ${why}`;
     };
     const giveUp = async (why: string): Promise<never> => {
+      failing = true;
       const d = await discard(mergeByHost(sourceHosts, targets));
       // (as in fail: a target that did not answer keeps its row, and its copy goes when it registers again)
       if (recorded) this.c.catalog.clearRankMoves(jobId, imageSet, [...moves].filter(([, to]) => !d.silentHosts.includes(to)).map(([rank]) => rank));
@@ -529,98 +538,108 @@ export class MoveService {
     const t0 = this.c.now();
     let bytesTotal = 0;
     const say = (phase: string, bytesDone = 0) => progress?.({ jobId, phase, elapsedMs: this.c.now() - t0, bytesTotal, bytesDone });
-    say('flushing');
-    const flush = await runRound(this.c, { ...request, step: RoundStep.PREPARE }, all, cfg.flushTimeoutMs, undefined, { endWhenSilent: true, askAgainMs: FLUSH_RETRY_MS });
-    if (!flush.ok) {
-      // Ranks may be left flushing for peers that never got the PREPARE: the flush is finished first (flush-completion.ts).
-      const why = describeRoundFailure('PREPARE', flush);
-      const settled = await this.c.flushes.settle(jobId, imageSet, String(imageSet), id, flush);
-      if (settled.state === 'complete' || settled.state === 'untouched' || settled.state === 'ended') return fail(why, flush);
-      let after: string;
-      if (settled.state === 'owed') {
-        this.c.flushes.owe(jobId, imageSet, String(imageSet), id, settled.hosts);
-        const many = settled.hosts.length > 1;
-        after = `the job's ranks wait, flushed, until the agent${many ? 's' : ''} on ${settled.hosts.join(', ')} ${many ? 'are' : 'is'} back to finish the flush (within ${cfg.hostRejoinGraceMs} ms, or the job fails), then resume`;
-      } else {
-        this.c.jobs.failRunningJob(jobId, `${id} aborted (${why}), and ${settled.problem}`);
-        after = `${settled.problem}: the job fails`;
-      }
-      this.c.event('migration.abort', `job ${jobId}: ${id} aborted: ${why}; ${after}`, { jobId });
-      throw new FerryError(roundFailureCode(flush), `migration of job ${jobId} aborted: ${why}; ${after}`);
-    }
-    this.c.flushes.close(jobId, imageSet);
-    let ended = ending();
-    if (ended) return giveUp(ended);
-    const t1 = this.c.now();
-    say('dumping');
-    // Transient: neither the source's dump nor the target's copy is fsynced. Until the STOP the rank
-    // runs on at its source; after it both copies are in the two hosts' page caches until the
-    // RESTORE answered, and only losing both hosts then loses the rank (the job falls back to its
-    // last committed epoch, as for any rank on a lost host). A RESTORE from a copy the agent did
-    // not write or check itself (after an agent or host restart) verifies every file first.
-    const dump = await runRound(this.c, { ...request, step: RoundStep.DUMP, transient: true }, sourceHosts, cfg.dumpTimeoutMs, (ranks) => ({ dump_ranks: ranks }));
-    if (!dump.ok) return fail(describeRoundFailure('DUMP', dump), dump);
-    if ((ended = ending())) return giveUp(ended);
+    // Up to the STOP of the old copies, a catalog that refuses a write (its disk is full) fails the
+    // migration like a failed step: every rank resumes where it was.
+    let [t1, t2, t3, shipped] = [0, 0, 0, 0];
     const sources = new Map<number, ImageSourceInit>();
-    const dumped = new Map<number, StoredImage>();
-    for (const [host, reply] of dump.replies) {
-      for (const img of reply.images) {
-        const target = this.c.hosts.get(moves.get(img.rank)!);
-        const stored: StoredImage = {
-          rank: img.rank,
-          epoch: imageSet,
-          host,
-          location: img.location,
-          manifestSha256: img.manifest_sha256,
-          imageStore: this.c.hosts.get(host)?.imageStore ?? '',
-        };
-        dumped.set(img.rank, stored);
-        const choice = target ? chooseImageSource(stored, target, this.c.hosts.all()) : { source: undefined, why: `host ${moves.get(img.rank)} is unknown`, note: '' };
-        if (!choice.source) return fail(`rank ${img.rank} cannot reach its image: ${choice.why}${choice.note ? ` (${choice.note})` : ''}`);
-        sources.set(img.rank, choice.source);
-        if (!choice.inPlace) bytesTotal += img.size_bytes;
-      }
-    }
-    const t2 = this.c.now();
-    say('fetching');
-    // The catalog keeps each move from here until its RESTORE answered: a coordinator that dies
-    // before the STOP leaves the rank on its source and the target's copy to remove, one that dies
-    // after it a move to finish (finishInterrupted).
-    recorded = true;
-    this.c.catalog.recordRankMoves(
-      [...moves].map(([rank, to]) => ({ jobId, rank, imageSet, fromHost: from.get(rank)!, toHost: to, sourceJson: JSON.stringify(sources.get(rank)), stopped: false })),
-    );
     const perTarget = (ranks: number[]) => ({ sources: ranks.map((r) => sources.get(r)!) });
-    const fetchRequest = { ...request, step: RoundStep.FETCH, transient: true };
-    const targetAgents = new Map([...targets.keys()].map((host) => [host, this.c.hosts.get(host)?.agentInstance]));
-    let fetch = await runRound(this.c, fetchRequest, targets, cfg.dumpTimeoutMs, perTarget);
-    if (!fetch.ok) {
-      // A rank whose source agent ended meanwhile is fetched again, from where its image is served now
-      // (by that agent started again, or by a live host that shares its image store); one whose target's
-      // agent was replaced meanwhile is fetched again by the new one.
-      const sourceNow = (rank: number) => {
-        const target = this.c.hosts.get(moves.get(rank)!);
-        return target && chooseImageSource(dumped.get(rank)!, target, this.c.hosts.all()).source;
-      };
-      const again = await fetchAgainFromNewSources(this.c, fetchRequest, targets, fetch, sources, sourceNow, cfg.dumpTimeoutMs, targetAgents);
-      fetch = again.result;
-      for (const [rank, source] of again.newSources) sources.set(rank, source);
-      if (again.newSources.size > 0) {
-        // (where a coordinator restarted after the STOP has the target fetch from: finishInterrupted)
-        this.c.catalog.recordRankMoves(
-          [...again.newSources.keys()].map((rank) => ({ jobId, rank, imageSet, fromHost: from.get(rank)!, toHost: moves.get(rank)!, sourceJson: JSON.stringify(sources.get(rank)), stopped: false })),
-        );
+    try {
+      say('flushing');
+      const flush = await runRound(this.c, { ...request, step: RoundStep.PREPARE }, all, cfg.flushTimeoutMs, undefined, { endWhenSilent: true, askAgainMs: FLUSH_RETRY_MS });
+      if (!flush.ok) {
+        // Ranks may be left flushing for peers that never got the PREPARE: the flush is finished first (flush-completion.ts).
+        const why = describeRoundFailure('PREPARE', flush);
+        const settled = await this.c.flushes.settle(jobId, imageSet, String(imageSet), id, flush);
+        if (settled.state === 'complete' || settled.state === 'untouched' || settled.state === 'ended') return fail(why, flush);
+        let after: string;
+        if (settled.state === 'owed') {
+          this.c.flushes.owe(jobId, imageSet, String(imageSet), id, settled.hosts);
+          const many = settled.hosts.length > 1;
+          after = `the job's ranks wait, flushed, until the agent${many ? 's' : ''} on ${settled.hosts.join(', ')} ${many ? 'are' : 'is'} back to finish the flush (within ${cfg.hostRejoinGraceMs} ms, or the job fails), then resume`;
+        } else {
+          this.c.jobs.failRunningJob(jobId, `${id} aborted (${why}), and ${settled.problem}`);
+          after = `${settled.problem}: the job fails`;
+        }
+        this.c.event('migration.abort', `job ${jobId}: ${id} aborted: ${why}; ${after}`, { jobId });
+        throw new FerryError(roundFailureCode(flush), `migration of job ${jobId} aborted: ${why}; ${after}`);
       }
-      if (!fetch.ok) return fail(describeRoundFailure('FETCH', fetch), fetch);
+      this.c.flushes.close(jobId, imageSet);
+      let ended = ending();
+      if (ended) return giveUp(ended);
+      t1 = this.c.now();
+      say('dumping');
+      // Transient: neither the source's dump nor the target's copy is fsynced. Until the STOP the rank
+      // runs on at its source; after it both copies are in the two hosts' page caches until the
+      // RESTORE answered, and only losing both hosts then loses the rank (the job falls back to its
+      // last committed epoch, as for any rank on a lost host). A RESTORE from a copy the agent did
+      // not write or check itself (after an agent or host restart) verifies every file first.
+      const dump = await runRound(this.c, { ...request, step: RoundStep.DUMP, transient: true }, sourceHosts, cfg.dumpTimeoutMs, (ranks) => ({ dump_ranks: ranks }));
+      if (!dump.ok) return fail(describeRoundFailure('DUMP', dump), dump);
+      if ((ended = ending())) return giveUp(ended);
+      sources.clear();
+      const dumped = new Map<number, StoredImage>();
+      for (const [host, reply] of dump.replies) {
+        for (const img of reply.images) {
+          const target = this.c.hosts.get(moves.get(img.rank)!);
+          const stored: StoredImage = {
+            rank: img.rank,
+            epoch: imageSet,
+            host,
+            location: img.location,
+            manifestSha256: img.manifest_sha256,
+            imageStore: this.c.hosts.get(host)?.imageStore ?? '',
+          };
+          dumped.set(img.rank, stored);
+          const choice = target ? chooseImageSource(stored, target, this.c.hosts.all()) : { source: undefined, why: `host ${moves.get(img.rank)} is unknown`, note: '' };
+          if (!choice.source) return fail(`rank ${img.rank} cannot reach its image: ${choice.why}${choice.note ? ` (${choice.note})` : ''}`);
+          sources.set(img.rank, choice.source);
+          if (!choice.inPlace) bytesTotal += img.size_bytes;
+        }
+      }
+      t2 = this.c.now();
+      say('fetching');
+      // The catalog keeps each move from here until its RESTORE answered: a coordinator that dies
+      // before the STOP leaves the rank on its source and the target's copy to remove, one that dies
+      // after it a move to finish (finishInterrupted).
+      recorded = true;
+      this.c.catalog.recordRankMoves(
+        [...moves].map(([rank, to]) => ({ jobId, rank, imageSet, fromHost: from.get(rank)!, toHost: to, sourceJson: JSON.stringify(sources.get(rank)), stopped: false })),
+      );
+
+      const fetchRequest = { ...request, step: RoundStep.FETCH, transient: true };
+      const targetAgents = new Map([...targets.keys()].map((host) => [host, this.c.hosts.get(host)?.agentInstance]));
+      let fetch = await runRound(this.c, fetchRequest, targets, cfg.dumpTimeoutMs, perTarget);
+      if (!fetch.ok) {
+        // A rank whose source agent ended meanwhile is fetched again, from where its image is served now
+        // (by that agent started again, or by a live host that shares its image store); one whose target's
+        // agent was replaced meanwhile is fetched again by the new one.
+        const sourceNow = (rank: number) => {
+          const target = this.c.hosts.get(moves.get(rank)!);
+          return target && chooseImageSource(dumped.get(rank)!, target, this.c.hosts.all()).source;
+        };
+        const again = await fetchAgainFromNewSources(this.c, fetchRequest, targets, fetch, sources, sourceNow, cfg.dumpTimeoutMs, targetAgents);
+        fetch = again.result;
+        for (const [rank, source] of again.newSources) sources.set(rank, source);
+        if (again.newSources.size > 0) {
+          // (where a coordinator restarted after the STOP has the target fetch from: finishInterrupted)
+          this.c.catalog.recordRankMoves(
+            [...again.newSources.keys()].map((rank) => ({ jobId, rank, imageSet, fromHost: from.get(rank)!, toHost: moves.get(rank)!, sourceJson: JSON.stringify(sources.get(rank)), stopped: false })),
+          );
+        }
+        if (!fetch.ok) return fail(describeRoundFailure('FETCH', fetch), fetch);
+      }
+      if ((ended = ending())) return giveUp(ended);
+      shipped = sum([...fetch.replies.values()].map((r) => r.bytes_fetched));
+      say('fetched', shipped);
+      t3 = this.c.now();
+      say('restoring', shipped);
+      // Past this point the old copies end: a failure restores them where they were.
+      this.c.catalog.markRankMovesStopped(jobId, imageSet, [...moves.keys()]);
+      for (const [rank, to] of moves) this.c.jobs.rankMoved(jobId, rank, to);
+    } catch (err) {
+      if (failing || !isCatalogUnwritable(err)) throw err;
+      return await fail(errorMessage(catalogWriteError(err, this.c.catalog.file)), undefined, ErrorCode.STATE_UNWRITABLE);
     }
-    if ((ended = ending())) return giveUp(ended);
-    const shipped = sum([...fetch.replies.values()].map((r) => r.bytes_fetched));
-    say('fetched', shipped);
-    const t3 = this.c.now();
-    say('restoring', shipped);
-    // Past this point the old copies end: a failure restores them where they were.
-    this.c.catalog.markRankMovesStopped(jobId, imageSet, [...moves.keys()]);
-    for (const [rank, to] of moves) this.c.jobs.rankMoved(jobId, rank, to);
     await runRound(this.c, { ...request, step: RoundStep.STOP }, sourceHosts, cfg.resumeTimeoutMs, (ranks) => ({ dump_ranks: ranks }));
     const restore = await runRound(this.c, { ...request, step: RoundStep.RESTORE }, targets, cfg.dumpTimeoutMs, perTarget);
     this.recordRestored(jobId, restore);

@@ -1,0 +1,138 @@
+// The coordinator's state directory on a disk that fills up (a real tmpfs of
+// 4 MiB under the real SQLite catalog; the agents over the in-memory
+// transport). A checkpoint that cannot write its epoch aborts like any other:
+// the ranks resume, the partial images go, the previous epoch stays the one to
+// restart from, and the operator reads STATE_UNWRITABLE naming the catalog. So
+// does a migration, up to the STOP of the ranks' old copies.
+// The coordinator stays up through it (a host lost meanwhile, events it cannot
+// log), and once there is room the next checkpoint commits. Before, the ranks
+// stayed flushed (the job hung) and every later checkpoint was refused BUSY.
+import { execFileSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { ErrorCode, RoundStep, type CheckpointReplyInit, type RoundRequest } from '../../src/gen/proto.js';
+import type { FerryError } from '../../src/common/ferry-error.js';
+import { ControlPlaneHarness } from './control-plane-harness.js';
+
+let h: ControlPlaneHarness;
+let warnings: string[];
+const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
+const filler = () => join(h.stateDir, 'filler');
+
+beforeEach(async () => {
+  vi.useFakeTimers();
+  h = new ControlPlaneHarness({ heartbeatIntervalMs: 100, heartbeatTimeoutMs: 500, flushTimeoutMs: 2_000, dumpTimeoutMs: 3_000, resumeTimeoutMs: 2_000 });
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'ferry-test-state', h.stateDir]);
+  warnings = [];
+  h.startCoordinator().onWarning = (m) => warnings.push(m);
+  for (const host of ['a', 'b', 'c']) h.startAgent(host);
+  await advance(50);
+  await h.submit({ world_size: 4, hosts: ['a', 'b'] });
+  await advance(10);
+});
+
+afterEach(async () => {
+  for (const a of h.agents.values()) await a.stop();
+  await h.stopCoordinator();
+  execFileSync('umount', [h.stateDir]);
+  await h.close();
+  vi.useRealTimers();
+});
+
+/** Fills the state directory's disk to the last byte. */
+function fillDisk(): void {
+  try {
+    execFileSync('dd', ['if=/dev/zero', `of=${filler()}`, 'bs=64k'], { stdio: 'ignore' });
+  } catch {
+    // (dd ends with ENOSPC)
+  }
+}
+
+async function checkpoint(): Promise<{ result?: CheckpointReplyInit; error?: FerryError }> {
+  let out: { result?: CheckpointReplyInit; error?: FerryError } | undefined;
+  h.coordinator!.checkpoints.checkpoint('j', { stop: false }).then(
+    (result) => (out = { result }),
+    (error) => (out = { error }),
+  );
+  for (let t = 0; !out && t < 20_000; t += 100) await advance(100);
+  if (!out) throw new Error('checkpoint did not finish');
+  return out;
+}
+
+/** The agent of `host` fills the disk while it runs `step`, which then succeeds. */
+function fillDuring(step: RoundStep, host = 'b'): void {
+  const steps = h.nodes.get(host)!.steps;
+  steps.scripts.set(step, (req: RoundRequest) => {
+    fillDisk();
+    steps.scripts.delete(step);
+    if (step === RoundStep.FETCH) return { failed: new Map() };
+    return { failed: new Map(), images: step === RoundStep.DUMP ? req.dump_ranks.map((rank) => ({ rank, location: `/i/${rank}` })) : steps.dumpImages(req) };
+  });
+}
+
+async function migrate(rank: number, to: string): Promise<FerryError | undefined> {
+  let out: { error?: FerryError } | undefined;
+  h.coordinator!.moves.migrate('j', new Map([[rank, to]])).then(
+    () => (out = {}),
+    (error) => (out = { error }),
+  );
+  for (let t = 0; !out && t < 20_000; t += 100) await advance(100);
+  if (!out) throw new Error('migration did not finish');
+  return out.error;
+}
+const rankHosts = () => h.catalog!.listRanks('j').map((r) => `${r.rank}@${r.host} ${r.state}`);
+
+const epochs = () => h.catalog!.listEpochs('j').map((e) => `${e.epoch} ${e.state}`);
+const flushed = () => ['a', 'b'].flatMap((host) => [...h.nodes.get(host)!.ranks.flushed.keys()]);
+
+describe('a full state disk', () => {
+  for (const step of [RoundStep.DUMP, RoundStep.STORE]) {
+    it(`aborts a checkpoint that finds it full during ${RoundStep[step]}: the job runs on, the previous epoch stays, the next one commits once there is room`, async () => {
+      expect((await checkpoint()).result?.epoch?.state).toBe('committed');
+      fillDuring(step);
+      const { error } = await checkpoint();
+      expect(error?.code).toBe(ErrorCode.STATE_UNWRITABLE);
+      expect(error?.message).toMatch(new RegExp(`checkpoint of job j \\(epoch 2\\) aborted: ${RoundStep[step]} failed: the coordinator cannot write its catalog .*catalog\\.db: database or disk is full \\(SQLITE_FULL\\)`));
+      expect(error?.message).toMatch(/The job keeps running; epoch 1 remains the last committed checkpoint\.$/);
+      expect(flushed()).toEqual([]);
+      for (const host of ['a', 'b']) expect(h.nodes.get(host)!.steps.stepsSeen()).toContain(RoundStep.DISCARD);
+      expect(h.catalog!.getJob('j')!.state).toBe('running');
+      // Still full: the next checkpoint says so (its abort record waits), not that one is in flight.
+      const again = await checkpoint();
+      expect(again.error?.code, again.error?.message).toBe(ErrorCode.STATE_UNWRITABLE);
+      rmSync(filler());
+      const next = await checkpoint();
+      expect(next.error).toBeUndefined();
+      expect(epochs()).toEqual(['1 committed', '2 aborted', '3 committed']);
+    });
+  }
+
+  for (const [step, host] of [[RoundStep.PREPARE, 'a'], [RoundStep.FETCH, 'c']] as const) {
+    it(`fails a migration that finds it full during ${RoundStep[step]}: every rank resumes where it was`, async () => {
+      fillDuring(step, host);
+      const error = await migrate(1, 'c');
+      expect(error?.code, error?.message).toBe(ErrorCode.STATE_UNWRITABLE);
+      expect(error?.message).toMatch(/^migration of job j aborted: the coordinator cannot write its catalog .*catalog\.db: database or disk is full \(SQLITE_FULL\); every rank resumed where it was$/);
+      expect(flushed()).toEqual([]);
+      expect(rankHosts()).toEqual(['0@a running', '1@a running', '2@b running', '3@b running']);
+      rmSync(filler());
+      expect(await migrate(1, 'c')).toBeUndefined();
+      expect(rankHosts()).toEqual(['0@a running', '1@c running', '2@b running', '3@b running']);
+    });
+  }
+
+  it('keeps the coordinator up: a host lost meanwhile goes down, the events it cannot log are warned about', async () => {
+    fillDisk();
+    await h.crashAgent('b');
+    await advance(2_000);
+    expect(h.coordinator!.hosts.get('b')?.state).toBe('down');
+    expect(warnings.length).toBeGreaterThan(0);
+    expect(warnings[0]).toMatch(/the coordinator cannot write its catalog .*: database or disk is full \(SQLITE_FULL\)/);
+    rmSync(filler());
+    h.startAgent('b');
+    await advance(2_000);
+    expect(h.coordinator!.hosts.get('b')?.state).toBe('up');
+    expect(h.catalog!.listHosts().find((x) => x.name === 'b')?.state).toBe('up');
+  });
+});
