@@ -379,11 +379,16 @@ describe('ferry run', () => {
         watch = setInterval(() => {
           const now = existsSync(file) ? statSync(file).size : 0;
           [size, still] = [now, now === size ? still + 1 : 0];
-          if (still >= 16 || Number(execFileSync('wc', ['-l', file], { encoding: 'utf8' }).split(' ')[0]) >= 4 * lines) closeSync(openSync(done, 'w'));
+          const all = now > 0 && Number(execFileSync('wc', ['-l', file], { encoding: 'utf8' }).split(' ')[0]) >= 4 * lines;
+          if (still >= 16 || all) closeSync(openSync(done, 'w'));
         }, 500);
       },
-      `while [ ! -e ${done} ]; do sleep 0.2; done`,
-    ).finally(() => clearInterval(watch));
+      // (and once this file's directory is gone: a test that failed leaves no rank behind)
+      `while [ -d ${dir} ] && [ ! -e ${done} ]; do sleep 0.2; done`,
+    ).finally(() => {
+      clearInterval(watch);
+      closeSync(openSync(done, 'w'));
+    });
     expect(code, stderr).toBe(0);
     expect(linesPerRank(file), `${stderr}\n${daemonTails()}`).toEqual([`[0] ${lines}`, `[1] ${lines}`, `[2] ${lines}`, `[3] ${lines}`, 'bad 0']);
     rmSync(file);
