@@ -3,7 +3,8 @@
 // transport). A checkpoint that cannot write its epoch aborts like any other:
 // the ranks resume, the partial images go, the previous epoch stays the one to
 // restart from, and the operator reads STATE_UNWRITABLE naming the catalog. So
-// does a migration, up to the STOP of the ranks' old copies.
+// does a migration, up to the STOP of the ranks' old copies, and a restart
+// before its ranks resume (nothing of it runs; the job is stopped again).
 // The coordinator stays up through it (a host lost meanwhile, events it cannot
 // log), and once there is room the next checkpoint commits. Before, the ranks
 // stayed flushed (the job hung) and every later checkpoint was refused BUSY.
@@ -26,7 +27,7 @@ beforeEach(async () => {
   execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'ferry-test-state', h.stateDir]);
   warnings = [];
   h.startCoordinator().onWarning = (m) => warnings.push(m);
-  for (const host of ['a', 'b', 'c']) h.startAgent(host);
+  for (const host of ['a', 'b', 'c', 'd']) h.startAgent(host);
   await advance(50);
   await h.submit({ world_size: 4, hosts: ['a', 'b'] });
   await advance(10);
@@ -49,9 +50,9 @@ function fillDisk(): void {
   }
 }
 
-async function checkpoint(): Promise<{ result?: CheckpointReplyInit; error?: FerryError }> {
+async function checkpoint(stop = false): Promise<{ result?: CheckpointReplyInit; error?: FerryError }> {
   let out: { result?: CheckpointReplyInit; error?: FerryError } | undefined;
-  h.coordinator!.checkpoints.checkpoint('j', { stop: false }).then(
+  h.coordinator!.checkpoints.checkpoint('j', { stop }).then(
     (result) => (out = { result }),
     (error) => (out = { error }),
   );
@@ -67,20 +68,24 @@ function fillDuring(step: RoundStep, host = 'b'): void {
     fillDisk();
     steps.scripts.delete(step);
     if (step === RoundStep.FETCH) return { failed: new Map() };
+    if (step === RoundStep.RESTORE) return { failed: new Map(), started: steps.restoreRanks(req) };
     return { failed: new Map(), images: step === RoundStep.DUMP ? req.dump_ranks.map((rank) => ({ rank, location: `/i/${rank}` })) : steps.dumpImages(req) };
   });
 }
 
-async function migrate(rank: number, to: string): Promise<FerryError | undefined> {
+/** The error `operation` ends with (undefined: it succeeded), advancing the fake clock meanwhile. */
+async function errorOf(operation: Promise<unknown>): Promise<FerryError | undefined> {
   let out: { error?: FerryError } | undefined;
-  h.coordinator!.moves.migrate('j', new Map([[rank, to]])).then(
+  operation.then(
     () => (out = {}),
     (error) => (out = { error }),
   );
   for (let t = 0; !out && t < 20_000; t += 100) await advance(100);
-  if (!out) throw new Error('migration did not finish');
+  if (!out) throw new Error('the operation did not finish');
   return out.error;
 }
+const migrate = (rank: number, to: string) => errorOf(h.coordinator!.moves.migrate('j', new Map([[rank, to]])));
+const restart = () => errorOf(h.coordinator!.moves.restart('j', { hosts: ['c', 'd'] }));
 const rankHosts = () => h.catalog!.listRanks('j').map((r) => `${r.rank}@${r.host} ${r.state}`);
 
 const epochs = () => h.catalog!.listEpochs('j').map((e) => `${e.epoch} ${e.state}`);
@@ -119,6 +124,24 @@ describe('a full state disk', () => {
       rmSync(filler());
       expect(await migrate(1, 'c')).toBeUndefined();
       expect(rankHosts()).toEqual(['0@a running', '1@c running', '2@b running', '3@b running']);
+    });
+  }
+
+  for (const step of [RoundStep.FETCH, RoundStep.RESTORE]) {
+    it(`fails a restart that finds it full during ${RoundStep[step]}: nothing of it runs, the next restart starts the job`, async () => {
+      expect((await checkpoint(true)).error).toBeUndefined();
+      await advance(1_000);
+      expect(h.catalog!.getJob('j')!.state).toBe('stopped');
+      fillDuring(step, 'c');
+      const error = await restart();
+      expect(error?.code, error?.message).toBe(ErrorCode.STATE_UNWRITABLE);
+      expect(error?.message).toMatch(/^restart of job j from epoch 1 failed: the coordinator cannot write its catalog .*database or disk is full \(SQLITE_FULL\); nothing of it runs, epoch 1 is unchanged/);
+      expect(flushed()).toEqual([]);
+      for (const host of ['c', 'd']) expect(h.nodes.get(host)!.steps.stepsSeen()).toContain(RoundStep.STOP);
+      rmSync(filler());
+      expect(await restart()).toBeUndefined();
+      expect(h.catalog!.getJob('j')!.state).toBe('running');
+      expect(rankHosts()).toEqual(['0@c running', '1@c running', '2@d running', '3@d running']);
     });
   }
 

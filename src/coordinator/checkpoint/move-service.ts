@@ -95,6 +95,12 @@ function cutBackNotes(fetch: RoundResult, epoch: number): string[] {
 const namedHosts = (o: RestartOptions): string[] => (o.rankHosts?.size ? [...new Set(o.rankHosts.values())] : (o.hosts ?? []));
 
 export class MoveService {
+  /**
+   * Restarts that failed after their job became pending, whose failure the catalog could not take (its
+   * disk full): nothing of them runs, but the catalog lists the job pending. Written at its next restart.
+   */
+  private readonly unrecordedRestarts = new Map<string, { detail: string; imageHosts: Map<number, string> }>();
+
   constructor(private readonly c: Coordinator) {}
 
   // ---- restart ---------------------------------------------------------------------
@@ -104,6 +110,7 @@ export class MoveService {
     // (before the checks below. Asked right after a coordinator restart: the targets, the images' hosts and
     // the free capacity are those of the hosts back by then)
     await this.c.jobs.untilHeardFrom(jobId, this.c.hosts.all().map((h) => h.name));
+    this.recordRestartFailure(jobId);
     const job = this.c.catalog.getJob(jobId);
     if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
     if (job.state === 'running' || job.state === 'pending') {
@@ -160,13 +167,23 @@ export class MoveService {
     }
     const release = o.held ? () => {} : this.c.operations.begin(jobId, () => `restart from epoch ${epoch} is running`);
     const imageHosts = new Map(images.map((i) => [i.rank, i.host]));
+    const targets = byHostOf(placement);
+    const request = { job_id: jobId, epoch, image_set: String(epoch), world_size: job.worldSize };
+    // (a copy on a host down stays listed: it goes when the host registers again, removeLeftCopies)
+    const removeCopies = (r?: RoundResult) => {
+      const down = hostsDown(this.c, r);
+      return this.removeCopies(jobId, epoch, new Map([...byHostOf(copied)].filter(([h]) => !down.has(h))));
+    };
+    // How far it got, for a catalog that refuses a write on the way (its disk full): see the catch below.
+    let begun = false;
+    let fetched: RoundResult | undefined;
+    let resuming = false;
     try {
       this.c.event('restart.begin', `job ${jobId}: restart from epoch ${epoch} on ${[...new Set(placement.values())].join(',')}`, { jobId });
       this.c.jobs.beginRestart(jobId, placement, epoch);
-      const targets = byHostOf(placement);
+      begun = true;
       const t0 = this.c.now();
       const say = (phase: string, bytesDone = 0) => o.progress?.({ jobId, phase, elapsedMs: this.c.now() - t0, bytesTotal, bytesDone });
-      const request = { job_id: jobId, epoch, image_set: String(epoch), world_size: job.worldSize };
       const perHost = (ranks: number[]) => ({ sources: ranks.map((r) => sources.get(r)!) });
       // The targets' copies serve this restore only: the epoch's own images stay with their writers
       // (and go with the epoch when retention deletes it). The catalog lists them until they are
@@ -174,11 +191,6 @@ export class MoveService {
       // goes when its host registers (removeLeftCopies). Being thrown away, they are not fsynced
       // (transient): a target that crashes before its RESTORE fetches again.
       this.c.catalog.recordRestartCopies(jobId, epoch, copied);
-      // (a copy on a host down stays listed: it goes when the host registers again, removeLeftCopies)
-      const removeCopies = (r?: RoundResult) => {
-        const down = hostsDown(this.c, r);
-        return this.removeCopies(jobId, epoch, new Map([...byHostOf(copied)].filter(([h]) => !down.has(h))));
-      };
       say('fetching');
       // A rollback: once its image is here, each target cuts back the files its ranks wrote after the
       // epoch (written-files.ts), every one of them before any rank is restored.
@@ -190,6 +202,7 @@ export class MoveService {
         fetch = again.result;
         for (const [rank, source] of again.newSources) sources.set(rank, source);
       }
+      fetched = fetch;
       const notes = cutBackNotes(fetch, epoch);
       for (const n of notes) this.c.event('restart.file-cut-back', `job ${jobId}: ${n}`, { jobId });
       const cutSoFar = (putBack: string) =>
@@ -225,6 +238,7 @@ export class MoveService {
       // From here the ranks run again from the epoch: for followers that stayed, what they print again is not shown twice.
       const hidden = this.c.jobs.replay.rewind(jobId, o.hideRepeatedOutput ? this.c.catalog.outputMarks(jobId, epoch) : undefined);
       this.c.jobs.tables.expectTable(jobId);
+      resuming = true;
       const resume = await runResumeRound(this.c, request, targets);
       if (!this.c.jobs.resumedOrFailed(jobId, `restart from epoch ${epoch}`, resume, targets, `after restoring from epoch ${epoch}: ${describeRoundFailure('RESUME', resume)}`)) {
         await removeCopies(resume);
@@ -249,9 +263,31 @@ export class MoveService {
         output_replay_hidden_bytes: hidden ?? 0,
         notes,
       };
+    } catch (err) {
+      // The catalog refused a write (its disk is full) after the job became pending and before any rank
+      // resumed: what came back is stopped, the copies go, cut files are put back, and the job is stopped
+      // again, in the catalog now or before its next restart (unrecordedRestarts).
+      if (!begun || resuming || !isCatalogUnwritable(err)) throw err;
+      const why = errorMessage(catalogWriteError(err, this.c.catalog.file));
+      await runRound(this.c, { ...request, step: RoundStep.STOP }, targets, this.c.config.resumeTimeoutMs, (ranks) => ({ dump_ranks: ranks }));
+      await removeCopies().catch((e) => trace(`restart of ${jobId}: removing copies: ${errorMessage(e)}`));
+      const putBack = fetched ? await this.putBackCutFiles(jobId, request, fetched, targets) : '';
+      throw this.restartFailure(jobId, epoch, why + putBack, imageHosts, ErrorCode.STATE_UNWRITABLE);
     } finally {
       release();
     }
+  }
+
+  /** Writes that a restart failed, where the catalog could not take it then (unrecordedRestarts). */
+  private recordRestartFailure(jobId: string): void {
+    const failed = this.unrecordedRestarts.get(jobId);
+    if (!failed) return;
+    try {
+      this.c.jobs.restartFailed(jobId, failed.detail, failed.imageHosts);
+    } catch (err) {
+      throw catalogWriteError(err, this.c.catalog.file);
+    }
+    this.unrecordedRestarts.delete(jobId);
   }
 
   /**
@@ -371,9 +407,18 @@ export class MoveService {
 
   private restartFailure(jobId: string, epoch: number, why: string, imageHosts: Map<number, string>, code: ErrorCode): FerryError {
     trace(`restart of ${jobId} failed: ${why}`);
-    this.c.jobs.restartFailed(jobId, `restart from epoch ${epoch} failed: ${why}`, imageHosts);
-    this.c.event('restart.failed', `job ${jobId}: restart from epoch ${epoch} failed: ${why}`, { jobId });
-    return new FerryError(code, `restart of job ${jobId} from epoch ${epoch} failed: ${why}; nothing of it runs, epoch ${epoch} is unchanged`);
+    const detail = `restart from epoch ${epoch} failed: ${why}`;
+    let unrecorded = '';
+    try {
+      this.c.jobs.restartFailed(jobId, detail, imageHosts);
+    } catch (err) {
+      if (!isCatalogUnwritable(err)) throw err;
+      this.unrecordedRestarts.set(jobId, { detail, imageHosts });
+      unrecorded = ` (${errorMessage(catalogWriteError(err, this.c.catalog.file))}: the catalog lists the job pending until it can be written; the next restart writes it)`;
+      code = ErrorCode.STATE_UNWRITABLE;
+    }
+    this.c.event('restart.failed', `job ${jobId}: ${detail}`, { jobId });
+    return new FerryError(code, `restart of job ${jobId} from epoch ${epoch} failed: ${why}; nothing of it runs, epoch ${epoch} is unchanged${unrecorded}`);
   }
 
   /**
