@@ -90,13 +90,19 @@ function lines(mib: number, from = 0): string {
 
 /** A 1-rank job prints `mib` MiB to a follower that takes nothing (its agent pauses), and ends. */
 async function endsBehindItsFollower(mib: number): Promise<TestFollower> {
+  const f = await printsBehindItsFollower(mib);
+  ranks.exit('j', 0, 0);
+  return f;
+}
+
+/** A 1-rank job prints `mib` MiB to a follower that takes nothing: it has its 16 MiB window, the rest waits. */
+async function printsBehindItsFollower(mib: number): Promise<TestFollower> {
   await h.submit({ world_size: 1, hosts: ['a'] });
   await advance(50);
   const f = follow(false);
   await advance(50);
   ranks.print('j', 0, lines(mib));
   await advance(3_000);
-  ranks.exit('j', 0, 0);
   return f;
 }
 
@@ -235,12 +241,7 @@ describe('followers behind', () => {
 describe('a coordinator replaced while a follower is behind', () => {
   /** Job `j` prints 24 MiB to a follower that takes nothing: 16 MiB in flight to it, the rest waits at the coordinator, which crashes. */
   async function crashesBehindItsFollower(): Promise<TestFollower> {
-    await h.submit({ world_size: 1, hosts: ['a'] });
-    await advance(50);
-    const f = follow(false);
-    await advance(50);
-    ranks.print('j', 0, lines(24));
-    await advance(3_000);
+    const f = await printsBehindItsFollower(24);
     expect(f.bytes()).toBe(16 << 20);
     await h.crashCoordinator();
     ranks.print('j', 0, lines(1, 24 * 1024)); // while there is no coordinator
@@ -263,12 +264,7 @@ describe('a coordinator replaced while a follower is behind', () => {
   });
 
   it('a job that ended before: the follower gets every line, then the end', async () => {
-    await h.submit({ world_size: 1, hosts: ['a'] });
-    await advance(50);
-    const f = follow(false);
-    await advance(50);
-    ranks.print('j', 0, lines(24));
-    await advance(3_000);
+    const f = await printsBehindItsFollower(24);
     ranks.exit('j', 0, 0); // its exit is acknowledged; the end waits at the coordinator behind 8 MiB
     await advance(1_000);
     expect(h.catalog!.getJob('j')!.state).toBe('succeeded');
