@@ -455,7 +455,11 @@ export class JobService {
     const follower = this.newFollower(jobId, peer, requestId, ranks);
     const previous = this.followerOf(this.followers, jobId, peer) ?? this.followerOf(this.draining, jobId, peer);
     if (previous) follower.link.takeOver(previous.link);
-    // (an ended job whose tails still come is followed as a running one: its end goes after them)
+    // (an ended job whose tails still come is followed as a running one: its end goes after them. So is
+    // one with a host not heard from since this coordinator started: its agent may bring tails, for the
+    // output a coordinator before this one held for this follower, and a `ferry run` renews its follow
+    // before the agents register, its renewal queued in its socket while no coordinator ran)
+    if (ENDED_STATES.has(job.state) && this.hostsUnheard(jobId)) this.endAwaitsTails.add(jobId);
     if (ENDED_STATES.has(job.state) && !this.c.autoRestarts.has(jobId) && !this.endAwaitsTails.has(jobId)) {
       const draining = (this.draining.get(jobId) ?? []).filter((f) => f.peer !== peer);
       // (a follow renewed while the end still waits for it: the end is in what it took over)
@@ -528,6 +532,14 @@ export class JobService {
     let most = 0;
     for (const f of heard.length > 0 ? heard : all) most = Math.max(most, f.link.waitingBytes);
     return most;
+  }
+
+  /**
+   * Whether a host of the job's ranks has not re-registered since this coordinator started ('unknown';
+   * it goes 'down' after the heartbeat timeout): its agent may still carry the ranks' tails.
+   */
+  private hostsUnheard(jobId: string): boolean {
+    return this.c.catalog.listRanks(jobId).some((r) => this.c.hosts.get(r.host)?.state === 'unknown');
   }
 
   /** An ended rank's output comes again after its exit, which came again: its job's end waits for it. */
@@ -1404,7 +1416,8 @@ export class JobService {
   private endFollows(jobId: string): void {
     const now = this.c.now();
     const awaited = (this.awaitingFollowers.get(jobId) ?? 0) > now;
-    if (this.tails.has(jobId) && (awaited || (this.followers.get(jobId) ?? []).some((f) => now - f.heardMs < FOLLOWER_LAPSE_MS))) {
+    const heard = (this.followers.get(jobId) ?? []).some((f) => now - f.heardMs < FOLLOWER_LAPSE_MS);
+    if ((this.tails.has(jobId) && (awaited || heard)) || (heard && this.hostsUnheard(jobId))) {
       this.endAwaitsTails.add(jobId);
       return;
     }
