@@ -6,7 +6,7 @@
 // A follower that counts what it received (OutputReceived) gets more only as
 // it takes it; the rest waits here, in order. One that never counted (a CLI
 // from before this) is sent everything at once, as before.
-import type { OperatorReplyInit, OutputUntakenInit } from '../gen/proto.js';
+import type { JobOutputInit, OperatorReplyInit, OutputUntakenInit } from '../gen/proto.js';
 
 /**
  * Output bytes, and output messages, sent to a counting follower and not yet counted by it: well under
@@ -34,8 +34,11 @@ export class FollowerLink {
    * taken as received then.
    */
   private base = 0;
-  /** For each output message in flight, the follower's count once it has it (oldest first), and the output. */
-  private readonly inFlight: { count: number; reply: FollowerReply }[] = [];
+  /**
+   * For each output message in flight, the follower's count once it has it (oldest first), and where its
+   * output came from (source, stream, offset: not its data, which went out with it).
+   */
+  private readonly inFlight: { count: number; from: Pick<JobOutputInit, 'source' | 'stream' | 'offset'> }[] = [];
   private readonly queue: FollowerReply[] = [];
   private queuedBytes = 0;
   /** untaken()'s marks, kept until the link changes (every agent's heartbeat asks for them). */
@@ -98,8 +101,7 @@ export class FollowerLink {
     if (!this.marks) {
       const marks = new Map<string, OutputUntakenInit>();
       // (in order: the first of each source and stream starts where the follower stopped taking it)
-      for (const reply of [...this.inFlight.map((f) => f.reply), ...this.queue]) {
-        const out = reply.job_output;
+      for (const out of [...this.inFlight.map((f) => f.from), ...this.queue.map((r) => r.job_output)]) {
         const key = `${out?.source}\0${out?.stream ?? 0}`;
         if (out?.source && !marks.has(key)) marks.set(key, { source: out.source, stream: out.stream ?? 0, offset: out.offset ?? 0 });
       }
@@ -149,7 +151,10 @@ export class FollowerLink {
   private go(reply: FollowerReply): void {
     const bytes = outputBytes(reply);
     this.sent += bytes;
-    if (bytes > 0 && this.counting) this.inFlight.push({ count: this.sent, reply });
+    if (bytes > 0 && this.counting) {
+      const out = reply.job_output!;
+      this.inFlight.push({ count: this.sent, from: { source: out.source, stream: out.stream, offset: out.offset } });
+    }
     this.send(reply);
   }
 }
