@@ -2,7 +2,8 @@
 // says so in its own words (SqliteError, code SQLITE_FULL ...); the coordinator passes it on as
 // STATE_UNWRITABLE, naming the file, to the operator whose request needed the write, and to the agent
 // whose report it could not record (it reports again). It stays up meanwhile: what it holds in memory
-// goes on (running jobs, their output), events that cannot be written are lost (with a warning), and a
+// goes on (running jobs, their output, the endpoint tables of ranks woken from a flush), events that cannot
+// be written are lost (with a warning), a rank's exit waits for room (the job's followers are told), and a
 // checkpoint aborts cleanly (checkpoint-service.ts); once there is room again, all of it works again.
 import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { ErrorCode } from '../gen/proto.js';

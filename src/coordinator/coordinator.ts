@@ -81,6 +81,8 @@ export class Coordinator {
   onWarning: (message: string) => void = (message) => trace(`warning: ${message}`);
   private catalogWarnedMs = -Infinity;
   private catalogWarningsHeld = 0;
+  /** "job/rank" of exits the catalog refused, whose followers were told so (reportRefused). */
+  private readonly exitsRefused = new Set<string>();
 
   constructor(
     private readonly transport: ServerTransport,
@@ -345,7 +347,10 @@ export class Coordinator {
           const session = this.hosts.touch(peer);
           if (!session) throw new FerryError(ErrorCode.NOT_REGISTERED, `${msg.body} from an agent that is not registered`);
           if (msg.body === 'rank_started' && msg.rank_started?.process) this.jobs.onRankStarted(session.name, msg.rank_started.process);
-          if (msg.body === 'rank_exited' && msg.rank_exited) this.jobs.onRankExited(session.name, msg.rank_exited);
+          if (msg.body === 'rank_exited' && msg.rank_exited) {
+            this.jobs.onRankExited(session.name, msg.rank_exited);
+            this.exitsRefused.delete(`${msg.rank_exited.job_id}/${msg.rank_exited.rank}`);
+          }
           if (msg.body === 'rank_endpoint' && msg.rank_endpoint) this.jobs.tables.onRankEndpoint(session.name, msg.rank_endpoint);
           if (msg.body === 'rank_output' && msg.rank_output) this.jobs.onRankOutput(msg.rank_output, session.name);
           if (msg.request_id) this.replyAgent(peer, msg, { ack: {} }); // output comes one way, without an id
@@ -358,8 +363,24 @@ export class Coordinator {
           );
       }
     } catch (err) {
+      if (isCatalogUnwritable(err)) this.reportRefused(msg, err);
       this.replyAgent(peer, msg, {}, err);
     }
+  }
+
+  /**
+   * An agent's report the catalog could not record (its disk full): the agent tells it again until it is
+   * taken. A rank's exit waits so (the job's end with it): its followers are told why, once per rank,
+   * rather than wait in silence.
+   */
+  private reportRefused(msg: AgentMessage, err: unknown): void {
+    const exit = msg.body === 'rank_exited' ? msg.rank_exited : undefined;
+    this.catalogTrouble(`${exit ? `the exit of rank ${exit.rank} of job ${exit.job_id}` : `an agent's ${msg.body}`} waits (its agent tells it again)`, err);
+    if (!exit) return;
+    const key = `${exit.job_id}/${exit.rank}`;
+    if (this.exitsRefused.has(key)) return;
+    this.exitsRefused.add(key);
+    this.jobs.notify(exit.job_id, `rank ${exit.rank} has exited, but the coordinator cannot record it (${errorMessage(catalogWriteError(err, this.catalog.file))}): the job's end waits until there is room`);
   }
 
   private onRegister(peer: PeerId, msg: AgentMessage, req: RegisterRequest): void {
