@@ -126,6 +126,9 @@ export class Coordinator {
         // (a host's new state not written: the next write of it catches up; anything else is a bug to show)
         this.catalogTrouble('sweeping the hosts', err);
       }
+      // What the catalog refused before (its disk full), written once it takes writes again.
+      this.checkpoints.recordLateAborts();
+      this.moves.recordLateRestartFailures();
     }, period);
     this.sweepTimer.unref?.();
     this.periodic.resumeAll();

@@ -106,7 +106,11 @@ describe('a full state disk', () => {
       // Still full: the next checkpoint says so (its abort record waits), not that one is in flight.
       const again = await checkpoint();
       expect(again.error?.code, again.error?.message).toBe(ErrorCode.STATE_UNWRITABLE);
+      expect(epochs()).toEqual(['1 committed', `2 ${step === RoundStep.DUMP ? 'dumping' : 'storing'}`]);
+      // Once there is room, the abort is written without waiting for a checkpoint (the job may never take one).
       rmSync(filler());
+      await advance(200);
+      expect(epochs()).toEqual(['1 committed', '2 aborted']);
       const next = await checkpoint();
       expect(next.error).toBeUndefined();
       expect(epochs()).toEqual(['1 committed', '2 aborted', '3 committed']);
@@ -138,7 +142,11 @@ describe('a full state disk', () => {
       expect(error?.message).toMatch(/^restart of job j from epoch 1 failed: the coordinator cannot write its catalog .*database or disk is full \(SQLITE_FULL\); nothing of it runs, epoch 1 is unchanged/);
       expect(flushed()).toEqual([]);
       for (const host of ['c', 'd']) expect(h.nodes.get(host)!.steps.stepsSeen()).toContain(RoundStep.STOP);
+      expect(h.catalog!.getJob('j')!.state).toBe('pending');
       rmSync(filler());
+      await advance(200);
+      expect(h.catalog!.getJob('j')!.state).toBe('stopped');
+      expect(rankHosts()).toEqual(['0@a exited', '1@a exited', '2@b exited', '3@b exited']);
       expect(await restart()).toBeUndefined();
       expect(h.catalog!.getJob('j')!.state).toBe('running');
       expect(rankHosts()).toEqual(['0@c running', '1@c running', '2@d running', '3@d running']);

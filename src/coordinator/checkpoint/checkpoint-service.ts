@@ -55,7 +55,8 @@ export class CheckpointService {
   private imagesToDiscard: { jobId: string; epoch: number; why: string; hosts?: Set<string>; hostsDone: Set<string> }[] = [];
   /**
    * Aborted epochs whose abort the catalog could not take (its disk full): the catalog still has them in
-   * flight, which refuses the job's next checkpoint (BUSY). Written at the next checkpoint of the job.
+   * flight, which refuses the job's next checkpoint (BUSY). Written once the catalog takes writes again
+   * (recordLateAborts, from the coordinator's sweep), and at the latest before the job's next checkpoint.
    */
   private readonly unrecordedAborts = new Map<string, { epoch: number; atMs: number; detail: string }>();
 
@@ -92,6 +93,22 @@ export class CheckpointService {
       }
     } finally {
       release();
+    }
+  }
+
+  /**
+   * Writes the aborts the catalog could not take before (unrecordedAborts), if it takes writes now: else
+   * they wait for the next try. Without it, a job that ended with no checkpoint after its abort listed
+   * the epoch as in flight for good.
+   */
+  recordLateAborts(): void {
+    for (const jobId of [...this.unrecordedAborts.keys()]) {
+      try {
+        this.recordAbort(jobId);
+      } catch (err) {
+        if (err instanceof FerryError && err.code === ErrorCode.STATE_UNWRITABLE) return;
+        throw err;
+      }
     }
   }
 
@@ -308,7 +325,7 @@ export class CheckpointService {
       if (!isCatalogUnwritable(err)) throw err;
       // (its ranks and images are settled; only the record waits: written before the job's next checkpoint)
       this.unrecordedAborts.set(jobId, { epoch, atMs: this.c.now(), detail });
-      detail += `; the abort is not in the catalog yet (${errorMessage(catalogWriteError(err, this.c.catalog.file))}): it goes there before the next checkpoint of the job`;
+      detail += `; the abort is not in the catalog yet (${errorMessage(catalogWriteError(err, this.c.catalog.file))}): it goes there once the catalog can be written, before the job's next checkpoint at the latest`;
     }
     m.transition(['aborting'], 'aborted');
     this.c.retention.forgetEnded(jobId); // a job whose checkpoints keep failing lists only the newest

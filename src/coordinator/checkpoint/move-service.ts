@@ -97,7 +97,8 @@ const namedHosts = (o: RestartOptions): string[] => (o.rankHosts?.size ? [...new
 export class MoveService {
   /**
    * Restarts that failed after their job became pending, whose failure the catalog could not take (its
-   * disk full): nothing of them runs, but the catalog lists the job pending. Written at its next restart.
+   * disk full): nothing of them runs, but the catalog lists the job pending. Written once the catalog takes
+   * writes again (recordLateRestartFailures), and at the latest before the job's next restart.
    */
   private readonly unrecordedRestarts = new Map<string, { detail: string; imageHosts: Map<number, string> }>();
 
@@ -278,6 +279,18 @@ export class MoveService {
     }
   }
 
+  /** Writes the restart failures the catalog could not take before, if it takes writes now (the coordinator's sweep). */
+  recordLateRestartFailures(): void {
+    for (const jobId of [...this.unrecordedRestarts.keys()]) {
+      try {
+        this.recordRestartFailure(jobId);
+      } catch (err) {
+        if (err instanceof FerryError && err.code === ErrorCode.STATE_UNWRITABLE) return;
+        throw err;
+      }
+    }
+  }
+
   /** Writes that a restart failed, where the catalog could not take it then (unrecordedRestarts). */
   private recordRestartFailure(jobId: string): void {
     const failed = this.unrecordedRestarts.get(jobId);
@@ -414,7 +427,7 @@ export class MoveService {
     } catch (err) {
       if (!isCatalogUnwritable(err)) throw err;
       this.unrecordedRestarts.set(jobId, { detail, imageHosts });
-      unrecorded = ` (${errorMessage(catalogWriteError(err, this.c.catalog.file))}: the catalog lists the job pending until it can be written; the next restart writes it)`;
+      unrecorded = ` (${errorMessage(catalogWriteError(err, this.c.catalog.file))}: the catalog lists the job pending until it can be written)`;
       code = ErrorCode.STATE_UNWRITABLE;
     }
     this.c.event('restart.failed', `job ${jobId}: ${detail}`, { jobId });
