@@ -3,8 +3,9 @@
 // STATE_UNWRITABLE, naming the file, to the operator whose request needed the write, and to the agent
 // whose report it could not record (it reports again). It stays up meanwhile: what it holds in memory
 // goes on (running jobs, their output, the endpoint tables of ranks woken from a flush), events that cannot
-// be written are lost (with a warning), a rank's exit waits for room (the job's followers are told), and a
-// checkpoint aborts cleanly (checkpoint-service.ts); once there is room again, all of it works again.
+// be written are lost (with a warning), a rank's exit waits for room (the job's followers are told), a
+// checkpoint aborts cleanly (checkpoint-service.ts), a migration past its STOP or a restart past its RESUME
+// goes on; what they could not record waits for room (late-writes.ts). Once there is room, all of it works again.
 import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { ErrorCode } from '../gen/proto.js';
 

@@ -39,6 +39,7 @@ import { ImageReplication } from './checkpoint/image-replication.js';
 import { PeriodicCheckpoints } from './checkpoint/periodic-checkpoints.js';
 import { JobService } from './job-service.js';
 import { catalogWriteError, isCatalogUnwritable } from './catalog-errors.js';
+import { LateWrites } from './late-writes.js';
 import { OperatorService } from './operator-service.js';
 
 const trace = tracer('coordinator');
@@ -61,6 +62,8 @@ export class Coordinator {
   readonly retention: EpochRetention;
   readonly replication: ImageReplication;
   readonly autoRestarts: AutoRestarts;
+  /** Catalog writes refused for a full disk, written once there is room. */
+  readonly lateWrites: LateWrites;
   /** One checkpoint, restart or migration at a time per job. */
   readonly operations = new JobOperations();
   private readonly operators: OperatorService;
@@ -91,6 +94,7 @@ export class Coordinator {
     readonly now: () => number = Date.now,
   ) {
     this.startedMs = now();
+    this.lateWrites = new LateWrites(catalog.file, (what, err) => this.catalogTrouble(what, err));
     this.hosts = new HostRegistry(config.heartbeatTimeoutMs, now, {
       stateChanged: (host, from, reason) => this.onHostStateChanged(host, from, reason),
     });
@@ -127,8 +131,7 @@ export class Coordinator {
         this.catalogTrouble('sweeping the hosts', err);
       }
       // What the catalog refused before (its disk full), written once it takes writes again.
-      this.checkpoints.recordLateAborts();
-      this.moves.recordLateRestartFailures();
+      this.lateWrites.retry();
     }, period);
     this.sweepTimer.unref?.();
     this.periodic.resumeAll();
@@ -349,6 +352,10 @@ export class Coordinator {
         case 'rank_output': {
           const session = this.hosts.touch(peer);
           if (!session) throw new FerryError(ErrorCode.NOT_REGISTERED, `${msg.body} from an agent that is not registered`);
+          // What the catalog refused of the job before (its disk full) goes first: this report is newer. An
+          // exit waits for it (its agent tells it again); a start or an endpoint goes on, recorded late if need be.
+          if (msg.body === 'rank_exited' && msg.rank_exited) this.lateWrites.settle(msg.rank_exited.job_id);
+          else if (msg.body !== 'rank_output' && this.lateWrites.size > 0) this.lateWrites.retry();
           if (msg.body === 'rank_started' && msg.rank_started?.process) this.jobs.onRankStarted(session.name, msg.rank_started.process);
           if (msg.body === 'rank_exited' && msg.rank_exited) {
             this.jobs.onRankExited(session.name, msg.rank_exited);
@@ -366,7 +373,7 @@ export class Coordinator {
           );
       }
     } catch (err) {
-      if (isCatalogUnwritable(err)) this.reportRefused(msg, err);
+      if (isCatalogUnwritable(err) || (err instanceof FerryError && err.code === ErrorCode.STATE_UNWRITABLE)) this.reportRefused(msg, err);
       this.replyAgent(peer, msg, {}, err);
     }
   }
@@ -378,7 +385,7 @@ export class Coordinator {
    */
   private reportRefused(msg: AgentMessage, err: unknown): void {
     const exit = msg.body === 'rank_exited' ? msg.rank_exited : undefined;
-    this.catalogTrouble(`${exit ? `the exit of rank ${exit.rank} of job ${exit.job_id}` : `an agent's ${msg.body}`} waits (its agent tells it again)`, err);
+    if (isCatalogUnwritable(err)) this.catalogTrouble(`${exit ? `the exit of rank ${exit.rank} of job ${exit.job_id}` : `an agent's ${msg.body}`} waits (its agent tells it again)`, err);
     if (!exit) return;
     const key = `${exit.job_id}/${exit.rank}`;
     if (this.exitsRefused.has(key)) return;

@@ -66,10 +66,15 @@ export class EndpointTables {
     this.reportsAwaited.get(job.id)?.delete(e.rank);
     if (e.repeated && this.republishTo(host, job, e.rank, endpoint)) return;
     // The first endpoint of a new gathering: the table the catalog holds is no longer the one to hand out.
-    if (!this.pendingEndpoints.has(job.id) && job.endpointsPublished) this.record(job.id, () => this.c.catalog.setEndpointsPublished(job.id, false));
-    this.record(job.id, () =>
-      this.jobs.updateRank({ jobId: row.jobId, rank: row.rank, host, pid: row.pid, endpoint, state: row.state === 'exited' ? 'exited' : 'running', updatedMs: this.c.now() }),
-    );
+    if (!this.pendingEndpoints.has(job.id) && job.endpointsPublished) this.recordPublished(job.id, false);
+    // (written late, it is the endpoint of the rank where it runs then: a move since makes it moot)
+    let late = false;
+    this.c.lateWrites.run(job.id, `endpoint ${e.rank}`, `the endpoint of rank ${e.rank} of job ${job.id}`, () => {
+      const now = late ? this.c.catalog.getRank(row.jobId, row.rank) : row;
+      if (!now || (late && now.host !== host)) return;
+      this.jobs.updateRank({ jobId: row.jobId, rank: row.rank, host, pid: now.pid, endpoint, state: now.state === 'exited' ? 'exited' : 'running', updatedMs: this.c.now() });
+    });
+    late = true;
     const pending = this.pendingEndpoints.get(e.job_id) ?? new Map<number, EndpointInit>();
     pending.set(e.rank, { rank: e.rank, address: e.address, port: e.port });
     this.pendingEndpoints.set(e.job_id, pending);
@@ -151,7 +156,7 @@ export class EndpointTables {
     // Recorded before any host is sent the table: a coordinator killed part way through sending it leaves
     // hosts that did not get it, whose ranks still wait; the next coordinator hands them this table when
     // their agents tell those endpoints again (republishTo).
-    this.record(job.id, () => this.c.catalog.setEndpointsPublished(job.id, true));
+    this.recordPublished(job.id, true);
     this.tablesExpected.delete(job.id);
     this.reportsAwaited.delete(job.id);
     void this.publish(job.id, [...table.values()].sort((a, b) => (a.rank ?? 0) - (b.rank ?? 0)));
@@ -217,18 +222,13 @@ export class EndpointTables {
   }
 
   /**
-   * A write of the table's record that the catalog refused (its disk full) is warned about, not thrown: the
-   * ranks are woken and wait for their table, which the coordinator holds in memory. Without the table they
-   * waited for good, also once there was room (a checkpoint that failed for the full disk had resumed
-   * them). A coordinator restarted meanwhile gathers the table anew from the endpoints told again, as the
-   * catalog does not hold them all.
+   * Records whether the job's table went out. Like the endpoints, a write the catalog refuses (its disk
+   * full) waits for room (late-writes.ts) rather than fail the report: the ranks are woken and wait for
+   * their table, which the coordinator holds in memory. Thrown, the report was dropped, and the ranks of a
+   * job whose checkpoint failed for the full disk waited for good, also once there was room.
    */
-  private record(jobId: string, write: () => void): void {
-    try {
-      write();
-    } catch (err) {
-      this.c.catalogTrouble(`the endpoint table of job ${jobId} is handed out unrecorded`, err);
-    }
+  private recordPublished(jobId: string, published: boolean): void {
+    this.c.lateWrites.run(jobId, 'endpoints published', `whether the endpoint table of job ${jobId} went out`, () => this.c.catalog.setEndpointsPublished(jobId, published));
   }
 
   private async publish(jobId: string, endpoints: EndpointInit[]): Promise<void> {

@@ -1259,8 +1259,14 @@ export class JobService {
   /** Every rank of a restarted job runs. */
   restartDone(jobId: string, epoch: number): void {
     this.heldFlushed.delete(jobId);
-    this.c.catalog.setBranch(jobId, epoch);
-    this.c.catalog.setJobState(jobId, 'running', { detail: `restarted from epoch ${epoch}` });
+    // (its ranks run: what the catalog refuses, its disk full, waits for room while the job is pending still)
+    let late = false;
+    this.c.lateWrites.run(jobId, 'restart', `the restart of job ${jobId} from epoch ${epoch}`, () => {
+      if (late && this.c.catalog.getJob(jobId)?.state !== 'pending') return;
+      this.c.catalog.setBranch(jobId, epoch);
+      this.c.catalog.setJobState(jobId, 'running', { detail: `restarted from epoch ${epoch}` });
+    });
+    late = true;
     this.c.periodic.resume(jobId); // its ticks ended with the job
     this.c.replication.topUp(jobId); // the epoch it runs from may have lost copies with a host
     const signal = this.signalAfterRestart.get(jobId);

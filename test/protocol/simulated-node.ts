@@ -203,7 +203,11 @@ export class ScriptedSteps implements RankSteps {
 
   private async outcome(req: RoundRequest): Promise<StepOutcome | 'hang'> {
     const script = this.scripts.get(req.step);
-    if (script) return script(req);
+    return script ? script(req) : this.byDefault(req);
+  }
+
+  /** What the step does with no script (for scripts that do something first). */
+  byDefault(req: RoundRequest): StepOutcome {
     if (req.step === RoundStep.DUMP || req.step === RoundStep.STORE) return { failed: new Map(), images: this.dumpImages(req) };
     if (req.step === RoundStep.STOP) {
       for (const r of req.dump_ranks) this.ranks.exit(req.job_id, r, 137);

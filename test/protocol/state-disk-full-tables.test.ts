@@ -68,8 +68,13 @@ describe('endpoint tables on a full state disk', () => {
     await advance(500);
     expect(a.tables.at(-1)).toBe('k 2000,2001');
     expect(b.tables.at(-1)).toBe('k 2000,2001');
-    // Once there is room, the next checkpoint commits, and its RESUME hands out a new table as well.
+    expect(h.catalog!.listRanks('k').map((r) => r.endpoint)).toEqual(['198.18.0.2:1000', '198.18.0.3:1001']);
+    // Once there is room, the table is recorded (a coordinator restarted then hands it out again), the
+    // next checkpoint commits, and its RESUME hands out a new table as well.
     rmSync(filler());
+    await advance(200);
+    expect(h.catalog!.listRanks('k').map((r) => r.endpoint)).toEqual(['198.18.0.2:2000', '198.18.0.3:2001']);
+    expect(h.catalog!.getJob('k')!.endpointsPublished).toBe(true);
     const next = await settle<CheckpointReplyInit>(h.coordinator!.checkpoints.checkpoint('k', { stop: false }));
     expect(next.error).toBeUndefined();
     expect(next.value!.epoch!.state).toBe('committed');

@@ -5,6 +5,10 @@
 // restart from, and the operator reads STATE_UNWRITABLE naming the catalog. So
 // does a migration, up to the STOP of the ranks' old copies, and a restart
 // before its ranks resume (nothing of it runs; the job is stopped again).
+// Past those points there is no going back: the operation goes on, and what
+// the catalog refused (a rank's new process, the end of a move, the job
+// running again) is written once there is room, before the job's next
+// operation. Before, such a migration or restart left the job stuck.
 // The coordinator stays up through it (a host lost meanwhile, events it cannot
 // log), and once there is room the next checkpoint commits. Before, the ranks
 // stayed flushed (the job hung) and every later checkpoint was refused BUSY.
@@ -67,9 +71,7 @@ function fillDuring(step: RoundStep, host = 'b'): void {
   steps.scripts.set(step, (req: RoundRequest) => {
     fillDisk();
     steps.scripts.delete(step);
-    if (step === RoundStep.FETCH) return { failed: new Map() };
-    if (step === RoundStep.RESTORE) return { failed: new Map(), started: steps.restoreRanks(req) };
-    return { failed: new Map(), images: step === RoundStep.DUMP ? req.dump_ranks.map((rank) => ({ rank, location: `/i/${rank}` })) : steps.dumpImages(req) };
+    return steps.byDefault(req);
   });
 }
 
@@ -152,6 +154,49 @@ describe('a full state disk', () => {
       expect(rankHosts()).toEqual(['0@c running', '1@c running', '2@d running', '3@d running']);
     });
   }
+
+  // Past the STOP of a migration's old copies, or once a restart's ranks resume, there is no going back:
+  // the operation goes on from memory, and what the catalog refuses is written once there is room.
+  for (const [step, host] of [[RoundStep.STOP, 'a'], [RoundStep.RESTORE, 'c'], [RoundStep.RESUME, 'b']] as const) {
+    it(`finishes a migration that finds it full during ${RoundStep[step]}, and records it once there is room`, async () => {
+      fillDuring(step, host);
+      expect(await migrate(1, 'c')).toBeUndefined();
+      expect(flushed()).toEqual([]);
+      expect(h.nodes.get('c')!.ranks.has('j', 1)).toBe(true);
+      await advance(1_000);
+      expect(h.catalog!.getJob('j')!.state).toBe('running');
+      if (step !== RoundStep.RESUME) {
+        // (the catalog is behind: the rank's new process and the end of the move wait)
+        expect(h.catalog!.getRank('j', 1)).toMatchObject({ host: 'c', pid: 0 });
+        expect(h.catalog!.rankMoves('j')).toHaveLength(1);
+        // An operation of the job waits for them, and says why.
+        expect((await checkpoint()).error?.code).toBe(ErrorCode.STATE_UNWRITABLE);
+      }
+      rmSync(filler());
+      await advance(200);
+      expect(rankHosts()).toEqual(['0@a running', '1@c running', '2@b running', '3@b running']);
+      expect(h.catalog!.getRank('j', 1)!.pid).toBeGreaterThan(0);
+      expect(h.catalog!.rankMoves('j')).toEqual([]);
+      expect(h.catalog!.getJob('j')!.hosts).toContain('c');
+      expect(await migrate(1, 'a')).toBeUndefined();
+      expect(rankHosts()).toEqual(['0@a running', '1@a running', '2@b running', '3@b running']);
+    });
+  }
+
+  it("finishes a restart that finds it full once its ranks resume, and records it once there is room", async () => {
+    expect((await checkpoint(true)).error).toBeUndefined();
+    await advance(1_000);
+    fillDuring(RoundStep.RESUME, 'c');
+    expect(await restart()).toBeUndefined();
+    expect(h.catalog!.getJob('j')!.state).toBe('pending');
+    expect(flushed()).toEqual([]);
+    rmSync(filler());
+    await advance(200);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+    expect(rankHosts()).toEqual(['0@c running', '1@c running', '2@d running', '3@d running']);
+    expect(h.catalog!.getJob('j')!.hosts).toEqual(['c', 'd']);
+    expect((await checkpoint()).result?.epoch?.state).toBe('committed');
+  });
 
   it('keeps the coordinator up: a host lost meanwhile goes down, the events it cannot log are warned about', async () => {
     fillDisk();

@@ -53,12 +53,6 @@ export class CheckpointService {
    * that were silent (`hosts`). Each host is sent the DISCARD once, when its agent registers.
    */
   private imagesToDiscard: { jobId: string; epoch: number; why: string; hosts?: Set<string>; hostsDone: Set<string> }[] = [];
-  /**
-   * Aborted epochs whose abort the catalog could not take (its disk full): the catalog still has them in
-   * flight, which refuses the job's next checkpoint (BUSY). Written once the catalog takes writes again
-   * (recordLateAborts, from the coordinator's sweep), and at the latest before the job's next checkpoint.
-   */
-  private readonly unrecordedAborts = new Map<string, { epoch: number; atMs: number; detail: string }>();
 
   constructor(private readonly c: Coordinator) {}
 
@@ -79,7 +73,8 @@ export class CheckpointService {
     let m: EpochMachine | undefined;
     const release = this.c.operations.begin(jobId, () => (m ? `checkpoint epoch ${m.epoch} is ${m.state}` : 'a checkpoint is starting'));
     try {
-      this.recordAbort(jobId);
+      // (an abort the catalog could not take, say: its epoch, listed in flight, would refuse this one as BUSY)
+      this.c.lateWrites.settle(jobId);
       m = this.begin(jobId, options);
       const undo: Undo = { dumpedHosts: new Map() };
       try {
@@ -94,34 +89,6 @@ export class CheckpointService {
     } finally {
       release();
     }
-  }
-
-  /**
-   * Writes the aborts the catalog could not take before (unrecordedAborts), if it takes writes now: else
-   * they wait for the next try. Without it, a job that ended with no checkpoint after its abort listed
-   * the epoch as in flight for good.
-   */
-  recordLateAborts(): void {
-    for (const jobId of [...this.unrecordedAborts.keys()]) {
-      try {
-        this.recordAbort(jobId);
-      } catch (err) {
-        if (err instanceof FerryError && err.code === ErrorCode.STATE_UNWRITABLE) return;
-        throw err;
-      }
-    }
-  }
-
-  /** Writes the abort of the job's last epoch that the catalog could not take before (unrecordedAborts). */
-  private recordAbort(jobId: string): void {
-    const a = this.unrecordedAborts.get(jobId);
-    if (!a) return;
-    try {
-      this.c.catalog.setEpochState(jobId, a.epoch, 'aborted', a.atMs, a.detail);
-    } catch (err) {
-      throw catalogWriteError(err, this.c.catalog.file);
-    }
-    this.unrecordedAborts.delete(jobId);
   }
 
   private begin(jobId: string, options: CheckpointOptions): EpochMachine {
@@ -319,14 +286,12 @@ export class CheckpointService {
     const discardOn = new Map([...dumpedHosts].filter(([host]) => !down.has(host)));
     const discard = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.DISCARD, image_set: String(epoch) }, discardOn, this.c.config.resumeTimeoutMs);
     if (!discard.ok) detail += `; some partial images could not be removed: ${describeRoundFailure('DISCARD', discard)}`;
-    try {
-      this.c.catalog.setEpochState(jobId, epoch, 'aborted', this.c.now(), detail);
-    } catch (err) {
-      if (!isCatalogUnwritable(err)) throw err;
-      // (its ranks and images are settled; only the record waits: written before the job's next checkpoint)
-      this.unrecordedAborts.set(jobId, { epoch, atMs: this.c.now(), detail });
-      detail += `; the abort is not in the catalog yet (${errorMessage(catalogWriteError(err, this.c.catalog.file))}): it goes there once the catalog can be written, before the job's next checkpoint at the latest`;
-    }
+    // (the catalog full: its ranks and images are settled, only the record waits, late-writes.ts)
+    const [atMs, recorded] = [this.c.now(), detail];
+    const refused = this.c.lateWrites.run(jobId, 'abort', `the abort of epoch ${epoch} of job ${jobId}`, () => {
+      if (this.c.catalog.getEpoch(jobId, epoch)?.state !== 'aborted') this.c.catalog.setEpochState(jobId, epoch, 'aborted', atMs, recorded);
+    });
+    if (refused) detail += `; the abort is not in the catalog yet (${refused.message}): it goes there once the catalog can be written, before the job's next checkpoint at the latest`;
     m.transition(['aborting'], 'aborted');
     this.c.retention.forgetEnded(jobId); // a job whose checkpoints keep failing lists only the newest
     const previous = this.c.catalog.lastCommittedEpoch(jobId);

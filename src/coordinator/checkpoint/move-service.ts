@@ -95,13 +95,6 @@ function cutBackNotes(fetch: RoundResult, epoch: number): string[] {
 const namedHosts = (o: RestartOptions): string[] => (o.rankHosts?.size ? [...new Set(o.rankHosts.values())] : (o.hosts ?? []));
 
 export class MoveService {
-  /**
-   * Restarts that failed after their job became pending, whose failure the catalog could not take (its
-   * disk full): nothing of them runs, but the catalog lists the job pending. Written once the catalog takes
-   * writes again (recordLateRestartFailures), and at the latest before the job's next restart.
-   */
-  private readonly unrecordedRestarts = new Map<string, { detail: string; imageHosts: Map<number, string> }>();
-
   constructor(private readonly c: Coordinator) {}
 
   // ---- restart ---------------------------------------------------------------------
@@ -111,7 +104,8 @@ export class MoveService {
     // (before the checks below. Asked right after a coordinator restart: the targets, the images' hosts and
     // the free capacity are those of the hosts back by then)
     await this.c.jobs.untilHeardFrom(jobId, this.c.hosts.all().map((h) => h.name));
-    this.recordRestartFailure(jobId);
+    // (a failed restart the catalog could not take yet, say: it lists the job pending)
+    this.c.lateWrites.settle(jobId);
     const job = this.c.catalog.getJob(jobId);
     if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
     if (job.state === 'running' || job.state === 'pending') {
@@ -247,7 +241,8 @@ export class MoveService {
       }
       this.c.jobs.restartDone(jobId, epoch);
       // A restart's --hosts are the job's from now on (the next allocation's, say); a map's hosts join them.
-      if (o.hosts?.length) this.c.catalog.setJobHosts(jobId, [...o.hosts, ...(o.rankHosts?.values() ?? [])]);
+      const hosts = o.hosts?.length ? [...o.hosts, ...(o.rankHosts?.values() ?? [])] : undefined;
+      if (hosts) this.c.lateWrites.run(jobId, 'hosts', `the hosts of job ${jobId}`, () => this.c.catalog.setJobHosts(jobId, hosts));
       else if (o.rankHosts?.size) this.widenJobHosts(jobId, o.rankHosts.values());
       const t3 = this.c.now();
       this.c.event('restart.done', `job ${jobId}: running again from epoch ${epoch} (${t3 - t0} ms)`, { jobId });
@@ -267,7 +262,7 @@ export class MoveService {
     } catch (err) {
       // The catalog refused a write (its disk is full) after the job became pending and before any rank
       // resumed: what came back is stopped, the copies go, cut files are put back, and the job is stopped
-      // again, in the catalog now or before its next restart (unrecordedRestarts).
+      // again, in the catalog now or once it can be written (late-writes.ts).
       if (!begun || resuming || !isCatalogUnwritable(err)) throw err;
       const why = errorMessage(catalogWriteError(err, this.c.catalog.file));
       await runRound(this.c, { ...request, step: RoundStep.STOP }, targets, this.c.config.resumeTimeoutMs, (ranks) => ({ dump_ranks: ranks }));
@@ -277,30 +272,6 @@ export class MoveService {
     } finally {
       release();
     }
-  }
-
-  /** Writes the restart failures the catalog could not take before, if it takes writes now (the coordinator's sweep). */
-  recordLateRestartFailures(): void {
-    for (const jobId of [...this.unrecordedRestarts.keys()]) {
-      try {
-        this.recordRestartFailure(jobId);
-      } catch (err) {
-        if (err instanceof FerryError && err.code === ErrorCode.STATE_UNWRITABLE) return;
-        throw err;
-      }
-    }
-  }
-
-  /** Writes that a restart failed, where the catalog could not take it then (unrecordedRestarts). */
-  private recordRestartFailure(jobId: string): void {
-    const failed = this.unrecordedRestarts.get(jobId);
-    if (!failed) return;
-    try {
-      this.c.jobs.restartFailed(jobId, failed.detail, failed.imageHosts);
-    } catch (err) {
-      throw catalogWriteError(err, this.c.catalog.file);
-    }
-    this.unrecordedRestarts.delete(jobId);
   }
 
   /**
@@ -396,7 +367,11 @@ export class MoveService {
     if (copies.size === 0) return;
     const request = { job_id: jobId, epoch, image_set: String(epoch), step: RoundStep.DISCARD };
     const r = await runRound(this.c, request, copies, this.c.config.resumeTimeoutMs);
-    for (const [host, ranks] of copies) this.c.catalog.clearRestartCopies(jobId, epoch, host, ranks.filter((rank) => !r.failures.has(rank)));
+    for (const [host, ranks] of copies) {
+      // (a row the catalog cannot drop now, its disk full, waits for room: a copy listed is only removed again)
+      const removed = ranks.filter((rank) => !r.failures.has(rank));
+      this.c.lateWrites.run(jobId, `copies ${epoch} ${host}`, `the removal of job ${jobId}'s copies on ${host}`, () => this.c.catalog.clearRestartCopies(jobId, epoch, host, removed));
+    }
     if (!r.ok) this.c.event('restart.copies-left', `job ${jobId}: copies of epoch ${epoch}'s images fetched for the restart stay on disk for now: ${describeRoundFailure('DISCARD', r)}`, { jobId });
   }
 
@@ -422,12 +397,14 @@ export class MoveService {
     trace(`restart of ${jobId} failed: ${why}`);
     const detail = `restart from epoch ${epoch} failed: ${why}`;
     let unrecorded = '';
-    try {
-      this.c.jobs.restartFailed(jobId, detail, imageHosts);
-    } catch (err) {
-      if (!isCatalogUnwritable(err)) throw err;
-      this.unrecordedRestarts.set(jobId, { detail, imageHosts });
-      unrecorded = ` (${errorMessage(catalogWriteError(err, this.c.catalog.file))}: the catalog lists the job pending until it can be written)`;
+    // (nothing of it runs: only the record waits for room; written late while the job is still pending)
+    let late = false;
+    const refused = this.c.lateWrites.run(jobId, 'restart', `the failed restart of job ${jobId}`, () => {
+      if (!late || this.c.catalog.getJob(jobId)?.state === 'pending') this.c.jobs.restartFailed(jobId, detail, imageHosts);
+    });
+    late = true;
+    if (refused) {
+      unrecorded = ` (${refused.message}: the catalog lists the job pending until it can be written)`;
       code = ErrorCode.STATE_UNWRITABLE;
     }
     this.c.event('restart.failed', `job ${jobId}: ${detail}`, { jobId });
@@ -486,16 +463,39 @@ export class MoveService {
 
   /** Hosts an operator's migration or restart map names join the job's own (its later restarts may use them). */
   private widenJobHosts(jobId: string, targets: Iterable<string>): void {
-    const hosts = this.c.catalog.getJob(jobId)?.hosts;
-    if (!hosts) return;
-    const wider = [...new Set([...hosts, ...targets])];
-    if (wider.length > hosts.length) this.c.catalog.setJobHosts(jobId, wider);
+    const more = [...targets];
+    // (after a migration's ranks resumed: what the catalog refuses waits for room, late-writes.ts)
+    this.c.lateWrites.run(jobId, 'hosts', `the hosts of job ${jobId}`, () => {
+      const hosts = this.c.catalog.getJob(jobId)?.hosts;
+      if (!hosts) return;
+      const wider = [...new Set([...hosts, ...more])];
+      if (wider.length > hosts.length) this.c.catalog.setJobHosts(jobId, wider);
+    });
   }
 
-  private recordRestored(jobId: string, restore: RoundResult): void {
+  /**
+   * Records where the ranks a RESTORE started run. `orLater`: past a migration's STOP, where a rank's old
+   * copy is gone and the migration must go on, what the catalog refuses (its disk full) waits for room
+   * (late-writes.ts); a coordinator restarted before that finds the move in the catalog (stopped) and the
+   * rank where its agent says it runs (reconcileHost, finishInterrupted).
+   */
+  private recordRestored(jobId: string, restore: RoundResult, orLater = false): void {
     for (const [host, reply] of restore.replies) {
-      for (const p of reply.started) this.c.jobs.rankMoved(jobId, p.rank, host, p.pid);
+      for (const p of reply.started) {
+        if (orLater) this.movedOrLater(jobId, p.rank, host, p.pid);
+        else this.c.jobs.rankMoved(jobId, p.rank, host, p.pid);
+      }
     }
+  }
+
+  /** rankMoved, or later if the catalog refuses it (recordRestored's orLater). */
+  private movedOrLater(jobId: string, rank: number, host: string, pid = 0): void {
+    this.c.lateWrites.run(jobId, `rank ${rank}`, `rank ${rank} of job ${jobId} on ${host}`, () => this.c.jobs.rankMoved(jobId, rank, host, pid));
+  }
+
+  /** The migration's moves are done with (its ranks restored where they run now), or will be once there is room. */
+  private clearMovesOrLater(jobId: string, imageSet: number, ranks: number[]): void {
+    this.c.lateWrites.run(jobId, `moves ${imageSet}`, `the end of migration ${imageSet} of job ${jobId}`, () => this.c.catalog.clearRankMoves(jobId, imageSet, ranks));
   }
 
   // ---- migration -----------------------------------------------------------------------
@@ -506,6 +506,8 @@ export class MoveService {
     // (before the checks below: the job may end, or a host go down, meanwhile)
     await this.c.jobs.untilHeardFrom(jobId, [...moves.values()]);
     await this.c.jobs.tables.untilTableOut(jobId, this.c.config.flushTimeoutMs);
+    // (what the catalog refused of the job before, its disk full: a rank's host, say)
+    this.c.lateWrites.settle(jobId);
     const job = this.c.catalog.getJob(jobId);
     if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
     this.c.jobs.requireRunning(job, 'migrate');
@@ -699,17 +701,19 @@ export class MoveService {
       return await fail(errorMessage(catalogWriteError(err, this.c.catalog.file)), undefined, ErrorCode.STATE_UNWRITABLE);
     }
     await runRound(this.c, { ...request, step: RoundStep.STOP }, sourceHosts, cfg.resumeTimeoutMs, (ranks) => ({ dump_ranks: ranks }));
+    // From here on the migration goes on whatever the catalog refuses (its disk full): the old copies are
+    // gone. What it cannot record waits for room (recordRestored's orLater).
     const restore = await runRound(this.c, { ...request, step: RoundStep.RESTORE }, targets, cfg.dumpTimeoutMs, perTarget);
-    this.recordRestored(jobId, restore);
-    if (restore.ok) this.c.catalog.clearRankMoves(jobId, imageSet, [...moves.keys()]);
+    this.recordRestored(jobId, restore, true);
+    if (restore.ok) this.clearMovesOrLater(jobId, imageSet, [...moves.keys()]);
     else {
       const failed = new Map([...restore.failures.keys()].map((r) => [r, from.get(r)!]));
-      for (const [rank, host] of failed) this.c.jobs.rankMoved(jobId, rank, host);
+      for (const [rank, host] of failed) this.movedOrLater(jobId, rank, host);
       const back = await runRound(this.c, { ...request, step: RoundStep.RESTORE }, byHostOf(failed), cfg.dumpTimeoutMs, (ranks) => ({
         sources: ranks.map((r) => ({ ...sources.get(r)!, host: from.get(r)!, server: '' })),
       }));
-      this.recordRestored(jobId, back);
-      this.c.catalog.clearRankMoves(jobId, imageSet, [...moves.keys()]);
+      this.recordRestored(jobId, back, true);
+      this.clearMovesOrLater(jobId, imageSet, [...moves.keys()]);
       if (!back.ok) {
         this.c.jobs.failRunningJob(jobId, `${id}: ${describeRoundFailure('RESTORE', restore)}, and restoring where they were failed too: ${describeRoundFailure('RESTORE', back)}`);
         this.lost(jobId, new Map([...failed].filter(([rank]) => back.failures.has(rank))));
