@@ -94,7 +94,11 @@ export class Coordinator {
     readonly now: () => number = Date.now,
   ) {
     this.startedMs = now();
-    this.lateWrites = new LateWrites(catalog.file, (what, err) => this.catalogTrouble(what, err));
+    this.lateWrites = new LateWrites(
+      catalog.file,
+      (what, err) => this.catalogTrouble(what, err),
+      (what, err) => this.onWarning(`${what} could not be recorded late: ${errorMessage(err)}`),
+    );
     this.hosts = new HostRegistry(config.heartbeatTimeoutMs, now, {
       stateChanged: (host, from, reason) => this.onHostStateChanged(host, from, reason),
     });

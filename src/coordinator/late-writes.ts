@@ -26,6 +26,8 @@ export class LateWrites {
     private readonly catalogFile: string,
     /** Said when a write is refused (the coordinator's catalogTrouble: on its log, at most once a minute). */
     private readonly warn: (what: string, err: unknown) => void,
+    /** Said of a late write that failed for another reason: dropped, it would hold its job back for good. */
+    private readonly failed: (what: string, err: unknown) => void,
   ) {}
 
   /**
@@ -71,7 +73,11 @@ export class LateWrites {
       try {
         w.write();
       } catch (err) {
-        if (!isCatalogUnwritable(err)) throw err;
+        if (!isCatalogUnwritable(err)) {
+          if (this.waiting.get(key) === w) this.waiting.delete(key);
+          this.failed(w.what, err);
+          continue;
+        }
         if (throwRefusal) throw catalogWriteError(err, this.catalogFile);
         return;
       }

@@ -21,7 +21,7 @@ describe('late catalog writes', () => {
   it('waits while the disk is full, then writes in the order they came, the latest of each key', () => {
     const { d, write } = disk();
     const warned: string[] = [];
-    const late = new LateWrites('/s/catalog.db', (what) => warned.push(what));
+    const late = new LateWrites('/s/catalog.db', (what) => warned.push(what), () => {});
     expect(late.run('j', 'a', 'A', write('a1'))?.message).toBe('the coordinator cannot write its catalog /s/catalog.db: database or disk is full (SQLITE_FULL)');
     expect(late.run('k', 'b', 'B', write('b1'))?.code).toBe(ErrorCode.STATE_UNWRITABLE);
     expect(late.run('j', 'a', 'A', write('a2'))).toBeDefined();
@@ -38,7 +38,7 @@ describe('late catalog writes', () => {
 
   it('stops at the first write still refused, keeping it and those after it', () => {
     const { d, write } = disk();
-    const late = new LateWrites('/s/catalog.db', () => {});
+    const late = new LateWrites('/s/catalog.db', () => {}, () => {});
     late.run('j', 'a', 'A', write('a'));
     late.run('j', 'b', 'B', write('b'));
     let refusals = 0;
@@ -57,7 +57,7 @@ describe('late catalog writes', () => {
 
   it("settles a job's writes before an operation of it, or says the catalog still refuses them", () => {
     const { d, write } = disk();
-    const late = new LateWrites('/s/catalog.db', () => {});
+    const late = new LateWrites('/s/catalog.db', () => {}, () => {});
     late.run('j', 'abort', 'the abort', write('abort j'));
     late.run('k', 'abort', 'the abort', write('abort k'));
     late.run('j', 'endpoint 0', 'the endpoint', write('endpoint j'));
@@ -72,12 +72,28 @@ describe('late catalog writes', () => {
   });
 
   it('throws what is not a full catalog, and keeps nothing of it', () => {
-    const late = new LateWrites('/s/catalog.db', () => {});
+    const late = new LateWrites('/s/catalog.db', () => {}, () => {});
     expect(() =>
       late.run('j', 'x', 'X', () => {
         throw new Error('a bug');
       }),
     ).toThrow('a bug');
     expect(late.size).toBe(0);
+  });
+
+  it('drops a late write that fails for another reason, saying so, rather than hold its job back', () => {
+    const { d, write } = disk();
+    const failed: string[] = [];
+    const late = new LateWrites('/s/catalog.db', () => {}, (what, err) => failed.push(`${what}: ${(err as Error).message}`));
+    late.run('j', 'x', 'X', () => {
+      if (d.full) throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+      throw new Error("host 'c' is unknown");
+    });
+    late.run('j', 'y', 'Y', write('y'));
+    d.full = false;
+    late.settle('j');
+    expect(failed).toEqual(["X: host 'c' is unknown"]);
+    expect(d.written).toEqual(['y']);
+    expect(late.waits('j')).toBe(false);
   });
 });
