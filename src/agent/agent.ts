@@ -203,8 +203,8 @@ export class Agent {
     const r = this.readopted;
     if (!r) return;
     this.readopted = undefined;
-    for (const a of r.alive) this.output.add(a.process.job_id ?? '', a.process.rank ?? 0, a.logs, a.offsets);
-    for (const d of r.ended) this.output.add(d.exit.job_id ?? '', d.exit.rank ?? 0, d.logs, d.offsets);
+    for (const a of r.alive) this.output.add(a.process.job_id ?? '', a.process.rank ?? 0, a.logs, { sent: a.offsets, ...a.output });
+    for (const d of r.ended) this.output.add(d.exit.job_id ?? '', d.exit.rank ?? 0, d.logs, { sent: d.offsets, ...d.output });
     for (const d of r.ended) this.onRankExit(d.exit);
   }
 
@@ -369,6 +369,7 @@ export class Agent {
       }
       if (reply.status?.ok && reply.heartbeat_ack?.coordinator_instance === this.coordinatorInstance) {
         this.output.acknowledge(sentOutput, reply.heartbeat_ack.untaken);
+        for (const { jobId, rank } of this.output.followed()) this.recordOutputPosition(jobId, rank);
         this.pruneEndedOwingOutput();
       }
       if (this.registerAgain) {
@@ -476,6 +477,7 @@ export class Agent {
                   ...(spec.rank === 0 && req.stdin?.length ? { stdin: req.stdin } : {}),
                 }),
               );
+              this.recordOutputPosition(req.job_id, spec.rank); // (its source, kept before it prints: recordOutputPosition)
             } catch (err) {
               this.output.finish(req.job_id, spec.rank);
               this.output.forget(req.job_id, spec.rank); // (no exit of it follows)
@@ -573,7 +575,10 @@ export class Agent {
     // what is held back (the job's followers are behind) the reply counts instead.
     const unsent = req.step === RoundStep.PREPARE ? this.output.readForFlush(req.job_id) : [];
     // Restored ranks write on into this host's log files: follow them from here.
-    for (const p of outcome.started ?? []) this.output.add(req.job_id, p.rank ?? 0, this.ranks.logPaths(req.job_id, p.rank ?? 0));
+    for (const p of outcome.started ?? []) {
+      this.output.add(req.job_id, p.rank ?? 0, this.ranks.logPaths(req.job_id, p.rank ?? 0));
+      this.recordOutputPosition(req.job_id, p.rank ?? 0);
+    }
     return {
       job_id: req.job_id,
       epoch: req.epoch,
@@ -598,9 +603,8 @@ export class Agent {
   private onOutput(chunk: OutputChunk): void {
     if (this.stateValue === 'stopped') return;
     this.send({ rank_output: { job_id: chunk.jobId, rank: chunk.rank, stream: chunk.stream, data: chunk.data, offset: chunk.offset, source: chunk.source, last: chunk.last ?? false, resent: chunk.resent ?? false } });
-    // A restarted agent goes on from what was sent: a crash of this process loses nothing it had sent.
-    const offsets = this.output.sentOffsets(chunk.jobId, chunk.rank);
-    if (offsets) this.ranks.recordOutputOffsets?.(chunk.jobId, chunk.rank, offsets);
+    // A restarted agent goes on from where the followers took it (output-tailer.ts: add).
+    this.recordOutputPosition(chunk.jobId, chunk.rank);
   }
 
   /**
@@ -725,6 +729,16 @@ export class Agent {
   private exitAcknowledged(key: string, e: RankExitedInit): void {
     this.output.forget(e.job_id ?? '', e.rank ?? 0);
     if (this.output.keepsEnded(e.job_id ?? '', e.rank ?? 0)) this.endedOwingOutput.set(key, e);
+  }
+
+  /**
+   * Keeps where a rank's output stands in the rank table, for an agent restarted after this one: from the
+   * rank's start (a new source is written at once), so that whatever the agent before sent is in the
+   * source the restarted one goes on in, and followers write it once.
+   */
+  private recordOutputPosition(jobId: string, rank: number): void {
+    const p = this.output.position(jobId, rank);
+    if (p) this.ranks.recordOutputPosition?.(jobId, rank, p);
   }
 
   /** Forgets the exits of ranks whose output the tailer let go (their followers took it). */

@@ -20,7 +20,10 @@
 // the registration carries again.
 // Each chunk says where it starts in its file and which following of the file
 // it is (source), so the coordinator passes on what it had already only once
-// (output-resends.ts).
+// (output-resends.ts). The agent keeps each rank's source and offsets in its
+// rank table (position): an agent restarted after a crash goes on in the same
+// source from where the followers took the files, so neither a coordinator
+// that died with it loses output nor does a follower get any twice.
 //
 // While a job's followers are behind, the coordinator pauses the reading of
 // its ranks' files (pause; coordinator/output-flow.ts): the files hold the
@@ -91,6 +94,15 @@ interface TailedRank {
   exitAcked: boolean;
 }
 
+/** Where a rank's output stands: how far its files were sent and taken, in which following of them. */
+export interface OutputPosition {
+  sent: { out: number; err: number };
+  /** How far the followers took them (a new coordinator needs the rest again). */
+  taken: { out: number; err: number };
+  /** The following of the files these offsets belong to (OutputChunk.source). */
+  source: string;
+}
+
 /** The offsets of every followed file at one moment (snapshot), to acknowledge later. */
 export type OutputSnapshot = Map<TailedFile, number>;
 
@@ -115,18 +127,31 @@ export class OutputTailer {
 
   /**
    * Starts following a rank's files from their current end (earlier runs' output
-   * is not repeated), or from `from` (a restarted agent goes on where the one
-   * before it stopped).
+   * is not repeated), or from `from`: a restarted agent goes on where the one
+   * before it stood. From where the followers took the files then, in the same
+   * source, as the coordinator may have been replaced too (it lost what they had
+   * not taken): the coordinator, and then `ferry run`, pass on each byte once.
+   * What the agent before had sent goes as `resent`. (A rank table written
+   * before the taken offsets were kept: from what was sent, in a new source.)
    */
-  add(jobId: string, rank: number, paths: { out: string; err: string }, from?: { out: number; err: number }): void {
-    const out = from ? from.out : sizeOf(paths.out);
-    const err = from ? from.err : sizeOf(paths.err);
-    const source = `${this.name}.${++this.followings}`;
+  add(jobId: string, rank: number, paths: { out: string; err: string }, from?: Partial<OutputPosition> & { sent: { out: number; err: number } }): void {
+    const sent = from ? from.sent : { out: sizeOf(paths.out), err: sizeOf(paths.err) };
+    const resumed = from?.source && from.taken ? { source: from.source, taken: from.taken } : undefined;
+    const start = resumed ? resumed.taken : sent;
+    const source = resumed ? resumed.source : `${this.name}.${++this.followings}`;
+    const file = (stream: RankOutput_Stream, path: string, at: number, sentTo: number): TailedFile => ({
+      jobId,
+      rank,
+      stream,
+      path,
+      source,
+      offset: at,
+      acked: at,
+      taken: at,
+      resentBelow: Math.max(at, sentTo),
+    });
     this.files.set(`${jobId}/${rank}`, {
-      files: [
-        { jobId, rank, stream: RankOutput_Stream.STDOUT, path: paths.out, source, offset: out, acked: out, taken: out, resentBelow: out },
-        { jobId, rank, stream: RankOutput_Stream.STDERR, path: paths.err, source, offset: err, acked: err, taken: err, resentBelow: err },
-      ],
+      files: [file(RankOutput_Stream.STDOUT, paths.out, start.out, sent.out), file(RankOutput_Stream.STDERR, paths.err, start.err, sent.err)],
       finished: false,
       tail: false,
       tailOpen: false,
@@ -188,10 +213,17 @@ export class OutputTailer {
     }
   }
 
-  /** How far a rank's files have been handed to the sink. */
-  sentOffsets(jobId: string, rank: number): { out: number; err: number } | undefined {
+  /** Where a rank's output stands (what the agent keeps in its rank table: a restarted agent goes on from it). */
+  position(jobId: string, rank: number): OutputPosition | undefined {
     const entry = this.files.get(`${jobId}/${rank}`);
-    return entry ? { out: entry.files[0].offset, err: entry.files[1].offset } : undefined;
+    if (!entry) return undefined;
+    const [out, err] = entry.files;
+    return { sent: { out: out.offset, err: err.offset }, taken: { out: out.taken, err: err.taken }, source: out.source };
+  }
+
+  /** The ranks followed now, "job/rank". */
+  followed(): { jobId: string; rank: number }[] {
+    return [...this.files.values()].map((e) => ({ jobId: e.files[0].jobId, rank: e.files[0].rank }));
   }
 
   /** How far every file was sent now: acknowledge() it once the coordinator answered something sent after. */

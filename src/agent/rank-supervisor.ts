@@ -29,6 +29,7 @@ import {
 import { processAlive, processEnv, processStartTicks, readExitStatus, removeExitStatus } from './rank-process.js';
 import { loadRankTable, RANK_TABLE_FILE, saveRankTable, type RankTableEntry } from './rank-table.js';
 import { writeStdinFile } from './rank-stdin.js';
+import type { OutputPosition } from './output-tailer.js';
 import { childrenOf, descendantsCatching } from './runtime-processes.js';
 import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
 import { EventEmitter } from 'node:events';
@@ -101,9 +102,16 @@ interface RankEntry {
 /** What readopt() found. */
 export interface ReadoptResult {
   /** Ranks still running: supervised again, their output to be followed from `offsets`. */
-  alive: { process: RankProcessInit; logs: { out: string; err: string }; offsets: { out: number; err: number }; flushEpoch: number }[];
+  alive: ({ process: RankProcessInit; flushEpoch: number } & ReadoptedOutput)[];
   /** Ranks that ended while the agent was down: how, as far as known. */
-  ended: { exit: RankExitedInit; logs: { out: string; err: string }; offsets: { out: number; err: number } }[];
+  ended: ({ exit: RankExitedInit } & ReadoptedOutput)[];
+}
+
+/** Where a re-adopted rank's output stood (RankTableEntry). */
+export interface ReadoptedOutput {
+  logs: { out: string; err: string };
+  offsets: { out: number; err: number };
+  output?: { source: string; taken: { out: number; err: number } };
 }
 
 export interface RankSupervisorEvents {
@@ -123,7 +131,7 @@ export interface RankRunner extends EventEmitter<RankSupervisorEvents> {
   exitReported?(e: RankExitedInit): void;
   /** `onlyPid`: signal a rank only while its process is that one (not a later copy of it). */
   signalRanks?(jobId: string, ranks: number[], signal: NodeJS.Signals, onlyPid?: number): number;
-  recordOutputOffsets?(jobId: string, rank: number, offsets: { out: number; err: number }): void;
+  recordOutputPosition?(jobId: string, rank: number, position: OutputPosition): void;
   recordFlush?(jobId: string, rank: number, epoch: number): void;
   /** Removes the job's output logs on this host (none of its ranks may run here); what was removed. */
   removeJobLogs?(jobId: string): { removed: boolean; bytes: number };
@@ -353,7 +361,7 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
       if (this.ranks.has(key)) continue;
       if (t.exit) {
         // Its end was seen by the agent before, and never acknowledged: told again, kept until it is.
-        result.ended.push({ exit: t.exit, logs: t.logs, offsets: t.offsets });
+        result.ended.push({ exit: t.exit, logs: t.logs, offsets: t.offsets, output: t.output });
         this.unreported.set(unreportedKey(t.jobId, t.rank, t.exit.pid), t);
         trace(`${key} ended before the agent went down, its exit not acknowledged: exit ${t.exit.exit_code}`);
       } else if (processAlive(t.pid, t.pidStartTicks)) {
@@ -361,13 +369,13 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
         const spec: RankStartSpec = { jobId: t.jobId, rank: t.rank, worldSize: t.worldSize, argv: [], cwd: '/', env: {} };
         this.ranks.set(key, { spec, process: info, table: { ...t, flushEpoch: t.flushEpoch ?? 0 }, ended: false });
         if (t.initDir) this.nameAgentTo(key, t.initDir, false); // (this agent may listen under another name)
-        result.alive.push({ process: info, logs: t.logs, offsets: t.offsets, flushEpoch: t.flushEpoch ?? 0 });
+        result.alive.push({ process: info, logs: t.logs, offsets: t.offsets, output: t.output, flushEpoch: t.flushEpoch ?? 0 });
         trace(`re-adopted ${key} (pid ${t.pid}, ${t.origin})`);
       } else {
         const exit = this.endedExit(t, true);
         removeExitStatus(t.statusFile);
         removeRankInitDir(t.initDir);
-        result.ended.push({ exit, logs: t.logs, offsets: t.offsets });
+        result.ended.push({ exit, logs: t.logs, offsets: t.offsets, output: t.output });
         this.unreported.set(unreportedKey(t.jobId, t.rank, exit.pid), { ...t, exit });
         trace(`${key} ended while the agent was down: exit ${exit.exit_code} ${exit.reason}`);
       }
@@ -447,11 +455,22 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
     }
   }
 
-  /** Where the output of a rank has been handed on: kept in the table (written within RANK_TABLE_SAVE_INTERVAL_MS). */
-  recordOutputOffsets(jobId: string, rank: number, offsets: { out: number; err: number }): void {
+  /** Where the output of a rank stands: kept in the table (written within RANK_TABLE_SAVE_INTERVAL_MS) when it moved. */
+  recordOutputPosition(jobId: string, rank: number, p: OutputPosition): void {
     const e = this.ranks.get(RankSupervisor.key(jobId, rank));
     if (!e) return;
-    e.table.offsets = { ...offsets };
+    const t = e.table;
+    const same = (a: { out: number; err: number } | undefined, b: { out: number; err: number }) => a?.out === b.out && a.err === b.err;
+    if (same(t.offsets, p.sent) && t.output?.source === p.source && same(t.output.taken, p.taken)) return;
+    const newSource = t.output?.source !== p.source;
+    t.offsets = { ...p.sent };
+    t.output = { source: p.source, taken: { ...p.taken } };
+    if (newSource) {
+      // (at once: an agent killed before the next save would go on in a source of its own, and output the
+      // one before had sent would reach the followers twice)
+      this.saveTable();
+      return;
+    }
     this.saveTimer ??= setTimeout(() => {
       this.saveTimer = undefined;
       this.saveTable();

@@ -29,8 +29,13 @@ export interface RankTableEntry {
   /** 'started' by this host's agent, or 'restored' by CRIU under ferry-restore. */
   origin: 'started' | 'restored';
   logs: { out: string; err: string };
-  /** Bytes of each log already handed to the coordinator (where tailing resumes). */
+  /** Bytes of each log already handed to the coordinator. */
   offsets: { out: number; err: number };
+  /**
+   * How far the rank's followers took each log, in which following of them (output-tailer.ts): where a
+   * restarted agent resumes. Absent in a table written before it was kept (resumes from `offsets`).
+   */
+  output?: { source: string; taken: { out: number; err: number } };
   /** Where ferry-init writes the rank's exit status (FERRY_EXIT_STATUS_FILE); empty when unknown. */
   statusFile: string;
   /** ferry-init's own working directory (rank-init-dir.ts), removed when the rank ends; absent when unknown. */

@@ -347,7 +347,7 @@ export class Coordinator {
           this.stats.heartbeats++;
           const session = this.hosts.heartbeat(peer, msg.heartbeat?.running_ranks ?? 0);
           if (!session) throw new FerryError(ErrorCode.NOT_REGISTERED, 'heartbeat from an agent that is not registered with this coordinator');
-          this.replyAgent(peer, msg, { heartbeat_ack: { coordinator_instance: this.instance, untaken: this.jobs.untakenOutput(session.agentInstance) } });
+          this.replyAgent(peer, msg, { heartbeat_ack: { coordinator_instance: this.instance, untaken: this.jobs.untakenOutput(session.agentInstance, session.name) } });
           return;
         }
         case 'rank_started':

@@ -572,11 +572,13 @@ export class JobService {
    * The output agent `instance` sent that followers have not taken yet, per source and stream: for its
    * heartbeat's answer, so that it sends that again if this coordinator is replaced (output-tailer.ts).
    */
-  untakenOutput(instance: string): OutputUntakenInit[] {
+  untakenOutput(instance: string, host: string): OutputUntakenInit[] {
     const into = new Map<string, OutputUntakenInit>();
     const prefix = `${instance}.`;
+    // (its own sources, and those it went on in after an agent before it: OutputResends.sentFrom)
+    const ofAgent = (source: string) => source.startsWith(prefix) || this.resends.sentFrom(source, host);
     for (const map of [this.followers, this.draining]) {
-      for (const list of map.values()) for (const f of list) f.link.untaken(into, (source) => source.startsWith(prefix));
+      for (const list of map.values()) for (const f of list) f.link.untaken(into, ofAgent);
     }
     return [...into.values()];
   }
@@ -764,7 +766,7 @@ export class JobService {
       if (this.tails.ended(out.job_id, out.rank, host) && this.endAwaitsTails.has(out.job_id)) this.endFollows(out.job_id);
       return;
     }
-    const fresh = this.resends.filter(out.job_id, out.rank, out.stream, out.source ?? '', out.offset ?? 0, out.data);
+    const fresh = this.resends.filter(out.job_id, out.rank, out.stream, out.source ?? '', out.offset ?? 0, out.data, host);
     if (fresh.length === 0) return;
     // (output the coordinator before this one passed on and counted, sent again for followers that had
     // not taken it: neither counted again nor taken for a rollback's repeat)

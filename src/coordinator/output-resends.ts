@@ -16,10 +16,20 @@ import { SourceEnds } from '../common/source-ends.js';
 export class OutputResends {
   /** job -> the furthest byte passed on of each of its sources. */
   private readonly ends = new Map<string, SourceEnds>();
+  /**
+   * job -> source -> the host that sends it now. A source is named after the agent that began it; an agent
+   * restarted on that host goes on in it (output-tailer.ts: add), and is told what of it waits (untaken).
+   */
+  private readonly hosts = new Map<string, Map<string, string>>();
 
-  /** The part of `data` (starting at `offset` in `source`) not passed on before. */
-  filter(jobId: string, rank: number, stream: RankOutput_Stream, source: string, offset: number, data: Uint8Array): Uint8Array {
+  /** The part of `data` (starting at `offset` in `source`, sent from `host`) not passed on before. */
+  filter(jobId: string, rank: number, stream: RankOutput_Stream, source: string, offset: number, data: Uint8Array, host = ''): Uint8Array {
     if (!source) return data;
+    if (host) {
+      let hosts = this.hosts.get(jobId);
+      if (!hosts) this.hosts.set(jobId, (hosts = new Map()));
+      if (hosts.get(source) !== host) hosts.set(source, host);
+    }
     let job = this.ends.get(jobId);
     if (!job) {
       job = new SourceEnds();
@@ -28,8 +38,15 @@ export class OutputResends {
     return job.unseen(rank, stream, source, offset, data);
   }
 
+  /** Whether `host` sends `source` (of a job not ended). */
+  sentFrom(source: string, host: string): boolean {
+    for (const hosts of this.hosts.values()) if (hosts.get(source) === host) return true;
+    return false;
+  }
+
   /** The job ended: its sources are done. */
   forget(jobId: string): void {
     this.ends.delete(jobId);
+    this.hosts.delete(jobId);
   }
 }

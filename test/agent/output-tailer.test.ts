@@ -2,7 +2,7 @@
 // coordinator, sends again from what was acknowledged, keeps an ended rank
 // until its exit is acknowledged, and reads nothing of a paused job or while
 // the connection has a backlog (a rank that ends then leaves a tail, read after
-// its exit).
+// its exit). A restarted agent goes on where the one before stood.
 import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,6 +48,32 @@ describe('OutputTailer', () => {
     appendFileSync(join(dir, 'r1.out'), 'x');
     await poll();
     expect(chunks.at(-1)!.source).toBe('agent1.2');
+  });
+
+  it('a restarted agent goes on from where the followers took the files, in the same source, what was sent before marked resent', async () => {
+    print('taken\n');
+    await poll();
+    tailer.acknowledge(tailer.snapshot(), []); // (its followers took all of it)
+    print('sent, not taken\n');
+    await poll();
+    tailer.acknowledge(tailer.snapshot(), [{ source: 'agent1.1', stream: RankOutput_Stream.STDOUT, offset: 6 }]);
+    const kept = tailer.position('j', 0)!;
+    expect(kept).toEqual({ sent: { out: 22, err: 0 }, taken: { out: 6, err: 0 }, source: 'agent1.1' });
+    tailer.stop();
+    print('after the crash\n');
+    chunks = [];
+    tailer = new OutputTailer((c) => chunks.push(c), 'agent2', () => readable);
+    tailer.add('j', 0, paths(), kept);
+    await poll();
+    expect(chunks.map((c) => [c.data.toString(), c.offset, c.source, c.resent ?? false])).toEqual([
+      ['sent, not taken\n', 6, 'agent1.1', true],
+      ['after the crash\n', 22, 'agent1.1', false],
+    ]);
+    // (a rank table from before the taken offsets were kept: from what was sent, in a source of its own)
+    tailer.add('j', 0, paths(), { sent: { out: 22, err: 0 } });
+    print('more\n');
+    await poll();
+    expect([chunks.at(-1)!.data.toString(), chunks.at(-1)!.offset, chunks.at(-1)!.source]).toEqual(['after the crash\nmore\n', 22, 'agent2.1']);
   });
 
   it('reads nothing while held, and sends again from the acknowledged offset after a rewind', async () => {
@@ -207,9 +233,9 @@ describe('OutputTailer', () => {
     expect(chunks.filter((c) => c.last)).toHaveLength(2);
     // Acknowledged, and taken by its followers: let go.
     tailer.acknowledge(tailer.snapshot());
-    expect(tailer.sentOffsets('j', 0)).toBeDefined();
+    expect(tailer.position('j', 0)).toBeDefined();
     tailer.acknowledge(tailer.snapshot(), []);
-    expect(tailer.sentOffsets('j', 0)).toBeUndefined();
+    expect(tailer.position('j', 0)).toBeUndefined();
   });
 
   it("reads a flushed job's files to their end, or says what it holds back of a paused job", async () => {

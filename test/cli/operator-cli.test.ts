@@ -348,13 +348,22 @@ describe('ferry run', () => {
     rmSync(file);
   }, 120_000);
 
-  /** SIGKILLs the coordinator and starts another on the same state; returns once the agent registered with it. */
-  async function replaceCoordinator(): Promise<void> {
+  /**
+   * SIGKILLs the coordinator (and the agent too, `withAgent`) and starts another on the same state; returns
+   * once the agent registered with it.
+   */
+  async function replaceCoordinator(withAgent = false): Promise<void> {
     const registered = () => agent.output().match(/registered/g)?.length ?? 0;
     const before = registered();
+    if (withAgent) await agent.kill('SIGKILL');
     await coordinator.kill('SIGKILL');
     coordinator.start();
     await coordinator.waitForOutput(/listening on/, 20_000);
+    if (withAgent) {
+      agent.start(); // (its output starts again)
+      await agent.waitForOutput(/registered/, 20_000);
+      return;
+    }
     for (let i = 0; i < 100 && registered() === before; i++) await new Promise((r) => setTimeout(r, 100));
     expect(registered(), daemonTails()).toBeGreaterThan(before);
   }
@@ -389,6 +398,30 @@ describe('ferry run', () => {
       clearInterval(watch);
       closeSync(openSync(done, 'w'));
     });
+    expect(code, stderr).toBe(0);
+    expect(linesPerRank(file), `${stderr}\n${daemonTails()}`).toEqual([`[0] ${lines}`, `[1] ${lines}`, `[2] ${lines}`, `[3] ${lines}`, 'bad 0']);
+    rmSync(file);
+    rmSync(done);
+  }, 60_000);
+
+  it('writes every line once when the coordinator and the agent are killed together while it is behind', async () => {
+    // A restarted agent follows its ranks' files on from what the one before had persisted: where their
+    // followers had taken them (what the coordinator held for them died with it), in the same following
+    // (source) of each file, so that what ferry run had already is written once.
+    const lines = 400_000;
+    const done = join(dir, 'both-killed.done');
+    const file = join(dir, 'both-killed.out');
+    const { code, stderr } = await runReadLate(
+      'both-killed',
+      lines,
+      2_000,
+      async () => {
+        await replaceCoordinator(true);
+        // (the ranks end after ferry run has followed again; their output is all in their files by then)
+        closeSync(openSync(done, 'w'));
+      },
+      `while [ -d ${dir} ] && [ ! -e ${done} ]; do sleep 0.2; done`,
+    ).finally(() => closeSync(openSync(done, 'w')));
     expect(code, stderr).toBe(0);
     expect(linesPerRank(file), `${stderr}\n${daemonTails()}`).toEqual([`[0] ${lines}`, `[1] ${lines}`, `[2] ${lines}`, `[3] ${lines}`, 'bad 0']);
     rmSync(file);
