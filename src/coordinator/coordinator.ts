@@ -389,7 +389,7 @@ export class Coordinator {
    */
   private reportRefused(msg: AgentMessage, err: unknown): void {
     const exit = msg.body === 'rank_exited' ? msg.rank_exited : undefined;
-    if (isCatalogUnwritable(err)) this.catalogTrouble(`${exit ? `the exit of rank ${exit.rank} of job ${exit.job_id}` : `an agent's ${msg.body}`} waits (its agent tells it again)`, err);
+    if (isCatalogUnwritable(err)) this.catalogTrouble(exit ? `the exit of rank ${exit.rank} of job ${exit.job_id} waits (its agent tells it again)` : `an agent's ${msg.body} was refused`, err);
     if (!exit) return;
     const key = `${exit.job_id}/${exit.rank}`;
     if (this.exitsRefused.has(key)) return;
