@@ -203,7 +203,13 @@ export class Agent {
     const r = this.readopted;
     if (!r) return;
     this.readopted = undefined;
-    for (const a of r.alive) this.output.add(a.process.job_id ?? '', a.process.rank ?? 0, a.logs, { sent: a.offsets, ...a.output });
+    for (const a of r.alive) {
+      const [jobId, rank] = [a.process.job_id ?? '', a.process.rank ?? 0];
+      this.output.add(jobId, rank, a.logs, { sent: a.offsets, ...a.output });
+      // One that ended since, before this agent registered: its exit waits (reportExit), and its output, not
+      // followed until now, goes before it. Without this its last lines came after the job's end, and were lost.
+      if (this.unackedExits.has(`${jobId}/${rank}`)) this.output.finish(jobId, rank);
+    }
     for (const d of r.ended) this.output.add(d.exit.job_id ?? '', d.exit.rank ?? 0, d.logs, { sent: d.offsets, ...d.output });
     for (const d of r.ended) this.onRankExit(d.exit);
   }

@@ -428,6 +428,31 @@ describe('ferry run', () => {
     rmSync(done);
   }, 60_000);
 
+  it("writes a rank's last lines when it ends while its restarted agent waits to register", async () => {
+    // The agent is SIGKILLed; the one started after it takes the ranks back at once, but registers only once
+    // the coordinator has given up the one before (the heartbeat timeout). The ranks print their last line
+    // and end meanwhile. Their output was followed only from the registration on, after their exits had
+    // gone: the job ended first, and ferry run never wrote those lines (3 runs in 25 in a loop).
+    const go = join(dir, 'last-lines.go');
+    const script = `echo started; while [ -d ${dir} ] && [ ! -e ${go} ]; do sleep 0.05; done; echo "last line of rank $FERRY_RANK"`;
+    const run = ferry(['run', '-n', '2', '--job-id', 'last-lines', '--coordinator', address, '/bin/sh', '-c', script]);
+    for (let i = 0; i < 100; i++) {
+      const job = await ferry(['job', 'last-lines', '--json', '--coordinator', address]);
+      if (job.code === 0 && JSON.parse(job.stdout).ranks.every((x: { state: string }) => x.state === 'running')) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await agent.kill('SIGKILL');
+    agent.start();
+    // (it registers once the one before missed its heartbeats: 5 s by default; the ranks end well before)
+    await agent.waitForOutput(/connecting to/, 10_000);
+    closeSync(openSync(go, 'w'));
+    await agent.waitForOutput(/registered/, 20_000);
+    const r = await run;
+    expect(r.code, `${r.stderr}\n${daemonTails()}`).toBe(0);
+    expect(r.stdout.split('\n').filter((l) => l.includes('last line')).sort()).toEqual(['[0] last line of rank 0', '[1] last line of rank 1']);
+    rmSync(go);
+  });
+
   it('writes every line once when the coordinator is killed while it is behind, after the job ended', async () => {
     // The ranks' exits were acknowledged; what ferry run had not taken is sent again after them, as tails.
     const { code, stderr, file } = await runReadLate('ended-behind', 400_000, 1_000, async () => {
