@@ -5,11 +5,9 @@
 // it the ranks of a job whose checkpoint failed for the full disk waited for
 // good, even after room was made. A rank's exit cannot wait in memory (the
 // job's end is recorded once): it waits for room, and `ferry run` says why.
-import { execFileSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCode, RoundStep, type CheckpointReplyInit } from '../../src/gen/proto.js';
+import { SmallStateDisk } from './small-state-disk.js';
 import { ControlPlaneHarness, settle } from './control-plane-harness.js';
 import { waitingChannel } from './waiting-rank-channel.js';
 
@@ -17,12 +15,12 @@ let h: ControlPlaneHarness;
 const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
 let a: ReturnType<typeof waitingChannel>;
 let b: ReturnType<typeof waitingChannel>;
-const filler = () => join(h.stateDir, 'filler');
+let disk: SmallStateDisk;
 
 beforeEach(async () => {
   vi.useFakeTimers();
   h = new ControlPlaneHarness({ heartbeatIntervalMs: 100, heartbeatTimeoutMs: 500, flushTimeoutMs: 2_000, dumpTimeoutMs: 3_000, resumeTimeoutMs: 2_000 });
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'ferry-test-state', h.stateDir]);
+  disk = new SmallStateDisk(h.stateDir);
   h.startCoordinator().onWarning = () => {};
   a = waitingChannel(false);
   b = waitingChannel(false);
@@ -41,23 +39,16 @@ beforeEach(async () => {
 afterEach(async () => {
   for (const agent of h.agents.values()) await agent.stop();
   await h.stopCoordinator();
-  execFileSync('umount', [h.stateDir]);
+  disk.unmount();
   await h.close();
   vi.useRealTimers();
 });
 
-function fillDisk(): void {
-  try {
-    execFileSync('dd', ['if=/dev/zero', `of=${filler()}`, 'bs=64k'], { stdio: 'ignore' });
-  } catch {
-    // (dd ends with ENOSPC)
-  }
-}
 
 describe('endpoint tables on a full state disk', () => {
   it('a checkpoint aborted for the full disk resumes its ranks, and they get their new table', async () => {
     h.nodes.get('b')!.steps.scripts.set(RoundStep.DUMP, (req) => {
-      fillDisk();
+      disk.fill();
       h.nodes.get('b')!.steps.scripts.delete(RoundStep.DUMP);
       return { failed: new Map(), images: req.dump_ranks.map((rank) => ({ rank, location: `/i/${rank}` })) };
     });
@@ -71,7 +62,7 @@ describe('endpoint tables on a full state disk', () => {
     expect(h.catalog!.listRanks('k').map((r) => r.endpoint)).toEqual(['198.18.0.2:1000', '198.18.0.3:1001']);
     // Once there is room, the table is recorded (a coordinator restarted then hands it out again), the
     // next checkpoint commits, and its RESUME hands out a new table as well.
-    rmSync(filler());
+    disk.free();
     await advance(200);
     expect(h.catalog!.listRanks('k').map((r) => r.endpoint)).toEqual(['198.18.0.2:2000', '198.18.0.3:2001']);
     expect(h.catalog!.getJob('k')!.endpointsPublished).toBe(true);
@@ -88,13 +79,13 @@ describe('endpoint tables on a full state disk', () => {
   it("a rank's exit that the catalog cannot record waits, its followers told why, and the job ends once there is room", async () => {
     const notices = h.followNotices('k');
     await advance(50);
-    fillDisk();
+    disk.fill();
     for (const host of ['a', 'b']) h.nodes.get(host)!.ranks.exit('k', host === 'a' ? 0 : 1, 0);
     await advance(2_000);
     expect(h.catalog!.getJob('k')!.state).toBe('running');
     expect(notices.filter((n) => /has exited, but the coordinator cannot record it/.test(n))).toHaveLength(2);
     expect(notices[0]).toMatch(/^rank [01] has exited, but the coordinator cannot record it \(the coordinator cannot write its catalog .*catalog\.db: database or disk is full \(SQLITE_FULL\)\): the job's end waits until there is room$/);
-    rmSync(filler());
+    disk.free();
     await advance(2_000);
     expect(h.catalog!.getJob('k')!.state).toBe('succeeded');
   });

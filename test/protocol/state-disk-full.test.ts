@@ -12,23 +12,21 @@
 // The coordinator stays up through it (a host lost meanwhile, events it cannot
 // log), and once there is room the next checkpoint commits. Before, the ranks
 // stayed flushed (the job hung) and every later checkpoint was refused BUSY.
-import { execFileSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCode, RoundStep, type CheckpointReplyInit, type RoundRequest } from '../../src/gen/proto.js';
 import type { FerryError } from '../../src/common/ferry-error.js';
+import { SmallStateDisk } from './small-state-disk.js';
 import { ControlPlaneHarness } from './control-plane-harness.js';
 
 let h: ControlPlaneHarness;
 let warnings: string[];
 const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
-const filler = () => join(h.stateDir, 'filler');
+let disk: SmallStateDisk;
 
 beforeEach(async () => {
   vi.useFakeTimers();
   h = new ControlPlaneHarness({ heartbeatIntervalMs: 100, heartbeatTimeoutMs: 500, flushTimeoutMs: 2_000, dumpTimeoutMs: 3_000, resumeTimeoutMs: 2_000 });
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'ferry-test-state', h.stateDir]);
+  disk = new SmallStateDisk(h.stateDir);
   warnings = [];
   h.startCoordinator().onWarning = (m) => warnings.push(m);
   for (const host of ['a', 'b', 'c', 'd']) h.startAgent(host);
@@ -40,19 +38,11 @@ beforeEach(async () => {
 afterEach(async () => {
   for (const a of h.agents.values()) await a.stop();
   await h.stopCoordinator();
-  execFileSync('umount', [h.stateDir]);
+  disk.unmount();
   await h.close();
   vi.useRealTimers();
 });
 
-/** Fills the state directory's disk to the last byte. */
-function fillDisk(): void {
-  try {
-    execFileSync('dd', ['if=/dev/zero', `of=${filler()}`, 'bs=64k'], { stdio: 'ignore' });
-  } catch {
-    // (dd ends with ENOSPC)
-  }
-}
 
 async function checkpoint(stop = false): Promise<{ result?: CheckpointReplyInit; error?: FerryError }> {
   let out: { result?: CheckpointReplyInit; error?: FerryError } | undefined;
@@ -69,7 +59,7 @@ async function checkpoint(stop = false): Promise<{ result?: CheckpointReplyInit;
 function fillDuring(step: RoundStep, host = 'b'): void {
   const steps = h.nodes.get(host)!.steps;
   steps.scripts.set(step, (req: RoundRequest) => {
-    fillDisk();
+    disk.fill();
     steps.scripts.delete(step);
     return steps.byDefault(req);
   });
@@ -110,7 +100,7 @@ describe('a full state disk', () => {
       expect(again.error?.code, again.error?.message).toBe(ErrorCode.STATE_UNWRITABLE);
       expect(epochs()).toEqual(['1 committed', `2 ${step === RoundStep.DUMP ? 'dumping' : 'storing'}`]);
       // Once there is room, the abort is written without waiting for a checkpoint (the job may never take one).
-      rmSync(filler());
+      disk.free();
       await advance(200);
       expect(epochs()).toEqual(['1 committed', '2 aborted']);
       const next = await checkpoint();
@@ -127,7 +117,7 @@ describe('a full state disk', () => {
       expect(error?.message).toMatch(/^migration of job j aborted: the coordinator cannot write its catalog .*catalog\.db: database or disk is full \(SQLITE_FULL\); every rank resumed where it was$/);
       expect(flushed()).toEqual([]);
       expect(rankHosts()).toEqual(['0@a running', '1@a running', '2@b running', '3@b running']);
-      rmSync(filler());
+      disk.free();
       expect(await migrate(1, 'c')).toBeUndefined();
       expect(rankHosts()).toEqual(['0@a running', '1@c running', '2@b running', '3@b running']);
     });
@@ -145,7 +135,7 @@ describe('a full state disk', () => {
       expect(flushed()).toEqual([]);
       for (const host of ['c', 'd']) expect(h.nodes.get(host)!.steps.stepsSeen()).toContain(RoundStep.STOP);
       expect(h.catalog!.getJob('j')!.state).toBe('pending');
-      rmSync(filler());
+      disk.free();
       await advance(200);
       expect(h.catalog!.getJob('j')!.state).toBe('stopped');
       expect(rankHosts()).toEqual(['0@a exited', '1@a exited', '2@b exited', '3@b exited']);
@@ -172,7 +162,7 @@ describe('a full state disk', () => {
         // An operation of the job waits for them, and says why.
         expect((await checkpoint()).error?.code).toBe(ErrorCode.STATE_UNWRITABLE);
       }
-      rmSync(filler());
+      disk.free();
       await advance(200);
       expect(rankHosts()).toEqual(['0@a running', '1@c running', '2@b running', '3@b running']);
       expect(h.catalog!.getRank('j', 1)!.pid).toBeGreaterThan(0);
@@ -190,7 +180,7 @@ describe('a full state disk', () => {
     expect(await restart()).toBeUndefined();
     expect(h.catalog!.getJob('j')!.state).toBe('pending');
     expect(flushed()).toEqual([]);
-    rmSync(filler());
+    disk.free();
     await advance(200);
     expect(h.catalog!.getJob('j')!.state).toBe('running');
     expect(rankHosts()).toEqual(['0@c running', '1@c running', '2@d running', '3@d running']);
@@ -199,13 +189,13 @@ describe('a full state disk', () => {
   });
 
   it('keeps the coordinator up: a host lost meanwhile goes down, the events it cannot log are warned about', async () => {
-    fillDisk();
+    disk.fill();
     await h.crashAgent('b');
     await advance(2_000);
     expect(h.coordinator!.hosts.get('b')?.state).toBe('down');
     expect(warnings.length).toBeGreaterThan(0);
     expect(warnings[0]).toMatch(/the coordinator cannot write its catalog .*: database or disk is full \(SQLITE_FULL\)/);
-    rmSync(filler());
+    disk.free();
     h.startAgent('b');
     await advance(2_000);
     expect(h.coordinator!.hosts.get('b')?.state).toBe('up');
