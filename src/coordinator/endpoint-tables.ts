@@ -68,13 +68,11 @@ export class EndpointTables {
     // The first endpoint of a new gathering: the table the catalog holds is no longer the one to hand out.
     if (!this.pendingEndpoints.has(job.id) && job.endpointsPublished) this.recordPublished(job.id, false);
     // (written late, it is the endpoint of the rank where it runs then: a move since makes it moot)
-    let late = false;
-    this.c.lateWrites.run(job.id, `endpoint ${e.rank}`, `the endpoint of rank ${e.rank} of job ${job.id}`, () => {
+    this.c.lateWrites.run(job.id, `endpoint ${e.rank}`, `the endpoint of rank ${e.rank} of job ${job.id}`, (late) => {
       const now = late ? this.c.catalog.getRank(row.jobId, row.rank) : row;
       if (!now || (late && now.host !== host)) return;
       this.jobs.updateRank({ jobId: row.jobId, rank: row.rank, host, pid: now.pid, endpoint, state: now.state === 'exited' ? 'exited' : 'running', updatedMs: this.c.now() });
     });
-    late = true;
     const pending = this.pendingEndpoints.get(e.job_id) ?? new Map<number, EndpointInit>();
     pending.set(e.rank, { rank: e.rank, address: e.address, port: e.port });
     this.pendingEndpoints.set(e.job_id, pending);

@@ -1262,13 +1262,11 @@ export class JobService {
   restartDone(jobId: string, epoch: number): void {
     this.heldFlushed.delete(jobId);
     // (its ranks run: what the catalog refuses, its disk full, waits for room while the job is pending still)
-    let late = false;
-    this.c.lateWrites.run(jobId, 'restart', `the restart of job ${jobId} from epoch ${epoch}`, () => {
+    this.c.lateWrites.run(jobId, 'restart', `the restart of job ${jobId} from epoch ${epoch}`, (late) => {
       if (late && this.c.catalog.getJob(jobId)?.state !== 'pending') return;
       this.c.catalog.setBranch(jobId, epoch);
       this.c.catalog.setJobState(jobId, 'running', { detail: `restarted from epoch ${epoch}` });
     });
-    late = true;
     this.c.periodic.resume(jobId); // its ticks ended with the job
     this.c.replication.topUp(jobId); // the epoch it runs from may have lost copies with a host
     const signal = this.signalAfterRestart.get(jobId);

@@ -31,19 +31,20 @@ export class LateWrites {
   ) {}
 
   /**
-   * Runs `write` now; if the catalog refuses it, it waits as `kind` of the job (in place of what waited
-   * so), and the refusal is returned (STATE_UNWRITABLE, naming the catalog). Any other error is thrown.
+   * Runs `write` now (`late` false); if the catalog refuses it, it waits as `kind` of the job (in place of
+   * what waited so), to run again with `late` true, and the refusal is returned (STATE_UNWRITABLE, naming
+   * the catalog). Any other error is thrown.
    */
-  run(jobId: string, kind: string, what: string, write: () => void): FerryError | undefined {
+  run(jobId: string, kind: string, what: string, write: (late: boolean) => void): FerryError | undefined {
     const key = `${jobId}\0${kind}`;
     try {
-      write();
+      write(false);
       this.waiting.delete(key);
       return undefined;
     } catch (err) {
       if (!isCatalogUnwritable(err)) throw err;
       this.waiting.delete(key); // (to the end: written after what waited before it)
-      this.waiting.set(key, { jobId, what, write });
+      this.waiting.set(key, { jobId, what, write: () => write(true) });
       this.warn(`${what} waits to be recorded`, err);
       return catalogWriteError(err, this.catalogFile) as FerryError;
     }

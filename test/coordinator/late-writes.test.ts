@@ -36,6 +36,20 @@ describe('late catalog writes', () => {
     expect(d.written.at(-1)).toBe('c1');
   });
 
+  it('tells a write whether it runs late (it may check then whether a later write made it moot)', () => {
+    const { d } = disk();
+    const runs: boolean[] = [];
+    const late = new LateWrites('/s/catalog.db', () => {}, () => {});
+    late.run('j', 'x', 'X', (isLate) => {
+      runs.push(isLate);
+      if (d.full) throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+    });
+    late.retry();
+    d.full = false;
+    late.retry();
+    expect(runs).toEqual([false, true, true]);
+  });
+
   it('stops at the first write still refused, keeping it and those after it', () => {
     const { d, write } = disk();
     const late = new LateWrites('/s/catalog.db', () => {}, () => {});

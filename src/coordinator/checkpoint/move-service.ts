@@ -398,11 +398,9 @@ export class MoveService {
     const detail = `restart from epoch ${epoch} failed: ${why}`;
     let unrecorded = '';
     // (nothing of it runs: only the record waits for room; written late while the job is still pending)
-    let late = false;
-    const refused = this.c.lateWrites.run(jobId, 'restart', `the failed restart of job ${jobId}`, () => {
+    const refused = this.c.lateWrites.run(jobId, 'restart', `the failed restart of job ${jobId}`, (late) => {
       if (!late || this.c.catalog.getJob(jobId)?.state === 'pending') this.c.jobs.restartFailed(jobId, detail, imageHosts);
     });
-    late = true;
     if (refused) {
       unrecorded = ` (${refused.message}: the catalog lists the job pending until it can be written)`;
       code = ErrorCode.STATE_UNWRITABLE;
