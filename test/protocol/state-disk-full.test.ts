@@ -173,6 +173,25 @@ describe('a full state disk', () => {
     });
   }
 
+  it('a coordinator killed while a migration past its STOP waits to be recorded: the next one finds the rank where it runs', async () => {
+    fillDuring(RoundStep.STOP, 'a');
+    expect(await migrate(1, 'c')).toBeUndefined();
+    expect(h.catalog!.getRank('j', 1)).toMatchObject({ host: 'c', pid: 0 });
+    expect(h.catalog!.rankMoves('j')).toHaveLength(1);
+    await h.crashCoordinator(); // (what waited to be recorded dies with it)
+    disk.free();
+    h.startCoordinator().onWarning = (m) => warnings.push(m);
+    for (const host of ['a', 'b', 'c', 'd']) await h.untilUp(host);
+    await advance(2_000);
+    // The agent on c says rank 1 runs there: the move is finished without restoring it again.
+    expect(rankHosts()).toEqual(['0@a running', '1@c running', '2@b running', '3@b running']);
+    expect(h.catalog!.getRank('j', 1)!.pid).toBe(h.nodes.get('c')!.ranks.live.get('j/1')!.pid);
+    expect(h.nodes.get('c')!.steps.stepsSeen().filter((s) => s === RoundStep.RESTORE)).toHaveLength(1);
+    expect(h.catalog!.rankMoves('j')).toEqual([]);
+    expect(flushed()).toEqual([]);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+  });
+
   it("finishes a restart that finds it full once its ranks resume, and records it once there is room", async () => {
     expect((await checkpoint(true)).error).toBeUndefined();
     await advance(1_000);
