@@ -466,9 +466,9 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
     t.offsets = { ...p.sent };
     t.output = { source: p.source, taken: { ...p.taken } };
     if (newSource) {
-      // (at once: an agent killed before the next save would go on in a source of its own, and output the
-      // one before had sent would reach the followers twice)
-      this.saveTable();
+      // (now, not within the interval: an agent killed before the next save would go on in a source of its
+      // own, and output the one before had sent would reach the followers twice)
+      this.saveSoon();
       return;
     }
     this.saveTimer ??= setTimeout(() => {
@@ -487,6 +487,11 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
     const e = this.ranks.get(RankSupervisor.key(jobId, rank));
     if (!e || e.table.flushEpoch === epoch) return;
     e.table.flushEpoch = epoch;
+    this.saveSoon();
+  }
+
+  /** Saves the table once the changes made in this turn are in (one write for the ranks of a start or a step). */
+  private saveSoon(): void {
     if (this.saveQueued) return;
     this.saveQueued = true;
     queueMicrotask(() => {
