@@ -5,7 +5,8 @@
 // goes on (running jobs, their output, the endpoint tables of ranks woken from a flush), events that cannot
 // be written are lost (with a warning), a rank's exit waits for room (the job's followers are told), a
 // checkpoint aborts cleanly (checkpoint-service.ts), a migration past its STOP or a restart past its RESUME
-// goes on; what they could not record waits for room (late-writes.ts). Once there is room, all of it works again.
+// goes on, a host's state and a job's failure and end go on; what they could not record waits for room
+// (late-writes.ts). Once there is room, all of it works again.
 import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { ErrorCode } from '../gen/proto.js';
 

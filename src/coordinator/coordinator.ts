@@ -26,6 +26,7 @@ import { acceptsReply, requestBody } from '../protocol/reply-shape.js';
 import { checkPeerVersion, PROTOCOL_VERSION } from '../protocol/version.js';
 import type { PeerId, ServerTransport } from '../transport/transport.js';
 import type { Catalog } from './catalog.js';
+import type { HostRegistration } from './catalog-types.js';
 import type { CoordinatorConfig } from './coordinator-config.js';
 import { EVENTS_KEEP } from './coordinator-config.js';
 import { HostRegistry, type HostSession } from './host-registry.js';
@@ -64,6 +65,8 @@ export class Coordinator {
   readonly autoRestarts: AutoRestarts;
   /** Catalog writes refused for a full disk, written once there is room. */
   readonly lateWrites: LateWrites;
+  /** Registrations the catalog has not taken yet (its disk full): written before the host's next state. */
+  private readonly unrecordedRegistrations = new Map<string, HostRegistration>();
   /** One checkpoint, restart or migration at a time per job. */
   readonly operations = new JobOperations();
   private readonly operators: OperatorService;
@@ -204,11 +207,19 @@ export class Coordinator {
   }
 
   private onHostStateChanged(host: HostSession, from: string, reason: string): void {
+    // (with the catalog's disk full, what happens to the host goes on from memory: its jobs must hear of it)
+    const name = host.name;
     if (host.state === 'up' && (reason.startsWith('registered') || reason.startsWith('re-registered'))) {
       const { peer: _peer, state: _state, lastHeardMs: _heard, runningRanks: _ranks, imageServer: _images, ...registration } = host;
-      this.catalog.upsertHost(registration);
+      this.unrecordedRegistrations.set(name, registration);
     }
-    this.catalog.setHostState(host.name, host.state, this.now());
+    const [state, atMs] = [host.state, this.now()];
+    this.lateWrites.run('', `host ${name}`, `the state of host ${name} (${state})`, () => {
+      const registration = this.unrecordedRegistrations.get(name);
+      if (registration) this.catalog.upsertHost(registration);
+      this.unrecordedRegistrations.delete(name);
+      this.catalog.setHostState(name, state, atMs);
+    });
     this.event(`host.${host.state}`, `host ${host.name}: ${from} -> ${host.state}: ${reason}`, { host: host.name });
     if (host.state === 'up' && reason.startsWith('registered (new agent instance)')) {
       // A new agent took the name (the old one crashed and was restarted, perhaps

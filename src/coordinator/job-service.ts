@@ -714,7 +714,11 @@ export class JobService {
       return;
     }
     if (row.state === 'exited') return;
-    this.updateRank({ jobId: row.jobId, rank: row.rank, host, pid: p.pid, endpoint: p.endpoint || row.endpoint, state: 'running', updatedMs: this.c.now() });
+    const endpoint = p.endpoint || row.endpoint;
+    // (an agent that registers again reports the ranks it runs: nothing to write of those that did not change,
+    // and a registration then needs no room on a full disk)
+    if (row.state === 'running' && row.host === host && row.pid === p.pid && row.endpoint === endpoint) return;
+    this.updateRank({ jobId: row.jobId, rank: row.rank, host, pid: p.pid, endpoint, state: 'running', updatedMs: this.c.now() });
   }
 
   onRankExited(host: string, e: RankExited | RankExitedInit): void {
@@ -840,7 +844,9 @@ export class JobService {
       // A job being stopped after a committed epoch loses nothing with ranks that were to end anyway.
       if (!this.stopping.has(jobId)) this.failJob(jobId, 1, `rank${list.length > 1 ? 's' : ''} ${list.join(',')} lost: ${why}`, false, true);
       for (const r of ranks.filter((x) => x.jobId === jobId)) {
-        this.onRankExited(host, { job_id: jobId, rank: r.rank, pid: r.pid, exit_code: -1, signal: 'HOST_DOWN', reason: why });
+        const exit = { job_id: jobId, rank: r.rank, pid: r.pid, exit_code: -1, signal: 'HOST_DOWN', reason: why };
+        // (no agent tells it again: if the catalog refuses it now, it is written once there is room)
+        this.c.lateWrites.run(jobId, `exit ${r.rank}`, `the loss of rank ${r.rank} of job ${jobId}`, () => this.onRankExited(host, exit));
       }
     }
     return [...jobs.keys()];
@@ -1330,14 +1336,21 @@ export class JobService {
     this.maybeEnd(jobId);
   }
 
-  /** The job is ending of `f`: kept in the catalog too, for a coordinator restarted before its ranks end. */
+  /**
+   * The job is ending of `f`: kept in the catalog too, for a coordinator restarted before its ranks end
+   * (late if the catalog's disk is full: the job's ranks are ended all the same).
+   */
   private setFailing(jobId: string, f: JobEnding): void {
     this.failing.set(jobId, f);
-    this.c.catalog.setEnding(jobId, f);
+    this.recordEnding(jobId, f);
   }
 
   private clearFailing(jobId: string): void {
-    if (this.failing.delete(jobId)) this.c.catalog.setEnding(jobId, null);
+    if (this.failing.delete(jobId)) this.recordEnding(jobId, null);
+  }
+
+  private recordEnding(jobId: string, f: JobEnding | null): void {
+    this.c.lateWrites.run(jobId, 'ending', `how job ${jobId} ends`, () => this.c.catalog.setEnding(jobId, f));
   }
 
   private async signalRanks(jobId: string, signal: string): Promise<void> {
@@ -1361,7 +1374,15 @@ export class JobService {
     }
   }
 
+  /**
+   * Ends the job if none of its ranks runs any more. The catalog's disk full, it ends once there is room:
+   * its ranks' exits were recorded, and nothing else would end it then.
+   */
   private maybeEnd(jobId: string): void {
+    this.c.lateWrites.run(jobId, 'end', `the end of job ${jobId}`, () => this.endIfDone(jobId));
+  }
+
+  private endIfDone(jobId: string): void {
     const job = this.c.catalog.getJob(jobId);
     if (!job || ENDED_STATES.has(job.state)) return;
     const ranks = this.c.catalog.listRanks(jobId);

@@ -13,6 +13,7 @@ import type { FerryError } from '../common/ferry-error.js';
 import { catalogWriteError, isCatalogUnwritable } from './catalog-errors.js';
 
 interface Waiting {
+  /** '' for a write of no job (a host's state). */
   jobId: string;
   /** What it records, for the warning. */
   what: string;

@@ -12,6 +12,10 @@
 // The coordinator stays up through it (a host lost meanwhile, events it cannot
 // log), and once there is room the next checkpoint commits. Before, the ranks
 // stayed flushed (the job hung) and every later checkpoint was refused BUSY.
+// What happens to hosts goes on from memory too: a lost host fails its jobs
+// (their other ranks end at once; the failure is recorded once there is room),
+// an agent that comes back is taken back. Before, a host's state the catalog
+// refused cut its handling short: its jobs never heard that it was gone.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCode, RoundStep, type CheckpointReplyInit, type RoundRequest } from '../../src/gen/proto.js';
 import type { FerryError } from '../../src/common/ferry-error.js';
@@ -204,6 +208,60 @@ describe('a full state disk', () => {
     expect(h.catalog!.getJob('j')!.state).toBe('running');
     expect(rankHosts()).toEqual(['0@c running', '1@c running', '2@d running', '3@d running']);
     expect(h.catalog!.getJob('j')!.hosts).toEqual(['c', 'd']);
+    expect((await checkpoint()).result?.epoch?.state).toBe('committed');
+  });
+
+  it('fails a job that loses a host while it is full: its other ranks end now, the failure is recorded once there is room', async () => {
+    disk.fill();
+    await h.crashAgent('b');
+    await advance(31_000); // (the heartbeat timeout, then the host's rejoin grace)
+    expect(h.nodes.get('a')!.ranks.signalled).toEqual(expect.arrayContaining(['j/0 SIGTERM', 'j/1 SIGTERM']));
+    expect(h.nodes.get('a')!.ranks.has('j', 0)).toBe(false);
+    expect(h.catalog!.getJob('j')!.state).toBe('running'); // (behind: its ranks' exits wait for room)
+    disk.free();
+    await advance(2_000);
+    const job = h.catalog!.getJob('j')!;
+    expect(job.state).toBe('failed');
+    expect(job.detail).toMatch(/^ranks 2,3 lost: host b is down and did not come back within 30000 ms/);
+    expect(rankHosts()).toEqual(['0@a exited', '1@a exited', '2@b exited', '3@b exited']);
+  });
+
+  it("ends a job once there is room when the disk fills as its end is written: its ranks' exits were recorded", async () => {
+    const catalog = h.catalog!;
+    const setJobState = catalog.setJobState.bind(catalog);
+    let filled = false;
+    vi.spyOn(catalog, 'setJobState').mockImplementation((...args) => {
+      if (args[1] === 'succeeded' && !filled) disk.fill();
+      filled = true;
+      return setJobState(...args);
+    });
+    for (const [host, rank] of [['a', 0], ['a', 1], ['b', 2], ['b', 3]] as const) h.nodes.get(host)!.ranks.exit('j', rank, 0);
+    await advance(500);
+    expect(filled).toBe(true);
+    expect(rankHosts()).toEqual(['0@a exited', '1@a exited', '2@b exited', '3@b exited']);
+    expect(catalog.getJob('j')!.state).toBe('running'); // (behind)
+    disk.free();
+    await advance(200);
+    expect(catalog.getJob('j')!.state).toBe('succeeded');
+  });
+
+  it('takes back a host whose agent comes back while it is full: its ranks run on, its registration is recorded once there is room', async () => {
+    disk.fill();
+    await h.crashAgent('b');
+    await advance(2_000);
+    expect(h.coordinator!.hosts.get('b')?.state).toBe('down');
+    const ranks = h.nodes.get('b')!.ranks;
+    const agent = h.startAgent('b', {}, ranks);
+    await advance(2_000);
+    expect(h.coordinator!.hosts.get('b')?.state).toBe('up');
+    expect(agent.state).toBe('registered');
+    await advance(31_000); // (past the rejoin grace: the ranks are not lost)
+    expect(ranks.has('j', 2) && ranks.has('j', 3)).toBe(true);
+    expect(h.nodes.get('a')!.ranks.signalled).toEqual([]);
+    disk.free();
+    await advance(200);
+    expect(h.catalog!.listHosts().find((x) => x.name === 'b')).toMatchObject({ state: 'up', agentInstance: agent.instance });
+    expect(rankHosts()).toEqual(['0@a running', '1@a running', '2@b running', '3@b running']);
     expect((await checkpoint()).result?.epoch?.state).toBe('committed');
   });
 
