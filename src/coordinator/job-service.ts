@@ -130,6 +130,8 @@ export class JobService {
   private readonly rejoinGrace = new Map<string, NodeJS.Timeout>();
   /** See settleInterruptedStarts. */
   private startsTimer: NodeJS.Timeout | undefined;
+  /** Jobs pending when this coordinator started, not settled yet (settleInterruptedStarts). */
+  private readonly interruptedStarts = new Set<string>();
   /** Saves the output counts (output-replay.ts) every OUTPUT_COUNTS_SAVE_MS. */
   private readonly outputSaveTimer: NodeJS.Timeout;
   /**
@@ -906,6 +908,7 @@ export class JobService {
     this.c.checkpoints.discardUnreached(host, alive);
     this.endRanksOfFailingJobs(host, alive);
     for (const jobId of new Set(moving.map((m) => m.jobId))) this.c.moves.finishInterrupted(jobId);
+    if (this.interruptedStarts.size > 0) this.settleReachedStarts();
   }
 
   /**
@@ -1156,7 +1159,8 @@ export class JobService {
    * At start: the jobs the catalog has pending were being launched or
    * restarted by a coordinator that is gone. Once their agents had the rejoin
    * grace to register what runs of them (a restart whose restored ranks all
-   * registered is resumed meanwhile, holdUntilAllRun, and is running), each one still
+   * registered is resumed meanwhile, holdUntilAllRun, and settled then,
+   * settleReachedStarts), each one still
    * pending is settled: running if all its ranks run, else ended with its
    * running ranks stopped: stopped at its last committed epoch (ferry restart
    * continues it), or failed when it has none.
@@ -1164,13 +1168,29 @@ export class JobService {
   settleInterruptedStarts(): void {
     const pending = this.c.catalog.listJobs().filter((j) => j.state === 'pending').map((j) => j.id);
     if (pending.length === 0) return;
+    for (const jobId of pending) this.interruptedStarts.add(jobId);
     this.startsTimer = setTimeout(() => {
       this.startsTimer = undefined;
-      for (const jobId of pending) {
-        this.c.operations.queue(jobId, () => 'its start, cut short by a coordinator restart, is being settled', async () => this.endInterruptedStart(jobId));
-      }
+      for (const jobId of pending) this.settleInterruptedStart(jobId);
     }, this.hostRejoinGraceMs);
     this.startsTimer.unref?.();
+  }
+
+  private settleInterruptedStart(jobId: string): void {
+    if (!this.interruptedStarts.delete(jobId)) return;
+    this.c.operations.queue(jobId, () => 'its start, cut short by a coordinator restart, is being settled', async () => this.endInterruptedStart(jobId));
+  }
+
+  /**
+   * An interrupted start (settleInterruptedStarts) whose every rank runs on a host that registered with
+   * this coordinator is settled at once, not at the end of the rejoin grace: it had got that far, and
+   * meanwhile it would refuse a checkpoint as not running.
+   */
+  private settleReachedStarts(): void {
+    for (const jobId of this.interruptedStarts) {
+      const rows = this.c.catalog.listRanks(jobId);
+      if (rows.every((r) => r.state === 'running' && this.c.hosts.get(r.host)?.state === 'up')) this.settleInterruptedStart(jobId);
+    }
   }
 
   private endInterruptedStart(jobId: string): void {
@@ -1181,6 +1201,10 @@ export class JobService {
     const missing = rows.filter((r) => r.state !== 'running' && r.state !== 'exited');
     if (missing.length === 0) {
       this.c.catalog.setJobState(jobId, 'running', { detail: 'every rank running after a coordinator restart' });
+      // (a restart that had resumed its ranks on other hosts, but not recorded them as the job's)
+      const hosts = job.hosts;
+      const wider = hosts && [...new Set([...hosts, ...rows.filter((r) => r.state === 'running').map((r) => r.host)])];
+      if (hosts && wider && wider.length > hosts.length) this.c.catalog.setJobHosts(jobId, wider);
       this.c.event('job.running', `job ${jobId}: every rank runs; its start was cut short by a coordinator restart but had got that far`, { jobId });
       return;
     }

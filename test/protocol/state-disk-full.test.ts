@@ -211,6 +211,25 @@ describe('a full state disk', () => {
     expect((await checkpoint()).result?.epoch?.state).toBe('committed');
   });
 
+  it('a coordinator killed while a restart past its RESUME waits to be recorded: the next one finds the job running where its ranks are', async () => {
+    expect((await checkpoint(true)).error).toBeUndefined();
+    await advance(1_000);
+    fillDuring(RoundStep.RESUME, 'c');
+    expect(await restart()).toBeUndefined();
+    expect(h.catalog!.getJob('j')!.state).toBe('pending');
+    await h.crashCoordinator(); // (what waited to be recorded dies with it)
+    disk.free();
+    h.startCoordinator().onWarning = (m) => warnings.push(m);
+    for (const host of ['a', 'b', 'c', 'd']) await h.untilUp(host);
+    await advance(2_000);
+    // (settled as soon as every rank's agent has registered, not at the end of the hosts' rejoin grace)
+    expect(h.catalog!.getJob('j')!).toMatchObject({ state: 'running', hosts: ['a', 'b', 'c', 'd'] });
+    expect(rankHosts()).toEqual(['0@c running', '1@c running', '2@d running', '3@d running']);
+    for (const host of ['c', 'd']) expect(h.nodes.get(host)!.ranks.running()).toHaveLength(2);
+    expect(flushed()).toEqual([]);
+    expect((await checkpoint()).result?.epoch?.state).toBe('committed');
+  });
+
   it('fails a job that loses a host while it is full: its other ranks end now, the failure is recorded once there is room', async () => {
     disk.fill();
     await h.crashAgent('b');
