@@ -184,6 +184,13 @@ export class Agent {
       trace(`re-adoption failed: ${errorMessage(err)}`);
       return;
     }
+    // Ended ranks whose output their followers had not all taken (the exit was acknowledged): the rest goes
+    // as a tail, after their exits, which the registration carries again.
+    for (const d of this.readopted.owingOutput ?? []) {
+      const [jobId, rank] = [d.exit.job_id ?? '', d.exit.rank ?? 0];
+      this.output.addEnded(jobId, rank, d.logs, { sent: d.offsets, ...d.output });
+      this.endedOwingOutput.set(`${jobId}/${rank}`, d.exit);
+    }
     for (const a of this.readopted.alive) {
       if (a.flushEpoch === 0) {
         this.steps.expectReattach?.(a.process.job_id ?? '', a.process.rank ?? 0);
@@ -326,7 +333,6 @@ export class Agent {
     // them at all: it is not sent again after its exit).
     for (const [key, e] of carried) {
       if (this.unackedExits.get(key) === e) this.unackedExits.delete(key);
-      this.ranks.exitReported?.(e);
       this.exitAcknowledged(key, e);
     }
     if (resend || previousCoordinator !== rr.coordinator_instance) {
@@ -731,10 +737,16 @@ export class Agent {
     void this.reportExit(key, e);
   }
 
-  /** The coordinator has the exit, and the output sent before it (on the same connection). */
+  /**
+   * The coordinator has the exit, and the output sent before it (on the same connection). The rank table
+   * keeps the rank while its followers have not taken all of its output (an agent restarted meanwhile
+   * follows the rest again), else lets it go.
+   */
   private exitAcknowledged(key: string, e: RankExitedInit): void {
     this.output.forget(e.job_id ?? '', e.rank ?? 0);
-    if (this.output.keepsEnded(e.job_id ?? '', e.rank ?? 0)) this.endedOwingOutput.set(key, e);
+    const owes = this.output.keepsEnded(e.job_id ?? '', e.rank ?? 0);
+    if (owes) this.endedOwingOutput.set(key, e);
+    this.ranks.exitReported?.(e, owes);
   }
 
   /**
@@ -749,7 +761,11 @@ export class Agent {
 
   /** Forgets the exits of ranks whose output the tailer let go (their followers took it). */
   private pruneEndedOwingOutput(): void {
-    for (const [key, e] of this.endedOwingOutput) if (!this.output.keepsEnded(e.job_id ?? '', e.rank ?? 0)) this.endedOwingOutput.delete(key);
+    for (const [key, e] of this.endedOwingOutput) {
+      if (this.output.keepsEnded(e.job_id ?? '', e.rank ?? 0)) continue;
+      this.endedOwingOutput.delete(key);
+      this.ranks.outputTaken?.(e);
+    }
   }
 
   /** Reports an exit until acknowledged; a registration carries it too. */
@@ -763,7 +779,6 @@ export class Agent {
           e.output_follows = this.output.outputFollows(e.job_id ?? '', e.rank ?? 0);
           await this.request({ rank_exited: e }, this.heartbeatTimeoutMs);
           if (this.unackedExits.get(key) === e) this.unackedExits.delete(key);
-          this.ranks.exitReported?.(e);
           this.exitAcknowledged(key, e);
           return;
         } catch (err) {

@@ -164,6 +164,17 @@ export class OutputTailer {
   }
 
   /**
+   * A rank that had ended, its exit acknowledged, before this tailer's agent was restarted, and whose
+   * followers had not taken all of its output: the rest goes from `from` as a tail (its exit goes again,
+   * saying output_follows; a `last` chunk ends it), and it is let go once all of it was taken.
+   */
+  addEnded(jobId: string, rank: number, paths: { out: string; err: string }, from: Partial<OutputPosition> & { sent: { out: number; err: number } }): void {
+    this.add(jobId, rank, paths, from);
+    const entry = this.files.get(`${jobId}/${rank}`)!;
+    Object.assign(entry, { finished: true, tail: true, tailOpen: true, exitAcked: true });
+  }
+
+  /**
    * The rank ended: reads what is left of its files (now, or when released if
    * held), unless its job is paused or the connection has a backlog: then the
    * rest is a tail, read at the poll's pace after its exit. They stay until forget().
@@ -279,10 +290,13 @@ export class OutputTailer {
     }
   }
 
-  /** Jobs with output their followers had not taken (a new coordinator holds it for them: RegisterRequest). */
+  /**
+   * Jobs with output their followers had not taken (a new coordinator holds it for them: RegisterRequest):
+   * also what the agent before this one had sent, and they had not taken (resumed by add()).
+   */
   untakenJobs(): string[] {
     const jobs = new Set<string>();
-    for (const entry of this.files.values()) for (const f of entry.files) if (f.taken < f.acked) jobs.add(f.jobId);
+    for (const entry of this.files.values()) for (const f of entry.files) if (f.taken < Math.max(f.acked, f.resentBelow)) jobs.add(f.jobId);
     return [...jobs];
   }
 

@@ -105,6 +105,8 @@ export interface ReadoptResult {
   alive: ({ process: RankProcessInit; flushEpoch: number } & ReadoptedOutput)[];
   /** Ranks that ended while the agent was down: how, as far as known. */
   ended: ({ exit: RankExitedInit } & ReadoptedOutput)[];
+  /** Ranks whose exit a coordinator acknowledged, and whose output their followers had not all taken. */
+  owingOutput?: ({ exit: RankExitedInit } & ReadoptedOutput)[];
 }
 
 /** Where a re-adopted rank's output stood (RankTableEntry). */
@@ -127,8 +129,13 @@ export interface RankRunner extends EventEmitter<RankSupervisorEvents> {
   logPaths(jobId: string, rank: number): { out: string; err: string };
   /** After an agent restart: the ranks of the rank table still running, and how the others ended. */
   readopt?(): ReadoptResult;
-  /** A coordinator acknowledged this exit: the rank table need not keep it for the next agent. */
-  exitReported?(e: RankExitedInit): void;
+  /**
+   * A coordinator acknowledged this exit: the rank table need not keep it for the next agent, unless
+   * `owesOutput` (its followers have not taken all of its output yet: kept until outputTaken).
+   */
+  exitReported?(e: RankExitedInit, owesOutput?: boolean): void;
+  /** The followers of this ended rank took all of its output: the rank table lets it go. */
+  outputTaken?(e: RankExitedInit): void;
   /** `onlyPid`: signal a rank only while its process is that one (not a later copy of it). */
   signalRanks?(jobId: string, ranks: number[], signal: NodeJS.Signals, onlyPid?: number): number;
   recordOutputPosition?(jobId: string, rank: number, position: OutputPosition): void;
@@ -150,6 +157,8 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
    * ranks had all exited 0 failed so).
    */
   private readonly unreported = new Map<string, RankTableEntry>();
+  /** Ranks whose exit was acknowledged, by job/rank/pid, kept while their output is owed (RankTableEntry.exitAcked). */
+  private readonly owingOutput = new Map<string, RankTableEntry>();
   private readonly stateDir: string;
   private readonly tablePath: string;
   private watchTimer: NodeJS.Timeout | undefined;
@@ -338,8 +347,17 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
     this.saveTable();
   }
 
-  exitReported(e: RankExitedInit): void {
-    if (this.unreported.delete(unreportedKey(e.job_id ?? '', e.rank ?? 0, e.pid))) this.saveTable();
+  exitReported(e: RankExitedInit, owesOutput = false): void {
+    const key = unreportedKey(e.job_id ?? '', e.rank ?? 0, e.pid);
+    const t = this.unreported.get(key);
+    if (!t) return;
+    this.unreported.delete(key);
+    if (owesOutput) this.owingOutput.set(key, { ...t, exitAcked: true });
+    this.saveTable();
+  }
+
+  outputTaken(e: RankExitedInit): void {
+    if (this.owingOutput.delete(unreportedKey(e.job_id ?? '', e.rank ?? 0, e.pid))) this.saveTable();
   }
 
   running(): RankProcessInit[] {
@@ -354,12 +372,17 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
    * The table is rewritten with the living ones only.
    */
   readopt(): ReadoptResult {
-    const result: ReadoptResult = { alive: [], ended: [] };
+    const result: ReadoptResult = { alive: [], ended: [], owingOutput: [] };
     for (const t of loadRankTable(this.tablePath)) {
       const key = RankSupervisor.key(t.jobId, t.rank);
       // (the table lists the running ranks first: an earlier copy's end is not told over a later copy's output)
       if (this.ranks.has(key)) continue;
-      if (t.exit) {
+      if (t.exit && t.exitAcked) {
+        // Its end was acknowledged; its followers had not taken all of its output: followed again.
+        result.owingOutput!.push({ exit: t.exit, logs: t.logs, offsets: t.offsets, output: t.output });
+        this.owingOutput.set(unreportedKey(t.jobId, t.rank, t.exit.pid), t);
+        trace(`${key} ended, its exit acknowledged, its output not all taken: followed again`);
+      } else if (t.exit) {
         // Its end was seen by the agent before, and never acknowledged: told again, kept until it is.
         result.ended.push({ exit: t.exit, logs: t.logs, offsets: t.offsets, output: t.output });
         this.unreported.set(unreportedKey(t.jobId, t.rank, t.exit.pid), t);
@@ -457,9 +480,11 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
 
   /** Where the output of a rank stands: kept in the table (written within RANK_TABLE_SAVE_INTERVAL_MS) when it moved. */
   recordOutputPosition(jobId: string, rank: number, p: OutputPosition): void {
-    const e = this.ranks.get(RankSupervisor.key(jobId, rank));
-    if (!e) return;
-    const t = e.table;
+    // (a rank that ended: its entry kept for its exit or its output, in the same source)
+    const t =
+      this.ranks.get(RankSupervisor.key(jobId, rank))?.table ??
+      [...this.unreported.values(), ...this.owingOutput.values()].find((x) => x.jobId === jobId && x.rank === rank && x.output?.source === p.source);
+    if (!t) return;
     const same = (a: { out: number; err: number } | undefined, b: { out: number; err: number }) => a?.out === b.out && a.err === b.err;
     if (same(t.offsets, p.sent) && t.output?.source === p.source && same(t.output.taken, p.taken)) return;
     const newSource = t.output?.source !== p.source;
@@ -521,7 +546,8 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
 
   private saveTable(): void {
     try {
-      saveRankTable(this.tablePath, [...[...this.ranks.values()].filter((e) => !e.ended).map((e) => e.table), ...this.unreported.values()]);
+      const ended = [...this.unreported.values(), ...this.owingOutput.values()];
+      saveRankTable(this.tablePath, [...[...this.ranks.values()].filter((e) => !e.ended).map((e) => e.table), ...ended]);
     } catch (err) {
       trace(`writing the rank table ${this.tablePath}: ${errorMessage(err)}`);
     }

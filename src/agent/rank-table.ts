@@ -2,7 +2,8 @@
 // enough to find them again after the agent crashed and was restarted (the
 // ranks themselves are not the agent's children and live on), and the ranks
 // that ended whose exit no coordinator has acknowledged yet (the next agent
-// reports them). Written atomically (temporary file, fsync, rename) on every
+// reports them), or whose output their followers have not all taken yet (the
+// next agent follows the rest). Written atomically (temporary file, fsync, rename) on every
 // start, adoption, exit and acknowledged exit, and every few seconds with the
 // output offsets reached.
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
@@ -43,8 +44,16 @@ export interface RankTableEntry {
   startedMs: number;
   /** Non-zero while the rank is asked to flush or flushed at that epoch, and not yet resumed. */
   flushEpoch: number;
-  /** Set once the rank has ended: how, until a coordinator has acknowledged it (then the entry goes). */
+  /**
+   * Set once the rank has ended: how, until a coordinator has acknowledged it (then the entry goes, unless
+   * its followers have not taken all of its output: exitAcked).
+   */
   exit?: RankExitedInit;
+  /**
+   * Its exit was acknowledged, and its followers had not taken all of its output: kept until they have, so
+   * that an agent restarted meanwhile follows the rest again (a coordinator that died too lost it).
+   */
+  exitAcked?: boolean;
 }
 
 interface RankTableFile {

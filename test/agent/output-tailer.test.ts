@@ -138,6 +138,34 @@ describe('OutputTailer', () => {
     expect(tailer.keepsEnded('j', 0)).toBe(false);
   });
 
+  it("a restarted agent follows the rest of an ended rank its followers had not taken as a tail, and lets it go once taken", async () => {
+    print('taken\n');
+    await poll();
+    print('not taken\n');
+    tailer.finish('j', 0);
+    tailer.acknowledge(tailer.snapshot(), [{ source: 'agent1.1', stream: RankOutput_Stream.STDOUT, offset: 6 }]);
+    tailer.forget('j', 0); // its exit acknowledged
+    const kept = tailer.position('j', 0)!;
+    tailer.stop();
+    chunks = [];
+    tailer = new OutputTailer((c) => chunks.push(c), 'agent2', () => readable);
+    tailer.hold(); // (until it registers)
+    tailer.addEnded('j', 0, paths(), kept);
+    expect(tailer.keepsEnded('j', 0)).toBe(true);
+    expect(tailer.outputFollows('j', 0)).toBe(true); // (its exit, carried again, says so)
+    expect(tailer.untakenJobs()).toEqual(['j']); // (a new coordinator holds it for its followers)
+    tailer.rewind(true);
+    tailer.release();
+    await poll();
+    expect(chunks.map((c) => [c.data.toString(), c.offset, c.source, !!c.resent, !!c.last])).toEqual([
+      ['not taken\n', 6, 'agent1.1', true, false],
+      ['', 16, 'agent1.1', false, true],
+    ]);
+    tailer.acknowledge(tailer.snapshot(), []);
+    expect(tailer.keepsEnded('j', 0)).toBe(false);
+    expect(tailer.untakenJobs()).toEqual([]);
+  });
+
   it('takes nothing as taken from an acknowledgement that does not say (a registration)', async () => {
     print('sent\n');
     await poll();

@@ -64,6 +64,28 @@ describe('an exit no coordinator acknowledged yet', () => {
     expect(exit.exit_code).toBe(3);
     first.exitReported(exit);
     expect(table()).toEqual([]);
-    expect(supervisor().readopt()).toEqual({ alive: [], ended: [] });
+    expect(supervisor().readopt()).toEqual({ alive: [], ended: [], owingOutput: [] });
+  });
+
+  it('stays in the table, acknowledged, while its output is owed: the next agent follows the rest, from where it was taken', async () => {
+    const first = supervisor();
+    const exited = new Promise<RankExitedInit>((res) => first.on('exit', res));
+    first.start({ jobId: 'j', rank: 0, worldSize: 1, argv: ['/bin/sh', '-c', 'echo last words; sleep 0.2'], cwd: '/', env: { PATH: '/usr/bin:/bin' } });
+    first.recordOutputPosition('j', 0, { sent: { out: 0, err: 0 }, taken: { out: 0, err: 0 }, source: 's1' }); // (as the agent does at its start)
+    const exit = await exited;
+    first.recordOutputPosition('j', 0, { sent: { out: 11, err: 0 }, taken: { out: 4, err: 0 }, source: 's1' });
+    first.exitReported(exit, true);
+    first.recordOutputPosition('j', 0, { sent: { out: 11, err: 0 }, taken: { out: 6, err: 0 }, source: 's1' });
+    first.close(); // (writes the position it was waiting to write)
+    expect(table().map((t) => [t.rank, t.exit?.exit_code, (t as { exitAcked?: boolean }).exitAcked])).toEqual([[0, 0, true]]);
+
+    // The agent dies before the followers took it all; the next one follows the rest, without reporting it as new.
+    const next = supervisor();
+    const r = next.readopt();
+    expect(r.ended).toEqual([]);
+    expect(r.owingOutput).toEqual([{ exit, logs: next.logPaths('j', 0), offsets: { out: 11, err: 0 }, output: { source: 's1', taken: { out: 6, err: 0 } } }]);
+    expect(table()).toHaveLength(1);
+    next.outputTaken(exit);
+    expect(table()).toEqual([]);
   });
 });
