@@ -156,10 +156,15 @@ export class JobService {
     this.replay = new OutputReplay(c.instance, c.catalog.outputCounts());
     this.launchers = new LauncherLeases(c.config.launcherLeaseMs, c.now);
     this.outputSaveTimer = setInterval(() => {
-      this.saveOutputCounts();
-      this.sweepDraining();
-      for (const [jobId, untilMs] of this.awaitingFollowers) if (untilMs <= this.c.now()) this.awaitingFollowers.delete(jobId);
-      this.outputFlow.renew((jobId) => this.waitingOutput(jobId));
+      try {
+        this.saveOutputCounts();
+        this.sweepDraining();
+        for (const [jobId, untilMs] of this.awaitingFollowers) if (untilMs <= this.c.now()) this.awaitingFollowers.delete(jobId);
+        this.outputFlow.renew((jobId) => this.waitingOutput(jobId));
+      } catch (err) {
+        // (a bug in what one job's follows need must not take the coordinator, and every job, down with it)
+        this.c.onWarning(`sweeping the jobs' followers: ${errorMessage(err)}`);
+      }
     }, OUTPUT_COUNTS_SAVE_MS);
     this.outputSaveTimer.unref?.();
     // A checkpoint --stop that a previous coordinator committed but did not see through.
@@ -1433,6 +1438,19 @@ export class JobService {
     this.endFollows(jobId);
   }
 
+  /**
+   * The ended job was deleted (ferry delete; `job`: what it was): a follower that waited for its ranks'
+   * last output (a tail, a host not registered yet) gets its end now; nothing of its output is kept any more.
+   */
+  jobDeleted(job: JobInfoInit): void {
+    const jobId = job.id ?? '';
+    if (this.endAwaitsTails.has(jobId)) {
+      this.notify(jobId, `job ${jobId} was deleted (ferry delete) while this follower waited for the last output of its ranks (it went with the job's log files)`);
+    }
+    if (this.followers.has(jobId) || this.endAwaitsTails.has(jobId)) this.endFollows(jobId, job);
+    this.replay.forget(jobId);
+  }
+
   /** Tells the job's followers what happened to it (ferry run prints it), between its output. */
   notify(jobId: string, message: string): void {
     for (const f of this.followers.get(jobId) ?? []) f.link.push({ status: { ok: true }, final: false, job_notice: { job_id: jobId, message } });
@@ -1464,15 +1482,16 @@ export class JobService {
    * The job ended: its followers get it, in a final reply; after its ranks' tails (output-tails.ts), if a
    * follower heard from lately is there to take them, or is awaited (awaitFollowers).
    */
-  private endFollows(jobId: string): void {
+  private endFollows(jobId: string, deleted?: JobInfoInit): void {
     const now = this.c.now();
     const awaited = (this.awaitingFollowers.get(jobId) ?? 0) > now;
     const heard = (this.followers.get(jobId) ?? []).some((f) => now - f.heardMs < FOLLOWER_LAPSE_MS);
-    if ((this.tails.has(jobId) && (awaited || heard)) || (heard && this.hostsUnheard(jobId))) {
+    if (!deleted && ((this.tails.has(jobId) && (awaited || heard)) || (heard && this.hostsUnheard(jobId)))) {
       this.endAwaitsTails.add(jobId);
       return;
     }
     this.endAwaitsTails.delete(jobId);
+    this.awaitingFollowers.delete(jobId);
     for (const [host, ranks] of this.tails.byHost(jobId)) {
       this.notify(jobId, `the last output of rank${ranks.length > 1 ? 's' : ''} ${ranks.join(',')} was not taken in time (this follower was silent): it is in the log files on host ${host}`);
     }
@@ -1482,7 +1501,7 @@ export class JobService {
     this.launchers.forget(jobId);
     // Whatever runs it again (a restart) runs new processes, not stopped ones.
     if (this.c.catalog.getJob(jobId)?.launcherSuspended) this.c.catalog.setLauncherSuspended(jobId, false);
-    const info = this.jobInfo(jobId);
+    const info = deleted ?? this.jobInfo(jobId);
     const draining: Follower[] = [];
     for (const f of this.followers.get(jobId) ?? []) {
       f.link.push({ status: { ok: true }, final: true, job_ended: { job: info } });

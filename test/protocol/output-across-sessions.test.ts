@@ -129,6 +129,27 @@ describe('rank output across lost sessions', () => {
   });
 
 
+describe('an ended job whose end waits for its hosts', () => {
+  it('is deleted: its followers are told the end they waited for, and the coordinator keeps running', async () => {
+    await h.submit({ world_size: 1, hosts: ['a'] });
+    await advance(50);
+    ranks.exit('j', 0, 0);
+    await advance(500);
+    expect(h.catalog!.getJob('j')!.state).toBe('succeeded');
+    // A restarted coordinator, whose host a has not registered yet: a follower's end waits for its output.
+    await h.crashAgent('a');
+    await h.crashCoordinator();
+    h.startCoordinator();
+    const f = follow();
+    await advance(100); // (within the heartbeat timeout: host a may still register)
+    expect(f.text()).toBe('');
+    const deleted = await h.coordinator!.retention.deleteJob('j', false);
+    expect(deleted.epochs).toEqual([]);
+    await advance(3_000); // (the sweeps that end the follows waiting for tails)
+    expect(f.text()).toMatch(/^<notice: job j was deleted \(ferry delete\) while this follower waited for the last output of its ranks.*><ended>$/);
+  });
+});
+
 describe('output held back at a checkpoint', () => {
   it("counts what the agent held back at the flush in the epoch's output marks", async () => {
     await h.submit({ world_size: 1, hosts: ['a'] });

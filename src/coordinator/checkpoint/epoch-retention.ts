@@ -126,7 +126,9 @@ export class EpochRetention {
     }
     const release = this.c.operations.begin(jobId, () => 'it is being deleted');
     try {
+      const info = this.c.jobs.toInfo(job);
       const epochs = this.c.catalog.deleteJob(jobId, this.c.now(), 'deleted: the job was deleted (ferry delete)');
+      this.c.jobs.jobDeleted(info);
       this.c.event('job.delete', `job ${jobId} (${job.state}) deleted by the operator${epochs.length > 0 ? ` with epoch${epochs.length > 1 ? 's' : ''} ${epochs.join(',')}` : ''}`, { jobId });
       // Its images, and any an earlier retention left waiting for a host.
       const all = this.c.catalog.imagesToRemove(jobId);
