@@ -48,6 +48,8 @@ export const RANK_KILL_GRACE_MS = 10_000;
 export const RANK_WATCH_INTERVAL_MS = 200;
 /** Output offsets are written to the rank table at most this often. */
 export const RANK_TABLE_SAVE_INTERVAL_MS = 2_000;
+/** A rank table that cannot be written is said on the agent's log at most this often. */
+export const RANK_TABLE_WARNING_EVERY_MS = 60_000;
 /** The environment variable that tells ferry-init where to write the rank's exit status. */
 export const EXIT_STATUS_ENV = 'FERRY_EXIT_STATUS_FILE';
 
@@ -83,6 +85,8 @@ export interface RankSupervisorOptions {
   stateDir?: string;
   /** How long a rank may run on after the SIGTERM (or SIGINT) that ends its job before SIGKILL; default RANK_KILL_GRACE_MS. */
   killGraceMs?: number;
+  /** Said on the agent's log: the rank table cannot be written (at most once a minute), or can again. */
+  warn?: (message: string) => void;
 }
 
 interface RankEntry {
@@ -165,6 +169,8 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
   private sweepTimer: NodeJS.Timeout | undefined;
   private saveTimer: NodeJS.Timeout | undefined;
   private saveQueued = false;
+  /** The last write of the rank table failed (its disk full, say): when it was said, and how many failed since. */
+  private unsaved: { warnedMs: number; failures: number } | undefined;
 
   constructor(private readonly options: RankSupervisorOptions) {
     super();
@@ -534,23 +540,59 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
    * never does, and the job's flush could not be finished.
    */
   recordFlushAsked(jobId: string, ranks: readonly number[], epoch: number): void {
-    let changed = false;
+    const before = new Map<RankTableEntry, number>();
     for (const rank of ranks) {
       const e = this.ranks.get(RankSupervisor.key(jobId, rank));
       if (!e || e.table.flushEpoch === epoch) continue;
+      before.set(e.table, e.table.flushEpoch);
       e.table.flushEpoch = epoch;
-      changed = true;
     }
-    if (changed) this.saveTable();
+    if (before.size === 0) return;
+    const err = this.saveTable();
+    if (err) {
+      for (const [t, flushEpoch] of before) t.flushEpoch = flushEpoch;
+      // Asked while the table says otherwise, a rank would be left flushing for an agent restarted meanwhile
+      // to wait for: none is asked, and the PREPARE fails (the checkpoint aborts, the job runs on).
+      throw new FerryError(ErrorCode.STATE_UNWRITABLE, `host ${this.options.host} cannot write its rank table ${this.tablePath} (${errorMessage(err)}): no rank of job ${jobId} was asked to flush`);
+    }
   }
 
-  private saveTable(): void {
+  /**
+   * Writes the rank table; returns the error if it could not (its disk full, say): said on the agent's log
+   * at most once a minute, and written again every RANK_TABLE_SAVE_INTERVAL_MS until it can be.
+   */
+  private saveTable(): unknown {
     try {
       const ended = [...this.unreported.values(), ...this.owingOutput.values()];
       saveRankTable(this.tablePath, [...[...this.ranks.values()].filter((e) => !e.ended).map((e) => e.table), ...ended]);
     } catch (err) {
       trace(`writing the rank table ${this.tablePath}: ${errorMessage(err)}`);
+      const now = Date.now();
+      const u = (this.unsaved ??= { warnedMs: 0, failures: 0 });
+      u.failures++;
+      if (now - u.warnedMs >= RANK_TABLE_WARNING_EVERY_MS) {
+        this.warn(
+          `cannot write the rank table ${this.tablePath}: ${errorMessage(err)}${u.failures > 1 ? ` (${u.failures} writes failed)` : ''}; ` +
+            'an agent restarted now would not know what became of its ranks since; checkpoints of them fail',
+        );
+        u.warnedMs = now;
+      }
+      this.saveTimer ??= setTimeout(() => {
+        this.saveTimer = undefined;
+        this.saveTable();
+      }, RANK_TABLE_SAVE_INTERVAL_MS);
+      this.saveTimer.unref?.();
+      return err;
     }
+    if (this.unsaved) {
+      this.warn(`the rank table ${this.tablePath} is written again`);
+      this.unsaved = undefined;
+    }
+    return undefined;
+  }
+
+  private warn(message: string): void {
+    (this.options.warn ?? ((m: string) => trace(`warning: ${m}`)))(message);
   }
 
   has(jobId: string, rank: number): boolean {

@@ -144,6 +144,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
     initPath,
     agentSocketName: rankSocket,
     killGraceMs: intOpt(cmd, p, 'rank-kill-grace-ms', RANK_KILL_GRACE_MS, 0),
+    warn: (message) => process.stderr.write(`ferry agent ${name}: ${message}\n`),
   });
   const rankChannel = new RankChannelServer({
     socketName: rankSocket,
