@@ -1194,7 +1194,7 @@ export class JobService {
   private settleReachedStarts(): void {
     for (const jobId of this.interruptedStarts) {
       const rows = this.c.catalog.listRanks(jobId);
-      if (rows.every((r) => r.state === 'running' && this.c.hosts.get(r.host)?.state === 'up')) this.settleInterruptedStart(jobId);
+      if (rows.length > 0 && rows.every((r) => r.state === 'running' && this.c.hosts.get(r.host)?.state === 'up')) this.settleInterruptedStart(jobId);
     }
   }
 
