@@ -1491,8 +1491,8 @@ export class JobService {
       return;
     }
     this.endAwaitsTails.delete(jobId);
-    this.awaitingFollowers.delete(jobId);
-    for (const [host, ranks] of this.tails.byHost(jobId)) {
+    if (deleted) this.awaitingFollowers.delete(jobId);
+    for (const [host, ranks] of deleted ? [] : this.tails.byHost(jobId)) {
       this.notify(jobId, `the last output of rank${ranks.length > 1 ? 's' : ''} ${ranks.join(',')} was not taken in time (this follower was silent): it is in the log files on host ${host}`);
     }
     this.tails.forget(jobId);
