@@ -1500,7 +1500,10 @@ export class JobService {
     this.resends.forget(jobId);
     this.launchers.forget(jobId);
     // Whatever runs it again (a restart) runs new processes, not stopped ones.
-    if (this.c.catalog.getJob(jobId)?.launcherSuspended) this.c.catalog.setLauncherSuspended(jobId, false);
+    // (late on a full disk: this runs from timers too, where a refusal would end the coordinator)
+    if (this.c.catalog.getJob(jobId)?.launcherSuspended) {
+      this.c.lateWrites.run(jobId, 'launcher', `that the launcher of job ${jobId} is no longer suspended`, () => this.c.catalog.setLauncherSuspended(jobId, false));
+    }
     const info = deleted ?? this.jobInfo(jobId);
     const draining: Follower[] = [];
     for (const f of this.followers.get(jobId) ?? []) {
