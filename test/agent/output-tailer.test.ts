@@ -116,13 +116,18 @@ describe('OutputTailer', () => {
     expect(chunks).toHaveLength(5);
   });
 
-  it("keeps an ended rank until its followers took its output, and sends the rest again as a tail", async () => {
+  /** Rank 0 prints two lines and ends; its exit is acknowledged, its followers took only the first line. */
+  async function endedWithUntakenOutput(): Promise<void> {
     print('taken\n');
     await poll();
     print('not taken\n');
     tailer.finish('j', 0);
     tailer.acknowledge(tailer.snapshot(), [{ source: 'agent1.1', stream: RankOutput_Stream.STDOUT, offset: 6 }]);
     tailer.forget('j', 0); // its exit acknowledged
+  }
+
+  it("keeps an ended rank until its followers took its output, and sends the rest again as a tail", async () => {
+    await endedWithUntakenOutput();
     expect(tailer.keepsEnded('j', 0)).toBe(true);
     tailer.hold();
     tailer.reopenTails();
@@ -139,12 +144,7 @@ describe('OutputTailer', () => {
   });
 
   it("a restarted agent follows the rest of an ended rank its followers had not taken as a tail, and lets it go once taken", async () => {
-    print('taken\n');
-    await poll();
-    print('not taken\n');
-    tailer.finish('j', 0);
-    tailer.acknowledge(tailer.snapshot(), [{ source: 'agent1.1', stream: RankOutput_Stream.STDOUT, offset: 6 }]);
-    tailer.forget('j', 0); // its exit acknowledged
+    await endedWithUntakenOutput();
     const kept = tailer.position('j', 0)!;
     tailer.stop();
     chunks = [];

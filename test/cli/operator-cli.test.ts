@@ -453,40 +453,27 @@ describe('ferry run', () => {
     rmSync(go);
   });
 
-  it('writes every line once when the coordinator and the agent are killed together while it is behind, after the job ended', async () => {
-    // The ranks' exits were acknowledged, and their output not all taken: the agent's rank table keeps them
-    // until it is, and the restarted agent follows their files again, from where ferry run had taken them.
-    const { code, stderr, file } = await runReadLate('ended-both-killed', 400_000, 1_000, async () => {
-      let state = '';
-      for (let i = 0; i < 100 && state !== 'succeeded'; i++) {
-        const job = await ferry(['job', 'ended-both-killed', '--json', '--coordinator', address]);
-        state = job.code === 0 ? JSON.parse(job.stdout).state : job.stderr;
-        if (state !== 'succeeded') await new Promise((r) => setTimeout(r, 200));
-      }
-      expect(state).toBe('succeeded');
-      await replaceCoordinator(true);
-    });
-    expect(code, stderr).toBe(0);
-    expect(linesPerRank(file), `${stderr}\n${daemonTails()}`).toEqual(['[0] 400000', '[1] 400000', '[2] 400000', '[3] 400000', 'bad 0']);
-    rmSync(file);
-  }, 60_000);
-
-  it('writes every line once when the coordinator is killed while it is behind, after the job ended', async () => {
-    // The ranks' exits were acknowledged; what ferry run had not taken is sent again after them, as tails.
-    const { code, stderr, file } = await runReadLate('ended-behind', 400_000, 1_000, async () => {
-      let state = '';
-      for (let i = 0; i < 100 && state !== 'succeeded'; i++) {
-        const job = await ferry(['job', 'ended-behind', '--json', '--coordinator', address]);
-        state = job.code === 0 ? JSON.parse(job.stdout).state : job.stderr;
-        if (state !== 'succeeded') await new Promise((r) => setTimeout(r, 200));
-      }
-      expect(state).toBe('succeeded');
-      await replaceCoordinator();
-    });
-    expect(code, stderr).toBe(0);
-    expect(linesPerRank(file), `${stderr}\n${daemonTails()}`).toEqual(['[0] 400000', '[1] 400000', '[2] 400000', '[3] 400000', 'bad 0']);
-    rmSync(file);
-  }, 60_000);
+  for (const withAgent of [false, true]) {
+    it(`writes every line once when the coordinator${withAgent ? ' and the agent are' : ' is'} killed while it is behind, after the job ended`, async () => {
+      // The ranks' exits were acknowledged; what ferry run had not taken is sent again after them, as tails.
+      // An agent killed too: its rank table kept the ranks until their output was taken, and the restarted
+      // agent follows their files again, from where ferry run had taken them.
+      const jobId = withAgent ? 'ended-both-killed' : 'ended-behind';
+      const { code, stderr, file } = await runReadLate(jobId, 400_000, 1_000, async () => {
+        let state = '';
+        for (let i = 0; i < 100 && state !== 'succeeded'; i++) {
+          const job = await ferry(['job', jobId, '--json', '--coordinator', address]);
+          state = job.code === 0 ? JSON.parse(job.stdout).state : job.stderr;
+          if (state !== 'succeeded') await new Promise((r) => setTimeout(r, 200));
+        }
+        expect(state).toBe('succeeded');
+        await replaceCoordinator(withAgent);
+      });
+      expect(code, stderr).toBe(0);
+      expect(linesPerRank(file), `${stderr}\n${daemonTails()}`).toEqual(['[0] 400000', '[1] 400000', '[2] 400000', '[3] 400000', 'bad 0']);
+      rmSync(file);
+    }, 60_000);
+  }
 
   it('ends quietly when its standard output is closed (| head), saying that the job runs on', async () => {
     const child = spawn(process.execPath, [FERRY_CLI, 'run', '-n', '1', '--job-id', 'headed', '--coordinator', address, '/bin/sh', '-c', 'seq 1 100000; exec sleep 60'], {

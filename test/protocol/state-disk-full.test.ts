@@ -87,6 +87,15 @@ const rankHosts = () => h.catalog!.listRanks('j').map((r) => `${r.rank}@${r.host
 const epochs = () => h.catalog!.listEpochs('j').map((e) => `${e.epoch} ${e.state}`);
 const flushed = () => ['a', 'b'].flatMap((host) => [...h.nodes.get(host)!.ranks.flushed.keys()]);
 
+/** The job is stopped at epoch 1, then restarted on c and d; the disk fills as c resumes its ranks. */
+async function restartFullAtResume(): Promise<void> {
+  expect((await checkpoint(true)).error).toBeUndefined();
+  await advance(1_000);
+  fillDuring(RoundStep.RESUME, 'c');
+  expect(await restart()).toBeUndefined();
+  expect(h.catalog!.getJob('j')!.state).toBe('pending'); // (its ranks run; that it runs waits for room)
+}
+
 describe('a full state disk', () => {
   for (const step of [RoundStep.DUMP, RoundStep.STORE]) {
     it(`aborts a checkpoint that finds it full during ${RoundStep[step]}: the job runs on, the previous epoch stays, the next one commits once there is room`, async () => {
@@ -197,11 +206,7 @@ describe('a full state disk', () => {
   });
 
   it("finishes a restart that finds it full once its ranks resume, and records it once there is room", async () => {
-    expect((await checkpoint(true)).error).toBeUndefined();
-    await advance(1_000);
-    fillDuring(RoundStep.RESUME, 'c');
-    expect(await restart()).toBeUndefined();
-    expect(h.catalog!.getJob('j')!.state).toBe('pending');
+    await restartFullAtResume();
     expect(flushed()).toEqual([]);
     disk.free();
     await advance(200);
@@ -212,11 +217,7 @@ describe('a full state disk', () => {
   });
 
   it('a coordinator killed while a restart past its RESUME waits to be recorded: the next one finds the job running where its ranks are', async () => {
-    expect((await checkpoint(true)).error).toBeUndefined();
-    await advance(1_000);
-    fillDuring(RoundStep.RESUME, 'c');
-    expect(await restart()).toBeUndefined();
-    expect(h.catalog!.getJob('j')!.state).toBe('pending');
+    await restartFullAtResume();
     await h.crashCoordinator(); // (what waited to be recorded dies with it)
     disk.free();
     h.startCoordinator().onWarning = (m) => warnings.push(m);
