@@ -481,6 +481,9 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
       clearTimeout(this.saveTimer);
       this.saveTimer = undefined;
       this.saveTable();
+      // (a last write that failed set no timer of its own to outlive the agent)
+      if (this.saveTimer) clearTimeout(this.saveTimer);
+      this.saveTimer = undefined;
     }
   }
 
