@@ -326,9 +326,11 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
     child.on('error', (e) => trace(`rank ${key}: ${e.message}`));
     child.on('exit', (code, signal) => {
       if (this.ranks.get(key) === entry) this.ranks.delete(key);
-      removeExitStatus(statusFile);
       if (!entry.keepInitDir) removeRankInitDir(initDir);
-      if (entry.ended) return;
+      if (entry.ended) {
+        removeExitStatus(statusFile);
+        return;
+      }
       entry.ended = true;
       const exited: RankExitedInit = {
         job_id: spec.jobId,
@@ -347,10 +349,15 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
     return info;
   }
 
-  /** The rank ended: its entry stays in the table, with its exit, until exitReported. Writes the table. */
+  /**
+   * The rank ended: its entry stays in the table, with its exit, until exitReported. Writes the table, and
+   * only then removes the rank's exit status file: an agent killed between the two (a write waits for an
+   * fsync) leaves the next one the exit, in the table or in the file. The other way round it left neither,
+   * and the rank, ended 0 as its job finished, was lost (soak seed 139).
+   */
   private keepUntilReported(t: RankTableEntry, exit: RankExitedInit): void {
     this.unreported.set(unreportedKey(t.jobId, t.rank, exit.pid), { ...t, exit });
-    this.saveTable();
+    if (!this.saveTable()) removeExitStatus(t.statusFile); // (else when its exit is acknowledged)
   }
 
   exitReported(e: RankExitedInit, owesOutput = false): void {
@@ -358,6 +365,7 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
     const t = this.unreported.get(key);
     if (!t) return;
     this.unreported.delete(key);
+    removeExitStatus(t.statusFile); // (if a failed write of the table kept it)
     if (owesOutput) this.owingOutput.set(key, { ...t, exitAcked: true });
     this.saveTable();
   }
@@ -379,6 +387,7 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
    */
   readopt(): ReadoptResult {
     const result: ReadoptResult = { alive: [], ended: [], owingOutput: [] };
+    const readStatuses: string[] = [];
     for (const t of loadRankTable(this.tablePath)) {
       const key = RankSupervisor.key(t.jobId, t.rank);
       // (the table lists the running ranks first: an earlier copy's end is not told over a later copy's output)
@@ -402,14 +411,14 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
         trace(`re-adopted ${key} (pid ${t.pid}, ${t.origin})`);
       } else {
         const exit = this.endedExit(t, true);
-        removeExitStatus(t.statusFile);
+        readStatuses.push(t.statusFile); // (removed once the table has the exit)
         removeRankInitDir(t.initDir);
         result.ended.push({ exit, logs: t.logs, offsets: t.offsets, output: t.output });
         this.unreported.set(unreportedKey(t.jobId, t.rank, exit.pid), { ...t, exit });
         trace(`${key} ended while the agent was down: exit ${exit.exit_code} ${exit.reason}`);
       }
     }
-    this.saveTable();
+    if (!this.saveTable()) for (const f of readStatuses) removeExitStatus(f);
     if (result.alive.length > 0) this.watchAdopted();
     this.sweepInitDirs();
     return result;
@@ -456,7 +465,6 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
         this.ranks.delete(key);
         e.ended = true;
         const exited = this.endedExit(e.table, false, e.lastSignal);
-        removeExitStatus(e.table.statusFile);
         if (!e.keepInitDir) removeRankInitDir(e.table.initDir);
         this.keepUntilReported(e.table, exited);
         trace(`exit of re-adopted ${key}: code=${exited.exit_code} ${exited.reason}`);

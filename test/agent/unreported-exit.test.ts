@@ -4,7 +4,7 @@
 // "lost" rank that had exited 0: soak seed 116). Real ranks under ferry-init;
 // the agents are two RankSupervisors on one state directory, the first one
 // dropped without a word as a SIGKILLed agent would be.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -54,6 +54,21 @@ describe('an exit no coordinator acknowledged yet', () => {
 
     next.exitReported(exit);
     expect(table().map((t) => t.rank)).toEqual([1]);
+  });
+
+  it("keeps the rank's exit status file until the table has its exit: the next agent reports the real exit, not a lost rank", async () => {
+    // An agent killed between the two writes (the table's waits for an fsync) is played by a table write
+    // that fails: a directory where its temporary file goes.
+    const first = supervisor();
+    const exited = new Promise<RankExitedInit>((res) => first.on('exit', res));
+    first.start({ jobId: 'j', rank: 0, worldSize: 1, argv: ['/bin/sh', '-c', 'sleep 0.3; exit 3'], cwd: '/', env: { PATH: '/usr/bin:/bin' } });
+    const blocker = join(dir, 'state', `${RANK_TABLE_FILE}.tmp`);
+    mkdirSync(blocker);
+    expect((await exited).exit_code).toBe(3);
+    expect(table().map((t) => [t.rank, t.exit])).toEqual([[0, undefined]]); // (the table could not take the exit)
+    rmdirSync(blocker);
+    const r = supervisor().readopt();
+    expect(r.ended.map((d) => [d.exit.exit_code, d.exit.signal])).toEqual([[3, '']]);
   });
 
   it('leaves the table once acknowledged, so the next agent has nothing to report of it', async () => {
