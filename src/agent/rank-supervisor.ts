@@ -171,6 +171,11 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
   private saveQueued = false;
   /** The last write of the rank table failed (its disk full, say): when it was said, and how many failed since. */
   private unsaved: { warnedMs: number; failures: number } | undefined;
+  /**
+   * Exit status files kept because the table could not take their rank's exit: removed with the exit's
+   * acknowledgement (only those: a rank restored here reads and writes its original copy's path).
+   */
+  private readonly keptStatuses = new Set<string>();
 
   constructor(private readonly options: RankSupervisorOptions) {
     super();
@@ -357,7 +362,8 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
    */
   private keepUntilReported(t: RankTableEntry, exit: RankExitedInit): void {
     this.unreported.set(unreportedKey(t.jobId, t.rank, exit.pid), { ...t, exit });
-    if (!this.saveTable()) removeExitStatus(t.statusFile); // (else when its exit is acknowledged)
+    if (!this.saveTable()) removeExitStatus(t.statusFile);
+    else this.keptStatuses.add(t.statusFile); // (removed when its exit is acknowledged)
   }
 
   exitReported(e: RankExitedInit, owesOutput = false): void {
@@ -365,7 +371,7 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
     const t = this.unreported.get(key);
     if (!t) return;
     this.unreported.delete(key);
-    removeExitStatus(t.statusFile); // (if a failed write of the table kept it)
+    if (this.keptStatuses.delete(t.statusFile)) removeExitStatus(t.statusFile);
     if (owesOutput) this.owingOutput.set(key, { ...t, exitAcked: true });
     this.saveTable();
   }
@@ -418,7 +424,11 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
         trace(`${key} ended while the agent was down: exit ${exit.exit_code} ${exit.reason}`);
       }
     }
-    if (!this.saveTable()) for (const f of readStatuses) removeExitStatus(f);
+    const saved = !this.saveTable();
+    for (const f of readStatuses) {
+      if (saved) removeExitStatus(f);
+      else this.keptStatuses.add(f);
+    }
     if (result.alive.length > 0) this.watchAdopted();
     this.sweepInitDirs();
     return result;
