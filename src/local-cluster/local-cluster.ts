@@ -92,6 +92,8 @@ export interface TestCluster {
   // HOST dies: its agent and every process in its network namespace (its ranks among them) get SIGKILL.
   // Returns how many processes of the namespace were killed besides the agent.
   failHost(host: string): Promise<number>;
+  // HOST's network is cut off the bridge (a partition: every process on it runs on) or joined again.
+  partitionHost(host: string, cut: boolean): Promise<void>;
   // Starts HOST's agent again and waits for it to print that it registered.
   startAgent(host: string): Promise<void>;
   killCoordinator(signal?: NodeJS.Signals): Promise<void>;
@@ -398,6 +400,7 @@ export async function startTestCluster(options: TestClusterOptions = {}): Promis
         }
         return pids.length;
       },
+      partitionHost: (host, cut) => network.setConnected(host, !cut),
       startAgent,
       killCoordinator: (signal = 'SIGKILL') => coordinator.kill(signal),
       pauseCoordinator: (ms) => coordinator.pause(ms),

@@ -57,6 +57,10 @@ export interface HostNetwork {
   host(name: string): NamespaceHost;
   // argv run inside host NAME's network namespace (and nothing else's).
   command(hostName: string, argv: readonly string[]): string[];
+  // Cuts host NAME off the bridge (connected: false), as a pulled cable or a
+  // dead switch port would, or joins it again. Its sockets stay open: TCP
+  // retransmits what waits once the link is back.
+  setConnected(hostName: string, connected: boolean): Promise<void>;
   // Kills any process still inside the hosts' namespaces, removes every
   // veth, the bridge and the namespaces. Idempotent; gone pieces are no error.
   destroy(): Promise<void>;
@@ -157,6 +161,8 @@ export async function createHostNetwork(options: HostNetworkOptions): Promise<Ho
       hosts,
       host,
       command: (hostName, argv) => ['nsenter', `--net=${NETNS_DIR}/${host(hostName).netns}`, ...argv],
+      // (the root-side end: the host's own eth0 keeps its address and route, and only loses its carrier)
+      setConnected: (hostName, connected) => runIp(['link', 'set', vethName(tag, hosts.indexOf(host(hostName))), connected ? 'up' : 'down']).then(() => undefined),
       destroy: () => removeRunPieces(pieces),
       destroySync: () => removeRunPiecesSync(pieces),
     };

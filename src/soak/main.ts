@@ -5,7 +5,8 @@
 // (soak-operations.ts): checkpoints, periodic checkpoints, migrations, drains,
 // stops and restarts from a random committed epoch on random hosts, and with
 // --chaos agents and the coordinator SIGKILLed, also in the middle of a
-// checkpoint or a migration, and whole hosts lost; with --chaos the jobs keep
+// checkpoint or a migration, whole hosts lost, and hosts cut off the network
+// for a moment or past the rejoin grace; with --chaos the jobs keep
 // a copy of each image on another host and restart by themselves when they
 // lose a host (--image-replicas 1 --auto-restart). Every job must end
 // `succeeded` with the checksum of an uninterrupted run, and Jacobi's history and log files byte for byte that

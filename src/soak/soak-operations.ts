@@ -4,7 +4,8 @@
 // checkpoints, and with --chaos agents and the coordinator SIGKILLed, also in
 // the middle of a checkpoint or a migration, and whole hosts lost (given up
 // after the rejoin grace, or forgotten by the operator) while the job restarts
-// by itself from the copies of its images. An operation reports what it did; it throws only when Ferry
+// by itself from the copies of its images, and hosts cut off the network for
+// a moment or past the grace, their ranks running on. An operation reports what it did; it throws only when Ferry
 // answered in a way no operator should see (a refusal of a job that still
 // runs, with no fault injected to explain it).
 import type { FerryResult, TestCluster } from '../local-cluster/local-cluster.js';
@@ -175,6 +176,43 @@ async function epochsSettled(o: OperationContext): Promise<EpochView[]> {
   return epochs;
 }
 
+/**
+ * A committed epoch with a copy of every image on another host, for the automatic restart after a lost host
+ * to start from; or what ended the attempt.
+ */
+async function replicatedCheckpoint(o: OperationContext): Promise<number | string> {
+  const ck = await ferry(o, ['checkpoint', o.job.id, '--json']);
+  if (!ck.ok) return ck.out;
+  const epoch = (JSON.parse(ck.out) as { epoch: number }).epoch;
+  let replicated = false;
+  await o.c.waitFor(
+    async () => {
+      const e = (await epochsOf(o)).find((x) => x.epoch === epoch);
+      replicated = !!e && e.state === 'committed' && e.replicatedImages === e.images;
+      return replicated || (await o.view()).state !== 'running';
+    },
+    `copies of epoch ${epoch} of job ${o.job.id}`,
+    120_000,
+  );
+  return replicated ? epoch : `job ${o.job.id} ended before epoch ${epoch} was copied`;
+}
+
+/** Until the job, which lost `host`, runs again with every rank elsewhere (or has ended); the job then. */
+async function restartedWithout(o: OperationContext, host: string): Promise<JobView> {
+  await o.c.waitFor(
+    async () => {
+      const v = await o.view();
+      return v.state !== 'running' || (!v.ranks.some((r) => r.host === host) && v.ranks.every((r) => r.state === 'running'));
+    },
+    `job ${o.job.id} restarted without ${host}`,
+    180_000,
+  );
+  return o.view();
+}
+
+/** How long `partition-host` cuts a host off: past the heartbeat timeout at times, always within the rejoin grace. */
+const PARTITION_MS = { min: 300, max: 4_000 };
+
 /** `ferry checkpoint --json`'s answer, in a line. */
 function checkpointSummary(json: string): string {
   const r = JSON.parse(json) as Record<string, number>;
@@ -334,21 +372,8 @@ export const OPERATIONS: readonly Operation[] = [
       const candidates = hostsOf(view).filter((h) => allowed.some((a) => a !== h));
       if (candidates.length === 0) return `skipped: job ${o.job.id} may run on ${allowed.join(',')} only`;
       const host = o.random.pick(candidates);
-      // A committed epoch with a copy of every image on another host, for the automatic restart to start from.
-      const ck = await ferry(o, ['checkpoint', o.job.id, '--json']);
-      if (!ck.ok) return ck.out;
-      const epoch = (JSON.parse(ck.out) as { epoch: number }).epoch;
-      let replicated = false;
-      await o.c.waitFor(
-        async () => {
-          const e = (await epochsOf(o)).find((x) => x.epoch === epoch);
-          replicated = !!e && e.state === 'committed' && e.replicatedImages === e.images;
-          return replicated || (await o.view()).state !== 'running';
-        },
-        `copies of epoch ${epoch} of job ${o.job.id}`,
-        120_000,
-      );
-      if (!replicated) return `job ${o.job.id} ended before epoch ${epoch} was copied`;
+      const epoch = await replicatedCheckpoint(o);
+      if (typeof epoch === 'string') return epoch;
       const forget = o.random.int(0, 1) === 1;
       const killed = await o.c.failHost(host);
       // The operator says the host is gone for good (no grace), or the coordinator gives it up after the grace.
@@ -356,18 +381,68 @@ export const OPERATIONS: readonly Operation[] = [
         await o.c.waitForHostStates({ [host]: 'down' }, 60_000);
         await ferry(o, ['forget', host]);
       }
-      await o.c.waitFor(
-        async () => {
-          const v = await o.view();
-          return v.state !== 'running' || (!v.ranks.some((r) => r.host === host) && v.ranks.every((r) => r.state === 'running'));
-        },
-        `job ${o.job.id} restarted without ${host}`,
-        180_000,
-      );
-      const after = await o.view();
+      const after = await restartedWithout(o, host);
       await o.c.startAgent(host);
       await allHostsUp(o.c);
       return `${host} lost (agent and ${killed} processes killed${forget ? ', then forgotten' : ', given up after the grace'}) after epoch ${epoch} was copied: job ${after.state}${after.state === 'running' ? ` on ${hostsOf(after).join(',')}` : ''}`;
+    },
+  },
+  {
+    name: 'partition-host',
+    chaos: true,
+    async run(o) {
+      const forMs = o.random.int(PARTITION_MS.min, PARTITION_MS.max);
+      // A third of the time a checkpoint is asked for as the host goes, a third a migration from or to it:
+      // either may abort, or end once the host is back.
+      const during = o.random.pick(['nothing', 'checkpoint', 'migration'] as const);
+      const move = await pickMove(o);
+      const host = during === 'migration' ? o.random.pick([move.host, move.to]) : move.host;
+      const what = `${host} cut off the network for ${forMs} ms`;
+      await o.c.partitionHost(host, true);
+      let r: { ok: boolean; out: string } | undefined;
+      try {
+        const meanwhile =
+          during === 'checkpoint'
+            ? ferry(o, ['checkpoint', o.job.id, '--json'], `checkpoint while ${host} is cut off`).then((x) => (x.ok ? { ok: true, out: checkpointSummary(x.out) } : x))
+            : during === 'migration'
+              ? ferry(o, ['migrate', o.job.id, '--rank', String(move.rank), '--to', move.to, '--json'], `migration of rank ${move.rank} ${move.host} -> ${move.to} while ${host} is cut off`).then(
+                  (x) => (x.ok ? { ok: true, out: `rank ${move.rank} ${move.host} -> ${move.to}: ${moveSummary(x.out)}` } : x),
+                )
+              : undefined;
+        await sleep(forMs);
+        await o.c.partitionHost(host, false);
+        r = await meanwhile;
+      } finally {
+        await o.c.partitionHost(host, false);
+      }
+      await allHostsUp(o.c);
+      if (!r) return what;
+      return r.ok ? `${what}, a ${during} asked meanwhile: ${r.out}` : `${what}; ${r.out}`;
+    },
+  },
+  {
+    name: 'partition-host-past-grace',
+    chaos: true,
+    async run(o) {
+      const view = await o.view();
+      const allowed = view.hosts.length > 0 ? view.hosts : o.c.hosts.map((h) => h.name);
+      const candidates = hostsOf(view).filter((h) => allowed.some((a) => a !== h));
+      if (candidates.length === 0) return `skipped: job ${o.job.id} may run on ${allowed.join(',')} only`;
+      const host = o.random.pick(candidates);
+      const epoch = await replicatedCheckpoint(o);
+      if (typeof epoch === 'string') return epoch;
+      // The host's ranks run on, cut off, until their agent stops them (fencing), while the job restarts
+      // without them; then the host comes back with them: they must go, and nothing of theirs may reach the
+      // job's output or its files.
+      await o.c.partitionHost(host, true);
+      let after: JobView;
+      try {
+        after = await restartedWithout(o, host);
+      } finally {
+        await o.c.partitionHost(host, false);
+      }
+      await allHostsUp(o.c);
+      return `${host} cut off the network past the grace after epoch ${epoch} was copied, then back: job ${after.state}${after.state === 'running' ? ` on ${hostsOf(after).join(',')}` : ''}`;
     },
   },
   {
