@@ -38,6 +38,7 @@ import type { JobEnding, JobRow, RankRow, RankUpdate } from './catalog-types.js'
 import type { Coordinator } from './coordinator.js';
 import { MAX_STDIN_BYTES } from './coordinator-config.js';
 import { placeRanks } from './placement.js';
+import { GivenUpCopies } from './given-up-copies.js';
 import { OutputReplay } from './output-replay.js';
 import { OutputResends } from './output-resends.js';
 import { FollowerLink } from './follower-link.js';
@@ -106,6 +107,8 @@ export class JobService {
   private readonly endAwaitsTails = new Set<string>();
   /** Hosts down with tails: the timer that gives them up. */
   private readonly tailHostsDown = new Map<string, NodeJS.Timeout>();
+  /** Ranks given up with their host: what they print once that host is back is not passed on twice. */
+  private readonly givenUpCopies = new GivenUpCopies();
   /** Output an agent sent again after it lost its session, passed on once (output-resends.ts). */
   private readonly resends = new OutputResends();
   /** The follows of launched jobs' rank-execs, as leases (launcher-leases.ts). */
@@ -721,6 +724,7 @@ export class JobService {
       return;
     }
     if (row.state === 'exited') return;
+    this.givenUpCopies.placed(p.job_id, p.rank, host);
     const endpoint = p.endpoint || row.endpoint;
     // (an agent that registers again reports the ranks it runs: nothing to write of those that did not change,
     // and a registration then needs no room on a full disk)
@@ -775,6 +779,18 @@ export class JobService {
   onRankOutput(out: Omit<RankOutput, 'offset' | 'source' | 'last' | 'resent'> & Partial<Pick<RankOutput, 'offset' | 'source' | 'last' | 'resent'>>, host = ''): void {
     if (out.last) {
       if (this.tails.ended(out.job_id, out.rank, host) && this.endAwaitsTails.has(out.job_id)) this.endFollows(out.job_id);
+      return;
+    }
+    const givenUp = this.givenUpCopies.output(out.job_id, out.rank, host, () => this.rankRow(out.job_id, out.rank)?.host, out.data.length);
+    if (givenUp !== 'pass') {
+      if (givenUp === 'first') {
+        const now = this.rankRow(out.job_id, out.rank)?.host;
+        this.notify(
+          out.job_id,
+          `rank ${out.rank}'s copy on host ${host}, given up when ${host} went down, printed on while ${host} was cut off: ` +
+            `that output is left out, as the rank runs on host ${now} now, from its last epoch, and prints it again (all of it is in ${host}'s log of the rank)`,
+        );
+      }
       return;
     }
     const fresh = this.resends.filter(out.job_id, out.rank, out.stream, out.source ?? '', out.offset ?? 0, out.data, host);
@@ -851,6 +867,7 @@ export class JobService {
       // A job being stopped after a committed epoch loses nothing with ranks that were to end anyway.
       if (!this.stopping.has(jobId)) this.failJob(jobId, 1, `rank${list.length > 1 ? 's' : ''} ${list.join(',')} lost: ${why}`, false, true);
       for (const r of ranks.filter((x) => x.jobId === jobId)) {
+        this.givenUpCopies.givenUp(jobId, r.rank, host);
         const exit = { job_id: jobId, rank: r.rank, pid: r.pid, exit_code: -1, signal: 'HOST_DOWN', reason: why };
         // (no agent tells it again: if the catalog refuses it now, it is written once there is room)
         this.c.lateWrites.run(jobId, `exit ${r.rank}`, `the loss of rank ${r.rank} of job ${jobId}`, () => this.onRankExited(host, exit));
@@ -1449,6 +1466,7 @@ export class JobService {
     }
     if (this.followers.has(jobId) || this.endAwaitsTails.has(jobId)) this.endFollows(jobId, job);
     this.replay.forget(jobId);
+    this.givenUpCopies.forget(jobId);
   }
 
   /** Tells the job's followers what happened to it (ferry run prints it), between its output. */

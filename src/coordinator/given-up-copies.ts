@@ -1,0 +1,48 @@
+// Ranks given up with their host (down past the rejoin grace, or forgotten)
+// whose host was only cut off: when it comes back, its agent sends on what
+// those copies printed while no coordinator heard it, up to the moment they
+// were fenced (agent/rank-fence.ts) or killed as stale copies. By then the
+// job may have restarted from its last epoch elsewhere, and the restored
+// copies print all of that again: passed on as well, it would show twice, and
+// out of place. So once a rank runs on another host, the output of its
+// given-up copy is left out, with a notice. (When the job only failed, the
+// rank's last words before its host went are the operator's to read.)
+
+interface GivenUp {
+  /** Bytes left out so far. */
+  bytes: number;
+}
+
+const key = (jobId: string, rank: number, host: string) => `${jobId}\0${rank}\0${host}`;
+
+export class GivenUpCopies {
+  private readonly copies = new Map<string, GivenUp>();
+
+  /** The coordinator gave up rank `rank` of the job on `host`. */
+  givenUp(jobId: string, rank: number, host: string): void {
+    if (!this.copies.has(key(jobId, rank, host))) this.copies.set(key(jobId, rank, host), { bytes: 0 });
+  }
+
+  /**
+   * Output of the rank from `host`, which runs on `runsOn` now: 'pass' it on, or 'drop' it ('first' the
+   * first time for this copy: say so).
+   */
+  output(jobId: string, rank: number, host: string, runsOn: () => string | undefined, bytes: number): 'pass' | 'drop' | 'first' {
+    if (this.copies.size === 0) return 'pass';
+    const copy = this.copies.get(key(jobId, rank, host));
+    if (!copy) return 'pass';
+    const now = runsOn();
+    if (now === undefined || now === host) return 'pass';
+    copy.bytes += bytes;
+    return copy.bytes === bytes ? 'first' : 'drop';
+  }
+
+  /** The rank was placed on `host` again: what comes from there now is its new copy's. */
+  placed(jobId: string, rank: number, host: string): void {
+    if (this.copies.size > 0) this.copies.delete(key(jobId, rank, host));
+  }
+
+  forget(jobId: string): void {
+    for (const k of this.copies.keys()) if (k.startsWith(`${jobId}\0`)) this.copies.delete(k);
+  }
+}
