@@ -40,6 +40,7 @@ import type { RankChannelServer, RankInfo } from './rank-channel.js';
 import type { RankRunner, ReadoptResult } from './rank-supervisor.js';
 import type { RankSteps, StepOutcome } from './rank-steps.js';
 import { readProcessState } from './process-state.js';
+import { RankFence } from './rank-fence.js';
 
 const trace = tracer('agent');
 
@@ -77,6 +78,8 @@ export interface AgentHooks {
   registered?(reply: RegisterReply): void;
   /** A fatal condition (version mismatch): the daemon should exit. */
   fatal?(err: FerryError): void;
+  /** What an operator should read in the agent's log (its ranks fenced, say); default: traced. */
+  warn?(message: string): void;
   /** The jitter of the reconnect backoff, in [0, 1) (default Math.random): seeded in tests, so a schedule replays. */
   random?(): number;
 }
@@ -113,6 +116,10 @@ export class Agent {
   private readonly output: OutputTailer;
   /** What readopt() found at start, settled after the first registration (see settleReadopted). */
   private readopted: ReadoptResult | undefined;
+  /** When the coordinator last answered, and its rejoin grace (RegisterReply): the fence's deadline. */
+  private heardMs = 0;
+  private rejoinGraceMs = 0;
+  private readonly fence: RankFence;
 
   constructor(
     private readonly identity: AgentIdentity,
@@ -125,6 +132,7 @@ export class Agent {
     private readonly rankChannel?: RankChannelServer,
   ) {
     this.backoff = new Backoff(undefined, undefined, hooks.random ?? Math.random);
+    this.fence = new RankFence(ranks, (message) => (hooks.warn ? hooks.warn(message) : trace(message)));
     ranks.on('exit', (e) => this.onRankExit(e));
     rankChannel?.on('hello', (info) => this.onRankHello(info));
     rankChannel?.on('attach', (info) => this.onRankAttach(info));
@@ -227,6 +235,7 @@ export class Agent {
     this.wake?.();
     this.requests.failAll(new FerryError(ErrorCode.UNAVAILABLE, 'the agent is stopping'));
     this.output.stop();
+    this.fence.cancel();
     this.ranks.close?.();
     this.steps.close?.();
     await this.transport?.close();
@@ -245,12 +254,14 @@ export class Agent {
         await this.register();
         this.backoff.reset();
         this.transition(['connecting'], 'registered', `registered with coordinator ${this.coordinatorInstance}`);
+        this.fence.heard();
         this.settleReadopted();
         await this.heartbeatUntilLost();
       } catch (err) {
         if (this.stopped()) break;
         trace(`session: ${errorMessage(err)}`);
         if (this.stateValue === 'registered') this.transition(['registered'], 'connecting', errorMessage(err));
+        this.fence.arm(this.heardMs, this.rejoinGraceMs);
       }
       this.output.hold();
       this.requests.failAll(new FerryError(ErrorCode.UNAVAILABLE, 'connection to the coordinator was reset'));
@@ -329,6 +340,8 @@ export class Agent {
     this.coordinatorInstance = rr.coordinator_instance;
     this.heartbeatIntervalMs = rr.heartbeat_interval_ms || DEFAULT_HEARTBEAT_INTERVAL_MS;
     this.heartbeatTimeoutMs = rr.heartbeat_timeout_ms || DEFAULT_HEARTBEAT_TIMEOUT_MS;
+    this.rejoinGraceMs = rr.host_rejoin_grace_ms ?? 0;
+    this.heardMs = Date.now();
     // The coordinator took the exits from the registration (and the output sent before them, if it has
     // them at all: it is not sent again after its exit).
     for (const [key, e] of carried) {
@@ -379,6 +392,7 @@ export class Agent {
         }
         throw err;
       }
+      this.heardMs = Date.now();
       if (reply.status?.ok && reply.heartbeat_ack?.coordinator_instance === this.coordinatorInstance) {
         this.output.acknowledge(sentOutput, reply.heartbeat_ack.untaken);
         for (const { jobId, rank } of this.output.followed()) this.recordOutputPosition(jobId, rank);

@@ -37,6 +37,7 @@ import { constants as osConstants } from 'node:os';
 import { ErrorCode, type RankExitedInit, type RankProcessInit } from '../gen/proto.js';
 import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { tracer } from '../common/trace.js';
+import { processStateCode } from '../common/proc-stat.js';
 
 const trace = tracer('ranks');
 
@@ -140,6 +141,13 @@ export interface RankRunner extends EventEmitter<RankSupervisorEvents> {
   exitReported?(e: RankExitedInit, owesOutput?: boolean): void;
   /** The followers of this ended rank took all of its output: the rank table lets it go. */
   outputTaken?(e: RankExitedInit): void;
+  /**
+   * Stops every running rank not stopped already (a launcher's suspension), marks it fenced in the rank
+   * table, and returns those stopped now (rank-fence.ts).
+   */
+  fence?(): string[];
+  /** Continues every rank fenced (by this agent or by the one before it); returns them. */
+  unfence?(): string[];
   /** `onlyPid`: signal a rank only while its process is that one (not a later copy of it). */
   signalRanks?(jobId: string, ranks: number[], signal: NodeJS.Signals, onlyPid?: number): number;
   recordOutputPosition?(jobId: string, rank: number, position: OutputPosition): void;
@@ -665,6 +673,35 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
   }
 
 
+  fence(): string[] {
+    const stopped: string[] = [];
+    for (const [key, e] of this.ranks) {
+      if (e.ended || e.table.fenced || e.lastSignal === 'SIGKILL') continue;
+      const init = initPidOf(e.process.pid ?? 0);
+      // (a job its launcher suspended is stopped already: continuing it is not the fence's to do)
+      const program = init ? childrenOf(init)[0] : undefined;
+      if (program && ['T', 't'].includes(stateCodeOf(program))) continue;
+      e.table.fenced = true;
+      this.signalRank(e, 'SIGTSTP', SIGNAL_RETRIES);
+      stopped.push(key);
+    }
+    if (stopped.length > 0) this.saveTable();
+    return stopped;
+  }
+
+  unfence(): string[] {
+    const continued: string[] = [];
+    for (const [key, e] of this.ranks) {
+      if (!e.table.fenced) continue;
+      delete e.table.fenced;
+      if (e.lastSignal === 'SIGKILL') continue; // (a copy the coordinator gave up, killed as it answered)
+      this.signalRank(e, 'SIGCONT', SIGNAL_RETRIES);
+      continued.push(key);
+    }
+    if (continued.length > 0) this.saveTable();
+    return continued;
+  }
+
   /**
    * Ranks about to be stopped after their dump (a migration, checkpoint
    * --stop): their init directories stay, as a restore of the same image may
@@ -757,6 +794,15 @@ export function initReady(pid: number): boolean {
     return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().length > 0;
   } catch {
     return false;
+  }
+}
+
+/** A process's state (processStateCode), '' once it is gone. */
+function stateCodeOf(pid: number): string {
+  try {
+    return processStateCode(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return '';
   }
 }
 

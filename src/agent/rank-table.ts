@@ -54,6 +54,11 @@ export interface RankTableEntry {
    * that an agent restarted meanwhile follows the rest again (a coordinator that died too lost it).
    */
   exitAcked?: boolean;
+  /**
+   * Stopped by its agent (SIGTSTP through ferry-init: its whole namespace) because no coordinator had
+   * answered for the rejoin grace (rank-fence.ts); continued once one does, also by a restarted agent.
+   */
+  fenced?: boolean;
 }
 
 interface RankTableFile {

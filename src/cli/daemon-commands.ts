@@ -184,6 +184,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
     ranks,
     {
       registered: () => process.stdout.write(`ferry agent ${name} registered\n`),
+      warn: (message) => process.stderr.write(`ferry agent ${name}: ${message}\n`),
       fatal: (err) => {
         process.stderr.write(`ferry agent: ${err.message}\n`);
         process.exit(2);

@@ -425,6 +425,7 @@ export class Coordinator {
         coordinator_instance: this.instance,
         heartbeat_interval_ms: this.config.heartbeatIntervalMs,
         heartbeat_timeout_ms: this.config.heartbeatTimeoutMs,
+        host_rejoin_grace_ms: this.config.hostRejoinGraceMs,
       },
     });
     // Images of deleted epochs that waited for this host (or its image store); after the reply, so
