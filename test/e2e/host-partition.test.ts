@@ -1,0 +1,115 @@
+// End to end, with real CRIU, real agents and namespace hosts that each have
+// an images directory of their own: a host cut off the network (its link to
+// the bridge down, every process on it running on) for longer than the rejoin
+// grace. Its job, run with --auto-restart and a replica of every image, is
+// restarted from the replicas on the other hosts while the cut-off rank still
+// runs: two copies of one rank, the split brain a real partition makes. The
+// program (lone-steps) works alone between its start and its end, printing
+// and appending to its own file as it goes, so the cut-off copy does not block
+// on its peers: it is its agent that must stop it (agent/rank-fence.ts). When
+// the host comes back, that copy must go, and nothing of it may reach the
+// job's output or its files: `ferry run` prints the uninterrupted run's output
+// bit for bit, and the files end as the uninterrupted run's.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FERRY_CLI, startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { checksumLine, ferryOkOn } from '../helpers/e2e-run.js';
+
+// About 10 s (500 steps of 20 ms): long enough to still run after its checkpoint, the copies of its
+// images, the grace and the restart.
+const STEPS = '500';
+const RUN_TIMEOUT_MS = 120_000;
+const GRACE_MS = 3_000;
+
+let c: TestCluster;
+let program: string;
+
+const ferryOk = ferryOkOn(() => c, RUN_TIMEOUT_MS);
+
+const outputPrefix = (jobId: string) => join(c.tempDir, 'outputs', jobId);
+const outputFiles = (jobId: string) => [0, 1].map((r) => readFileSync(`${outputPrefix(jobId)}.${r}`));
+
+const job = async (jobId: string) => JSON.parse(await ferryOk(['job', jobId, '--json'])) as { state: string; detail: string; ranks: { host: string; state: string }[] };
+const epochs = async (jobId: string) => JSON.parse(await ferryOk(['epochs', jobId, '--json'])) as { epoch: number; images: number; replicatedImages: number }[];
+
+/** The job's processes in HOST's network namespace (its ranks: nothing else there runs the program), with their state. */
+function programOn(host: string): { pid: number; state: string }[] {
+  const ns = c.hosts.find((h) => h.name === host)!.netns;
+  const pids = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split('\n').filter(Boolean);
+  const found: { pid: number; state: string }[] = [];
+  for (const pid of pids) {
+    try {
+      if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0]!.endsWith('/lone-steps')) continue;
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      found.push({ pid: Number(pid), state: stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+beforeAll(async () => {
+  c = await startTestCluster({ hosts: 3, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500, hostRejoinGraceMs: GRACE_MS, imageReplicas: 1 });
+  program = join(c.tempDir, 'bin', 'lone-steps');
+  mkdirSync(dirname(program), { recursive: true });
+  execFileSync(process.execPath, [FERRY_CLI, 'mpicc', '-O2', '-o', program, 'test/e2e/programs/lone-steps.c'], { stdio: 'inherit' });
+}, 120_000);
+
+afterAll(async () => {
+  // (a failed test may leave host1 cut off: join it again before the cluster stops)
+  await c?.partitionHost('host1', false).catch(() => undefined);
+  await c?.stop();
+});
+
+describe('a host cut off the network', { timeout: 300_000 }, () => {
+  it('past the grace: the job restarts without it; its rank, still running, goes when it is back and leaves no trace', async () => {
+    mkdirSync(join(c.tempDir, 'outputs'), { recursive: true });
+    const reference = await c.ferry(['run', '-n', '2', '--hosts', 'host1', '--job-id', 'ref', program, STEPS, outputPrefix('ref')], { timeoutMs: RUN_TIMEOUT_MS });
+    expect(reference.code, reference.stderr).toBe(0);
+
+    const run = c.ferry(['run', '-n', '2', '--hosts', 'host1,host2', '--job-id', 'cut', '--auto-restart', '1', program, STEPS, outputPrefix('cut')], {
+      timeoutMs: RUN_TIMEOUT_MS,
+    });
+    await c.waitFor(async () => (await job('cut')).state === 'running', 'job cut running');
+    await new Promise((r) => setTimeout(r, 500));
+    await ferryOk(['checkpoint', 'cut']);
+    await c.waitFor(async () => (await epochs('cut'))[0]!.replicatedImages === 2, 'replicas of epoch 1');
+    expect((await job('cut')).ranks.map((r) => r.host)).toEqual(['host1', 'host2']);
+    const stale = programOn('host1').map((p) => p.pid);
+    expect(stale).toHaveLength(1);
+
+    await c.partitionHost('host1', true);
+    try {
+      await c.waitFor(
+        async () => {
+          const j = await job('cut');
+          return j.state === 'running' && j.ranks.every((r) => r.host !== 'host1' && r.state === 'running');
+        },
+        'job cut restarted without host1',
+        60_000,
+      );
+      // Two copies of rank 0 now: the restored one, and the cut-off one, stopped by its agent.
+      expect(programOn('host1')).toEqual([{ pid: stale[0], state: 'T' }]);
+
+    } finally {
+      await c.partitionHost('host1', false);
+    }
+    await c.waitForHostStates({ host1: 'up' }, 60_000);
+    await c.waitFor(() => programOn('host1').length === 0, 'the cut-off copy of rank 0 to go', 30_000);
+
+    const done = await run;
+    expect(done.code, `${done.stderr}\n${c.logTails(30)}`).toBe(0);
+    expect(checksumLine(done.stdout, c.logTails(20))).toBe(checksumLine(reference.stdout));
+    // Bit for bit the uninterrupted run's output: nothing of the cut-off copy, no progress line twice.
+    expect(done.stdout).toBe(reference.stdout);
+    const expected = outputFiles('ref');
+    for (const [i, bytes] of outputFiles('cut').entries()) expect(bytes.equals(expected[i]!), `output file ${i}`).toBe(true);
+    const events = await ferryOk(['events', '--job', 'cut']);
+    expect(events).toMatch(/rank\.stale-copy .*job cut rank 0: host host1 came back with a copy of it alive, but the rank runs on host\d; killing that copy/);
+    // What the cut-off copy printed before it was stopped went with it, and the job's followers were told.
+    expect(done.stderr).toMatch(/rank 0's copy on host host1, given up when host1 went down, printed on while host1 was cut off: that output is left out/);
+  });
+});
