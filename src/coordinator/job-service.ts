@@ -724,7 +724,6 @@ export class JobService {
       return;
     }
     if (row.state === 'exited') return;
-    this.givenUpCopies.placed(p.job_id, p.rank, host);
     const endpoint = p.endpoint || row.endpoint;
     // (an agent that registers again reports the ranks it runs: nothing to write of those that did not change,
     // and a registration then needs no room on a full disk)
@@ -1562,6 +1561,8 @@ export class JobService {
 
   private updateRank(update: RankUpdate): void {
     this.c.catalog.upsertRank(update);
+    // (a copy of the rank placed there again: what comes from there now is its own)
+    if (update.state !== 'exited') this.givenUpCopies.placed(update.jobId, update.rank, update.host);
     this.placementCache.delete(update.jobId);
   }
 }
