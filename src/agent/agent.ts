@@ -199,6 +199,9 @@ export class Agent {
       this.output.addEnded(jobId, rank, d.logs, { sent: d.offsets, ...d.output });
       this.endedOwingOutput.set(`${jobId}/${rank}`, d.exit);
     }
+    // Taken back by an agent that no coordinator has heard yet: if none answers within the grace the one before
+    // it knew, they are fenced (from this agent's start: when that one last heard a coordinator is not known).
+    if (this.readopted.alive.length > 0) this.fence.arm(Date.now(), this.ranks.rememberedRejoinGrace?.() ?? 0);
     for (const a of this.readopted.alive) {
       if (a.flushEpoch === 0) {
         this.steps.expectReattach?.(a.process.job_id ?? '', a.process.rank ?? 0);
@@ -342,6 +345,7 @@ export class Agent {
     this.heartbeatTimeoutMs = rr.heartbeat_timeout_ms || DEFAULT_HEARTBEAT_TIMEOUT_MS;
     this.rejoinGraceMs = rr.host_rejoin_grace_ms ?? 0;
     this.heardMs = Date.now();
+    this.ranks.rememberRejoinGrace?.(this.rejoinGraceMs);
     // The coordinator took the exits from the registration (and the output sent before them, if it has
     // them at all: it is not sent again after its exit).
     for (const [key, e] of carried) {

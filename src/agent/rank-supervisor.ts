@@ -27,7 +27,7 @@ import {
   writeAgentSocketFile,
 } from './rank-init-dir.js';
 import { processAlive, processEnv, processStartTicks, readExitStatus, removeExitStatus } from './rank-process.js';
-import { loadRankTable, RANK_TABLE_FILE, saveRankTable, type RankTableEntry } from './rank-table.js';
+import { loadRankTable, RANK_TABLE_FILE, saveRankTable, type RankTableEntry, type RankTableExtra } from './rank-table.js';
 import { writeStdinFile } from './rank-stdin.js';
 import type { OutputPosition } from './output-tailer.js';
 import { childrenOf, descendantsCatching } from './runtime-processes.js';
@@ -148,6 +148,10 @@ export interface RankRunner extends EventEmitter<RankSupervisorEvents> {
   fence?(): string[];
   /** Continues every rank fenced (by this agent or by the one before it); returns them. */
   unfence?(): string[];
+  /** The coordinator's rejoin grace, kept in the rank table for an agent restarted after this one. */
+  rememberRejoinGrace?(ms: number): void;
+  /** The grace the rank table kept (readopt reads it); 0 when unknown. */
+  rememberedRejoinGrace?(): number;
   /** `onlyPid`: signal a rank only while its process is that one (not a later copy of it). */
   signalRanks?(jobId: string, ranks: number[], signal: NodeJS.Signals, onlyPid?: number): number;
   recordOutputPosition?(jobId: string, rank: number, position: OutputPosition): void;
@@ -184,6 +188,8 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
    * acknowledgement (only those: a rank restored here reads and writes its original copy's path).
    */
   private readonly keptStatuses = new Set<string>();
+  /** The coordinator's rejoin grace, kept in the rank table (rememberRejoinGrace). */
+  private rejoinGraceMs = 0;
 
   constructor(private readonly options: RankSupervisorOptions) {
     super();
@@ -402,7 +408,10 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
   readopt(): ReadoptResult {
     const result: ReadoptResult = { alive: [], ended: [], owingOutput: [] };
     const readStatuses: string[] = [];
-    for (const t of loadRankTable(this.tablePath)) {
+    const extra: RankTableExtra = {};
+    const entries = loadRankTable(this.tablePath, extra);
+    this.rejoinGraceMs = extra.rejoinGraceMs ?? 0;
+    for (const t of entries) {
       const key = RankSupervisor.key(t.jobId, t.rank);
       // (the table lists the running ranks first: an earlier copy's end is not told over a later copy's output)
       if (this.ranks.has(key)) continue;
@@ -593,7 +602,7 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
   private saveTable(): unknown {
     try {
       const ended = [...this.unreported.values(), ...this.owingOutput.values()];
-      saveRankTable(this.tablePath, [...[...this.ranks.values()].filter((e) => !e.ended).map((e) => e.table), ...ended]);
+      saveRankTable(this.tablePath, [...[...this.ranks.values()].filter((e) => !e.ended).map((e) => e.table), ...ended], { rejoinGraceMs: this.rejoinGraceMs });
     } catch (err) {
       trace(`writing the rank table ${this.tablePath}: ${errorMessage(err)}`);
       const now = Date.now();
@@ -687,6 +696,16 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
     }
     if (stopped.length > 0) this.saveTable();
     return stopped;
+  }
+
+  rememberRejoinGrace(ms: number): void {
+    if (ms === this.rejoinGraceMs) return;
+    this.rejoinGraceMs = ms;
+    this.saveTable();
+  }
+
+  rememberedRejoinGrace(): number {
+    return this.rejoinGraceMs;
   }
 
   unfence(): string[] {

@@ -65,10 +65,21 @@ interface RankTableFile {
   magic: string;
   version: number;
   ranks: RankTableEntry[];
+  /**
+   * The coordinator's rejoin grace, as its last registration said (rank-fence.ts): an agent restarted
+   * while cut off fences the ranks it takes back unless a coordinator answers it within that long.
+   * Absent: unknown (a table from before it was kept, or no registration yet).
+   */
+  rejoinGraceMs?: number;
+}
+
+/** What the table holds besides its ranks. */
+export interface RankTableExtra {
+  rejoinGraceMs?: number;
 }
 
 /** Reads the table; a missing file is an empty table, anything unreadable is an error naming the file. */
-export function loadRankTable(path: string): RankTableEntry[] {
+export function loadRankTable(path: string, extra: RankTableExtra = {}): RankTableEntry[] {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -86,14 +97,15 @@ export function loadRankTable(path: string): RankTableEntry[] {
   if (parsed.version !== RANK_TABLE_VERSION) {
     throw new FerryError(ErrorCode.VERSION_MISMATCH, `the rank table ${path} has format version ${parsed.version}; this agent reads ${RANK_TABLE_VERSION}`);
   }
+  if (typeof parsed.rejoinGraceMs === 'number' && parsed.rejoinGraceMs > 0) extra.rejoinGraceMs = parsed.rejoinGraceMs;
   return Array.isArray(parsed.ranks) ? parsed.ranks : [];
 }
 
 /** Replaces the table atomically: a crash leaves the old table or the new one, never half of one. */
-export function saveRankTable(path: string, ranks: RankTableEntry[]): void {
+export function saveRankTable(path: string, ranks: RankTableEntry[], extra: RankTableExtra = {}): void {
   mkdirSync(dirname(path), { recursive: true });
   const tmp = `${path}.tmp`;
-  const body: RankTableFile = { magic: RANK_TABLE_MAGIC, version: RANK_TABLE_VERSION, ranks };
+  const body: RankTableFile = { magic: RANK_TABLE_MAGIC, version: RANK_TABLE_VERSION, ranks, ...(extra.rejoinGraceMs ? { rejoinGraceMs: extra.rejoinGraceMs } : {}) };
   const fd = openSync(tmp, 'w', 0o600);
   try {
     writeSync(fd, JSON.stringify(body, null, 1));
