@@ -176,6 +176,15 @@ async function epochsSettled(o: OperationContext): Promise<EpochView[]> {
   return epochs;
 }
 
+/** A host the job can do without (one of its hosts, and another host it may run on), or why there is none. */
+async function hostToLose(o: OperationContext): Promise<{ host: string } | { skipped: string }> {
+  const view = await o.view();
+  const allowed = view.hosts.length > 0 ? view.hosts : o.c.hosts.map((h) => h.name);
+  const candidates = hostsOf(view).filter((h) => allowed.some((a) => a !== h));
+  if (candidates.length === 0) return { skipped: `skipped: job ${o.job.id} may run on ${allowed.join(',')} only` };
+  return { host: o.random.pick(candidates) };
+}
+
 /**
  * A committed epoch with a copy of every image on another host, for the automatic restart after a lost host
  * to start from; or what ended the attempt.
@@ -366,12 +375,9 @@ export const OPERATIONS: readonly Operation[] = [
     name: 'lose-host',
     chaos: true,
     async run(o) {
-      const view = await o.view();
-      // A host the job can do without: one of its hosts, and another host it may run on.
-      const allowed = view.hosts.length > 0 ? view.hosts : o.c.hosts.map((h) => h.name);
-      const candidates = hostsOf(view).filter((h) => allowed.some((a) => a !== h));
-      if (candidates.length === 0) return `skipped: job ${o.job.id} may run on ${allowed.join(',')} only`;
-      const host = o.random.pick(candidates);
+      const pick = await hostToLose(o);
+      if ('skipped' in pick) return pick.skipped;
+      const host = pick.host;
       const epoch = await replicatedCheckpoint(o);
       if (typeof epoch === 'string') return epoch;
       const forget = o.random.int(0, 1) === 1;
@@ -424,11 +430,9 @@ export const OPERATIONS: readonly Operation[] = [
     name: 'partition-host-past-grace',
     chaos: true,
     async run(o) {
-      const view = await o.view();
-      const allowed = view.hosts.length > 0 ? view.hosts : o.c.hosts.map((h) => h.name);
-      const candidates = hostsOf(view).filter((h) => allowed.some((a) => a !== h));
-      if (candidates.length === 0) return `skipped: job ${o.job.id} may run on ${allowed.join(',')} only`;
-      const host = o.random.pick(candidates);
+      const pick = await hostToLose(o);
+      if ('skipped' in pick) return pick.skipped;
+      const host = pick.host;
       const epoch = await replicatedCheckpoint(o);
       if (typeof epoch === 'string') return epoch;
       // The host's ranks run on, cut off, until their agent stops them (fencing), while the job restarts
