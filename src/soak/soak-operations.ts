@@ -176,13 +176,18 @@ async function epochsSettled(o: OperationContext): Promise<EpochView[]> {
   return epochs;
 }
 
-/** A host the job can do without (one of its hosts, and another host it may run on), or why there is none. */
-async function hostToLose(o: OperationContext): Promise<{ host: string } | { skipped: string }> {
+/**
+ * Before a host is taken away: one the job can do without (one of its hosts, and another host it may run
+ * on), and a committed epoch copied off every host (replicatedCheckpoint); or why there is none.
+ */
+async function hostLossReady(o: OperationContext): Promise<{ host: string; epoch: number } | string> {
   const view = await o.view();
   const allowed = view.hosts.length > 0 ? view.hosts : o.c.hosts.map((h) => h.name);
   const candidates = hostsOf(view).filter((h) => allowed.some((a) => a !== h));
-  if (candidates.length === 0) return { skipped: `skipped: job ${o.job.id} may run on ${allowed.join(',')} only` };
-  return { host: o.random.pick(candidates) };
+  if (candidates.length === 0) return `skipped: job ${o.job.id} may run on ${allowed.join(',')} only`;
+  const host = o.random.pick(candidates);
+  const epoch = await replicatedCheckpoint(o);
+  return typeof epoch === 'string' ? epoch : { host, epoch };
 }
 
 /**
@@ -375,11 +380,9 @@ export const OPERATIONS: readonly Operation[] = [
     name: 'lose-host',
     chaos: true,
     async run(o) {
-      const pick = await hostToLose(o);
-      if ('skipped' in pick) return pick.skipped;
-      const host = pick.host;
-      const epoch = await replicatedCheckpoint(o);
-      if (typeof epoch === 'string') return epoch;
+      const loss = await hostLossReady(o);
+      if (typeof loss === 'string') return loss;
+      const { host, epoch } = loss;
       const forget = o.random.int(0, 1) === 1;
       const killed = await o.c.failHost(host);
       // The operator says the host is gone for good (no grace), or the coordinator gives it up after the grace.
@@ -430,11 +433,9 @@ export const OPERATIONS: readonly Operation[] = [
     name: 'partition-host-past-grace',
     chaos: true,
     async run(o) {
-      const pick = await hostToLose(o);
-      if ('skipped' in pick) return pick.skipped;
-      const host = pick.host;
-      const epoch = await replicatedCheckpoint(o);
-      if (typeof epoch === 'string') return epoch;
+      const loss = await hostLossReady(o);
+      if (typeof loss === 'string') return loss;
+      const { host, epoch } = loss;
       // The host's ranks run on, cut off, until their agent stops them (fencing), while the job restarts
       // without them; then the host comes back with them: they must go, and nothing of theirs may reach the
       // job's output or its files.
