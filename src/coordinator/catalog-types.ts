@@ -8,6 +8,8 @@ export type RankCatalogState = 'starting' | 'running' | 'exited';
 
 /** Job states after which a job counts as ended (left out of listJobs() by default). */
 export const JOB_ENDED_STATES: readonly JobCatalogState[] = ['succeeded', 'failed', 'cancelled'];
+/** Job states in which its run is over, none of its ranks running: the ended ones, and stopped (restartable). */
+export const JOB_RUN_OVER_STATES: ReadonlySet<string> = new Set<JobCatalogState>(['stopped', ...JOB_ENDED_STATES]);
 
 /** An epoch's first state; beginEpoch() creates it in this state. */
 export const EPOCH_PREPARING = 'preparing';

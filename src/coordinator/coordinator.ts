@@ -225,7 +225,7 @@ export class Coordinator {
       // A new agent took the name (the old one crashed and was restarted, perhaps
       // before it was seen down): nothing asked of the old one will be answered.
       this.agentRequests.failTo(host.name, new FerryError(ErrorCode.HOST_DOWN, `the agent on host ${host.name} was replaced by a new one`));
-      this.jobs.tailsLost(host.name, 'its agent was replaced by a new one');
+      this.jobs.output.tailsLost(host.name, 'its agent was replaced by a new one');
     }
     if (host.state === 'down') {
       // Whatever was asked of that host will not be answered: fail it now, not at its timeout.
@@ -358,7 +358,7 @@ export class Coordinator {
           this.stats.heartbeats++;
           const session = this.hosts.heartbeat(peer, msg.heartbeat?.running_ranks ?? 0);
           if (!session) throw new FerryError(ErrorCode.NOT_REGISTERED, 'heartbeat from an agent that is not registered with this coordinator');
-          this.replyAgent(peer, msg, { heartbeat_ack: { coordinator_instance: this.instance, untaken: this.jobs.untakenOutput(session.agentInstance, session.name) } });
+          this.replyAgent(peer, msg, { heartbeat_ack: { coordinator_instance: this.instance, untaken: this.jobs.output.untakenOutput(session.agentInstance, session.name) } });
           return;
         }
         case 'rank_started':
@@ -377,7 +377,7 @@ export class Coordinator {
             this.exitsRefused.delete(`${msg.rank_exited.job_id}/${msg.rank_exited.rank}`);
           }
           if (msg.body === 'rank_endpoint' && msg.rank_endpoint) this.jobs.tables.onRankEndpoint(session.name, msg.rank_endpoint);
-          if (msg.body === 'rank_output' && msg.rank_output) this.jobs.onRankOutput(msg.rank_output, session.name);
+          if (msg.body === 'rank_output' && msg.rank_output) this.jobs.output.onRankOutput(msg.rank_output, session.name);
           if (msg.request_id) this.replyAgent(peer, msg, { ack: {} }); // output comes one way, without an id
           return;
         }
@@ -405,7 +405,7 @@ export class Coordinator {
     const key = `${exit.job_id}/${exit.rank}`;
     if (this.exitsRefused.has(key)) return;
     this.exitsRefused.add(key);
-    this.jobs.notify(exit.job_id, `rank ${exit.rank} has exited, but the coordinator cannot record it (${errorMessage(catalogWriteError(err, this.catalog.file))}): the job's end waits until there is room`);
+    this.jobs.output.notify(exit.job_id, `rank ${exit.rank} has exited, but the coordinator cannot record it (${errorMessage(catalogWriteError(err, this.catalog.file))}): the job's end waits until there is room`);
   }
 
   private onRegister(peer: PeerId, msg: AgentMessage, req: RegisterRequest): void {
@@ -419,7 +419,7 @@ export class Coordinator {
       throw err;
     }
     this.jobs.reconcileHost(session.name, req.ranks, req.exited);
-    this.jobs.awaitFollowers(session.name, req.output_untaken_jobs ?? []);
+    this.jobs.output.awaitFollowers(session.name, req.output_untaken_jobs ?? []);
     this.replyAgent(peer, msg, {
       register_reply: {
         coordinator_instance: this.instance,

@@ -1,6 +1,7 @@
 // Jobs and their ranks: placement, starting ranks through the agents, following
 // their exits, and the job's end. The catalog holds the truth; this service
-// keeps only what need not survive a restart (who follows which job).
+// keeps only what need not survive a restart. The ranks' output and who
+// follows it: job-output.ts.
 //
 // Job states: pending (ranks being started) -> running -> succeeded | failed | cancelled.
 // The job's exit code is the first non-zero rank status; after the first
@@ -20,12 +21,10 @@ import {
   JobState,
   type JobInfoInit,
   type MoveReplyInit,
-  type OutputUntakenInit,
   type RankExited,
   type RankExitedInit,
   type LauncherProcessInit,
   ProcessRunState,
-  type RankOutput,
   type RankProcess,
   RoundStep,
   type SubmitJobRequest,
@@ -34,17 +33,11 @@ import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { checkSafeName } from '../common/names.js';
 import { tracer } from '../common/trace.js';
 import type { PeerId } from '../transport/transport.js';
-import type { JobEnding, JobRow, RankRow, RankUpdate } from './catalog-types.js';
+import { JOB_RUN_OVER_STATES, type JobEnding, type JobRow, type RankRow, type RankUpdate } from './catalog-types.js';
 import type { Coordinator } from './coordinator.js';
 import { MAX_STDIN_BYTES } from './coordinator-config.js';
 import { placeRanks } from './placement.js';
-import { GivenUpCopies } from './given-up-copies.js';
-import { OutputReplay } from './output-replay.js';
-import { OutputResends } from './output-resends.js';
-import { FollowerLink } from './follower-link.js';
-import { OUTPUT_PAUSE_MS, OutputFlow } from './output-flow.js';
-import { UNFOLLOWED_OUTPUT_BYTES, UnfollowedOutput } from './unfollowed-output.js';
-import { OutputTails } from './output-tails.js';
+import { JobOutput } from './job-output.js';
 import { LauncherLeases, type LapsedLease } from './launcher-leases.js';
 import { describeRoundFailure, runResumeRound, runRound, type RoundResult } from './round-runner.js';
 import { EndpointTables } from './endpoint-tables.js';
@@ -54,67 +47,16 @@ const trace = tracer('jobs');
 /** How long the agent of a lapsed rank-exec's node has to say whether that process is stopped. */
 const LAUNCHER_PROBE_TIMEOUT_MS = 5_000;
 
-const ENDED_STATES = new Set(['stopped', 'succeeded', 'failed', 'cancelled']);
 /** How often an operation waiting for hosts not heard from since the coordinator's start looks again (untilHeardFrom). */
 const HOSTS_HEARD_POLL_MS = 20;
-/** How often the output counts are saved (output-replay.ts): what a coordinator that crashes loses of them. */
-export const OUTPUT_COUNTS_SAVE_MS = 1_000;
 /** Random bytes of a job's rank token (StartRanksRequest.rank_token), hex-encoded for the ranks' environment. */
 const RANK_TOKEN_BYTES = 16;
 
-interface Follower {
-  peer: PeerId;
-  requestId: number;
-  /** Only these ranks' output; undefined: every rank's. */
-  ranks?: ReadonlySet<number>;
-  /** What goes to it, in order, paced by what it says it received. */
-  link: FollowerLink;
-  /** When it last renewed its follow or counted output. */
-  heardMs: number;
-}
-
-/**
- * How long a follower may stay silent (no renewal, no count; a live one does both every 2 s) before it is
- * taken as gone: an ended job's follower with output still waiting is given up, and a running job's no
- * longer holds the job's output back at the agents while another follower is there (waitingOutput).
- */
-export const FOLLOWER_LAPSE_MS = 60_000;
-/** How long a given-up follower is remembered, to tell it so when it comes back (a `ferry run` continued). */
-const GIVEN_UP_KEPT_MS = 24 * 3600_000;
-
 export class JobService {
-  private readonly followers = new Map<string, Follower[]>();
-  /** Followers of ended jobs whose output and final reply still wait for them (follower-link.ts). */
-  private readonly draining = new Map<string, Follower[]>();
-  /** Output held back at the agents while a follower is behind (output-flow.ts). */
-  private readonly outputFlow = new OutputFlow((jobId, pauseMs) => {
-    for (const host of new Set([...this.liveRanksByHost(jobId).keys(), ...this.tails.hostsOf(jobId)])) {
-      this.c.requestAgent(host, { output_flow: { job_id: jobId, pause_ms: pauseMs } }).catch((err) => trace(`output flow of ${jobId} to ${host}: ${errorMessage(err)}`));
-    }
-  });
-  /**
-   * Jobs whose output an agent sends again for followers of the coordinator before this one (they had not
-   * taken it when it was replaced): held back at the agents until a follower is back, or until then (ms).
-   */
-  private readonly awaitingFollowers = new Map<string, number>();
-  /** Output no follower took, for the next one (a follower renewing after a coordinator restart). */
-  private readonly unfollowed = new UnfollowedOutput();
-  /** Followers of ended jobs given up with output still waiting, as "job\0peer": told so if they come back. */
-  private readonly givenUp = new Map<string, { bytes: number; notices: string[]; atMs: number }>();
-  /** Ranks whose output goes on after their exit (output-tails.ts). */
-  private readonly tails = new OutputTails();
-  /** Ended jobs whose followers' end waits for their tails. */
-  private readonly endAwaitsTails = new Set<string>();
-  /** Hosts down with tails: the timer that gives them up. */
-  private readonly tailHostsDown = new Map<string, NodeJS.Timeout>();
-  /** Ranks given up with their host: what they print once that host is back is not passed on twice. */
-  private readonly givenUpCopies = new GivenUpCopies();
-  /** Output an agent sent again after it lost its session, passed on once (output-resends.ts). */
-  private readonly resends = new OutputResends();
+  /** The ranks' output, on its way to the jobs' followers. */
+  readonly output: JobOutput;
   /** The follows of launched jobs' rank-execs, as leases (launcher-leases.ts). */
   private readonly launchers: LauncherLeases;
-  /** What of the ranks' output was passed on, so a rollback does not pass it on twice. */
-  readonly replay: OutputReplay;
   private readonly placementCache = new Map<string, Map<string, number[]>>();
   /** The ranks' endpoints, gathered into each job's table and handed to its agents. */
   readonly tables: EndpointTables;
@@ -135,8 +77,6 @@ export class JobService {
   private startsTimer: NodeJS.Timeout | undefined;
   /** Jobs pending when this coordinator started, not settled yet (settleInterruptedStarts). */
   private readonly interruptedStarts = new Set<string>();
-  /** Saves the output counts (output-replay.ts) every OUTPUT_COUNTS_SAVE_MS. */
-  private readonly outputSaveTimer: NodeJS.Timeout;
   /**
    * Copies of ranks being killed as stale (killStaleCopy), as "host/job/rank/pid": their exits, reported
    * perhaps after a restart has put a new copy of the rank on the same host, are not the rank's end.
@@ -156,26 +96,19 @@ export class JobService {
       failRunningJob: (jobId, detail) => this.failJob(jobId, 1, detail),
       isShuttingDown: () => this.shuttingDown,
     });
-    this.replay = new OutputReplay(c.instance, c.catalog.outputCounts());
+    this.output = new JobOutput(c, {
+      liveRanksByHost: (jobId) => this.liveRanksByHost(jobId),
+      rankHost: (jobId, rank) => this.rankRow(jobId, rank)?.host,
+      jobInfo: (jobId) => this.jobInfo(jobId),
+      followsEnded: (jobId) => this.launchersEnded(jobId),
+    });
     this.launchers = new LauncherLeases(c.config.launcherLeaseMs, c.now);
-    this.outputSaveTimer = setInterval(() => {
-      try {
-        this.saveOutputCounts();
-        this.sweepDraining();
-        for (const [jobId, untilMs] of this.awaitingFollowers) if (untilMs <= this.c.now()) this.awaitingFollowers.delete(jobId);
-        this.outputFlow.renew((jobId) => this.waitingOutput(jobId));
-      } catch (err) {
-        // (a bug in what one job's follows need must not take the coordinator, and every job, down with it)
-        this.c.onWarning(`sweeping the jobs' followers: ${errorMessage(err)}`);
-      }
-    }, OUTPUT_COUNTS_SAVE_MS);
-    this.outputSaveTimer.unref?.();
     // A checkpoint --stop that a previous coordinator committed but did not see through.
-    for (const job of c.catalog.listJobs()) if (job.stopAfterEpoch > 0 && !ENDED_STATES.has(job.state)) this.stopping.set(job.id, job.stopAfterEpoch);
+    for (const job of c.catalog.listJobs()) if (job.stopAfterEpoch > 0 && !JOB_RUN_OVER_STATES.has(job.state)) this.stopping.set(job.id, job.stopAfterEpoch);
     // A failure or cancel a previous coordinator did not see through: the ranks it reaches as their agents register end.
-    for (const job of c.catalog.listJobs()) if (job.ending && !ENDED_STATES.has(job.state)) this.failing.set(job.id, job.ending);
+    for (const job of c.catalog.listJobs()) if (job.ending && !JOB_RUN_OVER_STATES.has(job.state)) this.failing.set(job.id, job.ending);
     // A launcher a previous coordinator heard suspend and not resume: its ranks are still stopped.
-    for (const job of c.catalog.listJobs()) if (job.launcherSuspended && !ENDED_STATES.has(job.state)) this.launchers.suspend(job.id);
+    for (const job of c.catalog.listJobs()) if (job.launcherSuspended && !JOB_RUN_OVER_STATES.has(job.state)) this.launchers.suspend(job.id);
   }
 
   /** See HOST_REJOIN_GRACE_MS. */
@@ -453,160 +386,22 @@ export class JobService {
   }
 
   /**
-   * Adds (or renews) a follower, of every rank's output or of `ranks` only (a
-   * rank-exec wants its own rank's: with N of them, all output N times over
-   * would be N² messages); a job that already ended is answered at once,
-   * unless it is about to be restarted automatically. A `launcher` follow
-   * (ferry rank-exec) is also the lease of its ranks (launcher-leases.ts).
+   * Adds (or renews) a follower of the job's output (JobOutput.follow). A
+   * `launcher` follow (ferry rank-exec) is also the lease of its ranks
+   * (launcher-leases.ts).
    */
   follow(jobId: string, peer: PeerId, requestId: number, ranks: readonly number[] = [], launcher = false, process?: LauncherProcessInit): void {
+    if (!this.output.follow(jobId, peer, requestId, ranks) || !launcher || ranks.length === 0) return;
     const job = this.c.catalog.getJob(jobId);
-    if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
-    const follower = this.newFollower(jobId, peer, requestId, ranks);
-    const previous = this.followerOf(this.followers, jobId, peer) ?? this.followerOf(this.draining, jobId, peer);
-    if (previous) follower.link.takeOver(previous.link);
-    // (an ended job whose tails still come is followed as a running one: its end goes after them. So is
-    // one with a host not heard from since this coordinator started: its agent may bring tails, for the
-    // output a coordinator before this one held for this follower, and a `ferry run` renews its follow
-    // before the agents register, its renewal queued in its socket while no coordinator ran)
-    if (ENDED_STATES.has(job.state) && this.hostsUnheard(jobId)) this.endAwaitsTails.add(jobId);
-    if (ENDED_STATES.has(job.state) && !this.c.autoRestarts.has(jobId) && !this.endAwaitsTails.has(jobId)) {
-      const draining = (this.draining.get(jobId) ?? []).filter((f) => f.peer !== peer);
-      // (a follow renewed while the end still waits for it: the end is in what it took over)
-      if (!previous || !this.draining.get(jobId)?.includes(previous)) {
-        const gone = this.givenUp.get(`${jobId}\0${peer}`);
-        if (gone) {
-          this.givenUp.delete(`${jobId}\0${peer}`);
-          const lapse = `this follower was silent for ${FOLLOWER_LAPSE_MS / 1000} s after the job ended (all of it is in the agents' log files)`;
-          const notices = [...(gone.bytes > 0 ? [`${gone.bytes} bytes of its output left out: ${lapse}`] : []), ...gone.notices];
-          for (const message of notices) follower.link.push({ status: { ok: true }, final: false, job_notice: { job_id: jobId, message } });
-        }
-        this.sendUnfollowed(jobId, follower);
-        follower.link.push({ status: { ok: true }, final: true, job_ended: { job: this.toInfo(job) } });
-      }
-      if (follower.link.waiting > 0) draining.push(follower);
-      if (draining.length > 0) this.draining.set(jobId, draining);
-      else this.draining.delete(jobId);
-      return;
-    }
-    this.sendUnfollowed(jobId, follower);
-    const list = (this.followers.get(jobId) ?? []).filter((f) => f.peer !== peer);
-    list.push(follower);
-    this.followers.set(jobId, list);
-    // (the output held for the followers of a coordinator before this one goes on, to this one)
-    if (this.awaitingFollowers.delete(jobId)) this.outputFlow.update(jobId, this.waitingOutput(jobId));
-    if (launcher && ranks.length > 0 && this.needsLaunchers(job) && this.launchers.renew(jobId, ranks, process)) this.launcherRunsAgain(jobId, ranks[0]!);
+    if (job && this.needsLaunchers(job) && this.launchers.renew(jobId, ranks, process)) this.launcherRunsAgain(jobId, ranks[0]!);
   }
 
-  private newFollower(jobId: string, peer: PeerId, requestId: number, ranks: readonly number[]): Follower {
-    const follower: Follower = {
-      peer,
-      requestId,
-      ...(ranks.length > 0 ? { ranks: new Set(ranks) } : {}),
-      heardMs: this.c.now(),
-      link: new FollowerLink((reply) => this.c.sendOperator(peer, { reply_to: follower.requestId, ...reply }), jobId, this.c.config.followerWaitingLimitBytes),
-    };
-    return follower;
-  }
-
-  private followerOf(map: Map<string, Follower[]>, jobId: string, peer: PeerId): Follower | undefined {
-    return map.get(jobId)?.find((f) => f.peer === peer);
-  }
-
-  /** A follower's count of the output it received: what waits for it goes on (follower-link.ts). */
-  outputReceived(jobId: string, peer: PeerId, bytes: number): void {
-    const f = this.followerOf(this.followers, jobId, peer) ?? this.followerOf(this.draining, jobId, peer);
-    if (!f) return;
-    f.heardMs = this.c.now();
-    f.link.received(bytes);
-    if (this.outputFlow.isPaused(jobId)) this.outputFlow.update(jobId, this.waitingOutput(jobId));
-    const draining = this.draining.get(jobId);
-    if (draining?.includes(f) && f.link.waiting === 0) {
-      const left = draining.filter((d) => d !== f);
-      if (left.length > 0) this.draining.set(jobId, left);
-      else this.draining.delete(jobId);
-    }
-  }
-
-  /**
-   * The most output waiting here for one follower of the job that is there. A follower silent for
-   * FOLLOWER_LAPSE_MS (its `ferry run` killed, or stopped) does not count while another is heard: it would
-   * hold the output back from them for good. Alone, it still does: the output waits in the ranks' log
-   * files for it to come back.
-   */
-  private waitingOutput(jobId: string): number {
-    const all = [...(this.followers.get(jobId) ?? []), ...(this.draining.get(jobId) ?? [])];
-    if (all.length === 0 && (this.awaitingFollowers.get(jobId) ?? 0) > this.c.now()) return Number.MAX_SAFE_INTEGER;
-    const now = this.c.now();
-    const heard = all.filter((f) => now - f.heardMs < FOLLOWER_LAPSE_MS);
-    let most = 0;
-    for (const f of heard.length > 0 ? heard : all) most = Math.max(most, f.link.waitingBytes);
-    return most;
-  }
-
-  /**
-   * Whether a host of the job's ranks has not re-registered since this coordinator started ('unknown';
-   * it goes 'down' after the heartbeat timeout): its agent may still carry the ranks' tails.
-   */
-  private hostsUnheard(jobId: string): boolean {
-    return this.c.catalog.listRanks(jobId).some((r) => this.c.hosts.get(r.host)?.state === 'unknown');
-  }
-
-  /** An ended rank's output comes again after its exit, which came again: its job's end waits for it. */
-  private tailAgain(jobId: string, rank: number, host: string): void {
-    this.tails.expect(jobId, rank, host);
-    const job = this.c.catalog.getJob(jobId);
-    if (job && ENDED_STATES.has(job.state)) this.endAwaitsTails.add(jobId);
-  }
-
-  /**
-   * Agent `host` sends these jobs' output again for followers of the coordinator before this one, which
-   * had not taken it (RegisterRequest.output_untaken_jobs): unless the job has a follower here already,
-   * the output is held back at its agents until one follows (a `ferry run` renews every 2 s), or for
-   * FOLLOWER_LAPSE_MS, so that it goes to them, not to the bounded store of unfollowed output. Called
-   * before the registration is answered: the agent holds the job before it sends anything again.
-   */
-  awaitFollowers(host: string, jobIds: readonly string[]): void {
-    for (const jobId of jobIds) {
-      const job = this.c.catalog.getJob(jobId);
-      // (an ended job's ranks' tails: the registration carried their exits again, tailAgain)
-      if (!job || (ENDED_STATES.has(job.state) && !this.tails.has(jobId)) || (this.followers.get(jobId)?.length ?? 0) > 0) continue;
-      if (!this.awaitingFollowers.has(jobId)) trace(`holding the output of ${jobId} for its followers to come back`);
-      this.awaitingFollowers.set(jobId, Math.max(this.awaitingFollowers.get(jobId) ?? 0, this.c.now() + FOLLOWER_LAPSE_MS));
-      this.c.requestAgent(host, { output_flow: { job_id: jobId, pause_ms: OUTPUT_PAUSE_MS } }).catch((err) => trace(`output flow of ${jobId} to ${host}: ${errorMessage(err)}`));
-      this.outputFlow.update(jobId, this.waitingOutput(jobId)); // (renewed from now on, at every host of the job)
-    }
-  }
-
-  /**
-   * The output agent `instance` sent that followers have not taken yet, per source and stream: for its
-   * heartbeat's answer, so that it sends that again if this coordinator is replaced (output-tailer.ts).
-   */
-  untakenOutput(instance: string, host: string): OutputUntakenInit[] {
-    const into = new Map<string, OutputUntakenInit>();
-    const prefix = `${instance}.`;
-    // (its own sources, and those it went on in after an agent before it: OutputResends.sentFrom)
-    const ofAgent = (source: string) => source.startsWith(prefix) || this.resends.sentFrom(source, host);
-    for (const map of [this.followers, this.draining]) {
-      for (const list of map.values()) for (const f of list) f.link.untaken(into, ofAgent);
-    }
-    return [...into.values()];
-  }
-
-  /** Gives up ended jobs' followers that went silent with replies still waiting for them. */
-  private sweepDraining(): void {
-    const now = this.c.now();
-    // (and the tails of an ended job whose followers all went silent: endFollows ends them now)
-    for (const jobId of [...this.endAwaitsTails]) this.endFollows(jobId);
-    for (const [key, g] of this.givenUp) if (now - g.atMs > GIVEN_UP_KEPT_MS) this.givenUp.delete(key);
-    for (const [jobId, list] of this.draining) {
-      for (const f of list) {
-        const [bytes, notices] = [f.link.waitingBytes, f.link.waitingNotices];
-        if (now - f.heardMs >= FOLLOWER_LAPSE_MS && (bytes > 0 || notices.length > 0)) this.givenUp.set(`${jobId}\0${f.peer}`, { bytes, notices, atMs: now });
-      }
-      const left = list.filter((f) => now - f.heardMs < FOLLOWER_LAPSE_MS);
-      if (left.length > 0) this.draining.set(jobId, left);
-      else this.draining.delete(jobId);
+  /** The job's follows ended: its launcher leases go, and whatever runs it again runs new processes, not stopped ones. */
+  private launchersEnded(jobId: string): void {
+    this.launchers.forget(jobId);
+    // (late on a full disk: this runs from timers too, where a refusal would end the coordinator)
+    if (this.c.catalog.getJob(jobId)?.launcherSuspended) {
+      this.c.lateWrites.run(jobId, 'launcher', `that the launcher of job ${jobId} is no longer suspended`, () => this.c.catalog.setLauncherSuspended(jobId, false));
     }
   }
 
@@ -705,16 +500,6 @@ export class JobService {
     await this.signal(jobId, 'SIGTERM', `as its launcher lost rank ${rank} (no follow from that rank's ferry rank-exec for ${silent})`);
   }
 
-  /** Hands a follower the output of its ranks that no one took while no one followed them. */
-  private sendUnfollowed(jobId: string, f: Follower): void {
-    const { chunks, dropped } = this.unfollowed.take(jobId, f.ranks);
-    if (dropped > 0) {
-      const message = `${dropped} bytes of its output went while no one followed it (kept: the last ${UNFOLLOWED_OUTPUT_BYTES}; all of it is in the agents' logs)`;
-      f.link.push({ status: { ok: true }, final: false, job_notice: { job_id: jobId, message } });
-    }
-    for (const job_output of chunks) f.link.push({ status: { ok: true }, final: false, job_output });
-  }
-
   // ---- rank events -------------------------------------------------------------
 
   onRankStarted(host: string, p: RankProcess): void {
@@ -740,7 +525,7 @@ export class JobService {
     if (!row || row.state === 'exited') {
       // A repeat after re-registration; one whose output follows again (its followers had not taken it
       // when their coordinator was replaced, or its tail was not read to its end) is a tail again.
-      if (row && row.host === host && e.output_follows) this.tailAgain(jobId, rank, host);
+      if (row && row.host === host && e.output_follows) this.output.tailAgain(jobId, rank, host);
       return;
     }
     if (row.host !== host) {
@@ -759,7 +544,7 @@ export class JobService {
     this.updateRank({ jobId, rank, host, pid: row.pid || (e.pid ?? 0), endpoint: row.endpoint, state: 'exited', exitCode, signal, updatedMs: this.c.now() });
     const how = signal ? `killed by ${signal}` : `exited with status ${exitCode}`;
     this.c.event('rank.exit', `job ${jobId} rank ${rank} on ${host} ${how}${e.reason ? ` (${e.reason})` : ''}`, { jobId, host });
-    if (e.output_follows) this.tails.expect(jobId, rank, host);
+    if (e.output_follows) this.output.expectTail(jobId, rank, host);
     if (exitCode === 0 && !signal) this.tables.onRankExited(jobId, rank); // past MPI_Finalize: no hello to wait for
     if ((exitCode !== 0 || signal) && !this.stopping.has(jobId)) {
       const code = exitCode > 0 ? exitCode : signalStatus(signal);
@@ -775,56 +560,12 @@ export class JobService {
     this.maybeEnd(jobId);
   }
 
-  onRankOutput(out: Omit<RankOutput, 'offset' | 'source' | 'last' | 'resent'> & Partial<Pick<RankOutput, 'offset' | 'source' | 'last' | 'resent'>>, host = ''): void {
-    if (out.last) {
-      if (this.tails.ended(out.job_id, out.rank, host) && this.endAwaitsTails.has(out.job_id)) this.endFollows(out.job_id);
-      return;
-    }
-    const givenUp = this.givenUpCopies.output(out.job_id, out.rank, host, () => this.rankRow(out.job_id, out.rank)?.host, out.data.length);
-    if (givenUp !== 'pass') {
-      if (givenUp === 'first') {
-        const now = this.rankRow(out.job_id, out.rank)?.host;
-        this.notify(
-          out.job_id,
-          `rank ${out.rank}'s copy on host ${host}, given up when ${host} went down, printed on while ${host} was cut off: ` +
-            `that output is left out, as the rank runs on host ${now} now, from its last epoch, and prints it again (all of it is in ${host}'s log of the rank)`,
-        );
-      }
-      return;
-    }
-    const fresh = this.resends.filter(out.job_id, out.rank, out.stream, out.source ?? '', out.offset ?? 0, out.data, host);
-    if (fresh.length === 0) return;
-    // (output the coordinator before this one passed on and counted, sent again for followers that had
-    // not taken it: neither counted again nor taken for a rollback's repeat)
-    const data = out.resent ? fresh : this.replay.filter(out.job_id, out.rank, out.stream, fresh);
-    if (data.length === 0) return;
-    // (the filters keep a chunk's end: where what is left starts in its source)
-    const offset = (out.offset ?? 0) + out.data.length - data.length;
-    const job_output = { job_id: out.job_id, rank: out.rank, stream: out.stream, data, source: out.source ?? '', offset };
-    let taken = false;
-    for (const f of this.followers.get(out.job_id) ?? []) {
-      if (f.ranks && !f.ranks.has(out.rank)) continue;
-      f.link.push({ status: { ok: true }, final: false, job_output });
-      taken = true;
-    }
-    if (taken) this.outputFlow.update(out.job_id, this.waitingOutput(out.job_id));
-    if (!taken) this.unfollowed.keep(job_output);
-  }
-
   /**
    * A host went down: its ranks may still run (only the agent died). They get
    * hostRejoinGraceMs for an agent on that host to re-register with them.
    */
   onHostDown(host: string): void {
-    if (this.tails.hasHost(host) && !this.tailHostsDown.has(host)) {
-      // (back within the grace, its agent sends them again: output-tailer.ts rewinds)
-      const timer = setTimeout(() => {
-        this.tailHostsDown.delete(host);
-        if (this.c.hosts.get(host)?.state !== 'up') this.tailsLost(host, `host ${host} is down`);
-      }, this.hostRejoinGraceMs);
-      timer.unref?.();
-      this.tailHostsDown.set(host, timer);
-    }
+    this.output.hostDown(host, this.hostRejoinGraceMs);
     const ranks = this.liveRanksOnHost(host);
     if (ranks.length === 0 || this.rejoinGrace.has(host)) return;
     const timer = setTimeout(() => this.rejoinGraceExpired(host), this.hostRejoinGraceMs);
@@ -866,7 +607,7 @@ export class JobService {
       // A job being stopped after a committed epoch loses nothing with ranks that were to end anyway.
       if (!this.stopping.has(jobId)) this.failJob(jobId, 1, `rank${list.length > 1 ? 's' : ''} ${list.join(',')} lost: ${why}`, false, true);
       for (const r of ranks.filter((x) => x.jobId === jobId)) {
-        this.givenUpCopies.givenUp(jobId, r.rank, host);
+        this.output.givenUpCopies.givenUp(jobId, r.rank, host);
         const exit = { job_id: jobId, rank: r.rank, pid: r.pid, exit_code: -1, signal: 'HOST_DOWN', reason: why };
         // (no agent tells it again: if the catalog refuses it now, it is written once there is room)
         this.c.lateWrites.run(jobId, `exit ${r.rank}`, `the loss of rank ${r.rank} of job ${jobId}`, () => this.onRankExited(host, exit));
@@ -880,18 +621,14 @@ export class JobService {
     return this.c.catalog.ranksOnHost(host).filter((r) => {
       if (r.state === 'exited') return false;
       const job = this.c.catalog.getJob(r.jobId);
-      return !!job && !ENDED_STATES.has(job.state);
+      return !!job && !JOB_RUN_OVER_STATES.has(job.state);
     });
   }
 
   /** After an agent (re-)registers: adopt the ranks it runs, apply the exits it kept, and lose what vanished. */
   reconcileHost(host: string, reported: RankProcess[], exited: RankExited[]): void {
     const alive = this.killStaleCopies(host, reported);
-    const tailsGrace = this.tailHostsDown.get(host);
-    if (tailsGrace) {
-      clearTimeout(tailsGrace);
-      this.tailHostsDown.delete(host);
-    }
+    this.output.hostBack(host);
     const grace = this.rejoinGrace.get(host);
     if (grace) {
       clearTimeout(grace);
@@ -1017,7 +754,7 @@ export class JobService {
     }
     for (const g of groups.values()) {
       const job = this.c.catalog.getJob(g.jobId);
-      if (!job || ENDED_STATES.has(job.state) || this.failing.has(g.jobId)) continue;
+      if (!job || JOB_RUN_OVER_STATES.has(job.state) || this.failing.has(g.jobId)) continue;
       if (this.c.flushes.owes(g.jobId, g.epoch)) continue; // resumed once the flush is finished everywhere
       if (job.state === 'pending') this.holdUntilAllRun(host, g);
       else this.resumeFlushed(host, g.jobId, g.epoch, g.ranks);
@@ -1141,7 +878,7 @@ export class JobService {
     const here = new Set(this.c.catalog.listRanks(jobId).filter((r) => r.host === host).map((r) => r.rank));
     ranks = ranks.filter((r) => here.has(r));
     const job = this.c.catalog.getJob(jobId);
-    if (ranks.length === 0 || !job || ENDED_STATES.has(job.state) || this.c.hosts.get(host)?.state !== 'up') return;
+    if (ranks.length === 0 || !job || JOB_RUN_OVER_STATES.has(job.state) || this.c.hosts.get(host)?.state !== 'up') return;
     if (this.c.flushes.owes(jobId, epoch)) return; // queued before the flush was found unfinished: resumed once it is finished
     const e = this.c.catalog.getEpoch(jobId, epoch);
     const what = e ? `epoch ${epoch} (${e.state})` : `migration ${epoch}`;
@@ -1248,21 +985,9 @@ export class JobService {
   stop(): void {
     this.shuttingDown = true;
     for (const t of this.rejoinGrace.values()) clearTimeout(t);
-    for (const t of this.tailHostsDown.values()) clearTimeout(t);
     this.rejoinGrace.clear();
     if (this.startsTimer) clearTimeout(this.startsTimer);
-    clearInterval(this.outputSaveTimer);
-    this.saveOutputCounts();
-  }
-
-  /** Saves the output counts that changed (output-replay.ts): the next coordinator counts on from them. */
-  saveOutputCounts(): void {
-    try {
-      this.c.catalog.saveOutputCounts(this.replay.unsaved());
-    } catch (err) {
-      // Lower saved counts only make a later rollback show some output twice.
-      trace(`cannot save the output counts: ${errorMessage(err)}`);
-    }
+    this.output.stop();
   }
 
   // ---- job control ------------------------------------------------------------
@@ -1273,7 +998,7 @@ export class JobService {
     if (!job) throw new FerryError(ErrorCode.UNKNOWN_JOB, `no job "${jobId}" in the catalog`);
     if (!(signal in osConstants.signals)) throw new FerryError(ErrorCode.BAD_REQUEST, `unknown signal "${signal}" (a name like SIGTERM, SIGINT, SIGKILL, SIGUSR1)`);
     const ending = signal === 'SIGTERM' || signal === 'SIGINT' || signal === 'SIGKILL';
-    if (ENDED_STATES.has(job.state)) {
+    if (JOB_RUN_OVER_STATES.has(job.state)) {
       // Ctrl-C on a ferry run waiting for an automatic restart: the operator wants the job to stay ended.
       if (ending) this.c.autoRestarts.cancel(jobId, `cancelled ${cause} (${signal})`);
       return;
@@ -1340,7 +1065,7 @@ export class JobService {
     // The restored copy ended (a cancel's SIGTERM) before its restore's reply came: it stays ended.
     if (pid && row.state === 'exited' && row.host === host && row.pid === pid) return;
     const job = this.c.catalog.getJob(jobId);
-    if (job && ENDED_STATES.has(job.state)) {
+    if (job && JOB_RUN_OVER_STATES.has(job.state)) {
       // Its job ended while a migration moved it (a cancel): the rank stays ended, a restored copy is killed.
       if (pid) this.killStaleCopy(host, jobId, rank, pid, `restored it after its job ended (${job.state})`);
       return;
@@ -1364,7 +1089,7 @@ export class JobService {
   /** `lostHost`: ranks were lost with their host, which an automatic restart may repair (auto-restarts.ts). */
   private failJob(jobId: string, exitCode: number, detail: string, secondary = false, lostHost = false): void {
     const job = this.c.catalog.getJob(jobId);
-    if (!job || ENDED_STATES.has(job.state)) return; // (a checkpoint's RESUME that found the ranks of a cancelled job gone)
+    if (!job || JOB_RUN_OVER_STATES.has(job.state)) return; // (a checkpoint's RESUME that found the ranks of a cancelled job gone)
     const current = this.failing.get(jobId);
     if (current) {
       // The real failure (a rank's own, a lost host) reported after a peer that only lost its
@@ -1429,7 +1154,7 @@ export class JobService {
 
   private endIfDone(jobId: string): void {
     const job = this.c.catalog.getJob(jobId);
-    if (!job || ENDED_STATES.has(job.state)) return;
+    if (!job || JOB_RUN_OVER_STATES.has(job.state)) return;
     const ranks = this.c.catalog.listRanks(jobId);
     if (ranks.some((r) => r.state !== 'exited')) return;
     const failure = this.failing.get(jobId);
@@ -1445,32 +1170,13 @@ export class JobService {
     this.resumedBy.delete(jobId);
     this.tables.forget(jobId);
     // No rollback of it will hide repeated output (a continued cancelled job counts anew, as a new coordinator would).
-    if (state === 'succeeded' || state === 'cancelled') this.replay.forget(jobId);
+    if (state === 'succeeded' || state === 'cancelled') this.output.replay.forget(jobId);
     this.c.event('job.end', `job ${jobId} ${state}${detail ? `: ${detail}` : ''}`, { jobId });
     if (noRestart === undefined) {
       this.c.autoRestarts.start(jobId, detail); // the followers stay for the restarted run
       return;
     }
-    this.endFollows(jobId);
-  }
-
-  /**
-   * The ended job was deleted (ferry delete; `job`: what it was): a follower that waited for its ranks'
-   * last output (a tail, a host not registered yet) gets its end now; nothing of its output is kept any more.
-   */
-  jobDeleted(job: JobInfoInit): void {
-    const jobId = job.id ?? '';
-    if (this.endAwaitsTails.has(jobId)) {
-      this.notify(jobId, `job ${jobId} was deleted (ferry delete) while this follower waited for the last output of its ranks (it went with the job's log files)`);
-    }
-    if (this.followers.has(jobId) || this.endAwaitsTails.has(jobId)) this.endFollows(jobId, job);
-    this.replay.forget(jobId);
-    this.givenUpCopies.forget(jobId);
-  }
-
-  /** Tells the job's followers what happened to it (ferry run prints it), between its output. */
-  notify(jobId: string, message: string): void {
-    for (const f of this.followers.get(jobId) ?? []) f.link.push({ status: { ok: true }, final: false, job_notice: { job_id: jobId, message } });
+    this.output.endFollows(jobId);
   }
 
   /**
@@ -1481,56 +1187,7 @@ export class JobService {
     const job = this.c.catalog.getJob(jobId);
     if (!job || job.state === 'running' || job.state === 'pending') return;
     this.c.catalog.setJobState(jobId, 'failed', { endedMs: job.endedMs ?? this.c.now(), exitCode: job.exitCode || 1, detail });
-    this.endFollows(jobId);
-  }
-
-  /**
-   * The tails `host` sends will not come (its agent was replaced, the host is lost): the jobs' followers
-   * are told where that output is, and an ended job's end goes to them.
-   */
-  tailsLost(host: string, why: string): void {
-    for (const [jobId, ranks] of this.tails.dropHost(host)) {
-      this.notify(jobId, `the last output of rank${ranks.length > 1 ? 's' : ''} ${ranks.join(',')} will not come (${why}): it is in the log files on host ${host}`);
-      if (this.endAwaitsTails.has(jobId) && !this.tails.has(jobId)) this.endFollows(jobId);
-    }
-  }
-
-  /**
-   * The job ended: its followers get it, in a final reply; after its ranks' tails (output-tails.ts), if a
-   * follower heard from lately is there to take them, or is awaited (awaitFollowers).
-   */
-  private endFollows(jobId: string, deleted?: JobInfoInit): void {
-    const now = this.c.now();
-    const awaited = (this.awaitingFollowers.get(jobId) ?? 0) > now;
-    const heard = (this.followers.get(jobId) ?? []).some((f) => now - f.heardMs < FOLLOWER_LAPSE_MS);
-    if (!deleted && ((this.tails.has(jobId) && (awaited || heard)) || (heard && this.hostsUnheard(jobId)))) {
-      this.endAwaitsTails.add(jobId);
-      return;
-    }
-    this.endAwaitsTails.delete(jobId);
-    if (deleted) this.awaitingFollowers.delete(jobId);
-    for (const [host, ranks] of deleted ? [] : this.tails.byHost(jobId)) {
-      this.notify(jobId, `the last output of rank${ranks.length > 1 ? 's' : ''} ${ranks.join(',')} was not taken in time (this follower was silent): it is in the log files on host ${host}`);
-    }
-    this.tails.forget(jobId);
-    this.unfollowed.ended(jobId);
-    this.resends.forget(jobId);
-    this.launchers.forget(jobId);
-    // Whatever runs it again (a restart) runs new processes, not stopped ones.
-    // (late on a full disk: this runs from timers too, where a refusal would end the coordinator)
-    if (this.c.catalog.getJob(jobId)?.launcherSuspended) {
-      this.c.lateWrites.run(jobId, 'launcher', `that the launcher of job ${jobId} is no longer suspended`, () => this.c.catalog.setLauncherSuspended(jobId, false));
-    }
-    const info = deleted ?? this.jobInfo(jobId);
-    const draining: Follower[] = [];
-    for (const f of this.followers.get(jobId) ?? []) {
-      f.link.push({ status: { ok: true }, final: true, job_ended: { job: info } });
-      // (its output still on its way: the end goes after it, as the follower takes it)
-      if (f.link.waiting > 0) draining.push(f);
-    }
-    this.followers.delete(jobId);
-    if (draining.length > 0) this.draining.set(jobId, draining);
-    this.outputFlow.forget(jobId);
+    this.output.endFollows(jobId);
   }
 
   // ---- rounds ------------------------------------------------------------------
@@ -1562,7 +1219,7 @@ export class JobService {
   private updateRank(update: RankUpdate): void {
     this.c.catalog.upsertRank(update);
     // (a copy of the rank placed there again: what comes from there now is its own)
-    if (update.state !== 'exited') this.givenUpCopies.placed(update.jobId, update.rank, update.host);
+    if (update.state !== 'exited') this.output.givenUpCopies.placed(update.jobId, update.rank, update.host);
     this.placementCache.delete(update.jobId);
   }
 }

@@ -16,6 +16,7 @@ import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { checkSafeName } from '../common/names.js';
 import { tracer } from '../common/trace.js';
 import type { PeerId } from '../transport/transport.js';
+import { JOB_RUN_OVER_STATES } from './catalog-types.js';
 import type { Coordinator } from './coordinator.js';
 import { drainedWhy } from './host-registry.js';
 
@@ -300,7 +301,7 @@ export class LaunchedJobs {
 
   private jobEnded(jobId: string): boolean {
     const job = this.c.catalog.getJob(jobId);
-    return !job || ['stopped', 'succeeded', 'failed', 'cancelled'].includes(job.state);
+    return !job || JOB_RUN_OVER_STATES.has(job.state);
   }
 
   /** Drops dropped launches past their memory, and started ones whose job ended. */

@@ -81,7 +81,7 @@ export class OperatorService {
         return { submit_job: { job, continued } };
       }
       case 'output_received':
-        this.c.jobs.outputReceived(req.output_received?.job_id ?? '', peer, Number(req.output_received?.bytes ?? 0));
+        this.c.jobs.output.outputReceived(req.output_received?.job_id ?? '', peer, Number(req.output_received?.bytes ?? 0));
         return undefined;
       case 'follow_job': {
         const jobId = req.follow_job?.job_id ?? '';

@@ -84,7 +84,7 @@ describe('a job with automatic restarts that loses a host', () => {
     const got = follower();
     await advance(10);
     const print = (rank: number, text: string, stream = RankOutput_Stream.STDOUT) =>
-      h.coordinator!.jobs.onRankOutput({ job_id: 'j', rank, stream, data: Buffer.from(text) });
+      h.coordinator!.jobs.output.onRankOutput({ job_id: 'j', rank, stream, data: Buffer.from(text) });
     print(0, '0 before\n');
     print(2, '2 before\n');
     const cp = await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: false }));
@@ -121,7 +121,7 @@ describe('a job with automatic restarts that loses a host', () => {
     await start(2, false);
     const got = follower();
     await advance(10);
-    const print = (rank: number, text: string) => h.coordinator!.jobs.onRankOutput({ job_id: 'j', rank, stream: RankOutput_Stream.STDOUT, data: Buffer.from(text) });
+    const print = (rank: number, text: string) => h.coordinator!.jobs.output.onRankOutput({ job_id: 'j', rank, stream: RankOutput_Stream.STDOUT, data: Buffer.from(text) });
     const shown = () => got.filter((r) => r.job_output?.rank === 2).map((r) => Buffer.from(r.job_output!.data).toString()).join('');
     print(2, '2 before\n');
     expect((await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: false }))).error).toBeUndefined();
@@ -163,7 +163,7 @@ describe('a job with automatic restarts that loses a host', () => {
     await start(0, false);
     follower(); // as the job's ferry run, which ends with the job
     await advance(10);
-    const print = (rank: number, text: string) => h.coordinator!.jobs.onRankOutput({ job_id: 'j', rank, stream: RankOutput_Stream.STDOUT, data: Buffer.from(text) });
+    const print = (rank: number, text: string) => h.coordinator!.jobs.output.onRankOutput({ job_id: 'j', rank, stream: RankOutput_Stream.STDOUT, data: Buffer.from(text) });
     const cp = await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: false }));
     expect(cp.error).toBeUndefined();
     print(0, '0 after\n');

@@ -55,7 +55,7 @@ function operator(): {
 
 function outputOfEveryRank(jobId: string, worldSize: number): void {
   for (let rank = 0; rank < worldSize; rank++) {
-    h.coordinator!.jobs.onRankOutput({ job_id: jobId, rank, stream: RankOutput_Stream.STDOUT, data: Buffer.from(`line of ${rank}\n`) });
+    h.coordinator!.jobs.output.onRankOutput({ job_id: jobId, rank, stream: RankOutput_Stream.STDOUT, data: Buffer.from(`line of ${rank}\n`) });
   }
 }
 
@@ -111,7 +111,7 @@ describe('output no one follows', () => {
     for (const rank of [0, 1]) h.nodes.get('a')!.ranks.exit('j', rank, 0);
     await advance(100);
     expect(h.catalog!.getJob('j')!.state).toBe('succeeded');
-    expect(h.coordinator!.jobs.replay.mark('j').ranks).toEqual({}); // no rollback needs its output counts
+    expect(h.coordinator!.jobs.output.replay.mark('j').ranks).toEqual({}); // no rollback needs its output counts
     const late = operator();
     late.send(1, { follow_job: { job_id: 'j' } });
     await advance(10);
@@ -133,7 +133,7 @@ describe('output no one follows', () => {
   it('keeps the newest 256 KiB and says how much went', async () => {
     await h.submit({ world_size: 1, hosts: ['a'] });
     for (let i = 0; i < 5; i++) {
-      h.coordinator!.jobs.onRankOutput({ job_id: 'j', rank: 0, stream: RankOutput_Stream.STDOUT, data: Buffer.alloc(100 * 1024, 48 + i) });
+      h.coordinator!.jobs.output.onRankOutput({ job_id: 'j', rank: 0, stream: RankOutput_Stream.STDOUT, data: Buffer.alloc(100 * 1024, 48 + i) });
     }
     const late = operator();
     late.send(1, { follow_job: { job_id: 'j' } });

@@ -260,7 +260,7 @@ describe('a coordinator replaced while a follower is behind', () => {
     }
     expect(f.text()).toBe(lines(25));
     // (for a rollback's repeat, output-replay.ts: the crashed coordinator had counted what is sent again)
-    expect(h.coordinator!.jobs.replay.mark('j').ranks[0]).toEqual([25 << 20, 0]);
+    expect(h.coordinator!.jobs.output.replay.mark('j').ranks[0]).toEqual([25 << 20, 0]);
   });
 
   it('a job that ended before: the follower gets every line, then the end', async () => {
@@ -289,8 +289,8 @@ describe('a coordinator replaced while a follower is behind', () => {
   it('a job no follower comes back to: its output is held a while, then goes on to whoever follows', async () => {
     await crashesBehindItsFollower();
     await advance(30_000);
-    expect(h.coordinator!.jobs.replay.mark('j').ranks[0]).toEqual([24 << 20, 0]); // the 25th MiB waits in the log file
+    expect(h.coordinator!.jobs.output.replay.mark('j').ranks[0]).toEqual([24 << 20, 0]); // the 25th MiB waits in the log file
     await advance(40_000);
-    expect(h.coordinator!.jobs.replay.mark('j').ranks[0]).toEqual([25 << 20, 0]);
+    expect(h.coordinator!.jobs.output.replay.mark('j').ranks[0]).toEqual([25 << 20, 0]);
   });
 });

@@ -116,14 +116,14 @@ export class AutoRestarts {
       const where = job.hosts ? `the live ones of its hosts ${job.hosts.join(',')}` : 'the live hosts';
       const what = `restarting it from epoch ${from}${passed ? ` (${passed})` : ''} on ${where} (automatic restarts left: ${left})`;
       this.c.event('job.auto-restart', `job ${jobId}: ${failure}; ${what}`, { jobId });
-      this.c.jobs.notify(jobId, `${failure}; ${what}`);
+      this.c.jobs.output.notify(jobId, `${failure}; ${what}`);
       try {
         const r = await this.c.moves.restart(jobId, { held: true, keepInPlace: true, epoch: from, hideRepeatedOutput: true });
         const hosts = [...new Set(r.moves?.map((m) => m.to_host) ?? [])].join(',');
         this.c.event('job.auto-restarted', `job ${jobId}: restarted from epoch ${from} on ${hosts}`, { jobId });
         // The ranks run again from the epoch's state: what they printed after it they print again (a rollback),
         // and it is not shown twice when the epoch's output marks are this coordinator's (output-replay.ts).
-        this.c.jobs.notify(
+        this.c.jobs.output.notify(
           jobId,
           `restarted from epoch ${from} on ${hosts}; ` +
             (r.output_replay_known
@@ -132,8 +132,8 @@ export class AutoRestarts {
         );
         // The files the ranks wrote after the epoch, cut back: one line each up to a few, then how many more.
         const notes = r.notes ?? [];
-        for (const n of notes.slice(0, NOTES_SHOWN)) this.c.jobs.notify(jobId, n);
-        if (notes.length > NOTES_SHOWN) this.c.jobs.notify(jobId, `and ${notes.length - NOTES_SHOWN} more files cut back (ferry events --job ${jobId} lists them)`);
+        for (const n of notes.slice(0, NOTES_SHOWN)) this.c.jobs.output.notify(jobId, n);
+        if (notes.length > NOTES_SHOWN) this.c.jobs.output.notify(jobId, `and ${notes.length - NOTES_SHOWN} more files cut back (ferry events --job ${jobId} lists them)`);
       } catch (err) {
         const why = `the automatic restart from epoch ${from} failed: ${errorMessage(err)}`;
         this.c.event('job.auto-restart-failed', `job ${jobId}: ${why}`, { jobId });

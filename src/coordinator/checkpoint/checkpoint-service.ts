@@ -119,8 +119,8 @@ export class CheckpointService {
     // The agents handed over their ranks' output before answering (or said what they hold back): a restart from
     // this epoch knows what was shown.
     const unsent = [...flush.replies.values()].flatMap((r) => r.unsent_output ?? []);
-    this.c.catalog.setOutputMarks(jobId, epoch, this.c.jobs.replay.mark(jobId, unsent));
-    this.c.jobs.saveOutputCounts(); // a later coordinator counts on from at least this mark
+    this.c.catalog.setOutputMarks(jobId, epoch, this.c.jobs.output.replay.mark(jobId, unsent));
+    this.c.jobs.output.saveOutputCounts(); // a later coordinator counts on from at least this mark
 
     // DUMP: each agent CRIU-dumps its flushed ranks (left running).
     m.transition(['flushed'], 'dumping');

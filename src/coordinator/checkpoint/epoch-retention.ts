@@ -128,7 +128,7 @@ export class EpochRetention {
     try {
       const info = this.c.jobs.toInfo(job);
       const epochs = this.c.catalog.deleteJob(jobId, this.c.now(), 'deleted: the job was deleted (ferry delete)');
-      this.c.jobs.jobDeleted(info);
+      this.c.jobs.output.jobDeleted(info);
       this.c.event('job.delete', `job ${jobId} (${job.state}) deleted by the operator${epochs.length > 0 ? ` with epoch${epochs.length > 1 ? 's' : ''} ${epochs.join(',')}` : ''}`, { jobId });
       // Its images, and any an earlier retention left waiting for a host.
       const all = this.c.catalog.imagesToRemove(jobId);
@@ -189,7 +189,7 @@ export class EpochRetention {
   /** Purges a deleted job with nothing left to remove; true if it is gone. */
   purge(jobId: string): boolean {
     if (!this.c.catalog.purgeJob(jobId)) return false;
-    this.c.jobs.replay.forget(jobId);
+    this.c.jobs.output.replay.forget(jobId);
     this.c.event('job.purged', `job ${jobId}: no image of it is left; the job is gone from the catalog`, { jobId });
     return true;
   }

@@ -231,7 +231,7 @@ export class MoveService {
       const t2 = this.c.now();
       say('resuming', shipped);
       // From here the ranks run again from the epoch: for followers that stayed, what they print again is not shown twice.
-      const hidden = this.c.jobs.replay.rewind(jobId, o.hideRepeatedOutput ? this.c.catalog.outputMarks(jobId, epoch) : undefined);
+      const hidden = this.c.jobs.output.replay.rewind(jobId, o.hideRepeatedOutput ? this.c.catalog.outputMarks(jobId, epoch) : undefined);
       this.c.jobs.tables.expectTable(jobId);
       resuming = true;
       const resume = await runResumeRound(this.c, request, targets);
@@ -738,7 +738,7 @@ export class MoveService {
     this.c.event('migration.done', `job ${jobId}: ${id} done in ${t5 - t0} ms`, { jobId });
     // Whoever follows the job (its ferry run) learns why it paused, and where its ranks are now.
     const moved = [...moves].map(([rank, to]) => `${rank} ${from.get(rank)} -> ${to}`).join(', ');
-    this.c.jobs.notify(jobId, `rank${moves.size > 1 ? 's' : ''} ${moved} migrated (paused ${t5 - t0} ms)`);
+    this.c.jobs.output.notify(jobId, `rank${moves.size > 1 ? 's' : ''} ${moved} migrated (paused ${t5 - t0} ms)`);
     return {
       moves: [...moves].map(([rank, to]) => ({ job_id: jobId, rank, from_host: from.get(rank)!, to_host: to })),
       flush_ms: t1 - t0,

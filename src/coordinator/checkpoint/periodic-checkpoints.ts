@@ -123,14 +123,14 @@ export class PeriodicCheckpoints {
         trace(`periodic checkpoint of ${jobId}: epoch ${r.epoch?.epoch} committed`);
         const failed = this.failures.get(jobId) ?? 0;
         this.failures.delete(jobId);
-        if (failed > 0) this.c.jobs.notify(jobId, `periodic checkpoint epoch ${r.epoch?.epoch} committed, after ${failed} that failed`);
+        if (failed > 0) this.c.jobs.output.notify(jobId, `periodic checkpoint epoch ${r.epoch?.epoch} committed, after ${failed} that failed`);
       } catch (err) {
         if (this.stopped) return;
         const failed = (this.failures.get(jobId) ?? 0) + 1;
         this.failures.set(jobId, failed);
         const inARow = failed > 1 ? ` (${failed} in a row)` : '';
         this.c.event('checkpoint.periodic-failed', `job ${jobId}: periodic checkpoint failed${inARow}: ${errorMessage(err)}`, { jobId });
-        if (failed === 1 || failed % NOTICE_EVERY_FAILURES === 0) this.c.jobs.notify(jobId, `periodic checkpoint failed${inARow}: ${errorMessage(err)}`);
+        if (failed === 1 || failed % NOTICE_EVERY_FAILURES === 0) this.c.jobs.output.notify(jobId, `periodic checkpoint failed${inARow}: ${errorMessage(err)}`);
       }
     }
     const now = this.c.catalog.getJob(jobId);
