@@ -424,6 +424,45 @@ export const CATALOG_MIGRATIONS: readonly CatalogMigration[] = [
       db.exec(`ALTER TABLE jobs ADD COLUMN launcher_suspended INTEGER NOT NULL DEFAULT 0 CHECK (launcher_suspended IN (0, 1));`);
     },
   },
+  {
+    version: 26,
+    description: 'ranks given up with their host, whose output from there is left out once they run elsewhere',
+    up: (db) => {
+      // One row from the moment the coordinator gives a rank up with its host (given-up-copies.ts) until the
+      // rank is placed on that host again or its job is deleted. A coordinator restarted before the host
+      // comes back still leaves out what the given-up copy printed while it was cut off.
+      db.exec(`
+        CREATE TABLE given_up_copies (
+          job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+          rank   INTEGER NOT NULL CHECK (rank >= 0),
+          host   TEXT NOT NULL,
+          PRIMARY KEY (job_id, rank, host)
+        ) STRICT;
+      `);
+    },
+  },
+  {
+    version: 27,
+    description: "what a rollback drops of each rank's output, as its restored copy prints it again",
+    up: (db) => {
+      // One row per rank and stream from a rollback (an automatic restart) until the job's next rollback or its
+      // end (output-replay.ts): `bytes` to drop, from `from_offset` in `source` once the restored copy's first
+      // output came (NULL before), and the source the rank printed from before. A coordinator restarted while
+      // the restored ranks print it again drops the rest of it all the same.
+      db.exec(`
+        CREATE TABLE output_repeats (
+          job_id        TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+          rank          INTEGER NOT NULL CHECK (rank >= 0),
+          stream        INTEGER NOT NULL CHECK (stream IN (0, 1)),
+          bytes         INTEGER NOT NULL CHECK (bytes > 0),
+          before_source TEXT,
+          source        TEXT,
+          from_offset   INTEGER CHECK (from_offset >= 0),
+          PRIMARY KEY (job_id, rank, stream)
+        ) STRICT;
+      `);
+    },
+  },
 ];
 
 /** The schema version this build of Ferry writes. */

@@ -15,7 +15,7 @@ import { FerryError, errorMessage } from '../common/ferry-error.js';
 import { ErrorCode } from '../gen/proto.js';
 import { tracer } from '../common/trace.js';
 import { CATALOG_SCHEMA_VERSION, migrateCatalog, newerSchemaError, readSchemaVersion } from './catalog-migrations.js';
-import type { OutputMarks } from './output-replay.js';
+import type { OutputMarks, OutputRepeat } from './output-replay.js';
 import {
   EPOCH_ABORTED,
   EPOCH_COMMITTED,
@@ -863,6 +863,52 @@ export class Catalog {
     }).immediate();
   }
 
+  /** Replaces the job's output repeats (output-replay.ts). */
+  saveOutputRepeats(jobId: string, repeats: readonly OutputRepeat[]): void {
+    this.db.transaction(() => {
+      this.st.deleteOutputRepeats.run(jobId);
+      for (const r of repeats) {
+        requireUint(r.bytes, 'repeat bytes');
+        this.st.insertOutputRepeat.run({ jobId, rank: r.rank, stream: r.stream, bytes: r.bytes, beforeSource: r.beforeSource ?? null, source: r.source ?? null, from: r.from ?? null });
+      }
+    }).immediate();
+  }
+
+  /** Where the repeat of the rank's stream starts: its restored copy's first output came. */
+  bindOutputRepeat(jobId: string, rank: number, stream: 0 | 1, source: string, from: number): void {
+    requireUint(from, 'repeat offset');
+    this.st.bindOutputRepeat.run({ jobId, rank, stream, source, from });
+  }
+
+  /** The output repeats of jobs that may run again (as outputCounts). */
+  outputRepeats(): (OutputRepeat & { jobId: string })[] {
+    return (this.st.outputRepeats.all() as Row[]).map((r) => ({
+      jobId: r.job_id as string,
+      rank: r.rank as number,
+      stream: r.stream as 0 | 1,
+      bytes: r.bytes as number,
+      ...(r.before_source !== null ? { beforeSource: r.before_source as string } : {}),
+      ...(r.source !== null ? { source: r.source as string, from: r.from_offset as number } : {}),
+    }));
+  }
+
+  /** Records that rank `rank` of the job was given up with `host` (given-up-copies.ts). */
+  addGivenUpCopy(jobId: string, rank: number, host: string): void {
+    requireName(host, 'host');
+    this.st.insertGivenUpCopy.run({ jobId, rank, host });
+  }
+
+  /** Forgets the given-up copy of rank `rank` of the job on `host`, or every one of the job's (no rank). */
+  removeGivenUpCopies(jobId: string, rank?: number, host?: string): void {
+    if (rank === undefined || host === undefined) this.st.deleteGivenUpCopiesOfJob.run(jobId);
+    else this.st.deleteGivenUpCopy.run({ jobId, rank, host });
+  }
+
+  /** The given-up copies of jobs not deleted. */
+  givenUpCopies(): { jobId: string; rank: number; host: string }[] {
+    return (this.st.givenUpCopies.all() as Row[]).map((r) => ({ jobId: r.job_id as string, rank: r.rank as number, host: r.host as string }));
+  }
+
   /** The rank moves recorded (of one job, or of all), by job, migration and rank. */
   rankMoves(jobId?: string): RankMoveRow[] {
     return ((jobId ? this.st.rankMovesOfJob.all(jobId) : this.st.rankMoves.all()) as Row[]).map(rankMoveRow);
@@ -1073,6 +1119,22 @@ function prepareStatements(db: Database.Database) {
     restartCopiesOnHost: p('SELECT * FROM restart_copies WHERE host = ? ORDER BY job_id, epoch, rank'),
     restartCopiesOfJob: p('SELECT 1 FROM restart_copies WHERE job_id = ? LIMIT 1'),
     deleteRestartCopy: p('DELETE FROM restart_copies WHERE job_id = @jobId AND epoch = @epoch AND host = @host AND rank = @rank'),
+    deleteOutputRepeats: p('DELETE FROM output_repeats WHERE job_id = ?'),
+    insertOutputRepeat: p(`
+      INSERT INTO output_repeats (job_id, rank, stream, bytes, before_source, source, from_offset)
+      SELECT @jobId, @rank, @stream, @bytes, @beforeSource, @source, @from WHERE EXISTS (SELECT 1 FROM jobs WHERE id = @jobId)`),
+    bindOutputRepeat: p('UPDATE output_repeats SET source = @source, from_offset = @from WHERE job_id = @jobId AND rank = @rank AND stream = @stream'),
+    outputRepeats: p(`
+      SELECT o.* FROM output_repeats o JOIN jobs j ON j.id = o.job_id
+      WHERE j.deleted_ms IS NULL AND j.state NOT IN ('succeeded', 'cancelled') ORDER BY o.job_id, o.rank, o.stream`),
+    insertGivenUpCopy: p(`
+      INSERT OR IGNORE INTO given_up_copies (job_id, rank, host)
+      SELECT @jobId, @rank, @host WHERE EXISTS (SELECT 1 FROM jobs WHERE id = @jobId)`),
+    deleteGivenUpCopy: p('DELETE FROM given_up_copies WHERE job_id = @jobId AND rank = @rank AND host = @host'),
+    deleteGivenUpCopiesOfJob: p('DELETE FROM given_up_copies WHERE job_id = ?'),
+    givenUpCopies: p(`
+      SELECT g.* FROM given_up_copies g JOIN jobs j ON j.id = g.job_id
+      WHERE j.deleted_ms IS NULL ORDER BY g.job_id, g.rank, g.host`),
     upsertReplica: p(`
       INSERT INTO image_replicas (job_id, epoch, rank, host, state, updated_ms) VALUES (@jobId, @epoch, @rank, @host, @state, @atMs)
       ON CONFLICT (job_id, epoch, rank, host) DO UPDATE SET state = excluded.state, updated_ms = excluded.updated_ms`),

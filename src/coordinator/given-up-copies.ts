@@ -6,7 +6,21 @@
 // copies print all of that again: passed on as well, it would show twice, and
 // out of place. So once a rank runs on another host, the output of its
 // given-up copy is left out, with a notice. (When the job only failed, the
-// rank's last words before its host went are the operator's to read.)
+// rank's last words before its host went are the operator's to read.) The
+// marks are kept in the catalog too: a coordinator restarted before the host
+// comes back leaves that output out all the same.
+import { errorMessage } from '../common/ferry-error.js';
+import { tracer } from '../common/trace.js';
+
+const trace = tracer('jobs');
+
+/** Where the marks outlive the coordinator (the catalog: catalog.ts). */
+export interface GivenUpCopiesStore {
+  addGivenUpCopy(jobId: string, rank: number, host: string): void;
+  /** The one copy, or every copy of the job (no rank). */
+  removeGivenUpCopies(jobId: string, rank?: number, host?: string): void;
+  givenUpCopies(): { jobId: string; rank: number; host: string }[];
+}
 
 interface GivenUp {
   /** Bytes left out so far. */
@@ -18,9 +32,17 @@ const key = (jobId: string, rank: number, host: string) => `${jobId}\0${rank}\0$
 export class GivenUpCopies {
   private readonly copies = new Map<string, GivenUp>();
 
+  /** With a store: the marks a coordinator before this one kept, and this one's kept there too. */
+  constructor(private readonly store?: GivenUpCopiesStore) {
+    for (const c of store?.givenUpCopies() ?? []) this.copies.set(key(c.jobId, c.rank, c.host), { bytes: 0 });
+  }
+
   /** The coordinator gave up rank `rank` of the job on `host`. */
   givenUp(jobId: string, rank: number, host: string): void {
-    if (!this.copies.has(key(jobId, rank, host))) this.copies.set(key(jobId, rank, host), { bytes: 0 });
+    if (this.copies.has(key(jobId, rank, host))) return;
+    this.copies.set(key(jobId, rank, host), { bytes: 0 });
+    // (refused, on a full disk say: the mark holds for as long as this coordinator runs)
+    this.keep(`given up rank ${rank} of job ${jobId} on ${host}`, (s) => s.addGivenUpCopy(jobId, rank, host));
   }
 
   /**
@@ -39,10 +61,22 @@ export class GivenUpCopies {
 
   /** The rank was placed on `host` again: what comes from there now is its new copy's. */
   placed(jobId: string, rank: number, host: string): void {
-    if (this.copies.size > 0) this.copies.delete(key(jobId, rank, host));
+    if (this.copies.size > 0 && this.copies.delete(key(jobId, rank, host))) {
+      this.keep(`rank ${rank} of job ${jobId} placed on ${host} again`, (s) => s.removeGivenUpCopies(jobId, rank, host));
+    }
   }
 
   forget(jobId: string): void {
     for (const k of this.copies.keys()) if (k.startsWith(`${jobId}\0`)) this.copies.delete(k);
+    this.keep(`job ${jobId} deleted`, (s) => s.removeGivenUpCopies(jobId));
+  }
+
+  private keep(what: string, write: (s: GivenUpCopiesStore) => void): void {
+    if (!this.store) return;
+    try {
+      write(this.store);
+    } catch (err) {
+      trace(`given-up copies: cannot record that ${what}: ${errorMessage(err)}`);
+    }
   }
 }

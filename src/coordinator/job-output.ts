@@ -83,7 +83,7 @@ export class JobOutput {
   /** Hosts down with tails: the timer that gives them up. */
   private readonly tailHostsDown = new Map<string, NodeJS.Timeout>();
   /** Ranks given up with their host: what they print once that host is back is not passed on twice. */
-  readonly givenUpCopies = new GivenUpCopies();
+  readonly givenUpCopies: GivenUpCopies;
   /** Output an agent sent again after it lost its session, passed on once (output-resends.ts). */
   private readonly resends = new OutputResends();
   /** What of the ranks' output was passed on, so a rollback does not pass it on twice. */
@@ -95,7 +95,8 @@ export class JobOutput {
     private readonly c: Coordinator,
     private readonly hooks: JobOutputHooks,
   ) {
-    this.replay = new OutputReplay(c.instance, c.catalog.outputCounts());
+    this.replay = new OutputReplay(c.instance, c.catalog.outputCounts(), c.catalog);
+    this.givenUpCopies = new GivenUpCopies(c.catalog);
     this.sweepTimer = setInterval(() => {
       try {
         this.saveOutputCounts();
@@ -311,8 +312,8 @@ export class JobOutput {
     const fresh = this.resends.filter(out.job_id, out.rank, out.stream, out.source ?? '', out.offset ?? 0, out.data, host);
     if (fresh.length === 0) return;
     // (output the coordinator before this one passed on and counted, sent again for followers that had
-    // not taken it: neither counted again nor taken for a rollback's repeat)
-    const data = out.resent ? fresh : this.replay.filter(out.job_id, out.rank, out.stream, fresh);
+    // not taken it, is not counted again; of a rollback's repeat, it is dropped again)
+    const data = this.replay.filter(out.job_id, out.rank, out.stream, fresh, out.source ?? '', (out.offset ?? 0) + out.data.length - fresh.length, out.resent ?? false);
     if (data.length === 0) return;
     // (the filters keep a chunk's end: where what is left starts in its source)
     const offset = (out.offset ?? 0) + out.data.length - data.length;

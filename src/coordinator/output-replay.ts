@@ -22,7 +22,22 @@
 // then less is dropped and some output shows twice, never too much hidden.
 // Marks from before counts were saved (no `durable`) still count only for the
 // coordinator that took them: another one drops nothing (the restart says so).
+//
+// What a rollback drops is a repeat: so many bytes of a rank's stream. The
+// first chunk of that stream from a source (agent/output-tailer.ts) other than
+// the one the rank printed from before the rollback is the restored copy's
+// first output: the repeat is the range of that source from there. It is kept
+// in the catalog (output_repeats), bound or not yet, so a coordinator
+// restarted before the repeat has all come drops the rest of it, and what an
+// agent sends again of it (a new coordinator gets what followers had not
+// taken, as `resent`) is dropped again, by its place in the source. Until
+// 2026-12-07 the repeat was a count in the coordinator's memory: a
+// coordinator killed right after an automatic restart passed the repeat on.
+import { errorMessage } from '../common/ferry-error.js';
+import { tracer } from '../common/trace.js';
 import { RankOutput_Stream, type UnsentOutput } from '../gen/proto.js';
+
+const trace = tracer('output');
 
 /** Bytes passed on per rank: [stdout, stderr]. */
 export type OutputCounts = Record<number, [number, number]>;
@@ -33,6 +48,32 @@ export interface OutputMarks {
   /** Counted from the saved counts (any later coordinator can compare); absent in marks from before. */
   durable?: boolean;
   ranks: OutputCounts;
+}
+
+/** What a rollback drops of one rank's stream: `bytes` from `from` in `source`, the restored copy's. */
+export interface OutputRepeat {
+  rank: number;
+  /** 0 stdout, 1 stderr. */
+  stream: 0 | 1;
+  bytes: number;
+  /** The source the rank printed from before the rollback (not the restored copy's), if one was seen. */
+  beforeSource?: string;
+  /** Where the repeat is, once the restored copy's first output of the stream came. */
+  source?: string;
+  from?: number;
+}
+
+/** Where the repeats outlive the coordinator (the catalog: catalog.ts). */
+export interface OutputRepeatsStore {
+  /** Replaces the job's repeats. */
+  saveOutputRepeats(jobId: string, repeats: readonly OutputRepeat[]): void;
+  bindOutputRepeat(jobId: string, rank: number, stream: 0 | 1, source: string, from: number): void;
+  outputRepeats(): (OutputRepeat & { jobId: string })[];
+}
+
+interface Repeat extends OutputRepeat {
+  /** Still to drop of chunks that name no source (counted, not placed). */
+  left: number;
 }
 
 /** One rank's count, as saved in the catalog. */
@@ -46,17 +87,24 @@ export interface SavedOutputCount {
 export class OutputReplay {
   /** job -> rank -> bytes passed on [stdout, stderr]. */
   private readonly passed = new Map<string, Map<number, [number, number]>>();
-  /** job -> rank -> bytes still to drop [stdout, stderr]. */
-  private readonly dropping = new Map<string, Map<number, [number, number]>>();
+  /** job -> rank -> the repeat of each stream [stdout, stderr] after a rollback. */
+  private readonly repeats = new Map<string, Map<number, [Repeat | undefined, Repeat | undefined]>>();
+  /** job -> rank -> the source its output came from last. */
+  private readonly lastSource = new Map<string, Map<number, string>>();
   /** Jobs whose counts changed since they were last saved. */
   private readonly unsavedJobs = new Set<string>();
 
-  /** `saved`: the counts in the catalog, job -> rank -> [stdout, stderr] (Catalog.outputCounts). */
+  /**
+   * `saved`: the counts in the catalog, job -> rank -> [stdout, stderr] (Catalog.outputCounts); `store`:
+   * where the repeats are kept, and those of a coordinator before this one are.
+   */
   constructor(
     private readonly instance: string,
     saved: ReadonlyMap<string, ReadonlyMap<number, [number, number]>> = new Map(),
+    private readonly store?: OutputRepeatsStore,
   ) {
     for (const [jobId, ranks] of saved) this.passed.set(jobId, new Map([...ranks].map(([r, c]) => [r, [c[0], c[1]]])));
+    for (const { jobId, ...repeat } of store?.outputRepeats() ?? []) this.repeatsOf(jobId, repeat.rank)[repeat.stream] = { ...repeat, left: repeat.bytes };
   }
 
   /** The counts changed since the last call, to save (Catalog.saveOutputCounts). */
@@ -69,21 +117,38 @@ export class OutputReplay {
     return rows;
   }
 
-  /** What of a chunk of rank output is passed on (all of it, some, or nothing). */
-  filter(jobId: string, rank: number, stream: RankOutput_Stream, data: Uint8Array): Uint8Array {
+  /**
+   * What of a chunk of rank output is passed on (all of it, some, or nothing). `source` and `offset`: where
+   * the chunk is (agent/output-tailer.ts); `resent`: output a coordinator before this one counted already.
+   */
+  filter(jobId: string, rank: number, stream: RankOutput_Stream, data: Uint8Array, source = '', offset = 0, resent = false): Uint8Array {
     const i = stream === RankOutput_Stream.STDERR ? 1 : 0;
-    const drop = this.dropping.get(jobId)?.get(rank);
+    const repeat = this.repeats.get(jobId)?.get(rank)?.[i];
     let out = data;
-    if (drop && drop[i] > 0) {
-      const n = Math.min(drop[i], out.length);
-      drop[i] -= n;
-      out = out.subarray(n);
-    }
-    if (out.length > 0) {
+    if (repeat) out = out.subarray(this.repeated(jobId, repeat, out.length, source, offset));
+    if (source) this.lastSourceOf(jobId).set(rank, source);
+    if (out.length > 0 && !resent) {
       entry(this.passed, jobId, rank)[i] += out.length;
       this.unsavedJobs.add(jobId);
     }
     return out;
+  }
+
+  /** How many of the first `length` bytes of a chunk at `offset` in `source` are of the repeat. */
+  private repeated(jobId: string, r: Repeat, length: number, source: string, offset: number): number {
+    if (!source) {
+      // (a chunk that does not say where it is: the repeat is counted off)
+      const n = Math.min(r.left, length);
+      r.left -= n;
+      return n;
+    }
+    if (r.source === undefined && source !== r.beforeSource) {
+      // The restored copy's first output of the stream: the repeat starts here.
+      [r.source, r.from] = [source, offset];
+      this.keep(jobId, `where the repeat of rank ${r.rank} starts`, (s) => s.bindOutputRepeat(jobId, r.rank, r.stream, source, offset));
+    }
+    if (r.source !== source || offset < r.from!) return 0;
+    return Math.max(0, Math.min(r.from! + r.bytes - offset, length));
   }
 
   /** The marks of a job now (every rank flushed, its output all handed over). */
@@ -108,25 +173,56 @@ export class OutputReplay {
    * coordinator's (or missing) and nothing will be dropped.
    */
   rewind(jobId: string, marks: OutputMarks | undefined): number | undefined {
-    this.dropping.delete(jobId);
-    if (!marks || (!marks.durable && marks.coordinator !== this.instance)) return undefined;
-    let total = 0;
-    const drops = new Map<number, [number, number]>();
-    for (const [rank, now] of this.passed.get(jobId) ?? []) {
-      const at = marks.ranks[rank] ?? [0, 0];
-      const drop: [number, number] = [Math.max(0, now[0] - at[0]), Math.max(0, now[1] - at[1])];
-      total += drop[0] + drop[1];
-      if (drop[0] + drop[1] > 0) drops.set(rank, drop);
+    const hadRepeats = this.repeats.delete(jobId);
+    const repeats: OutputRepeat[] = [];
+    if (marks && (marks.durable || marks.coordinator === this.instance)) {
+      for (const [rank, now] of this.passed.get(jobId) ?? []) {
+        const at = marks.ranks[rank] ?? [0, 0];
+        const beforeSource = this.lastSource.get(jobId)?.get(rank);
+        for (const stream of [0, 1] as const) {
+          const bytes = Math.max(0, now[stream] - at[stream]);
+          if (bytes === 0) continue;
+          const repeat: Repeat = { rank, stream, bytes, ...(beforeSource ? { beforeSource } : {}), left: bytes };
+          this.repeatsOf(jobId, rank)[stream] = repeat;
+          repeats.push({ rank, stream, bytes, ...(beforeSource ? { beforeSource } : {}) });
+        }
+      }
     }
-    if (drops.size > 0) this.dropping.set(jobId, drops);
-    return total;
+    if (hadRepeats || repeats.length > 0) this.keep(jobId, 'the repeats of a rollback', (s) => s.saveOutputRepeats(jobId, repeats));
+    if (!marks || (!marks.durable && marks.coordinator !== this.instance)) return undefined;
+    return repeats.reduce((sum, r) => sum + r.bytes, 0);
   }
 
   /** Forgets a job (deleted; its saved counts go with its catalog rows). */
   forget(jobId: string): void {
     this.passed.delete(jobId);
-    this.dropping.delete(jobId);
+    this.lastSource.delete(jobId);
+    if (this.repeats.delete(jobId)) this.keep(jobId, 'that the job ended', (s) => s.saveOutputRepeats(jobId, []));
     this.unsavedJobs.delete(jobId);
+  }
+
+  private repeatsOf(jobId: string, rank: number): [Repeat | undefined, Repeat | undefined] {
+    let byRank = this.repeats.get(jobId);
+    if (!byRank) this.repeats.set(jobId, (byRank = new Map()));
+    let r = byRank.get(rank);
+    if (!r) byRank.set(rank, (r = [undefined, undefined]));
+    return r;
+  }
+
+  private lastSourceOf(jobId: string): Map<number, string> {
+    let byRank = this.lastSource.get(jobId);
+    if (!byRank) this.lastSource.set(jobId, (byRank = new Map()));
+    return byRank;
+  }
+
+  /** Writes to the store; refused (a full disk, say), the repeat holds for as long as this coordinator runs. */
+  private keep(jobId: string, what: string, write: (s: OutputRepeatsStore) => void): void {
+    if (!this.store) return;
+    try {
+      write(this.store);
+    } catch (err) {
+      trace(`job ${jobId}: cannot record ${what}: ${errorMessage(err)}`);
+    }
   }
 }
 

@@ -1,7 +1,42 @@
 // What of the ranks' output a rollback does not pass on twice (src/coordinator/output-replay.ts).
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
 import { RankOutput_Stream } from '../../src/gen/proto.js';
+import { Catalog } from '../../src/coordinator/catalog.js';
 import { OutputReplay } from '../../src/coordinator/output-replay.js';
+
+const dirs: string[] = [];
+const catalogs: Catalog[] = [];
+
+afterEach(() => {
+  for (const c of catalogs.splice(0)) c.close();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+/** A real catalog with job j; `reopen` closes it and opens its state dir again (a coordinator restarted). */
+function catalogWithJob(): { catalog: Catalog; reopen: () => Catalog } {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-replay-'));
+  dirs.push(dir);
+  const open = () => {
+    const c = Catalog.open(dir);
+    catalogs.push(c);
+    return c;
+  };
+  const catalog = open();
+  catalog.createJob({ id: 'j', worldSize: 2, argv: ['/bin/true'], cwd: '/', env: {}, createdMs: 1_000 });
+  return {
+    catalog,
+    reopen: () => {
+      catalog.close();
+      return open();
+    },
+  };
+}
+
+/** A coordinator's replay over `catalog`, with the counts saved there. */
+const replayOn = (instance: string, catalog: Catalog) => new OutputReplay(instance, catalog.outputCounts(), catalog);
 
 const OUT = RankOutput_Stream.STDOUT;
 const ERR = RankOutput_Stream.STDERR;
@@ -46,4 +81,52 @@ describe('OutputReplay', () => {
     expect(text(r.filter('j', 0, OUT, Buffer.from('after\nnew\n')))).toBe('new\n');
   });
 
+  it("drops the repeat where the restored copy prints it, also when it comes again; the old copy's late output passes", () => {
+    const r = new OutputReplay('me');
+    r.filter('j', 0, OUT, Buffer.from('a\n'), 'old', 0);
+    const marks = r.mark('j');
+    r.filter('j', 0, OUT, Buffer.from('bb\n'), 'old', 2);
+    expect(r.rewind('j', marks)).toBe(3);
+    // The old copy's last output, late: its own, not the repeat.
+    expect(text(r.filter('j', 0, OUT, Buffer.from('late\n'), 'old', 5))).toBe('late\n');
+    expect(text(r.filter('j', 0, OUT, Buffer.from('b'), 'new', 0))).toBe('');
+    expect(text(r.filter('j', 0, OUT, Buffer.from('b\nc\n'), 'new', 1))).toBe('c\n');
+    // Sent again (a new coordinator gets what followers had not taken): the repeat in it is dropped again.
+    expect(text(r.filter('j', 0, OUT, Buffer.from('bb\nc\n'), 'new', 0, true))).toBe('c\n');
+    expect(text(r.filter('j', 0, OUT, Buffer.from('b\nc\n'), 'new', 1, true))).toBe('c\n');
+  });
+
+  it('keeps the repeat in the catalog: a coordinator restarted while it comes drops the rest, and what is sent again of it', () => {
+    const { catalog, reopen } = catalogWithJob();
+    const before = replayOn('c1', catalog);
+    before.filter('j', 0, OUT, Buffer.from('a\n'), 'old', 0);
+    const marks = before.mark('j');
+    before.filter('j', 0, OUT, Buffer.from('bb\n'), 'old', 2);
+    before.filter('j', 1, ERR, Buffer.from('e\n'), 'old1', 0);
+    catalog.saveOutputCounts(before.unsaved());
+    expect(before.rewind('j', marks)).toBe(3 + 2);
+    expect(text(before.filter('j', 0, OUT, Buffer.from('b'), 'new', 0))).toBe('');
+    // Killed here. The next coordinator gets the rest (the agent knew 'b' taken), and then all of it again;
+    // rank 1's repeat had not come yet.
+    const after = replayOn('c2', reopen());
+    expect(text(after.filter('j', 0, OUT, Buffer.from('b\nc\n'), 'new', 1))).toBe('c\n');
+    expect(text(after.filter('j', 0, OUT, Buffer.from('bb\nc\n'), 'new', 0, true))).toBe('c\n');
+    expect(text(after.filter('j', 1, ERR, Buffer.from('late\n'), 'old1', 2))).toBe('late\n');
+    expect(text(after.filter('j', 1, ERR, Buffer.from('e\nf\n'), 'new1', 0))).toBe('f\n');
+  });
+
+  it('forgets the repeats of an ended job, and those a rollback without marks replaced', () => {
+    const { catalog, reopen } = catalogWithJob();
+    const r = replayOn('c1', catalog);
+    r.filter('j', 0, OUT, Buffer.from('a\n'), 'old', 0);
+    const marks = r.mark('j');
+    r.filter('j', 0, OUT, Buffer.from('bb\n'), 'old', 2);
+    expect(r.rewind('j', marks)).toBe(3);
+    expect(catalog.outputRepeats()).toEqual([{ jobId: 'j', rank: 0, stream: 0, bytes: 3, beforeSource: 'old' }]);
+    expect(r.rewind('j', undefined)).toBeUndefined();
+    expect(catalog.outputRepeats()).toEqual([]);
+    expect(r.rewind('j', marks)).toBe(3);
+    r.forget('j');
+    expect(text(replayOn('c2', reopen()).filter('j', 0, OUT, Buffer.from('bb\n'), 'new', 0))).toBe('bb\n');
+  });
 });

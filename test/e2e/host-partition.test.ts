@@ -9,7 +9,9 @@
 // on its peers: it is its agent that must stop it (agent/rank-fence.ts). When
 // the host comes back, that copy must go, and nothing of it may reach the
 // job's output or its files: `ferry run` prints the uninterrupted run's output
-// bit for bit, and the files end as the uninterrupted run's.
+// bit for bit, and the files end as the uninterrupted run's. Again with the
+// coordinator killed and started again while the host is cut off: it must
+// still know that copy for a given-up one (given-up-copies.ts).
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -64,20 +66,33 @@ afterAll(async () => {
   await c?.stop();
 });
 
-describe('a host cut off the network', { timeout: 300_000 }, () => {
-  it('past the grace: the job restarts without it; its rank, still running, goes when it is back and leaves no trace', async () => {
-    mkdirSync(join(c.tempDir, 'outputs'), { recursive: true });
-    const reference = await c.ferry(['run', '-n', '2', '--hosts', 'host1', '--job-id', 'ref', program, STEPS, outputPrefix('ref')], { timeoutMs: RUN_TIMEOUT_MS });
-    expect(reference.code, reference.stderr).toBe(0);
+let referenceRun: Promise<string> | undefined;
 
-    const run = c.ferry(['run', '-n', '2', '--hosts', 'host1,host2', '--job-id', 'cut', '--auto-restart', '1', program, STEPS, outputPrefix('cut')], {
+/** The uninterrupted run's output (run once). */
+function reference(): Promise<string> {
+  referenceRun ??= (async () => {
+    mkdirSync(join(c.tempDir, 'outputs'), { recursive: true });
+    const r = await c.ferry(['run', '-n', '2', '--hosts', 'host1', '--job-id', 'ref', program, STEPS, outputPrefix('ref')], { timeoutMs: RUN_TIMEOUT_MS });
+    expect(r.code, r.stderr).toBe(0);
+    return r.stdout;
+  })();
+  return referenceRun;
+}
+
+describe('a host cut off the network', { timeout: 300_000 }, () => {
+  it.each([
+    { jobId: 'cut', coordinatorRestart: false },
+    { jobId: 'cut-crash', coordinatorRestart: true },
+  ])('past the grace: the job restarts without it; its rank, still running, goes when it is back and leaves no trace (coordinator restarted meanwhile: $coordinatorRestart)', async ({ jobId, coordinatorRestart }) => {
+    const referenceStdout = await reference();
+    const run = c.ferry(['run', '-n', '2', '--hosts', 'host1,host2', '--job-id', jobId, '--auto-restart', '1', program, STEPS, outputPrefix(jobId)], {
       timeoutMs: RUN_TIMEOUT_MS,
     });
-    await c.waitFor(async () => (await job('cut')).state === 'running', 'job cut running');
+    await c.waitFor(async () => (await job(jobId)).state === 'running', `job ${jobId} running`);
     await new Promise((r) => setTimeout(r, 500));
-    await ferryOk(['checkpoint', 'cut']);
-    await c.waitFor(async () => (await epochs('cut'))[0]!.replicatedImages === 2, 'replicas of epoch 1');
-    expect((await job('cut')).ranks.map((r) => r.host)).toEqual(['host1', 'host2']);
+    await ferryOk(['checkpoint', jobId]);
+    await c.waitFor(async () => (await epochs(jobId))[0]!.replicatedImages === 2, 'replicas of epoch 1');
+    expect((await job(jobId)).ranks.map((r) => r.host)).toEqual(['host1', 'host2']);
     const stale = programOn('host1').map((p) => p.pid);
     expect(stale).toHaveLength(1);
 
@@ -85,15 +100,19 @@ describe('a host cut off the network', { timeout: 300_000 }, () => {
     try {
       await c.waitFor(
         async () => {
-          const j = await job('cut');
+          const j = await job(jobId);
           return j.state === 'running' && j.ranks.every((r) => r.host !== 'host1' && r.state === 'running');
         },
-        'job cut restarted without host1',
+        `job ${jobId} restarted without host1`,
         60_000,
       );
       // Two copies of rank 0 now: the restored one, and the cut-off one, stopped by its agent.
       expect(programOn('host1')).toEqual([{ pid: stale[0], state: 'T' }]);
-
+      if (coordinatorRestart) {
+        await c.killCoordinator('SIGKILL');
+        await c.startCoordinator();
+        await c.waitFor(async () => (await job(jobId)).ranks.every((r) => r.host !== 'host1' && r.state === 'running'), `job ${jobId} running on after the coordinator's restart`);
+      }
     } finally {
       await c.partitionHost('host1', false);
     }
@@ -102,13 +121,13 @@ describe('a host cut off the network', { timeout: 300_000 }, () => {
 
     const done = await run;
     expect(done.code, `${done.stderr}\n${c.logTails(30)}`).toBe(0);
-    expect(checksumLine(done.stdout, c.logTails(20))).toBe(checksumLine(reference.stdout));
+    expect(checksumLine(done.stdout, c.logTails(20))).toBe(checksumLine(referenceStdout));
     // Bit for bit the uninterrupted run's output: nothing of the cut-off copy, no progress line twice.
-    expect(done.stdout).toBe(reference.stdout);
+    expect(done.stdout).toBe(referenceStdout);
     const expected = outputFiles('ref');
-    for (const [i, bytes] of outputFiles('cut').entries()) expect(bytes.equals(expected[i]!), `output file ${i}`).toBe(true);
-    const events = await ferryOk(['events', '--job', 'cut']);
-    expect(events).toMatch(/rank\.stale-copy .*job cut rank 0: host host1 came back with a copy of it alive, but the rank runs on host\d; killing that copy/);
+    for (const [i, bytes] of outputFiles(jobId).entries()) expect(bytes.equals(expected[i]!), `output file ${i}`).toBe(true);
+    const events = await ferryOk(['events', '--job', jobId]);
+    expect(events).toMatch(/rank\.stale-copy .*job cut(-crash)? rank 0: host host1 came back with a copy of it alive, but the rank runs on host\d; killing that copy/);
     // What the cut-off copy printed before it was stopped went with it, and the job's followers were told.
     expect(done.stderr).toMatch(/rank 0's copy on host host1, given up when host1 went down, printed on while host1 was cut off: that output is left out/);
   });
