@@ -224,6 +224,18 @@ async function restartedWithout(o: OperationContext, host: string): Promise<JobV
   return o.view();
 }
 
+/**
+ * A third of the time, once the job runs again without a host (and before that host is back): the
+ * coordinator is SIGKILLed and started again while the restored ranks print again what they printed after
+ * the epoch (a repeat the next coordinator must still drop, output-replay.ts). Says so, or nothing.
+ */
+async function maybeKillCoordinatorAfterRestart(o: OperationContext, after: JobView): Promise<string> {
+  if (after.state !== 'running' || o.random.int(0, 2) !== 0) return '';
+  await o.c.killCoordinator('SIGKILL');
+  await o.c.startCoordinator();
+  return '; the coordinator killed and started again right after the restart';
+}
+
 /** How long `partition-host` cuts a host off: past the heartbeat timeout at times, always within the rejoin grace. */
 const PARTITION_MS = { min: 300, max: 4_000 };
 
@@ -391,9 +403,10 @@ export const OPERATIONS: readonly Operation[] = [
         await ferry(o, ['forget', host]);
       }
       const after = await restartedWithout(o, host);
+      const crash = await maybeKillCoordinatorAfterRestart(o, after);
       await o.c.startAgent(host);
       await allHostsUp(o.c);
-      return `${host} lost (agent and ${killed} processes killed${forget ? ', then forgotten' : ', given up after the grace'}) after epoch ${epoch} was copied: job ${after.state}${after.state === 'running' ? ` on ${hostsOf(after).join(',')}` : ''}`;
+      return `${host} lost (agent and ${killed} processes killed${forget ? ', then forgotten' : ', given up after the grace'}) after epoch ${epoch} was copied: job ${after.state}${after.state === 'running' ? ` on ${hostsOf(after).join(',')}` : ''}${crash}`;
     },
   },
   {
@@ -441,13 +454,15 @@ export const OPERATIONS: readonly Operation[] = [
       // job's output or its files.
       await o.c.partitionHost(host, true);
       let after: JobView;
+      let crash: string;
       try {
         after = await restartedWithout(o, host);
+        crash = await maybeKillCoordinatorAfterRestart(o, after);
       } finally {
         await o.c.partitionHost(host, false);
       }
       await allHostsUp(o.c);
-      return `${host} cut off the network past the grace after epoch ${epoch} was copied, then back: job ${after.state}${after.state === 'running' ? ` on ${hostsOf(after).join(',')}` : ''}`;
+      return `${host} cut off the network past the grace after epoch ${epoch} was copied, then back: job ${after.state}${after.state === 'running' ? ` on ${hostsOf(after).join(',')}` : ''}${crash}`;
     },
   },
   {
