@@ -132,7 +132,7 @@ export class Coordinator {
     this.sweepTimer = setInterval(() => {
       try {
         this.hosts.sweep();
-        this.jobs.sweepLauncherLeases();
+        this.jobs.launchers.sweep();
       } catch (err) {
         // (a host's new state not written: the next write of it catches up; anything else is a bug to show)
         this.catalogTrouble('sweeping the hosts', err);

@@ -24,7 +24,6 @@ import {
   type RankExited,
   type RankExitedInit,
   type LauncherProcessInit,
-  ProcessRunState,
   type RankProcess,
   RoundStep,
   type SubmitJobRequest,
@@ -38,14 +37,11 @@ import type { Coordinator } from './coordinator.js';
 import { MAX_STDIN_BYTES } from './coordinator-config.js';
 import { placeRanks } from './placement.js';
 import { JobOutput } from './job-output.js';
-import { LauncherLeases, type LapsedLease } from './launcher-leases.js';
+import { JobLaunchers } from './job-launchers.js';
 import { describeRoundFailure, runResumeRound, runRound, type RoundResult } from './round-runner.js';
 import { EndpointTables } from './endpoint-tables.js';
 
 const trace = tracer('jobs');
-
-/** How long the agent of a lapsed rank-exec's node has to say whether that process is stopped. */
-const LAUNCHER_PROBE_TIMEOUT_MS = 5_000;
 
 /** How often an operation waiting for hosts not heard from since the coordinator's start looks again (untilHeardFrom). */
 const HOSTS_HEARD_POLL_MS = 20;
@@ -55,8 +51,8 @@ const RANK_TOKEN_BYTES = 16;
 export class JobService {
   /** The ranks' output, on its way to the jobs' followers. */
   readonly output: JobOutput;
-  /** The follows of launched jobs' rank-execs, as leases (launcher-leases.ts). */
-  private readonly launchers: LauncherLeases;
+  /** The launchers of launched jobs: their rank-execs' follows, as leases (job-launchers.ts). */
+  readonly launchers: JobLaunchers;
   private readonly placementCache = new Map<string, Map<string, number[]>>();
   /** The ranks' endpoints, gathered into each job's table and handed to its agents. */
   readonly tables: EndpointTables;
@@ -100,15 +96,13 @@ export class JobService {
       liveRanksByHost: (jobId) => this.liveRanksByHost(jobId),
       rankHost: (jobId, rank) => this.rankRow(jobId, rank)?.host,
       jobInfo: (jobId) => this.jobInfo(jobId),
-      followsEnded: (jobId) => this.launchersEnded(jobId),
+      followsEnded: (jobId) => this.launchers.followsEnded(jobId),
     });
-    this.launchers = new LauncherLeases(c.config.launcherLeaseMs, c.now);
+    this.launchers = new JobLaunchers(c, { signal: (jobId, signal, cause) => this.signal(jobId, signal, cause), isEnding: (jobId) => this.failing.has(jobId) });
     // A checkpoint --stop that a previous coordinator committed but did not see through.
     for (const job of c.catalog.listJobs()) if (job.stopAfterEpoch > 0 && !JOB_RUN_OVER_STATES.has(job.state)) this.stopping.set(job.id, job.stopAfterEpoch);
     // A failure or cancel a previous coordinator did not see through: the ranks it reaches as their agents register end.
     for (const job of c.catalog.listJobs()) if (job.ending && !JOB_RUN_OVER_STATES.has(job.state)) this.failing.set(job.id, job.ending);
-    // A launcher a previous coordinator heard suspend and not resume: its ranks are still stopped.
-    for (const job of c.catalog.listJobs()) if (job.launcherSuspended && !JOB_RUN_OVER_STATES.has(job.state)) this.launchers.suspend(job.id);
   }
 
   /** See HOST_REJOIN_GRACE_MS. */
@@ -388,117 +382,12 @@ export class JobService {
   /**
    * Adds (or renews) a follower of the job's output (JobOutput.follow). A
    * `launcher` follow (ferry rank-exec) is also the lease of its ranks
-   * (launcher-leases.ts).
+   * (job-launchers.ts).
    */
   follow(jobId: string, peer: PeerId, requestId: number, ranks: readonly number[] = [], launcher = false, process?: LauncherProcessInit): void {
-    if (!this.output.follow(jobId, peer, requestId, ranks) || !launcher || ranks.length === 0) return;
-    const job = this.c.catalog.getJob(jobId);
-    if (job && this.needsLaunchers(job) && this.launchers.renew(jobId, ranks, process)) this.launcherRunsAgain(jobId, ranks[0]!);
+    if (this.output.follow(jobId, peer, requestId, ranks) && launcher) this.launchers.renewed(jobId, ranks, process);
   }
 
-  /** The job's follows ended: its launcher leases go, and whatever runs it again runs new processes, not stopped ones. */
-  private launchersEnded(jobId: string): void {
-    this.launchers.forget(jobId);
-    // (late on a full disk: this runs from timers too, where a refusal would end the coordinator)
-    if (this.c.catalog.getJob(jobId)?.launcherSuspended) {
-      this.c.lateWrites.run(jobId, 'launcher', `that the launcher of job ${jobId} is no longer suspended`, () => this.c.catalog.setLauncherSuspended(jobId, false));
-    }
-  }
-
-  /** A suspended launcher's rank-exec renews again, with no SIGCONT passed on (launcher-leases.ts). */
-  private launcherRunsAgain(jobId: string, rank: number): void {
-    this.c.event(
-      'launch.continue',
-      `job ${jobId}: the ferry rank-exec of rank ${rank} renews its follow again, with no SIGCONT passed on (a thawed cgroup?): ` +
-        'the launcher runs again, and so do the ranks',
-      { jobId },
-    );
-    this.launcherSuspended(jobId, false);
-    this.c.operations.queue(jobId, () => 'continuing its ranks with their launcher', () => this.passLauncherStop(jobId, 'SIGCONT'));
-  }
-
-  /** Whether a launcher process (ferry rank-exec) holds a lease on the job. */
-  hasLauncherLeases(jobId: string): boolean {
-    return this.launchers.has(jobId);
-  }
-
-  /**
-   * The job's launcher is suspended (SIGTSTP from a rank-exec) or runs again (SIGCONT): its leases wait, or
-   * start anew. Recorded in the catalog, so a restarted coordinator knows the ranks are stopped.
-   */
-  launcherSuspended(jobId: string, suspended: boolean, rank?: number): void {
-    this.c.catalog.setLauncherSuspended(jobId, suspended);
-    if (suspended) this.launchers.suspend(jobId, rank);
-    else this.launchers.resume(jobId);
-  }
-
-  /**
-   * A launcher's SIGTSTP or SIGCONT, passed on to the ranks in turn with the job's operations. A SIGTSTP
-   * whose turn comes once the job is ending (cancelled while a checkpoint held it) is dropped: the ranks
-   * must take their SIGTERM, not stop with it pending.
-   */
-  async passLauncherStop(jobId: string, signal: 'SIGTSTP' | 'SIGCONT'): Promise<void> {
-    if (signal === 'SIGTSTP' && this.failing.has(jobId)) {
-      this.c.event('launch.suspend', `job ${jobId}: its launcher's SIGTSTP is not passed on: the job is ending`, { jobId });
-      return;
-    }
-    await this.signal(jobId, signal);
-  }
-
-  /** Whether the job's launcher is suspended, its ranks stopped (between a SIGTSTP and its SIGCONT). */
-  isLauncherSuspended(jobId: string): boolean {
-    return this.launchers.isSuspended(jobId);
-  }
-
-  /** A job that runs (or is being restored) and is not ending: the leases of its launcher processes count. */
-  private needsLaunchers(job: JobRow): boolean {
-    return (job.state === 'running' || job.state === 'pending') && !this.failing.has(job.id);
-  }
-
-  /** Ends the launched jobs a rank of which lost its launcher process (launcher-leases.ts). */
-  sweepLauncherLeases(): void {
-    const size = (jobId: string) => {
-      const job = this.c.catalog.getJob(jobId);
-      return job && this.needsLaunchers(job) ? job.worldSize : undefined;
-    };
-    for (const lapsed of this.launchers.sweep(size)) {
-      this.launcherLapsed(lapsed).catch((err) => trace(`job ${lapsed.jobId}: lapse of rank ${lapsed.rank}'s launcher: ${errorMessage(err)}`));
-    }
-  }
-
-  /**
-   * A rank-exec's lease lapsed. Stopped or frozen (asked of its node's agent): its launcher was suspended
-   * without a SIGTSTP first, and the job is suspended with it. Otherwise the launcher lost it: cancelled.
-   */
-  private async launcherLapsed({ jobId, rank, silentMs, process }: LapsedLease): Promise<void> {
-    const silent = `${Math.round(silentMs / 1000)} s`;
-    let found = '';
-    if (process?.host && process.pid) {
-      try {
-        const r = (await this.c.requestAgent(process.host, { process_state: { pid: process.pid, start_ticks: process.start_ticks ?? 0 } }, LAUNCHER_PROBE_TIMEOUT_MS)).process_state_reply!;
-        found = `; on ${process.host}: ${r.detail}`;
-        if (r.state === ProcessRunState.PROCESS_STOPPED || r.state === ProcessRunState.PROCESS_FROZEN) {
-          const job = this.c.catalog.getJob(jobId);
-          if (!job || !this.needsLaunchers(job)) return;
-          this.c.event(
-            'launch.suspend',
-            `job ${jobId}: the ferry rank-exec of rank ${rank} has not renewed its follow for ${silent}${found}: its launcher was suspended ` +
-              'without a SIGTSTP first (SIGSTOP alone, a frozen cgroup), and so are the ranks; the leases of its rank-execs wait',
-            { jobId },
-          );
-          this.launcherSuspended(jobId, true, rank);
-          this.c.operations.queue(jobId, () => 'suspending its ranks with their launcher', () => this.passLauncherStop(jobId, 'SIGTSTP'));
-          return;
-        }
-      } catch (err) {
-        found = `; its host ${process.host} did not say how it is (${errorMessage(err)})`;
-      }
-    }
-    const job = this.c.catalog.getJob(jobId);
-    if (!job || !this.needsLaunchers(job)) return;
-    this.c.event('launch.lost', `job ${jobId}: the ferry rank-exec of rank ${rank} has not renewed its follow for ${silent} (killed outright, or cut off from the coordinator)${found}: the job is cancelled`, { jobId });
-    await this.signal(jobId, 'SIGTERM', `as its launcher lost rank ${rank} (no follow from that rank's ferry rank-exec for ${silent})`);
-  }
 
   // ---- rank events -------------------------------------------------------------
 

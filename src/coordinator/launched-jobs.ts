@@ -150,13 +150,13 @@ export class LaunchedJobs {
       // The launcher is being suspended, or resumed: so are the ranks (their ferry-init stops them at SIGTSTP),
       // and its rank-execs' leases wait meanwhile (launcher-leases.ts).
       const suspended = signal === 'SIGTSTP';
-      this.c.jobs.launcherSuspended(req.job_id, suspended, req.rank);
+      this.c.jobs.launchers.suspended(req.job_id, suspended, req.rank);
       const what = suspended ? 'is suspended, and so are the ranks; the leases of its rank-execs wait' : 'runs again, and so do the ranks; the leases of its rank-execs start anew';
       this.c.event(suspended ? 'launch.suspend' : 'launch.continue', `job ${req.job_id}: ${signal} from the launcher (passed on by rank ${req.rank}): the launcher ${what}`, { jobId: req.job_id });
       // In turn with the job's operations: a checkpoint or migration under way ends (its ranks must flush
       // and resume) before the ranks stop, and a SIGCONT comes after the SIGTSTP it answers.
       const jobId = req.job_id;
-      this.c.operations.queue(jobId, () => `${suspended ? 'suspending' : 'continuing'} its ranks with their launcher`, () => this.c.jobs.passLauncherStop(jobId, signal));
+      this.c.operations.queue(jobId, () => `${suspended ? 'suspending' : 'continuing'} its ranks with their launcher`, () => this.c.jobs.launchers.passStop(jobId, signal));
       return req.job_id;
     }
     this.c.event('launch.signal', `job ${req.job_id}: ${signal} from the launcher (passed on by rank ${req.rank})`, { jobId: req.job_id });

@@ -5,7 +5,7 @@
 // the agents started for its launch would run on outside the launcher, its
 // allocation over. So once the coordinator has heard one rank-exec of a job,
 // it expects one renewing for every rank of it; a rank whose follow lapses
-// for longer than the lease ends the job (JobService.sweepLauncherLeases).
+// for longer than the lease ends the job (JobLaunchers.sweep, job-launchers.ts).
 //
 // A launcher suspended by its batch system (Slurm's suspend and gang
 // scheduling send SIGTSTP, then SIGSTOP two seconds later) cannot renew either:

@@ -218,7 +218,7 @@ describe('a job with automatic restarts that loses a host', () => {
 
   it("stops the restored ranks again when the job's launcher is suspended (Slurm suspend), and continues them at its SIGCONT", async () => {
     await start(1);
-    h.coordinator!.jobs.launcherSuspended('j', true); // as a rank-exec's SIGTSTP does (launched-jobs.ts)
+    h.coordinator!.jobs.launchers.suspended('j', true); // as a rank-exec's SIGTSTP does (launched-jobs.ts)
     await h.coordinator!.jobs.signal('j', 'SIGTSTP');
     const stopped = () => h.catalog!.listRanks('j').filter((r) => h.nodes.get(r.host)!.ranks.stopped.has(`j/${r.rank}`)).map((r) => r.rank);
     expect(stopped()).toEqual([0, 1, 2, 3]);
@@ -233,7 +233,7 @@ describe('a job with automatic restarts that loses a host', () => {
     expect(rankHosts().map((r) => r.split(':')[1])).toEqual(['a', 'a', 'c', 'c']);
     expect(stopped()).toEqual([0, 1, 2, 3]); // restored, and stopped with their launcher again
     expect(job().launcherSuspended).toBe(true);
-    h.coordinator!.jobs.launcherSuspended('j', false);
+    h.coordinator!.jobs.launchers.suspended('j', false);
     await h.coordinator!.jobs.signal('j', 'SIGCONT');
     expect(stopped()).toEqual([]);
   });

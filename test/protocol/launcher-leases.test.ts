@@ -47,8 +47,8 @@ async function advanceReal(ms: number): Promise<void> {
  * machine may keep waiting for longer than the fake seconds of the probe's timeout would take to pass.
  */
 async function lapseAndProbe(jobId: string, answered: () => boolean, what: string): Promise<void> {
-  for (let t = 0; t < 3 * LEASE_MS && h!.coordinator!.jobs.hasLauncherLeases(jobId); t += 100) await advanceReal(100);
-  expect(h!.coordinator!.jobs.hasLauncherLeases(jobId), 'the lapse of rank 1\'s lease').toBe(false);
+  for (let t = 0; t < 3 * LEASE_MS && h!.coordinator!.jobs.launchers.hasLeases(jobId); t += 100) await advanceReal(100);
+  expect(h!.coordinator!.jobs.launchers.hasLeases(jobId), 'the lapse of rank 1\'s lease').toBe(false);
   for (let i = 0; i < 3_000 && !answered(); i++) {
     await advance(0);
     await new Promise((r) => realSetTimeout(r, 5));
@@ -131,7 +131,7 @@ describe('the lease of a launched rank', () => {
     await h!.crashCoordinator();
     execs[0]!.kill(); // SIGKILLed while no coordinator ran
     h!.startCoordinator();
-    for (let t = 0; t < 5_000 && !h!.coordinator!.jobs.hasLauncherLeases(jobId); t += 100) await advance(100);
+    for (let t = 0; t < 5_000 && !h!.coordinator!.jobs.launchers.hasLeases(jobId); t += 100) await advance(100);
     expect(h!.catalog!.getJob(jobId)!.state).toBe('running'); // rank 1's rank-exec renewed: the leases are armed
     for (let t = 0; t < 2 * LEASE_MS && h!.catalog!.getJob(jobId)!.state === 'running'; t += 100) await advance(100);
     expect(h!.catalog!.getJob(jobId)!.detail).toMatch(/^cancelled as its launcher lost rank 0 /);

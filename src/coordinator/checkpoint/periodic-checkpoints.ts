@@ -106,7 +106,7 @@ export class PeriodicCheckpoints {
     const job = this.c.catalog.getJob(jobId);
     if (!job || !job.checkpointEveryMs) return;
     if (job.state !== 'running' && job.state !== 'pending') return; // ended or stopped: no more ticks
-    if (job.state === 'running' && (this.c.operations.busy(jobId) || this.c.jobs.isLauncherSuspended(jobId))) {
+    if (job.state === 'running' && (this.c.operations.busy(jobId) || this.c.jobs.launchers.isSuspended(jobId))) {
       this.schedule(jobId, Math.min(BUSY_RETRY_MS, job.checkpointEveryMs));
       return;
     }
