@@ -1,37 +1,8 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Catalog } from '../../src/coordinator/catalog.js';
 import { GivenUpCopies } from '../../src/coordinator/given-up-copies.js';
+import { closeTempCatalogs, tempCatalog } from '../helpers/temp-catalog.js';
 
-const dirs: string[] = [];
-const catalogs: Catalog[] = [];
-
-afterEach(() => {
-  for (const c of catalogs.splice(0)) c.close();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-
-/** A real catalog in a state dir of its own, with jobs j and jj; `again` opens that state dir a second time. */
-function catalogWithJobs(): { catalog: Catalog; again: () => Catalog } {
-  const dir = mkdtempSync(join(tmpdir(), 'ferry-given-up-'));
-  dirs.push(dir);
-  const open = () => {
-    const c = Catalog.open(dir);
-    catalogs.push(c);
-    return c;
-  };
-  const catalog = open();
-  for (const id of ['j', 'jj']) catalog.createJob({ id, worldSize: 2, argv: ['/bin/true'], cwd: '/', env: {}, createdMs: 1_000 });
-  return {
-    catalog,
-    again: () => {
-      catalog.close();
-      return open();
-    },
-  };
-}
+afterEach(closeTempCatalogs);
 
 describe('the output of ranks given up with their host', () => {
   it('is left out once the rank runs on another host, and said so the first time', () => {
@@ -69,12 +40,12 @@ describe('the output of ranks given up with their host', () => {
 
   describe('kept in the catalog', () => {
     it('outlive the coordinator: a restarted one still leaves out what the copy printed', () => {
-      const { catalog, again } = catalogWithJobs();
+      const { catalog, reopen } = tempCatalog(['j', 'jj']);
       const g = new GivenUpCopies(catalog);
       g.givenUp('j', 0, 'a');
       g.givenUp('j', 1, 'a');
       g.placed('j', 1, 'a'); // restarted there: no longer a given-up copy
-      const next = new GivenUpCopies(again());
+      const next = new GivenUpCopies(reopen());
       expect(next.output('j', 0, 'a', () => 'b', 10)).toBe('first');
       expect(next.output('j', 0, 'a', () => 'b', 10)).toBe('drop');
       expect(next.output('j', 1, 'a', () => 'b', 10)).toBe('pass');
@@ -82,20 +53,20 @@ describe('the output of ranks given up with their host', () => {
     });
 
     it('are forgotten with a deleted job, and never kept for a job the catalog does not have', () => {
-      const { catalog, again } = catalogWithJobs();
+      const { catalog, reopen } = tempCatalog(['j', 'jj']);
       const g = new GivenUpCopies(catalog);
       g.givenUp('j', 0, 'a');
       g.givenUp('jj', 0, 'a');
       g.givenUp('nope', 0, 'a');
       g.forget('j');
-      const next = new GivenUpCopies(again());
+      const next = new GivenUpCopies(reopen());
       expect(next.output('j', 0, 'a', () => 'b', 1)).toBe('pass');
       expect(next.output('jj', 0, 'a', () => 'b', 1)).toBe('first');
       expect(next.output('nope', 0, 'a', () => 'b', 1)).toBe('pass');
     });
 
     it('hold in memory when the catalog refuses them', () => {
-      const { catalog } = catalogWithJobs();
+      const { catalog } = tempCatalog(['j', 'jj']);
       const g = new GivenUpCopies(catalog);
       catalog.close(); // every write throws now
       g.givenUp('j', 0, 'a');

@@ -1,39 +1,11 @@
 // What of the ranks' output a rollback does not pass on twice (src/coordinator/output-replay.ts).
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RankOutput_Stream } from '../../src/gen/proto.js';
 import { Catalog } from '../../src/coordinator/catalog.js';
 import { OutputReplay } from '../../src/coordinator/output-replay.js';
+import { closeTempCatalogs, tempCatalog } from '../helpers/temp-catalog.js';
 
-const dirs: string[] = [];
-const catalogs: Catalog[] = [];
-
-afterEach(() => {
-  for (const c of catalogs.splice(0)) c.close();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-
-/** A real catalog with job j; `reopen` closes it and opens its state dir again (a coordinator restarted). */
-function catalogWithJob(): { catalog: Catalog; reopen: () => Catalog } {
-  const dir = mkdtempSync(join(tmpdir(), 'ferry-replay-'));
-  dirs.push(dir);
-  const open = () => {
-    const c = Catalog.open(dir);
-    catalogs.push(c);
-    return c;
-  };
-  const catalog = open();
-  catalog.createJob({ id: 'j', worldSize: 2, argv: ['/bin/true'], cwd: '/', env: {}, createdMs: 1_000 });
-  return {
-    catalog,
-    reopen: () => {
-      catalog.close();
-      return open();
-    },
-  };
-}
+afterEach(closeTempCatalogs);
 
 /** A coordinator's replay over `catalog`, with the counts saved there. */
 const replayOn = (instance: string, catalog: Catalog) => new OutputReplay(instance, catalog.outputCounts(), catalog);
@@ -97,7 +69,7 @@ describe('OutputReplay', () => {
   });
 
   it('keeps the repeat in the catalog: a coordinator restarted while it comes drops the rest, and what is sent again of it', () => {
-    const { catalog, reopen } = catalogWithJob();
+    const { catalog, reopen } = tempCatalog(['j']);
     const before = replayOn('c1', catalog);
     before.filter('j', 0, OUT, Buffer.from('a\n'), 'old', 0);
     const marks = before.mark('j');
@@ -116,7 +88,7 @@ describe('OutputReplay', () => {
   });
 
   it('forgets the repeats of an ended job, and those a rollback without marks replaced', () => {
-    const { catalog, reopen } = catalogWithJob();
+    const { catalog, reopen } = tempCatalog(['j']);
     const r = replayOn('c1', catalog);
     r.filter('j', 0, OUT, Buffer.from('a\n'), 'old', 0);
     const marks = r.mark('j');
