@@ -604,9 +604,11 @@ export class Agent {
     // same connection, so the coordinator's output marks of the epoch count all of it (output-replay.ts);
     // what is held back (the job's followers are behind) the reply counts instead.
     const unsent = req.step === RoundStep.PREPARE ? this.output.readForFlush(req.job_id) : [];
-    // Restored ranks write on into this host's log files: follow them from here.
+    // Restored ranks write on into this host's log files: follow them from where the files ended before the
+    // restore (what a rank computing outside MPI printed since is its output too).
     for (const p of outcome.started ?? []) {
-      this.output.add(req.job_id, p.rank ?? 0, this.ranks.logPaths(req.job_id, p.rank ?? 0));
+      const start = outcome.logStarts?.get(p.rank ?? 0);
+      this.output.add(req.job_id, p.rank ?? 0, this.ranks.logPaths(req.job_id, p.rank ?? 0), start ? { sent: start } : undefined);
       this.recordOutputPosition(req.job_id, p.rank ?? 0);
     }
     return {

@@ -12,6 +12,7 @@ import { type DumpResult, dumpRank } from '../criu/criu-dump.js';
 import { readImages, warmImageDecoders } from '../criu/criu-images.js';
 import type { CriuInstall } from '../criu/criu-install.js';
 import { restoreRank } from '../criu/criu-restore.js';
+import { logEnds } from './output-tailer.js';
 import { assertRestorable } from '../criu/restore-precheck.js';
 import { WarmDump } from '../criu/warm-dump.js';
 import { cutBackWrittenFiles, putBackCutFiles, readAppendedFiles } from '../criu/written-files.js';
@@ -123,6 +124,15 @@ function imageSetNumber(req: RoundRequest): number {
   return n;
 }
 
+/** A restore of a rank here, from image set `set`: asked again, the same one answers. */
+interface RestoreEntry {
+  set: number;
+  restored: Promise<RankProcessInit>;
+  done: boolean;
+  /** Where the rank's log files ended before it ran again (RESTORE's StepOutcome.logStarts). */
+  logStart?: { out: number; err: number };
+}
+
 export class LocalRankSteps implements RankSteps {
   /** Ranks that are flushed and wait for SIGUSR2 (job/rank -> the epoch or image set they were flushed for). */
   private readonly flushed = new Map<string, number>();
@@ -150,7 +160,7 @@ export class LocalRankSteps implements RankSteps {
    * restores would make two copies. Once that rank has ended, the same set restores anew (a
    * second restart from one epoch).
    */
-  private readonly restores = new Map<string, { set: number; restored: Promise<RankProcessInit>; done: boolean }>();
+  private readonly restores = new Map<string, RestoreEntry>();
   /**
    * Image directories (with their manifest's sha256) that this agent dumped, fetched or verified
    * itself. A RESTORE from any other checks every file first: a migration's copies are not
@@ -623,6 +633,8 @@ export class LocalRankSteps implements RankSteps {
       const key = `${req.job_id}/${rank}`;
       const earlier = this.restores.get(key);
       if (earlier && earlier.set === Number(src.epoch) && (!earlier.done || this.o.ranks.has(req.job_id, rank))) return earlier.restored;
+      // (the entry-to-be: the restore fills in where the logs ended while it runs)
+      const ends: Pick<RestoreEntry, 'logStart'> = {};
       const restored = (async () => {
         await passFaultGate('restore', this.o.host);
         await this.earlierCopyEnded(req.job_id, rank);
@@ -639,6 +651,7 @@ export class LocalRankSteps implements RankSteps {
         const logs = this.o.ranks.logPaths(req.job_id, rank);
         await mkdir(dirname(logs.out), { recursive: true });
         if (req.roll_back_files) await noteRollbackInLogs(logs, `rank ${rank} of job ${req.job_id} restored on ${this.o.host} from epoch ${src.epoch}`);
+        ends.logStart = logEnds(logs);
         // Named after the host too: an images directory may be shared by several hosts.
         const workDir = join(this.o.imagesDir, '.restore', `${this.o.host}-${req.job_id}-${src.epoch}-${rank}`);
         await rm(workDir, { recursive: true, force: true });
@@ -660,7 +673,7 @@ export class LocalRankSteps implements RankSteps {
         this.o.ranks.recordFlush(req.job_id, rank, src.epoch);
         return p;
       })();
-      const entry = { set: Number(src.epoch), restored, done: false };
+      const entry: RestoreEntry = Object.assign(ends, { set: Number(src.epoch), restored, done: false });
       this.restores.set(key, entry);
       restored.then(
         () => (entry.done = true),
@@ -668,7 +681,12 @@ export class LocalRankSteps implements RankSteps {
       );
       return restored;
     });
-    return { failed, started: done };
+    const logStarts = new Map<number, { out: number; err: number }>();
+    for (const p of done) {
+      const start = this.restores.get(`${req.job_id}/${p.rank ?? 0}`)?.logStart;
+      if (start) logStarts.set(p.rank ?? 0, start);
+    }
+    return { failed, started: done, logStarts };
   }
 
   /**

@@ -135,7 +135,7 @@ export class OutputTailer {
    * before the taken offsets were kept: from what was sent, in a new source.)
    */
   add(jobId: string, rank: number, paths: { out: string; err: string }, from?: Partial<OutputPosition> & { sent: { out: number; err: number } }): void {
-    const sent = from ? from.sent : { out: sizeOf(paths.out), err: sizeOf(paths.err) };
+    const sent = from ? from.sent : logEnds(paths);
     const resumed = from?.source && from.taken ? { source: from.source, taken: from.taken } : undefined;
     const start = resumed ? resumed.taken : sent;
     const source = resumed ? resumed.source : `${this.name}.${++this.followings}`;
@@ -414,6 +414,11 @@ export class OutputTailer {
       closeSync(fd);
     }
   }
+}
+
+/** Where a rank's log files end now (0: not there). */
+export function logEnds(paths: { out: string; err: string }): { out: number; err: number } {
+  return { out: sizeOf(paths.out), err: sizeOf(paths.err) };
 }
 
 function sizeOf(path: string): number {

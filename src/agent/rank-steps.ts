@@ -14,6 +14,11 @@ export interface StepOutcome {
   flush?: FlushStatsInit;
   /** RESTORE: the ranks now running here. */
   started?: RankProcessInit[];
+  /**
+   * RESTORE: where each restored rank's log files ended before it ran again. Its output is followed from
+   * there: a rank that computes outside MPI prints on from the moment it is restored, before RESUME.
+   */
+  logStarts?: Map<number, { out: number; err: number }>;
   /** FETCH: bytes shipped to this host. */
   bytesFetched?: number;
   /** FETCH of a rollback: the files cut back to their size at the epoch. */

@@ -145,10 +145,13 @@ export class OutputReplay {
     if (r.source === undefined && source !== r.beforeSource) {
       // The restored copy's first output of the stream: the repeat starts here.
       [r.source, r.from] = [source, offset];
+      trace(`job ${jobId} rank ${r.rank} stream ${r.stream}: its repeat of ${r.bytes} bytes starts at ${offset} in ${source}`);
       this.keep(jobId, `where the repeat of rank ${r.rank} starts`, (s) => s.bindOutputRepeat(jobId, r.rank, r.stream, source, offset));
     }
     if (r.source !== source || offset < r.from!) return 0;
-    return Math.max(0, Math.min(r.from! + r.bytes - offset, length));
+    const n = Math.max(0, Math.min(r.from! + r.bytes - offset, length));
+    if (n > 0) trace(`job ${jobId} rank ${r.rank} stream ${r.stream}: ${n} of ${length} bytes at ${offset} in ${source} dropped as repeat`);
+    return n;
   }
 
   /** The marks of a job now (every rank flushed, its output all handed over). */
@@ -184,6 +187,7 @@ export class OutputReplay {
           if (bytes === 0) continue;
           const repeat: Repeat = { rank, stream, bytes, ...(beforeSource ? { beforeSource } : {}), left: bytes };
           this.repeatsOf(jobId, rank)[stream] = repeat;
+          trace(`job ${jobId} rank ${rank} stream ${stream}: ${bytes} bytes to drop as repeat (printed before from ${beforeSource ?? 'no source seen'})`);
           repeats.push({ rank, stream, bytes, ...(beforeSource ? { beforeSource } : {}) });
         }
       }

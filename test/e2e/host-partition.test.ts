@@ -13,7 +13,7 @@
 // coordinator killed and started again while the host is cut off: it must
 // still know that copy for a given-up one (given-up-copies.ts).
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FERRY_CLI, startTestCluster, type TestCluster } from '../helpers/cluster.js';
@@ -66,6 +66,14 @@ afterAll(async () => {
   await c?.stop();
 });
 
+/** Until the file has `text` (polled every 5 ms). */
+async function untilPrinted(file: string, text: string): Promise<void> {
+  for (const start = Date.now(); Date.now() - start < RUN_TIMEOUT_MS; await new Promise((r) => setTimeout(r, 5))) {
+    if (existsSync(file) && readFileSync(file, 'utf8').includes(text)) return;
+  }
+  throw new Error(`${file} did not get ${JSON.stringify(text)}`);
+}
+
 let referenceRun: Promise<string> | undefined;
 
 /** The uninterrupted run's output (run once). */
@@ -89,7 +97,11 @@ describe('a host cut off the network', { timeout: 300_000 }, () => {
       timeoutMs: RUN_TIMEOUT_MS,
     });
     await c.waitFor(async () => (await job(jobId)).state === 'running', `job ${jobId} running`);
-    await new Promise((r) => setTimeout(r, 500));
+    // The checkpoint right after a progress line, not up to 500 ms later: a line rank 0 prints between its
+    // flush and its dump (it computes outside MPI) is counted after the epoch's output marks, and a rollback
+    // to the epoch then drops that much of the restored copy's new output (a known fault, not what this
+    // test is about: docs/checkpoint-protocol.md, "Output after a rollback").
+    await untilPrinted(join(c.tempDir, 'hosts', 'host1', 'logs', jobId, 'rank-0.out'), 'step 25\n');
     await ferryOk(['checkpoint', jobId]);
     await c.waitFor(async () => (await epochs(jobId))[0]!.replicatedImages === 2, 'replicas of epoch 1');
     expect((await job(jobId)).ranks.map((r) => r.host)).toEqual(['host1', 'host2']);
