@@ -12,7 +12,6 @@ import { type DumpResult, dumpRank } from '../criu/criu-dump.js';
 import { readImages, warmImageDecoders } from '../criu/criu-images.js';
 import type { CriuInstall } from '../criu/criu-install.js';
 import { restoreRank } from '../criu/criu-restore.js';
-import { logEnds } from './output-tailer.js';
 import { assertRestorable } from '../criu/restore-precheck.js';
 import { WarmDump } from '../criu/warm-dump.js';
 import { cutBackWrittenFiles, putBackCutFiles, readAppendedFiles } from '../criu/written-files.js';
@@ -25,6 +24,7 @@ import { readImageStoreId } from '../images/image-store-id.js';
 import { verifyImageDir, verifyRecordedImage, writeManifest } from '../images/manifest.js';
 import { passFaultGate } from './fault-gate.js';
 import { findOrphanDumps, orphanDumpEnded } from './orphan-dumps.js';
+import { logEnds } from './output-tailer.js';
 import type { RankChannelServer } from './rank-channel.js';
 import { ensureRankInitDir, isRankInitDir } from './rank-init-dir.js';
 import { keepStdinWithImage, placeStdinForRestore } from './rank-stdin.js';
@@ -633,8 +633,7 @@ export class LocalRankSteps implements RankSteps {
       const key = `${req.job_id}/${rank}`;
       const earlier = this.restores.get(key);
       if (earlier && earlier.set === Number(src.epoch) && (!earlier.done || this.o.ranks.has(req.job_id, rank))) return earlier.restored;
-      // (the entry-to-be: the restore fills in where the logs ended while it runs)
-      const ends: Pick<RestoreEntry, 'logStart'> = {};
+      const entry = { set: Number(src.epoch), done: false } as RestoreEntry;
       const restored = (async () => {
         await passFaultGate('restore', this.o.host);
         await this.earlierCopyEnded(req.job_id, rank);
@@ -651,7 +650,7 @@ export class LocalRankSteps implements RankSteps {
         const logs = this.o.ranks.logPaths(req.job_id, rank);
         await mkdir(dirname(logs.out), { recursive: true });
         if (req.roll_back_files) await noteRollbackInLogs(logs, `rank ${rank} of job ${req.job_id} restored on ${this.o.host} from epoch ${src.epoch}`);
-        ends.logStart = logEnds(logs);
+        entry.logStart = logEnds(logs);
         // Named after the host too: an images directory may be shared by several hosts.
         const workDir = join(this.o.imagesDir, '.restore', `${this.o.host}-${req.job_id}-${src.epoch}-${rank}`);
         await rm(workDir, { recursive: true, force: true });
@@ -673,7 +672,7 @@ export class LocalRankSteps implements RankSteps {
         this.o.ranks.recordFlush(req.job_id, rank, src.epoch);
         return p;
       })();
-      const entry: RestoreEntry = Object.assign(ends, { set: Number(src.epoch), restored, done: false });
+      entry.restored = restored;
       this.restores.set(key, entry);
       restored.then(
         () => (entry.done = true),
