@@ -30,6 +30,7 @@ import { ensureRankInitDir, isRankInitDir } from './rank-init-dir.js';
 import { keepStdinWithImage, placeStdinForRestore } from './rank-stdin.js';
 import type { RankSteps, StepOutcome } from './rank-steps.js';
 import type { RankSupervisor } from './rank-supervisor.js';
+import { treeHasStopped } from './runtime-processes.js';
 
 const trace = tracer('steps');
 
@@ -420,9 +421,13 @@ export class LocalRankSteps implements RankSteps {
     await passFaultGate('dump', this.o.host);
     const epoch = imageSetNumber(req);
     const hashWhileDumping = !req.store_separately;
+    const leaveStopped = req.leave_stopped;
     const dumps = await this.perRank(this.dumpQueue, req.dump_ranks, async (rank) => {
       const initPid = this.o.ranks.initPidOfRank(req.job_id, rank);
       if (!initPid) throw new FerryError(ErrorCode.UNKNOWN_RANK, `rank ${rank} of ${req.job_id} has no process on ${this.o.host}`);
+      // A rank an earlier dump of this set left stopped (the DUMP asked again): CRIU would record it stopped,
+      // and restore it so. It runs on first, flushed as it is.
+      if (this.o.ranks.continueStoppedByDump?.(req.job_id, [rank]).length) await waitUntilRunning(initPid);
       const dir = rankImageDir(this.o.imagesDir, req.job_id, epoch, rank);
       const warm = await this.takeWarm(req.job_id, rank, initPid);
       // Synchronous while the job is paused. Through the libuv pool, removing a folder that was not there
@@ -438,9 +443,14 @@ export class LocalRankSteps implements RankSteps {
         if (warm) {
           mkdirSync(dirname(dir), { recursive: true });
           // (the hashing starts once CRIU's folder is in place, before CRIU writes a page)
-          dumped = await warm.go(dir, keepFailedLogAs, () => {
-            if (hashWhileDumping) hasher = new GrowingFileHasher(dir).start();
-          });
+          dumped = await warm.go(
+            dir,
+            keepFailedLogAs,
+            () => {
+              if (hashWhileDumping) hasher = new GrowingFileHasher(dir).start();
+            },
+            leaveStopped,
+          );
           if (!dumped) {
             await hasher?.abort();
             hasher = undefined;
@@ -449,8 +459,9 @@ export class LocalRankSteps implements RankSteps {
         if (!dumped) {
           mkdirSync(dir, { recursive: true });
           if (hashWhileDumping) hasher = new GrowingFileHasher(dir).start();
-          await dumpRank({ criu, initPid, imagesDir: dir, leaveRunning: true, cwdIsPrivate: isRankInitDir, keepFailedLogAs });
+          await dumpRank({ criu, initPid, imagesDir: dir, leaveRunning: true, leaveStopped, cwdIsPrivate: isRankInitDir, keepFailedLogAs });
         }
+        if (leaveStopped) this.o.ranks.markStoppedByDump?.(req.job_id, rank);
       } catch (e) {
         await hasher?.abort();
         throw e;
@@ -876,6 +887,9 @@ export class LocalRankSteps implements RankSteps {
     // The job runs (again) from its epoch: what a restart's FETCH cut is not to be put back.
     const kept = this.cutKeptRoot(req.job_id);
     if (existsSync(kept)) await rm(kept, { recursive: true, force: true });
+    // Ranks a dump left stopped (the step after it failed: no STOP came) run again, flushed or not.
+    const continued = this.o.ranks.continueStoppedByDump?.(req.job_id, req.ranks) ?? [];
+    if (continued.length > 0) trace(`SIGCONT to ${req.job_id} ranks ${continued.join(',')}, left stopped by their dump`);
     const now: number[] = [];
     for (const rank of req.ranks) {
       const key = `${req.job_id}/${rank}`;
@@ -891,4 +905,9 @@ export class LocalRankSteps implements RankSteps {
     trace(`SIGUSR2 to ${jobId} ranks ${ranks.join(',')}`);
     this.o.ranks.signalRanks(jobId, ranks, 'SIGUSR2');
   }
+}
+
+/** Until no process of the tree at `initPid` is stopped any more (continued just now), 2 s at most. */
+async function waitUntilRunning(initPid: number): Promise<void> {
+  for (const start = Date.now(); treeHasStopped(initPid) && Date.now() - start < 2_000; ) await new Promise((r) => setTimeout(r, 5));
 }

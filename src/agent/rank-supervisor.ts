@@ -148,6 +148,10 @@ export interface RankRunner extends EventEmitter<RankSupervisorEvents> {
   fence?(): string[];
   /** Continues every rank fenced (by this agent or by the one before it); returns them. */
   unfence?(): string[];
+  /** The rank's tree was left stopped by its dump (RoundRequest.leave_stopped): kept in the rank table until it is continued. */
+  markStoppedByDump?(jobId: string, rank: number): void;
+  /** Continues those of `ranks` that a dump left stopped (SIGCONT through ferry-init: the whole namespace); returns them. */
+  continueStoppedByDump?(jobId: string, ranks: number[]): number[];
   /** The coordinator's rejoin grace, kept in the rank table for an agent restarted after this one. */
   rememberRejoinGrace?(ms: number): void;
   /** The grace the rank table kept (readopt reads it); 0 when unknown. */
@@ -696,6 +700,26 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
     }
     if (stopped.length > 0) this.saveTable();
     return stopped;
+  }
+
+  markStoppedByDump(jobId: string, rank: number): void {
+    const e = this.ranks.get(RankSupervisor.key(jobId, rank));
+    if (!e || e.table.stoppedByDump) return;
+    e.table.stoppedByDump = true;
+    this.saveTable();
+  }
+
+  continueStoppedByDump(jobId: string, ranks: number[]): number[] {
+    const continued: number[] = [];
+    for (const rank of ranks) {
+      const e = this.ranks.get(RankSupervisor.key(jobId, rank));
+      if (!e?.table.stoppedByDump) continue;
+      delete e.table.stoppedByDump;
+      this.signalRank(e, 'SIGCONT', SIGNAL_RETRIES);
+      continued.push(rank);
+    }
+    if (continued.length > 0) this.saveTable();
+    return continued;
   }
 
   rememberRejoinGrace(ms: number): void {

@@ -59,6 +59,11 @@ export interface RankTableEntry {
    * answered for the rejoin grace (rank-fence.ts); continued once one does, also by a restarted agent.
    */
   fenced?: boolean;
+  /**
+   * Left stopped by its dump (RoundRequest.leave_stopped: a migration's, checkpoint --stop's), for STOP to
+   * kill; continued (SIGCONT) before a RESUME wakes it, also by a restarted agent.
+   */
+  stoppedByDump?: boolean;
 }
 
 interface RankTableFile {

@@ -8,6 +8,7 @@
 // resume goes to the runtime's process instead.
 import { readdirSync, readFileSync } from 'node:fs';
 import { constants } from 'node:os';
+import { processStateCode } from '../common/proc-stat.js';
 
 /** Pids (in this agent's namespace) under `rootPid`, not itself, that catch `signal` (SigCgt). */
 export function descendantsCatching(rootPid: number, signal: NodeJS.Signals): number[] {
@@ -50,4 +51,23 @@ function catches(pid: number, signo: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** Whether any process of the tree at `rootPid` (the root included) is stopped (state T or t). */
+export function treeHasStopped(rootPid: number): boolean {
+  const queue = [rootPid];
+  const seen = new Set<number>();
+  for (let pid = queue.shift(); pid !== undefined; pid = queue.shift()) {
+    if (seen.has(pid)) continue;
+    seen.add(pid);
+    let code = '';
+    try {
+      code = processStateCode(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    } catch {
+      continue; // gone
+    }
+    if (code === 'T' || code === 't') return true;
+    queue.push(...childrenOf(pid));
+  }
+  return false;
 }

@@ -63,6 +63,11 @@ export interface DumpRankOptions {
   imagesDir: string;
   /** Checkpoint-and-continue: the tree runs on after the dump; otherwise CRIU kills it. */
   leaveRunning: boolean;
+  /**
+   * The tree is left stopped after the dump (CRIU's --leave-stopped: SIGSTOP to each process; SIGCONT
+   * continues it), neither running on nor killed: a migration's or a checkpoint --stop's rank.
+   */
+  leaveStopped?: boolean;
   /** CRIU's log; default imagesDir/dump.log (not counted in `files`). */
   logFile?: string;
   /**
@@ -361,7 +366,7 @@ export function appendFilesPlugin(criuCommand: string, pluginDir = criuPluginDir
 }
 
 /** CRIU's arguments for the dump of the tree at `initPid` into `imagesDir`. */
-export function dumpArgs(o: { initPid: number; imagesDir: string; logFile: string; ghostLimitBytes: number; leaveRunning: boolean; pluginDir?: string; actionScript?: string }): string[] {
+export function dumpArgs(o: { initPid: number; imagesDir: string; logFile: string; ghostLimitBytes: number; leaveRunning: boolean; leaveStopped?: boolean; pluginDir?: string; actionScript?: string }): string[] {
   return [
     'dump',
     '--tree', String(o.initPid),
@@ -372,7 +377,7 @@ export function dumpArgs(o: { initPid: number; imagesDir: string; logFile: strin
     // without this CRIU refuses to dump a tree holding one.
     '--file-locks',
     '--ghost-limit', `${Math.ceil(o.ghostLimitBytes / 1024)}K`,
-    ...(o.leaveRunning ? ['--leave-running'] : []),
+    ...(o.leaveStopped ? ['--leave-stopped'] : o.leaveRunning ? ['--leave-running'] : []),
     ...(o.pluginDir ? ['--libdir', o.pluginDir] : []),
     ...(o.actionScript ? ['--action-script', o.actionScript] : []),
   ];
@@ -384,7 +389,7 @@ export function appendFilesEnv(initPid: number): NodeJS.ProcessEnv {
 }
 
 export async function dumpRank(opts: DumpRankOptions): Promise<DumpResult> {
-  const { criu, initPid, imagesDir, leaveRunning } = opts;
+  const { criu, initPid, imagesDir, leaveRunning, leaveStopped } = opts;
   // A build without the plugin, or a CRIU that cannot load it, dumps all the same; only the record of
   // append-only files is missing.
   const pluginDir = opts.criuPluginDir ?? criuPluginDir();
@@ -404,8 +409,8 @@ export async function dumpRank(opts: DumpRankOptions): Promise<DumpResult> {
   const logFile = opts.logFile ?? join(imagesDir, DUMP_LOG_NAME);
   const ghostLimitBytes = opts.ghostLimitBytes ?? CRIU_GHOST_LIMIT_BYTES;
   const args = (withPlugin: boolean) =>
-    dumpArgs({ initPid, imagesDir, logFile, ghostLimitBytes, leaveRunning, pluginDir: withPlugin ? pluginDir : undefined, actionScript: opts.actionScript });
-  trace(`dump pid ${initPid} -> ${imagesDir}${leaveRunning ? ' (leave running)' : ''}`);
+    dumpArgs({ initPid, imagesDir, logFile, ghostLimitBytes, leaveRunning, leaveStopped, pluginDir: withPlugin ? pluginDir : undefined, actionScript: opts.actionScript });
+  trace(`dump pid ${initPid} -> ${imagesDir}${leaveStopped ? ' (leave stopped)' : leaveRunning ? ' (leave running)' : ''}`);
   const timeoutMs = opts.timeoutMs ?? CRIU_DUMP_TIMEOUT_MS;
   const started = performance.now();
   const guard = await ProcScratchGuard.acquire(initPid, timeoutMs, opts.cwdIsPrivate);

@@ -44,6 +44,8 @@ const FD_TYPE_REG = 1;
 // RemapType GHOST; older CRIU had no remap_type and set this bit of remap_id instead.
 const REMAP_TYPE_GHOST = 1;
 const REMAP_GHOST_BIT = 0x80000000;
+/** TaskCoreEntry.task_state of a process dumped stopped (CRIU's TASK_STOPPED): it is restored stopped. */
+const TASK_STOPPED = 3;
 /** The access mode bits of open(2)'s flags (O_RDONLY, O_WRONLY, O_RDWR). */
 export const O_ACCMODE = 3;
 
@@ -57,6 +59,8 @@ export interface ImageProcess {
   comm: string;
   /** Pages of memory the image holds for this process (pages-N.img). */
   memoryPages: number;
+  /** Dumped stopped (SIGSTOP): a restore brings it back stopped. */
+  stopped: boolean;
 }
 
 export type ImageFileUse = 'fd' | 'exe' | 'mapped' | 'cwd' | 'root';
@@ -246,7 +250,7 @@ function readOptionalImage<T>(files: ImageFiles, name: string, magic: number, ty
 
 interface Pstree { pid: number; ppid: number; pgid: number; sid: number; threads: number[] }
 interface KobjIds { files_id?: number; vm_id?: number }
-interface Core { tc?: { comm?: string }; ids?: KobjIds }
+interface Core { tc?: { comm?: string; task_state?: number }; ids?: KobjIds }
 interface Fdinfo { id: number; flags: number; type: number; fd: number }
 interface RegFile { id: number; flags: number; pos: number; name: string; size?: number; mode?: number }
 interface FileEntryMsg { type: number; id: number; reg?: RegFile }
@@ -383,6 +387,7 @@ export async function readImages(dir: string): Promise<ImageSummary> {
       threads: [...(p.threads ?? [])],
       comm: core?.tc?.comm ?? '',
       memoryPages,
+      stopped: core?.tc?.task_state === TASK_STOPPED,
     });
   }
 

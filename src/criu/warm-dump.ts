@@ -117,9 +117,10 @@ export class WarmDump {
    * Lets the dump go on into `imagesDir` (which must not exist: the staging
    * folder becomes it; `moved` runs once it has, before CRIU goes on).
    * Undefined if CRIU had ended before it could begin (nothing was dumped,
-   * and `imagesDir` is gone again): the caller dumps the usual way.
+   * and `imagesDir` is gone again): the caller dumps the usual way. With
+   * `leaveStopped` the tree is left stopped after a dump that succeeded.
    */
-  async go(imagesDir: string, keepFailedLogAs?: string, moved?: () => void): Promise<DumpResult | undefined> {
+  async go(imagesDir: string, keepFailedLogAs?: string, moved?: () => void, leaveStopped = false): Promise<DumpResult | undefined> {
     if (!this.waiting) {
       this.cancel();
       return undefined;
@@ -139,7 +140,9 @@ export class WarmDump {
       this.run.pipe3!.end(); // called off: CRIU must not wait for a go that will not come
       throw e;
     }
-    this.run.pipe3!.end('g');
+    // "s": the plugin stops the tree (SIGSTOP) once it is dumped, before CRIU lets it go (--leave-stopped's
+    // effect, which this CRIU, started with --leave-running, was not given).
+    this.run.pipe3!.end(leaveStopped ? 's' : 'g');
     this.run.armTimeout(this.timeoutMs);
     const r = await this.run.result;
     const logFile = join(imagesDir, DUMP_LOG_NAME);

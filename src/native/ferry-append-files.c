@@ -15,9 +15,13 @@
  * It also holds a dump started ahead of time (src/criu/warm-dump.ts): with
  * FERRY_DUMP_HOLD_FD, its init, which CRIU runs once it has probed the
  * kernel and before it seizes any task, waits for one byte on that
- * descriptor. "g" lets the dump go on; anything else, or the end of the
- * pipe (the agent called it off, or died), makes CRIU stop there with the
- * tree untouched.
+ * descriptor. "g" lets the dump go on; "s" too, and then, once the dump
+ * succeeded, stops every process of the tree (SIGSTOP, while CRIU still holds
+ * it: it stops as CRIU lets it go), which is what --leave-stopped does, for a
+ * rank that will not run on (a migration's, checkpoint --stop's) in a CRIU
+ * started with --leave-running; anything else, or the end of the pipe (the
+ * agent called it off, or died), makes CRIU stop there with the tree
+ * untouched.
  *
  * A plugin, not an --action-script: CRIU runs a script through `sh -c` for
  * every action (pre-dump and post-dump), two process starts per dump while
@@ -39,6 +43,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +72,8 @@ typedef struct {
 
 static pid_t tasks[MAX_TASKS];
 static int ntasks;
+/* The go was "s": the tree is to be left stopped after the dump. */
+static int stop_after;
 
 /* Into CRIU's log (its print_on_level, which every CRIU exports to plugins), else stderr. */
 static void say(unsigned int level, const char *fmt, ...)
@@ -204,8 +211,9 @@ static int ferry_init(int stage)
         n = read(fd, &c, 1);
     while (n < 0 && errno == EINTR);
     close(fd);
-    if (n == 1 && c == 'g') {
-        say(CRIU_LOG_INFO, "go");
+    if (n == 1 && (c == 'g' || c == 's')) {
+        stop_after = c == 's';
+        say(CRIU_LOG_INFO, stop_after ? "go (then leave the tree stopped)" : "go");
         return 0;
     }
     say(CRIU_LOG_INFO, "called off before the dump began (%s)", n == 0 ? "end of the pipe" : n < 0 ? strerror(errno) : "not the go");
@@ -219,6 +227,18 @@ static int images_dir_fd(void)
     return get_image_dir ? get_image_dir() : -1;
 }
 
+/* After a dump that succeeded, with the go "s": every process of the tree stops once CRIU lets it go. */
+static void leave_stopped(void)
+{
+    int stopped = 0;
+    for (int i = 0; i < ntasks; i++)
+        if (kill(tasks[i], SIGSTOP) == 0)
+            stopped++;
+        else
+            say(CRIU_LOG_WARN, "cannot stop pid %d: %s", (int)tasks[i], strerror(errno));
+    say(CRIU_LOG_INFO, "%d of %d task(s) left stopped", stopped, ntasks);
+}
+
 static void ferry_exit(int stage, int ret)
 {
     const char *root = getenv("FERRY_APPEND_FILES_ROOT");
@@ -226,7 +246,7 @@ static void ferry_exit(int stage, int ret)
     int n_files = 0, dir_fd, out_fd;
     FILE *out;
 
-    if (stage != CR_STAGE_DUMP || ret != 0 || !root || !out_path)
+    if (stage != CR_STAGE_DUMP || ret != 0 || !root)
         return;
     if (atoi(root) <= 0) {
         say(CRIU_LOG_WARN, "FERRY_APPEND_FILES_ROOT=%s is not a pid: append-only files go unrecorded", root);
@@ -234,6 +254,10 @@ static void ferry_exit(int stage, int ret)
     }
     ntasks = 0;
     collect((pid_t)atoi(root));
+    if (stop_after)
+        leave_stopped();
+    if (!out_path)
+        return;
     /* A name in the images directory, through CRIU's descriptor: a dump started ahead of time had its
      * directory renamed since CRIU opened it. */
     dir_fd = images_dir_fd();

@@ -1,7 +1,8 @@
 // A dump started ahead of time (src/criu/warm-dump.ts) with real CRIU: it
 // probes the kernel and waits in Ferry's plugin before it seizes the tree;
 // the go moves its folder into place and dumps; calling it off, or a CRIU
-// that died while it waited, leaves the tree untouched.
+// that died while it waited, leaves the tree untouched. A dump, warm or cold,
+// asked to leave the tree stopped (a migration's) stops all of it.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CriuInstall } from '../../src/criu/criu-install.js';
 import { ensureCriu } from '../../src/criu/criu-provision.js';
-import { APPEND_FILES_NAME, DUMP_LOG_NAME } from '../../src/criu/criu-dump.js';
+import { APPEND_FILES_NAME, DUMP_LOG_NAME, dumpRank } from '../../src/criu/criu-dump.js';
 import { readAppendedFiles } from '../../src/criu/written-files.js';
 import { WarmDump } from '../../src/criu/warm-dump.js';
 import { waitFor } from './criu-rank-fixture.js';
@@ -128,5 +129,39 @@ describe('a warm dump', () => {
     const warm = await WarmDump.start({ criu, initPid: v.pid, stagingDir: join(dir, 'staging', 'shared'), cwdIsPrivate: () => false });
     expect(warm).toBeUndefined();
     expect(existsSync(join(dir, 'staging', 'shared'))).toBe(false);
+  });
+});
+
+/** A tree of two processes (a shell and its sleeping child) in a directory of its own. */
+async function startTree(name: string): Promise<{ pid: number; child: number; cwd: string }> {
+  const cwd = join(dir, name);
+  mkdirSync(cwd, { recursive: true });
+  const tree = spawn('sh', ['-c', 'sleep 600 & wait'], { cwd, stdio: 'ignore', detached: true });
+  children.push(tree);
+  let child = 0;
+  await waitFor('the shell to have its child', () => {
+    child = Number(readFileSync(`/proc/${tree.pid}/task/${tree.pid}/children`, 'utf8').trim().split(/\s+/)[0] || 0);
+    return child > 0 && readFileSync(`/proc/${child}/comm`, 'utf8').trim() === 'sleep';
+  });
+  return { pid: tree.pid!, child, cwd };
+}
+
+describe('a dump that leaves the tree stopped', () => {
+  it.each(['warm', 'cold'])('%s: every process of the tree is stopped after it, and SIGCONT continues them', async (how) => {
+    const t = await startTree(`stopped-${how}`);
+    const images = join(dir, 'images-stopped', how);
+    if (how === 'warm') {
+      const { warm } = await warmUp(t.pid, t.cwd, `stopped-${how}`);
+      mkdirSync(join(dir, 'images-stopped'), { recursive: true });
+      expect(await warm.go(images, undefined, undefined, true)).toBeDefined();
+      expect(readFileSync(join(images, DUMP_LOG_NAME), 'utf8')).toMatch(/ferry-append-files: 2 of 2 task\(s\) left stopped/);
+    } else {
+      await dumpRank({ criu, initPid: t.pid, imagesDir: images, leaveRunning: true, leaveStopped: true, cwdIsPrivate: (c) => c === t.cwd });
+    }
+    // (CRIU lets the tree go as it exits: the stop lands then)
+    await waitFor('the tree to be stopped', () => stateOf(t.pid) === 'T' && stateOf(t.child) === 'T');
+    process.kill(t.pid, 'SIGCONT');
+    process.kill(t.child, 'SIGCONT');
+    await waitFor('the tree to run on', () => stateOf(t.pid) === 'S' && stateOf(t.child) === 'S');
   });
 });

@@ -18,6 +18,7 @@ import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FERRY_CLI, startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { checksumLine, ferryOkOn } from '../helpers/e2e-run.js';
+import { programOn as programOnHost } from '../helpers/host-processes.js';
 
 // About 10 s (500 steps of 20 ms): long enough to still run after its checkpoint, the copies of its
 // images, the grace and the restart.
@@ -37,21 +38,7 @@ const job = async (jobId: string) => JSON.parse(await ferryOk(['job', jobId, '--
 const epochs = async (jobId: string) => JSON.parse(await ferryOk(['epochs', jobId, '--json'])) as { epoch: number; images: number; replicatedImages: number }[];
 
 /** The job's processes in HOST's network namespace (its ranks: nothing else there runs the program), with their state. */
-function programOn(host: string): { pid: number; state: string }[] {
-  const ns = c.hosts.find((h) => h.name === host)!.netns;
-  const pids = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split('\n').filter(Boolean);
-  const found: { pid: number; state: string }[] = [];
-  for (const pid of pids) {
-    try {
-      if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0]!.endsWith('/lone-steps')) continue;
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      found.push({ pid: Number(pid), state: stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) });
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found;
-}
+const programOn = (host: string) => programOnHost(c, host, 'lone-steps');
 
 beforeAll(async () => {
   c = await startTestCluster({ hosts: 3, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500, hostRejoinGraceMs: GRACE_MS, imageReplicas: 1 });

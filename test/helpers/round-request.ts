@@ -14,6 +14,7 @@ export function roundRequest(step: RoundStep, over: Partial<RoundRequest> & Pick
     roll_back_files: false,
     appended_sizes: [],
     store_separately: false,
+    leave_stopped: false,
     ...over,
   };
 }

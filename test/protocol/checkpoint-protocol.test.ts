@@ -105,6 +105,7 @@ describe('checkpoint protocol', () => {
     const dumpA = seenA.find((s) => s.step === RoundStep.DUMP)!;
     expect(dumpA.dumpRanks).toEqual([0, 1]);
     expect(dumpA.storeSeparately).toBe(true);
+    expect(dumpA.leaveStopped).toBe(false); // the ranks run on after it
     expect(seenA.find((s) => s.step === RoundStep.STORE)!.dumpRanks).toEqual([0, 1]);
     expect(seenA.find((s) => s.step === RoundStep.STORE)!.transient).toBeFalsy(); // an epoch's images are fsynced before the commit
     const images = h.catalog!.epochImages('j', 1);
@@ -487,6 +488,8 @@ describe('checkpoint protocol', () => {
     expect(result!.epoch!.state).toBe('committed');
     expect(steps('a')).toEqual([RoundStep.PREPARE, RoundStep.DUMP, RoundStep.STORE, RoundStep.STOP]); // the ranks wait, flushed, for the commit
     expect(h.nodes.get('a')!.steps.seen[1]!.storeSeparately).toBe(true);
+    // Left stopped by the dump, until the STOP: a rank computing outside MPI would print and write on.
+    expect(h.nodes.get('a')!.steps.seen[1]!.leaveStopped).toBe(true);
     await advance(2_000);
     const job = h.catalog!.getJob('j')!;
     expect(job.state).toBe('stopped');

@@ -684,6 +684,8 @@ describe('migration', () => {
     expect(h.nodes.get('a')!.steps.seen[1].dumpRanks).toEqual([1]);
     // The images of a migration only travel: neither the source's dump nor the target's copy is fsynced.
     expect(h.nodes.get('a')!.steps.seen[1].transient).toBe(true);
+    // The old copy stays stopped from its dump to its STOP (a rank computing outside MPI would print and write on).
+    expect(h.nodes.get('a')!.steps.seen[1].leaveStopped).toBe(true);
     expect(h.nodes.get('c')!.steps.seen[0]).toMatchObject({ step: RoundStep.FETCH, transient: true });
     expect(rankHosts()).toEqual(['a', 'c', 'b', 'b']);
     await advance(1_000);

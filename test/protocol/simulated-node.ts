@@ -164,7 +164,7 @@ export type StepScript = (req: RoundRequest) => StepOutcome | Promise<StepOutcom
 
 /** Answers each step: by default every rank succeeds; a test replaces the script of a step. */
 export class ScriptedSteps implements RankSteps {
-  readonly seen: { step: RoundStep; ranks: number[]; dumpRanks: number[]; epoch: number; transient: boolean; storeSeparately: boolean; rollBackFiles: boolean; appendedSizes: [string, number][]; sources: { rank: number; host: string; server: string }[] }[] = [];
+  readonly seen: { step: RoundStep; ranks: number[]; dumpRanks: number[]; epoch: number; transient: boolean; storeSeparately: boolean; leaveStopped: boolean; rollBackFiles: boolean; appendedSizes: [string, number][]; sources: { rank: number; host: string; server: string }[] }[] = [];
   scripts = new Map<RoundStep, StepScript>();
   /** The scripts flush the ranks themselves (SimulatedRanks.flushing): a PREPARE that answers does not mark them flushed. */
   scriptsFlush = false;
@@ -183,7 +183,7 @@ export class ScriptedSteps implements RankSteps {
   }
 
   async run(req: RoundRequest): Promise<StepOutcome> {
-    this.seen.push({ step: req.step, ranks: [...req.ranks], dumpRanks: [...req.dump_ranks], epoch: req.epoch, transient: req.transient, storeSeparately: req.store_separately === true, rollBackFiles: req.roll_back_files === true, appendedSizes: (req.appended_sizes ?? []).map((f) => [f.path, Number(f.size_bytes)]), sources: req.sources.map((x) => ({ rank: x.rank, host: x.host, server: x.server })) });
+    this.seen.push({ step: req.step, ranks: [...req.ranks], dumpRanks: [...req.dump_ranks], epoch: req.epoch, transient: req.transient, storeSeparately: req.store_separately === true, leaveStopped: req.leave_stopped === true, rollBackFiles: req.roll_back_files === true, appendedSizes: (req.appended_sizes ?? []).map((f) => [f.path, Number(f.size_bytes)]), sources: req.sources.map((x) => ({ rank: x.rank, host: x.host, server: x.server })) });
     const out = await this.outcome(req);
     if (out === 'hang') return new Promise<StepOutcome>(() => {}); // the ranks stay as they were
     if (req.step === RoundStep.RESUME) {

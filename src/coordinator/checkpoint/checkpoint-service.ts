@@ -122,12 +122,13 @@ export class CheckpointService {
     this.c.catalog.setOutputMarks(jobId, epoch, this.c.jobs.output.replay.mark(jobId, unsent));
     this.c.jobs.output.saveOutputCounts(); // a later coordinator counts on from at least this mark
 
-    // DUMP: each agent CRIU-dumps its flushed ranks (left running).
+    // DUMP: each agent CRIU-dumps its flushed ranks, left running (with --stop: left stopped, for the STOP
+    // after the commit; a rank computing outside MPI would print and write on until then).
     m.transition(['flushed'], 'dumping');
     for (const [host, ranks] of byHost) dumpedHosts.set(host, ranks);
     const dump = await runRound(
       this.c,
-      { job_id: jobId, epoch, step: RoundStep.DUMP, image_set: imageSet, store_separately: true },
+      { job_id: jobId, epoch, step: RoundStep.DUMP, image_set: imageSet, store_separately: true, leave_stopped: options.stop },
       byHost,
       cfg.dumpTimeoutMs,
       (ranks) => ({ dump_ranks: ranks }),

@@ -627,11 +627,14 @@ export class MoveService {
       t1 = this.c.now();
       say('dumping');
       // Transient: neither the source's dump nor the target's copy is fsynced. Until the STOP the rank
-      // runs on at its source; after it both copies are in the two hosts' page caches until the
-      // RESTORE answered, and only losing both hosts then loses the rank (the job falls back to its
-      // last committed epoch, as for any rank on a lost host). A RESTORE from a copy the agent did
-      // not write or check itself (after an agent or host restart) verifies every file first.
-      const dump = await runRound(this.c, { ...request, step: RoundStep.DUMP, transient: true }, sourceHosts, cfg.dumpTimeoutMs, (ranks) => ({ dump_ranks: ranks }));
+      // is at its source; after it both copies are in the two hosts' page caches until the RESTORE
+      // answered, and only losing both hosts then loses the rank (the job falls back to its last
+      // committed epoch, as for any rank on a lost host). A RESTORE from a copy the agent did not
+      // write or check itself (after an agent or host restart) verifies every file first.
+      // Left stopped from the dump to the STOP (continued where it is should the migration fail): a rank
+      // computing outside MPI (its flush did not stop it) would print and write on, and its restored copy
+      // print and write that again.
+      const dump = await runRound(this.c, { ...request, step: RoundStep.DUMP, transient: true, leave_stopped: true }, sourceHosts, cfg.dumpTimeoutMs, (ranks) => ({ dump_ranks: ranks }));
       if (!dump.ok) return fail(describeRoundFailure('DUMP', dump), dump);
       if ((ended = ending())) return giveUp(ended);
       sources.clear();

@@ -1,0 +1,118 @@
+// A DUMP that leaves its ranks stopped (RoundRequest.leave_stopped: a
+// migration's, checkpoint --stop's), with real CRIU and real ranks under
+// ferry-init in their own PID namespaces: the rank's tree stops where it was
+// dumped, the rank table says so, and a RESUME (the step after the dump
+// failed) continues it, also from the next agent after this one was killed.
+// A rank left stopped that is dumped again is continued first: CRIU would
+// record it stopped, and a restore bring it back stopped.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { RoundStep } from '../../src/gen/proto.js';
+import { LocalRankSteps } from '../../src/agent/local-rank-steps.js';
+import { initPidOf, RankSupervisor } from '../../src/agent/rank-supervisor.js';
+import { RANK_TABLE_FILE } from '../../src/agent/rank-table.js';
+import { childrenOf } from '../../src/agent/runtime-processes.js';
+import { processStateCode } from '../../src/common/proc-stat.js';
+import { readImages } from '../../src/criu/criu-images.js';
+import type { CriuInstall } from '../../src/criu/criu-install.js';
+import { ensureCriu } from '../../src/criu/criu-provision.js';
+import { roundRequest } from '../helpers/round-request.js';
+
+const FERRY_INIT = resolve('build', 'bin', 'ferry-init');
+const SLEEPER = { argv: ['/bin/sh', '-c', 'exec sleep 60'], cwd: '/', env: { PATH: '/usr/bin:/bin' } };
+
+let criu: CriuInstall;
+let dir = '';
+const supervisors: RankSupervisor[] = [];
+const supervisor = () => {
+  const s = new RankSupervisor({ host: 'h', logsDir: join(dir, 'logs'), stateDir: join(dir, 'state'), initPath: FERRY_INIT, agentSocketName: `ferry-test-dump-stopped-${process.pid}` });
+  supervisors.push(s);
+  return s;
+};
+const steps = (s: RankSupervisor) => new LocalRankSteps({ host: 'h', imagesDir: join(dir, 'images'), ranks: s, criu });
+const stoppedInTable = () =>
+  (JSON.parse(readFileSync(join(dir, 'state', RANK_TABLE_FILE), 'utf8')) as { ranks: { rank: number; stoppedByDump?: boolean }[] }).ranks.filter((t) => t.stoppedByDump).map((t) => t.rank);
+
+/** The state of rank 0's program (the child of its ferry-init), polled until it is one of `states` (5 s at most). */
+async function until(s: RankSupervisor, states: string[]): Promise<string> {
+  let state = '';
+  for (let i = 0; i < 250; i++) {
+    const unshare = s.running().find((p) => p.job_id === 'j' && p.rank === 0)?.pid ?? 0;
+    const init = initPidOf(unshare);
+    const program = init ? childrenOf(init)[0] : undefined;
+    try {
+      state = program ? processStateCode(readFileSync(`/proc/${program}/stat`, 'utf8')) : '';
+    } catch {
+      state = '';
+    }
+    if (states.includes(state)) return state;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return state;
+}
+
+const dump = (s: RankSupervisor, epoch: number) => steps(s).run(roundRequest(RoundStep.DUMP, { job_id: 'j', epoch, ranks: [0], dump_ranks: [0], store_separately: true, leave_stopped: true }));
+const resume = (s: RankSupervisor) => steps(s).run(roundRequest(RoundStep.RESUME, { job_id: 'j', epoch: 1, ranks: [0] }));
+
+beforeAll(async () => {
+  criu = await ensureCriu();
+}, 10 * 60_000);
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'ferry-test-dump-stopped-'));
+});
+
+afterEach(async () => {
+  const all = supervisors.splice(0);
+  for (const s of all) s.signalJob('j', 'SIGKILL');
+  for (let i = 0; i < 250 && all.some((s) => s.running().length > 0); i++) await new Promise((r) => setTimeout(r, 20));
+  for (const s of all) s.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('a DUMP that leaves its ranks stopped', () => {
+  it('stops the rank where it was dumped, and a RESUME continues it', async () => {
+    const s = supervisor();
+    s.start({ jobId: 'j', rank: 0, worldSize: 1, ...SLEEPER });
+    expect(await until(s, ['S'])).toBe('S');
+    const out = await dump(s, 1);
+    expect([...out.failed.values()]).toEqual([]);
+    expect(out.images!.map((i) => i.rank)).toEqual([0]);
+    expect(await until(s, ['T'])).toBe('T');
+    expect(stoppedInTable()).toEqual([0]);
+    // The image has it running: its restored copy runs.
+    expect((await readImages(out.images![0]!.location!)).processes.map((p) => p.stopped)).toEqual([false, false]);
+    await resume(s);
+    expect(await until(s, ['S', 'R'])).not.toBe('T');
+    expect(stoppedInTable()).toEqual([]);
+  });
+
+  it('is kept in the rank table: a RESUME through the next agent continues the rank', async () => {
+    const first = supervisor();
+    first.start({ jobId: 'j', rank: 0, worldSize: 1, ...SLEEPER });
+    expect(await until(first, ['S'])).toBe('S');
+    await dump(first, 1);
+    expect(await until(first, ['T'])).toBe('T');
+    // The agent is killed; the next one takes the rank back, stopped, and the migration fails: RESUME.
+    const next = supervisor();
+    expect(next.readopt().alive.map((a) => a.process.rank)).toEqual([0]);
+    await resume(next);
+    expect(await until(next, ['S', 'R'])).not.toBe('T');
+    expect(stoppedInTable()).toEqual([]);
+  });
+
+  it('dumps again a rank an earlier dump left stopped as running: continued first, stopped again after', async () => {
+    const s = supervisor();
+    s.start({ jobId: 'j', rank: 0, worldSize: 1, ...SLEEPER });
+    expect(await until(s, ['S'])).toBe('S');
+    await dump(s, 1);
+    expect(await until(s, ['T'])).toBe('T');
+    const again = await dump(s, 2);
+    expect([...again.failed.values()]).toEqual([]);
+    expect((await readImages(again.images![0]!.location!)).processes.map((p) => p.stopped)).toEqual([false, false]);
+    expect(await until(s, ['T'])).toBe('T');
+    expect(stoppedInTable()).toEqual([0]);
+  });
+});

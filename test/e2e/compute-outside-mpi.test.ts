@@ -1,0 +1,135 @@
+// End to end, with real CRIU, real agents and namespace hosts: ranks that
+// compute outside MPI (lone-steps: each works alone, printing and appending to
+// its own file, and meets its peers only at its end). A flush does not stop
+// such a rank: its runtime's progress thread flushes its channels while the
+// program computes on, until its next MPI call. So it prints and writes
+// between its flush and its dump, and, left running after a dump, until it is
+// stopped. A migration and a rollback must still give the uninterrupted run's
+// output and files, bit for bit.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FERRY_CLI, startTestCluster, type FerryResult, type TestCluster } from '../helpers/cluster.js';
+import { checksumLine, ferryOkOn } from '../helpers/e2e-run.js';
+import { FaultGates } from '../helpers/fault-gates.js';
+import { programOn } from '../helpers/host-processes.js';
+
+// About 6 s (300 steps of 20 ms).
+const STEPS = '300';
+const RUN_TIMEOUT_MS = 120_000;
+
+let c: TestCluster;
+let gates: FaultGates;
+let program: string;
+
+const ferryOk = ferryOkOn(() => c, RUN_TIMEOUT_MS);
+
+const outputPrefix = (jobId: string) => join(c.tempDir, 'outputs', jobId);
+const outputFiles = (jobId: string) => [0, 1].map((r) => readFileSync(`${outputPrefix(jobId)}.${r}`));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const job = async (jobId: string) => JSON.parse(await ferryOk(['job', jobId, '--json'])) as { state: string; ranks: { host: string; state: string }[] };
+
+beforeAll(async () => {
+  c = await startTestCluster({ hosts: 3, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500, faultGates: true });
+  gates = new FaultGates(c);
+  program = join(c.tempDir, 'bin', 'lone-steps');
+  mkdirSync(dirname(program), { recursive: true });
+  execFileSync(process.execPath, [FERRY_CLI, 'mpicc', '-O2', '-o', program, 'test/e2e/programs/lone-steps.c'], { stdio: 'inherit' });
+}, 120_000);
+
+afterAll(async () => {
+  gates?.openAll();
+  await c?.stop();
+});
+
+/** Until FILE has one more "step" line than it has now (polled every 5 ms). */
+async function untilNextStep(file: string): Promise<void> {
+  const steps = () => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((l) => l.startsWith('step ')).length : 0);
+  const now = steps();
+  for (const start = Date.now(); Date.now() - start < RUN_TIMEOUT_MS; await new Promise((r) => setTimeout(r, 5))) {
+    if (steps() > now) return;
+  }
+  throw new Error(`${file} printed no step line after its ${now}th`);
+}
+
+let referenceRun: Promise<string> | undefined;
+
+/** The uninterrupted run's output (run once). */
+function reference(): Promise<string> {
+  referenceRun ??= (async () => {
+    mkdirSync(join(c.tempDir, 'outputs'), { recursive: true });
+    const r = await c.ferry(['run', '-n', '2', '--hosts', 'host1', '--job-id', 'ref', program, STEPS, outputPrefix('ref')], { timeoutMs: RUN_TIMEOUT_MS });
+    expect(r.code, r.stderr).toBe(0);
+    return r.stdout;
+  })();
+  return referenceRun;
+}
+
+describe('ranks that compute outside MPI', { timeout: 300_000 }, () => {
+  it('migrated while the old copy would print and append on between its dump and its stop: output and files as the uninterrupted run', async () => {
+    const referenceStdout = await reference();
+    const jobId = 'mig';
+    const run = c.ferry(['run', '-n', '2', '--hosts', 'host1,host2', '--job-id', jobId, program, STEPS, outputPrefix(jobId)], { timeoutMs: RUN_TIMEOUT_MS });
+    await c.waitFor(async () => (await job(jobId)).state === 'running', `job ${jobId} running`);
+    const log = join(c.tempDir, 'hosts', 'host1', 'logs', jobId, 'rank-0.out');
+    await untilNextStep(log);
+    // The target's FETCH is held for longer than rank 0 takes to print a line (every 500 ms). Its old copy,
+    // dumped by then, is stopped: running on, it printed and appended what its restored copy then did again.
+    gates.close('fetch', 'host3');
+    let migrated: Promise<string>;
+    try {
+      migrated = ferryOk(['migrate', jobId, '--rank', '0', '--to', 'host3']);
+      await gates.held('fetch', 'host3');
+      const printed = statSync(log).size;
+      await sleep(700);
+      expect(programOn(c, 'host1', 'lone-steps').map((p) => p.state)).toEqual(['T']);
+      expect(statSync(log).size).toBe(printed);
+    } finally {
+      gates.open('fetch', 'host3');
+    }
+    await migrated;
+    expect((await job(jobId)).ranks.map((r) => r.host)).toEqual(['host3', 'host2']);
+    const done = await run;
+    expect(done.code, `${done.stderr}\n${c.logTails(30)}`).toBe(0);
+    expect(checksumLine(done.stdout, c.logTails(20))).toBe(checksumLine(referenceStdout));
+    expect(done.stdout).toBe(referenceStdout);
+    const expected = outputFiles('ref');
+    for (const [i, bytes] of outputFiles(jobId).entries()) expect(bytes.equals(expected[i]!), `output file ${i}`).toBe(true);
+  });
+
+  it('a migration that fails after its DUMP (the image broken before the target fetched it): the rank, stopped by its dump, runs on where it was', async () => {
+    const referenceStdout = await reference();
+    const jobId = 'mig-fail';
+    const run = c.ferry(['run', '-n', '2', '--hosts', 'host1,host2', '--job-id', jobId, program, STEPS, outputPrefix(jobId)], { timeoutMs: RUN_TIMEOUT_MS });
+    await c.waitFor(async () => (await job(jobId)).state === 'running', `job ${jobId} running`);
+    await untilNextStep(join(c.tempDir, 'hosts', 'host1', 'logs', jobId, 'rank-0.out'));
+    gates.close('fetch', 'host3');
+    let migrated: Promise<FerryResult>;
+    try {
+      migrated = c.ferry(['migrate', jobId, '--rank', '0', '--to', 'host3'], { timeoutMs: RUN_TIMEOUT_MS });
+      await gates.held('fetch', 'host3');
+      expect(programOn(c, 'host1', 'lone-steps').map((p) => p.state)).toEqual(['T']);
+      // One byte of its memory flipped in the image on host1: the target's FETCH fails its sha256.
+      const sets = join(c.hosts[0]!.imagesDir, jobId);
+      const image = join(sets, readdirSync(sets)[0]!, 'rank-0');
+      const pages = readdirSync(image).filter((f) => /^pages-\d+\.img$/.test(f)).sort((a, b) => statSync(join(image, b)).size - statSync(join(image, a)).size)[0]!;
+      const bytes = readFileSync(join(image, pages));
+      bytes[bytes.length >> 1] ^= 0xff;
+      writeFileSync(join(image, pages), bytes);
+    } finally {
+      gates.open('fetch', 'host3');
+    }
+    const failed = await migrated;
+    expect(failed.code, failed.stderr).not.toBe(0);
+    expect(failed.stderr).toMatch(/migration of job mig-fail aborted: FETCH failed: .*sha256 mismatch.*; every rank resumed where it was/);
+    // Continued (SIGCONT) before its wake-up: it runs on host1, once.
+    await c.waitFor(() => programOn(c, 'host1', 'lone-steps').every((p) => p.state !== 'T'), 'rank 0 to run on', 10_000);
+    expect((await job(jobId)).ranks.map((r) => r.host)).toEqual(['host1', 'host2']);
+    const done = await run;
+    expect(done.code, `${done.stderr}\n${c.logTails(30)}`).toBe(0);
+    expect(done.stdout).toBe(referenceStdout);
+    const expected = outputFiles('ref');
+    for (const [i, bytes] of outputFiles(jobId).entries()) expect(bytes.equals(expected[i]!), `output file ${i}`).toBe(true);
+  });
+});
