@@ -25,6 +25,7 @@ import {
   RoundStep,
   type RoundReplyInit,
   type RoundRequest,
+  type UnsentOutputInit,
 } from '../gen/proto.js';
 import { Backoff, sleep } from '../common/backoff.js';
 import { FerryError, errorMessage } from '../common/ferry-error.js';
@@ -35,6 +36,7 @@ import { acceptsReply, requestBody } from '../protocol/reply-shape.js';
 import { checkPeerVersion, PROTOCOL_VERSION } from '../protocol/version.js';
 import type { ClientConnector, ClientTransport } from '../transport/transport.js';
 import { passFaultGate } from './fault-gate.js';
+import { LateOutput } from './late-output.js';
 import { OutputTailer, type OutputChunk } from './output-tailer.js';
 import type { RankChannelServer, RankInfo } from './rank-channel.js';
 import type { RankRunner, ReadoptResult } from './rank-supervisor.js';
@@ -114,6 +116,7 @@ export class Agent {
   private readonly aborts = new Map<string, { code: number; reason: string }>();
   private loop: Promise<void> | undefined;
   private readonly output: OutputTailer;
+  private readonly lateOutput = new LateOutput();
   /** What readopt() found at start, settled after the first registration (see settleReadopted). */
   private readopted: ReadoptResult | undefined;
   /** When the coordinator last answered, and its rejoin grace (RegisterReply): the fence's deadline. */
@@ -603,7 +606,14 @@ export class Agent {
     // Flushed ranks write nothing more until they resume: what they wrote goes out before this reply, on the
     // same connection, so the coordinator's output marks of the epoch count all of it (output-replay.ts);
     // what is held back (the job's followers are behind) the reply counts instead.
-    const unsent = req.step === RoundStep.PREPARE ? this.output.readForFlush(req.job_id) : [];
+    let unsent: UnsentOutputInit[] = [];
+    if (req.step === RoundStep.PREPARE) {
+      const read = this.output.readForFlush(req.job_id);
+      unsent = read.unsent;
+      this.lateOutput.flushed(req.job_id, req.epoch, read.counted);
+    }
+    // What ranks computing outside MPI printed after that, up to their dump (late-output.ts).
+    const late = req.step === RoundStep.DUMP ? this.lateOutput.dumped(req.job_id, req.epoch, outcome.images ?? []) : [];
     // Restored ranks write on into this host's log files: follow them from where the files ended before the
     // restore (what a rank computing outside MPI printed since is its output too).
     for (const p of outcome.started ?? []) {
@@ -625,6 +635,7 @@ export class Agent {
       put_back_problems: outcome.putBackProblems ?? [],
       ...(outcome.flush ? { flush: outcome.flush } : {}),
       unsent_output: unsent,
+      late_output: late,
     };
   }
 

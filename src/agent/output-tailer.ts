@@ -63,6 +63,13 @@ export interface OutputChunk {
   resent?: boolean;
 }
 
+/** How far into a rank's log files a flush's reply counted its output (sent, or said to be held back). */
+export interface CountedOutput {
+  rank: number;
+  out: { path: string; upTo: number };
+  err: { path: string; upTo: number };
+}
+
 interface TailedFile {
   jobId: string;
   rank: number;
@@ -312,22 +319,25 @@ export class OutputTailer {
   }
 
   /**
-   * A checkpoint flushed the job's ranks (they write nothing until they resume): reads their files to the
-   * end now, unless the job is paused, the connection has a backlog or the tailer holds. Returns, per rank,
-   * what is left unsent then (it goes later; the epoch's output marks count it).
+   * A checkpoint flushed the job's ranks: reads their files to the end now, unless the job is paused, the
+   * connection has a backlog or the tailer holds. Returns, per rank, what is left unsent then (it goes
+   * later; the epoch's output marks count it), and how far into its files that counts (`counted`: a rank
+   * that computes outside MPI prints on until its dump; late-output.ts).
    */
-  readForFlush(jobId: string): { rank: number; stdout_bytes: number; stderr_bytes: number }[] {
+  readForFlush(jobId: string): { unsent: { rank: number; stdout_bytes: number; stderr_bytes: number }[]; counted: CountedOutput[] } {
     const unsent = [];
+    const counted: CountedOutput[] = [];
     const reading = !this.held && !this.isPaused(jobId) && this.canRead();
     for (const entry of this.files.values()) {
       const [out, err] = entry.files;
       if (out.jobId !== jobId) continue;
       if (reading) for (const f of entry.files) this.drain(f);
-      const left = (f: TailedFile) => Math.max(0, sizeOf(f.path) - f.offset);
-      const rank = { rank: out.rank, stdout_bytes: left(out), stderr_bytes: left(err) };
+      const [outSize, errSize] = [sizeOf(out.path), sizeOf(err.path)];
+      const rank = { rank: out.rank, stdout_bytes: Math.max(0, outSize - out.offset), stderr_bytes: Math.max(0, errSize - err.offset) };
       if (rank.stdout_bytes + rank.stderr_bytes > 0) unsent.push(rank);
+      counted.push({ rank: out.rank, out: { path: out.path, upTo: Math.max(outSize, out.offset) }, err: { path: err.path, upTo: Math.max(errSize, err.offset) } });
     }
-    return unsent;
+    return { unsent, counted };
   }
 
   /** Holds back a job's output for `ms` (0: reads on now). */

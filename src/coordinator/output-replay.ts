@@ -50,6 +50,20 @@ export interface OutputMarks {
   ranks: OutputCounts;
 }
 
+/**
+ * `marks` with `more` added: bytes the ranks wrote that count as printed before the epoch's state (held back
+ * at the flush, or printed after it up to the dump: RoundReply.late_output, agent/late-output.ts).
+ */
+export function withLateOutput(marks: OutputMarks, more: readonly UnsentOutput[]): OutputMarks {
+  const ranks: OutputCounts = Object.fromEntries(Object.entries(marks.ranks).map(([r, c]) => [r, [c[0], c[1]]]));
+  for (const u of more) {
+    const c = (ranks[u.rank] ??= [0, 0]);
+    c[0] += Number(u.stdout_bytes);
+    c[1] += Number(u.stderr_bytes);
+  }
+  return { ...marks, ranks };
+}
+
 /** What a rollback drops of one rank's stream: `bytes` from `from` in `source`, the restored copy's. */
 export interface OutputRepeat {
   rank: number;
@@ -154,19 +168,13 @@ export class OutputReplay {
     return n;
   }
 
-  /** The marks of a job now (every rank flushed, its output all handed over). */
   /**
    * The job's marks now, at a flush: what was passed on, plus `unsent`, what the agents held back of what
    * the flushed ranks had written (it is passed on later, and is not to be shown again after a rollback).
    */
   mark(jobId: string, unsent: readonly UnsentOutput[] = []): OutputMarks {
     const ranks: OutputCounts = Object.fromEntries([...(this.passed.get(jobId) ?? [])].map(([r, c]) => [r, [c[0], c[1]]]));
-    for (const u of unsent) {
-      const c = (ranks[u.rank] ??= [0, 0]);
-      c[0] += u.stdout_bytes;
-      c[1] += u.stderr_bytes;
-    }
-    return { coordinator: this.instance, durable: true, ranks };
+    return withLateOutput({ coordinator: this.instance, durable: true, ranks }, unsent);
   }
 
   /**

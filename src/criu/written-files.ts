@@ -24,7 +24,7 @@
 // file is cut), so a restart that fails after the cut can put them back
 // (putBackCutFiles): a failed restart from an older epoch must not leave the
 // files too short for a newer epoch, which would then no longer restore.
-import { constants, createReadStream, createWriteStream } from 'node:fs';
+import { constants, createReadStream, createWriteStream, readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -66,6 +66,22 @@ export async function readAppendedFiles(imagesDir: string): Promise<AppendedFile
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw e;
   }
+  return parseAppendedFiles(text);
+}
+
+/** readAppendedFiles, at once (a record of a few lines, read while a job is paused). */
+export function readAppendedFilesSync(imagesDir: string): AppendedFile[] {
+  let text: string;
+  try {
+    text = readFileSync(join(imagesDir, APPEND_FILES_NAME), 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw e;
+  }
+  return parseAppendedFiles(text);
+}
+
+function parseAppendedFiles(text: string): AppendedFile[] {
   return text.split('\n').flatMap((line) => {
     const m = /^(\d+) (\/.*)$/.exec(line);
     return m ? [{ path: m[2], sizeBytes: Number(m[1]) }] : [];

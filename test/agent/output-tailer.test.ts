@@ -270,12 +270,12 @@ describe('OutputTailer', () => {
     tailer.add('k', 0, { out: join(dir, 'k0.out'), err: join(dir, 'k0.err') });
     appendFileSync(join(dir, 'k0.out'), 'other job\n');
     print('flushed\n');
-    expect(tailer.readForFlush('j')).toEqual([]);
+    expect(tailer.readForFlush('j').unsent).toEqual([]);
     expect(text()).toBe('flushed\n');
     tailer.pause('j', 3_000);
     print('held back\n');
     appendFileSync(paths().err, 'err\n');
-    expect(tailer.readForFlush('j')).toEqual([{ rank: 0, stdout_bytes: 10, stderr_bytes: 4 }]);
+    expect(tailer.readForFlush('j')).toEqual({ unsent: [{ rank: 0, stdout_bytes: 10, stderr_bytes: 4 }], counted: [{ rank: 0, out: { path: paths().out, upTo: 18 }, err: { path: paths().err, upTo: 4 } }] });
     expect(text()).toBe('flushed\n');
   });
 

@@ -9,7 +9,9 @@
 // on its peers: it is its agent that must stop it (agent/rank-fence.ts). When
 // the host comes back, that copy must go, and nothing of it may reach the
 // job's output or its files: `ferry run` prints the uninterrupted run's output
-// bit for bit, and the files end as the uninterrupted run's. Again with the
+// bit for bit, and the files end as the uninterrupted run's. The checkpoint's
+// DUMP is held until rank 0 printed a line after its flush (its restored copy
+// does not print that line again). Again with the
 // coordinator killed and started again while the host is cut off: it must
 // still know that copy for a given-up one (given-up-copies.ts).
 import { execFileSync } from 'node:child_process';
@@ -18,6 +20,7 @@ import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FERRY_CLI, startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { checksumLine, ferryOkOn } from '../helpers/e2e-run.js';
+import { FaultGates } from '../helpers/fault-gates.js';
 import { programOn as programOnHost } from '../helpers/host-processes.js';
 
 // About 10 s (500 steps of 20 ms): long enough to still run after its checkpoint, the copies of its
@@ -27,6 +30,7 @@ const RUN_TIMEOUT_MS = 120_000;
 const GRACE_MS = 3_000;
 
 let c: TestCluster;
+let gates: FaultGates;
 let program: string;
 
 const ferryOk = ferryOkOn(() => c, RUN_TIMEOUT_MS);
@@ -41,7 +45,8 @@ const epochs = async (jobId: string) => JSON.parse(await ferryOk(['epochs', jobI
 const programOn = (host: string) => programOnHost(c, host, 'lone-steps');
 
 beforeAll(async () => {
-  c = await startTestCluster({ hosts: 3, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500, hostRejoinGraceMs: GRACE_MS, imageReplicas: 1 });
+  c = await startTestCluster({ hosts: 3, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500, hostRejoinGraceMs: GRACE_MS, imageReplicas: 1, faultGates: true });
+  gates = new FaultGates(c);
   program = join(c.tempDir, 'bin', 'lone-steps');
   mkdirSync(dirname(program), { recursive: true });
   execFileSync(process.execPath, [FERRY_CLI, 'mpicc', '-O2', '-o', program, 'test/e2e/programs/lone-steps.c'], { stdio: 'inherit' });
@@ -49,6 +54,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   // (a failed test may leave host1 cut off: join it again before the cluster stops)
+  gates?.openAll();
   await c?.partitionHost('host1', false).catch(() => undefined);
   await c?.stop();
 });
@@ -84,12 +90,21 @@ describe('a host cut off the network', { timeout: 300_000 }, () => {
       timeoutMs: RUN_TIMEOUT_MS,
     });
     await c.waitFor(async () => (await job(jobId)).state === 'running', `job ${jobId} running`);
-    // The checkpoint right after a progress line, not up to 500 ms later: a line rank 0 prints between its
-    // flush and its dump (it computes outside MPI) is counted after the epoch's output marks, and a rollback
-    // to the epoch then drops that much of the restored copy's new output (a known fault, not what this
-    // test is about: docs/checkpoint-protocol.md, "Output after a rollback").
-    await untilPrinted(join(c.tempDir, 'hosts', 'host1', 'logs', jobId, 'rank-0.out'), 'step 25\n');
-    await ferryOk(['checkpoint', jobId]);
+    // Rank 0 prints a progress line between its flush and its dump (it computes outside MPI: the DUMP is
+    // held until it has). Its restored copy goes on from the dump and does not print that line again: the
+    // rollback must not drop as much of its new output (agent/late-output.ts).
+    const log = join(c.tempDir, 'hosts', 'host1', 'logs', jobId, 'rank-0.out');
+    await untilPrinted(log, 'step 25\n');
+    gates.close('dump', 'host1');
+    let checkpointed: Promise<string>;
+    try {
+      checkpointed = ferryOk(['checkpoint', jobId]);
+      await gates.held('dump', 'host1');
+      await untilPrinted(log, `step ${Number(/step (\d+)\n$/.exec(readFileSync(log, 'utf8'))![1]) + 25}\n`);
+    } finally {
+      gates.open('dump', 'host1');
+    }
+    await checkpointed;
     await c.waitFor(async () => (await epochs(jobId))[0]!.replicatedImages === 2, 'replicas of epoch 1');
     expect((await job(jobId)).ranks.map((r) => r.host)).toEqual(['host1', 'host2']);
     const stale = programOn('host1').map((p) => p.pid);

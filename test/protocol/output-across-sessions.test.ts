@@ -4,10 +4,12 @@
 // log files), a coordinator that crashed and came back, and a rank that ended
 // meanwhile (its last lines come before its job's end); and what the agent
 // sends again to a coordinator that had it is passed on once.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { APPEND_FILES_NAME } from '../../src/criu/criu-dump.js';
+import { RoundStep } from '../../src/gen/proto.js';
 import { coordinatorInboundCodec, operatorReplyCodec } from '../../src/protocol/messages.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
 import { ControlPlaneHarness, settle } from './control-plane-harness.js';
@@ -166,6 +168,29 @@ describe('output held back at a checkpoint', () => {
     await h.coordinator!.requestAgent('a', { output_flow: { job_id: 'j', pause_ms: 0 } });
     await advance(200);
     expect(f.text()).toBe('shown\nheld back\n');
+  });
+
+  it("counts what a rank computing outside MPI printed after its flush, up to its dump, in the epoch's marks", async () => {
+    await h.submit({ world_size: 1, hosts: ['a'] });
+    const f = follow();
+    await advance(50);
+    await printAndAck('shown\n');
+    const image = join(logDir, 'image-rank-0');
+    h.nodes.get('a')!.steps.scripts.set(RoundStep.DUMP, () => {
+      // The rank printed on after its flush; CRIU froze it, and Ferry's plugin recorded its log's size then.
+      ranks.print('j', 0, 'after the flush\n');
+      const log = realpathSync(ranks.logPaths('j', 0).out);
+      mkdirSync(image, { recursive: true });
+      writeFileSync(join(image, APPEND_FILES_NAME), `${statSync(log).size} ${log}\n`);
+      // After the dump: its restored copy prints this again, a repeat after a rollback.
+      ranks.print('j', 0, 'after the dump\n');
+      return { failed: new Map(), images: [{ rank: 0, location: image }] };
+    });
+    const cp = await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: false }));
+    expect(cp.error).toBeUndefined();
+    expect(h.catalog!.outputMarks('j', 1)!.ranks).toEqual({ 0: ['shown\nafter the flush\n'.length, 0] });
+    await advance(200);
+    expect(f.text()).toBe('shown\nafter the flush\nafter the dump\n');
   });
 });
 

@@ -15,6 +15,7 @@ import { WAIT_FOR_COPIES_MS } from '../coordinator-config.js';
 import { EpochMachine, type EpochState } from './epoch-machine.js';
 import { FLUSH_RETRY_MS } from './flush-completion.js';
 import { catalogWriteError, isCatalogUnwritable } from '../catalog-errors.js';
+import { withLateOutput } from '../output-replay.js';
 
 const trace = tracer('checkpoint');
 
@@ -134,6 +135,11 @@ export class CheckpointService {
       (ranks) => ({ dump_ranks: ranks }),
     );
     if (!dump.ok) return this.abort(m, byHost, dumpedHosts, 'DUMP', dump);
+    // Ranks computing outside MPI printed on after the flush, up to their dump: their restored copies do not
+    // print that again (agent/late-output.ts).
+    const late = [...dump.replies.values()].flatMap((r) => r.late_output ?? []);
+    const marks = late.length > 0 ? this.c.catalog.outputMarks(jobId, epoch) : undefined;
+    if (marks) this.c.catalog.setOutputMarks(jobId, epoch, withLateOutput(marks, late));
     m.transition(['dumping'], 'dumped');
 
     // RESUME now unless the job stops: the images are written, the ranks need not wait for them to be stored.
