@@ -603,9 +603,10 @@ export class Agent {
       }
     }
     for (const [rank, err] of outcome.failed) failed.set(rank, err);
-    // Flushed ranks write nothing more until they resume: what they wrote goes out before this reply, on the
-    // same connection, so the coordinator's output marks of the epoch count all of it (output-replay.ts);
-    // what is held back (the job's followers are behind) the reply counts instead.
+    // What the flushed ranks wrote goes out before this reply, on the same connection, so the coordinator's
+    // output marks of the epoch count all of it (output-replay.ts); what is held back (the job's followers
+    // are behind) the reply counts instead. A rank that computes outside MPI writes on until its dump: the
+    // DUMP reply counts that (late-output.ts).
     let unsent: UnsentOutputInit[] = [];
     if (req.step === RoundStep.PREPARE) {
       const read = this.output.readForFlush(req.job_id);

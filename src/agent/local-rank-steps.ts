@@ -438,6 +438,9 @@ export class LocalRankSteps implements RankSteps {
       // A failed dump's log is kept with the rank's output logs: an aborted epoch's images go.
       const keepFailedLogAs = join(dirname(this.o.ranks.logPaths(req.job_id, rank).out), `rank-${rank}.dump-${epoch}.log`);
       let hasher: GrowingFileHasher | undefined;
+      // Marked before CRIU runs: a dump that stopped the tree and then failed (its listing, say) must not leave
+      // it stopped for good; a RESUME continues it (SIGCONT to a tree that runs does nothing).
+      if (leaveStopped) this.o.ranks.markStoppedByDump?.(req.job_id, rank);
       try {
         let dumped: DumpResult | undefined;
         if (warm) {
@@ -461,7 +464,6 @@ export class LocalRankSteps implements RankSteps {
           if (hashWhileDumping) hasher = new GrowingFileHasher(dir).start();
           await dumpRank({ criu, initPid, imagesDir: dir, leaveRunning: true, leaveStopped, cwdIsPrivate: isRankInitDir, keepFailedLogAs });
         }
-        if (leaveStopped) this.o.ranks.markStoppedByDump?.(req.job_id, rank);
       } catch (e) {
         await hasher?.abort();
         throw e;

@@ -706,7 +706,7 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
     const e = this.ranks.get(RankSupervisor.key(jobId, rank));
     if (!e || e.table.stoppedByDump) return;
     e.table.stoppedByDump = true;
-    this.saveTable();
+    this.saveSoon(); // (written while CRIU dumps: not in the job's pause)
   }
 
   continueStoppedByDump(jobId: string, ranks: number[]): number[] {
@@ -718,7 +718,7 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
       this.signalRank(e, 'SIGCONT', SIGNAL_RETRIES);
       continued.push(rank);
     }
-    if (continued.length > 0) this.saveTable();
+    if (continued.length > 0) this.saveSoon();
     return continued;
   }
 
