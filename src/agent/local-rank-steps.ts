@@ -422,12 +422,17 @@ export class LocalRankSteps implements RankSteps {
     const epoch = imageSetNumber(req);
     const hashWhileDumping = !req.store_separately;
     const leaveStopped = req.leave_stopped;
+    // A rank an earlier dump left stopped (the DUMP asked again): CRIU would record it stopped, and restore it
+    // so. It runs on first, flushed as it is.
+    const again = new Set(this.o.ranks.continueStoppedByDump?.(req.job_id, req.dump_ranks) ?? []);
+    // Marked in the rank table, on disk, before CRIU runs (one write for all): an agent killed during the dump
+    // leaves them stopped for the next one to continue at RESUME; so does a dump that stopped a tree and then
+    // failed (its listing, say). SIGCONT to a tree that runs does nothing.
+    if (leaveStopped) this.o.ranks.markStoppedByDump?.(req.job_id, req.dump_ranks);
     const dumps = await this.perRank(this.dumpQueue, req.dump_ranks, async (rank) => {
       const initPid = this.o.ranks.initPidOfRank(req.job_id, rank);
       if (!initPid) throw new FerryError(ErrorCode.UNKNOWN_RANK, `rank ${rank} of ${req.job_id} has no process on ${this.o.host}`);
-      // A rank an earlier dump of this set left stopped (the DUMP asked again): CRIU would record it stopped,
-      // and restore it so. It runs on first, flushed as it is.
-      if (this.o.ranks.continueStoppedByDump?.(req.job_id, [rank]).length) await waitUntilRunning(initPid);
+      if (again.has(rank)) await waitUntilRunning(initPid);
       const dir = rankImageDir(this.o.imagesDir, req.job_id, epoch, rank);
       const warm = await this.takeWarm(req.job_id, rank, initPid);
       // Synchronous while the job is paused. Through the libuv pool, removing a folder that was not there
@@ -438,9 +443,6 @@ export class LocalRankSteps implements RankSteps {
       // A failed dump's log is kept with the rank's output logs: an aborted epoch's images go.
       const keepFailedLogAs = join(dirname(this.o.ranks.logPaths(req.job_id, rank).out), `rank-${rank}.dump-${epoch}.log`);
       let hasher: GrowingFileHasher | undefined;
-      // Marked before CRIU runs: a dump that stopped the tree and then failed (its listing, say) must not leave
-      // it stopped for good; a RESUME continues it (SIGCONT to a tree that runs does nothing).
-      if (leaveStopped) this.o.ranks.markStoppedByDump?.(req.job_id, rank);
       try {
         let dumped: DumpResult | undefined;
         if (warm) {

@@ -148,8 +148,8 @@ export interface RankRunner extends EventEmitter<RankSupervisorEvents> {
   fence?(): string[];
   /** Continues every rank fenced (by this agent or by the one before it); returns them. */
   unfence?(): string[];
-  /** The rank's tree was left stopped by its dump (RoundRequest.leave_stopped): kept in the rank table until it is continued. */
-  markStoppedByDump?(jobId: string, rank: number): void;
+  /** The ranks' trees are about to be left stopped by their dump (RoundRequest.leave_stopped): in the rank table, on disk, until they are continued. */
+  markStoppedByDump?(jobId: string, ranks: number[]): void;
   /** Continues those of `ranks` that a dump left stopped (SIGCONT through ferry-init: the whole namespace); returns them. */
   continueStoppedByDump?(jobId: string, ranks: number[]): number[];
   /** The coordinator's rejoin grace, kept in the rank table for an agent restarted after this one. */
@@ -702,11 +702,17 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
     return stopped;
   }
 
-  markStoppedByDump(jobId: string, rank: number): void {
-    const e = this.ranks.get(RankSupervisor.key(jobId, rank));
-    if (!e || e.table.stoppedByDump) return;
-    e.table.stoppedByDump = true;
-    this.saveSoon(); // (written while CRIU dumps: not in the job's pause)
+  markStoppedByDump(jobId: string, ranks: number[]): void {
+    let marked = 0;
+    for (const rank of ranks) {
+      const e = this.ranks.get(RankSupervisor.key(jobId, rank));
+      if (!e || e.table.stoppedByDump) continue;
+      e.table.stoppedByDump = true;
+      marked++;
+    }
+    // On disk before it returns, and so before any CRIU runs: an agent killed in the middle of the dump leaves
+    // the ranks stopped, and the next one must know to continue them.
+    if (marked > 0) this.saveTable();
   }
 
   continueStoppedByDump(jobId: string, ranks: number[]): number[] {

@@ -1,7 +1,8 @@
 // `npm run soak`: a long, seeded random run of Ferry on this machine, for
 // what the tests' single scenarios cannot show. On a local cluster of three
-// network-namespace hosts it runs the Jacobi and sort examples (4 ranks) one
-// job after another, and throws at each, while it runs, random operations
+// network-namespace hosts it runs the Jacobi, sort and lone-steps examples (4
+// ranks; lone-steps computes outside MPI, which a flush does not stop) one job
+// after another, and throws at each, while it runs, random operations
 // (soak-operations.ts): checkpoints, periodic checkpoints, migrations, drains,
 // stops and restarts from a random committed epoch on random hosts, and with
 // --chaos agents and the coordinator SIGKILLed, also in the middle of a
@@ -9,8 +10,8 @@
 // for a moment or past the rejoin grace; with --chaos the jobs keep
 // a copy of each image on another host and restart by themselves when they
 // lose a host (--image-replicas 1 --auto-restart). Every job must end
-// `succeeded` with the checksum of an uninterrupted run, and Jacobi's history and log files byte for byte that
-// run's. It prints every operation with its duration, and at the end how many
+// `succeeded` with the checksum of an uninterrupted run, and the files its ranks write (Jacobi's history and
+// log, lone-steps' step files) byte for byte that run's. It prints every operation with its duration, and at the end how many
 // of each ran and how long they took; the seed replays the same choices.
 //
 //   node dist/src/soak/main.js [--minutes 10] [--seed N] [--chaos] [--only OP,...]
@@ -23,8 +24,18 @@ import { startTestCluster, type TestCluster } from '../local-cluster/local-clust
 import { whatIsMissing } from '../local-cluster/prerequisites.js';
 import { COORDINATOR_TRACE, OPERATIONS, SoakFinding, type JobView, type Operation, type OperationContext, type SoakJob } from './soak-operations.js';
 
-const EXAMPLES: Record<string, string[]> = { jacobi: ['512', '12000'], sort: ['1000000', '80'] };
 const RANKS = 4;
+const RANK_IDS = [...Array(RANKS).keys()];
+/** The examples the soak runs: their arguments, and the files their ranks write (OUTPUTS/JOB-*), compared with the uninterrupted run's. */
+const EXAMPLES: Record<string, { args: (outputs: string, jobId: string) => string[]; files: (outputs: string, jobId: string) => string[] }> = {
+  jacobi: {
+    args: (outputs, jobId) => ['512', '12000', '--history', join(outputs, `${jobId}-history`), '--log', join(outputs, `${jobId}-log`)],
+    files: (outputs, jobId) => ['history', 'log'].flatMap((kind) => RANK_IDS.map((r) => join(outputs, `${jobId}-${kind}.${r}`))),
+  },
+  sort: { args: () => ['1000000', '80'], files: () => [] },
+  // About 12 s alone (600 steps of 20 ms).
+  'lone-steps': { args: (outputs, jobId) => ['600', join(outputs, `${jobId}-steps`)], files: (outputs, jobId) => RANK_IDS.map((r) => join(outputs, `${jobId}-steps.${r}`)) },
+};
 const JOB_TIMEOUT_MS = 900_000;
 /**
  * With --chaos: long enough for a killed agent started again to rejoin, short enough to lose a host in seconds.
@@ -102,10 +113,8 @@ async function main(): Promise<number> {
     const bin = new Map(Object.keys(EXAMPLES).map((name) => [name, buildExample(cluster, name)]));
     const outputs = join(cluster.tempDir, 'outputs');
     mkdirSync(outputs);
-    const outputArgs = (name: string, jobId: string) => (name === 'jacobi' ? ['--history', join(outputs, `${jobId}-history`), '--log', join(outputs, `${jobId}-log`)] : []);
-    const outputFiles = (jobId: string) => ['history', 'log'].flatMap((kind) => [...Array(RANKS).keys()].map((r) => join(outputs, `${jobId}-${kind}.${r}`)));
     const launch = (name: string, jobId: string, hosts: string[], jobOptions: string[] = []) =>
-      cluster.ferry(['run', '-n', String(RANKS), '--hosts', hosts.join(','), '--job-id', jobId, ...jobOptions, bin.get(name)!, ...EXAMPLES[name]!, ...outputArgs(name, jobId)], {
+      cluster.ferry(['run', '-n', String(RANKS), '--hosts', hosts.join(','), '--job-id', jobId, ...jobOptions, bin.get(name)!, ...EXAMPLES[name]!.args(outputs, jobId)], {
         timeoutMs: JOB_TIMEOUT_MS,
       });
     const reference = new Map<string, string>();
@@ -157,12 +166,10 @@ async function main(): Promise<number> {
       const lost = followed ? linesLeftOut(referenceOut.get(name)!, followed.stdout) : [];
       if (lost.length > 0) throw new SoakFinding(`job ${id}: its ferry run left out ${lost.length} lines of the uninterrupted run's output, the first: "${lost[0]}"`);
       if (got !== reference.get(name)) throw new SoakFinding(`job ${id} ended with ${got}, the uninterrupted run with ${reference.get(name)}`);
-      if (name === 'jacobi') {
-        const ours = outputFiles(id);
-        const theirs = outputFiles(`reference-${name}`);
-        const differ = ours.filter((f, i) => !readFileSync(f).equals(readFileSync(theirs[i]!)));
-        if (differ.length > 0) throw new SoakFinding(`job ${id}: its output files differ from the uninterrupted run's: ${differ.join(', ')}`);
-      }
+      const ours = EXAMPLES[name]!.files(outputs, id);
+      const theirs = EXAMPLES[name]!.files(outputs, `reference-${name}`);
+      const differ = ours.filter((f, i) => !readFileSync(f).equals(readFileSync(theirs[i]!)));
+      if (differ.length > 0) throw new SoakFinding(`job ${id}: its output files differ from the uninterrupted run's: ${differ.join(', ')}`);
       log(`${id}: succeeded after ${ops} operations in ${elapsed(t0)}, the uninterrupted result`);
       await cluster.ferry(['delete', id]);
     }

@@ -5,7 +5,7 @@
 // failed) continues it, also from the next agent after this one was killed.
 // A rank left stopped that is dumped again is continued first: CRIU would
 // record it stopped, and a restore bring it back stopped.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -101,6 +101,22 @@ describe('a DUMP that leaves its ranks stopped', () => {
     await resume(next);
     expect(await until(next, ['S', 'R'])).not.toBe('T');
     expect(stoppedInTable()).toEqual([]);
+  });
+
+  it('has the mark on disk before CRIU runs: an agent killed during the dump leaves it to the next one', async () => {
+    // A CRIU that copies the rank table as it starts, then runs the real one.
+    const seen = join(dir, 'table-as-criu-started.json');
+    const wrapper = join(dir, 'criu-wrapper');
+    writeFileSync(wrapper, `#!/bin/sh\ncp '${join(dir, 'state', RANK_TABLE_FILE)}' '${seen}'\nexec '${criu.command}' "$@"\n`, { mode: 0o755 });
+    const s = supervisor();
+    s.start({ jobId: 'j', rank: 0, worldSize: 1, ...SLEEPER });
+    expect(await until(s, ['S'])).toBe('S');
+    const steps = new LocalRankSteps({ host: 'h', imagesDir: join(dir, 'images'), ranks: s, criu: { ...criu, command: wrapper } });
+    const out = await steps.run(roundRequest(RoundStep.DUMP, { job_id: 'j', epoch: 1, ranks: [0], dump_ranks: [0], store_separately: true, leave_stopped: true }));
+    expect([...out.failed.values()]).toEqual([]);
+    const table = JSON.parse(readFileSync(seen, 'utf8')) as { ranks: { rank: number; stoppedByDump?: boolean }[] };
+    expect(table.ranks.filter((t) => t.stoppedByDump).map((t) => t.rank)).toEqual([0]);
+    expect(await until(s, ['T'])).toBe('T');
   });
 
   it('dumps again a rank an earlier dump left stopped as running: continued first, stopped again after', async () => {

@@ -6,12 +6,11 @@
 // between its flush and its dump, and, left running after a dump, until it is
 // stopped. A migration and a rollback must still give the uninterrupted run's
 // output and files, bit for bit.
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FERRY_CLI, startTestCluster, type FerryResult, type TestCluster } from '../helpers/cluster.js';
-import { checksumLine, ferryOkOn } from '../helpers/e2e-run.js';
+import { startTestCluster, type FerryResult, type TestCluster } from '../helpers/cluster.js';
+import { buildExample, checksumLine, ferryOkOn } from '../helpers/e2e-run.js';
 import { FaultGates } from '../helpers/fault-gates.js';
 import { programOn } from '../helpers/host-processes.js';
 
@@ -33,9 +32,7 @@ const job = async (jobId: string) => JSON.parse(await ferryOk(['job', jobId, '--
 beforeAll(async () => {
   c = await startTestCluster({ hosts: 3, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500, faultGates: true });
   gates = new FaultGates(c);
-  program = join(c.tempDir, 'bin', 'lone-steps');
-  mkdirSync(dirname(program), { recursive: true });
-  execFileSync(process.execPath, [FERRY_CLI, 'mpicc', '-O2', '-o', program, 'test/e2e/programs/lone-steps.c'], { stdio: 'inherit' });
+  program = buildExample(c, 'lone-steps');
 }, 120_000);
 
 afterAll(async () => {

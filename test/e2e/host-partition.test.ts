@@ -14,12 +14,11 @@
 // does not print that line again). Again with the
 // coordinator killed and started again while the host is cut off: it must
 // still know that copy for a given-up one (given-up-copies.ts).
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FERRY_CLI, startTestCluster, type TestCluster } from '../helpers/cluster.js';
-import { checksumLine, ferryOkOn } from '../helpers/e2e-run.js';
+import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { buildExample, checksumLine, ferryOkOn } from '../helpers/e2e-run.js';
 import { FaultGates } from '../helpers/fault-gates.js';
 import { programOn as programOnHost } from '../helpers/host-processes.js';
 
@@ -47,9 +46,7 @@ const programOn = (host: string) => programOnHost(c, host, 'lone-steps');
 beforeAll(async () => {
   c = await startTestCluster({ hosts: 3, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500, hostRejoinGraceMs: GRACE_MS, imageReplicas: 1, faultGates: true });
   gates = new FaultGates(c);
-  program = join(c.tempDir, 'bin', 'lone-steps');
-  mkdirSync(dirname(program), { recursive: true });
-  execFileSync(process.execPath, [FERRY_CLI, 'mpicc', '-O2', '-o', program, 'test/e2e/programs/lone-steps.c'], { stdio: 'inherit' });
+  program = buildExample(c, 'lone-steps');
 }, 120_000);
 
 afterAll(async () => {
