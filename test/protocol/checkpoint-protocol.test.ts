@@ -496,6 +496,18 @@ describe('checkpoint protocol', () => {
     expect(job.detail).toMatch(/stopped after checkpoint epoch 1/);
   });
 
+  it('with --stop and a STORE that fails: the epoch aborts, and RESUME reaches every rank (each left stopped by its dump)', async () => {
+    h.nodes.get('a')!.steps.scripts.set(RoundStep.STORE, () => failRanks([0], 'rank 0: write manifest.ferry: no space left on device'));
+    const { error } = await checkpoint(true);
+    expect(error!.message).toMatch(/epoch 1\) aborted: STORE failed: rank 0: .*no space left on device/);
+    for (const host of ['a', 'b']) {
+      expect(steps(host)).toEqual([RoundStep.PREPARE, RoundStep.DUMP, RoundStep.STORE, RoundStep.RESUME, RoundStep.DISCARD]);
+      expect(h.nodes.get(host)!.steps.seen.find((x) => x.step === RoundStep.RESUME)!.ranks).toEqual(host === 'a' ? [0, 1] : [2, 3]);
+    }
+    await advance(2_000);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+  });
+
   it('aborts when a rank dies between PREPARE and FLUSHED, and the job fails naming it', async () => {
     h.nodes.get('a')!.steps.scripts.set(RoundStep.PREPARE, (req) => {
       h.nodes.get('a')!.ranks.exit(req.job_id, 1, 9);
