@@ -6,12 +6,13 @@
 // between its flush and its dump, and, left running after a dump, until it is
 // stopped. A migration and a rollback must still give the uninterrupted run's
 // output and files, bit for bit.
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestCluster, type FerryResult, type TestCluster } from '../helpers/cluster.js';
-import { buildExample, checksumLine, ferryOkOn } from '../helpers/e2e-run.js';
+import { checksumLine, ferryOkOn } from '../helpers/e2e-run.js';
 import { FaultGates } from '../helpers/fault-gates.js';
+import { LoneStepsJobs } from '../helpers/lone-steps-job.js';
 import { programOn } from '../helpers/host-processes.js';
 
 // About 6 s (300 steps of 20 ms).
@@ -20,19 +21,16 @@ const RUN_TIMEOUT_MS = 120_000;
 
 let c: TestCluster;
 let gates: FaultGates;
-let program: string;
+const jobs = new LoneStepsJobs(() => c, STEPS, RUN_TIMEOUT_MS);
 
 const ferryOk = ferryOkOn(() => c, RUN_TIMEOUT_MS);
-
-const outputPrefix = (jobId: string) => join(c.tempDir, 'outputs', jobId);
-const outputFiles = (jobId: string) => [0, 1].map((r) => readFileSync(`${outputPrefix(jobId)}.${r}`));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const job = async (jobId: string) => JSON.parse(await ferryOk(['job', jobId, '--json'])) as { state: string; ranks: { host: string; state: string }[] };
 
 beforeAll(async () => {
   c = await startTestCluster({ hosts: 3, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500, faultGates: true });
   gates = new FaultGates(c);
-  program = buildExample(c, 'lone-steps');
+  jobs.build();
 }, 120_000);
 
 afterAll(async () => {
@@ -40,37 +38,14 @@ afterAll(async () => {
   await c?.stop();
 });
 
-/** Until FILE has one more "step" line than it has now (polled every 5 ms). */
-async function untilNextStep(file: string): Promise<void> {
-  const steps = () => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((l) => l.startsWith('step ')).length : 0);
-  const now = steps();
-  for (const start = Date.now(); Date.now() - start < RUN_TIMEOUT_MS; await new Promise((r) => setTimeout(r, 5))) {
-    if (steps() > now) return;
-  }
-  throw new Error(`${file} printed no step line after its ${now}th`);
-}
-
-let referenceRun: Promise<string> | undefined;
-
-/** The uninterrupted run's output (run once). */
-function reference(): Promise<string> {
-  referenceRun ??= (async () => {
-    mkdirSync(join(c.tempDir, 'outputs'), { recursive: true });
-    const r = await c.ferry(['run', '-n', '2', '--hosts', 'host1', '--job-id', 'ref', program, STEPS, outputPrefix('ref')], { timeoutMs: RUN_TIMEOUT_MS });
-    expect(r.code, r.stderr).toBe(0);
-    return r.stdout;
-  })();
-  return referenceRun;
-}
-
 describe('ranks that compute outside MPI', { timeout: 300_000 }, () => {
   it('migrated while the old copy would print and append on between its dump and its stop: output and files as the uninterrupted run', async () => {
-    const referenceStdout = await reference();
+    const referenceStdout = await jobs.reference();
     const jobId = 'mig';
-    const run = c.ferry(['run', '-n', '2', '--hosts', 'host1,host2', '--job-id', jobId, program, STEPS, outputPrefix(jobId)], { timeoutMs: RUN_TIMEOUT_MS });
+    const run = jobs.run(jobId, 'host1,host2');
     await c.waitFor(async () => (await job(jobId)).state === 'running', `job ${jobId} running`);
-    const log = join(c.tempDir, 'hosts', 'host1', 'logs', jobId, 'rank-0.out');
-    await untilNextStep(log);
+    const log = jobs.log('host1', jobId);
+    await jobs.untilNextStep(log);
     // The target's FETCH is held for longer than rank 0 takes to print a line (every 500 ms). Its old copy,
     // dumped by then, is stopped: running on, it printed and appended what its restored copy then did again.
     gates.close('fetch', 'host3');
@@ -91,16 +66,16 @@ describe('ranks that compute outside MPI', { timeout: 300_000 }, () => {
     expect(done.code, `${done.stderr}\n${c.logTails(30)}`).toBe(0);
     expect(checksumLine(done.stdout, c.logTails(20))).toBe(checksumLine(referenceStdout));
     expect(done.stdout).toBe(referenceStdout);
-    const expected = outputFiles('ref');
-    for (const [i, bytes] of outputFiles(jobId).entries()) expect(bytes.equals(expected[i]!), `output file ${i}`).toBe(true);
+    const expected = jobs.files('ref');
+    for (const [i, bytes] of jobs.files(jobId).entries()) expect(bytes.equals(expected[i]!), `output file ${i}`).toBe(true);
   });
 
   it('a migration that fails after its DUMP (the image broken before the target fetched it): the rank, stopped by its dump, runs on where it was', async () => {
-    const referenceStdout = await reference();
+    const referenceStdout = await jobs.reference();
     const jobId = 'mig-fail';
-    const run = c.ferry(['run', '-n', '2', '--hosts', 'host1,host2', '--job-id', jobId, program, STEPS, outputPrefix(jobId)], { timeoutMs: RUN_TIMEOUT_MS });
+    const run = jobs.run(jobId, 'host1,host2');
     await c.waitFor(async () => (await job(jobId)).state === 'running', `job ${jobId} running`);
-    await untilNextStep(join(c.tempDir, 'hosts', 'host1', 'logs', jobId, 'rank-0.out'));
+    await jobs.untilNextStep(jobs.log('host1', jobId));
     gates.close('fetch', 'host3');
     let migrated: Promise<FerryResult>;
     try {
@@ -126,7 +101,7 @@ describe('ranks that compute outside MPI', { timeout: 300_000 }, () => {
     const done = await run;
     expect(done.code, `${done.stderr}\n${c.logTails(30)}`).toBe(0);
     expect(done.stdout).toBe(referenceStdout);
-    const expected = outputFiles('ref');
-    for (const [i, bytes] of outputFiles(jobId).entries()) expect(bytes.equals(expected[i]!), `output file ${i}`).toBe(true);
+    const expected = jobs.files('ref');
+    for (const [i, bytes] of jobs.files(jobId).entries()) expect(bytes.equals(expected[i]!), `output file ${i}`).toBe(true);
   });
 });

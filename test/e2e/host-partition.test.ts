@@ -14,12 +14,11 @@
 // does not print that line again). Again with the
 // coordinator killed and started again while the host is cut off: it must
 // still know that copy for a given-up one (given-up-copies.ts).
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
-import { buildExample, checksumLine, ferryOkOn } from '../helpers/e2e-run.js';
+import { checksumLine, ferryOkOn } from '../helpers/e2e-run.js';
 import { FaultGates } from '../helpers/fault-gates.js';
+import { LoneStepsJobs } from '../helpers/lone-steps-job.js';
 import { programOn as programOnHost } from '../helpers/host-processes.js';
 
 // About 10 s (500 steps of 20 ms): long enough to still run after its checkpoint, the copies of its
@@ -30,12 +29,9 @@ const GRACE_MS = 3_000;
 
 let c: TestCluster;
 let gates: FaultGates;
-let program: string;
+const jobs = new LoneStepsJobs(() => c, STEPS, RUN_TIMEOUT_MS);
 
 const ferryOk = ferryOkOn(() => c, RUN_TIMEOUT_MS);
-
-const outputPrefix = (jobId: string) => join(c.tempDir, 'outputs', jobId);
-const outputFiles = (jobId: string) => [0, 1].map((r) => readFileSync(`${outputPrefix(jobId)}.${r}`));
 
 const job = async (jobId: string) => JSON.parse(await ferryOk(['job', jobId, '--json'])) as { state: string; detail: string; ranks: { host: string; state: string }[] };
 const epochs = async (jobId: string) => JSON.parse(await ferryOk(['epochs', jobId, '--json'])) as { epoch: number; images: number; replicatedImages: number }[];
@@ -46,7 +42,7 @@ const programOn = (host: string) => programOnHost(c, host, 'lone-steps');
 beforeAll(async () => {
   c = await startTestCluster({ hosts: 3, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_500, hostRejoinGraceMs: GRACE_MS, imageReplicas: 1, faultGates: true });
   gates = new FaultGates(c);
-  program = buildExample(c, 'lone-steps');
+  jobs.build();
 }, 120_000);
 
 afterAll(async () => {
@@ -56,48 +52,25 @@ afterAll(async () => {
   await c?.stop();
 });
 
-/** Until the file has `text` (polled every 5 ms). */
-async function untilPrinted(file: string, text: string): Promise<void> {
-  for (const start = Date.now(); Date.now() - start < RUN_TIMEOUT_MS; await new Promise((r) => setTimeout(r, 5))) {
-    if (existsSync(file) && readFileSync(file, 'utf8').includes(text)) return;
-  }
-  throw new Error(`${file} did not get ${JSON.stringify(text)}`);
-}
-
-let referenceRun: Promise<string> | undefined;
-
-/** The uninterrupted run's output (run once). */
-function reference(): Promise<string> {
-  referenceRun ??= (async () => {
-    mkdirSync(join(c.tempDir, 'outputs'), { recursive: true });
-    const r = await c.ferry(['run', '-n', '2', '--hosts', 'host1', '--job-id', 'ref', program, STEPS, outputPrefix('ref')], { timeoutMs: RUN_TIMEOUT_MS });
-    expect(r.code, r.stderr).toBe(0);
-    return r.stdout;
-  })();
-  return referenceRun;
-}
-
 describe('a host cut off the network', { timeout: 300_000 }, () => {
   it.each([
     { jobId: 'cut', coordinatorRestart: false },
     { jobId: 'cut-crash', coordinatorRestart: true },
   ])('past the grace: the job restarts without it; its rank, still running, goes when it is back and leaves no trace (coordinator restarted meanwhile: $coordinatorRestart)', async ({ jobId, coordinatorRestart }) => {
-    const referenceStdout = await reference();
-    const run = c.ferry(['run', '-n', '2', '--hosts', 'host1,host2', '--job-id', jobId, '--auto-restart', '1', program, STEPS, outputPrefix(jobId)], {
-      timeoutMs: RUN_TIMEOUT_MS,
-    });
+    const referenceStdout = await jobs.reference();
+    const run = jobs.run(jobId, 'host1,host2', ['--auto-restart', '1']);
     await c.waitFor(async () => (await job(jobId)).state === 'running', `job ${jobId} running`);
     // Rank 0 prints a progress line between its flush and its dump (it computes outside MPI: the DUMP is
     // held until it has). Its restored copy goes on from the dump and does not print that line again: the
     // rollback must not drop as much of its new output (agent/late-output.ts).
-    const log = join(c.tempDir, 'hosts', 'host1', 'logs', jobId, 'rank-0.out');
-    await untilPrinted(log, 'step 25\n');
+    const log = jobs.log('host1', jobId);
+    await jobs.untilPrinted(log, 'step 25\n');
     gates.close('dump', 'host1');
     let checkpointed: Promise<string>;
     try {
       checkpointed = ferryOk(['checkpoint', jobId]);
       await gates.held('dump', 'host1');
-      await untilPrinted(log, `step ${Number(/step (\d+)\n$/.exec(readFileSync(log, 'utf8'))![1]) + 25}\n`);
+      await jobs.untilNextStep(log);
     } finally {
       gates.open('dump', 'host1');
     }
@@ -135,8 +108,8 @@ describe('a host cut off the network', { timeout: 300_000 }, () => {
     expect(checksumLine(done.stdout, c.logTails(20))).toBe(checksumLine(referenceStdout));
     // Bit for bit the uninterrupted run's output: nothing of the cut-off copy, no progress line twice.
     expect(done.stdout).toBe(referenceStdout);
-    const expected = outputFiles('ref');
-    for (const [i, bytes] of outputFiles(jobId).entries()) expect(bytes.equals(expected[i]!), `output file ${i}`).toBe(true);
+    const expected = jobs.files('ref');
+    for (const [i, bytes] of jobs.files(jobId).entries()) expect(bytes.equals(expected[i]!), `output file ${i}`).toBe(true);
     const events = await ferryOk(['events', '--job', jobId]);
     expect(events).toMatch(/rank\.stale-copy .*job cut(-crash)? rank 0: host host1 came back with a copy of it alive, but the rank runs on host\d; killing that copy/);
     // What the cut-off copy printed before it was stopped went with it, and the job's followers were told.
