@@ -5,13 +5,12 @@
 // failed) continues it, also from the next agent after this one was killed.
 // A rank left stopped that is dumped again is continued first: CRIU would
 // record it stopped, and a restore bring it back stopped.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { RoundStep } from '../../src/gen/proto.js';
 import { LocalRankSteps } from '../../src/agent/local-rank-steps.js';
-import { initPidOf, RankSupervisor } from '../../src/agent/rank-supervisor.js';
+import { initPidOf, type RankSupervisor } from '../../src/agent/rank-supervisor.js';
 import { RANK_TABLE_FILE } from '../../src/agent/rank-table.js';
 import { childrenOf } from '../../src/agent/runtime-processes.js';
 import { processStateCode } from '../../src/common/proc-stat.js';
@@ -19,21 +18,16 @@ import { readImages } from '../../src/criu/criu-images.js';
 import type { CriuInstall } from '../../src/criu/criu-install.js';
 import { ensureCriu } from '../../src/criu/criu-provision.js';
 import { roundRequest } from '../helpers/round-request.js';
+import { TestSupervisors } from '../helpers/test-supervisors.js';
 
-const FERRY_INIT = resolve('build', 'bin', 'ferry-init');
 const SLEEPER = { argv: ['/bin/sh', '-c', 'exec sleep 60'], cwd: '/', env: { PATH: '/usr/bin:/bin' } };
 
 let criu: CriuInstall;
-let dir = '';
-const supervisors: RankSupervisor[] = [];
-const supervisor = () => {
-  const s = new RankSupervisor({ host: 'h', logsDir: join(dir, 'logs'), stateDir: join(dir, 'state'), initPath: FERRY_INIT, agentSocketName: `ferry-test-dump-stopped-${process.pid}` });
-  supervisors.push(s);
-  return s;
-};
-const steps = (s: RankSupervisor) => new LocalRankSteps({ host: 'h', imagesDir: join(dir, 'images'), ranks: s, criu });
+const supervisors = new TestSupervisors('dump-stopped');
+const supervisor = () => supervisors.make();
+const steps = (s: RankSupervisor) => new LocalRankSteps({ host: 'h', imagesDir: join(supervisors.dir, 'images'), ranks: s, criu });
 const stoppedInTable = () =>
-  (JSON.parse(readFileSync(join(dir, 'state', RANK_TABLE_FILE), 'utf8')) as { ranks: { rank: number; stoppedByDump?: boolean }[] }).ranks.filter((t) => t.stoppedByDump).map((t) => t.rank);
+  (JSON.parse(readFileSync(join(supervisors.dir, 'state', RANK_TABLE_FILE), 'utf8')) as { ranks: { rank: number; stoppedByDump?: boolean }[] }).ranks.filter((t) => t.stoppedByDump).map((t) => t.rank);
 
 /** The state of rank 0's program (the child of its ferry-init), polled until it is one of `states` (5 s at most). */
 async function until(s: RankSupervisor, states: string[]): Promise<string> {
@@ -60,17 +54,8 @@ beforeAll(async () => {
   criu = await ensureCriu();
 }, 10 * 60_000);
 
-beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'ferry-test-dump-stopped-'));
-});
-
-afterEach(async () => {
-  const all = supervisors.splice(0);
-  for (const s of all) s.signalJob('j', 'SIGKILL');
-  for (let i = 0; i < 250 && all.some((s) => s.running().length > 0); i++) await new Promise((r) => setTimeout(r, 20));
-  for (const s of all) s.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+beforeEach(() => supervisors.begin());
+afterEach(() => supervisors.end());
 
 describe('a DUMP that leaves its ranks stopped', () => {
   it('stops the rank where it was dumped, and a RESUME continues it', async () => {
@@ -105,13 +90,13 @@ describe('a DUMP that leaves its ranks stopped', () => {
 
   it('has the mark on disk before CRIU runs: an agent killed during the dump leaves it to the next one', async () => {
     // A CRIU that copies the rank table as it starts, then runs the real one.
-    const seen = join(dir, 'table-as-criu-started.json');
-    const wrapper = join(dir, 'criu-wrapper');
-    writeFileSync(wrapper, `#!/bin/sh\ncp '${join(dir, 'state', RANK_TABLE_FILE)}' '${seen}'\nexec '${criu.command}' "$@"\n`, { mode: 0o755 });
+    const seen = join(supervisors.dir, 'table-as-criu-started.json');
+    const wrapper = join(supervisors.dir, 'criu-wrapper');
+    writeFileSync(wrapper, `#!/bin/sh\ncp '${join(supervisors.dir, 'state', RANK_TABLE_FILE)}' '${seen}'\nexec '${criu.command}' "$@"\n`, { mode: 0o755 });
     const s = supervisor();
     s.start({ jobId: 'j', rank: 0, worldSize: 1, ...SLEEPER });
     expect(await until(s, ['S'])).toBe('S');
-    const steps = new LocalRankSteps({ host: 'h', imagesDir: join(dir, 'images'), ranks: s, criu: { ...criu, command: wrapper } });
+    const steps = new LocalRankSteps({ host: 'h', imagesDir: join(supervisors.dir, 'images'), ranks: s, criu: { ...criu, command: wrapper } });
     const out = await steps.run(roundRequest(RoundStep.DUMP, { job_id: 'j', epoch: 1, ranks: [0], dump_ranks: [0], store_separately: true, leave_stopped: true }));
     expect([...out.failed.values()]).toEqual([]);
     const table = JSON.parse(readFileSync(seen, 'utf8')) as { ranks: { rank: number; stoppedByDump?: boolean }[] };

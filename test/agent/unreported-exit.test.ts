@@ -4,36 +4,20 @@
 // "lost" rank that had exited 0: soak seed 116). Real ranks under ferry-init;
 // the agents are two RankSupervisors on one state directory, the first one
 // dropped without a word as a SIGKILLed agent would be.
-import { mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { mkdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { RankExitedInit } from '../../src/gen/proto.js';
-import { RankSupervisor } from '../../src/agent/rank-supervisor.js';
 import { RANK_TABLE_FILE } from '../../src/agent/rank-table.js';
+import { TestSupervisors } from '../helpers/test-supervisors.js';
 
-const FERRY_INIT = resolve('build', 'bin', 'ferry-init');
+const supervisors = new TestSupervisors('exit');
+const supervisor = () => supervisors.make();
+const table = () => (JSON.parse(readFileSync(join(supervisors.dir, 'state', RANK_TABLE_FILE), 'utf8')) as { ranks: { rank: number; exit?: RankExitedInit }[] }).ranks;
 
-let dir = '';
-const supervisors: RankSupervisor[] = [];
-const supervisor = () => {
-  const s = new RankSupervisor({ host: 'h', logsDir: join(dir, 'logs'), stateDir: join(dir, 'state'), initPath: FERRY_INIT, agentSocketName: `ferry-test-exit-${process.pid}` });
-  supervisors.push(s);
-  return s;
-};
-const table = () => (JSON.parse(readFileSync(join(dir, 'state', RANK_TABLE_FILE), 'utf8')) as { ranks: { rank: number; exit?: RankExitedInit }[] }).ranks;
-
-beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'ferry-test-exit-'));
-});
-afterEach(async () => {
-  const all = supervisors.splice(0);
-  for (const s of all) s.signalJob('j', 'SIGKILL');
-  // Their ends are written to the table as they come: the folder goes after the last one.
-  for (let i = 0; i < 250 && all.some((s) => s.running().length > 0); i++) await new Promise((r) => setTimeout(r, 20));
-  for (const s of all) s.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+beforeEach(() => supervisors.begin());
+// (their ends are written to the table as they come: the folder goes after the last one)
+afterEach(() => supervisors.end());
 
 describe('an exit no coordinator acknowledged yet', () => {
   it('is kept in the rank table, reported by the next agent, and dropped once acknowledged', async () => {
@@ -62,7 +46,7 @@ describe('an exit no coordinator acknowledged yet', () => {
     const first = supervisor();
     const exited = new Promise<RankExitedInit>((res) => first.on('exit', res));
     first.start({ jobId: 'j', rank: 0, worldSize: 1, argv: ['/bin/sh', '-c', 'sleep 0.3; exit 3'], cwd: '/', env: { PATH: '/usr/bin:/bin' } });
-    const blocker = join(dir, 'state', `${RANK_TABLE_FILE}.tmp`);
+    const blocker = join(supervisors.dir, 'state', `${RANK_TABLE_FILE}.tmp`);
     mkdirSync(blocker);
     expect((await exited).exit_code).toBe(3);
     expect(table().map((t) => [t.rank, t.exit])).toEqual([[0, undefined]]); // (the table could not take the exit)

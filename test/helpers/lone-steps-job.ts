@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import type { FerryResult, TestCluster } from './cluster.js';
-import { buildExample } from './e2e-run.js';
+import { buildExample, checksumLine } from './e2e-run.js';
 
 /** lone-steps prints a "step N" line every this many steps. */
 const STEPS_PER_LINE = 25;
@@ -41,6 +41,19 @@ export class LoneStepsJobs {
       return r.stdout;
     })();
     return this.referenceRun;
+  }
+
+  /**
+   * `done` (the job's `ferry run`) ended 0 with the uninterrupted run's output bit for bit (its checksum line
+   * first, for a clearer failure), and the job's files are the uninterrupted run's.
+   */
+  async expectUninterrupted(done: FerryResult, jobId: string): Promise<void> {
+    const reference = await this.reference();
+    expect(done.code, `${done.stderr}\n${this.c().logTails(30)}`).toBe(0);
+    expect(checksumLine(done.stdout, this.c().logTails(20))).toBe(checksumLine(reference));
+    expect(done.stdout).toBe(reference);
+    const expected = this.files('ref');
+    for (const [i, bytes] of this.files(jobId).entries()) expect(bytes.equals(expected[i]!), `output file ${i}`).toBe(true);
   }
 
   /** The files the job's ranks wrote. */
