@@ -616,10 +616,12 @@ export class Agent {
     // What ranks computing outside MPI printed after that, up to their dump (late-output.ts).
     const late = req.step === RoundStep.DUMP ? this.lateOutput.dumped(req.job_id, req.epoch, outcome.images ?? []) : [];
     // Restored ranks write on into this host's log files: follow them from where the files ended before the
-    // restore (what a rank computing outside MPI printed since is its output too).
+    // restore (what a rank computing outside MPI printed since is its output too), under the name the
+    // coordinator gave (a rollback's: it knows what repeats by it).
     for (const p of outcome.started ?? []) {
       const start = outcome.logStarts?.get(p.rank ?? 0);
-      this.output.add(req.job_id, p.rank ?? 0, this.ranks.logPaths(req.job_id, p.rank ?? 0), start ? { sent: start } : undefined);
+      const named = req.sources.find((s) => s.rank === (p.rank ?? 0))?.output_source;
+      this.output.add(req.job_id, p.rank ?? 0, this.ranks.logPaths(req.job_id, p.rank ?? 0), start ? { sent: start } : undefined, named);
       this.recordOutputPosition(req.job_id, p.rank ?? 0);
     }
     return {

@@ -140,12 +140,14 @@ export class OutputTailer {
    * not taken): the coordinator, and then `ferry run`, pass on each byte once.
    * What the agent before had sent goes as `resent`. (A rank table written
    * before the taken offsets were kept: from what was sent, in a new source.)
+   * `named`: the new source's name, when the coordinator gave one (a rollback's restored rank:
+   * ImageSource.output_source); otherwise the tailer names it.
    */
-  add(jobId: string, rank: number, paths: { out: string; err: string }, from?: Partial<OutputPosition> & { sent: { out: number; err: number } }): void {
+  add(jobId: string, rank: number, paths: { out: string; err: string }, from?: Partial<OutputPosition> & { sent: { out: number; err: number } }, named?: string): void {
     const sent = from ? from.sent : logEnds(paths);
     const resumed = from?.source && from.taken ? { source: from.source, taken: from.taken } : undefined;
     const start = resumed ? resumed.taken : sent;
-    const source = resumed ? resumed.source : `${this.name}.${++this.followings}`;
+    const source = resumed ? resumed.source : named || `${this.name}.${++this.followings}`;
     const file = (stream: RankOutput_Stream, path: string, at: number, sentTo: number): TailedFile => ({
       jobId,
       rank,

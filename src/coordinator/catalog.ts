@@ -880,7 +880,7 @@ export class Catalog {
     this.st.bindOutputRepeat.run({ jobId, rank, stream, source, from });
   }
 
-  /** The output repeats of jobs that may run again (as outputCounts). */
+  /** The output repeats of jobs that may run again (as outputCounts): `source` without `from`, not come yet. */
   outputRepeats(): (OutputRepeat & { jobId: string })[] {
     return (this.st.outputRepeats.all() as Row[]).map((r) => ({
       jobId: r.job_id as string,
@@ -888,7 +888,8 @@ export class Catalog {
       stream: r.stream as 0 | 1,
       bytes: r.bytes as number,
       ...(r.before_source !== null ? { beforeSource: r.before_source as string } : {}),
-      ...(r.source !== null ? { source: r.source as string, from: r.from_offset as number } : {}),
+      ...(r.source !== null ? { source: r.source as string } : {}),
+      ...(r.from_offset !== null ? { from: r.from_offset as number } : {}),
     }));
   }
 

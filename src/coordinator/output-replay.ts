@@ -23,16 +23,21 @@
 // Marks from before counts were saved (no `durable`) still count only for the
 // coordinator that took them: another one drops nothing (the restart says so).
 //
-// What a rollback drops is a repeat: so many bytes of a rank's stream. The
-// first chunk of that stream from a source (agent/output-tailer.ts) other than
-// the one the rank printed from before the rollback is the restored copy's
-// first output: the repeat is the range of that source from there. It is kept
-// in the catalog (output_repeats), bound or not yet, so a coordinator
-// restarted before the repeat has all come drops the rest of it, and what an
-// agent sends again of it (a new coordinator gets what followers had not
-// taken, as `resent`) is dropped again, by its place in the source. Until
-// 2026-12-07 the repeat was a count in the coordinator's memory: a
-// coordinator killed right after an automatic restart passed the repeat on.
+// What a rollback drops is a repeat: so many bytes of a rank's stream, from
+// where the restored copy's output starts. The rollback names the source
+// (agent/output-tailer.ts) the restored copy's agent follows its log files in
+// (ImageSource.output_source), before any rank is restored: the first chunk
+// of that source is the restored copy's first output, and the repeat is the
+// range of that source from there. Output from any other source (the old
+// copy's last lines, late) passes, whenever it comes. It is kept in the
+// catalog (output_repeats), bound or not yet, so a coordinator restarted
+// before the repeat has all come drops the rest of it, and what an agent
+// sends again of it (a new coordinator gets what followers had not taken, as
+// `resent`) is dropped again, by its place in the source.
+// (Repeats saved before the rollback named the source, until 2026-12-08, have
+// only the source the rank printed from before: the first chunk from another
+// one counts as the restored copy's. That guessed wrong when the old copy's
+// late output came first from a source the coordinator had not seen.)
 import { errorMessage } from '../common/ferry-error.js';
 import { tracer } from '../common/trace.js';
 import { RankOutput_Stream, type UnsentOutput } from '../gen/proto.js';
@@ -70,10 +75,11 @@ export interface OutputRepeat {
   /** 0 stdout, 1 stderr. */
   stream: 0 | 1;
   bytes: number;
-  /** The source the rank printed from before the rollback (not the restored copy's), if one was seen. */
+  /** Saved before 2026-12-08 only: the source the rank printed from before the rollback (not the restored copy's). */
   beforeSource?: string;
-  /** Where the repeat is, once the restored copy's first output of the stream came. */
+  /** The source the restored copy's output comes in (named at the rollback). */
   source?: string;
+  /** Where the repeat starts in `source`, once the restored copy's first output of the stream came. */
   from?: number;
 }
 
@@ -103,8 +109,6 @@ export class OutputReplay {
   private readonly passed = new Map<string, Map<number, [number, number]>>();
   /** job -> rank -> the repeat of each stream [stdout, stderr] after a rollback. */
   private readonly repeats = new Map<string, Map<number, [Repeat | undefined, Repeat | undefined]>>();
-  /** job -> rank -> the source its output came from last. */
-  private readonly lastSource = new Map<string, Map<number, string>>();
   /** Jobs whose counts changed since they were last saved. */
   private readonly unsavedJobs = new Set<string>();
 
@@ -140,7 +144,6 @@ export class OutputReplay {
     const repeat = this.repeats.get(jobId)?.get(rank)?.[i];
     let out = data;
     if (repeat) out = out.subarray(this.repeated(jobId, repeat, out.length, source, offset));
-    if (source) this.lastSourceOf(jobId).set(rank, source);
     if (out.length > 0 && !resent) {
       entry(this.passed, jobId, rank)[i] += out.length;
       this.unsavedJobs.add(jobId);
@@ -156,14 +159,16 @@ export class OutputReplay {
       r.left -= n;
       return n;
     }
-    if (r.source === undefined && source !== r.beforeSource) {
-      // The restored copy's first output of the stream: the repeat starts here.
+    // The restored copy's first output of the stream: the repeat starts here. (A repeat saved with only the
+    // source the rank printed from before the rollback: the first chunk from another one.)
+    const first = r.source === undefined ? source !== r.beforeSource : r.from === undefined && source === r.source;
+    if (first) {
       [r.source, r.from] = [source, offset];
       trace(`job ${jobId} rank ${r.rank} stream ${r.stream}: its repeat of ${r.bytes} bytes starts at ${offset} in ${source}`);
       this.keep(jobId, `where the repeat of rank ${r.rank} starts`, (s) => s.bindOutputRepeat(jobId, r.rank, r.stream, source, offset));
     }
-    if (r.source !== source || offset < r.from!) return 0;
-    const n = Math.max(0, Math.min(r.from! + r.bytes - offset, length));
+    if (r.source !== source || r.from === undefined || offset < r.from) return 0;
+    const n = Math.max(0, Math.min(r.from + r.bytes - offset, length));
     if (n > 0) trace(`job ${jobId} rank ${r.rank} stream ${r.stream}: ${n} of ${length} bytes at ${offset} in ${source} dropped as repeat`);
     return n;
   }
@@ -178,25 +183,27 @@ export class OutputReplay {
   }
 
   /**
-   * The job's ranks run again from the state of the epoch with `marks`: the
-   * next bytes each writes, up to what was passed on already, are dropped.
-   * Returns how many bytes that is, or undefined when the marks are another
-   * coordinator's (or missing) and nothing will be dropped.
+   * The job's ranks are about to run again from the state of the epoch with
+   * `marks`, each restored copy's output followed in `restoredSource(rank)`:
+   * the first bytes each writes there, up to what was passed on already since
+   * the marks, are dropped. Called before any rank is restored, so that none of
+   * a restored copy's output comes before. Returns how many bytes that is, or
+   * undefined when the marks are another coordinator's (or missing) and
+   * nothing will be dropped.
    */
-  rewind(jobId: string, marks: OutputMarks | undefined): number | undefined {
+  rewind(jobId: string, marks: OutputMarks | undefined, restoredSource: (rank: number) => string): number | undefined {
     const hadRepeats = this.repeats.delete(jobId);
     const repeats: OutputRepeat[] = [];
     if (marks && (marks.durable || marks.coordinator === this.instance)) {
       for (const [rank, now] of this.passed.get(jobId) ?? []) {
         const at = marks.ranks[rank] ?? [0, 0];
-        const beforeSource = this.lastSource.get(jobId)?.get(rank);
+        const source = restoredSource(rank);
         for (const stream of [0, 1] as const) {
           const bytes = Math.max(0, now[stream] - at[stream]);
           if (bytes === 0) continue;
-          const repeat: Repeat = { rank, stream, bytes, ...(beforeSource ? { beforeSource } : {}), left: bytes };
-          this.repeatsOf(jobId, rank)[stream] = repeat;
-          trace(`job ${jobId} rank ${rank} stream ${stream}: ${bytes} bytes to drop as repeat (printed before from ${beforeSource ?? 'no source seen'})`);
-          repeats.push({ rank, stream, bytes, ...(beforeSource ? { beforeSource } : {}) });
+          this.repeatsOf(jobId, rank)[stream] = { rank, stream, bytes, source, left: bytes };
+          trace(`job ${jobId} rank ${rank} stream ${stream}: ${bytes} bytes to drop as repeat, where ${source} starts`);
+          repeats.push({ rank, stream, bytes, source });
         }
       }
     }
@@ -208,7 +215,6 @@ export class OutputReplay {
   /** Forgets a job (deleted; its saved counts go with its catalog rows). */
   forget(jobId: string): void {
     this.passed.delete(jobId);
-    this.lastSource.delete(jobId);
     if (this.repeats.delete(jobId)) this.keep(jobId, 'that the job ended', (s) => s.saveOutputRepeats(jobId, []));
     this.unsavedJobs.delete(jobId);
   }
@@ -219,12 +225,6 @@ export class OutputReplay {
     let r = byRank.get(rank);
     if (!r) byRank.set(rank, (r = [undefined, undefined]));
     return r;
-  }
-
-  private lastSourceOf(jobId: string): Map<number, string> {
-    let byRank = this.lastSource.get(jobId);
-    if (!byRank) this.lastSource.set(jobId, (byRank = new Map()));
-    return byRank;
   }
 
   /** Writes to the store; refused (a full disk, say), the repeat holds for as long as this coordinator runs. */

@@ -10,7 +10,7 @@ import { RankSupervisor } from '../../src/agent/rank-supervisor.js';
 import { ImageServer } from '../../src/images/image-server.js';
 import { writeManifest } from '../../src/images/manifest.js';
 import { FIXTURE_META, makeRankImage, tempDirs } from '../images/image-dir-fixture.js';
-import { roundRequest } from '../helpers/round-request.js';
+import { imageSource, roundRequest } from '../helpers/round-request.js';
 
 const temps = tempDirs();
 const servers: ImageServer[] = [];
@@ -35,7 +35,7 @@ describe('DISCARD on an agent', () => {
     const images = join(dir, 'images');
     const ranks = new RankSupervisor({ host: 'h', logsDir: join(dir, 'logs'), stateDir: join(dir, 'state'), initPath: '/nonexistent/ferry-init', agentSocketName: 'ferry-test-discard-fetch' });
     const steps = new LocalRankSteps({ host: 'h', imagesDir: images, ranks, criu: null });
-    const source = { rank: FIXTURE_META.rank, epoch: FIXTURE_META.epoch, host: 'src', location: '', server: server.address, manifest_sha256: manifest.manifestSha256, image_store: '' };
+    const source = imageSource({ rank: FIXTURE_META.rank, epoch: FIXTURE_META.epoch, host: 'src', server: server.address, manifest_sha256: manifest.manifestSha256 });
     const fetch = steps.run(request(RoundStep.FETCH, { sources: [source] }));
     await new Promise((r) => setTimeout(r, 50)); // the FETCH is under way
     const discard = steps.run(request(RoundStep.DISCARD));

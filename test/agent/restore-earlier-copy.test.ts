@@ -10,7 +10,7 @@ import { LocalRankSteps } from '../../src/agent/local-rank-steps.js';
 import { RankSupervisor } from '../../src/agent/rank-supervisor.js';
 import type { CriuInstall } from '../../src/criu/criu-install.js';
 import { tempDirs } from '../images/image-dir-fixture.js';
-import { roundRequest } from '../helpers/round-request.js';
+import { imageSource, roundRequest } from '../helpers/round-request.js';
 
 const temps = tempDirs();
 afterEach(() => temps.removeAll());
@@ -33,7 +33,7 @@ async function setUp(): Promise<{ ranks: SupervisorWithCopies; restore: () => Re
   ranks.copies.add('j/1');
   // CRIU is never reached: the image the restore would read first is not there.
   const steps = new LocalRankSteps({ host: 'h', imagesDir: join(dir, 'images'), ranks, criu: {} as CriuInstall, earlierCopyWaitMs: 300 });
-  const source = { rank: 1, epoch: 5, host: 'h', location: '', server: '', manifest_sha256: 'ab'.repeat(32), image_store: '' };
+  const source = imageSource({ rank: 1, epoch: 5, host: 'h', manifest_sha256: 'ab'.repeat(32) });
   return { ranks, restore: () => steps.run(roundRequest(RoundStep.RESTORE, { job_id: 'j', epoch: 5, ranks: [1], world_size: 2, sources: [source] })) };
 }
 

@@ -11,7 +11,7 @@ import { LocalRankSteps } from '../../src/agent/local-rank-steps.js';
 import { RankSupervisor } from '../../src/agent/rank-supervisor.js';
 import type { CriuInstall } from '../../src/criu/criu-install.js';
 import { tempDirs } from '../images/image-dir-fixture.js';
-import { roundRequest } from '../helpers/round-request.js';
+import { imageSource, roundRequest } from '../helpers/round-request.js';
 
 const temps = tempDirs();
 afterEach(() => temps.removeAll());
@@ -43,7 +43,7 @@ describe('STOP of a rank whose RESTORE runs here', () => {
     // CRIU is never reached, and the restore fails once past that wait).
     ranks.copies.add('j/1');
     const steps = new LocalRankSteps({ host: 'h', imagesDir: join(dir, 'images'), ranks, criu: {} as CriuInstall, earlierCopyWaitMs: 5_000 });
-    const source = { rank: 1, epoch: 5, host: 'h', location: '', server: '', manifest_sha256: 'ab'.repeat(32), image_store: '' };
+    const source = imageSource({ rank: 1, epoch: 5, host: 'h', manifest_sha256: 'ab'.repeat(32) });
     const restore = steps.run(roundRequest(RoundStep.RESTORE, { job_id: 'j', epoch: 5, ranks: [1], world_size: 2, sources: [source] }));
     await new Promise((r) => setTimeout(r, 50));
     const t0 = Date.now();

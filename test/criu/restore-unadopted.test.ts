@@ -15,7 +15,7 @@ import { ensureCriu } from '../../src/criu/criu-provision.js';
 import { dumpRank } from '../../src/criu/criu-dump.js';
 import { rankImageDir } from '../../src/images/image-paths.js';
 import { writeManifest } from '../../src/images/manifest.js';
-import { roundRequest } from '../helpers/round-request.js';
+import { imageSource, roundRequest } from '../helpers/round-request.js';
 import { FERRY_INIT, RankFixture, logLines, waitFor } from './criu-rank-fixture.js';
 
 const TEST_TIMEOUT_MS = 180_000;
@@ -74,7 +74,7 @@ describe('a restored rank the supervisor does not take over', () => {
     const manifestSha = createHash('sha256').update(readFileSync(join(image, 'manifest.ferry'))).digest('hex');
 
     const steps = new LocalRankSteps({ host: 'h', imagesDir, ranks, criu });
-    const source = { rank: 1, epoch: 5, host: 'h', location: '', server: '', manifest_sha256: manifestSha, image_store: '' };
+    const source = imageSource({ rank: 1, epoch: 5, host: 'h', manifest_sha256: manifestSha });
     const out = await steps.run(roundRequest(RoundStep.RESTORE, { job_id: 'j', epoch: 5, ranks: [1], world_size: 2, sources: [source] }));
 
     expect(out.failed.get(1)?.message).toBe('rank j/1 already runs on h');

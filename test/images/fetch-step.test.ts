@@ -12,7 +12,7 @@ import { RoundStep } from '../../src/gen/proto.js';
 import { ImageServer } from '../../src/images/image-server.js';
 import { writeManifest } from '../../src/images/manifest.js';
 import { FIXTURE_META, makeRankImage, tempDirs } from './image-dir-fixture.js';
-import { roundRequest } from '../helpers/round-request.js';
+import { imageSource, roundRequest } from '../helpers/round-request.js';
 
 const temps = tempDirs();
 const servers: ImageServer[] = [];
@@ -35,7 +35,7 @@ describe('FETCH of several ranks', () => {
       const dir = await makeRankImage(rootA, big, rank);
       const manifest = await writeManifest(dir, { ...FIXTURE_META, rank });
       for (const f of manifest.files) total += (await stat(join(dir, f.name))).size;
-      sources.push({ rank, host: 'host-a', server: server.address, location: '', manifest_sha256: manifest.manifestSha256, epoch: FIXTURE_META.epoch, image_store: '' });
+      sources.push(imageSource({ rank, host: 'host-a', server: server.address, manifest_sha256: manifest.manifestSha256, epoch: FIXTURE_META.epoch }));
     }
     const ranks = new RankSupervisor({ host: 'host-b', logsDir: logs, initPath: '/nonexistent/ferry-init', agentSocketName: 'ferry-test-host-b' });
     const b = new LocalRankSteps({ host: 'host-b', imagesDir: rootB, ranks, criu: { command: '/nonexistent/criu', version: '4.1.1', source: 'PATH' } });

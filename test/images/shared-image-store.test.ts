@@ -16,7 +16,7 @@ import { ImageServer } from '../../src/images/image-server.js';
 import { IMAGE_STORE_ID_FILE, ensureImageStoreId, readImageStoreId } from '../../src/images/image-store-id.js';
 import { writeManifest, type Manifest } from '../../src/images/manifest.js';
 import { BIG_FILE_NAME, FIXTURE_META, makeRankImage, tempDirs } from './image-dir-fixture.js';
-import { roundRequest } from '../helpers/round-request.js';
+import { imageSource, roundRequest } from '../helpers/round-request.js';
 
 const temps = tempDirs();
 const servers: ImageServer[] = [];
@@ -41,7 +41,7 @@ function request(step: RoundStep, over: Partial<RoundRequest> = {}): RoundReques
 }
 
 function source(over: Partial<ImageSource>): ImageSource {
-  return { rank: FIXTURE_META.rank, host: 'host-a', server: '', location: '', manifest_sha256: '', epoch: FIXTURE_META.epoch, image_store: '', ...over };
+  return imageSource({ rank: FIXTURE_META.rank, host: 'host-a', epoch: FIXTURE_META.epoch, ...over });
 }
 
 /** A shared images root with host-a's image of job-7 epoch 3 rank 1 in it. */

@@ -9,7 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { APPEND_FILES_NAME } from '../../src/criu/criu-dump.js';
+import { logEnds } from '../../src/agent/output-tailer.js';
 import { RoundStep } from '../../src/gen/proto.js';
+import { HOST_REJOIN_GRACE_MS } from '../../src/coordinator/coordinator-config.js';
 import { coordinatorInboundCodec, operatorReplyCodec } from '../../src/protocol/messages.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
 import { ControlPlaneHarness, settle } from './control-plane-harness.js';
@@ -194,4 +196,51 @@ describe('output held back at a checkpoint', () => {
   });
 });
 
+});
+
+describe("a rollback's repeated output", () => {
+  it('is shown once also when a restored rank prints before another target has answered its RESTORE', async () => {
+    // Rank 0 on a, rank 1 on b; b and c share an image store, so rank 1 comes back on c when b is lost.
+    for (const host of ['b', 'c']) mkdirSync(join(logDir, host));
+    const onB = new SimulatedRanks(join(logDir, 'b'));
+    const onC = new SimulatedRanks(join(logDir, 'c'));
+    h.startAgent('b', { imageStore: 'store-bc' }, onB);
+    h.startAgent('c', { imageStore: 'store-bc' }, onC);
+    await advance(50);
+    await h.submit({ world_size: 2, rank_hosts: { 0: 'a', 1: 'b' }, auto_restarts: 1 });
+    const shown = new Map<number, string>();
+    const client = h.hub.connect();
+    client.onMessage((frames) => {
+      const out = operatorReplyCodec.decode(frames[0]).job_output;
+      if (out) shown.set(out.rank, (shown.get(out.rank) ?? '') + Buffer.from(out.data).toString());
+    });
+    client.send(coordinatorInboundCodec.encode({ operator: { version: PROTOCOL_VERSION, request_id: 1, follow_job: { job_id: 'j' } } }));
+    await advance(50);
+    ranks.print('j', 0, '0 before\n');
+    onB.print('j', 1, '1 before\n');
+    await advance(400);
+    expect((await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: false }))).error).toBeUndefined();
+    ranks.print('j', 0, '0 after\n');
+    onB.print('j', 1, '1 after\n');
+    await advance(400);
+    // The restored ranks compute outside MPI: they print again what they printed after the epoch as soon as
+    // they are restored. Rank 0's host answers its RESTORE at once, c a second later (followed from where
+    // the log files ended before the restore, as LocalRankSteps says).
+    const restoreThenPrint = (host: string, on: SimulatedRanks, rank: number, text: string, afterMs: number) =>
+      h.nodes.get(host)!.steps.scripts.set(RoundStep.RESTORE, (req) => {
+        const logStarts = new Map([[rank, logEnds(on.logPaths('j', rank))]]);
+        const started = h.nodes.get(host)!.steps.restoreRanks(req);
+        setTimeout(() => on.print('j', rank, text), 10);
+        return new Promise((res) => setTimeout(() => res({ failed: new Map(), started, logStarts }), afterMs));
+      });
+    restoreThenPrint('a', ranks, 0, '0 after\n0 new\n', 0);
+    restoreThenPrint('c', onC, 1, '1 after\n1 new\n', 1_000);
+    await h.crashAgent('b');
+    await advance(1_000 + HOST_REJOIN_GRACE_MS);
+    for (let t = 0; t < 20_000 && h.catalog!.getJob('j')!.state !== 'running'; t += 100) await advance(100);
+    expect(h.catalog!.getJob('j')!.state).toBe('running');
+    await advance(400);
+    expect(shown.get(0)).toBe('0 before\n0 after\n0 new\n');
+    expect(shown.get(1)).toBe('1 before\n1 after\n1 new\n');
+  });
 });

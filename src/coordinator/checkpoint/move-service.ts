@@ -13,6 +13,7 @@
 // Each target reads an image in place when its images directory is the store
 // the image was written to (a shared directory), else fetches it from a live
 // host that has it (image-source-choice.ts).
+import { randomBytes } from 'node:crypto';
 import { ErrorCode, RoundStep, type AppendedFileInit, type ImageSourceInit, type MoveReplyInit } from '../../gen/proto.js';
 import { WAIT_FOR_COPIES_MS } from '../coordinator-config.js';
 import { catalogWriteError, isCatalogUnwritable } from '../catalog-errors.js';
@@ -215,8 +216,16 @@ export class MoveService {
       say('fetched', shipped);
       const t1 = this.c.now();
       say('restoring', shipped);
+      // The ranks run again from the epoch: for followers that stayed, what they print again is not shown
+      // twice. Each restored copy's output is followed under a name given here, and the repeats are set before
+      // any rank is restored: a rank computing outside MPI prints from its restore on, maybe before another
+      // target has answered its RESTORE.
+      const restoredSource = restoredOutputSource();
+      const hidden = this.c.jobs.output.replay.rewind(jobId, o.hideRepeatedOutput ? this.c.catalog.outputMarks(jobId, epoch) : undefined, restoredSource);
       // (roll_back_files: each rank's host logs say that what follows repeats its output after the epoch)
-      const restore = await runRound(this.c, { ...request, step: RoundStep.RESTORE, roll_back_files: true }, targets, this.c.config.dumpTimeoutMs, perHost);
+      const restore = await runRound(this.c, { ...request, step: RoundStep.RESTORE, roll_back_files: true }, targets, this.c.config.dumpTimeoutMs, (ranks) => ({
+        sources: ranks.map((r) => ({ ...sources.get(r)!, output_source: restoredSource(r) })),
+      }));
       this.recordRestored(jobId, restore);
       if (!restore.ok) {
         // Stop whatever did come back, also on a target that is up but did not answer (its answer lost, or
@@ -230,8 +239,6 @@ export class MoveService {
       }
       const t2 = this.c.now();
       say('resuming', shipped);
-      // From here the ranks run again from the epoch: for followers that stayed, what they print again is not shown twice.
-      const hidden = this.c.jobs.output.replay.rewind(jobId, o.hideRepeatedOutput ? this.c.catalog.outputMarks(jobId, epoch) : undefined);
       this.c.jobs.tables.expectTable(jobId);
       resuming = true;
       const resume = await runResumeRound(this.c, request, targets);
@@ -910,4 +917,13 @@ export class MoveService {
     }
     return { moves, downtime_ms: downtime, bytes_shipped: shipped, notes };
   }
+}
+
+/**
+ * Names for the followings of a restart's restored ranks (ImageSource.output_source): new for each restart, so
+ * no source of the job's output before it has one of them (output-replay.ts tells the restored copies' output by it).
+ */
+function restoredOutputSource(): (rank: number) => string {
+  const restart = `restored-${randomBytes(6).toString('hex')}`;
+  return (rank) => `${restart}.${rank}`;
 }
