@@ -2,7 +2,7 @@
 // rank channel, CRIU dumps, SIGUSR2 to resume, image removal.
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { mkdir, open, rm, rmdir } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import PQueue from 'p-queue';
 import { ErrorCode, RoundStep, type CutBackFileInit, type ImageSource, type RankExitedInit, type RankProcessInit, type RoundRequest } from '../gen/proto.js';
 import { FerryError, errorMessage } from '../common/ferry-error.js';
@@ -144,6 +144,11 @@ export class LocalRankSteps implements RankSteps {
    * coordinator restarted). */
   private readonly inUse = new Map<string, Promise<void>>();
   /**
+   * Per job: its dumps not ended yet, this agent's DUMPs and CRIU dumps a killed agent before it left running.
+   * A RESUME waits for them: a dump leaves its ranks stopped when it ends (leave_stopped).
+   */
+  private readonly dumpsInFlight = new Map<string, Promise<void>>();
+  /**
    * Per job: the restarts' FETCHes that cut its files back and the PUT_BACKs that append the cut bytes
    * again, one after the other in the order they came (inCutTurn). A PUT_BACK for a FETCH the coordinator
    * gave up on waits for that FETCH to end, and a later restart's FETCH waits for that PUT_BACK, so a
@@ -219,7 +224,9 @@ export class LocalRankSteps implements RankSteps {
     // Dumps a killed predecessor left running: a DISCARD of their set waits for them like for ours.
     for (const d of findOrphanDumps(o.imagesDir)) {
       trace(`CRIU pid ${d.pid} still dumps into ${d.setDir} (its agent is gone)`);
-      this.trackUse(d.setDir, orphanDumpEnded(d));
+      const ended = orphanDumpEnded(d);
+      this.trackUse(d.setDir, ended);
+      this.trackDump(basename(dirname(d.setDir)), ended);
     }
     // Not in the first restore here: the CRIU schemas its readImages needs are loaded now.
     setImmediate(() => {
@@ -269,6 +276,7 @@ export class LocalRankSteps implements RankSteps {
       case RoundStep.DUMP: {
         const outcome = this.dump(req);
         this.trackUse(this.imageSetDir(req), outcome.catch(() => {}));
+        this.trackDump(req.job_id, outcome.catch(() => {}));
         return outcome;
       }
       case RoundStep.FETCH: {
@@ -315,6 +323,14 @@ export class LocalRankSteps implements RankSteps {
       if (this.inUse.get(dir) === over) this.inUse.delete(dir);
     });
     this.inUse.set(dir, over);
+  }
+
+  /** Records a dump of the job's ranks until `ended` (dumpsInFlight). */
+  private trackDump(jobId: string, ended: Promise<unknown>): void {
+    const over = Promise.all([this.dumpsInFlight.get(jobId), ended]).then(() => {
+      if (this.dumpsInFlight.get(jobId) === over) this.dumpsInFlight.delete(jobId);
+    });
+    this.dumpsInFlight.set(jobId, over);
   }
 
   /** IMAGES/JOB/SET: the names come from the wire, so they are checked before they touch a path. */
@@ -432,7 +448,9 @@ export class LocalRankSteps implements RankSteps {
     const dumps = await this.perRank(this.dumpQueue, req.dump_ranks, async (rank) => {
       const initPid = this.o.ranks.initPidOfRank(req.job_id, rank);
       if (!initPid) throw new FerryError(ErrorCode.UNKNOWN_RANK, `rank ${rank} of ${req.job_id} has no process on ${this.o.host}`);
-      if (again.has(rank)) await waitUntilRunning(initPid);
+      if (again.has(rank) && !(await waitUntilRunning(initPid))) {
+        throw new FerryError(ErrorCode.INTERNAL, `rank ${rank} of ${req.job_id} on ${this.o.host}, left stopped by its last dump, was still stopped 2 s after SIGCONT: not dumped (its image would restore it stopped)`);
+      }
       const dir = rankImageDir(this.o.imagesDir, req.job_id, epoch, rank);
       const warm = await this.takeWarm(req.job_id, rank, initPid);
       // Synchronous while the job is paused. Through the libuv pool, removing a folder that was not there
@@ -891,6 +909,13 @@ export class LocalRankSteps implements RankSteps {
     // The job runs (again) from its epoch: what a restart's FETCH cut is not to be put back.
     const kept = this.cutKeptRoot(req.job_id);
     if (existsSync(kept)) await rm(kept, { recursive: true, force: true });
+    // A dump of the job still running (its coordinator gave up waiting for it, or it outlived the agent
+    // before this one) may leave ranks stopped when it ends, after any SIGCONT now: they run on after it.
+    const dumping = this.dumpsInFlight.get(req.job_id);
+    if (dumping) {
+      trace(`RESUME of ${req.job_id} waits for its dumps still running here`);
+      await dumping;
+    }
     // Ranks a dump left stopped (the step after it failed: no STOP came) run again, flushed or not.
     const continued = this.o.ranks.continueStoppedByDump?.(req.job_id, req.ranks) ?? [];
     if (continued.length > 0) trace(`SIGCONT to ${req.job_id} ranks ${continued.join(',')}, left stopped by their dump`);
@@ -911,7 +936,10 @@ export class LocalRankSteps implements RankSteps {
   }
 }
 
-/** Until no process of the tree at `initPid` is stopped any more (continued just now), 2 s at most. */
-async function waitUntilRunning(initPid: number): Promise<void> {
-  for (const start = Date.now(); treeHasStopped(initPid) && Date.now() - start < 2_000; ) await new Promise((r) => setTimeout(r, 5));
+/** Until no process of the tree at `initPid` is stopped any more (continued just now), 2 s at most: whether it runs. */
+async function waitUntilRunning(initPid: number): Promise<boolean> {
+  for (const start = Date.now(); treeHasStopped(initPid); await new Promise((r) => setTimeout(r, 5))) {
+    if (Date.now() - start >= 2_000) return false;
+  }
+  return true;
 }

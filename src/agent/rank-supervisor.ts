@@ -662,6 +662,14 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
   private signalEnding(targets: RankEntry[], signal: NodeJS.Signals): void {
     for (const e of targets) this.signalRank(e, signal, SIGNAL_RETRIES);
     if (targets.length === 0 || (signal !== 'SIGTERM' && signal !== 'SIGINT')) return;
+    // A rank its dump left stopped (a migration given up, a cancel during checkpoint --stop) would take the
+    // signal only at its SIGCONT, or die of the SIGKILL below: it is continued to take it now.
+    const stopped = targets.filter((e) => e.table.stoppedByDump);
+    for (const e of stopped) {
+      delete e.table.stoppedByDump;
+      this.signalRank(e, 'SIGCONT', SIGNAL_RETRIES);
+    }
+    if (stopped.length > 0) this.saveSoon();
     const graceMs = this.options.killGraceMs ?? RANK_KILL_GRACE_MS;
     setTimeout(() => {
       for (const e of targets) {
@@ -703,16 +711,25 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
   }
 
   markStoppedByDump(jobId: string, ranks: number[]): void {
-    let marked = 0;
+    const marked: RankTableEntry[] = [];
     for (const rank of ranks) {
       const e = this.ranks.get(RankSupervisor.key(jobId, rank));
       if (!e || e.table.stoppedByDump) continue;
       e.table.stoppedByDump = true;
-      marked++;
+      marked.push(e.table);
     }
     // On disk before it returns, and so before any CRIU runs: an agent killed in the middle of the dump leaves
-    // the ranks stopped, and the next one must know to continue them.
-    if (marked > 0) this.saveTable();
+    // the ranks stopped, and the next one must know to continue them. Not on disk, no rank is dumped.
+    if (marked.length === 0) return;
+    const err = this.saveTable();
+    if (err) {
+      for (const t of marked) delete t.stoppedByDump;
+      throw new FerryError(
+        ErrorCode.STATE_UNWRITABLE,
+        `host ${this.options.host} cannot write its rank table ${this.tablePath} (${errorMessage(err)}): no rank of job ${jobId} was dumped, ` +
+          'as an agent restarted during the dump would not know to continue the ranks it leaves stopped',
+      );
+    }
   }
 
   continueStoppedByDump(jobId: string, ranks: number[]): number[] {

@@ -5,10 +5,11 @@
 // failed) continues it, also from the next agent after this one was killed.
 // A rank left stopped that is dumped again is continued first: CRIU would
 // record it stopped, and a restore bring it back stopped.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { RoundStep } from '../../src/gen/proto.js';
+import { ErrorCode, RoundStep } from '../../src/gen/proto.js';
 import { LocalRankSteps } from '../../src/agent/local-rank-steps.js';
 import { initPidOf, type RankSupervisor } from '../../src/agent/rank-supervisor.js';
 import { RANK_TABLE_FILE } from '../../src/agent/rank-table.js';
@@ -102,6 +103,59 @@ describe('a DUMP that leaves its ranks stopped', () => {
     const table = JSON.parse(readFileSync(seen, 'utf8')) as { ranks: { rank: number; stoppedByDump?: boolean }[] };
     expect(table.ranks.filter((t) => t.stoppedByDump).map((t) => t.rank)).toEqual([0]);
     expect(await until(s, ['T'])).toBe('T');
+  });
+
+  it('has a RESUME that comes while the dump still runs wait for it: the rank runs on after', async () => {
+    // A CRIU that starts 1 s late: the coordinator gave up on the DUMP meanwhile and resumes the ranks.
+    const wrapper = join(supervisors.dir, 'criu-late');
+    writeFileSync(wrapper, `#!/bin/sh\nsleep 1\nexec '${criu.command}' "$@"\n`, { mode: 0o755 });
+    const s = supervisor();
+    s.start({ jobId: 'j', rank: 0, worldSize: 1, ...SLEEPER });
+    expect(await until(s, ['S'])).toBe('S');
+    const late = new LocalRankSteps({ host: 'h', imagesDir: join(supervisors.dir, 'images'), ranks: s, criu: { ...criu, command: wrapper } });
+    const dumping = late.run(roundRequest(RoundStep.DUMP, { job_id: 'j', epoch: 1, ranks: [0], dump_ranks: [0], store_separately: true, leave_stopped: true }));
+    await new Promise((r) => setTimeout(r, 200));
+    const resumed = late.run(roundRequest(RoundStep.RESUME, { job_id: 'j', epoch: 1, ranks: [0] }));
+    let resumedFirst = false;
+    void resumed.then(() => (resumedFirst = true));
+    const out = await dumping;
+    expect([...out.failed.values()]).toEqual([]);
+    expect(resumedFirst).toBe(false);
+    await resumed;
+    expect(await until(s, ['S', 'R'])).not.toBe('T');
+    expect(stoppedInTable()).toEqual([]);
+  });
+
+  it('dumps no rank when the rank table cannot take the mark (its disk full): the DUMP fails saying so', async () => {
+    const state = join(supervisors.dir, 'state');
+    mkdirSync(state, { recursive: true });
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'ferry-test-dump-stopped', state]);
+    try {
+      const s = supervisor();
+      s.start({ jobId: 'j', rank: 0, worldSize: 1, ...SLEEPER });
+      expect(await until(s, ['S'])).toBe('S');
+      spawnSync('dd', ['if=/dev/zero', `of=${join(state, 'filler')}`, 'bs=4k', 'count=1000'], { stdio: 'ignore' });
+      // (the agent answers a step that throws with every rank of it failed, this error)
+      await expect(dump(s, 1)).rejects.toMatchObject({ code: ErrorCode.STATE_UNWRITABLE, message: expect.stringMatching(/^host h cannot write its rank table .*ENOSPC.*no rank of job j was dumped/) });
+      expect(existsSync(join(supervisors.dir, 'images', 'j', '1', 'rank-0', 'core-1.img'))).toBe(false);
+      expect(await until(s, ['S'])).toBe('S');
+    } finally {
+      // (the ranks are killed and the folder removed after: afterEach)
+      execFileSync('umount', ['-l', state]);
+    }
+  });
+
+  it('ends a rank its dump left stopped at a SIGTERM, not at the SIGKILL after it', async () => {
+    const s = supervisor();
+    const exits: number[] = [];
+    s.on('exit', (e) => exits.push(e.exit_code ?? -1));
+    s.start({ jobId: 'j', rank: 0, worldSize: 1, ...SLEEPER });
+    expect(await until(s, ['S'])).toBe('S');
+    await dump(s, 1);
+    expect(await until(s, ['T'])).toBe('T');
+    s.signalJob('j', 'SIGTERM');
+    for (let i = 0; i < 250 && exits.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(exits).toEqual([128 + 15]); // ferry-init's status for a program ended by SIGTERM (SIGKILL: 137)
   });
 
   it('dumps again a rank an earlier dump left stopped as running: continued first, stopped again after', async () => {
