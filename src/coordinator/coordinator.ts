@@ -321,14 +321,24 @@ export class Coordinator {
     this.sendAgentTo(peer, { reply_to: to.request_id, status: err ? errorStatus(catalogWriteError(err, this.catalog.file)) : OK_STATUS, ...(err ? {} : body) });
   }
 
-  /** Sends a request to the agent of `host` and waits for its reply (TIMEOUT, HOST_DOWN otherwise). */
-  async requestAgent(host: string, body: AgentMessageInit, timeoutMs = this.config.agentRequestTimeoutMs): Promise<AgentMessage> {
+  /**
+   * Sends a request to the agent of `host` and waits for its reply (TIMEOUT, HOST_DOWN otherwise). `onAnswer`
+   * sees the reply as it is taken, before any later message of that agent (a promise's continuation may run
+   * after some: the rank output an agent sends right after its PREPARE reply, say).
+   */
+  async requestAgent(host: string, body: AgentMessageInit, timeoutMs = this.config.agentRequestTimeoutMs, onAnswer?: (answer: AgentMessage) => void): Promise<AgentMessage> {
     const peer = this.hosts.peerOf(host);
     if (!peer) throw new FerryError(ErrorCode.HOST_DOWN, `host ${host} is not up`);
     const what = requestBody(body);
     const accepts = acceptsReply(what);
-    // Only the agent the request went to may answer it.
-    const { id, reply } = this.agentRequests.open(`${what} to host ${host}`, timeoutMs, (r) => this.replyPeer === peer && accepts(r), host);
+    // Only the agent the request went to may answer it. (PendingRequests.settle asks this right before it
+    // settles the request, while the reply is being handled.)
+    const accept = (r: AgentMessage) => {
+      if (this.replyPeer !== peer || !accepts(r)) return false;
+      onAnswer?.(r);
+      return true;
+    };
+    const { id, reply } = this.agentRequests.open(`${what} to host ${host}`, timeoutMs, accept, host);
     this.sendAgentTo(peer, { ...body, request_id: id });
     const answer = await reply;
     if (!answer.status?.ok) throw statusError(answer.status);

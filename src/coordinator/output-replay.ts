@@ -173,12 +173,22 @@ export class OutputReplay {
     return n;
   }
 
+  /** What was passed on of these ranks of the job so far. */
+  counts(jobId: string, ranks: readonly number[]): OutputCounts {
+    const passed = this.passed.get(jobId);
+    return Object.fromEntries(ranks.map((r) => [r, [...(passed?.get(r) ?? [0, 0])] as [number, number]]));
+  }
+
   /**
-   * The job's marks now, at a flush: what was passed on, plus `unsent`, what the agents held back of what
-   * the flushed ranks had written (it is passed on later, and is not to be shown again after a rollback).
+   * The job's marks at a flush: what was passed on of each rank when its agent answered the PREPARE (`atReply`,
+   * from counts(); now for a rank it lacks), plus `unsent`, what the agents held back of what the flushed
+   * ranks had written (it is passed on later, and is not to be shown again after a rollback). Not what was
+   * passed on by the end of the round: a rank that computes outside MPI prints on after its flush, and the
+   * DUMP reply counts that from the PREPARE reply on (late_output; withLateOutput adds it).
    */
-  mark(jobId: string, unsent: readonly UnsentOutput[] = []): OutputMarks {
+  mark(jobId: string, unsent: readonly UnsentOutput[] = [], atReply: OutputCounts = {}): OutputMarks {
     const ranks: OutputCounts = Object.fromEntries([...(this.passed.get(jobId) ?? [])].map(([r, c]) => [r, [c[0], c[1]]]));
+    for (const [r, c] of Object.entries(atReply)) ranks[Number(r)] = [c[0], c[1]];
     return withLateOutput({ coordinator: this.instance, durable: true, ranks }, unsent);
   }
 

@@ -1,7 +1,7 @@
 // One coordinated round over a job: every agent holding ranks of the job gets
 // one RoundRequest for all of its ranks and answers once, naming only the ranks
 // that failed. The cost grows with the number of agents, not of ranks.
-import { ErrorCode, RoundStep, type RoundReply, type RoundRequestInit } from '../gen/proto.js';
+import { ErrorCode, RoundStep, type AgentMessage, type RoundReply, type RoundRequestInit } from '../gen/proto.js';
 import { FerryError, errorMessage } from '../common/ferry-error.js';
 import type { Coordinator } from './coordinator.js';
 import { tracer } from '../common/trace.js';
@@ -49,6 +49,11 @@ export async function runRound(
      * again in vain, the host's last answer counts, with the reasons of its first.
      */
     askAgainMs?: number;
+    /**
+     * Sees each host's answer as the coordinator takes it, before that agent's next message (the output its
+     * ranks print on after a PREPARE reply, say): what the coordinator had of the host then.
+     */
+    onReply?: (host: string, reply: RoundReply) => void;
   } = {},
 ): Promise<RoundResult> {
   const failures = new Map<number, string>();
@@ -73,13 +78,14 @@ export async function runRound(
   const all = Promise.all(
     [...byHost].map(async ([host, ranks]) => {
       try {
-        const first = await c.requestAgent(host, { round: { ...request, ranks, ...perHost(ranks, host) } }, timeoutMs);
+        const onAnswer = options.onReply && ((m: AgentMessage) => m.round_reply && options.onReply!(host, m.round_reply));
+        const first = await c.requestAgent(host, { round: { ...request, ranks, ...perHost(ranks, host) } }, timeoutMs, onAnswer);
         let reply = first;
         while (!ended && askAgain(host, reply.round_reply)) {
           trace(`${stepName} of ${request.job_id}: host ${host} failed ranks ${reply.round_reply!.failed.map((f) => f.rank).join(',')}; asking again while others have not answered`);
           await new Promise((r) => setTimeout(r, options.askAgainMs));
           if (ended) return;
-          reply = await c.requestAgent(host, { round: { ...request, ranks, ...perHost(ranks, host) } }, Math.max(1, deadline - c.now()));
+          reply = await c.requestAgent(host, { round: { ...request, ranks, ...perHost(ranks, host) } }, Math.max(1, deadline - c.now()), onAnswer);
         }
         if (ended) return;
         answered.add(host);

@@ -198,6 +198,35 @@ describe('output held back at a checkpoint', () => {
 
 });
 
+describe('output printed after the flush, up to the dump', () => {
+  it("is counted once in the epoch's marks when another host answers its PREPARE later", async () => {
+    mkdirSync(join(logDir, 'b'));
+    h.startAgent('b', {}, new SimulatedRanks(join(logDir, 'b')));
+    await advance(50);
+    await h.submit({ world_size: 2, rank_hosts: { 0: 'a', 1: 'b' } });
+    await advance(50);
+    await printAndAck('shown\n');
+    // a answers its PREPARE at once, and rank 0 (computing outside MPI) prints on; b answers 500 ms later.
+    h.nodes.get('a')!.steps.scripts.set(RoundStep.PREPARE, (req) => {
+      setTimeout(() => ranks.print('j', 0, 'after the flush\n'), 20);
+      return h.nodes.get('a')!.steps.byDefault(req);
+    });
+    h.nodes.get('b')!.steps.scripts.set(RoundStep.PREPARE, (req) => new Promise((res) => setTimeout(() => res(h.nodes.get('b')!.steps.byDefault(req)), 500)));
+    const image = join(logDir, 'image-rank-0');
+    h.nodes.get('a')!.steps.scripts.set(RoundStep.DUMP, () => {
+      // Frozen by CRIU: Ferry's plugin records the log's size then.
+      const log = realpathSync(ranks.logPaths('j', 0).out);
+      mkdirSync(image, { recursive: true });
+      writeFileSync(join(image, APPEND_FILES_NAME), `${statSync(log).size} ${log}\n`);
+      return { failed: new Map(), images: [{ rank: 0, location: image }] };
+    });
+    const cp = await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: false }));
+    expect(cp.error).toBeUndefined();
+    // (passed on before b answered, and counted late by a's DUMP reply: once)
+    expect(h.catalog!.outputMarks('j', 1)!.ranks[0]).toEqual(['shown\nafter the flush\n'.length, 0]);
+  });
+});
+
 describe("a rollback's repeated output", () => {
   it('is shown once also when a restored rank prints before another target has answered its RESTORE', async () => {
     // Rank 0 on a, rank 1 on b; b and c share an image store, so rank 1 comes back on c when b is lost.

@@ -15,7 +15,7 @@ import { WAIT_FOR_COPIES_MS } from '../coordinator-config.js';
 import { EpochMachine, type EpochState } from './epoch-machine.js';
 import { FLUSH_RETRY_MS } from './flush-completion.js';
 import { catalogWriteError, isCatalogUnwritable } from '../catalog-errors.js';
-import { withLateOutput } from '../output-replay.js';
+import { withLateOutput, type OutputCounts } from '../output-replay.js';
 
 const trace = tracer('checkpoint');
 
@@ -112,15 +112,22 @@ export class CheckpointService {
     const dumpedHosts = undo.dumpedHosts;
     const imageSet = String(epoch);
 
-    // PREPARE: every rank flushes; the agents aggregate their ranks.
-    const flush = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.PREPARE, image_set: imageSet }, byHost, cfg.flushTimeoutMs, undefined, { endWhenSilent: true, askAgainMs: FLUSH_RETRY_MS });
+    // PREPARE: every rank flushes; the agents aggregate their ranks. What the coordinator had passed on of each
+    // host's ranks when it answered is what its DUMP reply counts late output from (below).
+    const atReply: OutputCounts = {};
+    const onReply = (host: string) => Object.assign(atReply, this.c.jobs.output.replay.counts(jobId, byHost.get(host) ?? []));
+    const flush = await runRound(this.c, { job_id: jobId, epoch, step: RoundStep.PREPARE, image_set: imageSet }, byHost, cfg.flushTimeoutMs, undefined, {
+      endWhenSilent: true,
+      askAgainMs: FLUSH_RETRY_MS,
+      onReply,
+    });
     if (!flush.ok) return this.abort(m, byHost, dumpedHosts, 'PREPARE', flush);
     this.c.flushes.close(jobId, epoch);
     m.transition(['preparing'], 'flushed');
     // The agents handed over their ranks' output before answering (or said what they hold back): a restart from
     // this epoch knows what was shown.
     const unsent = [...flush.replies.values()].flatMap((r) => r.unsent_output ?? []);
-    this.c.catalog.setOutputMarks(jobId, epoch, this.c.jobs.output.replay.mark(jobId, unsent));
+    this.c.catalog.setOutputMarks(jobId, epoch, this.c.jobs.output.replay.mark(jobId, unsent, atReply));
     this.c.jobs.output.saveOutputCounts(); // a later coordinator counts on from at least this mark
 
     // DUMP: each agent CRIU-dumps its flushed ranks, left running (with --stop: left stopped, for the STOP
