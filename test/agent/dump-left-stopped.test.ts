@@ -4,7 +4,9 @@
 // dumped, the rank table says so, and a RESUME (the step after the dump
 // failed) continues it, also from the next agent after this one was killed.
 // A rank left stopped that is dumped again is continued first: CRIU would
-// record it stopped, and a restore bring it back stopped.
+// record it stopped, and a restore bring it back stopped. A RESUME waits for
+// a dump still running; a mark the table cannot take fails the DUMP; a SIGTERM
+// continues the rank to end it.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
