@@ -195,10 +195,15 @@ export class OutputTailer {
     if (!this.held) this.settleFinished(entry);
   }
 
-  /** Whether the output of an ended rank goes on after its exit (the exit says so: output_follows). */
+  /**
+   * Whether the output of an ended rank goes on after its exit (the exit says so: output_follows): a tail not
+   * read to its end yet. (One whose `last` went already, before the exit: the exit goes after all of it, and a
+   * coordinator waits for no tail. Until 2026-12-08 such an exit said a tail followed, after a cut: the
+   * coordinator, which had taken that `last` for a stray, waited for another, and the job's follow never ended.)
+   */
   outputFollows(jobId: string, rank: number): boolean {
     const entry = this.files.get(`${jobId}/${rank}`);
-    return !!entry?.finished && entry.tail;
+    return !!entry?.finished && entry.tailOpen;
   }
 
   /**
