@@ -367,7 +367,7 @@ export class Coordinator {
         case 'heartbeat': {
           this.stats.heartbeats++;
           const session = this.hosts.heartbeat(peer, msg.heartbeat?.running_ranks ?? 0);
-          if (!session) throw new FerryError(ErrorCode.NOT_REGISTERED, 'heartbeat from an agent that is not registered with this coordinator');
+          if (!session) throw new FerryError(ErrorCode.NOT_REGISTERED, 'heartbeat from an agent that is not registered with this coordinator, or whose host it marked down since: register again');
           this.replyAgent(peer, msg, { heartbeat_ack: { coordinator_instance: this.instance, untaken: this.jobs.output.untakenOutput(session.agentInstance, session.name) } });
           return;
         }

@@ -121,17 +121,20 @@ export class HostRegistry {
     return session;
   }
 
-  /** Records a heartbeat; undefined when the peer is not registered here. */
+  /**
+   * Records a heartbeat; undefined when the peer is not registered here, or its host was marked down since
+   * (the coordinator answers NOT_REGISTERED): the agent registers again, and what became of its ranks
+   * meanwhile (given up and restarted elsewhere, owed a RESUME or a STOP) is settled then
+   * (JobService.reconcileHost). Until 2026-12-08 a heartbeat alone brought a down host back up: an agent
+   * that stood still past the timeout (stopped, its disk stalled) and never noticed went on with ranks
+   * restarted elsewhere meanwhile, or left flushed for a RESUME that was never sent.
+   */
   heartbeat(peer: PeerId, runningRanks: number): HostSession | undefined {
     const session = this.byPeer.get(peer);
     if (!session) return undefined;
     session.lastHeardMs = this.now();
+    if (session.state !== 'up') return undefined;
     session.runningRanks = runningRanks;
-    if (session.state !== 'up') {
-      const from = session.state;
-      session.state = 'up';
-      this.events.stateChanged(session, from, 'heartbeats resumed');
-    }
     return session;
   }
 

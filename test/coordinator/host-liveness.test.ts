@@ -9,6 +9,8 @@ import type { RegisterRequest } from '../../src/gen/proto.js';
 const TIMEOUT_MS = 1_500;
 const PERIOD_MS = 100; // the coordinator sweeps every half heartbeat interval
 
+const REQUEST: RegisterRequest = { host: 'a', address: '198.18.0.2', cpus: 2, criu_version: '4.1.1', criu_check_ok: true, criu_check_detail: '', agent_instance: 'i1', ranks: [], exited: [], agent_version: 'test', image_server: '', image_store: '', output_untaken_jobs: [] };
+
 function registry(): { hosts: HostRegistry; clock: { t: number }; downs: string[] } {
   const clock = { t: 0 };
   const downs: string[] = [];
@@ -17,8 +19,7 @@ function registry(): { hosts: HostRegistry; clock: { t: number }; downs: string[
       if (h.state === 'down') downs.push(`${h.name}: ${reason}`);
     },
   });
-  const req: RegisterRequest = { host: 'a', address: '198.18.0.2', cpus: 2, criu_version: '4.1.1', criu_check_ok: true, criu_check_detail: '', agent_instance: 'i1', ranks: [], exited: [], agent_version: 'test', image_server: '', image_store: '', output_untaken_jobs: [] };
-  hosts.register('peer-a', req);
+  hosts.register('peer-a', REQUEST);
   return { hosts, clock, downs };
 }
 
@@ -59,6 +60,19 @@ describe('the liveness sweep', () => {
     expect(r.downs).toEqual([]);
     sweepUntil(r, 4_700);
     expect(r.downs).toEqual(['a: no heartbeat for 4700 ms (timeout 1500 ms)']);
+  });
+
+  it('brings a host marked down back up only when its agent registers again, not at a heartbeat', () => {
+    const r = registry();
+    r.hosts.sweep();
+    sweepUntil(r, TIMEOUT_MS);
+    expect(r.hosts.get('a')!.state).toBe('down');
+    // An agent that stood still past the timeout, and never noticed: the coordinator says NOT_REGISTERED.
+    expect(r.hosts.heartbeat('peer-a', 1)).toBeUndefined();
+    expect(r.hosts.get('a')!.state).toBe('down');
+    r.hosts.register('peer-a', { ...REQUEST, ranks: [] });
+    expect(r.hosts.get('a')!.state).toBe('up');
+    expect(r.hosts.heartbeat('peer-a', 1)?.name).toBe('a');
   });
 
   it('never skips two sweeps in a row: a coordinator late at every sweep still finds a dead host', () => {
