@@ -152,7 +152,7 @@ export class JobOutput {
       }
       if (follower.link.waiting > 0) draining.push(follower);
       if (draining.length > 0) this.draining.set(jobId, draining);
-      else this.draining.delete(jobId);
+      else this.drained(jobId);
       return false;
     }
     this.sendUnfollowed(jobId, follower);
@@ -190,7 +190,7 @@ export class JobOutput {
     if (draining?.includes(f) && f.link.waiting === 0) {
       const left = draining.filter((d) => d !== f);
       if (left.length > 0) this.draining.set(jobId, left);
-      else this.draining.delete(jobId);
+      else this.drained(jobId);
     }
   }
 
@@ -264,6 +264,12 @@ export class JobOutput {
     return [...into.values()];
   }
 
+  /** The ended job's last draining follower is done (or given up). */
+  private drained(jobId: string): void {
+    this.draining.delete(jobId);
+    this.resends.forgetHosts(jobId);
+  }
+
   /** Gives up ended jobs' followers that went silent with replies still waiting for them. */
   private sweepDraining(): void {
     const now = this.c.now();
@@ -277,7 +283,7 @@ export class JobOutput {
       }
       const left = list.filter((f) => now - f.heardMs < FOLLOWER_LAPSE_MS);
       if (left.length > 0) this.draining.set(jobId, left);
-      else this.draining.delete(jobId);
+      else this.drained(jobId);
     }
   }
 
@@ -379,7 +385,6 @@ export class JobOutput {
     }
     this.tails.forget(jobId);
     this.unfollowed.ended(jobId);
-    this.resends.forget(jobId);
     this.hooks.followsEnded(jobId);
     const info = deleted ?? this.hooks.jobInfo(jobId);
     const draining: Follower[] = [];
@@ -389,6 +394,9 @@ export class JobOutput {
       if (f.link.waiting > 0) draining.push(f);
     }
     this.followers.delete(jobId);
+    // (while its followers drain, the agents still say what they have not taken of its sources, also of
+    // those an agent did not begin: a restored rank's, an agent's before it; untakenOutput)
+    this.resends.forget(jobId, draining.length > 0);
     if (draining.length > 0) this.draining.set(jobId, draining);
     this.outputFlow.forget(jobId);
   }

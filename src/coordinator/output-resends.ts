@@ -44,9 +44,18 @@ export class OutputResends {
     return false;
   }
 
-  /** The job ended: its sources are done. */
-  forget(jobId: string): void {
+  /**
+   * The job ended: its sources are done. Which host sends which (sentFrom) is kept while `keepHosts` (its
+   * followers still drain: a new coordinator must hear from the agents what they have not taken), until
+   * forgetHosts.
+   */
+  forget(jobId: string, keepHosts = false): void {
     this.ends.delete(jobId);
+    if (!keepHosts) this.hosts.delete(jobId);
+  }
+
+  /** The ended job's followers are done: its sources' hosts are no longer asked for. */
+  forgetHosts(jobId: string): void {
     this.hosts.delete(jobId);
   }
 }

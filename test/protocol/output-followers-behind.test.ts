@@ -17,7 +17,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { coordinatorInboundCodec, operatorReplyCodec } from '../../src/protocol/messages.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
 import { SourceEnds } from '../../src/common/source-ends.js';
-import { ControlPlaneHarness } from './control-plane-harness.js';
+import { ControlPlaneHarness, settle } from './control-plane-harness.js';
 import { SimulatedRanks } from './simulated-node.js';
 
 let h: ControlPlaneHarness;
@@ -271,6 +271,27 @@ describe('a coordinator replaced while a follower is behind', () => {
     await h.crashCoordinator();
     h.startCoordinator();
     f.renew(); // before the agent registers (ferry run's socket queued it while no coordinator ran)
+    await h.untilUp('a');
+    await catchUp(f);
+    expect(f.text()).toBe(`${lines(24)}<ended>`);
+  });
+
+  it('a job restarted from a checkpoint that ended before: the follower gets every line of the restored rank, then the end', async () => {
+    await h.submit({ world_size: 1, hosts: ['a'] });
+    await advance(50);
+    expect((await settle(h.coordinator!.checkpoints.checkpoint('j', { stop: true }))).error).toBeUndefined();
+    // The restored rank's output comes in a source the restart named, not one its agent began.
+    expect((await settle(h.coordinator!.moves.restart('j', { hosts: ['a'] }))).error).toBeUndefined();
+    const f = follow(false);
+    await advance(50);
+    ranks.print('j', 0, lines(24));
+    await advance(3_000);
+    ranks.exit('j', 0, 0); // the end waits at the coordinator behind 8 MiB; the agent is told what is not taken
+    await advance(1_000);
+    expect(h.catalog!.getJob('j')!.state).toBe('succeeded');
+    await h.crashCoordinator();
+    h.startCoordinator();
+    f.renew();
     await h.untilUp('a');
     await catchUp(f);
     expect(f.text()).toBe(`${lines(24)}<ended>`);
