@@ -82,7 +82,7 @@ interface TailedFile {
   acked: number;
   /** How far its followers took it (acknowledge): a new coordinator gets the rest again. */
   taken: number;
-  /** A coordinator had everything before this (and counted it): what goes again below it is `resent`. */
+  /** A coordinator may have had everything before this (and counted it): what goes again below it is `resent`. */
   resentBelow: number;
 }
 
@@ -144,6 +144,14 @@ export class OutputTailer {
    * ImageSource.output_source); otherwise the tailer names it.
    */
   add(jobId: string, rank: number, paths: { out: string; err: string }, from?: Partial<OutputPosition> & { sent: { out: number; err: number } }, named?: string): void {
+    // A tail of the copy of the rank before (its job paused, its followers behind) is not read on: the rank
+    // restored here writes on into the same files, followed from where they end now. Its `last` tells the
+    // coordinator not to wait for the rest, which stays in the log files.
+    const before = this.files.get(`${jobId}/${rank}`);
+    if (before?.tailOpen) {
+      trace(`${jobId}/${rank}: the tail of its copy before ends unread at ${before.files.map((f) => f.offset).join(',')}: a new copy is followed`);
+      this.endTail(before);
+    }
     const sent = from ? from.sent : logEnds(paths);
     const resumed = from?.source && from.taken ? { source: from.source, taken: from.taken } : undefined;
     const start = resumed ? resumed.taken : sent;
@@ -295,7 +303,10 @@ export class OutputTailer {
     for (const entry of this.files.values()) {
       for (const f of entry.files) {
         if (replaced) {
-          f.resentBelow = Math.max(f.resentBelow, f.acked);
+          // All that was sent, not only what was acknowledged: a coordinator that stopped (an upgrade) got it
+          // and saved its count, and a new one counting it again would drop that much new output after a
+          // later rollback. One that crashed may not have had it: then a rollback shows it twice at worst.
+          f.resentBelow = Math.max(f.resentBelow, f.offset);
           f.acked = f.taken;
         }
         f.offset = f.acked;

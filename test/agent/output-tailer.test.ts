@@ -99,14 +99,15 @@ describe('OutputTailer', () => {
     await poll();
     tailer.acknowledge(tailer.snapshot(), [{ source: 'agent1.1', stream: RankOutput_Stream.STDOUT, offset: 6 }]);
     expect(tailer.untakenJobs()).toEqual(['j']);
-    print('lost\n');
-    await poll(); // sent into the connection of a coordinator that crashed
+    print('sent\n');
+    await poll(); // sent, not acknowledged: the coordinator that stops (or crashes) may have counted it
     tailer.hold();
     tailer.rewind(true);
+    print('new\n');
     tailer.release();
     expect(chunks.slice(3).map((c) => [c.data.toString(), c.offset, !!c.resent])).toEqual([
-      ['waiting for a follower\n', 6, true], // (cut where the old coordinator's part ends)
-      ['lost\n', 29, false],
+      ['waiting for a follower\nsent\n', 6, true], // (cut where what was sent ends)
+      ['new\n', 34, false],
     ]);
     // the new coordinator heard it all, its followers took it; another lost session sends nothing again
     tailer.acknowledge(tailer.snapshot(), []);
@@ -114,6 +115,16 @@ describe('OutputTailer', () => {
     tailer.rewind(true);
     tailer.release();
     expect(chunks).toHaveLength(5);
+  });
+
+  it("ends the unread tail of a rank's copy before when a copy restored here is followed, so no one waits for it", async () => {
+    tailer.pause('j', 60_000); // its followers are behind
+    print('held back\n');
+    tailer.finish('j', 0);
+    expect(tailer.outputFollows('j', 0)).toBe(true);
+    tailer.add('j', 0, paths()); // restored here, writing on into the same files
+    expect(chunks.map((c) => [c.data.toString(), !!c.last])).toEqual([['', true]]);
+    expect(tailer.outputFollows('j', 0)).toBe(false);
   });
 
   /** Rank 0 prints two lines and ends; its exit is acknowledged, its followers took only the first line. */
