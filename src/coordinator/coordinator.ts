@@ -223,9 +223,9 @@ export class Coordinator {
     this.event(`host.${host.state}`, `host ${host.name}: ${from} -> ${host.state}: ${reason}`, { host: host.name });
     if (host.state === 'up' && reason.startsWith('registered (new agent instance)')) {
       // A new agent took the name (the old one crashed and was restarted, perhaps
-      // before it was seen down): nothing asked of the old one will be answered.
+      // before it was seen down): nothing asked of the old one will be answered. (Its
+      // tails: onRegister, once it is known which ones the new agent goes on with.)
       this.agentRequests.failTo(host.name, new FerryError(ErrorCode.HOST_DOWN, `the agent on host ${host.name} was replaced by a new one`));
-      this.jobs.output.tailsLost(host.name, 'its agent was replaced by a new one');
     }
     if (host.state === 'down') {
       // Whatever was asked of that host will not be answered: fail it now, not at its timeout.
@@ -420,6 +420,7 @@ export class Coordinator {
 
   private onRegister(peer: PeerId, msg: AgentMessage, req: RegisterRequest): void {
     let session: HostSession;
+    const replaced = this.hosts.get(req.host)?.agentInstance;
     try {
       session = this.hosts.register(peer, req);
     } catch (err) {
@@ -427,6 +428,12 @@ export class Coordinator {
         this.event('host.duplicate', `refused a second agent for host ${req.host}: ${err.message}`, { host: req.host });
       }
       throw err;
+    }
+    if (replaced !== undefined && replaced !== req.agent_instance) {
+      // The old agent's tails are given up, but those the new one goes on with (its rank table kept where
+      // they stood): its registration carries their exits again, saying their output follows.
+      const goesOn = new Set(req.exited.filter((e) => e.output_follows).map((e) => `${e.job_id}/${e.rank}`));
+      this.jobs.output.tailsLost(session.name, 'its agent was replaced by a new one', (jobId, rank) => goesOn.has(`${jobId}/${rank}`));
     }
     this.jobs.reconcileHost(session.name, req.ranks, req.exited);
     this.jobs.output.awaitFollowers(session.name, req.output_untaken_jobs ?? []);

@@ -359,8 +359,8 @@ export class JobOutput {
    * The tails `host` sends will not come (its agent was replaced, the host is lost): the jobs' followers
    * are told where that output is, and an ended job's end goes to them.
    */
-  tailsLost(host: string, why: string): void {
-    for (const [jobId, ranks] of this.tails.dropHost(host)) {
+  tailsLost(host: string, why: string, kept: (jobId: string, rank: number) => boolean = () => false): void {
+    for (const [jobId, ranks] of this.tails.dropHost(host, kept)) {
       this.notify(jobId, `the last output of rank${ranks.length > 1 ? 's' : ''} ${ranks.join(',')} will not come (${why}): it is in the log files on host ${host}`);
       if (this.endAwaitsTails.has(jobId) && !this.tails.has(jobId)) this.endFollows(jobId);
     }

@@ -50,12 +50,12 @@ export class OutputTails {
     return hosts;
   }
 
-  /** Gives up the tails `host` sends: per job, the ranks given up. */
-  dropHost(host: string): Map<string, number[]> {
+  /** Gives up the tails `host` sends, but those `kept`: per job, the ranks given up. */
+  dropHost(host: string, kept: (jobId: string, rank: number) => boolean = () => false): Map<string, number[]> {
     const dropped = new Map<string, number[]>();
     for (const [jobId, ranks] of this.open) {
       for (const [rank, h] of ranks) {
-        if (h !== host) continue;
+        if (h !== host || kept(jobId, rank)) continue;
         ranks.delete(rank);
         dropped.set(jobId, [...(dropped.get(jobId) ?? []), rank]);
       }

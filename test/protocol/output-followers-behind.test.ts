@@ -219,6 +219,17 @@ describe('followers behind', () => {
     expect(slow.text()).toMatch(/<notice: the last output of rank 0 will not come \(its agent was replaced by a new one\): it is in the log files on host a><ended>$/);
   });
 
+  it('a tail whose agent was replaced by one that goes on with it (its rank table): every line, then the end', async () => {
+    ranks.keepsOutput = true;
+    const slow = await endsBehindItsFollower(64);
+    await advance(2_000);
+    await h.crashAgent('a');
+    h.startAgent('a', {}, ranks);
+    await advance(2_000);
+    await catchUp(slow, 40);
+    expect(slow.text()).toBe(`${lines(64)}<ended>`);
+  });
+
   it("a tail cut off by a network partition is sent again and shown once, then the end", async () => {
     const slow = await endsBehindItsFollower(80);
     await advance(500);

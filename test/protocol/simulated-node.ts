@@ -9,6 +9,7 @@ import { ErrorCode, RoundStep, type RankExitedInit, type RankImageInit, type Ran
 import { FerryError } from '../../src/common/ferry-error.js';
 import { RANK_KILL_GRACE_MS, type RankRunner, type RankStartSpec, type RankSupervisorEvents, type ReadoptResult } from '../../src/agent/rank-supervisor.js';
 import type { RankSteps, StepOutcome } from '../../src/agent/rank-steps.js';
+import type { OutputPosition } from '../../src/agent/output-tailer.js';
 
 /** How long a simulated rank takes to die of SIGTERM. */
 const SIGTERM_DEATH_MS = 100;
@@ -38,9 +39,30 @@ export class SimulatedRanks extends EventEmitter<RankSupervisorEvents> implement
   private away = false;
   private readonly endedAway: RankExitedInit[] = [];
 
+  /**
+   * Kept as a rank table keeps them: where each rank's output stood (recordOutputPosition), and the ended
+   * ranks whose followers had not taken all of it (exitReported), for the next agent (readopt: owingOutput).
+   * Off: a next agent starts anew with the ranks' output (as with a rank table lost).
+   */
+  keepsOutput = false;
+  private readonly positions = new Map<string, OutputPosition>();
+  private readonly owing = new Map<string, RankExitedInit>();
+
   /** `logDir`: the ranks' log files are real files there, written by print() (else they do not exist). */
   constructor(private readonly logDir?: string) {
     super();
+  }
+
+  recordOutputPosition(jobId: string, rank: number, position: OutputPosition): void {
+    if (this.keepsOutput) this.positions.set(`${jobId}/${rank}`, position);
+  }
+
+  exitReported(e: RankExitedInit, owesOutput?: boolean): void {
+    if (this.keepsOutput && owesOutput) this.owing.set(`${e.job_id}/${e.rank}`, e);
+  }
+
+  outputTaken(e: RankExitedInit): void {
+    this.owing.delete(`${e.job_id}/${e.rank}`);
   }
 
   /** The rank writes `text` to its stdout log file, as a real rank does. */
@@ -156,7 +178,11 @@ export class SimulatedRanks extends EventEmitter<RankSupervisorEvents> implement
    */
   readopt(): ReadoptResult {
     this.away = false;
-    return { alive: [], ended: this.endedAway.splice(0).map((exit) => ({ exit, logs: this.logPaths(exit.job_id ?? '', exit.rank ?? 0), offsets: { out: 0, err: 0 } })) };
+    const owingOutput = [...this.owing.values()].map((exit) => {
+      const p = this.positions.get(`${exit.job_id}/${exit.rank}`)!;
+      return { exit, logs: this.logPaths(exit.job_id ?? '', exit.rank ?? 0), offsets: p.sent, output: { source: p.source, taken: p.taken } };
+    });
+    return { alive: [], ended: this.endedAway.splice(0).map((exit) => ({ exit, logs: this.logPaths(exit.job_id ?? '', exit.rank ?? 0), offsets: { out: 0, err: 0 } })), owingOutput };
   }
 }
 
