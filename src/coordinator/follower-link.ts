@@ -21,6 +21,15 @@ export const OUTPUT_WINDOW_MESSAGES = 500;
  */
 export const FOLLOWER_WAITING_LIMIT_BYTES = 256 * 1024 * 1024;
 
+/**
+ * The same for a follower silent for LAPSED_FOLLOWER_TRIM_MS while another follows the job (a `ferry
+ * attach` left with Ctrl-C, whose coordinator never hears it go): it no longer holds the job's output back,
+ * so what waits for it only grows, and until 2026-12-08 every such follower kept its full limit until the
+ * job ended. (A `ferry run` stopped for a few minutes still gets all of it when continued.)
+ */
+export const LAPSED_FOLLOWER_WAITING_BYTES = 16 * 1024 * 1024;
+export const LAPSED_FOLLOWER_TRIM_MS = 10 * 60_000;
+
 /** A reply for the follower, without its request id (the follow's newest, given when it goes). */
 export type FollowerReply = Omit<OperatorReplyInit, 'reply_to'>;
 
@@ -48,8 +57,14 @@ export class FollowerLink {
   constructor(
     private readonly send: (reply: FollowerReply) => void,
     private readonly jobId: string,
-    private readonly limitBytes = FOLLOWER_WAITING_LIMIT_BYTES,
+    private limitBytes = FOLLOWER_WAITING_LIMIT_BYTES,
   ) {}
+
+  /** Keeps at most `bytes` of output waiting from now on; past it the oldest go (dropOldest). */
+  limit(bytes: number): void {
+    this.limitBytes = bytes;
+    if (this.queuedBytes > bytes) this.dropOldest();
+  }
 
   /** Sends `reply` now if the window allows and nothing waits, else after what waits. */
   push(reply: FollowerReply): void {

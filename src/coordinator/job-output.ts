@@ -14,7 +14,7 @@ import type { Coordinator } from './coordinator.js';
 import { GivenUpCopies } from './given-up-copies.js';
 import { OutputReplay } from './output-replay.js';
 import { OutputResends } from './output-resends.js';
-import { FollowerLink } from './follower-link.js';
+import { FollowerLink, LAPSED_FOLLOWER_TRIM_MS, LAPSED_FOLLOWER_WAITING_BYTES } from './follower-link.js';
 import { OUTPUT_PAUSE_MS, OutputFlow } from './output-flow.js';
 import { UNFOLLOWED_OUTPUT_BYTES, UnfollowedOutput } from './unfollowed-output.js';
 import { OutputTails } from './output-tails.js';
@@ -170,7 +170,7 @@ export class JobOutput {
       requestId,
       ...(ranks.length > 0 ? { ranks: new Set(ranks) } : {}),
       heardMs: this.c.now(),
-      link: new FollowerLink((reply) => this.c.sendOperator(peer, { reply_to: follower.requestId, ...reply }), jobId, this.c.config.followerWaitingLimitBytes),
+      link: new FollowerLink((reply) => this.c.sendOperator(peer, { reply_to: follower.requestId, ...reply }), jobId, this.waitingLimit),
     };
     return follower;
   }
@@ -270,9 +270,25 @@ export class JobOutput {
     this.resends.forgetHosts(jobId);
   }
 
-  /** Gives up ended jobs' followers that went silent with replies still waiting for them. */
+  /** Output kept waiting for one follower (the coordinator's configuration, FollowerLink). */
+  private get waitingLimit(): number {
+    return this.c.config.followerWaitingLimitBytes;
+  }
+
+  /**
+   * Gives up ended jobs' followers that went silent with replies still waiting for them. A running job's
+   * follower silent for LAPSED_FOLLOWER_TRIM_MS while another follows keeps less output waiting
+   * (LAPSED_FOLLOWER_WAITING_BYTES), its full limit again once it is heard.
+   */
   private sweepDraining(): void {
     const now = this.c.now();
+    for (const list of this.followers.values()) {
+      const anyHeard = list.some((f) => now - f.heardMs < FOLLOWER_LAPSE_MS);
+      for (const f of list) {
+        const lapsed = anyHeard && now - f.heardMs >= LAPSED_FOLLOWER_TRIM_MS;
+        f.link.limit(lapsed ? Math.min(LAPSED_FOLLOWER_WAITING_BYTES, this.waitingLimit) : this.waitingLimit);
+      }
+    }
     // (and the tails of an ended job whose followers all went silent: endFollows ends them now)
     for (const jobId of [...this.endAwaitsTails]) this.endFollows(jobId);
     for (const [key, g] of this.givenUpFollowers) if (now - g.atMs > GIVEN_UP_KEPT_MS) this.givenUpFollowers.delete(key);

@@ -149,6 +149,31 @@ describe('followers behind', () => {
     expect(stuck.text()).toBe(`${lines(60)}after\n`);
   });
 
+  it('a follower silent for 10 minutes while another follows keeps at most 16 MiB waiting, and is told what it missed', async () => {
+    await h.submit({ world_size: 1, hosts: ['a'] });
+    await advance(50);
+    const gone = follow(false); // a `ferry attach` left with Ctrl-C: the coordinator never hears it go
+    const fresh = follow(true);
+    await advance(50);
+    ranks.print('j', 0, lines(40));
+    for (let s = 0; s < 11 * 60; s++) {
+      fresh.renew();
+      await advance(1_000);
+    }
+    expect(fresh.text()).toBe(lines(40));
+    // It comes back after all: the oldest of what waited for it went, and it hears how much.
+    for (let s = 0; s < 20; s++) {
+      gone.renew();
+      gone.count();
+      fresh.renew();
+      await advance(1_000);
+    }
+    const left = /<notice: (\d+) bytes of its output left out: this follower did not take them in time/.exec(gone.text());
+    expect(left).not.toBeNull();
+    expect(gone.bytes() + Number(left![1])).toBe(40 << 20);
+    expect(Number(left![1])).toBeGreaterThanOrEqual((40 - 16 - 16) << 20); // (16 MiB were in flight to it)
+  });
+
   it('a job that ends while its follower is behind: the follower gets every line, then the end', async () => {
     await h.submit({ world_size: 2, hosts: ['a'] });
     await advance(50);
