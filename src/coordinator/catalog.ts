@@ -276,6 +276,7 @@ export class Catalog {
       }
       const restartCopies = this.st.deleteRestartCopiesOnHost.run(name).changes;
       const moves = this.st.deleteUnstoppedMovesTo.run(name).changes;
+      this.st.deleteGivenUpCopiesOnHost.run(name); // (it never comes back with them)
       this.st.forgetHost.run({ name, atMs });
       trace(`host ${name} forgotten: ${lostImages.length} images, ${lostEpochs.size} epochs lost, ${replicas.length} replicas`);
       return {
@@ -738,6 +739,11 @@ export class Catalog {
     });
   }
 
+  /** Whether the job was deleted (ferry delete) and its rows are still here. */
+  isDeletedJob(id: string): boolean {
+    return this.st.getDeletedJob.get(id) !== undefined;
+  }
+
   /** Jobs deleted whose rows are still here (some image of theirs not removed yet). */
   deletedJobs(): string[] {
     return (this.st.listDeletedJobs.all() as Row[]).map((r) => r.id as string);
@@ -754,6 +760,7 @@ export class Catalog {
       if (this.st.imagesToRemoveOfJob.all(jobId).length > 0) return false;
       if (this.st.restartCopiesOfJob.get(jobId)) return false; // a restart's copy still to remove
       if (this.st.replicasOfJob.get(jobId)) return false; // a replica still to remove
+      if (this.st.givenUpCopiesOfJob.get(jobId)) return false; // a copy given up on a host not back yet
       return this.st.purgeJob.run(jobId).changes > 0;
     });
   }
@@ -899,10 +906,17 @@ export class Catalog {
     this.st.insertGivenUpCopy.run({ jobId, rank, host });
   }
 
-  /** Forgets the given-up copy of rank `rank` of the job on `host`, or every one of the job's (no rank). */
-  removeGivenUpCopies(jobId: string, rank?: number, host?: string): void {
-    if (rank === undefined || host === undefined) this.st.deleteGivenUpCopiesOfJob.run(jobId);
-    else this.st.deleteGivenUpCopy.run({ jobId, rank, host });
+  /** Forgets the given-up copy of rank `rank` of the job on `host`. */
+  removeGivenUpCopy(jobId: string, rank: number, host: string): void {
+    this.st.deleteGivenUpCopy.run({ jobId, rank, host });
+  }
+
+  /**
+   * Forgets the given-up copies of deleted jobs on `host`, which registered: a copy of them it came back
+   * with is killed (JobService.killStaleCopies), and the job may leave the catalog (purgeJob).
+   */
+  removeDeletedJobCopiesOn(host: string): number {
+    return this.st.deleteDeletedJobCopiesOnHost.run(host).changes;
   }
 
   /** The given-up copies of jobs not deleted. */
@@ -1132,7 +1146,10 @@ function prepareStatements(db: Database.Database) {
       INSERT OR IGNORE INTO given_up_copies (job_id, rank, host)
       SELECT @jobId, @rank, @host WHERE EXISTS (SELECT 1 FROM jobs WHERE id = @jobId)`),
     deleteGivenUpCopy: p('DELETE FROM given_up_copies WHERE job_id = @jobId AND rank = @rank AND host = @host'),
-    deleteGivenUpCopiesOfJob: p('DELETE FROM given_up_copies WHERE job_id = ?'),
+    deleteGivenUpCopiesOnHost: p('DELETE FROM given_up_copies WHERE host = ?'),
+    deleteDeletedJobCopiesOnHost: p('DELETE FROM given_up_copies WHERE host = ? AND job_id IN (SELECT id FROM jobs WHERE deleted_ms IS NOT NULL)'),
+    givenUpCopiesOfJob: p('SELECT 1 FROM given_up_copies WHERE job_id = ? LIMIT 1'),
+
     givenUpCopies: p(`
       SELECT g.* FROM given_up_copies g JOIN jobs j ON j.id = g.job_id
       WHERE j.deleted_ms IS NULL ORDER BY g.job_id, g.rank, g.host`),

@@ -436,6 +436,8 @@ export class Coordinator {
       this.jobs.output.tailsLost(session.name, 'its agent was replaced by a new one', (jobId, rank) => goesOn.has(`${jobId}/${rank}`));
     }
     this.jobs.reconcileHost(session.name, req.ranks, req.exited);
+    // (copies of deleted jobs it came back with were killed just now: those jobs need not wait for it)
+    this.lateWrites.run('', `deleted jobs on ${session.name}`, `that host ${session.name} is back for the deleted jobs given up there`, () => this.catalog.removeDeletedJobCopiesOn(session.name));
     this.jobs.output.awaitFollowers(session.name, req.output_untaken_jobs ?? []);
     this.replyAgent(peer, msg, {
       register_reply: {

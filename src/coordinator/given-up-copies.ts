@@ -17,8 +17,7 @@ const trace = tracer('jobs');
 /** Where the marks outlive the coordinator (the catalog: catalog.ts). */
 export interface GivenUpCopiesStore {
   addGivenUpCopy(jobId: string, rank: number, host: string): void;
-  /** The one copy, or every copy of the job (no rank). */
-  removeGivenUpCopies(jobId: string, rank?: number, host?: string): void;
+  removeGivenUpCopy(jobId: string, rank: number, host: string): void;
   givenUpCopies(): { jobId: string; rank: number; host: string }[];
 }
 
@@ -62,13 +61,17 @@ export class GivenUpCopies {
   /** The rank was placed on `host` again: what comes from there now is its new copy's. */
   placed(jobId: string, rank: number, host: string): void {
     if (this.copies.size > 0 && this.copies.delete(key(jobId, rank, host))) {
-      this.keep(`rank ${rank} of job ${jobId} placed on ${host} again`, (s) => s.removeGivenUpCopies(jobId, rank, host));
+      this.keep(`rank ${rank} of job ${jobId} placed on ${host} again`, (s) => s.removeGivenUpCopy(jobId, rank, host));
     }
   }
 
+  /**
+   * The job was deleted: its output is no one's any more. The catalog keeps its copies' marks until their
+   * hosts come back (Catalog.removeDeletedJobCopiesOn): a copy still running there is killed then, and the
+   * job leaves the catalog only after that (purgeJob).
+   */
   forget(jobId: string): void {
     for (const k of this.copies.keys()) if (k.startsWith(`${jobId}\0`)) this.copies.delete(k);
-    this.keep(`job ${jobId} deleted`, (s) => s.removeGivenUpCopies(jobId));
   }
 
   private keep(what: string, write: (s: GivenUpCopiesStore) => void): void {

@@ -591,11 +591,14 @@ export class JobService {
       // (also a rank still 'starting' there: a migration restoring it on its target while the source's agent,
       // restarted before it got the STOP, comes back with the old copy)
       const elsewhere = !!row && row.state !== 'exited' && row.host !== host;
-      if (!row || !(row.state === 'exited' || elsewhere)) {
+      // (a job deleted while the host was cut off: its ranks there had been given up, and fenced by their agent)
+      const deleted = !row && this.c.catalog.isDeletedJob(p.job_id);
+      if (!deleted && (!row || !(row.state === 'exited' || elsewhere))) {
         alive.push(p);
         continue;
       }
-      this.killStaleCopy(host, p.job_id, p.rank, p.pid, `came back with a copy of it alive, but ${elsewhere ? `the rank runs on ${row.host}` : 'the job counts the rank as ended'}`);
+      const why = deleted ? 'the job was deleted' : elsewhere ? `the rank runs on ${row!.host}` : 'the job counts the rank as ended';
+      this.killStaleCopy(host, p.job_id, p.rank, p.pid, `came back with a copy of it alive, but ${why}`);
     }
     return alive;
   }

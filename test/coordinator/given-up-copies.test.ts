@@ -52,17 +52,24 @@ describe('the output of ranks given up with their host', () => {
       expect(next.output('j', 0, 'b', () => 'b', 10)).toBe('pass');
     });
 
-    it('are forgotten with a deleted job, and never kept for a job the catalog does not have', () => {
+    it('are forgotten with a deleted job, which stays in the catalog until their host is back; never kept for a job the catalog does not have', () => {
       const { catalog, reopen } = tempCatalog(['j', 'jj']);
       const g = new GivenUpCopies(catalog);
       g.givenUp('j', 0, 'a');
       g.givenUp('jj', 0, 'a');
       g.givenUp('nope', 0, 'a');
+      catalog.deleteJob('j', 1, 'deleted');
       g.forget('j');
-      const next = new GivenUpCopies(reopen());
+      const again = reopen();
+      const next = new GivenUpCopies(again);
       expect(next.output('j', 0, 'a', () => 'b', 1)).toBe('pass');
       expect(next.output('jj', 0, 'a', () => 'b', 1)).toBe('first');
       expect(next.output('nope', 0, 'a', () => 'b', 1)).toBe('pass');
+      // (its copy on a may still run: a kills it when it registers again, and only then does the job go)
+      expect(again.purgeJob('j')).toBe(false);
+      expect(again.removeDeletedJobCopiesOn('a')).toBe(1);
+      expect(again.purgeJob('j')).toBe(true);
+      expect(new GivenUpCopies(again).output('jj', 0, 'a', () => 'b', 1)).toBe('first');
     });
 
     it('hold in memory when the catalog refuses them', () => {

@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCode, RoundStep, type ForgetHostReply } from '../../src/gen/proto.js';
 import { FerryError } from '../../src/common/ferry-error.js';
 import { failRanks } from './simulated-node.js';
+import { HOST_REJOIN_GRACE_MS } from '../../src/coordinator/coordinator-config.js';
 import { ControlPlaneHarness, settle } from './control-plane-harness.js';
 
 let h: ControlPlaneHarness;
@@ -104,6 +105,21 @@ describe('ferry forget HOST', () => {
     await advance(500);
     expect(h.catalog!.deletedJobs()).toEqual([]);
     expect(events('job.purged')).toHaveLength(1);
+  });
+
+  it('ends the wait of a deleted job for its ranks given up with that host: the job leaves the catalog', async () => {
+    await setUp(0);
+    await h.submit({ world_size: 4, rank_hosts: { 0: 'a', 1: 'a', 2: 'b', 3: 'b' } });
+    await advance(10);
+    await stopAgent('b');
+    await advance(HOST_REJOIN_GRACE_MS); // ranks 2,3 given up with b (they may run on there, fenced): the job fails
+    expect(h.catalog!.getJob('j')!.state).toBe('failed');
+    const del = await settle(h.coordinator!.retention.deleteJob('j', false));
+    expect(del.error).toBeUndefined();
+    expect(h.catalog!.deletedJobs()).toEqual(['j']); // b would kill them when back
+    await forget('b');
+    await advance(500);
+    expect(h.catalog!.deletedJobs()).toEqual([]);
   });
 
   it('loses its live ranks at once, keeps the epoch a replica still holds, and makes a new copy of it', async () => {

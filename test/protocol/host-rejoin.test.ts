@@ -266,6 +266,21 @@ describe('a host that goes down with running ranks', () => {
     expect(h.catalog!.listEvents({ limit: 200 }).map((e) => e.message)).toContain('job j: ranks 2,3 on host b run on; stopping them, as the job is ending');
   });
 
+  it('kills the ranks a host brings back of a job deleted while it was away; then the job leaves the catalog', async () => {
+    const ranksOfB = h.nodes.get('b')!.ranks;
+    await crashAgent('b');
+    await advance(1_000 + HOST_REJOIN_GRACE_MS); // given up: the job fails (b's agent fences them, out of reach)
+    expect(job().state).toBe('failed');
+    expect((await settle(h.coordinator!.retention.deleteJob('j', false))).error).toBeUndefined();
+    expect(h.catalog!.deletedJobs()).toEqual(['j']); // it waits for b
+    h.startAgent('b', {}, ranksOfB);
+    await advance(1_000);
+    expect([...ranksOfB.live.keys()]).toEqual([]);
+    expect(ranksOfB.signalled).toEqual(expect.arrayContaining(['j/2 SIGKILL', 'j/3 SIGKILL']));
+    expect(h.catalog!.listEvents({ limit: 200 }).map((e) => e.message)).toContain('job j rank 2: host b came back with a copy of it alive, but the job was deleted; killing that copy');
+    expect(h.catalog!.deletedJobs()).toEqual([]);
+  });
+
   it('still fails the job when RESUME fails for another reason than a lost agent', async () => {
     h.nodes.get('b')!.steps.scripts.set(RoundStep.RESUME, () => failRanks([2], 'rank 2 would not wake'));
     await h.coordinator!.checkpoints.checkpoint('j', { stop: false });
