@@ -479,6 +479,7 @@ export class RankSupervisor extends EventEmitter<RankSupervisorEvents> implement
       reason: whileDown
         ? 'the rank ended while its agent was down and left no exit status'
         : 'the rank ended without leaving an exit status (its ferry-init was killed)',
+      ...(whileDown ? { lost_with_host: true } : {}),
     };
   }
 

@@ -444,7 +444,9 @@ export class JobService {
       // Nor is the end that the failing job's own SIGTERM (or the SIGKILL after it) gave a rank: the
       // failure may be a lost host not seen down yet, whose ranks an automatic restart brings back.
       const endedByFerry = this.failing.has(jobId) && isEndingSignal(exitCode, signal);
-      this.failJob(jobId, code, detail, killedByFailedStart || endedByFerry || isSecondaryFailure(e.reason ?? ''));
+      // (one its restarted agent found gone with its ferry-init, its host restarted, say: lost with its host,
+      // for an automatic restart, as one given up after the grace; not the program's own failure)
+      this.failJob(jobId, code, detail, killedByFailedStart || endedByFerry || isSecondaryFailure(e.reason ?? ''), e.lost_with_host === true);
     }
     this.maybeEnd(jobId);
   }

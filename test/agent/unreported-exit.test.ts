@@ -4,7 +4,7 @@
 // "lost" rank that had exited 0: soak seed 116). Real ranks under ferry-init;
 // the agents are two RankSupervisors on one state directory, the first one
 // dropped without a word as a SIGKILLed agent would be.
-import { mkdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { RankExitedInit } from '../../src/gen/proto.js';
@@ -53,6 +53,22 @@ describe('an exit no coordinator acknowledged yet', () => {
     rmdirSync(blocker);
     const r = supervisor().readopt();
     expect(r.ended.map((d) => [d.exit.exit_code, d.exit.signal])).toEqual([[3, '']]);
+  });
+
+  it('reports a rank gone with its ferry-init and no exit status while no agent ran (its host restarted) as lost with its host', async () => {
+    const first = supervisor();
+    const exited = new Promise<RankExitedInit>((res) => first.on('exit', res));
+    first.start({ jobId: 'j', rank: 0, worldSize: 1, argv: ['/bin/sh', '-c', 'exec sleep 60'], cwd: '/', env: { PATH: '/usr/bin:/bin' } });
+    const path = join(supervisors.dir, 'state', RANK_TABLE_FILE);
+    const beforeTheReboot = readFileSync(path, 'utf8');
+    first.signalJob('j', 'SIGKILL');
+    await exited;
+    // The host restarted: the table as it was, the processes gone, no status left.
+    writeFileSync(path, beforeTheReboot);
+    const statusFile = (JSON.parse(beforeTheReboot) as { ranks: { statusFile: string }[] }).ranks[0]!.statusFile;
+    rmSync(statusFile, { force: true });
+    const r = supervisor().readopt();
+    expect(r.ended.map((d) => [d.exit.signal, d.exit.lost_with_host])).toEqual([['LOST', true]]);
   });
 
   it('leaves the table once acknowledged, so the next agent has nothing to report of it', async () => {

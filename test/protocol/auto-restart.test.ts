@@ -179,6 +179,21 @@ describe('a job with automatic restarts that loses a host', () => {
     expect(got.filter((r) => r.job_output?.rank === 0).map((r) => Buffer.from(r.job_output!.data).toString()).join('')).toBe('0 after\n0 new\n');
   });
 
+  it('is restarted when its host comes back within the grace without its ranks (the host restarted)', async () => {
+    await start(1);
+    const got = follower();
+    await advance(10);
+    const onB = h.nodes.get('b')!.ranks;
+    await stopAgent('b');
+    onB.vanish('j', 2);
+    onB.vanish('j', 3);
+    await advance(1_000);
+    h.startAgent('b', { imageStore: STORES.b }, onB); // back after the reboot, well within the grace
+    for (let t = 0; t < 20_000 && !(job().state === 'running' && job().autoRestarts === 0); t += 100) await advance(100);
+    expect([job().state, job().autoRestarts]).toEqual(['running', 0]); // (the one restart it had is used)
+    expect(notices(got)[0]).toMatch(/^rank 2 on b killed by LOST \(the rank ended while its agent was down and left no exit status\); restarting it from epoch 1/);
+  });
+
   it('is restarted from its last epoch on the live hosts; its followers stay and are told', async () => {
     await start(2);
     const got = follower();

@@ -167,6 +167,17 @@ export class SimulatedRanks extends EventEmitter<RankSupervisorEvents> implement
     else queueMicrotask(() => this.emit('exit', ended));
   }
 
+  /**
+   * The rank is gone, with its ferry-init and no exit status, while no agent runs (its host restarted): the
+   * next agent reports it as RankSupervisor does then.
+   */
+  vanish(jobId: string, rank: number): void {
+    const p = this.live.get(`${jobId}/${rank}`);
+    if (!p || !this.away) throw new Error(`vanish: ${jobId}/${rank} is not a live rank of an agent that is away`);
+    this.live.delete(`${jobId}/${rank}`);
+    this.endedAway.push({ job_id: jobId, rank, pid: p.pid, exit_code: -1, signal: 'LOST', exited_ms: Date.now(), reason: 'the rank ended while its agent was down and left no exit status', lost_with_host: true });
+  }
+
   /** The agent stops: from now on exits are kept for the next one, as the real rank table and status files keep them. */
   close(): void {
     this.away = true;
