@@ -319,18 +319,12 @@ export class LocalRankSteps implements RankSteps {
 
   /** Records a step using image set folder `dir` until `ended`, after the others there. */
   private trackUse(dir: string, ended: Promise<unknown>): void {
-    const over = Promise.all([this.inUse.get(dir), ended]).then(() => {
-      if (this.inUse.get(dir) === over) this.inUse.delete(dir);
-    });
-    this.inUse.set(dir, over);
+    untilAllEnded(this.inUse, dir, ended);
   }
 
   /** Records a dump of the job's ranks until `ended` (dumpsInFlight). */
   private trackDump(jobId: string, ended: Promise<unknown>): void {
-    const over = Promise.all([this.dumpsInFlight.get(jobId), ended]).then(() => {
-      if (this.dumpsInFlight.get(jobId) === over) this.dumpsInFlight.delete(jobId);
-    });
-    this.dumpsInFlight.set(jobId, over);
+    untilAllEnded(this.dumpsInFlight, jobId, ended);
   }
 
   /** IMAGES/JOB/SET: the names come from the wire, so they are checked before they touch a path. */
@@ -934,6 +928,14 @@ export class LocalRankSteps implements RankSteps {
     trace(`SIGUSR2 to ${jobId} ranks ${ranks.join(',')}`);
     this.o.ranks.signalRanks(jobId, ranks, 'SIGUSR2');
   }
+}
+
+/** `under[key]` resolves once `ended` and what it waited for before have ended; the key goes then, unless taken since. */
+function untilAllEnded(under: Map<string, Promise<void>>, key: string, ended: Promise<unknown>): void {
+  const over = Promise.all([under.get(key), ended]).then(() => {
+    if (under.get(key) === over) under.delete(key);
+  });
+  under.set(key, over);
 }
 
 /** Until no process of the tree at `initPid` is stopped any more (continued just now), 2 s at most: whether it runs. */
