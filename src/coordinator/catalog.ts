@@ -699,10 +699,13 @@ export class Catalog {
       const from = job.branch_from as number;
       const at = job.branch_at as number;
       const committed = (this.st.committedEpochsNewestFirst.all(jobId, EPOCH_COMMITTED) as Row[]).map((r) => r.epoch as number);
-      // Epochs a restart from an older one left behind: once the job has committed one of its own
-      // since, they are no fallback for it (another history), and they go whatever `keep` says.
-      const abandoned = from > 0 && committed.some((e) => e > at) ? committed.filter((e) => e > from && e <= at) : [];
-      const old = committed.filter((e) => !abandoned.includes(e)).slice(keep);
+      // Epochs a restart from an older one left behind never count among the `keep` newest: the run's own
+      // are kept, the one it came from first. Once the job has committed one of its own since, they are no
+      // fallback for it (another history), and they go whatever `keep` says. (Until 2026-12-08 they counted
+      // before that commit: a lower `keep` then retired the very epoch the job had restarted from.)
+      const leftBehind = from > 0 ? committed.filter((e) => e > from && e <= at) : [];
+      const abandoned = committed.some((e) => e > at) ? leftBehind : [];
+      const old = committed.filter((e) => !leftBehind.includes(e)).slice(keep);
       const retire = (epoch: number, why: string) => {
         this.st.setEpochState.run({ jobId, epoch, state: EPOCH_DELETED, atMs, detail: why });
         this.st.insertPhase.run({ jobId, epoch, state: EPOCH_DELETED, atMs, detail: why });

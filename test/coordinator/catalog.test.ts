@@ -499,8 +499,10 @@ describe('catalog identity errors', () => {
     c = openCatalog();
     expect(c.getJob('j1')).toMatchObject({ branchFrom: 3, branchAt: 5 });
     // Until the restarted run commits, epoch 4 is still there to go back to (by its number), but the
-    // run's last epoch, which a restart without one and an automatic restart take, is the one it came from.
-    expect(c.retireEpochs('j1', 2, 60, 'keeps 2')).toEqual([1, 2]);
+    // run's last epoch, which a restart without one and an automatic restart take, is the one it came from:
+    // the epochs kept are the run's own, epoch 4 not counted among them.
+    expect(c.retireEpochs('j1', 2, 60, 'keeps 2')).toEqual([1]);
+    expect(c.retireEpochs('j1', 1, 65, 'keeps 1')).toEqual([2]);
     expect(c.getEpoch('j1', 4)!.state).toBe('committed');
     expect(c.lastCommittedEpoch('j1')!.epoch).toBe(3);
     expect(commit(70)).toBe(6);
