@@ -419,8 +419,11 @@ describe('planReplicas', () => {
     expect(plan([img], hosts, 1, new Map()).copies).toEqual({});
   });
 
-  it('leaves out a host where a restart copy of the image waits for removal', () => {
+  it('leaves out a host where a restart copy of the image waits for removal, and every host of its store', () => {
     const hosts = [host('a', 'sa'), host('b', 'sb'), host('c', 'sc')];
     expect(plan([image(0, 'a', 'sa')], hosts, 1, new Map(), new Map([[0, ['b']]])).copies).toEqual({ c: [0] });
+    // b, down, shares its images directory with u: u's replica would be the folder b's copy is removed from.
+    const shared = [host('a', 'sa'), host('b', 'sbu', 'down'), host('u', 'sbu'), host('z', 'sz')];
+    expect(plan([image(0, 'a', 'sa')], shared, 1, new Map(), new Map([[0, ['b']]])).copies).toEqual({ z: [0] });
   });
 });
