@@ -58,7 +58,6 @@ export function planReplicas(
   /**
    * rank -> hosts that must not copy it: a restart's copy there is listed for
    * removal (it would take the replica along), or a replica row there does not count.
-   * Nor any host of their image store: its copy would be the same folder.
    */
   exclude: ReadonlyMap<number, readonly string[]> = new Map(),
 ): ReplicaPlan {
@@ -70,16 +69,13 @@ export function planReplicas(
     const want = typeof replicas === 'number' ? replicas : replicas(image);
     const have = existing.get(image.rank) ?? [];
     const stores = new Set(have.map((name) => storeOf(byName.find((h) => h.name === name), name)));
-    // (by store: in a shared images directory a restart's copy and a replica of one image are one folder,
-    // and removing the copy took a replica marked stored along, until 2026-12-08)
-    const excluded = new Set((exclude.get(image.rank) ?? []).map((name) => storeOf(byName.find((h) => h.name === name), name)));
     const after = byName.findIndex((h) => h.name.localeCompare(image.host) > 0);
     const ring = after < 0 ? byName : [...byName.slice(after), ...byName.slice(0, after)];
     let count = have.length;
     for (const host of ring) {
       if (count >= want) break;
       if (host.state !== 'up' || host.name === image.host || seesImage(host, image) || have.includes(host.name)) continue;
-      if (excluded.has(storeOf(host, host.name))) continue;
+      if (exclude.get(image.rank)?.includes(host.name)) continue;
       if (stores.has(storeOf(host, host.name))) continue;
       const choice = chooseImageSource(image, host, hosts);
       if (!choice.source) {
@@ -208,7 +204,14 @@ export class ImageReplication {
     const rows = this.c.catalog.epochReplicas(jobId, epoch);
     // Hosts with a row copy nothing more, nor those where a restart's copy waits for removal.
     const exclude = hostsByRank(rows);
-    for (const x of this.c.catalog.restartCopies()) if (x.jobId === jobId && x.epoch === epoch) exclude.set(x.rank, [...(exclude.get(x.rank) ?? []), x.host]);
+    // (and every host of its store: in a shared images directory the copy and a replica are one folder, and
+    // removing the copy took a replica marked stored along, until 2026-12-08)
+    const hosts = this.c.hosts.all();
+    const storeMates = (name: string) => {
+      const store = hosts.find((h) => h.name === name)?.imageStore;
+      return store ? hosts.filter((h) => h.imageStore === store).map((h) => h.name) : [name];
+    };
+    for (const x of this.c.catalog.restartCopies()) if (x.jobId === jobId && x.epoch === epoch) exclude.set(x.rank, [...(exclude.get(x.rank) ?? []), ...storeMates(x.host)]);
     const stored = rows.filter((r) => r.state === 'stored');
     // Topping up, only stored copies on hosts not down count; else every row does.
     const existing = topUp ? hostsByRank(stored.filter((r) => this.c.hosts.get(r.host)?.state !== 'down')) : hostsByRank(rows);
