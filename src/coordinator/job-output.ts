@@ -101,6 +101,7 @@ export class JobOutput {
       try {
         this.saveOutputCounts();
         this.sweepDraining();
+        this.trimLapsedFollowers();
         for (const [jobId, untilMs] of this.awaitingFollowers) if (untilMs <= this.c.now()) this.awaitingFollowers.delete(jobId);
         this.outputFlow.renew((jobId) => this.waitingOutput(jobId));
       } catch (err) {
@@ -170,7 +171,7 @@ export class JobOutput {
       requestId,
       ...(ranks.length > 0 ? { ranks: new Set(ranks) } : {}),
       heardMs: this.c.now(),
-      link: new FollowerLink((reply) => this.c.sendOperator(peer, { reply_to: follower.requestId, ...reply }), jobId, this.waitingLimit),
+      link: new FollowerLink((reply) => this.c.sendOperator(peer, { reply_to: follower.requestId, ...reply }), jobId, this.c.config.followerWaitingLimitBytes),
     };
     return follower;
   }
@@ -270,25 +271,22 @@ export class JobOutput {
     this.resends.forgetHosts(jobId);
   }
 
-  /** Output kept waiting for one follower (the coordinator's configuration, FollowerLink). */
-  private get waitingLimit(): number {
-    return this.c.config.followerWaitingLimitBytes;
-  }
-
   /**
-   * Gives up ended jobs' followers that went silent with replies still waiting for them. A running job's
-   * follower silent for LAPSED_FOLLOWER_TRIM_MS while another follows keeps less output waiting
-   * (LAPSED_FOLLOWER_WAITING_BYTES), its full limit again once it is heard.
+   * A running job's follower silent for LAPSED_FOLLOWER_TRIM_MS while another follows keeps less output
+   * waiting (LAPSED_FOLLOWER_WAITING_BYTES), its full limit again once it is heard.
    */
-  private sweepDraining(): void {
+  private trimLapsedFollowers(): void {
     const now = this.c.now();
+    const full = this.c.config.followerWaitingLimitBytes;
     for (const list of this.followers.values()) {
       const anyHeard = list.some((f) => now - f.heardMs < FOLLOWER_LAPSE_MS);
-      for (const f of list) {
-        const lapsed = anyHeard && now - f.heardMs >= LAPSED_FOLLOWER_TRIM_MS;
-        f.link.limit(lapsed ? Math.min(LAPSED_FOLLOWER_WAITING_BYTES, this.waitingLimit) : this.waitingLimit);
-      }
+      for (const f of list) f.link.limit(anyHeard && now - f.heardMs >= LAPSED_FOLLOWER_TRIM_MS ? Math.min(LAPSED_FOLLOWER_WAITING_BYTES, full) : full);
     }
+  }
+
+  /** Gives up ended jobs' followers that went silent with replies still waiting for them. */
+  private sweepDraining(): void {
+    const now = this.c.now();
     // (and the tails of an ended job whose followers all went silent: endFollows ends them now)
     for (const jobId of [...this.endAwaitsTails]) this.endFollows(jobId);
     for (const [key, g] of this.givenUpFollowers) if (now - g.atMs > GIVEN_UP_KEPT_MS) this.givenUpFollowers.delete(key);
